@@ -1,0 +1,220 @@
+//! `jiandu dataset ingest|list|show`
+
+use super::output::{self, Format};
+use super::Ctx;
+use anyhow::{bail, Result};
+use jiandu::dataset::{self, ingest, Schema, VersionReader};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Validate a department file and store it as a new dataset version.
+    ///
+    /// The whole file is committed or nothing is; every bad row is reported
+    /// with its file, line, field and reason.
+    ///
+    /// Example: `jiandu dataset ingest employers employers.csv --schema datasets/employers.toml`
+    Ingest(IngestArgs),
+    /// List datasets and their current versions.
+    ///
+    /// Example: `jiandu dataset list --format json`
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a dataset's schema and versions.
+    ///
+    /// Example: `jiandu dataset show employers`
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// Dataset name.
+    name: String,
+    /// CSV (UTF-8, UTF-8 with BOM, GBK) or JSON Lines file.
+    file: PathBuf,
+    /// Schema file; required the first time, replaces the schema after.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// File format (default: from the extension).
+    #[arg(long, value_enum)]
+    format: Option<ingest::Format>,
+    /// Text encoding of a CSV file.
+    #[arg(long, value_enum, default_value = "auto")]
+    encoding: ingest::Encoding,
+    /// How many bad rows to describe before only counting them.
+    #[arg(long, default_value_t = ingest::DEFAULT_MAX_ERRORS)]
+    max_errors: usize,
+}
+
+pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
+    let store = ctx.open()?;
+    match cmd {
+        Command::Ingest(a) => {
+            if let Some(path) = &a.schema {
+                let schema = Schema::load(path)?;
+                if schema.name != a.name {
+                    bail!(
+                        "schema {} is for dataset `{}`, not `{}`",
+                        path.display(),
+                        schema.name,
+                        a.name
+                    );
+                }
+                dataset::register_schema(&store, schema)?;
+            }
+            let pb = super::spinner(format!("ingesting {}", a.file.display()));
+            let report = ingest::ingest(
+                &store,
+                &a.name,
+                &a.file,
+                &ingest::Options {
+                    format: a.format,
+                    encoding: a.encoding,
+                    max_errors: a.max_errors,
+                    operator: ctx.operator.clone(),
+                },
+            );
+            pb.finish_and_clear();
+            let report = report?;
+            for w in &report.warnings {
+                eprintln!(
+                    "warning: {}:{}: field `{}`: {}",
+                    a.file.display(),
+                    w.line,
+                    w.field.as_deref().unwrap_or(""),
+                    w.reason
+                );
+            }
+            if report.warning_count > report.warnings.len() {
+                eprintln!(
+                    "warning: … and {} more",
+                    report.warning_count - report.warnings.len()
+                );
+            }
+            println!(
+                "ingested {} records into `{}` version {} (digest {})",
+                report.version.records,
+                report.dataset,
+                report.version.version,
+                report.version.digest
+            );
+        }
+        Command::List { format } => {
+            let rows: Vec<Vec<String>> = dataset::list(&store)?
+                .iter()
+                .map(|h| {
+                    let v = h.current_version();
+                    vec![
+                        h.schema.name.clone(),
+                        h.schema.department.clone(),
+                        v.map(|v| v.version.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        v.map(|v| v.records.to_string())
+                            .unwrap_or_else(|| "0".into()),
+                        if h.schema.has_personal() { "yes" } else { "no" }.into(),
+                        v.map(|v| v.digest[..16].to_string()).unwrap_or_default(),
+                        v.map(|v| v.created_at.clone()).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::print(
+                format,
+                &[
+                    "dataset",
+                    "department",
+                    "version",
+                    "records",
+                    "personal",
+                    "digest",
+                    "ingested_at",
+                ],
+                &rows,
+            )?;
+        }
+        Command::Show { name, format } => {
+            let head = dataset::require_head(&store, &name)?;
+            if format == Format::Json {
+                output::json(&head)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let s = &head.schema;
+            println!("dataset {} — {}", s.name, s.department);
+            if let Some(d) = &s.description {
+                println!("  {d}");
+            }
+            println!("  primary key: {}", s.primary_key.join(", "));
+            for (n, f) in &s.indexes {
+                println!("  index {n} on {f}");
+            }
+            let rows: Vec<Vec<String>> = s
+                .fields
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.clone(),
+                        format!("{:?}", f.ty).to_lowercase(),
+                        if f.required { "yes" } else { "" }.into(),
+                        f.personal
+                            .map(|p| format!("{p:?}").to_lowercase())
+                            .unwrap_or_default(),
+                        f.aliases.join(" "),
+                    ]
+                })
+                .collect();
+            println!();
+            output::print(
+                format,
+                &["field", "type", "required", "personal", "aliases"],
+                &rows,
+            )?;
+            println!();
+            let rows: Vec<Vec<String>> = head
+                .versions
+                .iter()
+                .map(|v| {
+                    vec![
+                        format!(
+                            "{}{}",
+                            v.version,
+                            if head.current == Some(v.version) {
+                                " *"
+                            } else {
+                                ""
+                            }
+                        ),
+                        v.records.to_string(),
+                        v.warnings.to_string(),
+                        v.digest.clone(),
+                        v.created_at.clone(),
+                        v.operator.clone(),
+                        v.source.clone(),
+                    ]
+                })
+                .collect();
+            output::print(
+                format,
+                &[
+                    "version",
+                    "records",
+                    "warnings",
+                    "digest",
+                    "ingested_at",
+                    "operator",
+                    "source",
+                ],
+                &rows,
+            )?;
+            if let Ok(reader) = VersionReader::current(&store, &name) {
+                let _ = reader;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

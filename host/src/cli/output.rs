@@ -1,0 +1,99 @@
+//! Printing lists as an aligned table, CSV or JSON.
+
+use anyhow::Result;
+use std::io::Write;
+
+/// Output formats of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+/// Display width: CJK and other wide characters take two columns.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            let c = c as u32;
+            if (0x1100..=0x115F).contains(&c)
+                || (0x2E80..=0xA4CF).contains(&c)
+                || (0xAC00..=0xD7A3).contains(&c)
+                || (0xF900..=0xFAFF).contains(&c)
+                || (0xFE30..=0xFE4F).contains(&c)
+                || (0xFF00..=0xFF60).contains(&c)
+                || (0xFFE0..=0xFFE6).contains(&c)
+            {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Prints rows under headers in `format`.
+pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Table => {
+            let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+            for r in rows {
+                for (i, c) in r.iter().enumerate() {
+                    widths[i] = widths[i].max(width(c));
+                }
+            }
+            let line = |out: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
+                let mut s = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    s.push_str(c);
+                    if i + 1 < cells.len() {
+                        s.push_str(&" ".repeat(widths[i] - width(c) + 2));
+                    }
+                }
+                writeln!(out, "{}", s.trim_end())
+            };
+            line(
+                &mut out,
+                &headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>(),
+            )?;
+            for r in rows {
+                line(&mut out, r)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(headers)?;
+            for r in rows {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+        }
+        Format::Json => {
+            let list: Vec<serde_json::Map<String, serde_json::Value>> = rows
+                .iter()
+                .map(|r| {
+                    headers
+                        .iter()
+                        .zip(r)
+                        .map(|(h, c)| (h.to_string(), serde_json::Value::String(c.clone())))
+                        .collect()
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints any serializable value as pretty JSON.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `jiandu run`
+
+use super::Ctx;
+use anyhow::{anyhow, Result};
+use jiandu::run::{execute, Request};
+use jiandu::runtime::Runtime;
+use std::process::ExitCode;
+
+/// Run an installed model in the sandbox over the datasets it declares.
+///
+/// Leads are kept only if the run succeeds; every run, successful or not,
+/// is recorded in the ledger.
+///
+/// Example: `jiandu run disability-fund-arrears --param levy_year=2024 --param ratio=0.02`
+#[derive(clap::Args)]
+pub struct Args {
+    /// Installed model name.
+    model: String,
+    /// A parameter declared in the model's model.toml, as name=value (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("`{s}` is not name=value"))?;
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let store = ctx.open()?;
+    let policy = ctx.policy(&store)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let pb = super::spinner(format!("running {}", args.model));
+    let report = execute(
+        &store,
+        &runtime,
+        &policy,
+        &Request {
+            model: args.model,
+            params: args.params,
+            operator: ctx.operator.clone(),
+        },
+    );
+    pb.finish_and_clear();
+    let report = report?;
+    for line in &report.logs {
+        eprintln!("[{}] {}: {}", report.model, line.level, line.message);
+    }
+    match &report.failure {
+        None => {
+            println!(
+                "run {} of {}@{} succeeded in {:.2?}: {} records read, {} leads (new {}, open {}, resolved {}), total amount {:.2}; ledger entry {}",
+                report.run_id,
+                report.model,
+                report.model_version,
+                report.elapsed,
+                report.records_read,
+                report.leads,
+                report.new,
+                report.open,
+                report.resolved,
+                report.total_amount,
+                report.entry.seq
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(f) => {
+            eprintln!(
+                "error: run {} of {}@{} failed ({}): {}\nno leads were kept; ledger entry {}",
+                report.run_id,
+                report.model,
+                report.model_version,
+                f.kind,
+                f.message,
+                report.entry.seq
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

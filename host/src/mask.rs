@@ -1,0 +1,89 @@
+//! Masking of personal data in what models see and what leaves the host.
+//!
+//! - citizen ID: first 6 and last 4 kept (`110105********002X`);
+//! - phone: first 3 and last 4 kept (`138****5678`);
+//! - name: surname kept (`张*`, `欧阳**` is not guessed: one character kept);
+//! - other: everything replaced by `*`.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of personal data a field holds, which decides how it is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonalKind {
+    Id,
+    Phone,
+    Name,
+    Other,
+}
+
+fn keep_ends(value: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', chars.len() - head - tail));
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// Masks `value` as personal data of `kind`.
+pub fn mask(kind: PersonalKind, value: &str) -> String {
+    match kind {
+        PersonalKind::Id => keep_ends(value, 6, 4),
+        PersonalKind::Phone => keep_ends(value, 3, 4),
+        PersonalKind::Name => {
+            let mut chars = value.chars();
+            match chars.next() {
+                None => String::new(),
+                Some(first) => {
+                    let rest = chars.count().max(1);
+                    std::iter::once(first)
+                        .chain(std::iter::repeat_n('*', rest))
+                        .collect()
+                }
+            }
+        }
+        PersonalKind::Other => "*".repeat(value.chars().count()),
+    }
+}
+
+/// Masks a value whose kind is not known (lead evidence marked personal):
+/// IDs and phone numbers by their shape, anything else keeps its first
+/// character.
+pub fn mask_guess(value: &str) -> String {
+    let n = value.chars().count();
+    if n == 18 && crate::ids::looks_like_citizen_id(value) {
+        mask(PersonalKind::Id, value)
+    } else if n == 11 && value.chars().all(|c| c.is_ascii_digit()) {
+        mask(PersonalKind::Phone, value)
+    } else {
+        mask(PersonalKind::Name, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_follow_the_domain_rules() {
+        assert_eq!(
+            mask(PersonalKind::Id, "11010519491231002X"),
+            "110105********002X"
+        );
+        assert_eq!(mask(PersonalKind::Phone, "13812345678"), "138****5678");
+        assert_eq!(mask(PersonalKind::Name, "张三"), "张*");
+        assert_eq!(mask(PersonalKind::Name, "张"), "张*");
+        assert_eq!(mask(PersonalKind::Other, "abc"), "***");
+        assert_eq!(mask(PersonalKind::Id, "123"), "***");
+    }
+
+    #[test]
+    fn guess_masks_ids_phones_and_names() {
+        assert_eq!(mask_guess("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_guess("13812345678"), "138****5678");
+        assert_eq!(mask_guess("李四光"), "李**");
+    }
+}

@@ -1,0 +1,269 @@
+//! One run of one model, from policy check to committed leads:
+//!
+//! 1. resolve parameters, policy grants and the dataset versions to read
+//!    (a refusal is recorded as a `run-refused` entry and nothing runs);
+//! 2. append `run-started` (if the ledger cannot be written, stop here);
+//! 3. load the model and run it in a fresh sandbox instance;
+//! 4. on success, commit its leads and `run-finished` in one transaction;
+//!    on failure, append `run-finished` with the reason and keep no leads.
+
+use crate::catalog::{self, Installed};
+use crate::dataset::{view::View, VersionReader};
+use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
+use crate::policy::Policy;
+use crate::runtime::{Access, Failure, Loaded, LogLine, Runtime, Session};
+use crate::{Error, Result, Store};
+use sled::Transactional;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Who is running things: `JIANDU_OPERATOR`, else the login name.
+pub fn default_operator() -> String {
+    std::env::var("JIANDU_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// A request to run a model.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub model: String,
+    pub params: Vec<(String, String)>,
+    pub operator: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub run_id: String,
+    pub model: String,
+    pub model_version: String,
+    pub outcome: Outcome,
+    pub failure: Option<Failure>,
+    pub entry: Entry,
+    pub leads: u64,
+    pub new: u64,
+    pub open: u64,
+    pub resolved: u64,
+    pub total_amount: rust_decimal::Decimal,
+    pub records_read: u64,
+    pub fuel_used: u64,
+    pub elapsed: Duration,
+    pub logs: Vec<LogLine>,
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn new_run_id() -> String {
+    let now = crate::time::now();
+    format!(
+        "{}-{}-{}",
+        now.format("%Y%m%dT%H%M%S%.3f"),
+        std::process::id(),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs an installed model by name.
+pub fn execute(store: &Store, runtime: &Runtime, policy: &Policy, req: &Request) -> Result<Report> {
+    let installed = catalog::load(&store.models_dir(), &req.model)?;
+    execute_installed(store, runtime, policy, &installed, None, req)
+}
+
+/// Runs `installed`, reusing `loaded` when the caller already compiled it.
+pub fn execute_installed(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    req: &Request,
+) -> Result<Report> {
+    let started = Instant::now();
+    let manifest = &installed.manifest;
+    let run_id = new_run_id();
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        model: ModelRef {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            wasm_sha256: installed.wasm_sha256.clone(),
+            publisher: None,
+        },
+        datasets: Vec::new(),
+        params: BTreeMap::new(),
+        limits: None,
+        started_at: crate::time::now_text(),
+        ended_at: None,
+        fuel_used: None,
+        peak_memory: None,
+        records_read: None,
+        leads_count: None,
+        leads_digest: None,
+        outcome: Outcome::Started,
+        error: None,
+    };
+    let draft = |kind, record: &RunRecord| Draft {
+        unit: policy.unit.clone(),
+        operator: req.operator.clone(),
+        kind,
+        run: record.clone(),
+    };
+
+    // 1. Everything that can refuse the run before it starts.
+    let prepared = prepare(store, policy, installed, req, &mut record);
+    let (session, limits) = match prepared {
+        Ok(p) => p,
+        Err(message) => {
+            record.outcome = Outcome::Refused;
+            record.ended_at = Some(crate::time::now_text());
+            record.error = Some(Failure {
+                kind: "refused".into(),
+                message: message.clone(),
+                limit: None,
+                used: None,
+            });
+            ledger::append(store, &draft(Kind::RunRefused, &record))?;
+            return Err(Error::RunRefused {
+                model: manifest.id(),
+                message,
+            });
+        }
+    };
+    record.limits = Some(limits);
+
+    // 2. Fail closed: no start entry, no run.
+    ledger::append(store, &draft(Kind::RunStarted, &record))?;
+
+    // 3. Load and run.
+    let owned;
+    let loaded = match loaded {
+        Some(l) => Ok(l),
+        None => match runtime.load(installed) {
+            Ok(l) => {
+                owned = l;
+                Ok(&owned)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let finished = match loaded {
+        Ok(loaded) => runtime.run(loaded, session),
+        Err(e) => crate::runtime::Finished {
+            session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
+            fuel_used: 0,
+            peak_memory: 0,
+            failure: Some(Failure {
+                kind: "load".into(),
+                message: format!("{}: {}", manifest.id(), e.reason),
+                limit: None,
+                used: None,
+            }),
+        },
+    };
+    record.ended_at = Some(crate::time::now_text());
+    record.fuel_used = Some(finished.fuel_used);
+    record.peak_memory = Some(finished.peak_memory);
+    record.records_read = Some(finished.session.records_read);
+
+    // 4. Commit or record the failure.
+    let mut counts = (0, 0, 0);
+    let entry = match &finished.failure {
+        Some(failure) => {
+            record.outcome = Outcome::Failed;
+            record.leads_count = Some(0);
+            record.error = Some(failure.clone());
+            ledger::append(store, &draft(Kind::RunFinished, &record))?
+        }
+        None => {
+            let changes = crate::leads::plan(
+                store,
+                &manifest.name,
+                &manifest.version,
+                &run_id,
+                &finished.session.leads,
+            )?;
+            record.outcome = Outcome::Succeeded;
+            record.leads_count = Some(finished.session.leads.len() as u64);
+            record.leads_digest = Some(crate::leads::digest(&finished.session.leads));
+            let d = draft(Kind::RunFinished, &record);
+            let entry = (&store.leads, &store.ledger, &store.meta)
+                .transaction(|(leads, ledger_tree, meta)| {
+                    crate::leads::apply_in(leads, &changes)?;
+                    ledger::append_in(ledger_tree, meta, &d)
+                })
+                .map_err(Error::from)?;
+            store.flush()?;
+            counts = (changes.new, changes.open, changes.resolved);
+            entry
+        }
+    };
+    let succeeded = finished.failure.is_none();
+    let report = Report {
+        run_id,
+        model: manifest.name.clone(),
+        model_version: manifest.version.clone(),
+        outcome: record.outcome,
+        failure: finished.failure,
+        entry,
+        leads: if succeeded {
+            finished.session.leads.len() as u64
+        } else {
+            0
+        },
+        new: counts.0,
+        open: counts.1,
+        resolved: counts.2,
+        total_amount: if succeeded {
+            finished
+                .session
+                .leads
+                .values()
+                .filter_map(|l| l.amount.as_deref()?.parse::<rust_decimal::Decimal>().ok())
+                .sum()
+        } else {
+            rust_decimal::Decimal::ZERO
+        },
+        records_read: finished.session.records_read,
+        fuel_used: finished.fuel_used,
+        elapsed: started.elapsed(),
+        logs: finished.session.logs,
+    };
+    Ok(report)
+}
+
+/// Resolves parameters, grants and datasets into a session, or says why
+/// the run is refused.
+fn prepare(
+    store: &Store,
+    policy: &Policy,
+    installed: &Installed,
+    req: &Request,
+    record: &mut RunRecord,
+) -> std::result::Result<(Session, crate::policy::Limits), String> {
+    let manifest = &installed.manifest;
+    let params = manifest.resolve_params(&req.params)?;
+    record.params = params.clone();
+    let decision = policy.decide(manifest)?;
+    let mut datasets = HashMap::new();
+    for (name, decl) in &manifest.datasets {
+        let reader = VersionReader::current(store, name).map_err(|e| e.to_string())?;
+        let view = View::new(
+            &reader.info.schema,
+            decl.fields.as_deref(),
+            decision.clear_personal,
+        )
+        .map_err(|e| format!("{} {e}", manifest.id()))?;
+        record.datasets.push(DatasetRef {
+            name: name.clone(),
+            version: reader.info.version,
+            digest: reader.info.digest.clone(),
+            clear_personal: decision.clear_personal,
+        });
+        datasets.insert(name.clone(), Access { reader, view });
+    }
+    let session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
+    Ok((session, decision.limits))
+}

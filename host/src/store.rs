@@ -1,0 +1,106 @@
+//! The store: one folder holding the sled database, the installed models and
+//! the host policy.
+//!
+//! ```text
+//! <store>/db/          sled: meta, blocks, leads, ledger trees
+//! <store>/models/<m>/  model.wasm + model.toml, one folder per model
+//! <store>/jiandu.toml  host policy (optional; defaults apply)
+//! ```
+//!
+//! sled admits one process per database; a second process gets
+//! [`Error::StoreLocked`].
+
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// An open store.
+#[derive(Clone)]
+pub struct Store {
+    root: PathBuf,
+    db: sled::Db,
+    /// Schemas, dataset heads, the ledger head, cursors.
+    pub meta: sled::Tree,
+    /// Dataset blocks: immutable, written once per dataset version.
+    pub blocks: sled::Tree,
+    /// Leads by `model \0 subject`.
+    pub leads: sled::Tree,
+    /// Ledger entries by big-endian sequence number.
+    pub ledger: sled::Tree,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        std::fs::create_dir_all(root.join("models")).map_err(|e| Error::Store {
+            path: root.clone(),
+            message: format!("cannot create: {e}"),
+        })?;
+        let db_path = root.join("db");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(256 << 20)
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::StoreLocked { path: root.clone() }
+                }
+                _ => Error::Store {
+                    path: root.clone(),
+                    message: e.to_string(),
+                },
+            })?;
+        Ok(Store {
+            meta: db.open_tree("meta")?,
+            blocks: db.open_tree("blocks")?,
+            leads: db.open_tree("leads")?,
+            ledger: db.open_tree("ledger")?,
+            db,
+            root,
+        })
+    }
+
+    /// The store folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where installed models live.
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// The policy file inside the store.
+    pub fn policy_path(&self) -> PathBuf {
+        self.root.join("jiandu.toml")
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Reads a JSON value from `meta`.
+    pub fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.meta.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| Error::Store {
+                    path: self.root.clone(),
+                    message: format!("meta `{key}` is unreadable: {e}"),
+                }),
+        }
+    }
+
+    /// Writes a JSON value to `meta`.
+    pub fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).expect("meta values serialize");
+        self.meta.insert(key, bytes)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Where a [`crate::Context`] gets its data: the WebAssembly host imports
+//! inside the sandbox, or a native implementation (benchmark baselines and
+//! tests run the same model code natively against the same store).
+//!
+//! Model authors never touch this; host authors implement [`Backend`].
+
+/// A flat batch of encoded records: record `i` is
+/// `data[offsets[i]..offsets[i + 1]]`.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub offsets: Vec<u32>,
+}
+
+impl Batch {
+    /// Number of records in the batch.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of record `i`, if the offsets are sound.
+    pub fn record(&self, i: usize) -> Option<&[u8]> {
+        let start = *self.offsets.get(i)? as usize;
+        let end = *self.offsets.get(i + 1)? as usize;
+        self.data.get(start..end)
+    }
+}
+
+/// How to scan a dataset.
+#[derive(Debug, Default, Clone)]
+pub struct ScanOptions {
+    /// Scan in this secondary index's order instead of the primary key's.
+    pub index: Option<String>,
+    /// Only records added since the model's last successful run.
+    pub only_new: bool,
+}
+
+/// One evidence field of a lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceData {
+    pub name: String,
+    pub value: String,
+    pub personal: bool,
+}
+
+/// A lead as it crosses the boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadData {
+    pub subject: String,
+    pub subject_personal: bool,
+    pub title: String,
+    pub amount: Option<String>,
+    pub evidence: Vec<EvidenceData>,
+}
+
+/// Log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The operations of the host contract (`sdk/wit/model.wit`, interface
+/// `host`). Errors are messages for the model author.
+pub trait Backend {
+    fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String>;
+    fn open_scan(&mut self, dataset: &str, options: ScanOptions) -> Result<u32, String>;
+    fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String>;
+    fn get(&mut self, dataset: &str, key: &[String]) -> Result<Option<Vec<u8>>, String>;
+    fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String>;
+    fn param(&mut self, name: &str) -> Option<String>;
+    fn emit(&mut self, lead: LeadData) -> Result<(), String>;
+    fn log(&mut self, level: Level, message: &str);
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod wit {
+    use super::*;
+    use crate::bindings::jiandu::model::host;
+    use crate::bindings::jiandu::model::types;
+
+    #[derive(Default)]
+    pub(crate) struct WitBackend;
+
+    fn batch(b: types::Batch) -> Batch {
+        Batch {
+            data: b.data,
+            offsets: b.offsets,
+        }
+    }
+
+    impl Backend for WitBackend {
+        fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String> {
+            host::fields(dataset)
+        }
+
+        fn open_scan(&mut self, dataset: &str, options: ScanOptions) -> Result<u32, String> {
+            host::open_scan(
+                dataset,
+                &types::ScanOptions {
+                    index: options.index,
+                    only_new: options.only_new,
+                },
+            )
+        }
+
+        fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String> {
+            host::next_batch(scan).map(|b| b.map(batch))
+        }
+
+        fn get(&mut self, dataset: &str, key: &[String]) -> Result<Option<Vec<u8>>, String> {
+            host::get(dataset, key)
+        }
+
+        fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String> {
+            host::lookup(dataset, index, value).map(batch)
+        }
+
+        fn param(&mut self, name: &str) -> Option<String> {
+            host::param(name)
+        }
+
+        fn emit(&mut self, lead: LeadData) -> Result<(), String> {
+            host::emit(&types::Lead {
+                subject: lead.subject,
+                subject_personal: lead.subject_personal,
+                title: lead.title,
+                amount: lead.amount,
+                evidence: lead
+                    .evidence
+                    .into_iter()
+                    .map(|e| types::Evidence {
+                        name: e.name,
+                        value: e.value,
+                        personal: e.personal,
+                    })
+                    .collect(),
+            })
+        }
+
+        fn log(&mut self, level: Level, message: &str) {
+            let level = match level {
+                Level::Debug => types::Level::Debug,
+                Level::Info => types::Level::Info,
+                Level::Warn => types::Level::Warn,
+                Level::Error => types::Level::Error,
+            };
+            host::log(level, message)
+        }
+    }
+
+    /// Sends the panic message to the host before the trap, so the run's
+    /// ledger entry says why the model died.
+    pub(crate) fn install_panic_hook() {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-text payload".to_string());
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            host::panicked(&format!("{msg}{place}"));
+        }));
+    }
+}

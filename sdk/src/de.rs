@@ -1,0 +1,271 @@
+//! serde support: a record deserializes into the author's own struct, which
+//! may name only some of the dataset's fields.
+
+use crate::record::{DecodeError, RecordRef, Value};
+use core::fmt;
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+
+/// Why a record did not fit the author's type.
+#[derive(Debug)]
+pub struct DeError(pub String);
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        DeError(msg.to_string())
+    }
+}
+
+impl From<DecodeError> for DeError {
+    fn from(e: DecodeError) -> Self {
+        DeError(e.to_string())
+    }
+}
+
+/// Deserializes `T` from one encoded record whose fields are named `names`.
+pub fn from_record<'de, T: de::Deserialize<'de>>(
+    names: &'de [String],
+    bytes: &'de [u8],
+) -> Result<T, DeError> {
+    let rec = RecordRef::new(bytes)?;
+    T::deserialize(RecordDeserializer { names, rec })
+}
+
+struct RecordDeserializer<'de> {
+    names: &'de [String],
+    rec: RecordRef<'de>,
+}
+
+impl<'de> de::Deserializer<'de> for RecordDeserializer<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_map(Fields {
+            names: self.names,
+            rec: self.rec,
+            next: 0,
+            pending: None,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct Fields<'de> {
+    names: &'de [String],
+    rec: RecordRef<'de>,
+    next: usize,
+    pending: Option<Value<'de>>,
+}
+
+impl<'de> MapAccess<'de> for Fields<'de> {
+    type Error = DeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        let count = self.names.len().min(self.rec.len());
+        while self.next < count {
+            let i = self.next;
+            self.next += 1;
+            if let Some(value) = self.rec.field(i)? {
+                self.pending = Some(value);
+                let key: de::value::BorrowedStrDeserializer<'de, DeError> =
+                    de::value::BorrowedStrDeserializer::new(self.names[i].as_str());
+                return seed.deserialize(key).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let value = self
+            .pending
+            .take()
+            .ok_or_else(|| DeError("value requested before its key".into()))?;
+        let name = &self.names[self.next - 1];
+        seed.deserialize(ValueDeserializer(value))
+            .map_err(|e| DeError(format!("field `{name}`: {e}")))
+    }
+}
+
+/// Deserializes one field value.
+pub struct ValueDeserializer<'de>(pub Value<'de>);
+
+impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Int(i) => visitor.visit_i64(i),
+            Value::Float(f) => visitor.visit_f64(f),
+            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => visitor.visit_borrowed_str(s),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Str(s) => visitor.visit_enum(s.into_deserializer()),
+            other => Err(DeError(format!(
+                "expected text for an enum, found {other:?}"
+            ))),
+        }
+    }
+
+    /// Numbers stored as text (decimals) can be read into integer types when
+    /// they have no fractional part, and integers into `String`.
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Int(i) => visitor.visit_string(i.to_string()),
+            Value::Bool(b) => visitor.visit_string(b.to_string()),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::Decimal(s) | Value::Str(s) => match s.parse::<i64>() {
+                Ok(i) => visitor.visit_i64(i),
+                Err(_) => Err(DeError(format!("`{s}` is not an integer"))),
+            },
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_i64(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i128 u8 u16 u128 f32 f64 char
+        bytes byte_buf unit unit_struct seq tuple
+        tuple_struct map struct identifier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::encode;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Employer {
+        credit_code: String,
+        staff: u32,
+        wage: crate::Decimal,
+        founded: crate::Date,
+        note: Option<String>,
+    }
+
+    fn names() -> Vec<String> {
+        [
+            "credit_code",
+            "name",
+            "staff",
+            "wage",
+            "founded",
+            "note",
+            "extra",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    #[test]
+    fn struct_reads_only_the_fields_it_names() {
+        let bytes = encode(&[
+            Some(Value::Str("91350100M000100Y43")),
+            Some(Value::Str("某某公司")),
+            Some(Value::Int(120)),
+            Some(Value::Decimal("86000.50")),
+            Some(Value::Date("2001-03-04")),
+            Some(Value::Null),
+            None,
+        ])
+        .unwrap();
+        let names = names();
+        let e: Employer = from_record(&names, &bytes).unwrap();
+        assert_eq!(e.credit_code, "91350100M000100Y43");
+        assert_eq!(e.staff, 120);
+        assert_eq!(e.wage.to_string(), "86000.50");
+        assert_eq!(e.founded.to_string(), "2001-03-04");
+        assert_eq!(e.note, None);
+    }
+
+    #[test]
+    fn missing_required_field_names_it() {
+        let bytes = encode(&[Some(Value::Str("x")), None, None, None, None, None, None]).unwrap();
+        let names = names();
+        let err = from_record::<Employer>(&names, &bytes).unwrap_err();
+        assert!(err.0.contains("staff"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let bytes = encode(&[
+            Some(Value::Str("x")),
+            None,
+            Some(Value::Str("many")),
+            Some(Value::Decimal("1")),
+            Some(Value::Date("2001-03-04")),
+            None,
+            None,
+        ])
+        .unwrap();
+        let names = names();
+        let err = from_record::<Employer>(&names, &bytes).unwrap_err();
+        assert!(err.0.contains("staff"), "{err}");
+    }
+}

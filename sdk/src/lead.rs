@@ -1,0 +1,98 @@
+//! Building a lead.
+
+use crate::backend::{EvidenceData, LeadData};
+use crate::Decimal;
+use core::fmt::Display;
+
+/// A lead (线索) about one subject, with the evidence that made it a lead.
+///
+/// ```
+/// use jiandu_sdk::{Decimal, Lead};
+/// let lead = Lead::new("91350100M000100Y43")
+///     .title("残保金未足额缴纳")
+///     .amount(Decimal::new(1234550, 2))
+///     .evidence("staff", 120)
+///     .personal_evidence("legal_rep_id", "110105********002X");
+/// assert_eq!(lead.subject(), "91350100M000100Y43");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Lead {
+    data: LeadData,
+}
+
+impl Lead {
+    /// A lead about `subject`: its stable key (credit code, case number…).
+    pub fn new(subject: impl Into<String>) -> Self {
+        Lead {
+            data: LeadData {
+                subject: subject.into(),
+                subject_personal: false,
+                title: String::new(),
+                amount: None,
+                evidence: Vec::new(),
+            },
+        }
+    }
+
+    /// Marks the subject key as personal data (a citizen ID number, say).
+    pub fn personal_subject(mut self) -> Self {
+        self.data.subject_personal = true;
+        self
+    }
+
+    /// A one-line description for the reviewer.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.data.title = title.into();
+        self
+    }
+
+    /// The amount in yuan (arrears, fee, penalty), exact. Rounded half-up
+    /// to 0.01 yuan for output.
+    pub fn amount(mut self, yuan: Decimal) -> Self {
+        let rounded =
+            yuan.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        self.data.amount = Some(format!("{rounded:.2}"));
+        self
+    }
+
+    /// An evidence field.
+    pub fn evidence(mut self, name: impl Into<String>, value: impl Display) -> Self {
+        self.data.evidence.push(EvidenceData {
+            name: name.into(),
+            value: value.to_string(),
+            personal: false,
+        });
+        self
+    }
+
+    /// An evidence field that is personal data: masked in output by default.
+    pub fn personal_evidence(mut self, name: impl Into<String>, value: impl Display) -> Self {
+        self.data.evidence.push(EvidenceData {
+            name: name.into(),
+            value: value.to_string(),
+            personal: true,
+        });
+        self
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.data.subject
+    }
+
+    pub(crate) fn into_data(self) -> LeadData {
+        self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amount_rounds_half_up_to_fen() {
+        let lead = Lead::new("x").amount(Decimal::new(12345, 3));
+        assert_eq!(lead.into_data().amount.as_deref(), Some("12.35"));
+        let lead = Lead::new("x").amount(Decimal::new(100, 0));
+        assert_eq!(lead.into_data().amount.as_deref(), Some("100.00"));
+    }
+}

@@ -1,0 +1,325 @@
+//! The record encoding shared by host and models.
+//!
+//! Records are encoded once, at ingest, and handed to models exactly as
+//! stored. The layout is field-indexed so that a model reading 3 fields of a
+//! 20-field record jumps straight to them:
+//!
+//! ```text
+//! record := n: u16 | offset[n]: u16 | value*
+//! value  := tag: u8 | payload
+//! ```
+//!
+//! `offset[i]` is the position of field `i`'s value from the start of the
+//! record, or 0 when the field is absent (projected away by the host). Field
+//! names are not repeated per record: they come once per dataset from the
+//! host (`fields`). Payloads:
+//!
+//! | tag | type | payload |
+//! |---|---|---|
+//! | 0 | null | none |
+//! | 1, 2 | bool false, true | none |
+//! | 3 | int | i64 little endian |
+//! | 4 | float | f64 little endian |
+//! | 5 | string | u32 LE length, UTF-8 bytes |
+//! | 6 | decimal | u8 length, ASCII text such as `-12.50` (exact) |
+//! | 7 | date | 10 ASCII bytes `YYYY-MM-DD` |
+//!
+//! Decimals and dates are kept as text so that a model can read them as
+//! `&str`, `String`, [`crate::Decimal`] or [`crate::Date`] without the host
+//! choosing a binary layout for it.
+
+use core::fmt;
+
+/// Largest encoded record: offsets are 16-bit.
+pub const MAX_RECORD_BYTES: usize = u16::MAX as usize;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const STR: u8 = 5;
+const DEC: u8 = 6;
+const DATE: u8 = 7;
+
+/// A decoded field value, borrowing from the record bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    /// Exact decimal as text.
+    Decimal(&'a str),
+    /// `YYYY-MM-DD`.
+    Date(&'a str),
+}
+
+impl Value<'_> {
+    /// The value as text, as a person would write it (`None` for null).
+    pub fn to_text(&self) -> Option<String> {
+        match self {
+            Value::Null => None,
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => Some((*s).to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A record that does not follow the encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub &'static str);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed record: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a record could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    TooManyFields(usize),
+    TooLarge(usize),
+    DecimalTooLong(usize),
+    BadDate,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::TooManyFields(n) => write!(f, "{n} fields (at most 65535)"),
+            EncodeError::TooLarge(n) => {
+                write!(
+                    f,
+                    "record is {n} bytes encoded (at most {MAX_RECORD_BYTES})"
+                )
+            }
+            EncodeError::DecimalTooLong(n) => write!(f, "decimal of {n} characters (at most 255)"),
+            EncodeError::BadDate => f.write_str("date is not YYYY-MM-DD"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Encodes one record from its field values, in schema order. `None` marks a
+/// field as absent (not sent to the model), which differs from
+/// `Some(Value::Null)`.
+pub fn encode_into(out: &mut Vec<u8>, values: &[Option<Value<'_>>]) -> Result<(), EncodeError> {
+    let n = values.len();
+    if n > u16::MAX as usize {
+        return Err(EncodeError::TooManyFields(n));
+    }
+    let start = out.len();
+    out.extend_from_slice(&(n as u16).to_le_bytes());
+    let table = out.len();
+    out.resize(table + 2 * n, 0);
+    for (i, value) in values.iter().enumerate() {
+        let Some(value) = value else { continue };
+        let pos = out.len() - start;
+        if pos > MAX_RECORD_BYTES {
+            out.truncate(start);
+            return Err(EncodeError::TooLarge(pos));
+        }
+        out[table + 2 * i..table + 2 * i + 2].copy_from_slice(&(pos as u16).to_le_bytes());
+        match value {
+            Value::Null => out.push(NULL),
+            Value::Bool(false) => out.push(FALSE),
+            Value::Bool(true) => out.push(TRUE),
+            Value::Int(x) => {
+                out.push(INT);
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            Value::Float(x) => {
+                out.push(FLOAT);
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            Value::Str(s) => {
+                out.push(STR);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Decimal(s) => {
+                if s.len() > 255 {
+                    out.truncate(start);
+                    return Err(EncodeError::DecimalTooLong(s.len()));
+                }
+                out.push(DEC);
+                out.push(s.len() as u8);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Date(s) => {
+                if s.len() != 10 {
+                    out.truncate(start);
+                    return Err(EncodeError::BadDate);
+                }
+                out.push(DATE);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    let len = out.len() - start;
+    if len > MAX_RECORD_BYTES {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge(len));
+    }
+    Ok(())
+}
+
+/// Encodes one record into a new buffer.
+pub fn encode(values: &[Option<Value<'_>>]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_into(&mut out, values)?;
+    Ok(out)
+}
+
+/// A view of one encoded record.
+#[derive(Clone, Copy)]
+pub struct RecordRef<'a> {
+    bytes: &'a [u8],
+    n: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// Checks the header and wraps the bytes. Field values are checked when
+    /// they are read.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        if bytes.len() < 2 {
+            return Err(DecodeError("shorter than its header"));
+        }
+        let n = u16::from_le_bytes([bytes[0], bytes[1]]) as usize;
+        if bytes.len() < 2 + 2 * n {
+            return Err(DecodeError("offset table runs past the end"));
+        }
+        Ok(RecordRef { bytes, n })
+    }
+
+    /// Number of field slots (present or absent).
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The raw bytes of the record.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Field `i`, or `None` when it is absent or out of range.
+    pub fn field(&self, i: usize) -> Result<Option<Value<'a>>, DecodeError> {
+        if i >= self.n {
+            return Ok(None);
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        if off == 0 {
+            return Ok(None);
+        }
+        decode_value(self.bytes, off).map(Some)
+    }
+}
+
+fn take(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
+    bytes
+        .get(at..at.checked_add(len).ok_or(DecodeError("length overflow"))?)
+        .ok_or(DecodeError("value runs past the end"))
+}
+
+fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
+    core::str::from_utf8(bytes).map_err(|_| DecodeError("text is not UTF-8"))
+}
+
+fn decode_value(bytes: &[u8], off: usize) -> Result<Value<'_>, DecodeError> {
+    let tag = *bytes.get(off).ok_or(DecodeError("offset past the end"))?;
+    let at = off + 1;
+    Ok(match tag {
+        NULL => Value::Null,
+        FALSE => Value::Bool(false),
+        TRUE => Value::Bool(true),
+        INT => Value::Int(i64::from_le_bytes(
+            take(bytes, at, 8)?.try_into().expect("8 bytes"),
+        )),
+        FLOAT => Value::Float(f64::from_le_bytes(
+            take(bytes, at, 8)?.try_into().expect("8 bytes"),
+        )),
+        STR => {
+            let len = u32::from_le_bytes(take(bytes, at, 4)?.try_into().expect("4 bytes"));
+            Value::Str(text(take(bytes, at + 4, len as usize)?)?)
+        }
+        DEC => {
+            let len = *bytes
+                .get(at)
+                .ok_or(DecodeError("value runs past the end"))?;
+            Value::Decimal(text(take(bytes, at + 1, len as usize)?)?)
+        }
+        DATE => Value::Date(text(take(bytes, at, 10)?)?),
+        _ => return Err(DecodeError("unknown value tag")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_type_and_absent_fields() {
+        let values = [
+            Some(Value::Str("91350100M000100Y43")),
+            None,
+            Some(Value::Int(-42)),
+            Some(Value::Decimal("1234.50")),
+            Some(Value::Date("2024-02-29")),
+            Some(Value::Null),
+            Some(Value::Bool(true)),
+            Some(Value::Float(0.25)),
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        assert_eq!(rec.len(), values.len());
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(rec.field(i).unwrap(), *v, "field {i}");
+        }
+        assert_eq!(rec.field(99).unwrap(), None);
+    }
+
+    #[test]
+    fn truncated_record_is_an_error_not_a_panic() {
+        let bytes = encode(&[Some(Value::Str("hello")), Some(Value::Int(1))]).unwrap();
+        for cut in 0..bytes.len() {
+            let Ok(rec) = RecordRef::new(&bytes[..cut]) else {
+                continue;
+            };
+            for i in 0..rec.len() {
+                let _ = rec.field(i);
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_record_is_refused() {
+        let big = "x".repeat(MAX_RECORD_BYTES);
+        let err = encode(&[Some(Value::Str(&big))]).unwrap_err();
+        assert!(matches!(err, EncodeError::TooLarge(_)));
+    }
+}

@@ -1,0 +1,135 @@
+//! Streaming over a dataset and merge-joining sorted streams.
+
+use crate::backend::Batch;
+use crate::context::Shared;
+use crate::de::from_record;
+use crate::{Error, Result};
+use core::marker::PhantomData;
+use serde::de::DeserializeOwned;
+use std::rc::Rc;
+
+/// The records of one dataset, batch by batch, deserialized into `T`.
+///
+/// Memory stays flat however large the dataset: one batch is held at a time.
+pub struct Scan<T> {
+    backend: Shared,
+    dataset: String,
+    names: Rc<[String]>,
+    handle: u32,
+    batch: Batch,
+    next: usize,
+    done: bool,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Scan<T> {
+    pub(crate) fn new(backend: Shared, dataset: String, names: Rc<[String]>, handle: u32) -> Self {
+        Scan {
+            backend,
+            dataset,
+            names,
+            handle,
+            batch: Batch::default(),
+            next: 0,
+            done: false,
+            _t: PhantomData,
+        }
+    }
+
+    /// Turns this scan into a [`Keyed`] stream for merge joins: `key` must
+    /// follow the order the scan runs in (the primary key or the index).
+    pub fn keyed<K: Ord, F: FnMut(&T) -> K>(self, key: F) -> Keyed<T, K, F> {
+        Keyed {
+            scan: self,
+            key,
+            peeked: None,
+        }
+    }
+
+    fn fail(&mut self, e: impl core::fmt::Display) -> Option<Result<T>> {
+        self.done = true;
+        Some(Err(Error::msg(format!("scan `{}`: {e}", self.dataset))))
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Scan<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done {
+            return None;
+        }
+        while self.next >= self.batch.len() {
+            let next = self.backend.borrow_mut().next_batch(self.handle);
+            match next {
+                Ok(Some(batch)) => {
+                    self.batch = batch;
+                    self.next = 0;
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        let i = self.next;
+        self.next += 1;
+        let Some(bytes) = self.batch.record(i) else {
+            return self.fail("bad batch offsets");
+        };
+        match from_record(&self.names, bytes) {
+            Ok(t) => Some(Ok(t)),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// A sorted stream that hands out the records of one key at a time: the
+/// building block of a one-pass merge join.
+///
+/// Call [`Keyed::take`] with keys in ascending order; records with smaller
+/// keys are skipped, records with that key are returned.
+pub struct Keyed<T, K, F> {
+    scan: Scan<T>,
+    key: F,
+    peeked: Option<(K, T)>,
+}
+
+impl<T, K, F> Keyed<T, K, F>
+where
+    T: DeserializeOwned,
+    K: Ord,
+    F: FnMut(&T) -> K,
+{
+    fn peek(&mut self) -> Result<Option<&K>> {
+        if self.peeked.is_none() {
+            if let Some(item) = self.scan.next() {
+                let item = item?;
+                let k = (self.key)(&item);
+                self.peeked = Some((k, item));
+            }
+        }
+        Ok(self.peeked.as_ref().map(|(k, _)| k))
+    }
+
+    /// All records whose key equals `key`, skipping those before it.
+    pub fn take<Q>(&mut self, key: &Q) -> Result<Vec<T>>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let mut out = Vec::new();
+        while let Some(k) = self.peek()? {
+            match k.borrow().cmp(key) {
+                core::cmp::Ordering::Less => self.peeked = None,
+                core::cmp::Ordering::Equal => {
+                    let (_, item) = self.peeked.take().expect("peeked");
+                    out.push(item);
+                }
+                core::cmp::Ordering::Greater => break,
+            }
+        }
+        Ok(out)
+    }
+}
