@@ -266,7 +266,7 @@ pub fn verify(store: &Store) -> Result<Verification> {
                     Problem {
                         seq,
                         check: "parse",
-                        message: format!("entry {seq} is not a valid entry: {e}"),
+                        message: format!("entry {seq} is not a valid entry (edited or damaged): {e}"),
                     },
                 ))
             }

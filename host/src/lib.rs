@@ -35,6 +35,7 @@ pub mod run;
 pub mod runtime;
 pub mod store;
 pub mod time;
+pub mod unit;
 
 pub use error::{Error, Result};
 pub use store::Store;

@@ -105,8 +105,12 @@ pub fn execute_installed(
         outcome: Outcome::Started,
         error: None,
     };
+    let unit_name = match crate::unit::current(store)? {
+        Some(u) => format!("{} ({})", u.name, u.code),
+        None => policy.unit.clone(),
+    };
     let draft = |kind, record: &RunRecord| Draft {
-        unit: policy.unit.clone(),
+        unit: unit_name.clone(),
         operator: req.operator.clone(),
         kind,
         run: record.clone(),

@@ -8,6 +8,7 @@ mod leads;
 mod model;
 mod output;
 mod run;
+mod unit;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -61,6 +62,8 @@ enum Command {
     Leads(leads::Command),
     #[command(subcommand)]
     Audit(audit::Command),
+    #[command(subcommand)]
+    Unit(unit::Command),
 }
 
 /// Shared context of a command.
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::exec(&ctx, a),
         Command::Leads(c) => leads::exec(&ctx, c),
         Command::Audit(c) => audit::exec(&ctx, c),
+        Command::Unit(c) => unit::exec(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -128,6 +128,7 @@ pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<
 }
 
 /// A file parsed and validated, not yet stored.
+#[derive(Debug)]
 pub struct Parsed {
     pub rows: SortedRows,
     pub warnings: Vec<RowError>,

@@ -122,6 +122,7 @@ pub fn register_schema(store: &Store, schema: Schema) -> Result<Head> {
 
 /// Rows ready to store: (primary key, encoded record), sorted by key, plus
 /// index entries (value, primary key) per index, sorted.
+#[derive(Debug)]
 pub struct SortedRows {
     pub rows: Vec<(String, Vec<u8>)>,
     pub indexes: BTreeMap<String, Vec<(String, String)>>,

@@ -152,8 +152,8 @@ mod tests {
             relief_last_year: 2027,
             relief_low_ratio: "0.01".parse().unwrap(),
             late_fee_rate: "0.005".parse().unwrap(),
-            deadline: Date::from_ymd_opt(levy_year, 6, 30).unwrap(),
-            as_of: Date::from_ymd_opt(levy_year, 12, 31).unwrap(),
+            deadline: Date::from_ymd_opt(levy_year as i32, 6, 30).unwrap(),
+            as_of: Date::from_ymd_opt(levy_year as i32, 12, 31).unwrap(),
         }
     }
 

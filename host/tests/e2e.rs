@@ -1,0 +1,170 @@
+//! The whole loop through the real binary: ingest, build, run, leads,
+//! ledger, demo.
+
+mod common;
+
+use common::{jiandu, repo, stderr, stdout, store_with_model};
+use jiandu::generate::disability;
+use std::path::Path;
+
+const MODEL: &str = "disability-fund-arrears";
+
+fn ingest_generated(store: &Path, data: &Path, employers: usize, seed: u64) -> disability::Generated {
+    let g = disability::generate(data, employers, seed).unwrap();
+    for f in &g.files {
+        jiandu(store)
+            .args(["dataset", "ingest", &f.dataset])
+            .arg(&f.path)
+            .arg("--schema")
+            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
+            .assert()
+            .success();
+    }
+    g
+}
+
+#[test]
+fn run_finds_exactly_the_planted_violations_with_independent_amounts() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = ingest_generated(store.path(), data.path(), 3000, 11);
+    let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["leads", "list", "--model", MODEL, "--format", "json"])
+        .output()
+        .unwrap();
+    let leads: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(leads.len(), g.expected.len());
+    for e in &g.expected {
+        let lead = leads
+            .iter()
+            .find(|l| l["subject"] == e.credit_code.as_str())
+            .unwrap_or_else(|| panic!("planted {:?} at {} not found", e.scenario, e.credit_code));
+        assert_eq!(lead["amount"], format!("{:.2}", e.gap), "{}", e.credit_code);
+        let evidence = lead["evidence"].as_str().unwrap();
+        assert!(evidence.contains(&format!("late_fee={:.2}", e.late_fee)), "{evidence}");
+        assert!(evidence.contains(&format!("due={:.2}", e.due)), "{evidence}");
+    }
+    for (code, scenario) in &g.near_misses {
+        assert!(
+            !leads.iter().any(|l| l["subject"] == code.as_str()),
+            "near miss {scenario:?} at {code} became a lead"
+        );
+    }
+}
+
+#[test]
+fn rerun_does_not_duplicate_leads_and_marks_them_open() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = ingest_generated(store.path(), data.path(), 800, 3);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+    assert!(stdout(&out).contains(&format!("{} leads (new 0, open {}", g.expected.len(), g.expected.len())), "{}", stdout(&out));
+    let out = jiandu(store.path())
+        .args(["leads", "list", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).lines().count(), g.expected.len() + 1);
+}
+
+#[test]
+fn bad_row_in_ten_thousand_commits_nothing_and_names_the_row() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("social_insurance.csv");
+    let mut text = String::from("credit_code,year,staff,wage_total,synthetic\n");
+    for i in 0..10_000 {
+        let staff = if i == 6_789 { "many".to_string() } else { (i % 500 + 1).to_string() };
+        text.push_str(&format!("91350100M{i:08}X,2023,{staff},1000.00,true\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = jiandu(store.path())
+        .args(["dataset", "ingest", "social_insurance"])
+        .arg(&file)
+        .arg("--schema")
+        .arg(repo().join("datasets/social_insurance.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("social_insurance.csv:6791: field `staff`"), "{err}");
+    assert!(err.contains("nothing was ingested"), "{err}");
+    let out = jiandu(store.path()).args(["dataset", "list", "--format", "csv"]).output().unwrap();
+    let list = stdout(&out);
+    assert!(list.contains("social_insurance,人力资源和社会保障局,-,0"), "{list}");
+}
+
+#[test]
+fn gbk_file_ingests_and_reads_back() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.csv");
+    let text = "统一社会信用代码,单位名称,单位类型,登记状态\n91350100M000100Y43,福州某某科技有限公司,企业,存续\n";
+    let (bytes, _, _) = encoding_rs::GBK.encode(text);
+    std::fs::write(&file, &bytes).unwrap();
+    jiandu(store.path())
+        .args(["dataset", "ingest", "employers"])
+        .arg(&file)
+        .arg("--schema")
+        .arg(repo().join("datasets/employers.toml"))
+        .assert()
+        .success();
+    let out = jiandu(store.path()).args(["dataset", "show", "employers"]).output().unwrap();
+    assert!(stdout(&out).contains("市场监督管理局"), "{}", stdout(&out));
+}
+
+#[test]
+fn editing_one_byte_of_a_ledger_entry_fails_verify_and_names_it() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    ingest_generated(store.path(), data.path(), 300, 5);
+    for _ in 0..2 {
+        jiandu(store.path()).args(["run", MODEL]).assert().success();
+    }
+    jiandu(store.path()).args(["audit", "verify"]).assert().success();
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = 2u64.to_be_bytes();
+        let mut bytes = s.ledger.get(key).unwrap().unwrap().to_vec();
+        let at = bytes.windows(8).position(|w| w == b"\"tester\"").unwrap();
+        bytes[at + 1] = b'T';
+        s.ledger.insert(key, bytes).unwrap();
+        s.flush().unwrap();
+    }
+    let out = jiandu(store.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("entry 2 failed the hash check"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_model_and_unknown_param_are_clear_errors() {
+    let store = store_with_model(MODEL);
+    let out = jiandu(store.path()).args(["run", "no-such-model"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not installed"), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["run", MODEL, "--param", "ratio=lots"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("parameter `ratio`"), "{}", stderr(&out));
+    // The refusal is on the record.
+    let out = jiandu(store.path()).args(["audit", "log", "--format", "json"]).output().unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(entries.last().unwrap()["kind"], "run-refused");
+}
+
+#[test]
+fn demo_runs_end_to_end_and_verifies() {
+    let store = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .args(["demo", "--employers", "1500"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("verified"), "{text}");
+    assert!(text.contains("reported as leads: 0"), "{text}");
+}
