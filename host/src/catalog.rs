@@ -230,7 +230,8 @@ fn check_param(name: &str, ty: ParamType, value: &str) -> std::result::Result<()
     }
 }
 
-/// An installed model: its folder's two files.
+/// An installed model: its folder's two files, and where it came from when
+/// it was imported from another unit.
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub dir: PathBuf,
@@ -238,6 +239,45 @@ pub struct Installed {
     pub wasm: Vec<u8>,
     /// sha256 of `model.wasm`, hex.
     pub wasm_sha256: String,
+    /// `provenance.json`: who published it; `None` for a model built here.
+    pub provenance: Option<Provenance>,
+}
+
+/// File beside `model.toml` recording where an imported model came from.
+pub const PROVENANCE_FILE: &str = "provenance.json";
+
+/// Where an imported model came from: the publisher whose signature was
+/// verified on import and the bundle it was installed from. It holds the
+/// digests of the two model files, so a model changed after import no
+/// longer passes for the publisher's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// The publishing unit, as named in its signed release statement.
+    pub publisher_unit: String,
+    pub publisher_code: String,
+    /// The publisher's Ed25519 public key, hex.
+    pub key: String,
+    pub fingerprint: String,
+    /// sha256 of the bundle file the model was installed from.
+    pub bundle_sha256: String,
+    pub wasm_sha256: String,
+    pub toml_sha256: String,
+    /// The registry folder, URL or bundle file it was imported from.
+    pub source: String,
+    /// When the publisher packed it.
+    pub released_at: String,
+    pub imported_at: String,
+}
+
+impl Provenance {
+    /// What the ledger records as the publisher of a run's model.
+    pub fn publisher(&self) -> String {
+        format!(
+            "{} ({}), key {}, bundle sha256 {}",
+            self.publisher_unit, self.publisher_code, self.fingerprint, self.bundle_sha256
+        )
+    }
 }
 
 /// sha256 hex of bytes.
@@ -269,15 +309,48 @@ pub fn load(models_dir: &Path, name: &str) -> Result<Installed> {
 
 /// Reads a model folder.
 pub fn load_dir(dir: &Path) -> Result<Installed> {
-    let manifest = Manifest::load(&dir.join("model.toml"))?;
+    let toml_path = dir.join("model.toml");
+    let toml_text = std::fs::read_to_string(&toml_path).map_err(|e| Error::file(&toml_path, e))?;
+    let manifest = Manifest::parse(&toml_path, &toml_text)?;
     let wasm_path = dir.join("model.wasm");
     let wasm = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
+    let wasm_sha256 = sha256_hex(&wasm);
+    let provenance = load_provenance(dir, &wasm_sha256, &sha256_hex(toml_text.as_bytes()))?;
     Ok(Installed {
         dir: dir.to_path_buf(),
-        wasm_sha256: sha256_hex(&wasm),
+        wasm_sha256,
         manifest,
         wasm,
+        provenance,
     })
+}
+
+/// Reads `provenance.json`, refusing one that does not describe the files
+/// beside it.
+fn load_provenance(dir: &Path, wasm_sha256: &str, toml_sha256: &str) -> Result<Option<Provenance>> {
+    let path = dir.join(PROVENANCE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::file(&path, e)),
+    };
+    let p: Provenance = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::file(&path, format!("unreadable: {e}")))?;
+    for (file, recorded, actual) in [
+        ("model.wasm", &p.wasm_sha256, wasm_sha256),
+        ("model.toml", &p.toml_sha256, toml_sha256),
+    ] {
+        if recorded != actual {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "{file} changed after it was imported from {} (sha256 {actual}, imported {recorded}); import it again",
+                    p.publisher_unit
+                ),
+            ));
+        }
+    }
+    Ok(Some(p))
 }
 
 /// Names of installed models.
@@ -300,22 +373,68 @@ pub fn list_names(models_dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Writes a model folder: files are written beside their final names and
-/// renamed into place, so a watcher never sees half a file.
+/// renamed into place, so a watcher never sees half a file. A model built
+/// here has no provenance: an earlier import's `provenance.json` is removed.
 pub fn install(
     models_dir: &Path,
     manifest_text: &str,
     manifest: &Manifest,
     component: &[u8],
 ) -> Result<PathBuf> {
+    write_model(models_dir, manifest_text, manifest, component, None)
+}
+
+/// [`install`] for a model imported from another unit, with where it came
+/// from.
+pub fn install_imported(
+    models_dir: &Path,
+    manifest_text: &str,
+    manifest: &Manifest,
+    component: &[u8],
+    provenance: &Provenance,
+) -> Result<PathBuf> {
+    write_model(
+        models_dir,
+        manifest_text,
+        manifest,
+        component,
+        Some(provenance),
+    )
+}
+
+fn write_model(
+    models_dir: &Path,
+    manifest_text: &str,
+    manifest: &Manifest,
+    component: &[u8],
+    provenance: Option<&Provenance>,
+) -> Result<PathBuf> {
     let dir = models_dir.join(&manifest.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
-    for (name, bytes) in [
+    let provenance_json = provenance.map(|p| {
+        let mut v = serde_json::to_vec_pretty(p).expect("provenance serializes");
+        v.push(b'\n');
+        v
+    });
+    let mut files = vec![
         ("model.wasm", component),
         ("model.toml", manifest_text.as_bytes()),
-    ] {
+    ];
+    if let Some(json) = &provenance_json {
+        files.push((PROVENANCE_FILE, json));
+    }
+    for (name, bytes) in files {
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, bytes).map_err(|e| Error::file(&tmp, e))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(|e| Error::file(dir.join(name), e))?;
+    }
+    if provenance.is_none() {
+        let path = dir.join(PROVENANCE_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::file(&path, e)),
+        }
     }
     Ok(dir)
 }
@@ -439,8 +558,7 @@ pub fn build(
                 .filter_map(|f| f.as_str().map(PathBuf::from))
                 .collect::<Vec<_>>()
         })
-        .filter(|f| f.extension().is_some_and(|e| e == "wasm"))
-        .next_back()
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
         .ok_or_else(|| {
             Error::model(
                 &manifest.id(),
@@ -544,6 +662,43 @@ year = { type = "int", default = 2024 }
             .unwrap_err()
             .to_string();
         assert!(err.contains("requires sdk ^2.0"), "{err}");
+    }
+
+    #[test]
+    fn provenance_travels_with_the_files_it_describes() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest::parse(Path::new("model.toml"), TOML).unwrap();
+        let p = Provenance {
+            publisher_unit: "阿克苏地区人民检察院".into(),
+            publisher_code: "c".into(),
+            key: "00".repeat(32),
+            fingerprint: "ab:cd".into(),
+            bundle_sha256: "b".repeat(64),
+            wasm_sha256: sha256_hex(b"wasm"),
+            toml_sha256: sha256_hex(TOML.as_bytes()),
+            source: "/mnt/usb".into(),
+            released_at: "t".into(),
+            imported_at: "t".into(),
+        };
+        let model_dir = install_imported(dir.path(), TOML, &m, b"wasm", &p).unwrap();
+        let loaded = load_dir(&model_dir).unwrap();
+        assert_eq!(loaded.provenance.as_ref(), Some(&p));
+        assert!(
+            p.publisher().contains("阿克苏地区人民检察院")
+                && p.publisher().contains(&p.bundle_sha256)
+        );
+
+        std::fs::write(model_dir.join("model.wasm"), b"wasM").unwrap();
+        let err = load_dir(&model_dir).unwrap_err().to_string();
+        assert!(
+            err.contains("model.wasm changed after it was imported"),
+            "{err}"
+        );
+
+        // A model built here over an imported one is no longer the publisher's.
+        install(dir.path(), TOML, &m, b"local").unwrap();
+        assert_eq!(load_dir(&model_dir).unwrap().provenance, None);
+        assert!(!model_dir.join(PROVENANCE_FILE).exists());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! its ledger entry: leads it produced become `new` (first seen) or stay
 //! `open`; leads it no longer produces become `resolved`, naming the run that
 //! resolved them. This is how a unit shows rectification (整改) worked.
+//!
+//! Leads export to CSV and XLSX for case handlers ([`export`]), personal
+//! data masked unless the caller asks for it in clear.
 
 use crate::mask::mask_guess;
 use crate::{Error, Result, Store};
@@ -12,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Where a lead stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -114,6 +118,147 @@ pub fn list(store: &Store, filter: &Filter) -> Result<Vec<Lead>> {
         }
     }
     Ok(out)
+}
+
+/// File formats of a leads export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV in UTF-8 with a BOM (Excel opens it with the Chinese intact).
+    Csv,
+    /// An Excel workbook, one sheet.
+    Xlsx,
+}
+
+/// The fixed columns of an export; one column per evidence field follows.
+pub const EXPORT_COLUMNS: &[&str] = &[
+    "model",
+    "model_version",
+    "subject",
+    "status",
+    "amount",
+    "title",
+    "first_run",
+    "last_run",
+    "resolved_by",
+    "updated_at",
+];
+
+/// `leads` as a table: the fixed columns, then one column per evidence
+/// field in the order first met. Personal data is masked unless `clear`.
+pub fn export_table(leads: &[Lead], clear: bool) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header: Vec<String> = EXPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
+    let mut evidence_columns: BTreeMap<String, usize> = BTreeMap::new();
+    for l in leads {
+        for e in &l.evidence {
+            if !evidence_columns.contains_key(&e.name) {
+                evidence_columns.insert(e.name.clone(), header.len());
+                header.push(e.name.clone());
+            }
+        }
+    }
+    let rows = leads
+        .iter()
+        .map(|l| if clear { l.clone() } else { l.masked() })
+        .map(|l| {
+            let mut row = vec![
+                l.model,
+                l.model_version,
+                l.subject,
+                l.status.as_str().to_string(),
+                l.amount.unwrap_or_default(),
+                l.title,
+                l.first_run,
+                l.last_run,
+                l.resolved_by.unwrap_or_default(),
+                l.updated_at,
+            ];
+            row.resize(header.len(), String::new());
+            for e in l.evidence {
+                row[evidence_columns[&e.name]] = e.value;
+            }
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Writes `leads` to `path` as CSV or XLSX, personal data masked unless
+/// `clear`. Returns how many leads were written.
+pub fn export(leads: &[Lead], format: ExportFormat, path: &Path, clear: bool) -> Result<usize> {
+    let (header, rows) = export_table(leads, clear);
+    match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+            w.write_record(&header).map_err(|e| Error::file(path, e))?;
+            for r in &rows {
+                w.write_record(r.iter().map(|v| csv_safe(v).into_owned()))
+                    .map_err(|e| Error::file(path, e))?;
+            }
+            let bytes = w.into_inner().map_err(|e| Error::file(path, e))?;
+            std::fs::write(path, bytes).map_err(|e| Error::file(path, e))?;
+        }
+        ExportFormat::Xlsx => {
+            write_xlsx(path, &header, &rows).map_err(|e| Error::file(path, e))?;
+        }
+    }
+    Ok(rows.len())
+}
+
+/// A cell that a spreadsheet would run as a formula (`=…`, `+…`, `@…`, or
+/// `-…` that is not a number) gets a leading `'`: lead text comes from
+/// models and must not execute when a case handler opens the file.
+fn csv_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    let risky = match value.chars().next() {
+        Some('=' | '+' | '@' | '\t' | '\r') => true,
+        Some('-') => value.parse::<f64>().is_err(),
+        _ => false,
+    };
+    if risky {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+fn write_xlsx(
+    path: &Path,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    let money = Format::new().set_num_format("#,##0.00");
+    let ws = book.add_worksheet();
+    ws.set_name("线索")?;
+    let amount_col = EXPORT_COLUMNS
+        .iter()
+        .position(|c| *c == "amount")
+        .expect("amount column");
+    let title_col = EXPORT_COLUMNS
+        .iter()
+        .position(|c| *c == "title")
+        .expect("title column");
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, h, &bold)?;
+        ws.set_column_width(c as u16, if c == title_col { 48 } else { 18 })?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, value) in row.iter().enumerate() {
+            if value.is_empty() {
+                continue;
+            }
+            // Amounts as numbers so that case handlers can add them up;
+            // the exact text stays in CSV exports and in the store.
+            match value.parse::<f64>() {
+                Ok(n) if c == amount_col => ws.write_number_with_format(r, c as u16, n, &money)?,
+                _ => ws.write_string(r, c as u16, value)?,
+            };
+        }
+    }
+    book.save(path)
 }
 
 /// sha256 over a run's leads in subject order: the ledger's `leads_digest`.
@@ -252,6 +397,55 @@ mod tests {
     fn shorten_respects_char_boundaries() {
         assert_eq!(shorten("abc", 5), "abc");
         assert_eq!(shorten("残保金", 4), "残…");
+    }
+
+    #[test]
+    fn csv_cells_that_would_run_as_formulas_are_quoted() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_safe("-12.50"), "-12.50");
+        assert_eq!(csv_safe("-cmd"), "'-cmd");
+        assert_eq!(csv_safe("张*"), "张*");
+    }
+
+    #[test]
+    fn export_table_has_a_column_per_evidence_field_and_masks_by_default() {
+        let lead = |subject: &str, evidence: &[(&str, &str, bool)]| Lead {
+            model: "m".into(),
+            model_version: "1".into(),
+            subject: subject.into(),
+            subject_personal: true,
+            title: "t".into(),
+            amount: Some("1.00".into()),
+            evidence: evidence
+                .iter()
+                .map(|(n, v, p)| Evidence {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    personal: *p,
+                })
+                .collect(),
+            status: Status::New,
+            first_run: "r".into(),
+            last_run: "r".into(),
+            resolved_by: None,
+            updated_at: "t".into(),
+        };
+        let leads = [
+            lead("11010519491231002X", &[("score", "60", false)]),
+            lead(
+                "11010519491231002X",
+                &[("name", "张三", true), ("score", "70", false)],
+            ),
+        ];
+        let (header, rows) = export_table(&leads, false);
+        assert_eq!(&header[EXPORT_COLUMNS.len()..], ["score", "name"]);
+        assert_eq!(rows[0][2], "110105********002X");
+        assert_eq!(rows[0][EXPORT_COLUMNS.len() + 1], "");
+        assert_eq!(rows[1][EXPORT_COLUMNS.len()..], ["70", "张*"]);
+        let (_, clear) = export_table(&leads, true);
+        assert_eq!(clear[1][2], "11010519491231002X");
+        assert_eq!(clear[1][EXPORT_COLUMNS.len() + 1], "张三");
     }
 
     #[test]

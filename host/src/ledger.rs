@@ -1,4 +1,4 @@
-//! The ledger: an append-only, hash-chained record of every run.
+//! The ledger: an append-only, hash-chained, signed record of every run.
 //!
 //! Entry `n` is stored under its big-endian sequence number as canonical
 //! JSON bytes. Its hash is the sha256 of exactly those bytes; entry `n + 1`
@@ -6,14 +6,25 @@
 //! the last entry, so editing any byte of any entry — the last one included —
 //! breaks a link that `verify` finds and names.
 //!
+//! When the store has a unit (`jiandu unit init`), each entry names the
+//! unit's key fingerprint (`unit_key`, covered by the hash) and is signed:
+//! the seal kept beside it in the `ledger_sig` tree holds the entry hash and
+//! the unit's Ed25519 signature of it. The seal is written in the same
+//! transaction as the entry; the bytes the hash covers are unchanged by it.
+//! Entries written before the unit existed stay unsigned; once one entry is
+//! signed, every later one must be. Every [`crate::audit::checkpoint::EVERY`]
+//! entries the host also writes a signed checkpoint (see [`crate::audit`]).
+//!
 //! A run writes a `run-started` entry before the model runs (if that cannot
-//! be written, the run does not happen) and a `run-finished` entry after, in
-//! the same transaction as its leads; a crash in between stays visible as a
-//! run that started and never finished.
+//! be written — including when the unit's key cannot be read — the run does
+//! not happen) and a `run-finished` entry after, in the same transaction as
+//! its leads; a crash in between stays visible as a run that started and
+//! never finished.
 
 use crate::policy::Limits;
 use crate::runtime::Failure;
 use crate::{Error, Result, Store};
+use jiandu_registry::keys::{PublicKey, UnitKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -73,6 +84,13 @@ pub struct DatasetRef {
     pub digest: String,
     /// Whether the model saw personal fields in clear.
     pub clear_personal: bool,
+    /// Whether the dataset's schema marks any field as personal data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
+    /// The personal fields within the model's view (masked unless
+    /// `clear_personal`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_fields: Vec<String>,
 }
 
 /// The record of one run.
@@ -110,6 +128,10 @@ pub struct Entry {
     pub prev_hash: String,
     pub at: String,
     pub unit: String,
+    /// Fingerprint of the unit key that signs this entry; `None` when the
+    /// store had no unit when the entry was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_key: Option<String>,
     pub operator: String,
     pub kind: Kind,
     pub run: RunRecord,
@@ -130,6 +152,63 @@ struct Head {
     hash: String,
 }
 
+/// What is kept beside entry `n` in the `ledger_sig` tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    /// sha256 hex of the entry's stored bytes, as written.
+    pub hash: String,
+    /// The unit's signature of the hash; `None` for an unsigned entry.
+    pub sig: Option<String>,
+}
+
+/// What a unit signs for entry `n`: a fixed prefix (so an entry signature
+/// can never pass for a bundle's or a checkpoint's) and the entry hash.
+pub const ENTRY_SIGNATURE_PREFIX: &str = "jiandu ledger entry v1\n";
+
+/// The message signed for an entry with this hash.
+pub fn entry_message(hash: &str) -> Vec<u8> {
+    [ENTRY_SIGNATURE_PREFIX.as_bytes(), hash.as_bytes()].concat()
+}
+
+/// The unit's key, ready to sign entries and checkpoints.
+pub struct Signer {
+    key: UnitKey,
+    fingerprint: String,
+}
+
+impl Signer {
+    /// The signer of `store`, or `None` when it has no unit. Fails when the
+    /// store has a unit whose key file cannot be read: entries are then not
+    /// written at all rather than written unsigned.
+    pub fn for_store(store: &Store) -> Result<Option<Signer>> {
+        Ok(crate::unit::signing_key(store)?.map(Signer::new))
+    }
+
+    pub fn new(key: UnitKey) -> Signer {
+        let fingerprint = key.public().fingerprint();
+        Signer { key, fingerprint }
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn public(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// Signs `message` (already carrying its purpose prefix).
+    pub fn sign(&self, message: &[u8]) -> String {
+        self.key.sign(message)
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({})", self.fingerprint)
+    }
+}
+
 /// sha256 hex of an entry's stored bytes.
 pub fn hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -139,11 +218,14 @@ fn abort(message: String) -> ConflictableTransactionError<Error> {
     ConflictableTransactionError::Abort(Error::Ledger(message))
 }
 
-/// Appends `draft` inside a transaction over the ledger and meta trees.
+/// Appends `draft` inside a transaction over the ledger, seal and meta
+/// trees, signing it with `signer` when the store has a unit.
 pub fn append_in(
     ledger: &TransactionalTree,
+    seals: &TransactionalTree,
     meta: &TransactionalTree,
     draft: &Draft,
+    signer: Option<&Signer>,
 ) -> std::result::Result<Entry, ConflictableTransactionError<Error>> {
     let head: Option<Head> = match meta.get(HEAD_KEY)? {
         None => None,
@@ -161,16 +243,23 @@ pub fn append_in(
         prev_hash,
         at: crate::time::now_text(),
         unit: draft.unit.clone(),
+        unit_key: signer.map(|s| s.fingerprint().to_string()),
         operator: draft.operator.clone(),
         kind: draft.kind,
         run: draft.run.clone(),
     };
     let bytes = serde_json::to_vec(&entry).expect("entries serialize");
-    let head = Head {
-        seq,
-        hash: hash(&bytes),
+    let hash = hash(&bytes);
+    let seal = Seal {
+        sig: signer.map(|s| s.sign(&entry_message(&hash))),
+        hash: hash.clone(),
     };
+    let head = Head { seq, hash };
     ledger.insert(&seq.to_be_bytes(), bytes)?;
+    seals.insert(
+        &seq.to_be_bytes(),
+        serde_json::to_vec(&seal).expect("seal serializes"),
+    )?;
     meta.insert(
         HEAD_KEY,
         serde_json::to_vec(&head).expect("head serializes"),
@@ -180,11 +269,70 @@ pub fn append_in(
 
 /// Appends one entry on its own and makes it durable.
 pub fn append(store: &Store, draft: &Draft) -> Result<Entry> {
-    let entry = (&store.ledger, &store.meta)
-        .transaction(|(ledger, meta)| append_in(ledger, meta, draft))
+    let signer = Signer::for_store(store)?;
+    let entry = (&store.ledger, &store.ledger_sig, &store.meta)
+        .transaction(|(ledger, seals, meta)| append_in(ledger, seals, meta, draft, signer.as_ref()))
         .map_err(Error::from)?;
     store.flush()?;
+    appended(store, &entry, signer.as_ref());
     Ok(entry)
+}
+
+/// Appends `draft` in one transaction with the writes `with` makes to
+/// `other` and to `meta` (a run's leads and cursors), signing it when the
+/// store has a unit.
+pub fn append_with<F>(store: &Store, draft: &Draft, other: &sled::Tree, with: F) -> Result<Entry>
+where
+    F: Fn(
+        &TransactionalTree,
+        &TransactionalTree,
+    ) -> std::result::Result<(), ConflictableTransactionError<Error>>,
+{
+    let signer = Signer::for_store(store)?;
+    let entry = (other, &store.ledger, &store.ledger_sig, &store.meta)
+        .transaction(|(other, ledger, seals, meta)| {
+            with(other, meta)?;
+            append_in(ledger, seals, meta, draft, signer.as_ref())
+        })
+        .map_err(Error::from)?;
+    store.flush()?;
+    appended(store, &entry, signer.as_ref());
+    Ok(entry)
+}
+
+/// After an entry is durable: write the periodic checkpoint when one is
+/// due. The entry already stands on its own, so a checkpoint that cannot be
+/// written (for instance because the ledger no longer verifies) is reported
+/// and does not undo it; `jiandu audit verify` names the cause.
+fn appended(store: &Store, entry: &Entry, signer: Option<&Signer>) {
+    let Some(signer) = signer else { return };
+    match crate::audit::checkpoint::due(store, entry.seq) {
+        Ok(false) => {}
+        Ok(true) => {
+            if let Err(e) = crate::audit::checkpoint::write_local(store, signer) {
+                tracing::warn!(
+                    "no checkpoint written after ledger entry {}: {e}",
+                    entry.seq
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the last checkpoint: {e}"),
+    }
+}
+
+/// The seal kept beside entry `seq`, if any.
+pub fn seal(store: &Store, seq: u64) -> Result<std::result::Result<Option<Seal>, String>> {
+    Ok(match store.ledger_sig.get(seq.to_be_bytes())? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| format!("the seal of entry {seq} is unreadable: {e}")),
+    })
+}
+
+/// The sequence number and hash of the last entry, per the ledger head.
+pub fn head(store: &Store) -> Result<Option<(u64, String)>> {
+    Ok(store.get_meta::<Head>(HEAD_KEY)?.map(|h| (h.seq, h.hash)))
 }
 
 /// Entries in order, from `from` (1-based) on.
@@ -215,9 +363,11 @@ pub fn read_all(store: &Store) -> Result<Vec<Entry>> {
 /// The first problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// The entry that does not match.
+    /// The entry that does not match (for a checkpoint: the entry count it
+    /// covers).
     pub seq: u64,
-    /// `parse`, `sequence`, `hash`, `chain` or `head`.
+    /// `parse`, `sequence`, `hash`, `signature`, `chain`, `head` or
+    /// `checkpoint`.
     pub check: &'static str,
     pub message: String,
 }
@@ -228,127 +378,22 @@ pub struct Verification {
     pub entries: u64,
     pub head_hash: Option<String>,
     pub problem: Option<Problem>,
+    /// Entries signed with the unit key.
+    pub signed: u64,
+    /// Entries written before the store had a unit.
+    pub unsigned: u64,
+    /// Signed checkpoints that matched the entries they cover.
+    pub checkpoints: u64,
+    /// The unit key fingerprint entries were checked against.
+    pub fingerprint: Option<String>,
+    /// RFC 6962 Merkle root over the entries (when they all verified).
+    pub root: Option<String>,
 }
 
-/// Recomputes the chain and names the first entry that does not match.
+/// Recomputes the chain, the signatures and the checkpoints, and names the
+/// first entry that does not match and which check it failed.
 pub fn verify(store: &Store) -> Result<Verification> {
-    let head: Option<Head> = store.get_meta(HEAD_KEY)?;
-    let mut expected_seq = 1u64;
-    let mut prev: Option<(u64, String)> = None;
-    let mut count = 0u64;
-    let fail = |count, head: &Option<Head>, p: Problem| Verification {
-        entries: count,
-        head_hash: head.as_ref().map(|h| h.hash.clone()),
-        problem: Some(p),
-    };
-    for item in entries(store, 1) {
-        let (seq, bytes) = item?;
-        count += 1;
-        if seq != expected_seq {
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq: expected_seq,
-                    check: "sequence",
-                    message: format!(
-                        "entry {expected_seq} is missing (next stored entry is {seq})"
-                    ),
-                },
-            ));
-        }
-        let entry: Entry = match serde_json::from_slice(&bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                return Ok(fail(
-                    count,
-                    &head,
-                    Problem {
-                        seq,
-                        check: "parse",
-                        message: format!("entry {seq} is not a valid entry (edited or damaged): {e}"),
-                    },
-                ))
-            }
-        };
-        if entry.seq != seq {
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq,
-                    check: "sequence",
-                    message: format!("entry stored as {seq} says it is entry {}", entry.seq),
-                },
-            ));
-        }
-        let expected_prev = prev.as_ref().map(|(_, h)| h.as_str()).unwrap_or(GENESIS);
-        if entry.prev_hash != expected_prev {
-            // Entry seq's link does not match the previous entry's bytes:
-            // either the previous entry was edited or this link was.
-            let (bad, check, message) = match &prev {
-                Some((p, _)) => (
-                    *p,
-                    "hash",
-                    format!("entry {p} does not match the hash that entry {seq} recorded for it (edited after it was written)"),
-                ),
-                None => (seq, "chain", format!("entry {seq} does not start the chain")),
-            };
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq: bad,
-                    check,
-                    message,
-                },
-            ));
-        }
-        prev = Some((seq, hash(&bytes)));
-        expected_seq += 1;
-    }
-    match (&head, &prev) {
-        (None, None) => {}
-        (Some(h), Some((seq, hash))) if h.seq == *seq && &h.hash == hash => {}
-        (Some(h), Some((seq, _))) if h.seq == *seq => {
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq: *seq,
-                    check: "hash",
-                    message: format!("entry {seq} does not match the ledger head's hash (edited after it was written)"),
-                },
-            ))
-        }
-        (Some(h), _) => {
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq: h.seq,
-                    check: "head",
-                    message: format!("the ledger head names entry {} but the last entry is {}", h.seq, prev.as_ref().map_or(0, |p| p.0)),
-                },
-            ))
-        }
-        (None, Some((seq, _))) => {
-            return Ok(fail(
-                count,
-                &head,
-                Problem {
-                    seq: *seq,
-                    check: "head",
-                    message: "entries exist but the ledger head is missing".into(),
-                },
-            ))
-        }
-    }
-    Ok(Verification {
-        entries: count,
-        head_hash: head.map(|h| h.hash),
-        problem: None,
-    })
+    crate::audit::verify::local(store)
 }
 
 #[cfg(test)]

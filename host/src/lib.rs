@@ -11,6 +11,8 @@
 //!   versions, scans and lookups.
 //! - [`catalog`]: models on disk (`model.toml` + `model.wasm`) and building
 //!   them from crates.
+//! - [`trust`] and [`share`]: the keys of units whose models this store
+//!   accepts; packing signed bundles and importing them from registries.
 //! - [`policy`]: the host policy (limits, grants, masking).
 //! - [`runtime`]: the wasmtime sandbox and the host side of the contract.
 //! - [`run`]: executing one run from start entry to committed leads.
@@ -21,6 +23,8 @@
 //!
 //! The `jiandu` binary (`cli/`) only parses arguments, calls these, and prints.
 
+pub mod audit;
+pub mod cache;
 pub mod catalog;
 pub mod dataset;
 pub mod demo;
@@ -30,11 +34,15 @@ pub mod ids;
 pub mod leads;
 pub mod ledger;
 pub mod mask;
+pub mod native;
 pub mod policy;
 pub mod run;
 pub mod runtime;
+pub mod serve;
+pub mod share;
 pub mod store;
 pub mod time;
+pub mod trust;
 pub mod unit;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@
 //! max_lead_bytes = 16_384
 //! max_log_lines = 1_000
 //!
-//! [maximum]                       # a model's own [limits] are capped here
+//! [maximum]                       # caps a model's own [limits] and every default
 //! memory_mib = 1024
 //! fuel = 200_000_000_000
 //! wall_seconds = 3600
@@ -22,12 +22,31 @@
 //! datasets = ["employers"]        # only these; declared but not granted = refused
 //! clear_personal = false          # personal fields reach the model masked
 //! ```
+//!
+//! A value left out of `[maximum]` keeps its built-in maximum; one left out
+//! of `[defaults]` keeps its built-in default, lowered to the maximum. A
+//! policy whose defaults exceed its maximum, or whose values are outside
+//! what the sandbox can enforce (see the `MAX_*` constants), is refused
+//! with the key named.
 
 use crate::catalog::Manifest;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The largest wasm stack a policy may allow, in KiB: a run's thread gets
+/// this much native stack and more.
+pub const MAX_STACK_KIB: u64 = 64 * 1024;
+/// The smallest wasm stack a policy may set, in KiB.
+pub const MIN_STACK_KIB: u64 = 64;
+/// The largest memory a policy may allow, in MiB (all of a model's linear
+/// memories together; one 32-bit wasm memory cannot exceed 4 GiB anyway).
+pub const MAX_MEMORY_MIB: u64 = 4096;
+/// The longest wall time a policy may allow: 30 days.
+pub const MAX_WALL_SECONDS: u64 = 30 * 24 * 3600;
+/// The largest lead a policy may allow, in bytes.
+pub const MAX_LEAD_BYTES: u64 = 16 << 20;
 
 /// Resource limits of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +89,130 @@ impl Limits {
     }
 }
 
+/// `[defaults]` or `[maximum]` as written: what is left out is filled in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    memory_mib: Option<u64>,
+    fuel: Option<u64>,
+    wall_seconds: Option<u64>,
+    stack_kib: Option<u64>,
+    max_leads: Option<u64>,
+    max_lead_bytes: Option<u64>,
+    max_log_lines: Option<u64>,
+}
+
+impl LimitsFile {
+    fn over(&self, base: Limits) -> Limits {
+        Limits {
+            memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
+            fuel: self.fuel.unwrap_or(base.fuel),
+            wall_seconds: self.wall_seconds.unwrap_or(base.wall_seconds),
+            stack_kib: self.stack_kib.unwrap_or(base.stack_kib),
+            max_leads: self.max_leads.unwrap_or(base.max_leads),
+            max_lead_bytes: self.max_lead_bytes.unwrap_or(base.max_lead_bytes),
+            max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
+        }
+    }
+}
+
+impl Limits {
+    /// `(key, value)` of each limit, in file order.
+    fn entries(&self) -> [(&'static str, u64); 7] {
+        [
+            ("memory_mib", self.memory_mib),
+            ("fuel", self.fuel),
+            ("wall_seconds", self.wall_seconds),
+            ("stack_kib", self.stack_kib),
+            ("max_leads", self.max_leads),
+            ("max_lead_bytes", self.max_lead_bytes),
+            ("max_log_lines", self.max_log_lines),
+        ]
+    }
+
+    /// Each limit lowered to `cap`'s.
+    fn capped(&self, cap: &Limits) -> Limits {
+        Limits {
+            memory_mib: self.memory_mib.min(cap.memory_mib),
+            fuel: self.fuel.min(cap.fuel),
+            wall_seconds: self.wall_seconds.min(cap.wall_seconds),
+            stack_kib: self.stack_kib.min(cap.stack_kib),
+            max_leads: self.max_leads.min(cap.max_leads),
+            max_lead_bytes: self.max_lead_bytes.min(cap.max_lead_bytes),
+            max_log_lines: self.max_log_lines.min(cap.max_log_lines),
+        }
+    }
+
+    /// Checks that every limit is one the sandbox can enforce.
+    fn check(&self, table: &str) -> std::result::Result<(), String> {
+        for (key, value) in self.entries() {
+            let (min, max) = match key {
+                "memory_mib" => (1, MAX_MEMORY_MIB),
+                "fuel" => (1, u64::MAX),
+                "wall_seconds" => (1, MAX_WALL_SECONDS),
+                "stack_kib" => (MIN_STACK_KIB, MAX_STACK_KIB),
+                "max_lead_bytes" => (1, MAX_LEAD_BYTES),
+                _ => (0, u64::MAX),
+            };
+            if value < min || value > max {
+                return Err(format!(
+                    "[{table}] {key} = {value} is outside what the sandbox enforces ({min} to {max})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `jiandu.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default = "default_unit")]
+    unit: String,
+    #[serde(default = "yes")]
+    grant_declared: bool,
+    #[serde(default)]
+    defaults: LimitsFile,
+    #[serde(default)]
+    maximum: LimitsFile,
+    #[serde(default)]
+    models: BTreeMap<String, Grant>,
+}
+
+impl TryFrom<PolicyFile> for Policy {
+    type Error = String;
+
+    fn try_from(file: PolicyFile) -> std::result::Result<Policy, String> {
+        let maximum = file.maximum.over(Limits::maximum());
+        maximum.check("maximum")?;
+        let defaults = file.defaults.over(Limits::default().capped(&maximum));
+        defaults.check("defaults")?;
+        for ((key, value), (_, max)) in defaults.entries().into_iter().zip(maximum.entries()) {
+            if value > max {
+                return Err(format!(
+                    "[defaults] {key} = {value} is above [maximum] {key} = {max}; raise the maximum or lower the default"
+                ));
+            }
+        }
+        for (model, grant) in &file.models {
+            crate::catalog::check_name(model).map_err(|e| format!("[models.{model}]: {e}"))?;
+            for ds in grant.datasets.iter().flatten() {
+                crate::catalog::check_name(ds)
+                    .map_err(|e| format!("[models.{model}] datasets: {e}"))?;
+            }
+        }
+        Ok(Policy {
+            unit: file.unit,
+            grant_declared: file.grant_declared,
+            defaults,
+            maximum,
+            models: file.models,
+            path: None,
+        })
+    }
+}
+
 /// What one model is granted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,18 +227,20 @@ pub struct Grant {
 
 /// The host policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "PolicyFile")]
 pub struct Policy {
-    #[serde(default = "default_unit")]
+    /// Recorded in every ledger entry when the store has no unit identity.
     pub unit: String,
-    #[serde(default = "yes")]
+    /// Whether a model without a `[models.<name>]` grant list may read
+    /// every dataset it declares.
     pub grant_declared: bool,
-    #[serde(default)]
+    /// What a run gets when its model asks for nothing.
     pub defaults: Limits,
-    #[serde(default = "Limits::maximum")]
+    /// The most a model's own `[limits]` can obtain.
     pub maximum: Limits,
-    #[serde(default)]
+    /// Grants by model name.
     pub models: BTreeMap<String, Grant>,
+    /// Where the policy was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
 }
@@ -129,13 +274,22 @@ pub struct Decision {
 }
 
 impl Policy {
-    /// Reads the policy at `path`, or the defaults if it does not exist.
+    /// Reads the policy at `path`, or the defaults if it does not exist
+    /// (the store's own `jiandu.toml`).
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
-            Err(e) => return Err(Error::file(path, e)),
-        };
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default()),
+            _ => Policy::load_required(path),
+        }
+    }
+
+    /// Reads the policy at `path`, which must exist (a file given with
+    /// `--config`: a typo must not silently fall back to the defaults).
+    pub fn load_required(path: &Path) -> Result<Policy> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Policy {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let mut p: Policy = toml::from_str(&text).map_err(|e| Error::Policy {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
@@ -156,12 +310,14 @@ impl Policy {
             };
             if !ok {
                 return Err(format!(
-                    "dataset `{ds}` is declared by {} but not granted by the host policy{}",
+                    "dataset `{ds}` is declared by {} but not granted by the host policy{}; \
+                     to allow it, list it in [models.{}] datasets",
                     manifest.id(),
                     self.path
                         .as_ref()
                         .map(|p| format!(" ({})", p.display()))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    manifest.name
                 ));
             }
         }
@@ -229,6 +385,67 @@ memory_mib = 4096
         let d = Policy::default().decide(&manifest()).unwrap();
         assert_eq!(d.limits.memory_mib, 1024);
         assert!(!d.clear_personal);
+    }
+
+    #[test]
+    fn a_partial_maximum_keeps_the_other_built_in_maximums() {
+        let p: Policy = toml::from_str("[maximum]\nmemory_mib = 512\n").unwrap();
+        assert_eq!(p.maximum.memory_mib, 512);
+        assert_eq!(p.maximum.fuel, Limits::maximum().fuel);
+        assert_eq!(p.defaults.memory_mib, 256);
+        let p: Policy = toml::from_str("[maximum]\nmemory_mib = 128\n").unwrap();
+        assert_eq!(
+            p.defaults.memory_mib, 128,
+            "unset defaults follow a lower maximum"
+        );
+        let d = p.decide(&manifest()).unwrap();
+        assert_eq!(d.limits.memory_mib, 128);
+    }
+
+    #[test]
+    fn defaults_above_the_maximum_are_refused_by_key() {
+        let err = toml::from_str::<Policy>("[defaults]\nfuel = 10\n[maximum]\nfuel = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[defaults] fuel = 10") && err.contains("[maximum]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_the_sandbox_cannot_enforce_are_refused() {
+        for text in [
+            "[defaults]\nmemory_mib = 0\n",
+            "[maximum]\nstack_kib = 10000000\n",
+            "[maximum]\nwall_seconds = 99999999999\n",
+            "[defaults]\nfuel = 0\n",
+        ] {
+            let err = toml::from_str::<Policy>(text).unwrap_err().to_string();
+            assert!(
+                err.contains("outside what the sandbox enforces"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_names_are_refused() {
+        assert!(toml::from_str::<Policy>("[defaults]\nmemory = 1\n").is_err());
+        assert!(toml::from_str::<Policy>("[models.Bad]\ndatasets = []\n").is_err());
+        assert!(toml::from_str::<Policy>("[models.m]\ndatasets = [\"../x\"]\n").is_err());
+    }
+
+    #[test]
+    fn a_policy_file_given_by_path_must_exist() {
+        let dir = std::env::temp_dir().join(format!("jiandu-policy-{}", std::process::id()));
+        let missing = dir.join("no-such.toml");
+        assert!(
+            Policy::load(&missing).is_ok(),
+            "the store's own file is optional"
+        );
+        let err = Policy::load_required(&missing).unwrap_err().to_string();
+        assert!(err.contains("no-such.toml"), "{err}");
     }
 
     #[test]

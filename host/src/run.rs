@@ -8,12 +8,11 @@
 //!    on failure, append `run-finished` with the reason and keep no leads.
 
 use crate::catalog::{self, Installed};
-use crate::dataset::{view::View, VersionReader};
+use crate::dataset::{view::View, SegmentId, VersionReader};
 use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
 use crate::runtime::{Access, Failure, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
-use sled::Transactional;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -90,7 +89,10 @@ pub fn execute_installed(
             name: manifest.name.clone(),
             version: manifest.version.clone(),
             wasm_sha256: installed.wasm_sha256.clone(),
-            publisher: None,
+            publisher: installed
+                .provenance
+                .as_ref()
+                .map(catalog::Provenance::publisher),
         },
         datasets: Vec::new(),
         params: BTreeMap::new(),
@@ -118,7 +120,7 @@ pub fn execute_installed(
 
     // 1. Everything that can refuse the run before it starts.
     let prepared = prepare(store, policy, installed, req, &mut record);
-    let (session, limits) = match prepared {
+    let (session, limits, cursors) = match prepared {
         Ok(p) => p,
         Err(message) => {
             record.outcome = Outcome::Refused;
@@ -161,7 +163,7 @@ pub fn execute_installed(
             peak_memory: 0,
             failure: Some(Failure {
                 kind: "load".into(),
-                message: format!("{}: {}", manifest.id(), e.reason),
+                message: e.for_model(installed),
                 limit: None,
                 used: None,
             }),
@@ -193,13 +195,16 @@ pub fn execute_installed(
             record.leads_count = Some(finished.session.leads.len() as u64);
             record.leads_digest = Some(crate::leads::digest(&finished.session.leads));
             let d = draft(Kind::RunFinished, &record);
-            let entry = (&store.leads, &store.ledger, &store.meta)
-                .transaction(|(leads, ledger_tree, meta)| {
-                    crate::leads::apply_in(leads, &changes)?;
-                    ledger::append_in(ledger_tree, meta, &d)
-                })
-                .map_err(Error::from)?;
-            store.flush()?;
+            let entry = ledger::append_with(store, &d, &store.leads, |leads, meta| {
+                crate::leads::apply_in(leads, &changes)?;
+                for (key, segments) in &cursors {
+                    meta.insert(
+                        key.as_bytes(),
+                        serde_json::to_vec(segments).expect("cursor serializes"),
+                    )?;
+                }
+                Ok(())
+            })?;
             counts = (changes.new, changes.open, changes.resolved);
             entry
         }
@@ -246,14 +251,24 @@ fn prepare(
     installed: &Installed,
     req: &Request,
     record: &mut RunRecord,
-) -> std::result::Result<(Session, crate::policy::Limits), String> {
+) -> std::result::Result<(Session, crate::policy::Limits, Cursors), String> {
     let manifest = &installed.manifest;
     let params = manifest.resolve_params(&req.params)?;
     record.params = params.clone();
     let decision = policy.decide(manifest)?;
     let mut datasets = HashMap::new();
+    let mut read_cursors = HashMap::new();
+    let mut new_cursors = Vec::new();
     for (name, decl) in &manifest.datasets {
         let reader = VersionReader::current(store, name).map_err(|e| e.to_string())?;
+        let key = cursor_key(&manifest.name, name);
+        if let Some(seen) = store
+            .get_meta::<Vec<SegmentId>>(&key)
+            .map_err(|e| e.to_string())?
+        {
+            read_cursors.insert(name.clone(), seen);
+        }
+        new_cursors.push((key, reader.segment_ids()));
         let view = View::new(
             &reader.info.schema,
             decl.fields.as_deref(),
@@ -265,9 +280,28 @@ fn prepare(
             version: reader.info.version,
             digest: reader.info.digest.clone(),
             clear_personal: decision.clear_personal,
+            personal: reader.info.schema.has_personal(),
+            personal_fields: reader
+                .info
+                .schema
+                .fields
+                .iter()
+                .filter(|f| f.personal.is_some() && view.names().contains(&f.name))
+                .map(|f| f.name.clone())
+                .collect(),
         });
         datasets.insert(name.clone(), Access { reader, view });
     }
-    let session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
-    Ok((session, decision.limits))
+    let mut session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
+    session.cursors = read_cursors;
+    Ok((session, decision.limits, new_cursors))
 }
+
+/// Where a model's incremental cursor over a dataset is kept in `meta`:
+/// the segments it read in its last successful run.
+pub fn cursor_key(model: &str, dataset: &str) -> String {
+    format!("cursor/{model}/{dataset}")
+}
+
+/// Cursor updates committed with a successful run.
+type Cursors = Vec<(String, Vec<SegmentId>)>;

@@ -7,7 +7,6 @@
 //! Everything a model hands back is validated before it is kept.
 
 use crate::catalog::Installed;
-use crate::dataset::block::Block;
 use crate::dataset::view::View;
 use crate::dataset::VersionReader;
 use crate::policy::Limits;
@@ -35,6 +34,27 @@ pub const HOST_INTERFACE: &str = "jiandu:model/host@0.1.0";
 /// How often the epoch ticks: the resolution of wall-time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Native stack a guest thread gets on top of the wasm stack limit, for the
+/// host functions and wasmtime frames below and between wasm frames.
+const HOST_STACK_MARGIN: usize = 8 << 20;
+
+/// Fuel and wall time of the load-time `describe` call.
+const DESCRIBE_FUEL: u64 = 100_000_000;
+const DESCRIBE_SECONDS: u64 = 5;
+
+/// Most bytes a model may hand the host in one call (strings and lists it
+/// passes in): wasmtime checks this before it copies anything, so a model
+/// cannot make the host allocate more than this per call. At least this,
+/// and enough for the largest lead policy allows.
+const MIN_HOSTCALL_BYTES: u64 = 1 << 20;
+
+/// Largest component the host compiles: compiling takes host time and
+/// memory before any run limit applies. Real models are far smaller.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// Most elements a table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 /// Limits on what a model may hand back, independent of policy.
 const MAX_SUBJECT_BYTES: usize = 256;
 const MAX_TITLE_BYTES: usize = 1024;
@@ -52,6 +72,8 @@ pub enum Breach {
     LeadFlood { limit: u64 },
     #[error("emitted a lead of {bytes} bytes (limit {limit})")]
     LeadTooLarge { bytes: u64, limit: u64 },
+    #[error("emitted {bytes} bytes of leads, more than its memory limit of {limit} bytes")]
+    LeadVolume { bytes: u64, limit: u64 },
     #[error("emitted an invalid lead: {0}")]
     InvalidLead(String),
     #[error("grew memory to {desired} bytes (limit {limit})")]
@@ -71,6 +93,7 @@ impl Breach {
             Breach::UndeclaredDataset(_) => "undeclared-dataset",
             Breach::LeadFlood { .. } => "lead-flood",
             Breach::LeadTooLarge { .. } => "lead-too-large",
+            Breach::LeadVolume { .. } => "lead-volume",
             Breach::InvalidLead(_) => "invalid-lead",
             Breach::Memory { .. } => "memory-limit",
             Breach::Table { .. } => "table-limit",
@@ -87,6 +110,19 @@ pub struct LoadError {
     pub reason: String,
 }
 
+impl LoadError {
+    /// The refusal as a person reads it: the model, its file and the
+    /// reason, e.g. `m@1.0.0 (models/m/model.wasm): imports WASI …`.
+    pub fn for_model(&self, model: &Installed) -> String {
+        format!(
+            "{} ({}): {}",
+            model.manifest.id(),
+            model.dir.join("model.wasm").display(),
+            self.reason
+        )
+    }
+}
+
 fn load_err(reason: impl Into<String>) -> LoadError {
     LoadError {
         reason: reason.into(),
@@ -94,9 +130,15 @@ fn load_err(reason: impl Into<String>) -> LoadError {
 }
 
 /// The engine, shared by all runs, and its epoch ticker.
+///
+/// A `Runtime` is `Send + Sync`: runs on several threads at once share the
+/// compiled code and the epoch, and nothing else. Each run gets its own
+/// thread, store, instance, memory, fuel and host state.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Session>,
+    /// The wasm stack limit of every run, in bytes.
+    wasm_stack: usize,
     _ticker: Arc<Ticker>,
 }
 
@@ -105,12 +147,18 @@ struct Ticker {
 }
 
 impl Runtime {
-    /// A runtime whose runs may use up to `stack_kib` of wasm stack.
+    /// A runtime whose runs may use up to `stack_kib` of wasm stack
+    /// (clamped to what policy allows, see [`crate::policy::MAX_STACK_KIB`]).
     pub fn new(stack_kib: u64) -> crate::Result<Runtime> {
+        let stack_kib = stack_kib.clamp(crate::policy::MIN_STACK_KIB, crate::policy::MAX_STACK_KIB);
+        let wasm_stack = stack_kib as usize * 1024;
         let mut config = Config::new();
         config.consume_fuel(true);
         config.epoch_interruption(true);
-        config.max_wasm_stack((stack_kib as usize).max(64) * 1024);
+        config.max_wasm_stack(wasm_stack);
+        // Not used (runs are synchronous), but wasmtime refuses a wasm
+        // stack larger than it.
+        config.async_stack_size(wasm_stack + HOST_STACK_MARGIN);
         config.wasm_component_model(true);
         let engine =
             Engine::new(&config).map_err(|e| crate::Error::Other(format!("wasmtime: {e}")))?;
@@ -137,12 +185,18 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            wasm_stack,
             _ticker: ticker,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The wasm stack limit of every run, in KiB.
+    pub fn stack_kib(&self) -> u64 {
+        (self.wasm_stack / 1024) as u64
     }
 
     /// Compiles and checks a model: a component importing only the Jiandu
@@ -186,19 +240,44 @@ impl Runtime {
     }
 
     /// Runs a loaded model in a fresh instance with `session`'s data and
-    /// limits. Never panics on anything the model does.
+    /// limits, on a thread of its own whose native stack holds the wasm
+    /// stack limit with room to spare. Never panics on anything the model
+    /// does.
     pub fn run(&self, loaded: &Loaded, session: Session) -> Finished {
         let limits = session.limits;
+        let model = session.model.clone();
+        match self.on_guest_thread(move || self.run_here(loaded, session)) {
+            Ok(finished) => finished,
+            Err(message) => Finished {
+                session: Session::new(model, limits, BTreeMap::new(), HashMap::new()),
+                fuel_used: 0,
+                peak_memory: 0,
+                failure: Some(Failure {
+                    kind: "host-error".into(),
+                    message,
+                    limit: None,
+                    used: None,
+                }),
+            },
+        }
+    }
+
+    fn run_here(&self, loaded: &Loaded, mut session: Session) -> Finished {
+        let limits = session.limits;
+        let started = Instant::now();
+        session.deadline = deadline_after(started, limits.wall_seconds);
         let mut store = Store::new(&self.engine, session);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(hostcall_bytes(&limits));
+        // Fails only when fuel is not enabled, and it always is.
         let _ = store.set_fuel(limits.fuel);
-        let ticks = (limits.wall_seconds * 1000 / EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(epoch_ticks(limits.wall_seconds));
         store.epoch_deadline_trap();
         let result = loaded
             .pre
             .instantiate(&mut store)
             .and_then(|m| m.call_run(&mut store));
+        let elapsed = started.elapsed();
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let session = store.into_data();
         let failure = match result {
@@ -209,7 +288,16 @@ impl Runtime {
                 limit: None,
                 used: None,
             }),
-            Err(e) => Some(classify(e, &session, &limits, fuel_used)),
+            Err(e) => Some(classify(
+                e,
+                &Usage {
+                    session: &session,
+                    limits: &limits,
+                    fuel_used,
+                    elapsed,
+                    wasm_stack: self.wasm_stack,
+                },
+            )),
         };
         Finished {
             fuel_used,
@@ -218,6 +306,47 @@ impl Runtime {
             session,
         }
     }
+
+    /// Runs `f` on a new thread with room for the wasm stack limit plus
+    /// the host's own frames: a model that recurses to the limit traps
+    /// cleanly instead of overflowing the caller's (possibly small) stack.
+    fn on_guest_thread<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("jiandu-run".into())
+                .stack_size(self.wasm_stack + HOST_STACK_MARGIN)
+                .spawn_scoped(scope, f)
+                .map_err(|e| format!("cannot start a thread for the run: {e}"))?;
+            handle.join().map_err(|panic| {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("the host failed while running the model: {text}")
+            })
+        })
+    }
+}
+
+/// The wall-clock deadline `seconds` after `start`.
+fn deadline_after(start: Instant, seconds: u64) -> Instant {
+    let seconds = seconds.min(crate::policy::MAX_WALL_SECONDS);
+    start + Duration::from_secs(seconds)
+}
+
+/// Epoch ticks in `seconds`.
+fn epoch_ticks(seconds: u64) -> u64 {
+    (seconds.saturating_mul(1000) / EPOCH_TICK.as_millis() as u64).max(1)
+}
+
+/// Most bytes a model may pass the host in one call under `limits`.
+fn hostcall_bytes(limits: &Limits) -> usize {
+    let lead = limits
+        .max_lead_bytes
+        .saturating_mul(2)
+        .saturating_add(64 << 10);
+    usize::try_from(lead.max(MIN_HOSTCALL_BYTES)).unwrap_or(usize::MAX)
 }
 
 /// A compiled, checked model, ready to instantiate (cheaply) per run.
@@ -229,28 +358,66 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Calls `describe` in a fresh instance with a small budget: a model
+    /// that loops, recurses or allocates without end here fails to load.
     fn describe(&self, runtime: &Runtime) -> Result<String, LoadError> {
-        let session = Session::new(
-            String::new(),
-            Limits::default(),
-            BTreeMap::new(),
-            HashMap::new(),
-        );
-        let mut store = Store::new(&runtime.engine, session);
-        store.limiter(|s| &mut s.limiter);
-        let _ = store.set_fuel(100_000_000);
-        store.set_epoch_deadline(500);
-        store.epoch_deadline_trap();
-        let described = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|m| m.call_describe(&mut store))
-            .map_err(|e| load_err(format!("`describe` failed: {e:#}")))?;
+        let limits = Limits {
+            fuel: DESCRIBE_FUEL,
+            wall_seconds: DESCRIBE_SECONDS,
+            ..Limits::default()
+        };
+        let session = Session::new(String::new(), limits, BTreeMap::new(), HashMap::new());
+        let described = runtime
+            .on_guest_thread(move || {
+                let mut store = Store::new(&runtime.engine, session);
+                store.limiter(|s| &mut s.limiter);
+                store.set_hostcall_fuel(hostcall_bytes(&limits));
+                let _ = store.set_fuel(limits.fuel);
+                store.set_epoch_deadline(epoch_ticks(limits.wall_seconds));
+                store.epoch_deadline_trap();
+                let started = Instant::now();
+                let result = self
+                    .pre
+                    .instantiate(&mut store)
+                    .and_then(|m| m.call_describe(&mut store));
+                let elapsed = started.elapsed();
+                let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+                result.map_err(|e| {
+                    let session = store.into_data();
+                    let failure = classify(
+                        e,
+                        &Usage {
+                            session: &session,
+                            limits: &limits,
+                            fuel_used,
+                            elapsed,
+                            wasm_stack: runtime.wasm_stack,
+                        },
+                    );
+                    format!("`describe` failed ({}): {}", failure.kind, failure.message)
+                })
+            })
+            .map_err(load_err)?
+            .map_err(load_err)?;
         Ok(crate::leads::shorten(&described, 200))
     }
 }
 
+/// Compile-time proof that runs can share a runtime and a loaded model
+/// across threads.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Runtime>();
+    shareable::<Loaded>();
+};
+
 fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
+    if wasm.len() > MAX_COMPONENT_BYTES {
+        return Err(load_err(format!(
+            "{} bytes, more than the {MAX_COMPONENT_BYTES} bytes a model may have",
+            wasm.len()
+        )));
+    }
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
         return Err(load_err(format!(
             "not a WebAssembly file ({} bytes; truncated or not wasm at all)",
@@ -307,7 +474,26 @@ pub struct Failure {
     pub used: Option<u64>,
 }
 
-fn classify(e: wasmtime::Error, session: &Session, limits: &Limits, fuel_used: u64) -> Failure {
+/// What a run had used when it stopped.
+struct Usage<'a> {
+    session: &'a Session,
+    limits: &'a Limits,
+    fuel_used: u64,
+    elapsed: Duration,
+    wasm_stack: usize,
+}
+
+/// wasmtime's message when a model passes more than the host-call budget.
+const HOSTCALL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
+    let Usage {
+        session,
+        limits,
+        fuel_used,
+        elapsed,
+        wasm_stack,
+    } = *usage;
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| crate::leads::shorten(&bt.to_string(), 2000));
@@ -315,64 +501,97 @@ fn classify(e: wasmtime::Error, session: &Session, limits: &Limits, fuel_used: u
         Some(bt) => format!("{msg}\n{bt}"),
         None => msg,
     };
+    let elapsed_seconds = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
+    let failure = |kind: &str, message: String, limit: Option<u64>, used: Option<u64>| Failure {
+        kind: kind.into(),
+        message,
+        limit,
+        used,
+    };
     if let Some(b) = e.downcast_ref::<Breach>() {
         let (limit, used) = match b {
             Breach::LeadFlood { limit } => (Some(*limit), Some(limit + 1)),
-            Breach::LeadTooLarge { bytes, limit } => (Some(*limit), Some(*bytes)),
+            Breach::LeadTooLarge { bytes, limit } | Breach::LeadVolume { bytes, limit } => {
+                (Some(*limit), Some(*bytes))
+            }
             Breach::Memory { desired, limit } => (Some(*limit), Some(*desired)),
             Breach::Table { desired, limit } => (Some(*limit), Some(*desired)),
-            _ => (None, None),
+            Breach::TooManyScans => (Some(MAX_OPEN_SCANS as u64), Some(MAX_OPEN_SCANS as u64 + 1)),
+            Breach::WallTime { seconds } => (Some(*seconds), Some(elapsed_seconds)),
+            Breach::UndeclaredDataset(_) | Breach::InvalidLead(_) => (None, None),
         };
-        return Failure {
-            kind: b.kind().into(),
-            message: b.to_string(),
-            limit,
-            used,
-        };
+        return failure(b.kind(), with_bt(b.to_string()), limit, used);
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
-            Trap::OutOfFuel => Failure {
-                kind: "fuel-exhausted".into(),
-                message: format!("used all its fuel ({} units)", limits.fuel),
-                limit: Some(limits.fuel),
-                used: Some(fuel_used),
-            },
-            Trap::Interrupt => Failure {
-                kind: "wall-time".into(),
-                message: format!("ran past its wall-time limit of {} s", limits.wall_seconds),
-                limit: Some(limits.wall_seconds),
-                used: None,
-            },
-            Trap::StackOverflow => Failure {
-                kind: "stack-overflow".into(),
-                message: with_bt(format!("exhausted its stack ({} KiB)", limits.stack_kib)),
-                limit: Some(limits.stack_kib * 1024),
-                used: None,
-            },
-            Trap::UnreachableCodeReached if session.panic_message.is_some() => Failure {
-                kind: "panic".into(),
-                message: with_bt(format!(
+            Trap::OutOfFuel => failure(
+                "fuel-exhausted",
+                with_bt(format!(
+                    "used all its fuel ({} units) after {:.1?}",
+                    limits.fuel, elapsed
+                )),
+                Some(limits.fuel),
+                Some(fuel_used),
+            ),
+            Trap::Interrupt => failure(
+                "wall-time",
+                with_bt(format!(
+                    "ran past its wall-time limit of {} s ({fuel_used} fuel used)",
+                    limits.wall_seconds
+                )),
+                Some(limits.wall_seconds),
+                Some(elapsed_seconds),
+            ),
+            Trap::StackOverflow => failure(
+                "stack-overflow",
+                with_bt(format!(
+                    "exhausted its stack ({} KiB); deep or endless recursion",
+                    wasm_stack / 1024
+                )),
+                Some(wasm_stack as u64),
+                None,
+            ),
+            Trap::UnreachableCodeReached if session.panic_message.is_some() => failure(
+                "panic",
+                with_bt(format!(
                     "panicked: {}",
                     session.panic_message.as_deref().unwrap_or("")
                 )),
-                limit: None,
-                used: None,
-            },
-            other => Failure {
-                kind: "trap".into(),
-                message: with_bt(format!("trapped: {other}")),
-                limit: None,
-                used: None,
-            },
+                None,
+                None,
+            ),
+            other => failure("trap", with_bt(format!("trapped: {other}")), None, None),
         };
     }
-    Failure {
-        kind: "error".into(),
-        message: with_bt(format!("{e:#}")),
-        limit: None,
-        used: None,
+    let text = format!("{e:#}");
+    if text.contains(HOSTCALL_EXHAUSTED) {
+        let limit = hostcall_bytes(limits) as u64;
+        return failure(
+            "host-call-too-large",
+            with_bt(format!(
+                "passed more than {limit} bytes to the host in one call"
+            )),
+            Some(limit),
+            None,
+        );
     }
+    failure(
+        "error",
+        with_bt(crate::leads::shorten(&text, 4096)),
+        None,
+        None,
+    )
+}
+
+/// Bytes of text in a lead: what the host holds for it.
+fn lead_size(lead: &LeadData) -> u64 {
+    let evidence: usize = lead
+        .evidence
+        .iter()
+        .map(|e| e.name.len() + e.value.len())
+        .sum();
+    (lead.subject.len() + lead.title.len() + lead.amount.as_ref().map_or(0, String::len) + evidence)
+        as u64
 }
 
 /// What a finished run produced.
@@ -383,28 +602,56 @@ pub struct Finished {
     pub failure: Option<Failure>,
 }
 
-/// Memory and table caps, recording the peak.
+/// Memory and table caps, recording the peak. The memory cap is on all of
+/// a model's linear memories together.
 pub struct Limiter {
     memory_bytes: usize,
     table_elements: usize,
+    /// Bytes of all linear memories now.
+    total_memory: usize,
+    /// The last growth allowed, to undo if the system could not do it.
+    last_growth: usize,
     peak_memory: usize,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Limiter {
+        let mib = limits.memory_mib.min(crate::policy::MAX_MEMORY_MIB);
+        Limiter {
+            memory_bytes: (mib as usize) << 20,
+            table_elements: MAX_TABLE_ELEMENTS,
+            total_memory: 0,
+            last_growth: 0,
+            peak_memory: 0,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let growth = desired.saturating_sub(current);
+        let total = self.total_memory.saturating_add(growth);
+        if total > self.memory_bytes {
             return Err(wasmtime::Error::new(Breach::Memory {
-                desired: desired as u64,
+                desired: total as u64,
                 limit: self.memory_bytes as u64,
             }));
         }
-        self.peak_memory = self.peak_memory.max(desired);
+        self.total_memory = total;
+        self.last_growth = growth;
+        self.peak_memory = self.peak_memory.max(total);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.total_memory = self.total_memory.saturating_sub(self.last_growth);
+        self.last_growth = 0;
+        Ok(())
     }
 
     fn table_growing(
@@ -442,13 +689,11 @@ pub struct Access {
 }
 
 enum ScanState {
-    Blocks {
-        iter: Box<dyn Iterator<Item = crate::Result<sled::IVec>> + Send>,
-        view: View,
-    },
+    /// Batches in key order, as the model's view of the dataset.
+    Batches(crate::dataset::Batches),
     Keys {
         access: String,
-        keys: Vec<String>,
+        keys: Arc<Vec<String>>,
         next: usize,
     },
 }
@@ -469,8 +714,15 @@ pub struct Session {
     params: BTreeMap<String, String>,
     datasets: HashMap<String, Access>,
     scans: Vec<Option<ScanState>>,
+    /// Keys of each (dataset, index) scanned so far, shared by its scans.
+    index_keys: HashMap<(String, String), Arc<Vec<String>>>,
+    /// Segments of each dataset this model read in its last successful
+    /// run: what `only-new` scans skip.
+    pub cursors: HashMap<String, Vec<crate::dataset::SegmentId>>,
     /// Leads by subject; a later emit for the same subject replaces it.
     pub leads: BTreeMap<String, LeadData>,
+    /// Bytes of text in `leads`.
+    lead_bytes: u64,
     pub records_read: u64,
     pub logs: Vec<LogLine>,
     pub logs_dropped: u64,
@@ -486,17 +738,16 @@ impl Session {
     ) -> Session {
         Session {
             model,
-            limiter: Limiter {
-                memory_bytes: (limits.memory_mib as usize) << 20,
-                table_elements: 100_000,
-                peak_memory: 0,
-            },
-            deadline: Instant::now() + Duration::from_secs(limits.wall_seconds),
+            limiter: Limiter::new(&limits),
+            deadline: deadline_after(Instant::now(), limits.wall_seconds),
             limits,
             params,
             datasets,
             scans: Vec::new(),
+            index_keys: HashMap::new(),
+            cursors: HashMap::new(),
             leads: BTreeMap::new(),
+            lead_bytes: 0,
             records_read: 0,
             logs: Vec::new(),
             logs_dropped: 0,
@@ -594,15 +845,12 @@ impl Session {
             return Ok(Err(format!("no open scan {scan}")));
         };
         let (data, offsets) = match state {
-            ScanState::Blocks { iter, view } => {
-                let Some(block) = iter.next() else {
+            ScanState::Batches(batches) => {
+                let Some(batch) = batches.next() else {
                     self.scans[scan as usize] = None;
                     return Ok(Ok(None));
                 };
-                let bytes = block.map_err(|e| wasmtime::Error::msg(e.to_string()))?;
-                let block =
-                    Block::parse(&bytes).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
-                view.batch(&block).map_err(wasmtime::Error::msg)?
+                batch.map_err(|e| wasmtime::Error::msg(e.to_string()))?
             }
             ScanState::Keys { access, keys, next } => {
                 if *next >= keys.len() {
@@ -652,30 +900,46 @@ impl host::Host for Session {
         options: types::ScanOptions,
     ) -> wasmtime::Result<Result<u32, String>> {
         self.check_deadline()?;
-        let access = self.access(&dataset)?;
-        if options.only_new {
-            return Ok(Err(
-                "scans of only new records are not supported by this host".into(),
-            ));
-        }
-        let state = match &options.index {
-            None => ScanState::Blocks {
-                iter: Box::new(access.reader.blocks()),
-                view: access.view.clone(),
-            },
-            Some(index) => match access.reader.index_entries(index) {
-                Ok(keys) => ScanState::Keys {
-                    access: dataset.clone(),
-                    keys,
-                    next: 0,
-                },
-                Err(e) => return Ok(Err(e.to_string())),
-            },
-        };
         let open = self.scans.iter().filter(|s| s.is_some()).count();
         if open >= MAX_OPEN_SCANS {
             return Err(wasmtime::Error::new(Breach::TooManyScans));
         }
+        let access = self.access(&dataset)?;
+        if options.only_new && options.index.is_some() {
+            return Ok(Err(
+                "a scan of only new records runs in key order; drop the index".into(),
+            ));
+        }
+        // Only new records: the segments this model has not read in a
+        // successful run yet (all of them the first time).
+        let seen = options
+            .only_new
+            .then(|| self.cursors.get(&dataset).map(Vec::as_slice).unwrap_or(&[]));
+        let state = match &options.index {
+            None => ScanState::Batches(access.reader.batches(&access.view, seen)),
+            Some(index) => {
+                // Scans of one index share one copy of its keys: host
+                // memory follows the datasets, not how often a model
+                // opens a scan.
+                let cached = (dataset.clone(), index.clone());
+                let keys = match self.index_keys.get(&cached) {
+                    Some(keys) => keys.clone(),
+                    None => match access.reader.index_entries(index) {
+                        Ok(keys) => {
+                            let keys = Arc::new(keys);
+                            self.index_keys.insert(cached, keys.clone());
+                            keys
+                        }
+                        Err(e) => return Ok(Err(e.to_string())),
+                    },
+                };
+                ScanState::Keys {
+                    access: dataset.clone(),
+                    keys,
+                    next: 0,
+                }
+            }
+        };
         let handle = match self.scans.iter().position(Option::is_none) {
             Some(free) => {
                 self.scans[free] = Some(state);
@@ -761,13 +1025,23 @@ impl host::Host for Session {
     fn emit(&mut self, lead: types::Lead) -> wasmtime::Result<Result<(), String>> {
         self.check_deadline()?;
         let lead = self.validate_lead(&lead).map_err(wasmtime::Error::new)?;
-        if !self.leads.contains_key(&lead.subject)
-            && self.leads.len() as u64 >= self.limits.max_leads
-        {
+        let replaced = self.leads.get(&lead.subject).map_or(0, lead_size);
+        if replaced == 0 && self.leads.len() as u64 >= self.limits.max_leads {
             return Err(wasmtime::Error::new(Breach::LeadFlood {
                 limit: self.limits.max_leads,
             }));
         }
+        // What the host holds for a run's leads counts against the run's
+        // memory cap, like the model's own memory.
+        let held = self.lead_bytes - replaced + lead_size(&lead);
+        let cap = self.limits.memory_mib.saturating_mul(1 << 20);
+        if held > cap {
+            return Err(wasmtime::Error::new(Breach::LeadVolume {
+                bytes: held,
+                limit: cap,
+            }));
+        }
+        self.lead_bytes = held;
         self.leads.insert(lead.subject.clone(), lead);
         Ok(Ok(()))
     }
@@ -793,5 +1067,78 @@ impl host::Host for Session {
     fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
         self.panic_message = Some(crate::leads::shorten(&message, MAX_LOG_LINE_BYTES));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    fn limiter(memory_mib: u64) -> Limiter {
+        Limiter::new(&Limits {
+            memory_mib,
+            ..Limits::default()
+        })
+    }
+
+    #[test]
+    fn the_memory_cap_is_on_all_memories_together() {
+        let mut l = limiter(1);
+        assert!(l.memory_growing(0, 600 << 10, None).unwrap());
+        let err = l.memory_growing(0, 600 << 10, None).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<Breach>(),
+            Some(&Breach::Memory {
+                desired: 1200 << 10,
+                limit: 1 << 20
+            })
+        );
+        assert_eq!(l.peak_memory, 600 << 10);
+    }
+
+    #[test]
+    fn a_growth_the_system_refused_is_not_counted() {
+        let mut l = limiter(1);
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+        assert!(l.memory_growing(512 << 10, 1 << 20, None).unwrap());
+        l.memory_grow_failed(wasmtime::Error::msg("no memory"))
+            .unwrap();
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+    }
+
+    #[test]
+    fn the_host_call_budget_holds_the_largest_lead_policy_allows() {
+        let small = Limits::default();
+        assert_eq!(hostcall_bytes(&small), MIN_HOSTCALL_BYTES as usize);
+        let big = Limits {
+            max_lead_bytes: crate::policy::MAX_LEAD_BYTES,
+            ..Limits::default()
+        };
+        assert!(hostcall_bytes(&big) > 2 * crate::policy::MAX_LEAD_BYTES as usize);
+    }
+
+    #[test]
+    fn an_oversized_module_is_refused_before_it_is_compiled() {
+        let runtime = Runtime::new(1024).unwrap();
+        let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
+        wasm.resize(MAX_COMPONENT_BYTES + 1, 0);
+        let Err(err) = runtime.compile(&wasm) else {
+            panic!("an oversized module compiled");
+        };
+        assert!(
+            err.reason.contains("bytes a model may have"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn wall_time_arithmetic_does_not_overflow() {
+        let now = Instant::now();
+        assert!(deadline_after(now, u64::MAX) > now);
+        assert_eq!(epoch_ticks(0), 1);
+        assert_eq!(epoch_ticks(1), 100);
+        assert!(epoch_ticks(u64::MAX) > 0);
     }
 }

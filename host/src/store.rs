@@ -2,7 +2,9 @@
 //! the host policy.
 //!
 //! ```text
-//! <store>/db/          sled: meta, blocks, leads, ledger trees
+//! <store>/db/          sled: meta, blocks, leads, ledger (+ ledger_sig,
+//!                      checkpoints) and, at a central office, the
+//!                      imported ledgers (central, central_checkpoints)
 //! <store>/models/<m>/  model.wasm + model.toml, one folder per model
 //! <store>/jiandu.toml  host policy (optional; defaults apply)
 //! ```
@@ -26,6 +28,15 @@ pub struct Store {
     pub leads: sled::Tree,
     /// Ledger entries by big-endian sequence number.
     pub ledger: sled::Tree,
+    /// Each ledger entry's seal (its hash and the unit's signature), by the
+    /// same key as the entry.
+    pub ledger_sig: sled::Tree,
+    /// This unit's signed checkpoints by big-endian entry count.
+    pub checkpoints: sled::Tree,
+    /// Other units' imported ledger entries by `fingerprint \0 seq`.
+    pub central: sled::Tree,
+    /// Checkpoints accepted from other units by `fingerprint \0 size`.
+    pub central_checkpoints: sled::Tree,
 }
 
 impl Store {
@@ -58,6 +69,10 @@ impl Store {
             blocks: db.open_tree("blocks")?,
             leads: db.open_tree("leads")?,
             ledger: db.open_tree("ledger")?,
+            ledger_sig: db.open_tree("ledger_sig")?,
+            checkpoints: db.open_tree("checkpoints")?,
+            central: db.open_tree("central")?,
+            central_checkpoints: db.open_tree("central_checkpoints")?,
             db,
             root,
         })

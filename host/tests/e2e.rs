@@ -9,7 +9,12 @@ use std::path::Path;
 
 const MODEL: &str = "disability-fund-arrears";
 
-fn ingest_generated(store: &Path, data: &Path, employers: usize, seed: u64) -> disability::Generated {
+fn ingest_generated(
+    store: &Path,
+    data: &Path,
+    employers: usize,
+    seed: u64,
+) -> disability::Generated {
     let g = disability::generate(data, employers, seed).unwrap();
     for f in &g.files {
         jiandu(store)
@@ -43,8 +48,14 @@ fn run_finds_exactly_the_planted_violations_with_independent_amounts() {
             .unwrap_or_else(|| panic!("planted {:?} at {} not found", e.scenario, e.credit_code));
         assert_eq!(lead["amount"], format!("{:.2}", e.gap), "{}", e.credit_code);
         let evidence = lead["evidence"].as_str().unwrap();
-        assert!(evidence.contains(&format!("late_fee={:.2}", e.late_fee)), "{evidence}");
-        assert!(evidence.contains(&format!("due={:.2}", e.due)), "{evidence}");
+        assert!(
+            evidence.contains(&format!("late_fee={:.2}", e.late_fee)),
+            "{evidence}"
+        );
+        assert!(
+            evidence.contains(&format!("due={:.2}", e.due)),
+            "{evidence}"
+        );
     }
     for (code, scenario) in &g.near_misses {
         assert!(
@@ -61,7 +72,15 @@ fn rerun_does_not_duplicate_leads_and_marks_them_open() {
     let g = ingest_generated(store.path(), data.path(), 800, 3);
     jiandu(store.path()).args(["run", MODEL]).assert().success();
     let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
-    assert!(stdout(&out).contains(&format!("{} leads (new 0, open {}", g.expected.len(), g.expected.len())), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{} leads (new 0, open {}",
+            g.expected.len(),
+            g.expected.len()
+        )),
+        "{}",
+        stdout(&out)
+    );
     let out = jiandu(store.path())
         .args(["leads", "list", "--format", "csv"])
         .output()
@@ -76,7 +95,11 @@ fn bad_row_in_ten_thousand_commits_nothing_and_names_the_row() {
     let file = dir.path().join("social_insurance.csv");
     let mut text = String::from("credit_code,year,staff,wage_total,synthetic\n");
     for i in 0..10_000 {
-        let staff = if i == 6_789 { "many".to_string() } else { (i % 500 + 1).to_string() };
+        let staff = if i == 6_789 {
+            "many".to_string()
+        } else {
+            (i % 500 + 1).to_string()
+        };
         text.push_str(&format!("91350100M{i:08}X,2023,{staff},1000.00,true\n"));
     }
     std::fs::write(&file, text).unwrap();
@@ -89,11 +112,20 @@ fn bad_row_in_ten_thousand_commits_nothing_and_names_the_row() {
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("social_insurance.csv:6791: field `staff`"), "{err}");
+    assert!(
+        err.contains("social_insurance.csv:6791: field `staff`"),
+        "{err}"
+    );
     assert!(err.contains("nothing was ingested"), "{err}");
-    let out = jiandu(store.path()).args(["dataset", "list", "--format", "csv"]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["dataset", "list", "--format", "csv"])
+        .output()
+        .unwrap();
     let list = stdout(&out);
-    assert!(list.contains("social_insurance,人力资源和社会保障局,-,0"), "{list}");
+    assert!(
+        list.contains("social_insurance,人力资源和社会保障局,-,0"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -111,7 +143,10 @@ fn gbk_file_ingests_and_reads_back() {
         .arg(repo().join("datasets/employers.toml"))
         .assert()
         .success();
-    let out = jiandu(store.path()).args(["dataset", "show", "employers"]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["dataset", "show", "employers"])
+        .output()
+        .unwrap();
     assert!(stdout(&out).contains("市场监督管理局"), "{}", stdout(&out));
 }
 
@@ -123,7 +158,10 @@ fn editing_one_byte_of_a_ledger_entry_fails_verify_and_names_it() {
     for _ in 0..2 {
         jiandu(store.path()).args(["run", MODEL]).assert().success();
     }
-    jiandu(store.path()).args(["audit", "verify"]).assert().success();
+    jiandu(store.path())
+        .args(["audit", "verify"])
+        .assert()
+        .success();
     {
         let s = jiandu::Store::open(store.path()).unwrap();
         let key = 2u64.to_be_bytes();
@@ -133,15 +171,25 @@ fn editing_one_byte_of_a_ledger_entry_fails_verify_and_names_it() {
         s.ledger.insert(key, bytes).unwrap();
         s.flush().unwrap();
     }
-    let out = jiandu(store.path()).args(["audit", "verify"]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("entry 2 failed the hash check"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("entry 2 failed the hash check"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn unknown_model_and_unknown_param_are_clear_errors() {
     let store = store_with_model(MODEL);
-    let out = jiandu(store.path()).args(["run", "no-such-model"]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["run", "no-such-model"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not installed"), "{}", stderr(&out));
     let out = jiandu(store.path())
@@ -149,9 +197,16 @@ fn unknown_model_and_unknown_param_are_clear_errors() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("parameter `ratio`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("parameter `ratio`"),
+        "{}",
+        stderr(&out)
+    );
     // The refusal is on the record.
-    let out = jiandu(store.path()).args(["audit", "log", "--format", "json"]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["audit", "log", "--format", "json"])
+        .output()
+        .unwrap();
     let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(entries.last().unwrap()["kind"], "run-refused");
 }

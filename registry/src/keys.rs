@@ -76,7 +76,10 @@ impl UnitKey {
             use std::os::unix::fs::PermissionsExt;
             let meta = std::fs::metadata(path).map_err(|e| file_err(path, e))?;
             if meta.permissions().mode() & 0o077 != 0 {
-                return Err(file_err(path, "is readable by others; run `chmod 600` on it"));
+                return Err(file_err(
+                    path,
+                    "is readable by others; run `chmod 600` on it",
+                ));
             }
         }
         let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
@@ -182,7 +185,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("unit.key");
         UnitKey::generate().unwrap().save(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(UnitKey::load(&path).is_err());
     }

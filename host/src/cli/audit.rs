@@ -1,102 +1,646 @@
-//! `jiandu audit log|verify`
+//! `jiandu audit log|report|verify|export|import|checkpoint|unit`
 
 use super::output::{self, Format};
 use super::Ctx;
-use anyhow::Result;
-use jiandu::ledger;
+use anyhow::{Context, Result};
+use jiandu::audit::query::{self, Filter, OutcomeFilter, Scope, TimeBound};
+use jiandu::audit::{self, central, export, import, units};
+use jiandu::ledger::{self, Verification};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// List ledger entries.
+    /// List ledger entries: this store's own and those imported from other
+    /// units, filtered.
     ///
-    /// Example: `jiandu audit log --model disability-fund-arrears --format json`
+    /// Example: `jiandu audit log --unit 温宿县人民检察院 --model disability-fund-arrears --outcome failed --since 2025-03-01 --format csv`
     Log {
-        #[arg(long)]
-        model: Option<String>,
+        #[command(flatten)]
+        select: Select,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Recompute the hash chain and name the first entry that does not match.
+    /// Summarise runs per unit and per model: runs, failures, leads, the
+    /// datasets read (personal-data datasets marked PERSONAL) and which
+    /// publisher each model came from.
     ///
-    /// Exits 1 when the ledger does not verify.
+    /// Example: `jiandu audit report --central --since 2025-01-01 --format json`
+    Report {
+        #[command(flatten)]
+        select: Select,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Recompute the hash chain, signatures and checkpoints, and name the
+    /// first entry that fails, the check it fails and why.
     ///
-    /// Example: `jiandu audit verify`
-    Verify,
+    /// Without options: this store's own ledger. Exits 1 when a ledger does
+    /// not verify.
+    ///
+    /// Example: `jiandu audit verify --unit 温宿县人民检察院`
+    Verify {
+        /// Verify the ledger imported from this unit (key fingerprint, name or code).
+        #[arg(long, conflicts_with = "central")]
+        unit: Option<String>,
+        /// Verify every imported ledger.
+        #[arg(long)]
+        central: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Write this unit's signed ledger (or what follows a checkpoint) and a
+    /// fresh signed checkpoint to one file for the central office.
+    ///
+    /// `--since` takes the entry count of the last checkpoint the central
+    /// office accepted (`jiandu audit unit list` there), or a file holding
+    /// it (the previous export file, whose last line is its checkpoint).
+    ///
+    /// Example: `jiandu audit export --since previous.jsonl -o 2025-03.jsonl`
+    Export {
+        /// Export only what follows this checkpoint: an entry count, or a
+        /// file holding the checkpoint (default: the whole ledger).
+        #[arg(long)]
+        since: Option<String>,
+        /// The file to write (JSON Lines).
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+    /// Verify units' export files against their registered keys and the last
+    /// checkpoint accepted from each, and store them; refuse a file with the
+    /// line, entry and check that failed. Exits 1 if any file is refused.
+    ///
+    /// Example: `jiandu audit import wensu-2025-03.jsonl wushi-2025-03.jsonl`
+    Import {
+        /// Export files, imported in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Check only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Verify this unit's ledger and write a signed checkpoint over it now.
+    ///
+    /// Example: `jiandu audit checkpoint`
+    Checkpoint {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The units whose ledgers this office imports.
+    #[command(subcommand)]
+    Unit(UnitCommand),
+}
+
+#[derive(clap::Subcommand)]
+pub enum UnitCommand {
+    /// Register a unit by its public key: 64 hex characters, or a file
+    /// holding them, or the unit's `jiandu unit show --format json`.
+    ///
+    /// Example: `jiandu audit unit add 3b6a27bc…e1 --name 温宿县人民检察院 --code 11652922MB1234567X`
+    Add {
+        /// The unit's public key (hex), or a file holding it.
+        key: String,
+        /// Defaults to the name in the JSON file, if given one.
+        #[arg(long)]
+        name: Option<String>,
+        /// Defaults to the code in the JSON file, if given one.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// List registered units with what was imported from each.
+    ///
+    /// Example: `jiandu audit unit list --format json`
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Which entries `log` and `report` read.
+#[derive(clap::Args)]
+pub struct Select {
+    /// Only this unit (key fingerprint or its first characters, name, or code).
+    #[arg(long)]
+    unit: Option<String>,
+    /// Model name.
+    #[arg(long)]
+    model: Option<String>,
+    /// Model version, exactly (e.g. 1.2.0).
+    #[arg(long)]
+    version: Option<String>,
+    /// Runs that read this dataset.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Who ran it, as recorded.
+    #[arg(long)]
+    operator: Option<String>,
+    /// started, succeeded, failed, refused, or unfinished (started, never finished).
+    #[arg(long)]
+    outcome: Option<OutcomeFilter>,
+    /// From this time on: 2025-03-01, 2025-03-01T08:30 (UTC+8) or RFC 3339.
+    #[arg(long, value_parser = TimeBound::since)]
+    since: Option<TimeBound>,
+    /// Up to this time; a date alone includes that whole day.
+    #[arg(long, value_parser = TimeBound::until)]
+    until: Option<TimeBound>,
+    /// Only this store's own ledger.
+    #[arg(long, conflicts_with = "central")]
+    local: bool,
+    /// Only the ledgers imported from other units.
+    #[arg(long)]
+    central: bool,
+}
+
+impl Select {
+    fn filter(self) -> Filter {
+        Filter {
+            scope: if self.local {
+                Scope::Local
+            } else if self.central {
+                Scope::Central
+            } else {
+                Scope::All
+            },
+            unit: self.unit,
+            model: self.model,
+            version: self.version,
+            dataset: self.dataset,
+            operator: self.operator,
+            outcome: self.outcome,
+            since: self.since,
+            until: self.until,
+        }
+    }
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
-        Command::Log { model, format } => {
-            let entries: Vec<ledger::Entry> = ledger::read_all(&store)?
-                .into_iter()
-                .filter(|e| model.as_ref().is_none_or(|m| &e.run.model.name == m))
-                .collect();
-            if format == Format::Json {
-                output::json(&entries)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|e| {
-                    let r = &e.run;
-                    vec![
-                        e.seq.to_string(),
-                        e.at.clone(),
-                        format!("{:?}", e.kind)
-                            .to_lowercase()
-                            .replace("run", "run-"),
-                        e.unit.clone(),
-                        e.operator.clone(),
-                        format!("{}@{}", r.model.name, r.model.version),
-                        r.model.wasm_sha256.get(..12).unwrap_or("").to_string(),
-                        r.run_id.clone(),
-                        r.outcome.as_str().to_string(),
-                        r.datasets
-                            .iter()
-                            .map(|d| format!("{}@{}", d.name, d.version))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        r.records_read.map(|n| n.to_string()).unwrap_or_default(),
-                        r.leads_count.map(|n| n.to_string()).unwrap_or_default(),
-                        r.error
-                            .as_ref()
-                            .map(|f| {
-                                format!("{}: {}", f.kind, f.message.lines().next().unwrap_or(""))
-                            })
-                            .unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            output::print(
-                format,
-                &[
-                    "seq", "at", "kind", "unit", "operator", "model", "wasm", "run", "outcome",
-                    "datasets", "records", "leads", "error",
-                ],
-                &rows,
-            )?;
+        Command::Log { select, format } => log(&store, select.filter(), format),
+        Command::Report { select, format } => report(&store, select.filter(), format),
+        Command::Verify {
+            unit,
+            central,
+            format,
+        } => verify(&store, unit, central, format),
+        Command::Export { since, output } => {
+            let since = since.as_deref().map(export::parse_since).transpose()?;
+            let e = export::export(&store, since.as_ref())?;
+            export::write_file(&output, &e.bytes)?;
+            let c = &e.checkpoint.checkpoint;
+            outln!(
+                "exported entries {}..{} ({} entries) of unit {} ({}) to {}",
+                e.header.from(),
+                e.header.to,
+                e.entries,
+                e.header.unit,
+                e.header.fingerprint,
+                output.display()
+            );
+            outln!("checkpoint {} entries, root {}, {}", c.size, c.root, c.time);
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Verify => {
-            let v = ledger::verify(&store)?;
-            match &v.problem {
-                None => {
-                    println!(
-                        "ledger verified: {} entries, head {}",
-                        v.entries,
-                        v.head_hash.as_deref().unwrap_or("(empty)")
+        Command::Import {
+            files,
+            dry_run,
+            format,
+        } => import_files(&store, &files, dry_run, format),
+        Command::Checkpoint { format } => {
+            let signer = ledger::Signer::for_store(&store)?.context(
+                "this store has no unit to sign checkpoints; create it with `jiandu unit init`",
+            )?;
+            let cp = audit::checkpoint::write_local(&store, &signer)?;
+            match format {
+                Format::Json => output::json(&cp)?,
+                _ => {
+                    let c = &cp.checkpoint;
+                    outln!(
+                        "checkpoint of unit {} ({}): {} entries, root {}, head {}, {}",
+                        c.unit,
+                        c.fingerprint,
+                        c.size,
+                        c.root,
+                        c.head_hash,
+                        c.time
                     );
                 }
-                Some(p) => {
-                    eprintln!(
-                        "ledger does NOT verify: entry {} failed the {} check: {}",
-                        p.seq, p.check, p.message
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unit(UnitCommand::Add { key, name, code }) => {
+            let input = units::parse_key_input(&key)?;
+            let name = name
+                .or(input.name)
+                .context("give the unit's name with --name")?;
+            let code = code
+                .or(input.code)
+                .context("give the unit's code with --code")?;
+            let u = units::add(&store, &input.key, &name, &code)?;
+            outln!("registered unit {} with key {}", u.label(), u.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unit(UnitCommand::List { format }) => {
+            let mut rows = Vec::new();
+            let mut json = Vec::new();
+            for u in units::list(&store)? {
+                let last = central::last_accepted(&store, &u.fingerprint)?;
+                let (size, time, accepted_at, source) = match &last {
+                    Some(a) => (
+                        a.checkpoint.checkpoint.size.to_string(),
+                        a.checkpoint.checkpoint.time.clone(),
+                        a.accepted_at.clone(),
+                        a.source.clone(),
+                    ),
+                    None => ("0".into(), String::new(), String::new(), String::new()),
+                };
+                rows.push(vec![
+                    u.name.clone(),
+                    u.code.clone(),
+                    u.fingerprint.clone(),
+                    size,
+                    time,
+                    accepted_at,
+                    source,
+                ]);
+                json.push(serde_json::json!({"unit": u, "last_accepted": last}));
+            }
+            match format {
+                Format::Json => output::json(&json)?,
+                _ => output::print(
+                    format,
+                    &[
+                        "name",
+                        "code",
+                        "fingerprint",
+                        "entries",
+                        "checkpoint_time",
+                        "accepted_at",
+                        "file",
+                    ],
+                    &rows,
+                )?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {
+    let rows = query::log(store, &filter)?;
+    if format == Format::Json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = r.stored.clone();
+                if let Some(map) = v.as_object_mut() {
+                    map.insert(
+                        "ledger".into(),
+                        serde_json::json!({
+                            "unit": r.unit,
+                            "fingerprint": r.fingerprint,
+                            "imported": !r.local,
+                        }),
                     );
-                    return Ok(ExitCode::FAILURE);
+                    map.insert("unfinished".into(), r.unfinished.into());
+                }
+                v
+            })
+            .collect();
+        output::json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let e = &row.entry;
+            let r = &e.run;
+            vec![
+                row.unit.clone(),
+                e.seq.to_string(),
+                e.at.clone(),
+                e.kind.clone(),
+                e.operator.clone(),
+                format!("{}@{}", r.model.name, r.model.version),
+                r.model.wasm_sha256.get(..12).unwrap_or("").to_string(),
+                r.model.publisher.clone().unwrap_or_default(),
+                r.run_id.clone(),
+                if row.unfinished {
+                    "unfinished".into()
+                } else {
+                    r.outcome.clone()
+                },
+                r.datasets
+                    .iter()
+                    .map(|d| {
+                        let personal = if d.personal || !d.personal_fields.is_empty() {
+                            "[PERSONAL]"
+                        } else {
+                            ""
+                        };
+                        format!("{}@{}{personal}", d.name, d.version)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                r.records_read.map(|n| n.to_string()).unwrap_or_default(),
+                r.leads_count.map(|n| n.to_string()).unwrap_or_default(),
+                r.error
+                    .as_ref()
+                    .map(|f| format!("{}: {}", f.kind, f.message.lines().next().unwrap_or("")))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &[
+            "unit",
+            "seq",
+            "at",
+            "kind",
+            "operator",
+            "model",
+            "wasm",
+            "publisher",
+            "run",
+            "outcome",
+            "datasets",
+            "records",
+            "leads",
+            "error",
+        ],
+        &table,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {
+    let units = query::report(store, &filter)?;
+    if format == Format::Json {
+        output::json(&units)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let headers = [
+        "unit",
+        "model",
+        "versions",
+        "publisher",
+        "runs",
+        "succeeded",
+        "failed",
+        "refused",
+        "unfinished",
+        "failures",
+        "leads",
+        "datasets",
+        "operators",
+    ];
+    let row = |unit: &query::UnitSummary,
+               model: &str,
+               versions: String,
+               publishers: String,
+               c: &query::Counts,
+               datasets: String,
+               operators: String| {
+        vec![
+            unit.unit.clone(),
+            model.to_string(),
+            versions,
+            publishers,
+            c.runs.to_string(),
+            c.succeeded.to_string(),
+            c.failed.to_string(),
+            c.refused.to_string(),
+            c.unfinished.to_string(),
+            c.failures.to_string(),
+            c.leads.to_string(),
+            datasets,
+            operators,
+        ]
+    };
+    let join =
+        |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    let model_rows = |u: &query::UnitSummary| -> Vec<Vec<String>> {
+        u.models
+            .iter()
+            .map(|m| {
+                row(
+                    u,
+                    &m.model,
+                    join(&m.versions),
+                    join(&m.publishers),
+                    &m.counts,
+                    query::describe_datasets(&m.datasets),
+                    join(&m.operators),
+                )
+            })
+            .collect()
+    };
+    if format == Format::Csv {
+        let mut rows = Vec::new();
+        for u in &units {
+            rows.push(row(
+                u,
+                "(all models)",
+                String::new(),
+                String::new(),
+                &u.counts,
+                query::describe_datasets(&u.datasets),
+                String::new(),
+            ));
+            rows.extend(model_rows(u));
+        }
+        output::print(format, &headers, &rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, u) in units.iter().enumerate() {
+        if i > 0 {
+            outln!();
+        }
+        let c = &u.counts;
+        outln!(
+            "{}{}{} — {}",
+            u.unit,
+            u.code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            u.fingerprint
+                .as_deref()
+                .map(|f| format!(", key {f}"))
+                .unwrap_or_default(),
+            if u.local { "this store" } else { "imported" }
+        );
+        outln!(
+            "  {} entries; {} runs: {} succeeded, {} failed, {} refused, {} unfinished ({} failures); {} leads",
+            u.entries,
+            c.runs,
+            c.succeeded,
+            c.failed,
+            c.refused,
+            c.unfinished,
+            c.failures,
+            c.leads
+        );
+        if let Some(cp) = &u.checkpoint {
+            outln!("  last checkpoint: {} entries, {}", cp.size, cp.time);
+        }
+        if !u.datasets.is_empty() {
+            outln!("  datasets read: {}", query::describe_datasets(&u.datasets));
+        }
+        if !u.models.is_empty() {
+            output::print(
+                Format::Table,
+                &headers[1..],
+                &model_rows(u)
+                    .into_iter()
+                    .map(|r| r[1..].to_vec())
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+    }
+    if units.is_empty() {
+        outln!("no ledgers to report on");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(
+    store: &jiandu::Store,
+    unit: Option<String>,
+    all: bool,
+    format: Format,
+) -> Result<ExitCode> {
+    let mut results: Vec<(String, Verification)> = Vec::new();
+    if let Some(text) = unit {
+        let u = units::find(store, &text)?;
+        results.push((
+            format!("unit {}'s imported ledger", u.label()),
+            audit::verify::central(store, &u)?,
+        ));
+    } else if all {
+        for u in units::list(store)? {
+            results.push((
+                format!("unit {}'s imported ledger", u.label()),
+                audit::verify::central(store, &u)?,
+            ));
+        }
+    } else {
+        results.push(("ledger".into(), ledger::verify(store)?));
+    }
+    let failed = results.iter().any(|(_, v)| v.problem.is_some());
+    if format == Format::Json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(what, v)| serde_json::json!({"ledger": what, "verified": v.problem.is_none(), "result": v}))
+            .collect();
+        output::json(&list)?;
+    } else {
+        for (what, v) in &results {
+            match &v.problem {
+                None => {
+                    let signed = match (&v.fingerprint, v.unsigned) {
+                        (Some(fp), 0) => format!("all signed with key {fp}"),
+                        (Some(fp), n) => format!(
+                            "{} signed with key {fp}, {n} unsigned (written before the unit key existed)",
+                            v.signed
+                        ),
+                        (None, _) => "unsigned: this store has no unit (`jiandu unit init`)".to_string(),
+                    };
+                    outln!(
+                        "{what} verified: {} entries ({signed}), {} checkpoint{} matched, head {}",
+                        v.entries,
+                        v.checkpoints,
+                        if v.checkpoints == 1 { "" } else { "s" },
+                        v.head_hash.as_deref().unwrap_or("(empty)")
+                    );
+                    if let Some(root) = &v.root {
+                        outln!("  Merkle root {root}");
+                    }
+                }
+                Some(p) => {
+                    errln!(
+                        "{what} does NOT verify: entry {} failed the {} check: {}",
+                        p.seq,
+                        p.check,
+                        p.message
+                    );
+                }
+            }
+        }
+        if results.is_empty() {
+            outln!("no imported ledgers");
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn import_files(
+    store: &jiandu::Store,
+    files: &[PathBuf],
+    dry_run: bool,
+    format: Format,
+) -> Result<ExitCode> {
+    let mut refused = false;
+    let mut json = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let source = file.display().to_string();
+        let outcome = if dry_run {
+            import::check(store, &bytes)?.map(|plan| import::Imported {
+                previous: plan.previous,
+                added: plan.new_entries.len() as u64,
+                size: plan.checkpoint.checkpoint.size,
+                root: plan.checkpoint.checkpoint.root.clone(),
+                notes: plan.notes.clone(),
+                unit: plan.unit,
+            })
+        } else {
+            import::import(store, &bytes, &source)?
+        };
+        match &outcome {
+            Ok(done) => {
+                if format == Format::Json {
+                    json.push(
+                        serde_json::json!({"file": source, "accepted": true, "import": done}),
+                    );
+                } else {
+                    outln!(
+                        "{}{source}: {} new entries from unit {} (entries {}..{}), checkpoint {} entries, root {}",
+                        if dry_run { "would accept " } else { "accepted " },
+                        done.added,
+                        done.unit.label(),
+                        done.previous + 1,
+                        done.size,
+                        done.size,
+                        done.root
+                    );
+                    for note in &done.notes {
+                        outln!("  note: {note}");
+                    }
+                }
+            }
+            Err(r) => {
+                refused = true;
+                if format == Format::Json {
+                    json.push(serde_json::json!({"file": source, "accepted": false, "refusal": r}));
+                } else {
+                    errln!("refused {source}: {r}");
                 }
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if format == Format::Json {
+        output::json(&json)?;
+    }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -51,6 +51,11 @@ pub struct IngestArgs {
     /// How many bad rows to describe before only counting them.
     #[arg(long, default_value_t = ingest::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
+    /// Add the rows to the current version as a new segment (a daily
+    /// increment) instead of replacing the dataset's content. A row whose
+    /// key exists replaces the old row.
+    #[arg(long)]
+    append: bool,
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
@@ -79,12 +84,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     encoding: a.encoding,
                     max_errors: a.max_errors,
                     operator: ctx.operator.clone(),
+                    append: a.append,
                 },
             );
             pb.finish_and_clear();
             let report = report?;
             for w in &report.warnings {
-                eprintln!(
+                errln!(
                     "warning: {}:{}: field `{}`: {}",
                     a.file.display(),
                     w.line,
@@ -93,12 +99,12 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 );
             }
             if report.warning_count > report.warnings.len() {
-                eprintln!(
+                errln!(
                     "warning: … and {} more",
                     report.warning_count - report.warnings.len()
                 );
             }
-            println!(
+            outln!(
                 "ingested {} records into `{}` version {} (digest {})",
                 report.version.records,
                 report.dataset,
@@ -145,13 +151,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let s = &head.schema;
-            println!("dataset {} — {}", s.name, s.department);
+            outln!("dataset {} — {}", s.name, s.department);
             if let Some(d) = &s.description {
-                println!("  {d}");
+                outln!("  {d}");
             }
-            println!("  primary key: {}", s.primary_key.join(", "));
+            outln!("  primary key: {}", s.primary_key.join(", "));
             for (n, f) in &s.indexes {
-                println!("  index {n} on {f}");
+                outln!("  index {n} on {f}");
             }
             let rows: Vec<Vec<String>> = s
                 .fields
@@ -168,13 +174,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            println!();
+            outln!();
             output::print(
                 format,
                 &["field", "type", "required", "personal", "aliases"],
                 &rows,
             )?;
-            println!();
+            outln!();
             let rows: Vec<Vec<String>> = head
                 .versions
                 .iter()

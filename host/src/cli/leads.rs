@@ -1,9 +1,10 @@
-//! `jiandu leads list`
+//! `jiandu leads list`, `jiandu leads export`
 
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::Result;
-use jiandu::leads::{self, Filter, Status};
+use jiandu::leads::{self, ExportFormat, Filter, Status};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
@@ -19,6 +20,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
         /// Show personal data in clear.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Write leads to a CSV or Excel file for case handlers, one column per
+    /// evidence field (personal data masked unless --clear).
+    ///
+    /// Example: `jiandu leads export --format xlsx -o 线索.xlsx --model drunk-driving-withdrawal --status new`
+    Export {
+        /// File format (default: from the file name's extension, else csv).
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Only this model's leads.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only leads in this state.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Write personal data in clear.
         #[arg(long)]
         clear: bool,
     },
@@ -71,8 +93,32 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 &rows,
             )?;
             if format == Format::Table {
-                eprintln!("{} leads", rows.len());
+                errln!("{} leads", rows.len());
             }
+        }
+        Command::Export {
+            format,
+            output,
+            model,
+            status,
+            clear,
+        } => {
+            let format =
+                format.unwrap_or_else(|| match output.extension().and_then(|e| e.to_str()) {
+                    Some(e) if e.eq_ignore_ascii_case("xlsx") => ExportFormat::Xlsx,
+                    _ => ExportFormat::Csv,
+                });
+            let list = leads::list(&store, &Filter { model, status })?;
+            let n = leads::export(&list, format, &output, clear)?;
+            errln!(
+                "{n} leads written to {}{}",
+                output.display(),
+                if clear {
+                    " (personal data in clear)"
+                } else {
+                    " (personal data masked)"
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,21 +1,31 @@
 //! Command-line interface: one file per subcommand, each with its arguments
 //! (`clap` derive) and an `exec` that calls the library and prints.
 
+#[macro_use]
+pub mod sink;
+
 mod audit;
 mod dataset;
 mod demo;
 mod leads;
 mod model;
 mod output;
+mod registry;
 mod run;
+mod serve;
+mod status;
+mod trust;
 mod unit;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use jiandu::policy::Policy;
+use jiandu::serve::api::{ApiRequest, ApiResponse};
+use jiandu::serve::Server;
 use jiandu::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 /// Jiandu (监督): run big-data legal supervision models in a sandbox over
 /// department data, and keep a tamper-evident record of every run.
@@ -64,6 +74,12 @@ enum Command {
     Audit(audit::Command),
     #[command(subcommand)]
     Unit(unit::Command),
+    #[command(subcommand)]
+    Trust(trust::Command),
+    #[command(subcommand)]
+    Registry(registry::Command),
+    Serve(serve::Args),
+    Status(status::Args),
 }
 
 /// Shared context of a command.
@@ -71,17 +87,24 @@ pub struct Ctx {
     store_path: PathBuf,
     config: Option<PathBuf>,
     pub operator: String,
+    /// The running server, when the command runs inside it for a client.
+    pub server: Option<Arc<Server>>,
 }
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
+        if let Some(server) = &self.server {
+            return Ok(server.store.clone());
+        }
         Store::open(&self.store_path)
             .with_context(|| format!("opening store {}", self.store_path.display()))
     }
 
     pub fn policy(&self, store: &Store) -> Result<Policy> {
-        let path = self.config.clone().unwrap_or_else(|| store.policy_path());
-        Ok(Policy::load(&path)?)
+        match &self.config {
+            Some(path) => Ok(Policy::load_required(path)?),
+            None => Ok(Policy::load(&store.policy_path())?),
+        }
     }
 }
 
@@ -100,33 +123,140 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .init();
+    let operator = cli
+        .operator
+        .clone()
+        .unwrap_or_else(jiandu::run::default_operator);
+    // A server holds the store: hand the command to it.
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Registry(registry::Command::Serve { .. })
+    ) {
+        let request = ApiRequest {
+            args: std::env::args().skip(1).collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            operator: operator.clone(),
+        };
+        if let Some(reply) = jiandu::serve::api::call(&cli.store, &request) {
+            return match reply {
+                Ok(r) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(r.stdout.as_bytes());
+                    let _ = std::io::stderr().write_all(r.stderr.as_bytes());
+                    ExitCode::from(r.code.clamp(0, 255) as u8)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: the server on {} did not answer: {e}",
+                        cli.store.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let ctx = Ctx {
         store_path: cli.store,
         config: cli.config,
-        operator: cli.operator.unwrap_or_else(jiandu::run::default_operator),
+        operator,
+        server: None,
     };
-    let result = match cli.command {
-        Command::Demo(a) => demo::exec(&ctx, a),
-        Command::Dataset(c) => dataset::exec(&ctx, c),
-        Command::Model(c) => model::exec(&ctx, c),
-        Command::Run(a) => run::exec(&ctx, a),
-        Command::Leads(c) => leads::exec(&ctx, c),
-        Command::Audit(c) => audit::exec(&ctx, c),
-        Command::Unit(c) => unit::exec(&ctx, c),
-    };
+    finish(dispatch(&ctx, cli.command))
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Demo(a) => demo::exec(ctx, a),
+        Command::Dataset(c) => dataset::exec(ctx, c),
+        Command::Model(c) => model::exec(ctx, c),
+        Command::Run(a) => run::exec(ctx, a),
+        Command::Leads(c) => leads::exec(ctx, c),
+        Command::Audit(c) => audit::exec(ctx, c),
+        Command::Unit(c) => unit::exec(ctx, c),
+        Command::Trust(c) => trust::exec(ctx, c),
+        Command::Registry(c) => registry::exec(ctx, c),
+        Command::Serve(a) => serve::exec(ctx, a),
+        Command::Status(a) => status::exec(ctx, a),
+    }
+}
+
+fn finish(result: Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// Runs a client's command inside the server, capturing what it prints.
+/// Commands run one at a time: each runs in the client's working directory.
+pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let args = std::iter::once("jiandu".to_string()).chain(req.args.iter().cloned());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            let (stdout, stderr) = if e.use_stderr() {
+                (String::new(), text)
+            } else {
+                (text, String::new())
+            };
+            return ApiResponse {
+                code,
+                stdout,
+                stderr,
+            };
+        }
+    };
+    if matches!(cli.command, Command::Serve(_)) {
+        return ApiResponse {
+            code: 1,
+            stdout: String::new(),
+            stderr: format!(
+                "error: a jiandu server is already running on {}\n",
+                server.store.root().display()
+            ),
+        };
+    }
+    // `status` reads only the server's state: it never waits for a command.
+    let _turn = (!matches!(cli.command, Command::Status(_)))
+        .then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Err(e) = std::env::set_current_dir(&req.cwd) {
+        return ApiResponse {
+            code: 1,
+            stdout: String::new(),
+            stderr: format!(
+                "error: the server cannot use the directory {}: {e}\n",
+                req.cwd.display()
+            ),
+        };
+    }
+    let ctx = Ctx {
+        store_path: server.store.root().to_path_buf(),
+        config: cli.config,
+        operator: cli.operator.unwrap_or(req.operator),
+        server: Some(server.clone()),
+    };
+    let (code, out, err) = sink::capture(|| finish(dispatch(&ctx, cli.command)));
+    ApiResponse {
+        code: if code == ExitCode::SUCCESS { 0 } else { 1 },
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
 /// A spinner on stderr that stays silent when stderr is not a terminal.
 pub fn spinner(message: impl Into<String>) -> indicatif::ProgressBar {
-    let pb =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let target = if sink::capturing() {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    };
+    let pb = indicatif::ProgressBar::with_draw_target(None, target);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"),
     );

@@ -1,10 +1,12 @@
-//! `jiandu model build|list|show`
+//! `jiandu model build|list|show|pack|import`
 
 use super::output::{self, Format};
 use super::Ctx;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use jiandu::catalog;
 use jiandu::runtime::Runtime;
+use jiandu::share;
+use jiandu_registry::source::Source;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,38 +35,56 @@ pub enum Command {
     ///
     /// Example: `jiandu model show disability-fund-arrears`
     Show { name: String },
+    /// Pack an installed model into one bundle file signed with this
+    /// store's unit key, for `jiandu registry publish` or to hand over.
+    ///
+    /// Writes <name>-<version>.jiandu in the current folder unless -o says
+    /// otherwise. Needs a unit (`jiandu unit init`).
+    ///
+    /// Example: `jiandu model pack disability-fund-arrears -o /mnt/usb/`
+    Pack {
+        name: String,
+        /// Output file, or a folder to write <name>-<version>.jiandu into.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import a model from a registry (folder or URL) or a bundle file.
+    ///
+    /// Picks the highest version that matches and is not yanked (a bare
+    /// version means exactly that version), verifies the signature against
+    /// the trust store and every digest, checks the contract version and
+    /// that the model loads, shows what it will read and its parameters,
+    /// and asks before installing. Re-importing the installed version does
+    /// nothing; a higher version upgrades; a lower one is refused.
+    ///
+    /// Example: `jiandu model import disability-fund-arrears@^1 --from /mnt/usb/registry`
+    Import {
+        /// `name`, `name@1.2.0` or `name@<semver requirement>`.
+        spec: String,
+        /// Registry folder, registry URL, or bundle file.
+        #[arg(long)]
+        from: String,
+        /// Install without asking.
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
         Command::Build { crate_dir } => {
-            let pb = super::spinner(format!("building {}", crate_dir.display()));
-            let built = catalog::build(&crate_dir, &store.models_dir(), &mut |m: &str| {
-                pb.println(format!("• {m}"));
-                pb.set_message(m.to_string());
-            });
-            let built = match built {
-                Ok(b) => b,
-                Err(e) => {
-                    pb.finish_and_clear();
-                    return Err(e.into());
-                }
-            };
-            pb.set_message("checking the component against the contract");
-            let policy = ctx.policy(&store)?;
-            let runtime = Runtime::new(policy.defaults.stack_kib)?;
-            let checked = runtime.load(&built);
-            pb.finish_and_clear();
-            if let Err(e) = checked {
-                let _ = std::fs::remove_dir_all(&built.dir);
-                anyhow::bail!(
-                    "model {}: {} (not installed)",
-                    built.manifest.id(),
-                    e.reason
-                );
-            }
-            println!(
+            // Built into a staging folder and checked there: a model that
+            // fails the checks leaves nothing behind, and an installed
+            // version of it keeps serving.
+            let staging = store
+                .root()
+                .join(".staging")
+                .join(std::process::id().to_string());
+            let result = build_checked(ctx, &store, &crate_dir, &staging);
+            let _ = std::fs::remove_dir_all(&staging);
+            let built = result?;
+            outln!(
                 "installed {} into {} (model.wasm sha256 {})",
                 built.manifest.id(),
                 built.dir.display(),
@@ -111,20 +131,29 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 &rows,
             )?;
         }
+        Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
+        Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
         Command::Show { name } => {
             let m = catalog::load(&store.models_dir(), &name)?;
             let man = &m.manifest;
-            println!("{} — {}", man.id(), man.title);
+            outln!("{} — {}", man.id(), man.title);
             if let Some(t) = &man.title_en {
-                println!("  {t}");
+                outln!("  {t}");
             }
-            println!("  unit: {}", man.unit);
-            println!("  contract: {}", man.sdk);
-            println!("  wasm sha256: {}", m.wasm_sha256);
+            outln!("  unit: {}", man.unit);
+            outln!("  contract: {}", man.sdk);
+            outln!("  wasm sha256: {}", m.wasm_sha256);
+            if let Some(p) = &m.provenance {
+                outln!(
+                    "  imported: published by {}, from {}",
+                    p.publisher(),
+                    p.source
+                );
+            }
             for b in &man.legal_basis {
-                println!("  legal basis: {b}");
+                outln!("  legal basis: {b}");
             }
-            println!("  reads:");
+            outln!("  reads:");
             for (ds, decl) in &man.datasets {
                 let personal: Vec<String> = jiandu::dataset::head(&store, ds)?
                     .map(|h| {
@@ -137,7 +166,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                             .collect()
                     })
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "    {ds}: {}{}",
                     decl.fields
                         .as_ref()
@@ -150,9 +179,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     }
                 );
             }
-            println!("  parameters:");
+            outln!("  parameters:");
             for (n, p) in &man.params {
-                println!(
+                outln!(
                     "    {n} ({:?}) = {}{}{}",
                     p.ty,
                     p.default
@@ -169,4 +198,208 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the crate into `staging`, checks the component against the
+/// contract, and only then installs it into the store.
+fn build_checked(
+    ctx: &Ctx,
+    store: &jiandu::Store,
+    crate_dir: &std::path::Path,
+    staging: &std::path::Path,
+) -> Result<catalog::Installed> {
+    let pb = super::spinner(format!("building {}", crate_dir.display()));
+    let built = catalog::build(crate_dir, staging, &mut |m: &str| {
+        pb.println(format!("• {m}"));
+        pb.set_message(m.to_string());
+    });
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            pb.finish_and_clear();
+            return Err(e.into());
+        }
+    };
+    pb.set_message("checking the component against the contract");
+    let policy = ctx.policy(store)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let checked = runtime.load(&built);
+    pb.finish_and_clear();
+    if let Err(e) = checked {
+        anyhow::bail!(
+            "model {} built from {}: {}; nothing was installed",
+            built.manifest.id(),
+            crate_dir.display(),
+            e.reason
+        );
+    }
+    let manifest_path = built.dir.join("model.toml");
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let dir = catalog::install(
+        &store.models_dir(),
+        &manifest_text,
+        &built.manifest,
+        &built.wasm,
+    )?;
+    Ok(catalog::load_dir(&dir)?)
+}
+
+/// `model pack`.
+fn pack(ctx: &Ctx, store: &jiandu::Store, name: &str, output: Option<PathBuf>) -> Result<()> {
+    let installed = catalog::load(&store.models_dir(), name)?;
+    let file_name = jiandu_registry::dir::bundle_file_name(name, &installed.manifest.version);
+    let out = match output {
+        Some(p) if p.is_dir() => p.join(file_name),
+        Some(p) => p,
+        None => PathBuf::from(file_name),
+    };
+    let policy = ctx.policy(store)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let packed = share::pack(store, &runtime, name, &out)?;
+    outln!(
+        "packed {} into {} ({} bytes, sha256 {}), signed by key {}",
+        packed.id,
+        packed.path.display(),
+        packed.size,
+        packed.sha256,
+        packed.fingerprint
+    );
+    Ok(())
+}
+
+/// `model import`.
+fn import(ctx: &Ctx, store: &jiandu::Store, spec: &str, from: &str, yes: bool) -> Result<ExitCode> {
+    let (name, req) = jiandu_registry::index::parse_spec(spec).map_err(anyhow::Error::msg)?;
+    let source = Source::parse(from)?;
+    let policy = ctx.policy(store)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let pb = super::spinner(format!("verifying {spec} from {}", source.describe()));
+    let plan = share::plan_import(store, &runtime, &source, &name, &req);
+    pb.finish_and_clear();
+    let plan = plan.map_err(|e| anyhow::anyhow!("{e}; nothing was installed"))?;
+    if plan.action == share::Action::AlreadyInstalled {
+        outln!(
+            "{} is already installed from this bundle (sha256 {}); nothing to do",
+            plan.id(),
+            plan.fetched.bundle.sha256()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_plan(store, &plan)?;
+    if !yes {
+        use std::io::IsTerminal;
+        if ctx.server.is_some() || !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "{} was not installed: there is no terminal to ask on; read the summary above and add --yes to install",
+                plan.id()
+            );
+        }
+        errln!("Install {}? [y/N] ", plan.id());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            anyhow::bail!("{} was not installed (declined)", plan.id());
+        }
+    }
+    let installed = share::commit_import(store, &plan)?;
+    outln!(
+        "{} {} into {} (publisher {})",
+        match &plan.action {
+            share::Action::Upgrade { from } => format!("upgraded {name} from {from} to"),
+            _ => "installed".to_string(),
+        },
+        installed.manifest.id(),
+        installed.dir.display(),
+        installed
+            .provenance
+            .as_ref()
+            .map(|p| p.publisher())
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What an import brings: who published it and what it will read.
+fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
+    let man = &plan.manifest;
+    let release = plan.fetched.bundle.release();
+    outln!("{} — {}", man.id(), man.title);
+    if let Some(t) = &man.title_en {
+        outln!("  {t}");
+    }
+    outln!("  from:        {}", plan.source);
+    outln!(
+        "  publisher:   {} ({}), key {} (trusted as {})",
+        release.publisher.unit,
+        release.publisher.code,
+        release.publisher.fingerprint,
+        plan.trusted.unit
+    );
+    outln!(
+        "  bundle:      sha256 {}, packed {}; signature and digests verified",
+        plan.fetched.bundle.sha256(),
+        release.created_at
+    );
+    outln!(
+        "  contract:    {} (this host: {})",
+        man.sdk,
+        jiandu_sdk::CONTRACT_VERSION
+    );
+    match &plan.action {
+        share::Action::Upgrade { from } => outln!("  action:      upgrade from {from}"),
+        _ => outln!("  action:      install"),
+    }
+    for b in &man.legal_basis {
+        outln!("  legal basis: {b}");
+    }
+    outln!("  reads:");
+    for r in share::reads(store, man)? {
+        let fields = r
+            .fields
+            .as_ref()
+            .map(|f| f.join(", "))
+            .unwrap_or_else(|| "ALL fields".into());
+        let personal = match &r.personal {
+            None => "  [dataset not in this store yet: personal fields unknown]".to_string(),
+            Some(p) if p.is_empty() => String::new(),
+            Some(p) => format!("  [personal: {}]", p.join(", ")),
+        };
+        outln!("    {}: {fields}{personal}", r.dataset);
+    }
+    outln!("  parameters:");
+    if man.params.is_empty() {
+        outln!("    none");
+    }
+    for (n, p) in &man.params {
+        outln!(
+            "    {n} ({:?}) = {}{}{}",
+            p.ty,
+            p.default
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "(required)".into()),
+            p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
+            p.description
+                .as_ref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
+    let l = &man.limits;
+    if l.memory_mib.is_some() || l.fuel.is_some() || l.wall_seconds.is_some() {
+        outln!(
+            "  limits:      {} (capped by this host's policy)",
+            [
+                l.memory_mib.map(|m| format!("memory {m} MiB")),
+                l.fuel.map(|f| format!("fuel {f}")),
+                l.wall_seconds.map(|w| format!("wall {w} s")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+        );
+    }
+    Ok(())
 }

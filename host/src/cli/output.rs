@@ -35,8 +35,7 @@ fn width(s: &str) -> usize {
 
 /// Prints rows under headers in `format`.
 pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out: Vec<u8> = Vec::new();
     match format {
         Format::Table => {
             let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
@@ -64,7 +63,7 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
             }
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = csv::Writer::from_writer(&mut out);
             w.write_record(headers)?;
             for r in rows {
                 w.write_record(r)?;
@@ -86,14 +85,13 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
             writeln!(out)?;
         }
     }
+    super::sink::out(format_args!("{}", String::from_utf8_lossy(&out)));
     Ok(())
 }
 
 /// Prints any serializable value as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    let text = serde_json::to_string_pretty(value)?;
+    super::sink::out(format_args!("{text}\n"));
     Ok(())
 }

@@ -29,28 +29,34 @@ fn parse_param(s: &str) -> Result<(String, String)> {
 }
 
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
-    let store = ctx.open()?;
-    let policy = ctx.policy(&store)?;
-    let runtime = Runtime::new(policy.defaults.stack_kib)?;
     let pb = super::spinner(format!("running {}", args.model));
-    let report = execute(
-        &store,
-        &runtime,
-        &policy,
-        &Request {
-            model: args.model,
-            params: args.params,
-            operator: ctx.operator.clone(),
-        },
-    );
+    let report = match &ctx.server {
+        // The served (already compiled, hot-reloaded) version.
+        Some(server) => server.run(&args.model, args.params, &ctx.operator),
+        None => {
+            let store = ctx.open()?;
+            let policy = ctx.policy(&store)?;
+            let runtime = Runtime::new(policy.defaults.stack_kib)?;
+            execute(
+                &store,
+                &runtime,
+                &policy,
+                &Request {
+                    model: args.model,
+                    params: args.params,
+                    operator: ctx.operator.clone(),
+                },
+            )
+        }
+    };
     pb.finish_and_clear();
     let report = report?;
     for line in &report.logs {
-        eprintln!("[{}] {}: {}", report.model, line.level, line.message);
+        errln!("[{}] {}: {}", report.model, line.level, line.message);
     }
     match &report.failure {
         None => {
-            println!(
+            outln!(
                 "run {} of {}@{} succeeded in {:.2?}: {} records read, {} leads (new {}, open {}, resolved {}), total amount {:.2}; ledger entry {}",
                 report.run_id,
                 report.model,
@@ -67,7 +73,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(f) => {
-            eprintln!(
+            errln!(
                 "error: run {} of {}@{} failed ({}): {}\nno leads were kept; ledger entry {}",
                 report.run_id,
                 report.model,

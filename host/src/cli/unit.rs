@@ -34,10 +34,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Init { name, code } => {
             let u = unit::init(&store, &name, &code)?;
-            println!("unit {} ({})", u.name, u.code);
-            println!("public key  {}", u.public_key);
-            println!("fingerprint {}", u.fingerprint);
-            println!("private key {} (keep it secret, back it up)", unit::key_path(&store).display());
+            outln!("unit {} ({})", u.name, u.code);
+            outln!("public key  {}", u.public_key);
+            outln!("fingerprint {}", u.fingerprint);
+            outln!(
+                "private key {} (keep it secret, back it up)",
+                unit::key_path(&store).display()
+            );
         }
         Command::Show { format } => {
             let Some(u) = unit::current(&store)? else {
@@ -48,7 +51,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 _ => output::print(
                     format,
                     &["name", "code", "public_key", "fingerprint", "created_at"],
-                    &[vec![u.name, u.code, u.public_key, u.fingerprint, u.created_at]],
+                    &[vec![
+                        u.name,
+                        u.code,
+                        u.public_key,
+                        u.fingerprint,
+                        u.created_at,
+                    ]],
                 )?,
             }
         }

@@ -1,6 +1,6 @@
 //! Ingest: department files (CSV in UTF-8, UTF-8 with BOM or GBK; JSON
-//! Lines) validated row by row against the dataset's schema, committed as a
-//! new version only if every row is valid.
+//! Lines; Excel `.xlsx`, first sheet) validated row by row against the
+//! dataset's schema, committed as a new version only if every row is valid.
 
 use super::schema::{Check, Field, FieldType, Schema};
 use super::{join_key, NewVersion, SortedRows, VersionInfo};
@@ -20,8 +20,14 @@ pub const DEFAULT_MAX_ERRORS: usize = 20;
 /// File formats departments send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// CSV with a header row, UTF-8 (with or without BOM) or GBK.
     Csv,
+    /// JSON Lines: one object per line, keys are field names or aliases.
     Jsonl,
+    /// Excel workbook: the first sheet; the header is its first row naming a
+    /// field (title rows above it are skipped); rows are named by their
+    /// spreadsheet row numbers.
+    Xlsx,
 }
 
 impl Format {
@@ -30,6 +36,7 @@ impl Format {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" | "txt" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+            "xlsx" | "xlsm" => Some(Format::Xlsx),
             _ => None,
         }
     }
@@ -51,6 +58,9 @@ pub struct Options {
     pub encoding: Encoding,
     pub max_errors: usize,
     pub operator: String,
+    /// Add the file as a new segment over the current version (daily
+    /// increments) instead of replacing the dataset's content.
+    pub append: bool,
 }
 
 impl Default for Options {
@@ -60,6 +70,7 @@ impl Default for Options {
             encoding: Encoding::Auto,
             max_errors: DEFAULT_MAX_ERRORS,
             operator: crate::run::default_operator(),
+            append: false,
         }
     }
 }
@@ -113,6 +124,7 @@ pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<
         name,
         parsed.rows,
         NewVersion {
+            append: opts.append,
             source: &path.display().to_string(),
             source_sha256,
             operator: &opts.operator,
@@ -173,7 +185,7 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
     let format = opts
         .format
         .or_else(|| Format::from_path(path))
-        .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl"))?;
+        .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl|xlsx"))?;
     let mut problems = Problems {
         max: opts.max_errors,
         errors: Vec::new(),
@@ -192,6 +204,7 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
                 .map_err(|e| Error::file(path, format!("JSON Lines must be UTF-8: {e}")))?;
             read_jsonl(path, text, &mut builder, &mut problems)?;
         }
+        Format::Xlsx => read_xlsx(schema, path, bytes, &mut builder, &mut problems)?,
     }
     let rows = builder.finish(&mut problems);
     if problems.total > 0 {
@@ -250,35 +263,7 @@ fn read_csv(
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
         .clone();
-    // Column position of each schema field.
-    let mut columns: Vec<Option<usize>> = vec![None; schema.fields.len()];
-    for (col, header) in headers.iter().enumerate() {
-        let header = header.trim();
-        match schema
-            .fields
-            .iter()
-            .position(|f| f.name == header || f.aliases.iter().any(|a| a == header))
-        {
-            Some(i) if columns[i].is_some() => {
-                problems.error(1, Some(header), "column appears twice in the header".into());
-            }
-            Some(i) => columns[i] = Some(col),
-            None => problems.warn(
-                1,
-                header,
-                "column is not in the schema and is ignored".into(),
-            ),
-        }
-    }
-    for (i, f) in schema.fields.iter().enumerate() {
-        if columns[i].is_none() && f.required {
-            problems.error(
-                1,
-                Some(&f.name),
-                "required column is missing from the header".into(),
-            );
-        }
-    }
+    let columns = map_header(schema, headers.iter(), 1, problems);
     if problems.total > 0 {
         return Ok(());
     }
@@ -310,6 +295,160 @@ fn read_csv(
         builder.add(line, &cells, problems);
     }
     Ok(())
+}
+
+/// Column position of each schema field, from a header row (found on
+/// `line`) of field names or aliases.
+fn map_header<'h>(
+    schema: &Schema,
+    headers: impl Iterator<Item = &'h str>,
+    line: u64,
+    problems: &mut Problems,
+) -> Vec<Option<usize>> {
+    let mut columns: Vec<Option<usize>> = vec![None; schema.fields.len()];
+    for (col, header) in headers.enumerate() {
+        let header = header.trim();
+        if header.is_empty() {
+            continue;
+        }
+        match schema
+            .fields
+            .iter()
+            .position(|f| f.name == header || f.aliases.iter().any(|a| a == header))
+        {
+            Some(i) if columns[i].is_some() => {
+                problems.error(
+                    line,
+                    Some(header),
+                    "column appears twice in the header".into(),
+                );
+            }
+            Some(i) => columns[i] = Some(col),
+            None => problems.warn(
+                line,
+                header,
+                "column is not in the schema and is ignored".into(),
+            ),
+        }
+    }
+    for (i, f) in schema.fields.iter().enumerate() {
+        if columns[i].is_none() && f.required {
+            problems.error(
+                line,
+                Some(&f.name),
+                "required column is missing from the header".into(),
+            );
+        }
+    }
+    columns
+}
+
+/// Title rows an Excel export may have above its header row.
+const XLSX_TITLE_ROWS: usize = 5;
+
+/// Reads the first sheet of an Excel workbook: its first row that names a
+/// field (after at most [`XLSX_TITLE_ROWS`] title rows) is the header; rows
+/// are named by their spreadsheet row numbers.
+fn read_xlsx(
+    schema: &Schema,
+    path: &Path,
+    bytes: &[u8],
+    builder: &mut RowBuilder,
+    problems: &mut Problems,
+) -> Result<()> {
+    use calamine::{Data, Reader};
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| Error::file(path, format!("is not a readable .xlsx workbook: {e}")))?;
+    let range = match book.worksheet_range_at(0) {
+        None => return Err(Error::file(path, "the workbook has no sheet")),
+        Some(r) => r.map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))?,
+    };
+    let Some((first_row, _)) = range.start() else {
+        return Err(Error::file(path, "the first sheet is empty"));
+    };
+    // Exports often put a title above the header: the header is the first
+    // of the top rows that names a field, else the first row.
+    let known = |cell: &Data| {
+        let text = cell.to_string();
+        let text = text.trim();
+        schema
+            .fields
+            .iter()
+            .any(|f| f.name == text || f.aliases.iter().any(|a| a == text))
+    };
+    let skip = range
+        .rows()
+        .take(XLSX_TITLE_ROWS + 1)
+        .position(|r| r.iter().any(known))
+        .unwrap_or(0);
+    let mut rows = range.rows().skip(skip);
+    let header_line = u64::from(first_row) + 1 + skip as u64;
+    let Some(header) = rows.next() else {
+        return Err(Error::file(path, "the first sheet is empty"));
+    };
+    let header: Vec<String> = header.iter().map(|c| c.to_string()).collect();
+    let columns = map_header(
+        schema,
+        header.iter().map(String::as_str),
+        header_line,
+        problems,
+    );
+    if problems.total > 0 {
+        return Ok(());
+    }
+    let mut texts: Vec<Option<String>> = Vec::with_capacity(columns.len());
+    for (i, row) in rows.enumerate() {
+        let line = header_line + 1 + i as u64;
+        if row.iter().all(|c| matches!(c, Data::Empty)) {
+            continue;
+        }
+        texts.clear();
+        let mut bad = false;
+        for (field, col) in schema.fields.iter().zip(&columns) {
+            let cell = col.and_then(|c| row.get(c)).unwrap_or(&Data::Empty);
+            texts.push(match xlsx_cell_text(cell) {
+                Ok(t) => t,
+                Err(reason) => {
+                    problems.error(line, Some(&field.name), reason);
+                    bad = true;
+                    None
+                }
+            });
+        }
+        if bad {
+            continue;
+        }
+        let cells: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        builder.add(line, &cells, problems);
+    }
+    Ok(())
+}
+
+/// The text of a spreadsheet cell as the schema's parsers expect it: whole
+/// numbers without `.0`, dates as `YYYY-MM-DD`, date-times as
+/// `YYYY-MM-DD HH:MM:SS`.
+fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, String> {
+    use calamine::Data;
+    Ok(match cell {
+        Data::Empty => None,
+        Data::String(s) => Some(s.clone()),
+        Data::Int(i) => Some(i.to_string()),
+        Data::Float(f) if !f.is_finite() => return Err(format!("`{f}` is not a number")),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
+        Data::Float(f) => Some(f.to_string()),
+        Data::Bool(b) => Some(b.to_string()),
+        Data::DateTime(dt) if dt.is_datetime() => {
+            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+            if (h, mi, s) == (0, 0, 0) {
+                Some(format!("{y:04}-{mo:02}-{d:02}"))
+            } else {
+                Some(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
+            }
+        }
+        Data::DateTime(dt) => Some(dt.as_f64().to_string()),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+        Data::Error(e) => return Err(format!("the cell holds the spreadsheet error {e}")),
+    })
 }
 
 fn read_jsonl(
@@ -662,6 +801,102 @@ by_name = "name"
         let text = "{\"id\":\"A\",\"name\":\"x\",\"paid\":\"2.5\"}\nnot json\n";
         let err = parse(&schema(), Path::new("p.jsonl"), text.as_bytes(), &opts()).unwrap_err();
         assert!(err.to_string().contains("p.jsonl:2"), "{err}");
+    }
+
+    fn xlsx(rows: &[Vec<crate::generate::XlsxCell>]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.xlsx");
+        crate::generate::write_xlsx(&path, "Sheet1", &["身份证号", "姓名", "paid", "born"], rows)
+            .unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn xlsx_first_sheet_reads_with_aliases_numbers_and_date_cells() {
+        use crate::generate::XlsxCell::*;
+        let bytes = xlsx(&[
+            vec![
+                Text("11010519491231002X".into()),
+                Text("张三".into()),
+                Number(1234.5),
+                Date(chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap()),
+            ],
+            vec![Empty, Empty, Empty, Empty],
+            vec![
+                Text("110105194912310037".into()),
+                Text("李四".into()),
+                Number(7.0),
+                Empty,
+            ],
+        ]);
+        let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()).unwrap();
+        assert_eq!(parsed.rows.rows.len(), 2);
+        assert_eq!(parsed.rows.indexes["by_name"][0].0, "张三");
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        let text: Vec<String> = (0..4)
+            .map(|i| rec.field(i).unwrap().unwrap().to_string())
+            .collect();
+        assert_eq!(text[2], "1234.5");
+        assert_eq!(text[3], "2024-03-01");
+    }
+
+    #[test]
+    fn xlsx_bad_row_is_named_by_its_spreadsheet_row() {
+        use crate::generate::XlsxCell::*;
+        let bytes = xlsx(&[
+            vec![Text("A".into()), Text("a".into()), Number(1.0), Empty],
+            vec![
+                Text("B".into()),
+                Text("b".into()),
+                Text("lots".into()),
+                Empty,
+            ],
+        ]);
+        let msg = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("p.xlsx:3: field `paid`"), "{msg}");
+        assert!(msg.contains("nothing was ingested"), "{msg}");
+    }
+
+    #[test]
+    fn xlsx_title_rows_above_the_header_are_skipped() {
+        use crate::generate::XlsxCell::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.xlsx");
+        crate::generate::write_xlsx(
+            &path,
+            "Sheet1",
+            &["某某局数据导出（2024年）"],
+            &[
+                vec![Empty],
+                vec![
+                    Text("身份证号".into()),
+                    Text("姓名".into()),
+                    Text("paid".into()),
+                ],
+                vec![Text("A".into()), Text("a".into()), Text("x".into())],
+            ],
+        )
+        .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let msg = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
+            .unwrap_err()
+            .to_string();
+        // Title on row 1, a blank row 2, the header on row 3: the bad
+        // value is on spreadsheet row 4.
+        assert!(msg.contains("p.xlsx:4: field `paid`"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_workbook_is_refused_by_name() {
+        let msg = parse(&schema(), Path::new("p.xlsx"), b"id,name\n", &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("p.xlsx") && msg.contains(".xlsx workbook"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -59,9 +59,17 @@ pub struct VersionInfo {
 }
 
 /// A sorted run of records and its indexes.
+///
+/// A version made by `ingest --append` reuses the segments of the version
+/// it extends (their blocks stay where they were written: `stored_in`) and
+/// adds one; scans merge segments by key, newest winning.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentInfo {
     pub id: u32,
+    /// The version under whose key prefix the blocks are stored; `None` for
+    /// the version this info belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_in: Option<u64>,
     pub records: u64,
     /// First key of each record block: the sparse index for gets.
     pub first_keys: Vec<String>,
@@ -130,6 +138,9 @@ pub struct SortedRows {
 
 /// Provenance of a new version.
 pub struct NewVersion<'a> {
+    /// Add the rows as a new segment over the current version instead of
+    /// replacing it.
+    pub append: bool,
     pub source: &'a str,
     pub source_sha256: String,
     pub operator: &'a str,
@@ -149,8 +160,13 @@ pub fn content_digest(schema: &Schema, rows: &[(String, Vec<u8>)]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Identity of a segment across versions: (version holding its blocks, id).
+pub type SegmentId = (u64, u32);
+
 /// Writes `rows` as a new version of `name` (whose schema they were
-/// validated against) and makes it current, all or nothing.
+/// validated against) and makes it current, all or nothing. With
+/// `new.append`, the version is the current one plus these rows as a new
+/// segment (a row whose key already exists replaces it).
 pub fn write_version(
     store: &Store,
     name: &str,
@@ -159,6 +175,19 @@ pub fn write_version(
 ) -> Result<VersionInfo> {
     let mut head = require_head(store, name)?;
     let version = head.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+    let base = if new.append {
+        head.current_version().cloned()
+    } else {
+        None
+    };
+    if let Some(b) = &base {
+        if b.schema != head.schema {
+            return Err(Error::dataset(
+                name,
+                "the schema changed since the current version; ingest the whole file instead of appending",
+            ));
+        }
+    }
     // Blocks of a version whose ingest was interrupted before the switch.
     for item in store
         .blocks
@@ -167,12 +196,17 @@ pub fn write_version(
     {
         store.blocks.remove(item?)?;
     }
-    let digest = content_digest(&head.schema, &rows.rows);
+    let segment_digest = content_digest(&head.schema, &rows.rows);
+    let segment_id = base
+        .as_ref()
+        .and_then(|b| b.segments.iter().map(|s| s.id).max())
+        .map_or(0, |m| m + 1);
     let mut batch = sled::Batch::default();
     let first_keys = write_run(
         &mut batch,
         name,
         version,
+        segment_id,
         RECORDS_RUN,
         rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
     );
@@ -184,6 +218,7 @@ pub fn write_version(
             &mut batch,
             name,
             version,
+            segment_id,
             run,
             entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
         );
@@ -198,22 +233,55 @@ pub fn write_version(
     }
     store.blocks.apply_batch(batch)?;
     store.blocks.flush()?;
+    let new_segment = SegmentInfo {
+        id: segment_id,
+        stored_in: None,
+        records: rows.rows.len() as u64,
+        first_keys,
+        indexes,
+    };
+    let (segments, records, digest) = match &base {
+        None => (vec![new_segment], rows.rows.len() as u64, segment_digest),
+        Some(b) => {
+            let reader = VersionReader {
+                blocks: store.blocks.clone(),
+                name: name.to_string(),
+                info: b.clone(),
+            };
+            let mut replaced = 0u64;
+            for (k, _) in &rows.rows {
+                if reader.get(k)?.is_some() {
+                    replaced += 1;
+                }
+            }
+            let mut segments: Vec<SegmentInfo> = b
+                .segments
+                .iter()
+                .map(|s| SegmentInfo {
+                    stored_in: Some(s.stored_in.unwrap_or(b.version)),
+                    ..s.clone()
+                })
+                .collect();
+            segments.push(new_segment);
+            let digest = hex::encode(Sha256::digest(format!("{}\n{segment_digest}", b.digest)));
+            (
+                segments,
+                b.records + rows.rows.len() as u64 - replaced,
+                digest,
+            )
+        }
+    };
     let info = VersionInfo {
         version,
         digest,
-        records: rows.rows.len() as u64,
+        records,
         created_at: crate::time::now_text(),
         operator: new.operator.to_string(),
         source: new.source.to_string(),
         source_sha256: new.source_sha256,
         warnings: new.warnings,
         schema: head.schema.clone(),
-        segments: vec![SegmentInfo {
-            id: 0,
-            records: rows.rows.len() as u64,
-            first_keys,
-            indexes,
-        }],
+        segments,
     };
     head.versions.push(info.clone());
     head.current = Some(version);
@@ -227,6 +295,7 @@ fn write_run<'a>(
     batch: &mut sled::Batch,
     name: &str,
     version: u64,
+    segment: u32,
     run: u16,
     items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Vec<String> {
@@ -234,7 +303,10 @@ fn write_run<'a>(
     let mut builder = BlockBuilder::new();
     let mut flush = |builder: &mut BlockBuilder, first_keys: &mut Vec<String>| {
         let n = first_keys.len() as u32 - 1;
-        batch.insert(block::block_key(name, version, 0, run, n), builder.finish());
+        batch.insert(
+            block::block_key(name, version, segment, run, n),
+            builder.finish(),
+        );
     };
     for (key, value) in items {
         if builder.is_empty() {
@@ -278,28 +350,74 @@ impl VersionReader {
         &self.name
     }
 
-    /// Record blocks in key order (one value per block).
-    pub fn blocks(&self) -> impl Iterator<Item = Result<sled::IVec>> + Send + 'static {
-        let runs: Vec<Vec<u8>> = self
-            .info
+    /// Segments in the order they were written.
+    pub fn segment_ids(&self) -> Vec<SegmentId> {
+        self.info
             .segments
             .iter()
-            .map(|s| block::run_prefix(&self.name, self.info.version, s.id, RECORDS_RUN))
-            .collect();
-        let tree = self.blocks.clone();
-        runs.into_iter()
-            .flat_map(move |p| tree.scan_prefix(p).values())
+            .map(|s| (s.stored_in.unwrap_or(self.info.version), s.id))
+            .collect()
+    }
+
+    fn segment_blocks(
+        &self,
+        seg: &SegmentInfo,
+    ) -> impl Iterator<Item = Result<sled::IVec>> + Send + 'static {
+        let prefix = block::run_prefix(
+            &self.name,
+            seg.stored_in.unwrap_or(self.info.version),
+            seg.id,
+            RECORDS_RUN,
+        );
+        self.blocks
+            .scan_prefix(prefix)
+            .values()
             .map(|v| v.map_err(Error::from))
     }
 
-    fn load_block(&self, segment: u32, run: u16, n: usize) -> Result<sled::IVec> {
+    /// Record blocks in key order, for a version of one segment.
+    pub fn blocks(&self) -> impl Iterator<Item = Result<sled::IVec>> + Send + 'static {
+        let segs: Vec<SegmentInfo> = self.info.segments.clone();
+        let me = self.clone();
+        segs.into_iter().flat_map(move |s| me.segment_blocks(&s))
+    }
+
+    /// The records `view` lets a model see, as flat batches in key order.
+    /// With `seen`, only segments not in it (records added since). Several
+    /// segments are merged by key, the newest record winning.
+    pub fn batches(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
+        let ids = self.segment_ids();
+        let segs: Vec<SegmentInfo> = self
+            .info
+            .segments
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| seen.is_none_or(|s| !s.contains(id)))
+            .map(|(s, _)| s.clone())
+            .collect();
+        let view = view.clone();
+        if segs.len() <= 1 {
+            let blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send> = match segs.first() {
+                Some(s) => Box::new(self.segment_blocks(s)),
+                None => Box::new(std::iter::empty()),
+            };
+            return Box::new(blocks.map(move |b| {
+                let bytes = b?;
+                let block = Block::parse(&bytes)?;
+                view.batch(&block).map_err(Error::Other)
+            }));
+        }
+        let sources = segs
+            .iter()
+            .map(|s| SegmentCursor::new(Box::new(self.segment_blocks(s))))
+            .collect();
+        Box::new(MergedBatches { sources, view })
+    }
+    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<sled::IVec> {
+        let stored_in = seg.stored_in.unwrap_or(self.info.version);
         self.blocks
             .get(block::block_key(
-                &self.name,
-                self.info.version,
-                segment,
-                run,
-                n as u32,
+                &self.name, stored_in, seg.id, run, n as u32,
             ))?
             .ok_or_else(|| {
                 Error::dataset(
@@ -312,32 +430,94 @@ impl VersionReader {
             })
     }
 
+    /// The record with key `key` in one segment only.
+    fn segment_get(&self, seg: &SegmentInfo, key: &str) -> Result<Option<Vec<u8>>> {
+        let n = seg.first_keys.partition_point(|k| k.as_str() <= key);
+        if n == 0 {
+            return Ok(None);
+        }
+        let bytes = self.load_block(seg, RECORDS_RUN, n - 1)?;
+        let block = Block::parse(&bytes)?;
+        let i = block.lower_bound(key.as_bytes());
+        Ok((i < block.len() && block.key(i) == key.as_bytes()).then(|| block.record(i).to_vec()))
+    }
+
     /// The record with primary key `key` (fields joined by
-    /// [`block::KEY_SEP`]).
+    /// [`block::KEY_SEP`]): the newest segment holding it wins.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         for seg in self.info.segments.iter().rev() {
-            let n = seg.first_keys.partition_point(|k| k.as_str() <= key);
-            if n == 0 {
-                continue;
-            }
-            let bytes = self.load_block(seg.id, RECORDS_RUN, n - 1)?;
-            let block = Block::parse(&bytes)?;
-            let i = block.lower_bound(key.as_bytes());
-            if i < block.len() && block.key(i) == key.as_bytes() {
-                return Ok(Some(block.record(i).to_vec()));
+            if let Some(rec) = self.segment_get(seg, key)? {
+                return Ok(Some(rec));
             }
         }
         Ok(None)
     }
 
+    fn index_run<'a>(&self, seg: &'a SegmentInfo, index: &str) -> Result<&'a IndexRun> {
+        seg.indexes
+            .get(index)
+            .ok_or_else(|| Error::dataset(&self.name, format!("has no index `{index}`")))
+    }
+
+    /// (value, primary key) entries of one segment's index, in order.
+    fn segment_index(&self, seg: &SegmentInfo, run: &IndexRun) -> Result<Vec<(String, String)>> {
+        let stored_in = seg.stored_in.unwrap_or(self.info.version);
+        let mut out = Vec::new();
+        for item in self
+            .blocks
+            .scan_prefix(block::run_prefix(&self.name, stored_in, seg.id, run.run))
+            .values()
+        {
+            let bytes = item?;
+            let block = Block::parse(&bytes)?;
+            for i in 0..block.len() {
+                out.push((
+                    String::from_utf8_lossy(block.key(i)).into_owned(),
+                    String::from_utf8_lossy(block.record(i)).into_owned(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// (value, primary key) entries of `index` across segments, in value
+    /// then key order. An entry from an older segment is dropped when a
+    /// newer segment holds the same key: its record (and value) replaced it.
+    fn merged_index(&self, index: &str) -> Result<Vec<(String, String)>> {
+        let segs = &self.info.segments;
+        let mut out = Vec::new();
+        for (i, seg) in segs.iter().enumerate() {
+            let run = self.index_run(seg, index)?;
+            for (value, key) in self.segment_index(seg, run)? {
+                let mut replaced = false;
+                for newer in &segs[i + 1..] {
+                    if self.segment_get(newer, &key)?.is_some() {
+                        replaced = true;
+                        break;
+                    }
+                }
+                if !replaced {
+                    out.push((value, key));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Primary keys whose `index` value is `value`, in key order.
     pub fn index_keys(&self, index: &str, value: &str) -> Result<Vec<String>> {
+        if self.info.segments.len() > 1 {
+            return Ok(self
+                .merged_index(index)?
+                .into_iter()
+                .filter(|(v, _)| v == value)
+                .map(|(_, k)| k)
+                .collect());
+        }
         let mut out = Vec::new();
         for seg in &self.info.segments {
-            let run = seg
-                .indexes
-                .get(index)
-                .ok_or_else(|| Error::dataset(&self.name, format!("has no index `{index}`")))?;
+            let run = self.index_run(seg, index)?;
             let start = run
                 .first_values
                 .partition_point(|v| v.as_str() < value)
@@ -346,7 +526,7 @@ impl VersionReader {
                 if run.first_values[n].as_str() > value {
                     break;
                 }
-                let bytes = self.load_block(seg.id, run.run, n)?;
+                let bytes = self.load_block(seg, run.run, n)?;
                 let block = Block::parse(&bytes)?;
                 let mut i = block.lower_bound(value.as_bytes());
                 while i < block.len() && block.key(i) == value.as_bytes() {
@@ -358,30 +538,19 @@ impl VersionReader {
         Ok(out)
     }
 
-    /// All (value, primary key) entries of `index`, in value order.
+    /// Primary keys in the order of `index` (value, then key).
     pub fn index_entries(&self, index: &str) -> Result<Vec<String>> {
+        if self.info.segments.len() > 1 {
+            return Ok(self
+                .merged_index(index)?
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect());
+        }
         let mut out = Vec::new();
         for seg in &self.info.segments {
-            let run = seg
-                .indexes
-                .get(index)
-                .ok_or_else(|| Error::dataset(&self.name, format!("has no index `{index}`")))?;
-            for item in self
-                .blocks
-                .scan_prefix(block::run_prefix(
-                    &self.name,
-                    self.info.version,
-                    seg.id,
-                    run.run,
-                ))
-                .values()
-            {
-                let bytes = item?;
-                let block = Block::parse(&bytes)?;
-                out.extend(
-                    (0..block.len()).map(|i| String::from_utf8_lossy(block.record(i)).into_owned()),
-                );
-            }
+            let run = self.index_run(seg, index)?;
+            out.extend(self.segment_index(seg, run)?.into_iter().map(|(_, k)| k));
         }
         Ok(out)
     }
@@ -397,4 +566,217 @@ pub fn join_key<S: AsRef<str>>(parts: &[S]) -> String {
         out.push_str(p.as_ref());
     }
     out
+}
+
+/// Batches of a scan: (records, offsets) as the model receives them.
+pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
+
+/// One segment's records, one at a time, for merging.
+struct SegmentCursor {
+    blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send>,
+    current: Option<sled::IVec>,
+    next: usize,
+}
+
+impl SegmentCursor {
+    fn new(blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send>) -> Self {
+        SegmentCursor {
+            blocks,
+            current: None,
+            next: 0,
+        }
+    }
+
+    /// The key of the next record, loading the next block when needed.
+    fn peek_key(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(bytes) = &self.current {
+                let block = Block::parse(bytes)?;
+                if self.next < block.len() {
+                    return Ok(Some(block.key(self.next).to_vec()));
+                }
+            }
+            match self.blocks.next() {
+                None => {
+                    self.current = None;
+                    return Ok(None);
+                }
+                Some(b) => {
+                    self.current = Some(b?);
+                    self.next = 0;
+                }
+            }
+        }
+    }
+
+    /// The next record's bytes (after `peek_key` returned a key).
+    fn take(&mut self) -> Result<Vec<u8>> {
+        let bytes = self.current.as_ref().expect("peeked");
+        let block = Block::parse(bytes)?;
+        let rec = block.record(self.next).to_vec();
+        self.next += 1;
+        Ok(rec)
+    }
+}
+
+/// A k-way merge of segments by key; on equal keys the newest segment's
+/// record is kept.
+struct MergedBatches {
+    sources: Vec<SegmentCursor>,
+    view: view::View,
+}
+
+impl MergedBatches {
+    fn fill(&mut self) -> Result<Option<(Vec<u8>, Vec<u32>)>> {
+        let mut data = Vec::new();
+        let mut offsets = vec![0u32];
+        while offsets.len() <= BLOCK_RECORDS {
+            let mut smallest: Option<Vec<u8>> = None;
+            for s in &mut self.sources {
+                if let Some(k) = s.peek_key()? {
+                    if smallest.as_ref().is_none_or(|m| &k < m) {
+                        smallest = Some(k);
+                    }
+                }
+            }
+            let Some(key) = smallest else { break };
+            let mut newest = None;
+            for s in &mut self.sources {
+                if s.peek_key()?.as_deref() == Some(key.as_slice()) {
+                    newest = Some(s.take()?);
+                }
+            }
+            let rec = newest.expect("a source had the smallest key");
+            self.view.record(&rec, &mut data).map_err(Error::Other)?;
+            offsets.push(data.len() as u32);
+        }
+        Ok((offsets.len() > 1).then_some((data, offsets)))
+    }
+}
+
+impl Iterator for MergedBatches {
+    type Item = Result<(Vec<u8>, Vec<u32>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.fill().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiandu_sdk::record::{encode, RecordRef, Value};
+
+    fn schema() -> Schema {
+        Schema::parse(
+            "s.toml",
+            r#"
+name = "sightings"
+department = "公安"
+primary_key = ["id"]
+[[fields]]
+name = "id"
+type = "string"
+[[fields]]
+name = "place"
+type = "string"
+[indexes]
+by_place = "place"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn rows(items: &[(&str, &str)]) -> SortedRows {
+        let mut rows: Vec<(String, Vec<u8>)> = items
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.to_string(),
+                    encode(&[Some(Value::Str(k)), Some(Value::Str(p))]).unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        let mut by_place: Vec<(String, String)> = items
+            .iter()
+            .map(|(k, p)| (p.to_string(), k.to_string()))
+            .collect();
+        by_place.sort();
+        SortedRows {
+            rows,
+            indexes: BTreeMap::from([("by_place".to_string(), by_place)]),
+        }
+    }
+
+    fn write(store: &Store, items: &[(&str, &str)], append: bool) -> VersionInfo {
+        write_version(
+            store,
+            "sightings",
+            rows(items),
+            NewVersion {
+                append,
+                source: "test",
+                source_sha256: String::new(),
+                operator: "t",
+                warnings: 0,
+            },
+        )
+        .unwrap()
+    }
+
+    fn places(reader: &VersionReader, seen: Option<&[SegmentId]>) -> Vec<String> {
+        let view = view::View::new(&reader.info.schema, None, true).unwrap();
+        let mut out = Vec::new();
+        for batch in reader.batches(&view, seen) {
+            let (data, offsets) = batch.unwrap();
+            for w in offsets.windows(2) {
+                let rec = RecordRef::new(&data[w[0] as usize..w[1] as usize]).unwrap();
+                out.push(format!(
+                    "{}:{}",
+                    rec.field(0).unwrap().unwrap(),
+                    rec.field(1).unwrap().unwrap()
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn append_merges_by_key_newest_wins_and_only_new_reads_the_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        register_schema(&store, schema()).unwrap();
+        let v1 = write(&store, &[("a", "x"), ("c", "x"), ("e", "x")], false);
+        let first = VersionReader::current(&store, "sightings").unwrap();
+        let seen = first.segment_ids();
+        let v2 = write(&store, &[("b", "y"), ("c", "y")], true);
+        assert_eq!(v2.records, 4);
+        assert_ne!(v2.digest, v1.digest);
+        let reader = VersionReader::current(&store, "sightings").unwrap();
+        assert_eq!(places(&reader, None), ["a:x", "b:y", "c:y", "e:x"]);
+        assert_eq!(places(&reader, Some(&seen)), ["b:y", "c:y"]);
+        assert_eq!(
+            places(&reader, Some(&reader.segment_ids())),
+            Vec::<String>::new()
+        );
+        let c = reader.get("c").unwrap().unwrap();
+        assert_eq!(
+            RecordRef::new(&c).unwrap().field(1).unwrap(),
+            Some(Value::Str("y"))
+        );
+        // The index follows the newest record of each key.
+        assert_eq!(
+            reader.index_entries("by_place").unwrap(),
+            ["a", "e", "b", "c"]
+        );
+        assert_eq!(reader.index_keys("by_place", "x").unwrap(), ["a", "e"]);
+        assert_eq!(reader.index_keys("by_place", "y").unwrap(), ["b", "c"]);
+        // The version before the append still reads as it was.
+        assert_eq!(places(&first, None), ["a:x", "c:x", "e:x"]);
+        // A full ingest replaces everything: all of it is new again.
+        write(&store, &[("z", "z")], false);
+        let replaced = VersionReader::current(&store, "sightings").unwrap();
+        assert_eq!(places(&replaced, Some(&reader.segment_ids())), ["z:z"]);
+    }
 }

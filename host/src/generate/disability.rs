@@ -269,16 +269,14 @@ fn make_employer(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Employer
     let in_year =
         |rng: &mut ChaCha8Rng| date((2024, 1, 15)) + chrono::Duration::days(rng.gen_range(0..160));
     match scenario {
-        Scenario::PaidInFull => {
-            if due > Decimal::ZERO {
-                // Overpaid by a little, in two instalments.
-                let first = round2(due / Decimal::from(2));
-                e.payments.push((first, in_year(rng)));
-                e.payments.push((
-                    due - first + Decimal::new(rng.gen_range(0..500), 2),
-                    in_year(rng),
-                ));
-            }
+        // Overpaid by a little, in two instalments.
+        Scenario::PaidInFull if due > Decimal::ZERO => {
+            let first = round2(due / Decimal::from(2));
+            e.payments.push((first, in_year(rng)));
+            e.payments.push((
+                due - first + Decimal::new(rng.gen_range(0..500), 2),
+                in_year(rng),
+            ));
         }
         Scenario::PaidExactly => {
             e.payments.push((due, in_year(rng)));

@@ -7,6 +7,9 @@
 //! model's code), so tests and the demo can compare the two.
 
 pub mod disability;
+pub mod drunk;
+pub mod land;
+pub mod theft;
 
 use crate::dataset::Schema;
 use crate::ids;
@@ -31,6 +34,54 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     (
         "fund_payments",
         include_str!("../../../datasets/fund_payments.toml"),
+    ),
+    (
+        "police_cases",
+        include_str!("../../../datasets/police_cases.toml"),
+    ),
+    (
+        "bac_tests",
+        include_str!("../../../datasets/bac_tests.toml"),
+    ),
+    (
+        "driving_licences",
+        include_str!("../../../datasets/driving_licences.toml"),
+    ),
+    (
+        "prior_records",
+        include_str!("../../../datasets/prior_records.toml"),
+    ),
+    (
+        "land_contracts",
+        include_str!("../../../datasets/land_contracts.toml"),
+    ),
+    (
+        "land_instalments",
+        include_str!("../../../datasets/land_instalments.toml"),
+    ),
+    (
+        "land_payments",
+        include_str!("../../../datasets/land_payments.toml"),
+    ),
+    (
+        "land_bids",
+        include_str!("../../../datasets/land_bids.toml"),
+    ),
+    (
+        "dishonest_debtors",
+        include_str!("../../../datasets/dishonest_debtors.toml"),
+    ),
+    (
+        "theft_incidents",
+        include_str!("../../../datasets/theft_incidents.toml"),
+    ),
+    (
+        "sightings",
+        include_str!("../../../datasets/sightings.toml"),
+    ),
+    (
+        "addresses",
+        include_str!("../../../datasets/addresses.toml"),
     ),
 ];
 
@@ -152,6 +203,133 @@ pub fn write_csv(
         text.into_bytes()
     };
     std::fs::write(path, bytes)
+}
+
+/// A cell of a generated spreadsheet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XlsxCell {
+    Empty,
+    Text(String),
+    /// Money and counts, as Excel numbers.
+    Number(f64),
+    /// A date cell (formatted `yyyy-mm-dd`), as departments' exports have.
+    Date(chrono::NaiveDate),
+}
+
+/// Writes one sheet named `sheet`: a header row, then `rows`. The document
+/// carries a fixed creation time so that the same rows give the same bytes.
+pub fn write_xlsx(
+    path: &Path,
+    sheet: &str,
+    header: &[&str],
+    rows: &[Vec<XlsxCell>],
+) -> std::io::Result<()> {
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+    let err = |e: rust_xlsxwriter::XlsxError| std::io::Error::other(e.to_string());
+    let mut book = Workbook::new();
+    let created = ExcelDateTime::from_ymd(2025, 1, 1).map_err(err)?;
+    book.set_properties(
+        &DocProperties::new()
+            .set_creation_datetime(&created)
+            .set_comment("synthetic data"),
+    );
+    let bold = Format::new().set_bold();
+    let date_format = Format::new().set_num_format("yyyy-mm-dd");
+    let ws = book.add_worksheet();
+    ws.set_name(sheet).map_err(err)?;
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &bold)
+            .map_err(err)?;
+        ws.set_column_width(c as u16, 16).map_err(err)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, cell) in row.iter().enumerate() {
+            let c = c as u16;
+            match cell {
+                XlsxCell::Empty => {}
+                XlsxCell::Text(t) => {
+                    ws.write_string(r, c, t).map_err(err)?;
+                }
+                XlsxCell::Number(n) => {
+                    ws.write_number(r, c, *n).map_err(err)?;
+                }
+                XlsxCell::Date(d) => {
+                    use chrono::Datelike;
+                    let x =
+                        ExcelDateTime::from_ymd(d.year() as u16, d.month() as u8, d.day() as u8)
+                            .map_err(err)?;
+                    ws.write_datetime_with_format(r, c, &x, &date_format)
+                        .map_err(err)?;
+                }
+            }
+        }
+    }
+    let bytes = book.save_to_buffer().map_err(err)?;
+    std::fs::write(path, bytes)
+}
+
+/// Concatenates CSV files written by [`write_csv`] with the same header and
+/// encoding (the first file's BOM is kept) into `out`.
+pub fn merge_csv(parts: &[PathBuf], out: &Path) -> std::io::Result<usize> {
+    let mut bytes = Vec::new();
+    let mut rows = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let data = std::fs::read(part)?;
+        let body = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&data);
+        let mut lines = body.split_inclusive(|&b| b == b'\n');
+        let header = lines.next().unwrap_or_default();
+        if i == 0 {
+            if data.starts_with(b"\xEF\xBB\xBF") {
+                bytes.extend_from_slice(b"\xEF\xBB\xBF");
+            }
+            bytes.extend_from_slice(header);
+        }
+        for line in lines {
+            bytes.extend_from_slice(line);
+            rows += 1;
+        }
+    }
+    std::fs::write(out, bytes)?;
+    Ok(rows)
+}
+
+/// Unique synthetic citizen IDs: generators that share a dataset (prior
+/// records) draw from disjoint serial ranges, and a repeat is redrawn.
+pub struct People {
+    serial: u64,
+    seen: std::collections::HashSet<String>,
+}
+
+impl People {
+    /// IDs drawn from serials starting at `first_serial`.
+    pub fn new(first_serial: u64) -> People {
+        People {
+            serial: first_serial,
+            seen: Default::default(),
+        }
+    }
+
+    /// A new valid ID not handed out before by this generator.
+    pub fn next_id(&mut self, rng: &mut ChaCha8Rng) -> String {
+        loop {
+            self.serial += 1;
+            let id = citizen_id(rng, self.serial);
+            if self.seen.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD` text of a date.
+pub fn ymd(d: chrono::NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// A calendar date from constant parts.
+pub fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
 }
 
 /// Writes JSON Lines.

@@ -1,0 +1,276 @@
+//! # jiandu-bench: Jiandu measured side by side
+//!
+//! Every figure is a ratio against a baseline measured in the same run, on
+//! the same data:
+//!
+//! - **Scan**: records/s of `scan-one-percent` (reads every record, emits
+//!   1%) in the sandbox and compiled natively into this binary, both over
+//!   the same stored dataset through [`jiandu::native`].
+//! - **Collision**: the 残保金 model over the four sample datasets as a
+//!   whole `jiandu run`, against the same rule as SQL in SQLite with
+//!   indexes; the leads of every engine must agree to the fen.
+//! - **Ingest**: rows/s of `dataset ingest` for a ten-column CSV file,
+//!   against SQLite loading the same file.
+//! - **Memory**: peak resident memory of a scan at two sizes, each in its
+//!   own process.
+//! - **Parallel**: two runs at once on one `Runtime` against two in a row.
+//! - **Cold start**: compiling a model against loading it from the
+//!   host's compiled-module cache.
+//!
+//! The binary (`src/main.rs`) parses options, calls [`run`] and prints
+//! [`report::Report::markdown`]. `BENCHMARKS.md` at the repository root
+//! records the figures and how they were taken.
+
+pub mod child;
+pub mod cold_start;
+pub mod collision;
+pub mod data;
+pub mod machine;
+pub mod memory;
+pub mod models;
+pub mod parallel;
+pub mod report;
+pub mod runs;
+pub mod scan;
+pub mod sqlite;
+
+use anyhow::{Context as _, Result};
+use jiandu::policy::Policy;
+use jiandu::runtime::Runtime;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The parts of a benchmark run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    ColdStart,
+    Scan,
+    Ingest,
+    Memory,
+    Collision,
+    Parallel,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::ColdStart,
+        Section::Scan,
+        Section::Ingest,
+        Section::Memory,
+        Section::Collision,
+        Section::Parallel,
+    ];
+}
+
+/// What to measure, and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Employers of the collision; records of the scan and ingest.
+    pub scale: u64,
+    /// Dataset sizes of the memory figure.
+    pub memory_scales: Vec<u64>,
+    pub sections: Vec<Section>,
+    /// Data, stores and the SQLite database go here.
+    pub work_dir: PathBuf,
+    /// Each timing is the best of this many.
+    pub reps: usize,
+    pub seed: u64,
+    /// The `jiandu-bench` binary, re-run for per-process measurements.
+    pub exe: PathBuf,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// What a run measured: the report, and the results tests look at.
+pub struct Outcome {
+    pub report: report::Report,
+    pub scan: Option<scan::ScanResult>,
+    pub collision: Option<collision::CollisionResult>,
+}
+
+/// Runs the selected sections, telling `progress` what it is doing.
+pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
+    let started = Instant::now();
+    let machine = machine::Machine::describe();
+    let want = |s: Section| opts.sections.contains(&s);
+    std::fs::create_dir_all(&opts.work_dir)
+        .with_context(|| format!("{}", opts.work_dir.display()))?;
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    let mut out_scan = None;
+    let mut out_collision = None;
+
+    progress("building the models for wasm32 (as `jiandu model build`)");
+    let models = models::build(&opts.work_dir.join("models"), progress)?;
+    let policy_path = opts.work_dir.join("jiandu.toml");
+    std::fs::write(&policy_path, data::POLICY)?;
+    let policy = Policy::load(&policy_path)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let load = |m: &jiandu::catalog::Installed| {
+        runtime
+            .load(m)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", m.manifest.id()))
+    };
+
+    if want(Section::ColdStart) {
+        progress("cold start: compiling and loading both models");
+        let store = data::open_store(&opts.work_dir.join("cold-start"))?;
+        for m in [&models.scan, &models.collision] {
+            figures.extend(cold_start::measure(&runtime, &store, m, opts.reps)?.figures());
+        }
+    }
+
+    if want(Section::Scan) || want(Section::Ingest) || want(Section::Memory) {
+        let scan_dir = model_dir(&opts.work_dir, models::SCAN_MODEL);
+        let mut points = Vec::new();
+        let mut sizes = vec![opts.scale];
+        if want(Section::Memory) {
+            sizes.extend(opts.memory_scales.iter().filter(|s| **s != opts.scale));
+        }
+        for (i, &records) in sizes.iter().enumerate() {
+            let dir = opts.work_dir.join(format!("declarations-{records}"));
+            std::fs::create_dir_all(&dir)?;
+            progress(&format!("writing {records} tax declarations"));
+            let file =
+                data::write_declarations(&dir.join("tax_declarations.csv"), records, opts.seed)?;
+            let store_dir = dir.join("store");
+            progress(&format!("ingesting {records} declarations (own process)"));
+            let ingest: child::IngestMeasure = child::spawn(
+                &opts.exe,
+                &[
+                    OsStr::new("ingest"),
+                    OsStr::new("--store"),
+                    store_dir.as_os_str(),
+                    OsStr::new("--dataset"),
+                    OsStr::new(data::DECLARATIONS),
+                    OsStr::new("--file"),
+                    file.path.as_os_str(),
+                ],
+            )?;
+            if i == 0 && want(Section::Ingest) {
+                progress("loading the same file into SQLite");
+                let mut conn = sqlite::open(&dir.join("sqlite.db"))?;
+                let baseline = sqlite::load_declarations(&mut conn, &file.path)?;
+                figures.push(memory::ingest_figure(file.bytes, &ingest, &baseline));
+            }
+            if i == 0 && want(Section::Scan) {
+                progress(&format!("scan: {records} records, sandboxed and native"));
+                let store = data::open_store(&store_dir)?;
+                let loaded = load(&models.scan)?;
+                let r = scan::measure(
+                    &runtime,
+                    &loaded,
+                    &store,
+                    &policy,
+                    &models.scan,
+                    file.low,
+                    opts.reps,
+                )?;
+                figures.extend(r.figures());
+                out_scan = Some(r);
+            }
+            if want(Section::Memory) && opts.memory_scales.contains(&records) {
+                progress(&format!(
+                    "memory: scans of {records} records (own processes)"
+                ));
+                let scan_child = |params: &[&str]| -> Result<child::ScanMeasure> {
+                    let mut args = vec![
+                        OsStr::new("scan"),
+                        OsStr::new("--store"),
+                        store_dir.as_os_str(),
+                        OsStr::new("--model-dir"),
+                        scan_dir.as_os_str(),
+                    ];
+                    for p in params {
+                        args.push(OsStr::new("--param"));
+                        args.push(OsStr::new(p));
+                    }
+                    child::spawn(&opts.exe, &args)
+                };
+                points.push(memory::MemoryPoint {
+                    records,
+                    ingest,
+                    with_leads: scan_child(&[])?,
+                    without_leads: scan_child(&["min_rate=0"])?,
+                });
+            }
+            if i > 0 {
+                // Ten million records take gigabytes; keep only the first size.
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        }
+        figures.extend(memory::memory_figures(&points));
+    }
+
+    if want(Section::Collision) || want(Section::Parallel) {
+        let dir = opts.work_dir.join("collision");
+        let employers = opts.scale as usize;
+        progress(&format!(
+            "generating the 残保金 sample data for {employers} employers"
+        ));
+        let generated = data::generate_collision(&dir.join("data"), employers, opts.seed)?;
+        let store = data::open_store(&dir.join("store"))?;
+        let mut conn = sqlite::open(&dir.join("sqlite.db"))?;
+        let loaded_data = collision::load(&store, &mut conn, generated, progress)?;
+        let loaded = load(&models.collision)?;
+        if want(Section::Collision) {
+            let r = collision::measure(
+                &runtime,
+                &loaded,
+                &store,
+                &policy,
+                &models.collision,
+                &conn,
+                &loaded_data,
+                opts.reps,
+                progress,
+            )?;
+            figures.extend(r.figures());
+            out_collision = Some(r);
+            notes.push(format!(
+                "SQLite {} (bundled by rusqlite), file database, 256 MiB page cache, temp store in memory.",
+                rusqlite::version()
+            ));
+            notes.push(format!(
+                "Collision SQL (integer fen, see bench/src/sqlite.rs), fastest form:\n\n```sql\n{}\n```",
+                out_collision
+                    .as_ref()
+                    .map(|r: &collision::CollisionResult| r.best_sqlite().0.sql())
+                    .unwrap_or_default()
+                    .trim()
+            ));
+        }
+        if want(Section::Parallel) {
+            progress("parallel: two runs at once and in a row");
+            let r = parallel::measure(
+                &runtime,
+                &loaded,
+                &store,
+                &policy,
+                &models.collision,
+                opts.reps,
+            )?;
+            figures.extend(r.figures());
+        }
+    }
+
+    Ok(Outcome {
+        report: report::Report {
+            machine,
+            command: opts.command.clone(),
+            scale: opts.scale,
+            figures,
+            notes,
+            load_at_end: machine::load_average(),
+            elapsed: started.elapsed(),
+        },
+        scan: out_scan,
+        collision: out_collision,
+    })
+}
+
+/// Where `models::build` installed `model`.
+fn model_dir(work_dir: &Path, model: &str) -> PathBuf {
+    work_dir.join("models").join(model)
+}

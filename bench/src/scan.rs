@@ -1,0 +1,106 @@
+//! Scan: records per second through `scan-one-percent` (every record
+//! deserialized, a decimal multiply and compare, a lead for 1%), in the
+//! sandbox and natively, over the same stored dataset version.
+
+use crate::report::Figure;
+use crate::runs::{self, LeadSet};
+use anyhow::{ensure, Result};
+use jiandu::catalog::Installed;
+use jiandu::policy::Policy;
+use jiandu::runtime::{Loaded, Runtime};
+use jiandu::Store;
+use scan_one_percent::ScanOnePercent;
+use std::time::Duration;
+
+/// Minimum wasm ÷ native throughput.
+pub const TARGET: f64 = 0.7;
+
+#[derive(Debug, Clone)]
+pub struct ScanResult {
+    pub records: u64,
+    pub leads: usize,
+    pub wasm: Duration,
+    pub native: Duration,
+    pub fuel: u64,
+}
+
+impl ScanResult {
+    pub fn ratio(&self) -> f64 {
+        self.native.as_secs_f64() / self.wasm.as_secs_f64().max(1e-9)
+    }
+
+    pub fn figures(&self) -> Vec<Figure> {
+        use crate::machine::{per_second, secs};
+        let ratio = self.ratio();
+        vec![Figure {
+            section: "Scan",
+            what: format!(
+                "scan-one-percent over {} records ({} leads), model alone",
+                self.records, self.leads
+            ),
+            jiandu: format!(
+                "wasm {} ({}, {:.0} fuel/record)",
+                per_second(self.records, self.wasm),
+                secs(self.wasm),
+                self.fuel as f64 / self.records.max(1) as f64
+            ),
+            baseline: format!(
+                "native {} ({})",
+                per_second(self.records, self.native),
+                secs(self.native)
+            ),
+            ratio: Some(ratio),
+            ratio_means: "wasm ÷ native",
+            target: format!("≥ {TARGET}×"),
+            met: Some(ratio >= TARGET),
+        }]
+    }
+}
+
+/// Runs the scan model in the sandbox and natively, best of `reps` each,
+/// and checks both emitted the same `expected_leads` leads.
+pub fn measure(
+    runtime: &Runtime,
+    loaded: &Loaded,
+    store: &Store,
+    policy: &Policy,
+    model: &Installed,
+    expected_leads: u64,
+    reps: usize,
+) -> Result<ScanResult> {
+    let mut wasm = Duration::MAX;
+    let mut native = Duration::MAX;
+    let mut wasm_leads = LeadSet::new();
+    let mut native_leads = LeadSet::new();
+    let mut records = 0;
+    let mut fuel = 0;
+    // Interleaved, so that a burst of load on a shared machine hits both.
+    for _ in 0..reps.max(1) {
+        let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &[])?;
+        wasm = wasm.min(t);
+        fuel = finished.fuel_used;
+        records = finished.session.records_read;
+        wasm_leads = runs::lead_set(&finished.session.leads)?;
+        let (t, out) = runs::native_run::<ScanOnePercent>(store, policy, model, &[])?;
+        native = native.min(t);
+        ensure!(
+            out.records_read == records,
+            "native read {} records, wasm {records}",
+            out.records_read
+        );
+        native_leads = runs::lead_set(&out.leads)?;
+    }
+    runs::check_agree("wasm", &wasm_leads, "native", &native_leads)?;
+    ensure!(
+        wasm_leads.len() as u64 == expected_leads,
+        "the scan found {} leads; the data has {expected_leads}",
+        wasm_leads.len()
+    );
+    Ok(ScanResult {
+        records,
+        leads: wasm_leads.len(),
+        wasm,
+        native,
+        fuel,
+    })
+}

@@ -1,0 +1,279 @@
+//! The walk over a ledger's entries, in order, that every verification
+//! shares: this store's ledger, an export file, an imported ledger.
+//!
+//! For each entry, in this order (the first that fails is reported):
+//! 1. **sequence**: it is the next entry (none missing, repeated, reordered);
+//! 2. **parse**: its bytes are a ledger entry that says it is that entry;
+//! 3. **hash**: its bytes hash to the hash recorded beside it when it was
+//!    written (its seal, or the export line) — an edited entry fails here;
+//! 4. **signature**: a signed entry names the expected unit key and carries
+//!    that key's signature of its hash; an unsigned entry may only come
+//!    before the first signed one;
+//! 5. **chain**: its `prev_hash` is the hash of the entry before it.
+
+use super::{check_signature, short, Check, Fault};
+use crate::ledger::{entry_message, hash as entry_hash};
+use jiandu_registry::keys::PublicKey;
+use serde::Deserialize;
+
+/// One entry as the walk sees it.
+pub struct Item<'a> {
+    /// The sequence number it is stored or listed under.
+    pub seq: u64,
+    /// The exact stored bytes.
+    pub bytes: &'a [u8],
+    /// The hash recorded for it when it was written, if any.
+    pub recorded_hash: Option<&'a str>,
+    pub sig: Option<&'a str>,
+}
+
+/// The key entries must be signed with.
+#[derive(Clone)]
+pub struct Signing {
+    pub key: Option<PublicKey>,
+    /// Who the key belongs to, for messages (`unit 温宿县人民检察院`).
+    pub who: String,
+}
+
+impl Signing {
+    pub fn new(key: Option<PublicKey>, who: impl Into<String>) -> Signing {
+        Signing {
+            key,
+            who: who.into(),
+        }
+    }
+}
+
+/// The fields of an entry that the chain checks.
+#[derive(Deserialize)]
+struct Link {
+    seq: u64,
+    prev_hash: String,
+    #[serde(default)]
+    unit_key: Option<String>,
+}
+
+struct Prev {
+    seq: u64,
+    hash: String,
+    /// Whether the hash was confirmed against a recorded one.
+    recorded: bool,
+}
+
+/// The state of a walk.
+pub struct Chain {
+    next_seq: u64,
+    /// `prev_hash` the first entry must carry.
+    start_prev: String,
+    prev: Option<Prev>,
+    first_signed: Option<u64>,
+    /// Entries that verified with a signature.
+    pub signed: u64,
+    /// Entries that verified without one.
+    pub unsigned: u64,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain::new()
+    }
+}
+
+impl Chain {
+    /// A walk from entry 1.
+    pub fn new() -> Chain {
+        Chain::after(0, crate::ledger::GENESIS)
+    }
+
+    /// A walk that starts after entry `size`, whose hash is `head_hash`.
+    pub fn after(size: u64, head_hash: &str) -> Chain {
+        Chain {
+            next_seq: size + 1,
+            start_prev: head_hash.to_string(),
+            prev: None,
+            first_signed: None,
+            signed: 0,
+            unsigned: 0,
+        }
+    }
+
+    /// Records that entry `seq`, before the walk, was already signed.
+    pub fn signed_since(mut self, seq: Option<u64>) -> Chain {
+        self.first_signed = seq;
+        self
+    }
+
+    /// The sequence number the next entry must have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The last entry walked and its hash.
+    pub fn last(&self) -> Option<(u64, &str)> {
+        self.prev.as_ref().map(|p| (p.seq, p.hash.as_str()))
+    }
+
+    /// The first signed entry seen.
+    pub fn first_signed(&self) -> Option<u64> {
+        self.first_signed
+    }
+
+    /// Checks the next entry; returns its hash.
+    pub fn push(&mut self, item: &Item, signing: &Signing) -> Result<[u8; 32], Fault> {
+        let expected = self.next_seq;
+        let seq = item.seq;
+        if seq != expected {
+            let message = if seq > expected {
+                if seq == expected + 1 {
+                    format!("entry {expected} is missing (the next entry is {seq})")
+                } else {
+                    format!(
+                        "entries {expected}..{} are missing (the next entry is {seq})",
+                        seq - 1
+                    )
+                }
+            } else {
+                format!(
+                    "entry {seq} appears where entry {expected} belongs (repeated or out of order)"
+                )
+            };
+            return Err(Fault::new(expected, Check::Sequence, message));
+        }
+        let link: Link = serde_json::from_slice(item.bytes).map_err(|e| {
+            Fault::new(
+                seq,
+                Check::Parse,
+                format!("entry {seq} is not a valid ledger entry (edited or damaged): {e}"),
+            )
+        })?;
+        if link.seq != seq {
+            return Err(Fault::new(
+                seq,
+                Check::Sequence,
+                format!("the entry in place {seq} says it is entry {}", link.seq),
+            ));
+        }
+        let hash = entry_hash(item.bytes);
+        if let Some(recorded) = item.recorded_hash {
+            if recorded != hash {
+                return Err(Fault::new(
+                    seq,
+                    Check::Hash,
+                    format!(
+                        "entry {seq} does not match the hash recorded for it when it was written ({}…, its bytes now hash to {}…): edited after it was written",
+                        short(recorded),
+                        short(&hash)
+                    ),
+                ));
+            }
+        }
+        self.check_signature(seq, &link, &hash, item.sig, signing)?;
+        let expected_prev = self
+            .prev
+            .as_ref()
+            .map(|p| p.hash.as_str())
+            .unwrap_or(&self.start_prev);
+        if link.prev_hash != expected_prev {
+            let fault = match &self.prev {
+                // Nothing confirmed the previous entry's bytes but this link:
+                // the previous entry is the one that changed.
+                Some(p) if !p.recorded => Fault::new(
+                    p.seq,
+                    Check::Hash,
+                    format!(
+                        "entry {} does not match the hash that entry {seq} recorded for it (edited after it was written)",
+                        p.seq
+                    ),
+                ),
+                Some(p) => Fault::new(
+                    seq,
+                    Check::Chain,
+                    format!(
+                        "entry {seq} links to {}… but entry {} hashes to {}…: the link was rewritten or entries were removed",
+                        short(&link.prev_hash),
+                        p.seq,
+                        short(&p.hash)
+                    ),
+                ),
+                None if seq == 1 => Fault::new(
+                    seq,
+                    Check::Chain,
+                    format!("entry 1 does not start the chain (its prev_hash is {}…)", short(&link.prev_hash)),
+                ),
+                None => Fault::new(
+                    seq,
+                    Check::Chain,
+                    format!(
+                        "entry {seq} links to {}… but entry {} hashes to {}…",
+                        short(&link.prev_hash),
+                        seq - 1,
+                        short(&self.start_prev)
+                    ),
+                ),
+            };
+            return Err(fault);
+        }
+        self.prev = Some(Prev {
+            seq,
+            recorded: item.recorded_hash.is_some(),
+            hash: hash.clone(),
+        });
+        self.next_seq += 1;
+        Ok(super::merkle::parse_hash(&hash).expect("sha256 hex"))
+    }
+
+    fn check_signature(
+        &mut self,
+        seq: u64,
+        link: &Link,
+        hash: &str,
+        sig: Option<&str>,
+        signing: &Signing,
+    ) -> Result<(), Fault> {
+        let fault = |message: String| Fault::new(seq, Check::Signature, message);
+        match &link.unit_key {
+            Some(fp) => {
+                let Some(key) = &signing.key else {
+                    return Err(fault(format!(
+                        "entry {seq} is signed with key {fp}, but {} has no key to check it against",
+                        signing.who
+                    )));
+                };
+                let expected = key.fingerprint();
+                if fp != &expected {
+                    return Err(fault(format!(
+                        "entry {seq} is signed with key {fp}, not with the key of {} ({expected}): it comes from another unit's ledger or was signed with the wrong key",
+                        signing.who
+                    )));
+                }
+                let Some(sig) = sig else {
+                    return Err(fault(format!(
+                        "entry {seq} names signing key {fp} but carries no signature"
+                    )));
+                };
+                check_signature(key, &entry_message(hash), sig).map_err(|why| {
+                    fault(format!(
+                        "entry {seq}'s signature is not {}'s signature of this entry: {why}",
+                        signing.who
+                    ))
+                })?;
+                self.first_signed.get_or_insert(seq);
+                self.signed += 1;
+            }
+            None => {
+                if sig.is_some() {
+                    return Err(fault(format!(
+                        "entry {seq} names no signing key but carries a signature"
+                    )));
+                }
+                if let Some(first) = self.first_signed {
+                    return Err(fault(format!(
+                        "entry {seq} is unsigned, but entry {first} before it was signed: only entries written before the unit key existed may be unsigned"
+                    )));
+                }
+                self.unsigned += 1;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Central audit: signed checkpoints, exporting a unit's ledger, importing
+//! and verifying other units' ledgers at a central office, and querying them.
+//!
+//! What lives where:
+//! - [`merkle`]: RFC 6962 Merkle roots over entry hashes (`ct-merkle`).
+//! - [`chain`]: the one walk that checks entries in order — sequence, hash,
+//!   signature, chain link — used for the local ledger, for export files
+//!   and for imported ledgers alike.
+//! - [`checkpoint`]: signed statements of (unit, entry count, Merkle root,
+//!   head hash, time), written every [`checkpoint::EVERY`] entries and on
+//!   export.
+//! - [`verify`]: `jiandu audit verify`, for this store's ledger or an
+//!   imported unit's.
+//! - [`units`]: the central office's register of units and their public
+//!   keys (meta `audit/units/<fingerprint>`), kept apart from the model
+//!   publishers' trust store.
+//! - [`export`] and [`import`]: the export file (JSON Lines, see
+//!   [`export`]) and the import that verifies it against the registered key
+//!   and the last checkpoint accepted from that unit.
+//! - [`query`]: `audit log` filters and `audit report` summaries over the
+//!   local ledger and the imported ones.
+//!
+//! Every signature the unit key makes here carries a purpose prefix
+//! (`jiandu ledger entry v1`, `… checkpoint v1`, `… export v1`), so a
+//! signature made for one purpose — or for a model bundle — never passes
+//! for another.
+
+pub mod central;
+pub mod chain;
+pub mod checkpoint;
+pub mod export;
+pub mod import;
+pub mod merkle;
+pub mod query;
+pub mod units;
+pub mod verify;
+
+use jiandu_registry::keys::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// Which check an entry, a line or a checkpoint failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    /// The export file's structure: JSON, line types, order, truncation.
+    Format,
+    /// The unit is not registered, or the export does not match its record.
+    Unit,
+    /// Sequence numbers: a missing, repeated or reordered entry.
+    Sequence,
+    /// The entry's bytes are not a ledger entry.
+    Parse,
+    /// The entry's bytes do not match the hash recorded for them.
+    Hash,
+    /// A missing, malformed or wrong signature, or a signature by another key.
+    Signature,
+    /// An entry's `prev_hash` does not link to the entry before it.
+    Chain,
+    /// The ledger head does not name the last entry.
+    Head,
+    /// A signed checkpoint does not match the entries it covers.
+    Checkpoint,
+    /// The export starts after entries the central office does not have.
+    Gap,
+    /// The export extends a ledger that differs from the accepted one.
+    Fork,
+    /// The export holds an accepted entry with different contents.
+    Rewrite,
+    /// The export brings nothing newer than what was already accepted.
+    Replay,
+}
+
+impl Check {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Check::Format => "format",
+            Check::Unit => "unit",
+            Check::Sequence => "sequence",
+            Check::Parse => "parse",
+            Check::Hash => "hash",
+            Check::Signature => "signature",
+            Check::Chain => "chain",
+            Check::Head => "head",
+            Check::Checkpoint => "checkpoint",
+            Check::Gap => "gap",
+            Check::Fork => "fork",
+            Check::Rewrite => "rewrite",
+            Check::Replay => "replay",
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A check that failed, and on which entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// The entry concerned (for a checkpoint: the entry count it covers).
+    pub seq: Option<u64>,
+    pub check: Check,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(seq: impl Into<Option<u64>>, check: Check, message: impl Into<String>) -> Fault {
+        Fault {
+            seq: seq.into(),
+            check,
+            message: message.into(),
+        }
+    }
+}
+
+/// The message a unit signs: a purpose prefix, then the body.
+pub fn signed_message(prefix: &str, body: &[u8]) -> Vec<u8> {
+    [prefix.as_bytes(), body].concat()
+}
+
+/// Checks `sig` (lowercase hex, as written) over `message` with `key`.
+pub fn check_signature(key: &PublicKey, message: &[u8], sig: &str) -> Result<(), String> {
+    if sig.len() != 128 || sig.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("the signature is not 128 lowercase hex characters".into());
+    }
+    match key.verify(message, sig) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "the signature does not verify with key {}",
+            key.fingerprint()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The parts of a ledger entry that audit reads. Lenient on purpose: an
+/// entry written by another version of Jiandu (more fields, or run details
+/// of another shape) still verifies and still answers queries.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct EntryView {
+    pub seq: u64,
+    #[serde(default)]
+    pub prev_hash: String,
+    #[serde(default)]
+    pub at: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub unit_key: Option<String>,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub run: RunView,
+}
+
+/// The run an entry records, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RunView {
+    pub run_id: String,
+    pub model: ModelView,
+    pub datasets: Vec<DatasetView>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub records_read: Option<u64>,
+    pub leads_count: Option<u64>,
+    pub outcome: String,
+    pub error: Option<ErrorView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ModelView {
+    pub name: String,
+    pub version: String,
+    pub wasm_sha256: String,
+    pub publisher: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DatasetView {
+    pub name: String,
+    pub version: u64,
+    pub digest: String,
+    pub clear_personal: bool,
+    pub personal: bool,
+    pub personal_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ErrorView {
+    pub kind: String,
+    pub message: String,
+}
+
+/// Shortens a hash for messages.
+pub(crate) fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+#[cfg(test)]
+mod tests;

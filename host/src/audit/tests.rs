@@ -1,0 +1,659 @@
+//! The audit flow in process: signing, checkpoints, export, import, and
+//! every way an export can be tampered with.
+
+use super::export::{export, Since};
+use super::import::{check, import, Refusal};
+use super::*;
+use crate::ledger::{self, DatasetRef, Draft, Kind, ModelRef, Outcome, RunRecord};
+use crate::runtime::Failure;
+use crate::Store;
+use std::collections::BTreeMap;
+
+fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        model: ModelRef {
+            name: model.into(),
+            version: "1.2.0".into(),
+            wasm_sha256: "ab".repeat(32),
+            publisher: (model == "drunk-driving").then(|| "aaaa:bbbb".to_string()),
+        },
+        datasets: vec![DatasetRef {
+            name: "disabled_employees".into(),
+            version: 3,
+            digest: "cd".repeat(32),
+            clear_personal: false,
+            personal: true,
+            personal_fields: vec!["person_id".into()],
+        }],
+        params: BTreeMap::from([("ratio".to_string(), "0.015".to_string())]),
+        limits: None,
+        started_at: "2025-03-01T09:00:00.000+08:00".into(),
+        ended_at: None,
+        fuel_used: None,
+        peak_memory: None,
+        records_read: Some(1200),
+        leads_count: (outcome == Outcome::Succeeded).then_some(7),
+        leads_digest: None,
+        outcome,
+        error: (outcome == Outcome::Failed).then(|| Failure {
+            kind: "trap".into(),
+            message: "模型 \"panicked\" at\nline 2 \\ end".into(),
+            limit: None,
+            used: None,
+        }),
+    }
+}
+
+fn draft(store: &Store, kind: Kind, run: RunRecord) -> Draft {
+    let unit = crate::unit::current(store)
+        .unwrap()
+        .map_or("no unit".to_string(), |u| {
+            format!("{} ({})", u.name, u.code)
+        });
+    Draft {
+        unit,
+        operator: "张三".into(),
+        kind,
+        run,
+    }
+}
+
+/// One run: a start entry and, unless it crashed, its end.
+fn run(store: &Store, id: &str, model: &str, outcome: Outcome) {
+    ledger::append(
+        store,
+        &draft(store, Kind::RunStarted, record(id, model, Outcome::Started)),
+    )
+    .unwrap();
+    let kind = match outcome {
+        Outcome::Started => return,
+        Outcome::Refused => Kind::RunRefused,
+        _ => Kind::RunFinished,
+    };
+    ledger::append(store, &draft(store, kind, record(id, model, outcome))).unwrap();
+}
+
+fn unit_store(name: &str, code: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    crate::unit::init(&store, name, code).unwrap();
+    (dir, store)
+}
+
+fn central_for(units: &[&Store]) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let central = Store::open(dir.path()).unwrap();
+    for u in units {
+        let unit = crate::unit::current(u).unwrap().unwrap();
+        let key = jiandu_registry::keys::PublicKey::parse(&unit.public_key).unwrap();
+        units::add(&central, &key, &unit.name, &unit.code).unwrap();
+    }
+    (dir, central)
+}
+
+fn exported(store: &Store, since: Option<Since>) -> Vec<u8> {
+    export(store, since.as_ref()).unwrap().bytes
+}
+
+fn refused(central: &Store, bytes: &[u8]) -> Refusal {
+    match check(central, bytes).unwrap() {
+        Err(r) => r,
+        Ok(plan) => panic!("accepted: {} new entries", plan.new_entries.len()),
+    }
+}
+
+fn accept(central: &Store, bytes: &[u8]) -> import::Imported {
+    import(central, bytes, "test")
+        .unwrap()
+        .unwrap_or_else(|r| panic!("refused: {r}"))
+}
+
+fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_vec())
+        .collect()
+}
+
+fn join(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A unit with a succeeded, a failed, a refused and a crashed run.
+fn busy_unit(name: &str, code: &str) -> (tempfile::TempDir, Store) {
+    let (d, s) = unit_store(name, code);
+    run(&s, "r1", "disability-fund-arrears", Outcome::Succeeded);
+    run(&s, "r2", "disability-fund-arrears", Outcome::Failed);
+    ledger::append(
+        &s,
+        &draft(
+            &s,
+            Kind::RunRefused,
+            record("r3", "drunk-driving", Outcome::Refused),
+        ),
+    )
+    .unwrap();
+    run(&s, "r4", "drunk-driving", Outcome::Started);
+    (d, s)
+}
+
+#[test]
+fn entries_are_signed_and_verify_against_the_unit_key() {
+    let (_d, s) = busy_unit("温宿县人民检察院", "C1");
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.entries, v.signed, v.unsigned), (6, 6, 0));
+    let unit = crate::unit::current(&s).unwrap().unwrap();
+    assert_eq!(v.fingerprint.as_deref(), Some(unit.fingerprint.as_str()));
+    let entry = ledger::read_all(&s).unwrap().remove(0);
+    assert_eq!(entry.unit_key.as_deref(), Some(unit.fingerprint.as_str()));
+    let seal = ledger::seal(&s, 1).unwrap().unwrap().unwrap();
+    let bytes = s.ledger.get(1u64.to_be_bytes()).unwrap().unwrap();
+    assert_eq!(seal.hash, ledger::hash(&bytes));
+    let key = jiandu_registry::keys::PublicKey::parse(&unit.public_key).unwrap();
+    assert!(key
+        .verify(
+            &ledger::entry_message(&seal.hash),
+            seal.sig.as_deref().unwrap()
+        )
+        .unwrap());
+}
+
+#[test]
+fn a_store_without_a_unit_writes_unsigned_entries_and_cannot_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    run(&s, "r1", "m", Outcome::Succeeded);
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.signed, v.unsigned, v.fingerprint), (0, 2, None));
+    let err = export(&s, None).unwrap_err().to_string();
+    assert!(err.contains("unit init"), "{err}");
+}
+
+#[test]
+fn entries_before_unit_init_stay_unsigned_but_none_may_follow_a_signed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    run(&s, "r1", "m", Outcome::Succeeded);
+    crate::unit::init(&s, "乌什县人民检察院", "C2").unwrap();
+    run(&s, "r2", "m", Outcome::Succeeded);
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.signed, v.unsigned), (2, 2));
+    // The prefix exports and imports: the signed checkpoint covers it.
+    let (_c, central) = central_for(&[&s]);
+    assert_eq!(accept(&central, &exported(&s, None)).added, 4);
+
+    // Hide the unit, write an entry, restore it: an unsigned entry after
+    // signed ones.
+    let unit = s.meta.remove("unit").unwrap().unwrap();
+    run(&s, "r3", "m", Outcome::Started);
+    s.meta.insert("unit", unit).unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "signature"), "{p:?}");
+    assert!(p.message.contains("unsigned"), "{}", p.message);
+}
+
+#[test]
+fn an_unreadable_unit_key_stops_the_entry_and_so_the_run() {
+    let (_d, s) = unit_store("温宿县人民检察院", "C1");
+    run(&s, "r1", "m", Outcome::Succeeded);
+    std::fs::remove_file(crate::unit::key_path(&s)).unwrap();
+    let d = draft(&s, Kind::RunStarted, record("r2", "m", Outcome::Started));
+    assert!(ledger::append(&s, &d).is_err());
+    assert_eq!(
+        ledger::read_all(&s).unwrap().len(),
+        2,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn local_edits_are_named_with_the_check_they_fail() {
+    // An edited entry: its bytes no longer match the hash sealed with it.
+    let (_d, s) = busy_unit("温宿县人民检察院", "C1");
+    let key = 3u64.to_be_bytes();
+    let mut bytes = s.ledger.get(key).unwrap().unwrap().to_vec();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == "张三".as_bytes())
+        .unwrap();
+    bytes[at..at + 6].copy_from_slice("李四".as_bytes());
+    s.ledger.insert(key, bytes).unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (3, "hash"), "{p:?}");
+
+    // A seal rewritten to match the edit cannot carry the unit's signature.
+    let bytes = s.ledger.get(key).unwrap().unwrap();
+    let mut seal = ledger::seal(&s, 3).unwrap().unwrap().unwrap();
+    seal.hash = ledger::hash(&bytes);
+    s.ledger_sig
+        .insert(key, serde_json::to_vec(&seal).unwrap())
+        .unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (3, "signature"), "{p:?}");
+
+    // Signed by another key.
+    let other = jiandu_registry::keys::UnitKey::generate().unwrap();
+    seal.sig = Some(other.sign(&ledger::entry_message(&seal.hash)));
+    s.ledger_sig
+        .insert(key, serde_json::to_vec(&seal).unwrap())
+        .unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (3, "signature"), "{p:?}");
+}
+
+#[test]
+fn an_entry_written_around_the_ledger_head_is_named() {
+    let (_d, s) = busy_unit("温宿县人民检察院", "C1");
+    let bytes = s.ledger.get(6u64.to_be_bytes()).unwrap().unwrap();
+    s.ledger.insert(7u64.to_be_bytes(), bytes).unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (7, "head"), "{p:?}");
+}
+
+#[test]
+fn a_checkpoint_is_written_every_so_many_entries_and_catches_a_cut_ledger() {
+    let (_d, s) = unit_store("温宿县人民检察院", "C1");
+    for i in 0..checkpoint::EVERY / 2 {
+        run(&s, &format!("r{i}"), "m", Outcome::Succeeded);
+    }
+    let cp = checkpoint::latest_local(&s)
+        .unwrap()
+        .expect("a periodic checkpoint");
+    assert_eq!(cp.checkpoint.size, checkpoint::EVERY);
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.checkpoints, 1);
+
+    // Cut the last entries and rewrite the head to match: the chain alone
+    // is consistent again, the signed checkpoint is not.
+    let cut = checkpoint::EVERY - 2;
+    for seq in cut + 1..=checkpoint::EVERY {
+        s.ledger.remove(seq.to_be_bytes()).unwrap();
+    }
+    let hash = ledger::hash(&s.ledger.get(cut.to_be_bytes()).unwrap().unwrap());
+    s.put_meta(
+        "ledger/head",
+        &serde_json::json!({"seq": cut, "hash": hash}),
+    )
+    .unwrap();
+    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (checkpoint::EVERY, "checkpoint"), "{p:?}");
+}
+
+#[test]
+fn three_units_export_and_the_central_office_imports_them_side_by_side() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_b, b) = busy_unit("乌什县人民检察院", "C2");
+    let (_c, c) = unit_store("阿瓦提县人民检察院", "C3");
+    run(&c, "x1", "disability-fund-arrears", Outcome::Succeeded);
+    let (_z, central) = central_for(&[&a, &b, &c]);
+    for s in [&a, &b, &c] {
+        let done = accept(&central, &exported(s, None));
+        assert_eq!(done.previous, 0);
+    }
+    for u in units::list(&central).unwrap() {
+        let v = verify::central(&central, &u).unwrap();
+        assert!(v.problem.is_none(), "{}: {:?}", u.name, v.problem);
+    }
+    // More runs, exported after the accepted checkpoint.
+    run(&a, "r5", "disability-fund-arrears", Outcome::Succeeded);
+    let since = Since::Size(6);
+    let done = accept(&central, &exported(&a, Some(since)));
+    assert_eq!((done.previous, done.added, done.size), (6, 2, 8));
+    // Or after the checkpoint in the previous export file.
+    run(&a, "r6", "disability-fund-arrears", Outcome::Failed);
+    let previous = exported(&a, Some(Since::Size(8)));
+    let last_line = lines(&previous).pop().unwrap();
+    let cp: export::CheckpointLine = serde_json::from_slice(&last_line).unwrap();
+    run(&a, "r7", "disability-fund-arrears", Outcome::Succeeded);
+    accept(&central, &previous);
+    let done = accept(
+        &central,
+        &exported(&a, Some(Since::Checkpoint(cp.signed()))),
+    );
+    assert_eq!((done.previous, done.added), (10, 2));
+
+    let report = query::report(&central, &query::Filter::default()).unwrap();
+    assert_eq!(report.len(), 3);
+    let wensu = report
+        .iter()
+        .find(|u| u.unit == "温宿县人民检察院")
+        .unwrap();
+    assert_eq!(wensu.entries, 12);
+    assert_eq!(
+        (
+            wensu.counts.runs,
+            wensu.counts.succeeded,
+            wensu.counts.failed,
+            wensu.counts.refused,
+            wensu.counts.unfinished
+        ),
+        (7, 3, 2, 1, 1)
+    );
+    assert_eq!(wensu.counts.failures, 4);
+    assert_eq!(wensu.counts.leads, 21);
+    let dd = wensu
+        .models
+        .iter()
+        .find(|m| m.model == "drunk-driving")
+        .unwrap();
+    assert!(dd.publishers.contains("aaaa:bbbb"), "{:?}", dd.publishers);
+    assert!(wensu.datasets[0].personal);
+
+    let filter = query::Filter {
+        unit: Some("C2".into()),
+        outcome: Some(query::OutcomeFilter::Unfinished),
+        ..Default::default()
+    };
+    let rows = query::log(&central, &filter).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].unit.as_str(), rows[0].entry.run.run_id.as_str()),
+        ("乌什县人民检察院", "r4")
+    );
+}
+
+#[test]
+fn re_importing_is_a_replay_but_a_newer_checkpoint_of_the_same_ledger_is_taken() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    let first = exported(&a, None);
+    accept(&central, &first);
+    let r = refused(&central, &first);
+    assert_eq!(
+        (r.check, r.line),
+        (Check::Replay, lines(&first).len()),
+        "{r}"
+    );
+    let fresh = exported(&a, None);
+    let done = accept(&central, &fresh);
+    assert_eq!(done.added, 0);
+    // An export older than what was accepted is a replay too.
+    run(&a, "r9", "m", Outcome::Succeeded);
+    accept(&central, &exported(&a, None));
+    let r = refused(&central, &fresh);
+    assert_eq!(r.check, Check::Replay, "{r}");
+}
+
+#[test]
+fn deleting_reordering_truncating_and_splicing_are_refused_where_they_happen() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_b, b) = busy_unit("乌什县人民检察院", "C2");
+    let (_z, central) = central_for(&[&a, &b]);
+    let good = lines(&exported(&a, None));
+    // Lines: 1 header, 2..=7 entries 1..=6, 8 checkpoint.
+
+    let mut deleted = good.clone();
+    deleted.remove(3);
+    let r = refused(&central, &join(&deleted));
+    assert_eq!(
+        (r.line, r.seq, r.check),
+        (4, Some(3), Check::Sequence),
+        "{r}"
+    );
+
+    let mut last_deleted = good.clone();
+    last_deleted.remove(6);
+    let r = refused(&central, &join(&last_deleted));
+    assert_eq!(
+        (r.line, r.seq, r.check),
+        (7, Some(6), Check::Sequence),
+        "{r}"
+    );
+
+    let mut reordered = good.clone();
+    reordered.swap(3, 4);
+    let r = refused(&central, &join(&reordered));
+    assert_eq!((r.line, r.check), (4, Check::Sequence), "{r}");
+
+    let r = refused(&central, &join(&good[..5]));
+    assert_eq!((r.line, r.seq, r.check), (6, Some(5), Check::Format), "{r}");
+    assert!(r.message.contains("cut short"), "{r}");
+    let whole = join(&good);
+    let r = refused(&central, &whole[..whole.len() - 40]);
+    assert_eq!((r.line, r.check), (8, Check::Format), "{r}");
+    let r = refused(&central, &whole[..good[0].len() / 2]);
+    assert_eq!((r.line, r.check), (1, Check::Format), "{r}");
+
+    // An entry of unit B in unit A's export, in place of A's entry 3.
+    let other = lines(&exported(&b, None));
+    let mut spliced = good.clone();
+    spliced[3] = other[3].clone();
+    let r = refused(&central, &join(&spliced));
+    assert_eq!(
+        (r.line, r.seq, r.check),
+        (4, Some(3), Check::Signature),
+        "{r}"
+    );
+    assert!(r.message.contains("another unit"), "{r}");
+    // B's entry inserted as an extra line.
+    let mut inserted = good.clone();
+    inserted.insert(3, other[3].clone());
+    let r = refused(&central, &join(&inserted));
+    assert_eq!((r.line, r.check), (4, Check::Signature), "{r}");
+    // B's checkpoint on A's entries.
+    let mut swapped = good.clone();
+    *swapped.last_mut().unwrap() = other.last().unwrap().clone();
+    let r = refused(&central, &join(&swapped));
+    assert_eq!((r.line, r.check), (8, Check::Checkpoint), "{r}");
+    // Two exports joined.
+    let mut joined = good.clone();
+    joined.extend(good.iter().cloned());
+    let r = refused(&central, &join(&joined));
+    assert_eq!((r.line, r.check), (9, Check::Format), "{r}");
+}
+
+#[test]
+fn an_export_signed_with_the_wrong_key_is_refused() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    // An impostor store with the same name and code but its own key.
+    let (_i, impostor) = busy_unit("温宿县人民检察院", "C1");
+    let r = refused(&central, &exported(&impostor, None));
+    assert_eq!((r.line, r.check), (1, Check::Unit), "{r}");
+    assert!(r.message.contains("wrong key"), "{r}");
+
+    // The impostor's export relabelled as unit A's: the header and every
+    // entry signature fail against A's registered key.
+    let unit_a = crate::unit::current(&a).unwrap().unwrap();
+    let unit_i = crate::unit::current(&impostor).unwrap().unwrap();
+    let relabel = |bytes: &[u8]| -> Vec<u8> {
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .replace(&unit_i.fingerprint, &unit_a.fingerprint)
+            .replace(&unit_i.public_key, &unit_a.public_key)
+            .into_bytes()
+    };
+    let forged = lines(&relabel(&exported(&impostor, None)));
+    let r = refused(&central, &join(&forged));
+    assert_eq!((r.line, r.check), (1, Check::Signature), "{r}");
+    // With A's genuine header, the first forged entry is named.
+    let mut mixed = forged.clone();
+    mixed[0] = lines(&exported(&a, None))[0].clone();
+    let r = refused(&central, &join(&mixed));
+    assert_eq!((r.line, r.seq, r.check), (2, Some(1), Check::Hash), "{r}");
+}
+
+#[test]
+fn a_gap_a_fork_and_a_rewritten_past_are_refused_and_named() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    accept(&central, &exported(&a, Some(Since::Size(0))));
+    run(&a, "r5", "m", Outcome::Succeeded);
+    run(&a, "r6", "m", Outcome::Succeeded);
+    // Gap: starts after entry 8, the office holds 6.
+    let r = refused(&central, &exported(&a, Some(Since::Size(8))));
+    assert_eq!((r.line, r.check), (1, Check::Gap), "{r}");
+    assert!(r.message.contains("--since 6"), "{r}");
+
+    // The unit loses its store, restores the key from a backup and starts
+    // over: a new ledger under the same key.
+    let (_b, restored) = {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("unit")).unwrap();
+        std::fs::copy(crate::unit::key_path(&a), crate::unit::key_path(&s)).unwrap();
+        s.put_meta("unit", &crate::unit::current(&a).unwrap().unwrap())
+            .unwrap();
+        (dir, s)
+    };
+    for i in 0..4 {
+        run(&restored, &format!("n{i}"), "m", Outcome::Succeeded);
+    }
+    // Its full export contradicts accepted entry 1.
+    let r = refused(&central, &exported(&restored, None));
+    assert_eq!(
+        (r.line, r.seq, r.check),
+        (2, Some(1), Check::Rewrite),
+        "{r}"
+    );
+    // Its export after entry 6 extends a different ledger.
+    let r = refused(&central, &exported(&restored, Some(Since::Size(6))));
+    assert_eq!((r.line, r.check), (1, Check::Fork), "{r}");
+}
+
+#[test]
+fn the_central_copy_is_verified_and_its_faults_located() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    accept(&central, &exported(&a, None));
+    let u = units::list(&central).unwrap().remove(0);
+    let key = central::key(&u.fingerprint, 4);
+    let mut line: export::EntryLine =
+        serde_json::from_slice(&central.central.get(&key).unwrap().unwrap()).unwrap();
+    line.entry = line.entry.replace("张三", "王五");
+    central
+        .central
+        .insert(&key, serde_json::to_vec(&line).unwrap())
+        .unwrap();
+    let p = verify::central(&central, &u)
+        .unwrap()
+        .problem
+        .expect("detected");
+    assert_eq!((p.seq, p.check), (4, "hash"), "{p:?}");
+    // A damaged copy is not built upon.
+    run(&a, "r5", "m", Outcome::Succeeded);
+    let err = check(&central, &exported(&a, Some(Since::Size(6)))).unwrap_err();
+    assert!(err.to_string().contains("audit verify --unit"), "{err}");
+}
+
+/// The line (1-based) that holds byte `pos`; a newline belongs to the line
+/// it ends.
+fn line_of(bytes: &[u8], pos: usize) -> usize {
+    1 + bytes[..pos].iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Flips every byte of `bytes` with each mask in turn and checks each
+/// result. Returns the flips that were accepted.
+fn flip_every_byte(central: &Store, bytes: &[u8]) -> Vec<(usize, u8)> {
+    let baseline = check(central, bytes)
+        .unwrap()
+        .expect("the untouched export is accepted");
+    let mut harmless = Vec::new();
+    let mut copy = bytes.to_vec();
+    for pos in 0..bytes.len() {
+        for mask in [0xffu8, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80] {
+            copy[pos] ^= mask;
+            match check(central, &copy).unwrap() {
+                Err(r) => assert_eq!(
+                    r.line,
+                    line_of(bytes, pos),
+                    "byte {pos} ({:?}) ^ {mask:#04x}: {r}",
+                    bytes[pos] as char
+                ),
+                Ok(plan) => {
+                    // Accepted: it must mean exactly what the original means.
+                    assert_eq!(plan.checkpoint, baseline.checkpoint);
+                    assert_eq!(plan.new_entries, baseline.new_entries);
+                    assert_eq!(plan.header, baseline.header);
+                    harmless.push((pos, mask));
+                }
+            }
+            copy[pos] ^= mask;
+        }
+    }
+    harmless
+}
+
+#[test]
+fn every_byte_flip_of_an_export_is_refused_at_the_line_it_is_on() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r1", "disability-fund-arrears", Outcome::Failed);
+    ledger::append(
+        &a,
+        &draft(
+            &a,
+            Kind::RunRefused,
+            record("r2", "drunk-driving", Outcome::Refused),
+        ),
+    )
+    .unwrap();
+    let (_z, central) = central_for(&[&a]);
+    let whole = exported(&a, None);
+    assert_eq!(
+        flip_every_byte(&central, &whole),
+        vec![],
+        "no flip is harmless"
+    );
+
+    // An export that continues an accepted one, checked against it.
+    accept(&central, &whole);
+    run(&a, "r3", "disability-fund-arrears", Outcome::Succeeded);
+    let more = exported(&a, Some(Since::Size(3)));
+    assert_eq!(
+        flip_every_byte(&central, &more),
+        vec![],
+        "no flip is harmless"
+    );
+}
+
+#[test]
+fn other_json_spellings_of_the_same_export_are_accepted() {
+    // What the format ignores: a byte order mark, whitespace between
+    // tokens, CRLF line ends, string escapes, a missing final newline. None changes a value that a
+    // hash or signature covers.
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    let original = exported(&a, None);
+    let mut respelled = String::new();
+    for l in lines(&original) {
+        let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
+        let pretty = serde_json::to_string_pretty(&v).unwrap().replace('\n', " ");
+        let escaped: String = pretty
+            .chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    format!("\\u{:04x}", c as u32)
+                }
+            })
+            .collect();
+        respelled.push_str(&escaped);
+        respelled.push_str("\r\n");
+    }
+    let respelled = [b"\xef\xbb\xbf".as_slice(), respelled.trim_end().as_bytes()].concat();
+    let a_plan = check(&central, &original).unwrap().unwrap();
+    let b_plan = check(&central, &respelled)
+        .unwrap()
+        .unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(a_plan.new_entries, b_plan.new_entries);
+    assert_eq!(a_plan.checkpoint, b_plan.checkpoint);
+    // But an unknown field is refused.
+    let mut extra = lines(&original);
+    let mut v: serde_json::Value = serde_json::from_slice(&extra[2]).unwrap();
+    v["note"] = "hi".into();
+    extra[2] = serde_json::to_vec(&v).unwrap();
+    let r = refused(&central, &join(&extra));
+    assert_eq!((r.line, r.check), (3, Check::Format), "{r}");
+}

@@ -1,0 +1,144 @@
+//! The compiled-module cache: native code compiled from a model's wasm,
+//! kept so that a restart with many models does not recompile them.
+//!
+//! `Component::deserialize` runs whatever native code its bytes contain, so
+//! a cache file is loaded only if it verifies against what this host
+//! recorded when it wrote it: a keyed sha256 (secret per store, kept in
+//! sled) over the file's bytes. The files live in `<store>/cache/` with
+//! owner-only permissions; anything that does not verify is recompiled from
+//! the wasm, never loaded. Entries are keyed by the wasm's digest and the
+//! engine's compatibility hash, so a different wasmtime or configuration
+//! never reads another's code.
+
+use crate::catalog::Installed;
+use crate::runtime::{LoadError, Loaded, Runtime};
+use crate::{Error, Result, Store};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+const SECRET_KEY: &str = "cache/secret";
+
+/// How a model's code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Loaded from a verified cache file.
+    Cache,
+    /// Compiled from the wasm (and written to the cache).
+    Compiled,
+}
+
+/// The cache of one store.
+pub struct ModuleCache {
+    dir: PathBuf,
+    meta: sled::Tree,
+    secret: Vec<u8>,
+    engine_key: String,
+}
+
+impl ModuleCache {
+    /// Opens the cache of `store` for `runtime`'s engine.
+    pub fn open(store: &Store, runtime: &Runtime) -> Result<ModuleCache> {
+        let dir = store.root().join("cache");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::file(&dir, e))?;
+        }
+        let secret = match store.meta.get(SECRET_KEY)? {
+            Some(s) => s.to_vec(),
+            None => {
+                let mut s = vec![0u8; 32];
+                getrandom::getrandom(&mut s)
+                    .map_err(|e| Error::Other(format!("no randomness for the cache key: {e}")))?;
+                store.meta.insert(SECRET_KEY, s.clone())?;
+                s
+            }
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        runtime
+            .engine()
+            .precompile_compatibility_hash()
+            .hash(&mut h);
+        Ok(ModuleCache {
+            dir,
+            meta: store.meta.clone(),
+            secret,
+            engine_key: format!("{:016x}", h.finish()),
+        })
+    }
+
+    fn keyed(&self, bytes: &[u8]) -> String {
+        let mut h = Sha256::new();
+        h.update(&self.secret);
+        h.update(bytes);
+        hex::encode(h.finalize())
+    }
+
+    fn names(&self, wasm_sha256: &str) -> (PathBuf, String) {
+        let id = format!("{wasm_sha256}-{}", self.engine_key);
+        (self.dir.join(format!("{id}.cwasm")), format!("cache/{id}"))
+    }
+
+    /// Loads `model` from the cache if a verified entry exists, else
+    /// compiles it and writes the entry; then checks it like
+    /// [`Runtime::load`].
+    pub fn load(
+        &self,
+        runtime: &Runtime,
+        model: &Installed,
+    ) -> Result<(Loaded, Source), LoadError> {
+        let (path, key) = self.names(&model.wasm_sha256);
+        if let Some(component) = self.read(runtime, &path, &key) {
+            return runtime
+                .prepare(model, component)
+                .map(|l| (l, Source::Cache));
+        }
+        let component = runtime.compile(&model.wasm)?;
+        let loaded = runtime.prepare(model, component.clone())?;
+        // A cache that cannot be written only costs time on the next start.
+        if let Ok(bytes) = component.serialize() {
+            let _ = self.write(&path, &key, &bytes);
+        }
+        Ok((loaded, Source::Compiled))
+    }
+
+    fn read(
+        &self,
+        runtime: &Runtime,
+        path: &std::path::Path,
+        key: &str,
+    ) -> Option<wasmtime::component::Component> {
+        let recorded = self.meta.get(key).ok()??;
+        let bytes = std::fs::read(path).ok()?;
+        if self.keyed(&bytes).as_bytes() != recorded.as_ref() {
+            tracing::warn!("cache file {} does not verify; recompiling", path.display());
+            return None;
+        }
+        // SAFETY: the bytes are exactly those this host serialized from a
+        // component it compiled itself (the keyed hash, recorded in the
+        // store when the file was written, matches), for an engine with the
+        // same compatibility hash.
+        unsafe { wasmtime::component::Component::deserialize(runtime.engine(), &bytes).ok() }
+    }
+
+    fn write(&self, path: &std::path::Path, key: &str, bytes: &[u8]) -> Result<()> {
+        let tmp = path.with_extension("tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp).map_err(|e| Error::file(&tmp, e))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(|e| Error::file(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::file(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))?;
+        self.meta.insert(key, self.keyed(bytes).as_bytes())?;
+        self.meta.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,435 @@
+//! `jiandu serve`: a long-running host.
+//!
+//! - keeps the store open and the models compiled (through the
+//!   [`crate::cache`], so a restart with many models is fast);
+//! - watches the models folder and hot-reloads a changed model: compiled and
+//!   checked off the serving path, then swapped in atomically; runs already
+//!   in flight finish on the version they started with; a broken version is
+//!   rejected and the last good one keeps serving; a removed model is
+//!   unloaded ([`watch`]);
+//! - runs models on a schedule or when a dataset they name gets a new
+//!   version ([`trigger`]);
+//! - answers the other `jiandu` commands over a Unix socket in the store,
+//!   since sled admits one process per store ([`api`]).
+
+pub mod api;
+pub mod trigger;
+pub mod watch;
+
+use crate::cache::{ModuleCache, Source};
+use crate::catalog::{self, Installed};
+use crate::policy::Policy;
+use crate::run::{self, Report, Request};
+use crate::runtime::{Loaded, Runtime};
+use crate::{Error, Result, Store};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How many model events `status` remembers.
+const RECENT_EVENTS: usize = 100;
+
+/// The socket other commands use to reach a running server.
+pub fn socket_path(store_root: &std::path::Path) -> PathBuf {
+    store_root.join("serve.sock")
+}
+
+/// A model as it is served.
+pub struct Live {
+    pub installed: Installed,
+    pub loaded: Loaded,
+    pub loaded_at: String,
+    pub source: Source,
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default, Clone, Serialize)]
+struct LiveState {
+    last_run: Option<String>,
+    last_outcome: Option<String>,
+    last_error: Option<String>,
+}
+
+/// What happened to a model in the models folder.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Loaded,
+    Reloaded,
+    Rejected,
+    Unloaded,
+}
+
+/// One load, reload, rejection or unload.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelEvent {
+    pub at: String,
+    pub model: String,
+    pub action: Action,
+    pub version: Option<String>,
+    pub old_digest: Option<String>,
+    pub new_digest: Option<String>,
+    /// Owner of the model's files when the change was seen (who changed it).
+    pub changed_by: Option<String>,
+    pub message: String,
+}
+
+/// A loaded model as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub name: String,
+    pub version: String,
+    pub wasm_sha256: String,
+    pub loaded_at: String,
+    pub from_cache: bool,
+    pub last_run: Option<String>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// What `jiandu status` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub store: String,
+    pub pid: u32,
+    pub started_at: String,
+    pub models: Vec<ModelStatus>,
+    pub recent: Vec<ModelEvent>,
+    pub runs_in_flight: usize,
+}
+
+/// The running server's state, shared by its threads.
+pub struct Server {
+    pub store: Store,
+    pub runtime: Runtime,
+    cache: ModuleCache,
+    policy_path: PathBuf,
+    models: RwLock<BTreeMap<String, Arc<Live>>>,
+    /// The last rejected wasm digest of each model: the same broken file is
+    /// reported once.
+    rejected: Mutex<BTreeMap<String, String>>,
+    events: Mutex<VecDeque<ModelEvent>>,
+    in_flight: AtomicUsize,
+    stopping: AtomicBool,
+    started_at: String,
+    pub operator: String,
+}
+
+impl Server {
+    /// Opens the server state over `store` and loads every installed model.
+    pub fn start(store: Store, policy_path: PathBuf, operator: String) -> Result<Arc<Server>> {
+        let policy = Policy::load(&policy_path)?;
+        let runtime = Runtime::new(policy.defaults.stack_kib)?;
+        let cache = ModuleCache::open(&store, &runtime)?;
+        let server = Arc::new(Server {
+            store,
+            runtime,
+            cache,
+            policy_path,
+            models: RwLock::new(BTreeMap::new()),
+            rejected: Mutex::new(BTreeMap::new()),
+            events: Mutex::new(VecDeque::new()),
+            in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            started_at: crate::time::now_text(),
+            operator,
+        });
+        for name in catalog::list_names(&server.store.models_dir())? {
+            server.reload(&name);
+        }
+        Ok(server)
+    }
+
+    fn record(&self, event: ModelEvent) {
+        match event.action {
+            Action::Rejected => tracing::warn!("model {}: {}", event.model, event.message),
+            _ => tracing::info!("model {}: {}", event.model, event.message),
+        }
+        let mut events = self.events.lock().expect("events lock");
+        if events.len() == RECENT_EVENTS {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    /// Recent model events, oldest first.
+    pub fn events(&self) -> Vec<ModelEvent> {
+        self.events
+            .lock()
+            .expect("events lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The served version of `name`.
+    pub fn live(&self, name: &str) -> Option<Arc<Live>> {
+        self.models.read().expect("models lock").get(name).cloned()
+    }
+
+    /// Brings the served version of `name` in line with its folder: loads,
+    /// reloads, rejects or unloads it. Compilation happens before the swap,
+    /// outside the lock, so runs are never blocked by it.
+    pub fn reload(&self, name: &str) -> Option<ModelEvent> {
+        let dir = self.store.models_dir().join(name);
+        let current = self.live(name);
+        let old_digest = current.as_ref().map(|l| l.installed.wasm_sha256.clone());
+        let changed_by = file_owner(&dir.join("model.wasm")).or_else(|| file_owner(&dir));
+        let event = |action,
+                     version: Option<String>,
+                     new_digest: Option<String>,
+                     message: String| ModelEvent {
+            at: crate::time::now_text(),
+            model: name.to_string(),
+            action,
+            version,
+            old_digest: old_digest.clone(),
+            new_digest,
+            changed_by: changed_by.clone(),
+            message,
+        };
+        if catalog::check_name(name).is_err() {
+            return None;
+        }
+        if !dir.join("model.toml").is_file() && !dir.join("model.wasm").is_file() {
+            if current.is_some() {
+                self.models.write().expect("models lock").remove(name);
+                let e = event(
+                    Action::Unloaded,
+                    None,
+                    None,
+                    "removed from the models folder; unloaded".into(),
+                );
+                self.record(e.clone());
+                return Some(e);
+            }
+            return None;
+        }
+        let installed = match catalog::load_dir(&dir) {
+            Ok(i) => i,
+            Err(e) => {
+                let e = event(
+                    Action::Rejected,
+                    None,
+                    None,
+                    format!("{e}; {}", keeps_serving(&current)),
+                );
+                self.record(e.clone());
+                return Some(e);
+            }
+        };
+        if let Some(c) = &current {
+            if c.installed.wasm_sha256 == installed.wasm_sha256
+                && c.installed.manifest.version == installed.manifest.version
+            {
+                return None;
+            }
+        }
+        let id = installed.manifest.id();
+        let digest = installed.wasm_sha256.clone();
+        if self.rejected.lock().expect("rejected lock").get(name) == Some(&digest) {
+            return None;
+        }
+        match self.cache.load(&self.runtime, &installed) {
+            Ok((loaded, source)) => {
+                let action = if current.is_some() {
+                    Action::Reloaded
+                } else {
+                    Action::Loaded
+                };
+                let message = format!(
+                    "{id} {} ({}, wasm {})",
+                    if current.is_some() {
+                        "reloaded"
+                    } else {
+                        "loaded"
+                    },
+                    match source {
+                        Source::Cache => "from the module cache",
+                        Source::Compiled => "compiled",
+                    },
+                    &digest[..12]
+                );
+                let live = Arc::new(Live {
+                    installed,
+                    loaded,
+                    loaded_at: crate::time::now_text(),
+                    source,
+                    state: Mutex::new(LiveState::default()),
+                });
+                self.models
+                    .write()
+                    .expect("models lock")
+                    .insert(name.to_string(), live);
+                let e = event(action, Some(id), Some(digest), message);
+                self.record(e.clone());
+                Some(e)
+            }
+            Err(err) => {
+                self.rejected
+                    .lock()
+                    .expect("rejected lock")
+                    .insert(name.to_string(), digest.clone());
+                let e = event(
+                    Action::Rejected,
+                    Some(id.clone()),
+                    Some(digest),
+                    format!("{id} rejected: {}; {}", err.reason, keeps_serving(&current)),
+                );
+                self.record(e.clone());
+                Some(e)
+            }
+        }
+    }
+
+    /// Runs the served version of `model`. The run keeps that version even
+    /// if a reload swaps in another meanwhile.
+    pub fn run(
+        &self,
+        model: &str,
+        params: Vec<(String, String)>,
+        operator: &str,
+    ) -> Result<Report> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Error::Other("the server is stopping; no new runs".into()));
+        }
+        let live = self.live(model).ok_or_else(|| {
+            let names: Vec<String> = self
+                .models
+                .read()
+                .expect("models lock")
+                .keys()
+                .cloned()
+                .collect();
+            Error::model(
+                model,
+                format!(
+                    "is not loaded by the server; loaded: {}",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+        })?;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _guard = InFlight(&self.in_flight);
+        // The policy file is read for every run, so an edit applies at once.
+        let policy = Policy::load(&self.policy_path)?;
+        let result = run::execute_installed(
+            &self.store,
+            &self.runtime,
+            &policy,
+            &live.installed,
+            Some(&live.loaded),
+            &Request {
+                model: model.to_string(),
+                params,
+                operator: operator.to_string(),
+            },
+        );
+        let mut state = live.state.lock().expect("live lock");
+        match &result {
+            Ok(r) => {
+                state.last_run = Some(r.run_id.clone());
+                state.last_outcome = Some(r.outcome.as_str().to_string());
+                state.last_error = r
+                    .failure
+                    .as_ref()
+                    .map(|f| format!("{}: {}", f.kind, f.message));
+            }
+            Err(e) => {
+                state.last_outcome = Some("refused".into());
+                state.last_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// Names of the served models.
+    pub fn model_names(&self) -> Vec<String> {
+        self.models
+            .read()
+            .expect("models lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The server's state for `jiandu status`.
+    pub fn status(&self) -> Status {
+        let models = self
+            .models
+            .read()
+            .expect("models lock")
+            .values()
+            .map(|l| {
+                let s = l.state.lock().expect("live lock").clone();
+                ModelStatus {
+                    name: l.installed.manifest.name.clone(),
+                    version: l.installed.manifest.version.clone(),
+                    wasm_sha256: l.installed.wasm_sha256.clone(),
+                    loaded_at: l.loaded_at.clone(),
+                    from_cache: l.source == Source::Cache,
+                    last_run: s.last_run,
+                    last_outcome: s.last_outcome,
+                    last_error: s.last_error,
+                }
+            })
+            .collect();
+        Status {
+            store: self.store.root().display().to_string(),
+            pid: std::process::id(),
+            started_at: self.started_at.clone(),
+            models,
+            recent: self.events(),
+            runs_in_flight: self.in_flight.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Stops taking new runs and waits for the ones in flight (each is
+    /// bounded by its wall-time limit), then flushes the store.
+    pub fn stop(&self) -> Result<()> {
+        self.stopping.store(true, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.store.flush()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// The login name (or uid) owning `path`.
+fn file_owner(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(path).ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        f.next()?;
+        (f.next()? == uid.to_string()).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+fn keeps_serving(current: &Option<Arc<Live>>) -> String {
+    match current {
+        Some(c) => format!("{} keeps serving", c.installed.manifest.id()),
+        None => "nothing was loaded".to_string(),
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,539 @@
+//! Central audit through the real binary: units sign their ledgers and
+//! export them; a central office registers the units, imports, verifies,
+//! queries and reports; tampered exports are refused with their location.
+
+mod common;
+
+use common::{jiandu, repo, stderr, stdout, store_with_model};
+use jiandu::generate::disability;
+use std::path::{Path, PathBuf};
+
+const MODEL: &str = "disability-fund-arrears";
+
+fn ingest_generated(store: &Path, employers: usize, seed: u64) {
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), employers, seed).unwrap();
+    for f in &g.files {
+        jiandu(store)
+            .args(["dataset", "ingest", &f.dataset])
+            .arg(&f.path)
+            .arg("--schema")
+            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
+            .assert()
+            .success();
+    }
+}
+
+/// A unit store with the sample model, data, a unit key, `runs` successful
+/// runs and one refused run.
+fn unit_store(name: &str, code: &str, runs: usize, seed: u64) -> tempfile::TempDir {
+    let store = store_with_model(MODEL);
+    jiandu(store.path())
+        .args(["unit", "init", "--name", name, "--code", code])
+        .assert()
+        .success();
+    ingest_generated(store.path(), 300, seed);
+    for _ in 0..runs {
+        jiandu(store.path()).args(["run", MODEL]).assert().success();
+    }
+    jiandu(store.path())
+        .args(["run", MODEL, "--param", "ratio=lots"])
+        .assert()
+        .failure();
+    store
+}
+
+fn export(store: &Path, file: &Path, since: Option<&str>) {
+    let mut cmd = jiandu(store);
+    cmd.args(["audit", "export", "-o"]).arg(file);
+    if let Some(s) = since {
+        cmd.args(["--since", s]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn register(central: &Path, unit: &Path, dir: &Path) {
+    let out = jiandu(unit)
+        .args(["unit", "show", "--format", "json"])
+        .output()
+        .unwrap();
+    let file = dir.join(format!(
+        "{}.json",
+        unit.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&file, &out.stdout).unwrap();
+    jiandu(central)
+        .args(["audit", "unit", "add"])
+        .arg(&file)
+        .assert()
+        .success();
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+/// `audit import --format json` of one file: the refusal, if refused.
+fn import(central: &Path, file: &Path) -> (bool, serde_json::Value) {
+    let out = jiandu(central)
+        .args(["audit", "import", "--format", "json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let accepted = v[0]["accepted"].as_bool().unwrap();
+    assert_eq!(out.status.success(), accepted);
+    (accepted, v[0]["refusal"].clone())
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn write_lines(file: &Path, lines: &[String]) -> PathBuf {
+    std::fs::write(file, lines.join("\n") + "\n").unwrap();
+    file.to_path_buf()
+}
+
+#[test]
+fn three_units_export_and_the_central_office_imports_verifies_queries_and_reports() {
+    let a = unit_store("温宿县人民检察院", "11652922MB1234567X", 2, 1);
+    let b = unit_store("乌什县人民检察院", "11652927MB7654321Y", 1, 2);
+    let c = unit_store("阿瓦提县人民检察院", "11652928MB1111111Z", 1, 3);
+    let central = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let mut exports = Vec::new();
+    for (i, u) in [&a, &b, &c].iter().enumerate() {
+        register(central.path(), u.path(), files.path());
+        let f = files.path().join(format!("unit{i}.jsonl"));
+        export(u.path(), &f, None);
+        exports.push(f);
+    }
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .args(&exports)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches("accepted").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+
+    let out = jiandu(central.path())
+        .args(["audit", "verify", "--central"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches("verified").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+
+    // Unit A: 2 runs of 2 entries and one refusal = 5 entries.
+    let out = jiandu(central.path())
+        .args([
+            "audit",
+            "log",
+            "--unit",
+            "温宿县人民检察院",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let entries = json(&out);
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(entries
+        .iter()
+        .all(|e| e["ledger"]["unit"] == "温宿县人民检察院" && e["ledger"]["imported"] == true));
+
+    let out = jiandu(central.path())
+        .args(["audit", "log", "--outcome", "refused", "--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = stdout(&out);
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains(",refused,")),
+        "{csv}"
+    );
+
+    let count = |args: &[&str]| -> usize {
+        let out = jiandu(central.path())
+            .args(["audit", "log", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        json(&out).as_array().unwrap().len()
+    };
+    assert_eq!(count(&[]), 5 + 3 + 3);
+    assert_eq!(
+        count(&[
+            "--model",
+            MODEL,
+            "--version",
+            "1.0.0",
+            "--operator",
+            "tester"
+        ]),
+        11
+    );
+    assert_eq!(count(&["--version", "9.9.9"]), 0);
+    assert_eq!(count(&["--operator", "someone-else"]), 0);
+    // The refused run read no dataset.
+    assert_eq!(count(&["--dataset", "disabled_employees"]), 8);
+    assert_eq!(
+        count(&["--outcome", "succeeded", "--unit", "11652927MB7654321Y"]),
+        1
+    );
+    assert_eq!(
+        count(&["--since", "2000-01-01", "--until", "2999-12-31"]),
+        11
+    );
+    assert_eq!(count(&["--until", "2000-01-01"]), 0);
+    assert_eq!(count(&["--central"]), 11);
+    assert_eq!(count(&["--local"]), 0);
+
+    let out = jiandu(central.path())
+        .args(["audit", "report", "--format", "json"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let wensu = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == "温宿县人民检察院")
+        .unwrap();
+    assert_eq!(wensu["runs"], 3);
+    assert_eq!(wensu["succeeded"], 2);
+    assert_eq!(wensu["refused"], 1);
+    assert_eq!(wensu["unfinished"], 0);
+    let model = &wensu["models"][0];
+    assert_eq!(model["model"], MODEL);
+    assert_eq!(model["publishers"][0], "local build");
+    let datasets = model["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 4, "{datasets:?}");
+    for d in datasets {
+        // Personal-data datasets are those whose schema marks a field personal.
+        let name = d["name"].as_str().unwrap();
+        let schema =
+            std::fs::read_to_string(repo().join("datasets").join(format!("{name}.toml"))).unwrap();
+        let holds_personal = schema
+            .lines()
+            .any(|l| l.trim_start().starts_with("personal"));
+        assert_eq!(d["personal"], holds_personal, "{d}");
+    }
+    assert!(datasets.iter().any(|d| d["personal"] == true));
+    assert!(datasets.iter().any(|d| d["personal"] == false));
+    let out = jiandu(central.path())
+        .args(["audit", "report"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("disabled_employees@1 [PERSONAL]"), "{text}");
+    assert!(
+        text.contains("3 runs: 2 succeeded, 0 failed, 1 refused, 0 unfinished"),
+        "{text}"
+    );
+
+    // Unit A runs again and exports what follows its previous export.
+    jiandu(a.path()).args(["run", MODEL]).assert().success();
+    let next = files.path().join("unit0-next.jsonl");
+    export(a.path(), &next, Some(exports[0].to_str().unwrap()));
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 new entries"), "{}", stdout(&out));
+    let out = jiandu(central.path())
+        .args(["audit", "unit", "list", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("温宿县人民检察院,11652922MB1234567X"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("温宿县人民检察院") && l.contains(",7,")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn tampered_exports_are_refused_with_the_line_entry_and_check() {
+    let a = unit_store("温宿县人民检察院", "C1", 2, 4);
+    let b = unit_store("乌什县人民检察院", "C2", 1, 5);
+    let central = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    register(central.path(), a.path(), dir.path());
+    register(central.path(), b.path(), dir.path());
+    let good = dir.path().join("a.jsonl");
+    export(a.path(), &good, None);
+    let other = dir.path().join("b.jsonl");
+    export(b.path(), &other, None);
+    let good_lines = lines(&good);
+    // 1 header, 2..=6 entries 1..=5, 7 checkpoint.
+    assert_eq!(good_lines.len(), 7);
+
+    let expect = |file: &Path, line: u64, seq: Option<u64>, check: &str| {
+        let (accepted, r) = import(central.path(), file);
+        assert!(!accepted, "{} was accepted", file.display());
+        assert_eq!(r["line"], line, "{r}");
+        assert_eq!(r["check"], check, "{r}");
+        if let Some(seq) = seq {
+            assert_eq!(r["seq"], seq, "{r}");
+        }
+    };
+
+    // One byte of entry 3 (the operator's name).
+    let mut edited = good_lines.clone();
+    edited[3] = edited[3].replacen("tester", "Tester", 1);
+    expect(
+        &write_lines(&dir.path().join("edit.jsonl"), &edited),
+        4,
+        Some(3),
+        "hash",
+    );
+    // Its hash recomputed too: the signature no longer matches.
+    let mut rehashed: serde_json::Value = serde_json::from_str(&edited[3]).unwrap();
+    let entry = rehashed["entry"].as_str().unwrap().to_string();
+    rehashed["hash"] = jiandu::ledger::hash(entry.as_bytes()).into();
+    edited[3] = rehashed.to_string();
+    expect(
+        &write_lines(&dir.path().join("rehash.jsonl"), &edited),
+        4,
+        Some(3),
+        "signature",
+    );
+
+    let mut deleted = good_lines.clone();
+    deleted.remove(2);
+    expect(
+        &write_lines(&dir.path().join("delete.jsonl"), &deleted),
+        3,
+        Some(2),
+        "sequence",
+    );
+
+    let mut reordered = good_lines.clone();
+    reordered.swap(2, 3);
+    expect(
+        &write_lines(&dir.path().join("reorder.jsonl"), &reordered),
+        3,
+        None,
+        "sequence",
+    );
+
+    expect(
+        &write_lines(&dir.path().join("truncate.jsonl"), &good_lines[..4]),
+        5,
+        Some(4),
+        "format",
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    expect(&cut, 7, None, "format");
+
+    let mut spliced = good_lines.clone();
+    spliced[2] = lines(&other)[2].clone();
+    expect(
+        &write_lines(&dir.path().join("splice.jsonl"), &spliced),
+        3,
+        Some(2),
+        "signature",
+    );
+
+    // An impostor with A's name and code but its own key.
+    let impostor = unit_store("温宿县人民检察院", "C1", 1, 6);
+    let forged = dir.path().join("impostor.jsonl");
+    export(impostor.path(), &forged, None);
+    expect(&forged, 1, None, "unit");
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&forged)
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("wrong key"), "{}", stderr(&out));
+
+    // The genuine export is accepted once; importing it again is a replay.
+    let (accepted, _) = import(central.path(), &good);
+    assert!(accepted);
+    expect(&good, 7, None, "replay");
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("line 7: the replay check failed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_signed_local_ledger_names_the_first_bad_entry_and_the_check() {
+    let a = unit_store("温宿县人民检察院", "C1", 2, 7);
+    let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("5 entries (all signed with key"),
+        "{}",
+        stdout(&out)
+    );
+    {
+        let s = jiandu::Store::open(a.path()).unwrap();
+        let key = 2u64.to_be_bytes();
+        let mut bytes = s.ledger.get(key).unwrap().unwrap().to_vec();
+        let at = bytes.windows(8).position(|w| w == b"\"tester\"").unwrap();
+        bytes[at + 1] = b'T';
+        s.ledger.insert(key, bytes).unwrap();
+        s.flush().unwrap();
+    }
+    let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("entry 2 failed the hash check"),
+        "{}",
+        stderr(&out)
+    );
+    // A broken ledger is not exported.
+    let out = jiandu(a.path())
+        .args(["audit", "export", "-o"])
+        .arg(a.path().join("x.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("entry 2 failed the hash check"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_run_whose_start_cannot_be_signed_does_not_happen() {
+    let a = unit_store("温宿县人民检察院", "C1", 1, 8);
+    let before = common::ledger(a.path()).len();
+    let key = a.path().join("unit").join("unit.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    #[cfg(not(unix))]
+    std::fs::remove_file(&key).unwrap();
+    let out = jiandu(a.path()).args(["run", MODEL]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unit.key"), "{}", stderr(&out));
+    assert_eq!(common::ledger(a.path()).len(), before, "no entry, no run");
+}
+
+#[test]
+fn a_run_that_never_finished_is_reported_as_unfinished_at_the_central_office() {
+    let a = unit_store("温宿县人民检察院", "C1", 1, 9);
+    // The host stopped while the model ran: a start entry and nothing else.
+    {
+        let s = jiandu::Store::open(a.path()).unwrap();
+        let mut started = jiandu::ledger::read_all(&s).unwrap().remove(0);
+        started.run.run_id = "crashed-run".into();
+        let draft = jiandu::ledger::Draft {
+            unit: started.unit,
+            operator: "tester".into(),
+            kind: jiandu::ledger::Kind::RunStarted,
+            run: started.run,
+        };
+        jiandu::ledger::append(&s, &draft).unwrap();
+    }
+    let central = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    register(central.path(), a.path(), dir.path());
+    let file = dir.path().join("a.jsonl");
+    export(a.path(), &file, None);
+    jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&file)
+        .assert()
+        .success();
+    let out = jiandu(central.path())
+        .args([
+            "audit",
+            "log",
+            "--outcome",
+            "unfinished",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let rows = json(&out);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["run"]["run_id"], "crashed-run");
+    let out = jiandu(central.path())
+        .args(["audit", "report"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("1 unfinished"), "{}", stdout(&out));
+}
+
+#[test]
+fn tampering_with_an_imported_ledger_is_located_by_verify() {
+    let a = unit_store("温宿县人民检察院", "C1", 2, 10);
+    let central = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    register(central.path(), a.path(), dir.path());
+    let file = dir.path().join("a.jsonl");
+    export(a.path(), &file, None);
+    jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&file)
+        .assert()
+        .success();
+    {
+        let s = jiandu::Store::open(central.path()).unwrap();
+        let (k, v) = s.central.iter().nth(3).unwrap().unwrap();
+        let mut line: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        let entry = line["entry"]
+            .as_str()
+            .unwrap()
+            .replacen("tester", "Tester", 1);
+        line["entry"] = entry.into();
+        s.central
+            .insert(k, serde_json::to_vec(&line).unwrap())
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let out = jiandu(central.path())
+        .args(["audit", "verify", "--unit", "C1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("entry 4 failed the hash check"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,663 @@
+//! Model bundles: one file a unit hands to another, holding a model and the
+//! publisher's signature over what it is.
+//!
+//! A bundle is a plain (uncompressed) tar archive with exactly four regular
+//! files:
+//!
+//! | entry | what |
+//! |---|---|
+//! | `model.toml` | the model's manifest, as the author wrote it |
+//! | `model.wasm` | the model component |
+//! | `release.json` | the [`Release`] statement: name, version, sdk requirement, sha256 and size of both files, publisher and key, time |
+//! | `release.sig` | the publisher's Ed25519 signature of `release.json`, hex |
+//!
+//! Reading a bundle never extracts anything to disk: the archive is read
+//! fully in memory, and anything but those four names as regular files is
+//! refused — links, directories, devices, `..` or absolute paths, a name
+//! twice, an entry over its size limit ([`MAX_WASM`], [`MAX_TOML`]).
+//!
+//! Verifying ([`Bundle::verify`]) checks, in this order, that the signature
+//! is the named key's over the exact bytes of `release.json`, that the key
+//! is trusted, that each file has the digest and size the statement
+//! gives, and that `model.toml` names the same model, version and sdk
+//! requirement as the statement.
+
+use crate::error::{Error, Result};
+use crate::keys::{PublicKey, UnitKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// The manifest entry.
+pub const MODEL_TOML: &str = "model.toml";
+/// The component entry.
+pub const MODEL_WASM: &str = "model.wasm";
+/// The release statement entry.
+pub const RELEASE_JSON: &str = "release.json";
+/// The signature entry.
+pub const RELEASE_SIG: &str = "release.sig";
+/// Every entry of a bundle, in the order they are written.
+pub const ENTRY_NAMES: [&str; 4] = [MODEL_TOML, MODEL_WASM, RELEASE_JSON, RELEASE_SIG];
+
+/// Largest `model.wasm` accepted.
+pub const MAX_WASM: u64 = 64 << 20;
+/// Largest `model.toml` accepted.
+pub const MAX_TOML: u64 = 1 << 20;
+/// Largest `release.json` accepted.
+pub const MAX_RELEASE: u64 = 64 << 10;
+/// Largest `release.sig` accepted.
+pub const MAX_SIG: u64 = 1 << 10;
+/// Largest bundle file accepted: the entries plus room for tar headers.
+pub const MAX_BUNDLE: u64 = MAX_WASM + MAX_TOML + MAX_RELEASE + MAX_SIG + (64 << 10);
+
+/// File extension of bundles.
+pub const EXTENSION: &str = "jiandu";
+
+/// `format` of a release statement.
+pub const RELEASE_FORMAT: &str = "jiandu-release-v1";
+
+/// What a signature covers is prefixed with its purpose, so a release
+/// signature can never pass for a signature of anything else the unit key
+/// signs (ledger entries, yanks).
+const SIGNING_CONTEXT: &[u8] = b"jiandu-release-v1\n";
+
+/// sha256 of bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks a model name: lowercase letters, digits, `-` and `_`, starting
+/// with a letter or digit, at most 64 characters. Names become file names
+/// in registries, so nothing else is accepted.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid model name (lowercase letters, digits, - and _, at most 64)"
+        ))
+    }
+}
+
+/// Digest and size of one file of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDigest {
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl FileDigest {
+    pub fn of(bytes: &[u8]) -> FileDigest {
+        FileDigest {
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+}
+
+/// The unit that signed a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publisher {
+    /// The unit's name, as the unit gave it.
+    pub unit: String,
+    /// The unit's organisation code.
+    pub code: String,
+    /// Ed25519 public key, hex.
+    pub key: String,
+    /// Fingerprint of `key` (see [`PublicKey::fingerprint`]).
+    pub fingerprint: String,
+}
+
+impl Publisher {
+    /// The publisher's key, checked against the fingerprint it comes with.
+    pub fn public_key(&self) -> Result<PublicKey> {
+        let key = PublicKey::parse(&self.key)?;
+        if key.fingerprint() != self.fingerprint {
+            return Err(Error::BadRelease(format!(
+                "publisher fingerprint {} is not the fingerprint of key {} ({})",
+                self.fingerprint,
+                self.key,
+                key.fingerprint()
+            )));
+        }
+        Ok(key)
+    }
+
+    /// `unit (code), key fingerprint`.
+    pub fn describe(&self) -> String {
+        format!("{} ({}), key {}", self.unit, self.code, self.fingerprint)
+    }
+}
+
+/// The release statement: what the publisher signs.
+///
+/// It is written as canonical JSON (fields in this order, maps sorted, no
+/// whitespace), and the signature covers its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Always [`RELEASE_FORMAT`].
+    pub format: String,
+    pub name: String,
+    pub version: String,
+    /// Contract version requirement of the model, e.g. `^0.1`.
+    pub sdk: String,
+    /// `model.toml` and `model.wasm`.
+    pub files: BTreeMap<String, FileDigest>,
+    pub publisher: Publisher,
+    /// When the bundle was packed (RFC 3339).
+    pub created_at: String,
+}
+
+impl Release {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The canonical bytes that are signed.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a release statement serializes")
+    }
+}
+
+/// The few fields of `model.toml` a bundle must agree with. The host parses
+/// the whole manifest; a bundle only needs to know what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ManifestHead {
+    pub name: String,
+    pub version: String,
+    pub sdk: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+impl ManifestHead {
+    /// Parses `model.toml` bytes; `model` names the bundle in errors.
+    pub fn parse(model: &str, bytes: &[u8]) -> Result<ManifestHead> {
+        let bad = |message: String| Error::Inconsistent {
+            model: model.to_string(),
+            message,
+        };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("model.toml is not UTF-8".into()))?;
+        let head: ManifestHead = toml::from_str(text)
+            .map_err(|e| bad(format!("model.toml: {}", e.to_string().trim_end())))?;
+        check_name(&head.name).map_err(|e| bad(format!("model.toml: name: {e}")))?;
+        semver::Version::parse(&head.version)
+            .map_err(|e| bad(format!("model.toml: version `{}`: {e}", head.version)))?;
+        semver::VersionReq::parse(&head.sdk)
+            .map_err(|e| bad(format!("model.toml: sdk `{}`: {e}", head.sdk)))?;
+        Ok(head)
+    }
+}
+
+/// Who signs a bundle: the unit's key and how the unit is named.
+pub struct Signer<'a> {
+    pub key: &'a UnitKey,
+    pub unit: &'a str,
+    pub code: &'a str,
+}
+
+/// Packs `model.toml` and `model.wasm` into a signed bundle. `created_at`
+/// is the time written into the release statement.
+pub fn pack(
+    model_toml: &[u8],
+    model_wasm: &[u8],
+    signer: &Signer<'_>,
+    created_at: &str,
+) -> Result<Vec<u8>> {
+    let head = ManifestHead::parse("the model to pack", model_toml)?;
+    for (what, bytes, limit) in [
+        (MODEL_TOML, model_toml, MAX_TOML),
+        (MODEL_WASM, model_wasm, MAX_WASM),
+    ] {
+        if bytes.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+    }
+    let public = signer.key.public();
+    let release = Release {
+        format: RELEASE_FORMAT.to_string(),
+        name: head.name,
+        version: head.version,
+        sdk: head.sdk,
+        files: BTreeMap::from([
+            (MODEL_TOML.to_string(), FileDigest::of(model_toml)),
+            (MODEL_WASM.to_string(), FileDigest::of(model_wasm)),
+        ]),
+        publisher: Publisher {
+            unit: signer.unit.to_string(),
+            code: signer.code.to_string(),
+            key: public.to_hex(),
+            fingerprint: public.fingerprint(),
+        },
+        created_at: created_at.to_string(),
+    };
+    let release_json = release.to_canonical_json();
+    let signature = format!("{}\n", signer.key.sign(&signed_bytes(&release_json)));
+    write_tar(&[
+        (MODEL_TOML, model_toml),
+        (MODEL_WASM, model_wasm),
+        (RELEASE_JSON, &release_json),
+        (RELEASE_SIG, signature.as_bytes()),
+    ])
+}
+
+fn signed_bytes(release_json: &[u8]) -> Vec<u8> {
+    let mut message = SIGNING_CONTEXT.to_vec();
+    message.extend_from_slice(release_json);
+    message
+}
+
+/// A tar archive of regular files with fixed metadata, so the same files
+/// always give the same bytes.
+fn write_tar(entries: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let tar_err = |e: std::io::Error| Error::NotABundle {
+        what: "the bundle being written".into(),
+        message: e.to_string(),
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).map_err(tar_err)?;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder.append(&header, *bytes).map_err(tar_err)?;
+    }
+    builder.into_inner().map_err(tar_err)
+}
+
+/// A bundle read into memory, its structure checked, not yet verified.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    release: Release,
+    release_json: Vec<u8>,
+    signature: String,
+    model_toml: Vec<u8>,
+    model_wasm: Vec<u8>,
+    sha256: String,
+}
+
+impl Bundle {
+    /// Reads a bundle from its bytes; `what` names it in errors (a file
+    /// name). Checks the archive's structure and parses the release
+    /// statement; it does not verify anything (see [`Bundle::verify`]).
+    pub fn read(bytes: &[u8], what: &str) -> Result<Bundle> {
+        if bytes.len() as u64 > MAX_BUNDLE {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                size: bytes.len() as u64,
+                limit: MAX_BUNDLE,
+            });
+        }
+        let not_bundle = |message: String| Error::NotABundle {
+            what: what.to_string(),
+            message,
+        };
+        let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+        let mut archive = tar::Archive::new(bytes);
+        let entries = archive
+            .entries()
+            .map_err(|e| not_bundle(format!("unreadable tar archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| not_bundle(format!("unreadable tar entry: {e}")))?;
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            if is_traversal(&path) {
+                return Err(Error::PathTraversal { entry: path });
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                return Err(Error::Link {
+                    entry: path,
+                    target,
+                });
+            }
+            if !(kind.is_file() || kind.is_contiguous()) {
+                return Err(Error::NotRegularFile {
+                    entry: path,
+                    kind: kind_name(kind),
+                });
+            }
+            let Some(&name) = ENTRY_NAMES.iter().find(|n| **n == path) else {
+                return Err(Error::UnexpectedEntry { entry: path });
+            };
+            if files.contains_key(name) {
+                return Err(Error::DuplicateEntry { entry: path });
+            }
+            let limit = match name {
+                MODEL_WASM => MAX_WASM,
+                MODEL_TOML => MAX_TOML,
+                RELEASE_JSON => MAX_RELEASE,
+                _ => MAX_SIG,
+            };
+            let size = entry
+                .header()
+                .size()
+                .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
+            if size > limit {
+                return Err(Error::TooLarge {
+                    what: format!("bundle entry `{name}`"),
+                    size,
+                    limit,
+                });
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            (&mut entry)
+                .take(limit + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
+            if data.len() as u64 != size {
+                return Err(not_bundle(format!(
+                    "entry `{name}` is cut short ({} of {size} bytes)",
+                    data.len()
+                )));
+            }
+            files.insert(name, data);
+        }
+        let mut take = |name: &'static str| {
+            files.remove(name).ok_or_else(|| Error::MissingEntry {
+                entry: name.to_string(),
+            })
+        };
+        let model_toml = take(MODEL_TOML)?;
+        let model_wasm = take(MODEL_WASM)?;
+        let release_json = take(RELEASE_JSON)?;
+        let signature = take(RELEASE_SIG)?;
+        let release: Release = serde_json::from_slice(&release_json)
+            .map_err(|e| Error::BadRelease(format!("{what}: release.json: {e}")))?;
+        if release.to_canonical_json() != release_json {
+            return Err(Error::BadRelease(format!(
+                "{what}: release.json is not in canonical form"
+            )));
+        }
+        if release.format != RELEASE_FORMAT {
+            return Err(Error::BadRelease(format!(
+                "{what}: format `{}` is not {RELEASE_FORMAT}",
+                release.format
+            )));
+        }
+        let signature = String::from_utf8_lossy(&signature).trim().to_string();
+        Ok(Bundle {
+            release,
+            release_json,
+            signature,
+            model_toml,
+            model_wasm,
+            sha256: sha256_hex(bytes),
+        })
+    }
+
+    /// Reads a bundle file.
+    pub fn read_file(path: &std::path::Path) -> Result<Bundle> {
+        let bytes = read_limited(path, MAX_BUNDLE)?;
+        Bundle::read(&bytes, &path.display().to_string())
+    }
+
+    /// The release statement (not yet verified).
+    pub fn release(&self) -> &Release {
+        &self.release
+    }
+
+    /// sha256 of the whole bundle file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// `model.toml` bytes.
+    pub fn model_toml(&self) -> &[u8] {
+        &self.model_toml
+    }
+
+    /// `model.wasm` bytes.
+    pub fn model_wasm(&self) -> &[u8] {
+        &self.model_wasm
+    }
+
+    /// Verifies the bundle for import: the publisher's key must be trusted
+    /// (`is_trusted`), then the signature, digests and manifest must hold.
+    pub fn verify(&self, is_trusted: &dyn Fn(&PublicKey) -> bool) -> Result<ManifestHead> {
+        let key = self.verify_signature()?;
+        if !is_trusted(&key) {
+            return Err(Error::UnknownKey {
+                model: self.release.id(),
+                unit: self.release.publisher.unit.clone(),
+                fingerprint: key.fingerprint(),
+                key: key.to_hex(),
+            });
+        }
+        self.verify_files()
+    }
+
+    /// Verifies signature, digests and manifest against the key the
+    /// release statement names, without asking whether that key is
+    /// trusted. A registry does this before accepting a bundle.
+    pub fn verify_signed(&self) -> Result<ManifestHead> {
+        self.verify_signature()?;
+        self.verify_files()
+    }
+
+    /// The signer's key, once the signature of `release.json` holds.
+    fn verify_signature(&self) -> Result<PublicKey> {
+        let r = &self.release;
+        let key = r.publisher.public_key()?;
+        let signed = key
+            .verify(&signed_bytes(&self.release_json), &self.signature)
+            .unwrap_or(false);
+        if !signed {
+            return Err(Error::BadSignature {
+                model: r.id(),
+                unit: r.publisher.unit.clone(),
+                fingerprint: key.fingerprint(),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Digests and manifest against the (verified) release statement.
+    fn verify_files(&self) -> Result<ManifestHead> {
+        let r = &self.release;
+        if r.files.len() != 2 {
+            return Err(Error::BadRelease(format!(
+                "{}: the statement lists {} files, not {MODEL_TOML} and {MODEL_WASM}",
+                r.id(),
+                r.files.len()
+            )));
+        }
+        for (name, bytes) in [
+            (MODEL_TOML, &self.model_toml),
+            (MODEL_WASM, &self.model_wasm),
+        ] {
+            let expected = r.files.get(name).ok_or_else(|| {
+                Error::BadRelease(format!("{}: the statement has no digest of {name}", r.id()))
+            })?;
+            let actual = FileDigest::of(bytes);
+            if actual.sha256 != expected.sha256 || actual.size != expected.size {
+                return Err(Error::DigestMismatch {
+                    model: r.id(),
+                    file: name,
+                    expected_by: "the signed release statement".into(),
+                    expected: expected.sha256.clone(),
+                    actual: actual.sha256,
+                });
+            }
+        }
+        let head = ManifestHead::parse(&r.id(), &self.model_toml)?;
+        let differs = |field: &str, toml: &str, release: &str| Error::Inconsistent {
+            model: r.id(),
+            message: format!(
+                "model.toml says {field} `{toml}` but the release statement says `{release}`"
+            ),
+        };
+        if head.name != r.name {
+            return Err(differs("name", &head.name, &r.name));
+        }
+        if head.version != r.version {
+            return Err(differs("version", &head.version, &r.version));
+        }
+        if head.sdk != r.sdk {
+            return Err(differs("sdk", &head.sdk, &r.sdk));
+        }
+        Ok(head)
+    }
+}
+
+/// Whether a tar path leaves the folder it would be extracted into.
+fn is_traversal(path: &str) -> bool {
+    path.starts_with('/')
+        || path.starts_with('\\')
+        || path.as_bytes().get(1) == Some(&b':')
+        || path.split(['/', '\\']).any(|c| c == "..")
+}
+
+fn kind_name(kind: tar::EntryType) -> String {
+    match kind {
+        tar::EntryType::Directory => "directory".into(),
+        tar::EntryType::Char => "character device".into(),
+        tar::EntryType::Block => "block device".into(),
+        tar::EntryType::Fifo => "fifo".into(),
+        tar::EntryType::GNUSparse => "sparse file".into(),
+        other => format!("tar entry of type {:?}", other.as_byte() as char),
+    }
+}
+
+/// Reads a file inside a registry folder: like [`read_limited`], but a
+/// symlink is refused, so a registry (a shared folder anyone may write to)
+/// cannot point a reader, or the HTTP front, at a file outside it.
+pub(crate) fn read_registry_file(path: &std::path::Path, limit: u64) -> Result<Vec<u8>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(crate::error::io_err(
+            path,
+            "is a symlink; a registry holds regular files only",
+        )),
+        _ => read_limited(path, limit),
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes.
+pub(crate) fn read_limited(path: &std::path::Path, limit: u64) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| crate::error::io_err(path, e))?;
+    let meta = file.metadata().map_err(|e| crate::error::io_err(path, e))?;
+    if !meta.is_file() {
+        return Err(crate::error::io_err(path, "is not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(Error::TooLarge {
+            what: path.display().to_string(),
+            size: meta.len(),
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| crate::error::io_err(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            what: path.display().to_string(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str =
+        "name = \"m\"\nversion = \"1.0.0\"\ntitle = \"测试\"\nunit = \"u\"\nsdk = \"^0.1\"\n";
+
+    fn signer_key() -> UnitKey {
+        UnitKey::generate().unwrap()
+    }
+
+    fn packed(key: &UnitKey) -> Vec<u8> {
+        let signer = Signer {
+            key,
+            unit: "温宿县人民检察院",
+            code: "11652922MB1234567X",
+        };
+        pack(
+            TOML.as_bytes(),
+            b"\0asm-component",
+            &signer,
+            "2024-01-01T00:00:00+08:00",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn packed_bundle_reads_back_and_verifies() {
+        let key = signer_key();
+        let bytes = packed(&key);
+        assert_eq!(
+            bytes,
+            packed(&key),
+            "same files, key and time give the same bytes"
+        );
+        let b = Bundle::read(&bytes, "m.jiandu").unwrap();
+        let head = b.verify(&|k| *k == key.public()).unwrap();
+        assert_eq!(head.name, "m");
+        assert_eq!(
+            b.release().publisher.fingerprint,
+            key.public().fingerprint()
+        );
+        assert_eq!(b.model_wasm(), b"\0asm-component");
+        assert_eq!(b.sha256(), sha256_hex(&bytes));
+    }
+
+    #[test]
+    fn untrusted_key_is_named() {
+        let key = signer_key();
+        let b = Bundle::read(&packed(&key), "m.jiandu").unwrap();
+        let err = b.verify(&|_| false).unwrap_err().to_string();
+        assert!(err.contains(&key.public().fingerprint()), "{err}");
+        assert!(err.contains("not in the trust store"), "{err}");
+    }
+
+    #[test]
+    fn traversal_paths_are_recognised() {
+        for p in [
+            "../model.wasm",
+            "a/../../b",
+            "/etc/passwd",
+            "..\\x",
+            "C:evil",
+        ] {
+            assert!(is_traversal(p), "{p}");
+        }
+        for p in ["model.wasm", "a..b", "release.json"] {
+            assert!(!is_traversal(p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! A registry folder served read-only over plain HTTP/1.0, and the client
+//! that reads it: for a unit network where a shared folder is not at hand.
+//!
+//! Only `GET` (and `HEAD`) of three kinds of path is answered:
+//!
+//! | path | body |
+//! |---|---|
+//! | `/index/` | JSON array of model names |
+//! | `/index/<name>.json` | the model's index |
+//! | `/bundles/<name>-<version>.jiandu` | a bundle |
+//!
+//! Nothing else, and nothing outside those folders, is reachable; there is
+//! no way to write. Transport security is not this layer's job: a bundle is
+//! verified by its signature wherever it came from, exactly as from a
+//! folder, so a tampered response is refused on import like a tampered
+//! file.
+
+use crate::bundle::{check_name, MAX_BUNDLE};
+use crate::dir::{bundle_file_name, DirRegistry};
+use crate::error::{Error, Result};
+use crate::index::{Index, MAX_INDEX};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a connection may stay silent before it is dropped.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest request head accepted by the server.
+const MAX_REQUEST_HEAD: usize = 8 << 10;
+/// Connections served at once; more are answered 503.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Reads a registry served over HTTP.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    host: String,
+    port: u16,
+    prefix: String,
+}
+
+impl Client {
+    /// A client of `url` (`http://host[:port][/prefix]`).
+    pub fn new(url: &str) -> Result<Client> {
+        let bad = |message: &str| Error::Http {
+            url: url.to_string(),
+            message: message.to_string(),
+        };
+        if url.starts_with("https://") {
+            return Err(bad(
+                "https is not supported; serve the registry with `jiandu registry serve` (http) or use its folder; bundles are verified by signature either way",
+            ));
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("a registry URL starts with http://"))?;
+        let (authority, prefix) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(bad("the URL names no host"));
+        }
+        Ok(Client {
+            base: url.trim_end_matches('/').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The URL it reads.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`: `Ok(None)` on 404, the body on 200, an error otherwise.
+    fn get(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}{path}", self.base);
+        let err = |message: String| Error::Http {
+            url: url.clone(),
+            message,
+        };
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| err(format!("cannot resolve {}: {e}", self.host)))?
+            .collect();
+        let mut stream = None;
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, IO_TIMEOUT) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let mut stream = stream.ok_or_else(|| {
+            err(format!(
+                "cannot connect: {}",
+                last.map(|e| e.to_string())
+                    .unwrap_or_else(|| "no address".into())
+            ))
+        })?;
+        let io = |e: std::io::Error| err(e.to_string());
+        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+        write!(
+            stream,
+            "GET {}{path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: jiandu\r\nConnection: close\r\n\r\n",
+            self.prefix, self.host
+        )
+        .map_err(io)?;
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).map_err(io)?;
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err(format!("not an HTTP response: `{}`", status_line.trim())))?;
+        let mut length: Option<u64> = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().ok();
+                }
+            }
+        }
+        if status == 404 {
+            return Ok(None);
+        }
+        if status != 200 {
+            return Err(err(format!("the server answered {}", status_line.trim())));
+        }
+        if let Some(n) = length {
+            if n > limit {
+                return Err(Error::TooLarge {
+                    what: url.clone(),
+                    size: n,
+                    limit,
+                });
+            }
+        }
+        let mut body = Vec::new();
+        reader.take(limit + 1).read_to_end(&mut body).map_err(io)?;
+        if body.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: url.clone(),
+                size: body.len() as u64,
+                limit,
+            });
+        }
+        if length.is_some_and(|n| n != body.len() as u64) {
+            return Err(err(format!(
+                "the response was cut short ({} of {} bytes)",
+                body.len(),
+                length.unwrap_or_default()
+            )));
+        }
+        Ok(Some(body))
+    }
+
+    /// Names of the models served.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let body = self.get("/index/", MAX_INDEX)?.ok_or_else(|| Error::Http {
+            url: format!("{}/index/", self.base),
+            message: "not found; is this a Jiandu registry?".into(),
+        })?;
+        serde_json::from_slice(&body).map_err(|e| Error::Http {
+            url: format!("{}/index/", self.base),
+            message: format!("not a list of model names: {e}"),
+        })
+    }
+
+    /// The index of `name`, if served.
+    pub fn index(&self, name: &str) -> Result<Option<Index>> {
+        check_name(name).map_err(|message| Error::Http {
+            url: self.base.clone(),
+            message,
+        })?;
+        let path = format!("/index/{name}.json");
+        match self.get(&path, MAX_INDEX)? {
+            None => Ok(None),
+            Some(body) => Index::parse(&body, name, &format!("{}{path}", self.base)).map(Some),
+        }
+    }
+
+    /// The bytes of the bundle of `name@version`.
+    pub fn bundle(&self, name: &str, version: &str) -> Result<Vec<u8>> {
+        let path = format!("/bundles/{}", bundle_file_name(name, version));
+        self.get(&path, MAX_BUNDLE)?.ok_or_else(|| Error::Http {
+            url: format!("{}{path}", self.base),
+            message: "not found (the index lists it, but the bundle is missing)".into(),
+        })
+    }
+}
+
+/// Serves a registry folder read-only.
+pub struct Server {
+    listener: TcpListener,
+    registry: Arc<DirRegistry>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Binds `addr` (e.g. `127.0.0.1:7878`; port 0 picks a free one).
+    pub fn bind(registry: DirRegistry, addr: &str) -> Result<Server> {
+        if !registry.root().is_dir() {
+            return Err(crate::error::io_err(
+                registry.root(),
+                "is not a registry folder (it does not exist)",
+            ));
+        }
+        let listener = TcpListener::bind(addr).map_err(|e| Error::Http {
+            url: format!("http://{addr}"),
+            message: format!("cannot listen: {e}"),
+        })?;
+        Ok(Server {
+            listener,
+            registry: Arc::new(registry),
+            active: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until the process ends, one thread per connection.
+    pub fn serve(&self) -> Result<()> {
+        for stream in self.listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                self.active.fetch_sub(1, Ordering::SeqCst);
+                let _ = respond(
+                    &mut stream,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"busy\n",
+                    false,
+                );
+                continue;
+            }
+            let registry = Arc::clone(&self.registry);
+            let active = Arc::clone(&self.active);
+            let spawned = std::thread::Builder::new()
+                .name("jiandu-registry-http".into())
+                .spawn(move || {
+                    let _ = handle(&registry, stream);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                self.active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn handle(registry: &DirRegistry, mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut head = Vec::new();
+    let mut reader = BufReader::new(stream.try_clone()?).take(MAX_REQUEST_HEAD as u64);
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let end = line == b"\r\n" || line == b"\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"read-only registry: GET only\n",
+            false,
+        );
+    }
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    match route(registry, path) {
+        Some((content_type, body)) => {
+            respond(&mut stream, "200 OK", content_type, &body, head_only)
+        }
+        None => respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            b"not found\n",
+            head_only,
+        ),
+    }
+}
+
+/// The body for `path`, or `None` for anything not served.
+fn route(registry: &DirRegistry, path: &str) -> Option<(&'static str, Vec<u8>)> {
+    if path == "/index/" || path == "/index" || path == "/" {
+        let names = registry.names().ok()?;
+        return Some(("application/json", serde_json::to_vec(&names).ok()?));
+    }
+    if let Some(file) = path.strip_prefix("/index/") {
+        let name = file.strip_suffix(".json")?;
+        check_name(name).ok()?;
+        let bytes =
+            crate::bundle::read_registry_file(&registry.index_path(name), MAX_INDEX).ok()?;
+        return Some(("application/json", bytes));
+    }
+    if let Some(file) = path.strip_prefix("/bundles/") {
+        let ok = file.ends_with(".jiandu")
+            && !file.starts_with('.')
+            && !file.contains("..")
+            && file.chars().all(|c| {
+                c.is_ascii_lowercase()
+                    || c.is_ascii_digit()
+                    || "-_.+".contains(c)
+                    || c.is_ascii_uppercase()
+            });
+        if !ok {
+            return None;
+        }
+        let bytes = crate::bundle::read_registry_file(
+            &registry.root().join("bundles").join(file),
+            MAX_BUNDLE,
+        )
+        .ok()?;
+        return Some(("application/octet-stream", bytes));
+    }
+    None
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if !head_only {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_https_is_refused_with_a_reason() {
+        let c = Client::new("http://127.0.0.1:7878/reg/").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.prefix.as_str()),
+            ("127.0.0.1", 7878, "/reg")
+        );
+        let c = Client::new("http://example").unwrap();
+        assert_eq!(c.port, 80);
+        let err = Client::new("https://x").unwrap_err().to_string();
+        assert!(err.contains("https is not supported"), "{err}");
+        assert!(Client::new("http://h:port").is_err());
+    }
+
+    #[test]
+    fn only_the_three_kinds_of_path_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = DirRegistry::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("bundles")).unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        std::fs::write(dir.path().join("bundles/m-1.0.0.jiandu"), b"bundle").unwrap();
+        assert_eq!(route(&reg, "/bundles/m-1.0.0.jiandu").unwrap().1, b"bundle");
+        for p in [
+            "/secret",
+            "/bundles/../secret",
+            "/index/../secret.json",
+            "/bundles/.lock",
+            "/index/UP.json",
+        ] {
+            assert!(route(&reg, p).is_none(), "{p}");
+        }
+        assert_eq!(route(&reg, "/index/").unwrap().1, b"[]");
+    }
+}
