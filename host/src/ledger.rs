@@ -42,6 +42,26 @@ pub enum Kind {
     RunStarted,
     RunFinished,
     RunRefused,
+    /// `jiandu serve` loaded a model (`run.model`).
+    ModelLoaded,
+    /// `jiandu serve` swapped in a new version (`run.model`) for
+    /// `run.replaces`.
+    ModelReloaded,
+    /// `jiandu serve` refused a new version (`run.model`, reason in
+    /// `run.error`); `run.replaces` keeps serving.
+    ModelRejected,
+    /// `jiandu serve` unloaded a removed model (`run.model`).
+    ModelUnloaded,
+}
+
+impl Kind {
+    /// Whether the entry is about a run (not a model event of `serve`).
+    pub fn is_run(&self) -> bool {
+        matches!(
+            self,
+            Kind::RunStarted | Kind::RunFinished | Kind::RunRefused
+        )
+    }
 }
 
 /// How a run ended.
@@ -119,6 +139,9 @@ pub struct RunRecord {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// For a model event: the version served before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<ModelRef>,
 }
 
 /// One ledger entry.
@@ -425,6 +448,7 @@ mod tests {
                 leads_digest: None,
                 outcome: Outcome::Started,
                 error: None,
+                replaces: None,
             },
         }
     }

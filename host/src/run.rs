@@ -85,15 +85,7 @@ pub fn execute_installed(
     let run_id = new_run_id();
     let mut record = RunRecord {
         run_id: run_id.clone(),
-        model: ModelRef {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            wasm_sha256: installed.wasm_sha256.clone(),
-            publisher: installed
-                .provenance
-                .as_ref()
-                .map(catalog::Provenance::publisher),
-        },
+        model: model_ref(installed),
         datasets: Vec::new(),
         params: BTreeMap::new(),
         limits: None,
@@ -106,11 +98,9 @@ pub fn execute_installed(
         leads_digest: None,
         outcome: Outcome::Started,
         error: None,
+        replaces: None,
     };
-    let unit_name = match crate::unit::current(store)? {
-        Some(u) => format!("{} ({})", u.name, u.code),
-        None => policy.unit.clone(),
-    };
+    let unit_name = unit_label(store, policy)?;
     let draft = |kind, record: &RunRecord| Draft {
         unit: unit_name.clone(),
         operator: req.operator.clone(),
@@ -241,6 +231,29 @@ pub fn execute_installed(
         logs: finished.session.logs,
     };
     Ok(report)
+}
+
+/// The ledger's reference to an installed model, with its publisher when
+/// it was imported.
+pub fn model_ref(installed: &Installed) -> ModelRef {
+    ModelRef {
+        name: installed.manifest.name.clone(),
+        version: installed.manifest.version.clone(),
+        wasm_sha256: installed.wasm_sha256.clone(),
+        publisher: installed
+            .provenance
+            .as_ref()
+            .map(catalog::Provenance::publisher),
+    }
+}
+
+/// The unit named in ledger entries: this store's unit (`unit init`), else
+/// the policy's `unit`.
+pub fn unit_label(store: &Store, policy: &Policy) -> Result<String> {
+    Ok(match crate::unit::current(store)? {
+        Some(u) => format!("{} ({})", u.name, u.code),
+        None => policy.unit.clone(),
+    })
 }
 
 /// Resolves parameters, grants and datasets into a session, or says why

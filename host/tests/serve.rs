@@ -92,6 +92,14 @@ fn served_digest(store: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Ledger entries about runs (not the model events of `serve`).
+fn run_entries(store: &Path) -> Vec<serde_json::Value> {
+    audit_log(store)
+        .into_iter()
+        .filter(|e| e["kind"].as_str().unwrap_or("").starts_with("run-"))
+        .collect()
+}
+
 fn audit_log(store: &Path) -> Vec<serde_json::Value> {
     let out = jiandu(store)
         .args(["audit", "log", "--format", "json"])
@@ -280,6 +288,34 @@ fn hot_reload_swaps_versions_and_rejects_a_broken_one() {
     let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not loaded"), "{}", stderr(&out));
+
+    // Every load, reload, rejection and unload is on the record, with the
+    // old and new digests, and the chain still verifies.
+    let log = audit_log(store.path());
+    let event = |kind: &str| {
+        log.iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} entry in {log:?}"))
+            .clone()
+    };
+    assert_eq!(
+        event("model-loaded")["run"]["model"]["wasm_sha256"],
+        v1.as_str()
+    );
+    let reloaded = event("model-reloaded");
+    assert_eq!(reloaded["run"]["model"]["wasm_sha256"], v2.as_str());
+    assert_eq!(reloaded["run"]["replaces"]["wasm_sha256"], v1.as_str());
+    let rejected = event("model-rejected");
+    assert_eq!(rejected["run"]["replaces"]["wasm_sha256"], v2.as_str());
+    assert_eq!(rejected["run"]["error"]["kind"], "rejected");
+    assert_eq!(
+        event("model-unloaded")["run"]["model"]["wasm_sha256"],
+        v2.as_str()
+    );
+    jiandu(store.path())
+        .args(["audit", "verify"])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -292,8 +328,7 @@ fn new_data_triggers_a_run() {
         "[triggers]\non_new_data = [\"fund_payments\"]",
     );
     let _server = Server::start(store.path());
-    let runs_before = audit_log(store.path()).len();
-    assert_eq!(runs_before, 0);
+    assert_eq!(run_entries(store.path()).len(), 0);
     // A day's payments arrive as an increment.
     let increment = data.path().join("more_payments.jsonl");
     std::fs::write(
@@ -336,7 +371,7 @@ fn kill_9_mid_run_leaves_the_store_consistent() {
             .output()
             .unwrap(),
     );
-    let entries_before = audit_log(store.path()).len();
+    let entries_before = run_entries(store.path()).len();
     let mut server = Server::start(store.path());
     let mut client = Command::new(assert_cmd::cargo::cargo_bin("jiandu"))
         .arg("--store")
@@ -348,6 +383,9 @@ fn kill_9_mid_run_leaves_the_store_consistent() {
         .unwrap();
     wait_for("the run to start", || {
         status(store.path())["runs_in_flight"] == 1
+            && run_entries(store.path())
+                .iter()
+                .any(|e| e["kind"] == "run-started" && e["run"]["model"]["name"] == "spin")
     });
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -358,7 +396,7 @@ fn kill_9_mid_run_leaves_the_store_consistent() {
         .args(["audit", "verify"])
         .assert()
         .success();
-    let log = audit_log(store.path());
+    let log = run_entries(store.path());
     assert_eq!(log.len(), entries_before + 1);
     let last = log.last().unwrap();
     assert_eq!(last["kind"], "run-started", "{last}");

@@ -42,6 +42,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
             limit: None,
             used: None,
         }),
+        replaces: None,
     }
 }
 

@@ -222,8 +222,9 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
             ),
         };
     }
-    // `status` reads only the server's state: it never waits for a command.
-    let _turn = (!matches!(cli.command, Command::Status(_)))
+    // Commands that take paths run one at a time, each in its client's
+    // working directory; `status` and `run` take none and never wait.
+    let _turn = (!matches!(cli.command, Command::Status(_) | Command::Run(_)))
         .then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()));
     if let Err(e) = std::env::set_current_dir(&req.cwd) {
         return ApiResponse {

@@ -17,8 +17,9 @@ pub struct Args {
 
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let Some(server) = &ctx.server else {
-        let store = ctx.open()?;
-        let names = jiandu::catalog::list_names(&store.models_dir())?;
+        // Without a server: do not open (and so lock) the store, a server
+        // may be starting on it.
+        let names = jiandu::catalog::list_names(&ctx.store_path.join("models"))?;
         errln!(
             "no jiandu server is running on {}; {} models installed ({}); start one with `jiandu serve`",
             ctx.store_path.display(),

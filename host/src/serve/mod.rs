@@ -18,6 +18,7 @@ pub mod watch;
 
 use crate::cache::{ModuleCache, Source};
 use crate::catalog::{self, Installed};
+use crate::ledger::{self, Draft, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
 use crate::run::{self, Report, Request};
 use crate::runtime::{Loaded, Runtime};
@@ -142,16 +143,78 @@ impl Server {
         Ok(server)
     }
 
-    fn record(&self, event: ModelEvent) {
+    fn record(&self, event: ModelEvent, model: ModelRef, replaces: Option<ModelRef>) {
         match event.action {
             Action::Rejected => tracing::warn!("model {}: {}", event.model, event.message),
             _ => tracing::info!("model {}: {}", event.model, event.message),
+        }
+        if let Err(e) = self.append_event(&event, model, replaces) {
+            tracing::error!(
+                "model {}: the ledger entry for this event was not written: {e}",
+                event.model
+            );
         }
         let mut events = self.events.lock().expect("events lock");
         if events.len() == RECENT_EVENTS {
             events.pop_front();
         }
         events.push_back(event);
+    }
+
+    /// Puts a model event on the record: who changed which model, the old
+    /// and the new wasm digest.
+    fn append_event(
+        &self,
+        event: &ModelEvent,
+        model: ModelRef,
+        replaces: Option<ModelRef>,
+    ) -> Result<()> {
+        let policy = Policy::load(&self.policy_path)?;
+        let (kind, outcome) = match event.action {
+            Action::Loaded => (Kind::ModelLoaded, Outcome::Succeeded),
+            Action::Reloaded => (Kind::ModelReloaded, Outcome::Succeeded),
+            Action::Rejected => (Kind::ModelRejected, Outcome::Refused),
+            Action::Unloaded => (Kind::ModelUnloaded, Outcome::Succeeded),
+        };
+        let draft = Draft {
+            unit: run::unit_label(&self.store, &policy)?,
+            operator: event
+                .changed_by
+                .clone()
+                .unwrap_or_else(|| self.operator.clone()),
+            kind,
+            run: RunRecord {
+                run_id: format!(
+                    "{}-{}",
+                    serde_json::to_value(kind)
+                        .expect("kind")
+                        .as_str()
+                        .unwrap_or(""),
+                    event.at
+                ),
+                model,
+                datasets: Vec::new(),
+                params: BTreeMap::new(),
+                limits: None,
+                started_at: event.at.clone(),
+                ended_at: None,
+                fuel_used: None,
+                peak_memory: None,
+                records_read: None,
+                leads_count: None,
+                leads_digest: None,
+                outcome,
+                error: (event.action == Action::Rejected).then(|| crate::runtime::Failure {
+                    kind: "rejected".into(),
+                    message: event.message.clone(),
+                    limit: None,
+                    used: None,
+                }),
+                replaces,
+            },
+        };
+        ledger::append(&self.store, &draft)?;
+        Ok(())
     }
 
     /// Recent model events, oldest first.
@@ -176,6 +239,7 @@ impl Server {
         let dir = self.store.models_dir().join(name);
         let current = self.live(name);
         let old_digest = current.as_ref().map(|l| l.installed.wasm_sha256.clone());
+        let old_ref = current.as_ref().map(|l| run::model_ref(&l.installed));
         let changed_by = file_owner(&dir.join("model.wasm")).or_else(|| file_owner(&dir));
         let event = |action,
                      version: Option<String>,
@@ -195,14 +259,17 @@ impl Server {
         }
         if !dir.join("model.toml").is_file() && !dir.join("model.wasm").is_file() {
             if current.is_some() {
-                self.models.write().expect("models lock").remove(name);
+                let removed = self.models.write().expect("models lock").remove(name);
                 let e = event(
                     Action::Unloaded,
                     None,
                     None,
                     "removed from the models folder; unloaded".into(),
                 );
-                self.record(e.clone());
+                let old = removed.map(|l| run::model_ref(&l.installed));
+                if let Some(m) = old.clone() {
+                    self.record(e.clone(), m, old);
+                }
                 return Some(e);
             }
             return None;
@@ -216,7 +283,13 @@ impl Server {
                     None,
                     format!("{e}; {}", keeps_serving(&current)),
                 );
-                self.record(e.clone());
+                let unreadable = ModelRef {
+                    name: name.to_string(),
+                    version: String::new(),
+                    wasm_sha256: String::new(),
+                    publisher: None,
+                };
+                self.record(e.clone(), unreadable, old_ref.clone());
                 return Some(e);
             }
         };
@@ -229,6 +302,7 @@ impl Server {
         }
         let id = installed.manifest.id();
         let digest = installed.wasm_sha256.clone();
+        let new_ref = run::model_ref(&installed);
         if self.rejected.lock().expect("rejected lock").get(name) == Some(&digest) {
             return None;
         }
@@ -264,7 +338,7 @@ impl Server {
                     .expect("models lock")
                     .insert(name.to_string(), live);
                 let e = event(action, Some(id), Some(digest), message);
-                self.record(e.clone());
+                self.record(e.clone(), new_ref, old_ref);
                 Some(e)
             }
             Err(err) => {
@@ -278,7 +352,7 @@ impl Server {
                     Some(digest),
                     format!("{id} rejected: {}; {}", err.reason, keeps_serving(&current)),
                 );
-                self.record(e.clone());
+                self.record(e.clone(), new_ref, old_ref);
                 Some(e)
             }
         }
