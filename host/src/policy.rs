@@ -6,7 +6,7 @@
 //!
 //! [defaults]                      # what a run gets when its model asks for nothing
 //! memory_mib = 256
-//! fuel = 20_000_000_000
+//! fuel = 100_000_000_000
 //! wall_seconds = 300
 //! stack_kib = 1024
 //! max_leads = 100_000
@@ -65,7 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_mib: 256,
-            fuel: 20_000_000_000,
+            fuel: 100_000_000_000,
             wall_seconds: 300,
             stack_kib: 1024,
             max_leads: 100_000,

@@ -50,7 +50,7 @@ impl Store {
         let db_path = root.join("db");
         let db = sled::Config::new()
             .path(&db_path)
-            .cache_capacity(256 << 20)
+            .cache_capacity(64 << 20)
             .open()
             .map_err(|e| match &e {
                 sled::Error::Io(io)
