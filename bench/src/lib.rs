@@ -16,6 +16,9 @@
 //! - **Parallel**: two runs at once on one `Runtime` against two in a row.
 //! - **Cold start**: compiling a model against loading it from the
 //!   host's compiled-module cache.
+//! - **Serve**: a restart with 50 models from the module cache against an
+//!   empty cache, and the time from a model file change to the new version
+//!   being served.
 //!
 //! The binary (`src/main.rs`) parses options, calls [`run`] and prints
 //! [`report::Report::markdown`]. `BENCHMARKS.md` at the repository root
@@ -32,6 +35,7 @@ pub mod parallel;
 pub mod report;
 pub mod runs;
 pub mod scan;
+pub mod serve;
 pub mod sqlite;
 
 use anyhow::{Context as _, Result};
@@ -50,16 +54,18 @@ pub enum Section {
     Memory,
     Collision,
     Parallel,
+    Serve,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
         Section::Memory,
         Section::Collision,
         Section::Parallel,
+        Section::Serve,
     ];
 }
 
@@ -119,6 +125,12 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         for m in [&models.scan, &models.collision] {
             figures.extend(cold_start::measure(&runtime, &store, m, opts.reps)?.figures());
         }
+    }
+
+    if want(Section::Serve) {
+        progress("serve: restart with 50 cached models, reload on a file change");
+        let r = serve::measure(&opts.work_dir.join("serve"), &models.collision, opts.reps)?;
+        figures.extend(r.figures());
     }
 
     if want(Section::Scan) || want(Section::Ingest) || want(Section::Memory) {

@@ -48,22 +48,35 @@ impl Store {
             message: format!("cannot create: {e}"),
         })?;
         let db_path = root.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(64 << 20)
-            .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io)
+        // A process that just finished with the store (or a store dropped a
+        // moment ago in this process) releases its lock from sled's flusher
+        // thread: wait briefly before calling the store busy.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new()
+                .path(&db_path)
+                .cache_capacity(64 << 20)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    Error::StoreLocked { path: root.clone() }
+                    if tries == 30 {
+                        return Err(Error::StoreLocked { path: root.clone() });
+                    }
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                _ => Error::Store {
-                    path: root.clone(),
-                    message: e.to_string(),
-                },
-            })?;
+                Err(e) => {
+                    return Err(Error::Store {
+                        path: root.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        };
         Ok(Store {
             meta: db.open_tree("meta")?,
             blocks: db.open_tree("blocks")?,

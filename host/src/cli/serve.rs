@@ -41,17 +41,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .store_path
         .canonicalize()
         .with_context(|| format!("store {}", ctx.store_path.display()))?;
-    // A command that was just running may still hold the store for a moment.
-    let mut tries = 0;
-    let store = loop {
-        match jiandu::Store::open(&root) {
-            Err(jiandu::Error::StoreLocked { .. }) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            other => break other?,
-        }
-    };
+    let store = jiandu::Store::open(&root)?;
     let policy_path = match &ctx.config {
         // A policy named on the command line must exist.
         Some(path) => {
