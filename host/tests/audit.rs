@@ -13,15 +13,7 @@ const MODEL: &str = "disability-fund-arrears";
 fn ingest_generated(store: &Path, employers: usize, seed: u64) {
     let data = tempfile::tempdir().unwrap();
     let g = disability::generate(data.path(), employers, seed).unwrap();
-    for f in &g.files {
-        jiandu(store)
-            .args(["dataset", "ingest", &f.dataset])
-            .arg(&f.path)
-            .arg("--schema")
-            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
-            .assert()
-            .success();
-    }
+    common::ingest_files(store, &g.files);
 }
 
 /// A unit store with the sample model, data, a unit key, `runs` successful

@@ -16,15 +16,7 @@ fn ingest_generated(
     seed: u64,
 ) -> disability::Generated {
     let g = disability::generate(data, employers, seed).unwrap();
-    for f in &g.files {
-        jiandu(store)
-            .args(["dataset", "ingest", &f.dataset])
-            .arg(&f.path)
-            .arg("--schema")
-            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
-            .assert()
-            .success();
-    }
+    common::ingest_files(store, &g.files);
     g
 }
 

@@ -32,21 +32,7 @@ fn store_for(model: &str, clear_personal: bool) -> tempfile::TempDir {
 }
 
 fn ingest(store: &Path, files: &[DataFile]) {
-    for f in files {
-        let out = jiandu(store)
-            .args(["dataset", "ingest", &f.dataset])
-            .arg(&f.path)
-            .arg("--schema")
-            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            f.path.display(),
-            stderr(&out)
-        );
-    }
+    common::ingest_files(store, files);
 }
 
 fn run(store: &Path, model: &str, params: &[(String, String)]) -> std::process::Output {

@@ -112,15 +112,7 @@ fn audit_log(store: &Path) -> Vec<serde_json::Value> {
 fn ingest_sample(store: &Path, employers: usize) -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
     let g = jiandu::generate::disability::generate(data.path(), employers, 21).unwrap();
-    for f in &g.files {
-        jiandu(store)
-            .args(["dataset", "ingest", &f.dataset])
-            .arg(&f.path)
-            .arg("--schema")
-            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
-            .assert()
-            .success();
-    }
+    common::ingest_files(store, &g.files);
     data
 }
 

@@ -146,3 +146,23 @@ pub fn ingest_text(store: &Path, name: &str, schema: &str, csv: &str) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Ingests generated department files, each with its shipped schema
+/// (`datasets/<name>.toml`), through the real binary.
+pub fn ingest_files(store: &Path, files: &[jiandu::generate::DataFile]) {
+    for f in files {
+        let out = jiandu(store)
+            .args(["dataset", "ingest", &f.dataset])
+            .arg(&f.path)
+            .arg("--schema")
+            .arg(repo().join("datasets").join(format!("{}.toml", f.dataset)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.path.display(),
+            stderr(&out)
+        );
+    }
+}
