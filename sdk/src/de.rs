@@ -66,7 +66,9 @@ struct Fields<'de> {
     names: &'de [String],
     rec: RecordRef<'de>,
     next: usize,
-    pending: Option<Value<'de>>,
+    /// The field whose key was just handed out; its value is decoded only
+    /// if the author's type reads it.
+    pending: Option<usize>,
 }
 
 impl<'de> MapAccess<'de> for Fields<'de> {
@@ -80,8 +82,8 @@ impl<'de> MapAccess<'de> for Fields<'de> {
         while self.next < count {
             let i = self.next;
             self.next += 1;
-            if let Some(value) = self.rec.field(i)? {
-                self.pending = Some(value);
+            if self.rec.has(i) {
+                self.pending = Some(i);
                 let key: de::value::BorrowedStrDeserializer<'de, DeError> =
                     de::value::BorrowedStrDeserializer::new(self.names[i].as_str());
                 return seed.deserialize(key).map(Some);
@@ -91,13 +93,106 @@ impl<'de> MapAccess<'de> for Fields<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let value = self
+        let i = self
             .pending
             .take()
             .ok_or_else(|| DeError("value requested before its key".into()))?;
-        let name = &self.names[self.next - 1];
-        seed.deserialize(ValueDeserializer(value))
+        let name = &self.names[i];
+        seed.deserialize(LazyValue { rec: self.rec, i })
             .map_err(|e| DeError(format!("field `{name}`: {e}")))
+    }
+}
+
+/// A field value decoded only when asked for: fields the author's type
+/// does not name are skipped without decoding (or UTF-8 checking) them.
+struct LazyValue<'de> {
+    rec: RecordRef<'de>,
+    i: usize,
+}
+
+impl<'de> LazyValue<'de> {
+    fn value(&self) -> Result<ValueDeserializer<'de>, DeError> {
+        Ok(ValueDeserializer(
+            self.rec.field(self.i)?.unwrap_or(Value::Null),
+        ))
+    }
+}
+
+macro_rules! decode_then {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+                de::Deserializer::$method(self.value()?, visitor)
+            }
+        )*
+    };
+}
+
+impl<'de> de::Deserializer<'de> for LazyValue<'de> {
+    type Error = DeError;
+
+    decode_then! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_unit_struct(self.value()?, name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_newtype_struct(self.value()?, name, visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_tuple(self.value()?, len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_tuple_struct(self.value()?, name, len, visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_struct(self.value()?, name, fields, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_enum(self.value()?, name, variants, visitor)
     }
 }
 

@@ -226,6 +226,15 @@ impl<'a> RecordRef<'a> {
         self.bytes
     }
 
+    /// Whether field `i` is present, without decoding it.
+    pub fn has(&self, i: usize) -> bool {
+        if i >= self.n {
+            return false;
+        }
+        let at = 2 + 2 * i;
+        u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) != 0
+    }
+
     /// Field `i`, or `None` when it is absent or out of range.
     pub fn field(&self, i: usize) -> Result<Option<Value<'a>>, DecodeError> {
         if i >= self.n {
