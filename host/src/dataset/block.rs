@@ -19,14 +19,8 @@
 
 use crate::{Error, Result};
 
-/// Most records per block.
+/// Records per block.
 pub const BLOCK_RECORDS: usize = 4096;
-
-/// Most bytes per block (records and keys). sled 0.34 stores larger values
-/// as separate blobs that its page cache does not count, so a scan over big
-/// blocks would keep every block it read in memory; blocks below this size
-/// stay inside sled's bounded cache and a scan's memory stays flat.
-pub const BLOCK_BYTES: usize = 64 * 1024;
 
 /// Separator between the fields of a composite key: below every printable
 /// character, so composite keys sort like tuples.
@@ -56,11 +50,6 @@ impl BlockBuilder {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Bytes of records and keys so far.
-    pub fn bytes(&self) -> usize {
-        self.data.len() + self.keys.len()
     }
 
     pub fn push(&mut self, key: &[u8], record: &[u8]) {

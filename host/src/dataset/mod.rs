@@ -12,7 +12,7 @@ pub mod schema;
 pub mod view;
 
 use crate::{Error, Result, Store};
-use block::{Block, BlockBuilder, BLOCK_BYTES, BLOCK_RECORDS};
+use block::{Block, BlockBuilder, BLOCK_RECORDS};
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -313,7 +313,7 @@ fn write_run<'a>(
             first_keys.push(String::from_utf8_lossy(key).into_owned());
         }
         builder.push(key, value);
-        if builder.len() == BLOCK_RECORDS || builder.bytes() >= BLOCK_BYTES {
+        if builder.len() == BLOCK_RECORDS {
             flush(&mut builder, &mut first_keys);
         }
     }
