@@ -9,7 +9,7 @@
 use super::{citizen_id, credit_code, person_name, write_csv, write_jsonl, DataFile};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use std::path::Path;
 
 pub const LEVY_YEAR: i64 = 2024;
@@ -21,9 +21,7 @@ fn dec(s: &str) -> Decimal {
     s.parse().expect("constant decimal")
 }
 
-fn round2(x: Decimal) -> Decimal {
-    x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
+use super::round2;
 
 /// What the generator planted for one employer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

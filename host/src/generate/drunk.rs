@@ -178,11 +178,7 @@ struct Case {
     priors: Vec<Prior>,
 }
 
-/// The same calendar day `n` years earlier (29 February → 28 February).
-fn years_earlier(d: NaiveDate, n: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(d.year() - n, d.month(), d.day())
-        .unwrap_or_else(|| date(d.year() - n, 2, 28))
-}
+use super::years_earlier;
 
 fn bac_of(c: &Case) -> Option<Decimal> {
     let usable: Vec<_> = c.tests.iter().filter(|t| t.2 <= as_of()).collect();

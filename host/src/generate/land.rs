@@ -17,7 +17,7 @@ use super::{
 use chrono::{Datelike, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use std::path::Path;
 
 /// The assessment date the data is built around (the model's default).
@@ -31,9 +31,7 @@ pub const GRACE_DAYS: i64 = 15;
 const CODE_SERIALS: u64 = 5_000_000;
 const PEOPLE_SERIALS: u64 = 3_000_000;
 
-fn round2(x: Decimal) -> Decimal {
-    x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
+use super::round2;
 
 /// What the generator planted for one contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -169,6 +169,20 @@ pub fn person_name(rng: &mut ChaCha8Rng) -> String {
     )
 }
 
+/// Money rounded half-up to the fen (the generators' own rounding).
+pub(crate) fn round2(x: rust_decimal::Decimal) -> rust_decimal::Decimal {
+    x.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The same calendar day `n` years earlier (29 February → 28 February): the
+/// generators' own reading, independent of `jiandu_sdk::dates`.
+pub(crate) fn years_earlier(d: chrono::NaiveDate, n: i32) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    chrono::NaiveDate::from_ymd_opt(d.year() - n, d.month(), d.day()).unwrap_or_else(|| {
+        chrono::NaiveDate::from_ymd_opt(d.year() - n, 2, 28).expect("28 February exists")
+    })
+}
+
 /// Writes CSV rows in UTF-8 (with a BOM when `bom`) or GBK.
 pub fn write_csv(
     path: &Path,

@@ -11,7 +11,7 @@
 //! the model's code.
 
 use super::{date, person_name, write_csv, write_jsonl, ymd, DataFile, People};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -139,11 +139,7 @@ fn days(n: i64) -> chrono::Duration {
     chrono::Duration::days(n)
 }
 
-/// The same calendar day `n` years earlier (29 February → 28 February).
-fn years_earlier(d: NaiveDate, n: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(d.year() - n, d.month(), d.day())
-        .unwrap_or_else(|| date(d.year() - n, 2, 28))
-}
+use super::years_earlier;
 
 fn place_id(p: usize) -> String {
     format!("652901-W{:04}", p + 1)
