@@ -2,9 +2,11 @@
 //! the host policy.
 //!
 //! ```text
-//! <store>/db/          sled: meta, blocks, leads, ledger (+ ledger_sig,
+//! <store>/db/          sled: meta, leads, ledger (+ ledger_sig,
 //!                      checkpoints) and, at a central office, the
 //!                      imported ledgers (central, central_checkpoints)
+//! <store>/data/        dataset blocks: one file per run of a version
+//!                      (see `dataset::file`), named by the metadata in `meta`
 //! <store>/models/<m>/  model.wasm + model.toml, one folder per model
 //! <store>/jiandu.toml  host policy (optional; defaults apply)
 //! ```
@@ -12,8 +14,10 @@
 //! sled admits one process per database; a second process gets
 //! [`Error::StoreLocked`].
 
+use crate::dataset::file::{BlockCache, DEFAULT_CACHE_BYTES};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An open store.
 #[derive(Clone)]
@@ -22,8 +26,6 @@ pub struct Store {
     db: sled::Db,
     /// Schemas, dataset heads, the ledger head, cursors.
     pub meta: sled::Tree,
-    /// Dataset blocks: immutable, written once per dataset version.
-    pub blocks: sled::Tree,
     /// Leads by `model \0 subject`.
     pub leads: sled::Tree,
     /// Ledger entries by big-endian sequence number.
@@ -37,6 +39,8 @@ pub struct Store {
     pub central: sled::Tree,
     /// Checkpoints accepted from other units by `fingerprint \0 size`.
     pub central_checkpoints: sled::Tree,
+    /// Dataset blocks kept for gets and lookups, shared by every reader.
+    block_cache: Arc<BlockCache>,
 }
 
 impl Store {
@@ -79,13 +83,13 @@ impl Store {
         };
         Ok(Store {
             meta: db.open_tree("meta")?,
-            blocks: db.open_tree("blocks")?,
             leads: db.open_tree("leads")?,
             ledger: db.open_tree("ledger")?,
             ledger_sig: db.open_tree("ledger_sig")?,
             checkpoints: db.open_tree("checkpoints")?,
             central: db.open_tree("central")?,
             central_checkpoints: db.open_tree("central_checkpoints")?,
+            block_cache: Arc::new(BlockCache::new(DEFAULT_CACHE_BYTES)),
             db,
             root,
         })
@@ -94,6 +98,16 @@ impl Store {
     /// The store folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where dataset block files live.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The cache of dataset blocks for point reads.
+    pub fn block_cache(&self) -> Arc<BlockCache> {
+        self.block_cache.clone()
     }
 
     /// Where installed models live.

@@ -1100,3 +1100,26 @@ fn a_runtime_stack_far_above_the_callers_thread_stack_still_traps_cleanly() {
     assert_eq!(failure.kind, "stack-overflow");
     assert_eq!(failure.limit, Some(8192 * 1024));
 }
+
+// ---------------------------------------------------------------------------
+// A damaged store
+
+#[test]
+fn a_damaged_block_file_fails_the_run_by_name_and_keeps_no_leads() {
+    let store = host();
+    let file = store.path().join("data/people/1/0-0.blk");
+    let good = std::fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    // A byte of a record (past the frame and block headers).
+    let at = bad.len() - 40;
+    bad[at] ^= 0x20;
+    std::fs::write(&file, &bad).unwrap();
+    let out = jiandu(store.path()).args(["run", "good"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}\n{err}", stdout(&out));
+    assert!(err.contains("0-0.blk") && err.contains("corrupt"), "{err}");
+    assert!(leads(store.path(), "good", true).is_empty());
+    // Restored, the same store runs and its ledger (with the failed run) verifies.
+    std::fs::write(&file, &good).unwrap();
+    good_run_still_works(store.path());
+}

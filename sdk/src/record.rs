@@ -124,7 +124,33 @@ impl std::error::Error for EncodeError {}
 /// field as absent (not sent to the model), which differs from
 /// `Some(Value::Null)`.
 pub fn encode_into(out: &mut Vec<u8>, values: &[Option<Value<'_>>]) -> Result<(), EncodeError> {
-    let n = values.len();
+    encode_with(out, values.len(), |i| match values[i] {
+        Some(v) => Part::Value(v),
+        None => Part::Absent,
+    })
+}
+
+/// One field of a record being encoded by [`encode_parts_into`].
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// Not sent (offset 0).
+    Absent,
+    Value(Value<'a>),
+    /// A value already encoded, as [`RecordRef::raw`] returns it: copied
+    /// without decoding.
+    Raw(&'a [u8]),
+}
+
+/// Encodes one record from parts, in field order.
+pub fn encode_parts_into(out: &mut Vec<u8>, parts: &[Part<'_>]) -> Result<(), EncodeError> {
+    encode_with(out, parts.len(), |i| parts[i])
+}
+
+fn encode_with<'v>(
+    out: &mut Vec<u8>,
+    n: usize,
+    part: impl Fn(usize) -> Part<'v>,
+) -> Result<(), EncodeError> {
     if n > u16::MAX as usize {
         return Err(EncodeError::TooManyFields(n));
     }
@@ -132,8 +158,21 @@ pub fn encode_into(out: &mut Vec<u8>, values: &[Option<Value<'_>>]) -> Result<()
     out.extend_from_slice(&(n as u16).to_le_bytes());
     let table = out.len();
     out.resize(table + 2 * n, 0);
-    for (i, value) in values.iter().enumerate() {
-        let Some(value) = value else { continue };
+    for i in 0..n {
+        let value = match part(i) {
+            Part::Absent => continue,
+            Part::Value(v) => v,
+            Part::Raw(bytes) => {
+                let pos = out.len() - start;
+                if pos > MAX_RECORD_BYTES {
+                    out.truncate(start);
+                    return Err(EncodeError::TooLarge(pos));
+                }
+                out[table + 2 * i..table + 2 * i + 2].copy_from_slice(&(pos as u16).to_le_bytes());
+                out.extend_from_slice(bytes);
+                continue;
+            }
+        };
         let pos = out.len() - start;
         if pos > MAX_RECORD_BYTES {
             out.truncate(start);
@@ -249,6 +288,41 @@ impl<'a> RecordRef<'a> {
     }
 }
 
+impl<'a> RecordRef<'a> {
+    /// Field `i` still encoded (tag and payload), without checking its
+    /// text: for copying it into another record. `None` when absent.
+    pub fn raw(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
+        if i >= self.n {
+            return Ok(None);
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        if off == 0 {
+            return Ok(None);
+        }
+        let len = value_len(self.bytes, off)?;
+        take(self.bytes, off, len).map(Some)
+    }
+}
+
+/// Encoded length (tag included) of the value at `off`.
+fn value_len(bytes: &[u8], off: usize) -> Result<usize, DecodeError> {
+    let tag = *bytes.get(off).ok_or(DecodeError("offset past the end"))?;
+    let at = off + 1;
+    Ok(1 + match tag {
+        NULL | FALSE | TRUE => 0,
+        INT | FLOAT => 8,
+        STR => 4 + u32::from_le_bytes(take(bytes, at, 4)?.try_into().expect("4 bytes")) as usize,
+        DEC => {
+            1 + *bytes
+                .get(at)
+                .ok_or(DecodeError("value runs past the end"))? as usize
+        }
+        DATE => 10,
+        _ => return Err(DecodeError("unknown value tag")),
+    })
+}
+
 fn take(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
     bytes
         .get(at..at.checked_add(len).ok_or(DecodeError("length overflow"))?)
@@ -313,6 +387,40 @@ mod tests {
     }
 
     #[test]
+    fn raw_values_copy_into_a_projected_record() {
+        let values = [
+            Some(Value::Str("张三")),
+            Some(Value::Int(7)),
+            Some(Value::Decimal("0.015")),
+            None,
+            Some(Value::Date("2024-01-31")),
+            Some(Value::Null),
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        assert_eq!(rec.raw(3).unwrap(), None);
+        let parts: Vec<Part<'_>> = [4, 0, 5, 2]
+            .iter()
+            .map(|&i| Part::Raw(rec.raw(i).unwrap().unwrap()))
+            .chain([Part::Value(Value::Str("x")), Part::Absent])
+            .collect();
+        let mut out = Vec::new();
+        encode_parts_into(&mut out, &parts).unwrap();
+        let projected = RecordRef::new(&out).unwrap();
+        let expect = [
+            values[4],
+            values[0],
+            values[5],
+            values[2],
+            Some(Value::Str("x")),
+            None,
+        ];
+        for (i, v) in expect.iter().enumerate() {
+            assert_eq!(projected.field(i).unwrap(), *v, "field {i}");
+        }
+    }
+
+    #[test]
     fn truncated_record_is_an_error_not_a_panic() {
         let bytes = encode(&[Some(Value::Str("hello")), Some(Value::Int(1))]).unwrap();
         for cut in 0..bytes.len() {
@@ -321,6 +429,7 @@ mod tests {
             };
             for i in 0..rec.len() {
                 let _ = rec.field(i);
+                let _ = rec.raw(i);
             }
         }
     }

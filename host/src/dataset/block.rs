@@ -1,7 +1,7 @@
 //! Block-packed storage of a dataset version.
 //!
 //! A segment of a version is a run of records sorted by primary key, packed
-//! a few thousand to a sled value:
+//! a few thousand to a block (stored in the run's file, see [`super::file`]):
 //!
 //! ```text
 //! block := n: u32 | data_offsets[n+1]: u32 | key_offsets[n+1]: u32 | data | keys
@@ -12,10 +12,6 @@
 //! re-encoding; `keys` holds each record's primary key text for gets and
 //! merges. A secondary index is a run of blocks of the same shape whose
 //! "records" are primary keys and whose keys are the indexed values.
-//!
-//! Block keys in the `blocks` tree sort by dataset, version, segment, run
-//! (0 = records, 1.. = indexes) and block number, so one range scan reads a
-//! run in order.
 
 use crate::{Error, Result};
 
@@ -137,6 +133,11 @@ impl<'a> Block<'a> {
         u32_at(self.bytes, 4 + 4 * (self.n + 1) + 4 * i) as usize
     }
 
+    /// Length of the header and records area (everything before the keys).
+    pub fn front_len(&self) -> usize {
+        self.keys_start
+    }
+
     /// The records area, as the guest receives it.
     pub fn data(&self) -> &'a [u8] {
         &self.bytes[self.data_start..self.keys_start]
@@ -168,35 +169,6 @@ impl<'a> Block<'a> {
         }
         lo
     }
-}
-
-/// The sled key of block `block` of run `run` in a segment.
-pub fn block_key(dataset: &str, version: u64, segment: u32, run: u16, block: u32) -> Vec<u8> {
-    let mut k = run_prefix(dataset, version, segment, run);
-    k.extend_from_slice(&block.to_be_bytes());
-    k
-}
-
-/// The prefix shared by all blocks of one run.
-pub fn run_prefix(dataset: &str, version: u64, segment: u32, run: u16) -> Vec<u8> {
-    let mut k = version_prefix(dataset, version);
-    k.extend_from_slice(&segment.to_be_bytes());
-    k.extend_from_slice(&run.to_be_bytes());
-    k
-}
-
-/// The prefix shared by all blocks of one dataset version.
-pub fn version_prefix(dataset: &str, version: u64) -> Vec<u8> {
-    let mut k = dataset_prefix(dataset);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-/// The prefix shared by all blocks of a dataset.
-pub fn dataset_prefix(dataset: &str) -> Vec<u8> {
-    let mut k = dataset.as_bytes().to_vec();
-    k.push(0);
-    k
 }
 
 #[cfg(test)]

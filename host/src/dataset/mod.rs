@@ -7,16 +7,20 @@
 //! too, so a run can be reproduced on the exact data it read.
 
 pub mod block;
+pub mod file;
 pub mod ingest;
 pub mod schema;
 pub mod view;
 
 use crate::{Error, Result, Store};
 use block::{Block, BlockBuilder, BLOCK_RECORDS};
+use file::{BlockCache, OpenFiles, RunFile, RunWriter};
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Run number of the record blocks in a segment; indexes follow from 1.
 const RECORDS_RUN: u16 = 0;
@@ -73,6 +77,8 @@ pub struct SegmentInfo {
     pub records: u64,
     /// First key of each record block: the sparse index for gets.
     pub first_keys: Vec<String>,
+    /// End offset of each record block in the segment's file.
+    pub ends: Vec<u64>,
     /// Secondary indexes by name.
     pub indexes: BTreeMap<String, IndexRun>,
 }
@@ -83,6 +89,8 @@ pub struct IndexRun {
     pub run: u16,
     pub field: String,
     pub first_values: Vec<String>,
+    /// End offset of each block in the index's file.
+    pub ends: Vec<u64>,
 }
 
 fn head_key(name: &str) -> String {
@@ -188,66 +196,61 @@ pub fn write_version(
             ));
         }
     }
-    // Blocks of a version whose ingest was interrupted before the switch.
-    for item in store
-        .blocks
-        .scan_prefix(block::version_prefix(name, version))
-        .keys()
-    {
-        store.blocks.remove(item?)?;
+    // Files of a version whose ingest was interrupted before the switch.
+    let data = store.data_dir();
+    let dir = file::version_dir(&data, name, version);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     let segment_digest = content_digest(&head.schema, &rows.rows);
     let segment_id = base
         .as_ref()
         .and_then(|b| b.segments.iter().map(|s| s.id).max())
         .map_or(0, |m| m + 1);
-    let mut batch = sled::Batch::default();
-    let first_keys = write_run(
-        &mut batch,
-        name,
-        version,
-        segment_id,
-        RECORDS_RUN,
+    let (first_keys, ends) = write_run(
+        file::run_path(&data, name, version, segment_id, RECORDS_RUN),
         rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
-    );
+    )?;
     let mut indexes = BTreeMap::new();
     for (i, (index, field)) in head.schema.indexes.iter().enumerate() {
         let run = (i + 1) as u16;
         let entries = rows.indexes.get(index).map(Vec::as_slice).unwrap_or(&[]);
-        let first_values = write_run(
-            &mut batch,
-            name,
-            version,
-            segment_id,
-            run,
+        let (first_values, ends) = write_run(
+            file::run_path(&data, name, version, segment_id, run),
             entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
-        );
+        )?;
         indexes.insert(
             index.clone(),
             IndexRun {
                 run,
                 field: field.clone(),
                 first_values,
+                ends,
             },
         );
     }
-    store.blocks.apply_batch(batch)?;
-    store.blocks.flush()?;
+    // The files, and their names in the folders, are durable before the
+    // metadata that points at them is written.
+    file::sync_dir(&dir)?;
+    for d in [dir.parent(), dir.parent().and_then(|p| p.parent())]
+        .into_iter()
+        .flatten()
+    {
+        file::sync_dir(d)?;
+    }
     let new_segment = SegmentInfo {
         id: segment_id,
         stored_in: None,
         records: rows.rows.len() as u64,
         first_keys,
+        ends,
         indexes,
     };
     let (segments, records, digest) = match &base {
         None => (vec![new_segment], rows.rows.len() as u64, segment_digest),
         Some(b) => {
-            let reader = VersionReader {
-                blocks: store.blocks.clone(),
-                name: name.to_string(),
-                info: b.clone(),
-            };
+            let reader = VersionReader::new(store, name, b.clone());
             let mut replaced = 0u64;
             for (k, _) in &rows.rows {
                 if reader.get(k)?.is_some() {
@@ -290,43 +293,36 @@ pub fn write_version(
     Ok(info)
 }
 
-/// Writes one sorted run into blocks; returns the first key of each block.
+/// Writes one sorted run into the blocks of a file; returns the first key
+/// of each block and where each block ends.
 fn write_run<'a>(
-    batch: &mut sled::Batch,
-    name: &str,
-    version: u64,
-    segment: u32,
-    run: u16,
+    path: PathBuf,
     items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Vec<String> {
+) -> Result<(Vec<String>, Vec<u64>)> {
+    let mut out = RunWriter::create(path)?;
     let mut first_keys = Vec::new();
     let mut builder = BlockBuilder::new();
-    let mut flush = |builder: &mut BlockBuilder, first_keys: &mut Vec<String>| {
-        let n = first_keys.len() as u32 - 1;
-        batch.insert(
-            block::block_key(name, version, segment, run, n),
-            builder.finish(),
-        );
-    };
     for (key, value) in items {
         if builder.is_empty() {
             first_keys.push(String::from_utf8_lossy(key).into_owned());
         }
         builder.push(key, value);
         if builder.len() == BLOCK_RECORDS {
-            flush(&mut builder, &mut first_keys);
+            out.push(&builder.finish())?;
         }
     }
     if !builder.is_empty() {
-        flush(&mut builder, &mut first_keys);
+        out.push(&builder.finish())?;
     }
-    first_keys
+    Ok((first_keys, out.finish()?))
 }
 
 /// Reads one version of a dataset.
 #[derive(Clone)]
 pub struct VersionReader {
-    blocks: sled::Tree,
+    data: PathBuf,
+    files: Arc<OpenFiles>,
+    cache: Arc<BlockCache>,
     name: String,
     pub info: VersionInfo,
 }
@@ -339,11 +335,17 @@ impl VersionReader {
             .current_version()
             .cloned()
             .ok_or_else(|| Error::dataset(name, "has no data yet; ingest a file first"))?;
-        Ok(VersionReader {
-            blocks: store.blocks.clone(),
+        Ok(VersionReader::new(store, name, info))
+    }
+
+    fn new(store: &Store, name: &str, info: VersionInfo) -> VersionReader {
+        VersionReader {
+            data: store.data_dir(),
+            files: Arc::default(),
+            cache: store.block_cache(),
             name: name.to_string(),
             info,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -359,27 +361,31 @@ impl VersionReader {
             .collect()
     }
 
+    /// The file of run `run` (records or an index) of `seg`, open.
+    fn run_file(&self, seg: &SegmentInfo, run: u16) -> Result<Arc<RunFile>> {
+        let ends = if run == RECORDS_RUN {
+            &seg.ends
+        } else {
+            &seg.indexes
+                .values()
+                .find(|i| i.run == run)
+                .ok_or_else(|| Error::dataset(&self.name, format!("has no index run {run}")))?
+                .ends
+        };
+        let stored_in = seg.stored_in.unwrap_or(self.info.version);
+        let path = file::run_path(&self.data, &self.name, stored_in, seg.id, run);
+        self.files.get(path, ends)
+    }
+
+    /// One segment's whole record blocks, in key order, one at a time.
     fn segment_blocks(
         &self,
         seg: &SegmentInfo,
-    ) -> impl Iterator<Item = Result<sled::IVec>> + Send + 'static {
-        let prefix = block::run_prefix(
-            &self.name,
-            seg.stored_in.unwrap_or(self.info.version),
-            seg.id,
-            RECORDS_RUN,
-        );
-        self.blocks
-            .scan_prefix(prefix)
-            .values()
-            .map(|v| v.map_err(Error::from))
-    }
-
-    /// Record blocks in key order, for a version of one segment.
-    pub fn blocks(&self) -> impl Iterator<Item = Result<sled::IVec>> + Send + 'static {
-        let segs: Vec<SegmentInfo> = self.info.segments.clone();
-        let me = self.clone();
-        segs.into_iter().flat_map(move |s| me.segment_blocks(&s))
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+        match self.run_file(seg, RECORDS_RUN) {
+            Ok(f) => Box::new((0..f.len()).map(move |n| f.read_block(n))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     /// The records `view` lets a model see, as flat batches in key order.
@@ -397,37 +403,39 @@ impl VersionReader {
             .collect();
         let view = view.clone();
         if segs.len() <= 1 {
-            let blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send> = match segs.first() {
-                Some(s) => Box::new(self.segment_blocks(s)),
-                None => Box::new(std::iter::empty()),
+            // One segment: each block's records area is read (and checked)
+            // straight into the batch; the keys stay on disk.
+            let Some(seg) = segs.first() else {
+                return Box::new(std::iter::empty());
             };
-            return Box::new(blocks.map(move |b| {
-                let bytes = b?;
-                let block = Block::parse(&bytes)?;
-                view.batch(&block).map_err(Error::Other)
-            }));
+            return match self.run_file(seg, RECORDS_RUN) {
+                Ok(f) => Box::new((0..f.len()).map(move |n| {
+                    let (data, offsets) = f.read_records(n)?;
+                    view.project(data, offsets).map_err(Error::Other)
+                })),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
         }
         let sources = segs
             .iter()
-            .map(|s| SegmentCursor::new(Box::new(self.segment_blocks(s))))
+            .map(|s| SegmentCursor::new(self.segment_blocks(s)))
             .collect();
         Box::new(MergedBatches { sources, view })
     }
-    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<sled::IVec> {
-        let stored_in = seg.stored_in.unwrap_or(self.info.version);
-        self.blocks
-            .get(block::block_key(
-                &self.name, stored_in, seg.id, run, n as u32,
-            ))?
-            .ok_or_else(|| {
-                Error::dataset(
-                    &self.name,
-                    format!(
-                        "version {} is missing block {n} of run {run}",
-                        self.info.version
-                    ),
-                )
-            })
+
+    /// Block `n` of a run, through the store's block cache.
+    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<Arc<Vec<u8>>> {
+        let f = self.run_file(seg, run)?;
+        if n >= f.len() {
+            return Err(Error::dataset(
+                &self.name,
+                format!(
+                    "version {} is missing block {n} of run {run}",
+                    self.info.version
+                ),
+            ));
+        }
+        self.cache.block(&f, n)
     }
 
     /// The record with key `key` in one segment only.
@@ -461,14 +469,10 @@ impl VersionReader {
 
     /// (value, primary key) entries of one segment's index, in order.
     fn segment_index(&self, seg: &SegmentInfo, run: &IndexRun) -> Result<Vec<(String, String)>> {
-        let stored_in = seg.stored_in.unwrap_or(self.info.version);
+        let f = self.run_file(seg, run.run)?;
         let mut out = Vec::new();
-        for item in self
-            .blocks
-            .scan_prefix(block::run_prefix(&self.name, stored_in, seg.id, run.run))
-            .values()
-        {
-            let bytes = item?;
+        for n in 0..f.len() {
+            let bytes = f.read_block(n)?;
             let block = Block::parse(&bytes)?;
             for i in 0..block.len() {
                 out.push((
@@ -573,13 +577,13 @@ pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
 
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {
-    blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send>,
-    current: Option<sled::IVec>,
+    blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
+    current: Option<Vec<u8>>,
     next: usize,
 }
 
 impl SegmentCursor {
-    fn new(blocks: Box<dyn Iterator<Item = Result<sled::IVec>> + Send>) -> Self {
+    fn new(blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>) -> Self {
         SegmentCursor {
             blocks,
             current: None,

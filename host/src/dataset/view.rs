@@ -4,10 +4,9 @@
 //! When a model sees every field in clear, blocks go to it exactly as stored;
 //! otherwise each record is re-encoded with only the visible fields.
 
-use super::block::Block;
 use super::schema::Schema;
 use crate::mask::{mask, PersonalKind};
-use jiandu_sdk::record::{encode_into, RecordRef, Value};
+use jiandu_sdk::record::{encode_parts_into, Part, RecordRef, Value};
 
 #[derive(Debug, Clone, Copy)]
 enum Action {
@@ -77,48 +76,59 @@ impl View {
         self.passthrough
     }
 
-    /// One record as the model sees it.
+    /// One record as the model sees it. Kept fields are copied still
+    /// encoded; only masked fields are decoded (and re-encoded as text).
     pub fn record(&self, stored: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         if self.passthrough {
             out.extend_from_slice(stored);
             return Ok(());
         }
         let rec = RecordRef::new(stored).map_err(|e| e.to_string())?;
-        let mut masked: Vec<Option<String>> = Vec::with_capacity(self.actions.len());
+        // The masked texts first (one per masked field, in order; no
+        // allocation when nothing is masked), so that parts can borrow them.
+        let mut masked = Vec::new();
         for a in &self.actions {
-            masked.push(match *a {
-                Action::Mask(i, kind) => match rec.field(i).map_err(|e| e.to_string())? {
+            if let Action::Mask(i, kind) = *a {
+                masked.push(match rec.field(i).map_err(|e| e.to_string())? {
                     Some(Value::Null) | None => None,
                     Some(v) => Some(mask(kind, &v.to_string())),
+                });
+            }
+        }
+        let mut masked = masked.iter();
+        let mut parts = Vec::with_capacity(self.actions.len());
+        for a in &self.actions {
+            let i = match *a {
+                Action::Mask(i, _) => match masked.next().expect("one text per masked field") {
+                    Some(text) => {
+                        parts.push(Part::Value(Value::Str(text)));
+                        continue;
+                    }
+                    None => i,
                 },
-                Action::Keep(_) => None,
+                Action::Keep(i) => i,
+            };
+            parts.push(match rec.raw(i).map_err(|e| e.to_string())? {
+                Some(raw) => Part::Raw(raw),
+                None => Part::Absent,
             });
         }
-        let mut values = Vec::with_capacity(self.actions.len());
-        for (a, m) in self.actions.iter().zip(&masked) {
-            values.push(match (a, m) {
-                (Action::Mask(..), Some(text)) => Some(Value::Str(text.as_str())),
-                (Action::Mask(i, _), None) | (Action::Keep(i), _) => {
-                    rec.field(*i).map_err(|e| e.to_string())?
-                }
-            });
-        }
-        encode_into(out, &values).map_err(|e| e.to_string())
+        encode_parts_into(out, &parts).map_err(|e| e.to_string())
     }
 
-    /// A stored block as the model's batch: (data, offsets).
-    pub fn batch(&self, block: &Block<'_>) -> Result<(Vec<u8>, Vec<u32>), String> {
+    /// A block's records area and offsets as the model's batch.
+    pub fn project(&self, data: Vec<u8>, offsets: Vec<u32>) -> Result<(Vec<u8>, Vec<u32>), String> {
         if self.passthrough {
-            return Ok((block.data().to_vec(), block.offsets()));
+            return Ok((data, offsets));
         }
-        let mut data = Vec::with_capacity(block.data().len());
-        let mut offsets = Vec::with_capacity(block.len() + 1);
-        offsets.push(0);
-        for i in 0..block.len() {
-            self.record(block.record(i), &mut data)?;
-            offsets.push(data.len() as u32);
+        let mut out = Vec::with_capacity(data.len());
+        let mut out_offsets = Vec::with_capacity(offsets.len());
+        out_offsets.push(0);
+        for w in offsets.windows(2) {
+            self.record(&data[w[0] as usize..w[1] as usize], &mut out)?;
+            out_offsets.push(out.len() as u32);
         }
-        Ok((data, offsets))
+        Ok((out, out_offsets))
     }
 }
 
