@@ -34,22 +34,77 @@ pub fn from_record<'de, T: de::Deserialize<'de>>(
     names: &'de [String],
     bytes: &'de [u8],
 ) -> Result<T, DeError> {
-    let rec = RecordRef::new(bytes)?;
-    T::deserialize(RecordDeserializer { names, rec })
+    from_record_with(names, bytes, &mut FieldPlan::default())
 }
 
-struct RecordDeserializer<'de> {
+/// Which of a dataset's fields a struct names, worked out from the first
+/// record and reused for the rest of a scan: the others are skipped
+/// without handing their names to the struct.
+#[derive(Default)]
+pub struct FieldPlan {
+    /// The struct's field list (serde's `FIELDS`, by address) and the
+    /// record positions of the fields it names (`None`: all of them).
+    plan: Option<(usize, usize, Option<Vec<usize>>)>,
+}
+
+impl FieldPlan {
+    fn positions(&mut self, names: &[String], fields: &'static [&'static str]) -> Option<&[usize]> {
+        let id = (fields.as_ptr() as usize, fields.len());
+        if self.plan.as_ref().is_none_or(|(p, n, _)| (*p, *n) != id) {
+            let wanted: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| fields.contains(&n.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            let wanted = (wanted.len() < names.len()).then_some(wanted);
+            self.plan = Some((id.0, id.1, wanted));
+        }
+        self.plan.as_ref().expect("just set").2.as_deref()
+    }
+}
+
+/// [`from_record`] reusing `plan` from record to record of one scan.
+pub fn from_record_with<'de, T: de::Deserialize<'de>>(
+    names: &'de [String],
+    bytes: &'de [u8],
+    plan: &mut FieldPlan,
+) -> Result<T, DeError> {
+    let rec = RecordRef::new(bytes)?;
+    T::deserialize(RecordDeserializer { names, rec, plan })
+}
+
+struct RecordDeserializer<'de, 'p> {
     names: &'de [String],
     rec: RecordRef<'de>,
+    plan: &'p mut FieldPlan,
 }
 
-impl<'de> de::Deserializer<'de> for RecordDeserializer<'de> {
+impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_map(Fields {
             names: self.names,
             rec: self.rec,
+            positions: None,
+            next: 0,
+            pending: None,
+        })
+    }
+
+    /// A struct: only the fields it names are visited.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let positions = self.plan.positions(self.names, fields);
+        visitor.visit_map(Fields {
+            names: self.names,
+            rec: self.rec,
+            positions,
             next: 0,
             pending: None,
         })
@@ -58,29 +113,37 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
+        tuple_struct map enum identifier ignored_any
     }
 }
 
-struct Fields<'de> {
+struct Fields<'de, 'p> {
     names: &'de [String],
     rec: RecordRef<'de>,
+    /// The record positions to visit (all when `None`).
+    positions: Option<&'p [usize]>,
     next: usize,
     /// The field whose key was just handed out; its value is decoded only
     /// if the author's type reads it.
     pending: Option<usize>,
 }
 
-impl<'de> MapAccess<'de> for Fields<'de> {
+impl<'de> MapAccess<'de> for Fields<'de, '_> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        let count = self.names.len().min(self.rec.len());
+        let count = match self.positions {
+            Some(p) => p.len(),
+            None => self.names.len().min(self.rec.len()),
+        };
         while self.next < count {
-            let i = self.next;
+            let i = match self.positions {
+                Some(p) => p[self.next],
+                None => self.next,
+            };
             self.next += 1;
             if self.rec.has(i) {
                 self.pending = Some(i);

@@ -305,6 +305,45 @@ impl<'a> RecordRef<'a> {
     }
 }
 
+/// Appends the record made of `rec`'s fields at `positions`, in that
+/// order, copying each value still encoded: the host's projection of a
+/// stored record onto the fields a model declared. A field absent in `rec`
+/// stays absent.
+pub fn project_into(
+    out: &mut Vec<u8>,
+    rec: &RecordRef<'_>,
+    positions: &[usize],
+) -> Result<(), DecodeError> {
+    let start = out.len();
+    let n = positions.len();
+    out.extend_from_slice(&(n as u16).to_le_bytes());
+    let table = out.len();
+    out.resize(table + 2 * n, 0);
+    for (slot, &i) in positions.iter().enumerate() {
+        match rec.raw(i) {
+            Ok(Some(raw)) => {
+                // A subset of a record's values, under a table no longer
+                // than its own, fits wherever the record did; a stored
+                // record larger than that is refused here.
+                let pos = out.len() - start;
+                if pos + raw.len() > MAX_RECORD_BYTES {
+                    out.truncate(start);
+                    return Err(DecodeError("record larger than its encoding allows"));
+                }
+                out[table + 2 * slot..table + 2 * slot + 2]
+                    .copy_from_slice(&(pos as u16).to_le_bytes());
+                out.extend_from_slice(raw);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Encoded length (tag included) of the value at `off`.
 fn value_len(bytes: &[u8], off: usize) -> Result<usize, DecodeError> {
     let tag = *bytes.get(off).ok_or(DecodeError("offset past the end"))?;
@@ -421,6 +460,26 @@ mod tests {
     }
 
     #[test]
+    fn projection_copies_the_chosen_fields_in_order() {
+        let values = [
+            Some(Value::Str("a")),
+            None,
+            Some(Value::Int(3)),
+            Some(Value::Decimal("1.50")),
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        let mut out = b"prefix".to_vec();
+        project_into(&mut out, &rec, &[3, 1, 0]).unwrap();
+        let projected = RecordRef::new(&out[6..]).unwrap();
+        assert_eq!(projected.len(), 3);
+        assert_eq!(projected.field(0).unwrap(), values[3]);
+        assert_eq!(projected.field(1).unwrap(), None);
+        assert_eq!(projected.field(2).unwrap(), values[0]);
+        assert_eq!(out[6..], encode(&[values[3], None, values[0]]).unwrap()[..]);
+    }
+
+    #[test]
     fn truncated_record_is_an_error_not_a_panic() {
         let bytes = encode(&[Some(Value::Str("hello")), Some(Value::Int(1))]).unwrap();
         for cut in 0..bytes.len() {
@@ -431,6 +490,7 @@ mod tests {
                 let _ = rec.field(i);
                 let _ = rec.raw(i);
             }
+            let _ = project_into(&mut Vec::new(), &rec, &[0, 1, 0]);
         }
     }
 

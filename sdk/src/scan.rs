@@ -2,7 +2,7 @@
 
 use crate::backend::Batch;
 use crate::context::Shared;
-use crate::de::from_record;
+use crate::de::{from_record_with, FieldPlan};
 use crate::{Error, Result};
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
@@ -19,6 +19,7 @@ pub struct Scan<T> {
     batch: Batch,
     next: usize,
     done: bool,
+    plan: FieldPlan,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -32,6 +33,7 @@ impl<T: DeserializeOwned> Scan<T> {
             batch: Batch::default(),
             next: 0,
             done: false,
+            plan: FieldPlan::default(),
             _t: PhantomData,
         }
     }
@@ -78,7 +80,7 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
         let Some(bytes) = self.batch.record(i) else {
             return self.fail("bad batch offsets");
         };
-        match from_record(&self.names, bytes) {
+        match from_record_with(&self.names, bytes, &mut self.plan) {
             Ok(t) => Some(Ok(t)),
             Err(e) => self.fail(e),
         }

@@ -201,16 +201,24 @@ impl RunFile {
     /// The records area of block `n` and its record offsets (n + 1, from
     /// 0), checked; the keys are not read.
     pub fn read_records(&self, n: usize) -> Result<(Vec<u8>, Vec<u32>)> {
+        let mut data = Vec::new();
+        let offsets = self.read_records_into(n, &mut data)?;
+        Ok((data, offsets))
+    }
+
+    /// [`RunFile::read_records`] into `data` (resized to fit; a buffer
+    /// reused from block to block is not cleared first).
+    pub fn read_records_into(&self, n: usize, data: &mut Vec<u8>) -> Result<Vec<u32>> {
         let f = self.frame(n)?;
         let header_len = 4 + 8 * (f.n + 1);
         let mut header = vec![0u8; header_len];
-        let mut data = vec![0u8; f.front - header_len];
+        data.resize(f.front - header_len, 0);
         let at = f.start + FRAME_HEADER as u64;
         self.read_at(&mut header, at)?;
-        self.read_at(&mut data, at + header_len as u64)?;
+        self.read_at(data, at + header_len as u64)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
-        crc.update(&data);
+        crc.update(data);
         if crc.finalize() != f.crc_front || le32(&header, 0) as usize != f.n {
             return Err(self.corrupt(n, "checksum mismatch"));
         }
@@ -221,7 +229,7 @@ impl RunFile {
         {
             return Err(self.corrupt(n, "record offsets out of order"));
         }
-        Ok((data, offsets))
+        Ok(offsets)
     }
 }
 

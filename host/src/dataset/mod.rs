@@ -391,7 +391,16 @@ impl VersionReader {
     /// The records `view` lets a model see, as flat batches in key order.
     /// With `seen`, only segments not in it (records added since). Several
     /// segments are merged by key, the newest record winning.
+    ///
+    /// The batches are prepared on a thread of their own (reading, checking
+    /// and projecting the next block while the model works on this one),
+    /// at most [`READ_AHEAD`] ahead.
     pub fn batches(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
+        read_ahead(self.batches_here(view, seen))
+    }
+
+    /// [`VersionReader::batches`] on the caller's thread.
+    fn batches_here(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
         let ids = self.segment_ids();
         let segs: Vec<SegmentInfo> = self
             .info
@@ -409,10 +418,16 @@ impl VersionReader {
                 return Box::new(std::iter::empty());
             };
             return match self.run_file(seg, RECORDS_RUN) {
-                Ok(f) => Box::new((0..f.len()).map(move |n| {
-                    let (data, offsets) = f.read_records(n)?;
-                    view.project(data, offsets).map_err(Error::Other)
-                })),
+                Ok(f) if view.is_passthrough() => {
+                    Box::new((0..f.len()).map(move |n| f.read_records(n)))
+                }
+                Ok(f) => {
+                    let mut scratch = Vec::new();
+                    Box::new((0..f.len()).map(move |n| {
+                        let offsets = f.read_records_into(n, &mut scratch)?;
+                        view.project_copy(&scratch, &offsets).map_err(Error::Other)
+                    }))
+                }
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
         }
@@ -574,6 +589,32 @@ pub fn join_key<S: AsRef<str>>(parts: &[S]) -> String {
 
 /// Batches of a scan: (records, offsets) as the model receives them.
 pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
+
+/// Batches a scan prepares ahead of the model.
+pub const READ_AHEAD: usize = 2;
+
+/// `batches` produced on a thread of their own. The thread ends after the
+/// last batch or the first error, or when the scan is dropped (its next
+/// send fails). A thread that cannot be started is the scan's error.
+fn read_ahead(mut batches: Batches) -> Batches {
+    let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("jiandu-read-ahead".into())
+        .spawn(move || {
+            for batch in batches.by_ref() {
+                let failed = batch.is_err();
+                if tx.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Box::new(rx.into_iter()),
+        Err(e) => Box::new(std::iter::once(Err(Error::Other(format!(
+            "cannot start a thread to read the dataset: {e}"
+        ))))),
+    }
+}
 
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {

@@ -6,7 +6,7 @@
 
 use super::schema::Schema;
 use crate::mask::{mask, PersonalKind};
-use jiandu_sdk::record::{encode_parts_into, Part, RecordRef, Value};
+use jiandu_sdk::record::{encode_parts_into, project_into, Part, RecordRef, Value};
 
 #[derive(Debug, Clone, Copy)]
 enum Action {
@@ -20,6 +20,8 @@ pub struct View {
     names: Vec<String>,
     actions: Vec<Action>,
     passthrough: bool,
+    /// When nothing is masked: the stored positions of the visible fields.
+    kept: Option<Vec<usize>>,
 }
 
 impl View {
@@ -59,10 +61,18 @@ impl View {
         }
         let passthrough = actions.len() == schema.fields.len()
             && actions.iter().all(|a| matches!(a, Action::Keep(_)));
+        let kept = actions
+            .iter()
+            .map(|a| match a {
+                Action::Keep(i) => Some(*i),
+                Action::Mask(..) => None,
+            })
+            .collect();
         Ok(View {
             names,
             actions,
             passthrough,
+            kept,
         })
     }
 
@@ -84,6 +94,9 @@ impl View {
             return Ok(());
         }
         let rec = RecordRef::new(stored).map_err(|e| e.to_string())?;
+        if let Some(kept) = &self.kept {
+            return project_into(out, &rec, kept).map_err(|e| e.to_string());
+        }
         // The masked texts first (one per masked field, in order; no
         // allocation when nothing is masked), so that parts can borrow them.
         let mut masked = Vec::new();
@@ -121,6 +134,15 @@ impl View {
         if self.passthrough {
             return Ok((data, offsets));
         }
+        self.project_copy(&data, &offsets)
+    }
+
+    /// [`View::project`] of borrowed records (always a copy).
+    pub fn project_copy(
+        &self,
+        data: &[u8],
+        offsets: &[u32],
+    ) -> Result<(Vec<u8>, Vec<u32>), String> {
         let mut out = Vec::with_capacity(data.len());
         let mut out_offsets = Vec::with_capacity(offsets.len());
         out_offsets.push(0);
