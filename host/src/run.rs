@@ -9,10 +9,13 @@
 
 use crate::catalog::{self, Installed};
 use crate::dataset::{view::View, SegmentId, VersionReader};
+use crate::leads::Applied;
 use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
 use crate::runtime::{Access, Failure, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
+use sled::transaction::ConflictableTransactionError;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -174,27 +177,11 @@ pub fn execute_installed(
             ledger::append(store, &draft(Kind::RunFinished, &record))?
         }
         None => {
-            let changes = crate::leads::plan(
-                store,
-                &manifest.name,
-                &manifest.version,
-                &run_id,
-                &finished.session.leads,
-            )?;
             record.outcome = Outcome::Succeeded;
             record.leads_count = Some(finished.session.leads.len() as u64);
             record.leads_digest = Some(crate::leads::digest(&finished.session.leads));
             let d = draft(Kind::RunFinished, &record);
-            let entry = ledger::append_with(store, &d, &store.leads, |leads, meta| {
-                crate::leads::apply_in(leads, &changes)?;
-                for (key, segments) in &cursors {
-                    meta.insert(
-                        key.as_bytes(),
-                        serde_json::to_vec(segments).expect("cursor serializes"),
-                    )?;
-                }
-                Ok(())
-            })?;
+            let (entry, changes) = commit(store, &d, &finished.session.leads, &cursors)?;
             counts = (changes.new, changes.open, changes.resolved);
             entry
         }
@@ -231,6 +218,71 @@ pub fn execute_installed(
         logs: finished.session.logs,
     };
     Ok(report)
+}
+
+/// How many times a run plans its leads again because other runs of the
+/// same model kept committing first.
+const COMMIT_TRIES: usize = 8;
+
+/// Commits a successful run: its leads, its cursors and its `run-finished`
+/// entry `finished`, in one transaction. The leads are planned outside the
+/// transaction; when another run of the model commits in between, the plan
+/// is stale and is made again.
+fn commit(
+    store: &Store,
+    finished: &Draft,
+    emitted: &BTreeMap<String, jiandu_sdk::LeadData>,
+    cursors: &Cursors,
+) -> Result<(Entry, crate::leads::Changes)> {
+    let model = &finished.run.model.name;
+    let model_version = &finished.run.model.version;
+    let run_id = &finished.run.run_id;
+    for _ in 0..COMMIT_TRIES {
+        let planned = Instant::now();
+        let changes = crate::leads::plan(store, model, model_version, run_id, emitted)?;
+        let planned = planned.elapsed();
+        let committed = Instant::now();
+        let stale = Cell::new(false);
+        let result = ledger::append_with(store, finished, &store.leads, |leads, meta| {
+            if crate::leads::apply_in(leads, meta, &changes)? == Applied::Stale {
+                stale.set(true);
+                return Err(ConflictableTransactionError::Abort(Error::Leads(format!(
+                    "another run of {model} committed its leads first"
+                ))));
+            }
+            for (key, segments) in cursors {
+                meta.insert(
+                    key.as_bytes(),
+                    serde_json::to_vec(segments).expect("cursor serializes"),
+                )?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(entry) => {
+                tracing::debug!(
+                    "run {run_id}: {} lead records written (new {}, open {}, resolved {}); \
+                     planned in {planned:.2?}, committed in {:.2?}",
+                    changes.writes(),
+                    changes.new,
+                    changes.open,
+                    changes.resolved,
+                    committed.elapsed()
+                );
+                return Ok((entry, changes));
+            }
+            Err(_) if stale.get() => {
+                tracing::debug!(
+                    "run {run_id}: another run of {model} committed first; planning again"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Leads(format!(
+        "run {run_id} of {model}: other runs of the model kept committing first; \
+         {COMMIT_TRIES} tries, nothing committed"
+    )))
 }
 
 /// The ledger's reference to an installed model, with its publisher when

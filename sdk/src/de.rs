@@ -48,19 +48,25 @@ pub struct FieldPlan {
 }
 
 impl FieldPlan {
+    #[inline]
     fn positions(&mut self, names: &[String], fields: &'static [&'static str]) -> Option<&[usize]> {
         let id = (fields.as_ptr() as usize, fields.len());
-        if self.plan.as_ref().is_none_or(|(p, n, _)| (*p, *n) != id) {
-            let wanted: Vec<usize> = names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| fields.contains(&n.as_str()))
-                .map(|(i, _)| i)
-                .collect();
-            let wanted = (wanted.len() < names.len()).then_some(wanted);
-            self.plan = Some((id.0, id.1, wanted));
+        if !matches!(&self.plan, Some((p, n, _)) if (*p, *n) == id) {
+            self.replan(names, fields, id);
         }
-        self.plan.as_ref().expect("just set").2.as_deref()
+        self.plan.as_ref().and_then(|(_, _, w)| w.as_deref())
+    }
+
+    #[cold]
+    fn replan(&mut self, names: &[String], fields: &'static [&'static str], id: (usize, usize)) {
+        let wanted: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| fields.contains(&n.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let wanted = (wanted.len() < names.len()).then_some(wanted);
+        self.plan = Some((id.0, id.1, wanted));
     }
 }
 
