@@ -9,7 +9,7 @@ use jiandu_sdk::record::{encode_into, Value};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -117,8 +117,13 @@ pub struct Report {
 pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<Report> {
     let head = super::require_head(store, name)?;
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    let parsed = parse(&head.schema, path, &bytes, opts)?;
-    let source_sha256 = hex::encode(Sha256::digest(&bytes));
+    // Hashing a large file takes a while: do it beside the parse.
+    let (parsed, source_sha256) = std::thread::scope(|scope| {
+        let sha256 = scope.spawn(|| hex::encode(Sha256::digest(&bytes)));
+        let parsed = parse(&head.schema, path, &bytes, opts);
+        (parsed, sha256.join().expect("hashing does not panic"))
+    });
+    let parsed = parsed?;
     let version = super::write_version(
         store,
         name,
@@ -157,6 +162,33 @@ struct Problems {
 }
 
 impl Problems {
+    fn new(max: usize) -> Self {
+        Problems {
+            max,
+            errors: Vec::new(),
+            total: 0,
+            warnings: Vec::new(),
+            warning_count: 0,
+        }
+    }
+
+    /// Adds the problems of rows that follow, numbered from their own part
+    /// of the file: `line_offset` lines precede it.
+    fn append(&mut self, other: Problems, line_offset: u64) {
+        let shift = |mut e: RowError| {
+            e.line += line_offset;
+            e
+        };
+        let room = self.max - self.errors.len();
+        self.errors
+            .extend(other.errors.into_iter().take(room).map(shift));
+        self.total += other.total;
+        let room = self.max - self.warnings.len();
+        self.warnings
+            .extend(other.warnings.into_iter().take(room).map(shift));
+        self.warning_count += other.warning_count;
+    }
+
     fn error(&mut self, line: u64, field: Option<&str>, reason: String) {
         self.total += 1;
         if self.errors.len() < self.max {
@@ -186,18 +218,17 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
         .format
         .or_else(|| Format::from_path(path))
         .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl|xlsx"))?;
-    let mut problems = Problems {
-        max: opts.max_errors,
-        errors: Vec::new(),
-        total: 0,
-        warnings: Vec::new(),
-        warning_count: 0,
-    };
+    let mut problems = Problems::new(opts.max_errors);
     let mut builder = RowBuilder::new(schema);
     match format {
         Format::Csv => {
             let text = decode_text(path, bytes, opts.encoding)?;
-            read_csv(schema, path, &text, &mut builder, &mut problems)?;
+            let parts = if text.len() < PARALLEL_CSV_BYTES {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, usize::from)
+            };
+            read_csv(schema, path, &text, parts, &mut builder, &mut problems)?;
         }
         Format::Jsonl => {
             let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
@@ -248,17 +279,22 @@ pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Resu
     }
 }
 
+/// CSV text at least this large is read by a thread per core.
+const PARALLEL_CSV_BYTES: usize = 4 << 20;
+
+/// Reads CSV text, in up to `parts` parts read by threads of their own
+/// (see [`split_lines`]); rows, problems and line numbers are the same as
+/// from one reader.
 fn read_csv(
     schema: &Schema,
     path: &Path,
     text: &str,
+    parts: usize,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
+    let parts = split_lines(text, parts);
+    let mut reader = csv_reader(parts[0], true);
     let headers = reader
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
@@ -267,6 +303,99 @@ fn read_csv(
     if problems.total > 0 {
         return Ok(());
     }
+    let (width, max_errors) = (headers.len(), problems.max);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts[1..]
+            .iter()
+            .map(|part| {
+                let columns = &columns;
+                scope.spawn(move || {
+                    let mut builder = RowBuilder::new(schema);
+                    let mut problems = Problems::new(max_errors);
+                    let mut reader = csv_reader(part, false);
+                    let read = read_rows(&mut reader, width, columns, &mut builder, &mut problems);
+                    (read, builder, problems)
+                })
+            })
+            .collect();
+        let mut read = read_rows(&mut reader, width, &columns, builder, problems);
+        for other in others {
+            let (other_read, other_builder, other_problems) =
+                other.join().expect("reading rows does not panic");
+            // Past an unreadable record the file is not read, as when one
+            // reader reads it all.
+            if read.complete {
+                let line_offset = read.lines - 1;
+                builder.append(other_builder, line_offset);
+                problems.append(other_problems, line_offset);
+                read = Read {
+                    lines: line_offset + other_read.lines,
+                    complete: other_read.complete,
+                };
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Splits CSV text into up to `parts` parts of about the same size, if it
+/// has no quotes (then every line end ends a record; else it is one part).
+/// A part starts right after the byte that ends a record (the `\r` of
+/// `\r\n`), where a reader of the whole text would start reading its next
+/// record, so that the lines a reader of the part counts add up to the
+/// same numbers.
+fn split_lines(text: &str, parts: usize) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    if parts <= 1 || bytes.contains(&b'"') {
+        return vec![text];
+    }
+    let line_end = |b: u8| b == b'\n' || b == b'\r';
+    let mut chunks = Vec::with_capacity(parts);
+    let mut start = 0;
+    for i in 1..parts {
+        let target = (bytes.len() * i / parts).max(start + 1);
+        if target >= bytes.len() {
+            break;
+        }
+        let Some(found) = bytes[target..].iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let mut end = target + found;
+        while end > start && line_end(bytes[end - 1]) {
+            end -= 1;
+        }
+        if end == start {
+            break;
+        }
+        chunks.push(&text[start..=end]);
+        start = end + 1;
+    }
+    chunks.push(&text[start..]);
+    chunks
+}
+
+fn csv_reader(text: &str, has_headers: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(has_headers)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+}
+
+/// How far a reader got: the line it stopped on, and whether that is the
+/// end of its text rather than an unreadable record.
+struct Read {
+    lines: u64,
+    complete: bool,
+}
+
+/// Reads the records of `reader`, `width` cells each, into `builder`.
+fn read_rows(
+    reader: &mut csv::Reader<&[u8]>,
+    width: usize,
+    columns: &[Option<usize>],
+    builder: &mut RowBuilder,
+    problems: &mut Problems,
+) -> Read {
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -275,26 +404,28 @@ fn read_csv(
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 problems.error(line, None, format!("unreadable CSV: {e}"));
-                break;
+                return Read {
+                    lines: line,
+                    complete: false,
+                };
             }
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.len() != headers.len() {
+        if record.len() != width {
             problems.error(
                 line,
                 None,
-                format!(
-                    "has {} columns, the header has {}",
-                    record.len(),
-                    headers.len()
-                ),
+                format!("has {} columns, the header has {width}", record.len()),
             );
             continue;
         }
         let cells: Vec<Option<&str>> = columns.iter().map(|c| c.map(|c| &record[c])).collect();
         builder.add(line, &cells, problems);
     }
-    Ok(())
+    Read {
+        lines: reader.position().line(),
+        complete: true,
+    }
 }
 
 /// Column position of each schema field, from a header row (found on
@@ -507,9 +638,108 @@ fn read_jsonl(
 struct RowBuilder<'s> {
     schema: &'s Schema,
     key_fields: Vec<usize>,
-    index_fields: Vec<(String, usize)>,
-    rows: Vec<(String, Vec<u8>, u64)>,
-    indexes: BTreeMap<String, Vec<(String, String)>>,
+    indexes: Vec<IndexBuilder>,
+    /// Valid rows in file order: (primary key, encoded record).
+    rows: Vec<(String, Vec<u8>)>,
+    /// The line each of `rows` came from.
+    lines: Vec<u64>,
+    /// Scratch buffers reused from row to row.
+    record: Vec<u8>,
+    text: String,
+}
+
+/// The entries of one secondary index while rows are added. Values are
+/// interned: an indexed field often has a handful of distinct values over
+/// millions of rows, and sorting by a value's rank and the row's position
+/// is far cheaper than sorting (value, key) string pairs.
+struct IndexBuilder {
+    name: String,
+    field: usize,
+    ids: HashMap<Box<str>, u32>,
+    /// Per row of [`RowBuilder::rows`]: the id of its value, if it has one,
+    /// and a copy of its key (empty without a value). The copy is made as
+    /// the row is added, while the key is in the cache; copying it in key
+    /// order later means a cache miss per row.
+    row_values: Vec<Option<u32>>,
+    keys: Vec<String>,
+}
+
+impl IndexBuilder {
+    fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        let id = u32::try_from(self.ids.len())
+            .expect("fewer than 2³² distinct values: each is a row held in memory");
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    fn push(&mut self, value: Option<&str>, key: &str) {
+        let id = value.map(|v| self.intern(v));
+        self.row_values.push(id);
+        self.keys
+            .push(id.map_or_else(String::new, |_| key.to_string()));
+    }
+
+    /// Adds the rows of `other`, which follow.
+    fn append(&mut self, other: IndexBuilder) {
+        let mut ids = vec![0; other.ids.len()];
+        for (value, id) in &other.ids {
+            ids[*id as usize] = self.intern(value);
+        }
+        self.row_values.extend(
+            other
+                .row_values
+                .into_iter()
+                .map(|v| v.map(|id| ids[id as usize])),
+        );
+        self.keys.extend(other.keys);
+    }
+
+    /// The (value, primary key) entries, sorted, given the rows' positions
+    /// in key order (`order[p]` is the row at sorted position `p`).
+    fn finish(mut self, order: &[usize]) -> Vec<(String, String)> {
+        let mut values: Vec<(Box<str>, u32)> = self.ids.into_iter().collect();
+        values.sort_unstable();
+        let mut rank = vec![0; values.len()];
+        for (r, (_, id)) in values.iter().enumerate() {
+            rank[*id as usize] = r;
+        }
+        // The rows' ranks and keys in key order, each gathered by a loop of
+        // its own so that its cache misses overlap.
+        let ranks: Vec<Option<usize>> = order
+            .iter()
+            .map(|&row| self.row_values[row].map(|id| rank[id as usize]))
+            .collect();
+        let mut keys: Vec<String> = order
+            .iter()
+            .map(|&row| std::mem::take(&mut self.keys[row]))
+            .collect();
+        // A counting sort by rank keeps each value's keys in key order.
+        let mut start = vec![0; values.len() + 1];
+        for r in ranks.iter().flatten() {
+            start[r + 1] += 1;
+        }
+        for r in 1..start.len() {
+            start[r] += start[r - 1];
+        }
+        let mut next = start.clone();
+        let mut positions = vec![0; start[values.len()]];
+        for (p, r) in ranks.iter().enumerate() {
+            if let Some(r) = *r {
+                positions[next[r]] = p;
+                next[r] += 1;
+            }
+        }
+        let mut entries = Vec::with_capacity(positions.len());
+        for (r, (value, _)) in values.iter().enumerate() {
+            for &p in &positions[start[r]..start[r + 1]] {
+                entries.push((value.to_string(), std::mem::take(&mut keys[p])));
+            }
+        }
+        entries
+    }
 }
 
 /// A validated cell value.
@@ -519,7 +749,10 @@ enum Cell<'a> {
     Int(i64),
     Float(f64),
     Str(&'a str),
-    Owned(FieldType, String),
+    /// Canonical text: borrowed when the file already has it.
+    Decimal(Cow<'a, str>),
+    /// `YYYY-MM-DD`: borrowed when the file already has it.
+    Date(Cow<'a, str>),
 }
 
 impl<'s> RowBuilder<'s> {
@@ -527,13 +760,21 @@ impl<'s> RowBuilder<'s> {
         RowBuilder {
             schema,
             key_fields: schema.key_indexes(),
-            index_fields: schema
+            indexes: schema
                 .indexes
                 .iter()
-                .map(|(n, f)| (n.clone(), schema.field_index(f).expect("checked at parse")))
+                .map(|(name, f)| IndexBuilder {
+                    name: name.clone(),
+                    field: schema.field_index(f).expect("checked at parse"),
+                    ids: HashMap::new(),
+                    row_values: Vec::new(),
+                    keys: Vec::new(),
+                })
                 .collect(),
             rows: Vec::new(),
-            indexes: BTreeMap::new(),
+            lines: Vec::new(),
+            record: Vec::new(),
+            text: String::new(),
         }
     }
 
@@ -565,11 +806,10 @@ impl<'s> RowBuilder<'s> {
         if !ok {
             return;
         }
-        let texts: Vec<Option<Cow<'_, str>>> = cells.iter().map(cell_text).collect();
         let mut key_parts = Vec::with_capacity(self.key_fields.len());
         for &k in &self.key_fields {
-            let part = texts[k].as_deref().unwrap_or("");
-            if part.chars().any(|c| c < ' ') {
+            let part = cell_text(&cells[k]).unwrap_or_default();
+            if part.bytes().any(|b| b < b' ') {
                 problems.error(
                     line,
                     Some(&self.schema.fields[k].name),
@@ -581,55 +821,123 @@ impl<'s> RowBuilder<'s> {
         }
         let key = join_key(&key_parts);
         let values: Vec<Option<Value<'_>>> = cells.iter().map(|c| Some(cell_value(c))).collect();
-        let mut record = Vec::new();
-        if let Err(e) = encode_into(&mut record, &values) {
+        self.record.clear();
+        if let Err(e) = encode_into(&mut self.record, &values) {
             problems.error(line, None, e.to_string());
             return;
         }
-        for (index, f) in &self.index_fields {
-            if let Some(v) = &texts[*f] {
-                self.indexes
-                    .entry(index.clone())
-                    .or_default()
-                    .push((v.to_string(), key.clone()));
-            }
+        for index in &mut self.indexes {
+            let value = match &cells[index.field] {
+                Cell::Null => None,
+                Cell::Str(s) => Some(*s),
+                Cell::Decimal(s) | Cell::Date(s) => Some(&**s),
+                other => {
+                    self.text.clear();
+                    self.text
+                        .push_str(&cell_text(other).expect("not null, so it has a text"));
+                    Some(self.text.as_str())
+                }
+            };
+            index.push(value, &key);
         }
-        self.rows.push((key, record, line));
+        self.rows.push((key, self.record.clone()));
+        self.lines.push(line);
     }
 
-    fn finish(mut self, problems: &mut Problems) -> SortedRows {
-        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
-        for pair in self.rows.windows(2) {
-            if pair[0].0 == pair[1].0 {
+    /// Adds the rows of `other`, which follow, numbered from their own
+    /// part of the file: `line_offset` lines precede it.
+    fn append(&mut self, other: RowBuilder, line_offset: u64) {
+        self.rows.extend(other.rows);
+        self.lines
+            .extend(other.lines.into_iter().map(|l| l + line_offset));
+        for (index, other) in self.indexes.iter_mut().zip(other.indexes) {
+            index.append(other);
+        }
+    }
+
+    fn finish(self, problems: &mut Problems) -> SortedRows {
+        let RowBuilder {
+            schema,
+            indexes,
+            mut rows,
+            lines,
+            ..
+        } = self;
+        // Sort row numbers by key, comparing a big-endian prefix of the key
+        // first; the file order breaks ties so that duplicates are reported
+        // in the order of their lines.
+        let mut by_key: Vec<(u128, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key_prefix(key), i))
+            .collect();
+        by_key.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| rows[a.1].0.cmp(&rows[b.1].0))
+                .then(a.1.cmp(&b.1))
+        });
+        for pair in by_key.windows(2) {
+            let ((prefix, first), (next_prefix, second)) = (pair[0], pair[1]);
+            if prefix == next_prefix && rows[first].0 == rows[second].0 {
                 problems.error(
-                    pair[1].2,
-                    Some(&self.schema.primary_key.join("+")),
+                    lines[second],
+                    Some(&schema.primary_key.join("+")),
                     format!(
                         "duplicate primary key `{}` (also on line {})",
-                        pair[1].0.replace(super::block::KEY_SEP, "+"),
-                        pair[0].2
+                        rows[second].0.replace(super::block::KEY_SEP, "+"),
+                        lines[first]
                     ),
                 );
             }
         }
-        for entries in self.indexes.values_mut() {
-            entries.sort();
+        let order: Vec<usize> = by_key.into_iter().map(|(_, i)| i).collect();
+        if problems.total > 0 {
+            // The file is refused: nothing to sort for.
+            return SortedRows {
+                rows: Vec::new(),
+                indexes: BTreeMap::new(),
+            };
         }
-        SortedRows {
-            rows: self.rows.into_iter().map(|(k, r, _)| (k, r)).collect(),
-            indexes: self.indexes,
-        }
+        // Each index is built by a thread of its own beside the rows.
+        std::thread::scope(|scope| {
+            let indexes: Vec<_> = indexes
+                .into_iter()
+                .filter(|index| index.row_values.iter().any(Option::is_some))
+                .map(|index| {
+                    let order = &order;
+                    scope.spawn(move || (index.name.clone(), index.finish(order)))
+                })
+                .collect();
+            let rows = order
+                .iter()
+                .map(|&i| std::mem::take(&mut rows[i]))
+                .collect();
+            let indexes = indexes
+                .into_iter()
+                .map(|index| index.join().expect("building an index does not panic"))
+                .collect();
+            SortedRows { rows, indexes }
+        })
     }
+}
+
+/// The first 16 bytes of `key`, zero-padded, as a big-endian number: keys
+/// whose prefixes differ compare as their prefixes do.
+fn key_prefix(key: &str) -> u128 {
+    let mut prefix = [0; 16];
+    let n = key.len().min(16);
+    prefix[..n].copy_from_slice(&key.as_bytes()[..n]);
+    u128::from_be_bytes(prefix)
 }
 
 fn cell_text<'a>(cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
     match cell {
         Cell::Null => None,
-        Cell::Bool(b) => Some(Cow::Owned(b.to_string())),
+        Cell::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         Cell::Int(i) => Some(Cow::Owned(i.to_string())),
         Cell::Float(f) => Some(Cow::Owned(f.to_string())),
         Cell::Str(s) => Some(Cow::Borrowed(s)),
-        Cell::Owned(_, s) => Some(Cow::Borrowed(s)),
+        Cell::Decimal(s) | Cell::Date(s) => Some(Cow::Borrowed(s)),
     }
 }
 
@@ -640,8 +948,8 @@ fn cell_value<'a>(cell: &'a Cell<'a>) -> Value<'a> {
         Cell::Int(i) => Value::Int(*i),
         Cell::Float(f) => Value::Float(*f),
         Cell::Str(s) => Value::Str(s),
-        Cell::Owned(FieldType::Date, s) => Value::Date(s),
-        Cell::Owned(_, s) => Value::Decimal(s),
+        Cell::Decimal(s) => Value::Decimal(s),
+        Cell::Date(s) => Value::Date(s),
     }
 }
 
@@ -670,6 +978,7 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
             Ok(f) if f.is_finite() => Ok(Cell::Float(f)),
             _ => Err(format!("`{text}` is not a number")),
         },
+        FieldType::Decimal if is_canonical_decimal(text) => Ok(Cell::Decimal(Cow::Borrowed(text))),
         FieldType::Decimal => {
             let plain: Cow<'_, str> = if text.contains(',') {
                 Cow::Owned(text.replace(',', ""))
@@ -677,17 +986,59 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
                 Cow::Borrowed(text)
             };
             Decimal::from_str(&plain)
-                .map(|d| Cell::Owned(FieldType::Decimal, d.to_string()))
+                .map(|d| Cell::Decimal(Cow::Owned(d.to_string())))
                 .map_err(|_| format!("`{text}` is not a decimal number"))
         }
+        FieldType::Date if is_iso_date(text) => Ok(Cell::Date(Cow::Borrowed(text))),
         FieldType::Date => parse_date(text)
-            .map(|d| Cell::Owned(FieldType::Date, d.format("%Y-%m-%d").to_string()))
+            .map(|d| Cell::Date(Cow::Owned(d.format("%Y-%m-%d").to_string())))
             .ok_or_else(|| format!("`{text}` is not a date (YYYY-MM-DD)")),
-        FieldType::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "y" | "yes" | "是" | "t" => Ok(Cell::Bool(true)),
-            "false" | "0" | "n" | "no" | "否" | "f" => Ok(Cell::Bool(false)),
-            _ => Err(format!("`{text}` is not true/false (是/否)")),
-        },
+        FieldType::Bool => {
+            let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
+            if any(&["true", "1", "y", "yes", "是", "t"]) {
+                Ok(Cell::Bool(true))
+            } else if any(&["false", "0", "n", "no", "否", "f"]) {
+                Ok(Cell::Bool(false))
+            } else {
+                Err(format!("`{text}` is not true/false (是/否)"))
+            }
+        }
+    }
+}
+
+/// Whether `text` is a decimal exactly as [`Decimal`] prints it, so that
+/// it can be stored as is: an optional minus (not on zero), no leading
+/// zeros, digits after a point if there is one, and few enough digits (at
+/// most 18, Decimal holds 28) that parsing could not round.
+fn is_canonical_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(int)
+        && (int == "0" || !int.starts_with('0'))
+        && frac.is_none_or(digits)
+        && int.len() + frac.map_or(0, str::len) <= 18
+        && (unsigned.len() == text.len() || unsigned.bytes().any(|b| matches!(b, b'1'..=b'9')))
+}
+
+/// Whether `text` is a valid date written `YYYY-MM-DD`, the form dates are
+/// stored in.
+fn is_iso_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0, |n: u32, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    match (number(&b[..4]), number(&b[5..7]), number(&b[8..])) {
+        (Some(y), Some(m), Some(d)) => chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some(),
+        _ => false,
     }
 }
 
@@ -897,6 +1248,183 @@ by_name = "name"
             msg.contains("p.xlsx") && msg.contains(".xlsx workbook"),
             "{msg}"
         );
+    }
+
+    /// Everything reading `text` in `parts` parts gives.
+    fn read_in_parts(text: &str, parts: usize) -> String {
+        let schema = schema();
+        let mut builder = RowBuilder::new(&schema);
+        let mut problems = Problems::new(5);
+        read_csv(
+            &schema,
+            Path::new("p.csv"),
+            text,
+            parts,
+            &mut builder,
+            &mut problems,
+        )
+        .unwrap();
+        let rows = builder.finish(&mut problems);
+        format!(
+            "{:?} {} {:?} {} {rows:?}",
+            problems.errors, problems.total, problems.warnings, problems.warning_count
+        )
+    }
+
+    #[test]
+    fn csv_read_in_parts_gives_the_same_rows_problems_and_lines() {
+        for newline in ["\n", "\r\n"] {
+            for bad in [false, true] {
+                let mut lines = vec!["id,name,paid,born,extra".to_string()];
+                for i in 0..60 {
+                    lines.push(match i {
+                        7 if bad => "K007,a,lots,2024-01-01,x".into(),
+                        23 if bad => "K003,dup,1,,x".into(),
+                        31 if bad => "K031,a,1,,x,y".into(),
+                        12 | 40 => String::new(),
+                        _ => format!("K{i:03},n{},{i}.5,2024/01/{:02},x", i % 3, i % 28 + 1),
+                    });
+                }
+                let text = lines.join(newline) + newline;
+                assert_eq!(split_lines(&text, 4).len(), 4);
+                let whole = read_in_parts(&text, 1);
+                assert!(whole.contains("duplicate primary key") == bad, "{whole}");
+                for parts in 2..=7 {
+                    assert_eq!(read_in_parts(&text, parts), whole, "{parts} parts");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csv_with_quotes_is_read_in_one_part() {
+        assert_eq!(split_lines("id,name\n\"A\nB\",x\nC,y\n", 2).len(), 1);
+    }
+
+    #[test]
+    fn index_entries_are_sorted_by_value_then_key() {
+        let text = "id,name\nC,b\nA,b\nB,a\nD,\nE,b\n";
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        let keys: Vec<&str> = parsed.rows.rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(keys, ["A", "B", "C", "D", "E"]);
+        let entries: Vec<(&str, &str)> = parsed.rows.indexes["by_name"]
+            .iter()
+            .map(|(v, k)| (v.as_str(), k.as_str()))
+            .collect();
+        assert_eq!(entries, [("a", "B"), ("b", "A"), ("b", "C"), ("b", "E")]);
+    }
+
+    #[test]
+    fn keys_sort_by_prefix_as_by_text() {
+        let mut keys = vec![
+            "",
+            "a",
+            "a\u{1f}b",
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaab",
+            "aaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaab",
+            "b",
+            "张三",
+            "张三\u{1f}1",
+            "91652922YMW0000001",
+            "91652922YMW0000001X",
+            "91652922YMW000000",
+        ];
+        let mut by_prefix = keys.clone();
+        by_prefix.sort_by(|a, b| key_prefix(a).cmp(&key_prefix(b)).then(a.cmp(b)));
+        keys.sort();
+        assert_eq!(by_prefix, keys);
+    }
+
+    fn decimal_cell(text: &str) -> Option<String> {
+        let field = &schema().fields[2];
+        match parse_cell(field, Some(text)) {
+            Ok(Cell::Decimal(s)) => Some(s.into_owned()),
+            Ok(_) => unreachable!("a decimal field gives decimals"),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn decimals_are_stored_as_decimal_prints_them() {
+        let general = |text: &str| {
+            Decimal::from_str(&text.replace(',', ""))
+                .ok()
+                .map(|d| d.to_string())
+        };
+        for text in [
+            "0",
+            "-1",
+            "12.50",
+            "0.00",
+            "-0",
+            "-0.00",
+            "007",
+            "1,234.5",
+            "+3",
+            ".5",
+            "5.",
+            "1_000",
+            "1e5",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "12345678901234567890.5",
+            "0.1234567890123456789",
+            "--1",
+            "-",
+            ".",
+            "1.2.3",
+        ] {
+            assert_eq!(decimal_cell(text), general(text), "{text}");
+        }
+        // Every short text over these characters.
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            texts = texts
+                .iter()
+                .flat_map(|t| ["-", "0", ".", "1", "9"].map(|c| format!("{t}{c}")))
+                .collect();
+            for text in &texts {
+                assert_eq!(decimal_cell(text), general(text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn dates_are_stored_as_the_general_parser_prints_them() {
+        let field = &schema().fields[3];
+        for y in ["0000", "0001", "1999", "2024", "2100", "9999", "20x4"] {
+            for m in 0..=13 {
+                for d in 0..=32 {
+                    let text = format!("{y}-{m:02}-{d:02}");
+                    let cell = match parse_cell(field, Some(&text)) {
+                        Ok(Cell::Date(s)) => Some(s.into_owned()),
+                        Ok(_) => unreachable!("a date field gives dates"),
+                        Err(_) => None,
+                    };
+                    let general = parse_date(&text).map(|d| d.format("%Y-%m-%d").to_string());
+                    assert_eq!(cell, general, "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bools_in_any_case_and_in_chinese() {
+        let mut field = schema().fields[1].clone();
+        field.ty = FieldType::Bool;
+        for (text, value) in [
+            ("TRUE", true),
+            ("Yes", true),
+            ("是", true),
+            ("F", false),
+            ("否", false),
+        ] {
+            assert!(matches!(parse_cell(&field, Some(text)), Ok(Cell::Bool(b)) if b == value));
+        }
+        assert!(parse_cell(&field, Some("是的")).is_err());
     }
 
     #[test]
