@@ -313,12 +313,19 @@ fn read_csv(
                     let mut builder = RowBuilder::new(schema);
                     let mut problems = Problems::new(max_errors);
                     let mut reader = csv_reader(part, false);
-                    let read = read_rows(&mut reader, width, columns, &mut builder, &mut problems);
+                    let read = read_rows(
+                        part,
+                        &mut reader,
+                        width,
+                        columns,
+                        &mut builder,
+                        &mut problems,
+                    );
                     (read, builder, problems)
                 })
             })
             .collect();
-        let mut read = read_rows(&mut reader, width, &columns, builder, problems);
+        let mut read = read_rows(parts[0], &mut reader, width, &columns, builder, problems);
         for other in others {
             let (other_read, other_builder, other_problems) =
                 other.join().expect("reading rows does not panic");
@@ -388,8 +395,28 @@ struct Read {
     complete: bool,
 }
 
-/// Reads the records of `reader`, `width` cells each, into `builder`.
+/// The line a record starts on, from the reader's position of it in
+/// `text`. The csv reader counts a line when it consumes a `\n`, but it
+/// ends a record on the `\r` of a `\r\n` and starts the next one on the
+/// `\n` (BurntSushi/rust-csv#395); so do blank lines. Line breaks between
+/// the reported position and the record's first character are counted here.
+fn record_line(text: &str, pos: &csv::Position) -> u64 {
+    let rest = text
+        .as_bytes()
+        .get(pos.byte() as usize..)
+        .unwrap_or_default();
+    let skipped = rest
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|b| **b == b'\n')
+        .count();
+    pos.line() + skipped as u64
+}
+
+/// Reads the records of `reader` (over `text`), `width` cells each, into
+/// `builder`.
 fn read_rows(
+    text: &str,
     reader: &mut csv::Reader<&[u8]>,
     width: usize,
     columns: &[Option<usize>],
@@ -410,7 +437,7 @@ fn read_rows(
                 };
             }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.position().map_or(0, |p| record_line(text, p));
         if record.len() != width {
             problems.error(
                 line,
@@ -1112,6 +1139,25 @@ by_name = "name"
         let msg = err.to_string();
         assert!(msg.contains("p.csv:3: field `paid`"), "{msg}");
         assert!(msg.contains("1 bad row"), "{msg}");
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_their_line_whatever_the_line_endings() {
+        let rows = [
+            "id,name,paid,born",
+            "11010519491231002X,a,1,2020-01-01",
+            "",
+            "11010519491231003X,b,lots,2020-01-01",
+            "11010519491231004X,c,1,2020-01-01",
+            "11010519491231005X,d,many,2020-01-01",
+        ];
+        for eol in ["\n", "\r\n"] {
+            let text = rows.join(eol) + eol;
+            let err = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("p.csv:4: field `paid`"), "{eol:?}: {msg}");
+            assert!(msg.contains("p.csv:6: field `paid`"), "{eol:?}: {msg}");
+        }
     }
 
     #[test]
