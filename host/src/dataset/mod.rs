@@ -203,33 +203,22 @@ pub fn write_version(
         std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
-    let segment_digest = content_digest(&head.schema, &rows.rows);
     let segment_id = base
         .as_ref()
         .and_then(|b| b.segments.iter().map(|s| s.id).max())
         .map_or(0, |m| m + 1);
-    let (first_keys, ends) = write_run(
-        file::run_path(&data, name, version, segment_id, RECORDS_RUN),
-        rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
-    )?;
-    let mut indexes = BTreeMap::new();
-    for (i, (index, field)) in head.schema.indexes.iter().enumerate() {
-        let run = (i + 1) as u16;
-        let entries = rows.indexes.get(index).map(Vec::as_slice).unwrap_or(&[]);
-        let (first_values, ends) = write_run(
-            file::run_path(&data, name, version, segment_id, run),
-            entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
-        )?;
-        indexes.insert(
-            index.clone(),
-            IndexRun {
-                run,
-                field: field.clone(),
-                first_values,
-                ends,
-            },
-        );
-    }
+    // The digest is computed on a thread of its own while the files are
+    // written: both only read the rows.
+    let schema = &head.schema;
+    let (segment_digest, written) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| content_digest(schema, &rows.rows));
+        let written = write_runs(&data, name, version, segment_id, schema, &rows);
+        (
+            digest.join().expect("the digest thread does not panic"),
+            written,
+        )
+    });
+    let (first_keys, ends, indexes) = written?;
     // The files, and their names in the folders, are durable before the
     // metadata that points at them is written.
     file::sync_dir(&dir)?;
@@ -291,6 +280,41 @@ pub fn write_version(
     store.put_meta(&head_key(name), &head)?;
     store.flush()?;
     Ok(info)
+}
+
+/// Writes the record run and the index runs of a new segment; returns the
+/// records' first keys and block ends, and the index runs.
+fn write_runs(
+    data: &std::path::Path,
+    name: &str,
+    version: u64,
+    segment_id: u32,
+    schema: &Schema,
+    rows: &SortedRows,
+) -> Result<(Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>)> {
+    let (first_keys, ends) = write_run(
+        file::run_path(data, name, version, segment_id, RECORDS_RUN),
+        rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
+    )?;
+    let mut indexes = BTreeMap::new();
+    for (i, (index, field)) in schema.indexes.iter().enumerate() {
+        let run = (i + 1) as u16;
+        let entries = rows.indexes.get(index).map(Vec::as_slice).unwrap_or(&[]);
+        let (first_values, ends) = write_run(
+            file::run_path(data, name, version, segment_id, run),
+            entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
+        )?;
+        indexes.insert(
+            index.clone(),
+            IndexRun {
+                run,
+                field: field.clone(),
+                first_values,
+                ends,
+            },
+        );
+    }
+    Ok((first_keys, ends, indexes))
 }
 
 /// Writes one sorted run into the blocks of a file; returns the first key
