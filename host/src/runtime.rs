@@ -160,6 +160,11 @@ impl Runtime {
         // stack larger than it.
         config.async_stack_size(wasm_stack + HOST_STACK_MARGIN);
         config.wasm_component_model(true);
+        // `JIANDU_PERF_MAP=1` names the compiled model code for `perf`
+        // (in /tmp/perf-<pid>.map); see BENCHMARKS.md.
+        if std::env::var_os("JIANDU_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine =
             Engine::new(&config).map_err(|e| crate::Error::Other(format!("wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
