@@ -10,45 +10,66 @@
 //!
 //! # Storage
 //!
-//! A lead that is not resolved was, by definition, produced by its model's
-//! latest successful run: the first run that does not produce it resolves
-//! it. So that run is kept once per model rather than in every lead, and a
-//! run writes only the leads that change.
+//! ```text
+//! <store>/leads/<model>/<run>.leads  the model's snapshot: every lead of the
+//!                                    model as of run <run>, live and
+//!                                    resolved, sorted by subject, one JSON
+//!                                    object a line; never modified
+//! meta["leads/<model>/current"]      {"file", "sha256", "leads", "run"}:
+//!                                    which file is the model's snapshot
+//! ```
 //!
-//! - `meta["leads/<model>/latest-run"]`: the id (a JSON string) of the
-//!   model's latest successful run, written in the transaction that writes
-//!   the run's leads and its `run-finished` ledger entry.
-//! - `leads["<model>\0<subject>"]`: one record per lead:
+//! A line is a lead's lifecycle, then what the model said about it:
 //!
-//!   ```text
-//!   byte 0         format: 1
-//!   byte 1         0 = live (produced by the latest run), 1 = resolved
-//!   bytes 2..6     n, the length of the lifecycle, big-endian u32
-//!   bytes 6..6+n   lifecycle, JSON: first_run, updated_at and, once
-//!                  resolved, last_run and resolved_by
-//!   bytes 6+n..    content, JSON: model_version, subject_personal, title,
-//!                  amount, evidence as [[name, value, personal], …]: what
-//!                  the model said about the subject
-//!   ```
+//! ```text
+//! {"subject":"91…","status":"open","first_run":"…","last_run":"…","resolved_by":null,
+//!  "updated_at":"…","content":{"model_version":"1.0.0","subject_personal":false,
+//!  "title":"…","amount":"12.50","evidence":[["gap","12.50",false],…]}}
+//! ```
 //!
-//! Read back ([`list`]), a live lead's `last_run` is the model's latest run,
-//! and its status is `new` when that run is also its `first_run`, else
-//! `open`. A run writes a lead only when it is new, comes back after being
-//! resolved, is resolved, or its content bytes differ from what the run
-//! emitted; a lead produced again unchanged costs one step of a prefix scan
-//! and a byte comparison. `updated_at` is therefore when the lead last
-//! changed in one of those ways, not when a run last saw it.
+//! A run's leads become a new snapshot. [`plan`], outside any transaction,
+//! merge-joins the current snapshot (read a line at a time, never whole)
+//! with the run's leads (sorted by subject already) into `<run>.leads`, and
+//! makes the file and its folder durable. [`apply_in`], in the transaction
+//! that appends the run's `run-finished` entry, checks that the pointer is
+//! still the one the plan was made against and points it at the new file;
+//! nothing else is written per lead. Once committed,
+//! [`Changes::committed`] deletes the snapshot it replaced.
 //!
-//! Records written before this layout, a whole [`Lead`] as one JSON object
-//! (first byte `{`), are still read as they are; a run rewrites every such
-//! lead that is not resolved in the current layout (it either produces or
-//! resolves each of them).
+//! Why not one sled key per lead, as before: sled keeps a clone of the tree
+//! nodes that each insert of a transaction touches until the transaction
+//! commits, about 5 KB a lead, so a run's memory grew with its leads (a scan
+//! that emitted 100,000 leads peaked at 592 MiB, the scan itself ~35 MiB).
+//! A snapshot costs the same memory whatever the number of leads (a buffer
+//! each way and one line at a time) and keeps the transaction small. The
+//! price is that every run rewrites all the leads of its model, resolved
+//! ones too, rather than only those that changed: sequential I/O of a few
+//! hundred bytes a lead, and a couple of microseconds. To keep that cheap, a
+//! lead's content comes last in its line and is found by its key
+//! (`,"content":` cannot occur inside a JSON string, whose quotes are
+//! escaped): a run compares it as bytes with what it emitted and copies it,
+//! decoding only the lifecycle before it. JSON lines rather than a binary
+//! format so that a snapshot can be read, diffed and grepped as it is; the
+//! sha256 in the pointer catches an edit or damage, and reading refuses such
+//! a file, naming it.
 //!
-//! [`plan`] reads outside the transaction; [`apply_in`] writes only if the
-//! model's latest run is still the one the plan was made against, so two
-//! runs of one model committing at once cannot interleave their changes
-//! (the caller plans again).
+//! Within a snapshot, a lead's status is as of its run: `new` when that run
+//! first produced it (or produced it again after it was resolved), `open`
+//! when earlier runs produced it too, `resolved` when a run no longer
+//! produced it (`resolved_by`; `last_run` stays the last run that did).
+//! `updated_at` is when the lead last changed: first produced, its content
+//! (version, title, amount, evidence) changed, resolved, or produced again
+//! after being resolved; a run that produces it unchanged leaves it alone.
+//!
+//! A run that fails, goes stale or crashes leaves its file unnamed by the
+//! pointer: an orphan, which reading ignores and the model's next [`plan`]
+//! deletes. A file planned in this process and not yet committed or dropped
+//! is never taken for an orphan (sled lets one process open a store, so that
+//! process sees every plan in flight), so runs of one model may plan at the
+//! same time: the first to commit wins, the other gets [`Applied::Stale`]
+//! and plans again on the new snapshot.
 
+use crate::dataset::file::sync_dir;
 use crate::mask::mask_guess;
 use crate::{Error, Result, Store};
 use jiandu_sdk::LeadData;
@@ -56,10 +77,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::IVec;
-use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Where a lead stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -135,53 +159,174 @@ impl Lead {
     }
 }
 
-fn key(model: &str, subject: &str) -> Vec<u8> {
-    let mut k = model.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(subject.as_bytes());
-    k
+/// Where a model's snapshot pointer is kept in `meta`.
+fn pointer_key(model: &str) -> String {
+    format!("leads/{model}/current")
 }
 
-fn model_prefix(model: &str) -> Vec<u8> {
-    key(model, "")
+const POINTER_PREFIX: &str = "leads/";
+const POINTER_SUFFIX: &str = "/current";
+
+/// `meta["leads/<model>/current"]`: the model's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pointer {
+    /// The file's name in `<store>/leads/<model>/`.
+    file: String,
+    /// sha256 of the whole file, hex.
+    sha256: String,
+    /// How many leads (lines) it holds.
+    leads: u64,
+    /// The run that wrote it.
+    run: String,
 }
 
-/// The model and subject of a key of the `leads` tree.
-fn split_key(k: &[u8]) -> Result<(&str, &str)> {
-    let text = std::str::from_utf8(k)
-        .map_err(|_| Error::Leads(format!("a stored lead key is not UTF-8: {k:?}")))?;
-    text.split_once('\0')
-        .ok_or_else(|| Error::Leads(format!("stored lead key `{text}` names no subject")))
+/// Bytes buffered when reading or writing a snapshot.
+const BUFFER: usize = 256 << 10;
+
+/// The folder of a model's snapshots.
+fn model_dir(store: &Store, model: &str) -> PathBuf {
+    store.leads_dir().join(model)
 }
 
-/// Where a model's latest successful run is kept in `meta`.
-fn latest_run_key(model: &str) -> String {
-    format!("leads/{model}/latest-run")
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        message: format!("cannot {what}: {e}"),
+    }
 }
 
-/// The model's latest successful run, if it ever had one.
-fn latest_run(store: &Store, model: &str) -> Result<Option<String>> {
-    store.get_meta(&latest_run_key(model))
+/// Checks that a run id can name a file: letters, digits, `-`, `_` and `.`,
+/// not starting with `.`.
+fn check_run_id(run: &str) -> Result<()> {
+    let ok = !run.is_empty()
+        && run.len() <= 128
+        && !run.starts_with('.')
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Leads(format!(
+            "run id `{run}` cannot name a leads file (letters, digits, -, _ and ., at most 128)"
+        )))
+    }
 }
 
-const FORMAT: u8 = 1;
-const LIVE: u8 = 0;
-const RESOLVED: u8 = 1;
-const HEADER: usize = 6;
+/// The snapshot file of run `run`.
+fn file_name(run: &str) -> String {
+    format!("{run}.leads")
+}
 
-/// The part of a record that the lead's life across runs changes.
+/// Whether `name` is the name of a snapshot file (the only files in a
+/// model's folder that are ever deleted).
+fn is_snapshot_name(name: &str) -> bool {
+    name.strip_suffix(".leads")
+        .is_some_and(|run| check_run_id(run).is_ok())
+}
+
+/// The model's pointer, as stored and decoded.
+fn read_pointer(store: &Store, model: &str) -> Result<Option<(IVec, Pointer)>> {
+    let key = pointer_key(model);
+    let Some(raw) = store.meta.get(&key)? else {
+        return Ok(None);
+    };
+    let pointer: Pointer = serde_json::from_slice(&raw)
+        .map_err(|e| Error::Leads(format!("meta `{key}` is unreadable: {e}")))?;
+    if !is_snapshot_name(&pointer.file) {
+        return Err(Error::Leads(format!(
+            "meta `{key}` names `{}`, which is not a leads file",
+            pointer.file
+        )));
+    }
+    Ok(Some((raw, pointer)))
+}
+
+/// Models that have a snapshot, by name.
+fn models(store: &Store) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in store.meta.scan_prefix(POINTER_PREFIX) {
+        let (k, _) = item?;
+        let model = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|k| k.strip_prefix(POINTER_PREFIX)?.strip_suffix(POINTER_SUFFIX));
+        if let Some(model) = model {
+            out.push(model.to_string());
+        }
+    }
+    // `leads/a-b/current` sorts before `leads/a/current`.
+    out.sort();
+    Ok(out)
+}
+
+/// A model's snapshot, open.
+struct Current {
+    /// The pointer as stored, for [`apply_in`] to compare.
+    raw: IVec,
+    pointer: Pointer,
+    path: PathBuf,
+    file: File,
+}
+
+/// How many times opening a snapshot starts over because a run committed
+/// (and deleted the file) between reading the pointer and opening the file.
+const OPEN_TRIES: usize = 8;
+
+/// Opens the model's snapshot, if it has one.
+fn open_current(store: &Store, model: &str) -> Result<Option<Current>> {
+    let key = pointer_key(model);
+    for _ in 0..OPEN_TRIES {
+        let Some((raw, pointer)) = read_pointer(store, model)? else {
+            return Ok(None);
+        };
+        let path = model_dir(store, model).join(&pointer.file);
+        match File::open(&path) {
+            Ok(file) => {
+                return Ok(Some(Current {
+                    raw,
+                    pointer,
+                    path,
+                    file,
+                }))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if store.meta.get(&key)?.as_ref() != Some(&raw) {
+                    continue;
+                }
+                return Err(Error::Store {
+                    path,
+                    message: format!(
+                        "the leads of `{model}` (meta `{key}`) are missing; restore the file \
+                         from a backup of the store"
+                    ),
+                });
+            }
+            Err(e) => return Err(io_error(&path, "open", e)),
+        }
+    }
+    Err(Error::Leads(format!(
+        "the leads of `{model}` changed {OPEN_TRIES} times while being opened; try again"
+    )))
+}
+
+/// The first part of a snapshot's line: the lead's place in its model's
+/// life. Its content ([`ContentRef`], [`Content`]) follows under
+/// `"content"` (see the module doc).
 #[derive(Debug, Serialize, Deserialize)]
-struct Lifecycle<'a> {
-    first_run: Cow<'a, str>,
-    updated_at: Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_run: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    resolved_by: Option<Cow<'a, str>>,
+struct Life<S> {
+    subject: S,
+    status: Status,
+    first_run: S,
+    last_run: S,
+    resolved_by: Option<S>,
+    updated_at: S,
 }
 
-/// What a model said about a subject, as encoded for comparison: equal
-/// bytes, same content.
+/// What separates a line's [`Life`] from its content.
+const CONTENT: &[u8] = b",\"content\":";
+
+/// What a model said about a subject, as encoded for a line: equal bytes,
+/// same content.
 #[derive(Serialize)]
 struct ContentRef<'a> {
     model_version: &'a str,
@@ -204,9 +349,11 @@ struct Content {
     evidence: Vec<(String, String, bool)>,
 }
 
-impl<'a> ContentRef<'a> {
-    fn emitted(model_version: &'a str, data: &'a LeadData) -> ContentRef<'a> {
-        ContentRef {
+impl ContentRef<'_> {
+    /// Encodes what a run at `model_version` emitted into `out` (cleared
+    /// first).
+    fn encode(model_version: &str, data: &LeadData, out: &mut Vec<u8>) {
+        let content = ContentRef {
             model_version,
             subject_personal: data.subject_personal,
             title: &data.title,
@@ -216,151 +363,330 @@ impl<'a> ContentRef<'a> {
                 .iter()
                 .map(|e| EvidenceRef(&e.name, &e.value, e.personal))
                 .collect(),
-        }
-    }
-
-    fn of(lead: &'a Lead) -> ContentRef<'a> {
-        ContentRef {
-            model_version: &lead.model_version,
-            subject_personal: lead.subject_personal,
-            title: &lead.title,
-            amount: lead.amount.as_deref(),
-            evidence: lead
-                .evidence
-                .iter()
-                .map(|e| EvidenceRef(&e.name, &e.value, e.personal))
-                .collect(),
-        }
-    }
-
-    /// Replaces `out` with the encoded content.
-    fn encode_into(&self, out: &mut Vec<u8>) {
+        };
         out.clear();
-        serde_json::to_writer(out, self).expect("content serializes");
+        serde_json::to_writer(out, &content).expect("content serializes");
     }
 }
 
-/// A stored record, split but not decoded.
-enum Stored<'a> {
-    Current {
-        resolved: bool,
-        lifecycle: &'a [u8],
-        content: &'a [u8],
-    },
-    /// A whole [`Lead`] as JSON, as written before the current layout.
-    Legacy(&'a [u8]),
-}
-
-impl<'a> Stored<'a> {
-    fn parse(value: &'a [u8]) -> std::result::Result<Stored<'a>, String> {
-        match value.first() {
-            Some(b'{') => Ok(Stored::Legacy(value)),
-            Some(&FORMAT) if value.len() >= HEADER => {
-                let resolved = match value[1] {
-                    LIVE => false,
-                    RESOLVED => true,
-                    other => return Err(format!("unknown state {other}")),
-                };
-                let n = u32::from_be_bytes(value[2..HEADER].try_into().expect("4 bytes")) as usize;
-                if value.len() - HEADER < n {
-                    return Err(format!(
-                        "lifecycle of {n} bytes in a record of {} bytes",
-                        value.len()
-                    ));
-                }
-                let (lifecycle, content) = value[HEADER..].split_at(n);
-                Ok(Stored::Current {
-                    resolved,
-                    lifecycle,
-                    content,
+impl Content {
+    fn into_lead(self, model: &str, life: Life<String>) -> Lead {
+        Lead {
+            model: model.to_string(),
+            model_version: self.model_version,
+            subject: life.subject,
+            subject_personal: self.subject_personal,
+            title: self.title,
+            amount: self.amount,
+            evidence: self
+                .evidence
+                .into_iter()
+                .map(|(name, value, personal)| Evidence {
+                    name,
+                    value,
+                    personal,
                 })
-            }
-            Some(&FORMAT) => Err(format!("a record of {} bytes", value.len())),
-            Some(other) => Err(format!("unknown record format {other}")),
-            None => Err("an empty record".to_string()),
+                .collect(),
+            status: life.status,
+            first_run: life.first_run,
+            last_run: life.last_run,
+            resolved_by: life.resolved_by,
+            updated_at: life.updated_at,
         }
     }
 }
 
-fn record(resolved: bool, lifecycle: &Lifecycle, content: &[u8]) -> IVec {
-    let lifecycle = serde_json::to_vec(lifecycle).expect("lifecycle serializes");
-    let n = u32::try_from(lifecycle.len()).expect("a lifecycle is run ids and a time");
-    let mut out = Vec::with_capacity(HEADER + lifecycle.len() + content.len());
-    out.push(FORMAT);
-    out.push(if resolved { RESOLVED } else { LIVE });
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(&lifecycle);
-    out.extend_from_slice(content);
-    out.into()
+/// Reads a snapshot a line at a time and checks it against its pointer:
+/// what it returns is trusted only once [`Reader::finish`] has matched the
+/// sha256.
+struct Reader<'a> {
+    model: &'a str,
+    path: PathBuf,
+    expected: Pointer,
+    input: BufReader<File>,
+    hasher: Sha256,
+    /// The line last read, with its newline.
+    line: Vec<u8>,
+    /// Where its content is.
+    content: std::ops::Range<usize>,
+    /// Its [`Life`] as JSON.
+    life: Vec<u8>,
+    lines: u64,
+    /// The subject of the line before.
+    last: String,
 }
 
-/// Decodes the stored lead `model`/`subject`; `latest` is the model's
-/// latest successful run.
-fn decode(model: &str, subject: &str, value: &[u8], latest: Option<&str>) -> Result<Lead> {
-    let unreadable =
-        |e: String| Error::Leads(format!("stored lead {model}/{subject} is unreadable: {e}"));
-    match Stored::parse(value).map_err(unreadable)? {
-        Stored::Legacy(json) => serde_json::from_slice(json).map_err(|e| unreadable(e.to_string())),
-        Stored::Current {
-            resolved,
-            lifecycle,
-            content,
-        } => {
-            let life: Lifecycle = serde_json::from_slice(lifecycle)
-                .map_err(|e| unreadable(format!("lifecycle: {e}")))?;
-            let content: Content =
-                serde_json::from_slice(content).map_err(|e| unreadable(format!("content: {e}")))?;
-            let (status, last_run, resolved_by) = if resolved {
-                let last_run = life
-                    .last_run
-                    .ok_or_else(|| unreadable("resolved without a last run".into()))?;
-                let resolved_by = life
-                    .resolved_by
-                    .ok_or_else(|| unreadable("resolved by no run".into()))?;
-                (
-                    Status::Resolved,
-                    last_run.into_owned(),
-                    Some(resolved_by.into_owned()),
-                )
-            } else {
-                let latest = latest.ok_or_else(|| {
-                    Error::Leads(format!(
-                        "stored lead {model}/{subject} is open but `{model}` has no latest run \
-                         (meta `{}`)",
-                        latest_run_key(model)
-                    ))
-                })?;
-                let status = if life.first_run == latest {
-                    Status::New
-                } else {
-                    Status::Open
-                };
-                (status, latest.to_string(), None)
-            };
-            Ok(Lead {
-                model: model.to_string(),
-                model_version: content.model_version,
-                subject: subject.to_string(),
-                subject_personal: content.subject_personal,
-                title: content.title,
-                amount: content.amount,
-                evidence: content
-                    .evidence
-                    .into_iter()
-                    .map(|(name, value, personal)| Evidence {
-                        name,
-                        value,
-                        personal,
-                    })
-                    .collect(),
-                status,
-                first_run: life.first_run.into_owned(),
-                last_run,
-                resolved_by,
-                updated_at: life.updated_at.into_owned(),
-            })
+impl<'a> Reader<'a> {
+    fn new(model: &'a str, current: Current) -> Reader<'a> {
+        Reader {
+            model,
+            path: current.path,
+            expected: current.pointer,
+            input: BufReader::with_capacity(BUFFER, current.file),
+            hasher: Sha256::new(),
+            line: Vec::new(),
+            content: 0..0,
+            life: Vec::new(),
+            lines: 0,
+            last: String::new(),
         }
     }
+
+    /// The next lead's life; [`Reader::content`] and [`Reader::line`] are
+    /// then its content and its line as stored.
+    fn next(&mut self) -> Result<Option<Life<String>>> {
+        self.line.clear();
+        let n = self
+            .input
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| io_error(&self.path, "read", e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.hasher.update(&self.line);
+        self.lines += 1;
+        let Some(json) = self.line.strip_suffix(b"}\n") else {
+            return Err(self.damaged("the line is cut short"));
+        };
+        let Some(at) = json.windows(CONTENT.len()).position(|w| w == CONTENT) else {
+            return Err(self.damaged("no content"));
+        };
+        self.content = at + CONTENT.len()..json.len();
+        self.life.clear();
+        self.life.extend_from_slice(&json[..at]);
+        self.life.push(b'}');
+        let life: Life<String> = match serde_json::from_slice(&self.life) {
+            Ok(life) => life,
+            Err(e) => return Err(self.damaged(e)),
+        };
+        if self.lines > 1 && life.subject <= self.last {
+            return Err(self.damaged(format!(
+                "subject `{}` after `{}`: out of order",
+                life.subject, self.last
+            )));
+        }
+        self.last.clear();
+        self.last.push_str(&life.subject);
+        Ok(Some(life))
+    }
+
+    /// The content of the lead last read, as encoded.
+    fn content(&self) -> &[u8] {
+        &self.line[self.content.clone()]
+    }
+
+    /// The line of the lead last read, with its newline.
+    fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The lead last read, whole.
+    fn lead(&mut self, life: Life<String>) -> Result<Lead> {
+        match serde_json::from_slice::<Content>(self.content()) {
+            Ok(content) => Ok(content.into_lead(self.model, life)),
+            Err(e) => Err(self.damaged(format!("content: {e}"))),
+        }
+    }
+
+    fn mismatch(&self) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            message: format!(
+                "does not match the sha256 that meta `{}` records for the leads of `{}`: the \
+                 file was damaged or edited; restore it from a backup of the store",
+                pointer_key(self.model),
+                self.model
+            ),
+        }
+    }
+
+    /// Why the line just read cannot be used: the file does not match its
+    /// sha256 (damaged or edited), or else the line itself.
+    fn damaged(&mut self, detail: impl std::fmt::Display) -> Error {
+        if std::io::copy(&mut self.input, &mut self.hasher).is_ok()
+            && hex::encode(self.hasher.clone().finalize()) != self.expected.sha256
+        {
+            return self.mismatch();
+        }
+        Error::Store {
+            path: self.path.clone(),
+            message: format!("line {}: {detail}", self.lines),
+        }
+    }
+
+    /// Checks, once every line is read, the sha256 and the count of leads.
+    fn finish(self) -> Result<()> {
+        if hex::encode(self.hasher.clone().finalize()) != self.expected.sha256 {
+            return Err(self.mismatch());
+        }
+        if self.lines != self.expected.leads {
+            return Err(Error::Store {
+                path: self.path,
+                message: format!(
+                    "holds {} leads where meta `{}` records {}",
+                    self.lines,
+                    pointer_key(self.model),
+                    self.expected.leads
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Writes a snapshot a line at a time, hashing what it writes.
+struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    /// The line being put together.
+    line: Vec<u8>,
+    leads: u64,
+}
+
+impl Writer {
+    /// Creates (or truncates) the file at `path`.
+    fn create(path: PathBuf) -> Result<Writer> {
+        let file = File::create(&path).map_err(|e| io_error(&path, "create", e))?;
+        Ok(Writer {
+            out: BufWriter::with_capacity(BUFFER, file),
+            path,
+            hasher: Sha256::new(),
+            line: Vec::new(),
+            leads: 0,
+        })
+    }
+
+    /// Appends a lead: its life and its content as encoded.
+    fn lead(&mut self, life: &Life<&str>, content: &[u8]) -> Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        serde_json::to_writer(&mut line, life).expect("a lead's life serializes");
+        line.pop(); // its closing brace
+        line.extend_from_slice(CONTENT);
+        line.extend_from_slice(content);
+        line.extend_from_slice(b"}\n");
+        let written = self.line(&line);
+        self.line = line;
+        written
+    }
+
+    /// Appends a line (with its newline) as read from another snapshot.
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.out
+            .write_all(line)
+            .map_err(|e| io_error(&self.path, "write", e))?;
+        self.hasher.update(line);
+        self.leads += 1;
+        Ok(())
+    }
+
+    /// Makes the file durable; returns its sha256 and how many leads it holds.
+    fn finish(self) -> Result<(String, u64)> {
+        let path = self.path;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io_error(&path, "write", e.into_error()))?;
+        file.sync_all().map_err(|e| io_error(&path, "sync", e))?;
+        Ok((hex::encode(self.hasher.finalize()), self.leads))
+    }
+}
+
+/// Snapshot files planned in this process and not yet dropped, which
+/// orphan cleanup leaves alone. One per store, shared by its clones.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    files: Mutex<HashSet<PathBuf>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A plan's hold on its file, until the plan is committed or dropped.
+struct Claim {
+    in_flight: Arc<InFlight>,
+    path: PathBuf,
+    released: AtomicBool,
+}
+
+impl Claim {
+    fn take(store: &Store, path: PathBuf, model: &str, run_id: &str) -> Result<Claim> {
+        let in_flight = store.leads_in_flight().clone();
+        if !in_flight.lock().insert(path.clone()) {
+            return Err(Error::Leads(format!(
+                "run {run_id} of {model} is already planned; drop that plan first"
+            )));
+        }
+        Ok(Claim {
+            in_flight,
+            path,
+            released: AtomicBool::new(false),
+        })
+    }
+
+    fn release(&self) {
+        if !self.released.swap(true, AtomicOrdering::Relaxed) {
+            self.in_flight.lock().remove(&self.path);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Deletes the model's snapshot files (all of them, or only `only`) that
+/// neither its pointer names nor a plan in flight holds: those of runs that
+/// failed, went stale or crashed, and those that commits replaced.
+fn remove_orphans(store: &Store, model: &str, only: Option<&Path>) -> Result<()> {
+    let dir = model_dir(store, model);
+    // Held while deciding and deleting: a plan claims its file under this
+    // lock before creating it, and drops its claim only after its commit has
+    // set the pointer, so a file neither claimed nor named is an orphan.
+    let in_flight = store.leads_in_flight().lock();
+    let current = read_pointer(store, model)?.map(|(_, p)| p.file);
+    let candidates = match only {
+        Some(path) => vec![path.to_path_buf()],
+        None => match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| io_error(&dir, "list", e))?,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(&dir, "list", e)),
+        },
+    };
+    for path in candidates {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !is_snapshot_name(name) || current.as_deref() == Some(name) || in_flight.contains(&path)
+        {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::debug!("removed {}: no longer the leads of {model}", path.display()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, "remove", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the model's folder if needed, durably.
+fn create_dir(store: &Store, dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create", e))?;
+    sync_dir(&store.leads_dir())?;
+    sync_dir(store.root())
 }
 
 /// Which leads to list.
@@ -371,32 +697,26 @@ pub struct Filter {
 }
 
 /// Leads matching `filter`, by model then subject.
+///
+/// Each model's snapshot is read whole and checked against the sha256 its
+/// pointer records: a damaged or edited file is an error naming it.
 pub fn list(store: &Store, filter: &Filter) -> Result<Vec<Lead>> {
-    let iter = match &filter.model {
-        Some(m) => store.leads.scan_prefix(model_prefix(m)),
-        None => store.leads.iter(),
+    let models = match &filter.model {
+        Some(m) => vec![m.clone()],
+        None => models(store)?,
     };
     let mut out = Vec::new();
-    // Keys come by model: read each model's latest run once.
-    let mut latest: Option<(String, Option<String>)> = None;
-    for item in iter {
-        let (k, v) = item?;
-        if let (Some(want), Ok(Stored::Current { resolved, .. })) =
-            (filter.status, Stored::parse(&v))
-        {
-            if resolved != (want == Status::Resolved) {
-                continue;
+    for model in &models {
+        let Some(current) = open_current(store, model)? else {
+            continue;
+        };
+        let mut reader = Reader::new(model, current);
+        while let Some(life) = reader.next()? {
+            if filter.status.is_none_or(|s| s == life.status) {
+                out.push(reader.lead(life)?);
             }
         }
-        let (model, subject) = split_key(&k)?;
-        if latest.as_ref().is_none_or(|(m, _)| m != model) {
-            latest = Some((model.to_string(), latest_run(store, model)?));
-        }
-        let run = latest.as_ref().and_then(|(_, run)| run.as_deref());
-        let lead = decode(model, subject, &v, run)?;
-        if filter.status.is_none_or(|s| s == lead.status) {
-            out.push(lead);
-        }
+        reader.finish()?;
     }
     Ok(out)
 }
@@ -574,36 +894,54 @@ pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
     hex::encode(h.finalize())
 }
 
-/// The changes a successful run makes to its model's leads, and the
-/// model's latest run they were planned against.
+/// A successful run's new snapshot of its model's leads, planned against
+/// the snapshot it replaces, with what changed.
 pub struct Changes {
-    latest_key: String,
-    /// `meta[latest_key]` when planned.
+    model: String,
+    /// `meta[pointer_key(model)]` when planned.
     base: Option<IVec>,
-    /// `meta[latest_key]` once applied: this run.
-    run: IVec,
-    writes: Vec<(IVec, IVec)>,
+    /// `meta[pointer_key(model)]` once applied: the new snapshot.
+    pointer: IVec,
+    /// The snapshot this one replaces.
+    previous: Option<PathBuf>,
+    claim: Claim,
     /// Leads produced for the first time, or again after being resolved.
     pub new: u64,
     /// Leads produced again (changed or not).
     pub open: u64,
     /// Leads no longer produced.
     pub resolved: u64,
+    /// Leads whose record changed: new and resolved ones, and those
+    /// produced again with a different content. The others keep their
+    /// `updated_at`.
+    pub changed: u64,
+    /// Leads in the new snapshot, resolved ones included.
+    pub leads: u64,
 }
 
 impl Changes {
-    /// How many lead records applying the changes writes.
-    pub fn writes(&self) -> usize {
-        self.writes.len()
+    /// To call once the transaction that applied the changes has committed:
+    /// deletes the snapshot they replaced, and leaves the new one to the
+    /// pointer's protection (so that a later run may retire it in turn even
+    /// while this value lives). Not needed for correctness: the model's next
+    /// plan deletes what is left.
+    pub fn committed(&self, store: &Store) -> Result<()> {
+        self.claim.release();
+        match &self.previous {
+            Some(path) => remove_orphans(store, &self.model, Some(path)),
+            None => Ok(()),
+        }
     }
 }
 
-/// Computes the lead updates of a successful run `run_id` of `model` that
-/// produced `emitted`, writing only what changes (see the module doc).
+/// Writes the new snapshot of `model` for a successful run `run_id` that
+/// produced `emitted`, and returns what [`apply_in`] needs to make it the
+/// model's (see the module doc).
 ///
-/// A merge of the model's stored leads, in key order, with `emitted`, in
-/// subject order: the stored content of a lead produced again is compared
-/// as bytes, and a record is decoded only when its lead changes.
+/// A merge of the current snapshot, in subject order, with `emitted`, in
+/// subject order: memory does not grow with the number of leads. A lead's
+/// content is compared and copied as bytes, never decoded. Deletes the
+/// model's orphan files first.
 pub fn plan(
     store: &Store,
     model: &str,
@@ -611,223 +949,191 @@ pub fn plan(
     run_id: &str,
     emitted: &BTreeMap<String, LeadData>,
 ) -> Result<Changes> {
-    let latest_key = latest_run_key(model);
-    // Read before the leads: a run that commits while they are scanned
-    // changes this value, and `apply_in` then refuses the plan.
-    let base = store.meta.get(&latest_key)?;
-    let latest: Option<String> = match &base {
-        None => None,
-        Some(v) => Some(
-            serde_json::from_slice(v)
-                .map_err(|e| Error::Leads(format!("meta `{latest_key}` is unreadable: {e}")))?,
-        ),
-    };
+    crate::catalog::check_name(model).map_err(Error::Leads)?;
+    check_run_id(run_id)?;
+    let dir = model_dir(store, model);
+    let file = file_name(run_id);
+    let path = dir.join(&file);
+    // Read first: a run that commits from here on changes the pointer, and
+    // `apply_in` then refuses this plan.
+    let base = open_current(store, model)?;
+    if base.as_ref().is_some_and(|b| b.pointer.run == run_id) {
+        return Err(Error::Leads(format!(
+            "run {run_id} of {model} has committed its leads already"
+        )));
+    }
+    let claim = Claim::take(store, path.clone(), model, run_id)?;
+    create_dir(store, &dir)?;
+    remove_orphans(store, model, None)?;
+    let raw_base = base.as_ref().map(|b| b.raw.clone());
+    let previous = base.as_ref().map(|b| b.path.clone());
+    let mut stored = base.map(|b| Reader::new(model, b));
     let mut planner = Planner {
-        model,
         model_version,
         run_id,
         now: crate::time::now_text(),
-        latest,
+        out: Writer::create(path)?,
         content: Vec::new(),
-        changes: Changes {
-            run: serde_json::to_vec(run_id)
-                .expect("run id serializes")
-                .into(),
-            latest_key,
-            base,
-            writes: Vec::new(),
-            new: 0,
-            open: 0,
-            resolved: 0,
-        },
+        new: 0,
+        open: 0,
+        resolved: 0,
+        changed: 0,
     };
-    let prefix = model_prefix(model);
-    let mut stored = store.leads.scan_prefix(&prefix);
+    let mut next_stored = match &mut stored {
+        Some(r) => r.next()?,
+        None => None,
+    };
     let mut emitted = emitted.iter();
-    let mut next_stored = stored.next().transpose()?;
     let mut next_emitted = emitted.next();
     loop {
         let step = match (&next_stored, next_emitted) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((k, _)), Some((subject, _))) => k[prefix.len()..].cmp(subject.as_bytes()),
+            (Some(life), Some((subject, _))) => life.subject.as_str().cmp(subject),
         };
         match step {
             Ordering::Less => {
-                let (k, v) = next_stored.take().expect("a stored lead is next");
-                planner.not_produced(k, &v)?;
-                next_stored = stored.next().transpose()?;
+                let life = next_stored.take().expect("a stored lead is next");
+                let reader = stored.as_mut().expect("a stored lead was read");
+                planner.not_produced(&life, reader)?;
+                next_stored = reader.next()?;
             }
             Ordering::Greater => {
                 let (subject, data) = next_emitted.expect("an emitted lead is next");
-                planner.first_seen(subject, data);
+                planner.first_seen(subject, data)?;
                 next_emitted = emitted.next();
             }
             Ordering::Equal => {
-                let (k, v) = next_stored.take().expect("a stored lead is next");
+                let life = next_stored.take().expect("a stored lead is next");
                 let (_, data) = next_emitted.expect("an emitted lead is next");
-                planner.produced_again(k, &v, data)?;
-                next_stored = stored.next().transpose()?;
+                let reader = stored.as_mut().expect("a stored lead was read");
+                planner.produced_again(&life, reader, data)?;
+                next_stored = reader.next()?;
                 next_emitted = emitted.next();
             }
         }
     }
-    Ok(planner.changes)
+    if let Some(reader) = stored {
+        reader.finish()?;
+    }
+    let Planner {
+        out,
+        new,
+        open,
+        resolved,
+        changed,
+        ..
+    } = planner;
+    let (sha256, leads) = out.finish()?;
+    sync_dir(&dir)?;
+    let pointer = Pointer {
+        file,
+        sha256,
+        leads,
+        run: run_id.to_string(),
+    };
+    Ok(Changes {
+        model: model.to_string(),
+        base: raw_base,
+        pointer: serde_json::to_vec(&pointer)
+            .expect("a pointer serializes")
+            .into(),
+        previous,
+        claim,
+        new,
+        open,
+        resolved,
+        changed,
+        leads,
+    })
 }
 
 /// [`plan`], one lead at a time.
 struct Planner<'a> {
-    model: &'a str,
     model_version: &'a str,
     run_id: &'a str,
     now: String,
-    /// The model's latest successful run before this one.
-    latest: Option<String>,
+    out: Writer,
     /// The encoded content of the emitted lead at hand.
     content: Vec<u8>,
-    changes: Changes,
+    new: u64,
+    open: u64,
+    resolved: u64,
+    changed: u64,
 }
 
 impl Planner<'_> {
-    fn unreadable(&self, subject: &str, e: impl std::fmt::Display) -> Error {
-        Error::Leads(format!(
-            "stored lead {}/{subject} is unreadable: {e}",
-            self.model
-        ))
+    /// A lead not in the snapshot, or resolved there: new.
+    fn first_seen(&mut self, subject: &str, data: &LeadData) -> Result<()> {
+        ContentRef::encode(self.model_version, data, &mut self.content);
+        self.fresh(subject)
     }
 
-    fn lifecycle<'v>(&self, subject: &str, bytes: &'v [u8]) -> Result<Lifecycle<'v>> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| self.unreadable(subject, format!("lifecycle: {e}")))
-    }
-
-    /// The live record of a lead first seen by this run, with the content
-    /// at hand.
-    fn fresh(&self) -> IVec {
-        let life = Lifecycle {
-            first_run: Cow::Borrowed(self.run_id),
-            updated_at: Cow::Borrowed(&self.now),
-            last_run: None,
+    /// Writes the lead at hand as first produced by this run.
+    fn fresh(&mut self, subject: &str) -> Result<()> {
+        self.new += 1;
+        self.changed += 1;
+        let life = Life {
+            subject,
+            status: Status::New,
+            first_run: self.run_id,
+            last_run: self.run_id,
             resolved_by: None,
+            updated_at: &self.now,
         };
-        record(false, &life, &self.content)
+        self.out.lead(&life, &self.content)
     }
 
-    /// A lead that was never stored: new.
-    fn first_seen(&mut self, subject: &str, data: &LeadData) {
-        ContentRef::emitted(self.model_version, data).encode_into(&mut self.content);
-        self.changes.new += 1;
-        let value = self.fresh();
-        self.changes
-            .writes
-            .push((key(self.model, subject).into(), value));
+    /// A lead in the snapshot that the run did not produce: resolved,
+    /// unless it already is (then its line is copied as it is).
+    fn not_produced(&mut self, stored: &Life<String>, reader: &Reader) -> Result<()> {
+        if stored.status == Status::Resolved {
+            return self.out.line(reader.line());
+        }
+        self.resolved += 1;
+        self.changed += 1;
+        let life = Life {
+            subject: stored.subject.as_str(),
+            status: Status::Resolved,
+            first_run: &stored.first_run,
+            last_run: &stored.last_run,
+            resolved_by: Some(self.run_id),
+            updated_at: &self.now,
+        };
+        self.out.lead(&life, reader.content())
     }
 
-    /// A stored lead the run did not produce: resolved, unless it already is.
-    fn not_produced(&mut self, key: IVec, value: &[u8]) -> Result<()> {
-        let subject = split_key(&key)?.1;
-        let stored = Stored::parse(value).map_err(|e| self.unreadable(subject, e))?;
-        let (first_run, last_run, content) = match stored {
-            Stored::Current { resolved: true, .. } => return Ok(()),
-            Stored::Current {
-                resolved: false,
-                lifecycle,
-                content,
-            } => {
-                let life = self.lifecycle(subject, lifecycle)?;
-                let last_run = self.latest.clone().ok_or_else(|| {
-                    self.unreadable(
-                        subject,
-                        format!("open, but `{}` has no latest run", self.model),
-                    )
-                })?;
-                (life.first_run, last_run, Cow::Borrowed(content))
-            }
-            Stored::Legacy(_) => {
-                let old = decode(self.model, subject, value, None)?;
-                if old.status == Status::Resolved {
-                    return Ok(());
-                }
-                let mut content = Vec::new();
-                ContentRef::of(&old).encode_into(&mut content);
-                (Cow::Owned(old.first_run), old.last_run, Cow::Owned(content))
-            }
-        };
-        let life = Lifecycle {
-            first_run,
-            updated_at: Cow::Borrowed(&self.now),
-            last_run: Some(Cow::Owned(last_run)),
-            resolved_by: Some(Cow::Borrowed(self.run_id)),
-        };
-        let value = record(true, &life, &content);
-        self.changes.resolved += 1;
-        self.changes.writes.push((key, value));
-        Ok(())
-    }
-
-    /// A stored lead the run produced again: open if it was live, else new
-    /// again; written only if it was resolved or its content changed (or
-    /// to carry a record of an earlier layout over).
-    fn produced_again(&mut self, key: IVec, value: &[u8], data: &LeadData) -> Result<()> {
-        ContentRef::emitted(self.model_version, data).encode_into(&mut self.content);
-        let subject = split_key(&key)?.1;
-        let stored = Stored::parse(value).map_err(|e| self.unreadable(subject, e))?;
-        let (first_run, updated_at) = match stored {
-            Stored::Current {
-                resolved: false,
-                content,
-                ..
-            } if content == self.content.as_slice() => {
-                self.changes.open += 1;
-                return Ok(());
-            }
-            Stored::Current {
-                resolved: false,
-                lifecycle,
-                ..
-            } => {
-                let life = self.lifecycle(subject, lifecycle)?;
-                (life.first_run.into_owned(), self.now.clone())
-            }
-            Stored::Current { resolved: true, .. } => {
-                self.changes.new += 1;
-                let value = self.fresh();
-                self.changes.writes.push((key, value));
-                return Ok(());
-            }
-            Stored::Legacy(_) => {
-                let old = decode(self.model, subject, value, None)?;
-                if old.status == Status::Resolved {
-                    self.changes.new += 1;
-                    let value = self.fresh();
-                    self.changes.writes.push((key, value));
-                    return Ok(());
-                }
-                let mut before = Vec::new();
-                ContentRef::of(&old).encode_into(&mut before);
-                let updated_at = if before == self.content {
-                    old.updated_at
-                } else {
-                    self.now.clone()
-                };
-                (old.first_run, updated_at)
-            }
-        };
-        let life = Lifecycle {
-            first_run: Cow::Owned(first_run),
-            updated_at: Cow::Owned(updated_at),
-            last_run: None,
+    /// A lead in the snapshot that the run produced again: open if it was
+    /// live, else new again; `updated_at` moves only if its content changed.
+    fn produced_again(
+        &mut self,
+        stored: &Life<String>,
+        reader: &Reader,
+        data: &LeadData,
+    ) -> Result<()> {
+        ContentRef::encode(self.model_version, data, &mut self.content);
+        if stored.status == Status::Resolved {
+            return self.fresh(&stored.subject);
+        }
+        self.open += 1;
+        let same = reader.content() == self.content.as_slice();
+        if !same {
+            self.changed += 1;
+        }
+        let life = Life {
+            subject: stored.subject.as_str(),
+            status: Status::Open,
+            first_run: &stored.first_run,
+            last_run: self.run_id,
             resolved_by: None,
+            updated_at: if same { &stored.updated_at } else { &self.now },
         };
-        let value = record(false, &life, &self.content);
-        self.changes.open += 1;
-        self.changes.writes.push((key, value));
-        Ok(())
+        self.out.lead(&life, &self.content)
     }
 }
 
-/// Whether [`apply_in`] wrote the changes.
+/// Whether [`apply_in`] made the planned snapshot the model's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Written,
@@ -836,21 +1142,18 @@ pub enum Applied {
     Stale,
 }
 
-/// Applies planned changes inside a transaction over the `leads` and `meta`
-/// trees, making the run the model's latest; writes nothing if another run
-/// of the model committed since [`plan`].
+/// Inside a transaction over `meta`: points the model's leads at the
+/// planned snapshot, unless another run of the model committed since
+/// [`plan`]. Writes one small value, whatever the number of leads.
 pub fn apply_in(
-    leads: &TransactionalTree,
     meta: &TransactionalTree,
     changes: &Changes,
 ) -> std::result::Result<Applied, ConflictableTransactionError<Error>> {
-    if meta.get(&changes.latest_key)? != changes.base {
+    let key = pointer_key(&changes.model);
+    if meta.get(&key)? != changes.base {
         return Ok(Applied::Stale);
     }
-    for (k, v) in &changes.writes {
-        leads.insert(k.clone(), v.clone())?;
-    }
-    meta.insert(changes.latest_key.as_bytes(), changes.run.clone())?;
+    meta.insert(key.as_bytes(), changes.pointer.clone())?;
     Ok(Applied::Written)
 }
 
@@ -917,54 +1220,87 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_record_is_named_not_decoded() {
-        let err = |value: &[u8]| match decode("m", "s", value, Some("r")) {
-            Err(Error::Leads(m)) => m,
-            other => panic!("{other:?}"),
+    fn a_line_reads_back_as_the_lead_written_and_keeps_its_content_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r3.leads");
+        // Text that looks like the separator stays inside its string.
+        let mut data = lead_data("91A,\"content\":{", Some("1.00"), &[("staff", "120")]);
+        data.title.push_str(",\"content\":");
+        data.evidence[0].personal = true;
+        let mut content = Vec::new();
+        ContentRef::encode("1.2.0", &data, &mut content);
+        let mut w = Writer::create(path.clone()).unwrap();
+        let life = Life {
+            subject: data.subject.as_str(),
+            status: Status::Resolved,
+            first_run: "r1",
+            last_run: "r2",
+            resolved_by: Some("r3"),
+            updated_at: "t",
         };
-        assert!(err(b"").contains("m/s is unreadable: an empty record"));
-        assert!(err(&[FORMAT, LIVE, 0]).contains("a record of 3 bytes"));
-        assert!(err(&[FORMAT, 7, 0, 0, 0, 0]).contains("unknown state 7"));
-        assert!(err(&[FORMAT, LIVE, 0, 0, 1, 0, b'{']).contains("lifecycle of 256 bytes"));
-        assert!(err(&[9]).contains("unknown record format 9"));
-        let life = Lifecycle {
-            first_run: "r".into(),
-            updated_at: "t".into(),
-            last_run: None,
-            resolved_by: None,
+        w.lead(&life, &content).unwrap();
+        let (sha256, leads) = w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("\"evidence\":[[\"staff\",\"120\",true]]"),
+            "{text}"
+        );
+
+        let pointer = Pointer {
+            file: "r3.leads".into(),
+            sha256,
+            leads,
+            run: "r3".into(),
         };
-        assert!(err(&record(false, &life, b"{}")).contains("content: missing field"));
-        assert!(err(&record(true, &life, b"{}")).contains("content"));
+        let current = Current {
+            raw: IVec::from(&b""[..]),
+            pointer,
+            file: File::open(&path).unwrap(),
+            path,
+        };
+        let mut r = Reader::new("m", current);
+        let life = r.next().unwrap().unwrap();
+        assert_eq!(r.content(), content.as_slice());
+        assert_eq!(r.line(), text.as_bytes());
+        let lead = r.lead(life).unwrap();
+        assert!(r.next().unwrap().is_none());
+        r.finish().unwrap();
+        assert_eq!(
+            (
+                lead.model.as_str(),
+                lead.subject.as_str(),
+                lead.title.as_str()
+            ),
+            ("m", data.subject.as_str(), data.title.as_str())
+        );
+        assert_eq!(
+            (
+                lead.status,
+                lead.last_run.as_str(),
+                lead.resolved_by.as_deref()
+            ),
+            (Status::Resolved, "r2", Some("r3"))
+        );
+        assert_eq!(
+            lead.evidence[0],
+            Evidence {
+                name: "staff".into(),
+                value: "120".into(),
+                personal: true
+            }
+        );
     }
 
     #[test]
-    fn a_record_keeps_content_bytes_as_encoded() {
-        let data = lead_data("91A", Some("1.00"), &[("staff", "120")]);
-        let mut content = Vec::new();
-        ContentRef::emitted("1.2.0", &data).encode_into(&mut content);
-        let life = Lifecycle {
-            first_run: "r1".into(),
-            updated_at: "t".into(),
-            last_run: None,
-            resolved_by: None,
-        };
-        let value = record(false, &life, &content);
-        match Stored::parse(&value).unwrap() {
-            Stored::Current {
-                resolved: false,
-                content: stored,
-                ..
-            } => assert_eq!(stored, content.as_slice()),
-            _ => panic!("not a live record"),
+    fn only_safe_run_ids_name_files() {
+        assert!(check_run_id("20250101T101010.123-4242-0").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_run_id(bad).is_err(), "{bad}");
         }
-        let lead = decode("m", "91A", &value, Some("r2")).unwrap();
-        assert_eq!((lead.status, lead.last_run.as_str()), (Status::Open, "r2"));
-        assert_eq!(lead.model_version, "1.2.0");
-        assert_eq!(lead.title, data.title);
-        assert_eq!(lead.evidence[0].value, "120");
-        let mut again = Vec::new();
-        ContentRef::of(&lead).encode_into(&mut again);
-        assert_eq!(again, content, "a decoded lead encodes to the same bytes");
+        assert!(is_snapshot_name("r1.leads"));
+        assert!(!is_snapshot_name("notes.txt"));
+        assert!(!is_snapshot_name(".leads"));
     }
 
     #[test]

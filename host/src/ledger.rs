@@ -302,19 +302,16 @@ pub fn append(store: &Store, draft: &Draft) -> Result<Entry> {
 }
 
 /// Appends `draft` in one transaction with the writes `with` makes to
-/// `other` and to `meta` (a run's leads and cursors), signing it when the
-/// store has a unit.
-pub fn append_with<F>(store: &Store, draft: &Draft, other: &sled::Tree, with: F) -> Result<Entry>
+/// `meta` (a run's leads pointer and cursors), signing it when the store has
+/// a unit.
+pub fn append_with<F>(store: &Store, draft: &Draft, with: F) -> Result<Entry>
 where
-    F: Fn(
-        &TransactionalTree,
-        &TransactionalTree,
-    ) -> std::result::Result<(), ConflictableTransactionError<Error>>,
+    F: Fn(&TransactionalTree) -> std::result::Result<(), ConflictableTransactionError<Error>>,
 {
     let signer = Signer::for_store(store)?;
-    let entry = (other, &store.ledger, &store.ledger_sig, &store.meta)
-        .transaction(|(other, ledger, seals, meta)| {
-            with(other, meta)?;
+    let entry = (&store.ledger, &store.ledger_sig, &store.meta)
+        .transaction(|(ledger, seals, meta)| {
+            with(meta)?;
             append_in(ledger, seals, meta, draft, signer.as_ref())
         })
         .map_err(Error::from)?;

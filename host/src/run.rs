@@ -225,9 +225,9 @@ pub fn execute_installed(
 const COMMIT_TRIES: usize = 8;
 
 /// Commits a successful run: its leads, its cursors and its `run-finished`
-/// entry `finished`, in one transaction. The leads are planned outside the
-/// transaction; when another run of the model commits in between, the plan
-/// is stale and is made again.
+/// entry `finished`, in one transaction. The leads' snapshot is written
+/// outside the transaction, which only points the model at it; when another
+/// run of the model commits in between, the plan is stale and is made again.
 fn commit(
     store: &Store,
     finished: &Draft,
@@ -243,8 +243,8 @@ fn commit(
         let planned = planned.elapsed();
         let committed = Instant::now();
         let stale = Cell::new(false);
-        let result = ledger::append_with(store, finished, &store.leads, |leads, meta| {
-            if crate::leads::apply_in(leads, meta, &changes)? == Applied::Stale {
+        let result = ledger::append_with(store, finished, |meta| {
+            if crate::leads::apply_in(meta, &changes)? == Applied::Stale {
                 stale.set(true);
                 return Err(ConflictableTransactionError::Abort(Error::Leads(format!(
                     "another run of {model} committed its leads first"
@@ -260,10 +260,16 @@ fn commit(
         });
         match result {
             Ok(entry) => {
+                // The run stands; a snapshot left behind is removed by the
+                // model's next run.
+                if let Err(e) = changes.committed(store) {
+                    tracing::warn!("run {run_id}: the previous leads of {model} remain: {e}");
+                }
                 tracing::debug!(
-                    "run {run_id}: {} lead records written (new {}, open {}, resolved {}); \
+                    "run {run_id}: {} leads kept, {} changed (new {}, open {}, resolved {}); \
                      planned in {planned:.2?}, committed in {:.2?}",
-                    changes.writes(),
+                    changes.leads,
+                    changes.changed,
                     changes.new,
                     changes.open,
                     changes.resolved,

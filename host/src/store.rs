@@ -2,11 +2,13 @@
 //! the host policy.
 //!
 //! ```text
-//! <store>/db/          sled: meta, leads, ledger (+ ledger_sig,
-//!                      checkpoints) and, at a central office, the
-//!                      imported ledgers (central, central_checkpoints)
+//! <store>/db/          sled: meta, ledger (+ ledger_sig, checkpoints) and,
+//!                      at a central office, the imported ledgers (central,
+//!                      central_checkpoints)
 //! <store>/data/        dataset blocks: one file per run of a version
 //!                      (see `dataset::file`), named by the metadata in `meta`
+//! <store>/leads/<m>/   leads: one snapshot file per model, `<run>.leads`
+//!                      (see `leads`), named by `meta["leads/<m>/current"]`
 //! <store>/models/<m>/  model.wasm + model.toml, one folder per model
 //! <store>/jiandu.toml  host policy (optional; defaults apply)
 //! ```
@@ -15,6 +17,7 @@
 //! [`Error::StoreLocked`].
 
 use crate::dataset::file::{BlockCache, DEFAULT_CACHE_BYTES};
+use crate::leads::InFlight;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +27,9 @@ use std::sync::Arc;
 pub struct Store {
     root: PathBuf,
     db: sled::Db,
-    /// Schemas, dataset heads, the ledger head, cursors.
+    /// Schemas, dataset heads, the ledger head, cursors, which snapshot
+    /// holds each model's leads.
     pub meta: sled::Tree,
-    /// Leads by `model \0 subject`.
-    pub leads: sled::Tree,
     /// Ledger entries by big-endian sequence number.
     pub ledger: sled::Tree,
     /// Each ledger entry's seal (its hash and the unit's signature), by the
@@ -41,6 +43,8 @@ pub struct Store {
     pub central_checkpoints: sled::Tree,
     /// Dataset blocks kept for gets and lookups, shared by every reader.
     block_cache: Arc<BlockCache>,
+    /// Leads files planned and not yet committed or dropped.
+    leads_in_flight: Arc<InFlight>,
 }
 
 impl Store {
@@ -83,13 +87,13 @@ impl Store {
         };
         Ok(Store {
             meta: db.open_tree("meta")?,
-            leads: db.open_tree("leads")?,
             ledger: db.open_tree("ledger")?,
             ledger_sig: db.open_tree("ledger_sig")?,
             checkpoints: db.open_tree("checkpoints")?,
             central: db.open_tree("central")?,
             central_checkpoints: db.open_tree("central_checkpoints")?,
             block_cache: Arc::new(BlockCache::new(DEFAULT_CACHE_BYTES)),
+            leads_in_flight: Arc::default(),
             db,
             root,
         })
@@ -108,6 +112,17 @@ impl Store {
     /// The cache of dataset blocks for point reads.
     pub fn block_cache(&self) -> Arc<BlockCache> {
         self.block_cache.clone()
+    }
+
+    /// Where each model's leads files live.
+    pub fn leads_dir(&self) -> PathBuf {
+        self.root.join("leads")
+    }
+
+    /// Leads files planned in this process and not yet committed or
+    /// dropped, which a plan must not take for orphans.
+    pub(crate) fn leads_in_flight(&self) -> &Arc<InFlight> {
+        &self.leads_in_flight
     }
 
     /// Where installed models live.

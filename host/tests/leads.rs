@@ -1,11 +1,12 @@
 //! The lifecycle of leads across runs, through the library: what each run
-//! commits, what `leads::list` reads back, and which runs write nothing.
+//! commits, what `leads::list` reads back, which leads change, and the
+//! snapshot files behind them.
 
 use jiandu::leads::{self, Applied, Changes, Filter, Lead, Status};
 use jiandu::Store;
 use jiandu_sdk::{EvidenceData, LeadData};
-use sled::Transactional;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 const MODEL: &str = "disability-fund-arrears";
 
@@ -38,11 +39,17 @@ fn emitted(leads: &[(&str, &str)]) -> BTreeMap<String, LeadData> {
         .collect()
 }
 
-/// Applies `changes` the way a run commits them, in one transaction.
+/// Applies `changes` the way a run commits them, in one transaction, and
+/// once committed deletes the snapshot they replace.
 fn apply(store: &Store, changes: &Changes) -> Applied {
-    (&store.leads, &store.meta)
-        .transaction(|(leads, meta)| leads::apply_in(leads, meta, changes))
-        .unwrap()
+    let applied = store
+        .meta
+        .transaction(|meta| leads::apply_in(meta, changes))
+        .unwrap();
+    if applied == Applied::Written {
+        changes.committed(store).unwrap();
+    }
+    applied
 }
 
 /// Plans and commits a successful run of `model` at `version`.
@@ -56,6 +63,34 @@ fn run_as(
     let changes = leads::plan(store, model, version, run, leads).unwrap();
     assert_eq!(apply(store, &changes), Applied::Written);
     changes
+}
+
+/// The folder of a model's leads files.
+fn folder(store: &Store, model: &str) -> PathBuf {
+    store.root().join("leads").join(model)
+}
+
+/// The names of the files in a model's folder.
+fn files(store: &Store, model: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder(store, model))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn list_error(store: &Store) -> String {
+    match leads::list(store, &Filter::default()) {
+        Ok(l) => panic!("listed {} leads", l.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} in {text}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 fn run(store: &Store, run: &str, leads: &[(&str, &str)]) -> Changes {
@@ -91,8 +126,8 @@ fn state(l: &Lead) -> (Status, &str, &str, Option<&str>) {
     )
 }
 
-fn counts(c: &Changes) -> (u64, u64, u64, usize) {
-    (c.new, c.open, c.resolved, c.writes())
+fn counts(c: &Changes) -> (u64, u64, u64, u64) {
+    (c.new, c.open, c.resolved, c.changed)
 }
 
 #[test]
@@ -132,7 +167,7 @@ fn a_lead_is_new_then_open_then_resolved_then_new_again() {
 }
 
 #[test]
-fn a_rerun_that_finds_the_same_leads_writes_none_and_changes_no_updated_at() {
+fn a_rerun_that_finds_the_same_leads_changes_none_and_keeps_updated_at() {
     let (_d, store) = store();
     let leads: Vec<(String, String)> = (0..500)
         .map(|i| (format!("91{i:016}"), format!("{i}.00")))
@@ -164,7 +199,7 @@ fn a_changed_lead_is_rewritten_and_keeps_its_first_run() {
     let (_d, store) = store();
     run(&store, "r1", &[("A", "10.00"), ("B", "20.00")]);
     let c = run(&store, "r2", &[("A", "10.00"), ("B", "21.50")]);
-    assert_eq!(counts(&c), (0, 2, 0, 1), "only B is written");
+    assert_eq!(counts(&c), (0, 2, 0, 1), "only B changed");
     let b = lead(&store, "B");
     assert_eq!(state(&b), (Status::Open, "r1", "r2", None));
     assert_eq!(b.amount.as_deref(), Some("21.50"));
@@ -229,11 +264,14 @@ fn a_plan_overtaken_by_another_run_of_the_model_writes_nothing() {
     run(&store, "r1", &[("A", "1.00"), ("B", "2.00")]);
     let first = leads::plan(&store, MODEL, "1.0.0", "r2", &emitted(&[("A", "1.00")])).unwrap();
     let second = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("B", "2.00")])).unwrap();
+    // Neither plan took the other's file for an orphan.
+    assert_eq!(files(&store, MODEL), ["r1.leads", "r2.leads", "r3.leads"]);
     assert_eq!(apply(&store, &first), Applied::Written);
     let after_first = all(&store, Some(MODEL));
     assert_eq!(apply(&store, &second), Applied::Stale);
     assert_eq!(all(&store, Some(MODEL)), after_first);
     // Planned again on what r2 left, r3 commits as if it ran after it.
+    drop(second);
     let second = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("B", "2.00")])).unwrap();
     assert_eq!(counts(&second), (1, 0, 1, 2));
     assert_eq!(apply(&store, &second), Applied::Written);
@@ -248,76 +286,218 @@ fn a_plan_overtaken_by_another_run_of_the_model_writes_nothing() {
     assert_eq!(apply(&store, &third), Applied::Written);
 }
 
+/// The leads of a snapshot file, read line by line as plain JSON.
+fn file_leads(store: &Store, model: &str, file: &str) -> Vec<Lead> {
+    let text = std::fs::read_to_string(folder(store, model).join(file)).unwrap();
+    let text_of = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let c = &v["content"];
+            Lead {
+                model: model.to_string(),
+                model_version: text_of(&c["model_version"]).unwrap(),
+                subject: text_of(&v["subject"]).unwrap(),
+                subject_personal: c["subject_personal"].as_bool().unwrap(),
+                title: text_of(&c["title"]).unwrap(),
+                amount: text_of(&c["amount"]),
+                evidence: c["evidence"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| leads::Evidence {
+                        name: text_of(&e[0]).unwrap(),
+                        value: text_of(&e[1]).unwrap(),
+                        personal: e[2].as_bool().unwrap(),
+                    })
+                    .collect(),
+                status: serde_json::from_value(v["status"].clone()).unwrap(),
+                first_run: text_of(&v["first_run"]).unwrap(),
+                last_run: text_of(&v["last_run"]).unwrap(),
+                resolved_by: text_of(&v["resolved_by"]),
+                updated_at: text_of(&v["updated_at"]).unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn pointer(store: &Store, model: &str) -> serde_json::Value {
+    store
+        .get_meta(&format!("leads/{model}/current"))
+        .unwrap()
+        .expect("a pointer")
+}
+
 #[test]
-fn leads_stored_whole_by_earlier_versions_are_read_and_carried_on() {
+fn three_runs_leave_one_sorted_file_named_by_the_latest_run() {
     let (_d, store) = store();
-    // Before the current layout every run rewrote each lead whole, with
-    // its status and last run.
-    let legacy = |subject: &str, status, first_run: &str, last_run: &str, resolved_by| {
-        let data = &emitted(&[(subject, "5.00")])[subject];
-        let lead = Lead {
-            model: MODEL.into(),
-            model_version: "1.0.0".into(),
-            subject: subject.into(),
-            subject_personal: false,
-            title: data.title.clone(),
-            amount: data.amount.clone(),
-            evidence: data
-                .evidence
-                .iter()
-                .map(|e| leads::Evidence {
-                    name: e.name.clone(),
-                    value: e.value.clone(),
-                    personal: e.personal,
-                })
-                .collect(),
-            status,
-            first_run: first_run.into(),
-            last_run: last_run.into(),
-            resolved_by,
-            updated_at: format!("at {last_run}"),
-        };
-        let key = format!("{MODEL}\0{subject}");
-        store
-            .leads
-            .insert(key, serde_json::to_vec(&lead).unwrap())
-            .unwrap();
-        lead
-    };
-    let old = [
-        legacy("A", Status::Open, "o1", "o3", None),
-        legacy("B", Status::New, "o3", "o3", None),
-        legacy("C", Status::Resolved, "o1", "o2", Some("o3".into())),
-    ];
+    let c = run(
+        &store,
+        "r1",
+        &[("C", "30.00"), ("A", "10.00"), ("B", "20.00")],
+    );
+    assert_eq!((counts(&c), c.leads), ((3, 0, 0, 3), 3));
+    assert_eq!(files(&store, MODEL), ["r1.leads"]);
+    let r1 = file_leads(&store, MODEL, "r1.leads");
+    let subjects: Vec<&str> = r1.iter().map(|l| l.subject.as_str()).collect();
+    assert_eq!(subjects, ["A", "B", "C"], "one lead a line, by subject");
+    assert!(r1
+        .iter()
+        .all(|l| state(l) == (Status::New, "r1", "r1", None)));
+
+    // B paid, C's gap grew.
+    let c = run(&store, "r2", &[("A", "10.00"), ("C", "31.00")]);
+    assert_eq!((counts(&c), c.leads), ((0, 2, 1, 2), 3));
+    assert_eq!(files(&store, MODEL), ["r2.leads"], "r1's file is gone");
+    let r2 = file_leads(&store, MODEL, "r2.leads");
+    assert_eq!(state(&r2[0]), (Status::Open, "r1", "r2", None));
+    assert_eq!(r2[0].updated_at, r1[0].updated_at, "A unchanged");
+    assert_eq!(state(&r2[1]), (Status::Resolved, "r1", "r1", Some("r2")));
+    assert_eq!(r2[1].amount.as_deref(), Some("20.00"));
+    assert_eq!(state(&r2[2]), (Status::Open, "r1", "r2", None));
+    assert_eq!(r2[2].amount.as_deref(), Some("31.00"));
+
+    // A and C paid, B fell behind again, D is new.
+    let c = run(&store, "r3", &[("B", "22.00"), ("D", "40.00")]);
+    assert_eq!((counts(&c), c.leads), ((2, 0, 2, 4), 4));
+    assert_eq!(files(&store, MODEL), ["r3.leads"]);
+    let r3 = file_leads(&store, MODEL, "r3.leads");
+    let states: Vec<_> = r3.iter().map(|l| (l.subject.as_str(), state(l))).collect();
+    assert_eq!(
+        states,
+        [
+            ("A", (Status::Resolved, "r1", "r2", Some("r3"))),
+            ("B", (Status::New, "r3", "r3", None)),
+            ("C", (Status::Resolved, "r1", "r2", Some("r3"))),
+            ("D", (Status::New, "r3", "r3", None)),
+        ]
+    );
     assert_eq!(
         all(&store, Some(MODEL)).into_values().collect::<Vec<_>>(),
-        old,
-        "read as stored"
+        r3
     );
-    // The first run after the upgrade: A unchanged, B gone, C back.
-    let c = run_as(
-        &store,
-        MODEL,
-        "1.0.0",
-        "r4",
-        &emitted(&[("A", "5.00"), ("C", "5.00")]),
-    );
-    assert_eq!(counts(&c), (1, 1, 1, 3));
-    let a = lead(&store, "A");
-    assert_eq!(state(&a), (Status::Open, "o1", "r4", None));
-    assert_eq!(a.updated_at, "at o3", "unchanged content, unchanged time");
+
+    // The pointer names the file, its sha256 and its count.
+    let bytes = std::fs::read(folder(&store, MODEL).join("r3.leads")).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     assert_eq!(
-        state(&lead(&store, "B")),
-        (Status::Resolved, "o3", "o3", Some("r4"))
+        pointer(&store, MODEL),
+        serde_json::json!({"file": "r3.leads", "sha256": sha, "leads": 4, "run": "r3"})
     );
-    assert_eq!(state(&lead(&store, "C")), (Status::New, "r4", "r4", None));
-    // From then on, unchanged leads cost no write.
-    let c = run_as(
-        &store,
-        MODEL,
-        "1.0.0",
-        "r5",
-        &emitted(&[("A", "5.00"), ("C", "5.00")]),
+}
+
+#[test]
+fn a_damaged_leads_file_is_named_and_refused() {
+    let (_d, store) = store();
+    run(&store, "r1", &[("A", "10.00"), ("B", "20.00")]);
+    let path = folder(&store, MODEL).join("r1.leads");
+    let good = std::fs::read(&path).unwrap();
+
+    // An edited amount still parses: only the sha256 catches it.
+    edit(&path, "20.00", "2.00");
+    let err = list_error(&store);
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.contains("sha256") && err.contains("damaged or edited"),
+        "{err}"
     );
-    assert_eq!(counts(&c), (0, 2, 0, 0));
+    // A run of the model refuses to build on it, and keeps it.
+    let plan = leads::plan(&store, MODEL, "1.0.0", "r2", &emitted(&[("A", "10.00")]));
+    let err = plan.err().expect("refused").to_string();
+    assert!(err.contains("r1.leads") && err.contains("sha256"), "{err}");
+    assert!(path.exists());
+
+    // A line cut short or garbled is the same error, not a parse error.
+    std::fs::write(&path, &good[..good.len() - 10]).unwrap();
+    let err = list_error(&store);
+    assert!(err.contains("r1.leads") && err.contains("sha256"), "{err}");
+    let mut garbled = good.clone();
+    garbled[3] = b'#';
+    std::fs::write(&path, &garbled).unwrap();
+    let err = list_error(&store);
+    assert!(err.contains("r1.leads") && err.contains("sha256"), "{err}");
+
+    // A missing file is named too.
+    std::fs::remove_file(&path).unwrap();
+    let err = list_error(&store);
+    assert!(err.contains("r1.leads") && err.contains("missing"), "{err}");
+
+    // Restored from a backup, it reads again.
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(all(&store, None).len(), 2);
+}
+
+#[test]
+fn an_orphan_from_a_failed_or_crashed_commit_is_ignored_then_removed() {
+    let (_d, store) = store();
+    run(&store, "r1", &[("A", "10.00")]);
+    let before = all(&store, Some(MODEL));
+    // A run whose commit failed: planned, never applied.
+    let failed = leads::plan(&store, MODEL, "1.0.0", "r2", &emitted(&[("B", "1.00")])).unwrap();
+    drop(failed);
+    // A run that crashed while writing its file.
+    std::fs::write(folder(&store, MODEL).join("r9.leads"), "{\"model\":").unwrap();
+    // Not a leads file: never touched.
+    std::fs::write(folder(&store, MODEL).join("notes.txt"), "处理意见").unwrap();
+    assert_eq!(
+        files(&store, MODEL),
+        ["notes.txt", "r1.leads", "r2.leads", "r9.leads"]
+    );
+    assert_eq!(all(&store, Some(MODEL)), before, "orphans are not read");
+    assert_eq!(all(&store, None), before);
+
+    // The next run of the model removes them before writing its own file.
+    let next = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("A", "10.00")])).unwrap();
+    assert_eq!(files(&store, MODEL), ["notes.txt", "r1.leads", "r3.leads"]);
+    assert_eq!(apply(&store, &next), Applied::Written);
+    assert_eq!(files(&store, MODEL), ["notes.txt", "r3.leads"]);
+    assert_eq!(state(&lead(&store, "A")), (Status::Open, "r1", "r3", None));
+}
+
+#[test]
+fn a_pointer_moved_since_the_plan_makes_apply_in_return_stale() {
+    let (_d, store) = store();
+    // Two first runs: the plan of the second was made against no pointer.
+    let x1 = leads::plan(&store, MODEL, "1.0.0", "x1", &emitted(&[("A", "1.00")])).unwrap();
+    let x2 = leads::plan(&store, MODEL, "1.0.0", "x2", &emitted(&[("B", "2.00")])).unwrap();
+    assert_eq!(apply(&store, &x1), Applied::Written);
+    assert_eq!(apply(&store, &x2), Applied::Stale);
+    assert_eq!(pointer(&store, MODEL)["file"], "x1.leads");
+
+    // A plan made against x1, overtaken by r2.
+    let late = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("C", "3.00")])).unwrap();
+    run(&store, "r2", &[("A", "1.00"), ("B", "2.00")]);
+    let before = store.meta.get(format!("leads/{MODEL}/current")).unwrap();
+    assert_eq!(apply(&store, &late), Applied::Stale);
+    assert_eq!(
+        store.meta.get(format!("leads/{MODEL}/current")).unwrap(),
+        before,
+        "nothing written"
+    );
+    let now = all(&store, Some(MODEL));
+    assert_eq!(now.len(), 2);
+    assert!(now.values().all(|l| l.last_run == "r2"));
+    // The stale plans' files go with the next plan.
+    drop((x1, x2, late));
+    run(&store, "r4", &[("A", "1.00")]);
+    assert_eq!(files(&store, MODEL), ["r4.leads"]);
+}
+
+#[test]
+fn a_run_is_planned_once_at_a_time_and_committed_once() {
+    let (_d, store) = store();
+    let leads = emitted(&[("A", "1.00")]);
+    let first = leads::plan(&store, MODEL, "1.0.0", "r1", &leads).unwrap();
+    let again = leads::plan(&store, MODEL, "1.0.0", "r1", &leads);
+    assert!(again.err().unwrap().to_string().contains("already planned"));
+    assert_eq!(apply(&store, &first), Applied::Written);
+    drop(first);
+    let again = leads::plan(&store, MODEL, "1.0.0", "r1", &leads);
+    assert!(again
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("committed its leads already"));
+    assert_eq!(files(&store, MODEL), ["r1.leads"]);
+    assert_eq!(all(&store, None).len(), 1);
 }

@@ -282,8 +282,11 @@ pub fn write_version(
     Ok(info)
 }
 
-/// Writes the record run and the index runs of a new segment; returns the
-/// records' first keys and block ends, and the index runs.
+/// A new segment's files as written: the records' first keys and block
+/// ends, and the index runs.
+type WrittenRuns = (Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>);
+
+/// Writes the record run and the index runs of a new segment.
 fn write_runs(
     data: &std::path::Path,
     name: &str,
@@ -291,7 +294,7 @@ fn write_runs(
     segment_id: u32,
     schema: &Schema,
     rows: &SortedRows,
-) -> Result<(Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>)> {
+) -> Result<WrittenRuns> {
     let (first_keys, ends) = write_run(
         file::run_path(data, name, version, segment_id, RECORDS_RUN),
         rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
