@@ -419,15 +419,11 @@ impl VersionReader {
     /// With `seen`, only segments not in it (records added since). Several
     /// segments are merged by key, the newest record winning.
     ///
-    /// The batches are prepared on a thread of their own (reading, checking
-    /// and projecting the next block while the model works on this one),
-    /// at most [`READ_AHEAD`] ahead.
+    /// Batches are prepared on the caller's thread, when the model asks for
+    /// them. Reading ahead on a thread of its own made a lone run 7–12%
+    /// faster on an idle machine but lowered the throughput of runs sharing
+    /// the cores (BENCHMARKS.md), and a unit runs many models at once.
     pub fn batches(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
-        read_ahead(self.batches_here(view, seen))
-    }
-
-    /// [`VersionReader::batches`] on the caller's thread.
-    fn batches_here(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
         let ids = self.segment_ids();
         let segs: Vec<SegmentInfo> = self
             .info
@@ -616,32 +612,6 @@ pub fn join_key<S: AsRef<str>>(parts: &[S]) -> String {
 
 /// Batches of a scan: (records, offsets) as the model receives them.
 pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
-
-/// Batches a scan prepares ahead of the model.
-pub const READ_AHEAD: usize = 2;
-
-/// `batches` produced on a thread of their own. The thread ends after the
-/// last batch or the first error, or when the scan is dropped (its next
-/// send fails). A thread that cannot be started is the scan's error.
-fn read_ahead(mut batches: Batches) -> Batches {
-    let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
-    let spawned = std::thread::Builder::new()
-        .name("jiandu-read-ahead".into())
-        .spawn(move || {
-            for batch in batches.by_ref() {
-                let failed = batch.is_err();
-                if tx.send(batch).is_err() || failed {
-                    return;
-                }
-            }
-        });
-    match spawned {
-        Ok(_) => Box::new(rx.into_iter()),
-        Err(e) => Box::new(std::iter::once(Err(Error::Other(format!(
-            "cannot start a thread to read the dataset: {e}"
-        ))))),
-    }
-}
 
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {
