@@ -63,10 +63,16 @@
 //! no network. Leads it emits are kept only if the whole run succeeds.
 //! Money is exact: use [`Decimal`], never `f64`, for amounts.
 
+pub mod alloc;
 pub mod de;
 pub mod record;
 
 mod backend;
+
+/// The wasm build's allocator (see [`alloc`]).
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+#[global_allocator]
+static ALLOC: alloc::SmallAlloc = alloc::SmallAlloc::new();
 mod context;
 mod error;
 mod lead;
