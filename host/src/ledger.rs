@@ -17,8 +17,9 @@
 //!
 //! A run writes a `run-started` entry before the model runs (if that cannot
 //! be written — including when the unit's key cannot be read — the run does
-//! not happen) and a `run-finished` entry after, in the same transaction as
-//! its leads; a crash in between stays visible as a run that started and
+//! not happen) and a `run-finished` entry after, in the same transaction
+//! that points the model's leads at the run's snapshot file
+//! ([`crate::leads`]); a crash in between stays visible as a run that started and
 //! never finished.
 
 use crate::policy::Limits;
