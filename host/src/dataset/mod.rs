@@ -448,7 +448,7 @@ impl VersionReader {
                     let mut scratch = Vec::new();
                     Box::new((0..f.len()).map(move |n| {
                         let offsets = f.read_records_into(n, &mut scratch)?;
-                        view.project_copy(&scratch, &offsets).map_err(Error::Other)
+                        view.project(&scratch, &offsets).map_err(Error::Other)
                     }))
                 }
                 Err(e) => Box::new(std::iter::once(Err(e))),

@@ -129,20 +129,10 @@ impl View {
         encode_parts_into(out, &parts).map_err(|e| e.to_string())
     }
 
-    /// A block's records area and offsets as the model's batch.
-    pub fn project(&self, data: Vec<u8>, offsets: Vec<u32>) -> Result<(Vec<u8>, Vec<u32>), String> {
-        if self.passthrough {
-            return Ok((data, offsets));
-        }
-        self.project_copy(&data, &offsets)
-    }
-
-    /// [`View::project`] of borrowed records (always a copy).
-    pub fn project_copy(
-        &self,
-        data: &[u8],
-        offsets: &[u32],
-    ) -> Result<(Vec<u8>, Vec<u32>), String> {
+    /// A block's records area and offsets as the model's batch: each record
+    /// through [`View::record`] (the caller passes stored bytes through
+    /// untouched when the view [`is_passthrough`](View::is_passthrough)).
+    pub fn project(&self, data: &[u8], offsets: &[u32]) -> Result<(Vec<u8>, Vec<u32>), String> {
         let mut out = Vec::with_capacity(data.len());
         let mut out_offsets = Vec::with_capacity(offsets.len());
         out_offsets.push(0);
