@@ -51,10 +51,18 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        std::fs::create_dir_all(root.join("models")).map_err(|e| Error::Store {
+        let cannot_create = |e: std::io::Error| Error::Store {
             path: root.clone(),
             message: format!("cannot create: {e}"),
-        })?;
+        };
+        if !root.exists() {
+            // A new store holds data about people: its owner alone may read it.
+            std::fs::create_dir_all(&root).map_err(cannot_create)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+                .map_err(cannot_create)?;
+        }
+        std::fs::create_dir_all(root.join("models")).map_err(cannot_create)?;
         let db_path = root.join("db");
         // A process that just finished with the store (or a store dropped a
         // moment ago in this process) releases its lock from sled's flusher
@@ -159,5 +167,20 @@ impl Store {
         let bytes = serde_json::to_vec(value).expect("meta values serialize");
         self.meta.insert(key, bytes)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_store_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        Store::open(&root).unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }
