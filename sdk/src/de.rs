@@ -180,6 +180,7 @@ struct LazyValue<'de> {
 }
 
 impl<'de> LazyValue<'de> {
+    #[inline]
     fn value(&self) -> Result<ValueDeserializer<'de>, DeError> {
         Ok(ValueDeserializer(
             self.rec.field(self.i)?.unwrap_or(Value::Null),

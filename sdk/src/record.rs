@@ -266,6 +266,7 @@ impl<'a> RecordRef<'a> {
     }
 
     /// Whether field `i` is present, without decoding it.
+    #[inline]
     pub fn has(&self, i: usize) -> bool {
         if i >= self.n {
             return false;
@@ -275,6 +276,7 @@ impl<'a> RecordRef<'a> {
     }
 
     /// Field `i`, or `None` when it is absent or out of range.
+    #[inline]
     pub fn field(&self, i: usize) -> Result<Option<Value<'a>>, DecodeError> {
         if i >= self.n {
             return Ok(None);
@@ -362,16 +364,19 @@ fn value_len(bytes: &[u8], off: usize) -> Result<usize, DecodeError> {
     })
 }
 
+#[inline]
 fn take(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
     bytes
         .get(at..at.checked_add(len).ok_or(DecodeError("length overflow"))?)
         .ok_or(DecodeError("value runs past the end"))
 }
 
+#[inline]
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
     core::str::from_utf8(bytes).map_err(|_| DecodeError("text is not UTF-8"))
 }
 
+#[inline]
 fn decode_value(bytes: &[u8], off: usize) -> Result<Value<'_>, DecodeError> {
     let tag = *bytes.get(off).ok_or(DecodeError("offset past the end"))?;
     let at = off + 1;
