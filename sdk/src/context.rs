@@ -3,6 +3,7 @@
 use crate::backend::{Backend, Level, ScanOptions};
 use crate::de::from_record;
 use crate::record::RecordRef;
+use crate::rows::Rows;
 use crate::scan::Scan;
 use crate::{Error, Lead, Result};
 use core::fmt::Display;
@@ -77,18 +78,58 @@ impl Context {
         dataset: &str,
         options: ScanOptions,
     ) -> Result<Scan<T>> {
-        let names = self.fields(dataset)?;
-        let handle = self
-            .backend
-            .borrow_mut()
-            .open_scan(dataset, options)
-            .map_err(|e| Error::msg(format!("scan `{dataset}`: {e}")))?;
+        let (names, handle) = self.open(dataset, options)?;
         Ok(Scan::new(
             self.backend.clone(),
             dataset.to_string(),
             names,
             handle,
         ))
+    }
+
+    /// Every record of `dataset` in primary-key order, as borrowed
+    /// [`Row`](crate::Row)s read field by field: no struct, no serde, no
+    /// allocation per record. The fast path for large scans and joins.
+    pub fn rows(&self, dataset: &str) -> Result<Rows> {
+        self.rows_with(dataset, ScanOptions::default())
+    }
+
+    /// [`Context::rows`] in the order of the secondary `index`.
+    pub fn rows_by(&self, dataset: &str, index: &str) -> Result<Rows> {
+        self.rows_with(
+            dataset,
+            ScanOptions {
+                index: Some(index.to_string()),
+                only_new: false,
+            },
+        )
+    }
+
+    /// [`Context::rows`] of only the records added since this model's
+    /// last successful run.
+    pub fn rows_new(&self, dataset: &str) -> Result<Rows> {
+        self.rows_with(
+            dataset,
+            ScanOptions {
+                index: None,
+                only_new: true,
+            },
+        )
+    }
+
+    fn rows_with(&self, dataset: &str, options: ScanOptions) -> Result<Rows> {
+        let (names, handle) = self.open(dataset, options)?;
+        Ok(Rows::new(self.backend.clone(), dataset, names, handle))
+    }
+
+    fn open(&self, dataset: &str, options: ScanOptions) -> Result<(Rc<[String]>, u32)> {
+        let names = self.fields(dataset)?;
+        let handle = self
+            .backend
+            .borrow_mut()
+            .open_scan(dataset, options)
+            .map_err(|e| Error::msg(format!("scan `{dataset}`: {e}")))?;
+        Ok((names, handle))
     }
 
     fn fields(&self, dataset: &str) -> Result<Rc<[String]>> {
@@ -148,12 +189,7 @@ impl Context {
         dataset: &str,
         mut f: impl FnMut(&[String], RecordRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        let names = self.fields(dataset)?;
-        let handle = self
-            .backend
-            .borrow_mut()
-            .open_scan(dataset, ScanOptions::default())
-            .map_err(|e| Error::msg(format!("scan `{dataset}`: {e}")))?;
+        let (names, handle) = self.open(dataset, ScanOptions::default())?;
         loop {
             let next = self.backend.borrow_mut().next_batch(handle);
             let Some(batch) = next.map_err(|e| Error::msg(format!("scan `{dataset}`: {e}")))?

@@ -56,6 +56,16 @@
 //! Build it with `jiandu model build <crate-dir>`; the crate needs
 //! `crate-type = ["cdylib", "rlib"]` and a `model.toml` beside `Cargo.toml`.
 //!
+//! ## Reading fields without a struct: [`Context::rows`]
+//! `scan::<T>()` builds a `T` per record through serde. For joins over
+//! millions of records, [`Context::rows`] is the fast path: each record is
+//! a [`Row`] borrowed from the batch, read field by field through a
+//! [`Field`] resolved once (`row.str(code)?`, `row.i64(year)?`,
+//! `row.decimal(amount)?`, `row.date(paid_on)?`), with no allocation per
+//! record; [`KeyedRows::each`] merge-joins on a key compared as stored
+//! bytes. The 残保金 sample model (`plugins/disability-fund-arrears`) is
+//! written this way; the other sample models use structs.
+//!
 //! ## What a model can and cannot do
 //! It reads only the datasets its `model.toml` declares and the host grants,
 //! and sees personal fields masked unless the host's policy allows otherwise.
@@ -76,12 +86,14 @@ static ALLOC: alloc::SmallAlloc = alloc::SmallAlloc::new();
 mod context;
 mod error;
 mod lead;
+mod rows;
 mod scan;
 
 pub use backend::{Backend, Batch, EvidenceData, LeadData, Level, ScanOptions};
 pub use context::Context;
 pub use error::{Error, Result};
 pub use lead::Lead;
+pub use rows::{Field, JoinKey, KeyedRows, Row, Rows};
 pub use scan::{Keyed, Scan};
 
 /// Exact decimal numbers for money, ratios and rates.

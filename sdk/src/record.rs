@@ -307,6 +307,62 @@ impl<'a> RecordRef<'a> {
     }
 }
 
+impl<'a> RecordRef<'a> {
+    /// Field `i` when it is stored as an integer; `None` otherwise (absent,
+    /// null, another type or malformed: [`RecordRef::field`] tells which).
+    #[inline(always)]
+    pub fn int(&self, i: usize) -> Option<i64> {
+        if i >= self.n {
+            return None;
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        match self.bytes.get(off..off + 9) {
+            Some([INT, v @ ..]) if off != 0 => {
+                Some(i64::from_le_bytes(v.try_into().expect("8 bytes")))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'a> RecordRef<'a> {
+    /// The bytes of text, decimal or date field `i`, not checked as UTF-8:
+    /// for comparing keys without decoding. `None` when the field is
+    /// absent or not text.
+    #[inline(always)]
+    pub fn text_bytes(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
+        if i >= self.n {
+            return Ok(None);
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        if off == 0 {
+            return Ok(None);
+        }
+        let tag = *self
+            .bytes
+            .get(off)
+            .ok_or(DecodeError("offset past the end"))?;
+        let at = off + 1;
+        Ok(Some(match tag {
+            STR => {
+                let len = u32::from_le_bytes(take(self.bytes, at, 4)?.try_into().expect("4 bytes"));
+                take(self.bytes, at + 4, len as usize)?
+            }
+            DEC => {
+                let len = *self
+                    .bytes
+                    .get(at)
+                    .ok_or(DecodeError("value runs past the end"))?;
+                take(self.bytes, at + 1, len as usize)?
+            }
+            DATE => take(self.bytes, at, 10)?,
+            _ => return Ok(None),
+        }))
+    }
+}
+
 /// Appends the record made of `rec`'s fields at `positions`, in that
 /// order, copying each value still encoded: the host's projection of a
 /// stored record onto the fields a model declared. A field absent in `rec`
@@ -485,6 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn text_bytes_are_the_payload_of_text_fields_only() {
+        let values = [
+            Some(Value::Str("甲")),
+            Some(Value::Decimal("1.50")),
+            Some(Value::Date("2024-01-31")),
+            Some(Value::Int(7)),
+            None,
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        assert_eq!(rec.text_bytes(0).unwrap(), Some("甲".as_bytes()));
+        assert_eq!(rec.text_bytes(1).unwrap(), Some(&b"1.50"[..]));
+        assert_eq!(rec.text_bytes(2).unwrap(), Some(&b"2024-01-31"[..]));
+        assert_eq!(rec.text_bytes(3).unwrap(), None);
+        assert_eq!(rec.text_bytes(4).unwrap(), None);
+        assert_eq!(rec.text_bytes(9).unwrap(), None);
+    }
+
+    #[test]
     fn truncated_record_is_an_error_not_a_panic() {
         let bytes = encode(&[Some(Value::Str("hello")), Some(Value::Int(1))]).unwrap();
         for cut in 0..bytes.len() {
@@ -494,6 +569,7 @@ mod tests {
             for i in 0..rec.len() {
                 let _ = rec.field(i);
                 let _ = rec.raw(i);
+                let _ = rec.text_bytes(i);
             }
             let _ = project_into(&mut Vec::new(), &rec, &[0, 1, 0]);
         }

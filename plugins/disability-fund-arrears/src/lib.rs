@@ -2,97 +2,89 @@
 //! fund. See README.md beside this file for the rule in plain words.
 
 use jiandu_sdk::dates::days_between;
-use jiandu_sdk::{export_model, Context, Date, Decimal, Lead, Model, Result};
-use serde::Deserialize;
+use jiandu_sdk::{export_model, Context, Decimal, Lead, Model, Result};
 
 pub mod rule;
-
-#[derive(Deserialize)]
-struct Employer {
-    credit_code: String,
-    name: String,
-    entity_type: String,
-}
-
-#[derive(Deserialize)]
-struct Headcount {
-    credit_code: String,
-    year: i64,
-    staff: u32,
-    wage_total: Decimal,
-}
-
-#[derive(Deserialize)]
-struct Disabled {
-    employer_credit_code: String,
-    year: i64,
-    grade: u8,
-    insured: bool,
-    monthly_wage: Decimal,
-}
-
-#[derive(Deserialize)]
-struct Payment {
-    credit_code: String,
-    levy_year: i64,
-    amount: Decimal,
-    paid_on: Date,
-}
 
 pub struct DisabilityFundArrears;
 
 impl Model for DisabilityFundArrears {
+    /// One merge pass over the four datasets, all sorted by credit code.
+    /// Records are read field by field from the batches the host sends
+    /// (`Context::rows`): at a million employers and six million records,
+    /// building a struct per record would be most of the run.
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
         let data_year = p.levy_year - 1;
-        let mut headcounts = ctx
-            .scan::<Headcount>("social_insurance")?
-            .keyed(|h| h.credit_code.clone());
+
+        let mut headcounts = ctx.rows("social_insurance")?.keyed("credit_code")?;
+        let h_year = headcounts.field("year")?;
+        let h_staff = headcounts.field("staff")?;
+        let h_wages = headcounts.field("wage_total")?;
+
         let mut disabled = ctx
-            .scan::<Disabled>("disabled_employees")?
-            .keyed(|d| d.employer_credit_code.clone());
-        let mut payments = ctx
-            .scan::<Payment>("fund_payments")?
-            .keyed(|p| p.credit_code.clone());
+            .rows("disabled_employees")?
+            .keyed("employer_credit_code")?;
+        let d_year = disabled.field("year")?;
+        let d_grade = disabled.field("grade")?;
+        let d_insured = disabled.field("insured")?;
+        let d_wage = disabled.field("monthly_wage")?;
+
+        let mut payments = ctx.rows("fund_payments")?.keyed("credit_code")?;
+        let p_year = payments.field("levy_year")?;
+        let p_amount = payments.field("amount")?;
+        let p_paid_on = payments.field("paid_on")?;
+
+        let mut employers = ctx.rows("employers")?;
+        let e_code = employers.field("credit_code")?;
+        let e_name = employers.field("name")?;
+        let e_type = employers.field("entity_type")?;
+
         let mut leads = 0u64;
-        for employer in ctx.scan::<Employer>("employers")? {
-            let e = employer?;
-            let Some(h) = headcounts
-                .take(&e.credit_code)?
-                .into_iter()
-                .find(|h| h.year == data_year)
-            else {
+        while let Some(e) = employers.next_row()? {
+            let code = e.str(e_code)?;
+            let mut found = None;
+            headcounts.each(code, |h| {
+                if found.is_none() && h.i64(h_year)? == data_year {
+                    found = Some((h.int::<u32>(h_staff)?, h.decimal(h_wages)?));
+                }
+                Ok(())
+            })?;
+            let Some((staff, wage_total)) = found else {
                 continue;
             };
-            let counted: u32 = disabled
-                .take(&e.credit_code)?
-                .iter()
-                .filter(|d| d.year == data_year)
-                .map(|d| p.counts_as(d.grade, d.insured, d.monthly_wage))
-                .sum();
-            let paid: Decimal = payments
-                .take(&e.credit_code)?
-                .iter()
-                .filter(|pay| pay.levy_year == p.levy_year && pay.paid_on <= p.as_of)
-                .map(|pay| pay.amount)
-                .sum();
+            let mut counted = 0u32;
+            disabled.each(code, |d| {
+                if d.i64(d_year)? == data_year {
+                    counted += p.counts_as(d.int(d_grade)?, d.bool(d_insured)?, d.decimal(d_wage)?);
+                }
+                Ok(())
+            })?;
+            let mut paid = Decimal::ZERO;
+            payments.each(code, |pay| {
+                if pay.i64(p_year)? == p.levy_year && pay.date(p_paid_on)? <= p.as_of {
+                    paid += pay.decimal(p_amount)?;
+                }
+                Ok(())
+            })?;
             let input = rule::Input {
-                enterprise: e.entity_type == "企业",
-                staff: h.staff,
-                wage_total: h.wage_total,
+                enterprise: e.str(e_type)? == "企业",
+                staff,
+                wage_total,
                 disabled: counted,
                 paid,
             };
             let Some(a) = p.assess(&input) else { continue };
             let days_late = days_between(p.deadline, p.as_of).max(0);
             let late_fee = p.late_fee(a.gap, days_late);
+            let name = e.str(e_name)?;
             ctx.emit(
-                Lead::new(&e.credit_code)
-                    .title(format!("{} {}年度残保金未足额缴纳", e.name, p.levy_year))
+                Lead::new(code)
+                    .title(format!("{name} {}年度残保金未足额缴纳", p.levy_year))
                     .amount(a.gap)
-                    .evidence("employer", &e.name)
+                    .evidence("employer", name)
                     .evidence("levy_year", p.levy_year)
-                    .evidence("staff_n", h.staff)
+                    .evidence("staff_n", staff)
                     .evidence("disabled_d", counted)
                     .evidence("avg_wage_w", a.wage)
                     .evidence("ratio", p.ratio)

@@ -1,0 +1,767 @@
+//! Typed field access without deserializing: the fast path of a scan.
+//!
+//! [`crate::Scan`] builds one of the author's structs per record through
+//! serde, which is convenient and, for a join over millions of records,
+//! most of the work: every field goes through a visitor, every text field
+//! becomes a `String`. [`Rows`] hands out each record as a [`Row`] that
+//! borrows from the batch the host sent; the model reads the fields it
+//! needs by a [`Field`] resolved once per scan, as `&str`, `i64`,
+//! [`Decimal`] or [`Date`], and nothing is allocated per record.
+//! [`KeyedRows`] merge-joins on a text or integer field, comparing keys as
+//! stored bytes before anything is decoded.
+//!
+//! ```no_run
+//! # use jiandu_sdk::{Context, Decimal, Result};
+//! # fn run(ctx: &mut Context) -> Result<()> {
+//! let mut payments = ctx.rows("fund_payments")?.keyed("credit_code")?;
+//! let amount = payments.field("amount")?;
+//! let mut employers = ctx.rows("employers")?;
+//! let (code, name) = (employers.field("credit_code")?, employers.field("name")?);
+//! while let Some(e) = employers.next_row()? {
+//!     let mut paid = Decimal::ZERO;
+//!     payments.each(e.str(code)?, |p| {
+//!         paid += p.decimal(amount)?;
+//!         Ok(())
+//!     })?;
+//!     if paid.is_zero() {
+//!         ctx.info(format!("{} paid nothing", e.str(name)?));
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::backend::Batch;
+use crate::context::Shared;
+use crate::record::{RecordRef, Value};
+use crate::{Date, Decimal, Error, Result};
+use core::cmp::Ordering;
+use core::str::FromStr;
+use std::rc::Rc;
+
+/// A field of one scan's dataset, resolved by name once
+/// ([`Rows::field`]) and then read from every [`Row`] by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field(usize);
+
+/// The records of one dataset, batch by batch, as borrowed [`Row`]s.
+///
+/// Memory stays flat however large the dataset: one batch is held at a
+/// time. Not an `Iterator`, because each row borrows the batch:
+/// `while let Some(row) = rows.next_row()? { … }`.
+pub struct Rows {
+    backend: Shared,
+    dataset: Rc<str>,
+    names: Rc<[String]>,
+    handle: u32,
+    batch: Batch,
+    next: usize,
+    done: bool,
+}
+
+impl Rows {
+    pub(crate) fn new(backend: Shared, dataset: &str, names: Rc<[String]>, handle: u32) -> Self {
+        Rows {
+            backend,
+            dataset: Rc::from(dataset),
+            names,
+            handle,
+            batch: Batch::default(),
+            next: 0,
+            done: false,
+        }
+    }
+
+    /// The field called `name`; an error names the dataset's fields when
+    /// there is none (or the model did not declare it).
+    pub fn field(&self, name: &str) -> Result<Field> {
+        field_of(&self.dataset, &self.names, name)
+    }
+
+    /// The dataset's field names, in record order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The next record, or `None` at the end of the dataset.
+    pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        self.row(i).map(Some)
+    }
+
+    /// Turns this scan into a merge-join stream on `key`, which must
+    /// follow the order the scan runs in: the primary key's first field,
+    /// or the index's field.
+    pub fn keyed(self, key: &str) -> Result<KeyedRows> {
+        let key = self.field(key)?;
+        Ok(KeyedRows { rows: self, key })
+    }
+
+    /// Makes sure a record is waiting at `self.next`; `false` at the end.
+    fn fill(&mut self) -> Result<bool> {
+        while self.next >= self.batch.len() {
+            if self.done {
+                return Ok(false);
+            }
+            let next = self.backend.borrow_mut().next_batch(self.handle);
+            match next {
+                Ok(Some(batch)) => {
+                    self.batch = batch;
+                    self.next = 0;
+                }
+                Ok(None) => {
+                    self.done = true;
+                    self.batch = Batch::default();
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(Error::msg(format!("scan `{}`: {e}", self.dataset)));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn row(&self, i: usize) -> Result<Row<'_>> {
+        let rec = self
+            .batch
+            .record(i)
+            .ok_or_else(|| Error::msg(format!("scan `{}`: bad batch offsets", self.dataset)))
+            .and_then(|bytes| {
+                RecordRef::new(bytes)
+                    .map_err(|e| Error::msg(format!("scan `{}`: {e}", self.dataset)))
+            })?;
+        Ok(Row {
+            rec,
+            dataset: &self.dataset,
+            names: &self.names,
+        })
+    }
+}
+
+pub(crate) fn field_of(dataset: &str, names: &[String], name: &str) -> Result<Field> {
+    names
+        .iter()
+        .position(|n| n == name)
+        .map(Field)
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "dataset `{dataset}` has no field `{name}` (fields: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// A sorted stream that hands out the records of one key at a time,
+/// without copying them: the building block of a one-pass merge join.
+///
+/// Call [`KeyedRows::each`] with keys in ascending order; records with
+/// smaller keys are skipped, records with that key are passed to the
+/// closure.
+pub struct KeyedRows {
+    rows: Rows,
+    key: Field,
+}
+
+impl KeyedRows {
+    /// Another field of this stream's dataset.
+    pub fn field(&self, name: &str) -> Result<Field> {
+        self.rows.field(name)
+    }
+
+    /// Calls `f` with every record whose key equals `key`, skipping those
+    /// before it; returns how many there were.
+    pub fn each<K: JoinKey + ?Sized>(
+        &mut self,
+        key: &K,
+        mut f: impl FnMut(Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        while self.rows.fill()? {
+            let row = self.rows.row(self.rows.next)?;
+            let here = key
+                .cmp_field(&row, self.key)
+                .map_err(|e| e.context(format!("join key of `{}`", self.rows.dataset)))?;
+            match here {
+                // The stream's record sorts before the key: skip it.
+                Ordering::Greater => {}
+                Ordering::Equal => {
+                    f(row)?;
+                    n += 1;
+                }
+                Ordering::Less => return Ok(n),
+            }
+            self.rows.next += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// A key a [`KeyedRows`] stream can be joined on: text (compared as UTF-8
+/// bytes, the store's order) or an integer.
+pub trait JoinKey {
+    /// How `self` compares with the key field of `row`.
+    fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering>;
+}
+
+impl JoinKey for str {
+    #[inline]
+    fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
+        match row.rec.text_bytes(key.0) {
+            Ok(Some(bytes)) => Ok(cmp_bytes(self.as_bytes(), bytes)),
+            Ok(None) => Err(row.not_text(key)),
+            Err(e) => Err(row.bad(key, e)),
+        }
+    }
+}
+
+impl JoinKey for String {
+    #[inline]
+    fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
+        self.as_str().cmp_field(row, key)
+    }
+}
+
+impl JoinKey for i64 {
+    #[inline]
+    fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
+        Ok(self.cmp(&row.i64(key)?))
+    }
+}
+
+/// Byte-wise order, eight bytes at a time: keys such as credit codes and
+/// ID numbers are 18 bytes, and a wasm build's `memcmp` goes byte by byte.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let x = u64::from_be_bytes(x.try_into().expect("8 bytes"));
+        let y = u64::from_be_bytes(y.try_into().expect("8 bytes"));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    let done = a.len().min(b.len()) / 8 * 8;
+    a[done..].cmp(&b[done..])
+}
+
+/// One record, borrowed from the batch it came in.
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    rec: RecordRef<'a>,
+    dataset: &'a str,
+    names: &'a [String],
+}
+
+impl<'a> Row<'a> {
+    /// The field's value as stored; `Value::Null` for null and for a
+    /// field the host did not send.
+    #[inline(always)]
+    pub fn value(&self, f: Field) -> Result<Value<'a>> {
+        match self.rec.field(f.0) {
+            Ok(v) => Ok(v.unwrap_or(Value::Null)),
+            Err(e) => Err(self.bad(f, e)),
+        }
+    }
+
+    /// Whether the field is null (or was not sent).
+    #[inline]
+    pub fn is_null(&self, f: Field) -> Result<bool> {
+        Ok(matches!(self.value(f)?, Value::Null))
+    }
+
+    /// Text, decimal or date as text.
+    #[inline]
+    pub fn str(&self, f: Field) -> Result<&'a str> {
+        if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
+            if let Some(s) = ascii(bytes) {
+                return Ok(s);
+            }
+        }
+        match self.value(f)? {
+            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => Ok(s),
+            other => Err(self.wrong(f, "text", other)),
+        }
+    }
+
+    /// Like [`Row::str`], with `None` for null.
+    #[inline]
+    pub fn opt_str(&self, f: Field) -> Result<Option<&'a str>> {
+        match self.value(f)? {
+            Value::Null => Ok(None),
+            _ => self.str(f).map(Some),
+        }
+    }
+
+    /// An integer; decimal text without a fractional part is read too.
+    #[inline]
+    pub fn i64(&self, f: Field) -> Result<i64> {
+        if let Some(i) = self.rec.int(f.0) {
+            return Ok(i);
+        }
+        match self.value(f)? {
+            Value::Int(i) => Ok(i),
+            Value::Decimal(s) | Value::Str(s) => s
+                .parse::<i64>()
+                .map_err(|_| self.wrong(f, "an integer", Value::Str(s))),
+            other => Err(self.wrong(f, "an integer", other)),
+        }
+    }
+
+    /// An integer that must fit `T` (`u32`, `u8`, `usize`…).
+    #[inline]
+    pub fn int<T: TryFrom<i64>>(&self, f: Field) -> Result<T> {
+        let i = self.i64(f)?;
+        T::try_from(i).map_err(|_| {
+            Error::msg(format!(
+                "{}: {i} is out of range for {}",
+                self.place(f),
+                core::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// An exact decimal (integers are read too).
+    #[inline]
+    pub fn decimal(&self, f: Field) -> Result<Decimal> {
+        // Stored decimal text is ASCII: parsed from the bytes, without a
+        // UTF-8 check; anything else takes the general path below.
+        if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
+            if let Some(d) = parse_decimal_bytes(bytes) {
+                return Ok(d);
+            }
+        }
+        match self.value(f)? {
+            Value::Decimal(s) | Value::Str(s) => {
+                parse_decimal(s).ok_or_else(|| self.wrong(f, "a decimal", Value::Str(s)))
+            }
+            Value::Int(i) => Ok(Decimal::from(i)),
+            other => Err(self.wrong(f, "a decimal", other)),
+        }
+    }
+
+    /// A calendar date.
+    #[inline]
+    pub fn date(&self, f: Field) -> Result<Date> {
+        if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
+            if let Some(d) = parse_date_bytes(bytes) {
+                return Ok(d);
+            }
+        }
+        match self.value(f)? {
+            Value::Date(s) | Value::Str(s) => {
+                parse_date(s).ok_or_else(|| self.wrong(f, "a date", Value::Str(s)))
+            }
+            other => Err(self.wrong(f, "a date", other)),
+        }
+    }
+
+    /// A boolean.
+    #[inline]
+    pub fn bool(&self, f: Field) -> Result<bool> {
+        match self.value(f)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(self.wrong(f, "true or false", other)),
+        }
+    }
+
+    /// A floating-point number (integers are read too). Not for money.
+    #[inline]
+    pub fn f64(&self, f: Field) -> Result<f64> {
+        match self.value(f)? {
+            Value::Float(x) => Ok(x),
+            Value::Int(i) => Ok(i as f64),
+            Value::Decimal(s) => s
+                .parse::<f64>()
+                .map_err(|_| self.wrong(f, "a number", Value::Str(s))),
+            other => Err(self.wrong(f, "a number", other)),
+        }
+    }
+
+    /// The record's field names, in order.
+    pub fn names(&self) -> &'a [String] {
+        self.names
+    }
+
+    fn place(&self, f: Field) -> String {
+        let name = self.names.get(f.0).map(String::as_str).unwrap_or("?");
+        format!("`{}` field `{name}`", self.dataset)
+    }
+
+    #[cold]
+    fn wrong(&self, f: Field, wanted: &str, found: Value<'_>) -> Error {
+        let found = match found {
+            Value::Null => "null".to_string(),
+            Value::Str(s) => format!("`{s}`"),
+            v => format!("`{v}`"),
+        };
+        Error::msg(format!(
+            "{}: expected {wanted}, found {found}",
+            self.place(f)
+        ))
+    }
+
+    #[cold]
+    fn not_text(&self, f: Field) -> Error {
+        match self.value(f) {
+            Ok(v) => self.wrong(f, "text", v),
+            Err(e) => e,
+        }
+    }
+
+    #[cold]
+    fn bad(&self, f: Field, e: impl core::fmt::Display) -> Error {
+        Error::msg(format!("{}: {e}", self.place(f)))
+    }
+}
+
+/// `bytes` as text when they are all ASCII, checked eight at a time
+/// (codes, numbers and dates are); `None` sends other text through the
+/// full UTF-8 check.
+#[inline]
+fn ascii(bytes: &[u8]) -> Option<&str> {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        if u64::from_le_bytes(w.try_into().expect("8 bytes")) & 0x8080_8080_8080_8080 != 0 {
+            return None;
+        }
+    }
+    if !words.remainder().is_ascii() {
+        return None;
+    }
+    // SAFETY: every byte is below 0x80, so the bytes are valid UTF-8.
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
+/// Parses decimal text such as `-1234.50` exactly, keeping its scale; the
+/// common short form (at most 18 digits) without going through the
+/// general parser.
+pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
+    parse_decimal_bytes(s.as_bytes()).or_else(|| Decimal::from_str(s).ok())
+}
+
+/// The short form of [`parse_decimal`]: `None` for anything else (more
+/// than 18 digits, exponents, negative zero, not a number), which the
+/// general parser then decides.
+#[inline]
+fn parse_decimal_bytes(bytes: &[u8]) -> Option<Decimal> {
+    let (negative, digits) = match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut mantissa: i64 = 0;
+    let mut count = 0u32;
+    let mut scale: Option<u32> = None;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + i64::from(b - b'0');
+                count += 1;
+                if let Some(s) = scale.as_mut() {
+                    *s += 1;
+                }
+            }
+            b'.' if scale.is_none() => scale = Some(0),
+            _ => return None,
+        }
+        if count > 18 {
+            return None;
+        }
+    }
+    let scale = scale.unwrap_or(0);
+    if count == 0 || scale > 28 || (negative && mantissa == 0) {
+        return None;
+    }
+    Some(Decimal::new(
+        if negative { -mantissa } else { mantissa },
+        scale,
+    ))
+}
+
+/// Parses `YYYY-MM-DD` (the store's date form) without the general
+/// date parser.
+pub(crate) fn parse_date(s: &str) -> Option<Date> {
+    parse_date_bytes(s.as_bytes())
+}
+
+#[inline]
+fn parse_date_bytes(b: &[u8]) -> Option<Date> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: core::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    Date::from_ymd_opt(year, num(5..7)?, num(8..10)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, LeadData, Level, ScanOptions};
+    use crate::record::encode;
+    use crate::Context;
+
+    /// One dataset: name, field names, encoded records.
+    type Stored = (&'static str, Vec<String>, Vec<Vec<u8>>);
+    /// One dataset to store: name, field names, records as values.
+    type Given<'a> = (&'static str, &'a [&'a str], Vec<Vec<Option<Value<'a>>>>);
+
+    /// Datasets held in memory, sent two records a batch so that joins
+    /// cross batch boundaries.
+    struct Memory {
+        datasets: Vec<Stored>,
+        scans: Vec<(usize, usize)>,
+    }
+
+    impl Memory {
+        fn new(datasets: Vec<Given<'_>>) -> Self {
+            let datasets = datasets
+                .into_iter()
+                .map(|(name, fields, records)| {
+                    let fields = fields.iter().map(|f| f.to_string()).collect();
+                    let records = records.iter().map(|r| encode(r).unwrap()).collect();
+                    (name, fields, records)
+                })
+                .collect();
+            Memory {
+                datasets,
+                scans: Vec::new(),
+            }
+        }
+
+        fn find(&self, dataset: &str) -> Result<usize, String> {
+            self.datasets
+                .iter()
+                .position(|(n, _, _)| *n == dataset)
+                .ok_or_else(|| format!("no dataset `{dataset}`"))
+        }
+    }
+
+    impl Backend for Memory {
+        fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String> {
+            Ok(self.datasets[self.find(dataset)?].1.clone())
+        }
+        fn open_scan(&mut self, dataset: &str, _: ScanOptions) -> Result<u32, String> {
+            let d = self.find(dataset)?;
+            self.scans.push((d, 0));
+            Ok(self.scans.len() as u32 - 1)
+        }
+        fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String> {
+            let (d, at) = self.scans[scan as usize];
+            let records = &self.datasets[d].2;
+            if at >= records.len() {
+                return Ok(None);
+            }
+            let end = (at + 2).min(records.len());
+            let mut batch = Batch {
+                data: Vec::new(),
+                offsets: vec![0],
+            };
+            for r in &records[at..end] {
+                batch.data.extend_from_slice(r);
+                batch.offsets.push(batch.data.len() as u32);
+            }
+            self.scans[scan as usize].1 = end;
+            Ok(Some(batch))
+        }
+        fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
+            Err("not here".into())
+        }
+        fn lookup(&mut self, _: &str, _: &str, _: &str) -> Result<Batch, String> {
+            Err("not here".into())
+        }
+        fn param(&mut self, _: &str) -> Option<String> {
+            None
+        }
+        fn emit(&mut self, _: LeadData) -> Result<(), String> {
+            Ok(())
+        }
+        fn log(&mut self, _: Level, _: &str) {}
+    }
+
+    fn company(code: &'static str, name: &'static str) -> Vec<Option<Value<'static>>> {
+        vec![Some(Value::Str(code)), Some(Value::Str(name))]
+    }
+
+    fn payment(code: &'static str, amount: &'static str) -> Vec<Option<Value<'static>>> {
+        vec![
+            Some(Value::Str(code)),
+            Some(Value::Decimal(amount)),
+            Some(Value::Date("2024-03-01")),
+        ]
+    }
+
+    fn context() -> Context {
+        Context::new(Box::new(Memory::new(vec![
+            (
+                "employers",
+                &["credit_code", "name"],
+                vec![
+                    company("A1", "甲"),
+                    company("B2", "乙"),
+                    company("C3", "丙"),
+                    company("E5", "戊"),
+                ],
+            ),
+            (
+                "payments",
+                &["credit_code", "amount", "paid_on"],
+                vec![
+                    payment("A0", "1.00"),
+                    payment("A1", "10.50"),
+                    payment("A1", "0.25"),
+                    payment("A1", "100"),
+                    payment("C3", "-2.00"),
+                    payment("D4", "7"),
+                    payment("E5", "3.10"),
+                ],
+            ),
+        ])))
+    }
+
+    #[test]
+    fn merge_join_sums_each_key_across_batch_boundaries() {
+        let ctx = context();
+        let mut payments = ctx.rows("payments").unwrap().keyed("credit_code").unwrap();
+        let amount = payments.field("amount").unwrap();
+        let mut employers = ctx.rows("employers").unwrap();
+        let (code, name) = (
+            employers.field("credit_code").unwrap(),
+            employers.field("name").unwrap(),
+        );
+        let mut seen = Vec::new();
+        while let Some(e) = employers.next_row().unwrap() {
+            let mut paid = Decimal::ZERO;
+            let n = payments
+                .each(e.str(code).unwrap(), |p| {
+                    paid += p.decimal(amount)?;
+                    Ok(())
+                })
+                .unwrap();
+            seen.push((e.str(name).unwrap().to_string(), n, paid.to_string()));
+        }
+        let expect = [
+            ("甲", 3, "110.75"),
+            ("乙", 0, "0"),
+            ("丙", 1, "-2.00"),
+            ("戊", 1, "3.10"),
+        ];
+        let expect: Vec<_> = expect
+            .iter()
+            .map(|(n, c, p)| (n.to_string(), *c, p.to_string()))
+            .collect();
+        assert_eq!(seen, expect);
+        assert!(employers.next_row().unwrap().is_none(), "stays at the end");
+    }
+
+    #[test]
+    fn typed_reads_name_the_dataset_and_field() {
+        let ctx = context();
+        let mut payments = ctx.rows("payments").unwrap();
+        let (code, amount, paid_on) = (
+            payments.field("credit_code").unwrap(),
+            payments.field("amount").unwrap(),
+            payments.field("paid_on").unwrap(),
+        );
+        let row = payments.next_row().unwrap().unwrap();
+        assert_eq!(
+            row.date(paid_on).unwrap(),
+            Date::from_ymd_opt(2024, 3, 1).unwrap()
+        );
+        assert_eq!(row.decimal(amount).unwrap().to_string(), "1.00");
+        let err = row.i64(amount).unwrap_err().to_string();
+        assert!(err.contains("expected an integer, found `1.00`"), "{err}");
+        let err = row.i64(code).unwrap_err().to_string();
+        assert!(err.contains("`payments` field `credit_code`"), "{err}");
+        assert!(err.contains("expected an integer, found `A0`"), "{err}");
+        let err = row.date(amount).unwrap_err().to_string();
+        assert!(err.contains("field `amount`: expected a date"), "{err}");
+        let err = ctx.rows("payments").unwrap().field("staff").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no field `staff` (fields: credit_code, amount, paid_on)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bytes_compare_like_slices() {
+        let keys: [&[u8]; 9] = [
+            b"",
+            b"9",
+            b"91350100M000100Y43",
+            b"91350100M000100Y44",
+            b"91350100M000100Y4",
+            b"91350100",
+            b"913501",
+            b"91350100M000100Y43\xff",
+            "张三".as_bytes(),
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(cmp_bytes(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn decimals_keep_sign_and_scale() {
+        for text in [
+            "0",
+            "12",
+            "-12.50",
+            "1234.05",
+            "0.015",
+            "+3.1",
+            "999999999999999999",
+            "-0.00",
+            "12345678901234567890.123",
+            "1e5",
+        ] {
+            let fast = parse_decimal(text);
+            let general = Decimal::from_str(text).ok();
+            assert_eq!(fast, general, "{text}");
+            if let (Some(a), Some(b)) = (fast, general) {
+                assert_eq!(a.to_string(), b.to_string(), "{text}");
+            }
+        }
+        for bad in ["", "-", ".", "1.2.3", "12a", "--1"] {
+            assert_eq!(parse_decimal(bad), Decimal::from_str(bad).ok(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_text_skips_the_utf8_check_and_other_text_does_not() {
+        assert_eq!(ascii(b"91350100M000100Y43"), Some("91350100M000100Y43"));
+        assert_eq!(ascii(b""), Some(""));
+        assert_eq!(ascii("某某公司".as_bytes()), None);
+        assert_eq!(ascii("91350100M000100Y4é".as_bytes()), None);
+        assert_eq!(ascii(b"\xff"), None);
+    }
+
+    #[test]
+    fn dates_are_checked_against_the_calendar() {
+        assert_eq!(parse_date("2024-02-29"), Date::from_ymd_opt(2024, 2, 29));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "2024/01/01",
+            "20240101  ",
+            "2024-01-0x",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+}
