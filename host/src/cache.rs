@@ -1,5 +1,6 @@
 //! The compiled-module cache: native code compiled from a model's wasm,
-//! kept so that a restart with many models does not recompile them.
+//! kept so that a restart with many models, or each `jiandu run`, does not
+//! recompile them.
 //!
 //! `Component::deserialize` runs whatever native code its bytes contain, so
 //! a cache file is loaded only if it verifies against what this host
@@ -99,8 +100,15 @@ impl ModuleCache {
         let component = runtime.compile(&model.wasm)?;
         let loaded = runtime.prepare(model, component.clone())?;
         // A cache that cannot be written only costs time on the next start.
-        if let Ok(bytes) = component.serialize() {
-            let _ = self.write(&path, &key, &bytes);
+        let written = component
+            .serialize()
+            .map_err(|e| Error::Other(format!("cannot serialize: {e:#}")))
+            .and_then(|bytes| self.write(&path, &key, &bytes));
+        if let Err(e) = written {
+            tracing::debug!(
+                "{} not written to the module cache; it compiles again next time: {e}",
+                model.manifest.id()
+            );
         }
         Ok((loaded, Source::Compiled))
     }

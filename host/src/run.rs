@@ -7,12 +7,13 @@
 //! 4. on success, commit its leads and `run-finished` in one transaction;
 //!    on failure, append `run-finished` with the reason and keep no leads.
 
+use crate::cache::{ModuleCache, Source};
 use crate::catalog::{self, Installed};
 use crate::dataset::{view::View, SegmentId, VersionReader};
 use crate::leads::Applied;
 use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
-use crate::runtime::{Access, Failure, Loaded, LogLine, Runtime, Session};
+use crate::runtime::{Access, Failure, LoadError, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
 use sled::transaction::ConflictableTransactionError;
 use std::cell::Cell;
@@ -74,6 +75,20 @@ pub fn execute(store: &Store, runtime: &Runtime, policy: &Policy, req: &Request)
     execute_installed(store, runtime, policy, &installed, None, req)
 }
 
+/// Runs an installed model by name, taking its compiled code from `cache`
+/// (compiling it and writing the entry on a miss); without a cache, like
+/// [`execute`].
+pub fn execute_cached(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    cache: Option<&ModuleCache>,
+    req: &Request,
+) -> Result<Report> {
+    let installed = catalog::load(&store.models_dir(), &req.model)?;
+    run_installed(store, runtime, policy, &installed, None, cache, req)
+}
+
 /// Runs `installed`, reusing `loaded` when the caller already compiled it.
 pub fn execute_installed(
     store: &Store,
@@ -81,6 +96,20 @@ pub fn execute_installed(
     policy: &Policy,
     installed: &Installed,
     loaded: Option<&Loaded>,
+    req: &Request,
+) -> Result<Report> {
+    run_installed(store, runtime, policy, installed, loaded, None, req)
+}
+
+/// Runs `installed` with `loaded`, else with code from `cache`, else with
+/// code compiled now.
+fn run_installed(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    cache: Option<&ModuleCache>,
     req: &Request,
 ) -> Result<Report> {
     let started = Instant::now();
@@ -140,7 +169,7 @@ pub fn execute_installed(
     let owned;
     let loaded = match loaded {
         Some(l) => Ok(l),
-        None => match runtime.load(installed) {
+        None => match load(runtime, cache, installed) {
             Ok(l) => {
                 owned = l;
                 Ok(&owned)
@@ -218,6 +247,27 @@ pub fn execute_installed(
         logs: finished.session.logs,
     };
     Ok(report)
+}
+
+/// Compiles `installed`'s code, or takes it from `cache` when there is one.
+fn load(
+    runtime: &Runtime,
+    cache: Option<&ModuleCache>,
+    installed: &Installed,
+) -> std::result::Result<Loaded, LoadError> {
+    let Some(cache) = cache else {
+        return runtime.load(installed);
+    };
+    let (loaded, source) = cache.load(runtime, installed)?;
+    tracing::debug!(
+        "{} {}",
+        installed.manifest.id(),
+        match source {
+            Source::Cache => "loaded from the module cache",
+            Source::Compiled => "compiled",
+        }
+    );
+    Ok(loaded)
 }
 
 /// How many times a run plans its leads again because other runs of the

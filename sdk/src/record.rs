@@ -240,6 +240,7 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// Checks the header and wraps the bytes. Field values are checked when
     /// they are read.
+    #[inline]
     pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < 2 {
             return Err(DecodeError("shorter than its header"));
@@ -293,6 +294,7 @@ impl<'a> RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// Field `i` still encoded (tag and payload), without checking its
     /// text: for copying it into another record. `None` when absent.
+    #[inline]
     pub fn raw(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
         if i >= self.n {
             return Ok(None);
@@ -367,6 +369,7 @@ impl<'a> RecordRef<'a> {
 /// order, copying each value still encoded: the host's projection of a
 /// stored record onto the fields a model declared. A field absent in `rec`
 /// stays absent.
+#[inline]
 pub fn project_into(
     out: &mut Vec<u8>,
     rec: &RecordRef<'_>,
@@ -403,6 +406,7 @@ pub fn project_into(
 }
 
 /// Encoded length (tag included) of the value at `off`.
+#[inline]
 fn value_len(bytes: &[u8], off: usize) -> Result<usize, DecodeError> {
     let tag = *bytes.get(off).ok_or(DecodeError("offset past the end"))?;
     let at = off + 1;

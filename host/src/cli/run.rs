@@ -2,7 +2,8 @@
 
 use super::Ctx;
 use anyhow::{anyhow, Result};
-use jiandu::run::{execute, Request};
+use jiandu::cache::ModuleCache;
+use jiandu::run::{execute_cached, Request};
 use jiandu::runtime::Runtime;
 use std::process::ExitCode;
 
@@ -37,10 +38,15 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             let store = ctx.open()?;
             let policy = ctx.policy(&store)?;
             let runtime = Runtime::new(policy.defaults.stack_kib)?;
-            execute(
+            // Without a cache (say, a read-only store) the model compiles.
+            let cache = ModuleCache::open(&store, &runtime)
+                .inspect_err(|e| tracing::debug!("no module cache, compiling: {e}"))
+                .ok();
+            execute_cached(
                 &store,
                 &runtime,
                 &policy,
+                cache.as_ref(),
                 &Request {
                     model: args.model,
                     params: args.params,

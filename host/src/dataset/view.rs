@@ -136,9 +136,26 @@ impl View {
         let mut out = Vec::with_capacity(data.len());
         let mut out_offsets = Vec::with_capacity(offsets.len());
         out_offsets.push(0);
-        for w in offsets.windows(2) {
-            self.record(&data[w[0] as usize..w[1] as usize], &mut out)?;
-            out_offsets.push(out.len() as u32);
+        let records = offsets
+            .windows(2)
+            .map(|w| &data[w[0] as usize..w[1] as usize]);
+        match &self.kept {
+            // The common case, a loop of its own: no masking, every
+            // visible field copied still encoded.
+            Some(kept) if !self.passthrough => {
+                for stored in records {
+                    RecordRef::new(stored)
+                        .and_then(|rec| project_into(&mut out, &rec, kept))
+                        .map_err(|e| e.to_string())?;
+                    out_offsets.push(out.len() as u32);
+                }
+            }
+            _ => {
+                for stored in records {
+                    self.record(stored, &mut out)?;
+                    out_offsets.push(out.len() as u32);
+                }
+            }
         }
         Ok((out, out_offsets))
     }

@@ -6,32 +6,28 @@
 //! (`jiandu::native`).
 
 use jiandu_sdk::{export_model, Context, Decimal, Lead, Model, Result};
-use serde::Deserialize;
-
-/// The fields the rule reads (3 of the dataset's 10).
-#[derive(Debug, Deserialize)]
-pub struct Declaration {
-    pub credit_code: String,
-    pub revenue: Decimal,
-    pub tax_paid: Decimal,
-}
 
 /// Whether tax paid is below `min_rate` of revenue, and by how much.
-pub fn is_low(d: &Declaration, min_rate: Decimal) -> Option<Decimal> {
-    let floor = d.revenue * min_rate;
-    (d.tax_paid < floor).then(|| floor - d.tax_paid)
+pub fn is_low(revenue: Decimal, tax_paid: Decimal, min_rate: Decimal) -> Option<Decimal> {
+    let floor = revenue * min_rate;
+    (tax_paid < floor).then(|| floor - tax_paid)
 }
 
 pub struct ScanOnePercent;
 
 impl Model for ScanOnePercent {
+    /// Reads 3 of the dataset's 10 fields, field by field from the batch
+    /// (`Context::rows`), as a model over a large dataset would.
     fn run(ctx: &mut Context) -> Result<()> {
         let min_rate: Decimal = ctx.param("min_rate")?;
-        for d in ctx.scan::<Declaration>("tax_declarations")? {
-            let d = d?;
-            if let Some(short) = is_low(&d, min_rate) {
+        let mut rows = ctx.rows("tax_declarations")?;
+        let code = rows.field("credit_code")?;
+        let revenue = rows.field("revenue")?;
+        let tax_paid = rows.field("tax_paid")?;
+        while let Some(d) = rows.next_row()? {
+            if let Some(short) = is_low(d.decimal(revenue)?, d.decimal(tax_paid)?, min_rate) {
                 ctx.emit(
-                    Lead::new(&d.credit_code)
+                    Lead::new(d.str(code)?)
                         .title("tax paid below the minimum rate")
                         .amount(short),
                 )?;
@@ -49,13 +45,9 @@ mod tests {
 
     #[test]
     fn tax_below_the_rate_is_low_and_at_the_rate_is_not() {
-        let d = |tax: &str| Declaration {
-            credit_code: "X".into(),
-            revenue: "1000".parse().unwrap(),
-            tax_paid: tax.parse().unwrap(),
-        };
-        let rate: Decimal = "0.01".parse().unwrap();
-        assert_eq!(is_low(&d("9.99"), rate), Some("0.01".parse().unwrap()));
-        assert_eq!(is_low(&d("10"), rate), None);
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let rate = d("0.01");
+        assert_eq!(is_low(d("1000"), d("9.99"), rate), Some(d("0.01")));
+        assert_eq!(is_low(d("1000"), d("10"), rate), None);
     }
 }
