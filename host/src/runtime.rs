@@ -777,7 +777,7 @@ impl Session {
         })
     }
 
-    fn validate_lead(&self, lead: &types::Lead) -> Result<LeadData, Breach> {
+    fn validate_lead(&self, lead: types::Lead) -> Result<LeadData, Breach> {
         let invalid = |m: String| Err(Breach::InvalidLead(m));
         let bytes = lead.subject.len()
             + lead.title.len()
@@ -826,16 +826,16 @@ impl Session {
             }
         }
         Ok(LeadData {
-            subject: lead.subject.clone(),
+            subject: lead.subject,
             subject_personal: lead.subject_personal,
-            title: lead.title.clone(),
-            amount: lead.amount.clone(),
+            title: lead.title,
+            amount: lead.amount,
             evidence: lead
                 .evidence
-                .iter()
+                .into_iter()
                 .map(|e| EvidenceData {
-                    name: e.name.clone(),
-                    value: e.value.clone(),
+                    name: e.name,
+                    value: e.value,
                     personal: e.personal,
                 })
                 .collect(),
@@ -1029,7 +1029,7 @@ impl host::Host for Session {
 
     fn emit(&mut self, lead: types::Lead) -> wasmtime::Result<Result<(), String>> {
         self.check_deadline()?;
-        let lead = self.validate_lead(&lead).map_err(wasmtime::Error::new)?;
+        let lead = self.validate_lead(lead).map_err(wasmtime::Error::new)?;
         let replaced = self.leads.get(&lead.subject).map_or(0, lead_size);
         if replaced == 0 && self.leads.len() as u64 >= self.limits.max_leads {
             return Err(wasmtime::Error::new(Breach::LeadFlood {

@@ -310,6 +310,23 @@ impl<'a> RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
+    /// Field `i` when it is stored as a boolean; `None` otherwise.
+    #[inline(always)]
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        if i >= self.n {
+            return None;
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        match self.bytes.get(off) {
+            Some(&TRUE) if off != 0 => Some(true),
+            Some(&FALSE) if off != 0 => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> RecordRef<'a> {
     /// Field `i` when it is stored as an integer; `None` otherwise (absent,
     /// null, another type or malformed: [`RecordRef::field`] tells which).
     #[inline(always)]
@@ -369,6 +386,10 @@ impl<'a> RecordRef<'a> {
 /// order, copying each value still encoded: the host's projection of a
 /// stored record onto the fields a model declared. A field absent in `rec`
 /// stays absent.
+///
+/// Values that follow each other in `rec` as they do in the output (kept
+/// fields side by side, the usual case) are copied as one range: exactly
+/// their bytes, nothing from the fields between them.
 #[inline]
 pub fn project_into(
     out: &mut Vec<u8>,
@@ -377,31 +398,52 @@ pub fn project_into(
 ) -> Result<(), DecodeError> {
     let start = out.len();
     let n = positions.len();
+    let bytes = rec.bytes;
+    out.reserve(2 + 2 * n + bytes.len());
     out.extend_from_slice(&(n as u16).to_le_bytes());
     let table = out.len();
     out.resize(table + 2 * n, 0);
+    // Where the next value goes, from the start of the output record, and
+    // the source range not yet copied.
+    let mut pos = 2 + 2 * n;
+    let mut pending = 0..0;
     for (slot, &i) in positions.iter().enumerate() {
-        match rec.raw(i) {
-            Ok(Some(raw)) => {
-                // A subset of a record's values, under a table no longer
-                // than its own, fits wherever the record did; a stored
-                // record larger than that is refused here.
-                let pos = out.len() - start;
-                if pos + raw.len() > MAX_RECORD_BYTES {
-                    out.truncate(start);
-                    return Err(DecodeError("record larger than its encoding allows"));
-                }
-                out[table + 2 * slot..table + 2 * slot + 2]
-                    .copy_from_slice(&(pos as u16).to_le_bytes());
-                out.extend_from_slice(raw);
+        if i >= rec.n {
+            continue;
+        }
+        let at = 2 + 2 * i;
+        let off = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+        if off == 0 {
+            continue;
+        }
+        let len = match value_len(bytes, off) {
+            Ok(len) if off.checked_add(len).is_some_and(|end| end <= bytes.len()) => len,
+            Ok(_) => {
+                out.truncate(start);
+                return Err(DecodeError("value runs past the end"));
             }
-            Ok(None) => {}
             Err(e) => {
                 out.truncate(start);
                 return Err(e);
             }
+        };
+        // A subset of a record's values, under a table no longer than its
+        // own, fits wherever the record did; a stored record larger than
+        // that is refused here.
+        if pos + len > MAX_RECORD_BYTES {
+            out.truncate(start);
+            return Err(DecodeError("record larger than its encoding allows"));
+        }
+        out[table + 2 * slot..table + 2 * slot + 2].copy_from_slice(&(pos as u16).to_le_bytes());
+        pos += len;
+        if pending.end == off && !pending.is_empty() {
+            pending.end = off + len;
+        } else {
+            out.extend_from_slice(&bytes[pending]);
+            pending = off..off + len;
         }
     }
+    out.extend_from_slice(&bytes[pending]);
     Ok(())
 }
 
@@ -488,6 +530,11 @@ mod tests {
             assert_eq!(rec.field(i).unwrap(), *v, "field {i}");
         }
         assert_eq!(rec.field(99).unwrap(), None);
+        assert_eq!(
+            (rec.bool(6), rec.bool(5), rec.bool(1)),
+            (Some(true), None, None)
+        );
+        assert_eq!((rec.int(2), rec.int(5)), (Some(-42), None));
     }
 
     #[test]
@@ -561,6 +608,45 @@ mod tests {
         assert_eq!(rec.text_bytes(3).unwrap(), None);
         assert_eq!(rec.text_bytes(4).unwrap(), None);
         assert_eq!(rec.text_bytes(9).unwrap(), None);
+        assert_eq!(rec.int(3), Some(7));
+        assert_eq!((rec.int(0), rec.int(4), rec.int(9)), (None, None, None));
+        assert_eq!((rec.bool(0), rec.bool(3), rec.bool(9)), (None, None, None));
+    }
+
+    #[test]
+    fn projection_equals_encoding_the_chosen_values_for_every_choice() {
+        let values = [
+            Some(Value::Str("91350100M000100Y43")),
+            Some(Value::Int(2023)),
+            None,
+            Some(Value::Str("张三")),
+            Some(Value::Decimal("9084.50")),
+            Some(Value::Bool(true)),
+            Some(Value::Null),
+            Some(Value::Date("2024-06-30")),
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        let n = values.len() + 1; // one position past the end: absent
+        let mut choices: Vec<Vec<usize>> = vec![vec![]];
+        for len in 1..=3 {
+            let mut next = Vec::new();
+            for c in choices.iter().filter(|c| c.len() == len - 1) {
+                for i in 0..n {
+                    next.push(c.iter().copied().chain([i]).collect());
+                }
+            }
+            choices.extend(next);
+        }
+        for positions in choices {
+            let mut out = vec![7u8];
+            project_into(&mut out, &rec, &positions).unwrap();
+            let chosen: Vec<_> = positions
+                .iter()
+                .map(|&i| values.get(i).copied().flatten())
+                .collect();
+            assert_eq!(out[1..], encode(&chosen).unwrap()[..], "{positions:?}");
+        }
     }
 
     #[test]

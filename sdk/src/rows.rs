@@ -183,20 +183,49 @@ impl KeyedRows {
     ) -> Result<usize> {
         let mut n = 0;
         while self.rows.fill()? {
-            let row = self.rows.row(self.rows.next)?;
-            let here = key
-                .cmp_field(&row, self.key)
-                .map_err(|e| e.context(format!("join key of `{}`", self.rows.dataset)))?;
-            match here {
-                // The stream's record sorts before the key: skip it.
-                Ordering::Greater => {}
-                Ordering::Equal => {
-                    f(row)?;
-                    n += 1;
+            // A loop over the batch in hand, its position in a local: this
+            // runs once per record of the stream.
+            let rows = &mut self.rows;
+            let (data, offsets) = (&rows.batch.data, &rows.batch.offsets);
+            let mut i = rows.next;
+            let end = offsets.len() - 1;
+            while i < end {
+                let rec = data
+                    .get(offsets[i] as usize..offsets[i + 1] as usize)
+                    .ok_or_else(|| {
+                        Error::msg(format!("scan `{}`: bad batch offsets", rows.dataset))
+                    })
+                    .and_then(|bytes| {
+                        RecordRef::new(bytes)
+                            .map_err(|e| Error::msg(format!("scan `{}`: {e}", rows.dataset)))
+                    })?;
+                let row = Row {
+                    rec,
+                    dataset: &rows.dataset,
+                    names: &rows.names,
+                };
+                match key.cmp_field(&row, self.key) {
+                    // The stream's record sorts before the key: skip it.
+                    Ok(Ordering::Greater) => {}
+                    Ok(Ordering::Equal) => {
+                        if let Err(e) = f(row) {
+                            rows.next = i + 1;
+                            return Err(e);
+                        }
+                        n += 1;
+                    }
+                    Ok(Ordering::Less) => {
+                        rows.next = i;
+                        return Ok(n);
+                    }
+                    Err(e) => {
+                        rows.next = i;
+                        return Err(e.context(format!("join key of `{}`", rows.dataset)));
+                    }
                 }
-                Ordering::Less => return Ok(n),
+                i += 1;
             }
-            self.rows.next += 1;
+            rows.next = i;
         }
         Ok(n)
     }
@@ -365,6 +394,9 @@ impl<'a> Row<'a> {
     /// A boolean.
     #[inline]
     pub fn bool(&self, f: Field) -> Result<bool> {
+        if let Some(b) = self.rec.bool(f.0) {
+            return Ok(b);
+        }
         match self.value(f)? {
             Value::Bool(b) => Ok(b),
             other => Err(self.wrong(f, "true or false", other)),

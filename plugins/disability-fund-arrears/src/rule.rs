@@ -77,7 +77,8 @@ impl Params {
         let wage = own.min(cap);
         let mut relief = Decimal::ONE;
         if self.relief_applies() {
-            relief = if d / n >= self.relief_low_ratio {
+            // D/N ≥ low ratio, without the division's rounding.
+            relief = if d >= self.relief_low_ratio * n {
                 Decimal::new(5, 1)
             } else {
                 Decimal::new(9, 1)
@@ -190,6 +191,16 @@ mod tests {
             .assess(&input(200, 2, "16000000", "0"))
             .unwrap();
         assert_eq!(a.due, Decimal::from(40_000));
+    }
+
+    #[test]
+    fn exactly_at_the_low_ratio_pays_half() {
+        // N=300, D=3 is exactly 1%: (4.5 − 3) × 80,000 × 0.5 = 60,000.
+        let a = params(2024)
+            .assess(&input(300, 3, "24000000", "0"))
+            .unwrap();
+        assert_eq!(a.relief, "0.5".parse().unwrap());
+        assert_eq!(a.due, Decimal::from(60_000));
     }
 
     #[test]
