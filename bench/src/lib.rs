@@ -170,17 +170,20 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
                 progress(&format!("scan: {records} records, sandboxed and native"));
                 let store = data::open_store(&store_dir)?;
                 let loaded = load(&models.scan)?;
-                let r = scan::measure(
-                    &runtime,
-                    &loaded,
-                    &store,
-                    &policy,
-                    &models.scan,
-                    file.low,
-                    opts.reps,
-                )?;
-                figures.extend(r.figures());
-                out_scan = Some(r);
+                for reader in ["rows", "structs"] {
+                    let r = scan::measure(
+                        reader,
+                        &runtime,
+                        &loaded,
+                        &store,
+                        &policy,
+                        &models.scan,
+                        file.low,
+                        opts.reps,
+                    )?;
+                    figures.extend(r.figures());
+                    out_scan.get_or_insert(r);
+                }
             }
             if want(Section::Memory) && opts.memory_scales.contains(&records) {
                 progress(&format!(

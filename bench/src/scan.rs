@@ -1,6 +1,8 @@
-//! Scan: records per second through `scan-one-percent` (every record
-//! deserialized, a decimal multiply and compare, a lead for 1%), in the
-//! sandbox and natively, over the same stored dataset version.
+//! Scan: records per second through `scan-one-percent` (three fields of
+//! every record read, a decimal multiply and compare, a lead for 1%), in
+//! the sandbox and natively, over the same stored dataset version; once
+//! for each way the SDK reads records (`reader=rows`, field by field, and
+//! `reader=structs`, serde).
 
 use crate::report::Figure;
 use crate::runs::{self, LeadSet};
@@ -17,6 +19,8 @@ pub const TARGET: f64 = 0.7;
 
 #[derive(Debug, Clone)]
 pub struct ScanResult {
+    /// The model's `reader` parameter: `rows` or `structs`.
+    pub reader: &'static str,
     pub records: u64,
     pub leads: usize,
     pub wasm: Duration,
@@ -35,8 +39,8 @@ impl ScanResult {
         vec![Figure {
             section: "Scan",
             what: format!(
-                "scan-one-percent over {} records ({} leads), model alone",
-                self.records, self.leads
+                "scan-one-percent over {} records ({} leads), model alone, reader={}",
+                self.records, self.leads, self.reader
             ),
             jiandu: format!(
                 "wasm {} ({}, {:.0} fuel/record)",
@@ -57,9 +61,12 @@ impl ScanResult {
     }
 }
 
-/// Runs the scan model in the sandbox and natively, best of `reps` each,
-/// and checks both emitted the same `expected_leads` leads.
+/// Runs the scan model reading with `reader` in the sandbox and natively,
+/// best of `reps` each, and checks both emitted the same `expected_leads`
+/// leads.
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
+    reader: &'static str,
     runtime: &Runtime,
     loaded: &Loaded,
     store: &Store,
@@ -74,14 +81,15 @@ pub fn measure(
     let mut native_leads = LeadSet::new();
     let mut records = 0;
     let mut fuel = 0;
+    let params = [("reader".to_string(), reader.to_string())];
     // Interleaved, so that a burst of load on a shared machine hits both.
     for _ in 0..reps.max(1) {
-        let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &[])?;
+        let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &params)?;
         wasm = wasm.min(t);
         fuel = finished.fuel_used;
         records = finished.session.records_read;
         wasm_leads = runs::lead_set(&finished.session.leads)?;
-        let (t, out) = runs::native_run::<ScanOnePercent>(store, policy, model, &[])?;
+        let (t, out) = runs::native_run::<ScanOnePercent>(store, policy, model, &params)?;
         native = native.min(t);
         ensure!(
             out.records_read == records,
@@ -97,6 +105,7 @@ pub fn measure(
         wasm_leads.len()
     );
     Ok(ScanResult {
+        reader,
         records,
         leads: wasm_leads.len(),
         wasm,

@@ -313,10 +313,7 @@ impl<'a> Row<'a> {
                 return Ok(s);
             }
         }
-        match self.value(f)? {
-            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => Ok(s),
-            other => Err(self.wrong(f, "text", other)),
-        }
+        self.str_general(f)
     }
 
     /// Like [`Row::str`], with `None` for null.
@@ -334,13 +331,7 @@ impl<'a> Row<'a> {
         if let Some(i) = self.rec.int(f.0) {
             return Ok(i);
         }
-        match self.value(f)? {
-            Value::Int(i) => Ok(i),
-            Value::Decimal(s) | Value::Str(s) => s
-                .parse::<i64>()
-                .map_err(|_| self.wrong(f, "an integer", Value::Str(s))),
-            other => Err(self.wrong(f, "an integer", other)),
-        }
+        self.i64_general(f)
     }
 
     /// An integer that must fit `T` (`u32`, `u8`, `usize`…).
@@ -366,13 +357,7 @@ impl<'a> Row<'a> {
                 return Ok(d);
             }
         }
-        match self.value(f)? {
-            Value::Decimal(s) | Value::Str(s) => {
-                parse_decimal(s).ok_or_else(|| self.wrong(f, "a decimal", Value::Str(s)))
-            }
-            Value::Int(i) => Ok(Decimal::from(i)),
-            other => Err(self.wrong(f, "a decimal", other)),
-        }
+        self.decimal_general(f)
     }
 
     /// A calendar date.
@@ -383,12 +368,7 @@ impl<'a> Row<'a> {
                 return Ok(d);
             }
         }
-        match self.value(f)? {
-            Value::Date(s) | Value::Str(s) => {
-                parse_date(s).ok_or_else(|| self.wrong(f, "a date", Value::Str(s)))
-            }
-            other => Err(self.wrong(f, "a date", other)),
-        }
+        self.date_general(f)
     }
 
     /// A boolean.
@@ -397,10 +377,7 @@ impl<'a> Row<'a> {
         if let Some(b) = self.rec.bool(f.0) {
             return Ok(b);
         }
-        match self.value(f)? {
-            Value::Bool(b) => Ok(b),
-            other => Err(self.wrong(f, "true or false", other)),
-        }
+        self.bool_general(f)
     }
 
     /// A floating-point number (integers are read too). Not for money.
@@ -419,6 +396,63 @@ impl<'a> Row<'a> {
     /// The record's field names, in order.
     pub fn names(&self) -> &'a [String] {
         self.names
+    }
+
+    // The general paths of the typed reads: other stored types, text that
+    // is not in the store's own form, errors. Out of line, so that the
+    // fast paths above stay small enough to inline into a model's loop.
+
+    #[cold]
+    #[inline(never)]
+    fn str_general(&self, f: Field) -> Result<&'a str> {
+        match self.value(f)? {
+            Value::Str(s) | Value::Decimal(s) | Value::Date(s) => Ok(s),
+            other => Err(self.wrong(f, "text", other)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn i64_general(&self, f: Field) -> Result<i64> {
+        match self.value(f)? {
+            Value::Int(i) => Ok(i),
+            Value::Decimal(s) | Value::Str(s) => s
+                .parse::<i64>()
+                .map_err(|_| self.wrong(f, "an integer", Value::Str(s))),
+            other => Err(self.wrong(f, "an integer", other)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decimal_general(&self, f: Field) -> Result<Decimal> {
+        match self.value(f)? {
+            Value::Decimal(s) | Value::Str(s) => {
+                parse_decimal(s).ok_or_else(|| self.wrong(f, "a decimal", Value::Str(s)))
+            }
+            Value::Int(i) => Ok(Decimal::from(i)),
+            other => Err(self.wrong(f, "a decimal", other)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn date_general(&self, f: Field) -> Result<Date> {
+        match self.value(f)? {
+            Value::Date(s) | Value::Str(s) => {
+                parse_date(s).ok_or_else(|| self.wrong(f, "a date", Value::Str(s)))
+            }
+            other => Err(self.wrong(f, "a date", other)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bool_general(&self, f: Field) -> Result<bool> {
+        match self.value(f)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(self.wrong(f, "true or false", other)),
+        }
     }
 
     fn place(&self, f: Field) -> String {

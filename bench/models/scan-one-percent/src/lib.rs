@@ -6,6 +6,7 @@
 //! (`jiandu::native`).
 
 use jiandu_sdk::{export_model, Context, Decimal, Lead, Model, Result};
+use serde::Deserialize;
 
 /// Whether tax paid is below `min_rate` of revenue, and by how much.
 pub fn is_low(revenue: Decimal, tax_paid: Decimal, min_rate: Decimal) -> Option<Decimal> {
@@ -13,24 +14,55 @@ pub fn is_low(revenue: Decimal, tax_paid: Decimal, min_rate: Decimal) -> Option<
     (tax_paid < floor).then(|| floor - tax_paid)
 }
 
+/// The fields the rule reads (3 of the dataset's 10), for `reader=structs`.
+#[derive(Debug, Deserialize)]
+struct Declaration {
+    credit_code: String,
+    revenue: Decimal,
+    tax_paid: Decimal,
+}
+
 pub struct ScanOnePercent;
 
 impl Model for ScanOnePercent {
-    /// Reads 3 of the dataset's 10 fields, field by field from the batch
-    /// (`Context::rows`), as a model over a large dataset would.
+    /// The same rule read two ways (parameter `reader`): field by field
+    /// from the batch (`Context::rows`, the default) or into a struct
+    /// through serde (`Context::scan`).
     fn run(ctx: &mut Context) -> Result<()> {
         let min_rate: Decimal = ctx.param("min_rate")?;
-        let mut rows = ctx.rows("tax_declarations")?;
-        let code = rows.field("credit_code")?;
-        let revenue = rows.field("revenue")?;
-        let tax_paid = rows.field("tax_paid")?;
-        while let Some(d) = rows.next_row()? {
-            if let Some(short) = is_low(d.decimal(revenue)?, d.decimal(tax_paid)?, min_rate) {
-                ctx.emit(
-                    Lead::new(d.str(code)?)
-                        .title("tax paid below the minimum rate")
-                        .amount(short),
-                )?;
+        let reader: String = ctx.param("reader")?;
+        let emit = |code: &str, short: Decimal| {
+            ctx.emit(
+                Lead::new(code)
+                    .title("tax paid below the minimum rate")
+                    .amount(short),
+            )
+        };
+        match reader.as_str() {
+            "rows" => {
+                let mut rows = ctx.rows("tax_declarations")?;
+                let code = rows.field("credit_code")?;
+                let revenue = rows.field("revenue")?;
+                let tax_paid = rows.field("tax_paid")?;
+                while let Some(d) = rows.next_row()? {
+                    if let Some(short) = is_low(d.decimal(revenue)?, d.decimal(tax_paid)?, min_rate)
+                    {
+                        emit(d.str(code)?, short)?;
+                    }
+                }
+            }
+            "structs" => {
+                for d in ctx.scan::<Declaration>("tax_declarations")? {
+                    let d = d?;
+                    if let Some(short) = is_low(d.revenue, d.tax_paid, min_rate) {
+                        emit(&d.credit_code, short)?;
+                    }
+                }
+            }
+            other => {
+                return Err(jiandu_sdk::Error::msg(format!(
+                    "reader `{other}`: expected rows or structs"
+                )))
             }
         }
         Ok(())
