@@ -131,7 +131,7 @@ pub fn measure(
 
         let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &[])?;
         sandboxed = sandboxed.min(t);
-        let wasm = runs::lead_set(&finished.session.leads)?;
+        let wasm = runs::emitted_set(&finished.session.leads)?;
 
         let (t, out) = runs::native_run::<DisabilityFundArrears>(store, policy, model, &[])?;
         native = native.min(t);

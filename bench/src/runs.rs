@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 use jiandu::catalog::Installed;
+use jiandu::emitted::Emitted;
 use jiandu::native::{self, NativeBackend, NativeOutput};
 use jiandu::policy::Policy;
 use jiandu::run::{self, Request};
@@ -30,6 +31,17 @@ pub fn lead_set(leads: &BTreeMap<String, LeadData>) -> Result<LeadSet> {
     leads
         .iter()
         .map(|(k, l)| Ok((k.clone(), amount(l.amount.as_deref())?)))
+        .collect()
+}
+
+/// [`lead_set`] of a sandboxed run's emitted leads.
+pub fn emitted_set(leads: &Emitted) -> Result<LeadSet> {
+    leads
+        .iter()
+        .map(|l| {
+            let l = l?;
+            Ok((l.subject.clone(), amount(l.amount.as_deref())?))
+        })
         .collect()
 }
 

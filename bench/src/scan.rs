@@ -88,7 +88,7 @@ pub fn measure(
         wasm = wasm.min(t);
         fuel = finished.fuel_used;
         records = finished.session.records_read;
-        wasm_leads = runs::lead_set(&finished.session.leads)?;
+        wasm_leads = runs::emitted_set(&finished.session.leads)?;
         let (t, out) = runs::native_run::<ScanOnePercent>(store, policy, model, &params)?;
         native = native.min(t);
         ensure!(

@@ -77,6 +77,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::IVec;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -868,16 +869,35 @@ fn write_xlsx(
 /// `{"amount":…,"evidence":[[name,value],…],"subject":…,"title":…}` (keys
 /// in this order) followed by a newline.
 pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
-    /// Field order is the digest's: do not reorder.
-    #[derive(Serialize)]
-    struct Canonical<'a> {
-        amount: &'a Option<String>,
-        evidence: Vec<[&'a str; 2]>,
-        subject: &'a str,
-        title: &'a str,
+    digest_of(leads.values().map(|l| Ok(Cow::Borrowed(l)))).expect("leads in memory")
+}
+
+/// [`digest`] over leads in subject order, as [`crate::emitted::Emitted`]
+/// reads them back.
+pub fn digest_of<'a>(leads: impl Iterator<Item = Result<Cow<'a, LeadData>>>) -> Result<String> {
+    let mut d = LeadsDigest::default();
+    for lead in leads {
+        d.add(&*lead?);
     }
-    let mut h = Sha256::new();
-    for lead in leads.values() {
+    Ok(d.finish())
+}
+
+/// [`digest`] a lead at a time: add the leads in subject order.
+#[derive(Default)]
+pub struct LeadsDigest {
+    hasher: Sha256,
+}
+
+impl LeadsDigest {
+    pub fn add(&mut self, lead: &LeadData) {
+        /// Field order is the digest's: do not reorder.
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            amount: &'a Option<String>,
+            evidence: Vec<[&'a str; 2]>,
+            subject: &'a str,
+            title: &'a str,
+        }
         let canonical = Canonical {
             amount: &lead.amount,
             evidence: lead
@@ -888,10 +908,14 @@ pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
             subject: &lead.subject,
             title: &lead.title,
         };
-        serde_json::to_writer(&mut h, &canonical).expect("json");
-        h.update(b"\n");
+        serde_json::to_writer(&mut self.hasher, &canonical).expect("json");
+        self.hasher.update(b"\n");
     }
-    hex::encode(h.finalize())
+
+    /// The digest, as hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
 }
 
 /// A successful run's new snapshot of its model's leads, planned against
@@ -949,6 +973,24 @@ pub fn plan(
     run_id: &str,
     emitted: &BTreeMap<String, LeadData>,
 ) -> Result<Changes> {
+    plan_from(
+        store,
+        model,
+        model_version,
+        run_id,
+        emitted.values().map(|l| Ok(Cow::Borrowed(l))),
+    )
+}
+
+/// [`plan`] from leads in subject order, as [`crate::emitted::Emitted`]
+/// reads them back.
+pub fn plan_from<'e>(
+    store: &Store,
+    model: &str,
+    model_version: &str,
+    run_id: &str,
+    emitted: impl Iterator<Item = Result<Cow<'e, LeadData>>>,
+) -> Result<Changes> {
     crate::catalog::check_name(model).map_err(Error::Leads)?;
     check_run_id(run_id)?;
     let dir = model_dir(store, model);
@@ -983,14 +1025,14 @@ pub fn plan(
         Some(r) => r.next()?,
         None => None,
     };
-    let mut emitted = emitted.iter();
-    let mut next_emitted = emitted.next();
+    let mut emitted = emitted;
+    let mut next_emitted = emitted.next().transpose()?;
     loop {
-        let step = match (&next_stored, next_emitted) {
+        let step = match (&next_stored, &next_emitted) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(life), Some((subject, _))) => life.subject.as_str().cmp(subject),
+            (Some(life), Some(data)) => life.subject.as_str().cmp(&data.subject),
         };
         match step {
             Ordering::Less => {
@@ -1000,17 +1042,17 @@ pub fn plan(
                 next_stored = reader.next()?;
             }
             Ordering::Greater => {
-                let (subject, data) = next_emitted.expect("an emitted lead is next");
-                planner.first_seen(subject, data)?;
-                next_emitted = emitted.next();
+                let data = next_emitted.take().expect("an emitted lead is next");
+                planner.first_seen(&data.subject, &data)?;
+                next_emitted = emitted.next().transpose()?;
             }
             Ordering::Equal => {
                 let life = next_stored.take().expect("a stored lead is next");
-                let (_, data) = next_emitted.expect("an emitted lead is next");
+                let data = next_emitted.take().expect("an emitted lead is next");
                 let reader = stored.as_mut().expect("a stored lead was read");
-                planner.produced_again(&life, reader, data)?;
+                planner.produced_again(&life, reader, &data)?;
                 next_stored = reader.next()?;
-                next_emitted = emitted.next();
+                next_emitted = emitted.next().transpose()?;
             }
         }
     }

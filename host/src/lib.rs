@@ -28,6 +28,7 @@ pub mod cache;
 pub mod catalog;
 pub mod dataset;
 pub mod demo;
+pub mod emitted;
 pub mod error;
 pub mod generate;
 pub mod ids;

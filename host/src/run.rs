@@ -10,6 +10,7 @@
 use crate::cache::{ModuleCache, Source};
 use crate::catalog::{self, Installed};
 use crate::dataset::{view::View, SegmentId, VersionReader};
+use crate::emitted::Emitted;
 use crate::leads::Applied;
 use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
@@ -113,6 +114,7 @@ fn run_installed(
     req: &Request,
 ) -> Result<Report> {
     let started = Instant::now();
+    let spill = spill_budget()?;
     let manifest = &installed.manifest;
     let run_id = new_run_id();
     let mut record = RunRecord {
@@ -141,7 +143,7 @@ fn run_installed(
     };
 
     // 1. Everything that can refuse the run before it starts.
-    let prepared = prepare(store, policy, installed, req, &mut record);
+    let prepared = prepare(store, policy, installed, req, &mut record, spill);
     let (session, limits, cursors) = match prepared {
         Ok(p) => p,
         Err(message) => {
@@ -198,6 +200,7 @@ fn run_installed(
 
     // 4. Commit or record the failure.
     let mut counts = (0, 0, 0);
+    let mut total_amount = rust_decimal::Decimal::ZERO;
     let entry = match &finished.failure {
         Some(failure) => {
             record.outcome = Outcome::Failed;
@@ -209,17 +212,37 @@ fn run_installed(
             record.outcome = Outcome::Succeeded;
             record.leads_count = Some(finished.session.leads.len() as u64);
             let leads = &finished.session.leads;
-            // The ledger's digest of the leads and the new snapshot are
-            // both a pass over every lead: side by side.
+            if leads.spilled() {
+                tracing::debug!(
+                    "run {run_id}: {} leads, {} of them spilled to {} files",
+                    leads.len(),
+                    leads.len() - leads.in_memory(),
+                    leads.spills()
+                );
+            }
+            // The ledger's digest of the leads (and their total) and the
+            // new snapshot are both a pass over every lead (reading spill
+            // files back): side by side.
             let (digest, planned) = std::thread::scope(|s| {
-                let digest = s.spawn(|| crate::leads::digest(leads));
+                let digest = s.spawn(|| -> Result<_> {
+                    let mut digest = crate::leads::LeadsDigest::default();
+                    let mut total = rust_decimal::Decimal::ZERO;
+                    for lead in leads.iter() {
+                        let lead = lead?;
+                        digest.add(&lead);
+                        if let Some(a) = lead.amount.as_deref() {
+                            total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
+                        }
+                    }
+                    Ok((digest.finish(), total))
+                });
                 let planned = Instant::now();
-                let changes = crate::leads::plan(
+                let changes = crate::leads::plan_from(
                     store,
                     &manifest.name,
                     &manifest.version,
                     &record.run_id,
-                    leads,
+                    leads.iter(),
                 );
                 let planned = (changes, planned.elapsed());
                 (
@@ -227,6 +250,8 @@ fn run_installed(
                     planned,
                 )
             });
+            let (digest, total) = digest?;
+            total_amount = total;
             record.leads_digest = Some(digest);
             let d = draft(Kind::RunFinished, &record);
             let (entry, changes) = commit(store, &d, leads, &cursors, Some(planned))?;
@@ -250,16 +275,7 @@ fn run_installed(
         new: counts.0,
         open: counts.1,
         resolved: counts.2,
-        total_amount: if succeeded {
-            finished
-                .session
-                .leads
-                .values()
-                .filter_map(|l| l.amount.as_deref()?.parse::<rust_decimal::Decimal>().ok())
-                .sum()
-        } else {
-            rust_decimal::Decimal::ZERO
-        },
+        total_amount,
         records_read: finished.session.records_read,
         fuel_used: finished.fuel_used,
         elapsed: started.elapsed(),
@@ -300,7 +316,7 @@ const COMMIT_TRIES: usize = 8;
 fn commit(
     store: &Store,
     finished: &Draft,
-    emitted: &BTreeMap<String, jiandu_sdk::LeadData>,
+    emitted: &Emitted,
     cursors: &Cursors,
     mut first: Option<(Result<crate::leads::Changes>, Duration)>,
 ) -> Result<(Entry, crate::leads::Changes)> {
@@ -312,7 +328,8 @@ fn commit(
             Some(planned) => planned,
             None => {
                 let planned = Instant::now();
-                let changes = crate::leads::plan(store, model, model_version, run_id, emitted);
+                let changes =
+                    crate::leads::plan_from(store, model, model_version, run_id, emitted.iter());
                 (changes, planned.elapsed())
             }
         };
@@ -398,6 +415,7 @@ fn prepare(
     installed: &Installed,
     req: &Request,
     record: &mut RunRecord,
+    spill_budget: u64,
 ) -> std::result::Result<(Session, crate::policy::Limits, Cursors), String> {
     let manifest = &installed.manifest;
     let params = manifest.resolve_params(&req.params)?;
@@ -440,8 +458,24 @@ fn prepare(
         datasets.insert(name.clone(), Access { reader, view });
     }
     let mut session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
+    session
+        .leads
+        .spill_to(store.root().join("tmp"), spill_budget);
     session.cursors = read_cursors;
     Ok((session, decision.limits, new_cursors))
+}
+
+/// How much memory a run's emitted leads may take before they spill to
+/// files: `$JIANDU_LEADS_MEMORY` bytes, or [`crate::emitted::SPILL_BUDGET`].
+fn spill_budget() -> Result<u64> {
+    match std::env::var("JIANDU_LEADS_MEMORY") {
+        Err(_) => Ok(crate::emitted::SPILL_BUDGET),
+        Ok(v) => v.trim().parse::<u64>().map_err(|_| {
+            Error::Other(format!(
+                "JIANDU_LEADS_MEMORY=`{v}`: expected a number of bytes"
+            ))
+        }),
+    }
 }
 
 /// Where a model's incremental cursor over a dataset is kept in `meta`:

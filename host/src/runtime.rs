@@ -9,6 +9,7 @@
 use crate::catalog::Installed;
 use crate::dataset::view::View;
 use crate::dataset::VersionReader;
+use crate::emitted::Emitted;
 use crate::policy::Limits;
 use jiandu_sdk::{EvidenceData, LeadData};
 use std::collections::{BTreeMap, HashMap};
@@ -725,7 +726,7 @@ pub struct Session {
     /// run: what `only-new` scans skip.
     pub cursors: HashMap<String, Vec<crate::dataset::SegmentId>>,
     /// Leads by subject; a later emit for the same subject replaces it.
-    pub leads: BTreeMap<String, LeadData>,
+    pub leads: Emitted,
     /// Bytes of text in `leads`.
     lead_bytes: u64,
     pub records_read: u64,
@@ -751,7 +752,7 @@ impl Session {
             scans: Vec::new(),
             index_keys: HashMap::new(),
             cursors: HashMap::new(),
-            leads: BTreeMap::new(),
+            leads: Emitted::new(),
             lead_bytes: 0,
             records_read: 0,
             logs: Vec::new(),
@@ -1030,15 +1031,17 @@ impl host::Host for Session {
     fn emit(&mut self, lead: types::Lead) -> wasmtime::Result<Result<(), String>> {
         self.check_deadline()?;
         let lead = self.validate_lead(lead).map_err(wasmtime::Error::new)?;
-        let replaced = self.leads.get(&lead.subject).map_or(0, lead_size);
-        if replaced == 0 && self.leads.len() as u64 >= self.limits.max_leads {
+        let replaced = self.leads.size_of(&lead.subject);
+        if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
             return Err(wasmtime::Error::new(Breach::LeadFlood {
                 limit: self.limits.max_leads,
             }));
         }
-        // What the host holds for a run's leads counts against the run's
-        // memory cap, like the model's own memory.
-        let held = self.lead_bytes - replaced + lead_size(&lead);
+        // The bytes of a run's leads count against the run's memory cap,
+        // like the model's own memory (past a few MiB they wait in spill
+        // files, see `crate::emitted`).
+        let size = lead_size(&lead);
+        let held = self.lead_bytes - replaced.unwrap_or(0) + size;
         let cap = self.limits.memory_mib.saturating_mul(1 << 20);
         if held > cap {
             return Err(wasmtime::Error::new(Breach::LeadVolume {
@@ -1047,7 +1050,9 @@ impl host::Host for Session {
             }));
         }
         self.lead_bytes = held;
-        self.leads.insert(lead.subject.clone(), lead);
+        self.leads
+            .insert(lead, size)
+            .map_err(wasmtime::Error::new)?;
         Ok(Ok(()))
     }
 

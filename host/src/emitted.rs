@@ -1,0 +1,501 @@
+//! The leads a run has emitted so far, by subject, with memory that does
+//! not grow with their number.
+//!
+//! A run's leads are kept only if the whole run succeeds, so the host holds
+//! them until the commit. Up to a budget they stay in a map in memory; past
+//! it the map is written out as a sorted run to a spill file and emptied.
+//! Reading them back ([`Emitted::iter`]) merges the spill files and the map
+//! by subject, the latest emit of a subject winning, as the map alone did.
+//!
+//! Spill files are unlinked as soon as they are created: they live as long
+//! as the run holds them, a crash leaves nothing behind, and no other
+//! process can open them. They hold what the model emitted, in the store's
+//! own folder (owner-only).
+//!
+//! What stays in memory per lead past the budget is its subject's 64-bit
+//! hash and its size: what the policy's limits on the number of leads and
+//! their bytes need to tell a new subject from a replaced one.
+
+use crate::{Error, Result};
+use jiandu_sdk::{EvidenceData, LeadData};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// Memory held for emitted leads before they spill: a few MiB, so that a
+/// run's footprint does not depend on how many leads it finds.
+pub const SPILL_BUDGET: u64 = 4 << 20;
+
+/// What one lead costs in memory: its text, the map entry and the
+/// `String` headers.
+fn memory_cost(lead: &LeadData) -> u64 {
+    let text = lead.subject.len()
+        + lead.title.len()
+        + lead.amount.as_ref().map_or(0, String::len)
+        + lead
+            .evidence
+            .iter()
+            .map(|e| e.name.len() + e.value.len())
+            .sum::<usize>();
+    (text + 160 + 56 * lead.evidence.len()) as u64
+}
+
+/// The emitted leads of one run.
+pub struct Emitted {
+    /// Leads since the last spill.
+    memory: BTreeMap<String, LeadData>,
+    /// What `memory` costs, by [`memory_cost`].
+    memory_cost: u64,
+    /// Every subject emitted, by hash: the size of its latest lead.
+    sizes: HashMap<u64, u64>,
+    hasher: std::hash::RandomState,
+    /// Sorted runs written out, oldest first.
+    spills: Vec<Spill>,
+    /// Where spills go; `None`: everything stays in memory.
+    spill_dir: Option<PathBuf>,
+    budget: u64,
+}
+
+impl Default for Emitted {
+    fn default() -> Self {
+        Emitted::new()
+    }
+}
+
+impl Emitted {
+    /// Leads held in memory only.
+    pub fn new() -> Emitted {
+        Emitted {
+            memory: BTreeMap::new(),
+            memory_cost: 0,
+            sizes: HashMap::new(),
+            hasher: std::hash::RandomState::new(),
+            spills: Vec::new(),
+            spill_dir: None,
+            budget: u64::MAX,
+        }
+    }
+
+    /// Leads beyond `budget` bytes of memory spill to files in `dir`.
+    pub fn spill_to(&mut self, dir: PathBuf, budget: u64) {
+        self.spill_dir = Some(dir);
+        self.budget = budget;
+    }
+
+    fn key(&self, subject: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(subject.as_bytes());
+        h.finish()
+    }
+
+    /// The size recorded for `subject`'s latest lead, if it was emitted.
+    pub fn size_of(&self, subject: &str) -> Option<u64> {
+        self.sizes.get(&self.key(subject)).copied()
+    }
+
+    /// Number of distinct subjects.
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    /// Whether some leads are in spill files.
+    pub fn spilled(&self) -> bool {
+        !self.spills.is_empty()
+    }
+
+    /// Number of spill files.
+    pub fn spills(&self) -> usize {
+        self.spills.len()
+    }
+
+    /// Leads emitted since the last spill (some may replace spilled ones).
+    pub fn in_memory(&self) -> usize {
+        self.memory.len()
+    }
+
+    /// Adds `lead` (of `size` bytes, as the policy counts them), replacing
+    /// an earlier lead with its subject.
+    pub fn insert(&mut self, lead: LeadData, size: u64) -> Result<()> {
+        let key = self.key(&lead.subject);
+        self.sizes.insert(key, size);
+        let cost = memory_cost(&lead);
+        if let Some(old) = self.memory.insert(lead.subject.clone(), lead) {
+            self.memory_cost -= memory_cost(&old);
+        }
+        self.memory_cost += cost;
+        if self.memory_cost > self.budget && self.spill_dir.is_some() {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<()> {
+        let dir = self.spill_dir.as_ref().expect("a spill folder");
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, "create", e))?;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = dir.join(format!(
+            "spill-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, AtomicOrdering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io(&path, "create", e))?;
+        // Unlinked at once: the open handle is all that keeps it.
+        std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
+        let mut out = BufWriter::with_capacity(1 << 16, &file);
+        let mut buf = Vec::new();
+        for lead in self.memory.values() {
+            buf.clear();
+            encode(lead, &mut buf);
+            out.write_all(&buf).map_err(|e| io(&path, "write", e))?;
+        }
+        out.flush().map_err(|e| io(&path, "write", e))?;
+        drop(out);
+        let len = file
+            .metadata()
+            .map_err(|e| io(&path, "read the size of", e))?
+            .len();
+        self.spills.push(Spill {
+            file: Arc::new(file),
+            len,
+            path,
+        });
+        self.memory.clear();
+        self.memory_cost = 0;
+        Ok(())
+    }
+
+    /// Every lead, in subject order, the latest emit of a subject only.
+    /// Each call reads the spill files afresh, so that several passes can
+    /// run at once.
+    pub fn iter(&self) -> Merge<'_> {
+        let mut sources: Vec<Source<'_>> = self
+            .spills
+            .iter()
+            .map(|s| Source::Spill(SpillReader::new(s)))
+            .collect();
+        sources.push(Source::Memory(self.memory.values()));
+        let heads = sources.iter().map(|_| None).collect();
+        Merge {
+            sources,
+            heads,
+            started: false,
+            failed: false,
+        }
+    }
+}
+
+/// A sorted run of leads written out.
+struct Spill {
+    file: Arc<File>,
+    len: u64,
+    /// The name it had, for messages.
+    path: PathBuf,
+}
+
+fn io(path: &std::path::Path, what: &str, e: std::io::Error) -> Error {
+    Error::Leads(format!(
+        "cannot {what} the spill file {}: {e}",
+        path.display()
+    ))
+}
+
+// A lead in a spill file: each text as a u32 length and its bytes, each
+// flag as a byte.
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode(lead: &LeadData, out: &mut Vec<u8>) {
+    put_text(out, &lead.subject);
+    out.push(lead.subject_personal as u8);
+    put_text(out, &lead.title);
+    match &lead.amount {
+        Some(a) => {
+            out.push(1);
+            put_text(out, a);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&(lead.evidence.len() as u32).to_le_bytes());
+    for e in &lead.evidence {
+        put_text(out, &e.name);
+        put_text(out, &e.value);
+        out.push(e.personal as u8);
+    }
+}
+
+/// Reads one spill file back, a buffer at a time.
+struct SpillReader<'a> {
+    spill: &'a Spill,
+    /// File offset of `buf[0]`.
+    at: u64,
+    buf: Vec<u8>,
+    /// Read position in `buf`.
+    pos: usize,
+}
+
+const READ_CHUNK: usize = 1 << 16;
+
+impl<'a> SpillReader<'a> {
+    fn new(spill: &'a Spill) -> Self {
+        SpillReader {
+            spill,
+            at: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::Leads(format!("spill file {}: {what}", self.spill.path.display()))
+    }
+
+    /// The next `n` bytes, reading more of the file as needed.
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.pos + n > self.buf.len() {
+            let start = self.at + self.pos as u64;
+            let left = self.spill.len.saturating_sub(start);
+            let want = (n.max(READ_CHUNK) as u64).min(left) as usize;
+            if want < n {
+                return Err(self.corrupt("ends inside a lead"));
+            }
+            self.buf.resize(want, 0);
+            self.spill
+                .file
+                .read_exact_at(&mut self.buf, start)
+                .map_err(|e| io(&self.spill.path, "read", e))?;
+            self.at = start;
+            self.pos = 0;
+        }
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn flag(&mut self) -> Result<bool> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.corrupt("bad flag")),
+        }
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        let bytes = self.take(n)?.to_vec();
+        String::from_utf8(bytes).map_err(|_| self.corrupt("text is not UTF-8"))
+    }
+
+    fn next(&mut self) -> Result<Option<LeadData>> {
+        if self.at + self.pos as u64 >= self.spill.len {
+            return Ok(None);
+        }
+        let subject = self.text()?;
+        let subject_personal = self.flag()?;
+        let title = self.text()?;
+        let amount = if self.flag()? {
+            Some(self.text()?)
+        } else {
+            None
+        };
+        let n = self.u32()? as usize;
+        let mut evidence = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            evidence.push(EvidenceData {
+                name: self.text()?,
+                value: self.text()?,
+                personal: self.flag()?,
+            });
+        }
+        Ok(Some(LeadData {
+            subject,
+            subject_personal,
+            title,
+            amount,
+            evidence,
+        }))
+    }
+}
+
+enum Source<'a> {
+    Spill(SpillReader<'a>),
+    Memory(std::collections::btree_map::Values<'a, String, LeadData>),
+}
+
+impl<'a> Source<'a> {
+    fn next(&mut self) -> Result<Option<Cow<'a, LeadData>>> {
+        match self {
+            Source::Spill(r) => Ok(r.next()?.map(Cow::Owned)),
+            Source::Memory(m) => Ok(m.next().map(Cow::Borrowed)),
+        }
+    }
+}
+
+/// [`Emitted::iter`]: a merge of sorted runs, newest winning.
+pub struct Merge<'a> {
+    /// Oldest first; the memory map last.
+    sources: Vec<Source<'a>>,
+    heads: Vec<Option<Cow<'a, LeadData>>>,
+    started: bool,
+    failed: bool,
+}
+
+impl<'a> Iterator for Merge<'a> {
+    type Item = Result<Cow<'a, LeadData>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let result = (|| {
+            if !self.started {
+                self.started = true;
+                for (i, s) in self.sources.iter_mut().enumerate() {
+                    self.heads[i] = s.next()?;
+                }
+            }
+            // The smallest subject; among equal ones, the newest source.
+            let mut best: Option<usize> = None;
+            for (i, head) in self.heads.iter().enumerate() {
+                let Some(h) = head else { continue };
+                best = match best {
+                    Some(b) if self.heads[b].as_ref().expect("a head").subject < h.subject => {
+                        Some(b)
+                    }
+                    _ => Some(i),
+                };
+            }
+            let Some(best) = best else { return Ok(None) };
+            let lead = self.heads[best].take().expect("the chosen head");
+            // Older leads of the same subject are replaced: drop them.
+            for i in 0..self.sources.len() {
+                let replaced = self.heads[i]
+                    .as_ref()
+                    .is_some_and(|h| h.subject == lead.subject);
+                if i == best || replaced {
+                    self.heads[i] = self.sources[i].next()?;
+                }
+            }
+            Ok(Some(lead))
+        })();
+        match result {
+            Ok(Some(lead)) => Some(Ok(lead)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead(subject: &str, title: &str, n: usize) -> LeadData {
+        LeadData {
+            subject: subject.into(),
+            subject_personal: subject.starts_with('P'),
+            title: title.into(),
+            amount: n.is_multiple_of(2).then(|| format!("{n}.50")),
+            evidence: (0..n % 4)
+                .map(|i| EvidenceData {
+                    name: format!("e{i}"),
+                    value: format!("值{i}"),
+                    personal: i == 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn collect(e: &Emitted) -> Vec<LeadData> {
+        e.iter().map(|l| l.unwrap().into_owned()).collect()
+    }
+
+    #[test]
+    fn spilled_leads_read_back_like_the_map_with_the_latest_emit_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spilling = Emitted::new();
+        spilling.spill_to(dir.path().to_path_buf(), 2_000);
+        let mut plain = BTreeMap::new();
+        // Subjects revisited across spills, in no order.
+        for round in 0..5 {
+            for i in 0..40usize {
+                let subject = format!("{}{:03}", if i % 3 == 0 { "P" } else { "C" }, (i * 7) % 50);
+                let l = lead(&subject, &format!("round {round}"), i + round);
+                plain.insert(subject.clone(), l.clone());
+                spilling.insert(l, 1).unwrap();
+            }
+        }
+        assert!(spilling.spilled(), "the budget makes it spill");
+        let expect: Vec<LeadData> = plain.into_values().collect();
+        assert_eq!(spilling.len(), expect.len());
+        assert_eq!(collect(&spilling), expect);
+        // A second pass reads the same.
+        assert_eq!(collect(&spilling), expect);
+        // Nothing is left in the folder: spill files are unlinked at once.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn without_a_spill_folder_everything_stays_in_memory() {
+        let mut e = Emitted::new();
+        e.insert(lead("B", "t", 2), 5).unwrap();
+        e.insert(lead("A", "t", 3), 7).unwrap();
+        e.insert(lead("B", "u", 4), 9).unwrap();
+        assert!(!e.spilled());
+        assert_eq!(
+            (e.len(), e.size_of("B"), e.size_of("C")),
+            (2, Some(9), None)
+        );
+        let subjects: Vec<String> = collect(&e).into_iter().map(|l| l.subject).collect();
+        assert_eq!(subjects, ["A", "B"]);
+        assert_eq!(collect(&e)[1].title, "u");
+    }
+
+    #[test]
+    fn a_damaged_spill_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Emitted::new();
+        e.spill_to(dir.path().to_path_buf(), 1);
+        e.insert(lead("A", "t", 3), 1).unwrap();
+        assert!(e.spilled());
+        e.insert(lead("B", "t", 2), 1).unwrap();
+        assert_eq!(e.spills(), 2);
+        // The first file cut short, the second claiming bytes it lacks.
+        let len = e.spills[0].len;
+        e.spills[0].file.set_len(len - 3).unwrap();
+        e.spills[1].len += 10;
+        let results: Vec<_> = e.iter().collect();
+        assert_eq!(results.len(), 1, "stops at the first error");
+        let err = results[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("cannot read the spill file"), "{err}");
+        e.spills[0].file.set_len(len).unwrap();
+        let results: Vec<_> = e.iter().collect();
+        let err = results.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(err.contains("spill file"), "{err}");
+    }
+}
