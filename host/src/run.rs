@@ -19,7 +19,7 @@ use crate::{Error, Result, Store};
 use sled::transaction::ConflictableTransactionError;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Who is running things: `JIANDU_OPERATOR`, else the login name.
@@ -59,6 +59,26 @@ pub struct Report {
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Runs in progress in this process (`jiandu serve` runs several at once):
+/// a run takes a second core for its commit only when it is alone.
+static ACTIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a run in [`ACTIVE_RUNS`] while it lives.
+struct Active;
+
+impl Active {
+    fn enter() -> Active {
+        ACTIVE_RUNS.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE_RUNS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 fn new_run_id() -> String {
     let now = crate::time::now();
@@ -114,6 +134,7 @@ fn run_installed(
     req: &Request,
 ) -> Result<Report> {
     let started = Instant::now();
+    let _active = Active::enter();
     let spill = spill_budget()?;
     let manifest = &installed.manifest;
     let run_id = new_run_id();
@@ -222,20 +243,21 @@ fn run_installed(
             }
             // The ledger's digest of the leads (and their total) and the
             // new snapshot are both a pass over every lead (reading spill
-            // files back): side by side.
-            let (digest, planned) = std::thread::scope(|s| {
-                let digest = s.spawn(|| -> Result<_> {
-                    let mut digest = crate::leads::LeadsDigest::default();
-                    let mut total = rust_decimal::Decimal::ZERO;
-                    for lead in leads.iter() {
-                        let lead = lead?;
-                        digest.add(&lead);
-                        if let Some(a) = lead.amount.as_deref() {
-                            total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
-                        }
+            // files back): side by side, unless another run of this
+            // process is using the other core.
+            let digest_pass = || -> Result<_> {
+                let mut digest = crate::leads::LeadsDigest::default();
+                let mut total = rust_decimal::Decimal::ZERO;
+                for lead in leads.iter() {
+                    let lead = lead?;
+                    digest.add(&lead);
+                    if let Some(a) = lead.amount.as_deref() {
+                        total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
                     }
-                    Ok((digest.finish(), total))
-                });
+                }
+                Ok((digest.finish(), total))
+            };
+            let plan_pass = || {
                 let planned = Instant::now();
                 let changes = crate::leads::plan_from(
                     store,
@@ -244,12 +266,20 @@ fn run_installed(
                     &record.run_id,
                     leads.iter(),
                 );
-                let planned = (changes, planned.elapsed());
-                (
-                    digest.join().expect("the digest thread does not panic"),
-                    planned,
-                )
-            });
+                (changes, planned.elapsed())
+            };
+            let (digest, planned) = if ACTIVE_RUNS.load(Ordering::Relaxed) > 1 {
+                (digest_pass(), plan_pass())
+            } else {
+                std::thread::scope(|s| {
+                    let digest = s.spawn(digest_pass);
+                    let planned = plan_pass();
+                    (
+                        digest.join().expect("the digest thread does not panic"),
+                        planned,
+                    )
+                })
+            };
             let (digest, total) = digest?;
             total_amount = total;
             record.leads_digest = Some(digest);
