@@ -84,13 +84,33 @@ impl Rows {
     }
 
     /// The next record, or `None` at the end of the dataset.
+    #[inline]
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
-        if !self.fill()? {
+        if self.next + 1 >= self.batch.offsets.len() && !self.fill()? {
             return Ok(None);
         }
         let i = self.next;
         self.next += 1;
-        self.row(i).map(Some)
+        // The record's bytes and header, checked; the messages out of line.
+        let offsets = &self.batch.offsets;
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        match self.batch.data.get(start..end).map(RecordRef::new) {
+            Some(Ok(rec)) => Ok(Some(Row {
+                rec,
+                dataset: &self.dataset,
+                names: &self.names,
+            })),
+            _ => Err(self.bad_record(i)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_record(&self, i: usize) -> Error {
+        match self.row(i) {
+            Err(e) => e,
+            Ok(_) => Error::msg(format!("scan `{}`: bad record {i}", self.dataset)),
+        }
     }
 
     /// Turns this scan into a merge-join stream on `key`, which must
