@@ -32,18 +32,21 @@ use std::sync::Arc;
 /// run's footprint does not depend on how many leads it finds.
 pub const SPILL_BUDGET: u64 = 4 << 20;
 
+/// Bytes of text in a lead: what the policy's `lead-volume` limit counts.
+pub fn text_size(lead: &LeadData) -> u64 {
+    let evidence: usize = lead
+        .evidence
+        .iter()
+        .map(|e| e.name.len() + e.value.len())
+        .sum();
+    (lead.subject.len() + lead.title.len() + lead.amount.as_ref().map_or(0, String::len) + evidence)
+        as u64
+}
+
 /// What one lead costs in memory: its text, the map entry and the
 /// `String` headers.
 fn memory_cost(lead: &LeadData) -> u64 {
-    let text = lead.subject.len()
-        + lead.title.len()
-        + lead.amount.as_ref().map_or(0, String::len)
-        + lead
-            .evidence
-            .iter()
-            .map(|e| e.name.len() + e.value.len())
-            .sum::<usize>();
-    (text + 160 + 56 * lead.evidence.len()) as u64
+    text_size(lead) + 160 + 56 * lead.evidence.len() as u64
 }
 
 /// The emitted leads of one run.

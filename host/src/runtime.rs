@@ -589,17 +589,6 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
     )
 }
 
-/// Bytes of text in a lead: what the host holds for it.
-fn lead_size(lead: &LeadData) -> u64 {
-    let evidence: usize = lead
-        .evidence
-        .iter()
-        .map(|e| e.name.len() + e.value.len())
-        .sum();
-    (lead.subject.len() + lead.title.len() + lead.amount.as_ref().map_or(0, String::len) + evidence)
-        as u64
-}
-
 /// What a finished run produced.
 pub struct Finished {
     pub session: Session,
@@ -1040,7 +1029,7 @@ impl host::Host for Session {
         // The bytes of a run's leads count against the run's memory cap,
         // like the model's own memory (past a few MiB they wait in spill
         // files, see `crate::emitted`).
-        let size = lead_size(&lead);
+        let size = crate::emitted::text_size(&lead);
         let held = self.lead_bytes - replaced.unwrap_or(0) + size;
         let cap = self.limits.memory_mib.saturating_mul(1 << 20);
         if held > cap {

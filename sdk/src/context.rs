@@ -78,13 +78,7 @@ impl Context {
         dataset: &str,
         options: ScanOptions,
     ) -> Result<Scan<T>> {
-        let (names, handle) = self.open(dataset, options)?;
-        Ok(Scan::new(
-            self.backend.clone(),
-            dataset.to_string(),
-            names,
-            handle,
-        ))
+        Ok(Scan::new(self.rows_with(dataset, options)?))
     }
 
     /// Every record of `dataset` in primary-key order, as borrowed

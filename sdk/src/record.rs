@@ -269,25 +269,28 @@ impl<'a> RecordRef<'a> {
     /// Whether field `i` is present, without decoding it.
     #[inline]
     pub fn has(&self, i: usize) -> bool {
-        if i >= self.n {
-            return false;
-        }
-        let at = 2 + 2 * i;
-        u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) != 0
+        self.offset(i).is_some()
     }
 
     /// Field `i`, or `None` when it is absent or out of range.
     #[inline]
     pub fn field(&self, i: usize) -> Result<Option<Value<'a>>, DecodeError> {
+        match self.offset(i) {
+            Some(off) => decode_value(self.bytes, off).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where field `i`'s value starts; `None` when it is absent or out of
+    /// range (the header was checked by [`RecordRef::new`]).
+    #[inline(always)]
+    fn offset(&self, i: usize) -> Option<usize> {
         if i >= self.n {
-            return Ok(None);
+            return None;
         }
         let at = 2 + 2 * i;
         let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        if off == 0 {
-            return Ok(None);
-        }
-        decode_value(self.bytes, off).map(Some)
+        (off != 0).then_some(off)
     }
 }
 
@@ -296,14 +299,9 @@ impl<'a> RecordRef<'a> {
     /// text: for copying it into another record. `None` when absent.
     #[inline]
     pub fn raw(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
-        if i >= self.n {
+        let Some(off) = self.offset(i) else {
             return Ok(None);
-        }
-        let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        if off == 0 {
-            return Ok(None);
-        }
+        };
         let len = value_len(self.bytes, off)?;
         take(self.bytes, off, len).map(Some)
     }
@@ -313,14 +311,9 @@ impl<'a> RecordRef<'a> {
     /// Field `i` when it is stored as a boolean; `None` otherwise.
     #[inline(always)]
     pub fn bool(&self, i: usize) -> Option<bool> {
-        if i >= self.n {
-            return None;
-        }
-        let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        match self.bytes.get(off) {
-            Some(&TRUE) if off != 0 => Some(true),
-            Some(&FALSE) if off != 0 => Some(false),
+        match self.bytes.get(self.offset(i)?) {
+            Some(&TRUE) => Some(true),
+            Some(&FALSE) => Some(false),
             _ => None,
         }
     }
@@ -331,15 +324,9 @@ impl<'a> RecordRef<'a> {
     /// null, another type or malformed: [`RecordRef::field`] tells which).
     #[inline(always)]
     pub fn int(&self, i: usize) -> Option<i64> {
-        if i >= self.n {
-            return None;
-        }
-        let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        let off = self.offset(i)?;
         match self.bytes.get(off..off + 9) {
-            Some([INT, v @ ..]) if off != 0 => {
-                Some(i64::from_le_bytes(v.try_into().expect("8 bytes")))
-            }
+            Some([INT, v @ ..]) => Some(i64::from_le_bytes(v.try_into().expect("8 bytes"))),
             _ => None,
         }
     }
@@ -351,14 +338,9 @@ impl<'a> RecordRef<'a> {
     /// absent or not text.
     #[inline(always)]
     pub fn text_bytes(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
-        if i >= self.n {
+        let Some(off) = self.offset(i) else {
             return Ok(None);
-        }
-        let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
-        if off == 0 {
-            return Ok(None);
-        }
+        };
         let tag = *self
             .bytes
             .get(off)
@@ -408,14 +390,9 @@ pub fn project_into(
     let mut pos = 2 + 2 * n;
     let mut pending = 0..0;
     for (slot, &i) in positions.iter().enumerate() {
-        if i >= rec.n {
+        let Some(off) = rec.offset(i) else {
             continue;
-        }
-        let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-        if off == 0 {
-            continue;
-        }
+        };
         let len = match value_len(bytes, off) {
             Ok(len) if off.checked_add(len).is_some_and(|end| end <= bytes.len()) => len,
             Ok(_) => {

@@ -418,6 +418,16 @@ impl<'a> Row<'a> {
         self.names
     }
 
+    /// The dataset the record comes from.
+    pub fn dataset(&self) -> &'a str {
+        self.dataset
+    }
+
+    /// The record as encoded ([`crate::record`]).
+    pub fn record(&self) -> RecordRef<'a> {
+        self.rec
+    }
+
     // The general paths of the typed reads: other stored types, text that
     // is not in the store's own form, errors. Out of line, so that the
     // fast paths above stay small enough to inline into a model's loop.

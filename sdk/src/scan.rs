@@ -1,39 +1,27 @@
 //! Streaming over a dataset and merge-joining sorted streams.
 
-use crate::backend::Batch;
-use crate::context::Shared;
 use crate::de::{from_record_with, FieldPlan};
+use crate::rows::Rows;
 use crate::{Error, Result};
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
-use std::rc::Rc;
 
 /// The records of one dataset, batch by batch, deserialized into `T`.
 ///
 /// Memory stays flat however large the dataset: one batch is held at a time.
 pub struct Scan<T> {
-    backend: Shared,
-    dataset: String,
-    names: Rc<[String]>,
-    handle: u32,
-    batch: Batch,
-    next: usize,
-    done: bool,
+    rows: Rows,
     plan: FieldPlan,
+    failed: bool,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> Scan<T> {
-    pub(crate) fn new(backend: Shared, dataset: String, names: Rc<[String]>, handle: u32) -> Self {
+    pub(crate) fn new(rows: Rows) -> Self {
         Scan {
-            backend,
-            dataset,
-            names,
-            handle,
-            batch: Batch::default(),
-            next: 0,
-            done: false,
+            rows,
             plan: FieldPlan::default(),
+            failed: false,
             _t: PhantomData,
         }
     }
@@ -47,43 +35,23 @@ impl<T: DeserializeOwned> Scan<T> {
             peeked: None,
         }
     }
-
-    fn fail(&mut self, e: impl core::fmt::Display) -> Option<Result<T>> {
-        self.done = true;
-        Some(Err(Error::msg(format!("scan `{}`: {e}", self.dataset))))
-    }
 }
 
 impl<T: DeserializeOwned> Iterator for Scan<T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        if self.done {
+        if self.failed {
             return None;
         }
-        while self.next >= self.batch.len() {
-            let next = self.backend.borrow_mut().next_batch(self.handle);
-            match next {
-                Ok(Some(batch)) => {
-                    self.batch = batch;
-                    self.next = 0;
-                }
-                Ok(None) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-        let i = self.next;
-        self.next += 1;
-        let Some(bytes) = self.batch.record(i) else {
-            return self.fail("bad batch offsets");
+        let item = match self.rows.next_row() {
+            Ok(None) => return None,
+            Ok(Some(row)) => from_record_with(row.names(), row.record().as_bytes(), &mut self.plan)
+                .map_err(|e| Error::msg(format!("scan `{}`: {e}", row.dataset()))),
+            Err(e) => Err(e),
         };
-        match from_record_with(&self.names, bytes, &mut self.plan) {
-            Ok(t) => Some(Ok(t)),
-            Err(e) => self.fail(e),
-        }
+        self.failed = item.is_err();
+        Some(item)
     }
 }
 
