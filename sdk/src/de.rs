@@ -76,7 +76,16 @@ pub fn from_record_with<'de, T: de::Deserialize<'de>>(
     bytes: &'de [u8],
     plan: &mut FieldPlan,
 ) -> Result<T, DeError> {
-    let rec = RecordRef::new(bytes)?;
+    from_record_ref(names, RecordRef::new(bytes)?, plan)
+}
+
+/// [`from_record_with`] of a record already checked.
+#[inline]
+pub fn from_record_ref<'de, T: de::Deserialize<'de>>(
+    names: &'de [String],
+    rec: RecordRef<'de>,
+    plan: &mut FieldPlan,
+) -> Result<T, DeError> {
     T::deserialize(RecordDeserializer { names, rec, plan })
 }
 

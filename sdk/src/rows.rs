@@ -86,20 +86,35 @@ impl Rows {
     /// The next record, or `None` at the end of the dataset.
     #[inline]
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
+        let Some(i) = self.advance()? else {
+            return Ok(None);
+        };
+        Ok(Some(Row {
+            rec: self.record_at(i)?,
+            dataset: &self.dataset,
+            names: &self.names,
+        }))
+    }
+
+    /// Moves to the next record and returns its position in the batch, or
+    /// `None` at the end of the dataset.
+    #[inline]
+    pub(crate) fn advance(&mut self) -> Result<Option<usize>> {
         if self.next + 1 >= self.batch.offsets.len() && !self.fill()? {
             return Ok(None);
         }
-        let i = self.next;
         self.next += 1;
-        // The record's bytes and header, checked; the messages out of line.
+        Ok(Some(self.next - 1))
+    }
+
+    /// Record `i` of the batch in hand, its bytes and header checked; the
+    /// messages out of line.
+    #[inline]
+    pub(crate) fn record_at(&self, i: usize) -> Result<RecordRef<'_>> {
         let offsets = &self.batch.offsets;
         let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
         match self.batch.data.get(start..end).map(RecordRef::new) {
-            Some(Ok(rec)) => Ok(Some(Row {
-                rec,
-                dataset: &self.dataset,
-                names: &self.names,
-            })),
+            Some(Ok(rec)) => Ok(rec),
             _ => Err(self.bad_record(i)),
         }
     }
@@ -111,6 +126,11 @@ impl Rows {
             Err(e) => e,
             Ok(_) => Error::msg(format!("scan `{}`: bad record {i}", self.dataset)),
         }
+    }
+
+    /// The dataset's name.
+    pub(crate) fn dataset(&self) -> &str {
+        &self.dataset
     }
 
     /// Turns this scan into a merge-join stream on `key`, which must

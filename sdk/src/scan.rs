@@ -1,6 +1,6 @@
 //! Streaming over a dataset and merge-joining sorted streams.
 
-use crate::de::{from_record_with, FieldPlan};
+use crate::de::{from_record_ref, FieldPlan};
 use crate::rows::Rows;
 use crate::{Error, Result};
 use core::marker::PhantomData;
@@ -44,10 +44,13 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
         if self.failed {
             return None;
         }
-        let item = match self.rows.next_row() {
+        let rows = &mut self.rows;
+        let item = match rows.advance() {
             Ok(None) => return None,
-            Ok(Some(row)) => from_record_with(row.names(), row.record().as_bytes(), &mut self.plan)
-                .map_err(|e| Error::msg(format!("scan `{}`: {e}", row.dataset()))),
+            Ok(Some(i)) => rows.record_at(i).and_then(|rec| {
+                from_record_ref(rows.names(), rec, &mut self.plan)
+                    .map_err(|e| Error::msg(format!("scan `{}`: {e}", rows.dataset())))
+            }),
             Err(e) => Err(e),
         };
         self.failed = item.is_err();
