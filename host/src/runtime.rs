@@ -514,6 +514,16 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
         limit,
         used,
     };
+    // The host's own failure on the model's behalf (say, a leads spill
+    // file it could not write): not the model's doing, no backtrace.
+    if let Some(host) = e.downcast_ref::<crate::Error>() {
+        return failure(
+            "host-error",
+            format!("the host failed during the run: {host}"),
+            None,
+            None,
+        );
+    }
     if let Some(b) = e.downcast_ref::<Breach>() {
         let (limit, used) = match b {
             Breach::LeadFlood { limit } => (Some(*limit), Some(limit + 1)),

@@ -91,3 +91,27 @@ fn a_bad_leads_memory_setting_is_named() {
     let err = stderr(&out);
     assert!(err.contains("JIANDU_LEADS_MEMORY=`lots`"), "{err}");
 }
+
+#[test]
+fn a_spill_the_host_cannot_write_fails_the_run_as_the_hosts_and_keeps_nothing() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = jiandu::generate::disability::generate(data.path(), 200, 3).unwrap();
+    ingest_files(store.path(), &g.files);
+    // A file where the spill folder would go.
+    std::fs::write(store.path().join("tmp"), b"in the way").unwrap();
+    let out = jiandu(store.path())
+        .args(["run", MODEL])
+        .env("JIANDU_LEADS_MEMORY", "100")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("failed (host-error)"), "{err}");
+    assert!(err.contains("cannot create the spill file"), "{err}");
+    assert!(!err.contains("wasm backtrace"), "{err}");
+    let last = ledger(store.path()).pop().unwrap();
+    assert_eq!(last["run"]["outcome"], "failed");
+    assert_eq!(last["run"]["error"]["kind"], "host-error");
+    assert!(leads(store.path(), MODEL, false).is_empty());
+}
