@@ -272,7 +272,8 @@ impl KeyedRows {
 }
 
 /// A key a [`KeyedRows`] stream can be joined on: text (compared as UTF-8
-/// bytes, the store's order) or an integer.
+/// bytes, the store's order) or an integer (compared as its decimal text,
+/// which is how the store orders integer key fields).
 pub trait JoinKey {
     /// How `self` compares with the key field of `row`.
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering>;
@@ -296,11 +297,34 @@ impl JoinKey for String {
     }
 }
 
+/// Integer keys: the store orders key fields by their text, so a stream
+/// keyed on an integer field runs in the order of the numbers' decimal
+/// text (`10` before `9`), and keys compare the same way here.
 impl JoinKey for i64 {
     #[inline]
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
-        Ok(self.cmp(&row.i64(key)?))
+        let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+        Ok(decimal_text(*self, &mut a).cmp(decimal_text(row.i64(key)?, &mut b)))
     }
+}
+
+/// `i` in decimal, as the store writes integer key fields.
+fn decimal_text(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 /// Byte-wise order, eight bytes at a time: keys such as credit codes and
@@ -805,6 +829,27 @@ mod tests {
             .collect();
         assert_eq!(seen, expect);
         assert!(employers.next_row().unwrap().is_none(), "stays at the end");
+    }
+
+    #[test]
+    fn integer_keys_join_in_the_order_of_their_text_as_the_store_keeps_them() {
+        let year = |y: i64| vec![Some(Value::Int(y)), Some(Value::Str("x"))];
+        let ctx = Context::new(Box::new(Memory::new(vec![(
+            "by_year",
+            &["year", "note"],
+            // The store's order: "-5" < "10" < "100" < "100" < "9".
+            vec![year(-5), year(10), year(100), year(100), year(9)],
+        )])));
+        let mut stream = ctx.rows("by_year").unwrap().keyed("year").unwrap();
+        let counts: Vec<usize> = [-5i64, 10, 100, 9]
+            .iter()
+            .map(|k| stream.each(k, |_| Ok(())).unwrap())
+            .collect();
+        assert_eq!(counts, [1, 1, 2, 1]);
+        for i in [0, 7, -7, 10, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal_text(i, &mut buf), i.to_string().as_bytes());
+        }
     }
 
     #[test]
