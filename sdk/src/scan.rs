@@ -28,6 +28,9 @@ impl<T: DeserializeOwned> Scan<T> {
 
     /// Turns this scan into a [`Keyed`] stream for merge joins: `key` must
     /// follow the order the scan runs in (the primary key or the index).
+    /// The store orders key fields by their text: key on a text field, or
+    /// on an integer field's decimal text (`10` sorts before `9`), never on
+    /// the integer itself. [`crate::KeyedRows`] compares integers that way.
     pub fn keyed<K: Ord, F: FnMut(&T) -> K>(self, key: F) -> Keyed<T, K, F> {
         Keyed {
             scan: self,
