@@ -9,7 +9,9 @@
 //! owner-only permissions; anything that does not verify is recompiled from
 //! the wasm, never loaded. Entries are keyed by the wasm's digest and the
 //! engine's compatibility hash, so a different wasmtime or configuration
-//! never reads another's code.
+//! never reads another's code. Installing a model's new code (`model
+//! build`, `model import`) removes the entries of the code it replaces
+//! ([`forget`]), so rebuilding a model again and again leaves one entry.
 
 use crate::catalog::Installed;
 use crate::runtime::{LoadError, Loaded, Runtime};
@@ -148,5 +150,47 @@ impl ModuleCache {
         self.meta.insert(key, self.keyed(bytes).as_bytes())?;
         self.meta.flush()?;
         Ok(())
+    }
+}
+
+/// Removes the cached code of the wasm whose sha256 is `wasm_sha256`, for
+/// every engine: its model has been replaced. Returns how many entries
+/// went.
+pub fn forget(store: &Store, wasm_sha256: &str) -> Result<usize> {
+    let dir = store.root().join("cache");
+    let prefix = format!("{wasm_sha256}-");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::file(&dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::file(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".cwasm") else {
+            continue;
+        };
+        if !id.starts_with(&prefix) {
+            continue;
+        }
+        // The key first: an entry without it is never loaded.
+        store.meta.remove(format!("cache/{id}"))?;
+        std::fs::remove_file(entry.path()).map_err(|e| Error::file(entry.path(), e))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Drops the cached code of the model `installed` replaced, if its code
+/// changed. A cache that cannot be cleaned only takes disk: a warning.
+pub fn forget_replaced(store: &Store, replaced: Option<&Installed>, installed: &Installed) {
+    let Some(old) = replaced.filter(|old| old.wasm_sha256 != installed.wasm_sha256) else {
+        return;
+    };
+    match forget(store, &old.wasm_sha256) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!("{}: {n} cached compilation(s) removed", old.manifest.id()),
+        Err(e) => tracing::warn!("the cached code of {} remains: {e}", old.manifest.id()),
     }
 }

@@ -293,16 +293,20 @@ fn check_contract(
 /// bundle is left as it is.
 pub fn commit_import(store: &Store, plan: &Plan) -> Result<Installed> {
     let dir = store.models_dir().join(&plan.manifest.name);
-    if plan.action != Action::AlreadyInstalled {
-        catalog::install_imported(
-            &store.models_dir(),
-            &plan.manifest_text,
-            &plan.manifest,
-            plan.fetched.bundle.model_wasm(),
-            &plan.provenance(),
-        )?;
+    if plan.action == Action::AlreadyInstalled {
+        return catalog::load_dir(&dir);
     }
-    catalog::load_dir(&dir)
+    let replaced = catalog::load(&store.models_dir(), &plan.manifest.name).ok();
+    catalog::install_imported(
+        &store.models_dir(),
+        &plan.manifest_text,
+        &plan.manifest,
+        plan.fetched.bundle.model_wasm(),
+        &plan.provenance(),
+    )?;
+    let installed = catalog::load_dir(&dir)?;
+    crate::cache::forget_replaced(store, replaced.as_ref(), &installed);
+    Ok(installed)
 }
 
 /// What a model reads from one dataset, as shown before an import.

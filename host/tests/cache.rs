@@ -128,3 +128,31 @@ fn a_cache_that_cannot_be_written_only_means_compiling() {
     assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|r| r == &runs[0]), "{runs:?}");
 }
+
+#[test]
+fn installing_new_code_forgets_the_cached_code_it_replaces() {
+    use jiandu::cache::{forget_replaced, ModuleCache, Source};
+    let store = store_with_model(MODEL);
+    let s = jiandu::Store::open(store.path()).unwrap();
+    let runtime = jiandu::runtime::Runtime::new(256).unwrap();
+    let cache = ModuleCache::open(&s, &runtime).unwrap();
+    let model = jiandu::catalog::load_dir(&store.path().join("models").join(MODEL)).unwrap();
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Compiled);
+    assert_eq!(cache_entries(store.path()).len(), 1);
+
+    // The same code installed again: its entry stays.
+    forget_replaced(&s, Some(&model), &model);
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Cache);
+
+    // New code in its place: the old code's entry goes, file and key.
+    let mut rebuilt = model.clone();
+    rebuilt.wasm_sha256 = "0".repeat(64);
+    forget_replaced(&s, Some(&model), &rebuilt);
+    assert!(cache_entries(store.path()).is_empty());
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Compiled);
+
+    // Nothing to forget in a store without a cache folder.
+    let empty = store_with_model(MODEL);
+    let e = jiandu::Store::open(empty.path()).unwrap();
+    assert_eq!(jiandu::cache::forget(&e, &model.wasm_sha256).unwrap(), 0);
+}

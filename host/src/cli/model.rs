@@ -236,13 +236,16 @@ fn build_checked(
     let manifest_path = built.dir.join("model.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let replaced = catalog::load(&store.models_dir(), &built.manifest.name).ok();
     let dir = catalog::install(
         &store.models_dir(),
         &manifest_text,
         &built.manifest,
         &built.wasm,
     )?;
-    Ok(catalog::load_dir(&dir)?)
+    let installed = catalog::load_dir(&dir)?;
+    jiandu::cache::forget_replaced(store, replaced.as_ref(), &installed);
+    Ok(installed)
 }
 
 /// `model pack`.
