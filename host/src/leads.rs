@@ -869,17 +869,11 @@ fn write_xlsx(
 /// `{"amount":…,"evidence":[[name,value],…],"subject":…,"title":…}` (keys
 /// in this order) followed by a newline.
 pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
-    digest_of(leads.values().map(|l| Ok(Cow::Borrowed(l)))).expect("leads in memory")
-}
-
-/// [`digest`] over leads in subject order, as [`crate::emitted::Emitted`]
-/// reads them back.
-pub fn digest_of<'a>(leads: impl Iterator<Item = Result<Cow<'a, LeadData>>>) -> Result<String> {
     let mut d = LeadsDigest::default();
-    for lead in leads {
-        d.add(&*lead?);
+    for lead in leads.values() {
+        d.add(lead);
     }
-    Ok(d.finish())
+    d.finish()
 }
 
 /// [`digest`] a lead at a time: add the leads in subject order.

@@ -109,7 +109,7 @@ impl Rows {
 
     /// Record `i` of the batch in hand, its bytes and header checked; the
     /// messages out of line.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_at(&self, i: usize) -> Result<RecordRef<'_>> {
         let offsets = &self.batch.offsets;
         let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
@@ -122,10 +122,12 @@ impl Rows {
     #[cold]
     #[inline(never)]
     fn bad_record(&self, i: usize) -> Error {
-        match self.row(i) {
-            Err(e) => e,
-            Ok(_) => Error::msg(format!("scan `{}`: bad record {i}", self.dataset)),
-        }
+        let why = match self.batch.record(i).map(RecordRef::new) {
+            None => "bad batch offsets".to_string(),
+            Some(Err(e)) => e.to_string(),
+            Some(Ok(_)) => format!("bad record {i}"),
+        };
+        Error::msg(format!("scan `{}`: {why}", self.dataset))
     }
 
     /// The dataset's name.
@@ -165,22 +167,6 @@ impl Rows {
             }
         }
         Ok(true)
-    }
-
-    fn row(&self, i: usize) -> Result<Row<'_>> {
-        let rec = self
-            .batch
-            .record(i)
-            .ok_or_else(|| Error::msg(format!("scan `{}`: bad batch offsets", self.dataset)))
-            .and_then(|bytes| {
-                RecordRef::new(bytes)
-                    .map_err(|e| Error::msg(format!("scan `{}`: {e}", self.dataset)))
-            })?;
-        Ok(Row {
-            rec,
-            dataset: &self.dataset,
-            names: &self.names,
-        })
     }
 }
 
@@ -226,21 +212,11 @@ impl KeyedRows {
             // A loop over the batch in hand, its position in a local: this
             // runs once per record of the stream.
             let rows = &mut self.rows;
-            let (data, offsets) = (&rows.batch.data, &rows.batch.offsets);
             let mut i = rows.next;
-            let end = offsets.len() - 1;
+            let end = rows.batch.offsets.len() - 1;
             while i < end {
-                let rec = data
-                    .get(offsets[i] as usize..offsets[i + 1] as usize)
-                    .ok_or_else(|| {
-                        Error::msg(format!("scan `{}`: bad batch offsets", rows.dataset))
-                    })
-                    .and_then(|bytes| {
-                        RecordRef::new(bytes)
-                            .map_err(|e| Error::msg(format!("scan `{}`: {e}", rows.dataset)))
-                    })?;
                 let row = Row {
-                    rec,
+                    rec: rows.record_at(i)?,
                     dataset: &rows.dataset,
                     names: &rows.names,
                 };
