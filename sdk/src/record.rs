@@ -289,8 +289,24 @@ impl<'a> RecordRef<'a> {
             return None;
         }
         let at = 2 + 2 * i;
-        let off = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]) as usize;
+        let pair = self.bytes.get(at..at + 2)?;
+        let off = u16::from_le_bytes([pair[0], pair[1]]) as usize;
         (off != 0).then_some(off)
+    }
+
+    /// Where field `i`'s text lies in [`RecordRef::as_bytes`] (start, end)
+    /// when it is stored as a decimal; `None` otherwise (absent, another
+    /// type, or cut short). The reading of an amount, kept to a few checks.
+    #[inline(always)]
+    pub fn decimal_span(&self, i: usize) -> Option<(usize, usize)> {
+        let off = self.offset(i)?;
+        let head = self.bytes.get(off..off + 2)?;
+        if head[0] != DEC {
+            return None;
+        }
+        let start = off + 2;
+        let end = start + head[1] as usize;
+        (end <= self.bytes.len()).then_some((start, end))
     }
 }
 

@@ -84,7 +84,7 @@ impl Rows {
     }
 
     /// The next record, or `None` at the end of the dataset.
-    #[inline]
+    #[inline(always)]
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
         let Some(i) = self.advance()? else {
             return Ok(None);
@@ -98,7 +98,7 @@ impl Rows {
 
     /// Moves to the next record and returns its position in the batch, or
     /// `None` at the end of the dataset.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn advance(&mut self) -> Result<Option<usize>> {
         if self.next + 1 >= self.batch.offsets.len() && !self.fill()? {
             return Ok(None);
@@ -122,12 +122,7 @@ impl Rows {
     #[cold]
     #[inline(never)]
     fn bad_record(&self, i: usize) -> Error {
-        let why = match self.batch.record(i).map(RecordRef::new) {
-            None => "bad batch offsets".to_string(),
-            Some(Err(e)) => e.to_string(),
-            Some(Ok(_)) => format!("bad record {i}"),
-        };
-        Error::msg(format!("scan `{}`: {why}", self.dataset))
+        bad_record(&self.dataset, &self.batch, i)
     }
 
     /// The dataset's name.
@@ -144,6 +139,7 @@ impl Rows {
     }
 
     /// Makes sure a record is waiting at `self.next`; `false` at the end.
+    #[inline(never)]
     fn fill(&mut self) -> Result<bool> {
         while self.next >= self.batch.len() {
             if self.done {
@@ -168,6 +164,18 @@ impl Rows {
         }
         Ok(true)
     }
+}
+
+/// What is wrong with record `i` of a batch of `dataset`.
+#[cold]
+#[inline(never)]
+fn bad_record(dataset: &str, batch: &Batch, i: usize) -> Error {
+    let why = match batch.record(i).map(RecordRef::new) {
+        None => "bad batch offsets".to_string(),
+        Some(Err(e)) => e.to_string(),
+        Some(Ok(_)) => format!("bad record {i}"),
+    };
+    Error::msg(format!("scan `{dataset}`: {why}"))
 }
 
 pub(crate) fn field_of(dataset: &str, names: &[String], name: &str) -> Result<Field> {
@@ -388,12 +396,12 @@ impl<'a> Row<'a> {
     }
 
     /// An exact decimal (integers are read too).
-    #[inline]
+    #[inline(always)]
     pub fn decimal(&self, f: Field) -> Result<Decimal> {
         // Stored decimal text is ASCII: parsed from the bytes, without a
         // UTF-8 check; anything else takes the general path below.
-        if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
-            if let Some(d) = parse_decimal_bytes(bytes) {
+        if let Some((start, end)) = self.rec.decimal_span(f.0) {
+            if let Some(d) = parse_decimal_in(self.rec.as_bytes(), start, end) {
                 return Ok(d);
             }
         }
@@ -559,41 +567,142 @@ fn ascii(bytes: &[u8]) -> Option<&str> {
 /// common short form (at most 18 digits) without going through the
 /// general parser.
 pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
-    parse_decimal_bytes(s.as_bytes()).or_else(|| Decimal::from_str(s).ok())
+    parse_decimal_in(s.as_bytes(), 0, s.len()).or_else(|| Decimal::from_str(s).ok())
 }
 
-/// The short form of [`parse_decimal`]: `None` for anything else (more
-/// than 18 digits, exponents, negative zero, not a number), which the
-/// general parser then decides.
-#[inline]
-fn parse_decimal_bytes(bytes: &[u8]) -> Option<Decimal> {
-    let (negative, text) = match bytes.first() {
-        Some(b'-') => (true, &bytes[1..]),
-        Some(b'+') => (false, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    // The point is near the end of money amounts: look from there.
-    let (int, frac) = match text.iter().rposition(|&b| b == b'.') {
-        Some(p) => (&text[..p], &text[p + 1..]),
-        None => (text, &text[..0]),
-    };
-    // Empty parts (`.5`, `5.`) and more than 18 digits (the mantissa
-    // fits an i64): the general parser decides.
-    if int.is_empty() || (frac.is_empty() && int.len() < text.len()) {
+/// `10^n` for every digit count a mantissa of at most 18 digits has.
+const POW10: [u64; 19] = {
+    let mut p = [1u64; 19];
+    let mut i = 1;
+    while i < 19 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// Eight ASCII zeros, one per byte of a word.
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// The short form of [`parse_decimal`], for the text `buf[start..end]`:
+/// `None` for anything else (more than 18 digits, exponents, negative zero,
+/// not a number), which the general parser then decides.
+///
+/// Written without loops over the text: in the sandbox every loop
+/// iteration also pays a fuel and an epoch check, and reading amounts is
+/// most of what a scan model does. The digits are read as whole words
+/// that may start before `start` (the bytes before a value in a record are
+/// its header), which is why this takes the buffer and not the slice.
+#[inline(always)]
+fn parse_decimal_in(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
+    match parse_amount(buf, start, end) {
+        Some(d) => Some(d),
+        None => parse_decimal_short(buf, start, end),
+    }
+}
+
+/// Money as ingest stores it, `[-]digits.dd` with at most 16 digits
+/// before the point, in a few straight-line steps; `None` for any other
+/// text, which [`parse_decimal_short`] then reads. Kept this small so that
+/// it can be inlined into a model's loop.
+#[inline(always)]
+fn parse_amount(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
+    let int_end = end.checked_sub(3)?;
+    let tail = buf.get(int_end..end)?;
+    let negative = *buf.get(start)? == b'-';
+    let from = start + usize::from(negative);
+    let (tens, ones) = (tail[1].wrapping_sub(b'0'), tail[2].wrapping_sub(b'0'));
+    if int_end <= from || tail[0] != b'.' || tens > 9 || ones > 9 {
         return None;
     }
-    if int.len() + frac.len() > 18 {
+    let int_len = int_end - from;
+    let int = if int_len <= 8 && int_end >= 8 {
+        word_digits(masked_word(buf, int_end, int_len))?
+    } else if int_len <= 16 && int_end >= 16 {
+        let high = word_digits(masked_word(buf, int_end - 8, int_len - 8))?;
+        high * 100_000_000 + word_digits(masked_word(buf, int_end, 8))?
+    } else {
         return None;
-    }
-    let mantissa = digits(int)? * 10u64.pow(frac.len() as u32) + digits(frac)?;
+    };
+    let mantissa = int * 100 + u64::from(tens) * 10 + u64::from(ones);
     if negative && mantissa == 0 {
         return None;
     }
-    let mantissa = mantissa as i64;
-    Some(Decimal::new(
-        if negative { -mantissa } else { mantissa },
-        frac.len() as u32,
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative,
+        2,
     ))
+}
+
+/// [`parse_decimal_in`] for any text of at most 18 digits; out of line.
+#[inline(never)]
+fn parse_decimal_short(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
+    let first = *buf.get(start)?;
+    let negative = first == b'-';
+    let from = start + usize::from(negative || first == b'+');
+    // Money has two decimals: look there before looking everywhere.
+    let point = if end >= from + 3 && buf[end - 3] == b'.' {
+        Some(end - 3)
+    } else {
+        buf[from..end]
+            .iter()
+            .rposition(|&b| b == b'.')
+            .map(|p| from + p)
+    };
+    let (int_end, frac_len) = match point {
+        Some(p) => (p, end - p - 1),
+        None => (end, 0),
+    };
+    let int_len = int_end - from;
+    // Empty parts (`.5`, `5.`) and more than 18 digits (the mantissa fits
+    // an i64): the general parser decides.
+    if int_len == 0 || (point.is_some() && frac_len == 0) || int_len + frac_len > 18 {
+        return None;
+    }
+    let mantissa = digits_before(buf, int_end, int_len)? * POW10[frac_len]
+        + digits_before(buf, end, frac_len)?;
+    if negative && mantissa == 0 {
+        return None;
+    }
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative,
+        frac_len as u32,
+    ))
+}
+
+/// The value of the `n` (at most 18) ASCII digits that end at `end`;
+/// `None` if any of them is not a digit. Up to sixteen digits are read as
+/// two words without a loop; a number at the very start of `buf`, or
+/// longer, takes [`digits`].
+#[inline(always)]
+fn digits_before(buf: &[u8], end: usize, n: usize) -> Option<u64> {
+    if n == 0 {
+        return Some(0);
+    }
+    if n <= 8 && end >= 8 {
+        return word_digits(masked_word(buf, end, n));
+    }
+    if n <= 16 && end >= 16 {
+        let low = word_digits(masked_word(buf, end, 8))?;
+        let high = word_digits(masked_word(buf, end - 8, n - 8))?;
+        return Some(high * 100_000_000 + low);
+    }
+    digits(&buf[end - n..end])
+}
+
+/// The eight bytes that end at `end` as a little-endian word, all but the
+/// last `n` (1 to 8) replaced by ASCII zeros.
+#[inline(always)]
+fn masked_word(buf: &[u8], end: usize, n: usize) -> u64 {
+    let w = u64::from_le_bytes(buf[end - 8..end].try_into().expect("8 bytes"));
+    let keep = u64::MAX << (8 * (8 - n));
+    (w & keep) | (ZEROS & !keep)
 }
 
 /// The value of at most 18 ASCII digits; `None` if any byte is not one.
@@ -611,20 +720,26 @@ fn digits(run: &[u8]) -> Option<u64> {
         value = value * 10 + u64::from(d);
     }
     for word in words.chunks_exact(8) {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        let d = x.wrapping_sub(0x3030_3030_3030_3030);
-        // A byte below '0' sets its top bit; one above '9' sets it once
-        // 0x76 is added.
-        if (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
-            return None;
-        }
-        // Pairs, then fours, then all eight (first byte most significant).
-        let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
-        let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
-        let d = (d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF;
-        value = value * 100_000_000 + d;
+        value = value * 100_000_000
+            + word_digits(u64::from_le_bytes(word.try_into().expect("8 bytes")))?;
     }
     Some(value)
+}
+
+/// The value of eight ASCII digits read as a little-endian word (the first
+/// byte the most significant digit); `None` if any byte is not a digit.
+#[inline(always)]
+fn word_digits(x: u64) -> Option<u64> {
+    let d = x.wrapping_sub(ZEROS);
+    // A byte below '0' sets its top bit; one above '9' sets it once 0x76
+    // is added.
+    if (d | d.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // Pairs, then fours, then all eight.
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF)
 }
 
 /// Parses `YYYY-MM-DD` (the store's date form) without the general
@@ -730,6 +845,79 @@ mod tests {
             Ok(())
         }
         fn log(&mut self, _: Level, _: &str) {}
+    }
+
+    /// One dataset `d` with one field `x`, sent as the given batches,
+    /// whatever they hold: what a broken or hostile host could send.
+    struct Sent(Vec<Batch>);
+
+    impl Backend for Sent {
+        fn fields(&mut self, _: &str) -> Result<Vec<String>, String> {
+            Ok(vec!["x".into()])
+        }
+        fn open_scan(&mut self, _: &str, _: ScanOptions) -> Result<u32, String> {
+            Ok(0)
+        }
+        fn next_batch(&mut self, _: u32) -> Result<Option<Batch>, String> {
+            Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
+        }
+        fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
+            Err("not here".into())
+        }
+        fn lookup(&mut self, _: &str, _: &str, _: &str) -> Result<Batch, String> {
+            Err("not here".into())
+        }
+        fn param(&mut self, _: &str) -> Option<String> {
+            None
+        }
+        fn emit(&mut self, _: LeadData) -> Result<(), String> {
+            Ok(())
+        }
+        fn log(&mut self, _: Level, _: &str) {}
+    }
+
+    /// A batch whose offsets or records are broken is an error naming the
+    /// dataset and what is wrong, not a panic.
+    #[test]
+    fn a_bad_batch_is_an_error_naming_the_dataset() {
+        let good = encode(&[Some(Value::Int(7))]).unwrap();
+        let n = good.len() as u32;
+        let batch = |data: Vec<u8>, offsets: Vec<u32>| Batch { data, offsets };
+        let cases = [
+            (batch(good.clone(), vec![0, n + 1]), "bad batch offsets"),
+            (
+                batch(good.repeat(2), vec![0, n, n - 1]),
+                "bad batch offsets",
+            ),
+            (batch(vec![1], vec![0, 1]), "shorter than its header"),
+            (
+                batch(vec![9, 0, 0, 0], vec![0, 4]),
+                "offset table runs past the end",
+            ),
+        ];
+        for (bad, why) in cases {
+            let ok = batch(good.clone(), vec![0, n]);
+            let ctx = Context::new(Box::new(Sent(vec![
+                ok,
+                bad,
+                batch(good.clone(), vec![0, n]),
+            ])));
+            let mut rows = ctx.rows("d").unwrap();
+            let x = rows.field("x").unwrap();
+            assert_eq!(rows.next_row().unwrap().unwrap().i64(x).unwrap(), 7);
+            // The bad batch's sound records, if any, may come first.
+            let err = loop {
+                match rows.next_row() {
+                    Ok(Some(row)) => assert_eq!(row.i64(x).unwrap(), 7, "{why}"),
+                    Ok(None) => panic!("{why}: no error"),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert!(
+                err.contains("scan `d`") && err.contains(why),
+                "{why}: {err}"
+            );
+        }
     }
 
     fn company(code: &'static str, name: &'static str) -> Vec<Option<Value<'static>>> {
@@ -908,6 +1096,61 @@ mod tests {
         for bad in ["", "-", ".", "1.2.3", "12a", "--1"] {
             assert_eq!(parse_decimal(bad), Decimal::from_str(bad).ok(), "{bad:?}");
         }
+    }
+
+    /// The short form reads whole words that reach before the text: what
+    /// lies there (digits, points, anything) must not change the value.
+    #[test]
+    fn decimals_read_the_same_wherever_they_sit_in_the_buffer() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut short = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            match next(8) {
+                0 => text.push('-'),
+                1 => text.push('+'),
+                _ => {}
+            }
+            for _ in 0..next(21) {
+                text.push(char::from(b"0123456789"[next(10) as usize]));
+            }
+            if next(4) > 0 {
+                let at = next(text.len() as u64 + 1) as usize;
+                text.insert(at, '.');
+            }
+            if next(50) == 0 {
+                let at = next(text.len() as u64 + 1) as usize;
+                text.insert(at, char::from(b"x/:. e"[next(6) as usize]));
+            }
+            let expected = Decimal::from_str(&text).ok();
+            for pad in 0..18 {
+                let mut buf: Vec<u8> = (0..pad)
+                    .map(|_| b"0123456789.-x"[next(13) as usize])
+                    .collect();
+                buf.extend_from_slice(text.as_bytes());
+                buf.extend((0..next(9)).map(|_| b'7'));
+                let fast = parse_decimal_in(&buf, pad, pad + text.len());
+                if let Some(d) = fast {
+                    short += 1;
+                    assert_eq!(Some(d), expected, "{text:?} after {pad} bytes");
+                    assert_eq!(d.to_string(), expected.unwrap().to_string(), "{text:?}");
+                }
+            }
+            let whole = parse_decimal(&text);
+            assert_eq!(whole, expected, "{text:?}");
+            if let (Some(a), Some(b)) = (whole, expected) {
+                assert_eq!(a.to_string(), b.to_string(), "{text:?}");
+            }
+        }
+        // Most of these numbers have at most 18 digits: the short form,
+        // not the general parser, must have read them.
+        assert!(short > 20_000 * 18 / 2, "short form taken {short} times");
     }
 
     #[test]
