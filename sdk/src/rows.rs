@@ -779,6 +779,9 @@ mod tests {
     struct Memory {
         datasets: Vec<Stored>,
         scans: Vec<(usize, usize)>,
+        /// When not empty, what every scan is sent instead, whatever it
+        /// holds: what a broken or hostile host could send.
+        raw: Vec<Batch>,
     }
 
     impl Memory {
@@ -794,6 +797,7 @@ mod tests {
             Memory {
                 datasets,
                 scans: Vec::new(),
+                raw: Vec::new(),
             }
         }
 
@@ -815,6 +819,9 @@ mod tests {
             Ok(self.scans.len() as u32 - 1)
         }
         fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String> {
+            if !self.raw.is_empty() {
+                return Ok(Some(self.raw.remove(0)));
+            }
             let (d, at) = self.scans[scan as usize];
             let records = &self.datasets[d].2;
             if at >= records.len() {
@@ -831,35 +838,6 @@ mod tests {
             }
             self.scans[scan as usize].1 = end;
             Ok(Some(batch))
-        }
-        fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
-            Err("not here".into())
-        }
-        fn lookup(&mut self, _: &str, _: &str, _: &str) -> Result<Batch, String> {
-            Err("not here".into())
-        }
-        fn param(&mut self, _: &str) -> Option<String> {
-            None
-        }
-        fn emit(&mut self, _: LeadData) -> Result<(), String> {
-            Ok(())
-        }
-        fn log(&mut self, _: Level, _: &str) {}
-    }
-
-    /// One dataset `d` with one field `x`, sent as the given batches,
-    /// whatever they hold: what a broken or hostile host could send.
-    struct Sent(Vec<Batch>);
-
-    impl Backend for Sent {
-        fn fields(&mut self, _: &str) -> Result<Vec<String>, String> {
-            Ok(vec!["x".into()])
-        }
-        fn open_scan(&mut self, _: &str, _: ScanOptions) -> Result<u32, String> {
-            Ok(0)
-        }
-        fn next_batch(&mut self, _: u32) -> Result<Option<Batch>, String> {
-            Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
         }
         fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
             Err("not here".into())
@@ -896,12 +874,9 @@ mod tests {
             ),
         ];
         for (bad, why) in cases {
-            let ok = batch(good.clone(), vec![0, n]);
-            let ctx = Context::new(Box::new(Sent(vec![
-                ok,
-                bad,
-                batch(good.clone(), vec![0, n]),
-            ])));
+            let mut host = Memory::new(vec![("d", &["x"], vec![])]);
+            host.raw = vec![batch(good.clone(), vec![0, n]), bad];
+            let ctx = Context::new(Box::new(host));
             let mut rows = ctx.rows("d").unwrap();
             let x = rows.field("x").unwrap();
             assert_eq!(rows.next_row().unwrap().unwrap().i64(x).unwrap(), 7);
