@@ -122,7 +122,12 @@ impl Rows {
     #[cold]
     #[inline(never)]
     fn bad_record(&self, i: usize) -> Error {
-        bad_record(&self.dataset, &self.batch, i)
+        let why = match self.batch.record(i).map(RecordRef::new) {
+            None => "bad batch offsets".to_string(),
+            Some(Err(e)) => e.to_string(),
+            Some(Ok(_)) => format!("bad record {i}"),
+        };
+        Error::msg(format!("scan `{}`: {why}", self.dataset))
     }
 
     /// The dataset's name.
@@ -164,18 +169,6 @@ impl Rows {
         }
         Ok(true)
     }
-}
-
-/// What is wrong with record `i` of a batch of `dataset`.
-#[cold]
-#[inline(never)]
-fn bad_record(dataset: &str, batch: &Batch, i: usize) -> Error {
-    let why = match batch.record(i).map(RecordRef::new) {
-        None => "bad batch offsets".to_string(),
-        Some(Err(e)) => e.to_string(),
-        Some(Ok(_)) => format!("bad record {i}"),
-    };
-    Error::msg(format!("scan `{dataset}`: {why}"))
 }
 
 pub(crate) fn field_of(dataset: &str, names: &[String], name: &str) -> Result<Field> {
@@ -615,15 +608,7 @@ fn parse_amount(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
     if int_end <= from || tail[0] != b'.' || tens > 9 || ones > 9 {
         return None;
     }
-    let int_len = int_end - from;
-    let int = if int_len <= 8 && int_end >= 8 {
-        word_digits(masked_word(buf, int_end, int_len))?
-    } else if int_len <= 16 && int_end >= 16 {
-        let high = word_digits(masked_word(buf, int_end - 8, int_len - 8))?;
-        high * 100_000_000 + word_digits(masked_word(buf, int_end, 8))?
-    } else {
-        return None;
-    };
+    let int = word_run(buf, int_end, int_end - from)?;
     let mantissa = int * 100 + u64::from(tens) * 10 + u64::from(ones);
     if negative && mantissa == 0 {
         return None;
@@ -677,23 +662,29 @@ fn parse_decimal_short(buf: &[u8], start: usize, end: usize) -> Option<Decimal> 
 }
 
 /// The value of the `n` (at most 18) ASCII digits that end at `end`;
-/// `None` if any of them is not a digit. Up to sixteen digits are read as
-/// two words without a loop; a number at the very start of `buf`, or
-/// longer, takes [`digits`].
+/// `None` if any of them is not a digit. Read by [`word_run`] when it can,
+/// by [`digits`] otherwise.
 #[inline(always)]
 fn digits_before(buf: &[u8], end: usize, n: usize) -> Option<u64> {
     if n == 0 {
         return Some(0);
     }
+    word_run(buf, end, n).or_else(|| digits(&buf[end - n..end]))
+}
+
+/// The value of the `n` (1 to 16) ASCII digits that end at `end`, read as
+/// one or two words without a loop; `None` if one is not a digit, and for
+/// a run longer than 16 or too near the start of `buf` for whole words.
+#[inline(always)]
+fn word_run(buf: &[u8], end: usize, n: usize) -> Option<u64> {
     if n <= 8 && end >= 8 {
-        return word_digits(masked_word(buf, end, n));
-    }
-    if n <= 16 && end >= 16 {
-        let low = word_digits(masked_word(buf, end, 8))?;
+        word_digits(masked_word(buf, end, n))
+    } else if n <= 16 && end >= 16 {
         let high = word_digits(masked_word(buf, end - 8, n - 8))?;
-        return Some(high * 100_000_000 + low);
+        Some(high * 100_000_000 + word_digits(masked_word(buf, end, 8))?)
+    } else {
+        None
     }
-    digits(&buf[end - n..end])
 }
 
 /// The eight bytes that end at `end` as a little-endian word, all but the
