@@ -26,11 +26,6 @@ pub const MODELS: [&str; 4] = [
     "repeat-theft-warning",
 ];
 
-/// Models that join people's records on citizen ID numbers: the demo's
-/// host policy lets them see personal fields in clear (masked IDs are not
-/// unique, so a join on them would mix people up).
-pub const CLEAR_PERSONAL: [&str; 2] = ["drunk-driving-withdrawal", "repeat-theft-warning"];
-
 /// How much synthetic data to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
@@ -214,18 +209,16 @@ fn money(x: Decimal) -> String {
     )
 }
 
-/// The host policy the demo writes when the store has none.
+/// The host policy the demo writes when the store has none: no model is
+/// granted clear personal values. The two models that join people's
+/// records on citizen ID numbers join on keyed pseudonyms instead, and
+/// their leads are resolved for readers (masked unless `--clear`).
 pub fn demo_policy() -> String {
-    let mut text = String::from(
-        "# Host policy written by `jiandu demo`.\n\
-         # Models that join people's records on citizen ID numbers see personal\n\
-         # fields in clear; their leads still mark those fields personal, so\n\
-         # listings and exports mask them unless --clear is given.\n",
-    );
-    for m in CLEAR_PERSONAL {
-        text.push_str(&format!("\n[models.{m}]\nclear_personal = true\n"));
-    }
-    text
+    "# Host policy written by `jiandu demo`.\n\
+     # No model sees personal values in clear: models that join people on\n\
+     # ID numbers receive keyed pseudonyms, which join the same way. Leads\n\
+     # are shown masked; `--clear` shows them in clear and is on the record.\n"
+        .to_string()
 }
 
 /// Runs the demo on `store`, telling `step` what it is doing.
@@ -298,9 +291,8 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
     let policy_path = store.policy_path();
     if !policy_path.exists() {
         step(&format!(
-            "writing {} (clear personal fields for {})",
-            policy_path.display(),
-            CLEAR_PERSONAL.join(", ")
+            "writing {} (no clear personal values for any model)",
+            policy_path.display()
         ));
         std::fs::write(&policy_path, demo_policy()).map_err(|e| Error::file(&policy_path, e))?;
     }
@@ -405,9 +397,10 @@ fn money_exact(x: Decimal) -> Decimal {
     x.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// Leads of `model` produced by run `run_id`.
+/// Leads of `model` produced by run `run_id`, with pseudonyms resolved so
+/// that they compare with the generator's answers (synthetic people).
 fn current_leads(store: &Store, model: &str, run_id: &str) -> Result<Vec<Lead>> {
-    Ok(leads::list(
+    let produced: Vec<Lead> = leads::list(
         store,
         &leads::Filter {
             model: Some(model.to_string()),
@@ -416,7 +409,8 @@ fn current_leads(store: &Store, model: &str, run_id: &str) -> Result<Vec<Lead>> 
     )?
     .into_iter()
     .filter(|l| l.last_run == run_id && l.status != Status::Resolved)
-    .collect())
+    .collect();
+    Ok(leads::for_people(store, &produced, crate::pseudonym::Reveal::Clear)?.0)
 }
 
 /// Every third employer with a lead pays its gap before the assessment

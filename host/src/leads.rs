@@ -71,6 +71,7 @@
 
 use crate::dataset::file::sync_dir;
 use crate::mask::mask_guess;
+use crate::pseudonym::{self, Resolver, Reveal};
 use crate::{Error, Result, Store};
 use jiandu_sdk::LeadData;
 use serde::{Deserialize, Serialize};
@@ -145,19 +146,40 @@ pub struct Lead {
 }
 
 impl Lead {
-    /// The lead with personal data masked (subject and personal evidence).
-    pub fn masked(&self) -> Lead {
+    /// The lead as a person may see it: every pseudonym in it resolved
+    /// (masked, or in clear), and the fields a model marked personal
+    /// masked unless `reveal` is clear. A model granted clear values can
+    /// write them into its leads; a pseudonymous model writes pseudonyms,
+    /// wherever in the lead they are.
+    pub fn for_people(&self, resolver: &mut Resolver<'_>, reveal: Reveal) -> Result<Lead> {
         let mut l = self.clone();
-        if l.subject_personal {
-            l.subject = mask_guess(&l.subject);
-        }
-        for e in &mut l.evidence {
-            if e.personal {
-                e.value = mask_guess(&e.value);
+        let shown = |resolver: &mut Resolver<'_>, text: &str, personal: bool| -> Result<String> {
+            if personal && reveal == Reveal::Masked && !resolver.has_personal(text)? {
+                return Ok(mask_guess(text));
             }
+            if personal && reveal == Reveal::Clear && pseudonym::tokens(text).is_empty() {
+                resolver.revealed += 1;
+            }
+            resolver.display(text, reveal)
+        };
+        l.subject = shown(resolver, &self.subject, self.subject_personal)?;
+        l.title = resolver.display(&self.title, reveal)?;
+        for e in &mut l.evidence {
+            e.value = shown(resolver, &e.value, e.personal)?;
         }
-        l
+        Ok(l)
     }
+}
+
+/// `leads` as people may see them (see [`Lead::for_people`]), and how many
+/// personal values were shown in clear.
+pub fn for_people(store: &Store, leads: &[Lead], reveal: Reveal) -> Result<(Vec<Lead>, u64)> {
+    let mut resolver = Resolver::new(store);
+    let shown = leads
+        .iter()
+        .map(|l| l.for_people(&mut resolver, reveal))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((shown, resolver.revealed))
 }
 
 /// Where a model's snapshot pointer is kept in `meta`.
@@ -746,8 +768,9 @@ pub const EXPORT_COLUMNS: &[&str] = &[
 ];
 
 /// `leads` as a table: the fixed columns, then one column per evidence
-/// field in the order first met. Personal data is masked unless `clear`.
-pub fn export_table(leads: &[Lead], clear: bool) -> (Vec<String>, Vec<Vec<String>>) {
+/// field in the order first met, written as given (pass leads
+/// [`for_people`]).
+pub fn export_table(leads: &[Lead]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = EXPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
     let mut evidence_columns: BTreeMap<String, usize> = BTreeMap::new();
     for l in leads {
@@ -760,7 +783,7 @@ pub fn export_table(leads: &[Lead], clear: bool) -> (Vec<String>, Vec<Vec<String
     }
     let rows = leads
         .iter()
-        .map(|l| if clear { l.clone() } else { l.masked() })
+        .cloned()
         .map(|l| {
             let mut row = vec![
                 l.model,
@@ -784,10 +807,10 @@ pub fn export_table(leads: &[Lead], clear: bool) -> (Vec<String>, Vec<Vec<String
     (header, rows)
 }
 
-/// Writes `leads` to `path` as CSV or XLSX, personal data masked unless
-/// `clear`. Returns how many leads were written.
-pub fn export(leads: &[Lead], format: ExportFormat, path: &Path, clear: bool) -> Result<usize> {
-    let (header, rows) = export_table(leads, clear);
+/// Writes `leads` to `path` as CSV or XLSX, as given (pass leads
+/// [`for_people`]). Returns how many leads were written.
+pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize> {
+    let (header, rows) = export_table(leads);
     match format {
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
@@ -1384,12 +1407,18 @@ mod tests {
                 &[("name", "张三", true), ("score", "70", false)],
             ),
         ];
-        let (header, rows) = export_table(&leads, false);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (masked, revealed) = for_people(&store, &leads, Reveal::Masked).unwrap();
+        assert_eq!(revealed, 0);
+        let (header, rows) = export_table(&masked);
         assert_eq!(&header[EXPORT_COLUMNS.len()..], ["score", "name"]);
         assert_eq!(rows[0][2], "110105********002X");
         assert_eq!(rows[0][EXPORT_COLUMNS.len() + 1], "");
         assert_eq!(rows[1][EXPORT_COLUMNS.len()..], ["70", "张*"]);
-        let (_, clear) = export_table(&leads, true);
+        let (clear, revealed) = for_people(&store, &leads, Reveal::Clear).unwrap();
+        assert_eq!(revealed, 3, "two subjects and a name");
+        let (_, clear) = export_table(&clear);
         assert_eq!(clear[1][2], "11010519491231002X");
         assert_eq!(clear[1][EXPORT_COLUMNS.len() + 1], "张三");
     }
@@ -1421,7 +1450,11 @@ mod tests {
             resolved_by: None,
             updated_at: "t".into(),
         };
-        let m = lead.masked();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = lead
+            .for_people(&mut Resolver::new(&store), Reveal::Masked)
+            .unwrap();
         assert_eq!(m.subject, "110105********002X");
         assert_eq!(m.evidence[0].value, "张*");
         assert_eq!(m.evidence[1].value, "120");

@@ -37,6 +37,7 @@ pub mod ledger;
 pub mod mask;
 pub mod native;
 pub mod policy;
+pub mod pseudonym;
 pub mod run;
 pub mod runtime;
 pub mod serve;

@@ -24,10 +24,9 @@
 //! ```
 
 use crate::catalog::Manifest;
-use crate::dataset::view::View;
-use crate::dataset::{SegmentId, VersionReader};
+use crate::dataset::access::{Access, Refusal, ScanPlan};
+use crate::dataset::SegmentId;
 use crate::policy::{Limits, Policy};
-use crate::runtime::Access;
 use crate::{Error, Result, Store};
 use jiandu_sdk::{Backend, Batch, LeadData, Level, ScanOptions};
 use std::cell::RefCell;
@@ -163,20 +162,24 @@ pub fn prepare(
     let decision = policy.decide(manifest).map_err(refused)?;
     let mut datasets = HashMap::new();
     for (name, decl) in &manifest.datasets {
-        let reader = VersionReader::current(store, name)?;
-        let view = View::new(
-            &reader.info.schema,
-            decl.fields.as_deref(),
-            decision.clear_personal,
-        )
-        .map_err(|e| refused(format!("{} {e}", manifest.id())))?;
-        datasets.insert(name.clone(), Access { reader, view });
+        let access = Access::current(store, name, decl.fields.as_deref(), decision.clear_personal)?
+            .map_err(|e| refused(format!("{} {e}", manifest.id())))?;
+        datasets.insert(name.clone(), access);
     }
     Ok(Prepared {
         params,
         datasets,
         limits: decision.limits,
     })
+}
+
+/// A refused request by key as the native host reports it (a native run
+/// has no sandbox to end: every refusal is the model's error).
+fn refusal(r: Refusal) -> String {
+    match r {
+        Refusal::Undeclared(what) => format!("undeclared field: {what}"),
+        Refusal::Failed(message) => message,
+    }
 }
 
 /// Runs model `M` natively against `backend` and returns what it emitted.
@@ -207,14 +210,14 @@ impl Backend for NativeBackend {
         // A native run keeps no cursor: every run is a first run, to which
         // every segment is new.
         let seen: Option<&[SegmentId]> = options.only_new.then_some(&[]);
-        let state = match &options.index {
-            None => ScanState::Batches(access.reader.batches(&access.view, seen)),
-            Some(index) => ScanState::Keys {
+        let state = match access
+            .scan(options.index.as_deref(), seen)
+            .map_err(refusal)?
+        {
+            ScanPlan::Batches => ScanState::Batches(access.reader.batches(&access.view, seen)),
+            ScanPlan::Keys(keys) => ScanState::Keys {
                 dataset: dataset.to_string(),
-                keys: access
-                    .reader
-                    .index_entries(index)
-                    .map_err(|e| e.to_string())?,
+                keys,
                 next: 0,
             },
         };
@@ -251,7 +254,9 @@ impl Backend for NativeBackend {
         key: &[String],
     ) -> std::result::Result<Option<Vec<u8>>, String> {
         let access = self.access(dataset)?;
-        let key = crate::dataset::join_key(key);
+        let Some(key) = access.get_key(key).map_err(refusal)? else {
+            return Ok(None);
+        };
         let Some(rec) = access.reader.get(&key).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
@@ -269,9 +274,8 @@ impl Backend for NativeBackend {
     ) -> std::result::Result<Batch, String> {
         let keys = self
             .access(dataset)?
-            .reader
-            .index_keys(index, value)
-            .map_err(|e| e.to_string())?;
+            .lookup_keys(index, value)
+            .map_err(refusal)?;
         if keys.len() > MAX_LOOKUP_RECORDS {
             return Err(format!(
                 "{} records match; a lookup returns at most {MAX_LOOKUP_RECORDS} (scan by the index instead)",

@@ -9,12 +9,13 @@
 
 use crate::cache::{ModuleCache, Source};
 use crate::catalog::{self, Installed};
-use crate::dataset::{view::View, SegmentId, VersionReader};
+use crate::dataset::access::Access;
+use crate::dataset::SegmentId;
 use crate::emitted::Emitted;
 use crate::leads::Applied;
 use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
 use crate::policy::Policy;
-use crate::runtime::{Access, Failure, LoadError, Loaded, LogLine, Runtime, Session};
+use crate::runtime::{Failure, LoadError, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
 use sled::transaction::ConflictableTransactionError;
 use std::cell::Cell;
@@ -455,7 +456,11 @@ fn prepare(
     let mut read_cursors = HashMap::new();
     let mut new_cursors = Vec::new();
     for (name, decl) in &manifest.datasets {
-        let reader = VersionReader::current(store, name).map_err(|e| e.to_string())?;
+        let access = Access::current(store, name, decl.fields.as_deref(), decision.clear_personal)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{} {e}", manifest.id()))?;
+        let reader = &access.reader;
+        let view = &access.view;
         let key = cursor_key(&manifest.name, name);
         if let Some(seen) = store
             .get_meta::<Vec<SegmentId>>(&key)
@@ -464,12 +469,6 @@ fn prepare(
             read_cursors.insert(name.clone(), seen);
         }
         new_cursors.push((key, reader.segment_ids()));
-        let view = View::new(
-            &reader.info.schema,
-            decl.fields.as_deref(),
-            decision.clear_personal,
-        )
-        .map_err(|e| format!("{} {e}", manifest.id()))?;
         record.datasets.push(DatasetRef {
             name: name.clone(),
             version: reader.info.version,
@@ -485,7 +484,7 @@ fn prepare(
                 .map(|f| f.name.clone())
                 .collect(),
         });
-        datasets.insert(name.clone(), Access { reader, view });
+        datasets.insert(name.clone(), access);
     }
     let mut session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
     session

@@ -7,8 +7,7 @@
 //! Everything a model hands back is validated before it is kept.
 
 use crate::catalog::Installed;
-use crate::dataset::view::View;
-use crate::dataset::VersionReader;
+use crate::dataset::access::{Access, Refusal, ScanPlan};
 use crate::emitted::Emitted;
 use crate::policy::Limits;
 use jiandu_sdk::{EvidenceData, LeadData};
@@ -69,6 +68,8 @@ const MAX_LOOKUP_RECORDS: usize = 4096;
 pub enum Breach {
     #[error("read dataset `{0}`, which its model.toml does not declare")]
     UndeclaredDataset(String),
+    #[error("asked for records by a field it does not declare: {0}")]
+    UndeclaredField(String),
     #[error("emitted more than {limit} leads")]
     LeadFlood { limit: u64 },
     #[error("emitted a lead of {bytes} bytes (limit {limit})")]
@@ -92,6 +93,7 @@ impl Breach {
     pub fn kind(&self) -> &'static str {
         match self {
             Breach::UndeclaredDataset(_) => "undeclared-dataset",
+            Breach::UndeclaredField(_) => "undeclared-field",
             Breach::LeadFlood { .. } => "lead-flood",
             Breach::LeadTooLarge { .. } => "lead-too-large",
             Breach::LeadVolume { .. } => "lead-volume",
@@ -534,7 +536,9 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
             Breach::Table { desired, limit } => (Some(*limit), Some(*desired)),
             Breach::TooManyScans => (Some(MAX_OPEN_SCANS as u64), Some(MAX_OPEN_SCANS as u64 + 1)),
             Breach::WallTime { seconds } => (Some(*seconds), Some(elapsed_seconds)),
-            Breach::UndeclaredDataset(_) | Breach::InvalidLead(_) => (None, None),
+            Breach::UndeclaredDataset(_) | Breach::UndeclaredField(_) | Breach::InvalidLead(_) => {
+                (None, None)
+            }
         };
         return failure(b.kind(), with_bt(b.to_string()), limit, used);
     }
@@ -591,9 +595,11 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
             None,
         );
     }
+    // Whatever else stopped the model (the host's own failures are
+    // `crate::Error` and classified above) is a trap of the model's code.
     failure(
-        "error",
-        with_bt(crate::leads::shorten(&text, 4096)),
+        "trap",
+        with_bt(format!("trapped: {}", crate::leads::shorten(&text, 4096))),
         None,
         None,
     )
@@ -687,12 +693,6 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// One dataset as a model may read it.
-pub struct Access {
-    pub reader: VersionReader,
-    pub view: View,
-}
-
 enum ScanState {
     /// Batches in key order, as the model's view of the dataset.
     Batches(crate::dataset::Batches),
@@ -719,8 +719,9 @@ pub struct Session {
     params: BTreeMap<String, String>,
     datasets: HashMap<String, Access>,
     scans: Vec<Option<ScanState>>,
-    /// Keys of each (dataset, index) scanned so far, shared by its scans.
-    index_keys: HashMap<(String, String), Arc<Vec<String>>>,
+    /// Keys of each (dataset, index) scanned by key so far (no index: the
+    /// pseudonym order), shared by its scans.
+    index_keys: HashMap<(String, Option<String>), Arc<Vec<String>>>,
     /// Segments of each dataset this model read in its last successful
     /// run: what `only-new` scans skip.
     pub cursors: HashMap<String, Vec<crate::dataset::SegmentId>>,
@@ -855,7 +856,7 @@ impl Session {
                     self.scans[scan as usize] = None;
                     return Ok(Ok(None));
                 };
-                batch.map_err(|e| wasmtime::Error::msg(e.to_string()))?
+                batch.map_err(wasmtime::Error::new)?
             }
             ScanState::Keys { access, keys, next } => {
                 if *next >= keys.len() {
@@ -870,15 +871,8 @@ impl Session {
                 let mut data = Vec::new();
                 let mut offsets = vec![0u32];
                 for key in &keys[*next..end] {
-                    if let Some(rec) = access
-                        .reader
-                        .get(key)
-                        .map_err(|e| wasmtime::Error::msg(e.to_string()))?
-                    {
-                        access
-                            .view
-                            .record(&rec, &mut data)
-                            .map_err(wasmtime::Error::msg)?;
+                    if let Some(rec) = access.reader.get(key).map_err(wasmtime::Error::new)? {
+                        access.view.record(&rec, &mut data).map_err(host_error)?;
                         offsets.push(data.len() as u32);
                     }
                 }
@@ -889,6 +883,21 @@ impl Session {
         self.records_read += offsets.len() as u64 - 1;
         Ok(Ok(Some(types::Batch { data, offsets })))
     }
+}
+
+/// A refused request by key: the end of the run when the model named a
+/// field it did not declare, an error it can handle otherwise.
+fn refused<T>(refusal: Refusal) -> wasmtime::Result<Result<T, String>> {
+    match refusal {
+        Refusal::Undeclared(what) => Err(wasmtime::Error::new(Breach::UndeclaredField(what))),
+        Refusal::Failed(message) => Ok(Err(message)),
+    }
+}
+
+/// The host's own failure while serving a call (a damaged block, say):
+/// recorded as `host-error`, not as the model's.
+fn host_error(message: impl std::fmt::Display) -> wasmtime::Error {
+    wasmtime::Error::new(crate::Error::Other(message.to_string()))
 }
 
 impl types::Host for Session {}
@@ -920,30 +929,32 @@ impl host::Host for Session {
         let seen = options
             .only_new
             .then(|| self.cursors.get(&dataset).map(Vec::as_slice).unwrap_or(&[]));
-        let state = match &options.index {
-            None => ScanState::Batches(access.reader.batches(&access.view, seen)),
-            Some(index) => {
-                // Scans of one index share one copy of its keys: host
-                // memory follows the datasets, not how often a model
-                // opens a scan.
-                let cached = (dataset.clone(), index.clone());
-                let keys = match self.index_keys.get(&cached) {
-                    Some(keys) => keys.clone(),
-                    None => match access.reader.index_entries(index) {
-                        Ok(keys) => {
-                            let keys = Arc::new(keys);
-                            self.index_keys.insert(cached, keys.clone());
-                            keys
-                        }
-                        Err(e) => return Ok(Err(e.to_string())),
-                    },
-                };
-                ScanState::Keys {
-                    access: dataset.clone(),
-                    keys,
-                    next: 0,
+        // Scans of one index share one copy of its keys: host memory
+        // follows the datasets, not how often a model opens a scan.
+        let cached = (dataset.clone(), options.index.clone());
+        let state = match self.index_keys.get(&cached).filter(|_| seen.is_none()) {
+            Some(keys) => ScanState::Keys {
+                access: dataset.clone(),
+                keys: keys.clone(),
+                next: 0,
+            },
+            None => match access.scan(options.index.as_deref(), seen) {
+                Ok(ScanPlan::Batches) => {
+                    ScanState::Batches(access.reader.batches(&access.view, seen))
                 }
-            }
+                Ok(ScanPlan::Keys(keys)) => {
+                    let keys = Arc::new(keys);
+                    if seen.is_none() {
+                        self.index_keys.insert(cached, keys.clone());
+                    }
+                    ScanState::Keys {
+                        access: dataset.clone(),
+                        keys,
+                        next: 0,
+                    }
+                }
+                Err(refusal) => return refused(refusal),
+            },
         };
         let handle = match self.scans.iter().position(Option::is_none) {
             Some(free) => {
@@ -970,15 +981,16 @@ impl host::Host for Session {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
         self.check_deadline()?;
         let access = self.access(&dataset)?;
-        let key = crate::dataset::join_key(&key);
+        let key = match access.get_key(&key) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(Ok(None)),
+            Err(refusal) => return refused(refusal),
+        };
         match access.reader.get(&key) {
             Ok(None) => Ok(Ok(None)),
             Ok(Some(rec)) => {
                 let mut out = Vec::with_capacity(rec.len());
-                access
-                    .view
-                    .record(&rec, &mut out)
-                    .map_err(wasmtime::Error::msg)?;
+                access.view.record(&rec, &mut out).map_err(host_error)?;
                 self.records_read += 1;
                 Ok(Ok(Some(out)))
             }
@@ -994,9 +1006,9 @@ impl host::Host for Session {
     ) -> wasmtime::Result<Result<types::Batch, String>> {
         self.check_deadline()?;
         let access = self.access(&dataset)?;
-        let keys = match access.reader.index_keys(&index, &value) {
+        let keys = match access.lookup_keys(&index, &value) {
             Ok(k) => k,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(refusal) => return refused(refusal),
         };
         if keys.len() > MAX_LOOKUP_RECORDS {
             return Ok(Err(format!(
@@ -1007,15 +1019,8 @@ impl host::Host for Session {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         for key in &keys {
-            if let Some(rec) = access
-                .reader
-                .get(key)
-                .map_err(|e| wasmtime::Error::msg(e.to_string()))?
-            {
-                access
-                    .view
-                    .record(&rec, &mut data)
-                    .map_err(wasmtime::Error::msg)?;
+            if let Some(rec) = access.reader.get(key).map_err(wasmtime::Error::new)? {
+                access.view.record(&rec, &mut data).map_err(host_error)?;
                 offsets.push(data.len() as u32);
             }
         }

@@ -4,6 +4,7 @@ use super::output::{self, Format};
 use super::Ctx;
 use anyhow::Result;
 use jiandu::leads::{self, ExportFormat, Filter, Status};
+use jiandu::pseudonym::Reveal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +47,14 @@ pub enum Command {
     },
 }
 
+fn reveal(clear: bool) -> Reveal {
+    if clear {
+        Reveal::Clear
+    } else {
+        Reveal::Masked
+    }
+}
+
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
@@ -56,9 +65,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             clear,
         } => {
             let list = leads::list(&store, &Filter { model, status })?;
+            let (list, _revealed) = leads::for_people(&store, &list, reveal(clear))?;
             let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|l| if clear { l.clone() } else { l.masked() })
+                .into_iter()
                 .map(|l| {
                     vec![
                         l.model.clone(),
@@ -109,7 +118,8 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     _ => ExportFormat::Csv,
                 });
             let list = leads::list(&store, &Filter { model, status })?;
-            let n = leads::export(&list, format, &output, clear)?;
+            let (list, _revealed) = leads::for_people(&store, &list, reveal(clear))?;
+            let n = leads::export(&list, format, &output)?;
             errln!(
                 "{n} leads written to {}{}",
                 output.display(),

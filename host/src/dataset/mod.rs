@@ -6,6 +6,7 @@
 //! the previous version current and readable. Older versions stay readable
 //! too, so a run can be reproduced on the exact data it read.
 
+pub mod access;
 pub mod block;
 pub mod file;
 pub mod ingest;
@@ -24,6 +25,24 @@ use std::sync::Arc;
 
 /// Run number of the record blocks in a segment; indexes follow from 1.
 const RECORDS_RUN: u16 = 0;
+
+/// The runs a model without a clear grant reads instead of the clear ones,
+/// written beside a segment's indexes when its schema has personal fields
+/// (see [`crate::pseudonym`]). Their names start with `#`, which no schema
+/// index name can.
+pub mod pseudo {
+    /// (primary key with personal parts as pseudonyms → primary key): the
+    /// records in pseudonym order, and gets by pseudonymous key. Only when
+    /// a primary-key field is personal.
+    pub const KEY_ORDER: &str = "#key";
+    /// (pseudonym → its kind and clear value), for people reading leads.
+    pub const CLEAR: &str = "#clear";
+
+    /// The run of index `index` (over a personal field) by pseudonym.
+    pub fn index(index: &str) -> String {
+        format!("#{index}")
+    }
+}
 
 /// A dataset and its versions, as kept in `meta`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,9 +229,28 @@ pub fn write_version(
     // The digest is computed on a thread of its own while the files are
     // written: both only read the rows.
     let schema = &head.schema;
+    let pseudonymizer = if schema.has_personal() {
+        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
+    } else {
+        None
+    };
     let (segment_digest, written) = std::thread::scope(|scope| {
         let digest = scope.spawn(|| content_digest(schema, &rows.rows));
-        let written = write_runs(&data, name, version, segment_id, schema, &rows);
+        let written = pseudonymizer
+            .as_ref()
+            .map(|p| pseudonym_runs(schema, &rows, p))
+            .transpose()
+            .and_then(|extra| {
+                write_runs(
+                    &data,
+                    name,
+                    version,
+                    segment_id,
+                    schema,
+                    &rows,
+                    extra.unwrap_or_default(),
+                )
+            });
         (
             digest.join().expect("the digest thread does not panic"),
             written,
@@ -286,7 +324,92 @@ pub fn write_version(
 /// ends, and the index runs.
 type WrittenRuns = (Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>);
 
-/// Writes the record run and the index runs of a new segment.
+/// Runs beyond the schema's indexes: name → (field, sorted entries).
+type ExtraRuns = BTreeMap<String, (String, Vec<(String, String)>)>;
+
+/// The pseudonym runs of a segment (see [`pseudo`]): what a model without
+/// a clear grant reads, computed once here rather than at every run.
+fn pseudonym_runs(
+    schema: &Schema,
+    rows: &SortedRows,
+    p: &crate::pseudonym::Pseudonymizer,
+) -> Result<ExtraRuns> {
+    use crate::pseudonym::clear_entry;
+    use jiandu_sdk::record::RecordRef;
+    let personal: Vec<(usize, crate::mask::PersonalKind)> = schema
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.personal.map(|k| (i, k)))
+        .collect();
+    let key_fields = schema.key_indexes();
+    let key_kinds: Vec<Option<crate::mask::PersonalKind>> = key_fields
+        .iter()
+        .map(|&i| schema.fields[i].personal)
+        .collect();
+    let key_is_personal = key_kinds.iter().any(Option::is_some);
+    let mut clear: BTreeMap<String, String> = BTreeMap::new();
+    let mut key_order = Vec::new();
+    let mut pseudonym = String::new();
+    for (key, record) in &rows.rows {
+        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
+        for &(i, kind) in &personal {
+            let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
+                continue;
+            };
+            let text = value.to_string();
+            if text.is_empty() {
+                continue;
+            }
+            pseudonym.clear();
+            p.pseudonym_into(kind, &text, &mut pseudonym);
+            if !clear.contains_key(&pseudonym) {
+                clear.insert(pseudonym.clone(), clear_entry(kind, &text));
+            }
+        }
+        if key_is_personal {
+            let parts: Vec<std::borrow::Cow<'_, str>> = key
+                .split(block::KEY_SEP)
+                .zip(&key_kinds)
+                .map(|(part, kind)| match kind {
+                    Some(k) => std::borrow::Cow::Owned(p.pseudonym(*k, part)),
+                    None => std::borrow::Cow::Borrowed(part),
+                })
+                .collect();
+            key_order.push((join_key(&parts), key.clone()));
+        }
+    }
+    let mut out = ExtraRuns::new();
+    if key_is_personal {
+        key_order.sort_unstable();
+        out.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
+    }
+    for (index, field) in &schema.indexes {
+        let Some(kind) =
+            schema.fields[schema.field_index(field).expect("checked at parse")].personal
+        else {
+            continue;
+        };
+        let mut entries: Vec<(String, String)> = rows
+            .indexes
+            .get(index)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|(value, key)| (p.pseudonym(kind, value), key.clone()))
+            .collect();
+        entries.sort_unstable();
+        out.insert(pseudo::index(index), (field.clone(), entries));
+    }
+    out.insert(
+        pseudo::CLEAR.to_string(),
+        (String::new(), clear.into_iter().collect()),
+    );
+    Ok(out)
+}
+
+/// Writes the record run, the index runs and `extra` runs of a new
+/// segment.
 fn write_runs(
     data: &std::path::Path,
     name: &str,
@@ -294,6 +417,7 @@ fn write_runs(
     segment_id: u32,
     schema: &Schema,
     rows: &SortedRows,
+    extra: ExtraRuns,
 ) -> Result<WrittenRuns> {
     let (first_keys, ends) = write_run(
         file::run_path(data, name, version, segment_id, RECORDS_RUN),
@@ -312,6 +436,22 @@ fn write_runs(
             IndexRun {
                 run,
                 field: field.clone(),
+                first_values,
+                ends,
+            },
+        );
+    }
+    for (i, (index, (field, entries))) in extra.into_iter().enumerate() {
+        let run = (schema.indexes.len() + 1 + i) as u16;
+        let (first_values, ends) = write_run(
+            file::run_path(data, name, version, segment_id, run),
+            entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
+        )?;
+        indexes.insert(
+            index,
+            IndexRun {
+                run,
+                field,
                 first_values,
                 ends,
             },
@@ -500,9 +640,20 @@ impl VersionReader {
     }
 
     fn index_run<'a>(&self, seg: &'a SegmentInfo, index: &str) -> Result<&'a IndexRun> {
-        seg.indexes
-            .get(index)
-            .ok_or_else(|| Error::dataset(&self.name, format!("has no index `{index}`")))
+        seg.indexes.get(index).ok_or_else(|| {
+            if index.starts_with('#') {
+                Error::dataset(
+                    &self.name,
+                    format!(
+                        "version {} was stored without the pseudonym order models without a \
+                         clear grant read; ingest its file again to add it",
+                        self.info.version
+                    ),
+                )
+            } else {
+                Error::dataset(&self.name, format!("has no index `{index}`"))
+            }
+        })
     }
 
     /// (value, primary key) entries of one segment's index, in order.
@@ -522,13 +673,49 @@ impl VersionReader {
         Ok(out)
     }
 
-    /// (value, primary key) entries of `index` across segments, in value
-    /// then key order. An entry from an older segment is dropped when a
-    /// newer segment holds the same key: its record (and value) replaced it.
-    fn merged_index(&self, index: &str) -> Result<Vec<(String, String)>> {
+    /// The entries of one segment's run whose value is `value`.
+    fn segment_lookup(
+        &self,
+        seg: &SegmentInfo,
+        run: &IndexRun,
+        value: &str,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let start = run
+            .first_values
+            .partition_point(|v| v.as_str() < value)
+            .saturating_sub(1);
+        for n in start..run.first_values.len() {
+            if run.first_values[n].as_str() > value {
+                break;
+            }
+            let bytes = self.load_block(seg, run.run, n)?;
+            let block = Block::parse(&bytes)?;
+            let mut i = block.lower_bound(value.as_bytes());
+            while i < block.len() && block.key(i) == value.as_bytes() {
+                out.push(String::from_utf8_lossy(block.record(i)).into_owned());
+                i += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// (value, primary key) entries of `index` across the segments not in
+    /// `seen` (all without it), in value then key order. An entry from an
+    /// older segment is dropped when a newer segment holds the same key:
+    /// its record (and value) replaced it.
+    fn merged_index(
+        &self,
+        index: &str,
+        seen: Option<&[SegmentId]>,
+    ) -> Result<Vec<(String, String)>> {
         let segs = &self.info.segments;
+        let ids = self.segment_ids();
         let mut out = Vec::new();
         for (i, seg) in segs.iter().enumerate() {
+            if seen.is_some_and(|s| s.contains(&ids[i])) {
+                continue;
+            }
             let run = self.index_run(seg, index)?;
             for (value, key) in self.segment_index(seg, run)? {
                 let mut replaced = false;
@@ -551,7 +738,7 @@ impl VersionReader {
     pub fn index_keys(&self, index: &str, value: &str) -> Result<Vec<String>> {
         if self.info.segments.len() > 1 {
             return Ok(self
-                .merged_index(index)?
+                .merged_index(index, None)?
                 .into_iter()
                 .filter(|(v, _)| v == value)
                 .map(|(_, k)| k)
@@ -560,31 +747,17 @@ impl VersionReader {
         let mut out = Vec::new();
         for seg in &self.info.segments {
             let run = self.index_run(seg, index)?;
-            let start = run
-                .first_values
-                .partition_point(|v| v.as_str() < value)
-                .saturating_sub(1);
-            for n in start..run.first_values.len() {
-                if run.first_values[n].as_str() > value {
-                    break;
-                }
-                let bytes = self.load_block(seg, run.run, n)?;
-                let block = Block::parse(&bytes)?;
-                let mut i = block.lower_bound(value.as_bytes());
-                while i < block.len() && block.key(i) == value.as_bytes() {
-                    out.push(String::from_utf8_lossy(block.record(i)).into_owned());
-                    i += 1;
-                }
-            }
+            out.extend(self.segment_lookup(seg, run, value)?);
         }
         Ok(out)
     }
 
-    /// Primary keys in the order of `index` (value, then key).
-    pub fn index_entries(&self, index: &str) -> Result<Vec<String>> {
-        if self.info.segments.len() > 1 {
+    /// Primary keys in the order of `index` (value, then key), of the
+    /// segments not in `seen` (all without it).
+    pub fn index_entries(&self, index: &str, seen: Option<&[SegmentId]>) -> Result<Vec<String>> {
+        if self.info.segments.len() > 1 || seen.is_some() {
             return Ok(self
-                .merged_index(index)?
+                .merged_index(index, seen)?
                 .into_iter()
                 .map(|(_, k)| k)
                 .collect());
@@ -596,6 +769,34 @@ impl VersionReader {
         }
         Ok(out)
     }
+
+    /// The clear-value entry ([`crate::pseudonym::clear_entry`]) behind
+    /// `pseudonym`, if this version's records hold it.
+    pub fn resolve_pseudonym(&self, pseudonym: &str) -> Result<Option<String>> {
+        for seg in self.info.segments.iter().rev() {
+            let Some(run) = seg.indexes.get(pseudo::CLEAR) else {
+                continue;
+            };
+            if let Some(entry) = self.segment_lookup(seg, run, pseudonym)?.pop() {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A reader of every stored version of every dataset whose schema has
+/// personal fields, newest first: where pseudonyms are resolved.
+pub fn all_version_readers(store: &Store) -> Result<Vec<VersionReader>> {
+    let mut out = Vec::new();
+    for head in list(store)? {
+        for info in head.versions.iter().rev() {
+            if info.schema.has_personal() {
+                out.push(VersionReader::new(store, &head.schema.name, info.clone()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Joins primary-key field values into one key.
@@ -768,7 +969,7 @@ by_place = "place"
     }
 
     fn places(reader: &VersionReader, seen: Option<&[SegmentId]>) -> Vec<String> {
-        let view = view::View::new(&reader.info.schema, None, true).unwrap();
+        let view = view::View::new(&reader.info.schema, None, view::Personal::Clear).unwrap();
         let mut out = Vec::new();
         for batch in reader.batches(&view, seen) {
             let (data, offsets) = batch.unwrap();
@@ -809,7 +1010,7 @@ by_place = "place"
         );
         // The index follows the newest record of each key.
         assert_eq!(
-            reader.index_entries("by_place").unwrap(),
+            reader.index_entries("by_place", None).unwrap(),
             ["a", "e", "b", "c"]
         );
         assert_eq!(reader.index_keys("by_place", "x").unwrap(), ["a", "e"]);

@@ -19,7 +19,18 @@
 //!
 //! [indexes]
 //! by_rep = "legal_rep_id"  # secondary index name = field
+//!
+//! [[derived]]              # computed from a personal value when a model reads it
+//! name = "rep_birth_date"
+//! from = "legal_rep_id"    # a field with personal = "id"
+//! value = "birth_date"     # birth_date | birth_year | sex | region
 //! ```
+//!
+//! A model that is not granted clear personal values receives personal
+//! fields as pseudonyms (see [`crate::pseudonym`]); what it needs of a
+//! person beyond a join key (an age on a date, the sex, the region of
+//! registration) the schema offers as a declared derived field, and the
+//! model reads it like any other field it declares.
 
 use crate::mask::PersonalKind;
 use crate::{Error, Result};
@@ -72,6 +83,72 @@ pub struct Field {
     pub description: Option<String>,
 }
 
+/// What a derived field takes from a citizen ID number (GB 11643-1999).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Derivation {
+    /// The date of birth, `YYYY-MM-DD` (a date).
+    BirthDate,
+    /// The year of birth, `YYYY` (text).
+    BirthYear,
+    /// `男` or `女`, from the parity of the sequence number (text).
+    Sex,
+    /// The six-digit administrative region code of registration (text).
+    Region,
+}
+
+impl Derivation {
+    /// The derived value of an ID `id`, if it has the shape to give one.
+    pub(crate) fn apply(self, id: &str) -> Option<super::view::Computed> {
+        use super::view::Computed;
+        let id = id.trim();
+        let b = id.as_bytes();
+        if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let birth = || {
+            let date = chrono::NaiveDate::parse_from_str(&id[6..14], "%Y%m%d").ok()?;
+            Some(date)
+        };
+        match self {
+            Derivation::BirthDate => {
+                birth().map(|d| Computed::Date(d.format("%Y-%m-%d").to_string()))
+            }
+            Derivation::BirthYear => birth().map(|_| Computed::Str(id[6..10].to_string())),
+            Derivation::Sex => Some(Computed::Str(
+                if (b[16] - b'0') % 2 == 1 {
+                    "男"
+                } else {
+                    "女"
+                }
+                .to_string(),
+            )),
+            Derivation::Region => Some(Computed::Str(id[..6].to_string())),
+        }
+    }
+
+    /// The type a model reads the derived field as.
+    pub fn field_type(self) -> FieldType {
+        match self {
+            Derivation::BirthDate => FieldType::Date,
+            _ => FieldType::String,
+        }
+    }
+}
+
+/// A field computed from a personal value when a model reads it: what a
+/// model may learn of a person without the value itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derived {
+    pub name: String,
+    /// The personal field it is computed from (`personal = "id"`).
+    pub from: String,
+    pub value: Derivation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// A dataset schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +162,9 @@ pub struct Schema {
     /// Secondary indexes: name → field.
     #[serde(default)]
     pub indexes: BTreeMap<String, String>,
+    /// Fields computed from personal values for models (not in files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<Derived>,
 }
 
 impl Schema {
@@ -142,13 +222,51 @@ impl Schema {
             }
         }
         for (name, field) in &self.indexes {
+            crate::catalog::check_name(name).map_err(|e| bad(format!("index `{name}`: {e}")))?;
             if self.field_index(field).is_none() {
                 return Err(bad(format!(
                     "index `{name}` is on `{field}`, which is not a field"
                 )));
             }
         }
+        for d in &self.derived {
+            if d.name.is_empty() || !d.name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return Err(bad(format!(
+                    "derived field name `{}` must be letters, digits or _",
+                    d.name
+                )));
+            }
+            if !seen.insert(d.name.as_str()) {
+                return Err(bad(format!("field `{}` is listed twice", d.name)));
+            }
+            match self.field_index(&d.from).map(|i| &self.fields[i]) {
+                Some(f) if f.personal == Some(PersonalKind::Id) => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "derived field `{}` is computed from `{}`, which is not a personal ID field (personal = \"id\")",
+                        d.name, d.from
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "derived field `{}` is computed from `{}`, which is not a field",
+                        d.name, d.from
+                    )))
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The derived field called `name`.
+    pub fn derived(&self, name: &str) -> Option<&Derived> {
+        self.derived.iter().find(|d| d.name == name)
+    }
+
+    /// Whether primary-key field or index field `name` holds personal data.
+    pub fn is_personal(&self, name: &str) -> bool {
+        self.field_index(name)
+            .is_some_and(|i| self.fields[i].personal.is_some())
     }
 
     /// Position of a field.

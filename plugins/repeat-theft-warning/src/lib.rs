@@ -2,7 +2,7 @@
 //! by a transparent, fully parameterised score; an alert at 60 or more. See
 //! README.md beside this file for the score in plain words.
 
-use jiandu_sdk::{export_model, Context, Date, Error, Lead, Model, Result};
+use jiandu_sdk::{export_model, Context, Date, Lead, Model, Result};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -40,19 +40,6 @@ struct Address {
 }
 
 pub struct RepeatTheftWarning;
-
-fn masked(id: &str) -> Result<()> {
-    if id.contains('*') {
-        // Masked IDs (first 6 and last 4 kept) are not unique: joining
-        // sightings, records and addresses on them would mix people up.
-        return Err(Error::msg(
-            "person IDs reach this model masked; it joins sightings, prior records and \
-             addresses on the ID number, so the host policy must grant it clear_personal \
-             ([models.repeat-theft-warning] clear_personal = true in jiandu.toml)",
-        ));
-    }
-    Ok(())
-}
 
 impl Model for RepeatTheftWarning {
     fn run(ctx: &mut Context) -> Result<()> {
@@ -94,7 +81,6 @@ impl Model for RepeatTheftWarning {
         let mut sightings = ctx.scan::<SightingRow>("sightings")?.peekable();
         while let Some(first) = sightings.next() {
             let first = first?;
-            masked(&first.person_id)?;
             let person = first.person_id.clone();
             let mut rows = vec![first];
             while let Some(Ok(next)) = sightings.peek() {

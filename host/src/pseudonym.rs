@@ -1,0 +1,296 @@
+//! Keyed pseudonyms: how a model that is not granted clear values sees
+//! personal data, and how people read it back.
+//!
+//! Masking (`110105********002X`) is for human eyes: it keeps 10 of an ID's
+//! 18 characters, so a model that can ask the host "does this value
+//! exist?" would recover the rest by enumeration. A model without a clear
+//! grant therefore never receives a personal value in any form. It gets a
+//! **pseudonym** instead: `P-` and 32 lowercase hex digits, the first 128
+//! bits of HMAC-SHA256 over the normalized value, under a secret created
+//! with the store that never leaves it (it is in no export). Equal values
+//! give equal pseudonyms in every dataset of the store, so people still
+//! join; without the secret a pseudonym says nothing about its value.
+//!
+//! At ingest the store records, beside each dataset version, the orders and
+//! maps a pseudonymous model needs ([`crate::dataset`]): its records in
+//! pseudonym order when the primary key is personal, each index over a
+//! personal field in pseudonym order, and each pseudonym's clear value for
+//! [`Resolver`], which turns pseudonyms in leads back into what a person may
+//! see (masked, or clear on the record).
+
+use crate::mask::{mask, PersonalKind};
+use crate::{Error, Result, Store};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+
+/// What every pseudonym starts with.
+pub const PREFIX: &str = "P-";
+/// Hex digits after the prefix.
+const HEX_DIGITS: usize = 32;
+/// Length of every pseudonym, in bytes.
+pub const LEN: usize = PREFIX.len() + HEX_DIGITS;
+/// Where the store's secret is kept in `meta`.
+const SECRET_KEY: &str = "pseudonym/secret";
+
+/// Computes pseudonyms under one store's secret.
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer(<secret>)")
+    }
+}
+
+impl Pseudonymizer {
+    /// The pseudonymizer of `store`, creating its secret the first time.
+    pub fn for_store(store: &Store) -> Result<Pseudonymizer> {
+        if let Some(secret) = store.meta.get(SECRET_KEY)? {
+            return Ok(Pseudonymizer::from_secret(&secret));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret)
+            .map_err(|e| Error::Other(format!("no randomness for the store's secret: {e}")))?;
+        // Two processes creating it at once: the first one written wins.
+        let _ =
+            store
+                .meta
+                .compare_and_swap(SECRET_KEY, None as Option<&[u8]>, Some(&secret[..]))?;
+        let secret = store
+            .meta
+            .get(SECRET_KEY)?
+            .expect("the secret was just written");
+        store.flush()?;
+        Ok(Pseudonymizer::from_secret(&secret))
+    }
+
+    /// A pseudonymizer under `secret` (tests, and the store's own).
+    pub fn from_secret(secret: &[u8]) -> Pseudonymizer {
+        Pseudonymizer {
+            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length"),
+        }
+    }
+
+    /// The pseudonym of `value`, a personal value of `kind`.
+    pub fn pseudonym(&self, kind: PersonalKind, value: &str) -> String {
+        let mut out = String::with_capacity(LEN);
+        self.pseudonym_into(kind, value, &mut out);
+        out
+    }
+
+    /// Appends the pseudonym of `value` to `out`.
+    pub fn pseudonym_into(&self, kind: PersonalKind, value: &str, out: &mut String) {
+        let mut mac = self.mac.clone();
+        let value = value.trim();
+        if kind == PersonalKind::Id && value.bytes().any(|b| b.is_ascii_lowercase()) {
+            // An ID's check character `x` and `X` are the same ID.
+            mac.update(value.to_ascii_uppercase().as_bytes());
+        } else {
+            mac.update(value.as_bytes());
+        }
+        let tag = mac.finalize().into_bytes();
+        out.push_str(PREFIX);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in &tag[..HEX_DIGITS / 2] {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+/// Whether `text` is shaped like a pseudonym.
+pub fn is_pseudonym(text: &str) -> bool {
+    text.len() == LEN
+        && text.starts_with(PREFIX)
+        && text.as_bytes()[PREFIX.len()..]
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Byte ranges of the pseudonym-shaped tokens in `text`, in order.
+pub fn tokens(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(PREFIX) {
+        let start = from + at;
+        let end = start + LEN;
+        if end <= text.len() && is_pseudonym(&text[start..end]) {
+            // A token glued to more hex digits is not one.
+            let more = text.as_bytes().get(end).is_some_and(u8::is_ascii_hexdigit);
+            if !more {
+                out.push(start..end);
+                from = end;
+                continue;
+            }
+        }
+        from = start + PREFIX.len();
+    }
+    out
+}
+
+/// One entry of the map from pseudonyms back to clear values, as stored
+/// beside a dataset version: the kind as one letter, then the value.
+pub fn clear_entry(kind: PersonalKind, value: &str) -> String {
+    let letter = match kind {
+        PersonalKind::Id => 'i',
+        PersonalKind::Phone => 'p',
+        PersonalKind::Name => 'n',
+        PersonalKind::Other => 'o',
+    };
+    let mut out = String::with_capacity(value.len() + 1);
+    out.push(letter);
+    out.push_str(value.trim());
+    out
+}
+
+/// Reads an entry written by [`clear_entry`].
+pub fn parse_clear_entry(entry: &str) -> Option<(PersonalKind, &str)> {
+    let mut chars = entry.chars();
+    let kind = match chars.next()? {
+        'i' => PersonalKind::Id,
+        'p' => PersonalKind::Phone,
+        'n' => PersonalKind::Name,
+        'o' => PersonalKind::Other,
+        _ => return None,
+    };
+    Some((kind, chars.as_str()))
+}
+
+/// How a person sees personal values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reveal {
+    /// Masked for human eyes (`110105********002X`).
+    Masked,
+    /// In clear: only on request, and on the record.
+    Clear,
+}
+
+/// Turns pseudonyms in lead text back into what a person may see. Clear
+/// values are looked up in the maps stored beside every dataset version
+/// (see [`crate::dataset::VersionReader::resolve_pseudonym`]), once per
+/// pseudonym.
+pub struct Resolver<'s> {
+    store: &'s Store,
+    readers: Option<Vec<crate::dataset::VersionReader>>,
+    known: HashMap<String, Option<(PersonalKind, String)>>,
+    /// Pseudonyms shown in clear so far.
+    pub revealed: u64,
+}
+
+impl<'s> Resolver<'s> {
+    pub fn new(store: &'s Store) -> Resolver<'s> {
+        Resolver {
+            store,
+            readers: None,
+            known: HashMap::new(),
+            revealed: 0,
+        }
+    }
+
+    /// The kind and clear value behind `pseudonym`, if this store made it.
+    pub fn lookup(&mut self, pseudonym: &str) -> Result<Option<(PersonalKind, String)>> {
+        if let Some(found) = self.known.get(pseudonym) {
+            return Ok(found.clone());
+        }
+        if self.readers.is_none() {
+            self.readers = Some(crate::dataset::all_version_readers(self.store)?);
+        }
+        let mut found = None;
+        for reader in self.readers.iter().flatten() {
+            if let Some(entry) = reader.resolve_pseudonym(pseudonym)? {
+                found = parse_clear_entry(&entry).map(|(k, v)| (k, v.to_string()));
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        self.known.insert(pseudonym.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// `text` with every pseudonym in it replaced as `reveal` says; a
+    /// pseudonym this store cannot resolve stays as it is.
+    pub fn display(&mut self, text: &str, reveal: Reveal) -> Result<String> {
+        let tokens = tokens(text);
+        if tokens.is_empty() {
+            return Ok(text.to_string());
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for t in tokens {
+            out.push_str(&text[last..t.start]);
+            match self.lookup(&text[t.clone()])? {
+                Some((kind, clear)) => match reveal {
+                    Reveal::Masked => out.push_str(&mask(kind, &clear)),
+                    Reveal::Clear => {
+                        self.revealed += 1;
+                        out.push_str(&clear);
+                    }
+                },
+                None => out.push_str(&text[t.clone()]),
+            }
+            last = t.end;
+        }
+        out.push_str(&text[last..]);
+        Ok(out)
+    }
+
+    /// Whether `text` holds a pseudonym this store made.
+    pub fn has_personal(&mut self, text: &str) -> Result<bool> {
+        for t in tokens(text) {
+            if self.lookup(&text[t])?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_fixed_width_keyed_and_equal_for_equal_values() {
+        let p = Pseudonymizer::from_secret(b"one store");
+        let q = Pseudonymizer::from_secret(b"another store");
+        let a = p.pseudonym(PersonalKind::Id, "11010519491231002X");
+        assert_eq!(a.len(), LEN);
+        assert!(is_pseudonym(&a), "{a}");
+        assert_eq!(a, p.pseudonym(PersonalKind::Id, " 11010519491231002x "));
+        assert_ne!(a, q.pseudonym(PersonalKind::Id, "11010519491231002X"));
+        assert_ne!(a, p.pseudonym(PersonalKind::Id, "110105194912310038"));
+        // The same value joins whatever kind the field is marked.
+        assert_eq!(
+            p.pseudonym(PersonalKind::Name, "张三"),
+            p.pseudonym(PersonalKind::Other, "张三")
+        );
+    }
+
+    #[test]
+    fn tokens_are_found_inside_text_and_lookalikes_are_not() {
+        let p = Pseudonymizer::from_secret(b"k").pseudonym(PersonalKind::Name, "李四");
+        let text = format!("嫌疑人{p}，另见 {p}。");
+        let found = tokens(&text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(&text[found[0].clone()], p);
+        assert!(tokens("P-0123").is_empty());
+        assert!(tokens(&format!("{p}0")).is_empty(), "glued to more hex");
+        assert!(tokens(&p.to_uppercase()).is_empty());
+        assert!(!is_pseudonym("P-0123456789abcdef0123456789abcdeg"));
+    }
+
+    #[test]
+    fn clear_entries_round_trip() {
+        let e = clear_entry(PersonalKind::Phone, " 13812345678 ");
+        assert_eq!(
+            parse_clear_entry(&e),
+            Some((PersonalKind::Phone, "13812345678"))
+        );
+        assert_eq!(parse_clear_entry("zoops"), None);
+        assert_eq!(parse_clear_entry(""), None);
+    }
+}
