@@ -12,7 +12,7 @@
 //!   value it passes matches nothing.
 
 use super::view::View;
-use super::{join_key, pseudo, SegmentId, VersionReader};
+use super::{join_key, pseudo, pseudonymous_key, SegmentId, VersionReader};
 use crate::Error;
 
 /// Why a request by key is refused.
@@ -97,12 +97,25 @@ impl Access {
         match index {
             Some(index) => {
                 let field = self.index_field(index)?;
-                let run = if self.pseudonymous() && self.schema().is_personal(&field) {
-                    pseudo::index(index)
-                } else {
-                    index.to_string()
+                let run = self.index_run_for(index, &field);
+                let Some(p) = self.pseudonyms_of_keys() else {
+                    return Ok(ScanPlan::Keys(self.reader.index_entries(&run, seen)?));
                 };
-                Ok(ScanPlan::Keys(self.reader.index_entries(&run, seen)?))
+                // Records of one value in pseudonym order, not in the
+                // order of their clear keys.
+                let mut entries: Vec<(String, String, String)> = self
+                    .reader
+                    .index_pairs(&run, seen)?
+                    .into_iter()
+                    .map(|(value, key)| {
+                        let pseudo = pseudonymous_key(self.schema(), p, &key);
+                        (value, pseudo, key)
+                    })
+                    .collect();
+                entries.sort_unstable();
+                Ok(ScanPlan::Keys(
+                    entries.into_iter().map(|(_, _, k)| k).collect(),
+                ))
             }
             None if self.pseudonymous() && self.key_is_personal() => Ok(ScanPlan::Keys(
                 self.reader.index_entries(pseudo::KEY_ORDER, seen)?,
@@ -136,10 +149,36 @@ impl Access {
     /// The primary keys of the records whose `index` value is `value`.
     pub fn lookup_keys(&self, index: &str, value: &str) -> Result<Vec<String>, Refusal> {
         let field = self.index_field(index)?;
-        if self.pseudonymous() && self.schema().is_personal(&field) {
-            return Ok(self.reader.index_keys(&pseudo::index(index), value)?);
+        let keys = self
+            .reader
+            .index_keys(&self.index_run_for(index, &field), value)?;
+        let Some(p) = self.pseudonyms_of_keys() else {
+            return Ok(keys);
+        };
+        // In pseudonym order, not in the order of their clear keys.
+        let mut keyed: Vec<(String, String)> = keys
+            .into_iter()
+            .map(|k| (pseudonymous_key(self.schema(), p, &k), k))
+            .collect();
+        keyed.sort_unstable();
+        Ok(keyed.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// The run a lookup or scan through `index` (on `field`) reads: the
+    /// pseudonym run when the model gets pseudonyms for that field.
+    fn index_run_for(&self, index: &str, field: &str) -> String {
+        if self.pseudonymous() && self.schema().is_personal(field) {
+            pseudo::index(index)
+        } else {
+            index.to_string()
         }
-        Ok(self.reader.index_keys(index, value)?)
+    }
+
+    /// The pseudonymizer, when the model gets pseudonyms and the primary
+    /// key has personal parts: then records reach it in the order of their
+    /// pseudonymous keys.
+    fn pseudonyms_of_keys(&self) -> Option<&crate::pseudonym::Pseudonymizer> {
+        self.view.pseudonymizer().filter(|_| self.key_is_personal())
     }
 }
 

@@ -324,6 +324,30 @@ pub fn write_version(
 /// ends, and the index runs.
 type WrittenRuns = (Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>);
 
+/// `key` (a stored primary key of `schema`) with its personal parts
+/// replaced by their pseudonyms: the order a model without a clear grant
+/// reads the records in.
+pub fn pseudonymous_key(schema: &Schema, p: &crate::pseudonym::Pseudonymizer, key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 32);
+    for (i, (part, field)) in key
+        .split(block::KEY_SEP)
+        .zip(&schema.primary_key)
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(block::KEY_SEP);
+        }
+        let kind = schema
+            .field_index(field)
+            .and_then(|f| schema.fields[f].personal);
+        match kind {
+            Some(kind) => p.pseudonym_into(kind, part, &mut out),
+            None => out.push_str(part),
+        }
+    }
+    out
+}
+
 /// Runs beyond the schema's indexes: name → (field, sorted entries).
 type ExtraRuns = BTreeMap<String, (String, Vec<(String, String)>)>;
 
@@ -342,12 +366,7 @@ fn pseudonym_runs(
         .enumerate()
         .filter_map(|(i, f)| f.personal.map(|k| (i, k)))
         .collect();
-    let key_fields = schema.key_indexes();
-    let key_kinds: Vec<Option<crate::mask::PersonalKind>> = key_fields
-        .iter()
-        .map(|&i| schema.fields[i].personal)
-        .collect();
-    let key_is_personal = key_kinds.iter().any(Option::is_some);
+    let key_is_personal = schema.primary_key.iter().any(|k| schema.is_personal(k));
     let mut clear: BTreeMap<String, String> = BTreeMap::new();
     let mut key_order = Vec::new();
     let mut pseudonym = String::new();
@@ -368,15 +387,7 @@ fn pseudonym_runs(
             }
         }
         if key_is_personal {
-            let parts: Vec<std::borrow::Cow<'_, str>> = key
-                .split(block::KEY_SEP)
-                .zip(&key_kinds)
-                .map(|(part, kind)| match kind {
-                    Some(k) => std::borrow::Cow::Owned(p.pseudonym(*k, part)),
-                    None => std::borrow::Cow::Borrowed(part),
-                })
-                .collect();
-            key_order.push((join_key(&parts), key.clone()));
+            key_order.push((pseudonymous_key(schema, p, key), key.clone()));
         }
     }
     let mut out = ExtraRuns::new();
@@ -755,17 +766,27 @@ impl VersionReader {
     /// Primary keys in the order of `index` (value, then key), of the
     /// segments not in `seen` (all without it).
     pub fn index_entries(&self, index: &str, seen: Option<&[SegmentId]>) -> Result<Vec<String>> {
+        Ok(self
+            .index_pairs(index, seen)?
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect())
+    }
+
+    /// (value, primary key) entries of `index`, in that order, of the
+    /// segments not in `seen` (all without it).
+    pub fn index_pairs(
+        &self,
+        index: &str,
+        seen: Option<&[SegmentId]>,
+    ) -> Result<Vec<(String, String)>> {
         if self.info.segments.len() > 1 || seen.is_some() {
-            return Ok(self
-                .merged_index(index, seen)?
-                .into_iter()
-                .map(|(_, k)| k)
-                .collect());
+            return self.merged_index(index, seen);
         }
         let mut out = Vec::new();
         for seg in &self.info.segments {
             let run = self.index_run(seg, index)?;
-            out.extend(self.segment_index(seg, run)?.into_iter().map(|(_, k)| k));
+            out.extend(self.segment_index(seg, run)?);
         }
         Ok(out)
     }

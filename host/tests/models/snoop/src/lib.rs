@@ -105,6 +105,17 @@ impl Model for Snoop {
                     .scan_by::<Person>("people", "by_name")?
                     .map(|p| p.map(|p| p.name.unwrap_or_default()))
                     .collect::<Result<_>>()?;
+                // An index over a field that is not personal: records of one
+                // city come in pseudonym order, not in the order of their IDs.
+                let by_city: Vec<String> = ctx
+                    .scan_by::<Person>("people", "by_city")?
+                    .map(|p| p.map(|p| format!("{}|{}", p.city.unwrap_or_default(), p.id_number)))
+                    .collect::<Result<_>>()?;
+                let in_city: Vec<String> = ctx
+                    .lookup::<Person>("people", "by_city", "北京")?
+                    .into_iter()
+                    .map(|p| p.id_number)
+                    .collect();
                 let licences: Vec<String> = ctx
                     .scan::<Licence>("licences")?
                     .map(|l| l.map(|l| l.holder_id))
@@ -112,6 +123,8 @@ impl Model for Snoop {
                 for (what, keys) in [
                     ("people", by_key),
                     ("by_name", by_name),
+                    ("by_city", by_city),
+                    ("lookup by_city", in_city),
                     ("licences", licences),
                 ] {
                     ctx.emit(
