@@ -427,19 +427,37 @@ fn a_policy_outside_what_the_sandbox_enforces_is_refused() {
 // ---------------------------------------------------------------------------
 // Masking
 
+/// Every byte of `model`'s stored leads snapshot files: what it emitted.
+fn stored_leads(store: &Path, model: &str) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(store.join("leads").join(model)).unwrap() {
+        text.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    text
+}
+
 #[test]
-fn personal_fields_reach_a_model_masked_unless_policy_grants_them_clear() {
+fn personal_fields_reach_a_model_as_pseudonyms_unless_policy_grants_them_clear() {
     let store = host();
     let out = jiandu(store.path()).args(["run", "good"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let seen = serde_json::to_string(&leads(store.path(), "good", true)).unwrap();
+    let seen = stored_leads(store.path(), "good");
+    for clear in ["11010519491231002X", "张三", "110105****", "张*"] {
+        assert!(!seen.contains(clear), "{clear} in {seen}");
+    }
+    assert!(seen.contains("P-"), "{seen}");
+    // People read them resolved: masked, or clear on request.
+    let shown = serde_json::to_string(&leads(store.path(), "good", false)).unwrap();
     assert!(
-        seen.contains("110105********002X") && seen.contains("张*"),
-        "{seen}"
+        shown.contains("110105********002X") && shown.contains("张*"),
+        "{shown}"
     );
+    let clear = serde_json::to_string(&leads(store.path(), "good", true)).unwrap();
     assert!(
-        !seen.contains("11010519491231002X") && !seen.contains("张三"),
-        "{seen}"
+        clear.contains("11010519491231002X") && clear.contains("张三"),
+        "{clear}"
     );
 
     set_policy(
@@ -448,10 +466,10 @@ fn personal_fields_reach_a_model_masked_unless_policy_grants_them_clear() {
     );
     let out = jiandu(store.path()).args(["run", "good"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let clear = serde_json::to_string(&leads(store.path(), "good", true)).unwrap();
+    let seen = stored_leads(store.path(), "good");
     assert!(
-        clear.contains("11010519491231002X") && clear.contains("张三"),
-        "{clear}"
+        seen.contains("11010519491231002X") && seen.contains("张三"),
+        "{seen}"
     );
     let shown = serde_json::to_string(&leads(store.path(), "good", false)).unwrap();
     assert!(
