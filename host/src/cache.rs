@@ -135,18 +135,7 @@ impl ModuleCache {
     }
 
     fn write(&self, path: &std::path::Path, key: &str, bytes: &[u8]) -> Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp).map_err(|e| Error::file(&tmp, e))?;
-        std::io::Write::write_all(&mut f, bytes).map_err(|e| Error::file(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::file(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))?;
+        crate::fsio::write_atomic(path, bytes).map_err(|e| Error::file(path, e))?;
         self.meta.insert(key, self.keyed(bytes).as_bytes())?;
         self.meta.flush()?;
         Ok(())

@@ -434,9 +434,8 @@ fn write_model(
         files.push((PROVENANCE_FILE, json));
     }
     for (name, bytes) in files {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes).map_err(|e| Error::file(&tmp, e))?;
-        std::fs::rename(&tmp, dir.join(name)).map_err(|e| Error::file(dir.join(name), e))?;
+        let path = dir.join(name);
+        crate::fsio::write_atomic(&path, bytes).map_err(|e| Error::file(&path, e))?;
     }
     if provenance.is_none() {
         let path = dir.join(PROVENANCE_FILE);

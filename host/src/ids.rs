@@ -92,11 +92,6 @@ pub fn citizen_id_problem(id: &str) -> Option<String> {
     None
 }
 
-/// Shape test used for masking guesses.
-pub fn looks_like_citizen_id(s: &str) -> bool {
-    s.len() == 18 && s.as_bytes()[..17].iter().all(u8::is_ascii_digit)
-}
-
 /// A valid credit code built from its parts (authority + type digits,
 /// 6-digit region, 9-character organisation code).
 pub fn make_credit_code(kind: &str, region: &str, org: &str) -> String {

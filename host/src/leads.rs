@@ -570,7 +570,7 @@ struct Writer {
 impl Writer {
     /// Creates (or truncates) the file at `path`.
     fn create(path: PathBuf) -> Result<Writer> {
-        let file = File::create(&path).map_err(|e| io_error(&path, "create", e))?;
+        let file = crate::fsio::create_private(&path).map_err(|e| io_error(&path, "create", e))?;
         Ok(Writer {
             out: BufWriter::with_capacity(BUFFER, file),
             path,
@@ -611,7 +611,7 @@ impl Writer {
             .out
             .into_inner()
             .map_err(|e| io_error(&path, "write", e.into_error()))?;
-        file.sync_all().map_err(|e| io_error(&path, "sync", e))?;
+        crate::fsio::sync_new_file(&file, &path).map_err(|e| io_error(&path, "sync", e))?;
         Ok((hex::encode(self.hasher.finalize()), self.leads))
     }
 }

@@ -30,6 +30,7 @@ pub mod dataset;
 pub mod demo;
 pub mod emitted;
 pub mod error;
+pub mod fsio;
 pub mod generate;
 pub mod ids;
 pub mod leads;

@@ -54,13 +54,19 @@ pub fn mask(kind: PersonalKind, value: &str) -> String {
 /// character.
 pub fn mask_guess(value: &str) -> String {
     let n = value.chars().count();
-    if n == 18 && crate::ids::looks_like_citizen_id(value) {
+    if n == 18 && looks_like_citizen_id(value) {
         mask(PersonalKind::Id, value)
     } else if n == 11 && value.chars().all(|c| c.is_ascii_digit()) {
         mask(PersonalKind::Phone, value)
     } else {
         mask(PersonalKind::Name, value)
     }
+}
+
+/// Whether `s` has the shape of a citizen ID number: 17 digits and a check
+/// character.
+fn looks_like_citizen_id(s: &str) -> bool {
+    s.len() == 18 && s.as_bytes()[..17].iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub struct RunWriter {
 impl RunWriter {
     /// Creates (or truncates) the file at `path`.
     pub fn create(path: PathBuf) -> Result<RunWriter> {
-        let file = File::create(&path).map_err(|e| io_error(&path, "create", e))?;
+        let file = crate::fsio::create_private(&path).map_err(|e| io_error(&path, "create", e))?;
         Ok(RunWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             path,
@@ -109,9 +109,7 @@ impl RunWriter {
 
 /// Makes the entries of folder `dir` durable (new files in it).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(dir, "sync", e))
+    crate::fsio::sync_dir(dir).map_err(|e| io_error(dir, "sync", e))
 }
 
 /// One run's file, open for reading.

@@ -1,0 +1,104 @@
+//! The one way files are made durable.
+//!
+//! A file that must survive a crash is written to a temporary file in the
+//! same folder, synced, renamed over its final name, and the folder synced:
+//! after a crash the name holds either the old bytes or the new, never a
+//! part. Files written as streams (dataset runs, leads snapshots) are new
+//! files under fresh names: they are synced with their folder by
+//! [`sync_new_file`] before anything points at them.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path` all or nothing, readable by the owner only.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = parent(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a file path has a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = create_private(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    sync_dir(dir)
+}
+
+/// Creates (or truncates) `path` for writing, mode 0600.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Makes a newly written file durable: its bytes, then its name in its
+/// folder.
+pub fn sync_new_file(file: &File, path: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    sync_dir(parent(path))
+}
+
+/// Makes the entries of folder `dir` durable (files created, renamed or
+/// removed in it).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_the_whole_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        write_atomic(&path, b"first, longer content").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.toml"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_write_into_a_missing_folder_fails_and_names_nothing_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("f");
+        assert!(write_atomic(&path, b"x").is_err());
+        assert!(!path.exists());
+    }
+}
