@@ -22,6 +22,9 @@ pub enum Error {
     #[error("bundle entry `{entry}` points outside the bundle (path traversal); refused")]
     PathTraversal { entry: String },
 
+    #[error("{what} is not a canonical bundle: {message}; a bundle must be exactly the bytes `jiandu model pack` writes, so that its sha256 names one release")]
+    NotCanonical { what: String, message: String },
+
     #[error("bundle entry `{entry}` is a link (to `{target}`); a bundle holds regular files only")]
     Link { entry: String, target: String },
 
