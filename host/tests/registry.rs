@@ -119,10 +119,12 @@ fn unit_b_trusting(a: &UnitA) -> tempfile::TempDir {
     store
 }
 
-fn registry_with(bundles: &[&Path]) -> tempfile::TempDir {
+/// A registry folder with `bundles` published by the unit of the store
+/// `publisher`, whose key signs the index.
+fn registry_with(publisher: &Path, bundles: &[&Path]) -> tempfile::TempDir {
     let reg = tempfile::tempdir().unwrap();
     for b in bundles {
-        let out = jiandu(reg.path())
+        let out = jiandu(publisher)
             .args(["registry", "publish"])
             .arg(b)
             .arg("--to")
@@ -203,7 +205,7 @@ fn ledger(store: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
     let a = unit_a();
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let b = unit_b_trusting(&a);
 
     // Without --yes and without a terminal, B is shown the model and asked
@@ -224,6 +226,11 @@ fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
         "{summary}"
     );
     assert!(summary.contains("levy_year (Int) = 2024"), "{summary}");
+    assert!(
+        summary.contains("index:       version 1 of registry ")
+            && summary.contains(", valid until "),
+        "{summary}"
+    );
     assert!(
         stderr(&out).contains("add --yes to install"),
         "{}",
@@ -361,7 +368,7 @@ fn a_bundle_signed_by_an_untrusted_key_is_refused_naming_the_key() {
     let c_unit: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     let c_fp = c_unit["fingerprint"].as_str().unwrap();
 
-    let reg = registry_with(&[&bundle]);
+    let reg = registry_with(c.path(), &[&bundle]);
     refused(
         b.path(),
         MODEL,
@@ -371,7 +378,7 @@ fn a_bundle_signed_by_an_untrusted_key_is_refused_naming_the_key() {
     refused(b.path(), MODEL, &bundle, &["not in the trust store", c_fp]);
 
     // C cannot slip its bundle into a registry where A published the model.
-    let reg_a = registry_with(&[&a.bundle]);
+    let reg_a = registry_with(a.store.path(), &[&a.bundle]);
     let out = jiandu(c.path())
         .args(["registry", "publish"])
         .arg(&bundle)
@@ -487,7 +494,7 @@ fn tampered_bundles_are_refused_naming_the_cause_and_install_nothing() {
         let err = refused(b.path(), MODEL, &file, causes);
         assert!(!err.contains("panicked"), "{case}: {err}");
         // Refused by the registry too.
-        let out = jiandu(dir.path())
+        let out = jiandu(a.store.path())
             .args(["registry", "publish"])
             .arg(&file)
             .arg("--to")
@@ -503,7 +510,7 @@ fn tampered_bundles_are_refused_naming_the_cause_and_install_nothing() {
             );
         }
         // Swapped into a registry folder behind its back.
-        let reg = registry_with(&[&a.bundle]);
+        let reg = registry_with(a.store.path(), &[&a.bundle]);
         std::fs::write(
             reg_dir(&reg)
                 .join("bundles")
@@ -561,7 +568,7 @@ fn a_real_bundle_with_any_byte_of_its_structure_changed_is_refused() {
 fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
     let installed = installed_files(b.path());
 
@@ -572,7 +579,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
         a.resign(|t| t.replace("version = \"1.0.0\"", "version = \"0.9.0\"")),
     )
     .unwrap();
-    let reg_old = registry_with(&[&older]);
+    let reg_old = registry_with(a.store.path(), &[&older]);
     refused(
         b.path(),
         MODEL,
@@ -589,7 +596,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
         a.resign(|t| t.replace("default = \"0.015\"", "default = \"0.010\"")),
     )
     .unwrap();
-    let out = jiandu(dir.path())
+    let out = jiandu(a.store.path())
         .args(["registry", "publish"])
         .arg(&altered)
         .arg("--to")
@@ -616,7 +623,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
 fn yanked_versions_are_not_imported_and_only_the_publisher_can_yank() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let spec = format!("{MODEL}@1.0.0");
 
     let out = jiandu(b.path())
@@ -677,7 +684,7 @@ fn unmatched_versions_and_other_contract_versions_are_named() {
         }),
     )
     .unwrap();
-    let reg = registry_with(&[&a.bundle, &future]);
+    let reg = registry_with(a.store.path(), &[&a.bundle, &future]);
     refused(
         b.path(),
         &format!("{MODEL}@^5"),
@@ -741,7 +748,7 @@ fn build_version(store: &Path, version: &str) {
 fn a_newer_version_upgrades_in_place_and_later_runs_carry_its_bundle() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
 
     build_version(a.store.path(), "1.1.0");
@@ -819,7 +826,7 @@ fn a_served_registry_is_read_by_url_and_is_read_only() {
     use std::io::BufRead;
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let bin = assert_cmd::cargo::cargo_bin("jiandu");
     let mut server = std::process::Command::new(bin)
         .arg("--store")
@@ -875,4 +882,104 @@ fn a_served_registry_is_read_by_url_and_is_read_only() {
         std::fs::read_to_string(b.path().join("models").join(MODEL).join("provenance.json"))
             .unwrap();
     assert!(provenance.contains("http://127.0.0.1:"), "{provenance}");
+}
+
+#[test]
+fn an_older_expired_or_edited_registry_index_is_refused_and_installs_nothing() {
+    use jiandu_registry::dir::{Change, DirRegistry};
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
+    let index_file = reg_dir(&reg).join("index").join(format!("{MODEL}.json"));
+    let first = std::fs::read(&index_file).unwrap();
+    assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
+
+    // The publisher signs the index again: B sees version 2 (re-importing
+    // the installed model is enough for B to remember it).
+    let out = jiandu(a.store.path())
+        .args(["registry", "sign", MODEL, "--valid-days", "30", "--in"])
+        .arg(reg_dir(&reg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("index version 2, valid until"),
+        "{}",
+        stdout(&out)
+    );
+    let out = import(b.path(), MODEL, &reg_dir(&reg));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Version 1 put back: a rollback, refused naming both versions.
+    let second = std::fs::read(&index_file).unwrap();
+    std::fs::write(&index_file, &first).unwrap();
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "is index version 1, but index version 2 was seen here before",
+            "rollback",
+        ],
+    );
+    std::fs::write(&index_file, &second).unwrap();
+    assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
+
+    // Signed by the publisher's own key, but long expired: a frozen index.
+    let registry = DirRegistry::new(reg_dir(&reg));
+    registry
+        .resign(
+            MODEL,
+            &Change {
+                key: &a.key(),
+                now: "2020-01-01T00:00:00+08:00",
+                reason: None,
+                valid_days: 30,
+            },
+        )
+        .unwrap();
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "index version 3) expired at 2020-01-31T00:00:00+08:00",
+            "jiandu registry sign",
+        ],
+    );
+
+    // A yank deleted from the index file by hand: the whole index is
+    // refused, the withdrawn version is not offered.
+    let out = jiandu(a.store.path())
+        .args([
+            "registry",
+            "yank",
+            &format!("{MODEL}@1.0.0"),
+            "--reason",
+            "wrong wage cap",
+            "--in",
+        ])
+        .arg(reg_dir(&reg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_file).unwrap()).unwrap();
+    v["signed"]["versions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("yanks");
+    std::fs::write(&index_file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let c = unit_b_trusting(&a);
+    refused(
+        c.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "bad signature",
+            "is not signed by the key it names",
+            "nothing in it is used",
+        ],
+    );
+    assert!(installed_files(c.path()).is_empty());
 }

@@ -282,6 +282,9 @@ fn import(ctx: &Ctx, store: &jiandu::Store, spec: &str, from: &str, yes: bool) -
     pb.finish_and_clear();
     let plan = plan.map_err(|e| anyhow::anyhow!("{e}; nothing was installed"))?;
     if plan.action == share::Action::AlreadyInstalled {
+        // Nothing to install; the index it was checked against is still
+        // remembered, so an older one is refused from now on.
+        share::commit_import(store, &plan)?;
         outln!(
             "{} is already installed from this bundle (sha256 {}); nothing to do",
             plan.id(),
@@ -344,6 +347,18 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
         plan.fetched.bundle.sha256(),
         release.created_at
     );
+    match &plan.fetched.index {
+        Some(index) => outln!(
+            "  index:       version {} of registry {}, signed {}, valid until {}",
+            index.signed.version,
+            index.signed.registry,
+            index.signed.signed_at,
+            index.signed.expires
+        ),
+        None => {
+            outln!("  index:       none (a bundle file: no registry index to check yanks against)")
+        }
+    }
     outln!(
         "  contract:    {} (this host: {})",
         man.sdk,
