@@ -6,8 +6,10 @@
 //! not older than the one this store last accepted from that registry (kept
 //! in meta under [`seen_index_key`]), the bundle verifies against the trust
 //! store ([`crate::trust`]) with every digest
-//! ([`jiandu_registry::source::fetch`]),
-//! the model's contract requirement fits this host, it does not replace a
+//! ([`jiandu_registry::source::fetch`]), the name and code the bundle and
+//! index give their publisher are those the trust store has for its key
+//! (which is what provenance and the ledger record), the model's contract
+//! requirement fits this host, it does not replace a
 //! model built here or published by another unit, it is not older than the
 //! installed version, and the component loads in the sandbox. The caller
 //! shows the plan (what the model reads, its parameters) and asks; then
@@ -125,8 +127,10 @@ impl Plan {
     pub fn provenance(&self) -> Provenance {
         let r = self.fetched.bundle.release();
         Provenance {
-            publisher_unit: r.publisher.unit.clone(),
-            publisher_code: r.publisher.code.clone(),
+            // Who the publisher is, as this store trusts its key (and the
+            // bundle, checked against it, agrees).
+            publisher_unit: self.trusted.unit.clone(),
+            publisher_code: self.trusted.code.clone(),
             key: r.publisher.key.clone(),
             fingerprint: r.publisher.fingerprint.clone(),
             bundle_sha256: self.fetched.bundle.sha256().to_string(),
@@ -176,6 +180,21 @@ pub fn plan_import(
         .into_iter()
         .find(|t| t.key == publisher.key)
         .expect("fetch checked the key is trusted");
+    trust::check_identity(
+        &trusted,
+        &publisher.unit,
+        &publisher.code,
+        &format!("bundle {id}"),
+    )?;
+    if let Some(index) = &fetched.index {
+        let p = &index.signed.publisher;
+        trust::check_identity(
+            &trusted,
+            &p.unit,
+            &p.code,
+            &format!("the index of {name} in {}", source.describe()),
+        )?;
+    }
 
     check_contract(
         fetched.index.as_ref().map(|i| &i.signed),

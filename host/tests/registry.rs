@@ -983,3 +983,314 @@ fn an_older_expired_or_edited_registry_index_is_refused_and_installs_nothing() {
     );
     assert!(installed_files(c.path()).is_empty());
 }
+
+/// `model list --format json` of a store: each model's name and trust state.
+fn trust_states(store: &Path) -> Vec<(String, String)> {
+    let out = jiandu(store)
+        .args(["model", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["model"].as_str().unwrap().to_string(),
+                r["trust"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_unit_claiming_another_units_name_and_code_is_known_by_the_name_its_key_is_trusted_as() {
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    // Unit C gives itself A's name and code, and packs the model with its
+    // own key.
+    let c = store_with_model(MODEL);
+    jiandu(c.path())
+        .args(["unit", "init", "--name", UNIT_A, "--code", CODE_A])
+        .assert()
+        .success();
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("c.jiandu");
+    jiandu(c.path())
+        .args(["model", "pack", MODEL, "-o"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    let shown = jiandu(c.path())
+        .args(["unit", "show", "--format", "json"])
+        .output()
+        .unwrap();
+    let c_file = out_dir.path().join("c.json");
+    std::fs::write(&c_file, &shown.stdout).unwrap();
+    let c_unit: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let (c_key, c_fp) = (
+        c_unit["public_key"].as_str().unwrap(),
+        c_unit["fingerprint"].as_str().unwrap(),
+    );
+
+    // B cannot trust C's key under the code it already trusts A's under.
+    let out = jiandu(b.path())
+        .args(["trust", "add"])
+        .arg(&c_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "unit code {CODE_A} is already trusted, as {UNIT_A} ({CODE_A})"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Trusted under its real name, C's bundles claiming A's identity are
+    // refused, naming both.
+    jiandu(b.path())
+        .args([
+            "trust",
+            "add",
+            c_key,
+            "--unit",
+            "某某区人民检察院",
+            "--code",
+            "X1",
+        ])
+        .assert()
+        .success();
+    let err = refused(
+        b.path(),
+        MODEL,
+        &bundle,
+        &[
+            &format!("says it was published by {UNIT_A} ({CODE_A})"),
+            &format!("trusts key {c_fp} as 某某区人民检察院 (X1)"),
+        ],
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // And a registry whose index C signed is refused the same.
+    let reg = registry_with(c.path(), &[&bundle]);
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &["trusts key", "as 某某区人民检察院 (X1)"],
+    );
+
+    // A's own bundle still imports, recorded under the trusted name.
+    assert!(import(b.path(), MODEL, &a.bundle).status.success());
+    let provenance: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.path().join("models").join(MODEL).join("provenance.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(provenance["publisher_unit"], UNIT_A);
+    assert_eq!(provenance["publisher_code"], CODE_A);
+}
+
+#[test]
+fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_run() {
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    assert!(import(b.path(), MODEL, &a.bundle).status.success());
+    let data = tempfile::tempdir().unwrap();
+    ingest_generated(b.path(), data.path(), 100, 11);
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "trusted".to_string())]
+    );
+    assert_eq!(
+        trust_states(a.store.path()),
+        [(MODEL.to_string(), "local".to_string())]
+    );
+
+    let trust_entries = |kind: &str| -> Vec<serde_json::Value> {
+        ledger(b.path())
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    };
+    let added = trust_entries("trust-added");
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0]["operator"], "tester");
+    assert_eq!(
+        added[0]["run"]["params"]["fingerprint"],
+        a.fingerprint().as_str()
+    );
+    assert_eq!(added[0]["run"]["params"]["unit"], UNIT_A);
+    assert_eq!(added[0]["run"]["params"]["code"], CODE_A);
+
+    let out = jiandu(b.path())
+        .args(["trust", "remove", &a.fingerprint()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("still installed from this key: {MODEL}@1.0.0")),
+        "{}",
+        stderr(&out)
+    );
+    let removed = trust_entries("trust-removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["operator"], "tester");
+    assert_eq!(
+        removed[0]["run"]["params"]["fingerprint"],
+        a.fingerprint().as_str()
+    );
+    assert_eq!(removed[0]["run"]["params"]["unit"], UNIT_A);
+    assert_eq!(removed[0]["run"]["params"]["code"], CODE_A);
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "untrusted".to_string())]
+    );
+
+    // Refused by default, on the record, naming the publisher and the way
+    // back.
+    let out = jiandu(b.path()).args(["run", MODEL]).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "was published by {UNIT_A} ({CODE_A}), key {}",
+            a.fingerprint()
+        )) && err.contains("no longer trusts")
+            && err.contains("jiandu trust add")
+            && err.contains("allow_untrusted_publishers"),
+        "{err}"
+    );
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-refused");
+
+    // Allowed by policy: each such run says so.
+    std::fs::write(
+        b.path().join("jiandu.toml"),
+        "allow_untrusted_publishers = true\n",
+    )
+    .unwrap();
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-finished");
+    let publisher = last["run"]["model"]["publisher"].as_str().unwrap();
+    assert!(
+        publisher.contains(UNIT_A)
+            && publisher.contains("key not trusted, run allowed by allow_untrusted_publishers"),
+        "{publisher}"
+    );
+
+    // Trusted again: the runs name the publisher plainly.
+    jiandu(b.path())
+        .args(["trust", "add"])
+        .arg(&a.key_file)
+        .assert()
+        .success();
+    assert_eq!(trust_entries("trust-added").len(), 2);
+    std::fs::remove_file(b.path().join("jiandu.toml")).unwrap();
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    let publisher = ledger(b.path()).pop().unwrap()["run"]["model"]["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!publisher.contains("not trusted"), "{publisher}");
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "trusted".to_string())]
+    );
+
+    // Trust changes are not runs in the report.
+    let out = jiandu(b.path())
+        .args(["audit", "report", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let models: Vec<&str> = units[0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, [MODEL], "{units:?}");
+}
+
+#[test]
+fn the_central_office_files_an_export_under_the_unit_its_key_is_registered_as() {
+    // Unit C calls itself by A's name and code; the central office knows
+    // both units by their keys.
+    let dir = tempfile::tempdir().unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    for store in [a.path(), c.path()] {
+        jiandu(store)
+            .args(["unit", "init", "--name", UNIT_A, "--code", CODE_A])
+            .assert()
+            .success();
+    }
+    let show = |store: &Path, file: &str| {
+        let out = jiandu(store)
+            .args(["unit", "show", "--format", "json"])
+            .output()
+            .unwrap();
+        let path = dir.path().join(file);
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    };
+    let (a_file, c_file) = (show(a.path(), "a.json"), show(c.path(), "c.json"));
+    let central = tempfile::tempdir().unwrap();
+    jiandu(central.path())
+        .args(["audit", "unit", "add"])
+        .arg(&a_file)
+        .assert()
+        .success();
+    jiandu(central.path())
+        .args(["audit", "unit", "add"])
+        .arg(&c_file)
+        .args(["--name", "某某区人民检察院", "--code", "X1"])
+        .assert()
+        .success();
+
+    // C's ledger gets an entry (a trust change is one), and C exports it.
+    jiandu(c.path())
+        .args(["trust", "add"])
+        .arg(&a_file)
+        .assert()
+        .success();
+    let export = dir.path().join("c.jsonl");
+    jiandu(c.path())
+        .args(["audit", "export", "-o"])
+        .arg(&export)
+        .assert()
+        .success();
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the unit calls itself {UNIT_A} ({CODE_A}); it is registered here as 某某区人民检察院 (X1)"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = jiandu(central.path())
+        .args(["audit", "report", "--central", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let filed: Vec<(&str, &str, u64)> = units
+        .iter()
+        .map(|u| {
+            (
+                u["unit"].as_str().unwrap(),
+                u["code"].as_str().unwrap(),
+                u["entries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(filed.contains(&("某某区人民检察院", "X1", 1)), "{filed:?}");
+    assert!(filed.contains(&(UNIT_A, CODE_A, 0)), "{filed:?}");
+}

@@ -100,6 +100,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                         m.manifest.version.clone(),
                         m.manifest.title.clone(),
                         m.manifest.unit.clone(),
+                        jiandu::trust::state(&store, &m)?.as_str().to_string(),
                         m.manifest
                             .datasets
                             .keys()
@@ -115,6 +116,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                         String::new(),
                         String::new(),
                         String::new(),
+                        String::new(),
                     ]),
                 }
             }
@@ -125,6 +127,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     "version",
                     "title",
                     "unit",
+                    "trust",
                     "datasets",
                     "wasm_sha256",
                 ],
@@ -145,9 +148,15 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             outln!("  wasm sha256: {}", m.wasm_sha256);
             if let Some(p) = &m.provenance {
                 outln!(
-                    "  imported: published by {}, from {}",
+                    "  imported: published by {}, from {} ({})",
                     p.publisher(),
-                    p.source
+                    p.source,
+                    match jiandu::trust::state(&store, &m)? {
+                        jiandu::trust::TrustState::Untrusted => {
+                            "its key is no longer trusted: runs are refused unless the policy allows untrusted publishers"
+                        }
+                        _ => "its key is trusted",
+                    }
                 );
             }
             for b in &man.legal_basis {
@@ -336,11 +345,9 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
     }
     outln!("  from:        {}", plan.source);
     outln!(
-        "  publisher:   {} ({}), key {} (trusted as {})",
-        release.publisher.unit,
-        release.publisher.code,
+        "  publisher:   {}, key {} (as this store trusts the key)",
+        plan.trusted.label(),
         release.publisher.fingerprint,
-        plan.trusted.unit
     );
     outln!(
         "  bundle:      sha256 {}, packed {}; signature and digests verified",
