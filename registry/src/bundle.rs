@@ -16,6 +16,13 @@
 //! refused — links, directories, devices, `..` or absolute paths, a name
 //! twice, an entry over its size limit ([`MAX_WASM`], [`MAX_TOML`]).
 //!
+//! A bundle is canonical: its bytes are exactly what [`pack`] writes for
+//! its four files (fixed header fields, zero padding, two end blocks and
+//! nothing after, the signature as 128 lowercase hex characters and a
+//! newline), and [`Bundle::read`] refuses any other archive of the same
+//! files. Since Ed25519 signing is deterministic and signatures are
+//! verified strictly, a bundle's sha256 names exactly one release.
+//!
 //! Verifying ([`Bundle::verify`]) checks, in this order, that the signature
 //! is the named key's over the exact bytes of `release.json`, that the key
 //! is trusted, that each file has the digest and size the statement

@@ -278,7 +278,7 @@ impl Index {
     ) -> Result<bool> {
         let name = self.name.clone();
         let available = self.available();
-        let next = self.version + 1;
+        let next = self.version.saturating_add(1);
         let entry = self
             .versions
             .iter_mut()
@@ -323,7 +323,10 @@ impl Index {
             });
         }
         let signed_at = parse_time(now, "the signing time")?;
-        self.version += 1;
+        self.version = self.version.checked_add(1).ok_or_else(|| Error::Registry {
+            registry: self.registry.clone(),
+            message: format!("the index of {} has no version left to sign", self.name),
+        })?;
         self.signed_at = now.to_string();
         self.expires = (signed_at + chrono::Duration::days(i64::from(valid_days)))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
