@@ -364,8 +364,15 @@ pub fn admit_run(
     let trusted = get_hex(store, &p.key).map_err(|e| e.to_string())?;
     match trusted {
         Some(t) => Ok(Some(format!(
-            "{}, key {}, bundle sha256 {}",
-            t.label(),
+            "{} ({}), key {}, bundle sha256 {}",
+            t.unit,
+            // A key trusted before codes were recorded: the code checked
+            // against it when the model was imported.
+            if t.code.is_empty() {
+                &p.publisher_code
+            } else {
+                &t.code
+            },
             t.fingerprint,
             p.bundle_sha256
         ))),
