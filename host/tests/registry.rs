@@ -1145,6 +1145,15 @@ fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_ru
         trust_states(b.path()),
         [(MODEL.to_string(), "untrusted".to_string())]
     );
+    let out = jiandu(b.path())
+        .args(["model", "show", MODEL])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("its key is no longer trusted: runs are refused"),
+        "{}",
+        stdout(&out)
+    );
 
     // Refused by default, on the record, naming the publisher and the way
     // back.
