@@ -53,6 +53,12 @@ pub enum Kind {
     ModelRejected,
     /// `jiandu serve` unloaded a removed model (`run.model`).
     ModelUnloaded,
+    /// `jiandu trust add`: a publisher key was trusted (`run.params`:
+    /// `fingerprint`, `key`, `unit`, `code`).
+    TrustAdded,
+    /// `jiandu trust remove`: a publisher key is no longer trusted
+    /// (`run.params` as for `trust-added`).
+    TrustRemoved,
 }
 
 impl Kind {

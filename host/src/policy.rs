@@ -178,6 +178,8 @@ struct PolicyFile {
     maximum: LimitsFile,
     #[serde(default)]
     models: BTreeMap<String, Grant>,
+    #[serde(default)]
+    allow_untrusted_publishers: bool,
 }
 
 impl TryFrom<PolicyFile> for Policy {
@@ -208,6 +210,7 @@ impl TryFrom<PolicyFile> for Policy {
             defaults,
             maximum,
             models: file.models,
+            allow_untrusted_publishers: file.allow_untrusted_publishers,
             path: None,
         })
     }
@@ -240,6 +243,10 @@ pub struct Policy {
     pub maximum: Limits,
     /// Grants by model name.
     pub models: BTreeMap<String, Grant>,
+    /// Whether an imported model whose publisher's key was removed from
+    /// the trust store may still run (each such run says so in the
+    /// ledger); by default it is refused.
+    pub allow_untrusted_publishers: bool,
     /// Where the policy was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -261,6 +268,7 @@ impl Default for Policy {
             defaults: Limits::default(),
             maximum: Limits::maximum(),
             models: BTreeMap::new(),
+            allow_untrusted_publishers: false,
             path: None,
         }
     }

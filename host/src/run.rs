@@ -449,6 +449,7 @@ fn prepare(
     spill_budget: u64,
 ) -> std::result::Result<(Session, crate::policy::Limits, Cursors), String> {
     let manifest = &installed.manifest;
+    record.model.publisher = crate::trust::admit_run(store, policy, installed)?;
     let params = manifest.resolve_params(&req.params)?;
     record.params = params.clone();
     let decision = policy.decide(manifest)?;

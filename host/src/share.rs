@@ -2,9 +2,14 @@
 //! bundle, and importing one from a registry.
 //!
 //! Import is a plan and a commit. [`plan_import`] does every check and
-//! changes nothing: the bundle verifies against the trust store
-//! ([`crate::trust`]) with every digest ([`jiandu_registry::source::fetch`]),
-//! the model's contract requirement fits this host, it does not replace a
+//! changes nothing: the registry's signed index is trusted, current and
+//! not older than the one this store last accepted from that registry (kept
+//! in meta under [`seen_index_key`]), the bundle verifies against the trust
+//! store ([`crate::trust`]) with every digest
+//! ([`jiandu_registry::source::fetch`]), the name and code the bundle and
+//! index give their publisher are those the trust store has for its key
+//! (which is what provenance and the ledger record), the model's contract
+//! requirement fits this host, it does not replace a
 //! model built here or published by another unit, it is not older than the
 //! installed version, and the component loads in the sandbox. The caller
 //! shows the plan (what the model reads, its parameters) and asks; then
@@ -17,7 +22,8 @@ use crate::runtime::Runtime;
 use crate::trust::{self, TrustedKey};
 use crate::{Error, Result, Store};
 use jiandu_registry::bundle::{self, Signer};
-use jiandu_registry::source::{self, Fetched, Source};
+use jiandu_registry::index::IndexState;
+use jiandu_registry::source::{self, Checks, Fetched, Source};
 use std::path::{Path, PathBuf};
 
 fn reg_err(e: jiandu_registry::Error) -> Error {
@@ -121,8 +127,10 @@ impl Plan {
     pub fn provenance(&self) -> Provenance {
         let r = self.fetched.bundle.release();
         Provenance {
-            publisher_unit: r.publisher.unit.clone(),
-            publisher_code: r.publisher.code.clone(),
+            // Who the publisher is, as this store trusts its key (and the
+            // bundle, checked against it, agrees).
+            publisher_unit: self.trusted.unit.clone(),
+            publisher_code: self.trusted.code.clone(),
             key: r.publisher.key.clone(),
             fingerprint: r.publisher.fingerprint.clone(),
             bundle_sha256: self.fetched.bundle.sha256().to_string(),
@@ -145,10 +153,26 @@ pub fn plan_import(
     req: &semver::VersionReq,
 ) -> Result<Plan> {
     let trusted = trust::list(store)?;
-    let fetched = source::fetch(source, name, req, &|k| {
-        trusted.iter().any(|t| t.key == k.to_hex())
-    })
-    .map_err(reg_err)?;
+    let now = crate::time::now_text();
+    // A store that cannot say what it has seen refuses rather than
+    // accepting any index as the first.
+    let seen_error = std::cell::RefCell::new(None);
+    let checks = Checks {
+        is_trusted: &|k| trusted.iter().any(|t| t.key == k.to_hex()),
+        seen: &|registry| match seen_index(store, registry, name) {
+            Ok(seen) => seen,
+            Err(e) => {
+                *seen_error.borrow_mut() = Some(e);
+                None
+            }
+        },
+        now: &now,
+    };
+    let fetched = source::fetch(source, name, req, &checks);
+    if let Some(e) = seen_error.into_inner() {
+        return Err(e);
+    }
+    let fetched = fetched.map_err(reg_err)?;
     let release = fetched.bundle.release();
     let id = release.id();
     let publisher = release.publisher.clone();
@@ -156,8 +180,29 @@ pub fn plan_import(
         .into_iter()
         .find(|t| t.key == publisher.key)
         .expect("fetch checked the key is trusted");
+    trust::check_identity(
+        &trusted,
+        &publisher.unit,
+        &publisher.code,
+        &format!("bundle {id}"),
+    )?;
+    if let Some(index) = &fetched.index {
+        let p = &index.signed.publisher;
+        trust::check_identity(
+            &trusted,
+            &p.unit,
+            &p.code,
+            &format!("the index of {name} in {}", source.describe()),
+        )?;
+    }
 
-    check_contract(source, name, req, &id, &release.sdk)?;
+    check_contract(
+        fetched.index.as_ref().map(|i| &i.signed),
+        name,
+        req,
+        &id,
+        &release.sdk,
+    )?;
     let manifest_text = String::from_utf8(fetched.bundle.model_toml().to_vec())
         .map_err(|_| Error::model(&id, "model.toml is not UTF-8"))?;
     let toml_path = PathBuf::from(format!("{id}/model.toml"));
@@ -256,7 +301,7 @@ pub fn plan_import(
 /// it does not, the error names both versions and any older version that
 /// would fit.
 fn check_contract(
-    source: &Source,
+    index: Option<&jiandu_registry::index::Index>,
     name: &str,
     req: &semver::VersionReq,
     id: &str,
@@ -268,11 +313,11 @@ fn check_contract(
     if fits(sdk) {
         return Ok(());
     }
-    let older = source.index(name).ok().and_then(|index| {
+    let older = index.and_then(|index| {
         index
             .versions
             .iter()
-            .filter(|e| e.yanked.is_none() && req.matches(&e.semver()) && fits(&e.sdk))
+            .filter(|e| e.yanked().is_none() && req.matches(&e.semver()) && fits(&e.sdk))
             .max_by_key(|e| e.semver())
             .map(|e| e.version.clone())
     });
@@ -289,10 +334,41 @@ fn check_contract(
     ))
 }
 
-/// Installs a planned import with its provenance. An already installed
-/// bundle is left as it is.
+/// Where this store keeps the registry index it last accepted for a
+/// model: per registry id (signed into the index) and model name.
+pub fn seen_index_key(registry: &str, model: &str) -> String {
+    format!("registry-index/{registry}/{model}")
+}
+
+/// The index of `model` this store last accepted from `registry`.
+pub fn seen_index(store: &Store, registry: &str, model: &str) -> Result<Option<IndexState>> {
+    store.get_meta(&seen_index_key(registry, model))
+}
+
+/// Remembers the index a plan was made from, unless a newer one was
+/// accepted meanwhile: from now on an older one is refused.
+fn remember_index(store: &Store, plan: &Plan) -> Result<()> {
+    let Some(index) = &plan.fetched.index else {
+        return Ok(());
+    };
+    let state = index.state();
+    let seen = seen_index(store, &state.registry, &plan.manifest.name)?;
+    if seen.is_none_or(|s| s.version < state.version) {
+        store.put_meta(
+            &seen_index_key(&state.registry, &plan.manifest.name),
+            &state,
+        )?;
+        store.flush()?;
+    }
+    Ok(())
+}
+
+/// Installs a planned import with its provenance, and remembers the
+/// registry index it came from. An already installed bundle is left as it
+/// is.
 pub fn commit_import(store: &Store, plan: &Plan) -> Result<Installed> {
     let dir = store.models_dir().join(&plan.manifest.name);
+    remember_index(store, plan)?;
     if plan.action == Action::AlreadyInstalled {
         return catalog::load_dir(&dir);
     }

@@ -119,10 +119,12 @@ fn unit_b_trusting(a: &UnitA) -> tempfile::TempDir {
     store
 }
 
-fn registry_with(bundles: &[&Path]) -> tempfile::TempDir {
+/// A registry folder with `bundles` published by the unit of the store
+/// `publisher`, whose key signs the index.
+fn registry_with(publisher: &Path, bundles: &[&Path]) -> tempfile::TempDir {
     let reg = tempfile::tempdir().unwrap();
     for b in bundles {
-        let out = jiandu(reg.path())
+        let out = jiandu(publisher)
             .args(["registry", "publish"])
             .arg(b)
             .arg("--to")
@@ -203,7 +205,7 @@ fn ledger(store: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
     let a = unit_a();
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let b = unit_b_trusting(&a);
 
     // Without --yes and without a terminal, B is shown the model and asked
@@ -224,6 +226,11 @@ fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
         "{summary}"
     );
     assert!(summary.contains("levy_year (Int) = 2024"), "{summary}");
+    assert!(
+        summary.contains("index:       version 1 of registry ")
+            && summary.contains(", valid until "),
+        "{summary}"
+    );
     assert!(
         stderr(&out).contains("add --yes to install"),
         "{}",
@@ -361,7 +368,7 @@ fn a_bundle_signed_by_an_untrusted_key_is_refused_naming_the_key() {
     let c_unit: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     let c_fp = c_unit["fingerprint"].as_str().unwrap();
 
-    let reg = registry_with(&[&bundle]);
+    let reg = registry_with(c.path(), &[&bundle]);
     refused(
         b.path(),
         MODEL,
@@ -371,7 +378,7 @@ fn a_bundle_signed_by_an_untrusted_key_is_refused_naming_the_key() {
     refused(b.path(), MODEL, &bundle, &["not in the trust store", c_fp]);
 
     // C cannot slip its bundle into a registry where A published the model.
-    let reg_a = registry_with(&[&a.bundle]);
+    let reg_a = registry_with(a.store.path(), &[&a.bundle]);
     let out = jiandu(c.path())
         .args(["registry", "publish"])
         .arg(&bundle)
@@ -487,7 +494,7 @@ fn tampered_bundles_are_refused_naming_the_cause_and_install_nothing() {
         let err = refused(b.path(), MODEL, &file, causes);
         assert!(!err.contains("panicked"), "{case}: {err}");
         // Refused by the registry too.
-        let out = jiandu(dir.path())
+        let out = jiandu(a.store.path())
             .args(["registry", "publish"])
             .arg(&file)
             .arg("--to")
@@ -503,7 +510,7 @@ fn tampered_bundles_are_refused_naming_the_cause_and_install_nothing() {
             );
         }
         // Swapped into a registry folder behind its back.
-        let reg = registry_with(&[&a.bundle]);
+        let reg = registry_with(a.store.path(), &[&a.bundle]);
         std::fs::write(
             reg_dir(&reg)
                 .join("bundles")
@@ -520,10 +527,48 @@ fn tampered_bundles_are_refused_naming_the_cause_and_install_nothing() {
 }
 
 #[test]
+fn a_real_bundle_with_any_byte_of_its_structure_changed_is_refused() {
+    use jiandu_registry::bundle::Bundle;
+    let a = unit_a();
+    let good = std::fs::read(&a.bundle).unwrap();
+    Bundle::read(&good, "good")
+        .unwrap()
+        .verify_signed()
+        .unwrap();
+    // Every byte of the first 4 KiB (the manifest's header, data and
+    // padding, the component's header and first bytes), of each header,
+    // padding and end block, and of the statement and signature: each
+    // change is refused, whichever check catches it.
+    let entries = read_tar(&good);
+    let mut offsets: Vec<usize> = (0..4096).collect();
+    for (name, data) in &entries {
+        let start = data_offset(&good, name);
+        offsets.extend(start - 512..start);
+        offsets.extend(start + data.len()..start + data.len().div_ceil(512) * 512);
+        if name.starts_with("release.") {
+            offsets.extend(start..start + data.len());
+        }
+    }
+    offsets.extend(good.len() - 1024..good.len());
+    offsets.sort();
+    offsets.dedup();
+    for at in offsets {
+        let mut t = good.clone();
+        t[at] ^= 0x01;
+        let verdict = Bundle::read(&t, "flipped").and_then(|b| b.verify_signed());
+        assert!(
+            verdict.is_err(),
+            "byte {at} of {} changed was accepted",
+            good.len()
+        );
+    }
+}
+
+#[test]
 fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
     let installed = installed_files(b.path());
 
@@ -534,7 +579,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
         a.resign(|t| t.replace("version = \"1.0.0\"", "version = \"0.9.0\"")),
     )
     .unwrap();
-    let reg_old = registry_with(&[&older]);
+    let reg_old = registry_with(a.store.path(), &[&older]);
     refused(
         b.path(),
         MODEL,
@@ -551,7 +596,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
         a.resign(|t| t.replace("default = \"0.015\"", "default = \"0.010\"")),
     )
     .unwrap();
-    let out = jiandu(dir.path())
+    let out = jiandu(a.store.path())
         .args(["registry", "publish"])
         .arg(&altered)
         .arg("--to")
@@ -578,7 +623,7 @@ fn a_resigned_bundle_with_an_older_version_is_refused_as_a_downgrade() {
 fn yanked_versions_are_not_imported_and_only_the_publisher_can_yank() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let spec = format!("{MODEL}@1.0.0");
 
     let out = jiandu(b.path())
@@ -639,7 +684,7 @@ fn unmatched_versions_and_other_contract_versions_are_named() {
         }),
     )
     .unwrap();
-    let reg = registry_with(&[&a.bundle, &future]);
+    let reg = registry_with(a.store.path(), &[&a.bundle, &future]);
     refused(
         b.path(),
         &format!("{MODEL}@^5"),
@@ -703,7 +748,7 @@ fn build_version(store: &Path, version: &str) {
 fn a_newer_version_upgrades_in_place_and_later_runs_carry_its_bundle() {
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
 
     build_version(a.store.path(), "1.1.0");
@@ -781,7 +826,7 @@ fn a_served_registry_is_read_by_url_and_is_read_only() {
     use std::io::BufRead;
     let a = unit_a();
     let b = unit_b_trusting(&a);
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let bin = assert_cmd::cargo::cargo_bin("jiandu");
     let mut server = std::process::Command::new(bin)
         .arg("--store")
@@ -837,4 +882,424 @@ fn a_served_registry_is_read_by_url_and_is_read_only() {
         std::fs::read_to_string(b.path().join("models").join(MODEL).join("provenance.json"))
             .unwrap();
     assert!(provenance.contains("http://127.0.0.1:"), "{provenance}");
+}
+
+#[test]
+fn an_older_expired_or_edited_registry_index_is_refused_and_installs_nothing() {
+    use jiandu_registry::dir::{Change, DirRegistry};
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
+    let index_file = reg_dir(&reg).join("index").join(format!("{MODEL}.json"));
+    let first = std::fs::read(&index_file).unwrap();
+    assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
+
+    // The publisher signs the index again: B sees version 2 (re-importing
+    // the installed model is enough for B to remember it).
+    let out = jiandu(a.store.path())
+        .args(["registry", "sign", MODEL, "--valid-days", "30", "--in"])
+        .arg(reg_dir(&reg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("index version 2, valid until"),
+        "{}",
+        stdout(&out)
+    );
+    let out = import(b.path(), MODEL, &reg_dir(&reg));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Version 1 put back: a rollback, refused naming both versions.
+    let second = std::fs::read(&index_file).unwrap();
+    std::fs::write(&index_file, &first).unwrap();
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "is index version 1, but index version 2 was seen here before",
+            "rollback",
+        ],
+    );
+    std::fs::write(&index_file, &second).unwrap();
+    assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
+
+    // Signed by the publisher's own key, but long expired: a frozen index.
+    let registry = DirRegistry::new(reg_dir(&reg));
+    registry
+        .resign(
+            MODEL,
+            &Change {
+                key: &a.key(),
+                now: "2020-01-01T00:00:00+08:00",
+                reason: None,
+                valid_days: 30,
+            },
+        )
+        .unwrap();
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "index version 3) expired at 2020-01-31T00:00:00+08:00",
+            "jiandu registry sign",
+        ],
+    );
+
+    // A yank deleted from the index file by hand: the whole index is
+    // refused, the withdrawn version is not offered.
+    let out = jiandu(a.store.path())
+        .args([
+            "registry",
+            "yank",
+            &format!("{MODEL}@1.0.0"),
+            "--reason",
+            "wrong wage cap",
+            "--in",
+        ])
+        .arg(reg_dir(&reg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_file).unwrap()).unwrap();
+    v["signed"]["versions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("yanks");
+    std::fs::write(&index_file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let c = unit_b_trusting(&a);
+    refused(
+        c.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &[
+            "bad signature",
+            "is not signed by the key it names",
+            "nothing in it is used",
+        ],
+    );
+    assert!(installed_files(c.path()).is_empty());
+}
+
+/// `model list --format json` of a store: each model's name and trust state.
+fn trust_states(store: &Path) -> Vec<(String, String)> {
+    let out = jiandu(store)
+        .args(["model", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["model"].as_str().unwrap().to_string(),
+                r["trust"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_unit_claiming_another_units_name_and_code_is_known_by_the_name_its_key_is_trusted_as() {
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    // Unit C gives itself A's name and code, and packs the model with its
+    // own key.
+    let c = store_with_model(MODEL);
+    jiandu(c.path())
+        .args(["unit", "init", "--name", UNIT_A, "--code", CODE_A])
+        .assert()
+        .success();
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("c.jiandu");
+    jiandu(c.path())
+        .args(["model", "pack", MODEL, "-o"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    let shown = jiandu(c.path())
+        .args(["unit", "show", "--format", "json"])
+        .output()
+        .unwrap();
+    let c_file = out_dir.path().join("c.json");
+    std::fs::write(&c_file, &shown.stdout).unwrap();
+    let c_unit: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let (c_key, c_fp) = (
+        c_unit["public_key"].as_str().unwrap(),
+        c_unit["fingerprint"].as_str().unwrap(),
+    );
+
+    // B cannot trust C's key under the code it already trusts A's under.
+    let out = jiandu(b.path())
+        .args(["trust", "add"])
+        .arg(&c_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "unit code {CODE_A} is already trusted, as {UNIT_A} ({CODE_A})"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Trusted under its real name, C's bundles claiming A's identity are
+    // refused, naming both.
+    jiandu(b.path())
+        .args([
+            "trust",
+            "add",
+            c_key,
+            "--unit",
+            "某某区人民检察院",
+            "--code",
+            "X1",
+        ])
+        .assert()
+        .success();
+    let err = refused(
+        b.path(),
+        MODEL,
+        &bundle,
+        &[
+            &format!("says it was published by {UNIT_A} ({CODE_A})"),
+            &format!("trusts key {c_fp} as 某某区人民检察院 (X1)"),
+        ],
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // And a registry whose index C signed is refused the same.
+    let reg = registry_with(c.path(), &[&bundle]);
+    refused(
+        b.path(),
+        MODEL,
+        &reg_dir(&reg),
+        &["trusts key", "as 某某区人民检察院 (X1)"],
+    );
+
+    // A's own bundle still imports, recorded under the trusted name.
+    assert!(import(b.path(), MODEL, &a.bundle).status.success());
+    let provenance: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.path().join("models").join(MODEL).join("provenance.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(provenance["publisher_unit"], UNIT_A);
+    assert_eq!(provenance["publisher_code"], CODE_A);
+}
+
+#[test]
+fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_run() {
+    let a = unit_a();
+    let b = unit_b_trusting(&a);
+    assert!(import(b.path(), MODEL, &a.bundle).status.success());
+    let data = tempfile::tempdir().unwrap();
+    ingest_generated(b.path(), data.path(), 100, 11);
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "trusted".to_string())]
+    );
+    assert_eq!(
+        trust_states(a.store.path()),
+        [(MODEL.to_string(), "local".to_string())]
+    );
+
+    let trust_entries = |kind: &str| -> Vec<serde_json::Value> {
+        ledger(b.path())
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    };
+    let added = trust_entries("trust-added");
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0]["operator"], "tester");
+    assert_eq!(
+        added[0]["run"]["params"]["fingerprint"],
+        a.fingerprint().as_str()
+    );
+    assert_eq!(added[0]["run"]["params"]["unit"], UNIT_A);
+    assert_eq!(added[0]["run"]["params"]["code"], CODE_A);
+
+    let out = jiandu(b.path())
+        .args(["trust", "remove", &a.fingerprint()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("still installed from this key: {MODEL}@1.0.0")),
+        "{}",
+        stderr(&out)
+    );
+    let removed = trust_entries("trust-removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["operator"], "tester");
+    assert_eq!(
+        removed[0]["run"]["params"]["fingerprint"],
+        a.fingerprint().as_str()
+    );
+    assert_eq!(removed[0]["run"]["params"]["unit"], UNIT_A);
+    assert_eq!(removed[0]["run"]["params"]["code"], CODE_A);
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "untrusted".to_string())]
+    );
+    let out = jiandu(b.path())
+        .args(["model", "show", MODEL])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("its key is no longer trusted: runs are refused"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Refused by default, on the record, naming the publisher and the way
+    // back.
+    let out = jiandu(b.path()).args(["run", MODEL]).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "was published by {UNIT_A} ({CODE_A}), key {}",
+            a.fingerprint()
+        )) && err.contains("no longer trusts")
+            && err.contains("jiandu trust add")
+            && err.contains("allow_untrusted_publishers"),
+        "{err}"
+    );
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-refused");
+
+    // Allowed by policy: each such run says so.
+    std::fs::write(
+        b.path().join("jiandu.toml"),
+        "allow_untrusted_publishers = true\n",
+    )
+    .unwrap();
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-finished");
+    let publisher = last["run"]["model"]["publisher"].as_str().unwrap();
+    assert!(
+        publisher.contains(UNIT_A)
+            && publisher.contains("key not trusted, run allowed by allow_untrusted_publishers"),
+        "{publisher}"
+    );
+
+    // Trusted again: the runs name the publisher plainly.
+    jiandu(b.path())
+        .args(["trust", "add"])
+        .arg(&a.key_file)
+        .assert()
+        .success();
+    assert_eq!(trust_entries("trust-added").len(), 2);
+    std::fs::remove_file(b.path().join("jiandu.toml")).unwrap();
+    jiandu(b.path()).args(["run", MODEL]).assert().success();
+    let publisher = ledger(b.path()).pop().unwrap()["run"]["model"]["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!publisher.contains("not trusted"), "{publisher}");
+    assert_eq!(
+        trust_states(b.path()),
+        [(MODEL.to_string(), "trusted".to_string())]
+    );
+
+    // Trust changes are not runs in the report.
+    let out = jiandu(b.path())
+        .args(["audit", "report", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let models: Vec<&str> = units[0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, [MODEL], "{units:?}");
+}
+
+#[test]
+fn the_central_office_files_an_export_under_the_unit_its_key_is_registered_as() {
+    // Unit C calls itself by A's name and code; the central office knows
+    // both units by their keys.
+    let dir = tempfile::tempdir().unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    for store in [a.path(), c.path()] {
+        jiandu(store)
+            .args(["unit", "init", "--name", UNIT_A, "--code", CODE_A])
+            .assert()
+            .success();
+    }
+    let show = |store: &Path, file: &str| {
+        let out = jiandu(store)
+            .args(["unit", "show", "--format", "json"])
+            .output()
+            .unwrap();
+        let path = dir.path().join(file);
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    };
+    let (a_file, c_file) = (show(a.path(), "a.json"), show(c.path(), "c.json"));
+    let central = tempfile::tempdir().unwrap();
+    jiandu(central.path())
+        .args(["audit", "unit", "add"])
+        .arg(&a_file)
+        .assert()
+        .success();
+    jiandu(central.path())
+        .args(["audit", "unit", "add"])
+        .arg(&c_file)
+        .args(["--name", "某某区人民检察院", "--code", "X1"])
+        .assert()
+        .success();
+
+    // C's ledger gets an entry (a trust change is one), and C exports it.
+    jiandu(c.path())
+        .args(["trust", "add"])
+        .arg(&a_file)
+        .assert()
+        .success();
+    let export = dir.path().join("c.jsonl");
+    jiandu(c.path())
+        .args(["audit", "export", "-o"])
+        .arg(&export)
+        .assert()
+        .success();
+    let out = jiandu(central.path())
+        .args(["audit", "import"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the unit calls itself {UNIT_A} ({CODE_A}); it is registered here as 某某区人民检察院 (X1)"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = jiandu(central.path())
+        .args(["audit", "report", "--central", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let units: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let filed: Vec<(&str, &str, u64)> = units
+        .iter()
+        .map(|u| {
+            (
+                u["unit"].as_str().unwrap(),
+                u["code"].as_str().unwrap(),
+                u["entries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(filed.contains(&("某某区人民检察院", "X1", 1)), "{filed:?}");
+    assert!(filed.contains(&(UNIT_A, CODE_A, 0)), "{filed:?}");
 }

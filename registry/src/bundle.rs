@@ -16,6 +16,13 @@
 //! refused — links, directories, devices, `..` or absolute paths, a name
 //! twice, an entry over its size limit ([`MAX_WASM`], [`MAX_TOML`]).
 //!
+//! A bundle is canonical: its bytes are exactly what [`pack`] writes for
+//! its four files (fixed header fields, zero padding, two end blocks and
+//! nothing after, the signature as 128 lowercase hex characters and a
+//! newline), and [`Bundle::read`] refuses any other archive of the same
+//! files. Since Ed25519 signing is deterministic and signatures are
+//! verified strictly, a bundle's sha256 names exactly one release.
+//!
 //! Verifying ([`Bundle::verify`]) checks, in this order, that the signature
 //! is the named key's over the exact bytes of `release.json`, that the key
 //! is trusted, that each file has the digest and size the statement
@@ -405,7 +412,37 @@ impl Bundle {
                 release.format
             )));
         }
-        let signature = String::from_utf8_lossy(&signature).trim().to_string();
+        let signature = signature_text(&signature).ok_or_else(|| Error::NotCanonical {
+            what: what.to_string(),
+            message: "release.sig is not 128 lowercase hex characters and a newline".into(),
+        })?;
+        // The archive must be byte for byte what the packer writes for
+        // these four files: no padding, header field, end block or trailing
+        // byte the signature does not pin down. So a bundle's sha256 names
+        // one release, and two files for the same release cannot both pass.
+        let entries = [
+            (MODEL_TOML, model_toml.as_slice()),
+            (MODEL_WASM, model_wasm.as_slice()),
+            (RELEASE_JSON, release_json.as_slice()),
+            (RELEASE_SIG, signature.as_bytes()),
+        ];
+        let canonical = write_tar(&entries)?;
+        if canonical != bytes {
+            let at = canonical
+                .iter()
+                .zip(bytes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(canonical.len().min(bytes.len()));
+            let message = format!(
+                "byte {at} ({}) is not what `jiandu model pack` writes",
+                region_at(&entries, at, bytes.len())
+            );
+            return Err(Error::NotCanonical {
+                what: what.to_string(),
+                message,
+            });
+        }
+        let signature = signature.trim_end_matches('\n').to_string();
         Ok(Bundle {
             release,
             release_json,
@@ -528,6 +565,45 @@ impl Bundle {
         }
         Ok(head)
     }
+}
+
+/// The text of `release.sig` when it is in the one form the packer writes
+/// (128 lowercase hex characters and a newline), with that newline.
+fn signature_text(bytes: &[u8]) -> Option<String> {
+    let (hex, newline) = bytes.split_at_checked(128)?;
+    let ok = newline == b"\n"
+        && hex
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    ok.then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Where byte `at` of a bundle of `len` bytes falls in the archive the
+/// packer writes for `entries`: a header, an entry's data or padding, the
+/// end-of-archive blocks, or past them.
+fn region_at(entries: &[(&str, &[u8])], at: usize, len: usize) -> String {
+    let mut start = 0;
+    for (name, data) in entries {
+        let data_start = start + 512;
+        let padded_end = data_start + data.len().div_ceil(512) * 512;
+        if at < data_start {
+            return format!("in the tar header of `{name}`");
+        }
+        if at < data_start + data.len() {
+            return format!("in the data of `{name}`");
+        }
+        if at < padded_end {
+            return format!("in the padding after `{name}`, which must be zeros");
+        }
+        start = padded_end;
+    }
+    if at < start + 1024 {
+        if at >= len {
+            return "the archive ends before its two end-of-archive blocks".into();
+        }
+        return "in the end-of-archive blocks, which must be zeros".into();
+    }
+    "after the end of the archive, where nothing may follow".into()
 }
 
 /// Whether a tar path leaves the folder it would be extracted into.

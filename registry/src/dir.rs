@@ -2,7 +2,8 @@
 //! between networks that have no internet.
 //!
 //! ```text
-//! <dir>/index/<name>.json              the model's index (see crate::index)
+//! <dir>/registry.json                  the registry's id, signed into each index
+//! <dir>/index/<name>.json              the model's signed index (see crate::index)
 //! <dir>/bundles/<name>-<version>.jiandu the bundles, as packed
 //! <dir>/.lock                           held while a publish or yank writes
 //! ```
@@ -11,13 +12,20 @@
 //! reader never sees half an index or half a bundle. Publishing checks the
 //! bundle's signature and digests against the key it names (not against any
 //! trust store: the registry is only a shelf, each importing unit decides
-//! whom it trusts).
+//! whom it trusts), and only that key's holder can publish it: the index is
+//! signed again with every change.
 
-use crate::bundle::{self, check_name, Bundle, ManifestHead, MAX_BUNDLE};
+use crate::bundle::{self, check_name, Bundle, ManifestHead, Publisher, MAX_BUNDLE};
 use crate::error::{io_err, Error, Result};
-use crate::index::{Entry, Index, MAX_INDEX};
+use crate::index::{Entry, Index, SignedIndex, YankAction, MAX_INDEX};
 use crate::keys::UnitKey;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The file naming a registry.
+pub const REGISTRY_FILE: &str = "registry.json";
+/// `format` of [`REGISTRY_FILE`].
+pub const REGISTRY_FORMAT: &str = "jiandu-registry-v1";
 
 /// A directory registry.
 #[derive(Debug, Clone)]
@@ -32,6 +40,8 @@ pub struct Published {
     pub name: String,
     /// Its index entry.
     pub entry: Entry,
+    /// The newly signed index; `None` when nothing changed.
+    pub index: Option<SignedIndex>,
     /// `false` when the same version with the same files was already there.
     pub added: bool,
 }
@@ -63,8 +73,9 @@ impl DirRegistry {
             .join(bundle_file_name(name, version))
     }
 
-    /// The index of `name`, if the registry has that model.
-    pub fn read_index(&self, name: &str) -> Result<Option<Index>> {
+    /// The signed index of `name`, if the registry has that model. Its
+    /// signature is checked against the publisher it names.
+    pub fn read_index(&self, name: &str) -> Result<Option<SignedIndex>> {
         check_name(name).map_err(|message| Error::Registry {
             registry: self.what(),
             message,
@@ -80,7 +91,7 @@ impl DirRegistry {
             return Ok(None);
         }
         let bytes = bundle::read_registry_file(&path, MAX_INDEX)?;
-        Index::parse(&bytes, name, &path.display().to_string()).map(Some)
+        SignedIndex::parse(&bytes, name, &path.display().to_string()).map(Some)
     }
 
     /// Names of the models the registry holds.
@@ -120,39 +131,137 @@ impl DirRegistry {
         bundle::read_registry_file(&self.bundle_path(name, version), MAX_BUNDLE)
     }
 
-    /// Adds a bundle. Its signature and digests must hold against the key
-    /// it names; a model's versions must all come from one key; a version
-    /// already published must have the same files.
-    pub fn publish(&self, bytes: &[u8], what: &str, now: &str) -> Result<Published> {
+    /// This registry's id, creating `registry.json` with a new random one
+    /// if the folder has none yet. The id is signed into every index, so
+    /// an importer tells this registry's indexes from another's.
+    fn id_or_create(&self) -> Result<String> {
+        if let Some(id) = self.id()? {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).map_err(|e| io_err(&self.root, e))?;
+        let id = hex::encode(bytes);
+        let file = RegistryFile {
+            format: REGISTRY_FORMAT.to_string(),
+            id: id.clone(),
+        };
+        let mut json = serde_json::to_vec_pretty(&file).expect("registry.json serializes");
+        json.push(b'\n');
+        write_atomically(&self.root.join(REGISTRY_FILE), &json)?;
+        Ok(id)
+    }
+
+    /// This registry's id (`registry.json`), if anything was published.
+    pub fn id(&self) -> Result<Option<String>> {
+        let path = self.root.join(REGISTRY_FILE);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let bytes = bundle::read_registry_file(&path, 4096)?;
+        let file: RegistryFile = serde_json::from_slice(&bytes)
+            .map_err(|e| io_err(&path, format!("unreadable: {e}")))?;
+        if file.format != REGISTRY_FORMAT || file.id.is_empty() {
+            return Err(io_err(&path, format!("is not a {REGISTRY_FORMAT} file")));
+        }
+        Ok(Some(file.id))
+    }
+
+    /// The index of `name` for a change signed by `key`: the current one
+    /// (which must be this registry's and `key`'s), or a new one.
+    fn index_for_change(
+        &self,
+        name: &str,
+        key: &UnitKey,
+        publisher: Option<&Publisher>,
+        action: &'static str,
+    ) -> Result<Index> {
+        let id = self.id_or_create()?;
+        let index = match self.read_index(name)? {
+            Some(signed) => signed.signed,
+            None => match publisher {
+                Some(p) => return Ok(Index::new(&id, name, p)),
+                None => {
+                    return Err(Error::UnknownModel {
+                        registry: self.what(),
+                        name: name.to_string(),
+                        known: self.names().unwrap_or_default(),
+                    })
+                }
+            },
+        };
+        let public = key.public();
+        if index.publisher.key != public.to_hex() {
+            return Err(Error::NotPublisher {
+                action,
+                model: name.to_string(),
+                unit: index.publisher.unit.clone(),
+                fingerprint: index.publisher.fingerprint.clone(),
+                yours: format!(
+                    "{}{}",
+                    public.fingerprint(),
+                    publisher
+                        .map(|p| format!(" (unit {})", p.unit))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        if index.registry != id {
+            return Err(Error::Registry {
+                registry: self.what(),
+                message: format!(
+                    "the index of {name} belongs to registry {} but this folder is registry {id}; it was copied here from another registry: remove it and publish the bundles again",
+                    index.registry
+                ),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Adds a bundle, signed by `key`, which must be the key that signed
+    /// the bundle (and every version of the model before it). The bundle's
+    /// signature and digests must hold; a version already published must
+    /// have the same files. The model's index is signed again, one version
+    /// higher, valid for `valid_days` from `now`.
+    pub fn publish(
+        &self,
+        bytes: &[u8],
+        what: &str,
+        key: &UnitKey,
+        now: &str,
+        valid_days: u32,
+    ) -> Result<Published> {
         let bundle = Bundle::read(bytes, what)?;
         let head: ManifestHead = bundle.verify_signed()?;
         let release = bundle.release();
         let version = semver::Version::parse(&release.version).map_err(|e| {
             Error::BadRelease(format!("{what}: version `{}`: {e}", release.version))
         })?;
-        let _lock = Lock::take(&self.root)?;
-        let mut index = self
-            .read_index(&release.name)?
-            .unwrap_or_else(|| Index::new(&release.name));
-        if let Some(first) = index.versions.first() {
-            if first.publisher.key != release.publisher.key {
-                return Err(Error::NotPublisher {
-                    action: "publish a version of",
-                    model: release.name.clone(),
-                    unit: first.publisher.unit.clone(),
-                    fingerprint: first.publisher.fingerprint.clone(),
-                    yours: format!(
-                        "{} (unit {})",
-                        release.publisher.fingerprint, release.publisher.unit
-                    ),
-                });
-            }
+        let public = key.public();
+        if release.publisher.key != public.to_hex() {
+            return Err(Error::NotPublisher {
+                action: "publish",
+                model: release.id(),
+                unit: release.publisher.unit.clone(),
+                fingerprint: release.publisher.fingerprint.clone(),
+                yours: format!(
+                    "{}; a bundle is published by the unit that signed it, whose key signs the registry's index",
+                    public.fingerprint()
+                ),
+            });
         }
+        let _lock = Lock::take(&self.root)?;
+        let mut index = self.index_for_change(
+            &release.name,
+            key,
+            Some(&release.publisher),
+            "publish a version of",
+        )?;
         if let Some(existing) = index.get(&version) {
             if existing.files == release.files {
                 return Ok(Published {
                     name: release.name.clone(),
                     entry: existing.clone(),
+                    index: None,
                     added: false,
                 });
             }
@@ -177,37 +286,70 @@ impl DirRegistry {
         );
         index.versions.push(entry.clone());
         index.versions.sort_by_key(Entry::semver);
+        // The unit's name and code as it signs them now.
+        index.publisher = release.publisher.clone();
+        let signed = index.sign(key, now, valid_days)?;
         write_atomically(&self.bundle_path(&release.name, &release.version), bytes)?;
-        write_atomically(&self.index_path(&release.name), &index.to_json())?;
+        write_atomically(&self.index_path(&release.name), &signed.to_json())?;
         Ok(Published {
             name: release.name.clone(),
             entry,
+            index: Some(signed),
             added: true,
         })
     }
 
-    /// Yanks `name@version`, signed by `key`, which must be the key that
-    /// published it. Returns `false` when it was already yanked.
-    pub fn yank(
+    /// Yanks (`YankAction::Yank`) or un-yanks `name@version`, signed by
+    /// `key`, which must be the key that published it. Returns the newly
+    /// signed index, or `None` when the version was already in that state.
+    pub fn set_yanked(
         &self,
         name: &str,
         version: &semver::Version,
-        key: &UnitKey,
-        reason: Option<&str>,
-        now: &str,
-    ) -> Result<bool> {
+        action: YankAction,
+        change: &Change<'_>,
+    ) -> Result<Option<SignedIndex>> {
         let _lock = Lock::take(&self.root)?;
-        let mut index = self.read_index(name)?.ok_or_else(|| Error::UnknownModel {
-            registry: self.what(),
-            name: name.to_string(),
-            known: self.names().unwrap_or_default(),
-        })?;
-        let changed = index.yank(version, key, reason, now)?;
-        if changed {
-            write_atomically(&self.index_path(name), &index.to_json())?;
+        let what = match action {
+            YankAction::Yank => "yank",
+            YankAction::Unyank => "un-yank",
+        };
+        let mut index = self.index_for_change(name, change.key, None, what)?;
+        if !index.set_yanked(version, action, change.reason, change.now)? {
+            return Ok(None);
         }
-        Ok(changed)
+        let signed = index.sign(change.key, change.now, change.valid_days)?;
+        write_atomically(&self.index_path(name), &signed.to_json())?;
+        Ok(Some(signed))
     }
+
+    /// Signs the index of `name` again, unchanged but one version higher
+    /// and valid for `change.valid_days` from `change.now`: what a
+    /// publisher does before an index expires.
+    pub fn resign(&self, name: &str, change: &Change<'_>) -> Result<SignedIndex> {
+        let _lock = Lock::take(&self.root)?;
+        let index = self.index_for_change(name, change.key, None, "sign the index of")?;
+        let signed = index.sign(change.key, change.now, change.valid_days)?;
+        write_atomically(&self.index_path(name), &signed.to_json())?;
+        Ok(signed)
+    }
+}
+
+/// Who changes an index, when, why, and for how long the newly signed
+/// index is valid.
+pub struct Change<'a> {
+    pub key: &'a UnitKey,
+    pub now: &'a str,
+    pub reason: Option<&'a str>,
+    pub valid_days: u32,
+}
+
+/// `registry.json`: what makes a folder a registry with an identity.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    format: String,
+    id: String,
 }
 
 /// `<name>-<version>.jiandu`.

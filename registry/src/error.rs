@@ -22,6 +22,9 @@ pub enum Error {
     #[error("bundle entry `{entry}` points outside the bundle (path traversal); refused")]
     PathTraversal { entry: String },
 
+    #[error("{what} is not a canonical bundle: {message}; a bundle must be exactly the bytes `jiandu model pack` writes, so that its sha256 names one release")]
+    NotCanonical { what: String, message: String },
+
     #[error("bundle entry `{entry}` is a link (to `{target}`); a bundle holds regular files only")]
     Link { entry: String, target: String },
 
@@ -118,6 +121,51 @@ pub enum Error {
 
     #[error("{url}: {message}")]
     Http { url: String, message: String },
+
+    #[error("{0}")]
+    BadTime(String),
+
+    #[error("bad signature: {index} is not signed by the key it names, {fingerprint} (unit {unit}); the index was edited or forged, and nothing in it is used")]
+    BadIndexSignature {
+        index: String,
+        unit: String,
+        fingerprint: String,
+    },
+
+    #[error("the index of {name} in {registry} is signed by key {fingerprint} (unit {unit}), which is not in the trust store; if you trust that unit, check the fingerprint with it and run `jiandu trust add {key} --unit \"…\" --code …`")]
+    UnknownIndexKey {
+        name: String,
+        registry: String,
+        unit: String,
+        fingerprint: String,
+        key: String,
+    },
+
+    #[error("the index of {name} in registry {registry} (index version {version}) expired at {expires} (now {now}); an expired index may hide newer yanks: ask the publisher to sign it again with `jiandu registry sign {name} --in <folder>`")]
+    IndexExpired {
+        name: String,
+        registry: String,
+        version: u64,
+        expires: String,
+        now: String,
+    },
+
+    #[error("the index of {name} in registry {registry} is index version {offered}, but index version {seen} was seen here before: an older copy of an index is refused (rollback), as it may offer versions the publisher has since withdrawn")]
+    IndexRollback {
+        name: String,
+        registry: String,
+        offered: u64,
+        seen: u64,
+    },
+
+    #[error("the index of {name} in registry {registry} is index version {version} with other content than the version {version} seen here before (sha256 {offered}, seen {seen}); the publisher's key signed two different indexes under one version: refused")]
+    IndexFork {
+        name: String,
+        registry: String,
+        version: u64,
+        seen: String,
+        offered: String,
+    },
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -18,7 +18,7 @@
 use crate::bundle::{check_name, MAX_BUNDLE};
 use crate::dir::{bundle_file_name, DirRegistry};
 use crate::error::{Error, Result};
-use crate::index::{Index, MAX_INDEX};
+use crate::index::{SignedIndex, MAX_INDEX};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -191,8 +191,8 @@ impl Client {
         })
     }
 
-    /// The index of `name`, if served.
-    pub fn index(&self, name: &str) -> Result<Option<Index>> {
+    /// The signed index of `name`, if served.
+    pub fn index(&self, name: &str) -> Result<Option<SignedIndex>> {
         check_name(name).map_err(|message| Error::Http {
             url: self.base.clone(),
             message,
@@ -200,7 +200,9 @@ impl Client {
         let path = format!("/index/{name}.json");
         match self.get(&path, MAX_INDEX)? {
             None => Ok(None),
-            Some(body) => Index::parse(&body, name, &format!("{}{path}", self.base)).map(Some),
+            Some(body) => {
+                SignedIndex::parse(&body, name, &format!("{}{path}", self.base)).map(Some)
+            }
         }
     }
 

@@ -1,32 +1,72 @@
-//! A registry's index of one model: every published version with its
-//! digests, publisher and yank, and choosing a version by semver.
+//! A registry's index of one model, signed by its publisher: every
+//! published version with its digests, every yank and un-yank with its
+//! reason, a version number that only grows and an expiry time.
 //!
 //! The index is JSON, one file per model (`index/<name>.json`, see
-//! [`crate::dir`]). It is not signed as a whole: what a unit installs is
-//! decided by the bundle's own signature, and the index only says where to
-//! look. A yank, though, carries the publisher's signature, so anyone can
-//! check that the publisher (and nobody else) withdrew a version.
+//! [`crate::dir`]): a document ([`Index`]) and the publisher's Ed25519
+//! signature of its canonical JSON ([`SignedIndex`]). What a unit installs
+//! is still decided by the bundle's own signature; the signed index decides
+//! which versions are on offer. That takes TUF's two protections for
+//! registries, without its roles and delegations:
+//!
+//! - **rollback**: an importer remembers the highest index version it has
+//!   seen per registry and model ([`IndexState`]) and refuses an older one
+//!   ([`SignedIndex::check_fresh`]), so an old copy of the index cannot
+//!   bring back a version the publisher has since withdrawn;
+//! - **freeze**: every index expires ([`DEFAULT_VALID_DAYS`] after it was
+//!   signed unless the publisher says otherwise), so an index kept from
+//!   someone cannot hide new yanks forever.
+//!
+//! A yank or an un-yank is an edit of the signed document, so only the
+//! publisher can make one, and deleting it from the file breaks the
+//! signature rather than making a withdrawn version installable again.
+//!
+//! Each index names the registry it belongs to (the id in the registry's
+//! `registry.json`), inside what is signed: an index copied into another
+//! folder is still compared with what was seen from its own registry.
 
 use crate::bundle::{check_name, Bundle, FileDigest, Publisher};
 use crate::error::{Error, Result};
 use crate::keys::UnitKey;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// `format` of an index file.
-pub const INDEX_FORMAT: &str = "jiandu-index-v1";
+/// `format` of an index document.
+pub const INDEX_FORMAT: &str = "jiandu-index-v2";
+/// `format` of the unsigned indexes of earlier releases, refused by name.
+pub const UNSIGNED_INDEX_FORMAT: &str = "jiandu-index-v1";
 /// Largest index file accepted.
 pub const MAX_INDEX: u64 = 16 << 20;
-/// `format` of a yank statement.
-pub const YANK_FORMAT: &str = "jiandu-yank-v1";
-const YANK_CONTEXT: &[u8] = b"jiandu-yank-v1\n";
+/// How long an index stays valid after it is signed, unless the publisher
+/// says otherwise.
+pub const DEFAULT_VALID_DAYS: u32 = 365;
+/// The longest validity a publisher may give an index: ten years. An index
+/// that never expires would give no protection against a frozen copy.
+pub const MAX_VALID_DAYS: u32 = 3650;
 
-/// The index of one model.
+/// What an index signature covers is prefixed with its purpose, so it can
+/// never pass for the signature of a release, a ledger entry or anything
+/// else the unit key signs.
+const INDEX_CONTEXT: &[u8] = b"jiandu-index-v2\n";
+
+/// The index document of one model: what the publisher signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
+    /// Always [`INDEX_FORMAT`].
     pub format: String,
+    /// Id of the registry the index belongs to (its `registry.json`).
+    pub registry: String,
     pub name: String,
+    /// Grows by one with each document the publisher signs.
+    pub version: u64,
+    /// When this version of the document was signed (RFC 3339).
+    pub signed_at: String,
+    /// After this time (RFC 3339) the document is refused.
+    pub expires: String,
+    /// The unit whose key signs the document and every bundle it lists.
+    pub publisher: Publisher,
     /// Oldest first.
     pub versions: Vec<Entry>,
 }
@@ -46,43 +86,34 @@ pub struct Entry {
     pub bundle_size: u64,
     /// `model.toml` and `model.wasm`, as in the release statement.
     pub files: BTreeMap<String, FileDigest>,
-    pub publisher: Publisher,
     /// When the bundle was packed.
     pub released_at: String,
     /// When it was added to this registry.
     pub published_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub yanked: Option<Yank>,
+    /// Yanks and un-yanks, oldest first; the last one says whether the
+    /// version is withdrawn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub yanks: Vec<YankEvent>,
 }
 
-/// A publisher's signed withdrawal of a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Yank {
-    pub statement: YankStatement,
-    /// The publisher's signature of the statement's canonical JSON, hex.
-    pub signature: String,
+/// Whether a [`YankEvent`] withdraws a version or restores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum YankAction {
+    Yank,
+    Unyank,
 }
 
-/// What a yank signature covers.
+/// A publisher's withdrawal of a version, or its restoration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct YankStatement {
-    pub format: String,
-    pub name: String,
-    pub version: String,
-    pub bundle_sha256: String,
+pub struct YankEvent {
+    pub action: YankAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub yanked_at: String,
-}
-
-impl YankStatement {
-    fn signed_bytes(&self) -> Vec<u8> {
-        let mut m = YANK_CONTEXT.to_vec();
-        m.extend(serde_json::to_vec(self).expect("a yank statement serializes"));
-        m
-    }
+    pub at: String,
+    /// The index version that first carried it.
+    pub index_version: u64,
 }
 
 impl Entry {
@@ -103,10 +134,9 @@ impl Entry {
             bundle_sha256: bundle.sha256().to_string(),
             bundle_size: size,
             files: r.files.clone(),
-            publisher: r.publisher.clone(),
             released_at: r.created_at.clone(),
             published_at: now.to_string(),
-            yanked: None,
+            yanks: Vec::new(),
         }
     }
 
@@ -115,79 +145,70 @@ impl Entry {
         semver::Version::parse(&self.version).expect("index versions are checked when read")
     }
 
+    /// The yank in force, if the version is withdrawn.
+    pub fn yanked(&self) -> Option<&YankEvent> {
+        self.yanks.last().filter(|y| y.action == YankAction::Yank)
+    }
+
     /// `1.2.0`, or `1.2.0 (yanked)`.
     pub fn label(&self) -> String {
-        if self.yanked.is_some() {
+        if self.yanked().is_some() {
             format!("{} (yanked)", self.version)
         } else {
             self.version.clone()
         }
     }
+}
 
-    /// Whether the yank, if any, is signed by the publisher of the version.
-    pub fn yank_is_signed(&self, name: &str) -> bool {
-        let Some(y) = &self.yanked else {
-            return true;
-        };
-        let s = &y.statement;
-        if s.format != YANK_FORMAT
-            || s.name != name
-            || s.version != self.version
-            || s.bundle_sha256 != self.bundle_sha256
-        {
-            return false;
-        }
-        self.publisher
-            .public_key()
-            .and_then(|k| Ok(k.verify(&s.signed_bytes(), &y.signature)?))
-            .unwrap_or(false)
-    }
+/// What an importer keeps of the last index it accepted from a registry
+/// for one model: enough to refuse an older one, or a different one under
+/// the same version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexState {
+    /// The registry's id, from the signed document.
+    pub registry: String,
+    pub version: u64,
+    pub expires: String,
+    /// sha256 of the signed document's canonical JSON.
+    pub sha256: String,
+}
+
+/// An index document with its publisher's signature, as kept in the
+/// registry's file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedIndex {
+    pub signed: Index,
+    /// The publisher's signature of [`INDEX_CONTEXT`] and the document's
+    /// canonical JSON, hex.
+    pub signature: String,
 }
 
 impl Index {
-    /// An index with no versions yet.
-    pub fn new(name: &str) -> Index {
+    /// The document of a model not yet published in `registry`: version 0,
+    /// to become 1 when first signed.
+    pub fn new(registry: &str, name: &str, publisher: &Publisher) -> Index {
         Index {
             format: INDEX_FORMAT.to_string(),
+            registry: registry.to_string(),
             name: name.to_string(),
+            version: 0,
+            signed_at: String::new(),
+            expires: String::new(),
+            publisher: publisher.clone(),
             versions: Vec::new(),
         }
     }
 
-    /// Parses index JSON, checking that it is the index of `name` and that
-    /// every version is semver; `what` names the file in errors.
-    pub fn parse(bytes: &[u8], name: &str, what: &str) -> Result<Index> {
-        let bad = |message: String| Error::Registry {
-            registry: what.to_string(),
-            message,
-        };
-        let index: Index =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("unreadable index: {e}")))?;
-        if index.format != INDEX_FORMAT {
-            return Err(bad(format!(
-                "format `{}` is not {INDEX_FORMAT}",
-                index.format
-            )));
-        }
-        if index.name != name {
-            return Err(bad(format!(
-                "is the index of `{}`, not `{name}`",
-                index.name
-            )));
-        }
-        check_name(&index.name).map_err(bad)?;
-        for e in &index.versions {
-            semver::Version::parse(&e.version)
-                .map_err(|err| bad(format!("version `{}`: {err}", e.version)))?;
-        }
-        Ok(index)
+    /// The canonical bytes that are signed: compact JSON, fields in
+    /// declaration order, maps sorted.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an index serializes")
     }
 
-    /// Pretty JSON of the index.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("an index serializes");
-        v.push(b'\n');
-        v
+    /// `name@version`, for messages.
+    fn id(&self, version: &str) -> String {
+        format!("{}@{version}", self.name)
     }
 
     /// The entry of exactly `version`.
@@ -206,7 +227,7 @@ impl Index {
     pub fn latest(&self) -> Option<&Entry> {
         self.versions
             .iter()
-            .filter(|e| e.yanked.is_none())
+            .filter(|e| e.yanked().is_none())
             .max_by_key(|e| e.semver())
     }
 
@@ -221,7 +242,7 @@ impl Index {
             .collect();
         if let Some(best) = matching
             .iter()
-            .filter(|e| e.yanked.is_none())
+            .filter(|e| e.yanked().is_none())
             .max_by_key(|e| e.semver())
         {
             return Ok(best);
@@ -229,14 +250,11 @@ impl Index {
         let available: Vec<String> = self.available();
         match matching.into_iter().max_by_key(|e| e.semver()) {
             Some(yanked) => {
-                let y = yanked
-                    .yanked
-                    .as_ref()
-                    .expect("only yanked versions are left");
+                let y = yanked.yanked().expect("only yanked versions are left");
                 Err(Error::Yanked {
-                    model: format!("{}@{}", self.name, yanked.version),
-                    by: yanked.publisher.unit.clone(),
-                    reason: y.statement.reason.clone(),
+                    model: self.id(&yanked.version),
+                    by: self.publisher.unit.clone(),
+                    reason: y.reason.clone(),
                     available,
                 })
             }
@@ -248,54 +266,193 @@ impl Index {
         }
     }
 
-    /// Marks `version` yanked, signed by `key`, which must be the key that
-    /// published it. Yanking a yanked version changes nothing and returns
-    /// `false`.
-    pub fn yank(
+    /// Withdraws (`Yank`) or restores (`Unyank`) `version`, as of the next
+    /// signature. Returns `false`, changing nothing, when the version is
+    /// already in that state.
+    pub fn set_yanked(
         &mut self,
         version: &semver::Version,
-        key: &UnitKey,
+        action: YankAction,
         reason: Option<&str>,
         now: &str,
     ) -> Result<bool> {
         let name = self.name.clone();
         let available = self.available();
+        let next = self.version.saturating_add(1);
         let entry = self
             .versions
             .iter_mut()
             .find(|e| &e.semver() == version)
             .ok_or_else(|| Error::NoMatch {
-                name: name.clone(),
+                name,
                 req: format!("={version}"),
                 available,
             })?;
+        let yanked = entry.yanked().is_some();
+        if yanked == (action == YankAction::Yank) {
+            return Ok(false);
+        }
+        entry.yanks.push(YankEvent {
+            action,
+            reason: reason.map(str::to_string),
+            at: now.to_string(),
+            index_version: next,
+        });
+        Ok(true)
+    }
+
+    /// Signs the document as its next version with `key`, which must be
+    /// the publisher's, valid for `valid_days` from `now` (RFC 3339).
+    pub fn sign(mut self, key: &UnitKey, now: &str, valid_days: u32) -> Result<SignedIndex> {
         let public = key.public();
-        if entry.publisher.key != public.to_hex() {
+        if self.publisher.key != public.to_hex() {
             return Err(Error::NotPublisher {
-                action: "yank",
-                model: format!("{name}@{version}"),
-                unit: entry.publisher.unit.clone(),
-                fingerprint: entry.publisher.fingerprint.clone(),
+                action: "sign the index of",
+                model: self.name.clone(),
+                unit: self.publisher.unit.clone(),
+                fingerprint: self.publisher.fingerprint.clone(),
                 yours: public.fingerprint(),
             });
         }
-        if entry.yanked.is_some() {
-            return Ok(false);
+        if valid_days == 0 || valid_days > MAX_VALID_DAYS {
+            return Err(Error::Registry {
+                registry: self.registry.clone(),
+                message: format!(
+                    "an index is valid for 1 to {MAX_VALID_DAYS} days, not {valid_days}"
+                ),
+            });
         }
-        let statement = YankStatement {
-            format: YANK_FORMAT.to_string(),
-            name,
-            version: entry.version.clone(),
-            bundle_sha256: entry.bundle_sha256.clone(),
-            reason: reason.map(str::to_string),
-            yanked_at: now.to_string(),
-        };
-        let signature = key.sign(&statement.signed_bytes());
-        entry.yanked = Some(Yank {
-            statement,
+        let signed_at = parse_time(now, "the signing time")?;
+        self.version = self.version.checked_add(1).ok_or_else(|| Error::Registry {
+            registry: self.registry.clone(),
+            message: format!("the index of {} has no version left to sign", self.name),
+        })?;
+        self.signed_at = now.to_string();
+        self.expires = (signed_at + chrono::Duration::days(i64::from(valid_days)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        let signature = key.sign(&signed_message(&self.to_canonical_json()));
+        Ok(SignedIndex {
+            signed: self,
             signature,
-        });
-        Ok(true)
+        })
+    }
+}
+
+fn signed_message(canonical: &[u8]) -> Vec<u8> {
+    [INDEX_CONTEXT, canonical].concat()
+}
+
+fn parse_time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| Error::BadTime(format!("{what} `{text}` is not an RFC 3339 time: {e}")))
+}
+
+impl SignedIndex {
+    /// Parses an index file, checking that it is the index of `name`,
+    /// signed by the publisher it names, with semver versions; `what`
+    /// names the file in errors. Whether that publisher is trusted, and
+    /// whether the index is current, is for the importer to ask
+    /// ([`SignedIndex::check_fresh`]).
+    pub fn parse(bytes: &[u8], name: &str, what: &str) -> Result<SignedIndex> {
+        let bad = |message: String| Error::Registry {
+            registry: what.to_string(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("unreadable index: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) == Some(UNSIGNED_INDEX_FORMAT) {
+            return Err(bad(format!(
+                "is an unsigned index ({UNSIGNED_INDEX_FORMAT}) written by an earlier release; it is not trusted: the publisher publishes its bundles again into a new registry folder"
+            )));
+        }
+        let index: SignedIndex =
+            serde_json::from_value(value).map_err(|e| bad(format!("unreadable index: {e}")))?;
+        let doc = &index.signed;
+        if doc.format != INDEX_FORMAT {
+            return Err(bad(format!(
+                "format `{}` is not {INDEX_FORMAT}",
+                doc.format
+            )));
+        }
+        if doc.name != name {
+            return Err(bad(format!("is the index of `{}`, not `{name}`", doc.name)));
+        }
+        check_name(&doc.name).map_err(bad)?;
+        let key = doc.publisher.public_key()?;
+        let signed = key
+            .verify(&signed_message(&doc.to_canonical_json()), &index.signature)
+            .unwrap_or(false);
+        if !signed {
+            return Err(Error::BadIndexSignature {
+                index: what.to_string(),
+                unit: doc.publisher.unit.clone(),
+                fingerprint: doc.publisher.fingerprint.clone(),
+            });
+        }
+        for e in &doc.versions {
+            semver::Version::parse(&e.version)
+                .map_err(|err| bad(format!("version `{}`: {err}", e.version)))?;
+        }
+        parse_time(&doc.expires, "the expiry")?;
+        Ok(index)
+    }
+
+    /// Pretty JSON of the file.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("an index serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// sha256 of the signed document's canonical JSON, hex.
+    pub fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.signed.to_canonical_json()))
+    }
+
+    /// What an importer remembers of this index once it accepts it.
+    pub fn state(&self) -> IndexState {
+        IndexState {
+            registry: self.signed.registry.clone(),
+            version: self.signed.version,
+            expires: self.signed.expires.clone(),
+            sha256: self.sha256(),
+        }
+    }
+
+    /// Refuses an index that expired before `now` (freeze), that is older
+    /// than the one `seen` last from its registry (rollback), or that has
+    /// the version seen but other content.
+    pub fn check_fresh(&self, seen: Option<&IndexState>, now: &str) -> Result<()> {
+        let doc = &self.signed;
+        let expires = parse_time(&doc.expires, "the expiry")?;
+        if expires <= parse_time(now, "the current time")? {
+            return Err(Error::IndexExpired {
+                name: doc.name.clone(),
+                registry: doc.registry.clone(),
+                version: doc.version,
+                expires: doc.expires.clone(),
+                now: now.to_string(),
+            });
+        }
+        let Some(seen) = seen else { return Ok(()) };
+        if doc.version < seen.version {
+            return Err(Error::IndexRollback {
+                name: doc.name.clone(),
+                registry: doc.registry.clone(),
+                offered: doc.version,
+                seen: seen.version,
+            });
+        }
+        if doc.version == seen.version && self.sha256() != seen.sha256 {
+            return Err(Error::IndexFork {
+                name: doc.name.clone(),
+                registry: doc.registry.clone(),
+                version: doc.version,
+                seen: seen.sha256.clone(),
+                offered: self.sha256(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -325,8 +482,19 @@ pub fn parse_spec(spec: &str) -> Result<(String, semver::VersionReq), String> {
 mod tests {
     use super::*;
 
-    fn entry(version: &str, key: &UnitKey) -> Entry {
+    const NOW: &str = "2025-03-01T09:00:00+08:00";
+
+    fn publisher(key: &UnitKey) -> Publisher {
         let p = key.public();
+        Publisher {
+            unit: "A".into(),
+            code: "c".into(),
+            key: p.to_hex(),
+            fingerprint: p.fingerprint(),
+        }
+    }
+
+    fn entry(version: &str) -> Entry {
         Entry {
             version: version.into(),
             sdk: "^0.1".into(),
@@ -335,28 +503,26 @@ mod tests {
             bundle_sha256: format!("{version}-digest"),
             bundle_size: 1,
             files: BTreeMap::new(),
-            publisher: Publisher {
-                unit: "A".into(),
-                code: "c".into(),
-                key: p.to_hex(),
-                fingerprint: p.fingerprint(),
-            },
             released_at: "t".into(),
             published_at: "t".into(),
-            yanked: None,
+            yanks: Vec::new(),
         }
     }
 
     fn index(key: &UnitKey) -> Index {
-        let mut i = Index::new("m");
+        let mut i = Index::new("reg-1", "m", &publisher(key));
         for v in ["1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1", "0.9.0"] {
-            i.versions.push(entry(v, key));
+            i.versions.push(entry(v));
         }
         i
     }
 
     fn req(s: &str) -> semver::VersionReq {
         parse_spec(&format!("m@{s}")).unwrap().1
+    }
+
+    fn reparse(signed: &SignedIndex) -> Result<SignedIndex> {
+        SignedIndex::parse(&signed.to_json(), "m", "index/m.json")
     }
 
     #[test]
@@ -373,16 +539,17 @@ mod tests {
     }
 
     #[test]
-    fn yanked_versions_are_skipped_and_named_when_asked_for() {
+    fn yanked_versions_are_skipped_named_when_asked_for_and_can_come_back() {
         let key = UnitKey::generate().unwrap();
         let mut i = index(&key);
         let v = semver::Version::parse("1.10.0").unwrap();
-        assert!(i.yank(&v, &key, Some("wrong ratio"), "now").unwrap());
+        assert!(i
+            .set_yanked(&v, YankAction::Yank, Some("wrong ratio"), NOW)
+            .unwrap());
         assert!(
-            !i.yank(&v, &key, None, "later").unwrap(),
+            !i.set_yanked(&v, YankAction::Yank, None, NOW).unwrap(),
             "second yank is a no-op"
         );
-        assert!(i.get(&v).unwrap().yank_is_signed("m"));
         assert_eq!(i.resolve(&req("^1.0")).unwrap().version, "1.2.0");
         let err = i.resolve(&req("1.10.0")).unwrap_err().to_string();
         assert!(
@@ -390,6 +557,11 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("1.10.0 (yanked), 1.2.0"), "{err}");
+        assert!(i
+            .set_yanked(&v, YankAction::Unyank, Some("ratio was right"), NOW)
+            .unwrap());
+        assert_eq!(i.resolve(&req("^1.0")).unwrap().version, "1.10.0");
+        assert_eq!(i.get(&v).unwrap().yanks.len(), 2, "both are on the record");
     }
 
     #[test]
@@ -404,22 +576,113 @@ mod tests {
     }
 
     #[test]
-    fn only_the_publisher_can_yank_and_a_forged_yank_does_not_verify() {
+    fn only_the_publisher_signs_and_versions_grow_with_each_signature() {
         let key = UnitKey::generate().unwrap();
         let other = UnitKey::generate().unwrap();
+        let err = index(&key).sign(&other, NOW, 30).unwrap_err().to_string();
+        assert!(
+            err.contains("only the publisher can sign the index of m"),
+            "{err}"
+        );
+        let first = index(&key).sign(&key, NOW, 30).unwrap();
+        assert_eq!(first.signed.version, 1);
+        assert_eq!(first.signed.expires, "2025-03-31T09:00:00+08:00");
+        let second = first.signed.clone().sign(&key, NOW, 30).unwrap();
+        assert_eq!(second.signed.version, 2);
+        assert_eq!(reparse(&second).unwrap(), second);
+        assert!(index(&key).sign(&key, NOW, 0).is_err());
+        assert!(index(&key).sign(&key, NOW, MAX_VALID_DAYS + 1).is_err());
+    }
+
+    #[test]
+    fn any_edit_of_the_document_breaks_its_signature() {
+        let key = UnitKey::generate().unwrap();
         let mut i = index(&key);
-        let v = semver::Version::parse("1.0.0").unwrap();
-        let err = i.yank(&v, &other, None, "now").unwrap_err().to_string();
-        assert!(err.contains("only the publisher can yank m@1.0.0"), "{err}");
-        assert!(err.contains(&other.public().fingerprint()), "{err}");
-        // A yank written by someone else into the index file.
-        let mut forged = index(&other);
-        forged.versions[0].publisher = i.versions[0].publisher.clone();
-        forged.versions[0].bundle_sha256 = i.versions[0].bundle_sha256.clone();
-        let mut by_other = index(&other);
-        by_other.yank(&v, &other, None, "now").unwrap();
-        forged.versions[0].yanked = by_other.versions[0].yanked.clone();
-        assert!(!forged.versions[0].yank_is_signed("m"));
+        let v = semver::Version::parse("1.10.0").unwrap();
+        i.set_yanked(&v, YankAction::Yank, Some("wrong"), NOW)
+            .unwrap();
+        let signed = i.sign(&key, NOW, 30).unwrap();
+        let mut unyanked = signed.clone();
+        unyanked.signed.versions[2].yanks.clear();
+        let mut later = signed.clone();
+        later.signed.expires = "2099-01-01T00:00:00+08:00".into();
+        let mut upgraded = signed.clone();
+        upgraded.signed.version = 99;
+        let mut moved = signed.clone();
+        moved.signed.registry = "reg-2".into();
+        for (case, edited) in [
+            ("yank removed", unyanked),
+            ("expiry extended", later),
+            ("version raised", upgraded),
+            ("registry changed", moved),
+        ] {
+            let err = reparse(&edited).unwrap_err();
+            assert!(
+                matches!(err, Error::BadIndexSignature { .. }),
+                "{case}: {err}"
+            );
+        }
+        // Signed by someone else in the publisher's name.
+        let other = UnitKey::generate().unwrap();
+        let mut forged = signed.clone();
+        forged.signature = other.sign(&signed_message(&signed.signed.to_canonical_json()));
+        assert!(matches!(
+            reparse(&forged).unwrap_err(),
+            Error::BadIndexSignature { .. }
+        ));
+        reparse(&signed).unwrap();
+    }
+
+    #[test]
+    fn an_expired_an_older_or_a_forked_index_is_refused() {
+        let key = UnitKey::generate().unwrap();
+        let v1 = index(&key).sign(&key, NOW, 30).unwrap();
+        let v2 = v1.signed.clone().sign(&key, NOW, 30).unwrap();
+        v2.check_fresh(None, NOW).unwrap();
+        v2.check_fresh(Some(&v1.state()), NOW).unwrap();
+        v2.check_fresh(Some(&v2.state()), NOW).unwrap();
+
+        let err = v1
+            .check_fresh(Some(&v2.state()), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("index version 1") && err.contains("version 2 was seen"),
+            "{err}"
+        );
+        let err = v2
+            .check_fresh(None, "2025-03-31T09:00:00+08:00")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expired at 2025-03-31T09:00:00+08:00"),
+            "{err}"
+        );
+
+        let mut other = v1.signed.clone();
+        other.versions.pop();
+        let fork = other.sign(&key, NOW, 30).unwrap();
+        assert_eq!(fork.signed.version, 2);
+        let err = fork
+            .check_fresh(Some(&v2.state()), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("other content than the version 2 seen"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unsigned_index_of_an_earlier_release_is_refused_by_name() {
+        let err = SignedIndex::parse(
+            br#"{"format":"jiandu-index-v1","name":"m","versions":[]}"#,
+            "m",
+            "index/m.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unsigned index"), "{err}");
     }
 
     #[test]

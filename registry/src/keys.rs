@@ -7,7 +7,7 @@
 //! in hex groups of four (`3f2a:91c0:…`), short enough to read over the
 //! phone when units exchange keys.
 
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ pub enum KeyError {
     File { path: PathBuf, message: String },
     #[error("public key `{0}` is not 64 hex characters of an Ed25519 key")]
     BadPublicKey(String),
-    #[error("signature is not 128 hex characters")]
+    #[error("signature is not 128 lowercase hex characters")]
     BadSignature,
     #[error("no randomness available: {0}")]
     Random(String),
@@ -141,14 +141,28 @@ impl PublicKey {
             .join(":")
     }
 
-    /// Whether `signature` (hex) is this key's signature of `message`.
+    /// Whether `signature` is this key's signature of `message`.
+    ///
+    /// Only one text stands for a signature: exactly 128 lowercase hex
+    /// characters, nothing around them (what [`UnitKey::sign`] writes), and
+    /// the signature itself must pass Ed25519's strict checks (canonical
+    /// `S`, no small-order `R` or key). So whatever carries a signature —
+    /// a bundle, an index, a ledger seal — has one form, and its digest
+    /// names one signed thing.
     pub fn verify(&self, message: &[u8], signature: &str) -> Result<bool, KeyError> {
-        let bytes = hex::decode(signature.trim())
+        if signature.len() != 128
+            || !signature
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
+            return Err(KeyError::BadSignature);
+        }
+        let bytes = hex::decode(signature)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
             .ok_or(KeyError::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-        Ok(self.0.verify(message, &sig).is_ok())
+        Ok(self.0.verify_strict(message, &sig).is_ok())
     }
 }
 
@@ -176,6 +190,22 @@ mod tests {
         assert!(!key.public().verify(b"hellO", &sig).unwrap());
         let other = UnitKey::generate().unwrap();
         assert!(!other.public().verify(b"hello", &sig).unwrap());
+    }
+
+    #[test]
+    fn a_signature_in_any_other_text_form_is_refused() {
+        let key = UnitKey::generate().unwrap();
+        let sig = key.sign(b"hello");
+        assert!(key.public().verify(b"hello", &sig).unwrap());
+        for other in [
+            sig.to_uppercase(),
+            format!("{sig}\n"),
+            format!(" {sig}"),
+            sig[..126].to_string(),
+            format!("{sig}00"),
+        ] {
+            assert!(key.public().verify(b"hello", &other).is_err(), "{other:?}");
+        }
     }
 
     #[cfg(unix)]

@@ -7,7 +7,7 @@ use crate::bundle::{self, Bundle, ManifestHead, MAX_BUNDLE};
 use crate::dir::DirRegistry;
 use crate::error::{Error, Result};
 use crate::http;
-use crate::index::{Entry, Index};
+use crate::index::{Entry, Index, IndexState, SignedIndex};
 use crate::keys::PublicKey;
 use std::path::PathBuf;
 
@@ -56,22 +56,46 @@ impl Source {
         }
     }
 
-    /// The index of `name`; an error listing what the registry has when it
-    /// does not have `name`.
-    pub fn index(&self, name: &str) -> Result<Index> {
+    /// The signed index of `name`, its signature checked against the
+    /// publisher it names; `None` for a bundle file, which has no index.
+    /// An error listing what the registry has when it does not have `name`.
+    pub fn signed_index(&self, name: &str) -> Result<Option<SignedIndex>> {
         let found = match self {
-            Source::Dir(d) => d.read_index(name)?,
-            Source::Http(c) => c.index(name)?,
+            Source::Dir(d) => d.read_index(name)?.map(Some),
+            Source::Http(c) => c.index(name)?.map(Some),
             Source::File(p) => {
                 let b = Bundle::read_file(p)?;
-                (b.release().name == name).then(|| single_index(&b))
+                (b.release().name == name).then_some(None)
             }
         };
-        found.ok_or_else(|| Error::UnknownModel {
+        found.ok_or_else(|| self.unknown(name))
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        Error::UnknownModel {
             registry: self.describe(),
             name: name.to_string(),
             known: self.names().unwrap_or_default(),
-        })
+        }
+    }
+
+    /// The index document of `name` (its signature checked, not whether
+    /// its publisher is trusted or the index current); a bundle file stands
+    /// for an unsigned index of its one version.
+    pub fn index(&self, name: &str) -> Result<Index> {
+        match self {
+            Source::File(p) => {
+                let b = Bundle::read_file(p)?;
+                if b.release().name != name {
+                    return Err(self.unknown(name));
+                }
+                Ok(single_index(&b))
+            }
+            _ => Ok(self
+                .signed_index(name)?
+                .expect("a registry's index is signed")
+                .signed),
+        }
     }
 
     /// The indexes of every model.
@@ -93,7 +117,7 @@ impl Source {
 /// itself states it (nothing is verified yet).
 fn single_index(b: &Bundle) -> Index {
     let r = b.release();
-    let mut index = Index::new(&r.name);
+    let mut index = Index::new("", &r.name, &r.publisher);
     index.versions.push(Entry {
         version: r.version.clone(),
         sdk: r.sdk.clone(),
@@ -102,10 +126,9 @@ fn single_index(b: &Bundle) -> Index {
         bundle_sha256: b.sha256().to_string(),
         bundle_size: 0,
         files: r.files.clone(),
-        publisher: r.publisher.clone(),
         released_at: r.created_at.clone(),
         published_at: r.created_at.clone(),
-        yanked: None,
+        yanks: Vec::new(),
     });
     index
 }
@@ -119,9 +142,9 @@ pub fn search<'a>(indexes: &'a [Index], text: &str) -> Vec<&'a Index> {
         .filter(|i| {
             needle.is_empty()
                 || i.name.to_lowercase().contains(&needle)
+                || i.publisher.unit.to_lowercase().contains(&needle)
                 || i.versions.iter().any(|e| {
                     e.title.to_lowercase().contains(&needle)
-                        || e.publisher.unit.to_lowercase().contains(&needle)
                         || e.description
                             .as_ref()
                             .is_some_and(|d| d.to_lowercase().contains(&needle))
@@ -137,19 +160,54 @@ pub struct Fetched {
     pub entry: Entry,
     pub bundle: Bundle,
     pub head: ManifestHead,
+    /// The signed index it was chosen from; `None` for a bundle file.
+    pub index: Option<SignedIndex>,
+}
+
+/// What [`fetch`] asks of the importer.
+pub struct Checks<'a> {
+    /// Whether a publisher key is in the importer's trust store.
+    pub is_trusted: &'a dyn Fn(&PublicKey) -> bool,
+    /// What the importer last accepted of this model's index from the
+    /// registry with this id, if anything.
+    pub seen: &'a dyn Fn(&str) -> Option<IndexState>,
+    /// The current time, RFC 3339.
+    pub now: &'a str,
 }
 
 /// Picks the highest non-yanked version of `name` matching `req`, reads its
-/// bundle and verifies it: the publisher's key is trusted, the signature
-/// holds, every file has its signed digest, and the bundle is the one the
-/// index lists (same version, publisher, files and bundle digest).
+/// bundle and verifies it. From a registry: the index is signed by the
+/// publisher it names, that publisher's key is trusted, the index has not
+/// expired and is not older than the one last seen from that registry
+/// (`checks.seen`). Then, from a registry or a bundle file: the bundle's
+/// key is trusted, its signature holds, every file has its signed digest,
+/// and the bundle is the one the index lists (same version, publisher,
+/// files and bundle digest).
 pub fn fetch(
     source: &Source,
     name: &str,
     req: &semver::VersionReq,
-    is_trusted: &dyn Fn(&PublicKey) -> bool,
+    checks: &Checks<'_>,
 ) -> Result<Fetched> {
-    let index = source.index(name)?;
+    let signed = source.signed_index(name)?;
+    let index = match &signed {
+        Some(s) => {
+            let doc = &s.signed;
+            let key = doc.publisher.public_key()?;
+            if !(checks.is_trusted)(&key) {
+                return Err(Error::UnknownIndexKey {
+                    name: name.to_string(),
+                    registry: source.describe(),
+                    unit: doc.publisher.unit.clone(),
+                    fingerprint: key.fingerprint(),
+                    key: key.to_hex(),
+                });
+            }
+            s.check_fresh((checks.seen)(&doc.registry).as_ref(), checks.now)?;
+            doc.clone()
+        }
+        None => source.index(name)?,
+    };
     let entry = index.resolve(req)?.clone();
     let id = format!("{name}@{}", entry.version);
     let bytes = source.bundle(name, &entry.version)?;
@@ -158,7 +216,7 @@ pub fn fetch(
         _ => format!("{} in {}", id, source.describe()),
     };
     let bundle = Bundle::read(&bytes, &what)?;
-    let head = bundle.verify(is_trusted)?;
+    let head = bundle.verify(checks.is_trusted)?;
     let r = bundle.release();
     let inconsistent = |message: String| Error::Inconsistent {
         model: id.clone(),
@@ -170,10 +228,10 @@ pub fn fetch(
             r.id()
         )));
     }
-    if r.publisher.key != entry.publisher.key {
+    if r.publisher.key != index.publisher.key {
         return Err(inconsistent(format!(
             "the registry says it was published by {}, but the bundle is signed by {}",
-            entry.publisher.describe(),
+            index.publisher.describe(),
             r.publisher.describe()
         )));
     }
@@ -209,5 +267,6 @@ pub fn fetch(
         entry,
         bundle,
         head,
+        index: signed,
     })
 }

@@ -7,7 +7,7 @@ mod support;
 use jiandu_registry::bundle::{pack, Bundle, Signer, MAX_TOML};
 use jiandu_registry::keys::UnitKey;
 use jiandu_registry::Error;
-use support::{data_offset, read_tar, replace, write_tar, Raw};
+use support::{data_offset, read_tar, replace, with_header_field, write_tar, Raw};
 
 const TOML: &str = "name = \"disability-fund-arrears\"\nversion = \"1.0.0\"\ntitle = \"残保金漏征监督模型\"\nunit = \"阿克苏地区人民检察院\"\nsdk = \"^0.1\"\n";
 const WASM: &[u8] = b"\0asm\x0d\0\x01\0 a component would be here, long enough to flip bytes in";
@@ -86,9 +86,9 @@ fn one_byte_of_the_signature_changed_is_a_bad_signature() {
     let key = UnitKey::generate().unwrap();
     let bytes = signed_by(&key);
     let at = data_offset(&bytes, "release.sig");
-    for (i, replacement) in [(0, None), (17, None), (127, None), (128, Some(b'0'))] {
+    for i in [0, 17, 127] {
         let mut t = bytes.clone();
-        t[at + i] = replacement.unwrap_or(if t[at + i] == b'0' { b'1' } else { b'0' });
+        t[at + i] = if t[at + i] == b'0' { b'1' } else { b'0' };
         let err = verify(&t, &key).unwrap_err();
         assert!(matches!(err, Error::BadSignature { .. }), "byte {i}: {err}");
         assert!(
@@ -252,4 +252,181 @@ fn garbage_is_not_a_bundle() {
         err.to_string().contains("m.jiandu is not a Jiandu bundle"),
         "{err}"
     );
+}
+
+/// `Bundle::read` must refuse `bytes` as not canonical, naming `region`.
+fn not_canonical(bytes: &[u8], key: &UnitKey, case: &str, region: &str) {
+    let err = verify(bytes, key).unwrap_err();
+    assert!(
+        matches!(err, Error::NotCanonical { .. }),
+        "{case}: expected a canonical-form refusal, got: {err}"
+    );
+    assert!(err.to_string().contains(region), "{case}: {err}");
+}
+
+#[test]
+fn an_independent_tar_writer_gives_the_packed_bytes_exactly() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = signed_by(&key);
+    let entries = read_tar(&bytes);
+    let raws: Vec<Raw> = entries.iter().map(|(n, d)| Raw::file(n, d)).collect();
+    assert_eq!(write_tar(&raws), bytes);
+}
+
+#[test]
+fn every_single_byte_of_a_bundle_changed_is_refused() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = signed_by(&key);
+    // Headers, data, padding and end blocks: about 5 KiB, every byte.
+    assert!(bytes.len() > 4096, "{}", bytes.len());
+    for at in 0..bytes.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut t = bytes.clone();
+            t[at] ^= mask;
+            assert!(
+                verify(&t, &key).is_err(),
+                "byte {at} xor {mask:#04x} was accepted"
+            );
+        }
+    }
+    verify(&bytes, &key).unwrap();
+}
+
+#[test]
+fn bytes_after_or_missing_from_the_end_of_the_archive_are_refused() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = signed_by(&key);
+    let mut one_more_zero_block = bytes.clone();
+    one_more_zero_block.extend_from_slice(&[0u8; 512]);
+    not_canonical(
+        &one_more_zero_block,
+        &key,
+        "another zero block",
+        "after the end of the archive",
+    );
+    let mut trailing = bytes.clone();
+    trailing.extend_from_slice(b"#!/bin/sh\n");
+    not_canonical(&trailing, &key, "a trailing script", "after the end");
+    not_canonical(
+        &bytes[..bytes.len() - 512],
+        &key,
+        "one end block",
+        "ends before its two end-of-archive blocks",
+    );
+    not_canonical(
+        &bytes[..bytes.len() - 1024],
+        &key,
+        "no end blocks",
+        "ends before its two end-of-archive blocks",
+    );
+    let mut marked_end = bytes.clone();
+    let last = marked_end.len() - 1;
+    marked_end[last] = b'x';
+    not_canonical(
+        &marked_end,
+        &key,
+        "a byte in the end blocks",
+        "end-of-archive",
+    );
+}
+
+#[test]
+fn non_zero_padding_is_refused() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = signed_by(&key);
+    for (name, len) in [("model.toml", TOML.len()), ("model.wasm", WASM.len())] {
+        let mut t = bytes.clone();
+        t[data_offset(&bytes, name) + len] = b' ';
+        not_canonical(&t, &key, name, &format!("padding after `{name}`"));
+    }
+}
+
+#[test]
+fn header_fields_other_than_what_the_packer_writes_are_refused() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = signed_by(&key);
+    let cases: [(&str, usize, &[u8]); 7] = [
+        ("mode 0755", 100, b"0000755\0"),
+        ("an mtime", 136, b"14000000000\0"),
+        ("a uid", 108, b"0001750\0"),
+        ("an owner name", 265, b"root"),
+        ("the GNU magic", 257, b"ustar  \0"),
+        ("a name prefix", 345, b"x"),
+        ("contiguous file type", 156, b"7"),
+    ];
+    for (case, offset, value) in cases {
+        let t = with_header_field(&bytes, "model.wasm", offset, value);
+        let err = verify(&t, &key).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotCanonical { .. } | Error::UnexpectedEntry { .. }
+            ),
+            "{case}: {err}"
+        );
+    }
+    // The checksum written in another valid form (six digits, NUL, space,
+    // as some tar writers do) still sums right, and is still refused.
+    let at = data_offset(&bytes, "model.wasm") - 512;
+    let mut t = bytes.clone();
+    let sum = std::str::from_utf8(&t[at + 148..at + 155])
+        .unwrap()
+        .to_string();
+    t[at + 148..at + 156].copy_from_slice(format!("{}\0 ", &sum[1..]).as_bytes());
+    not_canonical(&t, &key, "checksum form", "tar header of `model.wasm`");
+}
+
+#[test]
+fn entries_in_another_order_or_behind_a_pax_header_are_refused() {
+    let key = UnitKey::generate().unwrap();
+    let entries = good_entries(&key);
+    let mut swapped: Vec<Raw> = entries.iter().map(|(n, d)| Raw::file(n, d)).collect();
+    swapped.swap(0, 1);
+    not_canonical(
+        &write_tar(&swapped),
+        &key,
+        "order",
+        "tar header of `model.toml`",
+    );
+    // A pax extended header that only sets an mtime: the files read the
+    // same, the bytes (and so the sha256) differ.
+    let pax = Raw {
+        name: "PaxHeaders/model.toml",
+        kind: b'x',
+        link: "",
+        data: b"11 mtime=5\n",
+    };
+    let mut with_pax = vec![pax];
+    with_pax.extend(entries.iter().map(|(n, d)| Raw::file(n, d)));
+    let err = verify(&write_tar(&with_pax), &key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotCanonical { .. } | Error::NotRegularFile { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_signature_in_upper_case_or_with_other_whitespace_is_refused() {
+    let key = UnitKey::generate().unwrap();
+    let entries = good_entries(&key);
+    let sig = String::from_utf8(entries[3].1.clone()).unwrap();
+    let hex = sig.trim_end();
+    for (case, text) in [
+        ("upper case", format!("{}\n", hex.to_uppercase())),
+        ("no newline", hex.to_string()),
+        ("CRLF", format!("{hex}\r\n")),
+        ("a trailing space", format!("{hex} \n")),
+        ("a leading space", format!(" {hex}\n")),
+        ("two newlines", format!("{hex}\n\n")),
+    ] {
+        not_canonical(
+            &replace(&entries, "release.sig", text.as_bytes()),
+            &key,
+            case,
+            "release.sig is not 128 lowercase hex characters",
+        );
+    }
 }

@@ -389,8 +389,8 @@ pub fn report(store: &Store, filter: &Filter) -> Result<Vec<UnitSummary>> {
         let mut order: Vec<&str> = Vec::new();
         let mut runs: BTreeMap<&str, Vec<&EntryView>> = BTreeMap::new();
         for (e, _) in &ledger.entries {
-            // Model events of `serve` are not runs.
-            if !filter.admits(e) || e.kind.starts_with("model-") {
+            // Model events of `serve` and trust changes are not runs.
+            if !filter.admits(e) || e.kind.starts_with("model-") || e.kind.starts_with("trust-") {
                 continue;
             }
             let id = e.run.run_id.as_str();

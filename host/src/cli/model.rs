@@ -100,6 +100,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                         m.manifest.version.clone(),
                         m.manifest.title.clone(),
                         m.manifest.unit.clone(),
+                        jiandu::trust::state(&store, &m)?.as_str().to_string(),
                         m.manifest
                             .datasets
                             .keys()
@@ -115,6 +116,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                         String::new(),
                         String::new(),
                         String::new(),
+                        String::new(),
                     ]),
                 }
             }
@@ -125,6 +127,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     "version",
                     "title",
                     "unit",
+                    "trust",
                     "datasets",
                     "wasm_sha256",
                 ],
@@ -145,9 +148,15 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             outln!("  wasm sha256: {}", m.wasm_sha256);
             if let Some(p) = &m.provenance {
                 outln!(
-                    "  imported: published by {}, from {}",
+                    "  imported: published by {}, from {} ({})",
                     p.publisher(),
-                    p.source
+                    p.source,
+                    match jiandu::trust::state(&store, &m)? {
+                        jiandu::trust::TrustState::Untrusted => {
+                            "its key is no longer trusted: runs are refused unless the policy allows untrusted publishers"
+                        }
+                        _ => "its key is trusted",
+                    }
                 );
             }
             for b in &man.legal_basis {
@@ -282,6 +291,9 @@ fn import(ctx: &Ctx, store: &jiandu::Store, spec: &str, from: &str, yes: bool) -
     pb.finish_and_clear();
     let plan = plan.map_err(|e| anyhow::anyhow!("{e}; nothing was installed"))?;
     if plan.action == share::Action::AlreadyInstalled {
+        // Nothing to install; the index it was checked against is still
+        // remembered, so an older one is refused from now on.
+        share::commit_import(store, &plan)?;
         outln!(
             "{} is already installed from this bundle (sha256 {}); nothing to do",
             plan.id(),
@@ -333,17 +345,27 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
     }
     outln!("  from:        {}", plan.source);
     outln!(
-        "  publisher:   {} ({}), key {} (trusted as {})",
-        release.publisher.unit,
-        release.publisher.code,
+        "  publisher:   {}, key {} (as this store trusts the key)",
+        plan.trusted.label(),
         release.publisher.fingerprint,
-        plan.trusted.unit
     );
     outln!(
         "  bundle:      sha256 {}, packed {}; signature and digests verified",
         plan.fetched.bundle.sha256(),
         release.created_at
     );
+    match &plan.fetched.index {
+        Some(index) => outln!(
+            "  index:       version {} of registry {}, signed {}, valid until {}",
+            index.signed.version,
+            index.signed.registry,
+            index.signed.signed_at,
+            index.signed.expires
+        ),
+        None => {
+            outln!("  index:       none (a bundle file: no registry index to check yanks against)")
+        }
+    }
     outln!(
         "  contract:    {} (this host: {})",
         man.sdk,

@@ -46,7 +46,8 @@ pub fn write_tar(entries: &[Raw]) -> Vec<u8> {
         h[263..265].copy_from_slice(b"00");
         h[148..156].copy_from_slice(b"        ");
         let sum: u32 = h.iter().map(|b| *b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        // Seven octal digits and a NUL, as `jiandu model pack` writes it.
+        h[148..156].copy_from_slice(format!("{sum:07o}\0").as_bytes());
         out.extend_from_slice(&h);
         out.extend_from_slice(e.data);
         out.resize(out.len().div_ceil(512) * 512, 0);
@@ -80,6 +81,24 @@ pub fn replace(entries: &[(String, Vec<u8>)], name: &str, data: &[u8]) -> Vec<u8
         .map(|(n, d)| Raw::file(n, if n == name { data } else { d }))
         .collect();
     write_tar(&raws)
+}
+
+/// Offset of the header of entry `name` in the archive.
+pub fn header_offset(bytes: &[u8], name: &str) -> usize {
+    data_offset(bytes, name) - 512
+}
+
+/// The archive with `value` written at `offset` of `name`'s header and the
+/// header's checksum recomputed, so that a tar reader still accepts it.
+pub fn with_header_field(bytes: &[u8], name: &str, offset: usize, value: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let at = header_offset(bytes, name);
+    out[at + offset..at + offset + value.len()].copy_from_slice(value);
+    let h = &mut out[at..at + 512];
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:07o}\0").as_bytes());
+    out
 }
 
 /// Offset of the data of entry `name` in the archive.
