@@ -109,6 +109,12 @@ impl Ctx {
 }
 
 pub fn main() -> ExitCode {
+    // Everything this process creates is its owner's alone: the store and
+    // every file in it (sled's included), the server's socket, and the
+    // files it writes elsewhere (exports, bundles), which hold data about
+    // people or a unit's work. Share one on purpose with chmod.
+    // SAFETY: umask sets the process's file-creation mask and cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",
