@@ -255,7 +255,7 @@ fn pack(ctx: &Ctx, store: &jiandu::Store, name: &str, output: Option<PathBuf>) -
     let out = match output {
         Some(p) if p.is_dir() => p.join(file_name),
         Some(p) => p,
-        None => PathBuf::from(file_name),
+        None => ctx.path(file_name),
     };
     let policy = ctx.policy(store)?;
     let runtime = Runtime::new(policy.defaults.stack_kib)?;
