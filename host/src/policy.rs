@@ -574,7 +574,9 @@ memory_mib = 4096
             let err = p.decide(&manifest(), Some(&a)).unwrap_err();
             assert!(
                 err.contains("m@1.0.0 was imported from 阿克苏地区人民检察院")
-                    && err.contains(&format!("[models.m]\npublisher = \"{KEY_A}\"\ndatasets = [\"a\", \"b\"]")),
+                    && err.contains(&format!(
+                        "[models.m]\npublisher = \"{KEY_A}\"\ndatasets = [\"a\", \"b\"]"
+                    )),
                 "{err}"
             );
         }
@@ -591,7 +593,9 @@ memory_mib = 4096
                 .unwrap();
         let d = p.decide(&manifest(), None).unwrap();
         assert!(d.clear_personal);
-        let err = p.decide(&manifest(), Some(&imported_from(KEY_A))).unwrap_err();
+        let err = p
+            .decide(&manifest(), Some(&imported_from(KEY_A)))
+            .unwrap_err();
         assert!(
             err.contains("has no `publisher`, so it is for a model built here"),
             "{err}"
@@ -607,8 +611,13 @@ memory_mib = 4096
         let p: Policy = toml::from_str(&text).unwrap();
         let d = p.decide(&manifest(), Some(&imported_from(KEY_A))).unwrap();
         assert!(d.clear_personal, "fingerprints compare without case");
-        let err = p.decide(&manifest(), Some(&imported_from(KEY_B))).unwrap_err();
-        assert!(err.contains("names the publisher") && err.contains(KEY_B), "{err}");
+        let err = p
+            .decide(&manifest(), Some(&imported_from(KEY_B)))
+            .unwrap_err();
+        assert!(
+            err.contains("names the publisher") && err.contains(KEY_B),
+            "{err}"
+        );
         // A model built here with the same name gets nothing of it: with
         // grant_declared it reads what it declares, in masked form.
         let d = p.decide(&manifest(), None).unwrap();
@@ -642,7 +651,12 @@ memory_mib = 4096
 
     #[test]
     fn a_publisher_that_is_not_a_key_is_refused() {
-        for bad in ["", "阿克苏", "3f2a:91c0", "zz2a:91c0:5b7e:0d44:8a21:c3f9:1e60:77ab"] {
+        for bad in [
+            "",
+            "阿克苏",
+            "3f2a:91c0",
+            "zz2a:91c0:5b7e:0d44:8a21:c3f9:1e60:77ab",
+        ] {
             let err = toml::from_str::<Policy>(&format!("[models.m]\npublisher = \"{bad}\"\n"))
                 .unwrap_err()
                 .to_string();

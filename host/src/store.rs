@@ -273,7 +273,10 @@ mod tests {
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
         drop(Store::open(&root).unwrap());
         for name in ["data", "leads", "db"] {
-            let mode = std::fs::metadata(root.join(name)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(root.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o700, "{name}");
         }
         let mode = std::fs::metadata(&conf).unwrap().permissions().mode();

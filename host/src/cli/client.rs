@@ -175,8 +175,7 @@ fn parts(command: &Command) -> &'static [Part] {
         Command::Unit(unit::Command::Init { .. })
         | Command::Trust(trust::Command::Add { .. } | trust::Command::Remove { .. })
         | Command::Audit(
-            audit::Command::Import { .. }
-            | audit::Command::Unit(audit::UnitCommand::Add { .. }),
+            audit::Command::Import { .. } | audit::Command::Unit(audit::UnitCommand::Add { .. }),
         ) => &[Part::Units],
         Command::Audit(audit::Command::Export { .. } | audit::Command::Checkpoint { .. }) => {
             &[Part::Checkpoints]
@@ -249,10 +248,7 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
         // The policy file the client named, by --config or its own
         // $JIANDU_CONFIG (sent apart: the server does not read the
         // client's environment).
-        config: req
-            .config
-            .map(|c| absolute(&req.cwd, &c))
-            .or(cli.config),
+        config: req.config.map(|c| absolute(&req.cwd, &c)).or(cli.config),
         operator: cli.operator.unwrap_or(req.operator),
         cwd: req.cwd,
         server: Some(server.clone()),
@@ -350,7 +346,11 @@ mod tests {
                 "from",
                 "/mnt/usb/registry",
             ),
-            (vec!["trust", "add", &key, "--unit", "u"], "key", key.as_str()),
+            (
+                vec!["trust", "add", &key, "--unit", "u"],
+                "key",
+                key.as_str(),
+            ),
             (
                 vec!["audit", "export", "--since", "42", "-o", "/x"],
                 "since",

@@ -138,11 +138,13 @@ fn serve_one(
         stdout: String::new(),
         stderr: format!("error: {message}\n"),
     };
+    // The request is read (bounded in size and time) before anything is
+    // decided, so that even a refused client gets its answer rather than a
+    // broken pipe.
     let mut line = String::new();
-    let read = match peer_uid(&stream) {
-        Ok(uid) if uid == owner => {
-            BufReader::new(Deadline::new(&stream, timeout).take_limited()).read_line(&mut line)
-        }
+    let read = BufReader::new(Deadline::new(&stream, timeout).take_limited()).read_line(&mut line);
+    match peer_uid(&stream) {
+        Ok(uid) if uid == owner => {}
         Ok(uid) => {
             tracing::warn!(
                 "api: refused a connection from uid {uid}: the store belongs to uid {owner}"
@@ -160,7 +162,7 @@ fn serve_one(
             tracing::warn!("api: refused a connection whose peer is unknown: {e}");
             return;
         }
-    };
+    }
     let response = match read {
         Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut) => {
             tracing::info!("api: closed a connection that sent no request in {timeout:?}");

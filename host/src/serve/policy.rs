@@ -145,7 +145,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let p = served.current();
         assert!(!p.grant_declared, "not the defaults");
-        assert_eq!(p.models["m"].datasets.as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(
+            p.models["m"].datasets.as_deref(),
+            Some(&["a".to_string()][..])
+        );
         let status = served.status();
         assert_eq!(status.source, "file");
         let problem = status.problem.expect("the missing file is reported");
@@ -156,7 +159,10 @@ mod tests {
 
         std::fs::write(&path, "grant_declared = [not toml").unwrap();
         assert!(!served.current().grant_declared);
-        let problem = served.status().problem.expect("the broken file is reported");
+        let problem = served
+            .status()
+            .problem
+            .expect("the broken file is reported");
         assert!(problem.contains("jiandu.toml"), "{problem}");
 
         std::fs::write(&path, "grant_declared = true\n").unwrap();
