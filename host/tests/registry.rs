@@ -326,7 +326,13 @@ fn an_imported_model_reads_nothing_until_a_grant_names_its_publisher() {
         format!("grant_declared = true\n[models.{MODEL}]\nclear_personal = true\n"),
     )
     .unwrap();
-    assert!(import(b.path(), MODEL, &reg_dir(&reg)).status.success());
+    let out = import(b.path(), MODEL, &reg_dir(&reg));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its runs will be refused until the policy changes"),
+        "{}",
+        stderr(&out)
+    );
     let run = || jiandu(b.path()).args(["run", MODEL]).output().unwrap();
     let out = run();
     assert!(!out.status.success(), "{}", stdout(&out));

@@ -320,6 +320,10 @@ fn import(ctx: &Ctx, store: &jiandu::Store, spec: &str, from: &str, yes: bool) -
             .map(|p| p.publisher())
             .unwrap_or_default()
     );
+    // Grants are bound to publisher keys: say now what its runs will need.
+    if let Err(why) = policy.decide(&installed.manifest, installed.provenance.as_ref()) {
+        errln!("note: its runs will be refused until the policy changes: {why}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
