@@ -5,7 +5,8 @@
 //! directory ([`parse`]), so no command depends on the server's own working
 //! directory, which nothing changes. Commands of different clients then
 //! run at once; only those that change the same part of the store take
-//! turns ([`Part`]).
+//! turns ([`Part`]). A command run without a server is parsed the same way,
+//! so it prints the same paths either way.
 
 use super::{dispatch, finish, sink, Cli, Command, Ctx};
 use clap::builder::TypedValueParser;
