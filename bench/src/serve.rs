@@ -102,8 +102,7 @@ pub fn measure(dir: &Path, model: &Installed, reps: usize) -> Result<ServeFigure
     std::fs::create_dir_all(&model_dir)?;
     std::fs::copy(model.dir.join("model.toml"), model_dir.join("model.toml"))?;
     std::fs::write(model_dir.join("model.wasm"), &model.wasm)?;
-    let policy = store.policy_path();
-    let server = Server::start(store, policy, "bench".into())?;
+    let server = Server::start(store, None, "bench".into())?;
     let watcher = watch::spawn(server.clone(), DEBOUNCE)?;
     let swap = |server: &Arc<Server>, m: &Installed| -> Result<Duration> {
         let tmp = model_dir.join(".model.wasm.tmp");

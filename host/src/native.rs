@@ -159,7 +159,8 @@ pub fn prepare(
         message,
     };
     let params = manifest.resolve_params(params).map_err(refused)?;
-    let decision = policy.decide(manifest).map_err(refused)?;
+    // A native run is of a crate built here: no publisher.
+    let decision = policy.decide(manifest, None).map_err(refused)?;
     let mut datasets = HashMap::new();
     for (name, decl) in &manifest.datasets {
         let access = Access::current(store, name, decl.fields.as_deref(), decision.clear_personal)?

@@ -18,10 +18,21 @@
 //! fuel = 200_000_000_000
 //! wall_seconds = 3600
 //!
-//! [models.imported-model]         # per-model grants
+//! [models.local-model]            # per-model grants
 //! datasets = ["employers"]        # only these; declared but not granted = refused
 //! clear_personal = false          # personal fields reach the model masked
+//!
+//! [models.imported-model]         # a model imported from another unit
+//! publisher = "3f2a:91c0:5b7e:0d44:8a21:c3f9:1e60:77ab"  # its publisher's key
+//! datasets = ["employers"]
 //! ```
+//!
+//! A grant is bound to who made the model: one with `publisher` (a key
+//! fingerprint as `jiandu trust list` shows it, or the key in hex) applies
+//! only to a model imported under that key, one without only to a model
+//! built here. So a bundle that reuses the name of a granted model inherits
+//! nothing. An imported model that no grant names reads no dataset, whatever
+//! `grant_declared` says: its runs are refused, naming the grant to add.
 //!
 //! A value left out of `[maximum]` keeps its built-in maximum; one left out
 //! of `[defaults]` keeps its built-in default, lowered to the maximum. A
@@ -29,7 +40,7 @@
 //! what the sandbox can enforce (see the `MAX_*` constants), is refused
 //! with the key named.
 
-use crate::catalog::Manifest;
+use crate::catalog::{Manifest, Provenance};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -203,6 +214,9 @@ impl TryFrom<PolicyFile> for Policy {
                 crate::catalog::check_name(ds)
                     .map_err(|e| format!("[models.{model}] datasets: {e}"))?;
             }
+            if let Some(p) = &grant.publisher {
+                check_publisher(p).map_err(|e| format!("[models.{model}] publisher: {e}"))?;
+            }
         }
         Ok(Policy {
             unit: file.unit,
@@ -220,12 +234,49 @@ impl TryFrom<PolicyFile> for Policy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
-    /// Datasets the model may read; `None` = what it declares (if
-    /// `grant_declared`).
+    /// The key of the unit that published the model (fingerprint or hex):
+    /// the grant applies to a model imported under this key only. `None`:
+    /// to a model built here only.
+    #[serde(default)]
+    pub publisher: Option<String>,
+    /// Datasets the model may read; `None` = what it declares (for a model
+    /// built here, only if `grant_declared`).
     #[serde(default)]
     pub datasets: Option<Vec<String>>,
     #[serde(default)]
     pub clear_personal: bool,
+}
+
+impl Grant {
+    /// Whether this grant is for a model made by `publisher` (`None`: built
+    /// here).
+    pub fn applies_to(&self, publisher: Option<&Provenance>) -> bool {
+        match (&self.publisher, publisher) {
+            (None, None) => true,
+            (Some(named), Some(p)) => {
+                let named = named.trim().to_ascii_lowercase();
+                named == p.fingerprint.to_ascii_lowercase() || named == p.key.to_ascii_lowercase()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Checks that `publisher` is written as a key fingerprint (hex in groups
+/// separated by colons) or a key in hex.
+fn check_publisher(publisher: &str) -> std::result::Result<(), String> {
+    let p = publisher.trim();
+    let hex_digits = p.chars().filter(char::is_ascii_hexdigit).count();
+    let well_formed = !p.is_empty()
+        && p.chars().all(|c| c.is_ascii_hexdigit() || c == ':')
+        && (hex_digits == 32 || (hex_digits == 64 && !p.contains(':')));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{publisher}` is not a key fingerprint (as `jiandu trust list` shows it) or a key in hex"
+        ))
+    }
 }
 
 /// The host policy.
@@ -306,25 +357,68 @@ impl Policy {
         Ok(p)
     }
 
-    /// Decides a run of `manifest`: refuses it if it declares a dataset
-    /// that is not granted, and caps its limits.
-    pub fn decide(&self, manifest: &Manifest) -> std::result::Result<Decision, String> {
-        let grant = self.models.get(&manifest.name);
+    /// Decides a run of `manifest`, published by `publisher` (`None`: a
+    /// model built here): refuses it if it declares a dataset that is not
+    /// granted, and caps its limits. Only a grant bound to the same
+    /// publisher applies (see the module docs).
+    pub fn decide(
+        &self,
+        manifest: &Manifest,
+        publisher: Option<&Provenance>,
+    ) -> std::result::Result<Decision, String> {
+        let named = self.models.get(&manifest.name);
+        let grant = named.filter(|g| g.applies_to(publisher));
         let granted: Option<&Vec<String>> = grant.and_then(|g| g.datasets.as_ref());
+        let in_file = self
+            .path
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default();
+        if let (Some(p), None) = (publisher, grant) {
+            if !manifest.datasets.is_empty() {
+                let other = match named.and_then(|g| g.publisher.as_deref()) {
+                    Some(key) => format!(
+                        "; [models.{}] there names the publisher `{key}`, not this one",
+                        manifest.name
+                    ),
+                    None if named.is_some() => format!(
+                        "; [models.{}] there has no `publisher`, so it is for a model built here",
+                        manifest.name
+                    ),
+                    None => String::new(),
+                };
+                let declared: Vec<String> = manifest
+                    .datasets
+                    .keys()
+                    .map(|d| format!("\"{d}\""))
+                    .collect();
+                return Err(format!(
+                    "{} was imported from {} (key {}) and the host policy{in_file} grants it no dataset{other}; \
+                     to let it read what it declares, add:\n[models.{}]\npublisher = \"{}\"\ndatasets = [{}]",
+                    manifest.id(),
+                    p.publisher_unit,
+                    p.fingerprint,
+                    manifest.name,
+                    p.fingerprint,
+                    declared.join(", ")
+                ));
+            }
+        }
         for ds in manifest.datasets.keys() {
             let ok = match granted {
                 Some(list) => list.iter().any(|g| g == ds),
-                None => self.grant_declared,
+                // An imported model's grant names its publisher on purpose:
+                // it reads what it declares.
+                None => publisher.is_some() || self.grant_declared,
             };
             if !ok {
+                let publisher_line = publisher
+                    .map(|p| format!(" (with publisher = \"{}\")", p.fingerprint))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "dataset `{ds}` is declared by {} but not granted by the host policy{}; \
-                     to allow it, list it in [models.{}] datasets",
+                    "dataset `{ds}` is declared by {} but not granted by the host policy{in_file}; \
+                     to allow it, list it in [models.{}]{publisher_line} datasets",
                     manifest.id(),
-                    self.path
-                        .as_ref()
-                        .map(|p| format!(" ({})", p.display()))
-                        .unwrap_or_default(),
                     manifest.name
                 ));
             }
@@ -384,13 +478,13 @@ memory_mib = 4096
     #[test]
     fn declared_but_not_granted_is_refused_by_name() {
         let p: Policy = toml::from_str("[models.m]\ndatasets = [\"a\"]\n").unwrap();
-        let err = p.decide(&manifest()).unwrap_err();
+        let err = p.decide(&manifest(), None).unwrap_err();
         assert!(err.contains("`b`") && err.contains("not granted"), "{err}");
     }
 
     #[test]
     fn model_limits_are_capped_by_policy() {
-        let d = Policy::default().decide(&manifest()).unwrap();
+        let d = Policy::default().decide(&manifest(), None).unwrap();
         assert_eq!(d.limits.memory_mib, 1024);
         assert!(!d.clear_personal);
     }
@@ -406,7 +500,7 @@ memory_mib = 4096
             p.defaults.memory_mib, 128,
             "unset defaults follow a lower maximum"
         );
-        let d = p.decide(&manifest()).unwrap();
+        let d = p.decide(&manifest(), None).unwrap();
         assert_eq!(d.limits.memory_mib, 128);
     }
 
@@ -459,6 +553,122 @@ memory_mib = 4096
     #[test]
     fn grant_declared_false_refuses_unlisted_models() {
         let p: Policy = toml::from_str("grant_declared = false\n").unwrap();
-        assert!(p.decide(&manifest()).is_err());
+        assert!(p.decide(&manifest(), None).is_err());
+    }
+
+    const KEY_A: &str = "3f2a:91c0:5b7e:0d44:8a21:c3f9:1e60:77ab";
+    const KEY_B: &str = "0000:1111:2222:3333:4444:5555:6666:7777";
+
+    fn imported_from(fingerprint: &str) -> Provenance {
+        Provenance {
+            publisher_unit: "阿克苏地区人民检察院".into(),
+            publisher_code: "11652900MB0000000A".into(),
+            key: "ab".repeat(32),
+            fingerprint: fingerprint.into(),
+            bundle_sha256: String::new(),
+            wasm_sha256: String::new(),
+            toml_sha256: String::new(),
+            source: "/mnt/usb/registry".into(),
+            released_at: String::new(),
+            imported_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_imported_model_no_grant_names_reads_nothing_whatever_grant_declared_says() {
+        let a = imported_from(KEY_A);
+        for text in ["", "grant_declared = true\n"] {
+            let p: Policy = toml::from_str(text).unwrap();
+            let err = p.decide(&manifest(), Some(&a)).unwrap_err();
+            assert!(
+                err.contains("m@1.0.0 was imported from 阿克苏地区人民检察院")
+                    && err.contains(&format!(
+                        "[models.m]\npublisher = \"{KEY_A}\"\ndatasets = [\"a\", \"b\"]"
+                    )),
+                "{err}"
+            );
+        }
+        assert!(
+            Policy::default().decide(&manifest(), None).is_ok(),
+            "a model built here keeps grant_declared"
+        );
+    }
+
+    #[test]
+    fn a_grant_without_publisher_is_not_inherited_by_an_imported_model_of_that_name() {
+        let p: Policy =
+            toml::from_str("[models.m]\ndatasets = [\"a\", \"b\"]\nclear_personal = true\n")
+                .unwrap();
+        let d = p.decide(&manifest(), None).unwrap();
+        assert!(d.clear_personal);
+        let err = p
+            .decide(&manifest(), Some(&imported_from(KEY_A)))
+            .unwrap_err();
+        assert!(
+            err.contains("has no `publisher`, so it is for a model built here"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_grant_bound_to_a_publisher_applies_to_its_models_only() {
+        let text = format!(
+            "[models.m]\npublisher = \"{}\"\ndatasets = [\"a\", \"b\"]\nclear_personal = true\n",
+            KEY_A.to_uppercase()
+        );
+        let p: Policy = toml::from_str(&text).unwrap();
+        let d = p.decide(&manifest(), Some(&imported_from(KEY_A))).unwrap();
+        assert!(d.clear_personal, "fingerprints compare without case");
+        let err = p
+            .decide(&manifest(), Some(&imported_from(KEY_B)))
+            .unwrap_err();
+        assert!(
+            err.contains("names the publisher") && err.contains(KEY_B),
+            "{err}"
+        );
+        // A model built here with the same name gets nothing of it: with
+        // grant_declared it reads what it declares, in masked form.
+        let d = p.decide(&manifest(), None).unwrap();
+        assert!(!d.clear_personal);
+        let strict: Policy = toml::from_str(&format!("grant_declared = false\n{text}")).unwrap();
+        assert!(strict.decide(&manifest(), None).is_err());
+    }
+
+    #[test]
+    fn a_publisher_grant_may_name_the_key_in_hex_and_limit_the_datasets() {
+        let a = imported_from(KEY_A);
+        let text = format!(
+            "[models.m]\npublisher = \"{}\"\ndatasets = [\"a\"]\n",
+            a.key
+        );
+        let p: Policy = toml::from_str(&text).unwrap();
+        let err = p.decide(&manifest(), Some(&a)).unwrap_err();
+        assert!(
+            err.contains("`b`") && err.contains("not granted") && err.contains(KEY_A),
+            "{err}"
+        );
+        let p: Policy = toml::from_str(&format!(
+            "grant_declared = false\n[models.m]\npublisher = \"{KEY_A}\"\n"
+        ))
+        .unwrap();
+        assert!(
+            p.decide(&manifest(), Some(&a)).is_ok(),
+            "a grant naming the publisher without a list grants what the model declares"
+        );
+    }
+
+    #[test]
+    fn a_publisher_that_is_not_a_key_is_refused() {
+        for bad in [
+            "",
+            "阿克苏",
+            "3f2a:91c0",
+            "zz2a:91c0:5b7e:0d44:8a21:c3f9:1e60:77ab",
+        ] {
+            let err = toml::from_str::<Policy>(&format!("[models.m]\npublisher = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[models.m] publisher"), "{bad}: {err}");
+        }
     }
 }

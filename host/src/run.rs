@@ -452,7 +452,7 @@ fn prepare(
     record.model.publisher = crate::trust::admit_run(store, policy, installed)?;
     let params = manifest.resolve_params(&req.params)?;
     record.params = params.clone();
-    let decision = policy.decide(manifest)?;
+    let decision = policy.decide(manifest, installed.provenance.as_ref())?;
     let mut datasets = HashMap::new();
     let mut read_cursors = HashMap::new();
     let mut new_cursors = Vec::new();

@@ -13,14 +13,26 @@
 //! <store>/jiandu.toml  host policy (optional; defaults apply)
 //! ```
 //!
+//! A store holds data about people: its folders are readable by their owner
+//! alone (0700) and its files too (0600). The `jiandu` binary creates
+//! everything under a umask of 077; [`Store::open`] also takes group and
+//! other access away from the store's own folders and sled's files, and
+//! warns about a store folder that others can enter.
+//!
 //! sled admits one process per database; a second process gets
 //! [`Error::StoreLocked`].
 
 use crate::dataset::file::{BlockCache, DEFAULT_CACHE_BYTES};
 use crate::leads::InFlight;
 use crate::{Error, Result};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The folders a store keeps directly under its root, each owner-only.
+pub const FOLDERS: &[&str] = &[
+    "db", "data", "leads", "models", "tmp", "cache", "unit", ".staging",
+];
 
 /// An open store.
 #[derive(Clone)]
@@ -58,9 +70,12 @@ impl Store {
         if !root.exists() {
             // A new store holds data about people: its owner alone may read it.
             std::fs::create_dir_all(&root).map_err(cannot_create)?;
-            use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
                 .map_err(cannot_create)?;
+        } else if let Some(warning) = shared_root(&root) {
+            // The operator chose this folder's mode (a mount point, a
+            // folder shared on purpose): say so rather than change it.
+            tracing::warn!("{warning}");
         }
         std::fs::create_dir_all(root.join("models")).map_err(cannot_create)?;
         let db_path = root.join("db");
@@ -93,6 +108,9 @@ impl Store {
                 }
             }
         };
+        // After sled opened: it creates its files as the process's umask
+        // says, and a library caller may not have narrowed it.
+        make_private(&root);
         Ok(Store {
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
@@ -170,10 +188,67 @@ impl Store {
     }
 }
 
+/// The warning for a store folder that group or others can enter, with the
+/// command that closes it; `None` when only its owner can.
+pub fn shared_root(root: &Path) -> Option<String> {
+    let mode = std::fs::metadata(root).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "store {} is open to other users (mode {mode:03o}) and holds data about people; \
+             run `chmod 700 {}`",
+            root.display(),
+            root.display()
+        )
+    })
+}
+
+/// Takes group and other access away from the store's own folders (not
+/// their contents: a closed folder guards them, and everything new is
+/// created owner-only) and from every file of sled's database, which sled
+/// creates itself. A mode that cannot be changed (another user's store) is
+/// warned about, not fatal: the store still opens.
+fn make_private(root: &Path) {
+    for name in FOLDERS {
+        restrict(&root.join(name), 0o700);
+    }
+    let mut pending = vec![root.join("db")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    restrict(&entry.path(), 0o700);
+                    pending.push(entry.path());
+                }
+                Ok(t) if t.is_file() => restrict(&entry.path(), 0o600),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Sets `path` to `mode` if group or others have any access to it.
+fn restrict(path: &Path, mode: u32) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_symlink() || meta.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(
+            "{} is open to other users and its mode cannot be changed ({e}); run `chmod {mode:o} {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_new_store_is_readable_by_its_owner_only() {
@@ -182,5 +257,44 @@ mod tests {
         Store::open(&root).unwrap();
         let mode = std::fs::metadata(&root).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn opening_a_store_closes_its_folders_and_database_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        drop(Store::open(&root).unwrap());
+        for name in ["data", "leads", "db"] {
+            let p = root.join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let conf = root.join("db").join("conf");
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&root).unwrap());
+        for name in ["data", "leads", "db"] {
+            let mode = std::fs::metadata(root.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{name}");
+        }
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_store_folder_others_can_enter_is_named_with_the_chmod_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let warning = shared_root(&root).expect("a warning");
+        assert!(
+            warning.contains(&format!("chmod 700 {}", root.display())) && warning.contains("750"),
+            "{warning}"
+        );
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(shared_root(&root), None);
     }
 }

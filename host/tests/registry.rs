@@ -193,6 +193,16 @@ fn ingest_generated(
     g
 }
 
+/// Lets `store` run the model imported from the unit whose key has
+/// `fingerprint`: a grant bound to that key.
+fn grant_to_publisher(store: &Path, fingerprint: &str) {
+    std::fs::write(
+        store.join("jiandu.toml"),
+        format!("[models.{MODEL}]\npublisher = \"{fingerprint}\"\n"),
+    )
+    .unwrap();
+}
+
 fn ledger(store: &Path) -> Vec<serde_json::Value> {
     let out = jiandu(store)
         .args(["audit", "log", "--format", "json"])
@@ -269,6 +279,7 @@ fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
     );
     assert_eq!(installed_files(b.path()), before);
 
+    grant_to_publisher(b.path(), &a.fingerprint());
     let out = jiandu(b.path()).args(["run", MODEL]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let out = jiandu(b.path())
@@ -305,6 +316,63 @@ fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
     assert!(!entries.is_empty());
     for e in entries {
         assert!(e["run"]["model"].get("publisher").is_none(), "{e}");
+    }
+}
+
+#[test]
+fn an_imported_model_reads_nothing_until_a_grant_names_its_publisher() {
+    let a = unit_a();
+    let reg = registry_with(&[&a.bundle]);
+    let b = unit_b_trusting(&a);
+    let data = tempfile::tempdir().unwrap();
+    ingest_generated(b.path(), data.path(), 200, 11);
+    // B's policy grants a model of this name built here, in clear: an
+    // import that reuses the name inherits none of it.
+    std::fs::write(
+        b.path().join("jiandu.toml"),
+        format!("grant_declared = true\n[models.{MODEL}]\nclear_personal = true\n"),
+    )
+    .unwrap();
+    let out = import(b.path(), MODEL, &reg_dir(&reg));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its runs will be refused until the policy changes"),
+        "{}",
+        stderr(&out)
+    );
+    let run = || jiandu(b.path()).args(["run", MODEL]).output().unwrap();
+    let out = run();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "[models.{MODEL}]\npublisher = \"{}\"\ndatasets = [",
+            a.fingerprint()
+        )) && err.contains("so it is for a model built here"),
+        "{err}"
+    );
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-refused", "{last}");
+
+    // A grant bound to another unit's key does not apply either.
+    let other = UnitKey::generate().unwrap().public().fingerprint();
+    grant_to_publisher(b.path(), &other);
+    let out = run();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("names the publisher `{other}`, not this one")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Bound to A's key, it runs, reading what it declares, masked.
+    grant_to_publisher(b.path(), &a.fingerprint());
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last = ledger(b.path()).pop().unwrap();
+    assert_eq!(last["kind"], "run-finished", "{last}");
+    for d in last["run"]["datasets"].as_array().unwrap() {
+        assert_eq!(d["clear_personal"], false, "{d}");
     }
 }
 
@@ -783,6 +851,7 @@ fn a_newer_version_upgrades_in_place_and_later_runs_carry_its_bundle() {
 
     let data = tempfile::tempdir().unwrap();
     ingest_generated(b.path(), data.path(), 200, 9);
+    grant_to_publisher(b.path(), &a.fingerprint());
     jiandu(b.path()).args(["run", MODEL]).assert().success();
     let last = ledger(b.path()).pop().unwrap();
     assert_eq!(last["run"]["model"]["version"], "1.1.0");

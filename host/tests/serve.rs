@@ -1,5 +1,8 @@
 //! `jiandu serve` as a real process: hot reload, rejection of broken
-//! models, triggers, the local API, and a kill -9 in the middle of a run.
+//! models, triggers, the local API (paths resolved in the client's folder,
+//! the peer's uid checked, idle connections closed), a policy file that
+//! breaks while serving, files at rest, and a kill -9 in the middle of a
+//! run.
 
 mod common;
 
@@ -14,21 +17,21 @@ const MODEL: &str = "disability-fund-arrears";
 struct Server {
     child: Child,
     log: PathBuf,
+    /// Holds the log, outside the store: the store's files are the
+    /// server's alone.
+    _log_dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(store: &Path) -> Server {
-        let log = store.join("serve-test.log");
-        let child = Command::new(assert_cmd::cargo::cargo_bin("jiandu"))
-            .env("JIANDU_OPERATOR", "server")
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "-v", "--debounce-ms", "100"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server { child, log };
+        Server::start_with(store, |_| {})
+    }
+
+    /// Starts a server whose command `configure` may add to (arguments
+    /// after `serve`, environment, working directory), and waits until it
+    /// answers `status`.
+    fn start_with(store: &Path, configure: impl FnOnce(&mut Command)) -> Server {
+        let mut server = Server::spawn(store, configure);
         wait_for("the server to answer", || {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!(
@@ -46,13 +49,45 @@ impl Server {
         server
     }
 
+    /// Starts a server without waiting for it.
+    fn spawn(store: &Path, configure: impl FnOnce(&mut Command)) -> Server {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("serve.log");
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("jiandu"));
+        command
+            .env("JIANDU_OPERATOR", "server")
+            .env_remove("JIANDU_CONFIG")
+            // Models built through the server are built in its environment,
+            // not the client's: a target folder of their own, so that a
+            // variant of the sample model never replaces the sample's build
+            // output that other tests copy.
+            .env(
+                "CARGO_TARGET_DIR",
+                repo().join("target").join("test-variants").join("served"),
+            )
+            .arg("--store")
+            .arg(store)
+            .args(["serve", "-v", "--debounce-ms", "100"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        configure(&mut command);
+        let child = command.spawn().unwrap();
+        Server {
+            child,
+            log,
+            _log_dir: log_dir,
+        }
+    }
+
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        let _ = std::fs::remove_file(&self.log);
-        std::mem::forget(self);
-        status
+        self.child.wait().unwrap()
     }
 }
 
@@ -403,4 +438,346 @@ fn kill_9_mid_run_leaves_the_store_consistent() {
     // And a new server starts on it.
     let again = Server::start(store.path());
     assert!(again.stop().success());
+}
+
+/// Every folder under `root` with group or other access, and every file
+/// (sockets included) with more than owner read and write.
+fn not_owner_only(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut wrong = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let expected = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != expected {
+            wrong.push(format!("{} is {mode:03o}", path.display()));
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn every_folder_and_file_of_a_new_store_is_its_owners_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("new-store");
+    // Leads spill to files in tmp/ past one byte: every folder gets used.
+    let server = Server::start_with(&store, |c| {
+        c.env("JIANDU_LEADS_MEMORY", "1");
+    });
+    // Each command goes through the server: data, a model built into the
+    // store (and then loaded), the unit's key, a run with its leads. The
+    // model has a name of its own: the server builds it in its own target
+    // folder, where no other build of that name is.
+    let _data = ingest_sample(&store, 300);
+    let toml =
+        std::fs::read_to_string(repo().join("plugins").join(MODEL).join("model.toml")).unwrap();
+    let body: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("name =") && !l.starts_with("version ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    build_crate(&store, "owner-only", "1.0.0", None, &body);
+    wait_for("the model to be served", || {
+        status(&store)["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "owner-only")
+    });
+    for args in [
+        vec![
+            "unit",
+            "init",
+            "--name",
+            "某某县人民检察院",
+            "--code",
+            "11652922MB1234567X",
+        ],
+        vec!["run", "owner-only"],
+    ] {
+        let out = jiandu(&store).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for folder in ["db", "data", "leads", "models", "tmp", "cache", "unit"] {
+        assert!(store.join(folder).is_dir(), "{folder} was not created");
+    }
+    assert!(store.join("serve.sock").exists());
+    assert_eq!(not_owner_only(&store), Vec::<String>::new());
+    assert!(server.stop().success());
+
+    // A command without a server opens the store (and sled) again.
+    jiandu(&store).args(["audit", "verify"]).assert().success();
+    assert_eq!(not_owner_only(&store), Vec::<String>::new());
+}
+
+#[test]
+fn a_store_folder_others_can_enter_is_warned_about_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    jiandu(&store).args(["dataset", "list"]).assert().success();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = jiandu(&store).args(["dataset", "list"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("chmod 700 {}", store.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A folder holding `schema.toml` and `data.csv` for a dataset `name` of
+/// `rows` rows.
+fn client_folder(name: &str, rows: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schema.toml"),
+        format!(
+            "name = \"{name}\"\ndepartment = \"test\"\nprimary_key = [\"id\"]\n[[fields]]\nname = \"id\"\ntype = \"string\"\n"
+        ),
+    )
+    .unwrap();
+    let csv: String = std::iter::once("id\n".to_string())
+        .chain((0..rows).map(|i| format!("{name}-{i}\n")))
+        .collect();
+    std::fs::write(dir.path().join("data.csv"), csv).unwrap();
+    dir
+}
+
+/// `jiandu` with `args`, started in `folder`.
+fn spawn_in(store: &Path, folder: &Path, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("jiandu"))
+        .env_remove("JIANDU_CONFIG")
+        .env("NO_COLOR", "1")
+        .current_dir(folder)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn relative_paths_from_two_folders_at_once_are_read_in_each_clients_folder() {
+    let store = tempfile::tempdir().unwrap();
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(store.path(), |c| {
+        c.current_dir(server_dir.path());
+    });
+    let a = client_folder("things_a", 2);
+    let b = client_folder("things_b", 3);
+    // Both folders hold a data.csv: each command must read its own. One
+    // more reads from b while a's ingest runs.
+    let clients = [
+        spawn_in(
+            store.path(),
+            a.path(),
+            &[
+                "dataset",
+                "ingest",
+                "things_a",
+                "data.csv",
+                "--schema",
+                "schema.toml",
+            ],
+        ),
+        spawn_in(
+            store.path(),
+            b.path(),
+            &[
+                "dataset",
+                "ingest",
+                "things_b",
+                "data.csv",
+                "--schema=schema.toml",
+            ],
+        ),
+        spawn_in(
+            store.path(),
+            b.path(),
+            &["leads", "export", "-o", "leads.csv"],
+        ),
+    ];
+    for client in clients {
+        let out = client.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = jiandu(store.path())
+        .args(["dataset", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dataset"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))["records"]
+            .clone()
+    };
+    assert_eq!(records("things_a"), "2");
+    assert_eq!(records("things_b"), "3");
+    assert!(b.path().join("leads.csv").is_file());
+    assert!(!server_dir.path().join("leads.csv").exists());
+    // The server never moved from the folder it started in.
+    let cwd = std::fs::read_link(format!("/proc/{}/cwd", server.child.id())).unwrap();
+    assert_eq!(cwd, server_dir.path().canonicalize().unwrap());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed() {
+    use std::io::Read;
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start_with(store.path(), |c| {
+        c.args(["--client-timeout", "0.5"]);
+    });
+    let mut idle =
+        std::os::unix::net::UnixStream::connect(store.path().join("serve.sock")).unwrap();
+    // Bounds a hang if the server never closes it; times nothing.
+    idle.set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    let mut reply = String::new();
+    idle.read_to_string(&mut reply)
+        .expect("the server closes the connection");
+    assert!(reply.contains("no request arrived"), "{reply}");
+    // The server goes on answering.
+    jiandu(store.path()).arg("status").assert().success();
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_request_without_an_absolute_folder_is_refused() {
+    use std::io::{Read, Write};
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(store.path());
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(store.path().join("serve.sock")).unwrap();
+    stream
+        .write_all(b"{\"args\":[\"dataset\",\"list\"],\"cwd\":\"somewhere\",\"operator\":\"x\"}\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["code"], 2);
+    assert!(
+        reply["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("not an absolute path"),
+        "{reply}"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_client_that_is_not_the_stores_owner_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    std::fs::write(&probe, "").unwrap();
+    if std::fs::metadata(&probe).unwrap().uid() != 0 {
+        // Giving the store to another user takes the superuser; as anyone
+        // else the socket's mode already keeps other users out.
+        eprintln!("skipped: needs to run as root");
+        return;
+    }
+    let store = dir.path().join("store");
+    jiandu(&store).args(["dataset", "list"]).assert().success();
+    // The store belongs to `nobody`; the server and this client run as root.
+    let chown = Command::new("chown")
+        .arg("65534")
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let mut server = Server::spawn(&store, |_| {});
+    wait_for("the socket", || {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("the server exited ({status}):\n{}", server.log());
+        }
+        std::os::unix::net::UnixStream::connect(store.join("serve.sock")).is_ok()
+    });
+    let out = jiandu(&store).arg("status").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("answers the owner of the store (uid 65534) only, not uid 0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.log().contains("refused a connection from uid 0"));
+}
+
+#[test]
+fn a_policy_file_that_disappears_or_breaks_while_serving_keeps_refusing() {
+    let store = store_with_model(MODEL);
+    let _data = ingest_sample(store.path(), 300);
+    let config_dir = tempfile::tempdir().unwrap();
+    let policy = config_dir.path().join("policy.toml");
+    // Grants one of the four datasets the model declares: its runs are
+    // refused. The defaults would grant all four.
+    std::fs::write(
+        &policy,
+        format!("[models.{MODEL}]\ndatasets = [\"employers\"]\n"),
+    )
+    .unwrap();
+    let server = Server::start_with(store.path(), |c| {
+        c.current_dir(config_dir.path())
+            .args(["--config", "policy.toml"]);
+    });
+    let refused = |why: &str| {
+        let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+        assert!(!out.status.success(), "{why}: the run was not refused");
+        assert!(
+            stderr(&out).contains("not granted"),
+            "{why}: {}",
+            stderr(&out)
+        );
+    };
+    let policy_status = || status(store.path())["policy"].clone();
+    refused("the policy as written");
+    let shown = policy_status();
+    assert_eq!(
+        shown["path"],
+        policy.canonicalize().unwrap().display().to_string(),
+        "resolved once, to an absolute path"
+    );
+    assert!(shown["problem"].is_null(), "{shown}");
+
+    std::fs::remove_file(&policy).unwrap();
+    refused("the policy file removed");
+    let problem = policy_status()["problem"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        problem.contains("policy.toml") && problem.contains("stays in force"),
+        "{problem}"
+    );
+
+    std::fs::write(&policy, "grant_declared = [broken").unwrap();
+    refused("the policy file broken");
+    let out = jiandu(store.path()).arg("status").output().unwrap();
+    assert!(
+        stderr(&out).contains("warning: policy") && stderr(&out).contains("stays in force"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.log().contains("stays in force"), "{}", server.log());
+
+    // Fixed: it applies again.
+    std::fs::write(&policy, "grant_declared = true\n").unwrap();
+    let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(policy_status()["problem"].is_null());
+    assert!(server.stop().success());
 }

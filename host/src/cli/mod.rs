@@ -5,6 +5,7 @@
 pub mod sink;
 
 mod audit;
+mod client;
 mod dataset;
 mod demo;
 mod leads;
@@ -20,12 +21,14 @@ mod unit;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use jiandu::policy::Policy;
-use jiandu::serve::api::{ApiRequest, ApiResponse};
+use jiandu::serve::api::ApiRequest;
 use jiandu::serve::Server;
 use jiandu::Store;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+pub use client::execute_in_server;
 
 /// Jiandu (监督): run big-data legal supervision models in a sandbox over
 /// department data, and keep a tamper-evident record of every run.
@@ -87,6 +90,10 @@ pub struct Ctx {
     store_path: PathBuf,
     config: Option<PathBuf>,
     pub operator: String,
+    /// The folder the command was given in (the client's, when a server
+    /// runs it): where a file it writes by default goes. Paths given as
+    /// arguments are already absolute.
+    pub cwd: PathBuf,
     /// The running server, when the command runs inside it for a client.
     pub server: Option<Arc<Server>>,
 }
@@ -101,15 +108,36 @@ impl Ctx {
     }
 
     pub fn policy(&self, store: &Store) -> Result<Policy> {
-        match &self.config {
-            Some(path) => Ok(Policy::load_required(path)?),
-            None => Ok(Policy::load(&store.policy_path())?),
+        match (&self.config, &self.server) {
+            (Some(path), _) => Ok(Policy::load_required(path)?),
+            // The policy the server runs under: its last good one when the
+            // file broke, never the defaults.
+            (None, Some(server)) => Ok(server.policy()),
+            (None, None) => Ok(Policy::load(&store.policy_path())?),
         }
+    }
+
+    /// `path` as given in the command's folder.
+    pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.cwd.join(path)
     }
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Everything this process creates is its owner's alone: the store and
+    // every file in it (sled's included), the server's socket, and the
+    // files it writes elsewhere (exports, bundles), which hold data about
+    // people or a unit's work. Share one on purpose with chmod.
+    // SAFETY: umask sets the process's file-creation mask and cannot fail.
+    unsafe { libc::umask(0o077) };
+    // Paths are made absolute as they are parsed, here as in a server that
+    // runs the command for this process: nothing depends on which process's
+    // working directory a path is read in.
+    let cwd = std::env::current_dir().ok();
+    let cli = match &cwd {
+        Some(dir) => client::parse(std::env::args_os(), dir, true).unwrap_or_else(|e| e.exit()),
+        None => Cli::parse(),
+    };
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -132,12 +160,24 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Serve(_) | Command::Registry(registry::Command::Serve { .. })
     ) {
-        let request = ApiRequest {
+        let request = cwd.as_ref().map(|dir| ApiRequest {
             args: std::env::args().skip(1).collect(),
-            cwd: std::env::current_dir().unwrap_or_default(),
+            cwd: dir.clone(),
             operator: operator.clone(),
+            config: cli.config.clone(),
+        });
+        let reply = match &request {
+            Some(request) => jiandu::serve::api::call(&cli.store, request),
+            None if jiandu::serve::api::is_running(&jiandu::serve::socket_path(&cli.store)) => {
+                eprintln!(
+                    "error: this folder no longer exists, and the server on {} resolves paths against it; change to another folder",
+                    cli.store.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            None => None,
         };
-        if let Some(reply) = jiandu::serve::api::call(&cli.store, &request) {
+        if let Some(reply) = reply {
             return match reply {
                 Ok(r) => {
                     use std::io::Write;
@@ -159,6 +199,7 @@ pub fn main() -> ExitCode {
         store_path: cli.store,
         config: cli.config,
         operator,
+        cwd: cwd.unwrap_or_default(),
         server: None,
     };
     finish(dispatch(&ctx, cli.command))
@@ -187,66 +228,6 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
             errln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Runs a client's command inside the server, capturing what it prints.
-/// Commands run one at a time: each runs in the client's working directory.
-pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let args = std::iter::once("jiandu".to_string()).chain(req.args.iter().cloned());
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let text = e.render().to_string();
-            let (stdout, stderr) = if e.use_stderr() {
-                (String::new(), text)
-            } else {
-                (text, String::new())
-            };
-            return ApiResponse {
-                code,
-                stdout,
-                stderr,
-            };
-        }
-    };
-    if matches!(cli.command, Command::Serve(_)) {
-        return ApiResponse {
-            code: 1,
-            stdout: String::new(),
-            stderr: format!(
-                "error: a jiandu server is already running on {}\n",
-                server.store.root().display()
-            ),
-        };
-    }
-    // Commands that take paths run one at a time, each in its client's
-    // working directory; `status` and `run` take none and never wait.
-    let _turn = (!matches!(cli.command, Command::Status(_) | Command::Run(_)))
-        .then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()));
-    if let Err(e) = std::env::set_current_dir(&req.cwd) {
-        return ApiResponse {
-            code: 1,
-            stdout: String::new(),
-            stderr: format!(
-                "error: the server cannot use the directory {}: {e}\n",
-                req.cwd.display()
-            ),
-        };
-    }
-    let ctx = Ctx {
-        store_path: server.store.root().to_path_buf(),
-        config: cli.config,
-        operator: cli.operator.unwrap_or(req.operator),
-        server: Some(server.clone()),
-    };
-    let (code, out, err) = sink::capture(|| finish(dispatch(&ctx, cli.command)));
-    ApiResponse {
-        code: if code == ExitCode::SUCCESS { 0 } else { 1 },
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
     }
 }
 

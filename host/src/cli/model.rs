@@ -264,7 +264,7 @@ fn pack(ctx: &Ctx, store: &jiandu::Store, name: &str, output: Option<PathBuf>) -
     let out = match output {
         Some(p) if p.is_dir() => p.join(file_name),
         Some(p) => p,
-        None => PathBuf::from(file_name),
+        None => ctx.path(file_name),
     };
     let policy = ctx.policy(store)?;
     let runtime = Runtime::new(policy.defaults.stack_kib)?;
@@ -332,6 +332,10 @@ fn import(ctx: &Ctx, store: &jiandu::Store, spec: &str, from: &str, yes: bool) -
             .map(|p| p.publisher())
             .unwrap_or_default()
     );
+    // Grants are bound to publisher keys: say now what its runs will need.
+    if let Err(why) = policy.decide(&installed.manifest, installed.provenance.as_ref()) {
+        errln!("note: its runs will be refused until the policy changes: {why}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

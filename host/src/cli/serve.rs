@@ -23,9 +23,23 @@ pub struct Args {
     /// reloaded, in milliseconds.
     #[arg(long, default_value_t = 300)]
     debounce_ms: u64,
+
+    /// Seconds a client has to send its command once connected; a
+    /// connection that sends nothing in this time is closed.
+    #[arg(long, default_value_t = api::REQUEST_TIMEOUT.as_secs_f64())]
+    client_timeout: f64,
 }
 
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let client_timeout = Duration::try_from_secs_f64(args.client_timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| {
+            format!(
+                "--client-timeout {} is not a positive number of seconds",
+                args.client_timeout
+            )
+        })?;
     let socket = jiandu::serve::socket_path(&ctx.store_path);
     if api::is_running(&socket) {
         anyhow::bail!(
@@ -33,8 +47,8 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             ctx.store_path.display()
         );
     }
-    // Open the store once, by its absolute path: runs and triggers must not
-    // depend on the working directory, which client commands change.
+    // Open the store once, by its absolute path: nothing the server does
+    // depends on its working directory.
     std::fs::create_dir_all(&ctx.store_path)
         .with_context(|| format!("creating store {}", ctx.store_path.display()))?;
     let root = ctx
@@ -42,21 +56,17 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("store {}", ctx.store_path.display()))?;
     let store = jiandu::Store::open(&root)?;
-    let policy_path = match &ctx.config {
-        // A policy named on the command line must exist.
-        Some(path) => {
-            jiandu::policy::Policy::load_required(path)?;
-            path.clone()
-        }
-        None => store.policy_path(),
-    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
             .context("installing the signal handler")?;
     }
-    let server = Server::start(store, policy_path, ctx.operator.clone())?;
-    let api_thread = api::listen(server.clone(), Arc::new(super::execute_in_server))?;
+    let server = Server::start(store, ctx.config.clone(), ctx.operator.clone())?;
+    let api_thread = api::listen(
+        server.clone(),
+        Arc::new(super::execute_in_server),
+        client_timeout,
+    )?;
     let watch_thread = watch::spawn(server.clone(), Duration::from_millis(args.debounce_ms))?;
     let trigger_thread = trigger::spawn(server.clone())?;
     let status = server.status();
@@ -66,6 +76,14 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         status.pid,
         status.models.len(),
         jiandu::serve::socket_path(&root).display()
+    );
+    outln!(
+        "  policy {} ({})",
+        status.policy.path,
+        match status.policy.source {
+            "file" => "read from the file",
+            _ => "no file: the built-in defaults",
+        }
     );
     for e in &status.recent {
         outln!("  {}", e.message);

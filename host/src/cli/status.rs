@@ -40,6 +40,15 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         status.started_at,
         status.runs_in_flight
     );
+    let policy = &status.policy;
+    match (&policy.problem, &policy.read_at) {
+        (Some(problem), _) => errln!("warning: {problem}"),
+        (None, Some(at)) => outln!("policy {}, read at {at}", policy.path),
+        (None, None) => outln!(
+            "policy: the built-in defaults ({} does not exist)",
+            policy.path
+        ),
+    }
     let rows: Vec<Vec<String>> = status
         .models
         .iter()

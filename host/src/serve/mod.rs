@@ -10,9 +10,15 @@
 //! - runs models on a schedule or when a dataset they name gets a new
 //!   version ([`trigger`]);
 //! - answers the other `jiandu` commands over a Unix socket in the store,
-//!   since sled admits one process per store ([`api`]).
+//!   since sled admits one process per store ([`api`]);
+//! - reads its policy again before every run, keeping the last good one
+//!   when the file breaks ([`policy`]).
+//!
+//! The server never changes its working directory: the store, the policy
+//! file and every path a client passes are absolute.
 
 pub mod api;
+pub mod policy;
 pub mod trigger;
 pub mod watch;
 
@@ -23,6 +29,7 @@ use crate::policy::Policy;
 use crate::run::{self, Report, Request};
 use crate::runtime::{Loaded, Runtime};
 use crate::{Error, Result, Store};
+use policy::{PolicyStatus, ServedPolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -99,6 +106,8 @@ pub struct Status {
     pub models: Vec<ModelStatus>,
     pub recent: Vec<ModelEvent>,
     pub runs_in_flight: usize,
+    /// The policy in force and, while its file is missing or broken, why.
+    pub policy: PolicyStatus,
 }
 
 /// The running server's state, shared by its threads.
@@ -106,7 +115,7 @@ pub struct Server {
     pub store: Store,
     pub runtime: Runtime,
     cache: ModuleCache,
-    policy_path: PathBuf,
+    policy: ServedPolicy,
     models: RwLock<BTreeMap<String, Arc<Live>>>,
     /// The last rejected wasm digest of each model: the same broken file is
     /// reported once.
@@ -120,15 +129,20 @@ pub struct Server {
 
 impl Server {
     /// Opens the server state over `store` and loads every installed model.
-    pub fn start(store: Store, policy_path: PathBuf, operator: String) -> Result<Arc<Server>> {
-        let policy = Policy::load(&policy_path)?;
-        let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    /// `config` is a policy file named on the command line (which must
+    /// exist); without one, the store's `jiandu.toml`.
+    pub fn start(store: Store, config: Option<PathBuf>, operator: String) -> Result<Arc<Server>> {
+        let policy = match config {
+            Some(path) => ServedPolicy::open(&path, true)?,
+            None => ServedPolicy::open(&store.policy_path(), false)?,
+        };
+        let runtime = Runtime::new(policy.current().defaults.stack_kib)?;
         let cache = ModuleCache::open(&store, &runtime)?;
         let server = Arc::new(Server {
             store,
             runtime,
             cache,
-            policy_path,
+            policy,
             models: RwLock::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
             events: Mutex::new(VecDeque::new()),
@@ -169,7 +183,7 @@ impl Server {
         model: ModelRef,
         replaces: Option<ModelRef>,
     ) -> Result<()> {
-        let policy = Policy::load(&self.policy_path)?;
+        let policy = self.policy();
         let (kind, outcome) = match event.action {
             Action::Loaded => (Kind::ModelLoaded, Outcome::Succeeded),
             Action::Reloaded => (Kind::ModelReloaded, Outcome::Succeeded),
@@ -392,7 +406,7 @@ impl Server {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _guard = InFlight(&self.in_flight);
         // The policy file is read for every run, so an edit applies at once.
-        let policy = Policy::load(&self.policy_path)?;
+        let policy = self.policy();
         let result = run::execute_installed(
             &self.store,
             &self.runtime,
@@ -421,6 +435,12 @@ impl Server {
             }
         }
         result
+    }
+
+    /// The policy in force: the file's, read again now, or the last good
+    /// one while the file is missing or broken.
+    pub fn policy(&self) -> Policy {
+        self.policy.current()
     }
 
     /// Names of the served models.
@@ -461,6 +481,7 @@ impl Server {
             models,
             recent: self.events(),
             runs_in_flight: self.in_flight.load(Ordering::SeqCst),
+            policy: self.policy.status(),
         }
     }
 

@@ -32,6 +32,10 @@ pub fn store_with_model(name: &str) -> tempfile::TempDir {
 /// A store holding the model built from the crate at `crate_dir`.
 pub fn store_with_crate(crate_dir: &Path) -> tempfile::TempDir {
     let store = tempfile::tempdir().unwrap();
+    // Owner-only, as a store folder should be: opening one that others can
+    // enter warns on stderr.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     add_model(store.path(), crate_dir);
     store
 }
