@@ -322,7 +322,7 @@ fn unit_b_imports_and_runs_unit_a_model_and_its_ledger_names_a_as_publisher() {
 #[test]
 fn an_imported_model_reads_nothing_until_a_grant_names_its_publisher() {
     let a = unit_a();
-    let reg = registry_with(&[&a.bundle]);
+    let reg = registry_with(a.store.path(), &[&a.bundle]);
     let b = unit_b_trusting(&a);
     let data = tempfile::tempdir().unwrap();
     ingest_generated(b.path(), data.path(), 200, 11);
@@ -1163,6 +1163,7 @@ fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_ru
     let a = unit_a();
     let b = unit_b_trusting(&a);
     assert!(import(b.path(), MODEL, &a.bundle).status.success());
+    grant_to_publisher(b.path(), &a.fingerprint());
     let data = tempfile::tempdir().unwrap();
     ingest_generated(b.path(), data.path(), 100, 11);
     jiandu(b.path()).args(["run", MODEL]).assert().success();
@@ -1244,7 +1245,10 @@ fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_ru
     // Allowed by policy: each such run says so.
     std::fs::write(
         b.path().join("jiandu.toml"),
-        "allow_untrusted_publishers = true\n",
+        format!(
+            "allow_untrusted_publishers = true\n[models.{MODEL}]\npublisher = \"{}\"\n",
+            a.fingerprint()
+        ),
     )
     .unwrap();
     jiandu(b.path()).args(["run", MODEL]).assert().success();
@@ -1264,7 +1268,7 @@ fn trust_changes_are_on_the_record_and_an_untrusted_publishers_model_does_not_ru
         .assert()
         .success();
     assert_eq!(trust_entries("trust-added").len(), 2);
-    std::fs::remove_file(b.path().join("jiandu.toml")).unwrap();
+    grant_to_publisher(b.path(), &a.fingerprint());
     jiandu(b.path()).args(["run", MODEL]).assert().success();
     let publisher = ledger(b.path()).pop().unwrap()["run"]["model"]["publisher"]
         .as_str()
