@@ -938,6 +938,13 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// The new snapshot: its file name (in `<store>/leads/<model>/`), its
+    /// sha256 and how many leads it holds, for the run's ledger entry.
+    pub fn snapshot(&self) -> (String, String, u64) {
+        let p: Pointer = serde_json::from_slice(&self.pointer).expect("a pointer this plan wrote");
+        (p.file, p.sha256, p.leads)
+    }
+
     /// To call once the transaction that applied the changes has committed:
     /// deletes the snapshot they replaced, and leaves the new one to the
     /// pointer's protection (so that a later run may retire it in turn even

@@ -12,7 +12,9 @@ use crate::catalog::{self, Installed};
 use crate::dataset::{view::View, SegmentId, VersionReader};
 use crate::emitted::Emitted;
 use crate::leads::Applied;
-use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
+use crate::ledger::{
+    self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord, SnapshotRef,
+};
 use crate::policy::Policy;
 use crate::runtime::{Access, Failure, LoadError, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
@@ -151,16 +153,19 @@ fn run_installed(
         records_read: None,
         leads_count: None,
         leads_digest: None,
+        leads_snapshot: None,
         outcome: Outcome::Started,
         error: None,
         replaces: None,
     };
     let unit_name = unit_label(store, policy)?;
-    let draft = |kind, record: &RunRecord| Draft {
-        unit: unit_name.clone(),
-        operator: req.operator.clone(),
-        kind,
-        run: record.clone(),
+    let draft = |kind, record: &RunRecord| {
+        Draft::run(
+            unit_name.clone(),
+            req.operator.clone(),
+            kind,
+            record.clone(),
+        )
     };
 
     // 1. Everything that can refuse the run before it starts.
@@ -170,13 +175,13 @@ fn run_installed(
         Err(message) => {
             record.outcome = Outcome::Refused;
             record.ended_at = Some(crate::time::now_text());
-            record.error = Some(Failure {
+            let refusal = Failure {
                 kind: "refused".into(),
                 message: message.clone(),
                 limit: None,
                 used: None,
-            });
-            ledger::append(store, &draft(Kind::RunRefused, &record))?;
+            };
+            ledger::append(store, &draft(Kind::RunRefused, &record).failed(&refusal))?;
             return Err(Error::RunRefused {
                 model: manifest.id(),
                 message,
@@ -226,8 +231,7 @@ fn run_installed(
         Some(failure) => {
             record.outcome = Outcome::Failed;
             record.leads_count = Some(0);
-            record.error = Some(failure.clone());
-            ledger::append(store, &draft(Kind::RunFinished, &record))?
+            ledger::append(store, &draft(Kind::RunFinished, &record).failed(failure))?
         }
         None => {
             record.outcome = Outcome::Succeeded;
@@ -353,6 +357,8 @@ fn commit(
     let model = &finished.run.model.name;
     let model_version = &finished.run.model.version;
     let run_id = &finished.run.run_id;
+    // The entry names the snapshot its plan wrote.
+    let mut draft = finished.clone();
     for _ in 0..COMMIT_TRIES {
         let (changes, planned) = match first.take() {
             Some(planned) => planned,
@@ -364,9 +370,15 @@ fn commit(
             }
         };
         let changes = changes?;
+        let (file, sha256, leads) = changes.snapshot();
+        draft.run.leads_snapshot = Some(SnapshotRef {
+            file,
+            sha256,
+            leads,
+        });
         let committed = Instant::now();
         let stale = Cell::new(false);
-        let result = ledger::append_with(store, finished, |meta| {
+        let result = ledger::append_with(store, &draft, |meta| {
             if crate::leads::apply_in(meta, &changes)? == Applied::Stale {
                 stale.set(true);
                 return Err(ConflictableTransactionError::Abort(Error::Leads(format!(

@@ -451,12 +451,12 @@ fn a_run_that_never_finished_is_reported_as_unfinished_at_the_central_office() {
         let s = jiandu::Store::open(a.path()).unwrap();
         let mut started = jiandu::ledger::read_all(&s).unwrap().remove(0);
         started.run.run_id = "crashed-run".into();
-        let draft = jiandu::ledger::Draft {
-            unit: started.unit,
-            operator: "tester".into(),
-            kind: jiandu::ledger::Kind::RunStarted,
-            run: started.run,
-        };
+        let draft = jiandu::ledger::Draft::run(
+            started.unit,
+            "tester".into(),
+            jiandu::ledger::Kind::RunStarted,
+            started.run,
+        );
         jiandu::ledger::append(&s, &draft).unwrap();
     }
     let central = tempfile::tempdir().unwrap();
@@ -528,4 +528,100 @@ fn tampering_with_an_imported_ledger_is_located_by_verify() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_models_text_is_shown_beside_its_entry_redacted_on_the_record_and_never_exported() {
+    let a = unit_store("温宿县人民检察院", "11652922MB1234567X", 0, 11);
+    // Too little fuel: the run fails with a backtrace naming the model's
+    // functions, text the model (not the host) chose.
+    std::fs::write(a.path().join("jiandu.toml"), "[defaults]\nfuel = 100_000\n").unwrap();
+    jiandu(a.path()).args(["run", MODEL]).assert().failure();
+    let entries = common::ledger(a.path());
+    let finished = entries.last().unwrap();
+    assert_eq!(finished["run"]["error"]["kind"], "fuel-exhausted");
+    let text = finished["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("used all its fuel"), "{finished:#}");
+    assert_eq!(finished["model_text"]["state"], "present");
+    let seq = finished["seq"].as_u64().unwrap();
+    let run = finished["run"]["run_id"].as_str().unwrap().to_string();
+    {
+        let s = jiandu::Store::open(a.path()).unwrap();
+        let bytes = s.ledger.get(seq.to_be_bytes()).unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("used all its fuel"));
+    }
+    let out = jiandu(a.path())
+        .args(["audit", "show", &run])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("used all its fuel"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = jiandu(a.path())
+        .args([
+            "audit",
+            "redact",
+            &seq.to_string(),
+            "--reason",
+            "review: quotes a name",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the model text of entry {seq} was redacted by entry {}",
+            seq + 1
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = jiandu(a.path())
+        .args(["audit", "show", &run])
+        .output()
+        .unwrap();
+    let shown = stdout(&out);
+    assert!(!shown.contains("used all its fuel"), "{shown}");
+    assert!(
+        shown.contains("[redacted: review: quotes a name]"),
+        "{shown}"
+    );
+    let last = common::ledger(a.path()).pop().unwrap();
+    assert_eq!(last["kind"], "text-redacted");
+    assert_eq!(last["operator"], "tester");
+    assert_eq!(last["redaction"]["seq"], seq);
+    // Redacting again is refused and writes nothing.
+    let out = jiandu(a.path())
+        .args(["audit", "redact", &seq.to_string(), "--reason", "again"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("redacted already"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.jsonl");
+    export(a.path(), &file, None);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(!exported.contains("used all its fuel"));
+    let central = tempfile::tempdir().unwrap();
+    register(central.path(), a.path(), dir.path());
+    assert!(import(central.path(), &file).0);
+    let out = jiandu(central.path())
+        .args(["audit", "verify", "--central"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -35,14 +35,21 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
         records_read: Some(1200),
         leads_count: (outcome == Outcome::Succeeded).then_some(7),
         leads_digest: None,
+        leads_snapshot: None,
         outcome,
-        error: (outcome == Outcome::Failed).then(|| Failure {
-            kind: "trap".into(),
-            message: "模型 \"panicked\" at\nline 2 \\ end".into(),
-            limit: None,
-            used: None,
-        }),
+        error: None,
         replaces: None,
+    }
+}
+
+/// The failure of every failed run here: a model's text, with characters
+/// that JSON escapes.
+fn failure() -> Failure {
+    Failure {
+        kind: "trap".into(),
+        message: "模型 \"panicked\" at\nline 2 \\ end".into(),
+        limit: None,
+        used: None,
     }
 }
 
@@ -52,11 +59,19 @@ fn draft(store: &Store, kind: Kind, run: RunRecord) -> Draft {
         .map_or("no unit".to_string(), |u| {
             format!("{} ({})", u.name, u.code)
         });
-    Draft {
-        unit,
-        operator: "张三".into(),
-        kind,
-        run,
+    let outcome = run.outcome;
+    let draft = Draft::run(unit, "张三".into(), kind, run);
+    match outcome {
+        Outcome::Failed => draft.failed(&failure()),
+        // A refusal's reason is the host's: it stays in the entry, and
+        // brings characters that JSON escapes into exports.
+        Outcome::Refused => draft.failed(&Failure {
+            kind: "refused".into(),
+            message: "数据集 \"fund_payments\" is not granted\n\\ by policy".into(),
+            limit: None,
+            used: None,
+        }),
+        _ => draft,
     }
 }
 
@@ -657,4 +672,243 @@ fn other_json_spellings_of_the_same_export_are_accepted() {
     extra[2] = serde_json::to_vec(&v).unwrap();
     let r = refused(&central, &join(&extra));
     assert_eq!((r.line, r.check), (3, Check::Format), "{r}");
+}
+
+// ---------------------------------------------------------------------------
+// Model text beside the chain
+
+fn entry_json(store: &Store, seq: u64) -> serde_json::Value {
+    serde_json::from_slice(&store.ledger.get(seq.to_be_bytes()).unwrap().unwrap()).unwrap()
+}
+
+fn log_row(store: &Store, seq: u64) -> query::LogRow {
+    query::log(store, &query::Filter::default())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.local && r.entry.seq == seq)
+        .unwrap()
+}
+
+#[test]
+fn a_models_text_stays_out_of_the_chain_and_its_redaction_keeps_the_chain_whole() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r1", "disability-fund-arrears", Outcome::Failed);
+    let text = failure().message;
+    // Entry 2 holds the text's salted hash and length, not the text.
+    let e = entry_json(&a, 2);
+    let error = &e["run"]["error"];
+    assert_eq!(error["kind"], "trap");
+    assert!(error.get("message").is_none(), "{error}");
+    assert_eq!(error["message_len"], text.len() as u64);
+    let bytes = a.ledger.get(2u64.to_be_bytes()).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("panicked"));
+    let aside = ledger::aside::read(&a, 2).unwrap().unwrap().unwrap();
+    assert_eq!(aside.text, text);
+    assert_eq!(error["message_sha256"], aside.commitment());
+    assert_eq!(
+        log_row(&a, 2).text,
+        Some(query::ModelText::Present { text: text.clone() })
+    );
+    // A refusal's reason is the host's own and stays in the entry.
+    ledger::append(
+        &a,
+        &draft(&a, Kind::RunRefused, record("r2", "m", Outcome::Refused)),
+    )
+    .unwrap();
+    assert!(entry_json(&a, 3)["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not granted"));
+    assert_eq!(log_row(&a, 3).text, None);
+
+    let redaction = ledger::aside::redact(
+        &a,
+        2,
+        "温宿县人民检察院 (C1)".into(),
+        "李四".into(),
+        "quotes an ID number",
+    )
+    .unwrap();
+    assert_eq!((redaction.seq, redaction.kind), (4, Kind::TextRedacted));
+    assert_eq!(
+        redaction.redaction,
+        Some(ledger::Redaction {
+            seq: 2,
+            reason: "quotes an ID number".into()
+        })
+    );
+    assert!(
+        ledger::aside::read(&a, 2).unwrap().is_none(),
+        "the text is gone"
+    );
+    let v = ledger::verify(&a).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.entries, 4);
+    assert_eq!(
+        v.redactions
+            .iter()
+            .map(|r| (r.seq, r.target, r.operator.as_str(), r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [(4, 2, "李四", "quotes an ID number")]
+    );
+    let row = log_row(&a, 2);
+    assert!(
+        matches!(&row.text, Some(query::ModelText::Redacted(r)) if r.by == 4),
+        "{:?}",
+        row.text
+    );
+    assert_eq!(
+        query::error_message(&row.entry, row.text.as_ref()).as_deref(),
+        Some("[redacted: quotes an ID number]")
+    );
+
+    // Once is enough, and only model text can go.
+    let again = ledger::aside::redact(&a, 2, "u".into(), "op".into(), "again").unwrap_err();
+    assert!(again.to_string().contains("by entry 4"), "{again}");
+    let none = ledger::aside::redact(&a, 1, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(none.to_string().contains("nothing to redact"), "{none}");
+    let unknown = ledger::aside::redact(&a, 99, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(unknown.to_string().contains("no entry 99"), "{unknown}");
+    let no_reason = ledger::aside::redact(&a, 2, "u".into(), "op".into(), "  ").unwrap_err();
+    assert!(no_reason.to_string().contains("reason"), "{no_reason}");
+    assert_eq!(
+        ledger::verify(&a).unwrap().entries,
+        4,
+        "refusals write nothing"
+    );
+
+    // The export carries the entries and the redaction, never the text;
+    // the central office takes it and sees the redaction.
+    run(&a, "r3", "disability-fund-arrears", Outcome::Failed);
+    let bytes = exported(&a, None);
+    let text_of_export = String::from_utf8_lossy(&bytes);
+    assert!(!text_of_export.contains("panicked"), "{text_of_export}");
+    assert!(text_of_export.contains("text-redacted"));
+    let (_z, central) = central_for(&[&a]);
+    accept(&central, &bytes);
+    let u = units::list(&central).unwrap().remove(0);
+    let v = verify::central(&central, &u).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.redactions.len(), 1);
+    let rows = query::log(&central, &query::Filter::default()).unwrap();
+    let at = |seq: u64| rows.iter().find(|r| r.entry.seq == seq).unwrap();
+    assert!(matches!(at(2).text, Some(query::ModelText::Redacted(_))));
+    assert_eq!(at(6).text, Some(query::ModelText::Unit), "kept at the unit");
+}
+
+#[test]
+fn model_text_edited_planted_or_removed_around_the_ledger_fails_the_text_check() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r1", "m", Outcome::Failed);
+    run(&a, "r2", "m", Outcome::Succeeded);
+    let key = 2u64.to_be_bytes();
+    let original = a.ledger_text.get(key).unwrap().unwrap();
+    let fault = |s: &Store| {
+        let p = ledger::verify(s).unwrap().problem.expect("detected");
+        assert_eq!(p.check, "text", "{p:?}");
+        (p.seq, p.message)
+    };
+
+    // Edited: the salted hash no longer matches.
+    let mut aside = ledger::aside::read(&a, 2).unwrap().unwrap().unwrap();
+    aside.text = aside.text.replace("panicked", "returned");
+    a.ledger_text.insert(key, aside.to_bytes()).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 2);
+    assert!(why.contains("does not match"), "{why}");
+
+    // Removed without a redaction on the record.
+    a.ledger_text.remove(key).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 2);
+    assert!(why.contains("no redaction"), "{why}");
+
+    // Put beside an entry that records none.
+    a.ledger_text.insert(key, original.clone()).unwrap();
+    a.ledger_text.insert(4u64.to_be_bytes(), original).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 4);
+    assert!(why.contains("records none"), "{why}");
+    a.ledger_text.remove(4u64.to_be_bytes()).unwrap();
+
+    // Unreadable.
+    a.ledger_text.insert(key, b"{not json".to_vec()).unwrap();
+    assert_eq!(fault(&a).0, 2);
+}
+
+/// Entries in the shape every earlier version wrote: a failure's message,
+/// the model's text included, inline in the entry.
+const INLINE_TEXT_FIXTURE: &str = include_str!("fixtures/ledger-with-inline-text.jsonl");
+
+/// A store whose ledger holds the fixture's entries, sealed and headed as
+/// the earlier versions did (unsigned: written before `unit init`).
+fn store_with_fixture() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let mut last = (0, String::new());
+    for line in INLINE_TEXT_FIXTURE.lines() {
+        let seq = serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+            .as_u64()
+            .unwrap();
+        let hash = ledger::hash(line.as_bytes());
+        s.ledger.insert(seq.to_be_bytes(), line.as_bytes()).unwrap();
+        s.ledger_sig
+            .insert(
+                seq.to_be_bytes(),
+                serde_json::to_vec(&serde_json::json!({"hash": hash, "sig": null})).unwrap(),
+            )
+            .unwrap();
+        last = (seq, hash);
+    }
+    s.put_meta(
+        "ledger/head",
+        &serde_json::json!({"seq": last.0, "hash": last.1}),
+    )
+    .unwrap();
+    (dir, s)
+}
+
+#[test]
+fn entries_written_with_the_message_inline_still_parse_verify_and_export() {
+    let (_d, s) = store_with_fixture();
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.entries, v.unsigned), (6, 6));
+    let entries = ledger::read_all(&s).unwrap();
+    assert_eq!(entries.len(), 6);
+    let error = entries[1].run.error.as_ref().unwrap();
+    assert_eq!(error.kind, "panic");
+    assert!(error
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("110105194912310021"));
+    assert_eq!(error.message_sha256, None);
+    assert_eq!(entries[5].kind, Kind::ModelRejected);
+    assert_eq!(
+        entries[5].run.replaces.as_ref().unwrap().name,
+        "disability-fund-arrears"
+    );
+    // audit reads them as before: the message is the entry's own.
+    let row = log_row(&s, 2);
+    assert_eq!(row.text, None);
+    assert!(query::error_message(&row.entry, None)
+        .unwrap()
+        .starts_with("panicked: bad ID"));
+    // Text inside the chain cannot be redacted.
+    let err = ledger::aside::redact(&s, 2, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(err.to_string().contains("nothing to redact"), "{err}");
+
+    // New entries follow them, signed once the store has a unit, and the
+    // whole ledger exports to a central office that verifies it.
+    crate::unit::init(&s, "温宿县人民检察院", "11652922MB1234567X").unwrap();
+    run(&s, "r7", "disability-fund-arrears", Outcome::Failed);
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.entries, v.unsigned, v.signed), (8, 6, 2));
+    let (_z, central) = central_for(&[&s]);
+    assert_eq!(accept(&central, &exported(&s, None)).added, 8);
+    let u = units::list(&central).unwrap().remove(0);
+    let v = verify::central(&central, &u).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
 }

@@ -3,7 +3,7 @@
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::{Context, Result};
-use jiandu::audit::query::{self, Filter, OutcomeFilter, Scope, TimeBound};
+use jiandu::audit::query::{self, Filter, ModelText, OutcomeFilter, Scope, TimeBound};
 use jiandu::audit::{self, central, export, import, units};
 use jiandu::ledger::{self, Verification};
 use std::path::PathBuf;
@@ -31,6 +31,34 @@ pub enum Command {
         select: Select,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// Show one run: its entries (the model's own text beside them, where
+    /// kept), its parameters and outcome, and every dataset version it read
+    /// with the ingest entries that loaded it (who, when, from which file).
+    /// Or one entry, by its sequence number.
+    ///
+    /// Example: `jiandu audit show 20250301T093000.123-4242-0`
+    Show {
+        /// A run id (from `jiandu audit log`) or an entry's sequence number.
+        run: String,
+        /// Only this unit's ledger (fingerprint, name or code).
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove the text a model chose (a panic message, its error, a
+    /// backtrace) kept beside entry SEQ, on the record: a `text-redacted`
+    /// entry names the entry, the operator and the reason. The chain is
+    /// unchanged and still verifies.
+    ///
+    /// Example: `jiandu audit redact 42 --reason "panic message quotes an ID number"`
+    Redact {
+        /// The entry whose model text goes.
+        seq: u64,
+        /// Why; recorded in the ledger for good.
+        #[arg(long)]
+        reason: String,
     },
     /// Recompute the hash chain, signatures and checkpoints, and name the
     /// first entry that fails, the check it fails and why.
@@ -180,6 +208,18 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Log { select, format } => log(&store, select.filter(), format),
         Command::Report { select, format } => report(&store, select.filter(), format),
+        Command::Show { run, unit, format } => show(&store, &run, unit, format),
+        Command::Redact { seq, reason } => {
+            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let e = ledger::aside::redact(&store, seq, unit, ctx.operator.clone(), &reason)?;
+            outln!(
+                "redacted the model text of entry {seq}: entry {} records it ({}, {})",
+                e.seq,
+                e.operator,
+                e.at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify {
             unit,
             central,
@@ -304,6 +344,22 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                         }),
                     );
                     map.insert("unfinished".into(), r.unfinished.into());
+                    if let Some(text) = &r.text {
+                        // The message back where entries written before
+                        // model text was kept beside them hold it.
+                        if let (ModelText::Present { text }, Some(error)) = (
+                            text,
+                            map.get_mut("run")
+                                .and_then(|run| run.get_mut("error"))
+                                .and_then(|e| e.as_object_mut()),
+                        ) {
+                            error.insert("message".into(), text.clone().into());
+                        }
+                        map.insert(
+                            "model_text".into(),
+                            serde_json::to_value(text).expect("model text serializes"),
+                        );
+                    }
                 }
                 v
             })
@@ -345,10 +401,10 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                     .join(" "),
                 r.records_read.map(|n| n.to_string()).unwrap_or_default(),
                 r.leads_count.map(|n| n.to_string()).unwrap_or_default(),
-                r.error
-                    .as_ref()
-                    .map(|f| format!("{}: {}", f.kind, f.message.lines().next().unwrap_or("")))
-                    .unwrap_or_default(),
+                match (&r.error, query::error_message(e, row.text.as_ref())) {
+                    (Some(f), Some(m)) => format!("{}: {}", f.kind, m.lines().next().unwrap_or("")),
+                    _ => ingest_summary(e).unwrap_or_default(),
+                },
             ]
         })
         .collect();
@@ -373,6 +429,162 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
         &table,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the error column says of a non-run entry: the version an ingest
+/// stored, or the entry a redaction emptied.
+fn ingest_summary(e: &jiandu::audit::EntryView) -> Option<String> {
+    if let Some(i) = &e.ingest {
+        return Some(format!(
+            "{}@{}: {} rows from {} (sha256 {}…)",
+            i.dataset,
+            i.version,
+            i.rows,
+            i.source,
+            i.source_sha256.get(..12).unwrap_or("")
+        ));
+    }
+    e.redaction
+        .as_ref()
+        .map(|r| format!("redacted the model text of entry {}: {}", r.seq, r.reason))
+}
+
+fn show(
+    store: &jiandu::Store,
+    target: &str,
+    unit: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    let filter = Filter {
+        unit,
+        ..Filter::default()
+    };
+    let shown = query::show(store, &filter, target)?;
+    if format == Format::Json {
+        output::json(&shown)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, s) in shown.iter().enumerate() {
+        if i > 0 {
+            outln!();
+        }
+        outln!(
+            "{} — {}",
+            s.unit,
+            if s.local { "this store" } else { "imported" }
+        );
+        for e in &s.entries {
+            show_entry(e);
+        }
+        if !s.data.is_empty() {
+            outln!("  data read:");
+        }
+        for d in &s.data {
+            let personal = match (d.personal_fields.is_empty(), d.clear_personal) {
+                (true, _) => String::new(),
+                (false, clear) => format!(
+                    " [PERSONAL: {}, {}]",
+                    d.personal_fields.join(","),
+                    if clear { "in clear" } else { "masked" }
+                ),
+            };
+            outln!("    {}@{} digest {}{personal}", d.name, d.version, d.digest);
+            if d.loaded.is_empty() {
+                outln!("      loaded before ingests were put on the record");
+            } else if !d.digest_recorded {
+                outln!(
+                    "      the ingest below recorded digest {}, not the one the run read",
+                    d.loaded[0].ingest.digest
+                );
+            }
+            for l in &d.loaded {
+                let i = &l.ingest;
+                outln!(
+                    "      entry {} {} by {}: {} rows from {} (sha256 {}), version {}{}",
+                    l.seq,
+                    l.at,
+                    l.operator,
+                    i.rows,
+                    i.source,
+                    i.source_sha256,
+                    i.version,
+                    i.appended_to
+                        .map(|b| format!(" appended to {b}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_entry(e: &query::ShownEntry) {
+    let v = &e.view;
+    let r = &v.run;
+    let mut line = format!("  entry {} {} {} by {}", v.seq, v.at, v.kind, v.operator);
+    if !r.run_id.is_empty() {
+        line.push_str(&format!(
+            ": run {} of {}@{} (wasm {})",
+            r.run_id,
+            r.model.name,
+            r.model.version,
+            r.model.wasm_sha256.get(..12).unwrap_or("")
+        ));
+        if let Some(p) = &r.model.publisher {
+            line.push_str(&format!(" from {p}"));
+        }
+    }
+    outln!("{line}");
+    if v.kind == "run-started" && !r.params.is_empty() {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        outln!("    params {}", params.join(" "));
+    }
+    if v.kind == "run-finished" || v.kind == "run-refused" {
+        let mut done = format!("    {}", r.outcome);
+        if let Some(n) = r.records_read {
+            done.push_str(&format!(", {n} records read"));
+        }
+        if let Some(n) = r.leads_count {
+            done.push_str(&format!(", {n} leads"));
+        }
+        if let Some(d) = &r.leads_digest {
+            done.push_str(&format!(" (digest {d})"));
+        }
+        outln!("{done}");
+        if let Some(snap) = &r.leads_snapshot {
+            outln!(
+                "    leads snapshot {} ({} leads, sha256 {})",
+                snap.file,
+                snap.leads,
+                snap.sha256
+            );
+        }
+    }
+    if let (Some(err), Some(message)) = (&r.error, query::error_message(v, e.text.as_ref())) {
+        outln!("    {}: {}", err.kind, message.replace('\n', "\n      "));
+    }
+    if let Some(i) = &v.ingest {
+        outln!(
+            "    {}@{} ({} records, digest {}): {} rows from {} (sha256 {}){}",
+            i.dataset,
+            i.version,
+            i.records,
+            i.digest,
+            i.rows,
+            i.source,
+            i.source_sha256,
+            i.appended_to
+                .map(|b| format!(", appended to version {b}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(red) = &v.redaction {
+        outln!(
+            "    removed the model text of entry {}: {}",
+            red.seq,
+            red.reason
+        );
+    }
 }
 
 fn report(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {
@@ -557,6 +769,16 @@ fn verify(
                     );
                     if let Some(root) = &v.root {
                         outln!("  Merkle root {root}");
+                    }
+                    for r in &v.redactions {
+                        outln!(
+                            "  the model text of entry {} was redacted by entry {} ({}, {}): {}",
+                            r.target,
+                            r.seq,
+                            r.operator,
+                            r.at,
+                            r.reason
+                        );
                     }
                 }
                 Some(p) => {

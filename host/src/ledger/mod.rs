@@ -20,7 +20,17 @@
 //! not happen) and a `run-finished` entry after, in the same transaction
 //! that points the model's leads at the run's snapshot file
 //! ([`crate::leads`]); a crash in between stays visible as a run that started and
-//! never finished.
+//! never finished. Each dataset version stored is a `dataset-ingested`
+//! entry ([`IngestRecord`]).
+//!
+//! Text a model chose — a panic message, its error text, a backtrace naming
+//! its functions, what its `describe` said — may carry personal data, and
+//! the chain is forever. So it is kept beside the entry ([`aside`]): the
+//! entry records only a salted sha256 of it and its length, and
+//! `jiandu audit redact` can remove it later, on the record (a
+//! `text-redacted` entry), without breaking the chain.
+
+pub mod aside;
 
 use crate::policy::Limits;
 use crate::runtime::Failure;
@@ -53,6 +63,11 @@ pub enum Kind {
     ModelRejected,
     /// `jiandu serve` unloaded a removed model (`run.model`).
     ModelUnloaded,
+    /// A dataset version was stored by `jiandu dataset ingest` (`ingest`).
+    DatasetIngested,
+    /// The model text kept beside an earlier entry was removed
+    /// (`redaction`).
+    TextRedacted,
 }
 
 impl Kind {
@@ -63,12 +78,28 @@ impl Kind {
             Kind::RunStarted | Kind::RunFinished | Kind::RunRefused
         )
     }
+
+    /// The kind as entries spell it (`run-finished`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::RunStarted => "run-started",
+            Kind::RunFinished => "run-finished",
+            Kind::RunRefused => "run-refused",
+            Kind::ModelLoaded => "model-loaded",
+            Kind::ModelReloaded => "model-reloaded",
+            Kind::ModelRejected => "model-rejected",
+            Kind::ModelUnloaded => "model-unloaded",
+            Kind::DatasetIngested => "dataset-ingested",
+            Kind::TextRedacted => "text-redacted",
+        }
+    }
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    #[default]
     Started,
     Succeeded,
     Failed,
@@ -87,7 +118,7 @@ impl Outcome {
 }
 
 /// The model a run used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,
@@ -114,8 +145,84 @@ pub struct DatasetRef {
     pub personal_fields: Vec<String>,
 }
 
+/// Why a run failed, was refused, or a model was rejected.
+///
+/// Text a model chose is not here but beside the entry ([`aside`]); the
+/// entry holds its salted sha256 and length. Entries written before that
+/// (and host text, such as a refusal's reason) hold `message` itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// `fuel-exhausted`, `wall-time`, `panic`, `trap`, `model-error`,
+    /// `load`, `refused`, `rejected`, `host-error`, … (see the README).
+    pub kind: String,
+    /// Text the host wrote, kept in the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// sha256 of the salt kept beside the text followed by the text
+    /// ([`aside::commitment`]): the salt makes a redacted text impossible
+    /// to confirm by guessing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_sha256: Option<String>,
+    /// Bytes of the text kept beside the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+}
+
+/// Failure kinds whose message the host composes from its own decisions
+/// (policy, parameters, `model.toml`) before any model code runs: kept in
+/// the entry. Every other message may quote the model (its panic, error,
+/// backtrace, `describe`, or a lead it emitted, inside a host error).
+const HOST_TEXT_KINDS: &[&str] = &["refused"];
+
+impl ErrorRecord {
+    /// `failure` as recorded: its kind and limits in the entry, and its
+    /// message in the entry when the host alone wrote it, else returned to
+    /// be kept beside the entry (as [`Draft::model_text`]).
+    pub fn of(failure: &Failure) -> (ErrorRecord, Option<String>) {
+        ErrorRecord::new(
+            &failure.kind,
+            failure.message.clone(),
+            failure.limit,
+            failure.used,
+        )
+    }
+
+    /// A failure of `kind` with `message` (see [`ErrorRecord::of`]).
+    pub fn new(
+        kind: &str,
+        message: String,
+        limit: Option<u64>,
+        used: Option<u64>,
+    ) -> (ErrorRecord, Option<String>) {
+        let host = HOST_TEXT_KINDS.contains(&kind);
+        let record = ErrorRecord {
+            kind: kind.to_string(),
+            message: host.then(|| message.clone()),
+            message_sha256: None,
+            message_len: None,
+            limit,
+            used,
+        };
+        (record, (!host).then_some(message))
+    }
+}
+
+/// The leads snapshot a successful run left (`<store>/leads/<model>/<file>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub file: String,
+    /// sha256 of the whole file.
+    pub sha256: String,
+    /// Leads in it, resolved ones included.
+    pub leads: u64,
+}
+
 /// The record of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
     pub model: ModelRef,
@@ -137,12 +244,59 @@ pub struct RunRecord {
     /// sha256 over the run's leads in subject order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leads_digest: Option<String>,
+    /// The model's leads snapshot the run wrote (a successful run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leads_snapshot: Option<SnapshotRef>,
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Failure>,
+    pub error: Option<ErrorRecord>,
     /// For a model event: the version served before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<ModelRef>,
+}
+
+impl RunRecord {
+    /// Whether this is the empty record of an entry that is not about a
+    /// run or a model (a dataset ingest, a redaction).
+    pub fn is_unset(&self) -> bool {
+        self.run_id.is_empty()
+    }
+}
+
+/// A dataset version stored by an ingest: who loaded what, from which file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestRecord {
+    pub dataset: String,
+    /// The new version, its digest and its records.
+    pub version: u64,
+    pub digest: String,
+    pub records: u64,
+    /// Rows the file brought (for an append: the new segment's).
+    pub rows: u64,
+    /// For `--append`: the version the rows were added to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appended_to: Option<u64>,
+    /// The file as the operator named it, and its sha256.
+    pub source: String,
+    pub source_sha256: String,
+    /// Identifier-check warnings at ingest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u64,
+    /// Whether the dataset's schema marks personal fields.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The removal of the model text kept beside entry `seq`; the operator is
+/// the entry's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub seq: u64,
+    pub reason: String,
 }
 
 /// One ledger entry.
@@ -158,7 +312,14 @@ pub struct Entry {
     pub unit_key: Option<String>,
     pub operator: String,
     pub kind: Kind,
+    /// The run (or, for a model event, the model); empty for the other
+    /// kinds.
+    #[serde(default, skip_serializing_if = "RunRecord::is_unset")]
     pub run: RunRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<IngestRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<Redaction>,
 }
 
 /// An entry before it is placed in the chain.
@@ -168,6 +329,43 @@ pub struct Draft {
     pub operator: String,
     pub kind: Kind,
     pub run: RunRecord,
+    pub ingest: Option<IngestRecord>,
+    pub redaction: Option<Redaction>,
+    /// Text a model chose for `run.error`: kept beside the entry, which
+    /// records its salted sha256 and length in `run.error`.
+    pub model_text: Option<String>,
+}
+
+impl Draft {
+    /// An entry about a run (or a model event).
+    pub fn run(unit: String, operator: String, kind: Kind, run: RunRecord) -> Draft {
+        Draft {
+            unit,
+            operator,
+            kind,
+            run,
+            ingest: None,
+            redaction: None,
+            model_text: None,
+        }
+    }
+
+    /// The entry of a dataset version stored.
+    pub fn ingest(unit: String, operator: String, ingest: IngestRecord) -> Draft {
+        Draft {
+            ingest: Some(ingest),
+            ..Draft::run(unit, operator, Kind::DatasetIngested, RunRecord::default())
+        }
+    }
+
+    /// With `failure` as the run's error: host text in the entry, a
+    /// model's text beside it.
+    pub fn failed(mut self, failure: &Failure) -> Draft {
+        let (error, text) = ErrorRecord::of(failure);
+        self.run.error = Some(error);
+        self.model_text = text;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,16 +440,23 @@ fn abort(message: String) -> ConflictableTransactionError<Error> {
     ConflictableTransactionError::Abort(Error::Ledger(message))
 }
 
-/// Appends `draft` inside a transaction over the ledger, seal and meta
-/// trees, signing it with `signer` when the store has a unit.
+/// The trees an append writes, inside its transaction.
+pub struct Trees<'a> {
+    pub ledger: &'a TransactionalTree,
+    pub seals: &'a TransactionalTree,
+    pub meta: &'a TransactionalTree,
+    pub text: &'a TransactionalTree,
+}
+
+/// Appends `draft` inside a transaction over the ledger's trees, signing it
+/// with `signer` when the store has a unit. A model's text goes beside the
+/// entry; a redaction removes the text it names.
 pub fn append_in(
-    ledger: &TransactionalTree,
-    seals: &TransactionalTree,
-    meta: &TransactionalTree,
+    trees: &Trees,
     draft: &Draft,
     signer: Option<&Signer>,
 ) -> std::result::Result<Entry, ConflictableTransactionError<Error>> {
-    let head: Option<Head> = match meta.get(HEAD_KEY)? {
+    let head: Option<Head> = match trees.meta.get(HEAD_KEY)? {
         None => None,
         Some(v) => Some(
             serde_json::from_slice(&v)
@@ -262,6 +467,27 @@ pub fn append_in(
         None => (1, GENESIS.to_string()),
         Some(h) => (h.seq + 1, h.hash),
     };
+    let mut run = draft.run.clone();
+    let aside = match &draft.model_text {
+        None => None,
+        Some(text) => {
+            let aside =
+                aside::Aside::new(text.clone()).map_err(ConflictableTransactionError::Abort)?;
+            let error = run.error.get_or_insert_with(ErrorRecord::default);
+            error.message = None;
+            error.message_sha256 = Some(aside.commitment());
+            error.message_len = Some(text.len() as u64);
+            Some(aside)
+        }
+    };
+    if let Some(r) = &draft.redaction {
+        if trees.text.remove(&r.seq.to_be_bytes())?.is_none() {
+            return Err(abort(format!(
+                "entry {} has no model text kept beside it (none, or redacted already)",
+                r.seq
+            )));
+        }
+    }
     let entry = Entry {
         seq,
         prev_hash,
@@ -270,7 +496,9 @@ pub fn append_in(
         unit_key: signer.map(|s| s.fingerprint().to_string()),
         operator: draft.operator.clone(),
         kind: draft.kind,
-        run: draft.run.clone(),
+        run,
+        ingest: draft.ingest.clone(),
+        redaction: draft.redaction.clone(),
     };
     let bytes = serde_json::to_vec(&entry).expect("entries serialize");
     let hash = hash(&bytes);
@@ -279,12 +507,15 @@ pub fn append_in(
         hash: hash.clone(),
     };
     let head = Head { seq, hash };
-    ledger.insert(&seq.to_be_bytes(), bytes)?;
-    seals.insert(
+    trees.ledger.insert(&seq.to_be_bytes(), bytes)?;
+    trees.seals.insert(
         &seq.to_be_bytes(),
         serde_json::to_vec(&seal).expect("seal serializes"),
     )?;
-    meta.insert(
+    if let Some(aside) = &aside {
+        trees.text.insert(&seq.to_be_bytes(), aside.to_bytes())?;
+    }
+    trees.meta.insert(
         HEAD_KEY,
         serde_json::to_vec(&head).expect("head serializes"),
     )?;
@@ -293,32 +524,51 @@ pub fn append_in(
 
 /// Appends one entry on its own and makes it durable.
 pub fn append(store: &Store, draft: &Draft) -> Result<Entry> {
-    let signer = Signer::for_store(store)?;
-    let entry = (&store.ledger, &store.ledger_sig, &store.meta)
-        .transaction(|(ledger, seals, meta)| append_in(ledger, seals, meta, draft, signer.as_ref()))
-        .map_err(Error::from)?;
+    append_with(store, draft, |_| Ok(()))
+}
+
+/// Appends `draft` in one transaction with the writes `with` makes to
+/// `meta` (a run's leads pointer and cursors), signing it when the store has
+/// a unit, and makes it durable.
+pub fn append_with<F>(store: &Store, draft: &Draft, with: F) -> Result<Entry>
+where
+    F: Fn(&TransactionalTree) -> std::result::Result<(), ConflictableTransactionError<Error>>,
+{
+    let (entry, signer) = append_unflushed(store, draft, with)?;
     store.flush()?;
     appended(store, &entry, signer.as_ref());
     Ok(entry)
 }
 
-/// Appends `draft` in one transaction with the writes `with` makes to
-/// `meta` (a run's leads pointer and cursors), signing it when the store has
-/// a unit.
-pub fn append_with<F>(store: &Store, draft: &Draft, with: F) -> Result<Entry>
+/// [`append_with`] short of making the entry durable: the caller flushes,
+/// and can tell a commit that failed from one that is written but not yet
+/// on disk.
+fn append_unflushed<F>(store: &Store, draft: &Draft, with: F) -> Result<(Entry, Option<Signer>)>
 where
     F: Fn(&TransactionalTree) -> std::result::Result<(), ConflictableTransactionError<Error>>,
 {
     let signer = Signer::for_store(store)?;
-    let entry = (&store.ledger, &store.ledger_sig, &store.meta)
-        .transaction(|(ledger, seals, meta)| {
+    let entry = (
+        &store.ledger,
+        &store.ledger_sig,
+        &store.meta,
+        &store.ledger_text,
+    )
+        .transaction(|(ledger, seals, meta, text)| {
             with(meta)?;
-            append_in(ledger, seals, meta, draft, signer.as_ref())
+            append_in(
+                &Trees {
+                    ledger,
+                    seals,
+                    meta,
+                    text,
+                },
+                draft,
+                signer.as_ref(),
+            )
         })
         .map_err(Error::from)?;
-    store.flush()?;
-    appended(store, &entry, signer.as_ref());
-    Ok(entry)
+    Ok((entry, signer))
 }
 
 /// After an entry is durable: write the periodic checkpoint when one is
@@ -387,8 +637,8 @@ pub struct Problem {
     /// The entry that does not match (for a checkpoint: the entry count it
     /// covers).
     pub seq: u64,
-    /// `parse`, `sequence`, `hash`, `signature`, `chain`, `head` or
-    /// `checkpoint`.
+    /// `parse`, `sequence`, `hash`, `signature`, `chain`, `head`,
+    /// `checkpoint` or `text`.
     pub check: &'static str,
     pub message: String,
 }
@@ -409,6 +659,20 @@ pub struct Verification {
     pub fingerprint: Option<String>,
     /// RFC 6962 Merkle root over the entries (when they all verified).
     pub root: Option<String>,
+    /// Model texts removed on the record, in order.
+    pub redactions: Vec<RedactionNote>,
+}
+
+/// A `text-redacted` entry, as `verify` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactionNote {
+    /// The `text-redacted` entry.
+    pub seq: u64,
+    /// The entry whose text it removed.
+    pub target: u64,
+    pub operator: String,
+    pub at: String,
+    pub reason: String,
 }
 
 /// Recomputes the chain, the signatures and the checkpoints, and names the
@@ -422,11 +686,11 @@ mod tests {
     use super::*;
 
     fn draft(n: u64) -> Draft {
-        Draft {
-            unit: "u".into(),
-            operator: "op".into(),
-            kind: Kind::RunStarted,
-            run: RunRecord {
+        Draft::run(
+            "u".into(),
+            "op".into(),
+            Kind::RunStarted,
+            RunRecord {
                 run_id: format!("run-{n}"),
                 model: ModelRef {
                     name: "m".into(),
@@ -434,21 +698,10 @@ mod tests {
                     wasm_sha256: "00".into(),
                     publisher: None,
                 },
-                datasets: vec![],
-                params: BTreeMap::new(),
-                limits: None,
                 started_at: "t".into(),
-                ended_at: None,
-                fuel_used: None,
-                peak_memory: None,
-                records_read: None,
-                leads_count: None,
-                leads_digest: None,
-                outcome: Outcome::Started,
-                error: None,
-                replaces: None,
+                ..RunRecord::default()
             },
-        }
+        )
     }
 
     fn store_with(n: u64) -> (tempfile::TempDir, Store) {
