@@ -16,8 +16,8 @@ fn ingest_generated(store: &Path, employers: usize, seed: u64) {
     common::ingest_files(store, &g.files);
 }
 
-/// A unit store with the sample model, data, a unit key, `runs` successful
-/// runs and one refused run.
+/// A unit store with the sample model, a unit key, data (4 datasets, an
+/// ingest entry each), `runs` successful runs and one refused run.
 fn unit_store(name: &str, code: &str, runs: usize, seed: u64) -> tempfile::TempDir {
     let store = store_with_model(MODEL);
     jiandu(store.path())
@@ -132,7 +132,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         stdout(&out)
     );
 
-    // Unit A: 2 runs of 2 entries and one refusal = 5 entries.
+    // Unit A: 4 ingests, 2 runs of 2 entries and one refusal = 9 entries.
     let out = jiandu(central.path())
         .args([
             "audit",
@@ -146,7 +146,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         .unwrap();
     let entries = json(&out);
     let entries = entries.as_array().unwrap();
-    assert_eq!(entries.len(), 5);
+    assert_eq!(entries.len(), 9);
     assert!(entries
         .iter()
         .all(|e| e["ledger"]["unit"] == "温宿县人民检察院" && e["ledger"]["imported"] == true));
@@ -171,7 +171,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         assert!(out.status.success(), "{}", stderr(&out));
         json(&out).as_array().unwrap().len()
     };
-    assert_eq!(count(&[]), 5 + 3 + 3);
+    assert_eq!(count(&[]), 9 + 7 + 7);
     assert_eq!(
         count(&[
             "--model",
@@ -185,18 +185,18 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
     );
     assert_eq!(count(&["--version", "9.9.9"]), 0);
     assert_eq!(count(&["--operator", "someone-else"]), 0);
-    // The refused run read no dataset.
-    assert_eq!(count(&["--dataset", "disabled_employees"]), 8);
+    // The refused run read no dataset; each unit loaded it once.
+    assert_eq!(count(&["--dataset", "disabled_employees"]), 8 + 3);
     assert_eq!(
         count(&["--outcome", "succeeded", "--unit", "11652927MB7654321Y"]),
         1
     );
     assert_eq!(
         count(&["--since", "2000-01-01", "--until", "2999-12-31"]),
-        11
+        23
     );
     assert_eq!(count(&["--until", "2000-01-01"]), 0);
-    assert_eq!(count(&["--central"]), 11);
+    assert_eq!(count(&["--central"]), 23);
     assert_eq!(count(&["--local"]), 0);
 
     let out = jiandu(central.path())
@@ -265,7 +265,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
     assert!(
         stdout(&out)
             .lines()
-            .any(|l| l.starts_with("温宿县人民检察院") && l.contains(",7,")),
+            .any(|l| l.starts_with("温宿县人民检察院") && l.contains(",11,")),
         "{}",
         stdout(&out)
     );
@@ -284,8 +284,8 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     let other = dir.path().join("b.jsonl");
     export(b.path(), &other, None);
     let good_lines = lines(&good);
-    // 1 header, 2..=6 entries 1..=5, 7 checkpoint.
-    assert_eq!(good_lines.len(), 7);
+    // 1 header, 2..=10 entries 1..=9, 11 checkpoint.
+    assert_eq!(good_lines.len(), 11);
 
     let expect = |file: &Path, line: u64, seq: Option<u64>, check: &str| {
         let (accepted, r) = import(central.path(), file);
@@ -297,7 +297,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
         }
     };
 
-    // One byte of entry 3 (the operator's name).
+    // One byte of entry 3 (the operator's name, who loaded a dataset).
     let mut edited = good_lines.clone();
     edited[3] = edited[3].replacen("tester", "Tester", 1);
     expect(
@@ -345,7 +345,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.path().join("cut.jsonl");
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
-    expect(&cut, 7, None, "format");
+    expect(&cut, 11, None, "format");
 
     let mut spliced = good_lines.clone();
     spliced[2] = lines(&other)[2].clone();
@@ -371,7 +371,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     // The genuine export is accepted once; importing it again is a replay.
     let (accepted, _) = import(central.path(), &good);
     assert!(accepted);
-    expect(&good, 7, None, "replay");
+    expect(&good, 11, None, "replay");
     let out = jiandu(central.path())
         .args(["audit", "import"])
         .arg(&good)
@@ -379,7 +379,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("line 7: the replay check failed"),
+        stderr(&out).contains("line 11: the replay check failed"),
         "{}",
         stderr(&out)
     );
@@ -391,7 +391,7 @@ fn a_signed_local_ledger_names_the_first_bad_entry_and_the_check() {
     let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("5 entries (all signed with key"),
+        stdout(&out).contains("9 entries (all signed with key"),
         "{}",
         stdout(&out)
     );
@@ -449,7 +449,11 @@ fn a_run_that_never_finished_is_reported_as_unfinished_at_the_central_office() {
     // The host stopped while the model ran: a start entry and nothing else.
     {
         let s = jiandu::Store::open(a.path()).unwrap();
-        let mut started = jiandu::ledger::read_all(&s).unwrap().remove(0);
+        let mut started = jiandu::ledger::read_all(&s)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == jiandu::ledger::Kind::RunStarted)
+            .unwrap();
         started.run.run_id = "crashed-run".into();
         let draft = jiandu::ledger::Draft::run(
             started.unit,
@@ -624,4 +628,120 @@ fn a_models_text_is_shown_beside_its_entry_redacted_on_the_record_and_never_expo
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn which_data_a_run_saw_and_who_loaded_it_is_on_the_record() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 200, 12).unwrap();
+    common::ingest_files(store.path(), &g.files);
+    // A daily increment by someone else: three records of the same file
+    // (JSON Lines).
+    let payments = g
+        .files
+        .iter()
+        .find(|f| f.dataset == "fund_payments")
+        .unwrap();
+    let text = std::fs::read_to_string(&payments.path).unwrap();
+    let more = data.path().join("more.jsonl");
+    std::fs::write(
+        &more,
+        text.lines().take(3).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .env("JIANDU_OPERATOR", "李四")
+        .args(["dataset", "ingest", "fund_payments"])
+        .arg(&more)
+        .arg("--append")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+
+    let entries = common::ledger(store.path());
+    let ingests: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "dataset-ingested")
+        .collect();
+    assert_eq!(ingests.len(), 5, "{entries:#?}");
+    let appended = ingests[4];
+    assert_eq!(appended["operator"], "李四");
+    let i = &appended["ingest"];
+    assert_eq!(
+        (&i["dataset"], &i["version"], &i["rows"], &i["appended_to"]),
+        (&"fund_payments".into(), &2.into(), &3.into(), &1.into())
+    );
+    assert_eq!(
+        i["source_sha256"],
+        jiandu::ledger::hash(&std::fs::read(&more).unwrap())
+    );
+    let started = entries.iter().find(|e| e["kind"] == "run-started").unwrap();
+    let run = started["run"]["run_id"].as_str().unwrap();
+
+    let out = jiandu(store.path())
+        .args(["audit", "show", run, "--format", "json"])
+        .output()
+        .unwrap();
+    let shown = json(&out);
+    let seen = shown[0]["data"].as_array().unwrap();
+    assert_eq!(seen.len(), 4, "{shown:#}");
+    for d in seen {
+        let recorded = started["run"]["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == d["name"])
+            .unwrap();
+        assert_eq!(d["digest"], recorded["digest"], "the version the run read");
+        assert_eq!(d["digest_recorded"], true, "{d:#}");
+        let loaded = d["loaded"].as_array().unwrap();
+        assert_eq!(loaded[0]["ingest"]["digest"], d["digest"]);
+        if d["name"] == "fund_payments" {
+            // Version 2 holds the rows of both ingests, newest first.
+            let who: Vec<_> = loaded.iter().map(|l| l["operator"].clone()).collect();
+            assert_eq!(who, ["李四", "tester"]);
+            assert_eq!(loaded[1]["seq"], ingests[3]["seq"]);
+        } else {
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0]["operator"], "tester");
+        }
+    }
+    let out = jiandu(store.path())
+        .args(["audit", "show", run])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("fund_payments@2"), "{text}");
+    assert!(text.contains("by 李四: 3 rows from"), "{text}");
+    assert!(text.contains("appended to 1"), "{text}");
+
+    // Asking by dataset finds its ingests beside the runs that read it.
+    let out = jiandu(store.path())
+        .args([
+            "audit",
+            "log",
+            "--dataset",
+            "fund_payments",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let kinds: Vec<_> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dataset-ingested",
+            "dataset-ingested",
+            "run-started",
+            "run-finished"
+        ]
+    );
 }

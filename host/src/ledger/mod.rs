@@ -591,6 +591,50 @@ fn appended(store: &Store, entry: &Entry, signer: Option<&Signer>) {
     }
 }
 
+/// The unit named in entries written outside a run (an ingest): this
+/// store's unit (`unit init`), else the `unit` of the store's policy file.
+pub fn unit_label(store: &Store) -> Result<String> {
+    if let Some(u) = crate::unit::current(store)? {
+        return Ok(format!("{} ({})", u.name, u.code));
+    }
+    Ok(crate::policy::Policy::load(&store.policy_path())?.unit)
+}
+
+/// Puts dataset version `info` of `dataset`, just stored by `operator`, on
+/// the record: a `dataset-ingested` entry with its digest, its records,
+/// the rows the file brought, the file's name and sha256 and, for an
+/// append, the version it extends.
+pub fn dataset_ingested(
+    store: &Store,
+    dataset: &str,
+    info: &crate::dataset::VersionInfo,
+) -> Result<Entry> {
+    let segments = &info.segments;
+    // An append keeps the segments of the version it extends and adds
+    // one; that version's own segment, the one before the new, is stored
+    // under it.
+    let appended_to = match segments.len() {
+        0 | 1 => None,
+        n => segments[n - 2].stored_in,
+    };
+    let ingest = IngestRecord {
+        dataset: dataset.to_string(),
+        version: info.version,
+        digest: info.digest.clone(),
+        records: info.records,
+        rows: segments.last().map_or(0, |s| s.records),
+        appended_to,
+        source: info.source.clone(),
+        source_sha256: info.source_sha256.clone(),
+        warnings: info.warnings,
+        personal: info.schema.has_personal(),
+    };
+    append(
+        store,
+        &Draft::ingest(unit_label(store)?, info.operator.clone(), ingest),
+    )
+}
+
 /// The seal kept beside entry `seq`, if any.
 pub fn seal(store: &Store, seq: u64) -> Result<std::result::Result<Option<Seal>, String>> {
     Ok(match store.ledger_sig.get(seq.to_be_bytes())? {
