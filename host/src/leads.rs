@@ -260,6 +260,35 @@ fn models(store: &Store) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A model's snapshot as its pointer names it, for `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub model: String,
+    pub path: PathBuf,
+    /// sha256 of the whole file, as the pointer records it.
+    pub sha256: String,
+    pub leads: u64,
+    /// The run that wrote it.
+    pub run: String,
+}
+
+/// Each model's snapshot, as the pointers in `meta` name them.
+pub fn snapshots(store: &Store) -> Result<Vec<Snapshot>> {
+    let mut out = Vec::new();
+    for model in models(store)? {
+        if let Some((_, p)) = read_pointer(store, &model)? {
+            out.push(Snapshot {
+                path: model_dir(store, &model).join(&p.file),
+                model,
+                sha256: p.sha256,
+                leads: p.leads,
+                run: p.run,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A model's snapshot, open.
 struct Current {
     /// The pointer as stored, for [`apply_in`] to compare.

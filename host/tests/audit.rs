@@ -745,3 +745,132 @@ fn which_data_a_run_saw_and_who_loaded_it_is_on_the_record() {
         ]
     );
 }
+
+/// `audit verify`'s exit status and its stderr.
+fn verify_store(store: &Path, quick: bool) -> (bool, String, String) {
+    let mut cmd = jiandu(store);
+    cmd.args(["audit", "verify"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), stdout(&out), stderr(&out))
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 300, 13);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let entries = common::ledger(store.path());
+    let finished = entries.last().unwrap();
+    assert!(finished["run"]["leads_count"].as_u64().unwrap() > 0);
+    let snapshot = &finished["run"]["leads_snapshot"];
+    let leads_file = store
+        .path()
+        .join("leads")
+        .join(MODEL)
+        .join(snapshot["file"].as_str().unwrap());
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("files the ledger points at verified: 1 leads file, 4 dataset versions"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 leads digest and 4 version digests recomputed"),
+        "{out}"
+    );
+
+    // One byte of the leads snapshot.
+    let original = std::fs::read(&leads_file).unwrap();
+    flip(&leads_file, original.len() / 2);
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "entry {}: {}",
+            finished["seq"],
+            leads_file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("does not match the sha256 entry"), "{err}");
+    // The pointer in meta rewritten to match the edit: the signed entry
+    // still tells.
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        pointer["sha256"] = jiandu::ledger::hash(&std::fs::read(&leads_file).unwrap()).into();
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(err.contains("the pointer was edited"), "{err}");
+    assert!(err.contains("does not match the sha256 entry"), "{err}");
+    std::fs::write(&leads_file, &original).unwrap();
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        pointer["sha256"] = snapshot["sha256"].clone();
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    }
+    assert!(verify_store(store.path(), false).0, "restored");
+
+    // One byte of a dataset block: its CRC names the file and the block.
+    let ingest = entries
+        .iter()
+        .find(|e| e["kind"] == "dataset-ingested" && e["ingest"]["dataset"] == "employers")
+        .unwrap();
+    let block_file = store.path().join("data/employers/1/0-0.blk");
+    let original = std::fs::read(&block_file).unwrap();
+    flip(&block_file, original.len() / 2);
+    for quick in [true, false] {
+        let (ok, _, err) = verify_store(store.path(), quick);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!(
+                "entry {}: {} block 0: block 0 is corrupt (checksum mismatch)",
+                ingest["seq"],
+                block_file.display()
+            )),
+            "{err}"
+        );
+    }
+
+    // A byte changed and the block's CRC recomputed to match: the CRCs
+    // pass, the version's digest does not.
+    let mut bytes = original.clone();
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let front = le32(&bytes, 4) as usize;
+    bytes[20 + front - 1] ^= 0x01;
+    let crc = crc32fast::hash(&bytes[20..20 + front]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&block_file, &bytes).unwrap();
+    let (ok, out, err) = verify_store(store.path(), true);
+    assert!(ok, "--quick checks CRCs only: {out}\n{err}");
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "entry {}: {}: employers@1: its records digest to",
+            ingest["seq"],
+            store.path().join("data/employers/1").display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&block_file, &original).unwrap();
+    assert!(verify_store(store.path(), false).0, "restored");
+}

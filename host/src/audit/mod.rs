@@ -11,6 +11,8 @@
 //!   export.
 //! - [`verify`]: `jiandu audit verify`, for this store's ledger or an
 //!   imported unit's.
+//! - [`stored`]: the rest of `jiandu audit verify` on a unit: the leads
+//!   files and dataset blocks the ledger points at.
 //! - [`units`]: the central office's register of units and their public
 //!   keys (meta `audit/units/<fingerprint>`), kept apart from the model
 //!   publishers' trust store.
@@ -32,6 +34,7 @@ pub mod export;
 pub mod import;
 pub mod merkle;
 pub mod query;
+pub mod stored;
 pub mod units;
 pub mod verify;
 

@@ -63,8 +63,11 @@ pub enum Command {
     /// Recompute the hash chain, signatures and checkpoints, and name the
     /// first entry that fails, the check it fails and why.
     ///
-    /// Without options: this store's own ledger. Exits 1 when a ledger does
-    /// not verify.
+    /// Without options: this store's own ledger, then the files it points
+    /// at: every leads snapshot against the sha256 and digest its run
+    /// recorded, every dataset block against its CRCs and every version
+    /// against its digest, each fault named with its entry, file and block.
+    /// Exits 1 when anything does not verify.
     ///
     /// Example: `jiandu audit verify --unit 温宿县人民检察院`
     Verify {
@@ -74,6 +77,10 @@ pub enum Command {
         /// Verify every imported ledger.
         #[arg(long)]
         central: bool,
+        /// Check leads files and block CRCs only; skip recomputing the
+        /// leads and dataset digests (which read every record).
+        #[arg(long, conflicts_with_all = ["unit", "central"])]
+        quick: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -223,8 +230,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Verify {
             unit,
             central,
+            quick,
             format,
-        } => verify(&store, unit, central, format),
+        } => verify(&store, unit, central, quick, format),
         Command::Export { since, output } => {
             let since = since.as_deref().map(export::parse_since).transpose()?;
             let e = export::export(&store, since.as_ref())?;
@@ -378,7 +386,11 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                 e.at.clone(),
                 e.kind.clone(),
                 e.operator.clone(),
-                format!("{}@{}", r.model.name, r.model.version),
+                if r.model.name.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}@{}", r.model.name, r.model.version)
+                },
                 r.model.wasm_sha256.get(..12).unwrap_or("").to_string(),
                 r.model.publisher.clone().unwrap_or_default(),
                 r.run_id.clone(),
@@ -387,23 +399,39 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                 } else {
                     r.outcome.clone()
                 },
-                r.datasets
-                    .iter()
-                    .map(|d| {
-                        let personal = if d.personal || !d.personal_fields.is_empty() {
-                            "[PERSONAL]"
-                        } else {
-                            ""
-                        };
-                        format!("{}@{}{personal}", d.name, d.version)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                match &e.ingest {
+                    Some(i) => format!(
+                        "{}@{}{} ← {} rows from {} (sha256 {}…)",
+                        i.dataset,
+                        i.version,
+                        if i.personal { "[PERSONAL]" } else { "" },
+                        i.rows,
+                        i.source,
+                        i.source_sha256.get(..12).unwrap_or("")
+                    ),
+                    None => r
+                        .datasets
+                        .iter()
+                        .map(|d| {
+                            let personal = if d.personal || !d.personal_fields.is_empty() {
+                                "[PERSONAL]"
+                            } else {
+                                ""
+                            };
+                            format!("{}@{}{personal}", d.name, d.version)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
                 r.records_read.map(|n| n.to_string()).unwrap_or_default(),
                 r.leads_count.map(|n| n.to_string()).unwrap_or_default(),
                 match (&r.error, query::error_message(e, row.text.as_ref())) {
                     (Some(f), Some(m)) => format!("{}: {}", f.kind, m.lines().next().unwrap_or("")),
-                    _ => ingest_summary(e).unwrap_or_default(),
+                    _ => e
+                        .redaction
+                        .as_ref()
+                        .map(|r| format!("removes the model text of entry {}: {}", r.seq, r.reason))
+                        .unwrap_or_default(),
                 },
             ]
         })
@@ -429,24 +457,6 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
         &table,
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// What the error column says of a non-run entry: the version an ingest
-/// stored, or the entry a redaction emptied.
-fn ingest_summary(e: &jiandu::audit::EntryView) -> Option<String> {
-    if let Some(i) = &e.ingest {
-        return Some(format!(
-            "{}@{}: {} rows from {} (sha256 {}…)",
-            i.dataset,
-            i.version,
-            i.rows,
-            i.source,
-            i.source_sha256.get(..12).unwrap_or("")
-        ));
-    }
-    e.redaction
-        .as_ref()
-        .map(|r| format!("redacted the model text of entry {}: {}", r.seq, r.reason))
 }
 
 fn show(
@@ -722,9 +732,11 @@ fn verify(
     store: &jiandu::Store,
     unit: Option<String>,
     all: bool,
+    quick: bool,
     format: Format,
 ) -> Result<ExitCode> {
     let mut results: Vec<(String, Verification)> = Vec::new();
+    let local = unit.is_none() && !all;
     if let Some(text) = unit {
         let u = units::find(store, &text)?;
         results.push((
@@ -741,12 +753,28 @@ fn verify(
     } else {
         results.push(("ledger".into(), ledger::verify(store)?));
     }
-    let failed = results.iter().any(|(_, v)| v.problem.is_some());
+    let files = if local {
+        let pb = super::spinner(if quick {
+            "checking leads files and block CRCs".to_string()
+        } else {
+            "checking leads files, dataset blocks and digests".to_string()
+        });
+        let files = audit::stored::verify(store, quick);
+        pb.finish_and_clear();
+        Some(files?)
+    } else {
+        None
+    };
+    let failed = results.iter().any(|(_, v)| v.problem.is_some())
+        || files.as_ref().is_some_and(|f| !f.faults.is_empty());
     if format == Format::Json {
-        let list: Vec<serde_json::Value> = results
+        let mut list: Vec<serde_json::Value> = results
             .iter()
             .map(|(what, v)| serde_json::json!({"ledger": what, "verified": v.problem.is_none(), "result": v}))
             .collect();
+        if let Some(f) = &files {
+            list.push(serde_json::json!({"files": "leads and data", "verified": f.faults.is_empty(), "result": f}));
+        }
         output::json(&list)?;
     } else {
         for (what, v) in &results {
@@ -794,12 +822,51 @@ fn verify(
         if results.is_empty() {
             outln!("no imported ledgers");
         }
+        if let Some(f) = &files {
+            print_files(f);
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_files(f: &audit::stored::Files) {
+    let digests = if f.quick {
+        "digests not recomputed (--quick)".to_string()
+    } else {
+        format!(
+            "{} leads digest{} and {} version digest{} recomputed",
+            f.leads_digests,
+            if f.leads_digests == 1 { "" } else { "s" },
+            f.digests,
+            if f.digests == 1 { "" } else { "s" }
+        )
+    };
+    let summary = format!(
+        "{} leads file{}, {} dataset version{} ({} blocks in {} files, {:.1} MiB); {digests}",
+        f.leads_files,
+        if f.leads_files == 1 { "" } else { "s" },
+        f.versions,
+        if f.versions == 1 { "" } else { "s" },
+        f.blocks,
+        f.block_files,
+        f.bytes as f64 / (1 << 20) as f64
+    );
+    if f.faults.is_empty() {
+        outln!("files the ledger points at verified: {summary}");
+        return;
+    }
+    errln!(
+        "files the ledger points at do NOT verify ({} fault{}): {summary}",
+        f.faults.len(),
+        if f.faults.len() == 1 { "" } else { "s" }
+    );
+    for fault in &f.faults {
+        errln!("  {fault}");
+    }
 }
 
 fn import_files(
