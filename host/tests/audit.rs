@@ -874,3 +874,43 @@ fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() 
     std::fs::write(&block_file, &original).unwrap();
     assert!(verify_store(store.path(), false).0, "restored");
 }
+
+#[test]
+fn a_run_whose_leads_cannot_be_committed_ends_on_the_record_as_a_host_error() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 200, 14);
+    // Where the model's leads folder belongs, a file: the snapshot cannot
+    // be written, as on a full or failing disk.
+    std::fs::create_dir_all(store.path().join("leads")).unwrap();
+    let blocker = store.path().join("leads").join(MODEL);
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("failed (host-error)"),
+        "{}",
+        stderr(&out)
+    );
+    let entries = common::ledger(store.path());
+    let finished = entries.last().unwrap();
+    assert_eq!(finished["kind"], "run-finished", "{finished:#}");
+    assert_eq!(finished["run"]["outcome"], "failed");
+    assert_eq!(finished["run"]["leads_count"], 0);
+    assert!(
+        finished["run"].get("leads_digest").is_none(),
+        "{finished:#}"
+    );
+    assert_eq!(finished["run"]["error"]["kind"], "host-error");
+    assert!(
+        finished["run"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not commit the run's leads"),
+        "{finished:#}"
+    );
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    // Once the disk is fixed, the next run commits.
+    std::fs::remove_file(&blocker).unwrap();
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+}

@@ -901,14 +901,112 @@ fn entries_written_with_the_message_inline_still_parse_verify_and_export() {
 
     // New entries follow them, signed once the store has a unit, and the
     // whole ledger exports to a central office that verifies it.
+    // Their head, as earlier versions wrote it, gains its frontier and
+    // signature with the next entry.
+    assert_eq!(ledger::head::read(&s).unwrap().unwrap().frontier, None);
     crate::unit::init(&s, "温宿县人民检察院", "11652922MB1234567X").unwrap();
     run(&s, "r7", "disability-fund-arrears", Outcome::Failed);
     let v = ledger::verify(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.entries, v.unsigned, v.signed), (8, 6, 2));
+    let head = ledger::head::read(&s).unwrap().unwrap();
+    assert_eq!((head.seq, head.root.clone()), (8, v.root.clone()));
+    assert!(head.sig.is_some());
     let (_z, central) = central_for(&[&s]);
     assert_eq!(accept(&central, &exported(&s, None)).added, 8);
     let u = units::list(&central).unwrap().remove(0);
     let v = verify::central(&central, &u).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
+}
+
+// ---------------------------------------------------------------------------
+// The head, the frontier and checkpoints at scale
+
+#[test]
+fn appending_reads_no_entry_back_and_checkpoints_come_from_the_frontier() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r0", "m", Outcome::Started);
+    // Entry 1 edited: a full verification fails from here on.
+    let key = 1u64.to_be_bytes();
+    let original = a.ledger.get(key).unwrap().unwrap();
+    let edited = String::from_utf8(original.to_vec())
+        .unwrap()
+        .replace("张三", "李四");
+    a.ledger.insert(key, edited.as_bytes()).unwrap();
+    // Appends go on, and the checkpoint due with entry 64 is written
+    // without verifying what came before: over the hashes sealed when the
+    // entries were written.
+    for i in 1..checkpoint::EVERY {
+        run(&a, &format!("r{i}"), "m", Outcome::Started);
+    }
+    let cp = checkpoint::latest_local(&a).unwrap().expect("a checkpoint");
+    assert_eq!(cp.checkpoint.size, checkpoint::EVERY);
+    let sealed: Vec<[u8; 32]> = (1..=checkpoint::EVERY)
+        .map(|seq| {
+            merkle::parse_hash(&ledger::seal(&a, seq).unwrap().unwrap().unwrap().hash).unwrap()
+        })
+        .collect();
+    assert_eq!(cp.checkpoint.root, merkle::root_of(sealed));
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (1, "hash"), "{p:?}");
+    a.ledger.insert(key, original).unwrap();
+    let v = ledger::verify(&a).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.checkpoints, 1);
+    // The head carries the root and the unit's signature.
+    let head = ledger::head::read(&a).unwrap().unwrap();
+    assert_eq!(head.root, v.root);
+    assert_eq!(
+        head.frontier.as_ref().unwrap().len(),
+        1,
+        "64 is one subtree"
+    );
+    let key = jiandu_registry::keys::PublicKey::parse(
+        &crate::unit::current(&a).unwrap().unwrap().public_key,
+    )
+    .unwrap();
+    assert!(key
+        .verify(&head.message(), head.sig.as_deref().unwrap())
+        .unwrap());
+}
+
+#[test]
+fn a_cut_tail_under_a_rewritten_head_fails_the_head_check() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let head = ledger::head::read(&a).unwrap().unwrap();
+    assert_eq!(head.seq, 6);
+    // Entry 6 removed and the head rewritten to name entry 5, with the
+    // right frontier and root for five entries: only the signature tells.
+    a.ledger.remove(6u64.to_be_bytes()).unwrap();
+    let mut frontier = merkle::Frontier::new();
+    for seq in 1..=5u64 {
+        let seal = ledger::seal(&a, seq).unwrap().unwrap().unwrap();
+        frontier.push(merkle::parse_hash(&seal.hash).unwrap());
+    }
+    let mut cut = ledger::head::Head {
+        seq: 5,
+        hash: ledger::seal(&a, 5).unwrap().unwrap().unwrap().hash,
+        root: Some(frontier.root()),
+        frontier: Some(frontier.to_hex()),
+        sig: head.sig.clone(),
+    };
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(p.message.contains("not signed by unit"), "{}", p.message);
+    cut.sig = None;
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(
+        p.message.contains("not signed, though entry 5 is"),
+        "{}",
+        p.message
+    );
+    // A frontier that does not give the entries' root.
+    cut.frontier = Some(vec![hex::encode([7u8; 32]), hex::encode([8u8; 32])]);
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(p.message.contains("Merkle frontier"), "{}", p.message);
 }

@@ -14,6 +14,7 @@ use super::checkpoint::SignedCheckpoint;
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
 use super::{short, Check, Fault};
+use crate::ledger::head::Head;
 use crate::ledger::{self, aside, Problem, RedactionNote, Verification};
 use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
@@ -261,7 +262,8 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
     // Entries and their head are written in one transaction, so the head
     // read now bounds the entries to check; entries after it were either
     // appended since (the head has moved on) or written around the ledger.
-    let head = ledger::head(store)?;
+    let full_head = ledger::head::read(store)?;
+    let head = full_head.as_ref().map(|h| (h.seq, h.hash.clone()));
     let head_hash = head.as_ref().map(|h| h.1.clone());
     let limit = head.as_ref().map_or(0, |h| h.0);
     let items = ledger::entries(store, 1)
@@ -328,6 +330,9 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
             }
         }
     }
+    if let (None, Some(h)) = (&fault, &full_head) {
+        fault = check_head(h, &tree, &signing, chain.first_signed().is_some());
+    }
     if fault.is_none() {
         fault = texts.check(store)?;
     }
@@ -341,6 +346,53 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
         fault,
         texts,
     ))
+}
+
+/// Checks the head of a ledger whose entries verified up to the one it
+/// names: its Merkle frontier gives the entries' root, and its signature is
+/// the unit's (required once entries are signed; a head written by an
+/// earlier version has neither).
+fn check_head(head: &Head, tree: &Tree, signing: &Signing, signed: bool) -> Option<Fault> {
+    let fault = |message: String| Some(Fault::new(head.seq, Check::Head, message));
+    match head.frontier() {
+        Err(why) => return fault(why),
+        Ok(Some(f)) => {
+            let root = tree.root();
+            if f.root() != root || head.root.as_deref() != Some(f.root().as_str()) {
+                return fault(format!(
+                    "the ledger head's Merkle frontier gives root {}…, but entries 1..{} give {}…: the head was rewritten",
+                    short(&f.root()),
+                    head.seq,
+                    short(&root)
+                ));
+            }
+        }
+        Ok(None) => {}
+    }
+    match (&head.sig, &signing.key) {
+        (Some(sig), Some(key)) => {
+            if let Err(why) = super::check_signature(key, &head.message(), sig) {
+                return fault(format!(
+                    "the ledger head is not signed by {}: {why}; entries were cut off the end, or the head was rewritten",
+                    signing.who
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return fault(format!(
+                "the ledger head is signed, but {} has no key to check it",
+                signing.who
+            ))
+        }
+        (None, _) if signed && head.frontier.is_some() => {
+            return fault(format!(
+                "the ledger head is not signed, though entry {} is: entries were cut off the end, or the head was rewritten",
+                head.seq
+            ))
+        }
+        (None, _) => {}
+    }
+    None
 }
 
 /// Verifies the ledger imported from `unit`: every entry against the

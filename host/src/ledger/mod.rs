@@ -12,8 +12,11 @@
 //! the unit's Ed25519 signature of it. The seal is written in the same
 //! transaction as the entry; the bytes the hash covers are unchanged by it.
 //! Entries written before the unit existed stay unsigned; once one entry is
-//! signed, every later one must be. Every [`crate::audit::checkpoint::EVERY`]
-//! entries the host also writes a signed checkpoint (see [`crate::audit`]).
+//! signed, every later one must be. The head ([`head`]) carries the Merkle
+//! frontier of the entries and the unit's signature; with every
+//! [`crate::audit::checkpoint::EVERY`]th entry the same transaction writes
+//! a signed checkpoint (see [`crate::audit`]). Appending reads nothing
+//! but the head: its cost does not grow with the ledger.
 //!
 //! A run writes a `run-started` entry before the model runs (if that cannot
 //! be written — including when the unit's key cannot be read — the run does
@@ -31,10 +34,12 @@
 //! `text-redacted` entry), without breaking the chain.
 
 pub mod aside;
+pub mod head;
 
 use crate::policy::Limits;
 use crate::runtime::Failure;
 use crate::{Error, Result, Store};
+use head::{Head, HEAD_KEY};
 use jiandu_registry::keys::{PublicKey, UnitKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,7 +47,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use std::collections::BTreeMap;
 
-const HEAD_KEY: &str = "ledger/head";
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -368,12 +372,6 @@ impl Draft {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Head {
-    seq: u64,
-    hash: String,
-}
-
 /// What is kept beside entry `n` in the `ledger_sig` tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seal {
@@ -446,27 +444,31 @@ pub struct Trees<'a> {
     pub seals: &'a TransactionalTree,
     pub meta: &'a TransactionalTree,
     pub text: &'a TransactionalTree,
+    pub checkpoints: &'a TransactionalTree,
+}
+
+/// Who signs entries, the head and checkpoints: the unit's key, and the
+/// unit as checkpoints name it.
+pub struct Signing<'a> {
+    pub signer: &'a Signer,
+    pub unit: &'a crate::unit::Unit,
 }
 
 /// Appends `draft` inside a transaction over the ledger's trees, signing it
-/// with `signer` when the store has a unit. A model's text goes beside the
-/// entry; a redaction removes the text it names.
+/// when the store has a unit. A model's text goes beside the entry; a
+/// redaction removes the text it names. The head moves on with the Merkle
+/// frontier, and every [`crate::audit::checkpoint::EVERY`]th entry comes
+/// with a signed checkpoint over the ledger so far: nothing is read back,
+/// whatever the ledger's length.
 pub fn append_in(
     trees: &Trees,
     draft: &Draft,
-    signer: Option<&Signer>,
+    signing: Option<&Signing>,
 ) -> std::result::Result<Entry, ConflictableTransactionError<Error>> {
-    let head: Option<Head> = match trees.meta.get(HEAD_KEY)? {
-        None => None,
-        Some(v) => Some(
-            serde_json::from_slice(&v)
-                .map_err(|e| abort(format!("ledger head is unreadable: {e}")))?,
-        ),
-    };
-    let (seq, prev_hash) = match head {
-        None => (1, GENESIS.to_string()),
-        Some(h) => (h.seq + 1, h.hash),
-    };
+    let signer = signing.map(|s| s.signer);
+    let raw = trees.meta.get(HEAD_KEY)?;
+    let (last, prev_hash, mut frontier) = head::parse_for_append(raw.as_deref()).map_err(abort)?;
+    let seq = last + 1;
     let mut run = draft.run.clone();
     let aside = match &draft.model_text {
         None => None,
@@ -506,7 +508,8 @@ pub fn append_in(
         sig: signer.map(|s| s.sign(&entry_message(&hash))),
         hash: hash.clone(),
     };
-    let head = Head { seq, hash };
+    frontier.push(crate::audit::merkle::parse_hash(&hash).expect("a sha256 just computed"));
+    let head = Head::new(seq, hash, &frontier, signer);
     trees.ledger.insert(&seq.to_be_bytes(), bytes)?;
     trees.seals.insert(
         &seq.to_be_bytes(),
@@ -515,10 +518,23 @@ pub fn append_in(
     if let Some(aside) = &aside {
         trees.text.insert(&seq.to_be_bytes(), aside.to_bytes())?;
     }
-    trees.meta.insert(
-        HEAD_KEY,
-        serde_json::to_vec(&head).expect("head serializes"),
-    )?;
+    if let (Some(s), 0) = (signing, seq % crate::audit::checkpoint::EVERY) {
+        let cp = crate::audit::checkpoint::Checkpoint {
+            unit: s.unit.name.clone(),
+            code: s.unit.code.clone(),
+            fingerprint: s.signer.fingerprint().to_string(),
+            size: seq,
+            root: head.root.clone().expect("a new head has a root"),
+            head_hash: head.hash.clone(),
+            time: entry.at.clone(),
+        }
+        .sign(s.signer);
+        trees.checkpoints.insert(
+            &seq.to_be_bytes(),
+            serde_json::to_vec(&cp).expect("checkpoints serialize"),
+        )?;
+    }
+    trees.meta.insert(HEAD_KEY, head.to_bytes())?;
     Ok(entry)
 }
 
@@ -534,27 +550,41 @@ pub fn append_with<F>(store: &Store, draft: &Draft, with: F) -> Result<Entry>
 where
     F: Fn(&TransactionalTree) -> std::result::Result<(), ConflictableTransactionError<Error>>,
 {
-    let (entry, signer) = append_unflushed(store, draft, with)?;
+    let entry = append_unflushed(store, draft, with)?;
     store.flush()?;
-    appended(store, &entry, signer.as_ref());
     Ok(entry)
 }
 
 /// [`append_with`] short of making the entry durable: the caller flushes,
-/// and can tell a commit that failed from one that is written but not yet
-/// on disk.
-fn append_unflushed<F>(store: &Store, draft: &Draft, with: F) -> Result<(Entry, Option<Signer>)>
+/// and so can tell an entry that was not written from one written and not
+/// yet on disk.
+pub fn append_unflushed<F>(store: &Store, draft: &Draft, with: F) -> Result<Entry>
 where
     F: Fn(&TransactionalTree) -> std::result::Result<(), ConflictableTransactionError<Error>>,
 {
     let signer = Signer::for_store(store)?;
+    let unit = match &signer {
+        Some(_) => crate::unit::current(store)?,
+        None => None,
+    };
+    let signing = match (&signer, &unit) {
+        (Some(signer), Some(unit)) => Some(Signing { signer, unit }),
+        _ => None,
+    };
+    if signer.is_some() && signing.is_none() {
+        return Err(Error::Ledger(
+            "this store has a unit key but no unit record; run `jiandu unit show`".into(),
+        ));
+    }
+    head::ensure_frontier(store, signer.as_ref())?;
     let entry = (
         &store.ledger,
         &store.ledger_sig,
         &store.meta,
         &store.ledger_text,
+        &store.checkpoints,
     )
-        .transaction(|(ledger, seals, meta, text)| {
+        .transaction(|(ledger, seals, meta, text, checkpoints)| {
             with(meta)?;
             append_in(
                 &Trees {
@@ -562,33 +592,14 @@ where
                     seals,
                     meta,
                     text,
+                    checkpoints,
                 },
                 draft,
-                signer.as_ref(),
+                signing.as_ref(),
             )
         })
         .map_err(Error::from)?;
-    Ok((entry, signer))
-}
-
-/// After an entry is durable: write the periodic checkpoint when one is
-/// due. The entry already stands on its own, so a checkpoint that cannot be
-/// written (for instance because the ledger no longer verifies) is reported
-/// and does not undo it; `jiandu audit verify` names the cause.
-fn appended(store: &Store, entry: &Entry, signer: Option<&Signer>) {
-    let Some(signer) = signer else { return };
-    match crate::audit::checkpoint::due(store, entry.seq) {
-        Ok(false) => {}
-        Ok(true) => {
-            if let Err(e) = crate::audit::checkpoint::write_local(store, signer) {
-                tracing::warn!(
-                    "no checkpoint written after ledger entry {}: {e}",
-                    entry.seq
-                );
-            }
-        }
-        Err(e) => tracing::warn!("cannot read the last checkpoint: {e}"),
-    }
+    Ok(entry)
 }
 
 /// The unit named in entries written outside a run (an ingest): this
@@ -647,7 +658,7 @@ pub fn seal(store: &Store, seq: u64) -> Result<std::result::Result<Option<Seal>,
 
 /// The sequence number and hash of the last entry, per the ledger head.
 pub fn head(store: &Store) -> Result<Option<(u64, String)>> {
-    Ok(store.get_meta::<Head>(HEAD_KEY)?.map(|h| (h.seq, h.hash)))
+    Ok(head::read(store)?.map(|h| (h.seq, h.hash)))
 }
 
 /// Entries in order, from `from` (1-based) on.
