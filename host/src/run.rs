@@ -84,7 +84,7 @@ impl Drop for Active {
     }
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = crate::time::now();
     format!(
         "{}-{}-{}",
@@ -159,6 +159,8 @@ fn run_installed(
         outcome: Outcome::Started,
         error: None,
         replaces: None,
+        replay_of: None,
+        reproduced: None,
     };
     let unit_name = unit_label(store, policy)?;
     let draft = |kind, record: &RunRecord| {
@@ -548,6 +550,7 @@ fn prepare(
                 .filter(|f| f.personal.is_some() && view.names().contains(&f.name))
                 .map(|f| f.name.clone())
                 .collect(),
+            seen: read_cursors.get(name).cloned().unwrap_or_default(),
         });
         datasets.insert(name.clone(), Access { reader, view });
     }
@@ -561,7 +564,7 @@ fn prepare(
 
 /// How much memory a run's emitted leads may take before they spill to
 /// files: `$JIANDU_LEADS_MEMORY` bytes, or [`crate::emitted::SPILL_BUDGET`].
-fn spill_budget() -> Result<u64> {
+pub(crate) fn spill_budget() -> Result<u64> {
     match std::env::var("JIANDU_LEADS_MEMORY") {
         Err(_) => Ok(crate::emitted::SPILL_BUDGET),
         Ok(v) => v.trim().parse::<u64>().map_err(|_| {

@@ -914,3 +914,110 @@ fn a_run_whose_leads_cannot_be_committed_ends_on_the_record_as_a_host_error() {
     std::fs::remove_file(&blocker).unwrap();
     jiandu(store.path()).args(["run", MODEL]).assert().success();
 }
+
+#[test]
+fn a_recorded_run_replays_on_the_model_version_and_data_versions_it_used() {
+    let store = tempfile::tempdir().unwrap();
+    jiandu(store.path())
+        .args(["model", "build"])
+        .arg(repo().join("plugins").join(MODEL))
+        .assert()
+        .success();
+    ingest_generated(store.path(), 300, 15);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    // Too little fuel: a run that fails, deterministically.
+    std::fs::write(
+        store.path().join("jiandu.toml"),
+        "[defaults]\nfuel = 100_000\n",
+    )
+    .unwrap();
+    jiandu(store.path()).args(["run", MODEL]).assert().failure();
+    std::fs::remove_file(store.path().join("jiandu.toml")).unwrap();
+    // New employers data, and a run on it.
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 250, 16).unwrap();
+    let employers: Vec<_> = g
+        .files
+        .into_iter()
+        .filter(|f| f.dataset == "employers")
+        .collect();
+    common::ingest_files(store.path(), &employers);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let finished: Vec<serde_json::Value> = common::ledger(store.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "run-finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    // The installed model goes; the version the runs used is kept by its
+    // digest.
+    let wasm = finished[0]["run"]["model"]["wasm_sha256"].as_str().unwrap();
+    let kept = store.path().join("models/.versions").join(wasm);
+    assert!(kept.join("model.wasm").is_file());
+    std::fs::remove_dir_all(store.path().join("models").join(MODEL)).unwrap();
+
+    let replay = |run: &serde_json::Value| {
+        let out = jiandu(store.path())
+            .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        json(&out)
+    };
+    let first = replay(&finished[0]);
+    assert_eq!(first["reproduced"], true, "{first:#}");
+    assert_eq!(
+        first["replayed"]["leads_digest"],
+        finished[0]["run"]["leads_digest"]
+    );
+    assert!(first["datasets"]
+        .as_array()
+        .unwrap()
+        .contains(&"employers@1".into()));
+    let failed = replay(&finished[1]);
+    assert_eq!(failed["reproduced"], true, "{failed:#}");
+    assert_eq!(failed["replayed"]["error_kind"], "fuel-exhausted");
+    let last = replay(&finished[2]);
+    assert_eq!(last["reproduced"], true, "{last:#}");
+    assert!(last["datasets"]
+        .as_array()
+        .unwrap()
+        .contains(&"employers@2".into()));
+
+    // On the record, beside the runs but not counted as runs.
+    let entries = common::ledger(store.path());
+    let done = entries.last().unwrap();
+    assert_eq!(done["kind"], "replay-finished");
+    assert_eq!(done["run"]["replay_of"], finished[2]["run"]["run_id"]);
+    assert_eq!(done["run"]["reproduced"], true);
+    let out = jiandu(store.path())
+        .args(["audit", "report"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("3 runs: 2 succeeded, 1 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+
+    // A kept module that changed is refused, and nothing runs.
+    flip(&kept.join("model.wasm"), 100);
+    let before = entries.len();
+    let out = jiandu(store.path())
+        .args([
+            "audit",
+            "replay",
+            finished[0]["run"]["run_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("damaged or edited"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(common::ledger(store.path()).len(), before);
+}

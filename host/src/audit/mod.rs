@@ -13,6 +13,8 @@
 //!   imported unit's.
 //! - [`stored`]: the rest of `jiandu audit verify` on a unit: the leads
 //!   files and dataset blocks the ledger points at.
+//! - [`replay`]: `jiandu audit replay`, a recorded run run again on the
+//!   data it read, compared with what it recorded.
 //! - [`units`]: the central office's register of units and their public
 //!   keys (meta `audit/units/<fingerprint>`), kept apart from the model
 //!   publishers' trust store.
@@ -34,6 +36,7 @@ pub mod export;
 pub mod import;
 pub mod merkle;
 pub mod query;
+pub mod replay;
 pub mod stored;
 pub mod units;
 pub mod verify;
@@ -184,6 +187,8 @@ pub struct RunView {
     pub leads_digest: Option<String>,
     pub leads_snapshot: Option<SnapshotView>,
     pub params: std::collections::BTreeMap<String, String>,
+    pub replay_of: Option<String>,
+    pub reproduced: Option<bool>,
     pub outcome: String,
     pub error: Option<ErrorView>,
 }

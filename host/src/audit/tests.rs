@@ -25,6 +25,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
             clear_personal: false,
             personal: true,
             personal_fields: vec!["person_id".into()],
+            seen: vec![],
         }],
         params: BTreeMap::from([("ratio".to_string(), "0.015".to_string())]),
         limits: None,
@@ -39,6 +40,8 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
         outcome,
         error: None,
         replaces: None,
+        replay_of: None,
+        reproduced: None,
     }
 }
 

@@ -60,6 +60,19 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Run a recorded run again: the same model version (by its wasm
+    /// digest) over the same dataset versions with the same parameters and
+    /// limits, and say whether it ends the same (the same leads digest, or
+    /// the same kind of failure). On the record; keeps no leads. Exits 1
+    /// when it does not reproduce the run.
+    ///
+    /// Example: `jiandu audit replay 20250301T093000.123-4242-0`
+    Replay {
+        /// The run id (from `jiandu audit log`).
+        run: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Recompute the hash chain, signatures and checkpoints, and name the
     /// first entry that fails, the check it fails and why.
     ///
@@ -216,6 +229,53 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Log { select, format } => log(&store, select.filter(), format),
         Command::Report { select, format } => report(&store, select.filter(), format),
         Command::Show { run, unit, format } => show(&store, &run, unit, format),
+        Command::Replay { run, format } => {
+            let policy = ctx.policy(&store)?;
+            let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
+            let unit = jiandu::run::unit_label(&store, &policy)?;
+            let pb = super::spinner(format!("replaying run {run}"));
+            let r = audit::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
+            pb.finish_and_clear();
+            let r = r?;
+            if format == Format::Json {
+                output::json(&r)?;
+            } else {
+                let ending = |e: &audit::replay::Ending| {
+                    let mut s = e.outcome.clone();
+                    if let Some(k) = &e.error_kind {
+                        s.push_str(&format!(" ({k})"));
+                    }
+                    if let (Some(n), Some(d)) = (e.leads, &e.leads_digest) {
+                        s.push_str(&format!(", {n} leads, digest {d}"));
+                    }
+                    s
+                };
+                outln!(
+                    "replayed run {} of {} (wasm {}) on {}",
+                    r.run_id,
+                    r.model,
+                    r.wasm_sha256.get(..12).unwrap_or(""),
+                    r.datasets.join(", ")
+                );
+                outln!("  recorded: {}", ending(&r.recorded));
+                outln!("  replay:   {}", ending(&r.replayed));
+                outln!(
+                    "{} (entries {} and {})",
+                    match r.reproduced {
+                        Some(true) => "reproduced: the replay ends as the run did",
+                        Some(false) => "NOT reproduced: the replay ends otherwise than the run did",
+                        None => "nothing to compare: the run's record says nothing about the model's result",
+                    },
+                    r.entries.0,
+                    r.entries.1
+                );
+            }
+            Ok(if r.reproduced == Some(false) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Redact { seq, reason } => {
             let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
             let e = ledger::aside::redact(&store, seq, unit, ctx.operator.clone(), &reason)?;

@@ -72,6 +72,11 @@ pub enum Kind {
     /// The model text kept beside an earlier entry was removed
     /// (`redaction`).
     TextRedacted,
+    /// `jiandu audit replay` is about to run a recorded run again
+    /// (`run.replay_of`), on the data it read, keeping no leads.
+    ReplayStarted,
+    /// The replay ended; `run.reproduced` says whether it matched.
+    ReplayFinished,
 }
 
 impl Kind {
@@ -95,6 +100,8 @@ impl Kind {
             Kind::ModelUnloaded => "model-unloaded",
             Kind::DatasetIngested => "dataset-ingested",
             Kind::TextRedacted => "text-redacted",
+            Kind::ReplayStarted => "replay-started",
+            Kind::ReplayFinished => "replay-finished",
         }
     }
 }
@@ -147,6 +154,10 @@ pub struct DatasetRef {
     /// `clear_personal`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub personal_fields: Vec<String>,
+    /// Segments the model had read in earlier runs (its `scan_new` cursor):
+    /// what an incremental scan skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<crate::dataset::SegmentId>,
 }
 
 /// Why a run failed, was refused, or a model was rejected.
@@ -257,6 +268,13 @@ pub struct RunRecord {
     /// For a model event: the version served before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<ModelRef>,
+    /// For a replay: the run it replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    /// For a finished replay: whether it reproduced the run's outcome (and
+    /// leads digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduced: Option<bool>,
 }
 
 impl RunRecord {
