@@ -445,7 +445,52 @@ fn write_model(
             Err(e) => return Err(Error::file(&path, e)),
         }
     }
+    keep_version(
+        models_dir,
+        manifest_text,
+        component,
+        provenance_json.as_deref(),
+    )?;
     Ok(dir)
+}
+
+/// Where every installed version is kept by its wasm digest, so that a
+/// recorded run can be replayed after its model was replaced
+/// (`jiandu audit replay`). A dot folder: not a model name, so listing and
+/// `serve` pass it by.
+pub fn versions_dir(models_dir: &Path) -> PathBuf {
+    models_dir.join(".versions")
+}
+
+/// Keeps `component` and its manifest (and provenance) under
+/// `.versions/<wasm sha256>/`, once: a folder put together aside and
+/// renamed into place.
+fn keep_version(
+    models_dir: &Path,
+    manifest_text: &str,
+    component: &[u8],
+    provenance_json: Option<&[u8]>,
+) -> Result<()> {
+    let versions = versions_dir(models_dir);
+    let dir = versions.join(sha256_hex(component));
+    if dir.join("model.wasm").is_file() {
+        return Ok(());
+    }
+    let tmp = versions.join(format!(".{}.tmp", sha256_hex(component)));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
+    let mut files = vec![
+        ("model.wasm", component),
+        ("model.toml", manifest_text.as_bytes()),
+    ];
+    if let Some(json) = provenance_json {
+        files.push((PROVENANCE_FILE, json));
+    }
+    for (name, bytes) in files {
+        std::fs::write(tmp.join(name), bytes).map_err(|e| Error::file(tmp.join(name), e))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| Error::file(&dir, e))
 }
 
 /// Turns a core wasm module built with `jiandu-sdk` into a component.

@@ -282,6 +282,35 @@ fn models(store: &Store) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A model's snapshot as its pointer names it, for `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub model: String,
+    pub path: PathBuf,
+    /// sha256 of the whole file, as the pointer records it.
+    pub sha256: String,
+    pub leads: u64,
+    /// The run that wrote it.
+    pub run: String,
+}
+
+/// Each model's snapshot, as the pointers in `meta` name them.
+pub fn snapshots(store: &Store) -> Result<Vec<Snapshot>> {
+    let mut out = Vec::new();
+    for model in models(store)? {
+        if let Some((_, p)) = read_pointer(store, &model)? {
+            out.push(Snapshot {
+                path: model_dir(store, &model).join(&p.file),
+                model,
+                sha256: p.sha256,
+                leads: p.leads,
+                run: p.run,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A model's snapshot, open.
 struct Current {
     /// The pointer as stored, for [`apply_in`] to compare.
@@ -961,6 +990,13 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// The new snapshot: its file name (in `<store>/leads/<model>/`), its
+    /// sha256 and how many leads it holds, for the run's ledger entry.
+    pub fn snapshot(&self) -> (String, String, u64) {
+        let p: Pointer = serde_json::from_slice(&self.pointer).expect("a pointer this plan wrote");
+        (p.file, p.sha256, p.leads)
+    }
+
     /// To call once the transaction that applied the changes has committed:
     /// deletes the snapshot they replaced, and leaves the new one to the
     /// pointer's protection (so that a later run may retire it in turn even

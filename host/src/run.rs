@@ -6,6 +6,8 @@
 //! 3. load the model and run it in a fresh sandbox instance;
 //! 4. on success, commit its leads and `run-finished` in one transaction;
 //!    on failure, append `run-finished` with the reason and keep no leads.
+//!    A success whose leads the host cannot commit (a full disk, a failed
+//!    write) ends as a failure of kind `host-error`, still on the record.
 
 use crate::cache::{ModuleCache, Source};
 use crate::catalog::{self, Installed};
@@ -13,7 +15,9 @@ use crate::dataset::access::Access;
 use crate::dataset::SegmentId;
 use crate::emitted::Emitted;
 use crate::leads::Applied;
-use crate::ledger::{self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord};
+use crate::ledger::{
+    self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord, SnapshotRef,
+};
 use crate::policy::Policy;
 use crate::runtime::{Failure, LoadError, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
@@ -81,7 +85,7 @@ impl Drop for Active {
     }
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = crate::time::now();
     format!(
         "{}-{}-{}",
@@ -152,16 +156,21 @@ fn run_installed(
         records_read: None,
         leads_count: None,
         leads_digest: None,
+        leads_snapshot: None,
         outcome: Outcome::Started,
         error: None,
         replaces: None,
+        replay_of: None,
+        reproduced: None,
     };
     let unit_name = unit_label(store, policy)?;
-    let draft = |kind, record: &RunRecord| Draft {
-        unit: unit_name.clone(),
-        operator: req.operator.clone(),
-        kind,
-        run: record.clone(),
+    let draft = |kind, record: &RunRecord| {
+        Draft::run(
+            unit_name.clone(),
+            req.operator.clone(),
+            kind,
+            record.clone(),
+        )
     };
 
     // 1. Everything that can refuse the run before it starts.
@@ -171,13 +180,13 @@ fn run_installed(
         Err(message) => {
             record.outcome = Outcome::Refused;
             record.ended_at = Some(crate::time::now_text());
-            record.error = Some(Failure {
+            let refusal = Failure {
                 kind: "refused".into(),
                 message: message.clone(),
                 limit: None,
                 used: None,
-            });
-            ledger::append(store, &draft(Kind::RunRefused, &record))?;
+            };
+            ledger::append(store, &draft(Kind::RunRefused, &record).failed(&refusal))?;
             return Err(Error::RunRefused {
                 model: manifest.id(),
                 message,
@@ -223,12 +232,12 @@ fn run_installed(
     // 4. Commit or record the failure.
     let mut counts = (0, 0, 0);
     let mut total_amount = rust_decimal::Decimal::ZERO;
+    let mut failure = finished.failure.clone();
     let entry = match &finished.failure {
         Some(failure) => {
             record.outcome = Outcome::Failed;
             record.leads_count = Some(0);
-            record.error = Some(failure.clone());
-            ledger::append(store, &draft(Kind::RunFinished, &record))?
+            ledger::append(store, &draft(Kind::RunFinished, &record).failed(failure))?
         }
         None => {
             record.outcome = Outcome::Succeeded;
@@ -281,22 +290,56 @@ fn run_installed(
                     )
                 })
             };
-            let (digest, total) = digest?;
-            total_amount = total;
-            record.leads_digest = Some(digest);
-            let d = draft(Kind::RunFinished, &record);
-            let (entry, changes) = commit(store, &d, leads, &cursors, Some(planned))?;
-            counts = (changes.new, changes.open, changes.resolved);
-            entry
+            let committed = match digest {
+                Ok((digest, total)) => {
+                    total_amount = total;
+                    record.leads_digest = Some(digest);
+                    let d = draft(Kind::RunFinished, &record);
+                    commit(store, &d, leads, &cursors, Some(planned))
+                }
+                Err(e) => Err(CommitError::Failed(e)),
+            };
+            match committed {
+                Ok((entry, changes)) => {
+                    counts = (changes.new, changes.open, changes.resolved);
+                    entry
+                }
+                // The entry is in; only its durability is in doubt.
+                Err(CommitError::NotDurable(e)) => return Err(e),
+                // The model did its part; the host could not keep its
+                // leads (a full disk, a failed write). The run still ends
+                // on the record, as a host failure, if anything can be
+                // written.
+                Err(CommitError::Failed(e)) => {
+                    let host = Failure {
+                        kind: "host-error".into(),
+                        message: format!("the host could not commit the run's leads: {e}"),
+                        limit: None,
+                        used: None,
+                    };
+                    record.outcome = Outcome::Failed;
+                    record.leads_count = Some(0);
+                    record.leads_digest = None;
+                    total_amount = rust_decimal::Decimal::ZERO;
+                    let d = draft(Kind::RunFinished, &record).failed(&host);
+                    failure = Some(host);
+                    ledger::append(store, &d).map_err(|e2| {
+                        Error::Ledger(format!(
+                            "run {run_id} of {}: its leads could not be committed ({e}), nor its run-finished entry written ({e2})",
+                            manifest.id()
+                        ))
+                    })?
+                }
+            }
         }
     };
-    let succeeded = finished.failure.is_none();
+    let succeeded = failure.is_none();
     let report = Report {
         run_id,
         model: manifest.name.clone(),
         model_version: manifest.version.clone(),
         outcome: record.outcome,
-        failure: finished.failure,
+        failure,
         entry,
         leads: if succeeded {
             finished.session.leads.len() as u64
@@ -340,6 +383,15 @@ fn load(
 /// same model kept committing first.
 const COMMIT_TRIES: usize = 8;
 
+/// Why a successful run's commit did not complete.
+enum CommitError {
+    /// Nothing was committed: the run can still be recorded as failed.
+    Failed(Error),
+    /// The `run-finished` entry and the leads are written, but could not be
+    /// made durable.
+    NotDurable(Error),
+}
+
 /// Commits a successful run: its leads, its cursors and its `run-finished`
 /// entry `finished`, in one transaction. The leads' snapshot is written
 /// outside the transaction, which only points the model at it; when another
@@ -350,10 +402,12 @@ fn commit(
     emitted: &Emitted,
     cursors: &Cursors,
     mut first: Option<(Result<crate::leads::Changes>, Duration)>,
-) -> Result<(Entry, crate::leads::Changes)> {
+) -> std::result::Result<(Entry, crate::leads::Changes), CommitError> {
     let model = &finished.run.model.name;
     let model_version = &finished.run.model.version;
     let run_id = &finished.run.run_id;
+    // The entry names the snapshot its plan wrote.
+    let mut draft = finished.clone();
     for _ in 0..COMMIT_TRIES {
         let (changes, planned) = match first.take() {
             Some(planned) => planned,
@@ -364,10 +418,16 @@ fn commit(
                 (changes, planned.elapsed())
             }
         };
-        let changes = changes?;
+        let changes = changes.map_err(CommitError::Failed)?;
+        let (file, sha256, leads) = changes.snapshot();
+        draft.run.leads_snapshot = Some(SnapshotRef {
+            file,
+            sha256,
+            leads,
+        });
         let committed = Instant::now();
         let stale = Cell::new(false);
-        let result = ledger::append_with(store, finished, |meta| {
+        let result = ledger::append_unflushed(store, &draft, |meta| {
             if crate::leads::apply_in(meta, &changes)? == Applied::Stale {
                 stale.set(true);
                 return Err(ConflictableTransactionError::Abort(Error::Leads(format!(
@@ -384,6 +444,12 @@ fn commit(
         });
         match result {
             Ok(entry) => {
+                store.flush().map_err(|e| {
+                    CommitError::NotDurable(Error::Ledger(format!(
+                        "run {run_id} of {model}: its leads and run-finished entry {} are written but could not be made durable: {e}",
+                        entry.seq
+                    )))
+                })?;
                 // The run stands; a snapshot left behind is removed by the
                 // model's next run.
                 if let Err(e) = changes.committed(store) {
@@ -406,13 +472,13 @@ fn commit(
                     "run {run_id}: another run of {model} committed first; planning again"
                 );
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(CommitError::Failed(e)),
         }
     }
-    Err(Error::Leads(format!(
+    Err(CommitError::Failed(Error::Leads(format!(
         "run {run_id} of {model}: other runs of the model kept committing first; \
          {COMMIT_TRIES} tries, nothing committed"
-    )))
+    ))))
 }
 
 /// The ledger's reference to an installed model, with its publisher when
@@ -484,6 +550,7 @@ fn prepare(
                 .filter(|f| f.personal.is_some() && view.names().contains(&f.name))
                 .map(|f| f.name.clone())
                 .collect(),
+            seen: read_cursors.get(name).cloned().unwrap_or_default(),
         });
         datasets.insert(name.clone(), access);
     }
@@ -497,7 +564,7 @@ fn prepare(
 
 /// How much memory a run's emitted leads may take before they spill to
 /// files: `$JIANDU_LEADS_MEMORY` bytes, or [`crate::emitted::SPILL_BUDGET`].
-fn spill_budget() -> Result<u64> {
+pub(crate) fn spill_budget() -> Result<u64> {
     match std::env::var("JIANDU_LEADS_MEMORY") {
         Err(_) => Ok(crate::emitted::SPILL_BUDGET),
         Ok(v) => v.trim().parse::<u64>().map_err(|_| {

@@ -2,7 +2,8 @@
 //! the host policy.
 //!
 //! ```text
-//! <store>/db/          sled: meta, ledger (+ ledger_sig, checkpoints) and,
+//! <store>/db/          sled: meta, ledger (+ ledger_sig, ledger_text,
+//!                      checkpoints) and,
 //!                      at a central office, the imported ledgers (central,
 //!                      central_checkpoints)
 //! <store>/data/        dataset blocks: one file per run of a version
@@ -47,6 +48,10 @@ pub struct Store {
     /// Each ledger entry's seal (its hash and the unit's signature), by the
     /// same key as the entry.
     pub ledger_sig: sled::Tree,
+    /// Text a model chose (a panic message, its error text, a backtrace
+    /// naming its functions) for ledger entry `n`, kept beside the entry by
+    /// the same key so that it can be redacted (see `ledger::aside`).
+    pub ledger_text: sled::Tree,
     /// This unit's signed checkpoints by big-endian entry count.
     pub checkpoints: sled::Tree,
     /// Other units' imported ledger entries by `fingerprint \0 seq`.
@@ -115,6 +120,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
             ledger_sig: db.open_tree("ledger_sig")?,
+            ledger_text: db.open_tree("ledger_text")?,
             checkpoints: db.open_tree("checkpoints")?,
             central: db.open_tree("central")?,
             central_checkpoints: db.open_tree("central_checkpoints")?,

@@ -16,8 +16,8 @@ fn ingest_generated(store: &Path, employers: usize, seed: u64) {
     common::ingest_files(store, &g.files);
 }
 
-/// A unit store with the sample model, data, a unit key, `runs` successful
-/// runs and one refused run.
+/// A unit store with the sample model, a unit key, data (4 datasets, an
+/// ingest entry each), `runs` successful runs and one refused run.
 fn unit_store(name: &str, code: &str, runs: usize, seed: u64) -> tempfile::TempDir {
     let store = store_with_model(MODEL);
     jiandu(store.path())
@@ -132,7 +132,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         stdout(&out)
     );
 
-    // Unit A: 2 runs of 2 entries and one refusal = 5 entries.
+    // Unit A: 4 ingests, 2 runs of 2 entries and one refusal = 9 entries.
     let out = jiandu(central.path())
         .args([
             "audit",
@@ -146,7 +146,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         .unwrap();
     let entries = json(&out);
     let entries = entries.as_array().unwrap();
-    assert_eq!(entries.len(), 5);
+    assert_eq!(entries.len(), 9);
     assert!(entries
         .iter()
         .all(|e| e["ledger"]["unit"] == "温宿县人民检察院" && e["ledger"]["imported"] == true));
@@ -171,7 +171,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
         assert!(out.status.success(), "{}", stderr(&out));
         json(&out).as_array().unwrap().len()
     };
-    assert_eq!(count(&[]), 5 + 3 + 3);
+    assert_eq!(count(&[]), 9 + 7 + 7);
     assert_eq!(
         count(&[
             "--model",
@@ -185,18 +185,18 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
     );
     assert_eq!(count(&["--version", "9.9.9"]), 0);
     assert_eq!(count(&["--operator", "someone-else"]), 0);
-    // The refused run read no dataset.
-    assert_eq!(count(&["--dataset", "disabled_employees"]), 8);
+    // The refused run read no dataset; each unit loaded it once.
+    assert_eq!(count(&["--dataset", "disabled_employees"]), 8 + 3);
     assert_eq!(
         count(&["--outcome", "succeeded", "--unit", "11652927MB7654321Y"]),
         1
     );
     assert_eq!(
         count(&["--since", "2000-01-01", "--until", "2999-12-31"]),
-        11
+        23
     );
     assert_eq!(count(&["--until", "2000-01-01"]), 0);
-    assert_eq!(count(&["--central"]), 11);
+    assert_eq!(count(&["--central"]), 23);
     assert_eq!(count(&["--local"]), 0);
 
     let out = jiandu(central.path())
@@ -265,7 +265,7 @@ fn three_units_export_and_the_central_office_imports_verifies_queries_and_report
     assert!(
         stdout(&out)
             .lines()
-            .any(|l| l.starts_with("温宿县人民检察院") && l.contains(",7,")),
+            .any(|l| l.starts_with("温宿县人民检察院") && l.contains(",11,")),
         "{}",
         stdout(&out)
     );
@@ -284,8 +284,8 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     let other = dir.path().join("b.jsonl");
     export(b.path(), &other, None);
     let good_lines = lines(&good);
-    // 1 header, 2..=6 entries 1..=5, 7 checkpoint.
-    assert_eq!(good_lines.len(), 7);
+    // 1 header, 2..=10 entries 1..=9, 11 checkpoint.
+    assert_eq!(good_lines.len(), 11);
 
     let expect = |file: &Path, line: u64, seq: Option<u64>, check: &str| {
         let (accepted, r) = import(central.path(), file);
@@ -297,7 +297,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
         }
     };
 
-    // One byte of entry 3 (the operator's name).
+    // One byte of entry 3 (the operator's name, who loaded a dataset).
     let mut edited = good_lines.clone();
     edited[3] = edited[3].replacen("tester", "Tester", 1);
     expect(
@@ -345,7 +345,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.path().join("cut.jsonl");
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
-    expect(&cut, 7, None, "format");
+    expect(&cut, 11, None, "format");
 
     let mut spliced = good_lines.clone();
     spliced[2] = lines(&other)[2].clone();
@@ -371,7 +371,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
     // The genuine export is accepted once; importing it again is a replay.
     let (accepted, _) = import(central.path(), &good);
     assert!(accepted);
-    expect(&good, 7, None, "replay");
+    expect(&good, 11, None, "replay");
     let out = jiandu(central.path())
         .args(["audit", "import"])
         .arg(&good)
@@ -379,7 +379,7 @@ fn tampered_exports_are_refused_with_the_line_entry_and_check() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("line 7: the replay check failed"),
+        stderr(&out).contains("line 11: the replay check failed"),
         "{}",
         stderr(&out)
     );
@@ -391,7 +391,7 @@ fn a_signed_local_ledger_names_the_first_bad_entry_and_the_check() {
     let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("5 entries (all signed with key"),
+        stdout(&out).contains("9 entries (all signed with key"),
         "{}",
         stdout(&out)
     );
@@ -449,14 +449,18 @@ fn a_run_that_never_finished_is_reported_as_unfinished_at_the_central_office() {
     // The host stopped while the model ran: a start entry and nothing else.
     {
         let s = jiandu::Store::open(a.path()).unwrap();
-        let mut started = jiandu::ledger::read_all(&s).unwrap().remove(0);
+        let mut started = jiandu::ledger::read_all(&s)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == jiandu::ledger::Kind::RunStarted)
+            .unwrap();
         started.run.run_id = "crashed-run".into();
-        let draft = jiandu::ledger::Draft {
-            unit: started.unit,
-            operator: "tester".into(),
-            kind: jiandu::ledger::Kind::RunStarted,
-            run: started.run,
-        };
+        let draft = jiandu::ledger::Draft::run(
+            started.unit,
+            "tester".into(),
+            jiandu::ledger::Kind::RunStarted,
+            started.run,
+        );
         jiandu::ledger::append(&s, &draft).unwrap();
     }
     let central = tempfile::tempdir().unwrap();
@@ -528,4 +532,492 @@ fn tampering_with_an_imported_ledger_is_located_by_verify() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_models_text_is_shown_beside_its_entry_redacted_on_the_record_and_never_exported() {
+    let a = unit_store("温宿县人民检察院", "11652922MB1234567X", 0, 11);
+    // Too little fuel: the run fails with a backtrace naming the model's
+    // functions, text the model (not the host) chose.
+    std::fs::write(a.path().join("jiandu.toml"), "[defaults]\nfuel = 100_000\n").unwrap();
+    jiandu(a.path()).args(["run", MODEL]).assert().failure();
+    let entries = common::ledger(a.path());
+    let finished = entries.last().unwrap();
+    assert_eq!(finished["run"]["error"]["kind"], "fuel-exhausted");
+    let text = finished["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("used all its fuel"), "{finished:#}");
+    assert_eq!(finished["model_text"]["state"], "present");
+    let seq = finished["seq"].as_u64().unwrap();
+    let run = finished["run"]["run_id"].as_str().unwrap().to_string();
+    {
+        let s = jiandu::Store::open(a.path()).unwrap();
+        let bytes = s.ledger.get(seq.to_be_bytes()).unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("used all its fuel"));
+    }
+    let out = jiandu(a.path())
+        .args(["audit", "show", &run])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("used all its fuel"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = jiandu(a.path())
+        .args([
+            "audit",
+            "redact",
+            &seq.to_string(),
+            "--reason",
+            "review: quotes a name",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(a.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the model text of entry {seq} was redacted by entry {}",
+            seq + 1
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = jiandu(a.path())
+        .args(["audit", "show", &run])
+        .output()
+        .unwrap();
+    let shown = stdout(&out);
+    assert!(!shown.contains("used all its fuel"), "{shown}");
+    assert!(
+        shown.contains("[redacted: review: quotes a name]"),
+        "{shown}"
+    );
+    let last = common::ledger(a.path()).pop().unwrap();
+    assert_eq!(last["kind"], "text-redacted");
+    assert_eq!(last["operator"], "tester");
+    assert_eq!(last["redaction"]["seq"], seq);
+    // Redacting again is refused and writes nothing.
+    let out = jiandu(a.path())
+        .args(["audit", "redact", &seq.to_string(), "--reason", "again"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("redacted already"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.jsonl");
+    export(a.path(), &file, None);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(!exported.contains("used all its fuel"));
+    let central = tempfile::tempdir().unwrap();
+    register(central.path(), a.path(), dir.path());
+    assert!(import(central.path(), &file).0);
+    let out = jiandu(central.path())
+        .args(["audit", "verify", "--central"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn which_data_a_run_saw_and_who_loaded_it_is_on_the_record() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 200, 12).unwrap();
+    common::ingest_files(store.path(), &g.files);
+    // A daily increment by someone else: three records of the same file
+    // (JSON Lines).
+    let payments = g
+        .files
+        .iter()
+        .find(|f| f.dataset == "fund_payments")
+        .unwrap();
+    let text = std::fs::read_to_string(&payments.path).unwrap();
+    let more = data.path().join("more.jsonl");
+    std::fs::write(
+        &more,
+        text.lines().take(3).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .env("JIANDU_OPERATOR", "李四")
+        .args(["dataset", "ingest", "fund_payments"])
+        .arg(&more)
+        .arg("--append")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+
+    let entries = common::ledger(store.path());
+    let ingests: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "dataset-ingested")
+        .collect();
+    assert_eq!(ingests.len(), 5, "{entries:#?}");
+    let appended = ingests[4];
+    assert_eq!(appended["operator"], "李四");
+    let i = &appended["ingest"];
+    assert_eq!(
+        (&i["dataset"], &i["version"], &i["rows"], &i["appended_to"]),
+        (&"fund_payments".into(), &2.into(), &3.into(), &1.into())
+    );
+    assert_eq!(
+        i["source_sha256"],
+        jiandu::ledger::hash(&std::fs::read(&more).unwrap())
+    );
+    let started = entries.iter().find(|e| e["kind"] == "run-started").unwrap();
+    let run = started["run"]["run_id"].as_str().unwrap();
+
+    let out = jiandu(store.path())
+        .args(["audit", "show", run, "--format", "json"])
+        .output()
+        .unwrap();
+    let shown = json(&out);
+    let seen = shown[0]["data"].as_array().unwrap();
+    assert_eq!(seen.len(), 4, "{shown:#}");
+    for d in seen {
+        let recorded = started["run"]["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == d["name"])
+            .unwrap();
+        assert_eq!(d["digest"], recorded["digest"], "the version the run read");
+        assert_eq!(d["digest_recorded"], true, "{d:#}");
+        let loaded = d["loaded"].as_array().unwrap();
+        assert_eq!(loaded[0]["ingest"]["digest"], d["digest"]);
+        if d["name"] == "fund_payments" {
+            // Version 2 holds the rows of both ingests, newest first.
+            let who: Vec<_> = loaded.iter().map(|l| l["operator"].clone()).collect();
+            assert_eq!(who, ["李四", "tester"]);
+            assert_eq!(loaded[1]["seq"], ingests[3]["seq"]);
+        } else {
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0]["operator"], "tester");
+        }
+    }
+    let out = jiandu(store.path())
+        .args(["audit", "show", run])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("fund_payments@2"), "{text}");
+    assert!(text.contains("by 李四: 3 rows from"), "{text}");
+    assert!(text.contains("appended to 1"), "{text}");
+
+    // Asking by dataset finds its ingests beside the runs that read it.
+    let out = jiandu(store.path())
+        .args([
+            "audit",
+            "log",
+            "--dataset",
+            "fund_payments",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let kinds: Vec<_> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dataset-ingested",
+            "dataset-ingested",
+            "run-started",
+            "run-finished"
+        ]
+    );
+}
+
+/// `audit verify`'s exit status and its stderr.
+fn verify_store(store: &Path, quick: bool) -> (bool, String, String) {
+    let mut cmd = jiandu(store);
+    cmd.args(["audit", "verify"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), stdout(&out), stderr(&out))
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 300, 13);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let entries = common::ledger(store.path());
+    let finished = entries.last().unwrap();
+    assert!(finished["run"]["leads_count"].as_u64().unwrap() > 0);
+    let snapshot = &finished["run"]["leads_snapshot"];
+    let leads_file = store
+        .path()
+        .join("leads")
+        .join(MODEL)
+        .join(snapshot["file"].as_str().unwrap());
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("files the ledger points at verified: 1 leads file, 4 dataset versions"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 leads digest and 4 version digests recomputed"),
+        "{out}"
+    );
+
+    // One byte of the leads snapshot.
+    let original = std::fs::read(&leads_file).unwrap();
+    flip(&leads_file, original.len() / 2);
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "entry {}: {}",
+            finished["seq"],
+            leads_file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("does not match the sha256 entry"), "{err}");
+    // The pointer in meta rewritten to match the edit: the signed entry
+    // still tells.
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        pointer["sha256"] = jiandu::ledger::hash(&std::fs::read(&leads_file).unwrap()).into();
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(err.contains("the pointer was edited"), "{err}");
+    assert!(err.contains("does not match the sha256 entry"), "{err}");
+    std::fs::write(&leads_file, &original).unwrap();
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        pointer["sha256"] = snapshot["sha256"].clone();
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    }
+    assert!(verify_store(store.path(), false).0, "restored");
+
+    // One byte of a dataset block: its CRC names the file and the block.
+    let ingest = entries
+        .iter()
+        .find(|e| e["kind"] == "dataset-ingested" && e["ingest"]["dataset"] == "employers")
+        .unwrap();
+    let block_file = store.path().join("data/employers/1/0-0.blk");
+    let original = std::fs::read(&block_file).unwrap();
+    flip(&block_file, original.len() / 2);
+    for quick in [true, false] {
+        let (ok, _, err) = verify_store(store.path(), quick);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!(
+                "entry {}: {} block 0: block 0 is corrupt (checksum mismatch)",
+                ingest["seq"],
+                block_file.display()
+            )),
+            "{err}"
+        );
+    }
+
+    // A byte changed and the block's CRC recomputed to match: the CRCs
+    // pass, the version's digest does not.
+    let mut bytes = original.clone();
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let front = le32(&bytes, 4) as usize;
+    bytes[20 + front - 1] ^= 0x01;
+    let crc = crc32fast::hash(&bytes[20..20 + front]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&block_file, &bytes).unwrap();
+    let (ok, out, err) = verify_store(store.path(), true);
+    assert!(ok, "--quick checks CRCs only: {out}\n{err}");
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "entry {}: {}: employers@1: its records digest to",
+            ingest["seq"],
+            store.path().join("data/employers/1").display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&block_file, &original).unwrap();
+    assert!(verify_store(store.path(), false).0, "restored");
+}
+
+#[test]
+fn a_run_whose_leads_cannot_be_committed_ends_on_the_record_as_a_host_error() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 200, 14);
+    // Where the model's leads folder belongs, a file: the snapshot cannot
+    // be written, as on a full or failing disk.
+    std::fs::create_dir_all(store.path().join("leads")).unwrap();
+    let blocker = store.path().join("leads").join(MODEL);
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = jiandu(store.path()).args(["run", MODEL]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("failed (host-error)"),
+        "{}",
+        stderr(&out)
+    );
+    let entries = common::ledger(store.path());
+    let finished = entries.last().unwrap();
+    assert_eq!(finished["kind"], "run-finished", "{finished:#}");
+    assert_eq!(finished["run"]["outcome"], "failed");
+    assert_eq!(finished["run"]["leads_count"], 0);
+    assert!(
+        finished["run"].get("leads_digest").is_none(),
+        "{finished:#}"
+    );
+    assert_eq!(finished["run"]["error"]["kind"], "host-error");
+    assert!(
+        finished["run"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not commit the run's leads"),
+        "{finished:#}"
+    );
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    // Once the disk is fixed, the next run commits.
+    std::fs::remove_file(&blocker).unwrap();
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+}
+
+#[test]
+fn a_recorded_run_replays_on_the_model_version_and_data_versions_it_used() {
+    let store = tempfile::tempdir().unwrap();
+    jiandu(store.path())
+        .args(["model", "build"])
+        .arg(repo().join("plugins").join(MODEL))
+        .assert()
+        .success();
+    ingest_generated(store.path(), 300, 15);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    // Too little fuel: a run that fails, deterministically.
+    std::fs::write(
+        store.path().join("jiandu.toml"),
+        "[defaults]\nfuel = 100_000\n",
+    )
+    .unwrap();
+    jiandu(store.path()).args(["run", MODEL]).assert().failure();
+    std::fs::remove_file(store.path().join("jiandu.toml")).unwrap();
+    // New employers data, and a run on it.
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 250, 16).unwrap();
+    let employers: Vec<_> = g
+        .files
+        .into_iter()
+        .filter(|f| f.dataset == "employers")
+        .collect();
+    common::ingest_files(store.path(), &employers);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let finished: Vec<serde_json::Value> = common::ledger(store.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "run-finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    // The installed model goes; the version the runs used is kept by its
+    // digest.
+    let wasm = finished[0]["run"]["model"]["wasm_sha256"].as_str().unwrap();
+    let kept = store.path().join("models/.versions").join(wasm);
+    assert!(kept.join("model.wasm").is_file());
+    std::fs::remove_dir_all(store.path().join("models").join(MODEL)).unwrap();
+
+    let replay = |run: &serde_json::Value| {
+        let out = jiandu(store.path())
+            .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        json(&out)
+    };
+    let first = replay(&finished[0]);
+    assert_eq!(first["reproduced"], true, "{first:#}");
+    assert_eq!(
+        first["replayed"]["leads_digest"],
+        finished[0]["run"]["leads_digest"]
+    );
+    assert!(first["datasets"]
+        .as_array()
+        .unwrap()
+        .contains(&"employers@1".into()));
+    let failed = replay(&finished[1]);
+    assert_eq!(failed["reproduced"], true, "{failed:#}");
+    assert_eq!(failed["replayed"]["error_kind"], "fuel-exhausted");
+    let last = replay(&finished[2]);
+    assert_eq!(last["reproduced"], true, "{last:#}");
+    assert!(last["datasets"]
+        .as_array()
+        .unwrap()
+        .contains(&"employers@2".into()));
+
+    // On the record, beside the runs but not counted as runs.
+    let entries = common::ledger(store.path());
+    let done = entries.last().unwrap();
+    assert_eq!(done["kind"], "replay-finished");
+    assert_eq!(done["run"]["replay_of"], finished[2]["run"]["run_id"]);
+    assert_eq!(done["run"]["reproduced"], true);
+    let out = jiandu(store.path())
+        .args(["audit", "report"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("3 runs: 2 succeeded, 1 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+
+    // A kept module that changed is refused, and nothing runs.
+    flip(&kept.join("model.wasm"), 100);
+    let before = entries.len();
+    let out = jiandu(store.path())
+        .args([
+            "audit",
+            "replay",
+            finished[0]["run"]["run_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("damaged or edited"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(common::ledger(store.path()).len(), before);
 }

@@ -1,6 +1,8 @@
 //! Checkpoints: a unit's signed statement that its ledger held `size`
 //! entries with this RFC 6962 Merkle root and this last-entry hash, at this
-//! time. The host writes one every [`EVERY`] entries and on every export;
+//! time. The host writes one with every [`EVERY`]th entry (in the entry's
+//! transaction, from the Merkle frontier the head keeps: see
+//! [`crate::ledger::head`]), on `audit checkpoint` and on every export;
 //! a central office keeps the last one it accepted from each unit and
 //! takes from that unit only ledgers that extend it.
 
@@ -11,7 +13,8 @@ use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 
-/// A checkpoint is written once this many entries follow the last one.
+/// A checkpoint is written with every entry whose number is a multiple of
+/// this.
 pub const EVERY: u64 = 64;
 
 /// What a unit signs for a checkpoint, before its canonical JSON.
@@ -156,15 +159,6 @@ pub fn latest_local(store: &Store) -> Result<Option<SignedCheckpoint>> {
             .map(Some)
             .map_err(|e| Error::Ledger(format!("the latest checkpoint is unreadable: {e}"))),
     }
-}
-
-/// Whether a periodic checkpoint is due once entry `seq` is written.
-pub fn due(store: &Store, seq: u64) -> Result<bool> {
-    let last = match store.checkpoints.last()? {
-        None => 0,
-        Some((k, _)) => k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0),
-    };
-    Ok(seq >= last + EVERY)
 }
 
 /// Verifies this store's ledger and, if it verifies, signs and stores a

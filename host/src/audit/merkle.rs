@@ -8,9 +8,15 @@
 //! checkpoint's root over the first `n` entries therefore commits to every
 //! one of them, and a longer ledger that keeps them unchanged has, at size
 //! `n`, the same root.
+//!
+//! Appending keeps only the tree's right edge ([`Frontier`]): the roots of
+//! its perfect subtrees, one per set bit of the size. A push merges at most
+//! log2(n) of them and the root folds them; the frontier is kept with the
+//! ledger head, so a checkpoint costs the same at entry 64 and at entry
+//! 6,400,000, and nothing is read back.
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// An append-only tree of entry hashes.
 #[derive(Clone, Default)]
@@ -46,6 +52,93 @@ impl Tree {
     pub fn entry_hash(&self, seq: u64) -> Option<[u8; 32]> {
         let idx = usize::try_from(seq.checked_sub(1)?).ok()?;
         self.inner.get(idx).copied()
+    }
+}
+
+/// The right edge of an RFC 6962 tree over entry hashes: what appending
+/// and the root need, O(log n) hashes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// Roots of the perfect subtrees, largest (leftmost) first: one per
+    /// set bit of `size`.
+    roots: Vec<[u8; 32]>,
+}
+
+fn leaf_hash(entry_hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(entry_hash);
+    h.finalize().into()
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+impl Frontier {
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// The frontier of a tree of `size` leaves from its subtree roots (hex,
+    /// largest first), as [`Frontier::to_hex`] writes them.
+    pub fn from_hex(size: u64, roots: &[String]) -> Result<Frontier, String> {
+        if roots.len() != size.count_ones() as usize {
+            return Err(format!(
+                "a tree of {size} entries has {} subtree roots, not {}",
+                size.count_ones(),
+                roots.len()
+            ));
+        }
+        let roots = roots
+            .iter()
+            .map(|r| parse_hash(r).ok_or_else(|| format!("`{r}` is not a sha256")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Frontier { size, roots })
+    }
+
+    pub fn to_hex(&self) -> Vec<String> {
+        self.roots.iter().map(hex::encode).collect()
+    }
+
+    /// Appends the hash of the next entry.
+    pub fn push(&mut self, entry_hash: [u8; 32]) {
+        let mut node = leaf_hash(&entry_hash);
+        // Each trailing 1 bit of the size is a subtree as large as the one
+        // being carried: merge them, as binary addition carries.
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let left = self.roots.pop().expect("one root per set bit");
+            node = node_hash(&left, &node);
+            size >>= 1;
+        }
+        self.roots.push(node);
+        self.size += 1;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The Merkle Tree Hash of all leaves so far, hex: the subtree roots
+    /// folded from the right, as RFC 6962 splits at the largest power of
+    /// two.
+    pub fn root(&self) -> String {
+        let mut roots = self.roots.iter().rev();
+        let Some(last) = roots.next() else {
+            return hex::encode(Sha256::digest(b""));
+        };
+        let root = roots.fold(*last, |acc, left| node_hash(left, &acc));
+        hex::encode(root)
     }
 }
 
@@ -169,6 +262,28 @@ mod tests {
             assert_eq!(tree.entry_hash(i as u64 + 1), Some(*h));
         }
         assert_eq!(root_of(hashes.iter().copied()), tree.root());
+    }
+
+    #[test]
+    fn the_frontier_gives_the_tree_root_at_every_size_and_round_trips() {
+        let mut tree = Tree::new();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.root(), tree.root());
+        for i in 0..300u32 {
+            let h: [u8; 32] = Sha256::digest(i.to_le_bytes()).into();
+            tree.push(h);
+            frontier.push(h);
+            assert_eq!(frontier.root(), tree.root(), "size {}", i + 1);
+            assert_eq!(frontier.len(), tree.len());
+            let again = Frontier::from_hex(frontier.len(), &frontier.to_hex()).unwrap();
+            assert_eq!(again, frontier);
+        }
+        // 300 = 256 + 32 + 8 + 4: four subtrees.
+        assert_eq!(frontier.to_hex().len(), 4);
+        assert!(Frontier::from_hex(300, &frontier.to_hex()[..3]).is_err());
+        let mut bad = frontier.to_hex();
+        bad[0] = bad[0].to_uppercase();
+        assert!(Frontier::from_hex(300, &bad).is_err());
     }
 
     #[test]

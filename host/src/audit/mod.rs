@@ -11,6 +11,10 @@
 //!   export.
 //! - [`verify`]: `jiandu audit verify`, for this store's ledger or an
 //!   imported unit's.
+//! - [`stored`]: the rest of `jiandu audit verify` on a unit: the leads
+//!   files and dataset blocks the ledger points at.
+//! - [`replay`]: `jiandu audit replay`, a recorded run run again on the
+//!   data it read, compared with what it recorded.
 //! - [`units`]: the central office's register of units and their public
 //!   keys (meta `audit/units/<fingerprint>`), kept apart from the model
 //!   publishers' trust store.
@@ -32,6 +36,8 @@ pub mod export;
 pub mod import;
 pub mod merkle;
 pub mod query;
+pub mod replay;
+pub mod stored;
 pub mod units;
 pub mod verify;
 
@@ -58,6 +64,9 @@ pub enum Check {
     Chain,
     /// The ledger head does not name the last entry.
     Head,
+    /// A model's text kept beside an entry does not match the hash the
+    /// entry records, or is missing without a redaction on the record.
+    Text,
     /// A signed checkpoint does not match the entries it covers.
     Checkpoint,
     /// The export starts after entries the central office does not have.
@@ -81,6 +90,7 @@ impl Check {
             Check::Signature => "signature",
             Check::Chain => "chain",
             Check::Head => "head",
+            Check::Text => "text",
             Check::Checkpoint => "checkpoint",
             Check::Gap => "gap",
             Check::Fork => "fork",
@@ -155,6 +165,12 @@ pub struct EntryView {
     pub kind: String,
     #[serde(default)]
     pub run: RunView,
+    /// A `dataset-ingested` entry's dataset version.
+    #[serde(default)]
+    pub ingest: Option<IngestView>,
+    /// A `text-redacted` entry's target and reason.
+    #[serde(default)]
+    pub redaction: Option<RedactionView>,
 }
 
 /// The run an entry records, as audit reads it.
@@ -168,8 +184,44 @@ pub struct RunView {
     pub ended_at: Option<String>,
     pub records_read: Option<u64>,
     pub leads_count: Option<u64>,
+    pub leads_digest: Option<String>,
+    pub leads_snapshot: Option<SnapshotView>,
+    pub params: std::collections::BTreeMap<String, String>,
+    pub replay_of: Option<String>,
+    pub reproduced: Option<bool>,
     pub outcome: String,
     pub error: Option<ErrorView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SnapshotView {
+    pub file: String,
+    pub sha256: String,
+    pub leads: u64,
+}
+
+/// A dataset version an ingest stored, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct IngestView {
+    pub dataset: String,
+    pub version: u64,
+    pub digest: String,
+    pub records: u64,
+    pub rows: u64,
+    pub appended_to: Option<u64>,
+    pub source: String,
+    pub source_sha256: String,
+    pub warnings: u64,
+    pub personal: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RedactionView {
+    pub seq: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -196,7 +248,12 @@ pub struct DatasetView {
 #[serde(default)]
 pub struct ErrorView {
     pub kind: String,
+    /// The message when the entry holds it (host text, or an entry written
+    /// before model text was kept beside entries).
     pub message: String,
+    /// Set when a model's text is kept beside the entry.
+    pub message_sha256: Option<String>,
+    pub message_len: Option<u64>,
 }
 
 /// Shortens a hash for messages.

@@ -12,7 +12,7 @@ use super::{central, EntryView};
 use crate::{Error, Result, Store};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Which ledgers a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,10 +132,10 @@ impl Filter {
         let r = &e.run;
         self.model.as_ref().is_none_or(|m| &r.model.name == m)
             && self.version.as_ref().is_none_or(|v| &r.model.version == v)
-            && self
-                .dataset
-                .as_ref()
-                .is_none_or(|d| r.datasets.iter().any(|x| &x.name == d))
+            && self.dataset.as_ref().is_none_or(|d| {
+                r.datasets.iter().any(|x| &x.name == d)
+                    || e.ingest.as_ref().is_some_and(|i| &i.dataset == d)
+            })
             && self.operator.as_ref().is_none_or(|o| &e.operator == o)
             && self.in_time(&e.at)
     }
@@ -169,6 +169,101 @@ pub struct Ledger {
     /// The last checkpoint: the store's own, or the last one accepted from
     /// the unit.
     pub checkpoint: Option<CheckpointRef>,
+    /// Redactions on the record, by the entry whose text they removed.
+    pub redactions: HashMap<u64, Redacted>,
+}
+
+/// A redaction of an entry's model text, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redacted {
+    /// The `text-redacted` entry.
+    pub by: u64,
+    pub operator: String,
+    pub at: String,
+    pub reason: String,
+}
+
+/// The model text of an entry (a panic message, an error, a backtrace),
+/// as `audit log` and `audit show` present it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ModelText {
+    /// Kept beside the entry in this store.
+    Present { text: String },
+    /// Removed, on the record.
+    Redacted(Redacted),
+    /// Kept beside the entry at the unit that wrote it: imports carry
+    /// entries, not the text beside them.
+    Unit,
+    /// Not beside the entry, and no redaction on the record (`audit verify`
+    /// names it).
+    Missing,
+}
+
+impl ModelText {
+    /// The text, or what stands in for it.
+    pub fn display(&self, len: Option<u64>) -> String {
+        match self {
+            ModelText::Present { text } => text.clone(),
+            ModelText::Redacted(r) => format!("[redacted: {}]", r.reason),
+            ModelText::Unit => format!(
+                "[{} bytes of model text, kept at the unit]",
+                len.unwrap_or(0)
+            ),
+            ModelText::Missing => "[model text missing: see `jiandu audit verify`]".into(),
+        }
+    }
+}
+
+impl Ledger {
+    /// The model text of `e`, when it has some beside it.
+    pub fn text(&self, store: &Store, e: &EntryView) -> Result<Option<ModelText>> {
+        let committed = e
+            .run
+            .error
+            .as_ref()
+            .is_some_and(|x| x.message_sha256.is_some());
+        if !committed {
+            return Ok(None);
+        }
+        if let Some(r) = self.redactions.get(&e.seq) {
+            return Ok(Some(ModelText::Redacted(r.clone())));
+        }
+        if !self.local {
+            return Ok(Some(ModelText::Unit));
+        }
+        Ok(Some(match crate::ledger::aside::read(store, e.seq)? {
+            Some(Ok(aside)) => ModelText::Present { text: aside.text },
+            Some(Err(_)) | None => ModelText::Missing,
+        }))
+    }
+}
+
+/// The error message of `e` for display: its own, or its model text.
+pub fn error_message(e: &EntryView, text: Option<&ModelText>) -> Option<String> {
+    let error = e.run.error.as_ref()?;
+    Some(match text {
+        Some(t) => t.display(error.message_len),
+        None => error.message.clone(),
+    })
+}
+
+fn redactions(entries: &[(EntryView, serde_json::Value)]) -> HashMap<u64, Redacted> {
+    entries
+        .iter()
+        .filter_map(|(e, _)| {
+            let r = e.redaction.as_ref()?;
+            Some((
+                r.seq,
+                Redacted {
+                    by: e.seq,
+                    operator: e.operator.clone(),
+                    at: e.at.clone(),
+                    reason: r.reason.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Entry count and time of a checkpoint.
@@ -224,6 +319,7 @@ pub fn ledgers(store: &Store, filter: &Filter) -> Result<Vec<Ledger>> {
         };
         if wanted && (!entries.is_empty() || filter.scope == Scope::Local) {
             out.push(Ledger {
+                redactions: redactions(&entries),
                 unit: name,
                 code: unit.as_ref().map(|u| u.code.clone()),
                 fingerprint: unit.as_ref().map(|u| u.fingerprint.clone()),
@@ -255,6 +351,7 @@ pub fn ledgers(store: &Store, filter: &Filter) -> Result<Vec<Ledger>> {
                 )?);
             }
             out.push(Ledger {
+                redactions: redactions(&entries),
                 checkpoint: central::last_accepted(store, &u.fingerprint)?.map(|a| CheckpointRef {
                     size: a.checkpoint.checkpoint.size,
                     time: a.checkpoint.checkpoint.time,
@@ -283,6 +380,8 @@ pub struct LogRow {
     pub local: bool,
     /// A `run-started` entry whose run has no terminal entry.
     pub unfinished: bool,
+    /// The model text beside the entry, if it has some.
+    pub text: Option<ModelText>,
     #[serde(skip)]
     pub entry: EntryView,
     /// The entry as stored.
@@ -310,6 +409,7 @@ pub fn log(store: &Store, filter: &Filter) -> Result<Vec<LogRow>> {
                     fingerprint: ledger.fingerprint.clone(),
                     local: ledger.local,
                     unfinished,
+                    text: ledger.text(store, e)?,
                     entry: e.clone(),
                     stored: stored.clone(),
                 });
@@ -317,6 +417,140 @@ pub fn log(store: &Store, filter: &Filter) -> Result<Vec<LogRow>> {
         }
     }
     Ok(rows)
+}
+
+/// One entry as `audit show` presents it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownEntry {
+    pub seq: u64,
+    /// The entry as stored.
+    pub entry: serde_json::Value,
+    /// The model text beside it, if it has some.
+    pub text: Option<ModelText>,
+    #[serde(skip)]
+    pub view: EntryView,
+}
+
+/// An ingest entry that put records into a dataset version.
+#[derive(Debug, Clone, Serialize)]
+pub struct Loaded {
+    pub seq: u64,
+    pub at: String,
+    pub operator: String,
+    pub ingest: super::IngestView,
+}
+
+/// A dataset version a run read, and who loaded its records.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSeen {
+    pub name: String,
+    pub version: u64,
+    pub digest: String,
+    pub personal_fields: Vec<String>,
+    pub clear_personal: bool,
+    /// The ingests whose rows the version holds, newest first: the one
+    /// that made the version, then (for `--append`) those of the versions
+    /// it extends. Empty when the version was ingested before ingests were
+    /// recorded.
+    pub loaded: Vec<Loaded>,
+    /// Whether the digest the ingest recorded is the one the run read.
+    pub digest_recorded: bool,
+}
+
+/// What `audit show` found in one ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub unit: String,
+    pub fingerprint: Option<String>,
+    pub local: bool,
+    /// The run's entries in order (or the one entry asked for).
+    pub entries: Vec<ShownEntry>,
+    /// For a run: every dataset version it read.
+    pub data: Vec<DataSeen>,
+}
+
+/// `audit show`: the entries of run `target` (a run id), or entry `target`
+/// (a sequence number), in every ledger `filter` selects, with the model
+/// text beside them and, for a run, the dataset versions it read and the
+/// ingest entries that loaded them.
+pub fn show(store: &Store, filter: &Filter, target: &str) -> Result<Vec<Shown>> {
+    let seq = target.trim().parse::<u64>().ok();
+    let mut out = Vec::new();
+    for ledger in ledgers(store, filter)? {
+        let picked: Vec<&(EntryView, serde_json::Value)> = ledger
+            .entries
+            .iter()
+            .filter(|(e, _)| {
+                (!e.run.run_id.is_empty() && e.run.run_id == target) || Some(e.seq) == seq
+            })
+            .collect();
+        if picked.is_empty() {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for (e, stored) in &picked {
+            entries.push(ShownEntry {
+                seq: e.seq,
+                entry: stored.clone(),
+                text: ledger.text(store, e)?,
+                view: e.clone(),
+            });
+        }
+        // The versions a run read are the same in each of its entries.
+        let mut data = Vec::new();
+        if let Some((e, _)) = picked.iter().find(|(e, _)| !e.run.datasets.is_empty()) {
+            for d in &e.run.datasets {
+                let loaded = loaded(&ledger, &d.name, d.version);
+                data.push(DataSeen {
+                    name: d.name.clone(),
+                    version: d.version,
+                    digest: d.digest.clone(),
+                    personal_fields: d.personal_fields.clone(),
+                    clear_personal: d.clear_personal,
+                    digest_recorded: loaded.first().is_some_and(|l| l.ingest.digest == d.digest),
+                    loaded,
+                });
+            }
+        }
+        out.push(Shown {
+            unit: ledger.unit.clone(),
+            fingerprint: ledger.fingerprint.clone(),
+            local: ledger.local,
+            entries,
+            data,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::Other(format!(
+            "no run `{target}` and no entry {target} in the ledgers here; `jiandu audit log` lists them"
+        )));
+    }
+    Ok(out)
+}
+
+/// The ingest entries of `ledger` whose rows make up `dataset@version`,
+/// newest first: the version's own, then those of the versions it was
+/// appended to.
+fn loaded(ledger: &Ledger, dataset: &str, version: u64) -> Vec<Loaded> {
+    let mut out: Vec<Loaded> = Vec::new();
+    let mut next = Some(version);
+    while let Some(v) = next.take() {
+        let found = ledger.entries.iter().rev().find_map(|(e, _)| {
+            let i = e.ingest.as_ref()?;
+            (i.dataset == dataset && i.version == v).then(|| Loaded {
+                seq: e.seq,
+                at: e.at.clone(),
+                operator: e.operator.clone(),
+                ingest: i.clone(),
+            })
+        });
+        let Some(l) = found else { break };
+        // Versions only ever extend older ones; a loop would be a forged
+        // ledger, which verify names, and must not hang this.
+        next = l.ingest.appended_to.filter(|b| *b < v);
+        out.push(l);
+    }
+    out
 }
 
 /// Run counts.
@@ -389,8 +623,9 @@ pub fn report(store: &Store, filter: &Filter) -> Result<Vec<UnitSummary>> {
         let mut order: Vec<&str> = Vec::new();
         let mut runs: BTreeMap<&str, Vec<&EntryView>> = BTreeMap::new();
         for (e, _) in &ledger.entries {
-            // Model events of `serve` and trust changes are not runs.
-            if !filter.admits(e) || e.kind.starts_with("model-") || e.kind.starts_with("trust-") {
+            // Model events of `serve`, ingests, trust changes and redactions
+            // are not runs.
+            if !filter.admits(e) || !e.kind.starts_with("run-") {
                 continue;
             }
             let id = e.run.run_id.as_str();

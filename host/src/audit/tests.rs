@@ -25,6 +25,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
             clear_personal: false,
             personal: true,
             personal_fields: vec!["person_id".into()],
+            seen: vec![],
         }],
         params: BTreeMap::from([("ratio".to_string(), "0.015".to_string())]),
         limits: None,
@@ -35,14 +36,23 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
         records_read: Some(1200),
         leads_count: (outcome == Outcome::Succeeded).then_some(7),
         leads_digest: None,
+        leads_snapshot: None,
         outcome,
-        error: (outcome == Outcome::Failed).then(|| Failure {
-            kind: "trap".into(),
-            message: "模型 \"panicked\" at\nline 2 \\ end".into(),
-            limit: None,
-            used: None,
-        }),
+        error: None,
         replaces: None,
+        replay_of: None,
+        reproduced: None,
+    }
+}
+
+/// The failure of every failed run here: a model's text, with characters
+/// that JSON escapes.
+fn failure() -> Failure {
+    Failure {
+        kind: "trap".into(),
+        message: "模型 \"panicked\" at\nline 2 \\ end".into(),
+        limit: None,
+        used: None,
     }
 }
 
@@ -52,11 +62,19 @@ fn draft(store: &Store, kind: Kind, run: RunRecord) -> Draft {
         .map_or("no unit".to_string(), |u| {
             format!("{} ({})", u.name, u.code)
         });
-    Draft {
-        unit,
-        operator: "张三".into(),
-        kind,
-        run,
+    let outcome = run.outcome;
+    let draft = Draft::run(unit, "张三".into(), kind, run);
+    match outcome {
+        Outcome::Failed => draft.failed(&failure()),
+        // A refusal's reason is the host's: it stays in the entry, and
+        // brings characters that JSON escapes into exports.
+        Outcome::Refused => draft.failed(&Failure {
+            kind: "refused".into(),
+            message: "数据集 \"fund_payments\" is not granted\n\\ by policy".into(),
+            limit: None,
+            used: None,
+        }),
+        _ => draft,
     }
 }
 
@@ -657,4 +675,341 @@ fn other_json_spellings_of_the_same_export_are_accepted() {
     extra[2] = serde_json::to_vec(&v).unwrap();
     let r = refused(&central, &join(&extra));
     assert_eq!((r.line, r.check), (3, Check::Format), "{r}");
+}
+
+// ---------------------------------------------------------------------------
+// Model text beside the chain
+
+fn entry_json(store: &Store, seq: u64) -> serde_json::Value {
+    serde_json::from_slice(&store.ledger.get(seq.to_be_bytes()).unwrap().unwrap()).unwrap()
+}
+
+fn log_row(store: &Store, seq: u64) -> query::LogRow {
+    query::log(store, &query::Filter::default())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.local && r.entry.seq == seq)
+        .unwrap()
+}
+
+#[test]
+fn a_models_text_stays_out_of_the_chain_and_its_redaction_keeps_the_chain_whole() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r1", "disability-fund-arrears", Outcome::Failed);
+    let text = failure().message;
+    // Entry 2 holds the text's salted hash and length, not the text.
+    let e = entry_json(&a, 2);
+    let error = &e["run"]["error"];
+    assert_eq!(error["kind"], "trap");
+    assert!(error.get("message").is_none(), "{error}");
+    assert_eq!(error["message_len"], text.len() as u64);
+    let bytes = a.ledger.get(2u64.to_be_bytes()).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("panicked"));
+    let aside = ledger::aside::read(&a, 2).unwrap().unwrap().unwrap();
+    assert_eq!(aside.text, text);
+    assert_eq!(error["message_sha256"], aside.commitment());
+    assert_eq!(
+        log_row(&a, 2).text,
+        Some(query::ModelText::Present { text: text.clone() })
+    );
+    // A refusal's reason is the host's own and stays in the entry.
+    ledger::append(
+        &a,
+        &draft(&a, Kind::RunRefused, record("r2", "m", Outcome::Refused)),
+    )
+    .unwrap();
+    assert!(entry_json(&a, 3)["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not granted"));
+    assert_eq!(log_row(&a, 3).text, None);
+
+    let redaction = ledger::aside::redact(
+        &a,
+        2,
+        "温宿县人民检察院 (C1)".into(),
+        "李四".into(),
+        "quotes an ID number",
+    )
+    .unwrap();
+    assert_eq!((redaction.seq, redaction.kind), (4, Kind::TextRedacted));
+    assert_eq!(
+        redaction.redaction,
+        Some(ledger::Redaction {
+            seq: 2,
+            reason: "quotes an ID number".into()
+        })
+    );
+    assert!(
+        ledger::aside::read(&a, 2).unwrap().is_none(),
+        "the text is gone"
+    );
+    let v = ledger::verify(&a).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.entries, 4);
+    assert_eq!(
+        v.redactions
+            .iter()
+            .map(|r| (r.seq, r.target, r.operator.as_str(), r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [(4, 2, "李四", "quotes an ID number")]
+    );
+    let row = log_row(&a, 2);
+    assert!(
+        matches!(&row.text, Some(query::ModelText::Redacted(r)) if r.by == 4),
+        "{:?}",
+        row.text
+    );
+    assert_eq!(
+        query::error_message(&row.entry, row.text.as_ref()).as_deref(),
+        Some("[redacted: quotes an ID number]")
+    );
+
+    // Once is enough, and only model text can go.
+    let again = ledger::aside::redact(&a, 2, "u".into(), "op".into(), "again").unwrap_err();
+    assert!(again.to_string().contains("by entry 4"), "{again}");
+    let none = ledger::aside::redact(&a, 1, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(none.to_string().contains("nothing to redact"), "{none}");
+    let unknown = ledger::aside::redact(&a, 99, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(unknown.to_string().contains("no entry 99"), "{unknown}");
+    let no_reason = ledger::aside::redact(&a, 2, "u".into(), "op".into(), "  ").unwrap_err();
+    assert!(no_reason.to_string().contains("reason"), "{no_reason}");
+    assert_eq!(
+        ledger::verify(&a).unwrap().entries,
+        4,
+        "refusals write nothing"
+    );
+
+    // The export carries the entries and the redaction, never the text;
+    // the central office takes it and sees the redaction.
+    run(&a, "r3", "disability-fund-arrears", Outcome::Failed);
+    let bytes = exported(&a, None);
+    let text_of_export = String::from_utf8_lossy(&bytes);
+    assert!(!text_of_export.contains("panicked"), "{text_of_export}");
+    assert!(text_of_export.contains("text-redacted"));
+    let (_z, central) = central_for(&[&a]);
+    accept(&central, &bytes);
+    let u = units::list(&central).unwrap().remove(0);
+    let v = verify::central(&central, &u).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.redactions.len(), 1);
+    let rows = query::log(&central, &query::Filter::default()).unwrap();
+    let at = |seq: u64| rows.iter().find(|r| r.entry.seq == seq).unwrap();
+    assert!(matches!(at(2).text, Some(query::ModelText::Redacted(_))));
+    assert_eq!(at(6).text, Some(query::ModelText::Unit), "kept at the unit");
+}
+
+#[test]
+fn model_text_edited_planted_or_removed_around_the_ledger_fails_the_text_check() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r1", "m", Outcome::Failed);
+    run(&a, "r2", "m", Outcome::Succeeded);
+    let key = 2u64.to_be_bytes();
+    let original = a.ledger_text.get(key).unwrap().unwrap();
+    let fault = |s: &Store| {
+        let p = ledger::verify(s).unwrap().problem.expect("detected");
+        assert_eq!(p.check, "text", "{p:?}");
+        (p.seq, p.message)
+    };
+
+    // Edited: the salted hash no longer matches.
+    let mut aside = ledger::aside::read(&a, 2).unwrap().unwrap().unwrap();
+    aside.text = aside.text.replace("panicked", "returned");
+    a.ledger_text.insert(key, aside.to_bytes()).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 2);
+    assert!(why.contains("does not match"), "{why}");
+
+    // Removed without a redaction on the record.
+    a.ledger_text.remove(key).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 2);
+    assert!(why.contains("no redaction"), "{why}");
+
+    // Put beside an entry that records none.
+    a.ledger_text.insert(key, original.clone()).unwrap();
+    a.ledger_text.insert(4u64.to_be_bytes(), original).unwrap();
+    let (seq, why) = fault(&a);
+    assert_eq!(seq, 4);
+    assert!(why.contains("records none"), "{why}");
+    a.ledger_text.remove(4u64.to_be_bytes()).unwrap();
+
+    // Unreadable.
+    a.ledger_text.insert(key, b"{not json".to_vec()).unwrap();
+    assert_eq!(fault(&a).0, 2);
+}
+
+/// Entries in the shape every earlier version wrote: a failure's message,
+/// the model's text included, inline in the entry.
+const INLINE_TEXT_FIXTURE: &str = include_str!("fixtures/ledger-with-inline-text.jsonl");
+
+/// A store whose ledger holds the fixture's entries, sealed and headed as
+/// the earlier versions did (unsigned: written before `unit init`).
+fn store_with_fixture() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let mut last = (0, String::new());
+    for line in INLINE_TEXT_FIXTURE.lines() {
+        let seq = serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+            .as_u64()
+            .unwrap();
+        let hash = ledger::hash(line.as_bytes());
+        s.ledger.insert(seq.to_be_bytes(), line.as_bytes()).unwrap();
+        s.ledger_sig
+            .insert(
+                seq.to_be_bytes(),
+                serde_json::to_vec(&serde_json::json!({"hash": hash, "sig": null})).unwrap(),
+            )
+            .unwrap();
+        last = (seq, hash);
+    }
+    s.put_meta(
+        "ledger/head",
+        &serde_json::json!({"seq": last.0, "hash": last.1}),
+    )
+    .unwrap();
+    (dir, s)
+}
+
+#[test]
+fn entries_written_with_the_message_inline_still_parse_verify_and_export() {
+    let (_d, s) = store_with_fixture();
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.entries, v.unsigned), (6, 6));
+    let entries = ledger::read_all(&s).unwrap();
+    assert_eq!(entries.len(), 6);
+    let error = entries[1].run.error.as_ref().unwrap();
+    assert_eq!(error.kind, "panic");
+    assert!(error
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("110105194912310021"));
+    assert_eq!(error.message_sha256, None);
+    assert_eq!(entries[5].kind, Kind::ModelRejected);
+    assert_eq!(
+        entries[5].run.replaces.as_ref().unwrap().name,
+        "disability-fund-arrears"
+    );
+    // audit reads them as before: the message is the entry's own.
+    let row = log_row(&s, 2);
+    assert_eq!(row.text, None);
+    assert!(query::error_message(&row.entry, None)
+        .unwrap()
+        .starts_with("panicked: bad ID"));
+    // Text inside the chain cannot be redacted.
+    let err = ledger::aside::redact(&s, 2, "u".into(), "op".into(), "why").unwrap_err();
+    assert!(err.to_string().contains("nothing to redact"), "{err}");
+
+    // New entries follow them, signed once the store has a unit, and the
+    // whole ledger exports to a central office that verifies it.
+    // Their head, as earlier versions wrote it, gains its frontier and
+    // signature with the next entry.
+    assert_eq!(ledger::head::read(&s).unwrap().unwrap().frontier, None);
+    crate::unit::init(&s, "温宿县人民检察院", "11652922MB1234567X").unwrap();
+    run(&s, "r7", "disability-fund-arrears", Outcome::Failed);
+    let v = ledger::verify(&s).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!((v.entries, v.unsigned, v.signed), (8, 6, 2));
+    let head = ledger::head::read(&s).unwrap().unwrap();
+    assert_eq!((head.seq, head.root.clone()), (8, v.root.clone()));
+    assert!(head.sig.is_some());
+    let (_z, central) = central_for(&[&s]);
+    assert_eq!(accept(&central, &exported(&s, None)).added, 8);
+    let u = units::list(&central).unwrap().remove(0);
+    let v = verify::central(&central, &u).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+}
+
+// ---------------------------------------------------------------------------
+// The head, the frontier and checkpoints at scale
+
+#[test]
+fn appending_reads_no_entry_back_and_checkpoints_come_from_the_frontier() {
+    let (_a, a) = unit_store("温宿县人民检察院", "C1");
+    run(&a, "r0", "m", Outcome::Started);
+    // Entry 1 edited: a full verification fails from here on.
+    let key = 1u64.to_be_bytes();
+    let original = a.ledger.get(key).unwrap().unwrap();
+    let edited = String::from_utf8(original.to_vec())
+        .unwrap()
+        .replace("张三", "李四");
+    a.ledger.insert(key, edited.as_bytes()).unwrap();
+    // Appends go on, and the checkpoint due with entry 64 is written
+    // without verifying what came before: over the hashes sealed when the
+    // entries were written.
+    for i in 1..checkpoint::EVERY {
+        run(&a, &format!("r{i}"), "m", Outcome::Started);
+    }
+    let cp = checkpoint::latest_local(&a).unwrap().expect("a checkpoint");
+    assert_eq!(cp.checkpoint.size, checkpoint::EVERY);
+    let sealed: Vec<[u8; 32]> = (1..=checkpoint::EVERY)
+        .map(|seq| {
+            merkle::parse_hash(&ledger::seal(&a, seq).unwrap().unwrap().unwrap().hash).unwrap()
+        })
+        .collect();
+    assert_eq!(cp.checkpoint.root, merkle::root_of(sealed));
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (1, "hash"), "{p:?}");
+    a.ledger.insert(key, original).unwrap();
+    let v = ledger::verify(&a).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.checkpoints, 1);
+    // The head carries the root and the unit's signature.
+    let head = ledger::head::read(&a).unwrap().unwrap();
+    assert_eq!(head.root, v.root);
+    assert_eq!(
+        head.frontier.as_ref().unwrap().len(),
+        1,
+        "64 is one subtree"
+    );
+    let key = jiandu_registry::keys::PublicKey::parse(
+        &crate::unit::current(&a).unwrap().unwrap().public_key,
+    )
+    .unwrap();
+    assert!(key
+        .verify(&head.message(), head.sig.as_deref().unwrap())
+        .unwrap());
+}
+
+#[test]
+fn a_cut_tail_under_a_rewritten_head_fails_the_head_check() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let head = ledger::head::read(&a).unwrap().unwrap();
+    assert_eq!(head.seq, 6);
+    // Entry 6 removed and the head rewritten to name entry 5, with the
+    // right frontier and root for five entries: only the signature tells.
+    a.ledger.remove(6u64.to_be_bytes()).unwrap();
+    let mut frontier = merkle::Frontier::new();
+    for seq in 1..=5u64 {
+        let seal = ledger::seal(&a, seq).unwrap().unwrap().unwrap();
+        frontier.push(merkle::parse_hash(&seal.hash).unwrap());
+    }
+    let mut cut = ledger::head::Head {
+        seq: 5,
+        hash: ledger::seal(&a, 5).unwrap().unwrap().unwrap().hash,
+        root: Some(frontier.root()),
+        frontier: Some(frontier.to_hex()),
+        sig: head.sig.clone(),
+    };
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(p.message.contains("not signed by unit"), "{}", p.message);
+    cut.sig = None;
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(
+        p.message.contains("not signed, though entry 5 is"),
+        "{}",
+        p.message
+    );
+    // A frontier that does not give the entries' root.
+    cut.frontier = Some(vec![hex::encode([7u8; 32]), hex::encode([8u8; 32])]);
+    a.put_meta("ledger/head", &cut).unwrap();
+    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
+    assert!(p.message.contains("Merkle frontier"), "{}", p.message);
 }

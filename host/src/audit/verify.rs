@@ -1,17 +1,24 @@
 //! `jiandu audit verify`: walk a ledger — this store's, or a unit's ledger
 //! imported at a central office — and name the first entry that fails, the
 //! check it fails (sequence, parse, hash, signature, chain, head,
-//! checkpoint) and why.
+//! checkpoint, text) and why.
+//!
+//! For this store's ledger the walk also checks the model text kept beside
+//! entries ([`crate::ledger::aside`]): each text matches the salted hash its
+//! entry records, and a text is missing only where a `text-redacted` entry
+//! removed it. Redactions are reported, not faults.
 
 use super::central;
 use super::chain::{Chain, Item, Signing};
 use super::checkpoint::SignedCheckpoint;
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
-use super::{Check, Fault};
-use crate::ledger::{self, Problem, Verification};
+use super::{short, Check, Fault};
+use crate::ledger::head::Head;
+use crate::ledger::{self, aside, Problem, RedactionNote, Verification};
 use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// A verification and the tree of the entries that verified.
@@ -29,12 +36,111 @@ struct Stored {
 
 type Checkpoints = BTreeMap<u64, std::result::Result<SignedCheckpoint, String>>;
 
+/// What an entry says about model text: the hash of its own, kept beside
+/// it, and the entry whose text it redacts.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextLink {
+    at: String,
+    operator: String,
+    run: Option<TextRun>,
+    redaction: Option<TextRedaction>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextRun {
+    error: Option<TextError>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextError {
+    message_sha256: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextRedaction {
+    seq: u64,
+    reason: String,
+}
+
+/// Model text on the record, gathered during a walk.
+#[derive(Default)]
+struct Texts {
+    /// Entries whose text is beside them, with the hash they record.
+    committed: BTreeMap<u64, String>,
+    redactions: Vec<RedactionNote>,
+}
+
+impl Texts {
+    fn add(&mut self, seq: u64, bytes: &[u8]) {
+        let Ok(link) = serde_json::from_slice::<TextLink>(bytes) else {
+            return;
+        };
+        if let Some(h) = link.run.and_then(|r| r.error?.message_sha256) {
+            self.committed.insert(seq, h);
+        }
+        if let Some(r) = link.redaction {
+            self.redactions.push(RedactionNote {
+                seq,
+                target: r.seq,
+                operator: link.operator,
+                at: link.at,
+                reason: r.reason,
+            });
+        }
+    }
+
+    /// The first fault of the texts beside this store's entries.
+    fn check(&self, store: &Store) -> Result<Option<Fault>> {
+        let redacted: BTreeMap<u64, u64> =
+            self.redactions.iter().map(|r| (r.target, r.seq)).collect();
+        let mut faults = BTreeMap::new();
+        let mut present = std::collections::BTreeSet::new();
+        for item in aside::all(store) {
+            let (seq, stored) = item?;
+            present.insert(seq);
+            let why = match (stored, self.committed.get(&seq), redacted.get(&seq)) {
+                (Err(why), _, _) => why,
+                (Ok(_), None, _) => format!(
+                    "model text is kept beside entry {seq}, which records none: it was put there around the ledger"
+                ),
+                (Ok(_), Some(_), Some(by)) => format!(
+                    "the model text of entry {seq} was redacted by entry {by}, yet it is beside the entry again"
+                ),
+                (Ok(a), Some(h), None) if &a.commitment() != h => format!(
+                    "the model text kept beside entry {seq} does not match the hash the entry records ({}…): edited after it was written",
+                    short(h)
+                ),
+                (Ok(_), Some(_), None) => continue,
+            };
+            faults.entry(seq).or_insert(why);
+        }
+        for seq in self.committed.keys() {
+            if !present.contains(seq) && !redacted.contains_key(seq) {
+                faults.entry(*seq).or_insert_with(|| {
+                    format!(
+                        "the model text of entry {seq} is gone, and no redaction on the record removed it"
+                    )
+                });
+            }
+        }
+        Ok(faults
+            .into_iter()
+            .next()
+            .map(|(seq, why)| Fault::new(seq, Check::Text, why)))
+    }
+}
+
 /// Walks `items` (entries from 1, in stored order) and the checkpoints
 /// that cover them; stops at the first fault.
 fn walk(
     items: impl Iterator<Item = Result<(u64, std::result::Result<Stored, Fault>)>>,
     checkpoints: &Checkpoints,
     signing: &Signing,
+    texts: &mut Texts,
 ) -> Result<(Chain, Tree, u64, u64, Option<Fault>)> {
     let mut chain = Chain::new();
     let mut tree = Tree::new();
@@ -76,6 +182,7 @@ fn walk(
             Ok(hash) => tree.push(hash),
             Err(f) => return Ok((chain, tree, count, good, Some(f))),
         }
+        texts.add(seq, &stored.bytes);
         if let Some(f) = check_at(seq, &tree) {
             return Ok((chain, tree, count, good, Some(f)));
         }
@@ -96,6 +203,7 @@ fn checkpoint_beyond(size: u64, held: u64) -> Fault {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     chain: &Chain,
     tree: Tree,
@@ -104,6 +212,7 @@ fn finish(
     fingerprint: Option<String>,
     head_hash: Option<String>,
     fault: Option<Fault>,
+    texts: Texts,
 ) -> Walk {
     let ok = fault.is_none();
     Walk {
@@ -120,6 +229,7 @@ fn finish(
             checkpoints,
             fingerprint,
             root: ok.then(|| tree.root()),
+            redactions: texts.redactions,
         },
         tree,
     }
@@ -152,7 +262,8 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
     // Entries and their head are written in one transaction, so the head
     // read now bounds the entries to check; entries after it were either
     // appended since (the head has moved on) or written around the ledger.
-    let head = ledger::head(store)?;
+    let full_head = ledger::head::read(store)?;
+    let head = full_head.as_ref().map(|h| (h.seq, h.hash.clone()));
     let head_hash = head.as_ref().map(|h| h.1.clone());
     let limit = head.as_ref().map_or(0, |h| h.0);
     let items = ledger::entries(store, 1)
@@ -171,7 +282,8 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
                 },
             ))
         });
-    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing)?;
+    let mut texts = Texts::default();
+    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing, &mut texts)?;
     let moved_past =
         |n: u64| -> Result<bool> { Ok(ledger::head(store)?.is_some_and(|(seq, _)| seq >= n)) };
     let mut fault = fault;
@@ -218,6 +330,12 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
             }
         }
     }
+    if let (None, Some(h)) = (&fault, &full_head) {
+        fault = check_head(h, &tree, &signing, chain.first_signed().is_some());
+    }
+    if fault.is_none() {
+        fault = texts.check(store)?;
+    }
     Ok(finish(
         &chain,
         tree,
@@ -226,7 +344,55 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
         fingerprint,
         head_hash,
         fault,
+        texts,
     ))
+}
+
+/// Checks the head of a ledger whose entries verified up to the one it
+/// names: its Merkle frontier gives the entries' root, and its signature is
+/// the unit's (required once entries are signed; a head written by an
+/// earlier version has neither).
+fn check_head(head: &Head, tree: &Tree, signing: &Signing, signed: bool) -> Option<Fault> {
+    let fault = |message: String| Some(Fault::new(head.seq, Check::Head, message));
+    match head.frontier() {
+        Err(why) => return fault(why),
+        Ok(Some(f)) => {
+            let root = tree.root();
+            if f.root() != root || head.root.as_deref() != Some(f.root().as_str()) {
+                return fault(format!(
+                    "the ledger head's Merkle frontier gives root {}…, but entries 1..{} give {}…: the head was rewritten",
+                    short(&f.root()),
+                    head.seq,
+                    short(&root)
+                ));
+            }
+        }
+        Ok(None) => {}
+    }
+    match (&head.sig, &signing.key) {
+        (Some(sig), Some(key)) => {
+            if let Err(why) = super::check_signature(key, &head.message(), sig) {
+                return fault(format!(
+                    "the ledger head is not signed by {}: {why}; entries were cut off the end, or the head was rewritten",
+                    signing.who
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return fault(format!(
+                "the ledger head is signed, but {} has no key to check it",
+                signing.who
+            ))
+        }
+        (None, _) if signed && head.frontier.is_some() => {
+            return fault(format!(
+                "the ledger head is not signed, though entry {} is: entries were cut off the end, or the head was rewritten",
+                head.seq
+            ))
+        }
+        (None, _) => {}
+    }
+    None
 }
 
 /// Verifies the ledger imported from `unit`: every entry against the
@@ -266,7 +432,10 @@ pub fn central(store: &Store, unit: &RegisteredUnit) -> Result<Verification> {
             },
         ))
     });
-    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing)?;
+    // Imports carry entries, not the text beside them: only redactions
+    // are gathered here.
+    let mut texts = Texts::default();
+    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing, &mut texts)?;
     let covered = checkpoints.keys().next_back().copied().unwrap_or(0);
     let fault = fault
         .or_else(|| {
@@ -298,6 +467,7 @@ pub fn central(store: &Store, unit: &RegisteredUnit) -> Result<Verification> {
         Some(unit.fingerprint.clone()),
         head_hash,
         fault,
+        texts,
     )
     .verification)
 }

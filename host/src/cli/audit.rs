@@ -3,7 +3,7 @@
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::{Context, Result};
-use jiandu::audit::query::{self, Filter, OutcomeFilter, Scope, TimeBound};
+use jiandu::audit::query::{self, Filter, ModelText, OutcomeFilter, Scope, TimeBound};
 use jiandu::audit::{self, central, export, import, units};
 use jiandu::ledger::{self, Verification};
 use std::path::PathBuf;
@@ -32,11 +32,55 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Show one run: its entries (the model's own text beside them, where
+    /// kept), its parameters and outcome, and every dataset version it read
+    /// with the ingest entries that loaded it (who, when, from which file).
+    /// Or one entry, by its sequence number.
+    ///
+    /// Example: `jiandu audit show 20250301T093000.123-4242-0`
+    Show {
+        /// A run id (from `jiandu audit log`) or an entry's sequence number.
+        run: String,
+        /// Only this unit's ledger (fingerprint, name or code).
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove the text a model chose (a panic message, its error, a
+    /// backtrace) kept beside entry SEQ, on the record: a `text-redacted`
+    /// entry names the entry, the operator and the reason. The chain is
+    /// unchanged and still verifies.
+    ///
+    /// Example: `jiandu audit redact 42 --reason "panic message quotes an ID number"`
+    Redact {
+        /// The entry whose model text goes.
+        seq: u64,
+        /// Why; recorded in the ledger for good.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Run a recorded run again: the same model version (by its wasm
+    /// digest) over the same dataset versions with the same parameters and
+    /// limits, and say whether it ends the same (the same leads digest, or
+    /// the same kind of failure). On the record; keeps no leads. Exits 1
+    /// when it does not reproduce the run.
+    ///
+    /// Example: `jiandu audit replay 20250301T093000.123-4242-0`
+    Replay {
+        /// The run id (from `jiandu audit log`).
+        run: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Recompute the hash chain, signatures and checkpoints, and name the
     /// first entry that fails, the check it fails and why.
     ///
-    /// Without options: this store's own ledger. Exits 1 when a ledger does
-    /// not verify.
+    /// Without options: this store's own ledger, then the files it points
+    /// at: every leads snapshot against the sha256 and digest its run
+    /// recorded, every dataset block against its CRCs and every version
+    /// against its digest, each fault named with its entry, file and block.
+    /// Exits 1 when anything does not verify.
     ///
     /// Example: `jiandu audit verify --unit 温宿县人民检察院`
     Verify {
@@ -46,6 +90,10 @@ pub enum Command {
         /// Verify every imported ledger.
         #[arg(long)]
         central: bool,
+        /// Check leads files and block CRCs only; skip recomputing the
+        /// leads and dataset digests (which read every record).
+        #[arg(long, conflicts_with_all = ["unit", "central"])]
+        quick: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -180,11 +228,71 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Log { select, format } => log(&store, select.filter(), format),
         Command::Report { select, format } => report(&store, select.filter(), format),
+        Command::Show { run, unit, format } => show(&store, &run, unit, format),
+        Command::Replay { run, format } => {
+            let policy = ctx.policy(&store)?;
+            let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
+            let unit = jiandu::run::unit_label(&store, &policy)?;
+            let pb = super::spinner(format!("replaying run {run}"));
+            let r = audit::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
+            pb.finish_and_clear();
+            let r = r?;
+            if format == Format::Json {
+                output::json(&r)?;
+            } else {
+                let ending = |e: &audit::replay::Ending| {
+                    let mut s = e.outcome.clone();
+                    if let Some(k) = &e.error_kind {
+                        s.push_str(&format!(" ({k})"));
+                    }
+                    if let (Some(n), Some(d)) = (e.leads, &e.leads_digest) {
+                        s.push_str(&format!(", {n} leads, digest {d}"));
+                    }
+                    s
+                };
+                outln!(
+                    "replayed run {} of {} (wasm {}) on {}",
+                    r.run_id,
+                    r.model,
+                    r.wasm_sha256.get(..12).unwrap_or(""),
+                    r.datasets.join(", ")
+                );
+                outln!("  recorded: {}", ending(&r.recorded));
+                outln!("  replay:   {}", ending(&r.replayed));
+                outln!(
+                    "{} (entries {} and {})",
+                    match r.reproduced {
+                        Some(true) => "reproduced: the replay ends as the run did",
+                        Some(false) => "NOT reproduced: the replay ends otherwise than the run did",
+                        None => "nothing to compare: the run's record says nothing about the model's result",
+                    },
+                    r.entries.0,
+                    r.entries.1
+                );
+            }
+            Ok(if r.reproduced == Some(false) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Redact { seq, reason } => {
+            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let e = ledger::aside::redact(&store, seq, unit, ctx.operator.clone(), &reason)?;
+            outln!(
+                "redacted the model text of entry {seq}: entry {} records it ({}, {})",
+                e.seq,
+                e.operator,
+                e.at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify {
             unit,
             central,
+            quick,
             format,
-        } => verify(&store, unit, central, format),
+        } => verify(&store, unit, central, quick, format),
         Command::Export { since, output } => {
             let since = since.as_deref().map(export::parse_since).transpose()?;
             let e = export::export(&store, since.as_ref())?;
@@ -304,6 +412,22 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                         }),
                     );
                     map.insert("unfinished".into(), r.unfinished.into());
+                    if let Some(text) = &r.text {
+                        // The message back where entries written before
+                        // model text was kept beside them hold it.
+                        if let (ModelText::Present { text }, Some(error)) = (
+                            text,
+                            map.get_mut("run")
+                                .and_then(|run| run.get_mut("error"))
+                                .and_then(|e| e.as_object_mut()),
+                        ) {
+                            error.insert("message".into(), text.clone().into());
+                        }
+                        map.insert(
+                            "model_text".into(),
+                            serde_json::to_value(text).expect("model text serializes"),
+                        );
+                    }
                 }
                 v
             })
@@ -322,7 +446,11 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                 e.at.clone(),
                 e.kind.clone(),
                 e.operator.clone(),
-                format!("{}@{}", r.model.name, r.model.version),
+                if r.model.name.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}@{}", r.model.name, r.model.version)
+                },
                 r.model.wasm_sha256.get(..12).unwrap_or("").to_string(),
                 r.model.publisher.clone().unwrap_or_default(),
                 r.run_id.clone(),
@@ -331,24 +459,40 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                 } else {
                     r.outcome.clone()
                 },
-                r.datasets
-                    .iter()
-                    .map(|d| {
-                        let personal = if d.personal || !d.personal_fields.is_empty() {
-                            "[PERSONAL]"
-                        } else {
-                            ""
-                        };
-                        format!("{}@{}{personal}", d.name, d.version)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                match &e.ingest {
+                    Some(i) => format!(
+                        "{}@{}{} ← {} rows from {} (sha256 {}…)",
+                        i.dataset,
+                        i.version,
+                        if i.personal { "[PERSONAL]" } else { "" },
+                        i.rows,
+                        i.source,
+                        i.source_sha256.get(..12).unwrap_or("")
+                    ),
+                    None => r
+                        .datasets
+                        .iter()
+                        .map(|d| {
+                            let personal = if d.personal || !d.personal_fields.is_empty() {
+                                "[PERSONAL]"
+                            } else {
+                                ""
+                            };
+                            format!("{}@{}{personal}", d.name, d.version)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
                 r.records_read.map(|n| n.to_string()).unwrap_or_default(),
                 r.leads_count.map(|n| n.to_string()).unwrap_or_default(),
-                r.error
-                    .as_ref()
-                    .map(|f| format!("{}: {}", f.kind, f.message.lines().next().unwrap_or("")))
-                    .unwrap_or_default(),
+                match (&r.error, query::error_message(e, row.text.as_ref())) {
+                    (Some(f), Some(m)) => format!("{}: {}", f.kind, m.lines().next().unwrap_or("")),
+                    _ => e
+                        .redaction
+                        .as_ref()
+                        .map(|r| format!("removes the model text of entry {}: {}", r.seq, r.reason))
+                        .unwrap_or_default(),
+                },
             ]
         })
         .collect();
@@ -373,6 +517,144 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
         &table,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn show(
+    store: &jiandu::Store,
+    target: &str,
+    unit: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    let filter = Filter {
+        unit,
+        ..Filter::default()
+    };
+    let shown = query::show(store, &filter, target)?;
+    if format == Format::Json {
+        output::json(&shown)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, s) in shown.iter().enumerate() {
+        if i > 0 {
+            outln!();
+        }
+        outln!(
+            "{} — {}",
+            s.unit,
+            if s.local { "this store" } else { "imported" }
+        );
+        for e in &s.entries {
+            show_entry(e);
+        }
+        if !s.data.is_empty() {
+            outln!("  data read:");
+        }
+        for d in &s.data {
+            let personal = match (d.personal_fields.is_empty(), d.clear_personal) {
+                (true, _) => String::new(),
+                (false, clear) => format!(
+                    " [PERSONAL: {}, {}]",
+                    d.personal_fields.join(","),
+                    if clear { "in clear" } else { "masked" }
+                ),
+            };
+            outln!("    {}@{} digest {}{personal}", d.name, d.version, d.digest);
+            if d.loaded.is_empty() {
+                outln!("      loaded before ingests were put on the record");
+            } else if !d.digest_recorded {
+                outln!(
+                    "      the ingest below recorded digest {}, not the one the run read",
+                    d.loaded[0].ingest.digest
+                );
+            }
+            for l in &d.loaded {
+                let i = &l.ingest;
+                outln!(
+                    "      entry {} {} by {}: {} rows from {} (sha256 {}), version {}{}",
+                    l.seq,
+                    l.at,
+                    l.operator,
+                    i.rows,
+                    i.source,
+                    i.source_sha256,
+                    i.version,
+                    i.appended_to
+                        .map(|b| format!(" appended to {b}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_entry(e: &query::ShownEntry) {
+    let v = &e.view;
+    let r = &v.run;
+    let mut line = format!("  entry {} {} {} by {}", v.seq, v.at, v.kind, v.operator);
+    if !r.run_id.is_empty() {
+        line.push_str(&format!(
+            ": run {} of {}@{} (wasm {})",
+            r.run_id,
+            r.model.name,
+            r.model.version,
+            r.model.wasm_sha256.get(..12).unwrap_or("")
+        ));
+        if let Some(p) = &r.model.publisher {
+            line.push_str(&format!(" from {p}"));
+        }
+    }
+    outln!("{line}");
+    if v.kind == "run-started" && !r.params.is_empty() {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        outln!("    params {}", params.join(" "));
+    }
+    if v.kind == "run-finished" || v.kind == "run-refused" {
+        let mut done = format!("    {}", r.outcome);
+        if let Some(n) = r.records_read {
+            done.push_str(&format!(", {n} records read"));
+        }
+        if let Some(n) = r.leads_count {
+            done.push_str(&format!(", {n} leads"));
+        }
+        if let Some(d) = &r.leads_digest {
+            done.push_str(&format!(" (digest {d})"));
+        }
+        outln!("{done}");
+        if let Some(snap) = &r.leads_snapshot {
+            outln!(
+                "    leads snapshot {} ({} leads, sha256 {})",
+                snap.file,
+                snap.leads,
+                snap.sha256
+            );
+        }
+    }
+    if let (Some(err), Some(message)) = (&r.error, query::error_message(v, e.text.as_ref())) {
+        outln!("    {}: {}", err.kind, message.replace('\n', "\n      "));
+    }
+    if let Some(i) = &v.ingest {
+        outln!(
+            "    {}@{} ({} records, digest {}): {} rows from {} (sha256 {}){}",
+            i.dataset,
+            i.version,
+            i.records,
+            i.digest,
+            i.rows,
+            i.source,
+            i.source_sha256,
+            i.appended_to
+                .map(|b| format!(", appended to version {b}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(red) = &v.redaction {
+        outln!(
+            "    removed the model text of entry {}: {}",
+            red.seq,
+            red.reason
+        );
+    }
 }
 
 fn report(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {
@@ -510,9 +792,11 @@ fn verify(
     store: &jiandu::Store,
     unit: Option<String>,
     all: bool,
+    quick: bool,
     format: Format,
 ) -> Result<ExitCode> {
     let mut results: Vec<(String, Verification)> = Vec::new();
+    let local = unit.is_none() && !all;
     if let Some(text) = unit {
         let u = units::find(store, &text)?;
         results.push((
@@ -529,12 +813,28 @@ fn verify(
     } else {
         results.push(("ledger".into(), ledger::verify(store)?));
     }
-    let failed = results.iter().any(|(_, v)| v.problem.is_some());
+    let files = if local {
+        let pb = super::spinner(if quick {
+            "checking leads files and block CRCs".to_string()
+        } else {
+            "checking leads files, dataset blocks and digests".to_string()
+        });
+        let files = audit::stored::verify(store, quick);
+        pb.finish_and_clear();
+        Some(files?)
+    } else {
+        None
+    };
+    let failed = results.iter().any(|(_, v)| v.problem.is_some())
+        || files.as_ref().is_some_and(|f| !f.faults.is_empty());
     if format == Format::Json {
-        let list: Vec<serde_json::Value> = results
+        let mut list: Vec<serde_json::Value> = results
             .iter()
             .map(|(what, v)| serde_json::json!({"ledger": what, "verified": v.problem.is_none(), "result": v}))
             .collect();
+        if let Some(f) = &files {
+            list.push(serde_json::json!({"files": "leads and data", "verified": f.faults.is_empty(), "result": f}));
+        }
         output::json(&list)?;
     } else {
         for (what, v) in &results {
@@ -558,6 +858,16 @@ fn verify(
                     if let Some(root) = &v.root {
                         outln!("  Merkle root {root}");
                     }
+                    for r in &v.redactions {
+                        outln!(
+                            "  the model text of entry {} was redacted by entry {} ({}, {}): {}",
+                            r.target,
+                            r.seq,
+                            r.operator,
+                            r.at,
+                            r.reason
+                        );
+                    }
                 }
                 Some(p) => {
                     errln!(
@@ -572,12 +882,51 @@ fn verify(
         if results.is_empty() {
             outln!("no imported ledgers");
         }
+        if let Some(f) = &files {
+            print_files(f);
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_files(f: &audit::stored::Files) {
+    let digests = if f.quick {
+        "digests not recomputed (--quick)".to_string()
+    } else {
+        format!(
+            "{} leads digest{} and {} version digest{} recomputed",
+            f.leads_digests,
+            if f.leads_digests == 1 { "" } else { "s" },
+            f.digests,
+            if f.digests == 1 { "" } else { "s" }
+        )
+    };
+    let summary = format!(
+        "{} leads file{}, {} dataset version{} ({} blocks in {} files, {:.1} MiB); {digests}",
+        f.leads_files,
+        if f.leads_files == 1 { "" } else { "s" },
+        f.versions,
+        if f.versions == 1 { "" } else { "s" },
+        f.blocks,
+        f.block_files,
+        f.bytes as f64 / (1 << 20) as f64
+    );
+    if f.faults.is_empty() {
+        outln!("files the ledger points at verified: {summary}");
+        return;
+    }
+    errln!(
+        "files the ledger points at do NOT verify ({} fault{}): {summary}",
+        f.faults.len(),
+        if f.faults.len() == 1 { "" } else { "s" }
+    );
+    for fault in &f.faults {
+        errln!("  {fault}");
+    }
 }
 
 fn import_files(

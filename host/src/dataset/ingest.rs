@@ -136,6 +136,16 @@ pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<
             warnings: parsed.warning_count as u64,
         },
     )?;
+    // On the record: who loaded which file into which version.
+    crate::ledger::dataset_ingested(store, name, &version).map_err(|e| {
+        Error::dataset(
+            name,
+            format!(
+                "version {} is stored, but its ledger entry could not be written: {e}",
+                version.version
+            ),
+        )
+    })?;
     Ok(Report {
         dataset: name.to_string(),
         version,

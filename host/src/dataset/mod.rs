@@ -516,6 +516,19 @@ impl VersionReader {
         Ok(VersionReader::new(store, name, info))
     }
 
+    /// Version `version` of `name`, current or not (old versions stay
+    /// readable: a run can be replayed on the data it read).
+    pub fn version(store: &Store, name: &str, version: u64) -> Result<VersionReader> {
+        let head = require_head(store, name)?;
+        let info = head
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .cloned()
+            .ok_or_else(|| Error::dataset(name, format!("has no version {version}")))?;
+        Ok(VersionReader::new(store, name, info))
+    }
+
     fn new(store: &Store, name: &str, info: VersionInfo) -> VersionReader {
         VersionReader {
             data: store.data_dir(),

@@ -190,43 +190,33 @@ impl Server {
             Action::Rejected => (Kind::ModelRejected, Outcome::Refused),
             Action::Unloaded => (Kind::ModelUnloaded, Outcome::Succeeded),
         };
-        let draft = Draft {
-            unit: run::unit_label(&self.store, &policy)?,
-            operator: event
+        let run = RunRecord {
+            run_id: format!("{}-{}", kind.as_str(), event.at),
+            model,
+            started_at: event.at.clone(),
+            outcome,
+            replaces,
+            ..RunRecord::default()
+        };
+        let mut draft = Draft::run(
+            run::unit_label(&self.store, &policy)?,
+            event
                 .changed_by
                 .clone()
                 .unwrap_or_else(|| self.operator.clone()),
             kind,
-            run: RunRecord {
-                run_id: format!(
-                    "{}-{}",
-                    serde_json::to_value(kind)
-                        .expect("kind")
-                        .as_str()
-                        .unwrap_or(""),
-                    event.at
-                ),
-                model,
-                datasets: Vec::new(),
-                params: BTreeMap::new(),
-                limits: None,
-                started_at: event.at.clone(),
-                ended_at: None,
-                fuel_used: None,
-                peak_memory: None,
-                records_read: None,
-                leads_count: None,
-                leads_digest: None,
-                outcome,
-                error: (event.action == Action::Rejected).then(|| crate::runtime::Failure {
-                    kind: "rejected".into(),
-                    message: event.message.clone(),
-                    limit: None,
-                    used: None,
-                }),
-                replaces,
-            },
-        };
+            run,
+        );
+        if event.action == Action::Rejected {
+            // Why a version was rejected can quote the module (what its
+            // `describe` said): kept beside the entry.
+            draft = draft.failed(&crate::runtime::Failure {
+                kind: "rejected".into(),
+                message: event.message.clone(),
+                limit: None,
+                used: None,
+            });
+        }
         ledger::append(&self.store, &draft)?;
         Ok(())
     }
