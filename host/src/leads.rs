@@ -182,6 +182,23 @@ pub fn for_people(store: &Store, leads: &[Lead], reveal: Reveal) -> Result<(Vec<
     Ok((shown, resolver.revealed))
 }
 
+/// Puts on the record (a `personal-data-revealed` ledger entry) that a
+/// person was shown `disclosure.values` personal values in clear, before
+/// they are shown: a value shown in clear that the ledger does not
+/// record must not happen, so callers show nothing when this fails. Leads
+/// listed or exported in clear that hold no personal value write nothing.
+pub fn record_disclosure(
+    store: &Store,
+    unit: &str,
+    operator: &str,
+    disclosure: &crate::ledger::Disclosure,
+) -> Result<Option<crate::ledger::DisclosureEntry>> {
+    if disclosure.values == 0 {
+        return Ok(None);
+    }
+    crate::ledger::append_disclosure(store, unit, operator, disclosure).map(Some)
+}
+
 /// Where a model's snapshot pointer is kept in `meta`.
 fn pointer_key(model: &str) -> String {
     format!("leads/{model}/current")

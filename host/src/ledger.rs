@@ -53,6 +53,9 @@ pub enum Kind {
     ModelRejected,
     /// `jiandu serve` unloaded a removed model (`run.model`).
     ModelUnloaded,
+    /// A person was shown personal values in clear: not a run, written as
+    /// a [`DisclosureEntry`] by [`append_disclosure`].
+    PersonalDataRevealed,
 }
 
 impl Kind {
@@ -379,6 +382,111 @@ pub fn read_all(store: &Store) -> Result<Vec<Entry>> {
                 .map_err(|e| Error::Ledger(format!("entry {seq} is unreadable: {e}")))
         })
         .collect()
+}
+
+/// What a person was shown in clear: the command, its filters, and how
+/// much (a `personal-data-revealed` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disclosure {
+    /// `leads list`, `leads export`.
+    pub command: String,
+    /// The `--model` filter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The `--status` filter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The file written, as named on the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Leads shown.
+    pub leads: u64,
+    /// Personal values in them shown in clear.
+    pub values: u64,
+}
+
+/// A `personal-data-revealed` entry: the chain fields of [`Entry`], and a
+/// [`Disclosure`] where a run entry has its `run`. Audit reads entries
+/// leniently ([`crate::audit::EntryView`]), so both kinds verify, export
+/// and import alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisclosureEntry {
+    pub seq: u64,
+    pub prev_hash: String,
+    pub at: String,
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_key: Option<String>,
+    pub operator: String,
+    pub kind: Kind,
+    pub disclosure: Disclosure,
+}
+
+/// Appends a `personal-data-revealed` entry on its own, signed when the
+/// store has a unit, and makes it durable.
+pub fn append_disclosure(
+    store: &Store,
+    unit: &str,
+    operator: &str,
+    disclosure: &Disclosure,
+) -> Result<DisclosureEntry> {
+    let signer = Signer::for_store(store)?;
+    let signer = signer.as_ref();
+    let entry = (&store.ledger, &store.ledger_sig, &store.meta)
+        .transaction(|(ledger, seals, meta)| {
+            let head: Option<Head> = match meta.get(HEAD_KEY)? {
+                None => None,
+                Some(v) => Some(
+                    serde_json::from_slice(&v)
+                        .map_err(|e| abort(format!("ledger head is unreadable: {e}")))?,
+                ),
+            };
+            let (seq, prev_hash) = head.map_or((1, GENESIS.to_string()), |h| (h.seq + 1, h.hash));
+            let entry = DisclosureEntry {
+                seq,
+                prev_hash,
+                at: crate::time::now_text(),
+                unit: unit.to_string(),
+                unit_key: signer.map(|s| s.fingerprint().to_string()),
+                operator: operator.to_string(),
+                kind: Kind::PersonalDataRevealed,
+                disclosure: disclosure.clone(),
+            };
+            let bytes = serde_json::to_vec(&entry).expect("entries serialize");
+            let hash = hash(&bytes);
+            let seal = Seal {
+                sig: signer.map(|s| s.sign(&entry_message(&hash))),
+                hash: hash.clone(),
+            };
+            ledger.insert(&seq.to_be_bytes(), bytes)?;
+            seals.insert(
+                &seq.to_be_bytes(),
+                serde_json::to_vec(&seal).expect("seal serializes"),
+            )?;
+            meta.insert(
+                HEAD_KEY,
+                serde_json::to_vec(&Head { seq, hash }).expect("head serializes"),
+            )?;
+            Ok(entry)
+        })
+        .map_err(Error::from)?;
+    store.flush()?;
+    // The periodic checkpoint, as after a run entry (see `appended`).
+    if let Some(signer) = signer {
+        match crate::audit::checkpoint::due(store, entry.seq) {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = crate::audit::checkpoint::write_local(store, signer) {
+                    tracing::warn!(
+                        "no checkpoint written after ledger entry {}: {e}",
+                        entry.seq
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the last checkpoint: {e}"),
+        }
+    }
+    Ok(entry)
 }
 
 /// The first problem `verify` found.
