@@ -153,7 +153,74 @@ impl Manifest {
                     .map_err(|e| bad(format!("default of {e}")))?;
             }
         }
+        // Dataset names become paths and keys of the store, like model names.
+        for name in m.datasets.keys() {
+            check_name(name).map_err(|e| bad(format!("[datasets]: {e}")))?;
+        }
+        for name in &m.triggers.on_new_data {
+            check_name(name).map_err(|e| bad(format!("triggers.on_new_data: {e}")))?;
+        }
+        m.check_text().map_err(bad)?;
         Ok(m)
+    }
+
+    /// Refuses control characters (and bidirectional overrides) in every
+    /// string of the manifest, naming the key: its text is shown to
+    /// operators (`model show`, `registry search`) and must not act on
+    /// their terminal. Descriptions may run over several lines.
+    fn check_text(&self) -> std::result::Result<(), String> {
+        // (key, text, whether newlines and tabs may stay)
+        let mut texts: Vec<(String, &str, bool)> = vec![
+            ("title".into(), &self.title, false),
+            ("unit".into(), &self.unit, false),
+        ];
+        texts.extend(
+            self.title_en
+                .iter()
+                .map(|t| ("title_en".into(), t.as_str(), false)),
+        );
+        texts.extend(
+            self.description
+                .iter()
+                .map(|t| ("description".into(), t.as_str(), true)),
+        );
+        for (i, b) in self.legal_basis.iter().enumerate() {
+            texts.push((format!("legal_basis[{i}]"), b, false));
+        }
+        for (name, d) in &self.datasets {
+            for (i, f) in d.fields.iter().flatten().enumerate() {
+                texts.push((format!("datasets.{name}.fields[{i}]"), f, false));
+            }
+        }
+        for (name, p) in &self.params {
+            // The name first: the keys below are named after it.
+            texts.push((
+                format!("params: the name `{}`", name.escape_debug()),
+                name,
+                false,
+            ));
+            if let Some(u) = &p.unit {
+                texts.push((format!("params.{name}.unit"), u, false));
+            }
+            if let Some(d) = &p.description {
+                texts.push((format!("params.{name}.description"), d, true));
+            }
+            if let Some(toml::Value::String(d)) = &p.default {
+                texts.push((format!("params.{name}.default"), d, false));
+            }
+        }
+        for (key, text, lines) in texts {
+            let refused =
+                |c: char| crate::text::is_unsafe(c) && !(lines && matches!(c, '\n' | '\t'));
+            if let Some(c) = text.chars().find(|&c| refused(c)) {
+                return Err(format!(
+                    "{key}: contains the control character U+{:04X}; model.toml text is \
+                     shown to people and may hold no control characters",
+                    c as u32
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads `model.toml`.
@@ -761,5 +828,70 @@ year = { type = "int", default = 2024 }
         assert!(check_name("../etc").is_err());
         assert!(check_name("").is_err());
         assert!(check_name("Upper").is_err());
+    }
+
+    fn refusal(text: &str) -> String {
+        Manifest::parse(Path::new("model.toml"), text)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn dataset_names_are_checked_like_model_names() {
+        let err = refusal(&TOML.replace("a = { fields", "\"../x\" = { fields"));
+        assert!(
+            err.contains("[datasets]") && err.contains("`../x`"),
+            "{err}"
+        );
+        let err = refusal(&format!("{TOML}[triggers]\non_new_data = [\"A/b\"]\n"));
+        assert!(err.contains("triggers.on_new_data"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_in_manifest_text_are_refused_naming_the_key() {
+        let cases = [
+            (TOML.replace("测试", "测\\u001b[2J试"), "title:", "U+001B"),
+            (
+                TOML.replace(
+                    "unit = \"u\"",
+                    "unit = \"u\"\nlegal_basis = [\"ok\", \"第\\u0007条\"]",
+                ),
+                "legal_basis[1]:",
+                "U+0007",
+            ),
+            (
+                TOML.replace("unit = \"u\"", "unit = \"u\\r\""),
+                "unit:",
+                "U+000D",
+            ),
+            (
+                TOML.replace(
+                    "default = \"0.015\"",
+                    "default = \"0.015\", description = \"r\\u009b\"",
+                ),
+                "params.ratio.description:",
+                "U+009B",
+            ),
+            (
+                TOML.replace("fields = [\"x\"]", "fields = [\"x\\u007f\"]"),
+                "datasets.a.fields[0]:",
+                "U+007F",
+            ),
+            (
+                TOML.replace("as_of = {", "\"as\\u001bof\" = {"),
+                "params: the name `as\\u{1b}of`",
+                "U+001B",
+            ),
+        ];
+        for (text, key, char) in cases {
+            let err = refusal(&text);
+            assert!(err.contains(key) && err.contains(char), "{key}: {err}");
+        }
+        // A description may run over several lines.
+        let text = TOML.replace(
+            "unit = \"u\"",
+            "unit = \"u\"\ndescription = \"\"\"\none\n\ttwo\n\"\"\"",
+        );
+        assert!(Manifest::parse(Path::new("model.toml"), &text).is_ok());
     }
 }

@@ -182,6 +182,25 @@ pub fn for_people(store: &Store, leads: &[Lead], reveal: Reveal) -> Result<(Vec<
     Ok((shown, resolver.revealed))
 }
 
+/// Puts on the record (a `personal-data-revealed` ledger entry) that a
+/// person was shown `disclosure.values` personal values in clear, before
+/// they are shown: a value shown in clear that the ledger does not
+/// record must not happen, so callers show nothing when this fails. Leads
+/// listed or exported in clear that hold no personal value write nothing.
+pub fn record_disclosure(
+    store: &Store,
+    unit: &str,
+    operator: &str,
+    disclosure: &crate::ledger::Disclosure,
+) -> Result<Option<crate::ledger::Entry>> {
+    if disclosure.values == 0 {
+        return Ok(None);
+    }
+    let draft =
+        crate::ledger::Draft::disclosure(unit.to_string(), operator.to_string(), disclosure.clone());
+    crate::ledger::append(store, &draft).map(Some)
+}
+
 /// Where a model's snapshot pointer is kept in `meta`.
 fn pointer_key(model: &str) -> String {
     format!("leads/{model}/current")
@@ -838,15 +857,26 @@ pub fn export_table(leads: &[Lead]) -> (Vec<String>, Vec<Vec<String>>) {
 
 /// Writes `leads` to `path` as CSV or XLSX, as given (pass leads
 /// [`for_people`]). Returns how many leads were written.
+///
+/// Every cell, the header row of evidence names included, comes from a
+/// model and goes through [`crate::text::spreadsheet_cell`]: control
+/// characters escaped, and a `'` before anything a spreadsheet would run
+/// as a formula, in CSV and XLSX alike (an XLSX string cell does not run,
+/// but it does once a case handler edits it). Amounts in XLSX are numbers.
 pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize> {
     let (header, rows) = export_table(leads);
+    let cells = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .map(|v| crate::text::spreadsheet_cell(v).into_owned())
+            .collect()
+    };
     match format {
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-            w.write_record(&header).map_err(|e| Error::file(path, e))?;
+            w.write_record(cells(&header))
+                .map_err(|e| Error::file(path, e))?;
             for r in &rows {
-                w.write_record(r.iter().map(|v| csv_safe(v).into_owned()))
-                    .map_err(|e| Error::file(path, e))?;
+                w.write_record(cells(r)).map_err(|e| Error::file(path, e))?;
             }
             let bytes = w.into_inner().map_err(|e| Error::file(path, e))?;
             std::fs::write(path, bytes).map_err(|e| Error::file(path, e))?;
@@ -856,22 +886,6 @@ pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize
         }
     }
     Ok(rows.len())
-}
-
-/// A cell that a spreadsheet would run as a formula (`=…`, `+…`, `@…`, or
-/// `-…` that is not a number) gets a leading `'`: lead text comes from
-/// models and must not execute when a case handler opens the file.
-fn csv_safe(value: &str) -> std::borrow::Cow<'_, str> {
-    let risky = match value.chars().next() {
-        Some('=' | '+' | '@' | '\t' | '\r') => true,
-        Some('-') => value.parse::<f64>().is_err(),
-        _ => false,
-    };
-    if risky {
-        std::borrow::Cow::Owned(format!("'{value}"))
-    } else {
-        std::borrow::Cow::Borrowed(value)
-    }
 }
 
 fn write_xlsx(
@@ -893,8 +907,9 @@ fn write_xlsx(
         .iter()
         .position(|c| *c == "title")
         .expect("title column");
+    let cell = |v: &str| crate::text::spreadsheet_cell(v).into_owned();
     for (c, h) in header.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, h, &bold)?;
+        ws.write_string_with_format(0, c as u16, cell(h), &bold)?;
         ws.set_column_width(c as u16, if c == title_col { 48 } else { 18 })?;
     }
     ws.set_freeze_panes(1, 0)?;
@@ -907,8 +922,10 @@ fn write_xlsx(
             // Amounts as numbers so that case handlers can add them up;
             // the exact text stays in CSV exports and in the store.
             match value.parse::<f64>() {
-                Ok(n) if c == amount_col => ws.write_number_with_format(r, c as u16, n, &money)?,
-                _ => ws.write_string(r, c as u16, value)?,
+                Ok(n) if c == amount_col && n.is_finite() => {
+                    ws.write_number_with_format(r, c as u16, n, &money)?
+                }
+                _ => ws.write_string(r, c as u16, cell(value))?,
             };
         }
     }
@@ -1402,15 +1419,6 @@ mod tests {
     fn shorten_respects_char_boundaries() {
         assert_eq!(shorten("abc", 5), "abc");
         assert_eq!(shorten("残保金", 4), "残…");
-    }
-
-    #[test]
-    fn csv_cells_that_would_run_as_formulas_are_quoted() {
-        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_safe("-12.50"), "-12.50");
-        assert_eq!(csv_safe("-cmd"), "'-cmd");
-        assert_eq!(csv_safe("张*"), "张*");
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`ledger`]: the append-only, hash-chained run record.
 //! - [`leads`]: leads by (model, subject), their lifecycle and export.
 //! - [`mask`] and [`ids`]: personal-data masking and identifier checks.
+//! - [`text`]: text from models and files made safe for terminals and
+//!   spreadsheets.
 //! - [`generate`] and [`demo`]: seeded synthetic department data.
 //!
 //! The `jiandu` binary (`cli/`) only parses arguments, calls these, and prints.
@@ -44,6 +46,7 @@ pub mod runtime;
 pub mod serve;
 pub mod share;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod trust;
 pub mod unit;

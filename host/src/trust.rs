@@ -241,9 +241,9 @@ fn record(
             leads_count: None,
             leads_digest: None,
             outcome: Outcome::Succeeded,
-            error: None,
-            replaces: None,
+            ..RunRecord::default()
         },
+        ..Draft::run(String::new(), String::new(), kind, RunRecord::default())
     };
     ledger::append(store, &draft)?;
     Ok(())

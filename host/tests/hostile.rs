@@ -476,11 +476,14 @@ fn personal_fields_reach_a_model_as_pseudonyms_unless_policy_grants_them_clear()
         !shown.contains("11010519491231002X") && !shown.contains("张三"),
         "{shown}"
     );
+    // The last run's entry (the clear listing above added its own).
     let entries = ledger(store.path());
-    assert_eq!(
-        entries.last().unwrap()["run"]["datasets"][0]["clear_personal"],
-        true
-    );
+    let finished = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "run-finished")
+        .unwrap();
+    assert_eq!(finished["run"]["datasets"][0]["clear_personal"], true);
 }
 
 // ---------------------------------------------------------------------------

@@ -171,6 +171,21 @@ pub struct EntryView {
     /// A `text-redacted` entry's target and reason.
     #[serde(default)]
     pub redaction: Option<RedactionView>,
+    /// What a `personal-data-revealed` entry records in place of `run`.
+    #[serde(default)]
+    pub disclosure: Option<DisclosureView>,
+}
+
+/// Personal values shown in clear, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DisclosureView {
+    pub command: String,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub output: Option<String>,
+    pub leads: u64,
+    pub values: u64,
 }
 
 /// The run an entry records, as audit reads it.

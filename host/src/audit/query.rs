@@ -130,7 +130,10 @@ impl Filter {
     /// Whether `e` passes every filter but the outcome.
     fn admits(&self, e: &EntryView) -> bool {
         let r = &e.run;
-        self.model.as_ref().is_none_or(|m| &r.model.name == m)
+        let disclosed = e.disclosure.as_ref().and_then(|d| d.model.as_ref());
+        self.model
+            .as_ref()
+            .is_none_or(|m| &r.model.name == m || disclosed == Some(m))
             && self.version.as_ref().is_none_or(|v| &r.model.version == v)
             && self.dataset.as_ref().is_none_or(|d| {
                 r.datasets.iter().any(|x| &x.name == d)
@@ -623,8 +626,8 @@ pub fn report(store: &Store, filter: &Filter) -> Result<Vec<UnitSummary>> {
         let mut order: Vec<&str> = Vec::new();
         let mut runs: BTreeMap<&str, Vec<&EntryView>> = BTreeMap::new();
         for (e, _) in &ledger.entries {
-            // Model events of `serve`, ingests, trust changes and redactions
-            // are not runs.
+            // Model events of `serve`, ingests, trust changes, redactions
+            // and disclosures are not runs.
             if !filter.admits(e) || !e.kind.starts_with("run-") {
                 continue;
             }

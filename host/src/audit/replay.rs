@@ -17,9 +17,9 @@
 //! and whether it reproduced the run. It keeps no leads.
 
 use crate::catalog::{self, Installed};
-use crate::dataset::{view::View, VersionReader};
+use crate::dataset::{access::Access, VersionReader};
 use crate::ledger::{self, Draft, Entry, Kind, Outcome, RunRecord};
-use crate::runtime::{Access, Failure, Runtime, Session};
+use crate::runtime::{Failure, Runtime, Session};
 use crate::{Error, Result, Store};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -155,16 +155,12 @@ fn session(store: &Store, installed: &Installed, run: &RunRecord) -> Result<Sess
                 format!("does not declare `{}`, which the run read", d.name),
             )
         })?;
-        let view = View::new(
-            &reader.info.schema,
-            decl.fields.as_deref(),
-            d.clear_personal,
-        )
-        .map_err(|e| Error::model(&manifest.id(), e))?;
+        let access = Access::of(store, reader, decl.fields.as_deref(), d.clear_personal)?
+            .map_err(|e| Error::model(&manifest.id(), e))?;
         if !d.seen.is_empty() {
             cursors.insert(d.name.clone(), d.seen.clone());
         }
-        datasets.insert(d.name.clone(), Access { reader, view });
+        datasets.insert(d.name.clone(), access);
     }
     let mut session = Session::new(manifest.name.clone(), limits, run.params.clone(), datasets);
     session

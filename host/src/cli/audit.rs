@@ -440,6 +440,9 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
         .map(|row| {
             let e = &row.entry;
             let r = &e.run;
+            if let Some(d) = &e.disclosure {
+                return disclosure_row(row, d);
+            }
             vec![
                 row.unit.clone(),
                 e.seq.to_string(),
@@ -493,6 +496,7 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                         .map(|r| format!("removes the model text of entry {}: {}", r.seq, r.reason))
                         .unwrap_or_default(),
                 },
+                String::new(),
             ]
         })
         .collect();
@@ -513,6 +517,7 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
             "records",
             "leads",
             "error",
+            "disclosed",
         ],
         &table,
     )?;
@@ -655,6 +660,35 @@ fn show_entry(e: &query::ShownEntry) {
             red.reason
         );
     }
+}
+
+/// An `audit log` row for a `personal-data-revealed` entry: who saw how
+/// many personal values in clear, through which command.
+fn disclosure_row(row: &query::LogRow, d: &audit::DisclosureView) -> Vec<String> {
+    let e = &row.entry;
+    let mut what = format!(
+        "{} personal values in clear in {} leads: {}",
+        d.values, d.leads, d.command
+    );
+    if let Some(m) = &d.model {
+        what.push_str(&format!(" --model {m}"));
+    }
+    if let Some(s) = &d.status {
+        what.push_str(&format!(" --status {s}"));
+    }
+    if let Some(o) = &d.output {
+        what.push_str(&format!(" -o {o}"));
+    }
+    let mut cells = vec![String::new(); 15];
+    cells[0] = row.unit.clone();
+    cells[1] = e.seq.to_string();
+    cells[2] = e.at.clone();
+    cells[3] = e.kind.clone();
+    cells[4] = e.operator.clone();
+    cells[5] = d.model.clone().unwrap_or_default();
+    cells[12] = d.leads.to_string();
+    cells[14] = what;
+    cells
 }
 
 fn report(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {

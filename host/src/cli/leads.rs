@@ -2,9 +2,11 @@
 
 use super::output::{self, Format};
 use super::Ctx;
-use anyhow::Result;
-use jiandu::leads::{self, ExportFormat, Filter, Status};
+use anyhow::{Context, Result};
+use jiandu::leads::{self, ExportFormat, Filter, Lead, Status};
+use jiandu::ledger::Disclosure;
 use jiandu::pseudonym::Reveal;
+use jiandu::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +57,37 @@ fn reveal(clear: bool) -> Reveal {
     }
 }
 
+/// The leads `filter` selects as `command` shows them, with personal
+/// values in clear only if `clear`; when any is, the ledger records it
+/// first (who, the command and its filters, how many) or nothing is shown.
+fn for_people(
+    ctx: &Ctx,
+    store: &Store,
+    filter: Filter,
+    clear: bool,
+    command: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(Vec<Lead>, Option<u64>)> {
+    let list = leads::list(store, &filter)?;
+    let (list, values) = leads::for_people(store, &list, reveal(clear))?;
+    if values == 0 {
+        return Ok((list, None));
+    }
+    let disclosure = Disclosure {
+        command: command.to_string(),
+        model: filter.model,
+        status: filter.status.map(|s| s.as_str().to_string()),
+        output: output.map(|p| p.display().to_string()),
+        leads: list.len() as u64,
+        values,
+    };
+    let unit = jiandu::run::unit_label(store, &ctx.policy(store)?)?;
+    let entry = leads::record_disclosure(store, &unit, &ctx.operator, &disclosure).context(
+        "personal data is shown in clear only on the record, and the ledger could not record it",
+    )?;
+    Ok((list, entry.map(|e| e.seq)))
+}
+
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
@@ -64,8 +97,14 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             format,
             clear,
         } => {
-            let list = leads::list(&store, &Filter { model, status })?;
-            let (list, _revealed) = leads::for_people(&store, &list, reveal(clear))?;
+            let (list, recorded) = for_people(
+                ctx,
+                &store,
+                Filter { model, status },
+                clear,
+                "leads list",
+                None,
+            )?;
             let rows: Vec<Vec<String>> = list
                 .into_iter()
                 .map(|l| {
@@ -104,6 +143,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             if format == Format::Table {
                 errln!("{} leads", rows.len());
             }
+            if let Some(seq) = recorded {
+                errln!("personal data shown in clear; recorded in ledger entry {seq}");
+            }
         }
         Command::Export {
             format,
@@ -117,16 +159,26 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     Some(e) if e.eq_ignore_ascii_case("xlsx") => ExportFormat::Xlsx,
                     _ => ExportFormat::Csv,
                 });
-            let list = leads::list(&store, &Filter { model, status })?;
-            let (list, _revealed) = leads::for_people(&store, &list, reveal(clear))?;
-            let n = leads::export(&list, format, &output)?;
+            let (list, recorded) = for_people(
+                ctx,
+                &store,
+                Filter { model, status },
+                clear,
+                "leads export",
+                Some(&output),
+            )?;
+            let n = leads::export(&list, format, &output).with_context(|| match recorded {
+                Some(seq) => format!("ledger entry {seq} records this export in clear"),
+                None => "nothing was written".to_string(),
+            })?;
             errln!(
                 "{n} leads written to {}{}",
                 output.display(),
-                if clear {
-                    " (personal data in clear)"
-                } else {
-                    " (personal data masked)"
+                match recorded {
+                    Some(seq) =>
+                        format!(" (personal data in clear; recorded in ledger entry {seq})"),
+                    None if clear => " (no personal data marked in them)".to_string(),
+                    None => " (personal data masked)".to_string(),
                 }
             );
         }

@@ -1,6 +1,14 @@
 //! Printing lists as an aligned table, CSV or JSON.
+//!
+//! Cells hold text from models and files, so every format shows it inert
+//! ([`jiandu::text`]): in a table and in CSV each cell is one line with
+//! its control characters escaped (`\u{1b}`), and a CSV cell that a
+//! spreadsheet would run as a formula gets a leading `'`; JSON stays JSON,
+//! with the characters `serde_json` leaves raw that a terminal acts on
+//! written as JSON escapes.
 
 use anyhow::Result;
+use jiandu::text::{formula_safe, json_safe, printable};
 use std::io::Write;
 
 /// Output formats of listing commands.
@@ -38,8 +46,12 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
     let mut out: Vec<u8> = Vec::new();
     match format {
         Format::Table => {
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+                .collect();
             let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
-            for r in rows {
+            for r in &rows {
                 for (i, c) in r.iter().enumerate() {
                     widths[i] = widths[i].max(width(c));
                 }
@@ -58,15 +70,16 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
                 &mut out,
                 &headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>(),
             )?;
-            for r in rows {
+            for r in &rows {
                 line(&mut out, r)?;
             }
         }
         Format::Csv => {
+            let cell = |c: &str| formula_safe(&printable(c)).into_owned();
             let mut w = csv::Writer::from_writer(&mut out);
-            w.write_record(headers)?;
+            w.write_record(headers.iter().map(|h| cell(h)))?;
             for r in rows {
-                w.write_record(r)?;
+                w.write_record(r.iter().map(|c| cell(c)))?;
             }
             w.flush()?;
         }
@@ -81,7 +94,7 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
                         .collect()
                 })
                 .collect();
-            serde_json::to_writer_pretty(&mut out, &list)?;
+            out.extend_from_slice(json_safe(serde_json::to_string_pretty(&list)?).as_bytes());
             writeln!(out)?;
         }
     }
@@ -91,7 +104,7 @@ pub fn print(format: Format, headers: &[&str], rows: &[Vec<String>]) -> Result<(
 
 /// Prints any serializable value as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
+    let text = json_safe(serde_json::to_string_pretty(value)?);
     super::sink::out(format_args!("{text}\n"));
     Ok(())
 }

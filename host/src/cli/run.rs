@@ -5,6 +5,7 @@ use anyhow::{anyhow, Result};
 use jiandu::cache::ModuleCache;
 use jiandu::run::{execute_cached, Request};
 use jiandu::runtime::Runtime;
+use jiandu::text::{printable, printable_lines};
 use std::process::ExitCode;
 
 /// Run an installed model in the sandbox over the datasets it declares.
@@ -57,8 +58,16 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     pb.finish_and_clear();
     let report = report?;
+    // What the model wrote is shown inert: a log line stays one line, and
+    // the lines of a failure message (a panic message, a wasm backtrace
+    // naming the model's functions) are indented under the host's own.
     for line in &report.logs {
-        errln!("[{}] {}: {}", report.model, line.level, line.message);
+        errln!(
+            "[{}] {}: {}",
+            report.model,
+            line.level,
+            printable(&line.message)
+        );
     }
     match &report.failure {
         None => {
@@ -84,8 +93,8 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 report.run_id,
                 report.model,
                 report.model_version,
-                f.kind,
-                f.message,
+                printable(&f.kind),
+                printable_lines(&f.message).replace('\n', "\n  "),
                 report.entry.seq
             );
             Ok(ExitCode::FAILURE)

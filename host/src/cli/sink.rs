@@ -1,7 +1,17 @@
 //! Where a command's output goes: the terminal, or — when a running server
 //! executes the command for a client — buffers sent back to the client, so
 //! a command prints the same with or without a server.
+//!
+//! Everything printed passes through [`jiandu::text::printable_lines`]:
+//! whatever a command prints — a model's panic message in an error, a
+//! file's cell in an ingest error, a title from another unit's registry —
+//! reaches the terminal with its control characters escaped, newlines and
+//! tabs aside. Commands print no control characters of their own (colour
+//! is left to `tracing` and the progress bars, which do not pass here).
+//! Text that must stay on one line (a table cell, a log line) is escaped
+//! whole with [`jiandu::text::printable`] before it gets here.
 
+use jiandu::text::printable_lines;
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -9,26 +19,36 @@ thread_local! {
     static CAPTURE: RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
+/// `args` as they may be shown.
+fn shown(args: std::fmt::Arguments<'_>) -> String {
+    let text = match args.as_str() {
+        Some(s) => s.to_string(),
+        None => args.to_string(),
+    };
+    match printable_lines(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
 /// Writes to the command's stdout.
 pub fn out(args: std::fmt::Arguments<'_>) {
+    let text = shown(args);
     CAPTURE.with(|c| match &mut *c.borrow_mut() {
-        Some((out, _)) => {
-            let _ = out.write_fmt(args);
-        }
+        Some((out, _)) => out.extend_from_slice(text.as_bytes()),
         None => {
-            let _ = std::io::stdout().lock().write_fmt(args);
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
     })
 }
 
 /// Writes to the command's stderr.
 pub fn err(args: std::fmt::Arguments<'_>) {
+    let text = shown(args);
     CAPTURE.with(|c| match &mut *c.borrow_mut() {
-        Some((_, err)) => {
-            let _ = err.write_fmt(args);
-        }
+        Some((_, err)) => err.extend_from_slice(text.as_bytes()),
         None => {
-            let _ = std::io::stderr().lock().write_fmt(args);
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
     })
 }

@@ -191,7 +191,17 @@ impl Access {
         fields: Option<&[String]>,
         clear: bool,
     ) -> crate::Result<std::result::Result<Access, String>> {
-        let reader = VersionReader::current(store, dataset)?;
+        Access::of(store, VersionReader::current(store, dataset)?, fields, clear)
+    }
+
+    /// Version `reader` through the view of a model that declared `fields`
+    /// and may (`clear`) or may not see personal values.
+    pub fn of(
+        store: &crate::Store,
+        reader: VersionReader,
+        fields: Option<&[String]>,
+        clear: bool,
+    ) -> crate::Result<std::result::Result<Access, String>> {
         let personal = if clear || !reader.info.schema.has_personal() {
             super::view::Personal::Clear
         } else {

@@ -83,6 +83,9 @@ pub enum Kind {
     /// `jiandu trust remove`: a publisher key is no longer trusted
     /// (`run.params` as for `trust-added`).
     TrustRemoved,
+    /// A person was shown personal values in clear (`disclosure`): not a
+    /// run.
+    PersonalDataRevealed,
 }
 
 impl Kind {
@@ -110,6 +113,7 @@ impl Kind {
             Kind::ReplayFinished => "replay-finished",
             Kind::TrustAdded => "trust-added",
             Kind::TrustRemoved => "trust-removed",
+            Kind::PersonalDataRevealed => "personal-data-revealed",
         }
     }
 }
@@ -329,6 +333,27 @@ pub struct Redaction {
     pub reason: String,
 }
 
+/// What a person was shown in clear: the command, its filters, and how
+/// much (a `personal-data-revealed` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disclosure {
+    /// `leads list`, `leads export`.
+    pub command: String,
+    /// The `--model` filter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The `--status` filter, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The file written, as named on the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Leads shown.
+    pub leads: u64,
+    /// Personal values in them shown in clear.
+    pub values: u64,
+}
+
 /// One ledger entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -350,6 +375,8 @@ pub struct Entry {
     pub ingest: Option<IngestRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redaction: Option<Redaction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<Disclosure>,
 }
 
 /// An entry before it is placed in the chain.
@@ -361,6 +388,7 @@ pub struct Draft {
     pub run: RunRecord,
     pub ingest: Option<IngestRecord>,
     pub redaction: Option<Redaction>,
+    pub disclosure: Option<Disclosure>,
     /// Text a model chose for `run.error`: kept beside the entry, which
     /// records its salted sha256 and length in `run.error`.
     pub model_text: Option<String>,
@@ -376,7 +404,21 @@ impl Draft {
             run,
             ingest: None,
             redaction: None,
+            disclosure: None,
             model_text: None,
+        }
+    }
+
+    /// The entry of personal values shown in clear.
+    pub fn disclosure(unit: String, operator: String, disclosure: Disclosure) -> Draft {
+        Draft {
+            disclosure: Some(disclosure),
+            ..Draft::run(
+                unit,
+                operator,
+                Kind::PersonalDataRevealed,
+                RunRecord::default(),
+            )
         }
     }
 
@@ -527,6 +569,7 @@ pub fn append_in(
         run,
         ingest: draft.ingest.clone(),
         redaction: draft.redaction.clone(),
+        disclosure: draft.disclosure.clone(),
     };
     let bytes = serde_json::to_vec(&entry).expect("entries serialize");
     let hash = hash(&bytes);
