@@ -579,22 +579,42 @@ impl<F: FnMut(&str)> BuildObserver for F {
     }
 }
 
-/// Makes sure the wasm target is installed, installing it through rustup.
-pub fn ensure_wasm_target(observer: &mut dyn BuildObserver) -> Result<()> {
-    let listed = Command::new("rustup")
+/// Whether rustup lists the wasm target as installed; `None` without
+/// rustup.
+fn wasm_target_installed() -> Option<bool> {
+    let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
-        .output();
-    match listed {
-        Ok(out) if out.status.success() => {
-            if String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == WASM_TARGET)
-            {
-                return Ok(());
-            }
-        }
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == WASM_TARGET),
+    )
+}
+
+/// Makes sure the wasm target is installed, installing it through rustup.
+/// Builds started at once (several `model build`s, parallel tests) install
+/// it one at a time: rustup's own install is not safe to run twice at once.
+pub fn ensure_wasm_target(observer: &mut dyn BuildObserver) -> Result<()> {
+    match wasm_target_installed() {
+        Some(true) => return Ok(()),
+        Some(false) => {}
         // No rustup: let cargo try; it reports a missing target itself.
-        _ => return Ok(()),
+        None => return Ok(()),
+    }
+    let lock_path = std::env::temp_dir().join("jiandu-rustup-target.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::file(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::file(&lock_path, e))?;
+    // Another build may have installed it while this one waited.
+    if wasm_target_installed() == Some(true) {
+        return Ok(());
     }
     observer.step(&format!(
         "installing the {WASM_TARGET} target through rustup (once)"

@@ -196,8 +196,11 @@ pub fn record_disclosure(
     if disclosure.values == 0 {
         return Ok(None);
     }
-    let draft =
-        crate::ledger::Draft::disclosure(unit.to_string(), operator.to_string(), disclosure.clone());
+    let draft = crate::ledger::Draft::disclosure(
+        unit.to_string(),
+        operator.to_string(),
+        disclosure.clone(),
+    );
     crate::ledger::append(store, &draft).map(Some)
 }
 

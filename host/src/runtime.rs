@@ -1096,6 +1096,70 @@ mod tests {
         })
     }
 
+    fn classified(e: wasmtime::Error) -> Failure {
+        let limits = Limits::default();
+        let session = Session::new("m".into(), limits, BTreeMap::new(), HashMap::new());
+        classify(
+            e,
+            &Usage {
+                session: &session,
+                limits: &limits,
+                fuel_used: 0,
+                elapsed: Duration::from_millis(5),
+                wasm_stack: 1 << 20,
+            },
+        )
+    }
+
+    #[test]
+    fn every_error_that_stops_a_model_is_one_of_the_documented_kinds() {
+        // An error wasmtime raises that is not a trap (say, a failed
+        // instantiation step) is the model's trap, with its text.
+        let f = classified(wasmtime::Error::msg("\u{1b}[31mnot a trap"));
+        assert_eq!(f.kind, "trap");
+        assert!(f.message.starts_with("trapped: "), "{}", f.message);
+        // The host's own failures are not the model's.
+        let f = classified(wasmtime::Error::new(crate::Error::Ledger(
+            "disk full".into(),
+        )));
+        assert_eq!(f.kind, "host-error");
+        // Breaches carry their kind.
+        let f = classified(wasmtime::Error::new(Breach::UndeclaredField(
+            "by `x`".into(),
+        )));
+        assert_eq!(f.kind, "undeclared-field");
+        let f = classified(wasmtime::Error::new(Trap::OutOfFuel));
+        assert_eq!(f.kind, "fuel-exhausted");
+        let f = classified(wasmtime::Error::new(Trap::MemoryOutOfBounds));
+        assert_eq!(f.kind, "trap");
+        let documented = [
+            "fuel-exhausted",
+            "wall-time",
+            "memory-limit",
+            "lead-volume",
+            "stack-overflow",
+            "table-limit",
+            "lead-flood",
+            "lead-too-large",
+            "host-call-too-large",
+            "too-many-scans",
+            "undeclared-dataset",
+            "undeclared-field",
+            "invalid-lead",
+            "panic",
+            "trap",
+            "host-error",
+        ];
+        for b in [
+            Breach::UndeclaredDataset("d".into()),
+            Breach::TooManyScans,
+            Breach::LeadFlood { limit: 1 },
+            Breach::WallTime { seconds: 1 },
+        ] {
+            assert!(documented.contains(&classified(wasmtime::Error::new(b)).kind.as_str()));
+        }
+    }
+
     #[test]
     fn the_memory_cap_is_on_all_memories_together() {
         let mut l = limiter(1);

@@ -89,7 +89,8 @@ pub fn json_safe(json: String) -> String {
 pub fn formula_safe(cell: &str) -> Cow<'_, str> {
     let risky = match cell.chars().next() {
         Some('=' | '+' | '@' | '\t' | '\r' | '＝' | '＋' | '－' | '＠') => true,
-        Some('-') => cell.parse::<f64>().is_err(),
+        // A lone `-` is the usual "none" placeholder, not a formula.
+        Some('-') => cell != "-" && cell.parse::<f64>().is_err(),
         _ => false,
     };
     if risky {
@@ -165,6 +166,8 @@ mod tests {
         assert_eq!(formula_safe("\rx"), "'\rx");
         assert_eq!(formula_safe("-12.50"), "-12.50");
         assert_eq!(formula_safe("-cmd"), "'-cmd");
+        assert_eq!(formula_safe("-"), "-");
+        assert_eq!(formula_safe("--1"), "'--1");
         assert_eq!(formula_safe("＝1+1"), "'＝1+1");
         assert_eq!(formula_safe("＋1"), "'＋1");
         assert_eq!(formula_safe("－1"), "'－1");

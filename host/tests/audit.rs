@@ -1021,3 +1021,118 @@ fn a_recorded_run_replays_on_the_model_version_and_data_versions_it_used() {
     );
     assert_eq!(common::ledger(store.path()).len(), before);
 }
+
+#[test]
+fn rollback_and_prune_are_on_the_record_and_a_version_runs_read_needs_force() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 200, 21);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 150, 22).unwrap();
+    let employers: Vec<_> = g
+        .files
+        .into_iter()
+        .filter(|f| f.dataset == "employers")
+        .collect();
+    common::ingest_files(store.path(), &employers);
+    let current = |store: &Path| -> u64 {
+        let out = jiandu(store)
+            .args(["dataset", "show", "employers", "--format", "json"])
+            .output()
+            .unwrap();
+        json(&out)["current"].as_u64().unwrap()
+    };
+    assert_eq!(current(store.path()), 2);
+
+    // Back to version 1, on the record.
+    let out = jiandu(store.path())
+        .args(["dataset", "rollback", "employers"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(current(store.path()), 1);
+    let e = common::ledger(store.path()).pop().unwrap();
+    assert_eq!(e["kind"], "dataset-rolled-back");
+    assert_eq!(e["dataset"]["from"], 2);
+    assert_eq!(e["dataset"]["to"], 1);
+
+    // The current version cannot be pruned.
+    let out = jiandu(store.path())
+        .args(["dataset", "prune", "employers", "--version", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is current"), "{}", stderr(&out));
+
+    // Version 1 was read by a recorded run: pruning it takes --force.
+    jiandu(store.path())
+        .args(["dataset", "rollback", "employers", "--to", "2"])
+        .assert()
+        .success();
+    let entries = common::ledger(store.path()).len();
+    let out = jiandu(store.path())
+        .args(["dataset", "prune", "employers", "--keep", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(common::ledger(store.path()).len(), entries);
+    let v1 = store.path().join("data/employers/1");
+    assert!(v1.is_dir());
+    let out = jiandu(store.path())
+        .args(["dataset", "prune", "employers", "--keep", "1", "--force"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!v1.exists());
+    let e = common::ledger(store.path()).pop().unwrap();
+    assert_eq!(e["kind"], "dataset-pruned");
+    assert_eq!(e["dataset"]["pruned"][0]["version"], 1);
+    assert_eq!(e["dataset"]["forced"], true);
+    assert_eq!(e["dataset"]["runs_read"], 1);
+    let out = jiandu(store.path())
+        .args(["audit", "log", "--dataset", "employers"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("employers pruned @1"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The record still verifies, and the pruned run says why it cannot be
+    // replayed.
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    let run = common::ledger(store.path())
+        .into_iter()
+        .find(|e| e["kind"] == "run-finished")
+        .unwrap();
+    let out = jiandu(store.path())
+        .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no version 1"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A version that leaves the store without a prune on the record is a
+    // fault `audit verify` names.
+    common::ingest_files(store.path(), &employers);
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let mut head = jiandu::dataset::require_head(&s, "employers").unwrap();
+        head.versions.retain(|v| v.version != 2);
+        s.put_meta("dataset/employers", &head).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        format!("{out}{err}").contains("employers@2 was stored by this entry"),
+        "{out}\n{err}"
+    );
+}

@@ -167,17 +167,24 @@ fn refused(b: &Path, spec: &str, from: &Path, causes: &[&str]) -> String {
     err
 }
 
-/// Every file under the models folder with its bytes.
+/// Every file under the models folder (kept versions included) with its
+/// bytes.
 fn installed_files(store: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let models = store.join("models");
-    if let Ok(dirs) = std::fs::read_dir(&models) {
-        for d in dirs.flatten() {
-            for f in std::fs::read_dir(d.path()).unwrap().flatten() {
-                out.push((f.path(), std::fs::read(f.path()).unwrap()));
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
             }
         }
     }
+    let mut out = Vec::new();
+    walk(&store.join("models"), &mut out);
     out.sort();
     out
 }

@@ -171,6 +171,9 @@ pub struct EntryView {
     /// A `text-redacted` entry's target and reason.
     #[serde(default)]
     pub redaction: Option<RedactionView>,
+    /// A `dataset-rolled-back` or `dataset-pruned` entry's change.
+    #[serde(default)]
+    pub dataset: Option<DatasetChangeView>,
     /// What a `personal-data-revealed` entry records in place of `run`.
     #[serde(default)]
     pub disclosure: Option<DisclosureView>,
@@ -230,6 +233,28 @@ pub struct IngestView {
     pub source_sha256: String,
     pub warnings: u64,
     pub personal: bool,
+}
+
+/// A rollback or prune of a dataset, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DatasetChangeView {
+    pub dataset: String,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub digest: Option<String>,
+    pub pruned: Vec<PrunedView>,
+    pub runs_read: u64,
+    pub runs: Vec<String>,
+    pub forced: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PrunedView {
+    pub version: u64,
+    pub digest: String,
+    pub records: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -138,6 +138,7 @@ impl Filter {
             && self.dataset.as_ref().is_none_or(|d| {
                 r.datasets.iter().any(|x| &x.name == d)
                     || e.ingest.as_ref().is_some_and(|i| &i.dataset == d)
+                    || e.dataset.as_ref().is_some_and(|c| &c.dataset == d)
             })
             && self.operator.as_ref().is_none_or(|o| &e.operator == o)
             && self.in_time(&e.at)

@@ -93,6 +93,8 @@ struct Record {
     ingested: HashMap<(String, u64), (u64, String)>,
     /// Every (entry, digest) that read (dataset, version).
     read: HashMap<(String, u64), Vec<(u64, String)>>,
+    /// `dataset-pruned` entries by the (dataset, version) they removed.
+    pruned: HashMap<(String, u64), u64>,
 }
 
 struct Finished {
@@ -113,6 +115,11 @@ impl Record {
             if let Some(i) = &e.ingest {
                 r.ingested
                     .insert((i.dataset.clone(), i.version), (seq, i.digest.clone()));
+            }
+            if let (Some(d), "dataset-pruned") = (&e.dataset, e.kind.as_str()) {
+                for p in &d.pruned {
+                    r.pruned.insert((d.dataset.clone(), p.version), seq);
+                }
             }
             if e.kind == "run-started" {
                 for d in &e.run.datasets {
@@ -345,7 +352,37 @@ enum SegmentCheck {
 
 fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Result<()> {
     let data = store.data_dir();
-    for head in crate::dataset::list(store)? {
+    let heads = crate::dataset::list(store)?;
+    // A version the ledger says was stored is in the store, or a prune on
+    // the record removed it.
+    let present: std::collections::HashSet<(&str, u64)> = heads
+        .iter()
+        .flat_map(|h| {
+            h.versions
+                .iter()
+                .map(|v| (h.schema.name.as_str(), v.version))
+        })
+        .collect();
+    let mut missing: Vec<_> = record
+        .ingested
+        .iter()
+        .filter(|((name, v), _)| {
+            !present.contains(&(name.as_str(), *v))
+                && !record.pruned.contains_key(&(name.clone(), *v))
+        })
+        .collect();
+    missing.sort_by_key(|(_, (seq, _))| *seq);
+    for ((name, v), (seq, _)) in missing {
+        files.faults.push(FileFault {
+            seq: Some(*seq),
+            path: version_dir(&data, name, *v),
+            block: None,
+            message: format!(
+                "{name}@{v} was stored by this entry, but the store no longer has it and no `dataset-pruned` entry removed it"
+            ),
+        });
+    }
+    for head in heads {
         let name = head.schema.name.clone();
         let schemas: HashMap<u64, &Schema> = head
             .versions

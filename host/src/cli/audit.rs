@@ -462,8 +462,28 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                 } else {
                     r.outcome.clone()
                 },
-                match &e.ingest {
-                    Some(i) => format!(
+                match (&e.ingest, &e.dataset) {
+                    (None, Some(c)) if c.pruned.is_empty() => format!(
+                        "{}@{} (was @{})",
+                        c.dataset,
+                        c.to.map(|v| v.to_string()).unwrap_or_default(),
+                        c.from.map(|v| v.to_string()).unwrap_or_default()
+                    ),
+                    (None, Some(c)) => format!(
+                        "{} pruned @{}{}",
+                        c.dataset,
+                        c.pruned
+                            .iter()
+                            .map(|p| p.version.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",@"),
+                        if c.forced {
+                            format!(" (--force: {} runs had read them)", c.runs_read)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    (Some(i), _) => format!(
                         "{}@{}{} ← {} rows from {} (sha256 {}…)",
                         i.dataset,
                         i.version,
@@ -472,7 +492,7 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
                         i.source,
                         i.source_sha256.get(..12).unwrap_or("")
                     ),
-                    None => r
+                    (None, None) => r
                         .datasets
                         .iter()
                         .map(|d| {

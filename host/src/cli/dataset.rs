@@ -1,9 +1,9 @@
-//! `jiandu dataset ingest|list|show`
+//! `jiandu dataset ingest|list|show|rollback|prune`
 
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::{bail, Result};
-use jiandu::dataset::{self, ingest, Schema, VersionReader};
+use jiandu::dataset::{self, ingest, versions, Schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +30,34 @@ pub enum Command {
         name: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// Make an earlier version current again (by default the one before
+    /// the current), on the record. The later versions stay.
+    ///
+    /// Example: `jiandu dataset rollback employers --to 3`
+    Rollback {
+        name: String,
+        /// The version to make current (`jiandu dataset show` lists them).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Remove old versions and their files, on the record. The current
+    /// version always stays; a version that a recorded run read is removed
+    /// only with --force (that run can then no longer be replayed).
+    ///
+    /// Example: `jiandu dataset prune employers --keep 3`
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["version", "keep"])))]
+    Prune {
+        name: String,
+        /// A version to remove (repeatable).
+        #[arg(long)]
+        version: Vec<u64>,
+        /// Keep the newest N versions (and the current one), remove the rest.
+        #[arg(long)]
+        keep: Option<usize>,
+        /// Remove versions that recorded runs read.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -217,9 +245,46 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 ],
                 &rows,
             )?;
-            if let Ok(reader) = VersionReader::current(&store, &name) {
-                let _ = reader;
-            }
+        }
+        Command::Rollback { name, to } => {
+            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let r = versions::rollback(&store, &name, to, unit, &ctx.operator)?;
+            outln!(
+                "`{name}` is at version {} again ({} records, digest {}), was {}; ledger entry {}",
+                r.to.version,
+                r.to.records,
+                r.to.digest,
+                r.from,
+                r.seq
+            );
+        }
+        Command::Prune {
+            name,
+            version,
+            keep,
+            force,
+        } => {
+            let which = match keep {
+                Some(n) => versions::Which::KeepNewest(n),
+                None => versions::Which::Versions(version),
+            };
+            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let p = versions::prune(&store, &name, &which, force, unit, &ctx.operator)?;
+            outln!(
+                "pruned `{name}` version(s) {} ({} folder(s) removed{}); ledger entry {}",
+                p.versions
+                    .iter()
+                    .map(|v| v.version.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                p.folders_removed,
+                if p.runs_read > 0 {
+                    format!("; {} recorded run(s) had read them", p.runs_read)
+                } else {
+                    String::new()
+                },
+                p.seq
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -191,7 +191,12 @@ impl Access {
         fields: Option<&[String]>,
         clear: bool,
     ) -> crate::Result<std::result::Result<Access, String>> {
-        Access::of(store, VersionReader::current(store, dataset)?, fields, clear)
+        Access::of(
+            store,
+            VersionReader::current(store, dataset)?,
+            fields,
+            clear,
+        )
     }
 
     /// Version `reader` through the view of a model that declared `fields`

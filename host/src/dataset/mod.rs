@@ -11,6 +11,7 @@ pub mod block;
 pub mod file;
 pub mod ingest;
 pub mod schema;
+pub mod versions;
 pub mod view;
 
 use crate::{Error, Result, Store};
@@ -525,7 +526,7 @@ impl VersionReader {
             .iter()
             .find(|v| v.version == version)
             .cloned()
-            .ok_or_else(|| Error::dataset(name, format!("has no version {version}")))?;
+            .ok_or_else(|| versions::no_version(name, &head, version))?;
         Ok(VersionReader::new(store, name, info))
     }
 

@@ -86,6 +86,11 @@ pub enum Kind {
     /// A person was shown personal values in clear (`disclosure`): not a
     /// run.
     PersonalDataRevealed,
+    /// `jiandu dataset rollback` made an earlier version current
+    /// (`dataset`).
+    DatasetRolledBack,
+    /// `jiandu dataset prune` removed old versions (`dataset`).
+    DatasetPruned,
 }
 
 impl Kind {
@@ -114,6 +119,8 @@ impl Kind {
             Kind::TrustAdded => "trust-added",
             Kind::TrustRemoved => "trust-removed",
             Kind::PersonalDataRevealed => "personal-data-revealed",
+            Kind::DatasetRolledBack => "dataset-rolled-back",
+            Kind::DatasetPruned => "dataset-pruned",
         }
     }
 }
@@ -354,6 +361,37 @@ pub struct Disclosure {
     pub values: u64,
 }
 
+/// A dataset version made current again, or versions removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetChange {
+    pub dataset: String,
+    /// The current version before, and after (the same for a prune).
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    /// The digest of the version current after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// For a prune: the versions removed, with their digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<PrunedVersion>,
+    /// For a prune: how many recorded runs had read a removed version
+    /// (allowed only with `--force`), and the first of their ids.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub runs_read: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+}
+
+/// A version a prune removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedVersion {
+    pub version: u64,
+    pub digest: String,
+    pub records: u64,
+}
+
 /// One ledger entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -377,6 +415,8 @@ pub struct Entry {
     pub redaction: Option<Redaction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disclosure: Option<Disclosure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetChange>,
 }
 
 /// An entry before it is placed in the chain.
@@ -389,6 +429,7 @@ pub struct Draft {
     pub ingest: Option<IngestRecord>,
     pub redaction: Option<Redaction>,
     pub disclosure: Option<Disclosure>,
+    pub dataset: Option<DatasetChange>,
     /// Text a model chose for `run.error`: kept beside the entry, which
     /// records its salted sha256 and length in `run.error`.
     pub model_text: Option<String>,
@@ -405,7 +446,16 @@ impl Draft {
             ingest: None,
             redaction: None,
             disclosure: None,
+            dataset: None,
             model_text: None,
+        }
+    }
+
+    /// The entry of a dataset's rollback or prune.
+    pub fn dataset(unit: String, operator: String, kind: Kind, change: DatasetChange) -> Draft {
+        Draft {
+            dataset: Some(change),
+            ..Draft::run(unit, operator, kind, RunRecord::default())
         }
     }
 
@@ -570,6 +620,7 @@ pub fn append_in(
         ingest: draft.ingest.clone(),
         redaction: draft.redaction.clone(),
         disclosure: draft.disclosure.clone(),
+        dataset: draft.dataset.clone(),
     };
     let bytes = serde_json::to_vec(&entry).expect("entries serialize");
     let hash = hash(&bytes);
