@@ -28,6 +28,7 @@ pub mod child;
 pub mod cold_start;
 pub mod collision;
 pub mod data;
+pub mod ledger;
 pub mod machine;
 pub mod memory;
 pub mod models;
@@ -55,10 +56,11 @@ pub enum Section {
     Collision,
     Parallel,
     Serve,
+    Ledger,
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
@@ -66,6 +68,7 @@ impl Section {
         Section::Collision,
         Section::Parallel,
         Section::Serve,
+        Section::Ledger,
     ];
 }
 
@@ -79,6 +82,8 @@ pub struct Options {
     pub sections: Vec<Section>,
     /// Data, stores and the SQLite database go here.
     pub work_dir: PathBuf,
+    /// Entries of the ledger figure.
+    pub ledger_entries: u64,
     /// Each timing is the best of this many.
     pub reps: usize,
     pub seed: u64,
@@ -131,6 +136,16 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         progress("serve: restart with 50 cached models, reload on a file change");
         let r = serve::measure(&opts.work_dir.join("serve"), &models.collision, opts.reps)?;
         figures.extend(r.figures());
+    }
+
+    if want(Section::Ledger) {
+        progress(&format!(
+            "ledger: {} entries (fill, append, verify, export, import)",
+            opts.ledger_entries
+        ));
+        let r = ledger::measure(&opts.work_dir.join("ledger"), opts.ledger_entries, progress)?;
+        figures.extend(r.figures());
+        std::fs::remove_dir_all(opts.work_dir.join("ledger")).ok();
     }
 
     if want(Section::Scan) || want(Section::Ingest) || want(Section::Memory) {

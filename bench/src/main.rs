@@ -47,6 +47,10 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Option<Vec<Section>>,
 
+    /// Entries of the ledger figure [default: 1,000,000; 20,000 with --quick].
+    #[arg(long)]
+    ledger_entries: Option<u64>,
+
     /// Each timing is the best of this many repetitions.
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -161,6 +165,9 @@ fn real_main() -> Result<()> {
         memory_scales,
         sections: cli.only.unwrap_or_else(|| Section::ALL.to_vec()),
         work_dir: work_dir.clone(),
+        ledger_entries: cli
+            .ledger_entries
+            .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 }),
         reps,
         seed: cli.seed,
         exe: std::env::current_exe().context("cannot find this binary to re-run it")?,

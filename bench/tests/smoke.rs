@@ -12,6 +12,7 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
         memory_scales: vec![3_000, 6_000],
         sections: Section::ALL.to_vec(),
         work_dir: work.path().to_path_buf(),
+        ledger_entries: 2_500,
         reps: 1,
         seed: 7,
         exe: env!("CARGO_BIN_EXE_jiandu-bench").into(),
@@ -35,6 +36,7 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
 
     let table = outcome.report.markdown();
     for section in [
+        "Ledger",
         "Scan",
         "Collision",
         "Ingest",

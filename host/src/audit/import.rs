@@ -323,6 +323,7 @@ pub fn check(store: &Store, bytes: &[u8]) -> Result<std::result::Result<Plan, Re
                             bytes: line.entry.as_bytes(),
                             recorded_hash: Some(&line.hash),
                             sig: line.sig.as_deref(),
+                            sig_checked: false,
                         },
                         &signing,
                     )

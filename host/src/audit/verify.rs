@@ -9,7 +9,7 @@
 //! removed it. Redactions are reported, not faults.
 
 use super::central;
-use super::chain::{Chain, Item, Signing};
+use super::chain::{valid_signatures, Chain, Item, Signing};
 use super::checkpoint::SignedCheckpoint;
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
@@ -134,6 +134,9 @@ impl Texts {
     }
 }
 
+/// Entries whose signatures are checked together, ahead of the walk.
+const BATCH: usize = 4096;
+
 /// Walks `items` (entries from 1, in stored order) and the checkpoints
 /// that cover them; stops at the first fault.
 fn walk(
@@ -162,33 +165,61 @@ fn walk(
         return Ok((chain, tree, count, good, Some(f)));
     }
     good += u64::from(checkpoints.contains_key(&0));
-    for item in items {
-        let (seq, stored) = item?;
-        count += 1;
-        let stored = match stored {
-            Ok(s) => s,
-            Err(f) => return Ok((chain, tree, count, good, Some(f))),
-        };
-        let pushed = chain.push(
-            &Item {
-                seq,
-                bytes: &stored.bytes,
-                recorded_hash: stored.recorded_hash.as_deref(),
-                sig: stored.sig.as_deref(),
-            },
-            signing,
-        );
-        match pushed {
-            Ok(hash) => tree.push(hash),
-            Err(f) => return Ok((chain, tree, count, good, Some(f))),
+    // Signatures are checked ahead on other threads, a batch at a time,
+    // while the walk (in order) goes through the batch before.
+    type Batch = Vec<(u64, std::result::Result<Stored, Fault>)>;
+    let key = signing.key.as_ref();
+    let check = |batch: Batch| -> (Batch, Vec<bool>) {
+        let signed: Vec<(&[u8], Option<&str>)> = batch
+            .iter()
+            .map(|(_, s)| match s {
+                Ok(s) => (s.bytes.as_slice(), s.sig.as_deref()),
+                Err(_) => (&[][..], None),
+            })
+            .collect();
+        let checked = valid_signatures(&signed, key);
+        (batch, checked)
+    };
+    let mut items = items;
+    let mut read = |n: usize| -> Result<Batch> { items.by_ref().take(n).collect() };
+    std::thread::scope(|scope| -> Result<_> {
+        let first = read(BATCH)?;
+        let mut ahead = (!first.is_empty()).then(|| scope.spawn(move || check(first)));
+        while let Some(job) = ahead.take() {
+            let next = read(BATCH)?;
+            if !next.is_empty() {
+                ahead = Some(scope.spawn(move || check(next)));
+            }
+            let (batch, checked) = job.join().expect("signature checks do not panic");
+            for ((seq, stored), sig_checked) in batch.into_iter().zip(checked) {
+                count += 1;
+                let stored = match stored {
+                    Ok(s) => s,
+                    Err(f) => return Ok((chain, tree, count, good, Some(f))),
+                };
+                let pushed = chain.push(
+                    &Item {
+                        seq,
+                        bytes: &stored.bytes,
+                        recorded_hash: stored.recorded_hash.as_deref(),
+                        sig: stored.sig.as_deref(),
+                        sig_checked,
+                    },
+                    signing,
+                );
+                match pushed {
+                    Ok(hash) => tree.push(hash),
+                    Err(f) => return Ok((chain, tree, count, good, Some(f))),
+                }
+                texts.add(seq, &stored.bytes);
+                if let Some(f) = check_at(seq, &tree) {
+                    return Ok((chain, tree, count, good, Some(f)));
+                }
+                good += u64::from(checkpoints.contains_key(&seq));
+            }
         }
-        texts.add(seq, &stored.bytes);
-        if let Some(f) = check_at(seq, &tree) {
-            return Ok((chain, tree, count, good, Some(f)));
-        }
-        good += u64::from(checkpoints.contains_key(&seq));
-    }
-    Ok((chain, tree, count, good, None))
+        Ok((chain, tree, count, good, None))
+    })
 }
 
 /// The fault of a checkpoint that covers more entries than `held`.
