@@ -38,6 +38,7 @@ pub mod runs;
 pub mod scan;
 pub mod serve;
 pub mod sqlite;
+pub mod verify;
 
 use anyhow::{Context as _, Result};
 use jiandu::policy::Policy;
@@ -57,10 +58,11 @@ pub enum Section {
     Parallel,
     Serve,
     Ledger,
+    Verify,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
@@ -69,6 +71,7 @@ impl Section {
         Section::Parallel,
         Section::Serve,
         Section::Ledger,
+        Section::Verify,
     ];
 }
 
@@ -148,11 +151,15 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         std::fs::remove_dir_all(opts.work_dir.join("ledger")).ok();
     }
 
-    if want(Section::Scan) || want(Section::Ingest) || want(Section::Memory) {
+    if want(Section::Scan)
+        || want(Section::Ingest)
+        || want(Section::Memory)
+        || want(Section::Verify)
+    {
         let scan_dir = model_dir(&opts.work_dir, models::SCAN_MODEL);
         let mut points = Vec::new();
         let mut sizes = vec![opts.scale];
-        if want(Section::Memory) {
+        if want(Section::Memory) || want(Section::Verify) {
             sizes.extend(opts.memory_scales.iter().filter(|s| **s != opts.scale));
         }
         for (i, &records) in sizes.iter().enumerate() {
@@ -180,6 +187,17 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
                 let mut conn = sqlite::open(&dir.join("sqlite.db"))?;
                 let baseline = sqlite::load_declarations(&mut conn, &file.path)?;
                 figures.push(memory::ingest_figure(file.bytes, &ingest, &baseline));
+            }
+            if want(Section::Verify) {
+                progress(&format!(
+                    "verify: `audit verify` of {records} records, and SQLite's integrity check"
+                ));
+                let mut conn = sqlite::open(&dir.join("sqlite.db"))?;
+                if !(i == 0 && want(Section::Ingest)) {
+                    sqlite::load_declarations(&mut conn, &file.path)?;
+                }
+                let store = data::open_store(&store_dir)?;
+                figures.extend(verify::measure(&store, records, &conn)?.figures());
             }
             if i == 0 && want(Section::Scan) {
                 progress(&format!("scan: {records} records, sandboxed and native"));

@@ -37,6 +37,7 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
     let table = outcome.report.markdown();
     for section in [
         "Ledger",
+        "Verify",
         "Scan",
         "Collision",
         "Ingest",

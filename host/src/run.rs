@@ -18,7 +18,7 @@ use crate::leads::Applied;
 use crate::ledger::{
     self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord, SnapshotRef,
 };
-use crate::policy::Policy;
+use crate::policy::{Limits, Policy};
 use crate::runtime::{Failure, LoadError, Loaded, LogLine, Runtime, Session};
 use crate::{Error, Result, Store};
 use sled::transaction::ConflictableTransactionError;
@@ -186,14 +186,17 @@ fn run_installed(
                 limit: None,
                 used: None,
             };
-            ledger::append(store, &draft(Kind::RunRefused, &record).failed(&refusal))?;
+            ledger::append(
+                store,
+                &draft(Kind::RunRefused, &record).failed(stopped(&refusal)),
+            )?;
             return Err(Error::RunRefused {
                 model: manifest.id(),
                 message,
             });
         }
     };
-    record.limits = Some(limits);
+    record.limits = Some(limits_record(&limits));
 
     // 2. Fail closed: no start entry, no run.
     ledger::append(store, &draft(Kind::RunStarted, &record))?;
@@ -237,7 +240,10 @@ fn run_installed(
         Some(failure) => {
             record.outcome = Outcome::Failed;
             record.leads_count = Some(0);
-            ledger::append(store, &draft(Kind::RunFinished, &record).failed(failure))?
+            ledger::append(
+                store,
+                &draft(Kind::RunFinished, &record).failed(stopped(failure)),
+            )?
         }
         None => {
             record.outcome = Outcome::Succeeded;
@@ -321,7 +327,7 @@ fn run_installed(
                     record.leads_count = Some(0);
                     record.leads_digest = None;
                     total_amount = rust_decimal::Decimal::ZERO;
-                    let d = draft(Kind::RunFinished, &record).failed(&host);
+                    let d = draft(Kind::RunFinished, &record).failed(stopped(&host));
                     failure = Some(host);
                     ledger::append(store, &d).map_err(|e2| {
                         Error::Ledger(format!(
@@ -583,3 +589,48 @@ pub fn cursor_key(model: &str, dataset: &str) -> String {
 
 /// Cursor updates committed with a successful run.
 type Cursors = Vec<(String, Vec<SegmentId>)>;
+
+/// `failure` as the record takes it ([`ledger::Stopped`]).
+pub fn stopped(failure: &Failure) -> ledger::Stopped<'_> {
+    ledger::Stopped {
+        kind: &failure.kind,
+        message: &failure.message,
+        limit: failure.limit,
+        used: failure.used,
+    }
+}
+
+/// `limits` as the record keeps them.
+pub fn limits_record(limits: &Limits) -> ledger::LimitsRecord {
+    let Limits {
+        memory_mib,
+        fuel,
+        wall_seconds,
+        stack_kib,
+        max_leads,
+        max_lead_bytes,
+        max_log_lines,
+    } = *limits;
+    ledger::LimitsRecord {
+        memory_mib,
+        fuel,
+        wall_seconds,
+        stack_kib,
+        max_leads,
+        max_lead_bytes,
+        max_log_lines,
+    }
+}
+
+/// The limits a recorded run ran under, to run it again.
+pub fn limits_from_record(r: &ledger::LimitsRecord) -> Limits {
+    Limits {
+        memory_mib: r.memory_mib,
+        fuel: r.fuel,
+        wall_seconds: r.wall_seconds,
+        stack_kib: r.stack_kib,
+        max_leads: r.max_leads,
+        max_lead_bytes: r.max_lead_bytes,
+        max_log_lines: r.max_log_lines,
+    }
+}

@@ -130,12 +130,16 @@ fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
 /// [`crate::run`] builds a run's.
 fn session(store: &Store, installed: &Installed, run: &RunRecord) -> Result<Session> {
     let manifest = &installed.manifest;
-    let limits = run.limits.ok_or_else(|| {
-        Error::Ledger(format!(
-            "run {} records no limits; it cannot be replayed as it ran",
-            run.run_id
-        ))
-    })?;
+    let limits = run
+        .limits
+        .as_ref()
+        .map(crate::run::limits_from_record)
+        .ok_or_else(|| {
+            Error::Ledger(format!(
+                "run {} records no limits; it cannot be replayed as it ran",
+                run.run_id
+            ))
+        })?;
     let mut datasets = HashMap::new();
     let mut cursors = HashMap::new();
     for d in &run.datasets {
@@ -300,7 +304,7 @@ pub fn replay(
     record.reproduced = reproduced;
     let mut last = draft(Kind::ReplayFinished, &record);
     if let Some(f) = &failure {
-        last = last.failed(f);
+        last = last.failed(crate::run::stopped(f));
     }
     let last = ledger::append(store, &last)?;
     Ok(Replay {

@@ -65,12 +65,12 @@ fn draft(store: &Store, kind: Kind, run: RunRecord) -> Draft {
     let outcome = run.outcome;
     let draft = Draft::run(unit, "张三".into(), kind, run);
     match outcome {
-        Outcome::Failed => draft.failed(&failure()),
+        Outcome::Failed => draft.failed(crate::run::stopped(&failure())),
         // A refusal's reason is the host's: it stays in the entry, and
         // brings characters that JSON escapes into exports.
-        Outcome::Refused => draft.failed(&Failure {
-            kind: "refused".into(),
-            message: "数据集 \"fund_payments\" is not granted\n\\ by policy".into(),
+        Outcome::Refused => draft.failed(crate::ledger::Stopped {
+            kind: "refused",
+            message: "数据集 \"fund_payments\" is not granted\n\\ by policy",
             limit: None,
             used: None,
         }),

@@ -124,7 +124,7 @@ pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<
         (parsed, sha256.join().expect("hashing does not panic"))
     });
     let parsed = parsed?;
-    let version = super::write_version(
+    let staged = super::stage_version(
         store,
         name,
         parsed.rows,
@@ -136,16 +136,12 @@ pub fn ingest(store: &Store, name: &str, path: &Path, opts: &Options) -> Result<
             warnings: parsed.warning_count as u64,
         },
     )?;
-    // On the record: who loaded which file into which version.
-    crate::ledger::dataset_ingested(store, name, &version).map_err(|e| {
-        Error::dataset(
-            name,
-            format!(
-                "version {} is stored, but its ledger entry could not be written: {e}",
-                version.version
-            ),
-        )
-    })?;
+    // On the record: who loaded which file into which version, in the
+    // same transaction that makes the version current (no entry, no
+    // version).
+    let draft = crate::ledger::dataset_ingested(store, name, &staged.info)?;
+    crate::ledger::append_with(store, &draft, |meta| staged.write_in(meta))?;
+    let version = staged.info;
     Ok(Report {
         dataset: name.to_string(),
         version,

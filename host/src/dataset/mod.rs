@@ -53,6 +53,10 @@ pub struct Head {
     /// The version runs read.
     pub current: Option<u64>,
     pub versions: Vec<VersionInfo>,
+    /// The highest version number ever given, pruned versions included:
+    /// a number names one version forever.
+    #[serde(default)]
+    pub last_version: u64,
 }
 
 impl Head {
@@ -150,6 +154,7 @@ pub fn register_schema(store: &Store, schema: Schema) -> Result<Head> {
         schema: schema.clone(),
         current: None,
         versions: Vec::new(),
+        last_version: 0,
     });
     head.schema = schema;
     store.put_meta(&head_key(&head.schema.name), &head)?;
@@ -191,18 +196,85 @@ pub fn content_digest(schema: &Schema, rows: &[(String, Vec<u8>)]) -> String {
 /// Identity of a segment across versions: (version holding its blocks, id).
 pub type SegmentId = (u64, u32);
 
+/// A new version whose files are written and durable, not yet current:
+/// [`Staged::write_in`] makes it current inside a transaction on `meta`
+/// (the ingest's, which appends its ledger entry in the same one).
+#[derive(Debug)]
+pub struct Staged {
+    pub info: VersionInfo,
+    key: String,
+    /// The head as it was read when the version was staged.
+    read: Vec<u8>,
+    /// The head with the version added and current.
+    head: Vec<u8>,
+}
+
+impl Staged {
+    /// Makes the version current, if the dataset's head is still the one
+    /// it was staged on: an ingest, rollback or prune that committed in
+    /// between makes this one fail, never undoes that one.
+    pub fn write_in(
+        &self,
+        meta: &sled::transaction::TransactionalTree,
+    ) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<Error>> {
+        let now = meta.get(self.key.as_bytes())?;
+        if now.as_deref() != Some(self.read.as_slice()) {
+            return Err(sled::transaction::ConflictableTransactionError::Abort(
+                Error::dataset(
+                    &self.info.schema.name,
+                    format!(
+                        "changed while version {} was being stored (another ingest, rollback or prune); nothing was ingested, try again",
+                        self.info.version
+                    ),
+                ),
+            ));
+        }
+        meta.insert(self.key.as_bytes(), self.head.as_slice())?;
+        Ok(())
+    }
+}
+
 /// Writes `rows` as a new version of `name` (whose schema they were
-/// validated against) and makes it current, all or nothing. With
-/// `new.append`, the version is the current one plus these rows as a new
-/// segment (a row whose key already exists replaces it).
+/// validated against) and makes it current, all or nothing; see
+/// [`stage_version`].
 pub fn write_version(
     store: &Store,
     name: &str,
     rows: SortedRows,
     new: NewVersion<'_>,
 ) -> Result<VersionInfo> {
+    let staged = stage_version(store, name, rows, new)?;
+    store
+        .meta
+        .transaction(|meta| staged.write_in(meta))
+        .map_err(Error::from)?;
+    store.flush()?;
+    Ok(staged.info)
+}
+
+/// Writes `rows` as a new version of `name`, durably, without making it
+/// current. With `new.append`, the version is the current one plus these
+/// rows as a new segment (a row whose key already exists replaces it).
+pub fn stage_version(
+    store: &Store,
+    name: &str,
+    rows: SortedRows,
+    new: NewVersion<'_>,
+) -> Result<Staged> {
+    let read = store
+        .meta
+        .get(head_key(name))?
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
     let mut head = require_head(store, name)?;
-    let version = head.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+    let version = head
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .max()
+        .unwrap_or(0)
+        .max(head.last_version)
+        + 1;
     let base = if new.append {
         head.current_version().cloned()
     } else {
@@ -316,9 +388,13 @@ pub fn write_version(
     };
     head.versions.push(info.clone());
     head.current = Some(version);
-    store.put_meta(&head_key(name), &head)?;
-    store.flush()?;
-    Ok(info)
+    head.last_version = version;
+    Ok(Staged {
+        info,
+        key: head_key(name),
+        read,
+        head: serde_json::to_vec(&head).expect("heads serialize"),
+    })
 }
 
 /// A new segment's files as written: the records' first keys and block
@@ -1056,5 +1132,50 @@ by_place = "place"
         write(&store, &[("z", "z")], false);
         let replaced = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(places(&replaced, Some(&reader.segment_ids())), ["z:z"]);
+    }
+
+    fn fresh() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        register_schema(&store, schema()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_version_number_names_one_version_forever() {
+        let (_dir, store) = fresh();
+        write(&store, &[("a", "1")], false);
+        write(&store, &[("a", "2")], false);
+        // Version 2 goes (as a prune of it would take it): the next is 3.
+        let mut head = require_head(&store, "sightings").unwrap();
+        head.versions.retain(|v| v.version != 2);
+        head.current = Some(1);
+        store.put_meta(&head_key("sightings"), &head).unwrap();
+        assert_eq!(write(&store, &[("a", "3")], false).version, 3);
+    }
+
+    #[test]
+    fn a_staged_version_whose_head_changed_meanwhile_is_not_made_current() {
+        let (_dir, store) = fresh();
+        write(&store, &[("a", "1")], false);
+        let new = || NewVersion {
+            append: false,
+            source: "test",
+            source_sha256: String::new(),
+            operator: "t",
+            warnings: 0,
+        };
+        let staged = stage_version(&store, "sightings", rows(&[("b", "1")]), new()).unwrap();
+        // Another ingest commits first.
+        let other = write(&store, &[("c", "1")], false);
+        let err = store
+            .meta
+            .transaction(|meta| staged.write_in(meta))
+            .map_err(Error::from)
+            .unwrap_err();
+        assert!(err.to_string().contains("changed while version"), "{err}");
+        let head = require_head(&store, "sightings").unwrap();
+        assert_eq!(head.current, Some(other.version));
+        assert!(head.versions.iter().all(|v| v.digest != staged.info.digest));
     }
 }

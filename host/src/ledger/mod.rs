@@ -36,8 +36,6 @@
 pub mod aside;
 pub mod head;
 
-use crate::policy::Limits;
-use crate::runtime::Failure;
 use crate::{Error, Result, Store};
 use head::{Head, HEAD_KEY};
 use jiandu_registry::keys::{PublicKey, UnitKey};
@@ -206,6 +204,32 @@ pub struct ErrorRecord {
     pub used: Option<u64>,
 }
 
+/// Why a run stopped, as the record takes it from whoever stopped it (the
+/// sandbox, the policy, the host): the record's own type, so that the
+/// engine's types can change without changing what entries hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped<'a> {
+    pub kind: &'a str,
+    pub message: &'a str,
+    pub limit: Option<u64>,
+    pub used: Option<u64>,
+}
+
+/// The limits a run ran under, as entries record them. Every field is
+/// optional on reading, so entries written with fewer or more limits
+/// still parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsRecord {
+    pub memory_mib: u64,
+    pub fuel: u64,
+    pub wall_seconds: u64,
+    pub stack_kib: u64,
+    pub max_leads: u64,
+    pub max_lead_bytes: u64,
+    pub max_log_lines: u64,
+}
+
 /// Failure kinds whose message the host composes from its own decisions
 /// (policy, parameters, `model.toml`) before any model code runs: kept in
 /// the entry. Every other message may quote the model (its panic, error,
@@ -216,10 +240,10 @@ impl ErrorRecord {
     /// `failure` as recorded: its kind and limits in the entry, and its
     /// message in the entry when the host alone wrote it, else returned to
     /// be kept beside the entry (as [`Draft::model_text`]).
-    pub fn of(failure: &Failure) -> (ErrorRecord, Option<String>) {
+    pub fn of(failure: Stopped<'_>) -> (ErrorRecord, Option<String>) {
         ErrorRecord::new(
-            &failure.kind,
-            failure.message.clone(),
+            failure.kind,
+            failure.message.to_string(),
             failure.limit,
             failure.used,
         )
@@ -263,7 +287,7 @@ pub struct RunRecord {
     pub datasets: Vec<DatasetRef>,
     pub params: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<Limits>,
+    pub limits: Option<LimitsRecord>,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
@@ -482,7 +506,7 @@ impl Draft {
 
     /// With `failure` as the run's error: host text in the entry, a
     /// model's text beside it.
-    pub fn failed(mut self, failure: &Failure) -> Draft {
+    pub fn failed(mut self, failure: Stopped<'_>) -> Draft {
         let (error, text) = ErrorRecord::of(failure);
         self.run.error = Some(error);
         self.model_text = text;
@@ -731,15 +755,14 @@ pub fn unit_label(store: &Store) -> Result<String> {
     Ok(crate::policy::Policy::load(&store.policy_path())?.unit)
 }
 
-/// Puts dataset version `info` of `dataset`, just stored by `operator`, on
-/// the record: a `dataset-ingested` entry with its digest, its records,
-/// the rows the file brought, the file's name and sha256 and, for an
-/// append, the version it extends.
+/// The `dataset-ingested` entry of version `info` of `dataset`, stored by
+/// `info.operator`: its digest, its records, the rows the file brought, the
+/// file's name and sha256 and, for an append, the version it extends.
 pub fn dataset_ingested(
     store: &Store,
     dataset: &str,
     info: &crate::dataset::VersionInfo,
-) -> Result<Entry> {
+) -> Result<Draft> {
     let segments = &info.segments;
     // An append keeps the segments of the version it extends and adds
     // one; that version's own segment, the one before the new, is stored
@@ -760,10 +783,11 @@ pub fn dataset_ingested(
         warnings: info.warnings,
         personal: info.schema.has_personal(),
     };
-    append(
-        store,
-        &Draft::ingest(unit_label(store)?, info.operator.clone(), ingest),
-    )
+    Ok(Draft::ingest(
+        unit_label(store)?,
+        info.operator.clone(),
+        ingest,
+    ))
 }
 
 /// The seal kept beside entry `seq`, if any.

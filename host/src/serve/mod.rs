@@ -210,9 +210,9 @@ impl Server {
         if event.action == Action::Rejected {
             // Why a version was rejected can quote the module (what its
             // `describe` said): kept beside the entry.
-            draft = draft.failed(&crate::runtime::Failure {
-                kind: "rejected".into(),
-                message: event.message.clone(),
+            draft = draft.failed(ledger::Stopped {
+                kind: "rejected",
+                message: &event.message,
                 limit: None,
                 used: None,
             });
