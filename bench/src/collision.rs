@@ -10,10 +10,10 @@ use crate::sqlite::{self, Form};
 use anyhow::Result;
 use disability_fund_arrears::DisabilityFundArrears;
 use jiandu::catalog::Installed;
-use jiandu::generate::disability::Generated;
 use jiandu::policy::Policy;
 use jiandu::runtime::{Loaded, Runtime};
 use jiandu::Store;
+use jiandu_demo::generate::disability::Generated;
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
 

@@ -1,11 +1,11 @@
-//! Benchmark data: the 残保金 sample data (from `jiandu::generate`) and a
+//! Benchmark data: the 残保金 sample data (from `jiandu_demo::generate`) and a
 //! ten-column tax declaration file for the scan, ingest and memory figures,
 //! written row by row so that ten million rows cost no memory to generate.
 
 use anyhow::{Context as _, Result};
 use jiandu::dataset::{self, ingest, Schema};
-use jiandu::generate::{credit_code, disability};
 use jiandu::Store;
+use jiandu_demo::generate::{credit_code, disability};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write as _;
@@ -27,7 +27,7 @@ pub fn schema(dataset: &str) -> Option<Schema> {
     if dataset == DECLARATIONS {
         Some(declarations_schema())
     } else {
-        jiandu::generate::schema(dataset)
+        jiandu_demo::generate::schema(dataset)
     }
 }
 
@@ -129,7 +129,7 @@ pub fn write_declarations(path: &Path, rows: u64, seed: u64) -> Result<Declarati
 pub fn ingest_file(store: &Store, dataset: &str, file: &Path) -> Result<ingest::Report> {
     let schema = schema(dataset).with_context(|| format!("no schema for `{dataset}`"))?;
     dataset::register_schema(store, schema)?;
-    let report = ingest::ingest(
+    let report = jiandu::ingest::ingest(
         store,
         dataset,
         file,
@@ -137,6 +137,7 @@ pub fn ingest_file(store: &Store, dataset: &str, file: &Path) -> Result<ingest::
             operator: "jiandu-bench".into(),
             ..Default::default()
         },
+        jiandu::run::store_unit_label(store)?,
     )?;
     Ok(report)
 }

@@ -5,7 +5,7 @@
 //! (`PRAGMA integrity_check`: every page, the b-trees and the indexes
 //! against the table; no content hash).
 //!
-//! Jiandu's side is `ledger::verify` plus `audit::stored::verify` on the
+//! Jiandu's side is `ledger::verify` plus `stored::verify` on the
 //! store the ingest figure wrote, in this process; SQLite's is the pragma on
 //! the database the same file was loaded into.
 
@@ -31,7 +31,7 @@ pub struct VerifyFigures {
 pub fn measure(store: &Store, records: u64, conn: &Connection) -> Result<VerifyFigures> {
     let t = Instant::now();
     let v = jiandu::ledger::verify(store)?;
-    let files = jiandu::audit::stored::verify(store, false)?;
+    let files = jiandu::stored::verify(store, false)?;
     let full = t.elapsed();
     ensure!(
         v.problem.is_none(),
@@ -42,7 +42,7 @@ pub fn measure(store: &Store, records: u64, conn: &Connection) -> Result<VerifyF
     ensure!(files.digests > 0, "no version digest was checked");
     let t = Instant::now();
     jiandu::ledger::verify(store)?;
-    let quick_files = jiandu::audit::stored::verify(store, true)?;
+    let quick_files = jiandu::stored::verify(store, true)?;
     let quick = t.elapsed();
     ensure!(
         quick_files.faults.is_empty(),
@@ -88,7 +88,7 @@ impl VerifyFigures {
                 self.full,
             ),
             row(
-                format!("`audit verify --quick` of the same store: block CRCs only"),
+                "`audit verify --quick` of the same store: block CRCs only".to_string(),
                 self.quick,
             ),
         ]

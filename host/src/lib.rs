@@ -3,53 +3,34 @@
 //! Jiandu runs legal supervision models (法律监督模型) — small WebAssembly
 //! programs that cross-match department datasets — in a sandbox, over data
 //! kept in an embedded sled store, and keeps a tamper-evident record of every
-//! run.
+//! run. ARCHITECTURE.md draws the layers; each is a crate of its own:
 //!
-//! One module per noun:
-//! - [`store`]: the sled store and its trees; where everything lives on disk.
-//! - [`dataset`]: schemas, ingest of department files, immutable block-packed
-//!   versions, scans and lookups.
-//! - [`catalog`]: models on disk (`model.toml` + `model.wasm`) and building
-//!   them from crates.
-//! - [`trust`] and [`share`]: the keys of units whose models this store
-//!   accepts; packing signed bundles and importing them from registries.
-//! - [`policy`]: the host policy (limits, grants, masking).
-//! - [`runtime`]: the wasmtime sandbox and the host side of the contract.
-//! - [`run`]: executing one run from start entry to committed leads.
-//! - [`ledger`]: the append-only, hash-chained run record.
-//! - [`leads`]: leads by (model, subject), their lifecycle and export.
-//! - [`mask`] and [`ids`]: personal-data masking and identifier checks.
-//! - [`text`]: text from models and files made safe for terminals and
-//!   spreadsheets.
-//! - [`generate`] and [`demo`]: seeded synthetic department data.
+//! - `jiandu-store`: the store folder and sled database, datasets, schemas,
+//!   views, ingest, pseudonyms, masking ([`store`], [`dataset`],
+//!   [`pseudonym`], [`mask`], [`ids`], [`text`], [`fsio`], [`time`]).
+//! - `jiandu-record`: the ledger, this unit's identity and the audit on them
+//!   ([`ledger`], [`unit`], [`audit`]).
+//! - `jiandu-sandbox`: installed models, the wasmtime engine and its limits,
+//!   emitted leads, the compiled-module cache ([`catalog`], [`runtime`],
+//!   [`limits`], [`emitted`], [`cache`]).
+//! - `jiandu-runs`: a unit's operations: policy, runs, ingest on the record,
+//!   leads, dataset versions, file checks, replay, native runs, trust and
+//!   sharing ([`policy`], [`run`], [`ingest`], [`leads`], [`versions`],
+//!   [`stored`], [`replay`], [`native`], [`trust`], [`share`]).
+//! - this crate: the local server ([`serve`]) and the `jiandu` binary
+//!   (`src/cli/`), which parses arguments, calls the layers and prints.
 //!
-//! The `jiandu` binary (`cli/`) only parses arguments, calls these, and prints.
+//! The demo and the sample-data generators live in `jiandu-demo`, outside
+//! this library. This crate re-exports the layers under one name so that
+//! the binary, tests and benchmarks say `jiandu::dataset`, `jiandu::run`….
+//! It must never hold store, record, sandbox or run logic itself.
 
-pub mod audit;
-pub mod cache;
-pub mod catalog;
-pub mod dataset;
-pub mod demo;
-pub mod emitted;
-pub mod error;
-pub mod fsio;
-pub mod generate;
-pub mod ids;
-pub mod leads;
-pub mod ledger;
-pub mod mask;
-pub mod native;
-pub mod policy;
-pub mod pseudonym;
-pub mod run;
-pub mod runtime;
+pub use jiandu_record::{audit, ledger, unit};
+pub use jiandu_runs::{ingest, leads, native, policy, replay, run, share, stored, trust, versions};
+pub use jiandu_sandbox::{cache, catalog, emitted, limits, runtime};
+pub use jiandu_store::{
+    dataset, error, fsio, ids, inflight, mask, names, pseudonym, store, text, time, Error, Result,
+    Store,
+};
+
 pub mod serve;
-pub mod share;
-pub mod store;
-pub mod text;
-pub mod time;
-pub mod trust;
-pub mod unit;
-
-pub use error::{Error, Result};
-pub use store::Store;

@@ -14,7 +14,7 @@ const MODEL: &str = "disability-fund-arrears";
 fn store_with_data() -> (tempfile::TempDir, tempfile::TempDir) {
     let store = store_with_model(MODEL);
     let data = tempfile::tempdir().unwrap();
-    let g = jiandu::generate::disability::generate(data.path(), 300, 7).unwrap();
+    let g = jiandu_demo::generate::disability::generate(data.path(), 300, 7).unwrap();
     ingest_files(store.path(), &g.files);
     (store, data)
 }

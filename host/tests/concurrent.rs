@@ -15,7 +15,7 @@ fn two_runs_of_one_model_at_once_both_commit_and_leave_one_snapshot() {
     std::env::set_var("JIANDU_LEADS_MEMORY", "2000");
     let store = store_with_model(MODEL);
     let data = tempfile::tempdir().unwrap();
-    let g = jiandu::generate::disability::generate(data.path(), 400, 5).unwrap();
+    let g = jiandu_demo::generate::disability::generate(data.path(), 400, 5).unwrap();
     ingest_files(store.path(), &g.files);
 
     let s = jiandu::Store::open(store.path()).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};
-use jiandu::generate::disability;
+use jiandu_demo::generate::disability;
 use std::path::Path;
 
 const MODEL: &str = "disability-fund-arrears";

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{add_model, jiandu, repo, stderr, stdout};
-use jiandu::generate::{self, disability, drunk, land, theft, DataFile};
+use jiandu_demo::generate::{self, disability, drunk, land, theft, DataFile};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -10,7 +10,7 @@ mod common;
 mod tar_support;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};
-use jiandu::generate::disability;
+use jiandu_demo::generate::disability;
 use jiandu_registry::bundle::{pack, Signer};
 use jiandu_registry::keys::UnitKey;
 use std::path::{Path, PathBuf};

@@ -146,7 +146,7 @@ fn audit_log(store: &Path) -> Vec<serde_json::Value> {
 
 fn ingest_sample(store: &Path, employers: usize) -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
-    let g = jiandu::generate::disability::generate(data.path(), employers, 21).unwrap();
+    let g = jiandu_demo::generate::disability::generate(data.path(), employers, 21).unwrap();
     common::ingest_files(store, &g.files);
     data
 }

@@ -51,7 +51,7 @@ fn spilled_leads_commit_the_same_as_leads_held_in_memory() {
     let in_memory = store_with_model(MODEL);
     let spilling = store_with_model(MODEL);
     let data = tempfile::tempdir().unwrap();
-    let g = jiandu::generate::disability::generate(data.path(), 400, 11).unwrap();
+    let g = jiandu_demo::generate::disability::generate(data.path(), 400, 11).unwrap();
     ingest_files(in_memory.path(), &g.files);
     ingest_files(spilling.path(), &g.files);
 
@@ -96,7 +96,7 @@ fn a_bad_leads_memory_setting_is_named() {
 fn a_spill_the_host_cannot_write_fails_the_run_as_the_hosts_and_keeps_nothing() {
     let store = store_with_model(MODEL);
     let data = tempfile::tempdir().unwrap();
-    let g = jiandu::generate::disability::generate(data.path(), 200, 3).unwrap();
+    let g = jiandu_demo::generate::disability::generate(data.path(), 200, 3).unwrap();
     ingest_files(store.path(), &g.files);
     // A file where the spill folder would go.
     std::fs::write(store.path().join("tmp"), b"in the way").unwrap();

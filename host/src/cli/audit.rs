@@ -234,13 +234,13 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
             let unit = jiandu::run::unit_label(&store, &policy)?;
             let pb = super::spinner(format!("replaying run {run}"));
-            let r = audit::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
+            let r = jiandu::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
             pb.finish_and_clear();
             let r = r?;
             if format == Format::Json {
                 output::json(&r)?;
             } else {
-                let ending = |e: &audit::replay::Ending| {
+                let ending = |e: &jiandu::replay::Ending| {
                     let mut s = e.outcome.clone();
                     if let Some(k) = &e.error_kind {
                         s.push_str(&format!(" ({k})"));
@@ -873,7 +873,7 @@ fn verify(
         } else {
             "checking leads files, dataset blocks and digests".to_string()
         });
-        let files = audit::stored::verify(store, quick);
+        let files = jiandu::stored::verify(store, quick);
         pb.finish_and_clear();
         Some(files?)
     } else {
@@ -947,7 +947,7 @@ fn verify(
     })
 }
 
-fn print_files(f: &audit::stored::Files) {
+fn print_files(f: &jiandu::stored::Files) {
     let digests = if f.quick {
         "digests not recomputed (--quick)".to_string()
     } else {

@@ -3,7 +3,8 @@
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::{bail, Result};
-use jiandu::dataset::{self, ingest, versions, Schema};
+use jiandu::dataset::{self, ingest, Schema};
+use jiandu::versions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,8 +103,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 }
                 dataset::register_schema(&store, schema)?;
             }
+            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
             let pb = super::spinner(format!("ingesting {}", a.file.display()));
-            let report = ingest::ingest(
+            let report = jiandu::ingest::ingest(
                 &store,
                 &a.name,
                 &a.file,
@@ -114,6 +116,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     operator: ctx.operator.clone(),
                     append: a.append,
                 },
+                unit,
             );
             pb.finish_and_clear();
             let report = report?;

@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use anyhow::Result;
-use jiandu::demo::{self, Options, Sizes};
+use jiandu_demo::demo::{self, Options, Sizes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

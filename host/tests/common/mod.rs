@@ -153,7 +153,7 @@ pub fn ingest_text(store: &Path, name: &str, schema: &str, csv: &str) {
 
 /// Ingests generated department files, each with its shipped schema
 /// (`datasets/<name>.toml`), through the real binary.
-pub fn ingest_files(store: &Path, files: &[jiandu::generate::DataFile]) {
+pub fn ingest_files(store: &Path, files: &[jiandu_demo::generate::DataFile]) {
     for f in files {
         let out = jiandu(store)
             .args(["dataset", "ingest", &f.dataset])

@@ -1,0 +1,1488 @@
+//! Leads (线索): one per (model, subject), kept across runs.
+//!
+//! A run that succeeds updates its model's leads in the same transaction as
+//! its ledger entry: leads it produced become `new` (first seen) or stay
+//! `open`; leads it no longer produces become `resolved`, naming the run that
+//! resolved them. This is how a unit shows rectification (整改) worked.
+//!
+//! Leads export to CSV and XLSX for case handlers ([`export`]), personal
+//! data masked unless the caller asks for it in clear.
+//!
+//! # Storage
+//!
+//! ```text
+//! <store>/leads/<model>/<run>.leads  the model's snapshot: every lead of the
+//!                                    model as of run <run>, live and
+//!                                    resolved, sorted by subject, one JSON
+//!                                    object a line; never modified
+//! meta["leads/<model>/current"]      {"file", "sha256", "leads", "run"}:
+//!                                    which file is the model's snapshot
+//! ```
+//!
+//! A line is a lead's lifecycle, then what the model said about it:
+//!
+//! ```text
+//! {"subject":"91…","status":"open","first_run":"…","last_run":"…","resolved_by":null,
+//!  "updated_at":"…","content":{"model_version":"1.0.0","subject_personal":false,
+//!  "title":"…","amount":"12.50","evidence":[["gap","12.50",false],…]}}
+//! ```
+//!
+//! A run's leads become a new snapshot. [`plan`], outside any transaction,
+//! merge-joins the current snapshot (read a line at a time, never whole)
+//! with the run's leads (sorted by subject already) into `<run>.leads`, and
+//! makes the file and its folder durable. [`apply_in`], in the transaction
+//! that appends the run's `run-finished` entry, checks that the pointer is
+//! still the one the plan was made against and points it at the new file;
+//! nothing else is written per lead. Once committed,
+//! [`Changes::committed`] deletes the snapshot it replaced.
+//!
+//! Why not one sled key per lead, as before: sled keeps a clone of the tree
+//! nodes that each insert of a transaction touches until the transaction
+//! commits, about 5 KB a lead, so a run's memory grew with its leads (a scan
+//! that emitted 100,000 leads peaked at 592 MiB, the scan itself ~35 MiB).
+//! A snapshot costs the same memory whatever the number of leads (a buffer
+//! each way and one line at a time) and keeps the transaction small. The
+//! price is that every run rewrites all the leads of its model, resolved
+//! ones too, rather than only those that changed: sequential I/O of a few
+//! hundred bytes a lead, and a couple of microseconds. To keep that cheap, a
+//! lead's content comes last in its line and is found by its key
+//! (`,"content":` cannot occur inside a JSON string, whose quotes are
+//! escaped): a run compares it as bytes with what it emitted and copies it,
+//! decoding only the lifecycle before it. JSON lines rather than a binary
+//! format so that a snapshot can be read, diffed and grepped as it is; the
+//! sha256 in the pointer catches an edit or damage, and reading refuses such
+//! a file, naming it.
+//!
+//! Within a snapshot, a lead's status is as of its run: `new` when that run
+//! first produced it (or produced it again after it was resolved), `open`
+//! when earlier runs produced it too, `resolved` when a run no longer
+//! produced it (`resolved_by`; `last_run` stays the last run that did).
+//! `updated_at` is when the lead last changed: first produced, its content
+//! (version, title, amount, evidence) changed, resolved, or produced again
+//! after being resolved; a run that produces it unchanged leaves it alone.
+//!
+//! A run that fails, goes stale or crashes leaves its file unnamed by the
+//! pointer: an orphan, which reading ignores and the model's next [`plan`]
+//! deletes. A file planned in this process and not yet committed or dropped
+//! is never taken for an orphan (sled lets one process open a store, so that
+//! process sees every plan in flight), so runs of one model may plan at the
+//! same time: the first to commit wins, the other gets [`Applied::Stale`]
+//! and plans again on the new snapshot.
+
+use crate::dataset::file::sync_dir;
+use crate::mask::mask_guess;
+use crate::pseudonym::{self, Resolver, Reveal};
+use crate::{Error, Result, Store};
+use jiandu_sdk::LeadData;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::IVec;
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// Where a lead stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Produced by the latest run for the first time (or again after being resolved).
+    New,
+    /// Produced by the latest run and by earlier ones.
+    Open,
+    /// No longer produced by the latest run.
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// One evidence field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub personal: bool,
+}
+
+/// A lead as [`list`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lead {
+    pub model: String,
+    pub model_version: String,
+    pub subject: String,
+    #[serde(default)]
+    pub subject_personal: bool,
+    pub title: String,
+    #[serde(default)]
+    pub amount: Option<String>,
+    pub evidence: Vec<Evidence>,
+    pub status: Status,
+    /// The run that first produced the lead (since it was last resolved).
+    pub first_run: String,
+    /// The last run that produced the lead: the model's latest successful
+    /// run unless the lead is resolved.
+    pub last_run: String,
+    /// The run that no longer produced the lead, when resolved.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    /// When the lead last changed: first produced, its content (version,
+    /// title, amount, evidence) changed, resolved, or produced again after
+    /// being resolved. A run that produces it unchanged leaves this alone.
+    pub updated_at: String,
+}
+
+impl Lead {
+    /// The lead as a person may see it: every pseudonym in it resolved
+    /// (masked, or in clear), and the fields a model marked personal
+    /// masked unless `reveal` is clear. A model granted clear values can
+    /// write them into its leads; a pseudonymous model writes pseudonyms,
+    /// wherever in the lead they are.
+    pub fn for_people(&self, resolver: &mut Resolver<'_>, reveal: Reveal) -> Result<Lead> {
+        let mut l = self.clone();
+        let shown = |resolver: &mut Resolver<'_>, text: &str, personal: bool| -> Result<String> {
+            if personal && reveal == Reveal::Masked && !resolver.has_personal(text)? {
+                return Ok(mask_guess(text));
+            }
+            if personal && reveal == Reveal::Clear && pseudonym::tokens(text).is_empty() {
+                resolver.revealed += 1;
+            }
+            resolver.display(text, reveal)
+        };
+        l.subject = shown(resolver, &self.subject, self.subject_personal)?;
+        l.title = resolver.display(&self.title, reveal)?;
+        for e in &mut l.evidence {
+            e.value = shown(resolver, &e.value, e.personal)?;
+        }
+        Ok(l)
+    }
+}
+
+/// `leads` as people may see them (see [`Lead::for_people`]), and how many
+/// personal values were shown in clear.
+pub fn for_people(store: &Store, leads: &[Lead], reveal: Reveal) -> Result<(Vec<Lead>, u64)> {
+    let mut resolver = Resolver::new(store);
+    let shown = leads
+        .iter()
+        .map(|l| l.for_people(&mut resolver, reveal))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((shown, resolver.revealed))
+}
+
+/// Puts on the record (a `personal-data-revealed` ledger entry) that a
+/// person was shown `disclosure.values` personal values in clear, before
+/// they are shown: a value shown in clear that the ledger does not
+/// record must not happen, so callers show nothing when this fails. Leads
+/// listed or exported in clear that hold no personal value write nothing.
+pub fn record_disclosure(
+    store: &Store,
+    unit: &str,
+    operator: &str,
+    disclosure: &crate::ledger::Disclosure,
+) -> Result<Option<crate::ledger::Entry>> {
+    if disclosure.values == 0 {
+        return Ok(None);
+    }
+    let draft = crate::ledger::Draft::disclosure(
+        unit.to_string(),
+        operator.to_string(),
+        disclosure.clone(),
+    );
+    crate::ledger::append(store, &draft).map(Some)
+}
+
+/// Where a model's snapshot pointer is kept in `meta`.
+fn pointer_key(model: &str) -> String {
+    format!("leads/{model}/current")
+}
+
+const POINTER_PREFIX: &str = "leads/";
+const POINTER_SUFFIX: &str = "/current";
+
+/// `meta["leads/<model>/current"]`: the model's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pointer {
+    /// The file's name in `<store>/leads/<model>/`.
+    file: String,
+    /// sha256 of the whole file, hex.
+    sha256: String,
+    /// How many leads (lines) it holds.
+    leads: u64,
+    /// The run that wrote it.
+    run: String,
+}
+
+/// Bytes buffered when reading or writing a snapshot.
+const BUFFER: usize = 256 << 10;
+
+/// The folder of a model's snapshots.
+fn model_dir(store: &Store, model: &str) -> PathBuf {
+    store.leads_dir().join(model)
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        message: format!("cannot {what}: {e}"),
+    }
+}
+
+/// Checks that a run id can name a file: letters, digits, `-`, `_` and `.`,
+/// not starting with `.`.
+fn check_run_id(run: &str) -> Result<()> {
+    let ok = !run.is_empty()
+        && run.len() <= 128
+        && !run.starts_with('.')
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Leads(format!(
+            "run id `{run}` cannot name a leads file (letters, digits, -, _ and ., at most 128)"
+        )))
+    }
+}
+
+/// The snapshot file of run `run`.
+fn file_name(run: &str) -> String {
+    format!("{run}.leads")
+}
+
+/// Whether `name` is the name of a snapshot file (the only files in a
+/// model's folder that are ever deleted).
+fn is_snapshot_name(name: &str) -> bool {
+    name.strip_suffix(".leads")
+        .is_some_and(|run| check_run_id(run).is_ok())
+}
+
+/// The model's pointer, as stored and decoded.
+fn read_pointer(store: &Store, model: &str) -> Result<Option<(IVec, Pointer)>> {
+    let key = pointer_key(model);
+    let Some(raw) = store.meta.get(&key)? else {
+        return Ok(None);
+    };
+    let pointer: Pointer = serde_json::from_slice(&raw)
+        .map_err(|e| Error::Leads(format!("meta `{key}` is unreadable: {e}")))?;
+    if !is_snapshot_name(&pointer.file) {
+        return Err(Error::Leads(format!(
+            "meta `{key}` names `{}`, which is not a leads file",
+            pointer.file
+        )));
+    }
+    Ok(Some((raw, pointer)))
+}
+
+/// Models that have a snapshot, by name.
+fn models(store: &Store) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in store.meta.scan_prefix(POINTER_PREFIX) {
+        let (k, _) = item?;
+        let model = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|k| k.strip_prefix(POINTER_PREFIX)?.strip_suffix(POINTER_SUFFIX));
+        if let Some(model) = model {
+            out.push(model.to_string());
+        }
+    }
+    // `leads/a-b/current` sorts before `leads/a/current`.
+    out.sort();
+    Ok(out)
+}
+
+/// A model's snapshot as its pointer names it, for `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub model: String,
+    pub path: PathBuf,
+    /// sha256 of the whole file, as the pointer records it.
+    pub sha256: String,
+    pub leads: u64,
+    /// The run that wrote it.
+    pub run: String,
+}
+
+/// Each model's snapshot, as the pointers in `meta` name them.
+pub fn snapshots(store: &Store) -> Result<Vec<Snapshot>> {
+    let mut out = Vec::new();
+    for model in models(store)? {
+        if let Some((_, p)) = read_pointer(store, &model)? {
+            out.push(Snapshot {
+                path: model_dir(store, &model).join(&p.file),
+                model,
+                sha256: p.sha256,
+                leads: p.leads,
+                run: p.run,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A model's snapshot, open.
+struct Current {
+    /// The pointer as stored, for [`apply_in`] to compare.
+    raw: IVec,
+    pointer: Pointer,
+    path: PathBuf,
+    file: File,
+}
+
+/// How many times opening a snapshot starts over because a run committed
+/// (and deleted the file) between reading the pointer and opening the file.
+const OPEN_TRIES: usize = 8;
+
+/// Opens the model's snapshot, if it has one.
+fn open_current(store: &Store, model: &str) -> Result<Option<Current>> {
+    let key = pointer_key(model);
+    for _ in 0..OPEN_TRIES {
+        let Some((raw, pointer)) = read_pointer(store, model)? else {
+            return Ok(None);
+        };
+        let path = model_dir(store, model).join(&pointer.file);
+        match File::open(&path) {
+            Ok(file) => {
+                return Ok(Some(Current {
+                    raw,
+                    pointer,
+                    path,
+                    file,
+                }))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if store.meta.get(&key)?.as_ref() != Some(&raw) {
+                    continue;
+                }
+                return Err(Error::Store {
+                    path,
+                    message: format!(
+                        "the leads of `{model}` (meta `{key}`) are missing; restore the file \
+                         from a backup of the store"
+                    ),
+                });
+            }
+            Err(e) => return Err(io_error(&path, "open", e)),
+        }
+    }
+    Err(Error::Leads(format!(
+        "the leads of `{model}` changed {OPEN_TRIES} times while being opened; try again"
+    )))
+}
+
+/// The first part of a snapshot's line: the lead's place in its model's
+/// life. Its content ([`ContentRef`], [`Content`]) follows under
+/// `"content"` (see the module doc).
+#[derive(Debug, Serialize, Deserialize)]
+struct Life<S> {
+    subject: S,
+    status: Status,
+    first_run: S,
+    last_run: S,
+    resolved_by: Option<S>,
+    updated_at: S,
+}
+
+/// What separates a line's [`Life`] from its content.
+const CONTENT: &[u8] = b",\"content\":";
+
+/// What a model said about a subject, as encoded for a line: equal bytes,
+/// same content.
+#[derive(Serialize)]
+struct ContentRef<'a> {
+    model_version: &'a str,
+    subject_personal: bool,
+    title: &'a str,
+    amount: Option<&'a str>,
+    evidence: Vec<EvidenceRef<'a>>,
+}
+
+/// An evidence field as `[name, value, personal]`.
+#[derive(Serialize)]
+struct EvidenceRef<'a>(&'a str, &'a str, bool);
+
+#[derive(Deserialize)]
+struct Content {
+    model_version: String,
+    subject_personal: bool,
+    title: String,
+    amount: Option<String>,
+    evidence: Vec<(String, String, bool)>,
+}
+
+impl ContentRef<'_> {
+    /// Encodes what a run at `model_version` emitted into `out` (cleared
+    /// first).
+    fn encode(model_version: &str, data: &LeadData, out: &mut Vec<u8>) {
+        let content = ContentRef {
+            model_version,
+            subject_personal: data.subject_personal,
+            title: &data.title,
+            amount: data.amount.as_deref(),
+            evidence: data
+                .evidence
+                .iter()
+                .map(|e| EvidenceRef(&e.name, &e.value, e.personal))
+                .collect(),
+        };
+        out.clear();
+        serde_json::to_writer(out, &content).expect("content serializes");
+    }
+}
+
+impl Content {
+    fn into_lead(self, model: &str, life: Life<String>) -> Lead {
+        Lead {
+            model: model.to_string(),
+            model_version: self.model_version,
+            subject: life.subject,
+            subject_personal: self.subject_personal,
+            title: self.title,
+            amount: self.amount,
+            evidence: self
+                .evidence
+                .into_iter()
+                .map(|(name, value, personal)| Evidence {
+                    name,
+                    value,
+                    personal,
+                })
+                .collect(),
+            status: life.status,
+            first_run: life.first_run,
+            last_run: life.last_run,
+            resolved_by: life.resolved_by,
+            updated_at: life.updated_at,
+        }
+    }
+}
+
+/// Reads a snapshot a line at a time and checks it against its pointer:
+/// what it returns is trusted only once [`Reader::finish`] has matched the
+/// sha256.
+struct Reader<'a> {
+    model: &'a str,
+    path: PathBuf,
+    expected: Pointer,
+    input: BufReader<File>,
+    hasher: Sha256,
+    /// The line last read, with its newline.
+    line: Vec<u8>,
+    /// Where its content is.
+    content: std::ops::Range<usize>,
+    /// Its [`Life`] as JSON.
+    life: Vec<u8>,
+    lines: u64,
+    /// The subject of the line before.
+    last: String,
+}
+
+impl<'a> Reader<'a> {
+    fn new(model: &'a str, current: Current) -> Reader<'a> {
+        Reader {
+            model,
+            path: current.path,
+            expected: current.pointer,
+            input: BufReader::with_capacity(BUFFER, current.file),
+            hasher: Sha256::new(),
+            line: Vec::new(),
+            content: 0..0,
+            life: Vec::new(),
+            lines: 0,
+            last: String::new(),
+        }
+    }
+
+    /// The next lead's life; [`Reader::content`] and [`Reader::line`] are
+    /// then its content and its line as stored.
+    fn next(&mut self) -> Result<Option<Life<String>>> {
+        self.line.clear();
+        let n = self
+            .input
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| io_error(&self.path, "read", e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.hasher.update(&self.line);
+        self.lines += 1;
+        let Some(json) = self.line.strip_suffix(b"}\n") else {
+            return Err(self.damaged("the line is cut short"));
+        };
+        let Some(at) = json.windows(CONTENT.len()).position(|w| w == CONTENT) else {
+            return Err(self.damaged("no content"));
+        };
+        self.content = at + CONTENT.len()..json.len();
+        self.life.clear();
+        self.life.extend_from_slice(&json[..at]);
+        self.life.push(b'}');
+        let life: Life<String> = match serde_json::from_slice(&self.life) {
+            Ok(life) => life,
+            Err(e) => return Err(self.damaged(e)),
+        };
+        if self.lines > 1 && life.subject <= self.last {
+            return Err(self.damaged(format!(
+                "subject `{}` after `{}`: out of order",
+                life.subject, self.last
+            )));
+        }
+        self.last.clear();
+        self.last.push_str(&life.subject);
+        Ok(Some(life))
+    }
+
+    /// The content of the lead last read, as encoded.
+    fn content(&self) -> &[u8] {
+        &self.line[self.content.clone()]
+    }
+
+    /// The line of the lead last read, with its newline.
+    fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The lead last read, whole.
+    fn lead(&mut self, life: Life<String>) -> Result<Lead> {
+        match serde_json::from_slice::<Content>(self.content()) {
+            Ok(content) => Ok(content.into_lead(self.model, life)),
+            Err(e) => Err(self.damaged(format!("content: {e}"))),
+        }
+    }
+
+    fn mismatch(&self) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            message: format!(
+                "does not match the sha256 that meta `{}` records for the leads of `{}`: the \
+                 file was damaged or edited; restore it from a backup of the store",
+                pointer_key(self.model),
+                self.model
+            ),
+        }
+    }
+
+    /// Why the line just read cannot be used: the file does not match its
+    /// sha256 (damaged or edited), or else the line itself.
+    fn damaged(&mut self, detail: impl std::fmt::Display) -> Error {
+        if std::io::copy(&mut self.input, &mut self.hasher).is_ok()
+            && hex::encode(self.hasher.clone().finalize()) != self.expected.sha256
+        {
+            return self.mismatch();
+        }
+        Error::Store {
+            path: self.path.clone(),
+            message: format!("line {}: {detail}", self.lines),
+        }
+    }
+
+    /// Checks, once every line is read, the sha256 and the count of leads.
+    fn finish(self) -> Result<()> {
+        if hex::encode(self.hasher.clone().finalize()) != self.expected.sha256 {
+            return Err(self.mismatch());
+        }
+        if self.lines != self.expected.leads {
+            return Err(Error::Store {
+                path: self.path,
+                message: format!(
+                    "holds {} leads where meta `{}` records {}",
+                    self.lines,
+                    pointer_key(self.model),
+                    self.expected.leads
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Writes a snapshot a line at a time, hashing what it writes.
+struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    /// The line being put together.
+    line: Vec<u8>,
+    leads: u64,
+}
+
+impl Writer {
+    /// Creates (or truncates) the file at `path`.
+    fn create(path: PathBuf) -> Result<Writer> {
+        let file = crate::fsio::create_private(&path).map_err(|e| io_error(&path, "create", e))?;
+        Ok(Writer {
+            out: BufWriter::with_capacity(BUFFER, file),
+            path,
+            hasher: Sha256::new(),
+            line: Vec::new(),
+            leads: 0,
+        })
+    }
+
+    /// Appends a lead: its life and its content as encoded.
+    fn lead(&mut self, life: &Life<&str>, content: &[u8]) -> Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        serde_json::to_writer(&mut line, life).expect("a lead's life serializes");
+        line.pop(); // its closing brace
+        line.extend_from_slice(CONTENT);
+        line.extend_from_slice(content);
+        line.extend_from_slice(b"}\n");
+        let written = self.line(&line);
+        self.line = line;
+        written
+    }
+
+    /// Appends a line (with its newline) as read from another snapshot.
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.out
+            .write_all(line)
+            .map_err(|e| io_error(&self.path, "write", e))?;
+        self.hasher.update(line);
+        self.leads += 1;
+        Ok(())
+    }
+
+    /// Makes the file durable; returns its sha256 and how many leads it holds.
+    fn finish(self) -> Result<(String, u64)> {
+        let path = self.path;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io_error(&path, "write", e.into_error()))?;
+        crate::fsio::sync_new_file(&file, &path).map_err(|e| io_error(&path, "sync", e))?;
+        Ok((hex::encode(self.hasher.finalize()), self.leads))
+    }
+}
+
+/// A plan's hold on its file, until the plan is committed or dropped.
+use jiandu_store::inflight::InFlight;
+
+struct Claim {
+    in_flight: Arc<InFlight>,
+    path: PathBuf,
+    released: AtomicBool,
+}
+
+impl Claim {
+    fn take(store: &Store, path: PathBuf, model: &str, run_id: &str) -> Result<Claim> {
+        let in_flight = store.leads_in_flight().clone();
+        if !in_flight.lock().insert(path.clone()) {
+            return Err(Error::Leads(format!(
+                "run {run_id} of {model} is already planned; drop that plan first"
+            )));
+        }
+        Ok(Claim {
+            in_flight,
+            path,
+            released: AtomicBool::new(false),
+        })
+    }
+
+    fn release(&self) {
+        if !self.released.swap(true, AtomicOrdering::Relaxed) {
+            self.in_flight.lock().remove(&self.path);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Deletes the model's snapshot files (all of them, or only `only`) that
+/// neither its pointer names nor a plan in flight holds: those of runs that
+/// failed, went stale or crashed, and those that commits replaced.
+fn remove_orphans(store: &Store, model: &str, only: Option<&Path>) -> Result<()> {
+    let dir = model_dir(store, model);
+    // Held while deciding and deleting: a plan claims its file under this
+    // lock before creating it, and drops its claim only after its commit has
+    // set the pointer, so a file neither claimed nor named is an orphan.
+    let in_flight = store.leads_in_flight().lock();
+    let current = read_pointer(store, model)?.map(|(_, p)| p.file);
+    let candidates = match only {
+        Some(path) => vec![path.to_path_buf()],
+        None => match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| io_error(&dir, "list", e))?,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(&dir, "list", e)),
+        },
+    };
+    for path in candidates {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !is_snapshot_name(name) || current.as_deref() == Some(name) || in_flight.contains(&path)
+        {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::debug!("removed {}: no longer the leads of {model}", path.display()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, "remove", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the model's folder if needed, durably.
+fn create_dir(store: &Store, dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create", e))?;
+    sync_dir(&store.leads_dir())?;
+    sync_dir(store.root())
+}
+
+/// Which leads to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub model: Option<String>,
+    pub status: Option<Status>,
+}
+
+/// Leads matching `filter`, by model then subject.
+///
+/// Each model's snapshot is read whole and checked against the sha256 its
+/// pointer records: a damaged or edited file is an error naming it.
+pub fn list(store: &Store, filter: &Filter) -> Result<Vec<Lead>> {
+    let models = match &filter.model {
+        Some(m) => vec![m.clone()],
+        None => models(store)?,
+    };
+    let mut out = Vec::new();
+    for model in &models {
+        let Some(current) = open_current(store, model)? else {
+            continue;
+        };
+        let mut reader = Reader::new(model, current);
+        while let Some(life) = reader.next()? {
+            if filter.status.is_none_or(|s| s == life.status) {
+                out.push(reader.lead(life)?);
+            }
+        }
+        reader.finish()?;
+    }
+    Ok(out)
+}
+
+/// File formats of a leads export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV in UTF-8 with a BOM (Excel opens it with the Chinese intact).
+    Csv,
+    /// An Excel workbook, one sheet.
+    Xlsx,
+}
+
+/// The fixed columns of an export; one column per evidence field follows.
+pub const EXPORT_COLUMNS: &[&str] = &[
+    "model",
+    "model_version",
+    "subject",
+    "status",
+    "amount",
+    "title",
+    "first_run",
+    "last_run",
+    "resolved_by",
+    "updated_at",
+];
+
+/// `leads` as a table: the fixed columns, then one column per evidence
+/// field in the order first met, written as given (pass leads
+/// [`for_people`]).
+pub fn export_table(leads: &[Lead]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header: Vec<String> = EXPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
+    let mut evidence_columns: BTreeMap<String, usize> = BTreeMap::new();
+    for l in leads {
+        for e in &l.evidence {
+            if !evidence_columns.contains_key(&e.name) {
+                evidence_columns.insert(e.name.clone(), header.len());
+                header.push(e.name.clone());
+            }
+        }
+    }
+    let rows = leads
+        .iter()
+        .cloned()
+        .map(|l| {
+            let mut row = vec![
+                l.model,
+                l.model_version,
+                l.subject,
+                l.status.as_str().to_string(),
+                l.amount.unwrap_or_default(),
+                l.title,
+                l.first_run,
+                l.last_run,
+                l.resolved_by.unwrap_or_default(),
+                l.updated_at,
+            ];
+            row.resize(header.len(), String::new());
+            for e in l.evidence {
+                row[evidence_columns[&e.name]] = e.value;
+            }
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Writes `leads` to `path` as CSV or XLSX, as given (pass leads
+/// [`for_people`]). Returns how many leads were written.
+///
+/// Every cell, the header row of evidence names included, comes from a
+/// model and goes through [`crate::text::spreadsheet_cell`]: control
+/// characters escaped, and a `'` before anything a spreadsheet would run
+/// as a formula, in CSV and XLSX alike (an XLSX string cell does not run,
+/// but it does once a case handler edits it). Amounts in XLSX are numbers.
+pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize> {
+    let (header, rows) = export_table(leads);
+    let cells = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .map(|v| crate::text::spreadsheet_cell(v).into_owned())
+            .collect()
+    };
+    match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+            w.write_record(cells(&header))
+                .map_err(|e| Error::file(path, e))?;
+            for r in &rows {
+                w.write_record(cells(r)).map_err(|e| Error::file(path, e))?;
+            }
+            let bytes = w.into_inner().map_err(|e| Error::file(path, e))?;
+            std::fs::write(path, bytes).map_err(|e| Error::file(path, e))?;
+        }
+        ExportFormat::Xlsx => {
+            write_xlsx(path, &header, &rows).map_err(|e| Error::file(path, e))?;
+        }
+    }
+    Ok(rows.len())
+}
+
+fn write_xlsx(
+    path: &Path,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    let money = Format::new().set_num_format("#,##0.00");
+    let ws = book.add_worksheet();
+    ws.set_name("线索")?;
+    let amount_col = EXPORT_COLUMNS
+        .iter()
+        .position(|c| *c == "amount")
+        .expect("amount column");
+    let title_col = EXPORT_COLUMNS
+        .iter()
+        .position(|c| *c == "title")
+        .expect("title column");
+    let cell = |v: &str| crate::text::spreadsheet_cell(v).into_owned();
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, cell(h), &bold)?;
+        ws.set_column_width(c as u16, if c == title_col { 48 } else { 18 })?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, value) in row.iter().enumerate() {
+            if value.is_empty() {
+                continue;
+            }
+            // Amounts as numbers so that case handlers can add them up;
+            // the exact text stays in CSV exports and in the store.
+            match value.parse::<f64>() {
+                Ok(n) if c == amount_col && n.is_finite() => {
+                    ws.write_number_with_format(r, c as u16, n, &money)?
+                }
+                _ => ws.write_string(r, c as u16, cell(value))?,
+            };
+        }
+    }
+    book.save(path)
+}
+
+/// sha256 over a run's leads in subject order: the ledger's `leads_digest`.
+///
+/// Each lead is hashed as the JSON object
+/// `{"amount":…,"evidence":[[name,value],…],"subject":…,"title":…}` (keys
+/// in this order) followed by a newline.
+pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
+    let mut d = LeadsDigest::default();
+    for lead in leads.values() {
+        d.add(lead);
+    }
+    d.finish()
+}
+
+/// [`digest`] a lead at a time: add the leads in subject order.
+#[derive(Default)]
+pub struct LeadsDigest {
+    hasher: Sha256,
+}
+
+impl LeadsDigest {
+    pub fn add(&mut self, lead: &LeadData) {
+        /// Field order is the digest's: do not reorder.
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            amount: &'a Option<String>,
+            evidence: Vec<[&'a str; 2]>,
+            subject: &'a str,
+            title: &'a str,
+        }
+        let canonical = Canonical {
+            amount: &lead.amount,
+            evidence: lead
+                .evidence
+                .iter()
+                .map(|e| [e.name.as_str(), e.value.as_str()])
+                .collect(),
+            subject: &lead.subject,
+            title: &lead.title,
+        };
+        serde_json::to_writer(&mut self.hasher, &canonical).expect("json");
+        self.hasher.update(b"\n");
+    }
+
+    /// The digest, as hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+/// A successful run's new snapshot of its model's leads, planned against
+/// the snapshot it replaces, with what changed.
+pub struct Changes {
+    model: String,
+    /// `meta[pointer_key(model)]` when planned.
+    base: Option<IVec>,
+    /// `meta[pointer_key(model)]` once applied: the new snapshot.
+    pointer: IVec,
+    /// The snapshot this one replaces.
+    previous: Option<PathBuf>,
+    claim: Claim,
+    /// Leads produced for the first time, or again after being resolved.
+    pub new: u64,
+    /// Leads produced again (changed or not).
+    pub open: u64,
+    /// Leads no longer produced.
+    pub resolved: u64,
+    /// Leads whose record changed: new and resolved ones, and those
+    /// produced again with a different content. The others keep their
+    /// `updated_at`.
+    pub changed: u64,
+    /// Leads in the new snapshot, resolved ones included.
+    pub leads: u64,
+}
+
+impl Changes {
+    /// The new snapshot: its file name (in `<store>/leads/<model>/`), its
+    /// sha256 and how many leads it holds, for the run's ledger entry.
+    pub fn snapshot(&self) -> (String, String, u64) {
+        let p: Pointer = serde_json::from_slice(&self.pointer).expect("a pointer this plan wrote");
+        (p.file, p.sha256, p.leads)
+    }
+
+    /// To call once the transaction that applied the changes has committed:
+    /// deletes the snapshot they replaced, and leaves the new one to the
+    /// pointer's protection (so that a later run may retire it in turn even
+    /// while this value lives). Not needed for correctness: the model's next
+    /// plan deletes what is left.
+    pub fn committed(&self, store: &Store) -> Result<()> {
+        self.claim.release();
+        match &self.previous {
+            Some(path) => remove_orphans(store, &self.model, Some(path)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes the new snapshot of `model` for a successful run `run_id` that
+/// produced `emitted`, and returns what [`apply_in`] needs to make it the
+/// model's (see the module doc).
+///
+/// A merge of the current snapshot, in subject order, with `emitted`, in
+/// subject order: memory does not grow with the number of leads. A lead's
+/// content is compared and copied as bytes, never decoded. Deletes the
+/// model's orphan files first.
+pub fn plan(
+    store: &Store,
+    model: &str,
+    model_version: &str,
+    run_id: &str,
+    emitted: &BTreeMap<String, LeadData>,
+) -> Result<Changes> {
+    plan_from(
+        store,
+        model,
+        model_version,
+        run_id,
+        emitted.values().map(|l| Ok(Cow::Borrowed(l))),
+    )
+}
+
+/// [`plan`] from leads in subject order, as [`crate::emitted::Emitted`]
+/// reads them back.
+pub fn plan_from<'e>(
+    store: &Store,
+    model: &str,
+    model_version: &str,
+    run_id: &str,
+    emitted: impl Iterator<Item = Result<Cow<'e, LeadData>>>,
+) -> Result<Changes> {
+    crate::catalog::check_name(model).map_err(Error::Leads)?;
+    check_run_id(run_id)?;
+    let dir = model_dir(store, model);
+    let file = file_name(run_id);
+    let path = dir.join(&file);
+    // Read first: a run that commits from here on changes the pointer, and
+    // `apply_in` then refuses this plan.
+    let base = open_current(store, model)?;
+    if base.as_ref().is_some_and(|b| b.pointer.run == run_id) {
+        return Err(Error::Leads(format!(
+            "run {run_id} of {model} has committed its leads already"
+        )));
+    }
+    let claim = Claim::take(store, path.clone(), model, run_id)?;
+    create_dir(store, &dir)?;
+    remove_orphans(store, model, None)?;
+    let raw_base = base.as_ref().map(|b| b.raw.clone());
+    let previous = base.as_ref().map(|b| b.path.clone());
+    let mut stored = base.map(|b| Reader::new(model, b));
+    let mut planner = Planner {
+        model_version,
+        run_id,
+        now: crate::time::now_text(),
+        out: Writer::create(path)?,
+        content: Vec::new(),
+        new: 0,
+        open: 0,
+        resolved: 0,
+        changed: 0,
+    };
+    let mut next_stored = match &mut stored {
+        Some(r) => r.next()?,
+        None => None,
+    };
+    let mut emitted = emitted;
+    let mut next_emitted = emitted.next().transpose()?;
+    loop {
+        let step = match (&next_stored, &next_emitted) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(life), Some(data)) => life.subject.as_str().cmp(&data.subject),
+        };
+        match step {
+            Ordering::Less => {
+                let life = next_stored.take().expect("a stored lead is next");
+                let reader = stored.as_mut().expect("a stored lead was read");
+                planner.not_produced(&life, reader)?;
+                next_stored = reader.next()?;
+            }
+            Ordering::Greater => {
+                let data = next_emitted.take().expect("an emitted lead is next");
+                planner.first_seen(&data.subject, &data)?;
+                next_emitted = emitted.next().transpose()?;
+            }
+            Ordering::Equal => {
+                let life = next_stored.take().expect("a stored lead is next");
+                let data = next_emitted.take().expect("an emitted lead is next");
+                let reader = stored.as_mut().expect("a stored lead was read");
+                planner.produced_again(&life, reader, &data)?;
+                next_stored = reader.next()?;
+                next_emitted = emitted.next().transpose()?;
+            }
+        }
+    }
+    if let Some(reader) = stored {
+        reader.finish()?;
+    }
+    let Planner {
+        out,
+        new,
+        open,
+        resolved,
+        changed,
+        ..
+    } = planner;
+    let (sha256, leads) = out.finish()?;
+    sync_dir(&dir)?;
+    let pointer = Pointer {
+        file,
+        sha256,
+        leads,
+        run: run_id.to_string(),
+    };
+    Ok(Changes {
+        model: model.to_string(),
+        base: raw_base,
+        pointer: serde_json::to_vec(&pointer)
+            .expect("a pointer serializes")
+            .into(),
+        previous,
+        claim,
+        new,
+        open,
+        resolved,
+        changed,
+        leads,
+    })
+}
+
+/// [`plan`], one lead at a time.
+struct Planner<'a> {
+    model_version: &'a str,
+    run_id: &'a str,
+    now: String,
+    out: Writer,
+    /// The encoded content of the emitted lead at hand.
+    content: Vec<u8>,
+    new: u64,
+    open: u64,
+    resolved: u64,
+    changed: u64,
+}
+
+impl Planner<'_> {
+    /// A lead not in the snapshot, or resolved there: new.
+    fn first_seen(&mut self, subject: &str, data: &LeadData) -> Result<()> {
+        ContentRef::encode(self.model_version, data, &mut self.content);
+        self.fresh(subject)
+    }
+
+    /// Writes the lead at hand as first produced by this run.
+    fn fresh(&mut self, subject: &str) -> Result<()> {
+        self.new += 1;
+        self.changed += 1;
+        let life = Life {
+            subject,
+            status: Status::New,
+            first_run: self.run_id,
+            last_run: self.run_id,
+            resolved_by: None,
+            updated_at: &self.now,
+        };
+        self.out.lead(&life, &self.content)
+    }
+
+    /// A lead in the snapshot that the run did not produce: resolved,
+    /// unless it already is (then its line is copied as it is).
+    fn not_produced(&mut self, stored: &Life<String>, reader: &Reader) -> Result<()> {
+        if stored.status == Status::Resolved {
+            return self.out.line(reader.line());
+        }
+        self.resolved += 1;
+        self.changed += 1;
+        let life = Life {
+            subject: stored.subject.as_str(),
+            status: Status::Resolved,
+            first_run: &stored.first_run,
+            last_run: &stored.last_run,
+            resolved_by: Some(self.run_id),
+            updated_at: &self.now,
+        };
+        self.out.lead(&life, reader.content())
+    }
+
+    /// A lead in the snapshot that the run produced again: open if it was
+    /// live, else new again; `updated_at` moves only if its content changed.
+    fn produced_again(
+        &mut self,
+        stored: &Life<String>,
+        reader: &Reader,
+        data: &LeadData,
+    ) -> Result<()> {
+        ContentRef::encode(self.model_version, data, &mut self.content);
+        if stored.status == Status::Resolved {
+            return self.fresh(&stored.subject);
+        }
+        self.open += 1;
+        let same = reader.content() == self.content.as_slice();
+        if !same {
+            self.changed += 1;
+        }
+        let life = Life {
+            subject: stored.subject.as_str(),
+            status: Status::Open,
+            first_run: &stored.first_run,
+            last_run: self.run_id,
+            resolved_by: None,
+            updated_at: if same { &stored.updated_at } else { &self.now },
+        };
+        self.out.lead(&life, &self.content)
+    }
+}
+
+/// Whether [`apply_in`] made the planned snapshot the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Written,
+    /// Another run of the model committed since the changes were planned:
+    /// nothing was written; plan again.
+    Stale,
+}
+
+/// Inside a transaction over `meta`: points the model's leads at the
+/// planned snapshot, unless another run of the model committed since
+/// [`plan`]. Writes one small value, whatever the number of leads.
+pub fn apply_in(
+    meta: &TransactionalTree,
+    changes: &Changes,
+) -> std::result::Result<Applied, ConflictableTransactionError<Error>> {
+    let key = pointer_key(&changes.model);
+    if meta.get(&key)? != changes.base {
+        return Ok(Applied::Stale);
+    }
+    meta.insert(key.as_bytes(), changes.pointer.clone())?;
+    Ok(Applied::Written)
+}
+
+pub use jiandu_store::text::shorten;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lead_data(subject: &str, amount: Option<&str>, evidence: &[(&str, &str)]) -> LeadData {
+        LeadData {
+            subject: subject.into(),
+            subject_personal: false,
+            title: format!("「{subject}」未足额缴纳\n\"引号\""),
+            amount: amount.map(str::to_string),
+            evidence: evidence
+                .iter()
+                .map(|(n, v)| jiandu_sdk::EvidenceData {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    personal: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn digest_hashes_the_canonical_json_of_each_lead() {
+        let leads: BTreeMap<String, LeadData> = [
+            lead_data(
+                "91A",
+                Some("12.50"),
+                &[("staff", "120"), ("名称", "阿克苏")],
+            ),
+            lead_data("91B", None, &[]),
+        ]
+        .into_iter()
+        .map(|l| (l.subject.clone(), l))
+        .collect();
+        // The ledger's `leads_digest` of runs already recorded: the bytes
+        // must not change.
+        let mut h = Sha256::new();
+        for lead in leads.values() {
+            let canonical = serde_json::json!({
+                "subject": lead.subject,
+                "title": lead.title,
+                "amount": lead.amount,
+                "evidence": lead.evidence.iter().map(|e| [e.name.as_str(), e.value.as_str()]).collect::<Vec<_>>(),
+            });
+            h.update(serde_json::to_vec(&canonical).unwrap());
+            h.update(b"\n");
+        }
+        assert_eq!(digest(&leads), hex::encode(h.finalize()));
+    }
+
+    #[test]
+    fn a_line_reads_back_as_the_lead_written_and_keeps_its_content_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r3.leads");
+        // Text that looks like the separator stays inside its string.
+        let mut data = lead_data("91A,\"content\":{", Some("1.00"), &[("staff", "120")]);
+        data.title.push_str(",\"content\":");
+        data.evidence[0].personal = true;
+        let mut content = Vec::new();
+        ContentRef::encode("1.2.0", &data, &mut content);
+        let mut w = Writer::create(path.clone()).unwrap();
+        let life = Life {
+            subject: data.subject.as_str(),
+            status: Status::Resolved,
+            first_run: "r1",
+            last_run: "r2",
+            resolved_by: Some("r3"),
+            updated_at: "t",
+        };
+        w.lead(&life, &content).unwrap();
+        let (sha256, leads) = w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("\"evidence\":[[\"staff\",\"120\",true]]"),
+            "{text}"
+        );
+
+        let pointer = Pointer {
+            file: "r3.leads".into(),
+            sha256,
+            leads,
+            run: "r3".into(),
+        };
+        let current = Current {
+            raw: IVec::from(&b""[..]),
+            pointer,
+            file: File::open(&path).unwrap(),
+            path,
+        };
+        let mut r = Reader::new("m", current);
+        let life = r.next().unwrap().unwrap();
+        assert_eq!(r.content(), content.as_slice());
+        assert_eq!(r.line(), text.as_bytes());
+        let lead = r.lead(life).unwrap();
+        assert!(r.next().unwrap().is_none());
+        r.finish().unwrap();
+        assert_eq!(
+            (
+                lead.model.as_str(),
+                lead.subject.as_str(),
+                lead.title.as_str()
+            ),
+            ("m", data.subject.as_str(), data.title.as_str())
+        );
+        assert_eq!(
+            (
+                lead.status,
+                lead.last_run.as_str(),
+                lead.resolved_by.as_deref()
+            ),
+            (Status::Resolved, "r2", Some("r3"))
+        );
+        assert_eq!(
+            lead.evidence[0],
+            Evidence {
+                name: "staff".into(),
+                value: "120".into(),
+                personal: true
+            }
+        );
+    }
+
+    #[test]
+    fn only_safe_run_ids_name_files() {
+        assert!(check_run_id("20250101T101010.123-4242-0").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_run_id(bad).is_err(), "{bad}");
+        }
+        assert!(is_snapshot_name("r1.leads"));
+        assert!(!is_snapshot_name("notes.txt"));
+        assert!(!is_snapshot_name(".leads"));
+    }
+
+    #[test]
+    fn shorten_respects_char_boundaries() {
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten("残保金", 4), "残…");
+    }
+
+    #[test]
+    fn export_table_has_a_column_per_evidence_field_and_masks_by_default() {
+        let lead = |subject: &str, evidence: &[(&str, &str, bool)]| Lead {
+            model: "m".into(),
+            model_version: "1".into(),
+            subject: subject.into(),
+            subject_personal: true,
+            title: "t".into(),
+            amount: Some("1.00".into()),
+            evidence: evidence
+                .iter()
+                .map(|(n, v, p)| Evidence {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    personal: *p,
+                })
+                .collect(),
+            status: Status::New,
+            first_run: "r".into(),
+            last_run: "r".into(),
+            resolved_by: None,
+            updated_at: "t".into(),
+        };
+        let leads = [
+            lead("11010519491231002X", &[("score", "60", false)]),
+            lead(
+                "11010519491231002X",
+                &[("name", "张三", true), ("score", "70", false)],
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (masked, revealed) = for_people(&store, &leads, Reveal::Masked).unwrap();
+        assert_eq!(revealed, 0);
+        let (header, rows) = export_table(&masked);
+        assert_eq!(&header[EXPORT_COLUMNS.len()..], ["score", "name"]);
+        assert_eq!(rows[0][2], "110105********002X");
+        assert_eq!(rows[0][EXPORT_COLUMNS.len() + 1], "");
+        assert_eq!(rows[1][EXPORT_COLUMNS.len()..], ["70", "张*"]);
+        let (clear, revealed) = for_people(&store, &leads, Reveal::Clear).unwrap();
+        assert_eq!(revealed, 3, "two subjects and a name");
+        let (_, clear) = export_table(&clear);
+        assert_eq!(clear[1][2], "11010519491231002X");
+        assert_eq!(clear[1][EXPORT_COLUMNS.len() + 1], "张三");
+    }
+
+    #[test]
+    fn masked_hides_personal_fields_only() {
+        let lead = Lead {
+            model: "m".into(),
+            model_version: "1".into(),
+            subject: "11010519491231002X".into(),
+            subject_personal: true,
+            title: "t".into(),
+            amount: None,
+            evidence: vec![
+                Evidence {
+                    name: "name".into(),
+                    value: "张三".into(),
+                    personal: true,
+                },
+                Evidence {
+                    name: "staff".into(),
+                    value: "120".into(),
+                    personal: false,
+                },
+            ],
+            status: Status::New,
+            first_run: "r".into(),
+            last_run: "r".into(),
+            resolved_by: None,
+            updated_at: "t".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = lead
+            .for_people(&mut Resolver::new(&store), Reveal::Masked)
+            .unwrap();
+        assert_eq!(m.subject, "110105********002X");
+        assert_eq!(m.evidence[0].value, "张*");
+        assert_eq!(m.evidence[1].value, "120");
+    }
+}

@@ -1,0 +1,28 @@
+//! # jiandu-runs: a unit's operations
+//!
+//! Owns the host policy ([`policy`]), a run from the policy's decision to
+//! its committed leads and ledger entries ([`run`]), ingest on the record
+//! ([`ingest`]), leads and their review, masking for people and export
+//! ([`leads`]), dataset rollback and prune ([`versions`]), checking the
+//! files the ledger points at ([`stored`]), replaying a recorded run
+//! ([`replay`]), native runs of the same models ([`native`]), the trust
+//! store and sharing signed models between units ([`trust`], [`share`]).
+//!
+//! Every operation takes explicit paths and a store: the CLI and `serve`
+//! call the same functions. Depends on the store, the record and the
+//! sandbox; must never depend on the binary (CLI, server) or the demo.
+
+pub mod ingest;
+pub mod leads;
+pub mod native;
+pub mod policy;
+pub mod replay;
+pub mod run;
+pub mod share;
+pub mod stored;
+pub mod trust;
+pub mod versions;
+
+pub(crate) use jiandu_record::{audit, ledger, unit};
+pub(crate) use jiandu_sandbox::{cache, catalog, emitted, runtime};
+pub(crate) use jiandu_store::{dataset, fsio, mask, pseudonym, text, time, Error, Result, Store};

@@ -1,0 +1,637 @@
+//! One run of one model, from policy check to committed leads:
+//!
+//! 1. resolve parameters, policy grants and the dataset versions to read
+//!    (a refusal is recorded as a `run-refused` entry and nothing runs);
+//! 2. append `run-started` (if the ledger cannot be written, stop here);
+//! 3. load the model and run it in a fresh sandbox instance;
+//! 4. on success, commit its leads and `run-finished` in one transaction;
+//!    on failure, append `run-finished` with the reason and keep no leads.
+//!    A success whose leads the host cannot commit (a full disk, a failed
+//!    write) ends as a failure of kind `host-error`, still on the record.
+
+use crate::cache::{ModuleCache, Source};
+use crate::catalog::{self, Installed};
+use crate::dataset::access::Access;
+use crate::dataset::SegmentId;
+use crate::emitted::Emitted;
+use crate::leads::Applied;
+use crate::ledger::{
+    self, DatasetRef, Draft, Entry, Kind, ModelRef, Outcome, RunRecord, SnapshotRef,
+};
+use crate::policy::{Limits, Policy};
+use crate::runtime::{Failure, LoadError, Loaded, LogLine, Runtime, Session};
+use crate::{Error, Result, Store};
+use sled::transaction::ConflictableTransactionError;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use jiandu_store::names::default_operator;
+
+/// A request to run a model.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub model: String,
+    pub params: Vec<(String, String)>,
+    pub operator: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub run_id: String,
+    pub model: String,
+    pub model_version: String,
+    pub outcome: Outcome,
+    pub failure: Option<Failure>,
+    pub entry: Entry,
+    pub leads: u64,
+    pub new: u64,
+    pub open: u64,
+    pub resolved: u64,
+    pub total_amount: rust_decimal::Decimal,
+    pub records_read: u64,
+    pub fuel_used: u64,
+    pub elapsed: Duration,
+    pub logs: Vec<LogLine>,
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Runs in progress in this process (`jiandu serve` runs several at once):
+/// a run takes a second core for its commit only when it is alone.
+static ACTIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a run in [`ACTIVE_RUNS`] while it lives.
+struct Active;
+
+impl Active {
+    fn enter() -> Active {
+        ACTIVE_RUNS.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE_RUNS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn new_run_id() -> String {
+    let now = crate::time::now();
+    format!(
+        "{}-{}-{}",
+        now.format("%Y%m%dT%H%M%S%.3f"),
+        std::process::id(),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs an installed model by name.
+pub fn execute(store: &Store, runtime: &Runtime, policy: &Policy, req: &Request) -> Result<Report> {
+    let installed = catalog::load(&store.models_dir(), &req.model)?;
+    execute_installed(store, runtime, policy, &installed, None, req)
+}
+
+/// Runs an installed model by name, taking its compiled code from `cache`
+/// (compiling it and writing the entry on a miss); without a cache, like
+/// [`execute`].
+pub fn execute_cached(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    cache: Option<&ModuleCache>,
+    req: &Request,
+) -> Result<Report> {
+    let installed = catalog::load(&store.models_dir(), &req.model)?;
+    run_installed(store, runtime, policy, &installed, None, cache, req)
+}
+
+/// Runs `installed`, reusing `loaded` when the caller already compiled it.
+pub fn execute_installed(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    req: &Request,
+) -> Result<Report> {
+    run_installed(store, runtime, policy, installed, loaded, None, req)
+}
+
+/// Runs `installed` with `loaded`, else with code from `cache`, else with
+/// code compiled now.
+fn run_installed(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    cache: Option<&ModuleCache>,
+    req: &Request,
+) -> Result<Report> {
+    let started = Instant::now();
+    let _active = Active::enter();
+    let spill = spill_budget()?;
+    let manifest = &installed.manifest;
+    let run_id = new_run_id();
+    let mut record = RunRecord {
+        run_id: run_id.clone(),
+        model: model_ref(installed),
+        datasets: Vec::new(),
+        params: BTreeMap::new(),
+        limits: None,
+        started_at: crate::time::now_text(),
+        ended_at: None,
+        fuel_used: None,
+        peak_memory: None,
+        records_read: None,
+        leads_count: None,
+        leads_digest: None,
+        leads_snapshot: None,
+        outcome: Outcome::Started,
+        error: None,
+        replaces: None,
+        replay_of: None,
+        reproduced: None,
+    };
+    let unit_name = unit_label(store, policy)?;
+    let draft = |kind, record: &RunRecord| {
+        Draft::run(
+            unit_name.clone(),
+            req.operator.clone(),
+            kind,
+            record.clone(),
+        )
+    };
+
+    // 1. Everything that can refuse the run before it starts.
+    let prepared = prepare(store, policy, installed, req, &mut record, spill);
+    let (session, limits, cursors) = match prepared {
+        Ok(p) => p,
+        Err(message) => {
+            record.outcome = Outcome::Refused;
+            record.ended_at = Some(crate::time::now_text());
+            let refusal = Failure {
+                kind: "refused".into(),
+                message: message.clone(),
+                limit: None,
+                used: None,
+            };
+            ledger::append(
+                store,
+                &draft(Kind::RunRefused, &record).failed(stopped(&refusal)),
+            )?;
+            return Err(Error::RunRefused {
+                model: manifest.id(),
+                message,
+            });
+        }
+    };
+    record.limits = Some(limits_record(&limits));
+
+    // 2. Fail closed: no start entry, no run.
+    ledger::append(store, &draft(Kind::RunStarted, &record))?;
+
+    // 3. Load and run.
+    let owned;
+    let loaded = match loaded {
+        Some(l) => Ok(l),
+        None => match load(runtime, cache, installed) {
+            Ok(l) => {
+                owned = l;
+                Ok(&owned)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let finished = match loaded {
+        Ok(loaded) => runtime.run(loaded, session),
+        Err(e) => crate::runtime::Finished {
+            session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
+            fuel_used: 0,
+            peak_memory: 0,
+            failure: Some(Failure {
+                kind: "load".into(),
+                message: e.for_model(installed),
+                limit: None,
+                used: None,
+            }),
+        },
+    };
+    record.ended_at = Some(crate::time::now_text());
+    record.fuel_used = Some(finished.fuel_used);
+    record.peak_memory = Some(finished.peak_memory);
+    record.records_read = Some(finished.session.records_read);
+
+    // 4. Commit or record the failure.
+    let mut counts = (0, 0, 0);
+    let mut total_amount = rust_decimal::Decimal::ZERO;
+    let mut failure = finished.failure.clone();
+    let entry = match &finished.failure {
+        Some(failure) => {
+            record.outcome = Outcome::Failed;
+            record.leads_count = Some(0);
+            ledger::append(
+                store,
+                &draft(Kind::RunFinished, &record).failed(stopped(failure)),
+            )?
+        }
+        None => {
+            record.outcome = Outcome::Succeeded;
+            record.leads_count = Some(finished.session.leads.len() as u64);
+            let leads = &finished.session.leads;
+            if leads.spilled() {
+                tracing::debug!(
+                    "run {run_id}: {} leads, {} of them spilled to {} files",
+                    leads.len(),
+                    leads.len() - leads.in_memory(),
+                    leads.spills()
+                );
+            }
+            // The ledger's digest of the leads (and their total) and the
+            // new snapshot are both a pass over every lead (reading spill
+            // files back): side by side, unless another run of this
+            // process is using the other core.
+            let digest_pass = || -> Result<_> {
+                let mut digest = crate::leads::LeadsDigest::default();
+                let mut total = rust_decimal::Decimal::ZERO;
+                for lead in leads.iter() {
+                    let lead = lead?;
+                    digest.add(&lead);
+                    if let Some(a) = lead.amount.as_deref() {
+                        total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
+                    }
+                }
+                Ok((digest.finish(), total))
+            };
+            let plan_pass = || {
+                let planned = Instant::now();
+                let changes = crate::leads::plan_from(
+                    store,
+                    &manifest.name,
+                    &manifest.version,
+                    &record.run_id,
+                    leads.iter(),
+                );
+                (changes, planned.elapsed())
+            };
+            let (digest, planned) = if ACTIVE_RUNS.load(Ordering::Relaxed) > 1 {
+                (digest_pass(), plan_pass())
+            } else {
+                std::thread::scope(|s| {
+                    let digest = s.spawn(digest_pass);
+                    let planned = plan_pass();
+                    (
+                        digest.join().expect("the digest thread does not panic"),
+                        planned,
+                    )
+                })
+            };
+            let committed = match digest {
+                Ok((digest, total)) => {
+                    total_amount = total;
+                    record.leads_digest = Some(digest);
+                    let d = draft(Kind::RunFinished, &record);
+                    commit(store, &d, leads, &cursors, Some(planned))
+                }
+                Err(e) => Err(CommitError::Failed(e)),
+            };
+            match committed {
+                Ok((entry, changes)) => {
+                    counts = (changes.new, changes.open, changes.resolved);
+                    entry
+                }
+                // The entry is in; only its durability is in doubt.
+                Err(CommitError::NotDurable(e)) => return Err(e),
+                // The model did its part; the host could not keep its
+                // leads (a full disk, a failed write). The run still ends
+                // on the record, as a host failure, if anything can be
+                // written.
+                Err(CommitError::Failed(e)) => {
+                    let host = Failure {
+                        kind: "host-error".into(),
+                        message: format!("the host could not commit the run's leads: {e}"),
+                        limit: None,
+                        used: None,
+                    };
+                    record.outcome = Outcome::Failed;
+                    record.leads_count = Some(0);
+                    record.leads_digest = None;
+                    total_amount = rust_decimal::Decimal::ZERO;
+                    let d = draft(Kind::RunFinished, &record).failed(stopped(&host));
+                    failure = Some(host);
+                    ledger::append(store, &d).map_err(|e2| {
+                        Error::Ledger(format!(
+                            "run {run_id} of {}: its leads could not be committed ({e}), nor its run-finished entry written ({e2})",
+                            manifest.id()
+                        ))
+                    })?
+                }
+            }
+        }
+    };
+    let succeeded = failure.is_none();
+    let report = Report {
+        run_id,
+        model: manifest.name.clone(),
+        model_version: manifest.version.clone(),
+        outcome: record.outcome,
+        failure,
+        entry,
+        leads: if succeeded {
+            finished.session.leads.len() as u64
+        } else {
+            0
+        },
+        new: counts.0,
+        open: counts.1,
+        resolved: counts.2,
+        total_amount,
+        records_read: finished.session.records_read,
+        fuel_used: finished.fuel_used,
+        elapsed: started.elapsed(),
+        logs: finished.session.logs,
+    };
+    Ok(report)
+}
+
+/// Compiles `installed`'s code, or takes it from `cache` when there is one.
+fn load(
+    runtime: &Runtime,
+    cache: Option<&ModuleCache>,
+    installed: &Installed,
+) -> std::result::Result<Loaded, LoadError> {
+    let Some(cache) = cache else {
+        return runtime.load(installed);
+    };
+    let (loaded, source) = cache.load(runtime, installed)?;
+    tracing::debug!(
+        "{} {}",
+        installed.manifest.id(),
+        match source {
+            Source::Cache => "loaded from the module cache",
+            Source::Compiled => "compiled",
+        }
+    );
+    Ok(loaded)
+}
+
+/// How many times a run plans its leads again because other runs of the
+/// same model kept committing first.
+const COMMIT_TRIES: usize = 8;
+
+/// Why a successful run's commit did not complete.
+enum CommitError {
+    /// Nothing was committed: the run can still be recorded as failed.
+    Failed(Error),
+    /// The `run-finished` entry and the leads are written, but could not be
+    /// made durable.
+    NotDurable(Error),
+}
+
+/// Commits a successful run: its leads, its cursors and its `run-finished`
+/// entry `finished`, in one transaction. The leads' snapshot is written
+/// outside the transaction, which only points the model at it; when another
+/// run of the model commits in between, the plan is stale and is made again.
+fn commit(
+    store: &Store,
+    finished: &Draft,
+    emitted: &Emitted,
+    cursors: &Cursors,
+    mut first: Option<(Result<crate::leads::Changes>, Duration)>,
+) -> std::result::Result<(Entry, crate::leads::Changes), CommitError> {
+    let model = &finished.run.model.name;
+    let model_version = &finished.run.model.version;
+    let run_id = &finished.run.run_id;
+    // The entry names the snapshot its plan wrote.
+    let mut draft = finished.clone();
+    for _ in 0..COMMIT_TRIES {
+        let (changes, planned) = match first.take() {
+            Some(planned) => planned,
+            None => {
+                let planned = Instant::now();
+                let changes =
+                    crate::leads::plan_from(store, model, model_version, run_id, emitted.iter());
+                (changes, planned.elapsed())
+            }
+        };
+        let changes = changes.map_err(CommitError::Failed)?;
+        let (file, sha256, leads) = changes.snapshot();
+        draft.run.leads_snapshot = Some(SnapshotRef {
+            file,
+            sha256,
+            leads,
+        });
+        let committed = Instant::now();
+        let stale = Cell::new(false);
+        let result = ledger::append_unflushed(store, &draft, |meta| {
+            if crate::leads::apply_in(meta, &changes)? == Applied::Stale {
+                stale.set(true);
+                return Err(ConflictableTransactionError::Abort(Error::Leads(format!(
+                    "another run of {model} committed its leads first"
+                ))));
+            }
+            for (key, segments) in cursors {
+                meta.insert(
+                    key.as_bytes(),
+                    serde_json::to_vec(segments).expect("cursor serializes"),
+                )?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(entry) => {
+                store.flush().map_err(|e| {
+                    CommitError::NotDurable(Error::Ledger(format!(
+                        "run {run_id} of {model}: its leads and run-finished entry {} are written but could not be made durable: {e}",
+                        entry.seq
+                    )))
+                })?;
+                // The run stands; a snapshot left behind is removed by the
+                // model's next run.
+                if let Err(e) = changes.committed(store) {
+                    tracing::warn!("run {run_id}: the previous leads of {model} remain: {e}");
+                }
+                tracing::debug!(
+                    "run {run_id}: {} leads kept, {} changed (new {}, open {}, resolved {}); \
+                     planned in {planned:.2?}, committed in {:.2?}",
+                    changes.leads,
+                    changes.changed,
+                    changes.new,
+                    changes.open,
+                    changes.resolved,
+                    committed.elapsed()
+                );
+                return Ok((entry, changes));
+            }
+            Err(_) if stale.get() => {
+                tracing::debug!(
+                    "run {run_id}: another run of {model} committed first; planning again"
+                );
+            }
+            Err(e) => return Err(CommitError::Failed(e)),
+        }
+    }
+    Err(CommitError::Failed(Error::Leads(format!(
+        "run {run_id} of {model}: other runs of the model kept committing first; \
+         {COMMIT_TRIES} tries, nothing committed"
+    ))))
+}
+
+/// The ledger's reference to an installed model, with its publisher when
+/// it was imported.
+pub fn model_ref(installed: &Installed) -> ModelRef {
+    ModelRef {
+        name: installed.manifest.name.clone(),
+        version: installed.manifest.version.clone(),
+        wasm_sha256: installed.wasm_sha256.clone(),
+        publisher: installed
+            .provenance
+            .as_ref()
+            .map(catalog::Provenance::publisher),
+    }
+}
+
+/// The unit named in ledger entries: this store's unit (`unit init`), else
+/// the policy's `unit`.
+/// The unit named in entries written outside a run (an ingest): this
+/// store's unit, else the `unit` of the store's own policy file.
+pub fn store_unit_label(store: &Store) -> Result<String> {
+    unit_label(store, &Policy::load(&store.policy_path())?)
+}
+
+/// The unit named in entries: this store's unit, else the policy's `unit`.
+pub fn unit_label(store: &Store, policy: &Policy) -> Result<String> {
+    Ok(match crate::unit::current(store)? {
+        Some(u) => format!("{} ({})", u.name, u.code),
+        None => policy.unit.clone(),
+    })
+}
+
+/// Resolves parameters, grants and datasets into a session, or says why
+/// the run is refused.
+fn prepare(
+    store: &Store,
+    policy: &Policy,
+    installed: &Installed,
+    req: &Request,
+    record: &mut RunRecord,
+    spill_budget: u64,
+) -> std::result::Result<(Session, crate::policy::Limits, Cursors), String> {
+    let manifest = &installed.manifest;
+    record.model.publisher = crate::trust::admit_run(store, policy, installed)?;
+    let params = manifest.resolve_params(&req.params)?;
+    record.params = params.clone();
+    let decision = policy.decide(manifest, installed.provenance.as_ref())?;
+    let mut datasets = HashMap::new();
+    let mut read_cursors = HashMap::new();
+    let mut new_cursors = Vec::new();
+    for (name, decl) in &manifest.datasets {
+        let access = Access::current(store, name, decl.fields.as_deref(), decision.clear_personal)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{} {e}", manifest.id()))?;
+        let reader = &access.reader;
+        let view = &access.view;
+        let key = cursor_key(&manifest.name, name);
+        if let Some(seen) = store
+            .get_meta::<Vec<SegmentId>>(&key)
+            .map_err(|e| e.to_string())?
+        {
+            read_cursors.insert(name.clone(), seen);
+        }
+        new_cursors.push((key, reader.segment_ids()));
+        record.datasets.push(DatasetRef {
+            name: name.clone(),
+            version: reader.info.version,
+            digest: reader.info.digest.clone(),
+            clear_personal: decision.clear_personal,
+            personal: reader.info.schema.has_personal(),
+            personal_fields: reader
+                .info
+                .schema
+                .fields
+                .iter()
+                .filter(|f| f.personal.is_some() && view.names().contains(&f.name))
+                .map(|f| f.name.clone())
+                .collect(),
+            seen: read_cursors.get(name).cloned().unwrap_or_default(),
+        });
+        datasets.insert(name.clone(), access);
+    }
+    let mut session = Session::new(manifest.name.clone(), decision.limits, params, datasets);
+    session
+        .leads
+        .spill_to(store.root().join("tmp"), spill_budget);
+    session.cursors = read_cursors;
+    Ok((session, decision.limits, new_cursors))
+}
+
+/// How much memory a run's emitted leads may take before they spill to
+/// files: `$JIANDU_LEADS_MEMORY` bytes, or [`crate::emitted::SPILL_BUDGET`].
+pub(crate) fn spill_budget() -> Result<u64> {
+    match std::env::var("JIANDU_LEADS_MEMORY") {
+        Err(_) => Ok(crate::emitted::SPILL_BUDGET),
+        Ok(v) => v.trim().parse::<u64>().map_err(|_| {
+            Error::Other(format!(
+                "JIANDU_LEADS_MEMORY=`{v}`: expected a number of bytes"
+            ))
+        }),
+    }
+}
+
+/// Where a model's incremental cursor over a dataset is kept in `meta`:
+/// the segments it read in its last successful run.
+pub fn cursor_key(model: &str, dataset: &str) -> String {
+    format!("cursor/{model}/{dataset}")
+}
+
+/// Cursor updates committed with a successful run.
+type Cursors = Vec<(String, Vec<SegmentId>)>;
+
+/// `failure` as the record takes it ([`ledger::Stopped`]).
+pub fn stopped(failure: &Failure) -> ledger::Stopped<'_> {
+    ledger::Stopped {
+        kind: &failure.kind,
+        message: &failure.message,
+        limit: failure.limit,
+        used: failure.used,
+    }
+}
+
+/// `limits` as the record keeps them.
+pub fn limits_record(limits: &Limits) -> ledger::LimitsRecord {
+    let Limits {
+        memory_mib,
+        fuel,
+        wall_seconds,
+        stack_kib,
+        max_leads,
+        max_lead_bytes,
+        max_log_lines,
+    } = *limits;
+    ledger::LimitsRecord {
+        memory_mib,
+        fuel,
+        wall_seconds,
+        stack_kib,
+        max_leads,
+        max_lead_bytes,
+        max_log_lines,
+    }
+}
+
+/// The limits a recorded run ran under, to run it again.
+pub fn limits_from_record(r: &ledger::LimitsRecord) -> Limits {
+    Limits {
+        memory_mib: r.memory_mib,
+        fuel: r.fuel,
+        wall_seconds: r.wall_seconds,
+        stack_kib: r.stack_kib,
+        max_leads: r.max_leads,
+        max_lead_bytes: r.max_lead_bytes,
+        max_log_lines: r.max_log_lines,
+    }
+}

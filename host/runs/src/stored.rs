@@ -1,0 +1,639 @@
+//! `jiandu audit verify`, beyond the chain: the files the ledger points at.
+//!
+//! The chain proves what was recorded; this checks that what the record
+//! describes is still what the store holds:
+//!
+//! - **Leads.** Every snapshot file `<store>/leads/<model>/<run>.leads`
+//!   that its run's `run-finished` entry (`leads_snapshot`) or the model's
+//!   pointer in `meta` names is hashed whole and compared with the sha256
+//!   recorded there (the entry's, when it has one: `meta` is not signed).
+//!   The model's current snapshot is also read lead by lead and the leads
+//!   its run produced are digested again, to compare with the entry's
+//!   `leads_digest` (entries written before snapshots were named carry
+//!   only that). A file no record names (a failed run's, left until the
+//!   model's next run removes it) is not on the record and is skipped.
+//! - **Data.** Every block of every dataset version (records and indexes,
+//!   `<store>/data/<dataset>/<version>/<segment>-<run>.blk`) is read and
+//!   checked against its CRCs ([`crate::dataset::file`]); then each
+//!   version's digest is computed again from its records in key order
+//!   ([`crate::dataset::content_digest`], one segment at a time, appended
+//!   segments chained as ingest chains them) and compared with the one
+//!   `meta` records, the one its `dataset-ingested` entry records, and the
+//!   one each run that read it recorded. `--quick` skips the digests (the
+//!   CRCs catch damage, not a block rewritten with fresh CRCs).
+//!
+//! Every fault is reported, each with the entry it concerns and the file
+//! (and block), not only the first.
+
+use crate::audit::EntryView;
+use crate::dataset::block::Block;
+use crate::dataset::file::{run_path, version_dir, RunFile};
+use crate::dataset::{Schema, SegmentInfo};
+use crate::{Result, Store};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Run 0 of a segment holds its records; runs from 1 its indexes
+/// ([`crate::dataset::file::run_path`]).
+const RECORDS_RUN: u16 = 0;
+
+/// One file that does not match its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileFault {
+    /// The ledger entry that records what the file should hold, if any.
+    pub seq: Option<u64>,
+    pub path: PathBuf,
+    /// The block of a dataset file, counted from 0.
+    pub block: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(seq) = self.seq {
+            write!(f, "entry {seq}: ")?;
+        }
+        write!(f, "{}", self.path.display())?;
+        if let Some(b) = self.block {
+            write!(f, " block {b}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// What [`verify`] checked and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Files {
+    /// Leads snapshot files hashed.
+    pub leads_files: u64,
+    /// Current snapshots whose leads were digested again.
+    pub leads_digests: u64,
+    /// Dataset versions checked.
+    pub versions: u64,
+    /// Block files and blocks read, and their bytes.
+    pub block_files: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+    /// Versions whose digest was computed again (none with `quick`).
+    pub digests: u64,
+    pub quick: bool,
+    pub faults: Vec<FileFault>,
+}
+
+/// What the ledger says about files, read once.
+#[derive(Default)]
+struct Record {
+    /// `run-finished` entries of successful runs by run id: (seq, snapshot
+    /// file and sha256, leads digest).
+    finished: HashMap<String, Finished>,
+    /// `dataset-ingested` entries by (dataset, version): (seq, digest).
+    ingested: HashMap<(String, u64), (u64, String)>,
+    /// Every (entry, digest) that read (dataset, version).
+    read: HashMap<(String, u64), Vec<(u64, String)>>,
+    /// `dataset-pruned` entries by the (dataset, version) they removed.
+    pruned: HashMap<(String, u64), u64>,
+}
+
+struct Finished {
+    seq: u64,
+    snapshot: Option<(String, String)>,
+    digest: Option<String>,
+}
+
+impl Record {
+    fn read(store: &Store) -> Result<Record> {
+        let mut r = Record::default();
+        for item in crate::ledger::entries(store, 1) {
+            let (seq, bytes) = item?;
+            // An entry that does not parse is the chain's fault to report.
+            let Ok(e) = serde_json::from_slice::<EntryView>(&bytes) else {
+                continue;
+            };
+            if let Some(i) = &e.ingest {
+                r.ingested
+                    .insert((i.dataset.clone(), i.version), (seq, i.digest.clone()));
+            }
+            if let (Some(d), "dataset-pruned") = (&e.dataset, e.kind.as_str()) {
+                for p in &d.pruned {
+                    r.pruned.insert((d.dataset.clone(), p.version), seq);
+                }
+            }
+            if e.kind == "run-started" {
+                for d in &e.run.datasets {
+                    r.read
+                        .entry((d.name.clone(), d.version))
+                        .or_default()
+                        .push((seq, d.digest.clone()));
+                }
+            }
+            if e.kind == "run-finished" && e.run.outcome == "succeeded" {
+                r.finished.insert(
+                    e.run.run_id.clone(),
+                    Finished {
+                        seq,
+                        snapshot: e
+                            .run
+                            .leads_snapshot
+                            .as_ref()
+                            .map(|s| (s.file.clone(), s.sha256.clone())),
+                        digest: e.run.leads_digest.clone(),
+                    },
+                );
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Checks the leads files and dataset blocks this store's ledger points
+/// at; with `quick`, leads files and block CRCs only.
+pub fn verify(store: &Store, quick: bool) -> Result<Files> {
+    let record = Record::read(store)?;
+    let mut files = Files {
+        quick,
+        ..Files::default()
+    };
+    leads(store, &record, quick, &mut files)?;
+    data(store, &record, quick, &mut files)?;
+    Ok(files)
+}
+
+/// sha256 of the file at `path`, read in pieces.
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn leads(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Result<()> {
+    let pointers: HashMap<PathBuf, crate::leads::Snapshot> = crate::leads::snapshots(store)?
+        .into_iter()
+        .map(|s| (s.path.clone(), s))
+        .collect();
+    // The files on disk, and those the pointers name (which must exist).
+    let mut paths: Vec<PathBuf> = pointers.keys().cloned().collect();
+    if let Ok(models) = std::fs::read_dir(store.leads_dir()) {
+        for model in models.flatten() {
+            let Ok(found) = std::fs::read_dir(model.path()) else {
+                continue;
+            };
+            for f in found.flatten() {
+                let path = f.path();
+                if path.extension().is_some_and(|e| e == "leads") && !pointers.contains_key(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+    }
+    paths.sort();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let run = name.strip_suffix(".leads").unwrap_or(&name);
+        let finished = record.finished.get(run);
+        let pointer = pointers.get(&path);
+        let seq = finished.map(|f| f.seq);
+        let fault = |message: String| FileFault {
+            seq,
+            path: path.clone(),
+            block: None,
+            message,
+        };
+        // The entry's record is signed; the pointer's is not.
+        let entry_sha = finished.and_then(|f| {
+            f.snapshot
+                .as_ref()
+                .filter(|(file, _)| *file == name)
+                .map(|(_, sha)| sha.clone())
+        });
+        let (expected, by) = match (&entry_sha, pointer) {
+            (Some(sha), _) => (sha.clone(), format!("entry {}", seq.unwrap_or(0))),
+            (None, Some(p)) => (
+                p.sha256.clone(),
+                format!("meta `leads/{}/current`", p.model),
+            ),
+            // Named by no record: a failed or superseded run's leftover.
+            (None, None) => continue,
+        };
+        if let (Some(sha), Some(p)) = (&entry_sha, pointer) {
+            if *sha != p.sha256 {
+                files.faults.push(fault(format!(
+                    "meta `leads/{}/current` records sha256 {}… for this file, but its run's entry records {}…: the pointer was edited",
+                    p.model,
+                    crate::audit::short(&p.sha256),
+                    crate::audit::short(sha)
+                )));
+            }
+        }
+        files.leads_files += 1;
+        let actual = match file_sha256(&path) {
+            Ok(sha) => sha,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                files.faults.push(fault(format!(
+                    "the leads file {by} names is missing; restore it from a backup of the store"
+                )));
+                continue;
+            }
+            Err(e) => {
+                files.faults.push(fault(format!("cannot be read: {e}")));
+                continue;
+            }
+        };
+        if actual != expected {
+            files.faults.push(fault(format!(
+                "does not match the sha256 {by} records ({}…; its bytes hash to {}…): damaged or edited; restore it from a backup of the store",
+                crate::audit::short(&expected),
+                crate::audit::short(&actual)
+            )));
+            continue;
+        }
+        // The leads the run produced, digested again from the snapshot.
+        if let (false, Some(p), Some(f)) = (quick, pointer, finished) {
+            if let Some(digest) = &f.digest {
+                files.leads_digests += 1;
+                match leads_digest(store, &p.model, run) {
+                    Ok(again) if &again == digest => {}
+                    Ok(again) => files.faults.push(fault(format!(
+                        "the leads its run produced digest to {}…, but entry {} records {}…",
+                        crate::audit::short(&again),
+                        f.seq,
+                        crate::audit::short(digest)
+                    ))),
+                    Err(e) => files.faults.push(fault(e.to_string())),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The digest ([`crate::leads::LeadsDigest`]) of the leads run `run`
+/// produced, as the model's current snapshot holds them: those it left
+/// live, each naming it as the last run that produced it.
+fn leads_digest(store: &Store, model: &str, run: &str) -> Result<String> {
+    let leads = crate::leads::list(
+        store,
+        &crate::leads::Filter {
+            model: Some(model.to_string()),
+            status: None,
+        },
+    )?;
+    let mut produced: Vec<&crate::leads::Lead> = leads
+        .iter()
+        .filter(|l| l.status != crate::leads::Status::Resolved && l.last_run == run)
+        .collect();
+    produced.sort_by(|a, b| a.subject.cmp(&b.subject));
+    let mut d = crate::leads::LeadsDigest::default();
+    for l in produced {
+        d.add(&jiandu_sdk::LeadData {
+            subject: l.subject.clone(),
+            subject_personal: l.subject_personal,
+            title: l.title.clone(),
+            amount: l.amount.clone(),
+            evidence: l
+                .evidence
+                .iter()
+                .map(|e| jiandu_sdk::EvidenceData {
+                    name: e.name.clone(),
+                    value: e.value.clone(),
+                    personal: e.personal,
+                })
+                .collect(),
+        });
+    }
+    Ok(d.finish())
+}
+
+/// [`crate::dataset::content_digest`] fed one record at a time: the same
+/// bytes hashed in the same order (a test holds the two together).
+struct ContentDigest {
+    h: Sha256,
+}
+
+impl ContentDigest {
+    fn new(schema: &Schema) -> ContentDigest {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(schema).expect("schema serializes"));
+        ContentDigest { h }
+    }
+
+    fn add(&mut self, key: &[u8], record: &[u8]) {
+        self.h.update((key.len() as u64).to_le_bytes());
+        self.h.update(key);
+        self.h.update((record.len() as u64).to_le_bytes());
+        self.h.update(record);
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.h.finalize())
+    }
+}
+
+/// What reading one segment's record file gave.
+enum SegmentCheck {
+    /// Every block passed its CRCs; the segment's digest, unless quick.
+    Good(Option<String>),
+    /// A fault was reported.
+    Bad,
+}
+
+fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Result<()> {
+    let data = store.data_dir();
+    let heads = crate::dataset::list(store)?;
+    // A version the ledger says was stored is in the store, or a prune on
+    // the record removed it.
+    let present: std::collections::HashSet<(&str, u64)> = heads
+        .iter()
+        .flat_map(|h| {
+            h.versions
+                .iter()
+                .map(|v| (h.schema.name.as_str(), v.version))
+        })
+        .collect();
+    let mut missing: Vec<_> = record
+        .ingested
+        .iter()
+        .filter(|((name, v), _)| {
+            !present.contains(&(name.as_str(), *v))
+                && !record.pruned.contains_key(&(name.clone(), *v))
+        })
+        .collect();
+    missing.sort_by_key(|(_, (seq, _))| *seq);
+    for ((name, v), (seq, _)) in missing {
+        files.faults.push(FileFault {
+            seq: Some(*seq),
+            path: version_dir(&data, name, *v),
+            block: None,
+            message: format!(
+                "{name}@{v} was stored by this entry, but the store no longer has it and no `dataset-pruned` entry removed it"
+            ),
+        });
+    }
+    for head in heads {
+        let name = head.schema.name.clone();
+        let schemas: HashMap<u64, &Schema> = head
+            .versions
+            .iter()
+            .map(|v| (v.version, &v.schema))
+            .collect();
+        // Segments shared by versions (appends) are read once.
+        let mut segments: HashMap<PathBuf, SegmentCheck> = HashMap::new();
+        for info in &head.versions {
+            files.versions += 1;
+            let ingest_seq = record
+                .ingested
+                .get(&(name.clone(), info.version))
+                .map(|(seq, _)| *seq);
+            let seq = ingest_seq.or_else(|| {
+                record
+                    .read
+                    .get(&(name.clone(), info.version))
+                    .and_then(|r| r.first().map(|(seq, _)| *seq))
+            });
+            let mut digests = Vec::new();
+            let mut whole = true;
+            for seg in &info.segments {
+                let stored_in = seg.stored_in.unwrap_or(info.version);
+                let path = run_path(&data, &name, stored_in, seg.id, RECORDS_RUN);
+                if !segments.contains_key(&path) {
+                    let schema = schemas.get(&stored_in).copied().unwrap_or(&info.schema);
+                    let check = segment(&path, seg, schema, quick, seq, files);
+                    for index in seg.indexes.values() {
+                        let path = run_path(&data, &name, stored_in, seg.id, index.run);
+                        blocks(&path, &index.ends, seq, files, |_| Ok(()));
+                    }
+                    segments.insert(path.clone(), check);
+                }
+                match &segments[&path] {
+                    SegmentCheck::Good(d) => digests.push(d.clone()),
+                    SegmentCheck::Bad => whole = false,
+                }
+            }
+            let dir = version_dir(&data, &name, info.version);
+            let fault = |message: String, seq: Option<u64>| FileFault {
+                seq,
+                path: dir.clone(),
+                block: None,
+                message,
+            };
+            // What the ledger recorded against what meta records.
+            if let Some((seq, digest)) = record.ingested.get(&(name.clone(), info.version)) {
+                if *digest != info.digest {
+                    files.faults.push(fault(
+                        format!(
+                            "{name}@{}: meta records digest {}…, but its ingest entry records {}…: the version's metadata was edited",
+                            info.version,
+                            crate::audit::short(&info.digest),
+                            crate::audit::short(digest)
+                        ),
+                        Some(*seq),
+                    ));
+                }
+            }
+            for (seq, digest) in record
+                .read
+                .get(&(name.clone(), info.version))
+                .into_iter()
+                .flatten()
+            {
+                if *digest != info.digest {
+                    files.faults.push(fault(
+                        format!(
+                            "{name}@{}: the run of this entry read digest {}…, but meta now records {}…",
+                            info.version,
+                            crate::audit::short(digest),
+                            crate::audit::short(&info.digest)
+                        ),
+                        Some(*seq),
+                    ));
+                }
+            }
+            if quick || !whole {
+                continue;
+            }
+            let Some(again) = version_digest(&digests) else {
+                continue;
+            };
+            files.digests += 1;
+            if again != info.digest {
+                files.faults.push(fault(
+                    format!(
+                        "{name}@{}: its records digest to {}…, but the version records {}…: a block was rewritten (its CRCs recomputed to match)",
+                        info.version,
+                        crate::audit::short(&again),
+                        crate::audit::short(&info.digest)
+                    ),
+                    seq,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The digest of a version from its segments' digests, as ingest chains
+/// them: the first segment's, then `sha256("<digest so far>\n<next>")`.
+fn version_digest(segments: &[Option<String>]) -> Option<String> {
+    let mut it = segments.iter();
+    let mut digest = it.next()?.clone()?;
+    for next in it {
+        digest = hex::encode(Sha256::digest(format!("{digest}\n{}", next.as_ref()?)));
+    }
+    Some(digest)
+}
+
+/// Reads the record blocks of `seg` at `path`: CRCs, and unless `quick`
+/// the key order and the segment's digest.
+fn segment(
+    path: &Path,
+    seg: &SegmentInfo,
+    schema: &Schema,
+    quick: bool,
+    seq: Option<u64>,
+    files: &mut Files,
+) -> SegmentCheck {
+    let mut digest = (!quick).then(|| ContentDigest::new(schema));
+    let mut last: Option<Vec<u8>> = None;
+    let mut records = 0u64;
+    let ok = blocks(path, &seg.ends, seq, files, |bytes| {
+        let Some(d) = digest.as_mut() else {
+            return Ok(());
+        };
+        let block = Block::parse(bytes).map_err(|e| e.to_string())?;
+        for i in 0..block.len() {
+            let key = block.key(i);
+            if last.as_deref().is_some_and(|l| l >= key) {
+                return Err("its keys are out of order".to_string());
+            }
+            d.add(key, block.record(i));
+            last = Some(key.to_vec());
+        }
+        records += block.len() as u64;
+        Ok(())
+    });
+    if !ok {
+        return SegmentCheck::Bad;
+    }
+    if digest.is_some() && records != seg.records {
+        files.faults.push(FileFault {
+            seq,
+            path: path.to_path_buf(),
+            block: None,
+            message: format!(
+                "holds {records} records where the version records {}",
+                seg.records
+            ),
+        });
+        return SegmentCheck::Bad;
+    }
+    SegmentCheck::Good(digest.map(ContentDigest::finish))
+}
+
+/// Reads every block of the file at `path` (framed to end at `ends`),
+/// checking its CRCs and handing it to `each`; reports the first fault of
+/// the file. Returns whether every block passed.
+fn blocks(
+    path: &Path,
+    ends: &[u64],
+    seq: Option<u64>,
+    files: &mut Files,
+    mut each: impl FnMut(&[u8]) -> std::result::Result<(), String>,
+) -> bool {
+    files.block_files += 1;
+    let fault = |block: Option<usize>, message: String| FileFault {
+        seq,
+        path: path.to_path_buf(),
+        block,
+        message,
+    };
+    let file = match RunFile::open(path.to_path_buf(), ends.to_vec()) {
+        Ok(f) => f,
+        Err(e) => {
+            files.faults.push(fault(None, without_path(&e, path)));
+            return false;
+        }
+    };
+    for n in 0..file.len() {
+        let bytes = match file.read_block(n) {
+            Ok(b) => b,
+            Err(e) => {
+                files.faults.push(fault(Some(n), without_path(&e, path)));
+                return false;
+            }
+        };
+        files.blocks += 1;
+        files.bytes += bytes.len() as u64;
+        if let Err(why) = each(&bytes) {
+            files.faults.push(fault(Some(n), why));
+            return false;
+        }
+    }
+    true
+}
+
+/// An error's message without the path the fault names already.
+fn without_path(e: &crate::Error, path: &Path) -> String {
+    match e {
+        crate::Error::Store { message, .. } => message.clone(),
+        other => {
+            let text = other.to_string();
+            text.replace(&format!("store {}: ", path.display()), "")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streaming_digest_is_the_ingest_digest() {
+        let schema = Schema::parse(
+            "s.toml",
+            "name = \"s\"\ndepartment = \"d\"\nprimary_key = [\"id\"]\n[[fields]]\nname = \"id\"\ntype = \"string\"\n",
+        )
+        .unwrap();
+        let rows: Vec<(String, Vec<u8>)> = (0..10_000u32)
+            .map(|i| {
+                (
+                    format!("{i:06}"),
+                    i.to_le_bytes().repeat(1 + i as usize % 7),
+                )
+            })
+            .collect();
+        let mut d = ContentDigest::new(&schema);
+        for (k, r) in &rows {
+            d.add(k.as_bytes(), r);
+        }
+        assert_eq!(d.finish(), crate::dataset::content_digest(&schema, &rows));
+        let mut empty = ContentDigest::new(&schema);
+        empty.add(b"", b"");
+        assert_ne!(empty.finish(), crate::dataset::content_digest(&schema, &[]));
+    }
+
+    #[test]
+    fn a_version_digest_chains_its_segments_as_ingest_does() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        assert_eq!(version_digest(&[Some(a.clone())]), Some(a.clone()));
+        assert_eq!(
+            version_digest(&[Some(a.clone()), Some(b.clone())]),
+            Some(hex::encode(Sha256::digest(format!("{a}\n{b}"))))
+        );
+        assert_eq!(version_digest(&[Some(a), None]), None);
+        assert_eq!(version_digest(&[]), None);
+    }
+}

@@ -1,0 +1,1222 @@
+//! The sandbox: wasmtime with fuel (a deterministic CPU budget), epoch
+//! interruption (a wall-time budget), a memory and table cap, a stack
+//! limit, no WASI, and the host side of the contract in `sdk/wit`.
+//!
+//! Every host function is bounded (a scan call returns at most one block)
+//! and checks the run's deadline, so a model cannot hide in a host call.
+//! Everything a model hands back is validated before it is kept.
+
+use crate::catalog::Installed;
+use crate::dataset::access::{Access, Refusal, ScanPlan};
+use crate::emitted::Emitted;
+use crate::limits::Limits;
+use jiandu_sdk::{EvidenceData, LeadData};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../sdk/wit",
+        world: "model",
+        imports: { default: trappable },
+    });
+}
+
+use bindings::jiandu::model::{host, types};
+use bindings::{Model as ModelWorld, ModelPre};
+
+/// The contract interface a model must import, with its version.
+pub const HOST_INTERFACE: &str = "jiandu:model/host@0.1.0";
+
+/// How often the epoch ticks: the resolution of wall-time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Native stack a guest thread gets on top of the wasm stack limit, for the
+/// host functions and wasmtime frames below and between wasm frames.
+const HOST_STACK_MARGIN: usize = 8 << 20;
+
+/// Fuel and wall time of the load-time `describe` call.
+const DESCRIBE_FUEL: u64 = 100_000_000;
+const DESCRIBE_SECONDS: u64 = 5;
+
+/// Most bytes a model may hand the host in one call (strings and lists it
+/// passes in): wasmtime checks this before it copies anything, so a model
+/// cannot make the host allocate more than this per call. At least this,
+/// and enough for the largest lead policy allows.
+const MIN_HOSTCALL_BYTES: u64 = 1 << 20;
+
+/// Largest component the host compiles: compiling takes host time and
+/// memory before any run limit applies. Real models are far smaller.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// Most elements a table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Limits on what a model may hand back, independent of policy.
+const MAX_SUBJECT_BYTES: usize = 256;
+const MAX_TITLE_BYTES: usize = 1024;
+const MAX_EVIDENCE_FIELDS: usize = 64;
+const MAX_LOG_LINE_BYTES: usize = 4096;
+const MAX_OPEN_SCANS: usize = 64;
+const MAX_LOOKUP_RECORDS: usize = 4096;
+
+/// A breach of the sandbox's rules: ends the run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Breach {
+    #[error("read dataset `{0}`, which its model.toml does not declare")]
+    UndeclaredDataset(String),
+    #[error("asked for records by a field it does not declare: {0}")]
+    UndeclaredField(String),
+    #[error("emitted more than {limit} leads")]
+    LeadFlood { limit: u64 },
+    #[error("emitted a lead of {bytes} bytes (limit {limit})")]
+    LeadTooLarge { bytes: u64, limit: u64 },
+    #[error("emitted {bytes} bytes of leads, more than its memory limit of {limit} bytes")]
+    LeadVolume { bytes: u64, limit: u64 },
+    #[error("emitted an invalid lead: {0}")]
+    InvalidLead(String),
+    #[error("grew memory to {desired} bytes (limit {limit})")]
+    Memory { desired: u64, limit: u64 },
+    #[error("grew a table to {desired} elements (limit {limit})")]
+    Table { desired: u64, limit: u64 },
+    #[error("opened more than {MAX_OPEN_SCANS} scans")]
+    TooManyScans,
+    #[error("ran past its wall-time limit of {seconds} s")]
+    WallTime { seconds: u64 },
+}
+
+impl Breach {
+    /// Short kind for the ledger.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Breach::UndeclaredDataset(_) => "undeclared-dataset",
+            Breach::UndeclaredField(_) => "undeclared-field",
+            Breach::LeadFlood { .. } => "lead-flood",
+            Breach::LeadTooLarge { .. } => "lead-too-large",
+            Breach::LeadVolume { .. } => "lead-volume",
+            Breach::InvalidLead(_) => "invalid-lead",
+            Breach::Memory { .. } => "memory-limit",
+            Breach::Table { .. } => "table-limit",
+            Breach::TooManyScans => "too-many-scans",
+            Breach::WallTime { .. } => "wall-time",
+        }
+    }
+}
+
+/// A model that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct LoadError {
+    pub reason: String,
+}
+
+impl LoadError {
+    /// The refusal as a person reads it: the model, its file and the
+    /// reason, e.g. `m@1.0.0 (models/m/model.wasm): imports WASI …`.
+    pub fn for_model(&self, model: &Installed) -> String {
+        format!(
+            "{} ({}): {}",
+            model.manifest.id(),
+            model.dir.join("model.wasm").display(),
+            self.reason
+        )
+    }
+}
+
+fn load_err(reason: impl Into<String>) -> LoadError {
+    LoadError {
+        reason: reason.into(),
+    }
+}
+
+/// The engine, shared by all runs, and its epoch ticker.
+///
+/// A `Runtime` is `Send + Sync`: runs on several threads at once share the
+/// compiled code and the epoch, and nothing else. Each run gets its own
+/// thread, store, instance, memory, fuel and host state.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Session>,
+    /// The wasm stack limit of every run, in bytes.
+    wasm_stack: usize,
+    _ticker: Arc<Ticker>,
+}
+
+struct Ticker {
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Runtime {
+    /// A runtime whose runs may use up to `stack_kib` of wasm stack
+    /// (clamped to what policy allows, see [`crate::limits::MAX_STACK_KIB`]).
+    pub fn new(stack_kib: u64) -> crate::Result<Runtime> {
+        let stack_kib = stack_kib.clamp(crate::limits::MIN_STACK_KIB, crate::limits::MAX_STACK_KIB);
+        let wasm_stack = stack_kib as usize * 1024;
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(wasm_stack);
+        // Not used (runs are synchronous), but wasmtime refuses a wasm
+        // stack larger than it.
+        config.async_stack_size(wasm_stack + HOST_STACK_MARGIN);
+        config.wasm_component_model(true);
+        // `JIANDU_PERF_MAP=1` names the compiled model code for `perf`
+        // (in /tmp/perf-<pid>.map); see BENCHMARKS.md.
+        if std::env::var_os("JIANDU_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine =
+            Engine::new(&config).map_err(|e| crate::Error::Other(format!("wasmtime: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        ModelWorld::add_to_linker::<Session, HasSelf<Session>>(&mut linker, |s| s)
+            .map_err(|e| crate::Error::Other(format!("wasmtime linker: {e}")))?;
+        let ticker = Arc::new(Ticker {
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&ticker);
+        let tick_engine = engine.clone();
+        std::thread::Builder::new()
+            .name("jiandu-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(t) if !t.stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                        tick_engine.increment_epoch()
+                    }
+                    _ => break,
+                }
+            })
+            .map_err(|e| crate::Error::Other(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            wasm_stack,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The wasm stack limit of every run, in KiB.
+    pub fn stack_kib(&self) -> u64 {
+        (self.wasm_stack / 1024) as u64
+    }
+
+    /// Compiles and checks a model: a component importing only the Jiandu
+    /// contract of this version, exporting `run` and `describe`, whose
+    /// `describe` matches its `model.toml`.
+    pub fn load(&self, model: &Installed) -> Result<Loaded, LoadError> {
+        let component = self.compile(&model.wasm)?;
+        self.prepare(model, component)
+    }
+
+    /// Compiles wasm bytes into a component, with a reason a person can act
+    /// on when they are not one.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Component, LoadError> {
+        check_header(wasm)?;
+        Component::from_binary(&self.engine, wasm)
+            .map_err(|e| load_err(format!("invalid component: {e:#}")))
+    }
+
+    /// Checks imports and exports and describes the model.
+    pub fn prepare(&self, model: &Installed, component: Component) -> Result<Loaded, LoadError> {
+        check_imports(&self.engine, &component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_err(format!("its imports do not match the contract: {e:#}")))?;
+        let pre = ModelPre::new(pre)
+            .map_err(|e| load_err(format!("its exports do not match the contract: {e:#}")))?;
+        let loaded = Loaded {
+            pre,
+            manifest_id: model.manifest.id(),
+            wasm_sha256: model.wasm_sha256.clone(),
+        };
+        let described = loaded.describe(self)?;
+        if described != loaded.manifest_id {
+            return Err(load_err(format!(
+                "the module says it is {described} but model.toml says {}; rebuild it",
+                loaded.manifest_id
+            )));
+        }
+        Ok(loaded)
+    }
+
+    /// Runs a loaded model in a fresh instance with `session`'s data and
+    /// limits, on a thread of its own whose native stack holds the wasm
+    /// stack limit with room to spare. Never panics on anything the model
+    /// does.
+    pub fn run(&self, loaded: &Loaded, session: Session) -> Finished {
+        let limits = session.limits;
+        let model = session.model.clone();
+        match self.on_guest_thread(move || self.run_here(loaded, session)) {
+            Ok(finished) => finished,
+            Err(message) => Finished {
+                session: Session::new(model, limits, BTreeMap::new(), HashMap::new()),
+                fuel_used: 0,
+                peak_memory: 0,
+                failure: Some(Failure {
+                    kind: "host-error".into(),
+                    message,
+                    limit: None,
+                    used: None,
+                }),
+            },
+        }
+    }
+
+    fn run_here(&self, loaded: &Loaded, mut session: Session) -> Finished {
+        let limits = session.limits;
+        let started = Instant::now();
+        session.deadline = deadline_after(started, limits.wall_seconds);
+        let mut store = Store::new(&self.engine, session);
+        store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(hostcall_bytes(&limits));
+        // Fails only when fuel is not enabled, and it always is.
+        let _ = store.set_fuel(limits.fuel);
+        store.set_epoch_deadline(epoch_ticks(limits.wall_seconds));
+        store.epoch_deadline_trap();
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|m| m.call_run(&mut store));
+        let elapsed = started.elapsed();
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let session = store.into_data();
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(message)) => Some(Failure {
+                kind: "model-error".into(),
+                message: crate::text::shorten(&message, 4096),
+                limit: None,
+                used: None,
+            }),
+            Err(e) => Some(classify(
+                e,
+                &Usage {
+                    session: &session,
+                    limits: &limits,
+                    fuel_used,
+                    elapsed,
+                    wasm_stack: self.wasm_stack,
+                },
+            )),
+        };
+        Finished {
+            fuel_used,
+            peak_memory: session.limiter.peak_memory as u64,
+            failure,
+            session,
+        }
+    }
+
+    /// Runs `f` on a new thread with room for the wasm stack limit plus
+    /// the host's own frames: a model that recurses to the limit traps
+    /// cleanly instead of overflowing the caller's (possibly small) stack.
+    fn on_guest_thread<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("jiandu-run".into())
+                .stack_size(self.wasm_stack + HOST_STACK_MARGIN)
+                .spawn_scoped(scope, f)
+                .map_err(|e| format!("cannot start a thread for the run: {e}"))?;
+            handle.join().map_err(|panic| {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("the host failed while running the model: {text}")
+            })
+        })
+    }
+}
+
+/// The wall-clock deadline `seconds` after `start`.
+fn deadline_after(start: Instant, seconds: u64) -> Instant {
+    let seconds = seconds.min(crate::limits::MAX_WALL_SECONDS);
+    start + Duration::from_secs(seconds)
+}
+
+/// Epoch ticks in `seconds`.
+fn epoch_ticks(seconds: u64) -> u64 {
+    (seconds.saturating_mul(1000) / EPOCH_TICK.as_millis() as u64).max(1)
+}
+
+/// Most bytes a model may pass the host in one call under `limits`.
+fn hostcall_bytes(limits: &Limits) -> usize {
+    let lead = limits
+        .max_lead_bytes
+        .saturating_mul(2)
+        .saturating_add(64 << 10);
+    usize::try_from(lead.max(MIN_HOSTCALL_BYTES)).unwrap_or(usize::MAX)
+}
+
+/// A compiled, checked model, ready to instantiate (cheaply) per run.
+#[derive(Clone)]
+pub struct Loaded {
+    pre: ModelPre<Session>,
+    pub manifest_id: String,
+    pub wasm_sha256: String,
+}
+
+impl Loaded {
+    /// Calls `describe` in a fresh instance with a small budget: a model
+    /// that loops, recurses or allocates without end here fails to load.
+    fn describe(&self, runtime: &Runtime) -> Result<String, LoadError> {
+        let limits = Limits {
+            fuel: DESCRIBE_FUEL,
+            wall_seconds: DESCRIBE_SECONDS,
+            ..Limits::default()
+        };
+        let session = Session::new(String::new(), limits, BTreeMap::new(), HashMap::new());
+        let described = runtime
+            .on_guest_thread(move || {
+                let mut store = Store::new(&runtime.engine, session);
+                store.limiter(|s| &mut s.limiter);
+                store.set_hostcall_fuel(hostcall_bytes(&limits));
+                let _ = store.set_fuel(limits.fuel);
+                store.set_epoch_deadline(epoch_ticks(limits.wall_seconds));
+                store.epoch_deadline_trap();
+                let started = Instant::now();
+                let result = self
+                    .pre
+                    .instantiate(&mut store)
+                    .and_then(|m| m.call_describe(&mut store));
+                let elapsed = started.elapsed();
+                let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+                result.map_err(|e| {
+                    let session = store.into_data();
+                    let failure = classify(
+                        e,
+                        &Usage {
+                            session: &session,
+                            limits: &limits,
+                            fuel_used,
+                            elapsed,
+                            wasm_stack: runtime.wasm_stack,
+                        },
+                    );
+                    format!("`describe` failed ({}): {}", failure.kind, failure.message)
+                })
+            })
+            .map_err(load_err)?
+            .map_err(load_err)?;
+        Ok(crate::text::shorten(&described, 200))
+    }
+}
+
+/// Compile-time proof that runs can share a runtime and a loaded model
+/// across threads.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Runtime>();
+    shareable::<Loaded>();
+};
+
+fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
+    if wasm.len() > MAX_COMPONENT_BYTES {
+        return Err(load_err(format!(
+            "{} bytes, more than the {MAX_COMPONENT_BYTES} bytes a model may have",
+            wasm.len()
+        )));
+    }
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(load_err(format!(
+            "not a WebAssembly file ({} bytes; truncated or not wasm at all)",
+            wasm.len()
+        )));
+    }
+    if wasm[4..8] == [1, 0, 0, 0] {
+        return Err(load_err(
+            "a core WebAssembly module, not a component; build it with `jiandu model build`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        if name == HOST_INTERFACE || name == "jiandu:model/types@0.1.0" {
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix("jiandu:model/") {
+            let version = rest
+                .split_once('@')
+                .map(|(_, v)| v)
+                .unwrap_or("unversioned");
+            return Err(load_err(format!(
+                "built for contract version {version} (imports `{name}`); this host implements {}",
+                jiandu_sdk::CONTRACT_VERSION
+            )));
+        }
+        if name.starts_with("wasi:") {
+            return Err(load_err(format!(
+                "imports WASI (`{name}`); models get no WASI: build for {}",
+                crate::catalog::WASM_TARGET
+            )));
+        }
+        return Err(load_err(format!(
+            "imports `{name}`, which is not part of the Jiandu contract"
+        )));
+    }
+    Ok(())
+}
+
+/// Why a run failed, for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// `fuel-exhausted`, `wall-time`, `memory-limit`, `stack-overflow`,
+    /// `panic`, `trap`, `model-error`, `lead-flood`, … or `load`.
+    pub kind: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub used: Option<u64>,
+}
+
+/// What a run had used when it stopped.
+struct Usage<'a> {
+    session: &'a Session,
+    limits: &'a Limits,
+    fuel_used: u64,
+    elapsed: Duration,
+    wasm_stack: usize,
+}
+
+/// wasmtime's message when a model passes more than the host-call budget.
+const HOSTCALL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
+    let Usage {
+        session,
+        limits,
+        fuel_used,
+        elapsed,
+        wasm_stack,
+    } = *usage;
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| crate::text::shorten(&bt.to_string(), 2000));
+    let with_bt = |msg: String| match &backtrace {
+        Some(bt) => format!("{msg}\n{bt}"),
+        None => msg,
+    };
+    let elapsed_seconds = elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0);
+    let failure = |kind: &str, message: String, limit: Option<u64>, used: Option<u64>| Failure {
+        kind: kind.into(),
+        message,
+        limit,
+        used,
+    };
+    // The host's own failure on the model's behalf (say, a leads spill
+    // file it could not write): not the model's doing, no backtrace.
+    if let Some(host) = e.downcast_ref::<crate::Error>() {
+        return failure(
+            "host-error",
+            format!("the host failed during the run: {host}"),
+            None,
+            None,
+        );
+    }
+    if let Some(b) = e.downcast_ref::<Breach>() {
+        let (limit, used) = match b {
+            Breach::LeadFlood { limit } => (Some(*limit), Some(limit + 1)),
+            Breach::LeadTooLarge { bytes, limit } | Breach::LeadVolume { bytes, limit } => {
+                (Some(*limit), Some(*bytes))
+            }
+            Breach::Memory { desired, limit } => (Some(*limit), Some(*desired)),
+            Breach::Table { desired, limit } => (Some(*limit), Some(*desired)),
+            Breach::TooManyScans => (Some(MAX_OPEN_SCANS as u64), Some(MAX_OPEN_SCANS as u64 + 1)),
+            Breach::WallTime { seconds } => (Some(*seconds), Some(elapsed_seconds)),
+            Breach::UndeclaredDataset(_) | Breach::UndeclaredField(_) | Breach::InvalidLead(_) => {
+                (None, None)
+            }
+        };
+        return failure(b.kind(), with_bt(b.to_string()), limit, used);
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => failure(
+                "fuel-exhausted",
+                with_bt(format!(
+                    "used all its fuel ({} units) after {:.1?}",
+                    limits.fuel, elapsed
+                )),
+                Some(limits.fuel),
+                Some(fuel_used),
+            ),
+            Trap::Interrupt => failure(
+                "wall-time",
+                with_bt(format!(
+                    "ran past its wall-time limit of {} s ({fuel_used} fuel used)",
+                    limits.wall_seconds
+                )),
+                Some(limits.wall_seconds),
+                Some(elapsed_seconds),
+            ),
+            Trap::StackOverflow => failure(
+                "stack-overflow",
+                with_bt(format!(
+                    "exhausted its stack ({} KiB); deep or endless recursion",
+                    wasm_stack / 1024
+                )),
+                Some(wasm_stack as u64),
+                None,
+            ),
+            Trap::UnreachableCodeReached if session.panic_message.is_some() => failure(
+                "panic",
+                with_bt(format!(
+                    "panicked: {}",
+                    session.panic_message.as_deref().unwrap_or("")
+                )),
+                None,
+                None,
+            ),
+            other => failure("trap", with_bt(format!("trapped: {other}")), None, None),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains(HOSTCALL_EXHAUSTED) {
+        let limit = hostcall_bytes(limits) as u64;
+        return failure(
+            "host-call-too-large",
+            with_bt(format!(
+                "passed more than {limit} bytes to the host in one call"
+            )),
+            Some(limit),
+            None,
+        );
+    }
+    // Whatever else stopped the model (the host's own failures are
+    // `crate::Error` and classified above) is a trap of the model's code.
+    failure(
+        "trap",
+        with_bt(format!("trapped: {}", crate::text::shorten(&text, 4096))),
+        None,
+        None,
+    )
+}
+
+/// What a finished run produced.
+pub struct Finished {
+    pub session: Session,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+    pub failure: Option<Failure>,
+}
+
+/// Memory and table caps, recording the peak. The memory cap is on all of
+/// a model's linear memories together.
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    /// Bytes of all linear memories now.
+    total_memory: usize,
+    /// The last growth allowed, to undo if the system could not do it.
+    last_growth: usize,
+    peak_memory: usize,
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Limiter {
+        let mib = limits.memory_mib.min(crate::limits::MAX_MEMORY_MIB);
+        Limiter {
+            memory_bytes: (mib as usize) << 20,
+            table_elements: MAX_TABLE_ELEMENTS,
+            total_memory: 0,
+            last_growth: 0,
+            peak_memory: 0,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        let total = self.total_memory.saturating_add(growth);
+        if total > self.memory_bytes {
+            return Err(wasmtime::Error::new(Breach::Memory {
+                desired: total as u64,
+                limit: self.memory_bytes as u64,
+            }));
+        }
+        self.total_memory = total;
+        self.last_growth = growth;
+        self.peak_memory = self.peak_memory.max(total);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.total_memory = self.total_memory.saturating_sub(self.last_growth);
+        self.last_growth = 0;
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            return Err(wasmtime::Error::new(Breach::Table {
+                desired: desired as u64,
+                limit: self.table_elements as u64,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+}
+
+enum ScanState {
+    /// Batches in key order, as the model's view of the dataset.
+    Batches(crate::dataset::Batches),
+    Keys {
+        access: String,
+        keys: Arc<Vec<String>>,
+        next: usize,
+    },
+}
+
+/// A log line a model wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// The host state of one run: what the model may read and what it emitted.
+pub struct Session {
+    pub model: String,
+    pub limits: Limits,
+    limiter: Limiter,
+    deadline: Instant,
+    params: BTreeMap<String, String>,
+    datasets: HashMap<String, Access>,
+    scans: Vec<Option<ScanState>>,
+    /// Keys of each (dataset, index) scanned by key so far (no index: the
+    /// pseudonym order), shared by its scans.
+    index_keys: HashMap<(String, Option<String>), Arc<Vec<String>>>,
+    /// Segments of each dataset this model read in its last successful
+    /// run: what `only-new` scans skip.
+    pub cursors: HashMap<String, Vec<crate::dataset::SegmentId>>,
+    /// Leads by subject; a later emit for the same subject replaces it.
+    pub leads: Emitted,
+    /// Bytes of text in `leads`.
+    lead_bytes: u64,
+    pub records_read: u64,
+    pub logs: Vec<LogLine>,
+    pub logs_dropped: u64,
+    pub panic_message: Option<String>,
+}
+
+impl Session {
+    pub fn new(
+        model: String,
+        limits: Limits,
+        params: BTreeMap<String, String>,
+        datasets: HashMap<String, Access>,
+    ) -> Session {
+        Session {
+            model,
+            limiter: Limiter::new(&limits),
+            deadline: deadline_after(Instant::now(), limits.wall_seconds),
+            limits,
+            params,
+            datasets,
+            scans: Vec::new(),
+            index_keys: HashMap::new(),
+            cursors: HashMap::new(),
+            leads: Emitted::new(),
+            lead_bytes: 0,
+            records_read: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            panic_message: None,
+        }
+    }
+
+    fn check_deadline(&self) -> wasmtime::Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(wasmtime::Error::new(Breach::WallTime {
+                seconds: self.limits.wall_seconds,
+            }));
+        }
+        Ok(())
+    }
+
+    fn access(&self, dataset: &str) -> wasmtime::Result<&Access> {
+        self.datasets.get(dataset).ok_or_else(|| {
+            wasmtime::Error::new(Breach::UndeclaredDataset(crate::text::shorten(
+                dataset, 100,
+            )))
+        })
+    }
+
+    fn validate_lead(&self, lead: types::Lead) -> Result<LeadData, Breach> {
+        let invalid = |m: String| Err(Breach::InvalidLead(m));
+        let bytes = lead.subject.len()
+            + lead.title.len()
+            + lead.amount.as_ref().map_or(0, String::len)
+            + lead
+                .evidence
+                .iter()
+                .map(|e| e.name.len() + e.value.len())
+                .sum::<usize>();
+        if bytes as u64 > self.limits.max_lead_bytes {
+            return Err(Breach::LeadTooLarge {
+                bytes: bytes as u64,
+                limit: self.limits.max_lead_bytes,
+            });
+        }
+        if lead.subject.trim().is_empty() {
+            return invalid("empty subject".into());
+        }
+        if lead.subject.len() > MAX_SUBJECT_BYTES {
+            return invalid(format!(
+                "subject of {} bytes (at most {MAX_SUBJECT_BYTES})",
+                lead.subject.len()
+            ));
+        }
+        if lead.subject.chars().any(char::is_control) {
+            return invalid("subject contains control characters".into());
+        }
+        if lead.title.len() > MAX_TITLE_BYTES {
+            return invalid(format!(
+                "title of {} bytes (at most {MAX_TITLE_BYTES})",
+                lead.title.len()
+            ));
+        }
+        if lead.evidence.len() > MAX_EVIDENCE_FIELDS {
+            return invalid(format!(
+                "{} evidence fields (at most {MAX_EVIDENCE_FIELDS})",
+                lead.evidence.len()
+            ));
+        }
+        if let Some(a) = &lead.amount {
+            if a.parse::<rust_decimal::Decimal>().is_err() {
+                return invalid(format!(
+                    "amount `{}` is not a decimal number",
+                    crate::text::shorten(a, 40)
+                ));
+            }
+        }
+        Ok(LeadData {
+            subject: lead.subject,
+            subject_personal: lead.subject_personal,
+            title: lead.title,
+            amount: lead.amount,
+            evidence: lead
+                .evidence
+                .into_iter()
+                .map(|e| EvidenceData {
+                    name: e.name,
+                    value: e.value,
+                    personal: e.personal,
+                })
+                .collect(),
+        })
+    }
+
+    fn next_batch_inner(
+        &mut self,
+        scan: u32,
+    ) -> wasmtime::Result<Result<Option<types::Batch>, String>> {
+        let Some(Some(state)) = self.scans.get_mut(scan as usize) else {
+            return Ok(Err(format!("no open scan {scan}")));
+        };
+        let (data, offsets) = match state {
+            ScanState::Batches(batches) => {
+                let Some(batch) = batches.next() else {
+                    self.scans[scan as usize] = None;
+                    return Ok(Ok(None));
+                };
+                batch.map_err(wasmtime::Error::new)?
+            }
+            ScanState::Keys { access, keys, next } => {
+                if *next >= keys.len() {
+                    self.scans[scan as usize] = None;
+                    return Ok(Ok(None));
+                }
+                let end = (*next + MAX_LOOKUP_RECORDS).min(keys.len());
+                let access = self
+                    .datasets
+                    .get(access.as_str())
+                    .expect("scan of a granted dataset");
+                let mut data = Vec::new();
+                let mut offsets = vec![0u32];
+                for key in &keys[*next..end] {
+                    if let Some(rec) = access.reader.get(key).map_err(wasmtime::Error::new)? {
+                        access.view.record(&rec, &mut data).map_err(host_error)?;
+                        offsets.push(data.len() as u32);
+                    }
+                }
+                *next = end;
+                (data, offsets)
+            }
+        };
+        self.records_read += offsets.len() as u64 - 1;
+        Ok(Ok(Some(types::Batch { data, offsets })))
+    }
+}
+
+/// A refused request by key: the end of the run when the model named a
+/// field it did not declare, an error it can handle otherwise.
+fn refused<T>(refusal: Refusal) -> wasmtime::Result<Result<T, String>> {
+    match refusal {
+        Refusal::Undeclared(what) => Err(wasmtime::Error::new(Breach::UndeclaredField(what))),
+        Refusal::Failed(message) => Ok(Err(message)),
+    }
+}
+
+/// The host's own failure while serving a call (a damaged block, say):
+/// recorded as `host-error`, not as the model's.
+fn host_error(message: impl std::fmt::Display) -> wasmtime::Error {
+    wasmtime::Error::new(crate::Error::Other(message.to_string()))
+}
+
+impl types::Host for Session {}
+
+impl host::Host for Session {
+    fn fields(&mut self, dataset: String) -> wasmtime::Result<Result<Vec<String>, String>> {
+        self.check_deadline()?;
+        Ok(Ok(self.access(&dataset)?.view.names().to_vec()))
+    }
+
+    fn open_scan(
+        &mut self,
+        dataset: String,
+        options: types::ScanOptions,
+    ) -> wasmtime::Result<Result<u32, String>> {
+        self.check_deadline()?;
+        let open = self.scans.iter().filter(|s| s.is_some()).count();
+        if open >= MAX_OPEN_SCANS {
+            return Err(wasmtime::Error::new(Breach::TooManyScans));
+        }
+        let access = self.access(&dataset)?;
+        if options.only_new && options.index.is_some() {
+            return Ok(Err(
+                "a scan of only new records runs in key order; drop the index".into(),
+            ));
+        }
+        // Only new records: the segments this model has not read in a
+        // successful run yet (all of them the first time).
+        let seen = options
+            .only_new
+            .then(|| self.cursors.get(&dataset).map(Vec::as_slice).unwrap_or(&[]));
+        // Scans of one index share one copy of its keys: host memory
+        // follows the datasets, not how often a model opens a scan.
+        let cached = (dataset.clone(), options.index.clone());
+        let state = match self.index_keys.get(&cached).filter(|_| seen.is_none()) {
+            Some(keys) => ScanState::Keys {
+                access: dataset.clone(),
+                keys: keys.clone(),
+                next: 0,
+            },
+            None => match access.scan(options.index.as_deref(), seen) {
+                Ok(ScanPlan::Batches) => {
+                    ScanState::Batches(access.reader.batches(&access.view, seen))
+                }
+                Ok(ScanPlan::Keys(keys)) => {
+                    let keys = Arc::new(keys);
+                    if seen.is_none() {
+                        self.index_keys.insert(cached, keys.clone());
+                    }
+                    ScanState::Keys {
+                        access: dataset.clone(),
+                        keys,
+                        next: 0,
+                    }
+                }
+                Err(refusal) => return refused(refusal),
+            },
+        };
+        let handle = match self.scans.iter().position(Option::is_none) {
+            Some(free) => {
+                self.scans[free] = Some(state);
+                free
+            }
+            None => {
+                self.scans.push(Some(state));
+                self.scans.len() - 1
+            }
+        };
+        Ok(Ok(handle as u32))
+    }
+
+    fn next_batch(&mut self, scan: u32) -> wasmtime::Result<Result<Option<types::Batch>, String>> {
+        self.check_deadline()?;
+        self.next_batch_inner(scan)
+    }
+
+    fn get(
+        &mut self,
+        dataset: String,
+        key: Vec<String>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        self.check_deadline()?;
+        let access = self.access(&dataset)?;
+        let key = match access.get_key(&key) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(Ok(None)),
+            Err(refusal) => return refused(refusal),
+        };
+        match access.reader.get(&key) {
+            Ok(None) => Ok(Ok(None)),
+            Ok(Some(rec)) => {
+                let mut out = Vec::with_capacity(rec.len());
+                access.view.record(&rec, &mut out).map_err(host_error)?;
+                self.records_read += 1;
+                Ok(Ok(Some(out)))
+            }
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        dataset: String,
+        index: String,
+        value: String,
+    ) -> wasmtime::Result<Result<types::Batch, String>> {
+        self.check_deadline()?;
+        let access = self.access(&dataset)?;
+        let keys = match access.lookup_keys(&index, &value) {
+            Ok(k) => k,
+            Err(refusal) => return refused(refusal),
+        };
+        if keys.len() > MAX_LOOKUP_RECORDS {
+            return Ok(Err(format!(
+                "{} records match; a lookup returns at most {MAX_LOOKUP_RECORDS} (scan by the index instead)",
+                keys.len()
+            )));
+        }
+        let mut data = Vec::new();
+        let mut offsets = vec![0u32];
+        for key in &keys {
+            if let Some(rec) = access.reader.get(key).map_err(wasmtime::Error::new)? {
+                access.view.record(&rec, &mut data).map_err(host_error)?;
+                offsets.push(data.len() as u32);
+            }
+        }
+        self.records_read += offsets.len() as u64 - 1;
+        Ok(Ok(types::Batch { data, offsets }))
+    }
+
+    fn param(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.params.get(&name).cloned())
+    }
+
+    fn emit(&mut self, lead: types::Lead) -> wasmtime::Result<Result<(), String>> {
+        self.check_deadline()?;
+        let lead = self.validate_lead(lead).map_err(wasmtime::Error::new)?;
+        let replaced = self.leads.size_of(&lead.subject);
+        if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
+            return Err(wasmtime::Error::new(Breach::LeadFlood {
+                limit: self.limits.max_leads,
+            }));
+        }
+        // The bytes of a run's leads count against the run's memory cap,
+        // like the model's own memory (past a few MiB they wait in spill
+        // files, see `crate::emitted`).
+        let size = crate::emitted::text_size(&lead);
+        let held = self.lead_bytes - replaced.unwrap_or(0) + size;
+        let cap = self.limits.memory_mib.saturating_mul(1 << 20);
+        if held > cap {
+            return Err(wasmtime::Error::new(Breach::LeadVolume {
+                bytes: held,
+                limit: cap,
+            }));
+        }
+        self.lead_bytes = held;
+        self.leads
+            .insert(lead, size)
+            .map_err(wasmtime::Error::new)?;
+        Ok(Ok(()))
+    }
+
+    fn log(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
+        if self.logs.len() as u64 >= self.limits.max_log_lines {
+            self.logs_dropped += 1;
+            return Ok(());
+        }
+        let level = match level {
+            types::Level::Debug => "debug",
+            types::Level::Info => "info",
+            types::Level::Warn => "warn",
+            types::Level::Error => "error",
+        };
+        self.logs.push(LogLine {
+            level,
+            message: crate::text::shorten(&message, MAX_LOG_LINE_BYTES),
+        });
+        Ok(())
+    }
+
+    fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
+        self.panic_message = Some(crate::text::shorten(&message, MAX_LOG_LINE_BYTES));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    fn limiter(memory_mib: u64) -> Limiter {
+        Limiter::new(&Limits {
+            memory_mib,
+            ..Limits::default()
+        })
+    }
+
+    fn classified(e: wasmtime::Error) -> Failure {
+        let limits = Limits::default();
+        let session = Session::new("m".into(), limits, BTreeMap::new(), HashMap::new());
+        classify(
+            e,
+            &Usage {
+                session: &session,
+                limits: &limits,
+                fuel_used: 0,
+                elapsed: Duration::from_millis(5),
+                wasm_stack: 1 << 20,
+            },
+        )
+    }
+
+    #[test]
+    fn every_error_that_stops_a_model_is_one_of_the_documented_kinds() {
+        // An error wasmtime raises that is not a trap (say, a failed
+        // instantiation step) is the model's trap, with its text.
+        let f = classified(wasmtime::Error::msg("\u{1b}[31mnot a trap"));
+        assert_eq!(f.kind, "trap");
+        assert!(f.message.starts_with("trapped: "), "{}", f.message);
+        // The host's own failures are not the model's.
+        let f = classified(wasmtime::Error::new(crate::Error::Ledger(
+            "disk full".into(),
+        )));
+        assert_eq!(f.kind, "host-error");
+        // Breaches carry their kind.
+        let f = classified(wasmtime::Error::new(Breach::UndeclaredField(
+            "by `x`".into(),
+        )));
+        assert_eq!(f.kind, "undeclared-field");
+        let f = classified(wasmtime::Error::new(Trap::OutOfFuel));
+        assert_eq!(f.kind, "fuel-exhausted");
+        let f = classified(wasmtime::Error::new(Trap::MemoryOutOfBounds));
+        assert_eq!(f.kind, "trap");
+        let documented = [
+            "fuel-exhausted",
+            "wall-time",
+            "memory-limit",
+            "lead-volume",
+            "stack-overflow",
+            "table-limit",
+            "lead-flood",
+            "lead-too-large",
+            "host-call-too-large",
+            "too-many-scans",
+            "undeclared-dataset",
+            "undeclared-field",
+            "invalid-lead",
+            "panic",
+            "trap",
+            "host-error",
+        ];
+        for b in [
+            Breach::UndeclaredDataset("d".into()),
+            Breach::TooManyScans,
+            Breach::LeadFlood { limit: 1 },
+            Breach::WallTime { seconds: 1 },
+        ] {
+            assert!(documented.contains(&classified(wasmtime::Error::new(b)).kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn the_memory_cap_is_on_all_memories_together() {
+        let mut l = limiter(1);
+        assert!(l.memory_growing(0, 600 << 10, None).unwrap());
+        let err = l.memory_growing(0, 600 << 10, None).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<Breach>(),
+            Some(&Breach::Memory {
+                desired: 1200 << 10,
+                limit: 1 << 20
+            })
+        );
+        assert_eq!(l.peak_memory, 600 << 10);
+    }
+
+    #[test]
+    fn a_growth_the_system_refused_is_not_counted() {
+        let mut l = limiter(1);
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+        assert!(l.memory_growing(512 << 10, 1 << 20, None).unwrap());
+        l.memory_grow_failed(wasmtime::Error::msg("no memory"))
+            .unwrap();
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+    }
+
+    #[test]
+    fn the_host_call_budget_holds_the_largest_lead_policy_allows() {
+        let small = Limits::default();
+        assert_eq!(hostcall_bytes(&small), MIN_HOSTCALL_BYTES as usize);
+        let big = Limits {
+            max_lead_bytes: crate::limits::MAX_LEAD_BYTES,
+            ..Limits::default()
+        };
+        assert!(hostcall_bytes(&big) > 2 * crate::limits::MAX_LEAD_BYTES as usize);
+    }
+
+    #[test]
+    fn an_oversized_module_is_refused_before_it_is_compiled() {
+        let runtime = Runtime::new(1024).unwrap();
+        let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
+        wasm.resize(MAX_COMPONENT_BYTES + 1, 0);
+        let Err(err) = runtime.compile(&wasm) else {
+            panic!("an oversized module compiled");
+        };
+        assert!(
+            err.reason.contains("bytes a model may have"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn wall_time_arithmetic_does_not_overflow() {
+        let now = Instant::now();
+        assert!(deadline_after(now, u64::MAX) > now);
+        assert_eq!(epoch_ticks(0), 1);
+        assert_eq!(epoch_ticks(1), 100);
+        assert!(epoch_ticks(u64::MAX) > 0);
+    }
+}

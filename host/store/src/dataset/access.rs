@@ -1,0 +1,217 @@
+//! One dataset as one model may read it: a version and the model's view of
+//! it, and the rules for every way a model asks for records by key.
+//!
+//! Both hosts of the contract (the sandbox's [`crate::runtime`] and the
+//! native baseline [`crate::native`]) ask this module which records a scan,
+//! a get or a lookup reaches, so the rules live in one place:
+//! - a get, a lookup or an index scan names fields (the primary key, the
+//!   index's field): each must be one the model declared;
+//! - a model that receives pseudonyms passes pseudonyms for personal key
+//!   fields and gets records keyed by a personal field in pseudonym order,
+//!   through the runs stored beside the version ([`super::pseudo`]); a clear
+//!   value it passes matches nothing.
+
+use super::view::View;
+use super::{join_key, pseudo, pseudonymous_key, SegmentId, VersionReader};
+use crate::Error;
+
+/// Why a request by key is refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The request names a field the model did not declare: this ends the
+    /// run (`undeclared-field`).
+    Undeclared(String),
+    /// Anything else (an unknown index, a damaged file): the model gets an
+    /// error it can handle.
+    Failed(String),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Failed(e.to_string())
+    }
+}
+
+/// How a scan reaches its records.
+pub enum ScanPlan {
+    /// Blocks in primary-key order, through the view.
+    Batches,
+    /// Records by primary key, in this order.
+    Keys(Vec<String>),
+}
+
+/// One dataset as a model may read it.
+pub struct Access {
+    pub reader: VersionReader,
+    pub view: View,
+}
+
+impl Access {
+    fn schema(&self) -> &super::Schema {
+        &self.reader.info.schema
+    }
+
+    fn pseudonymous(&self) -> bool {
+        self.view.pseudonymizer().is_some()
+    }
+
+    fn require_declared(&self, field: &str, what: &str) -> Result<(), Refusal> {
+        if self.view.sees(field) {
+            return Ok(());
+        }
+        Err(Refusal::Undeclared(format!(
+            "{what} of dataset `{}` is on field `{field}`, which the model does not declare; \
+             add it to [datasets.{}] fields in model.toml",
+            self.reader.name(),
+            self.reader.name()
+        )))
+    }
+
+    /// The field an index is on, checked to be declared.
+    fn index_field(&self, index: &str) -> Result<String, Refusal> {
+        let field = self.schema().indexes.get(index).cloned().ok_or_else(|| {
+            Refusal::Failed(format!(
+                "dataset `{}` has no index `{}`",
+                self.reader.name(),
+                crate::text::shorten(index, 100)
+            ))
+        })?;
+        self.require_declared(&field, &format!("index `{index}`"))?;
+        Ok(field)
+    }
+
+    fn key_is_personal(&self) -> bool {
+        self.schema()
+            .primary_key
+            .iter()
+            .any(|k| self.schema().is_personal(k))
+    }
+
+    /// How a scan (by `index`, or in key order; of the segments not in
+    /// `seen` when given) reaches its records.
+    pub fn scan(
+        &self,
+        index: Option<&str>,
+        seen: Option<&[SegmentId]>,
+    ) -> Result<ScanPlan, Refusal> {
+        match index {
+            Some(index) => {
+                let field = self.index_field(index)?;
+                let run = self.index_run_for(index, &field);
+                let Some(p) = self.pseudonyms_of_keys() else {
+                    return Ok(ScanPlan::Keys(self.reader.index_entries(&run, seen)?));
+                };
+                // Records of one value in pseudonym order, not in the
+                // order of their clear keys.
+                let mut entries: Vec<(String, String, String)> = self
+                    .reader
+                    .index_pairs(&run, seen)?
+                    .into_iter()
+                    .map(|(value, key)| {
+                        let pseudo = pseudonymous_key(self.schema(), p, &key);
+                        (value, pseudo, key)
+                    })
+                    .collect();
+                entries.sort_unstable();
+                Ok(ScanPlan::Keys(
+                    entries.into_iter().map(|(_, _, k)| k).collect(),
+                ))
+            }
+            None if self.pseudonymous() && self.key_is_personal() => Ok(ScanPlan::Keys(
+                self.reader.index_entries(pseudo::KEY_ORDER, seen)?,
+            )),
+            None => Ok(ScanPlan::Batches),
+        }
+    }
+
+    /// The stored primary key a get for `parts` reads, if any record has it.
+    pub fn get_key(&self, parts: &[String]) -> Result<Option<String>, Refusal> {
+        let schema = self.schema();
+        if parts.len() != schema.primary_key.len() {
+            return Err(Refusal::Failed(format!(
+                "dataset `{}` has a primary key of {} field(s) ({}); the get passed {}",
+                self.reader.name(),
+                schema.primary_key.len(),
+                schema.primary_key.join(", "),
+                parts.len()
+            )));
+        }
+        for k in &schema.primary_key {
+            self.require_declared(k, "a get")?;
+        }
+        let key = join_key(parts);
+        if self.pseudonymous() && self.key_is_personal() {
+            return Ok(self.reader.index_keys(pseudo::KEY_ORDER, &key)?.pop());
+        }
+        Ok(Some(key))
+    }
+
+    /// The primary keys of the records whose `index` value is `value`.
+    pub fn lookup_keys(&self, index: &str, value: &str) -> Result<Vec<String>, Refusal> {
+        let field = self.index_field(index)?;
+        let keys = self
+            .reader
+            .index_keys(&self.index_run_for(index, &field), value)?;
+        let Some(p) = self.pseudonyms_of_keys() else {
+            return Ok(keys);
+        };
+        // In pseudonym order, not in the order of their clear keys.
+        let mut keyed: Vec<(String, String)> = keys
+            .into_iter()
+            .map(|k| (pseudonymous_key(self.schema(), p, &k), k))
+            .collect();
+        keyed.sort_unstable();
+        Ok(keyed.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// The run a lookup or scan through `index` (on `field`) reads: the
+    /// pseudonym run when the model gets pseudonyms for that field.
+    fn index_run_for(&self, index: &str, field: &str) -> String {
+        if self.pseudonymous() && self.schema().is_personal(field) {
+            pseudo::index(index)
+        } else {
+            index.to_string()
+        }
+    }
+
+    /// The pseudonymizer, when the model gets pseudonyms and the primary
+    /// key has personal parts: then records reach it in the order of their
+    /// pseudonymous keys.
+    fn pseudonyms_of_keys(&self) -> Option<&crate::pseudonym::Pseudonymizer> {
+        self.view.pseudonymizer().filter(|_| self.key_is_personal())
+    }
+}
+
+impl Access {
+    /// The current version of `dataset` through the view of a model that
+    /// declared `fields` and may (`clear`) or may not see personal values.
+    pub fn current(
+        store: &crate::Store,
+        dataset: &str,
+        fields: Option<&[String]>,
+        clear: bool,
+    ) -> crate::Result<std::result::Result<Access, String>> {
+        Access::of(
+            store,
+            VersionReader::current(store, dataset)?,
+            fields,
+            clear,
+        )
+    }
+
+    /// Version `reader` through the view of a model that declared `fields`
+    /// and may (`clear`) or may not see personal values.
+    pub fn of(
+        store: &crate::Store,
+        reader: VersionReader,
+        fields: Option<&[String]>,
+        clear: bool,
+    ) -> crate::Result<std::result::Result<Access, String>> {
+        let personal = if clear || !reader.info.schema.has_personal() {
+            super::view::Personal::Clear
+        } else {
+            super::view::Personal::Pseudonyms(crate::pseudonym::Pseudonymizer::for_store(store)?)
+        };
+        Ok(View::new(&reader.info.schema, fields, personal).map(|view| Access { reader, view }))
+    }
+}
