@@ -206,7 +206,7 @@ pub fn measure(dir: &Path, entries: u64, progress: &mut dyn FnMut(&str)) -> Resu
 
     progress(&format!("ledger: verifying {total} entries"));
     let t = Instant::now();
-    let v = ledger::verify(&store)?;
+    let v = jiandu::audit::verify::local(&store)?;
     let verify = t.elapsed();
     ensure!(
         v.problem.is_none(),

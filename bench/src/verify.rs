@@ -30,7 +30,7 @@ pub struct VerifyFigures {
 /// `records` records) and SQLite's integrity check of `conn`.
 pub fn measure(store: &Store, records: u64, conn: &Connection) -> Result<VerifyFigures> {
     let t = Instant::now();
-    let v = jiandu::ledger::verify(store)?;
+    let v = jiandu::audit::verify::local(store)?;
     let files = jiandu::stored::verify(store, false)?;
     let full = t.elapsed();
     ensure!(
@@ -41,7 +41,7 @@ pub fn measure(store: &Store, records: u64, conn: &Connection) -> Result<VerifyF
     ensure!(files.faults.is_empty(), "faults: {:?}", files.faults);
     ensure!(files.digests > 0, "no version digest was checked");
     let t = Instant::now();
-    jiandu::ledger::verify(store)?;
+    jiandu::audit::verify::local(store)?;
     let quick_files = jiandu::stored::verify(store, true)?;
     let quick = t.elapsed();
     ensure!(

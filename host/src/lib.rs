@@ -26,7 +26,9 @@
 //! It must never hold store, record, sandbox or run logic itself.
 
 pub use jiandu_record::{audit, ledger, unit};
-pub use jiandu_runs::{ingest, leads, native, policy, replay, run, share, stored, trust, versions};
+pub use jiandu_runs::{
+    ingest, leads, models, native, policy, replay, run, share, stored, trust, versions,
+};
 pub use jiandu_sandbox::{cache, catalog, emitted, limits, runtime};
 pub use jiandu_store::{
     dataset, error, fsio, ids, inflight, mask, names, pseudonym, store, text, time, Error, Result,

@@ -57,7 +57,7 @@ fn two_runs_of_one_model_at_once_both_commit_and_leave_one_snapshot() {
     )
     .unwrap();
     assert_eq!(listed.len() as u64, leads);
-    let verified = jiandu::ledger::verify(&s).unwrap();
+    let verified = jiandu::audit::verify::local(&s).unwrap();
     assert!(verified.problem.is_none(), "{:?}", verified.problem);
     let finished: Vec<_> = jiandu::ledger::read_all(&s)
         .unwrap()

@@ -1072,7 +1072,7 @@ fn concurrent_runs_on_one_runtime_share_nothing_and_a_failing_one_disturbs_no_ot
     };
     assert!(of("hostile").is_empty());
     assert_eq!(of("good").len(), 1);
-    let verified = jiandu::ledger::verify(&s).unwrap();
+    let verified = jiandu::audit::verify::local(&s).unwrap();
     assert!(verified.problem.is_none(), "{:?}", verified.problem);
     // 2 failed runs and 4 good ones, each a start and a finish entry.
     let finished: Vec<_> = jiandu::ledger::read_all(&s)

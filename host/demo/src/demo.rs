@@ -10,7 +10,7 @@ use crate::ledger::Verification;
 use crate::policy::Policy;
 use crate::run::{Report as RunReport, Request};
 use crate::runtime::Runtime;
-use crate::{catalog, dataset, leads, ledger, Error, Result, Store};
+use crate::{catalog, dataset, leads, Error, Result, Store};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -384,7 +384,7 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
     } else {
         None
     };
-    let verification = ledger::verify(store)?;
+    let verification = jiandu_record::audit::verify::local(store)?;
     Ok(Report {
         sizes,
         ingested,
@@ -412,7 +412,7 @@ fn current_leads(store: &Store, model: &str, run_id: &str) -> Result<Vec<Lead>> 
     .into_iter()
     .filter(|l| l.last_run == run_id && l.status != Status::Resolved)
     .collect();
-    Ok(leads::for_people(store, &produced, crate::pseudonym::Reveal::Clear)?.0)
+    Ok(leads::for_people(store, &produced, crate::dataset::resolve::Reveal::Clear)?.0)
 }
 
 /// Every third employer with a lead pays its gap before the assessment

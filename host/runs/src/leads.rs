@@ -70,8 +70,9 @@
 //! and plans again on the new snapshot.
 
 use crate::dataset::file::sync_dir;
+use crate::dataset::resolve::{Resolver, Reveal};
 use crate::mask::mask_guess;
-use crate::pseudonym::{self, Resolver, Reveal};
+use crate::pseudonym;
 use crate::{Error, Result, Store};
 use jiandu_sdk::LeadData;
 use serde::{Deserialize, Serialize};

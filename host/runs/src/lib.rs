@@ -2,7 +2,7 @@
 //!
 //! Owns the host policy ([`policy`]), a run from the policy's decision to
 //! its committed leads and ledger entries ([`run`]), ingest on the record
-//! ([`ingest`]), leads and their review, masking for people and export
+//! ([`ingest`]), building and installing models ([`models`]), leads and their review, masking for people and export
 //! ([`leads`]), dataset rollback and prune ([`versions`]), checking the
 //! files the ledger points at ([`stored`]), replaying a recorded run
 //! ([`replay`]), native runs of the same models ([`native`]), the trust
@@ -14,6 +14,7 @@
 
 pub mod ingest;
 pub mod leads;
+pub mod models;
 pub mod native;
 pub mod policy;
 pub mod replay;

@@ -865,7 +865,7 @@ fn verify(
             ));
         }
     } else {
-        results.push(("ledger".into(), ledger::verify(store)?));
+        results.push(("ledger".into(), jiandu::audit::verify::local(store)?));
     }
     let files = if local {
         let pb = super::spinner(if quick {

@@ -3,9 +3,9 @@
 use super::output::{self, Format};
 use super::Ctx;
 use anyhow::{Context, Result};
+use jiandu::dataset::resolve::Reveal;
 use jiandu::leads::{self, ExportFormat, Filter, Lead, Status};
 use jiandu::ledger::Disclosure;
-use jiandu::pseudonym::Reveal;
 use jiandu::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 
 use super::output::{self, Format};
 use super::Ctx;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use jiandu::catalog;
 use jiandu::runtime::Runtime;
 use jiandu::share;
@@ -74,16 +74,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
         Command::Build { crate_dir } => {
-            // Built into a staging folder and checked there: a model that
-            // fails the checks leaves nothing behind, and an installed
-            // version of it keeps serving.
-            let staging = store
-                .root()
-                .join(".staging")
-                .join(std::process::id().to_string());
-            let result = build_checked(ctx, &store, &crate_dir, &staging);
-            let _ = std::fs::remove_dir_all(&staging);
-            let built = result?;
+            let built = build_checked(ctx, &store, &crate_dir)?;
             outln!(
                 "installed {} into {} (model.wasm sha256 {})",
                 built.manifest.id(),
@@ -209,52 +200,20 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the crate into `staging`, checks the component against the
-/// contract, and only then installs it into the store.
+/// Builds, checks and installs, showing each step.
 fn build_checked(
     ctx: &Ctx,
     store: &jiandu::Store,
     crate_dir: &std::path::Path,
-    staging: &std::path::Path,
 ) -> Result<catalog::Installed> {
+    let runtime = Runtime::new(ctx.policy(store)?.defaults.stack_kib)?;
     let pb = super::spinner(format!("building {}", crate_dir.display()));
-    let built = catalog::build(crate_dir, staging, &mut |m: &str| {
+    let built = jiandu::models::build_and_install(store, &runtime, crate_dir, &mut |m: &str| {
         pb.println(format!("• {m}"));
         pb.set_message(m.to_string());
     });
-    let built = match built {
-        Ok(b) => b,
-        Err(e) => {
-            pb.finish_and_clear();
-            return Err(e.into());
-        }
-    };
-    pb.set_message("checking the component against the contract");
-    let policy = ctx.policy(store)?;
-    let runtime = Runtime::new(policy.defaults.stack_kib)?;
-    let checked = runtime.load(&built);
     pb.finish_and_clear();
-    if let Err(e) = checked {
-        anyhow::bail!(
-            "model {} built from {}: {}; nothing was installed",
-            built.manifest.id(),
-            crate_dir.display(),
-            e.reason
-        );
-    }
-    let manifest_path = built.dir.join("model.toml");
-    let manifest_text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let replaced = catalog::load(&store.models_dir(), &built.manifest.name).ok();
-    let dir = catalog::install(
-        &store.models_dir(),
-        &manifest_text,
-        &built.manifest,
-        &built.wasm,
-    )?;
-    let installed = catalog::load_dir(&dir)?;
-    jiandu::cache::forget_replaced(store, replaced.as_ref(), &installed);
-    Ok(installed)
+    Ok(built?)
 }
 
 /// `model pack`.

@@ -30,13 +30,14 @@ pub mod chain;
 pub mod checkpoint;
 pub mod export;
 pub mod import;
-pub mod merkle;
 pub mod query;
 pub mod units;
 pub mod verify;
 
-use jiandu_registry::keys::PublicKey;
-use serde::{Deserialize, Serialize};
+pub use crate::ledger::view::*;
+pub use crate::ledger::{check_signature, merkle, short, signed_message};
+
+use serde::Serialize;
 
 /// Which check an entry, a line or a checkpoint failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,182 +118,6 @@ impl Fault {
             message: message.into(),
         }
     }
-}
-
-/// The message a unit signs: a purpose prefix, then the body.
-pub fn signed_message(prefix: &str, body: &[u8]) -> Vec<u8> {
-    [prefix.as_bytes(), body].concat()
-}
-
-/// Checks `sig` (lowercase hex, as written) over `message` with `key`.
-pub fn check_signature(key: &PublicKey, message: &[u8], sig: &str) -> Result<(), String> {
-    if sig.len() != 128 || sig.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err("the signature is not 128 lowercase hex characters".into());
-    }
-    match key.verify(message, sig) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "the signature does not verify with key {}",
-            key.fingerprint()
-        )),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The parts of a ledger entry that audit reads. Lenient on purpose: an
-/// entry written by another version of Jiandu (more fields, or run details
-/// of another shape) still verifies and still answers queries.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct EntryView {
-    pub seq: u64,
-    #[serde(default)]
-    pub prev_hash: String,
-    #[serde(default)]
-    pub at: String,
-    #[serde(default)]
-    pub unit: String,
-    #[serde(default)]
-    pub unit_key: Option<String>,
-    #[serde(default)]
-    pub operator: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub run: RunView,
-    /// A `dataset-ingested` entry's dataset version.
-    #[serde(default)]
-    pub ingest: Option<IngestView>,
-    /// A `text-redacted` entry's target and reason.
-    #[serde(default)]
-    pub redaction: Option<RedactionView>,
-    /// A `dataset-rolled-back` or `dataset-pruned` entry's change.
-    #[serde(default)]
-    pub dataset: Option<DatasetChangeView>,
-    /// What a `personal-data-revealed` entry records in place of `run`.
-    #[serde(default)]
-    pub disclosure: Option<DisclosureView>,
-}
-
-/// Personal values shown in clear, as audit reads it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct DisclosureView {
-    pub command: String,
-    pub model: Option<String>,
-    pub status: Option<String>,
-    pub output: Option<String>,
-    pub leads: u64,
-    pub values: u64,
-}
-
-/// The run an entry records, as audit reads it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RunView {
-    pub run_id: String,
-    pub model: ModelView,
-    pub datasets: Vec<DatasetView>,
-    pub started_at: String,
-    pub ended_at: Option<String>,
-    pub records_read: Option<u64>,
-    pub leads_count: Option<u64>,
-    pub leads_digest: Option<String>,
-    pub leads_snapshot: Option<SnapshotView>,
-    pub params: std::collections::BTreeMap<String, String>,
-    pub replay_of: Option<String>,
-    pub reproduced: Option<bool>,
-    pub outcome: String,
-    pub error: Option<ErrorView>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct SnapshotView {
-    pub file: String,
-    pub sha256: String,
-    pub leads: u64,
-}
-
-/// A dataset version an ingest stored, as audit reads it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct IngestView {
-    pub dataset: String,
-    pub version: u64,
-    pub digest: String,
-    pub records: u64,
-    pub rows: u64,
-    pub appended_to: Option<u64>,
-    pub source: String,
-    pub source_sha256: String,
-    pub warnings: u64,
-    pub personal: bool,
-}
-
-/// A rollback or prune of a dataset, as audit reads it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct DatasetChangeView {
-    pub dataset: String,
-    pub from: Option<u64>,
-    pub to: Option<u64>,
-    pub digest: Option<String>,
-    pub pruned: Vec<PrunedView>,
-    pub runs_read: u64,
-    pub runs: Vec<String>,
-    pub forced: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct PrunedView {
-    pub version: u64,
-    pub digest: String,
-    pub records: u64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RedactionView {
-    pub seq: u64,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ModelView {
-    pub name: String,
-    pub version: String,
-    pub wasm_sha256: String,
-    pub publisher: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct DatasetView {
-    pub name: String,
-    pub version: u64,
-    pub digest: String,
-    pub clear_personal: bool,
-    pub personal: bool,
-    pub personal_fields: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ErrorView {
-    pub kind: String,
-    /// The message when the entry holds it (host text, or an entry written
-    /// before model text was kept beside entries).
-    pub message: String,
-    /// Set when a model's text is kept beside the entry.
-    pub message_sha256: Option<String>,
-    pub message_len: Option<u64>,
-}
-
-/// Shortens a hash for messages.
-pub fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
 
 #[cfg(test)]

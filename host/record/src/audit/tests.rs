@@ -165,7 +165,7 @@ fn busy_unit(name: &str, code: &str) -> (tempfile::TempDir, Store) {
 #[test]
 fn entries_are_signed_and_verify_against_the_unit_key() {
     let (_d, s) = busy_unit("温宿县人民检察院", "C1");
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.entries, v.signed, v.unsigned), (6, 6, 0));
     let unit = crate::unit::current(&s).unwrap().unwrap();
@@ -189,7 +189,7 @@ fn a_store_without_a_unit_writes_unsigned_entries_and_cannot_export() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
     run(&s, "r1", "m", Outcome::Succeeded);
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.signed, v.unsigned, v.fingerprint), (0, 2, None));
     let err = export(&s, None).unwrap_err().to_string();
@@ -203,7 +203,7 @@ fn entries_before_unit_init_stay_unsigned_but_none_may_follow_a_signed_one() {
     run(&s, "r1", "m", Outcome::Succeeded);
     crate::unit::init(&s, "乌什县人民检察院", "C2").unwrap();
     run(&s, "r2", "m", Outcome::Succeeded);
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.signed, v.unsigned), (2, 2));
     // The prefix exports and imports: the signed checkpoint covers it.
@@ -215,7 +215,10 @@ fn entries_before_unit_init_stay_unsigned_but_none_may_follow_a_signed_one() {
     let unit = s.meta.remove("unit").unwrap().unwrap();
     run(&s, "r3", "m", Outcome::Started);
     s.meta.insert("unit", unit).unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (5, "signature"), "{p:?}");
     assert!(p.message.contains("unsigned"), "{}", p.message);
 }
@@ -246,7 +249,10 @@ fn local_edits_are_named_with_the_check_they_fail() {
         .unwrap();
     bytes[at..at + 6].copy_from_slice("李四".as_bytes());
     s.ledger.insert(key, bytes).unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (3, "hash"), "{p:?}");
 
     // A seal rewritten to match the edit cannot carry the unit's signature.
@@ -256,7 +262,10 @@ fn local_edits_are_named_with_the_check_they_fail() {
     s.ledger_sig
         .insert(key, serde_json::to_vec(&seal).unwrap())
         .unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (3, "signature"), "{p:?}");
 
     // Signed by another key.
@@ -265,7 +274,10 @@ fn local_edits_are_named_with_the_check_they_fail() {
     s.ledger_sig
         .insert(key, serde_json::to_vec(&seal).unwrap())
         .unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (3, "signature"), "{p:?}");
 }
 
@@ -274,7 +286,10 @@ fn an_entry_written_around_the_ledger_head_is_named() {
     let (_d, s) = busy_unit("温宿县人民检察院", "C1");
     let bytes = s.ledger.get(6u64.to_be_bytes()).unwrap().unwrap();
     s.ledger.insert(7u64.to_be_bytes(), bytes).unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (7, "head"), "{p:?}");
 }
 
@@ -288,7 +303,7 @@ fn a_checkpoint_is_written_every_so_many_entries_and_catches_a_cut_ledger() {
         .unwrap()
         .expect("a periodic checkpoint");
     assert_eq!(cp.checkpoint.size, checkpoint::EVERY);
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!(v.checkpoints, 1);
 
@@ -304,7 +319,10 @@ fn a_checkpoint_is_written_every_so_many_entries_and_catches_a_cut_ledger() {
         &serde_json::json!({"seq": cut, "hash": hash}),
     )
     .unwrap();
-    let p = ledger::verify(&s).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&s)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (checkpoint::EVERY, "checkpoint"), "{p:?}");
 }
 
@@ -743,7 +761,7 @@ fn a_models_text_stays_out_of_the_chain_and_its_redaction_keeps_the_chain_whole(
         ledger::aside::read(&a, 2).unwrap().is_none(),
         "the text is gone"
     );
-    let v = ledger::verify(&a).unwrap();
+    let v = crate::audit::verify::local(&a).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!(v.entries, 4);
     assert_eq!(
@@ -774,7 +792,7 @@ fn a_models_text_stays_out_of_the_chain_and_its_redaction_keeps_the_chain_whole(
     let no_reason = ledger::aside::redact(&a, 2, "u".into(), "op".into(), "  ").unwrap_err();
     assert!(no_reason.to_string().contains("reason"), "{no_reason}");
     assert_eq!(
-        ledger::verify(&a).unwrap().entries,
+        crate::audit::verify::local(&a).unwrap().entries,
         4,
         "refusals write nothing"
     );
@@ -806,7 +824,10 @@ fn model_text_edited_planted_or_removed_around_the_ledger_fails_the_text_check()
     let key = 2u64.to_be_bytes();
     let original = a.ledger_text.get(key).unwrap().unwrap();
     let fault = |s: &Store| {
-        let p = ledger::verify(s).unwrap().problem.expect("detected");
+        let p = crate::audit::verify::local(s)
+            .unwrap()
+            .problem
+            .expect("detected");
         assert_eq!(p.check, "text", "{p:?}");
         (p.seq, p.message)
     };
@@ -873,7 +894,7 @@ fn store_with_fixture() -> (tempfile::TempDir, Store) {
 #[test]
 fn entries_written_with_the_message_inline_still_parse_verify_and_export() {
     let (_d, s) = store_with_fixture();
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.entries, v.unsigned), (6, 6));
     let entries = ledger::read_all(&s).unwrap();
@@ -908,7 +929,7 @@ fn entries_written_with_the_message_inline_still_parse_verify_and_export() {
     assert_eq!(ledger::head::read(&s).unwrap().unwrap().frontier, None);
     crate::unit::init(&s, "温宿县人民检察院", "11652922MB1234567X").unwrap();
     run(&s, "r7", "disability-fund-arrears", Outcome::Failed);
-    let v = ledger::verify(&s).unwrap();
+    let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.entries, v.unsigned, v.signed), (8, 6, 2));
     let head = ledger::head::read(&s).unwrap().unwrap();
@@ -949,10 +970,13 @@ fn appending_reads_no_entry_back_and_checkpoints_come_from_the_frontier() {
         })
         .collect();
     assert_eq!(cp.checkpoint.root, merkle::root_of(sealed));
-    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&a)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (1, "hash"), "{p:?}");
     a.ledger.insert(key, original).unwrap();
-    let v = ledger::verify(&a).unwrap();
+    let v = crate::audit::verify::local(&a).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!(v.checkpoints, 1);
     // The head carries the root and the unit's signature.
@@ -993,12 +1017,18 @@ fn a_cut_tail_under_a_rewritten_head_fails_the_head_check() {
         sig: head.sig.clone(),
     };
     a.put_meta("ledger/head", &cut).unwrap();
-    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&a)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
     assert!(p.message.contains("not signed by unit"), "{}", p.message);
     cut.sig = None;
     a.put_meta("ledger/head", &cut).unwrap();
-    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&a)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
     assert!(
         p.message.contains("not signed, though entry 5 is"),
@@ -1008,7 +1038,10 @@ fn a_cut_tail_under_a_rewritten_head_fails_the_head_check() {
     // A frontier that does not give the entries' root.
     cut.frontier = Some(vec![hex::encode([7u8; 32]), hex::encode([8u8; 32])]);
     a.put_meta("ledger/head", &cut).unwrap();
-    let p = ledger::verify(&a).unwrap().problem.expect("detected");
+    let p = crate::audit::verify::local(&a)
+        .unwrap()
+        .problem
+        .expect("detected");
     assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
     assert!(p.message.contains("Merkle frontier"), "{}", p.message);
 }

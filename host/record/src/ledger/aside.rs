@@ -125,7 +125,7 @@ pub fn redact(
             "there is no entry {seq} in this store's ledger"
         )));
     };
-    let entry: crate::audit::EntryView = serde_json::from_slice(&bytes)
+    let entry: crate::ledger::view::EntryView = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Ledger(format!("entry {seq} is unreadable: {e}")))?;
     let committed = entry
         .run
@@ -142,7 +142,7 @@ pub fn redact(
         let by = super::entries(store, seq + 1)
             .filter_map(|item| item.ok())
             .find_map(|(n, bytes)| {
-                let e: crate::audit::EntryView = serde_json::from_slice(&bytes).ok()?;
+                let e: crate::ledger::view::EntryView = serde_json::from_slice(&bytes).ok()?;
                 (e.redaction.as_ref()?.seq == seq).then_some(n)
             });
         return Err(Error::Ledger(match by {

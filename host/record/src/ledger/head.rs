@@ -20,7 +20,7 @@
 //! entry edited since is not absorbed into later checkpoints).
 
 use super::{seal, Signer, GENESIS};
-use crate::audit::merkle::{parse_hash, Frontier};
+use crate::ledger::merkle::{parse_hash, Frontier};
 use crate::{Error, Result, Store};
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,7 @@ impl Head {
             hash: &self.hash,
             root: self.root.as_deref().unwrap_or(""),
         };
-        crate::audit::signed_message(
+        crate::ledger::signed_message(
             HEAD_SIGNATURE_PREFIX,
             &serde_json::to_vec(&statement).expect("head statements serialize"),
         )

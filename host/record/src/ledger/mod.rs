@@ -14,7 +14,7 @@
 //! Entries written before the unit existed stay unsigned; once one entry is
 //! signed, every later one must be. The head ([`head`]) carries the Merkle
 //! frontier of the entries and the unit's signature; with every
-//! [`crate::audit::checkpoint::EVERY`]th entry the same transaction writes
+//! [`checkpoint::EVERY`]th entry the same transaction writes
 //! a signed checkpoint (see [`crate::audit`]). Appending reads nothing
 //! but the head: its cost does not grow with the ledger.
 //!
@@ -34,7 +34,10 @@
 //! `text-redacted` entry), without breaking the chain.
 
 pub mod aside;
+pub mod checkpoint;
 pub mod head;
+pub mod merkle;
+pub mod view;
 
 use crate::{Error, Result, Store};
 use head::{Head, HEAD_KEY};
@@ -599,7 +602,7 @@ pub struct Signing<'a> {
 /// Appends `draft` inside a transaction over the ledger's trees, signing it
 /// when the store has a unit. A model's text goes beside the entry; a
 /// redaction removes the text it names. The head moves on with the Merkle
-/// frontier, and every [`crate::audit::checkpoint::EVERY`]th entry comes
+/// frontier, and every [`checkpoint::EVERY`]th entry comes
 /// with a signed checkpoint over the ledger so far: nothing is read back,
 /// whatever the ledger's length.
 pub fn append_in(
@@ -652,7 +655,7 @@ pub fn append_in(
         sig: signer.map(|s| s.sign(&entry_message(&hash))),
         hash: hash.clone(),
     };
-    frontier.push(crate::audit::merkle::parse_hash(&hash).expect("a sha256 just computed"));
+    frontier.push(merkle::parse_hash(&hash).expect("a sha256 just computed"));
     let head = Head::new(seq, hash, &frontier, signer);
     trees.ledger.insert(&seq.to_be_bytes(), bytes)?;
     trees.seals.insert(
@@ -662,8 +665,8 @@ pub fn append_in(
     if let Some(aside) = &aside {
         trees.text.insert(&seq.to_be_bytes(), aside.to_bytes())?;
     }
-    if let (Some(s), 0) = (signing, seq % crate::audit::checkpoint::EVERY) {
-        let cp = crate::audit::checkpoint::Checkpoint {
+    if let (Some(s), 0) = (signing, seq % checkpoint::EVERY) {
+        let cp = checkpoint::Checkpoint {
             unit: s.unit.name.clone(),
             code: s.unit.code.clone(),
             fingerprint: s.signer.fingerprint().to_string(),
@@ -857,10 +860,29 @@ pub struct RedactionNote {
     pub reason: String,
 }
 
-/// Recomputes the chain, the signatures and the checkpoints, and names the
-/// first entry that does not match and which check it failed.
-pub fn verify(store: &Store) -> Result<Verification> {
-    crate::audit::verify::local(store)
+/// The message a unit signs: a purpose prefix, then the body.
+pub fn signed_message(prefix: &str, body: &[u8]) -> Vec<u8> {
+    [prefix.as_bytes(), body].concat()
+}
+
+/// Checks `sig` (lowercase hex, as written) over `message` with `key`.
+pub fn check_signature(key: &PublicKey, message: &[u8], sig: &str) -> Result<(), String> {
+    if sig.len() != 128 || sig.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("the signature is not 128 lowercase hex characters".into());
+    }
+    match key.verify(message, sig) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "the signature does not verify with key {}",
+            key.fingerprint()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Shortens a hash for messages.
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 #[cfg(test)]
@@ -898,7 +920,7 @@ mod tests {
     #[test]
     fn intact_chain_verifies() {
         let (_d, store) = store_with(5);
-        let v = verify(&store).unwrap();
+        let v = crate::audit::verify::local(&store).unwrap();
         assert_eq!(v.entries, 5);
         assert!(v.problem.is_none(), "{:?}", v.problem);
     }
@@ -912,7 +934,10 @@ mod tests {
             let at = bytes.iter().position(|&b| b == b'o').unwrap();
             bytes[at] = b'0';
             store.ledger.insert(key, bytes).unwrap();
-            let p = verify(&store).unwrap().problem.expect("detected");
+            let p = crate::audit::verify::local(&store)
+                .unwrap()
+                .problem
+                .expect("detected");
             assert_eq!(p.seq, target, "{p:?}");
         }
     }
@@ -921,12 +946,19 @@ mod tests {
     fn deleting_an_entry_is_detected() {
         let (_d, store) = store_with(4);
         store.ledger.remove(2u64.to_be_bytes()).unwrap();
-        let p = verify(&store).unwrap().problem.expect("detected");
+        let p = crate::audit::verify::local(&store)
+            .unwrap()
+            .problem
+            .expect("detected");
         assert_eq!(p.seq, 2);
         let (_d, store) = store_with(4);
         store.ledger.remove(4u64.to_be_bytes()).unwrap();
         assert_eq!(
-            verify(&store).unwrap().problem.expect("detected").check,
+            crate::audit::verify::local(&store)
+                .unwrap()
+                .problem
+                .expect("detected")
+                .check,
             "head"
         );
     }

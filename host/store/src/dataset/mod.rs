@@ -10,6 +10,7 @@ pub mod access;
 pub mod block;
 pub mod file;
 pub mod ingest;
+pub mod resolve;
 pub mod schema;
 pub mod view;
 pub mod xlsx;
