@@ -41,15 +41,29 @@ fn number(fingerprint: &str, k: &[u8]) -> Result<u64> {
         .ok_or_else(|| Error::Ledger(format!("a central key of unit {fingerprint} is malformed")))
 }
 
-/// A unit's stored entries in order; an unreadable one is kept as the
-/// reason it cannot be read.
+/// A unit's stored entries in order, up to the last checkpoint accepted
+/// from it; an unreadable one is kept as the reason it cannot be read.
+/// Entries past that checkpoint are the tail of an import that stopped
+/// before its checkpoint was stored: not accepted, and overwritten by the
+/// next import.
 pub fn entries<'a>(
     store: &'a Store,
     fingerprint: &'a str,
 ) -> impl Iterator<Item = Result<(u64, std::result::Result<EntryLine, String>)>> + 'a {
+    // An unreadable checkpoint is for verification to report: then every
+    // stored entry is shown to it.
+    let accepted = match last_accepted(store, fingerprint) {
+        Ok(a) => a.map_or(0, |a| a.checkpoint.checkpoint.size),
+        Err(_) => u64::MAX,
+    };
     store
         .central
         .scan_prefix(prefix(fingerprint))
+        .take_while(move |item| {
+            item.as_ref().map_or(true, |(k, _)| {
+                number(fingerprint, k).map_or(true, |seq| seq <= accepted)
+            })
+        })
         .map(move |item| {
             let (k, v) = item?;
             let seq = number(fingerprint, &k)?;

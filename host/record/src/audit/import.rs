@@ -32,7 +32,6 @@ use crate::ledger::GENESIS;
 use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
 /// Why an export was refused: the line (1-based), the entry if one is
 /// concerned, the check that failed, and why.
@@ -598,21 +597,24 @@ pub fn import(
         source: source.to_string(),
         added: plan.new_entries.len() as u64,
     };
-    (&store.central, &store.central_checkpoints)
-        .transaction(|(entries, checkpoints)| {
-            for line in &plan.new_entries {
-                entries.insert(
-                    central::key(&fp, line.seq),
-                    serde_json::to_vec(line).expect("entry lines serialize"),
-                )?;
-            }
-            checkpoints.insert(
-                central::key(&fp, accepted.checkpoint.checkpoint.size),
-                serde_json::to_vec(&accepted).expect("checkpoints serialize"),
-            )?;
-            Ok::<(), sled::transaction::ConflictableTransactionError<Error>>(())
-        })
-        .map_err(Error::from)?;
+    // The entries in one atomic batch, then the checkpoint that accepts
+    // them: until it is stored, entries past the last accepted checkpoint
+    // are not read (see [`central::entries`]), so a crash in between
+    // accepts nothing. A batch keeps a large import's memory to its
+    // entries (a transaction over a million writes took gigabytes).
+    let mut batch = sled::Batch::default();
+    for line in &plan.new_entries {
+        batch.insert(
+            central::key(&fp, line.seq),
+            serde_json::to_vec(line).expect("entry lines serialize"),
+        );
+    }
+    store.central.apply_batch(batch)?;
+    store.central.flush()?;
+    store.central_checkpoints.insert(
+        central::key(&fp, accepted.checkpoint.checkpoint.size),
+        serde_json::to_vec(&accepted).expect("checkpoints serialize"),
+    )?;
     store.flush()?;
     Ok(Ok(Imported {
         unit: plan.unit,

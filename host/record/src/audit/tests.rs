@@ -583,6 +583,41 @@ fn the_central_copy_is_verified_and_its_faults_located() {
     assert!(err.to_string().contains("audit verify --unit"), "{err}");
 }
 
+#[test]
+fn entries_an_import_stored_before_its_checkpoint_are_not_accepted() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    let first = accept(&central, &exported(&a, None));
+    let u = units::list(&central).unwrap().remove(0);
+    // An import that stopped after its entries and before its checkpoint:
+    // the next entries stored, no checkpoint accepting them.
+    run(&a, "r5", "m", Outcome::Succeeded);
+    let later = exported(&a, Some(Since::Size(first.size)));
+    let plan = check(&central, &later).unwrap().unwrap();
+    for line in &plan.new_entries {
+        central
+            .central
+            .insert(
+                central::key(&u.fingerprint, line.seq),
+                serde_json::to_vec(line).unwrap(),
+            )
+            .unwrap();
+    }
+    // Not read, not verified against, not listed.
+    let stored: Vec<u64> = central::entries(&central, &u.fingerprint)
+        .map(|e| e.unwrap().0)
+        .collect();
+    assert_eq!(stored.last(), Some(&first.size));
+    let v = verify::central(&central, &u).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    assert_eq!(v.entries, first.size);
+    // The same export imports, and then they are accepted.
+    let again = accept(&central, &later);
+    assert_eq!(again.previous, first.size);
+    assert!(again.size > first.size);
+    assert!(verify::central(&central, &u).unwrap().problem.is_none());
+}
+
 /// The line (1-based) that holds byte `pos`; a newline belongs to the line
 /// it ends.
 fn line_of(bytes: &[u8], pos: usize) -> usize {
