@@ -196,31 +196,7 @@ fn run_installed(
     ledger::append(store, &draft(Kind::RunStarted, &record))?;
 
     // 3. Load and run.
-    let owned;
-    let loaded = match loaded {
-        Some(l) => Ok(l),
-        None => match load(runtime, cache, installed) {
-            Ok(l) => {
-                owned = l;
-                Ok(&owned)
-            }
-            Err(e) => Err(e),
-        },
-    };
-    let finished = match loaded {
-        Ok(loaded) => runtime.run(loaded, session),
-        Err(e) => crate::runtime::Finished {
-            session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
-            fuel_used: 0,
-            peak_memory: 0,
-            failure: Some(Failure {
-                kind: "load".into(),
-                message: e.for_model(installed),
-                limit: None,
-                used: None,
-            }),
-        },
-    };
+    let finished = load_and_run(runtime, cache, installed, loaded, session, limits);
     record.ended_at = Some(crate::time::now_text());
     record.fuel_used = Some(finished.fuel_used);
     record.peak_memory = Some(finished.peak_memory);
@@ -251,45 +227,7 @@ fn run_installed(
                     leads.spills()
                 );
             }
-            // The ledger's digest of the leads (and their total) and the
-            // new snapshot are both a pass over every lead (reading spill
-            // files back): side by side, unless another run of this
-            // process is using the other core.
-            let digest_pass = || -> Result<_> {
-                let mut digest = crate::leads::LeadsDigest::default();
-                let mut total = rust_decimal::Decimal::ZERO;
-                for lead in leads.iter() {
-                    let lead = lead?;
-                    digest.add(&lead);
-                    if let Some(a) = lead.amount.as_deref() {
-                        total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
-                    }
-                }
-                Ok((digest.finish(), total))
-            };
-            let plan_pass = || {
-                let planned = Instant::now();
-                let changes = crate::leads::plan_from(
-                    store,
-                    &manifest.name,
-                    &manifest.version,
-                    &record.run_id,
-                    leads.iter(),
-                );
-                (changes, planned.elapsed())
-            };
-            let (digest, planned) = if ACTIVE_RUNS.load(Ordering::Relaxed) > 1 {
-                (digest_pass(), plan_pass())
-            } else {
-                std::thread::scope(|s| {
-                    let digest = s.spawn(digest_pass);
-                    let planned = plan_pass();
-                    (
-                        digest.join().expect("the digest thread does not panic"),
-                        planned,
-                    )
-                })
-            };
+            let (digest, planned) = digest_and_plan(store, manifest, &record.run_id, leads);
             let committed = match digest {
                 Ok((digest, total)) => {
                     total_amount = total;
@@ -495,8 +433,6 @@ pub fn model_ref(installed: &Installed) -> ModelRef {
     }
 }
 
-/// The unit named in ledger entries: this store's unit (`unit init`), else
-/// the policy's `unit`.
 /// The unit named in entries written outside a run (an ingest): this
 /// store's unit, else the `unit` of the store's own policy file.
 pub fn store_unit_label(store: &Store) -> Result<String> {
@@ -509,6 +445,93 @@ pub fn unit_label(store: &Store, policy: &Policy) -> Result<String> {
         Some(u) => format!("{} ({})", u.name, u.code),
         None => policy.unit.clone(),
     })
+}
+
+/// Loads the model (unless `loaded` already is) and runs `session` in it;
+/// a model that does not load ends as a failure of kind `load`.
+fn load_and_run(
+    runtime: &Runtime,
+    cache: Option<&ModuleCache>,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    session: Session,
+    limits: Limits,
+) -> crate::runtime::Finished {
+    let owned;
+    let loaded = match loaded {
+        Some(l) => l,
+        None => match load(runtime, cache, installed) {
+            Ok(l) => {
+                owned = l;
+                &owned
+            }
+            Err(e) => {
+                return crate::runtime::Finished {
+                    session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
+                    fuel_used: 0,
+                    peak_memory: 0,
+                    failure: Some(Failure {
+                        kind: "load".into(),
+                        message: e.for_model(installed),
+                        limit: None,
+                        used: None,
+                    }),
+                }
+            }
+        },
+    };
+    runtime.run(loaded, session)
+}
+
+/// The two passes over a succeeded run's leads (reading spill files
+/// back): the ledger's digest of them with their total amount, and the
+/// new snapshot's plan with the time it took. Side by side, unless another
+/// run of this process is using the other core.
+#[allow(clippy::type_complexity)]
+fn digest_and_plan(
+    store: &Store,
+    manifest: &catalog::Manifest,
+    run_id: &str,
+    leads: &Emitted,
+) -> (
+    Result<(String, rust_decimal::Decimal)>,
+    (Result<crate::leads::Changes>, Duration),
+) {
+    let digest_pass = || -> Result<_> {
+        let mut digest = crate::leads::LeadsDigest::default();
+        let mut total = rust_decimal::Decimal::ZERO;
+        for lead in leads.iter() {
+            let lead = lead?;
+            digest.add(&lead);
+            if let Some(a) = lead.amount.as_deref() {
+                total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
+            }
+        }
+        Ok((digest.finish(), total))
+    };
+    let plan_pass = || {
+        let planned = Instant::now();
+        let changes = crate::leads::plan_from(
+            store,
+            &manifest.name,
+            &manifest.version,
+            run_id,
+            leads.iter(),
+        );
+        (changes, planned.elapsed())
+    };
+    if ACTIVE_RUNS.load(Ordering::Relaxed) > 1 {
+        (digest_pass(), plan_pass())
+    } else {
+        std::thread::scope(|s| {
+            let digest = s.spawn(digest_pass);
+            let planned = plan_pass();
+            (
+                digest.join().expect("the digest thread does not panic"),
+                planned,
+            )
+        })
+    }
 }
 
 /// Resolves parameters, grants and datasets into a session, or says why
