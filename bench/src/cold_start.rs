@@ -1,6 +1,6 @@
 //! Cold start: compiling a model, and loading it again from the host's
 //! compiled-module cache (`jiandu::cache`, keyed by the wasm digest and
-//! verified against the keyed hash the store recorded when it wrote it).
+//! verified against the HMAC the store recorded when it wrote it).
 
 use crate::report::{best_of, Figure};
 use anyhow::{ensure, Result};

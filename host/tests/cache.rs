@@ -156,3 +156,34 @@ fn installing_new_code_forgets_the_cached_code_it_replaces() {
     let e = jiandu::Store::open(empty.path()).unwrap();
     assert_eq!(jiandu::cache::forget(&e, &model.wasm_sha256).unwrap(), 0);
 }
+
+#[test]
+fn an_entry_recorded_by_the_older_keyed_hash_is_compiled_again_not_loaded() {
+    use jiandu::cache::{ModuleCache, Source};
+    use sha2::{Digest, Sha256};
+    let store = store_with_model(MODEL);
+    let s = jiandu::Store::open(store.path()).unwrap();
+    let runtime = jiandu::runtime::Runtime::new(256).unwrap();
+    let cache = ModuleCache::open(&s, &runtime).unwrap();
+    let model = jiandu::catalog::load_dir(&store.path().join("models").join(MODEL)).unwrap();
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Compiled);
+
+    // Record the entry as hosts did before: hex sha256(secret || bytes).
+    let entries = cache_entries(store.path());
+    let id = entries[0].strip_suffix(".cwasm").unwrap();
+    let bytes = std::fs::read(store.path().join("cache").join(&entries[0])).unwrap();
+    let secret = s.meta.get("cache/secret").unwrap().unwrap();
+    let mut h = Sha256::new();
+    h.update(&secret);
+    h.update(&bytes);
+    let key = format!("cache/{id}");
+    s.meta
+        .insert(&key, hex::encode(h.finalize()).as_bytes())
+        .unwrap();
+
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Compiled);
+    let recorded = s.meta.get(&key).unwrap().unwrap();
+    assert!(recorded.starts_with(b"hmac-sha256:"), "{recorded:?}");
+    assert_eq!(cache.load(&runtime, &model).unwrap().1, Source::Cache);
+    assert_eq!(cache_entries(store.path()), entries);
+}

@@ -1,5 +1,6 @@
 //! A registry folder served read-only over plain HTTP/1.0, and the client
-//! that reads it: for a unit network where a shared folder is not at hand.
+//! that reads it (through `ureq`, plain HTTP only): for a unit network where
+//! a shared folder is not at hand.
 //!
 //! Only `GET` (and `HEAD`) of three kinds of path is answered:
 //!
@@ -20,12 +21,13 @@ use crate::dir::{bundle_file_name, DirRegistry};
 use crate::error::{Error, Result};
 use crate::index::{SignedIndex, MAX_INDEX};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a connection may stay silent before it is dropped.
+/// How long a connection may take to open, or stay silent, before it is
+/// dropped (client and server alike).
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest request head accepted by the server.
 const MAX_REQUEST_HEAD: usize = 8 << 10;
@@ -36,9 +38,7 @@ const MAX_CONNECTIONS: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
-    host: String,
-    port: u16,
-    prefix: String,
+    agent: ureq::Agent,
 }
 
 impl Client {
@@ -53,32 +53,42 @@ impl Client {
                 "https is not supported; serve the registry with `jiandu registry serve` (http) or use its folder; bundles are verified by signature either way",
             ));
         }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("a registry URL starts with http://"))?;
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| bad("the port is not a number"))?,
-            ),
-            _ => (authority, 80),
-        };
-        if host.is_empty() {
+        if !url.starts_with("http://") {
+            return Err(bad("a registry URL starts with http://"));
+        }
+        let uri: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("not a URL: {e}")))?;
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if uri.host().is_none_or(str::is_empty) {
             return Err(bad("the URL names no host"));
         }
+        // `Uri` takes any text after the host's `:`; a port is a number.
+        let after_host = authority
+            .rsplit_once(']')
+            .map_or(authority, |(_, rest)| rest);
+        if let Some((_, port)) = after_host.rsplit_once(':') {
+            port.parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))?;
+        }
+        if uri.query().is_some() {
+            return Err(bad("a registry URL has no query"));
+        }
+        let agent = ureq::Agent::config_builder()
+            // Statuses are answered below: 404 is "not there", the rest errors.
+            .http_status_as_error(false)
+            // A registry answers in place; a redirect is an error, not a hop.
+            .max_redirects(0)
+            // Straight to the registry, as a folder is read: no proxy from the
+            // environment.
+            .proxy(None)
+            .user_agent("jiandu")
+            .timeout_connect(Some(IO_TIMEOUT))
+            .timeout_per_read(Some(IO_TIMEOUT))
+            .timeout_per_write(Some(IO_TIMEOUT))
+            .build()
+            .into();
         Ok(Client {
             base: url.trim_end_matches('/').to_string(),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-            prefix: prefix.to_string(),
+            agent,
         })
     }
 
@@ -94,81 +104,32 @@ impl Client {
             url: url.clone(),
             message,
         };
-        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| err(format!("cannot resolve {}: {e}", self.host)))?
-            .collect();
-        let mut stream = None;
-        let mut last = None;
-        for a in &addrs {
-            match TcpStream::connect_timeout(a, IO_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let mut stream = stream.ok_or_else(|| {
-            err(format!(
-                "cannot connect: {}",
-                last.map(|e| e.to_string())
-                    .unwrap_or_else(|| "no address".into())
-            ))
-        })?;
-        let io = |e: std::io::Error| err(e.to_string());
-        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-        write!(
-            stream,
-            "GET {}{path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: jiandu\r\nConnection: close\r\n\r\n",
-            self.prefix, self.host
-        )
-        .map_err(io)?;
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line).map_err(io)?;
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| err(format!("not an HTTP response: `{}`", status_line.trim())))?;
-        let mut length: Option<u64> = None;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().ok();
-                }
-            }
-        }
-        if status == 404 {
+        let too_large = |size: u64| Error::TooLarge {
+            what: url.clone(),
+            size,
+            limit,
+        };
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| err(e.to_string()))?;
+        let status = response.status();
+        if status == ureq::http::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        if status != 200 {
-            return Err(err(format!("the server answered {}", status_line.trim())));
+        if status != ureq::http::StatusCode::OK {
+            return Err(err(format!("the server answered {status}")));
         }
-        if let Some(n) = length {
-            if n > limit {
-                return Err(Error::TooLarge {
-                    what: url.clone(),
-                    size: n,
-                    limit,
-                });
-            }
+        let length = response.body().content_length();
+        if let Some(n) = length.filter(|n| *n > limit) {
+            return Err(too_large(n));
         }
-        let mut body = Vec::new();
-        reader.take(limit + 1).read_to_end(&mut body).map_err(io)?;
-        if body.len() as u64 > limit {
-            return Err(Error::TooLarge {
-                what: url.clone(),
-                size: body.len() as u64,
-                limit,
-            });
-        }
+        let body = match response.body_mut().with_config().limit(limit).read_to_vec() {
+            Ok(body) => body,
+            Err(ureq::Error::BodyExceedsLimit(_)) => return Err(too_large(limit + 1)),
+            Err(e) => return Err(err(e.to_string())),
+        };
         if length.is_some_and(|n| n != body.len() as u64) {
             return Err(err(format!(
                 "the response was cut short ({} of {} bytes)",
@@ -386,15 +347,92 @@ mod tests {
     #[test]
     fn urls_parse_and_https_is_refused_with_a_reason() {
         let c = Client::new("http://127.0.0.1:7878/reg/").unwrap();
+        assert_eq!(c.base(), "http://127.0.0.1:7878/reg");
         assert_eq!(
-            (c.host.as_str(), c.port, c.prefix.as_str()),
-            ("127.0.0.1", 7878, "/reg")
+            Client::new("http://example").unwrap().base(),
+            "http://example"
         );
-        let c = Client::new("http://example").unwrap();
-        assert_eq!(c.port, 80);
+        assert!(Client::new("http://[::1]:7878").is_ok());
         let err = Client::new("https://x").unwrap_err().to_string();
         assert!(err.contains("https is not supported"), "{err}");
-        assert!(Client::new("http://h:port").is_err());
+        for bad in [
+            "http://h:port",
+            "http://",
+            "ftp://h",
+            "http://h/?q=1",
+            "http://h /x",
+        ] {
+            assert!(Client::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A one-shot server answering `response` to the first request.
+    fn answering(response: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(response);
+        });
+        url
+    }
+
+    #[test]
+    fn the_client_reads_200_and_404_and_refuses_the_rest() {
+        let ok = |r| Client::new(&answering(r)).unwrap().get("/index/", 16);
+        assert_eq!(
+            ok(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]").unwrap(),
+            Some(b"[]".to_vec())
+        );
+        assert_eq!(
+            ok(b"HTTP/1.0 200 OK\r\n\r\n[\"a\"]").unwrap(),
+            Some(b"[\"a\"]".to_vec())
+        );
+        assert_eq!(
+            ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[]\r\n0\r\n\r\n")
+                .unwrap(),
+            Some(b"[]".to_vec())
+        );
+        assert_eq!(
+            ok(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap(),
+            None
+        );
+        let err = ok(b"HTTP/1.0 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the server answered 302"), "{err}");
+        let err = ok(b"HTTP/1.0 500 Oops\r\nContent-Length: 0\r\n\r\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the server answered 500"), "{err}");
+        assert!(matches!(
+            ok(b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\n01234567890123456"),
+            Err(Error::TooLarge {
+                size: 17,
+                limit: 16,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ok(b"HTTP/1.0 200 OK\r\n\r\n01234567890123456789"),
+            Err(Error::TooLarge { limit: 16, .. })
+        ));
+        assert!(ok(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\n[]").is_err());
+        assert!(ok(b"not http at all\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_closed_port_is_an_error_naming_the_url() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = Client::new(&url).unwrap().names().unwrap_err().to_string();
+        assert!(err.contains(&url), "{err}");
     }
 
     #[test]

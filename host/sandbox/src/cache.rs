@@ -4,10 +4,12 @@
 //!
 //! `Component::deserialize` runs whatever native code its bytes contain, so
 //! a cache file is loaded only if it verifies against what this host
-//! recorded when it wrote it: a keyed sha256 (secret per store, kept in
-//! sled) over the file's bytes. The files live in `<store>/cache/` with
+//! recorded when it wrote it: an HMAC-SHA256 (secret key per store, kept
+//! in sled) over the file's bytes, recorded as `hmac-sha256:<hex>` and
+//! compared in constant time. The files live in `<store>/cache/` with
 //! owner-only permissions; anything that does not verify is recompiled from
-//! the wasm, never loaded. Entries are keyed by the wasm's digest and the
+//! the wasm, never loaded. A record of another form (written by an older
+//! host) is stale: its file is recompiled and the entry written anew. Entries are keyed by the wasm's digest and the
 //! engine's compatibility hash, so a different wasmtime or configuration
 //! never reads another's code. Installing a model's new code (`model
 //! build`, `model import`) removes the entries of the code it replaces
@@ -16,11 +18,50 @@
 use crate::catalog::Installed;
 use crate::runtime::{LoadError, Loaded, Runtime};
 use crate::{Error, Result, Store};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 const SECRET_KEY: &str = "cache/secret";
+/// How a recorded tag begins; a record without it is stale, never compared.
+const TAG_SCHEME: &str = "hmac-sha256:";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The MAC of `bytes` under `secret`, ready to be finalized or verified.
+fn mac(secret: &[u8], bytes: &[u8]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(bytes);
+    mac
+}
+
+/// The tag recorded for a cache file holding `bytes`.
+fn tag(secret: &[u8], bytes: &[u8]) -> String {
+    let code = mac(secret, bytes).finalize().into_bytes();
+    format!("{TAG_SCHEME}{}", hex::encode(code))
+}
+
+/// What a recorded tag says of a cache file's bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    /// The tag is this host's and matches: the bytes are those it wrote.
+    Verified,
+    /// The record is of another form: recompile, quietly.
+    Stale,
+    /// The tag does not match the bytes: recompile, and say so.
+    Mismatch,
+}
+
+fn check(secret: &[u8], bytes: &[u8], recorded: &[u8]) -> Check {
+    let Some(code) = recorded.strip_prefix(TAG_SCHEME.as_bytes()) else {
+        return Check::Stale;
+    };
+    match hex::decode(code) {
+        Ok(code) if mac(secret, bytes).verify_slice(&code).is_ok() => Check::Verified,
+        _ => Check::Mismatch,
+    }
+}
 
 /// How a model's code was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +114,6 @@ impl ModuleCache {
         })
     }
 
-    fn keyed(&self, bytes: &[u8]) -> String {
-        let mut h = Sha256::new();
-        h.update(&self.secret);
-        h.update(bytes);
-        hex::encode(h.finalize())
-    }
-
     fn names(&self, wasm_sha256: &str) -> (PathBuf, String) {
         let id = format!("{wasm_sha256}-{}", self.engine_key);
         (self.dir.join(format!("{id}.cwasm")), format!("cache/{id}"))
@@ -123,20 +157,30 @@ impl ModuleCache {
     ) -> Option<wasmtime::component::Component> {
         let recorded = self.meta.get(key).ok()??;
         let bytes = std::fs::read(path).ok()?;
-        if self.keyed(&bytes).as_bytes() != recorded.as_ref() {
-            tracing::warn!("cache file {} does not verify; recompiling", path.display());
-            return None;
+        match check(&self.secret, &bytes, &recorded) {
+            Check::Verified => {}
+            Check::Stale => {
+                tracing::debug!(
+                    "cache file {} is of an older form; recompiling",
+                    path.display()
+                );
+                return None;
+            }
+            Check::Mismatch => {
+                tracing::warn!("cache file {} does not verify; recompiling", path.display());
+                return None;
+            }
         }
         // SAFETY: the bytes are exactly those this host serialized from a
-        // component it compiled itself (the keyed hash, recorded in the
-        // store when the file was written, matches), for an engine with the
-        // same compatibility hash.
+        // component it compiled itself (their HMAC, recorded in the store
+        // when the file was written, matches), for an engine with the same
+        // compatibility hash.
         unsafe { wasmtime::component::Component::deserialize(runtime.engine(), &bytes).ok() }
     }
 
     fn write(&self, path: &std::path::Path, key: &str, bytes: &[u8]) -> Result<()> {
         crate::fsio::write_atomic(path, bytes).map_err(|e| Error::file(path, e))?;
-        self.meta.insert(key, self.keyed(bytes).as_bytes())?;
+        self.meta.insert(key, tag(&self.secret, bytes).as_bytes())?;
         self.meta.flush()?;
         Ok(())
     }
@@ -181,5 +225,51 @@ pub fn forget_replaced(store: &Store, replaced: Option<&Installed>, installed: &
         Ok(0) => {}
         Ok(n) => tracing::debug!("{}: {n} cached compilation(s) removed", old.manifest.id()),
         Err(e) => tracing::warn!("the cached code of {} remains: {e}", old.manifest.id()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    #[test]
+    fn only_this_hosts_hmac_of_the_same_bytes_verifies() {
+        let (secret, bytes) = ([7u8; 32], b"compiled code".as_slice());
+        let recorded = tag(&secret, bytes);
+        assert!(recorded.starts_with(TAG_SCHEME), "{recorded}");
+        assert_eq!(check(&secret, bytes, recorded.as_bytes()), Check::Verified);
+
+        let mut flipped = bytes.to_vec();
+        flipped[0] ^= 1;
+        assert_eq!(
+            check(&secret, &flipped, recorded.as_bytes()),
+            Check::Mismatch
+        );
+        assert_eq!(
+            check(&[8u8; 32], bytes, recorded.as_bytes()),
+            Check::Mismatch
+        );
+        for bad in ["hmac-sha256:", "hmac-sha256:zz", "hmac-sha256:00"] {
+            assert_eq!(
+                check(&secret, bytes, bad.as_bytes()),
+                Check::Mismatch,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_older_prefix_hash_is_stale_never_trusted() {
+        let (secret, bytes) = ([7u8; 32], b"compiled code".as_slice());
+        // What hosts recorded before: hex sha256(secret || bytes).
+        let mut h = Sha256::new();
+        h.update(secret);
+        h.update(bytes);
+        let old = hex::encode(h.finalize());
+        assert_eq!(check(&secret, bytes, old.as_bytes()), Check::Stale);
+        // Nor does the old digest pass under the new scheme's name.
+        let renamed = format!("{TAG_SCHEME}{old}");
+        assert_eq!(check(&secret, bytes, renamed.as_bytes()), Check::Mismatch);
     }
 }

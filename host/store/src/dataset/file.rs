@@ -22,6 +22,7 @@
 
 use super::block::Block;
 use crate::{Error, Result};
+use lru::LruCache;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -251,65 +252,58 @@ impl OpenFiles {
 }
 
 /// Whole blocks kept for point reads, least recently used evicted first,
-/// at most `capacity` bytes (a block larger than that is not kept).
+/// at most `capacity` bytes (a block larger than that is not kept). The
+/// recency order is an [`LruCache`] without a count bound; the bytes are
+/// counted here.
 pub struct BlockCache {
     capacity: usize,
     inner: Mutex<CacheInner>,
 }
 
-/// A cached block: its bytes and when it was last used.
-type Cached = (Arc<Vec<u8>>, u64);
-
-#[derive(Default)]
 struct CacheInner {
-    blocks: HashMap<(PathBuf, usize), Cached>,
+    blocks: LruCache<(PathBuf, usize), Arc<Vec<u8>>>,
     bytes: usize,
-    tick: u64,
 }
 
 impl BlockCache {
     pub fn new(capacity: usize) -> BlockCache {
         BlockCache {
             capacity,
-            inner: Mutex::default(),
+            inner: Mutex::new(CacheInner {
+                blocks: LruCache::unbounded(),
+                bytes: 0,
+            }),
         }
     }
 
     /// Block `n` of `file`, from the cache or read (and kept).
     pub fn block(&self, file: &RunFile, n: usize) -> Result<Arc<Vec<u8>>> {
         let key = (file.path.clone(), n);
+        if let Some(block) = self
+            .inner
+            .lock()
+            .expect("block cache lock")
+            .blocks
+            .get(&key)
         {
-            let mut inner = self.inner.lock().expect("block cache lock");
-            inner.tick += 1;
-            let tick = inner.tick;
-            if let Some((block, used)) = inner.blocks.get_mut(&key) {
-                *used = tick;
-                return Ok(block.clone());
-            }
+            return Ok(block.clone());
         }
         let block = Arc::new(file.read_block(n)?);
         if block.len() > self.capacity {
             return Ok(block);
         }
         let mut inner = self.inner.lock().expect("block cache lock");
-        while inner.bytes + block.len() > self.capacity {
-            let Some(oldest) = inner
-                .blocks
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some((b, _)) = inner.blocks.remove(&oldest) {
-                inner.bytes -= b.len();
-            }
-        }
-        let tick = inner.tick;
-        if let Some((old, _)) = inner.blocks.insert(key, (block.clone(), tick)) {
+        if let Some(old) = inner.blocks.put(key, block.clone()) {
             inner.bytes -= old.len();
         }
         inner.bytes += block.len();
+        // The new block is the most recent and fits alone: it stays.
+        while inner.bytes > self.capacity {
+            let Some((_, oldest)) = inner.blocks.pop_lru() else {
+                break;
+            };
+            inner.bytes -= oldest.len();
+        }
         Ok(block)
     }
 
@@ -390,8 +384,18 @@ mod tests {
         cache.block(&f, 0).unwrap();
         assert_eq!(*cache.block(&f, 2).unwrap(), blocks[2]);
         assert!(cache.bytes() <= cap);
-        // Block 1 was the least recently used: it went first.
-        let inner = cache.inner.lock().unwrap();
-        assert!(!inner.blocks.keys().any(|(_, n)| *n == 1));
+        // Block 1 was the least recently used: it went first; block 2 is
+        // larger than block 1, so block 0 went too.
+        {
+            let inner = cache.inner.lock().unwrap();
+            let kept: Vec<usize> = inner.blocks.iter().map(|((_, n), _)| *n).collect();
+            assert_eq!(kept, [2]);
+        }
+        assert_eq!(cache.bytes(), blocks[2].len());
+
+        // A block larger than the whole cache is read, not kept.
+        let small = BlockCache::new(blocks[2].len() - 1);
+        assert_eq!(*small.block(&f, 2).unwrap(), blocks[2]);
+        assert_eq!(small.bytes(), 0);
     }
 }
