@@ -10,10 +10,11 @@
 //! (sign, hash, Merkle frontier, five trees, a checkpoint every 1,000) near
 //! the first thousand and near the end. A durable append (`ledger::append`,
 //! the same plus sled's flush to disk) is timed 101 times at each size too.
-//! `audit verify` is timed as its library call (`ledger::verify`: every
-//! hash, signature, chain link, checkpoint and the signed head), export as
-//! `audit::export::export` plus the file write, import as
-//! `audit::import::import` into a central store that registered the unit.
+//! `audit verify` is timed as its library call (`audit::verify::local`:
+//! every hash, signature, chain link, checkpoint and the signed head),
+//! export as `audit::export::export_file` of the whole ledger, import as
+//! `audit::import::import_from` of that file into a central store that
+//! registered the unit, with the memory the import added at its peak.
 
 use crate::report::Figure;
 use anyhow::{ensure, Result};
@@ -30,8 +31,6 @@ const SAMPLES: usize = 101;
 #[derive(Debug, Clone)]
 pub struct LedgerFigures {
     pub entries: u64,
-    /// Entries exported and imported.
-    pub exported: u64,
     /// Median in-transaction append near 1,000 entries and near the end.
     pub append_small: Duration,
     pub append_large: Duration,
@@ -44,6 +43,9 @@ pub struct LedgerFigures {
     pub export: Duration,
     pub export_bytes: u64,
     pub import: Duration,
+    /// Memory the import added at its peak (peak RSS during it less RSS
+    /// before it), where the kernel lets the peak be reset.
+    pub import_peak_kib: Option<u64>,
 }
 
 /// A run's `run-finished` entry, as real runs write them.
@@ -136,12 +138,8 @@ fn durable(store: &Store, from: u64) -> Result<Duration> {
     Ok(median(times))
 }
 
-/// Entries at which export and import are measured (at most).
-pub const EXPORT_AT: u64 = 100_000;
-
-/// Builds a ledger of `entries` entries under `dir` and measures it; then
-/// export and import of another of [`EXPORT_AT`] entries (see
-/// BENCHMARKS.md for why not of the whole).
+/// Builds a ledger of `entries` entries under `dir` and measures it:
+/// appends at 1,000 and at the end, verify, export, import.
 pub fn measure(dir: &Path, entries: u64, progress: &mut dyn FnMut(&str)) -> Result<LedgerFigures> {
     ensure!(
         entries >= 2_000,
@@ -188,38 +186,48 @@ pub fn measure(dir: &Path, entries: u64, progress: &mut dyn FnMut(&str)) -> Resu
         "{} entries verified, not {total}",
         v.entries
     );
-    drop(store);
-    std::fs::remove_dir_all(dir.join("unit")).ok();
 
-    // Export and import of a ledger of (up to) EXPORT_AT entries, a store
-    // of its own, after the figures above: an import takes memory in
-    // proportion to the file, which would disturb them.
-    let store = Store::open(dir.join("export-unit"))?;
-    let unit = jiandu::unit::init(&store, "温宿县人民检察院", "11652922MB1234567X")?;
-    let export_at = EXPORT_AT.min(entries);
-    fill(&store, 0, export_at, progress)?;
-    let exported = export_at;
-    progress(&format!("ledger: export and import of {exported} entries"));
+    // Export the whole ledger, and import it at a central office that
+    // registered the unit; both stream, so memory stays flat.
+    progress(&format!("ledger: export and import of {total} entries"));
+    let unit = jiandu::unit::current(&store)?.expect("the store has a unit");
     let file = dir.join("export.jsonl");
     let t = Instant::now();
-    let e = jiandu::audit::export::export(&store, None)?;
-    jiandu::audit::export::write_file(&file, &e.bytes)?;
+    let e = jiandu::audit::export::export_file(&store, None, &file)?;
     let export = t.elapsed();
-    let export_bytes = e.bytes.len() as u64;
-    drop(e);
+    ensure!(
+        e.entries == total,
+        "{} entries exported, not {total}",
+        e.entries
+    );
+    let export_bytes = std::fs::metadata(&file)?.len();
+    drop(store);
+    std::fs::remove_dir_all(dir.join("unit")).ok();
     let central = Store::open(dir.join("central"))?;
     let key = jiandu::unit::parse_public_key(&unit.public_key)?;
     jiandu::audit::units::add(&central, &key, &unit.name, &unit.code)?;
+    let before = crate::machine::rss_kib().unwrap_or(0);
+    let reset = crate::machine::reset_peak_rss();
     let t = Instant::now();
-    let bytes = std::fs::read(&file)?;
-    let imported = jiandu::audit::import::import(&central, &bytes, "export.jsonl")?;
+    let input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&file)?);
+    let imported = jiandu::audit::import::import_from(&central, input, "export.jsonl")?;
     let import = t.elapsed();
-    if let Err(refusal) = imported {
-        anyhow::bail!("the central office refused the export: {refusal:?}");
+    let import_peak_kib = reset
+        .then(crate::machine::peak_rss_kib)
+        .flatten()
+        .map(|peak| peak.saturating_sub(before));
+    match imported {
+        Ok(i) => ensure!(
+            i.added == total,
+            "{} entries imported, not {total}",
+            i.added
+        ),
+        Err(refusal) => anyhow::bail!("the central office refused the export: {refusal:?}"),
     }
+    drop(central);
+    std::fs::remove_dir_all(dir).ok();
     Ok(LedgerFigures {
         entries: total,
-        exported,
         append_small: median(near_start),
         append_large: median(near_end),
         durable_small,
@@ -229,6 +237,7 @@ pub fn measure(dir: &Path, entries: u64, progress: &mut dyn FnMut(&str)) -> Resu
         export,
         export_bytes,
         import,
+        import_peak_kib,
     })
 }
 
@@ -284,8 +293,8 @@ impl LedgerFigures {
             },
             Figure {
                 section: "Ledger",
-                what: format!("`audit export` of {} entries ({:.0} MiB file)", self.exported, self.export_bytes as f64 / (1 << 20) as f64),
-                jiandu: format!("{:.1} s, {:.0} entries/s", self.export.as_secs_f64(), self.exported as f64 / self.export.as_secs_f64()),
+                what: format!("`audit export` of the {n} entries ({:.0} MiB file)", self.export_bytes as f64 / (1 << 20) as f64),
+                jiandu: format!("{:.1} s, {:.0} entries/s", self.export.as_secs_f64(), per_s(self.export)),
                 baseline: "–".into(),
                 ratio: None,
                 ratio_means: "",
@@ -294,8 +303,11 @@ impl LedgerFigures {
             },
             Figure {
                 section: "Ledger",
-                what: "`audit import` of that file at the central office (every entry checked and stored)".to_string(),
-                jiandu: format!("{:.1} s, {:.0} entries/s", self.import.as_secs_f64(), self.exported as f64 / self.import.as_secs_f64()),
+                what: format!(
+                    "`audit import` of that file at the central office (every entry checked and stored); memory it added at its peak: {}",
+                    self.import_peak_kib.map_or("not measured".into(), crate::machine::mib)
+                ),
+                jiandu: format!("{:.1} s, {:.0} entries/s", self.import.as_secs_f64(), per_s(self.import)),
                 baseline: "–".into(),
                 ratio: None,
                 ratio_means: "",

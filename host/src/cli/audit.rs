@@ -295,8 +295,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         } => verify(&store, unit, central, quick, format),
         Command::Export { since, output } => {
             let since = since.as_deref().map(export::parse_since).transpose()?;
-            let e = export::export(&store, since.as_ref())?;
-            export::write_file(&output, &e.bytes)?;
+            let e = export::export_file(&store, since.as_ref(), &output)?;
             let c = &e.checkpoint.checkpoint;
             outln!(
                 "exported entries {}..{} ({} entries) of unit {} ({}) to {}",
@@ -992,19 +991,14 @@ fn import_files(
     let mut refused = false;
     let mut json = Vec::new();
     for file in files {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let input = std::fs::File::open(file)
+            .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+            .with_context(|| format!("reading {}", file.display()))?;
         let source = file.display().to_string();
         let outcome = if dry_run {
-            import::check(store, &bytes)?.map(|plan| import::Imported {
-                previous: plan.previous,
-                added: plan.new_entries.len() as u64,
-                size: plan.checkpoint.checkpoint.size,
-                root: plan.checkpoint.checkpoint.root.clone(),
-                notes: plan.notes.clone(),
-                unit: plan.unit,
-            })
+            import::check_from(store, input, &source)?.map(import::Imported::from)
         } else {
-            import::import(store, &bytes, &source)?
+            import::import_from(store, input, &source)?
         };
         match &outcome {
             Ok(done) => {

@@ -14,6 +14,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` all or nothing, readable by the owner only.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// Writes what `write` writes to `path` all or nothing, readable by the
+/// owner only: through a buffered temporary file in the same folder,
+/// synced and renamed over `path`. If `write` fails, `path` is untouched
+/// and the temporary file removed.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = parent(path);
     let name = path
@@ -25,17 +36,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = (|| {
-        let mut f = create_private(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+    let written = (|| -> std::io::Result<T> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&tmp)?);
+        let value = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(value)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written?;
-    sync_dir(dir)
+    let value = written?;
+    sync_dir(dir)?;
+    Ok(value)
 }
 
 /// Creates (or truncates) `path` for writing, mode 0600.

@@ -40,7 +40,7 @@ pub fn valid_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicKe
     let Some(key) = key else {
         return vec![false; entries.len()];
     };
-    let part = |part: &[(&[u8], Option<&str>)]| -> Vec<bool> {
+    on_every_core(entries, |part| {
         let messages: Vec<Vec<u8>> = part
             .iter()
             .map(|(bytes, _)| entry_message(&entry_hash(bytes)))
@@ -52,22 +52,48 @@ pub fn valid_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicKe
                 return vec![true; part.len()];
             }
         }
-        part.iter()
-            .zip(&messages)
-            .map(|((_, sig), message)| {
-                sig.is_some_and(|sig| check_signature(key, message, sig).is_ok())
-            })
-            .collect()
+        strictly(part, &messages, key)
+    })
+}
+
+/// Which of `entries` carry a valid signature by `key`, each checked on
+/// its own, strictly (what an import at the central office asks of a
+/// unit's export), split over every core.
+pub fn strict_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicKey>) -> Vec<bool> {
+    let Some(key) = key else {
+        return vec![false; entries.len()];
     };
+    on_every_core(entries, |part| {
+        let messages: Vec<Vec<u8>> = part
+            .iter()
+            .map(|(bytes, _)| entry_message(&entry_hash(bytes)))
+            .collect();
+        strictly(part, &messages, key)
+    })
+}
+
+fn strictly(part: &[(&[u8], Option<&str>)], messages: &[Vec<u8>], key: &PublicKey) -> Vec<bool> {
+    part.iter()
+        .zip(messages)
+        .map(|((_, sig), message)| {
+            sig.is_some_and(|sig| check_signature(key, message, sig).is_ok())
+        })
+        .collect()
+}
+
+/// `check` over `entries` in as many parts as there are cores, side by
+/// side; the answers in order.
+fn on_every_core<T: Sync>(entries: &[T], check: impl Fn(&[T]) -> Vec<bool> + Sync) -> Vec<bool> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || entries.len() < 64 {
-        return part(entries);
+        return check(entries);
     }
     let chunk = entries.len().div_ceil(threads);
+    let check = &check;
     std::thread::scope(|scope| {
         let parts: Vec<_> = entries
             .chunks(chunk)
-            .map(|p| scope.spawn(move || part(p)))
+            .map(|p| scope.spawn(move || check(p)))
             .collect();
         parts
             .into_iter()

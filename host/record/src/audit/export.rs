@@ -30,6 +30,7 @@ use super::signed_message;
 use crate::ledger::{self, Signer, GENESIS};
 use crate::{Error, Result, Store};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::Path;
 
 /// `header.format` of the files this version writes and reads.
@@ -161,19 +162,37 @@ pub fn parse_since(text: &str) -> Result<Since> {
         })
 }
 
-/// What [`export`] wrote.
+/// What [`export_to`] wrote.
 #[derive(Debug, Clone)]
 pub struct Export {
-    pub bytes: Vec<u8>,
     pub header: Header,
     pub checkpoint: SignedCheckpoint,
     /// Entries in the file.
     pub entries: u64,
 }
 
-/// Exports this store's ledger after `since`, with a fresh checkpoint.
-/// Needs a unit; refuses a ledger that does not verify.
-pub fn export(store: &Store, since: Option<&Since>) -> Result<Export> {
+/// Exports this store's ledger after `since` to the file `path`, all or
+/// nothing (see [`export_to`]).
+pub fn export_file(store: &Store, since: Option<&Since>, path: &Path) -> Result<Export> {
+    let mut failed = None;
+    let written = crate::fsio::write_atomic_with(path, |out| {
+        export_to(store, since, out).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            failed = Some(e);
+            io
+        })
+    });
+    match (written, failed) {
+        (Ok(e), _) => Ok(e),
+        (Err(_), Some(e)) => Err(e),
+        (Err(io), None) => Err(Error::file(path, io)),
+    }
+}
+
+/// Writes this store's ledger after `since`, with a fresh checkpoint, to
+/// `out`, one line at a time. Needs a unit; refuses a ledger that does
+/// not verify.
+pub fn export_to(store: &Store, since: Option<&Since>, out: &mut dyn Write) -> Result<Export> {
     let signer = Signer::for_store(store)?.ok_or_else(|| {
         Error::Ledger(
             "exporting needs this store's unit key to sign the export; create it with `jiandu unit init --name … --code …`".into(),
@@ -218,15 +237,14 @@ pub fn export(store: &Store, since: Option<&Since>) -> Result<Export> {
         time: crate::time::now_text(),
     };
     let sig = signer.sign(&header.message());
-    let mut out = Vec::new();
     push_line(
-        &mut out,
+        out,
         &HeaderLine {
             kind: "header".into(),
             header: header.clone(),
             sig,
         },
-    );
+    )?;
     let from = header.from();
     let mut entries = 0;
     for item in ledger::entries(store, from) {
@@ -238,7 +256,7 @@ pub fn export(store: &Store, since: Option<&Since>) -> Result<Export> {
         let entry = String::from_utf8(bytes)
             .map_err(|_| Error::Ledger(format!("entry {seq} is not UTF-8")))?;
         push_line(
-            &mut out,
+            out,
             &EntryLine {
                 kind: "entry".into(),
                 seq,
@@ -246,19 +264,18 @@ pub fn export(store: &Store, since: Option<&Since>) -> Result<Export> {
                 sig: seal.and_then(|s| s.sig),
                 entry,
             },
-        );
+        )?;
         entries += 1;
     }
     push_line(
-        &mut out,
+        out,
         &CheckpointLine {
             kind: "checkpoint".into(),
             checkpoint: checkpoint.checkpoint.clone(),
             sig: checkpoint.sig.clone(),
         },
-    );
+    )?;
     Ok(Export {
-        bytes: out,
         header,
         checkpoint,
         entries,
@@ -298,14 +315,10 @@ fn base_from_checkpoint(signer: &Signer, tree: &Tree, cp: &SignedCheckpoint) -> 
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder,
-/// so a reader never sees half an export.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::fsio::write_atomic(path, bytes).map_err(|e| Error::file(path, e))
-}
-
-/// Appends `value` as one line of compact JSON.
-fn push_line<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(&mut *out, value).expect("export lines serialize");
-    out.push(b'\n');
+/// Writes `value` as one line of compact JSON.
+fn push_line<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
+    serde_json::to_writer(&mut *out, value)
+        .map_err(|e| Error::Ledger(format!("writing the export: {e}")))?;
+    out.write_all(b"\n")
+        .map_err(|e| Error::Ledger(format!("writing the export: {e}")))
 }

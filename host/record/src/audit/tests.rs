@@ -1,8 +1,8 @@
 //! The audit flow in process: signing, checkpoints, export, import, and
 //! every way an export can be tampered with.
 
-use super::export::{export, Since};
-use super::import::{check, import, Refusal};
+use super::export::{export_to, Since};
+use super::import::{check, import, import_from, Refusal};
 use super::*;
 use crate::ledger::{self, DatasetRef, Draft, Kind, ModelRef, Outcome, RunRecord};
 use crate::Store;
@@ -111,13 +111,15 @@ fn central_for(units: &[&Store]) -> (tempfile::TempDir, Store) {
 }
 
 fn exported(store: &Store, since: Option<Since>) -> Vec<u8> {
-    export(store, since.as_ref()).unwrap().bytes
+    let mut out = Vec::new();
+    export_to(store, since.as_ref(), &mut out).unwrap();
+    out
 }
 
 fn refused(central: &Store, bytes: &[u8]) -> Refusal {
     match check(central, bytes).unwrap() {
         Err(r) => r,
-        Ok(plan) => panic!("accepted: {} new entries", plan.new_entries.len()),
+        Ok(plan) => panic!("accepted: {} new entries", plan.added),
     }
 }
 
@@ -192,7 +194,9 @@ fn a_store_without_a_unit_writes_unsigned_entries_and_cannot_export() {
     let v = crate::audit::verify::local(&s).unwrap();
     assert!(v.problem.is_none(), "{:?}", v.problem);
     assert_eq!((v.signed, v.unsigned, v.fingerprint), (0, 2, None));
-    let err = export(&s, None).unwrap_err().to_string();
+    let err = export_to(&s, None, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unit init"), "{err}");
 }
 
@@ -593,15 +597,19 @@ fn entries_an_import_stored_before_its_checkpoint_are_not_accepted() {
     // the next entries stored, no checkpoint accepting them.
     run(&a, "r5", "m", Outcome::Succeeded);
     let later = exported(&a, Some(Since::Size(first.size)));
-    let plan = check(&central, &later).unwrap().unwrap();
-    for line in &plan.new_entries {
-        central
-            .central
-            .insert(
-                central::key(&u.fingerprint, line.seq),
-                serde_json::to_vec(line).unwrap(),
-            )
-            .unwrap();
+    assert_eq!(check(&central, &later).unwrap().unwrap().added, 2);
+    for line in lines(&later) {
+        if let Ok(line) = serde_json::from_slice::<export::EntryLine>(&line) {
+            if line.seq > first.size {
+                central
+                    .central
+                    .insert(
+                        central::key(&u.fingerprint, line.seq),
+                        serde_json::to_vec(&line).unwrap(),
+                    )
+                    .unwrap();
+            }
+        }
     }
     // Not read, not verified against, not listed.
     let stored: Vec<u64> = central::entries(&central, &u.fingerprint)
@@ -645,7 +653,7 @@ fn flip_every_byte(central: &Store, bytes: &[u8]) -> Vec<(usize, u8)> {
                 Ok(plan) => {
                     // Accepted: it must mean exactly what the original means.
                     assert_eq!(plan.checkpoint, baseline.checkpoint);
-                    assert_eq!(plan.new_entries, baseline.new_entries);
+                    assert_eq!(plan.added_digest, baseline.added_digest);
                     assert_eq!(plan.header, baseline.header);
                     harmless.push((pos, mask));
                 }
@@ -718,7 +726,7 @@ fn other_json_spellings_of_the_same_export_are_accepted() {
     let b_plan = check(&central, &respelled)
         .unwrap()
         .unwrap_or_else(|r| panic!("{r}"));
-    assert_eq!(a_plan.new_entries, b_plan.new_entries);
+    assert_eq!(a_plan.added_digest, b_plan.added_digest);
     assert_eq!(a_plan.checkpoint, b_plan.checkpoint);
     // But an unknown field is refused.
     let mut extra = lines(&original);
@@ -1079,4 +1087,47 @@ fn a_cut_tail_under_a_rewritten_head_fails_the_head_check() {
         .expect("detected");
     assert_eq!((p.seq, p.check), (5, "head"), "{p:?}");
     assert!(p.message.contains("Merkle frontier"), "{}", p.message);
+}
+
+#[test]
+fn a_refused_import_leaves_none_of_its_entries_behind() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    let first = accept(&central, &exported(&a, None));
+    let u = units::list(&central).unwrap().remove(0);
+    for i in 0..5 {
+        run(&a, &format!("late{i}"), "m", Outcome::Succeeded);
+    }
+    // Every entry checks out; the checkpoint at the end does not.
+    let mut later = lines(&exported(&a, Some(Since::Size(first.size))));
+    let last = later.len() - 1;
+    let mut cp: export::CheckpointLine = serde_json::from_slice(&later[last]).unwrap();
+    cp.checkpoint.root = "0".repeat(64);
+    later[last] = serde_json::to_vec(&cp).unwrap();
+    let r = import_from(&central, join(&later).as_slice(), "test")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(r.check, Check::Checkpoint, "{r}");
+    let raw: Vec<_> = central
+        .central
+        .scan_prefix(central::prefix(&u.fingerprint))
+        .collect();
+    assert_eq!(
+        raw.len() as u64,
+        first.size,
+        "only the accepted entries are stored"
+    );
+    assert!(verify::central(&central, &u).unwrap().problem.is_none());
+}
+
+#[test]
+fn an_overlong_line_is_refused_before_it_is_held_whole() {
+    use std::io::Read;
+    let (_z, central) = central_for(&[]);
+    let endless = std::io::BufReader::new(std::io::repeat(b' ').take(import::MAX_LINE * 4));
+    let r = import_from(&central, endless, "endless")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((r.line, r.check), (1, Check::Format), "{r}");
+    assert!(r.message.contains("longer than"), "{r}");
 }
