@@ -137,7 +137,7 @@ pub fn ingest_file(store: &Store, dataset: &str, file: &Path) -> Result<ingest::
             operator: "jiandu-bench".into(),
             ..Default::default()
         },
-        jiandu::run::store_unit_label(store)?,
+        jiandu::policy::store_unit_label(store)?,
     )?;
     Ok(report)
 }

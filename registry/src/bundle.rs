@@ -61,13 +61,20 @@ pub const MAX_BUNDLE: u64 = MAX_WASM + MAX_TOML + MAX_RELEASE + MAX_SIG + (64 <<
 /// File extension of bundles.
 pub const EXTENSION: &str = "jiandu";
 
-/// `format` of a release statement.
-pub const RELEASE_FORMAT: &str = "jiandu-release-v1";
+/// `format` of the release statements this version writes: RFC 8785
+/// canonical JSON.
+pub const RELEASE_FORMAT: &str = "jiandu-release-v2";
 
-/// What a signature covers is prefixed with its purpose, so a release
-/// signature can never pass for a signature of anything else the unit key
-/// signs (ledger entries, yanks).
-const SIGNING_CONTEXT: &[u8] = b"jiandu-release-v1\n";
+/// `format` of the release statements of earlier versions, still read:
+/// compact JSON in the struct's field order.
+pub const RELEASE_FORMAT_V1: &str = "jiandu-release-v1";
+
+/// What a signature covers is prefixed with its purpose (the statement's
+/// format and a newline), so a release signature can never pass for a
+/// signature of anything else the unit key signs (ledger entries, yanks).
+fn signing_context(format: &str) -> Vec<u8> {
+    format!("{format}\n").into_bytes()
+}
 
 /// sha256 of bytes, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -150,8 +157,10 @@ impl Publisher {
 
 /// The release statement: what the publisher signs.
 ///
-/// It is written as canonical JSON (fields in this order, maps sorted, no
-/// whitespace), and the signature covers its exact bytes.
+/// It is written as RFC 8785 canonical JSON ([`crate::canonical`]; the
+/// statements of format [`RELEASE_FORMAT_V1`] were compact JSON in field
+/// order), and the signature covers its exact bytes: each format has one
+/// spelling, so a bundle's bytes are a function of what was signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Release {
@@ -174,9 +183,13 @@ impl Release {
         format!("{}@{}", self.name, self.version)
     }
 
-    /// The canonical bytes that are signed.
+    /// The canonical bytes that are signed, in the spelling of its format.
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a release statement serializes")
+        if self.format == RELEASE_FORMAT_V1 {
+            serde_json::to_vec(self).expect("a release statement serializes")
+        } else {
+            crate::canonical::to_vec(self)
+        }
     }
 }
 
@@ -261,7 +274,12 @@ pub fn pack(
         created_at: created_at.to_string(),
     };
     let release_json = release.to_canonical_json();
-    let signature = format!("{}\n", signer.key.sign(&signed_bytes(&release_json)));
+    let signature = format!(
+        "{}\n",
+        signer
+            .key
+            .sign(&signed_bytes(&release.format, &release_json))
+    );
     write_tar(&[
         (MODEL_TOML, model_toml),
         (MODEL_WASM, model_wasm),
@@ -270,8 +288,8 @@ pub fn pack(
     ])
 }
 
-fn signed_bytes(release_json: &[u8]) -> Vec<u8> {
-    let mut message = SIGNING_CONTEXT.to_vec();
+fn signed_bytes(format: &str, release_json: &[u8]) -> Vec<u8> {
+    let mut message = signing_context(format);
     message.extend_from_slice(release_json);
     message
 }
@@ -355,7 +373,10 @@ impl Bundle {
                 });
             }
             let Some(&name) = ENTRY_NAMES.iter().find(|n| **n == path) else {
-                return Err(Error::UnexpectedEntry { entry: path });
+                return Err(Error::UnexpectedEntry {
+                    entry: path,
+                    expected: &ENTRY_NAMES,
+                });
             };
             if files.contains_key(name) {
                 return Err(Error::DuplicateEntry { entry: path });
@@ -406,9 +427,9 @@ impl Bundle {
                 "{what}: release.json is not in canonical form"
             )));
         }
-        if release.format != RELEASE_FORMAT {
+        if release.format != RELEASE_FORMAT && release.format != RELEASE_FORMAT_V1 {
             return Err(Error::BadRelease(format!(
-                "{what}: format `{}` is not {RELEASE_FORMAT}",
+                "{what}: format `{}` is neither {RELEASE_FORMAT} nor {RELEASE_FORMAT_V1}",
                 release.format
             )));
         }
@@ -507,7 +528,10 @@ impl Bundle {
         let r = &self.release;
         let key = r.publisher.public_key()?;
         let signed = key
-            .verify(&signed_bytes(&self.release_json), &self.signature)
+            .verify(
+                &signed_bytes(&self.release.format, &self.release_json),
+                &self.signature,
+            )
             .unwrap_or(false);
         if !signed {
             return Err(Error::BadSignature {
@@ -710,6 +734,48 @@ mod tests {
         );
         assert_eq!(b.model_wasm(), b"\0asm-component");
         assert_eq!(b.sha256(), sha256_hex(&bytes));
+    }
+
+    #[test]
+    fn release_statements_are_rfc_8785_and_earlier_ones_still_read() {
+        let key = signer_key();
+        let b = Bundle::read(&packed(&key), "m.jiandu").unwrap();
+        let release = b.release().clone();
+        assert_eq!(release.format, RELEASE_FORMAT);
+        let json = String::from_utf8(release.to_canonical_json()).unwrap();
+        assert!(json.starts_with(r#"{"created_at":"#), "keys sorted: {json}");
+        // A bundle of the earlier format: release.json in field order,
+        // signed under its own context.
+        let v1 = Release {
+            format: RELEASE_FORMAT_V1.into(),
+            ..release
+        };
+        let v1_json = v1.to_canonical_json();
+        assert!(v1_json.starts_with(br#"{"format":"jiandu-release-v1","name":"#));
+        let sig = format!("{}\n", key.sign(&signed_bytes(RELEASE_FORMAT_V1, &v1_json)));
+        let bytes = write_tar(&[
+            (MODEL_TOML, TOML.as_bytes()),
+            (MODEL_WASM, b"\0asm-component"),
+            (RELEASE_JSON, &v1_json),
+            (RELEASE_SIG, sig.as_bytes()),
+        ])
+        .unwrap();
+        let old = Bundle::read(&bytes, "old.jiandu").unwrap();
+        old.verify(&|k| *k == key.public()).unwrap();
+        // Its statement respelt in the current form is not canonical for
+        // its format, and a v1 signature does not pass for a v2 statement.
+        let respelt = crate::canonical::to_vec(&v1);
+        let bytes = write_tar(&[
+            (MODEL_TOML, TOML.as_bytes()),
+            (MODEL_WASM, b"\0asm-component"),
+            (RELEASE_JSON, &respelt),
+            (RELEASE_SIG, sig.as_bytes()),
+        ])
+        .unwrap();
+        let err = Bundle::read(&bytes, "respelt.jiandu")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not in canonical form"), "{err}");
     }
 
     #[test]

@@ -31,8 +31,11 @@ pub enum Error {
     #[error("bundle entry `{entry}` is a {kind}, not a regular file")]
     NotRegularFile { entry: String, kind: String },
 
-    #[error("bundle entry `{entry}` is unexpected; a bundle holds exactly {}", crate::bundle::ENTRY_NAMES.join(", "))]
-    UnexpectedEntry { entry: String },
+    #[error("bundle entry `{entry}` is unexpected; a bundle holds exactly {}", .expected.join(", "))]
+    UnexpectedEntry {
+        entry: String,
+        expected: &'static [&'static str],
+    },
 
     #[error("bundle entry `{entry}` appears twice")]
     DuplicateEntry { entry: String },

@@ -32,8 +32,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// `format` of an index document.
-pub const INDEX_FORMAT: &str = "jiandu-index-v2";
+/// `format` of the index documents this version signs: RFC 8785 canonical
+/// JSON.
+pub const INDEX_FORMAT: &str = "jiandu-index-v3";
+/// `format` of the signed index documents of earlier versions, still read:
+/// compact JSON in the struct's field order. Signing one again writes it
+/// as [`INDEX_FORMAT`].
+pub const INDEX_FORMAT_V2: &str = "jiandu-index-v2";
 /// `format` of the unsigned indexes of earlier releases, refused by name.
 pub const UNSIGNED_INDEX_FORMAT: &str = "jiandu-index-v1";
 /// Largest index file accepted.
@@ -44,11 +49,6 @@ pub const DEFAULT_VALID_DAYS: u32 = 365;
 /// The longest validity a publisher may give an index: ten years. An index
 /// that never expires would give no protection against a frozen copy.
 pub const MAX_VALID_DAYS: u32 = 3650;
-
-/// What an index signature covers is prefixed with its purpose, so it can
-/// never pass for the signature of a release, a ledger entry or anything
-/// else the unit key signs.
-const INDEX_CONTEXT: &[u8] = b"jiandu-index-v2\n";
 
 /// The index document of one model: what the publisher signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +179,7 @@ pub struct IndexState {
 #[serde(deny_unknown_fields)]
 pub struct SignedIndex {
     pub signed: Index,
-    /// The publisher's signature of [`INDEX_CONTEXT`] and the document's
+    /// The publisher's signature of the document's format line and its
     /// canonical JSON, hex.
     pub signature: String,
 }
@@ -200,10 +200,14 @@ impl Index {
         }
     }
 
-    /// The canonical bytes that are signed: compact JSON, fields in
-    /// declaration order, maps sorted.
+    /// The canonical bytes that are signed, in the spelling of its format
+    /// (RFC 8785, or field order for [`INDEX_FORMAT_V2`]).
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an index serializes")
+        if self.format == INDEX_FORMAT_V2 {
+            serde_json::to_vec(self).expect("an index serializes")
+        } else {
+            crate::canonical::to_vec(self)
+        }
     }
 
     /// `name@version`, for messages.
@@ -328,9 +332,10 @@ impl Index {
             message: format!("the index of {} has no version left to sign", self.name),
         })?;
         self.signed_at = now.to_string();
+        self.format = INDEX_FORMAT.to_string();
         self.expires = (signed_at + chrono::Duration::days(i64::from(valid_days)))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
-        let signature = key.sign(&signed_message(&self.to_canonical_json()));
+        let signature = key.sign(&signed_message(&self.format, &self.to_canonical_json()));
         Ok(SignedIndex {
             signed: self,
             signature,
@@ -338,8 +343,12 @@ impl Index {
     }
 }
 
-fn signed_message(canonical: &[u8]) -> Vec<u8> {
-    [INDEX_CONTEXT, canonical].concat()
+/// What an index signature covers is prefixed with its purpose (the
+/// document's format and a newline), so it can never pass for the
+/// signature of a release, a ledger entry or anything else the unit key
+/// signs.
+fn signed_message(format: &str, canonical: &[u8]) -> Vec<u8> {
+    [format.as_bytes(), b"\n", canonical].concat()
 }
 
 fn parse_time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::FixedOffset>> {
@@ -368,9 +377,9 @@ impl SignedIndex {
         let index: SignedIndex =
             serde_json::from_value(value).map_err(|e| bad(format!("unreadable index: {e}")))?;
         let doc = &index.signed;
-        if doc.format != INDEX_FORMAT {
+        if doc.format != INDEX_FORMAT && doc.format != INDEX_FORMAT_V2 {
             return Err(bad(format!(
-                "format `{}` is not {INDEX_FORMAT}",
+                "format `{}` is neither {INDEX_FORMAT} nor {INDEX_FORMAT_V2}",
                 doc.format
             )));
         }
@@ -380,7 +389,10 @@ impl SignedIndex {
         check_name(&doc.name).map_err(bad)?;
         let key = doc.publisher.public_key()?;
         let signed = key
-            .verify(&signed_message(&doc.to_canonical_json()), &index.signature)
+            .verify(
+                &signed_message(&doc.format, &doc.to_canonical_json()),
+                &index.signature,
+            )
             .unwrap_or(false);
         if !signed {
             return Err(Error::BadIndexSignature {
@@ -565,6 +577,39 @@ mod tests {
     }
 
     #[test]
+    fn indexes_are_signed_as_rfc_8785_and_earlier_ones_still_verify() {
+        let key = UnitKey::generate().unwrap();
+        let signed = index(&key).sign(&key, NOW, 30).unwrap();
+        assert_eq!(signed.signed.format, INDEX_FORMAT);
+        let bytes = serde_json::to_vec(&signed).unwrap();
+        SignedIndex::parse(&bytes, "m", "index").unwrap();
+        // An index signed by an earlier version: field order, its own
+        // context. It still verifies; signing it again upgrades it.
+        let mut old = signed.signed.clone();
+        old.format = INDEX_FORMAT_V2.into();
+        let legacy = serde_json::to_vec(&old).unwrap();
+        let sig = key.sign(&[INDEX_FORMAT_V2.as_bytes(), b"\n", &legacy].concat());
+        let old_signed = SignedIndex {
+            signed: old.clone(),
+            signature: sig.clone(),
+        };
+        let parsed =
+            SignedIndex::parse(&serde_json::to_vec(&old_signed).unwrap(), "m", "index").unwrap();
+        assert_eq!(parsed.signed.format, INDEX_FORMAT_V2);
+        let resigned = parsed.signed.sign(&key, NOW, 30).unwrap();
+        assert_eq!(resigned.signed.format, INDEX_FORMAT);
+        // The earlier signature does not pass for the document under the
+        // current format.
+        let mut claimed = old;
+        claimed.format = INDEX_FORMAT.into();
+        let forged = SignedIndex {
+            signed: claimed,
+            signature: sig,
+        };
+        assert!(SignedIndex::parse(&serde_json::to_vec(&forged).unwrap(), "m", "index").is_err());
+    }
+
+    #[test]
     fn no_match_lists_what_exists() {
         let key = UnitKey::generate().unwrap();
         let err = index(&key).resolve(&req("^3")).unwrap_err().to_string();
@@ -625,7 +670,10 @@ mod tests {
         // Signed by someone else in the publisher's name.
         let other = UnitKey::generate().unwrap();
         let mut forged = signed.clone();
-        forged.signature = other.sign(&signed_message(&signed.signed.to_canonical_json()));
+        forged.signature = other.sign(&signed_message(
+            &signed.signed.format,
+            &signed.signed.to_canonical_json(),
+        ));
         assert!(matches!(
             reparse(&forged).unwrap_err(),
             Error::BadIndexSignature { .. }

@@ -6,6 +6,7 @@
 //! store, no sandbox and no terminal. The host keeps the trust store, asks
 //! the operator, loads the model and installs it.
 //!
+//! - [`canonical`]: RFC 8785 canonical JSON, for everything signed.
 //! - [`keys`]: a unit's Ed25519 identity, public keys and fingerprints.
 //! - [`bundle`]: one file holding `model.toml`, `model.wasm` and the
 //!   publisher's signed release statement; packing, strict reading,
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod bundle;
+pub mod canonical;
 pub mod dir;
 pub mod error;
 pub mod http;

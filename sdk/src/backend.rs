@@ -66,6 +66,9 @@ pub enum Level {
     Error,
 }
 
+/// The backend a context and its scans share.
+pub(crate) type Shared = std::rc::Rc<std::cell::RefCell<Box<dyn Backend>>>;
+
 /// The operations of the host contract (`sdk/wit/model.wit`, interface
 /// `host`). Errors are messages for the model author.
 pub trait Backend {

@@ -1,6 +1,6 @@
 //! What a running model sees of the host.
 
-use crate::backend::{Backend, Level, ScanOptions};
+use crate::backend::{Backend, Level, ScanOptions, Shared};
 use crate::de::from_record;
 use crate::record::RecordRef;
 use crate::rows::Rows;
@@ -11,8 +11,6 @@ use core::str::FromStr;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::rc::Rc;
-
-pub(crate) type Shared = Rc<RefCell<Box<dyn Backend>>>;
 
 /// The model's view of the host during one run.
 ///

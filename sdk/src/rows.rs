@@ -32,7 +32,7 @@
 //! ```
 
 use crate::backend::Batch;
-use crate::context::Shared;
+use crate::backend::Shared;
 use crate::record::{RecordRef, Value};
 use crate::{Date, Decimal, Error, Result};
 use core::cmp::Ordering;

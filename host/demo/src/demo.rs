@@ -287,7 +287,7 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
                 operator: opts.operator.clone(),
                 ..Default::default()
             },
-            crate::run::store_unit_label(store)?,
+            crate::policy::store_unit_label(store)?,
         )?);
     }
     let policy_path = store.policy_path();
@@ -463,7 +463,7 @@ fn rectify(
             operator: opts.operator.clone(),
             ..Default::default()
         },
-        crate::run::store_unit_label(store)?,
+        crate::policy::store_unit_label(store)?,
     )?;
     step(&format!("re-running {MODEL}"));
     let run = crate::run::execute(

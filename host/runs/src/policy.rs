@@ -354,6 +354,20 @@ impl Policy {
     }
 }
 
+/// The unit named in entries written outside a run (an ingest): this
+/// store's unit, else the `unit` of the store's own policy file.
+pub fn store_unit_label(store: &jiandu_store::Store) -> Result<String> {
+    unit_label(store, &Policy::load(&store.policy_path())?)
+}
+
+/// The unit named in entries: this store's unit, else the policy's `unit`.
+pub fn unit_label(store: &jiandu_store::Store, policy: &Policy) -> Result<String> {
+    Ok(match crate::unit::current(store)? {
+        Some(u) => format!("{} ({})", u.name, u.code),
+        None => policy.unit.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,60 +140,25 @@ fn run_installed(
     let mut record = RunRecord {
         run_id: run_id.clone(),
         model: model_ref(installed),
-        datasets: Vec::new(),
-        params: BTreeMap::new(),
-        limits: None,
         started_at: crate::time::now_text(),
-        ended_at: None,
-        fuel_used: None,
-        peak_memory: None,
-        records_read: None,
-        leads_count: None,
-        leads_digest: None,
-        leads_snapshot: None,
         outcome: Outcome::Started,
-        error: None,
-        replaces: None,
-        replay_of: None,
-        reproduced: None,
+        ..RunRecord::default()
     };
-    let unit_name = unit_label(store, policy)?;
-    let draft = |kind, record: &RunRecord| {
-        Draft::run(
-            unit_name.clone(),
-            req.operator.clone(),
-            kind,
-            record.clone(),
-        )
+    let entries = Entries {
+        unit: crate::policy::unit_label(store, policy)?,
+        operator: req.operator.clone(),
     };
 
     // 1. Everything that can refuse the run before it starts.
     let prepared = prepare(store, policy, installed, req, &mut record, spill);
     let (session, limits, cursors) = match prepared {
         Ok(p) => p,
-        Err(message) => {
-            record.outcome = Outcome::Refused;
-            record.ended_at = Some(crate::time::now_text());
-            let refusal = Failure {
-                kind: "refused".into(),
-                message: message.clone(),
-                limit: None,
-                used: None,
-            };
-            ledger::append(
-                store,
-                &draft(Kind::RunRefused, &record).failed(stopped(&refusal)),
-            )?;
-            return Err(Error::RunRefused {
-                model: manifest.id(),
-                message,
-            });
-        }
+        Err(message) => return Err(refuse(store, &entries, manifest, &mut record, message)),
     };
     record.limits = Some(limits_record(&limits));
 
     // 2. Fail closed: no start entry, no run.
-    ledger::append(store, &draft(Kind::RunStarted, &record))?;
+    ledger::append(store, &entries.draft(Kind::RunStarted, &record))?;
 
     // 3. Load and run.
     let finished = load_and_run(runtime, cache, installed, loaded, session, limits);
@@ -202,98 +167,183 @@ fn run_installed(
     record.peak_memory = Some(finished.peak_memory);
     record.records_read = Some(finished.session.records_read);
 
-    // 4. Commit or record the failure.
-    let mut counts = (0, 0, 0);
-    let mut total_amount = rust_decimal::Decimal::ZERO;
-    let mut failure = finished.failure.clone();
-    let entry = match &finished.failure {
+    // 4. Commit the leads, or record the failure.
+    let ended = match &finished.failure {
         Some(failure) => {
             record.outcome = Outcome::Failed;
             record.leads_count = Some(0);
-            ledger::append(
-                store,
-                &draft(Kind::RunFinished, &record).failed(stopped(failure)),
-            )?
+            let d = entries
+                .draft(Kind::RunFinished, &record)
+                .failed(stopped(failure));
+            Ended::failed(ledger::append(store, &d)?, failure.clone())
         }
-        None => {
-            record.outcome = Outcome::Succeeded;
-            record.leads_count = Some(finished.session.leads.len() as u64);
-            let leads = &finished.session.leads;
-            if leads.spilled() {
-                tracing::debug!(
-                    "run {run_id}: {} leads, {} of them spilled to {} files",
-                    leads.len(),
-                    leads.len() - leads.in_memory(),
-                    leads.spills()
-                );
-            }
-            let (digest, planned) = digest_and_plan(store, manifest, &record.run_id, leads);
-            let committed = match digest {
-                Ok((digest, total)) => {
-                    total_amount = total;
-                    record.leads_digest = Some(digest);
-                    let d = draft(Kind::RunFinished, &record);
-                    commit(store, &d, leads, &cursors, Some(planned))
-                }
-                Err(e) => Err(CommitError::Failed(e)),
-            };
-            match committed {
-                Ok((entry, changes)) => {
-                    counts = (changes.new, changes.open, changes.resolved);
-                    entry
-                }
-                // The entry is in; only its durability is in doubt.
-                Err(CommitError::NotDurable(e)) => return Err(e),
-                // The model did its part; the host could not keep its
-                // leads (a full disk, a failed write). The run still ends
-                // on the record, as a host failure, if anything can be
-                // written.
-                Err(CommitError::Failed(e)) => {
-                    let host = Failure {
-                        kind: "host-error".into(),
-                        message: format!("the host could not commit the run's leads: {e}"),
-                        limit: None,
-                        used: None,
-                    };
-                    record.outcome = Outcome::Failed;
-                    record.leads_count = Some(0);
-                    record.leads_digest = None;
-                    total_amount = rust_decimal::Decimal::ZERO;
-                    let d = draft(Kind::RunFinished, &record).failed(stopped(&host));
-                    failure = Some(host);
-                    ledger::append(store, &d).map_err(|e2| {
-                        Error::Ledger(format!(
-                            "run {run_id} of {}: its leads could not be committed ({e}), nor its run-finished entry written ({e2})",
-                            manifest.id()
-                        ))
-                    })?
-                }
-            }
-        }
+        None => commit_leads(
+            store,
+            &entries,
+            manifest,
+            &mut record,
+            &finished.session.leads,
+            &cursors,
+        )?,
     };
-    let succeeded = failure.is_none();
-    let report = Report {
+    let succeeded = ended.failure.is_none();
+    Ok(Report {
         run_id,
         model: manifest.name.clone(),
         model_version: manifest.version.clone(),
         outcome: record.outcome,
-        failure,
-        entry,
+        failure: ended.failure,
+        entry: ended.entry,
         leads: if succeeded {
             finished.session.leads.len() as u64
         } else {
             0
         },
-        new: counts.0,
-        open: counts.1,
-        resolved: counts.2,
-        total_amount,
+        new: ended.new,
+        open: ended.open,
+        resolved: ended.resolved,
+        total_amount: ended.total_amount,
         records_read: finished.session.records_read,
         fuel_used: finished.fuel_used,
         elapsed: started.elapsed(),
         logs: finished.session.logs,
+    })
+}
+
+/// Who a run's entries name: the unit and the operator.
+struct Entries {
+    unit: String,
+    operator: String,
+}
+
+impl Entries {
+    fn draft(&self, kind: Kind, record: &RunRecord) -> Draft {
+        Draft::run(
+            self.unit.clone(),
+            self.operator.clone(),
+            kind,
+            record.clone(),
+        )
+    }
+}
+
+/// How a run that started ended: its `run-finished` entry, its leads'
+/// changes and total, or its failure.
+struct Ended {
+    entry: ledger::Entry,
+    new: u64,
+    open: u64,
+    resolved: u64,
+    total_amount: rust_decimal::Decimal,
+    failure: Option<Failure>,
+}
+
+impl Ended {
+    fn failed(entry: ledger::Entry, failure: Failure) -> Ended {
+        Ended {
+            entry,
+            new: 0,
+            open: 0,
+            resolved: 0,
+            total_amount: rust_decimal::Decimal::ZERO,
+            failure: Some(failure),
+        }
+    }
+}
+
+/// Puts a refused run on the record; the error to return.
+fn refuse(
+    store: &Store,
+    entries: &Entries,
+    manifest: &catalog::Manifest,
+    record: &mut RunRecord,
+    message: String,
+) -> Error {
+    record.outcome = Outcome::Refused;
+    record.ended_at = Some(crate::time::now_text());
+    let refusal = Failure {
+        kind: "refused".into(),
+        message: message.clone(),
+        limit: None,
+        used: None,
     };
-    Ok(report)
+    let d = entries
+        .draft(Kind::RunRefused, record)
+        .failed(stopped(&refusal));
+    match ledger::append(store, &d) {
+        Ok(_) => Error::RunRefused {
+            model: manifest.id(),
+            message,
+        },
+        Err(e) => e,
+    }
+}
+
+/// A succeeded run's leads: digested, planned against the previous
+/// snapshot and committed with the `run-finished` entry. If the host cannot
+/// keep them (a full disk, a failed write), the run still ends on the
+/// record, as a `host-error`, if anything can be written.
+fn commit_leads(
+    store: &Store,
+    entries: &Entries,
+    manifest: &catalog::Manifest,
+    record: &mut RunRecord,
+    leads: &Emitted,
+    cursors: &Cursors,
+) -> Result<Ended> {
+    let run_id = record.run_id.clone();
+    record.outcome = Outcome::Succeeded;
+    record.leads_count = Some(leads.len() as u64);
+    if leads.spilled() {
+        tracing::debug!(
+            "run {run_id}: {} leads, {} of them spilled to {} files",
+            leads.len(),
+            leads.len() - leads.in_memory(),
+            leads.spills()
+        );
+    }
+    let (digest, planned) = digest_and_plan(store, manifest, &run_id, leads);
+    let committed = match digest {
+        Ok((digest, total)) => {
+            record.leads_digest = Some(digest);
+            let d = entries.draft(Kind::RunFinished, record);
+            commit(store, &d, leads, cursors, Some(planned)).map(|c| (c, total))
+        }
+        Err(e) => Err(CommitError::Failed(e)),
+    };
+    match committed {
+        Ok(((entry, changes), total_amount)) => Ok(Ended {
+            entry,
+            new: changes.new,
+            open: changes.open,
+            resolved: changes.resolved,
+            total_amount,
+            failure: None,
+        }),
+        // The entry is in; only its durability is in doubt.
+        Err(CommitError::NotDurable(e)) => Err(e),
+        Err(CommitError::Failed(e)) => {
+            let host = Failure {
+                kind: "host-error".into(),
+                message: format!("the host could not commit the run's leads: {e}"),
+                limit: None,
+                used: None,
+            };
+            record.outcome = Outcome::Failed;
+            record.leads_count = Some(0);
+            record.leads_digest = None;
+            let d = entries
+                .draft(Kind::RunFinished, record)
+                .failed(stopped(&host));
+            let entry = ledger::append(store, &d).map_err(|e2| {
+                Error::Ledger(format!(
+                    "run {run_id} of {}: its leads could not be committed ({e}), nor its run-finished entry written ({e2})",
+                    manifest.id()
+                ))
+            })?;
+            Ok(Ended::failed(entry, host))
+        }
+    }
 }
 
 /// Compiles `installed`'s code, or takes it from `cache` when there is one.
@@ -431,20 +481,6 @@ pub fn model_ref(installed: &Installed) -> ModelRef {
             .as_ref()
             .map(catalog::Provenance::publisher),
     }
-}
-
-/// The unit named in entries written outside a run (an ingest): this
-/// store's unit, else the `unit` of the store's own policy file.
-pub fn store_unit_label(store: &Store) -> Result<String> {
-    unit_label(store, &Policy::load(&store.policy_path())?)
-}
-
-/// The unit named in entries: this store's unit, else the policy's `unit`.
-pub fn unit_label(store: &Store, policy: &Policy) -> Result<String> {
-    Ok(match crate::unit::current(store)? {
-        Some(u) => format!("{} ({})", u.name, u.code),
-        None => policy.unit.clone(),
-    })
 }
 
 /// Loads the model (unless `loaded` already is) and runs `session` in it;

@@ -212,7 +212,7 @@ fn record(
         _ => "trust-removed",
     };
     let draft = Draft {
-        unit: crate::run::unit_label(store, policy)?,
+        unit: crate::policy::unit_label(store, policy)?,
         operator: operator.to_string(),
         kind,
         run: RunRecord {

@@ -232,7 +232,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Replay { run, format } => {
             let policy = ctx.policy(&store)?;
             let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
-            let unit = jiandu::run::unit_label(&store, &policy)?;
+            let unit = jiandu::policy::unit_label(&store, &policy)?;
             let pb = super::spinner(format!("replaying run {run}"));
             let r = jiandu::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
             pb.finish_and_clear();
@@ -277,7 +277,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             })
         }
         Command::Redact { seq, reason } => {
-            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
             let e = ledger::aside::redact(&store, seq, unit, ctx.operator.clone(), &reason)?;
             outln!(
                 "redacted the model text of entry {seq}: entry {} records it ({}, {})",

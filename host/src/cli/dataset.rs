@@ -103,7 +103,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 }
                 dataset::register_schema(&store, schema)?;
             }
-            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
             let pb = super::spinner(format!("ingesting {}", a.file.display()));
             let report = jiandu::ingest::ingest(
                 &store,
@@ -250,7 +250,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             )?;
         }
         Command::Rollback { name, to } => {
-            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
             let r = versions::rollback(&store, &name, to, unit, &ctx.operator)?;
             outln!(
                 "`{name}` is at version {} again ({} records, digest {}), was {}; ledger entry {}",
@@ -271,7 +271,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 Some(n) => versions::Which::KeepNewest(n),
                 None => versions::Which::Versions(version),
             };
-            let unit = jiandu::run::unit_label(&store, &ctx.policy(&store)?)?;
+            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
             let p = versions::prune(&store, &name, &which, force, unit, &ctx.operator)?;
             outln!(
                 "pruned `{name}` version(s) {} ({} folder(s) removed{}); ledger entry {}",

@@ -81,7 +81,7 @@ fn for_people(
         leads: list.len() as u64,
         values,
     };
-    let unit = jiandu::run::unit_label(store, &ctx.policy(store)?)?;
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
     let entry = leads::record_disclosure(store, &unit, &ctx.operator, &disclosure).context(
         "personal data is shown in clear only on the record, and the ledger could not record it",
     )?;

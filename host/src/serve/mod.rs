@@ -32,7 +32,7 @@ use crate::{Error, Result, Store};
 use policy::{PolicyStatus, ServedPolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -199,7 +199,7 @@ impl Server {
             ..RunRecord::default()
         };
         let mut draft = Draft::run(
-            run::unit_label(&self.store, &policy)?,
+            crate::policy::unit_label(&self.store, &policy)?,
             event
                 .changed_by
                 .clone()
@@ -240,90 +240,84 @@ impl Server {
     /// reloads, rejects or unloads it. Compilation happens before the swap,
     /// outside the lock, so runs are never blocked by it.
     pub fn reload(&self, name: &str) -> Option<ModelEvent> {
-        let dir = self.store.models_dir().join(name);
-        let current = self.live(name);
-        let old_digest = current.as_ref().map(|l| l.installed.wasm_sha256.clone());
-        let old_ref = current.as_ref().map(|l| run::model_ref(&l.installed));
-        let changed_by = file_owner(&dir.join("model.wasm")).or_else(|| file_owner(&dir));
-        let event = |action,
-                     version: Option<String>,
-                     new_digest: Option<String>,
-                     message: String| ModelEvent {
-            at: crate::time::now_text(),
-            model: name.to_string(),
-            action,
-            version,
-            old_digest: old_digest.clone(),
-            new_digest,
-            changed_by: changed_by.clone(),
-            message,
-        };
         if catalog::check_name(name).is_err() {
             return None;
         }
+        let dir = self.store.models_dir().join(name);
+        let change = Change::new(self.live(name), name, &dir);
         if !dir.join("model.toml").is_file() && !dir.join("model.wasm").is_file() {
-            if current.is_some() {
-                let removed = self.models.write().expect("models lock").remove(name);
-                let e = event(
-                    Action::Unloaded,
-                    None,
-                    None,
-                    "removed from the models folder; unloaded".into(),
-                );
-                let old = removed.map(|l| run::model_ref(&l.installed));
-                if let Some(m) = old.clone() {
-                    self.record(e.clone(), m, old);
-                }
-                return Some(e);
-            }
-            return None;
+            return self.unload(&change);
         }
         let installed = match catalog::load_dir(&dir) {
             Ok(i) => i,
-            Err(e) => {
-                let e = event(
-                    Action::Rejected,
-                    None,
-                    None,
-                    format!("{e}; {}", keeps_serving(&current)),
-                );
-                let unreadable = ModelRef {
-                    name: name.to_string(),
-                    version: String::new(),
-                    wasm_sha256: String::new(),
-                    publisher: None,
-                };
-                self.record(e.clone(), unreadable, old_ref.clone());
-                return Some(e);
-            }
+            Err(e) => return Some(self.reject_unreadable(&change, e)),
         };
-        if let Some(c) = &current {
-            if c.installed.wasm_sha256 == installed.wasm_sha256
-                && c.installed.manifest.version == installed.manifest.version
-            {
-                return None;
-            }
+        if change.serves(&installed) || self.rejected_before(name, &installed.wasm_sha256) {
+            return None;
         }
+        Some(self.swap_in(&change, installed))
+    }
+
+    /// The model's folder is gone: stop serving it.
+    fn unload(&self, change: &Change) -> Option<ModelEvent> {
+        change.current.as_ref()?;
+        let removed = self
+            .models
+            .write()
+            .expect("models lock")
+            .remove(&change.name);
+        let e = change.event(
+            Action::Unloaded,
+            None,
+            None,
+            "removed from the models folder; unloaded".into(),
+        );
+        if let Some(old) = removed.map(|l| run::model_ref(&l.installed)) {
+            self.record(e.clone(), old.clone(), Some(old));
+        }
+        Some(e)
+    }
+
+    /// The folder does not hold a model that can be read: keep serving the
+    /// current version, if any.
+    fn reject_unreadable(&self, change: &Change, error: Error) -> ModelEvent {
+        let e = change.event(
+            Action::Rejected,
+            None,
+            None,
+            format!("{error}; {}", keeps_serving(&change.current)),
+        );
+        let unreadable = ModelRef {
+            name: change.name.clone(),
+            version: String::new(),
+            wasm_sha256: String::new(),
+            publisher: None,
+        };
+        self.record(e.clone(), unreadable, change.old_ref());
+        e
+    }
+
+    /// This exact wasm was rejected before: not tried again until it changes.
+    fn rejected_before(&self, name: &str, digest: &str) -> bool {
+        self.rejected
+            .lock()
+            .expect("rejected lock")
+            .get(name)
+            .is_some_and(|d| d == digest)
+    }
+
+    /// Compiles (or takes from the cache) and checks the new version, then
+    /// swaps it in; or rejects it and keeps serving the current one.
+    fn swap_in(&self, change: &Change, installed: Installed) -> ModelEvent {
         let id = installed.manifest.id();
         let digest = installed.wasm_sha256.clone();
         let new_ref = run::model_ref(&installed);
-        if self.rejected.lock().expect("rejected lock").get(name) == Some(&digest) {
-            return None;
-        }
+        let reloading = change.current.is_some();
         match self.cache.load(&self.runtime, &installed) {
             Ok((loaded, source)) => {
-                let action = if current.is_some() {
-                    Action::Reloaded
-                } else {
-                    Action::Loaded
-                };
                 let message = format!(
                     "{id} {} ({}, wasm {})",
-                    if current.is_some() {
-                        "reloaded"
-                    } else {
-                        "loaded"
-                    },
+                    if reloading { "reloaded" } else { "loaded" },
                     match source {
                         Source::Cache => "from the module cache",
                         Source::Compiled => "compiled",
@@ -340,24 +334,33 @@ impl Server {
                 self.models
                     .write()
                     .expect("models lock")
-                    .insert(name.to_string(), live);
-                let e = event(action, Some(id), Some(digest), message);
-                self.record(e.clone(), new_ref, old_ref);
-                Some(e)
+                    .insert(change.name.clone(), live);
+                let action = if reloading {
+                    Action::Reloaded
+                } else {
+                    Action::Loaded
+                };
+                let e = change.event(action, Some(id), Some(digest), message);
+                self.record(e.clone(), new_ref, change.old_ref());
+                e
             }
             Err(err) => {
                 self.rejected
                     .lock()
                     .expect("rejected lock")
-                    .insert(name.to_string(), digest.clone());
-                let e = event(
+                    .insert(change.name.clone(), digest.clone());
+                let e = change.event(
                     Action::Rejected,
                     Some(id.clone()),
                     Some(digest),
-                    format!("{id} rejected: {}; {}", err.reason, keeps_serving(&current)),
+                    format!(
+                        "{id} rejected: {}; {}",
+                        err.reason,
+                        keeps_serving(&change.current)
+                    ),
                 );
-                self.record(e.clone(), new_ref, old_ref);
-                Some(e)
+                self.record(e.clone(), new_ref, change.old_ref());
+                e
             }
         }
     }
@@ -522,6 +525,58 @@ fn user_name(uid: u32) -> Option<String> {
         // inside `buf`, which is still alive.
         let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
         return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+/// A change seen in a model's folder, against the version being served.
+struct Change {
+    name: String,
+    current: Option<Arc<Live>>,
+    /// Who last wrote the model's files, if the system says.
+    changed_by: Option<String>,
+}
+
+impl Change {
+    fn new(current: Option<Arc<Live>>, name: &str, dir: &Path) -> Change {
+        Change {
+            name: name.to_string(),
+            current,
+            changed_by: file_owner(&dir.join("model.wasm")).or_else(|| file_owner(dir)),
+        }
+    }
+
+    fn old_ref(&self) -> Option<ModelRef> {
+        self.current.as_ref().map(|l| run::model_ref(&l.installed))
+    }
+
+    /// The folder holds the version already served.
+    fn serves(&self, installed: &Installed) -> bool {
+        self.current.as_ref().is_some_and(|c| {
+            c.installed.wasm_sha256 == installed.wasm_sha256
+                && c.installed.manifest.version == installed.manifest.version
+        })
+    }
+
+    fn event(
+        &self,
+        action: Action,
+        version: Option<String>,
+        new_digest: Option<String>,
+        message: String,
+    ) -> ModelEvent {
+        ModelEvent {
+            at: crate::time::now_text(),
+            model: self.name.clone(),
+            action,
+            version,
+            old_digest: self
+                .current
+                .as_ref()
+                .map(|l| l.installed.wasm_sha256.clone()),
+            new_digest,
+            changed_by: self.changed_by.clone(),
+            message,
+        }
     }
 }
 

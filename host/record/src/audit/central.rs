@@ -3,8 +3,8 @@
 //! entry lines (exact entry bytes, hash, signature), and the checkpoints
 //! accepted from it in `central_checkpoints` under `fingerprint \0 size`.
 
-use super::checkpoint::SignedCheckpoint;
-use super::export::EntryLine;
+use super::format::EntryLine;
+use crate::ledger::checkpoint::SignedCheckpoint;
 use crate::{Error, Result, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

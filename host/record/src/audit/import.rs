@@ -32,10 +32,11 @@
 use super::central::{self, Accepted};
 use super::chain::{self, Chain, Item, Signing};
 use super::checkpoint::{self, SignedCheckpoint};
-use super::export::{CheckpointLine, EntryLine, Header, HeaderLine, FORMAT};
+use super::format::{CheckpointLine, EntryLine, Header, HeaderLine, FORMAT};
 use super::merkle::{parse_hash, Tree};
 use super::units::{self, RegisteredUnit};
-use super::{check_signature, short, Check};
+use super::{short, Check};
+use crate::ledger::check_signature_either;
 use crate::ledger::GENESIS;
 use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
@@ -449,7 +450,9 @@ fn open(store: &Store, first: &[u8]) -> Step<Opened> {
         Some(u) if u.public_key == header.public_key => u,
         _ => return Err(Refusal::new(1, None, Check::Unit, unregistered(store, &header)?).into()),
     };
-    if let Err(why) = check_signature(&key, &header.message(), &line.sig) {
+    if let Err(why) =
+        check_signature_either(&key, &header.message(), &header.message_v1(), &line.sig)
+    {
         return Err(Refusal::new(
             1,
             None,

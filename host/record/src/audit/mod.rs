@@ -29,6 +29,7 @@ pub mod central;
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
+pub mod format;
 pub mod import;
 pub mod query;
 pub mod units;

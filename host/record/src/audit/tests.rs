@@ -1131,3 +1131,33 @@ fn an_overlong_line_is_refused_before_it_is_held_whole() {
     assert_eq!((r.line, r.check), (1, Check::Format), "{r}");
     assert!(r.message.contains("longer than"), "{r}");
 }
+
+#[test]
+fn checkpoints_and_export_headers_signed_before_rfc_8785_still_verify() {
+    let (_a, a) = busy_unit("温宿县人民检察院", "C1");
+    let (_z, central) = central_for(&[&a]);
+    let signer = crate::ledger::Signer::for_store(&a).unwrap().unwrap();
+    let mut file = lines(&exported(&a, None));
+    let last = file.len() - 1;
+    let mut header: export::HeaderLine = serde_json::from_slice(&file[0]).unwrap();
+    let mut cp: export::CheckpointLine = serde_json::from_slice(&file[last]).unwrap();
+    // What this version signs: RFC 8785, keys sorted.
+    let message = cp.checkpoint.message();
+    let body = &message[crate::ledger::checkpoint::CHECKPOINT_SIGNATURE_PREFIX.len()..];
+    assert!(
+        body.starts_with(br#"{"code":"C1","fingerprint":"#),
+        "{body:?}"
+    );
+    // Signed the earlier way (JSON in field order, v1 prefixes).
+    header.sig = signer.sign(&header.header.message_v1());
+    cp.sig = signer.sign(&cp.checkpoint.message_v1());
+    file[0] = serde_json::to_vec(&header).unwrap();
+    file[last] = serde_json::to_vec(&cp).unwrap();
+    let imported = accept(&central, &join(&file));
+    assert_eq!(imported.size, cp.checkpoint.size);
+    // A signature of anything else is still refused.
+    header.sig = signer.sign(&cp.checkpoint.message_v1());
+    file[0] = serde_json::to_vec(&header).unwrap();
+    let (_y, other) = central_for(&[&a]);
+    assert_eq!(refused(&other, &join(&file)).check, Check::Signature);
+}

@@ -10,10 +10,10 @@
 
 use super::central;
 use super::chain::{valid_signatures, Chain, Item, Signing};
-use super::checkpoint::SignedCheckpoint;
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
 use super::{short, Check, Fault};
+use crate::ledger::checkpoint::SignedCheckpoint;
 use crate::ledger::head::Head;
 use crate::ledger::{self, aside, Problem, RedactionNote, Verification};
 use crate::{Error, Result, Store};
@@ -289,7 +289,7 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
             .map(|u| format!("unit {}", u.name))
             .unwrap_or_else(|| "this store (it has no unit)".into()),
     );
-    let checkpoints = super::checkpoint::local_all(store)?;
+    let checkpoints = crate::ledger::checkpoint::local_all(store)?;
     // Entries and their head are written in one transaction, so the head
     // read now bounds the entries to check; entries after it were either
     // appended since (the head has moved on) or written around the ledger.
@@ -402,7 +402,12 @@ fn check_head(head: &Head, tree: &Tree, signing: &Signing, signed: bool) -> Opti
     }
     match (&head.sig, &signing.key) {
         (Some(sig), Some(key)) => {
-            if let Err(why) = super::check_signature(key, &head.message(), sig) {
+            if let Err(why) = crate::ledger::check_signature_either(
+                key,
+                &head.message(),
+                &head.message_v1(),
+                sig,
+            ) {
                 return fault(format!(
                     "the ledger head is not signed by {}: {why}; entries were cut off the end, or the head was rewritten",
                     signing.who

@@ -7,7 +7,7 @@
 //! takes from that unit only ledgers that extend it.
 
 use super::merkle::Tree;
-use super::{check_signature, short, signed_message};
+use super::{short, signed_message};
 use crate::ledger::{Signer, GENESIS};
 use crate::{Error, Result, Store};
 use jiandu_registry::keys::PublicKey;
@@ -17,8 +17,12 @@ use serde::{Deserialize, Serialize};
 /// this.
 pub const EVERY: u64 = 64;
 
-/// What a unit signs for a checkpoint, before its canonical JSON.
-pub const CHECKPOINT_SIGNATURE_PREFIX: &str = "jiandu ledger checkpoint v1\n";
+/// What a unit signs for a checkpoint, before its RFC 8785 canonical JSON.
+pub const CHECKPOINT_SIGNATURE_PREFIX: &str = "jiandu ledger checkpoint v2\n";
+
+/// What earlier versions signed for a checkpoint, before its JSON in field
+/// order: still accepted.
+pub const CHECKPOINT_SIGNATURE_PREFIX_V1: &str = "jiandu ledger checkpoint v1\n";
 
 /// The statement a checkpoint makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +45,13 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The exact bytes signed.
     pub fn message(&self) -> Vec<u8> {
+        signed_message(CHECKPOINT_SIGNATURE_PREFIX, &super::canonical_json(self))
+    }
+
+    /// The bytes earlier versions signed.
+    pub fn message_v1(&self) -> Vec<u8> {
         signed_message(
-            CHECKPOINT_SIGNATURE_PREFIX,
+            CHECKPOINT_SIGNATURE_PREFIX_V1,
             &serde_json::to_vec(self).expect("checkpoints serialize"),
         )
     }
@@ -74,8 +83,13 @@ impl SignedCheckpoint {
                 self.checkpoint.fingerprint
             ));
         }
-        check_signature(key, &self.checkpoint.message(), &self.sig)
-            .map_err(|why| format!("the checkpoint's signature is not valid: {why}"))
+        super::check_signature_either(
+            key,
+            &self.checkpoint.message(),
+            &self.checkpoint.message_v1(),
+            &self.sig,
+        )
+        .map_err(|why| format!("the checkpoint's signature is not valid: {why}"))
     }
 
     /// Checks the signature and that the checkpoint describes `tree`, which

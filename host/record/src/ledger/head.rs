@@ -26,8 +26,13 @@ use serde::{Deserialize, Serialize};
 
 pub(super) const HEAD_KEY: &str = "ledger/head";
 
-/// What a unit signs for the ledger head, before the statement's JSON.
-pub const HEAD_SIGNATURE_PREFIX: &str = "jiandu ledger head v1\n";
+/// What a unit signs for the ledger head, before the statement's RFC 8785
+/// canonical JSON.
+pub const HEAD_SIGNATURE_PREFIX: &str = "jiandu ledger head v2\n";
+
+/// What earlier versions signed for the ledger head, before the
+/// statement's JSON in field order: still accepted.
+pub const HEAD_SIGNATURE_PREFIX_V1: &str = "jiandu ledger head v1\n";
 
 /// `meta["ledger/head"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,16 +81,27 @@ impl Head {
         head
     }
 
-    /// The exact bytes signed.
-    pub fn message(&self) -> Vec<u8> {
-        let statement = Statement {
+    fn statement(&self) -> Statement<'_> {
+        Statement {
             seq: self.seq,
             hash: &self.hash,
             root: self.root.as_deref().unwrap_or(""),
-        };
+        }
+    }
+
+    /// The exact bytes signed.
+    pub fn message(&self) -> Vec<u8> {
         crate::ledger::signed_message(
             HEAD_SIGNATURE_PREFIX,
-            &serde_json::to_vec(&statement).expect("head statements serialize"),
+            &crate::ledger::canonical_json(&self.statement()),
+        )
+    }
+
+    /// The bytes earlier versions signed.
+    pub fn message_v1(&self) -> Vec<u8> {
+        crate::ledger::signed_message(
+            HEAD_SIGNATURE_PREFIX_V1,
+            &serde_json::to_vec(&self.statement()).expect("head statements serialize"),
         )
     }
 

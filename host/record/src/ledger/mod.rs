@@ -865,6 +865,24 @@ pub fn signed_message(prefix: &str, body: &[u8]) -> Vec<u8> {
     [prefix.as_bytes(), body].concat()
 }
 
+/// The RFC 8785 canonical JSON of a signed document.
+pub fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    jiandu_registry::canonical::to_vec(value)
+}
+
+/// Checks `sig` over the message this version signs (`current`) or, for a
+/// document signed by an earlier version, the message it signed then
+/// (`earlier`); the reason given is the current message's.
+pub fn check_signature_either(
+    key: &PublicKey,
+    current: &[u8],
+    earlier: &[u8],
+    sig: &str,
+) -> Result<(), String> {
+    check_signature(key, current, sig)
+        .or_else(|why| check_signature(key, earlier, sig).map_err(|_| why))
+}
+
 /// Checks `sig` (lowercase hex, as written) over `message` with `key`.
 pub fn check_signature(key: &PublicKey, message: &[u8], sig: &str) -> Result<(), String> {
     if sig.len() != 128 || sig.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -883,83 +901,4 @@ pub fn check_signature(key: &PublicKey, message: &[u8], sig: &str) -> Result<(),
 /// Shortens a hash for messages.
 pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn draft(n: u64) -> Draft {
-        Draft::run(
-            "u".into(),
-            "op".into(),
-            Kind::RunStarted,
-            RunRecord {
-                run_id: format!("run-{n}"),
-                model: ModelRef {
-                    name: "m".into(),
-                    version: "1.0.0".into(),
-                    wasm_sha256: "00".into(),
-                    publisher: None,
-                },
-                started_at: "t".into(),
-                ..RunRecord::default()
-            },
-        )
-    }
-
-    fn store_with(n: u64) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for i in 0..n {
-            append(&store, &draft(i)).unwrap();
-        }
-        (dir, store)
-    }
-
-    #[test]
-    fn intact_chain_verifies() {
-        let (_d, store) = store_with(5);
-        let v = crate::audit::verify::local(&store).unwrap();
-        assert_eq!(v.entries, 5);
-        assert!(v.problem.is_none(), "{:?}", v.problem);
-    }
-
-    #[test]
-    fn editing_any_entry_names_it() {
-        for target in 1..=4u64 {
-            let (_d, store) = store_with(4);
-            let key = target.to_be_bytes();
-            let mut bytes = store.ledger.get(key).unwrap().unwrap().to_vec();
-            let at = bytes.iter().position(|&b| b == b'o').unwrap();
-            bytes[at] = b'0';
-            store.ledger.insert(key, bytes).unwrap();
-            let p = crate::audit::verify::local(&store)
-                .unwrap()
-                .problem
-                .expect("detected");
-            assert_eq!(p.seq, target, "{p:?}");
-        }
-    }
-
-    #[test]
-    fn deleting_an_entry_is_detected() {
-        let (_d, store) = store_with(4);
-        store.ledger.remove(2u64.to_be_bytes()).unwrap();
-        let p = crate::audit::verify::local(&store)
-            .unwrap()
-            .problem
-            .expect("detected");
-        assert_eq!(p.seq, 2);
-        let (_d, store) = store_with(4);
-        store.ledger.remove(4u64.to_be_bytes()).unwrap();
-        assert_eq!(
-            crate::audit::verify::local(&store)
-                .unwrap()
-                .problem
-                .expect("detected")
-                .check,
-            "head"
-        );
-    }
 }

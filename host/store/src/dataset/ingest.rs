@@ -278,12 +278,77 @@ pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Resu
             let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
             match std::str::from_utf8(body) {
                 Ok(s) => Ok(Cow::Borrowed(s)),
-                Err(e) if encoding == Encoding::Utf8 => {
-                    Err(Error::file(path, format!("is not valid UTF-8: {e}")))
+                Err(e) if encoding == Encoding::Utf8 || mostly_utf8(body) => {
+                    Err(not_utf8(path, body, &e))
                 }
                 Err(_) => gbk(bytes),
             }
         }
+    }
+}
+
+/// Whether text that is not valid UTF-8 is still mostly UTF-8: most of its
+/// non-ASCII bytes form valid UTF-8 characters. Such a file is UTF-8 with
+/// a few damaged bytes, not GBK (whose bytes seldom happen to be valid
+/// UTF-8), and reading it as GBK would turn every character into another.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for chunk in bytes.utf8_chunks() {
+        valid += chunk.valid().bytes().filter(|b| !b.is_ascii()).count();
+        invalid += chunk.invalid().len();
+    }
+    valid > 0 && valid >= invalid * 4
+}
+
+/// An invalid UTF-8 sequence, named by line and byte of the line.
+fn not_utf8(path: &Path, body: &[u8], e: &std::str::Utf8Error) -> Error {
+    let at = e.valid_up_to();
+    let before = &body[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    Error::file(
+        path,
+        format!(
+            "line {line}: is not valid UTF-8 (byte {} of the line, 0x{:02X}); fix the file, or if it is GBK, ingest it with --encoding gbk",
+            at - line_start + 1,
+            body[at]
+        ),
+    )
+}
+
+/// Where a quoted field that is never closed opens in `text`, read as the
+/// csv reader reads it: a field is quoted when it starts with `"`, `""`
+/// inside it is a quote, and anything after its closing quote belongs to
+/// it. Such a field runs to the end of the file, swallowing every line
+/// after it.
+fn unclosed_quote(text: &[u8]) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum State {
+        FieldStart,
+        Plain,
+        Quoted(usize),
+        QuoteInQuoted(usize),
+    }
+    let ends_field = |b: u8| matches!(b, b',' | b'\n' | b'\r');
+    let mut state = State::FieldStart;
+    for (i, &b) in text.iter().enumerate() {
+        state = match state {
+            State::FieldStart if b == b'"' => State::Quoted(i),
+            State::FieldStart | State::Plain | State::QuoteInQuoted(_) if ends_field(b) => {
+                State::FieldStart
+            }
+            State::QuoteInQuoted(at) if b == b'"' => State::Quoted(at),
+            State::FieldStart | State::Plain | State::QuoteInQuoted(_) => State::Plain,
+            State::Quoted(at) if b == b'"' => State::QuoteInQuoted(at),
+            State::Quoted(at) => State::Quoted(at),
+        };
+    }
+    match state {
+        State::Quoted(at) => Some(at),
+        _ => None,
     }
 }
 
@@ -432,6 +497,7 @@ fn read_rows(
     problems: &mut Problems,
 ) -> Read {
     let mut record = csv::StringRecord::new();
+    let mut last_start = 0;
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -443,6 +509,12 @@ fn read_rows(
                     lines: line,
                     complete: false,
                 };
+            }
+        }
+        last_start = record.position().map_or(0, |p| p.byte() as usize);
+        if reader.position().byte() as usize >= text.len() {
+            if let Some(read) = refuse_unclosed_quote(text, last_start, problems) {
+                return read;
             }
         }
         let line = record.position().map_or(0, |p| record_line(text, p));
@@ -457,10 +529,41 @@ fn read_rows(
         let cells: Vec<Option<&str>> = columns.iter().map(|c| c.map(|c| &record[c])).collect();
         builder.add(line, &cells, problems);
     }
+    if let Some(read) = refuse_unclosed_quote(text, last_start, problems) {
+        return read;
+    }
     Read {
         lines: reader.position().line(),
         complete: true,
     }
+}
+
+/// A quote that never closes makes the rest of the file one field of the
+/// last record (the one starting at byte `start`): refused at the line the
+/// quote opens on, not stored as one long value.
+fn refuse_unclosed_quote(text: &str, start: usize, problems: &mut Problems) -> Option<Read> {
+    let at = start + unclosed_quote(&text.as_bytes()[start..])?;
+    let line = text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1;
+    let swallowed = text[at..]
+        .trim_end_matches(['\r', '\n'])
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count();
+    problems.error(
+        line,
+        None,
+        format!(
+            "a quote opens here and is never closed: the {swallowed} line(s) after it would be read as part of one field; close the quote (a quote inside a quoted field is written \"\")"
+        ),
+    );
+    Some(Read {
+        lines: line,
+        complete: false,
+    })
 }
 
 /// Column position of each schema field, from a header row (found on
@@ -472,8 +575,10 @@ fn map_header<'h>(
     problems: &mut Problems,
 ) -> Vec<Option<usize>> {
     let mut columns: Vec<Option<usize>> = vec![None; schema.fields.len()];
+    let mut found = Vec::new();
     for (col, header) in headers.enumerate() {
         let header = header.trim();
+        found.push(format!("`{header}`"));
         if header.is_empty() {
             continue;
         }
@@ -493,16 +598,43 @@ fn map_header<'h>(
             None => problems.warn(
                 line,
                 header,
-                "column is not in the schema and is ignored".into(),
+                format!(
+                    "column is not in the schema and is ignored (the schema's columns: {})",
+                    schema
+                        .fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
         }
     }
     for (i, f) in schema.fields.iter().enumerate() {
-        if columns[i].is_none() && f.required {
+        if columns[i].is_some() {
+            continue;
+        }
+        let names = std::iter::once(&f.name)
+            .chain(&f.aliases)
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if f.required {
             problems.error(
                 line,
                 Some(&f.name),
-                "required column is missing from the header".into(),
+                format!(
+                    "required column is missing from the header (found: {}; accepted names: {names})",
+                    found.join(", ")
+                ),
+            );
+        } else {
+            problems.warn(
+                line,
+                &f.name,
+                format!(
+                    "optional column is missing from the header, so the field is empty in every record (accepted names: {names}); a misspelt header leaves it empty too"
+                ),
             );
         }
     }
@@ -1129,6 +1261,112 @@ by_name = "name"
             operator: "tester".into(),
             ..Options::default()
         }
+    }
+
+    fn rejection(text: &[u8], opts: &Options) -> Vec<RowError> {
+        match parse(&schema(), Path::new("p.csv"), text, opts) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            Err(e) => panic!("not a rejection: {e}"),
+            Ok(p) => panic!("accepted {} rows", p.rows.rows.len()),
+        }
+    }
+
+    #[test]
+    fn a_quote_that_never_closes_is_refused_at_the_line_it_opens() {
+        let text = "id,name,paid,born\n\
+                    11010519491231002X,张三,1.50,1949/12/31\n\
+                    11010519491231002X,\"李四,2.00,\n\
+                    11010519491231002X,王五,3.00,\n\
+                    11010519491231002X,赵六,4.00,\n";
+        let errors = rejection(text.as_bytes(), &opts());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 3, "{errors:?}");
+        assert!(errors[0].reason.contains("never closed"), "{errors:?}");
+        assert!(errors[0].reason.contains("2 line(s)"), "{errors:?}");
+        // In the header, and in the last field of the last line.
+        let errors = rejection(b"id,\"name,paid,born\n1,a,1,\n", &opts());
+        assert_eq!(errors[0].line, 1, "{errors:?}");
+        let errors = rejection(
+            b"id,name,paid,born\n11010519491231002X,a,1.00,\"1949/12/31",
+            &opts(),
+        );
+        assert_eq!(errors[0].line, 2, "{errors:?}");
+    }
+
+    #[test]
+    fn quotes_that_close_are_not_mistaken_for_open_ones() {
+        for text in [
+            "id,name,paid,born\n11010519491231002X,\"张\"\"三\",1.50,\"1949/12/31\"\n",
+            "id,name,paid,born\n11010519491231002X,\"多\n行\",1.50,\n",
+            "id,name,paid,born\n11010519491231002X,张\"三,1.50,\n",
+            "id,name,paid,born\r\n11010519491231002X,\"张三\"\r\n",
+        ] {
+            let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts());
+            match parsed {
+                Ok(p) => assert_eq!(p.rows.rows.len(), 1, "{text:?}"),
+                Err(Error::IngestRejected { errors, .. }) => assert!(
+                    errors.iter().all(|e| !e.reason.contains("never closed")),
+                    "{text:?}: {errors:?}"
+                ),
+                Err(e) => panic!("{text:?}: {e}"),
+            }
+        }
+        assert_eq!(unclosed_quote(b"a,\"b\"\"\",c"), None);
+        assert_eq!(unclosed_quote(b"a,\"b\"x\"y,c"), None);
+        assert_eq!(unclosed_quote(b"a,\"b\"\",c"), Some(2));
+        assert_eq!(unclosed_quote(b"\""), Some(0));
+    }
+
+    #[test]
+    fn utf8_with_a_few_damaged_bytes_is_not_read_as_gbk() {
+        let text =
+            "id,name,paid,born\n11010519491231002X,张三,1.50,\n11010519491231002X,李四,2.00,\n";
+        let at = text.find("2.00").unwrap();
+        let bytes = [&text.as_bytes()[..at], b"\xFF\xFE", &text.as_bytes()[at..]].concat();
+        let err = parse(&schema(), Path::new("p.csv"), &bytes, &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: is not valid UTF-8 (byte 27 of the line, 0xFF)"),
+            "{err}"
+        );
+        assert!(err.contains("--encoding gbk"), "{err}");
+        // A GBK file is still read as GBK.
+        let (gbk, _, _) = encoding_rs::GBK.encode(
+            "id,name,paid,born\n11010519491231002X,张三,1.50,\n110105194912310029,李四王五,2.00,\n",
+        );
+        if let Err(e) = parse(&schema(), Path::new("p.csv"), &gbk, &opts()) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn header_problems_say_what_was_found_and_what_is_accepted() {
+        let parsed = parse(
+            &schema(),
+            Path::new("p.csv"),
+            "id,nmae,paid\n11010519491231002X,张三,1.50\n".as_bytes(),
+            &opts(),
+        )
+        .unwrap();
+        let said: Vec<String> = parsed
+            .warnings
+            .iter()
+            .map(|w| format!("{:?}: {}", w.field, w.reason))
+            .collect();
+        let said = said.join("\n");
+        assert!(
+            said.contains("the schema's columns: id, name, paid, born"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Some(\"name\"): optional column is missing") && said.contains("`姓名`"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Some(\"born\"): optional column is missing"),
+            "{said}"
+        );
     }
 
     #[test]

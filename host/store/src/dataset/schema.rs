@@ -97,10 +97,15 @@ pub enum Derivation {
     Region,
 }
 
+/// A value derived for the model, by its type.
+pub(crate) enum Computed {
+    Str(String),
+    Date(String),
+}
+
 impl Derivation {
     /// The derived value of an ID `id`, if it has the shape to give one.
-    pub(crate) fn apply(self, id: &str) -> Option<super::view::Computed> {
-        use super::view::Computed;
+    pub(crate) fn apply(self, id: &str) -> Option<Computed> {
         let id = id.trim();
         let b = id.as_bytes();
         if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {

@@ -5,7 +5,7 @@
 //! When a model sees every field in clear, blocks go to it exactly as stored;
 //! otherwise each record is re-encoded with only the visible fields.
 
-use super::schema::{Derivation, Schema};
+use super::schema::{Computed, Derivation, Schema};
 use crate::mask::PersonalKind;
 use crate::pseudonym::Pseudonymizer;
 use jiandu_sdk::record::{encode_parts_into, project_into, Part, RecordRef, Value};
@@ -210,12 +210,6 @@ impl View {
         }
         Ok((out, out_offsets))
     }
-}
-
-/// A value computed for the model, by its type.
-pub(crate) enum Computed {
-    Str(String),
-    Date(String),
 }
 
 #[cfg(test)]
