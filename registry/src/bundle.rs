@@ -294,6 +294,135 @@ fn signed_bytes(format: &str, release_json: &[u8]) -> Vec<u8> {
     message
 }
 
+/// The archive's entries by name: regular files only, each one of the
+/// four known names at most once, within its size limit; anything else
+/// (links, paths out of the folder, other names) refused.
+fn entries(bytes: &[u8], what: &str) -> Result<BTreeMap<&'static str, Vec<u8>>> {
+    let not_bundle = |message: String| Error::NotABundle {
+        what: what.to_string(),
+        message,
+    };
+    let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+    let mut archive = tar::Archive::new(bytes);
+    let entries = archive
+        .entries()
+        .map_err(|e| not_bundle(format!("unreadable tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| not_bundle(format!("unreadable tar entry: {e}")))?;
+        let name = entry_name(&entry)?;
+        if files.contains_key(name) {
+            return Err(Error::DuplicateEntry {
+                entry: name.to_string(),
+            });
+        }
+        let limit = match name {
+            MODEL_WASM => MAX_WASM,
+            MODEL_TOML => MAX_TOML,
+            RELEASE_JSON => MAX_RELEASE,
+            _ => MAX_SIG,
+        };
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
+        if size > limit {
+            return Err(Error::TooLarge {
+                what: format!("bundle entry `{name}`"),
+                size,
+                limit,
+            });
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        (&mut entry)
+            .take(limit + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
+        if data.len() as u64 != size {
+            return Err(not_bundle(format!(
+                "entry `{name}` is cut short ({} of {size} bytes)",
+                data.len()
+            )));
+        }
+        files.insert(name, data);
+    }
+    Ok(files)
+}
+
+/// The known name of a tar entry that is a regular file inside the
+/// bundle; anything else is refused.
+fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<&'static str> {
+    let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    if is_traversal(&path) {
+        return Err(Error::PathTraversal { entry: path });
+    }
+    let kind = entry.header().entry_type();
+    if kind.is_symlink() || kind.is_hard_link() {
+        let target = entry
+            .link_name_bytes()
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
+            .unwrap_or_default();
+        return Err(Error::Link {
+            entry: path,
+            target,
+        });
+    }
+    if !(kind.is_file() || kind.is_contiguous()) {
+        return Err(Error::NotRegularFile {
+            entry: path,
+            kind: kind_name(kind),
+        });
+    }
+    match ENTRY_NAMES.iter().find(|n| **n == path) {
+        Some(&name) => Ok(name),
+        None => Err(Error::UnexpectedEntry {
+            entry: path,
+            expected: &ENTRY_NAMES,
+        }),
+    }
+}
+
+/// `release.json` parsed, in a known format and in that format's one
+/// spelling.
+fn release_statement(release_json: &[u8], what: &str) -> Result<Release> {
+    let release: Release = serde_json::from_slice(release_json)
+        .map_err(|e| Error::BadRelease(format!("{what}: release.json: {e}")))?;
+    if release.to_canonical_json() != release_json {
+        return Err(Error::BadRelease(format!(
+            "{what}: release.json is not in canonical form"
+        )));
+    }
+    if release.format != RELEASE_FORMAT && release.format != RELEASE_FORMAT_V1 {
+        return Err(Error::BadRelease(format!(
+            "{what}: format `{}` is neither {RELEASE_FORMAT} nor {RELEASE_FORMAT_V1}",
+            release.format
+        )));
+    }
+    Ok(release)
+}
+
+/// The archive must be byte for byte what the packer writes for these
+/// four files: no padding, header field, end block or trailing byte the
+/// signature does not pin down. So a bundle's sha256 names one release,
+/// and two files for the same release cannot both pass.
+fn check_canonical(bytes: &[u8], what: &str, entries: &[(&str, &[u8])]) -> Result<()> {
+    let canonical = write_tar(entries)?;
+    if canonical == bytes {
+        return Ok(());
+    }
+    let at = canonical
+        .iter()
+        .zip(bytes)
+        .position(|(a, b)| a != b)
+        .unwrap_or(canonical.len().min(bytes.len()));
+    Err(Error::NotCanonical {
+        what: what.to_string(),
+        message: format!(
+            "byte {at} ({}) is not what `jiandu model pack` writes",
+            region_at(entries, at, bytes.len())
+        ),
+    })
+}
+
 /// A tar archive of regular files with fixed metadata, so the same files
 /// always give the same bytes.
 fn write_tar(entries: &[(&str, &[u8])]) -> Result<Vec<u8>> {
@@ -340,77 +469,7 @@ impl Bundle {
                 limit: MAX_BUNDLE,
             });
         }
-        let not_bundle = |message: String| Error::NotABundle {
-            what: what.to_string(),
-            message,
-        };
-        let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
-        let mut archive = tar::Archive::new(bytes);
-        let entries = archive
-            .entries()
-            .map_err(|e| not_bundle(format!("unreadable tar archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| not_bundle(format!("unreadable tar entry: {e}")))?;
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if is_traversal(&path) {
-                return Err(Error::PathTraversal { entry: path });
-            }
-            let kind = entry.header().entry_type();
-            if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .unwrap_or_default();
-                return Err(Error::Link {
-                    entry: path,
-                    target,
-                });
-            }
-            if !(kind.is_file() || kind.is_contiguous()) {
-                return Err(Error::NotRegularFile {
-                    entry: path,
-                    kind: kind_name(kind),
-                });
-            }
-            let Some(&name) = ENTRY_NAMES.iter().find(|n| **n == path) else {
-                return Err(Error::UnexpectedEntry {
-                    entry: path,
-                    expected: &ENTRY_NAMES,
-                });
-            };
-            if files.contains_key(name) {
-                return Err(Error::DuplicateEntry { entry: path });
-            }
-            let limit = match name {
-                MODEL_WASM => MAX_WASM,
-                MODEL_TOML => MAX_TOML,
-                RELEASE_JSON => MAX_RELEASE,
-                _ => MAX_SIG,
-            };
-            let size = entry
-                .header()
-                .size()
-                .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
-            if size > limit {
-                return Err(Error::TooLarge {
-                    what: format!("bundle entry `{name}`"),
-                    size,
-                    limit,
-                });
-            }
-            let mut data = Vec::with_capacity(size as usize);
-            (&mut entry)
-                .take(limit + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| not_bundle(format!("entry `{name}`: {e}")))?;
-            if data.len() as u64 != size {
-                return Err(not_bundle(format!(
-                    "entry `{name}` is cut short ({} of {size} bytes)",
-                    data.len()
-                )));
-            }
-            files.insert(name, data);
-        }
+        let mut files = entries(bytes, what)?;
         let mut take = |name: &'static str| {
             files.remove(name).ok_or_else(|| Error::MissingEntry {
                 entry: name.to_string(),
@@ -420,49 +479,21 @@ impl Bundle {
         let model_wasm = take(MODEL_WASM)?;
         let release_json = take(RELEASE_JSON)?;
         let signature = take(RELEASE_SIG)?;
-        let release: Release = serde_json::from_slice(&release_json)
-            .map_err(|e| Error::BadRelease(format!("{what}: release.json: {e}")))?;
-        if release.to_canonical_json() != release_json {
-            return Err(Error::BadRelease(format!(
-                "{what}: release.json is not in canonical form"
-            )));
-        }
-        if release.format != RELEASE_FORMAT && release.format != RELEASE_FORMAT_V1 {
-            return Err(Error::BadRelease(format!(
-                "{what}: format `{}` is neither {RELEASE_FORMAT} nor {RELEASE_FORMAT_V1}",
-                release.format
-            )));
-        }
+        let release = release_statement(&release_json, what)?;
         let signature = signature_text(&signature).ok_or_else(|| Error::NotCanonical {
             what: what.to_string(),
             message: "release.sig is not 128 lowercase hex characters and a newline".into(),
         })?;
-        // The archive must be byte for byte what the packer writes for
-        // these four files: no padding, header field, end block or trailing
-        // byte the signature does not pin down. So a bundle's sha256 names
-        // one release, and two files for the same release cannot both pass.
-        let entries = [
-            (MODEL_TOML, model_toml.as_slice()),
-            (MODEL_WASM, model_wasm.as_slice()),
-            (RELEASE_JSON, release_json.as_slice()),
-            (RELEASE_SIG, signature.as_bytes()),
-        ];
-        let canonical = write_tar(&entries)?;
-        if canonical != bytes {
-            let at = canonical
-                .iter()
-                .zip(bytes)
-                .position(|(a, b)| a != b)
-                .unwrap_or(canonical.len().min(bytes.len()));
-            let message = format!(
-                "byte {at} ({}) is not what `jiandu model pack` writes",
-                region_at(&entries, at, bytes.len())
-            );
-            return Err(Error::NotCanonical {
-                what: what.to_string(),
-                message,
-            });
-        }
+        check_canonical(
+            bytes,
+            what,
+            &[
+                (MODEL_TOML, model_toml.as_slice()),
+                (MODEL_WASM, model_wasm.as_slice()),
+                (RELEASE_JSON, release_json.as_slice()),
+                (RELEASE_SIG, signature.as_bytes()),
+            ],
+        )?;
         let signature = signature.trim_end_matches('\n').to_string();
         Ok(Bundle {
             release,

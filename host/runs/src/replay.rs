@@ -238,46 +238,19 @@ pub fn replay(
     // Fail closed, as a run does.
     let first = ledger::append(store, &draft(Kind::ReplayStarted, &record))?;
 
-    let ran = match runtime.load(&installed) {
-        Ok(loaded) => runtime.run(&loaded, session),
-        Err(e) => crate::runtime::Finished {
-            session: Session::new(
-                String::new(),
-                session.limits,
-                Default::default(),
-                HashMap::new(),
-            ),
-            fuel_used: 0,
-            peak_memory: 0,
-            failure: Some(Failure {
-                kind: "load".into(),
-                message: e.for_model(&installed),
-                limit: None,
-                used: None,
-            }),
-        },
-    };
+    let limits = session.limits;
+    let ran = crate::run::load_and_run(runtime, None, &installed, None, session, limits);
     record.ended_at = Some(crate::time::now_text());
     record.fuel_used = Some(ran.fuel_used);
     record.peak_memory = Some(ran.peak_memory);
     record.records_read = Some(ran.session.records_read);
     let mut failure = ran.failure.clone();
     if failure.is_none() {
-        let mut digest = crate::leads::LeadsDigest::default();
-        let mut count = 0u64;
-        let mut read = || -> Result<()> {
-            for lead in ran.session.leads.iter() {
-                let lead = lead?;
-                digest.add(&lead);
-                count += 1;
-            }
-            Ok(())
-        };
-        match read() {
-            Ok(()) => {
+        match digest_leads(&ran.session.leads) {
+            Ok((count, digest)) => {
                 record.outcome = Outcome::Succeeded;
                 record.leads_count = Some(count);
-                record.leads_digest = Some(digest.finish());
+                record.leads_digest = Some(digest);
             }
             Err(e) => {
                 failure = Some(Failure {
@@ -322,6 +295,19 @@ pub fn replay(
         reproduced,
         entries: (first.seq, last.seq),
     })
+}
+
+/// How many leads a replay emitted, and their digest as the ledger
+/// records it.
+fn digest_leads(leads: &crate::emitted::Emitted) -> Result<(u64, String)> {
+    let mut digest = crate::leads::LeadsDigest::default();
+    let mut count = 0u64;
+    for lead in leads.iter() {
+        let lead = lead?;
+        digest.add(&lead);
+        count += 1;
+    }
+    Ok((count, digest.finish()))
 }
 
 #[cfg(test)]

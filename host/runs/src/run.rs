@@ -485,7 +485,7 @@ pub fn model_ref(installed: &Installed) -> ModelRef {
 
 /// Loads the model (unless `loaded` already is) and runs `session` in it;
 /// a model that does not load ends as a failure of kind `load`.
-fn load_and_run(
+pub(crate) fn load_and_run(
     runtime: &Runtime,
     cache: Option<&ModuleCache>,
     installed: &Installed,

@@ -150,6 +150,54 @@ pub fn plan_import(
     name: &str,
     req: &semver::VersionReq,
 ) -> Result<Plan> {
+    let (fetched, trusted) = fetch_trusted(store, source, name, req)?;
+    let release = fetched.bundle.release();
+    let id = release.id();
+    check_contract(
+        fetched.index.as_ref().map(|i| &i.signed),
+        name,
+        req,
+        &id,
+        &release.sdk,
+    )?;
+    let manifest_text = String::from_utf8(fetched.bundle.model_toml().to_vec())
+        .map_err(|_| Error::model(&id, "model.toml is not UTF-8"))?;
+    let toml_path = PathBuf::from(format!("{id}/model.toml"));
+    let manifest = Manifest::parse(&toml_path, &manifest_text)?;
+    let dir = store.models_dir().join(name);
+    let action = action_over_installed(&dir, name, &manifest, &manifest_text, &fetched)?;
+    if action != Action::AlreadyInstalled {
+        let candidate = Installed {
+            dir: dir.clone(),
+            manifest: manifest.clone(),
+            wasm: fetched.bundle.model_wasm().to_vec(),
+            wasm_sha256: bundle::sha256_hex(fetched.bundle.model_wasm()),
+            provenance: None,
+        };
+        runtime
+            .load(&candidate)
+            .map_err(|e| Error::model(&id, format!("does not load in this host: {}", e.reason)))?;
+    }
+    Ok(Plan {
+        source: source.describe(),
+        fetched,
+        manifest,
+        manifest_text,
+        trusted,
+        action,
+    })
+}
+
+/// Fetches the bundle with every check a registry's files get (signed
+/// index, freshness against what this store has seen, a trusted
+/// publisher, digests), and checks that the bundle and the index name the
+/// publisher as this unit's trust store does.
+fn fetch_trusted(
+    store: &Store,
+    source: &Source,
+    name: &str,
+    req: &semver::VersionReq,
+) -> Result<(Fetched, TrustedKey)> {
     let trusted = trust::list(store)?;
     let now = crate::time::now_text();
     // A store that cannot say what it has seen refuses rather than
@@ -172,8 +220,7 @@ pub fn plan_import(
     }
     let fetched = fetched.map_err(reg_err)?;
     let release = fetched.bundle.release();
-    let id = release.id();
-    let publisher = release.publisher.clone();
+    let publisher = &release.publisher;
     let trusted = trusted
         .into_iter()
         .find(|t| t.key == publisher.key)
@@ -182,7 +229,7 @@ pub fn plan_import(
         &trusted,
         &publisher.unit,
         &publisher.code,
-        &format!("bundle {id}"),
+        &format!("bundle {}", release.id()),
     )?;
     if let Some(index) = &fetched.index {
         let p = &index.signed.publisher;
@@ -193,106 +240,84 @@ pub fn plan_import(
             &format!("the index of {name} in {}", source.describe()),
         )?;
     }
+    Ok((fetched, trusted))
+}
 
-    check_contract(
-        fetched.index.as_ref().map(|i| &i.signed),
-        name,
-        req,
-        &id,
-        &release.sdk,
-    )?;
-    let manifest_text = String::from_utf8(fetched.bundle.model_toml().to_vec())
-        .map_err(|_| Error::model(&id, "model.toml is not UTF-8"))?;
-    let toml_path = PathBuf::from(format!("{id}/model.toml"));
-    let manifest = Manifest::parse(&toml_path, &manifest_text)?;
-
+/// What importing does to the model installed in `dir`, if any: install
+/// it, upgrade it, or nothing (the same release); refused if it would
+/// replace a model built here or another publisher's, downgrade, or put
+/// other files under the same version.
+fn action_over_installed(
+    dir: &Path,
+    name: &str,
+    manifest: &Manifest,
+    manifest_text: &str,
+    fetched: &Fetched,
+) -> Result<Action> {
+    if !dir.join("model.toml").is_file() && !dir.join("model.wasm").is_file() {
+        return Ok(Action::Install);
+    }
+    let publisher = &fetched.bundle.release().publisher;
+    let id = manifest.id();
+    let current = catalog::load_dir(dir).map_err(|e| {
+        Error::model(
+            &id,
+            format!("the installed {name} is unreadable ({e}); not replacing it"),
+        )
+    })?;
+    let Some(p) = &current.provenance else {
+        return Err(Error::model(
+            &id,
+            format!(
+                "{} is installed here and was built by this unit, not imported; importing would replace it with {}'s (remove {} first to do that)",
+                current.manifest.id(),
+                publisher.unit,
+                dir.display()
+            ),
+        ));
+    };
+    if p.key != publisher.key {
+        return Err(Error::model(
+            &id,
+            format!(
+                "{} is installed from {} (key {}); this bundle is from {} (key {}); a model is not replaced by another publisher's",
+                current.manifest.id(),
+                p.publisher_unit,
+                p.fingerprint,
+                publisher.unit,
+                publisher.fingerprint
+            ),
+        ));
+    }
     let version = semver::Version::parse(&manifest.version).expect("the manifest checked it");
-    let dir = store.models_dir().join(name);
-    let action = if dir.join("model.toml").is_file() || dir.join("model.wasm").is_file() {
-        let current = catalog::load_dir(&dir).map_err(|e| {
-            Error::model(
-                &id,
-                format!("the installed {name} is unreadable ({e}); not replacing it"),
-            )
-        })?;
-        let Some(p) = &current.provenance else {
-            return Err(Error::model(
-                &id,
-                format!(
-                    "{} is installed here and was built by this unit, not imported; importing would replace it with {}'s (remove {} first to do that)",
-                    current.manifest.id(),
-                    publisher.unit,
-                    dir.display()
-                ),
-            ));
-        };
-        if p.key != publisher.key {
-            return Err(Error::model(
-                &id,
-                format!(
-                    "{} is installed from {} (key {}); this bundle is from {} (key {}); a model is not replaced by another publisher's",
-                    current.manifest.id(),
-                    p.publisher_unit,
-                    p.fingerprint,
-                    publisher.unit,
-                    publisher.fingerprint
-                ),
-            ));
-        }
-        let installed_version = semver::Version::parse(&current.manifest.version)
-            .expect("an installed manifest has a checked version");
-        match version.cmp(&installed_version) {
-            std::cmp::Ordering::Less => {
+    let installed_version = semver::Version::parse(&current.manifest.version)
+        .expect("an installed manifest has a checked version");
+    match version.cmp(&installed_version) {
+        std::cmp::Ordering::Less => Err(Error::model(
+            &id,
+            format!(
+                "refusing to downgrade {name} from {installed_version} (installed) to {version}; a lower version is never installed over a higher one"
+            ),
+        )),
+        std::cmp::Ordering::Equal => {
+            let same = current.wasm_sha256 == bundle::sha256_hex(fetched.bundle.model_wasm())
+                && p.toml_sha256 == bundle::sha256_hex(manifest_text.as_bytes());
+            if !same {
                 return Err(Error::model(
                     &id,
                     format!(
-                        "refusing to downgrade {name} from {installed_version} (installed) to {version}; a lower version is never installed over a higher one"
+                        "{id} is installed with other files (bundle sha256 {}, this one {}); the same version was re-signed with different content: refused",
+                        p.bundle_sha256,
+                        fetched.bundle.sha256()
                     ),
-                ))
+                ));
             }
-            std::cmp::Ordering::Equal => {
-                let same = current.wasm_sha256 == bundle::sha256_hex(fetched.bundle.model_wasm())
-                    && p.toml_sha256 == bundle::sha256_hex(manifest_text.as_bytes());
-                if !same {
-                    return Err(Error::model(
-                        &id,
-                        format!(
-                            "{id} is installed with other files (bundle sha256 {}, this one {}); the same version was re-signed with different content: refused",
-                            p.bundle_sha256,
-                            fetched.bundle.sha256()
-                        ),
-                    ));
-                }
-                Action::AlreadyInstalled
-            }
-            std::cmp::Ordering::Greater => Action::Upgrade {
-                from: current.manifest.version.clone(),
-            },
+            Ok(Action::AlreadyInstalled)
         }
-    } else {
-        Action::Install
-    };
-
-    if action != Action::AlreadyInstalled {
-        let candidate = Installed {
-            dir: dir.clone(),
-            manifest: manifest.clone(),
-            wasm: fetched.bundle.model_wasm().to_vec(),
-            wasm_sha256: bundle::sha256_hex(fetched.bundle.model_wasm()),
-            provenance: None,
-        };
-        runtime
-            .load(&candidate)
-            .map_err(|e| Error::model(&id, format!("does not load in this host: {}", e.reason)))?;
+        std::cmp::Ordering::Greater => Ok(Action::Upgrade {
+            from: current.manifest.version.clone(),
+        }),
     }
-    Ok(Plan {
-        source: source.describe(),
-        fetched,
-        manifest,
-        manifest_text,
-        trusted,
-        action,
-    })
 }
 
 /// The contract requirement of the chosen version must fit this host; if

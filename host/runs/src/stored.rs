@@ -28,7 +28,7 @@
 use crate::audit::EntryView;
 use crate::dataset::block::Block;
 use crate::dataset::file::{run_path, version_dir, RunFile};
-use crate::dataset::{Schema, SegmentInfo};
+use crate::dataset::{Head, Schema, SegmentInfo, VersionInfo};
 use crate::{Result, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -353,8 +353,21 @@ enum SegmentCheck {
 fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Result<()> {
     let data = store.data_dir();
     let heads = crate::dataset::list(store)?;
-    // A version the ledger says was stored is in the store, or a prune on
-    // the record removed it.
+    missing_versions(&data, &heads, record, files);
+    for head in &heads {
+        // Segments shared by versions (appends) are read once.
+        let mut segments: HashMap<PathBuf, SegmentCheck> = HashMap::new();
+        for info in &head.versions {
+            files.versions += 1;
+            check_version(&data, head, info, record, quick, &mut segments, files);
+        }
+    }
+    Ok(())
+}
+
+/// A version the ledger says was stored is in the store, or a prune on
+/// the record removed it.
+fn missing_versions(data: &Path, heads: &[Head], record: &Record, files: &mut Files) {
     let present: std::collections::HashSet<(&str, u64)> = heads
         .iter()
         .flat_map(|h| {
@@ -375,113 +388,124 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
     for ((name, v), (seq, _)) in missing {
         files.faults.push(FileFault {
             seq: Some(*seq),
-            path: version_dir(&data, name, *v),
+            path: version_dir(data, name, *v),
             block: None,
             message: format!(
                 "{name}@{v} was stored by this entry, but the store no longer has it and no `dataset-pruned` entry removed it"
             ),
         });
     }
-    for head in heads {
-        let name = head.schema.name.clone();
-        let schemas: HashMap<u64, &Schema> = head
-            .versions
-            .iter()
-            .map(|v| (v.version, &v.schema))
-            .collect();
-        // Segments shared by versions (appends) are read once.
-        let mut segments: HashMap<PathBuf, SegmentCheck> = HashMap::new();
-        for info in &head.versions {
-            files.versions += 1;
-            let ingest_seq = record
-                .ingested
-                .get(&(name.clone(), info.version))
-                .map(|(seq, _)| *seq);
-            let seq = ingest_seq.or_else(|| {
-                record
-                    .read
-                    .get(&(name.clone(), info.version))
-                    .and_then(|r| r.first().map(|(seq, _)| *seq))
-            });
-            let mut digests = Vec::new();
-            let mut whole = true;
-            for seg in &info.segments {
-                let stored_in = seg.stored_in.unwrap_or(info.version);
-                let path = run_path(&data, &name, stored_in, seg.id, RECORDS_RUN);
-                if !segments.contains_key(&path) {
-                    let schema = schemas.get(&stored_in).copied().unwrap_or(&info.schema);
-                    let check = segment(&path, seg, schema, quick, seq, files);
-                    for index in seg.indexes.values() {
-                        let path = run_path(&data, &name, stored_in, seg.id, index.run);
-                        blocks(&path, &index.ends, seq, files, |_| Ok(()));
-                    }
-                    segments.insert(path.clone(), check);
-                }
-                match &segments[&path] {
-                    SegmentCheck::Good(d) => digests.push(d.clone()),
-                    SegmentCheck::Bad => whole = false,
-                }
-            }
-            let dir = version_dir(&data, &name, info.version);
-            let fault = |message: String, seq: Option<u64>| FileFault {
-                seq,
-                path: dir.clone(),
-                block: None,
-                message,
-            };
-            // What the ledger recorded against what meta records.
-            if let Some((seq, digest)) = record.ingested.get(&(name.clone(), info.version)) {
-                if *digest != info.digest {
-                    files.faults.push(fault(
-                        format!(
-                            "{name}@{}: meta records digest {}…, but its ingest entry records {}…: the version's metadata was edited",
-                            info.version,
-                            crate::audit::short(&info.digest),
-                            crate::audit::short(digest)
-                        ),
-                        Some(*seq),
-                    ));
-                }
-            }
-            for (seq, digest) in record
-                .read
-                .get(&(name.clone(), info.version))
-                .into_iter()
-                .flatten()
-            {
-                if *digest != info.digest {
-                    files.faults.push(fault(
-                        format!(
-                            "{name}@{}: the run of this entry read digest {}…, but meta now records {}…",
-                            info.version,
-                            crate::audit::short(digest),
-                            crate::audit::short(&info.digest)
-                        ),
-                        Some(*seq),
-                    ));
-                }
-            }
-            if quick || !whole {
-                continue;
-            }
-            let Some(again) = version_digest(&digests) else {
-                continue;
-            };
-            files.digests += 1;
-            if again != info.digest {
-                files.faults.push(fault(
-                    format!(
-                        "{name}@{}: its records digest to {}…, but the version records {}…: a block was rewritten (its CRCs recomputed to match)",
-                        info.version,
-                        crate::audit::short(&again),
-                        crate::audit::short(&info.digest)
-                    ),
-                    seq,
-                ));
-            }
+}
+
+/// One version: its segments' blocks against their CRCs, the digest its
+/// metadata records against the ledger's, and (unless `quick`) its records
+/// digested again.
+fn check_version(
+    data: &Path,
+    head: &Head,
+    info: &VersionInfo,
+    record: &Record,
+    quick: bool,
+    segments: &mut HashMap<PathBuf, SegmentCheck>,
+    files: &mut Files,
+) {
+    let name = &head.schema.name;
+    let key = (name.clone(), info.version);
+    // The entry a fault is reported against: the ingest, else the first
+    // run that read it.
+    let seq = record.ingested.get(&key).map(|(seq, _)| *seq).or_else(|| {
+        record
+            .read
+            .get(&key)
+            .and_then(|r| r.first().map(|(seq, _)| *seq))
+    });
+    let digests = version_segments(data, head, info, seq, quick, segments, files);
+    let fault = |message: String, seq: Option<u64>| FileFault {
+        seq,
+        path: version_dir(data, name, info.version),
+        block: None,
+        message,
+    };
+    // What the ledger recorded against what meta records.
+    if let Some((seq, digest)) = record.ingested.get(&key) {
+        if *digest != info.digest {
+            files.faults.push(fault(
+                format!(
+                    "{name}@{}: meta records digest {}…, but its ingest entry records {}…: the version's metadata was edited",
+                    info.version,
+                    crate::audit::short(&info.digest),
+                    crate::audit::short(digest)
+                ),
+                Some(*seq),
+            ));
         }
     }
-    Ok(())
+    for (seq, digest) in record.read.get(&key).into_iter().flatten() {
+        if *digest != info.digest {
+            files.faults.push(fault(
+                format!(
+                    "{name}@{}: the run of this entry read digest {}…, but meta now records {}…",
+                    info.version,
+                    crate::audit::short(digest),
+                    crate::audit::short(&info.digest)
+                ),
+                Some(*seq),
+            ));
+        }
+    }
+    let Some(again) = digests.filter(|_| !quick).and_then(|d| version_digest(&d)) else {
+        return;
+    };
+    files.digests += 1;
+    if again != info.digest {
+        files.faults.push(fault(
+            format!(
+                "{name}@{}: its records digest to {}…, but the version records {}…: a block was rewritten (its CRCs recomputed to match)",
+                info.version,
+                crate::audit::short(&again),
+                crate::audit::short(&info.digest)
+            ),
+            seq,
+        ));
+    }
+}
+
+/// Checks the blocks of a version's segments (and their indexes), each
+/// segment once; the segments' digests, or `None` if one had a fault.
+fn version_segments(
+    data: &Path,
+    head: &Head,
+    info: &VersionInfo,
+    seq: Option<u64>,
+    quick: bool,
+    segments: &mut HashMap<PathBuf, SegmentCheck>,
+    files: &mut Files,
+) -> Option<Vec<Option<String>>> {
+    let name = &head.schema.name;
+    let mut digests = Vec::new();
+    let mut whole = true;
+    for seg in &info.segments {
+        let stored_in = seg.stored_in.unwrap_or(info.version);
+        let path = run_path(data, name, stored_in, seg.id, RECORDS_RUN);
+        if !segments.contains_key(&path) {
+            let schema = head
+                .versions
+                .iter()
+                .find(|v| v.version == stored_in)
+                .map_or(&info.schema, |v| &v.schema);
+            let check = segment(&path, seg, schema, quick, seq, files);
+            for index in seg.indexes.values() {
+                let path = run_path(data, name, stored_in, seg.id, index.run);
+                blocks(&path, &index.ends, seq, files, |_| Ok(()));
+            }
+            segments.insert(path.clone(), check);
+        }
+        match &segments[&path] {
+            SegmentCheck::Good(d) => digests.push(d.clone()),
+            SegmentCheck::Bad => whole = false,
+        }
+    }
+    whole.then_some(digests)
 }
 
 /// The digest of a version from its segments' digests, as ingest chains

@@ -130,35 +130,7 @@ pub fn prune(
 ) -> Result<Pruned> {
     let (head, read) = read_head(store, name)?;
     let current = head.current;
-    let chosen: BTreeSet<u64> = match which {
-        Which::Versions(list) => {
-            for v in list {
-                if !head.versions.iter().any(|i| i.version == *v) {
-                    return Err(no_version(name, &head, *v));
-                }
-                if Some(*v) == current {
-                    return Err(Error::dataset(
-                        name,
-                        format!(
-                            "version {v} is current and cannot be pruned; roll back (`jiandu dataset rollback {name}`) or ingest a new version first"
-                        ),
-                    ));
-                }
-            }
-            list.iter().copied().collect()
-        }
-        Which::KeepNewest(n) => {
-            let mut all: Vec<u64> = head.versions.iter().map(|v| v.version).collect();
-            all.sort_unstable_by(|a, b| b.cmp(a));
-            all.into_iter()
-                .skip(*n)
-                .filter(|v| Some(*v) != current)
-                .collect()
-        }
-    };
-    if chosen.is_empty() {
-        return Err(Error::dataset(name, "no version to prune"));
-    }
+    let chosen = versions_to_prune(name, &head, which)?;
     let runs = runs_that_read(store, name, &chosen)?;
     if !runs.is_empty() && !force {
         return Err(Error::dataset(
@@ -199,9 +171,56 @@ pub fn prune(
         &new,
         Draft::dataset(unit, operator.to_string(), Kind::DatasetPruned, change),
     )?;
-    // The files: a removed version's folder goes unless a kept version
-    // (an append on it) still reads blocks stored there.
-    let shared: BTreeSet<u64> = new
+    let folders_removed = remove_folders(store, name, &new, &chosen);
+    Ok(Pruned {
+        versions: pruned,
+        runs_read: runs.len() as u64,
+        folders_removed,
+        seq: entry.seq,
+    })
+}
+
+/// The versions `which` names, each one that exists and is not current.
+fn versions_to_prune(name: &str, head: &Head, which: &Which) -> Result<BTreeSet<u64>> {
+    let current = head.current;
+    let chosen: BTreeSet<u64> = match which {
+        Which::Versions(list) => {
+            for v in list {
+                if !head.versions.iter().any(|i| i.version == *v) {
+                    return Err(no_version(name, head, *v));
+                }
+                if Some(*v) == current {
+                    return Err(Error::dataset(
+                        name,
+                        format!(
+                            "version {v} is current and cannot be pruned; roll back (`jiandu dataset rollback {name}`) or ingest a new version first"
+                        ),
+                    ));
+                }
+            }
+            list.iter().copied().collect()
+        }
+        Which::KeepNewest(n) => {
+            let mut all: Vec<u64> = head.versions.iter().map(|v| v.version).collect();
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all.into_iter()
+                .skip(*n)
+                .filter(|v| Some(*v) != current)
+                .collect()
+        }
+    };
+    if chosen.is_empty() {
+        return Err(Error::dataset(name, "no version to prune"));
+    }
+    Ok(chosen)
+}
+
+/// Removes the folders of the pruned versions, once the prune is
+/// committed: a removed version's folder goes unless a kept version (an
+/// append on it) still reads blocks stored there. How many were removed;
+/// a folder that cannot be removed is warned about and left.
+fn remove_folders(store: &Store, name: &str, kept: &Head, pruned: &BTreeSet<u64>) -> usize {
+    let shared: BTreeSet<u64> = kept
         .versions
         .iter()
         .flat_map(|v| {
@@ -211,14 +230,14 @@ pub fn prune(
         })
         .collect();
     let data = store.data_dir();
-    let mut folders_removed = 0;
-    for v in &chosen {
+    let mut removed = 0;
+    for v in pruned {
         if shared.contains(v) {
             continue;
         }
         let dir = file::version_dir(&data, name, *v);
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => folders_removed += 1,
+            Ok(()) => removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(
                 "{name}@{v} is pruned, but its folder {} could not be removed: {e}",
@@ -229,12 +248,7 @@ pub fn prune(
     if let Some(parent) = file::version_dir(&data, name, 0).parent() {
         let _ = crate::fsio::sync_dir(parent);
     }
-    Ok(Pruned {
-        versions: pruned,
-        runs_read: runs.len() as u64,
-        folders_removed,
-        seq: entry.seq,
-    })
+    removed
 }
 
 /// The head of `name` and its stored bytes, to check it is unchanged when

@@ -310,91 +310,15 @@ pub fn stage_version(
             ));
         }
     }
-    // Files of a version whose ingest was interrupted before the switch.
-    let data = store.data_dir();
-    let dir = file::version_dir(&data, name, version);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     let segment_id = base
         .as_ref()
         .and_then(|b| b.segments.iter().map(|s| s.id).max())
         .map_or(0, |m| m + 1);
-    // The digest is computed on a thread of its own while the files are
-    // written: both only read the rows.
-    let schema = &head.schema;
-    let pseudonymizer = if schema.has_personal() {
-        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
-    } else {
-        None
-    };
-    let (segment_digest, written) = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| content_digest(schema, &rows.rows));
-        let written = pseudonymizer
-            .as_ref()
-            .map(|p| pseudonym_runs(schema, &rows, p))
-            .transpose()
-            .and_then(|extra| {
-                write_runs(
-                    &data,
-                    name,
-                    version,
-                    segment_id,
-                    schema,
-                    &rows,
-                    extra.unwrap_or_default(),
-                )
-            });
-        (
-            digest.join().expect("the digest thread does not panic"),
-            written,
-        )
-    });
-    let (first_keys, ends, indexes) = written?;
-    // The files, and their names in the folders, are durable before the
-    // metadata that points at them is written.
-    file::sync_dir(&dir)?;
-    for d in [dir.parent(), dir.parent().and_then(|p| p.parent())]
-        .into_iter()
-        .flatten()
-    {
-        file::sync_dir(d)?;
-    }
-    let new_segment = SegmentInfo {
-        id: segment_id,
-        stored_in: None,
-        records: rows.rows.len() as u64,
-        first_keys,
-        ends,
-        indexes,
-    };
+    let (new_segment, segment_digest) =
+        write_segment(store, name, version, segment_id, &head.schema, &rows)?;
     let (segments, records, digest) = match &base {
         None => (vec![new_segment], rows.rows.len() as u64, segment_digest),
-        Some(b) => {
-            let reader = VersionReader::new(store, name, b.clone());
-            let mut replaced = 0u64;
-            for (k, _) in &rows.rows {
-                if reader.get(k)?.is_some() {
-                    replaced += 1;
-                }
-            }
-            let mut segments: Vec<SegmentInfo> = b
-                .segments
-                .iter()
-                .map(|s| SegmentInfo {
-                    stored_in: Some(s.stored_in.unwrap_or(b.version)),
-                    ..s.clone()
-                })
-                .collect();
-            segments.push(new_segment);
-            let digest = hex::encode(Sha256::digest(format!("{}\n{segment_digest}", b.digest)));
-            (
-                segments,
-                b.records + rows.rows.len() as u64 - replaced,
-                digest,
-            )
-        }
+        Some(b) => on_top_of(store, name, b, new_segment, &rows, &segment_digest)?,
     };
     let info = VersionInfo {
         version,
@@ -417,6 +341,109 @@ pub fn stage_version(
         read,
         head: serde_json::to_vec(&head).expect("heads serialize"),
     })
+}
+
+/// Writes the rows as segment `segment_id` of `version` (its record run,
+/// index runs and pseudonym runs), durable with their folders before
+/// anything points at them; the segment and its content digest.
+fn write_segment(
+    store: &Store,
+    name: &str,
+    version: u64,
+    segment_id: u32,
+    schema: &Schema,
+    rows: &SortedRows,
+) -> Result<(SegmentInfo, String)> {
+    // Files of a version whose ingest was interrupted before the switch.
+    let data = store.data_dir();
+    let dir = file::version_dir(&data, name, version);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
+    let pseudonymizer = if schema.has_personal() {
+        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
+    } else {
+        None
+    };
+    // The digest is computed on a thread of its own while the files are
+    // written: both only read the rows.
+    let (digest, written) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| content_digest(schema, &rows.rows));
+        let written = pseudonymizer
+            .as_ref()
+            .map(|p| pseudonym_runs(schema, rows, p))
+            .transpose()
+            .and_then(|extra| {
+                write_runs(
+                    &data,
+                    name,
+                    version,
+                    segment_id,
+                    schema,
+                    rows,
+                    extra.unwrap_or_default(),
+                )
+            });
+        (
+            digest.join().expect("the digest thread does not panic"),
+            written,
+        )
+    });
+    let (first_keys, ends, indexes) = written?;
+    // The files, and their names in the folders, are durable before the
+    // metadata that points at them is written.
+    file::sync_dir(&dir)?;
+    for d in [dir.parent(), dir.parent().and_then(|p| p.parent())]
+        .into_iter()
+        .flatten()
+    {
+        file::sync_dir(d)?;
+    }
+    let segment = SegmentInfo {
+        id: segment_id,
+        stored_in: None,
+        records: rows.rows.len() as u64,
+        first_keys,
+        ends,
+        indexes,
+    };
+    Ok((segment, digest))
+}
+
+/// An appended version: the base's segments (read from where they are
+/// stored) and the new one, the record count with replaced keys counted
+/// once, and the digest chained onto the base's.
+fn on_top_of(
+    store: &Store,
+    name: &str,
+    base: &VersionInfo,
+    new_segment: SegmentInfo,
+    rows: &SortedRows,
+    segment_digest: &str,
+) -> Result<(Vec<SegmentInfo>, u64, String)> {
+    let reader = VersionReader::new(store, name, base.clone());
+    let mut replaced = 0u64;
+    for (k, _) in &rows.rows {
+        if reader.get(k)?.is_some() {
+            replaced += 1;
+        }
+    }
+    let mut segments: Vec<SegmentInfo> = base
+        .segments
+        .iter()
+        .map(|s| SegmentInfo {
+            stored_in: Some(s.stored_in.unwrap_or(base.version)),
+            ..s.clone()
+        })
+        .collect();
+    segments.push(new_segment);
+    let digest = hex::encode(Sha256::digest(format!("{}\n{segment_digest}", base.digest)));
+    Ok((
+        segments,
+        base.records + rows.rows.len() as u64 - replaced,
+        digest,
+    ))
 }
 
 /// A new segment's files as written: the records' first keys and block
