@@ -229,169 +229,196 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Log { select, format } => log(&store, select.filter(), format),
         Command::Report { select, format } => report(&store, select.filter(), format),
         Command::Show { run, unit, format } => show(&store, &run, unit, format),
-        Command::Replay { run, format } => {
-            let policy = ctx.policy(&store)?;
-            let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
-            let unit = jiandu::policy::unit_label(&store, &policy)?;
-            let pb = super::spinner(format!("replaying run {run}"));
-            let r = jiandu::replay::replay(&store, &runtime, unit, ctx.operator.clone(), &run);
-            pb.finish_and_clear();
-            let r = r?;
-            if format == Format::Json {
-                output::json(&r)?;
-            } else {
-                let ending = |e: &jiandu::replay::Ending| {
-                    let mut s = e.outcome.clone();
-                    if let Some(k) = &e.error_kind {
-                        s.push_str(&format!(" ({k})"));
-                    }
-                    if let (Some(n), Some(d)) = (e.leads, &e.leads_digest) {
-                        s.push_str(&format!(", {n} leads, digest {d}"));
-                    }
-                    s
-                };
-                outln!(
-                    "replayed run {} of {} (wasm {}) on {}",
-                    r.run_id,
-                    r.model,
-                    r.wasm_sha256.get(..12).unwrap_or(""),
-                    r.datasets.join(", ")
-                );
-                outln!("  recorded: {}", ending(&r.recorded));
-                outln!("  replay:   {}", ending(&r.replayed));
-                outln!(
-                    "{} (entries {} and {})",
-                    match r.reproduced {
-                        Some(true) => "reproduced: the replay ends as the run did",
-                        Some(false) => "NOT reproduced: the replay ends otherwise than the run did",
-                        None => "nothing to compare: the run's record says nothing about the model's result",
-                    },
-                    r.entries.0,
-                    r.entries.1
-                );
-            }
-            Ok(if r.reproduced == Some(false) {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Redact { seq, reason } => {
-            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
-            let e = ledger::aside::redact(&store, seq, unit, ctx.operator.clone(), &reason)?;
-            outln!(
-                "redacted the model text of entry {seq}: entry {} records it ({}, {})",
-                e.seq,
-                e.operator,
-                e.at
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Replay { run, format } => replay(ctx, &store, &run, format),
+        Command::Redact { seq, reason } => redact(ctx, &store, seq, &reason),
         Command::Verify {
             unit,
             central,
             quick,
             format,
         } => verify(&store, unit, central, quick, format),
-        Command::Export { since, output } => {
-            let since = since.as_deref().map(export::parse_since).transpose()?;
-            let e = export::export_file(&store, since.as_ref(), &output)?;
-            let c = &e.checkpoint.checkpoint;
-            outln!(
-                "exported entries {}..{} ({} entries) of unit {} ({}) to {}",
-                e.header.from(),
-                e.header.to,
-                e.entries,
-                e.header.unit,
-                e.header.fingerprint,
-                output.display()
-            );
-            outln!("checkpoint {} entries, root {}, {}", c.size, c.root, c.time);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Export { since, output } => export_ledger(&store, since.as_deref(), &output),
         Command::Import {
             files,
             dry_run,
             format,
         } => import_files(&store, &files, dry_run, format),
-        Command::Checkpoint { format } => {
-            let signer = ledger::Signer::for_store(&store)?.context(
-                "this store has no unit to sign checkpoints; create it with `jiandu unit init`",
-            )?;
-            let cp = audit::checkpoint::write_local(&store, &signer)?;
-            match format {
-                Format::Json => output::json(&cp)?,
-                _ => {
-                    let c = &cp.checkpoint;
-                    outln!(
-                        "checkpoint of unit {} ({}): {} entries, root {}, head {}, {}",
-                        c.unit,
-                        c.fingerprint,
-                        c.size,
-                        c.root,
-                        c.head_hash,
-                        c.time
-                    );
-                }
+        Command::Checkpoint { format } => checkpoint(&store, format),
+        Command::Unit(UnitCommand::Add { key, name, code }) => unit_add(&store, &key, name, code),
+        Command::Unit(UnitCommand::List { format }) => unit_list(&store, format),
+    }
+}
+
+/// `audit replay`: runs a recorded run again and says whether it ends as it did.
+fn replay(ctx: &Ctx, store: &jiandu::Store, run: &str, format: Format) -> Result<ExitCode> {
+    let policy = ctx.policy(store)?;
+    let runtime = jiandu::runtime::Runtime::new(policy.defaults.stack_kib)?;
+    let unit = jiandu::policy::unit_label(store, &policy)?;
+    let pb = super::spinner(format!("replaying run {run}"));
+    let r = jiandu::replay::replay(store, &runtime, unit, ctx.operator.clone(), run);
+    pb.finish_and_clear();
+    let r = r?;
+    if format == Format::Json {
+        output::json(&r)?;
+    } else {
+        let ending = |e: &jiandu::replay::Ending| {
+            let mut s = e.outcome.clone();
+            if let Some(k) = &e.error_kind {
+                s.push_str(&format!(" ({k})"));
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Unit(UnitCommand::Add { key, name, code }) => {
-            let input = units::parse_key_input(&key)?;
-            let name = name
-                .or(input.name)
-                .context("give the unit's name with --name")?;
-            let code = code
-                .or(input.code)
-                .context("give the unit's code with --code")?;
-            let u = units::add(&store, &input.key, &name, &code)?;
-            outln!("registered unit {} with key {}", u.label(), u.fingerprint);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Unit(UnitCommand::List { format }) => {
-            let mut rows = Vec::new();
-            let mut json = Vec::new();
-            for u in units::list(&store)? {
-                let last = central::last_accepted(&store, &u.fingerprint)?;
-                let (size, time, accepted_at, source) = match &last {
-                    Some(a) => (
-                        a.checkpoint.checkpoint.size.to_string(),
-                        a.checkpoint.checkpoint.time.clone(),
-                        a.accepted_at.clone(),
-                        a.source.clone(),
-                    ),
-                    None => ("0".into(), String::new(), String::new(), String::new()),
-                };
-                rows.push(vec![
-                    u.name.clone(),
-                    u.code.clone(),
-                    u.fingerprint.clone(),
-                    size,
-                    time,
-                    accepted_at,
-                    source,
-                ]);
-                json.push(serde_json::json!({"unit": u, "last_accepted": last}));
+            if let (Some(n), Some(d)) = (e.leads, &e.leads_digest) {
+                s.push_str(&format!(", {n} leads, digest {d}"));
             }
-            match format {
-                Format::Json => output::json(&json)?,
-                _ => output::print(
-                    format,
-                    &[
-                        "name",
-                        "code",
-                        "fingerprint",
-                        "entries",
-                        "checkpoint_time",
-                        "accepted_at",
-                        "file",
-                    ],
-                    &rows,
-                )?,
-            }
-            Ok(ExitCode::SUCCESS)
+            s
+        };
+        outln!(
+            "replayed run {} of {} (wasm {}) on {}",
+            r.run_id,
+            r.model,
+            r.wasm_sha256.get(..12).unwrap_or(""),
+            r.datasets.join(", ")
+        );
+        outln!("  recorded: {}", ending(&r.recorded));
+        outln!("  replay:   {}", ending(&r.replayed));
+        outln!(
+            "{} (entries {} and {})",
+            match r.reproduced {
+                Some(true) => "reproduced: the replay ends as the run did",
+                Some(false) => "NOT reproduced: the replay ends otherwise than the run did",
+                None =>
+                    "nothing to compare: the run's record says nothing about the model's result",
+            },
+            r.entries.0,
+            r.entries.1
+        );
+    }
+    Ok(if r.reproduced == Some(false) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `audit redact`: removes a model's text kept beside an entry, on the record.
+fn redact(ctx: &Ctx, store: &jiandu::Store, seq: u64, reason: &str) -> Result<ExitCode> {
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+    let e = ledger::aside::redact(store, seq, unit, ctx.operator.clone(), reason)?;
+    outln!(
+        "redacted the model text of entry {seq}: entry {} records it ({}, {})",
+        e.seq,
+        e.operator,
+        e.at
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit export`: writes the ledger (after `since`) to a file for the central office.
+fn export_ledger(
+    store: &jiandu::Store,
+    since: Option<&str>,
+    output: &std::path::Path,
+) -> Result<ExitCode> {
+    let since = since.map(export::parse_since).transpose()?;
+    let e = export::export_file(store, since.as_ref(), output)?;
+    let c = &e.checkpoint.checkpoint;
+    outln!(
+        "exported entries {}..{} ({} entries) of unit {} ({}) to {}",
+        e.header.from(),
+        e.header.to,
+        e.entries,
+        e.header.unit,
+        e.header.fingerprint,
+        output.display()
+    );
+    outln!("checkpoint {} entries, root {}, {}", c.size, c.root, c.time);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit checkpoint`: signs a checkpoint of the ledger as it is now.
+fn checkpoint(store: &jiandu::Store, format: Format) -> Result<ExitCode> {
+    let signer = ledger::Signer::for_store(store)?
+        .context("this store has no unit to sign checkpoints; create it with `jiandu unit init`")?;
+    let cp = audit::checkpoint::write_local(store, &signer)?;
+    match format {
+        Format::Json => output::json(&cp)?,
+        _ => {
+            let c = &cp.checkpoint;
+            outln!(
+                "checkpoint of unit {} ({}): {} entries, root {}, head {}, {}",
+                c.unit,
+                c.fingerprint,
+                c.size,
+                c.root,
+                c.head_hash,
+                c.time
+            );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit unit add`: registers a unit's key at the central office.
+fn unit_add(
+    store: &jiandu::Store,
+    key: &str,
+    name: Option<String>,
+    code: Option<String>,
+) -> Result<ExitCode> {
+    let input = units::parse_key_input(key)?;
+    let name = name
+        .or(input.name)
+        .context("give the unit's name with --name")?;
+    let code = code
+        .or(input.code)
+        .context("give the unit's code with --code")?;
+    let u = units::add(store, &input.key, &name, &code)?;
+    outln!("registered unit {} with key {}", u.label(), u.fingerprint);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit unit list`: the registered units and what was last accepted from each.
+fn unit_list(store: &jiandu::Store, format: Format) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for u in units::list(store)? {
+        let last = central::last_accepted(store, &u.fingerprint)?;
+        let (size, time, accepted_at, source) = match &last {
+            Some(a) => (
+                a.checkpoint.checkpoint.size.to_string(),
+                a.checkpoint.checkpoint.time.clone(),
+                a.accepted_at.clone(),
+                a.source.clone(),
+            ),
+            None => ("0".into(), String::new(), String::new(), String::new()),
+        };
+        rows.push(vec![
+            u.name.clone(),
+            u.code.clone(),
+            u.fingerprint.clone(),
+            size,
+            time,
+            accepted_at,
+            source,
+        ]);
+        json.push(serde_json::json!({"unit": u, "last_accepted": last}));
+    }
+    match format {
+        Format::Json => output::json(&json)?,
+        _ => output::print(
+            format,
+            &[
+                "name",
+                "code",
+                "fingerprint",
+                "entries",
+                "checkpoint_time",
+                "accepted_at",
+                "file",
+            ],
+            &rows,
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode> {

@@ -90,205 +90,233 @@ pub struct IngestArgs {
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
-        Command::Ingest(a) => {
-            if let Some(path) = &a.schema {
-                let schema = Schema::load(path)?;
-                if schema.name != a.name {
-                    bail!(
-                        "schema {} is for dataset `{}`, not `{}`",
-                        path.display(),
-                        schema.name,
-                        a.name
-                    );
-                }
-                dataset::register_schema(&store, schema)?;
-            }
-            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
-            let pb = super::spinner(format!("ingesting {}", a.file.display()));
-            let report = jiandu::ingest::ingest(
-                &store,
-                &a.name,
-                &a.file,
-                &ingest::Options {
-                    format: a.format,
-                    encoding: a.encoding,
-                    max_errors: a.max_errors,
-                    operator: ctx.operator.clone(),
-                    append: a.append,
-                },
-                unit,
-            );
-            pb.finish_and_clear();
-            let report = report?;
-            for w in &report.warnings {
-                errln!(
-                    "warning: {}:{}: field `{}`: {}",
-                    a.file.display(),
-                    w.line,
-                    w.field.as_deref().unwrap_or(""),
-                    w.reason
-                );
-            }
-            if report.warning_count > report.warnings.len() {
-                errln!(
-                    "warning: … and {} more",
-                    report.warning_count - report.warnings.len()
-                );
-            }
-            outln!(
-                "ingested {} records into `{}` version {} (digest {})",
-                report.version.records,
-                report.dataset,
-                report.version.version,
-                report.version.digest
-            );
-        }
-        Command::List { format } => {
-            let rows: Vec<Vec<String>> = dataset::list(&store)?
-                .iter()
-                .map(|h| {
-                    let v = h.current_version();
-                    vec![
-                        h.schema.name.clone(),
-                        h.schema.department.clone(),
-                        v.map(|v| v.version.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        v.map(|v| v.records.to_string())
-                            .unwrap_or_else(|| "0".into()),
-                        if h.schema.has_personal() { "yes" } else { "no" }.into(),
-                        v.map(|v| v.digest[..16].to_string()).unwrap_or_default(),
-                        v.map(|v| v.created_at.clone()).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            output::print(
-                format,
-                &[
-                    "dataset",
-                    "department",
-                    "version",
-                    "records",
-                    "personal",
-                    "digest",
-                    "ingested_at",
-                ],
-                &rows,
-            )?;
-        }
-        Command::Show { name, format } => {
-            let head = dataset::require_head(&store, &name)?;
-            if format == Format::Json {
-                output::json(&head)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let s = &head.schema;
-            outln!("dataset {} — {}", s.name, s.department);
-            if let Some(d) = &s.description {
-                outln!("  {d}");
-            }
-            outln!("  primary key: {}", s.primary_key.join(", "));
-            for (n, f) in &s.indexes {
-                outln!("  index {n} on {f}");
-            }
-            let rows: Vec<Vec<String>> = s
-                .fields
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.name.clone(),
-                        format!("{:?}", f.ty).to_lowercase(),
-                        if f.required { "yes" } else { "" }.into(),
-                        f.personal
-                            .map(|p| format!("{p:?}").to_lowercase())
-                            .unwrap_or_default(),
-                        f.aliases.join(" "),
-                    ]
-                })
-                .collect();
-            outln!();
-            output::print(
-                format,
-                &["field", "type", "required", "personal", "aliases"],
-                &rows,
-            )?;
-            outln!();
-            let rows: Vec<Vec<String>> = head
-                .versions
-                .iter()
-                .map(|v| {
-                    vec![
-                        format!(
-                            "{}{}",
-                            v.version,
-                            if head.current == Some(v.version) {
-                                " *"
-                            } else {
-                                ""
-                            }
-                        ),
-                        v.records.to_string(),
-                        v.warnings.to_string(),
-                        v.digest.clone(),
-                        v.created_at.clone(),
-                        v.operator.clone(),
-                        v.source.clone(),
-                    ]
-                })
-                .collect();
-            output::print(
-                format,
-                &[
-                    "version",
-                    "records",
-                    "warnings",
-                    "digest",
-                    "ingested_at",
-                    "operator",
-                    "source",
-                ],
-                &rows,
-            )?;
-        }
-        Command::Rollback { name, to } => {
-            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
-            let r = versions::rollback(&store, &name, to, unit, &ctx.operator)?;
-            outln!(
-                "`{name}` is at version {} again ({} records, digest {}), was {}; ledger entry {}",
-                r.to.version,
-                r.to.records,
-                r.to.digest,
-                r.from,
-                r.seq
-            );
-        }
+        Command::Ingest(a) => ingest_file(ctx, &store, &a)?,
+        Command::List { format } => list(&store, format)?,
+        Command::Show { name, format } => show(&store, &name, format)?,
+        Command::Rollback { name, to } => rollback(ctx, &store, &name, to)?,
         Command::Prune {
             name,
             version,
             keep,
             force,
-        } => {
-            let which = match keep {
-                Some(n) => versions::Which::KeepNewest(n),
-                None => versions::Which::Versions(version),
-            };
-            let unit = jiandu::policy::unit_label(&store, &ctx.policy(&store)?)?;
-            let p = versions::prune(&store, &name, &which, force, unit, &ctx.operator)?;
-            outln!(
-                "pruned `{name}` version(s) {} ({} folder(s) removed{}); ledger entry {}",
-                p.versions
-                    .iter()
-                    .map(|v| v.version.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                p.folders_removed,
-                if p.runs_read > 0 {
-                    format!("; {} recorded run(s) had read them", p.runs_read)
-                } else {
-                    String::new()
-                },
-                p.seq
-            );
-        }
+        } => prune(ctx, &store, &name, version, keep, force)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dataset ingest`: registers the schema if one is given, ingests the
+/// file, and prints its warnings and the new version.
+fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
+    if let Some(path) = &a.schema {
+        let schema = Schema::load(path)?;
+        if schema.name != a.name {
+            bail!(
+                "schema {} is for dataset `{}`, not `{}`",
+                path.display(),
+                schema.name,
+                a.name
+            );
+        }
+        dataset::register_schema(store, schema)?;
+    }
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+    let pb = super::spinner(format!("ingesting {}", a.file.display()));
+    let report = jiandu::ingest::ingest(
+        store,
+        &a.name,
+        &a.file,
+        &ingest::Options {
+            format: a.format,
+            encoding: a.encoding,
+            max_errors: a.max_errors,
+            operator: ctx.operator.clone(),
+            append: a.append,
+        },
+        unit,
+    );
+    pb.finish_and_clear();
+    let report = report?;
+    for w in &report.warnings {
+        errln!(
+            "warning: {}:{}: field `{}`: {}",
+            a.file.display(),
+            w.line,
+            w.field.as_deref().unwrap_or(""),
+            w.reason
+        );
+    }
+    if report.warning_count > report.warnings.len() {
+        errln!(
+            "warning: … and {} more",
+            report.warning_count - report.warnings.len()
+        );
+    }
+    outln!(
+        "ingested {} records into `{}` version {} (digest {})",
+        report.version.records,
+        report.dataset,
+        report.version.version,
+        report.version.digest
+    );
+    Ok(())
+}
+
+/// `dataset list`: every dataset with its current version.
+fn list(store: &jiandu::Store, format: Format) -> Result<()> {
+    let rows: Vec<Vec<String>> = dataset::list(store)?
+        .iter()
+        .map(|h| {
+            let v = h.current_version();
+            vec![
+                h.schema.name.clone(),
+                h.schema.department.clone(),
+                v.map(|v| v.version.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                v.map(|v| v.records.to_string())
+                    .unwrap_or_else(|| "0".into()),
+                if h.schema.has_personal() { "yes" } else { "no" }.into(),
+                v.map(|v| v.digest[..16].to_string()).unwrap_or_default(),
+                v.map(|v| v.created_at.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &[
+            "dataset",
+            "department",
+            "version",
+            "records",
+            "personal",
+            "digest",
+            "ingested_at",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+/// `dataset show`: a dataset's schema and versions.
+fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
+    let head = dataset::require_head(store, name)?;
+    if format == Format::Json {
+        output::json(&head)?;
+        return Ok(());
+    }
+    let s = &head.schema;
+    outln!("dataset {} — {}", s.name, s.department);
+    if let Some(d) = &s.description {
+        outln!("  {d}");
+    }
+    outln!("  primary key: {}", s.primary_key.join(", "));
+    for (n, f) in &s.indexes {
+        outln!("  index {n} on {f}");
+    }
+    let rows: Vec<Vec<String>> = s
+        .fields
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                format!("{:?}", f.ty).to_lowercase(),
+                if f.required { "yes" } else { "" }.into(),
+                f.personal
+                    .map(|p| format!("{p:?}").to_lowercase())
+                    .unwrap_or_default(),
+                f.aliases.join(" "),
+            ]
+        })
+        .collect();
+    outln!();
+    output::print(
+        format,
+        &["field", "type", "required", "personal", "aliases"],
+        &rows,
+    )?;
+    outln!();
+    let rows: Vec<Vec<String>> = head
+        .versions
+        .iter()
+        .map(|v| {
+            vec![
+                format!(
+                    "{}{}",
+                    v.version,
+                    if head.current == Some(v.version) {
+                        " *"
+                    } else {
+                        ""
+                    }
+                ),
+                v.records.to_string(),
+                v.warnings.to_string(),
+                v.digest.clone(),
+                v.created_at.clone(),
+                v.operator.clone(),
+                v.source.clone(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &[
+            "version",
+            "records",
+            "warnings",
+            "digest",
+            "ingested_at",
+            "operator",
+            "source",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+/// `dataset rollback`: makes an earlier version current again.
+fn rollback(ctx: &Ctx, store: &jiandu::Store, name: &str, to: Option<u64>) -> Result<()> {
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+    let r = versions::rollback(store, name, to, unit, &ctx.operator)?;
+    outln!(
+        "`{name}` is at version {} again ({} records, digest {}), was {}; ledger entry {}",
+        r.to.version,
+        r.to.records,
+        r.to.digest,
+        r.from,
+        r.seq
+    );
+    Ok(())
+}
+
+/// `dataset prune`: removes old versions.
+fn prune(
+    ctx: &Ctx,
+    store: &jiandu::Store,
+    name: &str,
+    version: Vec<u64>,
+    keep: Option<usize>,
+    force: bool,
+) -> Result<()> {
+    let which = match keep {
+        Some(n) => versions::Which::KeepNewest(n),
+        None => versions::Which::Versions(version),
+    };
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+    let p = versions::prune(store, name, &which, force, unit, &ctx.operator)?;
+    outln!(
+        "pruned `{name}` version(s) {} ({} folder(s) removed{}); ledger entry {}",
+        p.versions
+            .iter()
+            .map(|v| v.version.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        p.folders_removed,
+        if p.runs_read > 0 {
+            format!("; {} recorded run(s) had read them", p.runs_read)
+        } else {
+            String::new()
+        },
+        p.seq
+    );
+    Ok(())
 }

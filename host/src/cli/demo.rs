@@ -66,11 +66,25 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     });
     pb.finish_and_clear();
     let report = report?;
+    print_data(&report, args.seed);
+    for m in &report.models {
+        print_model(m);
+    }
+    print_summary(&report);
+    Ok(if report.all_good() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The datasets the demo generated and ingested.
+fn print_data(report: &demo::Report, seed: u64) {
     let s = report.sizes;
     outln!();
     outln!(
         "Jiandu demo: four sample models on synthetic department data (seed {}): {} employers, {} drunk-driving cases, {} land contracts, {} persons",
-        args.seed, s.employers, s.cases, s.contracts, s.persons
+        seed, s.employers, s.cases, s.contracts, s.persons
     );
     for i in &report.ingested {
         outln!(
@@ -81,54 +95,60 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             &i.version.digest[..16]
         );
     }
-    for m in &report.models {
-        let run = &m.run;
-        outln!();
-        outln!("{} ({})", m.model, m.title);
-        outln!(
-            "  run {}: {} in {:.2?}, {} records read, {} leads (new {}, open {}, resolved {})",
-            run.run_id,
-            run.outcome.as_str(),
-            run.elapsed,
-            thousands(run.records_read),
-            run.leads,
-            run.new,
-            run.open,
-            run.resolved
-        );
-        if let Some(f) = &run.failure {
-            outln!("  failure: {} — {}", f.kind, f.message);
-        }
-        if let Some(total) = m.expected_total {
-            outln!(
-                "  total amount: {:.2} yuan (independently computed: {:.2})",
-                run.total_amount,
-                total
-            );
-        }
-        outln!(
-            "  planted leads: {}; found {}, missed {}, not planted {}, wrong {}",
-            m.planted,
-            m.planted - m.missing.len(),
-            m.missing.len(),
-            m.unexpected.len(),
-            m.wrong.len()
-        );
-        outln!(
-            "  near misses that must not be leads: {}; reported as leads: {}",
-            m.near_misses,
-            m.near_miss_leads.len()
-        );
-        if !m.missing.is_empty() {
-            outln!("  missed planted leads: {}", m.missing.join(", "));
-        }
-        if !m.unexpected.is_empty() {
-            outln!("  leads that were not planted: {}", m.unexpected.join(", "));
-        }
-        for (subject, want, got) in &m.wrong {
-            outln!("  {subject}: reported `{got}`, expected `{want}`");
-        }
+}
+
+/// One model's run, checked against what was planted.
+fn print_model(m: &demo::ModelReport) {
+    let run = &m.run;
+    outln!();
+    outln!("{} ({})", m.model, m.title);
+    outln!(
+        "  run {}: {} in {:.2?}, {} records read, {} leads (new {}, open {}, resolved {})",
+        run.run_id,
+        run.outcome.as_str(),
+        run.elapsed,
+        thousands(run.records_read),
+        run.leads,
+        run.new,
+        run.open,
+        run.resolved
+    );
+    if let Some(f) = &run.failure {
+        outln!("  failure: {} — {}", f.kind, f.message);
     }
+    if let Some(total) = m.expected_total {
+        outln!(
+            "  total amount: {:.2} yuan (independently computed: {:.2})",
+            run.total_amount,
+            total
+        );
+    }
+    outln!(
+        "  planted leads: {}; found {}, missed {}, not planted {}, wrong {}",
+        m.planted,
+        m.planted - m.missing.len(),
+        m.missing.len(),
+        m.unexpected.len(),
+        m.wrong.len()
+    );
+    outln!(
+        "  near misses that must not be leads: {}; reported as leads: {}",
+        m.near_misses,
+        m.near_miss_leads.len()
+    );
+    if !m.missing.is_empty() {
+        outln!("  missed planted leads: {}", m.missing.join(", "));
+    }
+    if !m.unexpected.is_empty() {
+        outln!("  leads that were not planted: {}", m.unexpected.join(", "));
+    }
+    for (subject, want, got) in &m.wrong {
+        outln!("  {subject}: reported `{got}`, expected `{want}`");
+    }
+}
+
+/// The table of every model, the rectification re-run and the ledger.
+fn print_summary(report: &demo::Report) {
     outln!();
     outln!(
         "  {:<28} {:>12} {:>7} {:>18} {:>10}  check",
@@ -179,9 +199,4 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     outln!(
         "Next: `jiandu leads list --status resolved`, `jiandu leads export -o leads.xlsx`, `jiandu audit log`, `jiandu audit verify`."
     );
-    Ok(if report.all_good() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

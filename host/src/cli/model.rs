@@ -82,122 +82,130 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 built.wasm_sha256
             );
         }
-        Command::List { format } => {
-            let mut rows = Vec::new();
-            for name in catalog::list_names(&store.models_dir())? {
-                match catalog::load(&store.models_dir(), &name) {
-                    Ok(m) => rows.push(vec![
-                        m.manifest.name.clone(),
-                        m.manifest.version.clone(),
-                        m.manifest.title.clone(),
-                        m.manifest.unit.clone(),
-                        jiandu::trust::state(&store, &m)?.as_str().to_string(),
-                        m.manifest
-                            .datasets
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        m.wasm_sha256[..16].to_string(),
-                    ]),
-                    Err(e) => rows.push(vec![
-                        name,
-                        "?".into(),
-                        format!("unreadable: {e}"),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ]),
-                }
-            }
-            output::print(
-                format,
-                &[
-                    "model",
-                    "version",
-                    "title",
-                    "unit",
-                    "trust",
-                    "datasets",
-                    "wasm_sha256",
-                ],
-                &rows,
-            )?;
-        }
+        Command::List { format } => list(&store, format)?,
         Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
         Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
-        Command::Show { name } => {
-            let m = catalog::load(&store.models_dir(), &name)?;
-            let man = &m.manifest;
-            outln!("{} — {}", man.id(), man.title);
-            if let Some(t) = &man.title_en {
-                outln!("  {t}");
-            }
-            outln!("  unit: {}", man.unit);
-            outln!("  contract: {}", man.sdk);
-            outln!("  wasm sha256: {}", m.wasm_sha256);
-            if let Some(p) = &m.provenance {
-                outln!(
-                    "  imported: published by {}, from {} ({})",
-                    p.publisher(),
-                    p.source,
-                    match jiandu::trust::state(&store, &m)? {
-                        jiandu::trust::TrustState::Untrusted => {
-                            "its key is no longer trusted: runs are refused unless the policy allows untrusted publishers"
-                        }
-                        _ => "its key is trusted",
-                    }
-                );
-            }
-            for b in &man.legal_basis {
-                outln!("  legal basis: {b}");
-            }
-            outln!("  reads:");
-            for (ds, decl) in &man.datasets {
-                let personal: Vec<String> = jiandu::dataset::head(&store, ds)?
-                    .map(|h| {
-                        h.schema
-                            .fields
-                            .iter()
-                            .filter(|f| f.personal.is_some())
-                            .filter(|f| decl.fields.as_ref().is_none_or(|l| l.contains(&f.name)))
-                            .map(|f| f.name.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                outln!(
-                    "    {ds}: {}{}",
-                    decl.fields
-                        .as_ref()
-                        .map(|f| f.join(", "))
-                        .unwrap_or_else(|| "all fields".into()),
-                    if personal.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  [personal: {}]", personal.join(", "))
-                    }
-                );
-            }
-            outln!("  parameters:");
-            for (n, p) in &man.params {
-                outln!(
-                    "    {n} ({:?}) = {}{}{}",
-                    p.ty,
-                    p.default
-                        .as_ref()
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| "(required)".into()),
-                    p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
-                    p.description
-                        .as_ref()
-                        .map(|d| format!(" — {d}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
+        Command::Show { name } => show(&store, &name)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `model list`: the installed models with their trust state.
+fn list(store: &jiandu::Store, format: Format) -> Result<()> {
+    let mut rows = Vec::new();
+    for name in catalog::list_names(&store.models_dir())? {
+        match catalog::load(&store.models_dir(), &name) {
+            Ok(m) => rows.push(vec![
+                m.manifest.name.clone(),
+                m.manifest.version.clone(),
+                m.manifest.title.clone(),
+                m.manifest.unit.clone(),
+                jiandu::trust::state(store, &m)?.as_str().to_string(),
+                m.manifest
+                    .datasets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                m.wasm_sha256[..16].to_string(),
+            ]),
+            Err(e) => rows.push(vec![
+                name,
+                "?".into(),
+                format!("unreadable: {e}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+        }
+    }
+    output::print(
+        format,
+        &[
+            "model",
+            "version",
+            "title",
+            "unit",
+            "trust",
+            "datasets",
+            "wasm_sha256",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+/// `model show`: what a model is, where it came from, what it reads and its parameters.
+fn show(store: &jiandu::Store, name: &str) -> Result<()> {
+    let m = catalog::load(&store.models_dir(), name)?;
+    let man = &m.manifest;
+    outln!("{} — {}", man.id(), man.title);
+    if let Some(t) = &man.title_en {
+        outln!("  {t}");
+    }
+    outln!("  unit: {}", man.unit);
+    outln!("  contract: {}", man.sdk);
+    outln!("  wasm sha256: {}", m.wasm_sha256);
+    if let Some(p) = &m.provenance {
+        outln!(
+            "  imported: published by {}, from {} ({})",
+            p.publisher(),
+            p.source,
+            match jiandu::trust::state(store, &m)? {
+                jiandu::trust::TrustState::Untrusted => {
+                    "its key is no longer trusted: runs are refused unless the policy allows untrusted publishers"
+                }
+                _ => "its key is trusted",
+            }
+        );
+    }
+    for b in &man.legal_basis {
+        outln!("  legal basis: {b}");
+    }
+    outln!("  reads:");
+    for (ds, decl) in &man.datasets {
+        let personal: Vec<String> = jiandu::dataset::head(store, ds)?
+            .map(|h| {
+                h.schema
+                    .fields
+                    .iter()
+                    .filter(|f| f.personal.is_some())
+                    .filter(|f| decl.fields.as_ref().is_none_or(|l| l.contains(&f.name)))
+                    .map(|f| f.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        outln!(
+            "    {ds}: {}{}",
+            decl.fields
+                .as_ref()
+                .map(|f| f.join(", "))
+                .unwrap_or_else(|| "all fields".into()),
+            if personal.is_empty() {
+                String::new()
+            } else {
+                format!("  [personal: {}]", personal.join(", "))
+            }
+        );
+    }
+    outln!("  parameters:");
+    for (n, p) in &man.params {
+        outln!(
+            "    {n} ({:?}) = {}{}{}",
+            p.ty,
+            p.default
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "(required)".into()),
+            p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
+            p.description
+                .as_ref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// Builds, checks and installs, showing each step.

@@ -199,85 +199,12 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             bundle,
             to,
             valid_days,
-        } => {
-            let registry = writable(&to)?;
-            let bytes =
-                std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
-            let store = ctx.open()?;
-            let key = unit_key(&store, "publish")?;
-            let published = registry.publish(
-                &bytes,
-                &bundle.display().to_string(),
-                &key,
-                &jiandu::time::now_text(),
-                valid_days,
-            )?;
-            let e = &published.entry;
-            match &published.index {
-                Some(index) => outln!(
-                    "published {}@{} to {} (publisher {}, bundle sha256 {}); {}",
-                    published.name,
-                    e.version,
-                    registry.root().display(),
-                    index.signed.publisher.describe(),
-                    e.bundle_sha256,
-                    index_line(index)
-                ),
-                None => outln!(
-                    "{}@{} is already in {} with the same files; nothing to do",
-                    published.name,
-                    e.version,
-                    registry.root().display()
-                ),
-            }
-        }
+        } => publish(ctx, &bundle, &to, valid_days)?,
         Command::Search {
             registry,
             text,
             format,
-        } => {
-            let source = Source::parse(&registry)?;
-            let indexes = source.indexes()?;
-            let found = search(&indexes, text.as_deref().unwrap_or(""));
-            if format == Format::Json {
-                output::json(&found)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = found
-                .iter()
-                .map(|i| {
-                    let shown = i.latest().or_else(|| i.versions.last());
-                    vec![
-                        i.name.clone(),
-                        i.latest()
-                            .map(|e| e.version.clone())
-                            .unwrap_or_else(|| "-".into()),
-                        i.available().join(" "),
-                        shown.map(|e| e.title.clone()).unwrap_or_default(),
-                        i.publisher.unit.clone(),
-                        i.publisher.fingerprint.clone(),
-                        shown.map(|e| e.sdk.clone()).unwrap_or_default(),
-                        i.version.to_string(),
-                        i.expires.clone(),
-                    ]
-                })
-                .collect();
-            output::print(
-                format,
-                &[
-                    "model",
-                    "latest",
-                    "versions",
-                    "title",
-                    "publisher",
-                    "fingerprint",
-                    "sdk",
-                    "index",
-                    "expires",
-                ],
-                &rows,
-            )?;
-        }
+        } => search_registry(&registry, text.as_deref(), format)?,
         Command::Yank {
             spec,
             registry,
@@ -301,40 +228,128 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             name,
             registry,
             valid_days,
-        } => {
-            let registry = writable(&registry)?;
-            let store = ctx.open()?;
-            let key = unit_key(&store, "sign the index")?;
-            let now = jiandu::time::now_text();
-            let signed = registry.resign(
-                &name,
-                &Change {
-                    key: &key,
-                    now: &now,
-                    reason: None,
-                    valid_days,
-                },
-            )?;
-            outln!(
-                "signed the index of {name} in {}: {}",
-                registry.root().display(),
-                index_line(&signed)
-            );
-        }
-        Command::Serve { registry, listen } => {
-            if ctx.server.is_some() {
-                bail!("`registry serve` runs on its own, not inside a jiandu server; run it with --store naming a folder no server holds");
-            }
-            let server = Server::bind(DirRegistry::new(&registry), &listen)?;
-            outln!(
-                "serving {} read-only at http://{} (stop with Ctrl-C)",
-                registry.display(),
-                server.local_addr()
-            );
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-            server.serve()?;
-        }
+        } => sign(ctx, &name, &registry, valid_days)?,
+        Command::Serve { registry, listen } => serve(ctx, &registry, &listen)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `registry publish`: adds a bundle to a folder registry and signs the model's index.
+fn publish(ctx: &Ctx, bundle: &std::path::Path, to: &str, valid_days: u32) -> Result<()> {
+    let registry = writable(to)?;
+    let bytes = std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let store = ctx.open()?;
+    let key = unit_key(&store, "publish")?;
+    let published = registry.publish(
+        &bytes,
+        &bundle.display().to_string(),
+        &key,
+        &jiandu::time::now_text(),
+        valid_days,
+    )?;
+    let e = &published.entry;
+    match &published.index {
+        Some(index) => outln!(
+            "published {}@{} to {} (publisher {}, bundle sha256 {}); {}",
+            published.name,
+            e.version,
+            registry.root().display(),
+            index.signed.publisher.describe(),
+            e.bundle_sha256,
+            index_line(index)
+        ),
+        None => outln!(
+            "{}@{} is already in {} with the same files; nothing to do",
+            published.name,
+            e.version,
+            registry.root().display()
+        ),
+    }
+    Ok(())
+}
+
+/// `registry search`: the models of a registry whose name or title matches.
+fn search_registry(registry: &str, text: Option<&str>, format: Format) -> Result<()> {
+    let source = Source::parse(registry)?;
+    let indexes = source.indexes()?;
+    let found = search(&indexes, text.unwrap_or(""));
+    if format == Format::Json {
+        output::json(&found)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|i| {
+            let shown = i.latest().or_else(|| i.versions.last());
+            vec![
+                i.name.clone(),
+                i.latest()
+                    .map(|e| e.version.clone())
+                    .unwrap_or_else(|| "-".into()),
+                i.available().join(" "),
+                shown.map(|e| e.title.clone()).unwrap_or_default(),
+                i.publisher.unit.clone(),
+                i.publisher.fingerprint.clone(),
+                shown.map(|e| e.sdk.clone()).unwrap_or_default(),
+                i.version.to_string(),
+                i.expires.clone(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &[
+            "model",
+            "latest",
+            "versions",
+            "title",
+            "publisher",
+            "fingerprint",
+            "sdk",
+            "index",
+            "expires",
+        ],
+        &rows,
+    )?;
+    Ok(())
+}
+
+/// `registry sign`: signs a model's index again (a new version, a new expiry).
+fn sign(ctx: &Ctx, name: &str, registry: &str, valid_days: u32) -> Result<()> {
+    let registry = writable(registry)?;
+    let store = ctx.open()?;
+    let key = unit_key(&store, "sign the index")?;
+    let now = jiandu::time::now_text();
+    let signed = registry.resign(
+        name,
+        &Change {
+            key: &key,
+            now: &now,
+            reason: None,
+            valid_days,
+        },
+    )?;
+    outln!(
+        "signed the index of {name} in {}: {}",
+        registry.root().display(),
+        index_line(&signed)
+    );
+    Ok(())
+}
+
+/// `registry serve`: serves a folder registry read-only over HTTP until stopped.
+fn serve(ctx: &Ctx, registry: &std::path::Path, listen: &str) -> Result<()> {
+    if ctx.server.is_some() {
+        bail!("`registry serve` runs on its own, not inside a jiandu server; run it with --store naming a folder no server holds");
+    }
+    let server = Server::bind(DirRegistry::new(registry), listen)?;
+    outln!(
+        "serving {} read-only at http://{} (stop with Ctrl-C)",
+        registry.display(),
+        server.local_addr()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.serve()?;
+    Ok(())
 }
