@@ -357,24 +357,11 @@ pub fn bundle_file_name(name: &str, version: &str) -> String {
     format!("{name}-{version}.{}", bundle::EXTENSION)
 }
 
-/// Writes `bytes` next to `path` and renames it into place.
+/// Writes `bytes` to `path` durably, all or nothing ([`jiandu_fsio`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("registry paths have a folder");
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .expect("registry paths have a file name")
-            .to_string_lossy()
-    ));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+    jiandu_fsio::write_atomic_shared(path, bytes).map_err(|e| io_err(path, e))
 }
 
 /// The registry's write lock: a file created exclusively, removed when

@@ -65,7 +65,7 @@ impl UnitKey {
         let mut file = options.open(path).map_err(|e| file_err(path, e))?;
         let text = format!("{KEY_FILE_HEADER}\n{}\n", hex::encode(self.key.to_bytes()));
         std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| file_err(path, e))?;
-        file.sync_all().map_err(|e| file_err(path, e))
+        jiandu_fsio::sync_new_file(&file, path).map_err(|e| file_err(path, e))
     }
 
     /// Reads a private key file written by [`UnitKey::save`]. On Unix, a

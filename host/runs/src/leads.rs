@@ -872,7 +872,7 @@ pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize
                 w.write_record(cells(r)).map_err(|e| Error::file(path, e))?;
             }
             let bytes = w.into_inner().map_err(|e| Error::file(path, e))?;
-            std::fs::write(path, bytes).map_err(|e| Error::file(path, e))?;
+            crate::fsio::write_atomic(path, &bytes).map_err(|e| Error::file(path, e))?;
         }
         ExportFormat::Xlsx => {
             write_xlsx(path, &header, &rows).map_err(|e| Error::file(path, e))?;

@@ -15,7 +15,7 @@
 
 pub mod dataset;
 pub mod error;
-pub mod fsio;
+pub use jiandu_fsio as fsio;
 pub mod ids;
 pub mod inflight;
 pub mod mask;

@@ -64,5 +64,5 @@ pub fn write_xlsx(
         }
     }
     let bytes = book.save_to_buffer().map_err(err)?;
-    std::fs::write(path, bytes)
+    crate::fsio::write_atomic(path, &bytes)
 }

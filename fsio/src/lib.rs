@@ -1,4 +1,7 @@
-//! The one way files are made durable.
+//! # jiandu-fsio: the one way files are made durable
+//!
+//! Owns durable file writes for every crate of the workspace (the store,
+//! the record, the registry); depends on nothing but `std`.
 //!
 //! A file that must survive a crash is written to a temporary file in the
 //! same folder, synced, renamed over its final name, and the folder synced:
@@ -17,12 +20,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |out| out.write_all(bytes))
 }
 
+/// Writes `bytes` to `path` all or nothing, readable by others as the
+/// umask allows (mode 0644 before it): files meant to be shared, such as a
+/// registry's on a shared folder.
+pub fn write_atomic_shared(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_durably(path, 0o644, |out| out.write_all(bytes))
+}
+
 /// Writes what `write` writes to `path` all or nothing, readable by the
 /// owner only: through a buffered temporary file in the same folder,
 /// synced and renamed over `path`. If `write` fails, `path` is untouched
 /// and the temporary file removed.
 pub fn write_atomic_with<T>(
     path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    write_durably(path, 0o600, write)
+}
+
+fn write_durably<T>(
+    path: &Path,
+    mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -37,7 +55,7 @@ pub fn write_atomic_with<T>(
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = (|| -> std::io::Result<T> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&tmp)?);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, create(&tmp, mode)?);
         let value = write(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -54,13 +72,19 @@ pub fn write_atomic_with<T>(
 
 /// Creates (or truncates) `path` for writing, mode 0600.
 pub fn create_private(path: &Path) -> std::io::Result<File> {
+    create(path, 0o600)
+}
+
+fn create(path: &Path, mode: u32) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     options.open(path)
 }
 
