@@ -6,7 +6,7 @@
 //! 1.5%, local average wage 100,000, cap ×2, minimum wage 2,000/month,
 //! relief 2023–2027, deadline 2024-06-30, as of 2024-12-31).
 
-use super::{citizen_id, credit_code, person_name, write_csv, write_jsonl, DataFile};
+use super::{citizen_id, credit_code, person_name, DataFile, Files};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
@@ -186,6 +186,7 @@ fn pick_scenario(rng: &mut ChaCha8Rng, i: usize) -> Scenario {
     }
 }
 
+/// One employer planted for `scenario`, with its payments.
 fn make_employer(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Employer {
     let enterprise = match scenario {
         Scenario::SmallInstitution => false,
@@ -194,7 +195,31 @@ fn make_employer(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Employer
     };
     let kind = if enterprise { "91" } else { "12" };
     let code = credit_code(rng, kind, i as u64);
-    let staff: u32 = match scenario {
+    let staff = staff_for(rng, scenario);
+    let avg: i64 = if rng.gen_bool(0.1) {
+        rng.gen_range(200_000..=400_000)
+    } else {
+        rng.gen_range(45_000..=180_000)
+    };
+    let wage_total =
+        Decimal::from(avg) * Decimal::from(staff) + Decimal::new(rng.gen_range(0..10_000), 2);
+    let disabled = disabled_employees(rng, scenario, staff, avg);
+    let mut e = Employer {
+        code,
+        enterprise,
+        staff,
+        wage_total,
+        disabled,
+        payments: Vec::new(),
+    };
+    let (_, due) = assess(&e);
+    e.payments = payments(rng, scenario, due);
+    e
+}
+
+/// The headcount planted for `scenario`.
+fn staff_for(rng: &mut ChaCha8Rng, scenario: Scenario) -> u32 {
+    match scenario {
         Scenario::SmallEnterprise => rng.gen_range(1..=30),
         Scenario::SmallInstitution => rng.gen_range(5..=30),
         Scenario::ExactlyThirty => 30,
@@ -206,14 +231,17 @@ fn make_employer(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Employer
                 rng.gen_range(301..=3000)
             }
         }
-    };
-    let avg: i64 = if rng.gen_bool(0.1) {
-        rng.gen_range(200_000..=400_000)
-    } else {
-        rng.gen_range(45_000..=180_000)
-    };
-    let wage_total =
-        Decimal::from(avg) * Decimal::from(staff) + Decimal::new(rng.gen_range(0..10_000), 2);
+    }
+}
+
+/// The disabled employees planted for `scenario` at an employer with
+/// `staff` people earning `avg` a year: (grade, insured, monthly wage).
+fn disabled_employees(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    staff: u32,
+    avg: i64,
+) -> Vec<(u8, bool, Decimal)> {
     let ok_wage = || Decimal::from(2000 + (avg / 12).min(20_000));
     let mut disabled = Vec::new();
     let required = (Decimal::from(staff) * dec("0.015")).ceil();
@@ -255,40 +283,42 @@ fn make_employer(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Employer
         }
         _ => {}
     }
-    let mut e = Employer {
-        code,
-        enterprise,
-        staff,
-        wage_total,
-        disabled,
-        payments: Vec::new(),
-    };
-    let (_, due) = assess(&e);
+    disabled
+}
+
+/// The levy-year payments planted for `scenario` when `due` is due:
+/// (amount, paid on).
+fn payments(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    due: Decimal,
+) -> Vec<(Decimal, chrono::NaiveDate)> {
     let in_year =
         |rng: &mut ChaCha8Rng| date((2024, 1, 15)) + chrono::Duration::days(rng.gen_range(0..160));
+    let mut payments = Vec::new();
     match scenario {
         // Overpaid by a little, in two instalments.
         Scenario::PaidInFull if due > Decimal::ZERO => {
             let first = round2(due / Decimal::from(2));
-            e.payments.push((first, in_year(rng)));
-            e.payments.push((
+            payments.push((first, in_year(rng)));
+            payments.push((
                 due - first + Decimal::new(rng.gen_range(0..500), 2),
                 in_year(rng),
             ));
         }
         Scenario::PaidExactly => {
-            e.payments.push((due, in_year(rng)));
+            payments.push((due, in_year(rng)));
         }
         Scenario::PaidPart => {
             let share = Decimal::new(rng.gen_range(10..90), 2);
-            e.payments.push((round2(due * share), in_year(rng)));
+            payments.push((round2(due * share), in_year(rng)));
         }
         Scenario::PaidTooLate => {
-            e.payments.push((due, date((2025, 1, 10))));
+            payments.push((due, date((2025, 1, 10))));
         }
         _ => {}
     }
-    e
+    payments
 }
 
 const WORDS: &[&str] = &[
@@ -316,34 +346,109 @@ fn employer_name(rng: &mut ChaCha8Rng, enterprise: bool, i: usize) -> String {
 pub fn generate(dir: &Path, employers: usize, seed: u64) -> std::io::Result<Generated> {
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut emp_rows = Vec::with_capacity(employers);
-    let mut si_rows = Vec::with_capacity(employers);
-    let mut dis_rows = Vec::new();
-    let mut pay_rows = Vec::new();
+    let mut rows = Rows::with_capacity(employers);
     let mut expected = Vec::new();
     let mut near_misses = Vec::new();
-    let mut person_serial = 0u64;
-    let mut payment_serial = 0u64;
-    let days_late = (date(AS_OF) - date(DEADLINE)).num_days().max(0);
     for i in 0..employers {
         let scenario = pick_scenario(&mut rng, i);
         let e = make_employer(&mut rng, i, scenario);
+        rows.add(&mut rng, &e, i, scenario);
+        if scenario.is_near_miss() {
+            near_misses.push((e.code.clone(), scenario));
+        }
+        if scenario != Scenario::NoHeadcount {
+            expected.extend(expected_lead(&e, scenario));
+        }
+    }
+    let files = rows.write(dir)?;
+    expected.sort_by(|a, b| a.credit_code.cmp(&b.credit_code));
+    Ok(Generated {
+        files,
+        expected,
+        near_misses,
+        employers,
+    })
+}
+
+/// The lead expected for an employer with a headcount for the data year:
+/// what was due and not paid by as_of, and the late fee on it.
+fn expected_lead(e: &Employer, scenario: Scenario) -> Option<Expected> {
+    let days_late = (date(AS_OF) - date(DEADLINE)).num_days().max(0);
+    let (wage, due) = assess(e);
+    let paid: Decimal = e
+        .payments
+        .iter()
+        .filter(|p| p.1 <= date(AS_OF))
+        .map(|p| p.0)
+        .sum();
+    let gap = due - paid;
+    (gap > Decimal::ZERO).then(|| Expected {
+        credit_code: e.code.clone(),
+        scenario,
+        staff: e.staff,
+        disabled: e.disabled.iter().map(|&(g, i, w)| counts(g, i, w)).sum(),
+        wage,
+        due,
+        paid,
+        gap,
+        late_fee: round2(gap * dec("0.005") * Decimal::from(days_late)),
+    })
+}
+
+/// The rows of the four department files, added employer by employer.
+struct Rows {
+    employers: Vec<Vec<String>>,
+    social_insurance: Vec<Vec<String>>,
+    disabled: Vec<Vec<String>>,
+    payments: Vec<serde_json::Value>,
+    person_serial: u64,
+    payment_serial: u64,
+}
+
+impl Rows {
+    /// No rows yet, with room for `employers` employers.
+    fn with_capacity(employers: usize) -> Rows {
+        Rows {
+            employers: Vec::with_capacity(employers),
+            social_insurance: Vec::with_capacity(employers),
+            disabled: Vec::new(),
+            payments: Vec::new(),
+            person_serial: 0,
+            payment_serial: 0,
+        }
+    }
+
+    /// Adds the rows of employer `i` to every file.
+    fn add(&mut self, rng: &mut ChaCha8Rng, e: &Employer, i: usize, scenario: Scenario) {
+        self.add_employer(rng, e, i);
+        self.add_headcounts(rng, e, scenario);
+        self.add_disabled(rng, e);
+        self.add_payments(rng, e);
+    }
+
+    /// The employer's registration: name, type and legal representative.
+    fn add_employer(&mut self, rng: &mut ChaCha8Rng, e: &Employer, i: usize) {
         let entity_type = if e.enterprise {
             "企业"
         } else {
             "事业单位"
         };
-        emp_rows.push(vec![
+        self.employers.push(vec![
             e.code.clone(),
-            employer_name(&mut rng, e.enterprise, i),
+            employer_name(rng, e.enterprise, i),
             entity_type.to_string(),
             "存续".to_string(),
             e.code[2..8].to_string(),
-            person_name(&mut rng),
+            person_name(rng),
             "true".to_string(),
         ]);
+    }
+
+    /// The data year's headcount and wages (none for
+    /// [`Scenario::NoHeadcount`]), and sometimes an earlier year's.
+    fn add_headcounts(&mut self, rng: &mut ChaCha8Rng, e: &Employer, scenario: Scenario) {
         if scenario != Scenario::NoHeadcount {
-            si_rows.push(vec![
+            self.social_insurance.push(vec![
                 e.code.clone(),
                 DATA_YEAR.to_string(),
                 e.staff.to_string(),
@@ -353,7 +458,7 @@ pub fn generate(dir: &Path, employers: usize, seed: u64) -> std::io::Result<Gene
         }
         // An earlier year's headcount, which must not be used.
         if scenario == Scenario::NoHeadcount || rng.gen_bool(0.3) {
-            si_rows.push(vec![
+            self.social_insurance.push(vec![
                 e.code.clone(),
                 (DATA_YEAR - 1).to_string(),
                 (e.staff + 7).to_string(),
@@ -361,26 +466,35 @@ pub fn generate(dir: &Path, employers: usize, seed: u64) -> std::io::Result<Gene
                 "true".into(),
             ]);
         }
+    }
+
+    /// The employer's certified disabled employees, each a new person.
+    fn add_disabled(&mut self, rng: &mut ChaCha8Rng, e: &Employer) {
         for &(grade, insured, wage) in &e.disabled {
-            person_serial += 1;
-            dis_rows.push(vec![
+            self.person_serial += 1;
+            self.disabled.push(vec![
                 e.code.clone(),
                 DATA_YEAR.to_string(),
-                citizen_id(&mut rng, person_serial),
-                person_name(&mut rng),
-                format!("{}{:08}", 65290, person_serial),
+                citizen_id(rng, self.person_serial),
+                person_name(rng),
+                format!("{}{:08}", 65290, self.person_serial),
                 grade.to_string(),
                 if insured { "是" } else { "否" }.to_string(),
                 wage.to_string(),
                 "是".to_string(),
             ]);
         }
+    }
+
+    /// The employer's levy-year payments, and sometimes one for the
+    /// previous levy year.
+    fn add_payments(&mut self, rng: &mut ChaCha8Rng, e: &Employer) {
         for &(amount, paid_on) in &e.payments {
-            payment_serial += 1;
-            pay_rows.push(serde_json::json!({
+            self.payment_serial += 1;
+            self.payments.push(serde_json::json!({
                 "credit_code": e.code,
                 "levy_year": LEVY_YEAR,
-                "payment_id": format!("CJB{LEVY_YEAR}{payment_serial:08}"),
+                "payment_id": format!("CJB{LEVY_YEAR}{:08}", self.payment_serial),
                 "amount": amount.to_string(),
                 "paid_on": paid_on.format("%Y-%m-%d").to_string(),
                 "synthetic": true,
@@ -388,107 +502,63 @@ pub fn generate(dir: &Path, employers: usize, seed: u64) -> std::io::Result<Gene
         }
         // A payment for the previous levy year, which must not count.
         if e.staff > 30 && rng.gen_bool(0.2) {
-            payment_serial += 1;
-            pay_rows.push(serde_json::json!({
+            self.payment_serial += 1;
+            self.payments.push(serde_json::json!({
                 "credit_code": e.code,
                 "levy_year": LEVY_YEAR - 1,
-                "payment_id": format!("CJB{}{payment_serial:08}", LEVY_YEAR - 1),
+                "payment_id": format!("CJB{}{:08}", LEVY_YEAR - 1, self.payment_serial),
                 "amount": "50000.00",
                 "paid_on": "2023-05-20",
                 "synthetic": true,
             }));
         }
-        if scenario.is_near_miss() {
-            near_misses.push((e.code.clone(), scenario));
-        }
-        if scenario == Scenario::NoHeadcount {
-            continue;
-        }
-        let (wage, due) = assess(&e);
-        let paid: Decimal = e
-            .payments
-            .iter()
-            .filter(|p| p.1 <= date(AS_OF))
-            .map(|p| p.0)
-            .sum();
-        let gap = due - paid;
-        if gap > Decimal::ZERO {
-            expected.push(Expected {
-                credit_code: e.code.clone(),
-                scenario,
-                staff: e.staff,
-                disabled: e.disabled.iter().map(|&(g, i, w)| counts(g, i, w)).sum(),
-                wage,
-                due,
-                paid,
-                gap,
-                late_fee: round2(gap * dec("0.005") * Decimal::from(days_late)),
-            });
-        }
     }
-    let mut files = Vec::new();
-    let mut push = |dataset: &str, file: &str, rows: usize| {
-        files.push(DataFile {
-            dataset: dataset.to_string(),
-            path: dir.join(file),
-            rows,
-        })
-    };
-    write_csv(
-        &dir.join("employers.csv"),
-        &[
-            "统一社会信用代码",
-            "单位名称",
-            "单位类型",
-            "登记状态",
-            "行政区划代码",
-            "法定代表人",
-            "synthetic",
-        ],
-        &emp_rows,
-        false,
-        true,
-    )?;
-    push("employers", "employers.csv", emp_rows.len());
-    write_csv(
-        &dir.join("social_insurance.csv"),
-        &["credit_code", "year", "staff", "wage_total", "synthetic"],
-        &si_rows,
-        false,
-        false,
-    )?;
-    push("social_insurance", "social_insurance.csv", si_rows.len());
-    write_csv(
-        &dir.join("disabled_employees.csv"),
-        &[
-            "用人单位统一社会信用代码",
-            "年度",
-            "身份证号",
-            "姓名",
-            "残疾人证号",
-            "残疾等级",
-            "是否缴纳社保",
-            "月工资",
-            "synthetic",
-        ],
-        &dis_rows,
-        true,
-        false,
-    )?;
-    push(
-        "disabled_employees",
-        "disabled_employees.csv",
-        dis_rows.len(),
-    );
-    write_jsonl(&dir.join("fund_payments.jsonl"), &pay_rows)?;
-    push("fund_payments", "fund_payments.jsonl", pay_rows.len());
-    expected.sort_by(|a, b| a.credit_code.cmp(&b.credit_code));
-    Ok(Generated {
-        files,
-        expected,
-        near_misses,
-        employers,
-    })
+
+    /// Writes the four files into `dir`.
+    fn write(&self, dir: &Path) -> std::io::Result<Vec<DataFile>> {
+        let mut files = Files::new(dir);
+        files.csv(
+            "employers",
+            &[
+                "统一社会信用代码",
+                "单位名称",
+                "单位类型",
+                "登记状态",
+                "行政区划代码",
+                "法定代表人",
+                "synthetic",
+            ],
+            &self.employers,
+            false,
+            true,
+        )?;
+        files.csv(
+            "social_insurance",
+            &["credit_code", "year", "staff", "wage_total", "synthetic"],
+            &self.social_insurance,
+            false,
+            false,
+        )?;
+        files.csv(
+            "disabled_employees",
+            &[
+                "用人单位统一社会信用代码",
+                "年度",
+                "身份证号",
+                "姓名",
+                "残疾人证号",
+                "残疾等级",
+                "是否缴纳社保",
+                "月工资",
+                "synthetic",
+            ],
+            &self.disabled,
+            true,
+            false,
+        )?;
+        files.jsonl("fund_payments", &self.payments)?;
+        Ok(files.into_list())
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,7 @@
 //! dangerous-driving priors within 5 years). Expected leads are computed
 //! here from the generated records, not by the model's code.
 
-use super::{
-    date, person_name, write_csv, write_jsonl, write_xlsx, ymd, DataFile, People, XlsxCell,
-};
+use super::{date, person_name, ymd, DataFile, Files, People, XlsxCell};
 use chrono::{Datelike, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -314,10 +312,42 @@ fn bac_between(rng: &mut ChaCha8Rng, lo: i64, hi: i64) -> Decimal {
     Decimal::new(rng.gen_range(lo * 10..hi * 10), 1)
 }
 
+/// One case planted for `scenario`, its suspect the next of `people`.
 fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scenario) -> Case {
+    let (offence, filed, decided) = case_dates(rng, scenario);
+    let (status, status_on) = case_status(rng, scenario, decided);
+    let tests = bac_tests(rng, scenario, offence);
+    let (flags, responsibility) = circumstances(rng, scenario);
+    let suspect_id = people.next_id(rng);
+    let licence = licence(rng, scenario, offence, decided);
+    let id = format!(
+        "A{}{:04}{}{:05}",
+        &suspect_id[..6],
+        rng.gen_range(1..60),
+        offence.format("%Y%m"),
+        i
+    );
+    let priors = priors(rng, scenario, offence, status, &id);
+    Case {
+        id,
+        suspect_id,
+        scenario,
+        offence,
+        filed,
+        status,
+        status_on,
+        responsibility,
+        flags,
+        tests,
+        licence,
+        priors,
+    }
+}
+
+/// Whether the case stays open (立案): such cases are recent.
+fn stays_open(scenario: Scenario) -> bool {
     use Scenario::*;
-    let as_of = as_of();
-    let open = matches!(
+    matches!(
         scenario,
         OpenSerious
             | OpenBelow150
@@ -333,28 +363,54 @@ fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scen
             | OpenNoLicence
             | OpenDrinkPriorTwoYears
             | OpenDangerousPriorFiveYears
-    );
+    )
+}
+
+/// (offence, filed, decided): the days of the offence, of the filing and
+/// of a decision on the case.
+fn case_dates(rng: &mut ChaCha8Rng, scenario: Scenario) -> (NaiveDate, NaiveDate, NaiveDate) {
+    let as_of = as_of();
     // Open cases are recent; closed ones spread over two years.
-    let offence = if scenario == FiledAfterAsOf {
+    let offence = if scenario == Scenario::FiledAfterAsOf {
         as_of + chrono::Duration::days(rng.gen_range(1..20))
-    } else if open {
+    } else if stays_open(scenario) {
         date(2024, 6, 1) + chrono::Duration::days(rng.gen_range(0..200))
     } else {
         date(2023, 1, 10) + chrono::Duration::days(rng.gen_range(0..650))
     };
     let filed = offence + chrono::Duration::days(rng.gen_range(0..3));
     let decided = (filed + chrono::Duration::days(rng.gen_range(20..120))).min(as_of);
-    let (status, status_on) = match scenario {
+    (offence, filed, decided)
+}
+
+/// The case's status and the day it took it (none while open).
+fn case_status(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    decided: NaiveDate,
+) -> (&'static str, Option<NaiveDate>) {
+    use Scenario::*;
+    match scenario {
         Transferred | TransferredBelow150 => ("移送起诉", Some(decided)),
         WithdrawnRevoked | WithdrawnNotRevoked | WithdrawnRevokedAfterAsOf | WithdrawnNotDrunk => {
             ("撤案", Some(decided))
         }
         OpenChangedAfterAsOf => (
             "移送起诉",
-            Some(as_of + chrono::Duration::days(rng.gen_range(1..30))),
+            Some(as_of() + chrono::Duration::days(rng.gen_range(1..30))),
         ),
         _ => ("立案", None),
-    };
+    }
+}
+
+/// The blood test and sometimes a breath test, on the day of the offence:
+/// (blood?, BAC, tested on).
+fn bac_tests(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    offence: NaiveDate,
+) -> Vec<(bool, Decimal, NaiveDate)> {
+    use Scenario::*;
     let bac = match scenario {
         OpenBelow150
         | OpenEqualFault
@@ -379,6 +435,13 @@ fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scen
         let breath = (bac + Decimal::new(rng.gen_range(-150..150), 1)).max(Decimal::new(200, 1));
         tests.push((false, breath, offence));
     }
+    tests
+}
+
+/// (flags, responsibility): the art. 10 and art. 12 circumstances recorded
+/// and the suspect's share of the blame for an accident.
+fn circumstances(rng: &mut ChaCha8Rng, scenario: Scenario) -> (Vec<&'static str>, &'static str) {
+    use Scenario::*;
     let mut flags = Vec::new();
     let mut responsibility = "无事故";
     match scenario {
@@ -404,7 +467,17 @@ fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scen
         }
         _ => {}
     }
-    let suspect_id = people.next_id(rng);
+    (flags, responsibility)
+}
+
+/// The suspect's driving licence, if any, as it stood after the case.
+fn licence(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    offence: NaiveDate,
+    decided: NaiveDate,
+) -> Option<Licence> {
+    use Scenario::*;
     let first_issued = offence - chrono::Duration::days(rng.gen_range(400..7000));
     let revoked_at_decision = Licence {
         first_issued,
@@ -416,26 +489,31 @@ fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scen
         status,
         revoked_on: None,
     };
-    let licence = match scenario {
+    match scenario {
         OpenNoLicence | FiledAfterAsOf => None,
         Transferred | TransferredBelow150 | WithdrawnRevoked => Some(revoked_at_decision),
         WithdrawnRevokedAfterAsOf => Some(Licence {
             first_issued,
             status: "吊销",
-            revoked_on: Some(as_of + chrono::Duration::days(rng.gen_range(1..40))),
+            revoked_on: Some(as_of() + chrono::Duration::days(rng.gen_range(1..40))),
         }),
         WithdrawnNotRevoked | WithdrawnNotDrunk => {
             Some(valid(["正常", "暂扣"][rng.gen_range(0..2)]))
         }
         _ => Some(valid(["正常", "暂扣"][rng.gen_range(0..2)])),
-    };
-    let id = format!(
-        "A{}{:04}{}{:05}",
-        &suspect_id[..6],
-        rng.gen_range(1..60),
-        offence.format("%Y%m"),
-        i
-    );
+    }
+}
+
+/// The suspect's prior records: the one `scenario` plants, and background
+/// records that never count, the record of case `id` itself among them.
+fn priors(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    offence: NaiveDate,
+    status: &str,
+    id: &str,
+) -> Vec<Prior> {
+    use Scenario::*;
     let mut priors = Vec::new();
     let prior = |kind, decided_on| Prior {
         kind,
@@ -479,23 +557,10 @@ fn make_case(rng: &mut ChaCha8Rng, people: &mut People, i: usize, scenario: Scen
         priors.push(Prior {
             kind: "醉酒驾驶",
             decided_on: offence,
-            case_ref: Some(id.clone()),
+            case_ref: Some(id.to_string()),
         });
     }
-    Case {
-        id,
-        suspect_id,
-        scenario,
-        offence,
-        filed,
-        status,
-        status_on,
-        responsibility,
-        flags,
-        tests,
-        licence,
-        priors,
-    }
+    priors
 }
 
 fn yes(b: bool) -> String {
@@ -512,23 +577,105 @@ pub fn generate(dir: &Path, cases: usize, seed: u64) -> std::io::Result<Generate
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut people = People::new(PEOPLE_SERIALS);
-    let mut case_rows = Vec::with_capacity(cases);
-    let mut test_rows = Vec::new();
-    let mut licence_rows = Vec::new();
-    let mut prior_rows = Vec::new();
+    let mut rows = Rows::with_capacity(cases);
     let mut expected = Vec::new();
     let mut near_misses = Vec::new();
     let mut planted = Vec::new();
-    let mut test_serial = 0u64;
-    let mut prior_serial = 0u64;
     for i in 0..cases {
         let scenario = pick_scenario(&mut rng, i);
         let c = make_case(&mut rng, &mut people, i, scenario);
-        let name = person_name(&mut rng);
+        rows.add(&mut rng, &c);
+        if scenario.is_near_miss() {
+            near_misses.push((c.id.clone(), scenario));
+        }
+        if scenario.is_violation() {
+            planted.push((c.id.clone(), scenario));
+        }
+        if let Some(e) = expected_lead(&c) {
+            expected.push(e);
+        }
+    }
+    // Licences of people who are in no case.
+    for _ in 0..cases / 4 {
+        rows.add_unrelated_licence(&mut rng, &mut people);
+    }
+    let files = rows.write(dir)?;
+    expected.sort_by(|a, b| a.case_id.cmp(&b.case_id));
+    Ok(Generated {
+        files,
+        expected,
+        near_misses,
+        planted,
+        cases,
+    })
+}
+
+/// The columns of the police cases file: the case, then one per art. 10
+/// factor ([`AGGRAVATING`]) and art. 12 ground ([`GROUNDS`]), in order.
+const CASE_HEADER: [&str; 23] = [
+    "案件编号",
+    "犯罪嫌疑人身份证号",
+    "犯罪嫌疑人姓名",
+    "案发日期",
+    "立案日期",
+    "案件状态",
+    "状态日期",
+    "事故责任",
+    "肇事逃逸",
+    "严重超员超载",
+    "严重超速",
+    "服用管制药品或毒品",
+    "从事客运载有乘客",
+    "从事校车业务载有师生",
+    "高速公路",
+    "重型载货汽车",
+    "运输危险化学品危险货物",
+    "逃避阻碍检查",
+    "妨害司法",
+    "急救等紧急情况",
+    "小区停车场挪车停车短距离驾驶",
+    "短距离接替驾驶",
+    "synthetic",
+];
+
+/// The rows of the four department files, added case by case.
+struct Rows {
+    cases: Vec<Vec<String>>,
+    tests: Vec<serde_json::Value>,
+    licences: Vec<Vec<XlsxCell>>,
+    priors: Vec<Vec<String>>,
+    test_serial: u64,
+    prior_serial: u64,
+}
+
+impl Rows {
+    /// No rows yet, with room for `cases` cases.
+    fn with_capacity(cases: usize) -> Rows {
+        Rows {
+            cases: Vec::with_capacity(cases),
+            tests: Vec::new(),
+            licences: Vec::new(),
+            priors: Vec::new(),
+            test_serial: 0,
+            prior_serial: 0,
+        }
+    }
+
+    /// Adds the rows of case `c` to every file, the suspect given a name.
+    fn add(&mut self, rng: &mut ChaCha8Rng, c: &Case) {
+        let name = person_name(rng);
+        self.add_case(rng, c, &name);
+        self.add_tests(c);
+        self.add_licence(rng, c, &name);
+        self.add_priors(c, &name);
+    }
+
+    /// The case with its circumstances, most of them left empty.
+    fn add_case(&mut self, rng: &mut ChaCha8Rng, c: &Case, name: &str) {
         let mut row = vec![
             c.id.clone(),
             c.suspect_id.clone(),
-            name.clone(),
+            name.to_string(),
             cn_date(c.offence),
             cn_date(c.filed),
             c.status.to_string(),
@@ -547,22 +694,30 @@ pub fn generate(dir: &Path, cases: usize, seed: u64) -> std::io::Result<Generate
             });
         }
         row.push(yes(true));
-        case_rows.push(row);
+        self.cases.push(row);
+    }
+
+    /// The case's BAC tests.
+    fn add_tests(&mut self, c: &Case) {
         for &(blood, bac, on) in &c.tests {
-            test_serial += 1;
-            test_rows.push(serde_json::json!({
+            self.test_serial += 1;
+            self.tests.push(serde_json::json!({
                 "case_id": c.id,
-                "test_id": format!("JD{}{test_serial:06}", on.format("%Y")),
+                "test_id": format!("JD{}{:06}", on.format("%Y"), self.test_serial),
                 "method": if blood { "血液" } else { "呼气" },
                 "bac": bac.to_string().parse::<f64>().expect("decimal"),
                 "tested_on": ymd(on),
                 "synthetic": true,
             }));
         }
+    }
+
+    /// The suspect's driving licence, if any.
+    fn add_licence(&mut self, rng: &mut ChaCha8Rng, c: &Case, name: &str) {
         if let Some(l) = &c.licence {
-            licence_rows.push(vec![
+            self.licences.push(vec![
                 XlsxCell::Text(c.suspect_id.clone()),
-                XlsxCell::Text(name.clone()),
+                XlsxCell::Text(name.to_string()),
                 XlsxCell::Text(["C1", "C2", "B2", "A2", "C1E"][rng.gen_range(0..5)].into()),
                 XlsxCell::Date(l.first_issued),
                 XlsxCell::Text(l.status.to_string()),
@@ -570,12 +725,16 @@ pub fn generate(dir: &Path, cases: usize, seed: u64) -> std::io::Result<Generate
                 XlsxCell::Text("是".into()),
             ]);
         }
+    }
+
+    /// The suspect's prior records.
+    fn add_priors(&mut self, c: &Case, name: &str) {
         for p in &c.priors {
-            prior_serial += 1;
-            prior_rows.push(vec![
-                format!("JG{prior_serial:08}"),
+            self.prior_serial += 1;
+            self.priors.push(vec![
+                format!("JG{:08}", self.prior_serial),
                 c.suspect_id.clone(),
-                name.clone(),
+                name.to_string(),
                 p.kind.to_string(),
                 ymd(p.decided_on),
                 if p.kind.starts_with("危险驾驶") {
@@ -588,22 +747,14 @@ pub fn generate(dir: &Path, cases: usize, seed: u64) -> std::io::Result<Generate
                 "true".to_string(),
             ]);
         }
-        if scenario.is_near_miss() {
-            near_misses.push((c.id.clone(), scenario));
-        }
-        if scenario.is_violation() {
-            planted.push((c.id.clone(), scenario));
-        }
-        if let Some(e) = expected_lead(&c) {
-            expected.push(e);
-        }
     }
-    // Licences of people who are in no case.
-    for _ in 0..cases / 4 {
-        let id = people.next_id(&mut rng);
-        licence_rows.push(vec![
+
+    /// A valid licence of the next of `people`, who is in no case.
+    fn add_unrelated_licence(&mut self, rng: &mut ChaCha8Rng, people: &mut People) {
+        let id = people.next_id(rng);
+        self.licences.push(vec![
             XlsxCell::Text(id),
-            XlsxCell::Text(person_name(&mut rng)),
+            XlsxCell::Text(person_name(rng)),
             XlsxCell::Text("C1".into()),
             XlsxCell::Date(date(2005, 1, 1) + chrono::Duration::days(rng.gen_range(0..6000))),
             XlsxCell::Text("正常".into()),
@@ -611,95 +762,44 @@ pub fn generate(dir: &Path, cases: usize, seed: u64) -> std::io::Result<Generate
             XlsxCell::Text("是".into()),
         ]);
     }
-    let mut files = Vec::new();
-    let mut push = |dataset: &str, file: &str, rows: usize| {
-        files.push(DataFile {
-            dataset: dataset.to_string(),
-            path: dir.join(file),
-            rows,
-        })
-    };
-    let mut header = vec![
-        "案件编号",
-        "犯罪嫌疑人身份证号",
-        "犯罪嫌疑人姓名",
-        "案发日期",
-        "立案日期",
-        "案件状态",
-        "状态日期",
-        "事故责任",
-    ];
-    header.extend([
-        "肇事逃逸",
-        "严重超员超载",
-        "严重超速",
-        "服用管制药品或毒品",
-        "从事客运载有乘客",
-        "从事校车业务载有师生",
-        "高速公路",
-        "重型载货汽车",
-        "运输危险化学品危险货物",
-        "逃避阻碍检查",
-        "妨害司法",
-        "急救等紧急情况",
-        "小区停车场挪车停车短距离驾驶",
-        "短距离接替驾驶",
-        "synthetic",
-    ]);
-    write_csv(
-        &dir.join("police_cases.csv"),
-        &header,
-        &case_rows,
-        true,
-        false,
-    )?;
-    push("police_cases", "police_cases.csv", case_rows.len());
-    write_jsonl(&dir.join("bac_tests.jsonl"), &test_rows)?;
-    push("bac_tests", "bac_tests.jsonl", test_rows.len());
-    write_xlsx(
-        &dir.join("driving_licences.xlsx"),
-        "驾驶证信息",
-        &[
-            "驾驶证号",
-            "姓名",
-            "准驾车型",
-            "初次领证日期",
-            "驾驶证状态",
-            "吊销注销日期",
-            "synthetic",
-        ],
-        &licence_rows,
-    )?;
-    push(
-        "driving_licences",
-        "driving_licences.xlsx",
-        licence_rows.len(),
-    );
-    write_csv(
-        &dir.join("prior_records.csv"),
-        &[
-            "记录编号",
-            "身份证号",
-            "姓名",
-            "记录类别",
-            "决定日期",
-            "作出机关",
-            "原案件编号",
-            "synthetic",
-        ],
-        &prior_rows,
-        false,
-        true,
-    )?;
-    push("prior_records", "prior_records.csv", prior_rows.len());
-    expected.sort_by(|a, b| a.case_id.cmp(&b.case_id));
-    Ok(Generated {
-        files,
-        expected,
-        near_misses,
-        planted,
-        cases,
-    })
+
+    /// Writes the four files into `dir`.
+    fn write(&self, dir: &Path) -> std::io::Result<Vec<DataFile>> {
+        let mut files = Files::new(dir);
+        files.csv("police_cases", &CASE_HEADER, &self.cases, true, false)?;
+        files.jsonl("bac_tests", &self.tests)?;
+        files.xlsx(
+            "driving_licences",
+            "驾驶证信息",
+            &[
+                "驾驶证号",
+                "姓名",
+                "准驾车型",
+                "初次领证日期",
+                "驾驶证状态",
+                "吊销注销日期",
+                "synthetic",
+            ],
+            &self.licences,
+        )?;
+        files.csv(
+            "prior_records",
+            &[
+                "记录编号",
+                "身份证号",
+                "姓名",
+                "记录类别",
+                "决定日期",
+                "作出机关",
+                "原案件编号",
+                "synthetic",
+            ],
+            &self.priors,
+            false,
+            true,
+        )?;
+        Ok(files.into_list())
+    }
 }
 
 #[cfg(test)]

@@ -10,10 +10,7 @@
 //! late but within the grace period is a planted near miss.
 //! [`Generated::expected_for`] gives the leads for any other grace period.
 
-use super::{
-    credit_code, date, person_name, write_csv, write_jsonl, write_xlsx, ymd, DataFile, People,
-    XlsxCell,
-};
+use super::{credit_code, date, person_name, ymd, DataFile, Files, People, XlsxCell};
 use chrono::{Datelike, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -374,15 +371,47 @@ fn days(n: i64) -> chrono::Duration {
     chrono::Duration::days(n)
 }
 
+/// Contract `i`, planted for `scenario`.
 fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract {
-    use Scenario::*;
-    let as_of = as_of();
     let serial = CODE_SERIALS + i as u64;
     let code = credit_code(rng, "91", serial);
     let name = company_name(rng, serial);
     let region = &code[2..8];
-    // Prices from one million to a hundred million yuan (a few larger),
-    // some to the fen.
+    let price = contract_price(rng);
+    let terms = make_terms(rng, i, scenario, price);
+    let certificate_on = certificate_date(rng, scenario, &terms);
+    let (notice_on, cancelled_on) = collection(rng, scenario, terms.due2);
+    let bid_on = terms.signed - days(rng.gen_range(5..40));
+    let winner = Bid {
+        code: code.clone(),
+        name: name.clone(),
+        bid_on,
+        won: true,
+        price,
+    };
+    let bids = make_bids(rng, i, scenario, winner);
+    let listings = make_listings(rng, scenario, &bids);
+    Contract {
+        no: format!("{region}{}B{:05}", terms.signed.year(), i),
+        parcel: format!("{region}{}G{:05}", bid_on.year(), i),
+        code,
+        name,
+        signed: terms.signed,
+        price,
+        certificate_on,
+        notice_on,
+        cancelled_on,
+        plan: terms.plan,
+        payments: terms.payments,
+        bids,
+        listings,
+        scenario,
+    }
+}
+
+/// A price from one million to a hundred million yuan (a few larger), some
+/// to the fen.
+fn contract_price(rng: &mut ChaCha8Rng) -> Decimal {
     let wan = if rng.gen_bool(0.05) {
         rng.gen_range(10_000..50_000)
     } else {
@@ -392,8 +421,59 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
     if rng.gen_bool(0.3) {
         price += Decimal::new(rng.gen_range(1..1_000_000), 2);
     }
-    // When the balance falls due decides the scenario; the contract is
-    // signed 6 to 12 months before that.
+    price
+}
+
+/// When a contract was signed, what it says is due when, and what was paid.
+struct Terms {
+    signed: NaiveDate,
+    /// When the balance falls due.
+    due2: NaiveDate,
+    /// (due on, amount); empty when the file has no plan.
+    plan: Vec<(NaiveDate, Decimal)>,
+    /// (amount, paid on)
+    payments: Vec<(Decimal, NaiveDate)>,
+}
+
+/// The terms `scenario` plants on contract `i` of `price`: a first
+/// instalment of 50–60% and the balance.
+fn make_terms(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario, price: Decimal) -> Terms {
+    let (mut signed, due2) = signing_and_balance_due(rng, i, scenario);
+    let first = round2(price * Decimal::new(rng.gen_range(50..=60), 2));
+    let due1 = signed + days(rng.gen_range(10..=28));
+    let mut plan = vec![(due1, first), (due2, price - first)];
+    let mut payments = if scenario == Scenario::SignedAfterAsOf {
+        Vec::new()
+    } else {
+        first_payments(rng, due1, first)
+    };
+    payments.extend(balance_payment(rng, scenario, due2, price - first));
+    if scenario == Scenario::NoPlanArrears {
+        // No plan on file: the statutory one governs (half within a
+        // month, the rest within a year), and only the first half came.
+        plan.clear();
+        signed = as_of() - days(rng.gen_range(400..700));
+        let half = round2(price / Decimal::from(2));
+        payments.clear();
+        payments.push((half, signed + days(rng.gen_range(5..25))));
+    }
+    Terms {
+        signed,
+        due2,
+        plan,
+        payments,
+    }
+}
+
+/// (signed, balance due) for contract `i`: when the balance falls due
+/// decides the scenario; the contract is signed 6 to 12 months before that.
+fn signing_and_balance_due(
+    rng: &mut ChaCha8Rng,
+    i: usize,
+    scenario: Scenario,
+) -> (NaiveDate, NaiveDate) {
+    use Scenario::*;
+    let as_of = as_of();
     let late = |rng: &mut ChaCha8Rng, lo: i64, hi: i64| as_of - days(rng.gen_range(lo..=hi));
     let mut due2 = match scenario {
         NotYetDue | CertificateUnpaid => as_of + days(180),
@@ -419,23 +499,40 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
         }
         _ => {}
     }
-    let first = round2(price * Decimal::new(rng.gen_range(50..=60), 2));
-    let due1 = signed + days(rng.gen_range(10..=28));
-    let mut plan = vec![(due1, first), (due2, price - first)];
-    let mut payments = Vec::new();
-    let on_or_before = |rng: &mut ChaCha8Rng, d: NaiveDate| d - days(rng.gen_range(0..10));
-    if scenario != SignedAfterAsOf {
-        let p1 = on_or_before(rng, due1);
-        // Large first payments sometimes come in two transfers.
-        if rng.gen_bool(0.3) {
-            let part = round2(first * Decimal::new(rng.gen_range(30..70), 2));
-            payments.push((part, p1 - days(rng.gen_range(0..5))));
-            payments.push((first - part, p1));
-        } else {
-            payments.push((first, p1));
-        }
+    (signed, due2)
+}
+
+/// A day up to nine days before `d`.
+fn on_or_before(rng: &mut ChaCha8Rng, d: NaiveDate) -> NaiveDate {
+    d - days(rng.gen_range(0..10))
+}
+
+/// The payment of the `first` instalment, due `due1`: on time, and when
+/// large sometimes in two transfers.
+fn first_payments(
+    rng: &mut ChaCha8Rng,
+    due1: NaiveDate,
+    first: Decimal,
+) -> Vec<(Decimal, NaiveDate)> {
+    let p1 = on_or_before(rng, due1);
+    // Large first payments sometimes come in two transfers.
+    if rng.gen_bool(0.3) {
+        let part = round2(first * Decimal::new(rng.gen_range(30..70), 2));
+        vec![(part, p1 - days(rng.gen_range(0..5))), (first - part, p1)]
+    } else {
+        vec![(first, p1)]
     }
-    let balance = price - first;
+}
+
+/// The payment `scenario` plants against the `balance` due `due2`, if any.
+fn balance_payment(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    due2: NaiveDate,
+    balance: Decimal,
+) -> Option<(Decimal, NaiveDate)> {
+    use Scenario::*;
+    let as_of = as_of();
     match scenario {
         PaidOnTime
         | EarlyCertificate
@@ -443,52 +540,57 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
         | DishonestRemovedAfterBid
         | DishonestListedAfterBid
         | DishonestRemovedOnBidDate
-        | DishonestLoser => {
-            payments.push((balance, on_or_before(rng, due2)));
-        }
-        PaidOnDeadline | CertificateSameDay => payments.push((balance, due2)),
-        PaidOneDayLate => payments.push((balance, due2 + days(1))),
+        | DishonestLoser => Some((balance, on_or_before(rng, due2))),
+        PaidOnDeadline | CertificateSameDay => Some((balance, due2)),
+        PaidOneDayLate => Some((balance, due2 + days(1))),
         ArrearsPartial => {
             let part = round2(balance * Decimal::new(rng.gen_range(20..90), 2));
-            payments.push((part, due2 + days(rng.gen_range(0..10)).min(as_of - due2)));
+            Some((part, due2 + days(rng.gen_range(0..10)).min(as_of - due2)))
         }
-        PaidAfterAsOf => payments.push((balance, as_of + days(rng.gen_range(1..40)))),
-        NoPlanArrears => {
-            // No plan on file: the statutory one governs (half within a
-            // month, the rest within a year), and only the first half came.
-            plan.clear();
-            signed = as_of - days(rng.gen_range(400..700));
-            let half = round2(price / Decimal::from(2));
-            payments.clear();
-            payments.push((half, signed + days(rng.gen_range(5..25))));
-        }
-        _ => {}
+        PaidAfterAsOf => Some((balance, as_of + days(rng.gen_range(1..40)))),
+        _ => None,
     }
-    let last_payment = payments.iter().map(|p| p.1).max();
-    let certificate_on = match scenario {
+}
+
+/// The day the property certificate was issued, if it was.
+fn certificate_date(rng: &mut ChaCha8Rng, scenario: Scenario, t: &Terms) -> Option<NaiveDate> {
+    use Scenario::*;
+    let as_of = as_of();
+    let last_payment = t.payments.iter().map(|p| p.1).max();
+    match scenario {
         PaidOnTime if rng.gen_bool(0.7) => last_payment
             .map(|d| d + days(rng.gen_range(10..90)))
             .filter(|d| *d <= as_of),
         EarlyCertificate => last_payment.map(|d| d - days(rng.gen_range(1..30))),
         CertificateSameDay => last_payment,
-        CertificateUnpaid => Some(signed + days(rng.gen_range(40..90)).min(as_of - signed)),
-        ArrearsAndCertificate => Some(due2 - days(rng.gen_range(1..40))),
+        CertificateUnpaid => Some(t.signed + days(rng.gen_range(40..90)).min(as_of - t.signed)),
+        ArrearsAndCertificate => Some(t.due2 - days(rng.gen_range(1..40))),
         _ => None,
-    };
+    }
+}
+
+/// (notice, cancellation): the days the unit sent a collection notice and
+/// cancelled the contract, if it did, after the balance fell due `due2`.
+fn collection(
+    rng: &mut ChaCha8Rng,
+    scenario: Scenario,
+    due2: NaiveDate,
+) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    use Scenario::*;
     let notice_on = match scenario {
         ArrearsLongNotified => Some(due2 + days(rng.gen_range(20..60))),
         ArrearsCancelled => Some(due2 + days(rng.gen_range(20..60))),
         _ => None,
     };
     let cancelled_on = (scenario == ArrearsCancelled).then(|| due2 + days(rng.gen_range(90..120)));
-    let bid_on = signed - days(rng.gen_range(5..40));
-    let mut bids = vec![Bid {
-        code: code.clone(),
-        name: name.clone(),
-        bid_on,
-        won: true,
-        price,
-    }];
+    (notice_on, cancelled_on)
+}
+
+/// The bids for contract `i`'s parcel: the `winner`'s and up to three
+/// losing ones (at least one for [`Scenario::DishonestLoser`]).
+fn make_bids(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario, winner: Bid) -> Vec<Bid> {
+    let (bid_on, price) = (winner.bid_on, winner.price);
+    let mut bids = vec![winner];
     let losers = rng.gen_range(0..4);
     for k in 0..losers {
         let serial = CODE_SERIALS + 500_000 + i as u64 * 4 + k;
@@ -500,7 +602,7 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
             price: round2(price * Decimal::new(rng.gen_range(80..100), 2)),
         });
     }
-    if scenario == DishonestLoser && bids.len() == 1 {
+    if scenario == Scenario::DishonestLoser && bids.len() == 1 {
         let serial = CODE_SERIALS + 500_000 + i as u64 * 4;
         bids.push(Bid {
             code: credit_code(rng, "91", serial),
@@ -510,21 +612,29 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
             price: round2(price * Decimal::new(95, 2)),
         });
     }
+    bids
+}
+
+/// The bidders' entries on the dishonest debtors list that `scenario`
+/// plants; the winner's bid comes first in `bids`.
+fn make_listings(rng: &mut ChaCha8Rng, scenario: Scenario, bids: &[Bid]) -> Vec<Listing> {
+    use Scenario::*;
+    let (code, bid_on) = (&bids[0].code, bids[0].bid_on);
     let listing = |code: &str, listed_on, removed_on| Listing {
         code: code.to_string(),
         listed_on,
         removed_on,
     };
-    let listings = match scenario {
-        DishonestWinner => vec![listing(&code, bid_on - days(rng.gen_range(0..500)), None)],
+    match scenario {
+        DishonestWinner => vec![listing(code, bid_on - days(rng.gen_range(0..500)), None)],
         DishonestRemovedAfterBid => vec![listing(
-            &code,
+            code,
             bid_on - days(rng.gen_range(30..500)),
             Some(bid_on + days(rng.gen_range(1..200))),
         )],
-        DishonestListedAfterBid => vec![listing(&code, bid_on + days(1), None)],
+        DishonestListedAfterBid => vec![listing(code, bid_on + days(1), None)],
         DishonestRemovedOnBidDate => vec![listing(
-            &code,
+            code,
             bid_on - days(rng.gen_range(30..500)),
             Some(bid_on),
         )],
@@ -534,22 +644,6 @@ fn make_contract(rng: &mut ChaCha8Rng, i: usize, scenario: Scenario) -> Contract
             None,
         )],
         _ => Vec::new(),
-    };
-    Contract {
-        no: format!("{region}{}B{:05}", signed.year(), i),
-        parcel: format!("{region}{}G{:05}", bid_on.year(), i),
-        code,
-        name,
-        signed,
-        price,
-        certificate_on,
-        notice_on,
-        cancelled_on,
-        plan,
-        payments,
-        bids,
-        listings,
-        scenario,
     }
 }
 
@@ -567,35 +661,72 @@ pub fn generate(dir: &Path, contracts: usize, seed: u64) -> std::io::Result<Gene
         let scenario = pick_scenario(&mut rng, i);
         all.push(make_contract(&mut rng, i, scenario));
     }
-    let mut contract_rows = Vec::new();
-    let mut plan_rows = Vec::new();
-    let mut pay_rows = Vec::new();
-    let mut bid_rows = Vec::new();
-    let mut list_rows = Vec::new();
-    let mut pay_serial = 0u64;
-    let mut list_serial = 0u64;
-    let mut list_row = |rng: &mut ChaCha8Rng,
-                        code: &str,
-                        person: Option<&str>,
-                        name: &str,
-                        l: (NaiveDate, Option<NaiveDate>)| {
-        list_serial += 1;
-        let year = l.0.year();
-        vec![
-            format!("SX{year}{list_serial:07}"),
-            code.to_string(),
-            person.unwrap_or_default().to_string(),
-            name.to_string(),
-            "阿克苏市人民法院".to_string(),
-            format!("（{year}）新2901执{}号", rng.gen_range(100..3000)),
-            ymd(l.0),
-            l.1.map(ymd).unwrap_or_default(),
-            "是".to_string(),
-        ]
-    };
+    let mut rows = Rows::default();
     for c in &all {
+        rows.add(&mut rng, c);
+    }
+    // The rest of the list: organisations and people who never bid here.
+    let mut people = People::new(PEOPLE_SERIALS);
+    for k in 0..(contracts / 5).max(10) as u64 {
+        rows.add_unrelated_debtor(&mut rng, &mut people, k);
+    }
+    let files = rows.write(dir)?;
+    let near_misses = all
+        .iter()
+        .filter(|c| c.scenario.is_near_miss())
+        .map(|c| (c.no.clone(), c.scenario))
+        .collect();
+    let planted = all
+        .iter()
+        .filter(|c| c.scenario.is_violation())
+        .map(|c| (c.no.clone(), c.scenario))
+        .collect();
+    let mut g = Generated {
+        files,
+        expected: Vec::new(),
+        near_misses,
+        planted,
+        params: vec![("grace_days".to_string(), GRACE_DAYS.to_string())],
+        contracts: all,
+    };
+    g.expected = g.expected_for(GRACE_DAYS);
+    Ok(g)
+}
+
+/// The rows of the five department files, added contract by contract.
+#[derive(Default)]
+struct Rows {
+    contracts: Vec<Vec<XlsxCell>>,
+    instalments: Vec<Vec<String>>,
+    payments: Vec<serde_json::Value>,
+    bids: Vec<Vec<String>>,
+    debtors: Vec<Vec<String>>,
+    payment_serial: u64,
+    debtor_serial: u64,
+}
+
+impl Rows {
+    /// Adds the rows of contract `c` to every file.
+    fn add(&mut self, rng: &mut ChaCha8Rng, c: &Contract) {
+        self.add_contract(rng, c);
+        self.add_instalments(c);
+        self.add_payments(c);
+        self.add_bids(c);
+        for l in &c.listings {
+            let name = c
+                .bids
+                .iter()
+                .find(|b| b.code == l.code)
+                .map(|b| b.name.clone())
+                .unwrap_or_default();
+            self.add_debtor(rng, l, None, &name);
+        }
+    }
+
+    /// The contract with its land use, area and certificate.
+    fn add_contract(&mut self, rng: &mut ChaCha8Rng, c: &Contract) {
         let uses = ["住宅用地", "商服用地", "工业用地", "商住用地"];
-        contract_rows.push(vec![
+        self.contracts.push(vec![
             XlsxCell::Text(c.no.clone()),
             XlsxCell::Text(c.parcel.clone()),
             XlsxCell::Text(c.code.clone()),
@@ -617,8 +748,12 @@ pub fn generate(dir: &Path, contracts: usize, seed: u64) -> std::io::Result<Gene
             c.cancelled_on.map_or(XlsxCell::Empty, XlsxCell::Date),
             XlsxCell::Text("是".to_string()),
         ]);
+    }
+
+    /// The contract's instalment plan, if on file.
+    fn add_instalments(&mut self, c: &Contract) {
         for (seq, (due, amount)) in c.plan.iter().enumerate() {
-            plan_rows.push(vec![
+            self.instalments.push(vec![
                 c.no.clone(),
                 (seq + 1).to_string(),
                 ymd(*due),
@@ -626,19 +761,27 @@ pub fn generate(dir: &Path, contracts: usize, seed: u64) -> std::io::Result<Gene
                 "true".to_string(),
             ]);
         }
+    }
+
+    /// The payments the treasury received for the contract.
+    fn add_payments(&mut self, c: &Contract) {
         for (amount, on) in &c.payments {
-            pay_serial += 1;
-            pay_rows.push(serde_json::json!({
+            self.payment_serial += 1;
+            self.payments.push(serde_json::json!({
                 "contract_no": c.no,
-                "payment_id": format!("FS{}{pay_serial:08}", on.year()),
+                "payment_id": format!("FS{}{:08}", on.year(), self.payment_serial),
                 "payer_credit_code": c.code,
                 "amount": amount.to_string(),
                 "paid_on": ymd(*on),
                 "synthetic": true,
             }));
         }
+    }
+
+    /// The bids for the contract's parcel.
+    fn add_bids(&mut self, c: &Contract) {
         for (k, b) in c.bids.iter().enumerate() {
-            bid_rows.push(vec![
+            self.bids.push(vec![
                 c.parcel.clone(),
                 format!("JM{}{:02}", &c.parcel[c.parcel.len() - 5..], k + 1),
                 b.code.clone(),
@@ -649,138 +792,120 @@ pub fn generate(dir: &Path, contracts: usize, seed: u64) -> std::io::Result<Gene
                 "true".to_string(),
             ]);
         }
-        for l in &c.listings {
-            let name = c
-                .bids
-                .iter()
-                .find(|b| b.code == l.code)
-                .map(|b| b.name.clone())
-                .unwrap_or_default();
-            list_rows.push(list_row(
-                &mut rng,
-                &l.code,
-                None,
-                &name,
-                (l.listed_on, l.removed_on),
-            ));
-        }
     }
-    // The rest of the list: organisations and people who never bid here.
-    let mut people = People::new(PEOPLE_SERIALS);
-    for k in 0..(contracts / 5).max(10) as u64 {
-        let listed = date(2019, 1, 1) + days(rng.gen_range(0..2100));
-        let removed = rng
+
+    /// A listed organisation (serial `k`) or person who never bid here.
+    fn add_unrelated_debtor(&mut self, rng: &mut ChaCha8Rng, people: &mut People, k: u64) {
+        let listed_on = date(2019, 1, 1) + days(rng.gen_range(0..2100));
+        let removed_on = rng
             .gen_bool(0.3)
-            .then(|| listed + days(rng.gen_range(30..700)));
+            .then(|| listed_on + days(rng.gen_range(30..700)));
         if rng.gen_bool(0.6) {
             let serial = CODE_SERIALS + 900_000 + k;
-            let code = credit_code(&mut rng, "91", serial);
-            let name = company_name(&mut rng, serial);
-            list_rows.push(list_row(&mut rng, &code, None, &name, (listed, removed)));
+            let code = credit_code(rng, "91", serial);
+            let name = company_name(rng, serial);
+            let l = Listing {
+                code,
+                listed_on,
+                removed_on,
+            };
+            self.add_debtor(rng, &l, None, &name);
         } else {
-            let id = people.next_id(&mut rng);
-            let name = person_name(&mut rng);
-            list_rows.push(list_row(&mut rng, "", Some(&id), &name, (listed, removed)));
+            let id = people.next_id(rng);
+            let name = person_name(rng);
+            let l = Listing {
+                code: String::new(),
+                listed_on,
+                removed_on,
+            };
+            self.add_debtor(rng, &l, Some(&id), &name);
         }
     }
-    let mut files = Vec::new();
-    let mut push = |dataset: &str, file: &str, rows: usize| {
-        files.push(DataFile {
-            dataset: dataset.to_string(),
-            path: dir.join(file),
-            rows,
-        })
-    };
-    write_xlsx(
-        &dir.join("land_contracts.xlsx"),
-        "出让合同",
-        &[
-            "电子监管号",
-            "宗地编号",
-            "受让人统一社会信用代码",
-            "受让人",
-            "土地用途",
-            "出让面积",
-            "签订日期",
-            "出让价款",
-            "不动产权证书号",
-            "发证日期",
-            "催缴通知日期",
-            "解除合同日期",
-            "synthetic",
-        ],
-        &contract_rows,
-    )?;
-    push("land_contracts", "land_contracts.xlsx", contract_rows.len());
-    write_csv(
-        &dir.join("land_instalments.csv"),
-        &["contract_no", "seq", "due_on", "amount", "synthetic"],
-        &plan_rows,
-        false,
-        false,
-    )?;
-    push("land_instalments", "land_instalments.csv", plan_rows.len());
-    write_jsonl(&dir.join("land_payments.jsonl"), &pay_rows)?;
-    push("land_payments", "land_payments.jsonl", pay_rows.len());
-    write_csv(
-        &dir.join("land_bids.csv"),
-        &[
-            "宗地编号",
-            "竞买号",
-            "竞买人统一社会信用代码",
-            "竞买人",
-            "竞买日期",
-            "报价",
-            "是否竞得",
-            "synthetic",
-        ],
-        &bid_rows,
-        false,
-        true,
-    )?;
-    push("land_bids", "land_bids.csv", bid_rows.len());
-    write_csv(
-        &dir.join("dishonest_debtors.csv"),
-        &[
-            "失信决定文书号",
-            "统一社会信用代码",
-            "身份证号",
-            "被执行人",
-            "执行法院",
-            "执行案号",
-            "发布日期",
-            "移出日期",
-            "synthetic",
-        ],
-        &list_rows,
-        true,
-        false,
-    )?;
-    push(
-        "dishonest_debtors",
-        "dishonest_debtors.csv",
-        list_rows.len(),
-    );
-    let near_misses = all
-        .iter()
-        .filter(|c| c.scenario.is_near_miss())
-        .map(|c| (c.no.clone(), c.scenario))
-        .collect();
-    let planted = all
-        .iter()
-        .filter(|c| c.scenario.is_violation())
-        .map(|c| (c.no.clone(), c.scenario))
-        .collect();
-    let mut g = Generated {
-        files,
-        expected: Vec::new(),
-        near_misses,
-        planted,
-        params: vec![("grace_days".to_string(), GRACE_DAYS.to_string())],
-        contracts: all,
-    };
-    g.expected = g.expected_for(GRACE_DAYS);
-    Ok(g)
+
+    /// The list entry `l` for `name`: an organisation by its credit code, or
+    /// a person by `person`'s ID.
+    fn add_debtor(&mut self, rng: &mut ChaCha8Rng, l: &Listing, person: Option<&str>, name: &str) {
+        self.debtor_serial += 1;
+        let year = l.listed_on.year();
+        self.debtors.push(vec![
+            format!("SX{year}{:07}", self.debtor_serial),
+            l.code.clone(),
+            person.unwrap_or_default().to_string(),
+            name.to_string(),
+            "阿克苏市人民法院".to_string(),
+            format!("（{year}）新2901执{}号", rng.gen_range(100..3000)),
+            ymd(l.listed_on),
+            l.removed_on.map(ymd).unwrap_or_default(),
+            "是".to_string(),
+        ]);
+    }
+
+    /// Writes the five files into `dir`.
+    fn write(&self, dir: &Path) -> std::io::Result<Vec<DataFile>> {
+        let mut files = Files::new(dir);
+        files.xlsx(
+            "land_contracts",
+            "出让合同",
+            &[
+                "电子监管号",
+                "宗地编号",
+                "受让人统一社会信用代码",
+                "受让人",
+                "土地用途",
+                "出让面积",
+                "签订日期",
+                "出让价款",
+                "不动产权证书号",
+                "发证日期",
+                "催缴通知日期",
+                "解除合同日期",
+                "synthetic",
+            ],
+            &self.contracts,
+        )?;
+        files.csv(
+            "land_instalments",
+            &["contract_no", "seq", "due_on", "amount", "synthetic"],
+            &self.instalments,
+            false,
+            false,
+        )?;
+        files.jsonl("land_payments", &self.payments)?;
+        files.csv(
+            "land_bids",
+            &[
+                "宗地编号",
+                "竞买号",
+                "竞买人统一社会信用代码",
+                "竞买人",
+                "竞买日期",
+                "报价",
+                "是否竞得",
+                "synthetic",
+            ],
+            &self.bids,
+            false,
+            true,
+        )?;
+        files.csv(
+            "dishonest_debtors",
+            &[
+                "失信决定文书号",
+                "统一社会信用代码",
+                "身份证号",
+                "被执行人",
+                "执行法院",
+                "执行案号",
+                "发布日期",
+                "移出日期",
+                "synthetic",
+            ],
+            &self.debtors,
+            true,
+            false,
+        )?;
+        Ok(files.into_list())
+    }
 }
 
 #[cfg(test)]

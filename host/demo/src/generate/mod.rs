@@ -294,6 +294,78 @@ pub fn write_jsonl(path: &Path, rows: &[serde_json::Value]) -> std::io::Result<(
     std::fs::write(path, out)
 }
 
+/// The department files a generator writes into one folder, each named after
+/// its dataset, listed in the order written.
+pub(crate) struct Files<'a> {
+    dir: &'a Path,
+    written: Vec<DataFile>,
+}
+
+impl<'a> Files<'a> {
+    /// No files yet, to be written into `dir`.
+    pub(crate) fn new(dir: &'a Path) -> Files<'a> {
+        Files {
+            dir,
+            written: Vec::new(),
+        }
+    }
+
+    /// Writes `<dataset>.csv` (see [`write_csv`]).
+    pub(crate) fn csv(
+        &mut self,
+        dataset: &str,
+        header: &[&str],
+        rows: &[Vec<String>],
+        gbk: bool,
+        bom: bool,
+    ) -> std::io::Result<()> {
+        let path = self.dir.join(format!("{dataset}.csv"));
+        write_csv(&path, header, rows, gbk, bom)?;
+        self.list(dataset, path, rows.len());
+        Ok(())
+    }
+
+    /// Writes `<dataset>.jsonl`.
+    pub(crate) fn jsonl(
+        &mut self,
+        dataset: &str,
+        rows: &[serde_json::Value],
+    ) -> std::io::Result<()> {
+        let path = self.dir.join(format!("{dataset}.jsonl"));
+        write_jsonl(&path, rows)?;
+        self.list(dataset, path, rows.len());
+        Ok(())
+    }
+
+    /// Writes `<dataset>.xlsx` with one sheet.
+    pub(crate) fn xlsx(
+        &mut self,
+        dataset: &str,
+        sheet: &str,
+        header: &[&str],
+        rows: &[Vec<XlsxCell>],
+    ) -> std::io::Result<()> {
+        let path = self.dir.join(format!("{dataset}.xlsx"));
+        write_xlsx(&path, sheet, header, rows)?;
+        self.list(dataset, path, rows.len());
+        Ok(())
+    }
+
+    /// Records a file written.
+    fn list(&mut self, dataset: &str, path: PathBuf, rows: usize) {
+        self.written.push(DataFile {
+            dataset: dataset.to_string(),
+            path,
+            rows,
+        });
+    }
+
+    /// The files written, in order.
+    pub(crate) fn into_list(self) -> Vec<DataFile> {
+        self.written
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

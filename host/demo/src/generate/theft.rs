@@ -10,7 +10,7 @@
 //! 60). Expected alerts are computed here from the generated records, not by
 //! the model's code.
 
-use super::{date, person_name, write_csv, write_jsonl, ymd, DataFile, People};
+use super::{date, person_name, ymd, DataFile, Files, People};
 use chrono::NaiveDate;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -279,179 +279,261 @@ struct Map {
     formerly_hot: Vec<usize>,
 }
 
+/// One person planted for `scenario`, the next of `people`.
 fn make_person(rng: &mut ChaCha8Rng, people: &mut People, map: &Map, scenario: Scenario) -> Person {
     use Scenario::*;
     let as_of = as_of();
     let id = people.next_id(rng);
-    let cold = |rng: &mut ChaCha8Rng| map.cold[rng.gen_range(0..map.cold.len())];
     let (hot, peak) = map.hot[rng.gen_range(0..map.hot.len())];
-    let off_peak = |rng: &mut ChaCha8Rng| loop {
-        let h = rng.gen_range(7..24);
-        if h != peak {
-            return h;
-        }
-    };
-    let recent = |rng: &mut ChaCha8Rng| as_of - days(rng.gen_range(0..=7));
-    let at = |place, day, hour, tags| Sighting {
-        place,
-        day,
-        hour,
-        minute: 0,
-        tags,
-    };
-    let mut sightings = Vec::new();
-    let mut priors: Vec<(&'static str, NaiveDate)> = Vec::new();
-    let theft_within =
-        |rng: &mut ChaCha8Rng, day: NaiveDate| ("盗窃", day - days(rng.gen_range(60..1700)));
-    let mut addresses = vec![("居住", cold(rng))];
+    let spot = Spot { map, hot, peak };
+    let mut addresses = vec![("居住", spot.cold(rng))];
     if rng.gen_bool(0.5) {
-        addresses.push(("工作", cold(rng)));
+        addresses.push(("工作", spot.cold(rng)));
     }
-    match scenario {
-        Ordinary => {
-            for _ in 0..rng.gen_range(1..8) {
-                let place = if rng.gen_bool(0.2) {
-                    map.hot[rng.gen_range(0..map.hot.len())].0
-                } else {
-                    cold(rng)
-                };
-                let day = as_of - days(rng.gen_range(0..60));
-                sightings.push(at(
-                    place,
-                    day,
-                    rng.gen_range(6..24),
-                    ["", "", "口罩"][rng.gen_range(0..3)],
-                ));
-            }
-            if rng.gen_bool(0.05) {
-                priors.push(("其他", as_of - days(rng.gen_range(100..3000))));
-            }
-        }
-        Reformed => {
-            for _ in 0..rng.gen_range(1..3) {
-                priors.push((
-                    "盗窃",
-                    years_earlier(as_of, 5) - days(rng.gen_range(9..1500)),
-                ));
-            }
-            for _ in 0..rng.gen_range(1..6) {
-                let place = if rng.gen_bool(0.3) { hot } else { cold(rng) };
-                sightings.push(at(
-                    place,
-                    as_of - days(rng.gen_range(0..40)),
-                    rng.gen_range(6..24),
-                    "",
-                ));
-            }
-        }
-        ThiefAwayFromHotspots => {
-            priors.push(theft_within(rng, as_of - days(8)));
-            for _ in 0..rng.gen_range(1..5) {
-                sightings.push(at(cold(rng), recent(rng), rng.gen_range(6..24), ""));
-            }
-            // Seen at hotspots, but not in the last week.
-            sightings.push(at(hot, as_of - days(rng.gen_range(9..40)), peak, ""));
-        }
-        PriorAtHotspot => {
-            let day = recent(rng);
-            priors.push(theft_within(rng, day));
-            sightings.push(at(hot, day, off_peak(rng), ""));
-        }
-        PriorsAtPeakHour => {
-            let day = recent(rng);
-            priors.push(theft_within(rng, day));
-            priors.push(theft_within(rng, day));
-            sightings.push(at(hot, day, peak, ["", "口罩"][rng.gen_range(0..2)]));
-        }
-        RepeatVisitor => {
-            let day = recent(rng);
-            priors.push(theft_within(rng, day));
-            for back in [6, 3, 0] {
-                sightings.push(at(hot, day - days(back), off_peak(rng), ""));
-            }
-        }
-        ManyPriors => {
-            let day = recent(rng);
-            for _ in 0..5 {
-                priors.push(theft_within(rng, day));
-            }
-            sightings.push(at(cold(rng), day, rng.gen_range(6..24), ""));
-        }
-        NoPriorsFullPattern | LivesAtHotspot => {
-            let day = recent(rng);
-            sightings.push(at(hot, day - days(7), off_peak(rng), ""));
-            sightings.push(at(hot, day - days(2), off_peak(rng), ""));
-            sightings.push(at(hot, day, peak, "口罩;伪装"));
-            if scenario == LivesAtHotspot {
-                addresses[0] = ("居住", hot);
-            }
-        }
-        PriorExactlyFiveYears => {
-            let day = recent(rng);
-            priors.push(("盗窃", years_earlier(day, 5)));
-            sightings.push(at(hot, day, off_peak(rng), ""));
-        }
-        PriorFiveYearsOneDay => {
-            let day = recent(rng);
-            priors.push(("盗窃", years_earlier(day, 5) - days(1)));
-            sightings.push(at(hot, day, peak, ""));
-        }
-        BelowSixty => {
-            let day = recent(rng);
-            priors.push(theft_within(rng, day));
-            sightings.push(at(cold(rng), day, rng.gen_range(6..24), "伪装"));
-        }
-        RepeatSpreadOut => {
-            let day = recent(rng);
-            sightings.push(at(hot, day - days(12), off_peak(rng), ""));
-            sightings.push(at(hot, day - days(8), off_peak(rng), ""));
-            sightings.push(at(hot, day, peak, "伪装"));
-        }
-        OldSighting => {
-            let day = as_of - days(8);
-            priors.push(theft_within(rng, day));
-            priors.push(theft_within(rng, day));
-            sightings.push(at(hot, day, peak, ""));
-        }
-        OldHotspot => {
-            let day = recent(rng);
-            priors.push(theft_within(rng, day));
-            let place = map.formerly_hot[rng.gen_range(0..map.formerly_hot.len())];
-            sightings.push(at(place, day, rng.gen_range(6..24), ""));
-        }
-        OtherKindPrior => {
-            let day = recent(rng);
-            priors.push(("饮酒驾驶", day - days(rng.gen_range(60..1700))));
-            sightings.push(at(hot, day, peak, ""));
-        }
-        FutureSighting => {
-            let day = as_of + days(rng.gen_range(1..10));
-            priors.push(theft_within(rng, as_of));
-            priors.push(theft_within(rng, as_of));
-            sightings.push(at(hot, day, peak, ""));
-        }
+    let mut history = History::default();
+    let background = matches!(scenario, Ordinary | Reformed | ThiefAwayFromHotspots);
+    if background {
+        plant_background(rng, &spot, scenario, &mut history);
+    } else if scenario.is_violation() {
+        plant_alert(rng, &spot, scenario, &mut history);
+    } else {
+        plant_near_miss(rng, &spot, scenario, &mut history);
     }
-    if scenario != Ordinary && scenario != Reformed && scenario != ThiefAwayFromHotspots {
+    if scenario == LivesAtHotspot {
+        addresses[0] = ("居住", hot);
+    }
+    if !background {
         // Older sightings away from hotspots: history that scores nothing.
         for _ in 0..rng.gen_range(0..4) {
-            sightings.push(at(
-                cold(rng),
+            history.seen(
+                spot.cold(rng),
                 as_of - days(rng.gen_range(9..60)),
                 rng.gen_range(6..24),
                 "",
-            ));
+            );
         }
     }
-    for s in &mut sightings {
+    for s in &mut history.sightings {
         s.minute = rng.gen_range(0..60);
     }
     Person {
         id,
         scenario,
-        priors,
-        sightings,
+        priors: history.priors,
+        sightings: history.sightings,
         addresses,
     }
+}
+
+/// A person's hotspot and its peak hour, on the map of the run.
+struct Spot<'a> {
+    map: &'a Map,
+    hot: usize,
+    peak: u32,
+}
+
+impl Spot<'_> {
+    /// A place that is not a hotspot.
+    fn cold(&self, rng: &mut ChaCha8Rng) -> usize {
+        self.map.cold[rng.gen_range(0..self.map.cold.len())]
+    }
+
+    /// An hour from 7:00 that is not the hotspot's peak.
+    fn off_peak(&self, rng: &mut ChaCha8Rng) -> u32 {
+        loop {
+            let h = rng.gen_range(7..24);
+            if h != self.peak {
+                return h;
+            }
+        }
+    }
+}
+
+/// A person's prior records, (kind, decided on), and sightings, as planted.
+#[derive(Default)]
+struct History {
+    priors: Vec<(&'static str, NaiveDate)>,
+    sightings: Vec<Sighting>,
+}
+
+impl History {
+    /// Seen at `place` on `day` at `hour` (the minute is drawn later).
+    fn seen(&mut self, place: usize, day: NaiveDate, hour: u32, tags: &'static str) {
+        self.sightings.push(Sighting {
+            place,
+            day,
+            hour,
+            minute: 0,
+            tags,
+        });
+    }
+}
+
+/// A day in the week to as_of.
+fn recent(rng: &mut ChaCha8Rng) -> NaiveDate {
+    as_of() - days(rng.gen_range(0..=7))
+}
+
+/// A theft prior decided 60 days to under five years before `day`.
+fn theft_within(rng: &mut ChaCha8Rng, day: NaiveDate) -> (&'static str, NaiveDate) {
+    ("盗窃", day - days(rng.gen_range(60..1700)))
+}
+
+/// Plants the history of someone who is neither an alert nor a near miss.
+fn plant_background(rng: &mut ChaCha8Rng, spot: &Spot, scenario: Scenario, h: &mut History) {
+    use Scenario::*;
+    let as_of = as_of();
+    match scenario {
+        Ordinary => {
+            for _ in 0..rng.gen_range(1..8) {
+                let place = if rng.gen_bool(0.2) {
+                    spot.map.hot[rng.gen_range(0..spot.map.hot.len())].0
+                } else {
+                    spot.cold(rng)
+                };
+                let day = as_of - days(rng.gen_range(0..60));
+                h.seen(
+                    place,
+                    day,
+                    rng.gen_range(6..24),
+                    ["", "", "口罩"][rng.gen_range(0..3)],
+                );
+            }
+            if rng.gen_bool(0.05) {
+                h.priors
+                    .push(("其他", as_of - days(rng.gen_range(100..3000))));
+            }
+        }
+        Reformed => {
+            for _ in 0..rng.gen_range(1..3) {
+                h.priors.push((
+                    "盗窃",
+                    years_earlier(as_of, 5) - days(rng.gen_range(9..1500)),
+                ));
+            }
+            for _ in 0..rng.gen_range(1..6) {
+                let place = if rng.gen_bool(0.3) {
+                    spot.hot
+                } else {
+                    spot.cold(rng)
+                };
+                h.seen(
+                    place,
+                    as_of - days(rng.gen_range(0..40)),
+                    rng.gen_range(6..24),
+                    "",
+                );
+            }
+        }
+        ThiefAwayFromHotspots => {
+            h.priors.push(theft_within(rng, as_of - days(8)));
+            for _ in 0..rng.gen_range(1..5) {
+                h.seen(spot.cold(rng), recent(rng), rng.gen_range(6..24), "");
+            }
+            // Seen at hotspots, but not in the last week.
+            h.seen(spot.hot, as_of - days(rng.gen_range(9..40)), spot.peak, "");
+        }
+        _ => unreachable!("{scenario:?} is an alert or a near miss"),
+    }
+}
+
+/// Plants the history of someone an alert is expected for.
+fn plant_alert(rng: &mut ChaCha8Rng, spot: &Spot, scenario: Scenario, h: &mut History) {
+    use Scenario::*;
+    let (hot, peak) = (spot.hot, spot.peak);
+    // Every alert is for a sighting in the week to as_of.
+    let day = recent(rng);
+    match scenario {
+        PriorAtHotspot => {
+            h.priors.push(theft_within(rng, day));
+            h.seen(hot, day, spot.off_peak(rng), "");
+        }
+        PriorsAtPeakHour => {
+            h.priors.push(theft_within(rng, day));
+            h.priors.push(theft_within(rng, day));
+            h.seen(hot, day, peak, ["", "口罩"][rng.gen_range(0..2)]);
+        }
+        RepeatVisitor => {
+            h.priors.push(theft_within(rng, day));
+            for back in [6, 3, 0] {
+                h.seen(hot, day - days(back), spot.off_peak(rng), "");
+            }
+        }
+        ManyPriors => {
+            for _ in 0..5 {
+                h.priors.push(theft_within(rng, day));
+            }
+            h.seen(spot.cold(rng), day, rng.gen_range(6..24), "");
+        }
+        NoPriorsFullPattern => full_pattern(rng, spot, day, h),
+        PriorExactlyFiveYears => {
+            h.priors.push(("盗窃", years_earlier(day, 5)));
+            h.seen(hot, day, spot.off_peak(rng), "");
+        }
+        _ => unreachable!("{scenario:?} is not an alert"),
+    }
+}
+
+/// Plants the history of a near miss: close to an alert, but none.
+fn plant_near_miss(rng: &mut ChaCha8Rng, spot: &Spot, scenario: Scenario, h: &mut History) {
+    use Scenario::*;
+    let as_of = as_of();
+    let (hot, peak) = (spot.hot, spot.peak);
+    match scenario {
+        LivesAtHotspot => {
+            let day = recent(rng);
+            full_pattern(rng, spot, day, h);
+        }
+        PriorFiveYearsOneDay => {
+            let day = recent(rng);
+            h.priors.push(("盗窃", years_earlier(day, 5) - days(1)));
+            h.seen(hot, day, peak, "");
+        }
+        BelowSixty => {
+            let day = recent(rng);
+            h.priors.push(theft_within(rng, day));
+            h.seen(spot.cold(rng), day, rng.gen_range(6..24), "伪装");
+        }
+        RepeatSpreadOut => {
+            let day = recent(rng);
+            h.seen(hot, day - days(12), spot.off_peak(rng), "");
+            h.seen(hot, day - days(8), spot.off_peak(rng), "");
+            h.seen(hot, day, peak, "伪装");
+        }
+        OldSighting => {
+            let day = as_of - days(8);
+            h.priors.push(theft_within(rng, day));
+            h.priors.push(theft_within(rng, day));
+            h.seen(hot, day, peak, "");
+        }
+        OldHotspot => {
+            let day = recent(rng);
+            h.priors.push(theft_within(rng, day));
+            let place = spot.map.formerly_hot[rng.gen_range(0..spot.map.formerly_hot.len())];
+            h.seen(place, day, rng.gen_range(6..24), "");
+        }
+        OtherKindPrior => {
+            let day = recent(rng);
+            h.priors
+                .push(("饮酒驾驶", day - days(rng.gen_range(60..1700))));
+            h.seen(hot, day, peak, "");
+        }
+        FutureSighting => {
+            let day = as_of + days(rng.gen_range(1..10));
+            h.priors.push(theft_within(rng, as_of));
+            h.priors.push(theft_within(rng, as_of));
+            h.seen(hot, day, peak, "");
+        }
+        _ => unreachable!("{scenario:?} is not a near miss"),
+    }
+}
+
+/// Three appearances at the hotspot in the week to `day`, the last at its
+/// peak hour in disguise: without priors, alert 60 unless they live there.
+fn full_pattern(rng: &mut ChaCha8Rng, spot: &Spot, day: NaiveDate, h: &mut History) {
+    h.seen(spot.hot, day - days(7), spot.off_peak(rng), "");
+    h.seen(spot.hot, day - days(2), spot.off_peak(rng), "");
+    h.seen(spot.hot, day, spot.peak, "口罩;伪装");
 }
 
 /// Generates `persons` people's data (and the theft incidents of 200
@@ -459,42 +541,79 @@ fn make_person(rng: &mut ChaCha8Rng, people: &mut People, map: &Map, scenario: S
 pub fn generate(dir: &Path, persons: usize, seed: u64) -> std::io::Result<Generated> {
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let as_of = as_of();
+    let map = make_map(&mut rng);
+    let incidents = make_incidents(&mut rng, &map);
+    let hot_computed = hotspots(&incidents);
+    let mut people = People::new(PEOPLE_SERIALS);
+    let mut all = Vec::with_capacity(persons);
+    for i in 0..persons {
+        let scenario = pick_scenario(&mut rng, i);
+        all.push(make_person(&mut rng, &mut people, &map, scenario));
+    }
+    let mut rows = Rows::default();
+    let mut expected = Vec::new();
+    for p in &all {
+        rows.add(&mut rng, p);
+        if let Some(e) = expected_alert(p, &hot_computed) {
+            expected.push(e);
+        }
+    }
+    let files = rows.write(dir, &incidents)?;
+    expected.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+    let pick = |f: fn(Scenario) -> bool| {
+        all.iter()
+            .filter(|p| f(p.scenario))
+            .map(|p| (p.id.clone(), p.scenario))
+            .collect()
+    };
+    Ok(Generated {
+        files,
+        expected,
+        near_misses: pick(Scenario::is_near_miss),
+        planted: pick(Scenario::is_violation),
+        persons,
+    })
+}
+
+/// The places in a random order: the first [`HOTSPOTS`] are hotspots, each
+/// with a peak hour, the rest are not, and five of those were hot long ago.
+fn make_map(rng: &mut ChaCha8Rng) -> Map {
     let mut order: Vec<usize> = (0..PLACES).collect();
-    order.shuffle(&mut rng);
+    order.shuffle(rng);
     let hot: Vec<(usize, u32)> = order[..HOTSPOTS]
         .iter()
         .map(|&p| (p, rng.gen_range(9..23)))
         .collect();
     let formerly_hot: Vec<usize> = order[HOTSPOTS..HOTSPOTS + 5].to_vec();
     let cold: Vec<usize> = order[HOTSPOTS..].to_vec();
-    // Incidents: every place has a few in the 90 days to as_of, hotspots
-    // many, with one clear peak hour; older ones (and a few formerly hot
-    // places) lie outside the window.
+    Map {
+        hot,
+        cold,
+        formerly_hot,
+    }
+}
+
+/// A day in the 90 days to as_of, the window hotspots are computed over.
+fn in_window(rng: &mut ChaCha8Rng) -> NaiveDate {
+    as_of() - days(rng.gen_range(0..=90))
+}
+
+/// The theft incidents, (place, day, hour): every place has a few in the 90
+/// days to as_of, hotspots many, with one clear peak hour; older ones (and
+/// a few formerly hot places) lie outside the window, and a few are dated
+/// after as_of.
+fn make_incidents(rng: &mut ChaCha8Rng, map: &Map) -> Vec<(usize, NaiveDate, u32)> {
+    let as_of = as_of();
     let mut incidents: Vec<(usize, NaiveDate, u32)> = Vec::new();
-    let in_window = |rng: &mut ChaCha8Rng| as_of - days(rng.gen_range(0..=90));
-    for &(place, peak) in &hot {
-        let total = rng.gen_range(15..=30);
-        for _ in 0..7 {
-            incidents.push((place, in_window(&mut rng), peak));
-        }
-        let mut per_hour = [0u32; 24];
-        let mut placed = 7;
-        while placed < total {
-            let h = rng.gen_range(0..24);
-            if h != peak && per_hour[h as usize] < 3 {
-                per_hour[h as usize] += 1;
-                incidents.push((place, in_window(&mut rng), h));
-                placed += 1;
-            }
-        }
+    for &(place, peak) in &map.hot {
+        add_hotspot_incidents(rng, place, peak, &mut incidents);
     }
-    for &place in &cold {
+    for &place in &map.cold {
         for _ in 0..rng.gen_range(1..=6) {
-            incidents.push((place, in_window(&mut rng), rng.gen_range(0..24)));
+            incidents.push((place, in_window(rng), rng.gen_range(0..24)));
         }
     }
-    for &place in &formerly_hot {
+    for &place in &map.formerly_hot {
         for _ in 0..40 {
             incidents.push((
                 place,
@@ -517,20 +636,37 @@ pub fn generate(dir: &Path, persons: usize, seed: u64) -> std::io::Result<Genera
             rng.gen_range(0..24),
         ));
     }
-    let map = Map {
-        hot,
-        cold,
-        formerly_hot,
-    };
-    let hot_computed = hotspots(&incidents);
-    let mut people = People::new(PEOPLE_SERIALS);
-    let mut all = Vec::with_capacity(persons);
-    for i in 0..persons {
-        let scenario = pick_scenario(&mut rng, i);
-        all.push(make_person(&mut rng, &mut people, &map, scenario));
+    incidents
+}
+
+/// 15 to 30 incidents at a hotspot in the window: seven at its `peak` hour,
+/// at most three at any other.
+fn add_hotspot_incidents(
+    rng: &mut ChaCha8Rng,
+    place: usize,
+    peak: u32,
+    incidents: &mut Vec<(usize, NaiveDate, u32)>,
+) {
+    let total = rng.gen_range(15..=30);
+    for _ in 0..7 {
+        incidents.push((place, in_window(rng), peak));
     }
+    let mut per_hour = [0u32; 24];
+    let mut placed = 7;
+    while placed < total {
+        let h = rng.gen_range(0..24);
+        if h != peak && per_hour[h as usize] < 3 {
+            per_hour[h as usize] += 1;
+            incidents.push((place, in_window(rng), h));
+            placed += 1;
+        }
+    }
+}
+
+/// The rows of the incidents file.
+fn incident_rows(incidents: &[(usize, NaiveDate, u32)]) -> Vec<serde_json::Value> {
     let categories = ["入户盗窃", "扒窃", "盗窃电动车", "盗窃财物"];
-    let incident_rows: Vec<serde_json::Value> = incidents
+    incidents
         .iter()
         .enumerate()
         .map(|(i, &(place, day, hour))| {
@@ -542,28 +678,48 @@ pub fn generate(dir: &Path, persons: usize, seed: u64) -> std::io::Result<Genera
                 "synthetic": true,
             })
         })
-        .collect();
-    let mut sighting_rows = Vec::new();
-    let mut address_rows = Vec::new();
-    let mut prior_rows = Vec::new();
-    let mut sighting_serial = 0u64;
-    let mut prior_serial = 0u64;
-    let mut expected = Vec::new();
-    for p in &all {
-        let name = person_name(&mut rng);
+        .collect()
+}
+
+/// The rows of the people's files, added person by person.
+#[derive(Default)]
+struct Rows {
+    sightings: Vec<serde_json::Value>,
+    addresses: Vec<Vec<String>>,
+    priors: Vec<Vec<String>>,
+    sighting_serial: u64,
+    prior_serial: u64,
+}
+
+impl Rows {
+    /// Adds the rows of person `p` to every file, the person given a name.
+    fn add(&mut self, rng: &mut ChaCha8Rng, p: &Person) {
+        let name = person_name(rng);
+        self.add_sightings(p);
+        self.add_addresses(rng, p);
+        self.add_priors(p, &name);
+    }
+
+    /// Where the person was seen.
+    fn add_sightings(&mut self, p: &Person) {
         for s in &p.sightings {
-            sighting_serial += 1;
-            sighting_rows.push(serde_json::json!({
+            self.sighting_serial += 1;
+            let serial = self.sighting_serial;
+            self.sightings.push(serde_json::json!({
                 "person_id": p.id,
-                "sighting_id": format!("GJ{sighting_serial:09}"),
+                "sighting_id": format!("GJ{serial:09}"),
                 "place_id": place_id(s.place),
-                "seen_at": format!("{} {:02}:{:02}:{:02}", ymd(s.day), s.hour, s.minute, sighting_serial % 60),
+                "seen_at": format!("{} {:02}:{:02}:{:02}", ymd(s.day), s.hour, s.minute, serial % 60),
                 "tags": s.tags,
                 "synthetic": true,
             }));
         }
+    }
+
+    /// Where the person lives and works, each registered on some day.
+    fn add_addresses(&mut self, rng: &mut ChaCha8Rng, p: &Person) {
         for (kind, place) in &p.addresses {
-            address_rows.push(vec![
+            self.addresses.push(vec![
                 p.id.clone(),
                 kind.to_string(),
                 place_id(*place),
@@ -576,12 +732,16 @@ pub fn generate(dir: &Path, persons: usize, seed: u64) -> std::io::Result<Genera
                 "是".to_string(),
             ]);
         }
+    }
+
+    /// The person's prior records.
+    fn add_priors(&mut self, p: &Person, name: &str) {
         for (kind, on) in &p.priors {
-            prior_serial += 1;
-            prior_rows.push(vec![
-                format!("DQ{prior_serial:08}"),
+            self.prior_serial += 1;
+            self.priors.push(vec![
+                format!("DQ{:08}", self.prior_serial),
                 p.id.clone(),
-                name.clone(),
+                name.to_string(),
                 kind.to_string(),
                 ymd(*on),
                 if *kind == "盗窃" {
@@ -594,72 +754,49 @@ pub fn generate(dir: &Path, persons: usize, seed: u64) -> std::io::Result<Genera
                 "true".to_string(),
             ]);
         }
-        if let Some(e) = expected_alert(p, &hot_computed) {
-            expected.push(e);
-        }
     }
-    let mut files = Vec::new();
-    let mut push = |dataset: &str, file: &str, rows: usize| {
-        files.push(DataFile {
-            dataset: dataset.to_string(),
-            path: dir.join(file),
-            rows,
-        })
-    };
-    write_jsonl(&dir.join("theft_incidents.jsonl"), &incident_rows)?;
-    push(
-        "theft_incidents",
-        "theft_incidents.jsonl",
-        incident_rows.len(),
-    );
-    write_jsonl(&dir.join("sightings.jsonl"), &sighting_rows)?;
-    push("sightings", "sightings.jsonl", sighting_rows.len());
-    write_csv(
-        &dir.join("addresses.csv"),
-        &[
-            "身份证号",
-            "地址类别",
-            "地点编码",
-            "详细地址",
-            "登记日期",
-            "synthetic",
-        ],
-        &address_rows,
-        true,
-        false,
-    )?;
-    push("addresses", "addresses.csv", address_rows.len());
-    write_csv(
-        &dir.join("prior_records.csv"),
-        &[
-            "记录编号",
-            "身份证号",
-            "姓名",
-            "记录类别",
-            "决定日期",
-            "作出机关",
-            "原案件编号",
-            "synthetic",
-        ],
-        &prior_rows,
-        false,
-        true,
-    )?;
-    push("prior_records", "prior_records.csv", prior_rows.len());
-    expected.sort_by(|a, b| a.person_id.cmp(&b.person_id));
-    let pick = |f: fn(Scenario) -> bool| {
-        all.iter()
-            .filter(|p| f(p.scenario))
-            .map(|p| (p.id.clone(), p.scenario))
-            .collect()
-    };
-    Ok(Generated {
-        files,
-        expected,
-        near_misses: pick(Scenario::is_near_miss),
-        planted: pick(Scenario::is_violation),
-        persons,
-    })
+
+    /// Writes the four files into `dir`, the incidents first.
+    fn write(
+        &self,
+        dir: &Path,
+        incidents: &[(usize, NaiveDate, u32)],
+    ) -> std::io::Result<Vec<DataFile>> {
+        let mut files = Files::new(dir);
+        files.jsonl("theft_incidents", &incident_rows(incidents))?;
+        files.jsonl("sightings", &self.sightings)?;
+        files.csv(
+            "addresses",
+            &[
+                "身份证号",
+                "地址类别",
+                "地点编码",
+                "详细地址",
+                "登记日期",
+                "synthetic",
+            ],
+            &self.addresses,
+            true,
+            false,
+        )?;
+        files.csv(
+            "prior_records",
+            &[
+                "记录编号",
+                "身份证号",
+                "姓名",
+                "记录类别",
+                "决定日期",
+                "作出机关",
+                "原案件编号",
+                "synthetic",
+            ],
+            &self.priors,
+            false,
+            true,
+        )?;
+        Ok(files.into_list())
+    }
 }
 
 #[cfg(test)]
