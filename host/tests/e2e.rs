@@ -113,10 +113,57 @@ fn bad_row_in_ten_thousand_commits_nothing_and_names_the_row() {
         .args(["dataset", "list", "--format", "csv"])
         .output()
         .unwrap();
+    // The schema given with the file is registered only with a version.
     let list = stdout(&out);
+    assert!(!list.contains("social_insurance"), "{list}");
+}
+
+#[test]
+fn a_whole_file_that_replaces_a_version_says_what_it_replaced_and_how_to_go_back() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |rows: &[&str], append: bool| {
+        let file = dir.path().join("employers.csv");
+        let mut text = String::from("统一社会信用代码,单位名称,单位类型,登记状态\n");
+        for r in rows {
+            text.push_str(&format!("{r},某某有限公司,企业,存续\n"));
+        }
+        std::fs::write(&file, text).unwrap();
+        let mut cmd = jiandu(store.path());
+        cmd.args(["dataset", "ingest", "employers"])
+            .arg(&file)
+            .arg("--schema")
+            .arg(repo().join("datasets/employers.toml"));
+        if append {
+            cmd.arg("--append");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let codes: Vec<String> = (1..=4)
+        .map(|i| jiandu::ids::make_credit_code("91", "350100", &format!("M000{i}00Y4")))
+        .collect();
+    let four: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let (out, err) = ingest(&four, false);
     assert!(
-        list.contains("social_insurance,人力资源和社会保障局,-,0"),
-        "{list}"
+        !out.contains("replaces") && !err.contains("replaces"),
+        "{out}{err}"
+    );
+    let (out, _) = ingest(&four[..3], false);
+    assert!(
+        out.contains("version 2 replaces version 1 (4 records, now 3)"),
+        "{out}"
+    );
+    let (_, err) = ingest(&four[..1], false);
+    assert!(
+        err.contains("warning: version 3 replaces version 2 (3 records, now 1); `jiandu dataset rollback employers` brings version 2 back"),
+        "{err}"
+    );
+    let (out, err) = ingest(&four[1..2], true);
+    assert!(
+        !out.contains("replaces") && !err.contains("replaces"),
+        "{out}{err}"
     );
 }
 

@@ -1,6 +1,6 @@
-//! A registry folder served read-only over plain HTTP/1.0, and the client
-//! that reads it (through `ureq`, plain HTTP only): for a unit network where
-//! a shared folder is not at hand.
+//! A registry folder served read-only over plain HTTP (through `axum`), and
+//! the client that reads it (through `ureq`, plain HTTP only): for a unit
+//! network where a shared folder is not at hand.
 //!
 //! Only `GET` (and `HEAD`) of three kinds of path is answered:
 //!
@@ -20,19 +20,15 @@ use crate::bundle::{check_name, MAX_BUNDLE};
 use crate::dir::{bundle_file_name, DirRegistry};
 use crate::error::{Error, Result};
 use crate::index::{SignedIndex, MAX_INDEX};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a connection may take to open, or stay silent, before it is
-/// dropped (client and server alike).
+/// How long the client waits for a connection, or for the next bytes of a
+/// reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest request head accepted by the server.
-const MAX_REQUEST_HEAD: usize = 8 << 10;
-/// Connections served at once; more are answered 503.
-const MAX_CONNECTIONS: usize = 32;
+/// Requests the server answers at once; more wait their turn.
+const MAX_CONCURRENT: usize = 32;
 
 /// Reads a registry served over HTTP.
 #[derive(Debug, Clone)]
@@ -181,7 +177,6 @@ impl Client {
 pub struct Server {
     listener: TcpListener,
     registry: Arc<DirRegistry>,
-    active: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -200,7 +195,6 @@ impl Server {
         Ok(Server {
             listener,
             registry: Arc::new(registry),
-            active: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -211,78 +205,67 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until the process ends, one thread per connection.
+    /// Serves until the process ends: every request goes to [`answer`],
+    /// at most [`MAX_CONCURRENT`] at a time.
     pub fn serve(&self) -> Result<()> {
-        for stream in self.listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                self.active.fetch_sub(1, Ordering::SeqCst);
-                let _ = respond(
-                    &mut stream,
-                    "503 Service Unavailable",
-                    "text/plain",
-                    b"busy\n",
-                    false,
-                );
-                continue;
-            }
-            let registry = Arc::clone(&self.registry);
-            let active = Arc::clone(&self.active);
-            let spawned = std::thread::Builder::new()
-                .name("jiandu-registry-http".into())
-                .spawn(move || {
-                    let _ = handle(&registry, stream);
-                    active.fetch_sub(1, Ordering::SeqCst);
-                });
-            if spawned.is_err() {
-                self.active.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        Ok(())
+        let failed = |e: std::io::Error| Error::Http {
+            url: format!("http://{}", self.local_addr()),
+            message: format!("cannot serve: {e}"),
+        };
+        let listener = self.listener.try_clone().map_err(failed)?;
+        listener.set_nonblocking(true).map_err(failed)?;
+        let registry = Arc::clone(&self.registry);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_io()
+            .thread_name("jiandu-registry-http")
+            .build()
+            .map_err(failed)?;
+        runtime
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let app = axum::Router::new()
+                    .fallback(answer)
+                    .with_state(registry)
+                    .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT));
+                axum::serve(listener, app).await
+            })
+            .map_err(failed)
     }
 }
 
-fn handle(registry: &DirRegistry, mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut head = Vec::new();
-    let mut reader = BufReader::new(stream.try_clone()?).take(MAX_REQUEST_HEAD as u64);
-    loop {
-        let mut line = Vec::new();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let end = line == b"\r\n" || line == b"\n";
-        head.extend_from_slice(&line);
-        if end {
-            break;
-        }
+/// One request: `GET` or `HEAD` of a served path; 405 for any other
+/// method, 404 for any other path.
+async fn answer(
+    axum::extract::State(registry): axum::extract::State<Arc<DirRegistry>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::IntoResponse;
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "read-only registry: GET only\n",
+        )
+            .into_response();
     }
-    let head = String::from_utf8_lossy(&head);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"read-only registry: GET only\n",
-            false,
-        );
-    }
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    match route(registry, path) {
+    let path = uri.path().to_string();
+    // Files are read off the async threads.
+    let found = tokio::task::spawn_blocking(move || route(&registry, &path))
+        .await
+        .ok()
+        .flatten();
+    match found {
         Some((content_type, body)) => {
-            respond(&mut stream, "200 OK", content_type, &body, head_only)
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
-        None => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found\n",
-            head_only,
-        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "not found\n",
+        )
+            .into_response(),
     }
 }
 
@@ -322,27 +305,10 @@ fn route(registry: &DirRegistry, path: &str) -> Option<(&'static str, Vec<u8>)> 
     None
 }
 
-fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-    head_only: bool,
-) -> std::io::Result<()> {
-    write!(
-        stream,
-        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    if !head_only {
-        stream.write_all(body)?;
-    }
-    stream.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     #[test]
     fn urls_parse_and_https_is_refused_with_a_reason() {

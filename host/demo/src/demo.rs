@@ -222,38 +222,88 @@ pub fn demo_policy() -> String {
         .to_string()
 }
 
+/// The four generators' data of one demo.
+struct Data {
+    disability: disability::Generated,
+    drunk: drunk::Generated,
+    land: land::Generated,
+    theft: theft::Generated,
+}
+
 /// Runs the demo on `store`, telling `step` what it is doing.
 pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<Report> {
     let root = store.root().join("demo-data");
-    let sizes = opts.sizes;
     step(&format!(
         "generating synthetic department files (seed {}) in {}",
         opts.seed,
         root.display()
     ));
-    let io = |dir: &PathBuf| {
-        let dir = dir.clone();
+    let data = generate_all(&root, opts)?;
+    let files = department_files(&root, &data)?;
+    let ingested = ingest_all(store, &files, opts, step)?;
+    let policy = demo_policy_of(store, step)?;
+    let runtime = Runtime::new(policy.defaults.stack_kib)?;
+    let mut models = Vec::new();
+    for (model, p) in MODELS.iter().zip(planted(&data)) {
+        models.push(build_and_check(
+            store, opts, &runtime, &policy, model, p, step,
+        )?);
+    }
+    let rectification = if opts.rectify {
+        Some(rectify(
+            store,
+            opts,
+            &runtime,
+            &policy,
+            &data.disability,
+            step,
+        )?)
+    } else {
+        None
+    };
+    let verification = jiandu_record::audit::verify::local(store)?;
+    Ok(Report {
+        sizes: opts.sizes,
+        ingested,
+        models,
+        rectification,
+        verification,
+    })
+}
+
+/// Each model's department files, generated under `root/<model>`.
+fn generate_all(root: &std::path::Path, opts: &Options) -> Result<Data> {
+    let sizes = opts.sizes;
+    let dir = |m: &str| root.join(m);
+    let io = |m: &str| {
+        let dir = dir(m);
         move |e: std::io::Error| Error::file(&dir, e)
     };
-    let dir = |m: &str| root.join(m);
-    let g1 = disability::generate(&dir(MODELS[0]), sizes.employers, opts.seed)
-        .map_err(io(&dir(MODELS[0])))?;
-    let g2 = drunk::generate(&dir(MODELS[1]), sizes.cases, opts.seed + 1)
-        .map_err(io(&dir(MODELS[1])))?;
-    let g3 = land::generate(&dir(MODELS[2]), sizes.contracts, opts.seed + 2)
-        .map_err(io(&dir(MODELS[2])))?;
-    let g4 = theft::generate(&dir(MODELS[3]), sizes.persons, opts.seed + 3)
-        .map_err(io(&dir(MODELS[3])))?;
-    // Prior records come from one department file that both the 醉驾 and
-    // the 盗窃 model read.
+    Ok(Data {
+        disability: disability::generate(&dir(MODELS[0]), sizes.employers, opts.seed)
+            .map_err(io(MODELS[0]))?,
+        drunk: drunk::generate(&dir(MODELS[1]), sizes.cases, opts.seed + 1)
+            .map_err(io(MODELS[1]))?,
+        land: land::generate(&dir(MODELS[2]), sizes.contracts, opts.seed + 2)
+            .map_err(io(MODELS[2]))?,
+        theft: theft::generate(&dir(MODELS[3]), sizes.persons, opts.seed + 3)
+            .map_err(io(MODELS[3]))?,
+    })
+}
+
+/// The files to ingest, one per dataset: prior records come from one
+/// department file that both the 醉驾 and the 盗窃 model read, so the
+/// generators' parts of it are merged.
+fn department_files(root: &std::path::Path, data: &Data) -> Result<Vec<DataFile>> {
     let mut files: Vec<DataFile> = Vec::new();
     let mut priors = Vec::new();
-    for f in g1
+    for f in data
+        .disability
         .files
         .iter()
-        .chain(&g2.files)
-        .chain(&g3.files)
-        .chain(&g4.files)
+        .chain(&data.drunk.files)
+        .chain(&data.land.files)
+        .chain(&data.theft.files)
     {
         if f.dataset == "prior_records" {
             priors.push(f.path.clone());
@@ -262,17 +312,26 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
         }
     }
     let merged = root.join("prior_records.csv");
-    let rows = generate::merge_csv(&priors, &merged).map_err(io(&merged))?;
+    let rows = generate::merge_csv(&priors, &merged).map_err(|e| Error::file(&merged, e))?;
     files.push(DataFile {
         dataset: "prior_records".into(),
         path: merged,
         rows,
     });
+    Ok(files)
+}
+
+/// Registers each dataset's shipped schema and ingests its file.
+fn ingest_all(
+    store: &Store,
+    files: &[DataFile],
+    opts: &Options,
+    step: &mut dyn FnMut(&str),
+) -> Result<Vec<dataset::ingest::Report>> {
     let mut ingested = Vec::new();
-    for file in &files {
+    for file in files {
         let schema =
             generate::schema(&file.dataset).expect("generator datasets have shipped schemas");
-        dataset::register_schema(store, schema)?;
         step(&format!(
             "ingesting {} ({} rows) into `{}`",
             file.path.display(),
@@ -285,22 +344,35 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
             &file.path,
             &dataset::ingest::Options {
                 operator: opts.operator.clone(),
+                schema: Some(schema),
                 ..Default::default()
             },
             crate::policy::store_unit_label(store)?,
         )?);
     }
+    Ok(ingested)
+}
+
+/// The store's policy; a store without one gets the demo's (no clear
+/// personal values for any model).
+fn demo_policy_of(store: &Store, step: &mut dyn FnMut(&str)) -> Result<Policy> {
     let policy_path = store.policy_path();
     if !policy_path.exists() {
         step(&format!(
             "writing {} (no clear personal values for any model)",
             policy_path.display()
         ));
-        std::fs::write(&policy_path, demo_policy()).map_err(|e| Error::file(&policy_path, e))?;
+        crate::fsio::write_atomic(&policy_path, demo_policy().as_bytes())
+            .map_err(|e| Error::file(&policy_path, e))?;
     }
-    let policy = Policy::load(&policy_path)?;
-    let runtime = Runtime::new(policy.defaults.stack_kib)?;
-    let planted = [
+    Policy::load(&policy_path)
+}
+
+/// What each model must find, in [`MODELS`] order: the planted leads and
+/// what each shows, the near misses, the total and the parameters.
+fn planted(data: &Data) -> [Planted; 4] {
+    let (g1, g2, g3, g4) = (&data.disability, &data.drunk, &data.land, &data.theft);
+    [
         Planted {
             expected: g1
                 .expected
@@ -358,40 +430,43 @@ pub fn run(store: &Store, opts: &Options, step: &mut dyn FnMut(&str)) -> Result<
             expected_total: None,
             params: Vec::new(),
         },
-    ];
-    let mut models = Vec::new();
-    for (model, p) in MODELS.iter().zip(planted) {
-        let crate_dir = opts.plugins_dir.join(model);
-        step(&format!("building {model} from {}", crate_dir.display()));
-        let mut build_step = |m: &str| step(m);
-        let installed = catalog::build(&crate_dir, &store.models_dir(), &mut build_step)?;
-        step(&format!("running {model} in the sandbox"));
-        let run = crate::run::execute(
-            store,
-            &runtime,
-            &policy,
-            &Request {
-                model: model.to_string(),
-                params: p.params.clone(),
-                operator: opts.operator.clone(),
-            },
-        )?;
-        let found = current_leads(store, model, &run.run_id)?;
-        models.push(compare(model, installed.manifest.title, run, &found, p));
-    }
-    let rectification = if opts.rectify {
-        Some(rectify(store, opts, &runtime, &policy, &g1, step)?)
-    } else {
-        None
-    };
-    let verification = jiandu_record::audit::verify::local(store)?;
-    Ok(Report {
-        sizes,
-        ingested,
-        models,
-        rectification,
-        verification,
-    })
+    ]
+}
+
+/// Builds a sample model, runs it and checks its leads against what was
+/// planted.
+fn build_and_check(
+    store: &Store,
+    opts: &Options,
+    runtime: &Runtime,
+    policy: &Policy,
+    model: &str,
+    planted: Planted,
+    step: &mut dyn FnMut(&str),
+) -> Result<ModelReport> {
+    let crate_dir = opts.plugins_dir.join(model);
+    step(&format!("building {model} from {}", crate_dir.display()));
+    let mut build_step = |m: &str| step(m);
+    let installed = catalog::build(&crate_dir, &store.models_dir(), &mut build_step)?;
+    step(&format!("running {model} in the sandbox"));
+    let run = crate::run::execute(
+        store,
+        runtime,
+        policy,
+        &Request {
+            model: model.to_string(),
+            params: planted.params.clone(),
+            operator: opts.operator.clone(),
+        },
+    )?;
+    let found = current_leads(store, model, &run.run_id)?;
+    Ok(compare(
+        model,
+        installed.manifest.title,
+        run,
+        &found,
+        planted,
+    ))
 }
 
 /// The exact amount a lead shows: rounded half-up to the fen.

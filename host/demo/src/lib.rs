@@ -15,4 +15,4 @@ pub mod generate;
 pub(crate) use jiandu_record::ledger;
 pub(crate) use jiandu_runs::{leads, policy, run};
 pub(crate) use jiandu_sandbox::{catalog, runtime};
-pub(crate) use jiandu_store::{dataset, ids, Error, Result, Store};
+pub(crate) use jiandu_store::{dataset, fsio, ids, Error, Result, Store};

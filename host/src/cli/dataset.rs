@@ -107,18 +107,24 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
 /// `dataset ingest`: registers the schema if one is given, ingests the
 /// file, and prints its warnings and the new version.
 fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
-    if let Some(path) = &a.schema {
-        let schema = Schema::load(path)?;
-        if schema.name != a.name {
-            bail!(
-                "schema {} is for dataset `{}`, not `{}`",
-                path.display(),
-                schema.name,
-                a.name
-            );
+    // A schema given is registered with the new version, only if the
+    // ingest succeeds.
+    let schema = match &a.schema {
+        Some(path) => {
+            let schema = Schema::load(path)?;
+            if schema.name != a.name {
+                bail!(
+                    "schema {} is for dataset `{}`, not `{}`",
+                    path.display(),
+                    schema.name,
+                    a.name
+                );
+            }
+            Some(schema)
         }
-        dataset::register_schema(store, schema)?;
-    }
+        None => None,
+    };
+    let before = dataset::head(store, &a.name)?.and_then(|h| h.current_version().cloned());
     let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
     let pb = super::spinner(format!("ingesting {}", a.file.display()));
     let report = jiandu::ingest::ingest(
@@ -131,6 +137,7 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
             max_errors: a.max_errors,
             operator: ctx.operator.clone(),
             append: a.append,
+            schema,
         },
         unit,
     );
@@ -158,6 +165,26 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         report.version.version,
         report.version.digest
     );
+    if let (Some(old), false) = (&before, a.append) {
+        // A whole file replaces the dataset's content: say what it
+        // replaced, and how to get it back.
+        let shrank = report.version.records * 2 < old.records;
+        let line = format!(
+            "{}version {} replaces version {} ({} records, now {}); `jiandu dataset rollback {}` brings version {} back, `--append` adds a file to the current version instead",
+            if shrank { "warning: " } else { "" },
+            report.version.version,
+            old.version,
+            old.records,
+            report.version.records,
+            report.dataset,
+            old.version
+        );
+        if shrank {
+            errln!("{line}");
+        } else {
+            outln!("{line}");
+        }
+    }
     Ok(())
 }
 

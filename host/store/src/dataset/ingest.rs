@@ -61,6 +61,10 @@ pub struct Options {
     /// Add the file as a new segment over the current version (daily
     /// increments) instead of replacing the dataset's content.
     pub append: bool,
+    /// A schema to validate the file against and register with the new
+    /// version (creating the dataset, or changing its schema), only if the
+    /// ingest succeeds; `None`: the dataset's registered schema.
+    pub schema: Option<Schema>,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             max_errors: DEFAULT_MAX_ERRORS,
             operator: crate::names::default_operator(),
             append: false,
+            schema: None,
         }
     }
 }
@@ -122,12 +127,27 @@ pub fn stage(
     path: &Path,
     opts: &Options,
 ) -> Result<(super::Staged, Report)> {
-    let head = super::require_head(store, name)?;
+    let registered;
+    let schema = match &opts.schema {
+        Some(schema) => {
+            if schema.name != name {
+                return Err(Error::dataset(
+                    name,
+                    format!("the schema given is for dataset `{}`", schema.name),
+                ));
+            }
+            schema
+        }
+        None => {
+            registered = super::require_head(store, name)?.schema;
+            &registered
+        }
+    };
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
     // Hashing a large file takes a while: do it beside the parse.
     let (parsed, source_sha256) = std::thread::scope(|scope| {
         let sha256 = scope.spawn(|| hex::encode(Sha256::digest(&bytes)));
-        let parsed = parse(&head.schema, path, &bytes, opts);
+        let parsed = parse(schema, path, &bytes, opts);
         (parsed, sha256.join().expect("hashing does not panic"))
     });
     let parsed = parsed?;
@@ -137,6 +157,7 @@ pub fn stage(
         parsed.rows,
         NewVersion {
             append: opts.append,
+            schema: opts.schema.as_ref(),
             source: &path.display().to_string(),
             source_sha256,
             operator: &opts.operator,
@@ -641,6 +662,38 @@ fn map_header<'h>(
     columns
 }
 
+/// The most an Excel workbook may hold once uncompressed, all its parts
+/// together: a department export of tens of millions of cells is far
+/// below it; a file that claims more is a zip bomb, refused before any of
+/// it is inflated.
+pub const MAX_XLSX_UNCOMPRESSED: u64 = 1 << 30;
+
+/// Refuses a workbook whose parts, as its zip directory declares them,
+/// add up to more than [`MAX_XLSX_UNCOMPRESSED`].
+fn check_xlsx_size(path: &Path, bytes: &[u8]) -> Result<()> {
+    let unreadable = |e: zip::result::ZipError| {
+        Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
+    };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(unreadable)?;
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let part = archive.by_index_raw(i).map_err(unreadable)?;
+        total = total.saturating_add(part.size());
+    }
+    if total > MAX_XLSX_UNCOMPRESSED {
+        return Err(Error::file(
+            path,
+            format!(
+                "would take {} MiB once uncompressed ({} MiB on disk), more than the limit of {} MiB for a workbook: split the export, or save it as CSV",
+                total >> 20,
+                bytes.len() >> 20,
+                MAX_XLSX_UNCOMPRESSED >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Title rows an Excel export may have above its header row.
 const XLSX_TITLE_ROWS: usize = 5;
 
@@ -655,6 +708,7 @@ fn read_xlsx(
     problems: &mut Problems,
 ) -> Result<()> {
     use calamine::{Data, Reader};
+    check_xlsx_size(path, bytes)?;
     let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
         .map_err(|e| Error::file(path, format!("is not a readable .xlsx workbook: {e}")))?;
     let range = match book.worksheet_range_at(0) {
@@ -1486,6 +1540,24 @@ by_name = "name"
             .collect();
         assert_eq!(text[2], "1234.5");
         assert_eq!(text[3], "2024-03-01");
+    }
+
+    #[test]
+    fn a_workbook_claiming_more_than_the_limit_uncompressed_is_refused() {
+        use crate::dataset::xlsx::XlsxCell::*;
+        let mut bytes = xlsx(&[vec![Text("A".into()), Text("a".into()), Number(1.0), Empty]]);
+        // Declare one part 4 GiB large in the zip directory, as a zip bomb
+        // does (offset 24 of a central directory header: uncompressed size).
+        let at = bytes
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("a central directory");
+        bytes[at + 24..at + 28].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        let err = parse(&schema(), Path::new("bomb.xlsx"), &bytes, &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("once uncompressed"), "{err}");
+        assert!(err.contains("bomb.xlsx"), "{err}");
     }
 
     #[test]

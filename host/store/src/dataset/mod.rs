@@ -196,6 +196,10 @@ pub struct NewVersion<'a> {
     /// Add the rows as a new segment over the current version instead of
     /// replacing it.
     pub append: bool,
+    /// The schema the rows were validated against, registered with this
+    /// version (a new dataset, or a changed schema); `None`: the one
+    /// registered.
+    pub schema: Option<&'a Schema>,
     pub source: &'a str,
     pub source_sha256: String,
     pub operator: &'a str,
@@ -225,8 +229,9 @@ pub type SegmentId = (u64, u32);
 pub struct Staged {
     pub info: VersionInfo,
     key: String,
-    /// The head as it was read when the version was staged.
-    read: Vec<u8>,
+    /// The head as it was read when the version was staged (`None`: a
+    /// dataset created by this version).
+    read: Option<Vec<u8>>,
     /// The head with the version added and current.
     head: Vec<u8>,
 }
@@ -240,7 +245,7 @@ impl Staged {
         meta: &sled::transaction::TransactionalTree,
     ) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<Error>> {
         let now = meta.get(self.key.as_bytes())?;
-        if now.as_deref() != Some(self.read.as_slice()) {
+        if now.as_deref() != self.read.as_deref() {
             return Err(sled::transaction::ConflictableTransactionError::Abort(
                 Error::dataset(
                     &self.info.schema.name,
@@ -283,12 +288,21 @@ pub fn stage_version(
     rows: SortedRows,
     new: NewVersion<'_>,
 ) -> Result<Staged> {
-    let read = store
-        .meta
-        .get(head_key(name))?
-        .map(|v| v.to_vec())
-        .unwrap_or_default();
-    let mut head = require_head(store, name)?;
+    let read = store.meta.get(head_key(name))?.map(|v| v.to_vec());
+    let mut head = match (head(store, name)?, new.schema) {
+        (Some(mut head), Some(schema)) => {
+            head.schema = schema.clone();
+            head
+        }
+        (Some(head), None) => head,
+        (None, Some(schema)) => Head {
+            schema: schema.clone(),
+            current: None,
+            versions: Vec::new(),
+            last_version: 0,
+        },
+        (None, None) => require_head(store, name)?,
+    };
     let version = head
         .versions
         .iter()
@@ -1119,6 +1133,7 @@ by_place = "place"
             rows(items),
             NewVersion {
                 append,
+                schema: None,
                 source: "test",
                 source_sha256: String::new(),
                 operator: "t",
@@ -1209,6 +1224,7 @@ by_place = "place"
         write(&store, &[("a", "1")], false);
         let new = || NewVersion {
             append: false,
+            schema: None,
             source: "test",
             source_sha256: String::new(),
             operator: "t",
