@@ -262,3 +262,88 @@ fn demo_runs_end_to_end_and_verifies() {
     assert!(text.contains("verified"), "{text}");
     assert!(text.contains("reported as leads: 0"), "{text}");
 }
+
+#[test]
+fn a_missing_store_a_mistyped_model_and_completions_follow_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-store");
+    // Commands that only read need an existing store, and create none.
+    for args in [
+        &["leads", "list"][..],
+        &["audit", "verify"],
+        &["dataset", "list"],
+    ] {
+        let out = jiandu(&missing).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains("there is no store at"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!missing.exists(), "{args:?} created the store");
+    }
+    // One that puts something in creates it.
+    jiandu(&missing)
+        .args(["unit", "init", "--name", "温宿县人民检察院", "--code", "11652922MB1234567X"])
+        .assert()
+        .success();
+    assert!(missing.is_dir());
+    // A model name nobody installed is a mistake, not an empty list.
+    let out = jiandu(&missing)
+        .args(["leads", "list", "--model", "disabilty-fund-arrears"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no model `disabilty-fund-arrears` is installed here"),
+        "{}",
+        stderr(&out)
+    );
+    // Completions, and a description for every command in --help.
+    let out = jiandu(&missing)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("jiandu"), "{}", stdout(&out));
+    let help = stdout(&jiandu(&missing).arg("--help").output().unwrap());
+    for line in help.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1) {
+        if line.trim().is_empty() {
+            break;
+        }
+        assert!(
+            line.trim().split_whitespace().count() > 1,
+            "a command without a description: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_operator_defaults_to_the_login_name_when_nothing_names_it() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.csv");
+    let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
+    std::fs::write(
+        &file,
+        format!("统一社会信用代码,单位名称,单位类型,登记状态\n{code},某某有限公司,企业,存续\n"),
+    )
+    .unwrap();
+    let mut cmd = jiandu(store.path());
+    cmd.env_remove("JIANDU_OPERATOR")
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .args(["dataset", "ingest", "employers"])
+        .arg(&file)
+        .arg("--schema")
+        .arg(repo().join("datasets/employers.toml"));
+    cmd.assert().success();
+    let login = std::process::Command::new("id").arg("-un").output().unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let out = jiandu(store.path())
+        .args(["audit", "log", "--format", "json"])
+        .output()
+        .unwrap();
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log[0]["operator"], login.as_str(), "{log}");
+}

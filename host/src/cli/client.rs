@@ -169,7 +169,11 @@ fn parts(command: &Command) -> &'static [Part] {
     use super::{audit, dataset, model, registry, trust, unit};
     match command {
         Command::Demo(_) => &PARTS,
-        Command::Dataset(dataset::Command::Ingest(_)) => &[Part::Datasets],
+        Command::Dataset(
+            dataset::Command::Ingest(_)
+            | dataset::Command::Rollback { .. }
+            | dataset::Command::Prune { .. },
+        ) => &[Part::Datasets],
         Command::Model(model::Command::Build { .. } | model::Command::Import { .. }) => {
             &[Part::Models]
         }
@@ -253,6 +257,7 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
         operator: cli.operator.unwrap_or(req.operator),
         cwd: req.cwd,
         server: Some(server.clone()),
+        creates_store: true,
     };
     let (code, out, err) = sink::capture(|| finish(dispatch(&ctx, cli.command)));
     ApiResponse {

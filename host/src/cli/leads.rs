@@ -69,6 +69,9 @@ fn for_people(
     output: Option<&std::path::Path>,
 ) -> Result<(Vec<Lead>, Option<u64>)> {
     let list = leads::list(store, &filter)?;
+    if let Some(model) = &filter.model {
+        known_model(store, model, &list)?;
+    }
     let (list, values) = leads::for_people(store, &list, reveal(clear))?;
     if values == 0 {
         return Ok((list, None));
@@ -86,6 +89,23 @@ fn for_people(
         "personal data is shown in clear only on the record, and the ledger could not record it",
     )?;
     Ok((list, entry.map(|e| e.seq)))
+}
+
+/// A `--model` that names no installed model and no model with leads is
+/// a mistake (a typo), not an empty list.
+fn known_model(store: &jiandu::Store, model: &str, found: &[Lead]) -> Result<()> {
+    let installed = jiandu::catalog::list_names(&store.models_dir())?;
+    if !found.is_empty() || installed.iter().any(|m| m == model) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no model `{model}` is installed here and none left leads; installed: {}",
+        if installed.is_empty() {
+            "none".to_string()
+        } else {
+            installed.join(", ")
+        }
+    )
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {

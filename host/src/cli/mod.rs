@@ -65,24 +65,40 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate sample department data, run the four sample models and verify the ledger.
     Demo(demo::Args),
+    /// Department datasets: ingest files, list, show, roll back, prune versions.
     #[command(subcommand)]
     Dataset(dataset::Command),
+    /// Models: build, list, show, pack for sharing, import from a registry.
     #[command(subcommand)]
     Model(model::Command),
+    /// Run a model in the sandbox over its datasets and keep its leads.
     Run(run::Args),
+    /// Leads: list, export, mark resolved; personal values masked unless --clear.
     #[command(subcommand)]
     Leads(leads::Command),
+    /// The ledger: log, show, verify, replay, export and import for central audit.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// This unit's identity and signing key.
     #[command(subcommand)]
     Unit(unit::Command),
+    /// Publishers whose models this unit trusts.
     #[command(subcommand)]
     Trust(trust::Command),
+    /// Model registries on a folder or over HTTP: publish, search, yank, serve.
     #[command(subcommand)]
     Registry(registry::Command),
+    /// Serve the store: hot-reload models, answer other jiandu commands, run triggers.
     Serve(serve::Args),
+    /// What a running server has loaded, or what the store holds.
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Shared context of a command.
@@ -96,12 +112,20 @@ pub struct Ctx {
     pub cwd: PathBuf,
     /// The running server, when the command runs inside it for a client.
     pub server: Option<Arc<Server>>,
+    /// The command may create the store when its folder does not exist.
+    pub creates_store: bool,
 }
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
         if let Some(server) = &self.server {
             return Ok(server.store.clone());
+        }
+        if !self.creates_store && !self.store_path.exists() {
+            anyhow::bail!(
+                "there is no store at {}: give --store (or $JIANDU_STORE) the folder of one; `jiandu demo`, `jiandu dataset ingest`, `jiandu model build`, `jiandu model import`, `jiandu unit init` and `jiandu serve` create one",
+                self.store_path.display()
+            );
         }
         Store::open(&self.store_path)
             .with_context(|| format!("opening store {}", self.store_path.display()))
@@ -149,7 +173,10 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
         .init();
     let operator = cli
         .operator
@@ -158,7 +185,9 @@ pub fn main() -> ExitCode {
     // A server holds the store: hand the command to it.
     if !matches!(
         cli.command,
-        Command::Serve(_) | Command::Registry(registry::Command::Serve { .. })
+        Command::Serve(_)
+            | Command::Registry(registry::Command::Serve { .. })
+            | Command::Completions { .. }
     ) {
         let request = cwd.as_ref().map(|dir| ApiRequest {
             args: std::env::args().skip(1).collect(),
@@ -196,6 +225,7 @@ pub fn main() -> ExitCode {
         }
     }
     let ctx = Ctx {
+        creates_store: creates_store(&cli.command),
         store_path: cli.store,
         config: cli.config,
         operator,
@@ -203,6 +233,20 @@ pub fn main() -> ExitCode {
         server: None,
     };
     finish(dispatch(&ctx, cli.command))
+}
+
+/// Whether `command` may create the store it names: the commands that put
+/// something into a new store. Every other command needs an existing one.
+fn creates_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Demo(_)
+            | Command::Serve(_)
+            | Command::Dataset(dataset::Command::Ingest(_))
+            | Command::Model(model::Command::Build { .. } | model::Command::Import { .. })
+            | Command::Unit(unit::Command::Init { .. })
+            | Command::Trust(trust::Command::Add { .. })
+    )
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
@@ -218,6 +262,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Registry(c) => registry::exec(ctx, c),
         Command::Serve(a) => serve::exec(ctx, a),
         Command::Status(a) => status::exec(ctx, a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "jiandu", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

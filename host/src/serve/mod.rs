@@ -497,35 +497,7 @@ impl Server {
 fn file_owner(path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let uid = std::fs::metadata(path).ok()?.uid();
-    Some(user_name(uid).unwrap_or_else(|| format!("uid {uid}")))
-}
-
-/// The login name of `uid`, from the system's user database as the C
-/// library is configured to read it (`getpwuid_r`: local files, a
-/// directory service, …), or `None` when it has no entry.
-fn user_name(uid: u32) -> Option<String> {
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        // SAFETY: all-zero bytes are a valid `passwd` (null pointers and
-        // zero ids); `getpwuid_r` fills it in.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: `entry`, `buf` (with its length) and `found` are valid
-        // for writes and outlive the call.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success `pw_name` points to a NUL-terminated string
-        // inside `buf`, which is still alive.
-        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    Some(crate::names::user_name(uid).unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// A change seen in a model's folder, against the version being served.
@@ -601,6 +573,7 @@ mod tests {
 
     #[test]
     fn owners_are_named_from_the_user_database_or_by_uid() {
+        use crate::names::user_name;
         assert_eq!(user_name(0).as_deref(), Some("root"));
         // A uid no system hands out (the largest is (uid_t)-1, "no user").
         assert_eq!(user_name(u32::MAX - 1), None);
