@@ -284,7 +284,14 @@ fn a_missing_store_a_mistyped_model_and_completions_follow_conventions() {
     }
     // One that puts something in creates it.
     jiandu(&missing)
-        .args(["unit", "init", "--name", "温宿县人民检察院", "--code", "11652922MB1234567X"])
+        .args([
+            "unit",
+            "init",
+            "--name",
+            "温宿县人民检察院",
+            "--code",
+            "11652922MB1234567X",
+        ])
         .assert()
         .success();
     assert!(missing.is_dir());
@@ -307,7 +314,11 @@ fn a_missing_store_a_mistyped_model_and_completions_follow_conventions() {
     assert!(out.status.success());
     assert!(stdout(&out).contains("jiandu"), "{}", stdout(&out));
     let help = stdout(&jiandu(&missing).arg("--help").output().unwrap());
-    for line in help.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1) {
+    for line in help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+    {
         if line.trim().is_empty() {
             break;
         }
@@ -338,7 +349,10 @@ fn the_operator_defaults_to_the_login_name_when_nothing_names_it() {
         .arg("--schema")
         .arg(repo().join("datasets/employers.toml"));
     cmd.assert().success();
-    let login = std::process::Command::new("id").arg("-un").output().unwrap();
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
     let out = jiandu(store.path())
         .args(["audit", "log", "--format", "json"])
