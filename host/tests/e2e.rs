@@ -323,7 +323,7 @@ fn a_missing_store_a_mistyped_model_and_completions_follow_conventions() {
             break;
         }
         assert!(
-            line.trim().split_whitespace().count() > 1,
+            line.split_whitespace().count() > 1,
             "a command without a description: {line}"
         );
     }
