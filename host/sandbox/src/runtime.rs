@@ -70,11 +70,11 @@ pub enum Breach {
     UndeclaredDataset(String),
     #[error("asked for records by a field it does not declare: {0}")]
     UndeclaredField(String),
-    #[error("emitted more than {limit} leads")]
+    #[error("emitted more than {limit} leads, the policy's `max_leads` (raise it under `[defaults]` in jiandu.toml, or `--config`, if a sweep should find more)")]
     LeadFlood { limit: u64 },
     #[error("emitted a lead of {bytes} bytes (limit {limit})")]
     LeadTooLarge { bytes: u64, limit: u64 },
-    #[error("emitted {bytes} bytes of leads, more than its memory limit of {limit} bytes")]
+    #[error("emitted {bytes} bytes of leads, more than its memory limit of {limit} bytes (`memory_mib` in the policy, or the model's `[limits]`)")]
     LeadVolume { bytes: u64, limit: u64 },
     #[error("emitted an invalid lead: {0}")]
     InvalidLead(String),

@@ -165,6 +165,15 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         report.version.version,
         report.version.digest
     );
+    if let Some(l) = &report.lines {
+        outln!(
+            "  {} lines: the header, {} records, {} continuation lines inside quoted fields, {} blank",
+            l.lines,
+            l.records,
+            l.continuations,
+            l.blank
+        );
+    }
     if let (Some(old), false) = (&before, a.append) {
         // A whole file replaces the dataset's content: say what it
         // replaced, and how to get it back.

@@ -7,6 +7,7 @@ use super::{join_key, NewVersion, SortedRows, VersionInfo};
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{encode_into, Value};
 use rust_decimal::Decimal;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -116,6 +117,83 @@ pub struct Report {
     /// Identifier-check warnings (rows are kept).
     pub warnings: Vec<RowError>,
     pub warning_count: usize,
+    /// Where every line of a CSV file went.
+    pub lines: Option<LineAccount>,
+}
+
+/// Every physical line of a CSV file, accounted for: the header, one
+/// line per record, the lines a record's quoted fields continue onto, and
+/// blank lines. An ingest whose lines do not add up is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LineAccount {
+    pub lines: u64,
+    pub header: u64,
+    pub records: u64,
+    /// Line breaks inside quoted fields (the header's included).
+    pub continuations: u64,
+    pub blank: u64,
+}
+
+impl LineAccount {
+    /// Counts the lines of CSV `text` as the csv reader splits them (`\r\n`,
+    /// `\n` or a lone `\r` ends a line), with `records` records read after
+    /// a one-line header; why not, if they do not add up.
+    pub fn of(text: &str, records: u64) -> std::result::Result<LineAccount, String> {
+        let mut account = LineAccount {
+            lines: 0,
+            header: 1,
+            records,
+            continuations: 0,
+            blank: 0,
+        };
+        let bytes = text.as_bytes();
+        let (mut quoted, mut field_start, mut line_empty) = (false, true, true);
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'\r' || b == b'\n' {
+                if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                account.lines += 1;
+                if quoted {
+                    account.continuations += 1;
+                } else {
+                    if line_empty {
+                        account.blank += 1;
+                    }
+                    field_start = true;
+                }
+                line_empty = true;
+                i += 1;
+                continue;
+            }
+            line_empty = false;
+            if b == b'"' {
+                if quoted && bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                if quoted || field_start {
+                    quoted = !quoted;
+                }
+            }
+            field_start = !quoted && b == b',';
+            i += 1;
+        }
+        if !line_empty {
+            account.lines += 1;
+        }
+        let counted = account.header + account.records + account.continuations + account.blank;
+        if counted == account.lines {
+            Ok(account)
+        } else {
+            Err(format!(
+                "the file has {} lines, but {counted} are accounted for (the header, {} records, {} continuation lines inside quoted fields, {} blank lines): lines would be lost; nothing was ingested",
+                account.lines, account.records, account.continuations, account.blank
+            ))
+        }
+    }
 }
 
 /// Parses, validates and stores `path` as a new version of dataset `name`,
@@ -169,6 +247,7 @@ pub fn stage(
         version: staged.info.clone(),
         warnings: parsed.warnings,
         warning_count: parsed.warning_count,
+        lines: parsed.lines,
     };
     Ok((staged, report))
 }
@@ -179,6 +258,8 @@ pub struct Parsed {
     pub rows: SortedRows,
     pub warnings: Vec<RowError>,
     pub warning_count: usize,
+    /// Where every line of a CSV file went.
+    pub lines: Option<LineAccount>,
 }
 
 /// Collects row problems up to the limit.
@@ -249,6 +330,7 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
         .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl|xlsx"))?;
     let mut problems = Problems::new(opts.max_errors);
     let mut builder = RowBuilder::new(schema);
+    let mut csv_text = None;
     match format {
         Format::Csv => {
             let text = decode_text(path, bytes, opts.encoding)?;
@@ -258,6 +340,7 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
                 std::thread::available_parallelism().map_or(1, usize::from)
             };
             read_csv(schema, path, &text, parts, &mut builder, &mut problems)?;
+            csv_text = Some(text);
         }
         Format::Jsonl => {
             let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
@@ -274,10 +357,15 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
             total: problems.total,
         });
     }
+    let lines = csv_text
+        .map(|text| LineAccount::of(&text, rows.rows.len() as u64))
+        .transpose()
+        .map_err(|why| Error::file(path, why))?;
     Ok(Parsed {
         rows,
         warnings: problems.warnings,
         warning_count: problems.warning_count,
+        lines,
     })
 }
 
@@ -1345,6 +1433,31 @@ by_name = "name"
             &opts(),
         );
         assert_eq!(errors[0].line, 2, "{errors:?}");
+    }
+
+    #[test]
+    fn every_line_of_a_csv_file_is_accounted_for() {
+        let text = "\nid,name,paid,born\r\n11010519491231002X,\"多\n行\n字段\",1.50,\n\n110105194912310029,\"a\"\"b\",2,\r\r\n";
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        assert_eq!(
+            parsed.lines,
+            Some(LineAccount {
+                lines: 8,
+                header: 1,
+                records: 2,
+                continuations: 2,
+                blank: 3,
+            })
+        );
+        // A file without a final line break, and one with a bare CR.
+        let account = LineAccount::of("h\r1\r2", 2).unwrap();
+        assert_eq!((account.lines, account.blank), (3, 0));
+        // A count that does not add up is refused, with the counts.
+        let err = LineAccount::of("h\n1\n2\n", 1).unwrap_err();
+        assert!(
+            err.contains("the file has 3 lines, but 2 are accounted for"),
+            "{err}"
+        );
     }
 
     #[test]
