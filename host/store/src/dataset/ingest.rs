@@ -891,56 +891,247 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
     })
 }
 
+/// Reads JSON Lines: one object per line, each field's value under its
+/// name (else its first alias present); keys the schema does not know are
+/// skipped without building a value for them.
 fn read_jsonl(
     path: &Path,
     text: &str,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
-    let names: Vec<&Field> = builder.schema.fields.iter().collect();
-    let mut texts: Vec<Option<String>> = Vec::with_capacity(names.len());
+    let mut names: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, f) in builder.schema.fields.iter().enumerate() {
+        for (rank, n) in std::iter::once(&f.name).chain(&f.aliases).enumerate() {
+            names.entry(n.as_str()).or_insert((i, rank));
+        }
+    }
+    let fields = builder.schema.fields.len();
     for (i, line) in text.lines().enumerate() {
         let line_no = i as u64 + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(line) {
-            Ok(o) => o,
+        let mut de = serde_json::Deserializer::from_str(line);
+        let read = serde::de::DeserializeSeed::deserialize(
+            JsonLine {
+                names: &names,
+                fields,
+            },
+            &mut de,
+        )
+        .and_then(|cells| de.end().map(|()| cells));
+        let cells = match read {
+            Ok(cells) => cells,
             Err(e) => {
                 problems.error(line_no, None, format!("not a JSON object: {e}"));
                 continue;
             }
         };
-        texts.clear();
         let mut bad = false;
-        for f in &names {
-            let value = std::iter::once(&f.name)
-                .chain(f.aliases.iter())
-                .find_map(|n| object.get(n.as_str()));
-            texts.push(match value {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
-                Some(other) => {
-                    problems.error(
-                        line_no,
-                        Some(&f.name),
-                        format!("nested value {other} is not allowed"),
-                    );
-                    bad = true;
-                    None
-                }
-            });
+        for (f, cell) in builder.schema.fields.iter().zip(&cells) {
+            if let Some((_, JsonCell::Nested(kind))) = cell {
+                problems.error(
+                    line_no,
+                    Some(&f.name),
+                    format!("a nested {kind} is not allowed"),
+                );
+                bad = true;
+            }
         }
         if bad {
             continue;
         }
-        let cells: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        let cells: Vec<Option<&str>> = cells
+            .iter()
+            .map(|c| match c {
+                Some((_, JsonCell::Text(t))) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect();
         builder.add(line_no, &cells, problems);
     }
     let _ = path;
     Ok(())
+}
+
+/// One field's value on a JSON line.
+enum JsonCell<'a> {
+    /// A string, number or boolean, as text.
+    Text(Cow<'a, str>),
+    Null,
+    /// An object or array (refused).
+    Nested(&'static str),
+}
+
+/// Reads one JSON object into a cell per schema field: `names` maps each
+/// field name and alias to (field, rank: 0 for the name, then the
+/// aliases in order); the lowest rank present wins.
+struct JsonLine<'n> {
+    names: &'n HashMap<&'n str, (usize, usize)>,
+    fields: usize,
+}
+
+type JsonCells<'a> = Vec<Option<(usize, JsonCell<'a>)>>;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonLine<'_> {
+    type Value = JsonCells<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonLine<'_> {
+    type Value = JsonCells<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut cells: JsonCells<'de> = (0..self.fields).map(|_| None).collect();
+        while let Some(key) = map.next_key_seed(JsonKey)? {
+            match self.names.get(key.as_ref()) {
+                Some(&(field, rank)) => {
+                    let value = map.next_value_seed(JsonScalar)?;
+                    if cells[field].as_ref().is_none_or(|(r, _)| rank <= *r) {
+                        cells[field] = Some((rank, value));
+                    }
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        for cell in &mut cells {
+            if matches!(cell, Some((_, JsonCell::Null))) {
+                *cell = None;
+            }
+        }
+        Ok(cells)
+    }
+}
+
+/// An object's key, borrowed from the line unless it holds escapes.
+struct JsonKey;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonKey {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonKey {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+/// One value of a known field: a scalar as text, without building a
+/// generic value.
+struct JsonScalar;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonScalar {
+    type Value = JsonCell<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonScalar {
+    type Value = JsonCell<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string, number, boolean or null")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Borrowed(if v {
+            "true"
+        } else {
+            "false"
+        })))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        // Spelt as serde_json spells a number it parsed.
+        Ok(JsonCell::Text(Cow::Owned(
+            serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()),
+        )))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(JsonCell::Null)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(JsonCell::Nested("object"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(JsonCell::Nested("array"))
+    }
 }
 
 /// Validates cells, encodes records and collects index entries.
@@ -1458,6 +1649,43 @@ by_name = "name"
             err.contains("the file has 3 lines, but 2 are accounted for"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn json_lines_take_names_over_aliases_skip_unknown_keys_and_refuse_nested_values() {
+        let text = concat!(
+            r#"{"姓名":"别名","id":"11010519491231002X","name":"名字","paid":1.5,"extra":{"deep":[1,{"x":2}]},"born":null}"#,
+            "\n\n",
+            r#"{"\u0069d":"110105194912310029","paid":2,"姓名":"李四","born":"2001-02-03","flag":true}"#,
+            "\n",
+        );
+        let parsed = parse(&schema(), Path::new("p.jsonl"), text.as_bytes(), &opts()).unwrap();
+        assert_eq!(parsed.rows.rows.len(), 2);
+        let names: Vec<&str> = parsed.rows.indexes["by_name"]
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect();
+        assert_eq!(names, ["名字", "李四"], "the name wins over its alias");
+        let text = r#"{"id":"11010519491231002X","name":["a"]}"#;
+        let errors = match parse(&schema(), Path::new("p.jsonl"), text.as_bytes(), &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(errors[0].field.as_deref(), Some("name"));
+        assert!(
+            errors[0].reason.contains("a nested array is not allowed"),
+            "{errors:?}"
+        );
+        for bad in ["[1,2]", r#"{"id":"x"} trailing"#, r#"{"id":"#] {
+            let errors = match parse(&schema(), Path::new("p.jsonl"), bad.as_bytes(), &opts()) {
+                Err(Error::IngestRejected { errors, .. }) => errors,
+                other => panic!("{bad}: {other:?}"),
+            };
+            assert!(
+                errors[0].reason.contains("not a JSON object"),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 
     #[test]
