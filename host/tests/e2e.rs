@@ -361,3 +361,56 @@ fn the_operator_defaults_to_the_login_name_when_nothing_names_it() {
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(log[0]["operator"], login.as_str(), "{log}");
 }
+
+#[test]
+fn model_test_runs_a_crate_on_sample_files_and_compares_with_expected_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("no-store-here");
+    let g = disability::generate(&dir.path().join("data"), 200, 3).unwrap();
+    let trial = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = jiandu(&store);
+        cmd.args(["model", "test"])
+            .arg(repo().join("plugins").join(MODEL));
+        for f in &g.files {
+            cmd.arg("--data")
+                .arg(format!("{}={}", f.dataset, f.path.display()))
+                .arg("--schema")
+                .arg(format!(
+                    "{}={}",
+                    f.dataset,
+                    repo()
+                        .join(format!("datasets/{}.toml", f.dataset))
+                        .display()
+                ));
+        }
+        cmd.args(extra).output().unwrap()
+    };
+    let out = trial(&["--format".as_ref(), "json".as_ref()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let leads: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(leads.len(), g.expected.len());
+    assert!(!store.exists(), "model test created a store");
+    // The same leads again: exit 0; one fewer expected: exit 1, named.
+    let expected = dir.path().join("expected.json");
+    std::fs::write(&expected, &out.stdout).unwrap();
+    let out = trial(&["--expect".as_ref(), expected.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("the leads are the {} expected", leads.len())));
+    let fewer = serde_json::to_vec(&leads[1..]).unwrap();
+    std::fs::write(&expected, fewer).unwrap();
+    let out = trial(&["--expect".as_ref(), expected.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "not expected: {}",
+            leads[0]["subject"].as_str().unwrap()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("0 missing, 1 not expected, 0 changed"),
+        "{err}"
+    );
+    assert!(!store.exists(), "model test created a store");
+}

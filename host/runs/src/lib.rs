@@ -6,7 +6,8 @@
 //! ([`leads`]), dataset rollback and prune ([`versions`]), checking the
 //! files the ledger points at ([`stored`]), replaying a recorded run
 //! ([`replay`]), native runs of the same models ([`native`]), the trust
-//! store and sharing signed models between units ([`trust`], [`share`]).
+//! store and sharing signed models between units ([`trust`], [`share`]),
+//! and trying a model on sample files in a throwaway store ([`trial`]).
 //!
 //! Every operation takes explicit paths and a store: the CLI and `serve`
 //! call the same functions. Depends on the store, the record and the
@@ -21,6 +22,7 @@ pub mod replay;
 pub mod run;
 pub mod share;
 pub mod stored;
+pub mod trial;
 pub mod trust;
 pub mod versions;
 

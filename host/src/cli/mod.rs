@@ -141,6 +141,12 @@ impl Ctx {
         }
     }
 
+    /// Whether the store folder exists (a command that does not create a
+    /// store uses one only if it does).
+    pub fn store_exists(&self) -> bool {
+        self.store_path.exists()
+    }
+
     /// `path` as given in the command's folder.
     pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
         self.cwd.join(path)

@@ -24,6 +24,37 @@ pub enum Command {
         /// Folder of the model crate (Cargo.toml + model.toml).
         crate_dir: PathBuf,
     },
+    /// Try a model crate on sample files in a throwaway store: build it,
+    /// load the files, run it and print its leads. Nothing touches the
+    /// store (or creates one).
+    ///
+    /// Each --data names a dataset and a file; its schema is --schema
+    /// DATASET=FILE, else the schema this store registered for it. With
+    /// --expect FILE (a file `--format json` wrote), the leads are compared
+    /// with it and any difference exits 1: usable in a model's own CI.
+    ///
+    /// Example: `jiandu model test ./my-model --data employers=e.csv --schema employers=datasets/employers.toml --expect expected.json`
+    Test {
+        /// Folder of the model crate (Cargo.toml + model.toml).
+        crate_dir: PathBuf,
+        /// A sample file for a dataset the model reads, as DATASET=FILE (repeatable).
+        #[arg(long = "data", value_parser = parse_path_pair, required = true)]
+        data: Vec<(String, PathBuf)>,
+        /// The schema of a sample dataset, as DATASET=FILE (repeatable).
+        #[arg(long = "schema", value_parser = parse_path_pair)]
+        schema: Vec<(String, PathBuf)>,
+        /// A model parameter, as name=value (repeatable).
+        #[arg(long = "param", short = 'p', value_parser = super::run::parse_param)]
+        params: Vec<(String, String)>,
+        /// Compare the leads with this file and exit 1 on a difference.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Show personal values in clear (masked by default).
+        #[arg(long)]
+        clear: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// List installed models.
     ///
     /// Example: `jiandu model list --format csv`
@@ -70,7 +101,35 @@ pub enum Command {
     },
 }
 
+fn parse_path_pair(s: &str) -> Result<(String, PathBuf)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("`{s}` is not DATASET=FILE"))?;
+    Ok((k.trim().to_string(), PathBuf::from(v)))
+}
+
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
+    if let Command::Test {
+        crate_dir,
+        data,
+        schema,
+        params,
+        expect,
+        clear,
+        format,
+    } = cmd
+    {
+        return test(
+            ctx,
+            &ctx.path(crate_dir),
+            &data,
+            &schema,
+            params,
+            expect.map(|e| ctx.path(e)).as_deref(),
+            clear,
+            format,
+        );
+    }
     let store = ctx.open()?;
     match cmd {
         Command::Build { crate_dir } => {
@@ -83,6 +142,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             );
         }
         Command::List { format } => list(&store, format)?,
+        Command::Test { .. } => unreachable!("handled before the store is opened"),
         Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
         Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
         Command::Show { name } => show(&store, &name)?,
@@ -222,6 +282,145 @@ fn build_checked(
     });
     pb.finish_and_clear();
     Ok(built?)
+}
+
+/// `model test`: the model on sample files in a throwaway store.
+#[allow(clippy::too_many_arguments)]
+fn test(
+    ctx: &Ctx,
+    crate_dir: &std::path::Path,
+    data: &[(String, PathBuf)],
+    schemas: &[(String, PathBuf)],
+    params: Vec<(String, String)>,
+    expect: Option<&std::path::Path>,
+    clear: bool,
+    format: Format,
+) -> Result<ExitCode> {
+    use jiandu::dataset::resolve::Reveal;
+    use jiandu::trial;
+    // The store, only if there is one: for schemas and the policy's limits.
+    let store = match ctx.open() {
+        Ok(store) if ctx.server.is_some() || ctx.store_exists() => Some(store),
+        _ => None,
+    };
+    let mut samples = Vec::new();
+    for (dataset, file) in data {
+        let schema = match schemas.iter().find(|(d, _)| d == dataset) {
+            Some((_, path)) => jiandu::dataset::Schema::load(&ctx.path(path))?,
+            None => store
+                .as_ref()
+                .map(|s| jiandu::dataset::head(s, dataset))
+                .transpose()?
+                .flatten()
+                .map(|h| h.schema)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no schema for `{dataset}`: give --schema {dataset}=FILE (the store has no dataset of that name)"
+                    )
+                })?,
+        };
+        samples.push(trial::Sample {
+            dataset: dataset.clone(),
+            file: ctx.path(file),
+            schema,
+        });
+    }
+    let policy = match &store {
+        Some(s) => ctx.policy(s)?,
+        None => jiandu::policy::Policy::default(),
+    };
+    let expected = expect.map(trial::read_expected).transpose()?;
+    let reveal = if clear { Reveal::Clear } else { Reveal::Masked };
+    let pb = super::spinner(format!("trying {}", crate_dir.display()));
+    let tried = trial::run(
+        crate_dir,
+        &samples,
+        params,
+        &policy,
+        reveal,
+        &mut |m: &str| {
+            pb.println(format!("• {m}"));
+            pb.set_message(m.to_string());
+        },
+    );
+    pb.finish_and_clear();
+    let t = tried?;
+    if let Some(f) = &t.run.failure {
+        errln!(
+            "{}@{} failed on the sample data: {} — {}",
+            t.model,
+            t.version,
+            f.kind,
+            f.message
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if format == Format::Json {
+        output::json(&t.leads)?;
+    } else {
+        let rows: Vec<Vec<String>> = t
+            .leads
+            .iter()
+            .map(|l| {
+                vec![
+                    l.subject.clone(),
+                    l.title.clone(),
+                    l.amount.clone().unwrap_or_default(),
+                    l.evidence
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ]
+            })
+            .collect();
+        output::print(format, &["subject", "title", "amount", "evidence"], &rows)?;
+        errln!(
+            "{}@{} on {}: {} leads, {} records read",
+            t.model,
+            t.version,
+            t.records
+                .iter()
+                .map(|(d, n)| format!("{d} ({n} records)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            t.leads.len(),
+            t.run.records_read
+        );
+    }
+    let Some(expected) = expected else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let d = trial::compare(&expected, &t.leads);
+    if d.is_empty() {
+        errln!("the leads are the {} expected", expected.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &d.missing {
+        errln!("missing: {} ({})", l.subject, l.title);
+    }
+    for l in &d.unexpected {
+        errln!("not expected: {} ({})", l.subject, l.title);
+    }
+    for (e, f) in &d.changed {
+        errln!(
+            "changed: {}: expected {} {:?} {:?}, found {} {:?} {:?}",
+            e.subject,
+            e.title,
+            e.amount,
+            e.evidence,
+            f.title,
+            f.amount,
+            f.evidence
+        );
+    }
+    errln!(
+        "{} missing, {} not expected, {} changed",
+        d.missing.len(),
+        d.unexpected.len(),
+        d.changed.len()
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// `model pack`.

@@ -23,7 +23,7 @@ pub struct Args {
     params: Vec<(String, String)>,
 }
 
-fn parse_param(s: &str) -> Result<(String, String)> {
+pub(super) fn parse_param(s: &str) -> Result<(String, String)> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| anyhow!("`{s}` is not name=value"))?;
