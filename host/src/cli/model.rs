@@ -250,21 +250,7 @@ fn show(store: &jiandu::Store, name: &str) -> Result<()> {
         );
     }
     outln!("  parameters:");
-    for (n, p) in &man.params {
-        outln!(
-            "    {n} ({:?}) = {}{}{}",
-            p.ty,
-            p.default
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "(required)".into()),
-            p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
-            p.description
-                .as_ref()
-                .map(|d| format!(" — {d}"))
-                .unwrap_or_default()
-        );
-    }
+    print_params(man);
     Ok(())
 }
 
@@ -423,6 +409,25 @@ fn test(
     Ok(ExitCode::FAILURE)
 }
 
+/// A model's parameters, one a line: type, default, unit, description.
+fn print_params(man: &catalog::Manifest) {
+    for (n, p) in &man.params {
+        outln!(
+            "    {n} ({:?}) = {}{}{}",
+            p.ty,
+            p.default
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "(required)".into()),
+            p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
+            p.description
+                .as_ref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 /// `model pack`.
 fn pack(ctx: &Ctx, store: &jiandu::Store, name: &str, output: Option<PathBuf>) -> Result<()> {
     let installed = catalog::load(&store.models_dir(), name)?;
@@ -566,21 +571,7 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
     if man.params.is_empty() {
         outln!("    none");
     }
-    for (n, p) in &man.params {
-        outln!(
-            "    {n} ({:?}) = {}{}{}",
-            p.ty,
-            p.default
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "(required)".into()),
-            p.unit.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
-            p.description
-                .as_ref()
-                .map(|d| format!(" — {d}"))
-                .unwrap_or_default()
-        );
-    }
+    print_params(man);
     let l = &man.limits;
     if l.memory_mib.is_some() || l.fuel.is_some() || l.wall_seconds.is_some() {
         outln!(

@@ -784,16 +784,7 @@ impl Rows {
         )?;
         files.csv(
             "prior_records",
-            &[
-                "记录编号",
-                "身份证号",
-                "姓名",
-                "记录类别",
-                "决定日期",
-                "作出机关",
-                "原案件编号",
-                "synthetic",
-            ],
+            &super::PRIOR_RECORDS_HEADER,
             &self.priors,
             false,
             true,

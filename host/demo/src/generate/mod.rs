@@ -108,6 +108,19 @@ const REGIONS: &[&str] = &[
 
 const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
+/// The header of the prior-records file both the 醉驾 and the 盗窃
+/// generators write part of (the demo merges them into one department file).
+pub const PRIOR_RECORDS_HEADER: [&str; 8] = [
+    "记录编号",
+    "身份证号",
+    "姓名",
+    "记录类别",
+    "决定日期",
+    "作出机关",
+    "原案件编号",
+    "synthetic",
+];
+
 /// A valid synthetic credit code; `serial` keeps codes unique.
 pub fn credit_code(rng: &mut ChaCha8Rng, kind: &str, serial: u64) -> String {
     let region = REGIONS[rng.gen_range(0..REGIONS.len())];

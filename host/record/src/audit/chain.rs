@@ -41,10 +41,7 @@ pub fn valid_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicKe
         return vec![false; entries.len()];
     };
     on_every_core(entries, |part| {
-        let messages: Vec<Vec<u8>> = part
-            .iter()
-            .map(|(bytes, _)| entry_message(&entry_hash(bytes)))
-            .collect();
+        let messages = signed_messages(part);
         if part.iter().all(|(_, sig)| sig.is_some()) {
             let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let sigs: Vec<&str> = part.iter().filter_map(|(_, sig)| *sig).collect();
@@ -64,12 +61,16 @@ pub fn strict_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicK
         return vec![false; entries.len()];
     };
     on_every_core(entries, |part| {
-        let messages: Vec<Vec<u8>> = part
-            .iter()
-            .map(|(bytes, _)| entry_message(&entry_hash(bytes)))
-            .collect();
+        let messages = signed_messages(part);
         strictly(part, &messages, key)
     })
+}
+
+/// What each entry's signature signs: its hash, with the entry prefix.
+fn signed_messages(part: &[(&[u8], Option<&str>)]) -> Vec<Vec<u8>> {
+    part.iter()
+        .map(|(bytes, _)| entry_message(&entry_hash(bytes)))
+        .collect()
 }
 
 fn strictly(part: &[(&[u8], Option<&str>)], messages: &[Vec<u8>], key: &PublicKey) -> Vec<bool> {
