@@ -414,3 +414,27 @@ fn model_test_runs_a_crate_on_sample_files_and_compares_with_expected_leads() {
     );
     assert!(!store.exists(), "model test created a store");
 }
+
+#[test]
+fn run_and_model_show_speak_json() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = ingest_generated(store.path(), data.path(), 300, 9);
+    let out = jiandu(store.path())
+        .args(["run", MODEL, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = common::json(&out);
+    assert_eq!(report["outcome"], "succeeded");
+    assert_eq!(report["leads"], g.expected.len() as u64);
+    assert_eq!(report["new"], g.expected.len() as u64);
+    assert!(report["ledger_entry"].as_u64().unwrap() > 0);
+    let out = jiandu(store.path())
+        .args(["model", "show", MODEL, "--format", "json"])
+        .output()
+        .unwrap();
+    let shown = common::json(&out);
+    assert_eq!(shown["manifest"]["name"], MODEL);
+    assert_eq!(shown["wasm_sha256"].as_str().unwrap().len(), 64);
+}

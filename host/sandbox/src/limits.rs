@@ -37,7 +37,7 @@ impl Default for Limits {
             fuel: 100_000_000_000,
             wall_seconds: 300,
             stack_kib: 1024,
-            max_leads: 100_000,
+            max_leads: 1_000_000,
             max_lead_bytes: 16 * 1024,
             max_log_lines: 1_000,
         }

@@ -64,8 +64,13 @@ pub enum Command {
     },
     /// Show what an installed model reads, its parameters and its limits.
     ///
-    /// Example: `jiandu model show disability-fund-arrears`
-    Show { name: String },
+    /// Example: `jiandu model show disability-fund-arrears --format json`
+    Show {
+        name: String,
+        /// `json` prints the manifest, digest, provenance and trust state.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Pack an installed model into one bundle file signed with this
     /// store's unit key, for `jiandu registry publish` or to hand over.
     ///
@@ -145,7 +150,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Test { .. } => unreachable!("handled before the store is opened"),
         Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
         Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
-        Command::Show { name } => show(&store, &name)?,
+        Command::Show { name, format } => show(&store, &name, format)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,7 +202,16 @@ fn list(store: &jiandu::Store, format: Format) -> Result<()> {
 }
 
 /// `model show`: what a model is, where it came from, what it reads and its parameters.
-fn show(store: &jiandu::Store, name: &str) -> Result<()> {
+fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
+    if format == Format::Json {
+        let m = catalog::load(&store.models_dir(), name)?;
+        return output::json(&serde_json::json!({
+            "manifest": m.manifest,
+            "wasm_sha256": m.wasm_sha256,
+            "provenance": m.provenance,
+            "trust": jiandu::trust::state(store, &m)?.as_str(),
+        }));
+    }
     let m = catalog::load(&store.models_dir(), name)?;
     let man = &m.manifest;
     outln!("{} — {}", man.id(), man.title);

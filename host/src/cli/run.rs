@@ -21,6 +21,9 @@ pub struct Args {
     /// A parameter declared in the model's model.toml, as name=value (repeatable).
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
     params: Vec<(String, String)>,
+    /// `json` prints the run's report as one JSON object.
+    #[arg(long, value_enum, default_value_t)]
+    format: super::output::Format,
 }
 
 pub(super) fn parse_param(s: &str) -> Result<(String, String)> {
@@ -68,6 +71,34 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             line.level,
             printable(&line.message)
         );
+    }
+    if args.format == super::output::Format::Json {
+        super::output::json(&serde_json::json!({
+            "run_id": report.run_id,
+            "model": report.model,
+            "model_version": report.model_version,
+            "outcome": report.outcome.as_str(),
+            "failure": report.failure.as_ref().map(|f| serde_json::json!({
+                "kind": f.kind,
+                "message": f.message,
+                "limit": f.limit,
+                "used": f.used,
+            })),
+            "records_read": report.records_read,
+            "leads": report.leads,
+            "new": report.new,
+            "open": report.open,
+            "resolved": report.resolved,
+            "total_amount": report.total_amount.to_string(),
+            "fuel_used": report.fuel_used,
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+            "ledger_entry": report.entry.seq,
+        }))?;
+        return Ok(if report.failure.is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     match &report.failure {
         None => {
