@@ -438,3 +438,58 @@ fn run_and_model_show_speak_json() {
     assert_eq!(shown["manifest"]["name"], MODEL);
     assert_eq!(shown["wasm_sha256"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn a_dry_run_shows_what_would_change_and_keeps_no_lead_state() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = ingest_generated(store.path(), data.path(), 300, 13);
+    let dry = || {
+        let out = jiandu(store.path())
+            .args(["run", MODEL, "--dry-run", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        common::json(&out)
+    };
+    let first = dry();
+    assert_eq!(first["dry_run"], true);
+    assert_eq!(first["new"], g.expected.len() as u64);
+    let would: Vec<&str> = first["would_keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(would.len(), g.expected.len());
+    assert!(would.iter().all(|s| *s == "new"), "{would:?}");
+    // Nothing was kept: no leads, and a real run still finds them new.
+    let out = jiandu(store.path())
+        .args(["leads", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(common::json(&out).as_array().unwrap().len(), 0);
+    let out = jiandu(store.path())
+        .args(["run", MODEL, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(common::json(&out)["new"], g.expected.len() as u64);
+    // Now the same leads would be open, and none new.
+    let again = dry();
+    assert_eq!(again["new"], 0);
+    assert_eq!(again["open"], g.expected.len() as u64);
+    // The dry runs are on the record, and the store still verifies.
+    let out = jiandu(store.path())
+        .args(["audit", "log", "--format", "json"])
+        .output()
+        .unwrap();
+    let log = stdout(&out);
+    assert!(
+        log.contains("\"dry_run\": true") || log.contains("\"dry_run\":true"),
+        "{log}"
+    );
+    jiandu(store.path())
+        .args(["audit", "verify"])
+        .assert()
+        .success();
+}

@@ -1019,6 +1019,38 @@ impl Changes {
             None => Ok(()),
         }
     }
+
+    /// The leads the new snapshot holds, each with the status it would
+    /// have (new, open or resolved), read back from the planned file.
+    pub fn preview(&self) -> Result<Vec<Lead>> {
+        let pointer: Pointer =
+            serde_json::from_slice(&self.pointer).expect("a pointer this plan wrote");
+        let path = self.claim.path.clone();
+        let file = File::open(&path).map_err(|e| io_error(&path, "open", e))?;
+        let mut reader = Reader::new(
+            &self.model,
+            Current {
+                raw: self.pointer.clone(),
+                pointer,
+                path,
+                file,
+            },
+        );
+        let mut out = Vec::new();
+        while let Some(life) = reader.next()? {
+            out.push(reader.lead(life)?);
+        }
+        reader.finish()?;
+        Ok(out)
+    }
+
+    /// Drops a plan that is not to be committed (a dry run): its file is
+    /// deleted now rather than by the model's next plan.
+    pub fn discard(self, store: &Store) -> Result<()> {
+        let path = self.claim.path.clone();
+        self.claim.release();
+        remove_orphans(store, &self.model, Some(&path))
+    }
 }
 
 /// Writes the new snapshot of `model` for a successful run `run_id` that

@@ -55,6 +55,9 @@ pub struct Report {
     pub fuel_used: u64,
     pub elapsed: Duration,
     pub logs: Vec<LogLine>,
+    /// A dry run's leads, each with the status it would have; empty for a
+    /// run that kept its leads.
+    pub preview: Vec<crate::leads::Lead>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -106,7 +109,23 @@ pub fn execute_cached(
     req: &Request,
 ) -> Result<Report> {
     let installed = catalog::load(&store.models_dir(), &req.model)?;
-    run_installed(store, runtime, policy, &installed, None, cache, req)
+    run_installed(store, runtime, policy, &installed, None, cache, req, false)
+}
+
+/// Runs an installed model as [`execute_cached`] does, but keeps no lead
+/// state: the leads it would keep are planned, shown in
+/// [`Report::preview`] with the status each would have, and dropped; no
+/// `scan_new` cursor moves. The ledger records the run (`dry_run`), as it
+/// read the data.
+pub fn dry_run(
+    store: &Store,
+    runtime: &Runtime,
+    policy: &Policy,
+    cache: Option<&ModuleCache>,
+    req: &Request,
+) -> Result<Report> {
+    let installed = catalog::load(&store.models_dir(), &req.model)?;
+    run_installed(store, runtime, policy, &installed, None, cache, req, true)
 }
 
 /// Runs `installed`, reusing `loaded` when the caller already compiled it.
@@ -118,11 +137,12 @@ pub fn execute_installed(
     loaded: Option<&Loaded>,
     req: &Request,
 ) -> Result<Report> {
-    run_installed(store, runtime, policy, installed, loaded, None, req)
+    run_installed(store, runtime, policy, installed, loaded, None, req, false)
 }
 
 /// Runs `installed` with `loaded`, else with code from `cache`, else with
-/// code compiled now.
+/// code compiled now; a `dry` run keeps no lead state.
+#[allow(clippy::too_many_arguments)]
 fn run_installed(
     store: &Store,
     runtime: &Runtime,
@@ -131,6 +151,7 @@ fn run_installed(
     loaded: Option<&Loaded>,
     cache: Option<&ModuleCache>,
     req: &Request,
+    dry: bool,
 ) -> Result<Report> {
     let started = Instant::now();
     let _active = Active::enter();
@@ -142,6 +163,7 @@ fn run_installed(
         model: model_ref(installed),
         started_at: crate::time::now_text(),
         outcome: Outcome::Started,
+        dry_run: dry,
         ..RunRecord::default()
     };
     let entries = Entries {
@@ -177,6 +199,13 @@ fn run_installed(
                 .failed(stopped(failure));
             Ended::failed(ledger::append(store, &d)?, failure.clone())
         }
+        None if dry => preview_leads(
+            store,
+            &entries,
+            manifest,
+            &mut record,
+            &finished.session.leads,
+        )?,
         None => commit_leads(
             store,
             &entries,
@@ -207,6 +236,7 @@ fn run_installed(
         fuel_used: finished.fuel_used,
         elapsed: started.elapsed(),
         logs: finished.session.logs,
+        preview: ended.preview,
     })
 }
 
@@ -236,6 +266,7 @@ struct Ended {
     resolved: u64,
     total_amount: rust_decimal::Decimal,
     failure: Option<Failure>,
+    preview: Vec<crate::leads::Lead>,
 }
 
 impl Ended {
@@ -247,8 +278,42 @@ impl Ended {
             resolved: 0,
             total_amount: rust_decimal::Decimal::ZERO,
             failure: Some(failure),
+            preview: Vec::new(),
         }
     }
+}
+
+/// A dry run's leads: digested and planned like a run's, read back from
+/// the plan with the status each would have, and dropped; its
+/// `run-finished` entry records the digest and no snapshot.
+fn preview_leads(
+    store: &Store,
+    entries: &Entries,
+    manifest: &catalog::Manifest,
+    record: &mut RunRecord,
+    leads: &Emitted,
+) -> Result<Ended> {
+    record.outcome = Outcome::Succeeded;
+    record.leads_count = Some(leads.len() as u64);
+    let (digest, (planned, _)) = digest_and_plan(store, manifest, &record.run_id, leads);
+    let (digest, total_amount) = digest?;
+    let changes = planned?;
+    let preview = changes.preview();
+    let (new, open, resolved) = (changes.new, changes.open, changes.resolved);
+    if let Err(e) = changes.discard(store) {
+        tracing::warn!("a dry run's planned leads file remains: {e}");
+    }
+    record.leads_digest = Some(digest);
+    let entry = ledger::append(store, &entries.draft(Kind::RunFinished, record))?;
+    Ok(Ended {
+        entry,
+        new,
+        open,
+        resolved,
+        total_amount,
+        failure: None,
+        preview: preview?,
+    })
 }
 
 /// Puts a refused run on the record; the error to return.
@@ -319,6 +384,7 @@ fn commit_leads(
             resolved: changes.resolved,
             total_amount,
             failure: None,
+            preview: Vec::new(),
         }),
         // The entry is in; only its durability is in doubt.
         Err(CommitError::NotDurable(e)) => Err(e),

@@ -3,6 +3,7 @@
 use super::Ctx;
 use anyhow::{anyhow, Result};
 use jiandu::cache::ModuleCache;
+use jiandu::dataset::resolve::Reveal;
 use jiandu::run::{execute_cached, Request};
 use jiandu::runtime::Runtime;
 use jiandu::text::{printable, printable_lines};
@@ -24,6 +25,10 @@ pub struct Args {
     /// `json` prints the run's report as one JSON object.
     #[arg(long, value_enum, default_value_t)]
     format: super::output::Format,
+    /// Run on the real data and show the leads and what would change,
+    /// keeping no lead state (the ledger records the dry run).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub(super) fn parse_param(s: &str) -> Result<(String, String)> {
@@ -35,28 +40,33 @@ pub(super) fn parse_param(s: &str) -> Result<(String, String)> {
 
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let pb = super::spinner(format!("running {}", args.model));
-    let report = match &ctx.server {
-        // The served (already compiled, hot-reloaded) version.
-        Some(server) => server.run(&args.model, args.params, &ctx.operator),
-        None => {
-            let store = ctx.open()?;
-            let policy = ctx.policy(&store)?;
+    let request = Request {
+        model: args.model.clone(),
+        params: args.params.clone(),
+        operator: ctx.operator.clone(),
+    };
+    // The served (already compiled, hot-reloaded) version runs in the
+    // server; a dry run, or a run without a server, on the store.
+    let store = match (&ctx.server, args.dry_run) {
+        (Some(_), false) => None,
+        _ => Some(ctx.open()?),
+    };
+    let report = match (&ctx.server, &store) {
+        (Some(server), None) => server.run(&args.model, args.params, &ctx.operator),
+        (_, store) => {
+            let store = store.as_ref().expect("a store unless the server runs it");
+            let policy = ctx.policy(store)?;
             let runtime = Runtime::new(policy.defaults.stack_kib)?;
             // Without a cache (say, a read-only store) the model compiles.
-            let cache = ModuleCache::open(&store, &runtime)
+            let cache = ModuleCache::open(store, &runtime)
                 .inspect_err(|e| tracing::debug!("no module cache, compiling: {e}"))
                 .ok();
-            execute_cached(
-                &store,
-                &runtime,
-                &policy,
-                cache.as_ref(),
-                &Request {
-                    model: args.model,
-                    params: args.params,
-                    operator: ctx.operator.clone(),
-                },
-            )
+            let run = if args.dry_run {
+                jiandu::run::dry_run
+            } else {
+                execute_cached
+            };
+            run(store, &runtime, &policy, cache.as_ref(), &request)
         }
     };
     pb.finish_and_clear();
@@ -72,8 +82,19 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             printable(&line.message)
         );
     }
+    let preview = match (&store, args.dry_run) {
+        (Some(store), true) => jiandu::leads::for_people(store, &report.preview, Reveal::Masked)?.0,
+        _ => Vec::new(),
+    };
     if args.format == super::output::Format::Json {
         super::output::json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "would_keep": preview.iter().map(|l| serde_json::json!({
+                "subject": l.subject,
+                "status": l.status.as_str(),
+                "title": l.title,
+                "amount": l.amount,
+            })).collect::<Vec<_>>(),
             "run_id": report.run_id,
             "model": report.model,
             "model_version": report.model_version,
@@ -101,6 +122,39 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         });
     }
     match &report.failure {
+        None if args.dry_run => {
+            let rows: Vec<Vec<String>> = preview
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.status.as_str().to_string(),
+                        l.subject.clone(),
+                        l.title.clone(),
+                        l.amount.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            super::output::print(
+                args.format,
+                &["would_be", "subject", "title", "amount"],
+                &rows,
+            )?;
+            outln!(
+                "dry run {} of {}@{} in {:.2?}: {} records read, {} leads (would be new {}, open {}, resolved {}), total amount {:.2}; no lead state changed; ledger entry {}",
+                report.run_id,
+                report.model,
+                report.model_version,
+                report.elapsed,
+                report.records_read,
+                report.leads,
+                report.new,
+                report.open,
+                report.resolved,
+                report.total_amount,
+                report.entry.seq
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             outln!(
                 "run {} of {}@{} succeeded in {:.2?}: {} records read, {} leads (new {}, open {}, resolved {}), total amount {:.2}; ledger entry {}",

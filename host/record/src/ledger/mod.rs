@@ -321,6 +321,10 @@ pub struct RunRecord {
     /// leads digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reproduced: Option<bool>,
+    /// A dry run: it read the data and planned its leads, and kept no
+    /// lead state (no snapshot, no `scan_new` cursor moved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl RunRecord {
