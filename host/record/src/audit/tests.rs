@@ -41,6 +41,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
         replaces: None,
         replay_of: None,
         reproduced: None,
+        dry_run: false,
     }
 }
 
