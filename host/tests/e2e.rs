@@ -235,7 +235,7 @@ fn unknown_model_and_unknown_param_are_clear_errors() {
         .args(["run", MODEL, "--param", "ratio=lots"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(
         stderr(&out).contains("parameter `ratio`"),
         "{}",

@@ -303,7 +303,7 @@ fn huge_parameter_value_is_refused_before_the_run_starts() {
         .arg(format!("note={}", "n".repeat(100_000)))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(
         stderr(&out).contains("parameter `note` is 100000 bytes long"),
         "{}",

@@ -171,7 +171,16 @@ fn run_installed(
         operator: req.operator.clone(),
     };
 
-    // 1. Everything that can refuse the run before it starts.
+    // 1. Everything that can refuse the run before it starts: its
+    // parameters first (a usage error), then the rest.
+    if let Err(message) = manifest.resolve_params(&req.params) {
+        return Err(
+            match refuse(store, &entries, manifest, &mut record, message) {
+                Error::RunRefused { model, message } => Error::BadParams { model, message },
+                e => e,
+            },
+        );
+    }
     let prepared = prepare(store, policy, installed, req, &mut record, spill);
     let (session, limits, cursors) = match prepared {
         Ok(p) => p,

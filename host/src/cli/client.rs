@@ -261,7 +261,13 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
     };
     let (code, out, err) = sink::capture(|| finish(dispatch(&ctx, cli.command)));
     ApiResponse {
-        code: if code == ExitCode::SUCCESS { 0 } else { 1 },
+        code: if code == ExitCode::SUCCESS {
+            0
+        } else if code == ExitCode::from(2) {
+            2
+        } else {
+            1
+        },
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
     }

@@ -281,7 +281,15 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             errln!("error: {e:#}");
-            ExitCode::FAILURE
+            if matches!(
+                e.downcast_ref::<jiandu::Error>(),
+                Some(jiandu::Error::BadParams { .. })
+            ) {
+                // A usage error, like a bad flag.
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

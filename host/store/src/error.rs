@@ -42,6 +42,10 @@ pub enum Error {
     #[error("run refused for {model}: {message}")]
     RunRefused { model: String, message: String },
 
+    /// A run refused for its parameters: a usage error (exit code 2).
+    #[error("run refused for {model}: {message}")]
+    BadParams { model: String, message: String },
+
     #[error("ledger: {0}")]
     Ledger(String),
 
