@@ -493,3 +493,85 @@ fn a_dry_run_shows_what_would_change_and_keeps_no_lead_state() {
         .assert()
         .success();
 }
+
+#[test]
+fn model_new_writes_a_crate_that_builds_and_runs_as_it_is() {
+    let store = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("si.csv");
+    let mut text = String::from("credit_code,year,staff,wage_total,synthetic\n");
+    let wages = ["900.00", "1500.00", "1500.01", "20000.00"];
+    for (i, w) in wages.iter().enumerate() {
+        let code = jiandu::ids::make_credit_code("91", "350100", &format!("M000{i}00Y4"));
+        text.push_str(&format!("{code},2023,10,{w},true\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    jiandu(store.path())
+        .args(["dataset", "ingest", "social_insurance"])
+        .arg(&file)
+        .arg("--schema")
+        .arg(repo().join("datasets/social_insurance.toml"))
+        .assert()
+        .success();
+    let out = jiandu(store.path())
+        .current_dir(work.path())
+        .args([
+            "model",
+            "new",
+            "wage-check",
+            "--datasets",
+            "social_insurance",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let crate_dir = work.path().join("wage-check");
+    for f in [
+        "Cargo.toml",
+        "model.toml",
+        "src/lib.rs",
+        "src/rule.rs",
+        "README.md",
+        "schemas/social_insurance.toml",
+        "sdk/Cargo.toml",
+    ] {
+        assert!(crate_dir.join(f).is_file(), "{f} missing");
+    }
+    // The same name and version in both manifests.
+    let cargo = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let model = std::fs::read_to_string(crate_dir.join("model.toml")).unwrap();
+    assert!(cargo.contains("name = \"wage-check\"") && model.contains("name = \"wage-check\""));
+    assert!(cargo.contains("version = \"0.1.0\"") && model.contains("version = \"0.1.0\""));
+    // A second time into the same folder is refused, the crate untouched.
+    let again = jiandu(store.path())
+        .current_dir(work.path())
+        .args(["model", "new", "wage-check"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("is not empty"),
+        "{}",
+        stderr(&again)
+    );
+    // It builds and runs as it is: wage totals above the threshold are leads.
+    let out = jiandu(store.path())
+        .args(["model", "test"])
+        .arg(&crate_dir)
+        .arg("--data")
+        .arg(format!("social_insurance={}", file.display()))
+        .args(["--param", "threshold=1500", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let leads: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let amounts: Vec<&str> = leads
+        .iter()
+        .map(|l| l["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(amounts.len(), 2, "{amounts:?}");
+    assert!(
+        amounts.contains(&"1500.01") && amounts.contains(&"20000.00"),
+        "{amounts:?}"
+    );
+}

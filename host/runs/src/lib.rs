@@ -7,7 +7,8 @@
 //! files the ledger points at ([`stored`]), replaying a recorded run
 //! ([`replay`]), native runs of the same models ([`native`]), the trust
 //! store and sharing signed models between units ([`trust`], [`share`]),
-//! and trying a model on sample files in a throwaway store ([`trial`]).
+//! trying a model on sample files in a throwaway store ([`trial`]), and
+//! new model crates ([`scaffold`]).
 //!
 //! Every operation takes explicit paths and a store: the CLI and `serve`
 //! call the same functions. Depends on the store, the record and the
@@ -20,6 +21,7 @@ pub mod native;
 pub mod policy;
 pub mod replay;
 pub mod run;
+pub mod scaffold;
 pub mod share;
 pub mod stored;
 pub mod trial;

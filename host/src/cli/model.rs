@@ -24,6 +24,20 @@ pub enum Command {
         /// Folder of the model crate (Cargo.toml + model.toml).
         crate_dir: PathBuf,
     },
+    /// Start a new model crate in a new folder NAME: Cargo.toml and
+    /// model.toml with the same name and version, the SDK glue in
+    /// src/lib.rs, a pure rule with a test in src/rule.rs, a README for
+    /// prosecutors, a copy of the SDK this host was built with, and the
+    /// schemas of the --datasets this store has. It builds as it is.
+    ///
+    /// Example: `jiandu model new overdue-fees --datasets land_contracts,land_payments`
+    New {
+        /// The model's name (lowercase letters, digits, - and _): also the folder.
+        name: String,
+        /// Datasets the model reads, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        datasets: Vec<String>,
+    },
     /// Try a model crate on sample files in a throwaway store: build it,
     /// load the files, run it and print its leads. Nothing touches the
     /// store (or creates one).
@@ -114,6 +128,9 @@ fn parse_path_pair(s: &str) -> Result<(String, PathBuf)> {
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
+    if let Command::New { name, datasets } = &cmd {
+        return new_model(ctx, name, datasets);
+    }
     if let Command::Test {
         crate_dir,
         data,
@@ -147,7 +164,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             );
         }
         Command::List { format } => list(&store, format)?,
-        Command::Test { .. } => unreachable!("handled before the store is opened"),
+        Command::Test { .. } | Command::New { .. } => {
+            unreachable!("handled before the store is opened")
+        }
         Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
         Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
         Command::Show { name, format } => show(&store, &name, format)?,
@@ -282,6 +301,48 @@ fn build_checked(
     });
     pb.finish_and_clear();
     Ok(built?)
+}
+
+/// `model new`: a new model crate in the folder `name`.
+fn new_model(ctx: &Ctx, name: &str, datasets: &[String]) -> Result<ExitCode> {
+    // The store, only if there is one: for the datasets' schemas and the unit.
+    let store = if ctx.server.is_some() || ctx.store_exists() {
+        Some(ctx.open()?)
+    } else {
+        None
+    };
+    let mut reads = Vec::new();
+    for d in datasets {
+        let schema = match &store {
+            Some(s) => jiandu::dataset::head(s, d)?.map(|h| h.schema),
+            None => None,
+        };
+        reads.push(jiandu::scaffold::Reads {
+            dataset: d.clone(),
+            schema,
+        });
+    }
+    let unit = match &store {
+        Some(s) => jiandu::policy::unit_label(s, &ctx.policy(s)?)?,
+        None => "某某县人民检察院".to_string(),
+    };
+    let dir = ctx.path(name);
+    let files = jiandu::scaffold::new_model(&dir, name, &unit, &reads)?;
+    outln!("created {} ({} files):", dir.display(), files.len());
+    for f in files.iter().filter(|f| !f.starts_with("sdk")) {
+        outln!("  {}", f.display());
+    }
+    outln!("  sdk/ (the SDK this host was built with)");
+    for r in reads.iter().filter(|r| r.schema.is_none()) {
+        errln!(
+            "note: this store has no dataset `{}`: its fields are not listed in model.toml and no schema was written",
+            r.dataset
+        );
+    }
+    outln!(
+        "next: `cd {name} && cargo test`, then `jiandu model test {name} --data DATASET=FILE …`, then `jiandu model build {name}`"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `model test`: the model on sample files in a throwaway store.
