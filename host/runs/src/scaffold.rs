@@ -346,6 +346,20 @@ mod tests {
     }
 
     #[test]
+    fn the_sdk_copy_holds_every_file_of_the_sdk() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
+        for folder in ["src", "wit"] {
+            for entry in std::fs::read_dir(sdk.join(folder)).unwrap() {
+                let name = format!("{folder}/{}", entry.unwrap().file_name().to_string_lossy());
+                assert!(
+                    SDK_FILES.iter().any(|(f, _)| *f == name),
+                    "{name} is not in SDK_FILES: a new model's copy of the SDK would not build"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_folder_with_files_in_it_is_not_written_over() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
