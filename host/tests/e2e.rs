@@ -575,3 +575,56 @@ fn model_new_writes_a_crate_that_builds_and_runs_as_it_is() {
         "{amounts:?}"
     );
 }
+
+#[test]
+fn leads_show_finds_a_person_by_the_clear_id_and_reveals_it_only_on_the_record() {
+    let store = store_with_model("repeat-theft-warning");
+    let data = tempfile::tempdir().unwrap();
+    let g = jiandu_demo::generate::theft::generate(data.path(), 300, 21).unwrap();
+    common::ingest_files(store.path(), &g.files);
+    jiandu(store.path())
+        .args(["run", "repeat-theft-warning"])
+        .assert()
+        .success();
+    let person = &g.expected[0].person_id;
+    let ledger_len = || {
+        let out = jiandu(store.path())
+            .args(["audit", "log", "--format", "json"])
+            .output()
+            .unwrap();
+        common::json(&out).as_array().unwrap().len()
+    };
+    let before = ledger_len();
+    // Found by the clear ID, shown masked, nothing recorded.
+    let out = jiandu(store.path())
+        .args(["leads", "show", person])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(!shown.contains(person.as_str()), "{shown}");
+    assert!(
+        shown.contains(&person[..6]) && shown.contains("history:"),
+        "{shown}"
+    );
+    assert_eq!(ledger_len(), before);
+    // In clear: shown, and on the record first.
+    let out = jiandu(store.path())
+        .args(["leads", "show", person, "--clear", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::json(&out)["subject"], person.as_str());
+    assert_eq!(ledger_len(), before + 1);
+    // A subject nobody has is an error.
+    let out = jiandu(store.path())
+        .args(["leads", "show", "11010519491231002X"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no lead has the subject"),
+        "{}",
+        stderr(&out)
+    );
+}

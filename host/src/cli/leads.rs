@@ -26,6 +26,24 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
+    /// Show one lead: its evidence, field by field, and its history (the
+    /// runs that first produced it, last produced it, resolved it).
+    ///
+    /// SUBJECT is as `leads list` shows it (masked, for a person), or the
+    /// clear value (a citizen ID is matched through its pseudonym, never
+    /// revealed to match it). Personal data masked unless --clear.
+    ///
+    /// Example: `jiandu leads show 91650100MA7XXXXX1A --model disability-fund-arrears`
+    Show {
+        subject: String,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Show personal data in clear (on the record).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Write leads to a CSV or Excel file for case handlers, one column per
     /// evidence field (personal data masked unless --clear).
     ///
@@ -108,9 +126,112 @@ fn known_model(store: &jiandu::Store, model: &str, found: &[Lead]) -> Result<()>
     )
 }
 
+/// `leads show`: the one lead `subject` names.
+fn show(
+    ctx: &Ctx,
+    store: &Store,
+    subject: &str,
+    model: Option<String>,
+    format: Format,
+    clear: bool,
+) -> Result<()> {
+    let all = leads::list(
+        store,
+        &Filter {
+            model: model.clone(),
+            status: None,
+        },
+    )?;
+    if let Some(model) = &model {
+        known_model(store, model, &all)?;
+    }
+    // Matched as stored, as shown masked, or through the pseudonym of a
+    // clear citizen ID: nothing is revealed to find it.
+    let (masked, _) = leads::for_people(store, &all, Reveal::Masked)?;
+    let as_id = jiandu::pseudonym::Pseudonymizer::for_store(store)
+        .ok()
+        .map(|p| p.pseudonym(jiandu::mask::PersonalKind::Id, subject));
+    let found: Vec<usize> = (0..all.len())
+        .filter(|&i| {
+            all[i].subject == subject
+                || masked[i].subject == subject
+                || as_id.as_deref() == Some(all[i].subject.as_str())
+        })
+        .collect();
+    let i = match found.as_slice() {
+        [i] => *i,
+        [] => anyhow::bail!("no lead has the subject `{subject}`{}", match &model {
+            Some(m) => format!(" in {m}"),
+            None => String::new(),
+        }),
+        more => anyhow::bail!(
+            "{} leads match `{subject}` (models {}); name the model with --model, or give the subject in clear",
+            more.len(),
+            more.iter().map(|&i| all[i].model.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let lead = if clear {
+        let (shown, values) = leads::for_people(store, &all[i..=i], Reveal::Clear)?;
+        if values > 0 {
+            let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+            let disclosure = Disclosure {
+                command: "leads show".into(),
+                model: Some(all[i].model.clone()),
+                status: None,
+                output: None,
+                leads: 1,
+                values,
+            };
+            let entry = leads::record_disclosure(store, &unit, &ctx.operator, &disclosure)
+                .context("personal data is shown in clear only on the record, and the ledger could not record it")?;
+            if let Some(e) = entry {
+                errln!(
+                    "personal data shown in clear; recorded in ledger entry {}",
+                    e.seq
+                );
+            }
+        }
+        shown.into_iter().next().expect("one lead in, one out")
+    } else {
+        masked.into_iter().nth(i).expect("as many masked as listed")
+    };
+    if format == Format::Json {
+        return output::json(&lead);
+    }
+    outln!(
+        "{} — {} ({}@{})",
+        lead.subject,
+        lead.title,
+        lead.model,
+        lead.model_version
+    );
+    outln!("  status: {}", lead.status.as_str());
+    if let Some(a) = &lead.amount {
+        outln!("  amount: {a}");
+    }
+    outln!("  evidence:");
+    for e in &lead.evidence {
+        outln!("    {}: {}", e.name, e.value);
+    }
+    outln!("  history:");
+    outln!("    first produced by run {}", lead.first_run);
+    outln!("    last produced by run {}", lead.last_run);
+    if let Some(r) = &lead.resolved_by {
+        outln!("    resolved by run {r} (it no longer produced the lead)");
+    }
+    outln!("    last changed {}", lead.updated_at);
+    Ok(())
+}
+
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
+        Command::Show {
+            subject,
+            model,
+            format,
+            clear,
+        } => show(ctx, &store, &subject, model, format, clear)?,
         Command::List {
             model,
             status,
