@@ -521,6 +521,8 @@ fn a_store_folder_others_can_enter_is_warned_about_with_the_chmod_to_run() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
+    // Only commands that put something in a store create one.
+    std::fs::create_dir(&store).unwrap();
     jiandu(&store).args(["dataset", "list"]).assert().success();
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = jiandu(&store).args(["dataset", "list"]).output().unwrap();
@@ -692,6 +694,8 @@ fn a_client_that_is_not_the_stores_owner_is_refused() {
         return;
     }
     let store = dir.path().join("store");
+    // Only commands that put something in a store create one.
+    std::fs::create_dir(&store).unwrap();
     jiandu(&store).args(["dataset", "list"]).assert().success();
     // The store belongs to `nobody`; the server and this client run as root.
     let chown = Command::new("chown")
