@@ -135,7 +135,7 @@ fn error_messages_print_escaped() {
         .args(["run", "printer", "--param", "no\u{1b}[2Jsuch=1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = stderr(&out);
     assert_eq!(raw_controls(&err), Vec::<char>::new(), "{err}");
     assert!(err.contains("no\\u{1b}[2Jsuch"), "{err}");
