@@ -37,11 +37,33 @@ pub struct Item<'a> {
 /// strictly, and says why it fails. A part whose batch check fails is
 /// checked one by one (strictly) to tell its good entries from its bad.
 pub fn valid_signatures(entries: &[(&[u8], Option<&str>)], key: Option<&PublicKey>) -> Vec<bool> {
+    let with_hashes: Vec<(&[u8], Option<&str>, Option<&str>)> =
+        entries.iter().map(|(b, sig)| (*b, None, *sig)).collect();
+    valid_signatures_of(&with_hashes, key)
+}
+
+/// [`valid_signatures`] of entries given with the hash recorded beside
+/// each (bytes, recorded hash, signature): a recorded hash is taken for the
+/// signed message instead of hashing the bytes again. Sound because
+/// [`Chain::push`] checks the bytes against the recorded hash before it
+/// trusts a signature found valid here.
+pub fn valid_signatures_of(
+    entries: &[(&[u8], Option<&str>, Option<&str>)],
+    key: Option<&PublicKey>,
+) -> Vec<bool> {
     let Some(key) = key else {
         return vec![false; entries.len()];
     };
     on_every_core(entries, |part| {
-        let messages = signed_messages(part);
+        let messages: Vec<Vec<u8>> = part
+            .iter()
+            .map(|(bytes, hash, _)| match hash {
+                Some(h) => entry_message(h),
+                None => entry_message(&entry_hash(bytes)),
+            })
+            .collect();
+        let part: Vec<(&[u8], Option<&str>)> = part.iter().map(|(b, _, s)| (*b, *s)).collect();
+        let part = part.as_slice();
         if part.iter().all(|(_, sig)| sig.is_some()) {
             let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let sigs: Vec<&str> = part.iter().filter_map(|(_, sig)| *sig).collect();

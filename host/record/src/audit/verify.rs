@@ -9,7 +9,7 @@
 //! removed it. Redactions are reported, not faults.
 
 use super::central;
-use super::chain::{valid_signatures, Chain, Item, Signing};
+use super::chain::{valid_signatures_of, Chain, Item, Signing};
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
 use super::{short, Check, Fault};
@@ -170,14 +170,18 @@ fn walk(
     type Batch = Vec<(u64, std::result::Result<Stored, Fault>)>;
     let key = signing.key.as_ref();
     let check = |batch: Batch| -> (Batch, Vec<bool>) {
-        let signed: Vec<(&[u8], Option<&str>)> = batch
+        let signed: Vec<(&[u8], Option<&str>, Option<&str>)> = batch
             .iter()
             .map(|(_, s)| match s {
-                Ok(s) => (s.bytes.as_slice(), s.sig.as_deref()),
-                Err(_) => (&[][..], None),
+                Ok(s) => (
+                    s.bytes.as_slice(),
+                    s.recorded_hash.as_deref(),
+                    s.sig.as_deref(),
+                ),
+                Err(_) => (&[][..], None, None),
             })
             .collect();
-        let checked = valid_signatures(&signed, key);
+        let checked = valid_signatures_of(&signed, key);
         (batch, checked)
     };
     let mut items = items;
