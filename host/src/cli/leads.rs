@@ -102,11 +102,17 @@ fn for_people(
         leads: list.len() as u64,
         values,
     };
+    Ok((list, record(ctx, store, &disclosure)?))
+}
+
+/// Puts a showing of personal data in clear on the record before it is
+/// shown; the ledger entry, if any value was revealed.
+fn record(ctx: &Ctx, store: &Store, disclosure: &Disclosure) -> Result<Option<u64>> {
     let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
-    let entry = leads::record_disclosure(store, &unit, &ctx.operator, &disclosure).context(
+    let entry = leads::record_disclosure(store, &unit, &ctx.operator, disclosure).context(
         "personal data is shown in clear only on the record, and the ledger could not record it",
     )?;
-    Ok((list, entry.map(|e| e.seq)))
+    Ok(entry.map(|e| e.seq))
 }
 
 /// A `--model` that names no installed model and no model with leads is
@@ -172,24 +178,16 @@ fn show(
     };
     let lead = if clear {
         let (shown, values) = leads::for_people(store, &all[i..=i], Reveal::Clear)?;
-        if values > 0 {
-            let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
-            let disclosure = Disclosure {
-                command: "leads show".into(),
-                model: Some(all[i].model.clone()),
-                status: None,
-                output: None,
-                leads: 1,
-                values,
-            };
-            let entry = leads::record_disclosure(store, &unit, &ctx.operator, &disclosure)
-                .context("personal data is shown in clear only on the record, and the ledger could not record it")?;
-            if let Some(e) = entry {
-                errln!(
-                    "personal data shown in clear; recorded in ledger entry {}",
-                    e.seq
-                );
-            }
+        let disclosure = Disclosure {
+            command: "leads show".into(),
+            model: Some(all[i].model.clone()),
+            status: None,
+            output: None,
+            leads: 1,
+            values,
+        };
+        if let Some(seq) = record(ctx, store, &disclosure)? {
+            errln!("personal data shown in clear; recorded in ledger entry {seq}");
         }
         shown.into_iter().next().expect("one lead in, one out")
     } else {

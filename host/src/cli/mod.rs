@@ -141,10 +141,14 @@ impl Ctx {
         }
     }
 
-    /// Whether the store folder exists (a command that does not create a
-    /// store uses one only if it does).
-    pub fn store_exists(&self) -> bool {
-        self.store_path.exists()
+    /// The store, if there is one: for a command that uses a store when
+    /// it exists (its schemas, its policy) and works without one.
+    pub fn open_existing(&self) -> Result<Option<Store>> {
+        if self.server.is_some() || self.store_path.exists() {
+            self.open().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// `path` as given in the command's folder.

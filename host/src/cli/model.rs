@@ -306,11 +306,7 @@ fn build_checked(
 /// `model new`: a new model crate in the folder `name`.
 fn new_model(ctx: &Ctx, name: &str, datasets: &[String]) -> Result<ExitCode> {
     // The store, only if there is one: for the datasets' schemas and the unit.
-    let store = if ctx.server.is_some() || ctx.store_exists() {
-        Some(ctx.open()?)
-    } else {
-        None
-    };
+    let store = ctx.open_existing()?;
     let mut reads = Vec::new();
     for d in datasets {
         let schema = match &store {
@@ -360,10 +356,7 @@ fn test(
     use jiandu::dataset::resolve::Reveal;
     use jiandu::trial;
     // The store, only if there is one: for schemas and the policy's limits.
-    let store = match ctx.open() {
-        Ok(store) if ctx.server.is_some() || ctx.store_exists() => Some(store),
-        _ => None,
-    };
+    let store = ctx.open_existing()?;
     let mut samples = Vec::new();
     for (dataset, file) in data {
         let schema = match schemas.iter().find(|(d, _)| d == dataset) {
