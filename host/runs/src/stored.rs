@@ -25,12 +25,14 @@
 //! Every fault is reported, each with the entry it concerns and the file
 //! (and block), not only the first.
 
-use crate::audit::EntryView;
+use crate::audit::{DatasetChangeView, IngestView, SnapshotView};
+use crate::ledger::Verification;
 use crate::dataset::block::Block;
 use crate::dataset::file::{run_path, version_dir, RunFile};
 use crate::dataset::{Head, Schema, SegmentInfo, VersionInfo};
 use crate::{Result, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -103,62 +105,165 @@ struct Finished {
     digest: Option<String>,
 }
 
+/// The parts of an entry that name files. Every entry is read, so what is
+/// not kept is skipped, not copied.
+#[derive(Deserialize)]
+struct Pointing<'a> {
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    ingest: Option<IngestView>,
+    #[serde(default)]
+    dataset: Option<DatasetChangeView>,
+    #[serde(default, borrow)]
+    run: PointingRun<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PointingRun<'a> {
+    #[serde(borrow)]
+    run_id: Cow<'a, str>,
+    #[serde(borrow)]
+    datasets: Vec<PointingDataset<'a>>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    leads_snapshot: Option<SnapshotView>,
+    leads_digest: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PointingDataset<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    version: u64,
+    #[serde(borrow)]
+    digest: Cow<'a, str>,
+}
+
+/// What one entry says about files, kept from its bytes.
+enum Pointer {
+    Ingested(IngestView),
+    Pruned(DatasetChangeView),
+    Read(Vec<(String, u64, String)>),
+    Finished {
+        run_id: String,
+        snapshot: Option<(String, String)>,
+        digest: Option<String>,
+    },
+}
+
+impl Pointer {
+    /// What the entry `bytes` points at, if anything. An entry that does
+    /// not parse is the chain's fault to report.
+    fn of(bytes: &[u8]) -> Option<Pointer> {
+        let e = serde_json::from_slice::<Pointing>(bytes).ok()?;
+        if let Some(i) = e.ingest {
+            return Some(Pointer::Ingested(i));
+        }
+        match (&*e.kind, e.dataset) {
+            ("dataset-pruned", Some(d)) => return Some(Pointer::Pruned(d)),
+            ("run-started", _) => {
+                let read = e.run.datasets.into_iter();
+                return Some(Pointer::Read(
+                    read.map(|d| (d.name.into_owned(), d.version, d.digest.into_owned()))
+                        .collect(),
+                ));
+            }
+            ("run-finished", _) if e.run.outcome == "succeeded" => {}
+            _ => return None,
+        }
+        Some(Pointer::Finished {
+            run_id: e.run.run_id.into_owned(),
+            snapshot: e.run.leads_snapshot.map(|s| (s.file, s.sha256)),
+            digest: e.run.leads_digest,
+        })
+    }
+}
+
 impl Record {
     fn read(store: &Store) -> Result<Record> {
         let mut r = Record::default();
         for item in crate::ledger::entries(store, 1) {
             let (seq, bytes) = item?;
-            // An entry that does not parse is the chain's fault to report.
-            let Ok(e) = serde_json::from_slice::<EntryView>(&bytes) else {
-                continue;
-            };
-            if let Some(i) = &e.ingest {
-                r.ingested
-                    .insert((i.dataset.clone(), i.version), (seq, i.digest.clone()));
+            if let Some(p) = Pointer::of(&bytes) {
+                r.add(seq, p);
             }
-            if let (Some(d), "dataset-pruned") = (&e.dataset, e.kind.as_str()) {
+        }
+        Ok(r)
+    }
+
+    fn add(&mut self, seq: u64, pointer: Pointer) {
+        match pointer {
+            Pointer::Ingested(i) => {
+                self.ingested.insert((i.dataset, i.version), (seq, i.digest));
+            }
+            Pointer::Pruned(d) => {
                 for p in &d.pruned {
-                    r.pruned.insert((d.dataset.clone(), p.version), seq);
+                    self.pruned.insert((d.dataset.clone(), p.version), seq);
                 }
             }
-            if e.kind == "run-started" {
-                for d in &e.run.datasets {
-                    r.read
-                        .entry((d.name.clone(), d.version))
+            Pointer::Read(read) => {
+                for (name, version, digest) in read {
+                    self.read
+                        .entry((name, version))
                         .or_default()
-                        .push((seq, d.digest.clone()));
+                        .push((seq, digest));
                 }
             }
-            if e.kind == "run-finished" && e.run.outcome == "succeeded" {
-                r.finished.insert(
-                    e.run.run_id.clone(),
+            Pointer::Finished {
+                run_id,
+                snapshot,
+                digest,
+            } => {
+                self.finished.insert(
+                    run_id,
                     Finished {
                         seq,
-                        snapshot: e
-                            .run
-                            .leads_snapshot
-                            .as_ref()
-                            .map(|s| (s.file.clone(), s.sha256.clone())),
-                        digest: e.run.leads_digest.clone(),
+                        snapshot,
+                        digest,
                     },
                 );
             }
         }
-        Ok(r)
     }
 }
 
 /// Checks the leads files and dataset blocks this store's ledger points
 /// at; with `quick`, leads files and block CRCs only.
 pub fn verify(store: &Store, quick: bool) -> Result<Files> {
-    let record = Record::read(store)?;
+    check(store, &Record::read(store)?, quick)
+}
+
+fn check(store: &Store, record: &Record, quick: bool) -> Result<Files> {
     let mut files = Files {
         quick,
         ..Files::default()
     };
-    leads(store, &record, quick, &mut files)?;
-    data(store, &record, quick, &mut files)?;
+    leads(store, record, quick, &mut files)?;
+    data(store, record, quick, &mut files)?;
     Ok(files)
+}
+
+/// `jiandu audit verify` of this store: the chain, then the files its
+/// entries point at, reading the ledger once (what the files need is
+/// gathered beside the chain's walk). After a fault in the chain the
+/// ledger is read again whole, so the files are still checked against
+/// every entry.
+pub fn verify_with_ledger(store: &Store, quick: bool) -> Result<(Verification, Files)> {
+    let (chain, pointers) =
+        crate::audit::verify::local_observed(store, &|_, bytes| Pointer::of(bytes))?;
+    let record = if chain.problem.is_none() {
+        let mut r = Record::default();
+        for (seq, p) in pointers {
+            r.add(seq, p);
+        }
+        r
+    } else {
+        Record::read(store)?
+    };
+    Ok((chain, check(store, &record, quick)?))
 }
 
 /// sha256 of the file at `path`, read in pieces.

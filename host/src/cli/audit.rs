@@ -890,18 +890,18 @@ fn verify(
                 audit::verify::central(store, &u)?,
             ));
         }
-    } else {
-        results.push(("ledger".into(), jiandu::audit::verify::local(store)?));
     }
     let files = if local {
         let pb = super::spinner(if quick {
-            "checking leads files and block CRCs".to_string()
+            "checking the ledger, leads files and block CRCs".to_string()
         } else {
-            "checking leads files, dataset blocks and digests".to_string()
+            "checking the ledger, leads files, dataset blocks and digests".to_string()
         });
-        let files = jiandu::stored::verify(store, quick);
+        let checked = jiandu::stored::verify_with_ledger(store, quick);
         pb.finish_and_clear();
-        Some(files?)
+        let (ledger, files) = checked?;
+        results.push(("ledger".into(), ledger));
+        Some(files)
     } else {
         None
     };

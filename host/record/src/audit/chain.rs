@@ -106,7 +106,10 @@ fn strictly(part: &[(&[u8], Option<&str>)], messages: &[Vec<u8>], key: &PublicKe
 
 /// `check` over `entries` in as many parts as there are cores, side by
 /// side; the answers in order.
-fn on_every_core<T: Sync>(entries: &[T], check: impl Fn(&[T]) -> Vec<bool> + Sync) -> Vec<bool> {
+pub fn on_every_core<T: Sync, R: Send>(
+    entries: &[T],
+    check: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || entries.len() < 64 {
         return check(entries);
@@ -138,6 +141,23 @@ impl Signing {
         Signing {
             key,
             who: who.into(),
+        }
+    }
+}
+
+/// What the walk learns of an entry from its bytes alone, independent of
+/// every other entry: its hash and its links. A long walk computes these
+/// on every core ahead of the (ordered) walk.
+pub struct Prepared {
+    link: Result<Link, String>,
+    hash: String,
+}
+
+impl Prepared {
+    pub fn of(bytes: &[u8]) -> Prepared {
+        Prepared {
+            link: serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            hash: entry_hash(bytes),
         }
     }
 }
@@ -218,6 +238,17 @@ impl Chain {
 
     /// Checks the next entry; returns its hash.
     pub fn push(&mut self, item: &Item, signing: &Signing) -> Result<[u8; 32], Fault> {
+        self.push_prepared(item, Prepared::of(item.bytes), signing)
+    }
+
+    /// [`Chain::push`] with the entry's bytes already hashed and parsed
+    /// ([`Prepared::of`] the same bytes, on another thread).
+    pub fn push_prepared(
+        &mut self,
+        item: &Item,
+        prepared: Prepared,
+        signing: &Signing,
+    ) -> Result<[u8; 32], Fault> {
         let expected = self.next_seq;
         let seq = item.seq;
         if seq != expected {
@@ -237,7 +268,8 @@ impl Chain {
             };
             return Err(Fault::new(expected, Check::Sequence, message));
         }
-        let link: Link = serde_json::from_slice(item.bytes).map_err(|e| {
+        let Prepared { link, hash } = prepared;
+        let link = link.map_err(|e| {
             Fault::new(
                 seq,
                 Check::Parse,
@@ -251,7 +283,6 @@ impl Chain {
                 format!("the entry in place {seq} says it is entry {}", link.seq),
             ));
         }
-        let hash = entry_hash(item.bytes);
         if let Some(recorded) = item.recorded_hash {
             if recorded != hash {
                 return Err(Fault::new(

@@ -287,6 +287,36 @@ fn local_edits_are_named_with_the_check_they_fail() {
 }
 
 #[test]
+fn an_observed_walk_sees_every_verified_entry_once_in_order_and_none_past_a_fault() {
+    let (_d, s) = busy_unit("温宿县人民检察院", "C1");
+    let kinds = |bytes: &[u8]| {
+        let e: crate::audit::EntryView = serde_json::from_slice(bytes).unwrap();
+        Some(e.kind)
+    };
+    let (v, seen) = crate::audit::verify::local_observed(&s, &|_, b| kinds(b)).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    let expected: Vec<(u64, String)> = ledger::entries(&s, 1)
+        .map(|item| {
+            let (seq, bytes) = item.unwrap();
+            (seq, kinds(&bytes).unwrap())
+        })
+        .collect();
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen, expected);
+    assert_eq!(v.entries, crate::audit::verify::local(&s).unwrap().entries);
+
+    // An edited entry 3: the walk stops there, and observes only 1 and 2.
+    let key = 3u64.to_be_bytes();
+    let mut bytes = s.ledger.get(key).unwrap().unwrap().to_vec();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x01;
+    s.ledger.insert(key, bytes).unwrap();
+    let (v, seen) = crate::audit::verify::local_observed(&s, &|_, b| Some(b.len())).unwrap();
+    assert_eq!(v.problem.map(|p| p.seq), Some(3));
+    assert_eq!(seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
 fn an_entry_written_around_the_ledger_head_is_named() {
     let (_d, s) = busy_unit("温宿县人民检察院", "C1");
     let bytes = s.ledger.get(6u64.to_be_bytes()).unwrap().unwrap();

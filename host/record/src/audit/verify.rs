@@ -9,7 +9,7 @@
 //! removed it. Redactions are reported, not faults.
 
 use super::central;
-use super::chain::{valid_signatures_of, Chain, Item, Signing};
+use super::chain::{on_every_core, valid_signatures_of, Chain, Item, Prepared, Signing};
 use super::merkle::Tree;
 use super::units::RegisteredUnit;
 use super::{short, Check, Fault};
@@ -76,6 +76,12 @@ struct Texts {
 
 impl Texts {
     fn add(&mut self, seq: u64, bytes: &[u8]) {
+        // Most entries say nothing about model text: looking for the two
+        // keys first spares parsing them again.
+        let says = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
+        if !says(b"\"message_sha256\"") && !says(b"\"redaction\"") {
+            return;
+        }
         let Ok(link) = serde_json::from_slice::<TextLink>(bytes) else {
             return;
         };
@@ -137,14 +143,25 @@ impl Texts {
 /// Entries whose signatures are checked together, ahead of the walk.
 const BATCH: usize = 4096;
 
+/// Reads an entry's bytes (with its sequence number) beside the walk, on
+/// its worker threads, for a caller that wants something of every entry
+/// the walk reaches: one pass over the ledger instead of two.
+pub type Observe<'o, T> = &'o (dyn Fn(u64, &[u8]) -> Option<T> + Sync);
+
+/// What a walk found, and what its observer kept of each entry it passed
+/// (in order).
+type Walked<T> = (Chain, Tree, u64, u64, Option<Fault>, Vec<(u64, T)>);
+
 /// Walks `items` (entries from 1, in stored order) and the checkpoints
 /// that cover them; stops at the first fault.
-fn walk(
+fn walk<T: Send>(
     items: impl Iterator<Item = Result<(u64, std::result::Result<Stored, Fault>)>>,
     checkpoints: &Checkpoints,
     signing: &Signing,
     texts: &mut Texts,
-) -> Result<(Chain, Tree, u64, u64, Option<Fault>)> {
+    observe: Observe<'_, T>,
+) -> Result<Walked<T>> {
+    let mut observed = Vec::new();
     let mut chain = Chain::new();
     let mut tree = Tree::new();
     let mut count = 0u64;
@@ -162,14 +179,15 @@ fn walk(
         Some(Fault::new(size, Check::Checkpoint, why))
     };
     if let Some(f) = check_at(0, &tree) {
-        return Ok((chain, tree, count, good, Some(f)));
+        return Ok((chain, tree, count, good, Some(f), observed));
     }
     good += u64::from(checkpoints.contains_key(&0));
     // Signatures are checked ahead on other threads, a batch at a time,
     // while the walk (in order) goes through the batch before.
     type Batch = Vec<(u64, std::result::Result<Stored, Fault>)>;
     let key = signing.key.as_ref();
-    let check = |batch: Batch| -> (Batch, Vec<bool>) {
+    type Ahead<T> = (Prepared, Option<T>);
+    let check = |batch: Batch| -> (Batch, Vec<Ahead<T>>, Vec<bool>) {
         let signed: Vec<(&[u8], Option<&str>, Option<&str>)> = batch
             .iter()
             .map(|(_, s)| match s {
@@ -182,7 +200,15 @@ fn walk(
             })
             .collect();
         let checked = valid_signatures_of(&signed, key);
-        (batch, checked)
+        let prepared = on_every_core(&batch, |part| {
+            part.iter()
+                .map(|(seq, stored)| match stored {
+                    Ok(s) => (Prepared::of(&s.bytes), observe(*seq, &s.bytes)),
+                    Err(_) => (Prepared::of(&[]), None),
+                })
+                .collect()
+        });
+        (batch, prepared, checked)
     };
     let mut items = items;
     let mut read = |n: usize| -> Result<Batch> { items.by_ref().take(n).collect() };
@@ -194,14 +220,16 @@ fn walk(
             if !next.is_empty() {
                 ahead = Some(scope.spawn(move || check(next)));
             }
-            let (batch, checked) = job.join().expect("signature checks do not panic");
-            for ((seq, stored), sig_checked) in batch.into_iter().zip(checked) {
+            let (batch, prepared, checked) = job.join().expect("signature checks do not panic");
+            for (((seq, stored), (prepared, seen)), sig_checked) in
+                batch.into_iter().zip(prepared).zip(checked)
+            {
                 count += 1;
                 let stored = match stored {
                     Ok(s) => s,
-                    Err(f) => return Ok((chain, tree, count, good, Some(f))),
+                    Err(f) => return Ok((chain, tree, count, good, Some(f), observed)),
                 };
-                let pushed = chain.push(
+                let pushed = chain.push_prepared(
                     &Item {
                         seq,
                         bytes: &stored.bytes,
@@ -209,20 +237,22 @@ fn walk(
                         sig: stored.sig.as_deref(),
                         sig_checked,
                     },
+                    prepared,
                     signing,
                 );
                 match pushed {
                     Ok(hash) => tree.push(hash),
-                    Err(f) => return Ok((chain, tree, count, good, Some(f))),
+                    Err(f) => return Ok((chain, tree, count, good, Some(f), observed)),
                 }
+                observed.extend(seen.map(|t| (seq, t)));
                 texts.add(seq, &stored.bytes);
                 if let Some(f) = check_at(seq, &tree) {
-                    return Ok((chain, tree, count, good, Some(f)));
+                    return Ok((chain, tree, count, good, Some(f), observed));
                 }
                 good += u64::from(checkpoints.contains_key(&seq));
             }
         }
-        Ok((chain, tree, count, good, None))
+        Ok((chain, tree, count, good, None, observed))
     })
 }
 
@@ -275,7 +305,25 @@ pub fn local(store: &Store) -> Result<Verification> {
     Ok(local_walk(store)?.verification)
 }
 
+/// [`local`], with `observe` reading every entry the walk verifies (beside
+/// the walk, on its worker threads); what it returned, by entry, in order.
+/// Entries after a fault are not observed.
+pub fn local_observed<T: Send>(
+    store: &Store,
+    observe: Observe<'_, T>,
+) -> Result<(Verification, Vec<(u64, T)>)> {
+    let (walk, observed) = local_walk_observed(store, observe)?;
+    Ok((walk.verification, observed))
+}
+
 pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
+    Ok(local_walk_observed(store, &|_, _| None::<()>)?.0)
+}
+
+fn local_walk_observed<T: Send>(
+    store: &Store,
+    observe: Observe<'_, T>,
+) -> Result<(Walk, Vec<(u64, T)>)> {
     let unit = crate::unit::current(store)?;
     let key = match &unit {
         Some(u) => Some(PublicKey::parse(&u.public_key).map_err(|e| {
@@ -318,7 +366,8 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
             ))
         });
     let mut texts = Texts::default();
-    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing, &mut texts)?;
+    let (chain, tree, count, good, fault, observed) =
+        walk(items, &checkpoints, &signing, &mut texts, observe)?;
     let moved_past =
         |n: u64| -> Result<bool> { Ok(ledger::head(store)?.is_some_and(|(seq, _)| seq >= n)) };
     let mut fault = fault;
@@ -371,7 +420,7 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
     if fault.is_none() {
         fault = texts.check(store)?;
     }
-    Ok(finish(
+    let walk = finish(
         &chain,
         tree,
         count,
@@ -380,7 +429,8 @@ pub(crate) fn local_walk(store: &Store) -> Result<Walk> {
         head_hash,
         fault,
         texts,
-    ))
+    );
+    Ok((walk, observed))
 }
 
 /// Checks the head of a ledger whose entries verified up to the one it
@@ -475,7 +525,8 @@ pub fn central(store: &Store, unit: &RegisteredUnit) -> Result<Verification> {
     // Imports carry entries, not the text beside them: only redactions
     // are gathered here.
     let mut texts = Texts::default();
-    let (chain, tree, count, good, fault) = walk(items, &checkpoints, &signing, &mut texts)?;
+    let (chain, tree, count, good, fault, _) =
+        walk(items, &checkpoints, &signing, &mut texts, &|_, _| None::<()>)?;
     let covered = checkpoints.keys().next_back().copied().unwrap_or(0);
     let fault = fault
         .or_else(|| {
