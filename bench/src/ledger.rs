@@ -183,7 +183,11 @@ pub fn measure(dir: &Path, entries: u64, progress: &mut dyn FnMut(&str)) -> Resu
     let t = Instant::now();
     let (v, files) = jiandu::stored::verify_with_ledger(&store, false)?;
     let verify = t.elapsed();
-    ensure!(files.faults.is_empty(), "files do not verify: {:?}", files.faults);
+    ensure!(
+        files.faults.is_empty(),
+        "files do not verify: {:?}",
+        files.faults
+    );
     ensure!(
         v.problem.is_none(),
         "the ledger does not verify: {:?}",

@@ -26,14 +26,14 @@
 //! (and block), not only the first.
 
 use crate::audit::{DatasetChangeView, IngestView, SnapshotView};
-use crate::ledger::Verification;
 use crate::dataset::block::Block;
 use crate::dataset::file::{run_path, version_dir, RunFile};
 use crate::dataset::{Head, Schema, SegmentInfo, VersionInfo};
+use crate::ledger::Verification;
 use crate::{Result, Store};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -197,7 +197,8 @@ impl Record {
     fn add(&mut self, seq: u64, pointer: Pointer) {
         match pointer {
             Pointer::Ingested(i) => {
-                self.ingested.insert((i.dataset, i.version), (seq, i.digest));
+                self.ingested
+                    .insert((i.dataset, i.version), (seq, i.digest));
             }
             Pointer::Pruned(d) => {
                 for p in &d.pruned {

@@ -174,6 +174,9 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
             l.blank
         );
     }
+    if let Some(encoding) = &report.encoding {
+        outln!("  read as {encoding}");
+    }
     if let (Some(old), false) = (&before, a.append) {
         // A whole file replaces the dataset's content: say what it
         // replaced, and how to get it back.

@@ -349,13 +349,27 @@ fn local_walk_observed<T: Send>(
     let head = full_head.as_ref().map(|h| (h.seq, h.hash.clone()));
     let head_hash = head.as_ref().map(|h| h.1.clone());
     let limit = head.as_ref().map_or(0, |h| h.0);
+    // Seals are read beside the entries, in the same key order, rather
+    // than looked up one by one.
+    let mut seals = ledger::seals(store).peekable();
     let items = ledger::entries(store, 1)
         .take_while(|item| item.as_ref().map_or(true, |(seq, _)| *seq <= limit))
-        .map(|item| {
+        .map(move |item| {
             let (seq, bytes) = item?;
+            while seals
+                .peek()
+                .is_some_and(|s| s.as_ref().is_ok_and(|(at, _)| *at < seq))
+            {
+                seals.next();
+            }
+            let sealed = match seals.peek() {
+                Some(Ok((at, _))) if *at == seq => seals.next().transpose()?.map(|(_, raw)| raw),
+                Some(Err(_)) => return Err(seals.next().and_then(|s| s.err()).expect("an error")),
+                _ => None,
+            };
             Ok((
                 seq,
-                match ledger::seal(store, seq)? {
+                match ledger::parse_seal(seq, sealed.as_deref()) {
                     Ok(seal) => Ok(Stored {
                         bytes,
                         recorded_hash: seal.as_ref().map(|s| s.hash.clone()),
@@ -525,8 +539,13 @@ pub fn central(store: &Store, unit: &RegisteredUnit) -> Result<Verification> {
     // Imports carry entries, not the text beside them: only redactions
     // are gathered here.
     let mut texts = Texts::default();
-    let (chain, tree, count, good, fault, _) =
-        walk(items, &checkpoints, &signing, &mut texts, &|_, _| None::<()>)?;
+    let (chain, tree, count, good, fault, _) = walk(
+        items,
+        &checkpoints,
+        &signing,
+        &mut texts,
+        &|_, _| None::<()>,
+    )?;
     let covered = checkpoints.keys().next_back().copied().unwrap_or(0);
     let fault = fault
         .or_else(|| {

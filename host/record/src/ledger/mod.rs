@@ -782,11 +782,33 @@ pub fn dataset_ingested(unit: String, dataset: &str, info: &crate::dataset::Vers
 
 /// The seal kept beside entry `seq`, if any.
 pub fn seal(store: &Store, seq: u64) -> Result<std::result::Result<Option<Seal>, String>> {
-    Ok(match store.ledger_sig.get(seq.to_be_bytes())? {
+    Ok(parse_seal(
+        seq,
+        store.ledger_sig.get(seq.to_be_bytes())?.as_deref(),
+    ))
+}
+
+/// The seal of entry `seq` from its stored bytes, if it has any.
+pub fn parse_seal(seq: u64, raw: Option<&[u8]>) -> std::result::Result<Option<Seal>, String> {
+    match raw {
         None => Ok(None),
-        Some(v) => serde_json::from_slice(&v)
+        Some(v) => serde_json::from_slice(v)
             .map(Some)
             .map_err(|e| format!("the seal of entry {seq} is unreadable: {e}")),
+    }
+}
+
+/// Every stored seal, in entry order: (sequence number, its bytes).
+pub fn seals(store: &Store) -> impl Iterator<Item = Result<(u64, sled::IVec)>> + '_ {
+    store.ledger_sig.iter().map(|item| {
+        let (k, v) = item?;
+        let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+            Error::Ledger(format!(
+                "a seal key of {} bytes is not a sequence number",
+                k.len()
+            ))
+        })?);
+        Ok((seq, v))
     })
 }
 

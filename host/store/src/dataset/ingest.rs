@@ -3,6 +3,8 @@
 //! dataset's schema, committed as a new version only if every row is valid.
 
 use super::schema::{Check, Field, FieldType, Schema};
+use super::sort::{Merged, Sorter};
+use super::stream::{Chunker, Decoding};
 use super::{join_key, NewVersion, SortedRows, VersionInfo};
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{encode_into, Value};
@@ -119,6 +121,8 @@ pub struct Report {
     pub warning_count: usize,
     /// Where every line of a CSV file went.
     pub lines: Option<LineAccount>,
+    /// How a CSV file's text was decoded.
+    pub encoding: Option<String>,
 }
 
 /// Every physical line of a CSV file, accounted for: the header, one
@@ -132,68 +136,6 @@ pub struct LineAccount {
     /// Line breaks inside quoted fields (the header's included).
     pub continuations: u64,
     pub blank: u64,
-}
-
-impl LineAccount {
-    /// Counts the lines of CSV `text` as the csv reader splits them (`\r\n`,
-    /// `\n` or a lone `\r` ends a line), with `records` records read after
-    /// a one-line header; why not, if they do not add up.
-    pub fn of(text: &str, records: u64) -> std::result::Result<LineAccount, String> {
-        let mut account = LineAccount {
-            lines: 0,
-            header: 1,
-            records,
-            continuations: 0,
-            blank: 0,
-        };
-        let bytes = text.as_bytes();
-        let (mut quoted, mut field_start, mut line_empty) = (false, true, true);
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b == b'\r' || b == b'\n' {
-                if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                account.lines += 1;
-                if quoted {
-                    account.continuations += 1;
-                } else {
-                    if line_empty {
-                        account.blank += 1;
-                    }
-                    field_start = true;
-                }
-                line_empty = true;
-                i += 1;
-                continue;
-            }
-            line_empty = false;
-            if b == b'"' {
-                if quoted && bytes.get(i + 1) == Some(&b'"') {
-                    i += 2;
-                    continue;
-                }
-                if quoted || field_start {
-                    quoted = !quoted;
-                }
-            }
-            field_start = !quoted && b == b',';
-            i += 1;
-        }
-        if !line_empty {
-            account.lines += 1;
-        }
-        let counted = account.header + account.records + account.continuations + account.blank;
-        if counted == account.lines {
-            Ok(account)
-        } else {
-            Err(format!(
-                "the file has {} lines, but {counted} are accounted for (the header, {} records, {} continuation lines inside quoted fields, {} blank lines): lines would be lost; nothing was ingested",
-                account.lines, account.records, account.continuations, account.blank
-            ))
-        }
-    }
 }
 
 /// Parses, validates and stores `path` as a new version of dataset `name`,
@@ -221,38 +163,33 @@ pub fn stage(
             &registered
         }
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    // Hashing a large file takes a while: do it beside the parse.
-    let (parsed, source_sha256) = std::thread::scope(|scope| {
-        let sha256 = scope.spawn(|| hex::encode(Sha256::digest(&bytes)));
-        let parsed = parse(schema, path, &bytes, opts);
-        (parsed, sha256.join().expect("hashing does not panic"))
-    });
-    let parsed = parsed?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let read = read(schema, path, &mut file, opts, &store.root().join("tmp"))?;
     let staged = super::stage_version(
         store,
         name,
-        parsed.rows,
+        read.rows,
         NewVersion {
             append: opts.append,
             schema: opts.schema.as_ref(),
             source: &path.display().to_string(),
-            source_sha256,
+            source_sha256: read.sha256,
             operator: &opts.operator,
-            warnings: parsed.warning_count as u64,
+            warnings: read.warning_count as u64,
         },
     )?;
     let report = Report {
         dataset: name.to_string(),
         version: staged.info.clone(),
-        warnings: parsed.warnings,
-        warning_count: parsed.warning_count,
-        lines: parsed.lines,
+        warnings: read.warnings,
+        warning_count: read.warning_count,
+        lines: read.lines,
+        encoding: read.encoding,
     };
     Ok((staged, report))
 }
 
-/// A file parsed and validated, not yet stored.
+/// A file parsed and validated, its rows in memory ([`parse`]).
 #[derive(Debug)]
 pub struct Parsed {
     pub rows: SortedRows,
@@ -260,6 +197,19 @@ pub struct Parsed {
     pub warning_count: usize,
     /// Where every line of a CSV file went.
     pub lines: Option<LineAccount>,
+}
+
+/// A file read and validated, its rows sorted externally ([`read`]).
+pub struct Validated {
+    pub rows: Rows,
+    pub warnings: Vec<RowError>,
+    pub warning_count: usize,
+    /// Where every line of a CSV file went.
+    pub lines: Option<LineAccount>,
+    /// How the text was decoded (CSV).
+    pub encoding: Option<String>,
+    /// The sha256 of the file's bytes.
+    pub sha256: String,
 }
 
 /// Collects row problems up to the limit.
@@ -322,34 +272,75 @@ impl Problems {
     }
 }
 
-/// Parses and validates a whole file; any bad row rejects the file.
+/// Parses and validates a whole file held in memory, its rows read back
+/// into memory in key order; any bad row (a repeated key included)
+/// rejects the file. Ingest itself streams ([`read`]).
 pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Result<Parsed> {
+    let mut input = bytes;
+    let read = read(schema, path, &mut input, opts, &std::env::temp_dir())?;
+    Ok(Parsed {
+        rows: read.rows.collect()?,
+        warnings: read.warnings,
+        warning_count: read.warning_count,
+        lines: read.lines,
+    })
+}
+
+/// Reads and validates a whole file from `input`, a chunk at a time, its
+/// rows sorted externally (runs spilled under `tmp`); any bad row rejects
+/// the file, except a repeated key, which writing the rows finds.
+pub fn read(
+    schema: &Schema,
+    path: &Path,
+    input: &mut dyn std::io::Read,
+    opts: &Options,
+    tmp: &Path,
+) -> Result<Validated> {
     let format = opts
         .format
         .or_else(|| Format::from_path(path))
         .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl|xlsx"))?;
     let mut problems = Problems::new(opts.max_errors);
-    let mut builder = RowBuilder::new(schema);
-    let mut csv_text = None;
-    match format {
+    let mut builder = RowBuilder::new(schema, tmp, true);
+    let (mut lines, mut encoding) = (None, None);
+    let sha256 = match format {
         Format::Csv => {
-            let text = decode_text(path, bytes, opts.encoding)?;
-            let parts = if text.len() < PARALLEL_CSV_BYTES {
-                1
-            } else {
-                std::thread::available_parallelism().map_or(1, usize::from)
-            };
-            read_csv(schema, path, &text, parts, &mut builder, &mut problems)?;
-            csv_text = Some(text);
+            let mut chunker = Chunker::new(input, path, true);
+            let mut decoding = Decoding::new(opts.encoding);
+            let records = read_csv(
+                schema,
+                path,
+                &mut chunker,
+                &mut decoding,
+                tmp,
+                &mut builder,
+                &mut problems,
+            )?;
+            encoding = Some(decoding.describe());
+            if problems.total == 0 {
+                lines = Some(
+                    chunker
+                        .scanner()
+                        .account(records)
+                        .map_err(|why| Error::file(path, why))?,
+                );
+            }
+            chunker.sha256()
         }
         Format::Jsonl => {
-            let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
-                .map_err(|e| Error::file(path, format!("JSON Lines must be UTF-8: {e}")))?;
-            read_jsonl(path, text, &mut builder, &mut problems)?;
+            let mut chunker = Chunker::new(input, path, false);
+            read_jsonl(path, &mut chunker, &mut builder, &mut problems)?;
+            chunker.sha256()
         }
-        Format::Xlsx => read_xlsx(schema, path, bytes, &mut builder, &mut problems)?,
-    }
-    let rows = builder.finish(&mut problems);
+        Format::Xlsx => {
+            let mut bytes = Vec::new();
+            input
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::file(path, e))?;
+            read_xlsx(schema, path, &bytes, &mut builder, &mut problems)?;
+            hex::encode(Sha256::digest(&bytes))
+        }
+    };
     if problems.total > 0 {
         return Err(Error::IngestRejected {
             file: path.to_path_buf(),
@@ -357,210 +348,127 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
             total: problems.total,
         });
     }
-    let lines = csv_text
-        .map(|text| LineAccount::of(&text, rows.rows.len() as u64))
-        .transpose()
-        .map_err(|why| Error::file(path, why))?;
-    Ok(Parsed {
-        rows,
+    Ok(Validated {
+        rows: builder.finish(path, opts.max_errors)?,
         warnings: problems.warnings,
         warning_count: problems.warning_count,
         lines,
+        encoding,
+        sha256,
     })
 }
 
-/// Decodes CSV text: BOM → UTF-8; valid UTF-8 → UTF-8; otherwise GBK.
+/// Decodes CSV text held whole: BOM → UTF-8; valid UTF-8 → UTF-8;
+/// mostly UTF-8 → refused (damaged UTF-8, named by line); otherwise GBK.
 pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Result<Cow<'a, str>> {
-    let gbk = |bytes: &'a [u8]| -> Result<Cow<'a, str>> {
-        let (text, had_errors) = encoding_rs::GBK.decode_without_bom_handling(bytes);
-        if had_errors {
-            return Err(Error::file(
-                path,
-                "is neither valid UTF-8 nor valid GBK; use --encoding",
-            ));
-        }
-        Ok(text)
-    };
-    match encoding {
-        Encoding::Gbk => gbk(bytes),
-        Encoding::Utf8 | Encoding::Auto => {
-            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            match std::str::from_utf8(body) {
-                Ok(s) => Ok(Cow::Borrowed(s)),
-                Err(e) if encoding == Encoding::Utf8 || mostly_utf8(body) => {
-                    Err(not_utf8(path, body, &e))
-                }
-                Err(_) => gbk(bytes),
-            }
-        }
-    }
+    Decoding::new(encoding).decode(path, bytes, true, 0)
 }
 
-/// Whether text that is not valid UTF-8 is still mostly UTF-8: most of its
-/// non-ASCII bytes form valid UTF-8 characters. Such a file is UTF-8 with
-/// a few damaged bytes, not GBK (whose bytes seldom happen to be valid
-/// UTF-8), and reading it as GBK would turn every character into another.
-fn mostly_utf8(bytes: &[u8]) -> bool {
-    let (mut valid, mut invalid) = (0usize, 0usize);
-    for chunk in bytes.utf8_chunks() {
-        valid += chunk.valid().bytes().filter(|b| !b.is_ascii()).count();
-        invalid += chunk.invalid().len();
-    }
-    valid > 0 && valid >= invalid * 4
-}
-
-/// An invalid UTF-8 sequence, named by line and byte of the line.
-fn not_utf8(path: &Path, body: &[u8], e: &std::str::Utf8Error) -> Error {
-    let at = e.valid_up_to();
-    let before = &body[..at];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    Error::file(
-        path,
-        format!(
-            "line {line}: is not valid UTF-8 (byte {} of the line, 0x{:02X}); fix the file, or if it is GBK, ingest it with --encoding gbk",
-            at - line_start + 1,
-            body[at]
-        ),
-    )
-}
-
-/// Where a quoted field that is never closed opens in `text`, read as the
-/// csv reader reads it: a field is quoted when it starts with `"`, `""`
-/// inside it is a quote, and anything after its closing quote belongs to
-/// it. Such a field runs to the end of the file, swallowing every line
-/// after it.
-fn unclosed_quote(text: &[u8]) -> Option<usize> {
-    #[derive(Clone, Copy)]
-    enum State {
-        FieldStart,
-        Plain,
-        Quoted(usize),
-        QuoteInQuoted(usize),
-    }
-    let ends_field = |b: u8| matches!(b, b',' | b'\n' | b'\r');
-    let mut state = State::FieldStart;
-    for (i, &b) in text.iter().enumerate() {
-        state = match state {
-            State::FieldStart if b == b'"' => State::Quoted(i),
-            State::FieldStart | State::Plain | State::QuoteInQuoted(_) if ends_field(b) => {
-                State::FieldStart
-            }
-            State::QuoteInQuoted(at) if b == b'"' => State::Quoted(at),
-            State::FieldStart | State::Plain | State::QuoteInQuoted(_) => State::Plain,
-            State::Quoted(at) if b == b'"' => State::QuoteInQuoted(at),
-            State::Quoted(at) => State::Quoted(at),
-        };
-    }
-    match state {
-        State::Quoted(at) => Some(at),
-        _ => None,
-    }
-}
-
-/// CSV text at least this large is read by a thread per core.
-const PARALLEL_CSV_BYTES: usize = 4 << 20;
-
-/// Reads CSV text, in up to `parts` parts read by threads of their own
-/// (see [`split_lines`]); rows, problems and line numbers are the same as
-/// from one reader.
+/// Reads a CSV file chunk by chunk: the header and the first chunk on
+/// this thread, then as many chunks at a time as there are cores, each
+/// by a thread of its own, their rows appended in file order. Returns the
+/// records read (for the line account).
 fn read_csv(
     schema: &Schema,
     path: &Path,
-    text: &str,
-    parts: usize,
+    chunker: &mut Chunker,
+    decoding: &mut Decoding,
+    tmp: &Path,
     builder: &mut RowBuilder,
     problems: &mut Problems,
-) -> Result<()> {
-    let parts = split_lines(text, parts);
-    let mut reader = csv_reader(parts[0], true);
+) -> Result<u64> {
+    let first = chunker.next_chunk()?.expect("a file has a first chunk");
+    let open_quote = |c: &Chunker, last: bool| if last { c.scanner().open_quote() } else { None };
+    let text = decoding.decode(path, &first.bytes, true, 0)?;
+    let mut reader = csv_reader(&text, true);
     let headers = reader
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
         .clone();
+    let part = Part {
+        text: &text,
+        lines_before: 0,
+        open_quote: open_quote(chunker, first.last),
+        total_lines: chunker.scanner().lines_seen(),
+    };
+    if let Some(opened) = part.open_quote {
+        if reader.position().byte() as usize >= text.len() {
+            // The header itself runs to the end in an open quote.
+            never_closed(problems, opened, part.total_lines);
+            return Ok(0);
+        }
+    }
     let columns = map_header(schema, headers.iter(), 1, problems);
     if problems.total > 0 {
-        return Ok(());
+        return Ok(0);
     }
-    let (width, max_errors) = (headers.len(), problems.max);
-    std::thread::scope(|scope| {
-        let others: Vec<_> = parts[1..]
-            .iter()
-            .map(|part| {
-                let columns = &columns;
-                scope.spawn(move || {
-                    let mut builder = RowBuilder::new(schema);
-                    let mut problems = Problems::new(max_errors);
-                    let mut reader = csv_reader(part, false);
-                    let read = read_rows(
-                        part,
-                        &mut reader,
-                        width,
-                        columns,
-                        &mut builder,
-                        &mut problems,
-                    );
-                    (read, builder, problems)
+    let width = headers.len();
+    let mut reached = read_rows(&part, &mut reader, width, &columns, builder, problems);
+    let mut records = reached.records;
+    drop(reader);
+    drop(text);
+    let mut last = first.last;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    while !last && reached.complete {
+        let mut group = Vec::with_capacity(threads);
+        while group.len() < threads && !last {
+            let chunk = chunker.next_chunk()?.expect("chunks until the last");
+            last = chunk.last;
+            group.push((chunk, open_quote(chunker, last)));
+        }
+        let total_lines = chunker.scanner().lines_seen();
+        let mut texts = Vec::with_capacity(group.len());
+        for (chunk, _) in &group {
+            texts.push(decoding.decode(path, &chunk.bytes, false, chunk.lines_before)?);
+        }
+        let max_errors = problems.max;
+        let results = std::thread::scope(|scope| {
+            let jobs: Vec<_> = group
+                .iter()
+                .zip(&texts)
+                .map(|((chunk, quote), text)| {
+                    let columns = &columns;
+                    scope.spawn(move || {
+                        let mut local = RowBuilder::new(schema, tmp, false);
+                        let mut local_problems = Problems::new(max_errors);
+                        let mut reader = csv_reader(text, false);
+                        let part = Part {
+                            text,
+                            lines_before: chunk.lines_before,
+                            open_quote: *quote,
+                            total_lines,
+                        };
+                        let reached = read_rows(
+                            &part,
+                            &mut reader,
+                            width,
+                            columns,
+                            &mut local,
+                            &mut local_problems,
+                        );
+                        (reached, local, local_problems)
+                    })
                 })
-            })
-            .collect();
-        let mut read = read_rows(parts[0], &mut reader, width, &columns, builder, problems);
-        for other in others {
-            let (other_read, other_builder, other_problems) =
-                other.join().expect("reading rows does not panic");
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("reading rows does not panic"))
+                .collect::<Vec<_>>()
+        });
+        for (part_reached, local, local_problems) in results {
             // Past an unreadable record the file is not read, as when one
             // reader reads it all.
-            if read.complete {
-                let line_offset = read.lines - 1;
-                builder.append(other_builder, line_offset);
-                problems.append(other_problems, line_offset);
-                read = Read {
-                    lines: line_offset + other_read.lines,
-                    complete: other_read.complete,
-                };
+            if !reached.complete {
+                break;
             }
+            builder
+                .append(local, 0)
+                .map_err(|e| Error::file(path, format!("cannot sort the rows: {e}")))?;
+            problems.append(local_problems, 0);
+            records += part_reached.records;
+            reached = part_reached;
         }
-    });
-    Ok(())
-}
-
-/// Splits CSV text into up to `parts` parts of about the same size, if it
-/// has no quotes (then every line end ends a record; else it is one part).
-/// A part starts right after the byte that ends a record (the `\r` of
-/// `\r\n`), where a reader of the whole text would start reading its next
-/// record, so that the lines a reader of the part counts add up to the
-/// same numbers.
-fn split_lines(text: &str, parts: usize) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    if parts <= 1 || bytes.contains(&b'"') {
-        return vec![text];
     }
-    let line_end = |b: u8| b == b'\n' || b == b'\r';
-    let mut chunks = Vec::with_capacity(parts);
-    let mut start = 0;
-    for i in 1..parts {
-        let target = (bytes.len() * i / parts).max(start + 1);
-        if target >= bytes.len() {
-            break;
-        }
-        let Some(found) = bytes[target..].iter().position(|&b| b == b'\n') else {
-            break;
-        };
-        let mut end = target + found;
-        while end > start && line_end(bytes[end - 1]) {
-            end -= 1;
-        }
-        if end == start {
-            break;
-        }
-        chunks.push(&text[start..=end]);
-        start = end + 1;
-    }
-    chunks.push(&text[start..]);
-    chunks
+    Ok(records)
 }
 
 fn csv_reader(text: &str, has_headers: bool) -> csv::Reader<&[u8]> {
@@ -570,63 +478,116 @@ fn csv_reader(text: &str, has_headers: bool) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
-/// How far a reader got: the line it stopped on, and whether that is the
+/// One chunk of a CSV file as its reader sees it.
+struct Part<'t> {
+    text: &'t str,
+    /// Line ends before it in the file.
+    lines_before: u64,
+    /// For the last chunk: the line an unclosed quote opened on.
+    open_quote: Option<u64>,
+    /// Line ends in the file so far.
+    total_lines: u64,
+}
+
+/// How far a reader got: the records it read, and whether it reached the
 /// end of its text rather than an unreadable record.
-struct Read {
-    lines: u64,
+struct Reached {
+    records: u64,
     complete: bool,
 }
 
-/// The line a record starts on, from the reader's position of it in
-/// `text`. The csv reader counts a line when it consumes a `\n`, but it
-/// ends a record on the `\r` of a `\r\n` and starts the next one on the
-/// `\n` (BurntSushi/rust-csv#395); so do blank lines. Line breaks between
-/// the reported position and the record's first character are counted here.
-fn record_line(text: &str, pos: &csv::Position) -> u64 {
-    let rest = text
-        .as_bytes()
-        .get(pos.byte() as usize..)
-        .unwrap_or_default();
-    let skipped = rest
-        .iter()
-        .take_while(|b| matches!(b, b'\r' | b'\n'))
-        .filter(|b| **b == b'\n')
-        .count();
-    pos.line() + skipped as u64
+/// Line numbers of records in a text, counted as the scanner counts them
+/// (`\r\n`, `\n` or a lone `\r` ends a line): the csv reader's own line
+/// count knows only `\n`, and it reports a record as starting on the line
+/// end before it (BurntSushi/rust-csv#395).
+struct LineCounter {
+    /// Bytes counted, and line ends among them.
+    pos: usize,
+    ends: u64,
 }
 
-/// Reads the records of `reader` (over `text`), `width` cells each, into
-/// `builder`.
+impl LineCounter {
+    fn new() -> LineCounter {
+        LineCounter { pos: 0, ends: 0 }
+    }
+
+    /// The line (from 1, within `text`) of the record the reader places at
+    /// byte `at`: line ends before its first character are counted.
+    fn line_of(&mut self, text: &[u8], at: usize) -> u64 {
+        let mut start = at.max(self.pos);
+        while start < text.len() && matches!(text[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        let mut i = self.pos;
+        while let Some(found) = memchr::memchr2(b'\r', b'\n', &text[i..start]) {
+            let at = i + found;
+            // The `\n` of a `\r\n` ends no line of its own.
+            if !(text[at] == b'\n' && at > 0 && text[at - 1] == b'\r') {
+                self.ends += 1;
+            }
+            i = at + 1;
+        }
+        self.pos = start;
+        self.ends + 1
+    }
+}
+
+/// A quote that opened on line `opened` and never closes.
+fn never_closed(problems: &mut Problems, opened: u64, total_lines: u64) {
+    let swallowed = total_lines.saturating_sub(opened);
+    problems.error(
+        opened,
+        None,
+        format!(
+            "a quote opens here and is never closed: the {swallowed} line(s) after it would be read as part of one field; close the quote (a quote inside a quoted field is written \"\")"
+        ),
+    );
+}
+
+/// Reads the records of `reader` (over `part`), `width` cells each, into
+/// `builder`, lines numbered in the whole file.
 fn read_rows(
-    text: &str,
+    part: &Part,
     reader: &mut csv::Reader<&[u8]>,
     width: usize,
     columns: &[Option<usize>],
     builder: &mut RowBuilder,
     problems: &mut Problems,
-) -> Read {
+) -> Reached {
     let mut record = csv::StringRecord::new();
-    let mut last_start = 0;
+    let mut records = 0;
+    let mut lines = LineCounter::new();
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                problems.error(line, None, format!("unreadable CSV: {e}"));
-                return Read {
-                    lines: line,
+                problems.error(
+                    part.lines_before + line,
+                    None,
+                    format!("unreadable CSV: {e}"),
+                );
+                return Reached {
+                    records,
                     complete: false,
                 };
             }
         }
-        last_start = record.position().map_or(0, |p| p.byte() as usize);
-        if reader.position().byte() as usize >= text.len() {
-            if let Some(read) = refuse_unclosed_quote(text, last_start, problems) {
-                return read;
+        if let Some(opened) = part.open_quote {
+            if reader.position().byte() as usize >= part.text.len() {
+                // The last record runs to the end of the file inside a
+                // quote that never closes: refused where the quote opens.
+                never_closed(problems, opened, part.total_lines);
+                return Reached {
+                    records,
+                    complete: false,
+                };
             }
         }
-        let line = record.position().map_or(0, |p| record_line(text, p));
+        records += 1;
+        let start = record.position().map_or(0, |p| p.byte() as usize);
+        let line = part.lines_before + lines.line_of(part.text.as_bytes(), start);
         if record.len() != width {
             problems.error(
                 line,
@@ -638,41 +599,10 @@ fn read_rows(
         let cells: Vec<Option<&str>> = columns.iter().map(|c| c.map(|c| &record[c])).collect();
         builder.add(line, &cells, problems);
     }
-    if let Some(read) = refuse_unclosed_quote(text, last_start, problems) {
-        return read;
-    }
-    Read {
-        lines: reader.position().line(),
+    Reached {
+        records,
         complete: true,
     }
-}
-
-/// A quote that never closes makes the rest of the file one field of the
-/// last record (the one starting at byte `start`): refused at the line the
-/// quote opens on, not stored as one long value.
-fn refuse_unclosed_quote(text: &str, start: usize, problems: &mut Problems) -> Option<Read> {
-    let at = start + unclosed_quote(&text.as_bytes()[start..])?;
-    let line = text.as_bytes()[..at]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count() as u64
-        + 1;
-    let swallowed = text[at..]
-        .trim_end_matches(['\r', '\n'])
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count();
-    problems.error(
-        line,
-        None,
-        format!(
-            "a quote opens here and is never closed: the {swallowed} line(s) after it would be read as part of one field; close the quote (a quote inside a quoted field is written \"\")"
-        ),
-    );
-    Some(Read {
-        lines: line,
-        complete: false,
-    })
 }
 
 /// Column position of each schema field, from a header row (found on
@@ -891,12 +821,12 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
     })
 }
 
-/// Reads JSON Lines: one object per line, each field's value under its
-/// name (else its first alias present); keys the schema does not know are
-/// skipped without building a value for them.
+/// Reads JSON Lines (UTF-8), a chunk at a time: one object per line, each
+/// field's value under its name (else its first alias present); keys the
+/// schema does not know are skipped without building a value for them.
 fn read_jsonl(
     path: &Path,
-    text: &str,
+    chunker: &mut Chunker,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
@@ -907,52 +837,68 @@ fn read_jsonl(
         }
     }
     let fields = builder.schema.fields.len();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut de = serde_json::Deserializer::from_str(line);
-        let read = serde::de::DeserializeSeed::deserialize(
-            JsonLine {
-                names: &names,
-                fields,
-            },
-            &mut de,
-        )
-        .and_then(|cells| de.end().map(|()| cells));
-        let cells = match read {
-            Ok(cells) => cells,
-            Err(e) => {
-                problems.error(line_no, None, format!("not a JSON object: {e}"));
+    let mut decoding = Decoding::new(Encoding::Utf8);
+    while let Some(chunk) = chunker.next_chunk()? {
+        let text = decoding
+            .decode(path, &chunk.bytes, chunk.first, chunk.lines_before)
+            .map_err(|e| match e {
+                Error::File { path, message } => Error::File {
+                    path,
+                    message: format!("JSON Lines must be UTF-8: {message}"),
+                },
+                other => other,
+            })?;
+        for (i, line) in text.lines().enumerate() {
+            let line_no = chunk.lines_before + i as u64 + 1;
+            if line.trim().is_empty() {
                 continue;
             }
-        };
-        let mut bad = false;
-        for (f, cell) in builder.schema.fields.iter().zip(&cells) {
-            if let Some((_, JsonCell::Nested(kind))) = cell {
-                problems.error(
-                    line_no,
-                    Some(&f.name),
-                    format!("a nested {kind} is not allowed"),
-                );
-                bad = true;
-            }
+            read_json_line(line, line_no, &names, fields, builder, problems);
         }
-        if bad {
-            continue;
-        }
-        let cells: Vec<Option<&str>> = cells
-            .iter()
-            .map(|c| match c {
-                Some((_, JsonCell::Text(t))) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect();
-        builder.add(line_no, &cells, problems);
     }
-    let _ = path;
     Ok(())
+}
+
+fn read_json_line(
+    line: &str,
+    line_no: u64,
+    names: &HashMap<&str, (usize, usize)>,
+    fields: usize,
+    builder: &mut RowBuilder,
+    problems: &mut Problems,
+) {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let read = serde::de::DeserializeSeed::deserialize(JsonLine { names, fields }, &mut de)
+        .and_then(|cells| de.end().map(|()| cells));
+    let cells = match read {
+        Ok(cells) => cells,
+        Err(e) => {
+            problems.error(line_no, None, format!("not a JSON object: {e}"));
+            return;
+        }
+    };
+    let mut bad = false;
+    for (f, cell) in builder.schema.fields.iter().zip(&cells) {
+        if let Some((_, JsonCell::Nested(kind))) = cell {
+            problems.error(
+                line_no,
+                Some(&f.name),
+                format!("a nested {kind} is not allowed"),
+            );
+            bad = true;
+        }
+    }
+    if bad {
+        return;
+    }
+    let cells: Vec<Option<&str>> = cells
+        .iter()
+        .map(|c| match c {
+            Some((_, JsonCell::Text(t))) => Some(t.as_ref()),
+            _ => None,
+        })
+        .collect();
+    builder.add(line_no, &cells, problems);
 }
 
 /// One field's value on a JSON line.
@@ -1134,111 +1080,149 @@ impl<'de> serde::de::Visitor<'de> for JsonScalar {
     }
 }
 
-/// Validates cells, encodes records and collects index entries.
+/// Validates cells, encodes records and collects index entries, each
+/// into an external sort ([`Sorter`]) so that memory stays bounded.
 struct RowBuilder<'s> {
     schema: &'s Schema,
     key_fields: Vec<usize>,
-    indexes: Vec<IndexBuilder>,
-    /// Valid rows in file order: (primary key, encoded record).
-    rows: Vec<(String, Vec<u8>)>,
-    /// The line each of `rows` came from.
-    lines: Vec<u64>,
+    /// Per schema index: (name, field, its (value, 0, primary key) entries).
+    indexes: Vec<(String, usize, Sorter)>,
+    /// Valid rows: (primary key, line, encoded record).
+    records: Sorter,
     /// Scratch buffers reused from row to row.
     record: Vec<u8>,
     text: String,
+    /// The first failure to spill a sorted run (disk full, say).
+    failed: Option<std::io::Error>,
 }
 
-/// The entries of one secondary index while rows are added. Values are
-/// interned: an indexed field often has a handful of distinct values over
-/// millions of rows, and sorting by a value's rank and the row's position
-/// is far cheaper than sorting (value, key) string pairs.
-struct IndexBuilder {
-    name: String,
-    field: usize,
-    ids: HashMap<Box<str>, u32>,
-    /// Per row of [`RowBuilder::rows`]: the id of its value, if it has one,
-    /// and a copy of its key (empty without a value). The copy is made as
-    /// the row is added, while the key is in the cache; copying it in key
-    /// order later means a cache miss per row.
-    row_values: Vec<Option<u32>>,
-    keys: Vec<String>,
+/// Memory the records of one ingest may hold before they are sorted and
+/// spilled to disk, and the indexes' entries together.
+const RECORDS_BUDGET: usize = 64 << 20;
+const INDEXES_BUDGET: usize = 32 << 20;
+
+/// Rows read and validated, sorted externally: what a new version is
+/// written from ([`super::stage_version`]).
+pub struct Rows {
+    /// (primary key, line, encoded record); a key may repeat here, which
+    /// writing the version reports as duplicate rows.
+    pub records: Sorter,
+    /// Per index: (value, 0, primary key).
+    pub indexes: BTreeMap<String, Sorter>,
+    /// The file the rows came from, and how many bad rows to describe.
+    pub file: PathBuf,
+    pub max_errors: usize,
 }
 
-impl IndexBuilder {
-    fn intern(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
+impl Rows {
+    /// Rows already sorted in memory, as a source for writing.
+    pub fn from_sorted(rows: &SortedRows, file: &Path, tmp: &Path) -> Result<Rows> {
+        let io = |e: std::io::Error| Error::file(file, e);
+        let mut records = Sorter::new(tmp, usize::MAX);
+        for (line, (k, r)) in rows.rows.iter().enumerate() {
+            records.push(k.as_bytes(), line as u64 + 2, r).map_err(io)?;
         }
-        let id = u32::try_from(self.ids.len())
-            .expect("fewer than 2³² distinct values: each is a row held in memory");
-        self.ids.insert(value.into(), id);
-        id
+        let mut indexes = BTreeMap::new();
+        for (name, entries) in &rows.indexes {
+            let mut s = Sorter::new(tmp, usize::MAX);
+            for (v, k) in entries {
+                s.push(v.as_bytes(), 0, k.as_bytes()).map_err(io)?;
+            }
+            indexes.insert(name.clone(), s);
+        }
+        Ok(Rows {
+            records,
+            indexes,
+            file: file.to_path_buf(),
+            max_errors: DEFAULT_MAX_ERRORS,
+        })
     }
 
-    fn push(&mut self, value: Option<&str>, key: &str) {
-        let id = value.map(|v| self.intern(v));
-        self.row_values.push(id);
-        self.keys
-            .push(id.map_or_else(String::new, |_| key.to_string()));
-    }
-
-    /// Adds the rows of `other`, which follow.
-    fn append(&mut self, other: IndexBuilder) {
-        let mut ids = vec![0; other.ids.len()];
-        for (value, id) in &other.ids {
-            ids[*id as usize] = self.intern(value);
-        }
-        self.row_values.extend(
-            other
-                .row_values
-                .into_iter()
-                .map(|v| v.map(|id| ids[id as usize])),
-        );
-        self.keys.extend(other.keys);
-    }
-
-    /// The (value, primary key) entries, sorted, given the rows' positions
-    /// in key order (`order[p]` is the row at sorted position `p`).
-    fn finish(mut self, order: &[usize]) -> Vec<(String, String)> {
-        let mut values: Vec<(Box<str>, u32)> = self.ids.into_iter().collect();
-        values.sort_unstable();
-        let mut rank = vec![0; values.len()];
-        for (r, (_, id)) in values.iter().enumerate() {
-            rank[*id as usize] = r;
-        }
-        // The rows' ranks and keys in key order, each gathered by a loop of
-        // its own so that its cache misses overlap.
-        let ranks: Vec<Option<usize>> = order
-            .iter()
-            .map(|&row| self.row_values[row].map(|id| rank[id as usize]))
-            .collect();
-        let mut keys: Vec<String> = order
-            .iter()
-            .map(|&row| std::mem::take(&mut self.keys[row]))
-            .collect();
-        // A counting sort by rank keeps each value's keys in key order.
-        let mut start = vec![0; values.len() + 1];
-        for r in ranks.iter().flatten() {
-            start[r + 1] += 1;
-        }
-        for r in 1..start.len() {
-            start[r] += start[r - 1];
-        }
-        let mut next = start.clone();
-        let mut positions = vec![0; start[values.len()]];
-        for (p, r) in ranks.iter().enumerate() {
-            if let Some(r) = *r {
-                positions[next[r]] = p;
-                next[r] += 1;
+    /// Reads every row into memory in key order; a repeated key is a bad
+    /// row (what writing a version reports too).
+    pub fn collect(self) -> Result<SortedRows> {
+        let io = |e: std::io::Error| Error::file(&self.file, e);
+        let mut problems = Problems::new(self.max_errors);
+        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut unique = Unique::new(self.records.finish().map_err(io)?);
+        while let Some(step) = unique.next().map_err(io)? {
+            match step {
+                Step::Record(e) => rows.push((
+                    String::from_utf8_lossy(e.key).into_owned(),
+                    e.value.to_vec(),
+                )),
+                Step::Duplicate { line, message } => problems.error(line, None, message),
             }
         }
-        let mut entries = Vec::with_capacity(positions.len());
-        for (r, (value, _)) in values.iter().enumerate() {
-            for &p in &positions[start[r]..start[r + 1]] {
-                entries.push((value.to_string(), std::mem::take(&mut keys[p])));
-            }
+        if problems.total > 0 {
+            return Err(Error::IngestRejected {
+                file: self.file,
+                errors: problems.errors,
+                total: problems.total,
+            });
         }
-        entries
+        let mut indexes = BTreeMap::new();
+        for (name, sorter) in self.indexes {
+            let mut merged = sorter.finish().map_err(io)?;
+            let mut entries = Vec::new();
+            while let Some(e) = merged.next().map_err(io)? {
+                entries.push((
+                    String::from_utf8_lossy(e.key).into_owned(),
+                    String::from_utf8_lossy(e.value).into_owned(),
+                ));
+            }
+            indexes.insert(name, entries);
+        }
+        Ok(SortedRows { rows, indexes })
+    }
+}
+
+/// One step through records in key order: a record whose key is new, or
+/// a row that repeats the key before it.
+pub enum Step<'a> {
+    Record(super::sort::Entry<'a>),
+    Duplicate { line: u64, message: String },
+}
+
+/// Records in key order with repeated keys told apart (reported on the
+/// later line, naming the first).
+pub struct Unique {
+    merged: Merged,
+    last: Vec<u8>,
+    last_line: u64,
+    started: bool,
+}
+
+impl Unique {
+    pub fn new(merged: Merged) -> Unique {
+        Unique {
+            merged,
+            last: Vec::new(),
+            last_line: 0,
+            started: false,
+        }
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> std::io::Result<Option<Step<'_>>> {
+        let Some(e) = self.merged.next()? else {
+            return Ok(None);
+        };
+        if self.started && e.key == self.last.as_slice() {
+            let key = String::from_utf8_lossy(e.key).replace(super::block::KEY_SEP, "+");
+            return Ok(Some(Step::Duplicate {
+                line: e.tag,
+                message: format!(
+                    "duplicate primary key `{key}` (also on line {})",
+                    self.last_line
+                ),
+            }));
+        }
+        self.started = true;
+        self.last.clear();
+        self.last.extend_from_slice(e.key);
+        self.last_line = e.tag;
+        Ok(Some(Step::Record(e)))
     }
 }
 
@@ -1256,25 +1240,33 @@ enum Cell<'a> {
 }
 
 impl<'s> RowBuilder<'s> {
-    fn new(schema: &'s Schema) -> Self {
+    /// A builder spilling to `tmp` past the ingest's budgets; `budget`
+    /// `false`: never spilling (one chunk's rows, appended to one that does).
+    fn new(schema: &'s Schema, tmp: &Path, budget: bool) -> Self {
+        let indexes = schema.indexes.len().max(1);
+        let (records, index) = if budget {
+            (RECORDS_BUDGET, INDEXES_BUDGET / indexes)
+        } else {
+            (usize::MAX, usize::MAX)
+        };
         RowBuilder {
             schema,
             key_fields: schema.key_indexes(),
             indexes: schema
                 .indexes
                 .iter()
-                .map(|(name, f)| IndexBuilder {
-                    name: name.clone(),
-                    field: schema.field_index(f).expect("checked at parse"),
-                    ids: HashMap::new(),
-                    row_values: Vec::new(),
-                    keys: Vec::new(),
+                .map(|(name, f)| {
+                    (
+                        name.clone(),
+                        schema.field_index(f).expect("checked at parse"),
+                        Sorter::new(tmp, index),
+                    )
                 })
                 .collect(),
-            rows: Vec::new(),
-            lines: Vec::new(),
+            records: Sorter::new(tmp, records),
             record: Vec::new(),
             text: String::new(),
+            failed: None,
         }
     }
 
@@ -1326,110 +1318,59 @@ impl<'s> RowBuilder<'s> {
             problems.error(line, None, e.to_string());
             return;
         }
-        for index in &mut self.indexes {
-            let value = match &cells[index.field] {
-                Cell::Null => None,
-                Cell::Str(s) => Some(*s),
-                Cell::Decimal(s) | Cell::Date(s) => Some(&**s),
+        for (_, field, entries) in &mut self.indexes {
+            let value = match &cells[*field] {
+                Cell::Null => continue,
+                Cell::Str(s) => *s,
+                Cell::Decimal(s) | Cell::Date(s) => &**s,
                 other => {
                     self.text.clear();
                     self.text
                         .push_str(&cell_text(other).expect("not null, so it has a text"));
-                    Some(self.text.as_str())
+                    self.text.as_str()
                 }
             };
-            index.push(value, &key);
+            if let Err(e) = entries.push(value.as_bytes(), 0, key.as_bytes()) {
+                self.failed.get_or_insert(e);
+            }
         }
-        self.rows.push((key, self.record.clone()));
-        self.lines.push(line);
+        if let Err(e) = self.records.push(key.as_bytes(), line, &self.record) {
+            self.failed.get_or_insert(e);
+        }
     }
 
     /// Adds the rows of `other`, which follow, numbered from their own
     /// part of the file: `line_offset` lines precede it.
-    fn append(&mut self, other: RowBuilder, line_offset: u64) {
-        self.rows.extend(other.rows);
-        self.lines
-            .extend(other.lines.into_iter().map(|l| l + line_offset));
-        for (index, other) in self.indexes.iter_mut().zip(other.indexes) {
-            index.append(other);
+    fn append(&mut self, other: RowBuilder, line_offset: u64) -> std::io::Result<()> {
+        if let Some(e) = other.failed {
+            return Err(e);
         }
+        self.records.append(other.records, line_offset)?;
+        for (mine, theirs) in self.indexes.iter_mut().zip(other.indexes) {
+            mine.2.append(theirs.2, 0)?;
+        }
+        Ok(())
     }
 
-    fn finish(self, problems: &mut Problems) -> SortedRows {
-        let RowBuilder {
-            schema,
-            indexes,
-            mut rows,
-            lines,
-            ..
-        } = self;
-        // Sort row numbers by key, comparing a big-endian prefix of the key
-        // first; the file order breaks ties so that duplicates are reported
-        // in the order of their lines.
-        let mut by_key: Vec<(u128, usize)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _))| (key_prefix(key), i))
-            .collect();
-        by_key.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| rows[a.1].0.cmp(&rows[b.1].0))
-                .then(a.1.cmp(&b.1))
-        });
-        for pair in by_key.windows(2) {
-            let ((prefix, first), (next_prefix, second)) = (pair[0], pair[1]);
-            if prefix == next_prefix && rows[first].0 == rows[second].0 {
-                problems.error(
-                    lines[second],
-                    Some(&schema.primary_key.join("+")),
-                    format!(
-                        "duplicate primary key `{}` (also on line {})",
-                        rows[second].0.replace(super::block::KEY_SEP, "+"),
-                        lines[first]
-                    ),
-                );
-            }
+    fn finish(self, file: &Path, max_errors: usize) -> Result<Rows> {
+        if let Some(e) = self.failed {
+            return Err(Error::file(file, format!("cannot sort the rows: {e}")));
         }
-        let order: Vec<usize> = by_key.into_iter().map(|(_, i)| i).collect();
-        if problems.total > 0 {
-            // The file is refused: nothing to sort for.
-            return SortedRows {
-                rows: Vec::new(),
-                indexes: BTreeMap::new(),
-            };
-        }
-        // Each index is built by a thread of its own beside the rows.
-        std::thread::scope(|scope| {
-            let indexes: Vec<_> = indexes
+        Ok(Rows {
+            records: self.records,
+            indexes: self
+                .indexes
                 .into_iter()
-                .filter(|index| index.row_values.iter().any(Option::is_some))
-                .map(|index| {
-                    let order = &order;
-                    scope.spawn(move || (index.name.clone(), index.finish(order)))
-                })
-                .collect();
-            let rows = order
-                .iter()
-                .map(|&i| std::mem::take(&mut rows[i]))
-                .collect();
-            let indexes = indexes
-                .into_iter()
-                .map(|index| index.join().expect("building an index does not panic"))
-                .collect();
-            SortedRows { rows, indexes }
+                .map(|(name, _, entries)| (name, entries))
+                .collect(),
+            file: file.to_path_buf(),
+            max_errors,
         })
     }
 }
 
 /// The first 16 bytes of `key`, zero-padded, as a big-endian number: keys
 /// whose prefixes differ compare as their prefixes do.
-fn key_prefix(key: &str) -> u128 {
-    let mut prefix = [0; 16];
-    let n = key.len().min(16);
-    prefix[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u128::from_be_bytes(prefix)
-}
-
 fn cell_text<'a>(cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
     match cell {
         Cell::Null => None,
@@ -1558,6 +1499,7 @@ pub fn schema_path(dir: &Path, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::stream::Scanner;
 
     fn schema() -> Schema {
         Schema::parse(
@@ -1594,6 +1536,12 @@ by_name = "name"
             operator: "tester".into(),
             ..Options::default()
         }
+    }
+
+    fn account_of(text: &str, records: u64) -> std::result::Result<LineAccount, String> {
+        let mut s = Scanner::new(true);
+        s.scan(text.as_bytes());
+        s.account(records)
     }
 
     fn rejection(text: &[u8], opts: &Options) -> Vec<RowError> {
@@ -1641,10 +1589,10 @@ by_name = "name"
             })
         );
         // A file without a final line break, and one with a bare CR.
-        let account = LineAccount::of("h\r1\r2", 2).unwrap();
+        let account = account_of("h\r1\r2", 2).unwrap();
         assert_eq!((account.lines, account.blank), (3, 0));
         // A count that does not add up is refused, with the counts.
-        let err = LineAccount::of("h\n1\n2\n", 1).unwrap_err();
+        let err = account_of("h\n1\n2\n", 1).unwrap_err();
         assert!(
             err.contains("the file has 3 lines, but 2 are accounted for"),
             "{err}"
@@ -1706,10 +1654,15 @@ by_name = "name"
                 Err(e) => panic!("{text:?}: {e}"),
             }
         }
-        assert_eq!(unclosed_quote(b"a,\"b\"\"\",c"), None);
-        assert_eq!(unclosed_quote(b"a,\"b\"x\"y,c"), None);
-        assert_eq!(unclosed_quote(b"a,\"b\"\",c"), Some(2));
-        assert_eq!(unclosed_quote(b"\""), Some(0));
+        let open = |text: &[u8]| {
+            let mut s = Scanner::new(true);
+            s.scan(text);
+            s.open_quote()
+        };
+        assert_eq!(open(b"a,\"b\"\"\",c"), None);
+        assert_eq!(open(b"a,\"b\"x\"y,c"), None);
+        assert_eq!(open(b"h\na,\"b\"\",c"), Some(2));
+        assert_eq!(open(b"\""), Some(1));
     }
 
     #[test]
@@ -1960,30 +1913,37 @@ by_name = "name"
         );
     }
 
-    /// Everything reading `text` in `parts` parts gives.
-    fn read_in_parts(text: &str, parts: usize) -> String {
+    /// Everything reading `text` `read_size` bytes at a time gives.
+    fn read_in_chunks(text: &str, read_size: usize) -> String {
         let schema = schema();
-        let mut builder = RowBuilder::new(&schema);
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = RowBuilder::new(&schema, dir.path(), true);
         let mut problems = Problems::new(5);
-        read_csv(
+        let mut input = text.as_bytes();
+        let path = Path::new("p.csv");
+        let mut chunker = Chunker::new(&mut input, path, true).with_read_size(read_size);
+        let mut decoding = Decoding::new(Encoding::Auto);
+        let records = read_csv(
             &schema,
-            Path::new("p.csv"),
-            text,
-            parts,
+            path,
+            &mut chunker,
+            &mut decoding,
+            dir.path(),
             &mut builder,
             &mut problems,
         )
         .unwrap();
-        let rows = builder.finish(&mut problems);
+        let rows = builder.finish(path, 5).unwrap().collect();
+        let account = chunker.scanner().account(records);
         format!(
-            "{:?} {} {:?} {} {rows:?}",
+            "{:?} {} {:?} {} {rows:?} {account:?}",
             problems.errors, problems.total, problems.warnings, problems.warning_count
         )
     }
 
     #[test]
-    fn csv_read_in_parts_gives_the_same_rows_problems_and_lines() {
-        for newline in ["\n", "\r\n"] {
+    fn csv_read_in_chunks_gives_the_same_rows_problems_and_lines() {
+        for newline in ["\n", "\r\n", "\r"] {
             for bad in [false, true] {
                 let mut lines = vec!["id,name,paid,born,extra".to_string()];
                 for i in 0..60 {
@@ -1992,23 +1952,31 @@ by_name = "name"
                         23 if bad => "K003,dup,1,,x".into(),
                         31 if bad => "K031,a,1,,x,y".into(),
                         12 | 40 => String::new(),
+                        17 => format!("K017,\"two{newline}lines, \"\"quoted\"\"\",1,,x"),
                         _ => format!("K{i:03},n{},{i}.5,2024/01/{:02},x", i % 3, i % 28 + 1),
                     });
                 }
                 let text = lines.join(newline) + newline;
-                assert_eq!(split_lines(&text, 4).len(), 4);
-                let whole = read_in_parts(&text, 1);
+                let whole = read_in_chunks(&text, 1 << 20);
                 assert!(whole.contains("duplicate primary key") == bad, "{whole}");
-                for parts in 2..=7 {
-                    assert_eq!(read_in_parts(&text, parts), whole, "{parts} parts");
+                assert!(whole.contains("continuations: 1"), "{whole}");
+                for read_size in [1, 2, 3, 7, 16, 50, 99, 400] {
+                    let chunked = read_in_chunks(&text, read_size);
+                    // Compared without printing both (they are long).
+                    let differs = chunked
+                        .split(' ')
+                        .zip(whole.split(' '))
+                        .find(|(a, b)| a != b);
+                    assert!(chunked == whole, "{newline:?} by {read_size}: {differs:?}");
                 }
+                // Warnings are numbered by the lines of the file, whatever
+                // ends them (line 3 is the second record: K001).
+                assert!(
+                    whole.contains("line: 3, field: Some(\"id\")"),
+                    "{newline:?}"
+                );
             }
         }
-    }
-
-    #[test]
-    fn csv_with_quotes_is_read_in_one_part() {
-        assert_eq!(split_lines("id,name\n\"A\nB\",x\nC,y\n", 2).len(), 1);
     }
 
     #[test]
@@ -2022,29 +1990,6 @@ by_name = "name"
             .map(|(v, k)| (v.as_str(), k.as_str()))
             .collect();
         assert_eq!(entries, [("a", "B"), ("b", "A"), ("b", "C"), ("b", "E")]);
-    }
-
-    #[test]
-    fn keys_sort_by_prefix_as_by_text() {
-        let mut keys = vec![
-            "",
-            "a",
-            "a\u{1f}b",
-            "aaaaaaaaaaaaaaaa",
-            "aaaaaaaaaaaaaaaab",
-            "aaaaaaaaaaaaaaaaa",
-            "aaaaaaaaaaaaaaab",
-            "b",
-            "张三",
-            "张三\u{1f}1",
-            "91652922YMW0000001",
-            "91652922YMW0000001X",
-            "91652922YMW000000",
-        ];
-        let mut by_prefix = keys.clone();
-        by_prefix.sort_by(|a, b| key_prefix(a).cmp(&key_prefix(b)).then(a.cmp(b)));
-        keys.sort();
-        assert_eq!(by_prefix, keys);
     }
 
     fn decimal_cell(text: &str) -> Option<String> {

@@ -12,15 +12,19 @@ pub mod file;
 pub mod ingest;
 pub mod resolve;
 pub mod schema;
+pub mod sort;
+pub mod stream;
 pub mod view;
 pub mod xlsx;
 
 use crate::{Error, Result, Store};
 use block::{Block, BlockBuilder, BLOCK_RECORDS};
 use file::{BlockCache, OpenFiles, RunFile, RunWriter};
+use ingest::Rows;
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sort::Sorter;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,15 +212,33 @@ pub struct NewVersion<'a> {
 
 /// The digest of a version's content: schema and records in key order.
 pub fn content_digest(schema: &Schema, rows: &[(String, Vec<u8>)]) -> String {
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(schema).expect("schema serializes"));
+    let mut d = ContentDigest::new(schema);
     for (k, r) in rows {
-        h.update((k.len() as u64).to_le_bytes());
-        h.update(k.as_bytes());
-        h.update((r.len() as u64).to_le_bytes());
-        h.update(r);
+        d.add(k.as_bytes(), r);
     }
-    hex::encode(h.finalize())
+    d.finish()
+}
+
+/// [`content_digest`], record by record.
+pub struct ContentDigest(Sha256);
+
+impl ContentDigest {
+    pub fn new(schema: &Schema) -> ContentDigest {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(schema).expect("schema serializes"));
+        ContentDigest(h)
+    }
+
+    pub fn add(&mut self, key: &[u8], record: &[u8]) {
+        self.0.update((key.len() as u64).to_le_bytes());
+        self.0.update(key);
+        self.0.update((record.len() as u64).to_le_bytes());
+        self.0.update(record);
+    }
+
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
 }
 
 /// Identity of a segment across versions: (version holding its blocks, id).
@@ -267,7 +289,7 @@ impl Staged {
 pub fn write_version(
     store: &Store,
     name: &str,
-    rows: SortedRows,
+    rows: Rows,
     new: NewVersion<'_>,
 ) -> Result<VersionInfo> {
     let staged = stage_version(store, name, rows, new)?;
@@ -282,12 +304,7 @@ pub fn write_version(
 /// Writes `rows` as a new version of `name`, durably, without making it
 /// current. With `new.append`, the version is the current one plus these
 /// rows as a new segment (a row whose key already exists replaces it).
-pub fn stage_version(
-    store: &Store,
-    name: &str,
-    rows: SortedRows,
-    new: NewVersion<'_>,
-) -> Result<Staged> {
+pub fn stage_version(store: &Store, name: &str, rows: Rows, new: NewVersion<'_>) -> Result<Staged> {
     let read = store.meta.get(head_key(name))?.map(|v| v.to_vec());
     let mut head = match (head(store, name)?, new.schema) {
         (Some(mut head), Some(schema)) => {
@@ -328,11 +345,21 @@ pub fn stage_version(
         .as_ref()
         .and_then(|b| b.segments.iter().map(|s| s.id).max())
         .map_or(0, |m| m + 1);
-    let (new_segment, segment_digest) =
-        write_segment(store, name, version, segment_id, &head.schema, &rows)?;
+    let base_reader = base
+        .as_ref()
+        .map(|b| VersionReader::new(store, name, b.clone()));
+    let written = write_segment(
+        store,
+        name,
+        version,
+        segment_id,
+        &head.schema,
+        rows,
+        base_reader.as_ref(),
+    )?;
     let (segments, records, digest) = match &base {
-        None => (vec![new_segment], rows.rows.len() as u64, segment_digest),
-        Some(b) => on_top_of(store, name, b, new_segment, &rows, &segment_digest)?,
+        None => (vec![written.segment], written.records, written.digest),
+        Some(b) => on_top_of(b, written),
     };
     let info = VersionInfo {
         version,
@@ -357,17 +384,29 @@ pub fn stage_version(
     })
 }
 
+/// A segment as written: its description, its records, those that
+/// replace a record of the version it is appended to, and the digest of
+/// its content.
+struct Written {
+    segment: SegmentInfo,
+    records: u64,
+    replaced: u64,
+    digest: String,
+}
+
 /// Writes the rows as segment `segment_id` of `version` (its record run,
 /// index runs and pseudonym runs), durable with their folders before
-/// anything points at them; the segment and its content digest.
+/// anything points at them. A repeated key refuses the rows (every
+/// repeat named by line) and removes what was written.
 fn write_segment(
     store: &Store,
     name: &str,
     version: u64,
     segment_id: u32,
     schema: &Schema,
-    rows: &SortedRows,
-) -> Result<(SegmentInfo, String)> {
+    rows: Rows,
+    base: Option<&VersionReader>,
+) -> Result<Written> {
     // Files of a version whose ingest was interrupted before the switch.
     let data = store.data_dir();
     let dir = file::version_dir(&data, name, version);
@@ -375,36 +414,20 @@ fn write_segment(
         std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
-    let pseudonymizer = if schema.has_personal() {
-        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
-    } else {
-        None
+    let target = Target {
+        data: &data,
+        name,
+        version,
+        segment_id,
+        tmp: store.root().join("tmp"),
     };
-    // The digest is computed on a thread of its own while the files are
-    // written: both only read the rows.
-    let (digest, written) = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| content_digest(schema, &rows.rows));
-        let written = pseudonymizer
-            .as_ref()
-            .map(|p| pseudonym_runs(schema, rows, p))
-            .transpose()
-            .and_then(|extra| {
-                write_runs(
-                    &data,
-                    name,
-                    version,
-                    segment_id,
-                    schema,
-                    rows,
-                    extra.unwrap_or_default(),
-                )
-            });
-        (
-            digest.join().expect("the digest thread does not panic"),
-            written,
-        )
-    });
-    let (first_keys, ends, indexes) = written?;
+    let written = match write_files(store, &target, schema, rows, base) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     // The files, and their names in the folders, are durable before the
     // metadata that points at them is written.
     file::sync_dir(&dir)?;
@@ -414,35 +437,324 @@ fn write_segment(
     {
         file::sync_dir(d)?;
     }
-    let segment = SegmentInfo {
-        id: segment_id,
-        stored_in: None,
-        records: rows.rows.len() as u64,
-        first_keys,
-        ends,
-        indexes,
+    Ok(written)
+}
+
+/// Where a segment's files go.
+struct Target<'a> {
+    data: &'a std::path::Path,
+    name: &'a str,
+    version: u64,
+    segment_id: u32,
+    /// Where sorted runs spill.
+    tmp: PathBuf,
+}
+
+impl Target<'_> {
+    fn run(&self, run: u16) -> Result<RunOut> {
+        RunOut::create(file::run_path(
+            self.data,
+            self.name,
+            self.version,
+            self.segment_id,
+            run,
+        ))
+    }
+}
+
+/// A run file being written, a block at a time.
+struct RunOut {
+    out: RunWriter,
+    builder: BlockBuilder,
+    first_keys: Vec<String>,
+}
+
+impl RunOut {
+    fn create(path: PathBuf) -> Result<RunOut> {
+        Ok(RunOut {
+            out: RunWriter::create(path)?,
+            builder: BlockBuilder::new(),
+            first_keys: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.builder.is_empty() {
+            self.first_keys
+                .push(String::from_utf8_lossy(key).into_owned());
+        }
+        self.builder.push(key, value);
+        if self.builder.len() == BLOCK_RECORDS {
+            self.out.push(&self.builder.finish())?;
+        }
+        Ok(())
+    }
+
+    /// The first key of each block and where each block ends.
+    fn finish(mut self) -> Result<(Vec<String>, Vec<u64>)> {
+        if !self.builder.is_empty() {
+            self.out.push(&self.builder.finish())?;
+        }
+        Ok((self.first_keys, self.out.finish()?))
+    }
+
+    /// Writes every entry of `sorted` (key, value), dropping entries whose
+    /// key repeats the one before when `unique_keys`.
+    fn write_all(mut self, sorted: Sorter, unique_keys: bool) -> Result<(Vec<String>, Vec<u64>)> {
+        let mut merged = sorted.finish().map_err(sort_failed)?;
+        let mut last: Option<Vec<u8>> = None;
+        while let Some(e) = merged.next().map_err(sort_failed)? {
+            if unique_keys {
+                if last.as_deref() == Some(e.key) {
+                    continue;
+                }
+                last = Some(e.key.to_vec());
+            }
+            self.push(e.key, e.value)?;
+        }
+        self.finish()
+    }
+}
+
+fn sort_failed(e: std::io::Error) -> Error {
+    Error::Other(format!("cannot sort the rows being stored: {e}"))
+}
+
+/// Pseudonym runs gathered while the records and indexes are written:
+/// run name → (field, its sorted entries).
+type Pseudonyms = BTreeMap<String, (String, Sorter)>;
+
+/// Memory each pseudonym run may hold before it spills.
+const PSEUDONYM_BUDGET: usize = 16 << 20;
+
+fn write_files(
+    store: &Store,
+    target: &Target,
+    schema: &Schema,
+    rows: Rows,
+    base: Option<&VersionReader>,
+) -> Result<Written> {
+    let pseudonymizer = if schema.has_personal() {
+        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
+    } else {
+        None
     };
-    Ok((segment, digest))
+    let mut pseudonyms = Pseudonyms::new();
+    let Rows {
+        records: sorted,
+        indexes: mut index_entries,
+        file: source,
+        max_errors,
+    } = rows;
+    let records = RecordsOut {
+        target,
+        schema,
+        base,
+        pseudonymizer: pseudonymizer.as_ref(),
+        source: &source,
+        max_errors,
+    }
+    .write(sorted, &mut pseudonyms)?;
+    let mut indexes = BTreeMap::new();
+    for (i, (index, field)) in schema.indexes.iter().enumerate() {
+        let run = (i + 1) as u16;
+        let entries = index_entries
+            .remove(index)
+            .unwrap_or_else(|| Sorter::new(&target.tmp, usize::MAX));
+        let kind = schema.fields[schema.field_index(field).expect("checked at parse")].personal;
+        let pseudo_of = kind.zip(pseudonymizer.as_ref());
+        let mut out = target.run(run)?;
+        let mut pseudo_entries = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
+        let mut merged = entries.finish().map_err(sort_failed)?;
+        let mut pseudonym = String::new();
+        while let Some(e) = merged.next().map_err(sort_failed)? {
+            out.push(e.key, e.value)?;
+            if let Some((kind, p)) = pseudo_of {
+                pseudonym.clear();
+                p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
+                pseudo_entries
+                    .push(pseudonym.as_bytes(), 0, e.value)
+                    .map_err(sort_failed)?;
+            }
+        }
+        let (first_values, ends) = out.finish()?;
+        indexes.insert(
+            index.clone(),
+            IndexRun {
+                run,
+                field: field.clone(),
+                first_values,
+                ends,
+            },
+        );
+        if pseudo_of.is_some() {
+            pseudonyms.insert(pseudo::index(index), (field.clone(), pseudo_entries));
+        }
+    }
+    for (i, (index, (field, sorter))) in pseudonyms.into_iter().enumerate() {
+        let run = (schema.indexes.len() + 1 + i) as u16;
+        let (first_values, ends) = target.run(run)?.write_all(sorter, index == pseudo::CLEAR)?;
+        indexes.insert(
+            index,
+            IndexRun {
+                run,
+                field,
+                first_values,
+                ends,
+            },
+        );
+    }
+    Ok(Written {
+        segment: SegmentInfo {
+            id: target.segment_id,
+            stored_in: None,
+            records: records.count,
+            first_keys: records.first_keys,
+            ends: records.ends,
+            indexes,
+        },
+        records: records.count,
+        replaced: records.replaced,
+        digest: records.digest,
+    })
+}
+
+/// Writing the record run of a segment.
+struct RecordsOut<'a> {
+    target: &'a Target<'a>,
+    schema: &'a Schema,
+    /// The version appended to, to count the records replaced.
+    base: Option<&'a VersionReader>,
+    pseudonymizer: Option<&'a crate::pseudonym::Pseudonymizer>,
+    /// The file the rows came from, and how many repeats to describe.
+    source: &'a std::path::Path,
+    max_errors: usize,
+}
+
+/// The record run as written.
+struct RecordsWritten {
+    first_keys: Vec<String>,
+    ends: Vec<u64>,
+    count: u64,
+    replaced: u64,
+    digest: String,
+}
+
+impl RecordsOut<'_> {
+    /// Writes the record run from the sorted records, refusing repeated
+    /// keys; gathers the pseudonym runs the records give (the
+    /// pseudonymous key order, the clear values behind pseudonyms).
+    fn write(&self, sorted: Sorter, pseudonyms: &mut Pseudonyms) -> Result<RecordsWritten> {
+        let schema = self.schema;
+        let tmp = &self.target.tmp;
+        let key_is_personal = schema.primary_key.iter().any(|k| schema.is_personal(k));
+        let mut clear = Sorter::new(tmp, PSEUDONYM_BUDGET);
+        let mut key_order = Sorter::new(tmp, PSEUDONYM_BUDGET);
+        let mut out = self.target.run(RECORDS_RUN)?;
+        let mut digest = ContentDigest::new(schema);
+        let (mut count, mut replaced) = (0u64, 0u64);
+        let mut duplicates: Vec<ingest::RowError> = Vec::new();
+        let mut duplicate_count = 0usize;
+        let mut unique = ingest::Unique::new(sorted.finish().map_err(sort_failed)?);
+        while let Some(step) = unique.next().map_err(sort_failed)? {
+            let e = match step {
+                ingest::Step::Record(e) => e,
+                ingest::Step::Duplicate { line, message } => {
+                    duplicate_count += 1;
+                    if duplicates.len() < self.max_errors {
+                        duplicates.push(ingest::RowError {
+                            line,
+                            field: Some(schema.primary_key.join("+")),
+                            reason: message,
+                        });
+                    }
+                    continue;
+                }
+            };
+            if duplicate_count > 0 {
+                // The rows are refused: only repeats are looked for now.
+                continue;
+            }
+            count += 1;
+            out.push(e.key, e.value)?;
+            digest.add(e.key, e.value);
+            let key = std::str::from_utf8(e.key).map_err(|e| Error::Other(e.to_string()))?;
+            if let Some(b) = self.base {
+                if b.get(key)?.is_some() {
+                    replaced += 1;
+                }
+            }
+            if let Some(p) = self.pseudonymizer {
+                self.pseudonyms_of(p, e.value, &mut clear)?;
+                if key_is_personal {
+                    key_order
+                        .push(pseudonymous_key(schema, p, key).as_bytes(), 0, e.key)
+                        .map_err(sort_failed)?;
+                }
+            }
+        }
+        if duplicate_count > 0 {
+            return Err(Error::IngestRejected {
+                file: self.source.to_path_buf(),
+                errors: duplicates,
+                total: duplicate_count,
+            });
+        }
+        let (first_keys, ends) = out.finish()?;
+        if self.pseudonymizer.is_some() {
+            if key_is_personal {
+                pseudonyms.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
+            }
+            pseudonyms.insert(pseudo::CLEAR.to_string(), (String::new(), clear));
+        }
+        Ok(RecordsWritten {
+            first_keys,
+            ends,
+            count,
+            replaced,
+            digest: digest.finish(),
+        })
+    }
+
+    /// The (pseudonym, clear entry) of each personal value of a record.
+    fn pseudonyms_of(
+        &self,
+        p: &crate::pseudonym::Pseudonymizer,
+        record: &[u8],
+        clear: &mut Sorter,
+    ) -> Result<()> {
+        use jiandu_sdk::record::RecordRef;
+        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
+        let mut pseudonym = String::new();
+        for (i, field) in self.schema.fields.iter().enumerate() {
+            let Some(kind) = field.personal else {
+                continue;
+            };
+            let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
+                continue;
+            };
+            let text = value.to_string();
+            if text.is_empty() {
+                continue;
+            }
+            pseudonym.clear();
+            p.pseudonym_into(kind, &text, &mut pseudonym);
+            clear
+                .push(
+                    pseudonym.as_bytes(),
+                    0,
+                    crate::pseudonym::clear_entry(kind, &text).as_bytes(),
+                )
+                .map_err(sort_failed)?;
+        }
+        Ok(())
+    }
 }
 
 /// An appended version: the base's segments (read from where they are
 /// stored) and the new one, the record count with replaced keys counted
 /// once, and the digest chained onto the base's.
-fn on_top_of(
-    store: &Store,
-    name: &str,
-    base: &VersionInfo,
-    new_segment: SegmentInfo,
-    rows: &SortedRows,
-    segment_digest: &str,
-) -> Result<(Vec<SegmentInfo>, u64, String)> {
-    let reader = VersionReader::new(store, name, base.clone());
-    let mut replaced = 0u64;
-    for (k, _) in &rows.rows {
-        if reader.get(k)?.is_some() {
-            replaced += 1;
-        }
-    }
+fn on_top_of(base: &VersionInfo, written: Written) -> (Vec<SegmentInfo>, u64, String) {
     let mut segments: Vec<SegmentInfo> = base
         .segments
         .iter()
@@ -451,18 +763,17 @@ fn on_top_of(
             ..s.clone()
         })
         .collect();
-    segments.push(new_segment);
-    let digest = hex::encode(Sha256::digest(format!("{}\n{segment_digest}", base.digest)));
-    Ok((
+    segments.push(written.segment);
+    let digest = hex::encode(Sha256::digest(format!(
+        "{}\n{}",
+        base.digest, written.digest
+    )));
+    (
         segments,
-        base.records + rows.rows.len() as u64 - replaced,
+        base.records + written.records - written.replaced,
         digest,
-    ))
+    )
 }
-
-/// A new segment's files as written: the records' first keys and block
-/// ends, and the index runs.
-type WrittenRuns = (Vec<String>, Vec<u64>, BTreeMap<String, IndexRun>);
 
 /// `key` (a stored primary key of `schema`) with its personal parts
 /// replaced by their pseudonyms: the order a model without a clear grant
@@ -486,153 +797,6 @@ pub fn pseudonymous_key(schema: &Schema, p: &crate::pseudonym::Pseudonymizer, ke
         }
     }
     out
-}
-
-/// Runs beyond the schema's indexes: name → (field, sorted entries).
-type ExtraRuns = BTreeMap<String, (String, Vec<(String, String)>)>;
-
-/// The pseudonym runs of a segment (see [`pseudo`]): what a model without
-/// a clear grant reads, computed once here rather than at every run.
-fn pseudonym_runs(
-    schema: &Schema,
-    rows: &SortedRows,
-    p: &crate::pseudonym::Pseudonymizer,
-) -> Result<ExtraRuns> {
-    use crate::pseudonym::clear_entry;
-    use jiandu_sdk::record::RecordRef;
-    let personal: Vec<(usize, crate::mask::PersonalKind)> = schema
-        .fields
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| f.personal.map(|k| (i, k)))
-        .collect();
-    let key_is_personal = schema.primary_key.iter().any(|k| schema.is_personal(k));
-    let mut clear: BTreeMap<String, String> = BTreeMap::new();
-    let mut key_order = Vec::new();
-    let mut pseudonym = String::new();
-    for (key, record) in &rows.rows {
-        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
-        for &(i, kind) in &personal {
-            let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
-                continue;
-            };
-            let text = value.to_string();
-            if text.is_empty() {
-                continue;
-            }
-            pseudonym.clear();
-            p.pseudonym_into(kind, &text, &mut pseudonym);
-            if !clear.contains_key(&pseudonym) {
-                clear.insert(pseudonym.clone(), clear_entry(kind, &text));
-            }
-        }
-        if key_is_personal {
-            key_order.push((pseudonymous_key(schema, p, key), key.clone()));
-        }
-    }
-    let mut out = ExtraRuns::new();
-    if key_is_personal {
-        key_order.sort_unstable();
-        out.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
-    }
-    for (index, field) in &schema.indexes {
-        let Some(kind) =
-            schema.fields[schema.field_index(field).expect("checked at parse")].personal
-        else {
-            continue;
-        };
-        let mut entries: Vec<(String, String)> = rows
-            .indexes
-            .get(index)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .map(|(value, key)| (p.pseudonym(kind, value), key.clone()))
-            .collect();
-        entries.sort_unstable();
-        out.insert(pseudo::index(index), (field.clone(), entries));
-    }
-    out.insert(
-        pseudo::CLEAR.to_string(),
-        (String::new(), clear.into_iter().collect()),
-    );
-    Ok(out)
-}
-
-/// Writes the record run, the index runs and `extra` runs of a new
-/// segment.
-fn write_runs(
-    data: &std::path::Path,
-    name: &str,
-    version: u64,
-    segment_id: u32,
-    schema: &Schema,
-    rows: &SortedRows,
-    extra: ExtraRuns,
-) -> Result<WrittenRuns> {
-    let (first_keys, ends) = write_run(
-        file::run_path(data, name, version, segment_id, RECORDS_RUN),
-        rows.rows.iter().map(|(k, r)| (k.as_bytes(), r.as_slice())),
-    )?;
-    let mut indexes = BTreeMap::new();
-    for (i, (index, field)) in schema.indexes.iter().enumerate() {
-        let run = (i + 1) as u16;
-        let entries = rows.indexes.get(index).map(Vec::as_slice).unwrap_or(&[]);
-        let (first_values, ends) = write_run(
-            file::run_path(data, name, version, segment_id, run),
-            entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
-        )?;
-        indexes.insert(
-            index.clone(),
-            IndexRun {
-                run,
-                field: field.clone(),
-                first_values,
-                ends,
-            },
-        );
-    }
-    for (i, (index, (field, entries))) in extra.into_iter().enumerate() {
-        let run = (schema.indexes.len() + 1 + i) as u16;
-        let (first_values, ends) = write_run(
-            file::run_path(data, name, version, segment_id, run),
-            entries.iter().map(|(v, k)| (v.as_bytes(), k.as_bytes())),
-        )?;
-        indexes.insert(
-            index,
-            IndexRun {
-                run,
-                field,
-                first_values,
-                ends,
-            },
-        );
-    }
-    Ok((first_keys, ends, indexes))
-}
-
-/// Writes one sorted run into the blocks of a file; returns the first key
-/// of each block and where each block ends.
-fn write_run<'a>(
-    path: PathBuf,
-    items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<(Vec<String>, Vec<u64>)> {
-    let mut out = RunWriter::create(path)?;
-    let mut first_keys = Vec::new();
-    let mut builder = BlockBuilder::new();
-    for (key, value) in items {
-        if builder.is_empty() {
-            first_keys.push(String::from_utf8_lossy(key).into_owned());
-        }
-        builder.push(key, value);
-        if builder.len() == BLOCK_RECORDS {
-            out.push(&builder.finish())?;
-        }
-    }
-    if !builder.is_empty() {
-        out.push(&builder.finish())?;
-    }
-    Ok((first_keys, out.finish()?))
 }
 
 /// Reads one version of a dataset.
@@ -1104,7 +1268,16 @@ by_place = "place"
         .unwrap()
     }
 
-    fn rows(items: &[(&str, &str)]) -> SortedRows {
+    fn rows(items: &[(&str, &str)]) -> Rows {
+        Rows::from_sorted(
+            &sorted_rows(items),
+            std::path::Path::new("test"),
+            &std::env::temp_dir(),
+        )
+        .unwrap()
+    }
+
+    fn sorted_rows(items: &[(&str, &str)]) -> SortedRows {
         let mut rows: Vec<(String, Vec<u8>)> = items
             .iter()
             .map(|(k, p)| {

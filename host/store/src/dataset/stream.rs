@@ -1,0 +1,521 @@
+//! Reading a department file a piece at a time: the bytes are cut into
+//! chunks that end where a record ends (never inside a quoted field), each
+//! decoded on its own, and every physical line is counted on the way, so
+//! that memory stays bounded at any file size and the records read can be
+//! reconciled with the lines the file has.
+//!
+//! One scanner ([`Scanner`]) reads quotes as the csv reader does: a field
+//! is quoted when it starts with `"`, `""` inside it is a quote, text after
+//! its closing quote belongs to it, and a line break inside it continues
+//! the record. It finds where chunks may end, counts lines (record lines,
+//! continuations, blank lines) and remembers where an open quote opened.
+
+use super::ingest::{Encoding, LineAccount};
+use crate::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes read at a time; a chunk is at most this plus the rest of the
+/// record it cuts.
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// The longest record ingest holds (all its lines together): a longer
+/// one is refused, naming the line it starts on, before more of it is
+/// read. No department record comes near it; a runaway quote does.
+pub const MAX_RECORD_BYTES: usize = 32 << 20;
+
+/// The quote and line state of a file read so far.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    /// Whether quotes mean anything (CSV) or not (JSON Lines).
+    csv: bool,
+    quoted: bool,
+    field_start: bool,
+    line_empty: bool,
+    /// The last byte was a `\r`: a `\n` right after it ends no new line.
+    after_cr: bool,
+    /// Line ends seen.
+    lines: u64,
+    continuations: u64,
+    blank: u64,
+    /// The line (from 1) a quote still open opened on.
+    quote_line: u64,
+    /// Bytes scanned.
+    offset: u64,
+    /// The last place a chunk may end (just after a line end outside
+    /// quotes), as a file offset, and the line ends before it.
+    boundary: Option<(u64, u64)>,
+}
+
+impl Scanner {
+    pub fn new(csv: bool) -> Scanner {
+        Scanner {
+            csv,
+            quoted: false,
+            field_start: true,
+            line_empty: true,
+            after_cr: false,
+            lines: 0,
+            continuations: 0,
+            blank: 0,
+            quote_line: 0,
+            offset: 0,
+            boundary: None,
+        }
+    }
+
+    /// Reads the next bytes of the file.
+    pub fn scan(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        let n = bytes.len();
+        while i < n {
+            let b = bytes[i];
+            if b == b'\n' && self.after_cr {
+                // The `\n` of a `\r\n`: the line was counted at the `\r`.
+                self.after_cr = false;
+                if !self.quoted {
+                    self.boundary = Some((self.offset + i as u64 + 1, self.lines));
+                }
+                i += 1;
+                continue;
+            }
+            self.after_cr = false;
+            if b == b'\r' || b == b'\n' {
+                self.lines += 1;
+                if self.quoted {
+                    self.continuations += 1;
+                } else {
+                    if self.line_empty {
+                        self.blank += 1;
+                    }
+                    self.field_start = true;
+                    // After a `\r`, only once the next byte is known not to
+                    // be a `\n` (which belongs to this line end).
+                    if b == b'\n' || bytes.get(i + 1).is_some_and(|&c| c != b'\n') {
+                        self.boundary = Some((self.offset + i as u64 + 1, self.lines));
+                    }
+                }
+                self.after_cr = b == b'\r';
+                self.line_empty = true;
+                i += 1;
+                continue;
+            }
+            self.line_empty = false;
+            if self.csv && b == b'"' {
+                if self.quoted && bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                if self.quoted || self.field_start {
+                    self.quoted = !self.quoted;
+                    if self.quoted {
+                        self.quote_line = self.lines + 1;
+                    }
+                }
+            }
+            self.field_start = !self.quoted && b == b',';
+            i += 1;
+        }
+        self.offset += n as u64;
+    }
+
+    /// Whether a quoted field is open at the end of what was scanned, and
+    /// the line it opened on.
+    pub fn open_quote(&self) -> Option<u64> {
+        self.quoted.then_some(self.quote_line)
+    }
+
+    /// Lines of the file so far (a last line without a line end counts).
+    pub fn lines_seen(&self) -> u64 {
+        self.lines + u64::from(!self.line_empty)
+    }
+
+    /// The file's lines, with `records` records read after a one-line
+    /// header; why not, if they do not add up.
+    pub fn account(&self, records: u64) -> std::result::Result<LineAccount, String> {
+        let account = LineAccount {
+            lines: self.lines_seen(),
+            header: 1,
+            records,
+            continuations: self.continuations,
+            blank: self.blank,
+        };
+        let counted = account.header + account.records + account.continuations + account.blank;
+        if counted == account.lines {
+            Ok(account)
+        } else {
+            Err(format!(
+                "the file has {} lines, but {counted} are accounted for (the header, {} records, {} continuation lines inside quoted fields, {} blank lines): lines would be lost; nothing was ingested",
+                account.lines, account.records, account.continuations, account.blank
+            ))
+        }
+    }
+}
+
+/// A piece of a file that ends where a record ends.
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    /// Line ends before it in the file: its first line is `lines_before + 1`.
+    pub lines_before: u64,
+    pub first: bool,
+    pub last: bool,
+}
+
+/// Cuts a file into [`Chunk`]s, hashing every byte it reads.
+pub struct Chunker<'r> {
+    input: &'r mut dyn Read,
+    path: &'r Path,
+    scanner: Scanner,
+    sha256: Sha256,
+    /// Bytes read and not yet handed out; `start` is the file offset of
+    /// its first byte.
+    buf: Vec<u8>,
+    start: u64,
+    lines_before: u64,
+    first: bool,
+    done: bool,
+    /// Bytes read at a time ([`CHUNK_BYTES`]).
+    read_size: usize,
+}
+
+impl<'r> Chunker<'r> {
+    pub fn new(input: &'r mut dyn Read, path: &'r Path, csv: bool) -> Chunker<'r> {
+        Chunker {
+            input,
+            path,
+            scanner: Scanner::new(csv),
+            sha256: Sha256::new(),
+            buf: Vec::new(),
+            start: 0,
+            lines_before: 0,
+            first: true,
+            done: false,
+            read_size: CHUNK_BYTES,
+        }
+    }
+
+    /// Reads `n` bytes at a time instead of [`CHUNK_BYTES`] (tests cut
+    /// small files into many chunks with it).
+    pub fn with_read_size(mut self, n: usize) -> Self {
+        self.read_size = n.max(1);
+        self
+    }
+
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    /// The sha256 of every byte read (the whole file, once the last chunk
+    /// was handed out).
+    pub fn sha256(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
+    }
+
+    /// Reads up to [`CHUNK_BYTES`] more; `false` at the end of the file.
+    fn fill(&mut self) -> Result<bool> {
+        let old = self.buf.len();
+        self.buf.resize(old + self.read_size, 0);
+        let mut filled = old;
+        while filled < self.buf.len() {
+            match self.input.read(&mut self.buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::file(self.path, e)),
+            }
+        }
+        self.buf.truncate(filled);
+        let new = &self.buf[old..];
+        self.sha256.update(new);
+        self.scanner.scan(new);
+        Ok(filled > old)
+    }
+
+    /// The next chunk, or `None` after the last.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let more = self.fill()?;
+            let boundary = self
+                .scanner
+                .boundary
+                .filter(|(at, _)| *at > self.start)
+                .map(|(at, lines)| ((at - self.start) as usize, lines));
+            if !more {
+                self.done = true;
+                let bytes = std::mem::take(&mut self.buf);
+                return Ok(Some(Chunk {
+                    bytes,
+                    lines_before: self.lines_before,
+                    first: std::mem::replace(&mut self.first, false),
+                    last: true,
+                }));
+            }
+            match boundary {
+                Some((cut, lines)) => {
+                    let rest = self.buf.split_off(cut);
+                    let bytes = std::mem::replace(&mut self.buf, rest);
+                    let lines_before = std::mem::replace(&mut self.lines_before, lines);
+                    self.start += cut as u64;
+                    return Ok(Some(Chunk {
+                        bytes,
+                        lines_before,
+                        first: std::mem::replace(&mut self.first, false),
+                        last: false,
+                    }));
+                }
+                None if self.buf.len() > MAX_RECORD_BYTES => {
+                    let line = self.lines_before + 1;
+                    let quote = match self.scanner.open_quote() {
+                        Some(q) => format!(
+                            "; a quote that opened on line {q} is still open, so every line after it would belong to one field (a quote inside a quoted field is written \"\")"
+                        ),
+                        None => String::new(),
+                    };
+                    return Err(Error::file(
+                        self.path,
+                        format!(
+                            "line {line}: the record starting here runs past {} MiB, the most ingest reads as one record{quote}; nothing was ingested",
+                            MAX_RECORD_BYTES >> 20
+                        ),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// How a file's text is being decoded, as its chunks are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoding {
+    /// `--encoding auto`, and nothing but ASCII so far.
+    Undecided,
+    Utf8 {
+        bom: bool,
+        detected: bool,
+    },
+    Gbk {
+        detected: bool,
+    },
+}
+
+impl Decoding {
+    pub fn new(encoding: Encoding) -> Decoding {
+        match encoding {
+            Encoding::Auto => Decoding::Undecided,
+            Encoding::Utf8 => Decoding::Utf8 {
+                bom: false,
+                detected: false,
+            },
+            Encoding::Gbk => Decoding::Gbk { detected: false },
+        }
+    }
+
+    /// How the file was read, for the report.
+    pub fn describe(&self) -> String {
+        match self {
+            Decoding::Undecided => "ASCII (valid UTF-8)".into(),
+            Decoding::Utf8 { bom: true, .. } => "UTF-8 (with BOM)".into(),
+            Decoding::Utf8 { detected: true, .. } => "UTF-8 (detected)".into(),
+            Decoding::Utf8 { .. } => "UTF-8".into(),
+            Decoding::Gbk { detected: true } => "GBK (detected: not valid UTF-8)".into(),
+            Decoding::Gbk { .. } => "GBK".into(),
+        }
+    }
+
+    /// Decodes one chunk (`lines_before` line ends precede it), settling
+    /// the encoding on the first chunk that is not pure ASCII.
+    pub fn decode<'a>(
+        &mut self,
+        path: &Path,
+        chunk: &'a [u8],
+        first: bool,
+        lines_before: u64,
+    ) -> Result<Cow<'a, str>> {
+        let mut body = chunk;
+        if first {
+            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
+                if matches!(self, Decoding::Undecided | Decoding::Utf8 { .. }) {
+                    body = rest;
+                    *self = Decoding::Utf8 {
+                        bom: true,
+                        detected: false,
+                    };
+                }
+            }
+        }
+        match *self {
+            Decoding::Gbk { .. } => gbk(path, body, lines_before),
+            Decoding::Utf8 { .. } => std::str::from_utf8(body)
+                .map(Cow::Borrowed)
+                .map_err(|e| not_utf8(path, body, &e, lines_before)),
+            Decoding::Undecided => match std::str::from_utf8(body) {
+                Ok(text) => {
+                    if !text.is_ascii() {
+                        *self = Decoding::Utf8 {
+                            bom: false,
+                            detected: true,
+                        };
+                    }
+                    Ok(Cow::Borrowed(text))
+                }
+                Err(e) if mostly_utf8(body) => Err(not_utf8(path, body, &e, lines_before)),
+                Err(_) => {
+                    *self = Decoding::Gbk { detected: true };
+                    gbk(path, body, lines_before)
+                }
+            },
+        }
+    }
+}
+
+/// Line (from 1) and byte of the line (from 1) of offset `at` of `body`.
+fn line_and_column(body: &[u8], at: usize, lines_before: u64) -> (u64, usize) {
+    let before = &body[..at];
+    let line = lines_before + before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    (line, at - line_start + 1)
+}
+
+fn gbk<'a>(path: &Path, body: &'a [u8], lines_before: u64) -> Result<Cow<'a, str>> {
+    if let Some(text) = encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(body) {
+        return Ok(text);
+    }
+    // Find the first bad sequence to name it.
+    let mut decoder = encoding_rs::GBK.new_decoder_without_bom_handling();
+    let mut out = String::with_capacity(body.len() * 3 / 2 + 16);
+    let (result, read) = decoder.decode_to_string_without_replacement(body, &mut out, true);
+    let at = match result {
+        encoding_rs::DecoderResult::Malformed(bad, after) => {
+            read.saturating_sub(after as usize + bad as usize)
+        }
+        _ => read.min(body.len().saturating_sub(1)),
+    };
+    let (line, column) = line_and_column(body, at, lines_before);
+    Err(Error::file(
+        path,
+        format!(
+            "line {line}: byte {column} of the line (0x{:02X}) is neither valid UTF-8 nor valid GBK; fix the file or name its encoding with --encoding",
+            body.get(at).copied().unwrap_or(0)
+        ),
+    ))
+}
+
+/// Whether text that is not valid UTF-8 is still mostly UTF-8: most of its
+/// non-ASCII bytes form valid UTF-8 characters. Such a file is UTF-8 with
+/// a few damaged bytes, not GBK (whose bytes seldom happen to be valid
+/// UTF-8), and reading it as GBK would turn every character into another.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for chunk in bytes.utf8_chunks() {
+        valid += chunk.valid().bytes().filter(|b| !b.is_ascii()).count();
+        invalid += chunk.invalid().len();
+    }
+    valid > 0 && valid >= invalid * 4
+}
+
+/// An invalid UTF-8 sequence, named by line and byte of the line.
+fn not_utf8(path: &Path, body: &[u8], e: &std::str::Utf8Error, lines_before: u64) -> Error {
+    let at = e.valid_up_to();
+    let (line, column) = line_and_column(body, at, lines_before);
+    Error::file(
+        path,
+        format!(
+            "line {line}: is not valid UTF-8 (byte {column} of the line, 0x{:02X}); fix the file, or if it is GBK, ingest it with --encoding gbk",
+            body[at]
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    trait Concat {
+        fn concat_bytes(&self) -> Vec<u8>;
+    }
+
+    impl Concat for Vec<Chunk> {
+        fn concat_bytes(&self) -> Vec<u8> {
+            self.iter().flat_map(|c| c.bytes.clone()).collect()
+        }
+    }
+
+    fn chunks_of(text: &[u8], csv: bool) -> (Vec<Chunk>, Scanner) {
+        let mut input = text;
+        let path = Path::new("t.csv");
+        let mut c = Chunker::new(&mut input, path, csv);
+        let mut out = Vec::new();
+        while let Some(chunk) = c.next_chunk().unwrap() {
+            out.push(chunk);
+        }
+        (out, c.scanner().clone())
+    }
+
+    #[test]
+    fn lines_are_counted_across_every_kind_of_line_end() {
+        let text = b"h1,h2\r\na,\"x\r\ny\"\n\nb,c\rd,e";
+        let (chunks, s) = chunks_of(text, true);
+        assert_eq!(chunks.concat_bytes(), text);
+        // Records a, b, d after the header.
+        let a = s.account(3).unwrap();
+        assert_eq!((a.lines, a.continuations, a.blank), (6, 1, 1));
+        assert!(s.account(4).is_err());
+        assert_eq!(s.open_quote(), None);
+    }
+
+    #[test]
+    fn an_open_quote_is_found_with_its_line() {
+        let (_, s) = chunks_of(b"h\nok\n\"never\nclosed\nat all\n", true);
+        assert_eq!(s.open_quote(), Some(3));
+        // JSON Lines: quotes mean nothing.
+        let (_, s) = chunks_of(b"{\"a\":\"b\"}\n\"\n", false);
+        assert_eq!(s.open_quote(), None);
+    }
+
+    #[test]
+    fn a_crlf_split_between_two_reads_is_one_line_end() {
+        let mut s = Scanner::new(true);
+        s.scan(b"h\r");
+        s.scan(b"\na\r");
+        s.scan(b"\n");
+        assert_eq!(s.account(1).unwrap().lines, 2);
+        assert_eq!(s.boundary, Some((6, 2)));
+    }
+
+    #[test]
+    fn decoding_settles_on_the_first_non_ascii_chunk() {
+        let path = Path::new("t.csv");
+        let mut d = Decoding::new(Encoding::Auto);
+        assert_eq!(d.decode(path, b"id\n1\n", true, 0).unwrap(), "id\n1\n");
+        assert_eq!(d, Decoding::Undecided);
+        let (gbk, _, _) = encoding_rs::GBK.encode("张三\n");
+        assert_eq!(d.decode(path, &gbk, false, 2).unwrap(), "张三\n");
+        assert_eq!(d, Decoding::Gbk { detected: true });
+        // UTF-8 with a damaged byte is named by line and column, never GBK.
+        let mut d = Decoding::new(Encoding::Auto);
+        let mut bad = "id\n张三李四王五\n".as_bytes().to_vec();
+        bad[6] = 0xFF;
+        let err = d.decode(path, &bad, true, 10).unwrap_err().to_string();
+        assert!(err.contains("line 12") && err.contains("byte 4"), "{err}");
+    }
+
+    #[test]
+    fn invalid_gbk_is_named_by_line_and_column() {
+        let path = Path::new("t.csv");
+        let mut d = Decoding::new(Encoding::Gbk);
+        let err = d
+            .decode(path, b"id\nab\x81\x20c\n", true, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("byte 3"), "{err}");
+    }
+}
