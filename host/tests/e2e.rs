@@ -133,7 +133,8 @@ fn a_whole_file_that_replaces_a_version_says_what_it_replaced_and_how_to_go_back
         cmd.args(["dataset", "ingest", "employers"])
             .arg(&file)
             .arg("--schema")
-            .arg(repo().join("datasets/employers.toml"));
+            .arg(repo().join("datasets/employers.toml"))
+            .args(["--allow-missing", "region,legal_rep"]);
         if append {
             cmd.arg("--append");
         }
@@ -168,6 +169,43 @@ fn a_whole_file_that_replaces_a_version_says_what_it_replaced_and_how_to_go_back
 }
 
 #[test]
+fn a_file_without_an_optional_column_is_refused_unless_allowed_by_name() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.csv");
+    // `登记状态` misspelt: the status column would be empty in every row.
+    let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
+    std::fs::write(
+        &file,
+        format!("统一社会信用代码,单位名称,单位类型,登记状况,行政区划代码,法定代表人\n{code},某某有限公司,企业,存续,350100,张三\n"),
+    )
+    .unwrap();
+    let ingest = |extra: &[&str]| {
+        jiandu(store.path())
+            .args(["dataset", "ingest", "employers"])
+            .arg(&file)
+            .arg("--schema")
+            .arg(repo().join("datasets/employers.toml"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = ingest(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("field `status`: optional column is missing from the header")
+            && err.contains("`登记状况`")
+            && err.contains("`登记状态`")
+            && err.contains("--allow-missing status"),
+        "{err}"
+    );
+    let out = ingest(&["--allow-missing", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("as allowed"), "{}", stderr(&out));
+}
+
+#[test]
 fn gbk_file_ingests_and_reads_back() {
     let store = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -180,6 +218,7 @@ fn gbk_file_ingests_and_reads_back() {
         .arg(&file)
         .arg("--schema")
         .arg(repo().join("datasets/employers.toml"))
+        .args(["--allow-missing", "region,legal_rep"])
         .assert()
         .success();
     let out = jiandu(store.path())
@@ -347,7 +386,8 @@ fn the_operator_defaults_to_the_login_name_when_nothing_names_it() {
         .args(["dataset", "ingest", "employers"])
         .arg(&file)
         .arg("--schema")
-        .arg(repo().join("datasets/employers.toml"));
+        .arg(repo().join("datasets/employers.toml"))
+        .args(["--allow-missing", "region,legal_rep"]);
     cmd.assert().success();
     let login = std::process::Command::new("id")
         .arg("-un")

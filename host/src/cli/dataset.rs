@@ -66,7 +66,7 @@ pub enum Command {
 pub struct IngestArgs {
     /// Dataset name.
     name: String,
-    /// CSV (UTF-8, UTF-8 with BOM, GBK) or JSON Lines file.
+    /// CSV (UTF-8, UTF-8 with BOM, GBK), JSON Lines or Excel (.xlsx) file.
     file: PathBuf,
     /// Schema file; required the first time, replaces the schema after.
     #[arg(long)]
@@ -85,6 +85,11 @@ pub struct IngestArgs {
     /// key exists replaces the old row.
     #[arg(long)]
     append: bool,
+    /// Optional fields whose column the file may lack (comma-separated):
+    /// without this, a header that lacks an optional column is refused,
+    /// since a misspelt header would leave the field empty in every row.
+    #[arg(long, value_delimiter = ',', value_name = "FIELD")]
+    allow_missing: Vec<String>,
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
@@ -138,6 +143,7 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
             operator: ctx.operator.clone(),
             append: a.append,
             schema,
+            allow_missing: a.allow_missing.clone(),
         },
         unit,
     );

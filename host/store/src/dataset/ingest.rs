@@ -68,6 +68,9 @@ pub struct Options {
     /// version (creating the dataset, or changing its schema), only if the
     /// ingest succeeds; `None`: the dataset's registered schema.
     pub schema: Option<Schema>,
+    /// Optional fields whose column this file may lack (`--allow-missing`):
+    /// otherwise a header without an optional column is refused.
+    pub allow_missing: Vec<String>,
 }
 
 impl Default for Options {
@@ -79,6 +82,7 @@ impl Default for Options {
             operator: crate::names::default_operator(),
             append: false,
             schema: None,
+            allow_missing: Vec::new(),
         }
     }
 }
@@ -310,6 +314,7 @@ pub fn read(
             let records = read_csv(
                 schema,
                 path,
+                &opts.allow_missing,
                 &mut chunker,
                 &mut decoding,
                 tmp,
@@ -337,7 +342,14 @@ pub fn read(
             input
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::file(path, e))?;
-            read_xlsx(schema, path, &bytes, &mut builder, &mut problems)?;
+            read_xlsx(
+                schema,
+                path,
+                &bytes,
+                &opts.allow_missing,
+                &mut builder,
+                &mut problems,
+            )?;
             hex::encode(Sha256::digest(&bytes))
         }
     };
@@ -368,9 +380,11 @@ pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Resu
 /// this thread, then as many chunks at a time as there are cores, each
 /// by a thread of its own, their rows appended in file order. Returns the
 /// records read (for the line account).
+#[allow(clippy::too_many_arguments)]
 fn read_csv(
     schema: &Schema,
     path: &Path,
+    allow_missing: &[String],
     chunker: &mut Chunker,
     decoding: &mut Decoding,
     tmp: &Path,
@@ -398,7 +412,7 @@ fn read_csv(
             return Ok(0);
         }
     }
-    let columns = map_header(schema, headers.iter(), 1, problems);
+    let columns = map_header(schema, headers.iter(), 1, allow_missing, problems);
     if problems.total > 0 {
         return Ok(0);
     }
@@ -611,6 +625,7 @@ fn map_header<'h>(
     schema: &Schema,
     headers: impl Iterator<Item = &'h str>,
     line: u64,
+    allow_missing: &[String],
     problems: &mut Problems,
 ) -> Vec<Option<usize>> {
     let mut columns: Vec<Option<usize>> = vec![None; schema.fields.len()];
@@ -667,12 +682,22 @@ fn map_header<'h>(
                     found.join(", ")
                 ),
             );
-        } else {
+        } else if f.may_be_absent || allow_missing.contains(&f.name) {
             problems.warn(
                 line,
                 &f.name,
                 format!(
-                    "optional column is missing from the header, so the field is empty in every record (accepted names: {names}); a misspelt header leaves it empty too"
+                    "optional column is missing from the header, as allowed: the field is empty in every record (accepted names: {names})"
+                ),
+            );
+        } else {
+            problems.error(
+                line,
+                Some(&f.name),
+                format!(
+                    "optional column is missing from the header (found: {}; accepted names: {names}): a misspelt header would leave the field empty in every record; name the column in the file, or ingest without it on purpose with --allow-missing {} (or `may_be_absent = true` in the schema)",
+                    found.join(", "),
+                    f.name
                 ),
             );
         }
@@ -722,6 +747,7 @@ fn read_xlsx(
     schema: &Schema,
     path: &Path,
     bytes: &[u8],
+    allow_missing: &[String],
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
@@ -761,6 +787,7 @@ fn read_xlsx(
         schema,
         header.iter().map(String::as_str),
         header_line,
+        allow_missing,
         problems,
     );
     if problems.total > 0 {
@@ -1690,31 +1717,55 @@ by_name = "name"
 
     #[test]
     fn header_problems_say_what_was_found_and_what_is_accepted() {
-        let parsed = parse(
-            &schema(),
-            Path::new("p.csv"),
-            "id,nmae,paid\n11010519491231002X,张三,1.50\n".as_bytes(),
-            &opts(),
-        )
-        .unwrap();
-        let said: Vec<String> = parsed
-            .warnings
+        let text = "id,nmae,paid\n11010519491231002X,张三,1.50\n";
+        // A missing optional column is refused, named with its accepted
+        // names: `nmae` is a misspelt `name`.
+        let errors = rejection(text.as_bytes(), &opts());
+        let said: Vec<String> = errors
             .iter()
-            .map(|w| format!("{:?}: {}", w.field, w.reason))
+            .map(|e| format!("{}: {:?}: {}", e.line, e.field, e.reason))
             .collect();
         let said = said.join("\n");
         assert!(
-            said.contains("the schema's columns: id, name, paid, born"),
-            "{said}"
-        );
-        assert!(
-            said.contains("Some(\"name\"): optional column is missing") && said.contains("`姓名`"),
+            said.contains("1: Some(\"name\"): optional column is missing")
+                && said.contains("`姓名`")
+                && said.contains("found: `id`, `nmae`, `paid`")
+                && said.contains("--allow-missing name"),
             "{said}"
         );
         assert!(
             said.contains("Some(\"born\"): optional column is missing"),
             "{said}"
         );
+        // Allowed on purpose (a flag, or the schema): warned about, ingested.
+        let allowed = Options {
+            allow_missing: vec!["name".into(), "born".into()],
+            ..opts()
+        };
+        let mut by_schema = schema();
+        for f in &mut by_schema.fields {
+            f.may_be_absent = true;
+        }
+        for (schema, opts) in [(schema(), allowed), (by_schema, opts())] {
+            let parsed = parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts).unwrap();
+            let said: Vec<String> = parsed
+                .warnings
+                .iter()
+                .map(|w| format!("{:?}: {}", w.field, w.reason))
+                .collect();
+            let said = said.join("\n");
+            assert!(
+                said.contains("the schema's columns: id, name, paid, born"),
+                "{said}"
+            );
+            assert!(
+                said.contains(
+                    "Some(\"name\"): optional column is missing from the header, as allowed"
+                ),
+                "{said}"
+            );
+            assert_eq!(parsed.rows.rows.len(), 1);
+        }
     }
 
     #[test]
@@ -1894,7 +1945,11 @@ by_name = "name"
         )
         .unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let msg = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
+        let born_absent = Options {
+            allow_missing: vec!["born".into()],
+            ..opts()
+        };
+        let msg = parse(&schema(), Path::new("p.xlsx"), &bytes, &born_absent)
             .unwrap_err()
             .to_string();
         // Title on row 1, a blank row 2, the header on row 3: the bad
@@ -1926,6 +1981,7 @@ by_name = "name"
         let records = read_csv(
             &schema,
             path,
+            &[],
             &mut chunker,
             &mut decoding,
             dir.path(),
@@ -1981,7 +2037,7 @@ by_name = "name"
 
     #[test]
     fn index_entries_are_sorted_by_value_then_key() {
-        let text = "id,name\nC,b\nA,b\nB,a\nD,\nE,b\n";
+        let text = "id,name,paid,born\nC,b,,\nA,b,,\nB,a,,\nD,,,\nE,b,,\n";
         let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
         let keys: Vec<&str> = parsed.rows.rows.iter().map(|r| r.0.as_str()).collect();
         assert_eq!(keys, ["A", "B", "C", "D", "E"]);

@@ -546,49 +546,51 @@ fn write_files(
         file: source,
         max_errors,
     } = rows;
-    let records = RecordsOut {
-        target,
-        schema,
-        base,
-        pseudonymizer: pseudonymizer.as_ref(),
-        source: &source,
-        max_errors,
-    }
-    .write(sorted, &mut pseudonyms)?;
-    let mut indexes = BTreeMap::new();
-    for (i, (index, field)) in schema.indexes.iter().enumerate() {
-        let run = (i + 1) as u16;
-        let entries = index_entries
-            .remove(index)
-            .unwrap_or_else(|| Sorter::new(&target.tmp, usize::MAX));
-        let kind = schema.fields[schema.field_index(field).expect("checked at parse")].personal;
-        let pseudo_of = kind.zip(pseudonymizer.as_ref());
-        let mut out = target.run(run)?;
-        let mut pseudo_entries = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
-        let mut merged = entries.finish().map_err(sort_failed)?;
-        let mut pseudonym = String::new();
-        while let Some(e) = merged.next().map_err(sort_failed)? {
-            out.push(e.key, e.value)?;
-            if let Some((kind, p)) = pseudo_of {
-                pseudonym.clear();
-                p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
-                pseudo_entries
-                    .push(pseudonym.as_bytes(), 0, e.value)
-                    .map_err(sort_failed)?;
-            }
+    // Each index is written by a thread of its own beside the records.
+    let (records, written) = std::thread::scope(|scope| {
+        let jobs: Vec<_> = schema
+            .indexes
+            .iter()
+            .enumerate()
+            .map(|(i, (index, field))| {
+                let entries = index_entries
+                    .remove(index)
+                    .unwrap_or_else(|| Sorter::new(&target.tmp, usize::MAX));
+                let pseudonymizer = pseudonymizer.as_ref();
+                scope.spawn(move || {
+                    write_index(
+                        target,
+                        schema,
+                        (i + 1) as u16,
+                        field,
+                        entries,
+                        pseudonymizer,
+                    )
+                })
+            })
+            .collect();
+        let records = RecordsOut {
+            target,
+            schema,
+            base,
+            pseudonymizer: pseudonymizer.as_ref(),
+            source: &source,
+            max_errors,
         }
-        let (first_values, ends) = out.finish()?;
-        indexes.insert(
-            index.clone(),
-            IndexRun {
-                run,
-                field: field.clone(),
-                first_values,
-                ends,
-            },
-        );
-        if pseudo_of.is_some() {
-            pseudonyms.insert(pseudo::index(index), (field.clone(), pseudo_entries));
+        .write(sorted, &mut pseudonyms);
+        let written: Vec<_> = jobs
+            .into_iter()
+            .map(|j| j.join().expect("writing an index does not panic"))
+            .collect();
+        (records, written)
+    });
+    let records = records?;
+    let mut indexes = BTreeMap::new();
+    for ((index, field), written) in schema.indexes.iter().zip(written) {
+        let (run, pseudo_entries) = written?;
+        indexes.insert(index.clone(), run);
+        if let Some(entries) = pseudo_entries {
+            pseudonyms.insert(pseudo::index(index), (field.clone(), entries));
         }
     }
     for (i, (index, (field, sorter))) in pseudonyms.into_iter().enumerate() {
@@ -617,6 +619,42 @@ fn write_files(
         replaced: records.replaced,
         digest: records.digest,
     })
+}
+
+/// Writes index run `run` (on `field`) from its sorted (value, key)
+/// entries; for a personal field, also gathers its pseudonym run.
+fn write_index(
+    target: &Target,
+    schema: &Schema,
+    run: u16,
+    field: &str,
+    entries: Sorter,
+    pseudonymizer: Option<&crate::pseudonym::Pseudonymizer>,
+) -> Result<(IndexRun, Option<Sorter>)> {
+    let kind = schema.fields[schema.field_index(field).expect("checked at parse")].personal;
+    let pseudo_of = kind.zip(pseudonymizer);
+    let mut out = target.run(run)?;
+    let mut pseudo_entries = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
+    let mut merged = entries.finish().map_err(sort_failed)?;
+    let mut pseudonym = String::new();
+    while let Some(e) = merged.next().map_err(sort_failed)? {
+        out.push(e.key, e.value)?;
+        if let Some((kind, p)) = pseudo_of {
+            pseudonym.clear();
+            p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
+            pseudo_entries
+                .push(pseudonym.as_bytes(), 0, e.value)
+                .map_err(sort_failed)?;
+        }
+    }
+    let (first_values, ends) = out.finish()?;
+    let index = IndexRun {
+        run,
+        field: field.to_string(),
+        first_values,
+        ends,
+    };
+    Ok((index, pseudo_of.map(|_| pseudo_entries)))
 }
 
 /// Writing the record run of a segment.

@@ -81,6 +81,11 @@ pub struct Field {
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Files may lack this column altogether (it is then empty in every
+    /// record). Without it, a header that lacks an optional column is
+    /// refused: a misspelt header would otherwise empty it silently.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_be_absent: bool,
 }
 
 /// What a derived field takes from a citizen ID number (GB 11643-1999).

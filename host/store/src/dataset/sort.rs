@@ -109,6 +109,18 @@ impl Sorter {
 
     /// Adds every entry of `other`, its tags shifted by `tag_offset`.
     pub fn append(&mut self, other: Sorter, tag_offset: u64) -> io::Result<()> {
+        if other.runs.is_empty() && tag_offset == 0 {
+            // Its buffer is copied whole, its entries' places moved along.
+            let base = self.buf.len();
+            self.buf.extend_from_slice(&other.buf);
+            self.items
+                .extend(other.items.iter().map(|&(p, at)| (p, at + base)));
+            self.entries += other.entries;
+            if self.buf.len() + self.items.len() * 16 >= self.budget {
+                self.spill()?;
+            }
+            return Ok(());
+        }
         if other.runs.is_empty() {
             for &(_, at) in &other.items {
                 let e = entry_at(&other.buf, at);
