@@ -421,36 +421,47 @@ fn read_csv(
     let mut records = reached.records;
     drop(reader);
     drop(text);
-    let mut last = first.last;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    while !last && reached.complete {
+    let mut last = first.last;
+    // While one group of chunks is parsed (a thread per chunk), this thread
+    // reads, hashes, scans and decodes the next.
+    let mut read_group = |last: &mut bool| -> Result<Vec<Text>> {
         let mut group = Vec::with_capacity(threads);
-        while group.len() < threads && !last {
+        while group.len() < threads && !*last {
             let chunk = chunker.next_chunk()?.expect("chunks until the last");
-            last = chunk.last;
-            group.push((chunk, open_quote(chunker, last)));
+            *last = chunk.last;
+            let quote = open_quote(chunker, chunk.last);
+            let lines_before = chunk.lines_before;
+            group.push(Text {
+                text: decoding.decode_owned(path, chunk.bytes, false, lines_before)?,
+                lines_before,
+                open_quote: quote,
+                total_lines: chunker.scanner().lines_seen(),
+            });
         }
-        let total_lines = chunker.scanner().lines_seen();
-        let mut texts = Vec::with_capacity(group.len());
-        for (chunk, _) in &group {
-            texts.push(decoding.decode(path, &chunk.bytes, false, chunk.lines_before)?);
-        }
-        let max_errors = problems.max;
-        let results = std::thread::scope(|scope| {
+        Ok(group)
+    };
+    let mut group = if reached.complete {
+        read_group(&mut last)?
+    } else {
+        Vec::new()
+    };
+    let max_errors = problems.max;
+    while !group.is_empty() {
+        let (results, next) = std::thread::scope(|scope| {
             let jobs: Vec<_> = group
                 .iter()
-                .zip(&texts)
-                .map(|((chunk, quote), text)| {
+                .map(|t| {
                     let columns = &columns;
                     scope.spawn(move || {
                         let mut local = RowBuilder::new(schema, tmp, false);
                         let mut local_problems = Problems::new(max_errors);
-                        let mut reader = csv_reader(text, false);
+                        let mut reader = csv_reader(&t.text, false);
                         let part = Part {
-                            text,
-                            lines_before: chunk.lines_before,
-                            open_quote: *quote,
-                            total_lines,
+                            text: &t.text,
+                            lines_before: t.lines_before,
+                            open_quote: t.open_quote,
+                            total_lines: t.total_lines,
                         };
                         let reached = read_rows(
                             &part,
@@ -464,9 +475,12 @@ fn read_csv(
                     })
                 })
                 .collect();
-            jobs.into_iter()
+            let next = read_group(&mut last);
+            let results: Vec<_> = jobs
+                .into_iter()
                 .map(|j| j.join().expect("reading rows does not panic"))
-                .collect::<Vec<_>>()
+                .collect();
+            (results, next)
         });
         for (part_reached, local, local_problems) in results {
             // Past an unreadable record the file is not read, as when one
@@ -481,8 +495,17 @@ fn read_csv(
             records += part_reached.records;
             reached = part_reached;
         }
+        group = if reached.complete { next? } else { Vec::new() };
     }
     Ok(records)
+}
+
+/// A chunk of a CSV file, decoded, waiting for its reader.
+struct Text {
+    text: String,
+    lines_before: u64,
+    open_quote: Option<u64>,
+    total_lines: u64,
 }
 
 fn csv_reader(text: &str, has_headers: bool) -> csv::Reader<&[u8]> {

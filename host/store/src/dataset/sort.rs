@@ -15,6 +15,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+/// Bytes each entry costs beside its bytes in the buffer.
+const ITEM_BYTES: usize = std::mem::size_of::<Item>();
+
 /// Bytes of an entry's header in the buffer and in runs: key length,
 /// value length, tag.
 const HEADER: usize = 4 + 4 + 8;
@@ -25,10 +28,10 @@ pub struct Sorter {
     dir: PathBuf,
     budget: usize,
     buf: Vec<u8>,
-    /// Per entry: the first 8 bytes of its key (big-endian, zero-padded)
+    /// Per entry: the first 16 bytes of its key (big-endian, zero-padded)
     /// and where it starts in `buf`. Sorting these compares most keys
     /// without touching `buf`.
-    items: Vec<(u64, usize)>,
+    items: Vec<Item>,
     runs: Vec<File>,
     entries: u64,
 }
@@ -40,14 +43,30 @@ pub struct Entry<'a> {
     pub value: &'a [u8],
 }
 
-fn prefix(key: &[u8]) -> u64 {
-    let mut p = [0; 8];
-    let n = key.len().min(8);
-    p[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(p)
+/// An entry's place in the buffer, with its key's first 16 bytes (keys
+/// such as credit codes share their first eight: a region).
+#[derive(Clone, Copy)]
+pub struct Item {
+    high: u64,
+    low: u64,
+    at: u32,
 }
 
-fn entry_at(buf: &[u8], at: usize) -> Entry<'_> {
+impl Item {
+    fn new(key: &[u8], at: u32) -> Item {
+        let mut p = [0; 16];
+        let n = key.len().min(16);
+        p[..n].copy_from_slice(&key[..n]);
+        Item {
+            high: u64::from_be_bytes(p[..8].try_into().expect("8 bytes")),
+            low: u64::from_be_bytes(p[8..].try_into().expect("8 bytes")),
+            at,
+        }
+    }
+}
+
+fn entry_at(buf: &[u8], at: u32) -> Entry<'_> {
+    let at = at as usize;
     let klen = u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
     let vlen = u32::from_le_bytes(buf[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
     let tag = u64::from_le_bytes(buf[at + 8..at + 16].try_into().expect("8 bytes"));
@@ -85,7 +104,7 @@ impl Sorter {
         self.entries == 0
     }
 
-    /// Whether runs were written to disk.
+    /// How many runs were written to disk.
     pub fn spilled(&self) -> usize {
         self.runs.len()
     }
@@ -93,15 +112,18 @@ impl Sorter {
     pub fn push(&mut self, key: &[u8], tag: u64, value: &[u8]) -> io::Result<()> {
         let klen = u32::try_from(key.len()).map_err(|_| too_large())?;
         let vlen = u32::try_from(value.len()).map_err(|_| too_large())?;
-        let at = self.buf.len();
+        if self.buf.len() + HEADER + key.len() + value.len() > u32::MAX as usize {
+            self.spill()?;
+        }
+        let at = self.buf.len() as u32;
         self.buf.extend_from_slice(&klen.to_le_bytes());
         self.buf.extend_from_slice(&vlen.to_le_bytes());
         self.buf.extend_from_slice(&tag.to_le_bytes());
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
-        self.items.push((prefix(key), at));
+        self.items.push(Item::new(key, at));
         self.entries += 1;
-        if self.buf.len() + self.items.len() * 16 >= self.budget {
+        if self.buf.len() + self.items.len() * ITEM_BYTES >= self.budget {
             self.spill()?;
         }
         Ok(())
@@ -109,21 +131,24 @@ impl Sorter {
 
     /// Adds every entry of `other`, its tags shifted by `tag_offset`.
     pub fn append(&mut self, other: Sorter, tag_offset: u64) -> io::Result<()> {
-        if other.runs.is_empty() && tag_offset == 0 {
+        let fits = self.buf.len() + other.buf.len() <= u32::MAX as usize;
+        if other.runs.is_empty() && tag_offset == 0 && fits {
             // Its buffer is copied whole, its entries' places moved along.
-            let base = self.buf.len();
+            let base = self.buf.len() as u32;
             self.buf.extend_from_slice(&other.buf);
-            self.items
-                .extend(other.items.iter().map(|&(p, at)| (p, at + base)));
+            self.items.extend(other.items.iter().map(|&i| Item {
+                at: i.at + base,
+                ..i
+            }));
             self.entries += other.entries;
-            if self.buf.len() + self.items.len() * 16 >= self.budget {
+            if self.buf.len() + self.items.len() * ITEM_BYTES >= self.budget {
                 self.spill()?;
             }
             return Ok(());
         }
         if other.runs.is_empty() {
-            for &(_, at) in &other.items {
-                let e = entry_at(&other.buf, at);
+            for i in &other.items {
+                let e = entry_at(&other.buf, i.at);
                 self.push(e.key, e.tag + tag_offset, e.value)?;
             }
             return Ok(());
@@ -139,8 +164,8 @@ impl Sorter {
     fn sort(&mut self) {
         let buf = &self.buf;
         self.items.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                let (x, y) = (entry_at(buf, a.1), entry_at(buf, b.1));
+            (a.high, a.low).cmp(&(b.high, b.low)).then_with(|| {
+                let (x, y) = (entry_at(buf, a.at), entry_at(buf, b.at));
                 (x.key, x.tag, x.value).cmp(&(y.key, y.tag, y.value))
             })
         });
@@ -154,8 +179,9 @@ impl Sorter {
         std::fs::create_dir_all(&self.dir)?;
         let file = tempfile::tempfile_in(&self.dir)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        for &(_, at) in &self.items {
-            let e = entry_at(&self.buf, at);
+        for i in &self.items {
+            let e = entry_at(&self.buf, i.at);
+            let at = i.at as usize;
             out.write_all(&self.buf[at..at + HEADER + e.key.len() + e.value.len()])?;
         }
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
@@ -176,15 +202,21 @@ impl Sorter {
                 next: 0,
             });
         }
-        self.spill()?;
-        self.buf = Vec::new();
-        self.items = Vec::new();
-        let mut runs = Vec::with_capacity(self.runs.len());
-        let mut heap = BinaryHeap::with_capacity(self.runs.len());
-        for (i, file) in self.runs.into_iter().enumerate() {
-            let mut run = Run {
-                input: BufReader::with_capacity(256 << 10, file),
-            };
+        // The entries still in memory are merged from there, as one more
+        // run, rather than written out and read back.
+        self.sort();
+        let memory = Run::Memory {
+            buf: std::mem::take(&mut self.buf),
+            items: std::mem::take(&mut self.items),
+            next: 0,
+        };
+        let files = self
+            .runs
+            .into_iter()
+            .map(|file| Run::File(BufReader::with_capacity(256 << 10, file)));
+        let mut runs = Vec::new();
+        let mut heap = BinaryHeap::new();
+        for (i, mut run) in files.chain([memory]).enumerate() {
             let mut head = Head {
                 key: Vec::new(),
                 tag: 0,
@@ -204,16 +236,37 @@ impl Sorter {
     }
 }
 
-/// One run being merged.
-pub struct Run {
-    input: BufReader<File>,
+/// One run being merged: spilled to a file, or the last still in memory.
+pub enum Run {
+    File(BufReader<File>),
+    Memory {
+        buf: Vec<u8>,
+        items: Vec<Item>,
+        next: usize,
+    },
 }
 
 impl Run {
     /// Reads the run's next entry into `head`; `false` at its end.
     fn read_into(&mut self, head: &mut Head) -> io::Result<bool> {
+        let input = match self {
+            Run::File(input) => input,
+            Run::Memory { buf, items, next } => {
+                let Some(item) = items.get(*next) else {
+                    return Ok(false);
+                };
+                *next += 1;
+                let e = entry_at(buf, item.at);
+                head.tag = e.tag;
+                head.key.clear();
+                head.key.extend_from_slice(e.key);
+                head.value.clear();
+                head.value.extend_from_slice(e.value);
+                return Ok(true);
+            }
+        };
         let mut header = [0u8; HEADER];
-        match self.input.read_exact(&mut header) {
+        match input.read_exact(&mut header) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(e) => return Err(e),
@@ -222,9 +275,9 @@ impl Run {
         let vlen = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
         head.tag = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
         head.key.resize(klen, 0);
-        self.input.read_exact(&mut head.key)?;
+        input.read_exact(&mut head.key)?;
         head.value.resize(vlen, 0);
-        self.input.read_exact(&mut head.value)?;
+        input.read_exact(&mut head.value)?;
         Ok(true)
     }
 }
@@ -266,7 +319,7 @@ impl Eq for Head {}
 pub enum Merged {
     Memory {
         buf: Vec<u8>,
-        items: Vec<(u64, usize)>,
+        items: Vec<Item>,
         next: usize,
     },
     Runs {
@@ -283,11 +336,11 @@ impl Merged {
     pub fn next(&mut self) -> io::Result<Option<Entry<'_>>> {
         match self {
             Merged::Memory { buf, items, next } => {
-                let Some(&(_, at)) = items.get(*next) else {
+                let Some(item) = items.get(*next) else {
                     return Ok(None);
                 };
                 *next += 1;
-                Ok(Some(entry_at(buf, at)))
+                Ok(Some(entry_at(buf, item.at)))
             }
             Merged::Runs {
                 runs,

@@ -68,6 +68,51 @@ impl Scanner {
 
     /// Reads the next bytes of the file.
     pub fn scan(&mut self, bytes: &[u8]) {
+        if !self.quoted && (!self.csv || memchr::memchr(b'"', bytes).is_none()) {
+            self.scan_unquoted(bytes);
+        } else {
+            self.scan_bytes(bytes);
+        }
+        self.offset += bytes.len() as u64;
+    }
+
+    /// [`Scanner::scan`] of bytes without a quote, outside quotes: only
+    /// line ends matter, found a word at a time.
+    fn scan_unquoted(&mut self, bytes: &[u8]) {
+        let mut from = 0;
+        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            if at > from {
+                self.line_empty = false;
+                self.after_cr = false;
+            }
+            let b = bytes[at];
+            if b == b'\n' && self.after_cr {
+                self.after_cr = false;
+                self.boundary = Some((self.offset + at as u64 + 1, self.lines));
+                from = at + 1;
+                continue;
+            }
+            self.lines += 1;
+            if self.line_empty {
+                self.blank += 1;
+            }
+            if b == b'\n' || bytes.get(at + 1).is_some_and(|&c| c != b'\n') {
+                self.boundary = Some((self.offset + at as u64 + 1, self.lines));
+            }
+            self.after_cr = b == b'\r';
+            self.line_empty = true;
+            from = at + 1;
+        }
+        if bytes.len() > from {
+            self.line_empty = false;
+            self.after_cr = false;
+        }
+        if let Some(&last) = bytes.last() {
+            self.field_start = matches!(last, b',' | b'\r' | b'\n');
+        }
+    }
+
+    fn scan_bytes(&mut self, bytes: &[u8]) {
         let mut i = 0;
         let n = bytes.len();
         while i < n {
@@ -118,7 +163,6 @@ impl Scanner {
             self.field_start = !self.quoted && b == b',';
             i += 1;
         }
-        self.offset += n as u64;
     }
 
     /// Whether a quoted field is open at the end of what was scanned, and
@@ -374,6 +418,53 @@ impl Decoding {
     }
 }
 
+impl Decoding {
+    /// [`Decoding::decode`] of a chunk given whole: UTF-8 text takes its
+    /// bytes as they are, without a copy.
+    pub fn decode_owned(
+        &mut self,
+        path: &Path,
+        mut chunk: Vec<u8>,
+        first: bool,
+        lines_before: u64,
+    ) -> Result<String> {
+        let bom = first && chunk.starts_with(b"\xEF\xBB\xBF");
+        if bom && matches!(self, Decoding::Undecided | Decoding::Utf8 { .. }) {
+            chunk.drain(..3);
+            *self = Decoding::Utf8 {
+                bom: true,
+                detected: false,
+            };
+        }
+        match *self {
+            Decoding::Gbk { .. } => Ok(gbk(path, &chunk, lines_before)?.into_owned()),
+            Decoding::Utf8 { .. } => String::from_utf8(chunk).map_err(|e| {
+                let bytes = e.as_bytes();
+                not_utf8(path, bytes, &e.utf8_error(), lines_before)
+            }),
+            Decoding::Undecided => match String::from_utf8(chunk) {
+                Ok(text) => {
+                    if !text.is_ascii() {
+                        *self = Decoding::Utf8 {
+                            bom: false,
+                            detected: true,
+                        };
+                    }
+                    Ok(text)
+                }
+                Err(e) => {
+                    let bytes = e.as_bytes();
+                    if mostly_utf8(bytes) {
+                        return Err(not_utf8(path, bytes, &e.utf8_error(), lines_before));
+                    }
+                    *self = Decoding::Gbk { detected: true };
+                    Ok(gbk(path, bytes, lines_before)?.into_owned())
+                }
+            },
+        }
+    }
+}
+
 /// Line (from 1) and byte of the line (from 1) of offset `at` of `body`.
 fn line_and_column(body: &[u8], at: usize, lines_before: u64) -> (u64, usize) {
     let before = &body[..at];
@@ -473,6 +564,35 @@ mod tests {
     }
 
     #[test]
+    fn text_without_quotes_is_counted_as_byte_by_byte() {
+        let texts: [&[u8]; 5] = [
+            b"h\r\n\r\na,b\rc\n\nd",
+            b"\n\n\r\r\n,\n",
+            b"x,y\r",
+            b"",
+            b"a\r\nb\r\n",
+        ];
+        for text in texts {
+            for cut in 0..=text.len() {
+                let (a, b) = text.split_at(cut);
+                let mut fast = Scanner::new(true);
+                fast.scan(a);
+                fast.scan(b);
+                let mut slow = Scanner::new(true);
+                slow.scan_bytes(a);
+                slow.offset += a.len() as u64;
+                slow.scan_bytes(b);
+                slow.offset += b.len() as u64;
+                assert_eq!(
+                    format!("{fast:?}"),
+                    format!("{slow:?}"),
+                    "{text:?} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn an_open_quote_is_found_with_its_line() {
         let (_, s) = chunks_of(b"h\nok\n\"never\nclosed\nat all\n", true);
         assert_eq!(s.open_quote(), Some(3));
@@ -506,6 +626,33 @@ mod tests {
         bad[6] = 0xFF;
         let err = d.decode(path, &bad, true, 10).unwrap_err().to_string();
         assert!(err.contains("line 12") && err.contains("byte 4"), "{err}");
+    }
+
+    #[test]
+    fn owned_decoding_reads_as_borrowed_decoding_does() {
+        let path = Path::new("t.csv");
+        let (gbk, _, _) = encoding_rs::GBK.encode("张三\n");
+        let mut damaged = "id\n张三李四王五\n".as_bytes().to_vec();
+        damaged[6] = 0xFF;
+        let inputs: [&[u8]; 5] = [
+            b"id\n1\n",
+            "\u{feff}身份\n".as_bytes(),
+            &gbk,
+            &damaged,
+            b"\xEF\xBB\xBFid\n",
+        ];
+        for encoding in [Encoding::Auto, Encoding::Utf8, Encoding::Gbk] {
+            for input in inputs {
+                let (mut a, mut b) = (Decoding::new(encoding), Decoding::new(encoding));
+                let borrowed = a.decode(path, input, true, 3).map(|t| t.into_owned());
+                let owned = b.decode_owned(path, input.to_vec(), true, 3);
+                assert_eq!(
+                    format!("{borrowed:?} {a:?}"),
+                    format!("{owned:?} {b:?}"),
+                    "{encoding:?} {input:?}"
+                );
+            }
+        }
     }
 
     #[test]
