@@ -206,6 +206,95 @@ fn a_file_without_an_optional_column_is_refused_unless_allowed_by_name() {
 }
 
 #[test]
+fn dry_run_diff_and_head_show_what_an_ingest_changes_and_what_is_stored() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let code = |i: u32| jiandu::ids::make_credit_code("91", "350100", &format!("M000{i}00Y4"));
+    let file = dir.path().join("employers.csv");
+    let write = |rows: &[(u32, &str)]| {
+        let mut text =
+            String::from("统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人\n");
+        for (i, status) in rows {
+            text.push_str(&format!(
+                "{},某某有限公司{i},企业,{status},350100,张三{i}\n",
+                code(*i)
+            ));
+        }
+        std::fs::write(&file, text).unwrap();
+    };
+    let ingest = |extra: &[&str]| {
+        let out = jiandu(store.path())
+            .args(["dataset", "ingest", "employers"])
+            .arg(&file)
+            .arg("--schema")
+            .arg(repo().join("datasets/employers.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    write(&[(1, "存续"), (2, "存续"), (3, "存续")]);
+    let out = ingest(&[]);
+    assert!(
+        out.contains("3 rows added (the dataset's first version)"),
+        "{out}"
+    );
+    // Row 1 goes, row 2 changes, row 4 comes: said, and with --dry-run
+    // nothing is stored.
+    write(&[(2, "注销"), (3, "存续"), (4, "存续")]);
+    let out = ingest(&["--dry-run"]);
+    assert!(
+        out.contains("against version 1: +1 added, −1 removed, ~1 changed, 1 unchanged")
+            && out.contains("dry run"),
+        "{out}"
+    );
+    let show = |args: &[&str]| {
+        let out = jiandu(store.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (versions, _) = show(&["dataset", "show", "employers", "--format", "json"]);
+    let head: serde_json::Value = serde_json::from_str(&versions).unwrap();
+    assert_eq!(head["versions"].as_array().unwrap().len(), 1, "{versions}");
+    let out = ingest(&[]);
+    assert!(out.contains("+1 added, −1 removed, ~1 changed"), "{out}");
+    let (out, _) = show(&["dataset", "diff", "employers", "1", "2"]);
+    assert!(
+        out.contains("+1 added, −1 removed, ~1 changed, 1 unchanged"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("− {}", code(1))) && out.contains(&format!("~ {}", code(2))),
+        "{out}"
+    );
+    // Stored rows: the legal representative (personal) masked, unless in
+    // clear, which the ledger records first.
+    let (out, _) = show(&["dataset", "head", "employers", "-n", "2"]);
+    assert!(out.contains(&code(2)) && !out.contains("张三2"), "{out}");
+    let (out, err) = show(&[
+        "dataset",
+        "head",
+        "employers",
+        "--version",
+        "1",
+        "-n",
+        "1",
+        "--clear",
+    ]);
+    assert!(
+        out.contains("张三1") && err.contains("recorded in ledger entry"),
+        "{out}{err}"
+    );
+    let (out, _) = show(&["audit", "log", "--format", "json"]);
+    assert!(
+        out.contains("dataset head") && out.contains("employers@1"),
+        "{out}"
+    );
+    show(&["audit", "verify"]);
+}
+
+#[test]
 fn gbk_file_ingests_and_reads_back() {
     let store = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

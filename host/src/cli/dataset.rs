@@ -1,4 +1,4 @@
-//! `jiandu dataset ingest|list|show|rollback|prune`
+//! `jiandu dataset ingest|list|show|head|diff|rollback|prune`
 
 use super::output::{self, Format};
 use super::Ctx;
@@ -41,6 +41,41 @@ pub enum Command {
         /// The version to make current (`jiandu dataset show` lists them).
         #[arg(long)]
         to: Option<u64>,
+    },
+    /// Show stored rows of a version, in key order; personal values are
+    /// masked unless --clear (which is recorded in the ledger).
+    ///
+    /// Example: `jiandu dataset head employers -n 5`
+    Head {
+        name: String,
+        /// The version (default: the current one).
+        #[arg(long)]
+        version: Option<u64>,
+        /// How many rows.
+        #[arg(short = 'n', long = "rows", default_value_t = 10)]
+        rows: usize,
+        /// Show personal values in clear (put on the record first).
+        #[arg(long)]
+        clear: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// What changed between two versions, by primary key: rows added,
+    /// removed and changed, and the first keys of each (personal key
+    /// parts masked).
+    ///
+    /// Example: `jiandu dataset diff employers 3 4`
+    Diff {
+        name: String,
+        /// The older version.
+        from: u64,
+        /// The newer version (default: the current one).
+        to: Option<u64>,
+        /// How many changed keys to name.
+        #[arg(short = 'n', long = "keys", default_value_t = 10)]
+        keys: usize,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Remove old versions and their files, on the record. The current
     /// version always stays; a version that a recorded run read is removed
@@ -90,6 +125,9 @@ pub struct IngestArgs {
     /// since a misspelt header would leave the field empty in every row.
     #[arg(long, value_delimiter = ',', value_name = "FIELD")]
     allow_missing: Vec<String>,
+    /// Validate the file and say what it would change, without storing it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
@@ -98,6 +136,20 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Ingest(a) => ingest_file(ctx, &store, &a)?,
         Command::List { format } => list(&store, format)?,
         Command::Show { name, format } => show(&store, &name, format)?,
+        Command::Head {
+            name,
+            version,
+            rows,
+            clear,
+            format,
+        } => head(ctx, &store, &name, version, rows, clear, format)?,
+        Command::Diff {
+            name,
+            from,
+            to,
+            keys,
+            format,
+        } => diff(&store, &name, from, to, keys, format)?,
         Command::Rollback { name, to } => rollback(ctx, &store, &name, to)?,
         Command::Prune {
             name,
@@ -144,6 +196,7 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
             append: a.append,
             schema,
             allow_missing: a.allow_missing.clone(),
+            dry_run: a.dry_run,
         },
         unit,
     );
@@ -183,6 +236,13 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
     if let Some(encoding) = &report.encoding {
         outln!("  read as {encoding}");
     }
+    if let Some((against, change)) = &report.change {
+        print_change(*against, change, a.append);
+    }
+    if !report.committed {
+        outln!("dry run: the file is valid; nothing was stored (run again without --dry-run to store it)");
+        return Ok(());
+    }
     if let (Some(old), false) = (&before, a.append) {
         // A whole file replaces the dataset's content: say what it
         // replaced, and how to get it back.
@@ -202,6 +262,127 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         } else {
             outln!("{line}");
         }
+    }
+    Ok(())
+}
+
+/// What an ingest changes against the version that was current.
+fn print_change(against: Option<u64>, d: &dataset::compare::Diff, append: bool) {
+    let Some(v) = against else {
+        outln!("  {} rows added (the dataset's first version)", d.added);
+        return;
+    };
+    if append {
+        outln!(
+            "  against version {v}: +{} rows added, ~{} replaced with other values, {} replaced unchanged",
+            d.added, d.changed, d.unchanged
+        );
+    } else {
+        outln!(
+            "  against version {v}: +{} added, −{} removed, ~{} changed, {} unchanged",
+            d.added,
+            d.removed,
+            d.changed,
+            d.unchanged
+        );
+    }
+    for (change, key) in &d.samples {
+        outln!("    {} {key}", change_sign(*change));
+    }
+}
+
+fn change_sign(c: dataset::compare::Change) -> &'static str {
+    match c {
+        dataset::compare::Change::Added => "+",
+        dataset::compare::Change::Removed => "−",
+        dataset::compare::Change::Changed => "~",
+    }
+}
+
+/// A version of a dataset, or its current one.
+fn reader(
+    store: &jiandu::Store,
+    name: &str,
+    version: Option<u64>,
+) -> Result<dataset::VersionReader> {
+    Ok(match version {
+        Some(v) => dataset::VersionReader::version(store, name, v)?,
+        None => dataset::VersionReader::current(store, name)?,
+    })
+}
+
+/// `dataset head`: stored rows, masked unless in clear (on the record).
+fn head(
+    ctx: &Ctx,
+    store: &jiandu::Store,
+    name: &str,
+    version: Option<u64>,
+    rows: usize,
+    clear: bool,
+    format: Format,
+) -> Result<()> {
+    let r = reader(store, name, version)?;
+    let shown = dataset::compare::head(&r, rows, clear)?;
+    if clear {
+        let disclosure = jiandu::ledger::Disclosure {
+            command: "dataset head".into(),
+            model: None,
+            status: None,
+            output: None,
+            dataset: Some(format!("{name}@{}", r.info().version)),
+            leads: shown.rows.len() as u64,
+            values: shown.clear_values,
+        };
+        if let Some(seq) = super::leads::record(ctx, store, &disclosure)? {
+            errln!("personal data shown in clear; recorded in ledger entry {seq}");
+        }
+    }
+    if format == Format::Json {
+        return output::json(&shown);
+    }
+    outln!(
+        "{name} version {} ({} records); the first {}:",
+        r.info().version,
+        r.info().records,
+        shown.rows.len()
+    );
+    let fields: Vec<&str> = shown.fields.iter().map(String::as_str).collect();
+    let table: Vec<Vec<String>> = shown
+        .rows
+        .iter()
+        .map(|row| row.iter().map(|v| v.clone().unwrap_or_default()).collect())
+        .collect();
+    output::print(format, &fields, &table)?;
+    Ok(())
+}
+
+/// `dataset diff`: what changed between two versions.
+fn diff(
+    store: &jiandu::Store,
+    name: &str,
+    from: u64,
+    to: Option<u64>,
+    keys: usize,
+    format: Format,
+) -> Result<()> {
+    let old = reader(store, name, Some(from))?;
+    let new = reader(store, name, to)?;
+    let schema = new.info().schema.clone();
+    let show = |k: &[u8]| dataset::compare::display_key(&schema, k, false);
+    let d = dataset::compare::diff(Some(&old), &new, keys, &show)?;
+    if format == Format::Json {
+        return output::json(&d);
+    }
+    outln!(
+        "{name} version {from} → {}: +{} added, −{} removed, ~{} changed, {} unchanged",
+        new.info().version,
+        d.added,
+        d.removed,
+        d.changed,
+        d.unchanged
+    );
+    for (change, key) in &d.samples {
+        outln!("  {} {key}", change_sign(*change));
     }
     Ok(())
 }

@@ -99,6 +99,7 @@ fn for_people(
         model: filter.model,
         status: filter.status.map(|s| s.as_str().to_string()),
         output: output.map(|p| p.display().to_string()),
+        dataset: None,
         leads: list.len() as u64,
         values,
     };
@@ -107,7 +108,7 @@ fn for_people(
 
 /// Puts a showing of personal data in clear on the record before it is
 /// shown; the ledger entry, if any value was revealed.
-fn record(ctx: &Ctx, store: &Store, disclosure: &Disclosure) -> Result<Option<u64>> {
+pub(super) fn record(ctx: &Ctx, store: &Store, disclosure: &Disclosure) -> Result<Option<u64>> {
     let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
     let entry = leads::record_disclosure(store, &unit, &ctx.operator, disclosure).context(
         "personal data is shown in clear only on the record, and the ledger could not record it",
@@ -183,6 +184,7 @@ fn show(
             model: Some(all[i].model.clone()),
             status: None,
             output: None,
+            dataset: None,
             leads: 1,
             values,
         };

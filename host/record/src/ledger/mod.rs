@@ -386,7 +386,11 @@ pub struct Disclosure {
     /// The file written, as named on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
-    /// Leads shown.
+    /// The dataset whose stored rows were shown (`dataset head`), with
+    /// its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Leads (or stored rows) shown.
     pub leads: u64,
     /// Personal values in them shown in clear.
     pub values: u64,

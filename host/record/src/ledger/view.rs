@@ -44,6 +44,8 @@ pub struct EntryView {
 pub struct DisclosureView {
     pub command: String,
     pub model: Option<String>,
+    /// The dataset (and version) whose rows were shown.
+    pub dataset: Option<String>,
     pub status: Option<String>,
     pub output: Option<String>,
     pub leads: u64,

@@ -71,6 +71,9 @@ pub struct Options {
     /// Optional fields whose column this file may lack (`--allow-missing`):
     /// otherwise a header without an optional column is refused.
     pub allow_missing: Vec<String>,
+    /// Validate, store and compare, then remove the version instead of
+    /// making it current (`--dry-run`).
+    pub dry_run: bool,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
             append: false,
             schema: None,
             allow_missing: Vec::new(),
+            dry_run: false,
         }
     }
 }
@@ -127,6 +131,11 @@ pub struct Report {
     pub lines: Option<LineAccount>,
     /// How a CSV file's text was decoded.
     pub encoding: Option<String>,
+    /// What the version changes against the version that was current
+    /// (by primary key), and which version that was.
+    pub change: Option<(Option<u64>, super::compare::Diff)>,
+    /// Whether the version was made current (not a dry run).
+    pub committed: bool,
 }
 
 /// Every physical line of a CSV file, accounted for: the header, one
@@ -189,6 +198,8 @@ pub fn stage(
         warning_count: read.warning_count,
         lines: read.lines,
         encoding: read.encoding,
+        change: None,
+        committed: false,
     };
     Ok((staged, report))
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod block;
+pub mod compare;
 pub mod file;
 pub mod ingest;
 pub mod resolve;
@@ -280,6 +281,13 @@ impl Staged {
         }
         meta.insert(self.key.as_bytes(), self.head.as_slice())?;
         Ok(())
+    }
+
+    /// Removes the staged version's files without making it current (a
+    /// dry run, or an ingest given up).
+    pub fn discard(self, store: &Store) -> Result<()> {
+        let dir = file::version_dir(&store.data_dir(), &self.info.schema.name, self.info.version);
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))
     }
 }
 
@@ -871,7 +879,7 @@ impl VersionReader {
         Ok(VersionReader::new(store, name, info))
     }
 
-    fn new(store: &Store, name: &str, info: VersionInfo) -> VersionReader {
+    pub fn new(store: &Store, name: &str, info: VersionInfo) -> VersionReader {
         VersionReader {
             data: store.data_dir(),
             files: Arc::default(),
@@ -965,6 +973,24 @@ impl VersionReader {
             .map(|s| SegmentCursor::new(self.segment_blocks(s)))
             .collect();
         Box::new(MergedBatches { sources, view })
+    }
+
+    /// Every record with its key, in key order, the newest record of a
+    /// key winning (what a model reads, before any view).
+    pub fn records(&self) -> Records {
+        Records {
+            sources: self
+                .info
+                .segments
+                .iter()
+                .map(|s| SegmentCursor::new(self.segment_blocks(s)))
+                .collect(),
+        }
+    }
+
+    /// The version read.
+    pub fn info(&self) -> &VersionInfo {
+        &self.info
     }
 
     /// Block `n` of a run, through the store's block cache.
@@ -1235,6 +1261,40 @@ impl SegmentCursor {
         let rec = block.record(self.next).to_vec();
         self.next += 1;
         Ok(rec)
+    }
+}
+
+/// Every record of a version with its key, in key order (segments merged,
+/// the newest record of a key winning): [`VersionReader::records`].
+pub struct Records {
+    sources: Vec<SegmentCursor>,
+}
+
+impl Iterator for Records {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut step = || -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            let mut smallest: Option<Vec<u8>> = None;
+            for s in &mut self.sources {
+                if let Some(k) = s.peek_key()? {
+                    if smallest.as_ref().is_none_or(|m| &k < m) {
+                        smallest = Some(k);
+                    }
+                }
+            }
+            let Some(key) = smallest else {
+                return Ok(None);
+            };
+            let mut newest = None;
+            for s in &mut self.sources {
+                if s.peek_key()?.as_deref() == Some(key.as_slice()) {
+                    newest = Some(s.take()?);
+                }
+            }
+            Ok(Some((key, newest.expect("a source had the smallest key"))))
+        };
+        step().transpose()
     }
 }
 
