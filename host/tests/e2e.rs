@@ -295,6 +295,64 @@ fn dry_run_diff_and_head_show_what_an_ingest_changes_and_what_is_stored() {
 }
 
 #[test]
+fn daily_appends_compact_by_themselves_past_sixteen_segments_on_the_record() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.csv");
+    let mut last = String::new();
+    for day in 1..=17u32 {
+        let code = jiandu::ids::make_credit_code("91", "350100", &format!("M{day:04}00Y4"));
+        std::fs::write(
+            &file,
+            format!("统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人\n{code},某某有限公司,企业,存续,350100,张三\n"),
+        )
+        .unwrap();
+        let mut cmd = jiandu(store.path());
+        cmd.args(["dataset", "ingest", "employers"]).arg(&file);
+        if day == 1 {
+            cmd.arg("--schema")
+                .arg(repo().join("datasets/employers.toml"));
+        } else {
+            cmd.arg("--append");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        last = stdout(&out);
+    }
+    assert!(
+        last.contains("17 appended segments compacted into one: version 18"),
+        "{last}"
+    );
+    let out = jiandu(store.path())
+        .args(["dataset", "show", "employers", "--format", "json"])
+        .output()
+        .unwrap();
+    let head: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let current = head["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == 18)
+        .unwrap();
+    assert_eq!(current["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(current["records"], 17);
+    // Nothing left to compact; the record verifies.
+    let out = jiandu(store.path())
+        .args(["dataset", "compact", "employers"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("already one segment"),
+        "{}",
+        stdout(&out)
+    );
+    jiandu(store.path())
+        .args(["audit", "verify"])
+        .assert()
+        .success();
+}
+
+#[test]
 fn gbk_file_ingests_and_reads_back() {
     let store = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,10 @@
 //! `jiandu dataset ingest`: a department file stored as a new dataset
 //! version, on the record.
 
+use crate::dataset::compact::COMPACT_AFTER_SEGMENTS;
 use crate::dataset::compare::{diff, display_key, Diff};
 use crate::dataset::ingest::{stage, Options, Report};
-use crate::dataset::{Staged, VersionReader};
+use crate::dataset::{Staged, VersionInfo, VersionReader};
 use crate::{ledger, Result, Store};
 use std::path::Path;
 
@@ -30,10 +31,31 @@ pub fn ingest(
         staged.discard(store)?;
         return Ok(report);
     }
-    let draft = ledger::dataset_ingested(unit, name, &staged.info);
+    let draft = ledger::dataset_ingested(unit.clone(), name, &staged.info);
     ledger::append_with(store, &draft, |meta| staged.write_in(meta))?;
     report.committed = true;
+    if staged.info.segments.len() > COMPACT_AFTER_SEGMENTS {
+        report.compacted = compact(store, name, &opts.operator, unit)?;
+    }
     Ok(report)
+}
+
+/// Rewrites the current version of `name` as one segment, as a new
+/// version on the record (a `dataset-ingested` entry whose source names
+/// the version compacted and whose `source_sha256` is that version's
+/// digest); `None` when it already is one segment.
+pub fn compact(
+    store: &Store,
+    name: &str,
+    operator: &str,
+    unit: String,
+) -> Result<Option<VersionInfo>> {
+    let Some(staged) = crate::dataset::compact::stage(store, name, operator)? else {
+        return Ok(None);
+    };
+    let draft = ledger::dataset_ingested(unit, name, &staged.info);
+    ledger::append_with(store, &draft, |meta| staged.write_in(meta))?;
+    Ok(Some(staged.info))
 }
 
 /// Keys of the dataset that a change summary names.

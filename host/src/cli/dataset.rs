@@ -1,4 +1,4 @@
-//! `jiandu dataset ingest|list|show|head|diff|rollback|prune`
+//! `jiandu dataset ingest|list|show|head|diff|compact|rollback|prune`
 
 use super::output::{self, Format};
 use super::Ctx;
@@ -77,6 +77,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Rewrite the current version's appended segments as one, as a new
+    /// version with the same records, on the record. Ingest does this by
+    /// itself past 16 segments.
+    ///
+    /// Example: `jiandu dataset compact sightings`
+    Compact { name: String },
     /// Remove old versions and their files, on the record. The current
     /// version always stays; a version that a recorded run read is removed
     /// only with --force (that run can then no longer be replayed).
@@ -136,6 +142,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Ingest(a) => ingest_file(ctx, &store, &a)?,
         Command::List { format } => list(&store, format)?,
         Command::Show { name, format } => show(&store, &name, format)?,
+        Command::Compact { name } => compact(ctx, &store, &name)?,
         Command::Head {
             name,
             version,
@@ -239,6 +246,14 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
     if let Some((against, change)) = &report.change {
         print_change(*against, change, a.append);
     }
+    if let Some(c) = &report.compacted {
+        outln!(
+            "  {} appended segments compacted into one: version {} (digest {})",
+            report.version.segments.len(),
+            c.version,
+            c.digest
+        );
+    }
     if !report.committed {
         outln!("dry run: the file is valid; nothing was stored (run again without --dry-run to store it)");
         return Ok(());
@@ -297,6 +312,24 @@ fn change_sign(c: dataset::compare::Change) -> &'static str {
         dataset::compare::Change::Removed => "−",
         dataset::compare::Change::Changed => "~",
     }
+}
+
+/// `dataset compact`: the current version's segments rewritten as one.
+fn compact(ctx: &Ctx, store: &jiandu::Store, name: &str) -> Result<()> {
+    let unit = jiandu::policy::unit_label(store, &ctx.policy(store)?)?;
+    let pb = super::spinner(format!("compacting {name}"));
+    let done = jiandu::ingest::compact(store, name, &ctx.operator, unit);
+    pb.finish_and_clear();
+    match done? {
+        Some(v) => outln!(
+            "compacted `{name}` into version {} ({} records in one segment, digest {})",
+            v.version,
+            v.records,
+            v.digest
+        ),
+        None => outln!("`{name}`'s current version is already one segment; nothing to do"),
+    }
+    Ok(())
 }
 
 /// A version of a dataset, or its current one.

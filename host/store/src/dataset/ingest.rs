@@ -136,6 +136,9 @@ pub struct Report {
     pub change: Option<(Option<u64>, super::compare::Diff)>,
     /// Whether the version was made current (not a dry run).
     pub committed: bool,
+    /// The version that compacted the appended segments into one, when
+    /// this append made them too many.
+    pub compacted: Option<VersionInfo>,
 }
 
 /// Every physical line of a CSV file, accounted for: the header, one
@@ -200,6 +203,7 @@ pub fn stage(
         encoding: read.encoding,
         change: None,
         committed: false,
+        compacted: None,
     };
     Ok((staged, report))
 }
@@ -1159,8 +1163,8 @@ struct RowBuilder<'s> {
 
 /// Memory the records of one ingest may hold before they are sorted and
 /// spilled to disk, and the indexes' entries together.
-const RECORDS_BUDGET: usize = 64 << 20;
-const INDEXES_BUDGET: usize = 32 << 20;
+pub(crate) const RECORDS_BUDGET: usize = 64 << 20;
+pub(crate) const INDEXES_BUDGET: usize = 32 << 20;
 
 /// Rows read and validated, sorted externally: what a new version is
 /// written from ([`super::stage_version`]).

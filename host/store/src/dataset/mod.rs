@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod block;
+pub mod compact;
 pub mod compare;
 pub mod file;
 pub mod ingest;
@@ -972,19 +973,23 @@ impl VersionReader {
             .iter()
             .map(|s| SegmentCursor::new(self.segment_blocks(s)))
             .collect();
-        Box::new(MergedBatches { sources, view })
+        Box::new(MergedBatches {
+            merge: SegmentMerge::new(sources),
+            view,
+        })
     }
 
     /// Every record with its key, in key order, the newest record of a
     /// key winning (what a model reads, before any view).
     pub fn records(&self) -> Records {
         Records {
-            sources: self
-                .info
-                .segments
-                .iter()
-                .map(|s| SegmentCursor::new(self.segment_blocks(s)))
-                .collect(),
+            merge: SegmentMerge::new(
+                self.info
+                    .segments
+                    .iter()
+                    .map(|s| SegmentCursor::new(self.segment_blocks(s)))
+                    .collect(),
+            ),
         }
     }
 
@@ -1264,44 +1269,77 @@ impl SegmentCursor {
     }
 }
 
+/// Segments merged by key with a heap (O(log S) per record for S
+/// segments); of equal keys the newest segment's record is kept.
+struct SegmentMerge {
+    sources: Vec<SegmentCursor>,
+    /// Each source's next key, smallest first; the newer source first
+    /// among equal keys.
+    heap: std::collections::BinaryHeap<(std::cmp::Reverse<Vec<u8>>, usize)>,
+    started: bool,
+}
+
+impl SegmentMerge {
+    fn new(sources: Vec<SegmentCursor>) -> SegmentMerge {
+        SegmentMerge {
+            sources,
+            heap: std::collections::BinaryHeap::new(),
+            started: false,
+        }
+    }
+
+    fn push_next(&mut self, i: usize) -> Result<()> {
+        if let Some(k) = self.sources[i].peek_key()? {
+            self.heap.push((std::cmp::Reverse(k), i));
+        }
+        Ok(())
+    }
+
+    /// The next key and its newest record.
+    fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                self.push_next(i)?;
+            }
+        }
+        let Some((std::cmp::Reverse(key), newest)) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let record = self.sources[newest].take()?;
+        self.push_next(newest)?;
+        // Older segments holding the same key: skipped.
+        while self
+            .heap
+            .peek()
+            .is_some_and(|(std::cmp::Reverse(k), _)| *k == key)
+        {
+            let (_, older) = self.heap.pop().expect("peeked");
+            self.sources[older].take()?;
+            self.push_next(older)?;
+        }
+        Ok(Some((key, record)))
+    }
+}
+
 /// Every record of a version with its key, in key order (segments merged,
 /// the newest record of a key winning): [`VersionReader::records`].
 pub struct Records {
-    sources: Vec<SegmentCursor>,
+    merge: SegmentMerge,
 }
 
 impl Iterator for Records {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut step = || -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-            let mut smallest: Option<Vec<u8>> = None;
-            for s in &mut self.sources {
-                if let Some(k) = s.peek_key()? {
-                    if smallest.as_ref().is_none_or(|m| &k < m) {
-                        smallest = Some(k);
-                    }
-                }
-            }
-            let Some(key) = smallest else {
-                return Ok(None);
-            };
-            let mut newest = None;
-            for s in &mut self.sources {
-                if s.peek_key()?.as_deref() == Some(key.as_slice()) {
-                    newest = Some(s.take()?);
-                }
-            }
-            Ok(Some((key, newest.expect("a source had the smallest key"))))
-        };
-        step().transpose()
+        self.merge.next_record().transpose()
     }
 }
 
-/// A k-way merge of segments by key; on equal keys the newest segment's
-/// record is kept.
+/// A merge of segments by key ([`SegmentMerge`]), in batches through a
+/// model's view.
 struct MergedBatches {
-    sources: Vec<SegmentCursor>,
+    merge: SegmentMerge,
     view: view::View,
 }
 
@@ -1310,22 +1348,9 @@ impl MergedBatches {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         while offsets.len() <= BLOCK_RECORDS {
-            let mut smallest: Option<Vec<u8>> = None;
-            for s in &mut self.sources {
-                if let Some(k) = s.peek_key()? {
-                    if smallest.as_ref().is_none_or(|m| &k < m) {
-                        smallest = Some(k);
-                    }
-                }
-            }
-            let Some(key) = smallest else { break };
-            let mut newest = None;
-            for s in &mut self.sources {
-                if s.peek_key()?.as_deref() == Some(key.as_slice()) {
-                    newest = Some(s.take()?);
-                }
-            }
-            let rec = newest.expect("a source had the smallest key");
+            let Some((_, rec)) = self.merge.next_record()? else {
+                break;
+            };
             self.view.record(&rec, &mut data).map_err(Error::Other)?;
             offsets.push(data.len() as u32);
         }

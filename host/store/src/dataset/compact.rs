@@ -1,0 +1,169 @@
+//! Compaction: the segments of a version that daily `--append`s built up,
+//! rewritten as one segment of a new version with the same records.
+//!
+//! Each appended segment makes a scan merge one more source and a lookup
+//! check one more segment; compacting brings that back to one. The new
+//! version is an ordinary one (staged, then made current with its ledger
+//! entry), so the version compacted stays readable until it is pruned and
+//! runs that read it can still be replayed. Its content digest is that of
+//! its records in one segment, which differs from the chained digest of the
+//! appended version it replaces.
+
+use super::ingest::{Rows, DEFAULT_MAX_ERRORS, INDEXES_BUDGET, RECORDS_BUDGET};
+use super::sort::Sorter;
+use super::{require_head, stage_version, NewVersion, Staged, VersionReader};
+use crate::{Error, Result, Store};
+use jiandu_sdk::record::{RecordRef, Value};
+use std::collections::BTreeMap;
+
+/// An appended version with more segments than this is compacted after
+/// the ingest that appended the last one.
+pub const COMPACT_AFTER_SEGMENTS: usize = 16;
+
+/// Stages the current version of `name` rewritten as one segment; `None`
+/// when it already is one.
+pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>> {
+    let head = require_head(store, name)?;
+    let Some(base) = head.current_version().cloned() else {
+        return Err(Error::dataset(name, "has no current version to compact"));
+    };
+    if base.segments.len() <= 1 {
+        return Ok(None);
+    }
+    let schema = base.schema.clone();
+    let tmp = store.root().join("tmp");
+    let mut records = Sorter::new(&tmp, RECORDS_BUDGET);
+    let index_fields: Vec<(String, usize)> = schema
+        .indexes
+        .iter()
+        .map(|(index, field)| (index.clone(), schema.field_index(field).expect("checked")))
+        .collect();
+    let per_index = INDEXES_BUDGET / index_fields.len().max(1);
+    let mut indexes: BTreeMap<String, Sorter> = index_fields
+        .iter()
+        .map(|(index, _)| (index.clone(), Sorter::new(&tmp, per_index)))
+        .collect();
+    let sort_failed = |e: std::io::Error| Error::Other(format!("cannot sort the rows: {e}"));
+    let reader = VersionReader::new(store, name, base.clone());
+    for (n, item) in reader.records().enumerate() {
+        let (key, record) = item?;
+        records.push(&key, n as u64, &record).map_err(sort_failed)?;
+        let rec = RecordRef::new(&record).map_err(|e| Error::Other(e.to_string()))?;
+        for (index, field) in &index_fields {
+            let value = rec.field(*field).map_err(|e| Error::Other(e.to_string()))?;
+            if let Some(v) = value.filter(|v| !matches!(v, Value::Null)) {
+                indexes
+                    .get_mut(index)
+                    .expect("one sorter per index")
+                    .push(v.to_string().as_bytes(), 0, &key)
+                    .map_err(sort_failed)?;
+            }
+        }
+    }
+    let rows = Rows {
+        records,
+        indexes,
+        file: format!("{name} version {}", base.version).into(),
+        max_errors: DEFAULT_MAX_ERRORS,
+    };
+    let source = format!(
+        "compaction of version {} ({} segments)",
+        base.version,
+        base.segments.len()
+    );
+    let staged = stage_version(
+        store,
+        name,
+        rows,
+        NewVersion {
+            append: false,
+            schema: Some(&schema),
+            source: &source,
+            source_sha256: base.digest.clone(),
+            operator,
+            warnings: base.warnings,
+        },
+    )?;
+    Ok(Some(staged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::compare::{diff, display_key};
+    use crate::dataset::ingest::{self, Options};
+    use crate::dataset::Schema;
+
+    fn schema() -> Schema {
+        Schema::parse(
+            "s.toml",
+            r#"
+name = "sightings"
+department = "公安"
+primary_key = ["id"]
+[[fields]]
+name = "id"
+type = "string"
+[[fields]]
+name = "place"
+type = "string"
+[indexes]
+by_place = "place"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn commit(store: &Store, staged: Staged) {
+        store
+            .meta
+            .transaction(|meta| staged.write_in(meta))
+            .unwrap();
+    }
+
+    #[test]
+    fn many_appended_segments_compact_into_one_version_with_the_same_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let path = dir.path().join("day.csv");
+        for day in 0..20 {
+            // Each day adds a key and moves key 0 to another place.
+            let text = match day {
+                0 => "id,place\nk00,p0\n".to_string(),
+                _ => format!("id,place\nk{day:02},p{}\nk00,moved{day}\n", day % 3),
+            };
+            std::fs::write(&path, text).unwrap();
+            let opts = Options {
+                schema: Some(schema()),
+                append: day > 0,
+                ..Options::default()
+            };
+            let (staged, _) = ingest::stage(&store, "sightings", &path, &opts).unwrap();
+            commit(&store, staged);
+        }
+        let before = VersionReader::current(&store, "sightings").unwrap();
+        assert_eq!(before.info().segments.len(), 20);
+        let staged = stage(&store, "sightings", "tester")
+            .unwrap()
+            .expect("compacted");
+        commit(&store, staged);
+        let after = VersionReader::current(&store, "sightings").unwrap();
+        assert_eq!(after.info().segments.len(), 1);
+        assert_eq!(after.info().records, before.info().records);
+        assert!(after.info().source.contains("compaction of version 20"));
+        let show = |k: &[u8]| display_key(&schema(), k, false);
+        let d = diff(Some(&before), &after, 5, &show).unwrap();
+        assert_eq!((d.added, d.removed, d.changed, d.unchanged), (0, 0, 0, 20));
+        assert_eq!(after.get("k00").unwrap(), before.get("k00").unwrap());
+        for place in ["p0", "p1", "p2", "moved19", "moved3"] {
+            assert_eq!(
+                after.index_keys("by_place", place).unwrap(),
+                before.index_keys("by_place", place).unwrap(),
+                "{place}"
+            );
+        }
+        assert_eq!(after.index_keys("by_place", "moved19").unwrap(), ["k00"]);
+        // One segment already: nothing to do.
+        assert!(stage(&store, "sightings", "tester").unwrap().is_none());
+    }
+}
