@@ -24,6 +24,7 @@
 //! [`report::Report::markdown`]. `BENCHMARKS.md` at the repository root
 //! records the figures and how they were taken.
 
+pub mod appends;
 pub mod child;
 pub mod cold_start;
 pub mod collision;
@@ -59,10 +60,11 @@ pub enum Section {
     Serve,
     Ledger,
     Verify,
+    Appends,
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
@@ -72,6 +74,7 @@ impl Section {
         Section::Serve,
         Section::Ledger,
         Section::Verify,
+        Section::Appends,
     ];
 }
 
@@ -149,6 +152,15 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         let r = ledger::measure(&opts.work_dir.join("ledger"), opts.ledger_entries, progress)?;
         figures.extend(r.figures());
         std::fs::remove_dir_all(opts.work_dir.join("ledger")).ok();
+    }
+
+    if want(Section::Appends) {
+        progress(&format!(
+            "appends: {} records in 365 daily appends, scans and lookups",
+            opts.scale
+        ));
+        let r = appends::measure(&opts.work_dir.join("appends"), opts.scale, progress)?;
+        figures.extend(r.figures());
     }
 
     if want(Section::Scan)
