@@ -75,7 +75,13 @@ fn ingest_file(store: &Store, path: &Path, append: bool) -> Result<ingest::Repor
         ..Default::default()
     };
     let unit = jiandu::policy::store_unit_label(store)?;
-    Ok(jiandu::ingest::ingest(store, "sightings", path, &opts, unit)?)
+    Ok(jiandu::ingest::ingest(
+        store,
+        "sightings",
+        path,
+        &opts,
+        unit,
+    )?)
 }
 
 fn scan(store: &Store) -> Result<(Duration, u64)> {

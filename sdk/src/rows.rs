@@ -140,7 +140,11 @@ impl Rows {
     /// or the index's field.
     pub fn keyed(self, key: &str) -> Result<KeyedRows> {
         let key = self.field(key)?;
-        Ok(KeyedRows { rows: self, key })
+        Ok(KeyedRows {
+            rows: self,
+            key,
+            last: None,
+        })
     }
 
     /// Makes sure a record is waiting at `self.next`; `false` at the end.
@@ -189,10 +193,14 @@ pub(crate) fn field_of(dataset: &str, names: &[String], name: &str) -> Result<Fi
 ///
 /// Call [`KeyedRows::each`] with keys in ascending order; records with
 /// smaller keys are skipped, records with that key are passed to the
-/// closure.
+/// closure. A key asked for twice after it found records, or a key below
+/// the one before, is an error: the records it would have found were
+/// already passed over, so a silent empty answer would be wrong.
 pub struct KeyedRows {
     rows: Rows,
     key: Field,
+    /// The key asked for last (as text) and whether it found records.
+    last: Option<(Vec<u8>, bool)>,
 }
 
 impl KeyedRows {
@@ -207,6 +215,24 @@ impl KeyedRows {
         &mut self,
         key: &K,
         mut f: impl FnMut(Row<'_>) -> Result<()>,
+    ) -> Result<usize> {
+        let mut text = Vec::new();
+        key.key_text(&mut text);
+        if let Some((last, found)) = &self.last {
+            let order = cmp_bytes(&text, last);
+            if order == Ordering::Less || (order == Ordering::Equal && *found) {
+                return Err(out_of_order(&self.rows.dataset, &text, last, order));
+            }
+        }
+        let n = self.each_unchecked(key, &mut f)?;
+        self.last = Some((text, n > 0));
+        Ok(n)
+    }
+
+    fn each_unchecked<K: JoinKey + ?Sized>(
+        &mut self,
+        key: &K,
+        f: &mut impl FnMut(Row<'_>) -> Result<()>,
     ) -> Result<usize> {
         let mut n = 0;
         while self.rows.fill()? {
@@ -248,12 +274,33 @@ impl KeyedRows {
     }
 }
 
+/// The error of a merge-join key asked for out of order.
+pub(crate) fn out_of_order(dataset: &str, key: &[u8], last: &[u8], order: Ordering) -> Error {
+    let (key, last) = (String::from_utf8_lossy(key), String::from_utf8_lossy(last));
+    let what = if order == Ordering::Equal {
+        format!("key `{key}` was asked for again after it found records")
+    } else {
+        format!("key `{key}` was asked for after `{last}`, which sorts after it")
+    };
+    Error::msg(format!(
+        "merge join on `{dataset}`: {what}; a merge join takes each key once, in ascending order \
+         (the store's order: text order, so `10` comes before `9`). Sort the keys you join on, \
+         or keep the records of a key you need again"
+    ))
+}
+
 /// A key a [`KeyedRows`] stream can be joined on: text (compared as UTF-8
 /// bytes, the store's order) or an integer (compared as its decimal text,
 /// which is how the store orders integer key fields).
 pub trait JoinKey {
     /// How `self` compares with the key field of `row`.
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering>;
+
+    /// The key as the store orders it (its text), for the order check of
+    /// [`KeyedRows::each`]; a key that writes nothing is not checked.
+    fn key_text(&self, out: &mut Vec<u8>) {
+        let _ = out;
+    }
 }
 
 impl JoinKey for str {
@@ -265,12 +312,20 @@ impl JoinKey for str {
             Err(e) => Err(row.bad(key, e)),
         }
     }
+
+    fn key_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
 }
 
 impl JoinKey for String {
     #[inline]
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
         self.as_str().cmp_field(row, key)
+    }
+
+    fn key_text(&self, out: &mut Vec<u8>) {
+        self.as_str().key_text(out);
     }
 }
 
@@ -282,6 +337,11 @@ impl JoinKey for i64 {
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering> {
         let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
         Ok(decimal_text(*self, &mut a).cmp(decimal_text(row.i64(key)?, &mut b)))
+    }
+
+    fn key_text(&self, out: &mut Vec<u8>) {
+        let mut a = [0u8; 20];
+        out.extend_from_slice(decimal_text(*self, &mut a));
     }
 }
 
@@ -980,6 +1040,66 @@ mod tests {
             let mut buf = [0u8; 20];
             assert_eq!(decimal_text(i, &mut buf), i.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn a_join_key_repeated_or_going_backwards_is_an_error_not_an_empty_answer() {
+        let year = |y: i64| vec![Some(Value::Int(y)), Some(Value::Str("x"))];
+        let stream = || {
+            let ctx = Context::new(Box::new(Memory::new(vec![(
+                "by_year",
+                &["year", "note"],
+                vec![year(10), year(11), year(12), year(12)],
+            )])));
+            ctx.rows("by_year").unwrap().keyed("year").unwrap()
+        };
+        // Asked again after it found records: its records were passed.
+        let mut s = stream();
+        assert_eq!(s.each(&11i64, |_| Ok(())).unwrap(), 1);
+        let err = s.each(&11i64, |_| Ok(())).unwrap_err().to_string();
+        assert!(
+            err.contains("merge join on `by_year`") && err.contains("again"),
+            "{err}"
+        );
+        // Going backwards.
+        let mut s = stream();
+        assert_eq!(s.each(&12i64, |_| Ok(())).unwrap(), 2);
+        let err = s.each(&10i64, |_| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("`10` was asked for after `12`"), "{err}");
+        // A key that found nothing may be asked again; ascending keys work.
+        let mut s = stream();
+        assert_eq!(s.each(&105i64, |_| Ok(())).unwrap(), 0);
+        assert_eq!(s.each(&105i64, |_| Ok(())).unwrap(), 0);
+        assert_eq!(s.each(&11i64, |_| Ok(())).unwrap(), 1);
+        assert_eq!(s.each(&12i64, |_| Ok(())).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_keyed_scan_refuses_a_key_whose_records_were_passed() {
+        #[derive(serde::Deserialize)]
+        struct Note {
+            note: String,
+        }
+        let ctx = Context::new(Box::new(Memory::new(vec![(
+            "notes",
+            &["note"],
+            vec![
+                vec![Some(Value::Str("a"))],
+                vec![Some(Value::Str("b"))],
+                vec![Some(Value::Str("b"))],
+                vec![Some(Value::Str("c"))],
+            ],
+        )])));
+        let mut keyed = ctx
+            .scan::<Note>("notes")
+            .unwrap()
+            .keyed(|n: &Note| n.note.clone());
+        assert_eq!(keyed.take("b").unwrap().len(), 2);
+        let err = keyed.take("b").err().expect("refused").to_string();
+        assert!(err.contains("merge join on `notes`"), "{err}");
+        assert!(keyed.take("a").is_err());
+        assert_eq!(keyed.take("c").unwrap().len(), 1);
+        assert!(keyed.take("d").unwrap().is_empty());
     }
 
     #[test]

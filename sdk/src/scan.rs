@@ -36,6 +36,7 @@ impl<T: DeserializeOwned> Scan<T> {
             scan: self,
             key,
             peeked: None,
+            passed: None,
         }
     }
 }
@@ -65,11 +66,15 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
 /// building block of a one-pass merge join.
 ///
 /// Call [`Keyed::take`] with keys in ascending order; records with smaller
-/// keys are skipped, records with that key are returned.
+/// keys are skipped, records with that key are returned. A key at or below
+/// one whose records were already passed (taken or skipped) is an error:
+/// its records are gone, so an empty answer would be wrong.
 pub struct Keyed<T, K, F> {
     scan: Scan<T>,
     key: F,
     peeked: Option<(K, T)>,
+    /// The key of the last record passed.
+    passed: Option<K>,
 }
 
 impl<T, K, F> Keyed<T, K, F>
@@ -95,12 +100,24 @@ where
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
+        if let Some(passed) = &self.passed {
+            if key <= passed.borrow() {
+                return Err(Error::msg(format!(
+                    "merge join on `{}`: a key was asked for after records with that key or a later one were passed; a merge join takes each key once, in ascending order (the order the scan runs in). Sort the keys you join on, or keep the records of a key you need again",
+                    self.scan.rows.dataset()
+                )));
+            }
+        }
         let mut out = Vec::new();
         while let Some(k) = self.peek()? {
             match k.borrow().cmp(key) {
-                core::cmp::Ordering::Less => self.peeked = None,
+                core::cmp::Ordering::Less => {
+                    let (k, _) = self.peeked.take().expect("peeked");
+                    self.passed = Some(k);
+                }
                 core::cmp::Ordering::Equal => {
-                    let (_, item) = self.peeked.take().expect("peeked");
+                    let (k, item) = self.peeked.take().expect("peeked");
+                    self.passed = Some(k);
                     out.push(item);
                 }
                 core::cmp::Ordering::Greater => break,
