@@ -353,6 +353,89 @@ fn daily_appends_compact_by_themselves_past_sixteen_segments_on_the_record() {
 }
 
 #[test]
+fn an_ingest_killed_at_any_point_leaves_the_store_consistent() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let header = "统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人\n";
+    let write = |path: &Path, rows: u32| {
+        let mut text = String::from(header);
+        for i in 0..rows {
+            let code = jiandu::ids::make_credit_code("91", "350100", &format!("{i:08}Y"));
+            text.push_str(&format!("{code},某某有限公司{i},企业,存续,350100,张{i}\n"));
+        }
+        std::fs::write(path, text).unwrap();
+    };
+    let small = dir.path().join("small.csv");
+    write(&small, 10);
+    let ingest = |file: &Path| {
+        let mut cmd = jiandu(store.path());
+        cmd.args(["dataset", "ingest", "employers"])
+            .arg(file)
+            .arg("--schema")
+            .arg(repo().join("datasets/employers.toml"));
+        cmd
+    };
+    assert!(ingest(&small).output().unwrap().status.success());
+    let big = dir.path().join("big.csv");
+    write(&big, 200_000);
+    let versions = || -> (u64, Vec<(u64, u64)>) {
+        let out = jiandu(store.path())
+            .args(["dataset", "show", "employers", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let head: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let list = head["versions"].as_array().unwrap();
+        let v = list
+            .iter()
+            .map(|v| (v["version"].as_u64().unwrap(), v["records"].as_u64().unwrap()))
+            .collect();
+        (head["current"].as_u64().unwrap(), v)
+    };
+    // Killed at points through reading, sorting, writing and committing.
+    for delay_ms in [5u64, 40, 120, 250, 400, 700, 1200] {
+        let before = versions();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("jiandu"))
+            .arg("--store")
+            .arg(store.path())
+            .args(["dataset", "ingest", "employers"])
+            .arg(&big)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Either nothing happened, or the whole file became the current
+        // version, on the record; the store opens, verifies and reads.
+        let (current, list) = versions();
+        if list.len() == before.1.len() {
+            assert_eq!((current, list.clone()), before, "killed after {delay_ms} ms");
+        } else {
+            assert_eq!(list.len(), before.1.len() + 1, "killed after {delay_ms} ms");
+            assert_eq!(list.last().unwrap(), &(current, 200_000), "killed after {delay_ms} ms");
+        }
+        let out = jiandu(store.path()).args(["audit", "verify"]).output().unwrap();
+        assert!(out.status.success(), "killed after {delay_ms} ms: {}{}", stdout(&out), stderr(&out));
+        let out = jiandu(store.path())
+            .args(["dataset", "head", "employers", "-n", "1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Sorted runs spilled to tmp/ are unlinked files: none are left.
+        let left = std::fs::read_dir(store.path().join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0, "killed after {delay_ms} ms: files left in tmp/");
+    }
+    // And the next ingest goes through.
+    let out = ingest(&small).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    jiandu(store.path()).args(["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn gbk_file_ingests_and_reads_back() {
     let store = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
