@@ -388,7 +388,12 @@ fn an_ingest_killed_at_any_point_leaves_the_store_consistent() {
         let list = head["versions"].as_array().unwrap();
         let v = list
             .iter()
-            .map(|v| (v["version"].as_u64().unwrap(), v["records"].as_u64().unwrap()))
+            .map(|v| {
+                (
+                    v["version"].as_u64().unwrap(),
+                    v["records"].as_u64().unwrap(),
+                )
+            })
             .collect();
         (head["current"].as_u64().unwrap(), v)
     };
@@ -411,13 +416,29 @@ fn an_ingest_killed_at_any_point_leaves_the_store_consistent() {
         // version, on the record; the store opens, verifies and reads.
         let (current, list) = versions();
         if list.len() == before.1.len() {
-            assert_eq!((current, list.clone()), before, "killed after {delay_ms} ms");
+            assert_eq!(
+                (current, list.clone()),
+                before,
+                "killed after {delay_ms} ms"
+            );
         } else {
             assert_eq!(list.len(), before.1.len() + 1, "killed after {delay_ms} ms");
-            assert_eq!(list.last().unwrap(), &(current, 200_000), "killed after {delay_ms} ms");
+            assert_eq!(
+                list.last().unwrap(),
+                &(current, 200_000),
+                "killed after {delay_ms} ms"
+            );
         }
-        let out = jiandu(store.path()).args(["audit", "verify"]).output().unwrap();
-        assert!(out.status.success(), "killed after {delay_ms} ms: {}{}", stdout(&out), stderr(&out));
+        let out = jiandu(store.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "killed after {delay_ms} ms: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         let out = jiandu(store.path())
             .args(["dataset", "head", "employers", "-n", "1"])
             .output()
@@ -432,7 +453,58 @@ fn an_ingest_killed_at_any_point_leaves_the_store_consistent() {
     // And the next ingest goes through.
     let out = ingest(&small).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    jiandu(store.path()).args(["audit", "verify"]).assert().success();
+    jiandu(store.path())
+        .args(["audit", "verify"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn model_build_names_a_misspelt_field_with_its_line_before_compiling() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.csv");
+    let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
+    std::fs::write(
+        &file,
+        format!("统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人\n{code},某某有限公司,企业,存续,350100,张三\n"),
+    )
+    .unwrap();
+    jiandu(store.path())
+        .args(["dataset", "ingest", "employers"])
+        .arg(&file)
+        .arg("--schema")
+        .arg(repo().join("datasets/employers.toml"))
+        .assert()
+        .success();
+    let krate = dir.path().join("model");
+    common::copy_dir(
+        &repo().join("plugins").join(MODEL).join("src"),
+        &krate.join("src"),
+    );
+    std::fs::copy(
+        repo().join("plugins").join(MODEL).join("Cargo.toml"),
+        krate.join("Cargo.toml"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(repo().join("plugins").join(MODEL).join("model.toml"))
+        .unwrap()
+        .replace("\"entity_type\"", "\"entity_tpye\"");
+    std::fs::write(krate.join("model.toml"), manifest).unwrap();
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(&krate)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("model.toml:15: dataset `employers` has no field `entity_tpye` (did you mean `entity_type`?)")
+            && err.contains("nothing was built"),
+        "{err}"
+    );
+    // Nothing was compiled: no target folder in the crate.
+    assert!(!krate.join("target").exists());
 }
 
 #[test]

@@ -33,6 +33,7 @@ fn build_in(
     staging: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Installed> {
+    check_declarations(store, crate_dir, observer)?;
     let built = catalog::build(crate_dir, staging, observer)?;
     observer.step("checking the component against the contract");
     if let Err(e) = runtime.load(&built) {
@@ -58,4 +59,119 @@ fn build_in(
     let installed = catalog::load_dir(&dir)?;
     crate::cache::forget_replaced(store, replaced.as_ref(), &installed);
     Ok(installed)
+}
+
+/// Checks what `model.toml` declares against the store's schemas before
+/// anything is compiled: a field a dataset does not have is an error
+/// naming the line, the field and the fields there are (the closest
+/// first); a dataset the store does not hold yet is said, not refused
+/// (its data may come later).
+pub fn check_declarations(
+    store: &Store,
+    crate_dir: &Path,
+    observer: &mut dyn BuildObserver,
+) -> Result<()> {
+    let path = crate_dir.join("model.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        // The build itself names a missing or unreadable manifest.
+        return Ok(());
+    };
+    let Ok(manifest) = catalog::Manifest::parse(&path, &text) else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    for (dataset, decl) in &manifest.datasets {
+        let Some(head) = crate::dataset::head(store, dataset)? else {
+            observer.step(&format!(
+                "note: this store holds no dataset `{dataset}` yet (declared in model.toml); its fields are checked once it does"
+            ));
+            continue;
+        };
+        let schema = &head.schema;
+        for field in decl.fields.iter().flatten() {
+            if schema.field_index(field).is_some() || schema.derived(field).is_some() {
+                continue;
+            }
+            let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+            let mut by_closeness = names.clone();
+            by_closeness.sort_by_key(|n| distance(n, field));
+            let line = line_of(&text, dataset, field)
+                .map(|l| format!("{}:{l}: ", path.display()))
+                .unwrap_or_default();
+            problems.push(format!(
+                "{line}dataset `{dataset}` has no field `{field}`{}; its fields: {}",
+                by_closeness
+                    .first()
+                    .filter(|n| distance(n, field) <= 2)
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default(),
+                names.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::model(
+        &manifest.id(),
+        format!(
+            "model.toml declares fields the store's datasets do not have; nothing was built:\n  {}",
+            problems.join("\n  ")
+        ),
+    ))
+}
+
+/// The line (from 1) of `model.toml` text where `field` is declared for
+/// `dataset`: the first line after the dataset's table that names it.
+fn line_of(text: &str, dataset: &str, field: &str) -> Option<usize> {
+    let quoted = format!("\"{field}\"");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside =
+                t.trim_matches(|c| c == '[' || c == ']').trim() == format!("datasets.{dataset}");
+        }
+        if (inside || t.starts_with(dataset)) && line.contains(&quoted) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Edit distance between two names (characters, not bytes).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_compared_by_edits() {
+        assert_eq!(distance("name", "nmae"), 2);
+        assert_eq!(distance("credit_code", "credit_code"), 0);
+        assert_eq!(distance("姓名", "姓"), 1);
+    }
+
+    #[test]
+    fn a_declared_field_is_found_on_its_line() {
+        let text = "name = \"m\"\n[datasets.employers]\nfields = [\"credit_code\", \"nmae\"]\n[datasets.payments]\nfields = [\"nmae\"]\n";
+        assert_eq!(line_of(text, "employers", "nmae"), Some(3));
+        assert_eq!(line_of(text, "payments", "nmae"), Some(5));
+        let inline = "[datasets]\nemployers = { fields = [\"nmae\"] }\n";
+        assert_eq!(line_of(inline, "employers", "nmae"), Some(2));
+    }
 }
