@@ -226,6 +226,50 @@ export_model!(Spin);
 "#;
 
 #[test]
+fn a_build_through_the_server_shows_its_compiler_errors_to_the_client() {
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(store.path());
+    let src = repo().join("plugins").join(MODEL);
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&src.join("src"), &dir.path().join("src"));
+    std::fs::copy(src.join("model.toml"), dir.path().join("model.toml")).unwrap();
+    let sdk = repo().join("sdk");
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{MODEL}\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\njiandu-sdk = {{ path = \"{}\" }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nrust_decimal = {{ version = \"1.36\", default-features = false, features = [\"std\", \"serde\"] }}\n\n[workspace]\n",
+            sdk.display()
+        ),
+    )
+    .unwrap();
+    let lib = std::fs::read_to_string(src.join("src/lib.rs")).unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        format!("{lib}\npub fn broken() -> u32 {{ \"not a number\" }}\n"),
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error[E0308]") && err.contains("cargo build failed (its messages are above)"),
+        "{err}"
+    );
+    // The messages went to the client, in order, not to the server's log.
+    assert!(
+        err.find("error[E0308]") < err.find("cargo build failed"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains("error[E0308]"), "{log}");
+    assert!(server.stop().success());
+}
+
+#[test]
 fn commands_print_the_same_through_the_server() {
     let store = store_with_model(MODEL);
     let _data = ingest_sample(store.path(), 400);

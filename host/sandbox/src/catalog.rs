@@ -554,6 +554,13 @@ pub fn componentize(core: &[u8]) -> std::result::Result<Vec<u8>, String> {
 /// Progress messages from a build.
 pub trait BuildObserver {
     fn step(&mut self, message: &str);
+
+    /// One line of the compiler's own output (diagnostics, progress), in
+    /// the order cargo wrote them. By default it goes to this process's
+    /// standard error.
+    fn compiler(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
 }
 
 impl<F: FnMut(&str)> BuildObserver for F {
@@ -636,7 +643,8 @@ pub fn build(
     let target_dir = models_target_dir(&cargo_toml)?;
     observer.step(&format!("building {} for {WASM_TARGET}", manifest.id()));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args([
             "build",
             "--release",
@@ -659,10 +667,8 @@ pub fn build(
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
         .env_remove("RUSTFLAGS")
         .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS)
-        .env_remove("CARGO_BUILD_TARGET")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| Error::Other(format!("cannot run cargo: {e}")))?;
+        .env_remove("CARGO_BUILD_TARGET");
+    let output = run_forwarding(command, observer)?;
     if !output.status.success() {
         return Err(Error::model(
             &manifest.id(),
@@ -695,6 +701,43 @@ pub fn build(
         .map_err(|e| Error::model(&manifest.id(), format!("not a Jiandu model: {e}")))?;
     let dir = install(models_dir, &manifest_text, &manifest, &component)?;
     load_dir(&dir)
+}
+
+/// Runs `command`, its standard output kept and each line of its standard
+/// error handed to `observer` as it comes (so that a build run by a server
+/// reaches the client that asked for it, not the server's log).
+fn run_forwarding(
+    mut command: Command,
+    observer: &mut dyn BuildObserver,
+) -> Result<std::process::Output> {
+    use std::io::{BufRead, Read};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot run cargo: {e}")))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    for line in std::io::BufReader::new(stderr).split(b'\n') {
+        let line = line.map_err(|e| Error::Other(format!("reading cargo's output: {e}")))?;
+        observer.compiler(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::Other(format!("waiting for cargo: {e}")))?;
+    let stdout = out
+        .join()
+        .expect("reading stdout does not panic")
+        .map_err(|e| Error::Other(format!("reading cargo's output: {e}")))?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    })
 }
 
 /// `<workspace target dir>/jiandu-models`: model builds get their own

@@ -295,12 +295,24 @@ fn build_checked(
 ) -> Result<catalog::Installed> {
     let runtime = Runtime::new(ctx.policy(store)?.defaults.stack_kib)?;
     let pb = super::spinner(format!("building {}", crate_dir.display()));
-    let built = jiandu::models::build_and_install(store, &runtime, crate_dir, &mut |m: &str| {
-        pb.println(format!("• {m}"));
-        pb.set_message(m.to_string());
-    });
+    let built = jiandu::models::build_and_install(store, &runtime, crate_dir, &mut Progress(&pb));
     pb.finish_and_clear();
     Ok(built?)
+}
+
+/// A build's steps on the spinner; the compiler's own lines on standard
+/// error (through the server to its client, when a server runs the build).
+struct Progress<'a>(&'a indicatif::ProgressBar);
+
+impl catalog::BuildObserver for Progress<'_> {
+    fn step(&mut self, message: &str) {
+        self.0.println(format!("• {message}"));
+        self.0.set_message(message.to_string());
+    }
+
+    fn compiler(&mut self, line: &str) {
+        self.0.suspend(|| errln!("{line}"));
+    }
 }
 
 /// `model new`: a new model crate in the folder `name`.
