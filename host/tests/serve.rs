@@ -226,6 +226,50 @@ export_model!(Spin);
 "#;
 
 #[test]
+fn a_crate_without_export_model_is_refused_saying_what_to_add() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        SPIN.replace("export_model!(Spin);", "")
+            .replace("use jiandu_sdk::{export_model, ", "use jiandu_sdk::{"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"spin\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\njiandu-sdk = {{ path = \"{}\" }}\n\n[workspace]\n",
+            repo().join("sdk").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("model.toml"),
+        "name = \"spin\"\nversion = \"1.0.0\"\ntitle = \"spins\"\nunit = \"test\"\nsdk = \"^0.1\"\n",
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .env(
+            "CARGO_TARGET_DIR",
+            repo()
+                .join("target")
+                .join("test-variants")
+                .join("no-export"),
+        )
+        .args(["model", "build"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("exports no model") && err.contains("export_model!(YourModel);"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_build_through_the_server_shows_its_compiler_errors_to_the_client() {
     let store = tempfile::tempdir().unwrap();
     let server = Server::start(store.path());

@@ -21,6 +21,15 @@ impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError(msg.to_string())
     }
+
+    /// A struct field the records do not carry: most often a field the
+    /// model reads but did not declare (the host hands a model only the
+    /// fields its `model.toml` declares).
+    fn missing_field(field: &'static str) -> Self {
+        DeError(format!(
+            "no field `{field}` in its records: declare it in model.toml (add \"{field}\" to this dataset's `fields` under [datasets]), or make the struct field an `Option` if it may be absent"
+        ))
+    }
 }
 
 impl From<DecodeError> for DeError {
@@ -395,6 +404,25 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+
+    #[test]
+    fn a_field_the_records_lack_says_to_declare_it() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct WantsRegion {
+            credit_code: String,
+            region: String,
+        }
+        let names = vec!["credit_code".to_string()];
+        let bytes = encode(&[Some(Value::Str("91350100M000100Y43"))]).unwrap();
+        let err = from_record::<WantsRegion>(&names, &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no field `region`") && err.contains("declare it in model.toml"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ impl Runtime {
     /// Checks imports and exports and describes the model.
     pub fn prepare(&self, model: &Installed, component: Component) -> Result<Loaded, LoadError> {
         check_imports(&self.engine, &component)?;
+        check_exports(&self.engine, &component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -467,6 +468,31 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError
         )));
     }
     Ok(())
+}
+
+/// A component that exports no model at all: its crate never called
+/// `export_model!` (the contract's exports are then missing as a whole).
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let model_exports = ["run", "describe"];
+    if exports
+        .iter()
+        .any(|e| model_exports.contains(&e.as_str()) || e.starts_with("jiandu:model/"))
+    {
+        return Ok(());
+    }
+    Err(load_err(format!(
+        "it exports no model ({}): the crate must call `jiandu_sdk::export_model!(YourModel);` in src/lib.rs, naming the type that implements `Model`",
+        if exports.is_empty() {
+            "it exports nothing".to_string()
+        } else {
+            format!("it exports {}", exports.join(", "))
+        }
+    )))
 }
 
 /// Why a run failed, for the ledger.
