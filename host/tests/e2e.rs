@@ -39,13 +39,21 @@ fn run_finds_exactly_the_planted_violations_with_independent_amounts() {
             .find(|l| l["subject"] == e.credit_code.as_str())
             .unwrap_or_else(|| panic!("planted {:?} at {} not found", e.scenario, e.credit_code));
         assert_eq!(lead["amount"], format!("{:.2}", e.gap), "{}", e.credit_code);
-        let evidence = lead["evidence"].as_str().unwrap();
-        assert!(
-            evidence.contains(&format!("late_fee={:.2}", e.late_fee)),
+        // Evidence is an object of typed values: amounts as numbers.
+        let evidence = &lead["evidence"];
+        let number = |name: &str| {
+            evidence[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} in {evidence}"))
+        };
+        assert_eq!(
+            format!("{:.2}", number("late_fee")),
+            format!("{:.2}", e.late_fee),
             "{evidence}"
         );
-        assert!(
-            evidence.contains(&format!("due={:.2}", e.due)),
+        assert_eq!(
+            format!("{:.2}", number("due")),
+            format!("{:.2}", e.due),
             "{evidence}"
         );
     }

@@ -295,8 +295,29 @@ fn export_masks_personal_fields_unless_clear_and_xlsx_reads_back() {
         .rows()
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect();
-    assert_eq!(rows[0][2], "subject");
+    // Chinese headers for case handlers by default; English for scripts.
+    assert_eq!(rows[0][2], "线索对象");
+    assert_eq!(rows[0][4], "金额（元）");
     assert_eq!(rows.len(), g.expected.len() + 1);
+    // Whole numbers in evidence are numbers; identifiers stay text.
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&file).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    let typed: Vec<&calamine::Data> = range.rows().skip(1).flat_map(|r| r.iter()).collect();
+    assert!(
+        typed
+            .iter()
+            .any(|c| matches!(c, calamine::Data::Float(_) | calamine::Data::Int(_))),
+        "no number among {typed:?}"
+    );
+    let english = store.path().join("leads-en.xlsx");
+    jiandu(store.path())
+        .args(["leads", "export", "--headers", "en", "-o"])
+        .arg(&english)
+        .assert()
+        .success();
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&english).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(range.rows().next().unwrap()[2].to_string(), "subject");
     let text = rows.concat().join(" ");
     for e in &g.expected {
         assert!(!text.contains(&e.person_id), "{} in clear", e.person_id);

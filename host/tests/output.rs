@@ -83,7 +83,10 @@ fn control_characters_in_lead_text_print_escaped_in_tables_and_csv() {
         leads[0]["title"],
         "\u{1b}[2J\u{1b}]0;owned\u{7}fake\rtitle\u{8}"
     );
-    assert_eq!(leads[0]["evidence"], "n\u{1b}[31m=v\u{9b}1m\u{7f}");
+    assert_eq!(
+        leads[0]["evidence"],
+        serde_json::json!({"n\u{1b}[31m": "v\u{9b}1m\u{7f}"})
+    );
 }
 
 #[test]
@@ -225,7 +228,7 @@ fn formula_starts_are_neutralised_in_every_xlsx_export_cell_header_included() {
     let cell = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
     assert!(header.contains(&FORMULAS[0].1.to_string()), "{header:?}");
     assert_eq!(cell(FORMULAS[0].1), FORMULAS[1].1);
-    assert_eq!(cell("title"), FORMULAS[2].1);
+    assert_eq!(cell("线索摘要"), FORMULAS[2].1);
     assert_eq!(cell("name"), FORMULAS[3].1);
 }
 

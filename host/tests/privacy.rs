@@ -158,14 +158,13 @@ fn lead<'a>(leads: &'a [serde_json::Value], subject: &str) -> &'a serde_json::Va
 }
 
 /// One evidence value of a lead as `leads list --format json` shows it
-/// (`name=value; name=value`).
-fn evidence<'a>(lead: &'a serde_json::Value, name: &str) -> &'a str {
-    lead["evidence"]
-        .as_str()
-        .unwrap()
-        .split("; ")
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no evidence {name} in {lead:#}"))
+/// (an object of typed values), as text.
+fn evidence(lead: &serde_json::Value, name: &str) -> String {
+    match &lead["evidence"][name] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => panic!("no evidence {name} in {lead:#}"),
+        other => other.to_string(),
+    }
 }
 
 #[test]

@@ -794,6 +794,101 @@ pub enum ExportFormat {
     Xlsx,
 }
 
+/// An evidence value as JSON: a whole or decimal number in canonical form
+/// (no leading zeros, at most 15 significant digits, so that it reads back
+/// as the same text) as a number, `true`/`false` as a boolean, anything
+/// else (identifiers such as credit codes and ID numbers included) as text.
+pub fn typed_value(text: &str) -> serde_json::Value {
+    match text {
+        "true" => return serde_json::Value::Bool(true),
+        "false" => return serde_json::Value::Bool(false),
+        _ => {}
+    }
+    if is_plain_number(text) {
+        if let Ok(i) = text.parse::<i64>() {
+            return serde_json::Value::from(i);
+        }
+        if let Some(n) = text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
+            return serde_json::Value::Number(n);
+        }
+    }
+    serde_json::Value::String(text.to_string())
+}
+
+/// `YYYY-MM-DD`.
+fn is_iso_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 15 digits in all.
+fn is_plain_number(text: &str) -> bool {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let int_ok = digits(int) && (int == "0" || !int.starts_with('0'));
+    let frac_ok = frac.is_none_or(digits);
+    int_ok && frac_ok && int.len() + frac.map_or(0, str::len) <= 15
+}
+
+/// A lead as `--format json` shows it: the amount as its exact text (or
+/// null), the evidence as an object of typed values ([`typed_value`]).
+pub fn lead_json(lead: &Lead) -> serde_json::Value {
+    let evidence: serde_json::Map<String, serde_json::Value> = lead
+        .evidence
+        .iter()
+        .map(|e| (e.name.clone(), typed_value(&e.value)))
+        .collect();
+    serde_json::json!({
+        "model": lead.model,
+        "model_version": lead.model_version,
+        "subject": lead.subject,
+        "status": lead.status.as_str(),
+        "amount": lead.amount,
+        "title": lead.title,
+        "evidence": evidence,
+        "first_run": lead.first_run,
+        "last_run": lead.last_run,
+        "resolved_by": lead.resolved_by,
+        "updated_at": lead.updated_at,
+    })
+}
+
+/// The language of an export's column headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Headers {
+    /// Chinese, for case handlers (the default of Excel exports).
+    Zh,
+    /// The English field names, for scripts (the default of CSV exports).
+    En,
+}
+
+/// The fixed columns' Chinese headers, in [`EXPORT_COLUMNS`] order.
+pub const EXPORT_COLUMNS_ZH: &[&str] = &[
+    "监督模型",
+    "模型版本",
+    "线索对象",
+    "状态",
+    "金额（元）",
+    "线索摘要",
+    "首次发现（运行）",
+    "最近发现（运行）",
+    "消除于（运行）",
+    "更新时间",
+];
+
 /// The fixed columns of an export; one column per evidence field follows.
 pub const EXPORT_COLUMNS: &[&str] = &[
     "model",
@@ -856,8 +951,18 @@ pub fn export_table(leads: &[Lead]) -> (Vec<String>, Vec<Vec<String>>) {
 /// characters escaped, and a `'` before anything a spreadsheet would run
 /// as a formula, in CSV and XLSX alike (an XLSX string cell does not run,
 /// but it does once a case handler edits it). Amounts in XLSX are numbers.
-pub fn export(leads: &[Lead], format: ExportFormat, path: &Path) -> Result<usize> {
-    let (header, rows) = export_table(leads);
+pub fn export(
+    leads: &[Lead],
+    format: ExportFormat,
+    headers: Headers,
+    path: &Path,
+) -> Result<usize> {
+    let (mut header, rows) = export_table(leads);
+    if headers == Headers::Zh {
+        for (h, zh) in header.iter_mut().zip(EXPORT_COLUMNS_ZH) {
+            *h = zh.to_string();
+        }
+    }
     let cells = |r: &[String]| -> Vec<String> {
         r.iter()
             .map(|v| crate::text::spreadsheet_cell(v).into_owned())
@@ -886,10 +991,11 @@ fn write_xlsx(
     header: &[String],
     rows: &[Vec<String>],
 ) -> std::result::Result<(), rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{Format, Workbook};
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
     let mut book = Workbook::new();
     let bold = Format::new().set_bold();
     let money = Format::new().set_num_format("#,##0.00");
+    let date = Format::new().set_num_format("yyyy-mm-dd");
     let ws = book.add_worksheet();
     ws.set_name("线索")?;
     let amount_col = EXPORT_COLUMNS
@@ -912,12 +1018,23 @@ fn write_xlsx(
             if value.is_empty() {
                 continue;
             }
-            // Amounts as numbers so that case handlers can add them up;
-            // the exact text stays in CSV exports and in the store.
-            match value.parse::<f64>() {
-                Ok(n) if c == amount_col && n.is_finite() => {
+            // Amounts, and evidence that is a plain number, as numbers so
+            // that case handlers can add them up; dates as dates. The exact
+            // text stays in CSV exports and in the store. Identifiers (ID
+            // numbers, credit codes) are never plain numbers: they stay text.
+            let evidence = c >= EXPORT_COLUMNS.len();
+            let number = value.parse::<f64>().ok().filter(|n| n.is_finite());
+            let day = (evidence && is_iso_date(value))
+                .then(|| ExcelDateTime::parse_from_str(value).ok())
+                .flatten();
+            match (number, day) {
+                (Some(n), _) if c == amount_col => {
                     ws.write_number_with_format(r, c as u16, n, &money)?
                 }
+                (Some(n), _) if evidence && is_plain_number(value) => {
+                    ws.write_number(r, c as u16, n)?
+                }
+                (_, Some(d)) => ws.write_datetime_with_format(r, c as u16, &d, &date)?,
                 _ => ws.write_string(r, c as u16, cell(value))?,
             };
         }
@@ -1299,6 +1416,30 @@ pub use jiandu_store::text::shorten;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_values_are_typed_and_identifiers_stay_text() {
+        use serde_json::json;
+        assert_eq!(typed_value("120"), json!(120));
+        assert_eq!(typed_value("-3.50"), json!(-3.5));
+        assert_eq!(typed_value("0.015"), json!(0.015));
+        assert_eq!(typed_value("true"), json!(true));
+        for text in [
+            "11010519491231002X",
+            "110105194912310021",
+            "007",
+            "91350100M000100Y43",
+            "1e5",
+            "",
+            "1,000",
+            "2024-03-01",
+        ] {
+            assert_eq!(typed_value(text), json!(text), "{text}");
+        }
+        assert!(
+            is_iso_date("2024-03-01") && !is_iso_date("2024/03/01") && !is_iso_date("20240301")
+        );
+    }
 
     fn lead_data(subject: &str, amount: Option<&str>, evidence: &[(&str, &str)]) -> LeadData {
         LeadData {

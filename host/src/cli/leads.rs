@@ -64,6 +64,10 @@ pub enum Command {
         /// Write personal data in clear.
         #[arg(long)]
         clear: bool,
+        /// Column headers: Chinese for case handlers, English for scripts
+        /// (default: Chinese in Excel, English in CSV).
+        #[arg(long, value_enum)]
+        headers: Option<leads::Headers>,
     },
 }
 
@@ -196,7 +200,7 @@ fn show(
         masked.into_iter().nth(i).expect("as many masked as listed")
     };
     if format == Format::Json {
-        return output::json(&lead);
+        return output::json(&leads::lead_json(&lead));
     }
     outln!(
         "{} — {} ({}@{})",
@@ -246,6 +250,14 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 "leads list",
                 None,
             )?;
+            if format == Format::Json {
+                let typed: Vec<serde_json::Value> = list.iter().map(leads::lead_json).collect();
+                output::json(&typed)?;
+                if let Some(seq) = recorded {
+                    errln!("personal data shown in clear; recorded in ledger entry {seq}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let rows: Vec<Vec<String>> = list
                 .into_iter()
                 .map(|l| {
@@ -294,6 +306,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             model,
             status,
             clear,
+            headers,
         } => {
             let format =
                 format.unwrap_or_else(|| match output.extension().and_then(|e| e.to_str()) {
@@ -308,10 +321,15 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 "leads export",
                 Some(&output),
             )?;
-            let n = leads::export(&list, format, &output).with_context(|| match recorded {
-                Some(seq) => format!("ledger entry {seq} records this export in clear"),
-                None => "nothing was written".to_string(),
-            })?;
+            let headers = headers.unwrap_or(match format {
+                ExportFormat::Xlsx => leads::Headers::Zh,
+                ExportFormat::Csv => leads::Headers::En,
+            });
+            let n =
+                leads::export(&list, format, headers, &output).with_context(|| match recorded {
+                    Some(seq) => format!("ledger entry {seq} records this export in clear"),
+                    None => "nothing was written".to_string(),
+                })?;
             errln!(
                 "{n} leads written to {}{}",
                 output.display(),
