@@ -575,3 +575,20 @@ fn a_ledger_with_disclosures_verifies_exports_imports_and_reports_no_extra_runs(
     assert_eq!(imported.len(), 2);
     assert_eq!(imported[1]["disclosure"]["values"], 6);
 }
+
+#[test]
+fn quiet_shows_results_only_and_cannot_be_verbose_too() {
+    let store = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .args(["--quiet", "dataset", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+    assert_eq!(stderr(&out), "");
+    let out = jiandu(store.path())
+        .args(["-q", "-v", "dataset", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -59,6 +59,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// No progress display and no log output but errors: only results
+    /// (standard output) and problems (standard error).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -172,12 +177,15 @@ pub fn main() -> ExitCode {
         Some(dir) => client::parse(std::env::args_os(), dir, true).unwrap_or_else(|e| e.exit()),
         None => Cli::parse(),
     };
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info",
+    let filter = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
         _ => "debug",
     };
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     tracing_subscriber::fmt()
+        .with_timer(Utc8)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JIANDU_LOG")
                 .unwrap_or_else(|_| filter.into()),
@@ -298,9 +306,23 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
     }
 }
 
-/// A spinner on stderr that stays silent when stderr is not a terminal.
+/// `--quiet`: no spinners.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Log lines carry the time as every record does: China Standard Time
+/// with its offset (`jiandu::time`), not UTC.
+struct Utc8;
+
+impl tracing_subscriber::fmt::time::FormatTime for Utc8 {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", jiandu::time::now_text())
+    }
+}
+
+/// A spinner on stderr that stays silent when stderr is not a terminal
+/// (and with `--quiet`).
 pub fn spinner(message: impl Into<String>) -> indicatif::ProgressBar {
-    let target = if sink::capturing() {
+    let target = if sink::capturing() || QUIET.load(std::sync::atomic::Ordering::Relaxed) {
         indicatif::ProgressDrawTarget::hidden()
     } else {
         indicatif::ProgressDrawTarget::stderr()
