@@ -216,6 +216,7 @@ impl Backend for NativeBackend {
             .map_err(refusal)?
         {
             ScanPlan::Batches => ScanState::Batches(access.reader.batches(&access.view, seen)),
+            ScanPlan::Ordered(batches) => ScanState::Batches(batches),
             ScanPlan::Keys(keys) => ScanState::Keys {
                 dataset: dataset.to_string(),
                 keys,

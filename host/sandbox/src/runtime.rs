@@ -968,6 +968,7 @@ impl host::Host for Session {
                 Ok(ScanPlan::Batches) => {
                     ScanState::Batches(access.reader.batches(&access.view, seen))
                 }
+                Ok(ScanPlan::Ordered(batches)) => ScanState::Batches(batches),
                 Ok(ScanPlan::Keys(keys)) => {
                     let keys = Arc::new(keys);
                     if seen.is_none() {

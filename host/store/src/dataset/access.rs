@@ -38,6 +38,9 @@ pub enum ScanPlan {
     Batches,
     /// Records by primary key, in this order.
     Keys(Vec<String>),
+    /// Batches already through the view, in the order of the records'
+    /// pseudonymous keys, read sequentially.
+    Ordered(super::Batches),
 }
 
 /// One dataset as a model may read it.
@@ -117,9 +120,26 @@ impl Access {
                     entries.into_iter().map(|(_, _, k)| k).collect(),
                 ))
             }
-            None if self.pseudonymous() && self.key_is_personal() => Ok(ScanPlan::Keys(
-                self.reader.index_entries(pseudo::KEY_ORDER, seen)?,
-            )),
+            None if self.pseudonymous() && self.key_is_personal() => {
+                // Key fields before the first personal one order the
+                // pseudonymous keys as they order the clear keys: records
+                // are then reordered only within groups of them, reading
+                // both runs in order.
+                let schema = self.schema();
+                let prefix = schema
+                    .primary_key
+                    .iter()
+                    .take_while(|k| !schema.is_personal(k))
+                    .count();
+                if seen.is_none() {
+                    if let Some(batches) = self.reader.pseudonym_ordered(&self.view, prefix) {
+                        return Ok(ScanPlan::Ordered(batches));
+                    }
+                }
+                Ok(ScanPlan::Keys(
+                    self.reader.index_entries(pseudo::KEY_ORDER, seen)?,
+                ))
+            }
             None => Ok(ScanPlan::Batches),
         }
     }
@@ -213,5 +233,111 @@ impl Access {
             super::view::Personal::Pseudonyms(crate::pseudonym::Pseudonymizer::for_store(store)?)
         };
         Ok(View::new(&reader.info.schema, fields, personal).map(|view| Access { reader, view }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::ingest::{self, Options};
+    use crate::dataset::Schema;
+    use crate::Store;
+
+    fn schema() -> Schema {
+        Schema::parse(
+            "e.toml",
+            r#"
+name = "employees"
+department = "残联"
+primary_key = ["employer", "year", "person"]
+[[fields]]
+name = "employer"
+type = "string"
+[[fields]]
+name = "year"
+type = "int"
+[[fields]]
+name = "person"
+type = "string"
+personal = "id"
+[[fields]]
+name = "wage"
+type = "decimal"
+"#,
+        )
+        .unwrap()
+    }
+
+    /// Every record a scan plan hands out, through the view, in order.
+    fn scanned(access: &Access, plan: ScanPlan) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        match plan {
+            ScanPlan::Ordered(batches) => {
+                for (data, offsets) in batches.map(|b| b.unwrap()) {
+                    for w in offsets.windows(2) {
+                        out.push(data[w[0] as usize..w[1] as usize].to_vec());
+                    }
+                }
+            }
+            ScanPlan::Keys(keys) => {
+                for k in keys {
+                    let rec = access.reader.get(&k).unwrap().unwrap();
+                    let mut projected = Vec::new();
+                    access.view.record(&rec, &mut projected).unwrap();
+                    out.push(projected);
+                }
+            }
+            ScanPlan::Batches => panic!("a personal key is never scanned in clear order"),
+        }
+        out
+    }
+
+    #[test]
+    fn a_scan_grouped_by_the_leading_clear_key_fields_matches_the_lookup_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let path = dir.path().join("e.csv");
+        let mut text = String::from("employer,year,person,wage\n");
+        for i in 0..3000u32 {
+            // Groups of 1 to 7 people per employer and year, across blocks.
+            let employer = i / 7;
+            text.push_str(&format!(
+                "E{employer:04},{},P{:05},{}.{:02}\n",
+                2023 + i % 2,
+                (i * 7919) % 100_000,
+                1000 + i,
+                i % 100
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let opts = Options {
+            schema: Some(schema()),
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(&store, "employees", &path, &opts).unwrap();
+        store
+            .meta
+            .transaction(|meta| staged.write_in(meta))
+            .unwrap();
+        let access = Access::current(&store, "employees", None, false)
+            .unwrap()
+            .unwrap();
+        let plan = access.scan(None, None).unwrap();
+        assert!(
+            matches!(plan, ScanPlan::Ordered(_)),
+            "read in order, no lookups"
+        );
+        let ordered = scanned(&access, plan);
+        let by_lookup = scanned(
+            &access,
+            ScanPlan::Keys(
+                access
+                    .reader
+                    .index_entries(crate::dataset::pseudo::KEY_ORDER, None)
+                    .unwrap(),
+            ),
+        );
+        assert_eq!(ordered.len(), 3000);
+        assert_eq!(ordered, by_lookup);
     }
 }

@@ -979,6 +979,34 @@ impl VersionReader {
         })
     }
 
+    /// Batches through `view` in the order of the records' pseudonymous
+    /// keys, read sequentially ([`PseudonymOrdered`]), when the version is
+    /// one segment with a `#key` run and its first `prefix` key fields are
+    /// not personal; `None` otherwise (the caller looks records up by the
+    /// `#key` run's order instead).
+    pub fn pseudonym_ordered(&self, view: &view::View, prefix: usize) -> Option<Batches> {
+        let [seg] = self.info.segments.as_slice() else {
+            return None;
+        };
+        let order_run = seg.indexes.get(pseudo::KEY_ORDER)?.run;
+        if prefix == 0 {
+            return None;
+        }
+        let order_blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> =
+            match self.run_file(seg, order_run) {
+                Ok(f) => Box::new((0..f.len()).map(move |n| f.read_block(n))),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+        Some(Box::new(PseudonymOrdered {
+            records: SegmentCursor::new(self.segment_blocks(seg)),
+            order: SegmentCursor::new(order_blocks),
+            prefix,
+            view: view.clone(),
+            group: std::collections::HashMap::new(),
+            queue: std::collections::VecDeque::new(),
+        }))
+    }
+
     /// Every record with its key, in key order, the newest record of a
     /// key winning (what a model reads, before any view).
     pub fn records(&self) -> Records {
@@ -1259,6 +1287,14 @@ impl SegmentCursor {
         }
     }
 
+    /// The next record's bytes without moving on (after `peek_key`
+    /// returned a key).
+    fn peek_value(&mut self) -> Result<Vec<u8>> {
+        let bytes = self.current.as_ref().expect("peeked");
+        let block = Block::parse(bytes)?;
+        Ok(block.record(self.next).to_vec())
+    }
+
     /// The next record's bytes (after `peek_key` returned a key).
     fn take(&mut self) -> Result<Vec<u8>> {
         let bytes = self.current.as_ref().expect("peeked");
@@ -1333,6 +1369,98 @@ impl Iterator for Records {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.merge.next_record().transpose()
+    }
+}
+
+/// The records of a one-segment version in the order of their
+/// pseudonymous keys, read sequentially: the `#key` run (pseudonymous key
+/// → clear key, sorted) and the records run both group records by the
+/// leading `prefix` key fields, which are not personal and so order both
+/// alike; within a group, records are handed out in the order the `#key`
+/// run lists them. No record is looked up by key.
+struct PseudonymOrdered {
+    records: SegmentCursor,
+    order: SegmentCursor,
+    prefix: usize,
+    view: view::View,
+    /// The group being handed out: its records, and their keys in order.
+    group: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    queue: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// The first `n` fields of a stored key, with their separators.
+fn key_prefix(key: &[u8], n: usize) -> &[u8] {
+    let sep = block::KEY_SEP as u8;
+    let mut seen = 0;
+    for (i, b) in key.iter().enumerate() {
+        if *b == sep {
+            seen += 1;
+            if seen == n {
+                return &key[..i];
+            }
+        }
+    }
+    key
+}
+
+impl PseudonymOrdered {
+    /// Reads the next group; `false` when both runs are done.
+    fn next_group(&mut self) -> Result<bool> {
+        let Some(_) = self.order.peek_key()? else {
+            return Ok(false);
+        };
+        let first = self.order.take()?;
+        let prefix = key_prefix(&first, self.prefix).to_vec();
+        self.queue.push_back(first);
+        while self.order.peek_key()?.is_some() {
+            // The value of a `#key` entry is the clear key.
+            let clear = self.order.peek_value()?;
+            if key_prefix(&clear, self.prefix) != prefix.as_slice() {
+                break;
+            }
+            self.queue.push_back(self.order.take()?);
+        }
+        while let Some(k) = self.records.peek_key()? {
+            if key_prefix(&k, self.prefix) != prefix.as_slice() {
+                break;
+            }
+            let rec = self.records.take()?;
+            self.group.insert(k, rec);
+        }
+        Ok(true)
+    }
+
+    fn fill(&mut self) -> Result<Option<(Vec<u8>, Vec<u32>)>> {
+        let mut data = Vec::new();
+        let mut offsets = vec![0u32];
+        while offsets.len() <= BLOCK_RECORDS {
+            let Some(key) = self.queue.pop_front() else {
+                if !self.next_group()? {
+                    break;
+                }
+                continue;
+            };
+            let rec = self.group.remove(&key).ok_or_else(|| {
+                Error::dataset(
+                    "",
+                    format!(
+                        "the pseudonymous key order names a record the version does not hold ({})",
+                        String::from_utf8_lossy(&key)
+                    ),
+                )
+            })?;
+            self.view.record(&rec, &mut data).map_err(Error::Other)?;
+            offsets.push(data.len() as u32);
+        }
+        Ok((offsets.len() > 1).then_some((data, offsets)))
+    }
+}
+
+impl Iterator for PseudonymOrdered {
+    type Item = Result<(Vec<u8>, Vec<u32>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.fill().transpose()
     }
 }
 
