@@ -1002,8 +1002,9 @@ impl VersionReader {
             order: SegmentCursor::new(order_blocks),
             prefix,
             view: view.clone(),
-            group: std::collections::HashMap::new(),
-            queue: std::collections::VecDeque::new(),
+            group: Vec::new(),
+            queue: Vec::new(),
+            next: 0,
         }))
     }
 
@@ -1383,9 +1384,11 @@ struct PseudonymOrdered {
     order: SegmentCursor,
     prefix: usize,
     view: view::View,
-    /// The group being handed out: its records, and their keys in order.
-    group: std::collections::HashMap<Vec<u8>, Vec<u8>>,
-    queue: std::collections::VecDeque<Vec<u8>>,
+    /// The group being handed out: its records in clear key order, and
+    /// their keys in pseudonymous order (with the next to hand out).
+    group: Vec<(Vec<u8>, Vec<u8>)>,
+    queue: Vec<Vec<u8>>,
+    next: usize,
 }
 
 /// The first `n` fields of a stored key, with their separators.
@@ -1406,26 +1409,29 @@ fn key_prefix(key: &[u8], n: usize) -> &[u8] {
 impl PseudonymOrdered {
     /// Reads the next group; `false` when both runs are done.
     fn next_group(&mut self) -> Result<bool> {
+        self.group.clear();
+        self.queue.clear();
+        self.next = 0;
         let Some(_) = self.order.peek_key()? else {
             return Ok(false);
         };
         let first = self.order.take()?;
         let prefix = key_prefix(&first, self.prefix).to_vec();
-        self.queue.push_back(first);
+        self.queue.push(first);
         while self.order.peek_key()?.is_some() {
             // The value of a `#key` entry is the clear key.
             let clear = self.order.peek_value()?;
             if key_prefix(&clear, self.prefix) != prefix.as_slice() {
                 break;
             }
-            self.queue.push_back(self.order.take()?);
+            self.queue.push(self.order.take()?);
         }
         while let Some(k) = self.records.peek_key()? {
             if key_prefix(&k, self.prefix) != prefix.as_slice() {
                 break;
             }
             let rec = self.records.take()?;
-            self.group.insert(k, rec);
+            self.group.push((k, rec));
         }
         Ok(true)
     }
@@ -1434,22 +1440,23 @@ impl PseudonymOrdered {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         while offsets.len() <= BLOCK_RECORDS {
-            let Some(key) = self.queue.pop_front() else {
+            let Some(key) = self.queue.get(self.next) else {
                 if !self.next_group()? {
                     break;
                 }
                 continue;
             };
-            let rec = self.group.remove(&key).ok_or_else(|| {
-                Error::dataset(
-                    "",
-                    format!(
-                        "the pseudonymous key order names a record the version does not hold ({})",
-                        String::from_utf8_lossy(&key)
-                    ),
-                )
-            })?;
-            self.view.record(&rec, &mut data).map_err(Error::Other)?;
+            self.next += 1;
+            let found = self.group.binary_search_by(|(k, _)| k.as_slice().cmp(key));
+            let Ok(i) = found else {
+                return Err(Error::Other(format!(
+                    "the pseudonymous key order names a record the version does not hold ({})",
+                    String::from_utf8_lossy(key)
+                )));
+            };
+            self.view
+                .record(&self.group[i].1, &mut data)
+                .map_err(Error::Other)?;
             offsets.push(data.len() as u32);
         }
         Ok((offsets.len() > 1).then_some((data, offsets)))
