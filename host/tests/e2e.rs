@@ -9,6 +9,33 @@ use std::path::Path;
 
 const MODEL: &str = "disability-fund-arrears";
 
+/// The employers header of department files (the sample schema's aliases).
+const EMPLOYERS_HEADER: &str =
+    "统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人";
+
+/// An employers file: `header`, then one row per (code, status).
+fn write_employers(path: &Path, header: &str, rows: &[(String, &str)]) {
+    let mut text = format!("{header}\n");
+    for (i, (code, status)) in rows.iter().enumerate() {
+        text.push_str(&format!(
+            "{code},某某有限公司{i},企业,{status},350100,张三{i}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// `dataset ingest employers FILE --schema … EXTRA…`.
+fn ingest_employers(store: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
+    jiandu(store)
+        .args(["dataset", "ingest", "employers"])
+        .arg(file)
+        .arg("--schema")
+        .arg(repo().join("datasets/employers.toml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn ingest_generated(
     store: &Path,
     data: &Path,
@@ -183,21 +210,12 @@ fn a_file_without_an_optional_column_is_refused_unless_allowed_by_name() {
     let file = dir.path().join("employers.csv");
     // `登记状态` misspelt: the status column would be empty in every row.
     let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
-    std::fs::write(
+    write_employers(
         &file,
-        format!("统一社会信用代码,单位名称,单位类型,登记状况,行政区划代码,法定代表人\n{code},某某有限公司,企业,存续,350100,张三\n"),
-    )
-    .unwrap();
-    let ingest = |extra: &[&str]| {
-        jiandu(store.path())
-            .args(["dataset", "ingest", "employers"])
-            .arg(&file)
-            .arg("--schema")
-            .arg(repo().join("datasets/employers.toml"))
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+        &EMPLOYERS_HEADER.replace("登记状态", "登记状况"),
+        &[(code, "存续")],
+    );
+    let ingest = |extra: &[&str]| ingest_employers(store.path(), &file, extra);
     let out = ingest(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -473,18 +491,9 @@ fn model_build_names_a_misspelt_field_with_its_line_before_compiling() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("employers.csv");
     let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
-    std::fs::write(
-        &file,
-        format!("统一社会信用代码,单位名称,单位类型,登记状态,行政区划代码,法定代表人\n{code},某某有限公司,企业,存续,350100,张三\n"),
-    )
-    .unwrap();
-    jiandu(store.path())
-        .args(["dataset", "ingest", "employers"])
-        .arg(&file)
-        .arg("--schema")
-        .arg(repo().join("datasets/employers.toml"))
-        .assert()
-        .success();
+    write_employers(&file, EMPLOYERS_HEADER, &[(code, "存续")]);
+    let out = ingest_employers(store.path(), &file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let krate = dir.path().join("model");
     common::copy_dir(
         &repo().join("plugins").join(MODEL).join("src"),

@@ -293,16 +293,21 @@ fn print_change(against: Option<u64>, d: &dataset::compare::Diff, append: bool) 
             d.added, d.changed, d.unchanged
         );
     } else {
-        outln!(
-            "  against version {v}: +{} added, −{} removed, ~{} changed, {} unchanged",
-            d.added,
-            d.removed,
-            d.changed,
-            d.unchanged
-        );
+        outln!("  against version {v}: {}", counts(d));
     }
+    print_samples(d, "    ");
+}
+
+fn counts(d: &dataset::compare::Diff) -> String {
+    format!(
+        "+{} added, −{} removed, ~{} changed, {} unchanged",
+        d.added, d.removed, d.changed, d.unchanged
+    )
+}
+
+fn print_samples(d: &dataset::compare::Diff, indent: &str) {
     for (change, key) in &d.samples {
-        outln!("    {} {key}", change_sign(*change));
+        outln!("{indent}{} {key}", change_sign(*change));
     }
 }
 
@@ -407,16 +412,11 @@ fn diff(
         return output::json(&d);
     }
     outln!(
-        "{name} version {from} → {}: +{} added, −{} removed, ~{} changed, {} unchanged",
+        "{name} version {from} → {}: {}",
         new.info().version,
-        d.added,
-        d.removed,
-        d.changed,
-        d.unchanged
+        counts(&d)
     );
-    for (change, key) in &d.samples {
-        outln!("  {} {key}", change_sign(*change));
-    }
+    print_samples(&d, "  ");
     Ok(())
 }
 
