@@ -26,11 +26,18 @@ pub enum Error {
     #[error("dataset `{name}`: {message}")]
     Dataset { name: String, message: String },
 
-    #[error("{}", crate::dataset::ingest::describe_rejection(.file, .errors, *.total))]
+    #[error("{}", crate::dataset::ingest::describe_rejection(.file, .errors, *.total, *.rows, .warnings))]
     IngestRejected {
         file: PathBuf,
+        /// The problems described (up to the limit), in line order.
         errors: Vec<crate::dataset::ingest::RowError>,
+        /// Problems in all.
         total: usize,
+        /// Rows (lines) with at least one problem.
+        rows: usize,
+        /// Identifier-check warnings of the rows (up to the limit), shown
+        /// too: they would have to be looked at once the errors are fixed.
+        warnings: Vec<crate::dataset::ingest::RowError>,
     },
 
     #[error("model {model}: {message}")]

@@ -99,22 +99,44 @@ pub struct RowError {
     pub reason: String,
 }
 
-/// The message of [`Error::IngestRejected`].
-pub fn describe_rejection(file: &Path, errors: &[RowError], total: usize) -> String {
+/// The message of [`Error::IngestRejected`]: rows rejected and problems
+/// counted apart (a row can have several), then the problems, then the
+/// warnings the rows also have.
+pub fn describe_rejection(
+    file: &Path,
+    errors: &[RowError],
+    total: usize,
+    rows: usize,
+    warnings: &[RowError],
+) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut s = format!(
-        "{}: {total} bad row{}; nothing was ingested",
+        "{}: {rows} row{} rejected ({total} problem{}); nothing was ingested",
         file.display(),
-        if total == 1 { "" } else { "s" }
+        plural(rows),
+        plural(total)
     );
-    for e in errors {
+    let line = |s: &mut String, e: &RowError| {
         let _ = write!(s, "\n  {}:{}", file.display(), e.line);
         if let Some(f) = &e.field {
             let _ = write!(s, ": field `{f}`");
         }
         let _ = write!(s, ": {}", e.reason);
+    };
+    for e in errors {
+        line(&mut s, e);
     }
     if total > errors.len() {
         let _ = write!(s, "\n  … and {} more", total - errors.len());
+    }
+    if !warnings.is_empty() {
+        let _ = write!(
+            s,
+            "\nwarnings (the rows are kept once the file is accepted):"
+        );
+        for w in warnings {
+            line(&mut s, w);
+        }
     }
     s
 }
@@ -236,6 +258,10 @@ struct Problems {
     max: usize,
     errors: Vec<RowError>,
     total: usize,
+    /// Rows with at least one problem (a row's problems come together),
+    /// and the line of the last.
+    rows: usize,
+    last_line: Option<u64>,
     warnings: Vec<RowError>,
     warning_count: usize,
 }
@@ -246,6 +272,8 @@ impl Problems {
             max,
             errors: Vec::new(),
             total: 0,
+            rows: 0,
+            last_line: None,
             warnings: Vec::new(),
             warning_count: 0,
         }
@@ -262,6 +290,7 @@ impl Problems {
         self.errors
             .extend(other.errors.into_iter().take(room).map(shift));
         self.total += other.total;
+        self.rows += other.rows;
         let room = self.max - self.warnings.len();
         self.warnings
             .extend(other.warnings.into_iter().take(room).map(shift));
@@ -270,6 +299,10 @@ impl Problems {
 
     fn error(&mut self, line: u64, field: Option<&str>, reason: String) {
         self.total += 1;
+        if self.last_line != Some(line) {
+            self.rows += 1;
+            self.last_line = Some(line);
+        }
         if self.errors.len() < self.max {
             self.errors.push(RowError {
                 line,
@@ -373,6 +406,8 @@ pub fn read(
             file: path.to_path_buf(),
             errors: problems.errors,
             total: problems.total,
+            rows: problems.rows,
+            warnings: problems.warnings,
         });
     }
     Ok(Validated {
@@ -1224,6 +1259,8 @@ impl Rows {
                 file: self.file,
                 errors: problems.errors,
                 total: problems.total,
+                rows: problems.rows,
+                warnings: Vec::new(),
             });
         }
         let mut indexes = BTreeMap::new();
@@ -1821,7 +1858,7 @@ by_name = "name"
         let err = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("p.csv:3: field `paid`"), "{msg}");
-        assert!(msg.contains("1 bad row"), "{msg}");
+        assert!(msg.contains("1 row rejected (1 problem)"), "{msg}");
     }
 
     #[test]
@@ -1856,6 +1893,23 @@ by_name = "name"
     }
 
     #[test]
+    fn rows_are_counted_apart_from_problems_and_warnings_are_shown_with_them() {
+        // Line 2: two bad fields, and an ID whose check digit is wrong;
+        // line 3: one bad field.
+        let text =
+            "id,name,paid,born\n110105194912310021,a,lots,never\n11010519491231002X,b,1,never\n";
+        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("2 rows rejected (3 problems)"), "{msg}");
+        assert!(
+            msg.contains("warnings (the rows are kept once the file is accepted):")
+                && msg.contains("p.csv:2: field `id`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn errors_past_the_limit_are_counted() {
         let mut text = String::from("id,name,paid,born\n");
         for i in 0..30 {
@@ -1864,7 +1918,7 @@ by_name = "name"
         let err = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("30 bad rows") && msg.contains("and 10 more"),
+            msg.contains("30 rows rejected (30 problems)") && msg.contains("and 10 more"),
             "{msg}"
         );
     }

@@ -745,6 +745,8 @@ impl RecordsOut<'_> {
                 file: self.source.to_path_buf(),
                 errors: duplicates,
                 total: duplicate_count,
+                rows: duplicate_count,
+                warnings: Vec::new(),
             });
         }
         let (first_keys, ends) = out.finish()?;
