@@ -382,7 +382,7 @@ pub fn read(
         }
         Format::Jsonl => {
             let mut chunker = Chunker::new(input, path, false);
-            read_jsonl(path, &mut chunker, &mut builder, &mut problems)?;
+            read_jsonl(path, &mut chunker, tmp, &mut builder, &mut problems)?;
             chunker.sha256()
         }
         Format::Xlsx => {
@@ -927,33 +927,78 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
 fn read_jsonl(
     path: &Path,
     chunker: &mut Chunker,
+    tmp: &Path,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
+    let schema = builder.schema;
     let mut names: HashMap<&str, (usize, usize)> = HashMap::new();
-    for (i, f) in builder.schema.fields.iter().enumerate() {
+    for (i, f) in schema.fields.iter().enumerate() {
         for (rank, n) in std::iter::once(&f.name).chain(&f.aliases).enumerate() {
             names.entry(n.as_str()).or_insert((i, rank));
         }
     }
-    let fields = builder.schema.fields.len();
+    let fields = schema.fields.len();
     let mut decoding = Decoding::new(Encoding::Utf8);
-    while let Some(chunk) = chunker.next_chunk()? {
-        let text = decoding
-            .decode(path, &chunk.bytes, chunk.first, chunk.lines_before)
-            .map_err(|e| match e {
-                Error::File { path, message } => Error::File {
-                    path,
-                    message: format!("JSON Lines must be UTF-8: {message}"),
-                },
-                other => other,
-            })?;
-        for (i, line) in text.lines().enumerate() {
-            let line_no = chunk.lines_before + i as u64 + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            read_json_line(line, line_no, &names, fields, builder, problems);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let max_errors = problems.max;
+    let mut last = false;
+    // A group of chunks at a time, a thread per chunk, their rows appended
+    // in file order.
+    while !last {
+        let mut group = Vec::with_capacity(threads);
+        while group.len() < threads && !last {
+            let Some(chunk) = chunker.next_chunk()? else {
+                last = true;
+                break;
+            };
+            last = chunk.last;
+            let text = decoding
+                .decode_owned(path, chunk.bytes, chunk.first, chunk.lines_before)
+                .map_err(|e| match e {
+                    Error::File { path, message } => Error::File {
+                        path,
+                        message: format!("JSON Lines must be UTF-8: {message}"),
+                    },
+                    other => other,
+                })?;
+            group.push((text, chunk.lines_before));
+        }
+        let names = &names;
+        let results = std::thread::scope(|scope| {
+            let jobs: Vec<_> = group
+                .iter()
+                .map(|(text, before)| {
+                    scope.spawn(move || {
+                        let mut local = RowBuilder::new(schema, tmp, false);
+                        let mut local_problems = Problems::new(max_errors);
+                        for (i, line) in text.lines().enumerate() {
+                            if line.trim().is_empty() {
+                                continue;
+                            }
+                            let line_no = before + i as u64 + 1;
+                            read_json_line(
+                                line,
+                                line_no,
+                                names,
+                                fields,
+                                &mut local,
+                                &mut local_problems,
+                            );
+                        }
+                        (local, local_problems)
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("reading rows does not panic"))
+                .collect::<Vec<_>>()
+        });
+        for (local, local_problems) in results {
+            builder
+                .append(local, 0)
+                .map_err(|e| Error::file(path, format!("cannot sort the rows: {e}")))?;
+            problems.append(local_problems, 0);
         }
     }
     Ok(())
@@ -2087,6 +2132,45 @@ by_name = "name"
             "{:?} {} {:?} {} {rows:?} {account:?}",
             problems.errors, problems.total, problems.warnings, problems.warning_count
         )
+    }
+
+    #[test]
+    fn json_lines_read_in_chunks_on_threads_give_the_same_rows_and_problems() {
+        let mut text = String::new();
+        for i in 0..200 {
+            match i {
+                17 => text.push_str("{\"id\": \"K017\", \"paid\": \"lots\"}\n"),
+                60 => text.push_str("not json\n"),
+                90 => text.push('\n'),
+                _ => text.push_str(&format!(
+                    "{{\"id\": \"K{i:03}\", \"姓名\": \"n{i}\", \"paid\": \"{i}.5\"}}\n"
+                )),
+            }
+        }
+        let read = |read_size: usize| {
+            let schema = schema();
+            let dir = tempfile::tempdir().unwrap();
+            let mut builder = RowBuilder::new(&schema, dir.path(), true);
+            let mut problems = Problems::new(5);
+            let mut input = text.as_bytes();
+            let path = Path::new("p.jsonl");
+            let mut chunker = Chunker::new(&mut input, path, false).with_read_size(read_size);
+            read_jsonl(path, &mut chunker, dir.path(), &mut builder, &mut problems).unwrap();
+            let rows = builder.finish(path, 5).unwrap().collect().unwrap();
+            let keys: Vec<String> = rows.rows.iter().map(|r| r.0.clone()).collect();
+            let errors: Vec<(u64, Option<String>)> = problems
+                .errors
+                .iter()
+                .map(|e| (e.line, e.field.clone()))
+                .collect();
+            (keys, errors, problems.total, problems.rows)
+        };
+        let whole = read(1 << 20);
+        assert_eq!(whole.0.len(), 197);
+        assert_eq!(whole.1, [(18, Some("paid".to_string())), (61, None)]);
+        for size in [1, 7, 64, 300] {
+            assert_eq!(read(size), whole, "read {size} bytes at a time");
+        }
     }
 
     #[test]
