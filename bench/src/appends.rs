@@ -133,10 +133,7 @@ pub fn measure(dir: &Path, records: u64, progress: &mut dyn FnMut(&str)) -> Resu
             ..Default::default()
         };
         let (staged, _) = ingest::stage(&uncompacted, "sightings", &file, &opts)?;
-        uncompacted
-            .meta
-            .transaction(|meta| staged.write_in(meta))
-            .map_err(jiandu::Error::from)?;
+        staged.commit(&uncompacted)?;
     }
     // The same records in one file.
     progress("appends: the same records as one file");

@@ -144,6 +144,7 @@ impl Rows {
             rows: self,
             key,
             last: None,
+            asked: Vec::new(),
         })
     }
 
@@ -201,6 +202,9 @@ pub struct KeyedRows {
     key: Field,
     /// The key asked for last (as text) and whether it found records.
     last: Option<(Vec<u8>, bool)>,
+    /// The text of the key being asked for (its buffer reused from call
+    /// to call: this runs once per join key).
+    asked: Vec<u8>,
 }
 
 impl KeyedRows {
@@ -216,16 +220,19 @@ impl KeyedRows {
         key: &K,
         mut f: impl FnMut(Row<'_>) -> Result<()>,
     ) -> Result<usize> {
-        let mut text = Vec::new();
-        key.key_text(&mut text);
+        self.asked.clear();
+        key.key_text(&mut self.asked);
         if let Some((last, found)) = &self.last {
-            let order = cmp_bytes(&text, last);
+            let order = cmp_bytes(&self.asked, last);
             if order == Ordering::Less || (order == Ordering::Equal && *found) {
-                return Err(out_of_order(&self.rows.dataset, &text, last, order));
+                return Err(out_of_order(&self.rows.dataset, &self.asked, last, order));
             }
         }
         let n = self.each_unchecked(key, &mut f)?;
-        self.last = Some((text, n > 0));
+        // The key asked becomes the last one; the old buffer is reused.
+        let mut last = self.last.take().map(|(b, _)| b).unwrap_or_default();
+        std::mem::swap(&mut last, &mut self.asked);
+        self.last = Some((last, n > 0));
         Ok(n)
     }
 

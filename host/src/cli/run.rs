@@ -139,37 +139,11 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 &["would_be", "subject", "title", "amount"],
                 &rows,
             )?;
-            outln!(
-                "dry run {} of {}@{} in {:.2?}: {} records read, {} leads (would be new {}, open {}, resolved {}), total amount {:.2}; no lead state changed; ledger entry {}",
-                report.run_id,
-                report.model,
-                report.model_version,
-                report.elapsed,
-                report.records_read,
-                report.leads,
-                report.new,
-                report.open,
-                report.resolved,
-                report.total_amount,
-                report.entry.seq
-            );
+            outln!("{}", summary(&report, true));
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            outln!(
-                "run {} of {}@{} succeeded in {:.2?}: {} records read, {} leads (new {}, open {}, resolved {}), total amount {:.2}; ledger entry {}",
-                report.run_id,
-                report.model,
-                report.model_version,
-                report.elapsed,
-                report.records_read,
-                report.leads,
-                report.new,
-                report.open,
-                report.resolved,
-                report.total_amount,
-                report.entry.seq
-            );
+            outln!("{}", summary(&report, false));
             Ok(ExitCode::SUCCESS)
         }
         Some(f) => {
@@ -185,4 +159,27 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The line a successful run (or dry run) ends with.
+fn summary(report: &jiandu::run::Report, dry_run: bool) -> String {
+    let (what, ended, would, kept) = if dry_run {
+        ("dry run", "", "would be ", "; no lead state changed")
+    } else {
+        ("run", " succeeded", "", "")
+    };
+    format!(
+        "{what} {} of {}@{}{ended} in {:.2?}: {} records read, {} leads ({would}new {}, open {}, resolved {}), total amount {:.2}{kept}; ledger entry {}",
+        report.run_id,
+        report.model,
+        report.model_version,
+        report.elapsed,
+        report.records_read,
+        report.leads,
+        report.new,
+        report.open,
+        report.resolved,
+        report.total_amount,
+        report.entry.seq
+    )
 }

@@ -315,10 +315,7 @@ type = "decimal"
             ..Options::default()
         };
         let (staged, _) = ingest::stage(&store, "employees", &path, &opts).unwrap();
-        store
-            .meta
-            .transaction(|meta| staged.write_in(meta))
-            .unwrap();
+        staged.commit(&store).unwrap();
         let access = Access::current(&store, "employees", None, false)
             .unwrap()
             .unwrap();

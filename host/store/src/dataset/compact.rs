@@ -92,34 +92,7 @@ mod tests {
     use super::*;
     use crate::dataset::compare::{diff, display_key};
     use crate::dataset::ingest::{self, Options};
-    use crate::dataset::Schema;
-
-    fn schema() -> Schema {
-        Schema::parse(
-            "s.toml",
-            r#"
-name = "sightings"
-department = "公安"
-primary_key = ["id"]
-[[fields]]
-name = "id"
-type = "string"
-[[fields]]
-name = "place"
-type = "string"
-[indexes]
-by_place = "place"
-"#,
-        )
-        .unwrap()
-    }
-
-    fn commit(store: &Store, staged: Staged) {
-        store
-            .meta
-            .transaction(|meta| staged.write_in(meta))
-            .unwrap();
-    }
+    use crate::dataset::tests::schema;
 
     #[test]
     fn many_appended_segments_compact_into_one_version_with_the_same_records() {
@@ -139,14 +112,14 @@ by_place = "place"
                 ..Options::default()
             };
             let (staged, _) = ingest::stage(&store, "sightings", &path, &opts).unwrap();
-            commit(&store, staged);
+            staged.commit(&store).unwrap();
         }
         let before = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(before.info().segments.len(), 20);
         let staged = stage(&store, "sightings", "tester")
             .unwrap()
             .expect("compacted");
-        commit(&store, staged);
+        staged.commit(&store).unwrap();
         let after = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(after.info().segments.len(), 1);
         assert_eq!(after.info().records, before.info().records);

@@ -186,10 +186,7 @@ type = "string"
             ..Options::default()
         };
         let (staged, _) = ingest::stage(store, "people", &path, &opts).unwrap();
-        store
-            .meta
-            .transaction(|meta| staged.write_in(meta))
-            .unwrap();
+        staged.commit(store).unwrap();
         VersionReader::current(store, "people").unwrap()
     }
 

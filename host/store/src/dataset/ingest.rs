@@ -360,12 +360,10 @@ pub fn read(
             let mut chunker = Chunker::new(input, path, true);
             let mut decoding = Decoding::new(opts.encoding);
             let records = read_csv(
-                schema,
                 path,
                 &opts.allow_missing,
                 &mut chunker,
                 &mut decoding,
-                tmp,
                 &mut builder,
                 &mut problems,
             )?;
@@ -382,7 +380,7 @@ pub fn read(
         }
         Format::Jsonl => {
             let mut chunker = Chunker::new(input, path, false);
-            read_jsonl(path, &mut chunker, tmp, &mut builder, &mut problems)?;
+            read_jsonl(path, &mut chunker, &mut builder, &mut problems)?;
             chunker.sha256()
         }
         Format::Xlsx => {
@@ -430,17 +428,15 @@ pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Resu
 /// this thread, then as many chunks at a time as there are cores, each
 /// by a thread of its own, their rows appended in file order. Returns the
 /// records read (for the line account).
-#[allow(clippy::too_many_arguments)]
 fn read_csv(
-    schema: &Schema,
     path: &Path,
     allow_missing: &[String],
     chunker: &mut Chunker,
     decoding: &mut Decoding,
-    tmp: &Path,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<u64> {
+    let schema = builder.schema;
     let first = chunker.next_chunk()?.expect("a file has a first chunk");
     let open_quote = |c: &Chunker, last: bool| if last { c.scanner().open_quote() } else { None };
     let text = decoding.decode(path, &first.bytes, true, 0)?;
@@ -496,41 +492,19 @@ fn read_csv(
     } else {
         Vec::new()
     };
-    let max_errors = problems.max;
     while !group.is_empty() {
-        let (results, next) = std::thread::scope(|scope| {
-            let jobs: Vec<_> = group
-                .iter()
-                .map(|t| {
-                    let columns = &columns;
-                    scope.spawn(move || {
-                        let mut local = RowBuilder::new(schema, tmp, false);
-                        let mut local_problems = Problems::new(max_errors);
-                        let mut reader = csv_reader(&t.text, false);
-                        let part = Part {
-                            text: &t.text,
-                            lines_before: t.lines_before,
-                            open_quote: t.open_quote,
-                            total_lines: t.total_lines,
-                        };
-                        let reached = read_rows(
-                            &part,
-                            &mut reader,
-                            width,
-                            columns,
-                            &mut local,
-                            &mut local_problems,
-                        );
-                        (reached, local, local_problems)
-                    })
-                })
-                .collect();
-            let next = read_group(&mut last);
-            let results: Vec<_> = jobs
-                .into_iter()
-                .map(|j| j.join().expect("reading rows does not panic"))
-                .collect();
-            (results, next)
+        let parse = |t: &Text, local: &mut RowBuilder, local_problems: &mut Problems| {
+            let mut reader = csv_reader(&t.text, false);
+            let part = Part {
+                text: &t.text,
+                lines_before: t.lines_before,
+                open_quote: t.open_quote,
+                total_lines: t.total_lines,
+            };
+            read_rows(&part, &mut reader, width, &columns, local, local_problems)
+        };
+        let (results, next) = parse_on_threads(&group, builder, problems.max, parse, || {
+            read_group(&mut last)
         });
         for (part_reached, local, local_problems) in results {
             // Past an unreadable record the file is not read, as when one
@@ -538,16 +512,62 @@ fn read_csv(
             if !reached.complete {
                 break;
             }
-            builder
-                .append(local, 0)
-                .map_err(|e| Error::file(path, format!("cannot sort the rows: {e}")))?;
-            problems.append(local_problems, 0);
+            absorb(path, builder, problems, local, local_problems)?;
             records += part_reached.records;
             reached = part_reached;
         }
         group = if reached.complete { next? } else { Vec::new() };
     }
     Ok(records)
+}
+
+/// Parses each of `group` on a thread of its own into rows and problems of
+/// its own (the rows of `builder`'s schema, spilling where `builder` does),
+/// while this thread runs `next` (reading the group after); the results in
+/// the order of `group`.
+fn parse_on_threads<'s, T: Sync, R: Send, N>(
+    group: &[T],
+    builder: &RowBuilder<'s>,
+    max_errors: usize,
+    parse: impl Fn(&T, &mut RowBuilder<'s>, &mut Problems) -> R + Sync,
+    next: impl FnOnce() -> N,
+) -> (Vec<(R, RowBuilder<'s>, Problems)>, N) {
+    let (schema, tmp) = (builder.schema, builder.records.dir());
+    let parse = &parse;
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = group
+            .iter()
+            .map(|item| {
+                scope.spawn(move || {
+                    let mut local = RowBuilder::new(schema, tmp, false);
+                    let mut local_problems = Problems::new(max_errors);
+                    let said = parse(item, &mut local, &mut local_problems);
+                    (said, local, local_problems)
+                })
+            })
+            .collect();
+        let next = next();
+        let results = jobs
+            .into_iter()
+            .map(|j| j.join().expect("reading rows does not panic"))
+            .collect();
+        (results, next)
+    })
+}
+
+/// Adds a part's rows and problems (which follow) to the file's.
+fn absorb(
+    path: &Path,
+    builder: &mut RowBuilder,
+    problems: &mut Problems,
+    local: RowBuilder,
+    local_problems: Problems,
+) -> Result<()> {
+    builder
+        .append(local, 0)
+        .map_err(|e| Error::file(path, format!("cannot sort the rows: {e}")))?;
+    problems.append(local_problems, 0);
+    Ok(())
 }
 
 /// A chunk of a CSV file, decoded, waiting for its reader.
@@ -927,7 +947,6 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
 fn read_jsonl(
     path: &Path,
     chunker: &mut Chunker,
-    tmp: &Path,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
@@ -941,18 +960,17 @@ fn read_jsonl(
     let fields = schema.fields.len();
     let mut decoding = Decoding::new(Encoding::Utf8);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let max_errors = problems.max;
     let mut last = false;
-    // A group of chunks at a time, a thread per chunk, their rows appended
-    // in file order.
-    while !last {
+    // A group of chunks at a time, a thread per chunk (the next group read
+    // meanwhile), their rows appended in file order.
+    let mut read_group = |last: &mut bool| -> Result<Vec<(String, u64)>> {
         let mut group = Vec::with_capacity(threads);
-        while group.len() < threads && !last {
+        while group.len() < threads && !*last {
             let Some(chunk) = chunker.next_chunk()? else {
-                last = true;
+                *last = true;
                 break;
             };
-            last = chunk.last;
+            *last = chunk.last;
             let text = decoding
                 .decode_owned(path, chunk.bytes, chunk.first, chunk.lines_before)
                 .map_err(|e| match e {
@@ -964,42 +982,26 @@ fn read_jsonl(
                 })?;
             group.push((text, chunk.lines_before));
         }
-        let names = &names;
-        let results = std::thread::scope(|scope| {
-            let jobs: Vec<_> = group
-                .iter()
-                .map(|(text, before)| {
-                    scope.spawn(move || {
-                        let mut local = RowBuilder::new(schema, tmp, false);
-                        let mut local_problems = Problems::new(max_errors);
-                        for (i, line) in text.lines().enumerate() {
-                            if line.trim().is_empty() {
-                                continue;
-                            }
-                            let line_no = before + i as u64 + 1;
-                            read_json_line(
-                                line,
-                                line_no,
-                                names,
-                                fields,
-                                &mut local,
-                                &mut local_problems,
-                            );
-                        }
-                        (local, local_problems)
-                    })
-                })
-                .collect();
-            jobs.into_iter()
-                .map(|j| j.join().expect("reading rows does not panic"))
-                .collect::<Vec<_>>()
+        Ok(group)
+    };
+    let parse =
+        |(text, before): &(String, u64), local: &mut RowBuilder, local_problems: &mut Problems| {
+            for (i, line) in text.lines().enumerate() {
+                if !line.trim().is_empty() {
+                    let line_no = before + i as u64 + 1;
+                    read_json_line(line, line_no, &names, fields, local, local_problems);
+                }
+            }
+        };
+    let mut group = read_group(&mut last)?;
+    while !group.is_empty() {
+        let (results, next) = parse_on_threads(&group, builder, problems.max, parse, || {
+            read_group(&mut last)
         });
-        for (local, local_problems) in results {
-            builder
-                .append(local, 0)
-                .map_err(|e| Error::file(path, format!("cannot sort the rows: {e}")))?;
-            problems.append(local_problems, 0);
+        for ((), local, local_problems) in results {
+            absorb(path, builder, problems, local, local_problems)?;
         }
+        group = next?;
     }
     Ok(())
 }
@@ -2116,12 +2118,10 @@ by_name = "name"
         let mut chunker = Chunker::new(&mut input, path, true).with_read_size(read_size);
         let mut decoding = Decoding::new(Encoding::Auto);
         let records = read_csv(
-            &schema,
             path,
             &[],
             &mut chunker,
             &mut decoding,
-            dir.path(),
             &mut builder,
             &mut problems,
         )
@@ -2155,7 +2155,7 @@ by_name = "name"
             let mut input = text.as_bytes();
             let path = Path::new("p.jsonl");
             let mut chunker = Chunker::new(&mut input, path, false).with_read_size(read_size);
-            read_jsonl(path, &mut chunker, dir.path(), &mut builder, &mut problems).unwrap();
+            read_jsonl(path, &mut chunker, &mut builder, &mut problems).unwrap();
             let rows = builder.finish(path, 5).unwrap().collect().unwrap();
             let keys: Vec<String> = rows.rows.iter().map(|r| r.0.clone()).collect();
             let errors: Vec<(u64, Option<String>)> = problems

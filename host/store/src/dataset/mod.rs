@@ -284,6 +284,18 @@ impl Staged {
         Ok(())
     }
 
+    /// Makes the version current on its own, with no ledger entry, and
+    /// flushes (what [`write_version`] does; the runs layer commits a
+    /// version in the transaction of its ledger entry instead).
+    pub fn commit(self, store: &Store) -> Result<VersionInfo> {
+        store
+            .meta
+            .transaction(|meta| self.write_in(meta))
+            .map_err(Error::from)?;
+        store.flush()?;
+        Ok(self.info)
+    }
+
     /// Removes the staged version's files without making it current (a
     /// dry run, or an ingest given up).
     pub fn discard(self, store: &Store) -> Result<()> {
@@ -301,13 +313,7 @@ pub fn write_version(
     rows: Rows,
     new: NewVersion<'_>,
 ) -> Result<VersionInfo> {
-    let staged = stage_version(store, name, rows, new)?;
-    store
-        .meta
-        .transaction(|meta| staged.write_in(meta))
-        .map_err(Error::from)?;
-    store.flush()?;
-    Ok(staged.info)
+    stage_version(store, name, rows, new)?.commit(store)
 }
 
 /// Writes `rows` as a new version of `name`, durably, without making it
@@ -725,9 +731,10 @@ impl RecordsOut<'_> {
             count += 1;
             out.push(e.key, e.value)?;
             digest.add(e.key, e.value);
-            let key = std::str::from_utf8(e.key).map_err(|e| Error::Other(e.to_string()))?;
+            // The key as text only where it is looked up or pseudonymized.
+            let key = || std::str::from_utf8(e.key).map_err(|e| Error::Other(e.to_string()));
             if let Some(b) = self.base {
-                if b.get(key)?.is_some() {
+                if b.get(key()?)?.is_some() {
                     replaced += 1;
                 }
             }
@@ -735,7 +742,7 @@ impl RecordsOut<'_> {
                 self.pseudonyms_of(p, e.value, &mut clear)?;
                 if key_is_personal {
                     key_order
-                        .push(pseudonymous_key(schema, p, key).as_bytes(), 0, e.key)
+                        .push(pseudonymous_key(schema, p, key()?).as_bytes(), 0, e.key)
                         .map_err(sort_failed)?;
                 }
             }
@@ -1508,7 +1515,9 @@ mod tests {
     use super::*;
     use jiandu_sdk::record::{encode, RecordRef, Value};
 
-    fn schema() -> Schema {
+    /// A dataset of sightings keyed by id, indexed by place (the
+    /// compaction tests use it too).
+    pub(super) fn schema() -> Schema {
         Schema::parse(
             "s.toml",
             r#"

@@ -95,6 +95,11 @@ impl Sorter {
         }
     }
 
+    /// Where runs spill.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Entries pushed so far.
     pub fn len(&self) -> u64 {
         self.entries

@@ -381,44 +381,17 @@ impl Decoding {
         first: bool,
         lines_before: u64,
     ) -> Result<Cow<'a, str>> {
-        let mut body = chunk;
-        if first {
-            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
-                if matches!(self, Decoding::Undecided | Decoding::Utf8 { .. }) {
-                    body = rest;
-                    *self = Decoding::Utf8 {
-                        bom: true,
-                        detected: false,
-                    };
-                }
-            }
-        }
-        match *self {
-            Decoding::Gbk { .. } => gbk(path, body, lines_before),
-            Decoding::Utf8 { .. } => std::str::from_utf8(body)
-                .map(Cow::Borrowed)
-                .map_err(|e| not_utf8(path, body, &e, lines_before)),
-            Decoding::Undecided => match std::str::from_utf8(body) {
-                Ok(text) => {
-                    if !text.is_ascii() {
-                        *self = Decoding::Utf8 {
-                            bom: false,
-                            detected: true,
-                        };
-                    }
-                    Ok(Cow::Borrowed(text))
-                }
-                Err(e) if mostly_utf8(body) => Err(not_utf8(path, body, &e, lines_before)),
-                Err(_) => {
-                    *self = Decoding::Gbk { detected: true };
-                    gbk(path, body, lines_before)
-                }
-            },
+        let body = &chunk[self.bom_len(chunk, first)..];
+        let checked = std::str::from_utf8(body);
+        if self.settle(path, body, checked.as_ref().err(), lines_before)? {
+            Ok(Cow::Borrowed(
+                checked.expect("settled as UTF-8 only when valid"),
+            ))
+        } else {
+            gbk(path, body, lines_before)
         }
     }
-}
 
-impl Decoding {
     /// [`Decoding::decode`] of a chunk given whole: UTF-8 text takes its
     /// bytes as they are, without a copy.
     pub fn decode_owned(
@@ -428,39 +401,64 @@ impl Decoding {
         first: bool,
         lines_before: u64,
     ) -> Result<String> {
-        let bom = first && chunk.starts_with(b"\xEF\xBB\xBF");
-        if bom && matches!(self, Decoding::Undecided | Decoding::Utf8 { .. }) {
-            chunk.drain(..3);
+        let bom = self.bom_len(&chunk, first);
+        chunk.drain(..bom);
+        match String::from_utf8(chunk) {
+            Ok(text) if self.settle(path, text.as_bytes(), None, lines_before)? => Ok(text),
+            Ok(text) => Ok(gbk(path, text.as_bytes(), lines_before)?.into_owned()),
+            Err(e) => {
+                let bytes = e.as_bytes();
+                self.settle(path, bytes, Some(&e.utf8_error()), lines_before)?;
+                Ok(gbk(path, bytes, lines_before)?.into_owned())
+            }
+        }
+    }
+
+    /// The length of a byte order mark that starts the file, when UTF-8 is
+    /// possible (which a BOM then settles).
+    fn bom_len(&mut self, chunk: &[u8], first: bool) -> usize {
+        let utf8_possible = matches!(self, Decoding::Undecided | Decoding::Utf8 { .. });
+        if first && utf8_possible && chunk.starts_with(b"\xEF\xBB\xBF") {
             *self = Decoding::Utf8 {
                 bom: true,
                 detected: false,
             };
+            return 3;
         }
-        match *self {
-            Decoding::Gbk { .. } => Ok(gbk(path, &chunk, lines_before)?.into_owned()),
-            Decoding::Utf8 { .. } => String::from_utf8(chunk).map_err(|e| {
-                let bytes = e.as_bytes();
-                not_utf8(path, bytes, &e.utf8_error(), lines_before)
-            }),
-            Decoding::Undecided => match String::from_utf8(chunk) {
-                Ok(text) => {
-                    if !text.is_ascii() {
-                        *self = Decoding::Utf8 {
-                            bom: false,
-                            detected: true,
-                        };
-                    }
-                    Ok(text)
+        0
+    }
+
+    /// Whether a chunk whose UTF-8 check gave `invalid` is read as UTF-8
+    /// (else as GBK), settling an undecided encoding: text with no other
+    /// byte than ASCII leaves it undecided, valid UTF-8 settles UTF-8,
+    /// anything else GBK, unless it is mostly UTF-8 (a damaged UTF-8 file,
+    /// refused by line and byte rather than read as GBK).
+    fn settle(
+        &mut self,
+        path: &Path,
+        body: &[u8],
+        invalid: Option<&std::str::Utf8Error>,
+        lines_before: u64,
+    ) -> Result<bool> {
+        let damaged = |e: &std::str::Utf8Error| not_utf8(path, body, e, lines_before);
+        match (*self, invalid) {
+            (Decoding::Gbk { .. }, _) => Ok(false),
+            (Decoding::Utf8 { .. }, None) => Ok(true),
+            (Decoding::Utf8 { .. }, Some(e)) => Err(damaged(e)),
+            (Decoding::Undecided, None) => {
+                if !body.is_ascii() {
+                    *self = Decoding::Utf8 {
+                        bom: false,
+                        detected: true,
+                    };
                 }
-                Err(e) => {
-                    let bytes = e.as_bytes();
-                    if mostly_utf8(bytes) {
-                        return Err(not_utf8(path, bytes, &e.utf8_error(), lines_before));
-                    }
-                    *self = Decoding::Gbk { detected: true };
-                    Ok(gbk(path, bytes, lines_before)?.into_owned())
-                }
-            },
+                Ok(true)
+            }
+            (Decoding::Undecided, Some(e)) if mostly_utf8(body) => Err(damaged(e)),
+            (Decoding::Undecided, Some(_)) => {
+                *self = Decoding::Gbk { detected: true };
+                Ok(false)
+            }
         }
     }
 }
