@@ -30,7 +30,7 @@ pub use jiandu_runs::{
     ingest, leads, models, native, policy, replay, run, scaffold, share, stored, trial, trust,
     versions,
 };
-pub use jiandu_sandbox::{cache, catalog, emitted, limits, runtime};
+pub use jiandu_sandbox::{cache, catalog, contract, emitted, limits, runtime};
 pub use jiandu_store::{
     dataset, error, fsio, ids, inflight, mask, names, pseudonym, store, text, time, Error, Result,
     Store,

@@ -331,6 +331,17 @@ fn log_flood_keeps_only_max_log_lines() {
     good_run_still_works(store.path());
 }
 
+#[test]
+fn a_model_that_stops_reading_early_closes_its_scans_and_one_that_hoards_them_is_stopped() {
+    let store = host();
+    let out = attack(store.path(), "scan-and-leave");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A fresh store: the run above kept its leads.
+    let store = host();
+    let out = attack(store.path(), "scan-and-hoard");
+    assert_contained(store.path(), "hostile", &out, "too-many-scans");
+}
+
 // ---------------------------------------------------------------------------
 // Policy: grants, limits, --config
 
@@ -585,7 +596,7 @@ fn install_raw(store: &Path, name: &str, wasm: &[u8]) {
     std::fs::write(
         dir.join("model.toml"),
         format!(
-            "name = \"{name}\"\nversion = \"1.0.0\"\ntitle = \"测试\"\nunit = \"测试单位\"\nsdk = \"^0.1\"\n\n[datasets]\npeople = {{}}\n"
+            "name = \"{name}\"\nversion = \"1.0.0\"\ntitle = \"测试\"\nunit = \"测试单位\"\nsdk = \"^0.2\"\n\n[datasets]\npeople = {{}}\n"
         ),
     )
     .unwrap();
@@ -622,7 +633,7 @@ fn a_well_formed_wat_model_loads_and_runs() {
         &[MODEL_WIT.to_string()],
         &CoreModel {
             id: "wat-model@1.0.0",
-            imports: r#"(import "jiandu:model/host@0.1.0" "log" (func $log (param i32 i32 i32)))"#,
+            imports: r#"(import "jiandu:model/host@0.2.0" "log" (func $log (param i32 i32 i32)))"#,
             run: "(call $log (i32.const 1) (i32.const 0x100) (i32.const 9))",
             ..Default::default()
         }
@@ -707,7 +718,7 @@ fn importing_an_unknown_function_of_the_contract_interface_is_refused_at_load() 
         &[wit],
         &CoreModel {
             id: "key-thief@1.0.0",
-            imports: r#"(import "jiandu:model/host@0.1.0" "steal-keys" (func $steal (result i32)))"#,
+            imports: r#"(import "jiandu:model/host@0.2.0" "steal-keys" (func $steal (result i32)))"#,
             run: "(drop (call $steal))",
             ..Default::default()
         }
@@ -720,7 +731,7 @@ fn importing_an_unknown_function_of_the_contract_interface_is_refused_at_load() 
 #[test]
 fn a_model_built_for_another_contract_version_is_refused_at_load() {
     let store = host();
-    let wit = MODEL_WIT.replace("package jiandu:model@0.1.0;", "package jiandu:model@9.0.0;");
+    let wit = MODEL_WIT.replace("package jiandu:model@0.2.0;", "package jiandu:model@9.0.0;");
     assert_ne!(wit, MODEL_WIT);
     let wasm = componentize(
         &[wit],
@@ -895,7 +906,7 @@ fn a_key_list_of_one_string_repeated_cannot_make_the_host_copy_gigabytes() {
         &[MODEL_WIT.to_string()],
         &CoreModel {
             id: "amplifier@1.0.0",
-            imports: r#"(import "jiandu:model/host@0.1.0" "get" (func $get (param i32 i32 i32 i32 i32)))"#,
+            imports: r#"(import "jiandu:model/host@0.2.0" "get" (func $get (param i32 i32 i32 i32 i32)))"#,
             fields: r#"(data (i32.const 0x200) "people")"#,
             run: r#"
     (memory.fill (i32.const 0x10000) (i32.const 0x6b) (i32.const 0x100000))

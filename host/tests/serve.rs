@@ -246,7 +246,7 @@ fn a_crate_without_export_model_is_refused_saying_what_to_add() {
     .unwrap();
     std::fs::write(
         dir.path().join("model.toml"),
-        "name = \"spin\"\nversion = \"1.0.0\"\ntitle = \"spins\"\nunit = \"test\"\nsdk = \"^0.1\"\n",
+        "name = \"spin\"\nversion = \"1.0.0\"\ntitle = \"spins\"\nunit = \"test\"\nsdk = \"^0.2\"\n",
     )
     .unwrap();
     let out = jiandu(store.path())
@@ -478,7 +478,7 @@ fn kill_9_mid_run_leaves_the_store_consistent() {
         "spin",
         "1.0.0",
         Some(SPIN),
-        "title = \"spins\"\nunit = \"test\"\nsdk = \"^0.1\"\n",
+        "title = \"spins\"\nunit = \"test\"\nsdk = \"^0.2\"\n",
     );
     let leads_before = stdout(
         &jiandu(store.path())

@@ -75,6 +75,8 @@ pub trait Backend {
     fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String>;
     fn open_scan(&mut self, dataset: &str, options: ScanOptions) -> Result<u32, String>;
     fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String>;
+    /// Frees a scan the model stopped reading before its end.
+    fn close_scan(&mut self, scan: u32);
     fn get(&mut self, dataset: &str, key: &[String]) -> Result<Option<Vec<u8>>, String>;
     fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String>;
     fn param(&mut self, name: &str) -> Option<String>;
@@ -115,6 +117,10 @@ pub(crate) mod wit {
 
         fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String> {
             host::next_batch(scan).map(|b| b.map(batch))
+        }
+
+        fn close_scan(&mut self, scan: u32) {
+            host::close_scan(scan)
         }
 
         fn get(&mut self, dataset: &str, key: &[String]) -> Result<Option<Vec<u8>>, String> {

@@ -2,7 +2,6 @@
 
 use crate::backend::{Backend, Level, ScanOptions, Shared};
 use crate::de::from_record;
-use crate::record::RecordRef;
 use crate::rows::Rows;
 use crate::scan::Scan;
 use crate::{Error, Lead, Result};
@@ -42,76 +41,31 @@ impl Context {
             .map_err(|e| Error::msg(format!("parameter `{name}` = `{text}`: {e}")))
     }
 
-    /// Every record of `dataset` in primary-key order, deserialized into `T`
-    /// (which may name only some of the fields).
-    pub fn scan<T: DeserializeOwned>(&self, dataset: &str) -> Result<Scan<T>> {
-        self.scan_with(dataset, ScanOptions::default())
-    }
-
-    /// Every record of `dataset` in the order of its secondary `index`.
-    pub fn scan_by<T: DeserializeOwned>(&self, dataset: &str, index: &str) -> Result<Scan<T>> {
-        self.scan_with(
-            dataset,
-            ScanOptions {
-                index: Some(index.to_string()),
-                only_new: false,
-            },
-        )
-    }
-
-    /// Only the records of `dataset` added since this model's last
-    /// successful run (all of them on the first run).
-    pub fn scan_new<T: DeserializeOwned>(&self, dataset: &str) -> Result<Scan<T>> {
-        self.scan_with(
-            dataset,
-            ScanOptions {
-                index: None,
-                only_new: true,
-            },
-        )
-    }
-
-    fn scan_with<T: DeserializeOwned>(
-        &self,
-        dataset: &str,
-        options: ScanOptions,
-    ) -> Result<Scan<T>> {
-        Ok(Scan::new(self.rows_with(dataset, options)?))
-    }
-
-    /// Every record of `dataset` in primary-key order, as borrowed
-    /// [`Row`](crate::Row)s read field by field: no struct, no serde, no
-    /// allocation per record. The fast path for large scans and joins.
-    pub fn rows(&self, dataset: &str) -> Result<Rows> {
-        self.rows_with(dataset, ScanOptions::default())
-    }
-
-    /// [`Context::rows`] in the order of the secondary `index`.
-    pub fn rows_by(&self, dataset: &str, index: &str) -> Result<Rows> {
-        self.rows_with(
-            dataset,
-            ScanOptions {
-                index: Some(index.to_string()),
-                only_new: false,
-            },
-        )
-    }
-
-    /// [`Context::rows`] of only the records added since this model's
-    /// last successful run.
-    pub fn rows_new(&self, dataset: &str) -> Result<Rows> {
-        self.rows_with(
-            dataset,
-            ScanOptions {
-                index: None,
-                only_new: true,
-            },
-        )
-    }
-
-    fn rows_with(&self, dataset: &str, options: ScanOptions) -> Result<Rows> {
-        let (names, handle) = self.open(dataset, options)?;
-        Ok(Rows::new(self.backend.clone(), dataset, names, handle))
+    /// Starts reading `dataset`: say in which order and which records,
+    /// then how to receive them.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::{Context, Result};
+    /// # use serde::Deserialize;
+    /// #[derive(Deserialize)]
+    /// struct Payment { credit_code: String, paid: jiandu_sdk::Decimal }
+    /// # fn run(ctx: &Context) -> Result<()> {
+    /// // Every record in primary-key order, as structs.
+    /// for p in ctx.read("fund_payments").into::<Payment>()? {
+    ///     let p = p?;
+    /// }
+    /// // In the order of a declared index, field by field.
+    /// let mut rows = ctx.read("disabled_employees").by("by_person").rows()?;
+    /// // Only what was added since this model's last successful run.
+    /// let new = ctx.read("sightings").only_new().rows()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read(&self, dataset: &str) -> Read<'_> {
+        Read {
+            ctx: self,
+            dataset: dataset.to_string(),
+            options: ScanOptions::default(),
+        }
     }
 
     fn open(&self, dataset: &str, options: ScanOptions) -> Result<(Rc<[String]>, u32)> {
@@ -174,30 +128,6 @@ impl Context {
             .collect()
     }
 
-    /// Field-by-field access to records whose shape is not known in
-    /// advance: calls `f` with the field names and each raw record.
-    pub fn scan_raw(
-        &self,
-        dataset: &str,
-        mut f: impl FnMut(&[String], RecordRef<'_>) -> Result<()>,
-    ) -> Result<()> {
-        let (names, handle) = self.open(dataset, ScanOptions::default())?;
-        loop {
-            let next = self.backend.borrow_mut().next_batch(handle);
-            let Some(batch) = next.map_err(|e| Error::msg(format!("scan `{dataset}`: {e}")))?
-            else {
-                break;
-            };
-            for i in 0..batch.len() {
-                let bytes = batch
-                    .record(i)
-                    .ok_or_else(|| Error::msg(format!("scan `{dataset}`: bad batch offsets")))?;
-                f(&names, RecordRef::new(bytes)?)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Emits a lead. A second lead with the same subject in one run replaces
     /// the first.
     pub fn emit(&self, lead: Lead) -> Result<()> {
@@ -226,5 +156,92 @@ impl Context {
         self.backend
             .borrow_mut()
             .log(Level::Debug, &message.to_string());
+    }
+}
+
+/// A read of one dataset being described: [`Context::read`], then
+/// [`by`](Read::by) or [`only_new`](Read::only_new), then
+/// [`rows`](Read::rows) or [`into`](Read::into).
+///
+/// Scans run in primary-key order unless [`by`](Read::by) names a declared
+/// index, so two datasets sorted on the same key merge-join in one pass.
+/// A scan dropped before its end is closed: its handle is free again.
+#[must_use = "a read does nothing until `.rows()` or `.into::<T>()`"]
+pub struct Read<'c> {
+    ctx: &'c Context,
+    dataset: String,
+    options: ScanOptions,
+}
+
+impl Read<'_> {
+    /// In the order of the secondary `index` (declared in `model.toml`)
+    /// instead of the primary key.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut priors = ctx.read("prior_records").by("by_person").rows()?.keyed("person_id")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn by(mut self, index: &str) -> Self {
+        self.options.index = Some(index.to_string());
+        self
+    }
+
+    /// Only the records added since this model's last successful run (all
+    /// of them on its first run): for models triggered by new data. Runs in
+    /// key order; it cannot be combined with [`by`](Read::by).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut fresh = ctx.read("sightings").only_new().rows()?;
+    /// while let Some(row) = fresh.next_row()? {
+    ///     // …
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn only_new(mut self) -> Self {
+        self.options.only_new = true;
+        self
+    }
+
+    /// The records as [`Row`](crate::Row)s borrowed from the batch, read
+    /// field by field through a [`Field`](crate::Field) resolved once: no
+    /// struct, no serde, no allocation per record. The fast path for large
+    /// scans and joins.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut employers = ctx.read("employers").rows()?;
+    /// let code = employers.field("credit_code")?;
+    /// while let Some(row) = employers.next_row()? {
+    ///     let credit_code: &str = row.str(code)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn rows(self) -> Result<Rows> {
+        let (names, handle) = self.ctx.open(&self.dataset, self.options)?;
+        Ok(Rows::new(
+            self.ctx.backend.clone(),
+            &self.dataset,
+            names,
+            handle,
+        ))
+    }
+
+    /// The records deserialized into `T`, which may name only some of the
+    /// dataset's fields (those `model.toml` declares).
+    ///
+    /// ```no_run
+    /// # use serde::Deserialize;
+    /// #[derive(Deserialize)]
+    /// struct Employer { credit_code: String, name: String }
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// for employer in ctx.read("employers").into::<Employer>()? {
+    ///     let employer = employer?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn into<T: DeserializeOwned>(self) -> Result<Scan<T>> {
+        Ok(Scan::new(self.rows()?))
     }
 }

@@ -31,8 +31,8 @@
 //!         let min_staff: u32 = ctx.param("min_staff")?;
 //!         // Both datasets are sorted by credit code, so this is one merge
 //!         // pass with flat memory, not one lookup per employer.
-//!         let mut payments = ctx.scan::<Payment>("fund_payments")?.keyed(|p| p.credit_code.clone());
-//!         for employer in ctx.scan::<Employer>("employers")? {
+//!         let mut payments = ctx.read("fund_payments").into::<Payment>()?.keyed(|p| p.credit_code.clone());
+//!         for employer in ctx.read("employers").into::<Employer>()? {
 //!             let e = employer?;
 //!             if e.staff < min_staff {
 //!                 continue;
@@ -56,15 +56,21 @@
 //! Build it with `jiandu model build <crate-dir>`; the crate needs
 //! `crate-type = ["cdylib", "rlib"]` and a `model.toml` beside `Cargo.toml`.
 //!
-//! ## Reading fields without a struct: [`Context::rows`]
-//! `scan::<T>()` builds a `T` per record through serde. For joins over
-//! millions of records, [`Context::rows`] is the fast path: each record is
-//! a [`Row`] borrowed from the batch, read field by field through a
-//! [`Field`] resolved once (`row.str(code)?`, `row.i64(year)?`,
-//! `row.decimal(amount)?`, `row.date(paid_on)?`), with no allocation per
-//! record; [`KeyedRows::each`] merge-joins on a key compared as stored
-//! bytes. The 残保金 sample model (`plugins/disability-fund-arrears`) is
-//! written this way; the other sample models use structs.
+//! ## Reading: [`Context::read`]
+//! Every read starts with `ctx.read("dataset")`, optionally
+//! [`.by("index")`](Read::by) (the order of a declared index) or
+//! [`.only_new()`](Read::only_new) (records added since the last successful
+//! run), and ends with how the records arrive:
+//! [`.into::<T>()`](Read::into) builds a `T` per record through serde;
+//! [`.rows()`](Read::rows) is the fast path for joins over millions of
+//! records: each record is a [`Row`] borrowed from the batch, read field by
+//! field through a [`Field`] resolved once (`row.str(code)?`,
+//! `row.i64(year)?`, `row.decimal(amount)?`, `row.date(paid_on)?`), with no
+//! allocation per record; [`KeyedRows::each`] merge-joins on a key compared
+//! as stored bytes. The 残保金 sample model (`plugins/disability-fund-arrears`)
+//! is written this way; the other sample models use structs. Single records
+//! come from [`Context::get`] (by primary key) and [`Context::lookup`] (by
+//! a declared index).
 //!
 //! ## What a model can and cannot do
 //! It reads only the datasets its `model.toml` declares and the host grants,
@@ -90,7 +96,7 @@ mod rows;
 mod scan;
 
 pub use backend::{Backend, Batch, EvidenceData, LeadData, Level, ScanOptions};
-pub use context::Context;
+pub use context::{Context, Read};
 pub use error::{Error, Result};
 pub use lead::Lead;
 pub use rows::{Field, JoinKey, KeyedRows, Row, Rows};
@@ -104,7 +110,7 @@ pub use chrono::NaiveDate as Date;
 
 /// The contract version this SDK implements; `model.toml`'s `sdk`
 /// requirement is checked against it.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A legal supervision model: one function over the datasets it declared.
 pub trait Model {

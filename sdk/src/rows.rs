@@ -13,9 +13,9 @@
 //! ```no_run
 //! # use jiandu_sdk::{Context, Decimal, Result};
 //! # fn run(ctx: &mut Context) -> Result<()> {
-//! let mut payments = ctx.rows("fund_payments")?.keyed("credit_code")?;
+//! let mut payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
 //! let amount = payments.field("amount")?;
-//! let mut employers = ctx.rows("employers")?;
+//! let mut employers = ctx.read("employers").rows()?;
 //! let (code, name) = (employers.field("credit_code")?, employers.field("name")?);
 //! while let Some(e) = employers.next_row()? {
 //!     let mut paid = Decimal::ZERO;
@@ -173,6 +173,18 @@ impl Rows {
             }
         }
         Ok(true)
+    }
+}
+
+/// A scan dropped before its end is closed, so its handle is free again:
+/// a model may stop reading early as often as it likes.
+impl Drop for Rows {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Ok(mut backend) = self.backend.try_borrow_mut() {
+                backend.close_scan(self.handle);
+            }
+        }
     }
 }
 
@@ -840,6 +852,8 @@ mod tests {
         /// When not empty, what every scan is sent instead, whatever it
         /// holds: what a broken or hostile host could send.
         raw: Vec<Batch>,
+        /// Scans the model closed, in order.
+        closed: Rc<std::cell::RefCell<Vec<u32>>>,
     }
 
     impl Memory {
@@ -856,6 +870,7 @@ mod tests {
                 datasets,
                 scans: Vec::new(),
                 raw: Vec::new(),
+                closed: Rc::default(),
             }
         }
 
@@ -897,6 +912,9 @@ mod tests {
             self.scans[scan as usize].1 = end;
             Ok(Some(batch))
         }
+        fn close_scan(&mut self, scan: u32) {
+            self.closed.borrow_mut().push(scan);
+        }
         fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
             Err("not here".into())
         }
@@ -935,7 +953,7 @@ mod tests {
             let mut host = Memory::new(vec![("d", &["x"], vec![])]);
             host.raw = vec![batch(good.clone(), vec![0, n]), bad];
             let ctx = Context::new(Box::new(host));
-            let mut rows = ctx.rows("d").unwrap();
+            let mut rows = ctx.read("d").rows().unwrap();
             let x = rows.field("x").unwrap();
             assert_eq!(rows.next_row().unwrap().unwrap().i64(x).unwrap(), 7);
             // The bad batch's sound records, if any, may come first.
@@ -996,9 +1014,9 @@ mod tests {
     #[test]
     fn merge_join_sums_each_key_across_batch_boundaries() {
         let ctx = context();
-        let mut payments = ctx.rows("payments").unwrap().keyed("credit_code").unwrap();
+        let mut payments = ctx.read("payments").rows().unwrap().keyed("credit_code").unwrap();
         let amount = payments.field("amount").unwrap();
-        let mut employers = ctx.rows("employers").unwrap();
+        let mut employers = ctx.read("employers").rows().unwrap();
         let (code, name) = (
             employers.field("credit_code").unwrap(),
             employers.field("name").unwrap(),
@@ -1037,7 +1055,7 @@ mod tests {
             // The store's order: "-5" < "10" < "100" < "100" < "9".
             vec![year(-5), year(10), year(100), year(100), year(9)],
         )])));
-        let mut stream = ctx.rows("by_year").unwrap().keyed("year").unwrap();
+        let mut stream = ctx.read("by_year").rows().unwrap().keyed("year").unwrap();
         let counts: Vec<usize> = [-5i64, 10, 100, 9]
             .iter()
             .map(|k| stream.each(k, |_| Ok(())).unwrap())
@@ -1058,7 +1076,7 @@ mod tests {
                 &["year", "note"],
                 vec![year(10), year(11), year(12), year(12)],
             )])));
-            ctx.rows("by_year").unwrap().keyed("year").unwrap()
+            ctx.read("by_year").rows().unwrap().keyed("year").unwrap()
         };
         // Asked again after it found records: its records were passed.
         let mut s = stream();
@@ -1098,7 +1116,7 @@ mod tests {
             ],
         )])));
         let mut keyed = ctx
-            .scan::<Note>("notes")
+            .read("notes").into::<Note>()
             .unwrap()
             .keyed(|n: &Note| n.note.clone());
         assert_eq!(keyed.take("b").unwrap().len(), 2);
@@ -1112,7 +1130,7 @@ mod tests {
     #[test]
     fn typed_reads_name_the_dataset_and_field() {
         let ctx = context();
-        let mut payments = ctx.rows("payments").unwrap();
+        let mut payments = ctx.read("payments").rows().unwrap();
         let (code, amount, paid_on) = (
             payments.field("credit_code").unwrap(),
             payments.field("amount").unwrap(),
@@ -1131,7 +1149,7 @@ mod tests {
         assert!(err.contains("expected an integer, found `A0`"), "{err}");
         let err = row.date(amount).unwrap_err().to_string();
         assert!(err.contains("field `amount`: expected a date"), "{err}");
-        let err = ctx.rows("payments").unwrap().field("staff").unwrap_err();
+        let err = ctx.read("payments").rows().unwrap().field("staff").unwrap_err();
         assert!(
             err.to_string()
                 .contains("no field `staff` (fields: credit_code, amount, paid_on)"),
@@ -1298,5 +1316,29 @@ mod tests {
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
+    }
+
+    /// A scan dropped before its end is closed, so a model that stops
+    /// reading early never runs out of handles; a scan read to its end is
+    /// closed by the host and not closed again.
+    #[test]
+    fn a_scan_dropped_before_its_end_is_closed_once() {
+        let records: Vec<Vec<Option<Value>>> = (0..5).map(|i| vec![Some(Value::Int(i))]).collect();
+        let host = Memory::new(vec![("d", &["x"], records)]);
+        let closed = host.closed.clone();
+        let ctx = Context::new(Box::new(host));
+        {
+            let mut rows = ctx.read("d").rows().unwrap();
+            assert!(rows.next_row().unwrap().is_some());
+        }
+        assert_eq!(*closed.borrow(), vec![0]);
+        {
+            let mut rows = ctx.read("d").rows().unwrap();
+            while rows.next_row().unwrap().is_some() {}
+        }
+        let mut structs = ctx.read("d").into::<(i64,)>().unwrap();
+        assert!(structs.next().is_some());
+        drop(structs);
+        assert_eq!(*closed.borrow(), vec![0, 2]);
     }
 }

@@ -29,5 +29,5 @@ pub mod trust;
 pub mod versions;
 
 pub(crate) use jiandu_record::{audit, ledger, unit};
-pub(crate) use jiandu_sandbox::{cache, catalog, emitted, runtime};
+pub(crate) use jiandu_sandbox::{cache, catalog, contract, emitted, runtime};
 pub(crate) use jiandu_store::{dataset, fsio, mask, pseudonym, text, time, Error, Result, Store};

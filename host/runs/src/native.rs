@@ -236,6 +236,12 @@ impl Backend for NativeBackend {
         Ok(handle as u32)
     }
 
+    fn close_scan(&mut self, scan: u32) {
+        if let Some(state) = self.scans.get_mut(scan as usize) {
+            *state = None;
+        }
+    }
+
     fn next_batch(&mut self, scan: u32) -> std::result::Result<Option<Batch>, String> {
         let slot = scan as usize;
         let Some(mut state) = self.scans.get_mut(slot).and_then(Option::take) else {

@@ -115,7 +115,7 @@ pub fn execute_cached(
 /// Runs an installed model as [`execute_cached`] does, but keeps no lead
 /// state: the leads it would keep are planned, shown in
 /// [`Report::preview`] with the status each would have, and dropped; no
-/// `scan_new` cursor moves. The ledger records the run (`dry_run`), as it
+/// `only_new` cursor moves. The ledger records the run (`dry_run`), as it
 /// read the data.
 pub fn dry_run(
     store: &Store,

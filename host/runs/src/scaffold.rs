@@ -131,7 +131,7 @@ fn model_toml(name: &str, unit: &str, reads: &[Reads]) -> String {
 version = "0.1.0"
 title = "{name}"
 unit = "{unit}"
-sdk = "^0.1"
+sdk = "^0.2"
 description = "What this model supervises, in one sentence."
 legal_basis = ["The provision the rule applies"]
 
@@ -179,7 +179,7 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
             };
             format!(
                 r#"        let threshold: Decimal = ctx.param("threshold")?;
-        let mut rows = ctx.rows("{dataset}")?;
+        let mut rows = ctx.read("{dataset}").rows()?;
         let key = rows.field("{key}")?;
         let value = rows.field("{value}")?;
         while let Some(row) = rows.next_row()? {{
@@ -197,8 +197,9 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
                 value = value.name
             )
         }
-        None => r#"        // Read a declared dataset (`ctx.rows("name")?`, or `ctx.scan::<T>`
-        // with a struct of the fields you read), ask `rule`, and emit a
+        None => r#"        // Read a declared dataset (`ctx.read("name").rows()?`, or
+        // `ctx.read("name").into::<T>()?` with a struct of the fields you
+        // read), ask `rule`, and emit a
         // `Lead` for each finding.
         let threshold: Decimal = ctx.param("threshold")?;
         let _ = rule::is_lead(Decimal::ZERO, threshold);

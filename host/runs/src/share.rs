@@ -18,6 +18,7 @@
 //! picks up as a reload.
 
 use crate::catalog::{self, Installed, Manifest, Provenance};
+use crate::contract;
 use crate::runtime::Runtime;
 use crate::trust::{self, TrustedKey};
 use crate::{Error, Result, Store};
@@ -330,9 +331,7 @@ fn check_contract(
     id: &str,
     sdk: &str,
 ) -> Result<()> {
-    let host =
-        semver::Version::parse(jiandu_sdk::CONTRACT_VERSION).expect("contract version is semver");
-    let fits = |sdk: &str| semver::VersionReq::parse(sdk).is_ok_and(|r| r.matches(&host));
+    let fits = |sdk: &str| semver::VersionReq::parse(sdk).is_ok_and(|r| contract::admits(&r));
     if fits(sdk) {
         return Ok(());
     }
@@ -347,8 +346,8 @@ fn check_contract(
     Err(Error::model(
         id,
         format!(
-            "sdk incompatible: it requires sdk {sdk} but this host implements contract {}{}",
-            jiandu_sdk::CONTRACT_VERSION,
+            "sdk incompatible: it requires sdk {sdk} but this host loads contract {}{}",
+            contract::supported_text(),
             match older {
                 Some(v) => format!("; {name}@{v} fits this host: import {name}@{v}"),
                 None => String::new(),

@@ -119,13 +119,11 @@ impl Manifest {
             .map_err(|e| bad(format!("version `{}`: {e}", m.version)))?;
         let req =
             semver::VersionReq::parse(&m.sdk).map_err(|e| bad(format!("sdk `{}`: {e}", m.sdk)))?;
-        let ours = semver::Version::parse(jiandu_sdk::CONTRACT_VERSION)
-            .expect("contract version is semver");
-        if !req.matches(&ours) {
+        if !crate::contract::admits(&req) {
             return Err(bad(format!(
-                "requires sdk {} but this host implements contract {}",
+                "requires sdk {} but this host loads contract {}",
                 m.sdk,
-                jiandu_sdk::CONTRACT_VERSION
+                crate::contract::supported_text()
             )));
         }
         for (name, p) in &m.params {

@@ -2,7 +2,7 @@
 //!
 //! Owns installed models on disk and building them ([`catalog`]), the
 //! wasmtime engine, the host side of the contract and the limits of one run
-//! ([`runtime`], [`limits`]), leads as a run emits them, spilling past a
+//! ([`runtime`], [`limits`]), every contract version it loads ([`contract`]), leads as a run emits them, spilling past a
 //! memory budget ([`emitted`]), and the compiled-module cache ([`cache`]).
 //!
 //! Depends on the store (a run reads dataset versions through views). Must
@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod contract;
 pub mod emitted;
 pub mod limits;
 pub mod runtime;

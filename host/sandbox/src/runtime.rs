@@ -14,22 +14,11 @@ use jiandu_sdk::{EvidenceData, LeadData};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../sdk/wit",
-        world: "model",
-        imports: { default: trappable },
-    });
-}
-
-use bindings::jiandu::model::{host, types};
-use bindings::{Model as ModelWorld, ModelPre};
-
-/// The contract interface a model must import, with its version.
-pub const HOST_INTERFACE: &str = "jiandu:model/host@0.1.0";
+use crate::contract::current::jiandu::model::{host, types};
+use crate::contract::current::ModelPre;
 
 /// How often the epoch ticks: the resolution of wall-time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -171,7 +160,7 @@ impl Runtime {
         let engine =
             Engine::new(&config).map_err(|e| crate::Error::Other(format!("wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
-        ModelWorld::add_to_linker::<Session, HasSelf<Session>>(&mut linker, |s| s)
+        crate::contract::add_to_linker(&mut linker)
             .map_err(|e| crate::Error::Other(format!("wasmtime linker: {e}")))?;
         let ticker = Arc::new(Ticker {
             stop: std::sync::atomic::AtomicBool::new(false),
@@ -208,7 +197,7 @@ impl Runtime {
     }
 
     /// Compiles and checks a model: a component importing only the Jiandu
-    /// contract of this version, exporting `run` and `describe`, whose
+    /// contract, of a version this host loads, exporting `run` and `describe`, whose
     /// `describe` matches its `model.toml`.
     pub fn load(&self, model: &Installed) -> Result<Loaded, LoadError> {
         let component = self.compile(&model.wasm)?;
@@ -225,7 +214,9 @@ impl Runtime {
 
     /// Checks imports and exports and describes the model.
     pub fn prepare(&self, model: &Installed, component: Component) -> Result<Loaded, LoadError> {
-        check_imports(&self.engine, &component)?;
+        let contract = check_imports(&self.engine, &component)?
+            .unwrap_or_else(|| jiandu_sdk::CONTRACT_VERSION.to_string());
+        check_requirement(model, &contract)?;
         check_exports(&self.engine, &component)?;
         let pre = self
             .linker
@@ -235,6 +226,7 @@ impl Runtime {
             .map_err(|e| load_err(format!("its exports do not match the contract: {e:#}")))?;
         let loaded = Loaded {
             pre,
+            contract,
             manifest_id: model.manifest.id(),
             wasm_sha256: model.wasm_sha256.clone(),
         };
@@ -362,6 +354,8 @@ fn hostcall_bytes(limits: &Limits) -> usize {
 #[derive(Clone)]
 pub struct Loaded {
     pre: ModelPre<Session>,
+    /// The contract version the model was built against.
+    pub contract: String,
     pub manifest_id: String,
     pub wasm_sha256: String,
 }
@@ -441,21 +435,35 @@ fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+/// The contract version a model was built against, from its imports:
+/// only the contract's `types` and `host` interfaces, of one version this
+/// host loads.
+fn check_imports(engine: &Engine, component: &Component) -> Result<Option<String>, LoadError> {
     let ty = component.component_type();
+    let mut built_for: Option<String> = None;
     for (name, _) in ty.imports(engine) {
-        if name == HOST_INTERFACE || name == "jiandu:model/types@0.1.0" {
-            continue;
-        }
         if let Some(rest) = name.strip_prefix("jiandu:model/") {
-            let version = rest
-                .split_once('@')
-                .map(|(_, v)| v)
-                .unwrap_or("unversioned");
-            return Err(load_err(format!(
-                "built for contract version {version} (imports `{name}`); this host implements {}",
-                jiandu_sdk::CONTRACT_VERSION
-            )));
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, "unversioned"));
+            if !crate::contract::supported(version) {
+                return Err(load_err(format!(
+                    "built for contract version {version} (imports `{name}`); this host loads {}",
+                    crate::contract::supported_text()
+                )));
+            }
+            if !matches!(interface, "host" | "types") {
+                return Err(load_err(format!(
+                    "imports `{name}`, which is not part of the Jiandu contract"
+                )));
+            }
+            match &built_for {
+                Some(v) if v != version => {
+                    return Err(load_err(format!(
+                        "imports two contract versions ({v} and {version}); rebuild it with one SDK"
+                    )))
+                }
+                _ => built_for = Some(version.to_string()),
+            }
+            continue;
         }
         if name.starts_with("wasi:") {
             return Err(load_err(format!(
@@ -467,7 +475,25 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadError
             "imports `{name}`, which is not part of the Jiandu contract"
         )));
     }
-    Ok(())
+    Ok(built_for)
+}
+
+/// `model.toml`'s `sdk` requirement must admit the contract version the
+/// component was built against: a model.toml edited after the build, or a
+/// model.wasm copied from another build, is refused.
+fn check_requirement(model: &Installed, contract: &str) -> Result<(), LoadError> {
+    let Ok(req) = semver::VersionReq::parse(&model.manifest.sdk) else {
+        return Ok(()); // model.toml was checked when it was read
+    };
+    let version = semver::Version::parse(contract).expect("supported versions are semver");
+    if req.matches(&version) {
+        return Ok(());
+    }
+    Err(load_err(format!(
+        "model.wasm was built against contract {contract} but model.toml requires sdk {}; rebuild it, or set `sdk = \"^{}\"` in model.toml",
+        model.manifest.sdk,
+        contract.rsplit_once('.').map_or(contract, |(major_minor, _)| major_minor)
+    )))
 }
 
 /// A component that exports no model at all: its crate never called
@@ -999,6 +1025,13 @@ impl host::Host for Session {
     fn next_batch(&mut self, scan: u32) -> wasmtime::Result<Result<Option<types::Batch>, String>> {
         self.check_deadline()?;
         self.next_batch_inner(scan)
+    }
+
+    fn close_scan(&mut self, scan: u32) -> wasmtime::Result<()> {
+        if let Some(state) = self.scans.get_mut(scan as usize) {
+            *state = None;
+        }
+        Ok(())
     }
 
     fn get(

@@ -227,6 +227,7 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
         return output::json(&serde_json::json!({
             "manifest": m.manifest,
             "wasm_sha256": m.wasm_sha256,
+            "contract": jiandu::contract::built_for(&m.wasm),
             "provenance": m.provenance,
             "trust": jiandu::trust::state(store, &m)?.as_str(),
         }));
@@ -238,7 +239,11 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
         outln!("  {t}");
     }
     outln!("  unit: {}", man.unit);
-    outln!("  contract: {}", man.sdk);
+    outln!(
+        "  contract: {} (model.toml requires {})",
+        jiandu::contract::built_for(&m.wasm).as_deref().unwrap_or("unknown"),
+        man.sdk
+    );
     outln!("  wasm sha256: {}", m.wasm_sha256);
     if let Some(p) = &m.provenance {
         outln!(

@@ -1,7 +1,7 @@
 //! Triggers: a model runs every `interval_seconds`, and/or when a dataset
 //! named in its `[triggers] on_new_data` gets a new version (an ingest or an
 //! `--append` increment). Models that want only the new records scan with
-//! `Context::scan_new`; the host keeps their cursor.
+//! `ctx.read(..).only_new()`; the host keeps their cursor.
 
 use super::Server;
 use crate::{Error, Result};

@@ -17,25 +17,25 @@ impl Model for DisabilityFundArrears {
         let p = rule::Params::from_context(ctx)?;
         let data_year = p.levy_year - 1;
 
-        let mut headcounts = ctx.rows("social_insurance")?.keyed("credit_code")?;
+        let mut headcounts = ctx.read("social_insurance").rows()?.keyed("credit_code")?;
         let h_year = headcounts.field("year")?;
         let h_staff = headcounts.field("staff")?;
         let h_wages = headcounts.field("wage_total")?;
 
         let mut disabled = ctx
-            .rows("disabled_employees")?
+            .read("disabled_employees").rows()?
             .keyed("employer_credit_code")?;
         let d_year = disabled.field("year")?;
         let d_grade = disabled.field("grade")?;
         let d_insured = disabled.field("insured")?;
         let d_wage = disabled.field("monthly_wage")?;
 
-        let mut payments = ctx.rows("fund_payments")?.keyed("credit_code")?;
+        let mut payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
         let p_year = payments.field("levy_year")?;
         let p_amount = payments.field("amount")?;
         let p_paid_on = payments.field("paid_on")?;
 
-        let mut employers = ctx.rows("employers")?;
+        let mut employers = ctx.read("employers").rows()?;
         let e_code = employers.field("credit_code")?;
         let e_name = employers.field("name")?;
         let e_type = employers.field("entity_type")?;

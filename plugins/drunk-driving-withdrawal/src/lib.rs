@@ -69,10 +69,10 @@ impl Model for DrunkDrivingWithdrawal {
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
         let mut tests = ctx
-            .scan::<BacTest>("bac_tests")?
+            .read("bac_tests").into::<BacTest>()?
             .keyed(|t| t.case_id.clone());
         let (mut open, mut withdrawn) = (0u64, 0u64);
-        for row in ctx.scan::<PoliceCase>("police_cases")? {
+        for row in ctx.read("police_cases").into::<PoliceCase>()? {
             let c = row?;
             let tests = tests.take(&c.case_id)?;
             let Some(status) = Status::parse(&c.status) else {

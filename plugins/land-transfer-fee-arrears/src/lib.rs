@@ -63,13 +63,13 @@ impl Model for LandTransferFeeArrears {
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
         let mut plans = ctx
-            .scan::<Instalment>("land_instalments")?
+            .read("land_instalments").into::<Instalment>()?
             .keyed(|i| i.contract_no.clone());
         let mut payments = ctx
-            .scan::<Payment>("land_payments")?
+            .read("land_payments").into::<Payment>()?
             .keyed(|p| p.contract_no.clone());
         let mut counts = [0u64; 3];
-        for row in ctx.scan::<LandContract>("land_contracts")? {
+        for row in ctx.read("land_contracts").into::<LandContract>()? {
             let c = row?;
             let plan: Vec<rule::Instalment> = plans
                 .take(&c.contract_no)?

@@ -46,7 +46,7 @@ impl Model for RepeatTheftWarning {
         let p = rule::Params::from_context(ctx)?;
         let mut density = rule::Density::default();
         let mut bad_times = 0u64;
-        for row in ctx.scan::<Incident>("theft_incidents")? {
+        for row in ctx.read("theft_incidents").into::<Incident>()? {
             let i = row?;
             match rule::parse_time(&i.occurred_at) {
                 Some((date, hour)) => p.count_incident(&mut density, &i.place_id, date, hour),
@@ -72,13 +72,13 @@ impl Model for RepeatTheftWarning {
         // their by_person index and addresses by their key, so all three
         // stream side by side.
         let mut priors = ctx
-            .scan_by::<PriorRecord>("prior_records", "by_person")?
+            .read("prior_records").by("by_person").into::<PriorRecord>()?
             .keyed(|r| r.person_id.clone());
         let mut addresses = ctx
-            .scan::<Address>("addresses")?
+            .read("addresses").into::<Address>()?
             .keyed(|a| a.person_id.clone());
         let mut alerts = 0u64;
-        let mut sightings = ctx.scan::<SightingRow>("sightings")?.peekable();
+        let mut sightings = ctx.read("sightings").into::<SightingRow>()?.peekable();
         while let Some(first) = sightings.next() {
             let first = first?;
             let person = first.person_id.clone();

@@ -40,7 +40,7 @@ impl Model for ScanOnePercent {
         };
         match reader.as_str() {
             "rows" => {
-                let mut rows = ctx.rows("tax_declarations")?;
+                let mut rows = ctx.read("tax_declarations").rows()?;
                 let code = rows.field("credit_code")?;
                 let revenue = rows.field("revenue")?;
                 let tax_paid = rows.field("tax_paid")?;
@@ -52,7 +52,7 @@ impl Model for ScanOnePercent {
                 }
             }
             "structs" => {
-                for d in ctx.scan::<Declaration>("tax_declarations")? {
+                for d in ctx.read("tax_declarations").into::<Declaration>()? {
                     let d = d?;
                     if let Some(short) = is_low(d.revenue, d.tax_paid, min_rate) {
                         emit(&d.credit_code, short)?;

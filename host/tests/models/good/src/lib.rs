@@ -18,7 +18,7 @@ pub struct Good;
 impl Model for Good {
     fn run(ctx: &mut Context) -> Result<()> {
         let min_age: i64 = ctx.param("min_age")?;
-        for person in ctx.scan::<Person>("people")? {
+        for person in ctx.read("people").into::<Person>()? {
             let p = person?;
             if p.age >= min_age {
                 ctx.emit(

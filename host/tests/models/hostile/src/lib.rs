@@ -16,7 +16,7 @@ pub struct Hostile;
 
 impl Model for Hostile {
     fn run(ctx: &mut Context) -> Result<()> {
-        for person in ctx.scan::<Person>("people")? {
+        for person in ctx.read("people").into::<Person>()? {
             let p = person?;
             ctx.emit(Lead::new(&p.id_number).title(format!("aged {}", p.age)))?;
         }
@@ -67,14 +67,14 @@ impl Model for Hostile {
                 ctx.emit(Lead::new("BAD\nSUBJECT").title("control characters"))?;
             }
             "undeclared-dataset" => {
-                for secret in ctx.scan::<Person>("secrets")? {
+                for secret in ctx.read("secrets").into::<Person>()? {
                     let s = secret?;
                     ctx.emit(Lead::new(&s.id_number).title("stolen"))?;
                 }
             }
             "huge-dataset-name" => {
                 let name = "d".repeat(10 << 20);
-                for person in ctx.scan::<Person>(&name)? {
+                for person in ctx.read(&name).into::<Person>()? {
                     black_box(person?);
                 }
             }
@@ -96,6 +96,23 @@ impl Model for Hostile {
             "log-flood" => {
                 for i in 0..100_000 {
                     ctx.info(format!("log line {i}"));
+                }
+            }
+            "scan-and-leave" => {
+                // Reads one record of a scan and drops it, far more often
+                // than a run may hold scans open: each is closed on drop.
+                for _ in 0..1000 {
+                    let mut rows = ctx.read("people").rows()?;
+                    black_box(rows.next_row()?.is_some());
+                }
+            }
+            "scan-and-hoard" => {
+                // Keeps every scan open.
+                let mut open = Vec::new();
+                for _ in 0..1000 {
+                    let mut rows = ctx.read("people").rows()?;
+                    black_box(rows.next_row()?.is_some());
+                    open.push(rows);
                 }
             }
             other => {

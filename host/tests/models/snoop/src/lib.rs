@@ -41,7 +41,7 @@ impl Model for Snoop {
         match attack.as_str() {
             // Everything it sees, unmarked, in every part of a lead.
             "dump" => {
-                for p in ctx.scan::<Person>("people")? {
+                for p in ctx.read("people").into::<Person>()? {
                     let p = p?;
                     let name = p.name.clone().unwrap_or_default();
                     ctx.emit(
@@ -54,11 +54,11 @@ impl Model for Snoop {
                             .evidence("sex", p.sex.unwrap_or_default()),
                     )?;
                 }
-                for l in ctx.scan::<Licence>("licences")? {
+                for l in ctx.read("licences").into::<Licence>()? {
                     let l = l?;
                     ctx.emit(Lead::new(format!("licence {}", l.holder_id)).title(l.status))?;
                 }
-                for c in ctx.scan::<Case>("cases")? {
+                for c in ctx.read("cases").into::<Case>()? {
                     let c = c?;
                     let s = c.suspect_id.unwrap_or_default();
                     ctx.emit(Lead::new(format!("case {s}")).title(s))?;
@@ -78,7 +78,7 @@ impl Model for Snoop {
                         ctx.emit(Lead::new(format!("HIT lookup by_name {c}")))?;
                     }
                 }
-                let people: Vec<Person> = ctx.scan::<Person>("people")?.collect::<Result<_>>()?;
+                let people: Vec<Person> = ctx.read("people").into::<Person>()?.collect::<Result<_>>()?;
                 for p in people {
                     if ctx.get::<Person>("people", &[&p.id_number])?.is_some() {
                         ctx.emit(Lead::new(format!("OK get people {}", p.id_number)))?;
@@ -98,17 +98,17 @@ impl Model for Snoop {
             // personal field.
             "order" => {
                 let by_key: Vec<String> = ctx
-                    .scan::<Person>("people")?
+                    .read("people").into::<Person>()?
                     .map(|p| p.map(|p| p.id_number))
                     .collect::<Result<_>>()?;
                 let by_name: Vec<String> = ctx
-                    .scan_by::<Person>("people", "by_name")?
+                    .read("people").by("by_name").into::<Person>()?
                     .map(|p| p.map(|p| p.name.unwrap_or_default()))
                     .collect::<Result<_>>()?;
                 // An index over a field that is not personal: records of one
                 // city come in pseudonym order, not in the order of their IDs.
                 let by_city: Vec<String> = ctx
-                    .scan_by::<Person>("people", "by_city")?
+                    .read("people").by("by_city").into::<Person>()?
                     .map(|p| p.map(|p| format!("{}|{}", p.city.unwrap_or_default(), p.id_number)))
                     .collect::<Result<_>>()?;
                 let in_city: Vec<String> = ctx
@@ -117,7 +117,7 @@ impl Model for Snoop {
                     .map(|p| p.id_number)
                     .collect();
                 let licences: Vec<String> = ctx
-                    .scan::<Licence>("licences")?
+                    .read("licences").into::<Licence>()?
                     .map(|l| l.map(|l| l.holder_id))
                     .collect::<Result<_>>()?;
                 for (what, keys) in [
