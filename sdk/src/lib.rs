@@ -79,8 +79,9 @@
 //! no network. Leads it emits are kept only if the whole run succeeds.
 //! Money is exact: use [`Decimal`], never `f64`, for amounts.
 
-pub mod alloc;
-pub mod de;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod alloc;
+mod de;
 pub mod record;
 
 mod backend;
@@ -95,6 +96,9 @@ mod lead;
 mod rows;
 mod scan;
 
+/// The host side of the boundary, for the host and native baselines: not
+/// part of the API a model is written against.
+#[doc(hidden)]
 pub use backend::{Backend, Batch, EvidenceData, LeadData, Level, ScanOptions};
 pub use context::{Context, Read};
 pub use error::{Error, Result};
