@@ -102,7 +102,10 @@ fn a_model_toml_that_requires_another_contract_than_its_wasm_is_refused_naming_b
     let toml = store.path().join("models").join(FIXTURE).join("model.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(&toml, text.replace("sdk = \"^0.1\"", "sdk = \"^0.2\"")).unwrap();
-    let out = jiandu(store.path()).args(["run", FIXTURE]).output().unwrap();
+    let out = jiandu(store.path())
+        .args(["run", FIXTURE])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(

@@ -270,7 +270,7 @@ fn a_crate_without_export_model_is_refused_saying_what_to_add() {
 }
 
 #[test]
-fn a_build_through_the_server_shows_its_compiler_errors_to_the_client() {
+fn a_build_through_the_server_shows_its_compiler_errors_to_the_client_as_they_come() {
     let store = tempfile::tempdir().unwrap();
     let server = Server::start(store.path());
     let src = repo().join("plugins").join(MODEL);
@@ -292,13 +292,56 @@ fn a_build_through_the_server_shows_its_compiler_errors_to_the_client() {
         format!("{lib}\npub fn broken() -> u32 {{ \"not a number\" }}\n"),
     )
     .unwrap();
-    let out = jiandu(store.path())
+    // A build script that waits until the test has seen cargo's first
+    // line of this crate: the client must show it while the build is
+    // still going, not when it ends.
+    std::fs::write(
+        dir.path().join("build.rs"),
+        r#"fn main() {
+    let go = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("go");
+    for _ in 0..600 {
+        if go.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("never told to go");
+}
+"#,
+    )
+    .unwrap();
+    let mut client = Command::new(assert_cmd::cargo::cargo_bin("jiandu"))
+        .env_remove("JIANDU_STORE")
+        .env_remove("JIANDU_CONFIG")
+        .env("NO_COLOR", "1")
+        .arg("--store")
+        .arg(store.path())
         .args(["model", "build"])
         .arg(dir.path())
-        .output()
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let mut lines = std::io::BufReader::new(client.stderr.take().unwrap());
+    let mut err = String::new();
+    let mut live = false;
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut lines, &mut line).unwrap() == 0 {
+            break;
+        }
+        if line.contains(&format!("Compiling {MODEL}")) && !live {
+            std::fs::write(dir.path().join("go"), "").unwrap();
+            live = true;
+        }
+        err.push_str(&line);
+    }
+    let status = client.wait().unwrap();
+    assert!(
+        live && !err.contains("never told to go"),
+        "cargo's lines arrived only when the build ended:\n{err}"
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("error[E0308]") && err.contains("cargo build failed (its messages are above)"),
         "{err}"

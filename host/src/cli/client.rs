@@ -11,7 +11,7 @@
 use super::{dispatch, finish, sink, Cli, Command, Ctx};
 use clap::builder::TypedValueParser;
 use clap::{CommandFactory, FromArgMatches};
-use jiandu::serve::api::{ApiRequest, ApiResponse};
+use jiandu::serve::api::{ApiRequest, ApiResponse, Live};
 use jiandu::serve::Server;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -204,8 +204,9 @@ fn take_turns(parts: &[Part]) -> Vec<std::sync::MutexGuard<'static, ()>> {
         .collect()
 }
 
-/// Runs a client's command inside the server, capturing what it prints.
-pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
+/// Runs a client's command inside the server, sending what it prints to
+/// the client as it prints it.
+pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest, live: Live) -> ApiResponse {
     let refuse = |code: i32, message: String| ApiResponse {
         code,
         stdout: String::new(),
@@ -259,7 +260,7 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
         server: Some(server.clone()),
         creates_store: true,
     };
-    let (code, out, err) = sink::capture(|| finish(dispatch(&ctx, cli.command)));
+    let code = sink::stream(live, || finish(dispatch(&ctx, cli.command)));
     ApiResponse {
         code: if code == ExitCode::SUCCESS {
             0
@@ -268,8 +269,8 @@ pub fn execute_in_server(server: &Arc<Server>, req: ApiRequest) -> ApiResponse {
         } else {
             1
         },
-        stdout: String::from_utf8_lossy(&out).into_owned(),
-        stderr: String::from_utf8_lossy(&err).into_owned(),
+        stdout: String::new(),
+        stderr: String::new(),
     }
 }
 

@@ -214,7 +214,14 @@ pub fn main() -> ExitCode {
             config: cli.config.clone(),
         });
         let reply = match &request {
-            Some(request) => jiandu::serve::api::call(&cli.store, request),
+            Some(request) => jiandu::serve::api::call(&cli.store, request, &mut |which, text| {
+                use jiandu::serve::api::Stream;
+                use std::io::Write;
+                let _ = match which {
+                    Stream::Stdout => std::io::stdout().write_all(text.as_bytes()),
+                    Stream::Stderr => std::io::stderr().write_all(text.as_bytes()),
+                };
+            }),
             None if jiandu::serve::api::is_running(&jiandu::serve::socket_path(&cli.store)) => {
                 eprintln!(
                     "error: this folder no longer exists, and the server on {} resolves paths against it; change to another folder",

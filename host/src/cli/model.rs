@@ -241,7 +241,9 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
     outln!("  unit: {}", man.unit);
     outln!(
         "  contract: {} (model.toml requires {})",
-        jiandu::contract::built_for(&m.wasm).as_deref().unwrap_or("unknown"),
+        jiandu::contract::built_for(&m.wasm)
+            .as_deref()
+            .unwrap_or("unknown"),
         man.sdk
     );
     outln!("  wasm sha256: {}", m.wasm_sha256);

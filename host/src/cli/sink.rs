@@ -1,6 +1,6 @@
 //! Where a command's output goes: the terminal, or — when a running server
-//! executes the command for a client — buffers sent back to the client, so
-//! a command prints the same with or without a server.
+//! executes the command for a client — the client, line by line as it is
+//! printed, so a command prints the same with or without a server.
 //!
 //! Everything printed passes through [`jiandu::text::printable_lines`]:
 //! whatever a command prints — a model's panic message in an error, a
@@ -11,12 +11,27 @@
 //! Text that must stay on one line (a table cell, a log line) is escaped
 //! whole with [`jiandu::text::printable`] before it gets here.
 
+use jiandu::serve::api::{Live, Stream};
 use jiandu::text::printable_lines;
 use std::cell::RefCell;
 use std::io::Write;
 
 thread_local! {
-    static CAPTURE: RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// Where this thread's command output goes instead of the terminal: a
+    /// client of the server, as it is printed.
+    static CAPTURE: RefCell<Option<Live>> = const { RefCell::new(None) };
+}
+
+/// Sends `text` where this thread's output goes; `false` when it is not
+/// captured (it goes to the terminal).
+fn captured(which: Stream, text: &str) -> bool {
+    CAPTURE.with(|c| match &mut *c.borrow_mut() {
+        Some(live) => {
+            live(which, text);
+            true
+        }
+        None => false,
+    })
 }
 
 /// `args` as they may be shown.
@@ -34,23 +49,17 @@ fn shown(args: std::fmt::Arguments<'_>) -> String {
 /// Writes to the command's stdout.
 pub fn out(args: std::fmt::Arguments<'_>) {
     let text = shown(args);
-    CAPTURE.with(|c| match &mut *c.borrow_mut() {
-        Some((out, _)) => out.extend_from_slice(text.as_bytes()),
-        None => {
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        }
-    })
+    if !captured(Stream::Stdout, &text) {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
 }
 
 /// Writes to the command's stderr.
 pub fn err(args: std::fmt::Arguments<'_>) {
     let text = shown(args);
-    CAPTURE.with(|c| match &mut *c.borrow_mut() {
-        Some((_, err)) => err.extend_from_slice(text.as_bytes()),
-        None => {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        }
-    })
+    if !captured(Stream::Stderr, &text) {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
 }
 
 /// Whether output is being captured (no terminal, no progress bars).
@@ -58,14 +67,13 @@ pub fn capturing() -> bool {
     CAPTURE.with(|c| c.borrow().is_some())
 }
 
-/// Runs `f` with this thread's output captured; returns what it printed.
-pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<u8>, Vec<u8>) {
-    CAPTURE.with(|c| *c.borrow_mut() = Some((Vec::new(), Vec::new())));
+/// Runs `f` with this thread's output sent to `live` as it is printed (a
+/// command run by the server for a client).
+pub fn stream<T>(live: Live, f: impl FnOnce() -> T) -> T {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(live));
     let value = f();
-    let (out, err) = CAPTURE
-        .with(|c| c.borrow_mut().take())
-        .expect("capture was set");
-    (value, out, err)
+    CAPTURE.with(|c| c.borrow_mut().take());
+    value
 }
 
 /// `println!` for command output.

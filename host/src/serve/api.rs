@@ -8,9 +8,10 @@
 //! so a process that can reach the socket some other way (a superuser, a
 //! loosened mode) is still refused. One request per connection: a JSON line
 //! with the command's arguments and working directory, which must arrive
-//! within [`REQUEST_TIMEOUT`]; the reply is a JSON line with its exit code,
-//! stdout and stderr, so a command prints the same with or without a
-//! server.
+//! within [`REQUEST_TIMEOUT`]. The reply is a stream of JSON lines
+//! ([`Frame`]): what the command prints, as it prints it (a model build's
+//! compiler messages reach the client while cargo runs), then its exit
+//! code, so a command prints the same with or without a server.
 
 use super::Server;
 use crate::{Error, Result};
@@ -44,7 +45,8 @@ pub struct ApiRequest {
     pub config: Option<PathBuf>,
 }
 
-/// What the command did.
+/// What the command did: its exit code, and what it printed that was not
+/// already sent as [`Frame::Output`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiResponse {
     pub code: i32,
@@ -52,8 +54,29 @@ pub struct ApiResponse {
     pub stderr: String,
 }
 
-/// Runs one request inside the server.
-pub type Handler = Arc<dyn Fn(&Arc<Server>, ApiRequest) -> ApiResponse + Send + Sync>;
+/// Which of the client's streams output goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a reply: output as the command prints it, then, last, the
+/// command's end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frame {
+    Output { stream: Stream, text: String },
+    Done(ApiResponse),
+}
+
+/// Where a command run for a client sends its output as it prints it.
+pub type Live = Box<dyn FnMut(Stream, &str)>;
+
+/// Runs one request inside the server, sending output through the
+/// [`Live`] it is given.
+pub type Handler = Arc<dyn Fn(&Arc<Server>, ApiRequest, Live) -> ApiResponse + Send + Sync>;
 
 /// Whether a server answers on `socket`.
 pub fn is_running(socket: &Path) -> bool {
@@ -180,7 +203,7 @@ fn serve_one(
                     req.args.join(" ")
                 ),
             },
-            Ok(req) => handler(server, req),
+            Ok(req) => handler(server, req, live(&stream)),
             Err(e) => ApiResponse {
                 code: 2,
                 stdout: String::new(),
@@ -196,11 +219,36 @@ fn serve_one(
     reply(stream, &response);
 }
 
-fn reply(mut stream: UnixStream, response: &ApiResponse) {
-    if let Ok(mut bytes) = serde_json::to_vec(response) {
-        bytes.push(b'\n');
-        let _ = stream.write_all(&bytes);
+fn reply(stream: UnixStream, response: &ApiResponse) {
+    send(&stream, &Frame::Done(response.clone()));
+}
+
+fn send(mut stream: &UnixStream, frame: &Frame) -> bool {
+    match serde_json::to_vec(frame) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            stream.write_all(&bytes).is_ok()
+        }
+        Err(_) => false,
     }
+}
+
+/// Output frames to the client on `stream`; once the client is gone (or
+/// does not take a frame within the write timeout) the rest of the output
+/// is dropped and the command goes on.
+fn live(stream: &UnixStream) -> Live {
+    let mut stream = stream.try_clone().ok();
+    Box::new(move |which, text| {
+        if let Some(s) = &stream {
+            let frame = Frame::Output {
+                stream: which,
+                text: text.to_string(),
+            };
+            if !send(s, &frame) {
+                stream = None;
+            }
+        }
+    })
 }
 
 /// The uid of the process at the other end of `stream`, as the kernel
@@ -274,9 +322,14 @@ trait TakeLimited: Read + Sized {
 
 impl<R: Read> TakeLimited for R {}
 
-/// Sends a command to the server of the store at `store_root`; `None` when
-/// no server answers there.
-pub fn call(store_root: &Path, request: &ApiRequest) -> Option<std::io::Result<ApiResponse>> {
+/// Sends a command to the server of the store at `store_root`, handing
+/// `output` what it prints as it prints it; `None` when no server answers
+/// there.
+pub fn call(
+    store_root: &Path,
+    request: &ApiRequest,
+    output: &mut dyn FnMut(Stream, &str),
+) -> Option<std::io::Result<ApiResponse>> {
     let socket = super::socket_path(store_root);
     let mut stream = UnixStream::connect(socket).ok()?;
     Some((|| {
@@ -284,8 +337,20 @@ pub fn call(store_root: &Path, request: &ApiRequest) -> Option<std::io::Result<A
         bytes.push(b'\n');
         stream.write_all(&bytes)?;
         stream.shutdown(std::net::Shutdown::Write)?;
+        let mut lines = BufReader::new(&stream);
         let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line)?;
-        serde_json::from_str(&line).map_err(std::io::Error::other)
+        loop {
+            line.clear();
+            if lines.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection before the command ended",
+                ));
+            }
+            match serde_json::from_str(&line).map_err(std::io::Error::other)? {
+                Frame::Output { stream, text } => output(stream, &text),
+                Frame::Done(response) => return Ok(response),
+            }
+        }
     })())
 }
