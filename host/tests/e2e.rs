@@ -933,6 +933,43 @@ fn model_new_writes_a_crate_that_builds_and_runs_as_it_is() {
         amounts.contains(&"1500.01") && amounts.contains(&"20000.00"),
         "{amounts:?}"
     );
+    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+    // Without datasets it builds as it is too, without a warning.
+    let out = jiandu(store.path())
+        .current_dir(work.path())
+        .args(["model", "new", "bare-check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bare = work.path().join("bare-check");
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+    // Cargo.toml's version edited alone: refused before compiling, naming
+    // both files.
+    let cargo = std::fs::read_to_string(bare.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        bare.join("Cargo.toml"),
+        cargo.replacen("version = \"0.1.0\"", "version = \"0.2.0\"", 1),
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Cargo.toml says version = \"0.2.0\"")
+            && err.contains("model.toml says version = \"0.1.0\"")
+            && !err.contains("Compiling"),
+        "{err}"
+    );
 }
 
 #[test]

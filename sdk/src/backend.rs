@@ -8,7 +8,9 @@
 /// `data[offsets[i]..offsets[i + 1]]`.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
+    /// The records, one after another.
     pub data: Vec<u8>,
+    /// Where each record starts, and one more entry for where the last ends.
     pub offsets: Vec<u32>,
 }
 
@@ -18,6 +20,7 @@ impl Batch {
         self.offsets.len().saturating_sub(1)
     }
 
+    /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -42,27 +45,39 @@ pub struct ScanOptions {
 /// One evidence field of a lead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvidenceData {
+    /// The evidence's name.
     pub name: String,
+    /// Its value, as text.
     pub value: String,
+    /// Personal data: masked in output unless the reader may see it.
     pub personal: bool,
 }
 
 /// A lead as it crosses the boundary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadData {
+    /// Stable key of the subject (credit code, case number, ID number).
     pub subject: String,
+    /// Whether the subject key itself is personal data.
     pub subject_personal: bool,
+    /// One-line description for the reviewer.
     pub title: String,
+    /// Exact amount in yuan, e.g. `1234.50`, when the rule computes one.
     pub amount: Option<String>,
+    /// The facts that made it a lead.
     pub evidence: Vec<EvidenceData>,
 }
 
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Shown with `-v`.
     Debug,
+    /// A line kept with the run.
     Info,
+    /// A warning kept with the run.
     Warn,
+    /// An error kept with the run.
     Error,
 }
 
@@ -72,15 +87,25 @@ pub(crate) type Shared = std::rc::Rc<std::cell::RefCell<Box<dyn Backend>>>;
 /// The operations of the host contract (`sdk/wit/model.wit`, interface
 /// `host`). Errors are messages for the model author.
 pub trait Backend {
+    /// Names of the fields the model sees in records of `dataset`, in
+    /// encoding order.
     fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String>;
+    /// Starts a scan; returns its handle for [`Backend::next_batch`].
     fn open_scan(&mut self, dataset: &str, options: ScanOptions) -> Result<u32, String>;
+    /// The next batch of a scan, or `None` when it is exhausted (an
+    /// exhausted scan is closed by the backend).
     fn next_batch(&mut self, scan: u32) -> Result<Option<Batch>, String>;
     /// Frees a scan the model stopped reading before its end.
     fn close_scan(&mut self, scan: u32);
+    /// The record whose primary key is `key` (one value per key field).
     fn get(&mut self, dataset: &str, key: &[String]) -> Result<Option<Vec<u8>>, String>;
+    /// All records whose declared secondary `index` has `value`.
     fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String>;
+    /// A parameter's value as text, its default applied and its type checked.
     fn param(&mut self, name: &str) -> Option<String>;
+    /// Emits a lead; leads are kept only if the whole run succeeds.
     fn emit(&mut self, lead: LeadData) -> Result<(), String>;
+    /// A log line, kept with the run.
     fn log(&mut self, level: Level, message: &str);
 }
 

@@ -15,6 +15,20 @@ use std::rc::Rc;
 ///
 /// Methods take `&self`, so a model can hold several scans open at once
 /// (a merge join) and emit leads while scanning.
+///
+/// ```no_run
+/// # use jiandu_sdk::{Context, Lead, Result};
+/// # fn run(ctx: &Context) -> Result<()> {
+/// let mut payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
+/// let mut employers = ctx.read("employers").rows()?;
+/// let code = employers.field("credit_code")?;
+/// while let Some(e) = employers.next_row()? {
+///     if payments.each(e.str(code)?, |_| Ok(()))? == 0 {
+///         ctx.emit(Lead::new(e.str(code)?).title("no fund payment on record"))?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Context {
     backend: Shared,
 }
@@ -29,6 +43,15 @@ impl Context {
     /// A parameter declared in `model.toml`, parsed as `T` (`Decimal`,
     /// `Date`, `u32`, `String`, `bool`…). The host has already applied the
     /// default and checked the declared type.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::{Date, Decimal};
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let levy_year: i64 = ctx.param("levy_year")?;
+    /// let ratio: Decimal = ctx.param("ratio")?;
+    /// let deadline: Date = ctx.param("deadline")?;
+    /// # Ok(()) }
+    /// ```
     pub fn param<T>(&self, name: &str) -> Result<T>
     where
         T: FromStr,
@@ -48,7 +71,7 @@ impl Context {
     /// # use jiandu_sdk::{Context, Result};
     /// # use serde::Deserialize;
     /// #[derive(Deserialize)]
-    /// struct Payment { credit_code: String, paid: jiandu_sdk::Decimal }
+    /// struct Payment { credit_code: String, amount: jiandu_sdk::Decimal }
     /// # fn run(ctx: &Context) -> Result<()> {
     /// // Every record in primary-key order, as structs.
     /// for p in ctx.read("fund_payments").into::<Payment>()? {
@@ -87,7 +110,17 @@ impl Context {
     }
 
     /// The record of `dataset` whose primary key is `key` (one value per
-    /// key field, in the order the schema lists them).
+    /// key field, as text, in the order the schema lists them).
+    ///
+    /// ```no_run
+    /// # use serde::Deserialize;
+    /// #[derive(Deserialize)]
+    /// struct Headcount { staff: u32, wage_total: jiandu_sdk::Decimal }
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// // social_insurance's primary key is (credit_code, year).
+    /// let h: Option<Headcount> = ctx.get("social_insurance", &["91350100M000100Y43", "2023"])?;
+    /// # Ok(()) }
+    /// ```
     pub fn get<T: DeserializeOwned>(&self, dataset: &str, key: &[&str]) -> Result<Option<T>> {
         let names = self.fields(dataset)?;
         let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
@@ -105,6 +138,15 @@ impl Context {
     }
 
     /// All records of `dataset` whose secondary `index` equals `value`.
+    ///
+    /// ```no_run
+    /// # use serde::Deserialize;
+    /// #[derive(Deserialize)]
+    /// struct Prior { kind: String, decided_on: jiandu_sdk::Date }
+    /// # fn run(ctx: &jiandu_sdk::Context, person_id: &str) -> jiandu_sdk::Result<()> {
+    /// let priors: Vec<Prior> = ctx.lookup("prior_records", "by_person", person_id)?;
+    /// # Ok(()) }
+    /// ```
     pub fn lookup<T: DeserializeOwned>(
         &self,
         dataset: &str,
@@ -130,6 +172,17 @@ impl Context {
 
     /// Emits a lead. A second lead with the same subject in one run replaces
     /// the first.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::{Decimal, Lead};
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// ctx.emit(
+    ///     Lead::new("91350100M000100Y43")
+    ///         .title("残保金未足额缴纳")
+    ///         .amount(Decimal::new(1234550, 2)),
+    /// )?;
+    /// # Ok(()) }
+    /// ```
     pub fn emit(&self, lead: Lead) -> Result<()> {
         self.backend
             .borrow_mut()
@@ -138,6 +191,12 @@ impl Context {
     }
 
     /// Logs a line, kept with the run.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context, leads: usize) {
+    /// ctx.info(format!("levy year 2024: {leads} employers owe"));
+    /// # }
+    /// ```
     pub fn info(&self, message: impl Display) {
         self.backend
             .borrow_mut()
@@ -145,6 +204,12 @@ impl Context {
     }
 
     /// Logs a warning, kept with the run.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context, case_id: &str) {
+    /// ctx.warn(format!("police case {case_id} has no breath or blood test"));
+    /// # }
+    /// ```
     pub fn warn(&self, message: impl Display) {
         self.backend
             .borrow_mut()
@@ -152,6 +217,12 @@ impl Context {
     }
 
     /// Logs a debug line (shown with `-v`).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context, credit_code: &str) {
+    /// ctx.debug(format_args!("{credit_code}: 3 payments"));
+    /// # }
+    /// ```
     pub fn debug(&self, message: impl Display) {
         self.backend
             .borrow_mut()
@@ -166,6 +237,13 @@ impl Context {
 /// Scans run in primary-key order unless [`by`](Read::by) names a declared
 /// index, so two datasets sorted on the same key merge-join in one pass.
 /// A scan dropped before its end is closed: its handle is free again.
+///
+/// ```no_run
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let read = ctx.read("disabled_employees").by("by_person");
+/// let mut by_person = read.rows()?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a read does nothing until `.rows()` or `.into::<T>()`"]
 pub struct Read<'c> {
     ctx: &'c Context,
@@ -189,7 +267,8 @@ impl Read<'_> {
 
     /// Only the records added since this model's last successful run (all
     /// of them on its first run): for models triggered by new data. Runs in
-    /// key order; it cannot be combined with [`by`](Read::by).
+    /// key order; it cannot be combined with [`by`](Read::by) (the host
+    /// refuses the scan).
     ///
     /// ```no_run
     /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {

@@ -14,35 +14,41 @@
 //! struct Employer {
 //!     credit_code: String,
 //!     name: String,
-//!     staff: u32,
+//!     entity_type: String,
 //! }
 //!
 //! #[derive(Deserialize)]
 //! struct Payment {
 //!     credit_code: String,
-//!     paid: Decimal,
+//!     levy_year: i64,
+//!     amount: Decimal,
 //! }
 //!
-//! struct LargeUnpaid;
+//! struct UnpaidFund;
 //!
-//! impl Model for LargeUnpaid {
+//! impl Model for UnpaidFund {
 //!     fn run(ctx: &mut Context) -> Result<()> {
 //!         // Typed parameters, declared with defaults in model.toml.
-//!         let min_staff: u32 = ctx.param("min_staff")?;
+//!         let levy_year: i64 = ctx.param("levy_year")?;
 //!         // Both datasets are sorted by credit code, so this is one merge
 //!         // pass with flat memory, not one lookup per employer.
 //!         let mut payments = ctx.read("fund_payments").into::<Payment>()?.keyed(|p| p.credit_code.clone());
 //!         for employer in ctx.read("employers").into::<Employer>()? {
 //!             let e = employer?;
-//!             if e.staff < min_staff {
+//!             if e.entity_type != "企业" {
 //!                 continue;
 //!             }
-//!             let paid: Decimal = payments.take(&e.credit_code)?.iter().map(|p| p.paid).sum();
+//!             let paid: Decimal = payments
+//!                 .take(&e.credit_code)?
+//!                 .iter()
+//!                 .filter(|p| p.levy_year == levy_year)
+//!                 .map(|p| p.amount)
+//!                 .sum();
 //!             if paid.is_zero() {
 //!                 ctx.emit(
 //!                     Lead::new(&e.credit_code)
-//!                         .title(format!("{} paid nothing", e.name))
-//!                         .evidence("staff", e.staff),
+//!                         .title(format!("{} 未缴纳 {levy_year} 年度残保金", e.name))
+//!                         .evidence("levy_year", levy_year),
 //!                 )?;
 //!             }
 //!         }
@@ -50,7 +56,7 @@
 //!     }
 //! }
 //!
-//! export_model!(LargeUnpaid);
+//! export_model!(UnpaidFund);
 //! ```
 //!
 //! Build it with `jiandu model build <crate-dir>`; the crate needs
@@ -78,6 +84,8 @@
 //! It has no clock (take an `as_of` date parameter), no randomness, no files,
 //! no network. Leads it emits are kept only if the whole run succeeds.
 //! Money is exact: use [`Decimal`], never `f64`, for amounts.
+
+#![warn(missing_docs)]
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod alloc;
@@ -107,35 +115,110 @@ pub use rows::{Field, JoinKey, KeyedRows, Row, Rows};
 pub use scan::{Keyed, Scan};
 
 /// Exact decimal numbers for money, ratios and rates.
+///
+/// ```
+/// use jiandu_sdk::Decimal;
+/// // 1.5% of a 1,234,567.80 yuan wage total, to the fen.
+/// let wage_total: Decimal = "1234567.80".parse()?;
+/// let ratio = Decimal::new(15, 3);
+/// assert_eq!((wage_total * ratio).round_dp(2), Decimal::new(1851852, 2));
+/// # Ok::<(), jiandu_sdk::Error>(())
+/// ```
 pub use rust_decimal::Decimal;
 
 /// A calendar date (no time zone, no clock).
+///
+/// ```
+/// use jiandu_sdk::Date;
+/// let deadline: Date = "2024-06-30".parse()?;
+/// assert_eq!(deadline, Date::from_ymd_opt(2024, 6, 30).unwrap());
+/// assert_eq!(deadline.to_string(), "2024-06-30");
+/// # Ok::<(), jiandu_sdk::Error>(())
+/// ```
 pub use chrono::NaiveDate as Date;
 
 /// The contract version this SDK implements; `model.toml`'s `sdk`
 /// requirement is checked against it.
+///
+/// ```
+/// // Admitted by `sdk = "^0.2"` in model.toml.
+/// assert_eq!(jiandu_sdk::CONTRACT_VERSION, "0.2.0");
+/// ```
 pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A legal supervision model: one function over the datasets it declared.
+///
+/// ```no_run
+/// use jiandu_sdk::{Context, Model, Result};
+///
+/// struct EmployerCount;
+///
+/// impl Model for EmployerCount {
+///     fn run(ctx: &mut Context) -> Result<()> {
+///         let employers = ctx.read("employers").rows()?;
+///         ctx.info(format!("fields: {}", employers.names().join(", ")));
+///         Ok(())
+///     }
+/// }
+/// jiandu_sdk::export_model!(EmployerCount);
+/// ```
 pub trait Model {
     /// Runs the model once. Return an error to fail the run: none of its
     /// leads are kept and the ledger records the message.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::{Context, Date, Error, Model, Result};
+    /// # struct LateFees;
+    /// impl Model for LateFees {
+    ///     fn run(ctx: &mut Context) -> Result<()> {
+    ///         let (deadline, as_of): (Date, Date) = (ctx.param("deadline")?, ctx.param("as_of")?);
+    ///         if as_of < deadline {
+    ///             return Err(Error::msg(format!("as_of {as_of} is before the deadline {deadline}")));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn run(ctx: &mut Context) -> Result<()>;
 }
 
 /// Date helpers that follow the conventions of the domain rules.
+///
+/// ```
+/// use jiandu_sdk::{dates, Date};
+/// let as_of = Date::from_ymd_opt(2024, 12, 31).unwrap();
+/// assert_eq!(dates::years_before(as_of, 1), Date::from_ymd_opt(2023, 12, 31).unwrap());
+/// assert_eq!(dates::days_between(dates::years_before(as_of, 1), as_of), 366);
+/// ```
 pub mod dates {
     use crate::Date;
     use chrono::Months;
 
     /// The same calendar day `years` earlier; 29 February maps to 28
     /// February. "Within N years before R" is `years_before(R, N)..=R`.
+    ///
+    /// ```
+    /// use jiandu_sdk::{dates::years_before, Date};
+    /// let offence = Date::from_ymd_opt(2024, 2, 29).unwrap();
+    /// let since = years_before(offence, 5);
+    /// assert_eq!(since, Date::from_ymd_opt(2019, 2, 28).unwrap());
+    /// // A prior record decided on 2019-03-01 is within five years.
+    /// assert!((since..=offence).contains(&Date::from_ymd_opt(2019, 3, 1).unwrap()));
+    /// ```
     pub fn years_before(date: Date, years: u32) -> Date {
         date.checked_sub_months(Months::new(12 * years))
             .unwrap_or(Date::MIN)
     }
 
     /// Whole days from `from` to `to` (negative when `to` is earlier).
+    ///
+    /// ```
+    /// use jiandu_sdk::{dates::days_between, Date};
+    /// let deadline = Date::from_ymd_opt(2024, 6, 30).unwrap();
+    /// let paid_on = Date::from_ymd_opt(2024, 7, 15).unwrap();
+    /// assert_eq!(days_between(deadline, paid_on), 15);
+    /// assert_eq!(days_between(paid_on, deadline), -15);
+    /// ```
     pub fn days_between(from: Date, to: Date) -> i64 {
         (to - from).num_days()
     }
@@ -191,12 +274,24 @@ pub mod __private {
     }
 }
 
-/// Registers a [`Model`] as the component's entry point.
+/// Registers a [`Model`] as the component's entry point. It expands to
+/// nothing outside a wasm build, so a model crate still builds and tests
+/// natively.
 ///
-/// ```ignore
-/// struct MyModel;
-/// impl jiandu_sdk::Model for MyModel { /* … */ }
-/// jiandu_sdk::export_model!(MyModel);
+/// ```no_run
+/// use jiandu_sdk::{export_model, Context, Model, Result};
+///
+/// struct DisabilityFundArrears;
+///
+/// impl Model for DisabilityFundArrears {
+///     fn run(ctx: &mut Context) -> Result<()> {
+///         let levy_year: i64 = ctx.param("levy_year")?;
+///         ctx.info(format!("levy year {levy_year}"));
+///         Ok(())
+///     }
+/// }
+///
+/// export_model!(DisabilityFundArrears);
 /// ```
 #[macro_export]
 macro_rules! export_model {

@@ -5,7 +5,7 @@
 //! 20-field record jumps straight to them:
 //!
 //! ```text
-//! record := n: u16 | offset[n]: u16 | value*
+//! record := n: u16 | offset[n]: u16 | value*      (little endian)
 //! value  := tag: u8 | payload
 //! ```
 //!
@@ -27,10 +27,31 @@
 //! Decimals and dates are kept as text so that a model can read them as
 //! `&str`, `String`, [`crate::Decimal`] or [`crate::Date`] without the host
 //! choosing a binary layout for it.
+//!
+//! ```
+//! use jiandu_sdk::record::{encode, RecordRef, Value};
+//! // A fund_payments record: credit_code, levy_year, amount, paid_on.
+//! let bytes = encode(&[
+//!     Some(Value::Str("91350100M000100Y43")),
+//!     Some(Value::Int(2024)),
+//!     Some(Value::Decimal("1234.50")),
+//!     Some(Value::Date("2024-07-15")),
+//! ])?;
+//! let rec = RecordRef::new(&bytes)?;
+//! assert_eq!(rec.field(2)?, Some(Value::Decimal("1234.50")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use core::fmt;
 
 /// Largest encoded record: offsets are 16-bit.
+///
+/// ```
+/// use jiandu_sdk::record::{encode, EncodeError, Value, MAX_RECORD_BYTES};
+/// let note = "x".repeat(MAX_RECORD_BYTES);
+/// let too_large = encode(&[Some(Value::Str(&note))]);
+/// assert!(matches!(too_large, Err(EncodeError::TooLarge(_))));
+/// ```
 pub const MAX_RECORD_BYTES: usize = u16::MAX as usize;
 
 const NULL: u8 = 0;
@@ -42,13 +63,26 @@ const STR: u8 = 5;
 const DEC: u8 = 6;
 const DATE: u8 = 7;
 
-/// A decoded field value, borrowing from the record bytes.
+/// A decoded field value, borrowing from the record bytes. It displays
+/// as its text (null as nothing).
+///
+/// ```
+/// use jiandu_sdk::record::Value;
+/// assert_eq!(Value::Decimal("1234.50").to_string(), "1234.50");
+/// assert_eq!(Value::Bool(true).to_string(), "true");
+/// assert_eq!(Value::Null.to_string(), "");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
+    /// Null.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A floating-point number.
     Float(f64),
+    /// Text.
     Str(&'a str),
     /// Exact decimal as text.
     Decimal(&'a str),
@@ -58,6 +92,13 @@ pub enum Value<'a> {
 
 impl Value<'_> {
     /// The value as text, as a person would write it (`None` for null).
+    ///
+    /// ```
+    /// use jiandu_sdk::record::Value;
+    /// assert_eq!(Value::Int(2024).to_text().as_deref(), Some("2024"));
+    /// assert_eq!(Value::Date("2024-06-30").to_text().as_deref(), Some("2024-06-30"));
+    /// assert_eq!(Value::Null.to_text(), None);
+    /// ```
     pub fn to_text(&self) -> Option<String> {
         match self {
             Value::Null => None,
@@ -82,6 +123,14 @@ impl fmt::Display for Value<'_> {
 }
 
 /// A record that does not follow the encoding.
+///
+/// ```
+/// use jiandu_sdk::record::{DecodeError, RecordRef};
+/// // A header announcing 6 fields, without their offsets.
+/// let err = RecordRef::new(&[6, 0]).err().unwrap();
+/// assert_eq!(err, DecodeError("offset table runs past the end"));
+/// assert_eq!(err.to_string(), "malformed record: offset table runs past the end");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
 
@@ -94,11 +143,24 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Why a record could not be encoded.
+///
+/// ```
+/// use jiandu_sdk::record::{encode, EncodeError, Value};
+/// let err = encode(&[Some(Value::Date("2024-7-15"))]).unwrap_err();
+/// assert_eq!(err, EncodeError::BadDate);
+/// assert_eq!(err.to_string(), "date is not YYYY-MM-DD");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncodeError {
+    /// More than 65535 fields: how many there were.
     TooManyFields(usize),
+    /// Larger than [`MAX_RECORD_BYTES`]: the size reached when the limit
+    /// was passed.
     TooLarge(usize),
+    /// A decimal text longer than 255 bytes: its length.
     DecimalTooLong(usize),
+    /// A date text that is not 10 bytes long; its characters are not
+    /// checked here.
     BadDate,
 }
 
@@ -123,6 +185,19 @@ impl std::error::Error for EncodeError {}
 /// Encodes one record from its field values, in schema order. `None` marks a
 /// field as absent (not sent to the model), which differs from
 /// `Some(Value::Null)`.
+///
+/// ```
+/// use jiandu_sdk::record::{encode_into, RecordRef, Value};
+/// // Two employers records in one buffer, with their offsets.
+/// let (mut batch, mut offsets) = (Vec::new(), vec![0]);
+/// for (code, name) in [("91350100M000100Y43", "某某科技有限公司"), ("91350200MA2XN4B71K", "某某贸易有限公司")] {
+///     encode_into(&mut batch, &[Some(Value::Str(code)), Some(Value::Str(name))])?;
+///     offsets.push(batch.len());
+/// }
+/// let second = RecordRef::new(&batch[offsets[1]..offsets[2]])?;
+/// assert_eq!(second.field(1)?, Some(Value::Str("某某贸易有限公司")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_into(out: &mut Vec<u8>, values: &[Option<Value<'_>>]) -> Result<(), EncodeError> {
     encode_with(out, values.len(), |i| match values[i] {
         Some(v) => Part::Value(v),
@@ -131,10 +206,29 @@ pub fn encode_into(out: &mut Vec<u8>, values: &[Option<Value<'_>>]) -> Result<()
 }
 
 /// One field of a record being encoded by [`encode_parts_into`].
+///
+/// ```
+/// use jiandu_sdk::record::{encode, encode_parts_into, Part, RecordRef, Value};
+/// let stored = encode(&[Some(Value::Str("91350100M000100Y43")), Some(Value::Str("张三"))])?;
+/// let stored = RecordRef::new(&stored)?;
+/// // The credit code copied as encoded, the legal representative masked,
+/// // a third field not sent.
+/// let mut out = Vec::new();
+/// encode_parts_into(
+///     &mut out,
+///     &[Part::Raw(stored.raw(0)?.unwrap()), Part::Value(Value::Str("张*")), Part::Absent],
+/// )?;
+/// let rec = RecordRef::new(&out)?;
+/// assert_eq!(rec.field(0)?, Some(Value::Str("91350100M000100Y43")));
+/// assert_eq!(rec.field(1)?, Some(Value::Str("张*")));
+/// assert!(!rec.has(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum Part<'a> {
     /// Not sent (offset 0).
     Absent,
+    /// A value to encode.
     Value(Value<'a>),
     /// A value already encoded, as [`RecordRef::raw`] returns it: copied
     /// without decoding.
@@ -142,6 +236,14 @@ pub enum Part<'a> {
 }
 
 /// Encodes one record from parts, in field order.
+///
+/// ```
+/// use jiandu_sdk::record::{encode_parts_into, Part, RecordRef, Value};
+/// let mut out = Vec::new();
+/// encode_parts_into(&mut out, &[Part::Value(Value::Int(2024)), Part::Absent])?;
+/// assert_eq!(RecordRef::new(&out)?.int(0), Some(2024));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_parts_into(out: &mut Vec<u8>, parts: &[Part<'_>]) -> Result<(), EncodeError> {
     encode_with(out, parts.len(), |i| parts[i])
 }
@@ -224,6 +326,15 @@ fn encode_with<'v>(
 }
 
 /// Encodes one record into a new buffer.
+///
+/// ```
+/// use jiandu_sdk::record::{encode, RecordRef, Value};
+/// let bytes = encode(&[Some(Value::Str("91350100M000100Y43")), None, Some(Value::Null)])?;
+/// let rec = RecordRef::new(&bytes)?;
+/// assert_eq!(rec.field(1)?, None); // absent
+/// assert_eq!(rec.field(2)?, Some(Value::Null));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode(values: &[Option<Value<'_>>]) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     encode_into(&mut out, values)?;
@@ -231,6 +342,23 @@ pub fn encode(values: &[Option<Value<'_>>]) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// A view of one encoded record.
+///
+/// ```
+/// use jiandu_sdk::record::{encode, RecordRef, Value};
+/// // fund_payments: credit_code, levy_year, payment_id (not sent), amount,
+/// // paid_on, synthetic.
+/// let bytes = encode(&[
+///     Some(Value::Str("91350100M000100Y43")),
+///     Some(Value::Int(2024)),
+///     None,
+///     Some(Value::Decimal("1234.50")),
+///     Some(Value::Date("2024-07-15")),
+///     Some(Value::Bool(false)),
+/// ])?;
+/// let rec = RecordRef::new(&bytes)?;
+/// assert_eq!(rec.field(4)?, Some(Value::Date("2024-07-15")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct RecordRef<'a> {
     bytes: &'a [u8],
@@ -240,6 +368,22 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// Checks the header and wraps the bytes. Field values are checked when
     /// they are read.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(RecordRef::new(&bytes)?.len(), 6);
+    /// assert!(RecordRef::new(&[1]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < 2 {
@@ -253,26 +397,106 @@ impl<'a> RecordRef<'a> {
     }
 
     /// Number of field slots (present or absent).
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.len(), 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.n
     }
 
+    /// Whether the record has no field slots.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert!(!rec.is_empty());
+    /// assert!(RecordRef::new(&encode(&[])?)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
 
     /// The raw bytes of the record.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.as_bytes(), &bytes[..]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
     /// Whether field `i` is present, without decoding it.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert!(rec.has(0));
+    /// assert!(!rec.has(2)); // payment_id not sent
+    /// assert!(!rec.has(6)); // out of range
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn has(&self, i: usize) -> bool {
         self.offset(i).is_some()
     }
 
     /// Field `i`, or `None` when it is absent or out of range.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.field(3)?, Some(Value::Decimal("1234.50")));
+    /// assert_eq!(rec.field(2)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn field(&self, i: usize) -> Result<Option<Value<'a>>, DecodeError> {
         match self.offset(i) {
@@ -297,6 +521,23 @@ impl<'a> RecordRef<'a> {
     /// Where field `i`'s text lies in [`RecordRef::as_bytes`] (start, end)
     /// when it is stored as a decimal; `None` otherwise (absent, another
     /// type, or cut short). The reading of an amount, kept to a few checks.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// let (start, end) = rec.decimal_span(3).unwrap();
+    /// assert_eq!(&rec.as_bytes()[start..end], b"1234.50");
+    /// assert_eq!(rec.decimal_span(0), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn decimal_span(&self, i: usize) -> Option<(usize, usize)> {
         let off = self.offset(i)?;
@@ -313,6 +554,23 @@ impl<'a> RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// Field `i` still encoded (tag and payload), without checking its
     /// text: for copying it into another record. `None` when absent.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// // The date's tag and its 10 bytes.
+    /// assert_eq!(rec.raw(4)?.map(<[u8]>::len), Some(11));
+    /// assert_eq!(rec.raw(2)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn raw(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
         let Some(off) = self.offset(i) else {
@@ -325,6 +583,22 @@ impl<'a> RecordRef<'a> {
 
 impl<'a> RecordRef<'a> {
     /// Field `i` when it is stored as a boolean; `None` otherwise.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.bool(5), Some(false));
+    /// assert_eq!(rec.bool(0), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn bool(&self, i: usize) -> Option<bool> {
         match self.bytes.get(self.offset(i)?) {
@@ -338,6 +612,22 @@ impl<'a> RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// Field `i` when it is stored as an integer; `None` otherwise (absent,
     /// null, another type or malformed: [`RecordRef::field`] tells which).
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.int(1), Some(2024));
+    /// assert_eq!(rec.int(3), None); // a decimal
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn int(&self, i: usize) -> Option<i64> {
         let off = self.offset(i)?;
@@ -352,6 +642,23 @@ impl<'a> RecordRef<'a> {
     /// The bytes of text, decimal or date field `i`, not checked as UTF-8:
     /// for comparing keys without decoding. `None` when the field is
     /// absent or not text.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.text_bytes(0)?, Some(&b"91350100M000100Y43"[..]));
+    /// assert_eq!(rec.text_bytes(3)?, Some(&b"1234.50"[..]));
+    /// assert_eq!(rec.text_bytes(1)?, None); // an integer
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline(always)]
     pub fn text_bytes(&self, i: usize) -> Result<Option<&'a [u8]>, DecodeError> {
         let Some(off) = self.offset(i) else {
@@ -388,6 +695,25 @@ impl<'a> RecordRef<'a> {
 /// Values that follow each other in `rec` as they do in the output (kept
 /// fields side by side, the usual case) are copied as one range: exactly
 /// their bytes, nothing from the fields between them.
+///
+/// ```
+/// use jiandu_sdk::record::{encode, project_into, RecordRef, Value};
+/// // employers as stored: credit_code, name, entity_type, status, legal_rep.
+/// let stored = encode(&[
+///     Some(Value::Str("91350100M000100Y43")),
+///     Some(Value::Str("某某科技有限公司")),
+///     Some(Value::Str("企业")),
+///     Some(Value::Str("存续")),
+///     Some(Value::Str("张三")),
+/// ])?;
+/// // A model that declared credit_code, name and entity_type.
+/// let mut out = Vec::new();
+/// project_into(&mut out, &RecordRef::new(&stored)?, &[0, 1, 2])?;
+/// let rec = RecordRef::new(&out)?;
+/// assert_eq!(rec.len(), 3);
+/// assert_eq!(rec.field(2)?, Some(Value::Str("企业")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[inline]
 pub fn project_into(
     out: &mut Vec<u8>,

@@ -41,6 +41,16 @@ use std::rc::Rc;
 
 /// A field of one scan's dataset, resolved by name once
 /// ([`Rows::field`]) and then read from every [`Row`] by position.
+///
+/// ```no_run
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let mut payments = ctx.read("fund_payments").rows()?;
+/// let (amount, paid_on) = (payments.field("amount")?, payments.field("paid_on")?);
+/// while let Some(p) = payments.next_row()? {
+///     let (amount, paid_on) = (p.decimal(amount)?, p.date(paid_on)?);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field(usize);
 
@@ -49,6 +59,18 @@ pub struct Field(usize);
 /// Memory stays flat however large the dataset: one batch is held at a
 /// time. Not an `Iterator`, because each row borrows the batch:
 /// `while let Some(row) = rows.next_row()? { … }`.
+///
+/// ```no_run
+/// # use jiandu_sdk::Decimal;
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let mut payments = ctx.read("fund_payments").rows()?;
+/// let amount = payments.field("amount")?;
+/// let mut total = Decimal::ZERO;
+/// while let Some(p) = payments.next_row()? {
+///     total += p.decimal(amount)?;
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Rows {
     backend: Shared,
     dataset: Rc<str>,
@@ -74,16 +96,40 @@ impl Rows {
 
     /// The field called `name`; an error names the dataset's fields when
     /// there is none (or the model did not declare it).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let employers = ctx.read("employers").rows()?;
+    /// let code = employers.field("credit_code")?;
+    /// # Ok(()) }
+    /// ```
     pub fn field(&self, name: &str) -> Result<Field> {
         field_of(&self.dataset, &self.names, name)
     }
 
     /// The dataset's field names, in record order.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let employers = ctx.read("employers").rows()?;
+    /// ctx.debug(format_args!("employers: {}", employers.names().join(", ")));
+    /// # Ok(()) }
+    /// ```
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
     /// The next record, or `None` at the end of the dataset.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut employers = ctx.read("employers").rows()?;
+    /// let name = employers.field("name")?;
+    /// while let Some(e) = employers.next_row()? {
+    ///     let name: &str = e.str(name)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[inline(always)]
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
         let Some(i) = self.advance()? else {
@@ -138,6 +184,15 @@ impl Rows {
     /// Turns this scan into a merge-join stream on `key`, which must
     /// follow the order the scan runs in: the primary key's first field,
     /// or the index's field.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// // fund_payments' primary key starts with credit_code.
+    /// let mut payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
+    /// // disabled_employees' index by_person is on person_id.
+    /// let mut by_person = ctx.read("disabled_employees").by("by_person").rows()?.keyed("person_id")?;
+    /// # Ok(()) }
+    /// ```
     pub fn keyed(self, key: &str) -> Result<KeyedRows> {
         let key = self.field(key)?;
         Ok(KeyedRows {
@@ -209,6 +264,24 @@ pub(crate) fn field_of(dataset: &str, names: &[String], name: &str) -> Result<Fi
 /// closure. A key asked for twice after it found records, or a key below
 /// the one before, is an error: the records it would have found were
 /// already passed over, so a silent empty answer would be wrong.
+///
+/// ```no_run
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let mut headcounts = ctx.read("social_insurance").rows()?.keyed("credit_code")?;
+/// let (year, staff) = (headcounts.field("year")?, headcounts.field("staff")?);
+/// let mut employers = ctx.read("employers").rows()?;
+/// let code = employers.field("credit_code")?;
+/// while let Some(e) = employers.next_row()? {
+///     let mut staff_2023 = 0u32;
+///     headcounts.each(e.str(code)?, |h| {
+///         if h.i64(year)? == 2023 {
+///             staff_2023 = h.int(staff)?;
+///         }
+///         Ok(())
+///     })?;
+/// }
+/// # Ok(()) }
+/// ```
 pub struct KeyedRows {
     rows: Rows,
     key: Field,
@@ -221,12 +294,32 @@ pub struct KeyedRows {
 
 impl KeyedRows {
     /// Another field of this stream's dataset.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
+    /// let amount = payments.field("amount")?;
+    /// # Ok(()) }
+    /// ```
     pub fn field(&self, name: &str) -> Result<Field> {
         self.rows.field(name)
     }
 
     /// Calls `f` with every record whose key equals `key`, skipping those
     /// before it; returns how many there were.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::Decimal;
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut payments = ctx.read("fund_payments").rows()?.keyed("credit_code")?;
+    /// # let amount = payments.field("amount")?;
+    /// let mut paid = Decimal::ZERO;
+    /// let n = payments.each("91350100M000100Y43", |p| {
+    ///     paid += p.decimal(amount)?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     pub fn each<K: JoinKey + ?Sized>(
         &mut self,
         key: &K,
@@ -311,12 +404,51 @@ pub(crate) fn out_of_order(dataset: &str, key: &[u8], last: &[u8], order: Orderi
 /// A key a [`KeyedRows`] stream can be joined on: text (compared as UTF-8
 /// bytes, the store's order) or an integer (compared as its decimal text,
 /// which is how the store orders integer key fields).
+///
+/// ```
+/// use jiandu_sdk::{Decimal, Field, JoinKey, KeyedRows, Result};
+///
+/// /// What one employer paid, whether its code is a `&str` or a `String`.
+/// fn paid<K: JoinKey + ?Sized>(payments: &mut KeyedRows, code: &K, amount: Field) -> Result<Decimal> {
+///     let mut paid = Decimal::ZERO;
+///     payments.each(code, |p| {
+///         paid += p.decimal(amount)?;
+///         Ok(())
+///     })?;
+///     Ok(paid)
+/// }
+///
+/// // An integer key sorts as its text: 10 before 9.
+/// let (mut ten, mut nine) = (Vec::new(), Vec::new());
+/// 10i64.key_text(&mut ten);
+/// 9i64.key_text(&mut nine);
+/// assert!(ten < nine);
+/// ```
 pub trait JoinKey {
     /// How `self` compares with the key field of `row`.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::JoinKey;
+    /// # use std::cmp::Ordering;
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # let code = rows.field("credit_code")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let this_one = "91350100M000100Y43".cmp_field(&row, code)? == Ordering::Equal;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     fn cmp_field(&self, row: &Row<'_>, key: Field) -> Result<Ordering>;
 
     /// The key as the store orders it (its text), for the order check of
     /// [`KeyedRows::each`]; a key that writes nothing is not checked.
+    ///
+    /// ```
+    /// use jiandu_sdk::JoinKey;
+    /// let mut text = Vec::new();
+    /// 2023i64.key_text(&mut text);
+    /// assert_eq!(text, b"2023");
+    /// ```
     fn key_text(&self, out: &mut Vec<u8>) {
         let _ = out;
     }
@@ -401,6 +533,18 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 /// One record, borrowed from the batch it came in.
+///
+/// ```no_run
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let mut employers = ctx.read("employers").rows()?;
+/// let (code, status) = (employers.field("credit_code")?, employers.field("status")?);
+/// while let Some(row) = employers.next_row()? {
+///     if row.opt_str(status)? == Some("吊销") {
+///         ctx.info(format!("{} revoked", row.str(code)?));
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Row<'a> {
     rec: RecordRef<'a>,
@@ -411,6 +555,20 @@ pub struct Row<'a> {
 impl<'a> Row<'a> {
     /// The field's value as stored; `Value::Null` for null and for a
     /// field the host did not send.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::record::Value;
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # let status = rows.field("status")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let active = match row.value(status)? {
+    ///     Value::Str(s) => s == "存续" || s == "在业",
+    ///     _ => false,
+    /// };
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline(always)]
     pub fn value(&self, f: Field) -> Result<Value<'a>> {
         match self.rec.field(f.0) {
@@ -420,12 +578,32 @@ impl<'a> Row<'a> {
     }
 
     /// Whether the field is null (or was not sent).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # let legal_rep = rows.field("legal_rep")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let no_legal_rep = row.is_null(legal_rep)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn is_null(&self, f: Field) -> Result<bool> {
         Ok(matches!(self.value(f)?, Value::Null))
     }
 
     /// Text, decimal or date as text.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # let credit_code = rows.field("credit_code")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let code: &str = row.str(credit_code)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn str(&self, f: Field) -> Result<&'a str> {
         if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
@@ -437,6 +615,16 @@ impl<'a> Row<'a> {
     }
 
     /// Like [`Row::str`], with `None` for null.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # let region = rows.field("region")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let region = row.opt_str(region)?.unwrap_or("unknown");
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn opt_str(&self, f: Field) -> Result<Option<&'a str>> {
         match self.value(f)? {
@@ -446,6 +634,16 @@ impl<'a> Row<'a> {
     }
 
     /// An integer; decimal text without a fractional part is read too.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("social_insurance").rows()?;
+    /// # let year = rows.field("year")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let year: i64 = row.i64(year)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn i64(&self, f: Field) -> Result<i64> {
         if let Some(i) = self.rec.int(f.0) {
@@ -455,6 +653,16 @@ impl<'a> Row<'a> {
     }
 
     /// An integer that must fit `T` (`u32`, `u8`, `usize`…).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("social_insurance").rows()?;
+    /// # let staff = rows.field("staff")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let staff: u32 = row.int(staff)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn int<T: TryFrom<i64>>(&self, f: Field) -> Result<T> {
         let i = self.i64(f)?;
@@ -468,6 +676,17 @@ impl<'a> Row<'a> {
     }
 
     /// An exact decimal (integers are read too).
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::Decimal;
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("fund_payments").rows()?;
+    /// # let amount = rows.field("amount")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let amount: Decimal = row.decimal(amount)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline(always)]
     pub fn decimal(&self, f: Field) -> Result<Decimal> {
         // Stored decimal text is ASCII: parsed from the bytes, without a
@@ -481,6 +700,17 @@ impl<'a> Row<'a> {
     }
 
     /// A calendar date.
+    ///
+    /// ```no_run
+    /// # use jiandu_sdk::Date;
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("fund_payments").rows()?;
+    /// # let paid_on = rows.field("paid_on")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let late = row.date(paid_on)? > Date::from_ymd_opt(2024, 6, 30).unwrap();
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn date(&self, f: Field) -> Result<Date> {
         if let Ok(Some(bytes)) = self.rec.text_bytes(f.0) {
@@ -492,6 +722,16 @@ impl<'a> Row<'a> {
     }
 
     /// A boolean.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("disabled_employees").rows()?;
+    /// # let insured = rows.field("insured")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let insured: bool = row.bool(insured)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn bool(&self, f: Field) -> Result<bool> {
         if let Some(b) = self.rec.bool(f.0) {
@@ -501,6 +741,17 @@ impl<'a> Row<'a> {
     }
 
     /// A floating-point number (integers are read too). Not for money.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("social_insurance").rows()?;
+    /// # let staff = rows.field("staff")?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// // A rough mean headcount for a log line; never for amounts.
+    /// let staff: f64 = row.f64(staff)?;
+    /// # }
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn f64(&self, f: Field) -> Result<f64> {
         match self.value(f)? {
@@ -514,16 +765,43 @@ impl<'a> Row<'a> {
     }
 
     /// The record's field names, in order.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let fields = row.names().join(", ");
+    /// # }
+    /// # Ok(()) }
+    /// ```
     pub fn names(&self) -> &'a [String] {
         self.names
     }
 
     /// The dataset the record comes from.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// assert_eq!(row.dataset(), "employers");
+    /// # }
+    /// # Ok(()) }
+    /// ```
     pub fn dataset(&self) -> &'a str {
         self.dataset
     }
 
     /// The record as encoded ([`crate::record`]).
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut rows = ctx.read("employers").rows()?;
+    /// # while let Some(row) = rows.next_row()? {
+    /// let slots = row.record().len();
+    /// # }
+    /// # Ok(()) }
+    /// ```
     pub fn record(&self) -> RecordRef<'a> {
         self.rec
     }
@@ -1014,7 +1292,12 @@ mod tests {
     #[test]
     fn merge_join_sums_each_key_across_batch_boundaries() {
         let ctx = context();
-        let mut payments = ctx.read("payments").rows().unwrap().keyed("credit_code").unwrap();
+        let mut payments = ctx
+            .read("payments")
+            .rows()
+            .unwrap()
+            .keyed("credit_code")
+            .unwrap();
         let amount = payments.field("amount").unwrap();
         let mut employers = ctx.read("employers").rows().unwrap();
         let (code, name) = (
@@ -1116,7 +1399,8 @@ mod tests {
             ],
         )])));
         let mut keyed = ctx
-            .read("notes").into::<Note>()
+            .read("notes")
+            .into::<Note>()
             .unwrap()
             .keyed(|n: &Note| n.note.clone());
         assert_eq!(keyed.take("b").unwrap().len(), 2);
@@ -1149,7 +1433,12 @@ mod tests {
         assert!(err.contains("expected an integer, found `A0`"), "{err}");
         let err = row.date(amount).unwrap_err().to_string();
         assert!(err.contains("field `amount`: expected a date"), "{err}");
-        let err = ctx.read("payments").rows().unwrap().field("staff").unwrap_err();
+        let err = ctx
+            .read("payments")
+            .rows()
+            .unwrap()
+            .field("staff")
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("no field `staff` (fields: credit_code, amount, paid_on)"),

@@ -9,6 +9,21 @@ use serde::de::DeserializeOwned;
 /// The records of one dataset, batch by batch, deserialized into `T`.
 ///
 /// Memory stays flat however large the dataset: one batch is held at a time.
+/// It is an `Iterator` of `Result<T>`; a scan stops after its first error.
+///
+/// ```no_run
+/// # use serde::Deserialize;
+/// #[derive(Deserialize)]
+/// struct Employer { credit_code: String, entity_type: String }
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// let mut enterprises = 0;
+/// for employer in ctx.read("employers").into::<Employer>()? {
+///     if employer?.entity_type == "企业" {
+///         enterprises += 1;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Scan<T> {
     rows: Rows,
     plan: FieldPlan,
@@ -31,6 +46,18 @@ impl<T: DeserializeOwned> Scan<T> {
     /// The store orders key fields by their text: key on a text field, or
     /// on an integer field's decimal text (`10` sorts before `9`), never on
     /// the integer itself. [`crate::KeyedRows`] compares integers that way.
+    ///
+    /// ```no_run
+    /// # use serde::Deserialize;
+    /// #[derive(Deserialize)]
+    /// struct Payment { credit_code: String, amount: jiandu_sdk::Decimal }
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut payments = ctx
+    ///     .read("fund_payments")
+    ///     .into::<Payment>()?
+    ///     .keyed(|p| p.credit_code.clone());
+    /// # Ok(()) }
+    /// ```
     pub fn keyed<K: Ord, F: FnMut(&T) -> K>(self, key: F) -> Keyed<T, K, F> {
         Keyed {
             scan: self,
@@ -69,6 +96,24 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
 /// keys are skipped, records with that key are returned. A key at or below
 /// one whose records were already passed (taken or skipped) is an error:
 /// its records are gone, so an empty answer would be wrong.
+///
+/// ```no_run
+/// # use jiandu_sdk::Decimal;
+/// # use serde::Deserialize;
+/// #[derive(Deserialize)]
+/// struct Employer { credit_code: String, name: String }
+/// #[derive(Deserialize)]
+/// struct Payment { credit_code: String, amount: Decimal }
+/// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+/// // Both datasets run in credit-code order: one pass over each.
+/// let mut payments = ctx.read("fund_payments").into::<Payment>()?.keyed(|p| p.credit_code.clone());
+/// for e in ctx.read("employers").into::<Employer>()? {
+///     let e = e?;
+///     let paid: Decimal = payments.take(&e.credit_code)?.iter().map(|p| p.amount).sum();
+///     ctx.debug(format_args!("{}: {paid}", e.name));
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Keyed<T, K, F> {
     scan: Scan<T>,
     key: F,
@@ -95,6 +140,21 @@ where
     }
 
     /// All records whose key equals `key`, skipping those before it.
+    ///
+    /// ```no_run
+    /// # use serde::Deserialize;
+    /// # #[derive(Deserialize)]
+    /// # struct Payment { credit_code: String }
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// # let mut payments = ctx.read("fund_payments").into::<Payment>()?.keyed(|p| p.credit_code.clone());
+    /// let first = payments.take("91350100M000100Y43")?;
+    /// let next = payments.take("91350200MA2XN4B71K")?;
+    /// // Keys go up: the first key's records are gone, asking again is an error.
+    /// if !first.is_empty() {
+    ///     assert!(payments.take("91350100M000100Y43").is_err());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn take<Q>(&mut self, key: &Q) -> Result<Vec<T>>
     where
         K: core::borrow::Borrow<Q>,

@@ -33,6 +33,7 @@ fn build_in(
     staging: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Installed> {
+    check_package(crate_dir)?;
     check_declarations(store, crate_dir, observer)?;
     let built = catalog::build(crate_dir, staging, observer)?;
     observer.step("checking the component against the contract");
@@ -59,6 +60,63 @@ fn build_in(
     let installed = catalog::load_dir(&dir)?;
     crate::cache::forget_replaced(store, replaced.as_ref(), &installed);
     Ok(installed)
+}
+
+/// Cargo's package name and version must be model.toml's: the module
+/// describes itself by the first, the host knows the model by the second.
+/// Checked before anything is compiled; the error names both files, the
+/// lines and the values.
+pub fn check_package(crate_dir: &Path) -> Result<()> {
+    let cargo = crate_dir.join("Cargo.toml");
+    let model = crate_dir.join("model.toml");
+    // Missing or unreadable files are named by the build itself.
+    let (Ok(cargo_text), Ok(model_text)) = (
+        std::fs::read_to_string(&cargo),
+        std::fs::read_to_string(&model),
+    ) else {
+        return Ok(());
+    };
+    let (Ok(cargo_doc), Ok(model_doc)) = (
+        cargo_text.parse::<toml::Table>(),
+        model_text.parse::<toml::Table>(),
+    ) else {
+        return Ok(());
+    };
+    let Some(package) = cargo_doc.get("package").and_then(|p| p.as_table()) else {
+        return Ok(());
+    };
+    for key in ["name", "version"] {
+        // `version.workspace = true` and the like: cargo's to resolve.
+        let (Some(ours), Some(theirs)) = (
+            package.get(key).and_then(|v| v.as_str()),
+            model_doc.get(key).and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        if ours != theirs {
+            return Err(Error::file(
+                crate_dir,
+                format!(
+                    "Cargo.toml says {key} = \"{ours}\" (line {}) but model.toml says {key} = \"{theirs}\" (line {}): they must be the same; change `{key}` in one of {} and {}",
+                    key_line(&cargo_text, key, ours),
+                    key_line(&model_text, key, theirs),
+                    cargo.display(),
+                    model.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The line (from 1) where `key = "value"` is written in `text`.
+fn key_line(text: &str, key: &str, value: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(key) && l.contains(&format!("\"{value}\""))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// Checks what `model.toml` declares against the store's schemas before
@@ -173,5 +231,43 @@ mod tests {
         assert_eq!(line_of(text, "payments", "nmae"), Some(5));
         let inline = "[datasets]\nemployers = { fields = [\"nmae\"] }\n";
         assert_eq!(line_of(inline, "employers", "nmae"), Some(2));
+    }
+
+    #[test]
+    fn a_cargo_name_or_version_other_than_model_tomls_names_both_files_before_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let cargo = "[package]\nname = \"fund-check\"\nversion = \"0.1.1\"\n";
+        std::fs::write(dir.path().join("Cargo.toml"), cargo).unwrap();
+        std::fs::write(
+            dir.path().join("model.toml"),
+            "name = \"fund-check\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        let err = check_package(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("Cargo.toml says version = \"0.1.1\" (line 3) but model.toml says version = \"0.1.0\" (line 2)"),
+            "{err}"
+        );
+        assert!(err.contains("change `version`"), "{err}");
+        std::fs::write(
+            dir.path().join("model.toml"),
+            "name = \"fund_check\"\nversion = \"0.1.1\"\n",
+        )
+        .unwrap();
+        let err = check_package(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("name = \"fund-check\""), "{err}");
+        std::fs::write(
+            dir.path().join("model.toml"),
+            "name = \"fund-check\"\nversion = \"0.1.1\"\n",
+        )
+        .unwrap();
+        check_package(dir.path()).unwrap();
+        // A version cargo resolves from a workspace is cargo's to check.
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"fund-check\"\nversion.workspace = true\n",
+        )
+        .unwrap();
+        check_package(dir.path()).unwrap();
     }
 }

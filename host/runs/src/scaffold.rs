@@ -161,7 +161,8 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
         ty
     };
     let schema = first.and_then(|r| r.schema.as_ref().map(|s| (&r.dataset, s)));
-    let body = match schema.and_then(|(d, s)| {
+    // The body, and whether it emits a `Lead` itself.
+    let (body, emits) = match schema.and_then(|(d, s)| {
         let key = s.primary_key.first()?;
         // A money field if there is one, else a count.
         let value = s
@@ -177,7 +178,7 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
             } else {
                 "row.decimal(value)?".to_string()
             };
-            format!(
+            let body = format!(
                 r#"        let threshold: Decimal = ctx.param("threshold")?;
         let mut rows = ctx.read("{dataset}").rows()?;
         let key = rows.field("{key}")?;
@@ -195,24 +196,30 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
         }}
         Ok(())"#,
                 value = value.name
-            )
+            );
+            (body, true)
         }
-        None => r#"        // Read a declared dataset (`ctx.read("name").rows()?`, or
+        None => (
+            r#"        // Read a declared dataset (`ctx.read("name").rows()?`, or
         // `ctx.read("name").into::<T>()?` with a struct of the fields you
-        // read), ask `rule`, and emit a
-        // `Lead` for each finding.
+        // read), ask `rule`, and emit a lead for each finding:
+        // `ctx.emit(jiandu_sdk::Lead::new(subject).title(..).amount(..))?`.
         let threshold: Decimal = ctx.param("threshold")?;
         let _ = rule::is_lead(Decimal::ZERO, threshold);
         Ok(())"#
-            .to_string(),
+                .to_string(),
+            false,
+        ),
     };
+    // Only what the body uses: a new crate builds without a warning.
+    let lead = if emits { "Lead, " } else { "" };
     format!(
         r#"//! The SDK glue of `{name}`: reads the datasets, asks the rule in
 //! `rule.rs`, emits leads. The rule itself stays pure and tested.
 
 mod rule;
 
-use jiandu_sdk::{{export_model, Context, Decimal, Lead, Model, Result}};
+use jiandu_sdk::{{export_model, Context, Decimal, {lead}Model, Result}};
 
 struct {ty};
 

@@ -11,7 +11,7 @@ pub struct DisabilityFundArrears;
 impl Model for DisabilityFundArrears {
     /// One merge pass over the four datasets, all sorted by credit code.
     /// Records are read field by field from the batches the host sends
-    /// (`Context::rows`): at a million employers and six million records,
+    /// (`ctx.read(..).rows()`): at a million employers and six million records,
     /// building a struct per record would be most of the run.
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
@@ -23,7 +23,8 @@ impl Model for DisabilityFundArrears {
         let h_wages = headcounts.field("wage_total")?;
 
         let mut disabled = ctx
-            .read("disabled_employees").rows()?
+            .read("disabled_employees")
+            .rows()?
             .keyed("employer_credit_code")?;
         let d_year = disabled.field("year")?;
         let d_grade = disabled.field("grade")?;

@@ -69,7 +69,8 @@ impl Model for DrunkDrivingWithdrawal {
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
         let mut tests = ctx
-            .read("bac_tests").into::<BacTest>()?
+            .read("bac_tests")
+            .into::<BacTest>()?
             .keyed(|t| t.case_id.clone());
         let (mut open, mut withdrawn) = (0u64, 0u64);
         for row in ctx.read("police_cases").into::<PoliceCase>()? {

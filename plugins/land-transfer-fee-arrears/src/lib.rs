@@ -63,10 +63,12 @@ impl Model for LandTransferFeeArrears {
     fn run(ctx: &mut Context) -> Result<()> {
         let p = rule::Params::from_context(ctx)?;
         let mut plans = ctx
-            .read("land_instalments").into::<Instalment>()?
+            .read("land_instalments")
+            .into::<Instalment>()?
             .keyed(|i| i.contract_no.clone());
         let mut payments = ctx
-            .read("land_payments").into::<Payment>()?
+            .read("land_payments")
+            .into::<Payment>()?
             .keyed(|p| p.contract_no.clone());
         let mut counts = [0u64; 3];
         for row in ctx.read("land_contracts").into::<LandContract>()? {

@@ -72,10 +72,13 @@ impl Model for RepeatTheftWarning {
         // their by_person index and addresses by their key, so all three
         // stream side by side.
         let mut priors = ctx
-            .read("prior_records").by("by_person").into::<PriorRecord>()?
+            .read("prior_records")
+            .by("by_person")
+            .into::<PriorRecord>()?
             .keyed(|r| r.person_id.clone());
         let mut addresses = ctx
-            .read("addresses").into::<Address>()?
+            .read("addresses")
+            .into::<Address>()?
             .keyed(|a| a.person_id.clone());
         let mut alerts = 0u64;
         let mut sightings = ctx.read("sightings").into::<SightingRow>()?.peekable();

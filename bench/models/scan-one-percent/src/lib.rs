@@ -26,8 +26,8 @@ pub struct ScanOnePercent;
 
 impl Model for ScanOnePercent {
     /// The same rule read two ways (parameter `reader`): field by field
-    /// from the batch (`Context::rows`, the default) or into a struct
-    /// through serde (`Context::scan`).
+    /// from the batch (`ctx.read(..).rows()`, the default) or into a struct
+    /// through serde (`ctx.read(..).into::<T>()`).
     fn run(ctx: &mut Context) -> Result<()> {
         let min_rate: Decimal = ctx.param("min_rate")?;
         let reader: String = ctx.param("reader")?;

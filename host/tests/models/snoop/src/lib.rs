@@ -78,7 +78,10 @@ impl Model for Snoop {
                         ctx.emit(Lead::new(format!("HIT lookup by_name {c}")))?;
                     }
                 }
-                let people: Vec<Person> = ctx.read("people").into::<Person>()?.collect::<Result<_>>()?;
+                let people: Vec<Person> = ctx
+                    .read("people")
+                    .into::<Person>()?
+                    .collect::<Result<_>>()?;
                 for p in people {
                     if ctx.get::<Person>("people", &[&p.id_number])?.is_some() {
                         ctx.emit(Lead::new(format!("OK get people {}", p.id_number)))?;
@@ -98,17 +101,22 @@ impl Model for Snoop {
             // personal field.
             "order" => {
                 let by_key: Vec<String> = ctx
-                    .read("people").into::<Person>()?
+                    .read("people")
+                    .into::<Person>()?
                     .map(|p| p.map(|p| p.id_number))
                     .collect::<Result<_>>()?;
                 let by_name: Vec<String> = ctx
-                    .read("people").by("by_name").into::<Person>()?
+                    .read("people")
+                    .by("by_name")
+                    .into::<Person>()?
                     .map(|p| p.map(|p| p.name.unwrap_or_default()))
                     .collect::<Result<_>>()?;
                 // An index over a field that is not personal: records of one
                 // city come in pseudonym order, not in the order of their IDs.
                 let by_city: Vec<String> = ctx
-                    .read("people").by("by_city").into::<Person>()?
+                    .read("people")
+                    .by("by_city")
+                    .into::<Person>()?
                     .map(|p| p.map(|p| format!("{}|{}", p.city.unwrap_or_default(), p.id_number)))
                     .collect::<Result<_>>()?;
                 let in_city: Vec<String> = ctx
@@ -117,7 +125,8 @@ impl Model for Snoop {
                     .map(|p| p.id_number)
                     .collect();
                 let licences: Vec<String> = ctx
-                    .read("licences").into::<Licence>()?
+                    .read("licences")
+                    .into::<Licence>()?
                     .map(|l| l.map(|l| l.holder_id))
                     .collect::<Result<_>>()?;
                 for (what, keys) in [
