@@ -16,6 +16,8 @@
 //! - **Parallel**: two runs at once on one `Runtime` against two in a row.
 //! - **Cold start**: compiling a model against loading it from the
 //!   host's compiled-module cache.
+//! - **Sweep**: the collision as whole processes, `jiandu run` against the
+//!   `sqlite3` tool writing its leads, at 1 %, 5 % and 25 % lead rates.
 //! - **Serve**: a restart with 50 models from the module cache against an
 //!   empty cache, and the time from a model file change to the new version
 //!   being served.
@@ -39,6 +41,7 @@ pub mod runs;
 pub mod scan;
 pub mod serve;
 pub mod sqlite;
+pub mod sweep;
 pub mod verify;
 
 use anyhow::{Context as _, Result};
@@ -61,10 +64,11 @@ pub enum Section {
     Ledger,
     Verify,
     Appends,
+    Sweep,
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
@@ -75,6 +79,7 @@ impl Section {
         Section::Ledger,
         Section::Verify,
         Section::Appends,
+        Section::Sweep,
     ];
 }
 
@@ -161,6 +166,20 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         ));
         let r = appends::measure(&opts.work_dir.join("appends"), opts.scale, progress)?;
         figures.extend(r.figures());
+    }
+
+    if want(Section::Sweep) {
+        // Medians of paired runs: at least five pairs.
+        let points = sweep::measure(
+            &opts.work_dir.join("sweep"),
+            &models,
+            &opts.exe,
+            opts.scale as usize,
+            opts.seed,
+            opts.reps.max(5),
+            progress,
+        )?;
+        figures.extend(points.iter().map(sweep::Point::figure));
     }
 
     if want(Section::Scan)

@@ -79,6 +79,17 @@ pub fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// CPU time (user + system) of the child processes this process has
+/// waited for, from `/proc/self/stat`; `None` where that is not available.
+pub fn children_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    Some(Duration::from_millis((cutime + cstime) * 10))
+}
+
 /// Seconds with millisecond precision, for tables.
 pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())

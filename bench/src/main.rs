@@ -99,6 +99,14 @@ enum ChildWhat {
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
     },
+    /// Run an SQL script on a database file, as the `sqlite3` tool does
+    /// (the sweep's baseline where that tool is not installed).
+    SqliteScript {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        script: PathBuf,
+    },
     /// Run a model over an existing store (e.g. a `--keep` work folder)
     /// and print each run's seconds: a target for profilers.
     Run {
@@ -146,6 +154,11 @@ fn real_main() -> Result<()> {
                 engine,
                 times,
             } => serde_json::to_string(&child::run_model(&store, &model_dir, engine, times)?)?,
+            ChildWhat::SqliteScript { db, script } => {
+                let conn = rusqlite::Connection::open(&db)?;
+                conn.execute_batch(&std::fs::read_to_string(&script)?)?;
+                return Ok(());
+            }
         };
         println!("{line}");
         return Ok(());

@@ -198,6 +198,14 @@ fn lead_flood_stops_at_max_leads() {
     let error = assert_contained(store.path(), "hostile", &out, "lead-flood");
     assert_eq!(number(&error["limit"]), 100);
     assert_eq!(number(&error["used"]), 101);
+    // A policy limit names the setting to change, with no wasm backtrace.
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("`max_leads`") && message.contains("jiandu.toml"),
+        "{message}"
+    );
+    assert!(!message.contains("wasm backtrace"), "{message}");
+    assert!(!stderr(&out).contains("wasm backtrace"), "{}", stderr(&out));
 }
 
 #[test]
@@ -626,6 +634,27 @@ fn assert_refused_at_load(store: &Path, name: &str, reason: &str) {
 }
 
 #[test]
+fn a_module_that_describes_itself_as_another_version_is_refused_at_load() {
+    let store = host();
+    let wasm = componentize(
+        &[MODEL_WIT.to_string()],
+        &CoreModel {
+            id: "described@2.0.0",
+            imports: r#"(import "jiandu:model/host@0.2.0" "log" (func $log (param i32 i32 i32)))"#,
+            run: "(call $log (i32.const 1) (i32.const 0x100) (i32.const 9))",
+            ..Default::default()
+        }
+        .wat(),
+    );
+    install_raw(store.path(), "described", &wasm);
+    assert_refused_at_load(
+        store.path(),
+        "described",
+        "the module says it is described@2.0.0 but model.toml says described@1.0.0",
+    );
+}
+
+#[test]
 fn a_well_formed_wat_model_loads_and_runs() {
     // The baseline the refusals below differ from by one thing each.
     let store = host();
@@ -963,8 +992,13 @@ fn model_build_refuses_a_module_that_describes_another_version_and_installs_noth
     let out = build(store.path(), "mismatch");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("mismatch@1.0.0"), "{err}");
-    assert!(err.contains("mismatch@0.9.0"), "{err}");
+    // Named before anything is compiled: both files, both values.
+    assert!(
+        err.contains("Cargo.toml says version = \"0.9.0\"")
+            && err.contains("model.toml says version = \"1.0.0\""),
+        "{err}"
+    );
+    assert!(!err.contains("Compiling"), "{err}");
     assert!(err.contains("nothing was installed"), "{err}");
     assert!(!store.path().join("models/mismatch").exists());
     assert!(installed_names(store.path()).is_empty());

@@ -755,7 +755,7 @@ fn unmatched_versions_and_other_contract_versions_are_named() {
         &future,
         a.resign(|t| {
             t.replace("version = \"1.0.0\"", "version = \"2.0.0\"")
-                .replace("sdk = \"^0.1\"", "sdk = \"^9.0\"")
+                .replace("sdk = \"^0.2\"", "sdk = \"^9.0\"")
         }),
     )
     .unwrap();
@@ -771,7 +771,7 @@ fn unmatched_versions_and_other_contract_versions_are_named() {
         MODEL,
         &reg_dir(&reg),
         &[
-            "sdk incompatible: it requires sdk ^9.0 but this host implements contract 0.1.0",
+            "sdk incompatible: it requires sdk ^9.0 but this host loads contract 0.1.0 and 0.2.0",
             "disability-fund-arrears@1.0.0 fits this host",
         ],
     );

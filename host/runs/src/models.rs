@@ -97,7 +97,7 @@ pub fn check_package(crate_dir: &Path) -> Result<()> {
             return Err(Error::file(
                 crate_dir,
                 format!(
-                    "Cargo.toml says {key} = \"{ours}\" (line {}) but model.toml says {key} = \"{theirs}\" (line {}): they must be the same; change `{key}` in one of {} and {}",
+                    "Cargo.toml says {key} = \"{ours}\" (line {}) but model.toml says {key} = \"{theirs}\" (line {}): they must be the same; change `{key}` in one of {} and {}; nothing was installed",
                     key_line(&cargo_text, key, ours),
                     key_line(&model_text, key, theirs),
                     cargo.display(),

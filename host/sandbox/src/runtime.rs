@@ -67,7 +67,7 @@ pub enum Breach {
     LeadVolume { bytes: u64, limit: u64 },
     #[error("emitted an invalid lead: {0}")]
     InvalidLead(String),
-    #[error("grew memory to {desired} bytes (limit {limit})")]
+    #[error("grew memory to {desired} bytes (limit {limit}: `memory_mib` in the policy, or the model's `[limits]`)")]
     Memory { desired: u64, limit: u64 },
     #[error("grew a table to {desired} elements (limit {limit})")]
     Table { desired: u64, limit: u64 },
@@ -592,7 +592,13 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
                 (None, None)
             }
         };
-        return failure(b.kind(), with_bt(b.to_string()), limit, used);
+        // A volume the policy caps is not a fault in the model's code: the
+        // message names the setting, without a wasm backtrace.
+        let message = match b {
+            Breach::LeadFlood { .. } | Breach::LeadVolume { .. } => b.to_string(),
+            _ => with_bt(b.to_string()),
+        };
+        return failure(b.kind(), message, limit, used);
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {

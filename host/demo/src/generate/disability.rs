@@ -150,7 +150,10 @@ fn date(t: (i32, u32, u32)) -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(t.0, t.1, t.2).expect("valid date")
 }
 
-fn pick_scenario(rng: &mut ChaCha8Rng, i: usize) -> Scenario {
+/// Violations per thousand employers in [`generate`]'s data.
+pub const VIOLATIONS_PER_MILLE: u32 = 50;
+
+fn pick_scenario(rng: &mut ChaCha8Rng, i: usize, violations_per_mille: u32) -> Scenario {
     // The first employers cover every near miss and violation at least once.
     const FIXED: [Scenario; 12] = [
         Scenario::ExactlyThirty,
@@ -170,6 +173,9 @@ fn pick_scenario(rng: &mut ChaCha8Rng, i: usize) -> Scenario {
         return FIXED[i];
     }
     let roll = rng.gen_range(0..1000);
+    if violations_per_mille != VIOLATIONS_PER_MILLE {
+        return pick_at_rate(rng, roll, violations_per_mille);
+    }
     match roll {
         0..=349 => Scenario::SmallEnterprise,
         350..=599 => Scenario::Employs,
@@ -183,6 +189,31 @@ fn pick_scenario(rng: &mut ChaCha8Rng, i: usize) -> Scenario {
         985..=989 => Scenario::ExactlyAtRatio,
         990..=994 => Scenario::PaidExactly,
         _ => Scenario::NoHeadcount,
+    }
+}
+
+/// A scenario where `violations_per_mille` of the employers are
+/// violations, each kind of violation and of the rest in the same
+/// proportions as at the default rate.
+fn pick_at_rate(rng: &mut ChaCha8Rng, roll: u32, violations_per_mille: u32) -> Scenario {
+    if roll < violations_per_mille.min(1000) {
+        match rng.gen_range(0..50) {
+            0..=14 => Scenario::PaidNothing,
+            15..=29 => Scenario::PaidPart,
+            30..=39 => Scenario::CountsDoNotCount,
+            40..=44 => Scenario::SmallInstitution,
+            _ => Scenario::PaidTooLate,
+        }
+    } else {
+        match rng.gen_range(0..950) {
+            0..=349 => Scenario::SmallEnterprise,
+            350..=599 => Scenario::Employs,
+            600..=929 => Scenario::PaidInFull,
+            930..=934 => Scenario::ExactlyThirty,
+            935..=939 => Scenario::ExactlyAtRatio,
+            940..=944 => Scenario::PaidExactly,
+            _ => Scenario::NoHeadcount,
+        }
     }
 }
 
@@ -344,13 +375,24 @@ fn employer_name(rng: &mut ChaCha8Rng, enterprise: bool, i: usize) -> String {
 
 /// Generates `employers` employers' data into `dir` from `seed`.
 pub fn generate(dir: &Path, employers: usize, seed: u64) -> std::io::Result<Generated> {
+    generate_at_rate(dir, employers, seed, VIOLATIONS_PER_MILLE)
+}
+
+/// [`generate`] with `violations_per_mille` of the employers in arrears
+/// (a county's first sweep can find a quarter of them).
+pub fn generate_at_rate(
+    dir: &Path,
+    employers: usize,
+    seed: u64,
+    violations_per_mille: u32,
+) -> std::io::Result<Generated> {
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut rows = Rows::with_capacity(employers);
     let mut expected = Vec::new();
     let mut near_misses = Vec::new();
     for i in 0..employers {
-        let scenario = pick_scenario(&mut rng, i);
+        let scenario = pick_scenario(&mut rng, i, violations_per_mille);
         let e = make_employer(&mut rng, i, scenario);
         rows.add(&mut rng, &e, i, scenario);
         if scenario.is_near_miss() {
@@ -609,6 +651,17 @@ mod tests {
                 std::fs::read(b.path().join(f)).unwrap(),
                 "{f}"
             );
+        }
+    }
+
+    #[test]
+    fn the_violation_rate_is_what_was_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        for (per_mille, low, high) in [(10, 0.005, 0.02), (250, 0.22, 0.28)] {
+            let g = generate_at_rate(dir.path(), 4000, 3, per_mille).unwrap();
+            let rate = g.expected.len() as f64 / 4000.0;
+            assert!((low..high).contains(&rate), "{per_mille}‰: {rate}");
+            assert!(g.expected.iter().all(|e| e.scenario.is_violation()));
         }
     }
 }
