@@ -44,6 +44,7 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
         "Memory",
         "Parallel",
         "Cold start",
+        "Sweep",
     ] {
         assert!(
             table.contains(&format!("| {section} |")),

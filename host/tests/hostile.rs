@@ -209,17 +209,20 @@ fn lead_flood_stops_at_max_leads() {
 }
 
 #[test]
-fn leads_the_host_would_hold_beyond_the_memory_cap_end_the_run() {
+fn leads_beyond_the_lead_volume_cap_end_the_run_naming_the_setting() {
     let store = host();
     set_policy(
         store.path(),
         "[defaults]\nfuel = 2_000_000_000\nmax_leads = 1_000_000\n\
-         [maximum]\nmemory_mib = 4\nfuel = 2_000_000_000\n",
+         [maximum]\nmax_lead_mib = 6\nfuel = 2_000_000_000\n",
     );
     let out = attack(store.path(), "lead-volume");
     let error = assert_contained(store.path(), "hostile", &out, "lead-volume");
-    assert_eq!(number(&error["limit"]), 4 << 20);
-    assert!(number(&error["used"]) > 4 << 20, "{error:#}");
+    assert_eq!(number(&error["limit"]), 6 << 20);
+    assert!(number(&error["used"]) > 6 << 20, "{error:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("`max_lead_mib`"), "{message}");
+    assert!(!message.contains("wasm backtrace"), "{message}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! stack_kib = 1024
 //! max_leads = 100_000
 //! max_lead_bytes = 16_384
+//! max_lead_mib = 1024             # all of a run's leads (spilled to disk past 4 MiB)
 //! max_log_lines = 1_000
 //!
 //! [maximum]                       # caps a model's own [limits] and every default
@@ -47,7 +48,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use jiandu_sandbox::limits::{
-    Limits, MAX_LEAD_BYTES, MAX_MEMORY_MIB, MAX_STACK_KIB, MAX_WALL_SECONDS, MIN_STACK_KIB,
+    Limits, MAX_LEAD_BYTES, MAX_LEAD_MIB, MAX_MEMORY_MIB, MAX_STACK_KIB, MAX_WALL_SECONDS,
+    MIN_STACK_KIB,
 };
 
 /// `[defaults]` or `[maximum]` as written: what is left out is filled in.
@@ -60,6 +62,7 @@ struct LimitsFile {
     stack_kib: Option<u64>,
     max_leads: Option<u64>,
     max_lead_bytes: Option<u64>,
+    max_lead_mib: Option<u64>,
     max_log_lines: Option<u64>,
 }
 
@@ -72,6 +75,7 @@ impl LimitsFile {
             stack_kib: self.stack_kib.unwrap_or(base.stack_kib),
             max_leads: self.max_leads.unwrap_or(base.max_leads),
             max_lead_bytes: self.max_lead_bytes.unwrap_or(base.max_lead_bytes),
+            max_lead_mib: self.max_lead_mib.unwrap_or(base.max_lead_mib),
             max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
         }
     }
@@ -345,6 +349,7 @@ impl Policy {
                 .defaults
                 .max_lead_bytes
                 .min(self.maximum.max_lead_bytes),
+            max_lead_mib: self.defaults.max_lead_mib.min(self.maximum.max_lead_mib),
             max_log_lines: self.defaults.max_log_lines.min(self.maximum.max_log_lines),
         };
         Ok(Decision {

@@ -744,6 +744,7 @@ pub fn limits_record(limits: &Limits) -> ledger::LimitsRecord {
         stack_kib,
         max_leads,
         max_lead_bytes,
+        max_lead_mib,
         max_log_lines,
     } = *limits;
     ledger::LimitsRecord {
@@ -753,6 +754,7 @@ pub fn limits_record(limits: &Limits) -> ledger::LimitsRecord {
         stack_kib,
         max_leads,
         max_lead_bytes,
+        max_lead_mib,
         max_log_lines,
     }
 }
@@ -766,6 +768,12 @@ pub fn limits_from_record(r: &ledger::LimitsRecord) -> Limits {
         stack_kib: r.stack_kib,
         max_leads: r.max_leads,
         max_lead_bytes: r.max_lead_bytes,
+        // Entries from before the setting: lead bytes counted against
+        // the memory limit.
+        max_lead_mib: match r.max_lead_mib {
+            0 => r.memory_mib,
+            mib => mib,
+        },
         max_log_lines: r.max_log_lines,
     }
 }

@@ -16,6 +16,9 @@ pub const MAX_MEMORY_MIB: u64 = 4096;
 pub const MAX_WALL_SECONDS: u64 = 30 * 24 * 3600;
 /// The largest lead a policy may allow, in bytes.
 pub const MAX_LEAD_BYTES: u64 = 16 << 20;
+/// The most bytes of leads a policy may let one run emit, in MiB (they wait
+/// in spill files on disk, not in memory).
+pub const MAX_LEAD_MIB: u64 = 64 * 1024;
 
 /// Resource limits of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +30,8 @@ pub struct Limits {
     pub stack_kib: u64,
     pub max_leads: u64,
     pub max_lead_bytes: u64,
+    /// All the leads of one run together, in MiB.
+    pub max_lead_mib: u64,
     pub max_log_lines: u64,
 }
 
@@ -39,6 +44,7 @@ impl Default for Limits {
             stack_kib: 1024,
             max_leads: 1_000_000,
             max_lead_bytes: 16 * 1024,
+            max_lead_mib: 1024,
             max_log_lines: 1_000,
         }
     }
@@ -54,6 +60,7 @@ impl Limits {
             stack_kib: 1024,
             max_leads: 1_000_000,
             max_lead_bytes: 64 * 1024,
+            max_lead_mib: 4096,
             max_log_lines: 10_000,
         }
     }
@@ -61,7 +68,7 @@ impl Limits {
 
 impl Limits {
     /// `(key, value)` of each limit, in file order.
-    pub fn entries(&self) -> [(&'static str, u64); 7] {
+    pub fn entries(&self) -> [(&'static str, u64); 8] {
         [
             ("memory_mib", self.memory_mib),
             ("fuel", self.fuel),
@@ -69,6 +76,7 @@ impl Limits {
             ("stack_kib", self.stack_kib),
             ("max_leads", self.max_leads),
             ("max_lead_bytes", self.max_lead_bytes),
+            ("max_lead_mib", self.max_lead_mib),
             ("max_log_lines", self.max_log_lines),
         ]
     }
@@ -82,6 +90,7 @@ impl Limits {
             stack_kib: self.stack_kib.min(cap.stack_kib),
             max_leads: self.max_leads.min(cap.max_leads),
             max_lead_bytes: self.max_lead_bytes.min(cap.max_lead_bytes),
+            max_lead_mib: self.max_lead_mib.min(cap.max_lead_mib),
             max_log_lines: self.max_log_lines.min(cap.max_log_lines),
         }
     }
@@ -95,6 +104,7 @@ impl Limits {
                 "wall_seconds" => (1, MAX_WALL_SECONDS),
                 "stack_kib" => (MIN_STACK_KIB, MAX_STACK_KIB),
                 "max_lead_bytes" => (1, MAX_LEAD_BYTES),
+                "max_lead_mib" => (1, MAX_LEAD_MIB),
                 _ => (0, u64::MAX),
             };
             if value < min || value > max {

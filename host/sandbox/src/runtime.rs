@@ -63,7 +63,7 @@ pub enum Breach {
     LeadFlood { limit: u64 },
     #[error("emitted a lead of {bytes} bytes (limit {limit})")]
     LeadTooLarge { bytes: u64, limit: u64 },
-    #[error("emitted {bytes} bytes of leads, more than its memory limit of {limit} bytes (`memory_mib` in the policy, or the model's `[limits]`)")]
+    #[error("emitted {bytes} bytes of leads, more than the {limit} bytes a run may emit (`max_lead_mib` under `[defaults]` in jiandu.toml, or `--config`, if a sweep should find more)")]
     LeadVolume { bytes: u64, limit: u64 },
     #[error("emitted an invalid lead: {0}")]
     InvalidLead(String),
@@ -1107,12 +1107,11 @@ impl host::Host for Session {
                 limit: self.limits.max_leads,
             }));
         }
-        // The bytes of a run's leads count against the run's memory cap,
-        // like the model's own memory (past a few MiB they wait in spill
-        // files, see `crate::emitted`).
+        // The bytes of a run's leads have their own cap: past a few MiB
+        // they wait in spill files, not in memory (see `crate::emitted`).
         let size = crate::emitted::text_size(&lead);
         let held = self.lead_bytes - replaced.unwrap_or(0) + size;
-        let cap = self.limits.memory_mib.saturating_mul(1 << 20);
+        let cap = self.limits.max_lead_mib.saturating_mul(1 << 20);
         if held > cap {
             return Err(wasmtime::Error::new(Breach::LeadVolume {
                 bytes: held,

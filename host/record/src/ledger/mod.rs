@@ -230,6 +230,10 @@ pub struct LimitsRecord {
     pub stack_kib: u64,
     pub max_leads: u64,
     pub max_lead_bytes: u64,
+    /// Absent from entries written before it existed (their runs counted
+    /// lead bytes against `memory_mib`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_lead_mib: u64,
     pub max_log_lines: u64,
 }
 
