@@ -19,7 +19,7 @@
 use crate::{Error, Result};
 use jiandu_sdk::{EvidenceData, LeadData};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufWriter, Write};
@@ -51,8 +51,12 @@ fn memory_cost(lead: &LeadData) -> u64 {
 
 /// The emitted leads of one run.
 pub struct Emitted {
-    /// Leads since the last spill.
-    memory: BTreeMap<String, LeadData>,
+    /// Leads since the last spill, in the order they were emitted (a
+    /// subject may be there more than once: the last one counts).
+    memory: Vec<LeadData>,
+    /// Whether `memory` is in strictly ascending subject order, as a model
+    /// that walks its data in key order emits: then it needs no sorting.
+    ascending: bool,
     /// What `memory` costs, by [`memory_cost`].
     memory_cost: u64,
     /// Every subject emitted, by hash: the size of its latest lead.
@@ -75,7 +79,8 @@ impl Emitted {
     /// Leads held in memory only.
     pub fn new() -> Emitted {
         Emitted {
-            memory: BTreeMap::new(),
+            memory: Vec::new(),
+            ascending: true,
             memory_cost: 0,
             sizes: HashMap::new(),
             hasher: std::hash::RandomState::new(),
@@ -121,7 +126,8 @@ impl Emitted {
         self.spills.len()
     }
 
-    /// Leads emitted since the last spill (some may replace spilled ones).
+    /// Leads emitted since the last spill (some may replace spilled ones,
+    /// or each other).
     pub fn in_memory(&self) -> usize {
         self.memory.len()
     }
@@ -131,15 +137,50 @@ impl Emitted {
     pub fn insert(&mut self, lead: LeadData, size: u64) -> Result<()> {
         let key = self.key(&lead.subject);
         self.sizes.insert(key, size);
-        let cost = memory_cost(&lead);
-        if let Some(old) = self.memory.insert(lead.subject.clone(), lead) {
-            self.memory_cost -= memory_cost(&old);
+        if let Some(last) = self.memory.last() {
+            self.ascending &= last.subject < lead.subject;
         }
-        self.memory_cost += cost;
+        self.memory_cost += memory_cost(&lead);
+        self.memory.push(lead);
         if self.memory_cost > self.budget && self.spill_dir.is_some() {
             self.spill()?;
         }
         Ok(())
+    }
+
+    /// The leads in memory in subject order, the last emit of a subject
+    /// only, as positions in `memory`.
+    fn memory_order(&self) -> Option<Vec<u32>> {
+        if self.ascending {
+            return None;
+        }
+        let mut order: Vec<u32> = (0..self.memory.len() as u32).collect();
+        // Stable: of equal subjects, the last emitted ends up last.
+        order.sort_by(|&a, &b| {
+            self.memory[a as usize]
+                .subject
+                .cmp(&self.memory[b as usize].subject)
+        });
+        let mut kept: Vec<u32> = Vec::with_capacity(order.len());
+        for i in order {
+            match kept.last_mut() {
+                Some(last)
+                    if self.memory[*last as usize].subject == self.memory[i as usize].subject =>
+                {
+                    *last = i
+                }
+                _ => kept.push(i),
+            }
+        }
+        Some(kept)
+    }
+
+    fn memory_leads(&self) -> MemoryLeads<'_> {
+        MemoryLeads {
+            leads: &self.memory,
+            order: self.memory_order(),
+            next: 0,
+        }
     }
 
     fn spill(&mut self) -> Result<()> {
@@ -161,7 +202,7 @@ impl Emitted {
         std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
         let mut out = BufWriter::with_capacity(1 << 16, &file);
         let mut buf = Vec::new();
-        for lead in self.memory.values() {
+        for lead in self.memory_leads() {
             buf.clear();
             encode(lead, &mut buf);
             out.write_all(&buf).map_err(|e| io(&path, "write", e))?;
@@ -178,6 +219,7 @@ impl Emitted {
             path,
         });
         self.memory.clear();
+        self.ascending = true;
         self.memory_cost = 0;
         Ok(())
     }
@@ -191,11 +233,12 @@ impl Emitted {
             .iter()
             .map(|s| Source::Spill(SpillReader::new(s)))
             .collect();
-        sources.push(Source::Memory(self.memory.values()));
+        sources.push(Source::Memory(self.memory_leads()));
         let heads = sources.iter().map(|_| None).collect();
         Merge {
             sources,
             heads,
+            heap: Vec::new(),
             started: false,
             failed: false,
         }
@@ -342,9 +385,30 @@ impl<'a> SpillReader<'a> {
     }
 }
 
+/// The leads in memory in subject order, the last emit of each subject.
+struct MemoryLeads<'a> {
+    leads: &'a [LeadData],
+    /// `None`: `leads` is in order as it is.
+    order: Option<Vec<u32>>,
+    next: usize,
+}
+
+impl<'a> Iterator for MemoryLeads<'a> {
+    type Item = &'a LeadData;
+
+    fn next(&mut self) -> Option<&'a LeadData> {
+        let i = match &self.order {
+            Some(order) => *order.get(self.next)? as usize,
+            None => self.next,
+        };
+        self.next += 1;
+        self.leads.get(i)
+    }
+}
+
 enum Source<'a> {
     Spill(SpillReader<'a>),
-    Memory(std::collections::btree_map::Values<'a, String, LeadData>),
+    Memory(MemoryLeads<'a>),
 }
 
 impl<'a> Source<'a> {
@@ -356,13 +420,110 @@ impl<'a> Source<'a> {
     }
 }
 
-/// [`Emitted::iter`]: a merge of sorted runs, newest winning.
+/// [`Emitted::iter`]: a merge of sorted runs, newest winning. A binary
+/// heap of the sources by their next subject (the newest source first among
+/// equal ones) makes each lead cost O(log sources), however many spills a
+/// run made.
 pub struct Merge<'a> {
-    /// Oldest first; the memory map last.
+    /// Oldest first; the memory last.
     sources: Vec<Source<'a>>,
     heads: Vec<Option<Cow<'a, LeadData>>>,
+    /// Sources that have a head, as a min-heap by [`Merge::before`].
+    heap: Vec<usize>,
     started: bool,
     failed: bool,
+}
+
+impl<'a> Merge<'a> {
+    /// Whether source `a`'s head comes out before source `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        let (ha, hb) = (
+            self.heads[a].as_ref().expect("a head"),
+            self.heads[b].as_ref().expect("a head"),
+        );
+        match ha.subject.cmp(&hb.subject) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            // The newest (highest) source wins a subject.
+            std::cmp::Ordering::Equal => a > b,
+        }
+    }
+
+    fn sift_up(&mut self, mut at: usize) {
+        while at > 0 {
+            let parent = (at - 1) / 2;
+            if !self.before(self.heap[at], self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(at, parent);
+            at = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut at: usize) {
+        loop {
+            let (l, r) = (2 * at + 1, 2 * at + 2);
+            let mut first = at;
+            if l < self.heap.len() && self.before(self.heap[l], self.heap[first]) {
+                first = l;
+            }
+            if r < self.heap.len() && self.before(self.heap[r], self.heap[first]) {
+                first = r;
+            }
+            if first == at {
+                return;
+            }
+            self.heap.swap(at, first);
+            at = first;
+        }
+    }
+
+    /// Reads source `i`'s next head and puts it back in the heap if it has
+    /// one; `i` must not be in the heap.
+    fn refill(&mut self, i: usize) -> Result<()> {
+        self.heads[i] = self.sources[i].next()?;
+        if self.heads[i].is_some() {
+            self.heap.push(i);
+            let last = self.heap.len() - 1;
+            self.sift_up(last);
+        }
+        Ok(())
+    }
+
+    /// Takes the heap's first source out of it.
+    fn pop(&mut self) -> Option<usize> {
+        let top = *self.heap.first()?;
+        let last = self.heap.pop().expect("not empty");
+        if !self.heap.is_empty() {
+            self.heap[0] = last;
+            self.sift_down(0);
+        }
+        Some(top)
+    }
+
+    fn step(&mut self) -> Result<Option<Cow<'a, LeadData>>> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                self.refill(i)?;
+            }
+        }
+        let Some(best) = self.pop() else {
+            return Ok(None);
+        };
+        let lead = self.heads[best].take().expect("the chosen head");
+        self.refill(best)?;
+        // Older leads of the same subject are replaced: drop them.
+        while let Some(&top) = self.heap.first() {
+            if self.heads[top].as_ref().expect("a head").subject != lead.subject {
+                break;
+            }
+            self.pop();
+            self.heads[top] = None;
+            self.refill(top)?;
+        }
+        Ok(Some(lead))
+    }
 }
 
 impl<'a> Iterator for Merge<'a> {
@@ -372,38 +533,7 @@ impl<'a> Iterator for Merge<'a> {
         if self.failed {
             return None;
         }
-        let result = (|| {
-            if !self.started {
-                self.started = true;
-                for (i, s) in self.sources.iter_mut().enumerate() {
-                    self.heads[i] = s.next()?;
-                }
-            }
-            // The smallest subject; among equal ones, the newest source.
-            let mut best: Option<usize> = None;
-            for (i, head) in self.heads.iter().enumerate() {
-                let Some(h) = head else { continue };
-                best = match best {
-                    Some(b) if self.heads[b].as_ref().expect("a head").subject < h.subject => {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            let Some(best) = best else { return Ok(None) };
-            let lead = self.heads[best].take().expect("the chosen head");
-            // Older leads of the same subject are replaced: drop them.
-            for i in 0..self.sources.len() {
-                let replaced = self.heads[i]
-                    .as_ref()
-                    .is_some_and(|h| h.subject == lead.subject);
-                if i == best || replaced {
-                    self.heads[i] = self.sources[i].next()?;
-                }
-            }
-            Ok(Some(lead))
-        })();
-        match result {
+        match self.step() {
             Ok(Some(lead)) => Some(Ok(lead)),
             Ok(None) => None,
             Err(e) => {
@@ -417,6 +547,7 @@ impl<'a> Iterator for Merge<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn lead(subject: &str, title: &str, n: usize) -> LeadData {
         LeadData {
@@ -500,5 +631,31 @@ mod tests {
         let results: Vec<_> = e.iter().collect();
         let err = results.last().unwrap().as_ref().unwrap_err().to_string();
         assert!(err.contains("spill file"), "{err}");
+    }
+
+    #[test]
+    fn many_spills_merge_in_subject_order_whether_emitted_in_order_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for shuffled in [false, true] {
+            let mut e = Emitted::new();
+            e.spill_to(dir.path().to_path_buf(), 3_000);
+            let mut plain = BTreeMap::new();
+            for i in 0..2_000usize {
+                let n = if shuffled { (i * 7919) % 2_000 } else { i };
+                // Every tenth subject emitted again later, with a new title.
+                for (round, m) in [(0, n), (1, n / 10 * 10)] {
+                    if round == 1 && n % 10 != 0 {
+                        continue;
+                    }
+                    let subject = format!("S{m:05}");
+                    let l = lead(&subject, &format!("{round}-{i}"), i);
+                    plain.insert(subject, l.clone());
+                    e.insert(l, 1).unwrap();
+                }
+            }
+            assert!(e.spills() > 20, "{} spills", e.spills());
+            let expect: Vec<LeadData> = plain.into_values().collect();
+            assert_eq!(collect(&e), expect, "shuffled: {shuffled}");
+        }
     }
 }
