@@ -134,6 +134,7 @@ pub fn full_run(
             model: model.manifest.name.clone(),
             params: params.to_vec(),
             operator: "jiandu-bench".into(),
+            partitions: None,
         },
     )?;
     let elapsed = t.elapsed();

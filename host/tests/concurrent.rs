@@ -25,6 +25,7 @@ fn two_runs_of_one_model_at_once_both_commit_and_leave_one_snapshot() {
         model: MODEL.into(),
         params: Vec::new(),
         operator: "tester".into(),
+        partitions: None,
     };
     let start = std::sync::Barrier::new(2);
     let reports: Vec<_> = std::thread::scope(|scope| {

@@ -1061,6 +1061,7 @@ fn concurrent_runs_on_one_runtime_share_nothing_and_a_failing_one_disturbs_no_ot
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         operator: "tester".into(),
+        partitions: None,
     };
     // All three start together, so the good runs overlap the bad ones.
     let start = std::sync::Barrier::new(3);
@@ -1162,6 +1163,7 @@ fn a_runtime_stack_far_above_the_callers_thread_stack_still_traps_cleanly() {
             model: "hostile".into(),
             params: vec![("attack".into(), "deep-recursion".into())],
             operator: "tester".into(),
+            partitions: None,
         },
     )
     .unwrap();

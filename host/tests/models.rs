@@ -416,3 +416,67 @@ fn shipped_schemas_cover_every_dataset_the_models_declare() {
         }
     }
 }
+
+/// The last `run-finished` entry's run record.
+fn last_run(store: &Path) -> serde_json::Value {
+    common::ledger(store)
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "run-finished")
+        .expect("a run-finished entry")["run"]
+        .clone()
+}
+
+#[test]
+fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
+    let store = store_for(DISABILITY, false);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate_at_rate(data.path(), 20_000, 17, 250).unwrap();
+    ingest(store.path(), &g.files);
+    let run_parts = |parts: &str| {
+        let out = jiandu(store.path())
+            .args(["run", DISABILITY, "--partitions", parts])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        last_run(store.path())
+    };
+    let one = run_parts("1");
+    assert!(one.get("partitions").is_none(), "{one:#}");
+    let three = run_parts("3");
+    let parts = three["partitions"]
+        .as_array()
+        .expect("the parts are recorded");
+    assert!(parts.len() >= 2, "{three:#}");
+    // The same leads: the same digest, nothing changed by the second run.
+    assert_eq!(one["leads_digest"], three["leads_digest"]);
+    assert_eq!(one["leads_count"], three["leads_count"]);
+    assert_eq!(three["leads_count"], g.expected.len());
+    let exported = exported(store.path(), DISABILITY, &[]);
+    assert_eq!(exported.len(), g.expected.len());
+    for e in &g.expected {
+        assert_eq!(exported[&e.credit_code]["amount"], e.gap.to_string());
+    }
+    // The parts cover the keys once: contiguous ranges, open at both ends,
+    // reading together what one instance read.
+    assert!(parts[0].get("from").is_none() && parts[parts.len() - 1].get("to").is_none());
+    for w in parts.windows(2) {
+        assert_eq!(w[0]["to"], w[1]["from"]);
+        assert!(w[0]["to"].as_str() < w[1]["to"].as_str().or(Some("\u{10ffff}")));
+    }
+    let read: u64 = parts
+        .iter()
+        .map(|p| p["records_read"].as_u64().unwrap())
+        .sum();
+    assert_eq!(read, three["records_read"].as_u64().unwrap());
+    assert_eq!(read, one["records_read"].as_u64().unwrap());
+    for p in parts {
+        assert_eq!(p["key"], "credit_code");
+        assert_eq!(p["datasets"].as_array().unwrap().len(), 4, "{p:#}");
+    }
+    let out = jiandu(store.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -457,6 +457,7 @@ fn build_and_check(
             model: model.to_string(),
             params: planted.params.clone(),
             operator: opts.operator.clone(),
+            partitions: None,
         },
     )?;
     let found = current_leads(store, model, &run.run_id)?;
@@ -549,6 +550,7 @@ fn rectify(
             model: MODEL.to_string(),
             params: Vec::new(),
             operator: opts.operator.clone(),
+            partitions: None,
         },
     )?;
     let all = leads::list(

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod leads;
 pub mod models;
 pub mod native;
+pub mod partition;
 pub mod policy;
 pub mod replay;
 pub mod run;

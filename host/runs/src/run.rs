@@ -35,6 +35,9 @@ pub struct Request {
     pub model: String,
     pub params: Vec<(String, String)>,
     pub operator: String,
+    /// Parts of a partitioned run (for a model that declares
+    /// `[partition]`); `None`: one per core.
+    pub partitions: Option<usize>,
 }
 
 /// What a run did.
@@ -187,12 +190,38 @@ fn run_installed(
         Err(message) => return Err(refuse(store, &entries, manifest, &mut record, message)),
     };
     record.limits = Some(limits_record(&limits));
+    let parts = req
+        .partitions
+        .unwrap_or_else(crate::partition::default_parts);
+    let split = match crate::partition::split(manifest, session.datasets(), parts) {
+        Ok(split) => split,
+        Err(message) => return Err(refuse(store, &entries, manifest, &mut record, message)),
+    };
 
     // 2. Fail closed: no start entry, no run.
     ledger::append(store, &entries.draft(Kind::RunStarted, &record))?;
 
     // 3. Load and run.
-    let finished = load_and_run(runtime, cache, installed, loaded, session, limits);
+    let finished = match &split {
+        None => load_and_run(runtime, cache, installed, loaded, session, limits),
+        Some(split) => {
+            let sessions = session.partitioned(&split.datasets, &split.ranges);
+            let (finished, parts) =
+                load_and_run_parts(runtime, cache, installed, loaded, sessions, limits);
+            record.partitions = parts
+                .into_iter()
+                .map(|p| ledger::PartitionRecord {
+                    key: split.key.clone(),
+                    from: p.range.lo,
+                    to: p.range.hi,
+                    datasets: split.datasets.clone(),
+                    records_read: p.records_read,
+                    fuel_used: p.fuel_used,
+                })
+                .collect();
+            finished
+        }
+    };
     record.ended_at = Some(crate::time::now_text());
     record.fuel_used = Some(finished.fuel_used);
     record.peak_memory = Some(finished.peak_memory);
@@ -576,22 +605,48 @@ pub(crate) fn load_and_run(
                 owned = l;
                 &owned
             }
-            Err(e) => {
-                return crate::runtime::Finished {
-                    session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
-                    fuel_used: 0,
-                    peak_memory: 0,
-                    failure: Some(Failure {
-                        kind: "load".into(),
-                        message: e.for_model(installed),
-                        limit: None,
-                        used: None,
-                    }),
-                }
-            }
+            Err(e) => return not_loaded(installed, &e, limits),
         },
     };
     runtime.run(loaded, session)
+}
+
+/// [`load_and_run`] for the parts of a partitioned run, all at once.
+fn load_and_run_parts(
+    runtime: &Runtime,
+    cache: Option<&ModuleCache>,
+    installed: &Installed,
+    loaded: Option<&Loaded>,
+    sessions: Vec<Session>,
+    limits: Limits,
+) -> (crate::runtime::Finished, Vec<crate::runtime::PartRun>) {
+    let owned;
+    let loaded = match loaded {
+        Some(l) => l,
+        None => match load(runtime, cache, installed) {
+            Ok(l) => {
+                owned = l;
+                &owned
+            }
+            Err(e) => return (not_loaded(installed, &e, limits), Vec::new()),
+        },
+    };
+    runtime.run_parts(loaded, sessions)
+}
+
+/// A run whose model could not be loaded.
+fn not_loaded(installed: &Installed, e: &LoadError, limits: Limits) -> crate::runtime::Finished {
+    crate::runtime::Finished {
+        session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
+        fuel_used: 0,
+        peak_memory: 0,
+        failure: Some(Failure {
+            kind: "load".into(),
+            message: e.for_model(installed),
+            limit: None,
+            used: None,
+        }),
+    }
 }
 
 /// The two passes over a succeeded run's leads (reading spill files

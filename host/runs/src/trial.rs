@@ -101,6 +101,7 @@ pub fn run(
             model: model.clone(),
             params,
             operator,
+            partitions: None,
         },
     )?;
     let found = leads::list(

@@ -82,6 +82,30 @@ pub struct TriggersDecl {
     pub on_new_data: Vec<String>,
 }
 
+/// `[partition]`: the model may run as several instances at once, each
+/// over one range of `key`, its leads merged. Declared datasets whose first
+/// primary-key field holds the key (named `key`, or as `fields` says) are
+/// cut into the same ranges; the others are read whole by every instance.
+/// The model's leads for a key must come from the records of that key
+/// only (no global ranking, no totals across keys).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionDecl {
+    pub key: String,
+    /// Datasets whose first key field holds `key` under another name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl PartitionDecl {
+    /// The name of the key field in `dataset`.
+    pub fn field_in<'a>(&'a self, dataset: &str) -> &'a str {
+        self.fields
+            .get(dataset)
+            .map_or(self.key.as_str(), String::as_str)
+    }
+}
+
 /// `model.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +130,8 @@ pub struct Manifest {
     pub limits: LimitsDecl,
     #[serde(default)]
     pub triggers: TriggersDecl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionDecl>,
 }
 
 impl Manifest {
@@ -138,6 +164,15 @@ impl Manifest {
         }
         for name in &m.triggers.on_new_data {
             check_name(name).map_err(|e| bad(format!("triggers.on_new_data: {e}")))?;
+        }
+        if let Some(p) = &m.partition {
+            for ds in p.fields.keys() {
+                if !m.datasets.contains_key(ds) {
+                    return Err(bad(format!(
+                        "[partition] fields names `{ds}`, which [datasets] does not declare"
+                    )));
+                }
+            }
         }
         m.check_text().map_err(bad)?;
         Ok(m)

@@ -90,6 +90,52 @@ impl Emitted {
         }
     }
 
+    /// An empty set of leads for another part of the same partitioned
+    /// run: the same subject hashing and spill settings, so that
+    /// [`Emitted::absorb`] can tell whether two parts emitted one subject.
+    pub fn sibling(&self) -> Emitted {
+        Emitted {
+            memory: Vec::new(),
+            ascending: true,
+            memory_cost: 0,
+            sizes: HashMap::new(),
+            hasher: self.hasher.clone(),
+            spills: Vec::new(),
+            spill_dir: self.spill_dir.clone(),
+            budget: self.budget,
+        }
+    }
+
+    /// Takes in the leads of another part of a partitioned run (made by
+    /// [`Emitted::sibling`]). The parts cover disjoint keys, so they must
+    /// have emitted disjoint subjects: a subject emitted by both is an
+    /// error, and nothing of `other` is taken.
+    pub fn absorb(&mut self, mut other: Emitted) -> Result<()> {
+        if let Some(k) = other.sizes.keys().find(|k| self.sizes.contains_key(k)) {
+            let subject = other
+                .memory
+                .iter()
+                .find(|l| self.key(&l.subject) == *k)
+                .map(|l| format!(" (`{}`)", crate::text::shorten(&l.subject, 64)))
+                .unwrap_or_default();
+            return Err(Error::Leads(format!(
+                "two parts of a partitioned run emitted the same subject{subject}: the model's leads do not follow the key it is split on"
+            )));
+        }
+        if !other.memory.is_empty() {
+            if other.spill_dir.is_some() {
+                other.spill()?;
+            } else {
+                self.ascending = false;
+                self.memory_cost += other.memory_cost;
+                self.memory.append(&mut other.memory);
+            }
+        }
+        self.sizes.extend(other.sizes.drain());
+        self.spills.append(&mut other.spills);
+        Ok(())
+    }
+
     /// Leads beyond `budget` bytes of memory spill to files in `dir`.
     pub fn spill_to(&mut self, dir: PathBuf, budget: u64) {
         self.spill_dir = Some(dir);
@@ -657,5 +703,29 @@ mod tests {
             let expect: Vec<LeadData> = plain.into_values().collect();
             assert_eq!(collect(&e), expect, "shuffled: {shuffled}");
         }
+    }
+
+    #[test]
+    fn parts_are_merged_by_subject_and_a_subject_two_parts_emitted_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Emitted::new();
+        first.spill_to(dir.path().to_path_buf(), 2_000);
+        let mut second = first.sibling();
+        for i in 0..60usize {
+            let part = if i % 2 == 0 { &mut first } else { &mut second };
+            part.insert(lead(&format!("S{i:03}"), "t", i), 1).unwrap();
+        }
+        first.absorb(second).unwrap();
+        let subjects: Vec<String> = collect(&first).into_iter().map(|l| l.subject).collect();
+        let expect: Vec<String> = (0..60).map(|i| format!("S{i:03}")).collect();
+        assert_eq!((first.len(), subjects), (60, expect));
+        let mut third = first.sibling();
+        third.insert(lead("S007", "again", 1), 1).unwrap();
+        let err = first.absorb(third).unwrap_err().to_string();
+        assert!(
+            err.contains("S007") && err.contains("partitioned run"),
+            "{err}"
+        );
+        assert_eq!(first.len(), 60);
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::catalog::Installed;
 use crate::dataset::access::{Access, Refusal, ScanPlan};
+use crate::dataset::KeyRange;
 use crate::emitted::Emitted;
 use crate::limits::Limits;
 use jiandu_sdk::{EvidenceData, LeadData};
@@ -308,6 +309,105 @@ impl Runtime {
         }
     }
 
+    /// Runs one instance per session at once, each on a thread of its own
+    /// (the parts of a partitioned run, see [`Session::partitioned`]), and
+    /// merges what they did into one [`Finished`]: fuel, records and memory
+    /// added up, logs in part order, leads merged (the parts' subjects must
+    /// be disjoint), the first failure in part order with its part named.
+    /// The run's lead limits apply to the merged leads too.
+    pub fn run_parts(&self, loaded: &Loaded, sessions: Vec<Session>) -> (Finished, Vec<PartRun>) {
+        let ranges: Vec<Option<KeyRange>> = sessions.iter().map(|s| s.part.clone()).collect();
+        let finished: Vec<Finished> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sessions
+                .into_iter()
+                .map(|s| scope.spawn(move || self.run(loaded, s)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a run never panics"))
+                .collect()
+        });
+        let parts: Vec<PartRun> = finished
+            .iter()
+            .zip(&ranges)
+            .map(|(f, r)| PartRun {
+                range: r.clone().unwrap_or_default(),
+                records_read: f.session.records_read,
+                fuel_used: f.fuel_used,
+            })
+            .collect();
+        let n = finished.len();
+        let mut merged: Option<Finished> = None;
+        for (i, mut f) in finished.into_iter().enumerate() {
+            if let Some(failure) = &mut f.failure {
+                failure.message = format!(
+                    "part {} of {n} ({}): {}",
+                    i + 1,
+                    describe_range(&parts[i].range),
+                    failure.message
+                );
+            }
+            merged = Some(match merged {
+                None => f,
+                Some(mut m) => {
+                    m.fuel_used += f.fuel_used;
+                    m.peak_memory += f.peak_memory;
+                    m.session.records_read += f.session.records_read;
+                    m.session.logs.append(&mut f.session.logs);
+                    m.session.logs_dropped += f.session.logs_dropped;
+                    m.session.lead_bytes += f.session.lead_bytes;
+                    if m.failure.is_none() {
+                        m.failure = f.failure.take();
+                    }
+                    if m.failure.is_none() {
+                        if let Err(e) = m.session.leads.absorb(f.session.leads) {
+                            m.failure = Some(Failure {
+                                kind: "partition-overlap".into(),
+                                message: e.to_string(),
+                                limit: None,
+                                used: None,
+                            });
+                        }
+                    }
+                    m
+                }
+            });
+        }
+        let mut m = merged.expect("at least one part");
+        if m.failure.is_none() {
+            let limits = m.session.limits;
+            let cap = limits.max_lead_mib.saturating_mul(1 << 20);
+            let breach = if m.session.leads.len() as u64 > limits.max_leads {
+                Some(Breach::LeadFlood {
+                    limit: limits.max_leads,
+                })
+            } else if m.session.lead_bytes > cap {
+                Some(Breach::LeadVolume {
+                    bytes: m.session.lead_bytes,
+                    limit: cap,
+                })
+            } else {
+                None
+            };
+            if let Some(b) = breach {
+                let used = match &b {
+                    Breach::LeadFlood { .. } => m.session.leads.len() as u64,
+                    _ => m.session.lead_bytes,
+                };
+                m.failure = Some(Failure {
+                    kind: b.kind().into(),
+                    message: format!("its {n} parts together {b}"),
+                    limit: Some(match b {
+                        Breach::LeadFlood { limit } | Breach::LeadVolume { limit, .. } => limit,
+                        _ => 0,
+                    }),
+                    used: Some(used),
+                });
+            }
+        }
+        (m, parts)
+    }
+
     /// Runs `f` on a new thread with room for the wasm stack limit plus
     /// the host's own frames: a model that recurses to the limit traps
     /// cleanly instead of overflowing the caller's (possibly small) stack.
@@ -327,6 +427,24 @@ impl Runtime {
                 format!("the host failed while running the model: {text}")
             })
         })
+    }
+}
+
+/// What one part of a partitioned run did, for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRun {
+    pub range: KeyRange,
+    pub records_read: u64,
+    pub fuel_used: u64,
+}
+
+/// A range as a person reads it: `from X to Y`, `below Y`, `from X on`.
+pub fn describe_range(r: &KeyRange) -> String {
+    match (&r.lo, &r.hi) {
+        (Some(lo), Some(hi)) => format!("keys from {lo} up to {hi}"),
+        (None, Some(hi)) => format!("keys below {hi}"),
+        (Some(lo), None) => format!("keys from {lo} on"),
+        (None, None) => "every key".into(),
     }
 }
 
@@ -787,6 +905,8 @@ pub struct Session {
     pub leads: Emitted,
     /// Bytes of text in `leads`.
     lead_bytes: u64,
+    /// In a partitioned run: the range of the split datasets this part reads.
+    pub part: Option<KeyRange>,
     pub records_read: u64,
     pub logs: Vec<LogLine>,
     pub logs_dropped: u64,
@@ -812,11 +932,50 @@ impl Session {
             cursors: HashMap::new(),
             leads: Emitted::new(),
             lead_bytes: 0,
+            part: None,
             records_read: 0,
             logs: Vec::new(),
             logs_dropped: 0,
             panic_message: None,
         }
+    }
+
+    /// The datasets this run may read.
+    pub fn datasets(&self) -> &HashMap<String, Access> {
+        &self.datasets
+    }
+
+    /// This session as one session per range of a partitioned run: the
+    /// datasets named in `split` cut to the range, every other one whole,
+    /// the rest the same.
+    pub fn partitioned(self, split: &[String], ranges: &[KeyRange]) -> Vec<Session> {
+        ranges
+            .iter()
+            .map(|r| {
+                let datasets = self
+                    .datasets
+                    .iter()
+                    .map(|(name, a)| {
+                        let a = if split.contains(name) {
+                            a.clone().restricted(r.clone())
+                        } else {
+                            a.clone()
+                        };
+                        (name.clone(), a)
+                    })
+                    .collect();
+                let mut s = Session::new(
+                    self.model.clone(),
+                    self.limits,
+                    self.params.clone(),
+                    datasets,
+                );
+                s.leads = self.leads.sibling();
+                s.cursors = self.cursors.clone();
+                s.part = Some(r.clone());
+                s
+            })
+            .collect()
     }
 
     fn check_deadline(&self) -> wasmtime::Result<()> {
@@ -1211,6 +1370,7 @@ mod tests {
             "undeclared-dataset",
             "undeclared-field",
             "invalid-lead",
+            "partition-overlap",
             "panic",
             "trap",
             "host-error",

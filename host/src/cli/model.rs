@@ -263,6 +263,18 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
     for b in &man.legal_basis {
         outln!("  legal basis: {b}");
     }
+    if let Some(p) = &man.partition {
+        let renamed: Vec<String> = p.fields.iter().map(|(ds, f)| format!("{ds}.{f}")).collect();
+        outln!(
+            "  runs split by {}{}: one instance per key range, all at once",
+            p.key,
+            if renamed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", renamed.join(", "))
+            }
+        );
+    }
     outln!("  reads:");
     for (ds, decl) in &man.datasets {
         let personal: Vec<String> = jiandu::dataset::head(store, ds)?
@@ -639,6 +651,18 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
     }
     for b in &man.legal_basis {
         outln!("  legal basis: {b}");
+    }
+    if let Some(p) = &man.partition {
+        let renamed: Vec<String> = p.fields.iter().map(|(ds, f)| format!("{ds}.{f}")).collect();
+        outln!(
+            "  runs split by {}{}: one instance per key range, all at once",
+            p.key,
+            if renamed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", renamed.join(", "))
+            }
+        );
     }
     outln!("  reads:");
     for r in share::reads(store, man)? {

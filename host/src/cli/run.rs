@@ -29,6 +29,11 @@ pub struct Args {
     /// keeping no lead state (the ledger records the dry run).
     #[arg(long)]
     dry_run: bool,
+    /// Instances of a model that declares `[partition]`, each over one
+    /// range of its key, all at once [default: one per core]; 1 runs it as
+    /// one instance. Models without `[partition]` always run as one.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    partitions: Option<u16>,
 }
 
 pub(super) fn parse_param(s: &str) -> Result<(String, String)> {
@@ -44,6 +49,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         model: args.model.clone(),
         params: args.params.clone(),
         operator: ctx.operator.clone(),
+        partitions: args.partitions.map(usize::from),
     };
     // The served (already compiled, hot-reloaded) version runs in the
     // server; a dry run, or a run without a server, on the store.

@@ -410,6 +410,7 @@ impl Server {
                 model: model.to_string(),
                 params,
                 operator: operator.to_string(),
+                partitions: None,
             },
         );
         let mut state = live.state.lock().expect("live lock");

@@ -42,6 +42,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
         replay_of: None,
         reproduced: None,
         dry_run: false,
+        partitions: Vec::new(),
     }
 }
 

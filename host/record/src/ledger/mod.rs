@@ -329,6 +329,25 @@ pub struct RunRecord {
     /// lead state (no snapshot, no `scan_new` cursor moved).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// A partitioned run: each part, a self-contained task (this record's
+    /// model, parameters and dataset versions, over one range of the key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// One part of a partitioned run: the records of the split datasets whose
+/// first key field `key` is at least `from` and below `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The datasets cut by the range (the others were read whole).
+    pub datasets: Vec<String>,
+    pub records_read: u64,
+    pub fuel_used: u64,
 }
 
 impl RunRecord {

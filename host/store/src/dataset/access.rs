@@ -12,7 +12,7 @@
 //!   value it passes matches nothing.
 
 use super::view::View;
-use super::{join_key, pseudo, pseudonymous_key, SegmentId, VersionReader};
+use super::{join_key, pseudo, pseudonymous_key, KeyRange, SegmentId, VersionReader};
 use crate::Error;
 
 /// Why a request by key is refused.
@@ -43,13 +43,34 @@ pub enum ScanPlan {
     Ordered(super::Batches),
 }
 
-/// One dataset as a model may read it.
+/// One dataset as one model may read it.
+#[derive(Clone)]
 pub struct Access {
     pub reader: VersionReader,
     pub view: View,
+    /// In one part of a partitioned run: the records its scans reach.
+    pub range: Option<KeyRange>,
 }
 
 impl Access {
+    /// This access with its scans limited to `range` of the first key
+    /// field (one part of a partitioned run).
+    pub fn restricted(mut self, range: KeyRange) -> Access {
+        self.range = Some(range);
+        self
+    }
+
+    /// Whether a partitioned run may cut this dataset by its first key
+    /// field: that field is clear to the model (a personal one reaches it
+    /// as pseudonyms, whose order is not the clear values').
+    pub fn can_split(&self) -> bool {
+        let schema = self.schema();
+        match schema.primary_key.first() {
+            Some(first) => !(self.pseudonymous() && schema.is_personal(first)),
+            None => false,
+        }
+    }
+
     fn schema(&self) -> &super::Schema {
         &self.reader.info.schema
     }
@@ -98,6 +119,9 @@ impl Access {
         seen: Option<&[SegmentId]>,
     ) -> Result<ScanPlan, Refusal> {
         match index {
+            Some(_) if self.range.is_some() => Err(Refusal::Failed(
+                "in a partitioned run a dataset split by key is read in key order: a scan by an index is refused (drop `[partition]` from model.toml, or read this dataset in key order)".into(),
+            )),
             Some(index) => {
                 let field = self.index_field(index)?;
                 let run = self.index_run_for(index, &field);
@@ -132,15 +156,27 @@ impl Access {
                     .take_while(|k| !schema.is_personal(k))
                     .count();
                 if seen.is_none() {
-                    if let Some(batches) = self.reader.pseudonym_ordered(&self.view, prefix) {
+                    if let Some(batches) =
+                        self.reader
+                            .pseudonym_ordered_in(&self.view, prefix, self.range.as_ref())
+                    {
                         return Ok(ScanPlan::Ordered(batches));
                     }
                 }
-                Ok(ScanPlan::Keys(
-                    self.reader.index_entries(pseudo::KEY_ORDER, seen)?,
-                ))
+                let mut keys = self.reader.index_entries(pseudo::KEY_ORDER, seen)?;
+                if let Some(range) = &self.range {
+                    keys.retain(|k| range.contains(k.as_bytes()));
+                }
+                Ok(ScanPlan::Keys(keys))
             }
-            None => Ok(ScanPlan::Batches),
+            None => match &self.range {
+                Some(range) => Ok(ScanPlan::Ordered(self.reader.batches_in(
+                    &self.view,
+                    seen,
+                    Some(range),
+                ))),
+                None => Ok(ScanPlan::Batches),
+            },
         }
     }
 
@@ -232,7 +268,13 @@ impl Access {
         } else {
             super::view::Personal::Pseudonyms(crate::pseudonym::Pseudonymizer::for_store(store)?)
         };
-        Ok(View::new(&reader.info.schema, fields, personal).map(|view| Access { reader, view }))
+        Ok(
+            View::new(&reader.info.schema, fields, personal).map(|view| Access {
+                reader,
+                view,
+                range: None,
+            }),
+        )
     }
 }
 
@@ -336,5 +378,131 @@ type = "decimal"
         );
         assert_eq!(ordered.len(), 3000);
         assert_eq!(ordered, by_lookup);
+    }
+
+    /// Records of every batch, in order.
+    fn records(batches: crate::dataset::Batches) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (data, offsets) in batches.map(|b| b.unwrap()) {
+            for w in offsets.windows(2) {
+                out.push(data[w[0] as usize..w[1] as usize].to_vec());
+            }
+        }
+        out
+    }
+
+    fn ingest_rows(store: &Store, dir: &std::path::Path, rows: std::ops::Range<u32>, append: bool) {
+        let path = dir.join(format!("e-{}-{append}.csv", rows.start));
+        let mut text = String::from("employer,year,person,wage\n");
+        for i in rows {
+            text.push_str(&format!(
+                "E{:04},{},P{:05},{}.{:02}\n",
+                i / 7,
+                2023 + i % 2,
+                (i * 7919) % 100_000,
+                1000 + i + u32::from(append),
+                i % 100
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let opts = Options {
+            schema: Some(schema()),
+            append,
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(store, "employees", &path, &opts).unwrap();
+        staged.commit(store).unwrap();
+    }
+
+    /// Ranges cut at a block boundary, inside blocks, and before and after
+    /// every key.
+    fn ranges(access: &Access) -> Vec<KeyRange> {
+        let first = &access.reader.info.segments[0].first_keys;
+        let at_block = first[1]
+            .split(crate::dataset::block::KEY_SEP)
+            .next()
+            .unwrap();
+        let mut bounds = vec![
+            "A".to_string(),
+            "E0100".into(),
+            "E0100".into(),
+            at_block.to_string(),
+            "E1000x".into(),
+            "F".into(),
+        ];
+        bounds.sort();
+        let mut out = Vec::new();
+        let mut lo = None;
+        for b in bounds {
+            out.push(KeyRange {
+                lo: lo.clone(),
+                hi: Some(b.clone()),
+            });
+            lo = Some(b);
+        }
+        out.push(KeyRange { lo, hi: None });
+        out
+    }
+
+    fn parts(access: &Access) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for r in ranges(access) {
+            let part = access.clone().restricted(r);
+            match part.scan(None, None).unwrap() {
+                ScanPlan::Batches => panic!("a restricted scan names its batches"),
+                plan => out.extend(scanned(&part, plan)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn key_ranges_cut_every_kind_of_scan_into_parts_that_cover_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        ingest_rows(&store, dir.path(), 0..10_000, false);
+        // Pseudonymous key order, one segment.
+        let pseudonymous = Access::current(&store, "employees", None, false)
+            .unwrap()
+            .unwrap();
+        assert!(pseudonymous.reader.info.segments[0].first_keys.len() >= 3);
+        assert!(pseudonymous.can_split());
+        let whole = scanned(&pseudonymous, pseudonymous.scan(None, None).unwrap());
+        assert_eq!(whole.len(), 10_000);
+        assert_eq!(parts(&pseudonymous), whole);
+        // Clear key order, one segment: whole blocks and cut ones, through
+        // the view as it is and through a projection.
+        for fields in [None, Some(vec!["employer".to_string(), "wage".to_string()])] {
+            let clear = Access::current(&store, "employees", fields.as_deref(), true)
+                .unwrap()
+                .unwrap();
+            let whole = records(clear.reader.batches(&clear.view, None));
+            assert_eq!(parts(&clear), whole);
+        }
+        // Two segments merged by key, some keys in both.
+        ingest_rows(&store, dir.path(), 9_000..12_000, true);
+        let clear = Access::current(&store, "employees", None, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(clear.reader.info.segments.len(), 2);
+        let whole = records(clear.reader.batches(&clear.view, None));
+        assert_eq!(whole.len(), 12_000);
+        assert_eq!(parts(&clear), whole);
+        // Pseudonymous order over two segments: records by key, filtered.
+        let pseudonymous = Access::current(&store, "employees", None, false)
+            .unwrap()
+            .unwrap();
+        let whole = scanned(&pseudonymous, pseudonymous.scan(None, None).unwrap());
+        assert_eq!(whole.len(), 12_000);
+        assert_eq!(parts(&pseudonymous), whole);
+        // Scans by an index are refused in a part.
+        let part = clear.clone().restricted(KeyRange {
+            lo: None,
+            hi: Some("E0100".into()),
+        });
+        assert!(matches!(
+            part.scan(Some("anything"), None),
+            Err(Refusal::Failed(m)) if m.contains("partitioned run")
+        ));
     }
 }

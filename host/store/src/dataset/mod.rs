@@ -855,6 +855,64 @@ pub fn pseudonymous_key(schema: &Schema, p: &crate::pseudonym::Pseudonymizer, ke
     out
 }
 
+/// The records of a dataset whose first key field is at least `lo` (when
+/// given) and below `hi` (when given): one part of a partitioned run.
+///
+/// Bounds are values of the first key field. Compared with whole stored
+/// keys byte by byte they cut at the same places, since the key separator
+/// sorts before every character a value may hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hi: Option<String>,
+}
+
+impl KeyRange {
+    /// Whether a stored key comes before the range.
+    pub fn before(&self, key: &[u8]) -> bool {
+        self.lo.as_ref().is_some_and(|lo| key < lo.as_bytes())
+    }
+
+    /// Whether a stored key comes after the range.
+    pub fn after(&self, key: &[u8]) -> bool {
+        self.hi.as_ref().is_some_and(|hi| key >= hi.as_bytes())
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        !self.before(key) && !self.after(key)
+    }
+
+    /// The blocks that may hold keys of the range, given the first key of
+    /// each block (block `n` holds keys from `first[n]` up to `first[n + 1]`).
+    pub fn blocks<S: AsRef<str>>(&self, first: &[S]) -> std::ops::Range<usize> {
+        let from = match &self.lo {
+            Some(lo) => first
+                .partition_point(|k| k.as_ref() < lo.as_str())
+                .saturating_sub(1),
+            None => 0,
+        };
+        let to = match &self.hi {
+            Some(hi) => first.partition_point(|k| k.as_ref() < hi.as_str()),
+            None => first.len(),
+        };
+        from..to.max(from)
+    }
+
+    /// Whether every key of block `n` is in the range (its last key is
+    /// below the next block's first).
+    fn holds_block<S: AsRef<str>>(&self, first: &[S], n: usize) -> bool {
+        let starts_in = !self.before(first[n].as_ref().as_bytes());
+        let ends_in = match (&self.hi, first.get(n + 1)) {
+            (None, _) => true,
+            (Some(hi), Some(next)) => next.as_ref() <= hi.as_str(),
+            (Some(_), None) => false,
+        };
+        starts_in && ends_in
+    }
+}
+
 /// Reads one version of a dataset.
 #[derive(Clone)]
 pub struct VersionReader {
@@ -933,10 +991,66 @@ impl VersionReader {
         &self,
         seg: &SegmentInfo,
     ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
-        match self.run_file(seg, RECORDS_RUN) {
-            Ok(f) => Box::new((0..f.len()).map(move |n| f.read_block(n))),
+        self.run_blocks(seg, RECORDS_RUN, None, &seg.first_keys)
+    }
+
+    /// The blocks of run `run` of `seg` that may hold keys of `range`
+    /// (every block without one), `first` being each block's first key.
+    fn run_blocks(
+        &self,
+        seg: &SegmentInfo,
+        run: u16,
+        range: Option<&KeyRange>,
+        first: &[String],
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+        match self.run_file(seg, run) {
+            Ok(f) => {
+                let blocks = match range {
+                    Some(r) if first.len() == f.len() => r.blocks(first),
+                    _ => 0..f.len(),
+                };
+                Box::new(blocks.map(move |n| f.read_block(n)))
+            }
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
+    }
+
+    /// One segment's records of `range` as batches through `view`: blocks
+    /// wholly inside are read as [`VersionReader::batches`] reads them (keys
+    /// left on disk), the blocks at its ends record by record.
+    fn segment_range(&self, seg: &SegmentInfo, view: view::View, range: KeyRange) -> Batches {
+        let f = match self.run_file(seg, RECORDS_RUN) {
+            Ok(f) => f,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let first = seg.first_keys.clone();
+        let mut scratch = Vec::new();
+        Box::new(
+            range
+                .blocks(&first)
+                .map(move |n| -> Result<(Vec<u8>, Vec<u32>)> {
+                    if range.holds_block(&first, n) {
+                        if view.is_passthrough() {
+                            return f.read_records(n);
+                        }
+                        let offsets = f.read_records_into(n, &mut scratch)?;
+                        return view.project(&scratch, &offsets).map_err(Error::Other);
+                    }
+                    let bytes = f.read_block(n)?;
+                    let block = Block::parse(&bytes)?;
+                    let mut data = Vec::new();
+                    let mut offsets = vec![0u32];
+                    for i in 0..block.len() {
+                        if range.contains(block.key(i)) {
+                            view.record(block.record(i), &mut data)
+                                .map_err(Error::Other)?;
+                            offsets.push(data.len() as u32);
+                        }
+                    }
+                    Ok((data, offsets))
+                })
+                .filter(|b| b.as_ref().map_or(true, |(_, offsets)| offsets.len() > 1)),
+        )
     }
 
     /// The records `view` lets a model see, as flat batches in key order.
@@ -948,6 +1062,16 @@ impl VersionReader {
     /// faster on an idle machine but lowered the throughput of runs sharing
     /// the cores (BENCHMARKS.md), and a unit runs many models at once.
     pub fn batches(&self, view: &view::View, seen: Option<&[SegmentId]>) -> Batches {
+        self.batches_in(view, seen, None)
+    }
+
+    /// [`VersionReader::batches`] of the records of `range` only.
+    pub fn batches_in(
+        &self,
+        view: &view::View,
+        seen: Option<&[SegmentId]>,
+        range: Option<&KeyRange>,
+    ) -> Batches {
         let ids = self.segment_ids();
         let segs: Vec<SegmentInfo> = self
             .info
@@ -964,6 +1088,9 @@ impl VersionReader {
             let Some(seg) = segs.first() else {
                 return Box::new(std::iter::empty());
             };
+            if let Some(range) = range {
+                return self.segment_range(seg, view, range.clone());
+            }
             return match self.run_file(seg, RECORDS_RUN) {
                 Ok(f) if view.is_passthrough() => {
                     Box::new((0..f.len()).map(move |n| f.read_records(n)))
@@ -980,7 +1107,12 @@ impl VersionReader {
         }
         let sources = segs
             .iter()
-            .map(|s| SegmentCursor::new(self.segment_blocks(s)))
+            .map(|s| {
+                SegmentCursor::ranged(
+                    self.run_blocks(s, RECORDS_RUN, range, &s.first_keys),
+                    range.cloned(),
+                )
+            })
             .collect();
         Box::new(MergedBatches {
             merge: SegmentMerge::new(sources),
@@ -994,21 +1126,31 @@ impl VersionReader {
     /// not personal; `None` otherwise (the caller looks records up by the
     /// `#key` run's order instead).
     pub fn pseudonym_ordered(&self, view: &view::View, prefix: usize) -> Option<Batches> {
+        self.pseudonym_ordered_in(view, prefix, None)
+    }
+
+    /// [`VersionReader::pseudonym_ordered`] of the records of `range` only
+    /// (a range of the first key field, which is not personal).
+    pub fn pseudonym_ordered_in(
+        &self,
+        view: &view::View,
+        prefix: usize,
+        range: Option<&KeyRange>,
+    ) -> Option<Batches> {
         let [seg] = self.info.segments.as_slice() else {
             return None;
         };
-        let order_run = seg.indexes.get(pseudo::KEY_ORDER)?.run;
+        let order = seg.indexes.get(pseudo::KEY_ORDER)?;
         if prefix == 0 {
             return None;
         }
-        let order_blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> =
-            match self.run_file(seg, order_run) {
-                Ok(f) => Box::new((0..f.len()).map(move |n| f.read_block(n))),
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            };
+        // The `#key` run's keys begin with the same clear fields as the
+        // records' keys, so a range cuts both alike.
+        let order_blocks = self.run_blocks(seg, order.run, range, &order.first_values);
+        let records = self.run_blocks(seg, RECORDS_RUN, range, &seg.first_keys);
         Some(Box::new(PseudonymOrdered {
-            records: SegmentCursor::new(self.segment_blocks(seg)),
-            order: SegmentCursor::new(order_blocks),
+            records: SegmentCursor::ranged(records, range.cloned()),
+            order: SegmentCursor::ranged(order_blocks, range.cloned()),
             prefix,
             view: view.clone(),
             group: Vec::new(),
@@ -1264,14 +1406,24 @@ struct SegmentCursor {
     blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
     current: Option<Vec<u8>>,
     next: usize,
+    /// Only the records of this range.
+    range: Option<KeyRange>,
 }
 
 impl SegmentCursor {
     fn new(blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>) -> Self {
+        SegmentCursor::ranged(blocks, None)
+    }
+
+    fn ranged(
+        blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
+        range: Option<KeyRange>,
+    ) -> Self {
         SegmentCursor {
             blocks,
             current: None,
             next: 0,
+            range,
         }
     }
 
@@ -1281,7 +1433,19 @@ impl SegmentCursor {
             if let Some(bytes) = &self.current {
                 let block = Block::parse(bytes)?;
                 if self.next < block.len() {
-                    return Ok(Some(block.key(self.next).to_vec()));
+                    let key = block.key(self.next);
+                    match &self.range {
+                        Some(r) if r.before(key) => {
+                            self.next += 1;
+                            continue;
+                        }
+                        Some(r) if r.after(key) => {
+                            self.current = None;
+                            self.blocks = Box::new(std::iter::empty());
+                            return Ok(None);
+                        }
+                        _ => return Ok(Some(key.to_vec())),
+                    }
                 }
             }
             match self.blocks.next() {

@@ -1,0 +1,136 @@
+//! Partitioned runs: a model that declares `[partition]` in its model.toml
+//! runs as one sandboxed instance per range of its key, all at once, and
+//! its leads are merged.
+//!
+//! The ranges are cut at block boundaries of the largest dataset split on
+//! the key (its blocks' first keys give the bounds, so every part starts
+//! reading at the beginning of a block), and the same bounds cut every
+//! other split dataset. Every part is a self-contained task — the run's
+//! model and its digest, the parameters, the dataset versions and digests,
+//! and one key range — so the same shape could be handed to a work queue;
+//! here the parts run on the cores of this host. Parts cover disjoint
+//! keys, so they must emit disjoint subjects; the merged leads, and so the
+//! leads digest, are those of a single-instance run.
+
+use crate::catalog::Manifest;
+use crate::dataset::access::Access;
+use crate::dataset::{block, KeyRange};
+use std::collections::HashMap;
+
+/// The most parts a run is split into.
+pub const MAX_PARTS: usize = 64;
+
+/// How a run is split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The key, as model.toml names it.
+    pub key: String,
+    /// The datasets cut into ranges; the others are read whole by every part.
+    pub datasets: Vec<String>,
+    pub ranges: Vec<KeyRange>,
+}
+
+/// How many parts to make when the caller does not say: one per core.
+pub fn default_parts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How a run of `manifest` over `datasets` splits into (at most) `parts`
+/// parts; `None` when it runs as one instance (the model declares no
+/// `[partition]`, one part is asked for, or the data is one block).
+/// `Err` when the declaration does not fit the data: the run is refused.
+pub fn split(
+    manifest: &Manifest,
+    datasets: &HashMap<String, Access>,
+    parts: usize,
+) -> Result<Option<Split>, String> {
+    let Some(decl) = &manifest.partition else {
+        return Ok(None);
+    };
+    let parts = parts.clamp(1, MAX_PARTS);
+    let mut split: Vec<String> = Vec::new();
+    for name in manifest.datasets.keys() {
+        let Some(access) = datasets.get(name) else {
+            continue;
+        };
+        let field = decl.field_in(name);
+        let first = access.reader.info.schema.primary_key.first();
+        if first.map(String::as_str) != Some(field) {
+            if decl.fields.contains_key(name) {
+                return Err(format!(
+                    "{}: [partition] says `{name}` holds the key in `{field}`, but its primary key begins with `{}`",
+                    manifest.id(),
+                    first.map_or("nothing", String::as_str)
+                ));
+            }
+            continue;
+        }
+        if !access.can_split() {
+            // Its records reach the model in pseudonym order, which a range
+            // of clear values does not follow: one instance reads all.
+            tracing::debug!(
+                "{}: `{name}` is keyed by a personal field the model gets as pseudonyms; the run is not split",
+                manifest.id()
+            );
+            return Ok(None);
+        }
+        split.push(name.clone());
+    }
+    if split.is_empty() {
+        return Err(format!(
+            "{}: [partition] key `{}` begins the primary key of none of its datasets; name the field that holds it under [partition] fields",
+            manifest.id(),
+            decl.key
+        ));
+    }
+    if parts == 1 {
+        return Ok(None);
+    }
+    // Bounds from the block boundaries of the largest split dataset.
+    let largest = split
+        .iter()
+        .filter_map(|n| datasets.get(n))
+        .max_by_key(|a| a.reader.info.records)
+        .expect("at least one split dataset");
+    let Some(segment) = largest
+        .reader
+        .info
+        .segments
+        .iter()
+        .max_by_key(|s| s.first_keys.len())
+    else {
+        return Ok(None);
+    };
+    let first_keys = &segment.first_keys;
+    let mut bounds: Vec<String> = (1..parts)
+        .map(|j| j * first_keys.len() / parts)
+        .filter(|&i| i > 0 && i < first_keys.len())
+        .map(|i| {
+            first_keys[i]
+                .split(block::KEY_SEP)
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    bounds.dedup();
+    if bounds.is_empty() {
+        return Ok(None);
+    }
+    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+    let mut lo = None;
+    for b in bounds {
+        ranges.push(KeyRange {
+            lo: lo.take(),
+            hi: Some(b.clone()),
+        });
+        lo = Some(b);
+    }
+    ranges.push(KeyRange { lo, hi: None });
+    Ok(Some(Split {
+        key: decl.key.clone(),
+        datasets: split,
+        ranges,
+    }))
+}
