@@ -179,7 +179,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
             opts.reps.max(5),
             progress,
         )?;
-        figures.extend(points.iter().map(sweep::Point::figure));
+        figures.extend(points.iter().flat_map(sweep::Point::figures));
     }
 
     if want(Section::Scan)

@@ -29,6 +29,8 @@ pub const RATES: [u32; 3] = [10, 50, 250];
 pub const TARGET_25: f64 = 2.0;
 /// … and a third at 5 %.
 pub const TARGET_5: f64 = 3.0;
+/// A partitioned run (one part per core) against one instance.
+pub const TARGET_PARTS: f64 = 1.8;
 
 /// One process run: wall time and the CPU time it used.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +51,10 @@ pub struct Point {
     pub first: Timed,
     /// Later `jiandu run`s (the same leads found again), paired with …
     pub jiandu: Vec<Timed>,
-    /// … the `sqlite3` script runs.
+    /// … the `sqlite3` script runs, and …
     pub sqlite_runs: Vec<Timed>,
+    /// … `jiandu run --partitions 1` (one instance).
+    pub single: Vec<Timed>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -80,6 +84,46 @@ impl Point {
                 .map(|(j, s)| s.wall.as_secs_f64() / j.wall.as_secs_f64().max(1e-9))
                 .collect(),
         )
+    }
+
+    /// The median of the paired ratios one instance's time ÷ the
+    /// partitioned run's.
+    pub fn parts_ratio(&self) -> f64 {
+        median(
+            self.jiandu
+                .iter()
+                .zip(&self.single)
+                .map(|(j, s)| s.wall.as_secs_f64() / j.wall.as_secs_f64().max(1e-9))
+                .collect(),
+        )
+    }
+
+    pub fn figures(&self) -> Vec<Figure> {
+        let ratio = self.parts_ratio();
+        vec![
+            self.figure(),
+            Figure {
+                section: "Sweep",
+                what: format!(
+                    "the same run as one instance (`--partitions 1`) against the default, one part per core ({:.0} % in arrears)",
+                    self.per_mille as f64 / 10.0
+                ),
+                jiandu: format!(
+                    "partitioned {:.3} s, CPU {:.3} s",
+                    Point::wall(&self.jiandu),
+                    Point::cpu(&self.jiandu)
+                ),
+                baseline: format!(
+                    "one instance {:.3} s, CPU {:.3} s",
+                    Point::wall(&self.single),
+                    Point::cpu(&self.single)
+                ),
+                ratio: Some(ratio),
+                ratio_means: "one instance's time ÷ partitioned time (median of pairs)",
+                target: format!("≥ {TARGET_PARTS}×"),
+                met: Some(ratio >= TARGET_PARTS),
+            },
+        ]
     }
 
     pub fn figure(&self) -> Figure {
@@ -284,27 +328,33 @@ pub fn measure_rate(
     let script_path = dir.join("leads.sql");
     std::fs::write(&script_path, script(&params))?;
 
-    let run_jiandu = || {
+    let jiandu_run = |extra: &[&str]| {
         timed(
             Command::new(&jiandu)
                 .env_remove("JIANDU_CONFIG")
                 .env("JIANDU_OPERATOR", "bench")
                 .arg("--store")
                 .arg(&store_dir)
-                .args(["--quiet", "run", &model.manifest.name]),
+                .args(["--quiet", "run", &model.manifest.name])
+                .args(extra),
         )
     };
+    let run_jiandu = || jiandu_run(&[]);
+    let run_single = || jiandu_run(&["--partitions", "1"]);
     let run_sqlite = || timed(&mut sqlite.command(&db, &script_path)?);
     progress("sweep: the first run (every lead new)");
     let first = run_jiandu()?;
     let mut jiandu_times = Vec::new();
     let mut sqlite_times = Vec::new();
+    let mut single_times = Vec::new();
     for round in 0..reps.max(1) {
         progress(&format!("sweep: round {} of {reps}", round + 1));
         if round % 2 == 0 {
             jiandu_times.push(run_jiandu()?);
             sqlite_times.push(run_sqlite()?);
+            single_times.push(run_single()?);
         } else {
+            single_times.push(run_single()?);
             sqlite_times.push(run_sqlite()?);
             jiandu_times.push(run_jiandu()?);
         }
@@ -356,6 +406,7 @@ pub fn measure_rate(
         first,
         jiandu: jiandu_times,
         sqlite_runs: sqlite_times,
+        single: single_times,
     })
 }
 

@@ -180,6 +180,7 @@ fn refusal(r: Refusal) -> String {
     match r {
         Refusal::Undeclared(what) => format!("undeclared field: {what}"),
         Refusal::Failed(message) => message,
+        Refusal::Deadline => "the run's wall time ran out".into(),
     }
 }
 

@@ -268,6 +268,11 @@ impl Runtime {
         let limits = session.limits;
         let started = Instant::now();
         session.deadline = deadline_after(started, limits.wall_seconds);
+        // Long reads inside one host call stop at the deadline too.
+        let deadline = session.deadline;
+        for access in session.datasets.values_mut() {
+            access.reader.set_deadline(deadline);
+        }
         let mut store = Store::new(&self.engine, session);
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(hostcall_bytes(&limits));
@@ -686,6 +691,18 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
         limit,
         used,
     };
+    // A read inside a host call that ran into the run's deadline.
+    if let Some(crate::Error::Deadline { .. }) = e.downcast_ref::<crate::Error>() {
+        return failure(
+            "wall-time",
+            format!(
+                "ran past its wall-time limit of {} s (inside a host call)",
+                limits.wall_seconds
+            ),
+            Some(limits.wall_seconds),
+            Some(elapsed_seconds),
+        );
+    }
     // The host's own failure on the model's behalf (say, a leads spill
     // file it could not write): not the model's doing, no backtrace.
     if let Some(host) = e.downcast_ref::<crate::Error>() {
@@ -1108,6 +1125,9 @@ fn refused<T>(refusal: Refusal) -> wasmtime::Result<Result<T, String>> {
     match refusal {
         Refusal::Undeclared(what) => Err(wasmtime::Error::new(Breach::UndeclaredField(what))),
         Refusal::Failed(message) => Ok(Err(message)),
+        Refusal::Deadline => Err(wasmtime::Error::new(crate::Error::Deadline {
+            dataset: String::new(),
+        })),
     }
 }
 
@@ -1354,6 +1374,11 @@ mod tests {
         assert_eq!(f.kind, "undeclared-field");
         let f = classified(wasmtime::Error::new(Trap::OutOfFuel));
         assert_eq!(f.kind, "fuel-exhausted");
+        // A long read that ran into the deadline is the run's wall time.
+        let f = classified(wasmtime::Error::new(crate::Error::Deadline {
+            dataset: "d".into(),
+        }));
+        assert_eq!(f.kind, "wall-time");
         let f = classified(wasmtime::Error::new(Trap::MemoryOutOfBounds));
         assert_eq!(f.kind, "trap");
         let documented = [

@@ -61,6 +61,10 @@ pub enum Error {
 
     #[error("{0}")]
     Other(String),
+
+    /// A long read for a run went past the run's deadline.
+    #[error("dataset `{dataset}`: the run's wall time ran out while the host was reading it")]
+    Deadline { dataset: String },
 }
 
 impl Error {

@@ -24,11 +24,17 @@ pub enum Refusal {
     /// Anything else (an unknown index, a damaged file): the model gets an
     /// error it can handle.
     Failed(String),
+    /// The run's wall time ran out while the host was serving the request:
+    /// this ends the run (`wall-time`).
+    Deadline,
 }
 
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
-        Refusal::Failed(e.to_string())
+        match e {
+            Error::Deadline { .. } => Refusal::Deadline,
+            e => Refusal::Failed(e.to_string()),
+        }
     }
 }
 
@@ -130,15 +136,15 @@ impl Access {
                 };
                 // Records of one value in pseudonym order, not in the
                 // order of their clear keys.
-                let mut entries: Vec<(String, String, String)> = self
-                    .reader
-                    .index_pairs(&run, seen)?
-                    .into_iter()
-                    .map(|(value, key)| {
-                        let pseudo = pseudonymous_key(self.schema(), p, &key);
-                        (value, pseudo, key)
-                    })
-                    .collect();
+                let pairs = self.reader.index_pairs(&run, seen)?;
+                let mut entries: Vec<(String, String, String)> = Vec::with_capacity(pairs.len());
+                for (n, (value, key)) in pairs.into_iter().enumerate() {
+                    if n % 4096 == 0 {
+                        self.reader.check_time()?;
+                    }
+                    let pseudo = pseudonymous_key(self.schema(), p, &key);
+                    entries.push((value, pseudo, key));
+                }
                 entries.sort_unstable();
                 Ok(ScanPlan::Keys(
                     entries.into_iter().map(|(_, _, k)| k).collect(),

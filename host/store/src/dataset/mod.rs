@@ -921,6 +921,11 @@ pub struct VersionReader {
     cache: Arc<BlockCache>,
     name: String,
     pub info: VersionInfo,
+    /// For a run: when its time is up. Reads that walk a whole run or
+    /// index (and so may take seconds) stop there with
+    /// [`Error::Deadline`], so a model cannot keep the host busy past its
+    /// wall-time limit inside one call.
+    deadline: Option<std::time::Instant>,
 }
 
 impl VersionReader {
@@ -954,6 +959,26 @@ impl VersionReader {
             cache: store.block_cache(),
             name: name.to_string(),
             info,
+            deadline: None,
+        }
+    }
+
+    /// Stops long reads at `deadline` (see [`Error::Deadline`]).
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// [`Error::Deadline`] once the deadline has passed.
+    pub fn check_time(&self) -> Result<()> {
+        self.check_deadline()
+    }
+
+    fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if std::time::Instant::now() > d => Err(Error::Deadline {
+                dataset: self.name.clone(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -1238,6 +1263,7 @@ impl VersionReader {
         let f = self.run_file(seg, run.run)?;
         let mut out = Vec::new();
         for n in 0..f.len() {
+            self.check_deadline()?;
             let bytes = f.read_block(n)?;
             let block = Block::parse(&bytes)?;
             for i in 0..block.len() {
@@ -1294,7 +1320,10 @@ impl VersionReader {
                 continue;
             }
             let run = self.index_run(seg, index)?;
-            for (value, key) in self.segment_index(seg, run)? {
+            for (n, (value, key)) in self.segment_index(seg, run)?.into_iter().enumerate() {
+                if n % 1024 == 0 {
+                    self.check_deadline()?;
+                }
                 let mut replaced = false;
                 for newer in &segs[i + 1..] {
                     if self.segment_get(newer, &key)?.is_some() {
@@ -1314,12 +1343,29 @@ impl VersionReader {
     /// Primary keys whose `index` value is `value`, in key order.
     pub fn index_keys(&self, index: &str, value: &str) -> Result<Vec<String>> {
         if self.info.segments.len() > 1 {
-            return Ok(self
-                .merged_index(index, None)?
-                .into_iter()
-                .filter(|(v, _)| v == value)
-                .map(|(_, k)| k)
-                .collect());
+            // Each segment's entries for `value`, kept unless a newer
+            // segment holds the key (its record, with whatever value it
+            // has now, wins): O(log N) per segment and found key, never a
+            // walk over the whole index.
+            let segs = &self.info.segments;
+            let mut out = Vec::new();
+            for (i, seg) in segs.iter().enumerate() {
+                let run = self.index_run(seg, index)?;
+                for key in self.segment_lookup(seg, run, value)? {
+                    let mut replaced = false;
+                    for newer in &segs[i + 1..] {
+                        if self.segment_get(newer, &key)?.is_some() {
+                            replaced = true;
+                            break;
+                        }
+                    }
+                    if !replaced {
+                        out.push(key);
+                    }
+                }
+            }
+            out.sort_unstable();
+            return Ok(out);
         }
         let mut out = Vec::new();
         for seg in &self.info.segments {
@@ -1802,6 +1848,28 @@ by_place = "place"
         write(&store, &[("z", "z")], false);
         let replaced = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(places(&replaced, Some(&reader.segment_ids())), ["z:z"]);
+    }
+
+    #[test]
+    fn reads_of_a_whole_index_stop_at_the_runs_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        register_schema(&store, schema()).unwrap();
+        write(&store, &[("a", "x"), ("c", "x")], false);
+        write(&store, &[("b", "y")], true);
+        let mut reader = VersionReader::current(&store, "sightings").unwrap();
+        reader.set_deadline(std::time::Instant::now() + std::time::Duration::from_secs(3600));
+        assert_eq!(reader.index_entries("by_place", None).unwrap().len(), 3);
+        reader.set_deadline(std::time::Instant::now() - std::time::Duration::from_millis(1));
+        for result in [
+            reader.index_entries("by_place", None),
+            reader.index_entries("by_place", Some(&[])),
+        ] {
+            assert!(
+                matches!(result, Err(Error::Deadline { ref dataset }) if dataset == "sightings"),
+                "{result:?}"
+            );
+        }
     }
 
     fn fresh() -> (tempfile::TempDir, Store) {
