@@ -1179,7 +1179,10 @@ impl VersionReader {
             prefix,
             view: view.clone(),
             group: Vec::new(),
+            arena: Vec::new(),
             queue: Vec::new(),
+            queue_arena: Vec::new(),
+            group_prefix: Vec::new(),
             next: 0,
         }))
     }
@@ -1475,6 +1478,15 @@ impl SegmentCursor {
 
     /// The key of the next record, loading the next block when needed.
     fn peek_key(&mut self) -> Result<Option<Vec<u8>>> {
+        if !self.load()? {
+            return Ok(None);
+        }
+        Ok(Some(self.entry()?.0.to_vec()))
+    }
+
+    /// Whether there is a next record (of the range), loading the next
+    /// block when needed; then [`SegmentCursor::entry`] borrows it.
+    fn load(&mut self) -> Result<bool> {
         loop {
             if let Some(bytes) = &self.current {
                 let block = Block::parse(bytes)?;
@@ -1488,16 +1500,16 @@ impl SegmentCursor {
                         Some(r) if r.after(key) => {
                             self.current = None;
                             self.blocks = Box::new(std::iter::empty());
-                            return Ok(None);
+                            return Ok(false);
                         }
-                        _ => return Ok(Some(key.to_vec())),
+                        _ => return Ok(true),
                     }
                 }
             }
             match self.blocks.next() {
                 None => {
                     self.current = None;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Some(b) => {
                     self.current = Some(b?);
@@ -1507,12 +1519,17 @@ impl SegmentCursor {
         }
     }
 
-    /// The next record's bytes without moving on (after `peek_key`
-    /// returned a key).
-    fn peek_value(&mut self) -> Result<Vec<u8>> {
-        let bytes = self.current.as_ref().expect("peeked");
+    /// The next record's key and bytes, borrowed from its block (after
+    /// [`SegmentCursor::load`] said there is one).
+    fn entry(&self) -> Result<(&[u8], &[u8])> {
+        let bytes = self.current.as_ref().expect("loaded");
         let block = Block::parse(bytes)?;
-        Ok(block.record(self.next).to_vec())
+        Ok((block.key(self.next), block.record(self.next)))
+    }
+
+    /// Moves past the record [`SegmentCursor::entry`] borrowed.
+    fn advance(&mut self) {
+        self.next += 1;
     }
 
     /// The next record's bytes (after `peek_key` returned a key).
@@ -1603,10 +1620,17 @@ struct PseudonymOrdered {
     order: SegmentCursor,
     prefix: usize,
     view: view::View,
-    /// The group being handed out: its records in clear key order, and
-    /// their keys in pseudonymous order (with the next to hand out).
-    group: Vec<(Vec<u8>, Vec<u8>)>,
-    queue: Vec<Vec<u8>>,
+    /// The group being handed out: its records in clear key order (key
+    /// and record as ranges of `arena`), and their clear keys in
+    /// pseudonymous order (ranges of `queue_arena`), with the next to hand
+    /// out. The buffers are reused from group to group: no allocation per
+    /// record.
+    group: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    arena: Vec<u8>,
+    queue: Vec<std::ops::Range<usize>>,
+    queue_arena: Vec<u8>,
+    /// The leading key fields of the group.
+    group_prefix: Vec<u8>,
     next: usize,
 }
 
@@ -1625,32 +1649,52 @@ fn key_prefix(key: &[u8], n: usize) -> &[u8] {
     key
 }
 
+/// Appends `bytes` to `arena`, returning where they are.
+fn stash(arena: &mut Vec<u8>, bytes: &[u8]) -> std::ops::Range<usize> {
+    let start = arena.len();
+    arena.extend_from_slice(bytes);
+    start..arena.len()
+}
+
 impl PseudonymOrdered {
     /// Reads the next group; `false` when both runs are done.
     fn next_group(&mut self) -> Result<bool> {
         self.group.clear();
+        self.arena.clear();
         self.queue.clear();
+        self.queue_arena.clear();
         self.next = 0;
-        let Some(_) = self.order.peek_key()? else {
+        if !self.order.load()? {
             return Ok(false);
-        };
-        let first = self.order.take()?;
-        let prefix = key_prefix(&first, self.prefix).to_vec();
-        self.queue.push(first);
-        while self.order.peek_key()?.is_some() {
-            // The value of a `#key` entry is the clear key.
-            let clear = self.order.peek_value()?;
-            if key_prefix(&clear, self.prefix) != prefix.as_slice() {
-                break;
-            }
-            self.queue.push(self.order.take()?);
         }
-        while let Some(k) = self.records.peek_key()? {
-            if key_prefix(&k, self.prefix) != prefix.as_slice() {
+        {
+            // The value of a `#key` entry is the clear key.
+            let (pseudonymous, clear) = self.order.entry()?;
+            self.group_prefix.clear();
+            self.group_prefix
+                .extend_from_slice(key_prefix(pseudonymous, self.prefix));
+            let at = stash(&mut self.queue_arena, clear);
+            self.queue.push(at);
+        }
+        self.order.advance();
+        while self.order.load()? {
+            let (_, clear) = self.order.entry()?;
+            if key_prefix(clear, self.prefix) != self.group_prefix.as_slice() {
                 break;
             }
-            let rec = self.records.take()?;
-            self.group.push((k, rec));
+            let at = stash(&mut self.queue_arena, clear);
+            self.queue.push(at);
+            self.order.advance();
+        }
+        while self.records.load()? {
+            let (key, record) = self.records.entry()?;
+            if key_prefix(key, self.prefix) != self.group_prefix.as_slice() {
+                break;
+            }
+            let k = stash(&mut self.arena, key);
+            let r = stash(&mut self.arena, record);
+            self.group.push((k, r));
+            self.records.advance();
         }
         Ok(true)
     }
@@ -1659,23 +1703,26 @@ impl PseudonymOrdered {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         while offsets.len() <= BLOCK_RECORDS {
-            let Some(key) = self.queue.get(self.next) else {
+            let Some(at) = self.queue.get(self.next).cloned() else {
                 if !self.next_group()? {
                     break;
                 }
                 continue;
             };
             self.next += 1;
-            let found = self.group.binary_search_by(|(k, _)| k.as_slice().cmp(key));
+            let key = &self.queue_arena[at];
+            let arena = &self.arena;
+            let found = self
+                .group
+                .binary_search_by(|(k, _)| arena[k.clone()].cmp(key));
             let Ok(i) = found else {
                 return Err(Error::Other(format!(
                     "the pseudonymous key order names a record the version does not hold ({})",
                     String::from_utf8_lossy(key)
                 )));
             };
-            self.view
-                .record(&self.group[i].1, &mut data)
-                .map_err(Error::Other)?;
+            let record = &self.arena[self.group[i].1.clone()];
+            self.view.record(record, &mut data).map_err(Error::Other)?;
             offsets.push(data.len() as u32);
         }
         Ok((offsets.len() > 1).then_some((data, offsets)))
