@@ -597,18 +597,26 @@ pub(crate) fn load_and_run(
     session: Session,
     limits: Limits,
 ) -> crate::runtime::Finished {
-    let owned;
-    let loaded = match loaded {
-        Some(l) => l,
-        None => match load(runtime, cache, installed) {
-            Ok(l) => {
-                owned = l;
-                &owned
-            }
-            Err(e) => return not_loaded(installed, &e, limits),
-        },
-    };
-    runtime.run(loaded, session)
+    let mut owned = None;
+    match loaded_or_load(runtime, cache, installed, loaded, &mut owned) {
+        Ok(loaded) => runtime.run(loaded, session),
+        Err(e) => not_loaded(installed, &e, limits),
+    }
+}
+
+/// `loaded`, else the model's code from `cache` or compiled now (kept in
+/// `owned`).
+fn loaded_or_load<'a>(
+    runtime: &Runtime,
+    cache: Option<&ModuleCache>,
+    installed: &Installed,
+    loaded: Option<&'a Loaded>,
+    owned: &'a mut Option<Loaded>,
+) -> std::result::Result<&'a Loaded, LoadError> {
+    match loaded {
+        Some(l) => Ok(l),
+        None => Ok(owned.insert(load(runtime, cache, installed)?)),
+    }
 }
 
 /// [`load_and_run`] for the parts of a partitioned run, all at once.
@@ -620,18 +628,11 @@ fn load_and_run_parts(
     sessions: Vec<Session>,
     limits: Limits,
 ) -> (crate::runtime::Finished, Vec<crate::runtime::PartRun>) {
-    let owned;
-    let loaded = match loaded {
-        Some(l) => l,
-        None => match load(runtime, cache, installed) {
-            Ok(l) => {
-                owned = l;
-                &owned
-            }
-            Err(e) => return (not_loaded(installed, &e, limits), Vec::new()),
-        },
-    };
-    runtime.run_parts(loaded, sessions)
+    let mut owned = None;
+    match loaded_or_load(runtime, cache, installed, loaded, &mut owned) {
+        Ok(loaded) => runtime.run_parts(loaded, sessions),
+        Err(e) => (not_loaded(installed, &e, limits), Vec::new()),
+    }
 }
 
 /// A run whose model could not be loaded.

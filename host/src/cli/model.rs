@@ -263,18 +263,7 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
     for b in &man.legal_basis {
         outln!("  legal basis: {b}");
     }
-    if let Some(p) = &man.partition {
-        let renamed: Vec<String> = p.fields.iter().map(|(ds, f)| format!("{ds}.{f}")).collect();
-        outln!(
-            "  runs split by {}{}: one instance per key range, all at once",
-            p.key,
-            if renamed.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", renamed.join(", "))
-            }
-        );
-    }
+    print_partition(man);
     outln!("  reads:");
     for (ds, decl) in &man.datasets {
         let personal: Vec<String> = jiandu::dataset::head(store, ds)?
@@ -652,18 +641,7 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
     for b in &man.legal_basis {
         outln!("  legal basis: {b}");
     }
-    if let Some(p) = &man.partition {
-        let renamed: Vec<String> = p.fields.iter().map(|(ds, f)| format!("{ds}.{f}")).collect();
-        outln!(
-            "  runs split by {}{}: one instance per key range, all at once",
-            p.key,
-            if renamed.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", renamed.join(", "))
-            }
-        );
-    }
+    print_partition(man);
     outln!("  reads:");
     for r in share::reads(store, man)? {
         let fields = r
@@ -699,4 +677,20 @@ fn print_plan(store: &jiandu::Store, plan: &share::Plan) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A model's `[partition]`, as `model show` and an import's preview say it.
+fn print_partition(man: &jiandu::catalog::Manifest) {
+    if let Some(p) = &man.partition {
+        let renamed: Vec<String> = p.fields.iter().map(|(ds, f)| format!("{ds}.{f}")).collect();
+        outln!(
+            "  runs split by {}{}: one instance per key range, all at once",
+            p.key,
+            if renamed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", renamed.join(", "))
+            }
+        );
+    }
 }

@@ -1327,20 +1327,24 @@ impl VersionReader {
                 if n % 1024 == 0 {
                     self.check_deadline()?;
                 }
-                let mut replaced = false;
-                for newer in &segs[i + 1..] {
-                    if self.segment_get(newer, &key)?.is_some() {
-                        replaced = true;
-                        break;
-                    }
-                }
-                if !replaced {
+                if !self.held_by_newer(&segs[i + 1..], &key)? {
                     out.push((value, key));
                 }
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Whether one of the `newer` segments holds a record with `key` (which
+    /// then replaces an older segment's).
+    fn held_by_newer(&self, newer: &[SegmentInfo], key: &str) -> Result<bool> {
+        for seg in newer {
+            if self.segment_get(seg, key)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Primary keys whose `index` value is `value`, in key order.
@@ -1355,14 +1359,7 @@ impl VersionReader {
             for (i, seg) in segs.iter().enumerate() {
                 let run = self.index_run(seg, index)?;
                 for key in self.segment_lookup(seg, run, value)? {
-                    let mut replaced = false;
-                    for newer in &segs[i + 1..] {
-                        if self.segment_get(newer, &key)?.is_some() {
-                            replaced = true;
-                            break;
-                        }
-                    }
-                    if !replaced {
+                    if !self.held_by_newer(&segs[i + 1..], &key)? {
                         out.push(key);
                     }
                 }
