@@ -384,19 +384,18 @@ pub fn read(
             chunker.sha256()
         }
         Format::Xlsx => {
-            let mut bytes = Vec::new();
-            input
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::file(path, e))?;
+            // A workbook is a zip, read out of order: it waits in an
+            // unlinked file under the store's `tmp/`, not in memory.
+            let (spooled, sha256) = spool(input, path, tmp)?;
             read_xlsx(
                 schema,
                 path,
-                &bytes,
+                spooled,
                 &opts.allow_missing,
                 &mut builder,
                 &mut problems,
             )?;
-            hex::encode(Sha256::digest(&bytes))
+            sha256
         }
     };
     if problems.total > 0 {
@@ -804,13 +803,49 @@ fn map_header<'h>(
 /// it is inflated.
 pub const MAX_XLSX_UNCOMPRESSED: u64 = 1 << 30;
 
+/// Copies `input` to a file under `tmp` that is unlinked at once (it lives
+/// as long as the handle), hashing it on the way: the file and its sha256.
+fn spool(
+    input: &mut dyn std::io::Read,
+    path: &Path,
+    tmp: &Path,
+) -> Result<(std::fs::File, String)> {
+    use std::io::{Seek, Write};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::fs::create_dir_all(tmp).map_err(|e| Error::file(tmp, e))?;
+    let at = tmp.join(format!(
+        "workbook-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&at)
+        .map_err(|e| Error::file(&at, e))?;
+    std::fs::remove_file(&at).map_err(|e| Error::file(&at, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(|e| Error::file(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(|e| Error::file(&at, e))?;
+    }
+    file.rewind().map_err(|e| Error::file(&at, e))?;
+    Ok((file, hex::encode(hasher.finalize())))
+}
+
 /// Refuses a workbook whose parts, as its zip directory declares them,
 /// add up to more than [`MAX_XLSX_UNCOMPRESSED`].
-fn check_xlsx_size(path: &Path, bytes: &[u8]) -> Result<()> {
+fn check_xlsx_size(path: &Path, file: &std::fs::File) -> Result<()> {
     let unreadable = |e: zip::result::ZipError| {
         Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
     };
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(unreadable)?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(unreadable)?;
     let mut total = 0u64;
     for i in 0..archive.len() {
         let part = archive.by_index_raw(i).map_err(unreadable)?;
@@ -822,7 +857,7 @@ fn check_xlsx_size(path: &Path, bytes: &[u8]) -> Result<()> {
             format!(
                 "would take {} MiB once uncompressed ({} MiB on disk), more than the limit of {} MiB for a workbook: split the export, or save it as CSV",
                 total >> 20,
-                bytes.len() >> 20,
+                file.metadata().map(|m| m.len()).unwrap_or(0) >> 20,
                 MAX_XLSX_UNCOMPRESSED >> 20
             ),
         ));
@@ -833,27 +868,41 @@ fn check_xlsx_size(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Title rows an Excel export may have above its header row.
 const XLSX_TITLE_ROWS: usize = 5;
 
-/// Reads the first sheet of an Excel workbook: its first row that names a
-/// field (after at most [`XLSX_TITLE_ROWS`] title rows) is the header; rows
-/// are named by their spreadsheet row numbers.
+/// Reads the first sheet of an Excel workbook, a row at a time as its XML
+/// is inflated (memory follows one row and the workbook's shared strings,
+/// not the sheet): its first row that names a field (after at most
+/// [`XLSX_TITLE_ROWS`] title rows) is the header; rows are named by their
+/// spreadsheet row numbers.
 fn read_xlsx(
     schema: &Schema,
     path: &Path,
-    bytes: &[u8],
+    file: std::fs::File,
     allow_missing: &[String],
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
     use calamine::{Data, Reader};
-    check_xlsx_size(path, bytes)?;
-    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))
-        .map_err(|e| Error::file(path, format!("is not a readable .xlsx workbook: {e}")))?;
-    let range = match book.worksheet_range_at(0) {
-        None => return Err(Error::file(path, "the workbook has no sheet")),
-        Some(r) => r.map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))?,
+    check_xlsx_size(path, &file)?;
+    let unreadable = |e: calamine::XlsxError| {
+        Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
     };
-    let Some((first_row, _)) = range.start() else {
-        return Err(Error::file(path, "the first sheet is empty"));
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::BufReader::new(file)).map_err(unreadable)?;
+    let Some(sheet) = book.sheet_names().first().cloned() else {
+        return Err(Error::file(path, "the workbook has no sheet"));
+    };
+    let mut cells = book
+        .worksheet_cells_reader(&sheet)
+        .map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))?;
+    let mut sheet_rows = XlsxRows {
+        pending: None,
+        row: Vec::new(),
+        done: false,
+    };
+    let mut next_row = |row: &mut Vec<Data>| -> Result<Option<u64>> {
+        sheet_rows
+            .next(&mut cells, row)
+            .map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))
     };
     // Exports often put a title above the header: the header is the first
     // of the top rows that names a field, else the first row.
@@ -865,16 +914,27 @@ fn read_xlsx(
             .iter()
             .any(|f| f.name == text || f.aliases.iter().any(|a| a == text))
     };
-    let skip = range
-        .rows()
-        .take(XLSX_TITLE_ROWS + 1)
-        .position(|r| r.iter().any(known))
-        .unwrap_or(0);
-    let mut rows = range.rows().skip(skip);
-    let header_line = u64::from(first_row) + 1 + skip as u64;
-    let Some(header) = rows.next() else {
+    let mut top: Vec<(u64, Vec<Data>)> = Vec::new();
+    let mut row = Vec::new();
+    while top.len() <= XLSX_TITLE_ROWS {
+        let Some(line) = next_row(&mut row)? else {
+            break;
+        };
+        let names_a_field = row.iter().any(known);
+        top.push((line, std::mem::take(&mut row)));
+        if names_a_field {
+            break;
+        }
+    }
+    if top.is_empty() {
         return Err(Error::file(path, "the first sheet is empty"));
-    };
+    }
+    let header_at = top
+        .iter()
+        .position(|(_, r)| r.iter().any(known))
+        .unwrap_or(0);
+    let mut rest = top.split_off(header_at + 1);
+    let (header_line, header) = top.pop().expect("the header row");
     let header: Vec<String> = header.iter().map(|c| c.to_string()).collect();
     let columns = map_header(
         schema,
@@ -887,10 +947,9 @@ fn read_xlsx(
         return Ok(());
     }
     let mut texts: Vec<Option<String>> = Vec::with_capacity(columns.len());
-    for (i, row) in rows.enumerate() {
-        let line = header_line + 1 + i as u64;
+    let mut add = |line: u64, row: &[Data]| {
         if row.iter().all(|c| matches!(c, Data::Empty)) {
-            continue;
+            return;
         }
         texts.clear();
         let mut bad = false;
@@ -905,13 +964,72 @@ fn read_xlsx(
                 }
             });
         }
-        if bad {
-            continue;
+        if !bad {
+            let cells: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+            builder.add(line, &cells, problems);
         }
-        let cells: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
-        builder.add(line, &cells, problems);
+    };
+    // Rows read while looking for the header come first.
+    for (line, row) in rest.drain(..) {
+        add(line, &row);
+    }
+    while let Some(line) = next_row(&mut row)? {
+        add(line, &row);
     }
     Ok(())
+}
+
+/// The rows of a sheet from its cells (which come row by row, left to
+/// right, empty cells and rows left out), each as one cell per column.
+struct XlsxRows {
+    /// The first cell of the next row, read with the row before.
+    pending: Option<(u32, u32, calamine::Data)>,
+    row: Vec<calamine::Data>,
+    /// The sheet's cells are all read (the reader must not be asked again).
+    done: bool,
+}
+
+impl XlsxRows {
+    /// Fills `out` with the next row that has a cell; its spreadsheet row
+    /// number (from 1), or `None` at the end.
+    fn next<RS: std::io::Read + std::io::Seek>(
+        &mut self,
+        cells: &mut calamine::XlsxCellReader<'_, RS>,
+        out: &mut Vec<calamine::Data>,
+    ) -> std::result::Result<Option<u64>, calamine::XlsxError> {
+        self.row.clear();
+        let mut at_row = None;
+        let place = |row: &mut Vec<calamine::Data>, col: u32, value: calamine::Data| {
+            let col = col as usize;
+            if row.len() <= col {
+                row.resize(col + 1, calamine::Data::Empty);
+            }
+            row[col] = value;
+        };
+        if let Some((r, c, v)) = self.pending.take() {
+            at_row = Some(r);
+            place(&mut self.row, c, v);
+        }
+        while !self.done {
+            let Some(cell) = cells.next_cell()? else {
+                self.done = true;
+                break;
+            };
+            let (r, c) = cell.get_position();
+            let value = calamine::Data::from(cell.get_value().clone());
+            match at_row {
+                None => at_row = Some(r),
+                Some(current) if current != r => {
+                    self.pending = Some((r, c, value));
+                    break;
+                }
+                Some(_) => {}
+            }
+            place(&mut self.row, c, value);
+        }
+        std::mem::swap(out, &mut self.row);
+        Ok(at_row.map(|r| u64::from(r) + 1))
+    }
 }
 
 /// The text of a spreadsheet cell as the schema's parsers expect it: whole
