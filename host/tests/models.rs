@@ -439,6 +439,9 @@ fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        // The summary says when a run ran as parts.
+        let said = stdout(&out);
+        assert_eq!(said.contains("parts at once"), parts != "1", "{said}");
         last_run(store.path())
     };
     let one = run_parts("1");

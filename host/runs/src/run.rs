@@ -56,6 +56,8 @@ pub struct Report {
     pub total_amount: rust_decimal::Decimal,
     pub records_read: u64,
     pub fuel_used: u64,
+    /// Instances it ran as (more than one: a partitioned run).
+    pub parts: usize,
     pub elapsed: Duration,
     pub logs: Vec<LogLine>,
     /// A dry run's leads, each with the status it would have; empty for a
@@ -272,6 +274,7 @@ fn run_installed(
         total_amount: ended.total_amount,
         records_read: finished.session.records_read,
         fuel_used: finished.fuel_used,
+        parts: record.partitions.len().max(1),
         elapsed: started.elapsed(),
         logs: finished.session.logs,
         preview: ended.preview,

@@ -118,6 +118,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             "resolved": report.resolved,
             "total_amount": report.total_amount.to_string(),
             "fuel_used": report.fuel_used,
+            "parts": report.parts,
             "elapsed_ms": report.elapsed.as_millis() as u64,
             "ledger_entry": report.entry.seq,
         }))?;
@@ -174,8 +175,13 @@ fn summary(report: &jiandu::run::Report, dry_run: bool) -> String {
     } else {
         ("run", " succeeded", "", "")
     };
+    let parts = if report.parts > 1 {
+        format!(" as {} parts at once", report.parts)
+    } else {
+        String::new()
+    };
     format!(
-        "{what} {} of {}@{}{ended} in {:.2?}: {} records read, {} leads ({would}new {}, open {}, resolved {}), total amount {:.2}{kept}; ledger entry {}",
+        "{what} {} of {}@{}{ended} in {:.2?}{parts}: {} records read, {} leads ({would}new {}, open {}, resolved {}), total amount {:.2}{kept}; ledger entry {}",
         report.run_id,
         report.model,
         report.model_version,
