@@ -134,3 +134,94 @@ pub fn split(
         ranges,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::ingest::{self, Options};
+    use crate::dataset::Schema;
+    use crate::Store;
+    use std::path::Path;
+
+    /// A dataset `name` keyed by (`first`, n), with `rows` rows over 2,000
+    /// values of its first field.
+    fn dataset(store: &Store, dir: &Path, name: &str, first: &str, rows: u32) {
+        let schema = Schema::parse(
+            "s.toml",
+            &format!(
+                "name = \"{name}\"\ndepartment = \"d\"\nprimary_key = [\"{first}\", \"n\"]\n\
+                 [[fields]]\nname = \"{first}\"\ntype = \"string\"\n\
+                 [[fields]]\nname = \"n\"\ntype = \"int\"\n"
+            ),
+        )
+        .unwrap();
+        let path = dir.join(format!("{name}.csv"));
+        let mut text = format!("{first},n\n");
+        for i in 0..rows {
+            text.push_str(&format!("K{:05},{i}\n", i % 2_000));
+        }
+        std::fs::write(&path, text).unwrap();
+        let opts = Options {
+            schema: Some(schema),
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(store, name, &path, &opts).unwrap();
+        staged.commit(store).unwrap();
+    }
+
+    fn manifest(partition: &str) -> Manifest {
+        Manifest::parse(
+            Path::new("model.toml"),
+            &format!(
+                "name = \"m\"\nversion = \"1.0.0\"\ntitle = \"t\"\nunit = \"u\"\nsdk = \"^0.2\"\n\
+                 [datasets]\na = {{}}\nb = {{}}\n{partition}"
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn runs_split_at_block_boundaries_of_their_largest_dataset_or_say_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        dataset(&store, dir.path(), "a", "x", 20_000);
+        dataset(&store, dir.path(), "b", "y", 3_000);
+        let datasets: HashMap<String, Access> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let access = Access::current(&store, n, None, false).unwrap().unwrap();
+                (n.to_string(), access)
+            })
+            .collect();
+        let declared = manifest("[partition]\nkey = \"x\"\nfields = { b = \"y\" }\n");
+        let three = split_of(&declared, &datasets, 3).expect("split");
+        assert_eq!(three.datasets, ["a", "b"]);
+        assert_eq!(three.ranges.len(), 3);
+        assert!(three.ranges[0].lo.is_none() && three.ranges[2].hi.is_none());
+        assert_eq!(three.ranges[0].hi, three.ranges[1].lo);
+        // The bounds are first fields of `a`'s blocks.
+        let first_keys = &datasets["a"].reader.info.segments[0].first_keys;
+        let bound = three.ranges[1].lo.as_deref().unwrap();
+        assert!(first_keys.iter().any(|k| k.starts_with(bound)), "{bound}");
+        // One part, or no [partition]: one instance.
+        assert_eq!(split_of(&declared, &datasets, 1), None);
+        assert_eq!(split_of(&manifest(""), &datasets, 3), None);
+        // `b` alone is not cut when its first field is not named: read whole.
+        let only_a = split_of(&manifest("[partition]\nkey = \"x\"\n"), &datasets, 2).unwrap();
+        assert_eq!(only_a.datasets, ["a"]);
+        // A key no dataset begins with, or a field a dataset does not
+        // begin with, is refused by name.
+        let err = split(&manifest("[partition]\nkey = \"z\"\n"), &datasets, 2).unwrap_err();
+        assert!(
+            err.contains("key `z` begins the primary key of none"),
+            "{err}"
+        );
+        let wrong = manifest("[partition]\nkey = \"x\"\nfields = { b = \"n\" }\n");
+        let err = split(&wrong, &datasets, 2).unwrap_err();
+        assert!(err.contains("its primary key begins with `y`"), "{err}");
+    }
+
+    fn split_of(m: &Manifest, d: &HashMap<String, Access>, parts: usize) -> Option<Split> {
+        split(m, d, parts).unwrap()
+    }
+}

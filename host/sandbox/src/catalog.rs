@@ -865,6 +865,22 @@ year = { type = "int", default = 2024 }
     }
 
     #[test]
+    fn a_partition_names_its_key_and_only_declared_datasets() {
+        let split = format!("{TOML}[partition]\nkey = \"x\"\nfields = {{ a = \"y\" }}\n");
+        let m = Manifest::parse(Path::new("model.toml"), &split).unwrap();
+        let p = m.partition.as_ref().unwrap();
+        assert_eq!((p.field_in("a"), p.field_in("b")), ("y", "x"));
+        let stray = split.replace("{ a = ", "{ b = ");
+        let err = Manifest::parse(Path::new("model.toml"), &stray)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[partition] fields names `b`, which [datasets] does not declare"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn provenance_travels_with_the_files_it_describes() {
         let dir = tempfile::tempdir().unwrap();
         let m = Manifest::parse(Path::new("model.toml"), TOML).unwrap();
