@@ -95,14 +95,10 @@ impl Emitted {
     /// [`Emitted::absorb`] can tell whether two parts emitted one subject.
     pub fn sibling(&self) -> Emitted {
         Emitted {
-            memory: Vec::new(),
-            ascending: true,
-            memory_cost: 0,
-            sizes: HashMap::new(),
             hasher: self.hasher.clone(),
-            spills: Vec::new(),
             spill_dir: self.spill_dir.clone(),
             budget: self.budget,
+            ..Emitted::new()
         }
     }
 

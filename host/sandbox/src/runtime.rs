@@ -380,32 +380,24 @@ impl Runtime {
         }
         let mut m = merged.expect("at least one part");
         if m.failure.is_none() {
+            // The run's lead limits, on the parts' leads together:
+            // (the breach, its limit, what was used).
             let limits = m.session.limits;
+            let (leads, bytes) = (m.session.leads.len() as u64, m.session.lead_bytes);
             let cap = limits.max_lead_mib.saturating_mul(1 << 20);
-            let breach = if m.session.leads.len() as u64 > limits.max_leads {
-                Some(Breach::LeadFlood {
-                    limit: limits.max_leads,
-                })
-            } else if m.session.lead_bytes > cap {
-                Some(Breach::LeadVolume {
-                    bytes: m.session.lead_bytes,
-                    limit: cap,
-                })
+            let over = if leads > limits.max_leads {
+                let limit = limits.max_leads;
+                Some((Breach::LeadFlood { limit }, limit, leads))
+            } else if bytes > cap {
+                Some((Breach::LeadVolume { bytes, limit: cap }, cap, bytes))
             } else {
                 None
             };
-            if let Some(b) = breach {
-                let used = match &b {
-                    Breach::LeadFlood { .. } => m.session.leads.len() as u64,
-                    _ => m.session.lead_bytes,
-                };
+            if let Some((b, limit, used)) = over {
                 m.failure = Some(Failure {
                     kind: b.kind().into(),
                     message: format!("its {n} parts together {b}"),
-                    limit: Some(match b {
-                        Breach::LeadFlood { limit } | Breach::LeadVolume { limit, .. } => limit,
-                        _ => 0,
-                    }),
+                    limit: Some(limit),
                     used: Some(used),
                 });
             }
@@ -444,7 +436,7 @@ pub struct PartRun {
 }
 
 /// A range as a person reads it: `from X to Y`, `below Y`, `from X on`.
-pub fn describe_range(r: &KeyRange) -> String {
+fn describe_range(r: &KeyRange) -> String {
     match (&r.lo, &r.hi) {
         (Some(lo), Some(hi)) => format!("keys from {lo} up to {hi}"),
         (None, Some(hi)) => format!("keys below {hi}"),

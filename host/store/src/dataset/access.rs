@@ -44,8 +44,9 @@ pub enum ScanPlan {
     Batches,
     /// Records by primary key, in this order.
     Keys(Vec<String>),
-    /// Batches already through the view, in the order of the records'
-    /// pseudonymous keys, read sequentially.
+    /// Batches already through the view, in the order the model gets them:
+    /// its pseudonymous keys (read sequentially), or key order within one
+    /// part's range of a partitioned run.
     Ordered(super::Batches),
 }
 
@@ -140,7 +141,7 @@ impl Access {
                 let mut entries: Vec<(String, String, String)> = Vec::with_capacity(pairs.len());
                 for (n, (value, key)) in pairs.into_iter().enumerate() {
                     if n % 4096 == 0 {
-                        self.reader.check_time()?;
+                        self.reader.check_deadline()?;
                     }
                     let pseudo = pseudonymous_key(self.schema(), p, &key);
                     entries.push((value, pseudo, key));

@@ -969,11 +969,7 @@ impl VersionReader {
     }
 
     /// [`Error::Deadline`] once the deadline has passed.
-    pub fn check_time(&self) -> Result<()> {
-        self.check_deadline()
-    }
-
-    fn check_deadline(&self) -> Result<()> {
+    pub(crate) fn check_deadline(&self) -> Result<()> {
         match self.deadline {
             Some(d) if std::time::Instant::now() > d => Err(Error::Deadline {
                 dataset: self.name.clone(),
