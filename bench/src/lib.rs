@@ -97,6 +97,8 @@ pub struct Options {
     pub ledger_entries: u64,
     /// Each timing is the best of this many.
     pub reps: usize,
+    /// Lead rates of the sweep, per thousand.
+    pub rates: Vec<u32>,
     pub seed: u64,
     /// The `jiandu-bench` binary, re-run for per-process measurements.
     pub exe: PathBuf,
@@ -175,6 +177,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
             &models,
             &opts.exe,
             opts.scale as usize,
+            &opts.rates,
             opts.seed,
             opts.reps.max(5),
             progress,

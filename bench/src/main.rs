@@ -51,6 +51,11 @@ struct Cli {
     #[arg(long)]
     ledger_entries: Option<u64>,
 
+    /// Lead rates of the sweep, in employers per thousand in arrears,
+    /// comma-separated [default: 10,50,250].
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<u32>>,
+
     /// Each timing is the best of this many repetitions.
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -182,6 +187,9 @@ fn real_main() -> Result<()> {
             .ledger_entries
             .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 }),
         reps,
+        rates: cli
+            .rates
+            .unwrap_or_else(|| jiandu_bench::sweep::RATES.to_vec()),
         seed: cli.seed,
         exe: std::env::current_exe().context("cannot find this binary to re-run it")?,
         command: std::iter::once("jiandu-bench".to_string())

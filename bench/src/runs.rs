@@ -36,13 +36,12 @@ pub fn lead_set(leads: &BTreeMap<String, LeadData>) -> Result<LeadSet> {
 
 /// [`lead_set`] of a sandboxed run's emitted leads.
 pub fn emitted_set(leads: &Emitted) -> Result<LeadSet> {
-    leads
-        .iter()
-        .map(|l| {
-            let l = l?;
-            Ok((l.subject.clone(), amount(l.amount.as_deref())?))
-        })
-        .collect()
+    let mut set = LeadSet::new();
+    let mut each = leads.iter();
+    while let Some(l) = each.next_lead()? {
+        set.insert(l.subject.to_string(), amount(l.amount)?);
+    }
+    Ok(set)
 }
 
 /// Fails, naming the first differences, unless `a` and `b` are the same.

@@ -410,17 +410,19 @@ pub fn measure_rate(
     })
 }
 
-/// Every rate of [`RATES`].
+/// Every rate of `rates` (per thousand; [`RATES`] by default).
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     work: &Path,
     models: &Models,
     bench_exe: &Path,
     employers: usize,
+    rates: &[u32],
     seed: u64,
     reps: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Point>> {
-    RATES
+    rates
         .iter()
         .map(|&rate| {
             measure_rate(

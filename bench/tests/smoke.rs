@@ -14,6 +14,7 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
         work_dir: work.path().to_path_buf(),
         ledger_entries: 2_500,
         reps: 1,
+        rates: jiandu_bench::sweep::RATES.to_vec(),
         seed: 7,
         exe: env!("CARGO_BIN_EXE_jiandu-bench").into(),
         command: "smoke".into(),

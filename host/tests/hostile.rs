@@ -763,7 +763,7 @@ fn importing_an_unknown_function_of_the_contract_interface_is_refused_at_load() 
 #[test]
 fn a_model_built_for_another_contract_version_is_refused_at_load() {
     let store = host();
-    let wit = MODEL_WIT.replace("package jiandu:model@0.2.0;", "package jiandu:model@9.0.0;");
+    let wit = MODEL_WIT.replace("package jiandu:model@0.2.1;", "package jiandu:model@9.0.0;");
     assert_ne!(wit, MODEL_WIT);
     let wasm = componentize(
         &[wit],
@@ -1193,4 +1193,118 @@ fn a_damaged_block_file_fails_the_run_by_name_and_keeps_no_leads() {
     // Restored, the same store runs and its ledger (with the failed run) verifies.
     std::fs::write(&file, &good).unwrap();
     good_run_still_works(store.path());
+}
+
+/// A batch of leads as a raw component would send it through
+/// `emit-leads`: `bytes` at 0x200 of its memory.
+fn emit_leads_model(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let escaped: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
+    let id = format!("{name}@1.0.0");
+    let fields = format!(r#"(data (i32.const 0x200) "{escaped}")"#);
+    let run = format!(
+        "(call $emit (i32.const 0x200) (i32.const {}) (i32.const 0x300))",
+        bytes.len()
+    );
+    componentize(
+        &[MODEL_WIT.to_string()],
+        &CoreModel {
+            id: &id,
+            imports: r#"(import "jiandu:model/host@0.2.1" "emit-leads" (func $emit (param i32 i32 i32)))"#,
+            fields: &fields,
+            run: &run,
+            ..Default::default()
+        }
+        .wat(),
+    )
+}
+
+#[test]
+fn a_batch_of_leads_that_is_not_well_formed_ends_the_run_and_keeps_nothing() {
+    let store = host();
+    let lead = |subject: &str, title: &str| {
+        let mut out = Vec::new();
+        jiandu_sdk::encoded_lead::put_data(
+            &mut out,
+            &jiandu_sdk::LeadData {
+                subject: subject.into(),
+                subject_personal: false,
+                title: title.into(),
+                amount: Some("1.00".into()),
+                evidence: Vec::new(),
+            },
+        );
+        out
+    };
+    // A good lead first: nothing of a failed run is kept, not even it.
+    let good = lead("S1", "t");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "batch-cut",
+            [good.clone(), lead("S2", "t")[..9].to_vec()].concat(),
+            "lead 2 of a batch",
+        ),
+        (
+            "batch-utf8",
+            {
+                let mut bad = lead("S2", "标题");
+                let at = bad.len() - 14;
+                bad[at] = 0xff;
+                [good.clone(), bad].concat()
+            },
+            "not UTF-8",
+        ),
+        (
+            "batch-flag",
+            {
+                let mut bad = lead("S2", "t");
+                bad[4 + 4 + 2] = 7;
+                bad
+            },
+            "neither 0 nor 1",
+        ),
+        (
+            "batch-subject",
+            [good.clone(), lead("", "t")].concat(),
+            "empty subject",
+        ),
+        (
+            "batch-amount",
+            {
+                let mut out = Vec::new();
+                jiandu_sdk::encoded_lead::put_data(
+                    &mut out,
+                    &jiandu_sdk::LeadData {
+                        subject: "S3".into(),
+                        subject_personal: false,
+                        title: "t".into(),
+                        amount: Some("1e9 yuan".into()),
+                        evidence: Vec::new(),
+                    },
+                );
+                [good.clone(), out].concat()
+            },
+            "is not a decimal number",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        install_raw(store.path(), name, &emit_leads_model(name, &bytes));
+        let out = jiandu(store.path()).args(["run", name]).output().unwrap();
+        let error = assert_contained(store.path(), name, &out, "invalid-lead");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{name}: {message}");
+    }
+
+    // The same bytes, well formed, are leads like any other.
+    install_raw(
+        store.path(),
+        "batch-good",
+        &emit_leads_model("batch-good", &[good, lead("S2", "第二条")].concat()),
+    );
+    let out = jiandu(store.path())
+        .args(["run", "batch-good"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = leads(store.path(), "batch-good", false);
+    assert_eq!(kept.len(), 2, "{kept:?}");
 }

@@ -771,7 +771,7 @@ fn unmatched_versions_and_other_contract_versions_are_named() {
         MODEL,
         &reg_dir(&reg),
         &[
-            "sdk incompatible: it requires sdk ^9.0 but this host loads contract 0.1.0 and 0.2.0",
+            "sdk incompatible: it requires sdk ^9.0 but this host loads contract 0.1.0, 0.2.0 and 0.2.1",
             "disability-fund-arrears@1.0.0 fits this host",
         ],
     );

@@ -103,8 +103,9 @@ pub trait Backend {
     fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String>;
     /// A parameter's value as text, its default applied and its type checked.
     fn param(&mut self, name: &str) -> Option<String>;
-    /// Emits a lead; leads are kept only if the whole run succeeds.
-    fn emit(&mut self, lead: LeadData) -> Result<(), String>;
+    /// Emits leads, encoded as [`crate::encoded_lead`] says; leads are kept
+    /// only if the whole run succeeds.
+    fn emit_leads(&mut self, leads: &[u8]) -> Result<(), String>;
     /// A log line, kept with the run.
     fn log(&mut self, level: Level, message: &str);
 }
@@ -160,22 +161,8 @@ pub(crate) mod wit {
             host::param(name)
         }
 
-        fn emit(&mut self, lead: LeadData) -> Result<(), String> {
-            host::emit(&types::Lead {
-                subject: lead.subject,
-                subject_personal: lead.subject_personal,
-                title: lead.title,
-                amount: lead.amount,
-                evidence: lead
-                    .evidence
-                    .into_iter()
-                    .map(|e| types::Evidence {
-                        name: e.name,
-                        value: e.value,
-                        personal: e.personal,
-                    })
-                    .collect(),
-            })
+        fn emit_leads(&mut self, leads: &[u8]) -> Result<(), String> {
+            host::emit_leads(leads)
         }
 
         fn log(&mut self, level: Level, message: &str) {

@@ -31,13 +31,28 @@ use std::rc::Rc;
 /// ```
 pub struct Context {
     backend: Shared,
+    /// Leads emitted and not yet sent, encoded (see
+    /// [`crate::encoded_lead`]): they cross the boundary a batch at a time.
+    leads: RefCell<Vec<u8>>,
 }
 
 impl Context {
     pub(crate) fn new(backend: Box<dyn Backend>) -> Self {
         Context {
             backend: Rc::new(RefCell::new(backend)),
+            leads: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Sends the leads not yet sent to the host.
+    pub(crate) fn flush_leads(&self) -> Result<()> {
+        let mut leads = self.leads.borrow_mut();
+        if leads.is_empty() {
+            return Ok(());
+        }
+        let sent = self.backend.borrow_mut().emit_leads(&leads);
+        leads.clear();
+        sent.map_err(Error::msg)
     }
 
     /// A parameter declared in `model.toml`, parsed as `T` (`Decimal`,
@@ -184,10 +199,15 @@ impl Context {
     /// # Ok(()) }
     /// ```
     pub fn emit(&self, lead: Lead) -> Result<()> {
-        self.backend
-            .borrow_mut()
-            .emit(lead.into_data())
-            .map_err(Error::msg)
+        let full = {
+            let mut leads = self.leads.borrow_mut();
+            lead.encode(&mut leads);
+            leads.len() >= crate::encoded_lead::BATCH_BYTES
+        };
+        if full {
+            self.flush_leads()?;
+        }
+        Ok(())
     }
 
     /// Logs a line, kept with the run.

@@ -1,6 +1,7 @@
 //! Building a lead.
 
-use crate::backend::{EvidenceData, LeadData};
+use crate::backend::LeadData;
+use crate::encoded_lead;
 use crate::Decimal;
 use core::fmt::Display;
 
@@ -15,9 +16,32 @@ use core::fmt::Display;
 ///     .personal_evidence("legal_rep_id", "110105********002X");
 /// assert_eq!(lead.subject(), "91350100M000100Y43");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lead {
-    data: LeadData,
+    subject: String,
+    subject_personal: bool,
+    title: String,
+    /// Rounded to the fen.
+    amount: Option<Decimal>,
+    /// Evidence fields as they will cross the boundary (see
+    /// [`encoded_lead`]): no `String` per field.
+    evidence: Vec<u8>,
+    count: u32,
+}
+
+/// An amount as a lead shows it: two decimals.
+struct Yuan(Decimal);
+
+impl Display for Yuan {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl core::fmt::Debug for Lead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.to_data().fmt(f)
+    }
 }
 
 impl Lead {
@@ -29,13 +53,12 @@ impl Lead {
     /// ```
     pub fn new(subject: impl Into<String>) -> Self {
         Lead {
-            data: LeadData {
-                subject: subject.into(),
-                subject_personal: false,
-                title: String::new(),
-                amount: None,
-                evidence: Vec::new(),
-            },
+            subject: subject.into(),
+            subject_personal: false,
+            title: String::new(),
+            amount: None,
+            evidence: Vec::new(),
+            count: 0,
         }
     }
 
@@ -48,7 +71,7 @@ impl Lead {
     /// assert_eq!(lead.subject(), "110105199001010012");
     /// ```
     pub fn personal_subject(mut self) -> Self {
-        self.data.subject_personal = true;
+        self.subject_personal = true;
         self
     }
 
@@ -59,7 +82,7 @@ impl Lead {
     /// assert_eq!(lead.subject(), "91350100M000100Y43");
     /// ```
     pub fn title(mut self, title: impl Into<String>) -> Self {
-        self.data.title = title.into();
+        self.title = title.into();
         self
     }
 
@@ -75,7 +98,7 @@ impl Lead {
     pub fn amount(mut self, yuan: Decimal) -> Self {
         let rounded =
             yuan.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        self.data.amount = Some(format!("{rounded:.2}"));
+        self.amount = Some(rounded);
         self
     }
 
@@ -88,12 +111,9 @@ impl Lead {
     ///     .evidence("paid_on", Date::from_ymd_opt(2024, 7, 15).unwrap());
     /// assert!(format!("{lead:?}").contains("\"2024-07-15\""));
     /// ```
-    pub fn evidence(mut self, name: impl Into<String>, value: impl Display) -> Self {
-        self.data.evidence.push(EvidenceData {
-            name: name.into(),
-            value: value.to_string(),
-            personal: false,
-        });
+    pub fn evidence(mut self, name: impl AsRef<str>, value: impl Display) -> Self {
+        encoded_lead::put_evidence(&mut self.evidence, name.as_ref(), value, false);
+        self.count += 1;
         self
     }
 
@@ -104,12 +124,9 @@ impl Lead {
     ///     .personal_evidence("legal_rep", "张三");
     /// assert_eq!(lead.subject(), "91350100M000100Y43");
     /// ```
-    pub fn personal_evidence(mut self, name: impl Into<String>, value: impl Display) -> Self {
-        self.data.evidence.push(EvidenceData {
-            name: name.into(),
-            value: value.to_string(),
-            personal: true,
-        });
+    pub fn personal_evidence(mut self, name: impl AsRef<str>, value: impl Display) -> Self {
+        encoded_lead::put_evidence(&mut self.evidence, name.as_ref(), value, true);
+        self.count += 1;
         self
     }
 
@@ -120,11 +137,31 @@ impl Lead {
     /// assert_eq!(lead.subject(), "91350100M000100Y43");
     /// ```
     pub fn subject(&self) -> &str {
-        &self.data.subject
+        &self.subject
     }
 
-    pub(crate) fn into_data(self) -> LeadData {
-        self.data
+    /// Appends the lead to a batch, in the encoding of [`encoded_lead`].
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let amount = self.amount.map(Yuan);
+        encoded_lead::put_lead(
+            out,
+            &self.subject,
+            self.subject_personal,
+            &self.title,
+            amount.as_ref().map(|a| a as &dyn Display),
+            self.count,
+            &self.evidence,
+        );
+    }
+
+    /// The lead as owned data.
+    pub(crate) fn to_data(&self) -> LeadData {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        encoded_lead::decode(&out)
+            .expect("a lead the SDK encoded decodes")
+            .0
+            .to_data()
     }
 }
 
@@ -135,8 +172,8 @@ mod tests {
     #[test]
     fn amount_rounds_half_up_to_fen() {
         let lead = Lead::new("x").amount(Decimal::new(12345, 3));
-        assert_eq!(lead.into_data().amount.as_deref(), Some("12.35"));
+        assert_eq!(lead.to_data().amount.as_deref(), Some("12.35"));
         let lead = Lead::new("x").amount(Decimal::new(100, 0));
-        assert_eq!(lead.into_data().amount.as_deref(), Some("100.00"));
+        assert_eq!(lead.to_data().amount.as_deref(), Some("100.00"));
     }
 }

@@ -99,6 +99,10 @@ mod backend;
 #[global_allocator]
 static ALLOC: alloc::SmallAlloc = alloc::SmallAlloc::new();
 mod context;
+/// The encoding leads cross the boundary in: for the host, not part of the
+/// API a model is written against.
+#[doc(hidden)]
+pub mod encoded_lead;
 mod error;
 mod lead;
 mod rows;
@@ -142,9 +146,9 @@ pub use chrono::NaiveDate as Date;
 ///
 /// ```
 /// // Admitted by `sdk = "^0.2"` in model.toml.
-/// assert_eq!(jiandu_sdk::CONTRACT_VERSION, "0.2.0");
+/// assert_eq!(jiandu_sdk::CONTRACT_VERSION, "0.2.1");
 /// ```
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.2.1";
 
 /// A legal supervision model: one function over the datasets it declared.
 ///
@@ -264,7 +268,9 @@ pub mod __private {
     /// native baselines.
     pub fn run_model<M: Model>(backend: Box<dyn crate::Backend>) -> Result<(), String> {
         let mut ctx = Context::new(backend);
-        M::run(&mut ctx).map_err(|e| e.to_string())
+        M::run(&mut ctx).map_err(|e| e.to_string())?;
+        // Leads still buffered go to the host before the run ends.
+        ctx.flush_leads().map_err(|e| e.to_string())
     }
 
     #[cfg(target_arch = "wasm32")]

@@ -1113,7 +1113,7 @@ fn parse_date_bytes(b: &[u8]) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, LeadData, Level, ScanOptions};
+    use crate::backend::{Backend, Level, ScanOptions};
     use crate::record::encode;
     use crate::Context;
 
@@ -1202,7 +1202,7 @@ mod tests {
         fn param(&mut self, _: &str) -> Option<String> {
             None
         }
-        fn emit(&mut self, _: LeadData) -> Result<(), String> {
+        fn emit_leads(&mut self, _: &[u8]) -> Result<(), String> {
             Ok(())
         }
         fn log(&mut self, _: Level, _: &str) {}

@@ -74,13 +74,12 @@ use crate::dataset::resolve::{Resolver, Reveal};
 use crate::mask::mask_guess;
 use crate::pseudonym;
 use crate::{Error, Result, Store};
+use jiandu_sdk::encoded_lead::{self, LeadView};
 use jiandu_sdk::LeadData;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::IVec;
-use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
@@ -408,12 +407,18 @@ struct ContentRef<'a> {
     subject_personal: bool,
     title: &'a str,
     amount: Option<&'a str>,
-    evidence: Vec<EvidenceRef<'a>>,
+    evidence: Triples<'a>,
 }
 
-/// An evidence field as `[name, value, personal]`.
-#[derive(Serialize)]
-struct EvidenceRef<'a>(&'a str, &'a str, bool);
+/// Evidence fields as `[[name, value, personal], …]`, serialized from the
+/// lead's bytes where they lie.
+struct Triples<'a>(encoded_lead::Evidence<'a>);
+
+impl Serialize for Triples<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone().map(|e| (e.name, e.value, e.personal)))
+    }
+}
 
 #[derive(Deserialize)]
 struct Content {
@@ -427,17 +432,13 @@ struct Content {
 impl ContentRef<'_> {
     /// Encodes what a run at `model_version` emitted into `out` (cleared
     /// first).
-    fn encode(model_version: &str, data: &LeadData, out: &mut Vec<u8>) {
+    fn encode(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
         let content = ContentRef {
             model_version,
             subject_personal: data.subject_personal,
-            title: &data.title,
-            amount: data.amount.as_deref(),
-            evidence: data
-                .evidence
-                .iter()
-                .map(|e| EvidenceRef(&e.name, &e.value, e.personal))
-                .collect(),
+            title: data.title,
+            amount: data.amount,
+            evidence: Triples(data.evidence()),
         };
         out.clear();
         serde_json::to_writer(out, &content).expect("content serializes");
@@ -523,7 +524,7 @@ impl<'a> Reader<'a> {
         let Some(json) = self.line.strip_suffix(b"}\n") else {
             return Err(self.damaged("the line is cut short"));
         };
-        let Some(at) = json.windows(CONTENT.len()).position(|w| w == CONTENT) else {
+        let Some(at) = memchr::memmem::find(json, CONTENT) else {
             return Err(self.damaged("no content"));
         };
         self.content = at + CONTENT.len()..json.len();
@@ -1059,30 +1060,59 @@ pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
 #[derive(Default)]
 pub struct LeadsDigest {
     hasher: Sha256,
+    /// The lead at hand as hashed.
+    line: Vec<u8>,
+}
+
+/// Field order is the digest's: do not reorder.
+#[derive(Serialize)]
+struct Canonical<'a, E: Serialize> {
+    amount: Option<&'a str>,
+    evidence: E,
+    subject: &'a str,
+    title: &'a str,
+}
+
+/// Evidence fields as `[[name, value], …]`, from the lead's bytes.
+struct Pairs<'a>(encoded_lead::Evidence<'a>);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone().map(|e| [e.name, e.value]))
+    }
 }
 
 impl LeadsDigest {
+    /// Adds a lead as a run emitted it.
+    pub fn add_view(&mut self, lead: &LeadView<'_>) {
+        self.hash(&Canonical {
+            amount: lead.amount,
+            evidence: Pairs(lead.evidence()),
+            subject: lead.subject,
+            title: lead.title,
+        })
+    }
+
+    /// Adds a lead held as owned data.
     pub fn add(&mut self, lead: &LeadData) {
-        /// Field order is the digest's: do not reorder.
-        #[derive(Serialize)]
-        struct Canonical<'a> {
-            amount: &'a Option<String>,
-            evidence: Vec<[&'a str; 2]>,
-            subject: &'a str,
-            title: &'a str,
-        }
-        let canonical = Canonical {
-            amount: &lead.amount,
-            evidence: lead
-                .evidence
-                .iter()
-                .map(|e| [e.name.as_str(), e.value.as_str()])
-                .collect(),
+        let evidence: Vec<[&str; 2]> = lead
+            .evidence
+            .iter()
+            .map(|e| [e.name.as_str(), e.value.as_str()])
+            .collect();
+        self.hash(&Canonical {
+            amount: lead.amount.as_deref(),
+            evidence,
             subject: &lead.subject,
             title: &lead.title,
-        };
-        serde_json::to_writer(&mut self.hasher, &canonical).expect("json");
-        self.hasher.update(b"\n");
+        })
+    }
+
+    fn hash<E: Serialize>(&mut self, canonical: &Canonical<'_, E>) {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, canonical).expect("json");
+        self.line.push(b'\n');
+        self.hasher.update(&self.line);
     }
 
     /// The digest, as hex.
@@ -1190,18 +1220,56 @@ pub fn plan(
         model,
         model_version,
         run_id,
-        emitted.values().map(|l| Ok(Cow::Borrowed(l))),
+        &mut Encoded {
+            leads: emitted.values(),
+            buf: Vec::new(),
+        },
     )
+}
+
+/// Leads in subject order, each subject once, lent one at a time: a
+/// run's leads as [`crate::emitted::Emitted::iter`] reads them back.
+pub trait LeadSource {
+    /// Calls `f` with every lead, in subject order, until it fails.
+    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()>;
+}
+
+impl LeadSource for crate::emitted::Merge<'_> {
+    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()> {
+        while let Some(lead) = self.next_lead()? {
+            f(&lead)?;
+        }
+        Ok(())
+    }
+}
+
+/// Owned leads encoded one at a time, to be lent as views.
+struct Encoded<'a, I: Iterator<Item = &'a LeadData>> {
+    leads: I,
+    buf: Vec<u8>,
+}
+
+impl<'a, I: Iterator<Item = &'a LeadData>> LeadSource for Encoded<'a, I> {
+    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()> {
+        for lead in self.leads.by_ref() {
+            self.buf.clear();
+            encoded_lead::put_data(&mut self.buf, lead);
+            let (view, _) = encoded_lead::decode(&self.buf)
+                .map_err(|e| Error::Leads(format!("a lead that {e}")))?;
+            f(&view)?;
+        }
+        Ok(())
+    }
 }
 
 /// [`plan`] from leads in subject order, as [`crate::emitted::Emitted`]
 /// reads them back.
-pub fn plan_from<'e>(
+pub fn plan_from(
     store: &Store,
     model: &str,
     model_version: &str,
     run_id: &str,
-    emitted: impl Iterator<Item = Result<Cow<'e, LeadData>>>,
+    emitted: &mut dyn LeadSource,
 ) -> Result<Changes> {
     crate::catalog::check_name(model).map_err(Error::Leads)?;
     check_run_id(run_id)?;
@@ -1237,36 +1305,28 @@ pub fn plan_from<'e>(
         Some(r) => r.next()?,
         None => None,
     };
-    let mut emitted = emitted;
-    let mut next_emitted = emitted.next().transpose()?;
-    loop {
-        let step = match (&next_stored, &next_emitted) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(life), Some(data)) => life.subject.as_str().cmp(&data.subject),
-        };
-        match step {
-            Ordering::Less => {
-                let life = next_stored.take().expect("a stored lead is next");
-                let reader = stored.as_mut().expect("a stored lead was read");
-                planner.not_produced(&life, reader)?;
-                next_stored = reader.next()?;
-            }
-            Ordering::Greater => {
-                let data = next_emitted.take().expect("an emitted lead is next");
-                planner.first_seen(&data.subject, &data)?;
-                next_emitted = emitted.next().transpose()?;
-            }
-            Ordering::Equal => {
-                let life = next_stored.take().expect("a stored lead is next");
-                let data = next_emitted.take().expect("an emitted lead is next");
-                let reader = stored.as_mut().expect("a stored lead was read");
-                planner.produced_again(&life, reader, &data)?;
-                next_stored = reader.next()?;
-                next_emitted = emitted.next().transpose()?;
-            }
+    // A merge of the two, both in subject order: the stored leads before
+    // each emitted one are no longer produced.
+    emitted.each(&mut |data| {
+        while let Some(life) = next_stored.take_if(|life| life.subject.as_str() < data.subject) {
+            let reader = stored.as_mut().expect("a stored lead was read");
+            planner.not_produced(&life, reader)?;
+            next_stored = reader.next()?;
         }
+        match next_stored.take_if(|life| life.subject == data.subject) {
+            Some(life) => {
+                let reader = stored.as_mut().expect("a stored lead was read");
+                planner.produced_again(&life, reader, data)?;
+                next_stored = reader.next()?;
+            }
+            None => planner.first_seen(data.subject, data)?,
+        }
+        Ok(())
+    })?;
+    while let Some(life) = next_stored.take() {
+        let reader = stored.as_mut().expect("a stored lead was read");
+        planner.not_produced(&life, reader)?;
+        next_stored = reader.next()?;
     }
     if let Some(reader) = stored {
         reader.finish()?;
@@ -1319,7 +1379,7 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// A lead not in the snapshot, or resolved there: new.
-    fn first_seen(&mut self, subject: &str, data: &LeadData) -> Result<()> {
+    fn first_seen(&mut self, subject: &str, data: &LeadView<'_>) -> Result<()> {
         ContentRef::encode(self.model_version, data, &mut self.content);
         self.fresh(subject)
     }
@@ -1364,7 +1424,7 @@ impl Planner<'_> {
         &mut self,
         stored: &Life<String>,
         reader: &Reader,
-        data: &LeadData,
+        data: &LeadView<'_>,
     ) -> Result<()> {
         ContentRef::encode(self.model_version, data, &mut self.content);
         if stored.status == Status::Resolved {
@@ -1496,7 +1556,10 @@ mod tests {
         data.title.push_str(",\"content\":");
         data.evidence[0].personal = true;
         let mut content = Vec::new();
-        ContentRef::encode("1.2.0", &data, &mut content);
+        let mut encoded = Vec::new();
+        encoded_lead::put_data(&mut encoded, &data);
+        let (view, _) = encoded_lead::decode(&encoded).unwrap();
+        ContentRef::encode("1.2.0", &view, &mut content);
         let mut w = Writer::create(path.clone()).unwrap();
         let life = Life {
             subject: data.subject.as_str(),

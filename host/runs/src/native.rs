@@ -300,11 +300,15 @@ impl Backend for NativeBackend {
         self.params.get(name).cloned()
     }
 
-    fn emit(&mut self, lead: LeadData) -> std::result::Result<(), String> {
-        self.out
-            .borrow_mut()
-            .leads
-            .insert(lead.subject.clone(), lead);
+    fn emit_leads(&mut self, leads: &[u8]) -> std::result::Result<(), String> {
+        let mut out = self.out.borrow_mut();
+        let mut at = 0;
+        while at < leads.len() {
+            let (lead, used) = jiandu_sdk::encoded_lead::decode(&leads[at..])
+                .map_err(|e| format!("a lead that {e}"))?;
+            out.leads.insert(lead.subject.to_string(), lead.to_data());
+            at += used;
+        }
         Ok(())
     }
 

@@ -302,9 +302,9 @@ pub fn replay(
 fn digest_leads(leads: &crate::emitted::Emitted) -> Result<(u64, String)> {
     let mut digest = crate::leads::LeadsDigest::default();
     let mut count = 0u64;
-    for lead in leads.iter() {
-        let lead = lead?;
-        digest.add(&lead);
+    let mut each = leads.iter();
+    while let Some(lead) = each.next_lead()? {
+        digest.add_view(&lead);
         count += 1;
     }
     Ok((count, digest.finish()))

@@ -508,8 +508,13 @@ fn commit(
             Some(planned) => planned,
             None => {
                 let planned = Instant::now();
-                let changes =
-                    crate::leads::plan_from(store, model, model_version, run_id, emitted.iter());
+                let changes = crate::leads::plan_from(
+                    store,
+                    model,
+                    model_version,
+                    run_id,
+                    &mut emitted.iter(),
+                );
                 (changes, planned.elapsed())
             }
         };
@@ -670,10 +675,10 @@ fn digest_and_plan(
     let digest_pass = || -> Result<_> {
         let mut digest = crate::leads::LeadsDigest::default();
         let mut total = rust_decimal::Decimal::ZERO;
-        for lead in leads.iter() {
-            let lead = lead?;
-            digest.add(&lead);
-            if let Some(a) = lead.amount.as_deref() {
+        let mut each = leads.iter();
+        while let Some(lead) = each.next_lead()? {
+            digest.add_view(&lead);
+            if let Some(a) = lead.amount {
                 total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
             }
         }
@@ -686,7 +691,7 @@ fn digest_and_plan(
             &manifest.name,
             &manifest.version,
             run_id,
-            leads.iter(),
+            &mut leads.iter(),
         );
         (changes, planned.elapsed())
     };

@@ -24,6 +24,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/de.rs", include_str!("../../../sdk/src/de.rs")),
     ("src/error.rs", include_str!("../../../sdk/src/error.rs")),
     ("src/lead.rs", include_str!("../../../sdk/src/lead.rs")),
+    (
+        "src/encoded_lead.rs",
+        include_str!("../../../sdk/src/encoded_lead.rs"),
+    ),
     ("src/record.rs", include_str!("../../../sdk/src/record.rs")),
     ("src/rows.rs", include_str!("../../../sdk/src/rows.rs")),
     ("src/scan.rs", include_str!("../../../sdk/src/scan.rs")),

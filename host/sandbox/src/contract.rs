@@ -5,7 +5,10 @@
 //! model may still be built against is frozen beside it (0.1.0 in
 //! `sdk/contract-0.1/model.wit`). Each version's host interface is added to
 //! the one linker under its own versioned name (`jiandu:model/host@0.1.0`,
-//! `…@0.2.0`), so a component is served the version it imports, unchanged.
+//! `…@0.2.1`), so a component is served the version it imports, unchanged.
+//! Versions that only add functions share a name up to the patch number
+//! (0.2.0 and 0.2.1): the Component Model serves an import of 0.2.0 with
+//! the 0.2.1 the linker defines, which holds every function of 0.2.0.
 //! Earlier versions are adapters over the current one: the sandbox, its
 //! limits and its checks are written once.
 //!
@@ -38,7 +41,7 @@ use v0_1::jiandu::model::{host as old, types as old_types};
 
 /// Every contract version this host loads, oldest first; the last is the
 /// one the SDK builds against ([`jiandu_sdk::CONTRACT_VERSION`]).
-pub const SUPPORTED: [&str; 2] = ["0.1.0", "0.2.0"];
+pub const SUPPORTED: [&str; 3] = ["0.1.0", "0.2.0", "0.2.1"];
 
 /// The contract version a component's imports name, when they name one
 /// this host loads.
@@ -54,9 +57,13 @@ pub fn admits(req: &semver::VersionReq) -> bool {
         .any(|v| req.matches(&semver::Version::parse(v).expect("contract versions are semver")))
 }
 
-/// The supported versions as a person reads them: `0.1.0 and 0.2.0`.
+/// The supported versions as a person reads them: `0.1.0, 0.2.0 and 0.2.1`.
 pub fn supported_text() -> String {
-    SUPPORTED.join(" and ")
+    match SUPPORTED.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// The contract version a component imports (`0.1.0` for a component
@@ -192,6 +199,8 @@ mod tests {
         assert!(!admits(&req("^0.3")));
         assert!(!admits(&req("^1")));
         assert_eq!(SUPPORTED.last(), Some(&jiandu_sdk::CONTRACT_VERSION));
-        assert!(supported("0.1.0") && supported("0.2.0") && !supported("0.3.0"));
+        assert!(supported("0.1.0") && supported("0.2.0") && supported("0.2.1"));
+        assert!(!supported("0.3.0"));
+        assert_eq!(supported_text(), "0.1.0, 0.2.0 and 0.2.1");
     }
 }

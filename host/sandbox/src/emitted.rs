@@ -2,10 +2,14 @@
 //! not grow with their number.
 //!
 //! A run's leads are kept only if the whole run succeeds, so the host holds
-//! them until the commit. Up to a budget they stay in a map in memory; past
-//! it the map is written out as a sorted run to a spill file and emptied.
-//! Reading them back ([`Emitted::iter`]) merges the spill files and the map
-//! by subject, the latest emit of a subject winning, as the map alone did.
+//! them until the commit. They stay as the model encoded them
+//! ([`jiandu_sdk::encoded_lead`]): up to a budget in one buffer in memory,
+//! in the order they were emitted; past it the buffer is written out, in
+//! subject order, as a sorted run to a spill file and emptied. Reading them
+//! back ([`Emitted::iter`]) merges the spill files and the buffer by
+//! subject, the latest emit of a subject winning, and lends each lead as a
+//! [`LeadView`] over the bytes where they lie: no field is copied into an
+//! allocation of its own anywhere between the model and the snapshot.
 //!
 //! Spill files are unlinked as soon as they are created: they live as long
 //! as the run holds them, a crash leaves nothing behind, and no other
@@ -17,8 +21,8 @@
 //! their bytes need to tell a new subject from a replaced one.
 
 use crate::{Error, Result};
-use jiandu_sdk::{EvidenceData, LeadData};
-use std::borrow::Cow;
+use jiandu_sdk::encoded_lead::{self, LeadView};
+use jiandu_sdk::LeadData;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -43,22 +47,17 @@ pub fn text_size(lead: &LeadData) -> u64 {
         as u64
 }
 
-/// What one lead costs in memory: its text, the map entry and the
-/// `String` headers.
-fn memory_cost(lead: &LeadData) -> u64 {
-    text_size(lead) + 160 + 56 * lead.evidence.len() as u64
-}
-
 /// The emitted leads of one run.
 pub struct Emitted {
-    /// Leads since the last spill, in the order they were emitted (a
-    /// subject may be there more than once: the last one counts).
-    memory: Vec<LeadData>,
+    /// Leads since the last spill, encoded (each its length first), in the
+    /// order they were emitted (a subject may be there more than once: the
+    /// last one counts).
+    memory: Vec<u8>,
+    /// Where each lead of `memory` starts.
+    starts: Vec<usize>,
     /// Whether `memory` is in strictly ascending subject order, as a model
     /// that walks its data in key order emits: then it needs no sorting.
     ascending: bool,
-    /// What `memory` costs, by [`memory_cost`].
-    memory_cost: u64,
     /// Every subject emitted, by hash: the size of its latest lead.
     sizes: HashMap<u64, u64>,
     hasher: std::hash::RandomState,
@@ -75,13 +74,19 @@ impl Default for Emitted {
     }
 }
 
+/// The lead at `start` of `memory`, with its length.
+fn lead_at(memory: &[u8], start: usize) -> &[u8] {
+    let len = u32::from_le_bytes(memory[start..start + 4].try_into().expect("4 bytes")) as usize;
+    &memory[start..start + 4 + len]
+}
+
 impl Emitted {
     /// Leads held in memory only.
     pub fn new() -> Emitted {
         Emitted {
             memory: Vec::new(),
+            starts: Vec::new(),
             ascending: true,
-            memory_cost: 0,
             sizes: HashMap::new(),
             hasher: std::hash::RandomState::new(),
             spills: Vec::new(),
@@ -109,21 +114,28 @@ impl Emitted {
     pub fn absorb(&mut self, mut other: Emitted) -> Result<()> {
         if let Some(k) = other.sizes.keys().find(|k| self.sizes.contains_key(k)) {
             let subject = other
-                .memory
+                .starts
                 .iter()
-                .find(|l| self.key(&l.subject) == *k)
-                .map(|l| format!(" (`{}`)", crate::text::shorten(&l.subject, 64)))
+                .map(|&s| encoded_lead::subject_bytes(lead_at(&other.memory, s)))
+                .find(|s| self.key(s) == *k)
+                .map(|s| {
+                    format!(
+                        " (`{}`)",
+                        crate::text::shorten(&String::from_utf8_lossy(s), 64)
+                    )
+                })
                 .unwrap_or_default();
             return Err(Error::Leads(format!(
                 "two parts of a partitioned run emitted the same subject{subject}: the model's leads do not follow the key it is split on"
             )));
         }
-        if !other.memory.is_empty() {
+        if !other.starts.is_empty() {
             if other.spill_dir.is_some() {
                 other.spill()?;
             } else {
                 self.ascending = false;
-                self.memory_cost += other.memory_cost;
+                let base = self.memory.len();
+                self.starts.extend(other.starts.iter().map(|s| s + base));
                 self.memory.append(&mut other.memory);
             }
         }
@@ -138,15 +150,15 @@ impl Emitted {
         self.budget = budget;
     }
 
-    fn key(&self, subject: &str) -> u64 {
+    fn key(&self, subject: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write(subject.as_bytes());
+        h.write(subject);
         h.finish()
     }
 
     /// The size recorded for `subject`'s latest lead, if it was emitted.
     pub fn size_of(&self, subject: &str) -> Option<u64> {
-        self.sizes.get(&self.key(subject)).copied()
+        self.sizes.get(&self.key(subject.as_bytes())).copied()
     }
 
     /// Number of distinct subjects.
@@ -171,47 +183,55 @@ impl Emitted {
     /// Leads emitted since the last spill (some may replace spilled ones,
     /// or each other).
     pub fn in_memory(&self) -> usize {
-        self.memory.len()
+        self.starts.len()
     }
 
     /// Adds `lead` (of `size` bytes, as the policy counts them), replacing
     /// an earlier lead with its subject.
-    pub fn insert(&mut self, lead: LeadData, size: u64) -> Result<()> {
-        let key = self.key(&lead.subject);
+    pub fn insert(&mut self, lead: &LeadData, size: u64) -> Result<()> {
+        let mut encoded = Vec::new();
+        encoded_lead::put_data(&mut encoded, lead);
+        self.insert_encoded(&encoded, size)
+    }
+
+    /// Adds a lead as [`encoded_lead`] encodes it, its length first, and
+    /// already checked ([`encoded_lead::decode`]); `size` as the policy
+    /// counts it.
+    pub fn insert_encoded(&mut self, lead: &[u8], size: u64) -> Result<()> {
+        let subject = encoded_lead::subject_bytes(lead);
+        let key = self.key(subject);
         self.sizes.insert(key, size);
-        if let Some(last) = self.memory.last() {
-            self.ascending &= last.subject < lead.subject;
+        if let Some(&last) = self.starts.last() {
+            self.ascending &= encoded_lead::subject_bytes(lead_at(&self.memory, last)) < subject;
         }
-        self.memory_cost += memory_cost(&lead);
-        self.memory.push(lead);
-        if self.memory_cost > self.budget && self.spill_dir.is_some() {
+        self.starts.push(self.memory.len());
+        self.memory.extend_from_slice(lead);
+        if self.memory_cost() > self.budget && self.spill_dir.is_some() {
             self.spill()?;
         }
         Ok(())
     }
 
+    /// What the leads in memory cost: their bytes and their places.
+    fn memory_cost(&self) -> u64 {
+        (self.memory.len() + self.starts.len() * std::mem::size_of::<usize>()) as u64
+    }
+
     /// The leads in memory in subject order, the last emit of a subject
-    /// only, as positions in `memory`.
-    fn memory_order(&self) -> Option<Vec<u32>> {
+    /// only, as their starts in `memory`.
+    fn memory_order(&self) -> Option<Vec<usize>> {
         if self.ascending {
             return None;
         }
-        let mut order: Vec<u32> = (0..self.memory.len() as u32).collect();
+        let subject = |start: usize| encoded_lead::subject_bytes(lead_at(&self.memory, start));
+        let mut order = self.starts.clone();
         // Stable: of equal subjects, the last emitted ends up last.
-        order.sort_by(|&a, &b| {
-            self.memory[a as usize]
-                .subject
-                .cmp(&self.memory[b as usize].subject)
-        });
-        let mut kept: Vec<u32> = Vec::with_capacity(order.len());
-        for i in order {
+        order.sort_by(|&a, &b| subject(a).cmp(subject(b)));
+        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+        for start in order {
             match kept.last_mut() {
-                Some(last)
-                    if self.memory[*last as usize].subject == self.memory[i as usize].subject =>
-                {
-                    *last = i
-                }
-                _ => kept.push(i),
+                Some(last) if subject(*last) == subject(start) => *last = start,
+                _ => kept.push(start),
             }
         }
         Some(kept)
@@ -219,8 +239,8 @@ impl Emitted {
 
     fn memory_leads(&self) -> MemoryLeads<'_> {
         MemoryLeads {
-            leads: &self.memory,
-            order: self.memory_order(),
+            memory: &self.memory,
+            order: self.memory_order().unwrap_or_else(|| self.starts.clone()),
             next: 0,
         }
     }
@@ -242,27 +262,30 @@ impl Emitted {
             .map_err(|e| io(&path, "create", e))?;
         // Unlinked at once: the open handle is all that keeps it.
         std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
-        let mut out = BufWriter::with_capacity(1 << 16, &file);
-        let mut buf = Vec::new();
-        for lead in self.memory_leads() {
-            buf.clear();
-            encode(lead, &mut buf);
-            out.write_all(&buf).map_err(|e| io(&path, "write", e))?;
-        }
-        out.flush().map_err(|e| io(&path, "write", e))?;
-        drop(out);
-        let len = file
-            .metadata()
-            .map_err(|e| io(&path, "read the size of", e))?
-            .len();
+        let len = if self.ascending {
+            // In order already: the buffer is the sorted run.
+            file.write_all_at(&self.memory, 0)
+                .map_err(|e| io(&path, "write", e))?;
+            self.memory.len() as u64
+        } else {
+            let mut out = BufWriter::with_capacity(1 << 16, &file);
+            let mut leads = self.memory_leads();
+            let mut len = 0u64;
+            while let Some(lead) = leads.next_lead() {
+                out.write_all(lead).map_err(|e| io(&path, "write", e))?;
+                len += lead.len() as u64;
+            }
+            out.flush().map_err(|e| io(&path, "write", e))?;
+            len
+        };
         self.spills.push(Spill {
             file: Arc::new(file),
             len,
             path,
         });
         self.memory.clear();
+        self.starts.clear();
         self.ascending = true;
-        self.memory_cost = 0;
         Ok(())
     }
 
@@ -275,12 +298,14 @@ impl Emitted {
             .iter()
             .map(|s| Source::Spill(SpillReader::new(s)))
             .collect();
-        sources.push(Source::Memory(self.memory_leads()));
-        let heads = sources.iter().map(|_| None).collect();
+        sources.push(Source::Memory {
+            leads: self.memory_leads(),
+            head: None,
+        });
         Merge {
             sources,
-            heads,
             heap: Vec::new(),
+            taken: Vec::new(),
             started: false,
             failed: false,
         }
@@ -302,39 +327,16 @@ fn io(path: &std::path::Path, what: &str, e: std::io::Error) -> Error {
     ))
 }
 
-// A lead in a spill file: each text as a u32 length and its bytes, each
-// flag as a byte.
-fn put_text(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn encode(lead: &LeadData, out: &mut Vec<u8>) {
-    put_text(out, &lead.subject);
-    out.push(lead.subject_personal as u8);
-    put_text(out, &lead.title);
-    match &lead.amount {
-        Some(a) => {
-            out.push(1);
-            put_text(out, a);
-        }
-        None => out.push(0),
-    }
-    out.extend_from_slice(&(lead.evidence.len() as u32).to_le_bytes());
-    for e in &lead.evidence {
-        put_text(out, &e.name);
-        put_text(out, &e.value);
-        out.push(e.personal as u8);
-    }
-}
-
-/// Reads one spill file back, a buffer at a time.
+/// Reads one spill file back, a buffer at a time; the lead at hand stays
+/// in the buffer until the reader moves on.
 struct SpillReader<'a> {
     spill: &'a Spill,
     /// File offset of `buf[0]`.
     at: u64,
     buf: Vec<u8>,
-    /// Read position in `buf`.
+    /// The lead at hand: `buf[head.0..head.1]`, its length first.
+    head: Option<(usize, usize)>,
+    /// Where the next lead starts in `buf`.
     pos: usize,
 }
 
@@ -346,6 +348,7 @@ impl<'a> SpillReader<'a> {
             spill,
             at: 0,
             buf: Vec::new(),
+            head: None,
             pos: 0,
         }
     }
@@ -354,136 +357,125 @@ impl<'a> SpillReader<'a> {
         Error::Leads(format!("spill file {}: {what}", self.spill.path.display()))
     }
 
-    /// The next `n` bytes, reading more of the file as needed.
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        if self.pos + n > self.buf.len() {
-            let start = self.at + self.pos as u64;
-            let left = self.spill.len.saturating_sub(start);
-            let want = (n.max(READ_CHUNK) as u64).min(left) as usize;
-            if want < n {
-                return Err(self.corrupt("ends inside a lead"));
-            }
-            self.buf.resize(want, 0);
-            self.spill
-                .file
-                .read_exact_at(&mut self.buf, start)
-                .map_err(|e| io(&self.spill.path, "read", e))?;
-            self.at = start;
-            self.pos = 0;
+    /// Makes sure `buf[pos..pos + n]` is read, moving what is left of the
+    /// buffer to its front first; false at the end of the file.
+    fn fill(&mut self, n: usize) -> Result<bool> {
+        if self.pos + n <= self.buf.len() {
+            return Ok(true);
         }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
+        let start = self.at + self.pos as u64;
+        let left = self.spill.len.saturating_sub(start);
+        if left == 0 {
+            return Ok(false);
+        }
+        if (left as usize) < n {
+            return Err(self.corrupt("ends inside a lead"));
+        }
+        let want = (n.max(READ_CHUNK) as u64).min(left) as usize;
+        self.buf.clear();
+        self.buf.resize(want, 0);
+        self.spill
+            .file
+            .read_exact_at(&mut self.buf, start)
+            .map_err(|e| io(&self.spill.path, "read", e))?;
+        self.at = start;
+        self.pos = 0;
+        Ok(true)
     }
 
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+    /// Moves to the next lead; false at the end.
+    fn advance(&mut self) -> Result<bool> {
+        self.head = None;
+        if !self.fill(4)? {
+            return Ok(false);
+        }
+        let len = u32::from_le_bytes(
+            self.buf[self.pos..self.pos + 4]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        if !self.fill(4 + len)? {
+            return Err(self.corrupt("ends inside a lead"));
+        }
+        self.head = Some((self.pos, self.pos + 4 + len));
+        self.pos += 4 + len;
+        Ok(true)
     }
 
-    fn flag(&mut self) -> Result<bool> {
-        match self.take(1)?[0] {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(self.corrupt("bad flag")),
-        }
-    }
-
-    fn text(&mut self) -> Result<String> {
-        let n = self.u32()? as usize;
-        let bytes = self.take(n)?.to_vec();
-        String::from_utf8(bytes).map_err(|_| self.corrupt("text is not UTF-8"))
-    }
-
-    fn next(&mut self) -> Result<Option<LeadData>> {
-        if self.at + self.pos as u64 >= self.spill.len {
-            return Ok(None);
-        }
-        let subject = self.text()?;
-        let subject_personal = self.flag()?;
-        let title = self.text()?;
-        let amount = if self.flag()? {
-            Some(self.text()?)
-        } else {
-            None
-        };
-        let n = self.u32()? as usize;
-        let mut evidence = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            evidence.push(EvidenceData {
-                name: self.text()?,
-                value: self.text()?,
-                personal: self.flag()?,
-            });
-        }
-        Ok(Some(LeadData {
-            subject,
-            subject_personal,
-            title,
-            amount,
-            evidence,
-        }))
+    fn head(&self) -> Option<&[u8]> {
+        self.head.map(|(a, b)| &self.buf[a..b])
     }
 }
 
 /// The leads in memory in subject order, the last emit of each subject.
 struct MemoryLeads<'a> {
-    leads: &'a [LeadData],
-    /// `None`: `leads` is in order as it is.
-    order: Option<Vec<u32>>,
+    memory: &'a [u8],
+    /// Starts of the leads, in the order they come out.
+    order: Vec<usize>,
     next: usize,
 }
 
-impl<'a> Iterator for MemoryLeads<'a> {
-    type Item = &'a LeadData;
-
-    fn next(&mut self) -> Option<&'a LeadData> {
-        let i = match &self.order {
-            Some(order) => *order.get(self.next)? as usize,
-            None => self.next,
-        };
+impl<'a> MemoryLeads<'a> {
+    fn next_lead(&mut self) -> Option<&'a [u8]> {
+        let start = *self.order.get(self.next)?;
         self.next += 1;
-        self.leads.get(i)
+        Some(lead_at(self.memory, start))
     }
 }
 
 enum Source<'a> {
     Spill(SpillReader<'a>),
-    Memory(MemoryLeads<'a>),
+    Memory {
+        leads: MemoryLeads<'a>,
+        head: Option<&'a [u8]>,
+    },
 }
 
 impl<'a> Source<'a> {
-    fn next(&mut self) -> Result<Option<Cow<'a, LeadData>>> {
+    fn advance(&mut self) -> Result<bool> {
         match self {
-            Source::Spill(r) => Ok(r.next()?.map(Cow::Owned)),
-            Source::Memory(m) => Ok(m.next().map(Cow::Borrowed)),
+            Source::Spill(r) => r.advance(),
+            Source::Memory { leads, head } => {
+                *head = leads.next_lead();
+                Ok(head.is_some())
+            }
         }
+    }
+
+    /// The lead at hand, encoded, its length first.
+    fn head(&self) -> &[u8] {
+        match self {
+            Source::Spill(r) => r.head(),
+            Source::Memory { head, .. } => *head,
+        }
+        .expect("a source in the heap has a lead at hand")
     }
 }
 
 /// [`Emitted::iter`]: a merge of sorted runs, newest winning. A binary
 /// heap of the sources by their next subject (the newest source first among
 /// equal ones) makes each lead cost O(log sources), however many spills a
-/// run made.
+/// run made. It lends each lead ([`Merge::next_lead`]) until the next call.
 pub struct Merge<'a> {
     /// Oldest first; the memory last.
     sources: Vec<Source<'a>>,
-    heads: Vec<Option<Cow<'a, LeadData>>>,
-    /// Sources that have a head, as a min-heap by [`Merge::before`].
+    /// Sources that have a lead at hand, as a min-heap by [`Merge::before`].
     heap: Vec<usize>,
+    /// Sources whose lead at hand was lent or replaced: they move on before
+    /// the next lead is chosen.
+    taken: Vec<usize>,
     started: bool,
     failed: bool,
 }
 
 impl<'a> Merge<'a> {
+    fn subject(&self, source: usize) -> &[u8] {
+        encoded_lead::subject_bytes(self.sources[source].head())
+    }
+
     /// Whether source `a`'s head comes out before source `b`'s.
     fn before(&self, a: usize, b: usize) -> bool {
-        let (ha, hb) = (
-            self.heads[a].as_ref().expect("a head"),
-            self.heads[b].as_ref().expect("a head"),
-        );
-        match ha.subject.cmp(&hb.subject) {
+        match self.subject(a).cmp(self.subject(b)) {
             std::cmp::Ordering::Less => true,
             std::cmp::Ordering::Greater => false,
             // The newest (highest) source wins a subject.
@@ -520,11 +512,10 @@ impl<'a> Merge<'a> {
         }
     }
 
-    /// Reads source `i`'s next head and puts it back in the heap if it has
-    /// one; `i` must not be in the heap.
+    /// Moves source `i` to its next lead and puts it back in the heap if
+    /// it has one; `i` must not be in the heap.
     fn refill(&mut self, i: usize) -> Result<()> {
-        self.heads[i] = self.sources[i].next()?;
-        if self.heads[i].is_some() {
+        if self.sources[i].advance()? {
             self.heap.push(i);
             let last = self.heap.len() - 1;
             self.sift_up(last);
@@ -543,44 +534,53 @@ impl<'a> Merge<'a> {
         Some(top)
     }
 
-    fn step(&mut self) -> Result<Option<Cow<'a, LeadData>>> {
+    fn step(&mut self) -> Result<Option<usize>> {
         if !self.started {
             self.started = true;
             for i in 0..self.sources.len() {
                 self.refill(i)?;
             }
         }
+        for i in std::mem::take(&mut self.taken) {
+            self.refill(i)?;
+        }
         let Some(best) = self.pop() else {
             return Ok(None);
         };
-        let lead = self.heads[best].take().expect("the chosen head");
-        self.refill(best)?;
-        // Older leads of the same subject are replaced: drop them.
+        self.taken.push(best);
+        // Older leads of the same subject are replaced: they move on too.
         while let Some(&top) = self.heap.first() {
-            if self.heads[top].as_ref().expect("a head").subject != lead.subject {
+            if self.subject(top) != self.subject(best) {
                 break;
             }
             self.pop();
-            self.heads[top] = None;
-            self.refill(top)?;
+            self.taken.push(top);
         }
-        Ok(Some(lead))
+        Ok(Some(best))
     }
-}
 
-impl<'a> Iterator for Merge<'a> {
-    type Item = Result<Cow<'a, LeadData>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next lead, lent until the next call; `None` at the end and
+    /// after an error.
+    pub fn next_lead(&mut self) -> Result<Option<LeadView<'_>>> {
         if self.failed {
-            return None;
+            return Ok(None);
         }
-        match self.step() {
-            Ok(Some(lead)) => Some(Ok(lead)),
-            Ok(None) => None,
+        let lead = match self.step() {
+            Ok(Some(source)) => source,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 self.failed = true;
-                Some(Err(e))
+                return Err(e);
+            }
+        };
+        match encoded_lead::decode(self.sources[lead].head()) {
+            Ok((view, _)) => Ok(Some(view)),
+            Err(e) => {
+                self.failed = true;
+                Err(match &self.sources[lead] {
+                    Source::Spill(r) => r.corrupt(&format!("a lead that {e}")),
+                    Source::Memory { .. } => Error::Leads(format!("a lead in memory that {e}")),
+                })
             }
         }
     }
@@ -589,6 +589,7 @@ impl<'a> Iterator for Merge<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiandu_sdk::EvidenceData;
     use std::collections::BTreeMap;
 
     fn lead(subject: &str, title: &str, n: usize) -> LeadData {
@@ -608,7 +609,18 @@ mod tests {
     }
 
     fn collect(e: &Emitted) -> Vec<LeadData> {
-        e.iter().map(|l| l.unwrap().into_owned()).collect()
+        read(e).map_err(|e| e.to_string()).unwrap()
+    }
+
+    /// Every lead, or the first error.
+    fn read(e: &Emitted) -> Result<Vec<LeadData>> {
+        let mut out = Vec::new();
+        let mut leads = e.iter();
+        while let Some(l) = leads.next_lead()? {
+            out.push(l.to_data());
+        }
+        assert!(leads.next_lead().unwrap().is_none(), "stays at its end");
+        Ok(out)
     }
 
     #[test]
@@ -623,7 +635,7 @@ mod tests {
                 let subject = format!("{}{:03}", if i % 3 == 0 { "P" } else { "C" }, (i * 7) % 50);
                 let l = lead(&subject, &format!("round {round}"), i + round);
                 plain.insert(subject.clone(), l.clone());
-                spilling.insert(l, 1).unwrap();
+                spilling.insert(&l, 1).unwrap();
             }
         }
         assert!(spilling.spilled(), "the budget makes it spill");
@@ -639,9 +651,9 @@ mod tests {
     #[test]
     fn without_a_spill_folder_everything_stays_in_memory() {
         let mut e = Emitted::new();
-        e.insert(lead("B", "t", 2), 5).unwrap();
-        e.insert(lead("A", "t", 3), 7).unwrap();
-        e.insert(lead("B", "u", 4), 9).unwrap();
+        e.insert(&lead("B", "t", 2), 5).unwrap();
+        e.insert(&lead("A", "t", 3), 7).unwrap();
+        e.insert(&lead("B", "u", 4), 9).unwrap();
         assert!(!e.spilled());
         assert_eq!(
             (e.len(), e.size_of("B"), e.size_of("C")),
@@ -657,21 +669,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut e = Emitted::new();
         e.spill_to(dir.path().to_path_buf(), 1);
-        e.insert(lead("A", "t", 3), 1).unwrap();
+        e.insert(&lead("A", "t", 3), 1).unwrap();
         assert!(e.spilled());
-        e.insert(lead("B", "t", 2), 1).unwrap();
+        e.insert(&lead("B", "t", 2), 1).unwrap();
         assert_eq!(e.spills(), 2);
         // The first file cut short, the second claiming bytes it lacks.
         let len = e.spills[0].len;
         e.spills[0].file.set_len(len - 3).unwrap();
         e.spills[1].len += 10;
-        let results: Vec<_> = e.iter().collect();
-        assert_eq!(results.len(), 1, "stops at the first error");
-        let err = results[0].as_ref().unwrap_err().to_string();
-        assert!(err.contains("cannot read the spill file"), "{err}");
+        let mut leads = e.iter();
+        let err = leads.next_lead().unwrap_err().to_string();
+        assert!(err.contains("spill file"), "{err}");
+        assert!(leads.next_lead().unwrap().is_none(), "stops at the first error");
         e.spills[0].file.set_len(len).unwrap();
-        let results: Vec<_> = e.iter().collect();
-        let err = results.last().unwrap().as_ref().unwrap_err().to_string();
+        let err = read(&e).unwrap_err().to_string();
         assert!(err.contains("spill file"), "{err}");
     }
 
@@ -692,7 +703,7 @@ mod tests {
                     let subject = format!("S{m:05}");
                     let l = lead(&subject, &format!("{round}-{i}"), i);
                     plain.insert(subject, l.clone());
-                    e.insert(l, 1).unwrap();
+                    e.insert(&l, 1).unwrap();
                 }
             }
             assert!(e.spills() > 20, "{} spills", e.spills());
@@ -709,14 +720,14 @@ mod tests {
         let mut second = first.sibling();
         for i in 0..60usize {
             let part = if i % 2 == 0 { &mut first } else { &mut second };
-            part.insert(lead(&format!("S{i:03}"), "t", i), 1).unwrap();
+            part.insert(&lead(&format!("S{i:03}"), "t", i), 1).unwrap();
         }
         first.absorb(second).unwrap();
         let subjects: Vec<String> = collect(&first).into_iter().map(|l| l.subject).collect();
         let expect: Vec<String> = (0..60).map(|i| format!("S{i:03}")).collect();
         assert_eq!((first.len(), subjects), (60, expect));
         let mut third = first.sibling();
-        third.insert(lead("S007", "again", 1), 1).unwrap();
+        third.insert(&lead("S007", "again", 1), 1).unwrap();
         let err = first.absorb(third).unwrap_err().to_string();
         assert!(
             err.contains("S007") && err.contains("partitioned run"),

@@ -11,7 +11,7 @@ use crate::dataset::access::{Access, Refusal, ScanPlan};
 use crate::dataset::KeyRange;
 use crate::emitted::Emitted;
 use crate::limits::Limits;
-use jiandu_sdk::{EvidenceData, LeadData};
+use jiandu_sdk::encoded_lead::{self, LeadView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1004,19 +1004,14 @@ impl Session {
         })
     }
 
-    fn validate_lead(&self, lead: types::Lead) -> Result<LeadData, Breach> {
+    /// Checks a lead against the contract's rules and the policy's
+    /// limit on one lead's bytes; its size as the policy counts it.
+    fn check_lead(&self, lead: &LeadView<'_>) -> Result<u64, Breach> {
         let invalid = |m: String| Err(Breach::InvalidLead(m));
-        let bytes = lead.subject.len()
-            + lead.title.len()
-            + lead.amount.as_ref().map_or(0, String::len)
-            + lead
-                .evidence
-                .iter()
-                .map(|e| e.name.len() + e.value.len())
-                .sum::<usize>();
-        if bytes as u64 > self.limits.max_lead_bytes {
+        let bytes = lead.text_size();
+        if bytes > self.limits.max_lead_bytes {
             return Err(Breach::LeadTooLarge {
-                bytes: bytes as u64,
+                bytes,
                 limit: self.limits.max_lead_bytes,
             });
         }
@@ -1038,13 +1033,13 @@ impl Session {
                 lead.title.len()
             ));
         }
-        if lead.evidence.len() > MAX_EVIDENCE_FIELDS {
+        if lead.evidence_count() > MAX_EVIDENCE_FIELDS {
             return invalid(format!(
                 "{} evidence fields (at most {MAX_EVIDENCE_FIELDS})",
-                lead.evidence.len()
+                lead.evidence_count()
             ));
         }
-        if let Some(a) = &lead.amount {
+        if let Some(a) = lead.amount {
             if a.parse::<rust_decimal::Decimal>().is_err() {
                 return invalid(format!(
                     "amount `{}` is not a decimal number",
@@ -1052,21 +1047,34 @@ impl Session {
                 ));
             }
         }
-        Ok(LeadData {
-            subject: lead.subject,
-            subject_personal: lead.subject_personal,
-            title: lead.title,
-            amount: lead.amount,
-            evidence: lead
-                .evidence
-                .into_iter()
-                .map(|e| EvidenceData {
-                    name: e.name,
-                    value: e.value,
-                    personal: e.personal,
-                })
-                .collect(),
-        })
+        Ok(bytes)
+    }
+
+    /// Checks one encoded lead (its length first) and keeps it: the
+    /// contract's rules, then the policy's limits on the number of leads
+    /// and their bytes.
+    fn take_lead(&mut self, encoded: &[u8], lead: &LeadView<'_>) -> wasmtime::Result<()> {
+        let size = self.check_lead(lead).map_err(wasmtime::Error::new)?;
+        let replaced = self.leads.size_of(lead.subject);
+        if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
+            return Err(wasmtime::Error::new(Breach::LeadFlood {
+                limit: self.limits.max_leads,
+            }));
+        }
+        // The bytes of a run's leads have their own cap: past a few MiB
+        // they wait in spill files, not in memory (see `crate::emitted`).
+        let held = self.lead_bytes - replaced.unwrap_or(0) + size;
+        let cap = self.limits.max_lead_mib.saturating_mul(1 << 20);
+        if held > cap {
+            return Err(wasmtime::Error::new(Breach::LeadVolume {
+                bytes: held,
+                limit: cap,
+            }));
+        }
+        self.lead_bytes = held;
+        self.leads
+            .insert_encoded(encoded, size)
+            .map_err(wasmtime::Error::new)
     }
 
     fn next_batch_inner(
@@ -1271,28 +1279,44 @@ impl host::Host for Session {
 
     fn emit(&mut self, lead: types::Lead) -> wasmtime::Result<Result<(), String>> {
         self.check_deadline()?;
-        let lead = self.validate_lead(lead).map_err(wasmtime::Error::new)?;
-        let replaced = self.leads.size_of(&lead.subject);
-        if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
-            return Err(wasmtime::Error::new(Breach::LeadFlood {
-                limit: self.limits.max_leads,
-            }));
+        // One lead at a time (contracts 0.1 and 0.2.0): encoded as a batch
+        // of one, and checked and kept as every lead is.
+        let mut evidence = Vec::new();
+        for e in &lead.evidence {
+            encoded_lead::put_text(&mut evidence, &e.name);
+            encoded_lead::put_text(&mut evidence, &e.value);
+            evidence.push(e.personal as u8);
         }
-        // The bytes of a run's leads have their own cap: past a few MiB
-        // they wait in spill files, not in memory (see `crate::emitted`).
-        let size = crate::emitted::text_size(&lead);
-        let held = self.lead_bytes - replaced.unwrap_or(0) + size;
-        let cap = self.limits.max_lead_mib.saturating_mul(1 << 20);
-        if held > cap {
-            return Err(wasmtime::Error::new(Breach::LeadVolume {
-                bytes: held,
-                limit: cap,
-            }));
+        let count = u32::try_from(lead.evidence.len()).unwrap_or(u32::MAX);
+        let mut encoded = Vec::new();
+        encoded_lead::put_lead(
+            &mut encoded,
+            &lead.subject,
+            lead.subject_personal,
+            &lead.title,
+            lead.amount.as_ref().map(|a| a as &dyn std::fmt::Display),
+            count,
+            &evidence,
+        );
+        self.emit_leads(encoded)
+    }
+
+    fn emit_leads(&mut self, leads: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        self.check_deadline()?;
+        let mut at = 0;
+        let mut n = 0usize;
+        while at < leads.len() {
+            let (lead, used) = encoded_lead::decode(&leads[at..]).map_err(|e| {
+                wasmtime::Error::new(Breach::InvalidLead(format!(
+                    "lead {} of a batch of {} bytes: {e}",
+                    n + 1,
+                    leads.len()
+                )))
+            })?;
+            self.take_lead(&leads[at..at + used], &lead)?;
+            at += used;
+            n += 1;
         }
-        self.lead_bytes = held;
-        self.leads
-            .insert(lead, size)
-            .map_err(wasmtime::Error::new)?;
         Ok(Ok(()))
     }
 
