@@ -680,7 +680,10 @@ mod tests {
         let mut leads = e.iter();
         let err = leads.next_lead().unwrap_err().to_string();
         assert!(err.contains("spill file"), "{err}");
-        assert!(leads.next_lead().unwrap().is_none(), "stops at the first error");
+        assert!(
+            leads.next_lead().unwrap().is_none(),
+            "stops at the first error"
+        );
         e.spills[0].file.set_len(len).unwrap();
         let err = read(&e).unwrap_err().to_string();
         assert!(err.contains("spill file"), "{err}");

@@ -1,0 +1,223 @@
+//! Calendar dates without a clock or a time zone library: a day number,
+//! with the conventions of the domain rules (DOMAIN.md, "Dates").
+//!
+//! Dates are local calendar days (UTC+8 by convention of the data); a plan
+//! never reads the time, so a day count is all it needs. The conversion
+//! between day numbers and the proleptic Gregorian calendar is the
+//! well-known days-from-civil algorithm.
+
+use std::fmt;
+
+/// A calendar date, stored as days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(i32);
+
+/// Years a date may have: four digits, as the data writes them.
+const MIN_YEAR: i32 = 1;
+const MAX_YEAR: i32 = 9999;
+
+fn is_leap(y: i32) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i32, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+impl Date {
+    /// The date `y`-`m`-`d`, if it exists and its year has four digits.
+    pub fn from_ymd(y: i32, m: u32, d: u32) -> Option<Date> {
+        if !(MIN_YEAR..=MAX_YEAR).contains(&y) || !(1..=12).contains(&m) {
+            return None;
+        }
+        if d == 0 || d > days_in_month(y, m) {
+            return None;
+        }
+        // Days from civil: years start in March so that the leap day is last.
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy as i32;
+        Some(Date(era * 146_097 + doe - 719_468))
+    }
+
+    /// Year, month and day.
+    pub fn ymd(self) -> (i32, u32, u32) {
+        let z = self.0 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = yoe + era * 400 + i32::from(m <= 2);
+        (y, m, d)
+    }
+
+    /// Days since 1970-01-01 (negative before).
+    pub fn day_number(self) -> i32 {
+        self.0
+    }
+
+    /// Parses `YYYY-MM-DD`; a timestamp `YYYY-MM-DD HH:MM[:SS]` (or with
+    /// `T`) gives its date.
+    pub fn parse(s: &str) -> Option<Date> {
+        let b = s.as_bytes();
+        if b.len() < 10 || (b.len() > 10 && b[10] != b' ' && b[10] != b'T') {
+            return None;
+        }
+        if b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let y = digits(&b[0..4])?;
+        let m = digits(&b[5..7])?;
+        let d = digits(&b[8..10])?;
+        if b.len() > 10 {
+            hour_of(s)?;
+        }
+        Date::from_ymd(y as i32, m, d)
+    }
+
+    /// The date `n` days later (earlier when negative), if it has a
+    /// four-digit year.
+    pub fn add_days(self, n: i64) -> Option<Date> {
+        let day = i64::from(self.0).checked_add(n)?;
+        let day = i32::try_from(day).ok()?;
+        let date = Date(day);
+        (MIN_YEAR..=MAX_YEAR)
+            .contains(&date.ymd().0)
+            .then_some(date)
+    }
+
+    /// Days from `self` to `to` (negative when `to` is earlier).
+    pub fn days_until(self, to: Date) -> i64 {
+        i64::from(to.0) - i64::from(self.0)
+    }
+
+    /// The same calendar day `n` years earlier; 29 February becomes
+    /// 28 February in a year without it (DOMAIN.md: "within N years before").
+    pub fn years_before(self, n: i64) -> Option<Date> {
+        let (y, m, d) = self.ymd();
+        let y = i64::from(y).checked_sub(n)?;
+        let y = i32::try_from(y).ok()?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
+            return None;
+        }
+        Date::from_ymd(y, m, d.min(days_in_month(y, m)))
+    }
+
+    /// The same day `n` months later (earlier when negative), moved back
+    /// to the month's last day when the month is shorter (31 Jan + 1 month
+    /// is 28 or 29 Feb).
+    pub fn add_months(self, n: i64) -> Option<Date> {
+        let (y, m, d) = self.ymd();
+        let months = i64::from(y) * 12 + i64::from(m - 1) + n;
+        let y = i32::try_from(months.div_euclid(12)).ok()?;
+        let m = months.rem_euclid(12) as u32 + 1;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
+            return None;
+        }
+        Date::from_ymd(y, m, d.min(days_in_month(y, m)))
+    }
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// The hour of a timestamp `YYYY-MM-DD HH:MM[:SS]` (or with `T`), 0–23.
+pub fn hour_of(s: &str) -> Option<u32> {
+    let b = s.as_bytes();
+    if b.len() < 16 || (b[10] != b' ' && b[10] != b'T') || b[13] != b':' {
+        return None;
+    }
+    let h = digits(&b[11..13])?;
+    let min = digits(&b[14..16])?;
+    let rest_ok = match b.len() {
+        16 => true,
+        19 => b[16] == b':' && digits(&b[17..19]).is_some_and(|s| s < 60),
+        _ => false,
+    };
+    (h < 24 && min < 60 && rest_ok).then_some(h)
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    #[test]
+    fn day_numbers_round_trip_through_the_calendar() {
+        assert_eq!(d("1970-01-01").day_number(), 0);
+        assert_eq!(d("2000-03-01").day_number(), 11_017);
+        for n in [-719_162, -1, 0, 59, 11_016, 19_782, 2_932_896] {
+            let (y, m, dd) = Date(n).ymd();
+            assert_eq!(Date::from_ymd(y, m, dd), Some(Date(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn invalid_dates_are_refused() {
+        for s in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "2024/01/01",
+            "2024-01-01x",
+        ] {
+            assert_eq!(Date::parse(s), None, "{s}");
+        }
+        assert_eq!(d("2024-02-29").to_string(), "2024-02-29");
+    }
+
+    #[test]
+    fn leap_day_years_before_falls_back_to_february_28() {
+        assert_eq!(d("2024-02-29").years_before(5), Some(d("2019-02-28")));
+        assert_eq!(d("2024-02-29").years_before(4), Some(d("2020-02-29")));
+        assert_eq!(d("2024-12-31").years_before(1), Some(d("2023-12-31")));
+    }
+
+    #[test]
+    fn days_between_counts_from_the_first_to_the_second() {
+        assert_eq!(d("2024-06-30").days_until(d("2024-12-31")), 184);
+        assert_eq!(d("2023-12-31").days_until(d("2024-12-31")), 366);
+        assert_eq!(d("2024-07-15").days_until(d("2024-06-30")), -15);
+    }
+
+    #[test]
+    fn adding_months_stays_in_the_shorter_month() {
+        assert_eq!(d("2024-01-31").add_months(1), Some(d("2024-02-29")));
+        assert_eq!(d("2023-01-31").add_months(13), Some(d("2024-02-29")));
+        assert_eq!(d("2024-03-31").add_months(-1), Some(d("2024-02-29")));
+        assert_eq!(d("9999-12-31").add_months(1), None);
+    }
+
+    #[test]
+    fn timestamps_give_their_hour_and_date() {
+        assert_eq!(hour_of("2024-05-01 23:59"), Some(23));
+        assert_eq!(hour_of("2024-05-01T07:05:09"), Some(7));
+        assert_eq!(hour_of("2024-05-01 24:00"), None);
+        assert_eq!(Date::parse("2024-05-01 08:00:00"), Some(d("2024-05-01")));
+    }
+}

@@ -1,0 +1,1582 @@
+//! Running a checked plan: each step becomes a pull-based node over a
+//! reusable row buffer, and the emit steps pull leads through them.
+//!
+//! Rows stream. `read` holds one row; `filter`, `derive`, `select` one;
+//! `join` merges two inputs sorted on its key and holds only the other
+//! side's rows of the current key; `group` holds one group's accumulators
+//! when its keys lead the input's order. Only `sort`, a `group` on keys
+//! that do not lead the order, and `rank`/`window` over rows that are not
+//! partitioned by the order hold more (one partition, or all rows), which
+//! is what those operations need. Inputs that break the promised order
+//! stop the run with [`RunError::Unsorted`] instead of giving wrong leads.
+//!
+//! The host (or the guest interpreter, over the SDK) provides rows through
+//! [`Input`] and [`Scan`] and receives leads through [`LeadSink`].
+
+use crate::catalog::Param;
+use crate::check::{CKind, CPart, CStep, CheckedPlan};
+use crate::date::Date;
+use crate::error::{EvalError, HostError, PlanError, RunError};
+use crate::expr::compile::{
+    compile, condition, round_half_up, scalar, Compiled, CondF, Cx, Env, F,
+};
+use crate::plan::{AggFunc, JoinKind};
+use crate::span::Pos;
+use crate::value::{Type, Value};
+use rust_decimal::Decimal;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a run's rows come from.
+pub trait Input {
+    /// Opens a scan of `dataset` that yields the values of `fields`, in
+    /// that order, for each row, rows sorted by the dataset's primary key
+    /// (personal keys in pseudonym order). A plan that reads a dataset
+    /// twice opens it twice.
+    fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError>;
+}
+
+/// One dataset's rows, one at a time.
+pub trait Scan {
+    /// Writes the next row's values into `row` (one slot per requested
+    /// field, reusing text buffers with [`Value::set_str`]) and returns
+    /// `true`, or returns `false` at the end.
+    fn next_row(&mut self, row: &mut [Value]) -> Result<bool, HostError>;
+}
+
+/// Where leads go.
+pub trait LeadSink {
+    /// Receives one lead; the reference is reused for the next one.
+    fn emit(&mut self, lead: &Lead) -> Result<(), HostError>;
+}
+
+/// A lead (线索) as a plan emits it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lead {
+    /// The step that emitted it.
+    pub step: String,
+    /// The subject's key (credit code, case number…).
+    pub subject: String,
+    /// Whether the subject is personal data.
+    pub subject_personal: bool,
+    /// The title.
+    pub title: String,
+    /// Yuan rounded half-up to the fen, with two decimals (`"12345.68"`).
+    pub amount: Option<String>,
+    /// Evidence, in the plan's order.
+    pub evidence: Vec<Evidence>,
+}
+
+/// One piece of evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// Its name.
+    pub name: String,
+    /// Its value as text (empty for null).
+    pub value: String,
+    /// Whether it shows personal data (to be masked for people).
+    pub personal: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunStats {
+    /// Rows read per dataset.
+    pub rows_read: BTreeMap<String, u64>,
+    /// Leads emitted.
+    pub leads: u64,
+    /// Rows that reached an emit step with an empty or null subject: no
+    /// lead can be identified without one, so none was emitted.
+    pub without_subject: u64,
+}
+
+/// A checked plan bound to parameter values, compiled, ready to run any
+/// number of times.
+pub struct Program {
+    file: String,
+    steps: Vec<CStep>,
+    compiled: Vec<PStep>,
+    pool: Vec<String>,
+    params: Vec<(String, Value)>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("file", &self.file)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+enum PStep {
+    None,
+    Filter(CondF),
+    Derive(Vec<Compiled>),
+    Group(Vec<(AggFunc, Option<Compiled>)>),
+    Window {
+        time: F<Date>,
+        days: i64,
+    },
+    Emit {
+        subject: Compiled,
+        title: Vec<PPart>,
+        amount: Option<F<Decimal>>,
+        evidence: Vec<(String, Compiled, bool)>,
+    },
+}
+
+enum PPart {
+    Text(String),
+    Expr(Compiled),
+}
+
+impl CheckedPlan {
+    /// Binds parameter values (by name; the others take model.toml's
+    /// defaults) and compiles every expression.
+    pub fn bind(&self, values: &[(&str, Value)]) -> Result<Program, PlanError> {
+        let bad = |message: String| PlanError {
+            file: self.file.clone(),
+            pos: Pos::new(1, 1),
+            message,
+        };
+        let mut params: Vec<Value> = self.params.iter().map(|p| p.default.clone()).collect();
+        for (name, v) in values {
+            let Some(i) = self.params.iter().position(|p| p.name == *name) else {
+                let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                return Err(bad(format!(
+                    "unknown parameter `{name}`; expected one of: {}",
+                    known.join(", ")
+                )));
+            };
+            let p: &Param = &self.params[i];
+            let v = match (p.ty, v) {
+                (Type::Decimal, Value::Int(x)) => Value::Decimal(Decimal::from(*x)),
+                (ty, v) if v.ty() == Some(ty) => v.clone(),
+                (ty, v) => {
+                    return Err(bad(format!(
+                        "parameter `{name}`: expected {ty}, found {}",
+                        v.ty().map_or("null", Type::name)
+                    )))
+                }
+            };
+            params[i] = v;
+        }
+        let mut pool = Vec::new();
+        let mut compiled = Vec::new();
+        for s in &self.steps {
+            let mut cx = Cx {
+                params: &params,
+                pool: &mut pool,
+            };
+            compiled.push(match &s.kind {
+                CKind::Filter { cond, .. } => PStep::Filter(condition(cond, &mut cx)),
+                CKind::Derive { exprs, .. } => {
+                    PStep::Derive(exprs.iter().map(|e| compile(e, &mut cx)).collect())
+                }
+                CKind::Group { aggregates, .. } => PStep::Group(
+                    aggregates
+                        .iter()
+                        .map(|(f, a)| (*f, a.as_ref().map(|a| compile(a, &mut cx))))
+                        .collect(),
+                ),
+                CKind::Window { time, days, .. } => {
+                    let d: F<i64> = scalar(days, &mut cx);
+                    let env = Env {
+                        row: &[],
+                        pool: cx.pool,
+                    };
+                    let days = d(&env)
+                        .map_err(|e| bad(format!("step `{}`: `days`: {}", s.name, e.message)))?
+                        .ok_or_else(|| bad(format!("step `{}`: `days` is null", s.name)))?;
+                    PStep::Window {
+                        time: scalar(time, &mut cx),
+                        days,
+                    }
+                }
+                CKind::Emit {
+                    subject,
+                    title,
+                    amount,
+                    evidence,
+                    ..
+                } => PStep::Emit {
+                    subject: compile(subject, &mut cx),
+                    title: title
+                        .iter()
+                        .map(|p| match p {
+                            CPart::Text(t) => PPart::Text(t.clone()),
+                            CPart::Expr(e) => PPart::Expr(compile(e, &mut cx)),
+                        })
+                        .collect(),
+                    amount: amount.as_ref().map(|a| scalar(a, &mut cx)),
+                    evidence: evidence
+                        .iter()
+                        .map(|(n, e, p)| (n.clone(), compile(e, &mut cx), *p))
+                        .collect(),
+                },
+                _ => PStep::None,
+            });
+        }
+        Ok(Program {
+            file: self.file.clone(),
+            steps: self.steps.clone(),
+            compiled,
+            pool,
+            params: self
+                .params
+                .iter()
+                .map(|p| p.name.clone())
+                .zip(params)
+                .collect(),
+        })
+    }
+}
+
+impl Program {
+    /// The parameter values the program was bound to, in model.toml order.
+    pub fn params(&self) -> &[(String, Value)] {
+        &self.params
+    }
+
+    /// Runs every emit step in plan order, reading from `input` and
+    /// sending leads to `sink`.
+    pub fn run(
+        &self,
+        input: &mut dyn Input,
+        sink: &mut dyn LeadSink,
+    ) -> Result<RunStats, RunError> {
+        let mut stats = RunStats::default();
+        let mut lead = Lead::default();
+        for (i, s) in self.steps.iter().enumerate() {
+            let (
+                CKind::Emit {
+                    input: src,
+                    subject_personal,
+                    ..
+                },
+                PStep::Emit {
+                    subject,
+                    title,
+                    amount,
+                    evidence,
+                },
+            ) = (&s.kind, &self.compiled[i])
+            else {
+                continue;
+            };
+            let mut node = self.node(*src, input)?;
+            lead.step.clone_from(&s.name);
+            lead.subject_personal = *subject_personal;
+            lead.evidence.resize_with(evidence.len(), Evidence::default);
+            let mut scratch = String::new();
+            while node.next()? {
+                let env = Env {
+                    row: node.row(),
+                    pool: &self.pool,
+                };
+                let fail = |error: EvalError| RunError::Eval {
+                    file: self.file.clone(),
+                    step: s.name.clone(),
+                    error,
+                };
+                subject.write_text(&env, &mut lead.subject).map_err(fail)?;
+                if lead.subject.is_empty() {
+                    // A lead is identified by its subject: without one it
+                    // could not be reviewed, deduplicated or resolved.
+                    stats.without_subject += 1;
+                    continue;
+                }
+                lead.title.clear();
+                for p in title {
+                    match p {
+                        PPart::Text(t) => lead.title.push_str(t),
+                        PPart::Expr(e) => {
+                            e.write_text(&env, &mut scratch).map_err(fail)?;
+                            lead.title.push_str(&scratch);
+                        }
+                    }
+                }
+                lead.amount = match amount {
+                    Some(a) => a(&env)
+                        .map_err(fail)?
+                        .map(|v| format!("{:.2}", round_half_up(v, 2))),
+                    None => None,
+                };
+                for (slot, (name, e, personal)) in lead.evidence.iter_mut().zip(evidence) {
+                    slot.name.clone_from(name);
+                    slot.personal = *personal;
+                    e.write_text(&env, &mut slot.value).map_err(fail)?;
+                }
+                sink.emit(&lead).map_err(RunError::Output)?;
+                stats.leads += 1;
+            }
+            for (ds, n) in node.rows_read() {
+                *stats.rows_read.entry(ds).or_default() += n;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn eval_error(&self, step: usize, error: EvalError) -> RunError {
+        RunError::Eval {
+            file: self.file.clone(),
+            step: self.steps[step].name.clone(),
+            error,
+        }
+    }
+
+    fn unsorted(&self, step: usize, message: String) -> RunError {
+        RunError::Unsorted {
+            file: self.file.clone(),
+            step: self.steps[step].name.clone(),
+            pos: self.steps[step].pos,
+            message,
+        }
+    }
+
+    /// Builds the node tree that produces step `i`'s rows.
+    fn node<'p>(&'p self, i: usize, input: &mut dyn Input) -> Result<Box<dyn Node + 'p>, RunError> {
+        let s = &self.steps[i];
+        let width = s.columns.len();
+        Ok(match &s.kind {
+            CKind::Read { dataset } => {
+                let names: Vec<&str> = s.columns.iter().map(|c| c.name.as_str()).collect();
+                let scan = input
+                    .scan(dataset, &names)
+                    .map_err(|error| RunError::Input {
+                        dataset: dataset.clone(),
+                        error,
+                    })?;
+                Box::new(ReadNode {
+                    step: s,
+                    dataset,
+                    scan,
+                    buf: vec![Value::Null; width],
+                    width,
+                    rows: 0,
+                })
+            }
+            CKind::Filter { input: src, .. } => {
+                let PStep::Filter(cond) = &self.compiled[i] else {
+                    unreachable!("filter compiles to a filter")
+                };
+                Box::new(FilterNode {
+                    p: self,
+                    step: i,
+                    input: self.node(*src, input)?,
+                    cond,
+                })
+            }
+            CKind::Derive { input: src, .. } => {
+                let PStep::Derive(exprs) = &self.compiled[i] else {
+                    unreachable!("derive compiles to a derive")
+                };
+                Box::new(DeriveNode {
+                    p: self,
+                    step: i,
+                    input: self.node(*src, input)?,
+                    exprs,
+                    buf: vec![Value::Null; width],
+                    width,
+                })
+            }
+            CKind::Select { input: src, keep } => Box::new(SelectNode {
+                input: self.node(*src, input)?,
+                keep,
+                buf: vec![Value::Null; width],
+                width,
+            }),
+            CKind::Join {
+                input: src,
+                with,
+                kind,
+                left_keys,
+                right_keys,
+                right_keep,
+            } => Box::new(JoinNode {
+                p: self,
+                step: i,
+                left: self.node(*src, input)?,
+                right: self.node(*with, input)?,
+                kind: *kind,
+                lk: left_keys,
+                rk: right_keys,
+                keep: right_keep,
+                buf: vec![Value::Null; width],
+                width,
+                group: Vec::new(),
+                group_len: 0,
+                group_key: Vec::new(),
+                right_state: RightState::Start,
+                last_right: Vec::new(),
+                at: 0,
+                ident: (0..left_keys.len()).collect(),
+                active: false,
+            }),
+            CKind::Group {
+                input: src,
+                by,
+                streaming,
+                ..
+            } => {
+                let PStep::Group(aggs) = &self.compiled[i] else {
+                    unreachable!("group compiles to a group")
+                };
+                let node = self.node(*src, input)?;
+                let types: Vec<Type> = s.columns[by.len()..].iter().map(|c| c.ty).collect();
+                if *streaming {
+                    Box::new(GroupNode {
+                        p: self,
+                        step: i,
+                        input: node,
+                        by,
+                        aggs,
+                        accs: types
+                            .iter()
+                            .zip(aggs.iter())
+                            .map(|(t, (f, _))| Acc::new(*f, *t))
+                            .collect(),
+                        scratch: Value::Null,
+                        buf: vec![Value::Null; width],
+                        width,
+                        pending: false,
+                        done: false,
+                        ident: (0..by.len()).collect(),
+                    })
+                } else {
+                    Box::new(HashGroupNode {
+                        p: self,
+                        step: i,
+                        input: Some(node),
+                        by,
+                        aggs,
+                        types,
+                        out: Vec::new(),
+                        at: 0,
+                        buf: vec![Value::Null; width],
+                        width,
+                    })
+                }
+            }
+            CKind::Sort { input: src, keys } => Box::new(SortNode {
+                input: Some(self.node(*src, input)?),
+                keys,
+                rows: Vec::new(),
+                at: 0,
+            }),
+            CKind::Rank {
+                input: src,
+                chunk,
+                by,
+                order,
+                size,
+            } => Box::new(ChunkNode {
+                p: self,
+                step: i,
+                chunker: Chunker::new(self.node(*src, input)?, chunk),
+                work: ChunkWork::Rank {
+                    by,
+                    order,
+                    size: *size,
+                },
+                rows: Vec::new(),
+                extra: Vec::new(),
+                len: 0,
+                at: 0,
+                buf: vec![Value::Null; width],
+                width,
+            }),
+            CKind::Window {
+                input: src,
+                chunk,
+                by,
+                ..
+            } => {
+                let PStep::Window { time, days } = &self.compiled[i] else {
+                    unreachable!("window compiles to a window")
+                };
+                Box::new(ChunkNode {
+                    p: self,
+                    step: i,
+                    chunker: Chunker::new(self.node(*src, input)?, chunk),
+                    work: ChunkWork::Window {
+                        by,
+                        time,
+                        days: *days,
+                    },
+                    rows: Vec::new(),
+                    extra: Vec::new(),
+                    len: 0,
+                    at: 0,
+                    buf: vec![Value::Null; width],
+                    width,
+                })
+            }
+            CKind::Emit { .. } => unreachable!("the checker refuses an emit step as input"),
+        })
+    }
+}
+
+/// A source of rows: advance, then read the current row.
+trait Node {
+    /// Moves to the next row; `false` at the end.
+    fn next(&mut self) -> Result<bool, RunError>;
+    /// The current row (valid after `next` returned `true`).
+    fn row(&self) -> &[Value];
+    /// Rows read from datasets by this node and the nodes under it.
+    fn rows_read(&self) -> Vec<(String, u64)>;
+    /// Gives the current row away instead of copying it: swaps the
+    /// node's buffer with `buf`, whose first slots then hold the row, and
+    /// returns `true`; the node writes its next row into the buffer it got
+    /// back (keeping the text slots' allocations circulating). The row
+    /// must not be read from the node again before `next`.
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool;
+}
+
+/// Makes `buf` hold at least `width` slots (after a swap it may hold
+/// another node's, shorter, buffer).
+#[inline]
+fn fit(buf: &mut Vec<Value>, width: usize) {
+    if buf.len() < width {
+        buf.resize(width, Value::Null);
+    }
+}
+
+struct ReadNode<'p> {
+    step: &'p CStep,
+    dataset: &'p str,
+    scan: Box<dyn Scan>,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+    rows: u64,
+}
+
+impl Node for ReadNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        fit(&mut self.buf, self.width);
+        let more = self
+            .scan
+            .next_row(&mut self.buf[..self.width])
+            .map_err(|error| RunError::Input {
+                dataset: self.dataset.to_owned(),
+                error,
+            })?;
+        if !more {
+            return Ok(false);
+        }
+        self.rows += 1;
+        // Expressions were compiled for the schema's types: a value of
+        // another type is the host's error, reported as such.
+        for (v, c) in self.buf.iter().zip(&self.step.columns) {
+            if let Some(t) = v.ty() {
+                if t != c.ty {
+                    return Err(RunError::BadValue {
+                        dataset: self.dataset.to_owned(),
+                        field: c.name.clone(),
+                        expected: c.ty.name().to_owned(),
+                        found: format!("{} {v}", t.name()),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        vec![(self.dataset.to_owned(), self.rows)]
+    }
+}
+
+struct FilterNode<'p> {
+    p: &'p Program,
+    step: usize,
+    input: Box<dyn Node + 'p>,
+    cond: &'p dyn Fn(&Env<'_>) -> Result<bool, EvalError>,
+}
+
+impl Node for FilterNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        while self.input.next()? {
+            let env = Env {
+                row: self.input.row(),
+                pool: &self.p.pool,
+            };
+            if (self.cond)(&env).map_err(|e| self.p.eval_error(self.step, e))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn row(&self) -> &[Value] {
+        self.input.row()
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        self.input.swap_row(buf)
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input.rows_read()
+    }
+}
+
+struct DeriveNode<'p> {
+    p: &'p Program,
+    step: usize,
+    input: Box<dyn Node + 'p>,
+    exprs: &'p [Compiled],
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+}
+
+impl Node for DeriveNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if !self.input.next()? {
+            return Ok(false);
+        }
+        let n = self.input.row().len();
+        if !self.input.swap_row(&mut self.buf) {
+            fit(&mut self.buf, self.width);
+            let row = self.input.row();
+            for (slot, v) in self.buf.iter_mut().zip(row) {
+                slot.assign(v);
+            }
+        }
+        fit(&mut self.buf, self.width);
+        let (head, tail) = self.buf.split_at_mut(n);
+        let env = Env {
+            row: head,
+            pool: &self.p.pool,
+        };
+        for (slot, e) in tail.iter_mut().zip(self.exprs) {
+            e.eval_into(&env, slot)
+                .map_err(|e| self.p.eval_error(self.step, e))?;
+        }
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input.rows_read()
+    }
+}
+
+struct SelectNode<'p> {
+    input: Box<dyn Node + 'p>,
+    keep: &'p [usize],
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+}
+
+impl Node for SelectNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if !self.input.next()? {
+            return Ok(false);
+        }
+        fit(&mut self.buf, self.width);
+        let row = self.input.row();
+        for (slot, &c) in self.buf.iter_mut().zip(self.keep) {
+            slot.assign(&row[c]);
+        }
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input.rows_read()
+    }
+}
+
+fn cmp_keys(a: &[Value], ak: &[usize], b: &[Value], bk: &[usize]) -> Ordering {
+    for (&i, &j) in ak.iter().zip(bk) {
+        match a[i].cmp_key(&b[j]) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+fn copy_key(dst: &mut Vec<Value>, row: &[Value], keys: &[usize]) {
+    dst.resize(keys.len(), Value::Null);
+    for (d, &k) in dst.iter_mut().zip(keys) {
+        d.assign(&row[k]);
+    }
+}
+
+fn key_text(row: &[Value], keys: &[usize]) -> String {
+    keys.iter()
+        .map(|&k| row[k].to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum RightState {
+    /// Nothing read yet.
+    Start,
+    /// The other side's current row is read and not yet placed.
+    Pending,
+    /// The other side's current row was placed; read the next.
+    Consumed,
+    /// The other side is exhausted.
+    Done,
+}
+
+struct JoinNode<'p> {
+    p: &'p Program,
+    step: usize,
+    left: Box<dyn Node + 'p>,
+    right: Box<dyn Node + 'p>,
+    kind: JoinKind,
+    lk: &'p [usize],
+    rk: &'p [usize],
+    keep: &'p [usize],
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+    /// The other side's rows with the current key (slots reused).
+    group: Vec<Vec<Value>>,
+    group_len: usize,
+    /// The key `group` holds rows for (empty before the first).
+    group_key: Vec<Value>,
+    right_state: RightState,
+    last_right: Vec<Value>,
+    /// Next partner to pair the current left row with.
+    at: usize,
+    /// 0..number of keys: how a stored key is indexed.
+    ident: Vec<usize>,
+    /// Whether the current left row still has partners to pair with.
+    active: bool,
+}
+
+impl JoinNode<'_> {
+    /// Fills `group` with the other side's rows whose key equals the
+    /// current left row's key, reading past smaller keys.
+    fn load_group(&mut self) -> Result<(), RunError> {
+        let left = self.left.row();
+        if !self.group_key.is_empty() {
+            // The previous left row's key: equal means the same partners;
+            // smaller means the input broke its order.
+            match cmp_keys(left, self.lk, &self.group_key, &self.ident) {
+                Ordering::Equal => return Ok(()),
+                Ordering::Greater => {}
+                Ordering::Less => {
+                    let msg = format!(
+                        "the input rows are not sorted on the join key: ({}) comes after ({})",
+                        key_text(left, self.lk),
+                        self.group_key
+                            .iter()
+                            .map(Value::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    return Err(self.p.unsorted(self.step, msg));
+                }
+            }
+        }
+        copy_key(&mut self.group_key, left, self.lk);
+        self.group_len = 0;
+        if self.lk.iter().any(|&k| left[k].is_null()) {
+            // A null key has no partner.
+            return Ok(());
+        }
+        loop {
+            if matches!(self.right_state, RightState::Start | RightState::Consumed) {
+                if !self.right.next()? {
+                    self.right_state = RightState::Done;
+                    return Ok(());
+                }
+                let r = self.right.row();
+                if !self.last_right.is_empty()
+                    && cmp_keys(r, self.rk, &self.last_right, &self.ident) == Ordering::Less
+                {
+                    let msg = format!(
+                            "the rows joined with are not sorted on the join key: ({}) comes after ({})",
+                            key_text(r, self.rk),
+                            self.last_right.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+                        );
+                    return Err(self.p.unsorted(self.step, msg));
+                }
+                copy_key(&mut self.last_right, r, self.rk);
+                self.right_state = RightState::Pending;
+            }
+            if self.right_state == RightState::Done {
+                return Ok(());
+            }
+            let r = self.right.row();
+            match cmp_keys(r, self.rk, self.left.row(), self.lk) {
+                Ordering::Less => self.right_state = RightState::Consumed,
+                Ordering::Equal => {
+                    if self.group.len() == self.group_len {
+                        self.group.push(Vec::new());
+                    }
+                    let slot = &mut self.group[self.group_len];
+                    if !self.right.swap_row(slot) {
+                        let r = self.right.row();
+                        slot.resize(r.len(), Value::Null);
+                        for (d, v) in slot.iter_mut().zip(r) {
+                            d.assign(v);
+                        }
+                    }
+                    self.group_len += 1;
+                    self.right_state = RightState::Consumed;
+                }
+                Ordering::Greater => return Ok(()),
+            }
+        }
+    }
+
+    /// Writes the current left row and its partner (or nulls); `last`
+    /// says the left row is not needed again, so it may be taken.
+    fn pair(&mut self, partner: Option<usize>, last: bool) {
+        let n = self.left.row().len();
+        if !(last && self.left.swap_row(&mut self.buf)) {
+            fit(&mut self.buf, self.width);
+            let left = self.left.row();
+            for (d, v) in self.buf[..n].iter_mut().zip(left) {
+                d.assign(v);
+            }
+        }
+        fit(&mut self.buf, self.width);
+        for (j, &c) in self.keep.iter().enumerate() {
+            match partner {
+                Some(g) => self.buf[n + j].assign(&self.group[g][c]),
+                None => self.buf[n + j] = Value::Null,
+            }
+        }
+    }
+}
+
+impl Node for JoinNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        loop {
+            if self.active {
+                if self.at < self.group_len {
+                    self.pair(Some(self.at), self.at + 1 == self.group_len);
+                    self.at += 1;
+                    return Ok(true);
+                }
+                self.active = false;
+            }
+            if !self.left.next()? {
+                return Ok(false);
+            }
+            self.load_group()?;
+            match self.kind {
+                JoinKind::Semi if self.group_len > 0 => return Ok(true),
+                JoinKind::Anti if self.group_len == 0 => return Ok(true),
+                JoinKind::Semi | JoinKind::Anti => {}
+                JoinKind::Left if self.group_len == 0 => {
+                    self.pair(None, true);
+                    return Ok(true);
+                }
+                JoinKind::Inner | JoinKind::Left => {
+                    self.active = true;
+                    self.at = 0;
+                }
+            }
+        }
+    }
+
+    fn row(&self) -> &[Value] {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => self.left.row(),
+            _ => &self.buf[..self.width],
+        }
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => self.left.swap_row(buf),
+            _ => {
+                std::mem::swap(&mut self.buf, buf);
+                true
+            }
+        }
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        let mut v = self.left.rows_read();
+        v.extend(self.right.rows_read());
+        v
+    }
+}
+
+/// One aggregate's running value.
+enum Acc {
+    Count(i64),
+    SumInt(i64),
+    SumDec(Decimal),
+    SumFloat(f64),
+    Min(Value),
+    Max(Value),
+    Any(bool),
+    All(bool),
+    Distinct(BTreeSet<String>),
+}
+
+impl Acc {
+    fn new(f: AggFunc, ty: Type) -> Acc {
+        match f {
+            AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum => match ty {
+                Type::Int => Acc::SumInt(0),
+                Type::Float => Acc::SumFloat(0.0),
+                _ => Acc::SumDec(Decimal::ZERO),
+            },
+            AggFunc::Min => Acc::Min(Value::Null),
+            AggFunc::Max => Acc::Max(Value::Null),
+            AggFunc::Any => Acc::Any(false),
+            AggFunc::All => Acc::All(true),
+            AggFunc::CollectDistinct => Acc::Distinct(BTreeSet::new()),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Acc::Count(n) | Acc::SumInt(n) => *n = 0,
+            Acc::SumDec(d) => *d = Decimal::ZERO,
+            Acc::SumFloat(x) => *x = 0.0,
+            Acc::Min(v) | Acc::Max(v) => *v = Value::Null,
+            Acc::Any(b) => *b = false,
+            Acc::All(b) => *b = true,
+            Acc::Distinct(s) => s.clear(),
+        }
+    }
+
+    /// Adds one row's value (`v`: the argument's value; for `count()`, unused).
+    fn add(&mut self, v: &Value, has_arg: bool, pos: Pos) -> Result<(), EvalError> {
+        let overflow = || EvalError::new(pos, "the sum is out of range (overflow)");
+        match (self, v) {
+            (Acc::Count(n), _) if !has_arg => *n += 1,
+            (Acc::Count(n), Value::Bool(true)) => *n += 1,
+            (Acc::Count(_), _) => {}
+            (Acc::SumInt(n), Value::Int(x)) => *n = n.checked_add(*x).ok_or_else(overflow)?,
+            (Acc::SumDec(d), Value::Decimal(x)) => *d = d.checked_add(*x).ok_or_else(overflow)?,
+            (Acc::SumFloat(s), Value::Float(x)) => {
+                *s += x;
+                if !s.is_finite() {
+                    return Err(overflow());
+                }
+            }
+            (_, Value::Null) => {}
+            (Acc::Min(m), v) => {
+                if m.is_null() || v.cmp_key(m) == Ordering::Less {
+                    m.assign(v);
+                }
+            }
+            (Acc::Max(m), v) => {
+                if m.is_null() || v.cmp_key(m) == Ordering::Greater {
+                    m.assign(v);
+                }
+            }
+            (Acc::Any(b), Value::Bool(x)) => *b |= *x,
+            (Acc::All(b), Value::Bool(x)) => *b &= *x,
+            (Acc::Distinct(s), v) => {
+                let text = v.to_string();
+                if !s.contains(&text) {
+                    s.insert(text);
+                }
+            }
+            _ => {
+                return Err(EvalError::new(
+                    pos,
+                    "an aggregate received a value of another type than checked",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self, out: &mut Value) {
+        match self {
+            Acc::Count(n) | Acc::SumInt(n) => *out = Value::Int(*n),
+            Acc::SumDec(d) => *out = Value::Decimal(*d),
+            Acc::SumFloat(x) => *out = Value::Float(*x),
+            Acc::Min(v) | Acc::Max(v) => out.assign(v),
+            Acc::Any(b) | Acc::All(b) => *out = Value::Bool(*b),
+            Acc::Distinct(s) => {
+                let joined = s.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+                out.set_str(&joined);
+            }
+        }
+    }
+}
+
+fn fold(
+    p: &Program,
+    step: usize,
+    row: &[Value],
+    aggs: &[(AggFunc, Option<Compiled>)],
+    accs: &mut [Acc],
+    scratch: &mut Value,
+) -> Result<(), RunError> {
+    let env = Env { row, pool: &p.pool };
+    let pos = p.steps[step].pos;
+    for ((_, arg), acc) in aggs.iter().zip(accs.iter_mut()) {
+        match arg {
+            Some(a) => {
+                a.eval_into(&env, scratch)
+                    .map_err(|e| p.eval_error(step, e))?;
+                acc.add(scratch, true, pos)
+                    .map_err(|e| p.eval_error(step, e))?;
+            }
+            None => acc
+                .add(&Value::Null, false, pos)
+                .map_err(|e| p.eval_error(step, e))?,
+        }
+    }
+    Ok(())
+}
+
+struct GroupNode<'p> {
+    p: &'p Program,
+    step: usize,
+    input: Box<dyn Node + 'p>,
+    by: &'p [usize],
+    aggs: &'p [(AggFunc, Option<Compiled>)],
+    accs: Vec<Acc>,
+    scratch: Value,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+    /// The input's current row starts the next group.
+    pending: bool,
+    done: bool,
+    /// 0..number of keys.
+    ident: Vec<usize>,
+}
+
+impl Node for GroupNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if self.done || (!self.pending && !self.input.next()?) {
+            self.done = true;
+            return Ok(false);
+        }
+        let nb = self.by.len();
+        fit(&mut self.buf, self.width);
+        let key = &self.ident;
+        let row = self.input.row();
+        for (d, &c) in self.buf[..nb].iter_mut().zip(self.by) {
+            d.assign(&row[c]);
+        }
+        self.accs.iter_mut().for_each(Acc::reset);
+        loop {
+            fold(
+                self.p,
+                self.step,
+                self.input.row(),
+                self.aggs,
+                &mut self.accs,
+                &mut self.scratch,
+            )?;
+            if !self.input.next()? {
+                self.done = true;
+                self.pending = false;
+                break;
+            }
+            match cmp_keys(self.input.row(), self.by, &self.buf, key) {
+                Ordering::Equal => {}
+                Ordering::Greater => {
+                    self.pending = true;
+                    break;
+                }
+                Ordering::Less => {
+                    let msg = format!(
+                        "the input rows are not sorted on the group key: ({}) comes after ({})",
+                        key_text(self.input.row(), self.by),
+                        key_text(&self.buf, key)
+                    );
+                    return Err(self.p.unsorted(self.step, msg));
+                }
+            }
+        }
+        for (acc, out) in self.accs.iter().zip(&mut self.buf[nb..]) {
+            acc.finish(out);
+        }
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input.rows_read()
+    }
+}
+
+/// Values ordered as keys (see [`Value::cmp_key`]).
+#[derive(Clone)]
+struct Key(Vec<Value>);
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0
+            .iter()
+            .zip(&o.0)
+            .map(|(a, b)| a.cmp_key(b))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    }
+}
+
+/// A group whose keys do not lead the input's order: one accumulator set
+/// per distinct key, groups emitted in key order.
+struct HashGroupNode<'p> {
+    p: &'p Program,
+    step: usize,
+    input: Option<Box<dyn Node + 'p>>,
+    by: &'p [usize],
+    aggs: &'p [(AggFunc, Option<Compiled>)],
+    types: Vec<Type>,
+    out: Vec<(Key, Vec<Acc>)>,
+    at: usize,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+}
+
+impl Node for HashGroupNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if let Some(mut input) = self.input.take() {
+            let mut groups: BTreeMap<Key, Vec<Acc>> = BTreeMap::new();
+            let mut scratch = Value::Null;
+            let mut key = Key(Vec::new());
+            while input.next()? {
+                let row = input.row();
+                copy_key(&mut key.0, row, self.by);
+                if !groups.contains_key(&key) {
+                    let accs = self
+                        .types
+                        .iter()
+                        .zip(self.aggs)
+                        .map(|(t, (f, _))| Acc::new(*f, *t))
+                        .collect();
+                    groups.insert(key.clone(), accs);
+                }
+                let accs = groups.get_mut(&key).expect("inserted above");
+                fold(self.p, self.step, row, self.aggs, accs, &mut scratch)?;
+            }
+            self.out = groups.into_iter().collect();
+            // The input is dropped here; its counts were not kept, which
+            // only the statistics would show.
+        }
+        let Some((key, accs)) = self.out.get(self.at) else {
+            return Ok(false);
+        };
+        self.at += 1;
+        let nb = key.0.len();
+        fit(&mut self.buf, self.width);
+        for (d, v) in self.buf.iter_mut().zip(&key.0) {
+            d.assign(v);
+        }
+        for (acc, out) in accs.iter().zip(&mut self.buf[nb..]) {
+            acc.finish(out);
+        }
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input
+            .as_ref()
+            .map(|i| i.rows_read())
+            .unwrap_or_default()
+    }
+}
+
+fn cmp_sort(a: &[Value], b: &[Value], keys: &[(usize, bool)]) -> Ordering {
+    for &(c, desc) in keys {
+        let o = a[c].cmp_key(&b[c]);
+        let o = if desc { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+struct SortNode<'p> {
+    input: Option<Box<dyn Node + 'p>>,
+    keys: &'p [(usize, bool)],
+    rows: Vec<Vec<Value>>,
+    at: usize,
+}
+
+impl Node for SortNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if let Some(mut input) = self.input.take() {
+            while input.next()? {
+                self.rows.push(input.row().to_vec());
+            }
+            let keys = self.keys;
+            self.rows.sort_by(|a, b| cmp_sort(a, b, keys));
+            self.at = 0;
+        } else {
+            self.at += 1;
+        }
+        Ok(self.at < self.rows.len())
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.rows[self.at]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        // Each sorted row is handed out once.
+        std::mem::swap(&mut self.rows[self.at], buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.input
+            .as_ref()
+            .map(|i| i.rows_read())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads an input in chunks of rows that agree on the leading sorted
+/// columns a rank or window partitions by.
+struct Chunker<'p> {
+    input: Box<dyn Node + 'p>,
+    cols: &'p [usize],
+    pending: bool,
+    done: bool,
+}
+
+impl<'p> Chunker<'p> {
+    fn new(input: Box<dyn Node + 'p>, cols: &'p [usize]) -> Self {
+        Chunker {
+            input,
+            cols,
+            pending: false,
+            done: false,
+        }
+    }
+
+    /// Reads the next chunk into `rows` (slots reused); its length, 0 at
+    /// the end.
+    fn fill(&mut self, rows: &mut Vec<Vec<Value>>) -> Result<usize, RunError> {
+        if self.done || (!self.pending && !self.input.next()?) {
+            self.done = true;
+            return Ok(0);
+        }
+        let mut n = 0;
+        loop {
+            let row = self.input.row();
+            if n == rows.len() {
+                rows.push(Vec::new());
+            }
+            rows[n].resize(row.len(), Value::Null);
+            for (d, v) in rows[n].iter_mut().zip(row) {
+                d.assign(v);
+            }
+            n += 1;
+            if !self.input.next()? {
+                self.done = true;
+                self.pending = false;
+                return Ok(n);
+            }
+            if cmp_keys(self.input.row(), self.cols, &rows[0], self.cols) != Ordering::Equal {
+                self.pending = true;
+                return Ok(n);
+            }
+        }
+    }
+}
+
+enum ChunkWork<'p> {
+    Rank {
+        by: &'p [usize],
+        order: &'p [(usize, bool)],
+        size: bool,
+    },
+    Window {
+        by: &'p [usize],
+        time: &'p F<Date>,
+        days: i64,
+    },
+}
+
+/// `rank` and `window`: read a chunk, compute the extra column(s) for each
+/// row, hand the rows out in input order.
+struct ChunkNode<'p> {
+    p: &'p Program,
+    step: usize,
+    chunker: Chunker<'p>,
+    work: ChunkWork<'p>,
+    rows: Vec<Vec<Value>>,
+    /// Per row of the chunk: the added values (rank and size, or count).
+    extra: Vec<(i64, i64)>,
+    len: usize,
+    at: usize,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+}
+
+impl ChunkNode<'_> {
+    fn compute(&mut self) -> Result<(), RunError> {
+        let n = self.len;
+        let rows = &self.rows[..n];
+        self.extra.clear();
+        self.extra.resize(n, (0, 0));
+        let mut idx: Vec<usize> = (0..n).collect();
+        match &self.work {
+            ChunkWork::Rank { by, order, .. } => {
+                idx.sort_by(|&a, &b| {
+                    cmp_keys(&rows[a], by, &rows[b], by)
+                        .then_with(|| cmp_sort(&rows[a], &rows[b], order))
+                });
+                let mut start = 0;
+                while start < n {
+                    let mut end = start + 1;
+                    while end < n
+                        && cmp_keys(&rows[idx[start]], by, &rows[idx[end]], by) == Ordering::Equal
+                    {
+                        end += 1;
+                    }
+                    let size = (end - start) as i64;
+                    let mut rank = 1;
+                    for k in start..end {
+                        if k > start
+                            && cmp_sort(&rows[idx[k - 1]], &rows[idx[k]], order) != Ordering::Equal
+                        {
+                            rank = (k - start + 1) as i64;
+                        }
+                        self.extra[idx[k]] = (rank, size);
+                    }
+                    start = end;
+                }
+            }
+            ChunkWork::Window { by, time, days } => {
+                let mut times = Vec::with_capacity(n);
+                for r in rows {
+                    let env = Env {
+                        row: r,
+                        pool: &self.p.pool,
+                    };
+                    times.push(time(&env).map_err(|e| self.p.eval_error(self.step, e))?);
+                }
+                idx.sort_by(|&a, &b| {
+                    cmp_keys(&rows[a], by, &rows[b], by).then_with(|| times[a].cmp(&times[b]))
+                });
+                let mut start = 0;
+                while start < n {
+                    let mut end = start + 1;
+                    while end < n
+                        && cmp_keys(&rows[idx[start]], by, &rows[idx[end]], by) == Ordering::Equal
+                    {
+                        end += 1;
+                    }
+                    let part = &idx[start..end];
+                    for &i in part {
+                        let Some(t) = times[i] else { continue };
+                        let from = t.add_days(-days).unwrap_or(t);
+                        // Nulls sort first, then dates ascending.
+                        let lo = part.partition_point(|&j| times[j].is_none_or(|x| x < from));
+                        let hi = part.partition_point(|&j| times[j].is_none_or(|x| x <= t));
+                        self.extra[i] = ((hi - lo) as i64, 0);
+                    }
+                    start = end;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Node for ChunkNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        if self.at >= self.len {
+            self.len = self.chunker.fill(&mut self.rows)?;
+            self.at = 0;
+            if self.len == 0 {
+                return Ok(false);
+            }
+            self.compute()?;
+        }
+        fit(&mut self.buf, self.width);
+        let row = &self.rows[self.at];
+        let n = row.len();
+        for (d, v) in self.buf.iter_mut().zip(row) {
+            d.assign(v);
+        }
+        let (a, b) = self.extra[self.at];
+        self.buf[n] = Value::Int(a);
+        if let ChunkWork::Rank { size: true, .. } = self.work {
+            self.buf[n + 1] = Value::Int(b);
+        }
+        self.at += 1;
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.chunker.input.rows_read()
+    }
+}
+
+/// A dataset in memory: its columns and its sorted rows.
+type MemoryTable = (Vec<String>, std::rc::Rc<Vec<Vec<Value>>>);
+
+/// Datasets held in memory: for tests, examples and dry runs.
+///
+/// ```
+/// use jiandu_plan::{exec::MemoryInput, Value};
+/// let mut input = MemoryInput::default();
+/// input.add("employers", &["credit_code", "name"], &["credit_code"], vec![
+///     vec![Value::Str("91350100M000100Y43".into()), Value::Str("甲公司".into())],
+/// ]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryInput {
+    datasets: BTreeMap<String, MemoryTable>,
+}
+
+impl MemoryInput {
+    /// Adds a dataset with its columns and rows, sorted here on
+    /// `primary_key` as the store would.
+    pub fn add(
+        &mut self,
+        dataset: &str,
+        columns: &[&str],
+        primary_key: &[&str],
+        mut rows: Vec<Vec<Value>>,
+    ) {
+        let key: Vec<usize> = primary_key
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c == k))
+            .collect();
+        rows.sort_by(|a, b| cmp_keys(a, &key, b, &key));
+        self.datasets.insert(
+            dataset.to_owned(),
+            (
+                columns.iter().map(|c| (*c).to_owned()).collect(),
+                std::rc::Rc::new(rows),
+            ),
+        );
+    }
+}
+
+struct MemoryScan {
+    cols: Vec<usize>,
+    rows: std::rc::Rc<Vec<Vec<Value>>>,
+    at: usize,
+}
+
+impl Input for MemoryInput {
+    fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError> {
+        let (columns, rows) = self
+            .datasets
+            .get(dataset)
+            .ok_or_else(|| HostError(format!("no dataset `{dataset}` in memory")))?;
+        let cols = fields
+            .iter()
+            .map(|f| {
+                columns
+                    .iter()
+                    .position(|c| c == f)
+                    .ok_or_else(|| HostError(format!("dataset `{dataset}` has no field `{f}`")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Box::new(MemoryScan {
+            cols,
+            rows: rows.clone(),
+            at: 0,
+        }))
+    }
+}
+
+impl Scan for MemoryScan {
+    fn next_row(&mut self, row: &mut [Value]) -> Result<bool, HostError> {
+        let Some(r) = self.rows.get(self.at) else {
+            return Ok(false);
+        };
+        self.at += 1;
+        for (slot, &c) in row.iter_mut().zip(&self.cols) {
+            slot.assign(r.get(c).unwrap_or(&Value::Null));
+        }
+        Ok(true)
+    }
+}
+
+/// Collects leads in memory.
+impl LeadSink for Vec<Lead> {
+    fn emit(&mut self, lead: &Lead) -> Result<(), HostError> {
+        self.push(lead.clone());
+        Ok(())
+    }
+}

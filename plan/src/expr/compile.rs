@@ -1,0 +1,922 @@
+//! Compiling typed expressions into closures over a row.
+//!
+//! Each node becomes a boxed closure of its exact Rust type (`i64`,
+//! [`Decimal`], [`Date`], `bool`, `f64`, or text borrowed from the row),
+//! with parameters already folded in as constants. Evaluating a numeric,
+//! date or boolean expression allocates nothing; text is borrowed from the
+//! row or from the program's constants and copied only by `+`, `string()`
+//! and `yuan()`.
+
+use super::check::{Func, TExpr, TNode};
+use super::BinaryOp;
+use crate::date::{hour_of, Date};
+use crate::error::EvalError;
+use crate::span::Pos;
+use crate::value::{Type, Value};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::borrow::Cow;
+
+/// What an expression reads: the current row and the program's constant
+/// texts.
+pub(crate) struct Env<'a> {
+    pub row: &'a [Value],
+    pub pool: &'a [String],
+}
+
+/// A value or null, or an error.
+pub(crate) type Res<T> = Result<Option<T>, EvalError>;
+/// A compiled expression of a copyable type.
+pub(crate) type F<T> = Box<dyn Fn(&Env<'_>) -> Res<T>>;
+/// A compiled condition (null counts as false).
+pub(crate) type CondF = Box<dyn Fn(&Env<'_>) -> Result<bool, EvalError>>;
+/// A compiled text expression.
+pub(crate) type StrF = Box<dyn for<'a> Fn(&Env<'a>) -> Res<Cow<'a, str>>>;
+
+/// A compiled expression of any type.
+pub(crate) enum Compiled {
+    Int(F<i64>),
+    Dec(F<Decimal>),
+    Float(F<f64>),
+    Date(F<Date>),
+    Bool(F<bool>),
+    Str(StrF),
+}
+
+impl Compiled {
+    /// Evaluates into `out`, reusing its text buffer.
+    pub fn eval_into(&self, env: &Env<'_>, out: &mut Value) -> Result<(), EvalError> {
+        match self {
+            Compiled::Int(f) => *out = f(env)?.map_or(Value::Null, Value::Int),
+            Compiled::Dec(f) => *out = f(env)?.map_or(Value::Null, Value::Decimal),
+            Compiled::Float(f) => *out = f(env)?.map_or(Value::Null, Value::Float),
+            Compiled::Date(f) => *out = f(env)?.map_or(Value::Null, Value::Date),
+            Compiled::Bool(f) => *out = f(env)?.map_or(Value::Null, Value::Bool),
+            Compiled::Str(f) => match f(env)? {
+                Some(s) => out.set_str(&s),
+                None => *out = Value::Null,
+            },
+        }
+        Ok(())
+    }
+
+    /// Whether the value is null.
+    pub fn is_null(&self, env: &Env<'_>) -> Result<bool, EvalError> {
+        Ok(match self {
+            Compiled::Int(f) => f(env)?.is_none(),
+            Compiled::Dec(f) => f(env)?.is_none(),
+            Compiled::Float(f) => f(env)?.is_none(),
+            Compiled::Date(f) => f(env)?.is_none(),
+            Compiled::Bool(f) => f(env)?.is_none(),
+            Compiled::Str(f) => f(env)?.is_none(),
+        })
+    }
+
+    /// Writes the value as evidence text into `out` (cleared first); null
+    /// writes nothing.
+    pub fn write_text(&self, env: &Env<'_>, out: &mut String) -> Result<(), EvalError> {
+        use std::fmt::Write;
+        out.clear();
+        let _ = match self {
+            Compiled::Int(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Dec(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Float(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Date(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Bool(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Str(f) => {
+                if let Some(s) = f(env)? {
+                    out.push_str(&s);
+                }
+                None
+            }
+        };
+        Ok(())
+    }
+}
+
+/// What compilation needs: the run's parameter values, and the program's
+/// constant texts it adds to.
+pub(crate) struct Cx<'a> {
+    pub params: &'a [Value],
+    pub pool: &'a mut Vec<String>,
+}
+
+/// Compiles any expression.
+pub(crate) fn compile(t: &TExpr, cx: &mut Cx<'_>) -> Compiled {
+    match t.ty {
+        Type::Int => Compiled::Int(scalar(t, cx)),
+        Type::Decimal => Compiled::Dec(scalar(t, cx)),
+        Type::Float => Compiled::Float(scalar(t, cx)),
+        Type::Date => Compiled::Date(scalar(t, cx)),
+        Type::Bool => Compiled::Bool(scalar(t, cx)),
+        Type::Str => Compiled::Str(text(t, cx)),
+    }
+}
+
+/// Compiles a condition: null counts as false.
+pub(crate) fn condition(t: &TExpr, cx: &mut Cx<'_>) -> CondF {
+    let f: F<bool> = scalar(t, cx);
+    Box::new(move |env| Ok(f(env)? == Some(true)))
+}
+
+fn internal(pos: Pos, v: &Value) -> EvalError {
+    EvalError::new(
+        pos,
+        format!(
+            "a value of type {} where the plan was checked for another type",
+            v.ty().map_or("null", Type::name)
+        ),
+    )
+}
+
+/// A copyable value type of the language.
+pub(crate) trait Scalar: Copy + PartialOrd + 'static {
+    fn get(v: &Value) -> Option<Self>;
+    /// The nodes only this type has.
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self>;
+}
+
+fn constant<T: Scalar>(v: &Value, pos: Pos) -> F<T> {
+    if v.is_null() {
+        return Box::new(|_| Ok(None));
+    }
+    match T::get(v) {
+        Some(x) => Box::new(move |_| Ok(Some(x))),
+        None => {
+            let e = internal(pos, v);
+            Box::new(move |_| Err(e.clone()))
+        }
+    }
+}
+
+/// Compiles the nodes every type has, then the type's own. A part made
+/// of parameters and literals only is computed once, here.
+pub(crate) fn scalar<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> F<T> {
+    let f = scalar_node::<T>(t, cx);
+    if t.is_const() && !matches!(t.node, TNode::Const(_) | TNode::Param(_)) {
+        let env = Env {
+            row: &[],
+            pool: cx.pool,
+        };
+        // An error (say, a division by zero in parameters) is left for the
+        // run to report at its position.
+        if let Ok(v) = f(&env) {
+            return Box::new(move |_| Ok(v));
+        }
+    }
+    f
+}
+
+fn scalar_node<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> F<T> {
+    let pos = t.pos;
+    match &t.node {
+        TNode::Const(v) => constant(v, pos),
+        TNode::Param(i) => constant(&cx.params[*i], pos),
+        TNode::Field(i) => {
+            let i = *i;
+            Box::new(move |env| match &env.row[i] {
+                Value::Null => Ok(None),
+                v => T::get(v).map(Some).ok_or_else(|| internal(pos, v)),
+            })
+        }
+        TNode::Cond(c, a, b) => {
+            let c = condition(c, cx);
+            let (a, b) = (scalar::<T>(a, cx), scalar::<T>(b, cx));
+            Box::new(move |env| if c(env)? { a(env) } else { b(env) })
+        }
+        TNode::Call(f @ (Func::Min | Func::Max | Func::Coalesce), args) => {
+            let (a, b) = (scalar::<T>(&args[0], cx), scalar::<T>(&args[1], cx));
+            match f {
+                Func::Coalesce => Box::new(move |env| match a(env)? {
+                    Some(x) => Ok(Some(x)),
+                    None => b(env),
+                }),
+                Func::Min => lift2(a, b, |x, y| Ok(if y < x { y } else { x }), pos),
+                _ => lift2(a, b, |x, y| Ok(if y > x { y } else { x }), pos),
+            }
+        }
+        _ => T::specific(t, cx),
+    }
+}
+
+fn lift1<A: 'static, R: 'static>(
+    a: F<A>,
+    f: impl Fn(A) -> Result<R, String> + 'static,
+    pos: Pos,
+) -> F<R> {
+    Box::new(move |env| match a(env)? {
+        Some(x) => f(x).map(Some).map_err(|m| EvalError::new(pos, m)),
+        None => Ok(None),
+    })
+}
+
+fn lift2<A: 'static, B: 'static, R: 'static>(
+    a: F<A>,
+    b: F<B>,
+    f: impl Fn(A, B) -> Result<R, String> + 'static,
+    pos: Pos,
+) -> F<R> {
+    Box::new(move |env| {
+        let Some(x) = a(env)? else { return Ok(None) };
+        let Some(y) = b(env)? else { return Ok(None) };
+        f(x, y).map(Some).map_err(|m| EvalError::new(pos, m))
+    })
+}
+
+const OVERFLOW: &str = "the result is out of range (overflow)";
+const DIV_ZERO: &str = "division by zero";
+
+fn unsupported<T: 'static>(t: &TExpr) -> F<T> {
+    // The checker admits no other node of this type; a typed error keeps
+    // the evaluator total should that ever change.
+    let e = EvalError::new(t.pos, format!("expression not supported for type {}", t.ty));
+    Box::new(move |_| Err(e.clone()))
+}
+
+impl Scalar for i64 {
+    fn get(v: &Value) -> Option<Self> {
+        match v {
+            Value::Int(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
+        let pos = t.pos;
+        match &t.node {
+            TNode::Neg(a) => lift1(
+                scalar::<i64>(a, cx),
+                |x| x.checked_neg().ok_or(OVERFLOW.into()),
+                pos,
+            ),
+            TNode::Arith(op, a, b) => {
+                let (a, b) = (scalar::<i64>(a, cx), scalar::<i64>(b, cx));
+                match op {
+                    BinaryOp::Add => {
+                        lift2(a, b, |x, y| x.checked_add(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Sub => {
+                        lift2(a, b, |x, y| x.checked_sub(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Mul => {
+                        lift2(a, b, |x, y| x.checked_mul(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Rem => lift2(
+                        a,
+                        b,
+                        |x, y| {
+                            if y == 0 {
+                                Err(DIV_ZERO.into())
+                            } else {
+                                x.checked_rem(y).ok_or(OVERFLOW.into())
+                            }
+                        },
+                        pos,
+                    ),
+                    _ => unsupported(t),
+                }
+            }
+            TNode::Call(f, args) => {
+                let date = |cx: &mut Cx<'_>| scalar::<Date>(&args[0], cx);
+                match f {
+                    Func::DaysBetween => lift2(
+                        date(cx),
+                        scalar::<Date>(&args[1], cx),
+                        |a, b| Ok(a.days_until(b)),
+                        pos,
+                    ),
+                    Func::Year => lift1(date(cx), |d| Ok(i64::from(d.ymd().0)), pos),
+                    Func::Month => lift1(date(cx), |d| Ok(i64::from(d.ymd().1)), pos),
+                    Func::Day => lift1(date(cx), |d| Ok(i64::from(d.ymd().2)), pos),
+                    Func::Floor | Func::Ceil => {
+                        let up = *f == Func::Ceil;
+                        lift1(
+                            scalar::<Decimal>(&args[0], cx),
+                            move |x| {
+                                let r = if up { x.ceil() } else { x.floor() };
+                                r.to_i64().ok_or(OVERFLOW.into())
+                            },
+                            pos,
+                        )
+                    }
+                    Func::Abs => lift1(
+                        scalar::<i64>(&args[0], cx),
+                        |x| x.checked_abs().ok_or(OVERFLOW.into()),
+                        pos,
+                    ),
+                    Func::Hour | Func::Len => {
+                        let s = text(&args[0], cx);
+                        let hour = *f == Func::Hour;
+                        Box::new(move |env| {
+                            let Some(s) = s(env)? else { return Ok(None) };
+                            if hour {
+                                hour_of(&s)
+                                    .map(|h| Some(i64::from(h)))
+                                    .ok_or_else(|| EvalError::new(pos, format!("hour: expected a timestamp YYYY-MM-DD HH:MM, found \"{s}\"")))
+                            } else {
+                                Ok(Some(s.chars().count() as i64))
+                            }
+                        })
+                    }
+                    _ => unsupported(t),
+                }
+            }
+            _ => unsupported(t),
+        }
+    }
+}
+
+impl Scalar for Decimal {
+    fn get(v: &Value) -> Option<Self> {
+        match v {
+            Value::Decimal(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
+        let pos = t.pos;
+        match &t.node {
+            TNode::Neg(a) => lift1(scalar::<Decimal>(a, cx), |x| Ok(-x), pos),
+            TNode::Arith(op, a, b) => {
+                let (a, b) = (scalar::<Decimal>(a, cx), scalar::<Decimal>(b, cx));
+                match op {
+                    BinaryOp::Add => {
+                        lift2(a, b, |x, y| x.checked_add(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Sub => {
+                        lift2(a, b, |x, y| x.checked_sub(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Mul => {
+                        lift2(a, b, |x, y| x.checked_mul(y).ok_or(OVERFLOW.into()), pos)
+                    }
+                    BinaryOp::Div => lift2(
+                        a,
+                        b,
+                        |x, y| {
+                            if y.is_zero() {
+                                Err(DIV_ZERO.into())
+                            } else {
+                                x.checked_div(y).ok_or(OVERFLOW.into())
+                            }
+                        },
+                        pos,
+                    ),
+                    _ => unsupported(t),
+                }
+            }
+            TNode::Cast(a) => match a.ty {
+                Type::Int => lift1(scalar::<i64>(a, cx), |x| Ok(Decimal::from(x)), pos),
+                // The shortest text that reads back as the same float: the
+                // decimal a person would write for it.
+                Type::Float => lift1(
+                    scalar::<f64>(a, cx),
+                    |x| {
+                        x.to_string()
+                            .parse::<Decimal>()
+                            .map_err(|_| format!("{x} does not fit a decimal"))
+                    },
+                    pos,
+                ),
+                _ => unsupported(t),
+            },
+            TNode::Call(Func::RoundHalfUp, args) => {
+                let places = match &args[1].node {
+                    TNode::Const(Value::Int(p)) => *p as u32,
+                    _ => return unsupported(t),
+                };
+                lift1(
+                    scalar::<Decimal>(&args[0], cx),
+                    move |x| Ok(round_half_up(x, places)),
+                    pos,
+                )
+            }
+            TNode::Call(Func::Abs, args) => {
+                lift1(scalar::<Decimal>(&args[0], cx), |x| Ok(x.abs()), pos)
+            }
+            _ => unsupported(t),
+        }
+    }
+}
+
+/// Rounds half away from zero (四舍五入) to exactly `places` decimals.
+pub fn round_half_up(x: Decimal, places: u32) -> Decimal {
+    let mut r = x.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(places);
+    r
+}
+
+impl Scalar for f64 {
+    fn get(v: &Value) -> Option<Self> {
+        match v {
+            Value::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
+        let pos = t.pos;
+        let finite = |x: f64| {
+            if x.is_finite() {
+                Ok(x)
+            } else {
+                Err(String::from(OVERFLOW))
+            }
+        };
+        match &t.node {
+            TNode::Neg(a) => lift1(scalar::<f64>(a, cx), |x| Ok(-x), pos),
+            TNode::Arith(op, a, b) => {
+                let (a, b) = (scalar::<f64>(a, cx), scalar::<f64>(b, cx));
+                match op {
+                    BinaryOp::Add => lift2(a, b, move |x, y| finite(x + y), pos),
+                    BinaryOp::Sub => lift2(a, b, move |x, y| finite(x - y), pos),
+                    BinaryOp::Mul => lift2(a, b, move |x, y| finite(x * y), pos),
+                    BinaryOp::Div => lift2(
+                        a,
+                        b,
+                        move |x, y| {
+                            if y == 0.0 {
+                                Err(DIV_ZERO.into())
+                            } else {
+                                finite(x / y)
+                            }
+                        },
+                        pos,
+                    ),
+                    _ => unsupported(t),
+                }
+            }
+            TNode::Cast(a) => match a.ty {
+                Type::Int => lift1(scalar::<i64>(a, cx), |x| Ok(x as f64), pos),
+                Type::Decimal => lift1(
+                    scalar::<Decimal>(a, cx),
+                    |x| x.to_f64().ok_or(OVERFLOW.into()),
+                    pos,
+                ),
+                _ => unsupported(t),
+            },
+            TNode::Call(Func::Abs, args) => {
+                lift1(scalar::<f64>(&args[0], cx), |x| Ok(x.abs()), pos)
+            }
+            _ => unsupported(t),
+        }
+    }
+}
+
+impl Scalar for Date {
+    fn get(v: &Value) -> Option<Self> {
+        match v {
+            Value::Date(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
+        let pos = t.pos;
+        let TNode::Call(f, args) = &t.node else {
+            return unsupported(t);
+        };
+        let range = |d: Date, n: i64| format!("{d} moved by {n} is outside the years 0001–9999");
+        match f {
+            Func::AddDays => lift2(
+                scalar::<Date>(&args[0], cx),
+                scalar::<i64>(&args[1], cx),
+                move |d, n| d.add_days(n).ok_or_else(|| range(d, n)),
+                pos,
+            ),
+            Func::AddMonths => lift2(
+                scalar::<Date>(&args[0], cx),
+                scalar::<i64>(&args[1], cx),
+                move |d, n| d.add_months(n).ok_or_else(|| range(d, n)),
+                pos,
+            ),
+            Func::YearsBefore => lift2(
+                scalar::<Date>(&args[0], cx),
+                scalar::<i64>(&args[1], cx),
+                move |d, n| d.years_before(n).ok_or_else(|| range(d, n)),
+                pos,
+            ),
+            Func::ParseDate => {
+                let s = text(&args[0], cx);
+                Box::new(move |env| {
+                    let Some(s) = s(env)? else { return Ok(None) };
+                    Date::parse(&s).map(Some).ok_or_else(|| {
+                        EvalError::new(pos, format!("date: expected YYYY-MM-DD, found \"{s}\""))
+                    })
+                })
+            }
+            _ => unsupported(t),
+        }
+    }
+}
+
+fn compare<T: PartialOrd>(op: BinaryOp, a: Option<T>, b: Option<T>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        // A comparison with null is false; `!=` is the negation of `==`.
+        return op == BinaryOp::Ne;
+    };
+    match op {
+        BinaryOp::Eq => a == b,
+        BinaryOp::Ne => a != b,
+        BinaryOp::Lt => a < b,
+        BinaryOp::Le => a <= b,
+        BinaryOp::Gt => a > b,
+        BinaryOp::Ge => a >= b,
+        _ => false,
+    }
+}
+
+fn cmp_scalar<T: Scalar>(op: BinaryOp, a: &TExpr, b: &TExpr, cx: &mut Cx<'_>) -> F<bool> {
+    let (a, b) = (scalar::<T>(a, cx), scalar::<T>(b, cx));
+    Box::new(move |env| Ok(Some(compare(op, a(env)?, b(env)?))))
+}
+
+fn in_scalar<T: Scalar>(x: &TExpr, list: &[TExpr], cx: &mut Cx<'_>) -> F<bool> {
+    let x = scalar::<T>(x, cx);
+    let list: Vec<F<T>> = list.iter().map(|t| scalar::<T>(t, cx)).collect();
+    Box::new(move |env| {
+        let Some(v) = x(env)? else {
+            return Ok(Some(false));
+        };
+        for item in &list {
+            if item(env)? == Some(v) {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    })
+}
+
+impl Scalar for bool {
+    fn get(v: &Value) -> Option<Self> {
+        match v {
+            Value::Bool(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
+        let pos = t.pos;
+        match &t.node {
+            TNode::Not(a) => {
+                let a = condition(a, cx);
+                Box::new(move |env| Ok(Some(!a(env)?)))
+            }
+            TNode::And(a, b) => {
+                let (a, b) = (condition(a, cx), condition(b, cx));
+                Box::new(move |env| Ok(Some(a(env)? && b(env)?)))
+            }
+            TNode::Or(a, b) => {
+                let (a, b) = (condition(a, cx), condition(b, cx));
+                Box::new(move |env| Ok(Some(a(env)? || b(env)?)))
+            }
+            TNode::IsNull(a, not_null) => {
+                let a = compile(a, cx);
+                let not_null = *not_null;
+                Box::new(move |env| Ok(Some(a.is_null(env)? != not_null)))
+            }
+            TNode::Cmp(op, a, b) => match a.ty {
+                Type::Int => cmp_scalar::<i64>(*op, a, b, cx),
+                Type::Decimal => cmp_scalar::<Decimal>(*op, a, b, cx),
+                Type::Float => cmp_scalar::<f64>(*op, a, b, cx),
+                Type::Date => cmp_scalar::<Date>(*op, a, b, cx),
+                Type::Bool => cmp_scalar::<bool>(*op, a, b, cx),
+                Type::Str => {
+                    let (a, b, op) = (text(a, cx), text(b, cx), *op);
+                    Box::new(move |env| Ok(Some(compare(op, a(env)?, b(env)?))))
+                }
+            },
+            TNode::In(x, list) => match x.ty {
+                Type::Int => in_scalar::<i64>(x, list, cx),
+                Type::Decimal => in_scalar::<Decimal>(x, list, cx),
+                Type::Float => in_scalar::<f64>(x, list, cx),
+                Type::Date => in_scalar::<Date>(x, list, cx),
+                Type::Bool => in_scalar::<bool>(x, list, cx),
+                Type::Str => {
+                    let x = text(x, cx);
+                    let list: Vec<StrF> = list.iter().map(|t| text(t, cx)).collect();
+                    Box::new(move |env| {
+                        let Some(v) = x(env)? else {
+                            return Ok(Some(false));
+                        };
+                        for item in &list {
+                            if item(env)?.as_deref() == Some(&*v) {
+                                return Ok(Some(true));
+                            }
+                        }
+                        Ok(Some(false))
+                    })
+                }
+            },
+            TNode::Call(Func::WithinYearsBefore, args) => {
+                let (x, r, n) = (
+                    scalar::<Date>(&args[0], cx),
+                    scalar::<Date>(&args[1], cx),
+                    scalar::<i64>(&args[2], cx),
+                );
+                Box::new(move |env| {
+                    let (Some(x), Some(r), Some(n)) = (x(env)?, r(env)?, n(env)?) else {
+                        return Ok(Some(false));
+                    };
+                    let from = r.years_before(n).ok_or_else(|| {
+                        EvalError::new(
+                            pos,
+                            format!("{r} minus {n} years is outside the years 0001–9999"),
+                        )
+                    })?;
+                    Ok(Some(from <= x && x <= r))
+                })
+            }
+            TNode::Call(
+                f @ (Func::StartsWith | Func::EndsWith | Func::Contains | Func::InList),
+                args,
+            ) => {
+                let (s, p, f) = (text(&args[0], cx), text(&args[1], cx), *f);
+                Box::new(move |env| {
+                    let (Some(s), Some(p)) = (s(env)?, p(env)?) else {
+                        return Ok(Some(false));
+                    };
+                    Ok(Some(match f {
+                        Func::StartsWith => s.starts_with(&*p),
+                        Func::EndsWith => s.ends_with(&*p),
+                        Func::Contains => s.contains(&*p),
+                        _ => p.split([',', '，']).any(|item| item.trim() == s.trim()),
+                    }))
+                })
+            }
+            _ => unsupported(t),
+        }
+    }
+}
+
+fn sf<G>(g: G) -> StrF
+where
+    G: for<'a> Fn(&Env<'a>) -> Res<Cow<'a, str>> + 'static,
+{
+    Box::new(g)
+}
+
+fn pooled(v: &Value, cx: &mut Cx<'_>, pos: Pos) -> StrF {
+    match v {
+        Value::Null => sf(|_| Ok(None)),
+        Value::Str(s) => {
+            let i = cx.pool.len();
+            cx.pool.push(s.clone());
+            sf(move |env| Ok(Some(Cow::Borrowed(env.pool[i].as_str()))))
+        }
+        other => {
+            let e = internal(pos, other);
+            sf(move |_| Err(e.clone()))
+        }
+    }
+}
+
+/// Compiles a text expression.
+pub(crate) fn text(t: &TExpr, cx: &mut Cx<'_>) -> StrF {
+    let pos = t.pos;
+    match &t.node {
+        TNode::Const(v) => pooled(v, cx, pos),
+        TNode::Param(i) => {
+            let v = cx.params[*i].clone();
+            pooled(&v, cx, pos)
+        }
+        TNode::Field(i) => {
+            let i = *i;
+            sf(move |env| {
+                let row: &[Value] = env.row;
+                match &row[i] {
+                    Value::Str(s) => Ok(Some(Cow::Borrowed(s.as_str()))),
+                    Value::Null => Ok(None),
+                    v => Err(internal(pos, v)),
+                }
+            })
+        }
+        TNode::Cond(c, a, b) => {
+            let (c, a, b) = (condition(c, cx), text(a, cx), text(b, cx));
+            sf(move |env| if c(env)? { a(env) } else { b(env) })
+        }
+        TNode::Concat(a, b) => {
+            let (a, b) = (text(a, cx), text(b, cx));
+            sf(move |env| {
+                let (Some(x), Some(y)) = (a(env)?, b(env)?) else {
+                    return Ok(None);
+                };
+                Ok(Some(Cow::Owned(format!("{x}{y}"))))
+            })
+        }
+        TNode::Call(f @ (Func::Min | Func::Max | Func::Coalesce), args) => {
+            let (a, b, f) = (text(&args[0], cx), text(&args[1], cx), *f);
+            sf(move |env| {
+                let x = a(env)?;
+                if f == Func::Coalesce {
+                    return match x {
+                        Some(x) => Ok(Some(x)),
+                        None => b(env),
+                    };
+                }
+                let (Some(x), Some(y)) = (x, b(env)?) else {
+                    return Ok(None);
+                };
+                let take_y = if f == Func::Min { y < x } else { y > x };
+                Ok(Some(if take_y { y } else { x }))
+            })
+        }
+        TNode::Call(Func::Yuan, args) => {
+            let x = scalar::<Decimal>(&args[0], cx);
+            sf(move |env| Ok(x(env)?.map(|v| Cow::Owned(format!("{:.2}", round_half_up(v, 2))))))
+        }
+        TNode::Cast(a) => {
+            let a = compile(a, cx);
+            sf(move |env| {
+                let mut s = String::new();
+                if a.is_null(env)? {
+                    return Ok(None);
+                }
+                a.write_text(env, &mut s)?;
+                Ok(Some(Cow::Owned(s)))
+            })
+        }
+        _ => {
+            let e = EvalError::new(pos, "expression not supported for text");
+            sf(move |_| Err(e.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Param;
+    use crate::expr::check::{check, Column, Scope};
+    use crate::expr::parser::parse_located;
+    use crate::span::{Origin, Pos};
+
+    fn columns() -> Vec<Column> {
+        let col = |name: &str, ty: Type| Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            personal: None,
+        };
+        vec![
+            col("n", Type::Int),
+            col("x", Type::Decimal),
+            col("s", Type::Str),
+            col("d", Type::Date),
+        ]
+    }
+
+    fn params() -> Vec<Param> {
+        vec![Param {
+            name: "r".into(),
+            ty: Type::Decimal,
+            default: Value::Decimal(Decimal::new(15, 3)),
+            unit: None,
+            description: None,
+        }]
+    }
+
+    /// Evaluates `text` on one row; the value or the error message.
+    fn eval(text: &str, row: &[Value]) -> Result<Value, String> {
+        let e = parse_located(text, &Origin::exact(Pos::new(1, 1))).map_err(|e| e.message)?;
+        let (cols, params) = (columns(), params());
+        let t = check(
+            &e,
+            &Scope {
+                columns: &cols,
+                params: &params,
+            },
+        )
+        .map_err(|e| e.message)?;
+        let values: Vec<Value> = params.iter().map(|p| p.default.clone()).collect();
+        let mut pool = Vec::new();
+        let c = compile(
+            &t,
+            &mut Cx {
+                params: &values,
+                pool: &mut pool,
+            },
+        );
+        let mut out = Value::Null;
+        c.eval_into(&Env { row, pool: &pool }, &mut out)
+            .map_err(|e| e.message)?;
+        Ok(out)
+    }
+
+    fn row(n: i64, x: &str) -> Vec<Value> {
+        vec![
+            Value::Int(n),
+            Value::Decimal(x.parse().unwrap()),
+            Value::Str("甲".into()),
+            Value::Date(crate::date::Date::parse("2024-02-29").unwrap()),
+        ]
+    }
+
+    fn dec(s: &str) -> Value {
+        Value::Decimal(s.parse().unwrap())
+    }
+
+    #[test]
+    fn integer_division_is_exact() {
+        assert_eq!(eval("n / 2", &row(7, "0")), Ok(dec("3.5")));
+        assert_eq!(eval("n % 4", &row(7, "0")), Ok(Value::Int(3)));
+    }
+
+    #[test]
+    fn int_and_decimal_mix_exactly() {
+        // 200 × 0.015 − 1 is exactly 2; no binary residue.
+        assert_eq!(eval("n * $r - 1", &row(200, "0")), Ok(dec("2.000")));
+        assert_eq!(eval("x * 3 == 0.3", &row(0, "0.1")), Ok(Value::Bool(true)));
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_to_exact_places() {
+        assert_eq!(
+            eval("round_half_up(x, 2)", &row(0, "2.345")),
+            Ok(dec("2.35"))
+        );
+        assert_eq!(
+            eval("round_half_up(x, 2)", &row(0, "-2.345")),
+            Ok(dec("-2.35"))
+        );
+        assert_eq!(eval("round_half_up(x, 2)", &row(0, "7")), Ok(dec("7.00")));
+        assert_eq!(
+            eval("yuan(x)", &row(0, "12345.675")),
+            Ok(Value::Str("12345.68".into()))
+        );
+        assert_eq!(eval("ceil(x)", &row(0, "1.01")), Ok(Value::Int(2)));
+    }
+
+    #[test]
+    fn division_by_zero_and_overflow_are_errors_not_panics() {
+        assert_eq!(eval("x / n", &row(0, "1")), Err("division by zero".into()));
+        assert_eq!(eval("n % 0", &row(1, "1")), Err("division by zero".into()));
+        assert!(eval("n + 9223372036854775807", &row(1, "0"))
+            .unwrap_err()
+            .contains("overflow"));
+        assert!(eval("x * x * x", &row(0, "79228162514264337593543950335"))
+            .unwrap_err()
+            .contains("overflow"));
+        assert!(eval("add_days(d, 9999999)", &row(0, "0"))
+            .unwrap_err()
+            .contains("outside the years"));
+        assert!(eval("date(s)", &row(0, "0"))
+            .unwrap_err()
+            .contains("expected YYYY-MM-DD"));
+    }
+
+    #[test]
+    fn nulls_propagate_through_arithmetic_and_fail_comparisons() {
+        let nulls = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        assert_eq!(eval("n + 1", &nulls), Ok(Value::Null));
+        assert_eq!(eval("n > 0", &nulls), Ok(Value::Bool(false)));
+        assert_eq!(eval("n != 0", &nulls), Ok(Value::Bool(true)));
+        assert_eq!(eval("!(n > 0)", &nulls), Ok(Value::Bool(true)));
+        assert_eq!(eval("coalesce(x, 0)", &nulls), Ok(dec("0")));
+        assert_eq!(eval("has(s) ? 1 : null", &nulls), Ok(Value::Null));
+    }
+
+    #[test]
+    fn dates_follow_the_domain_rules() {
+        let r = row(0, "0");
+        assert_eq!(
+            eval("string(years_before(d, 1))", &r),
+            Ok(Value::Str("2023-02-28".into()))
+        );
+        assert_eq!(
+            eval("days_between(date('2024-06-30'), date('2024-12-31'))", &r),
+            Ok(Value::Int(184))
+        );
+        assert_eq!(
+            eval("within_years_before(date('2023-02-28'), d, 1)", &r),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("within_years_before(date('2023-02-27'), d, 1)", &r),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(eval("year(d) * 100 + month(d)", &r), Ok(Value::Int(202402)));
+    }
+
+    #[test]
+    fn text_functions_and_lists() {
+        let r = row(0, "0");
+        assert_eq!(eval("s in ['乙', '甲']", &r), Ok(Value::Bool(true)));
+        assert_eq!(eval("in_list(s, '乙, 甲')", &r), Ok(Value::Bool(true)));
+        assert_eq!(
+            eval("s.starts_with('甲') && len(s + '乙') == 2", &r),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(eval("min(s, 'a')", &r), Ok(Value::Str("a".into())));
+    }
+
+    #[test]
+    fn parameter_only_parts_are_computed_once_at_compile() {
+        // A division by zero among parameters alone is still reported at run.
+        assert_eq!(
+            eval("$r / 0 > x", &row(0, "1")),
+            Err("division by zero".into())
+        );
+        assert_eq!(eval("$r * 100 == 1.5", &row(0, "1")), Ok(Value::Bool(true)));
+    }
+}

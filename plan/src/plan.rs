@@ -1,0 +1,353 @@
+//! The parsed plan: a list of named steps, each one typed operator whose
+//! arguments keep their positions in the file.
+//!
+//! ```toml
+//! format = 1
+//!
+//! [[step]]
+//! name = "payments"
+//! op = "read"
+//! dataset = "fund_payments"
+//!
+//! [[step]]
+//! name = "this_year"
+//! op = "filter"                 # input defaults to the step before
+//! where = "levy_year == $levy_year && paid_on <= $as_of"
+//!
+//! [[step]]
+//! name = "paid"
+//! op = "group"
+//! by = "credit_code"
+//! aggregates = { paid = "sum(amount)" }
+//! ```
+//!
+//! [`Plan::parse`] reads this; the operators and their arguments are
+//! documented on [`Op`].
+
+use crate::expr::Expr;
+use crate::span::{Pos, Spanned};
+
+/// A name written in the plan (a step, a field, a dataset) and where.
+pub type Name = Spanned<String>;
+
+/// A parsed plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The file it was parsed from, as the caller named it (errors only;
+    /// not part of the plan's meaning or hash).
+    pub file: String,
+    /// The format version (`format = 1`).
+    pub format: u32,
+    /// A description for readers.
+    pub description: Option<String>,
+    /// Chinese labels of parameters and fields for explanations
+    /// (`[labels] levy_year = "征收年度"`), in file order.
+    pub labels: Vec<(Name, String)>,
+    /// The steps, in order; a step reads only earlier steps.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The step called `name`.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name.value == name)
+    }
+
+    /// The label of a parameter or field, if the plan gives one.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n.value == name)
+            .map(|(_, l)| l.as_str())
+    }
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Its name, unique in the plan.
+    pub name: Name,
+    /// Where its table starts.
+    pub pos: Pos,
+    /// A note for readers, shown by `model explain`.
+    pub note: Option<String>,
+    /// The legal basis of this step, shown by `model explain`.
+    pub basis: Option<String>,
+    /// What it does.
+    pub op: Op,
+}
+
+/// The operators. Every operator but `read` has an `input`: the name of an
+/// earlier step (by default the step just before). Rows flow in the
+/// order of their dataset's primary key, and every operator but `sort`
+/// keeps its input's order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `op = "read"`: the rows of a dataset the model declares, sorted by
+    /// its primary key. `fields` (default: all declared) picks columns.
+    Read {
+        /// `dataset`
+        dataset: Name,
+        /// `fields`
+        fields: Option<Vec<Name>>,
+    },
+    /// `op = "filter"`: keeps the rows where `where` is true.
+    Filter {
+        /// `input`
+        input: Name,
+        /// `where`
+        cond: Expr,
+    },
+    /// `op = "derive"`: adds fields computed from each row (`set = { name
+    /// = "expression" }`); the expressions see the input's fields only,
+    /// so a field derived from another derived field needs a second step.
+    Derive {
+        /// `input`
+        input: Name,
+        /// `set`, in file order.
+        fields: Vec<(Name, Expr)>,
+    },
+    /// `op = "select"`: keeps only the named fields.
+    Select {
+        /// `input`
+        input: Name,
+        /// `fields`
+        fields: Vec<Name>,
+    },
+    /// `op = "join"`: pairs each input row with the rows of step `with`
+    /// that have the same key (`on`, and `with_on` when the other side
+    /// names it differently). Both sides must be sorted on the key: the
+    /// join is one streaming merge.
+    Join {
+        /// `input`
+        input: Name,
+        /// `with`
+        with: Name,
+        /// `kind`: inner (default), left, semi, anti.
+        kind: JoinKind,
+        /// `on`
+        on: Vec<Name>,
+        /// `with_on` (default: `on`).
+        with_on: Vec<Name>,
+        /// `prefix` for the other side's fields, when names clash.
+        prefix: Option<Name>,
+    },
+    /// `op = "group"`: one row per distinct `by`, with `aggregates`
+    /// (`{ paid = "sum(amount)" }`). Streams when `by` leads the input's
+    /// order; otherwise holds one accumulator per group.
+    Group {
+        /// `input`
+        input: Name,
+        /// `by`
+        by: Vec<Name>,
+        /// `aggregates`, in file order.
+        aggregates: Vec<(Name, Aggregate)>,
+    },
+    /// `op = "sort"`: reorders rows (`by = ["place_id", "thefts desc"]`).
+    /// Holds the whole input: use it only where a merge needs another
+    /// order.
+    Sort {
+        /// `input`
+        input: Name,
+        /// `by`
+        by: Vec<SortKey>,
+    },
+    /// `op = "rank"`: numbers rows within each `by` group (or overall)
+    /// in `order_by` order, ties sharing the best rank (1, 2, 2, 4); adds
+    /// the rank as field `rank` and, with `size`, the group's row count.
+    /// Holds one group (or the whole input) at a time.
+    Rank {
+        /// `input`
+        input: Name,
+        /// `by` (default: none, rank overall)
+        by: Vec<Name>,
+        /// `order_by`
+        order: Vec<SortKey>,
+        /// `rank` (default `rank`)
+        rank: Name,
+        /// `size`
+        size: Option<Name>,
+    },
+    /// `op = "window"`: for each row, counts the rows of its `by` group
+    /// whose `time` lies from `days` days before the row's time up to it,
+    /// both ends included ("3 times in 7 days"); adds the count as field
+    /// `count`.
+    Window {
+        /// `input`
+        input: Name,
+        /// `by`
+        by: Vec<Name>,
+        /// `time`: a date expression.
+        time: Expr,
+        /// `days`: an integer literal or parameter.
+        days: Expr,
+        /// `count`: the new field's name.
+        count: Name,
+    },
+    /// `op = "emit"`: one lead per input row.
+    Emit {
+        /// `input`
+        input: Name,
+        /// `subject`: the lead's key (credit code, case number…).
+        subject: Expr,
+        /// `subject_personal`: the subject is personal data.
+        subject_personal: bool,
+        /// `title`: text with `{expression}` parts.
+        title: Template,
+        /// `amount`: yuan, exact, rounded half-up to the fen on output.
+        amount: Option<Expr>,
+        /// `evidence`, in file order.
+        evidence: Vec<(Name, Expr)>,
+        /// `personal`: evidence names that show personal data.
+        personal: Vec<Name>,
+    },
+}
+
+impl Op {
+    /// The operator's name as written in `op = "…"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Read { .. } => "read",
+            Op::Filter { .. } => "filter",
+            Op::Derive { .. } => "derive",
+            Op::Select { .. } => "select",
+            Op::Join { .. } => "join",
+            Op::Group { .. } => "group",
+            Op::Sort { .. } => "sort",
+            Op::Rank { .. } => "rank",
+            Op::Window { .. } => "window",
+            Op::Emit { .. } => "emit",
+        }
+    }
+
+    /// The steps this one reads.
+    pub fn inputs(&self) -> Vec<&Name> {
+        match self {
+            Op::Read { .. } => vec![],
+            Op::Join { input, with, .. } => vec![input, with],
+            Op::Filter { input, .. }
+            | Op::Derive { input, .. }
+            | Op::Select { input, .. }
+            | Op::Group { input, .. }
+            | Op::Sort { input, .. }
+            | Op::Rank { input, .. }
+            | Op::Window { input, .. }
+            | Op::Emit { input, .. } => vec![input],
+        }
+    }
+}
+
+/// The operators' names, as errors list them.
+pub const OPS: &[&str] = &[
+    "read", "filter", "derive", "select", "join", "group", "sort", "rank", "window", "emit",
+];
+
+/// How a join treats rows without a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only rows with a partner, once per partner.
+    Inner,
+    /// Every input row; the other side's fields are null without a partner.
+    Left,
+    /// Input rows that have a partner, once, without its fields.
+    Semi,
+    /// Input rows that have no partner.
+    Anti,
+}
+
+impl JoinKind {
+    /// The name as written in `kind = "…"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "inner",
+            JoinKind::Left => "left",
+            JoinKind::Semi => "semi",
+            JoinKind::Anti => "anti",
+        }
+    }
+}
+
+/// An aggregate of a group step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// Which.
+    pub func: AggFunc,
+    /// Its argument (none for `count()`).
+    pub arg: Option<Expr>,
+    /// Where it is written.
+    pub pos: Pos,
+}
+
+/// The aggregate functions ([`crate::expr::AGGREGATES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    /// `count()` or `count(cond)`
+    Count,
+    /// `sum(x)`
+    Sum,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+    /// `any(cond)`
+    Any,
+    /// `all(cond)`
+    All,
+    /// `collect_distinct(x)`
+    CollectDistinct,
+}
+
+impl AggFunc {
+    /// The function's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Any => "any",
+            AggFunc::All => "all",
+            AggFunc::CollectDistinct => "collect_distinct",
+        }
+    }
+
+    /// The function called `name`.
+    pub fn from_name(name: &str) -> Option<AggFunc> {
+        [
+            AggFunc::Count,
+            AggFunc::Sum,
+            AggFunc::Min,
+            AggFunc::Max,
+            AggFunc::Any,
+            AggFunc::All,
+            AggFunc::CollectDistinct,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+}
+
+/// A field to order by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    /// The field.
+    pub field: Name,
+    /// Largest first (`"thefts desc"`).
+    pub descending: bool,
+}
+
+/// A title with `{expression}` parts; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    /// Text and expressions, in order.
+    pub parts: Vec<TemplatePart>,
+}
+
+/// A part of a [`Template`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplatePart {
+    /// Literal text.
+    Text(String),
+    /// An expression whose value is written in.
+    Expr(Expr),
+}

@@ -1,0 +1,298 @@
+//! Types and values of fields, parameters and expressions.
+//!
+//! The types are those of dataset schemas (`datasets/*.toml`). Money and
+//! ratios are [`Decimal`]: exact, never binary floating point. `float`
+//! exists only because a schema may declare it, and never mixes with
+//! `decimal` silently.
+
+use crate::date::Date;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The type of a field, parameter or expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Type {
+    /// Text.
+    #[serde(rename = "string")]
+    Str,
+    /// A 64-bit integer.
+    Int,
+    /// An exact decimal (28 significant digits).
+    Decimal,
+    /// A binary floating-point number; not for money.
+    Float,
+    /// A calendar date.
+    Date,
+    /// True or false.
+    Bool,
+}
+
+impl Type {
+    /// All types, for error messages.
+    pub const ALL: [Type; 6] = [
+        Type::Str,
+        Type::Int,
+        Type::Decimal,
+        Type::Float,
+        Type::Date,
+        Type::Bool,
+    ];
+
+    /// The name used in schemas and model.toml (`string`, `int`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Str => "string",
+            Type::Int => "int",
+            Type::Decimal => "decimal",
+            Type::Float => "float",
+            Type::Date => "date",
+            Type::Bool => "bool",
+        }
+    }
+
+    /// The type called `name` in schemas and model.toml.
+    pub fn from_name(name: &str) -> Option<Type> {
+        Type::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether arithmetic applies.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Type::Int | Type::Decimal | Type::Float)
+    }
+
+    /// The type's name in Chinese, for explanations.
+    pub fn chinese(self) -> &'static str {
+        match self {
+            Type::Str => "文本",
+            Type::Int => "整数",
+            Type::Decimal => "精确小数",
+            Type::Float => "浮点数",
+            Type::Date => "日期",
+            Type::Bool => "是/否",
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What kind of personal data a field holds (the schema's `personal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonalKind {
+    /// A citizen ID number.
+    Id,
+    /// A person's name.
+    Name,
+    /// A phone number.
+    Phone,
+    /// Other personal data (addresses, certificate numbers…).
+    Other,
+}
+
+impl PersonalKind {
+    /// The name used in schemas.
+    pub fn name(self) -> &'static str {
+        match self {
+            PersonalKind::Id => "id",
+            PersonalKind::Name => "name",
+            PersonalKind::Phone => "phone",
+            PersonalKind::Other => "other",
+        }
+    }
+}
+
+/// One value of a row, a parameter or a constant.
+///
+/// Rows are arrays of these reused from row to row: [`Value::set_str`]
+/// and [`Value::assign`] keep a text slot's allocation, so reading a
+/// dataset allocates only while the longest value of each column grows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// No value (an empty cell, or the missing side of a left join).
+    #[default]
+    Null,
+    /// Text.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// An exact decimal.
+    Decimal(Decimal),
+    /// A floating-point number.
+    Float(f64),
+    /// A calendar date.
+    Date(Date),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Value {
+    /// The value's type, `None` for null.
+    pub fn ty(&self) -> Option<Type> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Str(_) => Type::Str,
+            Value::Int(_) => Type::Int,
+            Value::Decimal(_) => Type::Decimal,
+            Value::Float(_) => Type::Float,
+            Value::Date(_) => Type::Date,
+            Value::Bool(_) => Type::Bool,
+        })
+    }
+
+    /// Whether the value is null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Sets the value to the text `s`, reusing this slot's text buffer.
+    #[inline]
+    pub fn set_str(&mut self, s: &str) {
+        match self {
+            Value::Str(buf) => {
+                buf.clear();
+                buf.push_str(s);
+            }
+            other => *other = Value::Str(s.to_owned()),
+        }
+    }
+
+    /// Sets the value to a copy of `other`, reusing this slot's text buffer.
+    #[inline]
+    pub fn assign(&mut self, other: &Value) {
+        match other {
+            Value::Str(s) => self.set_str(s),
+            Value::Null => *self = Value::Null,
+            Value::Int(v) => *self = Value::Int(*v),
+            Value::Decimal(v) => *self = Value::Decimal(*v),
+            Value::Float(v) => *self = Value::Float(*v),
+            Value::Date(v) => *self = Value::Date(*v),
+            Value::Bool(v) => *self = Value::Bool(*v),
+        }
+    }
+
+    /// Parses `text` as a value of type `ty` (a parameter's value as
+    /// model.toml or a run request writes it).
+    pub fn parse(ty: Type, text: &str) -> Option<Value> {
+        let t = text.trim();
+        Some(match ty {
+            Type::Str => Value::Str(text.to_owned()),
+            Type::Int => Value::Int(t.parse().ok()?),
+            Type::Decimal => Value::Decimal(parse_decimal(t)?),
+            Type::Float => Value::Float(t.parse().ok().filter(|f: &f64| f.is_finite())?),
+            Type::Date => Value::Date(Date::parse(t)?),
+            Type::Bool => Value::Bool(match t {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            }),
+        })
+    }
+
+    /// Orders two key values: null first, then by value; values of
+    /// different types (which the type checker rules out) by type.
+    pub fn cmp_key(&self, other: &Value) -> Ordering {
+        match (self, other) {
+            (Value::Str(a), Value::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Decimal(a), Value::Decimal(b)) => a.cmp(b),
+            (Value::Date(a), Value::Date(b)) => a.cmp(b),
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_) => 2,
+            Value::Decimal(_) => 3,
+            Value::Float(_) => 4,
+            Value::Date(_) => 5,
+            Value::Str(_) => 6,
+        }
+    }
+}
+
+/// Parses an exact decimal written with digits, an optional sign and an
+/// optional fraction (no exponent); `None` when it has more digits than a
+/// decimal holds.
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let mut parts = body.splitn(2, '.');
+    let int = parts.next()?;
+    let frac = parts.next().unwrap_or("");
+    let ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !ok(int) || !ok(frac) {
+        return None;
+    }
+    // `from_str_exact` refuses what it would have to round.
+    Decimal::from_str_exact(s.strip_prefix('+').unwrap_or(s)).ok()
+}
+
+impl fmt::Display for Value {
+    /// Evidence text: null is empty, dates `YYYY-MM-DD`, decimals as
+    /// computed (round them with `round_half_up` or `yuan` in the plan).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Str(s) => f.write_str(s),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Decimal(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Date(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_slots_keep_their_buffer() {
+        let mut v = Value::Str(String::with_capacity(64));
+        let before = match &v {
+            Value::Str(s) => s.as_ptr(),
+            _ => unreachable!(),
+        };
+        v.set_str("91350100M000100Y43");
+        v.assign(&Value::Str("x".into()));
+        match &v {
+            Value::Str(s) => {
+                assert_eq!(s, "x");
+                assert_eq!(s.as_ptr(), before);
+            }
+            _ => panic!("not text"),
+        }
+    }
+
+    #[test]
+    fn decimals_parse_exactly_or_not_at_all() {
+        assert_eq!(parse_decimal("0.015"), Some(Decimal::new(15, 3)));
+        assert_eq!(parse_decimal("-2"), Some(Decimal::from(-2)));
+        assert_eq!(parse_decimal("1e5"), None);
+        assert_eq!(parse_decimal("."), None);
+        assert_eq!(parse_decimal("99999999999999999999999999999999999"), None);
+    }
+
+    #[test]
+    fn parameter_text_parses_by_type() {
+        assert_eq!(Value::parse(Type::Int, "2024"), Some(Value::Int(2024)));
+        assert_eq!(Value::parse(Type::Bool, "yes"), None);
+        assert_eq!(
+            Value::parse(Type::Date, "2024-06-30"),
+            Date::parse("2024-06-30").map(Value::Date)
+        );
+        assert_eq!(Value::parse(Type::Float, "NaN"), None);
+    }
+}

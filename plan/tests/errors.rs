@@ -1,0 +1,242 @@
+//! Plans that are wrong are refused at build with the file, line and
+//! column, and with what was expected.
+
+mod common;
+use common::check_err;
+
+const READ_PEOPLE: &str = "[[step]]\nname = \"people\"\nop = \"read\"\ndataset = \"people\"\n";
+
+fn with_people(rest: &str) -> String {
+    format!("{READ_PEOPLE}\n{rest}")
+}
+
+#[test]
+fn unknown_key_is_named_with_the_accepted_keys() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwher = \"true\"\n",
+    ));
+    assert!(
+        e.starts_with("test.plan.toml:9:1: unknown key `wher` in step `f` (filter)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("expected one of: name, op, note, basis, input, where"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_op_lists_the_operators() {
+    let e = check_err("[[step]]\nname = \"x\"\nop = \"lookup\"\n");
+    assert!(
+        e.starts_with("test.plan.toml:3:6: unknown op `lookup`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("read, filter, derive, select, join, group, sort, rank, window, emit"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_argument_is_reported_at_its_step() {
+    let e = check_err(&with_people("[[step]]\nname = \"f\"\nop = \"filter\"\n"));
+    assert!(
+        e.starts_with("test.plan.toml:6:1: step `f` (filter) needs `where`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_toml_points_at_the_spot() {
+    let e = check_err("[[step]]\nname = \"x\nop = \"read\"\n");
+    assert!(e.starts_with("test.plan.toml:2:"), "{e}");
+    assert!(e.contains("not valid TOML"), "{e}");
+}
+
+#[test]
+fn unknown_field_in_an_expression_points_inside_the_text() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"region == '650100' && agee > 3\"\n",
+    ));
+    // The value starts in column 10; `agee` is 22 characters into it.
+    assert!(
+        e.starts_with("test.plan.toml:9:32: unknown field `agee`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("expected one of: person_id, name, region, score, born"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_parameter_written_as_a_field_gets_a_hint() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"born <= as_of\"\n",
+    ));
+    assert!(e.contains("`as_of` is a parameter: write `$as_of`"), "{e}");
+}
+
+#[test]
+fn wrong_types_say_what_was_expected_and_found() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"born + 1 > 3\"\n",
+    ));
+    assert!(
+        e.contains("`+`: expected a number, found date; for dates use days_between"),
+        "{e}"
+    );
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"region\"\n",
+    ));
+    assert!(e.contains("`where`: expected bool, found string"), "{e}");
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"days_between(born)\"\n",
+    ));
+    assert!(
+        e.contains("`days_between` takes 2 arguments, found 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn decimal_and_float_never_mix_silently() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"score > $min_amount\"\n",
+    ));
+    assert!(e.contains("decimal and float never mix silently"), "{e}");
+}
+
+#[test]
+fn datasets_and_fields_must_be_declared_for_the_model() {
+    let e = check_err("[[step]]\nname = \"x\"\nop = \"read\"\ndataset = \"employers\"\n");
+    assert!(
+        e.starts_with("test.plan.toml:4:11: unknown dataset `employers`"),
+        "{e}"
+    );
+    assert!(e.contains("people, places, visits"), "{e}");
+    let e = check_err("[[step]]\nname = \"x\"\nop = \"read\"\ndataset = \"people\"\nfields = [\"person_id\", \"secret\"]\n");
+    assert!(
+        e.starts_with(
+            "test.plan.toml:5:24: field `secret` of `people` is not declared for this model"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn join_keys_must_have_equal_types_and_lead_both_orders() {
+    let plan = with_people(
+        "[[step]]\nname = \"v\"\nop = \"read\"\ndataset = \"visits\"\n\n[[step]]\nname = \"j\"\nop = \"join\"\ninput = \"people\"\nwith = \"v\"\non = \"born\"\nwith_on = \"seen_at\"\n",
+    );
+    let e = check_err(&plan);
+    assert!(
+        e.contains(
+            "join key `seen_at` of `v`: expected date like `born` of `people`, found string"
+        ),
+        "{e}"
+    );
+    let plan = with_people(
+        "[[step]]\nname = \"v\"\nop = \"read\"\ndataset = \"visits\"\n\n[[step]]\nname = \"j\"\nop = \"join\"\ninput = \"people\"\nwith = \"v\"\non = \"region\"\nwith_on = \"place_id\"\n",
+    );
+    let e = check_err(&plan);
+    assert!(e.contains("step `people` is sorted by (person_id)"), "{e}");
+    assert!(e.contains("add a `sort` step"), "{e}");
+}
+
+#[test]
+fn personal_values_must_be_marked_when_emitted() {
+    let emit = |extra: &str| {
+        with_people(&format!(
+            "[[step]]\nname = \"e\"\nop = \"emit\"\nsubject = \"region\"\ntitle = \"t\"\nevidence = {{ who = \"name\" }}\n{extra}"
+        ))
+    };
+    let e = check_err(&emit(""));
+    assert!(
+        e.contains("evidence `who` shows personal data (name); add \"who\" to `personal`"),
+        "{e}"
+    );
+    let plan = common::parse(&emit("personal = [\"who\"]\n")).unwrap();
+    jiandu_plan::check_plan(&plan, &common::catalog()).unwrap();
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"e\"\nop = \"emit\"\nsubject = \"person_id\"\ntitle = \"t\"\n",
+    ));
+    assert!(e.contains("set `subject_personal = true`"), "{e}");
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"e\"\nop = \"emit\"\nsubject = \"region\"\ntitle = \"{name}\"\n",
+    ));
+    assert!(e.contains("the title shows personal data"), "{e}");
+}
+
+#[test]
+fn a_pseudonym_is_never_compared_with_text_in_the_plan() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"person_id == '110105194912310021'\"\n",
+    ));
+    assert!(
+        e.contains("`person_id` is personal data (id): the model sees a pseudonym"),
+        "{e}"
+    );
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"person_id.starts_with('1101')\"\n",
+    ));
+    assert!(e.contains("pseudonym"), "{e}");
+}
+
+#[test]
+fn steps_read_only_earlier_steps_and_all_are_used() {
+    let e =
+        check_err("[[step]]\nname = \"f\"\nop = \"filter\"\ninput = \"later\"\nwhere = \"true\"\n");
+    assert!(e.contains("`later` is not an earlier step"), "{e}");
+    let e = check_err(&with_people("[[step]]\nname = \"unused\"\nop = \"read\"\ndataset = \"places\"\n\n[[step]]\nname = \"e\"\nop = \"emit\"\ninput = \"people\"\nsubject = \"region\"\ntitle = \"t\"\n"));
+    assert!(e.contains("step `unused` is never used"), "{e}");
+    let e = check_err(READ_PEOPLE);
+    assert!(e.contains("expected an `emit` step"), "{e}");
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"people\"\nop = \"filter\"\nwhere = \"true\"\n",
+    ));
+    assert!(e.contains("a step called `people` already exists"), "{e}");
+}
+
+#[test]
+fn aggregates_are_checked_by_type() {
+    let e = check_err(&with_people("[[step]]\nname = \"g\"\nop = \"group\"\nby = \"region\"\naggregates = { n = \"sum(name)\" }\n"));
+    assert!(e.contains("`sum`: expected a number, found string"), "{e}");
+    let e = check_err(&with_people("[[step]]\nname = \"g\"\nop = \"group\"\nby = \"region\"\naggregates = { n = \"median(score)\" }\n"));
+    assert!(e.contains("unknown aggregate `median`; expected one of: count, sum, min, max, any, all, collect_distinct"), "{e}");
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"sum(score) > 1\"\n",
+    ));
+    assert!(e.contains("`sum` is an aggregate"), "{e}");
+}
+
+#[test]
+fn hostile_expressions_are_refused_not_crashed_on() {
+    let deep = format!("{}true{}", "(".repeat(2000), ")".repeat(2000));
+    let e = check_err(&with_people(&format!(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"{deep}\"\n"
+    )));
+    assert!(e.contains("nested at most 64 deep"), "{e}");
+    let e = check_err(&with_people("[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"score > 123456789012345678901234567890\"\n"));
+    assert!(e.contains("expected an integer of at most"), "{e}");
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"born == date('2023-02-29')\"\n",
+    ));
+    assert!(
+        e.contains("date: expected a date YYYY-MM-DD, found \"2023-02-29\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_multibyte_line_still_gets_the_right_column() {
+    // Columns count characters: 新疆 is two columns, not six bytes.
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"region == '新疆' && zz\"\n",
+    ));
+    assert!(
+        e.starts_with("test.plan.toml:9:28: unknown field `zz`"),
+        "{e}"
+    );
+}
