@@ -77,6 +77,7 @@ fn draft(n: u64) -> Draft {
             version: "1.0.0".into(),
             wasm_sha256: format!("{:064x}", 0xfeed_u64),
             publisher: None,
+            plan: None,
         },
         datasets: vec![
             dataset("employers", 3),

@@ -108,6 +108,11 @@ pub trait Backend {
     fn emit_leads(&mut self, leads: &[u8]) -> Result<(), String>;
     /// A log line, kept with the run.
     fn log(&mut self, level: Level, message: &str);
+    /// The rule plan the interpreter of scripted models runs (see
+    /// `plan` in the WIT); `None` for compiled models.
+    fn plan(&mut self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -163,6 +168,10 @@ pub(crate) mod wit {
 
         fn emit_leads(&mut self, leads: &[u8]) -> Result<(), String> {
             host::emit_leads(leads)
+        }
+
+        fn plan(&mut self) -> Option<String> {
+            host::plan()
         }
 
         fn log(&mut self, level: Level, message: &str) {

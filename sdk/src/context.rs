@@ -44,6 +44,14 @@ impl Context {
         }
     }
 
+    /// The rule plan this run interprets, as the host gives it (JSON, see
+    /// `plan` in the contract): for the interpreter of scripted models,
+    /// not for models written in Rust.
+    #[doc(hidden)]
+    pub fn plan_source(&self) -> Option<String> {
+        self.backend.borrow_mut().plan()
+    }
+
     /// Sends the leads not yet sent to the host.
     pub(crate) fn flush_leads(&self) -> Result<()> {
         let mut leads = self.leads.borrow_mut();

@@ -17,6 +17,7 @@ fn draft(n: u64) -> Draft {
                 version: "1.0.0".into(),
                 wasm_sha256: "00".into(),
                 publisher: None,
+                plan: None,
             },
             started_at: "t".into(),
             ..RunRecord::default()

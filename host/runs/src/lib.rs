@@ -19,6 +19,7 @@ pub mod leads;
 pub mod models;
 pub mod native;
 pub mod partition;
+pub mod plans;
 pub mod policy;
 pub mod replay;
 pub mod run;

@@ -33,9 +33,16 @@ fn build_in(
     staging: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Installed> {
-    check_package(crate_dir)?;
-    check_declarations(store, crate_dir, observer)?;
-    let built = catalog::build(crate_dir, staging, observer)?;
+    let scripted = crate::plans::is_plan_model(crate_dir);
+    let built = if scripted {
+        check_declarations(store, crate_dir, observer)?;
+        check_plan(store, crate_dir, observer)?;
+        catalog::build_plan(crate_dir, staging, observer)?
+    } else {
+        check_package(crate_dir)?;
+        check_declarations(store, crate_dir, observer)?;
+        catalog::build(crate_dir, staging, observer)?
+    };
     observer.step("checking the component against the contract");
     if let Err(e) = runtime.load(&built) {
         return Err(Error::model(
@@ -51,15 +58,43 @@ fn build_in(
     let manifest_text =
         std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
     let replaced = catalog::load(&store.models_dir(), &built.manifest.name).ok();
-    let dir = catalog::install(
-        &store.models_dir(),
-        &manifest_text,
-        &built.manifest,
-        &built.wasm,
-    )?;
+    let dir = match &built.plan {
+        Some(plan) => catalog::install_plan(
+            &store.models_dir(),
+            &manifest_text,
+            &built.manifest,
+            &built.wasm,
+            plan,
+        )?,
+        None => catalog::install(
+            &store.models_dir(),
+            &manifest_text,
+            &built.manifest,
+            &built.wasm,
+        )?,
+    };
     let installed = catalog::load_dir(&dir)?;
     crate::cache::forget_replaced(store, replaced.as_ref(), &installed);
     Ok(installed)
+}
+
+/// Checks a scripted model's plan against the store's schemas and its
+/// parameters before anything is built: errors name the plan file, line
+/// and column, and what was expected.
+fn check_plan(store: &Store, dir: &Path, observer: &mut dyn BuildObserver) -> Result<()> {
+    let path = dir.join("model.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let manifest = catalog::Manifest::parse(&path, &text)?;
+    let file = manifest
+        .plan
+        .as_deref()
+        .expect("a scripted model names its plan");
+    let plan_path = dir.join(file);
+    let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
+    observer.step(&format!("checking the plan {}", plan_path.display()));
+    let hash = crate::plans::check(store, &manifest, &plan_path, &plan)?;
+    observer.step(&format!("plan checked (sha256 {hash})"));
+    Ok(())
 }
 
 /// Cargo's package name and version must be model.toml's: the module

@@ -130,6 +130,17 @@ fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
 /// [`crate::run`] builds a run's.
 fn session(store: &Store, installed: &Installed, run: &RunRecord) -> Result<Session> {
     let manifest = &installed.manifest;
+    if run.model.plan.is_some() || manifest.plan.is_some() {
+        // The kept versions are keyed by the wasm's digest, which is the
+        // interpreter's for every plan: the plan that ran is not kept.
+        return Err(Error::model(
+            &manifest.id(),
+            format!(
+                "run {} interpreted a rule plan; replaying scripted models is not supported yet",
+                run.run_id
+            ),
+        ));
+    }
     let limits = run
         .limits
         .as_ref()

@@ -592,6 +592,7 @@ pub fn model_ref(installed: &Installed) -> ModelRef {
             .provenance
             .as_ref()
             .map(catalog::Provenance::publisher),
+        plan: crate::plans::plan_ref(installed),
     }
 }
 
@@ -764,6 +765,9 @@ fn prepare(
         .leads
         .spill_to(store.root().join("tmp"), spill_budget);
     session.cursors = read_cursors;
+    session.plan = crate::plans::source(store, installed)
+        .map_err(|e| e.to_string())?
+        .map(Into::into);
     Ok((session, decision.limits, new_cursors))
 }
 

@@ -54,6 +54,12 @@ pub fn pack(store: &Store, runtime: &Runtime, name: &str, out: &Path) -> Result<
     let key = crate::unit::signing_key(store)?.expect("a store with a unit has its key");
     let installed = catalog::load(&store.models_dir(), name)?;
     let id = installed.manifest.id();
+    if installed.manifest.plan.is_some() {
+        return Err(Error::model(
+            &id,
+            "is a scripted model: a bundle carries model.wasm and model.toml only, so plans cannot be packed for sharing yet",
+        ));
+    }
     if let Some(p) = &installed.provenance {
         if p.key != unit.public_key {
             return Err(Error::model(
@@ -165,6 +171,12 @@ pub fn plan_import(
         .map_err(|_| Error::model(&id, "model.toml is not UTF-8"))?;
     let toml_path = PathBuf::from(format!("{id}/model.toml"));
     let manifest = Manifest::parse(&toml_path, &manifest_text)?;
+    if manifest.plan.is_some() {
+        return Err(Error::model(
+            &id,
+            "is a scripted model (its model.toml names a plan); bundles carry model.wasm and model.toml only, so plans cannot be shared through a registry yet",
+        ));
+    }
     let dir = store.models_dir().join(name);
     let action = action_over_installed(&dir, name, &manifest, &manifest_text, &fetched)?;
     if action != Action::AlreadyInstalled {
@@ -173,6 +185,7 @@ pub fn plan_import(
             manifest: manifest.clone(),
             wasm: fetched.bundle.model_wasm().to_vec(),
             wasm_sha256: bundle::sha256_hex(fetched.bundle.model_wasm()),
+            plan: None,
             provenance: None,
         };
         runtime

@@ -224,6 +224,7 @@ fn record(
                 version: String::new(),
                 wasm_sha256: String::new(),
                 publisher: Some(format!("{}, key {}", entry.label(), entry.fingerprint)),
+                plan: None,
             },
             datasets: Vec::new(),
             params: BTreeMap::from([

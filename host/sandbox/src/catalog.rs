@@ -132,6 +132,10 @@ pub struct Manifest {
     pub triggers: TriggersDecl,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<PartitionDecl>,
+    /// A scripted model: the rule plan file beside `model.toml` that the
+    /// plan interpreter runs (`model.wasm` is then the interpreter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 impl Manifest {
@@ -164,6 +168,13 @@ impl Manifest {
         }
         for name in &m.triggers.on_new_data {
             check_name(name).map_err(|e| bad(format!("triggers.on_new_data: {e}")))?;
+        }
+        if let Some(plan) = &m.plan {
+            if !is_plan_file_name(plan) {
+                return Err(bad(format!(
+                    "plan = `{plan}`: name a file beside model.toml ending in `.toml`, such as `rule.plan.toml`"
+                )));
+            }
         }
         if let Some(p) = &m.partition {
             for ds in p.fields.keys() {
@@ -327,6 +338,8 @@ fn check_param(name: &str, ty: ParamType, value: &str) -> std::result::Result<()
 pub struct Installed {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// A scripted model's plan file (`manifest.plan`), as text.
+    pub plan: Option<String>,
     pub wasm: Vec<u8>,
     /// sha256 of `model.wasm`, hex.
     pub wasm_sha256: String,
@@ -407,10 +420,18 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
     let wasm = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
     let wasm_sha256 = sha256_hex(&wasm);
     let provenance = load_provenance(dir, &wasm_sha256, &sha256_hex(toml_text.as_bytes()))?;
+    let plan = match &manifest.plan {
+        Some(file) => {
+            let path = dir.join(file);
+            Some(std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?)
+        }
+        None => None,
+    };
     Ok(Installed {
         dir: dir.to_path_buf(),
         wasm_sha256,
         manifest,
+        plan,
         wasm,
         provenance,
     })
@@ -472,7 +493,26 @@ pub fn install(
     manifest: &Manifest,
     component: &[u8],
 ) -> Result<PathBuf> {
-    write_model(models_dir, manifest_text, manifest, component, None)
+    write_model(models_dir, manifest_text, manifest, component, None, None)
+}
+
+/// [`install`] for a scripted model: `component` is the plan interpreter
+/// and `plan` the text of the plan file `manifest.plan` names.
+pub fn install_plan(
+    models_dir: &Path,
+    manifest_text: &str,
+    manifest: &Manifest,
+    component: &[u8],
+    plan: &str,
+) -> Result<PathBuf> {
+    write_model(
+        models_dir,
+        manifest_text,
+        manifest,
+        component,
+        None,
+        Some(plan),
+    )
 }
 
 /// [`install`] for a model imported from another unit, with where it came
@@ -490,6 +530,7 @@ pub fn install_imported(
         manifest,
         component,
         Some(provenance),
+        None,
     )
 }
 
@@ -499,6 +540,7 @@ fn write_model(
     manifest: &Manifest,
     component: &[u8],
     provenance: Option<&Provenance>,
+    plan: Option<&str>,
 ) -> Result<PathBuf> {
     let dir = models_dir.join(&manifest.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
@@ -513,6 +555,9 @@ fn write_model(
     ];
     if let Some(json) = &provenance_json {
         files.push((PROVENANCE_FILE, json));
+    }
+    if let (Some(file), Some(text)) = (&manifest.plan, plan) {
+        files.push((file.as_str(), text.as_bytes()));
     }
     for (name, bytes) in files {
         let path = dir.join(name);
@@ -673,8 +718,19 @@ pub fn build(
             "has no Cargo.toml; `model build` takes a model crate folder",
         ));
     }
-    let target_dir = models_target_dir(&cargo_toml)?;
-    observer.step(&format!("building {} for {WASM_TARGET}", manifest.id()));
+    let core = compile(&cargo_toml, &manifest.id(), observer)?;
+    observer.step("turning the module into a component");
+    let component = componentize(&core)
+        .map_err(|e| Error::model(&manifest.id(), format!("not a Jiandu model: {e}")))?;
+    let dir = install(models_dir, &manifest_text, &manifest, &component)?;
+    load_dir(&dir)
+}
+
+/// Builds the crate of `cargo_toml` for the wasm target with the models'
+/// profile and returns the core module; `id` names it in errors.
+fn compile(cargo_toml: &Path, id: &str, observer: &mut dyn BuildObserver) -> Result<Vec<u8>> {
+    let target_dir = models_target_dir(cargo_toml)?;
+    observer.step(&format!("building {id} for {WASM_TARGET}"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -687,7 +743,7 @@ pub fn build(
             WASM_TARGET,
         ])
         .arg("--manifest-path")
-        .arg(&cargo_toml)
+        .arg(cargo_toml)
         .arg("--target-dir")
         .arg(&target_dir)
         // Small, fast, self-contained modules, whatever the crate's own
@@ -704,7 +760,7 @@ pub fn build(
     let output = run_forwarding(command, observer)?;
     if !output.status.success() {
         return Err(Error::model(
-            &manifest.id(),
+            id,
             "cargo build failed (its messages are above)",
         ));
     }
@@ -724,15 +780,71 @@ pub fn build(
         .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
         .ok_or_else(|| {
             Error::model(
-                &manifest.id(),
+                id,
                 "the build produced no .wasm; set crate-type = [\"cdylib\", \"rlib\"] in [lib]",
             )
         })?;
-    let core = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
-    observer.step("turning the module into a component");
+    std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))
+}
+
+/// Whether `name` can be a plan file beside `model.toml`.
+fn is_plan_file_name(name: &str) -> bool {
+    name.ends_with(".toml")
+        && name != "model.toml"
+        && name != "Cargo.toml"
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// The source of the plan interpreter: `plan/interpreter` of the
+/// repository this host was built from.
+pub fn interpreter_crate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("plan")
+        .join("interpreter")
+}
+
+/// Builds a scripted model: the plan interpreter (from this repository,
+/// [`interpreter_crate`]) as its component, beside the plan file its
+/// `model.toml` names, installed into `models_dir`. The plan is checked by
+/// the caller, which knows the store's schemas.
+pub fn build_plan(
+    model_dir: &Path,
+    models_dir: &Path,
+    observer: &mut dyn BuildObserver,
+) -> Result<Installed> {
+    let manifest_path = model_dir.join("model.toml");
+    let manifest_text =
+        std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
+    let manifest = Manifest::parse(&manifest_path, &manifest_text)?;
+    let Some(file) = &manifest.plan else {
+        return Err(Error::file(
+            &manifest_path,
+            "names no `plan`; a scripted model's model.toml says `plan = \"rule.plan.toml\"`",
+        ));
+    };
+    let plan_path = model_dir.join(file);
+    let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
+    let interpreter = interpreter_crate().join("Cargo.toml");
+    if !interpreter.is_file() {
+        return Err(Error::model(
+            &manifest.id(),
+            format!(
+                "the plan interpreter's source is not at {}: scripted models are built by a jiandu built from its repository",
+                interpreter.display()
+            ),
+        ));
+    }
+    ensure_wasm_target(observer)?;
+    let core = compile(&interpreter, &manifest.id(), observer)?;
+    observer.step("turning the interpreter into a component");
     let component = componentize(&core)
-        .map_err(|e| Error::model(&manifest.id(), format!("not a Jiandu model: {e}")))?;
-    let dir = install(models_dir, &manifest_text, &manifest, &component)?;
+        .map_err(|e| Error::model(&manifest.id(), format!("the plan interpreter: {e}")))?;
+    let dir = install_plan(models_dir, &manifest_text, &manifest, &component, &plan)?;
     load_dir(&dir)
 }
 

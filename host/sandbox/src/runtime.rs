@@ -232,11 +232,26 @@ impl Runtime {
             wasm_sha256: model.wasm_sha256.clone(),
         };
         let described = loaded.describe(self)?;
-        if described != loaded.manifest_id {
-            return Err(load_err(format!(
-                "the module says it is {described} but model.toml says {}; rebuild it",
-                loaded.manifest_id
-            )));
+        // A scripted model's component is the plan interpreter, which
+        // describes itself; the plan beside it is the model.
+        let expected = match &model.manifest.plan {
+            Some(_) => described
+                .strip_prefix(PLAN_INTERPRETER)
+                .filter(|v| v.starts_with('@'))
+                .map(|_| described.clone())
+                .unwrap_or_else(|| format!("{PLAN_INTERPRETER}@…")),
+            None => loaded.manifest_id.clone(),
+        };
+        if described != expected {
+            return Err(load_err(match &model.manifest.plan {
+                Some(plan) => format!(
+                    "model.toml names the plan {plan}, so its component must be the plan interpreter ({PLAN_INTERPRETER}), but the module says it is {described}; rebuild it"
+                ),
+                None => format!(
+                    "the module says it is {described} but model.toml says {}; rebuild it",
+                    loaded.manifest_id
+                ),
+            }));
         }
         Ok(loaded)
     }
@@ -895,6 +910,10 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The package name of the plan interpreter (`plan/interpreter`): what
+/// the component of every scripted model describes itself as.
+pub const PLAN_INTERPRETER: &str = "jiandu-plan-interpreter";
+
 /// The host state of one run: what the model may read and what it emitted.
 pub struct Session {
     pub model: String,
@@ -920,6 +939,9 @@ pub struct Session {
     pub logs: Vec<LogLine>,
     pub logs_dropped: u64,
     pub panic_message: Option<String>,
+    /// For the interpreter of scripted models: the plan it runs, as the
+    /// contract's `plan` call returns it.
+    pub plan: Option<Arc<str>>,
 }
 
 impl Session {
@@ -946,6 +968,7 @@ impl Session {
             logs: Vec::new(),
             logs_dropped: 0,
             panic_message: None,
+            plan: None,
         }
     }
 
@@ -982,6 +1005,7 @@ impl Session {
                 s.leads = self.leads.sibling();
                 s.cursors = self.cursors.clone();
                 s.part = Some(r.clone());
+                s.plan = self.plan.clone();
                 s
             })
             .collect()
@@ -1341,6 +1365,10 @@ impl host::Host for Session {
     fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
         self.panic_message = Some(crate::text::shorten(&message, MAX_LOG_LINE_BYTES));
         Ok(())
+    }
+
+    fn plan(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.plan.as_deref().map(str::to_string))
     }
 }
 

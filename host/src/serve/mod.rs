@@ -292,6 +292,7 @@ impl Server {
             version: String::new(),
             wasm_sha256: String::new(),
             publisher: None,
+            plan: None,
         };
         self.record(e.clone(), unreadable, change.old_ref());
         e

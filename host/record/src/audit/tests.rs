@@ -16,6 +16,7 @@ fn record(run_id: &str, model: &str, outcome: Outcome) -> RunRecord {
             version: "1.2.0".into(),
             wasm_sha256: "ab".repeat(32),
             publisher: (model == "drunk-driving").then(|| "aaaa:bbbb".to_string()),
+            plan: None,
         },
         datasets: vec![DatasetRef {
             name: "disabled_employees".into(),

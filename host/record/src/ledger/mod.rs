@@ -157,6 +157,19 @@ pub struct ModelRef {
     /// Publisher of an imported model; `None` for a locally built one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher: Option<String>,
+    /// A scripted model's plan: `wasm_sha256` is then the interpreter's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
+}
+
+/// The rule plan a scripted model's run interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRef {
+    /// The plan file beside `model.toml`.
+    pub file: String,
+    /// SHA-256 of the RFC 8785 canonical JSON of the parsed plan: what the
+    /// rule is, whatever its layout and comments.
+    pub sha256: String,
 }
 
 /// A dataset version a run read.

@@ -1,0 +1,102 @@
+//! Scripted models (rule plans): checking a plan against the store's
+//! schemas before it is installed, and handing it to the interpreter at a
+//! run.
+//!
+//! A scripted model is a folder with `model.toml` (saying `plan = "…"`)
+//! and the plan file it names. `jiandu model build` checks every step,
+//! field and expression of the plan against the schemas of the datasets the
+//! model declares and its parameters (`jiandu-plan`), then installs the
+//! plan interpreter (built from this repository) as the model's component
+//! beside the plan. At a run the interpreter asks for the plan through the
+//! contract's `plan` call and gets [`source`]: the plan, `model.toml` and
+//! those schemas. The run's ledger entry names the plan file and its hash
+//! (SHA-256 of the canonical JSON of the parsed plan) beside the
+//! interpreter's digest.
+
+use crate::catalog::{Installed, Manifest};
+use crate::{Error, Result, Store};
+use std::path::Path;
+
+/// Whether the folder holds a scripted model: a `model.toml` that names a
+/// plan.
+pub fn is_plan_model(dir: &Path) -> bool {
+    let path = dir.join("model.toml");
+    std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| Manifest::parse(&path, &text).ok())
+        .is_some_and(|m| m.plan.is_some())
+}
+
+/// The schema files (as TOML) of the datasets `manifest` declares, from
+/// the store; a dataset the store does not hold is an error, since the
+/// plan cannot be checked without it.
+fn schemas(store: &Store, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for dataset in manifest.datasets.keys() {
+        let Some(head) = crate::dataset::head(store, dataset)? else {
+            return Err(Error::model(
+                &manifest.id(),
+                format!(
+                    "its plan reads dataset `{dataset}`, which this store does not hold: ingest it first (a plan is checked against its datasets' schemas)"
+                ),
+            ));
+        };
+        out.push(
+            toml::to_string(&head.schema)
+                .map_err(|e| Error::Other(format!("schema of `{dataset}`: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Parses and checks the plan `file` (text `plan`, named `path` in errors)
+/// of `manifest` against the store; returns its hash.
+pub fn check(store: &Store, manifest: &Manifest, path: &Path, plan: &str) -> Result<String> {
+    let refused = |e: &dyn std::fmt::Display| {
+        Error::model(&manifest.id(), format!("{e}\nnothing was installed"))
+    };
+    let parsed =
+        jiandu_plan::Plan::parse(&path.display().to_string(), plan).map_err(|e| refused(&e))?;
+    let schemas = schemas(store, manifest)?;
+    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    let model_toml = toml::to_string(manifest)
+        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
+    let catalog =
+        jiandu_plan::Catalog::from_toml(&model_toml, &schemas).map_err(|e| refused(&e))?;
+    jiandu_plan::check_plan(&parsed, &catalog).map_err(|e| refused(&e))?;
+    Ok(parsed.hash())
+}
+
+/// The plan file and hash of an installed scripted model, for the ledger;
+/// `None` for a compiled model.
+pub fn plan_ref(installed: &Installed) -> Option<crate::ledger::PlanRef> {
+    let file = installed.manifest.plan.as_ref()?;
+    let text = installed.plan.as_deref()?;
+    let sha256 = jiandu_plan::Plan::parse(file, text)
+        .map(|p| p.hash())
+        // A plan that no longer parses is still named by its bytes; the
+        // run will fail in the interpreter, saying why.
+        .unwrap_or_else(|_| crate::catalog::sha256_hex(text.as_bytes()));
+    Some(crate::ledger::PlanRef {
+        file: file.clone(),
+        sha256,
+    })
+}
+
+/// What the interpreter's `plan` call returns for a run of `installed`:
+/// the plan, `model.toml` and the declared datasets' schemas, as JSON.
+pub fn source(store: &Store, installed: &Installed) -> Result<Option<String>> {
+    let (Some(file), Some(plan)) = (&installed.manifest.plan, &installed.plan) else {
+        return Ok(None);
+    };
+    let manifest = &installed.manifest;
+    let model_toml = toml::to_string(manifest)
+        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
+    let source = serde_json::json!({
+        "file": file,
+        "plan": plan,
+        "model-toml": model_toml,
+        "schemas": schemas(store, manifest)?,
+    });
+    Ok(Some(source.to_string()))
+}

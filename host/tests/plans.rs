@@ -1,0 +1,189 @@
+//! Scripted models: a rule plan checked against the store's schemas when it
+//! is built, run by the one plan interpreter inside the sandbox, and named
+//! on the record by its hash beside the interpreter's digest.
+
+mod common;
+
+use common::*;
+use jiandu_demo::generate::disability;
+use std::path::Path;
+
+const RUST_MODEL: &str = "disability-fund-arrears";
+
+/// A scripted model folder: the 残保金 sample's `model.toml` under another
+/// name, saying `plan = "rule.plan.toml"`, beside the sample plan (with
+/// `edit` applied to it).
+fn plan_model(name: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = std::fs::read_to_string(repo().join("plugins").join(RUST_MODEL).join("model.toml"))
+        .unwrap()
+        .replace(
+            &format!("name = \"{RUST_MODEL}\""),
+            &format!("name = \"{name}\"\nplan = \"rule.plan.toml\""),
+        );
+    // One instance: the plan reads each dataset whole.
+    let toml = match toml.find("\n# Runs as one instance") {
+        Some(at) => {
+            let limits = toml.find("\n[limits]").unwrap();
+            format!("{}{}", &toml[..at], &toml[limits..])
+        }
+        None => toml,
+    };
+    std::fs::write(dir.path().join("model.toml"), toml).unwrap();
+    let plan = std::fs::read_to_string(
+        repo()
+            .join("plan")
+            .join("examples")
+            .join("disability-fund-arrears.plan.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("rule.plan.toml"), edit(plan)).unwrap();
+    dir
+}
+
+fn ingest_generated(store: &Path, employers: usize, seed: u64) {
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), employers, seed).unwrap();
+    ingest_files(store, &g.files);
+}
+
+/// A lead as compared across the two models: subject, amount, evidence.
+fn essentials(leads: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = leads
+        .iter()
+        .map(|l| {
+            (
+                l["subject"].as_str().unwrap().to_string(),
+                l["amount"].to_string(),
+                l["evidence"].to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_plan_finds_the_leads_of_the_rust_model_and_the_record_names_the_plan() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 2_000, 5);
+    let model = plan_model("arrears-plan", |p| p);
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(model.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for name in [RUST_MODEL, "arrears-plan"] {
+        let out = jiandu(store.path()).args(["run", name]).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let rust = leads(store.path(), RUST_MODEL, false);
+    let plan = leads(store.path(), "arrears-plan", false);
+    assert!(rust.len() > 20, "{} leads", rust.len());
+    assert_eq!(essentials(&plan), essentials(&rust));
+
+    // The record: the interpreter's digest as the model's, the plan by
+    // its file and hash.
+    let entries = ledger(store.path());
+    let finished = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "run-finished")
+        .unwrap();
+    let model_ref = &finished["run"]["model"];
+    assert_eq!(model_ref["name"], "arrears-plan");
+    assert_eq!(model_ref["plan"]["file"], "rule.plan.toml");
+    let hash = model_ref["plan"]["sha256"].as_str().unwrap();
+    assert_eq!(hash.len(), 64, "{model_ref}");
+    let installed = std::fs::read(store.path().join("models/arrears-plan/model.wasm")).unwrap();
+    assert_eq!(
+        model_ref["wasm_sha256"].as_str().unwrap(),
+        jiandu::catalog::sha256_hex(&installed)
+    );
+    // The Rust model's runs name no plan.
+    let rust_run = entries
+        .iter()
+        .find(|e| e["kind"] == "run-finished" && e["run"]["model"]["name"] == RUST_MODEL)
+        .unwrap();
+    assert!(rust_run["run"]["model"].get("plan").is_none());
+
+    // Reformatting the plan (comments, layout) keeps its hash: the record
+    // names the rule, not its text.
+    let reformatted = plan_model("arrears-plan", |p| {
+        format!("# 重新排版\n{}", p.replace(" = ", "   =   "))
+    });
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(reformatted.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["run", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entries = ledger(store.path());
+    let last = entries
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "run-finished")
+        .unwrap();
+    assert_eq!(last["run"]["model"]["plan"]["sha256"], hash);
+}
+
+#[test]
+fn a_plan_that_does_not_check_is_refused_at_build_naming_its_line_and_column() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 200, 3);
+    let model = plan_model("bad-plan", |p| {
+        p.replace(
+            "where = \"year == $levy_year - 1\"",
+            "where = \"yeer == $levy_year - 1\"",
+        )
+    });
+    let text = std::fs::read_to_string(model.path().join("rule.plan.toml")).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("yeer"))
+        .expect("the edit is in the plan")
+        + 1;
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(model.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("rule.plan.toml:{line}:")), "{err}");
+    assert!(err.contains("yeer"), "{err}");
+    assert!(err.contains("nothing was installed"), "{err}");
+    assert!(!store.path().join("models/bad-plan").exists());
+}
+
+#[test]
+fn a_plan_model_cannot_be_packed_for_sharing_yet() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 100, 2);
+    jiandu(store.path())
+        .args(["unit", "init", "--name", "测试单位", "--code", "T1"])
+        .output()
+        .unwrap();
+    let model = plan_model("arrears-plan", |p| p);
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(model.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let packed = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .args(["model", "pack", "arrears-plan", "-o"])
+        .arg(packed.path().join("b.jiandu"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("scripted model"), "{}", stderr(&out));
+}
