@@ -67,6 +67,8 @@ pub(crate) enum CKind {
         /// Whether `by` leads the input's order, so groups arrive whole.
         streaming: bool,
         aggregates: Vec<(AggFunc, Option<TExpr>)>,
+        /// Per aggregate: the separator of `list` (empty for the others).
+        seps: Vec<String>,
     },
     Sort {
         input: usize,
@@ -78,6 +80,7 @@ pub(crate) enum CKind {
         by: Vec<usize>,
         order: Vec<(usize, bool)>,
         size: bool,
+        ties_in_order: bool,
     },
     Window {
         input: usize,
@@ -93,6 +96,13 @@ pub(crate) enum CKind {
         title: Vec<CPart>,
         amount: Option<TExpr>,
         evidence: Vec<(String, TExpr, bool)>,
+        /// Per evidence: left out when null.
+        optional: Vec<bool>,
+    },
+    Union {
+        inputs: Vec<usize>,
+        /// Per input: its column for each output column.
+        maps: Vec<Vec<usize>>,
     },
 }
 
@@ -539,6 +549,7 @@ impl Checker<'_> {
                 let mut columns: Vec<Column> =
                     by_idx.iter().map(|&c| s.columns[c].clone()).collect();
                 let mut aggs = Vec::new();
+                let mut seps = Vec::new();
                 let mut taken = BTreeSet::new();
                 for (name, agg) in aggregates {
                     new_name(&columns, name, &mut taken)?;
@@ -554,6 +565,7 @@ impl Checker<'_> {
                         personal,
                     });
                     aggs.push((agg.func, arg));
+                    seps.push(agg.sep.clone().unwrap_or_default());
                 }
                 let sorted_by = (0..by_idx.len()).collect();
                 mk(
@@ -564,6 +576,7 @@ impl Checker<'_> {
                         by: by_idx,
                         streaming,
                         aggregates: aggs,
+                        seps,
                     },
                 )
             }
@@ -589,6 +602,7 @@ impl Checker<'_> {
                 order,
                 rank,
                 size,
+                ties_in_order,
             } => {
                 let i = self.input(input)?;
                 let s = &self.steps[i];
@@ -639,6 +653,7 @@ impl Checker<'_> {
                         by: by_idx,
                         order: order_idx,
                         size: size.is_some(),
+                        ties_in_order: *ties_in_order,
                     },
                 )
             }
@@ -690,6 +705,7 @@ impl Checker<'_> {
                 amount,
                 evidence,
                 personal,
+                optional,
             } => {
                 let i = self.input(input)?;
                 let scope = self.scope(i);
@@ -768,6 +784,24 @@ impl Checker<'_> {
                         ));
                     }
                 }
+                for o in optional {
+                    if !evidence.iter().any(|(n, _)| n.value == o.value) {
+                        let names: Vec<&str> =
+                            evidence.iter().map(|(n, _)| n.value.as_str()).collect();
+                        return Err(Located::new(
+                            o.pos,
+                            format!(
+                                "`optional` names `{}`, which is not evidence; expected one of: {}",
+                                o.value,
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                let optional = ev
+                    .iter()
+                    .map(|(n, _, _)| optional.iter().any(|o| &o.value == n))
+                    .collect();
                 mk(
                     Vec::new(),
                     Vec::new(),
@@ -778,8 +812,78 @@ impl Checker<'_> {
                         title: parts,
                         amount,
                         evidence: ev,
+                        optional,
                     },
                 )
+            }
+            Op::Union { inputs } => {
+                let mut idx = Vec::new();
+                for n in inputs {
+                    let i = self.input(n)?;
+                    if idx.contains(&i) {
+                        return Err(Located::new(
+                            n.pos,
+                            format!("step `{}` is listed twice", n.value),
+                        ));
+                    }
+                    idx.push(i);
+                }
+                let first = &self.steps[idx[0]];
+                let mut columns = first.columns.clone();
+                let mut maps = vec![(0..columns.len()).collect::<Vec<_>>()];
+                for (n, &i) in inputs.iter().zip(&idx).skip(1) {
+                    let s = &self.steps[i];
+                    let names = |cols: &[Column]| {
+                        cols.iter()
+                            .map(|c| format!("{} {}", c.name, c.ty))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let same = s.columns.len() == columns.len()
+                        && s.columns
+                            .iter()
+                            .all(|c| columns.iter().any(|d| d.name == c.name && d.ty == c.ty));
+                    if !same {
+                        return Err(Located::new(
+                            n.pos,
+                            format!(
+                                "step `{}` has the fields ({}); expected the same fields and types as `{}`: ({}); use `select` or `derive` to make them match",
+                                s.name,
+                                names(&s.columns),
+                                first.name,
+                                names(&first.columns)
+                            ),
+                        ));
+                    }
+                    let map: Vec<usize> = columns
+                        .iter()
+                        .map(|d| {
+                            s.columns
+                                .iter()
+                                .position(|c| c.name == d.name)
+                                .expect("same names")
+                        })
+                        .collect();
+                    for (d, &c) in columns.iter_mut().zip(&map) {
+                        d.nullable |= s.columns[c].nullable;
+                        d.personal = d.personal.or(s.columns[c].personal);
+                    }
+                    maps.push(map);
+                }
+                // The order all inputs share: the longest common prefix of
+                // their sort orders, by field name.
+                let mut sorted_by = Vec::new();
+                for (k, &c) in first.sorted_by.iter().enumerate() {
+                    let shared = idx
+                        .iter()
+                        .zip(&maps)
+                        .all(|(&i, map)| self.steps[i].sorted_by.get(k) == Some(&map[c]));
+                    if !shared {
+                        break;
+                    }
+                    sorted_by.push(c);
+                }
+                mk(columns, sorted_by, CKind::Union { inputs: idx, maps })
             }
         })
     }
@@ -797,6 +901,7 @@ pub(crate) fn inputs(kind: &CKind) -> Vec<usize> {
         | CKind::Rank { input, .. }
         | CKind::Window { input, .. }
         | CKind::Emit { input, .. } => vec![*input],
+        CKind::Union { inputs, .. } => inputs.clone(),
     }
 }
 
@@ -843,6 +948,10 @@ fn aggregate_type(
         AggFunc::CollectDistinct => {
             let a = arg.expect("collect_distinct has an argument (parser)");
             (Type::Str, false, a.personal)
+        }
+        AggFunc::List => {
+            let a = arg.expect("list has an argument (parser)");
+            (Type::Str, true, a.personal)
         }
     })
 }

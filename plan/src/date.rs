@@ -151,6 +151,37 @@ pub fn hour_of(s: &str) -> Option<u32> {
     (h < 24 && min < 60 && rest_ok).then_some(h)
 }
 
+/// A local date and time as departments write it: `YYYY-MM-DD HH:MM[:SS]`,
+/// with `/` allowed in the date, `T` before the time, and a month, day or
+/// hour of one digit. The date and the hour (0–23); `None` when the text is
+/// not such a timestamp (a date alone is not one).
+pub fn parse_timestamp(text: &str) -> Option<(Date, u32)> {
+    let text = text.trim();
+    let (date, time) = text.split_once([' ', 'T'])?;
+    let mut parts = date.trim().split(['-', '/']);
+    let y = parts.next()?;
+    let m = parts.next()?;
+    let d = parts.next()?;
+    if parts.next().is_some()
+        || y.len() != 4
+        || !(1..=2).contains(&m.len())
+        || !(1..=2).contains(&d.len())
+    {
+        return None;
+    }
+    let date = Date::from_ymd(
+        digits(y.as_bytes())? as i32,
+        digits(m.as_bytes())?,
+        digits(d.as_bytes())?,
+    )?;
+    let h = time.trim().split(':').next()?;
+    if h.is_empty() || h.len() > 2 {
+        return None;
+    }
+    let h = digits(h.as_bytes())?;
+    (h < 24).then_some((date, h))
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (y, m, d) = self.ymd();
@@ -211,6 +242,26 @@ mod tests {
         assert_eq!(d("2023-01-31").add_months(13), Some(d("2024-02-29")));
         assert_eq!(d("2024-03-31").add_months(-1), Some(d("2024-02-29")));
         assert_eq!(d("9999-12-31").add_months(1), None);
+    }
+
+    #[test]
+    fn department_timestamps_parse_like_the_rust_models() {
+        assert_eq!(
+            parse_timestamp("2024-12-31 22:15:00"),
+            Some((d("2024-12-31"), 22))
+        );
+        assert_eq!(
+            parse_timestamp("2024/12/31 08:05"),
+            Some((d("2024-12-31"), 8))
+        );
+        assert_eq!(
+            parse_timestamp("2024-12-31T23:59"),
+            Some((d("2024-12-31"), 23))
+        );
+        assert_eq!(parse_timestamp("2024-1-5 7:00"), Some((d("2024-01-05"), 7)));
+        assert_eq!(parse_timestamp("2024-12-31"), None);
+        assert_eq!(parse_timestamp("2024-12-31 24:00"), None);
+        assert_eq!(parse_timestamp("2023-02-29 10:00"), None);
     }
 
     #[test]

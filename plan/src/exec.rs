@@ -122,7 +122,8 @@ enum PStep {
         subject: Compiled,
         title: Vec<PPart>,
         amount: Option<F<Decimal>>,
-        evidence: Vec<(String, Compiled, bool)>,
+        /// Name, expression, personal, optional (left out when null).
+        evidence: Vec<(String, Compiled, bool, bool)>,
     },
 }
 
@@ -199,6 +200,7 @@ impl CheckedPlan {
                     title,
                     amount,
                     evidence,
+                    optional,
                     ..
                 } => PStep::Emit {
                     subject: compile(subject, &mut cx),
@@ -212,7 +214,8 @@ impl CheckedPlan {
                     amount: amount.as_ref().map(|a| scalar(a, &mut cx)),
                     evidence: evidence
                         .iter()
-                        .map(|(n, e, p)| (n.clone(), compile(e, &mut cx), *p))
+                        .zip(optional)
+                        .map(|((n, e, p), o)| (n.clone(), compile(e, &mut cx), *p, *o))
                         .collect(),
                 },
                 _ => PStep::None,
@@ -303,11 +306,21 @@ impl Program {
                         .map(|v| format!("{:.2}", round_half_up(v, 2))),
                     None => None,
                 };
-                for (slot, (name, e, personal)) in lead.evidence.iter_mut().zip(evidence) {
+                let mut n = 0;
+                for (name, e, personal, optional) in evidence {
+                    if *optional && e.is_null(&env).map_err(fail)? {
+                        continue;
+                    }
+                    if n == lead.evidence.len() {
+                        lead.evidence.push(Evidence::default());
+                    }
+                    let slot = &mut lead.evidence[n];
                     slot.name.clone_from(name);
                     slot.personal = *personal;
                     e.write_text(&env, &mut slot.value).map_err(fail)?;
+                    n += 1;
                 }
+                lead.evidence.truncate(n);
                 sink.emit(&lead).map_err(RunError::Output)?;
                 stats.leads += 1;
             }
@@ -418,6 +431,7 @@ impl Program {
                 input: src,
                 by,
                 streaming,
+                seps,
                 ..
             } => {
                 let PStep::Group(aggs) = &self.compiled[i] else {
@@ -435,7 +449,8 @@ impl Program {
                         accs: types
                             .iter()
                             .zip(aggs.iter())
-                            .map(|(t, (f, _))| Acc::new(*f, *t))
+                            .zip(seps)
+                            .map(|((t, (f, _)), sep)| Acc::new(*f, *t, sep))
                             .collect(),
                         scratch: Value::Null,
                         buf: vec![Value::Null; width],
@@ -451,6 +466,7 @@ impl Program {
                         input: Some(node),
                         by,
                         aggs,
+                        seps,
                         types,
                         out: Vec::new(),
                         at: 0,
@@ -471,6 +487,7 @@ impl Program {
                 by,
                 order,
                 size,
+                ties_in_order,
             } => Box::new(ChunkNode {
                 p: self,
                 step: i,
@@ -479,6 +496,7 @@ impl Program {
                     by,
                     order,
                     size: *size,
+                    ties_in_order: *ties_in_order,
                 },
                 rows: Vec::new(),
                 extra: Vec::new(),
@@ -509,6 +527,21 @@ impl Program {
                     extra: Vec::new(),
                     len: 0,
                     at: 0,
+                    buf: vec![Value::Null; width],
+                    width,
+                })
+            }
+            CKind::Union { inputs, maps } => {
+                let mut children = Vec::with_capacity(inputs.len());
+                for &src in inputs {
+                    children.push(self.node(src, input)?);
+                }
+                let n = children.len();
+                Box::new(UnionNode {
+                    children,
+                    maps,
+                    key: &s.sorted_by,
+                    state: vec![UnionState::Start; n],
                     buf: vec![Value::Null; width],
                     width,
                 })
@@ -948,10 +981,12 @@ enum Acc {
     Any(bool),
     All(bool),
     Distinct(BTreeSet<String>),
+    /// `list`: the text so far, whether any value came, the separator.
+    List(String, bool, String),
 }
 
 impl Acc {
-    fn new(f: AggFunc, ty: Type) -> Acc {
+    fn new(f: AggFunc, ty: Type, sep: &str) -> Acc {
         match f {
             AggFunc::Count => Acc::Count(0),
             AggFunc::Sum => match ty {
@@ -964,6 +999,7 @@ impl Acc {
             AggFunc::Any => Acc::Any(false),
             AggFunc::All => Acc::All(true),
             AggFunc::CollectDistinct => Acc::Distinct(BTreeSet::new()),
+            AggFunc::List => Acc::List(String::new(), false, sep.to_owned()),
         }
     }
 
@@ -976,6 +1012,10 @@ impl Acc {
             Acc::Any(b) => *b = false,
             Acc::All(b) => *b = true,
             Acc::Distinct(s) => s.clear(),
+            Acc::List(s, any, _) => {
+                s.clear();
+                *any = false;
+            }
         }
     }
 
@@ -1007,6 +1047,14 @@ impl Acc {
             }
             (Acc::Any(b), Value::Bool(x)) => *b |= *x,
             (Acc::All(b), Value::Bool(x)) => *b &= *x,
+            (Acc::List(s, any, sep), v) => {
+                use std::fmt::Write;
+                if *any {
+                    s.push_str(sep);
+                }
+                *any = true;
+                let _ = write!(s, "{v}");
+            }
             (Acc::Distinct(s), v) => {
                 let text = v.to_string();
                 if !s.contains(&text) {
@@ -1030,6 +1078,13 @@ impl Acc {
             Acc::SumFloat(x) => *out = Value::Float(*x),
             Acc::Min(v) | Acc::Max(v) => out.assign(v),
             Acc::Any(b) | Acc::All(b) => *out = Value::Bool(*b),
+            Acc::List(s, any, _) => {
+                if *any {
+                    out.set_str(s);
+                } else {
+                    *out = Value::Null;
+                }
+            }
             Acc::Distinct(s) => {
                 let joined = s.iter().map(String::as_str).collect::<Vec<_>>().join(",");
                 out.set_str(&joined);
@@ -1181,6 +1236,7 @@ struct HashGroupNode<'p> {
     input: Option<Box<dyn Node + 'p>>,
     by: &'p [usize],
     aggs: &'p [(AggFunc, Option<Compiled>)],
+    seps: &'p [String],
     types: Vec<Type>,
     out: Vec<(Key, Vec<Acc>)>,
     at: usize,
@@ -1204,7 +1260,8 @@ impl Node for HashGroupNode<'_> {
                         .types
                         .iter()
                         .zip(self.aggs)
-                        .map(|(t, (f, _))| Acc::new(*f, *t))
+                        .zip(self.seps)
+                        .map(|((t, (f, _)), sep)| Acc::new(*f, *t, sep))
                         .collect();
                     groups.insert(key.clone(), accs);
                 }
@@ -1353,6 +1410,7 @@ enum ChunkWork<'p> {
         by: &'p [usize],
         order: &'p [(usize, bool)],
         size: bool,
+        ties_in_order: bool,
     },
     Window {
         by: &'p [usize],
@@ -1387,7 +1445,12 @@ impl ChunkNode<'_> {
         self.extra.resize(n, (0, 0));
         let mut idx: Vec<usize> = (0..n).collect();
         match &self.work {
-            ChunkWork::Rank { by, order, .. } => {
+            ChunkWork::Rank {
+                by,
+                order,
+                ties_in_order,
+                ..
+            } => {
                 idx.sort_by(|&a, &b| {
                     cmp_keys(&rows[a], by, &rows[b], by)
                         .then_with(|| cmp_sort(&rows[a], &rows[b], order))
@@ -1403,8 +1466,11 @@ impl ChunkNode<'_> {
                     let size = (end - start) as i64;
                     let mut rank = 1;
                     for k in start..end {
+                        // The sort is stable: ties keep the input's order.
                         if k > start
-                            && cmp_sort(&rows[idx[k - 1]], &rows[idx[k]], order) != Ordering::Equal
+                            && (*ties_in_order
+                                || cmp_sort(&rows[idx[k - 1]], &rows[idx[k]], order)
+                                    != Ordering::Equal)
                         {
                             rank = (k - start + 1) as i64;
                         }
@@ -1486,6 +1552,89 @@ impl Node for ChunkNode<'_> {
 
     fn rows_read(&self) -> Vec<(String, u64)> {
         self.chunker.input.rows_read()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UnionState {
+    /// Not read yet, or its row was handed out: read the next.
+    Start,
+    /// Its current row waits to be handed out.
+    Ready,
+    /// Exhausted.
+    Done,
+}
+
+/// `union`: merges its inputs on the order they share; equal keys in the
+/// order of the inputs.
+struct UnionNode<'p> {
+    children: Vec<Box<dyn Node + 'p>>,
+    /// Per input: its column for each output column.
+    maps: &'p [Vec<usize>],
+    /// Output columns the inputs are all sorted on.
+    key: &'p [usize],
+    state: Vec<UnionState>,
+    buf: Vec<Value>,
+    width: usize,
+}
+
+impl Node for UnionNode<'_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        let mut best: Option<usize> = None;
+        for i in 0..self.children.len() {
+            if self.state[i] == UnionState::Start {
+                self.state[i] = if self.children[i].next()? {
+                    UnionState::Ready
+                } else {
+                    UnionState::Done
+                };
+            }
+            if self.state[i] != UnionState::Ready {
+                continue;
+            }
+            best = match best {
+                None => Some(i),
+                Some(b) => {
+                    let (rb, ri) = (self.children[b].row(), self.children[i].row());
+                    let (mb, mi) = (&self.maps[b], &self.maps[i]);
+                    let mut o = Ordering::Equal;
+                    for &k in self.key {
+                        o = ri[mi[k]].cmp_key(&rb[mb[k]]);
+                        if o != Ordering::Equal {
+                            break;
+                        }
+                    }
+                    if o == Ordering::Less {
+                        Some(i)
+                    } else {
+                        Some(b)
+                    }
+                }
+            };
+        }
+        let Some(b) = best else {
+            return Ok(false);
+        };
+        fit(&mut self.buf, self.width);
+        let row = self.children[b].row();
+        for (d, &c) in self.buf.iter_mut().zip(&self.maps[b]) {
+            d.assign(&row[c]);
+        }
+        self.state[b] = UnionState::Start;
+        Ok(true)
+    }
+
+    fn row(&self) -> &[Value] {
+        &self.buf[..self.width]
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        std::mem::swap(&mut self.buf, buf);
+        true
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        self.children.iter().flat_map(|c| c.rows_read()).collect()
     }
 }
 

@@ -238,14 +238,7 @@ impl Words<'_> {
                 aggregates
                     .iter()
                     .map(|(n, a)| {
-                        let call = Expr {
-                            kind: crate::expr::ExprKind::Call(
-                                a.func.name().into(),
-                                a.arg.iter().cloned().collect(),
-                            ),
-                            pos: a.pos,
-                        };
-                        format!("{} = {}", self.field(&n.value), self.expr(&call))
+                        format!("{} = {}", self.field(&n.value), self.expr(&a.call()))
                     })
                     .collect::<Vec<_>>()
                     .join("；")
@@ -259,6 +252,7 @@ impl Words<'_> {
                 order,
                 rank,
                 size,
+                ties_in_order,
             } => {
                 let within = if by.is_empty() {
                     "在全部记录中".to_string()
@@ -270,10 +264,15 @@ impl Words<'_> {
                     None => String::new(),
                 };
                 format!(
-                    "对{}{}按 {} 排名（并列者名次相同），名次记为 {}{}。",
+                    "对{}{}按 {} 排名（{}），名次记为 {}{}。",
                     self.step_ref(input),
                     within,
                     self.sort_keys(order),
+                    if *ties_in_order {
+                        "并列者按原有顺序依次编号"
+                    } else {
+                        "并列者名次相同"
+                    },
                     rank.value,
                     size
                 )
@@ -307,6 +306,7 @@ impl Words<'_> {
                 amount,
                 evidence,
                 personal,
+                optional,
             } => {
                 let title: String = title
                     .parts
@@ -346,9 +346,19 @@ impl Words<'_> {
                         list(personal.iter().map(|p| p.value.clone()))
                     ));
                 }
+                if !optional.is_empty() {
+                    t.push_str(&format!(
+                        "；{} 为空时不列出",
+                        list(optional.iter().map(|p| p.value.clone()))
+                    ));
+                }
                 t.push('。');
                 t
             }
+            Op::Union { inputs } => format!(
+                "将{}的记录合并为一个表（字段相同），保持共同的排序。",
+                list(inputs.iter().map(|n| self.step_ref(n)))
+            ),
         };
         if let Some(n) = &s.note {
             text.push_str(&format!("说明：{n}"));

@@ -151,9 +151,10 @@ fn step_json(s: &crate::plan::Step) -> Json {
             put("by", names(by));
             put(
                 "aggregates",
-                pairs(aggregates, |a| match &a.arg {
-                    Some(e) => format!("{}({})", a.func.name(), canonical(e)),
-                    None => format!("{}()", a.func.name()),
+                pairs(aggregates, |a| match (&a.arg, &a.sep) {
+                    (Some(e), None) => format!("{}({})", a.func.name(), canonical(e)),
+                    (None, _) => format!("{}()", a.func.name()),
+                    (Some(_), Some(_)) => canonical(&a.call()),
                 }),
             );
         }
@@ -167,6 +168,7 @@ fn step_json(s: &crate::plan::Step) -> Json {
             order,
             rank,
             size,
+            ties_in_order,
         } => {
             put("input", json!(input.value));
             put("by", names(by));
@@ -174,6 +176,9 @@ fn step_json(s: &crate::plan::Step) -> Json {
             put("rank", json!(rank.value));
             if let Some(sz) = size {
                 put("size", json!(sz.value));
+            }
+            if *ties_in_order {
+                put("ties", json!("in_order"));
             }
         }
         Op::Window {
@@ -197,6 +202,7 @@ fn step_json(s: &crate::plan::Step) -> Json {
             amount,
             evidence,
             personal,
+            optional,
         } => {
             put("input", json!(input.value));
             put("subject", json!(canonical(subject)));
@@ -207,6 +213,14 @@ fn step_json(s: &crate::plan::Step) -> Json {
             }
             put("evidence", pairs(evidence, canonical));
             put("personal", names(personal));
+            // Absent when empty, so plans written before `optional`
+            // existed keep their hash.
+            if !optional.is_empty() {
+                put("optional", names(optional));
+            }
+        }
+        Op::Union { inputs } => {
+            put("inputs", names(inputs));
         }
     }
     Json::Object(m)

@@ -538,8 +538,22 @@ fn parse_step(
             }
         }
         "rank" => {
-            tab.only(&keys(&["input", "by", "order_by", "rank", "size"]))?;
+            tab.only(&keys(&["input", "by", "order_by", "rank", "size", "ties"]))?;
+            let ties_in_order = match tab.opt_str("ties")? {
+                None => false,
+                Some((t, o)) => match t.as_str() {
+                    "shared" => false,
+                    "in_order" => true,
+                    _ => {
+                        return Err(Located::new(
+                            o.start,
+                            format!("unknown `ties` `{t}`; expected shared (1, 2, 2, 4) or in_order (1, 2, 3, 4)"),
+                        ))
+                    }
+                },
+            };
             Op::Rank {
+                ties_in_order,
                 input: input(&tab)?,
                 by: tab.ident_list("by")?.unwrap_or_default(),
                 order: sort_keys(&tab, "order_by")?.ok_or_else(|| {
@@ -584,6 +598,7 @@ fn parse_step(
                 "amount",
                 "evidence",
                 "personal",
+                "optional",
             ]))?;
             let (title, origin) =
                 tab.str("title", "the lead's title, e.g. \"{name} 未足额缴纳\"")?;
@@ -610,7 +625,27 @@ fn parse_step(
                 amount,
                 evidence,
                 personal: tab.ident_list("personal")?.unwrap_or_default(),
+                optional: tab.ident_list("optional")?.unwrap_or_default(),
             }
+        }
+        "union" => {
+            tab.only(&keys(&["inputs"]))?;
+            let inputs = tab.ident_list("inputs")?.ok_or_else(|| {
+                tab.missing(
+                    "inputs",
+                    "the steps whose rows it merges, e.g. inputs = [\"a\", \"b\"]",
+                )
+            })?;
+            if inputs.len() < 2 {
+                return Err(Located::new(
+                    tab.value_pos("inputs"),
+                    format!(
+                        "`inputs` names {} step; expected at least two",
+                        inputs.len()
+                    ),
+                ));
+            }
+            Op::Union { inputs }
         }
         _ => unreachable!("op names are checked against OPS above"),
     };
@@ -676,6 +711,7 @@ fn aggregate(text: &str, origin: &Origin) -> Result<Aggregate, Located> {
     })?;
     let arity_ok = match func {
         AggFunc::Count => args.len() <= 1,
+        AggFunc::List => args.len() == 2,
         _ => args.len() == 1,
     };
     if !arity_ok {
@@ -689,15 +725,32 @@ fn aggregate(text: &str, origin: &Origin) -> Result<Aggregate, Located> {
                 "`{name}` takes {}; expected {sig}",
                 if func == AggFunc::Count {
                     "zero or one argument"
+                } else if func == AggFunc::List {
+                    "two arguments"
                 } else {
                     "one argument"
                 }
             ),
         ));
     }
+    let sep = if func == AggFunc::List {
+        let sep = args.pop().expect("arity checked");
+        match sep.kind {
+            ExprKind::Str(s) => Some(s),
+            _ => {
+                return Err(Located::new(
+                    sep.pos,
+                    "argument 2 of `list`: expected the separator as text in quotes, e.g. '; '",
+                ))
+            }
+        }
+    } else {
+        None
+    };
     Ok(Aggregate {
         func,
         arg: args.pop(),
+        sep,
         pos: e.pos,
     })
 }

@@ -167,6 +167,10 @@ pub enum Op {
         rank: Name,
         /// `size`
         size: Option<Name>,
+        /// `ties = "in_order"`: rows that tie are numbered in the order
+        /// they come (1, 2, 3, 4) instead of sharing a rank (`"shared"`,
+        /// the default).
+        ties_in_order: bool,
     },
     /// `op = "window"`: for each row, counts the rows of its `by` group
     /// whose `time` lies from `days` days before the row's time up to it,
@@ -200,6 +204,17 @@ pub enum Op {
         evidence: Vec<(Name, Expr)>,
         /// `personal`: evidence names that show personal data.
         personal: Vec<Name>,
+        /// `optional`: evidence names left out of the lead when their
+        /// value is null (evidence that only some leads have).
+        optional: Vec<Name>,
+    },
+    /// `op = "union"`: the rows of all `inputs` (steps with the same
+    /// fields, in the same order, of the same types), merged on the order
+    /// they share, so the result keeps it; rows of equal keys come in the
+    /// order of `inputs`.
+    Union {
+        /// `inputs`
+        inputs: Vec<Name>,
     },
 }
 
@@ -217,6 +232,7 @@ impl Op {
             Op::Rank { .. } => "rank",
             Op::Window { .. } => "window",
             Op::Emit { .. } => "emit",
+            Op::Union { .. } => "union",
         }
     }
 
@@ -233,6 +249,7 @@ impl Op {
             | Op::Rank { input, .. }
             | Op::Window { input, .. }
             | Op::Emit { input, .. } => vec![input],
+            Op::Union { inputs } => inputs.iter().collect(),
         }
     }
 }
@@ -240,6 +257,7 @@ impl Op {
 /// The operators' names, as errors list them.
 pub const OPS: &[&str] = &[
     "read", "filter", "derive", "select", "join", "group", "sort", "rank", "window", "emit",
+    "union",
 ];
 
 /// How a join treats rows without a partner.
@@ -274,6 +292,8 @@ pub struct Aggregate {
     pub func: AggFunc,
     /// Its argument (none for `count()`).
     pub arg: Option<Expr>,
+    /// The separator of `list(x, sep)`.
+    pub sep: Option<String>,
     /// Where it is written.
     pub pos: Pos,
 }
@@ -295,6 +315,26 @@ pub enum AggFunc {
     All,
     /// `collect_distinct(x)`
     CollectDistinct,
+    /// `list(x, sep)`
+    List,
+}
+
+impl Aggregate {
+    /// The aggregate as the call it is written as (`sum(amount)`,
+    /// `list(x, '; ')`).
+    pub fn call(&self) -> Expr {
+        let mut args: Vec<Expr> = self.arg.iter().cloned().collect();
+        if let Some(sep) = &self.sep {
+            args.push(Expr {
+                kind: crate::expr::ExprKind::Str(sep.clone()),
+                pos: self.pos,
+            });
+        }
+        Expr {
+            kind: crate::expr::ExprKind::Call(self.func.name().into(), args),
+            pos: self.pos,
+        }
+    }
 }
 
 impl AggFunc {
@@ -308,6 +348,7 @@ impl AggFunc {
             AggFunc::Any => "any",
             AggFunc::All => "all",
             AggFunc::CollectDistinct => "collect_distinct",
+            AggFunc::List => "list",
         }
     }
 
@@ -321,6 +362,7 @@ impl AggFunc {
             AggFunc::Any,
             AggFunc::All,
             AggFunc::CollectDistinct,
+            AggFunc::List,
         ]
         .into_iter()
         .find(|f| f.name() == name)

@@ -89,6 +89,10 @@ pub(crate) enum Func {
     Contains,
     Len,
     InList,
+    AnyInList,
+    Join,
+    TimestampDate,
+    TimestampHour,
 }
 
 impl TExpr {
@@ -456,10 +460,14 @@ fn call(name: &str, args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr,
             ),
         ));
     }
+    if name == "join" {
+        return join(args, pos, scope);
+    }
     let arity = match name {
         "within_years_before" => 3,
         "days_between" | "add_days" | "add_months" | "years_before" | "round_half_up" | "min"
-        | "max" | "coalesce" | "starts_with" | "ends_with" | "contains" | "in_list" => 2,
+        | "max" | "coalesce" | "starts_with" | "ends_with" | "contains" | "in_list"
+        | "any_in_list" => 2,
         _ => 1,
     };
     if args.len() != arity {
@@ -558,6 +566,14 @@ fn call(name: &str, args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr,
         "hour" => {
             want(0, Type::Str, &t)?;
             make(Type::Int, nullable, personal, Func::Hour, t)
+        }
+        "timestamp_date" => {
+            want(0, Type::Str, &t)?;
+            make(Type::Date, true, personal, Func::TimestampDate, t)
+        }
+        "timestamp_hour" => {
+            want(0, Type::Str, &t)?;
+            make(Type::Int, true, personal, Func::TimestampHour, t)
         }
         "round_half_up" => {
             let x = t.remove(0);
@@ -660,7 +676,7 @@ fn call(name: &str, args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr,
             x.cast(Type::Float)
         }
         "string" => t.remove(0).cast(Type::Str),
-        "starts_with" | "ends_with" | "contains" | "in_list" => {
+        "starts_with" | "ends_with" | "contains" | "in_list" | "any_in_list" => {
             want(0, Type::Str, &t)?;
             want(1, Type::Str, &t)?;
             text_fn(&t)?;
@@ -668,7 +684,8 @@ fn call(name: &str, args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr,
                 "starts_with" => Func::StartsWith,
                 "ends_with" => Func::EndsWith,
                 "contains" => Func::Contains,
-                _ => Func::InList,
+                "in_list" => Func::InList,
+                _ => Func::AnyInList,
             };
             make(Type::Bool, false, None, f, t)
         }
@@ -679,6 +696,53 @@ fn call(name: &str, args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr,
         }
         other => unreachable!("function `{other}` is in FUNCTIONS but not checked"),
     })
+}
+
+/// `join(sep, part, …)`: text only, at least one part.
+fn join(args: &[Expr], pos: Pos, scope: &Scope<'_>) -> Result<TExpr, Located> {
+    if args.len() < 2 {
+        return Err(Located::new(
+            pos,
+            format!(
+                "`join` takes a separator and at least one part, found {} argument{}; expected {}",
+                args.len(),
+                if args.len() == 1 { "" } else { "s" },
+                signature("join")
+            ),
+        ));
+    }
+    let mut t = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        // A part is usually conditional: `c ? '理由' : null`.
+        let x = check(a, scope)?;
+        if x.ty != Type::Str {
+            return Err(Located::new(
+                x.pos,
+                format!(
+                    "argument {} of `join`: expected string, found {}; convert with string(x); {}",
+                    i + 1,
+                    x.ty,
+                    signature("join")
+                ),
+            ));
+        }
+        t.push(x);
+    }
+    if t[0].nullable {
+        return Err(Located::new(
+            t[0].pos,
+            "argument 1 of `join`: expected a separator that is never null, e.g. '; '",
+        ));
+    }
+    let nullable = t[1..].iter().all(|x| x.nullable);
+    let personal = t.iter().find_map(|x| x.personal);
+    Ok(TExpr::new(
+        Type::Str,
+        nullable,
+        personal,
+        TNode::Call(Func::Join, t),
+        pos,
+    ))
 }
 
 fn numeric_decimal(x: TExpr, name: &str) -> Result<TExpr, Located> {

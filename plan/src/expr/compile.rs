@@ -9,7 +9,7 @@
 
 use super::check::{Func, TExpr, TNode};
 use super::BinaryOp;
-use crate::date::{hour_of, Date};
+use crate::date::{hour_of, parse_timestamp, Date};
 use crate::error::EvalError;
 use crate::span::Pos;
 use crate::value::{Type, Value};
@@ -304,6 +304,14 @@ impl Scalar for i64 {
                         |x| x.checked_abs().ok_or(OVERFLOW.into()),
                         pos,
                     ),
+                    Func::TimestampHour => {
+                        let s = text(&args[0], cx);
+                        Box::new(move |env| {
+                            Ok(s(env)?
+                                .and_then(|s| parse_timestamp(&s))
+                                .map(|(_, h)| i64::from(h)))
+                        })
+                    }
                     Func::Hour | Func::Len => {
                         let s = text(&args[0], cx);
                         let hour = *f == Func::Hour;
@@ -496,6 +504,10 @@ impl Scalar for Date {
                 move |d, n| d.years_before(n).ok_or_else(|| range(d, n)),
                 pos,
             ),
+            Func::TimestampDate => {
+                let s = text(&args[0], cx);
+                Box::new(move |env| Ok(s(env)?.and_then(|s| parse_timestamp(&s)).map(|(d, _)| d)))
+            }
             Func::ParseDate => {
                 let s = text(&args[0], cx);
                 Box::new(move |env| {
@@ -628,7 +640,11 @@ impl Scalar for bool {
                 })
             }
             TNode::Call(
-                f @ (Func::StartsWith | Func::EndsWith | Func::Contains | Func::InList),
+                f @ (Func::StartsWith
+                | Func::EndsWith
+                | Func::Contains
+                | Func::InList
+                | Func::AnyInList),
                 args,
             ) => {
                 let (s, p, f) = (text(&args[0], cx), text(&args[1], cx), *f);
@@ -640,13 +656,29 @@ impl Scalar for bool {
                         Func::StartsWith => s.starts_with(&*p),
                         Func::EndsWith => s.ends_with(&*p),
                         Func::Contains => s.contains(&*p),
-                        _ => p.split([',', '，']).any(|item| item.trim() == s.trim()),
+                        Func::InList => p.split([',', '，']).any(|item| item.trim() == s.trim()),
+                        _ => any_in_list(&s, &p),
                     }))
                 })
             }
             _ => unsupported(t),
         }
     }
+}
+
+/// Whether some item of `items` (split at `, ; ， ； |` or spaces,
+/// trimmed) is one of the comma-separated items of `list`; empty items
+/// match nothing.
+pub(crate) fn any_in_list(items: &str, list: &str) -> bool {
+    let wanted: Vec<&str> = list
+        .split([',', '，'])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    items
+        .split([',', ';', '，', '；', '|', ' '])
+        .map(str::trim)
+        .any(|t| !t.is_empty() && wanted.contains(&t))
 }
 
 fn sf<G>(g: G) -> StrF
@@ -719,6 +751,27 @@ pub(crate) fn text(t: &TExpr, cx: &mut Cx<'_>) -> StrF {
                 };
                 let take_y = if f == Func::Min { y < x } else { y > x };
                 Ok(Some(if take_y { y } else { x }))
+            })
+        }
+        TNode::Call(Func::Join, args) => {
+            let parts: Vec<StrF> = args.iter().map(|a| text(a, cx)).collect();
+            sf(move |env| {
+                let Some(sep) = parts[0](env)? else {
+                    return Ok(None);
+                };
+                let mut out: Option<String> = None;
+                for p in &parts[1..] {
+                    if let Some(v) = p(env)? {
+                        match &mut out {
+                            Some(o) => {
+                                o.push_str(&sep);
+                                o.push_str(&v);
+                            }
+                            None => out = Some(v.into_owned()),
+                        }
+                    }
+                }
+                Ok(out.map(Cow::Owned))
             })
         }
         TNode::Call(Func::Yuan, args) => {
@@ -908,6 +961,88 @@ mod tests {
             Ok(Value::Bool(true))
         );
         assert_eq!(eval("min(s, 'a')", &r), Ok(Value::Str("a".into())));
+    }
+
+    #[test]
+    fn join_leaves_out_null_parts_and_is_null_when_all_are() {
+        let r = row(1, "0");
+        assert_eq!(
+            eval("join('; ', n > 0 ? 'a' : null, s, n > 5 ? 'c' : null)", &r),
+            Ok(Value::Str("a; 甲".into()))
+        );
+        assert_eq!(eval("join('; ', n > 5 ? 'c' : null)", &r), Ok(Value::Null));
+        assert_eq!(
+            eval("coalesce(join(',', n > 5 ? 'c' : null), '无')", &r),
+            Ok(Value::Str("无".into()))
+        );
+        assert!(eval("join('; ')", &r)
+            .unwrap_err()
+            .contains("at least one part"));
+        assert!(eval("join('; ', n)", &r)
+            .unwrap_err()
+            .contains("expected string"));
+        assert!(eval("join(s, 'a')", &r).unwrap_err().contains("never null"));
+    }
+
+    #[test]
+    fn timestamps_in_department_formats_or_null() {
+        let ts = |t: &str| vec![Value::Null, Value::Null, Value::Str(t.into()), Value::Null];
+        assert_eq!(
+            eval("string(timestamp_date(s))", &ts("2024/12/31 08:05")),
+            Ok(Value::Str("2024-12-31".into()))
+        );
+        assert_eq!(
+            eval("timestamp_hour(s)", &ts("2024/12/31 08:05")),
+            Ok(Value::Int(8))
+        );
+        assert_eq!(
+            eval("timestamp_hour(s)", &ts("2024-12-31T23:59")),
+            Ok(Value::Int(23))
+        );
+        assert_eq!(
+            eval("timestamp_hour(s)", &ts("2024-12-31")),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            eval("timestamp_date(s)", &ts("2024-12-31")),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            eval("timestamp_hour(s)", &ts("2024-12-31 24:00")),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            eval("has(timestamp_date(s))", &ts("2024-13-01 10:00")),
+            Ok(Value::Bool(false))
+        );
+    }
+
+    #[test]
+    fn any_in_list_splits_tags_at_the_usual_separators() {
+        let tags = |t: &str| vec![Value::Null, Value::Null, Value::Str(t.into()), Value::Null];
+        assert_eq!(
+            eval("any_in_list(s, '伪装')", &tags("口罩;伪装")),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("any_in_list(s, '伪装,帽子')", &tags("口罩 | 帽子")),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("any_in_list(s, '伪装')", &tags("伪装者")),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            eval("any_in_list(s, '伪装')", &tags("")),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            eval(
+                "any_in_list(s, '伪装')",
+                &[Value::Null, Value::Null, Value::Null, Value::Null]
+            ),
+            Ok(Value::Bool(false))
+        );
     }
 
     #[test]

@@ -186,6 +186,10 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("contains", "contains(s: string, part: string) -> bool"),
     ("len", "len(s: string) -> int: characters"),
     ("in_list", "in_list(x: string, list: string) -> bool: x is one of the comma-separated items of list"),
+    ("any_in_list", "any_in_list(items: string, list: string) -> bool: some item of `items` (split at , ; ， ； | or spaces) is one of the comma-separated items of list"),
+    ("join", "join(sep: string, part: string, …) -> string: the parts that are not null, joined with sep; null when all are null"),
+    ("timestamp_date", "timestamp_date(ts: string) -> date: the date of a timestamp `YYYY-MM-DD HH:MM[:SS]` (also `/` in the date, `T` before the time); null when it is not one"),
+    ("timestamp_hour", "timestamp_hour(ts: string) -> int: the hour (0–23) of such a timestamp; null when it is not one"),
 ];
 
 /// The aggregate functions of a `group` step.
@@ -208,6 +212,10 @@ pub const AGGREGATES: &[(&str, &str)] = &[
     (
         "collect_distinct",
         "collect_distinct(x) -> string: distinct non-null values, sorted, joined with `,`",
+    ),
+    (
+        "list",
+        "list(x, sep) -> string: non-null values in the input's row order, joined with the text sep; null for none",
     ),
 ];
 

@@ -267,6 +267,25 @@ fn call_chinese(name: &str, args: &[Expr], out: &mut String, style: &Style<'_>) 
         ("contains", 2) => format!("{} 包含 {}", arg(0), arg(1)),
         ("len", 1) => format!("{} 的字数", arg(0)),
         ("in_list", 2) => format!("{} 属于 {} 所列之一", arg(0), arg(1)),
+        ("any_in_list", 2) => format!("{} 中有一项属于 {} 所列之一", arg(0), arg(1)),
+        ("timestamp_date", 1) => format!("{} 的日期", arg(0)),
+        ("timestamp_hour", 1) => format!("{} 的小时", arg(0)),
+        ("join", n) if n >= 2 => format!(
+            "{} 中不为空者以“{}”连接",
+            (1..n).map(arg).collect::<Vec<_>>().join("、"),
+            match &args[0].kind {
+                ExprKind::Str(s) => s.clone(),
+                _ => arg(0),
+            }
+        ),
+        ("list", 2) => format!(
+            "{} 按记录顺序以“{}”连接",
+            arg(0),
+            match &args[1].kind {
+                ExprKind::Str(s) => s.clone(),
+                _ => arg(1),
+            }
+        ),
         ("count", 0) => "记录数".to_string(),
         ("count", 1) => format!("满足 {} 的记录数", arg(0)),
         ("sum", 1) => format!("{} 之和", arg(0)),
