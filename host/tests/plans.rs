@@ -187,3 +187,141 @@ fn a_plan_model_cannot_be_packed_for_sharing_yet() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("scripted model"), "{}", stderr(&out));
 }
+
+/// The `run-finished` entries of `model`, oldest first.
+fn finished_runs(store: &Path, model: &str) -> Vec<serde_json::Value> {
+    ledger(store)
+        .into_iter()
+        .filter(|e| e["kind"] == "run-finished" && e["run"]["model"]["name"] == model)
+        .collect()
+}
+
+#[test]
+fn explain_and_diff_read_the_plan_as_sentences_with_its_values() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 100, 4);
+    let v1 = plan_model("arrears-plan", |p| p);
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(v1.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["model", "explain", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Numbered sentences, parameters with their values, the legal basis.
+    assert!(text.contains("\n1. 读取 employers"), "{text}");
+    assert!(text.contains("征收年度（2024）"), "{text}");
+    assert!(text.contains("安排比例（0.015"), "{text}");
+    assert!(text.contains("财税〔2015〕72号"), "{text}");
+
+    // Version 1.1.0: another ratio and a threshold on the gap.
+    let v2 = plan_model("arrears-plan", |p| {
+        p.replace("where = \"gap > 0\"", "where = \"gap > 100\"")
+    });
+    let toml = std::fs::read_to_string(v2.path().join("model.toml"))
+        .unwrap()
+        .replace("version = \"1.0.0\"", "version = \"1.1.0\"")
+        .replace("default = \"0.015\"", "default = \"0.02\"");
+    std::fs::write(v2.path().join("model.toml"), toml).unwrap();
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(v2.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args([
+            "model",
+            "diff",
+            "arrears-plan@1.0.0",
+            "arrears-plan@1.1.0",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sentences: Vec<String> = json(&out)["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sentences.len(), 2, "{sentences:#?}");
+    assert!(
+        sentences[0].contains("由 0.015 改为 0.02"),
+        "{sentences:#?}"
+    );
+    assert!(sentences[1].contains("gap > 100"), "{sentences:#?}");
+    assert!(sentences[1].contains("原为"), "{sentences:#?}");
+
+    // A model compiled from Rust has no plan to explain.
+    let out = jiandu(store.path())
+        .args(["model", "explain", RUST_MODEL])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a scripted model"),
+        "{}",
+        stderr(&out)
+    );
+    // An unknown version is named.
+    let out = jiandu(store.path())
+        .args(["model", "explain", "arrears-plan@9.9.9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("arrears-plan@9.9.9"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 400, 6);
+    let v1 = plan_model("arrears-plan", |p| p);
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(v1.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["run", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The same version rebuilt with another rule: a different plan hash.
+    let changed = plan_model("arrears-plan", |p| {
+        p.replace("where = \"gap > 0\"", "where = \"gap > 1000\"")
+    });
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(changed.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = finished_runs(store.path(), "arrears-plan");
+    let run = &runs[0];
+    let out = jiandu(store.path())
+        .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let replay = json(&out);
+    assert_eq!(replay["reproduced"], true, "{replay:#}");
+    assert_eq!(
+        replay["replayed"]["leads_digest"],
+        run["run"]["leads_digest"]
+    );
+}

@@ -70,16 +70,9 @@ pub fn check(store: &Store, manifest: &Manifest, path: &Path, plan: &str) -> Res
 /// The plan file and hash of an installed scripted model, for the ledger;
 /// `None` for a compiled model.
 pub fn plan_ref(installed: &Installed) -> Option<crate::ledger::PlanRef> {
-    let file = installed.manifest.plan.as_ref()?;
-    let text = installed.plan.as_deref()?;
-    let sha256 = jiandu_plan::Plan::parse(file, text)
-        .map(|p| p.hash())
-        // A plan that no longer parses is still named by its bytes; the
-        // run will fail in the interpreter, saying why.
-        .unwrap_or_else(|_| crate::catalog::sha256_hex(text.as_bytes()));
     Some(crate::ledger::PlanRef {
-        file: file.clone(),
-        sha256,
+        file: installed.manifest.plan.clone()?,
+        sha256: installed.plan_sha256.clone()?,
     })
 }
 
@@ -99,4 +92,91 @@ pub fn source(store: &Store, installed: &Installed) -> Result<Option<String>> {
         "schemas": schemas(store, manifest)?,
     });
     Ok(Some(source.to_string()))
+}
+
+/// An installed scripted model at `version`: the installed one when
+/// `version` is `None` or is its version, else the version kept in the
+/// store's `.versions` (the latest kept, when one version was built twice).
+pub fn version(store: &Store, name: &str, version: Option<&str>) -> Result<Installed> {
+    let models = store.models_dir();
+    let current = crate::catalog::load(&models, name);
+    if let Ok(installed) = &current {
+        if version.is_none_or(|v| v == installed.manifest.version) {
+            return current;
+        }
+    }
+    let Some(wanted) = version else {
+        return current;
+    };
+    let versions = crate::catalog::versions_dir(&models);
+    let mut found: Option<(std::time::SystemTime, Installed)> = None;
+    if let Ok(entries) = std::fs::read_dir(&versions) {
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kept) = crate::catalog::load_dir(&dir) else {
+                continue;
+            };
+            if kept.manifest.name != name || kept.manifest.version != wanted {
+                continue;
+            }
+            let at = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            if found.as_ref().is_none_or(|(t, _)| at > *t) {
+                found = Some((at, kept));
+            }
+        }
+    }
+    found.map(|(_, i)| i).ok_or_else(|| {
+        Error::model(
+            &format!("{name}@{wanted}"),
+            "is neither installed nor kept in this store",
+        )
+    })
+}
+
+/// The parsed plan of `installed` and the catalog it is read against.
+fn parsed(
+    store: &Store,
+    installed: &Installed,
+) -> Result<(jiandu_plan::Plan, jiandu_plan::Catalog)> {
+    let manifest = &installed.manifest;
+    let (Some(file), Some(text)) = (&manifest.plan, &installed.plan) else {
+        return Err(Error::model(
+            &manifest.id(),
+            "is not a scripted model (its model.toml names no plan); its rule is in its crate's README",
+        ));
+    };
+    let plan = jiandu_plan::Plan::parse(file, text).map_err(|e| Error::model(&manifest.id(), e))?;
+    let schemas = schemas(store, manifest)?;
+    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    let model_toml = toml::to_string(manifest)
+        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
+    let catalog = jiandu_plan::Catalog::from_toml(&model_toml, &schemas)
+        .map_err(|e| Error::model(&manifest.id(), e))?;
+    Ok((plan, catalog))
+}
+
+/// `model explain`: the plan as numbered Chinese sentences, one per step,
+/// with parameter values, units and legal basis.
+pub fn explain(store: &Store, installed: &Installed) -> Result<Vec<String>> {
+    let (plan, catalog) = parsed(store, installed)?;
+    Ok(jiandu_plan::explain(&plan, &catalog))
+}
+
+/// `model diff`: what changed from `old` to `new`, in the words of
+/// [`explain`].
+pub fn diff(store: &Store, old: &Installed, new: &Installed) -> Result<Vec<String>> {
+    let (old_plan, old_catalog) = parsed(store, old)?;
+    let (new_plan, new_catalog) = parsed(store, new)?;
+    Ok(jiandu_plan::diff(
+        &old_plan,
+        &old_catalog,
+        &new_plan,
+        &new_catalog,
+    ))
 }

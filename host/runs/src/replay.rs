@@ -96,12 +96,21 @@ fn recorded(store: &Store, run_id: &str) -> Result<(Entry, Option<Entry>)> {
 fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
     let m = &run.model;
     let id = format!("{}@{}", m.name, m.version);
-    let kept = catalog::versions_dir(&store.models_dir()).join(&m.wasm_sha256);
+    let kept = catalog::kept_dir(
+        &store.models_dir(),
+        &m.wasm_sha256,
+        m.plan.as_ref().map(|p| p.sha256.as_str()),
+    );
     let installed = if kept.join("model.wasm").is_file() {
         catalog::load_dir(&kept)?
     } else {
         match catalog::load(&store.models_dir(), &m.name) {
-            Ok(i) if i.wasm_sha256 == m.wasm_sha256 => i,
+            Ok(i)
+                if i.wasm_sha256 == m.wasm_sha256
+                    && i.plan_sha256.as_deref() == m.plan.as_ref().map(|p| p.sha256.as_str()) =>
+            {
+                i
+            }
             _ => {
                 return Err(Error::model(
                     &id,
@@ -130,17 +139,6 @@ fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
 /// [`crate::run`] builds a run's.
 fn session(store: &Store, installed: &Installed, run: &RunRecord) -> Result<Session> {
     let manifest = &installed.manifest;
-    if run.model.plan.is_some() || manifest.plan.is_some() {
-        // The kept versions are keyed by the wasm's digest, which is the
-        // interpreter's for every plan: the plan that ran is not kept.
-        return Err(Error::model(
-            &manifest.id(),
-            format!(
-                "run {} interpreted a rule plan; replaying scripted models is not supported yet",
-                run.run_id
-            ),
-        ));
-    }
     let limits = run
         .limits
         .as_ref()
@@ -182,6 +180,7 @@ fn session(store: &Store, installed: &Installed, run: &RunRecord) -> Result<Sess
         .leads
         .spill_to(store.root().join("tmp"), crate::run::spill_budget()?);
     session.cursors = cursors;
+    session.plan = crate::plans::source(store, installed)?.map(Into::into);
     Ok(session)
 }
 

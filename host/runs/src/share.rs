@@ -186,6 +186,7 @@ pub fn plan_import(
             wasm: fetched.bundle.model_wasm().to_vec(),
             wasm_sha256: bundle::sha256_hex(fetched.bundle.model_wasm()),
             plan: None,
+            plan_sha256: None,
             provenance: None,
         };
         runtime

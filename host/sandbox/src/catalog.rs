@@ -340,6 +340,9 @@ pub struct Installed {
     pub manifest: Manifest,
     /// A scripted model's plan file (`manifest.plan`), as text.
     pub plan: Option<String>,
+    /// Its hash: SHA-256 of the RFC 8785 canonical JSON of the parsed plan
+    /// (`jiandu_plan::Plan::hash`), what the ledger names it by.
+    pub plan_sha256: Option<String>,
     pub wasm: Vec<u8>,
     /// sha256 of `model.wasm`, hex.
     pub wasm_sha256: String,
@@ -420,18 +423,23 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
     let wasm = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
     let wasm_sha256 = sha256_hex(&wasm);
     let provenance = load_provenance(dir, &wasm_sha256, &sha256_hex(toml_text.as_bytes()))?;
-    let plan = match &manifest.plan {
+    let (plan, plan_sha256) = match &manifest.plan {
         Some(file) => {
             let path = dir.join(file);
-            Some(std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?)
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+            let hash = jiandu_plan::Plan::parse(&path.display().to_string(), &text)
+                .map_err(|e| Error::file(&path, format!("not a plan: {e}")))?
+                .hash();
+            (Some(text), Some(hash))
         }
-        None => None,
+        None => (None, None),
     };
     Ok(Installed {
         dir: dir.to_path_buf(),
         wasm_sha256,
         manifest,
         plan,
+        plan_sha256,
         wasm,
         provenance,
     })
@@ -571,11 +579,21 @@ fn write_model(
             Err(e) => return Err(Error::file(&path, e)),
         }
     }
+    let kept_plan = match (&manifest.plan, plan) {
+        (Some(file), Some(text)) => {
+            let hash = jiandu_plan::Plan::parse(file, text)
+                .map_err(|e| Error::model(&manifest.id(), format!("not a plan: {e}")))?
+                .hash();
+            Some((file.as_str(), text, hash))
+        }
+        _ => None,
+    };
     keep_version(
         models_dir,
         manifest_text,
         component,
         provenance_json.as_deref(),
+        kept_plan,
     )?;
     Ok(dir)
 }
@@ -588,21 +606,37 @@ pub fn versions_dir(models_dir: &Path) -> PathBuf {
     models_dir.join(".versions")
 }
 
-/// Keeps `component` and its manifest (and provenance) under
-/// `.versions/<wasm sha256>/`, once: a folder put together aside and
-/// renamed into place.
+/// Where a version is kept: `.versions/<wasm sha256>/`, or for a scripted
+/// model (whose wasm is the interpreter every plan shares)
+/// `.versions/<wasm sha256>-<plan sha256>/`.
+pub fn kept_dir(models_dir: &Path, wasm_sha256: &str, plan_sha256: Option<&str>) -> PathBuf {
+    versions_dir(models_dir).join(match plan_sha256 {
+        Some(plan) => format!("{wasm_sha256}-{plan}"),
+        None => wasm_sha256.to_string(),
+    })
+}
+
+/// Keeps `component` and its manifest (and provenance, and a scripted
+/// model's plan file) under [`kept_dir`], once: a folder put together
+/// aside and renamed into place.
 fn keep_version(
     models_dir: &Path,
     manifest_text: &str,
     component: &[u8],
     provenance_json: Option<&[u8]>,
+    plan: Option<(&str, &str, String)>,
 ) -> Result<()> {
     let versions = versions_dir(models_dir);
-    let dir = versions.join(sha256_hex(component));
+    let dir = kept_dir(
+        models_dir,
+        &sha256_hex(component),
+        plan.as_ref().map(|(_, _, h)| h.as_str()),
+    );
     if dir.join("model.wasm").is_file() {
         return Ok(());
     }
-    let tmp = versions.join(format!(".{}.tmp", sha256_hex(component)));
+    let name = dir.file_name().expect("a kept folder").to_string_lossy();
+    let tmp = versions.join(format!(".{name}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
     let mut files = vec![
@@ -611,6 +645,9 @@ fn keep_version(
     ];
     if let Some(json) = provenance_json {
         files.push((PROVENANCE_FILE, json));
+    }
+    if let Some((file, text, _)) = &plan {
+        files.push((file, text.as_bytes()));
     }
     for (name, bytes) in files {
         let path = tmp.join(name);

@@ -1,4 +1,4 @@
-//! `jiandu model build|list|show|pack|import`
+//! `jiandu model build|new|test|list|show|explain|diff|pack|import`
 
 use super::output::{self, Format};
 use super::Ctx;
@@ -82,6 +82,32 @@ pub enum Command {
     Show {
         name: String,
         /// `json` prints the manifest, digest, provenance and trust state.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Explain a scripted model's rule plan as numbered sentences in
+    /// Chinese, one per step, with parameter values and units and the
+    /// legal basis: what the person who signs off on the model reads.
+    ///
+    /// Example: `jiandu model explain arrears-plan` (or `arrears-plan@1.0.0` for a kept version)
+    Explain {
+        /// `name`, or `name@version` for an earlier version kept in the store.
+        model: String,
+        /// `json` prints the sentences as a list.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// What changed between two versions of a scripted model, in the words
+    /// of `model explain`: steps added, removed or changed, parameter
+    /// defaults changed.
+    ///
+    /// Example: `jiandu model diff arrears-plan@1.0.0 arrears-plan@1.1.0`
+    Diff {
+        /// The earlier version, `name@version` (or `name`: the installed one).
+        old: String,
+        /// The later version, `name@version` (or `name`: the installed one).
+        new: String,
+        /// `json` prints the sentences as a list.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -170,8 +196,52 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Pack { name, output } => pack(ctx, &store, &name, output)?,
         Command::Import { spec, from, yes } => return import(ctx, &store, &spec, &from, yes),
         Command::Show { name, format } => show(&store, &name, format)?,
+        Command::Explain { model, format } => {
+            let installed = plan_version(&store, &model)?;
+            let sentences = jiandu::plans::explain(&store, &installed)?;
+            print_sentences(&installed.manifest.id(), &sentences, format)?;
+        }
+        Command::Diff { old, new, format } => {
+            let (old, new) = (plan_version(&store, &old)?, plan_version(&store, &new)?);
+            let sentences = jiandu::plans::diff(&store, &old, &new)?;
+            let title = format!("{} → {}", old.manifest.id(), new.manifest.id());
+            if sentences.is_empty() && format == Format::Table {
+                outln!("{title}: the plans say the same");
+            } else {
+                print_sentences(&title, &sentences, format)?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `name` or `name@version` as an installed or kept version.
+fn plan_version(store: &jiandu::Store, spec: &str) -> Result<catalog::Installed> {
+    let (name, version) = match spec.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    };
+    Ok(jiandu::plans::version(store, name, version)?)
+}
+
+/// Sentences under a title, or as a JSON list.
+fn print_sentences(title: &str, sentences: &[String], format: Format) -> Result<()> {
+    match format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": title,
+                "sentences": sentences,
+            }))?
+        ),
+        _ => {
+            outln!("{title}");
+            for s in sentences {
+                outln!("{s}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `model list`: the installed models with their trust state.
