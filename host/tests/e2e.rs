@@ -619,6 +619,32 @@ fn demo_runs_end_to_end_and_verifies() {
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("verified"), "{text}");
     assert!(text.contains("reported as leads: 0"), "{text}");
+    // Each sample model also ran as a rule plan and found its leads.
+    assert_eq!(
+        text.matches("the same leads as the model (subject, title, amount, evidence)")
+            .count(),
+        4,
+        "{text}"
+    );
+}
+
+#[test]
+fn the_four_sample_plans_find_the_same_leads_as_the_models_at_another_scale_and_seed() {
+    // The demo compares each model with its plan version lead for lead
+    // and fails on any difference; here on more data and another seed.
+    let store = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .args(["demo", "--scale", "0.6", "--seed", "77"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert_eq!(
+        text.matches("the same leads as the model (subject, title, amount, evidence)")
+            .count(),
+        4,
+        "{text}"
+    );
 }
 
 #[test]

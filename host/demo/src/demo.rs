@@ -10,7 +10,7 @@ use crate::ledger::Verification;
 use crate::policy::Policy;
 use crate::run::{Report as RunReport, Request};
 use crate::runtime::Runtime;
-use crate::{catalog, dataset, leads, Error, Result, Store};
+use crate::{catalog, dataset, leads, plans, Error, Result, Store};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -89,16 +89,40 @@ pub struct ModelReport {
     pub wrong: Vec<(String, String, String)>,
     /// The independently computed total amount, for models with amounts.
     pub expected_total: Option<Decimal>,
+    /// The same model written as a rule plan (`plugins/<model>/plan`), run
+    /// with the same parameters and compared lead for lead.
+    pub plan: Option<PlanAgreement>,
 }
 
 impl ModelReport {
-    /// Whether the run succeeded and found exactly the planted leads.
+    /// Whether the run succeeded and found exactly the planted leads, and
+    /// its plan version found exactly the same leads.
     pub fn all_good(&self) -> bool {
         self.run.failure.is_none()
             && self.missing.is_empty()
             && self.unexpected.is_empty()
             && self.wrong.is_empty()
             && self.near_miss_leads.is_empty()
+            && self.plan.as_ref().is_none_or(PlanAgreement::all_good)
+    }
+}
+
+/// A model's plan version against the model.
+pub struct PlanAgreement {
+    /// The plan version's name (`<model>-plan`).
+    pub model: String,
+    /// The plan's hash, as the ledger records it.
+    pub plan_sha256: String,
+    pub run: RunReport,
+    /// Subjects whose lead differs (subject, title, amount or evidence),
+    /// or that only one of the two reported.
+    pub differences: Vec<String>,
+}
+
+impl PlanAgreement {
+    /// Whether the plan ran and found the model's leads exactly.
+    pub fn all_good(&self) -> bool {
+        self.run.failure.is_none() && self.differences.is_empty()
     }
 }
 
@@ -200,6 +224,7 @@ fn compare(model: &str, title: String, run: RunReport, found: &[Lead], p: Plante
         unexpected,
         wrong,
         expected_total: p.expected_total,
+        plan: None,
     }
 }
 
@@ -461,13 +486,103 @@ fn build_and_check(
         },
     )?;
     let found = current_leads(store, model, &run.run_id)?;
-    Ok(compare(
-        model,
-        installed.manifest.title,
+    let params = planted.params.clone();
+    let mut report = compare(model, installed.manifest.title, run, &found, planted);
+    let plan_dir = crate_dir.join("plan");
+    if plan_dir.join("model.toml").is_file() {
+        report.plan = Some(run_plan_version(
+            store, opts, runtime, policy, &plan_dir, params, &found, step,
+        )?);
+    }
+    Ok(report)
+}
+
+/// Builds the plan version of a model from `plan_dir`, runs it with the
+/// model's parameters and compares its leads with `model_leads`.
+#[allow(clippy::too_many_arguments)]
+fn run_plan_version(
+    store: &Store,
+    opts: &Options,
+    runtime: &Runtime,
+    policy: &Policy,
+    plan_dir: &std::path::Path,
+    params: Vec<(String, String)>,
+    model_leads: &[Lead],
+    step: &mut dyn FnMut(&str),
+) -> Result<PlanAgreement> {
+    let manifest_path = plan_dir.join("model.toml");
+    let text =
+        std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
+    let manifest = catalog::Manifest::parse(&manifest_path, &text)?;
+    let file = manifest.plan.clone().unwrap_or_default();
+    let plan_path = plan_dir.join(&file);
+    let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
+    step(&format!("checking the plan {}", plan_path.display()));
+    let plan_sha256 = plans::check(store, &manifest, &plan_path, &plan)?;
+    let mut build_step = |m: &str| step(m);
+    catalog::build_plan(plan_dir, &store.models_dir(), &mut build_step)?;
+    step(&format!("running {} in the sandbox", manifest.name));
+    let run = crate::run::execute(
+        store,
+        runtime,
+        policy,
+        &Request {
+            model: manifest.name.clone(),
+            params,
+            operator: opts.operator.clone(),
+            partitions: None,
+        },
+    )?;
+    let found = current_leads(store, &manifest.name, &run.run_id)?;
+    Ok(PlanAgreement {
+        model: manifest.name,
+        plan_sha256,
         run,
-        &found,
-        planted,
-    ))
+        differences: lead_differences(model_leads, &found),
+    })
+}
+
+/// Subjects whose leads differ between two runs: subject, title, amount
+/// and evidence (names, values, order, personal markings).
+fn lead_differences(a: &[Lead], b: &[Lead]) -> Vec<String> {
+    let by_subject = |leads: &[Lead]| -> BTreeMap<String, String> {
+        leads
+            .iter()
+            .map(|l| {
+                let evidence: Vec<String> = l
+                    .evidence
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}={}{}",
+                            e.name,
+                            e.value,
+                            if e.personal { "*" } else { "" }
+                        )
+                    })
+                    .collect();
+                (
+                    l.subject.clone(),
+                    format!("{} | {:?} | {}", l.title, l.amount, evidence.join("; ")),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (by_subject(a), by_subject(b));
+    let mut out = Vec::new();
+    for (subject, lead) in &a {
+        match b.get(subject) {
+            None => out.push(format!("{subject}: only the model reported it")),
+            Some(other) if other != lead => out.push(format!(
+                "{subject}: the model says `{lead}`, the plan `{other}`"
+            )),
+            Some(_) => {}
+        }
+    }
+    for subject in b.keys().filter(|s| !a.contains_key(*s)) {
+        out.push(format!("{subject}: only the plan reported it"));
+    }
+    out
 }
 
 /// The exact amount a lead shows: rounded half-up to the fen.

@@ -13,6 +13,6 @@ pub mod demo;
 pub mod generate;
 
 pub(crate) use jiandu_record::ledger;
-pub(crate) use jiandu_runs::{leads, policy, run};
+pub(crate) use jiandu_runs::{leads, plans, policy, run};
 pub(crate) use jiandu_sandbox::{catalog, runtime};
 pub(crate) use jiandu_store::{dataset, fsio, ids, Error, Result, Store};

@@ -145,6 +145,28 @@ fn print_model(m: &demo::ModelReport) {
     for (subject, want, got) in &m.wrong {
         outln!("  {subject}: reported `{got}`, expected `{want}`");
     }
+    if let Some(p) = &m.plan {
+        outln!(
+            "  as a rule plan ({}, plan sha256 {}…): run {} {} in {:.2?}, {} leads; {}",
+            p.model,
+            &p.plan_sha256[..16],
+            p.run.run_id,
+            p.run.outcome.as_str(),
+            p.run.elapsed,
+            p.run.leads,
+            if p.differences.is_empty() {
+                "the same leads as the model (subject, title, amount, evidence)".to_string()
+            } else {
+                format!("{} leads differ from the model's", p.differences.len())
+            }
+        );
+        if let Some(f) = &p.run.failure {
+            outln!("  plan failure: {} — {}", f.kind, f.message);
+        }
+        for d in p.differences.iter().take(10) {
+            outln!("    {d}");
+        }
+    }
 }
 
 /// The table of every model, the rectification re-run and the ledger.
