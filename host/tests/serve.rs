@@ -918,3 +918,96 @@ fn a_policy_file_that_disappears_or_breaks_while_serving_keeps_refusing() {
     assert!(policy_status()["problem"].is_null());
     assert!(server.stop().success());
 }
+
+#[test]
+fn an_edited_plan_is_checked_and_reloaded_or_rejected_like_any_model() {
+    const PLAN_MODEL: &str = "disability-fund-arrears-plan";
+    let store = store_with_model(MODEL);
+    let _data = ingest_sample(store.path(), 300);
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(repo().join("plugins").join(MODEL).join("plan"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = Server::start(store.path());
+    let events = |action: &str| -> Vec<serde_json::Value> {
+        status(store.path())["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["model"] == PLAN_MODEL && e["action"] == action)
+            .cloned()
+            .collect()
+    };
+    wait_for("the plan model to be served", || {
+        !events("loaded").is_empty()
+    });
+    let plan_sha = |store: &Path| -> String {
+        run_entries(store)
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == "run-finished" && e["run"]["model"]["name"] == PLAN_MODEL)
+            .map(|e| {
+                e["run"]["model"]["plan"]["sha256"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .unwrap()
+    };
+    let out = jiandu(store.path())
+        .args(["run", PLAN_MODEL])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = plan_sha(store.path());
+
+    // The plan edited in place: a threshold no employer reaches.
+    let file = store
+        .path()
+        .join("models")
+        .join(PLAN_MODEL)
+        .join("rule.plan.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("where = \"gap > 0\"", "where = \"gap > 1000000000\""),
+    )
+    .unwrap();
+    wait_for("the edited plan to be reloaded", || {
+        !events("reloaded").is_empty()
+    });
+    let out = jiandu(store.path())
+        .args(["run", PLAN_MODEL])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(" 0 leads"), "{}", stdout(&out));
+    assert_ne!(plan_sha(store.path()), first);
+
+    // A plan that no longer checks is rejected, naming its line; the last
+    // good one keeps serving.
+    std::fs::write(
+        &file,
+        text.replace("where = \"gap > 0\"", "where = \"gapp > 0\""),
+    )
+    .unwrap();
+    wait_for("the broken plan to be rejected", || {
+        !events("rejected").is_empty()
+    });
+    let rejected = events("rejected")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(rejected.contains("rule.plan.toml:"), "{rejected}");
+    assert!(rejected.contains("gapp"), "{rejected}");
+    assert!(rejected.contains("keeps serving"), "{rejected}");
+    let out = jiandu(store.path())
+        .args(["run", PLAN_MODEL])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(" 0 leads"), "{}", stdout(&out));
+    drop(server);
+}

@@ -350,6 +350,18 @@ pub struct Installed {
     pub provenance: Option<Provenance>,
 }
 
+impl Installed {
+    /// What the model runs: its wasm's digest, and for a scripted model
+    /// also its plan's (`<wasm sha256>-<plan sha256>`); two installs that
+    /// run the same have the same.
+    pub fn code_digest(&self) -> String {
+        match &self.plan_sha256 {
+            Some(plan) => format!("{}-{plan}", self.wasm_sha256),
+            None => self.wasm_sha256.clone(),
+        }
+    }
+}
+
 /// File beside `model.toml` recording where an imported model came from.
 pub const PROVENANCE_FILE: &str = "provenance.json";
 

@@ -252,7 +252,7 @@ impl Server {
             Ok(i) => i,
             Err(e) => return Some(self.reject_unreadable(&change, e)),
         };
-        if change.serves(&installed) || self.rejected_before(name, &installed.wasm_sha256) {
+        if change.serves(&installed) || self.rejected_before(name, &installed.code_digest()) {
             return None;
         }
         Some(self.swap_in(&change, installed))
@@ -314,6 +314,36 @@ impl Server {
         let digest = installed.wasm_sha256.clone();
         let new_ref = run::model_ref(&installed);
         let reloading = change.current.is_some();
+        // A plan edited in place is checked as `model build` checks it.
+        let checked = match (&installed.manifest.plan, &installed.plan) {
+            (Some(file), Some(plan)) => crate::plans::check(
+                &self.store,
+                &installed.manifest,
+                &installed.dir.join(file),
+                plan,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        if let Err(reason) = checked {
+            self.rejected
+                .lock()
+                .expect("rejected lock")
+                .insert(change.name.clone(), installed.code_digest());
+            let e = change.event(
+                Action::Rejected,
+                Some(id.clone()),
+                Some(digest),
+                format!(
+                    "{id} rejected: {reason}; {}",
+                    keeps_serving(&change.current)
+                ),
+            );
+            self.record(e.clone(), new_ref, change.old_ref());
+            return e;
+        }
+        let installed_digest = installed.code_digest();
         match self.cache.load(&self.runtime, &installed) {
             Ok((loaded, source)) => {
                 let message = format!(
@@ -349,7 +379,7 @@ impl Server {
                 self.rejected
                     .lock()
                     .expect("rejected lock")
-                    .insert(change.name.clone(), digest.clone());
+                    .insert(change.name.clone(), installed_digest);
                 let e = change.event(
                     Action::Rejected,
                     Some(id.clone()),
@@ -526,7 +556,7 @@ impl Change {
     /// The folder holds the version already served.
     fn serves(&self, installed: &Installed) -> bool {
         self.current.as_ref().is_some_and(|c| {
-            c.installed.wasm_sha256 == installed.wasm_sha256
+            c.installed.code_digest() == installed.code_digest()
                 && c.installed.manifest.version == installed.manifest.version
         })
     }
