@@ -325,3 +325,67 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
         run["run"]["leads_digest"]
     );
 }
+
+#[test]
+fn model_new_plan_writes_a_plan_model_that_builds_runs_and_explains_as_it_is() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 150, 8);
+    let work = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .current_dir(work.path())
+        .args([
+            "model",
+            "new",
+            "fresh-plan",
+            "--plan",
+            "--datasets",
+            "social_insurance,employers",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = work.path().join("fresh-plan");
+    for f in ["model.toml", "rule.plan.toml", "README.md"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    assert!(!dir.join("Cargo.toml").exists());
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .args(["run", "fresh-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!leads(store.path(), "fresh-plan", false).is_empty());
+    let out = jiandu(store.path())
+        .args(["model", "explain", "fresh-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1. 读取 social_insurance"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A dataset the store does not hold cannot be planned against.
+    let out = jiandu(store.path())
+        .current_dir(work.path())
+        .args([
+            "model",
+            "new",
+            "other-plan",
+            "--plan",
+            "--datasets",
+            "police_cases",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("police_cases"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ingest it first"), "{}", stderr(&out));
+}

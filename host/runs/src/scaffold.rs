@@ -91,6 +91,140 @@ pub fn new_model(dir: &Path, name: &str, unit: &str, reads: &[Reads]) -> Result<
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
+/// Writes a new scripted model `name` into `dir` (which must not exist or
+/// be empty): `model.toml` naming `rule.plan.toml`, a plan that reads the
+/// first dataset, keeps the records whose first amount is above a
+/// threshold and emits a lead for each, and a README. Every dataset needs
+/// its schema (a plan is checked against it); the files written,
+/// relative to `dir`.
+pub fn new_plan_model(dir: &Path, name: &str, unit: &str, reads: &[Reads]) -> Result<Vec<PathBuf>> {
+    crate::catalog::check_name(name).map_err(|e| Error::model(name, e))?;
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        return Err(Error::file(
+            dir,
+            "is not empty; `jiandu model new` writes a new model into a new folder",
+        ));
+    }
+    if let Some(r) = reads.iter().find(|r| r.schema.is_none()) {
+        return Err(Error::dataset(
+            &r.dataset,
+            "is not in this store: a plan is checked against its datasets' schemas, so ingest it first (or leave it out of --datasets)",
+        ));
+    }
+    let Some(first) = reads.first() else {
+        return Err(Error::model(
+            name,
+            "a plan reads at least one dataset: name it with --datasets",
+        ));
+    };
+    let mut model = model_toml(name, unit, reads);
+    model = model.replacen(
+        "version = \"0.1.0\"\n",
+        "version = \"0.1.0\"\nplan = \"rule.plan.toml\"          # the rule, step by step (docs/plans.md)\n",
+        1,
+    );
+    let files: Vec<(PathBuf, String)> = vec![
+        ("model.toml".into(), model),
+        ("rule.plan.toml".into(), plan_toml(first)),
+        ("README.md".into(), readme(name, reads)),
+    ];
+    for (path, text) in &files {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
+        }
+        crate::fsio::write_atomic_shared(&full, text.as_bytes())
+            .map_err(|e| Error::file(&full, e))?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// The starting plan: read the first dataset, keep what is above the
+/// threshold (when it has a number), emit a lead per record.
+fn plan_toml(first: &Reads) -> String {
+    let schema = first.schema.as_ref().expect("checked by the caller");
+    let key = schema
+        .primary_key
+        .first()
+        .cloned()
+        .unwrap_or_else(|| schema.fields[0].name.clone());
+    let key_personal = schema
+        .fields
+        .iter()
+        .any(|f| f.name == key && f.personal.is_some());
+    let number = schema
+        .fields
+        .iter()
+        .find(|f| f.personal.is_none() && matches!(f.ty, FieldType::Decimal))
+        .or_else(|| {
+            schema
+                .fields
+                .iter()
+                .find(|f| f.personal.is_none() && matches!(f.ty, FieldType::Int))
+        });
+    let evidence: Vec<&str> = schema
+        .fields
+        .iter()
+        .filter(|f| f.name != key && f.personal.is_none())
+        .take(3)
+        .map(|f| f.name.as_str())
+        .collect();
+    let mut out = format!(
+        r#"# The rule, step by step: each [[step]] takes the rows of the step
+# before it (or of `input`). `jiandu model build .` checks every step
+# against the store's schemas; `jiandu model explain NAME` reads it back
+# as sentences. The language: docs/plans.md.
+format = 1
+description = "What this model supervises, in one sentence."
+
+[[step]]
+name = "records"
+op = "read"
+dataset = "{dataset}"
+"#,
+        dataset = first.dataset
+    );
+    if let Some(n) = number {
+        out.push_str(&format!(
+            r#"
+[[step]]
+name = "above_threshold"
+op = "filter"
+where = "{field} > $threshold"
+note = "A record is a lead when its {field} is above the threshold."
+"#,
+            field = n.name
+        ));
+    }
+    out.push_str(&format!(
+        r#"
+[[step]]
+name = "leads"
+op = "emit"
+subject = "{key}"
+{personal}title = "{dataset} {{{key}}}"
+"#,
+        dataset = first.dataset,
+        personal = if key_personal {
+            "subject_personal = true
+"
+        } else {
+            ""
+        },
+    ));
+    if let Some(n) = number.filter(|n| matches!(n.ty, FieldType::Decimal)) {
+        out.push_str(&format!("amount = \"{}\"\n", n.name));
+    }
+    if !evidence.is_empty() {
+        out.push_str("\n[step.evidence]\n");
+        for f in evidence {
+            out.push_str(&format!("{f} = \"{f}\"\n"));
+        }
+    }
+    out
+}
+
 fn cargo_toml(name: &str) -> String {
     format!(
         r#"[package]

@@ -19,9 +19,15 @@ pub enum Command {
     /// it against the contract and writes model.wasm + model.toml into the
     /// store's models folder.
     ///
+    /// A scripted model's folder (model.toml saying `plan = "…"` beside
+    /// that plan file) is checked against the store's schemas and installed
+    /// with the plan interpreter built from this repository.
+    ///
     /// Example: `jiandu model build plugins/disability-fund-arrears`
+    /// (`plugins/disability-fund-arrears/plan` for its plan version)
     Build {
-        /// Folder of the model crate (Cargo.toml + model.toml).
+        /// Folder of the model crate (Cargo.toml + model.toml), or of a
+        /// scripted model (model.toml + its plan).
         crate_dir: PathBuf,
     },
     /// Start a new model crate in a new folder NAME: Cargo.toml and
@@ -31,12 +37,18 @@ pub enum Command {
     /// schemas of the --datasets this store has. It builds as it is.
     ///
     /// Example: `jiandu model new overdue-fees --datasets land_contracts,land_payments`
+    /// (`--plan` for a scripted model)
     New {
         /// The model's name (lowercase letters, digits, - and _): also the folder.
         name: String,
         /// Datasets the model reads, comma-separated.
         #[arg(long, value_delimiter = ',')]
         datasets: Vec<String>,
+        /// A scripted model instead of a crate: model.toml, a rule plan
+        /// (rule.plan.toml) reading the first dataset, and a README. The
+        /// datasets must be in the store (a plan is checked against them).
+        #[arg(long)]
+        plan: bool,
     },
     /// Try a model crate on sample files in a throwaway store: build it,
     /// load the files, run it and print its leads. Nothing touches the
@@ -49,7 +61,8 @@ pub enum Command {
     ///
     /// Example: `jiandu model test ./my-model --data employers=e.csv --schema employers=datasets/employers.toml --expect expected.json`
     Test {
-        /// Folder of the model crate (Cargo.toml + model.toml).
+        /// Folder of the model crate (Cargo.toml + model.toml), or of a
+        /// scripted model (model.toml + its plan).
         crate_dir: PathBuf,
         /// A sample file for a dataset the model reads, as DATASET=FILE (repeatable).
         #[arg(long = "data", value_parser = parse_path_pair, required = true)]
@@ -154,8 +167,13 @@ fn parse_path_pair(s: &str) -> Result<(String, PathBuf)> {
 }
 
 pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
-    if let Command::New { name, datasets } = &cmd {
-        return new_model(ctx, name, datasets);
+    if let Command::New {
+        name,
+        datasets,
+        plan,
+    } = &cmd
+    {
+        return new_model(ctx, name, datasets, *plan);
     }
     if let Command::Test {
         crate_dir,
@@ -394,7 +412,7 @@ impl catalog::BuildObserver for Progress<'_> {
 }
 
 /// `model new`: a new model crate in the folder `name`.
-fn new_model(ctx: &Ctx, name: &str, datasets: &[String]) -> Result<ExitCode> {
+fn new_model(ctx: &Ctx, name: &str, datasets: &[String], plan: bool) -> Result<ExitCode> {
     // The store, only if there is one: for the datasets' schemas and the unit.
     let store = ctx.open_existing()?;
     let mut reads = Vec::new();
@@ -413,6 +431,17 @@ fn new_model(ctx: &Ctx, name: &str, datasets: &[String]) -> Result<ExitCode> {
         None => "某某县人民检察院".to_string(),
     };
     let dir = ctx.path(name);
+    if plan {
+        let files = jiandu::scaffold::new_plan_model(&dir, name, &unit, &reads)?;
+        outln!("created {} ({} files):", dir.display(), files.len());
+        for f in &files {
+            outln!("  {}", f.display());
+        }
+        outln!(
+            "next: edit {name}/rule.plan.toml (docs/plans.md), then `jiandu model test {name} --data DATASET=FILE …`, `jiandu model build {name}` and `jiandu model explain {name}`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let files = jiandu::scaffold::new_model(&dir, name, &unit, &reads)?;
     outln!("created {} ({} files):", dir.display(), files.len());
     for f in files.iter().filter(|f| !f.starts_with("sdk")) {
