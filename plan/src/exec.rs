@@ -17,6 +17,7 @@ use crate::catalog::Param;
 use crate::check::{CKind, CPart, CStep, CheckedPlan};
 use crate::date::Date;
 use crate::error::{EvalError, HostError, PlanError, RunError};
+use crate::expr::check::{TExpr, TNode};
 use crate::expr::compile::{
     compile, condition, round_half_up, scalar, Compiled, CondF, Cx, Env, F,
 };
@@ -113,7 +114,7 @@ enum PStep {
     None,
     Filter(CondF),
     Derive(Vec<Compiled>),
-    Group(Vec<(AggFunc, Option<Compiled>)>),
+    Group(Vec<(AggFunc, AggArg)>),
     Window {
         time: F<Date>,
         days: i64,
@@ -125,6 +126,14 @@ enum PStep {
         /// Name, expression, personal, optional (left out when null).
         evidence: Vec<(String, Compiled, bool, bool)>,
     },
+}
+
+/// An aggregate's argument: none (`count()`), a column read in place, or
+/// an expression.
+enum AggArg {
+    None,
+    Field(usize),
+    Expr(Compiled),
 }
 
 enum PPart {
@@ -178,7 +187,17 @@ impl CheckedPlan {
                 CKind::Group { aggregates, .. } => PStep::Group(
                     aggregates
                         .iter()
-                        .map(|(f, a)| (*f, a.as_ref().map(|a| compile(a, &mut cx))))
+                        .map(|(f, a)| {
+                            let arg = match a {
+                                None => AggArg::None,
+                                Some(TExpr {
+                                    node: TNode::Field(c),
+                                    ..
+                                }) => AggArg::Field(*c),
+                                Some(a) => AggArg::Expr(compile(a, &mut cx)),
+                            };
+                            (*f, arg)
+                        })
                         .collect(),
                 ),
                 CKind::Window { time, days, .. } => {
@@ -348,6 +367,50 @@ impl Program {
         }
     }
 
+    /// Step `i`, a filter or a derive, and the filters and derives it
+    /// reads from, as one node: a row passes all of them in one call.
+    fn pipe<'p>(&'p self, i: usize, input: &mut dyn Input) -> Result<Box<dyn Node + 'p>, RunError> {
+        let mut ops = Vec::new();
+        let mut j = i;
+        loop {
+            match (&self.steps[j].kind, &self.compiled[j]) {
+                (CKind::Filter { input: src, .. }, PStep::Filter(cond)) => {
+                    ops.push(PipeOp::Filter { step: j, cond });
+                    j = *src;
+                }
+                (CKind::Derive { input: src, .. }, PStep::Derive(exprs)) => {
+                    ops.push(PipeOp::Derive {
+                        step: j,
+                        exprs,
+                        at: self.steps[*src].columns.len(),
+                    });
+                    j = *src;
+                }
+                _ => break,
+            }
+        }
+        ops.reverse();
+        let width = self.steps[i].columns.len();
+        Ok(Box::new(PipeNode {
+            p: self,
+            input: self.node(j, input)?,
+            ops,
+            buf: vec![Value::Null; width],
+            width,
+            own: false,
+        }))
+    }
+
+    /// Whether step `i`'s rows come with strictly increasing `keys`
+    /// whatever its input: a group's rows, one per key, when `keys` are
+    /// exactly its keys (the group has checked its input's order).
+    fn keys_strictly_ordered(&self, i: usize, keys: &[usize]) -> bool {
+        match &self.steps[i].kind {
+            CKind::Group { by, .. } => keys.iter().copied().eq(0..by.len()),
+            _ => false,
+        }
+    }
+
     /// Builds the node tree that produces step `i`'s rows.
     fn node<'p>(&'p self, i: usize, input: &mut dyn Input) -> Result<Box<dyn Node + 'p>, RunError> {
         let s = &self.steps[i];
@@ -370,30 +433,7 @@ impl Program {
                     rows: 0,
                 })
             }
-            CKind::Filter { input: src, .. } => {
-                let PStep::Filter(cond) = &self.compiled[i] else {
-                    unreachable!("filter compiles to a filter")
-                };
-                Box::new(FilterNode {
-                    p: self,
-                    step: i,
-                    input: self.node(*src, input)?,
-                    cond,
-                })
-            }
-            CKind::Derive { input: src, .. } => {
-                let PStep::Derive(exprs) = &self.compiled[i] else {
-                    unreachable!("derive compiles to a derive")
-                };
-                Box::new(DeriveNode {
-                    p: self,
-                    step: i,
-                    input: self.node(*src, input)?,
-                    exprs,
-                    buf: vec![Value::Null; width],
-                    width,
-                })
-            }
+            CKind::Filter { .. } | CKind::Derive { .. } => self.pipe(i, input)?,
             CKind::Select { input: src, keep } => Box::new(SelectNode {
                 input: self.node(*src, input)?,
                 keep,
@@ -426,6 +466,7 @@ impl Program {
                 at: 0,
                 ident: (0..left_keys.len()).collect(),
                 active: false,
+                right_ordered: self.keys_strictly_ordered(*with, right_keys),
             }),
             CKind::Group {
                 input: src,
@@ -632,84 +673,93 @@ impl Node for ReadNode<'_> {
     }
 }
 
-struct FilterNode<'p> {
-    p: &'p Program,
-    step: usize,
-    input: Box<dyn Node + 'p>,
-    cond: &'p dyn Fn(&Env<'_>) -> Result<bool, EvalError>,
+/// One step of a [`PipeNode`].
+enum PipeOp<'p> {
+    Filter {
+        step: usize,
+        cond: &'p CondF,
+    },
+    /// Computes `exprs` into the slots from `at` on.
+    Derive {
+        step: usize,
+        exprs: &'p [Compiled],
+        at: usize,
+    },
 }
 
-impl Node for FilterNode<'_> {
+/// A run of filters and derives over one input.
+struct PipeNode<'p> {
+    p: &'p Program,
+    input: Box<dyn Node + 'p>,
+    ops: Vec<PipeOp<'p>>,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+    /// Whether the current row is in `buf` (a derive ran), or still the
+    /// input's.
+    own: bool,
+}
+
+impl Node for PipeNode<'_> {
     fn next(&mut self) -> Result<bool, RunError> {
-        while self.input.next()? {
-            let env = Env {
-                row: self.input.row(),
-                pool: &self.p.pool,
-            };
-            if (self.cond)(&env).map_err(|e| self.p.eval_error(self.step, e))? {
-                return Ok(true);
+        let p = self.p;
+        'rows: while self.input.next()? {
+            let mut own = false;
+            for op in &self.ops {
+                match op {
+                    PipeOp::Filter { step, cond } => {
+                        let row = if own { &self.buf[..] } else { self.input.row() };
+                        let env = Env { row, pool: &p.pool };
+                        if !cond(&env).map_err(|e| p.eval_error(*step, e))? {
+                            continue 'rows;
+                        }
+                    }
+                    PipeOp::Derive { step, exprs, at } => {
+                        if !own {
+                            if !self.input.swap_row(&mut self.buf) {
+                                let row = self.input.row();
+                                fit(&mut self.buf, row.len());
+                                for (slot, v) in self.buf.iter_mut().zip(row) {
+                                    slot.assign(v);
+                                }
+                            }
+                            own = true;
+                        }
+                        fit(&mut self.buf, at + exprs.len());
+                        let (head, tail) = self.buf.split_at_mut(*at);
+                        let env = Env {
+                            row: head,
+                            pool: &p.pool,
+                        };
+                        for (slot, e) in tail.iter_mut().zip(exprs.iter()) {
+                            e.eval_into(&env, slot)
+                                .map_err(|e| p.eval_error(*step, e))?;
+                        }
+                    }
+                }
             }
+            self.own = own;
+            return Ok(true);
         }
         Ok(false)
     }
 
     fn row(&self) -> &[Value] {
-        self.input.row()
+        if self.own {
+            &self.buf[..self.width]
+        } else {
+            self.input.row()
+        }
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
-        self.input.swap_row(buf)
-    }
-
-    fn rows_read(&self) -> Vec<(String, u64)> {
-        self.input.rows_read()
-    }
-}
-
-struct DeriveNode<'p> {
-    p: &'p Program,
-    step: usize,
-    input: Box<dyn Node + 'p>,
-    exprs: &'p [Compiled],
-    buf: Vec<Value>,
-    /// Slots of `buf` that are this node's row (`buf` may be longer
-    /// after a swap).
-    width: usize,
-}
-
-impl Node for DeriveNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
-        if !self.input.next()? {
-            return Ok(false);
+        if self.own {
+            std::mem::swap(&mut self.buf, buf);
+            true
+        } else {
+            self.input.swap_row(buf)
         }
-        let n = self.input.row().len();
-        if !self.input.swap_row(&mut self.buf) {
-            fit(&mut self.buf, self.width);
-            let row = self.input.row();
-            for (slot, v) in self.buf.iter_mut().zip(row) {
-                slot.assign(v);
-            }
-        }
-        fit(&mut self.buf, self.width);
-        let (head, tail) = self.buf.split_at_mut(n);
-        let env = Env {
-            row: head,
-            pool: &self.p.pool,
-        };
-        for (slot, e) in tail.iter_mut().zip(self.exprs) {
-            e.eval_into(&env, slot)
-                .map_err(|e| self.p.eval_error(self.step, e))?;
-        }
-        Ok(true)
-    }
-
-    fn row(&self) -> &[Value] {
-        &self.buf[..self.width]
-    }
-
-    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
-        std::mem::swap(&mut self.buf, buf);
-        true
     }
 
     fn rows_read(&self) -> Vec<(String, u64)> {
@@ -815,6 +865,9 @@ struct JoinNode<'p> {
     ident: Vec<usize>,
     /// Whether the current left row still has partners to pair with.
     active: bool,
+    /// Whether the other side's keys are known to increase strictly, so
+    /// that their order need not be checked here.
+    right_ordered: bool,
 }
 
 impl JoinNode<'_> {
@@ -855,6 +908,10 @@ impl JoinNode<'_> {
                     return Ok(());
                 }
                 let r = self.right.row();
+                if self.right_ordered {
+                    self.right_state = RightState::Pending;
+                    continue;
+                }
                 if !self.last_right.is_empty()
                     && cmp_keys(r, self.rk, &self.last_right, &self.ident) == Ordering::Less
                 {
@@ -1097,7 +1154,7 @@ fn fold(
     p: &Program,
     step: usize,
     row: &[Value],
-    aggs: &[(AggFunc, Option<Compiled>)],
+    aggs: &[(AggFunc, AggArg)],
     accs: &mut [Acc],
     scratch: &mut Value,
 ) -> Result<(), RunError> {
@@ -1105,13 +1162,16 @@ fn fold(
     let pos = p.steps[step].pos;
     for ((_, arg), acc) in aggs.iter().zip(accs.iter_mut()) {
         match arg {
-            Some(a) => {
+            AggArg::Field(c) => acc
+                .add(&row[*c], true, pos)
+                .map_err(|e| p.eval_error(step, e))?,
+            AggArg::Expr(a) => {
                 a.eval_into(&env, scratch)
                     .map_err(|e| p.eval_error(step, e))?;
                 acc.add(scratch, true, pos)
                     .map_err(|e| p.eval_error(step, e))?;
             }
-            None => acc
+            AggArg::None => acc
                 .add(&Value::Null, false, pos)
                 .map_err(|e| p.eval_error(step, e))?,
         }
@@ -1124,7 +1184,7 @@ struct GroupNode<'p> {
     step: usize,
     input: Box<dyn Node + 'p>,
     by: &'p [usize],
-    aggs: &'p [(AggFunc, Option<Compiled>)],
+    aggs: &'p [(AggFunc, AggArg)],
     accs: Vec<Acc>,
     scratch: Value,
     buf: Vec<Value>,
@@ -1235,7 +1295,7 @@ struct HashGroupNode<'p> {
     step: usize,
     input: Option<Box<dyn Node + 'p>>,
     by: &'p [usize],
-    aggs: &'p [(AggFunc, Option<Compiled>)],
+    aggs: &'p [(AggFunc, AggArg)],
     seps: &'p [String],
     types: Vec<Type>,
     out: Vec<(Key, Vec<Acc>)>,

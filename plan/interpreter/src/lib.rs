@@ -146,8 +146,9 @@ impl Scan for SdkScan {
                 Stored::Float(x) => *slot = Value::Float(x),
                 Stored::Str(s) => slot.set_str(s),
                 Stored::Decimal(text) => {
-                    let d =
-                        jiandu_plan::value::parse_decimal(text).ok_or_else(|| bad("a decimal"))?;
+                    let d = short_decimal(text.as_bytes())
+                        .or_else(|| jiandu_plan::value::parse_decimal(text))
+                        .ok_or_else(|| bad("a decimal"))?;
                     *slot = Value::Decimal(d);
                 }
                 Stored::Date(text) => {
@@ -164,6 +165,42 @@ impl Scan for SdkScan {
         }
         Ok(true)
     }
+}
+
+/// A stored decimal of at most 18 digits, `[-]digits[.digits]` (how the
+/// store writes amounts), read in one pass without the general parser;
+/// `None` for anything else, which [`jiandu_plan::value::parse_decimal`]
+/// then reads (the same value, or the same refusal).
+#[inline]
+fn short_decimal(text: &[u8]) -> Option<Decimal> {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if body.len() > 19 || body.first() == Some(&b'.') || body.last() == Some(&b'.') {
+        return None;
+    }
+    let (mut mantissa, mut point, mut digits) = (0u64, None, 0usize);
+    for (i, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() => point = Some(body.len() - i - 1),
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > 18 {
+        return None;
+    }
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative,
+        point.unwrap_or(0) as u32,
+    ))
 }
 
 /// Leads emitted through the SDK.
@@ -191,5 +228,49 @@ impl LeadSink for SdkSink<'_> {
             };
         }
         self.ctx.emit(out).map_err(|e| HostError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_decimal;
+    use jiandu_plan::value::parse_decimal;
+
+    #[test]
+    fn short_decimals_read_as_the_general_parser_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "-0.00",
+            "12345.68",
+            "-12345.675",
+            "0.015",
+            "007.50",
+            "999999999999999999",
+            "99999999999999999.9",
+            "1e5",
+            ".5",
+            "5.",
+            ".",
+            "-",
+            "",
+            "1.2.3",
+            "+1",
+            "--1",
+            "1234567890123456789",
+            "12345678901234567890.5",
+            "１２",
+        ] {
+            let general = parse_decimal(text);
+            if let Some(d) = short_decimal(text.as_bytes()) {
+                assert_eq!(Some(d), general, "{text}");
+            }
+            let read = short_decimal(text.as_bytes()).or_else(|| parse_decimal(text));
+            assert_eq!(
+                read.map(|d| d.to_string()),
+                general.map(|d| d.to_string()),
+                "{text}"
+            );
+        }
     }
 }

@@ -113,10 +113,119 @@ pub(crate) fn compile(t: &TExpr, cx: &mut Cx<'_>) -> Compiled {
     }
 }
 
-/// Compiles a condition: null counts as false.
+/// Compiles a condition: null counts as false. Conjunctions, negations,
+/// comparisons and boolean fields give the condition directly, without
+/// the detour through a nullable boolean.
 pub(crate) fn condition(t: &TExpr, cx: &mut Cx<'_>) -> CondF {
+    if !t.is_const() {
+        match &t.node {
+            TNode::And(a, b) => {
+                let (a, b) = (condition(a, cx), condition(b, cx));
+                return Box::new(move |env| Ok(a(env)? && b(env)?));
+            }
+            TNode::Or(a, b) => {
+                let (a, b) = (condition(a, cx), condition(b, cx));
+                return Box::new(move |env| Ok(a(env)? || b(env)?));
+            }
+            TNode::Not(a) => {
+                let a = condition(a, cx);
+                return Box::new(move |env| Ok(!a(env)?));
+            }
+            TNode::Field(i) => {
+                let (i, pos) = (*i, t.pos);
+                return Box::new(move |env| match &env.row[i] {
+                    Value::Bool(b) => Ok(*b),
+                    Value::Null => Ok(false),
+                    v => Err(internal(pos, v)),
+                });
+            }
+            TNode::Cmp(op, a, b) if a.ty != Type::Str => {
+                let op = *op;
+                return match a.ty {
+                    Type::Int => cond_cmp::<i64>(op, a, b, cx),
+                    Type::Decimal => cond_cmp::<Decimal>(op, a, b, cx),
+                    Type::Float => cond_cmp::<f64>(op, a, b, cx),
+                    Type::Date => cond_cmp::<Date>(op, a, b, cx),
+                    _ => cond_cmp::<bool>(op, a, b, cx),
+                };
+            }
+            _ => {}
+        }
+    }
     let f: F<bool> = scalar(t, cx);
     Box::new(move |env| Ok(f(env)? == Some(true)))
+}
+
+fn cond_cmp<T: Scalar>(op: BinaryOp, a: &TExpr, b: &TExpr, cx: &mut Cx<'_>) -> CondF {
+    let (a, b) = (arg::<T>(a, cx), arg::<T>(b, cx));
+    // One closure per operator, so that the comparison is inlined; a
+    // comparison with null is false, `!=` the negation of `==`.
+    fn with<T: Scalar>(a: Arg<T>, b: Arg<T>, ne: bool, f: fn(&T, &T) -> bool) -> CondF {
+        Box::new(move |env| {
+            Ok(match (a.eval(env)?, b.eval(env)?) {
+                (Some(x), Some(y)) => f(&x, &y),
+                _ => ne,
+            })
+        })
+    }
+    match op {
+        BinaryOp::Eq => with(a, b, false, T::eq),
+        BinaryOp::Ne => with(a, b, true, T::ne),
+        BinaryOp::Lt => with(a, b, false, T::lt),
+        BinaryOp::Le => with(a, b, false, T::le),
+        BinaryOp::Gt => with(a, b, false, T::gt),
+        BinaryOp::Ge => with(a, b, false, T::ge),
+        _ => Box::new(move |env| Ok(compare(op, a.eval(env)?, b.eval(env)?))),
+    }
+}
+
+/// An operand of an operator: a constant or a field is read in place,
+/// without a call through a closure (most operands are one or the other).
+pub(crate) enum Arg<T> {
+    Const(Option<T>),
+    Field(usize, Pos),
+    Expr(F<T>),
+}
+
+impl<T: Scalar> Arg<T> {
+    #[inline(always)]
+    pub(crate) fn eval(&self, env: &Env<'_>) -> Res<T> {
+        match self {
+            Arg::Const(v) => Ok(*v),
+            Arg::Field(i, pos) => match &env.row[*i] {
+                Value::Null => Ok(None),
+                v => T::get(v).map(Some).ok_or_else(|| internal(*pos, v)),
+            },
+            Arg::Expr(f) => f(env),
+        }
+    }
+}
+
+/// Compiles an operand; constant parts are computed here, once.
+pub(crate) fn arg<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> Arg<T> {
+    let value = |v: &Value| -> Option<Arg<T>> {
+        if v.is_null() {
+            Some(Arg::Const(None))
+        } else {
+            T::get(v).map(|x| Arg::Const(Some(x)))
+        }
+    };
+    let folded = match &t.node {
+        TNode::Field(i) => return Arg::Field(*i, t.pos),
+        TNode::Const(v) => value(v),
+        TNode::Param(i) => value(&cx.params[*i]),
+        _ if t.is_const() => {
+            let f = scalar_node::<T>(t, cx);
+            let env = Env {
+                row: &[],
+                pool: cx.pool,
+            };
+            // An error is left for the run to report at its position.
+            f(&env).ok().map(Arg::Const)
+        }
+        _ => None,
+    };
+    folded.unwrap_or_else(|| Arg::Expr(scalar(t, cx)))
 }
 
 fn internal(pos: Pos, v: &Value) -> EvalError {
@@ -181,15 +290,15 @@ fn scalar_node<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> F<T> {
         }
         TNode::Cond(c, a, b) => {
             let c = condition(c, cx);
-            let (a, b) = (scalar::<T>(a, cx), scalar::<T>(b, cx));
-            Box::new(move |env| if c(env)? { a(env) } else { b(env) })
+            let (a, b) = (arg::<T>(a, cx), arg::<T>(b, cx));
+            Box::new(move |env| if c(env)? { a.eval(env) } else { b.eval(env) })
         }
         TNode::Call(f @ (Func::Min | Func::Max | Func::Coalesce), args) => {
-            let (a, b) = (scalar::<T>(&args[0], cx), scalar::<T>(&args[1], cx));
+            let (a, b) = (arg::<T>(&args[0], cx), arg::<T>(&args[1], cx));
             match f {
-                Func::Coalesce => Box::new(move |env| match a(env)? {
+                Func::Coalesce => Box::new(move |env| match a.eval(env)? {
                     Some(x) => Ok(Some(x)),
-                    None => b(env),
+                    None => b.eval(env),
                 }),
                 Func::Min => lift2(a, b, |x, y| Ok(if y < x { y } else { x }), pos),
                 _ => lift2(a, b, |x, y| Ok(if y > x { y } else { x }), pos),
@@ -199,26 +308,30 @@ fn scalar_node<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> F<T> {
     }
 }
 
-fn lift1<A: 'static, R: 'static>(
-    a: F<A>,
+fn lift1<A: Scalar, R: 'static>(
+    a: Arg<A>,
     f: impl Fn(A) -> Result<R, String> + 'static,
     pos: Pos,
 ) -> F<R> {
-    Box::new(move |env| match a(env)? {
+    Box::new(move |env| match a.eval(env)? {
         Some(x) => f(x).map(Some).map_err(|m| EvalError::new(pos, m)),
         None => Ok(None),
     })
 }
 
-fn lift2<A: 'static, B: 'static, R: 'static>(
-    a: F<A>,
-    b: F<B>,
+fn lift2<A: Scalar, B: Scalar, R: 'static>(
+    a: Arg<A>,
+    b: Arg<B>,
     f: impl Fn(A, B) -> Result<R, String> + 'static,
     pos: Pos,
 ) -> F<R> {
     Box::new(move |env| {
-        let Some(x) = a(env)? else { return Ok(None) };
-        let Some(y) = b(env)? else { return Ok(None) };
+        let Some(x) = a.eval(env)? else {
+            return Ok(None);
+        };
+        let Some(y) = b.eval(env)? else {
+            return Ok(None);
+        };
         f(x, y).map(Some).map_err(|m| EvalError::new(pos, m))
     })
 }
@@ -245,22 +358,31 @@ impl Scalar for i64 {
         let pos = t.pos;
         match &t.node {
             TNode::Neg(a) => lift1(
-                scalar::<i64>(a, cx),
-                |x| x.checked_neg().ok_or(OVERFLOW.into()),
+                arg::<i64>(a, cx),
+                |x| x.checked_neg().ok_or_else(|| OVERFLOW.into()),
                 pos,
             ),
             TNode::Arith(op, a, b) => {
-                let (a, b) = (scalar::<i64>(a, cx), scalar::<i64>(b, cx));
+                let (a, b) = (arg::<i64>(a, cx), arg::<i64>(b, cx));
                 match op {
-                    BinaryOp::Add => {
-                        lift2(a, b, |x, y| x.checked_add(y).ok_or(OVERFLOW.into()), pos)
-                    }
-                    BinaryOp::Sub => {
-                        lift2(a, b, |x, y| x.checked_sub(y).ok_or(OVERFLOW.into()), pos)
-                    }
-                    BinaryOp::Mul => {
-                        lift2(a, b, |x, y| x.checked_mul(y).ok_or(OVERFLOW.into()), pos)
-                    }
+                    BinaryOp::Add => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_add(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
+                    BinaryOp::Sub => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_sub(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
+                    BinaryOp::Mul => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_mul(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
                     BinaryOp::Rem => lift2(
                         a,
                         b,
@@ -268,7 +390,7 @@ impl Scalar for i64 {
                             if y == 0 {
                                 Err(DIV_ZERO.into())
                             } else {
-                                x.checked_rem(y).ok_or(OVERFLOW.into())
+                                x.checked_rem(y).ok_or_else(|| OVERFLOW.into())
                             }
                         },
                         pos,
@@ -277,11 +399,11 @@ impl Scalar for i64 {
                 }
             }
             TNode::Call(f, args) => {
-                let date = |cx: &mut Cx<'_>| scalar::<Date>(&args[0], cx);
+                let date = |cx: &mut Cx<'_>| arg::<Date>(&args[0], cx);
                 match f {
                     Func::DaysBetween => lift2(
                         date(cx),
-                        scalar::<Date>(&args[1], cx),
+                        arg::<Date>(&args[1], cx),
                         |a, b| Ok(a.days_until(b)),
                         pos,
                     ),
@@ -291,17 +413,17 @@ impl Scalar for i64 {
                     Func::Floor | Func::Ceil => {
                         let up = *f == Func::Ceil;
                         lift1(
-                            scalar::<Decimal>(&args[0], cx),
+                            arg::<Decimal>(&args[0], cx),
                             move |x| {
                                 let r = if up { x.ceil() } else { x.floor() };
-                                r.to_i64().ok_or(OVERFLOW.into())
+                                r.to_i64().ok_or_else(|| OVERFLOW.into())
                             },
                             pos,
                         )
                     }
                     Func::Abs => lift1(
-                        scalar::<i64>(&args[0], cx),
-                        |x| x.checked_abs().ok_or(OVERFLOW.into()),
+                        arg::<i64>(&args[0], cx),
+                        |x| x.checked_abs().ok_or_else(|| OVERFLOW.into()),
                         pos,
                     ),
                     Func::TimestampHour => {
@@ -345,19 +467,28 @@ impl Scalar for Decimal {
     fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
         let pos = t.pos;
         match &t.node {
-            TNode::Neg(a) => lift1(scalar::<Decimal>(a, cx), |x| Ok(-x), pos),
+            TNode::Neg(a) => lift1(arg::<Decimal>(a, cx), |x| Ok(-x), pos),
             TNode::Arith(op, a, b) => {
-                let (a, b) = (scalar::<Decimal>(a, cx), scalar::<Decimal>(b, cx));
+                let (a, b) = (arg::<Decimal>(a, cx), arg::<Decimal>(b, cx));
                 match op {
-                    BinaryOp::Add => {
-                        lift2(a, b, |x, y| x.checked_add(y).ok_or(OVERFLOW.into()), pos)
-                    }
-                    BinaryOp::Sub => {
-                        lift2(a, b, |x, y| x.checked_sub(y).ok_or(OVERFLOW.into()), pos)
-                    }
-                    BinaryOp::Mul => {
-                        lift2(a, b, |x, y| x.checked_mul(y).ok_or(OVERFLOW.into()), pos)
-                    }
+                    BinaryOp::Add => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_add(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
+                    BinaryOp::Sub => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_sub(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
+                    BinaryOp::Mul => lift2(
+                        a,
+                        b,
+                        |x, y| x.checked_mul(y).ok_or_else(|| OVERFLOW.into()),
+                        pos,
+                    ),
                     BinaryOp::Div => lift2(
                         a,
                         b,
@@ -365,7 +496,7 @@ impl Scalar for Decimal {
                             if y.is_zero() {
                                 Err(DIV_ZERO.into())
                             } else {
-                                x.checked_div(y).ok_or(OVERFLOW.into())
+                                x.checked_div(y).ok_or_else(|| OVERFLOW.into())
                             }
                         },
                         pos,
@@ -374,11 +505,11 @@ impl Scalar for Decimal {
                 }
             }
             TNode::Cast(a) => match a.ty {
-                Type::Int => lift1(scalar::<i64>(a, cx), |x| Ok(Decimal::from(x)), pos),
+                Type::Int => lift1(arg::<i64>(a, cx), |x| Ok(Decimal::from(x)), pos),
                 // The shortest text that reads back as the same float: the
                 // decimal a person would write for it.
                 Type::Float => lift1(
-                    scalar::<f64>(a, cx),
+                    arg::<f64>(a, cx),
                     |x| {
                         x.to_string()
                             .parse::<Decimal>()
@@ -394,13 +525,13 @@ impl Scalar for Decimal {
                     _ => return unsupported(t),
                 };
                 lift1(
-                    scalar::<Decimal>(&args[0], cx),
+                    arg::<Decimal>(&args[0], cx),
                     move |x| Ok(round_half_up(x, places)),
                     pos,
                 )
             }
             TNode::Call(Func::Abs, args) => {
-                lift1(scalar::<Decimal>(&args[0], cx), |x| Ok(x.abs()), pos)
+                lift1(arg::<Decimal>(&args[0], cx), |x| Ok(x.abs()), pos)
             }
             _ => unsupported(t),
         }
@@ -432,9 +563,9 @@ impl Scalar for f64 {
             }
         };
         match &t.node {
-            TNode::Neg(a) => lift1(scalar::<f64>(a, cx), |x| Ok(-x), pos),
+            TNode::Neg(a) => lift1(arg::<f64>(a, cx), |x| Ok(-x), pos),
             TNode::Arith(op, a, b) => {
-                let (a, b) = (scalar::<f64>(a, cx), scalar::<f64>(b, cx));
+                let (a, b) = (arg::<f64>(a, cx), arg::<f64>(b, cx));
                 match op {
                     BinaryOp::Add => lift2(a, b, move |x, y| finite(x + y), pos),
                     BinaryOp::Sub => lift2(a, b, move |x, y| finite(x - y), pos),
@@ -455,17 +586,15 @@ impl Scalar for f64 {
                 }
             }
             TNode::Cast(a) => match a.ty {
-                Type::Int => lift1(scalar::<i64>(a, cx), |x| Ok(x as f64), pos),
+                Type::Int => lift1(arg::<i64>(a, cx), |x| Ok(x as f64), pos),
                 Type::Decimal => lift1(
-                    scalar::<Decimal>(a, cx),
-                    |x| x.to_f64().ok_or(OVERFLOW.into()),
+                    arg::<Decimal>(a, cx),
+                    |x| x.to_f64().ok_or_else(|| OVERFLOW.into()),
                     pos,
                 ),
                 _ => unsupported(t),
             },
-            TNode::Call(Func::Abs, args) => {
-                lift1(scalar::<f64>(&args[0], cx), |x| Ok(x.abs()), pos)
-            }
+            TNode::Call(Func::Abs, args) => lift1(arg::<f64>(&args[0], cx), |x| Ok(x.abs()), pos),
             _ => unsupported(t),
         }
     }
@@ -487,20 +616,20 @@ impl Scalar for Date {
         let range = |d: Date, n: i64| format!("{d} moved by {n} is outside the years 0001–9999");
         match f {
             Func::AddDays => lift2(
-                scalar::<Date>(&args[0], cx),
-                scalar::<i64>(&args[1], cx),
+                arg::<Date>(&args[0], cx),
+                arg::<i64>(&args[1], cx),
                 move |d, n| d.add_days(n).ok_or_else(|| range(d, n)),
                 pos,
             ),
             Func::AddMonths => lift2(
-                scalar::<Date>(&args[0], cx),
-                scalar::<i64>(&args[1], cx),
+                arg::<Date>(&args[0], cx),
+                arg::<i64>(&args[1], cx),
                 move |d, n| d.add_months(n).ok_or_else(|| range(d, n)),
                 pos,
             ),
             Func::YearsBefore => lift2(
-                scalar::<Date>(&args[0], cx),
-                scalar::<i64>(&args[1], cx),
+                arg::<Date>(&args[0], cx),
+                arg::<i64>(&args[1], cx),
                 move |d, n| d.years_before(n).ok_or_else(|| range(d, n)),
                 pos,
             ),
@@ -539,8 +668,8 @@ fn compare<T: PartialOrd>(op: BinaryOp, a: Option<T>, b: Option<T>) -> bool {
 }
 
 fn cmp_scalar<T: Scalar>(op: BinaryOp, a: &TExpr, b: &TExpr, cx: &mut Cx<'_>) -> F<bool> {
-    let (a, b) = (scalar::<T>(a, cx), scalar::<T>(b, cx));
-    Box::new(move |env| Ok(Some(compare(op, a(env)?, b(env)?))))
+    let (a, b) = (arg::<T>(a, cx), arg::<T>(b, cx));
+    Box::new(move |env| Ok(Some(compare(op, a.eval(env)?, b.eval(env)?))))
 }
 
 fn in_scalar<T: Scalar>(x: &TExpr, list: &[TExpr], cx: &mut Cx<'_>) -> F<bool> {
