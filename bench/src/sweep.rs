@@ -31,6 +31,8 @@ pub const TARGET_25: f64 = 2.0;
 pub const TARGET_5: f64 = 3.0;
 /// A partitioned run (one part per core) against one instance.
 pub const TARGET_PARTS: f64 = 1.8;
+/// The plan version of the model may take at most twice the Rust model's time.
+pub const TARGET_PLAN: f64 = 2.0;
 
 /// One process run: wall time and the CPU time it used.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +55,13 @@ pub struct Point {
     pub jiandu: Vec<Timed>,
     /// … the `sqlite3` script runs, and …
     pub sqlite_runs: Vec<Timed>,
-    /// … `jiandu run --partitions 1` (one instance).
+    /// … `jiandu run --partitions 1` (one instance), and …
     pub single: Vec<Timed>,
+    /// … the model's plan version (`plugins/…/plan`), partitioned as the
+    /// model is, and …
+    pub plan: Vec<Timed>,
+    /// … as one instance.
+    pub plan_single: Vec<Timed>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -98,10 +105,52 @@ impl Point {
         )
     }
 
+    /// The median of the paired ratios plan time ÷ model time.
+    fn plan_ratio(plan: &[Timed], model: &[Timed]) -> f64 {
+        median(
+            plan.iter()
+                .zip(model)
+                .map(|(p, m)| p.wall.as_secs_f64() / m.wall.as_secs_f64().max(1e-9))
+                .collect(),
+        )
+    }
+
+    fn plan_figure(&self, single: bool) -> Figure {
+        let (plan, model, how) = if single {
+            (&self.plan_single, &self.single, "one instance each (`--partitions 1`)")
+        } else {
+            (&self.plan, &self.jiandu, "partitioned as declared, one part per core")
+        };
+        let ratio = Point::plan_ratio(plan, model);
+        Figure {
+            section: "Sweep",
+            what: format!(
+                "the 残保金 rule as a plan (`plugins/disability-fund-arrears/plan`, run by the plan interpreter) against the Rust model, {how} ({:.0} % in arrears, the same leads)",
+                self.per_mille as f64 / 10.0
+            ),
+            jiandu: format!(
+                "plan {:.3} s, CPU {:.3} s",
+                Point::wall(plan),
+                Point::cpu(plan)
+            ),
+            baseline: format!(
+                "Rust model {:.3} s, CPU {:.3} s",
+                Point::wall(model),
+                Point::cpu(model)
+            ),
+            ratio: Some(ratio),
+            ratio_means: "plan time ÷ model time (median of pairs)",
+            target: format!("≤ {TARGET_PLAN}×"),
+            met: Some(ratio <= TARGET_PLAN),
+        }
+    }
+
     pub fn figures(&self) -> Vec<Figure> {
         let ratio = self.parts_ratio();
         vec![
             self.figure(),
+            self.plan_figure(false),
+            self.plan_figure(true),
             Figure {
                 section: "Sweep",
                 what: format!(
@@ -313,6 +362,17 @@ pub fn measure_rate(
     for f in ["model.toml", "model.wasm"] {
         std::fs::copy(model.dir.join(f), installed.join(f))?;
     }
+    progress("sweep: building the model's plan version");
+    let plan_dir = crate::models::crate_dir(crate::models::COLLISION_MODEL).join("plan");
+    let plan_name = format!("{}-plan", model.manifest.name);
+    timed(
+        Command::new(&jiandu)
+            .arg("--store")
+            .arg(&store_dir)
+            .args(["--quiet", "model", "build"])
+            .arg(&plan_dir),
+    )
+    .with_context(|| format!("building {}", plan_dir.display()))?;
     progress("sweep: loading the same files into SQLite");
     let db = dir.join("sqlite.db");
     {
@@ -339,23 +399,44 @@ pub fn measure_rate(
                 .args(extra),
         )
     };
+    let run_named = |name: &str, extra: &[&str]| {
+        timed(
+            Command::new(&jiandu)
+                .env_remove("JIANDU_CONFIG")
+                .env("JIANDU_OPERATOR", "bench")
+                .arg("--store")
+                .arg(&store_dir)
+                .args(["--quiet", "run", name])
+                .args(extra),
+        )
+    };
     let run_jiandu = || jiandu_run(&[]);
     let run_single = || jiandu_run(&["--partitions", "1"]);
+    let run_plan = || run_named(&plan_name, &[]);
+    let run_plan_single = || run_named(&plan_name, &["--partitions", "1"]);
     let run_sqlite = || timed(&mut sqlite.command(&db, &script_path)?);
     progress("sweep: the first run (every lead new)");
     let first = run_jiandu()?;
+    // The plan's first run compiles the interpreter into the module cache.
+    run_plan()?;
     let mut jiandu_times = Vec::new();
     let mut sqlite_times = Vec::new();
     let mut single_times = Vec::new();
+    let mut plan_times = Vec::new();
+    let mut plan_single_times = Vec::new();
     for round in 0..reps.max(1) {
         progress(&format!("sweep: round {} of {reps}", round + 1));
         if round % 2 == 0 {
             jiandu_times.push(run_jiandu()?);
+            plan_times.push(run_plan()?);
             sqlite_times.push(run_sqlite()?);
             single_times.push(run_single()?);
+            plan_single_times.push(run_plan_single()?);
         } else {
+            plan_single_times.push(run_plan_single()?);
             single_times.push(run_single()?);
             sqlite_times.push(run_sqlite()?);
+            plan_times.push(run_plan()?);
             jiandu_times.push(run_jiandu()?);
         }
     }
@@ -396,8 +477,28 @@ pub fn measure_rate(
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let plan_leads: LeadSet = leads::list(
+        &store,
+        &leads::Filter {
+            model: Some(plan_name.clone()),
+            status: None,
+        },
+    )?
+    .into_iter()
+    .filter(|l| l.status != leads::Status::Resolved)
+    .map(|l| {
+        let amount = l
+            .amount
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("lead amount")?;
+        Ok((l.subject, amount))
+    })
+    .collect::<Result<_>>()?;
     runs::check_agree("expected", &expected, "jiandu run", &ours)?;
     runs::check_agree("jiandu run", &ours, "sqlite3", &theirs)?;
+    runs::check_agree("jiandu run", &ours, "the plan version", &plan_leads)?;
     Ok(Point {
         sqlite: sqlite.name(),
         per_mille,
@@ -407,6 +508,8 @@ pub fn measure_rate(
         jiandu: jiandu_times,
         sqlite_runs: sqlite_times,
         single: single_times,
+        plan: plan_times,
+        plan_single: plan_single_times,
     })
 }
 

@@ -164,28 +164,108 @@ fn a_plan_that_does_not_check_is_refused_at_build_naming_its_line_and_column() {
 }
 
 #[test]
-fn a_plan_model_cannot_be_packed_for_sharing_yet() {
-    let store = store_with_model(RUST_MODEL);
-    ingest_generated(store.path(), 100, 2);
-    jiandu(store.path())
-        .args(["unit", "init", "--name", "测试单位", "--code", "T1"])
-        .output()
-        .unwrap();
+fn a_plan_model_is_packed_signed_imported_and_run_by_another_unit_as_published() {
+    // Unit A builds the plan model and packs it.
+    let a = store_with_model(RUST_MODEL);
+    ingest_generated(a.path(), 300, 2);
+    jiandu(a.path())
+        .args([
+            "unit",
+            "init",
+            "--name",
+            "阿克苏地区人民检察院",
+            "--code",
+            "11652900MB0000000A",
+        ])
+        .assert()
+        .success();
     let model = plan_model("arrears-plan", |p| p);
-    let out = jiandu(store.path())
+    let out = jiandu(a.path())
         .args(["model", "build"])
         .arg(model.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let packed = tempfile::tempdir().unwrap();
-    let out = jiandu(store.path())
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = jiandu(a.path())
         .args(["model", "pack", "arrears-plan", "-o"])
-        .arg(packed.path().join("b.jiandu"))
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bundle = out_dir.path().join("arrears-plan-1.0.0.jiandu");
+    let key_file = out_dir.path().join("a.json");
+    let shown = jiandu(a.path())
+        .args(["unit", "show", "--format", "json"])
+        .output()
+        .unwrap();
+    std::fs::write(&key_file, &shown.stdout).unwrap();
+    let out = jiandu(a.path())
+        .args(["run", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Unit B trusts A, holds the same data, imports the bundle and runs it.
+    let b = store_with_model(RUST_MODEL);
+    ingest_generated(b.path(), 300, 2);
+    let out = jiandu(b.path())
+        .args(["trust", "add"])
+        .arg(&key_file)
+        .args(["--unit", "阿克苏地区人民检察院"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(b.path())
+        .args(["model", "import", "arrears-plan", "--yes", "--from"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b
+        .path()
+        .join("models/arrears-plan/rule.plan.toml")
+        .is_file());
+    // B's policy grants A's model what it declares, as for any import.
+    let a_key: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&key_file).unwrap()).unwrap();
+    std::fs::write(
+        b.path().join("jiandu.toml"),
+        format!(
+            "[models.arrears-plan]\npublisher = \"{}\"\n",
+            a_key["fingerprint"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = jiandu(b.path())
+        .args(["run", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        essentials(&leads(b.path(), "arrears-plan", false)),
+        essentials(&leads(a.path(), "arrears-plan", false))
+    );
+    let run_a = finished_runs(a.path(), "arrears-plan").pop().unwrap();
+    let run_b = finished_runs(b.path(), "arrears-plan").pop().unwrap();
+    assert_eq!(run_b["run"]["model"]["plan"], run_a["run"]["model"]["plan"]);
+    let publisher = run_b["run"]["model"]["publisher"].as_str().unwrap();
+    assert!(publisher.contains("阿克苏地区人民检察院"), "{publisher}");
+
+    // The plan edited after import no longer passes for A's.
+    let file = b.path().join("models/arrears-plan/rule.plan.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("gap > 0", "gap > 1")).unwrap();
+    let out = jiandu(b.path())
+        .args(["run", "arrears-plan"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("scripted model"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed after it was imported"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The `run-finished` entries of `model`, oldest first.

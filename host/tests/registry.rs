@@ -88,6 +88,7 @@ impl UnitA {
         pack(
             toml.as_bytes(),
             &wasm,
+            None,
             &signer,
             "2024-05-01T10:00:00.000+08:00",
         )

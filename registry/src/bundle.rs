@@ -2,19 +2,21 @@
 //! publisher's signature over what it is.
 //!
 //! A bundle is a plain (uncompressed) tar archive with exactly four regular
-//! files:
+//! files, five for a scripted model:
 //!
 //! | entry | what |
 //! |---|---|
 //! | `model.toml` | the model's manifest, as the author wrote it |
-//! | `model.wasm` | the model component |
-//! | `release.json` | the [`Release`] statement: name, version, sdk requirement, sha256 and size of both files, publisher and key, time |
+//! | `model.wasm` | the model component (the plan interpreter for a scripted model) |
+//! | `model.plan` | a scripted model's rule plan, the file its `model.toml` names as `plan` (absent for other models) |
+//! | `release.json` | the [`Release`] statement: name, version, sdk requirement, sha256 and size of each model file, publisher and key, time |
 //! | `release.sig` | the publisher's Ed25519 signature of `release.json`, hex |
 //!
 //! Reading a bundle never extracts anything to disk: the archive is read
 //! fully in memory, and anything but those four names as regular files is
 //! refused — links, directories, devices, `..` or absolute paths, a name
-//! twice, an entry over its size limit ([`MAX_WASM`], [`MAX_TOML`]).
+//! twice, an entry over its size limit ([`MAX_WASM`], [`MAX_TOML`]), a plan
+//! the manifest does not name or a manifest naming a plan the bundle lacks.
 //!
 //! A bundle is canonical: its bytes are exactly what [`pack`] writes for
 //! its four files (fixed header fields, zero padding, two end blocks and
@@ -40,12 +42,22 @@ use std::io::Read;
 pub const MODEL_TOML: &str = "model.toml";
 /// The component entry.
 pub const MODEL_WASM: &str = "model.wasm";
+/// A scripted model's plan entry.
+pub const MODEL_PLAN: &str = "model.plan";
 /// The release statement entry.
 pub const RELEASE_JSON: &str = "release.json";
 /// The signature entry.
 pub const RELEASE_SIG: &str = "release.sig";
-/// Every entry of a bundle, in the order they are written.
-pub const ENTRY_NAMES: [&str; 4] = [MODEL_TOML, MODEL_WASM, RELEASE_JSON, RELEASE_SIG];
+/// Every entry a bundle may hold, in the order they are written.
+pub const ENTRY_NAMES: [&str; 5] = [
+    MODEL_TOML,
+    MODEL_WASM,
+    MODEL_PLAN,
+    RELEASE_JSON,
+    RELEASE_SIG,
+];
+/// The model's files, which the release statement lists with their digests.
+pub const MODEL_FILES: [&str; 3] = [MODEL_TOML, MODEL_WASM, MODEL_PLAN];
 
 /// Largest `model.wasm` accepted.
 pub const MAX_WASM: u64 = 64 << 20;
@@ -206,6 +218,9 @@ pub struct ManifestHead {
     pub description: Option<String>,
     #[serde(default)]
     pub unit: Option<String>,
+    /// A scripted model's plan file.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 impl ManifestHead {
@@ -234,18 +249,30 @@ pub struct Signer<'a> {
     pub code: &'a str,
 }
 
-/// Packs `model.toml` and `model.wasm` into a signed bundle. `created_at`
-/// is the time written into the release statement.
+/// Packs `model.toml` and `model.wasm` (and a scripted model's plan, which
+/// its `model.toml` must name) into a signed bundle. `created_at` is the
+/// time written into the release statement.
 pub fn pack(
     model_toml: &[u8],
     model_wasm: &[u8],
+    model_plan: Option<&[u8]>,
     signer: &Signer<'_>,
     created_at: &str,
 ) -> Result<Vec<u8>> {
     let head = ManifestHead::parse("the model to pack", model_toml)?;
+    if head.plan.is_some() != model_plan.is_some() {
+        return Err(Error::Inconsistent {
+            model: format!("{}@{}", head.name, head.version),
+            message: match &head.plan {
+                Some(p) => format!("model.toml names the plan `{p}`, which is not being packed"),
+                None => "a plan is being packed, but model.toml names none".into(),
+            },
+        });
+    }
     for (what, bytes, limit) in [
         (MODEL_TOML, model_toml, MAX_TOML),
         (MODEL_WASM, model_wasm, MAX_WASM),
+        (MODEL_PLAN, model_plan.unwrap_or_default(), MAX_TOML),
     ] {
         if bytes.len() as u64 > limit {
             return Err(Error::TooLarge {
@@ -261,10 +288,14 @@ pub fn pack(
         name: head.name,
         version: head.version,
         sdk: head.sdk,
-        files: BTreeMap::from([
-            (MODEL_TOML.to_string(), FileDigest::of(model_toml)),
-            (MODEL_WASM.to_string(), FileDigest::of(model_wasm)),
-        ]),
+        files: [
+            Some((MODEL_TOML.to_string(), FileDigest::of(model_toml))),
+            Some((MODEL_WASM.to_string(), FileDigest::of(model_wasm))),
+            model_plan.map(|p| (MODEL_PLAN.to_string(), FileDigest::of(p))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         publisher: Publisher {
             unit: signer.unit.to_string(),
             code: signer.code.to_string(),
@@ -280,12 +311,33 @@ pub fn pack(
             .key
             .sign(&signed_bytes(&release.format, &release_json))
     );
-    write_tar(&[
-        (MODEL_TOML, model_toml),
-        (MODEL_WASM, model_wasm),
-        (RELEASE_JSON, &release_json),
-        (RELEASE_SIG, signature.as_bytes()),
-    ])
+    write_tar(&bundle_entries(
+        model_toml,
+        model_wasm,
+        model_plan,
+        &release_json,
+        signature.as_bytes(),
+    ))
+}
+
+/// A bundle's entries in the order they are written.
+fn bundle_entries<'a>(
+    model_toml: &'a [u8],
+    model_wasm: &'a [u8],
+    model_plan: Option<&'a [u8]>,
+    release_json: &'a [u8],
+    signature: &'a [u8],
+) -> Vec<(&'static str, &'a [u8])> {
+    [
+        Some((MODEL_TOML, model_toml)),
+        Some((MODEL_WASM, model_wasm)),
+        model_plan.map(|p| (MODEL_PLAN, p)),
+        Some((RELEASE_JSON, release_json)),
+        Some((RELEASE_SIG, signature)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn signed_bytes(format: &str, release_json: &[u8]) -> Vec<u8> {
@@ -317,7 +369,7 @@ fn entries(bytes: &[u8], what: &str) -> Result<BTreeMap<&'static str, Vec<u8>>> 
         }
         let limit = match name {
             MODEL_WASM => MAX_WASM,
-            MODEL_TOML => MAX_TOML,
+            MODEL_TOML | MODEL_PLAN => MAX_TOML,
             RELEASE_JSON => MAX_RELEASE,
             _ => MAX_SIG,
         };
@@ -454,6 +506,7 @@ pub struct Bundle {
     signature: String,
     model_toml: Vec<u8>,
     model_wasm: Vec<u8>,
+    model_plan: Option<Vec<u8>>,
     sha256: String,
 }
 
@@ -479,6 +532,7 @@ impl Bundle {
         let model_wasm = take(MODEL_WASM)?;
         let release_json = take(RELEASE_JSON)?;
         let signature = take(RELEASE_SIG)?;
+        let model_plan = files.remove(MODEL_PLAN);
         let release = release_statement(&release_json, what)?;
         let signature = signature_text(&signature).ok_or_else(|| Error::NotCanonical {
             what: what.to_string(),
@@ -487,12 +541,13 @@ impl Bundle {
         check_canonical(
             bytes,
             what,
-            &[
-                (MODEL_TOML, model_toml.as_slice()),
-                (MODEL_WASM, model_wasm.as_slice()),
-                (RELEASE_JSON, release_json.as_slice()),
-                (RELEASE_SIG, signature.as_bytes()),
-            ],
+            &bundle_entries(
+                &model_toml,
+                &model_wasm,
+                model_plan.as_deref(),
+                &release_json,
+                signature.as_bytes(),
+            ),
         )?;
         let signature = signature.trim_end_matches('\n').to_string();
         Ok(Bundle {
@@ -501,6 +556,7 @@ impl Bundle {
             signature,
             model_toml,
             model_wasm,
+            model_plan,
             sha256: sha256_hex(bytes),
         })
     }
@@ -529,6 +585,11 @@ impl Bundle {
     /// `model.wasm` bytes.
     pub fn model_wasm(&self) -> &[u8] {
         &self.model_wasm
+    }
+
+    /// A scripted model's plan, as its `model.toml` names it.
+    pub fn model_plan(&self) -> Option<&[u8]> {
+        self.model_plan.as_deref()
     }
 
     /// Verifies the bundle for import: the publisher's key must be trusted
@@ -577,17 +638,27 @@ impl Bundle {
     /// Digests and manifest against the (verified) release statement.
     fn verify_files(&self) -> Result<ManifestHead> {
         let r = &self.release;
-        if r.files.len() != 2 {
+        let expected_files = 2 + self.model_plan.is_some() as usize;
+        if r.files.len() != expected_files
+            || r.files.keys().any(|f| !MODEL_FILES.contains(&f.as_str()))
+        {
             return Err(Error::BadRelease(format!(
-                "{}: the statement lists {} files, not {MODEL_TOML} and {MODEL_WASM}",
+                "{}: the statement lists {} files, not {MODEL_TOML} and {MODEL_WASM}{}",
                 r.id(),
-                r.files.len()
+                r.files.len(),
+                if self.model_plan.is_some() {
+                    " and the plan"
+                } else {
+                    ""
+                }
             )));
         }
-        for (name, bytes) in [
-            (MODEL_TOML, &self.model_toml),
-            (MODEL_WASM, &self.model_wasm),
-        ] {
+        let files = [
+            Some((MODEL_TOML, &self.model_toml)),
+            Some((MODEL_WASM, &self.model_wasm)),
+            self.model_plan.as_ref().map(|p| (MODEL_PLAN, p)),
+        ];
+        for (name, bytes) in files.into_iter().flatten() {
             let expected = r.files.get(name).ok_or_else(|| {
                 Error::BadRelease(format!("{}: the statement has no digest of {name}", r.id()))
             })?;
@@ -617,6 +688,17 @@ impl Bundle {
         }
         if head.sdk != r.sdk {
             return Err(differs("sdk", &head.sdk, &r.sdk));
+        }
+        if head.plan.is_some() != self.model_plan.is_some() {
+            return Err(Error::Inconsistent {
+                model: r.id(),
+                message: match &head.plan {
+                    Some(p) => {
+                        format!("model.toml names the plan `{p}`, which the bundle does not hold")
+                    }
+                    None => "the bundle holds a plan, but model.toml names none".into(),
+                },
+            });
         }
         Ok(head)
     }
@@ -741,6 +823,7 @@ mod tests {
         pack(
             TOML.as_bytes(),
             b"\0asm-component",
+            None,
             &signer,
             "2024-01-01T00:00:00+08:00",
         )

@@ -265,7 +265,7 @@ impl DirRegistry {
                     added: false,
                 });
             }
-            let differs: Vec<&str> = bundle::ENTRY_NAMES[..2]
+            let differs: Vec<&str> = bundle::MODEL_FILES
                 .iter()
                 .copied()
                 .filter(|f| existing.files.get(*f) != release.files.get(*f))

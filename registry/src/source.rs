@@ -235,7 +235,7 @@ pub fn fetch(
             r.publisher.describe()
         )));
     }
-    for file in &bundle::ENTRY_NAMES[..2] {
+    for file in &bundle::MODEL_FILES {
         if entry.files.get(*file) != r.files.get(*file) {
             return Err(Error::DigestMismatch {
                 model: id.clone(),

@@ -21,6 +21,7 @@ fn signed_by(key: &UnitKey) -> Vec<u8> {
     pack(
         TOML.as_bytes(),
         WASM,
+        None,
         &signer,
         "2024-03-01T09:00:00.000+08:00",
     )
@@ -429,4 +430,85 @@ fn a_signature_in_upper_case_or_with_other_whitespace_is_refused() {
             "release.sig is not 128 lowercase hex characters",
         );
     }
+}
+
+/// A scripted model: its manifest names a plan, which the bundle carries.
+const PLAN_TOML: &str = "name = \"arrears-plan\"\nversion = \"1.0.0\"\nplan = \"rule.plan.toml\"\ntitle = \"残保金漏征监督模型\"\nunit = \"阿克苏地区人民检察院\"\nsdk = \"^0.2\"\n";
+const PLAN: &[u8] =
+    b"format = 1\n[[step]]\nname = \"employers\"\nop = \"read\"\ndataset = \"employers\"\n";
+
+fn plan_signer(key: &UnitKey) -> Signer<'_> {
+    Signer {
+        key,
+        unit: "阿克苏地区人民检察院",
+        code: "11652900MB0000000A",
+    }
+}
+
+#[test]
+fn a_scripted_model_bundle_carries_its_plan_signed_like_the_other_files() {
+    let key = UnitKey::generate().unwrap();
+    let bytes = pack(
+        PLAN_TOML.as_bytes(),
+        WASM,
+        Some(PLAN),
+        &plan_signer(&key),
+        "2024-03-01T09:00:00.000+08:00",
+    )
+    .unwrap();
+    let names: Vec<String> = read_tar(&bytes).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "model.toml",
+            "model.wasm",
+            "model.plan",
+            "release.json",
+            "release.sig"
+        ]
+    );
+    verify(&bytes, &key).unwrap();
+    let b = Bundle::read(&bytes, "p.jiandu").unwrap();
+    assert_eq!(b.model_plan(), Some(PLAN));
+    assert_eq!(b.release().files["model.plan"].size, PLAN.len() as u64);
+
+    // One byte of the plan changed: a digest mismatch naming it.
+    let mut changed = bytes.clone();
+    changed[data_offset(&bytes, "model.plan") + 3] ^= 0x01;
+    let err = verify(&changed, &key).unwrap_err();
+    assert!(
+        matches!(&err, Error::DigestMismatch { file, .. } if *file == "model.plan"),
+        "{err}"
+    );
+
+    // The plan left out of a bundle whose manifest names it, or a plan
+    // packed for a manifest that names none, is refused at packing.
+    let err = pack(
+        PLAN_TOML.as_bytes(),
+        WASM,
+        None,
+        &plan_signer(&key),
+        "2024-03-01T09:00:00.000+08:00",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rule.plan.toml"), "{err}");
+    assert!(pack(
+        TOML.as_bytes(),
+        WASM,
+        Some(PLAN),
+        &plan_signer(&key),
+        "2024-03-01T09:00:00.000+08:00",
+    )
+    .is_err());
+
+    // A signed bundle whose manifest names a plan it does not hold, as
+    // someone could put together by hand: refused when verified.
+    let entries: Vec<(String, Vec<u8>)> = read_tar(&bytes)
+        .into_iter()
+        .filter(|(n, _)| n != "model.plan")
+        .collect();
+    let raw: Vec<Raw> = entries.iter().map(|(n, d)| Raw::file(n, d)).collect();
+    let stripped = write_tar(&raw);
+    assert!(verify(&stripped, &key).is_err());
 }

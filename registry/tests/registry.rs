@@ -32,6 +32,7 @@ fn bundle(key: &UnitKey, version: &str, wasm: &[u8]) -> Vec<u8> {
     pack(
         toml(version).as_bytes(),
         wasm,
+        None,
         &signer,
         "2024-03-01T09:00:00.000+08:00",
     )
@@ -473,6 +474,7 @@ fn an_older_copy_of_the_index_is_refused_as_a_rollback_naming_both_versions() {
         &pack(
             toml("1.0.0").replace(NAME, "other-model").as_bytes(),
             b"w",
+            None,
             &Signer {
                 key: &other_key,
                 unit: "B",

@@ -54,12 +54,6 @@ pub fn pack(store: &Store, runtime: &Runtime, name: &str, out: &Path) -> Result<
     let key = crate::unit::signing_key(store)?.expect("a store with a unit has its key");
     let installed = catalog::load(&store.models_dir(), name)?;
     let id = installed.manifest.id();
-    if installed.manifest.plan.is_some() {
-        return Err(Error::model(
-            &id,
-            "is a scripted model: a bundle carries model.wasm and model.toml only, so plans cannot be packed for sharing yet",
-        ));
-    }
     if let Some(p) = &installed.provenance {
         if p.key != unit.public_key {
             return Err(Error::model(
@@ -84,8 +78,14 @@ pub fn pack(store: &Store, runtime: &Runtime, name: &str, out: &Path) -> Result<
         unit: &unit.name,
         code: &unit.code,
     };
-    let bytes = bundle::pack(&toml, &installed.wasm, &signer, &crate::time::now_text())
-        .map_err(|e| Error::model(&id, e))?;
+    let bytes = bundle::pack(
+        &toml,
+        &installed.wasm,
+        installed.plan.as_deref().map(str::as_bytes),
+        &signer,
+        &crate::time::now_text(),
+    )
+    .map_err(|e| Error::model(&id, e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     }
@@ -141,6 +141,7 @@ impl Plan {
             bundle_sha256: self.fetched.bundle.sha256().to_string(),
             wasm_sha256: bundle::sha256_hex(self.fetched.bundle.model_wasm()),
             toml_sha256: bundle::sha256_hex(self.manifest_text.as_bytes()),
+            plan_sha256: self.fetched.bundle.model_plan().map(bundle::sha256_hex),
             source: self.source.clone(),
             released_at: r.created_at.clone(),
             imported_at: crate::time::now_text(),
@@ -171,12 +172,21 @@ pub fn plan_import(
         .map_err(|_| Error::model(&id, "model.toml is not UTF-8"))?;
     let toml_path = PathBuf::from(format!("{id}/model.toml"));
     let manifest = Manifest::parse(&toml_path, &manifest_text)?;
-    if manifest.plan.is_some() {
-        return Err(Error::model(
-            &id,
-            "is a scripted model (its model.toml names a plan); bundles carry model.wasm and model.toml only, so plans cannot be shared through a registry yet",
-        ));
-    }
+    let plan_text = match fetched.bundle.model_plan() {
+        Some(bytes) => Some(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| Error::model(&id, "its plan is not UTF-8"))?,
+        ),
+        None => None,
+    };
+    let plan_sha256 = match (&manifest.plan, &plan_text) {
+        (Some(file), Some(text)) => Some(
+            jiandu_plan::Plan::parse(&format!("{id}/{file}"), text)
+                .map_err(|e| Error::model(&id, format!("its plan does not parse: {e}")))?
+                .hash(),
+        ),
+        _ => None,
+    };
     let dir = store.models_dir().join(name);
     let action = action_over_installed(&dir, name, &manifest, &manifest_text, &fetched)?;
     if action != Action::AlreadyInstalled {
@@ -185,8 +195,8 @@ pub fn plan_import(
             manifest: manifest.clone(),
             wasm: fetched.bundle.model_wasm().to_vec(),
             wasm_sha256: bundle::sha256_hex(fetched.bundle.model_wasm()),
-            plan: None,
-            plan_sha256: None,
+            plan: plan_text.clone(),
+            plan_sha256,
             provenance: None,
         };
         runtime
@@ -414,6 +424,10 @@ pub fn commit_import(store: &Store, plan: &Plan) -> Result<Installed> {
         &plan.manifest_text,
         &plan.manifest,
         plan.fetched.bundle.model_wasm(),
+        plan.fetched
+            .bundle
+            .model_plan()
+            .map(|p| std::str::from_utf8(p).expect("checked UTF-8 when planned")),
         &plan.provenance(),
     )?;
     let installed = catalog::load_dir(&dir)?;

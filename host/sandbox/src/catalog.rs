@@ -382,6 +382,9 @@ pub struct Provenance {
     pub bundle_sha256: String,
     pub wasm_sha256: String,
     pub toml_sha256: String,
+    /// sha256 of a scripted model's plan file, as imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
     /// The registry folder, URL or bundle file it was imported from.
     pub source: String,
     /// When the publisher packed it.
@@ -434,7 +437,6 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
     let wasm_path = dir.join("model.wasm");
     let wasm = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
     let wasm_sha256 = sha256_hex(&wasm);
-    let provenance = load_provenance(dir, &wasm_sha256, &sha256_hex(toml_text.as_bytes()))?;
     let (plan, plan_sha256) = match &manifest.plan {
         Some(file) => {
             let path = dir.join(file);
@@ -446,6 +448,12 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
         }
         None => (None, None),
     };
+    let provenance = load_provenance(
+        dir,
+        &wasm_sha256,
+        &sha256_hex(toml_text.as_bytes()),
+        plan.as_deref().map(|p| sha256_hex(p.as_bytes())),
+    )?;
     Ok(Installed {
         dir: dir.to_path_buf(),
         wasm_sha256,
@@ -459,7 +467,12 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
 
 /// Reads `provenance.json`, refusing one that does not describe the files
 /// beside it.
-fn load_provenance(dir: &Path, wasm_sha256: &str, toml_sha256: &str) -> Result<Option<Provenance>> {
+fn load_provenance(
+    dir: &Path,
+    wasm_sha256: &str,
+    toml_sha256: &str,
+    plan_sha256: Option<String>,
+) -> Result<Option<Provenance>> {
     let path = dir.join(PROVENANCE_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -468,9 +481,16 @@ fn load_provenance(dir: &Path, wasm_sha256: &str, toml_sha256: &str) -> Result<O
     };
     let p: Provenance = serde_json::from_slice(&bytes)
         .map_err(|e| Error::file(&path, format!("unreadable: {e}")))?;
+    let none = "none".to_string();
+    let plan_actual = plan_sha256.unwrap_or_else(|| none.clone());
     for (file, recorded, actual) in [
         ("model.wasm", &p.wasm_sha256, wasm_sha256),
         ("model.toml", &p.toml_sha256, toml_sha256),
+        (
+            "the plan",
+            p.plan_sha256.as_ref().unwrap_or(&none),
+            plan_actual.as_str(),
+        ),
     ] {
         if recorded != actual {
             return Err(Error::file(
@@ -536,12 +556,13 @@ pub fn install_plan(
 }
 
 /// [`install`] for a model imported from another unit, with where it came
-/// from.
+/// from (and a scripted model's plan).
 pub fn install_imported(
     models_dir: &Path,
     manifest_text: &str,
     manifest: &Manifest,
     component: &[u8],
+    plan: Option<&str>,
     provenance: &Provenance,
 ) -> Result<PathBuf> {
     write_model(
@@ -550,7 +571,7 @@ pub fn install_imported(
         manifest,
         component,
         Some(provenance),
-        None,
+        plan,
     )
 }
 
