@@ -117,9 +117,17 @@ impl Point {
 
     fn plan_figure(&self, single: bool) -> Figure {
         let (plan, model, how) = if single {
-            (&self.plan_single, &self.single, "one instance each (`--partitions 1`)")
+            (
+                &self.plan_single,
+                &self.single,
+                "one instance each (`--partitions 1`)",
+            )
         } else {
-            (&self.plan, &self.jiandu, "partitioned as declared, one part per core")
+            (
+                &self.plan,
+                &self.jiandu,
+                "partitioned as declared, one part per core",
+            )
         };
         let ratio = Point::plan_ratio(plan, model);
         Figure {
@@ -388,17 +396,6 @@ pub fn measure_rate(
     let script_path = dir.join("leads.sql");
     std::fs::write(&script_path, script(&params))?;
 
-    let jiandu_run = |extra: &[&str]| {
-        timed(
-            Command::new(&jiandu)
-                .env_remove("JIANDU_CONFIG")
-                .env("JIANDU_OPERATOR", "bench")
-                .arg("--store")
-                .arg(&store_dir)
-                .args(["--quiet", "run", &model.manifest.name])
-                .args(extra),
-        )
-    };
     let run_named = |name: &str, extra: &[&str]| {
         timed(
             Command::new(&jiandu)
@@ -410,8 +407,8 @@ pub fn measure_rate(
                 .args(extra),
         )
     };
-    let run_jiandu = || jiandu_run(&[]);
-    let run_single = || jiandu_run(&["--partitions", "1"]);
+    let run_jiandu = || run_named(&model.manifest.name, &[]);
+    let run_single = || run_named(&model.manifest.name, &["--partitions", "1"]);
     let run_plan = || run_named(&plan_name, &[]);
     let run_plan_single = || run_named(&plan_name, &["--partitions", "1"]);
     let run_sqlite = || timed(&mut sqlite.command(&db, &script_path)?);

@@ -28,7 +28,7 @@
 pub use jiandu_record::{audit, ledger, unit};
 pub use jiandu_runs::{
     ingest, leads, models, native, plans, policy, replay, run, scaffold, share, stored, trial,
-    trust, versions,
+    trust, users, versions,
 };
 pub use jiandu_sandbox::{cache, catalog, contract, emitted, limits, runtime};
 pub use jiandu_store::{

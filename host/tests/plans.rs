@@ -41,6 +41,16 @@ fn plan_model(name: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir 
     dir
 }
 
+/// `jiandu model build DIR` into `store`, which must succeed.
+fn build(store: &Path, dir: &Path) {
+    let out = jiandu(store)
+        .args(["model", "build"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 fn ingest_generated(store: &Path, employers: usize, seed: u64) {
     let data = tempfile::tempdir().unwrap();
     let g = disability::generate(data.path(), employers, seed).unwrap();
@@ -68,12 +78,7 @@ fn a_plan_finds_the_leads_of_the_rust_model_and_the_record_names_the_plan() {
     let store = store_with_model(RUST_MODEL);
     ingest_generated(store.path(), 2_000, 5);
     let model = plan_model("arrears-plan", |p| p);
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(model.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), model.path());
 
     for name in [RUST_MODEL, "arrears-plan"] {
         let out = jiandu(store.path()).args(["run", name]).output().unwrap();
@@ -114,12 +119,7 @@ fn a_plan_finds_the_leads_of_the_rust_model_and_the_record_names_the_plan() {
     let reformatted = plan_model("arrears-plan", |p| {
         format!("# 重新排版\n{}", p.replace(" = ", "   =   "))
     });
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(reformatted.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), reformatted.path());
     let out = jiandu(store.path())
         .args(["run", "arrears-plan"])
         .output()
@@ -180,12 +180,7 @@ fn a_plan_model_is_packed_signed_imported_and_run_by_another_unit_as_published()
         .assert()
         .success();
     let model = plan_model("arrears-plan", |p| p);
-    let out = jiandu(a.path())
-        .args(["model", "build"])
-        .arg(model.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(a.path(), model.path());
     let out_dir = tempfile::tempdir().unwrap();
     let out = jiandu(a.path())
         .args(["model", "pack", "arrears-plan", "-o"])
@@ -281,12 +276,7 @@ fn explain_and_diff_read_the_plan_as_sentences_with_its_values() {
     let store = store_with_model(RUST_MODEL);
     ingest_generated(store.path(), 100, 4);
     let v1 = plan_model("arrears-plan", |p| p);
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(v1.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), v1.path());
     let out = jiandu(store.path())
         .args(["model", "explain", "arrears-plan"])
         .output()
@@ -308,12 +298,7 @@ fn explain_and_diff_read_the_plan_as_sentences_with_its_values() {
         .replace("version = \"1.0.0\"", "version = \"1.1.0\"")
         .replace("default = \"0.015\"", "default = \"0.02\"");
     std::fs::write(v2.path().join("model.toml"), toml).unwrap();
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(v2.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), v2.path());
     let out = jiandu(store.path())
         .args([
             "model",
@@ -369,12 +354,7 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
     let store = store_with_model(RUST_MODEL);
     ingest_generated(store.path(), 400, 6);
     let v1 = plan_model("arrears-plan", |p| p);
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(v1.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), v1.path());
     let out = jiandu(store.path())
         .args(["run", "arrears-plan"])
         .output()
@@ -384,12 +364,7 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
     let changed = plan_model("arrears-plan", |p| {
         p.replace("where = \"gap > 0\"", "where = \"gap > 1000\"")
     });
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(changed.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), changed.path());
     let runs = finished_runs(store.path(), "arrears-plan");
     let run = &runs[0];
     let out = jiandu(store.path())
@@ -429,12 +404,7 @@ fn model_new_plan_writes_a_plan_model_that_builds_runs_and_explains_as_it_is() {
         assert!(dir.join(f).is_file(), "{f}");
     }
     assert!(!dir.join("Cargo.toml").exists());
-    let out = jiandu(store.path())
-        .args(["model", "build"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    build(store.path(), &dir);
     let out = jiandu(store.path())
         .args(["run", "fresh-plan"])
         .output()

@@ -28,6 +28,7 @@ pub mod share;
 pub mod stored;
 pub mod trial;
 pub mod trust;
+pub mod users;
 pub mod versions;
 
 pub(crate) use jiandu_record::{audit, ledger, unit};

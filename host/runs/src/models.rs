@@ -82,9 +82,7 @@ fn build_in(
 /// parameters before anything is built: errors name the plan file, line
 /// and column, and what was expected.
 fn check_plan(store: &Store, dir: &Path, observer: &mut dyn BuildObserver) -> Result<()> {
-    let path = dir.join("model.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-    let manifest = catalog::Manifest::parse(&path, &text)?;
+    let (_, manifest) = catalog::read_manifest(dir)?;
     let file = manifest
         .plan
         .as_deref()

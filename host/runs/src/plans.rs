@@ -20,11 +20,7 @@ use std::path::Path;
 /// Whether the folder holds a scripted model: a `model.toml` that names a
 /// plan.
 pub fn is_plan_model(dir: &Path) -> bool {
-    let path = dir.join("model.toml");
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| Manifest::parse(&path, &text).ok())
-        .is_some_and(|m| m.plan.is_some())
+    crate::catalog::read_manifest(dir).is_ok_and(|(_, m)| m.plan.is_some())
 }
 
 /// The schema files (as TOML) of the datasets `manifest` declares, from

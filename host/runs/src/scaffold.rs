@@ -80,15 +80,7 @@ pub fn new_model(dir: &Path, name: &str, unit: &str, reads: &[Reads]) -> Result<
             ));
         }
     }
-    for (path, text) in &files {
-        let full = dir.join(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
-        }
-        crate::fsio::write_atomic_shared(&full, text.as_bytes())
-            .map_err(|e| Error::file(&full, e))?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    write_files(dir, files)
 }
 
 /// Writes a new scripted model `name` into `dir` (which must not exist or
@@ -129,15 +121,7 @@ pub fn new_plan_model(dir: &Path, name: &str, unit: &str, reads: &[Reads]) -> Re
         ("rule.plan.toml".into(), plan_toml(first)),
         ("README.md".into(), readme(name, reads)),
     ];
-    for (path, text) in &files {
-        let full = dir.join(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
-        }
-        crate::fsio::write_atomic_shared(&full, text.as_bytes())
-            .map_err(|e| Error::file(&full, e))?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    write_files(dir, files)
 }
 
 /// The starting plan: read the first dataset, keep what is above the
@@ -223,6 +207,19 @@ subject = "{key}"
         }
     }
     out
+}
+
+/// Writes `files` (paths relative to `dir`); the paths written.
+fn write_files(dir: &Path, files: Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>> {
+    for (path, text) in &files {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
+        }
+        crate::fsio::write_atomic_shared(&full, text.as_bytes())
+            .map_err(|e| Error::file(&full, e))?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
 fn cargo_toml(name: &str) -> String {

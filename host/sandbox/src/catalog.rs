@@ -769,6 +769,14 @@ pub fn ensure_wasm_target(observer: &mut dyn BuildObserver) -> Result<()> {
     Ok(())
 }
 
+/// The `model.toml` of the folder `dir`: its text and what it says.
+pub fn read_manifest(dir: &Path) -> Result<(String, Manifest)> {
+    let path = dir.join("model.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let manifest = Manifest::parse(&path, &text)?;
+    Ok((text, manifest))
+}
+
 /// Builds the model crate at `crate_dir` and installs it into `models_dir`.
 /// Returns the installed model.
 pub fn build(
@@ -776,10 +784,7 @@ pub fn build(
     models_dir: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Installed> {
-    let manifest_path = crate_dir.join("model.toml");
-    let manifest_text =
-        std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
-    let manifest = Manifest::parse(&manifest_path, &manifest_text)?;
+    let (manifest_text, manifest) = read_manifest(crate_dir)?;
     ensure_wasm_target(observer)?;
     let cargo_toml = crate_dir.join("Cargo.toml");
     if !cargo_toml.is_file() {
@@ -887,13 +892,10 @@ pub fn build_plan(
     models_dir: &Path,
     observer: &mut dyn BuildObserver,
 ) -> Result<Installed> {
-    let manifest_path = model_dir.join("model.toml");
-    let manifest_text =
-        std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
-    let manifest = Manifest::parse(&manifest_path, &manifest_text)?;
+    let (manifest_text, manifest) = read_manifest(model_dir)?;
     let Some(file) = &manifest.plan else {
         return Err(Error::file(
-            &manifest_path,
+            model_dir.join("model.toml"),
             "names no `plan`; a scripted model's model.toml says `plan = \"rule.plan.toml\"`",
         ));
     };

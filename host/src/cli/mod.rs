@@ -17,6 +17,7 @@ mod serve;
 mod status;
 mod trust;
 mod unit;
+mod user;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -92,6 +93,9 @@ enum Command {
     /// Publishers whose models this unit trusts.
     #[command(subcommand)]
     Trust(trust::Command),
+    /// People who may log in to the console, and their roles.
+    #[command(subcommand)]
+    User(user::Command),
     /// Model registries on a folder or over HTTP: publish, search, yank, serve.
     #[command(subcommand)]
     Registry(registry::Command),
@@ -284,6 +288,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Audit(c) => audit::exec(ctx, c),
         Command::Unit(c) => unit::exec(ctx, c),
         Command::Trust(c) => trust::exec(ctx, c),
+        Command::User(c) => user::exec(ctx, c),
         Command::Registry(c) => registry::exec(ctx, c),
         Command::Serve(a) => serve::exec(ctx, a),
         Command::Status(a) => status::exec(ctx, a),
