@@ -6,7 +6,7 @@
 //! nullability and personal markings, and the order each step's rows come
 //! in, which is what lets joins and groups stream.
 
-use crate::catalog::{Catalog, Param};
+use crate::catalog::{Catalog, Dataset, Field, Param};
 use crate::error::{Located, PlanError};
 use crate::expr::check::{check, check_as, Scope, TExpr};
 use crate::plan::{AggFunc, JoinKind, Name, Op, Plan, TemplatePart};
@@ -60,6 +60,17 @@ pub(crate) enum CKind {
         right_keys: Vec<usize>,
         /// Columns of the other side that the output carries.
         right_keep: Vec<usize>,
+    },
+    Lookup {
+        input: usize,
+        dataset: String,
+        index: String,
+        kind: JoinKind,
+        key: TExpr,
+        /// The dataset's fields the output carries (none for semi and
+        /// anti), as the host is asked for them; their columns follow the
+        /// input's.
+        fields: Vec<String>,
     },
     Group {
         input: usize,
@@ -137,13 +148,28 @@ impl CheckedPlan {
         )
     }
 
-    /// The datasets the plan reads, each once, in order of first read.
+    /// The datasets the plan reads or looks records up in, each once, in
+    /// order of first use.
     pub fn datasets(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for s in &self.steps {
-            if let CKind::Read { dataset } = &s.kind {
+            if let CKind::Read { dataset } | CKind::Lookup { dataset, .. } = &s.kind {
                 if !out.contains(&dataset.as_str()) {
                     out.push(dataset);
+                }
+            }
+        }
+        out
+    }
+
+    /// The lookups the plan makes: (dataset, index) pairs, each once, in
+    /// plan order.
+    pub fn lookups(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for s in &self.steps {
+            if let CKind::Lookup { dataset, index, .. } = &s.kind {
+                if !out.contains(&(dataset.as_str(), index.as_str())) {
+                    out.push((dataset, index));
                 }
             }
         }
@@ -189,6 +215,30 @@ fn col_index(cols: &[Column], name: &Name, what: &str) -> Result<usize, Located>
         })
 }
 
+/// The field `name` of `ds`, which the model must declare.
+fn dataset_field<'d>(ds: &'d Dataset, name: &Name) -> Result<&'d Field, Located> {
+    ds.field(&name.value).ok_or_else(|| {
+        let declared: Vec<&str> = ds.fields.iter().map(|f| f.name.as_str()).collect();
+        let msg = if ds.undeclared.contains(&name.value) {
+            format!(
+                "field `{}` of `{}` is not declared for this model; add it to model.toml [datasets] {} fields (declared: {})",
+                name.value,
+                ds.name,
+                ds.name,
+                declared.join(", ")
+            )
+        } else {
+            format!(
+                "unknown field `{}` of `{}`; expected one of: {}",
+                name.value,
+                ds.name,
+                declared.join(", ")
+            )
+        };
+        Located::new(name.pos, msg)
+    })
+}
+
 fn new_name(cols: &[Column], name: &Name, taken: &mut BTreeSet<String>) -> Result<(), Located> {
     if cols.iter().any(|c| c.name == name.value) || !taken.insert(name.value.clone()) {
         return Err(Located::new(
@@ -208,7 +258,7 @@ fn prefix_within(sorted: &[usize], set: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     fn run(mut self) -> Result<CheckedPlan, Located> {
         let mut names = BTreeSet::new();
         for step in &self.plan.steps {
@@ -293,6 +343,21 @@ impl Checker<'_> {
         }
     }
 
+    /// The declared dataset called `name`.
+    fn dataset(&self, name: &Name) -> Result<&'a Dataset, Located> {
+        self.catalog.dataset(&name.value).ok_or_else(|| {
+            let known: Vec<&str> = self.catalog.datasets.keys().map(String::as_str).collect();
+            Located::new(
+                name.pos,
+                format!(
+                    "unknown dataset `{}`; expected one that model.toml declares in [datasets]: {}",
+                    name.value,
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
     fn describe_order(&self, i: usize) -> String {
         let s = &self.steps[i];
         if s.sorted_by.is_empty() {
@@ -317,18 +382,7 @@ impl Checker<'_> {
         };
         Ok(match &step.op {
             Op::Read { dataset, fields } => {
-                let Some(ds) = self.catalog.dataset(&dataset.value) else {
-                    let known: Vec<&str> =
-                        self.catalog.datasets.keys().map(String::as_str).collect();
-                    return Err(Located::new(
-                        dataset.pos,
-                        format!(
-                            "unknown dataset `{}`; expected one that model.toml declares in [datasets]: {}",
-                            dataset.value,
-                            known.join(", ")
-                        ),
-                    ));
-                };
+                let ds = self.dataset(dataset)?;
                 let wanted: Vec<Name> = match fields {
                     Some(f) => f.clone(),
                     None => ds
@@ -339,27 +393,7 @@ impl Checker<'_> {
                 };
                 let mut columns = Vec::new();
                 for f in &wanted {
-                    let Some(field) = ds.field(&f.value) else {
-                        let declared: Vec<&str> =
-                            ds.fields.iter().map(|f| f.name.as_str()).collect();
-                        let msg = if ds.undeclared.contains(&f.value) {
-                            format!(
-                                "field `{}` of `{}` is not declared for this model; add it to model.toml [datasets] {} fields (declared: {})",
-                                f.value,
-                                ds.name,
-                                ds.name,
-                                declared.join(", ")
-                            )
-                        } else {
-                            format!(
-                                "unknown field `{}` of `{}`; expected one of: {}",
-                                f.value,
-                                ds.name,
-                                declared.join(", ")
-                            )
-                        };
-                        return Err(Located::new(f.pos, msg));
-                    };
+                    let field = dataset_field(ds, f)?;
                     if columns.iter().any(|c: &Column| c.name == f.value) {
                         return Err(Located::new(
                             f.pos,
@@ -519,6 +553,135 @@ impl Checker<'_> {
                         left_keys,
                         right_keys,
                         right_keep,
+                    },
+                )
+            }
+            Op::Lookup {
+                input,
+                dataset,
+                index,
+                key,
+                kind,
+                fields,
+                prefix,
+            } => {
+                let i = self.input(input)?;
+                let ds = self.dataset(dataset)?;
+                let Some(indexed) = ds.indexes.get(&index.value) else {
+                    let known: Vec<&str> = ds.indexes.keys().map(String::as_str).collect();
+                    return Err(Located::new(
+                        index.pos,
+                        if known.is_empty() {
+                            format!(
+                                "unknown index `{}` of `{}`, whose schema declares no [indexes]; use `read` and `join` instead",
+                                index.value, ds.name
+                            )
+                        } else {
+                            format!(
+                                "unknown index `{}` of `{}`; expected one its schema declares in [indexes]: {}",
+                                index.value,
+                                ds.name,
+                                known.join(", ")
+                            )
+                        },
+                    ));
+                };
+                // The host looks up only through fields the model declares.
+                let field =
+                    dataset_field(ds, &Name::new(indexed.clone(), index.pos)).map_err(|e| {
+                        Located::new(
+                            index.pos,
+                            format!("index `{}` is on `{indexed}`: {}", index.value, e.message),
+                        )
+                    })?;
+                let k = check(key, &self.scope(i))?;
+                if k.ty != field.ty {
+                    return Err(Located::new(
+                        key.pos,
+                        format!(
+                            "`key`: expected {} like `{}`, the field index `{}` of `{}` is on, found {}",
+                            field.ty, field.name, index.value, ds.name, k.ty
+                        ),
+                    ));
+                }
+                // A pseudonym never equals a clear value.
+                match (field.personal, k.personal) {
+                    (Some(p), None) => {
+                        return Err(Located::new(
+                            key.pos,
+                            format!(
+                                "`key`: expected personal data like `{}` ({}), which the model sees as pseudonyms, found a value that is not personal data; look up by a personal field",
+                                field.name,
+                                p.name()
+                            ),
+                        ))
+                    }
+                    (None, Some(p)) => {
+                        return Err(Located::new(
+                            key.pos,
+                            format!(
+                                "`key` is personal data ({}), which the model sees as pseudonyms, but `{}`, the field index `{}` is on, is not; they would never be equal",
+                                p.name(),
+                                field.name,
+                                index.value
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+                let s = &self.steps[i];
+                let mut columns = s.columns.clone();
+                let mut names = Vec::new();
+                if matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                    let wanted: Vec<Name> = match fields {
+                        Some(f) => f.clone(),
+                        None => ds
+                            .fields
+                            .iter()
+                            .filter(|f| f.name != field.name)
+                            .map(|f| Name::new(f.name.clone(), dataset.pos))
+                            .collect(),
+                    };
+                    for f in &wanted {
+                        let col = dataset_field(ds, f)?;
+                        if names.contains(&col.name) {
+                            return Err(Located::new(
+                                f.pos,
+                                format!("field `{}` is listed twice", f.value),
+                            ));
+                        }
+                        let name = match prefix {
+                            Some(p) => format!("{}{}", p.value, col.name),
+                            None => col.name.clone(),
+                        };
+                        if columns.iter().any(|x| x.name == name) {
+                            return Err(Located::new(
+                                f.pos,
+                                format!(
+                                    "field `{name}` is both in the rows of `{}` and in `{}`; set `prefix = \"{}_\"` to rename the fields of `{}`",
+                                    s.name, ds.name, ds.name, ds.name
+                                ),
+                            ));
+                        }
+                        columns.push(Column {
+                            name,
+                            ty: col.ty,
+                            nullable: !col.required || *kind == JoinKind::Left,
+                            personal: col.personal,
+                        });
+                        names.push(col.name.clone());
+                    }
+                }
+                mk(
+                    columns,
+                    s.sorted_by.clone(),
+                    CKind::Lookup {
+                        input: i,
+                        dataset: ds.name.clone(),
+                        index: index.value.clone(),
+                        kind: *kind,
+                        key: k,
+                        fields: names,
                     },
                 )
             }
@@ -896,6 +1059,7 @@ pub(crate) fn inputs(kind: &CKind) -> Vec<usize> {
         CKind::Filter { input, .. }
         | CKind::Derive { input, .. }
         | CKind::Select { input, .. }
+        | CKind::Lookup { input, .. }
         | CKind::Group { input, .. }
         | CKind::Sort { input, .. }
         | CKind::Rank { input, .. }
@@ -954,4 +1118,89 @@ fn aggregate_type(
             (Type::Str, true, a.personal)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = r#"
+[datasets]
+people = { fields = ["person_id", "region", "born"] }
+priors = { fields = ["record_id", "person_id", "kind", "amount"] }
+"#;
+    const PEOPLE: &str = r#"
+name = "people"
+primary_key = ["person_id"]
+fields = [
+  { name = "person_id", type = "string" },
+  { name = "region", type = "string" },
+  { name = "born", type = "date" },
+]
+"#;
+    const PRIORS: &str = r#"
+name = "priors"
+primary_key = ["record_id"]
+fields = [
+  { name = "record_id", type = "string" },
+  { name = "person_id", type = "string" },
+  { name = "kind", type = "string", required = true },
+  { name = "amount", type = "decimal" },
+]
+[indexes]
+by_person = "person_id"
+by_amount = "amount"
+"#;
+
+    fn checked(lookup: &str) -> Result<CheckedPlan, PlanError> {
+        let text = format!(
+            "[[step]]\nname = \"people\"\nop = \"read\"\ndataset = \"people\"\n\n[[step]]\nname = \"l\"\nop = \"lookup\"\ndataset = \"priors\"\n{lookup}\n\n[[step]]\nname = \"e\"\nop = \"emit\"\nsubject = \"person_id\"\ntitle = \"t\"\n"
+        );
+        let plan = Plan::parse("t.plan.toml", &text)?;
+        let catalog = Catalog::from_toml(MODEL, &[PEOPLE, PRIORS]).unwrap();
+        check_plan(&plan, &catalog)
+    }
+
+    #[test]
+    fn a_lookup_adds_the_declared_fields_but_the_indexed_one() {
+        let c = checked("index = \"by_person\"\nkey = \"person_id\"\nprefix = \"p_\"").unwrap();
+        let cols: Vec<(&str, bool)> = c
+            .columns("l")
+            .unwrap()
+            .iter()
+            .map(|c| (c.name.as_str(), c.nullable))
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("person_id", false),
+                ("region", true),
+                ("born", true),
+                ("p_record_id", false),
+                ("p_kind", false),
+                ("p_amount", true),
+            ]
+        );
+        let Some(CKind::Lookup { fields, key, .. }) =
+            c.steps.iter().find(|s| s.name == "l").map(|s| &s.kind)
+        else {
+            panic!("a lookup step");
+        };
+        assert_eq!(fields, &["record_id", "kind", "amount"]);
+        assert_eq!(key.ty, Type::Str);
+    }
+
+    #[test]
+    fn a_lookup_key_must_have_the_indexed_type_exactly() {
+        // An int is not widened to the decimal the index holds.
+        let e = checked("index = \"by_amount\"\nkey = \"1\"").unwrap_err();
+        assert_eq!(e.pos, Pos::new(11, 8));
+        assert!(e.message.contains("expected decimal like `amount`"), "{e}");
+        assert!(checked("index = \"by_amount\"\nkey = \"decimal(1)\"\nkind = \"semi\"").is_ok());
+        // An unknown kind is refused where it is written.
+        let e =
+            checked("index = \"by_person\"\nkey = \"person_id\"\nkind = \"outer\"").unwrap_err();
+        assert_eq!(e.pos, Pos::new(12, 9));
+        assert!(e.message.starts_with("unknown join kind `outer`"), "{e}");
+    }
 }

@@ -70,6 +70,34 @@ impl EvalError {
 #[error("{0}")]
 pub struct HostError(pub String);
 
+/// A lookup that failed ([`RunError::Lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{file}:{pos}: step `{step}`: looking up `{dataset}` by index `{index}` for {}: {error}", key_text(.key))]
+pub struct LookupError {
+    /// The plan file.
+    pub file: String,
+    /// The lookup step.
+    pub step: String,
+    /// Where its `key` is written.
+    pub pos: Pos,
+    /// The dataset.
+    pub dataset: String,
+    /// The index.
+    pub index: String,
+    /// The key looked up, as text; `None` when it is personal data, which
+    /// messages do not show.
+    pub key: Option<String>,
+    /// The host's error.
+    pub error: HostError,
+}
+
+fn key_text(key: &Option<String>) -> String {
+    match key {
+        Some(k) => format!("`{k}`"),
+        None => "a personal key (not shown)".into(),
+    }
+}
+
 /// A run that stopped. Nothing a run does panics on data: every failure is
 /// one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -104,6 +132,10 @@ pub enum RunError {
         /// The host's error.
         error: HostError,
     },
+    /// Looking records up through an index failed: the host refused, or
+    /// more records matched than one lookup returns.
+    #[error("{0}")]
+    Lookup(Box<LookupError>),
     /// A value from a dataset had another type than its schema says.
     #[error("dataset `{dataset}`, field `{field}`: expected {expected}, found {found}")]
     BadValue {

@@ -3,7 +3,8 @@
 //!
 //! Rows stream. `read` holds one row; `filter`, `derive`, `select` one;
 //! `join` merges two inputs sorted on its key and holds only the other
-//! side's rows of the current key; `group` holds one group's accumulators
+//! side's rows of the current key; `lookup` asks the input for the records
+//! of one row's key and holds only those; `group` holds one group's accumulators
 //! when its keys lead the input's order. Only `sort`, a `group` on keys
 //! that do not lead the order, and `rank`/`window` over rows that are not
 //! partitioned by the order hold more (one partition, or all rows), which
@@ -11,12 +12,13 @@
 //! stop the run with [`RunError::Unsorted`] instead of giving wrong leads.
 //!
 //! The host (or the guest interpreter, over the SDK) provides rows through
-//! [`Input`] and [`Scan`] and receives leads through [`LeadSink`].
+//! [`Input`] and [`Scan`] (and looked-up records through
+//! [`Input::lookup`]) and receives leads through [`LeadSink`].
 
 use crate::catalog::Param;
-use crate::check::{CKind, CPart, CStep, CheckedPlan};
+use crate::check::{CKind, CPart, CStep, CheckedPlan, Column};
 use crate::date::Date;
-use crate::error::{EvalError, HostError, PlanError, RunError};
+use crate::error::{EvalError, HostError, LookupError, PlanError, RunError};
 use crate::expr::check::{TExpr, TNode};
 use crate::expr::compile::{
     compile, condition, round_half_up, scalar, Compiled, CondF, Cx, Env, F,
@@ -35,7 +37,38 @@ pub trait Input {
     /// (personal keys in pseudonym order). A plan that reads a dataset
     /// twice opens it twice.
     fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError>;
+
+    /// Looks up the records of `dataset` whose secondary `index` (a name
+    /// of the schema's `[indexes]`) has `value` (never null; of the
+    /// indexed field's type), as the SDK's `Context::lookup` does: writes
+    /// the values of `fields`, in that order, of each record into `rows`
+    /// (record `j` into `rows[j]`, one slot per field; grow `rows` as
+    /// needed and reuse its slots, with [`Value::assign`] or
+    /// [`Value::set_str`]) in the index's order (primary-key order among
+    /// equal index values, personal keys in pseudonym order), and returns
+    /// how many records there are. `fields` may be empty: then only the
+    /// count matters. The host bounds the records one lookup returns and
+    /// fails beyond, so a plan holds one lookup's records at a time.
+    ///
+    /// Inputs that only scan keep the default, which refuses.
+    fn lookup(
+        &mut self,
+        dataset: &str,
+        index: &str,
+        value: &Value,
+        fields: &[&str],
+        rows: &mut Vec<Vec<Value>>,
+    ) -> Result<usize, HostError> {
+        let _ = (value, fields, rows);
+        Err(HostError(format!(
+            "this input cannot look records up (dataset `{dataset}`, index `{index}`)"
+        )))
+    }
 }
+
+/// The run's input, shared by the nodes that read (at build time) and
+/// those that look records up (while rows flow).
+type Host<'h> = std::cell::RefCell<&'h mut dyn Input>;
 
 /// One dataset's rows, one at a time.
 pub trait Scan {
@@ -115,6 +148,7 @@ enum PStep {
     Filter(CondF),
     Derive(Vec<Compiled>),
     Group(Vec<(AggFunc, AggArg)>),
+    Lookup(Compiled),
     Window {
         time: F<Date>,
         days: i64,
@@ -184,6 +218,7 @@ impl CheckedPlan {
                 CKind::Derive { exprs, .. } => {
                     PStep::Derive(exprs.iter().map(|e| compile(e, &mut cx)).collect())
                 }
+                CKind::Lookup { key, .. } => PStep::Lookup(compile(key, &mut cx)),
                 CKind::Group { aggregates, .. } => PStep::Group(
                     aggregates
                         .iter()
@@ -270,6 +305,7 @@ impl Program {
     ) -> Result<RunStats, RunError> {
         let mut stats = RunStats::default();
         let mut lead = Lead::default();
+        let host: Host<'_> = std::cell::RefCell::new(input);
         for (i, s) in self.steps.iter().enumerate() {
             let (
                 CKind::Emit {
@@ -287,7 +323,7 @@ impl Program {
             else {
                 continue;
             };
-            let mut node = self.node(*src, input)?;
+            let mut node = self.node(*src, &host)?;
             lead.step.clone_from(&s.name);
             lead.subject_personal = *subject_personal;
             lead.evidence.resize_with(evidence.len(), Evidence::default);
@@ -369,7 +405,11 @@ impl Program {
 
     /// Step `i`, a filter or a derive, and the filters and derives it
     /// reads from, as one node: a row passes all of them in one call.
-    fn pipe<'p>(&'p self, i: usize, input: &mut dyn Input) -> Result<Box<dyn Node + 'p>, RunError> {
+    fn pipe<'p, 'h: 'p>(
+        &'p self,
+        i: usize,
+        input: &'p Host<'h>,
+    ) -> Result<Box<dyn Node + 'p>, RunError> {
         let mut ops = Vec::new();
         let mut j = i;
         loop {
@@ -412,14 +452,18 @@ impl Program {
     }
 
     /// Builds the node tree that produces step `i`'s rows.
-    fn node<'p>(&'p self, i: usize, input: &mut dyn Input) -> Result<Box<dyn Node + 'p>, RunError> {
+    fn node<'p, 'h: 'p>(
+        &'p self,
+        i: usize,
+        input: &'p Host<'h>,
+    ) -> Result<Box<dyn Node + 'p>, RunError> {
         let s = &self.steps[i];
         let width = s.columns.len();
         Ok(match &s.kind {
             CKind::Read { dataset } => {
                 let names: Vec<&str> = s.columns.iter().map(|c| c.name.as_str()).collect();
-                let scan = input
-                    .scan(dataset, &names)
+                let scan = borrow(input)
+                    .and_then(|mut input| input.scan(dataset, &names))
                     .map_err(|error| RunError::Input {
                         dataset: dataset.clone(),
                         error,
@@ -468,6 +512,42 @@ impl Program {
                 active: false,
                 right_ordered: self.keys_strictly_ordered(*with, right_keys),
             }),
+            CKind::Lookup {
+                input: src,
+                dataset,
+                index,
+                kind,
+                key,
+                fields,
+            } => {
+                let PStep::Lookup(compiled) = &self.compiled[i] else {
+                    unreachable!("lookup compiles to a lookup")
+                };
+                let source = self.node(*src, input)?;
+                let at = self.steps[*src].columns.len();
+                Box::new(LookupNode {
+                    p: self,
+                    step: i,
+                    input: source,
+                    host: input,
+                    dataset,
+                    index,
+                    kind: *kind,
+                    key: compiled,
+                    key_pos: key.pos,
+                    key_personal: key.personal.is_some(),
+                    fields: fields.iter().map(String::as_str).collect(),
+                    columns: &s.columns[at..],
+                    value: Value::Null,
+                    found: Vec::new(),
+                    found_len: 0,
+                    at: 0,
+                    active: false,
+                    buf: vec![Value::Null; width],
+                    width,
+                    records: 0,
+                })
+            }
             CKind::Group {
                 input: src,
                 by,
@@ -1023,6 +1103,201 @@ impl Node for JoinNode<'_> {
     fn rows_read(&self) -> Vec<(String, u64)> {
         let mut v = self.left.rows_read();
         v.extend(self.right.rows_read());
+        v
+    }
+}
+
+/// The run's input, borrowed for one call.
+fn borrow<'a, 'h>(
+    host: &'a Host<'h>,
+) -> Result<std::cell::RefMut<'a, &'h mut dyn Input>, HostError> {
+    host.try_borrow_mut()
+        .map_err(|_| HostError("the input is busy with another call".into()))
+}
+
+/// `lookup`: for each input row, the records the index has for its key,
+/// one output row per record (or per input row for semi, anti and a
+/// left lookup without records).
+struct LookupNode<'p, 'h> {
+    p: &'p Program,
+    step: usize,
+    input: Box<dyn Node + 'p>,
+    host: &'p Host<'h>,
+    dataset: &'p str,
+    index: &'p str,
+    kind: JoinKind,
+    key: &'p Compiled,
+    key_pos: Pos,
+    /// Whether the key is personal data (kept out of error messages).
+    key_personal: bool,
+    fields: Vec<&'p str>,
+    /// The columns of the looked-up fields.
+    columns: &'p [Column],
+    /// The current key.
+    value: Value,
+    /// The current row's records (slots reused).
+    found: Vec<Vec<Value>>,
+    found_len: usize,
+    /// Next record to pair the current row with.
+    at: usize,
+    /// Whether the current row still has records to pair with.
+    active: bool,
+    buf: Vec<Value>,
+    /// Slots of `buf` that are this node's row (`buf` may be longer
+    /// after a swap).
+    width: usize,
+    /// Records looked up, for the statistics.
+    records: u64,
+}
+
+impl LookupNode<'_, '_> {
+    fn failed(&self, error: HostError) -> RunError {
+        RunError::Lookup(Box::new(LookupError {
+            file: self.p.file.clone(),
+            step: self.p.steps[self.step].name.clone(),
+            pos: self.key_pos,
+            dataset: self.dataset.to_owned(),
+            index: self.index.to_owned(),
+            key: (!self.key_personal).then(|| self.value.to_string()),
+            error,
+        }))
+    }
+
+    /// Looks up the current input row's key.
+    fn look(&mut self) -> Result<(), RunError> {
+        let env = Env {
+            row: self.input.row(),
+            pool: &self.p.pool,
+        };
+        self.key
+            .eval_into(&env, &mut self.value)
+            .map_err(|e| self.p.eval_error(self.step, e))?;
+        self.found_len = 0;
+        if self.value.is_null() {
+            // A null key has no records.
+            return Ok(());
+        }
+        let n = borrow(self.host)
+            .and_then(|mut host| {
+                host.lookup(
+                    self.dataset,
+                    self.index,
+                    &self.value,
+                    &self.fields,
+                    &mut self.found,
+                )
+            })
+            .map_err(|error| self.failed(error))?;
+        if n > self.found.len() {
+            return Err(self.failed(HostError(format!(
+                "the input says {n} records match but gave {}",
+                self.found.len()
+            ))));
+        }
+        self.found_len = n;
+        self.records += n as u64;
+        // Expressions were compiled for the schema's types: a value of
+        // another type is the host's error, reported as such.
+        for r in &self.found[..n] {
+            if r.len() < self.columns.len() {
+                return Err(RunError::BadValue {
+                    dataset: self.dataset.to_owned(),
+                    field: self.columns[r.len()].name.clone(),
+                    expected: self.columns[r.len()].ty.name().to_owned(),
+                    found: "no value (a record with too few fields)".into(),
+                });
+            }
+            for ((v, c), name) in r.iter().zip(self.columns).zip(&self.fields) {
+                if let Some(t) = v.ty() {
+                    if t != c.ty {
+                        return Err(RunError::BadValue {
+                            dataset: self.dataset.to_owned(),
+                            field: (*name).to_owned(),
+                            expected: c.ty.name().to_owned(),
+                            found: format!("{} {v}", t.name()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the current input row and record `j` (or nulls); `last`
+    /// says the input row is not needed again, so it may be taken.
+    fn pair(&mut self, record: Option<usize>, last: bool) {
+        let n = self.input.row().len();
+        if !(last && self.input.swap_row(&mut self.buf)) {
+            fit(&mut self.buf, self.width);
+            let row = self.input.row();
+            for (d, v) in self.buf[..n].iter_mut().zip(row) {
+                d.assign(v);
+            }
+        }
+        fit(&mut self.buf, self.width);
+        let out = &mut self.buf[n..self.width];
+        match record {
+            Some(j) => {
+                for (d, v) in out.iter_mut().zip(&self.found[j]) {
+                    d.assign(v);
+                }
+            }
+            None => out.iter_mut().for_each(|d| *d = Value::Null),
+        }
+    }
+}
+
+impl Node for LookupNode<'_, '_> {
+    fn next(&mut self) -> Result<bool, RunError> {
+        loop {
+            if self.active {
+                if self.at < self.found_len {
+                    self.pair(Some(self.at), self.at + 1 == self.found_len);
+                    self.at += 1;
+                    return Ok(true);
+                }
+                self.active = false;
+            }
+            if !self.input.next()? {
+                return Ok(false);
+            }
+            self.look()?;
+            match self.kind {
+                JoinKind::Semi if self.found_len > 0 => return Ok(true),
+                JoinKind::Anti if self.found_len == 0 => return Ok(true),
+                JoinKind::Semi | JoinKind::Anti => {}
+                JoinKind::Left if self.found_len == 0 => {
+                    self.pair(None, true);
+                    return Ok(true);
+                }
+                JoinKind::Inner | JoinKind::Left => {
+                    self.active = true;
+                    self.at = 0;
+                }
+            }
+        }
+    }
+
+    fn row(&self) -> &[Value] {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => self.input.row(),
+            _ => &self.buf[..self.width],
+        }
+    }
+
+    fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => self.input.swap_row(buf),
+            _ => {
+                std::mem::swap(&mut self.buf, buf);
+                true
+            }
+        }
+    }
+
+    fn rows_read(&self) -> Vec<(String, u64)> {
+        let mut v = self.input.rows_read();
+        v.push((self.dataset.to_owned(), self.records));
         v
     }
 }
@@ -1710,9 +1985,15 @@ type MemoryTable = (Vec<String>, std::rc::Rc<Vec<Vec<Value>>>);
 ///     vec![Value::Str("91350100M000100Y43".into()), Value::Str("甲公司".into())],
 /// ]);
 /// ```
+///
+/// Lookups go through indexes declared with [`MemoryInput::index`], and
+/// may be bounded as the host bounds them ([`MemoryInput::limit_lookups`]).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryInput {
     datasets: BTreeMap<String, MemoryTable>,
+    /// (dataset, index) → indexed field.
+    indexes: BTreeMap<(String, String), String>,
+    max_lookup: Option<usize>,
 }
 
 impl MemoryInput {
@@ -1738,6 +2019,34 @@ impl MemoryInput {
             ),
         );
     }
+
+    /// Declares the secondary index `index` of `dataset` on `field`, as
+    /// the schema's `[indexes]` does, for lookups.
+    ///
+    /// ```
+    /// use jiandu_plan::{exec::{Input, MemoryInput}, Value};
+    /// let mut input = MemoryInput::default();
+    /// input.add("priors", &["record_id", "person_id", "kind"], &["record_id"], vec![
+    ///     vec![Value::Str("r2".into()), Value::Str("p1".into()), Value::Str("醉驾".into())],
+    ///     vec![Value::Str("r1".into()), Value::Str("p1".into()), Value::Str("盗窃".into())],
+    ///     vec![Value::Str("r3".into()), Value::Str("p2".into()), Value::Str("盗窃".into())],
+    /// ]);
+    /// input.index("priors", "by_person", "person_id");
+    /// let mut rows = Vec::new();
+    /// let n = input.lookup("priors", "by_person", &Value::Str("p1".into()), &["record_id"], &mut rows).unwrap();
+    /// assert_eq!(n, 2);
+    /// assert_eq!(rows[..n], [vec![Value::Str("r1".into())], vec![Value::Str("r2".into())]]);
+    /// ```
+    pub fn index(&mut self, dataset: &str, index: &str, field: &str) {
+        self.indexes
+            .insert((dataset.to_owned(), index.to_owned()), field.to_owned());
+    }
+
+    /// Fails every lookup that finds more than `max` records, with the
+    /// host's message (the host returns at most 4096).
+    pub fn limit_lookups(&mut self, max: usize) {
+        self.max_lookup = Some(max);
+    }
 }
 
 struct MemoryScan {
@@ -1746,26 +2055,77 @@ struct MemoryScan {
     at: usize,
 }
 
-impl Input for MemoryInput {
-    fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError> {
-        let (columns, rows) = self
+impl MemoryInput {
+    /// The dataset's table and the positions of `fields` in its rows.
+    fn table(
+        &self,
+        dataset: &str,
+        fields: &[&str],
+    ) -> Result<(&MemoryTable, Vec<usize>), HostError> {
+        let table = self
             .datasets
             .get(dataset)
             .ok_or_else(|| HostError(format!("no dataset `{dataset}` in memory")))?;
         let cols = fields
             .iter()
             .map(|f| {
-                columns
+                table
+                    .0
                     .iter()
                     .position(|c| c == f)
                     .ok_or_else(|| HostError(format!("dataset `{dataset}` has no field `{f}`")))
             })
             .collect::<Result<_, _>>()?;
+        Ok((table, cols))
+    }
+}
+
+impl Input for MemoryInput {
+    fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError> {
+        let ((_, rows), cols) = self.table(dataset, fields)?;
         Ok(Box::new(MemoryScan {
             cols,
             rows: rows.clone(),
             at: 0,
         }))
+    }
+
+    fn lookup(
+        &mut self,
+        dataset: &str,
+        index: &str,
+        value: &Value,
+        fields: &[&str],
+        out: &mut Vec<Vec<Value>>,
+    ) -> Result<usize, HostError> {
+        let field = self
+            .indexes
+            .get(&(dataset.to_owned(), index.to_owned()))
+            .ok_or_else(|| HostError(format!("dataset `{dataset}` has no index `{index}`")))?;
+        let ((_, rows), cols) = self.table(dataset, fields)?;
+        let (_, key) = self.table(dataset, &[field])?;
+        // Rows are in primary-key order, the index's order among equals.
+        let found = rows.iter().filter(|r| {
+            r.get(key[0])
+                .is_some_and(|v| !v.is_null() && v.cmp_key(value) == Ordering::Equal)
+        });
+        let count = found.clone().count();
+        if let Some(max) = self.max_lookup.filter(|&m| count > m) {
+            return Err(HostError(format!(
+                "{count} records match; a lookup returns at most {max} (scan by the index instead)"
+            )));
+        }
+        for (j, r) in found.enumerate() {
+            if j == out.len() {
+                out.push(Vec::new());
+            }
+            let slot = &mut out[j];
+            slot.resize(cols.len(), Value::Null);
+            for (d, &c) in slot.iter_mut().zip(&cols) {
+                d.assign(r.get(c).unwrap_or(&Value::Null));
+            }
+        }
+        Ok(count)
     }
 }
 
@@ -1787,5 +2147,111 @@ impl LeadSink for Vec<Lead> {
     fn emit(&mut self, lead: &Lead) -> Result<(), HostError> {
         self.push(lead.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Value {
+        Value::Str(x.into())
+    }
+
+    fn priors() -> MemoryInput {
+        let mut input = MemoryInput::default();
+        input.add(
+            "priors",
+            &["record_id", "person_id", "year"],
+            &["record_id"],
+            vec![
+                vec![s("r3"), s("p1"), Value::Int(2022)],
+                vec![s("r1"), s("p1"), Value::Int(2020)],
+                vec![s("r2"), Value::Null, Value::Int(2021)],
+                vec![s("r4"), s("p2"), Value::Int(2020)],
+            ],
+        );
+        input.index("priors", "by_person", "person_id");
+        input.index("priors", "by_year", "year");
+        input
+    }
+
+    #[test]
+    fn memory_lookup_filters_in_key_order_reusing_slots() {
+        let mut input = priors();
+        // Stale slots from an earlier lookup are overwritten, not appended.
+        let mut rows = vec![vec![s("old"), s("old")]; 3];
+        let n = input
+            .lookup(
+                "priors",
+                "by_person",
+                &s("p1"),
+                &["record_id", "year"],
+                &mut rows,
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            rows[..n],
+            [
+                vec![s("r1"), Value::Int(2020)],
+                vec![s("r3"), Value::Int(2022)]
+            ]
+        );
+        assert_eq!(rows.len(), 3, "slots are kept for the next lookup");
+        let n = input
+            .lookup("priors", "by_year", &Value::Int(2020), &[], &mut rows)
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(rows[..n].iter().all(Vec::is_empty));
+        // A value of another type, or a null field, matches nothing.
+        for v in [Value::Decimal(2020.into()), Value::Null] {
+            let n = input
+                .lookup("priors", "by_year", &v, &["record_id"], &mut rows)
+                .unwrap();
+            assert_eq!(n, 0);
+        }
+    }
+
+    #[test]
+    fn memory_lookup_refuses_as_the_host_does() {
+        let mut input = priors();
+        let mut rows = Vec::new();
+        let e = input
+            .lookup("priors", "by_kind", &s("x"), &[], &mut rows)
+            .unwrap_err();
+        assert_eq!(e.0, "dataset `priors` has no index `by_kind`");
+        let e = input
+            .lookup("priors", "by_person", &s("p1"), &["kind"], &mut rows)
+            .unwrap_err();
+        assert_eq!(e.0, "dataset `priors` has no field `kind`");
+        input.limit_lookups(1);
+        let e = input
+            .lookup("priors", "by_person", &s("p1"), &[], &mut rows)
+            .unwrap_err();
+        assert_eq!(
+            e.0,
+            "2 records match; a lookup returns at most 1 (scan by the index instead)"
+        );
+        assert!(input
+            .lookup("priors", "by_person", &s("p2"), &[], &mut rows)
+            .is_ok());
+    }
+
+    #[test]
+    fn an_input_that_only_scans_refuses_lookups() {
+        struct ScanOnly;
+        impl Input for ScanOnly {
+            fn scan(&mut self, _: &str, _: &[&str]) -> Result<Box<dyn Scan>, HostError> {
+                Err(HostError("no".into()))
+            }
+        }
+        let e = ScanOnly
+            .lookup("priors", "by_person", &s("p1"), &[], &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(
+            e.0,
+            "this input cannot look records up (dataset `priors`, index `by_person`)"
+        );
     }
 }

@@ -227,6 +227,38 @@ impl Words<'_> {
                     JoinKind::Anti => format!("从{l}中仅保留在{r}中没有相同 {key} 记录的记录。"),
                 }
             }
+            Op::Lookup {
+                input,
+                dataset,
+                index,
+                key,
+                kind,
+                fields,
+                prefix,
+            } => {
+                let ds = self.catalog.dataset(&dataset.value);
+                let label = ds.map_or_else(|| dataset.value.clone(), |d| d.label());
+                let on = match ds.and_then(|d| d.indexes.get(&index.value)) {
+                    Some(f) => format!("{}（{}）", index.value, self.field(f)),
+                    None => index.value.clone(),
+                };
+                let l = self.step_ref(input);
+                let by = format!("以 {} 在 {label}的索引 {on}中", self.expr(key));
+                let fields = match fields {
+                    Some(f) => format!("，带上其字段 {}", self.names(f)),
+                    None => String::new(),
+                };
+                let renamed = match prefix {
+                    Some(p) => format!("，其字段名前加“{}”", p.value),
+                    None => String::new(),
+                };
+                match kind {
+                    JoinKind::Inner => format!("对{l}的每条记录，{by}查找记录，每查到一条输出一条，查不到的不保留{fields}{renamed}。"),
+                    JoinKind::Left => format!("对{l}的每条记录，{by}查找记录，每查到一条输出一条，查不到的也保留（查到的字段为空）{fields}{renamed}。"),
+                    JoinKind::Semi => format!("从{l}中仅保留{by}能查到记录的记录。"),
+                    JoinKind::Anti => format!("从{l}中仅保留{by}查不到记录的记录。"),
+                }
+            }
             Op::Group {
                 input,
                 by,

@@ -142,6 +142,27 @@ fn step_json(s: &crate::plan::Step) -> Json {
                 put("prefix", json!(p.value));
             }
         }
+        Op::Lookup {
+            input,
+            dataset,
+            index,
+            key,
+            kind,
+            fields,
+            prefix,
+        } => {
+            put("input", json!(input.value));
+            put("dataset", json!(dataset.value));
+            put("index", json!(index.value));
+            put("key", json!(canonical(key)));
+            put("kind", json!(kind.name()));
+            if let Some(f) = fields {
+                put("fields", names(f));
+            }
+            if let Some(p) = prefix {
+                put("prefix", json!(p.value));
+            }
+        }
         Op::Group {
             input,
             by,

@@ -2,8 +2,8 @@
 //!
 //! A unit that does not write Rust writes a *plan*: a file beside
 //! model.toml made of named steps, each one typed operator (read, filter,
-//! derive, select, join, group, sort, rank, window, emit) with row
-//! expressions. This crate owns everything about a plan that is not I/O:
+//! derive, select, join, lookup, group, sort, rank, window, union, emit)
+//! with row expressions. This crate owns everything about a plan that is not I/O:
 //!
 //! - the format and its parser, keeping the line and column of every node
 //!   ([`Plan::parse`], [`plan`]);
@@ -28,6 +28,49 @@
 //! the trap YAML sets for people who do not program. Steps are
 //! `[[step]]` tables read top to bottom, like the numbered sentences
 //! `model explain` turns them into.
+//!
+//! # Two ways to pair rows: `join` and `lookup`
+//!
+//! The spec asks for joins "as Rust models do": a streaming merge on the
+//! sorted key, and a keyed lookup where the other side is indexed. The
+//! merge is `op = "join"` (both sides sorted on the key, each read once).
+//! The lookup is its own operator, `op = "lookup"`, rather than a flavour
+//! of `join`, because its other side is not a step but a *dataset and one
+//! of its declared indexes*, exactly the arguments of the SDK's
+//! `ctx.lookup(dataset, index, value)`:
+//!
+//! ```toml
+//! [[step]]
+//! name = "case_priors"
+//! op = "lookup"
+//! input = "case_keys"          # default: the step before
+//! dataset = "prior_records"    # declared in model.toml [datasets]
+//! index = "by_person"          # declared in the schema's [indexes]
+//! key = "suspect_id"           # an expression of the indexed field's type
+//! kind = "inner"               # inner (default), left, semi, anti, as join
+//! fields = ["kind", "decided_on"]  # default: declared fields but the indexed one
+//! prefix = "prior_"            # renames the added fields, as join's prefix
+//! ```
+//!
+//! - `key` is an expression, not a field list: an index has one field,
+//!   and a computed key (`year - 1`, `$kind`) costs nothing more.
+//! - `kind`, `prefix` and the added fields follow `join`, so nothing new is
+//!   learnt; the indexed field is left out by default as `join` leaves out
+//!   the other side's key (its value is the key).
+//! - The checker verifies what the host would otherwise refuse at run
+//!   time: the dataset is declared, the index exists, its field is
+//!   declared, `key` has exactly that field's type, and a pseudonymous
+//!   field is looked up by a pseudonymous key (a pseudonym never equals a
+//!   clear value); each error at its line and column.
+//! - It keeps the input's order (one row per record, the records in the
+//!   index's order) and holds one lookup's records: no order is needed on
+//!   either side and no `sort` holds a whole dataset, which is what makes
+//!   it the better choice for a small input against a large dataset. The
+//!   host bounds a lookup (4096 records) and fails beyond it, which stops
+//!   the run with [`RunError::Lookup`] rather than give fewer leads.
+//!
+//! The executor asks [`exec::Input::lookup`]; the interpreter answers with
+//! `ctx.lookup`, and [`exec::MemoryInput`] by filtering its rows.
 //!
 //! # Why an own expression language rather than the `cel` crate
 //!

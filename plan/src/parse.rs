@@ -469,23 +469,7 @@ fn parse_step(
         }
         "join" => {
             tab.only(&keys(&["input", "with", "kind", "on", "with_on", "prefix"]))?;
-            let kind = match tab.opt_str("kind")? {
-                None => JoinKind::Inner,
-                Some((k, o)) => match k.as_str() {
-                    "inner" => JoinKind::Inner,
-                    "left" => JoinKind::Left,
-                    "semi" => JoinKind::Semi,
-                    "anti" => JoinKind::Anti,
-                    _ => {
-                        return Err(Located::new(
-                            o.start,
-                            format!(
-                                "unknown join kind `{k}`; expected one of: inner, left, semi, anti"
-                            ),
-                        ))
-                    }
-                },
-            };
+            let kind = join_kind(&tab)?;
             let on = tab
                 .ident_list("on")?
                 .ok_or_else(|| tab.missing("on", "the key field(s) both sides are sorted on"))?;
@@ -509,6 +493,49 @@ fn parse_step(
                 prefix: tab
                     .opt_str("prefix")?
                     .map(|(p, o)| Spanned::new(p, o.start)),
+            }
+        }
+        "lookup" => {
+            tab.only(&keys(&[
+                "input", "dataset", "index", "key", "kind", "fields", "prefix",
+            ]))?;
+            let kind = join_kind(&tab)?;
+            let fields = tab.ident_list("fields")?;
+            let prefix = tab
+                .opt_str("prefix")?
+                .map(|(p, o)| Spanned::new(p, o.start));
+            if matches!(kind, JoinKind::Semi | JoinKind::Anti) {
+                // A semi or anti lookup only asks whether records exist.
+                for k in ["fields", "prefix"] {
+                    if tab.t.contains_key(k) {
+                        return Err(Located::new(
+                            tab.key_pos(k),
+                            format!(
+                                "`{k}` in {}: a {} lookup adds no fields; expected no `{k}` (or kind inner or left)",
+                                tab.what,
+                                kind.name()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Op::Lookup {
+                input: input(&tab)?,
+                dataset: tab.name(
+                    "dataset",
+                    "the dataset to look records up in, as model.toml declares it",
+                )?,
+                index: tab.name(
+                    "index",
+                    "the dataset's index to look up by, as its schema declares it in [indexes]",
+                )?,
+                key: tab.expr(
+                    "key",
+                    "the value to look up for each row, e.g. \"suspect_id\"",
+                )?,
+                kind,
+                fields,
+                prefix,
             }
         }
         "group" => {
@@ -655,6 +682,25 @@ fn parse_step(
         note,
         basis,
         op,
+    })
+}
+
+/// `kind` of a join or a lookup (default inner).
+fn join_kind(tab: &Table<'_, '_>) -> Result<JoinKind, Located> {
+    Ok(match tab.opt_str("kind")? {
+        None => JoinKind::Inner,
+        Some((k, o)) => match k.as_str() {
+            "inner" => JoinKind::Inner,
+            "left" => JoinKind::Left,
+            "semi" => JoinKind::Semi,
+            "anti" => JoinKind::Anti,
+            _ => {
+                return Err(Located::new(
+                    o.start,
+                    format!("unknown join kind `{k}`; expected one of: inner, left, semi, anti"),
+                ))
+            }
+        },
     })
 }
 

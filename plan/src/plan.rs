@@ -132,6 +132,30 @@ pub enum Op {
         /// `prefix` for the other side's fields, when names clash.
         prefix: Option<Name>,
     },
+    /// `op = "lookup"`: for each input row, the records of dataset
+    /// `dataset` whose secondary index `index` (declared in the dataset's
+    /// schema) has the value of `key`, an expression over the input row.
+    /// Unlike `join` it needs no order on either side: the host finds the
+    /// records through the index, one lookup per input row, and holds one
+    /// lookup's records at a time. Output rows keep the input's order,
+    /// one per record found, in the index's order.
+    Lookup {
+        /// `input`
+        input: Name,
+        /// `dataset`: a dataset the model declares.
+        dataset: Name,
+        /// `index`: one of the dataset's `[indexes]`.
+        index: Name,
+        /// `key`: an expression of the indexed field's type.
+        key: Expr,
+        /// `kind`: inner (default), left, semi, anti.
+        kind: JoinKind,
+        /// `fields` (default: every declared field but the indexed one,
+        /// whose value is the key) for inner and left lookups.
+        fields: Option<Vec<Name>>,
+        /// `prefix` for the dataset's fields, when names clash.
+        prefix: Option<Name>,
+    },
     /// `op = "group"`: one row per distinct `by`, with `aggregates`
     /// (`{ paid = "sum(amount)" }`). Streams when `by` leads the input's
     /// order; otherwise holds one accumulator per group.
@@ -227,6 +251,7 @@ impl Op {
             Op::Derive { .. } => "derive",
             Op::Select { .. } => "select",
             Op::Join { .. } => "join",
+            Op::Lookup { .. } => "lookup",
             Op::Group { .. } => "group",
             Op::Sort { .. } => "sort",
             Op::Rank { .. } => "rank",
@@ -244,6 +269,7 @@ impl Op {
             Op::Filter { input, .. }
             | Op::Derive { input, .. }
             | Op::Select { input, .. }
+            | Op::Lookup { input, .. }
             | Op::Group { input, .. }
             | Op::Sort { input, .. }
             | Op::Rank { input, .. }
@@ -257,10 +283,10 @@ impl Op {
 /// The operators' names, as errors list them.
 pub const OPS: &[&str] = &[
     "read", "filter", "derive", "select", "join", "group", "sort", "rank", "window", "emit",
-    "union",
+    "union", "lookup",
 ];
 
-/// How a join treats rows without a partner.
+/// How a join or a lookup treats rows without a partner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     /// Only rows with a partner, once per partner.

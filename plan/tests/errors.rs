@@ -27,13 +27,15 @@ fn unknown_key_is_named_with_the_accepted_keys() {
 
 #[test]
 fn unknown_op_lists_the_operators() {
-    let e = check_err("[[step]]\nname = \"x\"\nop = \"lookup\"\n");
+    let e = check_err("[[step]]\nname = \"x\"\nop = \"merge\"\n");
     assert!(
-        e.starts_with("test.plan.toml:3:6: unknown op `lookup`"),
+        e.starts_with("test.plan.toml:3:6: unknown op `merge`"),
         "{e}"
     );
     assert!(
-        e.contains("read, filter, derive, select, join, group, sort, rank, window, emit"),
+        e.contains(
+            "read, filter, derive, select, join, group, sort, rank, window, emit, union, lookup"
+        ),
         "{e}"
     );
 }

@@ -121,6 +121,155 @@ impl Input for SdkInput<'_> {
             columns,
         }))
     }
+
+    /// Through `ctx.lookup`, with the key as text (dates `YYYY-MM-DD`,
+    /// numbers as written, pseudonyms as given), as a Rust model calls it.
+    fn lookup(
+        &mut self,
+        dataset: &str,
+        index: &str,
+        value: &Value,
+        fields: &[&str],
+        rows: &mut Vec<Vec<Value>>,
+    ) -> std::result::Result<usize, HostError> {
+        let records: Vec<Record> = self
+            .ctx
+            .lookup(dataset, index, &value.to_string())
+            .map_err(|e| HostError(e.to_string()))?;
+        let decl = self.catalog.datasets.get(dataset);
+        let types: Vec<Option<Type>> = fields
+            .iter()
+            .map(|name| {
+                decl.and_then(|d| d.fields.iter().find(|f| f.name == *name))
+                    .map(|f| f.ty)
+            })
+            .collect();
+        for (j, record) in records.iter().enumerate() {
+            if j == rows.len() {
+                rows.push(Vec::new());
+            }
+            let row = &mut rows[j];
+            row.resize(fields.len(), Value::Null);
+            for ((slot, name), ty) in row.iter_mut().zip(fields).zip(&types) {
+                let cell = record
+                    .0
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(&Cell::Null, |(_, c)| c);
+                cell.store(slot, *ty, dataset)?;
+            }
+        }
+        Ok(records.len())
+    }
+}
+
+/// A record found by a lookup, its fields by name: `ctx.lookup` hands
+/// records over through serde, the only way the SDK gives them.
+struct Record(Vec<(String, Cell)>);
+
+/// A field value of a [`Record`]. serde carries decimals and dates as
+/// text, so the field's declared type says how to read a [`Cell::Text`].
+enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Cell {
+    /// Writes the value into `slot` as [`SdkScan`] reads a stored value of
+    /// a field declared `ty`.
+    fn store(
+        &self,
+        slot: &mut Value,
+        ty: Option<Type>,
+        dataset: &str,
+    ) -> std::result::Result<(), HostError> {
+        let bad = |what: &str| HostError(format!("{dataset}: a value that is not {what}"));
+        match self {
+            Cell::Null => *slot = Value::Null,
+            Cell::Bool(b) => *slot = Value::Bool(*b),
+            Cell::Int(i) => *slot = Value::Int(*i),
+            Cell::Float(x) => *slot = Value::Float(*x),
+            Cell::Text(text) => match ty {
+                Some(Type::Decimal) => {
+                    let d = short_decimal(text.as_bytes())
+                        .or_else(|| jiandu_plan::value::parse_decimal(text))
+                        .ok_or_else(|| bad("a decimal"))?;
+                    *slot = Value::Decimal(d);
+                }
+                Some(Type::Date) => {
+                    let d = jiandu_plan::date::Date::parse(text).ok_or_else(|| bad("a date"))?;
+                    *slot = Value::Date(d);
+                }
+                _ => slot.set_str(text),
+            },
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cell;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field value")
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Cell, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_none<E>(self) -> std::result::Result<Cell, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> std::result::Result<Cell, E> {
+                Ok(Cell::Bool(b))
+            }
+            fn visit_i64<E>(self, i: i64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Int(i))
+            }
+            fn visit_u64<E: serde::de::Error>(self, u: u64) -> std::result::Result<Cell, E> {
+                i64::try_from(u)
+                    .map(Cell::Int)
+                    .map_err(|_| E::custom(format!("{u} is too large for an int")))
+            }
+            fn visit_f64<E>(self, x: f64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Float(x))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(s))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Record;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Record, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<String, Cell>()? {
+                    fields.push(entry);
+                }
+                Ok(Record(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// One dataset's rows, field by field from the batches.
@@ -235,6 +384,233 @@ impl LeadSink for SdkSink<'_> {
 mod tests {
     use super::short_decimal;
     use jiandu_plan::value::parse_decimal;
+    use jiandu_sdk::record::{encode, Value as Stored};
+    use jiandu_sdk::{encoded_lead, Backend, Batch, Level, ScanOptions};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    const MODEL: &str = r#"
+[datasets]
+cases = { fields = ["case_id", "suspect_id"] }
+priors = { fields = ["record_id", "person_id", "decided_on", "fine", "kind"] }
+"#;
+    const CASES: &str = r#"
+name = "cases"
+primary_key = ["case_id"]
+fields = [
+  { name = "case_id", type = "string" },
+  { name = "suspect_id", type = "string", personal = "id" },
+]
+"#;
+    const PRIORS: &str = r#"
+name = "priors"
+primary_key = ["record_id"]
+fields = [
+  { name = "record_id", type = "string" },
+  { name = "person_id", type = "string", personal = "id" },
+  { name = "decided_on", type = "date", required = true },
+  { name = "fine", type = "decimal" },
+  { name = "kind", type = "string" },
+]
+[indexes]
+by_person = "person_id"
+"#;
+    const PLAN: &str = r#"
+[[step]]
+name = "cases"
+op = "read"
+dataset = "cases"
+
+[[step]]
+name = "priors"
+op = "lookup"
+kind = "left"
+dataset = "priors"
+index = "by_person"
+key = "suspect_id"
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "case_id"
+title = "{case_id} {record_id} {decided_on} {fine} {kind}"
+"#;
+
+    /// A host with two cases and the priors of `p1`; a lookup of `p9`
+    /// fails as the host's bound does.
+    struct Host {
+        plan: String,
+        /// How many of the three cases the scan gives.
+        cases: usize,
+        scanned: bool,
+        lookups: Rc<RefCell<Vec<String>>>,
+        titles: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl Backend for Host {
+        fn fields(&mut self, dataset: &str) -> Result<Vec<String>, String> {
+            let names: &[&str] = match dataset {
+                "cases" => &["case_id", "suspect_id"],
+                "priors" => &["record_id", "person_id", "decided_on", "fine", "kind"],
+                _ => return Err(format!("no dataset `{dataset}`")),
+            };
+            Ok(names.iter().map(|n| n.to_string()).collect())
+        }
+        fn open_scan(&mut self, _: &str, _: ScanOptions) -> Result<u32, String> {
+            Ok(0)
+        }
+        fn next_batch(&mut self, _: u32) -> Result<Option<Batch>, String> {
+            if std::mem::replace(&mut self.scanned, true) {
+                return Ok(None);
+            }
+            Ok(Some(batch(
+                &[
+                    vec![Some(Stored::Str("c1")), Some(Stored::Str("p1"))],
+                    vec![Some(Stored::Str("c2")), Some(Stored::Str("p2"))],
+                    vec![Some(Stored::Str("c3")), Some(Stored::Str("p9"))],
+                ][..self.cases],
+            )))
+        }
+        fn close_scan(&mut self, _: u32) {}
+        fn get(&mut self, _: &str, _: &[String]) -> Result<Option<Vec<u8>>, String> {
+            Err("no get here".into())
+        }
+        fn lookup(&mut self, dataset: &str, index: &str, value: &str) -> Result<Batch, String> {
+            self.lookups
+                .borrow_mut()
+                .push(format!("{dataset}/{index}/{value}"));
+            match value {
+                "p1" => Ok(batch(&[
+                    vec![
+                        Some(Stored::Str("r1")),
+                        Some(Stored::Str("p1")),
+                        Some(Stored::Date("2020-01-15")),
+                        Some(Stored::Decimal("500.50")),
+                        None,
+                    ],
+                    vec![
+                        Some(Stored::Str("r2")),
+                        Some(Stored::Str("p1")),
+                        Some(Stored::Date("2021-06-01")),
+                        Some(Stored::Null),
+                        Some(Stored::Str("醉驾")),
+                    ],
+                ])),
+                "p9" => Err(
+                    "5000 records match; a lookup returns at most 4096 (scan by the index instead)"
+                        .into(),
+                ),
+                _ => Ok(batch(&[])),
+            }
+        }
+        fn param(&mut self, _: &str) -> Option<String> {
+            None
+        }
+        fn emit_leads(&mut self, mut leads: &[u8]) -> Result<(), String> {
+            while !leads.is_empty() {
+                let (lead, used) = encoded_lead::decode(leads).map_err(|e| e.0.to_string())?;
+                self.titles.borrow_mut().push(lead.title.to_string());
+                leads = &leads[used..];
+            }
+            Ok(())
+        }
+        fn log(&mut self, _: Level, _: &str) {}
+        fn plan(&mut self) -> Option<String> {
+            Some(
+                serde_json::json!({
+                    "file": "rule.plan.toml",
+                    "plan": self.plan,
+                    "model-toml": MODEL,
+                    "schemas": [CASES, PRIORS],
+                })
+                .to_string(),
+            )
+        }
+    }
+
+    fn batch(records: &[Vec<Option<Stored<'_>>>]) -> Batch {
+        let mut b = Batch {
+            data: Vec::new(),
+            offsets: vec![0],
+        };
+        for r in records {
+            b.data.extend(encode(r).unwrap());
+            b.offsets.push(b.data.len() as u32);
+        }
+        b
+    }
+
+    /// Lookups go through `ctx.lookup` with the key as text; decimals and
+    /// dates come back typed, absent fields null; a host error stops the
+    /// run naming the step.
+    #[test]
+    fn lookups_go_through_the_sdk_and_host_errors_stop_the_run() {
+        let lookups = Rc::new(RefCell::new(Vec::new()));
+        let titles = Rc::new(RefCell::new(Vec::new()));
+        let host = Host {
+            plan: PLAN.into(),
+            cases: 3,
+            scanned: false,
+            lookups: lookups.clone(),
+            titles: titles.clone(),
+        };
+        let err =
+            jiandu_sdk::__private::run_model::<super::Interpreter>(Box::new(host)).unwrap_err();
+        assert_eq!(
+            err,
+            "rule.plan.toml:13:8: step `priors`: looking up `priors` by index `by_person` for a personal key (not shown): lookup in `priors` by `by_person`: 5000 records match; a lookup returns at most 4096 (scan by the index instead)"
+        );
+        assert_eq!(
+            *lookups.borrow(),
+            [
+                "priors/by_person/p1",
+                "priors/by_person/p2",
+                "priors/by_person/p9"
+            ]
+        );
+        // Leads emitted before the failure are discarded by the host (a
+        // run keeps its leads only if it succeeds); those buffered are not
+        // even sent. The conversions are checked directly:
+        let mut slot = jiandu_plan::Value::Null;
+        super::Cell::Text("500.50".into())
+            .store(&mut slot, Some(jiandu_plan::Type::Decimal), "priors")
+            .unwrap();
+        assert_eq!(slot.to_string(), "500.50");
+        super::Cell::Text("2020-01-15".into())
+            .store(&mut slot, Some(jiandu_plan::Type::Date), "priors")
+            .unwrap();
+        assert_eq!(slot.ty(), Some(jiandu_plan::Type::Date));
+        let e = super::Cell::Text("soon".into())
+            .store(&mut slot, Some(jiandu_plan::Type::Date), "priors")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "priors: a value that is not a date");
+        assert!(titles.borrow().is_empty());
+    }
+
+    #[test]
+    fn looked_up_records_become_typed_rows() {
+        let titles = Rc::new(RefCell::new(Vec::new()));
+        let host = Host {
+            plan: PLAN.replace(
+                "key = \"suspect_id\"",
+                "key = \"suspect_id\"\nfields = [\"record_id\", \"decided_on\", \"fine\", \"kind\"]",
+            ),
+            // c3's lookup would fail.
+            cases: 2,
+            scanned: false,
+            lookups: Rc::default(),
+            titles: titles.clone(),
+        };
+        jiandu_sdk::__private::run_model::<super::Interpreter>(Box::new(host)).unwrap();
+        assert_eq!(
+            *titles.borrow(),
+            [
+                "c1 r1 2020-01-15 500.50 ",
+                "c1 r2 2021-06-01  醉驾",
+                "c2    ",
+            ]
+        );
+    }
 
     #[test]
     fn short_decimals_read_as_the_general_parser_reads_them() {
