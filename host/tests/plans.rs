@@ -439,3 +439,55 @@ fn model_new_plan_writes_a_plan_model_that_builds_runs_and_explains_as_it_is() {
     assert!(stderr(&out).contains("police_cases"), "{}", stderr(&out));
     assert!(stderr(&out).contains("ingest it first"), "{}", stderr(&out));
 }
+
+/// A scripted model folder named `name` reading land contracts and bids,
+/// with `steps` as its plan after the read of the contracts.
+fn land_plan(name: &str, steps: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("model.toml"),
+        format!(
+            "name = \"{name}\"\nplan = \"rule.plan.toml\"\nversion = \"1.0.0\"\ntitle = \"中标合同\"\nunit = \"测试单位\"\nsdk = \"^0.2\"\n\n[datasets]\nland_contracts = {{ fields = [\"contract_no\", \"parcel_no\"] }}\nland_bids = {{ fields = [\"parcel_no\", \"bid_id\", \"won\", \"bid_price\"] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rule.plan.toml"),
+        format!(
+            "format = 1\n\n[[step]]\nname = \"contracts\"\nop = \"read\"\ndataset = \"land_contracts\"\n{steps}\n[[step]]\nname = \"leads\"\nop = \"emit\"\nsubject = \"contract_no\"\ntitle = \"{{contract_no}} 中标 {{bid_id}}\"\namount = \"bid_price\"\n\n[step.evidence]\nbid_id = \"bid_id\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_lookup_through_an_index_in_the_sandbox_finds_what_a_sorted_merge_finds() {
+    let store = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .args(["demo", "--scale", "0.05", "--no-rectify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Each contract's winning bid, looked up by parcel through the index …
+    let lookup = land_plan(
+        "winner-by-lookup",
+        "\n[[step]]\nname = \"bids\"\nop = \"lookup\"\ndataset = \"land_bids\"\nindex = \"by_parcel\"\nkey = \"parcel_no\"\nfields = [\"bid_id\", \"won\", \"bid_price\"]\n\n[[step]]\nname = \"won\"\nop = \"filter\"\nwhere = \"won\"\n",
+    );
+    // … and by sorting the contracts by parcel and merging with the bids.
+    let merge = land_plan(
+        "winner-by-merge",
+        "\n[[step]]\nname = \"by_parcel\"\nop = \"sort\"\nby = [\"parcel_no\"]\n\n[[step]]\nname = \"bids\"\nop = \"read\"\ndataset = \"land_bids\"\n\n[[step]]\nname = \"won_bids\"\nop = \"filter\"\nwhere = \"won\"\n\n[[step]]\nname = \"joined\"\nop = \"join\"\ninput = \"by_parcel\"\nwith = \"won_bids\"\non = \"parcel_no\"\n",
+    );
+    for (name, dir) in [("winner-by-lookup", &lookup), ("winner-by-merge", &merge)] {
+        build(store.path(), dir.path());
+        let out = jiandu(store.path()).args(["run", name]).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let by_lookup = essentials(&leads(store.path(), "winner-by-lookup", false));
+    assert!(by_lookup.len() > 5, "{} leads", by_lookup.len());
+    assert_eq!(
+        by_lookup,
+        essentials(&leads(store.path(), "winner-by-merge", false))
+    );
+}
