@@ -496,7 +496,7 @@ impl Program {
                 step: i,
                 left: self.node(*src, input)?,
                 right: self.node(*with, input)?,
-                kind: *kind,
+                pairing: Pairing::new(*kind),
                 lk: left_keys,
                 rk: right_keys,
                 keep: right_keep,
@@ -507,9 +507,7 @@ impl Program {
                 group_key: Vec::new(),
                 right_state: RightState::Start,
                 last_right: Vec::new(),
-                at: 0,
                 ident: (0..left_keys.len()).collect(),
-                active: false,
                 right_ordered: self.keys_strictly_ordered(*with, right_keys),
             }),
             CKind::Lookup {
@@ -532,7 +530,7 @@ impl Program {
                     host: input,
                     dataset,
                     index,
-                    kind: *kind,
+                    pairing: Pairing::new(*kind),
                     key: compiled,
                     key_pos: key.pos,
                     key_personal: key.personal.is_some(),
@@ -541,8 +539,6 @@ impl Program {
                     value: Value::Null,
                     found: Vec::new(),
                     found_len: 0,
-                    at: 0,
-                    active: false,
                     buf: vec![Value::Null; width],
                     width,
                     records: 0,
@@ -919,12 +915,106 @@ enum RightState {
     Done,
 }
 
+/// Where a join (a merge or a lookup) stands with its current input row:
+/// the kind decides what a row with or without partners becomes.
+struct Pairing {
+    kind: JoinKind,
+    /// Next partner to pair the current row with.
+    at: usize,
+    /// Whether the current row still has partners to pair with.
+    active: bool,
+}
+
+impl Pairing {
+    fn new(kind: JoinKind) -> Pairing {
+        Pairing {
+            kind,
+            at: 0,
+            active: false,
+        }
+    }
+
+    /// The row a join shows: its input's for semi and anti joins (which
+    /// add no columns), else the paired row.
+    fn row<'a>(&self, input: &'a [Value], paired: &'a [Value]) -> &'a [Value] {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => input,
+            _ => paired,
+        }
+    }
+
+    fn swap_row(
+        &self,
+        input: &mut dyn Node,
+        paired: &mut Vec<Value>,
+        buf: &mut Vec<Value>,
+    ) -> bool {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => input.swap_row(buf),
+            _ => {
+                std::mem::swap(paired, buf);
+                true
+            }
+        }
+    }
+}
+
+/// A node that pairs each input row with its partners (rows of the other
+/// side with the same key, or records looked up).
+trait Joined {
+    fn pairing(&mut self) -> &mut Pairing;
+    /// Moves to the next input row and finds its partners; false at the end.
+    fn next_input(&mut self) -> Result<bool, RunError>;
+    /// How many partners the current input row has.
+    fn partners(&self) -> usize;
+    /// Makes the output row of the current input row and `partner` (none:
+    /// a left join's row without one).
+    fn pair(&mut self, partner: Option<usize>, last: bool);
+}
+
+/// The next output row of a join, by its kind: each partner in turn
+/// (inner, left), the input row alone (left without partners, semi with
+/// some, anti with none), or on to the next input row.
+fn next_joined(n: &mut impl Joined) -> Result<bool, RunError> {
+    loop {
+        let partners = n.partners();
+        let p = n.pairing();
+        if p.active {
+            if p.at < partners {
+                let at = p.at;
+                p.at += 1;
+                n.pair(Some(at), at + 1 == partners);
+                return Ok(true);
+            }
+            p.active = false;
+        }
+        if !n.next_input()? {
+            return Ok(false);
+        }
+        let partners = n.partners();
+        let p = n.pairing();
+        match p.kind {
+            JoinKind::Semi if partners > 0 => return Ok(true),
+            JoinKind::Anti if partners == 0 => return Ok(true),
+            JoinKind::Semi | JoinKind::Anti => {}
+            JoinKind::Left if partners == 0 => {
+                n.pair(None, true);
+                return Ok(true);
+            }
+            JoinKind::Inner | JoinKind::Left => {
+                p.active = true;
+                p.at = 0;
+            }
+        }
+    }
+}
+
 struct JoinNode<'p> {
     p: &'p Program,
     step: usize,
     left: Box<dyn Node + 'p>,
     right: Box<dyn Node + 'p>,
-    kind: JoinKind,
+    pairing: Pairing,
     lk: &'p [usize],
     rk: &'p [usize],
     keep: &'p [usize],
@@ -939,12 +1029,8 @@ struct JoinNode<'p> {
     group_key: Vec<Value>,
     right_state: RightState,
     last_right: Vec<Value>,
-    /// Next partner to pair the current left row with.
-    at: usize,
     /// 0..number of keys: how a stored key is indexed.
     ident: Vec<usize>,
-    /// Whether the current left row still has partners to pair with.
-    active: bool,
     /// Whether the other side's keys are known to increase strictly, so
     /// that their order need not be checked here.
     right_ordered: bool,
@@ -1052,52 +1138,39 @@ impl JoinNode<'_> {
     }
 }
 
+impl Joined for JoinNode<'_> {
+    fn pairing(&mut self) -> &mut Pairing {
+        &mut self.pairing
+    }
+
+    fn next_input(&mut self) -> Result<bool, RunError> {
+        if !self.left.next()? {
+            return Ok(false);
+        }
+        self.load_group()?;
+        Ok(true)
+    }
+
+    fn partners(&self) -> usize {
+        self.group_len
+    }
+
+    fn pair(&mut self, partner: Option<usize>, last: bool) {
+        JoinNode::pair(self, partner, last)
+    }
+}
+
 impl Node for JoinNode<'_> {
     fn next(&mut self) -> Result<bool, RunError> {
-        loop {
-            if self.active {
-                if self.at < self.group_len {
-                    self.pair(Some(self.at), self.at + 1 == self.group_len);
-                    self.at += 1;
-                    return Ok(true);
-                }
-                self.active = false;
-            }
-            if !self.left.next()? {
-                return Ok(false);
-            }
-            self.load_group()?;
-            match self.kind {
-                JoinKind::Semi if self.group_len > 0 => return Ok(true),
-                JoinKind::Anti if self.group_len == 0 => return Ok(true),
-                JoinKind::Semi | JoinKind::Anti => {}
-                JoinKind::Left if self.group_len == 0 => {
-                    self.pair(None, true);
-                    return Ok(true);
-                }
-                JoinKind::Inner | JoinKind::Left => {
-                    self.active = true;
-                    self.at = 0;
-                }
-            }
-        }
+        next_joined(self)
     }
 
     fn row(&self) -> &[Value] {
-        match self.kind {
-            JoinKind::Semi | JoinKind::Anti => self.left.row(),
-            _ => &self.buf[..self.width],
-        }
+        self.pairing.row(self.left.row(), &self.buf[..self.width])
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
-        match self.kind {
-            JoinKind::Semi | JoinKind::Anti => self.left.swap_row(buf),
-            _ => {
-                std::mem::swap(&mut self.buf, buf);
-                true
-            }
-        }
+        self.pairing.swap_row(&mut *self.left, &mut self.buf, buf)
     }
 
     fn rows_read(&self) -> Vec<(String, u64)> {
@@ -1125,7 +1198,7 @@ struct LookupNode<'p, 'h> {
     host: &'p Host<'h>,
     dataset: &'p str,
     index: &'p str,
-    kind: JoinKind,
+    pairing: Pairing,
     key: &'p Compiled,
     key_pos: Pos,
     /// Whether the key is personal data (kept out of error messages).
@@ -1138,10 +1211,6 @@ struct LookupNode<'p, 'h> {
     /// The current row's records (slots reused).
     found: Vec<Vec<Value>>,
     found_len: usize,
-    /// Next record to pair the current row with.
-    at: usize,
-    /// Whether the current row still has records to pair with.
-    active: bool,
     buf: Vec<Value>,
     /// Slots of `buf` that are this node's row (`buf` may be longer
     /// after a swap).
@@ -1247,52 +1316,39 @@ impl LookupNode<'_, '_> {
     }
 }
 
+impl Joined for LookupNode<'_, '_> {
+    fn pairing(&mut self) -> &mut Pairing {
+        &mut self.pairing
+    }
+
+    fn next_input(&mut self) -> Result<bool, RunError> {
+        if !self.input.next()? {
+            return Ok(false);
+        }
+        self.look()?;
+        Ok(true)
+    }
+
+    fn partners(&self) -> usize {
+        self.found_len
+    }
+
+    fn pair(&mut self, partner: Option<usize>, last: bool) {
+        LookupNode::pair(self, partner, last)
+    }
+}
+
 impl Node for LookupNode<'_, '_> {
     fn next(&mut self) -> Result<bool, RunError> {
-        loop {
-            if self.active {
-                if self.at < self.found_len {
-                    self.pair(Some(self.at), self.at + 1 == self.found_len);
-                    self.at += 1;
-                    return Ok(true);
-                }
-                self.active = false;
-            }
-            if !self.input.next()? {
-                return Ok(false);
-            }
-            self.look()?;
-            match self.kind {
-                JoinKind::Semi if self.found_len > 0 => return Ok(true),
-                JoinKind::Anti if self.found_len == 0 => return Ok(true),
-                JoinKind::Semi | JoinKind::Anti => {}
-                JoinKind::Left if self.found_len == 0 => {
-                    self.pair(None, true);
-                    return Ok(true);
-                }
-                JoinKind::Inner | JoinKind::Left => {
-                    self.active = true;
-                    self.at = 0;
-                }
-            }
-        }
+        next_joined(self)
     }
 
     fn row(&self) -> &[Value] {
-        match self.kind {
-            JoinKind::Semi | JoinKind::Anti => self.input.row(),
-            _ => &self.buf[..self.width],
-        }
+        self.pairing.row(self.input.row(), &self.buf[..self.width])
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
-        match self.kind {
-            JoinKind::Semi | JoinKind::Anti => self.input.swap_row(buf),
-            _ => {
-                std::mem::swap(&mut self.buf, buf);
-                true
-            }
-        }
+        self.pairing.swap_row(&mut *self.input, &mut self.buf, buf)
     }
 
     fn rows_read(&self) -> Vec<(String, u64)> {
