@@ -935,11 +935,18 @@ impl Pairing {
     }
 
     /// The row a join shows: its input's for semi and anti joins (which
-    /// add no columns), else the paired row.
-    fn row<'a>(&self, input: &'a [Value], paired: &'a [Value]) -> &'a [Value] {
+    /// add no columns), else the first `width` slots of the paired row.
+    /// Each is read only when it is the one: the other may have handed its
+    /// buffer on (`swap_row`).
+    fn row<'a>(
+        &self,
+        input: &'a (dyn Node + 'a),
+        paired: &'a [Value],
+        width: usize,
+    ) -> &'a [Value] {
         match self.kind {
-            JoinKind::Semi | JoinKind::Anti => input,
-            _ => paired,
+            JoinKind::Semi | JoinKind::Anti => input.row(),
+            _ => &paired[..width],
         }
     }
 
@@ -1166,7 +1173,7 @@ impl Node for JoinNode<'_> {
     }
 
     fn row(&self) -> &[Value] {
-        self.pairing.row(self.left.row(), &self.buf[..self.width])
+        self.pairing.row(&*self.left, &self.buf, self.width)
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
@@ -1344,7 +1351,7 @@ impl Node for LookupNode<'_, '_> {
     }
 
     fn row(&self) -> &[Value] {
-        self.pairing.row(self.input.row(), &self.buf[..self.width])
+        self.pairing.row(&*self.input, &self.buf, self.width)
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
