@@ -489,6 +489,7 @@ memory_mib = 4096
             bundle_sha256: String::new(),
             wasm_sha256: String::new(),
             toml_sha256: String::new(),
+            plan_sha256: None,
             source: "/mnt/usb/registry".into(),
             released_at: String::new(),
             imported_at: String::new(),

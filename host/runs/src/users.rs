@@ -80,9 +80,7 @@ const USER_PREFIX: &str = "user/";
 const SESSION_PREFIX: &str = "session/";
 
 /// What a person does in the console.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees leads and acts on them (marks, resolves).
@@ -355,7 +353,10 @@ fn user_key(name: &str) -> String {
 }
 
 fn session_key(id: &str) -> String {
-    format!("{SESSION_PREFIX}{}", hex::encode(Sha256::digest(id.as_bytes())))
+    format!(
+        "{SESSION_PREFIX}{}",
+        hex::encode(Sha256::digest(id.as_bytes()))
+    )
 }
 
 fn text_time(t: DateTime<FixedOffset>) -> String {
@@ -381,16 +382,15 @@ fn no_user(name: &str) -> Error {
 }
 
 fn hasher() -> Argon2<'static> {
-    let params =
-        Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("the Argon2 parameters are valid");
+    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
+        .expect("the Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| {
-        Error::Other(format!("the system's random number source failed: {e}"))
-    })?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::Other(format!("the system's random number source failed: {e}")))?;
     Ok(bytes)
 }
 
@@ -678,7 +678,11 @@ pub fn verify_login(
 
 /// Creates a session for `user` at `now`: a new random id and CSRF token.
 /// Also removes sessions that have run out.
-pub fn create_session(store: &Store, user: &User, now: DateTime<FixedOffset>) -> Result<NewSession> {
+pub fn create_session(
+    store: &Store,
+    user: &User,
+    now: DateTime<FixedOffset>,
+) -> Result<NewSession> {
     remove_sessions(store, |s| idle_out(s, now))?;
     let session = NewSession {
         id: hex::encode(random_bytes::<32>()?),
@@ -718,14 +722,19 @@ pub fn session(store: &Store, id: &str, now: DateTime<FixedOffset>) -> Result<Op
     let record: SessionRecord =
         serde_json::from_slice(&raw).map_err(|e| unreadable(store, &key, e))?;
     if idle_out(&record, now) {
-        let _ = store.meta.compare_and_swap(&key, Some(&raw), None::<&[u8]>)?;
+        let _ = store
+            .meta
+            .compare_and_swap(&key, Some(&raw), None::<&[u8]>)?;
         return Ok(None);
     }
     let Some(user) = get(store, &record.user)?.filter(|u| !u.disabled) else {
-        let _ = store.meta.compare_and_swap(&key, Some(&raw), None::<&[u8]>)?;
+        let _ = store
+            .meta
+            .compare_and_swap(&key, Some(&raw), None::<&[u8]>)?;
         return Ok(None);
     };
-    let seen = DateTime::parse_from_rfc3339(&record.last_seen).map_err(|e| unreadable(store, &key, e))?;
+    let seen =
+        DateTime::parse_from_rfc3339(&record.last_seen).map_err(|e| unreadable(store, &key, e))?;
     if now - seen >= delta(SESSION_TOUCH_EVERY) {
         let touched = SessionRecord {
             last_seen: text_time(now),
@@ -766,7 +775,12 @@ fn remove_sessions(store: &Store, which: impl Fn(&SessionRecord) -> bool) -> Res
         let (key, raw) = item?;
         // A session that cannot be read cannot be used: remove it too.
         let remove = serde_json::from_slice::<SessionRecord>(&raw).map_or(true, |s| which(&s));
-        if remove && store.meta.compare_and_swap(&key, Some(&raw), None::<&[u8]>)?.is_ok() {
+        if remove
+            && store
+                .meta
+                .compare_and_swap(&key, Some(&raw), None::<&[u8]>)?
+                .is_ok()
+        {
             removed += 1;
         }
     }
@@ -840,7 +854,13 @@ mod tests {
             (Role::Reviewer, vec![ReviewLeads]),
             (
                 Role::Admin,
-                vec![ReviewLeads, RevealClear, ManageModels, ManageDatasets, ManageRuns],
+                vec![
+                    ReviewLeads,
+                    RevealClear,
+                    ManageModels,
+                    ManageDatasets,
+                    ManageRuns,
+                ],
             ),
             (Role::Auditor, vec![SeeAudit]),
         ];
@@ -866,7 +886,9 @@ mod tests {
         assert!(!li.may(Action::ManageRuns));
         let err = set_reveal(&s, "audit", true).unwrap_err().to_string();
         assert!(err.contains("only a reviewer"), "{err}");
-        assert!(!set_reveal(&s, "li", false).unwrap().may(Action::RevealClear));
+        assert!(!set_reveal(&s, "li", false)
+            .unwrap()
+            .may(Action::RevealClear));
     }
 
     #[test]
@@ -884,7 +906,10 @@ mod tests {
         assert!(password_matches(&s, "a", &a, PW).unwrap());
         assert!(!password_matches(&s, "a", &a, "correct horse battery!").unwrap());
         let shown = serde_json::to_string(&list(&s).unwrap()).unwrap();
-        assert!(!shown.contains("argon2") && !shown.contains("password"), "{shown}");
+        assert!(
+            !shown.contains("argon2") && !shown.contains("password"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -915,11 +940,18 @@ mod tests {
     #[test]
     fn short_passwords_and_taken_names_are_refused() {
         let (_d, s) = store();
-        let err = add(&s, "li", Role::Admin, "elevenchars", t0()).unwrap_err().to_string();
+        let err = add(&s, "li", Role::Admin, "elevenchars", t0())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least 12"), "{err}");
         add(&s, "li", Role::Admin, "twelve chars", t0()).unwrap();
-        let err = add(&s, "LI", Role::Admin, PW, t0()).unwrap_err().to_string();
-        assert!(err.contains("already exists") && err.contains("only in case"), "{err}");
+        let err = add(&s, "LI", Role::Admin, PW, t0())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("already exists") && err.contains("only in case"),
+            "{err}"
+        );
         let err = reset_password(&s, "li", "short").unwrap_err().to_string();
         assert!(err.contains("nothing was changed"), "{err}");
         let err = check_password("passwordpassword", "passwordpassword").unwrap_err();
@@ -931,7 +963,10 @@ mod tests {
         let (_d, s) = store();
         add(&s, "li", Role::Reviewer, PW, t0()).unwrap();
         let (user, first) = accepted(verify_login(&s, "li", PW, t0()).unwrap());
-        assert_eq!(user.last_login_at.as_deref(), Some("2026-12-01T09:00:00.000+08:00"));
+        assert_eq!(
+            user.last_login_at.as_deref(),
+            Some("2026-12-01T09:00:00.000+08:00")
+        );
         let (_, second) = accepted(verify_login(&s, "li", PW, t0()).unwrap());
         assert_ne!(first.id, second.id);
         assert_ne!(first.csrf, second.csrf);
@@ -939,7 +974,11 @@ mod tests {
         assert!(first.id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(!format!("{first:?}").contains(&first.id));
         // Stored by its hash only.
-        assert!(s.meta.get(format!("session/{}", first.id)).unwrap().is_none());
+        assert!(s
+            .meta
+            .get(format!("session/{}", first.id))
+            .unwrap()
+            .is_none());
         let live = session(&s, &first.id, t0()).unwrap().unwrap();
         assert_eq!(live.user.name, "li");
         assert_eq!(live.csrf, first.csrf);
@@ -956,7 +995,10 @@ mod tests {
         assert!(list(&s).unwrap().iter().all(|u| u.name != "wang"));
         assert!(matches!(
             refusal(verify_login(&s, "li", "wrong password!", t0()).unwrap()),
-            Refusal::WrongPassword { failures: 1, locked_until: None }
+            Refusal::WrongPassword {
+                failures: 1,
+                locked_until: None
+            }
         ));
     }
 
@@ -965,11 +1007,20 @@ mod tests {
         let (_d, s) = store();
         add(&s, "li", Role::Reviewer, PW, t0()).unwrap();
         for n in 1..LOCKOUT_AFTER {
-            let out = verify_login(&s, "li", "wrong password!", later(Duration::from_secs(n as u64))).unwrap();
+            let out = verify_login(
+                &s,
+                "li",
+                "wrong password!",
+                later(Duration::from_secs(n as u64)),
+            )
+            .unwrap();
             assert!(!out.locked_now());
             assert_eq!(
                 refusal(out),
-                Refusal::WrongPassword { failures: n, locked_until: None }
+                Refusal::WrongPassword {
+                    failures: n,
+                    locked_until: None
+                }
             );
         }
         let at = later(Duration::from_secs(10));
@@ -978,14 +1029,19 @@ mod tests {
         let until = text_time(at + delta(LOCKOUT_FOR));
         assert_eq!(
             refusal(out),
-            Refusal::WrongPassword { failures: 5, locked_until: Some(until.clone()) }
+            Refusal::WrongPassword {
+                failures: 5,
+                locked_until: Some(until.clone())
+            }
         );
         // Locked: the right password is refused, and trying does not extend it.
         let just_before = at + delta(LOCKOUT_FOR) - TimeDelta::seconds(1);
         for when in [at, just_before] {
             assert_eq!(
                 refusal(verify_login(&s, "li", PW, when).unwrap()),
-                Refusal::Locked { until: until.clone() }
+                Refusal::Locked {
+                    until: until.clone()
+                }
             );
         }
         let user = get(&s, "li").unwrap().unwrap();
@@ -995,7 +1051,10 @@ mod tests {
         let after = at + delta(LOCKOUT_FOR);
         assert_eq!(
             refusal(verify_login(&s, "li", "wrong password!", after).unwrap()),
-            Refusal::WrongPassword { failures: 1, locked_until: None }
+            Refusal::WrongPassword {
+                failures: 1,
+                locked_until: None
+            }
         );
         // …and the right one logs in and clears it.
         accepted(verify_login(&s, "li", PW, after).unwrap());
@@ -1010,7 +1069,9 @@ mod tests {
             verify_login(&s, "li", "wrong password!", t0()).unwrap();
         }
         accepted(verify_login(&s, "li", PW, t0()).unwrap());
-        assert!(!verify_login(&s, "li", "wrong password!", t0()).unwrap().locked_now());
+        assert!(!verify_login(&s, "li", "wrong password!", t0())
+            .unwrap()
+            .locked_now());
     }
 
     #[test]
@@ -1045,8 +1106,14 @@ mod tests {
         let (user, changed) = disable(&s, "li").unwrap();
         assert!(changed && user.disabled);
         assert!(!user.may(Action::ReviewLeads));
-        assert!(!disable(&s, "li").unwrap().1, "disabling again changes nothing");
-        assert_eq!(refusal(verify_login(&s, "li", PW, t0()).unwrap()), Refusal::Disabled);
+        assert!(
+            !disable(&s, "li").unwrap().1,
+            "disabling again changes nothing"
+        );
+        assert_eq!(
+            refusal(verify_login(&s, "li", PW, t0()).unwrap()),
+            Refusal::Disabled
+        );
         assert!(session(&s, &live.id, t0()).unwrap().is_none());
         assert_eq!(get(&s, "li").unwrap().unwrap().failed_logins, 0);
         enable(&s, "li").unwrap();
@@ -1061,9 +1128,15 @@ mod tests {
         let hour = Duration::from_secs(3600);
         // Used after 7 hours: it lives 8 more from then.
         assert!(session(&s, &new.id, later(hour * 7)).unwrap().is_some());
-        assert!(session(&s, &new.id, later(hour * 15 - Duration::from_secs(1))).unwrap().is_some());
+        assert!(
+            session(&s, &new.id, later(hour * 15 - Duration::from_secs(1)))
+                .unwrap()
+                .is_some()
+        );
         let idle_from = hour * 15 - Duration::from_secs(1);
-        assert!(session(&s, &new.id, later(idle_from + SESSION_IDLE)).unwrap().is_none());
+        assert!(session(&s, &new.id, later(idle_from + SESSION_IDLE))
+            .unwrap()
+            .is_none());
         // Gone for good, even asked about at an earlier time.
         assert!(session(&s, &new.id, later(idle_from)).unwrap().is_none());
     }

@@ -1076,11 +1076,12 @@ year = { type = "int", default = 2024 }
             bundle_sha256: "b".repeat(64),
             wasm_sha256: sha256_hex(b"wasm"),
             toml_sha256: sha256_hex(TOML.as_bytes()),
+            plan_sha256: None,
             source: "/mnt/usb".into(),
             released_at: "t".into(),
             imported_at: "t".into(),
         };
-        let model_dir = install_imported(dir.path(), TOML, &m, b"wasm", &p).unwrap();
+        let model_dir = install_imported(dir.path(), TOML, &m, b"wasm", None, &p).unwrap();
         let loaded = load_dir(&model_dir).unwrap();
         assert_eq!(loaded.provenance.as_ref(), Some(&p));
         assert!(

@@ -15,6 +15,7 @@ pub enum Command {
     /// The password is read from standard input when it is not a terminal
     /// (its first line), else asked for twice without echo. It must be at
     /// least 12 characters; only its Argon2id hash is stored.
+    ///
     /// Roles: reviewer (sees and acts on leads), admin (also manages
     /// models, datasets and runs, and sees personal values in clear),
     /// auditor (sees the audit views only).
@@ -88,10 +89,12 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                         } else {
                             "active".to_string()
                         };
+                        // By role or by grant: what the console will allow.
+                        let reveals = u.may(users::Action::RevealClear);
                         vec![
                             u.name,
                             u.role.to_string(),
-                            if u.may_reveal { "yes" } else { "no" }.to_string(),
+                            if reveals { "yes" } else { "no" }.to_string(),
                             state,
                             u.failed_logins.to_string(),
                             u.created_at,
@@ -104,7 +107,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                     &[
                         "name",
                         "role",
-                        "may_reveal",
+                        "sees_clear",
                         "state",
                         "failed_logins",
                         "created_at",
@@ -119,7 +122,11 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             let (user, changed) = users::disable(&store, &name)?;
             outln!(
                 "{} {}: cannot log in, open sessions ended",
-                if changed { "disabled" } else { "already disabled:" },
+                if changed {
+                    "disabled"
+                } else {
+                    "already disabled:"
+                },
                 user.name
             );
         }
@@ -128,7 +135,11 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             let (user, changed) = users::enable(&store, &name)?;
             outln!(
                 "{} {}: can log in again",
-                if changed { "enabled" } else { "already enabled:" },
+                if changed {
+                    "enabled"
+                } else {
+                    "already enabled:"
+                },
                 user.name
             );
         }
