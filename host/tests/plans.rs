@@ -32,9 +32,10 @@ fn plan_model(name: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir 
     std::fs::write(dir.path().join("model.toml"), toml).unwrap();
     let plan = std::fs::read_to_string(
         repo()
+            .join("plugins")
+            .join(RUST_MODEL)
             .join("plan")
-            .join("examples")
-            .join("disability-fund-arrears.plan.toml"),
+            .join("rule.plan.toml"),
     )
     .unwrap();
     std::fs::write(dir.path().join("rule.plan.toml"), edit(plan)).unwrap();

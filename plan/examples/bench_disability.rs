@@ -12,7 +12,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use std::fmt::Write as _;
 use std::time::Instant;
 
-const PLAN: &str = include_str!("disability-fund-arrears.plan.toml");
+const PLAN: &str = include_str!("../../plugins/disability-fund-arrears/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/disability-fund-arrears/model.toml");
 const SCHEMAS: [&str; 4] = [
     include_str!("../../datasets/employers.toml"),

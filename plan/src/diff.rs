@@ -1,7 +1,8 @@
 //! `jiandu model diff NAME@A NAME@B`: what changed between two versions of
 //! a plan, in the words of [`crate::explain()`]: parameters whose default,
 //! unit or type changed, steps added, removed, moved or changed (with the
-//! old and new sentence), and changes of the legal basis.
+//! old and new sentence), changes of the legal basis, of the Chinese
+//! labels and of the description: everything that changes the plan's hash.
 
 use crate::catalog::Catalog;
 use crate::explain::{value_text, Words};
@@ -117,6 +118,21 @@ pub fn diff(old: &Plan, old_catalog: &Catalog, new: &Plan, new_catalog: &Catalog
     for b in &old_catalog.legal_basis {
         if !new_catalog.legal_basis.contains(b) {
             out.push(format!("删除法律依据：{b}。"));
+        }
+    }
+    for (name, l) in &new.labels {
+        match old.label(&name.value) {
+            None => out.push(format!("新增名称 {} 的中文标签“{l}”。", name.value)),
+            Some(was) if was != l => out.push(format!(
+                "名称 {} 的中文标签由“{was}”改为“{l}”。",
+                name.value
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, was) in &old.labels {
+        if new.label(&name.value).is_none() {
+            out.push(format!("删除名称 {} 的中文标签“{was}”。", name.value));
         }
     }
     if old.description != new.description {

@@ -7,7 +7,7 @@
 use jiandu_plan::exec::{Lead, MemoryInput};
 use jiandu_plan::{check_plan, Catalog, Plan, Value};
 
-const PLAN: &str = include_str!("../examples/disability-fund-arrears.plan.toml");
+const PLAN: &str = include_str!("../../plugins/disability-fund-arrears/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/disability-fund-arrears/model.toml");
 const SCHEMAS: [&str; 4] = [
     include_str!("../../datasets/employers.toml"),

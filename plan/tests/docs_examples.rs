@@ -346,9 +346,10 @@ fn every_plan_and_step_in_the_doc_checks() {
                 (*plan).to_owned(),
                 read(
                     &repo()
+                        .join("plugins")
+                        .join(plan)
                         .join("plan")
-                        .join("examples")
-                        .join(format!("{plan}.plan.toml")),
+                        .join("rule.plan.toml"),
                 ),
             )
         })
@@ -399,11 +400,12 @@ fn section_5_names_every_step_of_the_four_samples() {
     let mut failures = Vec::new();
     for (_, sample) in SAMPLES {
         let path = repo()
+            .join("plugins")
+            .join(sample)
             .join("plan")
-            .join("examples")
-            .join(format!("{sample}.plan.toml"));
+            .join("rule.plan.toml");
         let start = doc
-            .find(&format!("`plan/examples/{sample}.plan.toml`"))
+            .find(&format!("`plugins/{sample}/plan/rule.plan.toml`"))
             .unwrap_or_else(|| panic!("docs/plans.md does not explain {sample}"));
         let section = &doc[start..];
         let section = &section[..section

@@ -7,7 +7,7 @@
 use jiandu_plan::exec::{Lead, MemoryInput};
 use jiandu_plan::{check_plan, Catalog, Plan, Value};
 
-const PLAN: &str = include_str!("../examples/drunk-driving-withdrawal.plan.toml");
+const PLAN: &str = include_str!("../../plugins/drunk-driving-withdrawal/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/drunk-driving-withdrawal/model.toml");
 const SCHEMAS: [&str; 4] = [
     include_str!("../../datasets/police_cases.toml"),

@@ -3,7 +3,7 @@
 
 use jiandu_plan::{diff, explain, Catalog, Plan};
 
-const PLAN: &str = include_str!("../examples/disability-fund-arrears.plan.toml");
+const PLAN: &str = include_str!("../../plugins/disability-fund-arrears/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/disability-fund-arrears/model.toml");
 const SCHEMAS: [&str; 4] = [
     include_str!("../../datasets/employers.toml"),
@@ -184,5 +184,28 @@ fn diff_names_changed_defaults_and_steps_in_the_same_words() {
     assert_eq!(
         diff(&old, &old_cat, &old, &old_cat),
         ["两个版本的规则、参数和法律依据相同。"]
+    );
+}
+
+#[test]
+fn every_change_that_changes_the_hash_is_said_by_diff_labels_included() {
+    let old = plan(PLAN);
+    let relabelled = PLAN
+        .replace("levy_year = \"征收年度\"", "levy_year = \"征收所属年度\"")
+        .replace("paid = \"已缴金额\"\n", "");
+    let new = plan(&relabelled);
+    assert_ne!(old.hash(), new.hash());
+    let lines = diff(&old, &catalog(), &new, &catalog());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("levy_year") && l.contains("由“征收年度”改为“征收所属年度”")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("删除名称 paid 的中文标签“已缴金额”")),
+        "{lines:#?}"
     );
 }

@@ -8,7 +8,7 @@
 use jiandu_plan::exec::{Lead, MemoryInput};
 use jiandu_plan::{check_plan, Catalog, Plan, Value};
 
-const PLAN: &str = include_str!("../examples/land-transfer-fee-arrears.plan.toml");
+const PLAN: &str = include_str!("../../plugins/land-transfer-fee-arrears/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/land-transfer-fee-arrears/model.toml");
 const SCHEMAS: [&str; 5] = [
     include_str!("../../datasets/land_contracts.toml"),

@@ -6,7 +6,7 @@
 use jiandu_plan::exec::{Lead, MemoryInput};
 use jiandu_plan::{check_plan, Catalog, Plan, Value};
 
-const PLAN: &str = include_str!("../examples/repeat-theft-warning.plan.toml");
+const PLAN: &str = include_str!("../../plugins/repeat-theft-warning/plan/rule.plan.toml");
 const MODEL: &str = include_str!("../../plugins/repeat-theft-warning/model.toml");
 const SCHEMAS: [&str; 4] = [
     include_str!("../../datasets/prior_records.toml"),

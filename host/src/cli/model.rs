@@ -223,11 +223,7 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             let (old, new) = (plan_version(&store, &old)?, plan_version(&store, &new)?);
             let sentences = jiandu::plans::diff(&store, &old, &new)?;
             let title = format!("{} → {}", old.manifest.id(), new.manifest.id());
-            if sentences.is_empty() && format == Format::Table {
-                outln!("{title}: the plans say the same");
-            } else {
-                print_sentences(&title, &sentences, format)?;
-            }
+            print_sentences(&title, &sentences, format)?;
         }
     }
     Ok(ExitCode::SUCCESS)
