@@ -445,25 +445,7 @@ pub fn measure_rate(
         .map(|e| (e.credit_code.clone(), Some(e.gap)))
         .collect();
     let store = jiandu::Store::open(&store_dir)?;
-    let ours: LeadSet = leads::list(
-        &store,
-        &leads::Filter {
-            model: Some(model.manifest.name.clone()),
-            status: None,
-        },
-    )?
-    .into_iter()
-    .filter(|l| l.status != leads::Status::Resolved)
-    .map(|l| {
-        let amount = l
-            .amount
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .context("lead amount")?;
-        Ok((l.subject, amount))
-    })
-    .collect::<Result<_>>()?;
+    let ours = live_leads(&store, &model.manifest.name)?;
     let conn = sqlite::open(&db)?;
     let theirs: LeadSet = conn
         .prepare("SELECT credit_code, gap_fen FROM leads")?
@@ -474,25 +456,7 @@ pub fn measure_rate(
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let plan_leads: LeadSet = leads::list(
-        &store,
-        &leads::Filter {
-            model: Some(plan_name.clone()),
-            status: None,
-        },
-    )?
-    .into_iter()
-    .filter(|l| l.status != leads::Status::Resolved)
-    .map(|l| {
-        let amount = l
-            .amount
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .context("lead amount")?;
-        Ok((l.subject, amount))
-    })
-    .collect::<Result<_>>()?;
+    let plan_leads = live_leads(&store, &plan_name)?;
     runs::check_agree("expected", &expected, "jiandu run", &ours)?;
     runs::check_agree("jiandu run", &ours, "sqlite3", &theirs)?;
     runs::check_agree("jiandu run", &ours, "the plan version", &plan_leads)?;
@@ -508,6 +472,29 @@ pub fn measure_rate(
         plan: plan_times,
         plan_single: plan_single_times,
     })
+}
+
+/// The leads `model` holds now (resolved ones left out), by subject.
+fn live_leads(store: &jiandu::Store, model: &str) -> Result<LeadSet> {
+    leads::list(
+        store,
+        &leads::Filter {
+            model: Some(model.to_string()),
+            status: None,
+        },
+    )?
+    .into_iter()
+    .filter(|l| l.status != leads::Status::Resolved)
+    .map(|l| {
+        let amount = l
+            .amount
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("lead amount")?;
+        Ok((l.subject, amount))
+    })
+    .collect()
 }
 
 /// Every rate of `rates` (per thousand; [`RATES`] by default).
