@@ -90,9 +90,7 @@ pub fn put_evidence(out: &mut Vec<u8>, name: &str, value: impl Display, personal
 pub fn put_data(out: &mut Vec<u8>, lead: &LeadData) {
     let mut evidence = Vec::new();
     for e in &lead.evidence {
-        put_text(&mut evidence, &e.name);
-        put_text(&mut evidence, &e.value);
-        evidence.push(e.personal as u8);
+        put_evidence(&mut evidence, &e.name, &e.value, e.personal);
     }
     put_lead(
         out,

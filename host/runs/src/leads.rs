@@ -1066,9 +1066,9 @@ pub struct LeadsDigest {
 
 /// Field order is the digest's: do not reorder.
 #[derive(Serialize)]
-struct Canonical<'a, E: Serialize> {
+struct Canonical<'a> {
     amount: Option<&'a str>,
-    evidence: E,
+    evidence: Pairs<'a>,
     subject: &'a str,
     title: &'a str,
 }
@@ -1085,34 +1085,25 @@ impl Serialize for Pairs<'_> {
 impl LeadsDigest {
     /// Adds a lead as a run emitted it.
     pub fn add_view(&mut self, lead: &LeadView<'_>) {
-        self.hash(&Canonical {
+        self.line.clear();
+        let canonical = Canonical {
             amount: lead.amount,
             evidence: Pairs(lead.evidence()),
             subject: lead.subject,
             title: lead.title,
-        })
-    }
-
-    /// Adds a lead held as owned data.
-    pub fn add(&mut self, lead: &LeadData) {
-        let evidence: Vec<[&str; 2]> = lead
-            .evidence
-            .iter()
-            .map(|e| [e.name.as_str(), e.value.as_str()])
-            .collect();
-        self.hash(&Canonical {
-            amount: lead.amount.as_deref(),
-            evidence,
-            subject: &lead.subject,
-            title: &lead.title,
-        })
-    }
-
-    fn hash<E: Serialize>(&mut self, canonical: &Canonical<'_, E>) {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, canonical).expect("json");
+        };
+        serde_json::to_writer(&mut self.line, &canonical).expect("json");
         self.line.push(b'\n');
         self.hasher.update(&self.line);
+    }
+
+    /// Adds a lead held as owned data, in the same encoding a run's leads
+    /// are digested from.
+    pub fn add(&mut self, lead: &LeadData) {
+        let mut encoded = Vec::new();
+        encoded_lead::put_data(&mut encoded, lead);
+        let (view, _) = encoded_lead::decode(&encoded).expect("a lead just encoded decodes");
+        self.add_view(&view)
     }
 
     /// The digest, as hex.

@@ -45,6 +45,25 @@ fn schemas(store: &Store, manifest: &Manifest) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `manifest` as the TOML the plan catalog reads.
+fn model_toml(manifest: &Manifest) -> Result<String> {
+    toml::to_string(manifest)
+        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))
+}
+
+/// What a plan of `manifest` is checked against: its datasets' schemas in
+/// the store and its parameters; `refused` words a catalog that cannot be
+/// made.
+fn catalog(
+    store: &Store,
+    manifest: &Manifest,
+    refused: &dyn Fn(&dyn std::fmt::Display) -> Error,
+) -> Result<jiandu_plan::Catalog> {
+    let schemas = schemas(store, manifest)?;
+    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
+    jiandu_plan::Catalog::from_toml(&model_toml(manifest)?, &schemas).map_err(|e| refused(&e))
+}
+
 /// Parses and checks the plan `file` (text `plan`, named `path` in errors)
 /// of `manifest` against the store; returns its hash.
 pub fn check(store: &Store, manifest: &Manifest, path: &Path, plan: &str) -> Result<String> {
@@ -53,12 +72,7 @@ pub fn check(store: &Store, manifest: &Manifest, path: &Path, plan: &str) -> Res
     };
     let parsed =
         jiandu_plan::Plan::parse(&path.display().to_string(), plan).map_err(|e| refused(&e))?;
-    let schemas = schemas(store, manifest)?;
-    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
-    let model_toml = toml::to_string(manifest)
-        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
-    let catalog =
-        jiandu_plan::Catalog::from_toml(&model_toml, &schemas).map_err(|e| refused(&e))?;
+    let catalog = catalog(store, manifest, &refused)?;
     jiandu_plan::check_plan(&parsed, &catalog).map_err(|e| refused(&e))?;
     Ok(parsed.hash())
 }
@@ -79,12 +93,10 @@ pub fn source(store: &Store, installed: &Installed) -> Result<Option<String>> {
         return Ok(None);
     };
     let manifest = &installed.manifest;
-    let model_toml = toml::to_string(manifest)
-        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
     let source = serde_json::json!({
         "file": file,
         "plan": plan,
-        "model-toml": model_toml,
+        "model-toml": model_toml(manifest)?,
         "schemas": schemas(store, manifest)?,
     });
     Ok(Some(source.to_string()))
@@ -148,12 +160,7 @@ fn parsed(
         ));
     };
     let plan = jiandu_plan::Plan::parse(file, text).map_err(|e| Error::model(&manifest.id(), e))?;
-    let schemas = schemas(store, manifest)?;
-    let schemas: Vec<&str> = schemas.iter().map(String::as_str).collect();
-    let model_toml = toml::to_string(manifest)
-        .map_err(|e| Error::Other(format!("model.toml of {}: {e}", manifest.id())))?;
-    let catalog = jiandu_plan::Catalog::from_toml(&model_toml, &schemas)
-        .map_err(|e| Error::model(&manifest.id(), e))?;
+    let catalog = catalog(store, manifest, &|e| Error::model(&manifest.id(), e))?;
     Ok((plan, catalog))
 }
 

@@ -181,9 +181,7 @@ pub fn plan_import(
     };
     let plan_sha256 = match (&manifest.plan, &plan_text) {
         (Some(file), Some(text)) => Some(
-            jiandu_plan::Plan::parse(&format!("{id}/{file}"), text)
-                .map_err(|e| Error::model(&id, format!("its plan does not parse: {e}")))?
-                .hash(),
+            catalog::plan_hash(&format!("{id}/{file}"), text).map_err(|e| Error::model(&id, e))?,
         ),
         _ => None,
     };

@@ -441,9 +441,8 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
         Some(file) => {
             let path = dir.join(file);
             let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-            let hash = jiandu_plan::Plan::parse(&path.display().to_string(), &text)
-                .map_err(|e| Error::file(&path, format!("not a plan: {e}")))?
-                .hash();
+            let hash =
+                plan_hash(&path.display().to_string(), &text).map_err(|e| Error::file(&path, e))?;
             (Some(text), Some(hash))
         }
         None => (None, None),
@@ -614,9 +613,7 @@ fn write_model(
     }
     let kept_plan = match (&manifest.plan, plan) {
         (Some(file), Some(text)) => {
-            let hash = jiandu_plan::Plan::parse(file, text)
-                .map_err(|e| Error::model(&manifest.id(), format!("not a plan: {e}")))?
-                .hash();
+            let hash = plan_hash(file, text).map_err(|e| Error::model(&manifest.id(), e))?;
             Some((file.as_str(), text, hash))
         }
         _ => None,
@@ -767,6 +764,14 @@ pub fn ensure_wasm_target(observer: &mut dyn BuildObserver) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A plan's hash as the ledger names it (`jiandu_plan::Plan::hash`), or
+/// why `text` (the plan file `file`) is not a plan.
+pub fn plan_hash(file: &str, text: &str) -> std::result::Result<String, String> {
+    jiandu_plan::Plan::parse(file, text)
+        .map(|p| p.hash())
+        .map_err(|e| format!("not a plan: {e}"))
 }
 
 /// The `model.toml` of the folder `dir`: its text and what it says.

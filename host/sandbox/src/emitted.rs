@@ -47,6 +47,11 @@ pub fn text_size(lead: &LeadData) -> u64 {
         as u64
 }
 
+/// A subject's hash in an [`Emitted`] (and its siblings): made by
+/// [`Emitted::key_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectKey(u64);
+
 /// The emitted leads of one run.
 pub struct Emitted {
     /// Leads since the last spill, encoded (each its length first), in the
@@ -158,7 +163,17 @@ impl Emitted {
 
     /// The size recorded for `subject`'s latest lead, if it was emitted.
     pub fn size_of(&self, subject: &str) -> Option<u64> {
-        self.sizes.get(&self.key(subject.as_bytes())).copied()
+        self.size_of_key(self.key_of(subject))
+    }
+
+    /// `subject`'s key, to look it up and insert its lead with one hash.
+    pub fn key_of(&self, subject: &str) -> SubjectKey {
+        SubjectKey(self.key(subject.as_bytes()))
+    }
+
+    /// [`Emitted::size_of`] by key.
+    pub fn size_of_key(&self, key: SubjectKey) -> Option<u64> {
+        self.sizes.get(&key.0).copied()
     }
 
     /// Number of distinct subjects.
@@ -198,9 +213,15 @@ impl Emitted {
     /// already checked ([`encoded_lead::decode`]); `size` as the policy
     /// counts it.
     pub fn insert_encoded(&mut self, lead: &[u8], size: u64) -> Result<()> {
+        let key = SubjectKey(self.key(encoded_lead::subject_bytes(lead)));
+        self.insert_keyed(key, lead, size)
+    }
+
+    /// [`Emitted::insert_encoded`] with the subject's key already made
+    /// ([`Emitted::key_of`]).
+    pub fn insert_keyed(&mut self, key: SubjectKey, lead: &[u8], size: u64) -> Result<()> {
         let subject = encoded_lead::subject_bytes(lead);
-        let key = self.key(subject);
-        self.sizes.insert(key, size);
+        self.sizes.insert(key.0, size);
         if let Some(&last) = self.starts.last() {
             self.ascending &= encoded_lead::subject_bytes(lead_at(&self.memory, last)) < subject;
         }

@@ -1079,7 +1079,8 @@ impl Session {
     /// and their bytes.
     fn take_lead(&mut self, encoded: &[u8], lead: &LeadView<'_>) -> wasmtime::Result<()> {
         let size = self.check_lead(lead).map_err(wasmtime::Error::new)?;
-        let replaced = self.leads.size_of(lead.subject);
+        let key = self.leads.key_of(lead.subject);
+        let replaced = self.leads.size_of_key(key);
         if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
             return Err(wasmtime::Error::new(Breach::LeadFlood {
                 limit: self.limits.max_leads,
@@ -1097,7 +1098,7 @@ impl Session {
         }
         self.lead_bytes = held;
         self.leads
-            .insert_encoded(encoded, size)
+            .insert_keyed(key, encoded, size)
             .map_err(wasmtime::Error::new)
     }
 
@@ -1307,9 +1308,7 @@ impl host::Host for Session {
         // of one, and checked and kept as every lead is.
         let mut evidence = Vec::new();
         for e in &lead.evidence {
-            encoded_lead::put_text(&mut evidence, &e.name);
-            encoded_lead::put_text(&mut evidence, &e.value);
-            evidence.push(e.personal as u8);
+            encoded_lead::put_evidence(&mut evidence, &e.name, &e.value, e.personal);
         }
         let count = u32::try_from(lead.evidence.len()).unwrap_or(u32::MAX);
         let mut encoded = Vec::new();
