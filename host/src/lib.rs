@@ -27,8 +27,8 @@
 
 pub use jiandu_record::{audit, ledger, unit};
 pub use jiandu_runs::{
-    ingest, leads, models, native, plans, policy, replay, run, scaffold, share, stored, trial,
-    trust, users, versions,
+    ingest, leads, models, native, plans, policy, replay, review, run, scaffold, share, stored,
+    trial, trust, users, versions,
 };
 pub use jiandu_sandbox::{cache, catalog, contract, emitted, limits, runtime};
 pub use jiandu_store::{

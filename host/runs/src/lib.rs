@@ -22,6 +22,7 @@ pub mod partition;
 pub mod plans;
 pub mod policy;
 pub mod replay;
+pub mod review;
 pub mod run;
 pub mod scaffold;
 pub mod share;

@@ -271,6 +271,10 @@ impl Refusal {
     /// What the person trying to log in is told, whatever the reason.
     pub const MESSAGE: &'static str =
         "the name or the password is wrong, or the account cannot log in now; ask an admin if this goes on";
+
+    /// [`Refusal::MESSAGE`] as the console says it.
+    pub const MESSAGE_ZH: &'static str =
+        "用户名或密码错误，或该账号暂时无法登录；如持续出现，请联系管理员";
 }
 
 /// What a login attempt came to: what the caller writes to the ledger

@@ -28,6 +28,69 @@ pub struct Args {
     /// connection that sends nothing in this time is closed.
     #[arg(long, default_value_t = api::REQUEST_TIMEOUT.as_secs_f64())]
     client_timeout: f64,
+
+    /// Also serve the browser console on this address (`HOST:PORT`, or a
+    /// port on 127.0.0.1); `--http` alone means 127.0.0.1:8470. Anything
+    /// but loopback needs --http-unprotected.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8470")]
+    http: Option<String>,
+
+    /// Let the console listen on an address other than loopback in plain
+    /// HTTP: passwords and leads cross that network unprotected.
+    #[arg(long, requires = "http")]
+    http_unprotected: bool,
+
+    /// Mark the console's cookies `Secure`: give it when a proxy in front
+    /// terminates TLS, so browsers send them over HTTPS only.
+    #[arg(long, requires = "http")]
+    http_secure_cookies: bool,
+}
+
+/// `--http`'s address: `HOST:PORT`, or a port on loopback.
+fn http_address(text: &str) -> Result<std::net::SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().with_context(|| {
+        format!("--http {text}: not an address; give HOST:PORT (127.0.0.1:8470) or a port")
+    })
+}
+
+/// What the console asks of the server.
+struct ConsoleHost(Arc<Server>);
+
+impl jiandu_console::Host for ConsoleHost {
+    fn run(
+        &self,
+        model: &str,
+        params: Vec<(String, String)>,
+        operator: &str,
+    ) -> std::result::Result<jiandu_console::RunStarted, String> {
+        let r = self
+            .0
+            .run(model, params, operator)
+            .map_err(|e| e.to_string())?;
+        Ok(jiandu_console::RunStarted {
+            run_id: r.run_id,
+            outcome: r.outcome.as_str().to_string(),
+            leads: Some(r.leads),
+            error: r.failure.map(|f| f.kind.to_string()),
+        })
+    }
+
+    fn model_events(&self) -> Vec<jiandu_console::ModelEvent> {
+        self.0
+            .events()
+            .into_iter()
+            .map(|e| jiandu_console::ModelEvent {
+                at: e.at,
+                model: e.model,
+                action: format!("{:?}", e.action).to_lowercase(),
+                version: e.version,
+                message: e.message,
+            })
+            .collect()
+    }
 }
 
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
@@ -40,6 +103,18 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 args.client_timeout
             )
         })?;
+    let http = match &args.http {
+        None => None,
+        Some(text) => {
+            let addr = http_address(text)?;
+            jiandu_console::check_address(addr, args.http_unprotected)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            Some(
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("the console cannot listen on {addr}"))?,
+            )
+        }
+    };
     let socket = jiandu::serve::socket_path(&ctx.store_path);
     if api::is_running(&socket) {
         anyhow::bail!(
@@ -69,6 +144,21 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     )?;
     let watch_thread = watch::spawn(server.clone(), Duration::from_millis(args.debounce_ms))?;
     let trigger_thread = trigger::spawn(server.clone())?;
+    let console_thread = match http {
+        None => None,
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let console = jiandu_console::Console::new(
+                server.store.clone(),
+                Some(Arc::new(ConsoleHost(server.clone()))),
+                args.http_secure_cookies,
+            );
+            let t = jiandu_console::spawn(console, listener, stop.clone())
+                .context("starting the console")?;
+            outln!("  console on http://{addr}/");
+            Some(t)
+        }
+    };
     let status = server.status();
     outln!(
         "jiandu serving {} (pid {}): {} models loaded; socket {}",
@@ -96,6 +186,9 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let _ = api_thread.join();
     let _ = watch_thread.join();
     let _ = trigger_thread.join();
+    if let Some(t) = console_thread {
+        let _ = t.join();
+    }
     outln!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,12 @@ pub enum Error {
     #[error("{0}")]
     Other(String),
 
+    /// An action a person asked for that the state of what it acts on
+    /// does not allow (confirming a lead confirmed already): the message
+    /// is for that person, as it is.
+    #[error("{0}")]
+    Refused(String),
+
     /// A long read for a run went past the run's deadline.
     #[error("dataset `{dataset}`: the run's wall time ran out while the host was reading it")]
     Deadline { dataset: String },

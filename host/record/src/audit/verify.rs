@@ -44,7 +44,14 @@ struct TextLink {
     at: String,
     operator: String,
     run: Option<TextRun>,
+    review: Option<TextReview>,
     redaction: Option<TextRedaction>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TextReview {
+    text_sha256: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,13 +86,14 @@ impl Texts {
         // Most entries say nothing about model text: looking for the two
         // keys first spares parsing them again.
         let says = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
-        if !says(b"\"message_sha256\"") && !says(b"\"redaction\"") {
+        if !says(b"\"message_sha256\"") && !says(b"\"text_sha256\"") && !says(b"\"redaction\"") {
             return;
         }
         let Ok(link) = serde_json::from_slice::<TextLink>(bytes) else {
             return;
         };
-        if let Some(h) = link.run.and_then(|r| r.error?.message_sha256) {
+        let person = link.review.and_then(|r| r.text_sha256);
+        if let Some(h) = link.run.and_then(|r| r.error?.message_sha256).or(person) {
             self.committed.insert(seq, h);
         }
         if let Some(r) = link.redaction {

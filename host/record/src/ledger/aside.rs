@@ -131,7 +131,11 @@ pub fn redact(
         .run
         .error
         .as_ref()
-        .is_some_and(|e| e.message_sha256.is_some());
+        .is_some_and(|e| e.message_sha256.is_some())
+        || entry
+            .review
+            .as_ref()
+            .is_some_and(|r| r.text_sha256.is_some());
     if !committed {
         return Err(Error::Ledger(format!(
             "entry {seq} ({}) keeps no model text beside it: nothing to redact",

@@ -92,6 +92,13 @@ pub enum Kind {
     DatasetRolledBack,
     /// `jiandu dataset prune` removed old versions (`dataset`).
     DatasetPruned,
+    /// A person acted on a lead in the console (`review`): confirmed it
+    /// as a case, dismissed, transferred or assigned it, or wrote a note.
+    LeadReviewed,
+    /// A person logged in to the console (`login`).
+    LoginSucceeded,
+    /// A login to the console was refused (`login`, with the reason).
+    LoginRefused,
 }
 
 impl Kind {
@@ -122,6 +129,9 @@ impl Kind {
             Kind::PersonalDataRevealed => "personal-data-revealed",
             Kind::DatasetRolledBack => "dataset-rolled-back",
             Kind::DatasetPruned => "dataset-pruned",
+            Kind::LeadReviewed => "lead-reviewed",
+            Kind::LoginSucceeded => "login-succeeded",
+            Kind::LoginRefused => "login-refused",
         }
     }
 }
@@ -432,6 +442,58 @@ pub struct Disclosure {
     pub values: u64,
 }
 
+/// A person's action on one lead (a `lead-reviewed` entry): the review
+/// state before and after. Free text (a note, the words of a dismissal's
+/// reason) may name people, and the chain is forever: it is kept beside
+/// the entry ([`aside`]), which records its salted sha256 and length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub model: String,
+    /// The lead's subject as stored (a pseudonym for a person).
+    pub subject: String,
+    /// `confirm`, `dismiss`, `transfer`, `assign`, `reopen` or `note`.
+    pub action: String,
+    /// The review state before and after (`pending`, `confirmed`,
+    /// `dismissed`, `transferred`).
+    pub from: String,
+    pub to: String,
+    /// A dismissal's reason: `false-positive`, `duplicate`,
+    /// `outside-jurisdiction` or `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whom the lead is assigned to after an `assign`, or the body it is
+    /// transferred to after a `transfer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The run whose leads the person saw the lead in (its `last_run`).
+    pub seen_in_run: String,
+    /// sha256 of the salt and the free text kept beside the entry, and
+    /// the text's length in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_len: Option<u64>,
+}
+
+/// A login to the console, accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    /// The name as typed (it may name nobody).
+    pub name: String,
+    /// Why it was refused: `unknown-user`, `disabled`, `locked`,
+    /// `wrong-password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Wrong passwords in a row, with this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
+    /// Until when this attempt (or an earlier one) locked the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+    /// The address the request came from.
+    pub from: String,
+}
+
 /// A dataset version made current again, or versions removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetChange {
@@ -488,6 +550,10 @@ pub struct Entry {
     pub disclosure: Option<Disclosure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Login>,
 }
 
 /// An entry before it is placed in the chain.
@@ -501,8 +567,11 @@ pub struct Draft {
     pub redaction: Option<Redaction>,
     pub disclosure: Option<Disclosure>,
     pub dataset: Option<DatasetChange>,
-    /// Text a model chose for `run.error`: kept beside the entry, which
-    /// records its salted sha256 and length in `run.error`.
+    pub review: Option<Review>,
+    pub login: Option<Login>,
+    /// Text a model chose for `run.error`, or a person's words in a
+    /// `review`: kept beside the entry, which records its salted sha256
+    /// and length (in `run.error`, or in `review`).
     pub model_text: Option<String>,
 }
 
@@ -518,7 +587,34 @@ impl Draft {
             redaction: None,
             disclosure: None,
             dataset: None,
+            review: None,
+            login: None,
             model_text: None,
+        }
+    }
+
+    /// The entry of a person's action on a lead, with the free text that
+    /// goes beside it.
+    pub fn review(unit: String, operator: String, review: Review, text: Option<String>) -> Draft {
+        Draft {
+            review: Some(review),
+            model_text: text.filter(|t| !t.is_empty()),
+            ..Draft::run(unit, operator, Kind::LeadReviewed, RunRecord::default())
+        }
+    }
+
+    /// The entry of a login to the console; the operator is the name
+    /// tried.
+    pub fn login(unit: String, login: Login) -> Draft {
+        let kind = if login.refusal.is_none() {
+            Kind::LoginSucceeded
+        } else {
+            Kind::LoginRefused
+        };
+        Draft {
+            operator: login.name.clone(),
+            login: Some(login),
+            ..Draft::run(unit, String::new(), kind, RunRecord::default())
         }
     }
 
@@ -659,15 +755,21 @@ pub fn append_in(
     let (last, prev_hash, mut frontier) = head::parse_for_append(raw.as_deref()).map_err(abort)?;
     let seq = last + 1;
     let mut run = draft.run.clone();
+    let mut review = draft.review.clone();
     let aside = match &draft.model_text {
         None => None,
         Some(text) => {
             let aside =
                 aside::Aside::new(text.clone()).map_err(ConflictableTransactionError::Abort)?;
-            let error = run.error.get_or_insert_with(ErrorRecord::default);
-            error.message = None;
-            error.message_sha256 = Some(aside.commitment());
-            error.message_len = Some(text.len() as u64);
+            if let Some(review) = &mut review {
+                review.text_sha256 = Some(aside.commitment());
+                review.text_len = Some(text.len() as u64);
+            } else {
+                let error = run.error.get_or_insert_with(ErrorRecord::default);
+                error.message = None;
+                error.message_sha256 = Some(aside.commitment());
+                error.message_len = Some(text.len() as u64);
+            }
             Some(aside)
         }
     };
@@ -692,6 +794,8 @@ pub fn append_in(
         redaction: draft.redaction.clone(),
         disclosure: draft.disclosure.clone(),
         dataset: draft.dataset.clone(),
+        review,
+        login: draft.login.clone(),
     };
     let bytes = serde_json::to_vec(&entry).expect("entries serialize");
     let hash = hash(&bytes);

@@ -36,6 +36,40 @@ pub struct EntryView {
     /// What a `personal-data-revealed` entry records in place of `run`.
     #[serde(default)]
     pub disclosure: Option<DisclosureView>,
+    /// A `lead-reviewed` entry's action on a lead.
+    #[serde(default)]
+    pub review: Option<ReviewView>,
+    /// A `login-succeeded` or `login-refused` entry's attempt.
+    #[serde(default)]
+    pub login: Option<LoginView>,
+}
+
+/// A person's action on a lead, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ReviewView {
+    pub model: String,
+    pub subject: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub reason: Option<String>,
+    pub target: Option<String>,
+    pub seen_in_run: String,
+    /// Set when the person's words are kept beside the entry.
+    pub text_sha256: Option<String>,
+    pub text_len: Option<u64>,
+}
+
+/// A login to the console, as audit reads it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LoginView {
+    pub name: String,
+    pub refusal: Option<String>,
+    pub failures: Option<u32>,
+    pub locked_until: Option<String>,
+    pub from: String,
 }
 
 /// Personal values shown in clear, as audit reads it.
