@@ -512,3 +512,240 @@ pub fn history(store: &Store, model: &str, subject: &str) -> Result<Vec<Step>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::Role;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        (dir, store)
+    }
+
+    fn lead(status: Status, last_run: &str) -> Lead {
+        Lead {
+            model: "m".into(),
+            model_version: "1.0.0".into(),
+            subject: "91110000MA01/X".into(),
+            subject_personal: false,
+            title: "t".into(),
+            amount: Some("1.00".into()),
+            evidence: Vec::new(),
+            status,
+            first_run: "r1".into(),
+            last_run: last_run.into(),
+            resolved_by: None,
+            updated_at: "2026-12-01T09:00:00.000+08:00".into(),
+        }
+    }
+
+    fn refused(e: Error) -> String {
+        match e {
+            Error::Refused(m) => m,
+            e => panic!("not a refusal: {e}"),
+        }
+    }
+
+    #[test]
+    fn each_action_moves_the_state_on_the_record_and_nonsense_is_refused() {
+        let (_d, s) = store();
+        let l = lead(Status::New, "r1");
+        let e = act(&s, "unit", "李明", &l, &Act::Confirm).unwrap();
+        let r = e.review.unwrap();
+        assert_eq!(
+            (r.action.as_str(), r.from.as_str(), r.to.as_str()),
+            ("confirm", "pending", "confirmed")
+        );
+        assert_eq!(e.operator, "李明");
+        assert_eq!(
+            get(&s, "m", &l.subject).unwrap().unwrap().state,
+            State::Confirmed
+        );
+        assert!(
+            refused(act(&s, "unit", "李明", &l, &Act::Confirm).unwrap_err()).contains("已成案")
+        );
+
+        let other = Act::Dismiss {
+            reason: Reason::Other,
+            text: None,
+        };
+        assert!(refused(act(&s, "unit", "李明", &l, &other).unwrap_err()).contains("其他"));
+        let dismiss = Act::Dismiss {
+            reason: Reason::Duplicate,
+            text: None,
+        };
+        let e = act(&s, "unit", "李明", &l, &dismiss).unwrap();
+        assert_eq!(
+            e.review.as_ref().unwrap().reason.as_deref(),
+            Some("duplicate")
+        );
+        assert_eq!(e.review.unwrap().from, "confirmed");
+
+        assert!(refused(
+            act(&s, "unit", "李明", &l, &Act::Transfer { to: " ".into() }).unwrap_err()
+        )
+        .contains("接收单位"));
+        act(
+            &s,
+            "unit",
+            "李明",
+            &l,
+            &Act::Transfer {
+                to: "区市场监管局".into(),
+            },
+        )
+        .unwrap();
+        let r = get(&s, "m", &l.subject).unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.transferred_to.as_deref(), r.reason),
+            (State::Transferred, Some("区市场监管局"), None)
+        );
+        act(&s, "unit", "李明", &l, &Act::Reopen).unwrap();
+        assert!(
+            refused(act(&s, "unit", "李明", &l, &Act::Reopen).unwrap_err()).contains("尚未研判")
+        );
+        assert!(refused(
+            act(&s, "unit", "李明", &l, &Act::Note { text: "  ".into() }).unwrap_err()
+        )
+        .contains("备注"));
+        let long = "字".repeat(MAX_TEXT);
+        assert!(
+            refused(act(&s, "unit", "李明", &l, &Act::Note { text: long }).unwrap_err())
+                .contains("过长")
+        );
+    }
+
+    #[test]
+    fn only_people_who_review_leads_can_be_assigned() {
+        let (_d, s) = store();
+        let password = "correct horse battery";
+        crate::users::add(&s, "张三", Role::Reviewer, password, crate::time::now()).unwrap();
+        crate::users::add(&s, "审计员", Role::Auditor, password, crate::time::now()).unwrap();
+        let l = lead(Status::New, "r1");
+        for nobody in ["审计员", "无此人"] {
+            let e = act(&s, "u", "李明", &l, &Act::Assign { to: nobody.into() }).unwrap_err();
+            assert!(refused(e).contains(nobody));
+        }
+        let e = act(
+            &s,
+            "u",
+            "李明",
+            &l,
+            &Act::Assign {
+                to: "张三".into()
+            },
+        )
+        .unwrap();
+        assert_eq!(e.review.unwrap().target.as_deref(), Some("张三"));
+        let r = get(&s, "m", &l.subject).unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.assignee.as_deref()),
+            (State::Pending, Some("张三"))
+        );
+        crate::users::disable(&s, "张三").unwrap();
+        let again = act(
+            &s,
+            "u",
+            "李明",
+            &l,
+            &Act::Assign {
+                to: "张三".into()
+            },
+        );
+        assert!(
+            matches!(again, Err(Error::Refused(_))),
+            "a disabled person reviews nothing"
+        );
+    }
+
+    #[test]
+    fn a_persons_words_stay_beside_the_entry_and_can_be_redacted() {
+        let (_d, s) = store();
+        let l = lead(Status::Open, "r1");
+        let words = "经核实，张三（110105194912310021）已补缴";
+        let e = act(&s, "u", "李明", &l, &Act::Note { text: words.into() }).unwrap();
+        let stored = s.ledger.get(e.seq.to_be_bytes()).unwrap().unwrap();
+        let stored = String::from_utf8(stored.to_vec()).unwrap();
+        assert!(!stored.contains("110105194912310021"), "{stored}");
+        assert!(stored.contains("text_sha256"), "{stored}");
+        let steps = history(&s, "m", &l.subject).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].text.as_deref(), Some(words));
+        assert!(crate::audit::verify::local(&s).unwrap().problem.is_none());
+
+        ledger::aside::redact(&s, e.seq, "u".into(), "审计员".into(), "含身份证号").unwrap();
+        let steps = history(&s, "m", &l.subject).unwrap();
+        assert_eq!((steps[0].text.as_deref(), steps[0].redacted), (None, true));
+        assert!(crate::audit::verify::local(&s).unwrap().problem.is_none());
+    }
+
+    #[test]
+    fn words_removed_around_the_ledger_are_found_by_verify() {
+        let (_d, s) = store();
+        let l = lead(Status::Open, "r1");
+        let e = act(
+            &s,
+            "u",
+            "李明",
+            &l,
+            &Act::Note {
+                text: "备注".into(),
+            },
+        )
+        .unwrap();
+        s.ledger_text.remove(e.seq.to_be_bytes()).unwrap();
+        let v = crate::audit::verify::local(&s).unwrap();
+        assert_eq!(v.problem.map(|p| p.check), Some("text"));
+    }
+
+    #[test]
+    fn a_dismissed_lead_produced_again_is_regressed_and_a_confirmed_one_gone_is_rectified() {
+        let (_d, s) = store();
+        let seen = lead(Status::New, "r1");
+        let dismiss = Act::Dismiss {
+            reason: Reason::FalsePositive,
+            text: None,
+        };
+        act(&s, "u", "李明", &seen, &dismiss).unwrap();
+        let r = get(&s, "m", &seen.subject).unwrap();
+        assert_eq!(Shown::of(r.as_ref(), &seen), Shown::Dismissed);
+        assert_eq!(
+            Shown::of(r.as_ref(), &lead(Status::Open, "r2")),
+            Shown::Regressed
+        );
+        assert_eq!(
+            Shown::of(r.as_ref(), &lead(Status::Resolved, "r1")),
+            Shown::Dismissed
+        );
+
+        act(&s, "u", "李明", &lead(Status::Open, "r2"), &Act::Confirm).unwrap();
+        let r = get(&s, "m", &seen.subject).unwrap();
+        assert_eq!(
+            Shown::of(r.as_ref(), &lead(Status::Open, "r3")),
+            Shown::Confirmed
+        );
+        assert_eq!(
+            Shown::of(r.as_ref(), &lead(Status::Resolved, "r2")),
+            Shown::Rectified
+        );
+        assert_eq!(Shown::of(None, &seen), Shown::Pending);
+    }
+
+    #[test]
+    fn reviews_of_subjects_with_slashes_are_listed_under_their_model() {
+        let (_d, s) = store();
+        let mut a = lead(Status::New, "r1");
+        a.model = "m".into();
+        let mut b = a.clone();
+        b.model = "m-2".into();
+        b.subject = "x/y/z".into();
+        act(&s, "u", "p", &a, &Act::Confirm).unwrap();
+        act(&s, "u", "p", &b, &Act::Confirm).unwrap();
+        let all = all(&s).unwrap();
+        assert!(all.contains_key(&("m".to_string(), a.subject.clone())));
+        assert!(all.contains_key(&("m-2".to_string(), "x/y/z".to_string())));
+        assert_eq!(all.len(), 2);
+    }
+}

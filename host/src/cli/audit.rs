@@ -469,6 +469,21 @@ fn log(store: &jiandu::Store, filter: Filter, format: Format) -> Result<ExitCode
             if let Some(d) = &e.disclosure {
                 return disclosure_row(row, d);
             }
+            if let Some(what) = review_or_login(e) {
+                let mut cells = vec![String::new(); 15];
+                cells[0] = row.unit.clone();
+                cells[1] = e.seq.to_string();
+                cells[2] = e.at.clone();
+                cells[3] = e.kind.clone();
+                cells[4] = e.operator.clone();
+                cells[5] = e
+                    .review
+                    .as_ref()
+                    .map(|r| r.model.clone())
+                    .unwrap_or_default();
+                cells[14] = what;
+                return cells;
+            }
             vec![
                 row.unit.clone(),
                 e.seq.to_string(),
@@ -706,6 +721,39 @@ fn show_entry(e: &query::ShownEntry) {
             red.reason
         );
     }
+}
+
+/// What a `lead-reviewed` or login entry says, for the last column of
+/// `audit log`. A person's words stay beside the entry: only their
+/// length is shown.
+fn review_or_login(e: &audit::EntryView) -> Option<String> {
+    if let Some(r) = &e.review {
+        let mut what = format!("{} {}: {} → {}", r.action, r.subject, r.from, r.to);
+        if let Some(reason) = &r.reason {
+            what.push_str(&format!(" ({reason})"));
+        }
+        if let Some(t) = &r.target {
+            what.push_str(&format!(" → {t}"));
+        }
+        if let Some(n) = r.text_len {
+            what.push_str(&format!("; {n} bytes of words beside the entry"));
+        }
+        return Some(what);
+    }
+    let l = e.login.as_ref()?;
+    Some(match &l.refusal {
+        None => format!("logged in from {}", l.from),
+        Some(why) => {
+            let mut what = format!("refused from {}: {why}", l.from);
+            if let Some(n) = l.failures {
+                what.push_str(&format!(" ({n} in a row)"));
+            }
+            if let Some(until) = &l.locked_until {
+                what.push_str(&format!(", locked until {until}"));
+            }
+            what
+        }
+    })
 }
 
 /// An `audit log` row for a `personal-data-revealed` entry: who saw how
