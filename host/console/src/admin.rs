@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use jiandu_record::audit::query::{self, Filter, OutcomeFilter, Scope, TimeBound};
+use jiandu_runs::trust::TrustState;
 use jiandu_runs::users::Action;
 use jiandu_sandbox::catalog;
 use jiandu_store::dataset;
@@ -367,6 +368,10 @@ pub struct ModelData {
     pub params: Vec<ParamRow>,
     pub publisher: String,
     pub signed_by: Option<String>,
+    /// `local`, `trusted` or `untrusted` (imported, its publisher's key
+    /// no longer in the trust store: runs are refused).
+    pub trust: String,
+    pub trust_label: String,
     pub wasm_sha256: String,
     pub plan_sha256: Option<String>,
     pub explain: Vec<String>,
@@ -414,6 +419,7 @@ fn model_data(ctx: &Ctx, name: &str) -> Result<ModelData, Failure> {
                 .collect(),
         });
     }
+    let trust = jiandu_runs::trust::state(ctx.store(), &m)?;
     let explain = if m.plan.is_some() {
         jiandu_runs::plans::explain(ctx.store(), &m)
             .unwrap_or_else(|e| vec![format!("（无法解释：{e}）")])
@@ -452,6 +458,13 @@ fn model_data(ctx: &Ctx, name: &str) -> Result<ModelData, Failure> {
             .collect(),
         publisher: publisher(&m),
         signed_by: m.provenance.as_ref().map(|p| p.fingerprint.clone()),
+        trust: trust.as_str().into(),
+        trust_label: match trust {
+            TrustState::Local => "本单位构建",
+            TrustState::Trusted => "发布单位密钥受信任",
+            TrustState::Untrusted => "发布单位密钥已不受信任（运行将被拒绝）",
+        }
+        .into(),
         wasm_sha256: m.wasm_sha256.clone(),
         plan_sha256: m.plan_sha256.clone(),
         explain,

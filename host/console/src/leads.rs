@@ -548,8 +548,34 @@ pub async fn export(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Res
     web::page(app, headers, uri, REVIEW, move |ctx| {
         let q = Query::parse(&raw);
         let (chosen, _) = select(ctx, &q)?;
+        let reviews: Vec<(Shown, Option<Record>)> =
+            chosen.iter().map(|r| (r.shown, r.record.clone())).collect();
         let stored: Vec<Lead> = chosen.into_iter().map(|r| r.lead).collect();
-        let (shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
+        let (mut shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
+        // The review as columns after the model's evidence.
+        for (lead, (state, record)) in shown.iter_mut().zip(reviews) {
+            let column = |name: &str, value: String| leads::Evidence {
+                name: name.to_string(),
+                value,
+                personal: false,
+            };
+            let record = record.unwrap_or_default();
+            lead.evidence
+                .push(column("研判状态", state.label().to_string()));
+            lead.evidence
+                .push(column("承办人", record.assignee.unwrap_or_default()));
+            lead.evidence.push(column(
+                "排除原因",
+                record
+                    .reason
+                    .map(|r| r.label().to_string())
+                    .unwrap_or_default(),
+            ));
+            lead.evidence.push(column(
+                "移送单位",
+                record.transferred_to.unwrap_or_default(),
+            ));
+        }
         let dir = tempfile::tempdir_in(ctx.store().root().join("tmp"))
             .or_else(|_| tempfile::tempdir())
             .map_err(|e| Failure::internal(format!("no folder for the export: {e}")))?;
@@ -613,6 +639,10 @@ pub struct LeadData {
     pub resolved_by: Option<String>,
     pub updated_at: String,
     pub history: Vec<StepRow>,
+    /// The runs that produced the lead, and the one that resolved it.
+    pub runs: Vec<RunStep>,
+    /// The records behind the lead, in the datasets its model reads.
+    pub behind: Vec<Behind>,
     /// Personal values are shown in clear (and that is on the record).
     pub clear: bool,
     pub may_reveal: bool,
@@ -655,10 +685,148 @@ fn reason_label(r: Option<&str>) -> Option<String> {
     r.map(|r| Reason::parse(r).map_or(r.to_string(), |x| x.label().to_string()))
 }
 
+/// Records behind a lead shown from each dataset, at most.
+const BEHIND_ROWS: usize = 20;
+
+/// Records of one dataset the model reads that name the lead's subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct Behind {
+    pub dataset: String,
+    pub version: u64,
+    pub fields: Vec<String>,
+    /// Which fields are personal (masked unless shown in clear).
+    pub personal: Vec<bool>,
+    pub rows: Vec<Vec<Option<String>>>,
+    /// More records matched than are shown.
+    pub more: bool,
+}
+
+/// The records behind `lead`: in each dataset its model reads, those
+/// whose primary key, or a field with an index, holds the lead's subject
+/// (a pseudonymous subject is looked up by its clear value, never shown
+/// unless `reveal` is clear). Returns them and how many personal values
+/// they show in clear.
+fn behind(ctx: &Ctx, lead: &Lead, reveal: Reveal) -> Result<(Vec<Behind>, u64), Failure> {
+    let store = ctx.store();
+    let Ok(installed) = jiandu_sandbox::catalog::load(&store.models_dir(), &lead.model) else {
+        return Ok((Vec::new(), 0));
+    };
+    let value = if jiandu_store::pseudonym::is_pseudonym(&lead.subject) {
+        match jiandu_store::dataset::resolve::Resolver::new(store).lookup(&lead.subject)? {
+            Some((_, clear)) => clear,
+            None => return Ok((Vec::new(), 0)),
+        }
+    } else {
+        lead.subject.clone()
+    };
+    let clear = reveal == Reveal::Clear;
+    let mut out = Vec::new();
+    let mut clear_values = 0;
+    for name in installed.manifest.datasets.keys() {
+        let Ok(reader) = jiandu_store::dataset::VersionReader::current(store, name) else {
+            continue;
+        };
+        let schema = reader.info().schema.clone();
+        let mut keys = Vec::new();
+        if schema.primary_key.len() == 1 && reader.get(&value)?.is_some() {
+            keys.push(value.clone());
+        }
+        for index in schema.indexes.keys().filter(|i| !i.starts_with('#')) {
+            keys.extend(reader.index_keys(index, &value)?);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            continue;
+        }
+        let mut rows = Vec::new();
+        for key in keys.iter().take(BEHIND_ROWS) {
+            if let Some(record) = reader.get(key)? {
+                let (row, n) = jiandu_store::dataset::compare::shown_row(&schema, &record, clear)?;
+                clear_values += n;
+                rows.push(row);
+            }
+        }
+        out.push(Behind {
+            dataset: name.clone(),
+            version: reader.info().version,
+            fields: schema.fields.iter().map(|f| f.name.clone()).collect(),
+            personal: schema.fields.iter().map(|f| f.personal.is_some()).collect(),
+            rows,
+            more: keys.len() > BEHIND_ROWS,
+        });
+    }
+    Ok((out, clear_values))
+}
+
+/// A run of the lead's model and what it made of the lead.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStep {
+    pub run_id: String,
+    pub at: String,
+    /// `produced` (the run found the lead) or `resolved` (the run that
+    /// no longer found it).
+    pub what: String,
+}
+
+/// Runs shown in a lead's history across runs, at most (the latest).
+const RUN_STEPS: usize = 50;
+
+/// The runs of the lead's model that produced it since it was last first
+/// found, and the one that resolved it: a lead is produced by every
+/// successful run from `first_run` to `last_run`, or it would have been
+/// resolved in between.
+fn runs_of(ctx: &Ctx, lead: &Lead) -> Result<Vec<RunStep>, Failure> {
+    use jiandu_record::audit::query::{self, Filter, Scope};
+    let rows = query::log(
+        ctx.store(),
+        &Filter {
+            scope: Scope::Local,
+            model: Some(lead.model.clone()),
+            ..Filter::default()
+        },
+    )?;
+    let mut steps = Vec::new();
+    let mut inside = false;
+    for r in rows {
+        let run = &r.entry.run;
+        let kept = r.entry.kind == "run-finished"
+            && run.outcome == "succeeded"
+            && r.stored["run"]["dry_run"] != serde_json::Value::Bool(true);
+        if !kept {
+            continue;
+        }
+        if run.run_id == lead.first_run {
+            inside = true;
+        }
+        if inside {
+            steps.push(RunStep {
+                run_id: run.run_id.clone(),
+                at: run.started_at.clone(),
+                what: "produced".into(),
+            });
+        }
+        if inside && run.run_id == lead.last_run {
+            inside = false;
+        }
+        if lead.resolved_by.as_deref() == Some(run.run_id.as_str()) {
+            steps.push(RunStep {
+                run_id: run.run_id.clone(),
+                at: run.started_at.clone(),
+                what: "resolved".into(),
+            });
+        }
+    }
+    let skip = steps.len().saturating_sub(RUN_STEPS);
+    Ok(steps.split_off(skip))
+}
+
 fn lead_data(ctx: &Ctx, model: &str, subject: &str, reveal: Reveal) -> Result<LeadData, Failure> {
     let lead = find(ctx, model, subject)?;
-    let (shown, revealed) = leads::for_people(ctx.store(), std::slice::from_ref(&lead), reveal)?;
+    let (shown, in_lead) = leads::for_people(ctx.store(), std::slice::from_ref(&lead), reveal)?;
     let s = shown.into_iter().next().expect("one lead in, one out");
+    let (behind, in_records) = behind(ctx, &lead, reveal)?;
+    let revealed = in_lead + in_records;
     if reveal == Reveal::Clear {
         let unit = jiandu_runs::policy::store_unit_label(ctx.store())?;
         leads::record_disclosure(
@@ -723,6 +891,8 @@ fn lead_data(ctx: &Ctx, model: &str, subject: &str, reveal: Reveal) -> Result<Le
         resolved_by: lead.resolved_by.clone(),
         updated_at: lead.updated_at.clone(),
         history,
+        runs: runs_of(ctx, &lead)?,
+        behind,
         clear: reveal == Reveal::Clear,
         may_reveal: ctx.user.may(Action::RevealClear),
         reviewers: reviewers(ctx)?,

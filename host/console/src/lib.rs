@@ -85,7 +85,13 @@ pub struct Console {
     /// Cookies say `Secure` (the console is reached over HTTPS, through a
     /// proxy that terminates TLS).
     pub(crate) secure: bool,
+    /// Password checks at once: each costs 19 MiB of Argon2 memory, so a
+    /// flood of logins waits here rather than exhausting the machine.
+    pub(crate) logins: tokio::sync::Semaphore,
 }
+
+/// Password checks allowed at once.
+const LOGINS_AT_ONCE: usize = 4;
 
 impl Console {
     pub fn new(store: Store, host: Option<Arc<dyn Host>>, secure: bool) -> Console {
@@ -93,6 +99,7 @@ impl Console {
             store,
             host,
             secure,
+            logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
         }
     }
 }

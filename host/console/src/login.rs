@@ -124,6 +124,9 @@ pub async fn submit(State(app): State<App>, req: Request) -> Response {
     }
     let secure = app.secure;
     let store = app.store.clone();
+    let Ok(_turn) = app.logins.acquire().await else {
+        return web::failure_response(&Failure::internal("the console is stopping"), false, false);
+    };
     let attempt = blocking(move || -> Result<(LoginOutcome, String), Failure> {
         let outcome = users::verify_login(&store, &name, &password, jiandu_store::time::now())?;
         let login = match &outcome {

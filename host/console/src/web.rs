@@ -162,8 +162,13 @@ struct ErrorPage<'a> {
     logged_in: bool,
 }
 
-/// Headers on every response: no framing, no sniffing, no referrer, no
-/// script or style but the console's own, nothing cached.
+/// Headers on every response: no framing, no sniffing, no referrer to
+/// other sites, no script or style but the console's own, nothing cached.
+///
+/// The referrer policy is `same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with every form, and the
+/// origin check ([`same_origin`]) could not tell the console's own forms
+/// from another site's.
 pub fn secure_headers(headers: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -175,7 +180,7 @@ pub fn secure_headers(headers: &mut HeaderMap) {
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::REFERRER_POLICY, "same-origin");
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
@@ -250,6 +255,16 @@ pub fn redirect(to: &str) -> Response {
         r.headers_mut().insert(header::LOCATION, v);
     }
     with_headers(r)
+}
+
+/// A time as pages show it: `2026年12月06日 04:54:52` in the time zone it
+/// was recorded in (China Standard Time); text that is not a time is
+/// shown as it is.
+pub fn cn_time(text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t.format("%Y年%m月%d日 %H:%M:%S").to_string(),
+        Err(_) => text.to_string(),
+    }
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
@@ -499,6 +514,15 @@ mod tests {
         ] {
             assert_eq!(asset(bad).status(), StatusCode::NOT_FOUND, "{bad}");
         }
+    }
+
+    #[test]
+    fn times_are_shown_the_chinese_way_and_other_text_as_it_is() {
+        assert_eq!(
+            cn_time("2026-12-06T04:54:52.684+08:00"),
+            "2026年12月06日 04:54:52"
+        );
+        assert_eq!(cn_time("—"), "—");
     }
 
     #[test]

@@ -126,26 +126,39 @@ pub fn head(reader: &VersionReader, n: usize, clear: bool) -> Result<Shown> {
     };
     for item in reader.records().take(n) {
         let (_, record) = item?;
-        let rec = RecordRef::new(&record).map_err(|e| Error::Other(e.to_string()))?;
-        let mut row = Vec::with_capacity(schema.fields.len());
-        for (i, field) in schema.fields.iter().enumerate() {
-            let value = rec
-                .field(i)
-                .map_err(|e| Error::Other(e.to_string()))?
-                .filter(|v| !matches!(v, Value::Null))
-                .map(|v| v.to_string());
-            row.push(match (value, field.personal) {
-                (Some(v), Some(kind)) if !clear => Some(crate::mask::mask(kind, &v)),
-                (Some(v), Some(_)) => {
-                    shown.clear_values += 1;
-                    Some(v)
-                }
-                (v, _) => v,
-            });
-        }
+        let (row, clear_values) = shown_row(schema, &record, clear)?;
+        shown.clear_values += clear_values;
         shown.rows.push(row);
     }
     Ok(shown)
+}
+
+/// One stored record's values as text (`None`: no value), personal values
+/// masked unless `clear`; and how many personal values are in clear.
+pub fn shown_row(
+    schema: &Schema,
+    record: &[u8],
+    clear: bool,
+) -> Result<(Vec<Option<String>>, u64)> {
+    let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
+    let mut row = Vec::with_capacity(schema.fields.len());
+    let mut clear_values = 0;
+    for (i, field) in schema.fields.iter().enumerate() {
+        let value = rec
+            .field(i)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .filter(|v| !matches!(v, Value::Null))
+            .map(|v| v.to_string());
+        row.push(match (value, field.personal) {
+            (Some(v), Some(kind)) if !clear => Some(crate::mask::mask(kind, &v)),
+            (Some(v), Some(_)) => {
+                clear_values += 1;
+                Some(v)
+            }
+            (v, _) => v,
+        });
+    }
+    Ok((row, clear_values))
 }
 
 #[cfg(test)]
