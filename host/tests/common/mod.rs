@@ -2,6 +2,9 @@
 //! temporary stores.
 #![allow(dead_code)]
 
+pub mod console;
+pub mod http;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
