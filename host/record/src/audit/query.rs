@@ -220,13 +220,15 @@ impl ModelText {
 }
 
 impl Ledger {
-    /// The model text of `e`, when it has some beside it.
+    /// The text kept beside `e` (a model's, or a person's words in a
+    /// review), when it has some.
     pub fn text(&self, store: &Store, e: &EntryView) -> Result<Option<ModelText>> {
         let committed = e
             .run
             .error
             .as_ref()
-            .is_some_and(|x| x.message_sha256.is_some());
+            .is_some_and(|x| x.message_sha256.is_some())
+            || e.review.as_ref().is_some_and(|r| r.text_sha256.is_some());
         if !committed {
             return Ok(None);
         }
