@@ -5,6 +5,8 @@
 //! `cargo run --release --example bench_disability -- [employers]`
 //! (default 1,000,000). Prints both times (best of `RUNS`, default 3,
 //! alternating), wall clock and CPU, their ratios and peak memory.
+//! `PLAN_ONLY=1` or `NATIVE_ONLY=1` runs one side once and prints
+//! nothing, for a profiler.
 
 use jiandu_plan::exec::{Input, Lead, LeadSink, Scan};
 use jiandu_plan::{check_plan, Catalog, Plan, Value};
@@ -315,6 +317,10 @@ fn main() {
     let best = |b: &mut (f64, f64), t: (f64, f64)| *b = (b.0.min(t.0), b.1.min(t.1));
     let (mut pl, mut nl) = (Count(0, Decimal::ZERO), Count(0, Decimal::ZERO));
     for _ in 0..runs {
+        if std::env::var_os("NATIVE_ONLY").is_some() {
+            native(&mut Synthetic { employers }, &mut nl);
+            return;
+        }
         pl = Count(0, Decimal::ZERO);
         let t = timed(|| {
             program.run(&mut Synthetic { employers }, &mut pl).unwrap();

@@ -21,7 +21,7 @@ use crate::date::Date;
 use crate::error::{EvalError, HostError, LookupError, PlanError, RunError};
 use crate::expr::check::{TExpr, TNode};
 use crate::expr::compile::{
-    compile, condition, round_half_up, scalar, Compiled, CondF, Cx, Env, F,
+    compile, condition, fail, round_half_up, scalar, Compiled, CondF, Cx, Env, Fail, F,
 };
 use crate::plan::{AggFunc, JoinKind};
 use crate::span::Pos;
@@ -333,10 +333,10 @@ impl Program {
                     row: node.row(),
                     pool: &self.pool,
                 };
-                let fail = |error: EvalError| RunError::Eval {
+                let fail = |error: Fail| RunError::Eval {
                     file: self.file.clone(),
                     step: s.name.clone(),
-                    error,
+                    error: *error,
                 };
                 subject.write_text(&env, &mut lead.subject).map_err(fail)?;
                 if lead.subject.is_empty() {
@@ -472,6 +472,7 @@ impl Program {
                     step: s,
                     dataset,
                     scan,
+                    tags: s.columns.iter().map(|c| Value::tag_of(c.ty)).collect(),
                     buf: vec![Value::Null; width],
                     width,
                     rows: 0,
@@ -697,11 +698,33 @@ struct ReadNode<'p> {
     step: &'p CStep,
     dataset: &'p str,
     scan: Box<dyn Scan>,
+    /// The tags ([`Value::tag_of`]) of the columns' types, in order.
+    tags: Vec<u8>,
     buf: Vec<Value>,
     /// Slots of `buf` that are this node's row (`buf` may be longer
     /// after a swap).
     width: usize,
     rows: u64,
+}
+
+impl ReadNode<'_> {
+    /// The error for the current row's first value of another type than
+    /// its column's.
+    #[cold]
+    fn bad_value(&self) -> RunError {
+        let (v, c) = self
+            .buf
+            .iter()
+            .zip(&self.step.columns)
+            .find(|(v, c)| !v.fits(c.ty))
+            .expect("called on a row with a value of another type");
+        RunError::BadValue {
+            dataset: self.dataset.to_owned(),
+            field: c.name.clone(),
+            expected: c.ty.name().to_owned(),
+            found: format!("{} {v}", v.ty().map_or("null", Type::name)),
+        }
+    }
 }
 
 impl Node for ReadNode<'_> {
@@ -720,17 +743,13 @@ impl Node for ReadNode<'_> {
         self.rows += 1;
         // Expressions were compiled for the schema's types: a value of
         // another type is the host's error, reported as such.
-        for (v, c) in self.buf.iter().zip(&self.step.columns) {
-            if let Some(t) = v.ty() {
-                if t != c.ty {
-                    return Err(RunError::BadValue {
-                        dataset: self.dataset.to_owned(),
-                        field: c.name.clone(),
-                        expected: c.ty.name().to_owned(),
-                        found: format!("{} {v}", t.name()),
-                    });
-                }
-            }
+        let row = &self.buf[..self.width];
+        let fits = |(v, &t): (&Value, &u8)| {
+            let tag = v.tag();
+            tag == 0 || tag == t
+        };
+        if !row.iter().zip(&self.tags).all(fits) {
+            return Err(self.bad_value());
         }
         Ok(true)
     }
@@ -787,7 +806,7 @@ impl Node for PipeNode<'_> {
                     PipeOp::Filter { step, cond } => {
                         let row = if own { &self.buf[..] } else { self.input.row() };
                         let env = Env { row, pool: &p.pool };
-                        if !cond(&env).map_err(|e| p.eval_error(*step, e))? {
+                        if !cond(&env).map_err(|e| p.eval_error(*step, *e))? {
                             continue 'rows;
                         }
                     }
@@ -810,7 +829,7 @@ impl Node for PipeNode<'_> {
                         };
                         for (slot, e) in tail.iter_mut().zip(exprs.iter()) {
                             e.eval_into(&env, slot)
-                                .map_err(|e| p.eval_error(*step, e))?;
+                                .map_err(|e| p.eval_error(*step, *e))?;
                         }
                     }
                 }
@@ -1102,7 +1121,7 @@ impl JoinNode<'_> {
                 return Ok(());
             }
             let r = self.right.row();
-            match cmp_keys(r, self.rk, self.left.row(), self.lk) {
+            match cmp_keys(r, self.rk, left, self.lk) {
                 Ordering::Less => self.right_state = RightState::Consumed,
                 Ordering::Equal => {
                     if self.group.len() == self.group_len {
@@ -1127,7 +1146,9 @@ impl JoinNode<'_> {
     /// Writes the current left row and its partner (or nulls); `last`
     /// says the left row is not needed again, so it may be taken.
     fn pair(&mut self, partner: Option<usize>, last: bool) {
-        let n = self.left.row().len();
+        // The left row's width, known without asking the left node.
+        let n = self.width - self.keep.len();
+        debug_assert_eq!(n, self.left.row().len());
         if !(last && self.left.swap_row(&mut self.buf)) {
             fit(&mut self.buf, self.width);
             let left = self.left.row();
@@ -1247,7 +1268,7 @@ impl LookupNode<'_, '_> {
         };
         self.key
             .eval_into(&env, &mut self.value)
-            .map_err(|e| self.p.eval_error(self.step, e))?;
+            .map_err(|e| self.p.eval_error(self.step, *e))?;
         self.found_len = 0;
         if self.value.is_null() {
             // A null key has no records.
@@ -1302,7 +1323,9 @@ impl LookupNode<'_, '_> {
     /// Writes the current input row and record `j` (or nulls); `last`
     /// says the input row is not needed again, so it may be taken.
     fn pair(&mut self, record: Option<usize>, last: bool) {
-        let n = self.input.row().len();
+        // The input row's width, known without asking the input node.
+        let n = self.width - self.columns.len();
+        debug_assert_eq!(n, self.input.row().len());
         if !(last && self.input.swap_row(&mut self.buf)) {
             fit(&mut self.buf, self.width);
             let row = self.input.row();
@@ -1415,8 +1438,8 @@ impl Acc {
     }
 
     /// Adds one row's value (`v`: the argument's value; for `count()`, unused).
-    fn add(&mut self, v: &Value, has_arg: bool, pos: Pos) -> Result<(), EvalError> {
-        let overflow = || EvalError::new(pos, "the sum is out of range (overflow)");
+    fn add(&mut self, v: &Value, has_arg: bool, pos: Pos) -> Result<(), Fail> {
+        let overflow = || fail(pos, "the sum is out of range (overflow)");
         match (self, v) {
             (Acc::Count(n), _) if !has_arg => *n += 1,
             (Acc::Count(n), Value::Bool(true)) => *n += 1,
@@ -1457,7 +1480,7 @@ impl Acc {
                 }
             }
             _ => {
-                return Err(EvalError::new(
+                return Err(fail(
                     pos,
                     "an aggregate received a value of another type than checked",
                 ))
@@ -1469,7 +1492,10 @@ impl Acc {
     fn finish(&self, out: &mut Value) {
         match self {
             Acc::Count(n) | Acc::SumInt(n) => *out = Value::Int(*n),
-            Acc::SumDec(d) => *out = Value::Decimal(*d),
+            Acc::SumDec(d) => match out {
+                Value::Decimal(slot) => *slot = *d,
+                _ => *out = Value::Decimal(*d),
+            },
             Acc::SumFloat(x) => *out = Value::Float(*x),
             Acc::Min(v) | Acc::Max(v) => out.assign(v),
             Acc::Any(b) | Acc::All(b) => *out = Value::Bool(*b),
@@ -1500,18 +1526,35 @@ fn fold(
     let pos = p.steps[step].pos;
     for ((_, arg), acc) in aggs.iter().zip(accs.iter_mut()) {
         match arg {
-            AggArg::Field(c) => acc
-                .add(&row[*c], true, pos)
-                .map_err(|e| p.eval_error(step, e))?,
+            AggArg::Field(c) => {
+                let v = &row[*c];
+                // The commonest aggregates, a sum of a column, added in place.
+                match (&mut *acc, v) {
+                    (Acc::SumInt(n), Value::Int(x)) => {
+                        if let Some(s) = n.checked_add(*x) {
+                            *n = s;
+                            continue;
+                        }
+                    }
+                    (Acc::SumDec(d), Value::Decimal(x)) => {
+                        if let Some(s) = d.checked_add(*x) {
+                            *d = s;
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+                acc.add(v, true, pos).map_err(|e| p.eval_error(step, *e))?
+            }
             AggArg::Expr(a) => {
                 a.eval_into(&env, scratch)
-                    .map_err(|e| p.eval_error(step, e))?;
+                    .map_err(|e| p.eval_error(step, *e))?;
                 acc.add(scratch, true, pos)
-                    .map_err(|e| p.eval_error(step, e))?;
+                    .map_err(|e| p.eval_error(step, *e))?;
             }
             AggArg::None => acc
                 .add(&Value::Null, false, pos)
-                .map_err(|e| p.eval_error(step, e))?,
+                .map_err(|e| p.eval_error(step, *e))?,
         }
     }
     Ok(())
@@ -1545,7 +1588,7 @@ impl Node for GroupNode<'_> {
         let nb = self.by.len();
         fit(&mut self.buf, self.width);
         let key = &self.ident;
-        let row = self.input.row();
+        let mut row = self.input.row();
         for (d, &c) in self.buf[..nb].iter_mut().zip(self.by) {
             d.assign(&row[c]);
         }
@@ -1554,7 +1597,7 @@ impl Node for GroupNode<'_> {
             fold(
                 self.p,
                 self.step,
-                self.input.row(),
+                row,
                 self.aggs,
                 &mut self.accs,
                 &mut self.scratch,
@@ -1564,7 +1607,8 @@ impl Node for GroupNode<'_> {
                 self.pending = false;
                 break;
             }
-            match cmp_keys(self.input.row(), self.by, &self.buf, key) {
+            row = self.input.row();
+            match cmp_keys(row, self.by, &self.buf, key) {
                 Ordering::Equal => {}
                 Ordering::Greater => {
                     self.pending = true;
@@ -1573,7 +1617,7 @@ impl Node for GroupNode<'_> {
                 Ordering::Less => {
                     let msg = format!(
                         "the input rows are not sorted on the group key: ({}) comes after ({})",
-                        key_text(self.input.row(), self.by),
+                        key_text(row, self.by),
                         key_text(&self.buf, key)
                     );
                     return Err(self.p.unsorted(self.step, msg));
@@ -1884,7 +1928,7 @@ impl ChunkNode<'_> {
                         row: r,
                         pool: &self.p.pool,
                     };
-                    times.push(time(&env).map_err(|e| self.p.eval_error(self.step, e))?);
+                    times.push(time(&env).map_err(|e| self.p.eval_error(self.step, *e))?);
                 }
                 idx.sort_by(|&a, &b| {
                     cmp_keys(&rows[a], by, &rows[b], by).then_with(|| times[a].cmp(&times[b]))
@@ -2315,6 +2359,142 @@ mod tests {
         assert_eq!(
             e.0,
             "this input cannot look records up (dataset `priors`, index `by_person`)"
+        );
+    }
+
+    /// A plan that reads `fund_payments` and emits every row.
+    fn payments_program() -> Program {
+        let model = r#"
+[datasets]
+fund_payments = { fields = ["credit_code", "levy_year", "amount"] }
+"#;
+        let schema = r#"
+name = "fund_payments"
+primary_key = ["credit_code", "levy_year"]
+fields = [
+  { name = "credit_code", type = "string" },
+  { name = "levy_year", type = "int" },
+  { name = "amount", type = "decimal" },
+]
+"#;
+        let plan = crate::Plan::parse(
+            "t.plan.toml",
+            r#"
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "credit_code"
+title = "{credit_code}"
+"#,
+        )
+        .expect("test plan");
+        let catalog = crate::Catalog::from_toml(model, &[schema]).expect("test catalog");
+        crate::check_plan(&plan, &catalog)
+            .expect("checks")
+            .bind(&[])
+            .expect("binds")
+    }
+
+    fn payments(rows: Vec<Vec<Value>>) -> MemoryInput {
+        let mut input = MemoryInput::default();
+        input.add(
+            "fund_payments",
+            &["credit_code", "levy_year", "amount"],
+            &["credit_code", "levy_year"],
+            rows,
+        );
+        input
+    }
+
+    #[test]
+    fn group_sums_are_exact_skip_nulls_and_overflow_is_an_error() {
+        let model = r#"
+[datasets]
+fund_payments = { fields = ["credit_code", "levy_year", "amount"] }
+"#;
+        let schema = r#"
+name = "fund_payments"
+primary_key = ["credit_code", "levy_year"]
+fields = [
+  { name = "credit_code", type = "string" },
+  { name = "levy_year", type = "int" },
+  { name = "amount", type = "decimal" },
+]
+"#;
+        let plan = crate::Plan::parse(
+            "t.plan.toml",
+            r#"
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "per_employer"
+op = "group"
+by = "credit_code"
+aggregates = { years = "sum(levy_year)", paid = "sum(amount)" }
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "credit_code"
+title = "{years} {paid}"
+"#,
+        )
+        .expect("test plan");
+        let catalog = crate::Catalog::from_toml(model, &[schema]).expect("test catalog");
+        let program = crate::check_plan(&plan, &catalog)
+            .expect("checks")
+            .bind(&[])
+            .expect("binds");
+        let dec = |x: &str| Value::Decimal(x.parse().expect("decimal"));
+        let mut leads: Vec<Lead> = Vec::new();
+        let rows = vec![
+            vec![s("A"), Value::Int(2023), dec("0.1")],
+            vec![s("A"), Value::Null, dec("0.2")],
+            vec![s("A"), Value::Int(2024), Value::Null],
+            vec![s("B"), Value::Int(1), dec("-5")],
+        ];
+        program.run(&mut payments(rows), &mut leads).expect("sums");
+        let titles: Vec<&str> = leads.iter().map(|l| l.title.as_str()).collect();
+        assert_eq!(titles, ["4047 0.3", "1 -5"]);
+        let rows = vec![
+            vec![s("A"), Value::Int(i64::MAX), dec("0")],
+            vec![s("A"), Value::Int(1), dec("0")],
+        ];
+        let e = program
+            .run(&mut payments(rows), &mut Vec::<Lead>::new())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("the sum is out of range (overflow)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_scanned_value_of_another_type_is_the_hosts_error_even_when_unused() {
+        let program = payments_program();
+        let ok = vec![s("A"), Value::Int(2024), Value::Decimal(Decimal::ONE)];
+        let nulls = vec![s("B"), Value::Null, Value::Null];
+        let mut leads: Vec<Lead> = Vec::new();
+        program
+            .run(&mut payments(vec![ok.clone(), nulls]), &mut leads)
+            .expect("nulls fit every type");
+        assert_eq!(leads.len(), 2);
+        // `amount` is read by nothing, and is still checked.
+        let bad = vec![s("C"), Value::Int(2024), Value::Str("12.5".into())];
+        let e = program
+            .run(&mut payments(vec![ok, bad]), &mut Vec::<Lead>::new())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dataset `fund_payments`, field `amount`: expected decimal, found string 12.5"
         );
     }
 }

@@ -113,7 +113,13 @@ impl PersonalKind {
 /// Rows are arrays of these reused from row to row: [`Value::set_str`]
 /// and [`Value::assign`] keep a text slot's allocation, so reading a
 /// dataset allocates only while the longest value of each column grows.
+///
+/// The explicit tag byte (`repr(u8)`) makes telling the kinds apart one
+/// load and compare, where the default layout hides the tag in the text's
+/// capacity and every `match` decodes it: values are matched on every
+/// field of every row.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[repr(u8)]
 pub enum Value {
     /// No value (an empty cell, or the missing side of a left join).
     #[default]
@@ -151,6 +157,43 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// Whether the value may stand in a slot of type `ty`: null or of
+    /// that type.
+    #[inline]
+    pub fn fits(&self, ty: Type) -> bool {
+        let tag = self.tag();
+        tag == 0 || tag == Value::tag_of(ty)
+    }
+
+    /// The kind of value as a small number: 0 for null, else
+    /// [`Value::tag_of`] its type (the enum's tag byte, so reading it is
+    /// one load).
+    #[inline]
+    pub(crate) fn tag(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Str(_) => 1,
+            Value::Int(_) => 2,
+            Value::Decimal(_) => 3,
+            Value::Float(_) => 4,
+            Value::Date(_) => 5,
+            Value::Bool(_) => 6,
+        }
+    }
+
+    /// The tag of a value of type `ty`.
+    #[inline]
+    pub(crate) fn tag_of(ty: Type) -> u8 {
+        match ty {
+            Type::Str => 1,
+            Type::Int => 2,
+            Type::Decimal => 3,
+            Type::Float => 4,
+            Type::Date => 5,
+            Type::Bool => 6,
+        }
+    }
+
     /// Sets the value to the text `s`, reusing this slot's text buffer.
     #[inline]
     pub fn set_str(&mut self, s: &str) {
@@ -166,14 +209,20 @@ impl Value {
     /// Sets the value to a copy of `other`, reusing this slot's text buffer.
     #[inline]
     pub fn assign(&mut self, other: &Value) {
-        match other {
-            Value::Str(s) => self.set_str(s),
-            Value::Null => *self = Value::Null,
-            Value::Int(v) => *self = Value::Int(*v),
-            Value::Decimal(v) => *self = Value::Decimal(*v),
-            Value::Float(v) => *self = Value::Float(*v),
-            Value::Date(v) => *self = Value::Date(*v),
-            Value::Bool(v) => *self = Value::Bool(*v),
+        // A slot of the same kind has its payload overwritten in place (a
+        // whole new value would be built on the stack and copied over).
+        match (&mut *self, other) {
+            (Value::Int(a), Value::Int(b)) => *a = *b,
+            (Value::Decimal(a), Value::Decimal(b)) => *a = *b,
+            (Value::Date(a), Value::Date(b)) => *a = *b,
+            (Value::Bool(a), Value::Bool(b)) => *a = *b,
+            (this, Value::Str(s)) => this.set_str(s),
+            (this, Value::Null) => *this = Value::Null,
+            (this, Value::Int(v)) => *this = Value::Int(*v),
+            (this, Value::Decimal(v)) => *this = Value::Decimal(*v),
+            (this, Value::Float(v)) => *this = Value::Float(*v),
+            (this, Value::Date(v)) => *this = Value::Date(*v),
+            (this, Value::Bool(v)) => *this = Value::Bool(*v),
         }
     }
 
@@ -197,6 +246,7 @@ impl Value {
 
     /// Orders two key values: null first, then by value; values of
     /// different types (which the type checker rules out) by type.
+    #[inline]
     pub fn cmp_key(&self, other: &Value) -> Ordering {
         match (self, other) {
             (Value::Str(a), Value::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
@@ -273,6 +323,55 @@ mod tests {
                 assert_eq!(s.as_ptr(), before);
             }
             _ => panic!("not text"),
+        }
+    }
+
+    #[test]
+    fn assign_copies_any_value_into_a_slot_of_any_kind() {
+        let values = [
+            Value::Null,
+            Value::Str("甲".into()),
+            Value::Int(-7),
+            Value::Decimal(Decimal::new(12345, 2)),
+            Value::Float(0.5),
+            Value::Date(Date::parse("2024-02-29").unwrap()),
+            Value::Bool(true),
+        ];
+        for from in &values {
+            for to in &values {
+                let mut slot = to.clone();
+                slot.assign(from);
+                assert_eq!(&slot, from, "{from:?} into {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_order_nulls_first_then_by_value() {
+        let s = |x: &str| Value::Str(x.into());
+        assert_eq!(s("91a").cmp_key(&s("91b")), Ordering::Less);
+        assert_eq!(s("91b").cmp_key(&s("91b")), Ordering::Equal);
+        assert_eq!(s("91").cmp_key(&s("9")), Ordering::Greater);
+        assert_eq!(Value::Null.cmp_key(&s("")), Ordering::Less);
+        assert_eq!(s("").cmp_key(&Value::Null), Ordering::Greater);
+        assert_eq!(Value::Int(2).cmp_key(&Value::Int(10)), Ordering::Less);
+    }
+
+    #[test]
+    fn a_value_fits_its_own_type_and_null_fits_all() {
+        let values = [
+            Value::Str("a".into()),
+            Value::Int(1),
+            Value::Decimal(Decimal::ONE),
+            Value::Float(1.0),
+            Value::Date(Date::parse("2024-01-01").unwrap()),
+            Value::Bool(true),
+        ];
+        for v in &values {
+            for t in Type::ALL {
+                assert_eq!(v.fits(t), v.ty() == Some(t), "{v:?} in {t}");
+                assert!(Value::Null.fits(t));
+            }
         }
     }
 

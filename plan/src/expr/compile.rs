@@ -24,12 +24,24 @@ pub(crate) struct Env<'a> {
     pub pool: &'a [String],
 }
 
+/// An evaluation error. Boxed: errors are rare, and a one-word error keeps
+/// the results of ints, dates and conditions in registers rather than
+/// written to memory and read back by every caller.
+pub(crate) type Fail = Box<EvalError>;
+
+/// The error at `pos`.
+#[cold]
+#[inline(never)]
+pub(crate) fn fail(pos: Pos, message: impl Into<String>) -> Fail {
+    Box::new(EvalError::new(pos, message))
+}
+
 /// A value or null, or an error.
-pub(crate) type Res<T> = Result<Option<T>, EvalError>;
+pub(crate) type Res<T> = Result<Option<T>, Fail>;
 /// A compiled expression of a copyable type.
 pub(crate) type F<T> = Box<dyn Fn(&Env<'_>) -> Res<T>>;
 /// A compiled condition (null counts as false).
-pub(crate) type CondF = Box<dyn Fn(&Env<'_>) -> Result<bool, EvalError>>;
+pub(crate) type CondF = Box<dyn Fn(&Env<'_>) -> Result<bool, Fail>>;
 /// A compiled text expression.
 pub(crate) type StrF = Box<dyn for<'a> Fn(&Env<'a>) -> Res<Cow<'a, str>>>;
 
@@ -45,13 +57,29 @@ pub(crate) enum Compiled {
 
 impl Compiled {
     /// Evaluates into `out`, reusing its text buffer.
-    pub fn eval_into(&self, env: &Env<'_>, out: &mut Value) -> Result<(), EvalError> {
+    pub fn eval_into(&self, env: &Env<'_>, out: &mut Value) -> Result<(), Fail> {
+        // A slot that already holds a value of the type (a derived
+        // column, row after row) has only its payload overwritten: writing
+        // a whole new value goes through a copy of it on the stack, which
+        // costs more than the arithmetic of a simple expression.
         match self {
-            Compiled::Int(f) => *out = f(env)?.map_or(Value::Null, Value::Int),
-            Compiled::Dec(f) => *out = f(env)?.map_or(Value::Null, Value::Decimal),
+            Compiled::Int(f) => match (f(env)?, &mut *out) {
+                (Some(x), Value::Int(slot)) => *slot = x,
+                (v, out) => *out = v.map_or(Value::Null, Value::Int),
+            },
+            Compiled::Dec(f) => match (f(env)?, &mut *out) {
+                (Some(x), Value::Decimal(slot)) => *slot = x,
+                (v, out) => *out = v.map_or(Value::Null, Value::Decimal),
+            },
             Compiled::Float(f) => *out = f(env)?.map_or(Value::Null, Value::Float),
-            Compiled::Date(f) => *out = f(env)?.map_or(Value::Null, Value::Date),
-            Compiled::Bool(f) => *out = f(env)?.map_or(Value::Null, Value::Bool),
+            Compiled::Date(f) => match (f(env)?, &mut *out) {
+                (Some(x), Value::Date(slot)) => *slot = x,
+                (v, out) => *out = v.map_or(Value::Null, Value::Date),
+            },
+            Compiled::Bool(f) => match (f(env)?, &mut *out) {
+                (Some(x), Value::Bool(slot)) => *slot = x,
+                (v, out) => *out = v.map_or(Value::Null, Value::Bool),
+            },
             Compiled::Str(f) => match f(env)? {
                 Some(s) => out.set_str(&s),
                 None => *out = Value::Null,
@@ -61,7 +89,7 @@ impl Compiled {
     }
 
     /// Whether the value is null.
-    pub fn is_null(&self, env: &Env<'_>) -> Result<bool, EvalError> {
+    pub fn is_null(&self, env: &Env<'_>) -> Result<bool, Fail> {
         Ok(match self {
             Compiled::Int(f) => f(env)?.is_none(),
             Compiled::Dec(f) => f(env)?.is_none(),
@@ -74,7 +102,7 @@ impl Compiled {
 
     /// Writes the value as evidence text into `out` (cleared first); null
     /// writes nothing.
-    pub fn write_text(&self, env: &Env<'_>, out: &mut String) -> Result<(), EvalError> {
+    pub fn write_text(&self, env: &Env<'_>, out: &mut String) -> Result<(), Fail> {
         use std::fmt::Write;
         out.clear();
         let _ = match self {
@@ -139,6 +167,22 @@ pub(crate) fn condition(t: &TExpr, cx: &mut Cx<'_>) -> CondF {
                     v => Err(internal(pos, v)),
                 });
             }
+            TNode::Cmp(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) if a.ty == Type::Str => {
+                // A text field against a text constant, read in place.
+                let constant = match &b.node {
+                    TNode::Const(v) => Some(v),
+                    TNode::Param(p) => Some(&cx.params[*p]),
+                    _ => None,
+                };
+                if let (TNode::Field(i), Some(Value::Str(c))) = (&a.node, constant) {
+                    let (i, pos, c, ne) = (*i, a.pos, c.clone(), *op == BinaryOp::Ne);
+                    return Box::new(move |env| match &env.row[i] {
+                        Value::Str(s) => Ok((*s == c) != ne),
+                        Value::Null => Ok(ne),
+                        v => Err(internal(pos, v)),
+                    });
+                }
+            }
             TNode::Cmp(op, a, b) if a.ty != Type::Str => {
                 let op = *op;
                 return match a.ty {
@@ -161,6 +205,18 @@ fn cond_cmp<T: Scalar>(op: BinaryOp, a: &TExpr, b: &TExpr, cx: &mut Cx<'_>) -> C
     // One closure per operator, so that the comparison is inlined; a
     // comparison with null is false, `!=` the negation of `==`.
     fn with<T: Scalar>(a: Arg<T>, b: Arg<T>, ne: bool, f: fn(&T, &T) -> bool) -> CondF {
+        // A field against a constant, the commonest filter, reads the
+        // field in place.
+        if let (Arg::Field(i, pos), Arg::Const(Some(c))) = (&a, &b) {
+            let (i, pos, c) = (*i, *pos, *c);
+            return Box::new(move |env| match &env.row[i] {
+                Value::Null => Ok(ne),
+                v => match T::get(v) {
+                    Some(x) => Ok(f(&x, &c)),
+                    None => Err(internal(pos, v)),
+                },
+            });
+        }
         Box::new(move |env| {
             Ok(match (a.eval(env)?, b.eval(env)?) {
                 (Some(x), Some(y)) => f(&x, &y),
@@ -184,6 +240,9 @@ fn cond_cmp<T: Scalar>(op: BinaryOp, a: &TExpr, b: &TExpr, cx: &mut Cx<'_>) -> C
 pub(crate) enum Arg<T> {
     Const(Option<T>),
     Field(usize, Pos),
+    /// An integer field converted to `T` (the checker's implicit
+    /// widening of an int operand), read in place.
+    IntField(usize, Pos),
     Expr(F<T>),
 }
 
@@ -195,6 +254,11 @@ impl<T: Scalar> Arg<T> {
             Arg::Field(i, pos) => match &env.row[*i] {
                 Value::Null => Ok(None),
                 v => T::get(v).map(Some).ok_or_else(|| internal(*pos, v)),
+            },
+            Arg::IntField(i, pos) => match &env.row[*i] {
+                Value::Null => Ok(None),
+                Value::Int(x) => Ok(T::from_int(*x)),
+                v => Err(internal(*pos, v)),
             },
             Arg::Expr(f) => f(env),
         }
@@ -210,6 +274,11 @@ pub(crate) fn arg<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> Arg<T> {
             T::get(v).map(|x| Arg::Const(Some(x)))
         }
     };
+    if let TNode::Cast(a) = &t.node {
+        if let (true, Type::Int, TNode::Field(i)) = (T::FROM_INT, a.ty, &a.node) {
+            return Arg::IntField(*i, a.pos);
+        }
+    }
     let folded = match &t.node {
         TNode::Field(i) => return Arg::Field(*i, t.pos),
         TNode::Const(v) => value(v),
@@ -228,8 +297,10 @@ pub(crate) fn arg<T: Scalar>(t: &TExpr, cx: &mut Cx<'_>) -> Arg<T> {
     folded.unwrap_or_else(|| Arg::Expr(scalar(t, cx)))
 }
 
-fn internal(pos: Pos, v: &Value) -> EvalError {
-    EvalError::new(
+#[cold]
+#[inline(never)]
+fn internal(pos: Pos, v: &Value) -> Fail {
+    fail(
         pos,
         format!(
             "a value of type {} where the plan was checked for another type",
@@ -240,7 +311,14 @@ fn internal(pos: Pos, v: &Value) -> EvalError {
 
 /// A copyable value type of the language.
 pub(crate) trait Scalar: Copy + PartialOrd + 'static {
+    /// Whether [`Scalar::from_int`] converts, as the checker's cast of an
+    /// int to this type does.
+    const FROM_INT: bool = false;
     fn get(v: &Value) -> Option<Self>;
+    /// The cast of an int to this type (only called when `FROM_INT`).
+    fn from_int(_: i64) -> Option<Self> {
+        None
+    }
     /// The nodes only this type has.
     fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self>;
 }
@@ -314,7 +392,7 @@ fn lift1<A: Scalar, R: 'static>(
     pos: Pos,
 ) -> F<R> {
     Box::new(move |env| match a.eval(env)? {
-        Some(x) => f(x).map(Some).map_err(|m| EvalError::new(pos, m)),
+        Some(x) => f(x).map(Some).map_err(|m| fail(pos, m)),
         None => Ok(None),
     })
 }
@@ -332,7 +410,7 @@ fn lift2<A: Scalar, B: Scalar, R: 'static>(
         let Some(y) = b.eval(env)? else {
             return Ok(None);
         };
-        f(x, y).map(Some).map_err(|m| EvalError::new(pos, m))
+        f(x, y).map(Some).map_err(|m| fail(pos, m))
     })
 }
 
@@ -342,7 +420,7 @@ const DIV_ZERO: &str = "division by zero";
 fn unsupported<T: 'static>(t: &TExpr) -> F<T> {
     // The checker admits no other node of this type; a typed error keeps
     // the evaluator total should that ever change.
-    let e = EvalError::new(t.pos, format!("expression not supported for type {}", t.ty));
+    let e = fail(t.pos, format!("expression not supported for type {}", t.ty));
     Box::new(move |_| Err(e.clone()))
 }
 
@@ -442,7 +520,7 @@ impl Scalar for i64 {
                             if hour {
                                 hour_of(&s)
                                     .map(|h| Some(i64::from(h)))
-                                    .ok_or_else(|| EvalError::new(pos, format!("hour: expected a timestamp YYYY-MM-DD HH:MM, found \"{s}\"")))
+                                    .ok_or_else(|| fail(pos, format!("hour: expected a timestamp YYYY-MM-DD HH:MM, found \"{s}\"")))
                             } else {
                                 Ok(Some(s.chars().count() as i64))
                             }
@@ -457,6 +535,13 @@ impl Scalar for i64 {
 }
 
 impl Scalar for Decimal {
+    const FROM_INT: bool = true;
+
+    #[inline]
+    fn from_int(x: i64) -> Option<Self> {
+        Some(Decimal::from(x))
+    }
+
     fn get(v: &Value) -> Option<Self> {
         match v {
             Value::Decimal(x) => Some(*x),
@@ -541,11 +626,21 @@ impl Scalar for Decimal {
 /// Rounds half away from zero (四舍五入) to exactly `places` decimals.
 pub fn round_half_up(x: Decimal, places: u32) -> Decimal {
     let mut r = x.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
-    r.rescale(places);
+    // Rounding leaves at most `places` decimals; pad to exactly that many.
+    if r.scale() < places {
+        r.rescale(places);
+    }
     r
 }
 
 impl Scalar for f64 {
+    const FROM_INT: bool = true;
+
+    #[inline]
+    fn from_int(x: i64) -> Option<Self> {
+        Some(x as f64)
+    }
+
     fn get(v: &Value) -> Option<Self> {
         match v {
             Value::Float(x) => Some(*x),
@@ -642,7 +737,7 @@ impl Scalar for Date {
                 Box::new(move |env| {
                     let Some(s) = s(env)? else { return Ok(None) };
                     Date::parse(&s).map(Some).ok_or_else(|| {
-                        EvalError::new(pos, format!("date: expected YYYY-MM-DD, found \"{s}\""))
+                        fail(pos, format!("date: expected YYYY-MM-DD, found \"{s}\""))
                     })
                 })
             }
@@ -760,7 +855,7 @@ impl Scalar for bool {
                         return Ok(Some(false));
                     };
                     let from = r.years_before(n).ok_or_else(|| {
-                        EvalError::new(
+                        fail(
                             pos,
                             format!("{r} minus {n} years is outside the years 0001–9999"),
                         )
@@ -919,7 +1014,7 @@ pub(crate) fn text(t: &TExpr, cx: &mut Cx<'_>) -> StrF {
             })
         }
         _ => {
-            let e = EvalError::new(pos, "expression not supported for text");
+            let e = fail(pos, "expression not supported for text");
             sf(move |_| Err(e.clone()))
         }
     }
@@ -1009,6 +1104,55 @@ mod tests {
         // 200 × 0.015 − 1 is exactly 2; no binary residue.
         assert_eq!(eval("n * $r - 1", &row(200, "0")), Ok(dec("2.000")));
         assert_eq!(eval("x * 3 == 0.3", &row(0, "0.1")), Ok(Value::Bool(true)));
+        // An int field widened in place, on either side, null or not.
+        assert_eq!(eval("x / n", &row(8, "1")), Ok(dec("0.125")));
+        assert_eq!(eval("n - x", &row(8, "0.5")), Ok(dec("7.5")));
+        let nulls = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        let no_n = vec![Value::Null, dec("1"), Value::Null, Value::Null];
+        assert_eq!(eval("x + n", &no_n), Ok(Value::Null));
+        assert_eq!(eval("n * $r", &nulls), Ok(Value::Null));
+        let text_n = vec![Value::Str("8".into()), dec("1"), Value::Null, Value::Null];
+        assert!(eval("x + n", &text_n)
+            .unwrap_err()
+            .contains("a value of type string"));
+    }
+
+    #[test]
+    fn a_text_field_compared_with_a_constant_in_a_condition() {
+        let r = row(0, "0");
+        assert_eq!(eval("s == '甲' && n == 0", &r), Ok(Value::Bool(true)));
+        assert_eq!(eval("s != '甲' || n == 1", &r), Ok(Value::Bool(false)));
+        assert_eq!(eval("!(s == '乙')", &r), Ok(Value::Bool(true)));
+        let nulls = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        assert_eq!(eval("s == '甲' || n == 1", &nulls), Ok(Value::Bool(false)));
+        assert_eq!(eval("s != '甲' && true", &nulls), Ok(Value::Bool(true)));
+        let wrong = vec![Value::Null, Value::Null, Value::Int(1), Value::Null];
+        assert!(eval("s == '甲' || n == 1", &wrong)
+            .unwrap_err()
+            .contains("a value of type int"));
+    }
+
+    #[test]
+    fn a_field_compared_with_a_constant_is_false_when_null_and_fails_on_another_type() {
+        assert_eq!(eval("x > 0.5", &row(0, "0.6")), Ok(Value::Bool(true)));
+        assert_eq!(
+            eval("x > 0.5 && n == 0", &row(0, "0.4")),
+            Ok(Value::Bool(false))
+        );
+        let nulls = vec![Value::Null, Value::Null, Value::Null, Value::Null];
+        assert_eq!(eval("x > 0.5 || n != 0", &nulls), Ok(Value::Bool(true)));
+        assert_eq!(eval("x > 0.5 || n == 0", &nulls), Ok(Value::Bool(false)));
+        // A row whose `x` holds text, which the executor's read refuses
+        // before any expression sees it, is still an error here.
+        let wrong = vec![
+            Value::Int(0),
+            Value::Str("0.6".into()),
+            Value::Null,
+            Value::Null,
+        ];
+        assert!(eval("x > 0.5 || n == 1", &wrong)
+            .unwrap_err()
+            .contains("a value of type string"));
     }
 
     #[test]
