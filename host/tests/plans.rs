@@ -492,3 +492,33 @@ fn a_lookup_through_an_index_in_the_sandbox_finds_what_a_sorted_merge_finds() {
         essentials(&leads(store.path(), "winner-by-merge", false))
     );
 }
+
+#[test]
+fn a_plan_model_builds_and_runs_where_there_is_no_compiler() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 300, 11);
+    let model = plan_model("arrears-plan", |p| p);
+    // No cargo, no rustup, no compiler anywhere this command could look.
+    let empty = tempfile::tempdir().unwrap();
+    let out = jiandu(store.path())
+        .env("PATH", empty.path())
+        .env("CARGO", empty.path().join("cargo"))
+        .env_remove("RUSTUP_HOME")
+        .args(["model", "build"])
+        .arg(model.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = jiandu(store.path())
+        .env("PATH", empty.path())
+        .args(["run", "arrears-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let interpreter = jiandu::catalog::componentize(jiandu::catalog::PLAN_INTERPRETER).unwrap();
+    let installed = jiandu::catalog::load(&store.path().join("models"), "arrears-plan").unwrap();
+    assert_eq!(
+        installed.wasm, interpreter,
+        "the installed component is the interpreter this jiandu carries"
+    );
+}

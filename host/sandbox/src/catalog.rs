@@ -9,18 +9,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The wasm target models are built for: no WASI, nothing ambient.
-pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+include!("model_profile.rs");
 
-/// The compiler flags of a model build (and only these: the caller's
-/// `RUSTFLAGS` are not passed on). LLVM is told to inline more than it
-/// would for a native build, because a call costs more in the sandbox
-/// than on the host: each one flushes and reloads the fuel counter,
-/// checks the epoch and the stack limit, and passes any struct (a
-/// `Decimal`, a `Result`) through memory. On the scan benchmark this cut
-/// 4% of the fuel with `Rows` and 11% with serde structs, for modules
-/// about a tenth larger (BENCHMARKS.md).
-const MODEL_RUSTFLAGS: &str = "-Cllvm-args=-inline-threshold=1000";
+/// The plan interpreter's core module, built from `plan/interpreter` of
+/// this repository with the models' profile when this crate was built
+/// (`build.rs`): every scripted model runs this one component, and
+/// building a plan model needs no compiler.
+pub const PLAN_INTERPRETER: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/plan-interpreter.wasm"));
 
 /// Longest parameter value accepted from a user.
 pub const MAX_PARAM_BYTES: usize = 4096;
@@ -826,17 +822,11 @@ fn compile(cargo_toml: &Path, id: &str, observer: &mut dyn BuildObserver) -> Res
         .arg(cargo_toml)
         .arg("--target-dir")
         .arg(&target_dir)
-        // Small, fast, self-contained modules, whatever the crate's own
-        // release profile says.
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env_remove("RUSTFLAGS")
-        .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS)
-        .env_remove("CARGO_BUILD_TARGET");
+        .envs(MODEL_PROFILE.iter().copied())
+        .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS);
+    for name in NOT_INHERITED {
+        command.env_remove(name);
+    }
     let output = run_forwarding(command, observer)?;
     if !output.status.success() {
         return Err(Error::model(
@@ -878,20 +868,10 @@ fn is_plan_file_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-/// The source of the plan interpreter: `plan/interpreter` of the
-/// repository this host was built from.
-pub fn interpreter_crate() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("plan")
-        .join("interpreter")
-}
-
-/// Builds a scripted model: the plan interpreter (from this repository,
-/// [`interpreter_crate`]) as its component, beside the plan file its
-/// `model.toml` names, installed into `models_dir`. The plan is checked by
-/// the caller, which knows the store's schemas.
+/// Builds a scripted model: the plan interpreter this host carries
+/// ([`PLAN_INTERPRETER`]) as its component, beside the plan file its
+/// `model.toml` names, installed into `models_dir`. No compiler runs. The
+/// plan is checked by the caller, which knows the store's schemas.
 pub fn build_plan(
     model_dir: &Path,
     models_dir: &Path,
@@ -906,20 +886,8 @@ pub fn build_plan(
     };
     let plan_path = model_dir.join(file);
     let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
-    let interpreter = interpreter_crate().join("Cargo.toml");
-    if !interpreter.is_file() {
-        return Err(Error::model(
-            &manifest.id(),
-            format!(
-                "the plan interpreter's source is not at {}: scripted models are built by a jiandu built from its repository",
-                interpreter.display()
-            ),
-        ));
-    }
-    ensure_wasm_target(observer)?;
-    let core = compile(&interpreter, &manifest.id(), observer)?;
-    observer.step("turning the interpreter into a component");
-    let component = componentize(&core)
+    observer.step("turning the plan interpreter into a component");
+    let component = componentize(PLAN_INTERPRETER)
         .map_err(|e| Error::model(&manifest.id(), format!("the plan interpreter: {e}")))?;
     let dir = install_plan(models_dir, &manifest_text, &manifest, &component, &plan)?;
     load_dir(&dir)
