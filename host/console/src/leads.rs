@@ -17,10 +17,12 @@ use jiandu_runs::leads::{self, ExportFormat, Filter, Headers, Lead, Status};
 use jiandu_runs::review::{self, Act, Reason, Record, Shown};
 use jiandu_runs::users::{self, Action};
 use jiandu_store::dataset::resolve::Reveal;
+use jiandu_store::Store;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 const REVIEW: &[Action] = &[Action::ReviewLeads];
 
@@ -254,27 +256,88 @@ fn region_of(lead: &Lead) -> Option<&str> {
 
 /// A lead with its review, and what the console shows for both.
 struct Reviewed {
-    lead: Lead,
+    lead: Arc<Lead>,
     record: Option<Record>,
     shown: Shown,
 }
 
+/// Each model's leads as its snapshot held them when last read, by the
+/// snapshot's sha256: a snapshot is never modified, so a page reads a
+/// model's file again only once a run has replaced it. With a few hundred
+/// thousand leads, reading them all for every page would take seconds.
+#[derive(Default)]
+pub struct LeadsCache {
+    models: Mutex<HashMap<String, (String, Arc<Vec<Arc<Lead>>>)>>,
+}
+
+impl LeadsCache {
+    /// The leads of `model` (every model when `None`), by model then
+    /// subject, each model's as its current snapshot holds them.
+    fn leads(
+        &self,
+        store: &Store,
+        model: Option<&str>,
+    ) -> Result<Vec<Arc<Vec<Arc<Lead>>>>, Failure> {
+        let snapshots = leads::snapshots(store)?;
+        let mut out = Vec::new();
+        for snap in snapshots
+            .iter()
+            .filter(|s| model.is_none_or(|m| m == s.model))
+        {
+            let cached = {
+                let models = self.models.lock().expect("leads cache lock");
+                models
+                    .get(&snap.model)
+                    .filter(|(sha, _)| *sha == snap.sha256)
+                    .map(|(_, l)| l.clone())
+            };
+            let leads = match cached {
+                Some(l) => l,
+                None => {
+                    let read: Vec<Arc<Lead>> = leads::list(
+                        store,
+                        &Filter {
+                            model: Some(snap.model.clone()),
+                            status: None,
+                        },
+                    )?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect();
+                    let read = Arc::new(read);
+                    self.models
+                        .lock()
+                        .expect("leads cache lock")
+                        .insert(snap.model.clone(), (snap.sha256.clone(), read.clone()));
+                    read
+                }
+            };
+            out.push(leads);
+        }
+        if model.is_none() {
+            // Models whose leads are gone (none here now) leave the cache.
+            let live: std::collections::HashSet<&str> =
+                snapshots.iter().map(|s| s.model.as_str()).collect();
+            self.models
+                .lock()
+                .expect("leads cache lock")
+                .retain(|m, _| live.contains(m.as_str()));
+        }
+        Ok(out)
+    }
+}
+
 fn reviewed(ctx: &Ctx, model: Option<&str>) -> Result<Vec<Reviewed>, Failure> {
-    let all = leads::list(
-        ctx.store(),
-        &Filter {
-            model: model.map(str::to_string),
-            status: None,
-        },
-    )?;
+    let all = ctx.app.leads.leads(ctx.store(), model)?;
     let mut reviews: HashMap<(String, String), Record> = review::all(ctx.store())?;
     Ok(all
-        .into_iter()
+        .iter()
+        .flat_map(|m| m.iter())
         .map(|lead| {
             let record = reviews.remove(&(lead.model.clone(), lead.subject.clone()));
-            let shown = Shown::of(record.as_ref(), &lead);
+            let shown = Shown::of(record.as_ref(), lead);
             Reviewed {
-                lead,
+                lead: lead.clone(),
                 record,
                 shown,
             }
@@ -466,7 +529,7 @@ fn list_data(ctx: &Ctx, raw: &str) -> Result<ListData, Failure> {
         .skip((page - 1) * PER_PAGE)
         .take(PER_PAGE)
         .collect();
-    let stored: Vec<Lead> = on_page.iter().map(|r| r.lead.clone()).collect();
+    let stored: Vec<Lead> = on_page.iter().map(|r| (*r.lead).clone()).collect();
     let (shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
     let rows = on_page
         .iter()
@@ -550,7 +613,7 @@ pub async fn export(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Res
         let (chosen, _) = select(ctx, &q)?;
         let reviews: Vec<(Shown, Option<Record>)> =
             chosen.iter().map(|r| (r.shown, r.record.clone())).collect();
-        let stored: Vec<Lead> = chosen.into_iter().map(|r| r.lead).collect();
+        let stored: Vec<Lead> = chosen.into_iter().map(|r| (*r.lead).clone()).collect();
         let (mut shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
         // The review as columns after the model's evidence.
         for (lead, (state, record)) in shown.iter_mut().zip(reviews) {
@@ -665,16 +728,14 @@ fn find(ctx: &Ctx, model: &str, subject: &str) -> Result<Lead, Failure> {
     if model.is_empty() || subject.is_empty() {
         return Err(Failure::bad("须指明线索的模型（model）和对象（subject）"));
     }
-    leads::list(
-        ctx.store(),
-        &Filter {
-            model: Some(model.to_string()),
-            status: None,
-        },
-    )?
-    .into_iter()
-    .find(|l| l.subject == subject)
-    .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
+    ctx.app
+        .leads
+        .leads(ctx.store(), Some(model))?
+        .iter()
+        .flat_map(|m| m.iter())
+        .find(|l| l.subject == subject)
+        .map(|l| (**l).clone())
+        .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
 }
 
 fn state_label(s: &str) -> String {

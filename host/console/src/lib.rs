@@ -88,6 +88,9 @@ pub struct Console {
     /// Password checks at once: each costs 19 MiB of Argon2 memory, so a
     /// flood of logins waits here rather than exhausting the machine.
     pub(crate) logins: tokio::sync::Semaphore,
+    /// Leads as their snapshots hold them, read again only when a run
+    /// replaced a snapshot.
+    pub(crate) leads: leads::LeadsCache,
 }
 
 /// Password checks allowed at once.
@@ -100,6 +103,7 @@ impl Console {
             host,
             secure,
             logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
+            leads: leads::LeadsCache::default(),
         }
     }
 }
