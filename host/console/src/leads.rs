@@ -267,8 +267,12 @@ struct Reviewed {
 /// thousand leads, reading them all for every page would take seconds.
 #[derive(Default)]
 pub struct LeadsCache {
-    models: Mutex<HashMap<String, (String, Arc<Vec<Arc<Lead>>>)>>,
+    /// By model: the snapshot's sha256 and its leads.
+    models: Mutex<HashMap<String, (String, ModelLeads)>>,
 }
+
+/// One model's leads, shared by the pages that read them.
+type ModelLeads = Arc<Vec<Arc<Lead>>>;
 
 impl LeadsCache {
     /// The leads of `model` (every model when `None`), by model then
