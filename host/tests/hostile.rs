@@ -16,35 +16,11 @@ mod common;
 
 use common::{
     add_model, built_model, ingest_text, jiandu, json, leads, ledger, stderr, stdout,
-    store_with_crate, test_model,
+    store_with_crate, test_model, PEOPLE_SCHEMA,
 };
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
-
-const PEOPLE_SCHEMA: &str = r#"
-name = "people"
-department = "公安局"
-primary_key = ["id_number"]
-
-[[fields]]
-name = "id_number"
-type = "string"
-personal = "id"
-
-[[fields]]
-name = "name"
-type = "string"
-personal = "name"
-
-[[fields]]
-name = "city"
-type = "string"
-
-[[fields]]
-name = "age"
-type = "int"
-"#;
 
 const PEOPLE_CSV: &str = "id_number,name,city,age\n\
 11010519491231002X,张三,北京,75\n\

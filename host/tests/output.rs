@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{add_model, ingest_text, jiandu, json, ledger, stderr, stdout, test_model};
+use common::{
+    add_model, ingest_text, jiandu, json, ledger, stderr, stdout, test_model, PEOPLE_SCHEMA,
+};
 use serde_json::Value;
 use std::path::Path;
 
@@ -334,30 +336,6 @@ fn an_installed_model_toml_edited_to_hold_control_characters_is_refused_at_load(
 
 // ---------------------------------------------------------------------------
 // Personal values in clear, on the record
-
-const PEOPLE_SCHEMA: &str = r#"
-name = "people"
-department = "公安局"
-primary_key = ["id_number"]
-
-[[fields]]
-name = "id_number"
-type = "string"
-personal = "id"
-
-[[fields]]
-name = "name"
-type = "string"
-personal = "name"
-
-[[fields]]
-name = "city"
-type = "string"
-
-[[fields]]
-name = "age"
-type = "int"
-"#;
 
 const PEOPLE_CSV: &str = "id_number,name,city,age\n\
 11010519491231002X,张三,北京,75\n\

@@ -2362,13 +2362,12 @@ mod tests {
         );
     }
 
-    /// A plan that reads `fund_payments` and emits every row.
-    fn payments_program() -> Program {
-        let model = r#"
+    /// The `model.toml` and schema of the `fund_payments` tests.
+    const PAYMENTS_MODEL: &str = r#"
 [datasets]
 fund_payments = { fields = ["credit_code", "levy_year", "amount"] }
 "#;
-        let schema = r#"
+    const PAYMENTS_SCHEMA: &str = r#"
 name = "fund_payments"
 primary_key = ["credit_code", "levy_year"]
 fields = [
@@ -2377,6 +2376,10 @@ fields = [
   { name = "amount", type = "decimal" },
 ]
 "#;
+
+    /// A plan that reads `fund_payments` and emits every row.
+    fn payments_program() -> Program {
+        let (model, schema) = (PAYMENTS_MODEL, PAYMENTS_SCHEMA);
         let plan = crate::Plan::parse(
             "t.plan.toml",
             r#"
@@ -2413,19 +2416,7 @@ title = "{credit_code}"
 
     #[test]
     fn group_sums_are_exact_skip_nulls_and_overflow_is_an_error() {
-        let model = r#"
-[datasets]
-fund_payments = { fields = ["credit_code", "levy_year", "amount"] }
-"#;
-        let schema = r#"
-name = "fund_payments"
-primary_key = ["credit_code", "levy_year"]
-fields = [
-  { name = "credit_code", type = "string" },
-  { name = "levy_year", type = "int" },
-  { name = "amount", type = "decimal" },
-]
-"#;
+        let (model, schema) = (PAYMENTS_MODEL, PAYMENTS_SCHEMA);
         let plan = crate::Plan::parse(
             "t.plan.toml",
             r#"

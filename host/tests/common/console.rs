@@ -5,7 +5,7 @@
 //! leads, personal subjects, a city each) and `printer`, whose one lead
 //! carries whatever text its parameters say.
 
-use super::{add_model, ingest_text, jiandu, stderr, stdout, test_model};
+use super::{add_model, ingest_text, jiandu, stderr, stdout, test_model, PEOPLE_SCHEMA};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,30 +25,6 @@ pub const AUDITOR: &str = "sun";
 /// Leads of `good`, and the cities they are spread over (a third each).
 pub const GOOD_LEADS: usize = 60;
 pub const CITIES: [&str; 3] = ["北京", "上海", "深圳"];
-
-const PEOPLE_SCHEMA: &str = r#"
-name = "people"
-department = "公安局"
-primary_key = ["id_number"]
-
-[[fields]]
-name = "id_number"
-type = "string"
-personal = "id"
-
-[[fields]]
-name = "name"
-type = "string"
-personal = "name"
-
-[[fields]]
-name = "city"
-type = "string"
-
-[[fields]]
-name = "age"
-type = "int"
-"#;
 
 /// The ID number of person `i` of `people`.
 pub fn id_number(i: usize) -> String {

@@ -173,3 +173,30 @@ pub fn ingest_files(store: &Path, files: &[jiandu_demo::generate::DataFile]) {
         );
     }
 }
+
+/// The schema of the `people` dataset the hostile, output and console
+/// tests ingest: an ID number and a name (personal), a city, an age.
+#[allow(dead_code)]
+pub const PEOPLE_SCHEMA: &str = r#"
+name = "people"
+department = "公安局"
+primary_key = ["id_number"]
+
+[[fields]]
+name = "id_number"
+type = "string"
+personal = "id"
+
+[[fields]]
+name = "name"
+type = "string"
+personal = "name"
+
+[[fields]]
+name = "city"
+type = "string"
+
+[[fields]]
+name = "age"
+type = "int"
+"#;
