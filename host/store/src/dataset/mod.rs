@@ -697,17 +697,97 @@ impl RecordsOut<'_> {
     /// Writes the record run from the sorted records, refusing repeated
     /// keys; gathers the pseudonym runs the records give (the
     /// pseudonymous key order, the clear values behind pseudonyms).
+    ///
+    /// This thread merges the sorted records and packs them into blocks;
+    /// a second one takes each block to digest its records, compute their
+    /// pseudonyms and write it, so that the two halves of the work run
+    /// side by side.
     fn write(&self, sorted: Sorter, pseudonyms: &mut Pseudonyms) -> Result<RecordsWritten> {
         let schema = self.schema;
-        let tmp = &self.target.tmp;
+        let target = self.target;
+        let pseudonymizer = self.pseudonymizer;
         let key_is_personal = schema.primary_key.iter().any(|k| schema.is_personal(k));
-        let mut clear = Sorter::new(tmp, PSEUDONYM_BUDGET);
-        let mut key_order = Sorter::new(tmp, PSEUDONYM_BUDGET);
-        let mut out = self.target.run(RECORDS_RUN)?;
-        let mut digest = ContentDigest::new(schema);
+        let mut out = RunWriter::create(file::run_path(
+            target.data,
+            target.name,
+            target.version,
+            target.segment_id,
+            RECORDS_RUN,
+        ))?;
+        let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (merged, written) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<_> {
+                let mut digest = ContentDigest::new(schema);
+                let mut clear = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
+                let mut key_order = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
+                for block in received {
+                    let parsed = Block::parse(&block)?;
+                    for i in 0..parsed.len() {
+                        let (key, record) = (parsed.key(i), parsed.record(i));
+                        digest.add(key, record);
+                        let Some(p) = pseudonymizer else {
+                            continue;
+                        };
+                        pseudonyms_of(schema, p, record, &mut clear)?;
+                        if key_is_personal {
+                            let key = std::str::from_utf8(key)
+                                .map_err(|e| Error::Other(e.to_string()))?;
+                            key_order
+                                .push(
+                                    pseudonymous_key(schema, p, key).as_bytes(),
+                                    0,
+                                    key.as_bytes(),
+                                )
+                                .map_err(sort_failed)?;
+                        }
+                    }
+                    out.push(&block)?;
+                }
+                Ok((out, digest.finish(), clear, key_order))
+            });
+            let merged = self.merge(sorted, &blocks);
+            drop(blocks);
+            let written = writer
+                .join()
+                .expect("writing the record run does not panic");
+            (merged, written)
+        });
+        // A block the writer refused (a failed write) stops the merge; its
+        // error is the one to report.
+        let (out, digest, clear, key_order) = written?;
+        let merged = merged?;
+        let ends = out.finish()?;
+        if pseudonymizer.is_some() {
+            if key_is_personal {
+                pseudonyms.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
+            }
+            pseudonyms.insert(pseudo::CLEAR.to_string(), (String::new(), clear));
+        }
+        Ok(RecordsWritten {
+            first_keys: merged.first_keys,
+            ends,
+            count: merged.count,
+            replaced: merged.replaced,
+            digest,
+        })
+    }
+
+    /// Merges the sorted records into blocks sent to `blocks`, refusing
+    /// repeated keys (every repeat named) and counting the records that
+    /// replace one of the base version.
+    fn merge(
+        &self,
+        sorted: Sorter,
+        blocks: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    ) -> Result<MergedRecords> {
+        let schema = self.schema;
+        let mut builder = BlockBuilder::new();
+        let mut first_keys = Vec::new();
         let (mut count, mut replaced) = (0u64, 0u64);
         let mut duplicates: Vec<ingest::RowError> = Vec::new();
         let mut duplicate_count = 0usize;
+        // Whether the writer still takes blocks (it stops at an error).
+        let mut open = true;
         let mut unique = ingest::Unique::new(sorted.finish().map_err(sort_failed)?);
         while let Some(step) = unique.next().map_err(sort_failed)? {
             let e = match step {
@@ -724,27 +804,23 @@ impl RecordsOut<'_> {
                     continue;
                 }
             };
-            if duplicate_count > 0 {
+            if duplicate_count > 0 || !open {
                 // The rows are refused: only repeats are looked for now.
                 continue;
             }
             count += 1;
-            out.push(e.key, e.value)?;
-            digest.add(e.key, e.value);
-            // The key as text only where it is looked up or pseudonymized.
-            let key = || std::str::from_utf8(e.key).map_err(|e| Error::Other(e.to_string()));
+            if builder.is_empty() {
+                first_keys.push(String::from_utf8_lossy(e.key).into_owned());
+            }
+            builder.push(e.key, e.value);
             if let Some(b) = self.base {
-                if b.get(key()?)?.is_some() {
+                let key = std::str::from_utf8(e.key).map_err(|e| Error::Other(e.to_string()))?;
+                if b.get(key)?.is_some() {
                     replaced += 1;
                 }
             }
-            if let Some(p) = self.pseudonymizer {
-                self.pseudonyms_of(p, e.value, &mut clear)?;
-                if key_is_personal {
-                    key_order
-                        .push(pseudonymous_key(schema, p, key()?).as_bytes(), 0, e.key)
-                        .map_err(sort_failed)?;
-                }
+            if builder.len() == BLOCK_RECORDS {
+                open = blocks.send(builder.finish()).is_ok();
             }
         }
         if duplicate_count > 0 {
@@ -756,55 +832,58 @@ impl RecordsOut<'_> {
                 warnings: Vec::new(),
             });
         }
-        let (first_keys, ends) = out.finish()?;
-        if self.pseudonymizer.is_some() {
-            if key_is_personal {
-                pseudonyms.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
-            }
-            pseudonyms.insert(pseudo::CLEAR.to_string(), (String::new(), clear));
+        if !builder.is_empty() && open {
+            // A refused block: the writer's error says why.
+            let _ = blocks.send(builder.finish());
         }
-        Ok(RecordsWritten {
+        Ok(MergedRecords {
             first_keys,
-            ends,
             count,
             replaced,
-            digest: digest.finish(),
         })
     }
+}
 
-    /// The (pseudonym, clear entry) of each personal value of a record.
-    fn pseudonyms_of(
-        &self,
-        p: &crate::pseudonym::Pseudonymizer,
-        record: &[u8],
-        clear: &mut Sorter,
-    ) -> Result<()> {
-        use jiandu_sdk::record::RecordRef;
-        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
-        let mut pseudonym = String::new();
-        for (i, field) in self.schema.fields.iter().enumerate() {
-            let Some(kind) = field.personal else {
-                continue;
-            };
-            let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
-                continue;
-            };
-            let text = value.to_string();
-            if text.is_empty() {
-                continue;
-            }
-            pseudonym.clear();
-            p.pseudonym_into(kind, &text, &mut pseudonym);
-            clear
-                .push(
-                    pseudonym.as_bytes(),
-                    0,
-                    crate::pseudonym::clear_entry(kind, &text).as_bytes(),
-                )
-                .map_err(sort_failed)?;
+/// The records of a record run as merged: the first key of each block,
+/// how many, and how many replace a record of the base version.
+struct MergedRecords {
+    first_keys: Vec<String>,
+    count: u64,
+    replaced: u64,
+}
+
+/// The (pseudonym, clear entry) of each personal value of a record.
+fn pseudonyms_of(
+    schema: &Schema,
+    p: &crate::pseudonym::Pseudonymizer,
+    record: &[u8],
+    clear: &mut Sorter,
+) -> Result<()> {
+    use jiandu_sdk::record::RecordRef;
+    let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
+    let mut pseudonym = String::new();
+    for (i, field) in schema.fields.iter().enumerate() {
+        let Some(kind) = field.personal else {
+            continue;
+        };
+        let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
+            continue;
+        };
+        let text = value.to_string();
+        if text.is_empty() {
+            continue;
         }
-        Ok(())
+        pseudonym.clear();
+        p.pseudonym_into(kind, &text, &mut pseudonym);
+        clear
+            .push(
+                pseudonym.as_bytes(),
+                0,
+                crate::pseudonym::clear_entry(kind, &text).as_bytes(),
+            )
+            .map_err(sort_failed)?;
     }
+    Ok(())
 }
 
 /// An appended version: the base's segments (read from where they are
@@ -1850,6 +1929,114 @@ by_place = "place"
             }
         }
         out
+    }
+
+    #[test]
+    fn a_version_with_personal_fields_stores_the_digest_and_pseudonyms_of_its_records() {
+        // Enough records for several blocks, which the record run's writer
+        // digests and pseudonymizes beside the merge.
+        let (_dir, store) = fresh();
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["id", "year"]
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+[[fields]]
+name = "year"
+type = "string"
+[[fields]]
+name = "name"
+type = "string"
+personal = "name"
+[indexes]
+by_name = "name"
+"#,
+        )
+        .unwrap();
+        let mut rows: Vec<(String, Vec<u8>)> = (0..3 * BLOCK_RECORDS + 17)
+            .map(|i| {
+                let (id, year) = (format!("65010{:013}", i * 7), (2020 + i % 3).to_string());
+                // Names repeat, so pseudonyms repeat too.
+                let name = format!("张{}", i % 50);
+                let record = encode(&[
+                    Some(Value::Str(&id)),
+                    Some(Value::Str(&year)),
+                    Some(Value::Str(&name)),
+                ])
+                .unwrap();
+                (join_key(&[id.as_str(), year.as_str()]), record)
+            })
+            .collect();
+        rows.sort();
+        let by_name: Vec<(String, String)> = {
+            let mut v: Vec<_> = rows
+                .iter()
+                .map(|(k, r)| {
+                    let rec = RecordRef::new(r).unwrap();
+                    (rec.field(2).unwrap().unwrap().to_string(), k.clone())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = SortedRows {
+            rows: rows.clone(),
+            indexes: BTreeMap::from([("by_name".to_string(), by_name)]),
+        };
+        let info = write_version(
+            &store,
+            "people",
+            Rows::from_sorted(
+                &sorted,
+                std::path::Path::new("test"),
+                &store.root().join("tmp"),
+            )
+            .unwrap(),
+            NewVersion {
+                append: false,
+                schema: Some(&schema),
+                source: "test",
+                source_sha256: String::new(),
+                operator: "t",
+                warnings: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(info.digest, content_digest(&schema, &rows));
+
+        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
+        let mut key_order: Vec<(String, String)> = rows
+            .iter()
+            .map(|(k, _)| (pseudonymous_key(&schema, &p, k), k.clone()))
+            .collect();
+        key_order.sort();
+        let mut clear: Vec<(String, String)> = Vec::new();
+        for (_, r) in &rows {
+            let rec = RecordRef::new(r).unwrap();
+            for (f, kind) in [
+                (0, crate::mask::PersonalKind::Id),
+                (2, crate::mask::PersonalKind::Name),
+            ] {
+                let text = rec.field(f).unwrap().unwrap().to_string();
+                clear.push((
+                    p.pseudonym(kind, &text),
+                    crate::pseudonym::clear_entry(kind, &text),
+                ));
+            }
+        }
+        clear.sort();
+        clear.dedup_by(|a, b| a.0 == b.0);
+        let reader = VersionReader::new(&store, "people", info);
+        assert_eq!(
+            reader.index_pairs(pseudo::KEY_ORDER, None).unwrap(),
+            key_order
+        );
+        assert_eq!(reader.index_pairs(pseudo::CLEAR, None).unwrap(), clear);
     }
 
     #[test]
