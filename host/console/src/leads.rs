@@ -83,6 +83,18 @@ impl Query {
         }
     }
 
+    /// The value of filter `name`, if set.
+    fn value(&self, name: &str) -> Option<&str> {
+        match name {
+            "model" => self.model.as_deref(),
+            "status" => self.status.as_deref(),
+            "review" => self.review.as_deref(),
+            "assignee" => self.assignee.as_deref(),
+            "region" => self.region.as_deref(),
+            _ => None,
+        }
+    }
+
     fn entries(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         let mut put = |k: &'static str, v: &Option<String>| {
@@ -254,11 +266,77 @@ fn region_of(lead: &Lead) -> Option<&str> {
         .map(|e| e.value.as_str())
 }
 
-/// A lead with its review, and what the console shows for both.
-struct Reviewed {
-    lead: Arc<Lead>,
-    record: Option<Record>,
-    shown: Shown,
+/// What the list needs of a lead, as the cache keeps it: a few hundred
+/// bytes where a whole lead with its evidence takes several kilobytes.
+pub struct Brief {
+    model: Arc<str>,
+    subject: Box<str>,
+    subject_personal: bool,
+    title: Box<str>,
+    amount: Option<Box<str>>,
+    /// The amount as a number, for sorting (`None` sorts first).
+    amount_value: Option<Decimal>,
+    status: Status,
+    last_run: Box<str>,
+    updated_at: Box<str>,
+    region: Option<Box<str>>,
+    /// What search looks in, lower-cased: the title, the amount, and the
+    /// subject and evidence values unless personal.
+    search: Box<str>,
+}
+
+impl Brief {
+    fn of(model: &Arc<str>, lead: &Lead) -> Brief {
+        let mut search = lead.title.to_lowercase();
+        let mut add = |t: &str| {
+            search.push('\n');
+            search.push_str(&t.to_lowercase());
+        };
+        if let Some(a) = &lead.amount {
+            add(a);
+        }
+        if !lead.subject_personal {
+            add(&lead.subject);
+        }
+        for e in lead.evidence.iter().filter(|e| !e.personal) {
+            add(&e.value);
+        }
+        Brief {
+            model: model.clone(),
+            subject: lead.subject.as_str().into(),
+            subject_personal: lead.subject_personal,
+            title: lead.title.as_str().into(),
+            amount: lead.amount.as_deref().map(Into::into),
+            amount_value: lead
+                .amount
+                .as_deref()
+                .and_then(|a| Decimal::from_str(a).ok()),
+            status: lead.status,
+            last_run: lead.last_run.as_str().into(),
+            updated_at: lead.updated_at.as_str().into(),
+            region: region_of(lead).map(Into::into),
+            search: search.into(),
+        }
+    }
+
+    /// A lead with what the list shows of it (no evidence), to be shown
+    /// to people ([`leads::for_people`]).
+    fn as_lead(&self) -> Lead {
+        Lead {
+            model: self.model.to_string(),
+            model_version: String::new(),
+            subject: self.subject.to_string(),
+            subject_personal: self.subject_personal,
+            title: self.title.to_string(),
+            amount: self.amount.as_deref().map(str::to_string),
+            evidence: Vec::new(),
+            status: self.status,
+            first_run: String::new(),
+            last_run: self.last_run.to_string(),
+            resolved_by: None,
+            updated_at: self.updated_at.to_string(),
+        }
+    }
 }
 
 /// Each model's leads as its snapshot held them when last read, by the
@@ -272,22 +350,15 @@ pub struct LeadsCache {
 }
 
 /// One model's leads, shared by the pages that read them.
-type ModelLeads = Arc<Vec<Arc<Lead>>>;
+type ModelLeads = Arc<Vec<Brief>>;
 
 impl LeadsCache {
-    /// The leads of `model` (every model when `None`), by model then
-    /// subject, each model's as its current snapshot holds them.
-    fn leads(
-        &self,
-        store: &Store,
-        model: Option<&str>,
-    ) -> Result<Vec<Arc<Vec<Arc<Lead>>>>, Failure> {
+    /// The leads of every model, by model then subject, each model's as
+    /// its current snapshot holds them.
+    fn leads(&self, store: &Store) -> Result<Vec<ModelLeads>, Failure> {
         let snapshots = leads::snapshots(store)?;
         let mut out = Vec::new();
-        for snap in snapshots
-            .iter()
-            .filter(|s| model.is_none_or(|m| m == s.model))
-        {
+        for snap in &snapshots {
             let cached = {
                 let models = self.models.lock().expect("leads cache lock");
                 models
@@ -298,16 +369,9 @@ impl LeadsCache {
             let leads = match cached {
                 Some(l) => l,
                 None => {
-                    let read: Vec<Arc<Lead>> = leads::list(
-                        store,
-                        &Filter {
-                            model: Some(snap.model.clone()),
-                            status: None,
-                        },
-                    )?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect();
+                    let model: Arc<str> = snap.model.as_str().into();
+                    let mut read = Vec::with_capacity(snap.leads as usize);
+                    leads::each(store, &snap.model, |l| read.push(Brief::of(&model, &l)))?;
                     let read = Arc::new(read);
                     self.models
                         .lock()
@@ -318,172 +382,170 @@ impl LeadsCache {
             };
             out.push(leads);
         }
-        if model.is_none() {
-            // Models whose leads are gone (none here now) leave the cache.
-            let live: std::collections::HashSet<&str> =
-                snapshots.iter().map(|s| s.model.as_str()).collect();
-            self.models
-                .lock()
-                .expect("leads cache lock")
-                .retain(|m, _| live.contains(m.as_str()));
-        }
+        // Models whose leads are gone leave the cache.
+        let live: std::collections::HashSet<&str> =
+            snapshots.iter().map(|s| s.model.as_str()).collect();
+        self.models
+            .lock()
+            .expect("leads cache lock")
+            .retain(|m, _| live.contains(m.as_str()));
         Ok(out)
     }
 }
 
-fn reviewed(ctx: &Ctx, model: Option<&str>) -> Result<Vec<Reviewed>, Failure> {
-    let all = ctx.app.leads.leads(ctx.store(), model)?;
-    let mut reviews: HashMap<(String, String), Record> = review::all(ctx.store())?;
-    Ok(all
-        .iter()
-        .flat_map(|m| m.iter())
-        .map(|lead| {
-            let record = reviews.remove(&(lead.model.clone(), lead.subject.clone()));
-            let shown = Shown::of(record.as_ref(), lead);
-            Reviewed {
-                lead: lead.clone(),
-                record,
-                shown,
-            }
+/// A lead with its review, and what the console shows for both.
+struct Reviewed<'a> {
+    lead: &'a Brief,
+    record: Option<&'a Record>,
+    shown: Shown,
+}
+
+/// Every model's leads and every review, read once for a request.
+struct Reading {
+    leads: Vec<ModelLeads>,
+    reviews: HashMap<String, HashMap<String, Record>>,
+}
+
+impl Reading {
+    fn new(ctx: &Ctx) -> Result<Reading, Failure> {
+        Ok(Reading {
+            leads: ctx.app.leads.leads(ctx.store())?,
+            reviews: review::all(ctx.store())?,
         })
-        .collect())
+    }
+
+    fn reviewed(&self) -> Vec<Reviewed<'_>> {
+        let mut out = Vec::with_capacity(self.leads.iter().map(|m| m.len()).sum());
+        for model in &self.leads {
+            let Some(first) = model.first() else { continue };
+            let reviews = self.reviews.get(&*first.model);
+            for lead in model.iter() {
+                let record = reviews.and_then(|r| r.get(&*lead.subject));
+                out.push(Reviewed {
+                    lead,
+                    record,
+                    shown: Shown::given(record, lead.status, &lead.last_run),
+                });
+            }
+        }
+        out
+    }
 }
 
-/// Whether a lead matches the search words: its model, title, amount,
-/// subject and evidence as stored, except what is personal.
-fn matches_words(l: &Lead, words: &str) -> bool {
-    let words = words.to_lowercase();
-    let hay = |t: &str| t.to_lowercase().contains(&words);
-    hay(&l.model)
-        || hay(&l.title)
-        || l.amount.as_deref().is_some_and(hay)
-        || (!l.subject_personal && hay(&l.subject))
-        || l.evidence.iter().any(|e| !e.personal && hay(&e.value))
+fn assignee<'a>(r: &Reviewed<'a>) -> Option<&'a str> {
+    r.record.and_then(|x| x.assignee.as_deref())
 }
 
-/// Which facet a lead would be counted under, and whether it passes the
-/// other filters.
-fn passes(r: &Reviewed, q: &Query, skip: &str) -> bool {
-    let l = &r.lead;
+/// Whether a lead passes every filter of `q` but the facet `skip`.
+fn passes(r: &Reviewed<'_>, q: &Query, words: Option<&str>, skip: &str) -> bool {
+    let l = r.lead;
     let day = l.updated_at.get(..10).unwrap_or("");
-    (skip == "model" || q.model.as_ref().is_none_or(|m| *m == l.model))
-        && (skip == "status" || q.status.as_ref().is_none_or(|s| s == l.status.as_str()))
-        && (skip == "review" || q.review.as_ref().is_none_or(|s| s == r.shown.as_str()))
+    (skip == "model" || q.model.as_deref().is_none_or(|m| m == &*l.model))
+        && (skip == "status" || q.status.as_deref().is_none_or(|s| s == l.status.as_str()))
+        && (skip == "review" || q.review.as_deref().is_none_or(|s| s == r.shown.as_str()))
         && (skip == "assignee"
-            || q.assignee.as_ref().is_none_or(|a| {
-                r.record.as_ref().and_then(|x| x.assignee.as_ref()) == Some(a)
-                    || (a == "-"
-                        && r.record
-                            .as_ref()
-                            .and_then(|x| x.assignee.as_ref())
-                            .is_none())
+            || q.assignee.as_deref().is_none_or(|a| match assignee(r) {
+                Some(x) => x == a,
+                None => a == "-",
             }))
         && (skip == "region"
             || q.region
-                .as_ref()
-                .is_none_or(|g| region_of(l) == Some(g.as_str())))
-        && q.from.as_ref().is_none_or(|f| day >= f.as_str())
-        && q.to.as_ref().is_none_or(|t| day <= t.as_str())
-        && q.q.as_ref().is_none_or(|w| matches_words(l, w))
+                .as_deref()
+                .is_none_or(|g| l.region.as_deref() == Some(g)))
+        && q.from.as_deref().is_none_or(|f| day >= f)
+        && q.to.as_deref().is_none_or(|t| day <= t)
+        && words.is_none_or(|w| l.search.contains(w))
 }
 
-fn facet(
-    all: &[Reviewed],
-    q: &Query,
-    name: &'static str,
-    label: &'static str,
-    value_of: impl Fn(&Reviewed) -> Option<(String, String)>,
-    selected: &Option<String>,
-) -> Facet {
-    let mut counts: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for r in all.iter().filter(|r| passes(r, q, name)) {
-        if let Some((v, l)) = value_of(r) {
-            counts.entry(v).or_insert((l, 0)).1 += 1;
+/// The leads of a request, its query and its search words (lower-cased).
+struct Selection<'a, 'b> {
+    all: &'a [Reviewed<'b>],
+    q: &'a Query,
+    words: Option<&'a str>,
+}
+
+impl<'a, 'b> Selection<'a, 'b> {
+    /// A facet's values over the leads that pass the other filters, each
+    /// counted by its value and labelled once.
+    fn facet(
+        &self,
+        name: &'static str,
+        label: &'static str,
+        value_of: impl Fn(&Reviewed<'b>) -> Option<&'b str>,
+        label_of: impl Fn(&str) -> String,
+    ) -> Facet {
+        let selected = self.q.value(name);
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in self
+            .all
+            .iter()
+            .filter(|r| passes(r, self.q, self.words, name))
+        {
+            if let Some(v) = value_of(r) {
+                *counts.entry(v).or_insert(0) += 1;
+            }
+        }
+        Facet {
+            name,
+            label,
+            values: counts
+                .into_iter()
+                .map(|(value, count)| FacetValue {
+                    selected: selected == Some(value),
+                    href: self.q.toggled(name, value),
+                    value: value.to_string(),
+                    label: label_of(value),
+                    count,
+                })
+                .collect(),
         }
     }
-    Facet {
-        name,
-        label,
-        values: counts
-            .into_iter()
-            .map(|(value, (label, count))| FacetValue {
-                selected: selected.as_deref() == Some(value.as_str()),
-                href: q.toggled(name, &value),
-                value,
-                label,
-                count,
-            })
-            .collect(),
-    }
 }
 
-fn amount(l: &Lead) -> Decimal {
-    l.amount
-        .as_deref()
-        .and_then(|a| Decimal::from_str(a).ok())
-        .unwrap_or(Decimal::MIN)
-}
-
-/// The leads `q` selects, sorted, every page.
-fn select(ctx: &Ctx, q: &Query) -> Result<(Vec<Reviewed>, Vec<Facet>), Failure> {
-    let all = reviewed(ctx, None)?;
+/// The leads `q` selects, sorted (every page), and the facets.
+fn select<'a>(all: &'a [Reviewed<'a>], q: &Query) -> (Vec<&'a Reviewed<'a>>, Vec<Facet>) {
+    let words = q.q.as_deref().map(str::to_lowercase);
+    let words = words.as_deref();
+    let same = |v: &str| v.to_string();
+    let sel = Selection { all, q, words };
     let facets = vec![
-        facet(
-            &all,
-            q,
-            "model",
-            "监督模型",
-            |r| Some((r.lead.model.clone(), r.lead.model.clone())),
-            &q.model,
-        ),
-        facet(
-            &all,
-            q,
+        sel.facet("model", "监督模型", |r| Some(&*r.lead.model), same),
+        sel.facet(
             "status",
             "运行状态",
-            |r| {
-                Some((
-                    r.lead.status.as_str().into(),
-                    status_label(r.lead.status).into(),
-                ))
+            |r| Some(r.lead.status.as_str()),
+            |v| {
+                [Status::New, Status::Open, Status::Resolved]
+                    .into_iter()
+                    .find(|s| s.as_str() == v)
+                    .map_or(v.to_string(), |s| status_label(s).to_string())
             },
-            &q.status,
         ),
-        facet(
-            &all,
-            q,
+        sel.facet(
             "review",
             "研判状态",
-            |r| Some((r.shown.as_str().into(), r.shown.label().into())),
-            &q.review,
+            |r| Some(r.shown.as_str()),
+            |v| Shown::parse(v).map_or(v.to_string(), |s| s.label().to_string()),
         ),
-        facet(
-            &all,
-            q,
+        sel.facet(
             "assignee",
             "承办人",
-            |r| {
-                Some(match r.record.as_ref().and_then(|x| x.assignee.clone()) {
-                    Some(a) => (a.clone(), a),
-                    None => ("-".into(), "未指派".into()),
-                })
+            |r| Some(assignee(r).unwrap_or("-")),
+            |v| {
+                if v == "-" {
+                    "未指派".to_string()
+                } else {
+                    v.to_string()
+                }
             },
-            &q.assignee,
         ),
-        facet(
-            &all,
-            q,
-            "region",
-            "地区/部门",
-            |r| region_of(&r.lead).map(|g| (g.to_string(), g.to_string())),
-            &q.region,
-        ),
+        sel.facet("region", "地区/部门", |r| r.lead.region.as_deref(), same),
     ];
-    let mut chosen: Vec<Reviewed> = all.into_iter().filter(|r| passes(r, q, "")).collect();
+    let mut chosen: Vec<&Reviewed<'_>> = all.iter().filter(|r| passes(r, q, words, "")).collect();
     chosen.sort_by(|a, b| {
-        let (x, y) = (&a.lead, &b.lead);
+        let (x, y) = (a.lead, b.lead);
         let o = match q.sort.as_str() {
-            "amount" => amount(x).cmp(&amount(y)),
+            "amount" => x.amount_value.cmp(&y.amount_value),
             "model" => x.model.cmp(&y.model),
             "subject" => x.subject.cmp(&y.subject),
             "review" => a.shown.as_str().cmp(b.shown.as_str()),
@@ -496,7 +558,7 @@ fn select(ctx: &Ctx, q: &Query) -> Result<(Vec<Reviewed>, Vec<Facet>), Failure> 
             o.reverse()
         }
     });
-    Ok((chosen, facets))
+    (chosen, facets)
 }
 
 fn reviewers(ctx: &Ctx) -> Result<Vec<String>, Failure> {
@@ -524,23 +586,25 @@ fn lead_href(model: &str, subject: &str) -> String {
 
 fn list_data(ctx: &Ctx, raw: &str) -> Result<ListData, Failure> {
     let q = Query::parse(raw);
-    let (chosen, facets) = select(ctx, &q)?;
+    let reading = Reading::new(ctx)?;
+    let all = reading.reviewed();
+    let (chosen, facets) = select(&all, &q);
     let total = chosen.len();
     let pages = total.div_ceil(PER_PAGE).max(1);
     let page = q.page.min(pages);
-    let on_page: Vec<Reviewed> = chosen
+    let on_page: Vec<&Reviewed<'_>> = chosen
         .into_iter()
         .skip((page - 1) * PER_PAGE)
         .take(PER_PAGE)
         .collect();
-    let stored: Vec<Lead> = on_page.iter().map(|r| (*r.lead).clone()).collect();
+    let stored: Vec<Lead> = on_page.iter().map(|r| r.lead.as_lead()).collect();
     let (shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
     let rows = on_page
         .iter()
         .zip(shown)
         .map(|(r, s)| Row {
-            model: r.lead.model.clone(),
-            subject_key: r.lead.subject.clone(),
+            model: r.lead.model.to_string(),
+            subject_key: r.lead.subject.to_string(),
             subject: s.subject,
             title: s.title,
             amount: s.amount,
@@ -548,9 +612,9 @@ fn list_data(ctx: &Ctx, raw: &str) -> Result<ListData, Failure> {
             status_label: status_label(r.lead.status).into(),
             review: r.shown.as_str().into(),
             review_label: r.shown.label().into(),
-            assignee: r.record.as_ref().and_then(|x| x.assignee.clone()),
-            region: region_of(&r.lead).map(str::to_string),
-            updated_at: r.lead.updated_at.clone(),
+            assignee: assignee(r).map(str::to_string),
+            region: r.lead.region.as_deref().map(str::to_string),
+            updated_at: r.lead.updated_at.to_string(),
             href: lead_href(&r.lead.model, &r.lead.subject),
             key: format!("{}/{}", r.lead.model, r.lead.subject),
         })
@@ -614,10 +678,39 @@ pub async fn export(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Res
     let raw = uri.query().unwrap_or("").to_string();
     web::page(app, headers, uri, REVIEW, move |ctx| {
         let q = Query::parse(&raw);
-        let (chosen, _) = select(ctx, &q)?;
-        let reviews: Vec<(Shown, Option<Record>)> =
-            chosen.iter().map(|r| (r.shown, r.record.clone())).collect();
-        let stored: Vec<Lead> = chosen.into_iter().map(|r| (*r.lead).clone()).collect();
+        let reading = Reading::new(ctx)?;
+        let all = reading.reviewed();
+        let (chosen, _) = select(&all, &q);
+        // The whole leads of the models chosen, evidence and all, in the
+        // order of the selection.
+        let mut by_model: HashMap<&str, HashMap<String, Lead>> = HashMap::new();
+        for r in &chosen {
+            if !by_model.contains_key(&*r.lead.model) {
+                let whole = leads::list(
+                    ctx.store(),
+                    &Filter {
+                        model: Some(r.lead.model.to_string()),
+                        status: None,
+                    },
+                )?;
+                by_model.insert(
+                    &r.lead.model,
+                    whole.into_iter().map(|l| (l.subject.clone(), l)).collect(),
+                );
+            }
+        }
+        let mut stored = Vec::with_capacity(chosen.len());
+        let mut reviews = Vec::with_capacity(chosen.len());
+        for r in &chosen {
+            // A run that replaced the snapshot meanwhile may have dropped it.
+            if let Some(l) = by_model
+                .get_mut(&*r.lead.model)
+                .and_then(|m| m.remove(&*r.lead.subject))
+            {
+                stored.push(l);
+                reviews.push((r.shown, r.record.cloned()));
+            }
+        }
         let (mut shown, _) = leads::for_people(ctx.store(), &stored, Reveal::Masked)?;
         // The review as columns after the model's evidence.
         for (lead, (state, record)) in shown.iter_mut().zip(reviews) {
@@ -732,14 +825,16 @@ fn find(ctx: &Ctx, model: &str, subject: &str) -> Result<Lead, Failure> {
     if model.is_empty() || subject.is_empty() {
         return Err(Failure::bad("须指明线索的模型（model）和对象（subject）"));
     }
-    ctx.app
-        .leads
-        .leads(ctx.store(), Some(model))?
-        .iter()
-        .flat_map(|m| m.iter())
-        .find(|l| l.subject == subject)
-        .map(|l| (**l).clone())
-        .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
+    leads::list(
+        ctx.store(),
+        &Filter {
+            model: Some(model.to_string()),
+            status: None,
+        },
+    )?
+    .into_iter()
+    .find(|l| l.subject == subject)
+    .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
 }
 
 fn state_label(s: &str) -> String {

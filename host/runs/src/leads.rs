@@ -786,6 +786,22 @@ pub fn list(store: &Store, filter: &Filter) -> Result<Vec<Lead>> {
     Ok(out)
 }
 
+/// Calls `f` with each lead of `model`, in subject order, one at a time:
+/// the snapshot is never held whole. Its sha256 is compared with the one
+/// its pointer records once the file has been read through, so on a
+/// mismatch `f` has seen the leads and `each` returns the error: a caller
+/// that keeps them must drop them then.
+pub fn each(store: &Store, model: &str, mut f: impl FnMut(Lead)) -> Result<()> {
+    let Some(current) = open_current(store, model)? else {
+        return Ok(());
+    };
+    let mut reader = Reader::new(model, current);
+    while let Some(life) = reader.next()? {
+        f(reader.lead(life)?);
+    }
+    reader.finish()
+}
+
 /// File formats of a leads export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {

@@ -231,16 +231,20 @@ impl Shown {
     ];
 
     pub fn of(record: Option<&Record>, lead: &Lead) -> Shown {
+        Shown::given(record, lead.status, &lead.last_run)
+    }
+
+    /// [`Shown::of`] a lead whose run status is `status` and whose last
+    /// producing run is `last_run`.
+    pub fn given(record: Option<&Record>, status: Status, last_run: &str) -> Shown {
         let Some(r) = record else {
             return Shown::Pending;
         };
         match r.state {
-            State::Dismissed
-                if lead.status != Status::Resolved && lead.last_run != r.seen_in_run =>
-            {
+            State::Dismissed if status != Status::Resolved && last_run != r.seen_in_run => {
                 Shown::Regressed
             }
-            State::Confirmed if lead.status == Status::Resolved => Shown::Rectified,
+            State::Confirmed if status == Status::Resolved => Shown::Rectified,
             State::Pending => Shown::Pending,
             State::Confirmed => Shown::Confirmed,
             State::Dismissed => Shown::Dismissed,
@@ -294,9 +298,9 @@ pub fn get(store: &Store, model: &str, subject: &str) -> Result<Option<Record>> 
     }
 }
 
-/// Every review, by (model, subject).
-pub fn all(store: &Store) -> Result<HashMap<(String, String), Record>> {
-    let mut out = HashMap::new();
+/// Every review, by model, then subject.
+pub fn all(store: &Store) -> Result<HashMap<String, HashMap<String, Record>>> {
+    let mut out: HashMap<String, HashMap<String, Record>> = HashMap::new();
     for item in store.meta.scan_prefix(PREFIX) {
         let (k, raw) = item?;
         let k = String::from_utf8_lossy(&k).into_owned();
@@ -304,7 +308,9 @@ pub fn all(store: &Store) -> Result<HashMap<(String, String), Record>> {
             continue;
         };
         let record: Record = serde_json::from_slice(&raw).map_err(|e| unreadable(&k, e))?;
-        out.insert((model.to_string(), subject.to_string()), record);
+        out.entry(model.to_string())
+            .or_default()
+            .insert(subject.to_string(), record);
     }
     Ok(out)
 }
@@ -744,8 +750,8 @@ mod tests {
         act(&s, "u", "p", &a, &Act::Confirm).unwrap();
         act(&s, "u", "p", &b, &Act::Confirm).unwrap();
         let all = all(&s).unwrap();
-        assert!(all.contains_key(&("m".to_string(), a.subject.clone())));
-        assert!(all.contains_key(&("m-2".to_string(), "x/y/z".to_string())));
-        assert_eq!(all.len(), 2);
+        assert!(all["m"].contains_key(&a.subject));
+        assert!(all["m-2"].contains_key("x/y/z"));
+        assert_eq!(all.values().map(HashMap::len).sum::<usize>(), 2);
     }
 }
