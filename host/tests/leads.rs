@@ -501,3 +501,31 @@ fn a_run_is_planned_once_at_a_time_and_committed_once() {
     assert_eq!(files(&store, MODEL), ["r1.leads"]);
     assert_eq!(all(&store, None).len(), 1);
 }
+
+#[test]
+fn find_and_each_read_what_list_reads_and_refuse_an_edited_snapshot() {
+    let (_dir, store) = store();
+    run(&store, "r1", &[("A", "1.00"), ("B", "2.00"), ("C", "3.00")]);
+    run(&store, "r2", &[("B", "2.00"), ("C", "4.00")]);
+    for subject in ["A", "B", "C"] {
+        assert_eq!(
+            leads::find(&store, MODEL, subject).unwrap(),
+            Some(lead(&store, subject)),
+            "{subject}"
+        );
+    }
+    assert_eq!(leads::find(&store, MODEL, "D").unwrap(), None);
+    assert_eq!(leads::find(&store, "no-such-model", "A").unwrap(), None);
+    let mut seen = Vec::new();
+    leads::each(&store, MODEL, |l| seen.push(l)).unwrap();
+    let listed: Vec<Lead> = all(&store, Some(MODEL)).into_values().collect();
+    assert_eq!(seen, listed);
+
+    let file = folder(&store, MODEL).join(&files(&store, MODEL)[0]);
+    edit(&file, "\"4.00\"", "\"5.00\"");
+    assert!(
+        leads::find(&store, MODEL, "A").is_err(),
+        "an edited snapshot"
+    );
+    assert!(leads::each(&store, MODEL, |_| {}).is_err());
+}

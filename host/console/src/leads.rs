@@ -825,16 +825,8 @@ fn find(ctx: &Ctx, model: &str, subject: &str) -> Result<Lead, Failure> {
     if model.is_empty() || subject.is_empty() {
         return Err(Failure::bad("须指明线索的模型（model）和对象（subject）"));
     }
-    leads::list(
-        ctx.store(),
-        &Filter {
-            model: Some(model.to_string()),
-            status: None,
-        },
-    )?
-    .into_iter()
-    .find(|l| l.subject == subject)
-    .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
+    leads::find(ctx.store(), model, subject)?
+        .ok_or_else(|| Failure::not_found(format!("模型 {model} 没有这条线索")))
 }
 
 fn state_label(s: &str) -> String {

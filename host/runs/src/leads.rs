@@ -802,6 +802,24 @@ pub fn each(store: &Store, model: &str, mut f: impl FnMut(Lead)) -> Result<()> {
     reader.finish()
 }
 
+/// The lead of `model` whose subject is `subject`, if any. The snapshot is
+/// read through and checked against its sha256 as [`list`] does, but only
+/// the one lead's content is decoded.
+pub fn find(store: &Store, model: &str, subject: &str) -> Result<Option<Lead>> {
+    let Some(current) = open_current(store, model)? else {
+        return Ok(None);
+    };
+    let mut reader = Reader::new(model, current);
+    let mut found = None;
+    while let Some(life) = reader.next()? {
+        if found.is_none() && life.subject == subject {
+            found = Some(reader.lead(life)?);
+        }
+    }
+    reader.finish()?;
+    Ok(found)
+}
+
 /// File formats of a leads export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
