@@ -6,8 +6,8 @@
 mod common;
 
 use common::console::{
-    id_number, run_model, store_with_leads, Served, ADMIN, AUDITOR, CITIES, GOOD_LEADS, PASSWORD,
-    REVIEWER, REVIEWER2,
+    id_number, ok, run_model, store_with_leads, Served, ADMIN, AUDITOR, CITIES, GOOD_LEADS,
+    PASSWORD, REVIEWER, REVIEWER2,
 };
 use common::http::{encode, input_value, unescape, Client, Response};
 use common::{jiandu, ledger, stderr};
@@ -1007,4 +1007,70 @@ fn only_a_logged_in_person_sees_pages_and_the_login_goes_back_where_they_were() 
         "{cookie}"
     );
     assert_eq!(c.get(&target).status, 200);
+}
+
+#[test]
+fn an_admin_rolls_a_dataset_back_on_the_record_and_a_reviewer_cannot() {
+    let (store, server) = served();
+    let files = tempfile::tempdir().unwrap();
+    let csv = files.path().join("people-2.csv");
+    std::fs::write(
+        &csv,
+        format!("id_number,name,city,age\n{},张三,北京,30\n", id_number(0)),
+    )
+    .unwrap();
+    ok(jiandu(store.path())
+        .args(["dataset", "ingest", "people"])
+        .arg(&csv)
+        .output()
+        .unwrap());
+
+    let mut reviewer = server.login(REVIEWER);
+    let csrf = reviewer.csrf();
+    let r = reviewer.post(
+        "/dataset/rollback",
+        &[("csrf", &csrf), ("name", "people"), ("to", "1")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(entries_of(store.path(), "dataset-rolled-back").is_empty());
+
+    let mut admin = server.login(ADMIN);
+    assert!(admin.get("/datasets").text().contains("/dataset/rollback"));
+    let csrf = admin.csrf();
+    let r = admin.post(
+        "/dataset/rollback?format=json",
+        &[("csrf", &csrf), ("name", "people"), ("to", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["from"].clone(), r.json()["to"].clone()),
+        (2.into(), 1.into())
+    );
+    let rolled = entries_of(store.path(), "dataset-rolled-back");
+    assert_eq!(rolled.len(), 1, "{rolled:#?}");
+    assert_eq!(rolled[0]["operator"], ADMIN);
+    let d = admin.get("/datasets.json").json();
+    let people = d["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "people")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        people["current"], 1,
+        "version 1 is current again: {people:#}"
+    );
+    // A version that does not exist is refused, and nothing changes.
+    let r = admin.post(
+        "/dataset/rollback?format=json",
+        &[("csrf", &csrf), ("name", "people"), ("to", "99")],
+    );
+    assert!(
+        r.status == 409 || r.status == 400,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(entries_of(store.path(), "dataset-rolled-back").len(), 1);
 }

@@ -543,6 +543,12 @@ pub struct DatasetRow {
     pub versions: Vec<VersionRow>,
 }
 
+impl DatasetRow {
+    pub fn is_current(&self, version: &u64) -> bool {
+        self.current == Some(*version)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionRow {
     pub version: u64,
@@ -557,6 +563,10 @@ pub struct VersionRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetsData {
     pub datasets: Vec<DatasetRow>,
+    /// The person may roll a dataset back (an admin).
+    pub may_manage: bool,
+    #[serde(skip)]
+    pub csrf: String,
 }
 
 #[derive(Template)]
@@ -570,6 +580,8 @@ struct DatasetsPage<'a> {
 pub async fn datasets(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
     web::page(app, headers, uri, SEE, move |ctx| {
         let d = DatasetsData {
+            may_manage: ctx.user.may(Action::ManageDatasets),
+            csrf: ctx.csrf.clone(),
             datasets: dataset::list(ctx.store())?
                 .into_iter()
                 .map(|h| DatasetRow {
@@ -603,5 +615,52 @@ pub async fn datasets(State(app): State<App>, headers: HeaderMap, uri: Uri) -> R
             .render()
         })
     })
+    .await
+}
+
+/// `POST /dataset/rollback`: an admin makes an earlier version of a dataset
+/// current again (`to`, or the version before the current one), on the
+/// record, as `jiandu dataset rollback` does.
+pub async fn rollback(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    web::form(
+        app,
+        headers,
+        uri,
+        body,
+        &[Action::ManageDatasets],
+        |ctx, f| {
+            let name = field(f, "name").unwrap_or("").to_string();
+            let to = match field(f, "to").map(str::trim).filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => Some(
+                    t.parse::<u64>()
+                        .map_err(|_| Failure::bad(format!("“{t}”不是版本号")))?,
+                ),
+            };
+            let unit = jiandu_runs::policy::store_unit_label(ctx.store())?;
+            let done =
+                jiandu_runs::versions::rollback(ctx.store(), &name, to, unit, &ctx.user.name)
+                    .map_err(|e| match e {
+                        jiandu_store::Error::Dataset { .. } => {
+                            Failure::new(axum::http::StatusCode::CONFLICT, e.to_string())
+                        }
+                        e => e.into(),
+                    })?;
+            if ctx.json {
+                return Ok(Reply::Json(serde_json::json!({
+                    "dataset": name,
+                    "from": done.from,
+                    "to": done.to.version,
+                    "seq": done.seq,
+                })));
+            }
+            Ok(Reply::Redirect("/datasets".into()))
+        },
+    )
     .await
 }

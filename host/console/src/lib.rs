@@ -136,6 +136,7 @@ pub fn router(console: Console) -> Router {
         .route("/model/run", post(admin::start_run))
         .route("/datasets", get(admin::datasets))
         .route("/datasets.json", get(admin::datasets))
+        .route("/dataset/rollback", post(admin::rollback))
         .route("/audit", get(audit::dashboard))
         .route("/audit.json", get(audit::dashboard))
         .route("/audit/unit", get(audit::unit))
