@@ -71,11 +71,58 @@ pub trait Input {
 type Host<'h> = std::cell::RefCell<&'h mut dyn Input>;
 
 /// One dataset's rows, one at a time.
+///
+/// A scan may also decode a row's values lazily ([`Scan::next_some`] and
+/// [`Scan::fill`]): the executor then asks first for the columns the
+/// plan's first steps over the dataset read, and for the others only
+/// when a row gets as far as a step that reads them, so that rows an early
+/// filter drops never pay for the rest, and columns nothing reads are
+/// never decoded. Scans that keep the defaults decode every row whole.
 pub trait Scan {
     /// Writes the next row's values into `row` (one slot per requested
     /// field, reusing text buffers with [`Value::set_str`]) and returns
     /// `true`, or returns `false` at the end.
     fn next_row(&mut self, row: &mut [Value]) -> Result<bool, HostError>;
+
+    /// Moves to the next row as [`Scan::next_row`] does, writing at least
+    /// the columns `now` (positions in the requested fields, ascending);
+    /// the others keep whatever their slots held until
+    /// [`Scan::fill`] writes them.
+    ///
+    /// A scan that defers columns must still refuse a row with a value of
+    /// another type than its column's (the host's error, see
+    /// [`RunError::BadValue`]) whether or not that column is ever read: it
+    /// tells such a row by the stored kinds, without decoding, and writes
+    /// it whole ([`Next::Row`]) for the executor to report. The default
+    /// writes every row whole.
+    fn next_some(&mut self, row: &mut [Value], now: &[usize]) -> Result<Next, HostError> {
+        let _ = now;
+        Ok(if self.next_row(row)? {
+            Next::Row
+        } else {
+            Next::End
+        })
+    }
+
+    /// Writes the columns `cols` (positions in the requested fields) of
+    /// the row the last [`Scan::next_some`] moved to into `row`, which
+    /// holds that row wherever the executor has moved it since. Called
+    /// only after [`Next::Some`], before the scan moves on.
+    fn fill(&mut self, row: &mut [Value], cols: &[usize]) -> Result<(), HostError> {
+        let _ = (row, cols);
+        Ok(())
+    }
+}
+
+/// What [`Scan::next_some`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing: the scan is at its end.
+    End,
+    /// The columns asked for; the others come through [`Scan::fill`].
+    Some,
+    /// The whole row.
+    Row,
 }
 
 /// Where leads go.
@@ -323,7 +370,7 @@ impl Program {
             else {
                 continue;
             };
-            let mut node = self.node(*src, &host)?;
+            let mut node = self.node(*src, &host, &emit_need(&self.steps, i))?;
             lead.step.clone_from(&s.name);
             lead.subject_personal = *subject_personal;
             lead.evidence.resize_with(evidence.len(), Evidence::default);
@@ -409,6 +456,7 @@ impl Program {
         &'p self,
         i: usize,
         input: &'p Host<'h>,
+        need: &Need,
     ) -> Result<Box<dyn Node + 'p>, RunError> {
         let mut ops = Vec::new();
         let mut j = i;
@@ -431,14 +479,80 @@ impl Program {
         }
         ops.reverse();
         let width = self.steps[i].columns.len();
+        let (input_need, fills, fill_end) = self.pipe_need(j, &ops, need);
         Ok(Box::new(PipeNode {
             p: self,
-            input: self.node(j, input)?,
+            input: self.node(j, input, &input_need)?,
             ops,
+            fills,
+            fill_end,
             buf: vec![Value::Null; width],
             width,
             own: false,
         }))
+    }
+
+    /// What a pipe over step `j` running `ops` asks of its input, given
+    /// what the pipe's reader needs. A column that the first op reads, or
+    /// that is read before any filter could drop the row, comes with the
+    /// row; the others are filled just before the first op that reads
+    /// them (`fills[k]` before op `k`), at the end for the pipe's reader
+    /// (the last value), or by the reader's own `fill`, so that rows a
+    /// filter drops never decode them.
+    fn pipe_need(
+        &self,
+        j: usize,
+        ops: &[PipeOp<'_>],
+        need: &Need,
+    ) -> (Need, Vec<Vec<usize>>, Vec<usize>) {
+        let w0 = self.steps[j].columns.len();
+        let mut input = Need::new(w0);
+        let mut fills = Vec::with_capacity(ops.len());
+        // Whether a filter runs before the current op.
+        let mut filtered = false;
+        for op in ops {
+            let (step, is_filter) = match op {
+                PipeOp::Filter { step, .. } => (*step, true),
+                PipeOp::Derive { step, .. } => (*step, false),
+            };
+            let mut used = vec![false; self.steps[step].columns.len()];
+            match &self.steps[step].kind {
+                CKind::Filter { cond, .. } => mark(cond, &mut used),
+                CKind::Derive { exprs, .. } => exprs.iter().for_each(|e| mark(e, &mut used)),
+                _ => unreachable!("a pipe runs filters and derives"),
+            }
+            let mut fill = Vec::new();
+            for (c, &used) in used[..w0].iter().enumerate() {
+                if !used || input.uses(c) {
+                    continue;
+                }
+                if filtered {
+                    input.later[c] = true;
+                    fill.push(c);
+                } else {
+                    input.now[c] = true;
+                }
+            }
+            fills.push(fill);
+            filtered |= is_filter;
+        }
+        let mut fill_end = Vec::new();
+        for c in 0..w0 {
+            if input.uses(c) {
+                continue;
+            }
+            if need.now[c] {
+                if filtered {
+                    input.later[c] = true;
+                    fill_end.push(c);
+                } else {
+                    input.now[c] = true;
+                }
+            } else if need.later[c] {
+                input.later[c] = true;
+            }
+        }
+        (input, fills, fill_end)
     }
 
     /// Whether step `i`'s rows come with strictly increasing `keys`
@@ -451,14 +565,23 @@ impl Program {
         }
     }
 
-    /// Builds the node tree that produces step `i`'s rows.
+    /// Builds the node tree that produces step `i`'s rows for a reader
+    /// that uses the columns `need` says.
     fn node<'p, 'h: 'p>(
         &'p self,
         i: usize,
         input: &'p Host<'h>,
+        need: &Need,
     ) -> Result<Box<dyn Node + 'p>, RunError> {
         let s = &self.steps[i];
         let width = s.columns.len();
+        // What the step needs of its input `src` (all columns it reads now).
+        let now = |src: usize, cols: &mut dyn Iterator<Item = usize>| {
+            let mut n = Need::new(self.steps[src].columns.len());
+            cols.for_each(|c| n.now[c] = true);
+            n
+        };
+        let used = |c: &usize| need.uses(*c);
         Ok(match &s.kind {
             CKind::Read { dataset } => {
                 let names: Vec<&str> = s.columns.iter().map(|c| c.name.as_str()).collect();
@@ -468,6 +591,7 @@ impl Program {
                         dataset: dataset.clone(),
                         error,
                     })?;
+                let lazy = !need.now.iter().all(|&n| n);
                 Box::new(ReadNode {
                     step: s,
                     dataset,
@@ -476,11 +600,20 @@ impl Program {
                     buf: vec![Value::Null; width],
                     width,
                     rows: 0,
+                    lazy,
+                    now: (0..width).filter(|&c| need.now[c]).collect(),
+                    deferred: need.later.clone(),
+                    whole: true,
+                    pick: Vec::new(),
                 })
             }
-            CKind::Filter { .. } | CKind::Derive { .. } => self.pipe(i, input)?,
+            CKind::Filter { .. } | CKind::Derive { .. } => self.pipe(i, input, need)?,
             CKind::Select { input: src, keep } => Box::new(SelectNode {
-                input: self.node(*src, input)?,
+                input: self.node(
+                    *src,
+                    input,
+                    &now(*src, &mut (0..width).filter(used).map(|j| keep[j])),
+                )?,
                 keep,
                 buf: vec![Value::Null; width],
                 width,
@@ -495,8 +628,25 @@ impl Program {
             } => Box::new(JoinNode {
                 p: self,
                 step: i,
-                left: self.node(*src, input)?,
-                right: self.node(*with, input)?,
+                left: self.node(
+                    *src,
+                    input,
+                    &need.passed(self.steps[*src].columns.len(), left_keys),
+                )?,
+                right: self.node(
+                    *with,
+                    input,
+                    &now(
+                        *with,
+                        &mut right_keys.iter().copied().chain(
+                            right_keep
+                                .iter()
+                                .enumerate()
+                                .filter(|(j, _)| need.uses(self.steps[*src].columns.len() + j))
+                                .map(|(_, &c)| c),
+                        ),
+                    ),
+                )?,
                 pairing: Pairing::new(*kind),
                 lk: left_keys,
                 rk: right_keys,
@@ -522,8 +672,11 @@ impl Program {
                 let PStep::Lookup(compiled) = &self.compiled[i] else {
                     unreachable!("lookup compiles to a lookup")
                 };
-                let source = self.node(*src, input)?;
                 let at = self.steps[*src].columns.len();
+                let mut key_cols = vec![false; at];
+                mark(key, &mut key_cols);
+                let keys: Vec<usize> = (0..at).filter(|&c| key_cols[c]).collect();
+                let source = self.node(*src, input, &need.passed(at, &keys))?;
                 Box::new(LookupNode {
                     p: self,
                     step: i,
@@ -555,7 +708,19 @@ impl Program {
                 let PStep::Group(aggs) = &self.compiled[i] else {
                     unreachable!("group compiles to a group")
                 };
-                let node = self.node(*src, input)?;
+                let CKind::Group { aggregates, .. } = &s.kind else {
+                    unreachable!("matched above")
+                };
+                let mut cols = vec![false; self.steps[*src].columns.len()];
+                by.iter().for_each(|&c| cols[c] = true);
+                for a in aggregates.iter().filter_map(|(_, a)| a.as_ref()) {
+                    mark(a, &mut cols);
+                }
+                let node = self.node(
+                    *src,
+                    input,
+                    &now(*src, &mut (0..cols.len()).filter(|&c| cols[c])),
+                )?;
                 let types: Vec<Type> = s.columns[by.len()..].iter().map(|c| c.ty).collect();
                 if *streaming {
                     Box::new(GroupNode {
@@ -594,7 +759,14 @@ impl Program {
                 }
             }
             CKind::Sort { input: src, keys } => Box::new(SortNode {
-                input: Some(self.node(*src, input)?),
+                input: Some(self.node(
+                    *src,
+                    input,
+                    &now(
+                        *src,
+                        &mut (0..width).filter(used).chain(keys.iter().map(|k| k.0)),
+                    ),
+                )?),
                 keys,
                 rows: Vec::new(),
                 at: 0,
@@ -609,7 +781,20 @@ impl Program {
             } => Box::new(ChunkNode {
                 p: self,
                 step: i,
-                chunker: Chunker::new(self.node(*src, input)?, chunk),
+                chunker: Chunker::new(
+                    self.node(
+                        *src,
+                        input,
+                        &now(
+                            *src,
+                            &mut (0..self.steps[*src].columns.len())
+                                .filter(used)
+                                .chain(chunk.iter().chain(by).copied())
+                                .chain(order.iter().map(|o| o.0)),
+                        ),
+                    )?,
+                    chunk,
+                ),
                 work: ChunkWork::Rank {
                     by,
                     order,
@@ -632,10 +817,20 @@ impl Program {
                 let PStep::Window { time, days } = &self.compiled[i] else {
                     unreachable!("window compiles to a window")
                 };
+                let CKind::Window { time: t, .. } = &s.kind else {
+                    unreachable!("matched above")
+                };
+                let w = self.steps[*src].columns.len();
+                let mut cols: Vec<bool> = (0..w).map(|c| need.uses(c)).collect();
+                chunk.iter().chain(by.iter()).for_each(|&c| cols[c] = true);
+                mark(t, &mut cols);
                 Box::new(ChunkNode {
                     p: self,
                     step: i,
-                    chunker: Chunker::new(self.node(*src, input)?, chunk),
+                    chunker: Chunker::new(
+                        self.node(*src, input, &now(*src, &mut (0..w).filter(|&c| cols[c])))?,
+                        chunk,
+                    ),
                     work: ChunkWork::Window {
                         by,
                         time,
@@ -651,8 +846,9 @@ impl Program {
             }
             CKind::Union { inputs, maps } => {
                 let mut children = Vec::with_capacity(inputs.len());
-                for &src in inputs {
-                    children.push(self.node(src, input)?);
+                for (&src, map) in inputs.iter().zip(maps) {
+                    let cols = (0..width).filter(used).chain(s.sorted_by.iter().copied());
+                    children.push(self.node(src, input, &now(src, &mut cols.map(|c| map[c])))?);
                 }
                 let n = children.len();
                 Box::new(UnionNode {
@@ -666,6 +862,102 @@ impl Program {
             }
             CKind::Emit { .. } => unreachable!("the checker refuses an emit step as input"),
         })
+    }
+}
+
+/// Which columns of a step's rows the node reading them uses: `now`
+/// as soon as a row comes, `later` only through [`Node::fill`] (before it
+/// asks for the next row), the others never.
+#[derive(Debug, Clone)]
+struct Need {
+    now: Vec<bool>,
+    later: Vec<bool>,
+}
+
+impl Need {
+    fn new(width: usize) -> Need {
+        Need {
+            now: vec![false; width],
+            later: vec![false; width],
+        }
+    }
+
+    fn uses(&self, c: usize) -> bool {
+        self.now[c] || self.later[c]
+    }
+
+    /// What a node whose rows start with its input's `width` columns (a
+    /// join's or lookup's input) asks of that input: the same, and `keys`
+    /// now.
+    fn passed(&self, width: usize, keys: &[usize]) -> Need {
+        let mut n = Need {
+            now: self.now[..width].to_vec(),
+            later: self.later[..width].to_vec(),
+        };
+        for &k in keys {
+            n.now[k] = true;
+        }
+        for c in 0..width {
+            n.later[c] &= !n.now[c];
+        }
+        n
+    }
+}
+
+/// What emit step `i` reads of its input: every column its expressions
+/// name, as soon as a row comes.
+fn emit_need(steps: &[CStep], i: usize) -> Need {
+    let CKind::Emit {
+        input,
+        subject,
+        title,
+        amount,
+        evidence,
+        ..
+    } = &steps[i].kind
+    else {
+        unreachable!("called for emit steps")
+    };
+    let mut need = Need::new(steps[*input].columns.len());
+    mark(subject, &mut need.now);
+    for p in title {
+        if let CPart::Expr(e) = p {
+            mark(e, &mut need.now);
+        }
+    }
+    if let Some(a) = amount {
+        mark(a, &mut need.now);
+    }
+    for (_, e, _) in evidence {
+        mark(e, &mut need.now);
+    }
+    need
+}
+
+/// Marks the columns `e` reads.
+fn mark(e: &TExpr, used: &mut [bool]) {
+    match &e.node {
+        TNode::Field(c) => used[*c] = true,
+        TNode::Const(_) | TNode::Param(_) => {}
+        TNode::Not(a) | TNode::Neg(a) | TNode::IsNull(a, _) | TNode::Cast(a) => mark(a, used),
+        TNode::Arith(_, a, b)
+        | TNode::Concat(a, b)
+        | TNode::Cmp(_, a, b)
+        | TNode::And(a, b)
+        | TNode::Or(a, b) => {
+            mark(a, used);
+            mark(b, used);
+        }
+        TNode::Cond(c, a, b) => {
+            mark(c, used);
+            mark(a, used);
+            mark(b, used);
+        }
+        TNode::In(x, list) => {
+            mark(x, used);
+            list.iter().for_each(|e| mark(e, used));
+        }
+        TNode::Call(_, args) => args.iter().for_each(|e| mark(e, used)),
     }
 }
 
@@ -683,6 +975,20 @@ trait Node {
     /// back (keeping the text slots' allocations circulating). The row
     /// must not be read from the node again before `next`.
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool;
+    /// Writes the current row's deferred columns among `cols` (this
+    /// node's numbering; columns it does not defer are left alone) into
+    /// `row`, which holds the current row wherever it went since (handed
+    /// on by `swap_row`, or copied). Nodes that defer nothing keep the
+    /// default.
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+        let _ = (cols, row);
+        Ok(())
+    }
+    /// [`Node::fill`] into the node's own current row, not handed on.
+    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+        let _ = cols;
+        Ok(())
+    }
 }
 
 /// Makes `buf` hold at least `width` slots (after a swap it may hold
@@ -705,17 +1011,26 @@ struct ReadNode<'p> {
     /// after a swap).
     width: usize,
     rows: u64,
+    /// Whether the reader leaves columns out or fills some later: then
+    /// only `now` is decoded with the row.
+    lazy: bool,
+    /// The columns decoded with the row, ascending.
+    now: Vec<usize>,
+    /// The columns the reader fills later.
+    deferred: Vec<bool>,
+    /// Whether the scan wrote the current row whole.
+    whole: bool,
+    /// The columns of one `fill` that are deferred (reused).
+    pick: Vec<usize>,
 }
 
 impl ReadNode<'_> {
-    /// The error for the current row's first value of another type than
-    /// its column's.
+    /// The error for the first value of `row` among `cols` of another
+    /// type than its column's.
     #[cold]
-    fn bad_value(&self) -> RunError {
-        let (v, c) = self
-            .buf
-            .iter()
-            .zip(&self.step.columns)
+    fn bad_value(&self, row: &[Value], cols: &mut dyn Iterator<Item = usize>) -> RunError {
+        let (v, c) = cols
+            .map(|i| (&row[i], &self.step.columns[i]))
             .find(|(v, c)| !v.fits(c.ty))
             .expect("called on a row with a value of another type");
         RunError::BadValue {
@@ -727,31 +1042,95 @@ impl ReadNode<'_> {
     }
 }
 
+impl ReadNode<'_> {
+    fn input_error(&self, error: HostError) -> RunError {
+        RunError::Input {
+            dataset: self.dataset.to_owned(),
+            error,
+        }
+    }
+
+    /// Checks the columns `cols` of `row` against their types.
+    #[inline]
+    fn check(&self, row: &[Value], cols: &[usize]) -> Result<(), RunError> {
+        let fits = |&c: &usize| {
+            let tag = row[c].tag();
+            tag == 0 || tag == self.tags[c]
+        };
+        if !cols.iter().all(fits) {
+            return Err(self.bad_value(row, &mut cols.iter().copied()));
+        }
+        Ok(())
+    }
+}
+
 impl Node for ReadNode<'_> {
     fn next(&mut self) -> Result<bool, RunError> {
         fit(&mut self.buf, self.width);
-        let more = self
-            .scan
-            .next_row(&mut self.buf[..self.width])
-            .map_err(|error| RunError::Input {
-                dataset: self.dataset.to_owned(),
-                error,
-            })?;
-        if !more {
-            return Ok(false);
-        }
-        self.rows += 1;
+        let next = if self.lazy {
+            self.scan
+                .next_some(&mut self.buf[..self.width], &self.now)
+                .map_err(|e| self.input_error(e))?
+        } else {
+            match self.scan.next_row(&mut self.buf[..self.width]) {
+                Ok(true) => Next::Row,
+                Ok(false) => Next::End,
+                Err(e) => return Err(self.input_error(e)),
+            }
+        };
         // Expressions were compiled for the schema's types: a value of
         // another type is the host's error, reported as such.
         let row = &self.buf[..self.width];
-        let fits = |(v, &t): (&Value, &u8)| {
-            let tag = v.tag();
-            tag == 0 || tag == t
-        };
-        if !row.iter().zip(&self.tags).all(fits) {
-            return Err(self.bad_value());
+        match next {
+            Next::End => return Ok(false),
+            Next::Some => {
+                self.whole = false;
+                self.check(row, &self.now)?;
+            }
+            Next::Row => {
+                self.whole = true;
+                let fits = |(v, &t): (&Value, &u8)| {
+                    let tag = v.tag();
+                    tag == 0 || tag == t
+                };
+                if !row.iter().zip(&self.tags).all(fits) {
+                    return Err(self.bad_value(row, &mut (0..self.width)));
+                }
+            }
         }
+        self.rows += 1;
         Ok(true)
+    }
+
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+        if self.whole {
+            return Ok(());
+        }
+        let mut pick = std::mem::take(&mut self.pick);
+        pick.clear();
+        pick.extend(
+            cols.iter()
+                .copied()
+                .filter(|&c| c < self.width && self.deferred[c]),
+        );
+        if pick.is_empty() {
+            self.pick = pick;
+            return Ok(());
+        }
+        let row = &mut row[..self.width];
+        let done = match self.scan.fill(row, &pick) {
+            Ok(()) => self.check(row, &pick),
+            Err(e) => Err(self.input_error(e)),
+        };
+        self.pick = pick;
+        done
+    }
+
+    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let done = self.fill(cols, &mut buf);
+        self.buf = buf;
+        done
     }
 
     fn row(&self) -> &[Value] {
@@ -787,6 +1166,10 @@ struct PipeNode<'p> {
     p: &'p Program,
     input: Box<dyn Node + 'p>,
     ops: Vec<PipeOp<'p>>,
+    /// Per op: the input's deferred columns to fill before it runs.
+    fills: Vec<Vec<usize>>,
+    /// The input's deferred columns to fill once a row passed every op.
+    fill_end: Vec<usize>,
     buf: Vec<Value>,
     /// Slots of `buf` that are this node's row (`buf` may be longer
     /// after a swap).
@@ -796,12 +1179,31 @@ struct PipeNode<'p> {
     own: bool,
 }
 
+/// Fills a pipe input's deferred `cols` into the current row: into the
+/// pipe's `buf` when a derive took the row (`own`), else where the input
+/// holds it.
+fn fill_input(
+    input: &mut dyn Node,
+    buf: &mut [Value],
+    own: bool,
+    cols: &[usize],
+) -> Result<(), RunError> {
+    if own {
+        input.fill(cols, buf)
+    } else {
+        input.fill_own(cols)
+    }
+}
+
 impl Node for PipeNode<'_> {
     fn next(&mut self) -> Result<bool, RunError> {
         let p = self.p;
         'rows: while self.input.next()? {
             let mut own = false;
-            for op in &self.ops {
+            for (op, fill) in self.ops.iter().zip(&self.fills) {
+                if !fill.is_empty() {
+                    fill_input(&mut *self.input, &mut self.buf, own, fill)?;
+                }
                 match op {
                     PipeOp::Filter { step, cond } => {
                         let row = if own { &self.buf[..] } else { self.input.row() };
@@ -834,10 +1236,21 @@ impl Node for PipeNode<'_> {
                     }
                 }
             }
+            if !self.fill_end.is_empty() {
+                fill_input(&mut *self.input, &mut self.buf, own, &self.fill_end)?;
+            }
             self.own = own;
             return Ok(true);
         }
         Ok(false)
+    }
+
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+        self.input.fill(cols, row)
+    }
+
+    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+        fill_input(&mut *self.input, &mut self.buf, self.own, cols)
     }
 
     fn row(&self) -> &[Value] {
@@ -966,6 +1379,20 @@ impl Pairing {
         match self.kind {
             JoinKind::Semi | JoinKind::Anti => input.row(),
             _ => &paired[..width],
+        }
+    }
+
+    /// Fills the input's deferred `cols` into the row the join shows
+    /// (the input's own columns keep their places in the paired row).
+    fn fill_own(
+        &self,
+        input: &mut dyn Node,
+        paired: &mut [Value],
+        cols: &[usize],
+    ) -> Result<(), RunError> {
+        match self.kind {
+            JoinKind::Semi | JoinKind::Anti => input.fill_own(cols),
+            _ => input.fill(cols, paired),
         }
     }
 
@@ -1197,6 +1624,14 @@ impl Node for JoinNode<'_> {
         self.pairing.row(&*self.left, &self.buf, self.width)
     }
 
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+        self.left.fill(cols, row)
+    }
+
+    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+        self.pairing.fill_own(&mut *self.left, &mut self.buf, cols)
+    }
+
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
         self.pairing.swap_row(&mut *self.left, &mut self.buf, buf)
     }
@@ -1375,6 +1810,14 @@ impl Node for LookupNode<'_, '_> {
 
     fn row(&self) -> &[Value] {
         self.pairing.row(&*self.input, &self.buf, self.width)
+    }
+
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+        self.input.fill(cols, row)
+    }
+
+    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+        self.pairing.fill_own(&mut *self.input, &mut self.buf, cols)
     }
 
     fn swap_row(&mut self, buf: &mut Vec<Value>) -> bool {
@@ -2486,6 +2929,327 @@ title = "{years} {paid}"
         assert_eq!(
             e.to_string(),
             "dataset `fund_payments`, field `amount`: expected decimal, found string 12.5"
+        );
+    }
+
+    /// Hands out `MemoryInput`'s rows as a lazy scan does: a column not
+    /// asked for holds a value of another type until it is filled (so a
+    /// step that read it unfilled would fail or differ), a row with a
+    /// value of another type than its column's is written whole, and
+    /// every value written is counted per dataset and field.
+    struct LazyInput {
+        inner: MemoryInput,
+        types: BTreeMap<String, Vec<(String, Type)>>,
+        written: std::rc::Rc<std::cell::RefCell<BTreeMap<String, usize>>>,
+    }
+
+    struct LazyScan {
+        inner: Box<dyn Scan>,
+        full: Vec<Value>,
+        names: Vec<String>,
+        types: Vec<Type>,
+        written: std::rc::Rc<std::cell::RefCell<BTreeMap<String, usize>>>,
+    }
+
+    impl LazyScan {
+        fn write(&self, row: &mut [Value], c: usize) {
+            row[c].assign(&self.full[c]);
+            *self
+                .written
+                .borrow_mut()
+                .entry(self.names[c].clone())
+                .or_default() += 1;
+        }
+    }
+
+    impl Input for LazyInput {
+        fn scan(&mut self, dataset: &str, fields: &[&str]) -> Result<Box<dyn Scan>, HostError> {
+            let declared = &self.types[dataset];
+            let types = fields
+                .iter()
+                .map(|f| declared.iter().find(|(n, _)| n == f).expect("declared").1)
+                .collect();
+            Ok(Box::new(LazyScan {
+                inner: self.inner.scan(dataset, fields)?,
+                full: vec![Value::Null; fields.len()],
+                names: fields.iter().map(|f| format!("{dataset}.{f}")).collect(),
+                types,
+                written: self.written.clone(),
+            }))
+        }
+    }
+
+    impl Scan for LazyScan {
+        fn next_row(&mut self, row: &mut [Value]) -> Result<bool, HostError> {
+            if !self.inner.next_row(&mut self.full)? {
+                return Ok(false);
+            }
+            (0..row.len()).for_each(|c| self.write(row, c));
+            Ok(true)
+        }
+
+        fn next_some(&mut self, row: &mut [Value], now: &[usize]) -> Result<Next, HostError> {
+            if !self.inner.next_row(&mut self.full)? {
+                return Ok(Next::End);
+            }
+            if self.full.iter().zip(&self.types).any(|(v, t)| !v.fits(*t)) {
+                (0..row.len()).for_each(|c| self.write(row, c));
+                return Ok(Next::Row);
+            }
+            for (c, slot) in row.iter_mut().enumerate() {
+                *slot = match self.types[c] {
+                    Type::Str => Value::Bool(false),
+                    _ => s("unfilled"),
+                };
+            }
+            now.iter().for_each(|&c| self.write(row, c));
+            Ok(Next::Some)
+        }
+
+        fn fill(&mut self, row: &mut [Value], cols: &[usize]) -> Result<(), HostError> {
+            cols.iter().for_each(|&c| self.write(row, c));
+            Ok(())
+        }
+    }
+
+    const LAZY_MODEL: &str = r#"
+[datasets]
+employers = { fields = ["credit_code", "name", "entity_type", "note"] }
+fund_payments = { fields = ["credit_code", "levy_year", "amount", "memo"] }
+"#;
+    const LAZY_SCHEMAS: [&str; 2] = [
+        r#"
+name = "employers"
+primary_key = ["credit_code"]
+fields = [
+  { name = "credit_code", type = "string" },
+  { name = "name", type = "string" },
+  { name = "entity_type", type = "string" },
+  { name = "note", type = "string" },
+]
+"#,
+        r#"
+name = "fund_payments"
+primary_key = ["credit_code", "levy_year"]
+fields = [
+  { name = "credit_code", type = "string" },
+  { name = "levy_year", type = "int" },
+  { name = "amount", type = "decimal" },
+  { name = "memo", type = "string" },
+]
+"#,
+    ];
+    /// Reads every kind of deferral: a filter over a read (payments of
+    /// other years never decode their code or amount), columns read only
+    /// after joins (`name`, `entity_type`), a semi join, columns nothing
+    /// reads (`note`, `memo`).
+    const LAZY_PLAN: &str = r#"
+[[step]]
+name = "employers"
+op = "read"
+dataset = "employers"
+
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "this_year"
+op = "filter"
+where = "levy_year == 2024"
+
+[[step]]
+name = "paid"
+op = "group"
+by = "credit_code"
+aggregates = { paid = "sum(amount)" }
+
+[[step]]
+name = "with_paid"
+op = "join"
+kind = "left"
+input = "employers"
+with = "paid"
+on = "credit_code"
+
+[[step]]
+name = "small"
+op = "filter"
+where = "coalesce(paid, 0) < 100"
+
+[[step]]
+name = "small_companies"
+op = "filter"
+where = "entity_type == \"企业\""
+
+[[step]]
+name = "figures"
+op = "derive"
+set = { total = "coalesce(paid, 0)" }
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "credit_code"
+title = "{name} {total}"
+
+[[step]]
+name = "payers"
+op = "join"
+kind = "semi"
+input = "employers"
+with = "paid"
+on = "credit_code"
+
+[[step]]
+name = "companies"
+op = "filter"
+where = "entity_type == \"企业\""
+
+[[step]]
+name = "payer_leads"
+op = "emit"
+subject = "credit_code"
+title = "{name} pays"
+"#;
+
+    fn lazy_inputs(
+        employers: Vec<Vec<Value>>,
+        payments: Vec<Vec<Value>>,
+    ) -> (MemoryInput, LazyInput) {
+        let mut input = MemoryInput::default();
+        input.add(
+            "employers",
+            &["credit_code", "name", "entity_type", "note"],
+            &["credit_code"],
+            employers,
+        );
+        input.add(
+            "fund_payments",
+            &["credit_code", "levy_year", "amount", "memo"],
+            &["credit_code", "levy_year"],
+            payments,
+        );
+        let types = |fields: &[(&str, Type)]| {
+            fields
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), *t))
+                .collect::<Vec<_>>()
+        };
+        let lazy = LazyInput {
+            inner: input.clone(),
+            types: BTreeMap::from([
+                (
+                    "employers".to_owned(),
+                    types(&[
+                        ("credit_code", Type::Str),
+                        ("name", Type::Str),
+                        ("entity_type", Type::Str),
+                        ("note", Type::Str),
+                    ]),
+                ),
+                (
+                    "fund_payments".to_owned(),
+                    types(&[
+                        ("credit_code", Type::Str),
+                        ("levy_year", Type::Int),
+                        ("amount", Type::Decimal),
+                        ("memo", Type::Str),
+                    ]),
+                ),
+            ]),
+            written: Default::default(),
+        };
+        (input, lazy)
+    }
+
+    fn lazy_program() -> Program {
+        let plan = crate::Plan::parse("lazy.plan.toml", LAZY_PLAN).expect("test plan");
+        let catalog = crate::Catalog::from_toml(LAZY_MODEL, &LAZY_SCHEMAS).expect("catalog");
+        crate::check_plan(&plan, &catalog)
+            .expect("checks")
+            .bind(&[])
+            .expect("binds")
+    }
+
+    #[test]
+    fn columns_decoded_late_or_never_give_the_leads_of_whole_rows() {
+        let dec = |x: &str| Value::Decimal(x.parse().expect("decimal"));
+        let employer =
+            |code: &str, name: &str, kind: &str| vec![s(code), s(name), s(kind), s("附注")];
+        let employers = vec![
+            employer("A", "甲公司", "企业"),
+            employer("B", "乙事业单位", "事业单位"),
+            employer("C", "丙公司", "企业"),
+            employer("D", "丁公司", "企业"),
+            vec![s("E"), Value::Null, s("企业"), Value::Null],
+        ];
+        let payment = |code: &str, year: i64, amount: &str| {
+            vec![s(code), Value::Int(year), dec(amount), s("备注")]
+        };
+        let payments = vec![
+            payment("A", 2023, "500"),
+            payment("A", 2024, "50.5"),
+            payment("B", 2024, "10"),
+            payment("C", 2022, "1"),
+            payment("C", 2023, "1"),
+            payment("D", 2024, "300"),
+            vec![s("E"), Value::Int(2024), Value::Null, Value::Null],
+        ];
+        let program = lazy_program();
+        let (mut eager, mut lazy) = lazy_inputs(employers, payments);
+        let mut expected: Vec<Lead> = Vec::new();
+        let stats = program.run(&mut eager, &mut expected).expect("runs");
+        let mut leads: Vec<Lead> = Vec::new();
+        let lazy_stats = program.run(&mut lazy, &mut leads).expect("runs lazily");
+        assert_eq!(leads, expected);
+        assert_eq!(lazy_stats, stats);
+        let titles: Vec<&str> = leads.iter().map(|l| l.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "甲公司 50.5",
+                "丙公司 0",
+                " 0",
+                "甲公司 pays",
+                "丁公司 pays",
+                " pays"
+            ]
+        );
+        let written = lazy.written.borrow();
+        let count = |field: &str| written.get(field).copied().unwrap_or(0);
+        // Each read of payments decodes every year, and the code and
+        // amount of this year's four rows only; twice (two emits).
+        assert_eq!(count("fund_payments.levy_year"), 2 * 7);
+        assert_eq!(count("fund_payments.credit_code"), 2 * 4);
+        assert_eq!(count("fund_payments.amount"), 2 * 4);
+        // Employers: codes always; the type, read after the joins, of
+        // the four rows the first filter keeps (all five where the first
+        // filter reads it), names only of the rows that pass every filter.
+        assert_eq!(count("employers.credit_code"), 2 * 5);
+        assert_eq!(count("employers.entity_type"), 4 + 5);
+        assert_eq!(count("employers.name"), 3 + 3);
+        assert_eq!(count("employers.note"), 0);
+        assert_eq!(count("fund_payments.memo"), 0);
+    }
+
+    #[test]
+    fn a_value_of_another_type_in_a_column_never_read_is_refused_when_reading_lazily() {
+        let employers = vec![
+            vec![s("A"), s("甲公司"), s("企业"), s("附注")],
+            vec![s("B"), s("乙公司"), s("企业"), Value::Int(7)],
+        ];
+        let program = lazy_program();
+        let (mut eager, mut lazy) = lazy_inputs(employers, Vec::new());
+        let expected = program
+            .run(&mut eager, &mut Vec::<Lead>::new())
+            .unwrap_err();
+        let e = program.run(&mut lazy, &mut Vec::<Lead>::new()).unwrap_err();
+        assert_eq!(e.to_string(), expected.to_string());
+        assert_eq!(
+            e.to_string(),
+            "dataset `employers`, field `note`: expected string, found int 7"
         );
     }
 }

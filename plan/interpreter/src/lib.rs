@@ -15,10 +15,11 @@
 //! depend on the host.
 
 use jiandu_plan::error::HostError;
+use jiandu_plan::exec::Next;
 use jiandu_plan::value::{Type, Value};
 use jiandu_plan::{check_plan, Catalog, Input, Lead as PlanLead, LeadSink, Plan, Scan};
-use jiandu_sdk::record::Value as Stored;
-use jiandu_sdk::{Context, Decimal, Error, Field, Lead, Model, Result, Rows};
+use jiandu_sdk::record::{RecordRef, Value as Stored};
+use jiandu_sdk::{Context, Decimal, Error, Lead, Model, Result, Rows};
 use serde::Deserialize;
 
 /// What the host's `plan` call returns.
@@ -112,13 +113,28 @@ impl Input for SdkInput<'_> {
                 let ty = decl
                     .and_then(|d| d.fields.iter().find(|f| f.name == *name))
                     .map(|f| f.ty);
-                Ok((rows.field(name).map_err(host)?, ty))
+                rows.field(name).map_err(host)?;
+                let at = rows
+                    .names()
+                    .iter()
+                    .position(|n| n == name)
+                    .expect("the scan has the field");
+                Ok(Column {
+                    at,
+                    name: (*name).to_owned(),
+                    ty,
+                })
             })
             .collect::<std::result::Result<Vec<_>, HostError>>()?;
         Ok(Box::new(SdkScan {
-            dataset: dataset.to_string(),
             rows,
-            columns,
+            columns: Columns {
+                dataset: dataset.to_string(),
+                columns,
+            },
+            current: Vec::new(),
+            rest: Vec::new(),
+            now: Vec::new(),
         }))
     }
 
@@ -273,10 +289,191 @@ impl<'de> Deserialize<'de> for Record {
 }
 
 /// One dataset's rows, field by field from the batches.
+///
+/// Values are decoded from the stored record straight into the row's
+/// slots, by the column's declared type: an int read as an int, a
+/// decimal's text parsed from its bytes, text copied into the slot's
+/// buffer. Anything else (null, another kind, text not in the store's own
+/// form) goes through [`Columns::general`], the one reading of every
+/// stored value.
+///
+/// Rows may be decoded lazily ([`Scan::next_some`]): the columns asked
+/// for are decoded when the scan moves, and the stored kinds of the
+/// others are checked against their types (a tag byte, not a decoding):
+/// a row with a value of another kind is written whole for the executor
+/// to refuse, so that a type error is the same error whether or not its
+/// column is read. The other columns are decoded from a copy of the
+/// record when asked for ([`Scan::fill`]).
 struct SdkScan {
-    dataset: String,
     rows: Rows,
-    columns: Vec<(Field, Option<Type>)>,
+    columns: Columns,
+    /// The current record when columns of it were deferred.
+    current: Vec<u8>,
+    /// The columns not in the last `now` of [`Scan::next_some`] (which
+    /// is the same from row to row), and that `now`.
+    rest: Vec<usize>,
+    now: Vec<usize>,
+}
+
+/// The columns an [`SdkScan`] reads, and how.
+struct Columns {
+    dataset: String,
+    columns: Vec<Column>,
+}
+
+/// A column of an [`SdkScan`].
+struct Column {
+    /// Its place in the dataset's records.
+    at: usize,
+    name: String,
+    /// Its declared type.
+    ty: Option<Type>,
+}
+
+// The stored kinds (the tags of `jiandu_sdk::record`'s encoding).
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const STR: u8 = 5;
+const DEC: u8 = 6;
+const DATE: u8 = 7;
+
+impl Column {
+    /// Whether the stored value reads as a value of the column's type (or
+    /// null), as [`Columns::general`] reads it. A field absent from the
+    /// record is null; a malformed one does not fit (its reading then
+    /// reports it).
+    #[inline]
+    fn fits(&self, rec: &RecordRef<'_>) -> bool {
+        let tag = match rec.raw(self.at) {
+            Ok(None) => return true,
+            Ok(Some(raw)) => raw[0],
+            Err(_) => return false,
+        };
+        matches!(
+            (tag, self.ty),
+            (NULL, _)
+                | (FALSE | TRUE, Some(Type::Bool))
+                | (INT, Some(Type::Int))
+                | (FLOAT, Some(Type::Float))
+                | (STR | DATE, Some(Type::Str))
+                | (DEC, Some(Type::Decimal))
+                | (DATE, Some(Type::Date))
+        )
+    }
+}
+
+impl Columns {
+    /// Writes column `c` of `rec` into `slot`: from the encoded value
+    /// (one look-up of the field) when its stored kind is the column's
+    /// type, else as [`Columns::general`] reads it.
+    #[inline(always)]
+    fn decode(
+        &self,
+        rec: &RecordRef<'_>,
+        c: usize,
+        slot: &mut Value,
+    ) -> std::result::Result<(), HostError> {
+        let col = &self.columns[c];
+        // `raw` is the tag and the payload as `jiandu_sdk::record` lays
+        // them out: an int's 8 bytes, a decimal's length byte and text, a
+        // string's 4 length bytes and text, a date's 10 bytes.
+        if let Ok(Some(raw)) = rec.raw(col.at) {
+            match (raw[0], col.ty) {
+                (INT, Some(Type::Int)) => {
+                    if let Some(bytes) = raw.get(1..9) {
+                        let i = i64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                        *slot = Value::Int(i);
+                        return Ok(());
+                    }
+                }
+                (DEC, Some(Type::Decimal)) => {
+                    if let Some(d) = raw.get(2..).and_then(short_decimal) {
+                        match slot {
+                            Value::Decimal(x) => *x = d,
+                            _ => *slot = Value::Decimal(d),
+                        }
+                        return Ok(());
+                    }
+                }
+                (STR, Some(Type::Str)) | (DATE, Some(Type::Str)) => {
+                    let at = if raw[0] == STR { 5 } else { 1 };
+                    if let Some(text) = raw.get(at..).and_then(|b| std::str::from_utf8(b).ok()) {
+                        slot.set_str(text);
+                        return Ok(());
+                    }
+                }
+                (DATE, Some(Type::Date)) => {
+                    let date = raw
+                        .get(1..)
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(jiandu_plan::date::Date::parse);
+                    if let Some(d) = date {
+                        *slot = Value::Date(d);
+                        return Ok(());
+                    }
+                }
+                (TRUE | FALSE, Some(Type::Bool)) => {
+                    *slot = Value::Bool(raw[0] == TRUE);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        self.general(rec, c, slot)
+    }
+
+    /// Writes column `c` of `rec` into `slot` as its stored kind reads:
+    /// the value of another type than the column's, if it is one, for the
+    /// executor to refuse.
+    #[cold]
+    #[inline(never)]
+    fn general(
+        &self,
+        rec: &RecordRef<'_>,
+        c: usize,
+        slot: &mut Value,
+    ) -> std::result::Result<(), HostError> {
+        let col = &self.columns[c];
+        let stored = rec
+            .field(col.at)
+            .map_err(|e| HostError(format!("`{}` field `{}`: {e}", self.dataset, col.name)))?
+            .unwrap_or(Stored::Null);
+        let bad = |what: &str| HostError(format!("{}: a value that is not {what}", self.dataset));
+        match stored {
+            Stored::Null => *slot = Value::Null,
+            Stored::Bool(b) => *slot = Value::Bool(b),
+            Stored::Int(i) => *slot = Value::Int(i),
+            Stored::Float(x) => *slot = Value::Float(x),
+            Stored::Str(s) => slot.set_str(s),
+            Stored::Decimal(text) => {
+                let d = short_decimal(text.as_bytes())
+                    .or_else(|| jiandu_plan::value::parse_decimal(text))
+                    .ok_or_else(|| bad("a decimal"))?;
+                *slot = Value::Decimal(d);
+            }
+            Stored::Date(text) => {
+                // A date read as text by a plan that declared text.
+                if col.ty == Some(Type::Str) {
+                    slot.set_str(text);
+                } else {
+                    let d = jiandu_plan::date::Date::parse(text).ok_or_else(|| bad("a date"))?;
+                    *slot = Value::Date(d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every column of `rec` into `row`.
+    fn whole(&self, rec: &RecordRef<'_>, row: &mut [Value]) -> std::result::Result<(), HostError> {
+        for (c, slot) in row.iter_mut().enumerate() {
+            self.decode(rec, c, slot)?;
+        }
+        Ok(())
+    }
 }
 
 impl Scan for SdkScan {
@@ -284,35 +481,48 @@ impl Scan for SdkScan {
         let Some(record) = self.rows.next_row().map_err(|e| HostError(e.to_string()))? else {
             return Ok(false);
         };
-        for (slot, (field, ty)) in row.iter_mut().zip(&self.columns) {
-            let stored = record.value(*field).map_err(|e| HostError(e.to_string()))?;
-            let bad =
-                |what: &str| HostError(format!("{}: a value that is not {what}", self.dataset));
-            match stored {
-                Stored::Null => *slot = Value::Null,
-                Stored::Bool(b) => *slot = Value::Bool(b),
-                Stored::Int(i) => *slot = Value::Int(i),
-                Stored::Float(x) => *slot = Value::Float(x),
-                Stored::Str(s) => slot.set_str(s),
-                Stored::Decimal(text) => {
-                    let d = short_decimal(text.as_bytes())
-                        .or_else(|| jiandu_plan::value::parse_decimal(text))
-                        .ok_or_else(|| bad("a decimal"))?;
-                    *slot = Value::Decimal(d);
-                }
-                Stored::Date(text) => {
-                    // A date read as text by a plan that declared text.
-                    if *ty == Some(Type::Str) {
-                        slot.set_str(text);
-                    } else {
-                        let d =
-                            jiandu_plan::date::Date::parse(text).ok_or_else(|| bad("a date"))?;
-                        *slot = Value::Date(d);
-                    }
-                }
-            }
-        }
+        self.columns.whole(&record.record(), row)?;
         Ok(true)
+    }
+
+    fn next_some(
+        &mut self,
+        row: &mut [Value],
+        now: &[usize],
+    ) -> std::result::Result<Next, HostError> {
+        let Some(record) = self.rows.next_row().map_err(|e| HostError(e.to_string()))? else {
+            return Ok(Next::End);
+        };
+        if self.now != now {
+            self.now = now.to_vec();
+            self.rest = (0..self.columns.columns.len())
+                .filter(|c| !now.contains(c))
+                .collect();
+        }
+        let rec = record.record();
+        let columns = &self.columns;
+        // A value of another kind in a column not decoded now: the whole
+        // row, for the executor to refuse. (One in a column decoded now
+        // is decoded as what it is, and refused just the same.)
+        if !self.rest.iter().all(|&c| columns.columns[c].fits(&rec)) {
+            columns.whole(&rec, row)?;
+            return Ok(Next::Row);
+        }
+        for &c in now {
+            columns.decode(&rec, c, &mut row[c])?;
+        }
+        self.current.clear();
+        self.current.extend_from_slice(rec.as_bytes());
+        Ok(Next::Some)
+    }
+
+    fn fill(&mut self, row: &mut [Value], cols: &[usize]) -> std::result::Result<(), HostError> {
+        let rec = RecordRef::new(&self.current)
+            .map_err(|e| HostError(format!("scan `{}`: {e}", self.columns.dataset)))?;
+        for &c in cols {
+            self.columns.decode(&rec, c, &mut row[c])?;
+        }
+        Ok(())
     }
 }
 
@@ -610,6 +820,62 @@ title = "{case_id} {record_id} {decided_on} {fine} {kind}"
                 "c2    ",
             ]
         );
+    }
+
+    /// Every stored kind against every declared type: the typed reading
+    /// is the general one (nulls, absent fields, values of another kind
+    /// and text not in the store's form included), and whether a value
+    /// fits its column is seen without decoding it.
+    #[test]
+    fn typed_reading_is_the_general_reading_for_values_that_fit() {
+        use super::{Column, Columns};
+        use jiandu_plan::{Type, Value};
+        use jiandu_sdk::record::RecordRef;
+        let stored = [
+            None,
+            Some(Stored::Null),
+            Some(Stored::Bool(true)),
+            Some(Stored::Int(-7)),
+            Some(Stored::Float(0.5)),
+            Some(Stored::Str("甲公司")),
+            Some(Stored::Str("")),
+            Some(Stored::Decimal("-1234.565")),
+            Some(Stored::Decimal("12345678901234567890.5")),
+            Some(Stored::Decimal("1e5")),
+            Some(Stored::Date("2024-02-29")),
+            Some(Stored::Date("2024-02-30")),
+        ];
+        let bytes = encode(&stored).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        for ty in Type::ALL {
+            let columns = Columns {
+                dataset: "d".into(),
+                columns: (0..stored.len())
+                    .map(|at| Column {
+                        at,
+                        name: format!("f{at}"),
+                        ty: Some(ty),
+                    })
+                    .collect(),
+            };
+            for (c, col) in columns.columns.iter().enumerate() {
+                let mut general = Value::Str("stale".into());
+                let read = columns.general(&rec, c, &mut general);
+                let fits = col.fits(&rec);
+                if read.is_ok() {
+                    assert_eq!(fits, general.fits(ty), "{ty} {:?}", stored[c]);
+                }
+                let mut typed = Value::Str("stale".into());
+                let decoded = columns.decode(&rec, c, &mut typed);
+                assert_eq!(
+                    decoded.map_err(|e| e.to_string()),
+                    read.map_err(|e| e.to_string()),
+                    "{ty} {:?}",
+                    stored[c]
+                );
+                assert_eq!(typed, general, "{ty} {:?}", stored[c]);
+            }
+        }
     }
 
     #[test]
