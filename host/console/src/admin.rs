@@ -151,14 +151,12 @@ pub async fn runs(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
     let raw = uri.query().unwrap_or("").to_string();
     web::page(app, headers, uri, SEE, move |ctx| {
         let d = runs_data(ctx, &raw)?;
-        let chrome = ctx.chrome("运行记录", "/runs");
-        Reply::page(ctx, &d, || {
-            RunsPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome("运行记录", "/runs"),
+            &d,
+            |chrome, d| RunsPage { chrome, d },
+        )
     })
     .await
 }
@@ -257,14 +255,12 @@ pub async fn run(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respon
                 .map(|e| e.message.clone()),
             entries: rows.iter().map(|r| r.entry.seq).collect(),
         };
-        let chrome = ctx.chrome(&format!("运行 {id}"), "/runs");
-        Reply::page(ctx, &d, || {
-            RunPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome(&format!("运行 {id}"), "/runs"),
+            &d,
+            |chrome, d| RunPage { chrome, d },
+        )
     })
     .await
 }
@@ -343,13 +339,8 @@ pub async fn models(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Res
                 Err(e) => d.broken.push((name, e.to_string())),
             }
         }
-        let chrome = ctx.chrome("模型", "/models");
-        Reply::page(ctx, &d, || {
-            ModelsPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
+        web::show(ctx, &ctx.chrome("模型", "/models"), &d, |chrome, d| {
+            ModelsPage { chrome, d }
         })
     })
     .await
@@ -485,14 +476,12 @@ pub async fn model(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Resp
     web::page(app, headers, uri, SEE, move |ctx| {
         let name = field(&p, "name").unwrap_or("").to_string();
         let d = model_data(ctx, &name)?;
-        let chrome = ctx.chrome(&format!("模型 {name}"), "/models");
-        Reply::page(ctx, &d, || {
-            ModelPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome(&format!("模型 {name}"), "/models"),
+            &d,
+            |chrome, d| ModelPage { chrome, d },
+        )
     })
     .await
 }
@@ -606,14 +595,12 @@ pub async fn datasets(State(app): State<App>, headers: HeaderMap, uri: Uri) -> R
                 })
                 .collect(),
         };
-        let chrome = ctx.chrome("数据集", "/datasets");
-        Reply::page(ctx, &d, || {
-            DatasetsPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome("数据集", "/datasets"),
+            &d,
+            |chrome, d| DatasetsPage { chrome, d },
+        )
     })
     .await
 }

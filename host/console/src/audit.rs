@@ -4,7 +4,7 @@
 //! leads; and a unit's record, entry by entry.
 
 use crate::admin::outcome_label;
-use crate::web::{self, field, pairs, percent, Chrome, Failure, Reply};
+use crate::web::{self, field, pairs, percent, Chrome, Failure};
 use crate::App;
 use askama::Template;
 use axum::extract::State;
@@ -189,14 +189,12 @@ pub async fn dashboard(State(app): State<App>, headers: HeaderMap, uri: Uri) -> 
                 months: months(&rows),
             });
         }
-        let chrome = ctx.chrome("审计总览", "/audit");
-        Reply::page(ctx, &d, || {
-            DashboardPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome("审计总览", "/audit"),
+            &d,
+            |chrome, d| DashboardPage { chrome, d },
+        )
     })
     .await
 }
@@ -314,14 +312,12 @@ pub async fn unit(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
             total,
             entries,
         };
-        let chrome = ctx.chrome(&format!("审计：{}", d.unit), "/audit");
-        Reply::page(ctx, &d, || {
-            UnitPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome(&format!("审计：{}", d.unit), "/audit"),
+            &d,
+            |chrome, d| UnitPage { chrome, d },
+        )
     })
     .await
 }

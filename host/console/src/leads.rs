@@ -660,14 +660,12 @@ pub async fn list(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respo
     let raw = uri.query().unwrap_or("").to_string();
     web::page(app, headers, uri, REVIEW, move |ctx| {
         let d = list_data(ctx, &raw)?;
-        let chrome = ctx.chrome("线索研判", "/leads");
-        Reply::page(ctx, &d, || {
-            ListPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome("线索研判", "/leads"),
+            &d,
+            |chrome, d| ListPage { chrome, d },
+        )
     })
     .await
 }
@@ -1054,8 +1052,12 @@ fn lead_data(ctx: &Ctx, model: &str, subject: &str, reveal: Reveal) -> Result<Le
 }
 
 fn render_lead(ctx: &Ctx, d: &LeadData) -> Result<Reply, Failure> {
-    let chrome = ctx.chrome(&format!("线索 {}", d.subject), "/leads");
-    Reply::page(ctx, d, || LeadPage { chrome: &chrome, d }.render())
+    web::show(
+        ctx,
+        &ctx.chrome(&format!("线索 {}", d.subject), "/leads"),
+        d,
+        |chrome, d| LeadPage { chrome, d },
+    )
 }
 
 /// `GET /lead?model=…&subject=…`.
@@ -1207,14 +1209,12 @@ pub async fn act_bulk(
                 Err(e) => return Err(e.into()),
             }
         }
-        let chrome = ctx.chrome("批量操作结果", "/leads");
-        Reply::page(ctx, &d, || {
-            BulkPage {
-                chrome: &chrome,
-                d: &d,
-            }
-            .render()
-        })
+        web::show(
+            ctx,
+            &ctx.chrome("批量操作结果", "/leads"),
+            &d,
+            |chrome, d| BulkPage { chrome, d },
+        )
     })
     .await
 }

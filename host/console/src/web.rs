@@ -112,6 +112,16 @@ impl Reply {
     }
 }
 
+/// The page `page` makes of `d` inside `chrome`, or its JSON twin.
+pub fn show<'a, T: Serialize, P: Template>(
+    ctx: &Ctx,
+    chrome: &'a Chrome,
+    d: &'a T,
+    page: impl FnOnce(&'a Chrome, &'a T) -> P,
+) -> Result<Reply, Failure> {
+    Reply::page(ctx, d, || page(chrome, d).render())
+}
+
 /// Why a request got no page.
 #[derive(Debug)]
 pub struct Failure {
