@@ -221,4 +221,7 @@ fn print_summary(report: &demo::Report) {
     outln!(
         "Next: `jiandu leads list --status resolved`, `jiandu leads export -o leads.xlsx`, `jiandu audit log`, `jiandu audit verify`."
     );
+    outln!(
+        "In the browser: `jiandu user add NAME --role reviewer` (also admin, auditor), then `jiandu serve --http` and open http://127.0.0.1:8470/."
+    );
 }
