@@ -609,7 +609,69 @@ impl<'a> RecordRef<'a> {
     }
 }
 
+/// What a field is stored as: its tag, without its value
+/// ([`RecordRef::kind`]).
+///
+/// ```
+/// use jiandu_sdk::record::{encode, Kind, RecordRef, Value};
+/// let bytes = encode(&[Some(Value::Int(2024)), Some(Value::Date("2024-07-15"))])?;
+/// let rec = RecordRef::new(&bytes)?;
+/// assert_eq!((rec.kind(0)?, rec.kind(1)?), (Some(Kind::Int), Some(Kind::Date)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A null value.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A 64-bit integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+    /// Text.
+    Str,
+    /// An exact decimal, as text.
+    Decimal,
+    /// A date, `YYYY-MM-DD`.
+    Date,
+}
+
 impl<'a> RecordRef<'a> {
+    /// What field `i` is stored as, reading its tag only; `None` when the
+    /// field is absent.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, Kind, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.kind(3)?, Some(Kind::Decimal));
+    /// assert_eq!(rec.kind(2)?, None); // absent
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn kind(&self, i: usize) -> Result<Option<Kind>, DecodeError> {
+        let Some(off) = self.offset(i) else {
+            return Ok(None);
+        };
+        Ok(Some(match self.bytes.get(off) {
+            Some(&NULL) => Kind::Null,
+            Some(&FALSE | &TRUE) => Kind::Bool,
+            Some(&INT) => Kind::Int,
+            Some(&FLOAT) => Kind::Float,
+            Some(&STR) => Kind::Str,
+            Some(&DEC) => Kind::Decimal,
+            Some(&DATE) => Kind::Date,
+            Some(_) => return Err(DecodeError("unknown type tag")),
+            None => return Err(DecodeError("offset past the end")),
+        }))
+    }
+
     /// Field `i` when it is stored as an integer; `None` otherwise (absent,
     /// null, another type or malformed: [`RecordRef::field`] tells which).
     ///

@@ -18,7 +18,7 @@ use jiandu_plan::error::HostError;
 use jiandu_plan::exec::Next;
 use jiandu_plan::value::{Type, Value};
 use jiandu_plan::{check_plan, Catalog, Input, Lead as PlanLead, LeadSink, Plan, Scan};
-use jiandu_sdk::record::{RecordRef, Value as Stored};
+use jiandu_sdk::record::{Kind, RecordRef, Value as Stored};
 use jiandu_sdk::{Context, Decimal, Error, Lead, Model, Result, Rows};
 use serde::Deserialize;
 
@@ -330,16 +330,6 @@ struct Column {
     ty: Option<Type>,
 }
 
-// The stored kinds (the tags of `jiandu_sdk::record`'s encoding).
-const NULL: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
-const INT: u8 = 3;
-const FLOAT: u8 = 4;
-const STR: u8 = 5;
-const DEC: u8 = 6;
-const DATE: u8 = 7;
-
 impl Column {
     /// Whether the stored value reads as a value of the column's type (or
     /// null), as [`Columns::general`] reads it. A field absent from the
@@ -347,28 +337,28 @@ impl Column {
     /// reports it).
     #[inline]
     fn fits(&self, rec: &RecordRef<'_>) -> bool {
-        let tag = match rec.raw(self.at) {
+        let kind = match rec.kind(self.at) {
             Ok(None) => return true,
-            Ok(Some(raw)) => raw[0],
+            Ok(Some(kind)) => kind,
             Err(_) => return false,
         };
         matches!(
-            (tag, self.ty),
-            (NULL, _)
-                | (FALSE | TRUE, Some(Type::Bool))
-                | (INT, Some(Type::Int))
-                | (FLOAT, Some(Type::Float))
-                | (STR | DATE, Some(Type::Str))
-                | (DEC, Some(Type::Decimal))
-                | (DATE, Some(Type::Date))
+            (kind, self.ty),
+            (Kind::Null, _)
+                | (Kind::Bool, Some(Type::Bool))
+                | (Kind::Int, Some(Type::Int))
+                | (Kind::Float, Some(Type::Float))
+                | (Kind::Str | Kind::Date, Some(Type::Str))
+                | (Kind::Decimal, Some(Type::Decimal))
+                | (Kind::Date, Some(Type::Date))
         )
     }
 }
 
 impl Columns {
-    /// Writes column `c` of `rec` into `slot`: from the encoded value
-    /// (one look-up of the field) when its stored kind is the column's
-    /// type, else as [`Columns::general`] reads it.
+    /// Writes column `c` of `rec` into `slot`: through the SDK's accessor
+    /// for the column's type (one look-up of the field) when the value is
+    /// stored as that type, else as [`Columns::general`] reads it.
     #[inline(always)]
     fn decode(
         &self,
@@ -377,50 +367,50 @@ impl Columns {
         slot: &mut Value,
     ) -> std::result::Result<(), HostError> {
         let col = &self.columns[c];
-        // `raw` is the tag and the payload as `jiandu_sdk::record` lays
-        // them out: an int's 8 bytes, a decimal's length byte and text, a
-        // string's 4 length bytes and text, a date's 10 bytes.
-        if let Ok(Some(raw)) = rec.raw(col.at) {
-            match (raw[0], col.ty) {
-                (INT, Some(Type::Int)) => {
-                    if let Some(bytes) = raw.get(1..9) {
-                        let i = i64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-                        *slot = Value::Int(i);
-                        return Ok(());
-                    }
-                }
-                (DEC, Some(Type::Decimal)) => {
-                    if let Some(d) = raw.get(2..).and_then(short_decimal) {
-                        match slot {
-                            Value::Decimal(x) => *x = d,
-                            _ => *slot = Value::Decimal(d),
-                        }
-                        return Ok(());
-                    }
-                }
-                (STR, Some(Type::Str)) | (DATE, Some(Type::Str)) => {
-                    let at = if raw[0] == STR { 5 } else { 1 };
-                    if let Some(text) = raw.get(at..).and_then(|b| std::str::from_utf8(b).ok()) {
-                        slot.set_str(text);
-                        return Ok(());
-                    }
-                }
-                (DATE, Some(Type::Date)) => {
-                    let date = raw
-                        .get(1..)
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .and_then(jiandu_plan::date::Date::parse);
-                    if let Some(d) = date {
-                        *slot = Value::Date(d);
-                        return Ok(());
-                    }
-                }
-                (TRUE | FALSE, Some(Type::Bool)) => {
-                    *slot = Value::Bool(raw[0] == TRUE);
+        let at = col.at;
+        match col.ty {
+            Some(Type::Int) => {
+                if let Some(i) = rec.int(at) {
+                    *slot = Value::Int(i);
                     return Ok(());
                 }
-                _ => {}
             }
+            Some(Type::Bool) => {
+                if let Some(b) = rec.bool(at) {
+                    *slot = Value::Bool(b);
+                    return Ok(());
+                }
+            }
+            Some(Type::Decimal) => {
+                let text = rec.decimal_span(at).map(|(s, e)| &rec.as_bytes()[s..e]);
+                if let Some(d) = text.and_then(short_decimal) {
+                    match slot {
+                        Value::Decimal(x) => *x = d,
+                        _ => *slot = Value::Decimal(d),
+                    }
+                    return Ok(());
+                }
+            }
+            Some(Type::Str) if matches!(rec.kind(at), Ok(Some(Kind::Str | Kind::Date))) => {
+                let text = rec.text_bytes(at).ok().flatten();
+                if let Some(text) = text.and_then(|b| std::str::from_utf8(b).ok()) {
+                    slot.set_str(text);
+                    return Ok(());
+                }
+            }
+            Some(Type::Date) if rec.kind(at) == Ok(Some(Kind::Date)) => {
+                let date = rec
+                    .text_bytes(at)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(jiandu_plan::date::Date::parse);
+                if let Some(d) = date {
+                    *slot = Value::Date(d);
+                    return Ok(());
+                }
+            }
+            _ => {}
         }
         self.general(rec, c, slot)
     }
