@@ -2820,11 +2820,20 @@ fields = [
 ]
 "#;
 
+    /// The plan `text` over `fund_payments`, checked and bound.
+    fn payments_plan(text: &str) -> Program {
+        let plan = crate::Plan::parse("t.plan.toml", text).expect("test plan");
+        let catalog =
+            crate::Catalog::from_toml(PAYMENTS_MODEL, &[PAYMENTS_SCHEMA]).expect("test catalog");
+        crate::check_plan(&plan, &catalog)
+            .expect("checks")
+            .bind(&[])
+            .expect("binds")
+    }
+
     /// A plan that reads `fund_payments` and emits every row.
     fn payments_program() -> Program {
-        let (model, schema) = (PAYMENTS_MODEL, PAYMENTS_SCHEMA);
-        let plan = crate::Plan::parse(
-            "t.plan.toml",
+        payments_plan(
             r#"
 [[step]]
 name = "payments"
@@ -2838,12 +2847,6 @@ subject = "credit_code"
 title = "{credit_code}"
 "#,
         )
-        .expect("test plan");
-        let catalog = crate::Catalog::from_toml(model, &[schema]).expect("test catalog");
-        crate::check_plan(&plan, &catalog)
-            .expect("checks")
-            .bind(&[])
-            .expect("binds")
     }
 
     fn payments(rows: Vec<Vec<Value>>) -> MemoryInput {
@@ -2859,9 +2862,7 @@ title = "{credit_code}"
 
     #[test]
     fn group_sums_are_exact_skip_nulls_and_overflow_is_an_error() {
-        let (model, schema) = (PAYMENTS_MODEL, PAYMENTS_SCHEMA);
-        let plan = crate::Plan::parse(
-            "t.plan.toml",
+        let program = payments_plan(
             r#"
 [[step]]
 name = "payments"
@@ -2880,13 +2881,7 @@ op = "emit"
 subject = "credit_code"
 title = "{years} {paid}"
 "#,
-        )
-        .expect("test plan");
-        let catalog = crate::Catalog::from_toml(model, &[schema]).expect("test catalog");
-        let program = crate::check_plan(&plan, &catalog)
-            .expect("checks")
-            .bind(&[])
-            .expect("binds");
+        );
         let dec = |x: &str| Value::Decimal(x.parse().expect("decimal"));
         let mut leads: Vec<Lead> = Vec::new();
         let rows = vec![

@@ -8,7 +8,7 @@
 //! fixation) is never taken over. The person trying is told the same
 //! thing whatever the reason for a refusal ([`users::Refusal::MESSAGE`]).
 
-use crate::web::{self, blocking, cookie, field, pairs, percent, Failure};
+use crate::web::{self, blocking, cookie, field, pairs, Failure};
 use crate::App;
 use askama::Template;
 use axum::body::Bytes;
@@ -215,11 +215,6 @@ pub async fn logout(State(app): State<App>, headers: HeaderMap, uri: Uri, body: 
         }
     }
     r
-}
-
-/// The login page's address for `target`.
-pub fn login_for(target: &str) -> String {
-    format!("/login?next={}", percent(target))
 }
 
 #[cfg(test)]
