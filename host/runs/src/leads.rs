@@ -71,6 +71,8 @@
 
 use crate::dataset::file::sync_dir;
 use crate::dataset::resolve::{Resolver, Reveal};
+use crate::hash_behind::{self, HashBehind};
+use crate::json_text;
 use crate::mask::mask_guess;
 use crate::pseudonym;
 use crate::{Error, Result, Store};
@@ -82,7 +84,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::IVec;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -224,9 +226,6 @@ struct Pointer {
     /// The run that wrote it.
     run: String,
 }
-
-/// Bytes buffered when reading or writing a snapshot.
-const BUFFER: usize = 256 << 10;
 
 /// The folder of a model's snapshots.
 fn model_dir(store: &Store, model: &str) -> PathBuf {
@@ -384,7 +383,7 @@ fn open_current(store: &Store, model: &str) -> Result<Option<Current>> {
 }
 
 /// The first part of a snapshot's line: the lead's place in its model's
-/// life. Its content ([`ContentRef`], [`Content`]) follows under
+/// life. Its content ([`encode_content`], [`Content`]) follows under
 /// `"content"` (see the module doc).
 #[derive(Debug, Serialize, Deserialize)]
 struct Life<S> {
@@ -396,28 +395,68 @@ struct Life<S> {
     updated_at: S,
 }
 
+impl Life<&str> {
+    /// Appends the life as JSON without its closing brace: what `serde_json`
+    /// writes for it, the last byte left out (a test holds the two side by
+    /// side).
+    fn encode_open(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"subject\":");
+        json_text::push_str(out, self.subject);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"first_run\":");
+        json_text::push_str(out, self.first_run);
+        out.extend_from_slice(b",\"last_run\":");
+        json_text::push_str(out, self.last_run);
+        out.extend_from_slice(b",\"resolved_by\":");
+        json_text::push_opt_str(out, self.resolved_by);
+        out.extend_from_slice(b",\"updated_at\":");
+        json_text::push_str(out, self.updated_at);
+    }
+}
+
 /// What separates a line's [`Life`] from its content.
 const CONTENT: &[u8] = b",\"content\":";
 
-/// What a model said about a subject, as encoded for a line: equal bytes,
-/// same content.
+/// What a model said about a subject, as [`encode_content`] encodes it for
+/// a line: what `serde_json` writes for this struct (a test holds the two
+/// side by side). Equal bytes, same content.
+#[cfg(test)]
 #[derive(Serialize)]
 struct ContentRef<'a> {
     model_version: &'a str,
     subject_personal: bool,
     title: &'a str,
     amount: Option<&'a str>,
-    evidence: Triples<'a>,
+    evidence: Vec<(&'a str, &'a str, bool)>,
 }
 
-/// Evidence fields as `[[name, value, personal], …]`, serialized from the
-/// lead's bytes where they lie.
-struct Triples<'a>(encoded_lead::Evidence<'a>);
-
-impl Serialize for Triples<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.clone().map(|e| (e.name, e.value, e.personal)))
+/// Encodes what a run at `model_version` emitted into `out` (cleared
+/// first), as a line's content.
+fn encode_content(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(b"{\"model_version\":");
+    json_text::push_str(out, model_version);
+    out.extend_from_slice(b",\"subject_personal\":");
+    json_text::push_bool(out, data.subject_personal);
+    out.extend_from_slice(b",\"title\":");
+    json_text::push_str(out, data.title);
+    out.extend_from_slice(b",\"amount\":");
+    json_text::push_opt_str(out, data.amount);
+    out.extend_from_slice(b",\"evidence\":[");
+    for (i, e) in data.evidence().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_text::push_str(out, e.name);
+        out.push(b',');
+        json_text::push_str(out, e.value);
+        out.push(b',');
+        json_text::push_bool(out, e.personal);
+        out.push(b']');
     }
+    out.extend_from_slice(b"]}");
 }
 
 #[derive(Deserialize)]
@@ -427,22 +466,6 @@ struct Content {
     title: String,
     amount: Option<String>,
     evidence: Vec<(String, String, bool)>,
-}
-
-impl ContentRef<'_> {
-    /// Encodes what a run at `model_version` emitted into `out` (cleared
-    /// first).
-    fn encode(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
-        let content = ContentRef {
-            model_version,
-            subject_personal: data.subject_personal,
-            title: data.title,
-            amount: data.amount,
-            evidence: Triples(data.evidence()),
-        };
-        out.clear();
-        serde_json::to_writer(out, &content).expect("content serializes");
-    }
 }
 
 impl Content {
@@ -474,17 +497,21 @@ impl Content {
 
 /// Reads a snapshot a line at a time and checks it against its pointer:
 /// what it returns is trusted only once [`Reader::finish`] has matched the
-/// sha256.
+/// sha256 (computed behind the reading, [`HashBehind`]).
 struct Reader<'a> {
     model: &'a str,
     path: PathBuf,
     expected: Pointer,
-    input: BufReader<File>,
-    hasher: Sha256,
-    /// The line last read, with its newline.
-    line: Vec<u8>,
-    /// Where its content is.
+    file: File,
+    hash: HashBehind,
+    /// Bytes read and not yet past: the line at hand first.
+    buf: Vec<u8>,
+    /// The line at hand in `buf`, with its newline.
+    line: std::ops::Range<usize>,
+    /// Where its content is, within the line.
     content: std::ops::Range<usize>,
+    /// The file is read to its end.
+    eof: bool,
     /// Its [`Life`] as JSON.
     life: Vec<u8>,
     lines: u64,
@@ -498,30 +525,81 @@ impl<'a> Reader<'a> {
             model,
             path: current.path,
             expected: current.pointer,
-            input: BufReader::with_capacity(BUFFER, current.file),
-            hasher: Sha256::new(),
-            line: Vec::new(),
+            file: current.file,
+            hash: HashBehind::start(),
+            buf: Vec::with_capacity(hash_behind::CHUNK),
+            line: 0..0,
             content: 0..0,
+            eof: false,
             life: Vec::new(),
             lines: 0,
             last: String::new(),
         }
     }
 
+    /// Moves the unread part of `buf` (from the end of the line at hand) to
+    /// its front, then reads more of the file after it, hashing what it
+    /// reads; false at the end of the file.
+    fn read_more(&mut self) -> Result<bool> {
+        let from = self.line.end;
+        self.buf.copy_within(from.., 0);
+        self.buf.truncate(self.buf.len() - from);
+        self.line = 0..0;
+        if self.eof {
+            return Ok(false);
+        }
+        let held = self.buf.len();
+        self.buf.resize(held + hash_behind::CHUNK, 0);
+        let n = loop {
+            match self.file.read(&mut self.buf[held..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(held);
+                    return Err(io_error(&self.path, "read", e));
+                }
+            }
+        };
+        self.buf.truncate(held + n);
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.hash.update_from(&self.buf[held..]);
+        Ok(true)
+    }
+
     /// The next lead's life; [`Reader::content`] and [`Reader::line`] are
     /// then its content and its line as stored.
     fn next(&mut self) -> Result<Option<Life<String>>> {
-        self.line.clear();
-        let n = self
-            .input
-            .read_until(b'\n', &mut self.line)
-            .map_err(|e| io_error(&self.path, "read", e))?;
-        if n == 0 {
+        let mut start = self.line.end;
+        let mut searched = start;
+        let end = loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.buf[searched..]) {
+                break searched + at + 1;
+            }
+            let held = self.buf.len() - start;
+            let more = self.read_more()?;
+            // The line at hand is now at the front.
+            start = 0;
+            searched = held;
+            if !more {
+                // What is left has no newline: a line cut short, if any.
+                break self.buf.len();
+            }
+        };
+        self.line = start..end;
+        self.parse_line()
+    }
+
+    /// Checks the line at hand and decodes its life.
+    fn parse_line(&mut self) -> Result<Option<Life<String>>> {
+        if self.line.is_empty() {
             return Ok(None);
         }
-        self.hasher.update(&self.line);
         self.lines += 1;
-        let Some(json) = self.line.strip_suffix(b"}\n") else {
+        let line = &self.buf[self.line.clone()];
+        let Some(json) = line.strip_suffix(b"}\n") else {
             return Err(self.damaged("the line is cut short"));
         };
         let Some(at) = memchr::memmem::find(json, CONTENT) else {
@@ -548,12 +626,12 @@ impl<'a> Reader<'a> {
 
     /// The content of the lead last read, as encoded.
     fn content(&self) -> &[u8] {
-        &self.line[self.content.clone()]
+        &self.line()[self.content.clone()]
     }
 
     /// The line of the lead last read, with its newline.
     fn line(&self) -> &[u8] {
-        &self.line
+        &self.buf[self.line.clone()]
     }
 
     /// The lead last read, whole.
@@ -579,21 +657,37 @@ impl<'a> Reader<'a> {
     /// Why the line just read cannot be used: the file does not match its
     /// sha256 (damaged or edited), or else the line itself.
     fn damaged(&mut self, detail: impl std::fmt::Display) -> Error {
-        if std::io::copy(&mut self.input, &mut self.hasher).is_ok()
-            && hex::encode(self.hasher.clone().finalize()) != self.expected.sha256
-        {
-            return self.mismatch();
-        }
-        Error::Store {
+        let line = Error::Store {
             path: self.path.clone(),
             message: format!("line {}: {detail}", self.lines),
+        };
+        self.line = self.buf.len()..self.buf.len();
+        loop {
+            match self.read_more() {
+                Ok(true) => self.line = self.buf.len()..self.buf.len(),
+                Ok(false) => break,
+                Err(_) => return line,
+            }
         }
+        let hash = std::mem::replace(&mut self.hash, HashBehind::start());
+        if hash.finish_hex() != self.expected.sha256 {
+            return self.mismatch();
+        }
+        line
     }
 
     /// Checks, once every line is read, the sha256 and the count of leads.
     fn finish(self) -> Result<()> {
-        if hex::encode(self.hasher.clone().finalize()) != self.expected.sha256 {
-            return Err(self.mismatch());
+        if self.hash.finish_hex() != self.expected.sha256 {
+            return Err(Error::Store {
+                path: self.path.clone(),
+                message: format!(
+                    "does not match the sha256 that meta `{}` records for the leads of `{}`: \
+                     the file was damaged or edited; restore it from a backup of the store",
+                    pointer_key(self.model),
+                    self.model
+                ),
+            });
         }
         if self.lines != self.expected.leads {
             return Err(Error::Store {
@@ -610,13 +704,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Writes a snapshot a line at a time, hashing what it writes.
+/// Writes a snapshot a line at a time, hashing what it writes behind the
+/// writing ([`HashBehind`]).
 struct Writer {
     path: PathBuf,
-    out: BufWriter<File>,
-    hasher: Sha256,
-    /// The line being put together.
-    line: Vec<u8>,
+    file: File,
+    hash: HashBehind,
+    /// Lines not yet written.
+    buf: Vec<u8>,
     leads: u64,
 }
 
@@ -624,48 +719,58 @@ impl Writer {
     /// Creates (or truncates) the file at `path`.
     fn create(path: PathBuf) -> Result<Writer> {
         let file = crate::fsio::create_private(&path).map_err(|e| io_error(&path, "create", e))?;
+        let hash = HashBehind::start();
         Ok(Writer {
-            out: BufWriter::with_capacity(BUFFER, file),
+            buf: hash.buffer(),
+            hash,
+            file,
             path,
-            hasher: Sha256::new(),
-            line: Vec::new(),
             leads: 0,
         })
     }
 
     /// Appends a lead: its life and its content as encoded.
     fn lead(&mut self, life: &Life<&str>, content: &[u8]) -> Result<()> {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        serde_json::to_writer(&mut line, life).expect("a lead's life serializes");
-        line.pop(); // its closing brace
-        line.extend_from_slice(CONTENT);
-        line.extend_from_slice(content);
-        line.extend_from_slice(b"}\n");
-        let written = self.line(&line);
-        self.line = line;
-        written
+        life.encode_open(&mut self.buf);
+        self.buf.extend_from_slice(CONTENT);
+        self.buf.extend_from_slice(content);
+        self.buf.extend_from_slice(b"}\n");
+        self.ended_line()
     }
 
     /// Appends a line (with its newline) as read from another snapshot.
     fn line(&mut self, line: &[u8]) -> Result<()> {
-        self.out
-            .write_all(line)
-            .map_err(|e| io_error(&self.path, "write", e))?;
-        self.hasher.update(line);
+        self.buf.extend_from_slice(line);
+        self.ended_line()
+    }
+
+    /// Counts the line just put in the buffer, and writes the buffer out
+    /// once it holds a chunk.
+    fn ended_line(&mut self) -> Result<()> {
         self.leads += 1;
+        if self.buf.len() >= hash_behind::CHUNK {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer and hands it to the hash.
+    fn write_out(&mut self) -> Result<()> {
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| io_error(&self.path, "write", e))?;
+        let next = self.hash.buffer();
+        let full = std::mem::replace(&mut self.buf, next);
+        self.hash.update(full);
         Ok(())
     }
 
     /// Makes the file durable; returns its sha256 and how many leads it holds.
-    fn finish(self) -> Result<(String, u64)> {
-        let path = self.path;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| io_error(&path, "write", e.into_error()))?;
-        crate::fsio::sync_new_file(&file, &path).map_err(|e| io_error(&path, "sync", e))?;
-        Ok((hex::encode(self.hasher.finalize()), self.leads))
+    fn finish(mut self) -> Result<(String, u64)> {
+        self.write_out()?;
+        crate::fsio::sync_new_file(&self.file, &self.path)
+            .map_err(|e| io_error(&self.path, "sync", e))?;
+        Ok((self.hash.finish_hex(), self.leads))
     }
 }
 
@@ -1098,36 +1203,41 @@ pub struct LeadsDigest {
     line: Vec<u8>,
 }
 
-/// Field order is the digest's: do not reorder.
+/// Field order is the digest's: do not reorder. [`LeadsDigest::add_view`]
+/// writes what `serde_json` would write for it (a test holds the two side
+/// by side).
+#[cfg(test)]
 #[derive(Serialize)]
 struct Canonical<'a> {
     amount: Option<&'a str>,
-    evidence: Pairs<'a>,
+    evidence: Vec<[&'a str; 2]>,
     subject: &'a str,
     title: &'a str,
-}
-
-/// Evidence fields as `[[name, value], …]`, from the lead's bytes.
-struct Pairs<'a>(encoded_lead::Evidence<'a>);
-
-impl Serialize for Pairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.clone().map(|e| [e.name, e.value]))
-    }
 }
 
 impl LeadsDigest {
     /// Adds a lead as a run emitted it.
     pub fn add_view(&mut self, lead: &LeadView<'_>) {
-        self.line.clear();
-        let canonical = Canonical {
-            amount: lead.amount,
-            evidence: Pairs(lead.evidence()),
-            subject: lead.subject,
-            title: lead.title,
-        };
-        serde_json::to_writer(&mut self.line, &canonical).expect("json");
-        self.line.push(b'\n');
+        let out = &mut self.line;
+        out.clear();
+        out.extend_from_slice(b"{\"amount\":");
+        json_text::push_opt_str(out, lead.amount);
+        out.extend_from_slice(b",\"evidence\":[");
+        for (i, e) in lead.evidence().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            json_text::push_str(out, e.name);
+            out.push(b',');
+            json_text::push_str(out, e.value);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"],\"subject\":");
+        json_text::push_str(out, lead.subject);
+        out.extend_from_slice(b",\"title\":");
+        json_text::push_str(out, lead.title);
+        out.extend_from_slice(b"}\n");
         self.hasher.update(&self.line);
     }
 
@@ -1405,7 +1515,7 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// A lead not in the snapshot, or resolved there: new.
     fn first_seen(&mut self, subject: &str, data: &LeadView<'_>) -> Result<()> {
-        ContentRef::encode(self.model_version, data, &mut self.content);
+        encode_content(self.model_version, data, &mut self.content);
         self.fresh(subject)
     }
 
@@ -1451,7 +1561,7 @@ impl Planner<'_> {
         reader: &Reader,
         data: &LeadView<'_>,
     ) -> Result<()> {
-        ContentRef::encode(self.model_version, data, &mut self.content);
+        encode_content(self.model_version, data, &mut self.content);
         if stored.status == Status::Resolved {
             return self.fresh(&stored.subject);
         }
@@ -1573,6 +1683,80 @@ mod tests {
     }
 
     #[test]
+    fn hand_written_json_is_what_serde_json_writes() {
+        let texts = [
+            "",
+            "阿克苏宏远医院（610866）",
+            "a \"quoted\" \\ back\\slash",
+            "tab\there\nnew\r\u{0}\u{1f}\u{7f}",
+            "😀 \u{2028} é",
+        ];
+        for (i, &t) in texts.iter().enumerate() {
+            let personal = i % 2 == 1;
+            let data = LeadData {
+                subject: format!("91{t}"),
+                subject_personal: personal,
+                title: t.to_string(),
+                amount: (i % 3 != 0).then(|| format!("{i}.5{t}")),
+                evidence: texts
+                    .iter()
+                    .take(i)
+                    .enumerate()
+                    .map(|(j, v)| jiandu_sdk::EvidenceData {
+                        name: format!("n{j}{t}"),
+                        value: v.to_string(),
+                        personal: j % 2 == 0,
+                    })
+                    .collect(),
+            };
+            let mut encoded = Vec::new();
+            encoded_lead::put_data(&mut encoded, &data);
+            let view = encoded_lead::decode(&encoded).unwrap().0;
+
+            let mut ours = Vec::new();
+            encode_content(t, &view, &mut ours);
+            let theirs = ContentRef {
+                model_version: t,
+                subject_personal: view.subject_personal,
+                title: view.title,
+                amount: view.amount,
+                evidence: view
+                    .evidence()
+                    .map(|e| (e.name, e.value, e.personal))
+                    .collect(),
+            };
+            assert_eq!(ours, serde_json::to_vec(&theirs).unwrap());
+
+            let mut digest = LeadsDigest::default();
+            digest.add_view(&view);
+            let canonical = Canonical {
+                amount: view.amount,
+                evidence: view.evidence().map(|e| [e.name, e.value]).collect(),
+                subject: view.subject,
+                title: view.title,
+            };
+            let mut line = serde_json::to_vec(&canonical).unwrap();
+            line.push(b'\n');
+            assert_eq!(digest.line, line);
+
+            for status in [Status::New, Status::Open, Status::Resolved] {
+                let life = Life {
+                    subject: view.subject,
+                    status,
+                    first_run: t,
+                    last_run: "20261206T000000.000-1-0",
+                    resolved_by: (i % 2 == 0).then_some(t),
+                    updated_at: t,
+                };
+                let mut ours = Vec::new();
+                life.encode_open(&mut ours);
+                ours.push(b'}');
+                assert_eq!(ours, serde_json::to_vec(&life).unwrap());
+            }
+        }
+    }
+
+    #[test]
     fn a_line_reads_back_as_the_lead_written_and_keeps_its_content_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r3.leads");
@@ -1584,7 +1768,7 @@ mod tests {
         let mut encoded = Vec::new();
         encoded_lead::put_data(&mut encoded, &data);
         let (view, _) = encoded_lead::decode(&encoded).unwrap();
-        ContentRef::encode("1.2.0", &view, &mut content);
+        encode_content("1.2.0", &view, &mut content);
         let mut w = Writer::create(path.clone()).unwrap();
         let life = Life {
             subject: data.subject.as_str(),

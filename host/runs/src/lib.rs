@@ -14,7 +14,9 @@
 //! call the same functions. Depends on the store, the record and the
 //! sandbox; must never depend on the binary (CLI, server) or the demo.
 
+mod hash_behind;
 pub mod ingest;
+mod json_text;
 pub mod leads;
 pub mod models;
 pub mod native;
