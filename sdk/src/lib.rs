@@ -83,7 +83,9 @@
 //! and sees personal fields masked unless the host's policy allows otherwise.
 //! It has no clock (take an `as_of` date parameter), no randomness, no files,
 //! no network. Leads it emits are kept only if the whole run succeeds.
-//! Money is exact: use [`Decimal`], never `f64`, for amounts.
+//! Money is exact: use [`Decimal`], never `f64`, for amounts, and write it in
+//! evidence as [`Yuan`] (rounded half-up to the fen); [`Exact`] writes other
+//! decimals. Both write the text `Decimal` would, without its cost.
 
 #![warn(missing_docs)]
 
@@ -99,6 +101,7 @@ mod backend;
 #[global_allocator]
 static ALLOC: alloc::SmallAlloc = alloc::SmallAlloc::new();
 mod context;
+mod decimal_text;
 /// The encoding leads cross the boundary in: for the host, not part of the
 /// API a model is written against.
 #[doc(hidden)]
@@ -113,6 +116,7 @@ mod scan;
 #[doc(hidden)]
 pub use backend::{Backend, Batch, EvidenceData, LeadData, Level, ScanOptions};
 pub use context::{Context, Read};
+pub use decimal_text::{Exact, Yuan};
 pub use error::{Error, Result};
 pub use lead::Lead;
 pub use rows::{Field, JoinKey, KeyedRows, Row, Rows};

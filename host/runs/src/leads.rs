@@ -415,6 +415,54 @@ impl Life<&str> {
     }
 }
 
+impl Life<String> {
+    /// Reads a line's life (up to its content, without the closing brace)
+    /// as [`Life::encode_open`] writes it when no text needs an escape: the
+    /// fields in that order, no spaces. Anything else is `None`, and
+    /// `serde_json` reads it instead (it takes any JSON for a life).
+    fn parse_plain(json: &[u8]) -> Option<Life<String>> {
+        /// Where a JSON string without escapes ends: its closing quote.
+        fn plain_end(bytes: &[u8]) -> Option<usize> {
+            let end = memchr::memchr(b'"', bytes)?;
+            let text = &bytes[..end];
+            (!text.iter().any(|&b| b == b'\\' || b < 0x20)).then_some(end)
+        }
+        fn text<'a>(rest: &mut &'a [u8], key: &[u8]) -> Option<&'a str> {
+            *rest = rest.strip_prefix(key)?.strip_prefix(b"\"")?;
+            let end = plain_end(rest)?;
+            let text = std::str::from_utf8(&rest[..end]).ok()?;
+            *rest = &rest[end + 1..];
+            Some(text)
+        }
+        let mut rest = json;
+        let subject = text(&mut rest, b"{\"subject\":")?;
+        let status = match text(&mut rest, b",\"status\":")? {
+            "new" => Status::New,
+            "open" => Status::Open,
+            "resolved" => Status::Resolved,
+            _ => return None,
+        };
+        let first_run = text(&mut rest, b",\"first_run\":")?;
+        let last_run = text(&mut rest, b",\"last_run\":")?;
+        let resolved_by = match rest.strip_prefix(b",\"resolved_by\":null") {
+            Some(after) => {
+                rest = after;
+                None
+            }
+            None => Some(text(&mut rest, b",\"resolved_by\":")?),
+        };
+        let updated_at = text(&mut rest, b",\"updated_at\":")?;
+        rest.is_empty().then(|| Life {
+            subject: subject.to_string(),
+            status,
+            first_run: first_run.to_string(),
+            last_run: last_run.to_string(),
+            resolved_by: resolved_by.map(str::to_string),
+            updated_at: updated_at.to_string(),
+        })
+    }
+}
+
 /// What separates a line's [`Life`] from its content.
 const CONTENT: &[u8] = b",\"content\":";
 
@@ -606,12 +654,17 @@ impl<'a> Reader<'a> {
             return Err(self.damaged("no content"));
         };
         self.content = at + CONTENT.len()..json.len();
-        self.life.clear();
-        self.life.extend_from_slice(&json[..at]);
-        self.life.push(b'}');
-        let life: Life<String> = match serde_json::from_slice(&self.life) {
-            Ok(life) => life,
-            Err(e) => return Err(self.damaged(e)),
+        let life = match Life::parse_plain(&json[..at]) {
+            Some(life) => life,
+            None => {
+                self.life.clear();
+                self.life.extend_from_slice(&json[..at]);
+                self.life.push(b'}');
+                match serde_json::from_slice(&self.life) {
+                    Ok(life) => life,
+                    Err(e) => return Err(self.damaged(e)),
+                }
+            }
         };
         if self.lines > 1 && life.subject <= self.last {
             return Err(self.damaged(format!(
@@ -1195,12 +1248,14 @@ pub fn digest(leads: &BTreeMap<String, LeadData>) -> String {
     d.finish()
 }
 
-/// [`digest`] a lead at a time: add the leads in subject order.
+/// [`digest`] a lead at a time: add the leads in subject order. Past a
+/// chunk of lines the hashing goes on behind ([`HashBehind`]).
 #[derive(Default)]
 pub struct LeadsDigest {
-    hasher: Sha256,
-    /// The lead at hand as hashed.
-    line: Vec<u8>,
+    /// Started once the lines fill a chunk.
+    hash: Option<HashBehind>,
+    /// Lines not yet handed to the hash.
+    pending: Vec<u8>,
 }
 
 /// Field order is the digest's: do not reorder. [`LeadsDigest::add_view`]
@@ -1218,8 +1273,7 @@ struct Canonical<'a> {
 impl LeadsDigest {
     /// Adds a lead as a run emitted it.
     pub fn add_view(&mut self, lead: &LeadView<'_>) {
-        let out = &mut self.line;
-        out.clear();
+        let out = &mut self.pending;
         out.extend_from_slice(b"{\"amount\":");
         json_text::push_opt_str(out, lead.amount);
         out.extend_from_slice(b",\"evidence\":[");
@@ -1238,7 +1292,11 @@ impl LeadsDigest {
         out.extend_from_slice(b",\"title\":");
         json_text::push_str(out, lead.title);
         out.extend_from_slice(b"}\n");
-        self.hasher.update(&self.line);
+        if out.len() >= hash_behind::CHUNK {
+            let hash = self.hash.get_or_insert_with(HashBehind::start);
+            let next = hash.buffer();
+            hash.update(std::mem::replace(&mut self.pending, next));
+        }
     }
 
     /// Adds a lead held as owned data, in the same encoding a run's leads
@@ -1252,7 +1310,13 @@ impl LeadsDigest {
 
     /// The digest, as hex.
     pub fn finish(self) -> String {
-        hex::encode(self.hasher.finalize())
+        match self.hash {
+            Some(mut hash) => {
+                hash.update(self.pending);
+                hash.finish_hex()
+            }
+            None => hex::encode(Sha256::digest(&self.pending)),
+        }
     }
 }
 
@@ -1729,6 +1793,7 @@ mod tests {
 
             let mut digest = LeadsDigest::default();
             digest.add_view(&view);
+            assert!(digest.hash.is_none());
             let canonical = Canonical {
                 amount: view.amount,
                 evidence: view.evidence().map(|e| [e.name, e.value]).collect(),
@@ -1737,7 +1802,7 @@ mod tests {
             };
             let mut line = serde_json::to_vec(&canonical).unwrap();
             line.push(b'\n');
-            assert_eq!(digest.line, line);
+            assert_eq!(digest.pending, line);
 
             for status in [Status::New, Status::Open, Status::Resolved] {
                 let life = Life {
@@ -1753,6 +1818,56 @@ mod tests {
                 ours.push(b'}');
                 assert_eq!(ours, serde_json::to_vec(&life).unwrap());
             }
+        }
+    }
+
+    #[test]
+    fn a_life_reads_back_the_same_with_or_without_serde() {
+        let texts = [
+            "91A",
+            "",
+            "阿克苏 😀",
+            "with \"quotes\"",
+            "back\\slash",
+            "new\nline",
+        ];
+        for (i, &t) in texts.iter().enumerate() {
+            for status in [Status::New, Status::Open, Status::Resolved] {
+                let life = Life {
+                    subject: t,
+                    status,
+                    first_run: texts[(i + 1) % texts.len()],
+                    last_run: "20261206T000000.000-1-0",
+                    resolved_by: (i % 2 == 0).then_some(t),
+                    updated_at: "2026-12-06T07:47:24.079+08:00",
+                };
+                let mut json = Vec::new();
+                life.encode_open(&mut json);
+                let plain = Life::parse_plain(&json);
+                json.push(b'}');
+                let by_serde: Life<String> = serde_json::from_slice(&json).unwrap();
+                match plain {
+                    Some(p) => assert_eq!(format!("{p:?}"), format!("{by_serde:?}")),
+                    // Only texts with escapes go to serde.
+                    None => assert!(
+                        [t, life.first_run]
+                            .iter()
+                            .any(|x| x.contains(['"', '\\', '\n'])),
+                        "{t:?}"
+                    ),
+                }
+            }
+        }
+        // Other shapes serde reads are left to it.
+        for other in [
+            &br#"{"status":"open","subject":"91A","first_run":"r","last_run":"r","resolved_by":null,"updated_at":"t""#[..],
+            br#"{"subject": "91A","status":"open","first_run":"r","last_run":"r","resolved_by":null,"updated_at":"t""#,
+            br#"{"subject":"91A","status":"gone","first_run":"r","last_run":"r","resolved_by":null,"updated_at":"t""#,
+            br#"{"subject":"91A","status":"open","first_run":"r","last_run":"r","resolved_by":null,"updated_at":"t","x":1"#,
+            br#"{"subject":"91A","status":"open","first_run":"r","last_run":"r","resolved_by":null"#,
+            b"{\"subject\":\"\xff\",\"status\":\"open\",\"first_run\":\"r\",\"last_run\":\"r\",\"resolved_by\":null,\"updated_at\":\"t\"",
+        ] {
+            assert!(Life::parse_plain(other).is_none(), "{}", String::from_utf8_lossy(other));
         }
     }
 

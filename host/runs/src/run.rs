@@ -24,7 +24,7 @@ use crate::{Error, Result, Store};
 use sled::transaction::ConflictableTransactionError;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use jiandu_store::names::default_operator;
@@ -66,26 +66,6 @@ pub struct Report {
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Runs in progress in this process (`jiandu serve` runs several at once):
-/// a run takes a second core for its commit only when it is alone.
-static ACTIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a run in [`ACTIVE_RUNS`] while it lives.
-struct Active;
-
-impl Active {
-    fn enter() -> Active {
-        ACTIVE_RUNS.fetch_add(1, Ordering::Relaxed);
-        Active
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE_RUNS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 pub(crate) fn new_run_id() -> String {
     let now = crate::time::now();
@@ -159,7 +139,6 @@ fn run_installed(
     dry: bool,
 ) -> Result<Report> {
     let started = Instant::now();
-    let _active = Active::enter();
     let spill = spill_budget()?;
     let manifest = &installed.manifest;
     let run_id = new_run_id();
@@ -659,10 +638,10 @@ fn not_loaded(installed: &Installed, e: &LoadError, limits: Limits) -> crate::ru
     }
 }
 
-/// The two passes over a succeeded run's leads (reading spill files
-/// back): the ledger's digest of them with their total amount, and the
-/// new snapshot's plan with the time it took. Side by side, unless another
-/// run of this process is using the other core.
+/// One pass over a succeeded run's leads (reading spill files back): the
+/// new snapshot's plan with the time it took, and on the way the ledger's
+/// digest of the leads with their total amount. The digest is meaningful
+/// only if the plan succeeded (a failed plan stops the pass).
 #[allow(clippy::type_complexity)]
 fn digest_and_plan(
     store: &Store,
@@ -673,39 +652,43 @@ fn digest_and_plan(
     Result<(String, rust_decimal::Decimal)>,
     (Result<crate::leads::Changes>, Duration),
 ) {
-    let digest_pass = || -> Result<_> {
-        let mut digest = crate::leads::LeadsDigest::default();
-        let mut total = rust_decimal::Decimal::ZERO;
-        let mut each = leads.iter();
-        while let Some(lead) = each.next_lead()? {
-            digest.add_view(&lead);
+    let planned = Instant::now();
+    let mut digesting = Digesting {
+        source: leads.iter(),
+        digest: crate::leads::LeadsDigest::default(),
+        total: rust_decimal::Decimal::ZERO,
+    };
+    let changes = crate::leads::plan_from(
+        store,
+        &manifest.name,
+        &manifest.version,
+        run_id,
+        &mut digesting,
+    );
+    let took = planned.elapsed();
+    let Digesting { digest, total, .. } = digesting;
+    (Ok((digest.finish(), total)), (changes, took))
+}
+
+/// A run's leads lent to the plan, digested on the way.
+struct Digesting<'a> {
+    source: crate::emitted::Merge<'a>,
+    digest: crate::leads::LeadsDigest,
+    total: rust_decimal::Decimal,
+}
+
+impl crate::leads::LeadSource for Digesting<'_> {
+    fn each(
+        &mut self,
+        f: &mut dyn FnMut(&jiandu_sdk::encoded_lead::LeadView<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (digest, total) = (&mut self.digest, &mut self.total);
+        self.source.each(&mut |lead| {
+            digest.add_view(lead);
             if let Some(a) = lead.amount {
-                total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
+                *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
             }
-        }
-        Ok((digest.finish(), total))
-    };
-    let plan_pass = || {
-        let planned = Instant::now();
-        let changes = crate::leads::plan_from(
-            store,
-            &manifest.name,
-            &manifest.version,
-            run_id,
-            &mut leads.iter(),
-        );
-        (changes, planned.elapsed())
-    };
-    if ACTIVE_RUNS.load(Ordering::Relaxed) > 1 {
-        (digest_pass(), plan_pass())
-    } else {
-        std::thread::scope(|s| {
-            let digest = s.spawn(digest_pass);
-            let planned = plan_pass();
-            (
-                digest.join().expect("the digest thread does not panic"),
-                planned,
-            )
+            f(lead)
         })
     }
 }

@@ -2,7 +2,7 @@
 //! fund. See README.md beside this file for the rule in plain words.
 
 use jiandu_sdk::dates::days_between;
-use jiandu_sdk::{export_model, Context, Decimal, Lead, Model, Result};
+use jiandu_sdk::{export_model, Context, Decimal, Exact, Lead, Model, Result, Yuan};
 
 pub mod rule;
 
@@ -87,14 +87,14 @@ impl Model for DisabilityFundArrears {
                     .evidence("levy_year", p.levy_year)
                     .evidence("staff_n", staff)
                     .evidence("disabled_d", counted)
-                    .evidence("avg_wage_w", a.wage)
-                    .evidence("ratio", p.ratio)
-                    .evidence("relief", a.relief)
-                    .evidence("due", rule::yuan(a.due))
-                    .evidence("paid", rule::yuan(paid))
-                    .evidence("gap", rule::yuan(a.gap))
+                    .evidence("avg_wage_w", Exact(a.wage))
+                    .evidence("ratio", Exact(p.ratio))
+                    .evidence("relief", Exact(a.relief))
+                    .evidence("due", Yuan(a.due))
+                    .evidence("paid", Yuan(paid))
+                    .evidence("gap", Yuan(a.gap))
                     .evidence("days_late", days_late)
-                    .evidence("late_fee", rule::yuan(late_fee)),
+                    .evidence("late_fee", Yuan(late_fee)),
             )?;
             leads += 1;
         }

@@ -129,14 +129,6 @@ pub struct Assessment {
     pub gap: Decimal,
 }
 
-/// Yuan rounded half-up to the fen, for output.
-pub fn yuan(x: Decimal) -> String {
-    format!(
-        "{:.2}",
-        x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +244,25 @@ mod tests {
         assert_eq!(p.counts_as(3, true, min), 1);
         assert_eq!(p.counts_as(1, false, min), 0);
         assert_eq!(p.counts_as(4, true, "1999.99".parse().unwrap()), 0);
+    }
+
+    #[test]
+    fn lead_figures_read_as_they_did_through_format() {
+        use jiandu_sdk::{Exact, Yuan};
+        let p = params(2024);
+        let a = p.assess(&input(317, 1, "23456789.01", "1234.565")).unwrap();
+        let fee = p.late_fee(a.gap, 184);
+        for money in [a.due, a.gap, fee, "1234.565".parse().unwrap()] {
+            let by_format = format!(
+                "{:.2}",
+                money.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+            );
+            assert_eq!(Yuan(money).to_string(), by_format);
+        }
+        for figure in [a.wage, a.relief, p.ratio] {
+            assert_eq!(Exact(figure).to_string(), figure.to_string());
+        }
+        assert_eq!(Yuan("1234.565".parse().unwrap()).to_string(), "1234.57");
     }
 
     #[test]

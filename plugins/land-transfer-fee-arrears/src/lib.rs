@@ -4,12 +4,10 @@
 //! list (lead C). One lead per contract, listing which findings apply. See
 //! README.md beside this file for the rule in plain words.
 
-use jiandu_sdk::{export_model, Context, Date, Decimal, Lead, Model, Result};
+use jiandu_sdk::{export_model, Context, Date, Decimal, Lead, Model, Result, Yuan};
 use serde::Deserialize;
 
 pub mod rule;
-
-use rule::yuan;
 
 #[derive(Deserialize)]
 struct LandContract {
@@ -171,15 +169,15 @@ impl Model for LandTransferFeeArrears {
                 .evidence("transferee_credit_code", &c.transferee_credit_code)
                 .evidence("parcel_no", &c.parcel_no)
                 .evidence("signed_on", c.signed_on)
-                .evidence("price", yuan(c.price))
-                .evidence("paid", yuan(paid))
-                .evidence("outstanding", yuan((c.price - paid).max(Decimal::ZERO)))
+                .evidence("price", Yuan(c.price))
+                .evidence("paid", Yuan(paid))
+                .evidence("outstanding", Yuan((c.price - paid).max(Decimal::ZERO)))
                 .evidence("plan_within_rule", p.plan_within_rule(&contract, &schedule));
             if a {
                 let flag = p.no_action_flag(&arrears, &contract);
                 lead = lead
                     .amount(arrears.total)
-                    .evidence("overdue_arrears", yuan(arrears.total))
+                    .evidence("overdue_arrears", Yuan(arrears.total))
                     .evidence(
                         "overdue_instalments",
                         arrears
@@ -189,16 +187,16 @@ impl Model for LandTransferFeeArrears {
                                 format!(
                                     "{} 欠{} 逾期{}天 违约金{}",
                                     o.due_on,
-                                    yuan(o.unpaid),
+                                    Yuan(o.unpaid),
                                     o.days_late,
-                                    yuan(o.penalty)
+                                    Yuan(o.penalty)
                                 )
                             })
                             .collect::<Vec<_>>()
                             .join("; "),
                     )
                     .evidence("max_days_late", arrears.max_days_late)
-                    .evidence("penalty", yuan(arrears.penalty))
+                    .evidence("penalty", Yuan(arrears.penalty))
                     .evidence("overdue_no_action_flag", flag)
                     .evidence("collection_notice_on", date_text(c.collection_notice_on))
                     .evidence("cancelled_on", date_text(c.cancelled_on));

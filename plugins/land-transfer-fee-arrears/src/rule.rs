@@ -96,11 +96,6 @@ pub fn round2(x: Decimal) -> Decimal {
     x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// Yuan rounded half-up to the fen, as text.
-pub fn yuan(x: Decimal) -> String {
-    format!("{:.2}", round2(x))
-}
-
 fn add_months(d: Date, months: u32) -> Date {
     d.checked_add_months(Months::new(months))
         .unwrap_or(Date::MAX)
