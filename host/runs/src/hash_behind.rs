@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-/// Bytes handed over at once.
-pub const CHUNK: usize = 1 << 20;
+/// Bytes handed over at once: a few of them in flight per stream keep a
+/// run's memory within a few MiB more than it was.
+pub const CHUNK: usize = 256 << 10;
 
 /// Chunks queued for the hashing thread before the caller waits for it.
 const QUEUED: usize = 2;

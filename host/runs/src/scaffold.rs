@@ -25,6 +25,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/error.rs", include_str!("../../../sdk/src/error.rs")),
     ("src/lead.rs", include_str!("../../../sdk/src/lead.rs")),
     (
+        "src/decimal_text.rs",
+        include_str!("../../../sdk/src/decimal_text.rs"),
+    ),
+    (
         "src/encoded_lead.rs",
         include_str!("../../../sdk/src/encoded_lead.rs"),
     ),

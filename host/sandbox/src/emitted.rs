@@ -393,8 +393,11 @@ impl<'a> SpillReader<'a> {
             return Err(self.corrupt("ends inside a lead"));
         }
         let want = (n.max(READ_CHUNK) as u64).min(left) as usize;
-        self.buf.clear();
-        self.buf.resize(want, 0);
+        // Zeroed only where it grows: the bytes are read over anyway.
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        self.buf.truncate(want);
         self.spill
             .file
             .read_exact_at(&mut self.buf, start)
