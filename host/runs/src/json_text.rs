@@ -41,6 +41,37 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    if !any_needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    push_escaped(out, bytes);
+    out.push(b'"');
+}
+
+/// Whether some byte of `bytes` needs an escape: a word at a time, the
+/// last word overlapping the one before it; texts shorter than a word a
+/// byte at a time (copying them into a word stalls on the load).
+#[inline]
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
+    let mut at = 0;
+    while at + 8 < bytes.len() {
+        if needs_escape(word(at)) {
+            return true;
+        }
+        at += 8;
+    }
+    needs_escape(word(bytes.len() - 8))
+}
+
+/// The inside of a JSON string for `bytes`, some of which need escapes.
+#[cold]
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     // Bytes before `from` are written.
     let mut from = 0;
     let mut at = 0;
@@ -87,7 +118,6 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
         from = at;
     }
     out.extend_from_slice(&bytes[from..]);
-    out.push(b'"');
 }
 
 /// Appends `text` as a JSON string, or `null`.

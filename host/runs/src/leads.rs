@@ -385,7 +385,7 @@ fn open_current(store: &Store, model: &str) -> Result<Option<Current>> {
 /// The first part of a snapshot's line: the lead's place in its model's
 /// life. Its content ([`encode_content`], [`Content`]) follows under
 /// `"content"` (see the module doc).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Life<S> {
     subject: S,
     status: Status,
@@ -416,11 +416,28 @@ impl Life<&str> {
 }
 
 impl Life<String> {
+    /// A life to read lines into.
+    fn empty() -> Life<String> {
+        Life {
+            subject: String::new(),
+            status: Status::New,
+            first_run: String::new(),
+            last_run: String::new(),
+            resolved_by: None,
+            updated_at: String::new(),
+        }
+    }
+
     /// Reads a line's life (up to its content, without the closing brace)
-    /// as [`Life::encode_open`] writes it when no text needs an escape: the
-    /// fields in that order, no spaces. Anything else is `None`, and
+    /// into `self`, reusing its strings, as [`Life::encode_open`] writes it
+    /// when no text needs an escape: the fields in that order, no spaces.
+    /// Anything else is false, `self` left in an unspecified state, and
     /// `serde_json` reads it instead (it takes any JSON for a life).
-    fn parse_plain(json: &[u8]) -> Option<Life<String>> {
+    fn parse_plain_into(&mut self, json: &[u8]) -> bool {
+        self.parse_plain(json).is_some()
+    }
+
+    fn parse_plain(&mut self, json: &[u8]) -> Option<()> {
         /// Where a JSON string without escapes ends: its closing quote.
         fn plain_end(bytes: &[u8]) -> Option<usize> {
             let end = memchr::memchr(b'"', bytes)?;
@@ -434,32 +451,32 @@ impl Life<String> {
             *rest = &rest[end + 1..];
             Some(text)
         }
+        fn set(to: &mut String, text: &str) {
+            to.clear();
+            to.push_str(text);
+        }
         let mut rest = json;
-        let subject = text(&mut rest, b"{\"subject\":")?;
-        let status = match text(&mut rest, b",\"status\":")? {
+        set(&mut self.subject, text(&mut rest, b"{\"subject\":")?);
+        self.status = match text(&mut rest, b",\"status\":")? {
             "new" => Status::New,
             "open" => Status::Open,
             "resolved" => Status::Resolved,
             _ => return None,
         };
-        let first_run = text(&mut rest, b",\"first_run\":")?;
-        let last_run = text(&mut rest, b",\"last_run\":")?;
-        let resolved_by = match rest.strip_prefix(b",\"resolved_by\":null") {
+        set(&mut self.first_run, text(&mut rest, b",\"first_run\":")?);
+        set(&mut self.last_run, text(&mut rest, b",\"last_run\":")?);
+        match rest.strip_prefix(b",\"resolved_by\":null") {
             Some(after) => {
                 rest = after;
-                None
+                self.resolved_by = None;
             }
-            None => Some(text(&mut rest, b",\"resolved_by\":")?),
-        };
-        let updated_at = text(&mut rest, b",\"updated_at\":")?;
-        rest.is_empty().then(|| Life {
-            subject: subject.to_string(),
-            status,
-            first_run: first_run.to_string(),
-            last_run: last_run.to_string(),
-            resolved_by: resolved_by.map(str::to_string),
-            updated_at: updated_at.to_string(),
-        })
+            None => {
+                let by = text(&mut rest, b",\"resolved_by\":")?;
+                set(self.resolved_by.get_or_insert_with(String::new), by);
+            }
+        }
+        set(&mut self.updated_at, text(&mut rest, b",\"updated_at\":")?);
+        rest.is_empty().then_some(())
     }
 }
 
@@ -560,8 +577,12 @@ struct Reader<'a> {
     content: std::ops::Range<usize>,
     /// The file is read to its end.
     eof: bool,
-    /// Its [`Life`] as JSON.
-    life: Vec<u8>,
+    /// Finds [`CONTENT`] in a line.
+    content_key: memchr::memmem::Finder<'static>,
+    /// The life of the line at hand.
+    life: Life<String>,
+    /// Its JSON, when `serde_json` reads it.
+    life_json: Vec<u8>,
     lines: u64,
     /// The subject of the line before.
     last: String,
@@ -579,7 +600,9 @@ impl<'a> Reader<'a> {
             line: 0..0,
             content: 0..0,
             eof: false,
-            life: Vec::new(),
+            content_key: memchr::memmem::Finder::new(CONTENT),
+            life: Life::empty(),
+            life_json: Vec::new(),
             lines: 0,
             last: String::new(),
         }
@@ -617,9 +640,10 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
-    /// The next lead's life; [`Reader::content`] and [`Reader::line`] are
-    /// then its content and its line as stored.
-    fn next(&mut self) -> Result<Option<Life<String>>> {
+    /// Moves to the next lead, false at the end: [`Reader::life`],
+    /// [`Reader::content`] and [`Reader::line`] are then its life, its
+    /// content and its line as stored.
+    fn next(&mut self) -> Result<bool> {
         let mut start = self.line.end;
         let mut searched = start;
         let end = loop {
@@ -641,40 +665,42 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks the line at hand and decodes its life.
-    fn parse_line(&mut self) -> Result<Option<Life<String>>> {
+    fn parse_line(&mut self) -> Result<bool> {
         if self.line.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         self.lines += 1;
         let line = &self.buf[self.line.clone()];
         let Some(json) = line.strip_suffix(b"}\n") else {
             return Err(self.damaged("the line is cut short"));
         };
-        let Some(at) = memchr::memmem::find(json, CONTENT) else {
+        let Some(at) = self.content_key.find(json) else {
             return Err(self.damaged("no content"));
         };
         self.content = at + CONTENT.len()..json.len();
-        let life = match Life::parse_plain(&json[..at]) {
-            Some(life) => life,
-            None => {
-                self.life.clear();
-                self.life.extend_from_slice(&json[..at]);
-                self.life.push(b'}');
-                match serde_json::from_slice(&self.life) {
-                    Ok(life) => life,
-                    Err(e) => return Err(self.damaged(e)),
-                }
+        if !self.life.parse_plain_into(&json[..at]) {
+            self.life_json.clear();
+            self.life_json.extend_from_slice(&json[..at]);
+            self.life_json.push(b'}');
+            match serde_json::from_slice(&self.life_json) {
+                Ok(life) => self.life = life,
+                Err(e) => return Err(self.damaged(e)),
             }
-        };
-        if self.lines > 1 && life.subject <= self.last {
+        }
+        if self.lines > 1 && self.life.subject <= self.last {
             return Err(self.damaged(format!(
                 "subject `{}` after `{}`: out of order",
-                life.subject, self.last
+                self.life.subject, self.last
             )));
         }
         self.last.clear();
-        self.last.push_str(&life.subject);
-        Ok(Some(life))
+        self.last.push_str(&self.life.subject);
+        Ok(true)
+    }
+
+    /// The life of the lead last read.
+    fn life(&self) -> &Life<String> {
+        &self.life
     }
 
     /// The content of the lead last read, as encoded.
@@ -688,9 +714,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The lead last read, whole.
-    fn lead(&mut self, life: Life<String>) -> Result<Lead> {
+    fn lead(&mut self) -> Result<Lead> {
         match serde_json::from_slice::<Content>(self.content()) {
-            Ok(content) => Ok(content.into_lead(self.model, life)),
+            Ok(content) => Ok(content.into_lead(self.model, self.life.clone())),
             Err(e) => Err(self.damaged(format!("content: {e}"))),
         }
     }
@@ -934,9 +960,9 @@ pub fn list(store: &Store, filter: &Filter) -> Result<Vec<Lead>> {
             continue;
         };
         let mut reader = Reader::new(model, current);
-        while let Some(life) = reader.next()? {
-            if filter.status.is_none_or(|s| s == life.status) {
-                out.push(reader.lead(life)?);
+        while reader.next()? {
+            if filter.status.is_none_or(|s| s == reader.life().status) {
+                out.push(reader.lead()?);
             }
         }
         reader.finish()?;
@@ -954,8 +980,8 @@ pub fn each(store: &Store, model: &str, mut f: impl FnMut(Lead)) -> Result<()> {
         return Ok(());
     };
     let mut reader = Reader::new(model, current);
-    while let Some(life) = reader.next()? {
-        f(reader.lead(life)?);
+    while reader.next()? {
+        f(reader.lead()?);
     }
     reader.finish()
 }
@@ -969,9 +995,9 @@ pub fn find(store: &Store, model: &str, subject: &str) -> Result<Option<Lead>> {
     };
     let mut reader = Reader::new(model, current);
     let mut found = None;
-    while let Some(life) = reader.next()? {
-        if found.is_none() && life.subject == subject {
-            found = Some(reader.lead(life)?);
+    while reader.next()? {
+        if found.is_none() && reader.life().subject == subject {
+            found = Some(reader.lead()?);
         }
     }
     reader.finish()?;
@@ -1383,8 +1409,8 @@ impl Changes {
             },
         );
         let mut out = Vec::new();
-        while let Some(life) = reader.next()? {
-            out.push(reader.lead(life)?);
+        while reader.next()? {
+            out.push(reader.lead()?);
         }
         reader.finish()?;
         Ok(out)
@@ -1500,32 +1526,32 @@ pub fn plan_from(
         resolved: 0,
         changed: 0,
     };
-    let mut next_stored = match &mut stored {
+    // Whether `stored` has a lead at hand.
+    let mut at_hand = match &mut stored {
         Some(r) => r.next()?,
-        None => None,
+        None => false,
     };
     // A merge of the two, both in subject order: the stored leads before
     // each emitted one are no longer produced.
     emitted.each(&mut |data| {
-        while let Some(life) = next_stored.take_if(|life| life.subject.as_str() < data.subject) {
-            let reader = stored.as_mut().expect("a stored lead was read");
-            planner.not_produced(&life, reader)?;
-            next_stored = reader.next()?;
-        }
-        match next_stored.take_if(|life| life.subject == data.subject) {
-            Some(life) => {
-                let reader = stored.as_mut().expect("a stored lead was read");
-                planner.produced_again(&life, reader, data)?;
-                next_stored = reader.next()?;
+        if let Some(reader) = stored.as_mut() {
+            while at_hand && reader.life().subject.as_str() < data.subject {
+                planner.not_produced(reader)?;
+                at_hand = reader.next()?;
             }
-            None => planner.first_seen(data.subject, data)?,
+            if at_hand && reader.life().subject == data.subject {
+                planner.produced_again(reader, data)?;
+                at_hand = reader.next()?;
+                return Ok(());
+            }
         }
-        Ok(())
+        planner.first_seen(data.subject, data)
     })?;
-    while let Some(life) = next_stored.take() {
-        let reader = stored.as_mut().expect("a stored lead was read");
-        planner.not_produced(&life, reader)?;
-        next_stored = reader.next()?;
+    if let Some(reader) = stored.as_mut() {
+        while at_hand {
+            planner.not_produced(reader)?;
+            at_hand = reader.next()?;
+        }
     }
     if let Some(reader) = stored {
         reader.finish()?;
@@ -1600,7 +1626,8 @@ impl Planner<'_> {
 
     /// A lead in the snapshot that the run did not produce: resolved,
     /// unless it already is (then its line is copied as it is).
-    fn not_produced(&mut self, stored: &Life<String>, reader: &Reader) -> Result<()> {
+    fn not_produced(&mut self, reader: &Reader) -> Result<()> {
+        let stored = reader.life();
         if stored.status == Status::Resolved {
             return self.out.line(reader.line());
         }
@@ -1619,12 +1646,8 @@ impl Planner<'_> {
 
     /// A lead in the snapshot that the run produced again: open if it was
     /// live, else new again; `updated_at` moves only if its content changed.
-    fn produced_again(
-        &mut self,
-        stored: &Life<String>,
-        reader: &Reader,
-        data: &LeadView<'_>,
-    ) -> Result<()> {
+    fn produced_again(&mut self, reader: &Reader, data: &LeadView<'_>) -> Result<()> {
+        let stored = reader.life();
         encode_content(self.model_version, data, &mut self.content);
         if stored.status == Status::Resolved {
             return self.fresh(&stored.subject);
@@ -1843,13 +1866,22 @@ mod tests {
                 };
                 let mut json = Vec::new();
                 life.encode_open(&mut json);
-                let plain = Life::parse_plain(&json);
+                // Read over a life with other values, to see each one set.
+                let mut plain = Life {
+                    subject: "old".to_string(),
+                    status: Status::Open,
+                    first_run: "old".to_string(),
+                    last_run: "old".to_string(),
+                    resolved_by: Some("old".to_string()),
+                    updated_at: "old".to_string(),
+                };
+                let read = plain.parse_plain_into(&json);
                 json.push(b'}');
                 let by_serde: Life<String> = serde_json::from_slice(&json).unwrap();
-                match plain {
-                    Some(p) => assert_eq!(format!("{p:?}"), format!("{by_serde:?}")),
+                match read {
+                    true => assert_eq!(format!("{plain:?}"), format!("{by_serde:?}")),
                     // Only texts with escapes go to serde.
-                    None => assert!(
+                    false => assert!(
                         [t, life.first_run]
                             .iter()
                             .any(|x| x.contains(['"', '\\', '\n'])),
@@ -1867,7 +1899,11 @@ mod tests {
             br#"{"subject":"91A","status":"open","first_run":"r","last_run":"r","resolved_by":null"#,
             b"{\"subject\":\"\xff\",\"status\":\"open\",\"first_run\":\"r\",\"last_run\":\"r\",\"resolved_by\":null,\"updated_at\":\"t\"",
         ] {
-            assert!(Life::parse_plain(other).is_none(), "{}", String::from_utf8_lossy(other));
+            assert!(
+                !Life::empty().parse_plain_into(other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 
@@ -1915,11 +1951,11 @@ mod tests {
             path,
         };
         let mut r = Reader::new("m", current);
-        let life = r.next().unwrap().unwrap();
+        assert!(r.next().unwrap());
         assert_eq!(r.content(), content.as_slice());
         assert_eq!(r.line(), text.as_bytes());
-        let lead = r.lead(life).unwrap();
-        assert!(r.next().unwrap().is_none());
+        let lead = r.lead().unwrap();
+        assert!(!r.next().unwrap());
         r.finish().unwrap();
         assert_eq!(
             (
