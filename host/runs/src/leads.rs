@@ -508,8 +508,16 @@ fn encode_content(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
     json_text::push_str(out, data.title);
     out.extend_from_slice(b",\"amount\":");
     json_text::push_opt_str(out, data.amount);
-    out.extend_from_slice(b",\"evidence\":[");
-    for (i, e) in data.evidence().enumerate() {
+    out.extend_from_slice(b",\"evidence\":");
+    push_evidence(out, data.evidence(), true);
+    out.push(b'}');
+}
+
+/// Appends evidence fields as `[[name, value, personal], …]`, or as
+/// `[[name, value], …]` without `personal`.
+fn push_evidence(out: &mut Vec<u8>, evidence: encoded_lead::Evidence<'_>, personal: bool) {
+    out.push(b'[');
+    for (i, e) in evidence.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -517,11 +525,13 @@ fn encode_content(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
         json_text::push_str(out, e.name);
         out.push(b',');
         json_text::push_str(out, e.value);
-        out.push(b',');
-        json_text::push_bool(out, e.personal);
+        if personal {
+            out.push(b',');
+            json_text::push_bool(out, e.personal);
+        }
         out.push(b']');
     }
-    out.extend_from_slice(b"]}");
+    out.push(b']');
 }
 
 #[derive(Deserialize)]
@@ -1302,18 +1312,9 @@ impl LeadsDigest {
         let out = &mut self.pending;
         out.extend_from_slice(b"{\"amount\":");
         json_text::push_opt_str(out, lead.amount);
-        out.extend_from_slice(b",\"evidence\":[");
-        for (i, e) in lead.evidence().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            json_text::push_str(out, e.name);
-            out.push(b',');
-            json_text::push_str(out, e.value);
-            out.push(b']');
-        }
-        out.extend_from_slice(b"],\"subject\":");
+        out.extend_from_slice(b",\"evidence\":");
+        push_evidence(out, lead.evidence(), false);
+        out.extend_from_slice(b",\"subject\":");
         json_text::push_str(out, lead.subject);
         out.extend_from_slice(b",\"title\":");
         json_text::push_str(out, lead.title);
