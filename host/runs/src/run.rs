@@ -315,8 +315,8 @@ fn preview_leads(
 ) -> Result<Ended> {
     record.outcome = Outcome::Succeeded;
     record.leads_count = Some(leads.len() as u64);
-    let (digest, (planned, _)) = digest_and_plan(store, manifest, &record.run_id, leads);
-    let (digest, total_amount) = digest?;
+    let ((digest, total_amount), (planned, _)) =
+        digest_and_plan(store, manifest, &record.run_id, leads);
     let changes = planned?;
     let preview = changes.preview();
     let (new, open, resolved) = (changes.new, changes.open, changes.resolved);
@@ -387,15 +387,10 @@ fn commit_leads(
             leads.spills()
         );
     }
-    let (digest, planned) = digest_and_plan(store, manifest, &run_id, leads);
-    let committed = match digest {
-        Ok((digest, total)) => {
-            record.leads_digest = Some(digest);
-            let d = entries.draft(Kind::RunFinished, record);
-            commit(store, &d, leads, cursors, Some(planned)).map(|c| (c, total))
-        }
-        Err(e) => Err(CommitError::Failed(e)),
-    };
+    let ((digest, total), planned) = digest_and_plan(store, manifest, &run_id, leads);
+    record.leads_digest = Some(digest);
+    let d = entries.draft(Kind::RunFinished, record);
+    let committed = commit(store, &d, leads, cursors, Some(planned)).map(|c| (c, total));
     match committed {
         Ok(((entry, changes), total_amount)) => Ok(Ended {
             entry,
@@ -649,7 +644,7 @@ fn digest_and_plan(
     run_id: &str,
     leads: &Emitted,
 ) -> (
-    Result<(String, rust_decimal::Decimal)>,
+    (String, rust_decimal::Decimal),
     (Result<crate::leads::Changes>, Duration),
 ) {
     let planned = Instant::now();
@@ -667,7 +662,7 @@ fn digest_and_plan(
     );
     let took = planned.elapsed();
     let Digesting { digest, total, .. } = digesting;
-    (Ok((digest.finish(), total)), (changes, took))
+    ((digest.finish(), total), (changes, took))
 }
 
 /// A run's leads lent to the plan, digested on the way.
