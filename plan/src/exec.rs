@@ -1106,6 +1106,18 @@ impl Node for ReadNode<'_> {
         if self.whole {
             return Ok(());
         }
+        let row = &mut row[..self.width];
+        // Pipes ask for deferred columns only, as a rule: passed on as
+        // they are, without picking.
+        if cols.iter().all(|&c| c < self.width && self.deferred[c]) {
+            if cols.is_empty() {
+                return Ok(());
+            }
+            return match self.scan.fill(row, cols) {
+                Ok(()) => self.check(row, cols),
+                Err(e) => Err(self.input_error(e)),
+            };
+        }
         let mut pick = std::mem::take(&mut self.pick);
         pick.clear();
         pick.extend(
@@ -1117,7 +1129,6 @@ impl Node for ReadNode<'_> {
             self.pick = pick;
             return Ok(());
         }
-        let row = &mut row[..self.width];
         let done = match self.scan.fill(row, &pick) {
             Ok(()) => self.check(row, &pick),
             Err(e) => Err(self.input_error(e)),

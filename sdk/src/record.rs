@@ -701,6 +701,70 @@ impl<'a> RecordRef<'a> {
 }
 
 impl<'a> RecordRef<'a> {
+    /// Field `i` when it is stored as a decimal of at most 18 digits
+    /// (`[±]digits[.digits]`, as ingest stores amounts), read from its
+    /// bytes without a UTF-8 pass; `None` otherwise (absent, another type,
+    /// longer or other text, negative zero: [`RecordRef::field`] gives the
+    /// text for a general parser).
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # use jiandu_sdk::Decimal;
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.decimal(3), Some(Decimal::new(123450, 2)));
+    /// assert_eq!(rec.decimal(1), None); // an integer
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn decimal(&self, i: usize) -> Option<crate::Decimal> {
+        let (start, end) = self.decimal_span(i)?;
+        crate::rows::parse_decimal_in(self.bytes, start, end)
+    }
+
+    /// Field `i` when it is stored as text or as a date (a date's text);
+    /// `None` otherwise (absent, null, another type, malformed or not
+    /// UTF-8: [`RecordRef::field`] tells which). ASCII text, as codes and
+    /// keys are, is handed out without a UTF-8 pass.
+    ///
+    /// ```
+    /// # use jiandu_sdk::record::{encode, RecordRef, Value};
+    /// # let bytes = encode(&[
+    /// #     Some(Value::Str("91350100M000100Y43")),
+    /// #     Some(Value::Int(2024)),
+    /// #     None,
+    /// #     Some(Value::Decimal("1234.50")),
+    /// #     Some(Value::Date("2024-07-15")),
+    /// #     Some(Value::Bool(false)),
+    /// # ])?;
+    /// # let rec = RecordRef::new(&bytes)?;
+    /// assert_eq!(rec.str(0), Some("91350100M000100Y43"));
+    /// assert_eq!(rec.str(4), Some("2024-07-15"));
+    /// assert_eq!(rec.str(3), None); // a decimal
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn str(&self, i: usize) -> Option<&'a str> {
+        let off = self.offset(i)?;
+        let bytes = match *self.bytes.get(off)? {
+            STR => {
+                let len = self.bytes.get(off + 1..off + 5)?;
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                self.bytes.get(off + 5..(off + 5).checked_add(len)?)?
+            }
+            DATE => self.bytes.get(off + 1..off + 11)?,
+            _ => return None,
+        };
+        crate::rows::ascii(bytes).or_else(|| core::str::from_utf8(bytes).ok())
+    }
+}
+
+impl<'a> RecordRef<'a> {
     /// The bytes of text, decimal or date field `i`, not checked as UTF-8:
     /// for comparing keys without decoding. `None` when the field is
     /// absent or not text.
@@ -916,6 +980,45 @@ mod tests {
             (Some(true), None, None)
         );
         assert_eq!((rec.int(2), rec.int(5)), (Some(-42), None));
+    }
+
+    /// Text and dates read as text, ASCII or not; every other kind, an
+    /// absent field and text that is not UTF-8 are `None`.
+    #[test]
+    fn str_reads_text_and_dates_only() {
+        let values = [
+            Some(Value::Str("91350100M000100Y43")),
+            Some(Value::Str("某某公司 Ltd.")),
+            Some(Value::Str("")),
+            Some(Value::Date("2024-02-29")),
+            Some(Value::Decimal("1234.50")),
+            Some(Value::Int(7)),
+            Some(Value::Null),
+            None,
+        ];
+        let bytes = encode(&values).unwrap();
+        let rec = RecordRef::new(&bytes).unwrap();
+        let read: Vec<_> = (0..values.len() + 1).map(|i| rec.str(i)).collect();
+        assert_eq!(
+            read,
+            [
+                Some("91350100M000100Y43"),
+                Some("某某公司 Ltd."),
+                Some(""),
+                Some("2024-02-29"),
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        let mut bad = encode(&[Some(Value::Str("ab"))]).unwrap();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        let rec = RecordRef::new(&bad).unwrap();
+        assert_eq!(rec.str(0), None);
+        assert!(rec.field(0).is_err());
     }
 
     #[test]

@@ -142,6 +142,35 @@ impl Rows {
         }))
     }
 
+    /// The record the last [`Rows::next_row`] returned, read again; `None`
+    /// before the first, at the end and after an error. For a reader that
+    /// looks at some fields of a row first and at others only if the row
+    /// is still wanted, without keeping a copy of it.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &jiandu_sdk::Context) -> jiandu_sdk::Result<()> {
+    /// let mut employers = ctx.read("employers").rows()?;
+    /// let (code, name) = (employers.field("credit_code")?, employers.field("name")?);
+    /// while let Some(e) = employers.next_row()? {
+    ///     if e.str(code)?.starts_with("91") {
+    ///         let again = employers.current()?.expect("a row was read");
+    ///         ctx.info(again.str(name)?);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline(always)]
+    pub fn current(&self) -> Result<Option<Row<'_>>> {
+        if self.done || self.next == 0 || self.next >= self.batch.offsets.len() {
+            return Ok(None);
+        }
+        Ok(Some(Row {
+            rec: self.record_at(self.next - 1)?,
+            dataset: &self.dataset,
+            names: &self.names,
+        }))
+    }
+
     /// Moves to the next record and returns its position in the batch, or
     /// `None` at the end of the dataset.
     #[inline(always)]
@@ -899,7 +928,7 @@ impl<'a> Row<'a> {
 /// (codes, numbers and dates are); `None` sends other text through the
 /// full UTF-8 check.
 #[inline]
-fn ascii(bytes: &[u8]) -> Option<&str> {
+pub(crate) fn ascii(bytes: &[u8]) -> Option<&str> {
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         if u64::from_le_bytes(w.try_into().expect("8 bytes")) & 0x8080_8080_8080_8080 != 0 {
@@ -944,7 +973,7 @@ const ZEROS: u64 = 0x3030_3030_3030_3030;
 /// that may start before `start` (the bytes before a value in a record are
 /// its header), which is why this takes the buffer and not the slice.
 #[inline(always)]
-fn parse_decimal_in(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
+pub(crate) fn parse_decimal_in(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
     match parse_amount(buf, start, end) {
         Some(d) => Some(d),
         None => parse_decimal_short(buf, start, end),
@@ -1287,6 +1316,25 @@ mod tests {
                 ],
             ),
         ])))
+    }
+
+    /// `current` reads again the row `next_row` returned, across batch
+    /// boundaries, and nothing before the first row or after the last.
+    #[test]
+    fn current_is_the_row_next_row_returned() {
+        let ctx = context();
+        let mut employers = ctx.read("employers").rows().unwrap();
+        let name = employers.field("name").unwrap();
+        assert!(employers.current().unwrap().is_none(), "before the first");
+        let mut seen = Vec::new();
+        while let Some(e) = employers.next_row().unwrap() {
+            let first = e.str(name).unwrap().to_string();
+            let again = employers.current().unwrap().expect("a row was read");
+            assert_eq!(again.str(name).unwrap(), first);
+            seen.push(first);
+        }
+        assert_eq!(seen, ["甲", "乙", "丙", "戊"]);
+        assert!(employers.current().unwrap().is_none(), "at the end");
     }
 
     #[test]

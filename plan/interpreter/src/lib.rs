@@ -132,7 +132,6 @@ impl Input for SdkInput<'_> {
                 dataset: dataset.to_string(),
                 columns,
             },
-            current: Vec::new(),
             rest: Vec::new(),
             now: Vec::new(),
         }))
@@ -302,13 +301,11 @@ impl<'de> Deserialize<'de> for Record {
 /// others are checked against their types (a tag byte, not a decoding):
 /// a row with a value of another kind is written whole for the executor
 /// to refuse, so that a type error is the same error whether or not its
-/// column is read. The other columns are decoded from a copy of the
-/// record when asked for ([`Scan::fill`]).
+/// column is read. The other columns are decoded from the same record,
+/// read again, when asked for ([`Scan::fill`]).
 struct SdkScan {
     rows: Rows,
     columns: Columns,
-    /// The current record when columns of it were deferred.
-    current: Vec<u8>,
     /// The columns not in the last `now` of [`Scan::next_some`] (which
     /// is the same from row to row), and that `now`.
     rest: Vec<usize>,
@@ -382,8 +379,7 @@ impl Columns {
                 }
             }
             Some(Type::Decimal) => {
-                let text = rec.decimal_span(at).map(|(s, e)| &rec.as_bytes()[s..e]);
-                if let Some(d) = text.and_then(short_decimal) {
+                if let Some(d) = rec.decimal(at) {
                     match slot {
                         Value::Decimal(x) => *x = d,
                         _ => *slot = Value::Decimal(d),
@@ -391,20 +387,14 @@ impl Columns {
                     return Ok(());
                 }
             }
-            Some(Type::Str) if matches!(rec.kind(at), Ok(Some(Kind::Str | Kind::Date))) => {
-                let text = rec.text_bytes(at).ok().flatten();
-                if let Some(text) = text.and_then(|b| std::str::from_utf8(b).ok()) {
+            Some(Type::Str) => {
+                if let Some(text) = rec.str(at) {
                     slot.set_str(text);
                     return Ok(());
                 }
             }
             Some(Type::Date) if rec.kind(at) == Ok(Some(Kind::Date)) => {
-                let date = rec
-                    .text_bytes(at)
-                    .ok()
-                    .flatten()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(jiandu_plan::date::Date::parse);
+                let date = rec.str(at).and_then(jiandu_plan::date::Date::parse);
                 if let Some(d) = date {
                     *slot = Value::Date(d);
                     return Ok(());
@@ -483,7 +473,7 @@ impl Scan for SdkScan {
         let Some(record) = self.rows.next_row().map_err(|e| HostError(e.to_string()))? else {
             return Ok(Next::End);
         };
-        if self.now != now {
+        if !same(&self.now, now) {
             self.now = now.to_vec();
             self.rest = (0..self.columns.columns.len())
                 .filter(|c| !now.contains(c))
@@ -501,19 +491,30 @@ impl Scan for SdkScan {
         for &c in now {
             columns.decode(&rec, c, &mut row[c])?;
         }
-        self.current.clear();
-        self.current.extend_from_slice(rec.as_bytes());
         Ok(Next::Some)
     }
 
     fn fill(&mut self, row: &mut [Value], cols: &[usize]) -> std::result::Result<(), HostError> {
-        let rec = RecordRef::new(&self.current)
-            .map_err(|e| HostError(format!("scan `{}`: {e}", self.columns.dataset)))?;
+        let record = self.rows.current().map_err(|e| HostError(e.to_string()))?;
+        let record = record.ok_or_else(|| {
+            HostError(format!(
+                "scan `{}`: no current record to fill columns from",
+                self.columns.dataset
+            ))
+        })?;
+        let rec = record.record();
         for &c in cols {
             self.columns.decode(&rec, c, &mut row[c])?;
         }
         Ok(())
     }
+}
+
+/// Whether `a` and `b` hold the same columns, compared in line: a few
+/// columns, checked once a row (`==` on slices calls `memcmp`).
+#[inline(always)]
+fn same(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A stored decimal of at most 18 digits, `[-]digits[.digits]` (how the
@@ -892,10 +893,31 @@ title = "{case_id} {record_id} {decided_on} {fine} {kind}"
             "1234567890123456789",
             "12345678901234567890.5",
             "１２",
+            "+7.25",
+            "-0.5",
+            "100000000.00",
+            "-99999999999999.99",
+            "0.00",
+            "12.3456",
         ] {
             let general = parse_decimal(text);
             if let Some(d) = short_decimal(text.as_bytes()) {
                 assert_eq!(Some(d), general, "{text}");
+            }
+            // The SDK's reading of a stored decimal, which the scan takes
+            // first, reads the same value, sign and scale, or leaves it to
+            // the general path.
+            if let Ok(bytes) = encode(&[Some(Stored::Decimal(text))]) {
+                let stored = jiandu_sdk::record::RecordRef::new(&bytes)
+                    .unwrap()
+                    .decimal(0);
+                if let Some(d) = stored {
+                    assert_eq!(
+                        Some(d.to_string()),
+                        general.map(|g| g.to_string()),
+                        "{text}"
+                    );
+                }
             }
             let read = short_decimal(text.as_bytes()).or_else(|| parse_decimal(text));
             assert_eq!(
