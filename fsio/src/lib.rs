@@ -1,7 +1,8 @@
 //! # jiandu-fsio: the one way files are made durable
 //!
 //! Owns durable file writes for every crate of the workspace (the store,
-//! the record, the registry); depends on nothing but `std`.
+//! the record, the registry); depends on nothing but `std` (and `libc`, on
+//! Linux, to start writing back a stream early: [`Writeback`]).
 //!
 //! A file that must survive a crash is written to a temporary file in the
 //! same folder, synced, renamed over its final name, and the folder synced:
@@ -95,6 +96,49 @@ pub fn sync_new_file(file: &File, path: &Path) -> std::io::Result<()> {
     sync_dir(parent(path))
 }
 
+/// Starts writing a file written as a stream to disk while it is still
+/// being written, so that its final sync ([`sync_new_file`]) waits for the
+/// last part only: a 180 MB leads snapshot synced at the end waited about
+/// 0.1 s. Advisory (Linux's `sync_file_range` with `SYNC_FILE_RANGE_WRITE`,
+/// which neither waits nor makes anything durable); a no-op elsewhere.
+#[derive(Debug, Default)]
+pub struct Writeback {
+    /// Bytes from the start of the file already handed to the kernel.
+    started: u64,
+}
+
+/// Bytes written before the kernel is asked to start on them.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl Writeback {
+    /// Says that the first `written` bytes of `file` have been written
+    /// (not merely buffered): past a few MiB since the last time, the
+    /// kernel is asked to start writing them to disk.
+    pub fn written(&mut self, file: &File, written: u64) {
+        if written < self.started + WRITEBACK_STEP {
+            return;
+        }
+        start_writeback(file, self.started, written - self.started);
+        self.started = written;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed;
+    // the call reads nothing from this process's memory.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// Makes the entries of folder `dir` durable (files created, renamed or
 /// removed in it).
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -111,6 +155,26 @@ fn parent(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_written_back_early_reads_and_syncs_as_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream");
+        let mut file = create_private(&path).unwrap();
+        let mut writeback = Writeback::default();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let mut written = 0u64;
+        for _ in 0..20 {
+            file.write_all(&chunk).unwrap();
+            written += chunk.len() as u64;
+            writeback.written(&file, written);
+        }
+        assert_eq!(writeback.started, 16 << 20, "started twice, 8 MiB each");
+        sync_new_file(&file, &path).unwrap();
+        let back = std::fs::read(&path).unwrap();
+        assert_eq!(back.len(), 20 << 20);
+        assert!(back.chunks(1 << 20).all(|c| c == chunk.as_slice()));
+    }
 
     #[test]
     fn write_atomic_replaces_the_whole_file_and_leaves_no_temporary() {

@@ -798,6 +798,9 @@ impl<'a> Reader<'a> {
 struct Writer {
     path: PathBuf,
     file: File,
+    /// Bytes written to `file` so far, and their writing back to disk.
+    written: u64,
+    writeback: crate::fsio::Writeback,
     hash: HashBehind,
     /// Lines not yet written.
     buf: Vec<u8>,
@@ -813,6 +816,8 @@ impl Writer {
             buf: hash.buffer(),
             hash,
             file,
+            written: 0,
+            writeback: Default::default(),
             path,
             leads: 0,
         })
@@ -848,6 +853,8 @@ impl Writer {
         self.file
             .write_all(&self.buf)
             .map_err(|e| io_error(&self.path, "write", e))?;
+        self.written += self.buf.len() as u64;
+        self.writeback.written(&self.file, self.written);
         let next = self.hash.buffer();
         let full = std::mem::replace(&mut self.buf, next);
         self.hash.update(full);

@@ -58,6 +58,8 @@ pub struct RunWriter {
     path: PathBuf,
     ends: Vec<u64>,
     pos: u64,
+    /// Writing back to disk what has left the buffer, before the sync.
+    writeback: crate::fsio::Writeback,
 }
 
 impl RunWriter {
@@ -69,6 +71,7 @@ impl RunWriter {
             path,
             ends: Vec::new(),
             pos: 0,
+            writeback: Default::default(),
         })
     }
 
@@ -93,6 +96,8 @@ impl RunWriter {
             .map_err(|e| io_error(&self.path, "write", e))?;
         self.pos += (FRAME_HEADER + block.len()) as u64;
         self.ends.push(self.pos);
+        let flushed = self.pos - self.out.buffer().len() as u64;
+        self.writeback.written(self.out.get_ref(), flushed);
         Ok(())
     }
 
