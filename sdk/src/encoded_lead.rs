@@ -51,31 +51,9 @@ impl core::fmt::Write for VecWriter<'_> {
 }
 
 /// Appends one lead, its length first. `evidence` is `count` evidence
-/// fields already encoded (as [`put_evidence`] writes them).
+/// fields already encoded (as [`put_evidence`] writes them); `amount` is
+/// the amount's text (two decimals, as [`crate::Yuan`] writes it).
 pub fn put_lead(
-    out: &mut Vec<u8>,
-    subject: &str,
-    subject_personal: bool,
-    title: &str,
-    amount: Option<&dyn Display>,
-    count: u32,
-    evidence: &[u8],
-) {
-    let amount = amount.map(|a| move |out: &mut Vec<u8>| put_display(out, a));
-    put_lead_with(
-        out,
-        subject,
-        subject_personal,
-        title,
-        amount,
-        count,
-        evidence,
-    );
-}
-
-/// [`put_lead`] with the amount already text: what the SDK's own leads
-/// and [`put_data`] write, without going through `core::fmt`.
-pub(crate) fn put_lead_text(
     out: &mut Vec<u8>,
     subject: &str,
     subject_personal: bool,
@@ -84,37 +62,15 @@ pub(crate) fn put_lead_text(
     count: u32,
     evidence: &[u8],
 ) {
-    let amount = amount.map(|a| move |out: &mut Vec<u8>| put_text(out, a));
-    put_lead_with(
-        out,
-        subject,
-        subject_personal,
-        title,
-        amount,
-        count,
-        evidence,
-    );
-}
-
-/// [`put_lead`] with `put_amount` writing the amount's text.
-fn put_lead_with(
-    out: &mut Vec<u8>,
-    subject: &str,
-    subject_personal: bool,
-    title: &str,
-    put_amount: Option<impl FnOnce(&mut Vec<u8>)>,
-    count: u32,
-    evidence: &[u8],
-) {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     put_text(out, subject);
     out.push(subject_personal as u8);
     put_text(out, title);
-    match put_amount {
-        Some(put) => {
+    match amount {
+        Some(a) => {
             out.push(1);
-            put(out);
+            put_text(out, a);
         }
         None => out.push(0),
     }
@@ -150,7 +106,7 @@ pub fn put_data(out: &mut Vec<u8>, lead: &LeadData) {
     for e in &lead.evidence {
         put_evidence_text(&mut evidence, &e.name, &e.value, e.personal);
     }
-    put_lead_text(
+    put_lead(
         out,
         &lead.subject,
         lead.subject_personal,
@@ -433,7 +389,7 @@ mod tests {
             &lead.subject,
             lead.subject_personal,
             &lead.title,
-            lead.amount.as_ref().map(|a| a as &dyn Display),
+            lead.amount.as_deref(),
             lead.evidence.len() as u32,
             &evidence,
         );

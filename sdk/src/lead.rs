@@ -154,7 +154,7 @@ impl Lead {
     /// Appends the lead to a batch, in the encoding of [`encoded_lead`].
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let amount = self.amount.map(Text::yuan);
-        encoded_lead::put_lead_text(
+        encoded_lead::put_lead(
             out,
             &self.subject,
             self.subject_personal,
@@ -210,7 +210,7 @@ mod tests {
             "s",
             false,
             "t",
-            text.as_ref().map(|t| t as &dyn Display),
+            text.as_deref(),
             evidence.len() as u32,
             &fields,
         );

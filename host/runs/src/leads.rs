@@ -578,7 +578,8 @@ struct Reader<'a> {
     path: PathBuf,
     expected: Pointer,
     file: File,
-    hash: HashBehind,
+    /// The sha256 of what is read, until [`Reader::sha256_matches`].
+    hash: Option<HashBehind>,
     /// Bytes read and not yet past: the line at hand first.
     buf: Vec<u8>,
     /// The line at hand in `buf`, with its newline.
@@ -605,7 +606,7 @@ impl<'a> Reader<'a> {
             path: current.path,
             expected: current.pointer,
             file: current.file,
-            hash: HashBehind::start(),
+            hash: Some(HashBehind::start()),
             buf: Vec::with_capacity(hash_behind::CHUNK),
             line: 0..0,
             content: 0..0,
@@ -646,7 +647,9 @@ impl<'a> Reader<'a> {
             self.eof = true;
             return Ok(false);
         }
-        self.hash.update_from(&self.buf[held..]);
+        if let Some(hash) = &mut self.hash {
+            hash.update_from(&self.buf[held..]);
+        }
         Ok(true)
     }
 
@@ -758,25 +761,23 @@ impl<'a> Reader<'a> {
                 Err(_) => return line,
             }
         }
-        let hash = std::mem::replace(&mut self.hash, HashBehind::start());
-        if hash.finish_hex() != self.expected.sha256 {
+        if !self.sha256_matches() {
             return self.mismatch();
         }
         line
     }
 
+    /// Whether the bytes read so far have the sha256 the pointer records;
+    /// asked once, when the file is read through.
+    fn sha256_matches(&mut self) -> bool {
+        let hash = self.hash.take().expect("the sha256 is asked for once");
+        hash.finish_hex() == self.expected.sha256
+    }
+
     /// Checks, once every line is read, the sha256 and the count of leads.
-    fn finish(self) -> Result<()> {
-        if self.hash.finish_hex() != self.expected.sha256 {
-            return Err(Error::Store {
-                path: self.path.clone(),
-                message: format!(
-                    "does not match the sha256 that meta `{}` records for the leads of `{}`: \
-                     the file was damaged or edited; restore it from a backup of the store",
-                    pointer_key(self.model),
-                    self.model
-                ),
-            });
+    fn finish(mut self) -> Result<()> {
+        if !self.sha256_matches() {
+            return Err(self.mismatch());
         }
         if self.lines != self.expected.leads {
             return Err(Error::Store {

@@ -1308,7 +1308,7 @@ impl host::Host for Session {
         // of one, and checked and kept as every lead is.
         let mut evidence = Vec::new();
         for e in &lead.evidence {
-            encoded_lead::put_evidence(&mut evidence, &e.name, &e.value, e.personal);
+            encoded_lead::put_evidence_text(&mut evidence, &e.name, &e.value, e.personal);
         }
         let count = u32::try_from(lead.evidence.len()).unwrap_or(u32::MAX);
         let mut encoded = Vec::new();
@@ -1317,7 +1317,7 @@ impl host::Host for Session {
             &lead.subject,
             lead.subject_personal,
             &lead.title,
-            lead.amount.as_ref().map(|a| a as &dyn std::fmt::Display),
+            lead.amount.as_deref(),
             count,
             &evidence,
         );
