@@ -21,7 +21,7 @@ pub mod xlsx;
 
 use crate::{Error, Result, Store};
 use block::{Block, BlockBuilder, BLOCK_RECORDS};
-use file::{BlockCache, OpenFiles, RunFile, RunWriter};
+use file::{BlockBytes, BlockCache, OpenFiles, RunFile, RunWriter};
 use ingest::Rows;
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
@@ -1090,7 +1090,7 @@ impl VersionReader {
     fn segment_blocks(
         &self,
         seg: &SegmentInfo,
-    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+    ) -> Box<dyn Iterator<Item = Result<BlockBytes>> + Send> {
         self.run_blocks(seg, RECORDS_RUN, None, &seg.first_keys)
     }
 
@@ -1102,7 +1102,7 @@ impl VersionReader {
         run: u16,
         range: Option<&KeyRange>,
         first: &[String],
-    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+    ) -> Box<dyn Iterator<Item = Result<BlockBytes>> + Send> {
         match self.run_file(seg, run) {
             Ok(f) => {
                 let blocks = match range {
@@ -1124,17 +1124,16 @@ impl VersionReader {
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         let first = seg.first_keys.clone();
-        let mut scratch = Vec::new();
         Box::new(
             range
                 .blocks(&first)
                 .map(move |n| -> Result<(Vec<u8>, Vec<u32>)> {
                     if range.holds_block(&first, n) {
+                        let (data, offsets) = f.read_records(n)?;
                         if view.is_passthrough() {
-                            return f.read_records(n);
+                            return Ok((data.to_vec(), offsets));
                         }
-                        let offsets = f.read_records_into(n, &mut scratch)?;
-                        return view.project(&scratch, &offsets).map_err(Error::Other);
+                        return view.project(&data, &offsets).map_err(Error::Other);
                     }
                     let bytes = f.read_block(n)?;
                     let block = Block::parse(&bytes)?;
@@ -1192,16 +1191,14 @@ impl VersionReader {
                 return self.segment_range(seg, view, range.clone());
             }
             return match self.run_file(seg, RECORDS_RUN) {
-                Ok(f) if view.is_passthrough() => {
-                    Box::new((0..f.len()).map(move |n| f.read_records(n)))
-                }
-                Ok(f) => {
-                    let mut scratch = Vec::new();
-                    Box::new((0..f.len()).map(move |n| {
-                        let offsets = f.read_records_into(n, &mut scratch)?;
-                        view.project(&scratch, &offsets).map_err(Error::Other)
-                    }))
-                }
+                Ok(f) if view.is_passthrough() => Box::new((0..f.len()).map(move |n| {
+                    f.read_records(n)
+                        .map(|(data, offsets)| (data.to_vec(), offsets))
+                })),
+                Ok(f) => Box::new((0..f.len()).map(move |n| {
+                    let (data, offsets) = f.read_records(n)?;
+                    view.project(&data, &offsets).map_err(Error::Other)
+                })),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
         }
@@ -1282,7 +1279,7 @@ impl VersionReader {
     }
 
     /// Block `n` of a run, through the store's block cache.
-    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<Arc<Vec<u8>>> {
+    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<BlockBytes> {
         let f = self.run_file(seg, run)?;
         if n >= f.len() {
             return Err(Error::dataset(
@@ -1524,26 +1521,33 @@ pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
 
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {
-    blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
-    current: Option<Vec<u8>>,
+    blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>,
+    current: Option<BlockBytes>,
+    /// The next record of the current block, and the end of the range's
+    /// records in it.
     next: usize,
+    end: usize,
+    /// Whether the current block is the range's last.
+    last: bool,
     /// Only the records of this range.
     range: Option<KeyRange>,
 }
 
 impl SegmentCursor {
-    fn new(blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>) -> Self {
+    fn new(blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>) -> Self {
         SegmentCursor::ranged(blocks, None)
     }
 
     fn ranged(
-        blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
+        blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>,
         range: Option<KeyRange>,
     ) -> Self {
         SegmentCursor {
             blocks,
             current: None,
             next: 0,
+            end: 0,
+            last: false,
             range,
         }
     }
@@ -1560,35 +1564,43 @@ impl SegmentCursor {
     /// block when needed; then [`SegmentCursor::entry`] borrows it.
     fn load(&mut self) -> Result<bool> {
         loop {
-            if let Some(bytes) = &self.current {
-                let block = Block::parse(bytes)?;
-                if self.next < block.len() {
-                    let key = block.key(self.next);
-                    match &self.range {
-                        Some(r) if r.before(key) => {
-                            self.next += 1;
-                            continue;
-                        }
-                        Some(r) if r.after(key) => {
-                            self.current = None;
-                            self.blocks = Box::new(std::iter::empty());
-                            return Ok(false);
-                        }
-                        _ => return Ok(true),
-                    }
-                }
+            if self.current.is_some() && self.next < self.end {
+                return Ok(true);
+            }
+            if self.last {
+                self.current = None;
+                return Ok(false);
             }
             match self.blocks.next() {
                 None => {
                     self.current = None;
                     return Ok(false);
                 }
-                Some(b) => {
-                    self.current = Some(b?);
-                    self.next = 0;
-                }
+                Some(b) => self.start(b?)?,
             }
         }
+    }
+
+    /// Makes `bytes` the current block, its records of the range found
+    /// once by binary search rather than by comparing every key.
+    fn start(&mut self, bytes: BlockBytes) -> Result<()> {
+        let block = Block::parse(&bytes)?;
+        let (mut next, mut end) = (0, block.len());
+        if let Some(r) = &self.range {
+            if let Some(lo) = &r.lo {
+                next = block.lower_bound(lo.as_bytes());
+            }
+            if let Some(hi) = &r.hi {
+                end = block.lower_bound(hi.as_bytes()).max(next);
+                // A key at or past the range's end: no later block holds
+                // one of the range.
+                self.last = end < block.len();
+            }
+        }
+        self.next = next;
+        self.end = end;
+        self.current = Some(bytes);
+        Ok(())
     }
 
     /// The next record's key and bytes, borrowed from its block (after
@@ -1783,10 +1795,13 @@ impl PseudonymOrdered {
             };
             self.next += 1;
             let key = &self.queue_arena[at];
+            // Every key of the group begins with its prefix: only what
+            // follows is compared.
+            let skip = self.group_prefix.len();
             let arena = &self.arena;
-            let found = self
-                .group
-                .binary_search_by(|(k, _)| arena[k.clone()].cmp(key));
+            let found = self.group.binary_search_by(|(k, _)| {
+                arena[k.start + skip..k.end].cmp(&key[skip.min(key.len())..])
+            });
             let Ok(i) = found else {
                 return Err(Error::Other(format!(
                     "the pseudonymous key order names a record the version does not hold ({})",
@@ -2075,6 +2090,61 @@ by_name = "name"
         write(&store, &[("z", "z")], false);
         let replaced = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(places(&replaced, Some(&reader.segment_ids())), ["z:z"]);
+    }
+
+    #[test]
+    fn ranges_of_merged_segments_hold_exactly_their_keys() {
+        // Two segments of several blocks each: a range's records are found
+        // by binary search in the blocks at its ends, wherever it cuts.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        register_schema(&store, schema()).unwrap();
+        let ids: Vec<String> = (0..3 * BLOCK_RECORDS).map(|i| format!("k{i:06}")).collect();
+        let first: Vec<(&str, &str)> = ids.iter().step_by(2).map(|k| (k.as_str(), "x")).collect();
+        let second: Vec<(&str, &str)> = ids.iter().step_by(3).map(|k| (k.as_str(), "y")).collect();
+        write(&store, &first, false);
+        write(&store, &second, true);
+        let reader = VersionReader::current(&store, "sightings").unwrap();
+        let all = places(&reader, None);
+        let view = view::View::new(&reader.info.schema, None, view::Personal::Clear).unwrap();
+        let bound = |i: usize| Some(format!("k{i:06}"));
+        let cuts = [
+            (None, None),
+            (None, bound(0)),
+            (bound(0), bound(1)),
+            (bound(1), bound(2)),
+            (bound(5), bound(5)),
+            (bound(4095), bound(4097)),
+            (bound(3), bound(8000)),
+            (Some("k".to_string()), bound(5000)),
+            (bound(7000), None),
+            (bound(3 * BLOCK_RECORDS), None),
+            (Some("l".to_string()), None),
+            (None, Some("a".to_string())),
+        ];
+        for (lo, hi) in cuts {
+            let range = KeyRange {
+                lo: lo.clone(),
+                hi: hi.clone(),
+            };
+            let mut got = Vec::new();
+            for batch in reader.batches_in(&view, None, Some(&range)) {
+                let (data, offsets) = batch.unwrap();
+                for w in offsets.windows(2) {
+                    let rec = RecordRef::new(&data[w[0] as usize..w[1] as usize]).unwrap();
+                    got.push(format!(
+                        "{}:{}",
+                        rec.field(0).unwrap().unwrap(),
+                        rec.field(1).unwrap().unwrap()
+                    ));
+                }
+            }
+            let want: Vec<&String> = all
+                .iter()
+                .filter(|p| range.contains(p.split(':').next().unwrap().as_bytes()))
+                .collect();
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{lo:?}..{hi:?}");
+        }
     }
 
     #[test]
