@@ -55,7 +55,8 @@ impl BlockBuilder {
         self.key_offsets.push(self.keys.len() as u32);
     }
 
-    /// The encoded block; the builder is left empty.
+    /// The encoded block; the builder is left empty, its room kept for the
+    /// next block (growing it anew for every block cost copies).
     pub fn finish(&mut self) -> Vec<u8> {
         let n = self.len();
         let mut out = Vec::with_capacity(4 + 8 * (n + 1) + self.data.len() + self.keys.len());
@@ -68,7 +69,10 @@ impl BlockBuilder {
         }
         out.extend_from_slice(&self.data);
         out.extend_from_slice(&self.keys);
-        *self = BlockBuilder::new();
+        self.data.clear();
+        self.keys.clear();
+        self.data_offsets.truncate(1);
+        self.key_offsets.truncate(1);
         out
     }
 }

@@ -4,8 +4,9 @@
 
 use super::schema::{Check, Field, FieldType, Schema};
 use super::sort::{Merged, Sorter};
+use super::split::Splitter;
 use super::stream::{Chunker, Decoding};
-use super::{join_key, NewVersion, SortedRows, VersionInfo};
+use super::{NewVersion, SortedRows, VersionInfo};
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{encode_into, Value};
 use rust_decimal::Decimal;
@@ -439,7 +440,7 @@ fn read_csv(
     let first = chunker.next_chunk()?.expect("a file has a first chunk");
     let open_quote = |c: &Chunker, last: bool| if last { c.scanner().open_quote() } else { None };
     let text = decoding.decode(path, &first.bytes, true, 0)?;
-    let mut reader = csv_reader(&text, true);
+    let mut reader = csv_reader(&text);
     let headers = reader
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
@@ -462,19 +463,23 @@ fn read_csv(
         return Ok(0);
     }
     let width = headers.len();
-    let mut reached = read_rows(&part, &mut reader, width, &columns, builder, problems);
+    let after_header = reader.position().byte() as usize;
+    let reached = read_rows(&part, after_header, width, &columns, builder, problems);
     let mut records = reached.records;
     drop(reader);
     drop(text);
+    if !reached.complete {
+        return Ok(records);
+    }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut last = first.last;
     // While one group of chunks is parsed (a thread per chunk), this thread
     // reads, hashes, scans and decodes the next.
-    let mut read_group = |last: &mut bool| -> Result<Vec<Text>> {
+    let read_group = || -> Result<Vec<Text>> {
         let mut group = Vec::with_capacity(threads);
-        while group.len() < threads && !*last {
+        while group.len() < threads && !last {
             let chunk = chunker.next_chunk()?.expect("chunks until the last");
-            *last = chunk.last;
+            last = chunk.last;
             let quote = open_quote(chunker, chunk.last);
             let lines_before = chunk.lines_before;
             group.push(Text {
@@ -486,59 +491,101 @@ fn read_csv(
         }
         Ok(group)
     };
-    let mut group = if reached.complete {
-        read_group(&mut last)?
-    } else {
-        Vec::new()
-    };
-    while !group.is_empty() {
-        let parse = |t: &Text, local: &mut RowBuilder, local_problems: &mut Problems| {
-            let mut reader = csv_reader(&t.text, false);
-            let part = Part {
-                text: &t.text,
-                lines_before: t.lines_before,
-                open_quote: t.open_quote,
-                total_lines: t.total_lines,
-            };
-            read_rows(&part, &mut reader, width, &columns, local, local_problems)
+    let parse = |t: &Text, local: &mut RowBuilder, local_problems: &mut Problems| {
+        let part = Part {
+            text: &t.text,
+            lines_before: t.lines_before,
+            open_quote: t.open_quote,
+            total_lines: t.total_lines,
         };
-        let (results, next) = parse_on_threads(&group, builder, problems.max, parse, || {
-            read_group(&mut last)
-        });
-        for (part_reached, local, local_problems) in results {
-            // Past an unreadable record the file is not read, as when one
-            // reader reads it all.
-            if !reached.complete {
-                break;
-            }
-            absorb(path, builder, problems, local, local_problems)?;
-            records += part_reached.records;
-            reached = part_reached;
-        }
-        group = if reached.complete { next? } else { Vec::new() };
-    }
+        read_rows(&part, 0, width, &columns, local, local_problems)
+    };
+    // Past a quote that never closes the file is not read, as when one
+    // reader reads it all.
+    let go_on = |part: Reached| {
+        records += part.records;
+        part.complete
+    };
+    parse_in_groups(path, builder, problems, read_group, parse, go_on)?;
     Ok(records)
 }
 
-/// Parses each of `group` on a thread of its own into rows and problems of
-/// its own (the rows of `builder`'s schema, spilling where `builder` does),
-/// while this thread runs `next` (reading the group after); the results in
-/// the order of `group`.
+/// Reads the parts of a file after its first, a group at a time: a group
+/// is parsed on threads, a thread per part, while this thread reads the
+/// group after; then its parts are added to `builder` and `problems` in
+/// file order. `go_on` sees each part's result before its rows are added;
+/// `false`: the parts after it are left out and nothing more is read.
+fn parse_in_groups<'s, T: Sync, R: Send>(
+    path: &Path,
+    builder: &mut RowBuilder<'s>,
+    problems: &mut Problems,
+    mut read_group: impl FnMut() -> Result<Vec<T>>,
+    parse: impl Fn(&T, &mut RowBuilder<'s>, &mut Problems) -> R + Sync,
+    mut go_on: impl FnMut(R) -> bool,
+) -> Result<()> {
+    let (schema, tmp, max) = (
+        builder.schema,
+        builder.records.dir().to_path_buf(),
+        problems.max,
+    );
+    // Builders emptied by `absorb`, their room kept: growing new ones for
+    // every chunk cost copies and page faults.
+    let mut spare: Vec<RowBuilder<'s>> = Vec::new();
+    let mut group = read_group()?;
+    while !group.is_empty() {
+        let locals = (0..group.len())
+            .map(|_| {
+                spare
+                    .pop()
+                    .unwrap_or_else(|| RowBuilder::new(schema, &tmp, false))
+            })
+            .collect();
+        let (results, next) = parse_on_threads(&group, locals, max, &parse, &mut read_group);
+        if !absorb_all(path, builder, problems, &mut spare, results, &mut go_on)? {
+            return Ok(());
+        }
+        group = next?;
+    }
+    Ok(())
+}
+
+/// [`absorb`]s parts in order while `go_on` says so, keeping their emptied
+/// builders in `spare`; whether to go on after them.
+fn absorb_all<'s, R>(
+    path: &Path,
+    builder: &mut RowBuilder<'s>,
+    problems: &mut Problems,
+    spare: &mut Vec<RowBuilder<'s>>,
+    parsed: Vec<(R, RowBuilder<'s>, Problems)>,
+    go_on: &mut impl FnMut(R) -> bool,
+) -> Result<bool> {
+    for (said, mut local, local_problems) in parsed {
+        let more = go_on(said);
+        absorb(path, builder, problems, &mut local, local_problems)?;
+        spare.push(local);
+        if !more {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Parses each of `group` on a thread of its own into the builder of
+/// `locals` at its place and problems of its own, while this thread runs
+/// `next`; the results in the order of `group`.
 fn parse_on_threads<'s, T: Sync, R: Send, N>(
     group: &[T],
-    builder: &RowBuilder<'s>,
+    locals: Vec<RowBuilder<'s>>,
     max_errors: usize,
-    parse: impl Fn(&T, &mut RowBuilder<'s>, &mut Problems) -> R + Sync,
+    parse: &(impl Fn(&T, &mut RowBuilder<'s>, &mut Problems) -> R + Sync),
     next: impl FnOnce() -> N,
 ) -> (Vec<(R, RowBuilder<'s>, Problems)>, N) {
-    let (schema, tmp) = (builder.schema, builder.records.dir());
-    let parse = &parse;
     std::thread::scope(|scope| {
         let jobs: Vec<_> = group
             .iter()
-            .map(|item| {
+            .zip(locals)
+            .map(|(item, mut local)| {
                 scope.spawn(move || {
-                    let mut local = RowBuilder::new(schema, tmp, false);
                     let mut local_problems = Problems::new(max_errors);
                     let said = parse(item, &mut local, &mut local_problems);
                     (said, local, local_problems)
@@ -554,12 +601,13 @@ fn parse_on_threads<'s, T: Sync, R: Send, N>(
     })
 }
 
-/// Adds a part's rows and problems (which follow) to the file's.
+/// Adds a part's rows and problems (which follow) to the file's, leaving
+/// `local` empty.
 fn absorb(
     path: &Path,
     builder: &mut RowBuilder,
     problems: &mut Problems,
-    local: RowBuilder,
+    local: &mut RowBuilder,
     local_problems: Problems,
 ) -> Result<()> {
     builder
@@ -577,9 +625,10 @@ struct Text {
     total_lines: u64,
 }
 
-fn csv_reader(text: &str, has_headers: bool) -> csv::Reader<&[u8]> {
+/// The reader of a CSV file's header row.
+fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
-        .has_headers(has_headers)
+        .has_headers(true)
         .flexible(true)
         .from_reader(text.as_bytes())
 }
@@ -596,7 +645,7 @@ struct Part<'t> {
 }
 
 /// How far a reader got: the records it read, and whether it reached the
-/// end of its text rather than an unreadable record.
+/// end of its text rather than a quote that never closes.
 struct Reached {
     records: u64,
     complete: bool,
@@ -650,38 +699,24 @@ fn never_closed(problems: &mut Problems, opened: u64, total_lines: u64) {
     );
 }
 
-/// Reads the records of `reader` (over `part`), `width` cells each, into
-/// `builder`, lines numbered in the whole file.
+/// Reads the records of `part` from byte `from` on, `width` cells each,
+/// into `builder`, lines numbered in the whole file.
 fn read_rows(
     part: &Part,
-    reader: &mut csv::Reader<&[u8]>,
+    from: usize,
     width: usize,
     columns: &[Option<usize>],
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Reached {
-    let mut record = csv::StringRecord::new();
+    let mut splitter = Splitter::new(part.text, from);
+    let mut record = Vec::new();
+    let mut room: Vec<Option<&str>> = Vec::new();
     let mut records = 0;
     let mut lines = LineCounter::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                problems.error(
-                    part.lines_before + line,
-                    None,
-                    format!("unreadable CSV: {e}"),
-                );
-                return Reached {
-                    records,
-                    complete: false,
-                };
-            }
-        }
+    while let Some(start) = splitter.next_record(&mut record) {
         if let Some(opened) = part.open_quote {
-            if reader.position().byte() as usize >= part.text.len() {
+            if splitter.position() >= part.text.len() {
                 // The last record runs to the end of the file inside a
                 // quote that never closes: refused where the quote opens.
                 never_closed(problems, opened, part.total_lines);
@@ -692,7 +727,6 @@ fn read_rows(
             }
         }
         records += 1;
-        let start = record.position().map_or(0, |p| p.byte() as usize);
         let line = part.lines_before + lines.line_of(part.text.as_bytes(), start);
         if record.len() != width {
             problems.error(
@@ -702,8 +736,10 @@ fn read_rows(
             );
             continue;
         }
-        let cells: Vec<Option<&str>> = columns.iter().map(|c| c.map(|c| &record[c])).collect();
+        let mut cells: Vec<Option<&str>> = reuse(room);
+        cells.extend(columns.iter().map(|c| c.map(|c| &*record[c])));
         builder.add(line, &cells, problems);
+        room = reuse(cells);
     }
     Reached {
         records,
@@ -1111,17 +1147,14 @@ fn read_jsonl(
                 }
             }
         };
-    let mut group = read_group(&mut last)?;
-    while !group.is_empty() {
-        let (results, next) = parse_on_threads(&group, builder, problems.max, parse, || {
-            read_group(&mut last)
-        });
-        for ((), local, local_problems) in results {
-            absorb(path, builder, problems, local, local_problems)?;
-        }
-        group = next?;
-    }
-    Ok(())
+    parse_in_groups(
+        path,
+        builder,
+        problems,
+        || read_group(&mut last),
+        parse,
+        |()| true,
+    )
 }
 
 fn read_json_line(
@@ -1357,6 +1390,10 @@ struct RowBuilder<'s> {
     /// Scratch buffers reused from row to row.
     record: Vec<u8>,
     text: String,
+    key: String,
+    /// The room of a row's cells and values ([`reuse`]).
+    cells: Vec<Cell<'static>>,
+    values: Vec<Option<Value<'static>>>,
     /// The first failure to spill a sorted run (disk full, say).
     failed: Option<std::io::Error>,
 }
@@ -1493,6 +1530,15 @@ impl Unique {
     }
 }
 
+/// An empty vector with the room of `v`, for items of another lifetime: a
+/// row's cells borrow its text and cannot outlive it, but their vector's
+/// allocation can (collecting into items of the same size and alignment
+/// reuses it), instead of a new one per row.
+fn reuse<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
+}
+
 /// A validated cell value.
 enum Cell<'a> {
     Null,
@@ -1533,12 +1579,27 @@ impl<'s> RowBuilder<'s> {
             records: Sorter::new(tmp, records),
             record: Vec::new(),
             text: String::new(),
+            key: String::new(),
+            cells: Vec::new(),
+            values: Vec::new(),
             failed: None,
         }
     }
 
     fn add(&mut self, line: u64, raw: &[Option<&str>], problems: &mut Problems) {
-        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(raw.len());
+        let mut cells = reuse(std::mem::take(&mut self.cells));
+        self.add_cells(line, raw, &mut cells, problems);
+        self.cells = reuse(cells);
+    }
+
+    /// [`RowBuilder::add`] with a vector for the row's cells.
+    fn add_cells<'a>(
+        &mut self,
+        line: u64,
+        raw: &[Option<&'a str>],
+        cells: &mut Vec<Cell<'a>>,
+        problems: &mut Problems,
+    ) {
         let mut ok = true;
         for (field, raw) in self.schema.fields.iter().zip(raw) {
             let text = raw.map(str::trim).filter(|s| !s.is_empty());
@@ -1565,8 +1626,10 @@ impl<'s> RowBuilder<'s> {
         if !ok {
             return;
         }
-        let mut key_parts = Vec::with_capacity(self.key_fields.len());
-        for &k in &self.key_fields {
+        // The key's parts joined as `join_key` joins them.
+        let key = &mut self.key;
+        key.clear();
+        for (n, &k) in self.key_fields.iter().enumerate() {
             let part = cell_text(&cells[k]).unwrap_or_default();
             if part.bytes().any(|b| b < b' ') {
                 problems.error(
@@ -1576,12 +1639,17 @@ impl<'s> RowBuilder<'s> {
                 );
                 return;
             }
-            key_parts.push(part);
+            if n > 0 {
+                key.push(super::block::KEY_SEP);
+            }
+            key.push_str(&part);
         }
-        let key = join_key(&key_parts);
-        let values: Vec<Option<Value<'_>>> = cells.iter().map(|c| Some(cell_value(c))).collect();
+        let mut values = reuse(std::mem::take(&mut self.values));
+        values.extend(cells.iter().map(|c| Some(cell_value(c))));
         self.record.clear();
-        if let Err(e) = encode_into(&mut self.record, &values) {
+        let encoded = encode_into(&mut self.record, &values);
+        self.values = reuse(values);
+        if let Err(e) = encoded {
             problems.error(line, None, e.to_string());
             return;
         }
@@ -1607,14 +1675,15 @@ impl<'s> RowBuilder<'s> {
     }
 
     /// Adds the rows of `other`, which follow, numbered from their own
-    /// part of the file: `line_offset` lines precede it.
-    fn append(&mut self, other: RowBuilder, line_offset: u64) -> std::io::Result<()> {
-        if let Some(e) = other.failed {
+    /// part of the file: `line_offset` lines precede it. `other` is left
+    /// empty.
+    fn append(&mut self, other: &mut RowBuilder, line_offset: u64) -> std::io::Result<()> {
+        if let Some(e) = other.failed.take() {
             return Err(e);
         }
-        self.records.append(other.records, line_offset)?;
-        for (mine, theirs) in self.indexes.iter_mut().zip(other.indexes) {
-            mine.2.append(theirs.2, 0)?;
+        self.records.append(&mut other.records, line_offset)?;
+        for (mine, theirs) in self.indexes.iter_mut().zip(&mut other.indexes) {
+            mine.2.append(&mut theirs.2, 0)?;
         }
         Ok(())
     }
@@ -2327,6 +2396,95 @@ by_name = "name"
                 );
             }
         }
+    }
+
+    /// The names (field 1) of a file's rows, in key order.
+    fn names_of(text: &str) -> Vec<String> {
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        parsed
+            .rows
+            .rows
+            .iter()
+            .map(|(_, r)| {
+                let rec = jiandu_sdk::record::RecordRef::new(r).unwrap();
+                rec.field(1)
+                    .unwrap()
+                    .map_or(String::new(), |v| v.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quoted_fields_are_read_as_the_csv_crate_reads_them() {
+        let text = "id,name,paid,born\r\n\
+                    A,\"comma, inside\",1,\r\n\
+                    B,\"doubled \"\"quote\"\"\",1,\r\n\
+                    C,\"closed\"after,1,\n\
+                    D,mid\"quote,1,\r\
+                    E,\"line\nbreak\",1,\n\
+                    F,\"\",1,\n\
+                    G,\"\"\"\",1,";
+        assert_eq!(
+            names_of(text),
+            [
+                "comma, inside",
+                "doubled \"quote\"",
+                "closedafter",
+                "mid\"quote",
+                "line\nbreak",
+                "",
+                "\""
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_utf8_in_a_later_chunk_is_named_by_its_line_and_byte() {
+        let mut text = String::from("id,name,paid,born\n");
+        for i in 0..40 {
+            text.push_str(&format!("K{i:03},张三,1.50,\n"));
+        }
+        let at = text.find("K030,张").unwrap() + 5;
+        let bytes = [&text.as_bytes()[..at], b"\xFF", &text.as_bytes()[at..]].concat();
+        for read_size in [7, 64, 1 << 20] {
+            let schema = schema();
+            let dir = tempfile::tempdir().unwrap();
+            let mut builder = RowBuilder::new(&schema, dir.path(), true);
+            let mut input = bytes.as_slice();
+            let path = Path::new("p.csv");
+            let mut chunker = Chunker::new(&mut input, path, true).with_read_size(read_size);
+            let mut decoding = Decoding::new(Encoding::Auto);
+            let mut problems = Problems::new(5);
+            let err = read_csv(
+                path,
+                &[],
+                &mut chunker,
+                &mut decoding,
+                &mut builder,
+                &mut problems,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("line 32: is not valid UTF-8 (byte 6 of the line, 0xFF)"),
+                "{read_size}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_longer_than_ingest_reads_is_refused_by_its_line() {
+        use crate::dataset::stream::{CHUNK_BYTES, MAX_RECORD_BYTES};
+        // Longer by more than a read: its end is not seen before the limit.
+        let long = "x".repeat(MAX_RECORD_BYTES + 2 * CHUNK_BYTES);
+        let text = format!("id,name,paid,born\nA,a,1,\nB,{long},1,\n");
+        let err = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: the record starting here runs past 32 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

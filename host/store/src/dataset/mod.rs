@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod resolve;
 pub mod schema;
 pub mod sort;
+mod split;
 pub mod stream;
 pub mod view;
 pub mod xlsx;
@@ -651,12 +652,17 @@ fn write_index(
     let mut out = target.run(run)?;
     let mut pseudo_entries = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
     let mut merged = entries.finish().map_err(sort_failed)?;
-    let mut pseudonym = String::new();
+    // The pseudonym of `value`: entries come sorted by value, so a value
+    // repeated (a person in several rows) reuses the HMAC just computed.
+    let (mut pseudonym, mut value) = (String::new(), None::<Vec<u8>>);
     while let Some(e) = merged.next().map_err(sort_failed)? {
         out.push(e.key, e.value)?;
         if let Some((kind, p)) = pseudo_of {
-            pseudonym.clear();
-            p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
+            if value.as_deref() != Some(e.key) {
+                pseudonym.clear();
+                p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
+                value = Some(e.key.to_vec());
+            }
             pseudo_entries
                 .push(pseudonym.as_bytes(), 0, e.value)
                 .map_err(sort_failed)?;
@@ -719,6 +725,7 @@ impl RecordsOut<'_> {
             let writer = scope.spawn(move || -> Result<_> {
                 let mut digest = ContentDigest::new(schema);
                 let mut clear = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
+                let mut seen = ClearSeen::default();
                 let mut key_order = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
                 for block in received {
                     let parsed = Block::parse(&block)?;
@@ -728,7 +735,7 @@ impl RecordsOut<'_> {
                         let Some(p) = pseudonymizer else {
                             continue;
                         };
-                        pseudonyms_of(schema, p, record, &mut clear)?;
+                        pseudonyms_of(schema, p, record, &mut clear, &mut seen)?;
                         if key_is_personal {
                             let key = std::str::from_utf8(key)
                                 .map_err(|e| Error::Other(e.to_string()))?;
@@ -852,12 +859,39 @@ struct MergedRecords {
     replaced: u64,
 }
 
-/// The (pseudonym, clear entry) of each personal value of a record.
+/// How many clear entries [`ClearSeen`] remembers.
+const CLEAR_SEEN: usize = 1 << 15;
+
+/// The clear entries pushed lately. An entry pushed again is the same
+/// (pseudonym, clear entry) pair, which the `#clear` run keeps once
+/// anyway, so a repeated value (names above all, and a person's ID and
+/// certificate in each year's row) skips its HMAC and its sorting.
+/// Bounded: forgotten all at once when full.
+#[derive(Default)]
+struct ClearSeen(std::collections::HashSet<String>);
+
+impl ClearSeen {
+    /// Whether `entry` was not pushed lately (remembering it from now on).
+    fn first(&mut self, entry: &str) -> bool {
+        if self.0.contains(entry) {
+            return false;
+        }
+        if self.0.len() == CLEAR_SEEN {
+            self.0.clear();
+        }
+        self.0.insert(entry.to_string());
+        true
+    }
+}
+
+/// The (pseudonym, clear entry) of each personal value of a record, but
+/// those `seen` lately.
 fn pseudonyms_of(
     schema: &Schema,
     p: &crate::pseudonym::Pseudonymizer,
     record: &[u8],
     clear: &mut Sorter,
+    seen: &mut ClearSeen,
 ) -> Result<()> {
     use jiandu_sdk::record::RecordRef;
     let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
@@ -873,14 +907,14 @@ fn pseudonyms_of(
         if text.is_empty() {
             continue;
         }
+        let entry = crate::pseudonym::clear_entry(kind, &text);
+        if !seen.first(&entry) {
+            continue;
+        }
         pseudonym.clear();
         p.pseudonym_into(kind, &text, &mut pseudonym);
         clear
-            .push(
-                pseudonym.as_bytes(),
-                0,
-                crate::pseudonym::clear_entry(kind, &text).as_bytes(),
-            )
+            .push(pseudonym.as_bytes(), 0, entry.as_bytes())
             .map_err(sort_failed)?;
     }
     Ok(())
@@ -1947,6 +1981,21 @@ by_place = "place"
     }
 
     #[test]
+    fn clear_entries_seen_lately_are_skipped_and_forgotten_when_too_many() {
+        let mut seen = ClearSeen::default();
+        assert!(seen.first("n张三"));
+        assert!(!seen.first("n张三"));
+        assert!(seen.first("i11010519491231002X"));
+        for i in 0..CLEAR_SEEN {
+            seen.first(&format!("o{i}"));
+        }
+        // Full, it forgot everything at once: the entry is pushed again,
+        // which the `#clear` run, keeping one per pseudonym, absorbs.
+        assert!(seen.first("n张三"));
+        assert!(seen.0.len() <= CLEAR_SEEN);
+    }
+
+    #[test]
     fn a_version_with_personal_fields_stores_the_digest_and_pseudonyms_of_its_records() {
         // Enough records for several blocks, which the record run's writer
         // digests and pseudonymizes beside the merge.
@@ -2052,6 +2101,22 @@ by_name = "name"
             key_order
         );
         assert_eq!(reader.index_pairs(pseudo::CLEAR, None).unwrap(), clear);
+        // The index by pseudonym: each (name, key) entry with the name's
+        // pseudonym, computed once per run of equal names.
+        let mut by_pseudonym: Vec<(String, String)> = sorted.indexes["by_name"]
+            .iter()
+            .map(|(name, k)| {
+                (
+                    p.pseudonym(crate::mask::PersonalKind::Name, name),
+                    k.clone(),
+                )
+            })
+            .collect();
+        by_pseudonym.sort();
+        assert_eq!(
+            reader.index_pairs(&pseudo::index("by_name"), None).unwrap(),
+            by_pseudonym
+        );
     }
 
     #[test]
