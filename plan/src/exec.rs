@@ -21,7 +21,7 @@ use crate::date::Date;
 use crate::error::{EvalError, HostError, LookupError, PlanError, RunError};
 use crate::expr::check::{TExpr, TNode};
 use crate::expr::compile::{
-    compile, condition, fail, round_half_up, scalar, Compiled, CondF, Cx, Env, Fail, F,
+    compile, condition, fail, scalar, write_yuan, Compiled, CondF, Cx, Env, Fail, F,
 };
 use crate::plan::{AggFunc, JoinKind};
 use crate::span::Pos;
@@ -402,10 +402,15 @@ impl Program {
                         }
                     }
                 }
+                // Written as `{:.2}` of the rounded amount, into the
+                // previous lead's buffer.
+                let mut text = lead.amount.take().unwrap_or_default();
                 lead.amount = match amount {
-                    Some(a) => a(&env)
-                        .map_err(fail)?
-                        .map(|v| format!("{:.2}", round_half_up(v, 2))),
+                    Some(a) => a(&env).map_err(fail)?.map(|v| {
+                        text.clear();
+                        write_yuan(&mut text, v);
+                        text
+                    }),
                     None => None,
                 };
                 let mut n = 0;
@@ -656,8 +661,15 @@ impl Program {
                 group: Vec::new(),
                 group_len: 0,
                 group_key: Vec::new(),
+                key_in_group: false,
+                partner_keys: left_keys
+                    .iter()
+                    .map(|&k| self.steps[*src].columns[k].ty)
+                    .chain(right_keys.iter().map(|&k| self.steps[*with].columns[k].ty))
+                    .all(|t| !matches!(t, Type::Decimal | Type::Float)),
                 right_state: RightState::Start,
-                last_right: Vec::new(),
+                last_right: LastRight::None,
+                last_key: Vec::new(),
                 ident: (0..left_keys.len()).collect(),
                 right_ordered: self.keys_strictly_ordered(*with, right_keys),
             }),
@@ -1333,7 +1345,10 @@ fn cmp_keys(a: &[Value], ak: &[usize], b: &[Value], bk: &[usize]) -> Ordering {
 }
 
 fn copy_key(dst: &mut Vec<Value>, row: &[Value], keys: &[usize]) {
-    dst.resize(keys.len(), Value::Null);
+    // Sized once: a key is copied for every row of a join.
+    if dst.len() != keys.len() {
+        dst.resize(keys.len(), Value::Null);
+    }
     for (d, &k) in dst.iter_mut().zip(keys) {
         d.assign(&row[k]);
     }
@@ -1356,6 +1371,17 @@ enum RightState {
     Consumed,
     /// The other side is exhausted.
     Done,
+}
+
+/// Where a merge join finds the key of the other side's last row read.
+#[derive(Clone, Copy)]
+enum LastRight {
+    /// No row read yet.
+    None,
+    /// Copied into `last_key` (a row without partner).
+    Key,
+    /// In the row of `group` slot `g` (a partner, not copied).
+    Slot(usize),
 }
 
 /// Where a join (a merge or a lookup) stands with its current input row:
@@ -1489,10 +1515,20 @@ struct JoinNode<'p> {
     /// The other side's rows with the current key (slots reused).
     group: Vec<Vec<Value>>,
     group_len: usize,
-    /// The key `group` holds rows for (empty before the first).
+    /// The key `group` holds rows for (empty before the first), unless
+    /// `key_in_group`.
     group_key: Vec<Value>,
+    /// Whether that key is the key of `group[0]` instead (not copied).
+    key_in_group: bool,
+    /// Whether the keys' types write equal values alike, so that a
+    /// partner's key may stand for the left key (in messages too).
+    partner_keys: bool,
     right_state: RightState,
-    last_right: Vec<Value>,
+    /// Where the key of the other side's last row read is, for checking
+    /// the next one's order (when it is not known to increase).
+    last_right: LastRight,
+    /// That key, when it is copied ([`LastRight::Key`]).
+    last_key: Vec<Value>,
     /// 0..number of keys: how a stored key is indexed.
     ident: Vec<usize>,
     /// Whether the other side's keys are known to increase strictly, so
@@ -1501,66 +1537,103 @@ struct JoinNode<'p> {
 }
 
 impl JoinNode<'_> {
-    /// Fills `group` with the other side's rows whose key equals the
-    /// current left row's key, reading past smaller keys.
+    /// Makes `group` hold the other side's rows whose key equals the
+    /// current left row's key: those of the previous left row when the
+    /// key is the same, else the next ones ([`JoinNode::find_partners`]).
     fn load_group(&mut self) -> Result<(), RunError> {
         let left = self.left.row();
-        if !self.group_key.is_empty() {
-            // The previous left row's key: equal means the same partners;
-            // smaller means the input broke its order.
-            match cmp_keys(left, self.lk, &self.group_key, &self.ident) {
+        // The previous left row's key: equal means the same partners;
+        // smaller means the input broke its order.
+        let previous = if self.key_in_group {
+            Some((&self.group[0][..], self.rk))
+        } else if !self.group_key.is_empty() {
+            Some((&self.group_key[..], &self.ident[..]))
+        } else {
+            None
+        };
+        if let Some((row, keys)) = previous {
+            match cmp_keys(left, self.lk, row, keys) {
                 Ordering::Equal => return Ok(()),
                 Ordering::Greater => {}
                 Ordering::Less => {
                     let msg = format!(
                         "the input rows are not sorted on the join key: ({}) comes after ({})",
                         key_text(left, self.lk),
-                        self.group_key
-                            .iter()
-                            .map(Value::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        key_text(row, keys)
                     );
                     return Err(self.p.unsorted(self.step, msg));
                 }
             }
         }
-        copy_key(&mut self.group_key, left, self.lk);
         self.group_len = 0;
+        self.key_in_group = false;
         if self.lk.iter().any(|&k| left[k].is_null()) {
             // A null key has no partner.
+            copy_key(&mut self.group_key, left, self.lk);
             return Ok(());
         }
+        self.find_partners()?;
+        // A partner's key is the left key, to compare the next left row
+        // with, as text too when the keys' type writes equal values alike
+        // (not decimals: 1.0 and 1.00): then it need not be copied.
+        let left = self.left.row();
+        if self.group_len > 0 && self.partner_keys {
+            self.key_in_group = true;
+        } else {
+            copy_key(&mut self.group_key, left, self.lk);
+        }
+        Ok(())
+    }
+
+    /// Fills `group` with the other side's rows whose key equals the
+    /// current left row's (not null) key, reading past smaller keys.
+    fn find_partners(&mut self) -> Result<(), RunError> {
+        let left = self.left.row();
         loop {
+            // Whether the other side's row was just read.
+            let mut fresh = false;
             if matches!(self.right_state, RightState::Start | RightState::Consumed) {
                 if !self.right.next()? {
                     self.right_state = RightState::Done;
                     return Ok(());
                 }
-                let r = self.right.row();
-                if self.right_ordered {
-                    self.right_state = RightState::Pending;
-                    continue;
-                }
-                if !self.last_right.is_empty()
-                    && cmp_keys(r, self.rk, &self.last_right, &self.ident) == Ordering::Less
-                {
-                    let msg = format!(
-                            "the rows joined with are not sorted on the join key: ({}) comes after ({})",
-                            key_text(r, self.rk),
-                            self.last_right.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
-                        );
-                    return Err(self.p.unsorted(self.step, msg));
-                }
-                copy_key(&mut self.last_right, r, self.rk);
                 self.right_state = RightState::Pending;
+                fresh = !self.right_ordered;
             }
             if self.right_state == RightState::Done {
                 return Ok(());
             }
             let r = self.right.row();
-            match cmp_keys(r, self.rk, left, self.lk) {
-                Ordering::Less => self.right_state = RightState::Consumed,
+            let order = cmp_keys(r, self.rk, left, self.lk);
+            // The other side's order: a row is checked against the one
+            // read before it only when it is smaller than the left key.
+            // That one was paired with or passed over for a left key at
+            // most this one, so a row at least this key is in order.
+            if fresh && order == Ordering::Less {
+                let prev = match self.last_right {
+                    LastRight::None => None,
+                    LastRight::Key => Some((&self.last_key[..], &self.ident[..])),
+                    LastRight::Slot(g) => Some((&self.group[g][..], self.rk)),
+                };
+                if let Some((row, keys)) = prev {
+                    if cmp_keys(r, self.rk, row, keys) == Ordering::Less {
+                        let msg = format!(
+                            "the rows joined with are not sorted on the join key: ({}) comes after ({})",
+                            key_text(r, self.rk),
+                            key_text(row, keys)
+                        );
+                        return Err(self.p.unsorted(self.step, msg));
+                    }
+                }
+            }
+            match order {
+                Ordering::Less => {
+                    if !self.right_ordered {
+                        copy_key(&mut self.last_key, r, self.rk);
+                        self.last_right = LastRight::Key;
+                    }
+                    self.right_state = RightState::Consumed;
+                }
                 Ordering::Equal => {
                     if self.group.len() == self.group_len {
                         self.group.push(Vec::new());
@@ -1573,6 +1646,9 @@ impl JoinNode<'_> {
                             d.assign(v);
                         }
                     }
+                    // Kept in its slot until a later row takes the slot,
+                    // and with it the place of the last row read.
+                    self.last_right = LastRight::Slot(self.group_len);
                     self.group_len += 1;
                     self.right_state = RightState::Consumed;
                 }
@@ -3238,6 +3314,132 @@ title = "{name} pays"
         assert_eq!(count("employers.name"), 3 + 3);
         assert_eq!(count("employers.note"), 0);
         assert_eq!(count("fund_payments.memo"), 0);
+    }
+
+    /// Employers joined with this year's payments, a filter over a read:
+    /// a join that checks the other side's order itself.
+    const MERGE_PLAN: &str = r#"
+[[step]]
+name = "employers"
+op = "read"
+dataset = "employers"
+
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "this_year"
+op = "filter"
+where = "levy_year == 2024"
+
+[[step]]
+name = "joined"
+op = "join"
+input = "employers"
+with = "this_year"
+on = "credit_code"
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "credit_code"
+title = "{name} {amount}"
+"#;
+
+    /// The leads of [`MERGE_PLAN`] over employers and payments with these
+    /// codes, in this order, or the error.
+    fn merge(employers: &[&str], payments: &[&str]) -> Result<Vec<String>, String> {
+        let plan = crate::Plan::parse("merge.plan.toml", MERGE_PLAN).expect("test plan");
+        let catalog = crate::Catalog::from_toml(LAZY_MODEL, &LAZY_SCHEMAS).expect("catalog");
+        let program = crate::check_plan(&plan, &catalog)
+            .expect("checks")
+            .bind(&[])
+            .expect("binds");
+        let employers = employers
+            .iter()
+            .map(|c| vec![s(c), s(&format!("{c}公司")), s("企业"), Value::Null])
+            .collect();
+        let payments = payments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let amount = Value::Decimal(Decimal::from(i as i64));
+                vec![s(c), Value::Int(2024), amount, Value::Null]
+            })
+            .collect();
+        // Kept in the order given: no key to sort them on.
+        let mut input = MemoryInput::default();
+        input.add(
+            "employers",
+            &["credit_code", "name", "entity_type", "note"],
+            &[],
+            employers,
+        );
+        input.add(
+            "fund_payments",
+            &["credit_code", "levy_year", "amount", "memo"],
+            &[],
+            payments,
+        );
+        let mut leads: Vec<Lead> = Vec::new();
+        program
+            .run(&mut input, &mut leads)
+            .map_err(|e| e.to_string())?;
+        Ok(leads.into_iter().map(|l| l.title).collect())
+    }
+
+    #[test]
+    fn a_merge_join_refuses_either_side_out_of_order_and_shares_partners() {
+        let unsorted = |a: &str, b: &str| {
+            format!("the rows joined with are not sorted on the join key: ({a}) comes after ({b})")
+        };
+        let refused = |employers: &[&str], payments: &[&str], a: &str, b: &str| {
+            let e = merge(employers, payments).expect_err("out of order");
+            assert!(e.contains(&unsorted(a, b)), "{e}");
+        };
+        // After a partner of the current key.
+        refused(&["A", "B", "C"], &["B", "A"], "A", "B");
+        refused(&["A", "B"], &["A", "B", "B", "A"], "A", "B");
+        // After a row without partner.
+        refused(&["C"], &["B", "A"], "A", "B");
+        // After a partner of an earlier key, or a row passed over for it.
+        refused(&["A", "C"], &["A", "C", "B"], "B", "C");
+        refused(&["A", "D"], &["A", "B", "C", "A"], "A", "C");
+        refused(&["B", "D"], &["A", "B", "A"], "A", "B");
+        // The left side out of order, after a key with partners or one
+        // without.
+        let left_unsorted = |a: &str, b: &str| {
+            format!("the input rows are not sorted on the join key: ({a}) comes after ({b})")
+        };
+        for payments in [&["A", "B"][..], &["C"], &[]] {
+            let e = merge(&["B", "A"], payments).expect_err("out of order");
+            assert!(e.contains(&left_unsorted("A", "B")), "{e}");
+        }
+        // Repeated left keys share their partners.
+        assert_eq!(
+            merge(&["A", "A", "B", "B"], &["A", "B", "B"]),
+            Ok(vec![
+                "A公司 0",
+                "A公司 0",
+                "B公司 1",
+                "B公司 2",
+                "B公司 1",
+                "B公司 2"
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect())
+        );
+        // In order, with repeated keys and rows without partners.
+        assert_eq!(
+            merge(&["A", "B", "D", "F"], &["A", "A", "C", "D", "E", "F", "G"]),
+            Ok(vec!["A公司 0", "A公司 1", "D公司 3", "F公司 5"]
+                .into_iter()
+                .map(String::from)
+                .collect())
+        );
     }
 
     #[test]

@@ -287,11 +287,23 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
         }
         i += 8;
     }
-    while i < n {
-        if a[i] != b[i] {
-            return a[i].cmp(&b[i]);
+    if i < n {
+        if n >= 8 {
+            // The last eight bytes, overlapping what was compared equal:
+            // the first difference is among those not yet compared.
+            let x = u64::from_be_bytes(a[n - 8..n].try_into().expect("8 bytes"));
+            let y = u64::from_be_bytes(b[n - 8..n].try_into().expect("8 bytes"));
+            if x != y {
+                return x.cmp(&y);
+            }
+        } else {
+            while i < n {
+                if a[i] != b[i] {
+                    return a[i].cmp(&b[i]);
+                }
+                i += 1;
+            }
         }
-        i += 1;
     }
     a.len().cmp(&b.len())
 }
@@ -383,9 +395,18 @@ mod tests {
 
     #[test]
     fn text_keys_order_as_their_bytes() {
-        let keys: [&str; 11] = [
+        let keys: [&str; 20] = [
             "",
             "9",
+            "91350100M000100Y42",
+            "91350100M000100Z43",
+            "91350100M000100Y43A",
+            "91350100M000100Y53",
+            "91350100M00010",
+            "91350100M000",
+            "91350100M001",
+            "91350100M",
+            "91350100M000100Y43",
             "91350100M000100Y43",
             "91350100M000100Y44",
             "91350100M000100Y4",

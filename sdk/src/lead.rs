@@ -135,6 +135,36 @@ impl Lead {
         self
     }
 
+    /// An evidence field that is already text: the same as
+    /// [`Lead::evidence`] of it, copied instead of formatted (for a caller
+    /// that has its values as text, such as the plan interpreter).
+    ///
+    /// ```
+    /// let lead = jiandu_sdk::Lead::new("91350100M000100Y43").evidence_text("staff", "120");
+    /// assert!(format!("{lead:?}").contains("\"120\""));
+    /// ```
+    pub fn evidence_text(mut self, name: &str, value: &str) -> Self {
+        self.reserve_evidence();
+        encoded_lead::put_evidence_text(&mut self.evidence, name, value, false);
+        self.count += 1;
+        self
+    }
+
+    /// [`Lead::personal_evidence`] of a value that is already text, copied
+    /// instead of formatted.
+    ///
+    /// ```
+    /// let lead = jiandu_sdk::Lead::new("91350100M000100Y43")
+    ///     .personal_evidence_text("legal_rep", "张三");
+    /// assert_eq!(lead.subject(), "91350100M000100Y43");
+    /// ```
+    pub fn personal_evidence_text(mut self, name: &str, value: &str) -> Self {
+        self.reserve_evidence();
+        encoded_lead::put_evidence_text(&mut self.evidence, name, value, true);
+        self.count += 1;
+        self
+    }
+
     fn reserve_evidence(&mut self) {
         if self.evidence.capacity() == 0 {
             self.evidence.reserve(EVIDENCE_BYTES);
@@ -256,5 +286,18 @@ mod tests {
         let mut out = Vec::new();
         Lead::new("s").title("t").encode(&mut out);
         assert_eq!(out, encode_by_format(None, &[]));
+        // Text evidence copied encodes as text evidence formatted.
+        let (mut copied, mut formatted) = (Vec::new(), Vec::new());
+        Lead::new("s")
+            .evidence_text("employer", "某某公司")
+            .personal_evidence_text("legal_rep", "张三")
+            .evidence_text("empty", "")
+            .encode(&mut copied);
+        Lead::new("s")
+            .evidence("employer", "某某公司")
+            .personal_evidence("legal_rep", "张三")
+            .evidence("empty", "")
+            .encode(&mut formatted);
+        assert_eq!(copied, formatted);
     }
 }

@@ -571,10 +571,11 @@ impl LeadSink for SdkSink<'_> {
             out = out.amount(yuan);
         }
         for e in &lead.evidence {
+            // Already text: copied, not formatted again.
             out = if e.personal {
-                out.personal_evidence(&e.name, &e.value)
+                out.personal_evidence_text(&e.name, &e.value)
             } else {
-                out.evidence(&e.name, &e.value)
+                out.evidence_text(&e.name, &e.value)
             };
         }
         self.ctx.emit(out).map_err(|e| HostError(e.to_string()))

@@ -122,7 +122,10 @@ impl Compiled {
         use std::fmt::Write;
         out.clear();
         let _ = match self {
-            Compiled::Int(f) => f(env)?.map(|v| write!(out, "{v}")),
+            Compiled::Int(f) => f(env)?.map(|v| {
+                write_int(out, v);
+                Ok(())
+            }),
             Compiled::Dec(f) => f(env)?.map(|v| {
                 write_decimal(out, v);
                 Ok(())
@@ -186,7 +189,9 @@ pub(crate) fn write_yuan(out: &mut String, x: Decimal) {
 
 /// Appends `v` as `{v}` writes it (its own scale kept), digit by digit
 /// when the mantissa fits 64 bits: evidence writes several amounts per
-/// lead, and the formatting machinery costs more than the digits.
+/// lead, and the formatting machinery costs more than the digits. The
+/// text is put together in a buffer and appended at once (pushing it
+/// character by character cost more than the digits).
 pub(crate) fn write_decimal(out: &mut String, v: Decimal) {
     use std::fmt::Write;
     let mag = u64::try_from(v.mantissa().unsigned_abs());
@@ -196,31 +201,74 @@ pub(crate) fn write_decimal(out: &mut String, v: Decimal) {
         return;
     };
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut x = mag;
-    while x > 0 {
-        at -= 1;
-        digits[at] = b'0' + (x % 10) as u8;
-        x /= 10;
-    }
+    let at = put_digits(&mut digits, mag);
     let digits = &digits[at..];
     let scale = v.scale() as usize;
-    let push = |out: &mut String, bytes: &[u8]| out.extend(bytes.iter().map(|&b| char::from(b)));
+    // Sign, "0.", up to 28 zeros and 20 digits.
+    let mut text = [0u8; 64];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        text[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
     if v.is_sign_negative() {
-        out.push('-');
+        put(b"-");
     }
     if digits.len() > scale {
         let point = digits.len() - scale;
-        push(out, &digits[..point]);
+        put(&digits[..point]);
         if scale > 0 {
-            out.push('.');
-            push(out, &digits[point..]);
+            put(b".");
+            put(&digits[point..]);
         }
     } else {
-        out.push_str("0.");
-        (digits.len()..scale).for_each(|_| out.push('0'));
-        push(out, digits);
+        put(b"0.");
+        (digits.len()..scale).for_each(|_| put(b"0"));
+        put(digits);
     }
+    push_ascii(out, &text[..n]);
+}
+
+/// Appends `v` as `{v}` writes it, without the formatting machinery
+/// (evidence writes counts and days on every lead).
+pub(crate) fn write_int(out: &mut String, v: i64) {
+    let mut text = [0u8; 21];
+    let mut at = put_digits(&mut text, v.unsigned_abs());
+    if v == 0 {
+        at -= 1;
+        text[at] = b'0';
+    } else if v < 0 {
+        at -= 1;
+        text[at] = b'-';
+    }
+    push_ascii(out, &text[at..]);
+}
+
+/// Writes the decimal digits of `x` (none for zero) at the end of `buf`;
+/// returns where they start. Two digits a division.
+fn put_digits(buf: &mut [u8], mut x: u64) -> usize {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut at = buf.len();
+    while x >= 10 {
+        let pair = (x % 100) as usize * 2;
+        x /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if x > 0 {
+        at -= 1;
+        buf[at] = b'0' + x as u8;
+    }
+    at
+}
+
+/// Appends text made of ASCII bytes.
+fn push_ascii(out: &mut String, bytes: &[u8]) {
+    out.push_str(std::str::from_utf8(bytes).expect("digits, signs and points are ASCII"));
 }
 
 /// Compiles a condition: null counts as false. Conjunctions, negations,
@@ -698,6 +746,11 @@ impl Scalar for Decimal {
                     TNode::Const(Value::Int(p)) => *p as u32,
                     _ => return unsupported(t),
                 };
+                if let TNode::Arith(BinaryOp::Div, a, b) = &args[0].node {
+                    if !args[0].is_const() {
+                        return round_quotient(arg(a, cx), arg(b, cx), places, args[0].pos);
+                    }
+                }
                 lift1(
                     arg::<Decimal>(&args[0], cx),
                     move |x| Ok(round_half_up(x, places)),
@@ -715,27 +768,124 @@ impl Scalar for Decimal {
 /// Rounds half away from zero (四舍五入) to exactly `places` decimals.
 pub fn round_half_up(x: Decimal, places: u32) -> Decimal {
     // A mantissa of at most 64 bits (money times a ratio, the usual
-    // case) rounds in one division of machine words.
+    // case) rounds in one division of machine words; a longer one (a
+    // quotient carried to 28 digits) in one division of 128-bit words,
+    // still far cheaper than the general rounding.
     let cut = x.scale().wrapping_sub(places);
-    if (1..=19).contains(&cut) {
-        if let Ok(m) = u64::try_from(x.mantissa().unsigned_abs()) {
+    if cut == 0 {
+        // Already `places` decimals (an amount in fen, to the fen).
+        return x;
+    }
+    if (1..=28).contains(&cut) {
+        let m = x.mantissa().unsigned_abs();
+        let q = if let (Ok(m), true) = (u64::try_from(m), cut <= 19) {
             let d = 10u64.pow(cut);
             let (q, r) = (m / d, m % d);
             // `r * 2 >= d`, without overflow.
-            let q = q + u64::from(r >= d - r);
-            // Zero keeps the general path's sign.
-            if q != 0 {
-                return Decimal::from_parts(
-                    q as u32,
-                    (q >> 32) as u32,
-                    0,
-                    x.is_sign_negative(),
-                    places,
-                );
-            }
+            u128::from(q + u64::from(r >= d - r))
+        } else {
+            let d = POW10[cut as usize];
+            let (q, r) = (m / d, m % d);
+            q + u128::from(r >= d - r)
+        };
+        // Zero keeps the general path's sign. `q` is at most the 96-bit
+        // mantissa divided by ten, plus one: it fits.
+        if q != 0 {
+            return Decimal::from_parts(
+                q as u32,
+                (q >> 32) as u32,
+                (q >> 64) as u32,
+                x.is_sign_negative(),
+                places,
+            );
         }
     }
     round_half_up_general(x, places)
+}
+
+/// Powers of ten up to 10^38, the largest a `u128` holds.
+const POW10: [u128; 39] = {
+    let mut p = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// `round_half_up(a / b, places)` (an average rounded to the fen, say):
+/// the quotient rounded straight from the operands when
+/// [`quotient_rounded`] can, else divided to 28 digits and rounded, as
+/// the two functions apart do. Errors are the division's, at its `pos`.
+fn round_quotient(a: Arg<Decimal>, b: Arg<Decimal>, places: u32, pos: Pos) -> F<Decimal> {
+    Box::new(move |env| {
+        let Some(x) = a.eval(env)? else {
+            return Ok(None);
+        };
+        let Some(y) = b.eval(env)? else {
+            return Ok(None);
+        };
+        if y.is_zero() {
+            return Err(fail(pos, DIV_ZERO));
+        }
+        if let Some(r) = quotient_rounded(x, y, places) {
+            return Ok(Some(r));
+        }
+        let q = x.checked_div(y).ok_or_else(|| fail(pos, OVERFLOW))?;
+        Ok(Some(round_half_up(q, places)))
+    })
+}
+
+/// `round_half_up(x / y, places)` computed exactly in integers, when the
+/// operands' mantissas fit 64 bits, the divisor (scaled) is at most
+/// 10^12 and the quotient below 10^11; `None` otherwise (or for a zero
+/// result, whose sign the general path decides).
+///
+/// It equals rounding the 28-digit quotient: that quotient then carries
+/// at least 16 decimals, so it is within 10^-16 of the exact one, while
+/// an exact quotient not on a rounding midpoint is more than that away
+/// from it (its distance is a multiple of 1 / (2 · den · 10^places), and
+/// `2 · den · 10^places < 10^16` is required); one on a midpoint has at
+/// most `places + 1` decimals and is exact in both.
+fn quotient_rounded(x: Decimal, y: Decimal, places: u32) -> Option<Decimal> {
+    const DEN_MAX: u128 = 1_000_000_000_000;
+    let mx = u128::from(u64::try_from(x.mantissa().unsigned_abs()).ok()?);
+    let my = u128::from(u64::try_from(y.mantissa().unsigned_abs()).ok()?);
+    if my == 0 || places > 16 {
+        return None;
+    }
+    // x / y · 10^places = mx · 10^e / my.
+    let e = (y.scale() + places) as i32 - x.scale() as i32;
+    let (num, den) = match e {
+        0..=19 => (mx * POW10[e as usize], my),
+        -12..=-1 => (mx, my * POW10[(-e) as usize]),
+        _ => return None,
+    };
+    if den > DEN_MAX || 2 * den * POW10[places as usize] >= POW10[16] {
+        return None;
+    }
+    // In 64-bit words when the dividend fits (a 128-bit division is a
+    // call to a long routine).
+    let (q, r) = match u64::try_from(num) {
+        Ok(n) => {
+            let d = den as u64;
+            (u128::from(n / d), u128::from(n % d))
+        }
+        Err(_) => (num / den, num % den),
+    };
+    // Half away from zero: up when `2r >= den`.
+    let q = q + u128::from(r >= den - r);
+    if q == 0 || q >= POW10[11 + places as usize] {
+        return None;
+    }
+    Some(Decimal::from_parts(
+        q as u32,
+        (q >> 32) as u32,
+        (q >> 64) as u32,
+        x.is_sign_negative() != y.is_sign_negative(),
+        places,
+    ))
 }
 
 #[inline(never)]
@@ -1179,6 +1329,24 @@ mod tests {
             ));
         }
         let mut out = String::new();
+        for x in [
+            0,
+            1,
+            -1,
+            7,
+            10,
+            -10,
+            99,
+            100,
+            123_456_789,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            out.clear();
+            write_int(&mut out, x);
+            assert_eq!(out, x.to_string());
+        }
         for v in values {
             out.clear();
             write_decimal(&mut out, v);
@@ -1207,11 +1375,40 @@ mod tests {
             mantissas.push((seed % 1_000_000_000) / 10 * 10 + 5);
             mantissas.push((seed % 1_000_000_000) / 100 * 100 + 49);
         }
-        for &m in &mantissas {
+        // Mantissas of 96 bits too (quotients carried to 28 digits), with
+        // midpoints and just-below-midpoints at every cut.
+        let mut wide: Vec<u128> = mantissas
+            .iter()
+            .map(|&m| (u128::from(m) << 32 | u128::from(m >> 20)) & ((1 << 96) - 1))
+            .collect();
+        wide.extend([(1u128 << 96) - 1, (1u128 << 96) - 2, 1 << 64, (1 << 64) - 1]);
+        for cut in 1..=28u32 {
+            let d = 10u128.pow(cut);
+            for k in [
+                1u128,
+                7,
+                123_456_789,
+                79_228_162_514_264_337_593 / d.min(1 << 60),
+            ] {
+                for m in [k * d + d / 2, k * d + d / 2 - 1, k * d + d / 2 + 1] {
+                    if m < 1 << 96 {
+                        wide.push(m);
+                    }
+                }
+            }
+        }
+        let all = mantissas.iter().map(|&m| u128::from(m)).chain(wide);
+        for m in all {
             for scale in 0..=28u32 {
                 for places in 0..=6u32 {
                     for negative in [false, true] {
-                        let x = Decimal::from_parts(m as u32, (m >> 32) as u32, 0, negative, scale);
+                        let x = Decimal::from_parts(
+                            m as u32,
+                            (m >> 32) as u32,
+                            (m >> 64) as u32,
+                            negative,
+                            scale,
+                        );
                         let (fast, general) =
                             (round_half_up(x, places), round_half_up_general(x, places));
                         assert_eq!(
@@ -1224,6 +1421,95 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn a_quotient_rounded_in_integers_is_the_quotient_divided_then_rounded() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases = Vec::new();
+        for _ in 0..20_000 {
+            let x = next() >> (next() % 64);
+            let y = (next() >> (next() % 64)).max(1);
+            cases.push((x, y));
+            // Near midpoints: x = y · (k + 1/2) / 10^places, give or take one.
+            let y = next() % 100_000 + 1;
+            let k = next() % 1_000_000;
+            for d in [0, 1, u64::MAX] {
+                cases.push(((2 * k + 1) * y / 2 + d % 2, y));
+                cases.push(((k * y + y / 2).wrapping_add(d), y));
+            }
+        }
+        cases.extend([
+            (0, 1),
+            (1, 3),
+            (2, 3),
+            (5, 10),
+            (15, 10),
+            (u64::MAX, 1),
+            (1, u64::MAX),
+        ]);
+        let mut fast = 0;
+        for &(mx, my) in &cases {
+            for (sx, sy) in [
+                (2, 0),
+                (0, 0),
+                (2, 2),
+                (0, 2),
+                (6, 0),
+                (2, 3),
+                (28, 0),
+                (0, 28),
+            ] {
+                for places in [0, 1, 2, 4, 16, 17] {
+                    for (nx, ny) in [(false, false), (true, false), (false, true)] {
+                        let x = Decimal::from_parts(mx as u32, (mx >> 32) as u32, 0, nx, sx);
+                        let y = Decimal::from_parts(my as u32, (my >> 32) as u32, 0, ny, sy);
+                        let Some(r) = quotient_rounded(x, y, places) else {
+                            continue;
+                        };
+                        fast += 1;
+                        let general = round_half_up(x.checked_div(y).unwrap(), places);
+                        assert_eq!(
+                            (r.to_string(), r.scale()),
+                            (general.to_string(), general.scale()),
+                            "round_half_up({x} / {y}, {places})"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(fast > 100_000, "{fast} cases took the fast path");
+    }
+
+    #[test]
+    fn round_half_up_of_a_quotient_keeps_nulls_and_the_division_error() {
+        let r = |n: i64, x: &str| eval("round_half_up(x / n, 2)", &row(n, x));
+        assert_eq!(r(3, "100"), Ok(dec("33.33")));
+        assert_eq!(r(3, "200"), Ok(dec("66.67")));
+        assert_eq!(r(-8, "1"), Ok(dec("-0.13")));
+        assert_eq!(r(400, "0.01"), Ok(dec("0.00")));
+        assert_eq!(r(-400, "0.01"), Ok(dec("0.00")));
+        assert_eq!(r(8, "2"), Ok(dec("0.25")));
+        // Beyond the integer path: divided to 28 digits, then rounded.
+        assert_eq!(
+            r(7, "79228162514264337593543950335"),
+            Ok(dec("11318308930609191084791992905"))
+        );
+        assert_eq!(
+            eval("round_half_up(x / 3, 2)", &row(0, "1")),
+            Ok(dec("0.33"))
+        );
+        let mut null_x = row(2, "0");
+        null_x[1] = Value::Null;
+        assert_eq!(eval("round_half_up(x / n, 2)", &null_x), Ok(Value::Null));
+        let err = r(0, "1").unwrap_err();
+        assert!(err.contains("division by zero"), "{err}");
+    }
+
     use crate::expr::check::{check, Column, Scope};
     use crate::expr::parser::parse_located;
     use crate::span::{Origin, Pos};
