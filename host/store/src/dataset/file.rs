@@ -16,18 +16,17 @@
 //! Why not in sled: blocks are written once and read in order, and sled
 //! 0.34 keeps every value above its blob threshold that a process reads in
 //! memory until the process exits (its cache charges a blob by the size of
-//! the pointer), so a scan's memory grew with the data. Here a file is
-//! mapped, a scan checks each block where it lies and lets its pages go
-//! once past it ([`BlockBytes`]); point reads keep checked blocks in a
-//! [`BlockCache`] of bounded size.
+//! the pointer), so a scan's memory grew with the data. Here a scan reads
+//! each block into a buffer of its own and lets it go; point reads go
+//! through a [`BlockCache`] of bounded size.
 
 use super::block::Block;
 use crate::{Error, Result};
 use lru::LruCache;
-use memmap2::{Mmap, UncheckedAdvice};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -119,21 +118,15 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     crate::fsio::sync_dir(dir).map_err(|e| io_error(dir, "sync", e))
 }
 
-/// One run's file, mapped for reading.
-///
-/// A scan used to `pread` each block into a fresh buffer: the kernel's copy
-/// and the zeroing of the buffer were a sixth of a whole run's CPU (a run
-/// of the 残保金 model reads 1.5 GB of blocks). Mapped, a block is read where
-/// the page cache holds it; [`BlockBytes`] hands it out and lets this
-/// process's mapping of it go when the last handle does.
+/// One run's file, open for reading.
 pub struct RunFile {
-    map: Arc<Mmap>,
+    file: File,
     path: PathBuf,
     ends: Vec<u64>,
 }
 
 struct Frame {
-    start: usize,
+    start: u64,
     n: usize,
     front: usize,
     keys: usize,
@@ -145,81 +138,11 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// Checked bytes of a mapped run file (a block, or a block's records
-/// area), shared by its clones. When the last clone goes, the pages under
-/// them leave this process's mapping (they stay in the page cache), so the
-/// resident memory of a scan over gigabytes stays that of the blocks in
-/// hand.
-#[derive(Clone)]
-pub struct BlockBytes(Arc<Span>);
-
-struct Span {
-    map: Arc<Mmap>,
-    /// The bytes handed out.
-    bytes: std::ops::Range<usize>,
-    /// The pages let go with them: their frame (reading its header, and
-    /// the kernel mapping the pages around a fault, map all of it) and
-    /// [`FAULT_AROUND`] bytes before it, which the first read of this frame
-    /// mapped again after the frame before had let them go.
-    pages: std::ops::Range<usize>,
-}
-
-/// The most a page fault maps before the faulting page: Linux maps the
-/// pages around it (`fault_around_bytes`, 64 KiB by default) or, where
-/// the page cache holds large folios, up to a whole folio (2 MiB at most).
-const FAULT_AROUND: usize = 2 << 20;
-
-impl std::ops::Deref for BlockBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.0.map[self.0.bytes.clone()]
-    }
-}
-
-impl std::fmt::Debug for BlockBytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BlockBytes({} bytes)", self.0.bytes.len())
-    }
-}
-
-impl Drop for Span {
-    fn drop(&mut self) {
-        if !self.pages.is_empty() {
-            // SAFETY: the map is shared and read-only, of a file no one
-            // writes once its version exists (see `RunFile::open`):
-            // MADV_DONTNEED only unmaps these pages from this process, and
-            // any later read of them (another handle on the same block, a
-            // neighbouring block sharing a page) faults the same bytes back
-            // in from the page cache. A failed hint costs memory, not data.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    UncheckedAdvice::DontNeed,
-                    self.pages.start,
-                    self.pages.len(),
-                )
-            };
-        }
-    }
-}
-
 impl RunFile {
-    /// Opens and maps `path`, whose frames end at `ends` (from the
-    /// version's metadata).
+    /// Opens `path`, whose frames end at `ends` (from the version's metadata).
     pub fn open(path: PathBuf, ends: Vec<u64>) -> Result<RunFile> {
         let file = File::open(&path).map_err(|e| io_error(&path, "open", e))?;
-        // SAFETY: a run file is written once under its final name before
-        // its version's metadata exists (`write_segment`), synced, and
-        // never written or truncated after: versions are immutable, and a
-        // dropped version's files are unlinked, which leaves a mapping
-        // whole. Every read below is bounds-checked against the map and
-        // every block is checked against its CRC before it is handed out.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| io_error(&path, "map", e))?;
-        Ok(RunFile {
-            map: Arc::new(map),
-            path,
-            ends,
-        })
+        Ok(RunFile { file, path, ends })
     }
 
     /// Number of blocks.
@@ -238,80 +161,79 @@ impl RunFile {
         }
     }
 
-    /// The `len` bytes at `at`, or an error when the file is shorter.
-    fn span(&self, n: usize, at: usize, len: usize) -> Result<std::ops::Range<usize>> {
-        match at.checked_add(len) {
-            Some(end) if end <= self.map.len() => Ok(at..end),
-            _ => Err(self.corrupt(n, "the file ends before it")),
-        }
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, at)
+            .map_err(|e| io_error(&self.path, "read", e))
     }
 
     fn frame(&self, n: usize) -> Result<Frame> {
         let start = if n == 0 { 0 } else { self.ends[n - 1] };
-        let end = self.ends[n];
-        let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
-            return Err(self.corrupt(n, "its length does not match the version"));
-        };
-        let h = &self.map[self.span(n, start, FRAME_HEADER)?];
+        let mut h = [0u8; FRAME_HEADER];
+        self.read_at(&mut h, start)?;
         let frame = Frame {
             start,
-            n: le32(h, 0) as usize,
-            front: le32(h, 4) as usize,
-            keys: le32(h, 8) as usize,
-            crc_front: le32(h, 12),
-            crc_keys: le32(h, 16),
+            n: le32(&h, 0) as usize,
+            front: le32(&h, 4) as usize,
+            keys: le32(&h, 8) as usize,
+            crc_front: le32(&h, 12),
+            crc_keys: le32(&h, 16),
         };
-        let header = 4 + 8 * (frame.n + 1);
-        if start + FRAME_HEADER + frame.front + frame.keys != end || frame.front < header {
+        let header = 4 + 8 * (frame.n as u64 + 1);
+        if start + (FRAME_HEADER + frame.front + frame.keys) as u64 != self.ends[n]
+            || (frame.front as u64) < header
+        {
             return Err(self.corrupt(n, "its length does not match the version"));
         }
-        self.span(n, start, end - start)?;
         Ok(frame)
     }
 
-    fn hand_out(&self, f: &Frame, bytes: std::ops::Range<usize>) -> BlockBytes {
-        BlockBytes(Arc::new(Span {
-            map: self.map.clone(),
-            bytes,
-            pages: f.start.saturating_sub(FAULT_AROUND)..f.start + FRAME_HEADER + f.front + f.keys,
-        }))
-    }
-
     /// Block `n` whole (records and keys), checked.
-    pub fn read_block(&self, n: usize) -> Result<BlockBytes> {
+    pub fn read_block(&self, n: usize) -> Result<Vec<u8>> {
         let f = self.frame(n)?;
-        let at = f.start + FRAME_HEADER;
-        let front = &self.map[at..at + f.front];
-        let keys = &self.map[at + f.front..at + f.front + f.keys];
-        if crc32fast::hash(front) != f.crc_front || crc32fast::hash(keys) != f.crc_keys {
+        let mut buf = vec![0u8; f.front + f.keys];
+        self.read_at(&mut buf, f.start + FRAME_HEADER as u64)?;
+        if crc32fast::hash(&buf[..f.front]) != f.crc_front
+            || crc32fast::hash(&buf[f.front..]) != f.crc_keys
+        {
             return Err(self.corrupt(n, "checksum mismatch"));
         }
-        let bytes = self.hand_out(&f, at..at + f.front + f.keys);
-        Block::parse(&bytes)?;
-        Ok(bytes)
+        Block::parse(&buf)?;
+        Ok(buf)
     }
 
     /// The records area of block `n` and its record offsets (n + 1, from
     /// 0), checked; the keys are not read.
-    pub fn read_records(&self, n: usize) -> Result<(BlockBytes, Vec<u32>)> {
+    pub fn read_records(&self, n: usize) -> Result<(Vec<u8>, Vec<u32>)> {
+        let mut data = Vec::new();
+        let offsets = self.read_records_into(n, &mut data)?;
+        Ok((data, offsets))
+    }
+
+    /// [`RunFile::read_records`] into `data` (resized to fit; a buffer
+    /// reused from block to block is not cleared first).
+    pub fn read_records_into(&self, n: usize, data: &mut Vec<u8>) -> Result<Vec<u32>> {
         let f = self.frame(n)?;
         let header_len = 4 + 8 * (f.n + 1);
-        let at = f.start + FRAME_HEADER;
-        let header = &self.map[at..at + header_len];
-        let data = at + header_len..at + f.front;
-        if crc32fast::hash(&self.map[at..at + f.front]) != f.crc_front
-            || le32(header, 0) as usize != f.n
-        {
+        let mut header = vec![0u8; header_len];
+        data.resize(f.front - header_len, 0);
+        let at = f.start + FRAME_HEADER as u64;
+        self.read_at(&mut header, at)?;
+        self.read_at(data, at + header_len as u64)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        crc.update(data);
+        if crc.finalize() != f.crc_front || le32(&header, 0) as usize != f.n {
             return Err(self.corrupt(n, "checksum mismatch"));
         }
-        let offsets: Vec<u32> = (0..=f.n).map(|i| le32(header, 4 + 4 * i)).collect();
+        let offsets: Vec<u32> = (0..=f.n).map(|i| le32(&header, 4 + 4 * i)).collect();
         if offsets[0] != 0
             || offsets.windows(2).any(|w| w[0] > w[1])
             || offsets[f.n] as usize != data.len()
         {
             return Err(self.corrupt(n, "record offsets out of order"));
         }
-        Ok((self.hand_out(&f, data), offsets))
+        Ok(offsets)
     }
 }
 
@@ -344,7 +266,7 @@ pub struct BlockCache {
 }
 
 struct CacheInner {
-    blocks: LruCache<(PathBuf, usize), BlockBytes>,
+    blocks: LruCache<(PathBuf, usize), Arc<Vec<u8>>>,
     bytes: usize,
 }
 
@@ -360,7 +282,7 @@ impl BlockCache {
     }
 
     /// Block `n` of `file`, from the cache or read (and kept).
-    pub fn block(&self, file: &RunFile, n: usize) -> Result<BlockBytes> {
+    pub fn block(&self, file: &RunFile, n: usize) -> Result<Arc<Vec<u8>>> {
         let key = (file.path.clone(), n);
         if let Some(block) = self
             .inner
@@ -371,7 +293,7 @@ impl BlockCache {
         {
             return Ok(block.clone());
         }
-        let block = file.read_block(n)?;
+        let block = Arc::new(file.read_block(n)?);
         if block.len() > self.capacity {
             return Ok(block);
         }
@@ -426,10 +348,10 @@ mod tests {
         let f = RunFile::open(path, ends).unwrap();
         assert_eq!(f.len(), 3);
         for (n, b) in blocks.iter().enumerate() {
-            assert_eq!(&*f.read_block(n).unwrap(), &b[..]);
+            assert_eq!(&f.read_block(n).unwrap(), b);
             let parsed = Block::parse(b).unwrap();
             let (data, offsets) = f.read_records(n).unwrap();
-            assert_eq!(&*data, parsed.data());
+            assert_eq!(data, parsed.data());
             assert_eq!(offsets, parsed.offsets());
         }
     }
@@ -461,11 +383,11 @@ mod tests {
         let f = RunFile::open(path, ends).unwrap();
         let cap = blocks[0].len() + blocks[1].len();
         let cache = BlockCache::new(cap);
-        assert_eq!(*cache.block(&f, 0).unwrap(), blocks[0][..]);
-        assert_eq!(*cache.block(&f, 1).unwrap(), blocks[1][..]);
+        assert_eq!(*cache.block(&f, 0).unwrap(), blocks[0]);
+        assert_eq!(*cache.block(&f, 1).unwrap(), blocks[1]);
         assert_eq!(cache.bytes(), cap);
         cache.block(&f, 0).unwrap();
-        assert_eq!(*cache.block(&f, 2).unwrap(), blocks[2][..]);
+        assert_eq!(*cache.block(&f, 2).unwrap(), blocks[2]);
         assert!(cache.bytes() <= cap);
         // Block 1 was the least recently used: it went first; block 2 is
         // larger than block 1, so block 0 went too.
@@ -478,7 +400,7 @@ mod tests {
 
         // A block larger than the whole cache is read, not kept.
         let small = BlockCache::new(blocks[2].len() - 1);
-        assert_eq!(*small.block(&f, 2).unwrap(), blocks[2][..]);
+        assert_eq!(*small.block(&f, 2).unwrap(), blocks[2]);
         assert_eq!(small.bytes(), 0);
     }
 }

@@ -22,7 +22,7 @@ pub mod xlsx;
 
 use crate::{Error, Result, Store};
 use block::{Block, BlockBuilder, BLOCK_RECORDS};
-use file::{BlockBytes, BlockCache, OpenFiles, RunFile, RunWriter};
+use file::{BlockCache, OpenFiles, RunFile, RunWriter};
 use ingest::Rows;
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
@@ -1124,7 +1124,7 @@ impl VersionReader {
     fn segment_blocks(
         &self,
         seg: &SegmentInfo,
-    ) -> Box<dyn Iterator<Item = Result<BlockBytes>> + Send> {
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
         self.run_blocks(seg, RECORDS_RUN, None, &seg.first_keys)
     }
 
@@ -1136,7 +1136,7 @@ impl VersionReader {
         run: u16,
         range: Option<&KeyRange>,
         first: &[String],
-    ) -> Box<dyn Iterator<Item = Result<BlockBytes>> + Send> {
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
         match self.run_file(seg, run) {
             Ok(f) => {
                 let blocks = match range {
@@ -1158,16 +1158,17 @@ impl VersionReader {
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         let first = seg.first_keys.clone();
+        let mut scratch = Vec::new();
         Box::new(
             range
                 .blocks(&first)
                 .map(move |n| -> Result<(Vec<u8>, Vec<u32>)> {
                     if range.holds_block(&first, n) {
-                        let (data, offsets) = f.read_records(n)?;
                         if view.is_passthrough() {
-                            return Ok((data.to_vec(), offsets));
+                            return f.read_records(n);
                         }
-                        return view.project(&data, &offsets).map_err(Error::Other);
+                        let offsets = f.read_records_into(n, &mut scratch)?;
+                        return view.project(&scratch, &offsets).map_err(Error::Other);
                     }
                     let bytes = f.read_block(n)?;
                     let block = Block::parse(&bytes)?;
@@ -1225,14 +1226,16 @@ impl VersionReader {
                 return self.segment_range(seg, view, range.clone());
             }
             return match self.run_file(seg, RECORDS_RUN) {
-                Ok(f) if view.is_passthrough() => Box::new((0..f.len()).map(move |n| {
-                    f.read_records(n)
-                        .map(|(data, offsets)| (data.to_vec(), offsets))
-                })),
-                Ok(f) => Box::new((0..f.len()).map(move |n| {
-                    let (data, offsets) = f.read_records(n)?;
-                    view.project(&data, &offsets).map_err(Error::Other)
-                })),
+                Ok(f) if view.is_passthrough() => {
+                    Box::new((0..f.len()).map(move |n| f.read_records(n)))
+                }
+                Ok(f) => {
+                    let mut scratch = Vec::new();
+                    Box::new((0..f.len()).map(move |n| {
+                        let offsets = f.read_records_into(n, &mut scratch)?;
+                        view.project(&scratch, &offsets).map_err(Error::Other)
+                    }))
+                }
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
         }
@@ -1313,7 +1316,7 @@ impl VersionReader {
     }
 
     /// Block `n` of a run, through the store's block cache.
-    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<BlockBytes> {
+    fn load_block(&self, seg: &SegmentInfo, run: u16, n: usize) -> Result<Arc<Vec<u8>>> {
         let f = self.run_file(seg, run)?;
         if n >= f.len() {
             return Err(Error::dataset(
@@ -1555,8 +1558,8 @@ pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
 
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {
-    blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>,
-    current: Option<BlockBytes>,
+    blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
+    current: Option<Vec<u8>>,
     /// The next record of the current block, and the end of the range's
     /// records in it.
     next: usize,
@@ -1568,12 +1571,12 @@ struct SegmentCursor {
 }
 
 impl SegmentCursor {
-    fn new(blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>) -> Self {
+    fn new(blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>) -> Self {
         SegmentCursor::ranged(blocks, None)
     }
 
     fn ranged(
-        blocks: Box<dyn Iterator<Item = Result<BlockBytes>> + Send>,
+        blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
         range: Option<KeyRange>,
     ) -> Self {
         SegmentCursor {
@@ -1617,7 +1620,7 @@ impl SegmentCursor {
 
     /// Makes `bytes` the current block, its records of the range found
     /// once by binary search rather than by comparing every key.
-    fn start(&mut self, bytes: BlockBytes) -> Result<()> {
+    fn start(&mut self, bytes: Vec<u8>) -> Result<()> {
         let block = Block::parse(&bytes)?;
         let (mut next, mut end) = (0, block.len());
         if let Some(r) = &self.range {
