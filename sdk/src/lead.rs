@@ -114,11 +114,8 @@ impl Lead {
     ///     .evidence("paid_on", Date::from_ymd_opt(2024, 7, 15).unwrap());
     /// assert!(format!("{lead:?}").contains("\"2024-07-15\""));
     /// ```
-    pub fn evidence(mut self, name: impl AsRef<str>, value: impl Display) -> Self {
-        self.reserve_evidence();
-        encoded_lead::put_evidence(&mut self.evidence, name.as_ref(), value, false);
-        self.count += 1;
-        self
+    pub fn evidence(self, name: impl AsRef<str>, value: impl Display) -> Self {
+        self.with_evidence(|out| encoded_lead::put_evidence(out, name.as_ref(), value, false))
     }
 
     /// An evidence field that is personal data: masked in output by default.
@@ -128,11 +125,8 @@ impl Lead {
     ///     .personal_evidence("legal_rep", "张三");
     /// assert_eq!(lead.subject(), "91350100M000100Y43");
     /// ```
-    pub fn personal_evidence(mut self, name: impl AsRef<str>, value: impl Display) -> Self {
-        self.reserve_evidence();
-        encoded_lead::put_evidence(&mut self.evidence, name.as_ref(), value, true);
-        self.count += 1;
-        self
+    pub fn personal_evidence(self, name: impl AsRef<str>, value: impl Display) -> Self {
+        self.with_evidence(|out| encoded_lead::put_evidence(out, name.as_ref(), value, true))
     }
 
     /// An evidence field that is already text: the same as
@@ -143,11 +137,8 @@ impl Lead {
     /// let lead = jiandu_sdk::Lead::new("91350100M000100Y43").evidence_text("staff", "120");
     /// assert!(format!("{lead:?}").contains("\"120\""));
     /// ```
-    pub fn evidence_text(mut self, name: &str, value: &str) -> Self {
-        self.reserve_evidence();
-        encoded_lead::put_evidence_text(&mut self.evidence, name, value, false);
-        self.count += 1;
-        self
+    pub fn evidence_text(self, name: &str, value: &str) -> Self {
+        self.with_evidence(|out| encoded_lead::put_evidence_text(out, name, value, false))
     }
 
     /// [`Lead::personal_evidence`] of a value that is already text, copied
@@ -158,17 +149,18 @@ impl Lead {
     ///     .personal_evidence_text("legal_rep", "张三");
     /// assert_eq!(lead.subject(), "91350100M000100Y43");
     /// ```
-    pub fn personal_evidence_text(mut self, name: &str, value: &str) -> Self {
-        self.reserve_evidence();
-        encoded_lead::put_evidence_text(&mut self.evidence, name, value, true);
-        self.count += 1;
-        self
+    pub fn personal_evidence_text(self, name: &str, value: &str) -> Self {
+        self.with_evidence(|out| encoded_lead::put_evidence_text(out, name, value, true))
     }
 
-    fn reserve_evidence(&mut self) {
+    /// Adds one evidence field, which `put` encodes into the evidence.
+    fn with_evidence(mut self, put: impl FnOnce(&mut Vec<u8>)) -> Self {
         if self.evidence.capacity() == 0 {
             self.evidence.reserve(EVIDENCE_BYTES);
         }
+        put(&mut self.evidence);
+        self.count += 1;
+        self
     }
 
     /// The subject given to [`Lead::new`].

@@ -1626,7 +1626,6 @@ impl<'s> RowBuilder<'s> {
         if !ok {
             return;
         }
-        // The key's parts joined as `join_key` joins them.
         let key = &mut self.key;
         key.clear();
         for (n, &k) in self.key_fields.iter().enumerate() {
@@ -1639,10 +1638,7 @@ impl<'s> RowBuilder<'s> {
                 );
                 return;
             }
-            if n > 0 {
-                key.push(super::block::KEY_SEP);
-            }
-            key.push_str(&part);
+            super::push_key_part(key, n, &part);
         }
         let mut values = reuse(std::mem::take(&mut self.values));
         values.extend(cells.iter().map(|c| Some(cell_value(c))));

@@ -654,14 +654,16 @@ fn write_index(
     let mut merged = entries.finish().map_err(sort_failed)?;
     // The pseudonym of `value`: entries come sorted by value, so a value
     // repeated (a person in several rows) reuses the HMAC just computed.
-    let (mut pseudonym, mut value) = (String::new(), None::<Vec<u8>>);
+    // (`pseudonym` is empty before the first value.)
+    let (mut pseudonym, mut value) = (String::new(), Vec::new());
     while let Some(e) = merged.next().map_err(sort_failed)? {
         out.push(e.key, e.value)?;
         if let Some((kind, p)) = pseudo_of {
-            if value.as_deref() != Some(e.key) {
+            if pseudonym.is_empty() || value != e.key {
                 pseudonym.clear();
                 p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
-                value = Some(e.key.to_vec());
+                value.clear();
+                value.extend_from_slice(e.key);
             }
             pseudo_entries
                 .push(pseudonym.as_bytes(), 0, e.value)
@@ -1545,12 +1547,18 @@ pub fn all_version_readers(store: &Store) -> Result<Vec<VersionReader>> {
 pub fn join_key<S: AsRef<str>>(parts: &[S]) -> String {
     let mut out = String::new();
     for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(block::KEY_SEP);
-        }
-        out.push_str(p.as_ref());
+        push_key_part(&mut out, i, p.as_ref());
     }
     out
+}
+
+/// Appends field value `n` (from 0) of a primary key to `key`, as
+/// [`join_key`] joins them.
+pub(crate) fn push_key_part(key: &mut String, n: usize, part: &str) {
+    if n > 0 {
+        key.push(block::KEY_SEP);
+    }
+    key.push_str(part);
 }
 
 /// Batches of a scan: (records, offsets) as the model receives them.

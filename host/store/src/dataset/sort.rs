@@ -366,9 +366,9 @@ impl Gather {
         if self.read == self.batch.len() {
             return None;
         }
-        let e = entry_at(&self.batch, self.read as u32);
-        self.read += HEADER + e.key.len() + e.value.len();
-        Some(e)
+        let at = self.read;
+        self.read += entry_len(&self.batch, at);
+        Some(entry_at(&self.batch, at as u32))
     }
 
     fn refill(&mut self) {
