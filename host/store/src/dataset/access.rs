@@ -343,13 +343,22 @@ type = "decimal"
 
     #[test]
     fn a_scan_grouped_by_the_leading_clear_key_fields_matches_the_lookup_order() {
+        // Groups of a few people per employer and year (searched from the
+        // start), and groups of dozens (searched by halves).
+        for per_employer in [7, 97] {
+            grouped_scan_matches_the_lookup_order(per_employer);
+        }
+    }
+
+    fn grouped_scan_matches_the_lookup_order(per_employer: u32) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("s")).unwrap();
         let path = dir.path().join("e.csv");
         let mut text = String::from("employer,year,person,wage\n");
-        for i in 0..3000u32 {
-            // Groups of 1 to 7 people per employer and year, across blocks.
-            let employer = i / 7;
+        for i in 0..10_000u32 {
+            // `per_employer` people per employer over two years, some
+            // groups across blocks and across batches (4,096 records each).
+            let employer = i / per_employer;
             text.push_str(&format!(
                 "E{employer:04},{},P{:05},{}.{:02}\n",
                 2023 + i % 2,
@@ -383,7 +392,7 @@ type = "decimal"
                     .unwrap(),
             ),
         );
-        assert_eq!(ordered.len(), 3000);
+        assert_eq!(ordered.len(), 10_000);
         assert_eq!(ordered, by_lookup);
     }
 

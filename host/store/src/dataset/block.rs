@@ -80,6 +80,13 @@ impl BlockBuilder {
 /// A read view of one stored block.
 pub struct Block<'a> {
     bytes: &'a [u8],
+    layout: Layout,
+}
+
+/// Where a parsed block's parts lie: kept by a reader that views the same
+/// bytes many times, so that [`Block::parse`] checks them once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
     n: usize,
     data_start: usize,
     keys_start: usize,
@@ -115,18 +122,62 @@ impl<'a> Block<'a> {
         }
         Ok(Block {
             bytes,
-            n,
-            data_start: header,
-            keys_start: header + data_len,
+            layout: Layout {
+                n,
+                data_start: header,
+                keys_start: header + data_len,
+            },
         })
     }
 
+    /// A block's header and records area without its keys (what
+    /// [`super::file::RunFile::read_front_into`] reads), checked against
+    /// its length. Its keys must not be asked for: use
+    /// [`Block::lower_bound_records`] rather than [`Block::lower_bound`].
+    pub fn parse_front(bytes: &'a [u8]) -> Result<Block<'a>> {
+        let corrupt = || Error::Other("dataset block is corrupt (header does not fit)".into());
+        if bytes.len() < 4 {
+            return Err(corrupt());
+        }
+        let n = u32_at(bytes, 0) as usize;
+        let header = n
+            .checked_add(1)
+            .and_then(|m| m.checked_mul(8))
+            .and_then(|m| m.checked_add(4))
+            .filter(|&h| h <= bytes.len())
+            .ok_or_else(corrupt)?;
+        let data_len = u32_at(bytes, 4 + 4 * n) as usize;
+        if header + data_len != bytes.len() {
+            return Err(corrupt());
+        }
+        Ok(Block {
+            bytes,
+            layout: Layout {
+                n,
+                data_start: header,
+                keys_start: header + data_len,
+            },
+        })
+    }
+
+    /// The view of `bytes` that [`Block::parse`] gave as `layout`, without
+    /// checking the header again (the bytes must be the ones parsed: other
+    /// bytes give wrong records or a panic, never other memory).
+    pub fn with_layout(bytes: &'a [u8], layout: Layout) -> Block<'a> {
+        Block { bytes, layout }
+    }
+
+    /// Where this block's parts lie, for [`Block::with_layout`].
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
     pub fn len(&self) -> usize {
-        self.n
+        self.layout.n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.layout.n == 0
     }
 
     fn data_offset(&self, i: usize) -> usize {
@@ -134,22 +185,24 @@ impl<'a> Block<'a> {
     }
 
     fn key_offset(&self, i: usize) -> usize {
-        u32_at(self.bytes, 4 + 4 * (self.n + 1) + 4 * i) as usize
+        u32_at(self.bytes, 4 + 4 * (self.layout.n + 1) + 4 * i) as usize
     }
 
     /// Length of the header and records area (everything before the keys).
     pub fn front_len(&self) -> usize {
-        self.keys_start
+        self.layout.keys_start
     }
 
     /// The records area, as the guest receives it.
     pub fn data(&self) -> &'a [u8] {
-        &self.bytes[self.data_start..self.keys_start]
+        &self.bytes[self.layout.data_start..self.layout.keys_start]
     }
 
     /// The record offsets (n + 1 of them), relative to [`Block::data`].
     pub fn offsets(&self) -> Vec<u32> {
-        (0..=self.n).map(|i| self.data_offset(i) as u32).collect()
+        (0..=self.layout.n)
+            .map(|i| self.data_offset(i) as u32)
+            .collect()
     }
 
     pub fn record(&self, i: usize) -> &'a [u8] {
@@ -157,15 +210,29 @@ impl<'a> Block<'a> {
     }
 
     pub fn key(&self, i: usize) -> &'a [u8] {
-        &self.bytes[self.keys_start + self.key_offset(i)..self.keys_start + self.key_offset(i + 1)]
+        let keys = self.layout.keys_start;
+        &self.bytes[keys + self.key_offset(i)..keys + self.key_offset(i + 1)]
     }
 
     /// Position of the first record whose key is ≥ `key`.
     pub fn lower_bound(&self, key: &[u8]) -> usize {
-        let (mut lo, mut hi) = (0, self.n);
+        self.partition_point(|i| self.key(i) < key)
+    }
+
+    /// Position of the first record that is ≥ `key` as bytes: for runs
+    /// whose records are ordered like their keys as far as `key` tells
+    /// (a `#key` run's clear keys against a bound on their first field).
+    pub fn lower_bound_records(&self, key: &[u8]) -> usize {
+        self.partition_point(|i| self.record(i) < key)
+    }
+
+    /// The first position where `below` is false (it must be true, then
+    /// false, along the block).
+    fn partition_point(&self, below: impl Fn(usize) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.layout.n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.key(mid) < key {
+            if below(mid) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -195,6 +262,30 @@ mod tests {
         assert_eq!(block.lower_bound(b"b"), 1);
         assert_eq!(block.lower_bound(b"c"), 1);
         assert_eq!(block.lower_bound(b"z"), 3);
+    }
+
+    #[test]
+    fn a_block_front_reads_its_records_without_its_keys() {
+        let mut b = BlockBuilder::new();
+        for (k, r) in [("k1", "a\u{1f}1"), ("k2", "b\u{1f}2"), ("k3", "b\u{1f}3")] {
+            b.push(k.as_bytes(), r.as_bytes());
+        }
+        let bytes = b.finish();
+        let whole = Block::parse(&bytes).unwrap();
+        let front = &bytes[..whole.front_len()];
+        let block = Block::parse_front(front).unwrap();
+        assert_eq!(block.len(), 3);
+        for i in 0..3 {
+            assert_eq!(block.record(i), whole.record(i));
+        }
+        assert_eq!(block.lower_bound_records(b"a"), 0);
+        assert_eq!(block.lower_bound_records(b"b"), 1);
+        assert_eq!(block.lower_bound_records(b"c"), 3);
+        // Cut anywhere, or with its keys, it is refused.
+        for cut in 0..front.len() {
+            assert!(Block::parse_front(&front[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(Block::parse_front(&bytes).is_err());
     }
 
     #[test]

@@ -190,16 +190,37 @@ impl RunFile {
 
     /// Block `n` whole (records and keys), checked.
     pub fn read_block(&self, n: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_block_into(n, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`RunFile::read_block`] into `buf`, whatever it held: a buffer
+    /// reused from block to block is only zeroed where it grows.
+    pub fn read_block_into(&self, n: usize, buf: &mut Vec<u8>) -> Result<()> {
         let f = self.frame(n)?;
-        let mut buf = vec![0u8; f.front + f.keys];
-        self.read_at(&mut buf, f.start + FRAME_HEADER as u64)?;
+        buf.resize(f.front + f.keys, 0);
+        self.read_at(buf, f.start + FRAME_HEADER as u64)?;
         if crc32fast::hash(&buf[..f.front]) != f.crc_front
             || crc32fast::hash(&buf[f.front..]) != f.crc_keys
         {
             return Err(self.corrupt(n, "checksum mismatch"));
         }
-        Block::parse(&buf)?;
-        Ok(buf)
+        Block::parse(buf)?;
+        Ok(())
+    }
+
+    /// The header and records area of block `n` into `buf`, checked: a
+    /// block without its keys ([`Block::parse_front`]).
+    pub fn read_front_into(&self, n: usize, buf: &mut Vec<u8>) -> Result<()> {
+        let f = self.frame(n)?;
+        buf.resize(f.front, 0);
+        self.read_at(buf, f.start + FRAME_HEADER as u64)?;
+        if crc32fast::hash(buf) != f.crc_front {
+            return Err(self.corrupt(n, "checksum mismatch"));
+        }
+        Block::parse_front(buf)?;
+        Ok(())
     }
 
     /// The records area of block `n` and its record offsets (n + 1, from

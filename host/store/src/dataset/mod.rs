@@ -1123,10 +1123,7 @@ impl VersionReader {
     }
 
     /// One segment's whole record blocks, in key order, one at a time.
-    fn segment_blocks(
-        &self,
-        seg: &SegmentInfo,
-    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+    fn segment_blocks(&self, seg: &SegmentInfo) -> BlockSource {
         self.run_blocks(seg, RECORDS_RUN, None, &seg.first_keys)
     }
 
@@ -1138,16 +1135,24 @@ impl VersionReader {
         run: u16,
         range: Option<&KeyRange>,
         first: &[String],
-    ) -> Box<dyn Iterator<Item = Result<Vec<u8>>> + Send> {
+    ) -> BlockSource {
         match self.run_file(seg, run) {
             Ok(f) => {
                 let blocks = match range {
                     Some(r) if first.len() == f.len() => r.blocks(first),
                     _ => 0..f.len(),
                 };
-                Box::new(blocks.map(move |n| f.read_block(n)))
+                BlockSource {
+                    file: Ok(f),
+                    blocks,
+                    fronts: false,
+                }
             }
-            Err(e) => Box::new(std::iter::once(Err(e))),
+            Err(e) => BlockSource {
+                file: Err(Some(e)),
+                blocks: 0..0,
+                fronts: false,
+            },
         }
     }
 
@@ -1280,9 +1285,12 @@ impl VersionReader {
         if prefix == 0 {
             return None;
         }
-        // The `#key` run's keys begin with the same clear fields as the
-        // records' keys, so a range cuts both alike.
-        let order_blocks = self.run_blocks(seg, order.run, range, &order.first_values);
+        // The `#key` run's keys, and its records (clear keys), begin with
+        // the same clear fields as the records' keys, so a range cuts all
+        // alike: the `#key` run is read without its keys.
+        let order_blocks = self
+            .run_blocks(seg, order.run, range, &order.first_values)
+            .fronts_only();
         let records = self.run_blocks(seg, RECORDS_RUN, range, &seg.first_keys);
         Some(Box::new(PseudonymOrdered {
             records: SegmentCursor::ranged(records, range.cloned()),
@@ -1291,10 +1299,8 @@ impl VersionReader {
             view: view.clone(),
             group: Vec::new(),
             arena: Vec::new(),
-            queue: Vec::new(),
-            queue_arena: Vec::new(),
             group_prefix: Vec::new(),
-            next: 0,
+            in_group: false,
         }))
     }
 
@@ -1564,10 +1570,57 @@ pub(crate) fn push_key_part(key: &mut String, n: usize, part: &str) {
 /// Batches of a scan: (records, offsets) as the model receives them.
 pub type Batches = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u32>)>> + Send>;
 
+/// The whole blocks of one run, read in turn, each into the buffer the
+/// one before was read into (no allocation or zeroing per block).
+struct BlockSource {
+    /// The run's file, or why it could not be opened (reported once).
+    file: std::result::Result<Arc<file::RunFile>, Option<Error>>,
+    blocks: std::ops::Range<usize>,
+    /// Whether only each block's header and records are read, not its
+    /// keys ([`BlockSource::fronts_only`]).
+    fronts: bool,
+}
+
+impl BlockSource {
+    /// The same blocks without their keys: each record then serves as its
+    /// key ([`SegmentCursor`] compares records with the range's bounds).
+    /// For a `#key` run, whose records (clear keys) begin with the same
+    /// clear fields as its keys, and whose keys a pseudonym-ordered read
+    /// does not need.
+    fn fronts_only(self) -> BlockSource {
+        BlockSource {
+            fronts: true,
+            ..self
+        }
+    }
+
+    /// Reads the next block into `buf`; `false` when there is none.
+    fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        let f = match &mut self.file {
+            Ok(f) => f,
+            Err(e) => return e.take().map_or(Ok(false), Err),
+        };
+        let Some(n) = self.blocks.next() else {
+            return Ok(false);
+        };
+        if self.fronts {
+            f.read_front_into(n, buf)?;
+        } else {
+            f.read_block_into(n, buf)?;
+        }
+        Ok(true)
+    }
+}
+
 /// One segment's records, one at a time, for merging.
 struct SegmentCursor {
-    blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
-    current: Option<Vec<u8>>,
+    blocks: BlockSource,
+    /// The current block's bytes, when `loaded`; kept for the next block
+    /// to be read into.
+    current: Vec<u8>,
+    /// Where the current block's parts lie, parsed once when it is read.
+    layout: block::Layout,
+    loaded: bool,
     /// The next record of the current block, and the end of the range's
     /// records in it.
     next: usize,
@@ -1579,17 +1632,16 @@ struct SegmentCursor {
 }
 
 impl SegmentCursor {
-    fn new(blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>) -> Self {
+    fn new(blocks: BlockSource) -> Self {
         SegmentCursor::ranged(blocks, None)
     }
 
-    fn ranged(
-        blocks: Box<dyn Iterator<Item = Result<Vec<u8>>> + Send>,
-        range: Option<KeyRange>,
-    ) -> Self {
+    fn ranged(blocks: BlockSource, range: Option<KeyRange>) -> Self {
         SegmentCursor {
             blocks,
-            current: None,
+            current: Vec::new(),
+            layout: block::Layout::default(),
+            loaded: false,
             next: 0,
             end: 0,
             last: false,
@@ -1609,34 +1661,41 @@ impl SegmentCursor {
     /// block when needed; then [`SegmentCursor::entry`] borrows it.
     fn load(&mut self) -> Result<bool> {
         loop {
-            if self.current.is_some() && self.next < self.end {
+            if self.loaded && self.next < self.end {
                 return Ok(true);
             }
-            if self.last {
-                self.current = None;
+            self.loaded = false;
+            if self.last || !self.blocks.next_into(&mut self.current)? {
                 return Ok(false);
             }
-            match self.blocks.next() {
-                None => {
-                    self.current = None;
-                    return Ok(false);
-                }
-                Some(b) => self.start(b?)?,
-            }
+            self.start()?;
         }
     }
 
-    /// Makes `bytes` the current block, its records of the range found
-    /// once by binary search rather than by comparing every key.
-    fn start(&mut self, bytes: Vec<u8>) -> Result<()> {
-        let block = Block::parse(&bytes)?;
+    /// Makes the block just read the current one, its records of the
+    /// range found once by binary search rather than by comparing every
+    /// key.
+    fn start(&mut self) -> Result<()> {
+        let fronts = self.blocks.fronts;
+        let block = if fronts {
+            Block::parse_front(&self.current)?
+        } else {
+            Block::parse(&self.current)?
+        };
+        let lower_bound = |bound: &str| {
+            if fronts {
+                block.lower_bound_records(bound.as_bytes())
+            } else {
+                block.lower_bound(bound.as_bytes())
+            }
+        };
         let (mut next, mut end) = (0, block.len());
         if let Some(r) = &self.range {
             if let Some(lo) = &r.lo {
-                next = block.lower_bound(lo.as_bytes());
+                next = lower_bound(lo);
             }
             if let Some(hi) = &r.hi {
-                end = block.lower_bound(hi.as_bytes()).max(next);
+                end = lower_bound(hi).max(next);
                 // A key at or past the range's end: no later block holds
                 // one of the range.
                 self.last = end < block.len();
@@ -1644,16 +1703,27 @@ impl SegmentCursor {
         }
         self.next = next;
         self.end = end;
-        self.current = Some(bytes);
+        self.layout = block.layout();
+        self.loaded = true;
         Ok(())
     }
 
+    /// The current block, parsed when it was read.
+    fn block(&self) -> Block<'_> {
+        debug_assert!(self.loaded);
+        Block::with_layout(&self.current, self.layout)
+    }
+
     /// The next record's key and bytes, borrowed from its block (after
-    /// [`SegmentCursor::load`] said there is one).
+    /// [`SegmentCursor::load`] said there is one); the record twice when
+    /// the blocks were read without keys.
     fn entry(&self) -> Result<(&[u8], &[u8])> {
-        let bytes = self.current.as_ref().expect("loaded");
-        let block = Block::parse(bytes)?;
-        Ok((block.key(self.next), block.record(self.next)))
+        let block = self.block();
+        let record = block.record(self.next);
+        if self.blocks.fronts {
+            return Ok((record, record));
+        }
+        Ok((block.key(self.next), record))
     }
 
     /// Moves past the record [`SegmentCursor::entry`] borrowed.
@@ -1663,8 +1733,7 @@ impl SegmentCursor {
 
     /// The next record's bytes (after `peek_key` returned a key).
     fn take(&mut self) -> Result<Vec<u8>> {
-        let bytes = self.current.as_ref().expect("peeked");
-        let block = Block::parse(bytes)?;
+        let block = self.block();
         let rec = block.record(self.next).to_vec();
         self.next += 1;
         Ok(rec)
@@ -1749,18 +1818,18 @@ struct PseudonymOrdered {
     order: SegmentCursor,
     prefix: usize,
     view: view::View,
-    /// The group being handed out: its records in clear key order (key
-    /// and record as ranges of `arena`), and their clear keys in
-    /// pseudonymous order (ranges of `queue_arena`), with the next to hand
-    /// out. The buffers are reused from group to group: no allocation per
-    /// record.
+    /// The group being handed out, in clear key order: for each record,
+    /// the rest of its key after the group's prefix and the record as the
+    /// view projects it, both ranges of `arena`. Reused from group to
+    /// group: no allocation per record.
     group: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     arena: Vec<u8>,
-    queue: Vec<std::ops::Range<usize>>,
-    queue_arena: Vec<u8>,
-    /// The leading key fields of the group.
+    /// The leading key fields of the group, without a separator after
+    /// them.
     group_prefix: Vec<u8>,
-    next: usize,
+    /// Whether the `#key` entries at hand may still belong to the group
+    /// (`false` before the first group and once an entry did not).
+    in_group: bool,
 }
 
 /// The first `n` fields of a stored key, with their separators.
@@ -1778,53 +1847,67 @@ fn key_prefix(key: &[u8], n: usize) -> &[u8] {
     key
 }
 
-/// Appends `bytes` to `arena`, returning where they are.
-fn stash(arena: &mut Vec<u8>, bytes: &[u8]) -> std::ops::Range<usize> {
-    let start = arena.len();
-    arena.extend_from_slice(bytes);
-    start..arena.len()
+/// The rest of `key` after `prefix` (a key's first fields, as
+/// [`key_prefix`] gives them), if `key` begins with those fields; else
+/// `None`. A field holds no separator (keys refuse control characters),
+/// so beginning with the bytes and a separator, or being them, is
+/// beginning with the fields.
+fn after_prefix<'k>(key: &'k [u8], prefix: &[u8]) -> Option<&'k [u8]> {
+    let rest = key.strip_prefix(prefix)?;
+    match rest.first() {
+        None => Some(rest),
+        Some(&b) if b == block::KEY_SEP as u8 => Some(rest),
+        Some(_) => None,
+    }
+}
+
+/// Groups of at most this many records are searched from the start:
+/// most groups are a few records, and comparing a key's last eight bytes
+/// first rejects the others without a call to `memcmp`.
+const LINEAR_GROUP: usize = 16;
+
+/// Whether two keys are equal, their last eight bytes compared first (the
+/// personal parts of keys in a group differ mostly at their ends).
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        if x != y {
+            return false;
+        }
+    }
+    a == b
 }
 
 impl PseudonymOrdered {
-    /// Reads the next group; `false` when both runs are done.
-    fn next_group(&mut self) -> Result<bool> {
+    /// Reads the records of the group whose first `#key` entry is at
+    /// hand, projected; `false` if the `#key` run is done.
+    fn start_group(&mut self) -> Result<bool> {
         self.group.clear();
         self.arena.clear();
-        self.queue.clear();
-        self.queue_arena.clear();
-        self.next = 0;
         if !self.order.load()? {
             return Ok(false);
         }
-        {
-            // The value of a `#key` entry is the clear key.
-            let (pseudonymous, clear) = self.order.entry()?;
-            self.group_prefix.clear();
-            self.group_prefix
-                .extend_from_slice(key_prefix(pseudonymous, self.prefix));
-            let at = stash(&mut self.queue_arena, clear);
-            self.queue.push(at);
-        }
-        self.order.advance();
-        while self.order.load()? {
-            let (_, clear) = self.order.entry()?;
-            if key_prefix(clear, self.prefix) != self.group_prefix.as_slice() {
-                break;
-            }
-            let at = stash(&mut self.queue_arena, clear);
-            self.queue.push(at);
-            self.order.advance();
-        }
+        let (_, first) = self.order.entry()?;
+        self.group_prefix.clear();
+        self.group_prefix
+            .extend_from_slice(key_prefix(first, self.prefix));
         while self.records.load()? {
             let (key, record) = self.records.entry()?;
-            if key_prefix(key, self.prefix) != self.group_prefix.as_slice() {
+            let Some(rest) = after_prefix(key, &self.group_prefix) else {
                 break;
-            }
-            let k = stash(&mut self.arena, key);
-            let r = stash(&mut self.arena, record);
-            self.group.push((k, r));
+            };
+            let start = self.arena.len();
+            self.arena.extend_from_slice(rest);
+            let mid = self.arena.len();
+            self.view
+                .record(record, &mut self.arena)
+                .map_err(Error::Other)?;
+            self.group.push((start..mid, mid..self.arena.len()));
             self.records.advance();
         }
+        self.in_group = true;
         Ok(true)
     }
 
@@ -1832,30 +1915,42 @@ impl PseudonymOrdered {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         while offsets.len() <= BLOCK_RECORDS {
-            let Some(at) = self.queue.get(self.next).cloned() else {
-                if !self.next_group()? {
+            if !self.in_group {
+                if !self.start_group()? {
                     break;
                 }
                 continue;
+            }
+            if !self.order.load()? {
+                self.in_group = false;
+                continue;
+            }
+            let (_, clear) = self.order.entry()?;
+            let Some(rest) = after_prefix(clear, &self.group_prefix) else {
+                self.in_group = false;
+                continue;
             };
-            self.next += 1;
-            let key = &self.queue_arena[at];
             // Every key of the group begins with its prefix: only what
             // follows is compared.
-            let skip = self.group_prefix.len();
             let arena = &self.arena;
-            let found = self.group.binary_search_by(|(k, _)| {
-                arena[k.start + skip..k.end].cmp(&key[skip.min(key.len())..])
-            });
-            let Ok(i) = found else {
+            let found = if self.group.len() <= LINEAR_GROUP {
+                self.group
+                    .iter()
+                    .position(|(k, _)| same_key(&arena[k.clone()], rest))
+            } else {
+                self.group
+                    .binary_search_by(|(k, _)| arena[k.clone()].cmp(rest))
+                    .ok()
+            };
+            let Some(i) = found else {
                 return Err(Error::Other(format!(
                     "the pseudonymous key order names a record the version does not hold ({})",
-                    String::from_utf8_lossy(key)
+                    String::from_utf8_lossy(clear)
                 )));
             };
-            let record = &self.arena[self.group[i].1.clone()];
-            self.view.record(record, &mut data).map_err(Error::Other)?;
+            data.extend_from_slice(&arena[self.group[i].1.clone()]);
             offsets.push(data.len() as u32);
+            self.order.advance();
         }
         Ok((offsets.len() > 1).then_some((data, offsets)))
     }
