@@ -76,8 +76,7 @@ pub fn citizen_id_problem(id: &str) -> Option<String> {
     let Some(expected) = citizen_id_check(&id[..17]) else {
         return Some("ID number has non-digits in its first 17 characters".to_string());
     };
-    let birth = &id[6..14];
-    if chrono::NaiveDate::parse_from_str(birth, "%Y%m%d").is_err() {
+    if !is_date_yyyymmdd(&id[6..14]) {
         return Some(format!(
             "ID number {} has an impossible birth date",
             crate::mask::mask(crate::mask::PersonalKind::Id, id)
@@ -90,6 +89,17 @@ pub fn citizen_id_problem(id: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// Whether `text` (ASCII digits) is a date written YYYYMMDD.
+fn is_date_yyyymmdd(text: &str) -> bool {
+    let number = |digits: &str| digits.parse::<u32>().ok();
+    let (Some(year), Some(month), Some(day)) =
+        (number(&text[..4]), number(&text[4..6]), number(&text[6..8]))
+    else {
+        return false;
+    };
+    chrono::NaiveDate::from_ymd_opt(year as i32, month, day).is_some()
 }
 
 /// A valid credit code built from its parts (authority + type digits,
@@ -124,6 +134,20 @@ mod tests {
         assert_eq!(citizen_id_problem("11010519491231002X"), None);
         assert!(citizen_id_problem("110105194912310021").is_some());
         assert!(citizen_id_problem("110105194913310021").is_some());
+    }
+
+    #[test]
+    fn birth_dates_in_ids_are_real_dates() {
+        for (birth, real) in [
+            ("19491231", true),
+            ("20000229", true),
+            ("19000229", false),
+            ("19491301", false),
+            ("19490100", false),
+        ] {
+            let id = make_citizen_id("110105", birth, 2);
+            assert_eq!(citizen_id_problem(&id).is_none(), real, "{birth}");
+        }
     }
 
     #[test]

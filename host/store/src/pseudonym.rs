@@ -20,8 +20,7 @@
 
 use crate::mask::PersonalKind;
 use crate::{Error, Result, Store};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// What every pseudonym starts with.
 pub const PREFIX: &str = "P-";
@@ -32,10 +31,29 @@ pub const LEN: usize = PREFIX.len() + HEX_DIGITS;
 /// Where the store's secret is kept in `meta`.
 const SECRET_KEY: &str = "pseudonym/secret";
 
+/// Bytes of a pseudonym's binary form, the HMAC's first 128 bits: what
+/// its hex digits write.
+pub const BYTES: usize = HEX_DIGITS / 2;
+
 /// Computes pseudonyms under one store's secret.
+///
+/// HMAC-SHA256 hashes the secret's inner pad block, then the value, and
+/// hashes that digest after the secret's outer pad block: both pad blocks
+/// are hashed here once, so that a pseudonym costs only the blocks of its
+/// value and one block of the outer hash.
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    mac: Hmac<Sha256>,
+    /// Boxed: a pseudonymizer is passed around by value (views hold one).
+    pads: Box<Pads>,
+}
+
+/// HMAC's two hashes, each having hashed its pad block.
+#[derive(Clone)]
+struct Pads {
+    /// SHA-256 having hashed the inner pad block (`key ^ 0x36`).
+    inner: Sha256,
+    /// SHA-256 having hashed the outer pad block (`key ^ 0x5c`).
+    outer: Sha256,
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -68,8 +86,23 @@ impl Pseudonymizer {
 
     /// A pseudonymizer under `secret` (tests, and the store's own).
     pub fn from_secret(secret: &[u8]) -> Pseudonymizer {
+        // HMAC's key block: a secret longer than a block is hashed first.
+        let mut key = [0u8; 64];
+        if secret.len() > key.len() {
+            key[..32].copy_from_slice(&Sha256::digest(secret));
+        } else {
+            key[..secret.len()].copy_from_slice(secret);
+        }
+        let after_pad = |pad: u8| {
+            let mut h = Sha256::new();
+            h.update(key.map(|k| k ^ pad));
+            h
+        };
         Pseudonymizer {
-            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length"),
+            pads: Box::new(Pads {
+                inner: after_pad(0x36),
+                outer: after_pad(0x5c),
+            }),
         }
     }
 
@@ -82,22 +115,40 @@ impl Pseudonymizer {
 
     /// Appends the pseudonym of `value` to `out`.
     pub fn pseudonym_into(&self, kind: PersonalKind, value: &str, out: &mut String) {
-        let mut mac = self.mac.clone();
+        push_text(&self.pseudonym_bytes(kind, value), out);
+    }
+
+    /// The pseudonym of `value` in binary: [`push_text`] writes it as
+    /// [`Pseudonymizer::pseudonym`] does.
+    pub fn pseudonym_bytes(&self, kind: PersonalKind, value: &str) -> [u8; BYTES] {
+        let mut inner = self.pads.inner.clone();
         let value = value.trim();
         if kind == PersonalKind::Id && value.bytes().any(|b| b.is_ascii_lowercase()) {
             // An ID's check character `x` and `X` are the same ID.
-            mac.update(value.to_ascii_uppercase().as_bytes());
+            inner.update(value.to_ascii_uppercase().as_bytes());
         } else {
-            mac.update(value.as_bytes());
+            inner.update(value.as_bytes());
         }
-        let tag = mac.finalize().into_bytes();
-        out.push_str(PREFIX);
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for b in &tag[..HEX_DIGITS / 2] {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
+        let mut digest = Default::default();
+        inner.finalize_into(&mut digest);
+        let mut outer = self.pads.outer.clone();
+        outer.update(digest);
+        outer.finalize_into(&mut digest);
+        digest[..BYTES].try_into().expect("a digest is longer")
     }
+}
+
+/// Appends the text of the binary pseudonym `bytes`: [`PREFIX`], then
+/// its bytes in lowercase hex.
+pub fn push_text(bytes: &[u8; BYTES], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; LEN];
+    text[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
+    for (digits, b) in text[PREFIX.len()..].chunks_exact_mut(2).zip(bytes) {
+        digits[0] = HEX[(b >> 4) as usize];
+        digits[1] = HEX[(b & 15) as usize];
+    }
+    out.push_str(std::str::from_utf8(&text).expect("ASCII"));
 }
 
 /// Whether `text` is shaped like a pseudonym.
@@ -133,16 +184,21 @@ pub fn tokens(text: &str) -> Vec<std::ops::Range<usize>> {
 /// One entry of the map from pseudonyms back to clear values, as stored
 /// beside a dataset version: the kind as one letter, then the value.
 pub fn clear_entry(kind: PersonalKind, value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 1);
+    push_clear_entry(kind, value, &mut out);
+    out
+}
+
+/// Appends the [`clear_entry`] of `value` to `out`.
+pub fn push_clear_entry(kind: PersonalKind, value: &str, out: &mut String) {
     let letter = match kind {
         PersonalKind::Id => 'i',
         PersonalKind::Phone => 'p',
         PersonalKind::Name => 'n',
         PersonalKind::Other => 'o',
     };
-    let mut out = String::with_capacity(value.len() + 1);
     out.push(letter);
     out.push_str(value.trim());
-    out
 }
 
 /// Reads an entry written by [`clear_entry`].
@@ -177,6 +233,24 @@ mod tests {
             p.pseudonym(PersonalKind::Name, "张三"),
             p.pseudonym(PersonalKind::Other, "张三")
         );
+    }
+
+    #[test]
+    fn pseudonyms_are_the_first_bytes_of_hmac_sha256_in_hex() {
+        use hmac::{Hmac, Mac};
+        let long_secret = [7u8; 100];
+        for secret in [&b"k"[..], &[0x5a; 64][..], &long_secret[..]] {
+            let p = Pseudonymizer::from_secret(secret);
+            let long_value = "长".repeat(40);
+            for value in ["", "张三", "11010519491231002X", &long_value] {
+                let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+                mac.update(value.as_bytes());
+                let tag = mac.finalize().into_bytes();
+                let expected = format!("{PREFIX}{}", hex::encode(&tag[..BYTES]));
+                assert_eq!(p.pseudonym(PersonalKind::Name, value), expected);
+                assert_eq!(p.pseudonym_bytes(PersonalKind::Name, value), tag[..BYTES]);
+            }
+        }
     }
 
     #[test]

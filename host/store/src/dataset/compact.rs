@@ -11,7 +11,8 @@
 
 use super::ingest::{Rows, DEFAULT_MAX_ERRORS, INDEXES_BUDGET, RECORDS_BUDGET};
 use super::sort::Sorter;
-use super::{require_head, stage_version, NewVersion, Staged, VersionReader};
+use super::{require_head, stage_version, NewVersion, PseudonymEntries, Staged, VersionReader};
+use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{RecordRef, Value};
 use std::collections::BTreeMap;
@@ -44,10 +45,21 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
         .map(|(index, _)| (index.clone(), Sorter::new(&tmp, per_index)))
         .collect();
     let sort_failed = |e: std::io::Error| Error::Other(format!("cannot sort the rows: {e}"));
+    let pseudonymizer = if schema.has_personal() {
+        Some(Pseudonymizer::for_store(store)?)
+    } else {
+        None
+    };
+    let mut pseudonyms = pseudonymizer
+        .as_ref()
+        .map(|p| PseudonymEntries::new(&schema, p, &tmp, true));
     let reader = VersionReader::new(store, name, base.clone());
     for (n, item) in reader.records().enumerate() {
         let (key, record) = item?;
         records.push(&key, n as u64, &record).map_err(sort_failed)?;
+        if let Some(p) = &mut pseudonyms {
+            p.add(&key, &record).map_err(sort_failed)?;
+        }
         let rec = RecordRef::new(&record).map_err(|e| Error::Other(e.to_string()))?;
         for (index, field) in &index_fields {
             let value = rec.field(*field).map_err(|e| Error::Other(e.to_string()))?;
@@ -63,6 +75,7 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
     let rows = Rows {
         records,
         indexes,
+        pseudonyms: pseudonyms.map(PseudonymEntries::finish),
         file: format!("{name} version {}", base.version).into(),
         max_errors: DEFAULT_MAX_ERRORS,
     };
@@ -138,5 +151,79 @@ mod tests {
         assert_eq!(after.index_keys("by_place", "moved19").unwrap(), ["k00"]);
         // One segment already: nothing to do.
         assert!(stage(&store, "sightings", "tester").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_compacted_version_of_personal_fields_has_the_pseudonym_runs_of_its_records() {
+        use crate::dataset::{pseudo, pseudonymous_key};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let schema = crate::dataset::Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["id"]
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+[[fields]]
+name = "name"
+type = "string"
+personal = "name"
+[indexes]
+by_name = "name"
+"#,
+        )
+        .unwrap();
+        let path = dir.path().join("day.csv");
+        for day in 0..3 {
+            let text = match day {
+                0 => "id,name\n650,李0\n".to_string(),
+                _ => format!("id,name\n65{day},张{day}\n650,李{day}\n"),
+            };
+            std::fs::write(&path, text).unwrap();
+            let opts = Options {
+                schema: Some(schema.clone()),
+                append: day > 0,
+                ..Options::default()
+            };
+            let (staged, _) = ingest::stage(&store, "people", &path, &opts).unwrap();
+            staged.commit(&store).unwrap();
+        }
+        stage(&store, "people", "tester")
+            .unwrap()
+            .expect("compacted")
+            .commit(&store)
+            .unwrap();
+        let after = VersionReader::current(&store, "people").unwrap();
+        assert_eq!(after.info().segments.len(), 1);
+        let p = Pseudonymizer::for_store(&store).unwrap();
+        let keys: Vec<String> = after
+            .records()
+            .map(|r| String::from_utf8(r.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(keys, ["650", "651", "652"]);
+        let mut key_order: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| (pseudonymous_key(&schema, &p, k), k.clone()))
+            .collect();
+        key_order.sort();
+        assert_eq!(
+            after.index_pairs(pseudo::KEY_ORDER, None).unwrap(),
+            key_order
+        );
+        let mut by_name: Vec<(String, String)> = [("李2", "650"), ("张1", "651"), ("张2", "652")]
+            .iter()
+            .map(|(name, k)| {
+                let kind = crate::mask::PersonalKind::Name;
+                (p.pseudonym(kind, name), k.to_string())
+            })
+            .collect();
+        by_name.sort();
+        let run = pseudo::index("by_name");
+        assert_eq!(after.index_pairs(&run, None).unwrap(), by_name);
+        assert_eq!(after.index_pairs(pseudo::CLEAR, None).unwrap().len(), 6);
     }
 }

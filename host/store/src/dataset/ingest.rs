@@ -6,7 +6,8 @@ use super::schema::{Check, Field, FieldType, Schema};
 use super::sort::{Merged, Sorter};
 use super::split::Splitter;
 use super::stream::{Chunker, Decoding};
-use super::{NewVersion, SortedRows, VersionInfo};
+use super::{NewVersion, PseudonymEntries, PseudonymRuns, SortedRows, VersionInfo};
+use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{encode_into, Value};
 use rust_decimal::Decimal;
@@ -202,8 +203,14 @@ pub fn stage(
             &registered
         }
     };
+    let pseudonymizer = if schema.has_personal() {
+        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
+    } else {
+        None
+    };
     let mut file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
-    let read = read(schema, path, &mut file, opts, &store.root().join("tmp"))?;
+    let tmp = store.root().join("tmp");
+    let read = read(schema, path, &mut file, opts, &tmp, pseudonymizer.as_ref())?;
     let staged = super::stage_version(
         store,
         name,
@@ -330,7 +337,7 @@ impl Problems {
 /// rejects the file. Ingest itself streams ([`read`]).
 pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Result<Parsed> {
     let mut input = bytes;
-    let read = read(schema, path, &mut input, opts, &std::env::temp_dir())?;
+    let read = read(schema, path, &mut input, opts, &std::env::temp_dir(), None)?;
     Ok(Parsed {
         rows: read.rows.collect()?,
         warnings: read.warnings,
@@ -341,20 +348,23 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
 
 /// Reads and validates a whole file from `input`, a chunk at a time, its
 /// rows sorted externally (runs spilled under `tmp`); any bad row rejects
-/// the file, except a repeated key, which writing the rows finds.
+/// the file, except a repeated key, which writing the rows finds. With a
+/// pseudonymizer, the entries of the pseudonym runs are gathered from the
+/// rows too ([`super::PseudonymEntries`]), as they are read.
 pub fn read(
     schema: &Schema,
     path: &Path,
     input: &mut dyn std::io::Read,
     opts: &Options,
     tmp: &Path,
+    pseudonymizer: Option<&Pseudonymizer>,
 ) -> Result<Validated> {
     let format = opts
         .format
         .or_else(|| Format::from_path(path))
         .ok_or_else(|| Error::file(path, "unknown file type; use --format csv|jsonl|xlsx"))?;
     let mut problems = Problems::new(opts.max_errors);
-    let mut builder = RowBuilder::new(schema, tmp, true);
+    let mut builder = RowBuilder::new(schema, tmp, true, pseudonymizer);
     let (mut lines, mut encoding) = (None, None);
     let sha256 = match format {
         Format::Csv => {
@@ -523,10 +533,11 @@ fn parse_in_groups<'s, T: Sync, R: Send>(
     parse: impl Fn(&T, &mut RowBuilder<'s>, &mut Problems) -> R + Sync,
     mut go_on: impl FnMut(R) -> bool,
 ) -> Result<()> {
-    let (schema, tmp, max) = (
+    let (schema, tmp, max, pseudonymizer) = (
         builder.schema,
         builder.records.dir().to_path_buf(),
         problems.max,
+        builder.pseudonymizer,
     );
     // Builders emptied by `absorb`, their room kept: growing new ones for
     // every chunk cost copies and page faults.
@@ -537,7 +548,7 @@ fn parse_in_groups<'s, T: Sync, R: Send>(
             .map(|_| {
                 spare
                     .pop()
-                    .unwrap_or_else(|| RowBuilder::new(schema, &tmp, false))
+                    .unwrap_or_else(|| RowBuilder::new(schema, &tmp, false, pseudonymizer))
             })
             .collect();
         let (results, next) = parse_on_threads(&group, locals, max, &parse, &mut read_group);
@@ -1387,6 +1398,9 @@ struct RowBuilder<'s> {
     indexes: Vec<(String, usize, Sorter)>,
     /// Valid rows: (primary key, line, encoded record).
     records: Sorter,
+    /// The rows' pseudonym runs, when the schema has personal fields.
+    pseudonymizer: Option<&'s Pseudonymizer>,
+    pseudonyms: Option<PseudonymEntries<'s>>,
     /// Scratch buffers reused from row to row.
     record: Vec<u8>,
     text: String,
@@ -1399,7 +1413,8 @@ struct RowBuilder<'s> {
 }
 
 /// Memory the records of one ingest may hold before they are sorted and
-/// spilled to disk, and the indexes' entries together.
+/// spilled to disk, and the indexes' entries together (with the pseudonym
+/// runs' entries, when there are personal fields).
 pub(crate) const RECORDS_BUDGET: usize = 64 << 20;
 pub(crate) const INDEXES_BUDGET: usize = 32 << 20;
 
@@ -1411,18 +1426,35 @@ pub struct Rows {
     pub records: Sorter,
     /// Per index: (value, 0, primary key).
     pub indexes: BTreeMap<String, Sorter>,
+    /// The entries of the pseudonym runs, when the schema has personal
+    /// fields.
+    pub pseudonyms: Option<PseudonymRuns>,
     /// The file the rows came from, and how many bad rows to describe.
     pub file: PathBuf,
     pub max_errors: usize,
 }
 
 impl Rows {
-    /// Rows already sorted in memory, as a source for writing.
-    pub fn from_sorted(rows: &SortedRows, file: &Path, tmp: &Path) -> Result<Rows> {
+    /// Rows already sorted in memory, as a source for writing; their
+    /// pseudonym runs gathered with `pseudonymizer` when the schema
+    /// has personal fields.
+    pub fn from_sorted(
+        schema: &Schema,
+        rows: &SortedRows,
+        file: &Path,
+        tmp: &Path,
+        pseudonymizer: Option<&Pseudonymizer>,
+    ) -> Result<Rows> {
         let io = |e: std::io::Error| Error::file(file, e);
         let mut records = Sorter::new(tmp, usize::MAX);
+        let mut pseudonyms = pseudonymizer
+            .filter(|_| schema.has_personal())
+            .map(|p| PseudonymEntries::new(schema, p, tmp, false));
         for (line, (k, r)) in rows.rows.iter().enumerate() {
             records.push(k.as_bytes(), line as u64 + 2, r).map_err(io)?;
+            if let Some(p) = &mut pseudonyms {
+                p.add(k.as_bytes(), r).map_err(io)?;
+            }
         }
         let mut indexes = BTreeMap::new();
         for (name, entries) in &rows.indexes {
@@ -1435,6 +1467,7 @@ impl Rows {
         Ok(Rows {
             records,
             indexes,
+            pseudonyms: pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors: DEFAULT_MAX_ERRORS,
         })
@@ -1555,10 +1588,24 @@ enum Cell<'a> {
 impl<'s> RowBuilder<'s> {
     /// A builder spilling to `tmp` past the ingest's budgets; `budget`
     /// `false`: never spilling (one chunk's rows, appended to one that does).
-    fn new(schema: &'s Schema, tmp: &Path, budget: bool) -> Self {
+    /// With a pseudonymizer and personal fields in the schema, it gathers
+    /// the pseudonym runs too.
+    fn new(
+        schema: &'s Schema,
+        tmp: &Path,
+        budget: bool,
+        pseudonymizer: Option<&'s Pseudonymizer>,
+    ) -> Self {
+        let pseudonymizer = pseudonymizer.filter(|_| schema.has_personal());
         let indexes = schema.indexes.len().max(1);
+        // The sorts of the pseudonym runs take their memory out of the
+        // indexes' budget.
+        let index_budget = match pseudonymizer {
+            Some(_) => INDEXES_BUDGET - super::PSEUDONYMS_BUDGET,
+            None => INDEXES_BUDGET,
+        };
         let (records, index) = if budget {
-            (RECORDS_BUDGET, INDEXES_BUDGET / indexes)
+            (RECORDS_BUDGET, index_budget / indexes)
         } else {
             (usize::MAX, usize::MAX)
         };
@@ -1577,6 +1624,8 @@ impl<'s> RowBuilder<'s> {
                 })
                 .collect(),
             records: Sorter::new(tmp, records),
+            pseudonymizer,
+            pseudonyms: pseudonymizer.map(|p| PseudonymEntries::new(schema, p, tmp, budget)),
             record: Vec::new(),
             text: String::new(),
             key: String::new(),
@@ -1668,6 +1717,11 @@ impl<'s> RowBuilder<'s> {
         if let Err(e) = self.records.push(key.as_bytes(), line, &self.record) {
             self.failed.get_or_insert(e);
         }
+        if let Some(pseudonyms) = &mut self.pseudonyms {
+            if let Err(e) = pseudonyms.add(key.as_bytes(), &self.record) {
+                self.failed.get_or_insert(e);
+            }
+        }
     }
 
     /// Adds the rows of `other`, which follow, numbered from their own
@@ -1680,6 +1734,9 @@ impl<'s> RowBuilder<'s> {
         self.records.append(&mut other.records, line_offset)?;
         for (mine, theirs) in self.indexes.iter_mut().zip(&mut other.indexes) {
             mine.2.append(&mut theirs.2, 0)?;
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.pseudonyms, &mut other.pseudonyms) {
+            mine.append(theirs)?;
         }
         Ok(())
     }
@@ -1695,6 +1752,7 @@ impl<'s> RowBuilder<'s> {
                 .into_iter()
                 .map(|(name, _, entries)| (name, entries))
                 .collect(),
+            pseudonyms: self.pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors,
         })
@@ -2294,7 +2352,7 @@ by_name = "name"
     fn read_in_chunks(text: &str, read_size: usize) -> String {
         let schema = schema();
         let dir = tempfile::tempdir().unwrap();
-        let mut builder = RowBuilder::new(&schema, dir.path(), true);
+        let mut builder = RowBuilder::new(&schema, dir.path(), true, None);
         let mut problems = Problems::new(5);
         let mut input = text.as_bytes();
         let path = Path::new("p.csv");
@@ -2333,7 +2391,7 @@ by_name = "name"
         let read = |read_size: usize| {
             let schema = schema();
             let dir = tempfile::tempdir().unwrap();
-            let mut builder = RowBuilder::new(&schema, dir.path(), true);
+            let mut builder = RowBuilder::new(&schema, dir.path(), true, None);
             let mut problems = Problems::new(5);
             let mut input = text.as_bytes();
             let path = Path::new("p.jsonl");
@@ -2445,7 +2503,7 @@ by_name = "name"
         for read_size in [7, 64, 1 << 20] {
             let schema = schema();
             let dir = tempfile::tempdir().unwrap();
-            let mut builder = RowBuilder::new(&schema, dir.path(), true);
+            let mut builder = RowBuilder::new(&schema, dir.path(), true, None);
             let mut input = bytes.as_slice();
             let path = Path::new("p.csv");
             let mut chunker = Chunker::new(&mut input, path, true).with_read_size(read_size);

@@ -20,10 +20,12 @@ pub mod stream;
 pub mod view;
 pub mod xlsx;
 
+use crate::mask::PersonalKind;
 use crate::{Error, Result, Store};
 use block::{Block, BlockBuilder, BLOCK_RECORDS};
 use file::{BlockCache, OpenFiles, RunFile, RunWriter};
 use ingest::Rows;
+use jiandu_sdk::record::{RecordRef, Value};
 pub use schema::Schema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -437,7 +439,7 @@ fn write_segment(
         segment_id,
         tmp: store.root().join("tmp"),
     };
-    let written = match write_files(store, &target, schema, rows, base) {
+    let written = match write_files(&target, schema, rows, base) {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -514,57 +516,119 @@ impl RunOut {
         Ok((self.first_keys, self.out.finish()?))
     }
 
-    /// Writes every entry of `sorted` (key, value), dropping entries whose
-    /// key repeats the one before when `unique_keys`.
-    fn write_all(mut self, sorted: Sorter, unique_keys: bool) -> Result<(Vec<String>, Vec<u64>)> {
+    /// Writes every entry of `sorted`, a pseudonym run's (key with packed
+    /// pseudonyms, value), its keys' pseudonyms written out as text:
+    /// `packed` says which parts of a key (between key separators) are
+    /// packed. Drops entries whose key repeats the one before when
+    /// `unique_keys`.
+    fn write_pseudonyms(
+        mut self,
+        sorted: Sorter,
+        packed: &[bool],
+        unique_keys: bool,
+    ) -> Result<(Vec<String>, Vec<u64>)> {
         let mut merged = sorted.finish().map_err(sort_failed)?;
-        let mut last: Option<Vec<u8>> = None;
+        let mut last: Vec<u8> = Vec::new();
+        let mut text = String::new();
+        let mut first = true;
         while let Some(e) = merged.next().map_err(sort_failed)? {
             if unique_keys {
-                if last.as_deref() == Some(e.key) {
+                if !first && last == e.key {
                     continue;
                 }
-                last = Some(e.key.to_vec());
+                last.clear();
+                last.extend_from_slice(e.key);
             }
-            self.push(e.key, e.value)?;
+            first = false;
+            text.clear();
+            unpack_key(e.key, packed, &mut text)?;
+            self.push(text.as_bytes(), e.value)?;
         }
         self.finish()
     }
+}
+
+/// Bytes of a pseudonym as the sorts of the pseudonym runs hold it
+/// ([`pack`]).
+const PACKED: usize = 19;
+
+/// A binary pseudonym as the sorts of the pseudonym runs hold it: its 128
+/// bits seven to a byte, big-endian, each byte's high bit set. Of fixed
+/// length and ordered as the pseudonyms' text (`P-` and fixed-width hex)
+/// is, so entries sort as they would with the text, in 19 bytes where the
+/// text takes 34; and with no zero byte and no key separator, so a key
+/// joined from packed and text parts still splits at its separators and
+/// sorts by the sorter's byte windows ([`sort`]).
+fn pack(bytes: &[u8; crate::pseudonym::BYTES]) -> [u8; PACKED] {
+    let bits = u128::from_be_bytes(*bytes);
+    std::array::from_fn(|i| 0x80 | ((bits >> (7 * (PACKED - 1 - i))) & 0x7f) as u8)
+}
+
+/// Appends the text of `key`, a key whose parts flagged in `packed` are
+/// pseudonyms packed by [`pack`] and whose other parts are text.
+fn unpack_key(key: &[u8], packed: &[bool], out: &mut String) -> Result<()> {
+    let sep = block::KEY_SEP as u8;
+    for (n, (part, &is_packed)) in key.split(|&b| b == sep).zip(packed).enumerate() {
+        if n > 0 {
+            out.push(block::KEY_SEP);
+        }
+        if is_packed {
+            if part.len() != PACKED {
+                return Err(Error::Other(
+                    "a packed pseudonym of the wrong length".into(),
+                ));
+            }
+            let bits = part
+                .iter()
+                .fold(0u128, |bits, b| (bits << 7) | u128::from(b & 0x7f));
+            crate::pseudonym::push_text(&bits.to_be_bytes(), out);
+        } else {
+            out.push_str(std::str::from_utf8(part).map_err(|e| Error::Other(e.to_string()))?);
+        }
+    }
+    Ok(())
 }
 
 fn sort_failed(e: std::io::Error) -> Error {
     Error::Other(format!("cannot sort the rows being stored: {e}"))
 }
 
-/// Pseudonym runs gathered while the records and indexes are written:
-/// run name → (field, its sorted entries).
-type Pseudonyms = BTreeMap<String, (String, Sorter)>;
+/// Memory the sorts of a segment's pseudonym runs may hold together
+/// before they spill.
+pub(crate) const PSEUDONYMS_BUDGET: usize = 16 << 20;
 
-/// Memory each pseudonym run may hold before it spills.
-const PSEUDONYM_BUDGET: usize = 16 << 20;
-
+/// Writes the segment's runs, each by a thread of its own: the records
+/// (merged here, digested and written beside), each index, and each
+/// pseudonym run.
 fn write_files(
-    store: &Store,
     target: &Target,
     schema: &Schema,
     rows: Rows,
     base: Option<&VersionReader>,
 ) -> Result<Written> {
-    let pseudonymizer = if schema.has_personal() {
-        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
-    } else {
-        None
-    };
-    let mut pseudonyms = Pseudonyms::new();
     let Rows {
         records: sorted,
         indexes: mut index_entries,
+        pseudonyms,
         file: source,
         max_errors,
     } = rows;
-    // Each index is written by a thread of its own beside the records.
-    let (records, written) = std::thread::scope(|scope| {
-        let jobs: Vec<_> = schema
+    let pseudonyms = match pseudonyms {
+        Some(p) => p.runs,
+        None if schema.has_personal() => {
+            return Err(Error::Other(
+                "rows of personal fields came without their pseudonyms".into(),
+            ))
+        }
+        None => BTreeMap::new(),
+    };
+    let key_parts: Vec<bool> = schema
+        .primary_key
+        .iter()
+        .map(|k| schema.is_personal(k))
+        .collect();
+    let (records, written, pseudo_written) = std::thread::scope(|scope| {
+        let index_jobs: Vec<_> = schema
             .indexes
             .iter()
             .enumerate()
@@ -572,16 +636,31 @@ fn write_files(
                 let entries = index_entries
                     .remove(index)
                     .unwrap_or_else(|| Sorter::new(&target.tmp, usize::MAX));
-                let pseudonymizer = pseudonymizer.as_ref();
-                scope.spawn(move || {
-                    write_index(
-                        target,
-                        schema,
-                        (i + 1) as u16,
+                scope.spawn(move || write_index(target, (i + 1) as u16, field, entries))
+            })
+            .collect();
+        let pseudo_jobs: Vec<_> = pseudonyms
+            .into_iter()
+            .enumerate()
+            .map(|(i, (index, (field, sorter)))| {
+                let run = (schema.indexes.len() + 1 + i) as u16;
+                let packed = if index == pseudo::KEY_ORDER {
+                    &key_parts[..]
+                } else {
+                    &[true][..]
+                };
+                scope.spawn(move || -> Result<_> {
+                    // `#clear` keeps one entry per pseudonym.
+                    let unique = index == pseudo::CLEAR;
+                    let (first_values, ends) =
+                        target.run(run)?.write_pseudonyms(sorter, packed, unique)?;
+                    let written = IndexRun {
+                        run,
                         field,
-                        entries,
-                        pseudonymizer,
-                    )
+                        first_values,
+                        ends,
+                    };
+                    Ok((index, written))
                 })
             })
             .collect();
@@ -589,38 +668,28 @@ fn write_files(
             target,
             schema,
             base,
-            pseudonymizer: pseudonymizer.as_ref(),
             source: &source,
             max_errors,
         }
-        .write(sorted, &mut pseudonyms);
-        let written: Vec<_> = jobs
+        .write(sorted);
+        let written: Vec<_> = index_jobs
             .into_iter()
             .map(|j| j.join().expect("writing an index does not panic"))
             .collect();
-        (records, written)
+        let pseudo_written: Vec<_> = pseudo_jobs
+            .into_iter()
+            .map(|j| j.join().expect("writing a pseudonym run does not panic"))
+            .collect();
+        (records, written, pseudo_written)
     });
     let records = records?;
     let mut indexes = BTreeMap::new();
-    for ((index, field), written) in schema.indexes.iter().zip(written) {
-        let (run, pseudo_entries) = written?;
-        indexes.insert(index.clone(), run);
-        if let Some(entries) = pseudo_entries {
-            pseudonyms.insert(pseudo::index(index), (field.clone(), entries));
-        }
+    for (index, written) in schema.indexes.keys().zip(written) {
+        indexes.insert(index.clone(), written?);
     }
-    for (i, (index, (field, sorter))) in pseudonyms.into_iter().enumerate() {
-        let run = (schema.indexes.len() + 1 + i) as u16;
-        let (first_values, ends) = target.run(run)?.write_all(sorter, index == pseudo::CLEAR)?;
-        indexes.insert(
-            index,
-            IndexRun {
-                run,
-                field,
-                first_values,
-                ends,
-            },
-        );
+    for written in pseudo_written {
+        let (index, run) = written?;
+        indexes.insert(index, run);
     }
     Ok(Written {
         segment: SegmentInfo {
@@ -638,46 +707,20 @@ fn write_files(
 }
 
 /// Writes index run `run` (on `field`) from its sorted (value, key)
-/// entries; for a personal field, also gathers its pseudonym run.
-fn write_index(
-    target: &Target,
-    schema: &Schema,
-    run: u16,
-    field: &str,
-    entries: Sorter,
-    pseudonymizer: Option<&crate::pseudonym::Pseudonymizer>,
-) -> Result<(IndexRun, Option<Sorter>)> {
-    let kind = schema.fields[schema.field_index(field).expect("checked at parse")].personal;
-    let pseudo_of = kind.zip(pseudonymizer);
+/// entries.
+fn write_index(target: &Target, run: u16, field: &str, entries: Sorter) -> Result<IndexRun> {
     let mut out = target.run(run)?;
-    let mut pseudo_entries = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
     let mut merged = entries.finish().map_err(sort_failed)?;
-    // The pseudonym of `value`: entries come sorted by value, so a value
-    // repeated (a person in several rows) reuses the HMAC just computed.
-    // (`pseudonym` is empty before the first value.)
-    let (mut pseudonym, mut value) = (String::new(), Vec::new());
     while let Some(e) = merged.next().map_err(sort_failed)? {
         out.push(e.key, e.value)?;
-        if let Some((kind, p)) = pseudo_of {
-            if pseudonym.is_empty() || value != e.key {
-                pseudonym.clear();
-                p.pseudonym_into(kind, &String::from_utf8_lossy(e.key), &mut pseudonym);
-                value.clear();
-                value.extend_from_slice(e.key);
-            }
-            pseudo_entries
-                .push(pseudonym.as_bytes(), 0, e.value)
-                .map_err(sort_failed)?;
-        }
     }
     let (first_values, ends) = out.finish()?;
-    let index = IndexRun {
+    Ok(IndexRun {
         run,
         field: field.to_string(),
         first_values,
         ends,
-    };
-    Ok((index, pseudo_of.map(|_| pseudo_entries)))
+    })
 }
 
 /// Writing the record run of a segment.
@@ -686,7 +729,6 @@ struct RecordsOut<'a> {
     schema: &'a Schema,
     /// The version appended to, to count the records replaced.
     base: Option<&'a VersionReader>,
-    pseudonymizer: Option<&'a crate::pseudonym::Pseudonymizer>,
     /// The file the rows came from, and how many repeats to describe.
     source: &'a std::path::Path,
     max_errors: usize,
@@ -703,18 +745,14 @@ struct RecordsWritten {
 
 impl RecordsOut<'_> {
     /// Writes the record run from the sorted records, refusing repeated
-    /// keys; gathers the pseudonym runs the records give (the
-    /// pseudonymous key order, the clear values behind pseudonyms).
+    /// keys.
     ///
     /// This thread merges the sorted records and packs them into blocks;
-    /// a second one takes each block to digest its records, compute their
-    /// pseudonyms and write it, so that the two halves of the work run
-    /// side by side.
-    fn write(&self, sorted: Sorter, pseudonyms: &mut Pseudonyms) -> Result<RecordsWritten> {
+    /// a second one takes each block to digest its records and write it,
+    /// so that the two halves of the work run side by side.
+    fn write(&self, sorted: Sorter) -> Result<RecordsWritten> {
         let schema = self.schema;
         let target = self.target;
-        let pseudonymizer = self.pseudonymizer;
-        let key_is_personal = schema.primary_key.iter().any(|k| schema.is_personal(k));
         let mut out = RunWriter::create(file::run_path(
             target.data,
             target.name,
@@ -726,33 +764,14 @@ impl RecordsOut<'_> {
         let (merged, written) = std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> Result<_> {
                 let mut digest = ContentDigest::new(schema);
-                let mut clear = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
-                let mut seen = ClearSeen::default();
-                let mut key_order = Sorter::new(&target.tmp, PSEUDONYM_BUDGET);
                 for block in received {
                     let parsed = Block::parse(&block)?;
                     for i in 0..parsed.len() {
-                        let (key, record) = (parsed.key(i), parsed.record(i));
-                        digest.add(key, record);
-                        let Some(p) = pseudonymizer else {
-                            continue;
-                        };
-                        pseudonyms_of(schema, p, record, &mut clear, &mut seen)?;
-                        if key_is_personal {
-                            let key = std::str::from_utf8(key)
-                                .map_err(|e| Error::Other(e.to_string()))?;
-                            key_order
-                                .push(
-                                    pseudonymous_key(schema, p, key).as_bytes(),
-                                    0,
-                                    key.as_bytes(),
-                                )
-                                .map_err(sort_failed)?;
-                        }
+                        digest.add(parsed.key(i), parsed.record(i));
                     }
                     out.push(&block)?;
                 }
-                Ok((out, digest.finish(), clear, key_order))
+                Ok((out, digest.finish()))
             });
             let merged = self.merge(sorted, &blocks);
             drop(blocks);
@@ -763,15 +782,9 @@ impl RecordsOut<'_> {
         });
         // A block the writer refused (a failed write) stops the merge; its
         // error is the one to report.
-        let (out, digest, clear, key_order) = written?;
+        let (out, digest) = written?;
         let merged = merged?;
         let ends = out.finish()?;
-        if pseudonymizer.is_some() {
-            if key_is_personal {
-                pseudonyms.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
-            }
-            pseudonyms.insert(pseudo::CLEAR.to_string(), (String::new(), clear));
-        }
         Ok(RecordsWritten {
             first_keys: merged.first_keys,
             ends,
@@ -861,65 +874,285 @@ struct MergedRecords {
     replaced: u64,
 }
 
-/// How many clear entries [`ClearSeen`] remembers.
+/// How many clear entries the [`ClearSeen`] of one gathering of
+/// pseudonym runs remember together.
 const CLEAR_SEEN: usize = 1 << 15;
 
-/// The clear entries pushed lately. An entry pushed again is the same
-/// (pseudonym, clear entry) pair, which the `#clear` run keeps once
-/// anyway, so a repeated value (names above all, and a person's ID and
-/// certificate in each year's row) skips its HMAC and its sorting.
-/// Bounded: forgotten all at once when full.
-#[derive(Default)]
-struct ClearSeen(std::collections::HashSet<String>);
+/// The clear entries of one field pushed lately. An entry pushed again is
+/// the same (pseudonym, clear entry) pair, which the `#clear` run keeps
+/// once anyway, so a repeated value (names above all, and a person's ID
+/// and certificate in each year's row) skips its HMAC and its sorting.
+/// Bounded: forgotten all at once when full. One per field, so that the
+/// values of a field that hardly repeat (IDs in a file of one year) do
+/// not push out those of a field that does (names); and a field whose
+/// values were hardly found again when it filled up rests for a while
+/// (its entries all pushed, none remembered), the cost of remembering
+/// them being then all there is. An entry pushed more than once costs
+/// only sorting: the stored run is the same.
+struct ClearSeen {
+    entries: std::collections::HashSet<String>,
+    limit: usize,
+    /// Entries found among `entries` since it was last emptied.
+    found: usize,
+    /// Entries still to pass without being looked for or remembered.
+    resting: usize,
+}
+
+/// A [`ClearSeen`] rests when fewer than one in this many of the entries
+/// it remembers were found again, for this many times its size.
+const CLEAR_SEEN_REST: usize = 8;
 
 impl ClearSeen {
-    /// Whether `entry` was not pushed lately (remembering it from now on).
+    /// Remembering at most `limit` entries.
+    fn new(limit: usize) -> ClearSeen {
+        ClearSeen {
+            entries: std::collections::HashSet::new(),
+            limit: limit.max(1),
+            found: 0,
+            resting: 0,
+        }
+    }
+
+    /// Whether `entry` was not pushed lately (remembering it from now on,
+    /// unless resting).
     fn first(&mut self, entry: &str) -> bool {
-        if self.0.contains(entry) {
+        if self.resting > 0 {
+            self.resting -= 1;
+            return true;
+        }
+        if self.entries.contains(entry) {
+            self.found += 1;
             return false;
         }
-        if self.0.len() == CLEAR_SEEN {
-            self.0.clear();
+        if self.entries.len() >= self.limit {
+            if self.found < self.limit / CLEAR_SEEN_REST {
+                self.resting = self.limit * CLEAR_SEEN_REST;
+            }
+            self.entries.clear();
+            self.found = 0;
         }
-        self.0.insert(entry.to_string());
+        self.entries.insert(entry.to_string());
         true
     }
 }
 
-/// The (pseudonym, clear entry) of each personal value of a record, but
-/// those `seen` lately.
-fn pseudonyms_of(
-    schema: &Schema,
-    p: &crate::pseudonym::Pseudonymizer,
-    record: &[u8],
-    clear: &mut Sorter,
-    seen: &mut ClearSeen,
-) -> Result<()> {
-    use jiandu_sdk::record::RecordRef;
-    let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
-    let mut pseudonym = String::new();
-    for (i, field) in schema.fields.iter().enumerate() {
-        let Some(kind) = field.personal else {
-            continue;
+/// The entries of a segment's pseudonym runs, gathered from its rows as
+/// they are read, each in an external sort, their pseudonyms packed
+/// ([`pack`]) until written: what [`Rows`] carries when its schema has
+/// personal fields.
+pub struct PseudonymRuns {
+    /// Run name → (field of an index's run, its entries).
+    runs: BTreeMap<String, (String, Sorter)>,
+}
+
+/// Gathers a segment's pseudonym runs from its records: `#clear`
+/// (pseudonym → clear entry), `#key` (pseudonymous key → key) when a key
+/// field is personal, and per index over a personal field its run by
+/// pseudonym (pseudonym → key). A record's personal value is
+/// pseudonymized once for all of them.
+pub struct PseudonymEntries<'p> {
+    p: &'p crate::pseudonym::Pseudonymizer,
+    /// The personal fields: (place, kind).
+    personal: Vec<(usize, PersonalKind)>,
+    /// `#clear`, but the entries `seen` lately (per personal field).
+    clear: Sorter,
+    seen: Vec<ClearSeen>,
+    /// `#key`, when a key field is personal.
+    key_order: Option<Sorter>,
+    /// Per primary-key part: its place in `personal` when personal.
+    key_parts: Vec<Option<usize>>,
+    /// Per index over a personal field: (run name, field, place in
+    /// `personal`, entries).
+    indexes: Vec<(String, String, usize, Sorter)>,
+    /// Per personal field, the record's value as text (`None`: no value)
+    /// and its pseudonym once computed.
+    values: Vec<(Option<String>, Option<[u8; PACKED]>)>,
+    /// Room for a clear entry and a pseudonymous key.
+    entry: String,
+    key: Vec<u8>,
+}
+
+impl<'p> PseudonymEntries<'p> {
+    /// Entries for the rows of `schema` (which has personal fields),
+    /// spilling to `tmp` past [`PSEUDONYMS_BUDGET`] when `budget`, else
+    /// never (one chunk's entries, appended to ones that do).
+    pub fn new(
+        schema: &Schema,
+        p: &'p crate::pseudonym::Pseudonymizer,
+        tmp: &std::path::Path,
+        budget: bool,
+    ) -> PseudonymEntries<'p> {
+        let personal: Vec<(usize, PersonalKind)> = schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.personal.map(|kind| (i, kind)))
+            .collect();
+        let slot_of = |field: &str| {
+            let field = schema.field_index(field);
+            personal.iter().position(|&(i, _)| Some(i) == field)
         };
-        let Some(value) = rec.field(i).map_err(|e| Error::Other(e.to_string()))? else {
-            continue;
+        let key_parts: Vec<Option<usize>> = schema.primary_key.iter().map(|k| slot_of(k)).collect();
+        let personal_indexes: Vec<(String, String, usize)> = schema
+            .indexes
+            .iter()
+            .filter_map(|(index, field)| {
+                slot_of(field).map(|slot| (pseudo::index(index), field.clone(), slot))
+            })
+            .collect();
+        let key_is_personal = key_parts.iter().any(Option::is_some);
+        let sorts = 1 + usize::from(key_is_personal) + personal_indexes.len();
+        let each = if budget {
+            PSEUDONYMS_BUDGET / sorts
+        } else {
+            usize::MAX
         };
-        let text = value.to_string();
-        if text.is_empty() {
-            continue;
+        PseudonymEntries {
+            p,
+            values: vec![(None, None); personal.len()],
+            seen: (0..personal.len())
+                .map(|_| ClearSeen::new(CLEAR_SEEN / personal.len()))
+                .collect(),
+            personal,
+            clear: Sorter::new(tmp, each),
+            key_order: key_is_personal.then(|| Sorter::new(tmp, each)),
+            key_parts,
+            indexes: personal_indexes
+                .into_iter()
+                .map(|(run, field, slot)| (run, field, slot, Sorter::new(tmp, each)))
+                .collect(),
+            entry: String::new(),
+            key: Vec::new(),
         }
-        let entry = crate::pseudonym::clear_entry(kind, &text);
-        if !seen.first(&entry) {
-            continue;
-        }
-        pseudonym.clear();
-        p.pseudonym_into(kind, &text, &mut pseudonym);
-        clear
-            .push(pseudonym.as_bytes(), 0, entry.as_bytes())
-            .map_err(sort_failed)?;
     }
-    Ok(())
+
+    /// The packed pseudonym of the record's personal value `slot`
+    /// (computed at most once per record); `None` when it has no value.
+    fn pseudonym(&mut self, slot: usize) -> Option<[u8; PACKED]> {
+        let (text, pseudonym) = &mut self.values[slot];
+        let (text, kind) = (text.as_deref()?, self.personal[slot].1);
+        Some(*pseudonym.get_or_insert_with(|| pack(&self.p.pseudonym_bytes(kind, text))))
+    }
+
+    /// Adds the entries of the record `record` under `key`.
+    pub fn add(&mut self, key: &[u8], record: &[u8]) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let bad = |e: jiandu_sdk::record::DecodeError| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+        };
+        let rec = RecordRef::new(record).map_err(bad)?;
+        for slot in 0..self.personal.len() {
+            let field = self.personal[slot].0;
+            let (text, pseudonym) = &mut self.values[slot];
+            *pseudonym = None;
+            let value = rec.field(field).map_err(bad)?;
+            match value {
+                None | Some(Value::Null) => *text = None,
+                Some(value) => {
+                    let text = text.get_or_insert_with(String::new);
+                    text.clear();
+                    match value {
+                        Value::Str(s) => text.push_str(s),
+                        other => write!(text, "{other}").expect("writing to a string"),
+                    }
+                }
+            }
+        }
+        self.add_clear()?;
+        for i in 0..self.indexes.len() {
+            let slot = self.indexes[i].2;
+            if let Some(pseudonym) = self.pseudonym(slot) {
+                self.indexes[i].3.push(&pseudonym, 0, key)?;
+            }
+        }
+        if self.key_order.is_some() {
+            self.add_key(key)?;
+        }
+        Ok(())
+    }
+
+    /// The clear entry of each of the record's personal values, but those
+    /// seen lately and empty ones.
+    fn add_clear(&mut self) -> std::io::Result<()> {
+        for slot in 0..self.personal.len() {
+            let kind = self.personal[slot].1;
+            let Some(text) = self.values[slot].0.as_deref().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            self.entry.clear();
+            crate::pseudonym::push_clear_entry(kind, text, &mut self.entry);
+            if !self.seen[slot].first(&self.entry) {
+                continue;
+            }
+            let pseudonym = self.pseudonym(slot).expect("a value");
+            self.clear.push(&pseudonym, 0, self.entry.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The record's entry in `#key`: its key with the personal parts'
+    /// pseudonyms in their places.
+    fn add_key(&mut self, key: &[u8]) -> std::io::Result<()> {
+        let mut order = std::mem::take(&mut self.key);
+        order.clear();
+        let sep = block::KEY_SEP as u8;
+        for (n, part) in key.split(|&b| b == sep).enumerate() {
+            let Some(&personal) = self.key_parts.get(n) else {
+                break;
+            };
+            if n > 0 {
+                order.push(sep);
+            }
+            let Some(slot) = personal else {
+                order.extend_from_slice(part);
+                continue;
+            };
+            // The part is the record's value but when the value is absent
+            // (an empty part).
+            let cached = match &self.values[slot].0 {
+                Some(text) if text.as_bytes() == part => self.pseudonym(slot),
+                _ => None,
+            };
+            let pseudonym = match cached {
+                Some(pseudonym) => pseudonym,
+                None => {
+                    let part = String::from_utf8_lossy(part);
+                    pack(&self.p.pseudonym_bytes(self.personal[slot].1, &part))
+                }
+            };
+            order.extend_from_slice(&pseudonym);
+        }
+        let key_order = self.key_order.as_mut().expect("checked by the caller");
+        let pushed = key_order.push(&order, 0, key);
+        self.key = order;
+        pushed
+    }
+
+    /// Adds every entry of `other` (gathered from later rows), leaving it
+    /// empty.
+    pub fn append(&mut self, other: &mut PseudonymEntries) -> std::io::Result<()> {
+        self.clear.append(&mut other.clear, 0)?;
+        if let (Some(mine), Some(theirs)) = (&mut self.key_order, &mut other.key_order) {
+            mine.append(theirs, 0)?;
+        }
+        for (mine, theirs) in self.indexes.iter_mut().zip(&mut other.indexes) {
+            mine.3.append(&mut theirs.3, 0)?;
+        }
+        Ok(())
+    }
+
+    /// The runs' entries, by run name.
+    pub fn finish(self) -> PseudonymRuns {
+        let mut runs = BTreeMap::new();
+        runs.insert(pseudo::CLEAR.to_string(), (String::new(), self.clear));
+        if let Some(key_order) = self.key_order {
+            runs.insert(pseudo::KEY_ORDER.to_string(), (String::new(), key_order));
+        }
+        for (run, field, _, entries) in self.indexes {
+            runs.insert(run, (field, entries));
+        }
+        PseudonymRuns { runs }
+    }
 }
 
 /// An appended version: the base's segments (read from where they are
@@ -1997,7 +2230,7 @@ impl Iterator for MergedBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiandu_sdk::record::{encode, RecordRef, Value};
+    use jiandu_sdk::record::encode;
 
     /// A dataset of sightings keyed by id, indexed by place (the
     /// compaction tests use it too).
@@ -2023,9 +2256,11 @@ by_place = "place"
 
     fn rows(items: &[(&str, &str)]) -> Rows {
         Rows::from_sorted(
+            &schema(),
             &sorted_rows(items),
             std::path::Path::new("test"),
             &std::env::temp_dir(),
+            None,
         )
         .unwrap()
     }
@@ -2088,23 +2323,45 @@ by_place = "place"
 
     #[test]
     fn clear_entries_seen_lately_are_skipped_and_forgotten_when_too_many() {
-        let mut seen = ClearSeen::default();
+        let mut seen = ClearSeen::new(CLEAR_SEEN);
         assert!(seen.first("n张三"));
         assert!(!seen.first("n张三"));
         assert!(seen.first("i11010519491231002X"));
+        for i in 0..CLEAR_SEEN / CLEAR_SEEN_REST {
+            assert!(!seen.first("n张三"), "{i}");
+        }
         for i in 0..CLEAR_SEEN {
             seen.first(&format!("o{i}"));
         }
         // Full, it forgot everything at once: the entry is pushed again,
         // which the `#clear` run, keeping one per pseudonym, absorbs.
         assert!(seen.first("n张三"));
-        assert!(seen.0.len() <= CLEAR_SEEN);
+        assert!(seen.entries.len() <= CLEAR_SEEN);
+        assert_eq!(seen.resting, 0, "enough entries were found again");
+        assert!(!seen.first("n张三"));
+    }
+
+    #[test]
+    fn clear_entries_that_hardly_repeat_are_not_remembered_for_a_while() {
+        let mut seen = ClearSeen::new(100);
+        for i in 0..=100 {
+            assert!(seen.first(&format!("i{i}")));
+        }
+        // Full, none of its entries found again: it rests.
+        assert!(seen.first("i100"));
+        assert!(seen.first("i100"));
+        for i in 0..100 * CLEAR_SEEN_REST - 2 {
+            assert!(seen.first(&format!("i{i}")));
+        }
+        // Rested: it remembers again.
+        assert!(seen.first("n张三"));
+        assert!(!seen.first("n张三"));
     }
 
     #[test]
     fn a_version_with_personal_fields_stores_the_digest_and_pseudonyms_of_its_records() {
         // Enough records for several blocks, which the record run's writer
-        // digests and pseudonymizes beside the merge.
+        // digests beside the merge.
         let (_dir, store) = fresh();
         let schema = Schema::parse(
             "p.toml",
@@ -2158,13 +2415,16 @@ by_name = "name"
             rows: rows.clone(),
             indexes: BTreeMap::from([("by_name".to_string(), by_name)]),
         };
+        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
         let info = write_version(
             &store,
             "people",
             Rows::from_sorted(
+                &schema,
                 &sorted,
                 std::path::Path::new("test"),
                 &store.root().join("tmp"),
+                Some(&p),
             )
             .unwrap(),
             NewVersion {
@@ -2179,7 +2439,6 @@ by_name = "name"
         .unwrap();
         assert_eq!(info.digest, content_digest(&schema, &rows));
 
-        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
         let mut key_order: Vec<(String, String)> = rows
             .iter()
             .map(|(k, _)| (pseudonymous_key(&schema, &p, k), k.clone()))
@@ -2208,7 +2467,7 @@ by_name = "name"
         );
         assert_eq!(reader.index_pairs(pseudo::CLEAR, None).unwrap(), clear);
         // The index by pseudonym: each (name, key) entry with the name's
-        // pseudonym, computed once per run of equal names.
+        // pseudonym.
         let mut by_pseudonym: Vec<(String, String)> = sorted.indexes["by_name"]
             .iter()
             .map(|(name, k)| {
@@ -2338,6 +2597,108 @@ by_name = "name"
                 "{result:?}"
             );
         }
+    }
+
+    /// The pseudonym runs of a file read on threads (more than one chunk)
+    /// hold what is computed from its records one by one: a personal key
+    /// part between parts of varying length, IDs whose `x` and `X` share
+    /// a pseudonym, absent names, and two indexes over personal fields.
+    #[test]
+    fn pseudonym_runs_of_an_ingested_file_are_those_of_its_records() {
+        use crate::mask::PersonalKind::{Id, Name, Phone};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["region", "id", "year"]
+[[fields]]
+name = "region"
+type = "string"
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+[[fields]]
+name = "year"
+type = "int"
+[[fields]]
+name = "name"
+type = "string"
+personal = "name"
+[[fields]]
+name = "phone"
+type = "string"
+personal = "phone"
+[indexes]
+by_id = "id"
+by_name = "name"
+"#,
+        )
+        .unwrap();
+        let mut text = String::from("region,id,year,name,phone\n");
+        for i in 0..150_000u64 {
+            let region = "65".repeat(1 + (i % 3) as usize);
+            let check = if i % 5 == 0 { 'x' } else { 'X' };
+            let id = format!("6501{:06}{check}", i % 40_000);
+            let name = if i % 7 == 0 {
+                String::new()
+            } else {
+                format!("张{}", i % 500)
+            };
+            let phone = format!(" 138{:08} ", i % 1_000);
+            text.push_str(&format!(
+                "{region},{id},{},{name},{phone}\n",
+                2000 + i / 40_000
+            ));
+        }
+        let path = dir.path().join("people.csv");
+        std::fs::write(&path, text).unwrap();
+        let opts = ingest::Options {
+            schema: Some(schema.clone()),
+            ..ingest::Options::default()
+        };
+        let (staged, _) = ingest::stage(&store, "people", &path, &opts).unwrap();
+        let info = staged.commit(&store).unwrap();
+        let reader = VersionReader::new(&store, "people", info);
+
+        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
+        let (mut key_order, mut clear) = (Vec::new(), Vec::new());
+        let (mut by_id, mut by_name) = (Vec::new(), Vec::new());
+        for item in reader.records() {
+            let (key, record) = item.unwrap();
+            let key = String::from_utf8(key).unwrap();
+            key_order.push((pseudonymous_key(&schema, &p, &key), key.clone()));
+            let rec = RecordRef::new(&record).unwrap();
+            for (f, kind) in [(1, Id), (3, Name), (4, Phone)] {
+                let Some(value) = rec.field(f).unwrap().filter(|v| *v != Value::Null) else {
+                    continue;
+                };
+                let text = value.to_string();
+                clear.push((
+                    p.pseudonym(kind, &text),
+                    crate::pseudonym::clear_entry(kind, &text),
+                ));
+                match f {
+                    1 => by_id.push((p.pseudonym(kind, &text), key.clone())),
+                    3 => by_name.push((p.pseudonym(kind, &text), key.clone())),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(key_order.len(), 150_000);
+        for entries in [&mut key_order, &mut clear, &mut by_id, &mut by_name] {
+            entries.sort();
+        }
+        clear.dedup_by(|a, b| a.0 == b.0);
+        assert!(clear.iter().any(|(_, e)| e.ends_with('X')));
+        let run = |name: &str| reader.index_pairs(name, None).unwrap();
+        assert!(run(pseudo::KEY_ORDER) == key_order);
+        assert!(run(pseudo::CLEAR) == clear);
+        assert!(run(&pseudo::index("by_id")) == by_id);
+        assert!(run(&pseudo::index("by_name")) == by_name);
     }
 
     fn fresh() -> (tempfile::TempDir, Store) {

@@ -30,6 +30,10 @@ const ITEM_BYTES: usize = std::mem::size_of::<Item>();
 /// value length, tag.
 const HEADER: usize = 4 + 4 + 8;
 
+/// Bounds of the read buffer of each spilled run while runs are merged.
+const MIN_READ_BUFFER: usize = 16 << 10;
+const MAX_READ_BUFFER: usize = 256 << 10;
+
 /// Sorts (key, tag, value) entries (in that order of comparison) in at
 /// most about `budget` bytes of memory, spilling sorted runs to `dir`.
 pub struct Sorter {
@@ -305,10 +309,13 @@ impl Sorter {
         // The entries still in memory are merged from there, as one more
         // run, rather than written out and read back.
         let memory = Run::Memory(memory);
+        // The runs' read buffers take at most the budget together (a
+        // sorter that spilled many runs reads each through a smaller one).
+        let read_buffer = (self.budget / self.runs.len()).clamp(MIN_READ_BUFFER, MAX_READ_BUFFER);
         let files = self
             .runs
             .into_iter()
-            .map(|file| Run::File(BufReader::with_capacity(256 << 10, file)));
+            .map(|file| Run::File(BufReader::with_capacity(read_buffer, file)));
         let mut runs = Vec::new();
         let mut heap = BinaryHeap::new();
         for (i, mut run) in files.chain([memory]).enumerate() {
