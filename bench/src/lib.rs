@@ -18,6 +18,8 @@
 //!   host's compiled-module cache.
 //! - **Sweep**: the collision as whole processes, `jiandu run` against the
 //!   `sqlite3` tool writing its leads, at 1 %, 5 % and 25 % lead rates.
+//! - **Ingest (4 tables)**: the four 残保金 tables, each `jiandu dataset
+//!   ingest` as a process, against the `sqlite3` tool's `.import` of each.
 //! - **Serve**: a restart with 50 models from the module cache against an
 //!   empty cache, and the time from a model file change to the new version
 //!   being served.
@@ -31,6 +33,7 @@ pub mod child;
 pub mod cold_start;
 pub mod collision;
 pub mod data;
+pub mod ingest4;
 pub mod ledger;
 pub mod machine;
 pub mod memory;
@@ -65,10 +68,11 @@ pub enum Section {
     Verify,
     Appends,
     Sweep,
+    Ingest4,
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::ColdStart,
         Section::Scan,
         Section::Ingest,
@@ -80,13 +84,15 @@ impl Section {
         Section::Verify,
         Section::Appends,
         Section::Sweep,
+        Section::Ingest4,
     ];
 }
 
 /// What to measure, and where.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Employers of the collision; records of the scan and ingest.
+    /// Employers of the collision, the sweep and the four-table ingest;
+    /// records of the scan and ingest.
     pub scale: u64,
     /// Dataset sizes of the memory figure.
     pub memory_scales: Vec<u64>,
@@ -183,6 +189,26 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
             progress,
         )?;
         figures.extend(points.iter().flat_map(sweep::Point::figures));
+    }
+
+    if want(Section::Ingest4) {
+        match ingest4::measure(
+            &opts.work_dir.join("ingest4"),
+            &opts.exe,
+            opts.scale as usize,
+            opts.seed,
+            opts.reps,
+            progress,
+        )? {
+            Some(r) => {
+                figures.extend(r.figures());
+                notes.push(r.note());
+            }
+            None => notes.push(format!(
+                "{}: not measured, the `sqlite3` tool (its baseline) is not installed.",
+                ingest4::SECTION
+            )),
+        }
     }
 
     if want(Section::Scan)

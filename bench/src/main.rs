@@ -17,10 +17,14 @@ Examples:
   cargo run --release -p jiandu-bench -- --quick
 
   # only the collision against SQLite, at 200,000 employers
-  cargo run --release -p jiandu-bench -- --only collision --scale 200000";
+  cargo run --release -p jiandu-bench -- --only collision --scale 200000
+
+  # ingest of the four 残保金 tables (1M employers: about 6.5M rows) against `sqlite3`'s .import
+  cargo build --release -p jiandu && cargo run --release -p jiandu-bench -- --only ingest4";
 
 /// Jiandu measured side by side: the sandbox against the same model
-/// compiled natively, the 残保金 collision against SQLite, ingest, memory,
+/// compiled natively, the 残保金 collision against SQLite, ingest (one
+/// file, and the four 残保金 tables against the `sqlite3` tool), memory,
 /// parallel runs and cold start. Prints a markdown table on stdout and
 /// progress on stderr.
 #[derive(Parser)]
@@ -29,7 +33,8 @@ struct Cli {
     #[command(subcommand)]
     child: Option<Child>,
 
-    /// Employers of the collision; records of the scan and ingest.
+    /// Employers of the collision, the sweep and the four-table ingest
+    /// (ingest4); records of the scan and ingest.
     #[arg(long, default_value_t = 1_000_000)]
     scale: u64,
 

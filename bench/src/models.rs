@@ -16,7 +16,8 @@ pub struct Models {
     pub collision: Installed,
 }
 
-fn repo_root() -> PathBuf {
+/// The repository's root folder (the parent of `bench/`).
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -21,27 +21,49 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The tables, clustered on their primary keys (`WITHOUT ROWID`): like a
-/// Jiandu dataset version, each table is stored sorted by its key, so the
-/// per-employer aggregates read neighbouring rows. (With rowid tables and
-/// the same keys as secondary indexes, every index entry costs a random
-/// table lookup and the query is several times slower.)
-const TABLES: &str = "
-CREATE TABLE employers (credit_code TEXT NOT NULL PRIMARY KEY, name TEXT, entity_type TEXT,
-                        status TEXT, region TEXT, legal_rep TEXT, synthetic INTEGER) WITHOUT ROWID;
-CREATE TABLE social_insurance (credit_code TEXT NOT NULL, year INTEGER NOT NULL, staff INTEGER,
+/// The tables, by dataset name, clustered on their primary keys (`WITHOUT
+/// ROWID`): like a Jiandu dataset version, each table is stored sorted by
+/// its key, so the per-employer aggregates read neighbouring rows. (With
+/// rowid tables and the same keys as secondary indexes, every index entry
+/// costs a random table lookup and the query is several times slower.) The
+/// columns are in the order of the generated files' columns, so that the
+/// `sqlite3` tool's `.import` fills them by position (`crate::ingest4`).
+pub const TABLES: [(&str, &str); 4] = [
+    (
+        "employers",
+        "CREATE TABLE employers (credit_code TEXT NOT NULL PRIMARY KEY, name TEXT, entity_type TEXT,
+                        status TEXT, region TEXT, legal_rep TEXT, synthetic INTEGER) WITHOUT ROWID;",
+    ),
+    (
+        "social_insurance",
+        "CREATE TABLE social_insurance (credit_code TEXT NOT NULL, year INTEGER NOT NULL, staff INTEGER,
                                wage_total_fen INTEGER, synthetic INTEGER,
-                               PRIMARY KEY (credit_code, year)) WITHOUT ROWID;
-CREATE TABLE disabled_employees (employer_credit_code TEXT NOT NULL, year INTEGER NOT NULL,
+                               PRIMARY KEY (credit_code, year)) WITHOUT ROWID;",
+    ),
+    (
+        "disabled_employees",
+        "CREATE TABLE disabled_employees (employer_credit_code TEXT NOT NULL, year INTEGER NOT NULL,
                                  person_id TEXT NOT NULL, person_name TEXT, certificate_no TEXT,
                                  grade INTEGER, insured INTEGER, monthly_wage_fen INTEGER,
                                  synthetic INTEGER,
-                                 PRIMARY KEY (employer_credit_code, year, person_id)) WITHOUT ROWID;
-CREATE TABLE fund_payments (credit_code TEXT NOT NULL, levy_year INTEGER NOT NULL,
+                                 PRIMARY KEY (employer_credit_code, year, person_id)) WITHOUT ROWID;",
+    ),
+    (
+        "fund_payments",
+        "CREATE TABLE fund_payments (credit_code TEXT NOT NULL, levy_year INTEGER NOT NULL,
                             payment_id TEXT NOT NULL, amount_fen INTEGER, paid_on TEXT,
                             synthetic INTEGER,
-                            PRIMARY KEY (credit_code, levy_year, payment_id)) WITHOUT ROWID;
-";
+                            PRIMARY KEY (credit_code, levy_year, payment_id)) WITHOUT ROWID;",
+    ),
+];
+
+/// The `CREATE TABLE` statement of `dataset`'s table in [`TABLES`].
+pub fn create_table(dataset: &str) -> Option<&'static str> {
+    TABLES
+        .iter()
+        .find(|(name, _)| *name == dataset)
+        .map(|(_, sql)| *sql)
+}
 
 /// Statistics for the query planner once the data is in.
 const INDEXES: &str = "ANALYZE;";
@@ -270,7 +292,9 @@ fn read_csv(
 /// Loads the four generated files in `dir` and indexes them.
 pub fn load(conn: &mut Connection, dir: &Path) -> Result<Load> {
     let t = Instant::now();
-    conn.execute_batch(TABLES)?;
+    for (_, sql) in TABLES {
+        conn.execute_batch(sql)?;
+    }
     let tx = conn.transaction()?;
     let mut rows = 0u64;
     {

@@ -64,7 +64,8 @@ pub struct Point {
     pub plan_single: Vec<Timed>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (NaN when it is empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
         0 => f64::NAN,
@@ -223,7 +224,7 @@ impl Point {
 }
 
 /// The `jiandu` binary beside this one (`target/release/jiandu`).
-fn jiandu_binary(bench_exe: &Path) -> Result<PathBuf> {
+pub(crate) fn jiandu_binary(bench_exe: &Path) -> Result<PathBuf> {
     let bin = bench_exe
         .parent()
         .context("the benchmark binary has no folder")?
@@ -246,7 +247,7 @@ pub enum Sqlite {
 }
 
 impl Sqlite {
-    fn find(bench_exe: &Path) -> Sqlite {
+    pub(crate) fn find(bench_exe: &Path) -> Sqlite {
         match Command::new("sqlite3").arg("--version").output() {
             Ok(out) if out.status.success() => {
                 let version = String::from_utf8_lossy(&out.stdout);
@@ -316,10 +317,16 @@ pub fn script(params: &Params) -> String {
 
 /// Runs `command` to its end, timing it.
 fn timed(command: &mut Command) -> Result<Timed> {
+    timed_output(command).map(|(t, _)| t)
+}
+
+/// [`timed`], keeping what the process wrote to stdout; fails naming the
+/// command and its stderr when it exits with an error.
+pub(crate) fn timed_output(command: &mut Command) -> Result<(Timed, std::process::Output)> {
     let cpu = children_cpu_time().unwrap_or_default();
     let started = Instant::now();
     let out = command
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .with_context(|| format!("running {command:?}"))?;
@@ -331,7 +338,7 @@ fn timed(command: &mut Command) -> Result<Timed> {
         );
     }
     let cpu = children_cpu_time().unwrap_or_default().saturating_sub(cpu);
-    Ok(Timed { wall, cpu })
+    Ok((Timed { wall, cpu }, out))
 }
 
 /// Generates, ingests and loads one lead rate's data, then times the two
