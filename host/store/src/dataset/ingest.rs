@@ -1416,6 +1416,12 @@ struct RowBuilder<'s> {
 /// spilled to disk, and the indexes' entries together (with the pseudonym
 /// runs' entries, when there are personal fields).
 pub(crate) const RECORDS_BUDGET: usize = 64 << 20;
+/// [`RECORDS_BUDGET`] and [`INDEXES_BUDGET`] when the schema has personal
+/// fields: each chunk parsed at once holds its rows' pseudonym entries
+/// too (about as many bytes again as its records), so the sorts hold less
+/// to keep the whole ingest in bounded memory.
+const RECORDS_BUDGET_PERSONAL: usize = 16 << 20;
+const INDEXES_BUDGET_PERSONAL: usize = 16 << 20;
 pub(crate) const INDEXES_BUDGET: usize = 32 << 20;
 
 /// Rows read and validated, sorted externally: what a new version is
@@ -1600,12 +1606,15 @@ impl<'s> RowBuilder<'s> {
         let indexes = schema.indexes.len().max(1);
         // The sorts of the pseudonym runs take their memory out of the
         // indexes' budget.
-        let index_budget = match pseudonymizer {
-            Some(_) => INDEXES_BUDGET - super::PSEUDONYMS_BUDGET,
-            None => INDEXES_BUDGET,
+        let (records_budget, index_budget) = match pseudonymizer {
+            Some(_) => (
+                RECORDS_BUDGET_PERSONAL,
+                INDEXES_BUDGET_PERSONAL - super::PSEUDONYMS_BUDGET,
+            ),
+            None => (RECORDS_BUDGET, INDEXES_BUDGET),
         };
         let (records, index) = if budget {
-            (RECORDS_BUDGET, index_budget / indexes)
+            (records_budget, index_budget / indexes)
         } else {
             (usize::MAX, usize::MAX)
         };

@@ -595,7 +595,7 @@ fn sort_failed(e: std::io::Error) -> Error {
 
 /// Memory the sorts of a segment's pseudonym runs may hold together
 /// before they spill.
-pub(crate) const PSEUDONYMS_BUDGET: usize = 16 << 20;
+pub(crate) const PSEUDONYMS_BUDGET: usize = 8 << 20;
 
 /// Writes the segment's runs, each by a thread of its own: the records
 /// (merged here, digested and written beside), each index, and each
