@@ -99,35 +99,7 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 impl<'a> Block<'a> {
     /// Checks the header against the length of the value.
     pub fn parse(bytes: &'a [u8]) -> Result<Block<'a>> {
-        let corrupt = || Error::Other("dataset block is corrupt (header does not fit)".into());
-        if bytes.len() < 4 {
-            return Err(corrupt());
-        }
-        let n = u32_at(bytes, 0) as usize;
-        let header = 4usize
-            .checked_add(
-                n.checked_add(1)
-                    .ok_or_else(corrupt)?
-                    .checked_mul(8)
-                    .ok_or_else(corrupt)?,
-            )
-            .ok_or_else(corrupt)?;
-        if header > bytes.len() {
-            return Err(corrupt());
-        }
-        let data_len = u32_at(bytes, 4 + 4 * n) as usize;
-        let keys_len = u32_at(bytes, 4 + 4 * (n + 1) + 4 * n) as usize;
-        if header + data_len + keys_len != bytes.len() {
-            return Err(corrupt());
-        }
-        Ok(Block {
-            bytes,
-            layout: Layout {
-                n,
-                data_start: header,
-                keys_start: header + data_len,
-            },
-        })
+        Block::parse_parts(bytes, true)
     }
 
     /// A block's header and records area without its keys (what
@@ -135,6 +107,12 @@ impl<'a> Block<'a> {
     /// its length. Its keys must not be asked for: use
     /// [`Block::lower_bound_records`] rather than [`Block::lower_bound`].
     pub fn parse_front(bytes: &'a [u8]) -> Result<Block<'a>> {
+        Block::parse_parts(bytes, false)
+    }
+
+    /// Checks the header against the length of `bytes`, which end after
+    /// the keys area when `with_keys`, else after the records area.
+    fn parse_parts(bytes: &'a [u8], with_keys: bool) -> Result<Block<'a>> {
         let corrupt = || Error::Other("dataset block is corrupt (header does not fit)".into());
         if bytes.len() < 4 {
             return Err(corrupt());
@@ -147,7 +125,12 @@ impl<'a> Block<'a> {
             .filter(|&h| h <= bytes.len())
             .ok_or_else(corrupt)?;
         let data_len = u32_at(bytes, 4 + 4 * n) as usize;
-        if header + data_len != bytes.len() {
+        let keys_len = if with_keys {
+            u32_at(bytes, 4 + 4 * (n + 1) + 4 * n) as usize
+        } else {
+            0
+        };
+        if header + data_len + keys_len != bytes.len() {
             return Err(corrupt());
         }
         Ok(Block {
