@@ -1887,7 +1887,7 @@ impl SegmentCursor {
         if !self.load()? {
             return Ok(None);
         }
-        Ok(Some(self.entry()?.0.to_vec()))
+        Ok(Some(self.entry().0.to_vec()))
     }
 
     /// Whether there is a next record (of the range), loading the next
@@ -1950,26 +1950,26 @@ impl SegmentCursor {
     /// The next record's key and bytes, borrowed from its block (after
     /// [`SegmentCursor::load`] said there is one); the record twice when
     /// the blocks were read without keys.
-    fn entry(&self) -> Result<(&[u8], &[u8])> {
+    fn entry(&self) -> (&[u8], &[u8]) {
         let block = self.block();
         let record = block.record(self.next);
         if self.blocks.fronts {
-            return Ok((record, record));
+            return (record, record);
         }
-        Ok((block.key(self.next), record))
+        (block.key(self.next), record)
     }
 
-    /// Moves past the record [`SegmentCursor::entry`] borrowed.
+    /// Moves past the next record: the one [`SegmentCursor::entry`] lent,
+    /// or an older segment's record of a key a newer one holds.
     fn advance(&mut self) {
         self.next += 1;
     }
 
     /// The next record's bytes (after `peek_key` returned a key).
-    fn take(&mut self) -> Result<Vec<u8>> {
-        let block = self.block();
-        let rec = block.record(self.next).to_vec();
+    fn take(&mut self) -> Vec<u8> {
+        let rec = self.block().record(self.next).to_vec();
         self.next += 1;
-        Ok(rec)
+        rec
     }
 }
 
@@ -2010,7 +2010,7 @@ impl SegmentMerge {
         let Some((std::cmp::Reverse(key), newest)) = self.heap.pop() else {
             return Ok(None);
         };
-        let record = self.sources[newest].take()?;
+        let record = self.sources[newest].take();
         self.push_next(newest)?;
         // Older segments holding the same key: skipped.
         while self
@@ -2019,7 +2019,7 @@ impl SegmentMerge {
             .is_some_and(|(std::cmp::Reverse(k), _)| *k == key)
         {
             let (_, older) = self.heap.pop().expect("peeked");
-            self.sources[older].take()?;
+            self.sources[older].advance();
             self.push_next(older)?;
         }
         Ok(Some((key, record)))
@@ -2122,12 +2122,12 @@ impl PseudonymOrdered {
         if !self.order.load()? {
             return Ok(false);
         }
-        let (_, first) = self.order.entry()?;
+        let (_, first) = self.order.entry();
         self.group_prefix.clear();
         self.group_prefix
             .extend_from_slice(key_prefix(first, self.prefix));
         while self.records.load()? {
-            let (key, record) = self.records.entry()?;
+            let (key, record) = self.records.entry();
             let Some(rest) = after_prefix(key, &self.group_prefix) else {
                 break;
             };
@@ -2158,7 +2158,7 @@ impl PseudonymOrdered {
                 self.in_group = false;
                 continue;
             }
-            let (_, clear) = self.order.entry()?;
+            let (_, clear) = self.order.entry();
             let Some(rest) = after_prefix(clear, &self.group_prefix) else {
                 self.in_group = false;
                 continue;
