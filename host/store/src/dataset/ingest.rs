@@ -599,6 +599,9 @@ fn parse_on_threads<'s, T: Sync, R: Send, N>(
                 scope.spawn(move || {
                     let mut local_problems = Problems::new(max_errors);
                     let said = parse(item, &mut local, &mut local_problems);
+                    // Sorted here, side by side, the parts' entries are
+                    // merged when the file's sorts spill.
+                    local.sort_pieces();
                     (said, local, local_problems)
                 })
             })
@@ -1727,9 +1730,22 @@ impl<'s> RowBuilder<'s> {
             self.failed.get_or_insert(e);
         }
         if let Some(pseudonyms) = &mut self.pseudonyms {
-            if let Err(e) = pseudonyms.add(key.as_bytes(), &self.record) {
+            // The values' texts, as the encoded record's values print.
+            if let Err(e) = pseudonyms.add_texts(key.as_bytes(), |f| cell_text(&cells[f])) {
                 self.failed.get_or_insert(e);
             }
+        }
+    }
+
+    /// Sorts the entries gathered so far in each sort
+    /// ([`Sorter::sort_pieces`]).
+    fn sort_pieces(&mut self) {
+        self.records.sort_pieces();
+        for (_, _, entries) in &mut self.indexes {
+            entries.sort_pieces();
+        }
+        if let Some(pseudonyms) = &mut self.pseudonyms {
+            pseudonyms.sort_pieces();
         }
     }
 
@@ -1768,8 +1784,8 @@ impl<'s> RowBuilder<'s> {
     }
 }
 
-/// The first 16 bytes of `key`, zero-padded, as a big-endian number: keys
-/// whose prefixes differ compare as their prefixes do.
+/// The text of a cell's value as the stored value prints (`Display`), the
+/// text the pseudonym runs are made from; `None` for an empty cell.
 fn cell_text<'a>(cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
     match cell {
         Cell::Null => None,
@@ -2382,6 +2398,136 @@ by_name = "name"
             "{:?} {} {:?} {} {rows:?} {account:?}",
             problems.errors, problems.total, problems.warnings, problems.warning_count
         )
+    }
+
+    /// A sorted entry: (key, tag, value).
+    type Entry = (Vec<u8>, u64, Vec<u8>);
+
+    /// The entries of pseudonym runs, by run, in order, each once (a
+    /// `#clear` entry may be gathered more than once).
+    fn pseudonym_entries(runs: PseudonymRuns) -> BTreeMap<String, Vec<Entry>> {
+        runs.runs
+            .into_iter()
+            .map(|(run, (_, sorter))| {
+                let mut merged = sorter.finish().unwrap();
+                let mut entries: Vec<Entry> = Vec::new();
+                while let Some(e) = merged.next().unwrap() {
+                    entries.push((e.key.to_vec(), e.tag, e.value.to_vec()));
+                }
+                entries.dedup();
+                (run, entries)
+            })
+            .collect()
+    }
+
+    /// The builder hands a row's personal values to the pseudonym runs as
+    /// the text of its cells; the entries are those gathered by decoding
+    /// the row's record: values of every type (decimals and dates written
+    /// as stored, floats and bools as they print), absent values, a
+    /// personal key part, and indexes over personal fields.
+    #[test]
+    fn pseudonym_entries_from_cells_are_those_from_encoded_records() {
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["region", "id"]
+[[fields]]
+name = "region"
+type = "string"
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+[[fields]]
+name = "name"
+type = "string"
+personal = "name"
+[[fields]]
+name = "code"
+type = "int"
+personal = "other"
+[[fields]]
+name = "amount"
+type = "decimal"
+personal = "other"
+[[fields]]
+name = "born"
+type = "date"
+personal = "other"
+[[fields]]
+name = "flag"
+type = "bool"
+personal = "other"
+[[fields]]
+name = "ratio"
+type = "float"
+personal = "other"
+[indexes]
+by_id = "id"
+by_code = "code"
+by_region = "region"
+"#,
+        )
+        .unwrap();
+        let mut text = String::from("region,id,name,code,amount,born,flag,ratio\n");
+        for i in 0..3_000u64 {
+            let name = if i % 7 == 0 {
+                String::new()
+            } else {
+                format!("张{}", i % 50)
+            };
+            let code = if i % 11 == 0 {
+                String::new()
+            } else {
+                (i % 300).to_string()
+            };
+            let amount = ["1,234.50", "0.10", "7", ""][(i % 4) as usize];
+            let born = ["2024/01/02", "20240103", "2024-01-04", ""][(i % 4) as usize];
+            let flag = ["是", "否", "TRUE", ""][(i % 4) as usize];
+            let ratio = ["0.1", "1e3", "-2.50", ""][(i % 4) as usize];
+            text.push_str(&format!(
+                "{},6501{i:06}X,{name},{code},\"{amount}\",{born},{flag},{ratio}\n",
+                "65".repeat(1 + (i % 3) as usize)
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = Pseudonymizer::from_secret(b"test secret");
+        let mut builder = RowBuilder::new(&schema, dir.path(), true, Some(&p));
+        let mut problems = Problems::new(5);
+        let mut input = text.as_bytes();
+        let path = Path::new("p.csv");
+        // Many chunks, read on threads.
+        let mut chunker = Chunker::new(&mut input, path, true).with_read_size(4096);
+        let mut decoding = Decoding::new(Encoding::Auto);
+        let rows = read_csv(
+            path,
+            &[],
+            &mut chunker,
+            &mut decoding,
+            &mut builder,
+            &mut problems,
+        )
+        .unwrap();
+        assert_eq!((rows, problems.total), (3_000, 0));
+        let rows = builder.finish(path, 5).unwrap();
+
+        let mut decoded = PseudonymEntries::new(&schema, &p, dir.path(), false);
+        let mut records = rows.records.finish().unwrap();
+        while let Some(e) = records.next().unwrap() {
+            decoded.add(e.key, e.value).unwrap();
+        }
+        let from_cells = pseudonym_entries(rows.pseudonyms.unwrap());
+        let from_records = pseudonym_entries(decoded.finish());
+        assert_eq!(
+            from_cells.keys().collect::<Vec<_>>(),
+            ["#by_code", "#by_id", "#clear", "#key"]
+        );
+        for (run, entries) in &from_records {
+            assert!(entries.len() > 2_000, "{run}: {}", entries.len());
+            assert!(from_cells[run] == *entries, "{run}");
+        }
     }
 
     #[test]

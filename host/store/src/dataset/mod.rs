@@ -1058,6 +1058,36 @@ impl<'p> PseudonymEntries<'p> {
                 }
             }
         }
+        self.add_values(key)
+    }
+
+    /// [`PseudonymEntries::add`] for a record not encoded yet (or not
+    /// decoded again): `text(field)` is the text of its value in the
+    /// schema's field `field` as the record's value prints, `None` when it
+    /// has none.
+    pub fn add_texts<'t>(
+        &mut self,
+        key: &[u8],
+        text: impl Fn(usize) -> Option<std::borrow::Cow<'t, str>>,
+    ) -> std::io::Result<()> {
+        for slot in 0..self.personal.len() {
+            let (value, pseudonym) = &mut self.values[slot];
+            *pseudonym = None;
+            match text(self.personal[slot].0) {
+                None => *value = None,
+                Some(t) => {
+                    let value = value.get_or_insert_with(String::new);
+                    value.clear();
+                    value.push_str(&t);
+                }
+            }
+        }
+        self.add_values(key)
+    }
+
+    /// Adds the entries of the record under `key` whose personal values
+    /// are in `values`.
+    fn add_values(&mut self, key: &[u8]) -> std::io::Result<()> {
         self.add_clear()?;
         for i in 0..self.indexes.len() {
             let slot = self.indexes[i].2;
@@ -1126,6 +1156,18 @@ impl<'p> PseudonymEntries<'p> {
         let pushed = key_order.push(&order, 0, key);
         self.key = order;
         pushed
+    }
+
+    /// Sorts the entries gathered so far in each sort
+    /// ([`Sorter::sort_pieces`]).
+    pub fn sort_pieces(&mut self) {
+        self.clear.sort_pieces();
+        if let Some(key_order) = &mut self.key_order {
+            key_order.sort_pieces();
+        }
+        for (_, _, _, entries) in &mut self.indexes {
+            entries.sort_pieces();
+        }
     }
 
     /// Adds every entry of `other` (gathered from later rows), leaving it

@@ -4,9 +4,10 @@
 //! Entries (key, tag, value) are packed into one buffer; when the buffer
 //! holds its budget, it is sorted by (key, tag) and written out as a run
 //! to an unlinked file under the store's `tmp/` (gone when closed, even
-//! after a crash). [`Sorter::finish`] then merges the runs with a heap
-//! (O(log runs) per entry); a sorter that never spilled is read straight
-//! from its buffer. The tag orders entries with equal keys (ingest uses
+//! after a crash). [`Sorter::finish`] then merges the runs with a tree of
+//! losers ([`Merged`], O(log runs) per entry, each entry compared where it
+//! was read); a sorter that never spilled is read straight from its
+//! buffer. The tag orders entries with equal keys (ingest uses
 //! the line an entry came from, so duplicates are reported in file order).
 //!
 //! Sorting compares 16 bytes at a time of each entry's sort string,
@@ -18,9 +19,8 @@
 //! time an ingest spent sorting).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes each entry costs beside its bytes in the buffer.
@@ -44,6 +44,12 @@ pub struct Sorter {
     /// and where it starts in `buf`. Sorting these compares most keys
     /// without touching `buf`.
     items: Vec<Item>,
+    /// Where each sorted piece of `items` ends: the items past the last
+    /// are in the order they were pushed. A sorter filled from others
+    /// that sorted their own entries ([`Sorter::sort_pieces`], each on
+    /// the thread that gathered them) merges their pieces when it spills
+    /// or finishes, rather than sorting them all again.
+    pieces: Vec<usize>,
     runs: Vec<File>,
     entries: u64,
     /// Some key pushed holds a zero byte: sort strings do not order such
@@ -71,8 +77,8 @@ pub struct Entry<'a> {
 }
 
 /// An entry's place in the buffer, with 16 bytes of its sort string (the
-/// first 16 until it is sorted) and how much of the string is left from
-/// there.
+/// first 16 but while it is being sorted) and how much of the string is
+/// left from there.
 #[derive(Clone, Copy)]
 pub struct Item {
     high: u64,
@@ -87,6 +93,16 @@ impl Item {
     /// The item of the entry at `at`, its window `from` bytes into the
     /// entry's sort string.
     fn new(e: &Entry<'_>, at: u32, from: usize) -> Item {
+        let len = e.key.len() + 1 + 8 + e.value.len();
+        if let Some(window) = e.key.get(from..from + 16) {
+            // Within the key, as the first window of most entries is.
+            return Item {
+                high: u64::from_be_bytes(window[..8].try_into().expect("8 bytes")),
+                low: u64::from_be_bytes(window[8..].try_into().expect("8 bytes")),
+                at,
+                rest: (len - from).min(17) as u8,
+            };
+        }
         let tag = e.tag.to_be_bytes();
         let parts: [&[u8]; 4] = [e.key, &[0], &tag, e.value];
         let mut window = [0u8; 16];
@@ -104,7 +120,6 @@ impl Item {
             filled += take;
             skip = 0;
         }
-        let len = e.key.len() + 1 + tag.len() + e.value.len();
         Item {
             high: u64::from_be_bytes(window[..8].try_into().expect("8 bytes")),
             low: u64::from_be_bytes(window[8..].try_into().expect("8 bytes")),
@@ -123,9 +138,14 @@ impl Item {
 /// bytes, and so on. A window that holds the rest of its string (`rest`
 /// up to 16) ends the comparison: equal windows then differ only in zero
 /// bytes past the shorter string, which `rest` orders.
+///
+/// The items' windows are at the start of their sort strings again once
+/// sorted (pieces sorted apart are merged by them).
 fn sort_items(buf: &[u8], items: &mut [Item]) {
     // Ranges of items whose windows at `from` are yet to be sorted.
     let mut pending = vec![(0, items.len(), 0usize)];
+    // The ranges whose windows moved on.
+    let mut moved = Vec::new();
     while let Some((start, end, from)) = pending.pop() {
         let group = &mut items[start..end];
         if from > 0 {
@@ -143,9 +163,154 @@ fn sort_items(buf: &[u8], items: &mut [Item]) {
             let last = first + 1 + same.count();
             if last - first > 1 && tie.2 > 16 {
                 pending.push((start + first, start + last, from + 16));
+                if from == 0 {
+                    moved.push(start + first..start + last);
+                }
             }
             first = last;
         }
+    }
+    for range in moved {
+        for i in &mut items[range] {
+            *i = Item::new(&entry_at(buf, i.at), i.at, 0);
+        }
+    }
+}
+
+/// Whether item `x` (over `buf`) comes before item `y`, their windows at
+/// the start of their sort strings; `None` when their entries are equal.
+fn item_less(buf: &[u8], x: &Item, y: &Item, zero_in_key: bool) -> Option<bool> {
+    let whole = || {
+        let (x, y) = (entry_at(buf, x.at), entry_at(buf, y.at));
+        (x.key, x.tag, x.value).cmp(&(y.key, y.tag, y.value))
+    };
+    let order = match x.order().cmp(&y.order()) {
+        _ if zero_in_key => whole(),
+        Ordering::Equal if x.rest > 16 => whole(),
+        order => order,
+    };
+    match order {
+        Ordering::Less => Some(true),
+        Ordering::Greater => Some(false),
+        Ordering::Equal => None,
+    }
+}
+
+/// A tree of losers over `k` sources, each with a current item (or none,
+/// after every item): it finds the smallest in O(log k) comparisons after
+/// its source moves on.
+///
+/// The sources' current items play off in pairs: each inner node keeps
+/// the loser of the match below it, the winner goes up, and the overall
+/// winner is the smallest. When its source moves on, only the matches on
+/// the way from its leaf to the root are played again.
+struct Losers {
+    /// `tree[0]`: the winning source; `tree[n]` for `n` in `1..k`: the
+    /// loser at inner node `n`, whose children are nodes `2n` and `2n+1`,
+    /// source `i` being node `k + i`.
+    tree: Vec<usize>,
+}
+
+impl Losers {
+    /// Plays every match, `less(a, b)` saying whether source `a`'s current
+    /// item comes before source `b`'s (a strict order: ties go to one).
+    fn new(k: usize, less: impl Fn(usize, usize) -> bool) -> Losers {
+        let mut tree = vec![0; k.max(1)];
+        if k > 1 {
+            // Winners of each node, leaves at `k..2k`.
+            let mut winners: Vec<usize> = (0..2 * k).map(|n| n.saturating_sub(k)).collect();
+            for n in (1..k).rev() {
+                let (a, b) = (winners[2 * n], winners[2 * n + 1]);
+                let (win, lose) = if less(b, a) { (b, a) } else { (a, b) };
+                winners[n] = win;
+                tree[n] = lose;
+            }
+            tree[0] = winners[1];
+        }
+        Losers { tree }
+    }
+
+    /// The source whose current item is the smallest.
+    fn winner(&self) -> usize {
+        self.tree[0]
+    }
+
+    /// Plays again the matches of the winner, whose source has moved on.
+    fn replay(&mut self, less: impl Fn(usize, usize) -> bool) {
+        let k = self.tree.len();
+        let mut winner = self.tree[0];
+        let mut node = (winner + k) / 2;
+        while node > 0 {
+            if less(self.tree[node], winner) {
+                std::mem::swap(&mut self.tree[node], &mut winner);
+            }
+            node /= 2;
+        }
+        self.tree[0] = winner;
+    }
+}
+
+/// The items of sorted pieces of one buffer, merged in entry order (ties
+/// in the order of the pieces).
+struct Pieces<'a> {
+    heads: PieceHeads<'a>,
+    losers: Losers,
+}
+
+/// The next item of each piece being merged.
+struct PieceHeads<'a> {
+    buf: &'a [u8],
+    items: &'a [Item],
+    /// Per piece, its next item and its end.
+    next: Vec<usize>,
+    ends: &'a [usize],
+    zero_in_key: bool,
+}
+
+impl PieceHeads<'_> {
+    fn less(&self, a: usize, b: usize) -> bool {
+        match (self.next[a] < self.ends[a], self.next[b] < self.ends[b]) {
+            (true, true) => {
+                let (x, y) = (&self.items[self.next[a]], &self.items[self.next[b]]);
+                item_less(self.buf, x, y, self.zero_in_key).unwrap_or(a < b)
+            }
+            (true, false) => true,
+            (false, true) => false,
+            (false, false) => a < b,
+        }
+    }
+}
+
+impl<'a> Pieces<'a> {
+    /// The pieces of `items` that end at `ends`.
+    fn new(buf: &'a [u8], items: &'a [Item], ends: &'a [usize], zero_in_key: bool) -> Pieces<'a> {
+        let mut next = vec![0];
+        next.extend_from_slice(&ends[..ends.len().saturating_sub(1)]);
+        let heads = PieceHeads {
+            buf,
+            items,
+            next,
+            ends,
+            zero_in_key,
+        };
+        let losers = Losers::new(ends.len(), |a, b| heads.less(a, b));
+        Pieces { heads, losers }
+    }
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        let heads = &mut self.heads;
+        let w = self.losers.winner();
+        if heads.ends.is_empty() || heads.next[w] == heads.ends[w] {
+            return None;
+        }
+        let item = heads.items[heads.next[w]];
+        heads.next[w] += 1;
+        self.losers.replay(|a, b| self.heads.less(a, b));
+        Some(item)
     }
 }
 
@@ -181,6 +346,7 @@ impl Sorter {
             budget: budget.max(1 << 16),
             buf: Vec::new(),
             items: Vec::new(),
+            pieces: Vec::new(),
             runs: Vec::new(),
             entries: 0,
             zero_in_key: false,
@@ -238,17 +404,24 @@ impl Sorter {
     pub fn append(&mut self, other: &mut Sorter, tag_offset: u64) -> io::Result<()> {
         let fits = self.buf.len() + other.buf.len() <= u32::MAX as usize;
         if other.runs.is_empty() && tag_offset == 0 && fits {
-            // Its buffer is copied whole, its entries' places moved along.
-            let base = self.buf.len() as u32;
+            // Its buffer is copied whole, its entries' places moved along,
+            // its sorted pieces kept.
+            if !other.pieces.is_empty() {
+                self.sort_pieces();
+            }
+            let (base, first) = (self.buf.len() as u32, self.items.len());
             self.buf.extend_from_slice(&other.buf);
             self.items.extend(other.items.iter().map(|&i| Item {
                 at: i.at + base,
                 ..i
             }));
+            self.pieces
+                .extend(other.pieces.iter().map(|&end| first + end));
             self.entries += other.entries;
             self.zero_in_key |= other.zero_in_key;
             other.buf.clear();
             other.items.clear();
+            other.pieces.clear();
             other.entries = 0;
             other.zero_in_key = false;
             if self.full() {
@@ -272,19 +445,32 @@ impl Sorter {
         Ok(())
     }
 
-    fn sort(&mut self) {
-        sort_entries(&self.buf, &mut self.items, self.zero_in_key);
+    /// Sorts the entries pushed since the last call, as a piece of their
+    /// own: the sorter of a part of the input sorts its entries on the
+    /// thread that gathered them, and the sorter they are appended to
+    /// merges the pieces.
+    pub fn sort_pieces(&mut self) {
+        let start = self.pieces.last().copied().unwrap_or(0);
+        if start < self.items.len() {
+            sort_entries(&self.buf, &mut self.items[start..], self.zero_in_key);
+            self.pieces.push(self.items.len());
+        }
+    }
+
+    /// The items in entry order, once every piece is sorted.
+    fn sorted(&self) -> Pieces<'_> {
+        Pieces::new(&self.buf, &self.items, &self.pieces, self.zero_in_key)
     }
 
     fn spill(&mut self) -> io::Result<()> {
         if self.items.is_empty() {
             return Ok(());
         }
-        self.sort();
         std::fs::create_dir_all(&self.dir)?;
         let file = tempfile::tempfile_in(&self.dir)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        for i in &self.items {
+        self.sort_pieces();
+        for i in self.sorted() {
             let at = i.at as usize;
             out.write_all(&self.buf[at..at + entry_len(&self.buf, at)])?;
         }
@@ -293,48 +479,31 @@ impl Sorter {
         self.runs.push(file);
         self.buf.clear();
         self.items.clear();
+        self.pieces.clear();
         Ok(())
     }
 
     /// Every entry, in (key, tag) order.
     pub fn finish(mut self) -> io::Result<Merged> {
-        self.sort();
-        let memory = Gather::new(
-            std::mem::take(&mut self.buf),
-            std::mem::take(&mut self.items),
-        );
-        if self.runs.is_empty() {
-            return Ok(Merged::Memory(memory));
-        }
+        self.sort_pieces();
+        let items = if self.pieces.len() > 1 {
+            self.sorted().collect()
+        } else {
+            std::mem::take(&mut self.items)
+        };
         // The entries still in memory are merged from there, as one more
         // run, rather than written out and read back.
-        let memory = Run::Memory(memory);
+        let memory = Run::Memory(Gather::new(std::mem::take(&mut self.buf), items));
         // The runs' read buffers take at most the budget together (a
         // sorter that spilled many runs reads each through a smaller one).
-        let read_buffer = (self.budget / self.runs.len()).clamp(MIN_READ_BUFFER, MAX_READ_BUFFER);
-        let files = self
-            .runs
-            .into_iter()
-            .map(|file| Run::File(BufReader::with_capacity(read_buffer, file)));
-        let mut runs = Vec::new();
-        let mut heap = BinaryHeap::new();
-        for (i, mut run) in files.chain([memory]).enumerate() {
-            let mut head = Head {
-                key: Vec::new(),
-                tag: 0,
-                value: Vec::new(),
-                run: i,
-            };
-            if run.read_into(&mut head)? {
-                heap.push(head);
-            }
-            runs.push(run);
+        let read_buffer =
+            (self.budget / self.runs.len().max(1)).clamp(MIN_READ_BUFFER, MAX_READ_BUFFER);
+        let mut runs = Vec::with_capacity(self.runs.len() + 1);
+        for file in self.runs {
+            runs.push(Run::File(FileRun::new(file, read_buffer)?));
         }
-        Ok(Merged::Runs {
-            runs,
-            heap,
-            current: None,
-        })
+        runs.push(memory);
+        Ok(Merged::new(runs, self.zero_in_key))
     }
 }
 
@@ -350,32 +519,35 @@ pub struct Gather {
     items: Vec<Item>,
     /// The first item not yet copied.
     next: usize,
-    /// Entries copied, in order, and where the next one to read starts.
+    /// Entries copied, in order, and where the current one starts.
     batch: Vec<u8>,
     read: usize,
 }
 
 impl Gather {
     fn new(buf: Vec<u8>, items: Vec<Item>) -> Gather {
-        Gather {
+        let mut gather = Gather {
             buf,
             items,
             next: 0,
             batch: Vec::new(),
             read: 0,
-        }
+        };
+        gather.refill();
+        gather
     }
 
-    fn next(&mut self) -> Option<Entry<'_>> {
+    /// The current entry; `None` past the last.
+    fn head(&self) -> Option<Entry<'_>> {
+        (self.read < self.batch.len()).then(|| entry_at(&self.batch, self.read as u32))
+    }
+
+    /// Moves past the current entry.
+    fn advance(&mut self) {
+        self.read += entry_len(&self.batch, self.read);
         if self.read == self.batch.len() {
             self.refill();
         }
-        if self.read == self.batch.len() {
-            return None;
-        }
-        let at = self.read;
-        self.read += entry_len(&self.batch, at);
-        Some(entry_at(&self.batch, at as u32))
     }
 
     fn refill(&mut self) {
@@ -393,114 +565,205 @@ impl Gather {
     }
 }
 
+/// A spilled run being merged, read a buffer at a time: its current entry
+/// is compared and handed out where it lies in the buffer.
+pub struct FileRun {
+    file: File,
+    /// Bytes read, `start..end` not yet consumed; its length is the read
+    /// size (more only for an entry that does not fit).
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FileRun {
+    fn new(file: File, read_buffer: usize) -> io::Result<FileRun> {
+        let mut run = FileRun {
+            file,
+            buf: vec![0; read_buffer],
+            start: 0,
+            end: 0,
+        };
+        run.fill()?;
+        Ok(run)
+    }
+
+    /// Bytes of the current entry, once its header is in the buffer.
+    fn current_len(&self) -> Option<usize> {
+        (self.end - self.start >= HEADER).then(|| entry_len(&self.buf, self.start))
+    }
+
+    /// The current entry; `None` past the last.
+    fn head(&self) -> Option<Entry<'_>> {
+        (self.start < self.end).then(|| entry_at(&self.buf, self.start as u32))
+    }
+
+    /// Moves past the current entry.
+    fn advance(&mut self) -> io::Result<()> {
+        self.start += self.current_len().expect("a current entry");
+        self.fill()
+    }
+
+    /// Reads until the current entry is whole in the buffer (or the run
+    /// has ended), moving what is left of the buffer to its front first.
+    fn fill(&mut self) -> io::Result<()> {
+        loop {
+            let whole = self
+                .current_len()
+                .is_some_and(|len| self.end - self.start >= len);
+            if whole {
+                return Ok(());
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let needed = self.current_len().unwrap_or(HEADER);
+            if needed > self.buf.len() {
+                self.buf.resize(needed, 0);
+            }
+            let read = self.file.read(&mut self.buf[self.end..])?;
+            if read == 0 {
+                if self.end == 0 {
+                    return Ok(());
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a sorted run ends within an entry",
+                ));
+            }
+            self.end += read;
+        }
+    }
+}
+
 /// One run being merged: spilled to a file, or the last still in memory.
 pub enum Run {
-    File(BufReader<File>),
+    File(FileRun),
     Memory(Gather),
 }
 
 impl Run {
-    /// Reads the run's next entry into `head`; `false` at its end.
-    fn read_into(&mut self, head: &mut Head) -> io::Result<bool> {
-        let input = match self {
-            Run::File(input) => input,
-            Run::Memory(memory) => {
-                let Some(e) = memory.next() else {
-                    return Ok(false);
-                };
-                head.tag = e.tag;
-                head.key.clear();
-                head.key.extend_from_slice(e.key);
-                head.value.clear();
-                head.value.extend_from_slice(e.value);
-                return Ok(true);
-            }
-        };
-        let mut header = [0u8; HEADER];
-        match input.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-            Err(e) => return Err(e),
+    fn head(&self) -> Option<Entry<'_>> {
+        match self {
+            Run::File(run) => run.head(),
+            Run::Memory(run) => run.head(),
         }
-        let klen = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-        let vlen = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
-        head.tag = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-        head.key.resize(klen, 0);
-        input.read_exact(&mut head.key)?;
-        head.value.resize(vlen, 0);
-        input.read_exact(&mut head.value)?;
-        Ok(true)
+    }
+
+    fn advance(&mut self) -> io::Result<()> {
+        match self {
+            Run::File(run) => run.advance(),
+            Run::Memory(run) => {
+                run.advance();
+                Ok(())
+            }
+        }
     }
 }
 
-/// A run's next entry in the merge heap (smallest first).
-pub struct Head {
-    key: Vec<u8>,
-    tag: u64,
-    value: Vec<u8>,
-    run: usize,
+/// A sorter's entries in order: its runs merged by a tree of losers
+/// ([`Losers`]), each run's current entry compared where it lies (a heap
+/// of heads copied out of their runs spent most of a merge copying and
+/// comparing them again). Entries that tie come out in the order of
+/// their runs.
+pub struct Merged {
+    heads: RunHeads,
+    losers: Losers,
+    /// The winner was handed out: its run moves on at the next call.
+    started: bool,
 }
 
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (&other.key, other.tag, &other.value, other.run).cmp(&(
-            &self.key,
-            self.tag,
-            &self.value,
-            self.run,
-        ))
+/// The runs being merged and their current entries.
+struct RunHeads {
+    runs: Vec<Run>,
+    /// Per run, the window of its current entry's sort string ([`Item`]),
+    /// [`ENDED`] once the run has ended.
+    windows: Vec<(u64, u64, u8)>,
+    /// Sort strings do not order the entries (a key holds a zero byte):
+    /// entries are compared whole.
+    zero_in_key: bool,
+}
+
+impl RunHeads {
+    /// Whether run `a`'s current entry comes before run `b`'s (an ended
+    /// run's after every entry; ties go to the earlier run).
+    #[inline]
+    fn less(&self, a: usize, b: usize) -> bool {
+        let (wa, wb) = (self.windows[a], self.windows[b]);
+        match wa.cmp(&wb) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            // Windows that hold the rest of the sort string, or runs that
+            // have ended.
+            Ordering::Equal if wa.2 <= 16 || wa == ENDED => a < b,
+            Ordering::Equal => {
+                let (x, y) = (
+                    self.runs[a]
+                        .head()
+                        .expect("a run with a window has an entry"),
+                    self.runs[b]
+                        .head()
+                        .expect("a run with a window has an entry"),
+                );
+                (x.key, x.tag, x.value)
+                    .cmp(&(y.key, y.tag, y.value))
+                    .then(a.cmp(&b))
+                    == Ordering::Less
+            }
+        }
     }
-}
-
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Head {}
-
-/// A sorter's entries in order.
-pub enum Merged {
-    Memory(Gather),
-    Runs {
-        runs: Vec<Run>,
-        heap: BinaryHeap<Head>,
-        /// The entry returned last: its run moves on at the next call.
-        current: Option<Head>,
-    },
 }
 
 impl Merged {
+    fn new(runs: Vec<Run>, zero_in_key: bool) -> Merged {
+        let windows = runs.iter().map(|run| window(run, zero_in_key)).collect();
+        let heads = RunHeads {
+            runs,
+            windows,
+            zero_in_key,
+        };
+        let losers = Losers::new(heads.runs.len(), |a, b| heads.less(a, b));
+        Merged {
+            heads,
+            losers,
+            started: false,
+        }
+    }
+
     /// The next entry, borrowed until the next call.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> io::Result<Option<Entry<'_>>> {
-        match self {
-            Merged::Memory(memory) => Ok(memory.next()),
-            Merged::Runs {
-                runs,
-                heap,
-                current,
-            } => {
-                if let Some(mut head) = current.take() {
-                    if runs[head.run].read_into(&mut head)? {
-                        heap.push(head);
-                    }
-                }
-                *current = heap.pop();
-                Ok(current.as_ref().map(|h| Entry {
-                    key: &h.key,
-                    tag: h.tag,
-                    value: &h.value,
-                }))
+        let heads = &mut self.heads;
+        if heads.runs.is_empty() {
+            return Ok(None);
+        }
+        if self.started {
+            let w = self.losers.winner();
+            heads.runs[w].advance()?;
+            if heads.runs.len() > 1 {
+                heads.windows[w] = window(&heads.runs[w], heads.zero_in_key);
+                self.losers.replay(|a, b| self.heads.less(a, b));
             }
         }
+        self.started = true;
+        Ok(self.heads.runs[self.losers.winner()].head())
+    }
+}
+
+/// The window of a merge's run that has ended: after every entry's
+/// (whose `rest` is at most 17).
+const ENDED: (u64, u64, u8) = (u64::MAX, u64::MAX, u8::MAX);
+
+/// The window a run's current entry is first compared by: when sort
+/// strings do not order the entries (`zero_in_key`), one that ties with
+/// every other and sends the comparison to the entries.
+fn window(run: &Run, zero_in_key: bool) -> (u64, u64, u8) {
+    match run.head() {
+        None => ENDED,
+        Some(_) if zero_in_key => (0, 0, 17),
+        Some(e) => Item::new(&e, 0, 0).order(),
     }
 }
 
@@ -637,6 +900,104 @@ mod tests {
             }
             assert_eq!(s.spilled() > 0, budget != usize::MAX);
             assert!(drain(s.finish().unwrap()) == expected);
+        }
+    }
+
+    /// The tree of losers takes the smallest current item of its sources,
+    /// ties going to the earlier source (as the merge of runs does, where
+    /// a heap of heads ordered ties by run), for any number of sources,
+    /// some empty.
+    #[test]
+    fn losers_take_the_smallest_and_ties_in_source_order() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for k in 1..=13usize {
+            let sources: Vec<Vec<(u64, usize)>> = (0..k)
+                .map(|source| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let len = if source % 4 == 3 { 0 } else { x % 60 };
+                    let mut items: Vec<(u64, usize)> =
+                        (0..len).map(|i| ((x >> (i % 50)) % 9, source)).collect();
+                    items.sort();
+                    items
+                })
+                .collect();
+            let mut expected: Vec<(u64, usize)> = sources.concat();
+            expected.sort();
+            let mut next = vec![0; k];
+            let less = |next: &[usize], sources: &[Vec<(u64, usize)>], a: usize, b: usize| match (
+                sources[a].get(next[a]),
+                sources[b].get(next[b]),
+            ) {
+                (Some(x), Some(y)) => x.0 < y.0 || x.0 == y.0 && a < b,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => a < b,
+            };
+            let mut losers = Losers::new(k, |a, b| less(&next, &sources, a, b));
+            let mut got = Vec::new();
+            while let Some(&item) = sources[losers.winner()].get(next[losers.winner()]) {
+                got.push(item);
+                next[losers.winner()] += 1;
+                losers.replay(|a, b| less(&next, &sources, a, b));
+            }
+            assert_eq!(got, expected, "{k} sources");
+        }
+    }
+
+    /// Many spilled runs (entries with long shared prefixes, repeated
+    /// entries, keys with zero bytes) merge into the order of a full sort.
+    #[test]
+    fn many_runs_merge_into_the_order_of_a_full_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        for zero_in_keys in [false, true] {
+            let mut input = tricky_entries(30_000, zero_in_keys);
+            input.extend(tricky_entries(3_000, zero_in_keys));
+            let mut expected = input.clone();
+            expected.sort();
+            let mut s = Sorter::new(dir.path(), 1 << 16);
+            for (k, t, v) in &input {
+                s.push(k, *t, v).unwrap();
+            }
+            assert!(s.spilled() > 30, "{} runs", s.spilled());
+            assert!(
+                drain(s.finish().unwrap()) == expected,
+                "zeros {zero_in_keys}"
+            );
+        }
+    }
+
+    /// Entries sorted in pieces (each by the sorter that gathered them),
+    /// then appended to a sorter that merges the pieces when it spills and
+    /// when it finishes, come out as one sort of them all would give.
+    #[test]
+    fn pieces_sorted_apart_merge_as_one_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        for zero_in_keys in [false, true] {
+            let input = tricky_entries(20_000, zero_in_keys);
+            let mut expected = input.clone();
+            expected.sort();
+            for budget in [usize::MAX, 200_000] {
+                let mut all = Sorter::new(dir.path(), budget);
+                let mut part = Sorter::new(dir.path(), usize::MAX);
+                for (n, chunk) in input.chunks(1_500).enumerate() {
+                    for (i, (k, t, v)) in chunk.iter().enumerate() {
+                        part.push(k, *t, v).unwrap();
+                        if n % 3 == 1 && i == 700 {
+                            part.sort_pieces();
+                        }
+                    }
+                    if n % 4 != 3 {
+                        // The last of every four is appended unsorted.
+                        part.sort_pieces();
+                    }
+                    all.append(&mut part, 0).unwrap();
+                }
+                assert_eq!(all.spilled() > 0, budget != usize::MAX);
+                let got = drain(all.finish().unwrap());
+                assert!(got == expected, "zeros {zero_in_keys}, budget {budget}");
+            }
         }
     }
 
