@@ -16,7 +16,9 @@
 //! ```
 //!
 //! [`decode`] checks everything: lengths, flags, UTF-8, and that the lead's
-//! bytes hold one lead and nothing more.
+//! bytes hold one lead and nothing more. [`decode_bytes`] checks all but
+//! UTF-8, for bytes that [`decode`] has checked before (a host reading back
+//! the leads it kept) and a reader that needs their bytes only.
 
 use crate::backend::{EvidenceData, LeadData};
 use core::fmt::{Display, Write as _};
@@ -202,6 +204,68 @@ impl<'a> LeadView<'a> {
     }
 }
 
+impl<'a> LeadView<'a> {
+    /// The same lead as bytes.
+    pub fn bytes(&self) -> LeadBytes<'a> {
+        LeadBytes {
+            subject: self.subject.as_bytes(),
+            subject_personal: self.subject_personal,
+            title: self.title.as_bytes(),
+            amount: self.amount.map(str::as_bytes),
+            count: self.count,
+            evidence: self.evidence,
+        }
+    }
+}
+
+/// A lead read in place as bytes ([`decode_bytes`]): its texts are not
+/// checked for UTF-8 again, and stay bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct LeadBytes<'a> {
+    /// Stable key of the subject.
+    pub subject: &'a [u8],
+    /// Whether the subject key is personal data.
+    pub subject_personal: bool,
+    /// One-line description.
+    pub title: &'a [u8],
+    /// Exact amount in yuan, as the model wrote it.
+    pub amount: Option<&'a [u8]>,
+    count: u32,
+    /// The evidence fields, encoded (their structure checked).
+    evidence: &'a [u8],
+}
+
+/// An evidence field of a [`LeadBytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceBytes<'a> {
+    /// Its name.
+    pub name: &'a [u8],
+    /// Its value.
+    pub value: &'a [u8],
+    /// Personal data.
+    pub personal: bool,
+}
+
+impl<'a> LeadBytes<'a> {
+    /// Number of evidence fields.
+    pub fn evidence_count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// The evidence fields, in the order the model gave them.
+    pub fn evidence(&self) -> impl ExactSizeIterator<Item = EvidenceBytes<'a>> + Clone + 'a {
+        let mut cursor = Cursor {
+            bytes: self.evidence,
+            at: 0,
+        };
+        (0..self.count).map(move |_| EvidenceBytes {
+            name: cursor.bytes_text().expect("checked by decode_bytes"),
+            value: cursor.bytes_text().expect("checked by decode_bytes"),
+            personal: cursor.flag().expect("checked by decode_bytes"),
+        })
+    }
+}
+
 /// [`LeadView::evidence`].
 #[derive(Debug, Clone)]
 pub struct Evidence<'a> {
@@ -264,8 +328,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn text(&mut self) -> Result<&'a str, DecodeError> {
+        core::str::from_utf8(self.bytes_text()?).map_err(|_| DecodeError("text that is not UTF-8"))
+    }
+
+    /// A text's bytes, not checked for UTF-8.
+    fn bytes_text(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
-        core::str::from_utf8(self.take(n)?).map_err(|_| DecodeError("text that is not UTF-8"))
+        self.take(n)
     }
 
     /// The next text of bytes [`decode_body`] has checked.
@@ -323,6 +392,43 @@ pub fn decode_body(body: &[u8]) -> Result<LeadView<'_>, DecodeError> {
     })
 }
 
+/// The first lead of `bytes` as [`decode`] reads it, but with its texts
+/// left as bytes and not checked for UTF-8: for bytes [`decode`] has
+/// checked before.
+pub fn decode_bytes(bytes: &[u8]) -> Result<(LeadBytes<'_>, usize), DecodeError> {
+    let mut outer = Cursor { bytes, at: 0 };
+    let len = outer.u32()? as usize;
+    let body = outer.take(len).map_err(|_| DecodeError("cut short"))?;
+    let mut c = Cursor { bytes: body, at: 0 };
+    let subject = c.bytes_text()?;
+    let subject_personal = c.flag()?;
+    let title = c.bytes_text()?;
+    let amount = if c.flag()? {
+        Some(c.bytes_text()?)
+    } else {
+        None
+    };
+    let count = c.u32()?;
+    let start = c.at;
+    for _ in 0..count {
+        c.bytes_text()?;
+        c.bytes_text()?;
+        c.flag()?;
+    }
+    if c.at != body.len() {
+        return Err(DecodeError("bytes after the last evidence field"));
+    }
+    let lead = LeadBytes {
+        subject,
+        subject_personal,
+        title,
+        amount,
+        count,
+        evidence: &body[start..],
+    };
+    Ok((lead, 4 + len))
+}
+
 /// The subject of an encoded lead (its length first), read without
 /// checking the rest: for ordering leads already decoded once.
 pub fn subject_bytes(lead: &[u8]) -> &[u8] {
@@ -374,6 +480,55 @@ mod tests {
         assert_eq!(second.evidence().count(), 0);
         assert_eq!(used + rest, out.len());
         assert_eq!(subject_bytes(&out), b"91350100M000100Y43");
+    }
+
+    #[test]
+    fn bytes_read_back_as_the_checked_view_reads_them() {
+        let mut out = Vec::new();
+        put_data(&mut out, &sample());
+        let (view, used) = decode(&out).unwrap();
+        let (bytes, used_too) = decode_bytes(&out).unwrap();
+        assert_eq!(used, used_too);
+        let from_view = view.bytes();
+        for lead in [bytes, from_view] {
+            assert_eq!(lead.subject, b"91350100M000100Y43");
+            assert!(!lead.subject_personal);
+            assert_eq!(lead.title, "残保金未足额缴纳".as_bytes());
+            assert_eq!(lead.amount, Some(&b"12.35"[..]));
+            assert_eq!(lead.evidence_count(), 2);
+            let evidence: Vec<_> = lead.evidence().collect();
+            let expected: Vec<_> = view
+                .evidence()
+                .map(|e| EvidenceBytes {
+                    name: e.name.as_bytes(),
+                    value: e.value.as_bytes(),
+                    personal: e.personal,
+                })
+                .collect();
+            assert_eq!(evidence, expected);
+        }
+    }
+
+    #[test]
+    fn bytes_are_checked_for_everything_but_utf8() {
+        let mut out = Vec::new();
+        put_data(&mut out, &sample());
+        for cut in 0..out.len() {
+            assert!(decode_bytes(&out[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = out.clone();
+        bad[4 + 4 + "91350100M000100Y43".len()] = 2;
+        assert!(decode_bytes(&bad).is_err(), "a flag that is not 0 or 1");
+        let mut longer = out.clone();
+        longer.push(0);
+        let len = (out.len() - 4 + 1) as u32;
+        longer[..4].copy_from_slice(&len.to_le_bytes());
+        assert!(decode_bytes(&longer).is_err(), "bytes after the lead");
+        // Not UTF-8: refused by `decode`, read as bytes by `decode_bytes`.
+        let mut not_utf8 = out.clone();
+        not_utf8[8] = 0xff;
+        assert!(decode(&not_utf8).is_err());
+        assert_eq!(decode_bytes(&not_utf8).unwrap().0.subject[0], 0xff);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use jiandu_runs::leads::{LeadSource, LeadsDigest};
 use jiandu_sandbox::emitted::{Emitted, SPILL_BUDGET};
-use jiandu_sdk::encoded_lead::LeadView;
+use jiandu_sdk::encoded_lead::LeadBytes;
 use jiandu_sdk::{EvidenceData, LeadData};
 use jiandu_store::Store;
 use std::time::{Duration, Instant};
@@ -67,8 +67,8 @@ fn digest_only(e: &Emitted) -> Duration {
     let t = Instant::now();
     let mut d = LeadsDigest::default();
     let mut each = e.iter();
-    while let Some(l) = each.next_lead().expect("lead") {
-        d.add_view(&l);
+    while let Some(l) = each.next_bytes().expect("lead") {
+        d.add_bytes(&l);
     }
     std::hint::black_box(d.finish());
     t.elapsed()
@@ -83,11 +83,11 @@ struct Digesting<'a> {
 impl LeadSource for Digesting<'_> {
     fn each(
         &mut self,
-        f: &mut dyn FnMut(&LeadView<'_>) -> jiandu_store::Result<()>,
+        f: &mut dyn FnMut(&LeadBytes<'_>) -> jiandu_store::Result<()>,
     ) -> jiandu_store::Result<()> {
         let digest = &mut self.digest;
         self.source.each(&mut |lead| {
-            digest.add_view(lead);
+            digest.add_bytes(lead);
             f(lead)
         })
     }

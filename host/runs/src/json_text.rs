@@ -34,11 +34,13 @@ fn needs_escape(w: u64) -> bool {
     control || has_zero(w ^ splat(b'"')) || has_zero(w ^ splat(b'\\'))
 }
 
-/// Appends `text` as a JSON string, quoted and escaped as `serde_json`
-/// does: `\"`, `\\`, `\b \t \n \f \r`, other control characters as
-/// `\u00xx` (lowercase hex), everything else as it is.
-pub fn push_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
+/// Appends `text` (a `str` or its UTF-8 bytes) as a JSON string, quoted
+/// and escaped as `serde_json` does: `\"`, `\\`, `\b \t \n \f \r`, other
+/// control characters as `\u00xx` (lowercase hex), everything else as it
+/// is. Bytes are written as they are: the caller vouches that they are
+/// UTF-8.
+pub fn push_str(out: &mut Vec<u8>, text: impl AsRef<[u8]>) {
+    let bytes = text.as_ref();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     if !any_needs_escape(bytes) {
@@ -121,7 +123,7 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends `text` as a JSON string, or `null`.
-pub fn push_opt_str(out: &mut Vec<u8>, text: Option<&str>) {
+pub fn push_opt_str(out: &mut Vec<u8>, text: Option<impl AsRef<[u8]>>) {
     match text {
         Some(t) => push_str(out, t),
         None => out.extend_from_slice(b"null"),
@@ -196,7 +198,7 @@ mod tests {
     #[test]
     fn options_and_booleans_are_json() {
         let mut out = Vec::new();
-        push_opt_str(&mut out, None);
+        push_opt_str(&mut out, None::<&str>);
         out.push(b',');
         push_opt_str(&mut out, Some("x"));
         out.push(b',');

@@ -76,7 +76,7 @@ use crate::json_text;
 use crate::mask::mask_guess;
 use crate::pseudonym;
 use crate::{Error, Result, Store};
-use jiandu_sdk::encoded_lead::{self, LeadView};
+use jiandu_sdk::encoded_lead::{self, EvidenceBytes, LeadBytes, LeadView};
 use jiandu_sdk::LeadData;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -395,23 +395,23 @@ struct Life<S> {
     updated_at: S,
 }
 
-impl Life<&str> {
+impl<S: AsRef<[u8]>> Life<S> {
     /// Appends the life as JSON without its closing brace: what `serde_json`
     /// writes for it, the last byte left out (a test holds the two side by
-    /// side).
+    /// side). Texts held as bytes are UTF-8 (see [`json_text::push_str`]).
     fn encode_open(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"subject\":");
-        json_text::push_str(out, self.subject);
+        json_text::push_str(out, &self.subject);
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(self.status.as_str().as_bytes());
         out.extend_from_slice(b"\",\"first_run\":");
-        json_text::push_str(out, self.first_run);
+        json_text::push_str(out, &self.first_run);
         out.extend_from_slice(b",\"last_run\":");
-        json_text::push_str(out, self.last_run);
+        json_text::push_str(out, &self.last_run);
         out.extend_from_slice(b",\"resolved_by\":");
-        json_text::push_opt_str(out, self.resolved_by);
+        json_text::push_opt_str(out, self.resolved_by.as_ref());
         out.extend_from_slice(b",\"updated_at\":");
-        json_text::push_str(out, self.updated_at);
+        json_text::push_str(out, &self.updated_at);
     }
 }
 
@@ -428,16 +428,14 @@ impl Life<String> {
         }
     }
 
-    /// Reads a line's life (up to its content, without the closing brace)
-    /// into `self`, reusing its strings, as [`Life::encode_open`] writes it
-    /// when no text needs an escape: the fields in that order, no spaces.
-    /// Anything else is false, `self` left in an unspecified state, and
-    /// `serde_json` reads it instead (it takes any JSON for a life).
-    fn parse_plain_into(&mut self, json: &[u8]) -> bool {
-        self.parse_plain(json).is_some()
-    }
-
-    fn parse_plain(&mut self, json: &[u8]) -> Option<()> {
+    /// Reads the life at the start of a line (without its newline and
+    /// closing brace) into `self`, reusing its strings, as
+    /// [`Life::encode_open`] writes it when no text needs an escape: the
+    /// fields in that order, no spaces, then [`CONTENT`]. Returns where
+    /// [`CONTENT`] starts. Anything else is `None`, `self` left in an
+    /// unspecified state, and `serde_json` reads the life instead (it takes
+    /// any JSON for a life).
+    fn parse_plain(&mut self, json: &[u8]) -> Option<usize> {
         /// Where a JSON string without escapes ends: its closing quote.
         fn plain_end(bytes: &[u8]) -> Option<usize> {
             let end = memchr::memchr(b'"', bytes)?;
@@ -476,7 +474,7 @@ impl Life<String> {
             }
         }
         set(&mut self.updated_at, text(&mut rest, b",\"updated_at\":")?);
-        rest.is_empty().then_some(())
+        rest.starts_with(CONTENT).then_some(json.len() - rest.len())
     }
 }
 
@@ -498,7 +496,7 @@ struct ContentRef<'a> {
 
 /// Encodes what a run at `model_version` emitted into `out` (cleared
 /// first), as a line's content.
-fn encode_content(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
+fn encode_content(model_version: &str, data: &LeadBytes<'_>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(b"{\"model_version\":");
     json_text::push_str(out, model_version);
@@ -515,7 +513,11 @@ fn encode_content(model_version: &str, data: &LeadView<'_>, out: &mut Vec<u8>) {
 
 /// Appends evidence fields as `[[name, value, personal], …]`, or as
 /// `[[name, value], …]` without `personal`.
-fn push_evidence(out: &mut Vec<u8>, evidence: encoded_lead::Evidence<'_>, personal: bool) {
+fn push_evidence<'a>(
+    out: &mut Vec<u8>,
+    evidence: impl Iterator<Item = EvidenceBytes<'a>>,
+    personal: bool,
+) {
     out.push(b'[');
     for (i, e) in evidence.enumerate() {
         if i > 0 {
@@ -687,19 +689,12 @@ impl<'a> Reader<'a> {
         let Some(json) = line.strip_suffix(b"}\n") else {
             return Err(self.damaged("the line is cut short"));
         };
-        let Some(at) = self.content_key.find(json) else {
-            return Err(self.damaged("no content"));
+        let json_len = json.len();
+        let at = match self.life.parse_plain(json) {
+            Some(at) => at,
+            None => self.parse_life_json(json_len)?,
         };
-        self.content = at + CONTENT.len()..json.len();
-        if !self.life.parse_plain_into(&json[..at]) {
-            self.life_json.clear();
-            self.life_json.extend_from_slice(&json[..at]);
-            self.life_json.push(b'}');
-            match serde_json::from_slice(&self.life_json) {
-                Ok(life) => self.life = life,
-                Err(e) => return Err(self.damaged(e)),
-            }
-        }
+        self.content = at + CONTENT.len()..json_len;
         if self.lines > 1 && self.life.subject <= self.last {
             return Err(self.damaged(format!(
                 "subject `{}` after `{}`: out of order",
@@ -709,6 +704,26 @@ impl<'a> Reader<'a> {
         self.last.clear();
         self.last.push_str(&self.life.subject);
         Ok(true)
+    }
+
+    /// Reads the life of the line at hand with `serde_json` (a life with
+    /// escaped texts, or written by other means), its first `json_len`
+    /// bytes being JSON; returns where [`CONTENT`] starts. A text of a life
+    /// cannot hold [`CONTENT`]: its quotes are escaped.
+    fn parse_life_json(&mut self, json_len: usize) -> Result<usize> {
+        let json = self.line.start..self.line.start + json_len;
+        let Some(at) = self.content_key.find(&self.buf[json.clone()]) else {
+            return Err(self.damaged("no content"));
+        };
+        self.life_json.clear();
+        self.life_json
+            .extend_from_slice(&self.buf[json.start..json.start + at]);
+        self.life_json.push(b'}');
+        match serde_json::from_slice(&self.life_json) {
+            Ok(life) => self.life = life,
+            Err(e) => return Err(self.damaged(e)),
+        }
+        Ok(at)
     }
 
     /// The life of the lead last read.
@@ -825,7 +840,7 @@ impl Writer {
     }
 
     /// Appends a lead: its life and its content as encoded.
-    fn lead(&mut self, life: &Life<&str>, content: &[u8]) -> Result<()> {
+    fn lead(&mut self, life: &Life<impl AsRef<[u8]>>, content: &[u8]) -> Result<()> {
         life.encode_open(&mut self.buf);
         self.buf.extend_from_slice(CONTENT);
         self.buf.extend_from_slice(content);
@@ -1317,6 +1332,12 @@ struct Canonical<'a> {
 impl LeadsDigest {
     /// Adds a lead as a run emitted it.
     pub fn add_view(&mut self, lead: &LeadView<'_>) {
+        self.add_bytes(&lead.bytes())
+    }
+
+    /// Adds a lead as a run emitted it, read back as bytes (texts that were
+    /// checked for UTF-8 when it was emitted).
+    pub fn add_bytes(&mut self, lead: &LeadBytes<'_>) {
         let out = &mut self.pending;
         out.extend_from_slice(b"{\"amount\":");
         json_text::push_opt_str(out, lead.amount);
@@ -1339,8 +1360,8 @@ impl LeadsDigest {
     pub fn add(&mut self, lead: &LeadData) {
         let mut encoded = Vec::new();
         encoded_lead::put_data(&mut encoded, lead);
-        let (view, _) = encoded_lead::decode(&encoded).expect("a lead just encoded decodes");
-        self.add_view(&view)
+        let (lead, _) = encoded_lead::decode_bytes(&encoded).expect("a lead just encoded decodes");
+        self.add_bytes(&lead)
     }
 
     /// The digest, as hex.
@@ -1462,15 +1483,16 @@ pub fn plan(
 }
 
 /// Leads in subject order, each subject once, lent one at a time: a
-/// run's leads as [`crate::emitted::Emitted::iter`] reads them back.
+/// run's leads as [`crate::emitted::Emitted::iter`] reads them back, as
+/// bytes ([`crate::emitted::Merge::next_bytes`]).
 pub trait LeadSource {
     /// Calls `f` with every lead, in subject order, until it fails.
-    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()>;
+    fn each(&mut self, f: &mut dyn FnMut(&LeadBytes<'_>) -> Result<()>) -> Result<()>;
 }
 
 impl LeadSource for crate::emitted::Merge<'_> {
-    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()> {
-        while let Some(lead) = self.next_lead()? {
+    fn each(&mut self, f: &mut dyn FnMut(&LeadBytes<'_>) -> Result<()>) -> Result<()> {
+        while let Some(lead) = self.next_bytes()? {
             f(&lead)?;
         }
         Ok(())
@@ -1484,11 +1506,11 @@ struct Encoded<'a, I: Iterator<Item = &'a LeadData>> {
 }
 
 impl<'a, I: Iterator<Item = &'a LeadData>> LeadSource for Encoded<'a, I> {
-    fn each(&mut self, f: &mut dyn FnMut(&LeadView<'_>) -> Result<()>) -> Result<()> {
+    fn each(&mut self, f: &mut dyn FnMut(&LeadBytes<'_>) -> Result<()>) -> Result<()> {
         for lead in self.leads.by_ref() {
             self.buf.clear();
             encoded_lead::put_data(&mut self.buf, lead);
-            let (view, _) = encoded_lead::decode(&self.buf)
+            let (view, _) = encoded_lead::decode_bytes(&self.buf)
                 .map_err(|e| Error::Leads(format!("a lead that {e}")))?;
             f(&view)?;
         }
@@ -1544,11 +1566,11 @@ pub fn plan_from(
     // each emitted one are no longer produced.
     emitted.each(&mut |data| {
         if let Some(reader) = stored.as_mut() {
-            while at_hand && reader.life().subject.as_str() < data.subject {
+            while at_hand && reader.life().subject.as_bytes() < data.subject {
                 planner.not_produced(reader)?;
                 at_hand = reader.next()?;
             }
-            if at_hand && reader.life().subject == data.subject {
+            if at_hand && reader.life().subject.as_bytes() == data.subject {
                 planner.produced_again(reader, data)?;
                 at_hand = reader.next()?;
                 return Ok(());
@@ -1613,22 +1635,22 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// A lead not in the snapshot, or resolved there: new.
-    fn first_seen(&mut self, subject: &str, data: &LeadView<'_>) -> Result<()> {
+    fn first_seen(&mut self, subject: &[u8], data: &LeadBytes<'_>) -> Result<()> {
         encode_content(self.model_version, data, &mut self.content);
         self.fresh(subject)
     }
 
     /// Writes the lead at hand as first produced by this run.
-    fn fresh(&mut self, subject: &str) -> Result<()> {
+    fn fresh(&mut self, subject: &[u8]) -> Result<()> {
         self.new += 1;
         self.changed += 1;
         let life = Life {
             subject,
             status: Status::New,
-            first_run: self.run_id,
-            last_run: self.run_id,
+            first_run: self.run_id.as_bytes(),
+            last_run: self.run_id.as_bytes(),
             resolved_by: None,
-            updated_at: &self.now,
+            updated_at: self.now.as_bytes(),
         };
         self.out.lead(&life, &self.content)
     }
@@ -1655,11 +1677,11 @@ impl Planner<'_> {
 
     /// A lead in the snapshot that the run produced again: open if it was
     /// live, else new again; `updated_at` moves only if its content changed.
-    fn produced_again(&mut self, reader: &Reader, data: &LeadView<'_>) -> Result<()> {
+    fn produced_again(&mut self, reader: &Reader, data: &LeadBytes<'_>) -> Result<()> {
         let stored = reader.life();
         encode_content(self.model_version, data, &mut self.content);
         if stored.status == Status::Resolved {
-            return self.fresh(&stored.subject);
+            return self.fresh(stored.subject.as_bytes());
         }
         self.open += 1;
         let same = reader.content() == self.content.as_slice();
@@ -1810,7 +1832,7 @@ mod tests {
             let view = encoded_lead::decode(&encoded).unwrap().0;
 
             let mut ours = Vec::new();
-            encode_content(t, &view, &mut ours);
+            encode_content(t, &view.bytes(), &mut ours);
             let theirs = ContentRef {
                 model_version: t,
                 subject_personal: view.subject_personal,
@@ -1884,7 +1906,17 @@ mod tests {
                     resolved_by: Some("old".to_string()),
                     updated_at: "old".to_string(),
                 };
-                let read = plain.parse_plain_into(&json);
+                let life_len = json.len();
+                json.extend_from_slice(CONTENT);
+                json.extend_from_slice(b"{}");
+                let read = match plain.parse_plain(&json) {
+                    Some(at) => {
+                        assert_eq!(at, life_len, "{t:?}");
+                        true
+                    }
+                    None => false,
+                };
+                json.truncate(life_len);
                 json.push(b'}');
                 let by_serde: Life<String> = serde_json::from_slice(&json).unwrap();
                 match read {
@@ -1908,11 +1940,23 @@ mod tests {
             br#"{"subject":"91A","status":"open","first_run":"r","last_run":"r","resolved_by":null"#,
             b"{\"subject\":\"\xff\",\"status\":\"open\",\"first_run\":\"r\",\"last_run\":\"r\",\"resolved_by\":null,\"updated_at\":\"t\"",
         ] {
-            assert!(
-                !Life::empty().parse_plain_into(other),
+            let line = [other, CONTENT, b"{}"].concat();
+            assert_eq!(
+                Life::empty().parse_plain(&line),
+                None,
                 "{}",
                 String::from_utf8_lossy(other)
             );
+        }
+        // A plain life must be followed by the content.
+        let plain = br#"{"subject":"91A","status":"open","first_run":"r","last_run":"r","resolved_by":null,"updated_at":"t""#;
+        assert_eq!(
+            Life::empty().parse_plain(&[&plain[..], CONTENT, b"{}"].concat()),
+            Some(plain.len())
+        );
+        for after in [&b""[..], b",\"x\":1", b",\"content\"", b" ,\"content\":{}"] {
+            let line = [&plain[..], after].concat();
+            assert_eq!(Life::empty().parse_plain(&line), None, "{after:?}");
         }
     }
 
@@ -1928,7 +1972,7 @@ mod tests {
         let mut encoded = Vec::new();
         encoded_lead::put_data(&mut encoded, &data);
         let (view, _) = encoded_lead::decode(&encoded).unwrap();
-        encode_content("1.2.0", &view, &mut content);
+        encode_content("1.2.0", &view.bytes(), &mut content);
         let mut w = Writer::create(path.clone()).unwrap();
         let life = Life {
             subject: data.subject.as_str(),

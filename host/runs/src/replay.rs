@@ -313,8 +313,8 @@ fn digest_leads(leads: &crate::emitted::Emitted) -> Result<(u64, String)> {
     let mut digest = crate::leads::LeadsDigest::default();
     let mut count = 0u64;
     let mut each = leads.iter();
-    while let Some(lead) = each.next_lead()? {
-        digest.add_view(&lead);
+    while let Some(lead) = each.next_bytes()? {
+        digest.add_bytes(&lead);
         count += 1;
     }
     Ok((count, digest.finish()))

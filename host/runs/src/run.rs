@@ -675,12 +675,12 @@ struct Digesting<'a> {
 impl crate::leads::LeadSource for Digesting<'_> {
     fn each(
         &mut self,
-        f: &mut dyn FnMut(&jiandu_sdk::encoded_lead::LeadView<'_>) -> Result<()>,
+        f: &mut dyn FnMut(&jiandu_sdk::encoded_lead::LeadBytes<'_>) -> Result<()>,
     ) -> Result<()> {
         let (digest, total) = (&mut self.digest, &mut self.total);
         self.source.each(&mut |lead| {
-            digest.add_view(lead);
-            if let Some(a) = lead.amount {
+            digest.add_bytes(lead);
+            if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
                 *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
             }
             f(lead)
