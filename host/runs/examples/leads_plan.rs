@@ -11,9 +11,8 @@
 //! code, a Chinese title, an amount and twelve evidence fields), emitted in
 //! a shuffled order and spilled past the default budget as in a run.
 
-use jiandu_runs::leads::{LeadSource, LeadsDigest};
+use jiandu_runs::leads::LeadsDigest;
 use jiandu_sandbox::emitted::{Emitted, SPILL_BUDGET};
-use jiandu_sdk::encoded_lead::LeadBytes;
 use jiandu_sdk::{EvidenceData, LeadData};
 use jiandu_store::Store;
 use std::time::{Duration, Instant};
@@ -74,35 +73,20 @@ fn digest_only(e: &Emitted) -> Duration {
     t.elapsed()
 }
 
-/// The leads lent to the plan and digested on the way, as a run does.
-struct Digesting<'a> {
-    source: jiandu_sandbox::emitted::Merge<'a>,
-    digest: LeadsDigest,
-}
-
-impl LeadSource for Digesting<'_> {
-    fn each(
-        &mut self,
-        f: &mut dyn FnMut(&LeadBytes<'_>) -> jiandu_store::Result<()>,
-    ) -> jiandu_store::Result<()> {
-        let digest = &mut self.digest;
-        self.source.each(&mut |lead| {
-            digest.add_bytes(lead);
-            f(lead)
-        })
-    }
-}
-
 /// Plans `run` (with the digest, as a run does) and commits it.
 fn plan(store: &Store, e: &Emitted, run: &str) -> Duration {
     let t = Instant::now();
-    let mut source = Digesting {
-        source: e.iter(),
-        digest: LeadsDigest::default(),
-    };
-    let changes =
-        jiandu_runs::leads::plan_from(store, "bench", "1.0.0", run, &mut source).expect("plan");
-    std::hint::black_box(source.digest.finish());
+    let mut digest = LeadsDigest::default();
+    let changes = jiandu_runs::leads::plan_from(
+        store,
+        "bench",
+        "1.0.0",
+        run,
+        &mut e.iter(),
+        Some(&mut digest),
+    )
+    .expect("plan");
+    std::hint::black_box(digest.finish());
     let took = t.elapsed();
     store
         .meta

@@ -494,30 +494,59 @@ struct ContentRef<'a> {
     evidence: Vec<(&'a str, &'a str, bool)>,
 }
 
-/// Encodes what a run at `model_version` emitted into `out` (cleared
-/// first), as a line's content.
-fn encode_content(model_version: &str, data: &LeadBytes<'_>, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(b"{\"model_version\":");
-    json_text::push_str(out, model_version);
-    out.extend_from_slice(b",\"subject_personal\":");
-    json_text::push_bool(out, data.subject_personal);
-    out.extend_from_slice(b",\"title\":");
-    json_text::push_str(out, data.title);
-    out.extend_from_slice(b",\"amount\":");
-    json_text::push_opt_str(out, data.amount);
-    out.extend_from_slice(b",\"evidence\":");
-    push_evidence(out, data.evidence(), true);
-    out.push(b'}');
+/// A lead's content as [`encode_content`] writes it for a line, with
+/// where its title, amount and evidence fields lie in it: the ledger
+/// digest's line for the lead ([`LeadsDigest::add_content`]) copies them
+/// rather than escaping the same texts again.
+#[derive(Default)]
+struct EncodedContent {
+    bytes: Vec<u8>,
+    /// The title as JSON.
+    title: std::ops::Range<usize>,
+    /// The amount as JSON (`null` when there is none).
+    amount: std::ops::Range<usize>,
+    /// Each evidence field's `[name,value` as JSON.
+    evidence: Vec<std::ops::Range<usize>>,
 }
 
-/// Appends evidence fields as `[[name, value, personal], …]`, or as
-/// `[[name, value], …]` without `personal`.
-fn push_evidence<'a>(
-    out: &mut Vec<u8>,
-    evidence: impl Iterator<Item = EvidenceBytes<'a>>,
-    personal: bool,
-) {
+/// Encodes what a run at `model_version` emitted into `out` (cleared
+/// first), as a line's content.
+fn encode_content(model_version: &str, data: &LeadBytes<'_>, out: &mut EncodedContent) {
+    let b = &mut out.bytes;
+    b.clear();
+    out.evidence.clear();
+    b.extend_from_slice(b"{\"model_version\":");
+    json_text::push_str(b, model_version);
+    b.extend_from_slice(b",\"subject_personal\":");
+    json_text::push_bool(b, data.subject_personal);
+    b.extend_from_slice(b",\"title\":");
+    let title = b.len();
+    json_text::push_str(b, data.title);
+    out.title = title..b.len();
+    b.extend_from_slice(b",\"amount\":");
+    let amount = b.len();
+    json_text::push_opt_str(b, data.amount);
+    out.amount = amount..b.len();
+    b.extend_from_slice(b",\"evidence\":[");
+    for (i, e) in data.evidence().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        let field = b.len();
+        b.push(b'[');
+        json_text::push_str(b, e.name);
+        b.push(b',');
+        json_text::push_str(b, e.value);
+        out.evidence.push(field..b.len());
+        b.push(b',');
+        json_text::push_bool(b, e.personal);
+        b.push(b']');
+    }
+    b.extend_from_slice(b"]}");
+}
+
+/// Appends evidence fields as `[[name, value], …]`.
+fn push_evidence<'a>(out: &mut Vec<u8>, evidence: impl Iterator<Item = EvidenceBytes<'a>>) {
     out.push(b'[');
     for (i, e) in evidence.enumerate() {
         if i > 0 {
@@ -527,10 +556,6 @@ fn push_evidence<'a>(
         json_text::push_str(out, e.name);
         out.push(b',');
         json_text::push_str(out, e.value);
-        if personal {
-            out.push(b',');
-            json_text::push_bool(out, e.personal);
-        }
         out.push(b']');
     }
     out.push(b']');
@@ -1342,13 +1367,40 @@ impl LeadsDigest {
         out.extend_from_slice(b"{\"amount\":");
         json_text::push_opt_str(out, lead.amount);
         out.extend_from_slice(b",\"evidence\":");
-        push_evidence(out, lead.evidence(), false);
+        push_evidence(out, lead.evidence());
         out.extend_from_slice(b",\"subject\":");
         json_text::push_str(out, lead.subject);
         out.extend_from_slice(b",\"title\":");
         json_text::push_str(out, lead.title);
         out.extend_from_slice(b"}\n");
-        if out.len() >= hash_behind::CHUNK {
+        self.line_added();
+    }
+
+    /// [`LeadsDigest::add_bytes`] of the lead of `subject` whose content
+    /// the plan has just encoded: the line copies the content's JSON texts.
+    fn add_content(&mut self, subject: &[u8], content: &EncodedContent) {
+        let (out, c) = (&mut self.pending, &content.bytes);
+        out.extend_from_slice(b"{\"amount\":");
+        out.extend_from_slice(&c[content.amount.clone()]);
+        out.extend_from_slice(b",\"evidence\":[");
+        for (i, field) in content.evidence.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&c[field.clone()]);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"],\"subject\":");
+        json_text::push_str(out, subject);
+        out.extend_from_slice(b",\"title\":");
+        out.extend_from_slice(&c[content.title.clone()]);
+        out.extend_from_slice(b"}\n");
+        self.line_added();
+    }
+
+    /// Hands the lines to the hash once they fill a chunk.
+    fn line_added(&mut self) {
+        if self.pending.len() >= hash_behind::CHUNK {
             let hash = self.hash.get_or_insert_with(HashBehind::start);
             let next = hash.buffer();
             hash.update(std::mem::replace(&mut self.pending, next));
@@ -1479,6 +1531,7 @@ pub fn plan(
             leads: emitted.values(),
             buf: Vec::new(),
         },
+        None,
     )
 }
 
@@ -1519,13 +1572,16 @@ impl<'a, I: Iterator<Item = &'a LeadData>> LeadSource for Encoded<'a, I> {
 }
 
 /// [`plan`] from leads in subject order, as [`crate::emitted::Emitted`]
-/// reads them back.
+/// reads them back; with `digest`, the ledger's digest of those leads
+/// taken on the way (from each lead's content as the plan encodes it;
+/// meaningful only if the plan succeeds).
 pub fn plan_from(
     store: &Store,
     model: &str,
     model_version: &str,
     run_id: &str,
     emitted: &mut dyn LeadSource,
+    digest: Option<&mut LeadsDigest>,
 ) -> Result<Changes> {
     crate::catalog::check_name(model).map_err(Error::Leads)?;
     check_run_id(run_id)?;
@@ -1551,7 +1607,8 @@ pub fn plan_from(
         run_id,
         now: crate::time::now_text(),
         out: Writer::create(path)?,
-        content: Vec::new(),
+        content: EncodedContent::default(),
+        digest,
         new: 0,
         open: 0,
         resolved: 0,
@@ -1626,7 +1683,9 @@ struct Planner<'a> {
     now: String,
     out: Writer,
     /// The encoded content of the emitted lead at hand.
-    content: Vec<u8>,
+    content: EncodedContent,
+    /// The ledger's digest of the run's leads, taken on the way.
+    digest: Option<&'a mut LeadsDigest>,
     new: u64,
     open: u64,
     resolved: u64,
@@ -1636,8 +1695,16 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// A lead not in the snapshot, or resolved there: new.
     fn first_seen(&mut self, subject: &[u8], data: &LeadBytes<'_>) -> Result<()> {
-        encode_content(self.model_version, data, &mut self.content);
+        self.encode(data);
         self.fresh(subject)
+    }
+
+    /// Encodes the emitted lead at hand, and digests it.
+    fn encode(&mut self, data: &LeadBytes<'_>) {
+        encode_content(self.model_version, data, &mut self.content);
+        if let Some(digest) = self.digest.as_deref_mut() {
+            digest.add_content(data.subject, &self.content);
+        }
     }
 
     /// Writes the lead at hand as first produced by this run.
@@ -1652,7 +1719,7 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: self.now.as_bytes(),
         };
-        self.out.lead(&life, &self.content)
+        self.out.lead(&life, &self.content.bytes)
     }
 
     /// A lead in the snapshot that the run did not produce: resolved,
@@ -1679,12 +1746,12 @@ impl Planner<'_> {
     /// live, else new again; `updated_at` moves only if its content changed.
     fn produced_again(&mut self, reader: &Reader, data: &LeadBytes<'_>) -> Result<()> {
         let stored = reader.life();
-        encode_content(self.model_version, data, &mut self.content);
+        self.encode(data);
         if stored.status == Status::Resolved {
             return self.fresh(stored.subject.as_bytes());
         }
         self.open += 1;
-        let same = reader.content() == self.content.as_slice();
+        let same = reader.content() == self.content.bytes.as_slice();
         if !same {
             self.changed += 1;
         }
@@ -1696,7 +1763,7 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: if same { &stored.updated_at } else { &self.now },
         };
-        self.out.lead(&life, &self.content)
+        self.out.lead(&life, &self.content.bytes)
     }
 }
 
@@ -1800,6 +1867,48 @@ mod tests {
         assert_eq!(digest(&leads), hex::encode(h.finalize()));
     }
 
+    /// A run's digest is taken from each lead's content as the plan encodes
+    /// it: the same digest as the leads' own, over enough leads to pass
+    /// several chunks to the hash, texts with escapes among them.
+    #[test]
+    fn a_digest_taken_from_the_planned_contents_is_the_leads_digest() {
+        let texts = ["91\"A\"", "阿克苏\n宏远", "back\\slash", "", "\u{1}"];
+        let leads: BTreeMap<String, LeadData> = (0..4_000)
+            .map(|i| {
+                let t = texts[i % texts.len()];
+                let amount = (i % 3 != 0).then(|| format!("{i}.{:02}", i % 100));
+                let mut lead = lead_data(
+                    &format!("91{i:06}{t}"),
+                    amount.as_deref(),
+                    &[("staff", t), (t, "120"), ("名称", "阿克苏")][..i % 4],
+                );
+                for (k, e) in lead.evidence.iter_mut().enumerate() {
+                    e.personal = (i + k) % 2 == 0;
+                }
+                lead.subject_personal = i % 5 == 0;
+                (lead.subject.clone(), lead)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut taken = LeadsDigest::default();
+        let changes = plan_from(
+            &store,
+            "m",
+            "1.0.0",
+            "20261206T000000.000-1-0",
+            &mut Encoded {
+                leads: leads.values(),
+                buf: Vec::new(),
+            },
+            Some(&mut taken),
+        )
+        .unwrap();
+        assert_eq!(changes.new, 4_000);
+        assert_eq!(taken.finish(), digest(&leads));
+        changes.discard(&store).unwrap();
+    }
+
     #[test]
     fn hand_written_json_is_what_serde_json_writes() {
         let texts = [
@@ -1831,7 +1940,7 @@ mod tests {
             encoded_lead::put_data(&mut encoded, &data);
             let view = encoded_lead::decode(&encoded).unwrap().0;
 
-            let mut ours = Vec::new();
+            let mut ours = EncodedContent::default();
             encode_content(t, &view.bytes(), &mut ours);
             let theirs = ContentRef {
                 model_version: t,
@@ -1843,7 +1952,7 @@ mod tests {
                     .map(|e| (e.name, e.value, e.personal))
                     .collect(),
             };
-            assert_eq!(ours, serde_json::to_vec(&theirs).unwrap());
+            assert_eq!(ours.bytes, serde_json::to_vec(&theirs).unwrap());
 
             let mut digest = LeadsDigest::default();
             digest.add_view(&view);
@@ -1968,11 +2077,12 @@ mod tests {
         let mut data = lead_data("91A,\"content\":{", Some("1.00"), &[("staff", "120")]);
         data.title.push_str(",\"content\":");
         data.evidence[0].personal = true;
-        let mut content = Vec::new();
         let mut encoded = Vec::new();
         encoded_lead::put_data(&mut encoded, &data);
         let (view, _) = encoded_lead::decode(&encoded).unwrap();
+        let mut content = EncodedContent::default();
         encode_content("1.2.0", &view.bytes(), &mut content);
+        let content = content.bytes;
         let mut w = Writer::create(path.clone()).unwrap();
         let life = Life {
             subject: data.subject.as_str(),

@@ -488,6 +488,7 @@ fn commit(
                     model_version,
                     run_id,
                     &mut emitted.iter(),
+                    None,
                 );
                 (changes, planned.elapsed())
             }
@@ -648,38 +649,36 @@ fn digest_and_plan(
     (Result<crate::leads::Changes>, Duration),
 ) {
     let planned = Instant::now();
-    let mut digesting = Digesting {
+    let mut totalling = Totalling {
         source: leads.iter(),
-        digest: crate::leads::LeadsDigest::default(),
         total: rust_decimal::Decimal::ZERO,
     };
+    let mut digest = crate::leads::LeadsDigest::default();
     let changes = crate::leads::plan_from(
         store,
         &manifest.name,
         &manifest.version,
         run_id,
-        &mut digesting,
+        &mut totalling,
+        Some(&mut digest),
     );
     let took = planned.elapsed();
-    let Digesting { digest, total, .. } = digesting;
-    ((digest.finish(), total), (changes, took))
+    ((digest.finish(), totalling.total), (changes, took))
 }
 
-/// A run's leads lent to the plan, digested on the way.
-struct Digesting<'a> {
+/// A run's leads lent to the plan, their amounts added up on the way.
+struct Totalling<'a> {
     source: crate::emitted::Merge<'a>,
-    digest: crate::leads::LeadsDigest,
     total: rust_decimal::Decimal,
 }
 
-impl crate::leads::LeadSource for Digesting<'_> {
+impl crate::leads::LeadSource for Totalling<'_> {
     fn each(
         &mut self,
         f: &mut dyn FnMut(&jiandu_sdk::encoded_lead::LeadBytes<'_>) -> Result<()>,
     ) -> Result<()> {
-        let (digest, total) = (&mut self.digest, &mut self.total);
+        let total = &mut self.total;
         self.source.each(&mut |lead| {
-            digest.add_bytes(lead);
             if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
                 *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
             }
