@@ -379,7 +379,7 @@ impl Columns {
                 }
             }
             Some(Type::Decimal) => {
-                if let Some(d) = typed_decimal(rec, at) {
+                if let Some(d) = rec.decimal(at) {
                     match slot {
                         Value::Decimal(x) => *x = d,
                         _ => *slot = Value::Decimal(d),
@@ -517,54 +517,6 @@ fn same(a: &[usize], b: &[usize]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// Field `at` of `rec` when it is stored as a decimal that reads without
-/// the general parser. Money with two decimals goes through the SDK's
-/// reading, made for it; whole amounts (`2000`, as wages are often
-/// written) through [`whole_decimal`], a few operations a digit where the
-/// SDK searches for a point and assembles words, several times the cost in
-/// the sandbox. Both read what the general parser reads.
-#[inline(always)]
-fn typed_decimal(rec: &RecordRef<'_>, at: usize) -> Option<Decimal> {
-    let (start, end) = rec.decimal_span(at)?;
-    let text = &rec.as_bytes()[start..end];
-    if text.len() >= 3 && text[text.len() - 3] == b'.' {
-        return rec.decimal(at);
-    }
-    whole_decimal(text).or_else(|| rec.decimal(at))
-}
-
-/// `[-]digits` with 1 to 18 digits as a decimal of scale 0; `None` for
-/// anything else (a point, a `+`, negative zero), which the other
-/// readings take.
-#[inline(always)]
-fn whole_decimal(text: &[u8]) -> Option<Decimal> {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    let mut mantissa = 0u64;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        mantissa = mantissa * 10 + u64::from(d);
-    }
-    if negative && mantissa == 0 {
-        return None;
-    }
-    Some(Decimal::from_parts(
-        mantissa as u32,
-        (mantissa >> 32) as u32,
-        0,
-        negative,
-        0,
-    ))
-}
-
 /// A stored decimal of at most 18 digits, `[-]digits[.digits]` (how the
 /// store writes amounts), read in one pass without the general parser;
 /// `None` for anything else, which [`jiandu_plan::value::parse_decimal`]
@@ -632,7 +584,7 @@ impl LeadSink for SdkSink<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{short_decimal, whole_decimal};
+    use super::short_decimal;
     use jiandu_plan::value::parse_decimal;
     use jiandu_sdk::record::{encode, Value as Stored};
     use jiandu_sdk::{encoded_lead, Backend, Batch, Level, ScanOptions};
@@ -961,14 +913,6 @@ title = "{case_id} {record_id} {decided_on} {fine} {kind}"
             let general = parse_decimal(text);
             if let Some(d) = short_decimal(text.as_bytes()) {
                 assert_eq!(Some(d), general, "{text}");
-            }
-            if let Some(d) = whole_decimal(text.as_bytes()) {
-                assert_eq!(
-                    Some(d.to_string()),
-                    general.map(|g| g.to_string()),
-                    "{text}"
-                );
-                assert_eq!(d.scale(), 0, "{text}");
             }
             // The SDK's reading of a stored decimal, which the scan takes
             // first, reads the same value, sign and scale, or leaves it to
