@@ -165,11 +165,7 @@ impl<'a> LeadView<'a> {
     /// The evidence fields, in the order the model gave them.
     pub fn evidence(&self) -> Evidence<'a> {
         Evidence {
-            cursor: Cursor {
-                bytes: self.evidence,
-                at: 0,
-            },
-            left: self.count,
+            fields: self.bytes().evidence(),
         }
     }
 
@@ -253,38 +249,37 @@ impl<'a> LeadBytes<'a> {
     }
 
     /// The evidence fields, in the order the model gave them.
-    pub fn evidence(&self) -> impl ExactSizeIterator<Item = EvidenceBytes<'a>> + Clone + 'a {
-        let mut cursor = Cursor {
-            bytes: self.evidence,
-            at: 0,
-        };
-        (0..self.count).map(move |_| EvidenceBytes {
-            name: cursor.bytes_text().expect("checked by decode_bytes"),
-            value: cursor.bytes_text().expect("checked by decode_bytes"),
-            personal: cursor.flag().expect("checked by decode_bytes"),
-        })
+    pub fn evidence(&self) -> EvidenceFields<'a> {
+        EvidenceFields {
+            cursor: Cursor {
+                bytes: self.evidence,
+                at: 0,
+            },
+            left: self.count,
+        }
     }
 }
 
-/// [`LeadView::evidence`].
+/// [`LeadBytes::evidence`]: fields whose structure [`parse_body`] checked.
 #[derive(Debug, Clone)]
-pub struct Evidence<'a> {
+pub struct EvidenceFields<'a> {
     cursor: Cursor<'a>,
     left: u32,
 }
 
-impl<'a> Iterator for Evidence<'a> {
-    type Item = EvidenceView<'a>;
+impl<'a> Iterator for EvidenceFields<'a> {
+    type Item = EvidenceBytes<'a>;
 
-    fn next(&mut self) -> Option<EvidenceView<'a>> {
+    fn next(&mut self) -> Option<EvidenceBytes<'a>> {
         if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        Some(EvidenceView {
-            name: self.cursor.checked_text(),
-            value: self.cursor.checked_text(),
-            personal: self.cursor.take(1).expect("checked by decode")[0] == 1,
+        let c = &mut self.cursor;
+        Some(EvidenceBytes {
+            name: c.bytes_text().expect("checked when decoded"),
+            value: c.bytes_text().expect("checked when decoded"),
+            personal: c.flag().expect("checked when decoded"),
         })
     }
 
@@ -293,7 +288,41 @@ impl<'a> Iterator for Evidence<'a> {
     }
 }
 
+impl ExactSizeIterator for EvidenceFields<'_> {}
+
+/// [`LeadView::evidence`].
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    fields: EvidenceFields<'a>,
+}
+
+impl<'a> Iterator for Evidence<'a> {
+    type Item = EvidenceView<'a>;
+
+    fn next(&mut self) -> Option<EvidenceView<'a>> {
+        self.fields.next().map(|e| EvidenceView {
+            name: checked_text(e.name),
+            value: checked_text(e.value),
+            personal: e.personal,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.fields.size_hint()
+    }
+}
+
 impl ExactSizeIterator for Evidence<'_> {}
+
+/// A text of a [`LeadView`]'s evidence as `str`.
+fn checked_text(bytes: &[u8]) -> &str {
+    debug_assert!(core::str::from_utf8(bytes).is_ok());
+    // SAFETY: a `LeadView` is only made by `decode_body`, which checked
+    // that every text of its evidence is UTF-8; the bytes are borrowed
+    // immutably from it, so they are the bytes it checked. Checking them
+    // again was a tenth of the time spent planning a run's leads.
+    unsafe { core::str::from_utf8_unchecked(bytes) }
+}
 
 #[derive(Debug, Clone)]
 struct Cursor<'a> {
@@ -327,78 +356,30 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn text(&mut self) -> Result<&'a str, DecodeError> {
-        core::str::from_utf8(self.bytes_text()?).map_err(|_| DecodeError("text that is not UTF-8"))
-    }
-
     /// A text's bytes, not checked for UTF-8.
     fn bytes_text(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
         self.take(n)
     }
-
-    /// The next text of bytes [`decode_body`] has checked.
-    fn checked_text(&mut self) -> &'a str {
-        let n = self.u32().expect("checked by decode") as usize;
-        let bytes = self.take(n).expect("checked by decode");
-        debug_assert!(core::str::from_utf8(bytes).is_ok());
-        // SAFETY: a `LeadView` is only made by `decode_body`, which checked
-        // that every text of its evidence is UTF-8; the bytes are borrowed
-        // immutably for 'a, so they are the bytes it checked. Checking them
-        // again was a tenth of the time spent planning a run's leads.
-        unsafe { core::str::from_utf8_unchecked(bytes) }
-    }
-
-    fn evidence(&mut self) -> Result<EvidenceView<'a>, DecodeError> {
-        Ok(EvidenceView {
-            name: self.text()?,
-            value: self.text()?,
-            personal: self.flag()?,
-        })
-    }
 }
 
-/// The first lead of `bytes` (its length, then the lead) and the number of
-/// bytes it took.
-pub fn decode(bytes: &[u8]) -> Result<(LeadView<'_>, usize), DecodeError> {
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    core::str::from_utf8(bytes).map_err(|_| DecodeError("text that is not UTF-8"))
+}
+
+/// The body of the first lead of `bytes` (its length first) and the number
+/// of bytes the lead took.
+fn split_lead(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
     let mut outer = Cursor { bytes, at: 0 };
     let len = outer.u32()? as usize;
     let body = outer.take(len).map_err(|_| DecodeError("cut short"))?;
-    Ok((decode_body(body)?, 4 + len))
+    Ok((body, 4 + len))
 }
 
-/// A lead's bytes without their length.
-pub fn decode_body(body: &[u8]) -> Result<LeadView<'_>, DecodeError> {
-    let mut c = Cursor { bytes: body, at: 0 };
-    let subject = c.text()?;
-    let subject_personal = c.flag()?;
-    let title = c.text()?;
-    let amount = if c.flag()? { Some(c.text()?) } else { None };
-    let count = c.u32()?;
-    let start = c.at;
-    for _ in 0..count {
-        c.evidence()?;
-    }
-    if c.at != body.len() {
-        return Err(DecodeError("bytes after the last evidence field"));
-    }
-    Ok(LeadView {
-        subject,
-        subject_personal,
-        title,
-        amount,
-        count,
-        evidence: &body[start..],
-    })
-}
-
-/// The first lead of `bytes` as [`decode`] reads it, but with its texts
-/// left as bytes and not checked for UTF-8: for bytes [`decode`] has
-/// checked before.
-pub fn decode_bytes(bytes: &[u8]) -> Result<(LeadBytes<'_>, usize), DecodeError> {
-    let mut outer = Cursor { bytes, at: 0 };
-    let len = outer.u32()? as usize;
-    let body = outer.take(len).map_err(|_| DecodeError("cut short"))?;
+/// Checks a lead's structure (lengths, flags, nothing after the last
+/// evidence field) and, with `evidence_utf8`, that its evidence texts are
+/// UTF-8.
+fn parse_body(body: &[u8], evidence_utf8: bool) -> Result<LeadBytes<'_>, DecodeError> {
     let mut c = Cursor { bytes: body, at: 0 };
     let subject = c.bytes_text()?;
     let subject_personal = c.flag()?;
@@ -411,22 +392,52 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<(LeadBytes<'_>, usize), DecodeError>
     let count = c.u32()?;
     let start = c.at;
     for _ in 0..count {
-        c.bytes_text()?;
-        c.bytes_text()?;
+        let (name, value) = (c.bytes_text()?, c.bytes_text()?);
+        if evidence_utf8 {
+            utf8(name)?;
+            utf8(value)?;
+        }
         c.flag()?;
     }
     if c.at != body.len() {
         return Err(DecodeError("bytes after the last evidence field"));
     }
-    let lead = LeadBytes {
+    Ok(LeadBytes {
         subject,
         subject_personal,
         title,
         amount,
         count,
         evidence: &body[start..],
-    };
-    Ok((lead, 4 + len))
+    })
+}
+
+/// The first lead of `bytes` (its length, then the lead) and the number of
+/// bytes it took.
+pub fn decode(bytes: &[u8]) -> Result<(LeadView<'_>, usize), DecodeError> {
+    let (body, used) = split_lead(bytes)?;
+    Ok((decode_body(body)?, used))
+}
+
+/// A lead's bytes without their length.
+pub fn decode_body(body: &[u8]) -> Result<LeadView<'_>, DecodeError> {
+    let lead = parse_body(body, true)?;
+    Ok(LeadView {
+        subject: utf8(lead.subject)?,
+        subject_personal: lead.subject_personal,
+        title: utf8(lead.title)?,
+        amount: lead.amount.map(utf8).transpose()?,
+        count: lead.count,
+        evidence: lead.evidence,
+    })
+}
+
+/// The first lead of `bytes` as [`decode`] reads it, but with its texts
+/// left as bytes and not checked for UTF-8: for bytes [`decode`] has
+/// checked before.
+pub fn decode_bytes(bytes: &[u8]) -> Result<(LeadBytes<'_>, usize), DecodeError> {
+    let (body, used) = split_lead(bytes)?;
+    Ok((parse_body(body, false)?, used))
 }
 
 /// The subject of an encoded lead (its length first), read without

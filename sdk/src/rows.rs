@@ -996,6 +996,13 @@ fn parse_amount(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
     }
     let int = word_run(buf, int_end, int_end - from)?;
     let mantissa = int * 100 + u64::from(tens) * 10 + u64::from(ones);
+    signed(mantissa, negative, 2)
+}
+
+/// `mantissa` with its sign, at `scale` decimals; `None` for negative
+/// zero, left to the general parser.
+#[inline(always)]
+fn signed(mantissa: u64, negative: bool, scale: u32) -> Option<Decimal> {
     if negative && mantissa == 0 {
         return None;
     }
@@ -1004,7 +1011,7 @@ fn parse_amount(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
         (mantissa >> 32) as u32,
         0,
         negative,
-        2,
+        scale,
     ))
 }
 
@@ -1019,16 +1026,7 @@ fn parse_whole(buf: &[u8], start: usize, end: usize) -> Option<Decimal> {
         return None;
     }
     let mantissa = word_run(buf, end, end - from)?;
-    if negative && mantissa == 0 {
-        return None;
-    }
-    Some(Decimal::from_parts(
-        mantissa as u32,
-        (mantissa >> 32) as u32,
-        0,
-        negative,
-        0,
-    ))
+    signed(mantissa, negative, 0)
 }
 
 /// [`parse_decimal_in`] for any text of at most 18 digits; out of line.
@@ -1061,16 +1059,7 @@ fn parse_decimal_short(buf: &[u8], start: usize, end: usize) -> Option<Decimal> 
     }
     let mantissa = digits_before(buf, int_end, int_len)? * POW10[frac_len]
         + digits_before(buf, end, frac_len)?;
-    if negative && mantissa == 0 {
-        return None;
-    }
-    Some(Decimal::from_parts(
-        mantissa as u32,
-        (mantissa >> 32) as u32,
-        0,
-        negative,
-        frac_len as u32,
-    ))
+    signed(mantissa, negative, frac_len as u32)
 }
 
 /// The value of the `n` (at most 18) ASCII digits that end at `end`;

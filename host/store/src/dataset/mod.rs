@@ -1041,23 +1041,19 @@ impl<'p> PseudonymEntries<'p> {
             std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
         };
         let rec = RecordRef::new(record).map_err(bad)?;
-        for slot in 0..self.personal.len() {
-            let field = self.personal[slot].0;
-            let (text, pseudonym) = &mut self.values[slot];
-            *pseudonym = None;
-            let value = rec.field(field).map_err(bad)?;
-            match value {
-                None | Some(Value::Null) => *text = None,
-                Some(value) => {
-                    let text = text.get_or_insert_with(String::new);
-                    text.clear();
-                    match value {
-                        Value::Str(s) => text.push_str(s),
-                        other => write!(text, "{other}").expect("writing to a string"),
-                    }
+        self.set_values(|field, text| {
+            Ok(match rec.field(field).map_err(bad)? {
+                None | Some(Value::Null) => false,
+                Some(Value::Str(s)) => {
+                    text.push_str(s);
+                    true
                 }
-            }
-        }
+                Some(other) => {
+                    write!(text, "{other}").expect("writing to a string");
+                    true
+                }
+            })
+        })?;
         self.add_values(key)
     }
 
@@ -1070,19 +1066,28 @@ impl<'p> PseudonymEntries<'p> {
         key: &[u8],
         text: impl Fn(usize) -> Option<std::borrow::Cow<'t, str>>,
     ) -> std::io::Result<()> {
+        self.set_values(|field, out| Ok(text(field).map(|t| out.push_str(&t)).is_some()))?;
+        self.add_values(key)
+    }
+
+    /// Sets each personal value of the record at hand: `write(field, text)`
+    /// writes the text of the value in the schema's field `field` into
+    /// `text` (empty) and says whether it has one.
+    fn set_values(
+        &mut self,
+        mut write: impl FnMut(usize, &mut String) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
         for slot in 0..self.personal.len() {
+            let field = self.personal[slot].0;
             let (value, pseudonym) = &mut self.values[slot];
             *pseudonym = None;
-            match text(self.personal[slot].0) {
-                None => *value = None,
-                Some(t) => {
-                    let value = value.get_or_insert_with(String::new);
-                    value.clear();
-                    value.push_str(&t);
-                }
+            let text = value.get_or_insert_with(String::new);
+            text.clear();
+            if !write(field, text)? {
+                *value = None;
             }
         }
-        self.add_values(key)
+        Ok(())
     }
 
     /// Adds the entries of the record under `key` whose personal values
