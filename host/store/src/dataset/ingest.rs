@@ -521,10 +521,12 @@ fn read_csv(
 }
 
 /// Reads the parts of a file after its first, a group at a time: a group
-/// is parsed on threads, a thread per part, while this thread reads the
-/// group after; then its parts are added to `builder` and `problems` in
-/// file order. `go_on` sees each part's result before its rows are added;
-/// `false`: the parts after it are left out and nothing more is read.
+/// is parsed on threads, a thread per part, while this thread adds the
+/// group before to `builder` and `problems` (in file order; sorting and
+/// spilling happen there) and reads the group after. `go_on` sees each
+/// part's result before its rows are added; `false`: the parts after it
+/// are left out (a group parsed meanwhile is dropped) and nothing more is
+/// read.
 fn parse_in_groups<'s, T: Sync, R: Send>(
     path: &Path,
     builder: &mut RowBuilder<'s>,
@@ -542,6 +544,8 @@ fn parse_in_groups<'s, T: Sync, R: Send>(
     // Builders emptied by `absorb`, their room kept: growing new ones for
     // every chunk cost copies and page faults.
     let mut spare: Vec<RowBuilder<'s>> = Vec::new();
+    // The group parsed last, not yet added.
+    let mut parsed = Vec::new();
     let mut group = read_group()?;
     while !group.is_empty() {
         let locals = (0..group.len())
@@ -551,12 +555,20 @@ fn parse_in_groups<'s, T: Sync, R: Send>(
                     .unwrap_or_else(|| RowBuilder::new(schema, &tmp, false, pseudonymizer))
             })
             .collect();
-        let (results, next) = parse_on_threads(&group, locals, max, &parse, &mut read_group);
-        if !absorb_all(path, builder, problems, &mut spare, results, &mut go_on)? {
-            return Ok(());
+        let before = std::mem::take(&mut parsed);
+        let (results, next) = parse_on_threads(&group, locals, max, &parse, || {
+            if !absorb_all(path, builder, problems, &mut spare, before, &mut go_on)? {
+                return Ok(None);
+            }
+            read_group().map(Some)
+        });
+        match next? {
+            Some(next) => group = next,
+            None => return Ok(()),
         }
-        group = next?;
+        parsed = results;
     }
+    absorb_all(path, builder, problems, &mut spare, parsed, &mut go_on)?;
     Ok(())
 }
 

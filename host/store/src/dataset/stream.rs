@@ -18,12 +18,15 @@ use std::io::Read;
 use std::path::Path;
 
 /// Bytes read at a time; a chunk is at most this plus the rest of the
-/// record it cuts. Two groups of chunks are in memory at once (one parsed
-/// on every core while the next is read), each with its decoded text and
-/// its rows: 4 MiB keeps an ingest of a dataset with personal fields
-/// (GBK, three personal fields, two indexes) under 256 MiB at its peak,
-/// where 8 MiB reached about 360 MiB, at the same speed (BENCHMARKS.md).
-pub const CHUNK_BYTES: usize = 4 << 20;
+/// record it cuts. Three groups of chunks are in memory at once (one
+/// parsed on every core while the group before is added to the sorts and
+/// the group after is read), each with its decoded text and its rows:
+/// 2 MiB keeps an ingest of a dataset with personal fields (GBK, three
+/// personal fields, two indexes) near 190 MiB at its peak, at 11 million
+/// rows as at 3 million. With 4 MiB chunks the same pipeline reached
+/// 335 MiB (and 250 MiB without it, where a group was added only after
+/// it was parsed, the cores waiting meanwhile); BENCHMARKS.md.
+pub const CHUNK_BYTES: usize = 2 << 20;
 
 /// The longest record ingest holds (all its lines together): a longer
 /// one is refused, naming the line it starts on, before more of it is
