@@ -1580,6 +1580,7 @@ impl VersionReader {
             group: Vec::new(),
             arena: Vec::new(),
             group_prefix: Vec::new(),
+            tails: Vec::new(),
             in_group: false,
         }))
     }
@@ -2107,6 +2108,10 @@ struct PseudonymOrdered {
     /// The leading key fields of the group, without a separator after
     /// them.
     group_prefix: Vec<u8>,
+    /// For a group of more than [`LINEAR_GROUP`] records: each record's
+    /// [`key_tail`] and its place in `group`, sorted, so that a `#key`
+    /// entry finds its record by comparing numbers rather than keys.
+    tails: Vec<(u64, u32)>,
     /// Whether the `#key` entries at hand may still belong to the group
     /// (`false` before the first group and once an entry did not).
     in_group: bool,
@@ -2132,8 +2137,12 @@ fn key_prefix(key: &[u8], n: usize) -> &[u8] {
 /// `None`. A field holds no separator (keys refuse control characters),
 /// so beginning with the bytes and a separator, or being them, is
 /// beginning with the fields.
+#[inline]
 fn after_prefix<'k>(key: &'k [u8], prefix: &[u8]) -> Option<&'k [u8]> {
-    let rest = key.strip_prefix(prefix)?;
+    let (head, rest) = key.split_at_checked(prefix.len())?;
+    if !same_bytes(head, prefix) {
+        return None;
+    }
     match rest.first() {
         None => Some(rest),
         Some(&b) if b == block::KEY_SEP as u8 => Some(rest),
@@ -2141,23 +2150,54 @@ fn after_prefix<'k>(key: &'k [u8], prefix: &[u8]) -> Option<&'k [u8]> {
     }
 }
 
+/// Whether `a` and `b` are equal, compared eight bytes at a time in line
+/// (the last eight first): keys and their leading fields are a few dozen
+/// bytes, where calling `memcmp` for each, for every record read, cost
+/// more than comparing.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    };
+    if x != y {
+        return false;
+    }
+    // Eight bytes at a time up to the last eight, which are equal.
+    let word = |c: &[u8], i: usize| u64::from_ne_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 < a.len() {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    true
+}
+
 /// Groups of at most this many records are searched from the start:
 /// most groups are a few records, and comparing a key's last eight bytes
-/// first rejects the others without a call to `memcmp`.
+/// first rejects the others cheaply. Larger groups are searched by
+/// [`key_tail`].
 const LINEAR_GROUP: usize = 16;
 
 /// Whether two keys are equal, their last eight bytes compared first (the
 /// personal parts of keys in a group differ mostly at their ends).
+#[inline]
 fn same_key(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    same_bytes(a, b)
+}
+
+/// A key's last eight bytes as a number (fewer, zero-padded, for a
+/// shorter key): the keys of a group differ mostly there.
+#[inline]
+fn key_tail(key: &[u8]) -> u64 {
+    match key.last_chunk::<8>() {
+        Some(tail) => u64::from_le_bytes(*tail),
+        None => key.iter().fold(0, |t, &b| (t << 8) | u64::from(b)),
     }
-    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        if x != y {
-            return false;
-        }
-    }
-    a == b
 }
 
 impl PseudonymOrdered {
@@ -2186,6 +2226,17 @@ impl PseudonymOrdered {
                 .map_err(Error::Other)?;
             self.group.push((start..mid, mid..self.arena.len()));
             self.records.advance();
+        }
+        self.tails.clear();
+        if self.group.len() > LINEAR_GROUP {
+            let arena = &self.arena;
+            self.tails.extend(
+                self.group
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (key_tail(&arena[k.clone()]), i as u32)),
+            );
+            self.tails.sort_unstable();
         }
         self.in_group = true;
         Ok(true)
@@ -2218,9 +2269,13 @@ impl PseudonymOrdered {
                     .iter()
                     .position(|(k, _)| same_key(&arena[k.clone()], rest))
             } else {
-                self.group
-                    .binary_search_by(|(k, _)| arena[k.clone()].cmp(rest))
-                    .ok()
+                let tail = key_tail(rest);
+                let from = self.tails.partition_point(|&(t, _)| t < tail);
+                self.tails[from..]
+                    .iter()
+                    .take_while(|&&(t, _)| t == tail)
+                    .map(|&(_, i)| i as usize)
+                    .find(|&i| same_key(&arena[self.group[i].0.clone()], rest))
             };
             let Some(i) = found else {
                 return Err(Error::Other(format!(
@@ -2529,6 +2584,126 @@ by_name = "name"
             reader.index_pairs(&pseudo::index("by_name"), None).unwrap(),
             by_pseudonym
         );
+    }
+
+    #[test]
+    fn records_come_in_pseudonym_order_within_groups_of_any_size() {
+        // Groups (records of one unit) from one record to hundreds, around
+        // the size past which a group is searched by key tails; ids of a
+        // group that differ only before their last eight bytes share a
+        // tail.
+        let (_dir, store) = fresh();
+        let schema = Schema::parse(
+            "e.toml",
+            r#"
+name = "employees"
+department = "人社"
+primary_key = ["unit", "id"]
+[[fields]]
+name = "unit"
+type = "string"
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+[[fields]]
+name = "wage"
+type = "int"
+"#,
+        )
+        .unwrap();
+        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+        for (u, size) in [1usize, 3, 16, 17, 40, 300, 2].into_iter().enumerate() {
+            let unit = format!("U{u:03}");
+            for i in 0..size {
+                // Pairs of ids share their last eight bytes.
+                let id = format!("{}{:05}12345678", (b'A' + (i % 2) as u8) as char, i / 2);
+                let wage = (u * 1000 + i) as i64;
+                let record = encode(&[
+                    Some(Value::Str(&unit)),
+                    Some(Value::Str(&id)),
+                    Some(Value::Int(wage)),
+                ])
+                .unwrap();
+                rows.push((join_key(&[unit.as_str(), id.as_str()]), record));
+            }
+        }
+        rows.sort();
+        let sorted = SortedRows {
+            rows: rows.clone(),
+            indexes: BTreeMap::new(),
+        };
+        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
+        let info = write_version(
+            &store,
+            "employees",
+            Rows::from_sorted(
+                &schema,
+                &sorted,
+                std::path::Path::new("test"),
+                &store.root().join("tmp"),
+                Some(&p),
+            )
+            .unwrap(),
+            NewVersion {
+                append: false,
+                schema: Some(&schema),
+                source: "test",
+                source_sha256: String::new(),
+                operator: "t",
+                warnings: 0,
+            },
+        )
+        .unwrap();
+        let mut expected: Vec<(String, Vec<u8>)> = rows
+            .iter()
+            .map(|(k, r)| (pseudonymous_key(&schema, &p, k), r.clone()))
+            .collect();
+        expected.sort();
+        let expected: Vec<Vec<u8>> = expected.into_iter().map(|(_, r)| r).collect();
+        let reader = VersionReader::new(&store, "employees", info);
+        let view = view::View::new(&schema, None, view::Personal::Clear).unwrap();
+        let mut got = Vec::new();
+        for batch in reader.pseudonym_ordered(&view, 1).expect("one segment") {
+            let (data, offsets) = batch.unwrap();
+            for w in offsets.windows(2) {
+                got.push(data[w[0] as usize..w[1] as usize].to_vec());
+            }
+        }
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "records out of pseudonym order");
+    }
+
+    #[test]
+    fn keys_compare_alike_word_by_word_and_by_bytes() {
+        let texts: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"1234567",
+            b"12345678",
+            b"123456789",
+            b"91350100M000100Y43",
+            b"91350100M000100Y44",
+            b"81350100M000100Y43",
+            b"91350100M000100Y43\x1f2024",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+                if a == b {
+                    assert_eq!(key_tail(a), key_tail(b));
+                }
+                let sep = [block::KEY_SEP as u8];
+                let key = [a, &sep[..], b].concat();
+                assert_eq!(after_prefix(&key, a), Some(&key[a.len()..]));
+                assert_eq!(after_prefix(a, a), Some(&b""[..]));
+            }
+        }
+        assert_eq!(
+            after_prefix(b"91350100M000100Y43", b"91350100M000100Y4"),
+            None
+        );
+        assert_eq!(after_prefix(b"9135", b"91350100"), None);
     }
 
     #[test]
