@@ -363,7 +363,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A text as `str`: most of a lead's texts (evidence names, numbers,
+/// codes) are short and ASCII, checked eight bytes at a time in line
+/// without a call to the general check.
+#[inline]
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    if let Some(text) = crate::rows::ascii(bytes) {
+        return Ok(text);
+    }
     core::str::from_utf8(bytes).map_err(|_| DecodeError("text that is not UTF-8"))
 }
 
