@@ -2460,6 +2460,40 @@ by_place = "place"
         assert!(!seen.first("n张三"));
     }
 
+    /// Writes `sorted` as the first version of `name`, a dataset of
+    /// personal fields, with the store's pseudonyms.
+    fn write_personal(
+        store: &Store,
+        name: &str,
+        schema: &Schema,
+        sorted: &SortedRows,
+    ) -> (VersionInfo, crate::pseudonym::Pseudonymizer) {
+        let p = crate::pseudonym::Pseudonymizer::for_store(store).unwrap();
+        let rows = Rows::from_sorted(
+            schema,
+            sorted,
+            std::path::Path::new("test"),
+            &store.root().join("tmp"),
+            Some(&p),
+        )
+        .unwrap();
+        let info = write_version(
+            store,
+            name,
+            rows,
+            NewVersion {
+                append: false,
+                schema: Some(schema),
+                source: "test",
+                source_sha256: String::new(),
+                operator: "t",
+                warnings: 0,
+            },
+        )
+        .unwrap();
+        (info, p)
+    }
+
     #[test]
     fn a_version_with_personal_fields_stores_the_digest_and_pseudonyms_of_its_records() {
         // Enough records for several blocks, which the record run's writer
@@ -2517,28 +2551,7 @@ by_name = "name"
             rows: rows.clone(),
             indexes: BTreeMap::from([("by_name".to_string(), by_name)]),
         };
-        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
-        let info = write_version(
-            &store,
-            "people",
-            Rows::from_sorted(
-                &schema,
-                &sorted,
-                std::path::Path::new("test"),
-                &store.root().join("tmp"),
-                Some(&p),
-            )
-            .unwrap(),
-            NewVersion {
-                append: false,
-                schema: Some(&schema),
-                source: "test",
-                source_sha256: String::new(),
-                operator: "t",
-                warnings: 0,
-            },
-        )
-        .unwrap();
+        let (info, p) = write_personal(&store, "people", &schema, &sorted);
         assert_eq!(info.digest, content_digest(&schema, &rows));
 
         let mut key_order: Vec<(String, String)> = rows
@@ -2633,28 +2646,7 @@ type = "int"
             rows: rows.clone(),
             indexes: BTreeMap::new(),
         };
-        let p = crate::pseudonym::Pseudonymizer::for_store(&store).unwrap();
-        let info = write_version(
-            &store,
-            "employees",
-            Rows::from_sorted(
-                &schema,
-                &sorted,
-                std::path::Path::new("test"),
-                &store.root().join("tmp"),
-                Some(&p),
-            )
-            .unwrap(),
-            NewVersion {
-                append: false,
-                schema: Some(&schema),
-                source: "test",
-                source_sha256: String::new(),
-                operator: "t",
-                warnings: 0,
-            },
-        )
-        .unwrap();
+        let (info, p) = write_personal(&store, "employees", &schema, &sorted);
         let mut expected: Vec<(String, Vec<u8>)> = rows
             .iter()
             .map(|(k, r)| (pseudonymous_key(&schema, &p, k), r.clone()))
