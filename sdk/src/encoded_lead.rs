@@ -363,15 +363,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// A text as `str`: most of a lead's texts (evidence names, numbers,
-/// codes) are short and ASCII, checked eight bytes at a time in line
-/// without a call to the general check.
+/// A text as `str` (most of a lead's texts are short and ASCII, checked
+/// in line: [`crate::rows::utf8`]).
 #[inline]
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
-    if let Some(text) = crate::rows::ascii(bytes) {
-        return Ok(text);
-    }
-    core::str::from_utf8(bytes).map_err(|_| DecodeError("text that is not UTF-8"))
+    crate::rows::utf8(bytes).ok_or(DecodeError("text that is not UTF-8"))
 }
 
 /// The body of the first lead of `bytes` (its length first) and the number

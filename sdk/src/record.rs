@@ -760,7 +760,7 @@ impl<'a> RecordRef<'a> {
             DATE => self.bytes.get(off + 1..off + 11)?,
             _ => return None,
         };
-        crate::rows::ascii(bytes).or_else(|| core::str::from_utf8(bytes).ok())
+        crate::rows::utf8(bytes)
     }
 }
 

@@ -942,6 +942,14 @@ pub(crate) fn ascii(bytes: &[u8]) -> Option<&str> {
     Some(unsafe { core::str::from_utf8_unchecked(bytes) })
 }
 
+/// `bytes` as text if they are UTF-8: ASCII (most codes, numbers and
+/// short texts) checked eight bytes at a time in line, other text by the
+/// general check.
+#[inline]
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    ascii(bytes).or_else(|| core::str::from_utf8(bytes).ok())
+}
+
 /// Parses decimal text such as `-1234.50` exactly, keeping its scale; the
 /// common short form (at most 18 digits) without going through the
 /// general parser.

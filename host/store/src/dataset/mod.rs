@@ -2151,7 +2151,8 @@ fn after_prefix<'k>(key: &'k [u8], prefix: &[u8]) -> Option<&'k [u8]> {
 }
 
 /// Whether `a` and `b` are equal, compared eight bytes at a time in line
-/// (the last eight first): keys and their leading fields are a few dozen
+/// (the last eight first: the personal parts of keys in a group differ
+/// mostly at their ends): keys and their leading fields are a few dozen
 /// bytes, where calling `memcmp` for each, for every record read, cost
 /// more than comparing.
 #[inline]
@@ -2182,13 +2183,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// first rejects the others cheaply. Larger groups are searched by
 /// [`key_tail`].
 const LINEAR_GROUP: usize = 16;
-
-/// Whether two keys are equal, their last eight bytes compared first (the
-/// personal parts of keys in a group differ mostly at their ends).
-#[inline]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
-    same_bytes(a, b)
-}
 
 /// A key's last eight bytes as a number (fewer, zero-padded, for a
 /// shorter key): the keys of a group differ mostly there.
@@ -2267,7 +2261,7 @@ impl PseudonymOrdered {
             let found = if self.group.len() <= LINEAR_GROUP {
                 self.group
                     .iter()
-                    .position(|(k, _)| same_key(&arena[k.clone()], rest))
+                    .position(|(k, _)| same_bytes(&arena[k.clone()], rest))
             } else {
                 let tail = key_tail(rest);
                 let from = self.tails.partition_point(|&(t, _)| t < tail);
@@ -2275,7 +2269,7 @@ impl PseudonymOrdered {
                     .iter()
                     .take_while(|&&(t, _)| t == tail)
                     .map(|&(_, i)| i as usize)
-                    .find(|&i| same_key(&arena[self.group[i].0.clone()], rest))
+                    .find(|&i| same_bytes(&arena[self.group[i].0.clone()], rest))
             };
             let Some(i) = found else {
                 return Err(Error::Other(format!(
