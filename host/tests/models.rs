@@ -441,7 +441,7 @@ fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
         assert!(out.status.success(), "{}", stderr(&out));
         // The summary says when a run ran as parts.
         let said = stdout(&out);
-        assert_eq!(said.contains("parts at once"), parts != "1", "{said}");
+        assert_eq!(said.contains(" parts: "), parts != "1", "{said}");
         last_run(store.path())
     };
     let one = run_parts("1");
@@ -477,6 +477,13 @@ fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
         assert_eq!(p["key"], "credit_code");
         assert_eq!(p["datasets"].as_array().unwrap().len(), 4, "{p:#}");
     }
+    // More parts than cores (the default makes several per core): they
+    // take turns on the cores, with the same leads.
+    let many = run_parts("24");
+    let count = many["partitions"].as_array().expect("the parts").len();
+    assert!(count > parts.len(), "{many:#}");
+    assert_eq!(one["leads_digest"], many["leads_digest"]);
+    assert_eq!(one["records_read"], many["records_read"]);
     let out = jiandu(store.path())
         .args(["audit", "verify"])
         .output()

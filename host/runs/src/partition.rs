@@ -7,8 +7,10 @@
 //! reading at the beginning of a block), and the same bounds cut every
 //! other split dataset. Every part is a self-contained task — the run's
 //! model and its digest, the parameters, the dataset versions and digests,
-//! and one key range — so the same shape could be handed to a work queue;
-//! here the parts run on the cores of this host. Parts cover disjoint
+//! and one key range — so the same shape could be handed to a distributed
+//! work queue; here the parts go through a queue on this host, taken by
+//! one worker per core, several parts per core so that the cores finish
+//! together even when the data is not spread evenly over the key. Parts cover disjoint
 //! keys, so they must emit disjoint subjects; the merged leads, and so the
 //! leads digest, are those of a single-instance run.
 
@@ -30,9 +32,22 @@ pub struct Split {
     pub ranges: Vec<KeyRange>,
 }
 
-/// How many parts to make when the caller does not say: one per core.
-pub fn default_parts() -> usize {
+/// Parts per core when the caller does not say how many: enough that a
+/// part that takes longer than the others (a range with more data, a
+/// core that is slower for a while) leaves the other cores work to share,
+/// and few enough that each part's start (an instance, its first blocks)
+/// stays small beside its work.
+pub const PARTS_PER_CORE: usize = 4;
+
+/// The cores parts run on at once.
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How many parts to make when the caller does not say:
+/// [`PARTS_PER_CORE`] per core, at most [`MAX_PARTS`].
+pub fn default_parts() -> usize {
+    (cores() * PARTS_PER_CORE).min(MAX_PARTS)
 }
 
 /// How a run of `manifest` over `datasets` splits into (at most) `parts`

@@ -36,7 +36,7 @@ pub struct Request {
     pub params: Vec<(String, String)>,
     pub operator: String,
     /// Parts of a partitioned run (for a model that declares
-    /// `[partition]`); `None`: one per core.
+    /// `[partition]`), run on every core; `None`: [`crate::partition::default_parts`].
     pub partitions: Option<usize>,
 }
 
@@ -603,7 +603,7 @@ fn loaded_or_load<'a>(
     }
 }
 
-/// [`load_and_run`] for the parts of a partitioned run, all at once.
+/// [`load_and_run`] for the parts of a partitioned run, on every core.
 fn load_and_run_parts(
     runtime: &Runtime,
     cache: Option<&ModuleCache>,
@@ -614,7 +614,7 @@ fn load_and_run_parts(
 ) -> (crate::runtime::Finished, Vec<crate::runtime::PartRun>) {
     let mut owned = None;
     match loaded_or_load(runtime, cache, installed, loaded, &mut owned) {
-        Ok(loaded) => runtime.run_parts(loaded, sessions),
+        Ok(loaded) => runtime.run_parts(loaded, sessions, crate::partition::cores()),
         Err(e) => (not_loaded(installed, &e, limits), Vec::new()),
     }
 }

@@ -266,6 +266,16 @@ impl Emitted {
         }
     }
 
+    /// Writes the leads held in memory to a spill file, when leads spill
+    /// at all ([`Emitted::spill_to`]) and some are held: what a finished
+    /// part of a partitioned run does while other parts still run.
+    pub fn settle(&mut self) -> Result<()> {
+        if self.spill_dir.is_some() && !self.starts.is_empty() {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
     fn spill(&mut self) -> Result<()> {
         let dir = self.spill_dir.as_ref().expect("a spill folder");
         std::fs::create_dir_all(dir).map_err(|e| io(dir, "create", e))?;

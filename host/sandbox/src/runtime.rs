@@ -13,7 +13,8 @@ use crate::emitted::Emitted;
 use crate::limits::Limits;
 use jiandu_sdk::encoded_lead::{self, LeadView};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -261,9 +262,16 @@ impl Runtime {
     /// stack limit with room to spare. Never panics on anything the model
     /// does.
     pub fn run(&self, loaded: &Loaded, session: Session) -> Finished {
+        self.run_from(loaded, session, Instant::now())
+    }
+
+    /// [`Runtime::run`] against a wall-time limit counted from `started`
+    /// (a part of a partitioned run counts from the run's start, so the
+    /// run as a whole keeps its limit however its parts are scheduled).
+    fn run_from(&self, loaded: &Loaded, session: Session, started: Instant) -> Finished {
         let limits = session.limits;
         let model = session.model.clone();
-        match self.on_guest_thread(move || self.run_here(loaded, session)) {
+        match self.on_guest_thread(move || self.run_here(loaded, session, started)) {
             Ok(finished) => finished,
             Err(message) => Finished {
                 session: Session::new(model, limits, BTreeMap::new(), HashMap::new()),
@@ -279,9 +287,8 @@ impl Runtime {
         }
     }
 
-    fn run_here(&self, loaded: &Loaded, mut session: Session) -> Finished {
+    fn run_here(&self, loaded: &Loaded, mut session: Session, started: Instant) -> Finished {
         let limits = session.limits;
-        let started = Instant::now();
         session.deadline = deadline_after(started, limits.wall_seconds);
         // Long reads inside one host call stop at the deadline too.
         let deadline = session.deadline;
@@ -293,7 +300,7 @@ impl Runtime {
         store.set_hostcall_fuel(hostcall_bytes(&limits));
         // Fails only when fuel is not enabled, and it always is.
         let _ = store.set_fuel(limits.fuel);
-        store.set_epoch_deadline(epoch_ticks(limits.wall_seconds));
+        store.set_epoch_deadline(ticks_until(deadline));
         store.epoch_deadline_trap();
         let result = loaded
             .pre
@@ -329,24 +336,48 @@ impl Runtime {
         }
     }
 
-    /// Runs one instance per session at once, each on a thread of its own
-    /// (the parts of a partitioned run, see [`Session::partitioned`]), and
-    /// merges what they did into one [`Finished`]: fuel, records and memory
+    /// Runs the parts of a partitioned run (see [`Session::partitioned`]),
+    /// an instance each, on `workers` threads at once (at least one, at
+    /// most one per part): each worker takes the next part not yet taken
+    /// until none is left, so that a part that takes longer (more data in
+    /// its range, a slower core) keeps one worker while the others share
+    /// the rest. The run's wall-time limit counts from the start for every
+    /// part. A finished part's leads go to a spill file while other parts
+    /// still run (when the run spills at all), so that the leads held in
+    /// memory stay those of the parts running.
+    ///
+    /// Merges what the parts did into one [`Finished`]: fuel and records
     /// added up, logs in part order, leads merged (the parts' subjects must
-    /// be disjoint), the first failure in part order with its part named.
+    /// be disjoint), the first failure in part order with its part named;
+    /// the peak memory is that of the `workers` largest parts together.
     /// The run's lead limits apply to the merged leads too.
-    pub fn run_parts(&self, loaded: &Loaded, sessions: Vec<Session>) -> (Finished, Vec<PartRun>) {
+    pub fn run_parts(
+        &self,
+        loaded: &Loaded,
+        sessions: Vec<Session>,
+        workers: usize,
+    ) -> (Finished, Vec<PartRun>) {
+        let started = Instant::now();
         let ranges: Vec<Option<KeyRange>> = sessions.iter().map(|s| s.part.clone()).collect();
-        let finished: Vec<Finished> = std::thread::scope(|scope| {
-            let handles: Vec<_> = sessions
-                .into_iter()
-                .map(|s| scope.spawn(move || self.run(loaded, s)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a run never panics"))
-                .collect()
+        let count = sessions.len();
+        let workers = workers.clamp(1, count.max(1));
+        let finished = on_workers(sessions, workers, |session| {
+            let mut f = self.run_from(loaded, session, started);
+            if count > workers && f.failure.is_none() {
+                if let Err(e) = f.session.leads.settle() {
+                    f.failure = Some(Failure {
+                        kind: "host-error".into(),
+                        message: e.to_string(),
+                        limit: None,
+                        used: None,
+                    });
+                }
+            }
+            f
         });
+        let mut peaks: Vec<u64> = finished.iter().map(|f| f.peak_memory).collect();
+        peaks.sort_unstable_by(|a, b| b.cmp(a));
+        let peak_memory: u64 = peaks.iter().take(workers).sum();
         let parts: Vec<PartRun> = finished
             .iter()
             .zip(&ranges)
@@ -371,7 +402,6 @@ impl Runtime {
                 None => f,
                 Some(mut m) => {
                     m.fuel_used += f.fuel_used;
-                    m.peak_memory += f.peak_memory;
                     m.session.records_read += f.session.records_read;
                     m.session.logs.append(&mut f.session.logs);
                     m.session.logs_dropped += f.session.logs_dropped;
@@ -394,6 +424,7 @@ impl Runtime {
             });
         }
         let mut m = merged.expect("at least one part");
+        m.peak_memory = peak_memory;
         if m.failure.is_none() {
             // The run's lead limits, on the parts' leads together:
             // (the breach, its limit, what was used).
@@ -466,9 +497,57 @@ fn deadline_after(start: Instant, seconds: u64) -> Instant {
     start + Duration::from_secs(seconds)
 }
 
+/// Locks `m`, whatever a thread that panicked while holding it left
+/// (the values behind these locks are whole at every point).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `f` of every item, on `workers` threads (at least one): each takes
+/// the next item no thread has taken until none is left, so that an item
+/// that takes long keeps one thread while the others share the rest. The
+/// results come in the items' order.
+fn on_workers<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let count = items.len();
+    let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let done: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, count.max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                let Some(slot) = queue.get(i) else { break };
+                let item = lock(slot).take().expect("each item is taken once");
+                let result = f(item);
+                *lock(&done[i]) = Some(result);
+            });
+        }
+    });
+    done.into_iter()
+        .map(|d| {
+            d.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every item was done")
+        })
+        .collect()
+}
+
 /// Epoch ticks in `seconds`.
 fn epoch_ticks(seconds: u64) -> u64 {
     (seconds.saturating_mul(1000) / EPOCH_TICK.as_millis() as u64).max(1)
+}
+
+/// Epoch ticks from now until `deadline` (at least one: a deadline
+/// already past stops the model at the next tick, or at its first host
+/// call).
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ticks = left.as_millis() / EPOCH_TICK.as_millis();
+    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
 
 /// Most bytes a model may pass the host in one call under `limits`.
@@ -1511,5 +1590,49 @@ mod tests {
         assert_eq!(epoch_ticks(0), 1);
         assert_eq!(epoch_ticks(1), 100);
         assert!(epoch_ticks(u64::MAX) > 0);
+        // Ticks until a deadline: what is left of it, at least one.
+        assert_eq!(ticks_until(now), 1);
+        assert_eq!(ticks_until(now - Duration::from_secs(5)), 1);
+        let left = ticks_until(Instant::now() + Duration::from_secs(2));
+        assert!((190..=200).contains(&left), "{left}");
+        assert!(ticks_until(deadline_after(Instant::now(), u64::MAX)) > 100);
+    }
+
+    #[test]
+    fn workers_take_items_in_turn_and_results_keep_the_items_order() {
+        use std::sync::atomic::AtomicUsize;
+        for (items, workers) in [(0, 2), (1, 4), (7, 1), (9, 2), (5, 5), (3, 8)] {
+            let running = AtomicUsize::new(0);
+            let most = AtomicUsize::new(0);
+            let out = on_workers((0..items).collect(), workers, |i: usize| {
+                let now = running.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+                most.fetch_max(now, AtomicOrdering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+                running.fetch_sub(1, AtomicOrdering::SeqCst);
+                i * 10
+            });
+            assert_eq!(out, (0..items).map(|i| i * 10).collect::<Vec<_>>());
+            let bound = workers.min(items).max(1);
+            assert!(
+                most.load(AtomicOrdering::SeqCst) <= bound,
+                "{items} on {workers}"
+            );
+        }
+        // A long item keeps one worker; the other does every short one.
+        let threads = Mutex::new(Vec::new());
+        let long = Duration::from_millis(300);
+        on_workers((0..6).collect(), 2, |i: usize| {
+            if i == 0 {
+                std::thread::sleep(long);
+            }
+            lock(&threads).push((i, std::thread::current().id()));
+        });
+        let threads = threads.into_inner().unwrap();
+        let first = threads.iter().find(|(i, _)| *i == 0).unwrap().1;
+        assert_eq!(threads.last().unwrap().0, 0, "{threads:?}");
+        assert!(threads
+            .iter()
+            .filter(|(i, _)| *i != 0)
+            .all(|(_, t)| *t != first));
     }
 }

@@ -29,9 +29,10 @@ pub struct Args {
     /// keeping no lead state (the ledger records the dry run).
     #[arg(long)]
     dry_run: bool,
-    /// Instances of a model that declares `[partition]`, each over one
-    /// range of its key, all at once [default: one per core]; 1 runs it as
-    /// one instance. Models without `[partition]` always run as one.
+    /// Parts of a run of a model that declares `[partition]`: each part an
+    /// instance over one range of its key, run one per core at once until
+    /// all are done [default: 4 per core]; 1 runs it as one instance.
+    /// Models without `[partition]` always run as one.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     partitions: Option<u16>,
 }
@@ -176,7 +177,7 @@ fn summary(report: &jiandu::run::Report, dry_run: bool) -> String {
         ("run", " succeeded", "", "")
     };
     let parts = if report.parts > 1 {
-        format!(" as {} parts at once", report.parts)
+        format!(" as {} parts", report.parts)
     } else {
         String::new()
     };
