@@ -37,7 +37,7 @@ pub struct Split {
 /// core that is slower for a while) leaves the other cores work to share,
 /// and few enough that each part's start (an instance, its first blocks)
 /// stays small beside its work.
-pub const PARTS_PER_CORE: usize = 4;
+pub const PARTS_PER_CORE: usize = 8;
 
 /// The cores parts run on at once.
 pub fn cores() -> usize {

@@ -347,7 +347,7 @@ impl Runtime {
     /// memory stay those of the parts running.
     ///
     /// Merges what the parts did into one [`Finished`]: fuel and records
-    /// added up, logs in part order, leads merged (the parts' subjects must
+    /// added up, logs in part order (each line saying its part), leads merged (the parts' subjects must
     /// be disjoint), the first failure in part order with its part named;
     /// the peak memory is that of the `workers` largest parts together.
     /// The run's lead limits apply to the merged leads too.
@@ -390,6 +390,10 @@ impl Runtime {
         let n = finished.len();
         let mut merged: Option<Finished> = None;
         for (i, mut f) in finished.into_iter().enumerate() {
+            // Each part's lines say which part wrote them.
+            for line in &mut f.session.logs {
+                line.message = format!("part {} of {n}: {}", i + 1, line.message);
+            }
             if let Some(failure) = &mut f.failure {
                 failure.message = format!(
                     "part {} of {n} ({}): {}",

@@ -31,7 +31,7 @@ pub struct Args {
     dry_run: bool,
     /// Parts of a run of a model that declares `[partition]`: each part an
     /// instance over one range of its key, run one per core at once until
-    /// all are done [default: 4 per core]; 1 runs it as one instance.
+    /// all are done [default: 8 per core]; 1 runs it as one instance.
     /// Models without `[partition]` always run as one.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     partitions: Option<u16>,
