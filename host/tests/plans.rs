@@ -522,3 +522,43 @@ fn a_plan_model_builds_and_runs_where_there_is_no_compiler() {
         "the installed component is the interpreter this jiandu carries"
     );
 }
+
+#[test]
+fn a_failing_part_fails_the_run_by_its_part_and_parts_not_started_do_not_run() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 20_000, 7);
+    // The sample plan with its [partition], failing on every employer.
+    let model = plan_model("failing-parts", |p| {
+        p.replace(
+            r#"set.d = "coalesce(disabled_d, 0)""#,
+            r#"set.d = "coalesce(disabled_d, 0) + staff / (staff - staff)""#,
+        )
+    });
+    let toml = std::fs::read_to_string(model.path().join("model.toml")).unwrap();
+    let partition = "\n[partition]\nkey = \"credit_code\"\nfields = { disabled_employees = \"employer_credit_code\" }\n";
+    std::fs::write(model.path().join("model.toml"), toml + partition).unwrap();
+    build(store.path(), model.path());
+    let out = jiandu(store.path())
+        .args(["run", "failing-parts", "--partitions", "32"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("part 1 of "), "{said}");
+    assert!(said.contains("division by zero"), "{said}");
+    let run = finished_runs(store.path(), "failing-parts").pop().unwrap();
+    let parts = run["run"]["partitions"].as_array().expect("the parts");
+    let ran = parts
+        .iter()
+        .filter(|p| p["records_read"].as_u64().unwrap() > 0)
+        .count();
+    // The first part fails on its first employer; a worker that comes
+    // back for another part finds the run failed.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = cores.min(parts.len());
+    assert!(
+        ran >= 1 && ran <= bound,
+        "{ran} of {} parts ran",
+        parts.len()
+    );
+}

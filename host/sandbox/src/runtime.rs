@@ -13,7 +13,7 @@ use crate::emitted::Emitted;
 use crate::limits::Limits;
 use jiandu_sdk::encoded_lead::{self, LeadView};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
@@ -344,7 +344,8 @@ impl Runtime {
     /// the rest. The run's wall-time limit counts from the start for every
     /// part. A finished part's leads go to a spill file while other parts
     /// still run (when the run spills at all), so that the leads held in
-    /// memory stay those of the parts running.
+    /// memory stay those of the parts running. Once a part fails, the parts
+    /// no worker has taken yet are not run.
     ///
     /// Merges what the parts did into one [`Finished`]: fuel and records
     /// added up, logs in part order (each line saying its part), leads merged (the parts' subjects must
@@ -361,7 +362,24 @@ impl Runtime {
         let ranges: Vec<Option<KeyRange>> = sessions.iter().map(|s| s.part.clone()).collect();
         let count = sessions.len();
         let workers = workers.clamp(1, count.max(1));
+        // Once a part fails the run fails: the parts not started yet are
+        // not run (they come after it in part order, so the failure
+        // reported, the first in part order, is a part that ran).
+        let failed = AtomicBool::new(false);
         let finished = on_workers(sessions, workers, |session| {
+            if failed.load(AtomicOrdering::Relaxed) {
+                return Finished {
+                    session,
+                    fuel_used: 0,
+                    peak_memory: 0,
+                    failure: Some(Failure {
+                        kind: "not-run".into(),
+                        message: "not run: an earlier part failed".into(),
+                        limit: None,
+                        used: None,
+                    }),
+                };
+            }
             let mut f = self.run_from(loaded, session, started);
             if count > workers && f.failure.is_none() {
                 if let Err(e) = f.session.leads.settle() {
@@ -372,6 +390,9 @@ impl Runtime {
                         used: None,
                     });
                 }
+            }
+            if f.failure.is_some() {
+                failed.store(true, AtomicOrdering::Relaxed);
             }
             f
         });
