@@ -348,10 +348,11 @@ impl Runtime {
     /// no worker has taken yet are not run.
     ///
     /// Merges what the parts did into one [`Finished`]: fuel and records
-    /// added up, logs in part order (each line saying its part), leads merged (the parts' subjects must
-    /// be disjoint), the first failure in part order with its part named;
-    /// the peak memory is that of the `workers` largest parts together.
-    /// The run's lead limits apply to the merged leads too.
+    /// added up, logs in part order (each line saying its part), leads
+    /// merged (the parts' subjects must be disjoint), the first failure in
+    /// part order with its part named; the peak memory is that of the
+    /// `workers` largest parts together. The run's lead limits apply to
+    /// the merged leads too.
     pub fn run_parts(
         &self,
         loaded: &Loaded,
