@@ -267,11 +267,14 @@ impl Emitted {
     }
 
     /// Writes the leads held in memory to a spill file, when leads spill
-    /// at all ([`Emitted::spill_to`]) and some are held: what a finished
-    /// part of a partitioned run does while other parts still run.
+    /// at all ([`Emitted::spill_to`]) and some are held, and gives the
+    /// buffer's memory back: what a finished part of a partitioned run
+    /// does while other parts still run.
     pub fn settle(&mut self) -> Result<()> {
         if self.spill_dir.is_some() && !self.starts.is_empty() {
             self.spill()?;
+            self.memory = Vec::new();
+            self.starts = Vec::new();
         }
         Ok(())
     }
@@ -788,5 +791,39 @@ mod tests {
             "{err}"
         );
         assert_eq!(first.len(), 60);
+    }
+
+    #[test]
+    fn a_settled_part_holds_its_leads_in_files_and_gives_its_buffer_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = Emitted::new();
+        run.spill_to(dir.path().to_path_buf(), 1 << 20);
+        let mut parts: Vec<Emitted> = (0..3).map(|_| run.sibling()).collect();
+        for (p, part) in parts.iter_mut().enumerate() {
+            for i in 0..20usize {
+                let l = lead(&format!("S{p}{i:02}"), "t", i);
+                part.insert(&l, 1).unwrap();
+            }
+            assert!(!part.spilled() && part.in_memory() == 20);
+            part.settle().unwrap();
+            assert!(part.spilled() && part.in_memory() == 0);
+            assert_eq!((part.memory.capacity(), part.starts.capacity()), (0, 0));
+            // Nothing held: settling again writes no file.
+            part.settle().unwrap();
+            assert_eq!(part.spills(), 1);
+        }
+        for part in parts {
+            run.absorb(part).unwrap();
+        }
+        let subjects: Vec<String> = collect(&run).into_iter().map(|l| l.subject).collect();
+        let expect: Vec<String> = (0..3)
+            .flat_map(|p| (0..20).map(move |i| format!("S{p}{i:02}")))
+            .collect();
+        assert_eq!(subjects, expect);
+        // Without a spill folder there is nowhere to settle to: kept.
+        let mut plain = Emitted::new();
+        plain.insert(&lead("A", "t", 1), 1).unwrap();
+        plain.settle().unwrap();
+        assert_eq!((plain.spilled(), plain.in_memory()), (false, 1));
     }
 }

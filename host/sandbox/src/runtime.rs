@@ -382,6 +382,7 @@ impl Runtime {
                 };
             }
             let mut f = self.run_from(loaded, session, started);
+            f.session.release();
             if count > workers && f.failure.is_none() {
                 if let Err(e) = f.session.leads.settle() {
                     f.failure = Some(Failure {
@@ -1080,6 +1081,16 @@ impl Session {
     /// The datasets this run may read.
     pub fn datasets(&self) -> &HashMap<String, Access> {
         &self.datasets
+    }
+
+    /// Drops what a finished run read with: the datasets' readers, the
+    /// scans left open and the keys read by key. A finished part of a
+    /// partitioned run keeps only what the merge needs (its leads, logs
+    /// and counts) while the other parts run.
+    fn release(&mut self) {
+        self.datasets = HashMap::new();
+        self.scans = Vec::new();
+        self.index_keys = HashMap::new();
     }
 
     /// This session as one session per range of a partitioned run: the
