@@ -194,7 +194,9 @@ enum PStep {
     None,
     Filter(CondF),
     Derive(Vec<Compiled>),
-    Group(Vec<(AggFunc, AggArg)>),
+    /// A group's aggregates, and the derive step whose expressions they
+    /// evaluate in place of its columns, if any ([`fused_derive`]).
+    Group(Vec<(AggFunc, AggArg)>, Option<usize>),
     Lookup(Compiled),
     Window {
         time: F<Date>,
@@ -210,11 +212,52 @@ enum PStep {
 }
 
 /// An aggregate's argument: none (`count()`), a column read in place, or
-/// an expression.
+/// an expression, with the step whose expression it is (the group's own,
+/// or the derive step fused into it), which an error names.
 enum AggArg {
     None,
     Field(usize),
-    Expr(Compiled),
+    Expr(Compiled, usize),
+}
+
+/// The derive step that group step `i` may evaluate in place, as its
+/// aggregates' arguments, instead of reading its columns from a pipe: the
+/// group's input, when nothing else reads that derive, the group's keys
+/// are not among its columns, and the aggregates read columns whole (or
+/// nothing), each of the derive's columns once and in its order. The rows,
+/// the values and the errors are the same (each expression evaluated for
+/// each row in the same order, an error named after the derive step); the
+/// group reads the derive's input directly, one node and a copy of each
+/// row fewer.
+fn fused_derive(steps: &[CStep], i: usize) -> Option<usize> {
+    let CKind::Group {
+        input: d,
+        by,
+        aggregates,
+        ..
+    } = &steps[i].kind
+    else {
+        return None;
+    };
+    let CKind::Derive { input: src, .. } = &steps[*d].kind else {
+        return None;
+    };
+    let (at, width) = (steps[*src].columns.len(), steps[*d].columns.len());
+    let readers = steps
+        .iter()
+        .filter(|s| crate::check::inputs(&s.kind).contains(d))
+        .count();
+    let mut derived = Vec::new();
+    for (_, a) in aggregates {
+        match a.as_ref().map(|a| &a.node) {
+            None => {}
+            Some(TNode::Field(c)) if *c >= at => derived.push(*c),
+            Some(TNode::Field(_)) => {}
+            Some(_) => return None,
+        }
+    }
+    let fits = readers == 1 && by.iter().all(|&c| c < at) && derived.iter().copied().eq(at..width);
+    fits.then_some(*d)
 }
 
 enum PPart {
@@ -266,22 +309,45 @@ impl CheckedPlan {
                     PStep::Derive(exprs.iter().map(|e| compile(e, &mut cx)).collect())
                 }
                 CKind::Lookup { key, .. } => PStep::Lookup(compile(key, &mut cx)),
-                CKind::Group { aggregates, .. } => PStep::Group(
-                    aggregates
+                CKind::Group { aggregates, .. } => {
+                    let i = compiled.len();
+                    let fused = fused_derive(&self.steps, i);
+                    // The fused derive's input width and expressions.
+                    let derived = fused.and_then(|d| match &self.steps[d].kind {
+                        CKind::Derive { input, exprs } => {
+                            Some((self.steps[*input].columns.len(), exprs))
+                        }
+                        _ => None,
+                    });
+                    let aggs = aggregates
                         .iter()
                         .map(|(f, a)| {
-                            let arg = match a {
-                                None => AggArg::None,
-                                Some(TExpr {
-                                    node: TNode::Field(c),
-                                    ..
-                                }) => AggArg::Field(*c),
-                                Some(a) => AggArg::Expr(compile(a, &mut cx)),
+                            let arg = match (a, derived) {
+                                (None, _) => AggArg::None,
+                                (
+                                    Some(TExpr {
+                                        node: TNode::Field(c),
+                                        ..
+                                    }),
+                                    Some((at, exprs)),
+                                ) if *c >= at => AggArg::Expr(
+                                    compile(&exprs[*c - at], &mut cx),
+                                    fused.expect("fused with derived"),
+                                ),
+                                (
+                                    Some(TExpr {
+                                        node: TNode::Field(c),
+                                        ..
+                                    }),
+                                    _,
+                                ) => AggArg::Field(*c),
+                                (Some(a), _) => AggArg::Expr(compile(a, &mut cx), i),
                             };
                             (*f, arg)
                         })
-                        .collect(),
-                ),
+                        .collect();
+                    PStep::Group(aggs, fused)
+                }
                 CKind::Window { time, days, .. } => {
                     let d: F<i64> = scalar(days, &mut cx);
                     let env = Env {
@@ -717,16 +783,30 @@ impl Program {
                 seps,
                 ..
             } => {
-                let PStep::Group(aggs) = &self.compiled[i] else {
+                let PStep::Group(aggs, fused) = &self.compiled[i] else {
                     unreachable!("group compiles to a group")
                 };
                 let CKind::Group { aggregates, .. } = &s.kind else {
                     unreachable!("matched above")
                 };
+                // A fused derive's expressions read its input's columns,
+                // which the group then reads instead of the derive's rows.
+                let (src, derived) = match fused.map(|d| &self.steps[d].kind) {
+                    Some(CKind::Derive { input, exprs }) => (input, Some(exprs)),
+                    _ => (src, None),
+                };
+                let at = self.steps[*src].columns.len();
                 let mut cols = vec![false; self.steps[*src].columns.len()];
                 by.iter().for_each(|&c| cols[c] = true);
                 for a in aggregates.iter().filter_map(|(_, a)| a.as_ref()) {
-                    mark(a, &mut cols);
+                    match (&a.node, derived) {
+                        (TNode::Field(c), Some(exprs)) if *c >= at => {
+                            let mut used = vec![false; at];
+                            mark(&exprs[*c - at], &mut used);
+                            cols.iter_mut().zip(used).for_each(|(c, u)| *c |= u);
+                        }
+                        _ => mark(a, &mut cols),
+                    }
                 }
                 let node = self.node(
                     *src,
@@ -2076,9 +2156,9 @@ fn fold(
                 }
                 acc.add(v, true, pos).map_err(|e| p.eval_error(step, *e))?
             }
-            AggArg::Expr(a) => {
+            AggArg::Expr(a, from) => {
                 a.eval_into(&env, scratch)
-                    .map_err(|e| p.eval_error(step, *e))?;
+                    .map_err(|e| p.eval_error(*from, *e))?;
                 acc.add(scratch, true, pos)
                     .map_err(|e| p.eval_error(step, *e))?;
             }
@@ -2991,6 +3071,107 @@ title = "{years} {paid}"
             e.to_string().contains("the sum is out of range (overflow)"),
             "{e}"
         );
+    }
+
+    /// A plan deriving `weight` and `half` from each payment, then
+    /// summing them per employer; `extra` adds steps after the derive.
+    fn derived_sums(aggregates: &str, extra: &str) -> Program {
+        payments_plan(&format!(
+            r#"
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "weighed"
+op = "derive"
+set.weight = "levy_year >= 2024 ? 2 : 1"
+set.half = "amount / (levy_year - 2000)"
+
+[[step]]
+name = "per_employer"
+op = "group"
+by = "credit_code"
+aggregates = {aggregates}
+
+[[step]]
+name = "leads"
+op = "emit"
+input = "per_employer"
+subject = "credit_code"
+title = "{{w}} {{h}}"
+{extra}"#
+        ))
+    }
+
+    #[test]
+    fn a_derive_read_only_by_a_group_is_evaluated_in_it_with_the_same_sums_and_errors() {
+        let fused = r#"{ w = "sum(weight)", h = "sum(half)" }"#;
+        let program = derived_sums(fused, "");
+        let group = program.steps.iter().position(|s| s.name == "per_employer");
+        assert_eq!(fused_derive(&program.steps, group.unwrap()), Some(1));
+        // Not fused: the derive read by another step too, its columns out
+        // of order, one left out, one read twice, an expression over one,
+        // a key among its columns.
+        let another = r#"
+[[step]]
+name = "more"
+op = "emit"
+input = "weighed"
+subject = "credit_code"
+title = "x"
+"#;
+        let unfused = [
+            derived_sums(fused, another),
+            derived_sums(r#"{ h = "sum(half)", w = "sum(weight)" }"#, ""),
+            derived_sums(r#"{ w = "sum(weight)", h = "count()" }"#, ""),
+            derived_sums(
+                r#"{ w = "sum(weight)", h = "sum(half)", x = "max(half)" }"#,
+                "",
+            ),
+            derived_sums(r#"{ w = "sum(weight)", h = "sum(half * 2)" }"#, ""),
+        ];
+        for p in &unfused {
+            let g = p
+                .steps
+                .iter()
+                .position(|s| s.name == "per_employer")
+                .unwrap();
+            assert_eq!(fused_derive(&p.steps, g), None);
+        }
+        let dec = |x: &str| Value::Decimal(x.parse().expect("decimal"));
+        let rows = || {
+            vec![
+                vec![s("A"), Value::Int(2024), dec("48")],
+                vec![s("A"), Value::Int(2023), dec("46")],
+                vec![s("A"), Value::Null, dec("1")],
+                vec![s("B"), Value::Int(2010), Value::Null],
+            ]
+        };
+        let titles = |p: &Program| {
+            let mut leads: Vec<Lead> = Vec::new();
+            p.run(&mut payments(rows()), &mut leads).expect("runs");
+            leads
+                .into_iter()
+                .filter(|l| l.step == "leads")
+                .map(|l| l.title)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(titles(&program), ["4 4", "1 0"]);
+        assert_eq!(titles(&program), titles(&unfused[0]));
+        // A division by zero in the fused derive names the derive step.
+        let zero = vec![vec![s("A"), Value::Int(2000), dec("1")]];
+        for p in [&program, &unfused[0]] {
+            let e = p
+                .run(&mut payments(zero.clone()), &mut Vec::<Lead>::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("weighed") && e.contains("division by zero"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
