@@ -2159,6 +2159,14 @@ fn fold(
             AggArg::Expr(a, from) => {
                 a.eval_into(&env, scratch)
                     .map_err(|e| p.eval_error(*from, *e))?;
+                // A sum of an int expression (a fused derive's, say),
+                // added in place as a column's is.
+                if let (Acc::SumInt(n), Value::Int(x)) = (&mut *acc, &*scratch) {
+                    if let Some(s) = n.checked_add(*x) {
+                        *n = s;
+                        continue;
+                    }
+                }
                 acc.add(scratch, true, pos)
                     .map_err(|e| p.eval_error(step, *e))?;
             }
