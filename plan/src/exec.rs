@@ -3082,7 +3082,7 @@ title = "{years} {paid}"
     }
 
     /// A plan deriving `weight` and `half` from each payment, then
-    /// summing them per employer; `extra` adds steps after the derive.
+    /// summing them per employer; `extra` adds steps at the end.
     fn derived_sums(aggregates: &str, extra: &str) -> Program {
         payments_plan(&format!(
             r#"
