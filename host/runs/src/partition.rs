@@ -9,8 +9,9 @@
 //! model and its digest, the parameters, the dataset versions and digests,
 //! and one key range — so the same shape could be handed to a distributed
 //! work queue; here the parts go through a queue on this host, taken by
-//! one worker per core, several parts per core so that the cores finish
-//! together even when the data is not spread evenly over the key. Parts cover disjoint
+//! one worker per core, several parts per core when the data fills them,
+//! so that the cores finish together even when the data is not spread
+//! evenly over the key. Parts cover disjoint
 //! keys, so they must emit disjoint subjects; the merged leads, and so the
 //! leads digest, are those of a single-instance run.
 
@@ -44,25 +45,35 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// How many parts to make when the caller does not say:
-/// [`PARTS_PER_CORE`] per core, at most [`MAX_PARTS`].
-pub fn default_parts() -> usize {
-    (cores() * PARTS_PER_CORE).min(MAX_PARTS)
+/// Records of the largest split dataset per part, at least, before a run
+/// is cut into more parts than cores: below it a part's start (an
+/// instance, a plan checked, its first blocks) is no longer small beside
+/// its work.
+pub const MIN_PART_RECORDS: u64 = 65_536;
+
+/// How many parts to make when the caller does not say, for a largest
+/// split dataset of `records`: one per core at least, and
+/// [`PARTS_PER_CORE`] per core (at most [`MAX_PARTS`]) when each gets
+/// [`MIN_PART_RECORDS`].
+pub fn default_parts(records: u64) -> usize {
+    let by_size = usize::try_from(records / MIN_PART_RECORDS).unwrap_or(usize::MAX);
+    let most = (cores() * PARTS_PER_CORE).min(MAX_PARTS);
+    by_size.clamp(cores().min(most), most)
 }
 
 /// How a run of `manifest` over `datasets` splits into (at most) `parts`
-/// parts; `None` when it runs as one instance (the model declares no
-/// `[partition]`, one part is asked for, or the data is one block).
-/// `Err` when the declaration does not fit the data: the run is refused.
+/// parts ([`default_parts`] of its data when `None`); `None` when it runs
+/// as one instance (the model declares no `[partition]`, one part is asked
+/// for, or the data is one block). `Err` when the declaration does not fit
+/// the data: the run is refused.
 pub fn split(
     manifest: &Manifest,
     datasets: &HashMap<String, Access>,
-    parts: usize,
+    parts: Option<usize>,
 ) -> Result<Option<Split>, String> {
     let Some(decl) = &manifest.partition else {
         return Ok(None);
     };
-    let parts = parts.clamp(1, MAX_PARTS);
     let mut split: Vec<String> = Vec::new();
     for name in manifest.datasets.keys() {
         let Some(access) = datasets.get(name) else {
@@ -98,15 +109,18 @@ pub fn split(
             decl.key
         ));
     }
-    if parts == 1 {
-        return Ok(None);
-    }
     // Bounds from the block boundaries of the largest split dataset.
     let largest = split
         .iter()
         .filter_map(|n| datasets.get(n))
         .max_by_key(|a| a.reader.info.records)
         .expect("at least one split dataset");
+    let parts = parts
+        .unwrap_or_else(|| default_parts(largest.reader.info.records))
+        .clamp(1, MAX_PARTS);
+    if parts == 1 {
+        return Ok(None);
+    }
     let Some(segment) = largest
         .reader
         .info
@@ -226,17 +240,31 @@ mod tests {
         assert_eq!(only_a.datasets, ["a"]);
         // A key no dataset begins with, or a field a dataset does not
         // begin with, is refused by name.
-        let err = split(&manifest("[partition]\nkey = \"z\"\n"), &datasets, 2).unwrap_err();
+        let err = split(&manifest("[partition]\nkey = \"z\"\n"), &datasets, Some(2)).unwrap_err();
         assert!(
             err.contains("key `z` begins the primary key of none"),
             "{err}"
         );
         let wrong = manifest("[partition]\nkey = \"x\"\nfields = { b = \"n\" }\n");
-        let err = split(&wrong, &datasets, 2).unwrap_err();
+        let err = split(&wrong, &datasets, Some(2)).unwrap_err();
         assert!(err.contains("its primary key begins with `y`"), "{err}");
     }
 
     fn split_of(m: &Manifest, d: &HashMap<String, Access>, parts: usize) -> Option<Split> {
-        split(m, d, parts).unwrap()
+        split(m, d, Some(parts)).unwrap()
+    }
+
+    #[test]
+    fn by_default_a_part_per_core_and_more_only_for_data_that_fills_them() {
+        let (cores, most) = (cores(), (cores() * PARTS_PER_CORE).min(MAX_PARTS));
+        assert_eq!(default_parts(0), cores.min(most));
+        assert_eq!(
+            default_parts(MIN_PART_RECORDS * cores as u64),
+            cores.min(most)
+        );
+        let between = (cores as u64 + 1) * MIN_PART_RECORDS;
+        assert_eq!(default_parts(between), (cores + 1).min(most));
+        assert_eq!(default_parts(u64::MAX), most);
+        assert!(most <= MAX_PARTS && most >= cores.min(MAX_PARTS));
     }
 }

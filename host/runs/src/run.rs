@@ -171,10 +171,7 @@ fn run_installed(
         Err(message) => return Err(refuse(store, &entries, manifest, &mut record, message)),
     };
     record.limits = Some(limits_record(&limits));
-    let parts = req
-        .partitions
-        .unwrap_or_else(crate::partition::default_parts);
-    let split = match crate::partition::split(manifest, session.datasets(), parts) {
+    let split = match crate::partition::split(manifest, session.datasets(), req.partitions) {
         Ok(split) => split,
         Err(message) => return Err(refuse(store, &entries, manifest, &mut record, message)),
     };

@@ -31,8 +31,9 @@ pub struct Args {
     dry_run: bool,
     /// Parts of a run of a model that declares `[partition]`: each part an
     /// instance over one range of its key, run one per core at once until
-    /// all are done [default: 8 per core]; 1 runs it as one instance.
-    /// Models without `[partition]` always run as one.
+    /// all are done [default: one per core, up to 8 per core when each
+    /// part gets 65,536 records of the largest split dataset]; 1 runs it
+    /// as one instance. Models without `[partition]` always run as one.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     partitions: Option<u16>,
 }
