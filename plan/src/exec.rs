@@ -229,6 +229,14 @@ enum AggArg {
 /// each row in the same order, an error named after the derive step); the
 /// group reads the derive's input directly, one node and a copy of each
 /// row fewer.
+/// A derive step's input and expressions.
+fn derive_parts(step: &CStep) -> Option<(usize, &[TExpr])> {
+    match &step.kind {
+        CKind::Derive { input, exprs } => Some((*input, exprs)),
+        _ => None,
+    }
+}
+
 fn fused_derive(steps: &[CStep], i: usize) -> Option<usize> {
     let CKind::Group {
         input: d,
@@ -239,10 +247,8 @@ fn fused_derive(steps: &[CStep], i: usize) -> Option<usize> {
     else {
         return None;
     };
-    let CKind::Derive { input: src, .. } = &steps[*d].kind else {
-        return None;
-    };
-    let (at, width) = (steps[*src].columns.len(), steps[*d].columns.len());
+    let (src, _) = derive_parts(&steps[*d])?;
+    let (at, width) = (steps[src].columns.len(), steps[*d].columns.len());
     let readers = steps
         .iter()
         .filter(|s| crate::check::inputs(&s.kind).contains(d))
@@ -312,12 +318,11 @@ impl CheckedPlan {
                 CKind::Group { aggregates, .. } => {
                     let i = compiled.len();
                     let fused = fused_derive(&self.steps, i);
-                    // The fused derive's input width and expressions.
-                    let derived = fused.and_then(|d| match &self.steps[d].kind {
-                        CKind::Derive { input, exprs } => {
-                            Some((self.steps[*input].columns.len(), exprs))
-                        }
-                        _ => None,
+                    // The fused derive: the step, its input's width, its
+                    // expressions.
+                    let derived = fused.and_then(|d| {
+                        let (input, exprs) = derive_parts(&self.steps[d])?;
+                        Some((d, self.steps[input].columns.len(), exprs))
                     });
                     let aggs = aggregates
                         .iter()
@@ -329,11 +334,8 @@ impl CheckedPlan {
                                         node: TNode::Field(c),
                                         ..
                                     }),
-                                    Some((at, exprs)),
-                                ) if *c >= at => AggArg::Expr(
-                                    compile(&exprs[*c - at], &mut cx),
-                                    fused.expect("fused with derived"),
-                                ),
+                                    Some((d, at, exprs)),
+                                ) if *c >= at => AggArg::Expr(compile(&exprs[*c - at], &mut cx), d),
                                 (
                                     Some(TExpr {
                                         node: TNode::Field(c),
@@ -791,27 +793,26 @@ impl Program {
                 };
                 // A fused derive's expressions read its input's columns,
                 // which the group then reads instead of the derive's rows.
-                let (src, derived) = match fused.map(|d| &self.steps[d].kind) {
-                    Some(CKind::Derive { input, exprs }) => (input, Some(exprs)),
-                    _ => (src, None),
+                let (src, derived) = match fused.and_then(|d| derive_parts(&self.steps[d])) {
+                    Some((input, exprs)) => (input, Some(exprs)),
+                    None => (*src, None),
                 };
-                let at = self.steps[*src].columns.len();
-                let mut cols = vec![false; self.steps[*src].columns.len()];
+                let at = self.steps[src].columns.len();
+                let mut cols = vec![false; at];
                 by.iter().for_each(|&c| cols[c] = true);
                 for a in aggregates.iter().filter_map(|(_, a)| a.as_ref()) {
                     match (&a.node, derived) {
+                        // Its expressions read the derive's input only.
                         (TNode::Field(c), Some(exprs)) if *c >= at => {
-                            let mut used = vec![false; at];
-                            mark(&exprs[*c - at], &mut used);
-                            cols.iter_mut().zip(used).for_each(|(c, u)| *c |= u);
+                            mark(&exprs[*c - at], &mut cols)
                         }
                         _ => mark(a, &mut cols),
                     }
                 }
                 let node = self.node(
-                    *src,
+                    src,
                     input,
-                    &now(*src, &mut (0..cols.len()).filter(|&c| cols[c])),
+                    &now(src, &mut (0..cols.len()).filter(|&c| cols[c])),
                 )?;
                 let types: Vec<Type> = s.columns[by.len()..].iter().map(|c| c.ty).collect();
                 if *streaming {
@@ -2135,45 +2136,37 @@ fn fold(
     let env = Env { row, pool: &p.pool };
     let pos = p.steps[step].pos;
     for ((_, arg), acc) in aggs.iter().zip(accs.iter_mut()) {
-        match arg {
-            AggArg::Field(c) => {
-                let v = &row[*c];
-                // The commonest aggregates, a sum of a column, added in place.
-                match (&mut *acc, v) {
-                    (Acc::SumInt(n), Value::Int(x)) => {
-                        if let Some(s) = n.checked_add(*x) {
-                            *n = s;
-                            continue;
-                        }
-                    }
-                    (Acc::SumDec(d), Value::Decimal(x)) => {
-                        if let Some(s) = d.checked_add(*x) {
-                            *d = s;
-                            continue;
-                        }
-                    }
-                    _ => {}
-                }
-                acc.add(v, true, pos).map_err(|e| p.eval_error(step, *e))?
-            }
+        let v = match arg {
+            AggArg::Field(c) => &row[*c],
             AggArg::Expr(a, from) => {
                 a.eval_into(&env, scratch)
                     .map_err(|e| p.eval_error(*from, *e))?;
-                // A sum of an int expression (a fused derive's, say),
-                // added in place as a column's is.
-                if let (Acc::SumInt(n), Value::Int(x)) = (&mut *acc, &*scratch) {
-                    if let Some(s) = n.checked_add(*x) {
-                        *n = s;
-                        continue;
-                    }
-                }
-                acc.add(scratch, true, pos)
-                    .map_err(|e| p.eval_error(step, *e))?;
+                &*scratch
             }
-            AggArg::None => acc
-                .add(&Value::Null, false, pos)
-                .map_err(|e| p.eval_error(step, *e))?,
+            AggArg::None => {
+                acc.add(&Value::Null, false, pos)
+                    .map_err(|e| p.eval_error(step, *e))?;
+                continue;
+            }
+        };
+        // The commonest aggregates, a sum of a column or of an expression
+        // (a fused derive's, say), added in place.
+        match (&mut *acc, v) {
+            (Acc::SumInt(n), Value::Int(x)) => {
+                if let Some(s) = n.checked_add(*x) {
+                    *n = s;
+                    continue;
+                }
+            }
+            (Acc::SumDec(d), Value::Decimal(x)) => {
+                if let Some(s) = d.checked_add(*x) {
+                    *d = s;
+                    continue;
+                }
+            }
+            _ => {}
         }
+        acc.add(v, true, pos).map_err(|e| p.eval_error(step, *e))?
     }
     Ok(())
 }

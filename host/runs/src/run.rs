@@ -618,17 +618,10 @@ fn load_and_run_parts(
 
 /// A run whose model could not be loaded.
 fn not_loaded(installed: &Installed, e: &LoadError, limits: Limits) -> crate::runtime::Finished {
-    crate::runtime::Finished {
-        session: Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
-        fuel_used: 0,
-        peak_memory: 0,
-        failure: Some(Failure {
-            kind: "load".into(),
-            message: e.for_model(installed),
-            limit: None,
-            used: None,
-        }),
-    }
+    crate::runtime::Finished::before_start(
+        Session::new(String::new(), limits, BTreeMap::new(), HashMap::new()),
+        Failure::of("load", e.for_model(installed)),
+    )
 }
 
 /// One pass over a succeeded run's leads (reading spill files back): the

@@ -273,17 +273,10 @@ impl Runtime {
         let model = session.model.clone();
         match self.on_guest_thread(move || self.run_here(loaded, session, started)) {
             Ok(finished) => finished,
-            Err(message) => Finished {
-                session: Session::new(model, limits, BTreeMap::new(), HashMap::new()),
-                fuel_used: 0,
-                peak_memory: 0,
-                failure: Some(Failure {
-                    kind: "host-error".into(),
-                    message,
-                    limit: None,
-                    used: None,
-                }),
-            },
+            Err(message) => Finished::before_start(
+                Session::new(model, limits, BTreeMap::new(), HashMap::new()),
+                Failure::of("host-error", message),
+            ),
         }
     }
 
@@ -311,12 +304,10 @@ impl Runtime {
         let session = store.into_data();
         let failure = match result {
             Ok(Ok(())) => None,
-            Ok(Err(message)) => Some(Failure {
-                kind: "model-error".into(),
-                message: crate::text::shorten(&message, 4096),
-                limit: None,
-                used: None,
-            }),
+            Ok(Err(message)) => Some(Failure::of(
+                "model-error",
+                crate::text::shorten(&message, 4096),
+            )),
             Err(e) => Some(classify(
                 e,
                 &Usage {
@@ -369,28 +360,16 @@ impl Runtime {
         let failed = AtomicBool::new(false);
         let finished = on_workers(sessions, workers, |session| {
             if failed.load(AtomicOrdering::Relaxed) {
-                return Finished {
+                return Finished::before_start(
                     session,
-                    fuel_used: 0,
-                    peak_memory: 0,
-                    failure: Some(Failure {
-                        kind: "not-run".into(),
-                        message: "not run: an earlier part failed".into(),
-                        limit: None,
-                        used: None,
-                    }),
-                };
+                    Failure::of("not-run", "not run: an earlier part failed".into()),
+                );
             }
             let mut f = self.run_from(loaded, session, started);
             f.session.release();
             if count > workers && f.failure.is_none() {
                 if let Err(e) = f.session.leads.settle() {
-                    f.failure = Some(Failure {
-                        kind: "host-error".into(),
-                        message: e.to_string(),
-                        limit: None,
-                        used: None,
-                    });
+                    f.failure = Some(Failure::of("host-error", e.to_string()));
                 }
             }
             if f.failure.is_some() {
@@ -438,12 +417,7 @@ impl Runtime {
                     }
                     if m.failure.is_none() {
                         if let Err(e) = m.session.leads.absorb(f.session.leads) {
-                            m.failure = Some(Failure {
-                                kind: "partition-overlap".into(),
-                                message: e.to_string(),
-                                limit: None,
-                                used: None,
-                            });
+                            m.failure = Some(Failure::of("partition-overlap", e.to_string()));
                         }
                     }
                     m
@@ -770,6 +744,18 @@ pub struct Failure {
     pub used: Option<u64>,
 }
 
+impl Failure {
+    /// A failure of `kind` that no limit measures.
+    pub fn of(kind: &str, message: String) -> Failure {
+        Failure {
+            kind: kind.into(),
+            message,
+            limit: None,
+            used: None,
+        }
+    }
+}
+
 /// What a run had used when it stopped.
 struct Usage<'a> {
     session: &'a Session,
@@ -917,6 +903,18 @@ pub struct Finished {
     pub fuel_used: u64,
     pub peak_memory: u64,
     pub failure: Option<Failure>,
+}
+
+impl Finished {
+    /// A run that failed before its model ran: nothing used.
+    pub fn before_start(session: Session, failure: Failure) -> Finished {
+        Finished {
+            session,
+            fuel_used: 0,
+            peak_memory: 0,
+            failure: Some(failure),
+        }
+    }
 }
 
 /// Memory and table caps, recording the peak. The memory cap is on all of
