@@ -2,13 +2,11 @@
 //! per process, so each ingest and each scan whose memory is reported runs
 //! in a fresh `jiandu-bench child …` and reports one JSON line.
 
-use crate::{data, machine, models, runs};
+use crate::{data, machine, runs};
 use anyhow::{bail, Context as _, Result};
-use disability_fund_arrears::DisabilityFundArrears;
 use jiandu::catalog;
 use jiandu::policy::Policy;
 use jiandu::runtime::Runtime;
-use scan_one_percent::ScanOnePercent;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::Command;
@@ -83,11 +81,11 @@ pub fn scan(
     })
 }
 
-/// How `child run` runs a model.
+/// How `child run` runs a model. (The native baseline is a binary of its
+/// own, `jiandu-bench-native`, built under `target/bench-native`: profile
+/// that one.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
-    /// The model compiled into this binary, through `jiandu::native`.
-    Native,
     /// The model alone in the sandbox.
     Sandboxed,
     /// A whole `jiandu run`.
@@ -109,7 +107,6 @@ pub fn run_model(
     let loaded = runtime
         .load(&model)
         .map_err(|e| anyhow::anyhow!("{}: {e}", model.manifest.id()))?;
-    let name = model.manifest.name.as_str();
     let mut out = Vec::new();
     for _ in 0..times {
         let t = match engine {
@@ -117,13 +114,6 @@ pub fn run_model(
             Engine::Sandboxed => {
                 runs::sandboxed(&runtime, &loaded, &store, &policy, &model, &[])?.0
             }
-            Engine::Native if name == models::SCAN_MODEL => {
-                runs::native_run::<ScanOnePercent>(&store, &policy, &model, &[])?.0
-            }
-            Engine::Native if name == models::COLLISION_MODEL => {
-                runs::native_run::<DisabilityFundArrears>(&store, &policy, &model, &[])?.0
-            }
-            Engine::Native => bail!("`{name}` is not linked into this binary"),
         };
         out.push(t.as_secs_f64());
     }

@@ -4,17 +4,18 @@
 //! against the generator's own answer, to the fen.
 
 use crate::machine::{per_second, secs};
+use crate::native::Runner;
 use crate::report::Figure;
 use crate::runs::{self, LeadSet};
 use crate::sqlite::{self, Form};
 use anyhow::Result;
-use disability_fund_arrears::DisabilityFundArrears;
 use jiandu::catalog::Installed;
 use jiandu::policy::Policy;
 use jiandu::runtime::{Loaded, Runtime};
 use jiandu::Store;
 use jiandu_demo::generate::disability::Generated;
 use rusqlite::Connection;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Jiandu must beat the fastest SQLite form: time ratio > 1.
@@ -91,11 +92,15 @@ pub fn load(
 }
 
 /// Runs every engine `reps` times (best time kept) and checks their leads.
+/// The store at `store_dir` is opened for each round's sandboxed runs and
+/// closed before the native one (built with the models' profile,
+/// [`Runner`]), which opens it in its own process.
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     runtime: &Runtime,
     loaded: &Loaded,
-    store: &Store,
+    store_dir: &Path,
+    native_runner: &Runner,
     policy: &Policy,
     model: &Installed,
     conn: &Connection,
@@ -124,18 +129,21 @@ pub fn measure(
     // Interleaved, so that a burst of load on a shared machine hits all.
     for rep in 0..reps.max(1) {
         progress(&format!("collision round {} of {reps}", rep + 1));
-        let (t, report) = runs::full_run(runtime, loaded, store, policy, model, &[])?;
-        full_run = full_run.min(t);
-        records_read = report.records_read;
-        let committed = runs::committed_leads(store, &model.manifest.name, &report.run_id)?;
+        let (committed, wasm) = {
+            let store = crate::data::open_store(store_dir)?;
+            let (t, report) = runs::full_run(runtime, loaded, &store, policy, model, &[])?;
+            full_run = full_run.min(t);
+            records_read = report.records_read;
+            let committed = runs::committed_leads(&store, &model.manifest.name, &report.run_id)?;
 
-        let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &[])?;
-        sandboxed = sandboxed.min(t);
-        let wasm = runs::emitted_set(&finished.session.leads)?;
+            let (t, finished) = runs::sandboxed(runtime, loaded, &store, policy, model, &[])?;
+            sandboxed = sandboxed.min(t);
+            (committed, runs::emitted_set(&finished.session.leads)?)
+        };
 
-        let (t, out) = runs::native_run::<DisabilityFundArrears>(store, policy, model, &[])?;
-        native = native.min(t);
-        let nat = runs::lead_set(&out.leads)?;
+        let out = native_runner.run(store_dir, policy, model, &[], 1)?;
+        native = native.min(out.times[0]);
+        let nat = out.leads;
 
         let mut sqlite_sets = Vec::new();
         for (i, form) in Form::ALL.iter().enumerate() {

@@ -4,8 +4,8 @@
 //! the same data:
 //!
 //! - **Scan**: records/s of `scan-one-percent` (reads every record, emits
-//!   1%) in the sandbox and compiled natively into this binary, both over
-//!   the same stored dataset through [`jiandu::native`].
+//!   1%) in the sandbox and compiled natively with the models' profile
+//!   ([`native`]), both over the same stored dataset version.
 //! - **Collision**: the 残保金 model over the four sample datasets as a
 //!   whole `jiandu run`, against the same rule as SQL in SQLite with
 //!   indexes; the leads of every engine must agree to the fen.
@@ -38,6 +38,7 @@ pub mod ledger;
 pub mod machine;
 pub mod memory;
 pub mod models;
+pub mod native;
 pub mod parallel;
 pub mod report;
 pub mod runs;
@@ -129,6 +130,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     let mut figures = Vec::new();
     let mut notes = Vec::new();
     let mut out_scan = None;
+    let mut native = None;
     let mut out_collision = None;
 
     progress("building the models for wasm32 (as `jiandu model build`)");
@@ -261,14 +263,15 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
             }
             if i == 0 && want(Section::Scan) {
                 progress(&format!("scan: {records} records, sandboxed and native"));
-                let store = data::open_store(&store_dir)?;
+                let runner = native_runner(&opts.exe, &mut native, progress)?;
                 let loaded = load(&models.scan)?;
                 for reader in ["rows", "structs"] {
                     let r = scan::measure(
                         reader,
                         &runtime,
                         &loaded,
-                        &store,
+                        &store_dir,
+                        &runner,
                         &policy,
                         &models.scan,
                         file.low,
@@ -322,11 +325,16 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         let mut conn = sqlite::open(&dir.join("sqlite.db"))?;
         let loaded_data = collision::load(&store, &mut conn, generated, progress)?;
         let loaded = load(&models.collision)?;
+        // Each measure opens the store itself: the native baseline opens it
+        // in a process of its own, and sled locks a store to one process.
+        drop(store);
         if want(Section::Collision) {
+            let runner = native_runner(&opts.exe, &mut native, progress)?;
             let r = collision::measure(
                 &runtime,
                 &loaded,
-                &store,
+                &dir.join("store"),
+                &runner,
                 &policy,
                 &models.collision,
                 &conn,
@@ -351,6 +359,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         }
         if want(Section::Parallel) {
             progress("parallel: two runs at once and in a row");
+            let store = data::open_store(&dir.join("store"))?;
             let r = parallel::measure(
                 &runtime,
                 &loaded,
@@ -376,6 +385,27 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         scan: out_scan,
         collision: out_collision,
     })
+}
+
+/// The native baseline, built the first time a section needs it: under
+/// `bench-native` in the target folder of `exe` (the harness's own binary),
+/// beside the workspace's build.
+fn native_runner(
+    exe: &Path,
+    built: &mut Option<native::Runner>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<native::Runner> {
+    if let Some(runner) = built {
+        return Ok(runner.clone());
+    }
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("bench-native"))
+        .context("the harness's binary is in a target folder")?;
+    let runner = native::Runner::build(&target, progress)?;
+    *built = Some(runner.clone());
+    Ok(runner)
 }
 
 /// Where `models::build` installed `model`.

@@ -1,16 +1,15 @@
-//! Running one model three ways over the same store: sandboxed (the model
-//! alone, or a whole `jiandu run` with its ledger entries and leads
-//! commit), and natively through `jiandu::native`.
+//! Running one model over a store in the sandbox: the model alone, or a
+//! whole `jiandu run` with its ledger entries and leads commit (natively:
+//! [`crate::native`]); and comparing what runs found.
 
 use anyhow::{bail, Result};
 use jiandu::catalog::Installed;
 use jiandu::emitted::Emitted;
-use jiandu::native::{self, NativeBackend, NativeOutput};
+use jiandu::native;
 use jiandu::policy::Policy;
 use jiandu::run::{self, Request};
 use jiandu::runtime::{Finished, Loaded, Runtime, Session};
 use jiandu::{leads, Store};
-use jiandu_sdk::LeadData;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,7 +17,8 @@ use std::time::{Duration, Instant};
 /// A run's leads as compared across engines: subject → amount.
 pub type LeadSet = BTreeMap<String, Option<Decimal>>;
 
-fn amount(text: Option<&str>) -> Result<Option<Decimal>> {
+/// A lead's amount as written, read exactly.
+pub fn amount(text: Option<&str>) -> Result<Option<Decimal>> {
     text.map(|a| {
         a.parse::<Decimal>()
             .map_err(|e| anyhow::anyhow!("amount `{a}`: {e}"))
@@ -26,15 +26,7 @@ fn amount(text: Option<&str>) -> Result<Option<Decimal>> {
     .transpose()
 }
 
-/// The lead set of emitted leads.
-pub fn lead_set(leads: &BTreeMap<String, LeadData>) -> Result<LeadSet> {
-    leads
-        .iter()
-        .map(|(k, l)| Ok((k.clone(), amount(l.amount.as_deref())?)))
-        .collect()
-}
-
-/// [`lead_set`] of a sandboxed run's emitted leads.
+/// The lead set of a sandboxed run's emitted leads.
 pub fn emitted_set(leads: &Emitted) -> Result<LeadSet> {
     let mut set = LeadSet::new();
     let mut each = leads.iter();
@@ -96,20 +88,6 @@ pub fn sandboxed(
         );
     }
     Ok((elapsed, finished))
-}
-
-/// The same model compiled into this binary, over the same store.
-pub fn native_run<M: jiandu_sdk::Model>(
-    store: &Store,
-    policy: &Policy,
-    model: &Installed,
-    params: &[(String, String)],
-) -> Result<(Duration, NativeOutput)> {
-    let backend = NativeBackend::for_model(store, policy, &model.manifest, params)?;
-    let t = Instant::now();
-    let out = native::run::<M>(backend)
-        .map_err(|e| anyhow::anyhow!("{} failed natively: {e}", model.manifest.id()))?;
-    Ok((t.elapsed(), out))
 }
 
 /// A whole `jiandu run` (policy, ledger start entry, sandboxed run, leads

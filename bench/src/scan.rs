@@ -4,14 +4,14 @@
 //! for each way the SDK reads records (`reader=rows`, field by field, and
 //! `reader=structs`, serde).
 
+use crate::native::Runner;
 use crate::report::Figure;
 use crate::runs::{self, LeadSet};
 use anyhow::{ensure, Result};
 use jiandu::catalog::Installed;
 use jiandu::policy::Policy;
 use jiandu::runtime::{Loaded, Runtime};
-use jiandu::Store;
-use scan_one_percent::ScanOnePercent;
+use std::path::Path;
 use std::time::Duration;
 
 /// Minimum wasm ÷ native throughput.
@@ -67,22 +67,25 @@ impl ScanResult {
     }
 }
 
-/// Runs the scan model reading with `reader` in the sandbox and natively,
-/// best of `reps` each (at least [`MIN_REPS`]), and checks both emitted
-/// the same `expected_leads` leads.
+/// Runs the scan model reading with `reader` in the sandbox and natively
+/// (built with the models' profile, [`Runner`]), best of `reps` each (at
+/// least [`MIN_REPS`]), and checks both emitted the same `expected_leads`
+/// leads. The store at `store_dir` is opened for each sandboxed run and
+/// closed before each native one, which opens it in its own process.
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     reader: &'static str,
     runtime: &Runtime,
     loaded: &Loaded,
-    store: &Store,
+    store_dir: &Path,
+    native: &Runner,
     policy: &Policy,
     model: &Installed,
     expected_leads: u64,
     reps: usize,
 ) -> Result<ScanResult> {
     let mut wasm = Duration::MAX;
-    let mut native = Duration::MAX;
+    let mut native_time = Duration::MAX;
     let mut wasm_leads = LeadSet::new();
     let mut native_leads = LeadSet::new();
     let mut records = 0;
@@ -90,19 +93,22 @@ pub fn measure(
     let params = [("reader".to_string(), reader.to_string())];
     // Interleaved, so that a burst of load on a shared machine hits both.
     for _ in 0..reps.max(MIN_REPS) {
-        let (t, finished) = runs::sandboxed(runtime, loaded, store, policy, model, &params)?;
-        wasm = wasm.min(t);
-        fuel = finished.fuel_used;
-        records = finished.session.records_read;
-        wasm_leads = runs::emitted_set(&finished.session.leads)?;
-        let (t, out) = runs::native_run::<ScanOnePercent>(store, policy, model, &params)?;
-        native = native.min(t);
+        {
+            let store = crate::data::open_store(store_dir)?;
+            let (t, finished) = runs::sandboxed(runtime, loaded, &store, policy, model, &params)?;
+            wasm = wasm.min(t);
+            fuel = finished.fuel_used;
+            records = finished.session.records_read;
+            wasm_leads = runs::emitted_set(&finished.session.leads)?;
+        }
+        let out = native.run(store_dir, policy, model, &params, 1)?;
+        native_time = native_time.min(out.times[0]);
         ensure!(
             out.records_read == records,
             "native read {} records, wasm {records}",
             out.records_read
         );
-        native_leads = runs::lead_set(&out.leads)?;
+        native_leads = out.leads;
     }
     runs::check_agree("wasm", &wasm_leads, "native", &native_leads)?;
     ensure!(
@@ -115,7 +121,7 @@ pub fn measure(
         records,
         leads: wasm_leads.len(),
         wasm,
-        native,
+        native: native_time,
         fuel,
     })
 }
