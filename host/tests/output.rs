@@ -570,3 +570,34 @@ fn quiet_shows_results_only_and_cannot_be_verbose_too() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_models_log_lines_show_by_level_as_the_hosts_own() {
+    let store = printer_store();
+    // (level, flags, shown)
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("debug", &[], false),
+        ("debug", &["-v"], true),
+        ("debug", &["--quiet"], false),
+        ("info", &[], true),
+        ("info", &["--quiet"], false),
+        ("warn", &[], true),
+        ("warn", &["--quiet"], true),
+    ];
+    for (level, flags, shown) in cases {
+        let out = jiandu(store.path())
+            .args(*flags)
+            .args(["run", "printer", "--param", "log=the line"])
+            .args(["--param", &format!("log_level={level}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let line = format!("[printer] {level}: the line");
+        assert_eq!(
+            stderr(&out).contains(&line),
+            *shown,
+            "{level} with {flags:?}:\n{}",
+            stderr(&out)
+        );
+    }
+}

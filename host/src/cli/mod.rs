@@ -188,6 +188,7 @@ pub fn main() -> ExitCode {
         _ => "debug",
     };
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     tracing_subscriber::fmt()
         .with_timer(Utc8)
         .with_env_filter(
@@ -320,6 +321,21 @@ fn finish(result: Result<ExitCode>) -> ExitCode {
 
 /// `--quiet`: no spinners.
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How many `-v`.
+static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether a line a model logged at `level` is shown, as the host's own
+/// lines are: debug lines with `-v`; with `--quiet` only warnings and
+/// errors.
+pub fn shows_model_line(level: &str) -> bool {
+    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+    match level {
+        "debug" => !quiet && VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "info" => !quiet,
+        _ => true,
+    }
+}
 
 /// Log lines carry the time as every record does: China Standard Time
 /// with its offset (`jiandu::time`), not UTC.

@@ -82,7 +82,11 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     // What the model wrote is shown inert: a log line stays one line, and
     // the lines of a failure message (a panic message, a wasm backtrace
     // naming the model's functions) are indented under the host's own.
-    for line in &report.logs {
+    for line in report
+        .logs
+        .iter()
+        .filter(|l| super::shows_model_line(l.level))
+    {
         errln!(
             "[{}] {}: {}",
             report.model,

@@ -12,7 +12,11 @@ impl Model for Printer {
         let text = |name: &str| -> Result<String> { Ok(unescape(&ctx.param::<String>(name)?)) };
         let log = text("log")?;
         if !log.is_empty() {
-            ctx.info(&log);
+            match ctx.param::<String>("log_level")?.as_str() {
+                "debug" => ctx.debug(&log),
+                "warn" => ctx.warn(&log),
+                _ => ctx.info(&log),
+            }
         }
         let mut lead = Lead::new(text("subject")?)
             .title(text("title")?)
