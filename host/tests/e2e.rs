@@ -626,6 +626,20 @@ fn demo_runs_end_to_end_and_verifies() {
         4,
         "{text}"
     );
+    // Their code went into the store's module cache as `jiandu run` puts
+    // it there: the four models' and the one interpreter all four plans
+    // share, compiled once.
+    let compiled = std::fs::read_dir(store.path().join("cache"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "cwasm")
+        })
+        .count();
+    assert_eq!(compiled, 5, "{text}");
 }
 
 #[test]

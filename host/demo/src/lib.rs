@@ -14,5 +14,5 @@ pub mod generate;
 
 pub(crate) use jiandu_record::ledger;
 pub(crate) use jiandu_runs::{leads, plans, policy, run};
-pub(crate) use jiandu_sandbox::{catalog, runtime};
+pub(crate) use jiandu_sandbox::{cache, catalog, runtime};
 pub(crate) use jiandu_store::{dataset, fsio, ids, Error, Result, Store};
