@@ -918,9 +918,11 @@ fn take(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
         .ok_or(DecodeError("value runs past the end"))
 }
 
+/// `bytes` as text, ASCII (codes, decimals, dates, most short texts)
+/// checked eight bytes at a time, other text by the full UTF-8 check.
 #[inline]
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
-    core::str::from_utf8(bytes).map_err(|_| DecodeError("text is not UTF-8"))
+    crate::rows::utf8(bytes).ok_or(DecodeError("text is not UTF-8"))
 }
 
 #[inline]
@@ -1019,6 +1021,16 @@ mod tests {
         let rec = RecordRef::new(&bad).unwrap();
         assert_eq!(rec.str(0), None);
         assert!(rec.field(0).is_err());
+        // Past the first eight bytes, and in text that is not ASCII.
+        for text in ["91350100M000100Y43", "阿克苏某某有限公司（0）"] {
+            let mut bad = encode(&[Some(Value::Str(text))]).unwrap();
+            let rec = RecordRef::new(&bad).unwrap();
+            assert_eq!(rec.field(0).unwrap(), Some(Value::Str(text)));
+            let last = bad.len() - 2;
+            bad[last] = 0xc3;
+            let rec = RecordRef::new(&bad).unwrap();
+            assert!(rec.field(0).is_err(), "{text}");
+        }
     }
 
     #[test]
