@@ -71,13 +71,13 @@ pub struct LeadData {
 /// Log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
-    /// Shown with `-v`.
+    /// Printed with `-v`.
     Debug,
-    /// A line kept with the run.
+    /// Printed unless `--quiet`.
     Info,
-    /// A warning kept with the run.
+    /// Printed always.
     Warn,
-    /// An error kept with the run.
+    /// Printed always.
     Error,
 }
 

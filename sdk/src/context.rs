@@ -218,7 +218,9 @@ impl Context {
         Ok(())
     }
 
-    /// Logs a line, kept with the run.
+    /// Logs a line for the person running the model: `jiandu run` prints
+    /// it when the run ends (not with `--quiet`). Logs are not written to
+    /// the ledger.
     ///
     /// ```no_run
     /// # fn run(ctx: &jiandu_sdk::Context, leads: usize) {
@@ -231,7 +233,8 @@ impl Context {
             .log(Level::Info, &message.to_string());
     }
 
-    /// Logs a warning, kept with the run.
+    /// Logs a warning: `jiandu run` prints it when the run ends, with
+    /// `--quiet` too. Logs are not written to the ledger.
     ///
     /// ```no_run
     /// # fn run(ctx: &jiandu_sdk::Context, case_id: &str) {
@@ -244,7 +247,7 @@ impl Context {
             .log(Level::Warn, &message.to_string());
     }
 
-    /// Logs a debug line (shown with `-v`).
+    /// Logs a debug line: `jiandu run -v` prints it when the run ends.
     ///
     /// ```no_run
     /// # fn run(ctx: &jiandu_sdk::Context, credit_code: &str) {
