@@ -442,6 +442,20 @@ fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
         // The summary says when a run ran as parts.
         let said = stdout(&out);
         assert_eq!(said.contains(" parts: "), parts != "1", "{said}");
+        // Each part logs its count; without -v the first part's line
+        // stands for the others'.
+        let logged = stderr(&out);
+        let lines = logged.lines().filter(|l| l.contains("] info: ")).count();
+        if parts == "1" {
+            assert_eq!(lines, 1, "{logged}");
+        } else {
+            assert!(logged.contains("] info: part 1 of "), "{logged}");
+            assert!(!logged.contains("] info: part 2 of "), "{logged}");
+            assert!(
+                logged.contains("more info lines from the other parts (-v shows them)"),
+                "{logged}"
+            );
+        }
         last_run(store.path())
     };
     let one = run_parts("1");
@@ -482,6 +496,17 @@ fn a_partitioned_run_keeps_the_leads_and_digest_of_a_single_instance() {
     let many = run_parts("24");
     let count = many["partitions"].as_array().expect("the parts").len();
     assert!(count > parts.len(), "{many:#}");
+    // With -v, every part's line.
+    let out = jiandu(store.path())
+        .args(["-v", "run", DISABILITY, "--partitions", "3"])
+        .output()
+        .unwrap();
+    let logged = stderr(&out);
+    let lines = logged
+        .lines()
+        .filter(|l| l.contains("] info: part "))
+        .count();
+    assert_eq!(lines, parts.len(), "{logged}");
     assert_eq!(one["leads_digest"], many["leads_digest"]);
     assert_eq!(one["records_read"], many["records_read"]);
     let out = jiandu(store.path())

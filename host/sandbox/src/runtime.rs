@@ -395,6 +395,7 @@ impl Runtime {
             // Each part's lines say which part wrote them.
             for line in &mut f.session.logs {
                 line.message = format!("part {} of {n}: {}", i + 1, line.message);
+                line.part = Some(i + 1);
             }
             if let Some(failure) = &mut f.failure {
                 failure.message = format!(
@@ -1012,6 +1013,10 @@ enum ScanState {
 pub struct LogLine {
     pub level: &'static str,
     pub message: String,
+    /// The part of a partitioned run that wrote it, from 1 (its message
+    /// then starts `part i of n: `); `None` for a run in one instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<usize>,
 }
 
 /// The package name of the plan interpreter (`plan/interpreter`): what
@@ -1471,6 +1476,7 @@ impl host::Host for Session {
         self.logs.push(LogLine {
             level,
             message: crate::text::shorten(&message, MAX_LOG_LINE_BYTES),
+            part: None,
         });
         Ok(())
     }

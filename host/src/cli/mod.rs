@@ -325,13 +325,18 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// How many `-v`.
 static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
+/// Whether `-v` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
 /// Whether a line a model logged at `level` is shown, as the host's own
 /// lines are: debug lines with `-v`; with `--quiet` only warnings and
 /// errors.
 pub fn shows_model_line(level: &str) -> bool {
     let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
     match level {
-        "debug" => !quiet && VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "debug" => !quiet && verbose(),
         "info" => !quiet,
         _ => true,
     }

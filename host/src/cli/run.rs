@@ -82,16 +82,29 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     // What the model wrote is shown inert: a log line stays one line, and
     // the lines of a failure message (a panic message, a wasm backtrace
     // naming the model's functions) are indented under the host's own.
+    // A partitioned run's parts each write their lines: without `-v`, the
+    // info lines of the first part stand for the others'.
+    let mut folded = 0;
     for line in report
         .logs
         .iter()
         .filter(|l| super::shows_model_line(l.level))
     {
+        if line.level == "info" && line.part.is_some_and(|p| p > 1) && !super::verbose() {
+            folded += 1;
+            continue;
+        }
         errln!(
             "[{}] {}: {}",
             report.model,
             line.level,
             printable(&line.message)
+        );
+    }
+    if folded > 0 {
+        errln!(
+            "[{}] info: and {folded} more info lines from the other parts (-v shows them)",
+            report.model
         );
     }
     let preview = match (&store, args.dry_run) {
