@@ -3,8 +3,7 @@
 //! process of its own over the same store.
 //!
 //! A model's wasm module is built with fat LTO, one codegen unit and a
-//! higher inline threshold (`jiandu::catalog::MODEL_PROFILE`,
-//! `MODEL_RUSTFLAGS`); this binary is built with the workspace's release
+//! higher inline threshold (`jiandu::catalog::model_cargo`); this binary is built with the workspace's release
 //! profile, so the same model compiled into it would be a slower baseline
 //! than the sandboxed module's and flatter the sandbox. The runner depends
 //! on the store and the SDK only, so building it with the models' profile
@@ -17,7 +16,7 @@
 
 use crate::runs::{amount, LeadSet};
 use anyhow::{bail, Context as _, Result};
-use jiandu::catalog::{Installed, MODEL_PROFILE, MODEL_RUSTFLAGS, NOT_INHERITED};
+use jiandu::catalog::{model_cargo, Installed};
 use jiandu::native;
 use jiandu::policy::Policy;
 use std::path::{Path, PathBuf};
@@ -54,20 +53,12 @@ impl Runner {
             "building the native baseline with the models' profile (fat LTO; minutes the first time) into {}",
             target_dir.display()
         ));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
+        let status = model_cargo()
             .args(["build", "--release", "--quiet", "--bin", PACKAGE])
             .arg("--manifest-path")
             .arg(workspace.join("bench/native/Cargo.toml"))
             .arg("--target-dir")
             .arg(target_dir)
-            .envs(MODEL_PROFILE.iter().copied())
-            .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS);
-        for name in NOT_INHERITED {
-            command.env_remove(name);
-        }
-        let status = command
             .status()
             .context("running cargo to build the native baseline")?;
         if !status.success() {

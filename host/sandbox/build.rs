@@ -71,19 +71,13 @@ fn build_interpreter(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     ensure_target();
     let manifest = root.join("plan").join("interpreter").join("Cargo.toml");
     let target = target_dir(out_dir).join("jiandu-models");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = model_cargo();
     command
         .args(["build", "--release", "--lib", "--target", WASM_TARGET])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
-        .arg(&target)
-        .envs(MODEL_PROFILE.iter().copied())
-        .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS);
-    for name in NOT_INHERITED {
-        command.env_remove(name);
-    }
+        .arg(&target);
     // The build script's standard output is cargo's to read.
     let status = command
         .stdout(std::process::Stdio::null())

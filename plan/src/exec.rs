@@ -220,6 +220,14 @@ enum AggArg {
     Expr(Compiled, usize),
 }
 
+/// A derive step's input and expressions.
+fn derive_parts(step: &CStep) -> Option<(usize, &[TExpr])> {
+    match &step.kind {
+        CKind::Derive { input, exprs } => Some((*input, exprs)),
+        _ => None,
+    }
+}
+
 /// The derive step that group step `i` may evaluate in place, as its
 /// aggregates' arguments, instead of reading its columns from a pipe: the
 /// group's input, when nothing else reads that derive, the group's keys
@@ -229,14 +237,6 @@ enum AggArg {
 /// each row in the same order, an error named after the derive step); the
 /// group reads the derive's input directly, one node and a copy of each
 /// row fewer.
-/// A derive step's input and expressions.
-fn derive_parts(step: &CStep) -> Option<(usize, &[TExpr])> {
-    match &step.kind {
-        CKind::Derive { input, exprs } => Some((*input, exprs)),
-        _ => None,
-    }
-}
-
 fn fused_derive(steps: &[CStep], i: usize) -> Option<usize> {
     let CKind::Group {
         input: d,

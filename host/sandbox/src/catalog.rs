@@ -807,8 +807,7 @@ pub fn build(
 fn compile(cargo_toml: &Path, id: &str, observer: &mut dyn BuildObserver) -> Result<Vec<u8>> {
     let target_dir = models_target_dir(cargo_toml)?;
     observer.step(&format!("building {id} for {WASM_TARGET}"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = model_cargo();
     command
         .args([
             "build",
@@ -821,12 +820,7 @@ fn compile(cargo_toml: &Path, id: &str, observer: &mut dyn BuildObserver) -> Res
         .arg("--manifest-path")
         .arg(cargo_toml)
         .arg("--target-dir")
-        .arg(&target_dir)
-        .envs(MODEL_PROFILE.iter().copied())
-        .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS);
-    for name in NOT_INHERITED {
-        command.env_remove(name);
-    }
+        .arg(&target_dir);
     let output = run_forwarding(command, observer)?;
     if !output.status.success() {
         return Err(Error::model(

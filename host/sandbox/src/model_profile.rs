@@ -1,6 +1,7 @@
 // How every model is compiled: by `model build` for a model crate, and by
-// this crate's build script for the plan interpreter it carries. Kept in
-// one file that both include, so that the two cannot drift apart.
+// this crate's build script for the plan interpreter it carries (and, through
+// `catalog::model_cargo`, the benchmarks' native baseline). Kept in one file
+// that both include, so that they cannot drift apart.
 
 /// The wasm target models are built for: no WASI, nothing ambient.
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -38,3 +39,19 @@ pub const NOT_INHERITED: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
     "CLIPPY_ARGS",
 ];
+
+/// A `cargo` command (the one running this build, else the one on the
+/// path) that compiles with the models' profile and flags alone: what
+/// `model build`, the plan interpreter's build and the benchmarks' native
+/// baseline run.
+pub fn model_cargo() -> std::process::Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .envs(MODEL_PROFILE.iter().copied())
+        .env("CARGO_ENCODED_RUSTFLAGS", MODEL_RUSTFLAGS);
+    for name in NOT_INHERITED {
+        command.env_remove(name);
+    }
+    command
+}

@@ -325,20 +325,28 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// How many `-v`.
 static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-/// Whether `-v` was given.
-pub fn verbose() -> bool {
-    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0
+/// How a line a model logged is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelLine {
+    Shown,
+    Hidden,
+    /// An info line of a partitioned run's part after the first, counted
+    /// in one line instead (`-v` shows it).
+    Folded,
 }
 
-/// Whether a line a model logged at `level` is shown, as the host's own
-/// lines are: debug lines with `-v`; with `--quiet` only warnings and
-/// errors.
-pub fn shows_model_line(level: &str) -> bool {
+/// How a line a model logged at `level` (by part `part` of a partitioned
+/// run) is shown, as the host's own lines are: debug lines with `-v`;
+/// with `--quiet` only warnings and errors; the info lines of parts after
+/// the first with `-v`, folded otherwise.
+pub fn model_line(level: &str, part: Option<usize>) -> ModelLine {
     let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+    let verbose = VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0;
     match level {
-        "debug" => !quiet && verbose(),
-        "info" => !quiet,
-        _ => true,
+        "debug" if quiet || !verbose => ModelLine::Hidden,
+        "info" if quiet => ModelLine::Hidden,
+        "info" if !verbose && part.is_some_and(|p| p > 1) => ModelLine::Folded,
+        _ => ModelLine::Shown,
     }
 }
 

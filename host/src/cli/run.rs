@@ -85,14 +85,14 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     // A partitioned run's parts each write their lines: without `-v`, the
     // info lines of the first part stand for the others'.
     let mut folded = 0;
-    for line in report
-        .logs
-        .iter()
-        .filter(|l| super::shows_model_line(l.level))
-    {
-        if line.level == "info" && line.part.is_some_and(|p| p > 1) && !super::verbose() {
-            folded += 1;
-            continue;
+    for line in &report.logs {
+        match super::model_line(line.level, line.part) {
+            super::ModelLine::Hidden => continue,
+            super::ModelLine::Folded => {
+                folded += 1;
+                continue;
+            }
+            super::ModelLine::Shown => {}
         }
         errln!(
             "[{}] {}: {}",
