@@ -275,15 +275,20 @@ impl Value {
 /// Orders byte strings as slices do, eight bytes at a time: keys are
 /// compared on every row of a join or a group, and in the sandbox
 /// `memcmp` is a loop over single bytes.
+///
+/// Words are loaded little-endian, as wasm loads them: a big-endian load
+/// would be a byte swap, which wasm lacks (some forty instructions a
+/// word). Equal words, the common case, need no order; unequal ones are
+/// ordered by their lowest differing byte, the first in the string.
 #[inline]
 fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {
-        let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
-        let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         if x != y {
-            return x.cmp(&y);
+            return first_difference(x, y);
         }
         i += 8;
     }
@@ -291,10 +296,10 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
         if n >= 8 {
             // The last eight bytes, overlapping what was compared equal:
             // the first difference is among those not yet compared.
-            let x = u64::from_be_bytes(a[n - 8..n].try_into().expect("8 bytes"));
-            let y = u64::from_be_bytes(b[n - 8..n].try_into().expect("8 bytes"));
+            let x = u64::from_le_bytes(a[n - 8..n].try_into().expect("8 bytes"));
+            let y = u64::from_le_bytes(b[n - 8..n].try_into().expect("8 bytes"));
             if x != y {
-                return x.cmp(&y);
+                return first_difference(x, y);
             }
         } else {
             while i < n {
@@ -306,6 +311,14 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// The order of two unequal words loaded little-endian from byte strings:
+/// that of their lowest differing byte.
+#[inline]
+fn first_difference(x: u64, y: u64) -> Ordering {
+    let shift = (x ^ y).trailing_zeros() & !7;
+    ((x >> shift) as u8).cmp(&((y >> shift) as u8))
 }
 
 /// Parses an exact decimal written with digits, an optional sign and an
@@ -427,6 +440,33 @@ mod tests {
                 let (x, y) = (Value::Str(a.into()), Value::Str(b.into()));
                 assert_eq!(x.cmp_key(&y), a.cmp(b), "{a:?} {b:?}");
             }
+        }
+    }
+
+    /// Every length to three words, a difference at every place, and
+    /// later bytes that differ the other way (the first difference decides,
+    /// not the word's value): the order of slices.
+    #[test]
+    fn byte_order_is_decided_by_the_first_difference_at_any_place() {
+        for len in 0..=24usize {
+            let base: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+            for at in 0..len {
+                for (lo, hi) in [(b'1', b'2'), (0x7f, 0x80), (0x00, 0xff)] {
+                    let (mut a, mut b) = (base.clone(), base.clone());
+                    a[at] = lo;
+                    b[at] = hi;
+                    // Behind the difference, the other way round.
+                    for k in at + 1..len {
+                        a[k] = 0xff;
+                        b[k] = 0x00;
+                    }
+                    assert_eq!(cmp_bytes(&a, &b), Ordering::Less, "{a:?} {b:?}");
+                    assert_eq!(cmp_bytes(&b, &a), Ordering::Greater, "{a:?} {b:?}");
+                    // A prefix orders first.
+                    assert_eq!(cmp_bytes(&a[..at], &a), a[..at].cmp(&a[..]));
+                }
+            }
+            assert_eq!(cmp_bytes(&base, &base), Ordering::Equal);
         }
     }
 
