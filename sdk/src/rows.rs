@@ -545,24 +545,48 @@ fn decimal_text(i: i64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// Byte-wise order, eight bytes at a time: keys such as credit codes and
-/// ID numbers are 18 bytes, and a wasm build's `memcmp` goes byte by byte.
-/// Words are loaded little-endian, as wasm loads them (a big-endian load
-/// is a byte swap, some forty wasm instructions); unequal words are
-/// ordered by their lowest differing byte, the first in the string.
+/// ID numbers are 18 bytes, and a wasm build's `memcmp` goes byte by byte
+/// (so the bytes after the last whole word are compared as the last eight,
+/// overlapping what was found equal, not handed to it). Words are loaded
+/// little-endian, as wasm loads them (a big-endian load is a byte swap,
+/// some forty wasm instructions); unequal words are ordered by their
+/// lowest differing byte, the first in the string.
 #[inline]
 fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
-        let y = u64::from_le_bytes(y.try_into().expect("8 bytes"));
+    let n = a.len().min(b.len());
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 <= n {
+        let (x, y) = (word(a, i), word(b, i));
         if x != y {
-            let shift = (x ^ y).trailing_zeros() & !7;
-            return ((x >> shift) as u8).cmp(&((y >> shift) as u8));
+            return first_difference(x, y);
+        }
+        i += 8;
+    }
+    if i < n {
+        if n >= 8 {
+            let (x, y) = (word(a, n - 8), word(b, n - 8));
+            if x != y {
+                return first_difference(x, y);
+            }
+        } else {
+            while i < n {
+                if a[i] != b[i] {
+                    return a[i].cmp(&b[i]);
+                }
+                i += 1;
+            }
         }
     }
-    let done = a.len().min(b.len()) / 8 * 8;
-    a[done..].cmp(&b[done..])
+    a.len().cmp(&b.len())
+}
+
+/// The order of two unequal words loaded little-endian from byte strings:
+/// that of their lowest differing byte.
+#[inline]
+fn first_difference(x: u64, y: u64) -> Ordering {
+    let shift = (x ^ y).trailing_zeros() & !7;
+    ((x >> shift) as u8).cmp(&((y >> shift) as u8))
 }
 
 /// One record, borrowed from the batch it came in.
