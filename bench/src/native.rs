@@ -3,12 +3,13 @@
 //! process of its own over the same store.
 //!
 //! A model's wasm module is built with fat LTO, one codegen unit and a
-//! higher inline threshold (`jiandu::catalog::model_cargo`); this binary is built with the workspace's release
-//! profile, so the same model compiled into it would be a slower baseline
-//! than the sandboxed module's and flatter the sandbox. The runner depends
-//! on the store and the SDK only, so building it with the models' profile
-//! does not compile wasmtime; it is built once per harness run (cargo
-//! reuses it when nothing changed) under `target/bench-native`.
+//! higher inline threshold (`jiandu::catalog::model_cargo`); this binary
+//! is built with the workspace's release profile, so the same model
+//! compiled into it would be a slower baseline than the sandboxed
+//! module's and flatter the sandbox. The runner depends on the store and
+//! the SDK only, so building it with the models' profile does not compile
+//! wasmtime; it is built once per harness run (cargo reuses it when
+//! nothing changed) under `target/bench-native`.
 //!
 //! The runner opens the store itself: sled locks a store to one process,
 //! so callers hold no [`jiandu::Store`] (nor a session's readers) of it
