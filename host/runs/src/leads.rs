@@ -1575,12 +1575,18 @@ impl<'a, I: Iterator<Item = &'a LeadData>> LeadSource for Encoded<'a, I> {
 /// reads them back; with `digest`, the ledger's digest of those leads
 /// taken on the way (from each lead's content as the plan encodes it;
 /// meaningful only if the plan succeeds).
+///
+/// Two threads share the work: one reads the run's leads, encodes each
+/// one's content and adds it to the digest ([`encode_leads`]); this one
+/// merges them, a batch at a time, with the current snapshot and writes
+/// the new one. Each half is about half the work; a plan on one thread
+/// kept one core busy while the hashes behind it left the other idle.
 pub fn plan_from(
     store: &Store,
     model: &str,
     model_version: &str,
     run_id: &str,
-    emitted: &mut dyn LeadSource,
+    emitted: &mut (dyn LeadSource + Send),
     digest: Option<&mut LeadsDigest>,
 ) -> Result<Changes> {
     crate::catalog::check_name(model).map_err(Error::Leads)?;
@@ -1601,49 +1607,23 @@ pub fn plan_from(
     remove_orphans(store, model, None)?;
     let raw_base = base.as_ref().map(|b| b.raw.clone());
     let previous = base.as_ref().map(|b| b.path.clone());
-    let mut stored = base.map(|b| Reader::new(model, b));
-    let mut planner = Planner {
-        model_version,
-        run_id,
-        now: crate::time::now_text(),
-        out: Writer::create(path)?,
-        content: EncodedContent::default(),
-        digest,
-        new: 0,
-        open: 0,
-        resolved: 0,
-        changed: 0,
+    let mut merger = Merger {
+        planner: Planner {
+            run_id,
+            now: crate::time::now_text(),
+            out: Writer::create(path)?,
+            new: 0,
+            open: 0,
+            resolved: 0,
+            changed: 0,
+        },
+        stored: base.map(|b| Reader::new(model, b)),
+        at_hand: false,
     };
-    // Whether `stored` has a lead at hand.
-    let mut at_hand = match &mut stored {
-        Some(r) => r.next()?,
-        None => false,
-    };
-    // A merge of the two, both in subject order: the stored leads before
-    // each emitted one are no longer produced.
-    emitted.each(&mut |data| {
-        if let Some(reader) = stored.as_mut() {
-            while at_hand && reader.life().subject.as_bytes() < data.subject {
-                planner.not_produced(reader)?;
-                at_hand = reader.next()?;
-            }
-            if at_hand && reader.life().subject.as_bytes() == data.subject {
-                planner.produced_again(reader, data)?;
-                at_hand = reader.next()?;
-                return Ok(());
-            }
-        }
-        planner.first_seen(data.subject, data)
-    })?;
-    if let Some(reader) = stored.as_mut() {
-        while at_hand {
-            planner.not_produced(reader)?;
-            at_hand = reader.next()?;
-        }
+    if let Some(reader) = merger.stored.as_mut() {
+        merger.at_hand = reader.next()?;
     }
-    if let Some(reader) = stored {
-        reader.finish()?;
-    }
+    merge_leads(&mut merger, model_version, emitted, digest)?;
     let Planner {
         out,
         new,
@@ -1651,7 +1631,7 @@ pub fn plan_from(
         resolved,
         changed,
         ..
-    } = planner;
+    } = merger.finish()?;
     let (sha256, leads) = out.finish()?;
     sync_dir(&dir)?;
     let pointer = Pointer {
@@ -1676,16 +1656,162 @@ pub fn plan_from(
     })
 }
 
+/// Leads a batch sent from [`encode_leads`] to the merge holds, at most.
+const BATCH_LEADS: usize = 4096;
+
+/// Batches on their way to the merge, at most.
+const BATCHES_QUEUED: usize = 2;
+
+/// Encoded leads on their way to the merge: each lead's subject then its
+/// content, one after the other in `bytes`.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Per lead, where its subject ends and its content ends.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, subject: &[u8], content: &[u8]) {
+        self.bytes.extend_from_slice(subject);
+        let subject_end = self.bytes.len();
+        self.bytes.extend_from_slice(content);
+        self.ends.push((subject_end, self.bytes.len()));
+    }
+
+    /// Each lead's (subject, content).
+    fn leads(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(subject, content)| {
+            let lead = (&self.bytes[start..subject], &self.bytes[subject..content]);
+            start = content;
+            lead
+        })
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+/// Merges the run's leads, encoded by a thread of their own, into
+/// `merger`.
+fn merge_leads(
+    merger: &mut Merger<'_>,
+    model_version: &str,
+    emitted: &mut (dyn LeadSource + Send),
+    digest: Option<&mut LeadsDigest>,
+) -> Result<()> {
+    let (to_merge, batches) = std::sync::mpsc::sync_channel::<Result<Batch>>(BATCHES_QUEUED);
+    let (give_back, spare) = std::sync::mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let encoder = std::thread::Builder::new()
+            .name("jiandu-leads".into())
+            .spawn_scoped(scope, move || {
+                encode_leads(model_version, emitted, digest, &to_merge, &spare)
+            })
+            .map_err(|e| Error::Leads(format!("cannot start a thread to encode the leads: {e}")))?;
+        let merged = (|| {
+            for batch in &batches {
+                let batch = batch?;
+                for (subject, content) in batch.leads() {
+                    merger.take(subject, content)?;
+                }
+                // The encoder may be done already: the batch is dropped.
+                let _ = give_back.send(batch);
+            }
+            Ok(())
+        })();
+        // A merge that stopped early stops the encoder at its next batch.
+        drop(batches);
+        encoder.join().expect("encoding leads does not panic");
+        merged
+    })
+}
+
+/// The encoding half of [`merge_leads`]: encodes every lead of `emitted`
+/// (and digests it) into batches sent to `to_merge`, taking emptied
+/// batches back from `spare`. A failure to read the leads is sent on as
+/// the last batch; a merge that stopped (the receiver gone) stops it.
+fn encode_leads(
+    model_version: &str,
+    emitted: &mut (dyn LeadSource + Send),
+    mut digest: Option<&mut LeadsDigest>,
+    to_merge: &std::sync::mpsc::SyncSender<Result<Batch>>,
+    spare: &std::sync::mpsc::Receiver<Batch>,
+) {
+    let mut content = EncodedContent::default();
+    let mut batch = Batch::default();
+    let read = emitted.each(&mut |data| {
+        encode_content(model_version, data, &mut content);
+        if let Some(digest) = digest.as_deref_mut() {
+            digest.add_content(data.subject, &content);
+        }
+        batch.push(data.subject, &content.bytes);
+        if batch.ends.len() == BATCH_LEADS {
+            let mut next = spare.try_recv().unwrap_or_default();
+            next.clear();
+            let full = std::mem::replace(&mut batch, next);
+            // The merge stopped: its own error is the one reported.
+            to_merge
+                .send(Ok(full))
+                .map_err(|_| Error::Leads("the merge of the leads stopped".into()))?;
+        }
+        Ok(())
+    });
+    let last = match read {
+        Ok(()) if batch.ends.is_empty() => return,
+        Ok(()) => Ok(batch),
+        Err(e) => Err(e),
+    };
+    let _ = to_merge.send(last);
+}
+
+/// The merge of the stored snapshot with the run's leads, both in subject
+/// order: the stored leads before each emitted one are no longer produced.
+struct Merger<'a> {
+    planner: Planner<'a>,
+    stored: Option<Reader<'a>>,
+    /// Whether `stored` has a lead at hand.
+    at_hand: bool,
+}
+
+impl<'a> Merger<'a> {
+    /// The emitted lead of `subject`, encoded as `content`.
+    fn take(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
+        if let Some(reader) = self.stored.as_mut() {
+            while self.at_hand && reader.life().subject.as_bytes() < subject {
+                self.planner.not_produced(reader)?;
+                self.at_hand = reader.next()?;
+            }
+            if self.at_hand && reader.life().subject.as_bytes() == subject {
+                self.planner.produced_again(reader, content)?;
+                self.at_hand = reader.next()?;
+                return Ok(());
+            }
+        }
+        self.planner.fresh(subject, content)
+    }
+
+    /// The stored leads after the last emitted one, no longer produced.
+    fn finish(mut self) -> Result<Planner<'a>> {
+        if let Some(mut reader) = self.stored.take() {
+            while self.at_hand {
+                self.planner.not_produced(&reader)?;
+                self.at_hand = reader.next()?;
+            }
+            reader.finish()?;
+        }
+        Ok(self.planner)
+    }
+}
+
 /// [`plan`], one lead at a time.
 struct Planner<'a> {
-    model_version: &'a str,
     run_id: &'a str,
     now: String,
     out: Writer,
-    /// The encoded content of the emitted lead at hand.
-    content: EncodedContent,
-    /// The ledger's digest of the run's leads, taken on the way.
-    digest: Option<&'a mut LeadsDigest>,
     new: u64,
     open: u64,
     resolved: u64,
@@ -1693,22 +1819,9 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// A lead not in the snapshot, or resolved there: new.
-    fn first_seen(&mut self, subject: &[u8], data: &LeadBytes<'_>) -> Result<()> {
-        self.encode(data);
-        self.fresh(subject)
-    }
-
-    /// Encodes the emitted lead at hand, and digests it.
-    fn encode(&mut self, data: &LeadBytes<'_>) {
-        encode_content(self.model_version, data, &mut self.content);
-        if let Some(digest) = self.digest.as_deref_mut() {
-            digest.add_content(data.subject, &self.content);
-        }
-    }
-
-    /// Writes the lead at hand as first produced by this run.
-    fn fresh(&mut self, subject: &[u8]) -> Result<()> {
+    /// Writes the lead of `subject`, encoded as `content`, as first
+    /// produced by this run (not in the snapshot, or resolved there).
+    fn fresh(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
         self.new += 1;
         self.changed += 1;
         let life = Life {
@@ -1719,7 +1832,7 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: self.now.as_bytes(),
         };
-        self.out.lead(&life, &self.content.bytes)
+        self.out.lead(&life, content)
     }
 
     /// A lead in the snapshot that the run did not produce: resolved,
@@ -1742,16 +1855,16 @@ impl Planner<'_> {
         self.out.lead(&life, reader.content())
     }
 
-    /// A lead in the snapshot that the run produced again: open if it was
-    /// live, else new again; `updated_at` moves only if its content changed.
-    fn produced_again(&mut self, reader: &Reader, data: &LeadBytes<'_>) -> Result<()> {
+    /// A lead in the snapshot that the run produced again, encoded as
+    /// `content`: open if it was live, else new again; `updated_at` moves
+    /// only if its content changed.
+    fn produced_again(&mut self, reader: &Reader, content: &[u8]) -> Result<()> {
         let stored = reader.life();
-        self.encode(data);
         if stored.status == Status::Resolved {
-            return self.fresh(stored.subject.as_bytes());
+            return self.fresh(stored.subject.as_bytes(), content);
         }
         self.open += 1;
-        let same = reader.content() == self.content.bytes.as_slice();
+        let same = reader.content() == content;
         if !same {
             self.changed += 1;
         }
@@ -1763,7 +1876,7 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: if same { &stored.updated_at } else { &self.now },
         };
-        self.out.lead(&life, &self.content.bytes)
+        self.out.lead(&life, content)
     }
 }
 
@@ -1907,6 +2020,109 @@ mod tests {
         assert_eq!(changes.new, 4_000);
         assert_eq!(taken.finish(), digest(&leads));
         changes.discard(&store).unwrap();
+    }
+
+    /// Commits `changes` as a run would.
+    fn commit_plan(store: &Store, changes: &Changes) {
+        store
+            .meta
+            .transaction(|meta| {
+                apply_in(meta, changes)?;
+                Ok::<_, ConflictableTransactionError<Error>>(())
+            })
+            .unwrap();
+        changes.committed(store).unwrap();
+    }
+
+    /// Leads are encoded on one thread and merged with the stored
+    /// snapshot on another, in batches: over many batches, every lead of
+    /// both sides is accounted for once, in subject order, with its status.
+    #[test]
+    fn a_plan_over_many_batches_merges_every_lead_with_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let leads = |range: std::ops::Range<usize>, step: usize, amount: &str| {
+            range
+                .step_by(step)
+                .map(|i| {
+                    let l = lead_data(&format!("91{i:08}"), Some(amount), &[("i", "1")]);
+                    (l.subject.clone(), l)
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let first = leads(0..3 * BATCH_LEADS, 1, "1.00");
+        let changes = plan(&store, "m", "1.0.0", "20261206T000000.000-1-0", &first).unwrap();
+        assert_eq!(
+            (changes.new, changes.leads),
+            (first.len() as u64, first.len() as u64)
+        );
+        commit_plan(&store, &changes);
+        // Every other lead again (half of them changed), the rest resolved,
+        // and as many new ones after them.
+        let mut second = leads(0..3 * BATCH_LEADS, 2, "1.00");
+        second.extend(leads(0..3 * BATCH_LEADS, 4, "2.00"));
+        second.extend(leads(3 * BATCH_LEADS..6 * BATCH_LEADS, 1, "3.00"));
+        let changes = plan(&store, "m", "1.0.0", "20261206T000001.000-1-0", &second).unwrap();
+        let again = (3 * BATCH_LEADS / 2) as u64;
+        assert_eq!(changes.open, again);
+        assert_eq!(changes.resolved, again);
+        assert_eq!(changes.new, 3 * BATCH_LEADS as u64);
+        assert_eq!(changes.changed, again / 2 + again + 3 * BATCH_LEADS as u64);
+        let planned = changes.preview().unwrap();
+        assert_eq!(planned.len(), 6 * BATCH_LEADS);
+        let subjects: Vec<&str> = planned.iter().map(|l| l.subject.as_str()).collect();
+        assert!(subjects.windows(2).all(|w| w[0] < w[1]));
+        for lead in &planned {
+            let i: usize = lead.subject[2..].parse().unwrap();
+            let (status, amount) = match i {
+                i if i >= 3 * BATCH_LEADS => (Status::New, "3.00"),
+                i if i % 4 == 0 => (Status::Open, "2.00"),
+                i if i % 2 == 0 => (Status::Open, "1.00"),
+                _ => (Status::Resolved, "1.00"),
+            };
+            assert_eq!(
+                (lead.status, lead.amount.as_deref()),
+                (status, Some(amount)),
+                "{i}"
+            );
+        }
+        commit_plan(&store, &changes);
+    }
+
+    /// Leads that fail to be read part-way (a spill file gone bad, say).
+    struct Failing(usize);
+
+    impl LeadSource for Failing {
+        fn each(&mut self, f: &mut dyn FnMut(&LeadBytes<'_>) -> Result<()>) -> Result<()> {
+            let mut buf = Vec::new();
+            for i in 0..self.0 {
+                let lead = lead_data(&format!("91{i:08}"), Some("1.00"), &[]);
+                buf.clear();
+                encoded_lead::put_data(&mut buf, &lead);
+                let (view, _) = encoded_lead::decode_bytes(&buf).unwrap();
+                f(&view)?;
+            }
+            Err(Error::Leads("the spill file is damaged".into()))
+        }
+    }
+
+    /// A failure to read the run's leads, in whichever batch, is the
+    /// plan's error; nothing is left planned, and the next plan succeeds.
+    #[test]
+    fn a_failure_to_read_the_leads_is_the_plans_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in [0, 7, BATCH_LEADS, 2 * BATCH_LEADS + 1] {
+            let run = format!("20261206T00000{}.000-1-0", n % 10);
+            let failed = plan_from(&store, "m", "1.0.0", &run, &mut Failing(n), None);
+            let e = failed.err().expect("the plan fails");
+            assert!(e.to_string().contains("the spill file is damaged"), "{e}");
+        }
+        let one = BTreeMap::from([("91A".to_string(), lead_data("91A", None, &[]))]);
+        let changes = plan(&store, "m", "1.0.0", "20261206T000009.000-1-0", &one).unwrap();
+        commit_plan(&store, &changes);
+        let files = std::fs::read_dir(model_dir(&store, "m")).unwrap().count();
+        assert_eq!(files, 1, "only the committed snapshot is left");
     }
 
     #[test]
