@@ -52,6 +52,33 @@ pub fn text_size(lead: &LeadData) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubjectKey(u64);
 
+/// Subject keys to the sizes of their leads. A key is already a hash of
+/// its subject under a secret random key ([`Emitted::key_of`]), spread over
+/// all its bits, so the map takes it as its own hash rather than hashing
+/// it again (a second SipHash per lead emitted and per lead merged).
+type Sizes = HashMap<u64, u64, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The [`std::hash::Hasher`] of [`Sizes`]: a `u64` key is its own hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+
+    /// Not used by `u64` keys; folds bytes in so that it is still a hash.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
 /// The emitted leads of one run.
 pub struct Emitted {
     /// Leads since the last spill, encoded (each its length first), in the
@@ -64,7 +91,7 @@ pub struct Emitted {
     /// that walks its data in key order emits: then it needs no sorting.
     ascending: bool,
     /// Every subject emitted, by hash: the size of its latest lead.
-    sizes: HashMap<u64, u64>,
+    sizes: Sizes,
     hasher: std::hash::RandomState,
     /// Sorted runs written out, oldest first.
     spills: Vec<Spill>,
@@ -92,7 +119,7 @@ impl Emitted {
             memory: Vec::new(),
             starts: Vec::new(),
             ascending: true,
-            sizes: HashMap::new(),
+            sizes: Sizes::default(),
             hasher: std::hash::RandomState::new(),
             spills: Vec::new(),
             spill_dir: None,
@@ -144,6 +171,7 @@ impl Emitted {
                 self.memory.append(&mut other.memory);
             }
         }
+        self.sizes.reserve(other.sizes.len());
         self.sizes.extend(other.sizes.drain());
         self.spills.append(&mut other.spills);
         Ok(())
