@@ -523,6 +523,88 @@ fn a_plan_model_builds_and_runs_where_there_is_no_compiler() {
     );
 }
 
+/// A copy of the sample plan, partitioned on the credit code, whose leads
+/// are about `subject`.
+fn partitioned_plan(name: &str, subject: &str) -> tempfile::TempDir {
+    let model = plan_model(name, |p| {
+        p.replace(
+            r#"subject = "credit_code""#,
+            &format!("subject = \"{subject}\""),
+        )
+    });
+    let toml = std::fs::read_to_string(model.path().join("model.toml")).unwrap();
+    let partition = "\n[partition]\nkey = \"credit_code\"\nfields = { disabled_employees = \"employer_credit_code\" }\n";
+    std::fs::write(model.path().join("model.toml"), toml + partition).unwrap();
+    model
+}
+
+/// The snapshot files in `model`'s leads folder.
+fn snapshot_files(store: &Path, model: &str) -> Vec<String> {
+    let dir = store.join("leads").join(model);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A partitioned run plans its leads as its parts finish when each part's
+/// subjects come after the parts' before it (the subject is the key the
+/// run is split on); when they do not (leads about the employer's name,
+/// which the credit codes do not order), the leads are planned once the
+/// parts are over. Either way: the leads, digest and snapshot of one
+/// instance.
+#[test]
+fn a_partitioned_runs_leads_are_those_of_one_instance_whatever_order_its_subjects_take() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 3_000, 11);
+    for (model, subject, early) in [("by-code", "credit_code", true), ("by-name", "name", false)] {
+        let dir = partitioned_plan(model, subject);
+        build(store.path(), dir.path());
+        let run = |parts: &str| {
+            let out = jiandu(store.path())
+                .args(["-vv", "run", model, "--partitions", parts])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let run = finished_runs(store.path(), model).pop().unwrap()["run"].clone();
+            let kept = leads(store.path(), model, false);
+            (stderr(&out), run, kept)
+        };
+        let (_, one, one_leads) = run("1");
+        let (said, parts, parts_leads) = run("8");
+        assert!(
+            parts["partitions"].as_array().unwrap().len() > 1,
+            "{parts:#}"
+        );
+        assert!(one["leads_count"].as_u64().unwrap() > 100, "{one:#}");
+        assert_eq!(one["leads_count"], parts["leads_count"], "{model}");
+        assert_eq!(one["leads_digest"], parts["leads_digest"], "{model}");
+        assert_eq!(
+            one["leads_snapshot"]["leads"],
+            parts["leads_snapshot"]["leads"]
+        );
+        // The same leads, found again: open, none new or resolved.
+        assert_eq!(essentials(&one_leads), essentials(&parts_leads), "{model}");
+        assert!(parts_leads.iter().all(|l| l["status"] == "open"), "{model}");
+        assert_eq!(
+            said.contains("planned after the run"),
+            !early,
+            "{model}: {said}"
+        );
+        assert_eq!(snapshot_files(store.path(), model).len(), 1, "{model}");
+    }
+    let out = jiandu(store.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn a_failing_part_fails_the_run_by_its_part_and_parts_not_started_do_not_run() {
     let store = store_with_model(RUST_MODEL);
@@ -560,5 +642,10 @@ fn a_failing_part_fails_the_run_by_its_part_and_parts_not_started_do_not_run() {
         ran >= 1 && ran <= bound,
         "{ran} of {} parts ran",
         parts.len()
+    );
+    // Nothing of the leads planned while the parts ran is left.
+    assert_eq!(
+        snapshot_files(store.path(), "failing-parts"),
+        Vec::<String>::new()
     );
 }

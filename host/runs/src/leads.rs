@@ -1589,71 +1589,141 @@ pub fn plan_from(
     emitted: &mut (dyn LeadSource + Send),
     digest: Option<&mut LeadsDigest>,
 ) -> Result<Changes> {
-    crate::catalog::check_name(model).map_err(Error::Leads)?;
-    check_run_id(run_id)?;
-    let dir = model_dir(store, model);
-    let file = file_name(run_id);
-    let path = dir.join(&file);
-    // Read first: a run that commits from here on changes the pointer, and
-    // `apply_in` then refuses this plan.
-    let base = open_current(store, model)?;
-    if base.as_ref().is_some_and(|b| b.pointer.run == run_id) {
-        return Err(Error::Leads(format!(
-            "run {run_id} of {model} has committed its leads already"
-        )));
+    let mut plan = Plan::start(store, model, model_version, run_id)?;
+    merge_leads(&mut plan.merger, model_version, emitted, digest)?;
+    plan.finish()
+}
+
+/// A plan ([`plan_from`]) given the run's leads one at a time, in subject
+/// order ([`Plan::take`]): a partitioned run's leads as its parts finish.
+pub struct Plan<'a> {
+    model: &'a str,
+    model_version: &'a str,
+    dir: PathBuf,
+    file: String,
+    raw_base: Option<IVec>,
+    previous: Option<PathBuf>,
+    claim: Claim,
+    merger: Merger<'a>,
+    /// The lead at hand, encoded.
+    content: EncodedContent,
+}
+
+impl<'a> Plan<'a> {
+    /// Starts the plan of run `run_id`'s snapshot of `model`'s leads
+    /// against the current one (the model's orphan files deleted first).
+    pub fn start(
+        store: &Store,
+        model: &'a str,
+        model_version: &'a str,
+        run_id: &'a str,
+    ) -> Result<Plan<'a>> {
+        crate::catalog::check_name(model).map_err(Error::Leads)?;
+        check_run_id(run_id)?;
+        let dir = model_dir(store, model);
+        let file = file_name(run_id);
+        let path = dir.join(&file);
+        // Read first: a run that commits from here on changes the pointer,
+        // and `apply_in` then refuses this plan.
+        let base = open_current(store, model)?;
+        if base.as_ref().is_some_and(|b| b.pointer.run == run_id) {
+            return Err(Error::Leads(format!(
+                "run {run_id} of {model} has committed its leads already"
+            )));
+        }
+        let claim = Claim::take(store, path.clone(), model, run_id)?;
+        create_dir(store, &dir)?;
+        remove_orphans(store, model, None)?;
+        let raw_base = base.as_ref().map(|b| b.raw.clone());
+        let previous = base.as_ref().map(|b| b.path.clone());
+        let mut merger = Merger {
+            planner: Planner {
+                run_id,
+                now: crate::time::now_text(),
+                out: Writer::create(path)?,
+                new: 0,
+                open: 0,
+                resolved: 0,
+                changed: 0,
+            },
+            stored: base.map(|b| Reader::new(model, b)),
+            at_hand: false,
+        };
+        if let Some(reader) = merger.stored.as_mut() {
+            merger.at_hand = reader.next()?;
+        }
+        Ok(Plan {
+            model,
+            model_version,
+            dir,
+            file,
+            raw_base,
+            previous,
+            claim,
+            merger,
+            content: EncodedContent::default(),
+        })
     }
-    let claim = Claim::take(store, path.clone(), model, run_id)?;
-    create_dir(store, &dir)?;
-    remove_orphans(store, model, None)?;
-    let raw_base = base.as_ref().map(|b| b.raw.clone());
-    let previous = base.as_ref().map(|b| b.path.clone());
-    let mut merger = Merger {
-        planner: Planner {
+
+    /// Takes the run's next lead, whose subject comes after every one
+    /// taken before; with `digest`, adds it to the ledger's digest.
+    pub fn take(&mut self, lead: &LeadBytes<'_>, digest: Option<&mut LeadsDigest>) -> Result<()> {
+        encode_content(self.model_version, lead, &mut self.content);
+        if let Some(digest) = digest {
+            digest.add_content(lead.subject, &self.content);
+        }
+        self.merger.take(lead.subject, &self.content.bytes)
+    }
+
+    /// Drops the plan, deleting what it wrote.
+    pub fn discard(self, store: &Store) -> Result<()> {
+        let Plan {
+            model,
+            claim,
+            merger,
+            ..
+        } = self;
+        // The file is closed before it is deleted.
+        drop(merger);
+        let path = claim.path.clone();
+        claim.release();
+        remove_orphans(store, model, Some(&path))
+    }
+
+    /// The new snapshot, written and durable, once every lead is taken.
+    pub fn finish(self) -> Result<Changes> {
+        let Planner {
             run_id,
-            now: crate::time::now_text(),
-            out: Writer::create(path)?,
-            new: 0,
-            open: 0,
-            resolved: 0,
-            changed: 0,
-        },
-        stored: base.map(|b| Reader::new(model, b)),
-        at_hand: false,
-    };
-    if let Some(reader) = merger.stored.as_mut() {
-        merger.at_hand = reader.next()?;
+            out,
+            new,
+            open,
+            resolved,
+            changed,
+            ..
+        } = self.merger.finish()?;
+        let (sha256, leads) = out.finish()?;
+        sync_dir(&self.dir)?;
+        let pointer = Pointer {
+            file: self.file,
+            sha256,
+            leads,
+            run: run_id.to_string(),
+        };
+        Ok(Changes {
+            model: self.model.to_string(),
+            base: self.raw_base,
+            pointer: serde_json::to_vec(&pointer)
+                .expect("a pointer serializes")
+                .into(),
+            previous: self.previous,
+            claim: self.claim,
+            new,
+            open,
+            resolved,
+            changed,
+            leads,
+        })
     }
-    merge_leads(&mut merger, model_version, emitted, digest)?;
-    let Planner {
-        out,
-        new,
-        open,
-        resolved,
-        changed,
-        ..
-    } = merger.finish()?;
-    let (sha256, leads) = out.finish()?;
-    sync_dir(&dir)?;
-    let pointer = Pointer {
-        file,
-        sha256,
-        leads,
-        run: run_id.to_string(),
-    };
-    Ok(Changes {
-        model: model.to_string(),
-        base: raw_base,
-        pointer: serde_json::to_vec(&pointer)
-            .expect("a pointer serializes")
-            .into(),
-        previous,
-        claim,
-        new,
-        open,
-        resolved,
-        changed,
-        leads,
-    })
 }
 
 /// Leads a batch sent from [`encode_leads`] to the merge holds, at most.

@@ -179,13 +179,24 @@ fn run_installed(
     // 2. Fail closed: no start entry, no run.
     ledger::append(store, &entries.draft(Kind::RunStarted, &record))?;
 
-    // 3. Load and run.
+    // 3. Load and run; a partitioned run's leads are planned as its parts
+    // finish.
+    let mut planned_early = None;
     let finished = match &split {
         None => load_and_run(runtime, cache, installed, loaded, session, limits),
         Some(split) => {
             let sessions = session.partitioned(&split.datasets, &split.ranges);
-            let (finished, parts) =
-                load_and_run_parts(runtime, cache, installed, loaded, sessions, limits);
+            let mut early = PlanAsPartsEnd::start(store, manifest, &run_id);
+            let (finished, parts) = load_and_run_parts(
+                runtime,
+                cache,
+                installed,
+                loaded,
+                sessions,
+                limits,
+                &mut |leads| early.part(leads),
+            );
+            planned_early = early.finish();
             record.partitions = parts
                 .into_iter()
                 .map(|p| ledger::PartitionRecord {
@@ -208,6 +219,11 @@ fn run_installed(
     // 4. Commit the leads, or record the failure.
     let ended = match &finished.failure {
         Some(failure) => {
+            if let Some((_, (Ok(changes), _))) = planned_early {
+                if let Err(e) = changes.discard(store) {
+                    tracing::warn!("a failed run's planned leads file remains: {e}");
+                }
+            }
             record.outcome = Outcome::Failed;
             record.leads_count = Some(0);
             let d = entries
@@ -221,6 +237,7 @@ fn run_installed(
             manifest,
             &mut record,
             &finished.session.leads,
+            planned_early,
         )?,
         None => commit_leads(
             store,
@@ -229,6 +246,7 @@ fn run_installed(
             &mut record,
             &finished.session.leads,
             &cursors,
+            planned_early,
         )?,
     };
     let succeeded = ended.failure.is_none();
@@ -309,11 +327,12 @@ fn preview_leads(
     manifest: &catalog::Manifest,
     record: &mut RunRecord,
     leads: &Emitted,
+    planned_early: Option<Planned>,
 ) -> Result<Ended> {
     record.outcome = Outcome::Succeeded;
     record.leads_count = Some(leads.len() as u64);
     let ((digest, total_amount), (planned, _)) =
-        digest_and_plan(store, manifest, &record.run_id, leads);
+        planned_early.unwrap_or_else(|| digest_and_plan(store, manifest, &record.run_id, leads));
     let changes = planned?;
     let preview = changes.preview();
     let (new, open, resolved) = (changes.new, changes.open, changes.resolved);
@@ -372,6 +391,7 @@ fn commit_leads(
     record: &mut RunRecord,
     leads: &Emitted,
     cursors: &Cursors,
+    planned_early: Option<Planned>,
 ) -> Result<Ended> {
     let run_id = record.run_id.clone();
     record.outcome = Outcome::Succeeded;
@@ -384,7 +404,8 @@ fn commit_leads(
             leads.spills()
         );
     }
-    let ((digest, total), planned) = digest_and_plan(store, manifest, &run_id, leads);
+    let ((digest, total), planned) =
+        planned_early.unwrap_or_else(|| digest_and_plan(store, manifest, &run_id, leads));
     record.leads_digest = Some(digest);
     let d = entries.draft(Kind::RunFinished, record);
     let committed = commit(store, &d, leads, cursors, Some(planned)).map(|c| (c, total));
@@ -608,10 +629,13 @@ fn load_and_run_parts(
     loaded: Option<&Loaded>,
     sessions: Vec<Session>,
     limits: Limits,
+    in_order: crate::runtime::InOrder<'_>,
 ) -> (crate::runtime::Finished, Vec<crate::runtime::PartRun>) {
     let mut owned = None;
     match loaded_or_load(runtime, cache, installed, loaded, &mut owned) {
-        Ok(loaded) => runtime.run_parts(loaded, sessions, crate::partition::cores()),
+        Ok(loaded) => {
+            runtime.run_parts(loaded, sessions, crate::partition::cores(), Some(in_order))
+        }
         Err(e) => (not_loaded(installed, &e, limits), Vec::new()),
     }
 }
@@ -624,20 +648,24 @@ fn not_loaded(installed: &Installed, e: &LoadError, limits: Limits) -> crate::ru
     )
 }
 
+/// A run's leads planned: the ledger's digest of them and their total
+/// amount, and the new snapshot's plan with the time it took. The digest
+/// is meaningful only if the plan succeeded.
+type Planned = (
+    (String, rust_decimal::Decimal),
+    (Result<crate::leads::Changes>, Duration),
+);
+
 /// One pass over a succeeded run's leads (reading spill files back): the
 /// new snapshot's plan with the time it took, and on the way the ledger's
 /// digest of the leads with their total amount. The digest is meaningful
 /// only if the plan succeeded (a failed plan stops the pass).
-#[allow(clippy::type_complexity)]
 fn digest_and_plan(
     store: &Store,
     manifest: &catalog::Manifest,
     run_id: &str,
     leads: &Emitted,
-) -> (
-    (String, rust_decimal::Decimal),
-    (Result<crate::leads::Changes>, Duration),
-) {
+) -> Planned {
     let planned = Instant::now();
     let mut totalling = Totalling {
         source: leads.iter(),
@@ -654,6 +682,122 @@ fn digest_and_plan(
     );
     let took = planned.elapsed();
     ((digest.finish(), totalling.total), (changes, took))
+}
+
+/// A partitioned run's leads planned as its parts finish, in part order,
+/// while the later parts still run: what [`digest_and_plan`] does once the
+/// run is over, begun before, so that the plan and its hashing use a core
+/// the last parts leave idle. It holds while each part's leads come after
+/// those of the parts before it in subject order, as they do when the
+/// model's subjects follow the key the run is split on; a lead out of that
+/// order, a part that failed or a failure to plan drops it (its file is an
+/// orphan the next plan deletes), and the leads are planned once the run
+/// is over, from all the parts' leads merged, as they always were. The
+/// snapshot, digest and total are the same either way: the leads in
+/// subject order.
+struct PlanAsPartsEnd<'a> {
+    store: &'a Store,
+    plan: Option<crate::leads::Plan<'a>>,
+    digest: crate::leads::LeadsDigest,
+    total: rust_decimal::Decimal,
+    /// The subject of the last lead taken.
+    last: Option<Vec<u8>>,
+    /// Time spent planning.
+    took: Duration,
+    run_id: &'a str,
+}
+
+impl<'a> PlanAsPartsEnd<'a> {
+    fn start(store: &'a Store, manifest: &'a catalog::Manifest, run_id: &'a str) -> Self {
+        let started = Instant::now();
+        let plan = crate::leads::Plan::start(store, &manifest.name, &manifest.version, run_id);
+        let plan = plan
+            .map_err(|e| tracing::debug!("run {run_id}: leads planned after the run: {e}"))
+            .ok();
+        PlanAsPartsEnd {
+            store,
+            plan,
+            digest: crate::leads::LeadsDigest::default(),
+            total: rust_decimal::Decimal::ZERO,
+            last: None,
+            took: started.elapsed(),
+            run_id,
+        }
+    }
+
+    /// The next part's leads (`None`: the part failed).
+    fn part(&mut self, leads: Option<&Emitted>) {
+        let Some(plan) = self.plan.as_mut() else {
+            return;
+        };
+        let started = Instant::now();
+        let taken = match leads {
+            None => Err("a part failed".to_string()),
+            Some(leads) => take_part(
+                plan,
+                leads,
+                &mut self.digest,
+                &mut self.total,
+                &mut self.last,
+            ),
+        };
+        self.took += started.elapsed();
+        if let Err(why) = taken {
+            tracing::debug!("run {}: leads planned after the run: {why}", self.run_id);
+            self.drop_plan();
+        }
+    }
+
+    /// Gives the plan up, deleting what it wrote.
+    fn drop_plan(&mut self) {
+        if let Some(plan) = self.plan.take() {
+            if let Err(e) = plan.discard(self.store) {
+                tracing::warn!(
+                    "run {}: a dropped plan's leads file remains: {e}",
+                    self.run_id
+                );
+            }
+        }
+    }
+
+    /// The plan, once every part is taken; `None` when it was dropped.
+    fn finish(mut self) -> Option<Planned> {
+        let started = Instant::now();
+        let changes = self.plan.take()?.finish();
+        let took = self.took + started.elapsed();
+        match changes {
+            Ok(changes) => Some(((self.digest.finish(), self.total), (Ok(changes), took))),
+            Err(e) => {
+                tracing::debug!("run {}: leads planned after the run: {e}", self.run_id);
+                None
+            }
+        }
+    }
+}
+
+/// [`PlanAsPartsEnd::part`]: each lead of one part taken into `plan`, if
+/// it comes after `last`.
+fn take_part(
+    plan: &mut crate::leads::Plan<'_>,
+    leads: &Emitted,
+    digest: &mut crate::leads::LeadsDigest,
+    total: &mut rust_decimal::Decimal,
+    last: &mut Option<Vec<u8>>,
+) -> std::result::Result<(), String> {
+    let mut each = leads.iter();
+    while let Some(lead) = each.next_bytes().map_err(|e| e.to_string())? {
+        if last.as_deref().is_some_and(|l| lead.subject <= l) {
+            return Err("a part's leads do not all come after those of the parts before it".into());
+        }
+        if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
+            *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
+        }
+        plan.take(&lead, Some(digest)).map_err(|e| e.to_string())?;
+        let last = last.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(lead.subject);
+    }
+    Ok(())
 }
 
 /// A run's leads lent to the plan, their amounts added up on the way.

@@ -344,11 +344,17 @@ impl Runtime {
     /// part order with its part named; the peak memory is that of the
     /// `workers` largest parts together. The run's lead limits apply to
     /// the merged leads too.
+    ///
+    /// `in_order` sees each part's leads (`None`: the part failed) as soon as
+    /// that part and every part before it have finished, in part order, on a
+    /// thread of its own while later parts run: a caller can take the
+    /// leads of the first parts on while the last ones still run.
     pub fn run_parts(
         &self,
         loaded: &Loaded,
         sessions: Vec<Session>,
         workers: usize,
+        in_order: Option<InOrder<'_>>,
     ) -> (Finished, Vec<PartRun>) {
         let started = Instant::now();
         let ranges: Vec<Option<KeyRange>> = sessions.iter().map(|s| s.part.clone()).collect();
@@ -358,7 +364,15 @@ impl Runtime {
         // not run (they come after it in part order, so the failure
         // reported, the first in part order, is a part that ran).
         let failed = AtomicBool::new(false);
-        let finished = on_workers(sessions, workers, |session| {
+        let mut observe = in_order.map(|f| {
+            move |_: usize, part: &Finished| {
+                f(part.failure.is_none().then_some(&part.session.leads));
+            }
+        });
+        let observe = observe
+            .as_mut()
+            .map(|o| o as &mut (dyn FnMut(usize, &Finished) + Send));
+        let run_one = |session: Session| {
             if failed.load(AtomicOrdering::Relaxed) {
                 return Finished::before_start(
                     session,
@@ -376,7 +390,8 @@ impl Runtime {
                 failed.store(true, AtomicOrdering::Relaxed);
             }
             f
-        });
+        };
+        let finished = on_workers_in_order(sessions, workers, run_one, observe);
         let mut peaks: Vec<u64> = finished.iter().map(|f| f.peak_memory).collect();
         peaks.sort_unstable_by(|a, b| b.cmp(a));
         let peak_memory: u64 = peaks.iter().take(workers).sum();
@@ -509,15 +524,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// the next item no thread has taken until none is left, so that an item
 /// that takes long keeps one thread while the others share the rest. The
 /// results come in the items' order.
+#[cfg(test)]
 fn on_workers<T: Send, R: Send>(
     items: Vec<T>,
     workers: usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
+    on_workers_in_order(items, workers, f, None)
+}
+
+/// [`on_workers`], and `observe` called with each result, in the items'
+/// order, on a thread of its own as soon as that result and every one
+/// before it are done, while the workers go on with later items.
+fn on_workers_in_order<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    f: impl Fn(T) -> R + Sync,
+    observe: Option<&mut (dyn FnMut(usize, &R) + Send)>,
+) -> Vec<R> {
     let count = items.len();
     let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
     let done: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    // Signalled, under its lock, each time a result is done.
+    let (finished, signal) = (Mutex::new(()), std::sync::Condvar::new());
     std::thread::scope(|scope| {
         for _ in 0..workers.clamp(1, count.max(1)) {
             scope.spawn(|| loop {
@@ -526,6 +556,27 @@ fn on_workers<T: Send, R: Send>(
                 let item = lock(slot).take().expect("each item is taken once");
                 let result = f(item);
                 *lock(&done[i]) = Some(result);
+                let _finished = lock(&finished);
+                signal.notify_all();
+            });
+        }
+        if let Some(observe) = observe {
+            let (done, finished, signal) = (&done, &finished, &signal);
+            scope.spawn(move || {
+                for (i, slot) in done.iter().enumerate() {
+                    let mut waiting = lock(finished);
+                    // A result is stored before the signal's lock is taken
+                    // to announce it, so none is missed between the check
+                    // and the wait.
+                    while lock(slot).is_none() {
+                        waiting = signal.wait(waiting).unwrap_or_else(|p| p.into_inner());
+                    }
+                    drop(waiting);
+                    // Its worker is done with it; the results are only
+                    // taken once every thread has ended.
+                    let result = lock(slot);
+                    observe(i, result.as_ref().expect("done"));
+                }
             });
         }
     });
@@ -897,6 +948,10 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
         None,
     )
 }
+
+/// What sees a partitioned run's parts' leads in part order as they
+/// finish ([`Runtime::run_parts`]): `None` for a part that failed.
+pub type InOrder<'a> = &'a mut (dyn FnMut(Option<&Emitted>) + Send);
 
 /// What a finished run produced.
 pub struct Finished {
@@ -1637,6 +1692,64 @@ mod tests {
         let left = ticks_until(Instant::now() + Duration::from_secs(2));
         assert!((190..=200).contains(&left), "{left}");
         assert!(ticks_until(deadline_after(Instant::now(), u64::MAX)) > 100);
+    }
+
+    /// Results are seen in the items' order, each as soon as it and those
+    /// before it are done: a slow first item holds back what is seen, not
+    /// what the workers do meanwhile.
+    #[test]
+    fn results_are_seen_in_order_while_later_items_still_run() {
+        for (items, workers) in [(0, 2), (1, 1), (6, 2), (9, 3)] {
+            let seen = Mutex::new(Vec::new());
+            let done_when_seen = Mutex::new(Vec::new());
+            let done = AtomicUsize::new(0);
+            let mut observe = |i: usize, r: &usize| {
+                lock(&seen).push((i, *r));
+                lock(&done_when_seen).push(done.load(AtomicOrdering::SeqCst));
+            };
+            let out = on_workers_in_order(
+                (0..items).collect(),
+                workers,
+                |i: usize| {
+                    // Item 0 ends last, item 1 after every other.
+                    let ms = match i {
+                        0 => 200,
+                        1 => 100,
+                        _ => 1,
+                    };
+                    std::thread::sleep(Duration::from_millis(ms));
+                    done.fetch_add(1, AtomicOrdering::SeqCst);
+                    i * 10
+                },
+                Some(&mut observe),
+            );
+            assert_eq!(out, (0..items).map(|i| i * 10).collect::<Vec<_>>());
+            let seen = seen.into_inner().unwrap();
+            assert_eq!(seen, (0..items).map(|i| (i, i * 10)).collect::<Vec<_>>());
+            // Each result was seen once it and all before it were done.
+            for (i, d) in done_when_seen.into_inner().unwrap().into_iter().enumerate() {
+                assert!(d > i, "{items} on {workers}: result {i} seen with {d} done");
+            }
+        }
+        // With two workers, item 1 is seen before the slow item 2 is done.
+        let slow_done = AtomicBool::new(false);
+        let seen_before = Mutex::new(Vec::new());
+        let mut observe = |i: usize, _: &()| {
+            lock(&seen_before).push((i, slow_done.load(AtomicOrdering::SeqCst)));
+        };
+        on_workers_in_order(
+            (0..3).collect(),
+            2,
+            |i: usize| {
+                if i == 2 {
+                    std::thread::sleep(Duration::from_millis(300));
+                    slow_done.store(true, AtomicOrdering::SeqCst);
+                }
+            },
+            Some(&mut observe),
+        );
+        let seen_before = seen_before.into_inner().unwrap();
+        assert_eq!(seen_before, vec![(0, false), (1, false), (2, true)]);
     }
 
     #[test]
