@@ -369,9 +369,7 @@ impl Runtime {
                 f(part.failure.is_none().then_some(&part.session.leads));
             }
         });
-        let observe = observe
-            .as_mut()
-            .map(|o| o as &mut (dyn FnMut(usize, &Finished) + Send));
+        let observe = observe.as_mut().map(|o| o as Observer<'_, Finished>);
         let run_one = |session: Session| {
             if failed.load(AtomicOrdering::Relaxed) {
                 return Finished::before_start(
@@ -533,6 +531,9 @@ fn on_workers<T: Send, R: Send>(
     on_workers_in_order(items, workers, f, None)
 }
 
+/// What [`on_workers_in_order`] calls with each result and its place.
+type Observer<'a, R> = &'a mut (dyn FnMut(usize, &R) + Send);
+
 /// [`on_workers`], and `observe` called with each result, in the items'
 /// order, on a thread of its own as soon as that result and every one
 /// before it are done, while the workers go on with later items.
@@ -540,7 +541,7 @@ fn on_workers_in_order<T: Send, R: Send>(
     items: Vec<T>,
     workers: usize,
     f: impl Fn(T) -> R + Sync,
-    observe: Option<&mut (dyn FnMut(usize, &R) + Send)>,
+    observe: Option<Observer<'_, R>>,
 ) -> Vec<R> {
     let count = items.len();
     let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
