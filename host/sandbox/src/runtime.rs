@@ -531,6 +531,17 @@ fn on_workers<T: Send, R: Send>(
     on_workers_in_order(items, workers, f, None)
 }
 
+/// Calls its function when dropped by a thread that is panicking.
+struct OnPanic<F: Fn()>(F);
+
+impl<F: Fn()> Drop for OnPanic<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
 /// What [`on_workers_in_order`] calls with each result and its place.
 type Observer<'a, R> = &'a mut (dyn FnMut(usize, &R) + Send);
 
@@ -547,22 +558,34 @@ fn on_workers_in_order<T: Send, R: Send>(
     let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
     let done: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    // Signalled, under its lock, each time a result is done.
+    // Signalled, under its lock, each time a result is done, and when a
+    // worker panicked (`stopped`: the observer stops waiting, and the
+    // panic goes on to the caller as without an observer).
     let (finished, signal) = (Mutex::new(()), std::sync::Condvar::new());
+    let stopped = AtomicBool::new(false);
+    let announce = || {
+        let _finished = lock(&finished);
+        signal.notify_all();
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers.clamp(1, count.max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-                let Some(slot) = queue.get(i) else { break };
-                let item = lock(slot).take().expect("each item is taken once");
-                let result = f(item);
-                *lock(&done[i]) = Some(result);
-                let _finished = lock(&finished);
-                signal.notify_all();
+            scope.spawn(|| {
+                let _on_panic = OnPanic(|| {
+                    stopped.store(true, AtomicOrdering::SeqCst);
+                    announce();
+                });
+                loop {
+                    let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                    let Some(slot) = queue.get(i) else { break };
+                    let item = lock(slot).take().expect("each item is taken once");
+                    let result = f(item);
+                    *lock(&done[i]) = Some(result);
+                    announce();
+                }
             });
         }
         if let Some(observe) = observe {
-            let (done, finished, signal) = (&done, &finished, &signal);
+            let (done, finished, signal, stopped) = (&done, &finished, &signal, &stopped);
             scope.spawn(move || {
                 for (i, slot) in done.iter().enumerate() {
                     let mut waiting = lock(finished);
@@ -570,6 +593,9 @@ fn on_workers_in_order<T: Send, R: Send>(
                     // to announce it, so none is missed between the check
                     // and the wait.
                     while lock(slot).is_none() {
+                        if stopped.load(AtomicOrdering::SeqCst) {
+                            return;
+                        }
                         waiting = signal.wait(waiting).unwrap_or_else(|p| p.into_inner());
                     }
                     drop(waiting);
@@ -1751,6 +1777,31 @@ mod tests {
         );
         let seen_before = seen_before.into_inner().unwrap();
         assert_eq!(seen_before, vec![(0, false), (1, false), (2, true)]);
+    }
+
+    /// A worker that panics stops the observer's wait, and the panic
+    /// reaches the caller, as it does without an observer.
+    #[test]
+    fn a_panicking_worker_does_not_leave_the_observer_waiting() {
+        let seen = Mutex::new(Vec::new());
+        let mut observe = |i: usize, _: &usize| lock(&seen).push(i);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on_workers_in_order(
+                (0..4).collect(),
+                2,
+                |i: usize| {
+                    if i == 1 {
+                        panic!("a host bug in item 1");
+                    }
+                    i
+                },
+                Some(&mut observe),
+            )
+        }));
+        assert!(caught.is_err());
+        // Item 0, if it was done before the panic was seen; never item 1.
+        let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+        assert!(seen.is_empty() || seen == [0], "{seen:?}");
     }
 
     #[test]
