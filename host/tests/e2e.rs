@@ -203,6 +203,44 @@ fn a_whole_file_that_replaces_a_version_says_what_it_replaced_and_how_to_go_back
     );
 }
 
+/// A tab-separated export is read by the delimiter its header shows, and
+/// says so; `--delimiter` forces one, and refuses what ingest cannot read.
+#[test]
+fn a_tab_separated_file_is_read_and_said_to_be_and_the_delimiter_can_be_given() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.txt");
+    let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
+    let text = format!(
+        "{}\n{code}\t\"某某,有限公司\"\t企业\t存续\t350100\t张三\n",
+        EMPLOYERS_HEADER.replace(',', "\t")
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = ingest_employers(store.path(), &file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("tab-separated (detected)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ingest_employers(store.path(), &file, &["--delimiter", "tab", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ingest_employers(store.path(), &file, &["--delimiter", ","]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("required column is missing"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ingest_employers(store.path(), &file, &["--delimiter", "|"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("use `,`, `;` or `tab`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_file_without_an_optional_column_is_refused_unless_allowed_by_name() {
     let store = tempfile::tempdir().unwrap();

@@ -118,6 +118,11 @@ pub struct IngestArgs {
     /// Text encoding of a CSV file.
     #[arg(long, value_enum, default_value = "auto")]
     encoding: ingest::Encoding,
+    /// What separates a CSV file's fields: `,`, `;` or `tab` [default: the
+    /// one of these its header line shows most often outside quotes, the
+    /// comma on a tie]
+    #[arg(long, value_parser = parse_delimiter, value_name = "CHAR")]
+    delimiter: Option<u8>,
     /// How many bad rows to describe before only counting them.
     #[arg(long, default_value_t = ingest::DEFAULT_MAX_ERRORS)]
     max_errors: usize,
@@ -168,6 +173,24 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A `--delimiter`: `,`, `;`, or `tab` (or `\t`) for a tab: the
+/// delimiters no byte of a GBK character can be mistaken for
+/// (`stream::DELIMITERS`).
+fn parse_delimiter(text: &str) -> std::result::Result<u8, String> {
+    let delimiter = match text {
+        "tab" | "\\t" | "\t" => b'\t',
+        t if t.len() == 1 => t.as_bytes()[0],
+        _ => 0,
+    };
+    if jiandu::dataset::stream::DELIMITERS.contains(&delimiter) {
+        Ok(delimiter)
+    } else {
+        Err(format!(
+            "`{text}` is not a delimiter ingest reads: use `,`, `;` or `tab`"
+        ))
+    }
+}
+
 /// `dataset ingest`: registers the schema if one is given, ingests the
 /// file, and prints its warnings and the new version.
 fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
@@ -204,6 +227,7 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
             schema,
             allow_missing: a.allow_missing.clone(),
             dry_run: a.dry_run,
+            delimiter: a.delimiter,
         },
         unit,
     );

@@ -76,6 +76,9 @@ pub struct Options {
     /// Validate, store and compare, then remove the version instead of
     /// making it current (`--dry-run`).
     pub dry_run: bool,
+    /// What separates a CSV file's fields (`--delimiter`); `None`: the
+    /// one its header shows ([`super::stream::sniff_delimiter`]).
+    pub delimiter: Option<u8>,
 }
 
 impl Default for Options {
@@ -89,6 +92,7 @@ impl Default for Options {
             schema: None,
             allow_missing: Vec::new(),
             dry_run: false,
+            delimiter: None,
         }
     }
 }
@@ -368,7 +372,7 @@ pub fn read(
     let (mut lines, mut encoding) = (None, None);
     let sha256 = match format {
         Format::Csv => {
-            let mut chunker = Chunker::new(input, path, true);
+            let mut chunker = Chunker::csv(input, path, opts.delimiter);
             let mut decoding = Decoding::new(opts.encoding);
             let records = read_csv(
                 path,
@@ -378,7 +382,15 @@ pub fn read(
                 &mut builder,
                 &mut problems,
             )?;
-            encoding = Some(decoding.describe());
+            encoding = Some(match (chunker.delimiter(), opts.delimiter) {
+                (b',', _) => decoding.describe(),
+                (d, None) => format!(
+                    "{}, {} (detected)",
+                    decoding.describe(),
+                    describe_delimiter(d)
+                ),
+                (d, Some(_)) => format!("{}, {}", decoding.describe(), describe_delimiter(d)),
+            });
             if problems.total == 0 {
                 lines = Some(
                     chunker
@@ -450,13 +462,15 @@ fn read_csv(
     let first = chunker.next_chunk()?.expect("a file has a first chunk");
     let open_quote = |c: &Chunker, last: bool| if last { c.scanner().open_quote() } else { None };
     let text = decoding.decode(path, &first.bytes, true, 0)?;
-    let mut reader = csv_reader(&text);
+    let delimiter = chunker.delimiter();
+    let mut reader = csv_reader(&text, delimiter);
     let headers = reader
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
         .clone();
     let part = Part {
         text: &text,
+        delimiter,
         lines_before: 0,
         open_quote: open_quote(chunker, first.last),
         total_lines: chunker.scanner().lines_seen(),
@@ -504,6 +518,7 @@ fn read_csv(
     let parse = |t: &Text, local: &mut RowBuilder, local_problems: &mut Problems| {
         let part = Part {
             text: &t.text,
+            delimiter,
             lines_before: t.lines_before,
             open_quote: t.open_quote,
             total_lines: t.total_lines,
@@ -652,16 +667,29 @@ struct Text {
 }
 
 /// The reader of a CSV file's header row.
-fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
+fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
+        .delimiter(delimiter)
         .from_reader(text.as_bytes())
+}
+
+/// A delimiter as a person reads it.
+pub fn describe_delimiter(delimiter: u8) -> String {
+    match delimiter {
+        b',' => "comma-separated".into(),
+        b'\t' => "tab-separated".into(),
+        b';' => "semicolon-separated".into(),
+        d => format!("separated by `{}`", d.escape_ascii()),
+    }
 }
 
 /// One chunk of a CSV file as its reader sees it.
 struct Part<'t> {
     text: &'t str,
+    /// What separates its fields.
+    delimiter: u8,
     /// Line ends before it in the file.
     lines_before: u64,
     /// For the last chunk: the line an unclosed quote opened on.
@@ -735,7 +763,7 @@ fn read_rows(
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Reached {
-    let mut splitter = Splitter::new(part.text, from);
+    let mut splitter = Splitter::new(part.text, from, part.delimiter);
     let mut record = Vec::new();
     let mut room: Vec<Option<&str>> = Vec::new();
     let mut records = 0;
@@ -2166,6 +2194,66 @@ by_name = "name"
             );
             assert_eq!(parsed.rows.rows.len(), 1);
         }
+    }
+
+    /// Tab- and semicolon-separated files (a `.txt` export, a spreadsheet
+    /// saved where the comma is the decimal mark) are read by the delimiter
+    /// their header shows, in UTF-8 and in GBK: a comma is then text, and a
+    /// quote after the delimiter opens a field that may span lines.
+    #[test]
+    fn a_file_separated_by_tabs_or_semicolons_is_read_by_the_delimiter_its_header_shows() {
+        for d in ["\t", ";"] {
+            let text = format!(
+                "身份证号{d}姓名{d}paid{d}born\n\
+                 11010519491231002X{d}\"张,{d}三\n续\"{d}1.50{d}1949-12-31\r\n\
+                 110105194912310029{d}李,四{d}2{d}\n"
+            );
+            let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+            for bytes in [text.as_bytes(), &gbk[..]] {
+                let parsed = parse(&schema(), Path::new("p.txt"), bytes, &opts()).unwrap();
+                assert_eq!(parsed.rows.rows.len(), 2, "{d:?}");
+                let names: Vec<&str> = parsed.rows.indexes["by_name"]
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                assert_eq!(
+                    names,
+                    [format!("张,{d}三\n续"), "李,四".to_string()],
+                    "{d:?}"
+                );
+                let lines = parsed.lines.unwrap();
+                assert_eq!((lines.lines, lines.records, lines.continuations), (4, 2, 1));
+            }
+            let mut input = text.as_bytes();
+            let read = read(
+                &schema(),
+                Path::new("p.txt"),
+                &mut input,
+                &opts(),
+                &std::env::temp_dir(),
+                None,
+            );
+            let described = read.map(|r| r.encoding).unwrap().unwrap();
+            assert!(described.ends_with("-separated (detected)"), "{described}");
+        }
+        // Told the delimiter, ingest does not look for it: a semicolon
+        // file read as comma-separated has one column, which the schema
+        // does not know.
+        let text = "id;name;paid;born\n11010519491231002X;a;1;\n";
+        let told = Options {
+            delimiter: Some(b','),
+            ..opts()
+        };
+        let errors = rejection(text.as_bytes(), &told);
+        assert!(
+            errors[0].reason.contains("found: `id;name;paid;born`"),
+            "{errors:?}"
+        );
+        // A comma-separated header with a semicolon in a quoted name stays
+        // comma-separated.
+        let text = "id,\"name;姓名;x\",paid,born\n11010519491231002X,a,1,\n";
+        let errors = rejection(text.as_bytes(), &opts());
+        assert!(errors[0].reason.contains("`name;姓名;x`"), "{errors:?}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! CSV records split out of text already decoded, as the csv crate (with
-//! `flexible`, its default quoting and `\r`, `\n` or `\r\n` ending records)
-//! splits them, but without copying each record and checking its UTF-8
-//! again: a chunk is checked once when it is decoded, and every field
-//! starts and ends at an ASCII byte (`,`, `"`, `\r`, `\n`), so it is a slice
-//! of the chunk's `&str`. Only a field with `""` inside or text after its
-//! closing quote is built anew.
+//! `flexible`, its default quoting, the file's delimiter and `\r`, `\n` or
+//! `\r\n` ending records) splits them, but without copying each record and
+//! checking its UTF-8 again: a chunk is checked once when it is decoded,
+//! and every field starts and ends at an ASCII byte (the delimiter, `"`,
+//! `\r`, `\n`), so it is a slice of the chunk's `&str`. Only a field with
+//! `""` inside or text after its closing quote is built anew.
 //!
 //! The csv reader's rules, which these follow: line breaks before a record
 //! are skipped (blank lines); a field starting with `"` is quoted, `""`
@@ -17,19 +17,27 @@ use std::borrow::Cow;
 pub(crate) struct Splitter<'t> {
     text: &'t str,
     pos: usize,
+    /// What separates fields: an ASCII byte other than `"`, `\r`, `\n`.
+    delimiter: u8,
 }
 
 /// Where the unquoted field (or rest of a field) from `at` ends: its
 /// delimiter or line break, or the end of `bytes`.
-fn field_end(bytes: &[u8], at: usize) -> usize {
-    memchr::memchr3(b',', b'\r', b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n)
+fn field_end(bytes: &[u8], at: usize, delimiter: u8) -> usize {
+    memchr::memchr3(delimiter, b'\r', b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n)
 }
 
 impl<'t> Splitter<'t> {
     /// A splitter reading `text` from byte `pos`, where a record (or
-    /// line breaks before one) starts.
-    pub(crate) fn new(text: &'t str, pos: usize) -> Splitter<'t> {
-        Splitter { text, pos }
+    /// line breaks before one) starts, its fields separated by
+    /// `delimiter`.
+    pub(crate) fn new(text: &'t str, pos: usize, delimiter: u8) -> Splitter<'t> {
+        debug_assert!(delimiter.is_ascii() && !matches!(delimiter, b'"' | b'\r' | b'\n'));
+        Splitter {
+            text,
+            pos,
+            delimiter,
+        }
     }
 
     /// Where the reader stands: past the byte that ended the last record
@@ -57,7 +65,7 @@ impl<'t> Splitter<'t> {
             let (field, end) = self.field(at);
             fields.push(field);
             match bytes.get(end) {
-                Some(b',') => at = end + 1,
+                Some(&b) if b == self.delimiter => at = end + 1,
                 // The `\n` of a `\r\n` is skipped before the next record.
                 Some(_) => {
                     self.pos = end + 1;
@@ -76,7 +84,7 @@ impl<'t> Splitter<'t> {
     fn field(&self, at: usize) -> (Cow<'t, str>, usize) {
         let bytes = self.text.as_bytes();
         if bytes.get(at) != Some(&b'"') {
-            let end = field_end(bytes, at);
+            let end = field_end(bytes, at, self.delimiter);
             return (Cow::Borrowed(&self.text[at..end]), end);
         }
         let open = at + 1;
@@ -84,9 +92,8 @@ impl<'t> Splitter<'t> {
             return (Cow::Borrowed(&self.text[open..]), bytes.len());
         };
         match bytes.get(close + 1) {
-            None | Some(b',' | b'\r' | b'\n') => {
-                (Cow::Borrowed(&self.text[open..close]), close + 1)
-            }
+            None | Some(b'\r' | b'\n') => (Cow::Borrowed(&self.text[open..close]), close + 1),
+            Some(&b) if b == self.delimiter => (Cow::Borrowed(&self.text[open..close]), close + 1),
             Some(_) => self.quoted_field(open),
         }
     }
@@ -111,7 +118,7 @@ impl<'t> Splitter<'t> {
             at = close + 2;
         }
         // Past the closing quote the field goes on unquoted.
-        let end = field_end(bytes, at);
+        let end = field_end(bytes, at, self.delimiter);
         out.push_str(&text[at..end]);
         (Cow::Owned(out), end)
     }
@@ -124,9 +131,14 @@ mod tests {
     /// Records and positions as the csv crate reads them (the way ingest
     /// read CSV before), from byte `from`.
     fn by_csv(text: &str, from: usize) -> Vec<(usize, Vec<String>, usize)> {
+        by_csv_with(text, from, b',')
+    }
+
+    fn by_csv_with(text: &str, from: usize, delimiter: u8) -> Vec<(usize, Vec<String>, usize)> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .delimiter(delimiter)
             .from_reader(&text.as_bytes()[from..]);
         let mut record = csv::StringRecord::new();
         let mut out = Vec::new();
@@ -139,7 +151,15 @@ mod tests {
     }
 
     fn by_splitter(text: &str, from: usize) -> Vec<(usize, Vec<String>, usize)> {
-        let mut splitter = Splitter::new(text, from);
+        by_splitter_with(text, from, b',')
+    }
+
+    fn by_splitter_with(
+        text: &str,
+        from: usize,
+        delimiter: u8,
+    ) -> Vec<(usize, Vec<String>, usize)> {
+        let mut splitter = Splitter::new(text, from, delimiter);
         let mut fields = Vec::new();
         let mut out = Vec::new();
         while let Some(start) = splitter.next_record(&mut fields) {
@@ -181,7 +201,26 @@ mod tests {
 
     #[test]
     fn random_texts_split_as_the_csv_crate_splits_them() {
-        let alphabet = ["a", ",", "\"", "\r", "\n", "阿", " ", "\"\""];
+        random_texts_split_alike(b',');
+    }
+
+    /// Tab- and semicolon-separated texts (with commas in them, which are
+    /// then text) split as the csv crate splits them with that delimiter.
+    #[test]
+    fn other_delimiters_split_as_the_csv_crate_splits_them() {
+        random_texts_split_alike(b'\t');
+        random_texts_split_alike(b';');
+        let text = "a\t\"b\tc\",d\n\"x\"\"\ty\"\tz";
+        assert_eq!(
+            by_splitter_with(text, 0, b'\t'),
+            by_csv_with(text, 0, b'\t')
+        );
+        // Text after a closing quote belongs to the field, a comma too.
+        assert_eq!(by_splitter_with(text, 0, b'\t')[0].1, ["a", "b\tc,d"]);
+    }
+
+    fn random_texts_split_alike(delimiter: u8) {
+        let alphabet = ["a", ",", "\t", ";", "\"", "\r", "\n", "阿", " ", "\"\""];
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..20_000 {
             let mut text = String::new();
@@ -194,7 +233,11 @@ mod tests {
                 x ^= x << 17;
                 text.push_str(alphabet[(x % alphabet.len() as u64) as usize]);
             }
-            assert_eq!(by_splitter(&text, 0), by_csv(&text, 0), "{text:?}");
+            assert_eq!(
+                by_splitter_with(&text, 0, delimiter),
+                by_csv_with(&text, 0, delimiter),
+                "{text:?}"
+            );
         }
     }
 

@@ -38,6 +38,9 @@ pub const MAX_RECORD_BYTES: usize = 32 << 20;
 pub struct Scanner {
     /// Whether quotes mean anything (CSV) or not (JSON Lines).
     csv: bool,
+    /// What separates a CSV file's fields (a quote opens a field only
+    /// after it or a line end).
+    delimiter: u8,
     quoted: bool,
     field_start: bool,
     line_empty: bool,
@@ -60,6 +63,7 @@ impl Scanner {
     pub fn new(csv: bool) -> Scanner {
         Scanner {
             csv,
+            delimiter: b',',
             quoted: false,
             field_start: true,
             line_empty: true,
@@ -115,7 +119,7 @@ impl Scanner {
             self.after_cr = false;
         }
         if let Some(&last) = bytes.last() {
-            self.field_start = matches!(last, b',' | b'\r' | b'\n');
+            self.field_start = matches!(last, b'\r' | b'\n') || last == self.delimiter;
         }
     }
 
@@ -167,7 +171,7 @@ impl Scanner {
                     }
                 }
             }
-            self.field_start = !self.quoted && b == b',';
+            self.field_start = !self.quoted && b == self.delimiter;
             i += 1;
         }
     }
@@ -229,6 +233,46 @@ pub struct Chunker<'r> {
     done: bool,
     /// Bytes read at a time ([`CHUNK_BYTES`]).
     read_size: usize,
+    /// A CSV file's delimiter is still to be told from its first line
+    /// ([`sniff_delimiter`]): nothing is scanned until that line is read.
+    sniffing: bool,
+}
+
+/// The delimiters a CSV file's first line is looked at for, the comma
+/// first: none of them is a byte of a GBK character's second half (those
+/// are 0x40 and above), so the scanner, which reads the file's bytes before
+/// they are decoded, finds the same fields as the decoded text has.
+pub const DELIMITERS: [u8; 3] = [b',', b'\t', b';'];
+
+/// How far into a file its first line is looked for to tell its delimiter.
+const SNIFF_BYTES: usize = 1 << 16;
+
+/// The delimiter of a CSV file whose first line (its header) starts
+/// `bytes`: of [`DELIMITERS`], the one found most often outside quotes in
+/// that line, the comma when it ties or none is found.
+pub fn sniff_delimiter(bytes: &[u8]) -> u8 {
+    let line = match memchr::memchr2(b'\r', b'\n', bytes) {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    };
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let mut best = 0;
+    for i in 1..DELIMITERS.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    DELIMITERS[best]
 }
 
 impl<'r> Chunker<'r> {
@@ -244,7 +288,26 @@ impl<'r> Chunker<'r> {
             first: true,
             done: false,
             read_size: CHUNK_BYTES,
+            sniffing: false,
         }
+    }
+
+    /// A CSV file's chunker whose fields are separated by `delimiter`, or
+    /// by the delimiter its first line shows when `None`
+    /// ([`sniff_delimiter`]).
+    pub fn csv(input: &'r mut dyn Read, path: &'r Path, delimiter: Option<u8>) -> Chunker<'r> {
+        let mut chunker = Chunker::new(input, path, true);
+        match delimiter {
+            Some(d) => chunker.scanner.delimiter = d,
+            None => chunker.sniffing = true,
+        }
+        chunker
+    }
+
+    /// What separates the fields of the CSV file being read (known once
+    /// its first chunk is read).
+    pub fn delimiter(&self) -> u8 {
+        self.scanner.delimiter
     }
 
     /// Reads `n` bytes at a time instead of [`CHUNK_BYTES`] (tests cut
@@ -280,7 +343,18 @@ impl<'r> Chunker<'r> {
         self.buf.truncate(filled);
         let new = &self.buf[old..];
         self.sha256.update(new);
-        self.scanner.scan(new);
+        if !self.sniffing {
+            self.scanner.scan(new);
+        } else if filled == old
+            || memchr::memchr2(b'\r', b'\n', &self.buf).is_some()
+            || self.buf.len() >= SNIFF_BYTES
+        {
+            // The first line is here (or all there is of it): nothing was
+            // handed out yet, so the buffer is the file from its start.
+            self.sniffing = false;
+            self.scanner.delimiter = sniff_delimiter(&self.buf);
+            self.scanner.scan(&self.buf);
+        }
         Ok(filled > old)
     }
 
@@ -604,6 +678,55 @@ mod tests {
         // JSON Lines: quotes mean nothing.
         let (_, s) = chunks_of(b"{\"a\":\"b\"}\n\"\n", false);
         assert_eq!(s.open_quote(), None);
+    }
+
+    #[test]
+    fn the_delimiter_is_the_one_the_first_line_shows_most_outside_quotes() {
+        let cases: [(&[u8], u8); 9] = [
+            (b"a,b,c\nx;y;z;w;v", b','),
+            (b"a\tb\tc\r\n1,2,3,4", b'\t'),
+            (b"a;b;c", b';'),
+            (b"\"x;y;z\",b", b','),
+            (b"single\n", b','),
+            (b"", b','),
+            (b"a;b,c", b','),
+            (b"a\tb;c;d", b';'),
+            // GBK 用人单位 and 年度, tab-separated.
+            (b"\xd3\xc3\xc8\xcb\xb5\xa5\xce\xbb\t\xc4\xea\xb6\xc8", b'\t'),
+        ];
+        for (text, delimiter) in cases {
+            assert_eq!(sniff_delimiter(text), delimiter, "{text:?}");
+        }
+    }
+
+    /// A tab-separated file: quotes open after a tab, not after a comma
+    /// (which is then text); its delimiter is told from its first line,
+    /// however the file is cut into reads.
+    #[test]
+    fn a_tab_separated_file_is_scanned_by_its_own_delimiter() {
+        let text: &[u8] = b"h1\th2\r\na,\"x\ty\nb\t\"c\nd\"\n";
+        for read in [1, 2, 3, 7, 1 << 20] {
+            let mut input = text;
+            let mut c = Chunker::csv(&mut input, Path::new("t.txt"), None).with_read_size(read);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = c.next_chunk().unwrap() {
+                bytes.extend(chunk.bytes);
+            }
+            assert_eq!(bytes, text);
+            assert_eq!(c.delimiter(), b'\t', "reads of {read}");
+            // `a,"x` is text (no quote after a comma); `"c⏎d"` is one
+            // field over two lines.
+            let a = c.scanner().account(2).unwrap();
+            assert_eq!((a.lines, a.continuations), (4, 1), "reads of {read}");
+            assert_eq!(c.scanner().open_quote(), None);
+        }
+        // Told the delimiter, the chunker does not look for it.
+        let mut input = &b"a;b\n1;\"2\n3\"\n"[..];
+        let mut c = Chunker::csv(&mut input, Path::new("t.csv"), Some(b','));
+        while c.next_chunk().unwrap().is_some() {}
+        assert_eq!(c.delimiter(), b',');
+        assert_eq!(c.scanner().open_quote(), None);
+        assert_eq!(c.scanner().account(2).unwrap().continuations, 0);
     }
 
     #[test]
