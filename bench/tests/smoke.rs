@@ -4,22 +4,77 @@
 
 use jiandu_bench::{Options, Section};
 
-#[test]
-fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
-    let work = tempfile::tempdir().unwrap();
-    let opts = Options {
+/// The harness's options at a tiny scale for `sections`.
+fn tiny(work: &std::path::Path, sections: &[Section]) -> Options {
+    Options {
         scale: 3_000,
         memory_scales: vec![3_000, 6_000],
-        sections: Section::ALL.to_vec(),
-        work_dir: work.path().to_path_buf(),
+        sections: sections.to_vec(),
+        work_dir: work.to_path_buf(),
         ledger_entries: 2_500,
         reps: 1,
-        rates: jiandu_bench::sweep::RATES.to_vec(),
+        // One lead rate: the sweep's code is the same at each (five pairs
+        // of runs each, as the harness always makes).
+        rates: vec![jiandu_bench::sweep::RATES[1]],
         seed: 7,
         exe: env!("CARGO_BIN_EXE_jiandu-bench").into(),
         command: "smoke".into(),
-    };
-    let outcome = jiandu_bench::run(&opts, &mut |m| eprintln!("{m}")).unwrap();
+    }
+}
+
+/// Asserts that `table` has a row of each of `sections`.
+fn has_rows(table: &str, sections: &[&str]) {
+    for section in sections {
+        assert!(
+            table.contains(&format!("| {section} |")),
+            "{section} missing from\n{table}"
+        );
+    }
+}
+
+// The sections are split in two tests, which the test harness runs at
+// once, one per core.
+const IN_PROCESS: [Section; 7] = [
+    Section::Scan,
+    Section::Collision,
+    Section::Ingest,
+    Section::Memory,
+    Section::Ledger,
+    Section::Verify,
+    Section::Ingest4,
+];
+const PROCESSES: [Section; 5] = [
+    Section::ColdStart,
+    Section::Parallel,
+    Section::Serve,
+    Section::Appends,
+    Section::Sweep,
+];
+
+#[test]
+fn the_two_smoke_tests_run_every_section() {
+    for section in Section::ALL {
+        assert!(
+            IN_PROCESS.contains(&section) || PROCESSES.contains(&section),
+            "{section:?} is in neither"
+        );
+    }
+}
+
+#[test]
+fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
+    let work = tempfile::tempdir().unwrap();
+    let sections = [
+        Section::Scan,
+        Section::Collision,
+        Section::Ingest,
+        Section::Memory,
+        Section::Ledger,
+        Section::Verify,
+        Section::Ingest4,
+    ];
+    let outcome =
+        jiandu_bench::run(&tiny(work.path(), &sections), &mut |m| eprintln!("{m}")).unwrap();
 
     // The harness fails unless the engines agree to the fen; here is what
     // it compared.
@@ -36,22 +91,10 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
     assert_eq!(s.leads, 30);
 
     let table = outcome.report.markdown();
-    for section in [
-        "Ledger",
-        "Verify",
-        "Scan",
-        "Collision",
-        "Ingest",
-        "Memory",
-        "Parallel",
-        "Cold start",
-        "Sweep",
-    ] {
-        assert!(
-            table.contains(&format!("| {section} |")),
-            "{section} missing from\n{table}"
-        );
-    }
+    has_rows(
+        &table,
+        &["Ledger", "Verify", "Scan", "Collision", "Ingest", "Memory"],
+    );
     // Without the `sqlite3` tool the four-table ingest says why it is missing.
     let section = jiandu_bench::ingest4::SECTION;
     assert!(
@@ -59,4 +102,20 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
             || table.contains(&format!("{section}: not measured")),
         "{section} missing from\n{table}"
     );
+}
+
+#[test]
+fn the_sections_of_whole_processes_run_at_tiny_scale() {
+    let work = tempfile::tempdir().unwrap();
+    let sections = [
+        Section::ColdStart,
+        Section::Parallel,
+        Section::Serve,
+        Section::Appends,
+        Section::Sweep,
+    ];
+    let outcome =
+        jiandu_bench::run(&tiny(work.path(), &sections), &mut |m| eprintln!("{m}")).unwrap();
+    let table = outcome.report.markdown();
+    has_rows(&table, &["Parallel", "Cold start", "Sweep"]);
 }
