@@ -64,17 +64,8 @@ fn the_two_smoke_tests_run_every_section() {
 #[test]
 fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
     let work = tempfile::tempdir().unwrap();
-    let sections = [
-        Section::Scan,
-        Section::Collision,
-        Section::Ingest,
-        Section::Memory,
-        Section::Ledger,
-        Section::Verify,
-        Section::Ingest4,
-    ];
     let outcome =
-        jiandu_bench::run(&tiny(work.path(), &sections), &mut |m| eprintln!("{m}")).unwrap();
+        jiandu_bench::run(&tiny(work.path(), &IN_PROCESS), &mut |m| eprintln!("{m}")).unwrap();
 
     // The harness fails unless the engines agree to the fen; here is what
     // it compared.
@@ -107,15 +98,8 @@ fn every_section_runs_at_tiny_scale_and_the_three_lead_sets_agree() {
 #[test]
 fn the_sections_of_whole_processes_run_at_tiny_scale() {
     let work = tempfile::tempdir().unwrap();
-    let sections = [
-        Section::ColdStart,
-        Section::Parallel,
-        Section::Serve,
-        Section::Appends,
-        Section::Sweep,
-    ];
     let outcome =
-        jiandu_bench::run(&tiny(work.path(), &sections), &mut |m| eprintln!("{m}")).unwrap();
+        jiandu_bench::run(&tiny(work.path(), &PROCESSES), &mut |m| eprintln!("{m}")).unwrap();
     let table = outcome.report.markdown();
     has_rows(&table, &["Parallel", "Cold start", "Sweep"]);
 }
