@@ -545,6 +545,20 @@ fn encode_content(model_version: &str, data: &LeadBytes<'_>, out: &mut EncodedCo
     b.extend_from_slice(b"]}");
 }
 
+/// Encodes what a run emitted as a line's content ([`encode_content`])
+/// and, with `digest`, adds the lead to the ledger's digest from it.
+fn encode_and_digest(
+    model_version: &str,
+    lead: &LeadBytes<'_>,
+    out: &mut EncodedContent,
+    digest: Option<&mut LeadsDigest>,
+) {
+    encode_content(model_version, lead, out);
+    if let Some(digest) = digest {
+        digest.add_content(lead.subject, out);
+    }
+}
+
 /// Appends evidence fields as `[[name, value], …]`.
 fn push_evidence<'a>(out: &mut Vec<u8>, evidence: impl Iterator<Item = EvidenceBytes<'a>>) {
     out.push(b'[');
@@ -1668,10 +1682,7 @@ impl<'a> Plan<'a> {
     /// Takes the run's next lead, whose subject comes after every one
     /// taken before; with `digest`, adds it to the ledger's digest.
     pub fn take(&mut self, lead: &LeadBytes<'_>, digest: Option<&mut LeadsDigest>) -> Result<()> {
-        encode_content(self.model_version, lead, &mut self.content);
-        if let Some(digest) = digest {
-            digest.add_content(lead.subject, &self.content);
-        }
+        encode_and_digest(self.model_version, lead, &mut self.content, digest);
         self.merger.take(lead.subject, &self.content.bytes)
     }
 
@@ -1814,10 +1825,7 @@ fn encode_leads(
     let mut content = EncodedContent::default();
     let mut batch = Batch::default();
     let read = emitted.each(&mut |data| {
-        encode_content(model_version, data, &mut content);
-        if let Some(digest) = digest.as_deref_mut() {
-            digest.add_content(data.subject, &content);
-        }
+        encode_and_digest(model_version, data, &mut content, digest.as_deref_mut());
         batch.push(data.subject, &content.bytes);
         if batch.ends.len() == BATCH_LEADS {
             let mut next = spare.try_recv().unwrap_or_default();

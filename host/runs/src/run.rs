@@ -690,8 +690,9 @@ fn digest_and_plan(
 /// the last parts leave idle. It holds while each part's leads come after
 /// those of the parts before it in subject order, as they do when the
 /// model's subjects follow the key the run is split on; a lead out of that
-/// order, a part that failed or a failure to plan drops it (its file is an
-/// orphan the next plan deletes), and the leads are planned once the run
+/// order, a part that failed or a failure to plan drops it (its file
+/// deleted, or written over by the plan after the run, which has its name),
+/// and the leads are planned once the run
 /// is over, from all the parts' leads merged, as they always were. The
 /// snapshot, digest and total are the same either way: the leads in
 /// subject order.
@@ -789,9 +790,7 @@ fn take_part(
         if last.as_deref().is_some_and(|l| lead.subject <= l) {
             return Err("a part's leads do not all come after those of the parts before it".into());
         }
-        if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
-            *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
-        }
+        add_amount(total, &lead);
         plan.take(&lead, Some(digest)).map_err(|e| e.to_string())?;
         let last = last.get_or_insert_with(Vec::new);
         last.clear();
@@ -813,11 +812,16 @@ impl crate::leads::LeadSource for Totalling<'_> {
     ) -> Result<()> {
         let total = &mut self.total;
         self.source.each(&mut |lead| {
-            if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
-                *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
-            }
+            add_amount(total, lead);
             f(lead)
         })
+    }
+}
+
+/// Adds `lead`'s amount, if it has one, to the run's total.
+fn add_amount(total: &mut rust_decimal::Decimal, lead: &jiandu_sdk::encoded_lead::LeadBytes<'_>) {
+    if let Some(a) = lead.amount.and_then(|a| std::str::from_utf8(a).ok()) {
+        *total += a.parse::<rust_decimal::Decimal>().unwrap_or_default();
     }
 }
 
