@@ -242,6 +242,42 @@ fn a_tab_separated_file_is_read_and_said_to_be_and_the_delimiter_can_be_given() 
 }
 
 #[test]
+fn an_excel_unicode_text_export_is_read_as_utf16_and_its_source_is_its_own_bytes() {
+    // Excel's "Unicode Text" (Unicode 文本) save: UTF-16LE with a byte
+    // order mark, tab-separated, CRLF line ends.
+    let store = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("employers.txt");
+    let code = jiandu::ids::make_credit_code("91", "350100", "M00010004");
+    let text = format!(
+        "\u{FEFF}{}\r\n{code}\t某某有限公司\t企业\t存续\t350100\t张三\r\n",
+        EMPLOYERS_HEADER.replace(',', "\t")
+    );
+    let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let out = ingest_employers(store.path(), &file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("read as UTF-16LE (with BOM), tab-separated (detected)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = jiandu(store.path())
+        .args(["dataset", "head", "employers", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("某某有限公司"), "{}", stdout(&out));
+    let out = jiandu(store.path())
+        .args(["dataset", "show", "employers", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(stdout(&out).contains(&sha256), "{}", stdout(&out));
+}
+
+#[test]
 fn a_file_without_an_optional_column_is_refused_unless_allowed_by_name() {
     let store = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -107,7 +107,7 @@ pub enum Command {
 pub struct IngestArgs {
     /// Dataset name.
     name: String,
-    /// CSV (UTF-8, UTF-8 with BOM, GBK), JSON Lines or Excel (.xlsx) file.
+    /// CSV (UTF-8, UTF-8 with BOM, GBK, UTF-16), JSON Lines or Excel (.xlsx) file.
     file: PathBuf,
     /// Schema file; required the first time, replaces the schema after.
     #[arg(long)]
@@ -115,7 +115,8 @@ pub struct IngestArgs {
     /// File format (default: from the extension).
     #[arg(long, value_enum)]
     format: Option<ingest::Format>,
-    /// Text encoding of a CSV file.
+    /// Text encoding of a CSV file [auto: UTF-16 told by its byte order
+    /// mark or its zero bytes, UTF-8 with a BOM, valid UTF-8, else GBK]
     #[arg(long, value_enum, default_value = "auto")]
     encoding: ingest::Encoding,
     /// What separates a CSV file's fields: `,`, `;` or `tab` [default: the

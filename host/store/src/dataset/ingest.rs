@@ -5,7 +5,7 @@
 use super::schema::{Check, Field, FieldType, Schema};
 use super::sort::{Merged, Sorter};
 use super::split::Splitter;
-use super::stream::{Chunker, Decoding};
+use super::stream::{Chunker, Decoding, Utf16, Utf16Reader, UTF16_HEAD};
 use super::{NewVersion, PseudonymEntries, PseudonymRuns, SortedRows, VersionInfo};
 use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -50,10 +51,17 @@ impl Format {
 /// Text encodings of CSV files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Encoding {
-    /// UTF-8 with a BOM, else UTF-8 if valid, else GBK.
+    /// UTF-16 with its byte order mark, UTF-8 with a BOM, else UTF-8 if
+    /// valid, else GBK.
     Auto,
     Utf8,
     Gbk,
+    /// UTF-16, little-endian (Excel's "Unicode Text" export).
+    #[value(name = "utf-16le")]
+    Utf16le,
+    /// UTF-16, big-endian.
+    #[value(name = "utf-16be")]
+    Utf16be,
 }
 
 /// Ingest settings.
@@ -371,40 +379,44 @@ pub fn read(
     let mut builder = RowBuilder::new(schema, tmp, true, pseudonymizer);
     let (mut lines, mut encoding) = (None, None);
     let sha256 = match format {
-        Format::Csv => {
-            let mut chunker = Chunker::csv(input, path, opts.delimiter);
-            let mut decoding = Decoding::new(opts.encoding);
-            let records = read_csv(
-                path,
-                &opts.allow_missing,
-                &mut chunker,
-                &mut decoding,
-                &mut builder,
-                &mut problems,
-            )?;
-            encoding = Some(match (chunker.delimiter(), opts.delimiter) {
-                (b',', _) => decoding.describe(),
-                (d, None) => format!(
-                    "{}, {} (detected)",
-                    decoding.describe(),
-                    describe_delimiter(d)
-                ),
-                (d, Some(_)) => format!("{}, {}", decoding.describe(), describe_delimiter(d)),
-            });
-            if problems.total == 0 {
-                lines = Some(
-                    chunker
-                        .scanner()
-                        .account(records)
-                        .map_err(|why| Error::file(path, why))?,
-                );
+        Format::Csv | Format::Jsonl => {
+            // UTF-16 is told by its first bytes ([`Utf16::of`]), then read
+            // through a reader that hands out UTF-8.
+            let mut head = [0u8; UTF16_HEAD];
+            let got = read_head(input, &mut head).map_err(|e| Error::file(path, e))?;
+            let mut whole = (&head[..got]).chain(input);
+            let mut text = |input: &mut dyn std::io::Read, encoding: Encoding| {
+                read_text(
+                    path,
+                    format,
+                    opts,
+                    input,
+                    encoding,
+                    &mut builder,
+                    &mut problems,
+                )
+            };
+            match Utf16::of(opts.encoding, &head[..got]) {
+                Some(order) => {
+                    let mut utf16 = Utf16Reader::new(whole, order);
+                    let read = text(&mut utf16, Encoding::Utf8)?;
+                    lines = read.lines;
+                    encoding = Some(format!(
+                        "{}{}",
+                        utf16.describe(opts.encoding == Encoding::Auto),
+                        read.delimiter.unwrap_or_default()
+                    ));
+                    utf16.sha256()
+                }
+                None => {
+                    let read = text(&mut whole, opts.encoding)?;
+                    lines = read.lines;
+                    encoding = read
+                        .delimiter
+                        .map(|d| format!("{}{d}", read.decoding.describe()));
+                    read.sha256
+                }
             }
-            chunker.sha256()
-        }
-        Format::Jsonl => {
-            let mut chunker = Chunker::new(input, path, false);
-            read_jsonl(path, &mut chunker, &mut builder, &mut problems)?;
-            chunker.sha256()
         }
         Format::Xlsx => {
             // A workbook is a zip, read out of order: it waits in an
@@ -440,6 +452,87 @@ pub fn read(
     })
 }
 
+/// Reads up to `head.len()` bytes from the start of `input` (fewer only
+/// at its end); returns how many.
+fn read_head(input: &mut dyn std::io::Read, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < head.len() {
+        match input.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// What reading a CSV or JSON Lines file's text found besides its rows.
+struct TextRead {
+    /// The line account (a CSV file without problems).
+    lines: Option<LineAccount>,
+    /// How the text was decoded.
+    decoding: Decoding,
+    /// What separates a CSV file's fields, as the report says it after
+    /// the encoding (empty for the comma); `None` for JSON Lines.
+    delimiter: Option<String>,
+    /// The sha256 of the bytes read from `input`.
+    sha256: String,
+}
+
+/// Reads a CSV or JSON Lines file's text from `input` as `encoding`.
+fn read_text(
+    path: &Path,
+    format: Format,
+    opts: &Options,
+    input: &mut dyn std::io::Read,
+    encoding: Encoding,
+    builder: &mut RowBuilder,
+    problems: &mut Problems,
+) -> Result<TextRead> {
+    if format != Format::Csv {
+        let mut chunker = Chunker::new(input, path, false);
+        read_jsonl(path, &mut chunker, builder, problems)?;
+        return Ok(TextRead {
+            lines: None,
+            decoding: Decoding::new(Encoding::Utf8),
+            delimiter: None,
+            sha256: chunker.sha256(),
+        });
+    }
+    let mut chunker = Chunker::csv(input, path, opts.delimiter);
+    let mut decoding = Decoding::new(encoding);
+    let records = read_csv(
+        path,
+        &opts.allow_missing,
+        &mut chunker,
+        &mut decoding,
+        builder,
+        problems,
+    )?;
+    let delimiter = match (chunker.delimiter(), opts.delimiter) {
+        (b',', _) => String::new(),
+        (d, None) => format!(", {} (detected)", describe_delimiter(d)),
+        (d, Some(_)) => format!(", {}", describe_delimiter(d)),
+    };
+    let lines = if problems.total == 0 {
+        Some(
+            chunker
+                .scanner()
+                .account(records)
+                .map_err(|why| Error::file(path, why))?,
+        )
+    } else {
+        None
+    };
+    Ok(TextRead {
+        lines,
+        decoding,
+        delimiter: Some(delimiter),
+        sha256: chunker.sha256(),
+    })
+}
+
 /// Decodes CSV text held whole: BOM → UTF-8; valid UTF-8 → UTF-8;
 /// mostly UTF-8 → refused (damaged UTF-8, named by line); otherwise GBK.
 pub fn decode_text<'a>(path: &Path, bytes: &'a [u8], encoding: Encoding) -> Result<Cow<'a, str>> {
@@ -468,6 +561,19 @@ fn read_csv(
         .headers()
         .map_err(|e| Error::file(path, format!("cannot read the header row: {e}")))?
         .clone();
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        let what = if first.last && text.trim().is_empty() {
+            "the file is empty"
+        } else {
+            "the file's first line names no column"
+        };
+        return Err(Error::file(
+            path,
+            format!(
+                "{what}: a CSV file needs a header line naming its columns; nothing was ingested"
+            ),
+        ));
+    }
     let part = Part {
         text: &text,
         delimiter,
@@ -2254,6 +2360,108 @@ by_name = "name"
         let text = "id,\"name;姓名;x\",paid,born\n11010519491231002X,a,1,\n";
         let errors = rejection(text.as_bytes(), &opts());
         assert!(errors[0].reason.contains("`name;姓名;x`"), "{errors:?}");
+    }
+
+    /// `text` in UTF-16 of `order`, with its byte order mark or without.
+    fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for unit in bom.then_some(0xFEFF).into_iter().chain(text.encode_utf16()) {
+            let bytes = if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            };
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn a_utf16_file_reads_as_its_utf8_twin_with_its_own_bytes_as_its_source() {
+        // Excel's "Unicode Text" export: UTF-16LE with a mark, tabs, CRLF;
+        // a quoted name over two lines, a character outside the BMP (a
+        // surrogate pair in UTF-16).
+        let text = "身份证号\t姓名\tpaid\tborn\r\n\
+                    11010519491231002X\t\"张\t三\r\n续𠀀\"\t1.50\t1949-12-31\r\n\
+                    110105194912310029\t李四\t2\t\r\n";
+        let twin = parse(&schema(), Path::new("p.txt"), text.as_bytes(), &opts()).unwrap();
+        assert_eq!(twin.rows.rows.len(), 2);
+        for (big_endian, bom, encoding, said) in [
+            (false, true, Encoding::Auto, "UTF-16LE (with BOM)"),
+            (true, true, Encoding::Auto, "UTF-16BE (with BOM)"),
+            (false, false, Encoding::Auto, "UTF-16LE (detected)"),
+            (true, false, Encoding::Auto, "UTF-16BE (detected)"),
+            (false, false, Encoding::Utf16le, "UTF-16LE"),
+            (true, true, Encoding::Utf16be, "UTF-16BE (with BOM)"),
+        ] {
+            let bytes = utf16(text, big_endian, bom);
+            let o = Options { encoding, ..opts() };
+            let parsed = parse(&schema(), Path::new("p.txt"), &bytes, &o).unwrap();
+            assert_eq!(parsed.rows.rows, twin.rows.rows, "{said}");
+            assert_eq!(parsed.rows.indexes, twin.rows.indexes, "{said}");
+            let lines = parsed.lines.unwrap();
+            assert_eq!((lines.lines, lines.records, lines.continuations), (4, 2, 1));
+            let mut input = &bytes[..];
+            let read = read(
+                &schema(),
+                Path::new("p.txt"),
+                &mut input,
+                &o,
+                &std::env::temp_dir(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                read.encoding.as_deref(),
+                Some(format!("{said}, tab-separated (detected)").as_str())
+            );
+            assert_eq!(read.sha256, hex::encode(Sha256::digest(&bytes)), "{said}");
+        }
+        // JSON Lines too.
+        let line = "{\"id\":\"11010519491231002X\",\"name\":\"张三\",\"paid\":\"1.50\"}\n";
+        let jsonl = Options {
+            format: Some(Format::Jsonl),
+            ..opts()
+        };
+        let twin = parse(&schema(), Path::new("p.jsonl"), line.as_bytes(), &jsonl).unwrap();
+        let parsed = parse(
+            &schema(),
+            Path::new("p.jsonl"),
+            &utf16(line, false, true),
+            &jsonl,
+        )
+        .unwrap();
+        assert_eq!(parsed.rows.rows, twin.rows.rows);
+    }
+
+    #[test]
+    fn text_that_is_not_utf16_is_refused_by_its_line_and_an_empty_file_by_name() {
+        let o = Options {
+            encoding: Encoding::Utf16le,
+            ..opts()
+        };
+        let mut lone = utf16("id,name\n11010519491231002X,a\n", false, true);
+        lone.extend_from_slice(&[0x00, 0xD8]);
+        lone.extend_from_slice(&utf16("x,y\n", false, false));
+        let mut odd = utf16("id,name\n11010519491231002X,a\n", false, true);
+        odd.push(b'1');
+        for bytes in [lone, odd] {
+            let err = parse(&schema(), Path::new("p.csv"), &bytes, &o).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains("line 3: is not valid UTF-16LE"),
+                "{message}"
+            );
+        }
+        for (empty, said) in [
+            ("", "the file is empty"),
+            ("\u{FEFF}", "the file is empty"),
+            ("\r\n\n", "the file's first line names no column"),
+            (",,\n1,2,3\n", "the file's first line names no column"),
+        ] {
+            let err = parse(&schema(), Path::new("p.csv"), empty.as_bytes(), &opts()).unwrap_err();
+            assert!(err.to_string().contains(said), "{empty:?}: {err}");
+        }
     }
 
     #[test]

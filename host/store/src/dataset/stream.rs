@@ -415,6 +415,202 @@ impl<'r> Chunker<'r> {
     }
 }
 
+/// A UTF-16 file's byte order, told by its byte order mark or named with
+/// `--encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Utf16 {
+    Le,
+    Be,
+}
+
+impl Utf16 {
+    /// The byte order a file starting with `head` ([`UTF16_HEAD`] bytes,
+    /// or fewer when that is the whole file) is read in under `encoding`:
+    /// the one named, or under `--encoding auto` the one its byte order
+    /// mark shows, else the one its zero bytes show: no UTF-8 or GBK text
+    /// has a zero byte, while UTF-16 writes each ASCII character (the
+    /// delimiters, line ends and digits of any CSV file) with one, after
+    /// it in little-endian order and before it in big-endian, so that
+    /// nearly all zero bytes are on one side. `None`: not
+    /// UTF-16. Excel's "Unicode Text" (Unicode 文本) export is UTF-16LE
+    /// with a mark, and tab-separated.
+    pub fn of(encoding: Encoding, head: &[u8]) -> Option<Utf16> {
+        match encoding {
+            Encoding::Utf16le => Some(Utf16::Le),
+            Encoding::Utf16be => Some(Utf16::Be),
+            Encoding::Auto if head.starts_with(b"\xFF\xFE") => Some(Utf16::Le),
+            Encoding::Auto if head.starts_with(b"\xFE\xFF") => Some(Utf16::Be),
+            Encoding::Auto => {
+                let zeros_at = |parity: usize| {
+                    head.iter()
+                        .skip(parity)
+                        .step_by(2)
+                        .filter(|&&b| b == 0)
+                        .count()
+                };
+                let (even, odd) = (zeros_at(0), zeros_at(1));
+                // A character whose code ends or starts in a zero byte
+                // puts one on the other side now and then.
+                if odd >= 2 && odd > 4 * even {
+                    Some(Utf16::Le)
+                } else if even >= 2 && even > 4 * odd {
+                    Some(Utf16::Be)
+                } else {
+                    None
+                }
+            }
+            Encoding::Utf8 | Encoding::Gbk => None,
+        }
+    }
+
+    fn encoding(self) -> &'static encoding_rs::Encoding {
+        match self {
+            Utf16::Le => encoding_rs::UTF_16LE,
+            Utf16::Be => encoding_rs::UTF_16BE,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Utf16::Le => "UTF-16LE",
+            Utf16::Be => "UTF-16BE",
+        }
+    }
+}
+
+/// How much of a file's start [`Utf16::of`] looks at.
+pub const UTF16_HEAD: usize = 256;
+
+/// Bytes of a UTF-16 file read at a time by [`Utf16Reader`].
+const UTF16_READ: usize = 1 << 20;
+
+/// A UTF-16 file read as UTF-8 text, a piece at a time, so that the
+/// scanner, the splitter and the parsers, which read bytes, find its
+/// quotes, delimiters and line ends (which UTF-16 spreads over two bytes,
+/// one of them zero). Its byte order mark is dropped; the file's own
+/// bytes are hashed on the way (what the version records as its source).
+/// Text that is not UTF-16 (a lone surrogate, an odd last byte) is an
+/// error naming its line.
+pub struct Utf16Reader<R> {
+    input: R,
+    order: Utf16,
+    decoder: encoding_rs::Decoder,
+    sha256: Sha256,
+    /// The file's first two bytes (its byte order mark, if it has one).
+    head: Vec<u8>,
+    raw: Vec<u8>,
+    /// Decoded text not yet handed out, from `at`.
+    text: Vec<u8>,
+    at: usize,
+    /// Line ends in the text decoded before `text`.
+    lines: u64,
+    done: bool,
+}
+
+impl<R: Read> Utf16Reader<R> {
+    pub fn new(input: R, order: Utf16) -> Utf16Reader<R> {
+        Utf16Reader {
+            input,
+            order,
+            decoder: order.encoding().new_decoder_with_bom_removal(),
+            sha256: Sha256::new(),
+            head: Vec::new(),
+            raw: Vec::new(),
+            text: Vec::new(),
+            at: 0,
+            lines: 0,
+            done: false,
+        }
+    }
+
+    /// Reads `n` bytes of the file at a time instead of 1 MiB (tests cut
+    /// code units and surrogate pairs apart with it).
+    pub fn with_read_size(mut self, n: usize) -> Self {
+        self.raw = vec![0; n.max(1)];
+        self
+    }
+
+    /// How the file was read, for the report: `detected` when its byte
+    /// order was told by [`Utf16::of`] rather than named.
+    pub fn describe(&self, detected: bool) -> String {
+        let mark: &[u8] = match self.order {
+            Utf16::Le => b"\xFF\xFE",
+            Utf16::Be => b"\xFE\xFF",
+        };
+        match (self.head == mark, detected) {
+            (true, _) => format!("{} (with BOM)", self.order.name()),
+            (false, true) => format!("{} (detected)", self.order.name()),
+            (false, false) => self.order.name().to_string(),
+        }
+    }
+
+    /// The sha256 of the file's bytes read so far (all of them once the
+    /// text is read to its end).
+    pub fn sha256(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
+    }
+
+    /// Decodes the next bytes of the file into `text`; `false` at its end.
+    fn decode_more(&mut self) -> std::io::Result<bool> {
+        if self.raw.is_empty() {
+            self.raw = vec![0; UTF16_READ];
+        }
+        let n = loop {
+            match self.input.read(&mut self.raw) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let raw = &self.raw[..n];
+        self.sha256.update(raw);
+        for &b in raw.iter().take(2 - self.head.len().min(2)) {
+            self.head.push(b);
+        }
+        let last = n == 0;
+        self.lines += memchr::memchr_iter(b'\n', &self.text).count() as u64;
+        self.text.clear();
+        self.at = 0;
+        let room = self
+            .decoder
+            .max_utf8_buffer_length_without_replacement(n)
+            .ok_or_else(|| std::io::Error::other("a UTF-16 read too large to decode"))?;
+        self.text.resize(room, 0);
+        let (result, _, written) =
+            self.decoder
+                .decode_to_utf8_without_replacement(raw, &mut self.text, last);
+        self.text.truncate(written);
+        if let encoding_rs::DecoderResult::Malformed(..) = result {
+            let line = self.lines + memchr::memchr_iter(b'\n', &self.text).count() as u64 + 1;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {line}: is not valid {} (a surrogate without its pair, or an odd byte at the end); fix the file, or name its encoding with --encoding",
+                    self.order.name()
+                ),
+            ));
+        }
+        if last {
+            self.done = true;
+        }
+        Ok(!last || written > 0)
+    }
+}
+
+impl<R: Read> Read for Utf16Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.text.len() {
+            if self.done || !self.decode_more()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.text.len() - self.at);
+        buf[..n].copy_from_slice(&self.text[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// How a file's text is being decoded, as its chunks are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoding {
@@ -438,6 +634,11 @@ impl Decoding {
                 detected: false,
             },
             Encoding::Gbk => Decoding::Gbk { detected: false },
+            // Read through a [`Utf16Reader`], which hands out UTF-8.
+            Encoding::Utf16le | Encoding::Utf16be => Decoding::Utf8 {
+                bom: false,
+                detected: false,
+            },
         }
     }
 
@@ -628,6 +829,34 @@ mod tests {
             out.push(chunk);
         }
         (out, c.scanner().clone())
+    }
+
+    #[test]
+    fn utf16_is_read_as_the_same_utf8_whatever_the_reads_cut_apart() {
+        // Surrogate pairs, CRLF, Chinese and ASCII: every read size cuts
+        // some code unit or pair in two.
+        let text = "a,\"b\r\n𠀀c\"\r\n中文,𝄞\n";
+        for (order, big_endian) in [(Utf16::Le, false), (Utf16::Be, true)] {
+            let mut bytes: Vec<u8> = Vec::new();
+            for unit in std::iter::once(0xFEFF).chain(text.encode_utf16()) {
+                bytes.extend(if big_endian {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            for size in [1, 2, 3, 5, 64] {
+                let mut reader = Utf16Reader::new(&bytes[..], order).with_read_size(size);
+                let mut out = String::new();
+                reader.read_to_string(&mut out).unwrap();
+                assert_eq!(out, text, "{order:?} in reads of {size}");
+                assert!(reader.describe(true).ends_with("(with BOM)"));
+                assert_eq!(reader.sha256(), hex::encode(Sha256::digest(&bytes)));
+            }
+        }
+        assert_eq!(Utf16::of(Encoding::Auto, b"id,name\n"), None);
+        assert_eq!(Utf16::of(Encoding::Auto, "身份证号,x".as_bytes()), None);
+        assert_eq!(Utf16::of(Encoding::Gbk, b"\xFF\xFEi\0"), None);
     }
 
     #[test]
