@@ -194,6 +194,173 @@ fn a_rerun_that_finds_the_same_leads_changes_none_and_keeps_updated_at() {
     }
 }
 
+/// The model's leads as `leads::list` reads them, by subject: (status,
+/// first run, last run, resolved by, updated at, amount).
+fn lives(store: &Store) -> Vec<(String, Status, String, String, Option<String>, String)> {
+    all(store, Some(MODEL))
+        .into_values()
+        .map(|l| {
+            (
+                l.subject,
+                l.status,
+                l.first_run,
+                l.last_run,
+                l.resolved_by,
+                l.amount.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rerun_that_changes_nothing_keeps_the_snapshot_and_reads_as_if_rewritten() {
+    let (_d, store) = store();
+    run(
+        &store,
+        "r1",
+        &[("A", "10.00"), ("B", "5.00"), ("C", "1.00")],
+    );
+    run(&store, "r2", &[("A", "10.00"), ("B", "5.00")]);
+    // Produced again exactly: the file r2 wrote is kept, nothing written.
+    let c = run(&store, "r3", &[("A", "10.00"), ("B", "5.00")]);
+    assert_eq!(counts(&c), (0, 2, 0, 0));
+    assert_eq!(files(&store, MODEL), ["r2.leads"]);
+    let p = pointer(&store, MODEL);
+    assert_eq!(
+        (&p["file"], &p["run"], &p["written_by"], &p["leads"]),
+        (
+            &"r2.leads".into(),
+            &"r3".into(),
+            &"r2".into(),
+            &serde_json::json!(3)
+        )
+    );
+    assert_eq!(c.snapshot().0, "r2.leads");
+    let s = |v: &str| v.to_string();
+    let resolved_c = (
+        s("C"),
+        Status::Resolved,
+        s("r1"),
+        s("r1"),
+        Some(s("r2")),
+        s("1.00"),
+    );
+    assert_eq!(
+        lives(&store),
+        [
+            (s("A"), Status::Open, s("r1"), s("r3"), None, s("10.00")),
+            (s("B"), Status::Open, s("r1"), s("r3"), None, s("5.00")),
+            resolved_c.clone(),
+        ]
+    );
+    // Kept again, and again the file of r2.
+    run(&store, "r4", &[("A", "10.00"), ("B", "5.00")]);
+    assert_eq!(files(&store, MODEL), ["r2.leads"]);
+    assert_eq!(pointer(&store, MODEL)["written_by"], "r2");
+    assert_eq!(lead(&store, "B").last_run, "r4");
+    // A dry run that would keep it drops nothing.
+    let dry = leads::plan(
+        &store,
+        MODEL,
+        "1.0.0",
+        "r5",
+        &emitted(&[("A", "10.00"), ("B", "5.00")]),
+    )
+    .unwrap();
+    let preview = dry.preview().unwrap();
+    assert_eq!(preview.len(), 3);
+    assert!(preview[..2]
+        .iter()
+        .all(|l| l.status == Status::Open && l.last_run == "r5"));
+    dry.discard(&store).unwrap();
+    assert_eq!(files(&store, MODEL), ["r2.leads"]);
+    // A change writes the file again, the runs that kept it in its lines:
+    // B last produced by r4, resolved by r6.
+    run(&store, "r6", &[("A", "10.00")]);
+    assert_eq!(files(&store, MODEL), ["r6.leads"]);
+    assert!(pointer(&store, MODEL).get("written_by").is_none());
+    assert_eq!(
+        lives(&store),
+        [
+            (s("A"), Status::Open, s("r1"), s("r6"), None, s("10.00")),
+            (
+                s("B"),
+                Status::Resolved,
+                s("r1"),
+                s("r4"),
+                Some(s("r6")),
+                s("5.00")
+            ),
+            resolved_c,
+        ]
+    );
+    let verified = jiandu::audit::verify::local(&store).unwrap();
+    assert!(verified.problem.is_none(), "{:?}", verified.problem);
+}
+
+#[test]
+fn a_change_after_many_unchanged_leads_writes_them_from_a_checked_second_reading() {
+    let (_d, store) = store();
+    let leads: Vec<(String, String)> = (0..3000)
+        .map(|i| (format!("91{i:016}"), format!("{i}.00")))
+        .collect();
+    let refs = |leads: &[(String, String)]| -> Vec<(String, String)> { leads.to_vec() };
+    let as_pairs = |leads: &[(String, String)]| -> BTreeMap<String, LeadData> {
+        let pairs: Vec<(&str, &str)> = leads
+            .iter()
+            .map(|(s, a)| (s.as_str(), a.as_str()))
+            .collect();
+        emitted(&pairs)
+    };
+    run_as(&store, MODEL, "1.0.0", "r1", &as_pairs(&leads));
+    let before = all(&store, Some(MODEL));
+    // The 2,900th lead changes: the 2,899 before it are written from the
+    // snapshot read again, as open, last produced by r2.
+    let mut changed = refs(&leads);
+    changed[2899].1 = "7.00".into();
+    let c = run_as(&store, MODEL, "1.0.0", "r2", &as_pairs(&changed));
+    assert_eq!(counts(&c), (0, 3000, 0, 1));
+    assert_eq!(files(&store, MODEL), ["r2.leads"]);
+    let after = all(&store, Some(MODEL));
+    for (i, (k, l)) in after.iter().enumerate() {
+        let b = &before[k];
+        assert_eq!((l.status, l.last_run.as_str()), (Status::Open, "r2"), "{k}");
+        assert_eq!(l.first_run, "r1", "{k}");
+        assert_eq!(l.updated_at == b.updated_at, i != 2899, "{k}");
+    }
+
+    // The snapshot edited between the first reading and the second: the
+    // plan fails on its sha256 rather than writing what was edited.
+    let path = folder(&store, MODEL).join("r2.leads");
+    let mut plan = leads::Plan::start(&store, MODEL, "1.0.0", "r3").unwrap();
+    let mut buf = Vec::new();
+    let mut take = |plan: &mut leads::Plan, lead: &LeadData| {
+        buf.clear();
+        jiandu_sdk::encoded_lead::put_data(&mut buf, lead);
+        let (view, _) = jiandu_sdk::encoded_lead::decode_bytes(&buf).unwrap();
+        plan.take(&view, None)
+    };
+    let again = as_pairs(&changed);
+    let mut emitted_again = again.values();
+    for lead in emitted_again.by_ref().take(10) {
+        take(&mut plan, lead).unwrap();
+    }
+    edit(&path, "\"1.00\"", "\"9.00\"");
+    let fresh = emitted(&[("91zzzzzzzzzzzzzzzz", "1.00")]);
+    let mut failed = Ok(());
+    for lead in emitted_again.chain(fresh.values()) {
+        failed = take(&mut plan, lead);
+        if failed.is_err() {
+            break;
+        }
+    }
+    let err = match failed {
+        Err(e) => e.to_string(),
+        Ok(()) => plan.finish().err().expect("refused").to_string(),
+    };
+    assert!(err.contains("r2.leads") && err.contains("sha256"), "{err}");
+}
+
 #[test]
 fn a_changed_lead_is_rewritten_and_keeps_its_first_run() {
     let (_d, store) = store();
@@ -447,7 +614,7 @@ fn an_orphan_from_a_failed_or_crashed_commit_is_ignored_then_removed() {
     assert_eq!(all(&store, None), before);
 
     // The next run of the model removes them before writing its own file.
-    let next = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("A", "10.00")])).unwrap();
+    let next = leads::plan(&store, MODEL, "1.0.0", "r3", &emitted(&[("A", "11.00")])).unwrap();
     assert_eq!(files(&store, MODEL), ["notes.txt", "r1.leads", "r3.leads"]);
     assert_eq!(apply(&store, &next), Applied::Written);
     assert_eq!(files(&store, MODEL), ["notes.txt", "r3.leads"]);

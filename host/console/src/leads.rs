@@ -340,13 +340,15 @@ impl Brief {
 }
 
 /// Each model's leads as its snapshot held them when last read, by the
-/// snapshot's sha256: a snapshot is never modified, so a page reads a
-/// model's file again only once a run has replaced it. With a few hundred
-/// thousand leads, reading them all for every page would take seconds.
+/// snapshot's sha256 and run: a snapshot is never modified, so a page
+/// reads a model's file again only once a run has replaced it, or kept it
+/// (its live leads are then read as open, last produced by that run).
+/// With a few hundred thousand leads, reading them all for every page
+/// would take seconds.
 #[derive(Default)]
 pub struct LeadsCache {
-    /// By model: the snapshot's sha256 and its leads.
-    models: Mutex<HashMap<String, (String, ModelLeads)>>,
+    /// By model: the snapshot's sha256 and run, and its leads.
+    models: Mutex<HashMap<String, ((String, String), ModelLeads)>>,
 }
 
 /// One model's leads, shared by the pages that read them.
@@ -363,7 +365,7 @@ impl LeadsCache {
                 let models = self.models.lock().expect("leads cache lock");
                 models
                     .get(&snap.model)
-                    .filter(|(sha, _)| *sha == snap.sha256)
+                    .filter(|((sha, run), _)| *sha == snap.sha256 && *run == snap.run)
                     .map(|(_, l)| l.clone())
             };
             let leads = match cached {
@@ -373,10 +375,10 @@ impl LeadsCache {
                     let mut read = Vec::with_capacity(snap.leads as usize);
                     leads::each(store, &snap.model, |l| read.push(Brief::of(&model, &l)))?;
                     let read = Arc::new(read);
-                    self.models
-                        .lock()
-                        .expect("leads cache lock")
-                        .insert(snap.model.clone(), (snap.sha256.clone(), read.clone()));
+                    self.models.lock().expect("leads cache lock").insert(
+                        snap.model.clone(),
+                        ((snap.sha256.clone(), snap.run.clone()), read.clone()),
+                    );
                     read
                 }
             };

@@ -223,8 +223,27 @@ struct Pointer {
     sha256: String,
     /// How many leads (lines) it holds.
     leads: u64,
-    /// The run that wrote it.
+    /// The run whose leads these are: the run that wrote the file, or a
+    /// later one that produced exactly the leads it holds live (and no
+    /// other) and kept it ([`Pointer::written_by`]).
     run: String,
+    /// The run that wrote the file, when a later run kept it: its live
+    /// leads are then read as `open`, last produced by `run` (what that
+    /// run would have written), its resolved ones as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    written_by: Option<String>,
+}
+
+impl Pointer {
+    /// The run that wrote the file.
+    fn writer(&self) -> &str {
+        self.written_by.as_deref().unwrap_or(&self.run)
+    }
+
+    /// Whether a run after the one that wrote the file kept it.
+    fn kept(&self) -> bool {
+        self.writer() != self.run
+    }
 }
 
 /// The folder of a model's snapshots.
@@ -311,7 +330,8 @@ pub struct Snapshot {
     /// sha256 of the whole file, as the pointer records it.
     pub sha256: String,
     pub leads: u64,
-    /// The run that wrote it.
+    /// The run whose leads it holds (the one that wrote it, or a later one
+    /// that kept it).
     pub run: String,
 }
 
@@ -638,11 +658,14 @@ struct Reader<'a> {
     lines: u64,
     /// The subject of the line before.
     last: String,
+    /// The pointer says a later run kept the file ([`Pointer::kept`]).
+    kept: bool,
 }
 
 impl<'a> Reader<'a> {
     fn new(model: &'a str, current: Current) -> Reader<'a> {
         Reader {
+            kept: current.pointer.kept(),
             model,
             path: current.path,
             expected: current.pointer,
@@ -734,6 +757,12 @@ impl<'a> Reader<'a> {
             None => self.parse_life_json(json_len)?,
         };
         self.content = at + CONTENT.len()..json_len;
+        if self.kept && self.life.status != Status::Resolved {
+            // A later run produced the lead again, unchanged.
+            self.life.status = Status::Open;
+            self.life.last_run.clear();
+            self.life.last_run.push_str(&self.expected.run);
+        }
         if self.lines > 1 && self.life.subject <= self.last {
             return Err(self.damaged(format!(
                 "subject `{}` after `{}`: out of order",
@@ -826,6 +855,21 @@ impl<'a> Reader<'a> {
     fn sha256_matches(&mut self) -> bool {
         let hash = self.hash.take().expect("the sha256 is asked for once");
         hash.finish_hex() == self.expected.sha256
+    }
+
+    /// Reads the rest of the file without parsing it (counting its lines),
+    /// then checks it as [`Reader::finish`] does.
+    fn finish_unparsed(mut self) -> Result<()> {
+        let mut from = self.line.end;
+        loop {
+            self.lines += memchr::memchr_iter(b'\n', &self.buf[from..]).count() as u64;
+            self.line = self.buf.len()..self.buf.len();
+            if !self.read_more()? {
+                break;
+            }
+            from = 0;
+        }
+        self.finish()
     }
 
     /// Checks, once every line is read, the sha256 and the count of leads.
@@ -1450,7 +1494,9 @@ pub struct Changes {
     base: Option<IVec>,
     /// `meta[pointer_key(model)]` once applied: the new snapshot.
     pointer: IVec,
-    /// The snapshot this one replaces.
+    /// The new snapshot's file (the one it replaces when the run kept it).
+    path: PathBuf,
+    /// The snapshot this one replaces, unless kept.
     previous: Option<PathBuf>,
     claim: Claim,
     /// Leads produced for the first time, or again after being resolved.
@@ -1482,10 +1528,15 @@ impl Changes {
     /// plan deletes what is left.
     pub fn committed(&self, store: &Store) -> Result<()> {
         self.claim.release();
-        match &self.previous {
-            Some(path) => remove_orphans(store, &self.model, Some(path)),
-            None => Ok(()),
+        if let Some(path) = &self.previous {
+            remove_orphans(store, &self.model, Some(path))?;
         }
+        if self.path != self.claim.path {
+            // Kept: a stale plan of the same run may have written the file
+            // this one claimed.
+            remove_orphans(store, &self.model, Some(&self.claim.path))?;
+        }
+        Ok(())
     }
 
     /// The leads the new snapshot holds, each with the status it would
@@ -1493,7 +1544,7 @@ impl Changes {
     pub fn preview(&self) -> Result<Vec<Lead>> {
         let pointer: Pointer =
             serde_json::from_slice(&self.pointer).expect("a pointer this plan wrote");
-        let path = self.claim.path.clone();
+        let path = self.path.clone();
         let file = File::open(&path).map_err(|e| io_error(&path, "open", e))?;
         let mut reader = Reader::new(
             &self.model,
@@ -1616,7 +1667,8 @@ pub struct Plan<'a> {
     dir: PathBuf,
     file: String,
     raw_base: Option<IVec>,
-    previous: Option<PathBuf>,
+    /// The snapshot replaced: its pointer and file.
+    base: Option<(Pointer, PathBuf)>,
     claim: Claim,
     merger: Merger<'a>,
     /// The lead at hand, encoded.
@@ -1649,12 +1701,29 @@ impl<'a> Plan<'a> {
         create_dir(store, &dir)?;
         remove_orphans(store, model, None)?;
         let raw_base = base.as_ref().map(|b| b.raw.clone());
-        let previous = base.as_ref().map(|b| b.path.clone());
+        let previous = base.as_ref().map(|b| (b.pointer.clone(), b.path.clone()));
+        // The snapshot opened a second time now, while the pointer names
+        // it (a commit may delete it later): without it, or without a
+        // snapshot, the new file is written from the start.
+        let again = base.as_ref().and_then(|b| {
+            Some(Current {
+                raw: b.raw.clone(),
+                pointer: b.pointer.clone(),
+                path: b.path.clone(),
+                file: File::open(&b.path).ok()?,
+            })
+        });
+        let out = match again {
+            Some(_) => None,
+            None => Some(Writer::create(path.clone())?),
+        };
         let mut merger = Merger {
             planner: Planner {
+                model,
                 run_id,
                 now: crate::time::now_text(),
-                out: Writer::create(path)?,
+                out,
+                path,
                 new: 0,
                 open: 0,
                 resolved: 0,
@@ -1662,6 +1731,8 @@ impl<'a> Plan<'a> {
             },
             stored: base.map(|b| Reader::new(model, b)),
             at_hand: false,
+            again,
+            matched: 0,
         };
         if let Some(reader) = merger.stored.as_mut() {
             merger.at_hand = reader.next()?;
@@ -1672,7 +1743,7 @@ impl<'a> Plan<'a> {
             dir,
             file,
             raw_base,
-            previous,
+            base: previous,
             claim,
             merger,
             content: EncodedContent::default(),
@@ -1703,30 +1774,53 @@ impl<'a> Plan<'a> {
 
     /// The new snapshot, written and durable, once every lead is taken.
     pub fn finish(self) -> Result<Changes> {
-        let Planner {
-            run_id,
-            out,
-            new,
-            open,
-            resolved,
-            changed,
-            ..
-        } = self.merger.finish()?;
-        let (sha256, leads) = out.finish()?;
-        sync_dir(&self.dir)?;
-        let pointer = Pointer {
-            file: self.file,
-            sha256,
-            leads,
-            run: run_id.to_string(),
+        let (
+            Planner {
+                run_id,
+                out,
+                new,
+                open,
+                resolved,
+                changed,
+                path,
+                ..
+            },
+            kept,
+        ) = self.merger.finish()?;
+        let (pointer, path, previous) = match (out, self.base) {
+            // The run produced what the snapshot holds live: it is kept.
+            (None, Some((base, base_path))) if kept => (
+                Pointer {
+                    written_by: Some(base.writer().to_string()),
+                    run: run_id.to_string(),
+                    ..base
+                },
+                base_path,
+                None,
+            ),
+            (Some(out), base) => {
+                let (sha256, leads) = out.finish()?;
+                sync_dir(&self.dir)?;
+                let pointer = Pointer {
+                    file: self.file,
+                    sha256,
+                    leads,
+                    run: run_id.to_string(),
+                    written_by: None,
+                };
+                (pointer, path, base.map(|(_, p)| p))
+            }
+            (None, _) => unreachable!("a plan without a snapshot writes one"),
         };
+        let leads = pointer.leads;
         Ok(Changes {
             model: self.model.to_string(),
             base: self.raw_base,
             pointer: serde_json::to_vec(&pointer)
                 .expect("a pointer serializes")
                 .into(),
-            previous: self.previous,
+            path,
+            previous,
             claim: self.claim,
             new,
             open,
@@ -1848,48 +1942,124 @@ fn encode_leads(
 
 /// The merge of the stored snapshot with the run's leads, both in subject
 /// order: the stored leads before each emitted one are no longer produced.
+///
+/// While the run produces exactly what the snapshot holds live (each live
+/// lead again, with the same content, and no other), nothing is written:
+/// a run that changes nothing keeps the snapshot ([`Pointer::written_by`])
+/// rather than writing it again with only its runs changed. At the first
+/// change, the leads passed so far are written from a second reading of
+/// the snapshot ([`Merger::write_from_here`]), which is checked against
+/// its sha256 like the first.
 struct Merger<'a> {
     planner: Planner<'a>,
     stored: Option<Reader<'a>>,
     /// Whether `stored` has a lead at hand.
     at_hand: bool,
+    /// While nothing is written: the snapshot opened again, to write the
+    /// leads passed (`matched`) once something changes.
+    again: Option<Current>,
+    matched: u64,
 }
 
 impl<'a> Merger<'a> {
+    /// Whether nothing is written yet.
+    fn matching(&self) -> bool {
+        self.planner.out.is_none()
+    }
+
     /// The emitted lead of `subject`, encoded as `content`.
     fn take(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
         if let Some(reader) = self.stored.as_mut() {
             while self.at_hand && reader.life().subject.as_bytes() < subject {
-                self.planner.not_produced(reader)?;
+                if self.planner.out.is_none() && reader.life().status == Status::Resolved {
+                    // Stays resolved, as written.
+                    self.matched += 1;
+                } else {
+                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    self.planner.not_produced(reader)?;
+                }
                 self.at_hand = reader.next()?;
             }
             if self.at_hand && reader.life().subject.as_bytes() == subject {
-                self.planner.produced_again(reader, content)?;
+                let unchanged =
+                    reader.life().status != Status::Resolved && reader.content() == content;
+                if self.planner.out.is_none() && unchanged {
+                    self.planner.open += 1;
+                    self.matched += 1;
+                } else {
+                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    self.planner.produced_again(reader, content)?;
+                }
                 self.at_hand = reader.next()?;
                 return Ok(());
             }
         }
+        Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
         self.planner.fresh(subject, content)
     }
 
-    /// The stored leads after the last emitted one, no longer produced.
-    fn finish(mut self) -> Result<Planner<'a>> {
+    /// Starts writing, if nothing is written yet: creates the new file and
+    /// writes the `matched` leads passed so far from the snapshot read
+    /// again (`again`): live ones produced again unchanged, resolved ones
+    /// as they are; then reads that second reading through, checking it
+    /// against the sha256 (so that what is written is what was checked).
+    fn write_from_here(
+        planner: &mut Planner<'a>,
+        again: &mut Option<Current>,
+        matched: u64,
+    ) -> Result<()> {
+        if planner.out.is_some() {
+            return Ok(());
+        }
+        planner.out = Some(Writer::create(planner.path.clone())?);
+        let Some(current) = again.take().filter(|_| matched > 0) else {
+            return Ok(());
+        };
+        let model = planner.model;
+        let mut reader = Reader::new(model, current);
+        for _ in 0..matched {
+            if !reader.next()? {
+                return Err(reader.damaged("fewer leads on a second reading"));
+            }
+            if reader.life().status == Status::Resolved {
+                planner.writer().line(reader.line())?;
+            } else {
+                planner.unchanged(&reader)?;
+            }
+        }
+        reader.finish_unparsed()
+    }
+
+    /// The stored leads after the last emitted one, no longer produced;
+    /// the snapshot's pointer when the run kept it.
+    fn finish(mut self) -> Result<(Planner<'a>, bool)> {
         if let Some(mut reader) = self.stored.take() {
             while self.at_hand {
-                self.planner.not_produced(&reader)?;
+                if self.planner.out.is_none() && reader.life().status == Status::Resolved {
+                    self.matched += 1;
+                } else {
+                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    self.planner.not_produced(&reader)?;
+                }
                 self.at_hand = reader.next()?;
             }
             reader.finish()?;
         }
-        Ok(self.planner)
+        // Nothing written means a snapshot to keep: without one, the file
+        // is written from the start.
+        let kept = self.matching();
+        Ok((self.planner, kept))
     }
 }
 
 /// [`plan`], one lead at a time.
 struct Planner<'a> {
+    model: &'a str,
     run_id: &'a str,
     now: String,
-    out: Writer,
+    /// The new file, once something is written ([`Merger`]).
+    out: Option<Writer>,
+    path: PathBuf,
     new: u64,
     open: u64,
     resolved: u64,
@@ -1897,6 +2067,12 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    fn writer(&mut self) -> &mut Writer {
+        self.out
+            .as_mut()
+            .expect("written only once the file is created")
+    }
+
     /// Writes the lead of `subject`, encoded as `content`, as first
     /// produced by this run (not in the snapshot, or resolved there).
     fn fresh(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
@@ -1910,7 +2086,10 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: self.now.as_bytes(),
         };
-        self.out.lead(&life, content)
+        self.out
+            .as_mut()
+            .expect("written only once the file is created")
+            .lead(&life, content)
     }
 
     /// A lead in the snapshot that the run did not produce: resolved,
@@ -1918,7 +2097,7 @@ impl Planner<'_> {
     fn not_produced(&mut self, reader: &Reader) -> Result<()> {
         let stored = reader.life();
         if stored.status == Status::Resolved {
-            return self.out.line(reader.line());
+            return self.writer().line(reader.line());
         }
         self.resolved += 1;
         self.changed += 1;
@@ -1930,7 +2109,10 @@ impl Planner<'_> {
             resolved_by: Some(self.run_id),
             updated_at: &self.now,
         };
-        self.out.lead(&life, reader.content())
+        self.out
+            .as_mut()
+            .expect("written only once the file is created")
+            .lead(&life, reader.content())
     }
 
     /// A lead in the snapshot that the run produced again, encoded as
@@ -1946,6 +2128,17 @@ impl Planner<'_> {
         if !same {
             self.changed += 1;
         }
+        self.write_open(reader, content, same)
+    }
+
+    /// Writes a live lead of the snapshot that the run produced again
+    /// unchanged, counted already.
+    fn unchanged(&mut self, reader: &Reader) -> Result<()> {
+        self.write_open(reader, reader.content(), true)
+    }
+
+    fn write_open(&mut self, reader: &Reader, content: &[u8], same: bool) -> Result<()> {
+        let stored = reader.life();
         let life = Life {
             subject: stored.subject.as_str(),
             status: Status::Open,
@@ -1954,7 +2147,10 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: if same { &stored.updated_at } else { &self.now },
         };
-        self.out.lead(&life, content)
+        self.out
+            .as_mut()
+            .expect("written only once the file is created")
+            .lead(&life, content)
     }
 }
 
@@ -2400,6 +2596,7 @@ mod tests {
             sha256,
             leads,
             run: "r3".into(),
+            written_by: None,
         };
         let current = Current {
             raw: IVec::from(&b""[..]),

@@ -370,7 +370,10 @@ fn leads(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resu
         if let (false, Some(p), Some(f)) = (quick, pointer, finished) {
             if let Some(digest) = &f.digest {
                 files.leads_digests += 1;
-                match leads_digest(store, &p.model, run) {
+                // The run whose leads the snapshot holds: the one that
+                // wrote it, or a later one that kept it, having produced
+                // exactly the same leads (and so the same digest).
+                match leads_digest(store, &p.model, &p.run) {
                     Ok(again) if &again == digest => {}
                     Ok(again) => files.faults.push(fault(format!(
                         "the leads its run produced digest to {}…, but entry {} records {}…",
