@@ -15,8 +15,9 @@
 //!                                    model as of run <run>, live and
 //!                                    resolved, sorted by subject, one JSON
 //!                                    object a line; never modified
-//! meta["leads/<model>/current"]      {"file", "sha256", "leads", "run"}:
-//!                                    which file is the model's snapshot
+//! meta["leads/<model>/current"]      {"file", "sha256", "leads", "run",
+//!                                    "written_by"?}: which file is the
+//!                                    model's snapshot, and whose leads
 //! ```
 //!
 //! A line is a lead's lifecycle, then what the model said about it:
@@ -36,15 +37,27 @@
 //! nothing else is written per lead. Once committed,
 //! [`Changes::committed`] deletes the snapshot it replaced.
 //!
+//! A run that changes nothing (it produces every live lead again with the
+//! same content, and no other) writes nothing: it keeps the snapshot, its
+//! pointer naming the run that wrote the file (`written_by`) beside its own
+//! (`run`). Reading such a snapshot, its live leads are `open`, last
+//! produced by `run` (what that run would have written; a lead it kept is
+//! not new to it), its resolved ones as written. The plan writes nothing
+//! while the run matches the snapshot; at the first change it writes the
+//! leads passed so far from a second reading of the snapshot, opened when
+//! the plan started and checked against the sha256 when read through, so
+//! that what is written is what was checked.
+//!
 //! Why not one sled key per lead, as before: sled keeps a clone of the tree
 //! nodes that each insert of a transaction touches until the transaction
 //! commits, about 5 KB a lead, so a run's memory grew with its leads (a scan
 //! that emitted 100,000 leads peaked at 592 MiB, the scan itself ~35 MiB).
 //! A snapshot costs the same memory whatever the number of leads (a buffer
 //! each way and one line at a time) and keeps the transaction small. The
-//! price is that every run rewrites all the leads of its model, resolved
-//! ones too, rather than only those that changed: sequential I/O of a few
-//! hundred bytes a lead, and a couple of microseconds. To keep that cheap, a
+//! price is that a run that changes anything rewrites all the leads of its
+//! model, resolved ones too, rather than only those that changed:
+//! sequential I/O of a few hundred bytes a lead, and a couple of
+//! microseconds. To keep that cheap, a
 //! lead's content comes last in its line and is found by its key
 //! (`,"content":` cannot occur inside a JSON string, whose quotes are
 //! escaped): a run compares it as bytes with what it emitted and copies it,
