@@ -764,6 +764,64 @@ fn flip(path: &Path, at: usize) {
 }
 
 #[test]
+fn a_rerun_that_keeps_the_snapshot_verifies_and_a_pointer_naming_another_run_is_caught() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 300, 13);
+    // A run with another ratio (other leads), then two with the default:
+    // the third finds what the second did and keeps its file.
+    jiandu(store.path())
+        .args(["run", MODEL, "--param", "ratio=0.03"])
+        .assert()
+        .success();
+    for _ in 0..2 {
+        jiandu(store.path()).args(["run", MODEL]).assert().success();
+    }
+    let finished: Vec<serde_json::Value> = common::ledger(store.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "run-finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    let (first, second, third) = (
+        &finished[0]["run"],
+        &finished[1]["run"],
+        &finished[2]["run"],
+    );
+    assert_ne!(first["leads_snapshot"], second["leads_snapshot"]);
+    assert_eq!(second["leads_snapshot"], third["leads_snapshot"]);
+    assert_eq!(second["leads_digest"], third["leads_digest"]);
+    let folder = store.path().join("leads").join(MODEL);
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("1 leads digest"), "{out}");
+    let leads = common::leads(store.path(), MODEL, false);
+    assert!(!leads.is_empty());
+    for l in &leads {
+        if l["status"] != "resolved" {
+            assert_eq!(l["status"], "open", "{l}");
+            assert_eq!(l["last_run"], third["run_id"], "{l}");
+        }
+    }
+
+    // The pointer edited to say the first run kept the file: that run's
+    // entry names another file.
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        assert_eq!(pointer["run"], third["run_id"]);
+        assert_eq!(pointer["written_by"], second["run_id"]);
+        pointer["run"] = first["run_id"].clone();
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(err.contains("kept this file"), "{err}");
+}
+
+#[test]
 fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() {
     let store = store_with_model(MODEL);
     ingest_generated(store.path(), 300, 13);

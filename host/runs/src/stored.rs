@@ -10,7 +10,9 @@
 //!   The model's current snapshot is also read lead by lead and the leads
 //!   its run produced are digested again, to compare with the entry's
 //!   `leads_digest` (entries written before snapshots were named carry
-//!   only that). A file no record names (a failed run's, left until the
+//!   only that). A snapshot a later run kept (it produced the same leads)
+//!   is compared with the entry of the run that wrote it, whose digest is
+//!   the same. A file no record names (a failed run's, left until the
 //!   model's next run removes it) is not on the record and is skipped.
 //! - **Data.** Every block of every dataset version (records and indexes,
 //!   `<store>/data/<dataset>/<version>/<segment>-<run>.blk`) is read and
@@ -334,6 +336,21 @@ fn leads(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resu
             // Named by no record: a failed or superseded run's leftover.
             (None, None) => continue,
         };
+        // A pointer that names a later run as keeping the file: that run's
+        // entry names the same file and sha256.
+        if let Some((p, Some((file, sha)))) = pointer
+            .filter(|p| p.run != run)
+            .and_then(|p| Some((p, record.finished.get(p.run.as_str())?.snapshot.as_ref())))
+        {
+            if *file != name || *sha != p.sha256 {
+                files.faults.push(fault(format!(
+                    "meta `leads/{}/current` says run {} kept this file, but that run's entry records {file} ({}…): the pointer was edited",
+                    p.model,
+                    p.run,
+                    crate::audit::short(sha)
+                )));
+            }
+        }
         if let (Some(sha), Some(p)) = (&entry_sha, pointer) {
             if *sha != p.sha256 {
                 files.faults.push(fault(format!(
