@@ -348,8 +348,12 @@ impl Brief {
 #[derive(Default)]
 pub struct LeadsCache {
     /// By model: the snapshot's sha256 and run, and its leads.
-    models: Mutex<HashMap<String, ((String, String), ModelLeads)>>,
+    models: Mutex<HashMap<String, (SnapshotKey, ModelLeads)>>,
 }
+
+/// What a model's cached leads were read from: its snapshot's sha256 and
+/// the run whose leads it holds.
+type SnapshotKey = (String, String);
 
 /// One model's leads, shared by the pages that read them.
 type ModelLeads = Arc<Vec<Brief>>;
