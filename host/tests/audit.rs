@@ -10,6 +10,14 @@ use std::path::{Path, PathBuf};
 
 const MODEL: &str = "disability-fund-arrears";
 
+/// The store's `run-finished` entries, oldest first.
+fn finished_runs(store: &Path) -> Vec<serde_json::Value> {
+    common::ledger(store)
+        .into_iter()
+        .filter(|e| e["kind"] == "run-finished")
+        .collect()
+}
+
 fn ingest_generated(store: &Path, employers: usize, seed: u64) {
     let data = tempfile::tempdir().unwrap();
     let g = disability::generate(data.path(), employers, seed).unwrap();
@@ -776,10 +784,7 @@ fn a_rerun_that_keeps_the_snapshot_verifies_and_a_pointer_naming_another_run_is_
     for _ in 0..2 {
         jiandu(store.path()).args(["run", MODEL]).assert().success();
     }
-    let finished: Vec<serde_json::Value> = common::ledger(store.path())
-        .into_iter()
-        .filter(|e| e["kind"] == "run-finished")
-        .collect();
+    let finished = finished_runs(store.path());
     assert_eq!(finished.len(), 3);
     let (first, second, third) = (
         &finished[0]["run"],
@@ -1001,10 +1006,7 @@ fn a_recorded_run_replays_on_the_model_version_and_data_versions_it_used() {
         .collect();
     common::ingest_files(store.path(), &employers);
     jiandu(store.path()).args(["run", MODEL]).assert().success();
-    let finished: Vec<serde_json::Value> = common::ledger(store.path())
-        .into_iter()
-        .filter(|e| e["kind"] == "run-finished")
-        .collect();
+    let finished = finished_runs(store.path());
     assert_eq!(finished.len(), 3);
     // The installed model goes; the version the runs used is kept by its
     // digest.
