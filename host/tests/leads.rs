@@ -301,7 +301,10 @@ fn a_rerun_that_changes_nothing_keeps_the_snapshot_and_reads_as_if_rewritten() {
 #[test]
 fn a_change_after_many_unchanged_leads_writes_them_from_a_checked_second_reading() {
     let (_d, store) = store();
-    let leads: Vec<(String, String)> = (0..3000)
+    // More leads than the plan keeps ready in memory (4 MiB of lines): a
+    // change among the first of them is written from memory, a later one
+    // from a second reading of the snapshot.
+    let leads: Vec<(String, String)> = (0..16_000)
         .map(|i| (format!("91{i:016}"), format!("{i}.00")))
         .collect();
     let refs = |leads: &[(String, String)]| -> Vec<(String, String)> { leads.to_vec() };
@@ -313,26 +316,30 @@ fn a_change_after_many_unchanged_leads_writes_them_from_a_checked_second_reading
         emitted(&pairs)
     };
     run_as(&store, MODEL, "1.0.0", "r1", &as_pairs(&leads));
-    let before = all(&store, Some(MODEL));
-    // The 2,900th lead changes: the 2,899 before it are written from the
-    // snapshot read again, as open, last produced by r2.
+    // The 100th lead changes, then the 15,900th: the leads before each
+    // change are written as open, last produced by the run.
     let mut changed = refs(&leads);
-    changed[2899].1 = "7.00".into();
-    let c = run_as(&store, MODEL, "1.0.0", "r2", &as_pairs(&changed));
-    assert_eq!(counts(&c), (0, 3000, 0, 1));
-    assert_eq!(files(&store, MODEL), ["r2.leads"]);
-    let after = all(&store, Some(MODEL));
-    for (i, (k, l)) in after.iter().enumerate() {
-        let b = &before[k];
-        assert_eq!((l.status, l.last_run.as_str()), (Status::Open, "r2"), "{k}");
-        assert_eq!(l.first_run, "r1", "{k}");
-        assert_eq!(l.updated_at == b.updated_at, i != 2899, "{k}");
+    for (run, at) in [("r2", 99), ("r3", 15_899)] {
+        let before = all(&store, Some(MODEL));
+        changed[at].1 = format!("7.{at}");
+        let c = run_as(&store, MODEL, "1.0.0", run, &as_pairs(&changed));
+        assert_eq!(counts(&c), (0, 16_000, 0, 1));
+        assert_eq!(files(&store, MODEL), [format!("{run}.leads")]);
+        let after = all(&store, Some(MODEL));
+        assert_eq!(after.len(), 16_000);
+        for (i, (k, l)) in after.iter().enumerate() {
+            let b = &before[k];
+            assert_eq!((l.status, l.last_run.as_str()), (Status::Open, run), "{k}");
+            assert_eq!(l.first_run, "r1", "{k}");
+            assert_eq!(l.updated_at == b.updated_at, i != at, "{k}");
+            assert_eq!(l.amount, changed[i].1.clone().into(), "{k}");
+        }
     }
 
     // The snapshot edited between the first reading and the second: the
     // plan fails on its sha256 rather than writing what was edited.
-    let path = folder(&store, MODEL).join("r2.leads");
-    let mut plan = leads::Plan::start(&store, MODEL, "1.0.0", "r3").unwrap();
+    let path = folder(&store, MODEL).join("r3.leads");
+    let mut plan = leads::Plan::start(&store, MODEL, "1.0.0", "r4").unwrap();
     let mut buf = Vec::new();
     let mut take = |plan: &mut leads::Plan, lead: &LeadData| {
         buf.clear();
@@ -358,7 +365,7 @@ fn a_change_after_many_unchanged_leads_writes_them_from_a_checked_second_reading
         Err(e) => e.to_string(),
         Ok(()) => plan.finish().err().expect("refused").to_string(),
     };
-    assert!(err.contains("r2.leads") && err.contains("sha256"), "{err}");
+    assert!(err.contains("r3.leads") && err.contains("sha256"), "{err}");
 }
 
 #[test]

@@ -44,9 +44,11 @@
 //! produced by `run` (what that run would have written; a lead it kept is
 //! not new to it), its resolved ones as written. The plan writes nothing
 //! while the run matches the snapshot; at the first change it writes the
-//! leads passed so far from a second reading of the snapshot, opened when
-//! the plan started and checked against the sha256 when read through, so
-//! that what is written is what was checked.
+//! leads passed so far: from their lines kept ready in memory while they
+//! fit in a few MiB (a change among the first leads, as most changes
+//! come), else from a second reading of the snapshot, opened when the
+//! plan started and checked against the sha256 when read through, so that
+//! what is written is what was checked.
 //!
 //! Why not one sled key per lead, as before: sled keeps a clone of the tree
 //! nodes that each insert of a transaction touches until the transaction
@@ -905,6 +907,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends a snapshot's line: the lead's life, then its content as
+/// encoded.
+fn encode_line(out: &mut Vec<u8>, life: &Life<impl AsRef<[u8]>>, content: &[u8]) {
+    life.encode_open(out);
+    out.extend_from_slice(CONTENT);
+    out.extend_from_slice(content);
+    out.extend_from_slice(b"}\n");
+}
+
 /// Writes a snapshot a line at a time, hashing what it writes behind the
 /// writing ([`HashBehind`]).
 struct Writer {
@@ -937,11 +948,18 @@ impl Writer {
 
     /// Appends a lead: its life and its content as encoded.
     fn lead(&mut self, life: &Life<impl AsRef<[u8]>>, content: &[u8]) -> Result<()> {
-        life.encode_open(&mut self.buf);
-        self.buf.extend_from_slice(CONTENT);
-        self.buf.extend_from_slice(content);
-        self.buf.extend_from_slice(b"}\n");
+        encode_line(&mut self.buf, life, content);
         self.ended_line()
+    }
+
+    /// Appends `count` lines already encoded, each with its newline.
+    fn lines(&mut self, lines: &[u8], count: u64) -> Result<()> {
+        self.buf.extend_from_slice(lines);
+        self.leads += count;
+        if self.buf.len() >= hash_behind::CHUNK {
+            self.write_out()?;
+        }
+        Ok(())
     }
 
     /// Appends a line (with its newline) as read from another snapshot.
@@ -1744,6 +1762,7 @@ impl<'a> Plan<'a> {
             },
             stored: base.map(|b| Reader::new(model, b)),
             at_hand: false,
+            early: again.as_ref().map(|_| Vec::new()),
             again,
             matched: 0,
         };
@@ -1972,7 +1991,16 @@ struct Merger<'a> {
     /// leads passed (`matched`) once something changes.
     again: Option<Current>,
     matched: u64,
+    /// While nothing is written and they fit in [`EARLY_BYTES`]: the lines
+    /// of the leads passed, as the new file would hold them. A change
+    /// among the first leads, as most changes come, then needs no second
+    /// reading.
+    early: Option<Vec<u8>>,
 }
+
+/// How much of the lines passed while nothing is written [`Merger`] keeps
+/// ready: a few thousand leads.
+const EARLY_BYTES: usize = 4 << 20;
 
 impl<'a> Merger<'a> {
     /// Whether nothing is written yet.
@@ -1987,8 +2015,16 @@ impl<'a> Merger<'a> {
                 if self.planner.out.is_none() && reader.life().status == Status::Resolved {
                     // Stays resolved, as written.
                     self.matched += 1;
+                    Self::keep_early(&mut self.early, |lines| {
+                        lines.extend_from_slice(reader.line())
+                    });
                 } else {
-                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    Self::write_from_here(
+                        &mut self.planner,
+                        &mut self.again,
+                        &mut self.early,
+                        self.matched,
+                    )?;
                     self.planner.not_produced(reader)?;
                 }
                 self.at_hand = reader.next()?;
@@ -1999,15 +2035,27 @@ impl<'a> Merger<'a> {
                 if self.planner.out.is_none() && unchanged {
                     self.planner.open += 1;
                     self.matched += 1;
+                    let life = open_life(reader.life(), self.planner.run_id, true, "");
+                    Self::keep_early(&mut self.early, |lines| encode_line(lines, &life, content));
                 } else {
-                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    Self::write_from_here(
+                        &mut self.planner,
+                        &mut self.again,
+                        &mut self.early,
+                        self.matched,
+                    )?;
                     self.planner.produced_again(reader, content)?;
                 }
                 self.at_hand = reader.next()?;
                 return Ok(());
             }
         }
-        Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+        Self::write_from_here(
+            &mut self.planner,
+            &mut self.again,
+            &mut self.early,
+            self.matched,
+        )?;
         self.planner.fresh(subject, content)
     }
 
@@ -2019,13 +2067,21 @@ impl<'a> Merger<'a> {
     fn write_from_here(
         planner: &mut Planner<'a>,
         again: &mut Option<Current>,
+        early: &mut Option<Vec<u8>>,
         matched: u64,
     ) -> Result<()> {
         if planner.out.is_some() {
             return Ok(());
         }
-        planner.out = Some(Writer::create(planner.path.clone())?);
-        let Some(current) = again.take().filter(|_| matched > 0) else {
+        let mut out = Writer::create(planner.path.clone())?;
+        let early = early.take();
+        if let Some(lines) = &early {
+            // The lines are those of the first reading, which the plan
+            // checks against the sha256 when it ends.
+            out.lines(lines, matched)?;
+        }
+        planner.out = Some(out);
+        let Some(current) = again.take().filter(|_| matched > 0 && early.is_none()) else {
             return Ok(());
         };
         let model = planner.model;
@@ -2043,6 +2099,17 @@ impl<'a> Merger<'a> {
         reader.finish_unparsed()
     }
 
+    /// Adds a line (`add` appends it) to the lines kept ready, unless they
+    /// outgrew [`EARLY_BYTES`] (then none are kept from here on).
+    fn keep_early(early: &mut Option<Vec<u8>>, add: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(lines) = early {
+            add(lines);
+            if lines.len() > EARLY_BYTES {
+                *early = None;
+            }
+        }
+    }
+
     /// The stored leads after the last emitted one, no longer produced;
     /// the snapshot's pointer when the run kept it.
     fn finish(mut self) -> Result<(Planner<'a>, bool)> {
@@ -2050,8 +2117,16 @@ impl<'a> Merger<'a> {
             while self.at_hand {
                 if self.planner.out.is_none() && reader.life().status == Status::Resolved {
                     self.matched += 1;
+                    Self::keep_early(&mut self.early, |lines| {
+                        lines.extend_from_slice(reader.line())
+                    });
                 } else {
-                    Self::write_from_here(&mut self.planner, &mut self.again, self.matched)?;
+                    Self::write_from_here(
+                        &mut self.planner,
+                        &mut self.again,
+                        &mut self.early,
+                        self.matched,
+                    )?;
                     self.planner.not_produced(&reader)?;
                 }
                 self.at_hand = reader.next()?;
@@ -2151,19 +2226,29 @@ impl Planner<'_> {
     }
 
     fn write_open(&mut self, reader: &Reader, content: &[u8], same: bool) -> Result<()> {
-        let stored = reader.life();
-        let life = Life {
-            subject: stored.subject.as_str(),
-            status: Status::Open,
-            first_run: &stored.first_run,
-            last_run: self.run_id,
-            resolved_by: None,
-            updated_at: if same { &stored.updated_at } else { &self.now },
-        };
+        let life = open_life(reader.life(), self.run_id, same, &self.now);
         self.out
             .as_mut()
             .expect("written only once the file is created")
             .lead(&life, content)
+    }
+}
+
+/// The life of a stored live lead that run `run_id` produced again: open,
+/// last produced by that run, updated `now` unless `same` content.
+fn open_life<'l>(
+    stored: &'l Life<String>,
+    run_id: &'l str,
+    same: bool,
+    now: &'l str,
+) -> Life<&'l str> {
+    Life {
+        subject: stored.subject.as_str(),
+        status: Status::Open,
+        first_run: &stored.first_run,
+        last_run: run_id,
+        resolved_by: None,
+        updated_at: if same { &stored.updated_at } else { now },
     }
 }
 
@@ -2324,6 +2409,49 @@ mod tests {
     /// Leads are encoded on one thread and merged with the stored
     /// snapshot on another, in batches: over many batches, every lead of
     /// both sides is accounted for once, in subject order, with its status.
+    #[test]
+    fn the_leads_passed_before_a_change_are_written_from_memory_or_a_second_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let leads: BTreeMap<String, LeadData> = (0..20_000)
+            .map(|i| {
+                let l = lead_data(&format!("91{i:08}"), Some("1.00"), &[("i", "1")]);
+                (l.subject.clone(), l)
+            })
+            .collect();
+        commit_plan(&store, &plan(&store, "m", "1.0.0", "r1", &leads).unwrap());
+        let mut buf = Vec::new();
+        let mut take = |plan: &mut Plan, lead: &LeadData| {
+            buf.clear();
+            encoded_lead::put_data(&mut buf, lead);
+            let (view, _) = encoded_lead::decode_bytes(&buf).unwrap();
+            plan.take(&view, None).unwrap();
+        };
+        for (passed, from_memory) in [(100, true), (19_000, false)] {
+            let mut p = Plan::start(&store, "m", "1.0.0", "r2").unwrap();
+            for lead in leads.values().take(passed) {
+                take(&mut p, lead);
+            }
+            assert!(p.merger.matching());
+            assert_eq!(p.merger.early.is_some(), from_memory, "{passed}");
+            let mut changed = leads.values().nth(passed).unwrap().clone();
+            changed.amount = Some("2.00".into());
+            take(&mut p, &changed);
+            assert!(!p.merger.matching() && p.merger.early.is_none());
+            assert!(p.merger.again.is_none());
+            for lead in leads.values().skip(passed + 1) {
+                take(&mut p, lead);
+            }
+            let changes = p.finish().unwrap();
+            assert_eq!((changes.open, changes.changed), (20_000, 1));
+            let planned = changes.preview().unwrap();
+            assert!(planned
+                .iter()
+                .all(|l| l.status == Status::Open && l.last_run == "r2"));
+            changes.discard(&store).unwrap();
+        }
+    }
+
     #[test]
     fn a_plan_over_many_batches_merges_every_lead_with_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
