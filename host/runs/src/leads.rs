@@ -2012,21 +2012,13 @@ impl<'a> Merger<'a> {
     fn take(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
         if let Some(reader) = self.stored.as_mut() {
             while self.at_hand && reader.life().subject.as_bytes() < subject {
-                if self.planner.out.is_none() && reader.life().status == Status::Resolved {
-                    // Stays resolved, as written.
-                    self.matched += 1;
-                    Self::keep_early(&mut self.early, |lines| {
-                        lines.extend_from_slice(reader.line())
-                    });
-                } else {
-                    Self::write_from_here(
-                        &mut self.planner,
-                        &mut self.again,
-                        &mut self.early,
-                        self.matched,
-                    )?;
-                    self.planner.not_produced(reader)?;
-                }
+                Self::not_produced(
+                    &mut self.planner,
+                    &mut self.again,
+                    &mut self.early,
+                    &mut self.matched,
+                    reader,
+                )?;
                 self.at_hand = reader.next()?;
             }
             if self.at_hand && reader.life().subject.as_bytes() == subject {
@@ -2057,6 +2049,25 @@ impl<'a> Merger<'a> {
             self.matched,
         )?;
         self.planner.fresh(subject, content)
+    }
+
+    /// A stored lead the run did not produce ([`Planner::not_produced`]):
+    /// passed without a word while nothing is written and it stays
+    /// resolved as written.
+    fn not_produced(
+        planner: &mut Planner<'a>,
+        again: &mut Option<Current>,
+        early: &mut Option<Vec<u8>>,
+        matched: &mut u64,
+        reader: &Reader,
+    ) -> Result<()> {
+        if planner.out.is_none() && reader.life().status == Status::Resolved {
+            *matched += 1;
+            Self::keep_early(early, |lines| lines.extend_from_slice(reader.line()));
+            return Ok(());
+        }
+        Self::write_from_here(planner, again, early, *matched)?;
+        planner.not_produced(reader)
     }
 
     /// Starts writing, if nothing is written yet: creates the new file and
@@ -2115,20 +2126,13 @@ impl<'a> Merger<'a> {
     fn finish(mut self) -> Result<(Planner<'a>, bool)> {
         if let Some(mut reader) = self.stored.take() {
             while self.at_hand {
-                if self.planner.out.is_none() && reader.life().status == Status::Resolved {
-                    self.matched += 1;
-                    Self::keep_early(&mut self.early, |lines| {
-                        lines.extend_from_slice(reader.line())
-                    });
-                } else {
-                    Self::write_from_here(
-                        &mut self.planner,
-                        &mut self.again,
-                        &mut self.early,
-                        self.matched,
-                    )?;
-                    self.planner.not_produced(&reader)?;
-                }
+                Self::not_produced(
+                    &mut self.planner,
+                    &mut self.again,
+                    &mut self.early,
+                    &mut self.matched,
+                    &reader,
+                )?;
                 self.at_hand = reader.next()?;
             }
             reader.finish()?;
