@@ -2102,7 +2102,7 @@ impl<'a> Merger<'a> {
                 return Err(reader.damaged("fewer leads on a second reading"));
             }
             if reader.life().status == Status::Resolved {
-                planner.writer().line(reader.line())?;
+                created(&mut planner.out).line(reader.line())?;
             } else {
                 planner.unchanged(&reader)?;
             }
@@ -2158,13 +2158,13 @@ struct Planner<'a> {
     changed: u64,
 }
 
-impl Planner<'_> {
-    fn writer(&mut self) -> &mut Writer {
-        self.out
-            .as_mut()
-            .expect("written only once the file is created")
-    }
+/// The planner's new file, which [`Merger`] creates before anything is
+/// written.
+fn created(out: &mut Option<Writer>) -> &mut Writer {
+    out.as_mut().expect("written only once the file is created")
+}
 
+impl Planner<'_> {
     /// Writes the lead of `subject`, encoded as `content`, as first
     /// produced by this run (not in the snapshot, or resolved there).
     fn fresh(&mut self, subject: &[u8], content: &[u8]) -> Result<()> {
@@ -2178,10 +2178,7 @@ impl Planner<'_> {
             resolved_by: None,
             updated_at: self.now.as_bytes(),
         };
-        self.out
-            .as_mut()
-            .expect("written only once the file is created")
-            .lead(&life, content)
+        created(&mut self.out).lead(&life, content)
     }
 
     /// A lead in the snapshot that the run did not produce: resolved,
@@ -2189,7 +2186,7 @@ impl Planner<'_> {
     fn not_produced(&mut self, reader: &Reader) -> Result<()> {
         let stored = reader.life();
         if stored.status == Status::Resolved {
-            return self.writer().line(reader.line());
+            return created(&mut self.out).line(reader.line());
         }
         self.resolved += 1;
         self.changed += 1;
@@ -2201,10 +2198,7 @@ impl Planner<'_> {
             resolved_by: Some(self.run_id),
             updated_at: &self.now,
         };
-        self.out
-            .as_mut()
-            .expect("written only once the file is created")
-            .lead(&life, reader.content())
+        created(&mut self.out).lead(&life, reader.content())
     }
 
     /// A lead in the snapshot that the run produced again, encoded as
@@ -2231,10 +2225,7 @@ impl Planner<'_> {
 
     fn write_open(&mut self, reader: &Reader, content: &[u8], same: bool) -> Result<()> {
         let life = open_life(reader.life(), self.run_id, same, &self.now);
-        self.out
-            .as_mut()
-            .expect("written only once the file is created")
-            .lead(&life, content)
+        created(&mut self.out).lead(&life, content)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::schema::{Check, Field, FieldType, Schema};
 use super::sort::{Merged, Sorter};
 use super::split::Splitter;
-use super::stream::{Chunker, Decoding, Utf16, Utf16Reader, UTF16_HEAD};
+use super::stream::{read_full, Chunker, Decoding, Utf16, Utf16Reader, UTF16_HEAD};
 use super::{NewVersion, PseudonymEntries, PseudonymRuns, SortedRows, VersionInfo};
 use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
@@ -383,7 +383,7 @@ pub fn read(
             // UTF-16 is told by its first bytes ([`Utf16::of`]), then read
             // through a reader that hands out UTF-8.
             let mut head = [0u8; UTF16_HEAD];
-            let got = read_head(input, &mut head).map_err(|e| Error::file(path, e))?;
+            let got = read_full(input, &mut head).map_err(|e| Error::file(path, e))?;
             let mut whole = (&head[..got]).chain(input);
             let mut text = |input: &mut dyn std::io::Read, encoding: Encoding| {
                 read_text(
@@ -450,21 +450,6 @@ pub fn read(
         encoding,
         sha256,
     })
-}
-
-/// Reads up to `head.len()` bytes from the start of `input` (fewer only
-/// at its end); returns how many.
-fn read_head(input: &mut dyn std::io::Read, head: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < head.len() {
-        match input.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// What reading a CSV or JSON Lines file's text found besides its rows.

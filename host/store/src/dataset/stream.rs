@@ -238,6 +238,21 @@ pub struct Chunker<'r> {
     sniffing: bool,
 }
 
+/// Reads into `buf` until it is full or `input` ends; returns how many
+/// bytes were read (fewer than `buf` holds only at the end).
+pub fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The delimiters a CSV file's first line is looked at for, the comma
 /// first: none of them is a byte of a GBK character's second half (those
 /// are 0x40 and above), so the scanner, which reads the file's bytes before
@@ -331,15 +346,8 @@ impl<'r> Chunker<'r> {
     fn fill(&mut self) -> Result<bool> {
         let old = self.buf.len();
         self.buf.resize(old + self.read_size, 0);
-        let mut filled = old;
-        while filled < self.buf.len() {
-            match self.input.read(&mut self.buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::file(self.path, e)),
-            }
-        }
+        let filled = old
+            + read_full(self.input, &mut self.buf[old..]).map_err(|e| Error::file(self.path, e))?;
         self.buf.truncate(filled);
         let new = &self.buf[old..];
         self.sha256.update(new);
@@ -438,8 +446,8 @@ impl Utf16 {
         match encoding {
             Encoding::Utf16le => Some(Utf16::Le),
             Encoding::Utf16be => Some(Utf16::Be),
-            Encoding::Auto if head.starts_with(b"\xFF\xFE") => Some(Utf16::Le),
-            Encoding::Auto if head.starts_with(b"\xFE\xFF") => Some(Utf16::Be),
+            Encoding::Auto if head.starts_with(Utf16::Le.mark()) => Some(Utf16::Le),
+            Encoding::Auto if head.starts_with(Utf16::Be.mark()) => Some(Utf16::Be),
             Encoding::Auto => {
                 let zeros_at = |parity: usize| {
                     head.iter()
@@ -467,6 +475,14 @@ impl Utf16 {
         match self {
             Utf16::Le => encoding_rs::UTF_16LE,
             Utf16::Be => encoding_rs::UTF_16BE,
+        }
+    }
+
+    /// Its byte order mark.
+    fn mark(self) -> &'static [u8] {
+        match self {
+            Utf16::Le => b"\xFF\xFE",
+            Utf16::Be => b"\xFE\xFF",
         }
     }
 
@@ -533,11 +549,7 @@ impl<R: Read> Utf16Reader<R> {
     /// How the file was read, for the report: `detected` when its byte
     /// order was told by [`Utf16::of`] rather than named.
     pub fn describe(&self, detected: bool) -> String {
-        let mark: &[u8] = match self.order {
-            Utf16::Le => b"\xFF\xFE",
-            Utf16::Be => b"\xFE\xFF",
-        };
-        match (self.head == mark, detected) {
+        match (self.head == self.order.mark(), detected) {
             (true, _) => format!("{} (with BOM)", self.order.name()),
             (false, true) => format!("{} (detected)", self.order.name()),
             (false, false) => self.order.name().to_string(),
@@ -555,13 +567,7 @@ impl<R: Read> Utf16Reader<R> {
         if self.raw.is_empty() {
             self.raw = vec![0; UTF16_READ];
         }
-        let n = loop {
-            match self.input.read(&mut self.raw) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let n = read_full(&mut self.input, &mut self.raw)?;
         let raw = &self.raw[..n];
         self.sha256.update(raw);
         for &b in raw.iter().take(2 - self.head.len().min(2)) {
