@@ -119,9 +119,9 @@ pub struct IngestArgs {
     /// mark or its zero bytes, UTF-8 with a BOM, valid UTF-8, else GBK]
     #[arg(long, value_enum, default_value = "auto")]
     encoding: ingest::Encoding,
-    /// What separates a CSV file's fields: `,`, `;` or `tab` [default: the
-    /// one of these its header line shows most often outside quotes, the
-    /// comma on a tie]
+    /// What separates a CSV file's fields: `,`, `;`, `|` (or `pipe`) or
+    /// `tab` [default: the one of these its header line shows most often
+    /// outside quotes, the comma on a tie]
     #[arg(long, value_parser = parse_delimiter, value_name = "CHAR")]
     delimiter: Option<u8>,
     /// How many bad rows to describe before only counting them.
@@ -174,12 +174,12 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A `--delimiter`: `,`, `;`, or `tab` (or `\t`) for a tab: the
-/// delimiters no byte of a GBK character can be mistaken for
-/// (`stream::DELIMITERS`).
+/// A `--delimiter`: `,`, `;`, `|` (or `pipe`), or `tab` (or `\t`) for a
+/// tab (`stream::DELIMITERS`).
 fn parse_delimiter(text: &str) -> std::result::Result<u8, String> {
     let delimiter = match text {
         "tab" | "\\t" | "\t" => b'\t',
+        "pipe" => b'|',
         t if t.len() == 1 => t.as_bytes()[0],
         _ => 0,
     };
@@ -187,7 +187,7 @@ fn parse_delimiter(text: &str) -> std::result::Result<u8, String> {
         Ok(delimiter)
     } else {
         Err(format!(
-            "`{text}` is not a delimiter ingest reads: use `,`, `;` or `tab`"
+            "`{text}` is not a delimiter ingest reads: use `,`, `;`, `|` or `tab`"
         ))
     }
 }

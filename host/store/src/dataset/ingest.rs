@@ -485,7 +485,7 @@ fn read_text(
             sha256: chunker.sha256(),
         });
     }
-    let mut chunker = Chunker::csv(input, path, opts.delimiter);
+    let mut chunker = Chunker::csv(input, path, opts.delimiter, encoding);
     let mut decoding = Decoding::new(encoding);
     let records = read_csv(
         path,
@@ -2345,6 +2345,38 @@ by_name = "name"
         let text = "id,\"name;姓名;x\",paid,born\n11010519491231002X,a,1,\n";
         let errors = rejection(text.as_bytes(), &opts());
         assert!(errors[0].reason.contains("`name;姓名;x`"), "{errors:?}");
+    }
+
+    /// A `|`-separated file (what systems that export text with `|`
+    /// between fields write), in UTF-8 and in GBK: in GBK a character whose
+    /// second byte is `|` (墊 is 0x89 0x7C, 億 0x83 0x7C) stays whole, and a
+    /// quote after it is text; a quote after a `|` of its own opens a field.
+    #[test]
+    fn a_pipe_separated_file_is_read_in_utf8_and_in_gbk() {
+        let text = "身份证号|姓名|paid|born\n\
+                    11010519491231002X|墊\"付|1.50|1949-12-31\n\
+                    110105194912310029|\"億|\n元\"|2|\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        let told = Options {
+            delimiter: Some(b'|'),
+            encoding: Encoding::Gbk,
+            ..opts()
+        };
+        for (bytes, opts) in [
+            (text.as_bytes(), opts()),
+            (&gbk[..], opts()),
+            (&gbk[..], told),
+        ] {
+            let parsed = parse(&schema(), Path::new("p.txt"), bytes, &opts).unwrap();
+            let mut names: Vec<&str> = parsed.rows.indexes["by_name"]
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            names.sort_unstable();
+            assert_eq!(names, ["億|\n元", "墊\"付"], "{:?}", opts.encoding);
+            let lines = parsed.lines.unwrap();
+            assert_eq!((lines.lines, lines.records, lines.continuations), (4, 2, 1));
+        }
     }
 
     /// `text` in UTF-16 of `order`, with its byte order mark or without.

@@ -57,6 +57,12 @@ pub struct Scanner {
     /// The last place a chunk may end (just after a line end outside
     /// quotes), as a file offset, and the line ends before it.
     boundary: Option<(u64, u64)>,
+    /// The text is GBK and the delimiter a byte that can be the second of
+    /// a GBK character (`|`): each byte from 0x81 up is read with the one
+    /// after it, as one character ([`Scanner::pair_gbk`]).
+    gbk: bool,
+    /// The next byte is the second of a GBK character.
+    trail: bool,
 }
 
 impl Scanner {
@@ -74,12 +80,25 @@ impl Scanner {
             quote_line: 0,
             offset: 0,
             boundary: None,
+            gbk: false,
+            trail: false,
         }
+    }
+
+    /// Reads the text from here on as GBK whose characters' second bytes
+    /// may equal the delimiter: only a delimiter byte of its own then
+    /// separates fields (a quote after the second byte of a character is
+    /// text, not the start of a quoted field).
+    pub fn pair_gbk(&mut self) {
+        self.gbk = true;
     }
 
     /// Reads the next bytes of the file.
     pub fn scan(&mut self, bytes: &[u8]) {
-        if !self.quoted && (!self.csv || memchr::memchr(b'"', bytes).is_none()) {
+        if self.gbk {
+            // Whether a byte is a delimiter depends on the bytes before it.
+            self.scan_bytes(bytes);
+        } else if !self.quoted && (!self.csv || memchr::memchr(b'"', bytes).is_none()) {
             self.scan_unquoted(bytes);
         } else {
             self.scan_bytes(bytes);
@@ -128,6 +147,18 @@ impl Scanner {
         let n = bytes.len();
         while i < n {
             let b = bytes[i];
+            // A GBK character's second byte is 0x40 and up (0x30 to 0x39 in
+            // GB18030's four-byte ones); a byte below is not one (the text
+            // is not GBK there, which its decoding then names).
+            let second = std::mem::take(&mut self.trail) && b >= 0x30;
+            if second || (self.gbk && b >= 0x81) {
+                self.trail = !second;
+                self.after_cr = false;
+                self.line_empty = false;
+                self.field_start = false;
+                i += 1;
+                continue;
+            }
             if b == b'\n' && self.after_cr {
                 // The `\n` of a `\r\n`: the line was counted at the `\r`.
                 self.after_cr = false;
@@ -236,6 +267,10 @@ pub struct Chunker<'r> {
     /// A CSV file's delimiter is still to be told from its first line
     /// ([`sniff_delimiter`]): nothing is scanned until that line is read.
     sniffing: bool,
+    /// Whether the scanner reads GBK characters' bytes in pairs
+    /// ([`Chunker::settle_pairs`]); `None` while `--encoding auto` has
+    /// seen nothing but ASCII.
+    gbk: Option<bool>,
 }
 
 /// Reads into `buf` until it is full or `input` ends; returns how many
@@ -254,10 +289,22 @@ pub fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize>
 }
 
 /// The delimiters a CSV file's first line is looked at for, the comma
-/// first: none of them is a byte of a GBK character's second half (those
-/// are 0x40 and above), so the scanner, which reads the file's bytes before
-/// they are decoded, finds the same fields as the decoded text has.
-pub const DELIMITERS: [u8; 3] = [b',', b'\t', b';'];
+/// first. The first three are no byte of a GBK character's second half
+/// (those are 0x40 and above), so the scanner, which reads the file's
+/// bytes before they are decoded, finds the same fields as the decoded
+/// text has; `|` can be one, and in a GBK file the scanner reads each
+/// character's two bytes together ([`Scanner::pair_gbk`]).
+pub const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
+/// Whether `bytes` are not UTF-8 (a character cut short at their end
+/// aside): text that `--encoding auto` reads as GBK.
+fn invalid_utf8(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_err_and(|e| e.error_len().is_some())
+}
+
+/// How much text from its first byte that is not ASCII tells a file under
+/// `--encoding auto` as GBK or UTF-8 for [`Chunker::settle_pairs`].
+const SETTLE_BYTES: usize = 64;
 
 /// How far into a file its first line is looked for to tell its delimiter.
 const SNIFF_BYTES: usize = 1 << 16;
@@ -272,8 +319,13 @@ pub fn sniff_delimiter(bytes: &[u8]) -> u8 {
     };
     let mut counts = [0usize; DELIMITERS.len()];
     let mut quoted = false;
-    for &b in line {
-        if b == b'"' {
+    // In a GBK line, a character's second byte may be a `|`.
+    let gbk = invalid_utf8(line);
+    let mut bytes = line.iter();
+    while let Some(&b) = bytes.next() {
+        if gbk && b >= 0x81 {
+            bytes.next();
+        } else if b == b'"' {
             quoted = !quoted;
         } else if !quoted {
             if let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
@@ -304,19 +356,74 @@ impl<'r> Chunker<'r> {
             done: false,
             read_size: CHUNK_BYTES,
             sniffing: false,
+            gbk: Some(false),
         }
     }
 
     /// A CSV file's chunker whose fields are separated by `delimiter`, or
     /// by the delimiter its first line shows when `None`
-    /// ([`sniff_delimiter`]).
-    pub fn csv(input: &'r mut dyn Read, path: &'r Path, delimiter: Option<u8>) -> Chunker<'r> {
+    /// ([`sniff_delimiter`]), its text in `encoding` (UTF-16 is read as the
+    /// UTF-8 a [`Utf16Reader`] hands out).
+    pub fn csv(
+        input: &'r mut dyn Read,
+        path: &'r Path,
+        delimiter: Option<u8>,
+        encoding: Encoding,
+    ) -> Chunker<'r> {
         let mut chunker = Chunker::new(input, path, true);
         match delimiter {
             Some(d) => chunker.scanner.delimiter = d,
             None => chunker.sniffing = true,
         }
+        chunker.gbk = match encoding {
+            Encoding::Gbk => Some(true),
+            Encoding::Auto => None,
+            Encoding::Utf8 | Encoding::Utf16le | Encoding::Utf16be => Some(false),
+        };
         chunker
+    }
+
+    /// Before the bytes of `buf` from `from` on are scanned: whether the
+    /// scanner reads GBK characters' bytes in pairs, which only a
+    /// delimiter that can be a character's second byte (`|`) needs. A
+    /// file named GBK is; under `--encoding auto`, one whose text from its
+    /// first byte that is not ASCII is not UTF-8, told from at least
+    /// [`SETTLE_BYTES`] of it (a few GBK characters can be UTF-8 too), read
+    /// ahead if the read at hand ends sooner.
+    fn settle_pairs(&mut self, from: usize) -> Result<()> {
+        if self.scanner.delimiter < 0x40 {
+            return Ok(());
+        }
+        if self.gbk.is_none() {
+            let Some(first) = self.buf[from..].iter().position(|b| !b.is_ascii()) else {
+                return Ok(());
+            };
+            let first = from + first;
+            self.gbk = Some(loop {
+                let text = &self.buf[first..];
+                match std::str::from_utf8(text) {
+                    Err(e) if e.error_len().is_some() => break true,
+                    _ if text.len() >= SETTLE_BYTES => break false,
+                    checked => {
+                        let cut = checked.is_err();
+                        let held = self.buf.len();
+                        self.buf.resize(held + SETTLE_BYTES, 0);
+                        let got = read_full(self.input, &mut self.buf[held..])
+                            .map_err(|e| Error::file(self.path, e))?;
+                        self.buf.truncate(held + got);
+                        if got == 0 {
+                            // The whole rest of the file: a character cut
+                            // short at its end is not UTF-8.
+                            break cut;
+                        }
+                    }
+                }
+            });
+        }
+        if self.gbk == Some(true) {
+            self.scanner.pair_gbk();
+        }
+        Ok(())
     }
 
     /// What separates the fields of the CSV file being read (known once
@@ -349,10 +456,8 @@ impl<'r> Chunker<'r> {
         let filled = old
             + read_full(self.input, &mut self.buf[old..]).map_err(|e| Error::file(self.path, e))?;
         self.buf.truncate(filled);
-        let new = &self.buf[old..];
-        self.sha256.update(new);
-        if !self.sniffing {
-            self.scanner.scan(new);
+        let scan_from = if !self.sniffing {
+            Some(old)
         } else if filled == old
             || memchr::memchr2(b'\r', b'\n', &self.buf).is_some()
             || self.buf.len() >= SNIFF_BYTES
@@ -361,9 +466,19 @@ impl<'r> Chunker<'r> {
             // handed out yet, so the buffer is the file from its start.
             self.sniffing = false;
             self.scanner.delimiter = sniff_delimiter(&self.buf);
-            self.scanner.scan(&self.buf);
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(from) = scan_from {
+            // It may read a little further.
+            self.settle_pairs(from)?;
         }
-        Ok(filled > old)
+        self.sha256.update(&self.buf[old..]);
+        if let Some(from) = scan_from {
+            self.scanner.scan(&self.buf[from..]);
+        }
+        Ok(self.buf.len() > old)
     }
 
     /// The next chunk, or `None` after the last.
@@ -942,7 +1057,8 @@ mod tests {
         let text: &[u8] = b"h1\th2\r\na,\"x\ty\nb\t\"c\nd\"\n";
         for read in [1, 2, 3, 7, 1 << 20] {
             let mut input = text;
-            let mut c = Chunker::csv(&mut input, Path::new("t.txt"), None).with_read_size(read);
+            let mut c = Chunker::csv(&mut input, Path::new("t.txt"), None, Encoding::Auto)
+                .with_read_size(read);
             let mut bytes = Vec::new();
             while let Some(chunk) = c.next_chunk().unwrap() {
                 bytes.extend(chunk.bytes);
@@ -957,11 +1073,76 @@ mod tests {
         }
         // Told the delimiter, the chunker does not look for it.
         let mut input = &b"a;b\n1;\"2\n3\"\n"[..];
-        let mut c = Chunker::csv(&mut input, Path::new("t.csv"), Some(b','));
+        let mut c = Chunker::csv(&mut input, Path::new("t.csv"), Some(b','), Encoding::Auto);
         while c.next_chunk().unwrap().is_some() {}
         assert_eq!(c.delimiter(), b',');
         assert_eq!(c.scanner().open_quote(), None);
         assert_eq!(c.scanner().account(2).unwrap().continuations, 0);
+    }
+
+    /// The chunks, the delimiter and the line account of `text` read
+    /// `read` bytes at a time as `encoding`, `records` records in it.
+    fn pipe_account(
+        text: &[u8],
+        encoding: Encoding,
+        read: usize,
+        records: u64,
+    ) -> (u8, Option<u64>, LineAccount) {
+        let mut input = text;
+        let mut c =
+            Chunker::csv(&mut input, Path::new("t.txt"), None, encoding).with_read_size(read);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = c.next_chunk().unwrap() {
+            bytes.extend(chunk.bytes);
+        }
+        assert_eq!(bytes, text, "reads of {read}");
+        let account = c.scanner().account(records).unwrap();
+        (c.delimiter(), c.scanner().open_quote(), account)
+    }
+
+    /// `|` can be the second byte of a GBK character (億 is 0x83 0x7C): in a
+    /// GBK file such a byte is text, and so is a quote after it, while a
+    /// `|` of its own separates fields and a quote after it opens one;
+    /// under `--encoding auto` the file is told GBK by its first text that
+    /// is not ASCII, however the reads cut it. In UTF-8 every `|` byte is
+    /// one, whatever bytes come before it.
+    #[test]
+    fn a_pipe_separated_gbk_file_reads_each_characters_two_bytes_together() {
+        for header in ["名称|金额", "name|amount"] {
+            let text = format!("{header}\n億\"元|1\n\"甲\n乙\"|2\n");
+            let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+            assert!(gbk.windows(3).any(|w| w == b"\x83\x7c\""), "{gbk:?}");
+            for encoding in [Encoding::Gbk, Encoding::Auto] {
+                for read in [1, 2, 3, 5, 8, 1 << 20] {
+                    let (delimiter, open, a) = pipe_account(&gbk, encoding, read, 2);
+                    assert_eq!(delimiter, b'|', "{header}, reads of {read}");
+                    assert_eq!(open, None, "{header}, {encoding:?}, reads of {read}");
+                    assert_eq!((a.lines, a.continuations), (4, 1), "{encoding:?} {read}");
+                }
+            }
+            // Read as UTF-8 by mistake, a quote after 億's `|` opens a field.
+            let alone = format!("{header}\n億\"元|1\nx|2\n");
+            let (alone, _, _) = encoding_rs::GBK.encode(&alone);
+            let mut input = &alone[..];
+            let mut c = Chunker::csv(&mut input, Path::new("t.txt"), None, Encoding::Utf8);
+            while c.next_chunk().unwrap().is_some() {}
+            assert_eq!(c.scanner().open_quote(), Some(2), "{header}");
+            assert_eq!(pipe_account(&alone, Encoding::Auto, 3, 2).1, None);
+        }
+        // UTF-8: 中 (three bytes, the last two from 0x80 up) before a `|`.
+        let text = "名称|金额\n中|\"甲\n乙\"\n中|中\n".as_bytes();
+        for encoding in [Encoding::Utf8, Encoding::Auto] {
+            for read in [1, 2, 4, 1 << 20] {
+                let (delimiter, open, a) = pipe_account(text, encoding, read, 2);
+                assert_eq!((delimiter, open), (b'|', None), "{encoding:?} {read}");
+                assert_eq!((a.lines, a.continuations), (4, 1), "{encoding:?} {read}");
+            }
+        }
+        // GBK 名称,金额 (comma-separated) has no `|` of its own: the one in
+        // 億 does not make it `|`-separated.
+        let (gbk, _, _) = encoding_rs::GBK.encode("名称,金额,億|\n");
+        assert_eq!(sniff_delimiter(&gbk), b',');
+        assert_eq!(sniff_delimiter(b"a|b|c,d\n"), b'|');
     }
 
     #[test]
