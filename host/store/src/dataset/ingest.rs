@@ -1794,7 +1794,7 @@ impl<'s> RowBuilder<'s> {
     ) {
         let mut ok = true;
         for (field, raw) in self.schema.fields.iter().zip(raw) {
-            let text = raw.map(str::trim).filter(|s| !s.is_empty());
+            let text = raw.map(|s| excel_text(s.trim())).filter(|s| !s.is_empty());
             match parse_cell(field, text) {
                 Ok(cell) => {
                     if let (Some(check), Cell::Str(s)) = (field.check, &cell) {
@@ -1940,6 +1940,40 @@ fn cell_value<'a>(cell: &'a Cell<'a>) -> Value<'a> {
     }
 }
 
+/// A cell as Excel writes text it must not turn into a number (an ID
+/// number, a code with leading zeros) when a sheet is saved as CSV:
+/// `="0110"`, its value the text inside (trimmed). Other text as it is,
+/// and so is such a cell with a quote inside.
+fn excel_text(text: &str) -> &str {
+    match text
+        .strip_prefix("=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(inner) if !inner.contains('"') => inner.trim(),
+        _ => text,
+    }
+}
+
+/// A date written with a time of day that is midnight, as databases and
+/// spreadsheets export a date column (`2024-03-01 00:00:00`,
+/// `2024/3/1 0:00`): the date. `Err` names a time that is not midnight,
+/// which a date field cannot keep.
+fn midnight_date(text: &str) -> Option<Result<chrono::NaiveDate, String>> {
+    let (date, time) = text.split_once([' ', 'T'])?;
+    let date = parse_date(date)?;
+    let time = time.trim();
+    let midnight = time
+        .split([':', '.'])
+        .all(|part| !part.is_empty() && part.bytes().all(|b| b == b'0'));
+    Some(if midnight && time.contains(':') {
+        Ok(date)
+    } else {
+        Err(format!(
+            "`{text}` has a time of day ({time}): the field is a date; store the time in a field of its own"
+        ))
+    })
+}
+
 /// Parses one trimmed cell by its field's type.
 fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, String> {
     let Some(text) = text else {
@@ -1977,9 +2011,11 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
                 .map_err(|_| format!("`{text}` is not a decimal number"))
         }
         FieldType::Date if is_iso_date(text) => Ok(Cell::Date(Cow::Borrowed(text))),
-        FieldType::Date => parse_date(text)
-            .map(|d| Cell::Date(Cow::Owned(d.format("%Y-%m-%d").to_string())))
-            .ok_or_else(|| format!("`{text}` is not a date (YYYY-MM-DD)")),
+        FieldType::Date => match parse_date(text).map(Ok).or_else(|| midnight_date(text)) {
+            Some(Ok(d)) => Ok(Cell::Date(Cow::Owned(d.format("%Y-%m-%d").to_string()))),
+            Some(Err(why)) => Err(why),
+            None => Err(format!("`{text}` is not a date (YYYY-MM-DD)")),
+        },
         FieldType::Bool => {
             let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
             if any(&["true", "1", "y", "yes", "是", "t"]) {
@@ -2376,6 +2412,47 @@ by_name = "name"
             assert_eq!(names, ["億|\n元", "墊\"付"], "{:?}", opts.encoding);
             let lines = parsed.lines.unwrap();
             assert_eq!((lines.lines, lines.records, lines.continuations), (4, 2, 1));
+        }
+    }
+
+    /// What Excel and databases write when a sheet or a table is saved as
+    /// CSV: an ID number kept from becoming a number as `="…"` (quoted for
+    /// CSV or not), a date column with a time of day at midnight. The rows
+    /// are those of the clean file; a time that is not midnight is refused
+    /// by name, and a cell that only looks like it is kept as it is.
+    #[test]
+    fn excel_text_cells_and_dates_at_midnight_read_as_their_values() {
+        let clean = "id,name,paid,born\n\
+                     11010519491231002X,张三,1.50,1949-12-31\n\
+                     110105194912310029,李四,2,1949-12-30\n";
+        let quirky = "id,name,paid,born\n\
+                      \"=\"\"11010519491231002X\"\"\",张三,=\"1.50\",1949-12-31 00:00:00\n\
+                      =\"110105194912310029\",李四,2,1949/12/30 0:00\n";
+        let twin = parse(&schema(), Path::new("c.csv"), clean.as_bytes(), &opts()).unwrap();
+        let parsed = parse(&schema(), Path::new("q.csv"), quirky.as_bytes(), &opts()).unwrap();
+        assert_eq!(parsed.rows.rows, twin.rows.rows);
+        for (text, said) in [
+            ("1949-12-31 08:30", "has a time of day (08:30)"),
+            ("1949-12-31T00:00:01", "has a time of day (00:00:01)"),
+            ("1949-12-31 soon", "has a time of day (soon)"),
+        ] {
+            let file = format!("id,name,paid,born\n11010519491231002X,张三,1,{text}\n");
+            let errors = rejection(file.as_bytes(), &opts());
+            assert!(errors[0].reason.contains(said), "{text}: {errors:?}");
+        }
+        // Not Excel's form: kept as written (and then not a decimal).
+        for paid in ["=\"1\"\"50\"", "=1.50", "=\"1.50"] {
+            let file = format!(
+                "id,name,paid,born\n11010519491231002X,张三,\"{}\",\n",
+                paid.replace('"', "\"\"")
+            );
+            let errors = rejection(file.as_bytes(), &opts());
+            assert!(
+                errors[0]
+                    .reason
+                    .contains(&format!("`{paid}` is not a decimal")),
+                "{paid}: {errors:?}"
+            );
         }
     }
 
