@@ -232,10 +232,10 @@ fn a_tab_separated_file_is_read_and_said_to_be_and_the_delimiter_can_be_given() 
         "{}",
         stderr(&out)
     );
-    let out = ingest_employers(store.path(), &file, &["--delimiter", "|"]);
+    let out = ingest_employers(store.path(), &file, &["--delimiter", "#"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("use `,`, `;` or `tab`"),
+        stderr(&out).contains("use `,`, `;`, `|` or `tab`"),
         "{}",
         stderr(&out)
     );

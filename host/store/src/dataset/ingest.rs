@@ -881,6 +881,10 @@ fn read_rows(
             );
             continue;
         }
+        if let Some((column, after)) = splitter.text_after_quote() {
+            text_after_quote(problems, line, column, &record[column], after);
+            continue;
+        }
         let mut cells: Vec<Option<&str>> = reuse(room);
         cells.extend(columns.iter().map(|c| c.map(|c| &*record[c])));
         builder.add(line, &cells, problems);
@@ -890,6 +894,24 @@ fn read_rows(
         records,
         complete: true,
     }
+}
+
+/// The error of a record whose field in `column` (read as `field`) has
+/// `after` after its closing quote.
+fn text_after_quote(problems: &mut Problems, line: u64, column: usize, field: &str, after: &str) {
+    let quoted = &field[..field.len() - after.len()];
+    problems.error(
+        line,
+        None,
+        format!(
+            "column {}: text `{}` after the closing quote of `\"{}\"`: a quote inside a field is written `\"\"` inside a quoted field (`\"\"\"{}\"\"{}\"`)",
+            column + 1,
+            crate::text::shorten(after, 40),
+            crate::text::shorten(&quoted.replace('"', "\"\""), 40),
+            crate::text::shorten(&quoted.replace('"', "\"\""), 40),
+            crate::text::shorten(&after.replace('"', "\"\""), 40),
+        ),
+    );
 }
 
 /// Column position of each schema field, from a header row (found on
@@ -1136,7 +1158,11 @@ fn read_xlsx(
         let mut bad = false;
         for (field, col) in schema.fields.iter().zip(&columns) {
             let cell = col.and_then(|c| row.get(c)).unwrap_or(&Data::Empty);
-            texts.push(match xlsx_cell_text(cell) {
+            let read = match (field.ty, cell) {
+                (FieldType::String, Data::Float(f)) => number_as_text(*f).map(Some),
+                _ => xlsx_cell_text(cell),
+            };
+            texts.push(match read {
                 Ok(t) => t,
                 Err(reason) => {
                     problems.error(line, Some(&field.name), reason);
@@ -1238,6 +1264,27 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
         Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
         Data::Error(e) => return Err(format!("the cell holds the spreadsheet error {e}")),
     })
+}
+
+/// A text field's cell that the spreadsheet holds as a number: its whole
+/// digits, unless it has more than the 15 significant digits a spreadsheet
+/// keeps (an 18-digit ID number typed into a number column is stored with
+/// its last digits turned to zeros), which is refused rather than stored
+/// with digits that were never in the source.
+fn number_as_text(f: f64) -> std::result::Result<String, String> {
+    if !f.is_finite() {
+        return Err(format!("`{f}` is not a number"));
+    }
+    if f.abs() < 1e15 {
+        return Ok(if f.fract() == 0.0 {
+            format!("{}", f as i64)
+        } else {
+            f.to_string()
+        });
+    }
+    Err(format!(
+        "the cell holds the number {f:.0}, which has more digits than the 15 a spreadsheet keeps, so its last digits were lost when it was typed or imported (an ID number or a code in a number column); format the column as text (设置单元格格式 → 文本) and enter the values again, or export them from the source system as text"
+    ))
 }
 
 /// Reads JSON Lines (UTF-8), a chunk at a time: one object per line, each
@@ -2712,6 +2759,45 @@ by_name = "name"
         assert!(err.contains("bomb.xlsx"), "{err}");
     }
 
+    /// An 18-digit ID number typed into a number column keeps 15 digits:
+    /// refused, saying why, rather than stored with the zeros the
+    /// spreadsheet put in place of its last digits. Numbers that fit are
+    /// read as their digits.
+    #[test]
+    fn xlsx_an_id_number_held_as_a_number_is_refused_as_lost_digits() {
+        use crate::dataset::xlsx::XlsxCell::*;
+        let bytes = xlsx(&[
+            vec![
+                Number(110105194912310037.0),
+                Text("a".into()),
+                Number(1.0),
+                Empty,
+            ],
+            vec![Text("B".into()), Number(42.0), Number(2.0), Empty],
+        ]);
+        let errors = match parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{:?}", other.map(|p| p.rows.rows.len())),
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].line, errors[0].field.as_deref()),
+            (2, Some("id"))
+        );
+        assert!(
+            errors[0]
+                .reason
+                .contains("the number 110105194912310032, which has more digits than the 15"),
+            "{errors:?}"
+        );
+        assert_eq!(number_as_text(42.0).unwrap(), "42");
+        assert_eq!(number_as_text(350100.5).unwrap(), "350100.5");
+        assert_eq!(
+            number_as_text(999_999_999_999_999.0).unwrap(),
+            "999999999999999"
+        );
+    }
+
     #[test]
     fn xlsx_bad_row_is_named_by_its_spreadsheet_row() {
         use crate::dataset::xlsx::XlsxCell::*;
@@ -3030,7 +3116,7 @@ by_region = "region"
         let text = "id,name,paid,born\r\n\
                     A,\"comma, inside\",1,\r\n\
                     B,\"doubled \"\"quote\"\"\",1,\r\n\
-                    C,\"closed\"after,1,\n\
+                    C,\"closed\"  ,1,\n\
                     D,mid\"quote,1,\r\
                     E,\"line\nbreak\",1,\n\
                     F,\"\",1,\n\
@@ -3040,12 +3126,35 @@ by_region = "region"
             [
                 "comma, inside",
                 "doubled \"quote\"",
-                "closedafter",
+                "closed",
                 "mid\"quote",
                 "line\nbreak",
                 "",
                 "\""
             ]
+        );
+    }
+
+    /// Text after a field's closing quote (`"王"五`) means the quotes were
+    /// text: the csv reader would drop them (`王五`), so the row is refused,
+    /// saying how to write it; spaces after the quote are not text.
+    #[test]
+    fn text_after_a_closing_quote_is_refused_rather_than_its_quotes_dropped() {
+        let text = "id,name,paid,born\n\
+                    11010519491231002X,\"王\"五,1,\n\
+                    110105194912310029,王五,\"1\" ,\"1949-12-31\"x\n";
+        let errors = rejection(text.as_bytes(), &opts());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!((errors[0].line, errors[1].line), (2, 3), "{errors:?}");
+        assert!(
+            errors[0].reason.starts_with(
+                "column 2: text `五` after the closing quote of `\"王\"`: a quote inside a field is written `\"\"` inside a quoted field (`\"\"\"王\"\"五\"`)"
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].reason.starts_with("column 4: text `x`"),
+            "{errors:?}"
         );
     }
 

@@ -9,7 +9,10 @@
 //! The csv reader's rules, which these follow: line breaks before a record
 //! are skipped (blank lines); a field starting with `"` is quoted, `""`
 //! inside it is a quote, and text after its closing quote belongs to it; a
-//! quote elsewhere is text; a quote never closed runs to the end.
+//! quote elsewhere is text; a quote never closed runs to the end. The
+//! splitter also says when a field has text after its closing quote
+//! ([`Splitter::text_after_quote`]), which ingest refuses: the quotes of
+//! `"王"五` were text, and the csv reader drops them.
 
 use std::borrow::Cow;
 
@@ -19,6 +22,9 @@ pub(crate) struct Splitter<'t> {
     pos: usize,
     /// What separates fields: an ASCII byte other than `"`, `\r`, `\n`.
     delimiter: u8,
+    /// In the record last read: the first field with text other than
+    /// spaces after its closing quote (`"王"五`), and that text.
+    after_quote: Option<(usize, &'t str)>,
 }
 
 /// Where the unquoted field (or rest of a field) from `at` ends: its
@@ -37,6 +43,7 @@ impl<'t> Splitter<'t> {
             text,
             pos,
             delimiter,
+            after_quote: None,
         }
     }
 
@@ -51,6 +58,7 @@ impl<'t> Splitter<'t> {
     /// position: line breaks before the record come after it).
     pub(crate) fn next_record(&mut self, fields: &mut Vec<Cow<'t, str>>) -> Option<usize> {
         fields.clear();
+        self.after_quote = None;
         let start = self.pos;
         let bytes = self.text.as_bytes();
         let mut at = start;
@@ -62,7 +70,10 @@ impl<'t> Splitter<'t> {
             return None;
         }
         loop {
-            let (field, end) = self.field(at);
+            let (field, end, after) = self.field(at);
+            if let Some(after) = after.filter(|_| self.after_quote.is_none()) {
+                self.after_quote = Some((fields.len(), after));
+            }
             fields.push(field);
             match bytes.get(end) {
                 Some(&b) if b == self.delimiter => at = end + 1,
@@ -79,35 +90,38 @@ impl<'t> Splitter<'t> {
         }
     }
 
-    /// The field starting at `at`, and where it ends (its delimiter or
-    /// line break, or the end of the text).
-    fn field(&self, at: usize) -> (Cow<'t, str>, usize) {
+    /// The field starting at `at`, where it ends (its delimiter or line
+    /// break, or the end of the text), and the text after its closing
+    /// quote when that is more than spaces.
+    fn field(&self, at: usize) -> (Cow<'t, str>, usize, Option<&'t str>) {
         let bytes = self.text.as_bytes();
         if bytes.get(at) != Some(&b'"') {
             let end = field_end(bytes, at, self.delimiter);
-            return (Cow::Borrowed(&self.text[at..end]), end);
+            return (Cow::Borrowed(&self.text[at..end]), end, None);
         }
         let open = at + 1;
         let Some(close) = memchr::memchr(b'"', &bytes[open..]).map(|n| open + n) else {
-            return (Cow::Borrowed(&self.text[open..]), bytes.len());
+            return (Cow::Borrowed(&self.text[open..]), bytes.len(), None);
         };
         match bytes.get(close + 1) {
-            None | Some(b'\r' | b'\n') => (Cow::Borrowed(&self.text[open..close]), close + 1),
-            Some(&b) if b == self.delimiter => (Cow::Borrowed(&self.text[open..close]), close + 1),
+            None | Some(b'\r' | b'\n') => (Cow::Borrowed(&self.text[open..close]), close + 1, None),
+            Some(&b) if b == self.delimiter => {
+                (Cow::Borrowed(&self.text[open..close]), close + 1, None)
+            }
             Some(_) => self.quoted_field(open),
         }
     }
 
     /// A quoted field (its text from `open` on) with `""` inside or text
     /// after its closing quote.
-    fn quoted_field(&self, open: usize) -> (Cow<'t, str>, usize) {
+    fn quoted_field(&self, open: usize) -> (Cow<'t, str>, usize, Option<&'t str>) {
         let (text, bytes) = (self.text, self.text.as_bytes());
         let mut out = String::new();
         let mut at = open;
         loop {
             let Some(close) = memchr::memchr(b'"', &bytes[at..]).map(|n| at + n) else {
                 out.push_str(&text[at..]);
-                return (Cow::Owned(out), bytes.len());
+                return (Cow::Owned(out), bytes.len(), None);
             };
             out.push_str(&text[at..close]);
             if bytes.get(close + 1) != Some(&b'"') {
@@ -119,8 +133,17 @@ impl<'t> Splitter<'t> {
         }
         // Past the closing quote the field goes on unquoted.
         let end = field_end(bytes, at, self.delimiter);
-        out.push_str(&text[at..end]);
-        (Cow::Owned(out), end)
+        let after = &text[at..end];
+        out.push_str(after);
+        let after = (!after.trim().is_empty()).then_some(after);
+        (Cow::Owned(out), end, after)
+    }
+
+    /// In the record last read, the first field with text other than
+    /// spaces after its closing quote, and that text: a quote the file
+    /// meant as text (`"王"五`, which the csv reader reads as `王五`).
+    pub(crate) fn text_after_quote(&self) -> Option<(usize, &'t str)> {
+        self.after_quote
     }
 }
 
