@@ -1845,6 +1845,12 @@ impl<'s> RowBuilder<'s> {
             match parse_cell(field, text) {
                 Ok(cell) => {
                     if let (Some(check), Cell::Str(s)) = (field.check, &cell) {
+                        if is_scientific(s) {
+                            problems.error(line, Some(&field.name), lost_digits(s));
+                            ok = false;
+                            cells.push(Cell::Null);
+                            continue;
+                        }
                         let problem = match check {
                             Check::CreditCode => crate::ids::credit_code_problem(s),
                             Check::CitizenId => crate::ids::citizen_id_problem(s),
@@ -1999,6 +2005,30 @@ fn excel_text(text: &str) -> &str {
         Some(inner) if !inner.contains('"') => inner.trim(),
         _ => text,
     }
+}
+
+/// Whether `text` is a number as a spreadsheet shows one too long for its
+/// column (`1.10105E+17`): what an ID number or a code becomes when a sheet
+/// holding it as a number is saved as CSV.
+fn is_scientific(text: &str) -> bool {
+    let Some((mantissa, exponent)) = text.split_once(['E', 'e']) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+    digits(whole)
+        && digits(fraction)
+        && exponent
+            .strip_prefix('+')
+            .is_some_and(|e| digits(e) && e.len() <= 3)
+}
+
+/// The error of an ID number or code that a spreadsheet wrote as
+/// `text` ([`is_scientific`]).
+fn lost_digits(text: &str) -> String {
+    format!(
+        "`{text}` is a number as a spreadsheet writes one too long for its column: the ID number or code lost its digits when the sheet held it as a number; format the column as text (设置单元格格式 → 文本) and enter the values again, or export them from the source system as text"
+    )
 }
 
 /// A date written with a time of day that is midnight, as databases and
@@ -2757,6 +2787,22 @@ by_name = "name"
             .to_string();
         assert!(err.contains("once uncompressed"), "{err}");
         assert!(err.contains("bomb.xlsx"), "{err}");
+    }
+
+    /// Saved as CSV, a sheet whose ID numbers were numbers writes them as
+    /// `1.10105E+17`: refused for a field checked as an ID number or a
+    /// credit code (the digits are gone), not taken with a warning.
+    #[test]
+    fn an_id_number_a_spreadsheet_wrote_in_scientific_notation_is_refused() {
+        for id in ["1.10105E+17", "1.10105194912E+17", "1E+17", "6.5e+17"] {
+            let text = format!("id,name,paid,born\n{id},a,1,\n");
+            let errors = rejection(text.as_bytes(), &opts());
+            assert_eq!(errors[0].field.as_deref(), Some("id"), "{id}");
+            assert!(errors[0].reason.contains("lost its digits"), "{errors:?}");
+        }
+        for text in ["1.1E17", "E+17", "1.E+17", "1.1E+", "ABE+12", "1.1E+1234"] {
+            assert!(!is_scientific(text), "{text}");
+        }
     }
 
     /// An 18-digit ID number typed into a number column keeps 15 digits:
