@@ -509,12 +509,19 @@ fn a_plan_model_builds_and_runs_where_there_is_no_compiler() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // The build compiled the interpreter into the module cache: the first
+    // run loads it.
     let out = jiandu(store.path())
         .env("PATH", empty.path())
-        .args(["run", "arrears-plan"])
+        .args(["-vv", "run", "arrears-plan"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("arrears-plan@1.0.0 loaded from the module cache"),
+        "{}",
+        stderr(&out)
+    );
     let interpreter = jiandu::catalog::componentize(jiandu::catalog::PLAN_INTERPRETER).unwrap();
     let installed = jiandu::catalog::load(&store.path().join("models"), "arrears-plan").unwrap();
     assert_eq!(

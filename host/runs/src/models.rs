@@ -44,7 +44,14 @@ fn build_in(
         catalog::build(crate_dir, staging, observer)?
     };
     observer.step("checking the component against the contract");
-    if let Err(e) = runtime.load(&built) {
+    // The check compiles the component: into the module cache when there
+    // is one (a file keyed by the wasm's sha256, which the installed copy
+    // keeps), so that the first run loads it instead of compiling again.
+    let checked = match crate::cache::ModuleCache::open(store, runtime) {
+        Ok(cache) => cache.load(runtime, &built).map(drop),
+        Err(_) => runtime.load(&built).map(drop),
+    };
+    if let Err(e) = checked {
         return Err(Error::model(
             &built.manifest.id(),
             format!(
