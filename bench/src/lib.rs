@@ -111,6 +111,10 @@ pub struct Options {
     pub exe: PathBuf,
     /// The command line, for the report.
     pub command: String,
+    /// Builds the native baseline quickly (no LTO, 16 codegen units,
+    /// `opt-level` 1) instead of with the models' profile: for checking that
+    /// the sections run and agree (the smoke test), never for figures.
+    pub quick_native: bool,
 }
 
 /// What a run measured: the report, and the results tests look at.
@@ -263,7 +267,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
             }
             if i == 0 && want(Section::Scan) {
                 progress(&format!("scan: {records} records, sandboxed and native"));
-                let runner = native_runner(&opts.exe, &mut native, progress)?;
+                let runner = native_runner(opts, &mut native, progress)?;
                 let loaded = load(&models.scan)?;
                 for reader in ["rows", "structs"] {
                     let r = scan::measure(
@@ -329,7 +333,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
         // in a process of its own, and sled locks a store to one process.
         drop(store);
         if want(Section::Collision) {
-            let runner = native_runner(&opts.exe, &mut native, progress)?;
+            let runner = native_runner(opts, &mut native, progress)?;
             let r = collision::measure(
                 &runtime,
                 &loaded,
@@ -391,19 +395,25 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
 /// `bench-native` in the target folder of `exe` (the harness's own binary),
 /// beside the workspace's build.
 fn native_runner(
-    exe: &Path,
+    opts: &Options,
     built: &mut Option<native::Runner>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<native::Runner> {
     if let Some(runner) = built {
         return Ok(runner.clone());
     }
-    let target = exe
+    let folder = if opts.quick_native {
+        "bench-native-quick"
+    } else {
+        "bench-native"
+    };
+    let target = opts
+        .exe
         .parent()
         .and_then(Path::parent)
-        .map(|t| t.join("bench-native"))
+        .map(|t| t.join(folder))
         .context("the harness's binary is in a target folder")?;
-    let runner = native::Runner::build(&target, progress)?;
+    let runner = native::Runner::build(&target, opts.quick_native, progress)?;
     *built = Some(runner.clone());
     Ok(runner)
 }

@@ -201,6 +201,7 @@ fn real_main() -> Result<()> {
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
             .join(" "),
+        quick_native: false,
     };
     let started = Instant::now();
     let mut progress = |m: &str| {

@@ -45,16 +45,31 @@ pub struct NativeRun {
 }
 
 impl Runner {
-    /// Builds the runner with the models' profile under `target_dir`.
-    pub fn build(target_dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Runner> {
+    /// Builds the runner with the models' profile under `target_dir`, or
+    /// `quick`ly (no LTO, 16 codegen units, `opt-level` 1: a runner whose
+    /// leads are the same, whose times mean nothing).
+    pub fn build(target_dir: &Path, quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Runner> {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .context("the bench crate is in the workspace")?;
         progress(&format!(
-            "building the native baseline with the models' profile (fat LTO; minutes the first time) into {}",
+            "building the native baseline with {} into {}",
+            if quick {
+                "a quick profile (for checking, not timing)"
+            } else {
+                "the models' profile (fat LTO; minutes the first time)"
+            },
             target_dir.display()
         ));
-        let status = model_cargo()
+        let mut cargo = model_cargo();
+        if quick {
+            cargo.envs([
+                ("CARGO_PROFILE_RELEASE_LTO", "false"),
+                ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
+                ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1"),
+            ]);
+        }
+        let status = cargo
             .args(["build", "--release", "--quiet", "--bin", PACKAGE])
             .arg("--manifest-path")
             .arg(workspace.join("bench/native/Cargo.toml"))
