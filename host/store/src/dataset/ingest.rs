@@ -899,16 +899,14 @@ fn read_rows(
 /// The error of a record whose field in `column` (read as `field`) has
 /// `after` after its closing quote.
 fn text_after_quote(problems: &mut Problems, line: u64, column: usize, field: &str, after: &str) {
-    let quoted = &field[..field.len() - after.len()];
+    let quoted = crate::text::shorten(&field[..field.len() - after.len()].replace('"', "\"\""), 40);
     problems.error(
         line,
         None,
         format!(
-            "column {}: text `{}` after the closing quote of `\"{}\"`: a quote inside a field is written `\"\"` inside a quoted field (`\"\"\"{}\"\"{}\"`)",
+            "column {}: text `{}` after the closing quote of `\"{quoted}\"`: a quote inside a field is written `\"\"` inside a quoted field (`\"\"\"{quoted}\"\"{}\"`)",
             column + 1,
             crate::text::shorten(after, 40),
-            crate::text::shorten(&quoted.replace('"', "\"\""), 40),
-            crate::text::shorten(&quoted.replace('"', "\"\""), 40),
             crate::text::shorten(&after.replace('"', "\"\""), 40),
         ),
     );
@@ -1272,20 +1270,17 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
 /// its last digits turned to zeros), which is refused rather than stored
 /// with digits that were never in the source.
 fn number_as_text(f: f64) -> std::result::Result<String, String> {
-    if !f.is_finite() {
-        return Err(format!("`{f}` is not a number"));
+    if f.is_finite() && f.abs() >= 1e15 {
+        return Err(format!(
+            "the cell holds the number {f:.0}, which has more digits than the 15 a spreadsheet keeps, so its last digits were lost when it was typed or imported (an ID number or a code in a number column); {KEEP_AS_TEXT}"
+        ));
     }
-    if f.abs() < 1e15 {
-        return Ok(if f.fract() == 0.0 {
-            format!("{}", f as i64)
-        } else {
-            f.to_string()
-        });
-    }
-    Err(format!(
-        "the cell holds the number {f:.0}, which has more digits than the 15 a spreadsheet keeps, so its last digits were lost when it was typed or imported (an ID number or a code in a number column); format the column as text (设置单元格格式 → 文本) and enter the values again, or export them from the source system as text"
-    ))
+    xlsx_cell_text(&calamine::Data::Float(f)).map(Option::unwrap_or_default)
 }
+
+/// How to keep an ID number or a code from becoming a number in a
+/// spreadsheet.
+const KEEP_AS_TEXT: &str = "format the column as text (设置单元格格式 → 文本) and enter the values again, or export them from the source system as text";
 
 /// Reads JSON Lines (UTF-8), a chunk at a time: one object per line, each
 /// field's value under its name (else its first alias present); keys the
@@ -2027,7 +2022,7 @@ fn is_scientific(text: &str) -> bool {
 /// `text` ([`is_scientific`]).
 fn lost_digits(text: &str) -> String {
     format!(
-        "`{text}` is a number as a spreadsheet writes one too long for its column: the ID number or code lost its digits when the sheet held it as a number; format the column as text (设置单元格格式 → 文本) and enter the values again, or export them from the source system as text"
+        "`{text}` is a number as a spreadsheet writes one too long for its column: the ID number or code lost its digits when the sheet held it as a number; {KEEP_AS_TEXT}"
     )
 }
 
