@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// How many bad rows are described in full; the rest are counted.
 pub const DEFAULT_MAX_ERRORS: usize = 20;
@@ -1248,6 +1247,7 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
         Data::Int(i) => Some(i.to_string()),
         Data::Float(f) if !f.is_finite() => return Err(format!("`{f}` is not a number")),
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
+        Data::Float(f) if f.abs() < 1e15 => Some(shown_number(*f)),
         Data::Float(f) => Some(f.to_string()),
         Data::Bool(b) => Some(b.to_string()),
         Data::DateTime(dt) if dt.is_datetime() => {
@@ -1262,6 +1262,18 @@ fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, 
         Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
         Data::Error(e) => return Err(format!("the cell holds the spreadsheet error {e}")),
     })
+}
+
+/// A spreadsheet's number as the spreadsheet shows it: rounded to the 15
+/// significant digits it keeps. A cell computed by a formula holds the
+/// nearest binary fraction (`=1.1*3` holds 3.3000000000000003 and shows
+/// 3.3); read whole, that tail would make an amount differ from the one
+/// the department sees by a fraction of a fen, and comparisons with it
+/// come out wrong.
+fn shown_number(f: f64) -> String {
+    Decimal::from_scientific(&format!("{f:.14e}"))
+        .map(|d| d.normalize().to_string())
+        .unwrap_or_else(|_| f.to_string())
 }
 
 /// A text field's cell that the spreadsheet holds as a number: its whole
@@ -1372,6 +1384,12 @@ fn read_json_line(
             );
             bad = true;
         }
+        if let Some((_, JsonCell::Float(text))) = cell {
+            if f.ty != FieldType::Float && significant_digits(text) > FLOAT_EXACT_DIGITS {
+                problems.error(line_no, Some(&f.name), inexact_json_number(text));
+                bad = true;
+            }
+        }
     }
     if bad {
         return;
@@ -1379,11 +1397,36 @@ fn read_json_line(
     let cells: Vec<Option<&str>> = cells
         .iter()
         .map(|c| match c {
-            Some((_, JsonCell::Text(t))) => Some(t.as_ref()),
+            Some((_, JsonCell::Text(t) | JsonCell::Float(t))) => Some(t.as_ref()),
             _ => None,
         })
         .collect();
     builder.add(line_no, &cells, problems);
+}
+
+/// Significant digits every decimal number of that many digits keeps
+/// through a binary float (`f64::DIGITS`): a JSON number read as a float
+/// whose shortest spelling has more may not be the number written.
+const FLOAT_EXACT_DIGITS: usize = f64::DIGITS as usize;
+
+/// The digits of a number's mantissa from its first non-zero one to its
+/// last.
+fn significant_digits(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let first = digits.iter().position(|&b| b != b'0');
+    let last = digits.iter().rposition(|&b| b != b'0');
+    match (first, last) {
+        (Some(first), Some(last)) => last - first + 1,
+        _ => 0,
+    }
+}
+
+#[cold]
+fn inexact_json_number(text: &str) -> String {
+    format!(
+        "the JSON number {text} has more than {FLOAT_EXACT_DIGITS} significant digits, which a JSON number does not carry exactly; write it as a string (\"…\")"
+    )
 }
 
 /// One field's value on a JSON line.
@@ -1393,6 +1436,9 @@ enum JsonCell<'a> {
     Null,
     /// An object or array (refused).
     Nested(&'static str),
+    /// A number with a fraction or exponent, or too large for 64 bits:
+    /// parsed as a binary float, spelt as its shortest decimal.
+    Float(Cow<'a, str>),
 }
 
 /// Reads one JSON object into a cell per schema field: `names` maps each
@@ -1532,9 +1578,8 @@ impl<'de> serde::de::Visitor<'de> for JsonScalar {
 
     fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
         // Spelt as serde_json spells a number it parsed.
-        Ok(JsonCell::Text(Cow::Owned(
-            serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()),
-        )))
+        let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
+        Ok(JsonCell::Float(Cow::Owned(text)))
     }
 
     fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
@@ -2063,25 +2108,13 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
     }
     match field.ty {
         FieldType::String => Ok(Cell::Str(text)),
-        FieldType::Int => text
-            .parse::<i64>()
-            .map(Cell::Int)
-            .map_err(|_| format!("`{text}` is not a whole number")),
+        FieldType::Int => whole_number(text).map(Cell::Int),
         FieldType::Float => match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Cell::Float(f)),
             _ => Err(format!("`{text}` is not a number")),
         },
         FieldType::Decimal if is_canonical_decimal(text) => Ok(Cell::Decimal(Cow::Borrowed(text))),
-        FieldType::Decimal => {
-            let plain: Cow<'_, str> = if text.contains(',') {
-                Cow::Owned(text.replace(',', ""))
-            } else {
-                Cow::Borrowed(text)
-            };
-            Decimal::from_str(&plain)
-                .map(|d| Cell::Decimal(Cow::Owned(d.to_string())))
-                .map_err(|_| format!("`{text}` is not a decimal number"))
-        }
+        FieldType::Decimal => exact_decimal(text).map(|d| Cell::Decimal(Cow::Owned(d.to_string()))),
         FieldType::Date if is_iso_date(text) => Ok(Cell::Date(Cow::Borrowed(text))),
         FieldType::Date => match parse_date(text).map(Ok).or_else(|| midnight_date(text)) {
             Some(Ok(d)) => Ok(Cell::Date(Cow::Owned(d.format("%Y-%m-%d").to_string()))),
@@ -2099,6 +2132,73 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
             }
         }
     }
+}
+
+/// `text` without the commas that group its thousands (`1,234,567.50`).
+/// Commas anywhere else are refused rather than dropped: `12,34` may be a
+/// decimal comma (12.34), and reading it as 1234 would change the amount
+/// a hundredfold without a word.
+fn ungrouped(text: &str) -> Result<Cow<'_, str>, String> {
+    if !text.contains(',') {
+        return Ok(Cow::Borrowed(text));
+    }
+    let unsigned = text.trim_start_matches(['-', '+']);
+    let int = unsigned.split_once('.').map_or(unsigned, |(int, _)| int);
+    let mut groups = int.split(',');
+    let first = groups.next().unwrap_or_default();
+    let digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
+    let grouped = text.len() - unsigned.len() <= 1
+        && (1..=3).contains(&first.len())
+        && digits(first)
+        && groups.all(|g| g.len() == 3 && digits(g))
+        && !unsigned[int.len()..].contains(',');
+    if grouped {
+        Ok(Cow::Owned(text.replace(',', "")))
+    } else {
+        Err(format!(
+            "`{text}`: a comma may only group thousands (1,234.50); write a decimal point, not a decimal comma"
+        ))
+    }
+}
+
+/// A whole number as departments write one: digits with an optional
+/// sign, thousands grouped by commas, or a point followed only by zeros
+/// (`7.0`, as some exports write every number).
+fn whole_number(text: &str) -> Result<i64, String> {
+    let plain = ungrouped(text)?;
+    let int = match plain.split_once('.') {
+        Some((int, zeros)) if zeros.bytes().all(|b| b == b'0') => int,
+        _ => &plain,
+    };
+    let digits = int.trim_start_matches(['-', '+']);
+    match int.parse::<i64>() {
+        Ok(n) => Ok(n),
+        Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "`{text}` is too large for a whole number (at most {})",
+            i64::MAX
+        )),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
+/// A decimal read exactly: refused, not rounded, when it has more digits
+/// than [`Decimal`] holds (28 after the point, 28 or 29 in all).
+fn exact_decimal(text: &str) -> Result<Decimal, String> {
+    let plain = ungrouped(text)?;
+    let parsed = if plain.contains(['e', 'E']) {
+        Decimal::from_scientific(&plain)
+    } else {
+        Decimal::from_str_exact(&plain)
+    };
+    parsed.map_err(|e| match e {
+        rust_decimal::Error::Underflow
+        | rust_decimal::Error::ScaleExceedsMaximumPrecision(_)
+        | rust_decimal::Error::ExceedsMaximumPossibleValue
+        | rust_decimal::Error::LessThanMinimumPossibleValue => format!(
+            "`{text}` has more digits than a decimal field holds exactly (28 after the point, about 28 in all)"
+        ),
+        _ => format!("`{text}` is not a decimal number"),
+    })
 }
 
 /// Whether `text` is a decimal exactly as [`Decimal`] prints it, so that
@@ -3273,9 +3373,12 @@ by_region = "region"
     #[test]
     fn decimals_are_stored_as_decimal_prints_them() {
         let general = |text: &str| {
-            Decimal::from_str(&text.replace(',', ""))
-                .ok()
-                .map(|d| d.to_string())
+            let exact = if text.contains(['e', 'E']) {
+                Decimal::from_scientific(&text.replace(',', ""))
+            } else {
+                Decimal::from_str_exact(&text.replace(',', ""))
+            };
+            exact.ok().map(|d| d.to_string())
         };
         for text in [
             "0",
@@ -3313,6 +3416,141 @@ by_region = "region"
             for text in &texts {
                 assert_eq!(decimal_cell(text), general(text), "{text}");
             }
+        }
+    }
+
+    /// Thousands separators are read only where they group thousands, a
+    /// decimal is never rounded to fit, and a whole number may carry
+    /// them too: each either reads as the number written or is refused.
+    #[test]
+    fn numbers_are_read_as_written_or_refused() {
+        for (text, stored) in [
+            ("1,234.50", Some("1234.50")),
+            ("-1,234,567", Some("-1234567")),
+            ("123,456", Some("123456")),
+            ("12,34", None),
+            ("1,23.4,5", None),
+            ("1234,56", None),
+            (",123", None),
+            ("1,2345", None),
+            ("1.234,5", None),
+            (
+                "0.1234567890123456789012345678",
+                Some("0.1234567890123456789012345678"),
+            ),
+            ("0.12345678901234567890123456789012", None),
+            ("1e-30", None),
+            ("1.5e3", Some("1500")),
+        ] {
+            assert_eq!(decimal_cell(text).as_deref(), stored, "{text}");
+        }
+        let refused = |text: &str| match parse_cell(&schema().fields[2], Some(text)) {
+            Err(e) => e,
+            Ok(_) => panic!("{text} read"),
+        };
+        let err = refused("12,34");
+        assert!(err.contains("a comma may only group thousands"), "{err}");
+        let err = refused("0.12345678901234567890123456789012");
+        assert!(
+            err.contains("more digits than a decimal field holds"),
+            "{err}"
+        );
+
+        let int = Field {
+            ty: FieldType::Int,
+            ..schema().fields[2].clone()
+        };
+        let whole = |text: &str| match parse_cell(&int, Some(text)) {
+            Ok(Cell::Int(n)) => Ok(n),
+            Ok(_) => unreachable!("an int field gives ints"),
+            Err(e) => Err(e),
+        };
+        for (text, n) in [
+            ("1,000", 1000),
+            ("-12,345,678", -12345678),
+            ("7.0", 7),
+            ("7.", 7),
+            ("+3", 3),
+            ("007", 7),
+        ] {
+            assert_eq!(whole(text), Ok(n), "{text}");
+        }
+        for text in ["7.5", "1,00", "12,34", "1e3", "7.0.0", ""] {
+            assert!(whole(text).is_err(), "{text}");
+        }
+        let err = whole("99999999999999999999").expect_err("refused");
+        assert!(err.contains("too large for a whole number"), "{err}");
+    }
+
+    /// A workbook's number reads as the spreadsheet shows it (15
+    /// significant digits), not as the binary fraction a formula left.
+    #[test]
+    fn workbook_numbers_read_as_the_spreadsheet_shows_them() {
+        use crate::dataset::xlsx::XlsxCell::*;
+        for (f, shown) in [
+            (1.1 * 3.0, "3.3"),
+            (0.1 + 0.2, "0.3"),
+            (-(0.1 + 0.2), "-0.3"),
+            (1234.5, "1234.5"),
+            (9084.0 * 0.015, "136.26"),
+            (123456789.123456, "123456789.123456"),
+            (0.000123, "0.000123"),
+            (1e-20, "0.00000000000000000001"),
+        ] {
+            assert_eq!(shown_number(f), shown, "{f:?}");
+        }
+        let bytes = xlsx(&[vec![
+            Text("110105194912310037".into()),
+            Text("张三".into()),
+            Number(1.1 * 3.0),
+            Empty,
+        ]]);
+        let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()).unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(rec.field(2).unwrap().unwrap().to_string(), "3.3");
+    }
+
+    /// A JSON number with a fraction is read as a binary float: one with
+    /// more significant digits than a float carries exactly is refused
+    /// in a decimal, whole-number or text field, naming the fix.
+    #[test]
+    fn json_numbers_that_a_float_cannot_carry_exactly_are_refused() {
+        let line = |paid: &str| format!("{{\"id\":\"11010519491231002X\",\"paid\":{paid}}}\n");
+        for (paid, stored) in [
+            ("1.5", "1.5"),
+            ("1234567.89", "1234567.89"),
+            ("123456789012.345", "123456789012.345"),
+            ("1e20", "100000000000000000000"),
+        ] {
+            let parsed = parse(
+                &schema(),
+                Path::new("p.jsonl"),
+                line(paid).as_bytes(),
+                &opts(),
+            )
+            .unwrap_or_else(|e| panic!("{paid}: {e}"));
+            let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+            assert_eq!(rec.field(2).unwrap().unwrap().to_string(), stored, "{paid}");
+        }
+        for paid in [
+            "12345678901234567.89",
+            "0.10000000000000001234",
+            "1234567890.1234567",
+        ] {
+            let errors = match parse(
+                &schema(),
+                Path::new("p.jsonl"),
+                line(paid).as_bytes(),
+                &opts(),
+            ) {
+                Err(Error::IngestRejected { errors, .. }) => errors,
+                other => panic!("{paid}: {other:?}"),
+            };
+            assert_eq!(errors[0].field.as_deref(), Some("paid"), "{paid}");
+            assert!(
+                errors[0].reason.contains("write it as a string"),
+                "{paid}: {errors:?}"
+            );
         }
     }
 
