@@ -2119,7 +2119,7 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
         FieldType::Date => match parse_date(text).map(Ok).or_else(|| midnight_date(text)) {
             Some(Ok(d)) => Ok(Cell::Date(Cow::Owned(d.format("%Y-%m-%d").to_string()))),
             Some(Err(why)) => Err(why),
-            None => Err(format!("`{text}` is not a date (YYYY-MM-DD)")),
+            None => Err(not_a_date(text)),
         },
         FieldType::Bool => {
             let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
@@ -2238,11 +2238,35 @@ fn is_iso_date(text: &str) -> bool {
 }
 
 /// Dates as departments write them: 2024-03-01, 2024/03/01, 20240301,
-/// 2024年3月1日.
+/// 2024年3月1日, always with a four-digit year (`24/3/1` would otherwise
+/// be read as the year 24).
 pub fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
+    if !has_four_digit_year(text) {
+        return None;
+    }
     ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d"]
         .iter()
         .find_map(|f| chrono::NaiveDate::parse_from_str(text, f).ok())
+}
+
+/// Whether `text` starts with a year of four digits: four digits and a
+/// separator, or eight digits (`20240301`).
+fn has_four_digit_year(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    (b.len() > 4 && digits(&b[..4]) && !b[4].is_ascii_digit()) || (b.len() == 8 && digits(b))
+}
+
+/// The reason a date field refuses `text`.
+#[cold]
+fn not_a_date(text: &str) -> String {
+    let lead = text.bytes().take_while(u8::is_ascii_digit).count();
+    let separated = text[lead..].starts_with(['-', '/', '.', '年']);
+    if (1..4).contains(&lead) && separated {
+        format!("`{text}` has a year of {lead} digits: write the year with four (2024-03-01)")
+    } else {
+        format!("`{text}` is not a date (YYYY-MM-DD)")
+    }
 }
 
 /// The path where a schema given by name is looked up.
@@ -3591,8 +3615,26 @@ by_region = "region"
 
     #[test]
     fn dates_in_department_formats() {
-        for t in ["2024-03-01", "2024/03/01", "20240301", "2024年3月1日"] {
+        for t in [
+            "2024-03-01",
+            "2024/03/01",
+            "20240301",
+            "2024年3月1日",
+            "2024.3.1",
+        ] {
             assert_eq!(parse_date(t).unwrap().to_string(), "2024-03-01", "{t}");
+        }
+        // A year of fewer than four digits is not read as the year 24.
+        let field = &schema().fields[3];
+        for t in ["24/3/1", "99-3-1", "124-03-01", "240301", "24年3月1日"] {
+            assert_eq!(parse_date(t), None, "{t}");
+            let err = match parse_cell(field, Some(t)) {
+                Err(e) => e,
+                Ok(_) => panic!("{t} read"),
+            };
+            if t != "240301" {
+                assert!(err.contains("write the year with four"), "{t}: {err}");
+            }
         }
     }
 }
