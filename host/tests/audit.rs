@@ -824,6 +824,47 @@ fn a_rerun_that_keeps_the_snapshot_verifies_and_a_pointer_naming_another_run_is_
     let (ok, _, err) = verify_store(store.path(), false);
     assert!(!ok);
     assert!(err.contains("kept this file"), "{err}");
+
+    // Set back to the run that wrote the file (its entry names the same
+    // file and sha256, and its leads digest to the same): the ledger's
+    // last run of the model is a later one.
+    let edit_pointer = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let key = format!("leads/{MODEL}/current");
+        let mut pointer: serde_json::Value =
+            serde_json::from_slice(&s.meta.get(&key).unwrap().unwrap()).unwrap();
+        edit(&mut pointer);
+        s.put_meta(&key, &pointer).unwrap();
+        s.flush().unwrap();
+    };
+    edit_pointer(&|p| p["run"] = second["run_id"].clone());
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(err.contains("the pointer was set back"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the last run of {MODEL} on the record is {}",
+            third["run_id"].as_str().unwrap()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("kept this file"), "{err}");
+    edit_pointer(&|p| p["run"] = third["run_id"].clone());
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "restored: {out}\n{err}");
+
+    // Removed: the model's leads would vanish from every list.
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        s.meta.remove(format!("leads/{MODEL}/current")).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        err.contains("is gone: the model's leads are hidden"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -262,7 +262,7 @@ impl Pointer {
 }
 
 /// The folder of a model's snapshots.
-fn model_dir(store: &Store, model: &str) -> PathBuf {
+pub(crate) fn model_dir(store: &Store, model: &str) -> PathBuf {
     store.leads_dir().join(model)
 }
 

@@ -12,7 +12,9 @@
 //!   `leads_digest` (entries written before snapshots were named carry
 //!   only that). A snapshot a later run kept (it produced the same leads)
 //!   is compared with the entry of the run that wrote it, whose digest is
-//!   the same. A file no record names (a failed run's, left until the
+//!   the same. Each model's pointer must name the model's last successful
+//!   run on the record (the pointer moves in the transaction that appends
+//!   its entry): one set back to an earlier run, or removed, is a fault. A file no record names (a failed run's, left until the
 //!   model's next run removes it) is not on the record and is skipped.
 //! - **Data.** Every block of every dataset version (records and indexes,
 //!   `<store>/data/<dataset>/<version>/<segment>-<run>.blk`) is read and
@@ -99,6 +101,10 @@ struct Record {
     read: HashMap<(String, u64), Vec<(u64, String)>>,
     /// `dataset-pruned` entries by the (dataset, version) they removed.
     pruned: HashMap<(String, u64), u64>,
+    /// Per model: the last successful run that recorded a snapshot (its
+    /// entry's seq and run id), which its pointer in `meta` must name,
+    /// since the pointer moves in the same transaction as that entry.
+    last_run: HashMap<String, (u64, String)>,
 }
 
 struct Finished {
@@ -127,11 +133,20 @@ struct PointingRun<'a> {
     #[serde(borrow)]
     run_id: Cow<'a, str>,
     #[serde(borrow)]
+    model: PointingModel<'a>,
+    #[serde(borrow)]
     datasets: Vec<PointingDataset<'a>>,
     #[serde(borrow)]
     outcome: Cow<'a, str>,
     leads_snapshot: Option<SnapshotView>,
     leads_digest: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PointingModel<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
 }
 
 #[derive(Deserialize, Default)]
@@ -151,6 +166,7 @@ enum Pointer {
     Read(Vec<(String, u64, String)>),
     Finished {
         run_id: String,
+        model: String,
         snapshot: Option<(String, String)>,
         digest: Option<String>,
     },
@@ -178,6 +194,7 @@ impl Pointer {
         }
         Some(Pointer::Finished {
             run_id: e.run.run_id.into_owned(),
+            model: e.run.model.name.into_owned(),
             snapshot: e.run.leads_snapshot.map(|s| (s.file, s.sha256)),
             digest: e.run.leads_digest,
         })
@@ -217,9 +234,13 @@ impl Record {
             }
             Pointer::Finished {
                 run_id,
+                model,
                 snapshot,
                 digest,
             } => {
+                if snapshot.is_some() {
+                    self.last_run.insert(model, (seq, run_id.clone()));
+                }
                 self.finished.insert(
                     run_id,
                     Finished {
@@ -289,6 +310,7 @@ fn leads(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resu
         .into_iter()
         .map(|s| (s.path.clone(), s))
         .collect();
+    rolled_back(store, record, &pointers, files);
     // The files on disk, and those the pointers name (which must exist).
     let mut paths: Vec<PathBuf> = pointers.keys().cloned().collect();
     if let Ok(models) = std::fs::read_dir(store.leads_dir()) {
@@ -404,6 +426,45 @@ fn leads(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resu
         }
     }
     Ok(())
+}
+
+/// Each model's pointer names the last run the ledger records for it: a
+/// pointer set back to an earlier run that kept the same file (whose
+/// entry names that file and sha256 as well), or removed, hiding the
+/// model's leads, is found here; the files are checked after.
+fn rolled_back(
+    store: &Store,
+    record: &Record,
+    pointers: &HashMap<PathBuf, crate::leads::Snapshot>,
+    files: &mut Files,
+) {
+    let named: HashMap<&str, &crate::leads::Snapshot> =
+        pointers.values().map(|p| (p.model.as_str(), p)).collect();
+    let mut models: Vec<(&String, &(u64, String))> = record.last_run.iter().collect();
+    models.sort();
+    for (model, (seq, run)) in models {
+        let key = format!("meta `leads/{model}/current`");
+        match named.get(model.as_str()) {
+            Some(p) if p.run == *run => {}
+            Some(p) => files.faults.push(FileFault {
+                seq: Some(*seq),
+                path: p.path.clone(),
+                block: None,
+                message: format!(
+                    "{key} names run {} as the last to produce these leads, but the last run of {model} on the record is {run}: the pointer was set back",
+                    p.run
+                ),
+            }),
+            None => files.faults.push(FileFault {
+                seq: Some(*seq),
+                path: crate::leads::model_dir(store, model),
+                block: None,
+                message: format!(
+                    "run {run} of {model} recorded its leads, but {key} is gone: the model's leads are hidden; restore meta from a backup of the store"
+                ),
+            }),
+        }
+    }
 }
 
 /// The digest ([`crate::leads::LeadsDigest`]) of the leads run `run`
