@@ -872,6 +872,10 @@ fn read_rows(
         }
         records += 1;
         let line = part.lines_before + lines.line_of(part.text.as_bytes(), start);
+        if let Some((column, label)) = totals_label(record.iter().map(|f| &**f)) {
+            problems.error(line, None, totals_row(column, label));
+            continue;
+        }
         if record.len() != width {
             problems.error(
                 line,
@@ -1149,6 +1153,15 @@ fn read_xlsx(
     let mut texts: Vec<Option<String>> = Vec::with_capacity(columns.len());
     let mut add = |line: u64, row: &[Data]| {
         if row.iter().all(|c| matches!(c, Data::Empty)) {
+            return;
+        }
+        let texts_of_row = row.iter().map(|c| match c {
+            Data::String(s) => s.as_str(),
+            Data::Empty => "",
+            _ => "0",
+        });
+        if let Some((column, label)) = totals_label(texts_of_row) {
+            problems.error(line, None, totals_row(column, label));
             return;
         }
         texts.clear();
@@ -2089,6 +2102,50 @@ fn midnight_date(text: &str) -> Option<Result<chrono::NaiveDate, String>> {
             "`{text}` has a time of day ({time}): the field is a date; store the time in a field of its own"
         ))
     })
+}
+
+/// The column (counted from 1) and text of a row's first non-empty cell
+/// when it labels the row as a sheet's totals (`合计`, `总计`, `小计`,
+/// `Total`, also `合 计：` or `合计（元）`): such a row sums the rows above
+/// it and is not a record.
+fn totals_label<'a>(cells: impl Iterator<Item = &'a str>) -> Option<(usize, &'a str)> {
+    const LABELS: [&str; 11] = [
+        "合计",
+        "总计",
+        "小计",
+        "累计",
+        "共计",
+        "总合计",
+        "total",
+        "totals",
+        "grandtotal",
+        "subtotal",
+        "sum",
+    ];
+    let (column, text) = cells
+        .enumerate()
+        .map(|(i, c)| (i + 1, c.trim()))
+        .find(|(_, c)| !c.is_empty())?;
+    let mut label: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_lowercase();
+    // A unit in brackets after the label, then a colon.
+    if let Some(open) = label.find(['（', '(']) {
+        if label.ends_with(['）', ')']) {
+            label.truncate(open);
+        }
+    }
+    let label = label.trim_end_matches([':', '：']);
+    LABELS.contains(&label).then_some((column, text))
+}
+
+#[cold]
+fn totals_row(column: usize, label: &str) -> String {
+    format!(
+        "`{label}` in column {column}: the row looks like the sheet's totals, which sum the rows above and are not a record; delete the row from the file and ingest it again"
+    )
 }
 
 /// Parses one trimmed cell by its field's type.
@@ -3504,6 +3561,61 @@ by_region = "region"
         }
         let err = whole("99999999999999999999").expect_err("refused");
         assert!(err.contains("too large for a whole number"), "{err}");
+    }
+
+    /// A sheet's totals row at the foot of an export is refused by its
+    /// line, in CSV (whatever its column count) and in a workbook, not
+    /// stored as one more record; a record merely starting with such
+    /// characters is not mistaken for one.
+    #[test]
+    fn a_totals_row_is_refused_by_its_line_not_stored_as_a_record() {
+        let head =
+            "id,name,paid,born\n11010519491231002X,张三,1.50,\n110105194912310029,李四,2.00,\n";
+        for (totals, column) in [
+            ("合计,,3.50,\n", 1),
+            (",合 计：,3.50,\n", 2),
+            ("合计（元）,3.50\n", 1),
+            ("Total,,3.50,\n", 1),
+            ("\"总计\",,3.50,", 1),
+        ] {
+            let text = format!("{head}{totals}");
+            let errors = match parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()) {
+                Err(Error::IngestRejected { errors, .. }) => errors,
+                other => panic!("{totals:?}: {other:?}"),
+            };
+            assert_eq!(errors.len(), 1, "{totals:?}: {errors:?}");
+            assert_eq!(errors[0].line, 4, "{totals:?}");
+            assert!(
+                errors[0].reason.contains(&format!(
+                    "in column {column}: the row looks like the sheet's totals"
+                )),
+                "{totals:?}: {errors:?}"
+            );
+        }
+        for name in ["合计科技", "小计划", "summary"] {
+            let text = format!("id,name,paid,born\n11010519491231002X,{name},1.50,\n");
+            let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts());
+            assert!(parsed.is_ok(), "{name}");
+        }
+        use crate::dataset::xlsx::XlsxCell::*;
+        let bytes = xlsx(&[
+            vec![
+                Text("110105194912310037".into()),
+                Text("张三".into()),
+                Number(1.5),
+                Empty,
+            ],
+            vec![Text("合计".into()), Empty, Number(1.5), Empty],
+        ]);
+        let errors = match parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].reason.contains("the sheet's totals"),
+            "{errors:?}"
+        );
     }
 
     /// A workbook's number reads as the spreadsheet shows it (15
