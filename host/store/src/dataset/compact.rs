@@ -54,23 +54,26 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
         .as_ref()
         .map(|p| PseudonymEntries::new(&schema, p, &tmp, true));
     let reader = VersionReader::new(store, name, base.clone());
-    for (n, item) in reader.records().enumerate() {
-        let (key, record) = item?;
-        records.push(&key, n as u64, &record).map_err(sort_failed)?;
+    let mut all = reader.records();
+    let mut n = 0u64;
+    while let Some((key, record)) = all.peek()? {
+        records.push(key, n, record).map_err(sort_failed)?;
+        n += 1;
         if let Some(p) = &mut pseudonyms {
-            p.add(&key, &record).map_err(sort_failed)?;
+            p.add(key, record).map_err(sort_failed)?;
         }
-        let rec = RecordRef::new(&record).map_err(|e| Error::Other(e.to_string()))?;
+        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
         for (index, field) in &index_fields {
             let value = rec.field(*field).map_err(|e| Error::Other(e.to_string()))?;
             if let Some(v) = value.filter(|v| !matches!(v, Value::Null)) {
                 indexes
                     .get_mut(index)
                     .expect("one sorter per index")
-                    .push(v.to_string().as_bytes(), 0, &key)
+                    .push(v.to_string().as_bytes(), 0, key)
                     .map_err(sort_failed)?;
             }
         }
+        all.advance()?;
     }
     let rows = Rows {
         records,

@@ -52,35 +52,37 @@ pub fn diff(
     show: &dyn Fn(&[u8]) -> String,
 ) -> Result<Diff> {
     let mut d = Diff::default();
-    let mut a = old.map(|r| r.records()).into_iter().flatten().peekable();
-    let mut b = new.records().peekable();
+    let mut a = old.map(|r| r.records());
+    let mut b = new.records();
     loop {
-        let order = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(Err(_)), _) => return Err(a.next().and_then(|r| r.err()).expect("an error")),
-            (_, Some(Err(_))) => return Err(b.next().and_then(|r| r.err()).expect("an error")),
-            (Some(Ok(_)), None) => std::cmp::Ordering::Less,
-            (None, Some(Ok(_))) => std::cmp::Ordering::Greater,
-            (Some(Ok((ka, _))), Some(Ok((kb, _)))) => ka.cmp(kb),
+        // Both sides' next records, lent from their blocks.
+        let ea = match &mut a {
+            Some(a) => a.peek()?,
+            None => None,
         };
-        match order {
-            std::cmp::Ordering::Less => {
-                let (k, _) = a.next().expect("peeked")?;
-                d.note(Change::Removed, &k, samples, show);
+        let eb = b.peek()?;
+        let (change, passed) = match (ea, eb) {
+            (None, None) => break,
+            (Some((k, _)), None) => (Some((Change::Removed, k)), (true, false)),
+            (None, Some((k, _))) => (Some((Change::Added, k)), (false, true)),
+            (Some((ka, ra)), Some((kb, rb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => (Some((Change::Removed, ka)), (true, false)),
+                std::cmp::Ordering::Greater => (Some((Change::Added, kb)), (false, true)),
+                std::cmp::Ordering::Equal if ra == rb => (None, (true, true)),
+                std::cmp::Ordering::Equal => (Some((Change::Changed, ka)), (true, true)),
+            },
+        };
+        match change {
+            Some((change, key)) => d.note(change, key, samples, show),
+            None => d.unchanged += 1,
+        }
+        if passed.0 {
+            if let Some(a) = &mut a {
+                a.advance()?;
             }
-            std::cmp::Ordering::Greater => {
-                let (k, _) = b.next().expect("peeked")?;
-                d.note(Change::Added, &k, samples, show);
-            }
-            std::cmp::Ordering::Equal => {
-                let (k, ra) = a.next().expect("peeked")?;
-                let (_, rb) = b.next().expect("peeked")?;
-                if ra == rb {
-                    d.unchanged += 1;
-                } else {
-                    d.note(Change::Changed, &k, samples, show);
-                }
-            }
+        }
+        if passed.1 {
+            b.advance()?;
         }
     }
     Ok(d)

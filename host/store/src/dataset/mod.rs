@@ -1930,14 +1930,6 @@ impl SegmentCursor {
         }
     }
 
-    /// The key of the next record, loading the next block when needed.
-    fn peek_key(&mut self) -> Result<Option<Vec<u8>>> {
-        if !self.load()? {
-            return Ok(None);
-        }
-        Ok(Some(self.entry().0.to_vec()))
-    }
-
     /// Whether there is a next record (of the range), loading the next
     /// block when needed; then [`SegmentCursor::entry`] borrows it.
     fn load(&mut self) -> Result<bool> {
@@ -2012,65 +2004,135 @@ impl SegmentCursor {
     fn advance(&mut self) {
         self.next += 1;
     }
-
-    /// The next record's bytes (after `peek_key` returned a key).
-    fn take(&mut self) -> Vec<u8> {
-        let rec = self.block().record(self.next).to_vec();
-        self.next += 1;
-        rec
-    }
 }
 
 /// Segments merged by key with a heap (O(log S) per record for S
-/// segments); of equal keys the newest segment's record is kept.
+/// segments); of equal keys the newest segment's record is kept. Records
+/// are lent from their blocks ([`SegmentMerge::peek`]), not copied: the
+/// heap holds the sources' places and compares the keys where they lie.
 struct SegmentMerge {
     sources: Vec<SegmentCursor>,
-    /// Each source's next key, smallest first; the newer source first
-    /// among equal keys.
-    heap: std::collections::BinaryHeap<(std::cmp::Reverse<Vec<u8>>, usize)>,
+    /// The sources that have a next record, as a binary heap: smallest
+    /// key first, the newer (later) source first among equal keys.
+    heap: Vec<usize>,
     started: bool,
+    /// The key of the record last passed, to pass older segments' records
+    /// of it (reused).
+    passed: Vec<u8>,
 }
 
 impl SegmentMerge {
     fn new(sources: Vec<SegmentCursor>) -> SegmentMerge {
         SegmentMerge {
             sources,
-            heap: std::collections::BinaryHeap::new(),
+            heap: Vec::new(),
             started: false,
+            passed: Vec::new(),
         }
     }
 
-    fn push_next(&mut self, i: usize) -> Result<()> {
-        if let Some(k) = self.sources[i].peek_key()? {
-            self.heap.push((std::cmp::Reverse(k), i));
+    /// Whether source `a`'s next record comes before source `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        match self.sources[a].entry().0.cmp(self.sources[b].entry().0) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => a > b,
+        }
+    }
+
+    fn sift_up(&mut self, mut at: usize) {
+        while at > 0 {
+            let parent = (at - 1) / 2;
+            if !self.before(self.heap[at], self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(at, parent);
+            at = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut at: usize) {
+        loop {
+            let (l, r) = (2 * at + 1, 2 * at + 2);
+            let mut first = at;
+            if l < self.heap.len() && self.before(self.heap[l], self.heap[first]) {
+                first = l;
+            }
+            if r < self.heap.len() && self.before(self.heap[r], self.heap[first]) {
+                first = r;
+            }
+            if first == at {
+                break;
+            }
+            self.heap.swap(at, first);
+            at = first;
+        }
+    }
+
+    /// Moves the source at the heap's top past its record, keeping the
+    /// heap in order.
+    fn pass_top(&mut self) -> Result<()> {
+        let top = self.heap[0];
+        self.sources[top].advance();
+        if self.sources[top].load()? {
+            self.sift_down(0);
+        } else {
+            let last = self.heap.pop().expect("a top");
+            if !self.heap.is_empty() {
+                self.heap[0] = last;
+                self.sift_down(0);
+            }
         }
         Ok(())
     }
 
-    /// The next key and its newest record.
-    fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// The next key and its newest record, lent until the next call.
+    fn peek(&mut self) -> Result<Option<(&[u8], &[u8])>> {
         if !self.started {
             self.started = true;
             for i in 0..self.sources.len() {
-                self.push_next(i)?;
+                if self.sources[i].load()? {
+                    self.heap.push(i);
+                    let at = self.heap.len() - 1;
+                    self.sift_up(at);
+                }
             }
         }
-        let Some((std::cmp::Reverse(key), newest)) = self.heap.pop() else {
+        Ok(match self.heap.first() {
+            Some(&top) => Some(self.sources[top].entry()),
+            None => None,
+        })
+    }
+
+    /// Passes the record [`SegmentMerge::peek`] lent, and older
+    /// segments' records of its key.
+    fn advance(&mut self) -> Result<()> {
+        let Some(&top) = self.heap.first() else {
+            return Ok(());
+        };
+        if self.heap.len() == 1 {
+            return self.pass_top();
+        }
+        self.passed.clear();
+        self.passed.extend_from_slice(self.sources[top].entry().0);
+        self.pass_top()?;
+        while let Some(&next) = self.heap.first() {
+            if self.sources[next].entry().0 != self.passed.as_slice() {
+                break;
+            }
+            self.pass_top()?;
+        }
+        Ok(())
+    }
+
+    /// The next key and its newest record, copied.
+    fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some((key, record)) = self.peek()? else {
             return Ok(None);
         };
-        let record = self.sources[newest].take();
-        self.push_next(newest)?;
-        // Older segments holding the same key: skipped.
-        while self
-            .heap
-            .peek()
-            .is_some_and(|(std::cmp::Reverse(k), _)| *k == key)
-        {
-            let (_, older) = self.heap.pop().expect("peeked");
-            self.sources[older].advance();
-            self.push_next(older)?;
-        }
-        Ok(Some((key, record)))
+        let owned = (key.to_vec(), record.to_vec());
+        self.advance()?;
+        Ok(Some(owned))
     }
 }
 
@@ -2078,6 +2140,19 @@ impl SegmentMerge {
 /// the newest record of a key winning): [`VersionReader::records`].
 pub struct Records {
     merge: SegmentMerge,
+}
+
+impl Records {
+    /// The next key and record, lent from their block rather than copied
+    /// (until [`Records::advance`]); `None` at the end.
+    pub fn peek(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        self.merge.peek()
+    }
+
+    /// Passes the record [`Records::peek`] lent.
+    pub fn advance(&mut self) -> Result<()> {
+        self.merge.advance()
+    }
 }
 
 impl Iterator for Records {
@@ -2305,10 +2380,11 @@ impl MergedBatches {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         while offsets.len() <= BLOCK_RECORDS {
-            let Some((_, rec)) = self.merge.next_record()? else {
+            let Some((_, rec)) = self.merge.peek()? else {
                 break;
             };
-            self.view.record(&rec, &mut data).map_err(Error::Other)?;
+            self.view.record(rec, &mut data).map_err(Error::Other)?;
+            self.merge.advance()?;
             offsets.push(data.len() as u32);
         }
         Ok((offsets.len() > 1).then_some((data, offsets)))
@@ -2728,6 +2804,61 @@ type = "int"
         write(&store, &[("z", "z")], false);
         let replaced = VersionReader::current(&store, "sightings").unwrap();
         assert_eq!(places(&replaced, Some(&reader.segment_ids())), ["z:z"]);
+    }
+
+    /// Seven appended segments of overlapping keys merge as a map into
+    /// which each segment was written in turn: every key once, in order,
+    /// with its newest segment's record, through the lent records, the
+    /// copied ones and the batches alike.
+    #[test]
+    fn many_segments_merge_as_their_writes_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        register_schema(&store, schema()).unwrap();
+        let mut want = BTreeMap::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for segment in 0..7 {
+            let size = 1 + next(if segment == 0 { 9000 } else { 600 });
+            let mut keys: Vec<String> = (0..size).map(|_| format!("k{:05}", next(12000))).collect();
+            keys.sort();
+            keys.dedup();
+            let place = format!("p{segment}");
+            let items: Vec<(&str, &str)> =
+                keys.iter().map(|k| (k.as_str(), place.as_str())).collect();
+            write(&store, &items, segment > 0);
+            for k in &keys {
+                want.insert(k.clone(), place.clone());
+            }
+        }
+        let reader = VersionReader::current(&store, "sightings").unwrap();
+        assert_eq!(reader.info().segments.len(), 7);
+        let want: Vec<String> = want.iter().map(|(k, p)| format!("{k}:{p}")).collect();
+        assert_eq!(places(&reader, None), want);
+        let show = |key: &[u8], record: &[u8]| {
+            let place = RecordRef::new(record).unwrap().field(1).unwrap().unwrap();
+            format!("{}:{place}", String::from_utf8_lossy(key))
+        };
+        let copied: Vec<String> = reader
+            .records()
+            .map(|r| {
+                let (k, rec) = r.unwrap();
+                show(&k, &rec)
+            })
+            .collect();
+        assert_eq!(copied, want);
+        let mut lent = Vec::new();
+        let mut records = reader.records();
+        while let Some((k, rec)) = records.peek().unwrap() {
+            lent.push(show(k, rec));
+            records.advance().unwrap();
+        }
+        assert_eq!(lent, want);
     }
 
     #[test]
