@@ -9,7 +9,7 @@
 //! by an index over a personal field to learn their order; and it asks for
 //! records by fields it did not declare.
 
-mod common;
+use crate::common;
 
 use common::{ingest_text, jiandu, leads, ledger, stderr, stdout, store_with_crate, test_model};
 use std::path::Path;

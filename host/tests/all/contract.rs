@@ -7,7 +7,7 @@
 //! current contract, renamed `arrears-contract-0-1` so that it can be
 //! installed beside today's build of the same model.
 
-mod common;
+use crate::common;
 
 use common::{add_model, jiandu, json, repo, stderr, stdout};
 use jiandu_demo::generate::disability;

@@ -1,7 +1,7 @@
 //! The whole loop through the real binary: ingest, build, run, leads,
 //! ledger, demo.
 
-mod common;
+use crate::common;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};
 use jiandu_demo::generate::disability;

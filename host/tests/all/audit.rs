@@ -2,7 +2,7 @@
 //! export them; a central office registers the units, imports, verifies,
 //! queries and reports; tampered exports are refused with their location.
 
-mod common;
+use crate::common;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};
 use jiandu_demo::generate::disability;

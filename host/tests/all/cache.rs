@@ -3,7 +3,7 @@
 //! tampered entry or a cache that cannot be written means compiling again,
 //! never a failed run.
 
-mod common;
+use crate::common;
 
 use common::{ingest_files, jiandu, ledger, stderr, stdout, store_with_model};
 use std::path::Path;

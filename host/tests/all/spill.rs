@@ -2,7 +2,7 @@
 //! spills them to files and commits exactly what it would have committed
 //! from memory, through the real binary.
 
-mod common;
+use crate::common;
 
 use common::{ingest_files, jiandu, leads, ledger, stderr, stdout, store_with_model};
 use std::path::Path;

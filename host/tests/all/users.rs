@@ -1,7 +1,7 @@
 //! People of the console: `jiandu user …` through the real binary, and
 //! logging in through the library the console's server will call.
 
-mod common;
+use crate::common;
 
 use common::{jiandu, json, stderr, stdout};
 use jiandu::users::{self, LoginOutcome, Refusal};

@@ -6,7 +6,7 @@
 //! line are its parameters (with `\xNN` escapes it decodes), so each test
 //! decides exactly what a model hands the host.
 
-mod common;
+use crate::common;
 
 use common::{
     add_model, ingest_text, jiandu, json, ledger, stderr, stdout, test_model, PEOPLE_SCHEMA,

@@ -4,9 +4,9 @@
 //! Every tampered, untrusted, downgraded or yanked bundle is refused with
 //! its cause named, and leaves B's models untouched.
 
-mod common;
+use crate::common;
 
-#[path = "../../registry/tests/support/mod.rs"]
+#[path = "../../../registry/tests/support/mod.rs"]
 mod tar_support;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};

@@ -3,7 +3,7 @@
 //! amounts and evidence, no near miss is, and the lead lifecycle and export
 //! work as a case handler uses them.
 
-mod common;
+use crate::common;
 
 use common::{add_model, jiandu, repo, stderr, stdout};
 use jiandu_demo::generate::{self, disability, drunk, land, theft, DataFile};

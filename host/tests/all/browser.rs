@@ -10,7 +10,7 @@
 //! which makes it fail. Screenshots of each step are left in
 //! `target/console-screenshots/`.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::console::{run_model, store_with_leads, Served, PASSWORD, REVIEWER};

@@ -3,7 +3,7 @@
 //! actions on leads and their ledger entries, what later runs make of a
 //! decision, the export, and what the console refuses.
 
-mod common;
+use crate::common;
 
 use common::console::{
     id_number, ok, run_model, store_with_leads, Served, ADMIN, AUDITOR, CITIES, GOOD_LEADS,

@@ -2,7 +2,7 @@
 //! is built, run by the one plan interpreter inside the sandbox, and named
 //! on the record by its hash beside the interpreter's digest.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jiandu_demo::generate::disability;

@@ -12,7 +12,7 @@
 //! version, wrong exports) are written here as WAT, given the contract's
 //! WIT with `wit-component`, and installed as files.
 
-mod common;
+use crate::common;
 
 use common::{
     add_model, built_model, ingest_text, jiandu, json, leads, ledger, stderr, stdout,
@@ -488,7 +488,7 @@ fn personal_fields_reach_a_model_as_pseudonyms_unless_policy_grants_them_clear()
 // Load-time checks: models that break the contract itself
 
 /// The contract's WIT, as the SDK and the host use it.
-const MODEL_WIT: &str = include_str!("../../sdk/wit/model.wit");
+const MODEL_WIT: &str = include_str!("../../../sdk/wit/model.wit");
 
 /// Turns a core module into a component of the `model` world described by
 /// `wits` (packages in dependency order, the contract's last).

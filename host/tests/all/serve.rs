@@ -4,7 +4,7 @@
 //! breaks while serving, files at rest, and a kill -9 in the middle of a
 //! run.
 
-mod common;
+use crate::common;
 
 use common::{jiandu, repo, stderr, stdout, store_with_model};
 use std::path::{Path, PathBuf};
