@@ -219,14 +219,15 @@ impl Scanner {
     }
 
     /// The file's lines, with `records` records read after a one-line
-    /// header; why not, if they do not add up.
-    pub fn account(&self, records: u64) -> std::result::Result<LineAccount, String> {
+    /// header and `spaces` lines of spaces (blank, though not empty); why
+    /// not, if they do not add up.
+    pub fn account(&self, records: u64, spaces: u64) -> std::result::Result<LineAccount, String> {
         let account = LineAccount {
             lines: self.lines_seen(),
             header: 1,
             records,
             continuations: self.continuations,
-            blank: self.blank,
+            blank: self.blank + spaces,
         };
         let counted = account.header + account.records + account.continuations + account.blank;
         if counted == account.lines {
@@ -986,9 +987,9 @@ mod tests {
         let (chunks, s) = chunks_of(text, true);
         assert_eq!(chunks.concat_bytes(), text);
         // Records a, b, d after the header.
-        let a = s.account(3).unwrap();
+        let a = s.account(3, 0).unwrap();
         assert_eq!((a.lines, a.continuations, a.blank), (6, 1, 1));
-        assert!(s.account(4).is_err());
+        assert!(s.account(4, 0).is_err());
         assert_eq!(s.open_quote(), None);
     }
 
@@ -1067,7 +1068,7 @@ mod tests {
             assert_eq!(c.delimiter(), b'\t', "reads of {read}");
             // `a,"x` is text (no quote after a comma); `"c⏎d"` is one
             // field over two lines.
-            let a = c.scanner().account(2).unwrap();
+            let a = c.scanner().account(2, 0).unwrap();
             assert_eq!((a.lines, a.continuations), (4, 1), "reads of {read}");
             assert_eq!(c.scanner().open_quote(), None);
         }
@@ -1077,7 +1078,7 @@ mod tests {
         while c.next_chunk().unwrap().is_some() {}
         assert_eq!(c.delimiter(), b',');
         assert_eq!(c.scanner().open_quote(), None);
-        assert_eq!(c.scanner().account(2).unwrap().continuations, 0);
+        assert_eq!(c.scanner().account(2, 0).unwrap().continuations, 0);
     }
 
     /// The chunks, the delimiter and the line account of `text` read
@@ -1096,7 +1097,7 @@ mod tests {
             bytes.extend(chunk.bytes);
         }
         assert_eq!(bytes, text, "reads of {read}");
-        let account = c.scanner().account(records).unwrap();
+        let account = c.scanner().account(records, 0).unwrap();
         (c.delimiter(), c.scanner().open_quote(), account)
     }
 
@@ -1151,7 +1152,7 @@ mod tests {
         s.scan(b"h\r");
         s.scan(b"\na\r");
         s.scan(b"\n");
-        assert_eq!(s.account(1).unwrap().lines, 2);
+        assert_eq!(s.account(1, 0).unwrap().lines, 2);
         assert_eq!(s.boundary, Some((6, 2)));
     }
 
