@@ -1140,10 +1140,10 @@ fn read_xlsx(
     let known = |cell: &Data| {
         let text = cell.to_string();
         let text = text.trim();
-        schema
-            .fields
-            .iter()
-            .any(|f| f.name == text || f.aliases.iter().any(|a| a == text))
+        schema.fields.iter().any(|f| {
+            f.name.eq_ignore_ascii_case(text)
+                || f.aliases.iter().any(|a| a.eq_ignore_ascii_case(text))
+        })
     };
     let mut top: Vec<(u64, Vec<Data>)> = Vec::new();
     let mut row = Vec::new();
@@ -1220,7 +1220,46 @@ fn read_xlsx(
     while let Some(line) = next_row(&mut row)? {
         add(line, &row);
     }
+    drop(next_row);
+    drop(cells);
+    // A merged cell keeps its value in its first cell only: the other
+    // rows of a region merged below the header would read as empty.
+    let merged = book.merge_cells_by_sheet_name(&sheet).map_err(|e| {
+        Error::file(
+            path,
+            format!("cannot read the first sheet's merged cells: {e}"),
+        )
+    })?;
+    for region in merged {
+        let (first, last) = (u64::from(region.start.0) + 1, u64::from(region.end.0) + 1);
+        let read = |c: &Option<usize>| {
+            c.is_some_and(|c| (region.start.1..=region.end.1).contains(&(c as u32)))
+        };
+        if last > header_line && columns.iter().any(read) {
+            problems.error(first.max(header_line + 1), None, merged_cells(&region));
+        }
+    }
     Ok(())
+}
+
+/// The error of a region of merged cells among a sheet's rows.
+#[cold]
+fn merged_cells(region: &calamine::Dimensions) -> String {
+    let name = |(row, col): (u32, u32)| {
+        let mut letters = Vec::new();
+        let mut c = col + 1;
+        while c > 0 {
+            letters.push(b'A' + ((c - 1) % 26) as u8);
+            c = (c - 1) / 26;
+        }
+        letters.reverse();
+        format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+    };
+    format!(
+        "cells {}:{} are merged: a merged cell keeps its value in its first cell only, so the other cells of the region would be read as empty; unmerge them and fill in every cell (取消合并单元格并逐格填写)",
+        name(region.start),
+        name(region.end)
+    )
 }
 
 /// The rows of a sheet from its cells (which come row by row, left to
@@ -3157,6 +3196,76 @@ by_name = "name"
         // Title on row 1, a blank row 2, the header on row 3: the bad
         // value is on spreadsheet row 4.
         assert!(msg.contains("p.xlsx:4: field `paid`"), "{msg}");
+    }
+
+    /// Cells merged among the rows (an employer's name over its three
+    /// rows, as report-style sheets have) are refused by their range: the
+    /// rows under the first would be read with the field empty. A title
+    /// merged above the header, or cells merged in a column no field
+    /// reads, are fine.
+    #[test]
+    fn xlsx_cells_merged_among_the_rows_are_refused_by_their_range() {
+        use rust_xlsxwriter::{Format, Workbook};
+        let workbook = |merge_data: bool, merge_unread: bool| {
+            let mut book = Workbook::new();
+            let ws = book.add_worksheet();
+            let plain = Format::new();
+            ws.merge_range(0, 0, 0, 4, "某某局数据导出", &plain)
+                .unwrap();
+            for (c, h) in ["身份证号", "姓名", "paid", "born", "备注"]
+                .iter()
+                .enumerate()
+            {
+                ws.write_string(1, c as u16, *h).unwrap();
+            }
+            for (r, id) in [
+                "110105194912310037",
+                "11010519491231002X",
+                "110105194912310029",
+            ]
+            .iter()
+            .enumerate()
+            {
+                let r = r as u32 + 2;
+                ws.write_string(r, 0, *id).unwrap();
+                ws.write_number(r, 2, 1.5).unwrap();
+                if !merge_data {
+                    ws.write_string(r, 1, "张三").unwrap();
+                }
+            }
+            if merge_data {
+                ws.merge_range(2, 1, 4, 1, "张三", &plain).unwrap();
+            }
+            if merge_unread {
+                ws.merge_range(2, 4, 4, 4, "同一单位", &plain).unwrap();
+            }
+            book.save_to_buffer().unwrap()
+        };
+        for unread in [false, true] {
+            let bytes = workbook(false, unread);
+            let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
+                .unwrap_or_else(|e| panic!("{unread}: {e}"));
+            assert_eq!(parsed.rows.rows.len(), 3);
+        }
+        let errors = match parse(
+            &schema(),
+            Path::new("p.xlsx"),
+            &workbook(true, false),
+            &opts(),
+        ) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        let merged: Vec<&RowError> = errors
+            .iter()
+            .filter(|e| e.reason.contains("are merged"))
+            .collect();
+        assert_eq!(merged.len(), 1, "{errors:?}");
+        assert_eq!(merged[0].line, 3);
+        assert!(
+            merged[0].reason.contains("cells B3:B5 are merged"),
+            "{errors:?}"
+        );
     }
 
     #[test]
