@@ -1220,7 +1220,6 @@ fn read_xlsx(
     while let Some(line) = next_row(&mut row)? {
         add(line, &row);
     }
-    drop(next_row);
     drop(cells);
     // A merged cell keeps its value in its first cell only: the other
     // rows of a region merged below the header would read as empty.
