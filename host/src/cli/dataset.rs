@@ -250,18 +250,18 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         );
     }
     outln!(
-        "ingested {} records into `{}` version {} (digest {})",
-        report.version.records,
+        "ingested {} into `{}` version {} (digest {})",
+        counted(report.version.records, "record", "records"),
         report.dataset,
         report.version.version,
         report.version.digest
     );
     if let Some(l) = &report.lines {
         outln!(
-            "  {} lines: the header, {} records, {} continuation lines inside quoted fields, {} blank",
-            l.lines,
-            l.records,
-            l.continuations,
+            "  {}: the header, {}, {} inside quoted fields, {} blank",
+            counted(l.lines, "line", "lines"),
+            counted(l.records, "record", "records"),
+            counted(l.continuations, "continuation line", "continuation lines"),
             l.blank
         );
     }
@@ -306,10 +306,18 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
     Ok(())
 }
 
+/// `n` with the noun that goes with it: "1 record", "2 records".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// What an ingest changes against the version that was current.
 fn print_change(against: Option<u64>, d: &dataset::compare::Diff, append: bool) {
     let Some(v) = against else {
-        outln!("  {} rows added (the dataset's first version)", d.added);
+        outln!(
+            "  {} added (the dataset's first version)",
+            counted(d.added, "row", "rows")
+        );
         return;
     };
     if append {
