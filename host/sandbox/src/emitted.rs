@@ -366,7 +366,7 @@ impl Emitted {
         });
         Merge {
             sources,
-            heap: Vec::new(),
+            heap: jiandu_store::heap::IndexHeap::new(),
             taken: Vec::new(),
             started: false,
             failed: false,
@@ -525,7 +525,7 @@ pub struct Merge<'a> {
     /// Oldest first; the memory last.
     sources: Vec<Source<'a>>,
     /// Sources that have a lead at hand, as a min-heap by [`Merge::before`].
-    heap: Vec<usize>,
+    heap: jiandu_store::heap::IndexHeap,
     /// Sources whose lead at hand was lent or replaced: they move on before
     /// the next lead is chosen.
     taken: Vec<usize>,
@@ -539,8 +539,9 @@ impl<'a> Merge<'a> {
     }
 
     /// Whether source `a`'s head comes out before source `b`'s.
-    fn before(&self, a: usize, b: usize) -> bool {
-        match self.subject(a).cmp(self.subject(b)) {
+    fn before(sources: &[Source<'a>], a: usize, b: usize) -> bool {
+        let subject = |s: usize| encoded_lead::subject_bytes(sources[s].head());
+        match subject(a).cmp(subject(b)) {
             std::cmp::Ordering::Less => true,
             std::cmp::Ordering::Greater => false,
             // The newest (highest) source wins a subject.
@@ -548,55 +549,20 @@ impl<'a> Merge<'a> {
         }
     }
 
-    fn sift_up(&mut self, mut at: usize) {
-        while at > 0 {
-            let parent = (at - 1) / 2;
-            if !self.before(self.heap[at], self.heap[parent]) {
-                break;
-            }
-            self.heap.swap(at, parent);
-            at = parent;
-        }
-    }
-
-    fn sift_down(&mut self, mut at: usize) {
-        loop {
-            let (l, r) = (2 * at + 1, 2 * at + 2);
-            let mut first = at;
-            if l < self.heap.len() && self.before(self.heap[l], self.heap[first]) {
-                first = l;
-            }
-            if r < self.heap.len() && self.before(self.heap[r], self.heap[first]) {
-                first = r;
-            }
-            if first == at {
-                return;
-            }
-            self.heap.swap(at, first);
-            at = first;
-        }
-    }
-
     /// Moves source `i` to its next lead and puts it back in the heap if
     /// it has one; `i` must not be in the heap.
     fn refill(&mut self, i: usize) -> Result<()> {
         if self.sources[i].advance()? {
-            self.heap.push(i);
-            let last = self.heap.len() - 1;
-            self.sift_up(last);
+            let sources = &self.sources;
+            self.heap.push(i, |a, b| Merge::before(sources, a, b));
         }
         Ok(())
     }
 
     /// Takes the heap's first source out of it.
     fn pop(&mut self) -> Option<usize> {
-        let top = *self.heap.first()?;
-        let last = self.heap.pop().expect("not empty");
-        if !self.heap.is_empty() {
-            self.heap[0] = last;
-            self.sift_down(0);
-        }
-        Some(top)
+        let sources = &self.sources;
+        self.heap.pop(|a, b| Merge::before(sources, a, b))
     }
 
     fn step(&mut self) -> Result<Option<usize>> {
@@ -614,7 +580,7 @@ impl<'a> Merge<'a> {
         };
         self.taken.push(best);
         // Older leads of the same subject are replaced: they move on too.
-        while let Some(&top) = self.heap.first() {
+        while let Some(top) = self.heap.first() {
             if self.subject(top) != self.subject(best) {
                 break;
             }

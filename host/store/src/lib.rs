@@ -5,7 +5,8 @@
 //! ingest and keyed pseudonyms ([`dataset`], [`pseudonym`]), personal-data
 //! masking and identifier checks ([`mask`], [`ids`]), durable file writes
 //! ([`fsio`]), text made inert for terminals and spreadsheets ([`text`]),
-//! time ([`time`]), names ([`names`]) and the one error type
+//! time ([`time`]), names ([`names`]), the heap of k-way merges
+//! ([`heap`]) and the one error type
 //! ([`error`]) the layers above share.
 //!
 //! Must never depend on the record (ledger, audit), the sandbox (wasmtime,
@@ -16,6 +17,7 @@
 pub mod dataset;
 pub mod error;
 pub use jiandu_fsio as fsio;
+pub mod heap;
 pub mod ids;
 pub mod inflight;
 pub mod mask;

@@ -2012,9 +2012,9 @@ impl SegmentCursor {
 /// heap holds the sources' places and compares the keys where they lie.
 struct SegmentMerge {
     sources: Vec<SegmentCursor>,
-    /// The sources that have a next record, as a binary heap: smallest
-    /// key first, the newer (later) source first among equal keys.
-    heap: Vec<usize>,
+    /// The sources that have a next record: smallest key first, the newer
+    /// (later) source first among equal keys ([`SegmentMerge::before`]).
+    heap: crate::heap::IndexHeap,
     started: bool,
     /// The key of the record last passed, to pass older segments' records
     /// of it (reused).
@@ -2025,63 +2025,33 @@ impl SegmentMerge {
     fn new(sources: Vec<SegmentCursor>) -> SegmentMerge {
         SegmentMerge {
             sources,
-            heap: Vec::new(),
+            heap: crate::heap::IndexHeap::new(),
             started: false,
             passed: Vec::new(),
         }
     }
 
     /// Whether source `a`'s next record comes before source `b`'s.
-    fn before(&self, a: usize, b: usize) -> bool {
-        match self.sources[a].entry().0.cmp(self.sources[b].entry().0) {
+    fn before(sources: &[SegmentCursor], a: usize, b: usize) -> bool {
+        match sources[a].entry().0.cmp(sources[b].entry().0) {
             std::cmp::Ordering::Less => true,
             std::cmp::Ordering::Greater => false,
             std::cmp::Ordering::Equal => a > b,
         }
     }
 
-    fn sift_up(&mut self, mut at: usize) {
-        while at > 0 {
-            let parent = (at - 1) / 2;
-            if !self.before(self.heap[at], self.heap[parent]) {
-                break;
-            }
-            self.heap.swap(at, parent);
-            at = parent;
-        }
-    }
-
-    fn sift_down(&mut self, mut at: usize) {
-        loop {
-            let (l, r) = (2 * at + 1, 2 * at + 2);
-            let mut first = at;
-            if l < self.heap.len() && self.before(self.heap[l], self.heap[first]) {
-                first = l;
-            }
-            if r < self.heap.len() && self.before(self.heap[r], self.heap[first]) {
-                first = r;
-            }
-            if first == at {
-                break;
-            }
-            self.heap.swap(at, first);
-            at = first;
-        }
-    }
-
     /// Moves the source at the heap's top past its record, keeping the
     /// heap in order.
     fn pass_top(&mut self) -> Result<()> {
-        let top = self.heap[0];
+        let top = self.heap.first().expect("a top");
         self.sources[top].advance();
-        if self.sources[top].load()? {
-            self.sift_down(0);
+        let more = self.sources[top].load()?;
+        let sources = &self.sources;
+        let before = |a, b| SegmentMerge::before(sources, a, b);
+        if more {
+            self.heap.first_moved(before);
         } else {
-            let last = self.heap.pop().expect("a top");
-            if !self.heap.is_empty() {
-                self.heap[0] = last;
-                self.sift_down(0);
-            }
+            self.heap.pop(before);
         }
         Ok(())
     }
@@ -2092,14 +2062,14 @@ impl SegmentMerge {
             self.started = true;
             for i in 0..self.sources.len() {
                 if self.sources[i].load()? {
-                    self.heap.push(i);
-                    let at = self.heap.len() - 1;
-                    self.sift_up(at);
+                    let sources = &self.sources;
+                    self.heap
+                        .push(i, |a, b| SegmentMerge::before(sources, a, b));
                 }
             }
         }
         Ok(match self.heap.first() {
-            Some(&top) => Some(self.sources[top].entry()),
+            Some(top) => Some(self.sources[top].entry()),
             None => None,
         })
     }
@@ -2107,7 +2077,7 @@ impl SegmentMerge {
     /// Passes the record [`SegmentMerge::peek`] lent, and older
     /// segments' records of its key.
     fn advance(&mut self) -> Result<()> {
-        let Some(&top) = self.heap.first() else {
+        let Some(top) = self.heap.first() else {
             return Ok(());
         };
         if self.heap.len() == 1 {
@@ -2116,7 +2086,7 @@ impl SegmentMerge {
         self.passed.clear();
         self.passed.extend_from_slice(self.sources[top].entry().0);
         self.pass_top()?;
-        while let Some(&next) = self.heap.first() {
+        while let Some(next) = self.heap.first() {
             if self.sources[next].entry().0 != self.passed.as_slice() {
                 break;
             }
