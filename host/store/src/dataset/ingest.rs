@@ -1501,13 +1501,17 @@ const FLOAT_EXACT_DIGITS: usize = f64::DIGITS as usize;
 /// last.
 fn significant_digits(number: &str) -> usize {
     let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    let first = digits.iter().position(|&b| b != b'0');
-    let last = digits.iter().rposition(|&b| b != b'0');
-    match (first, last) {
-        (Some(first), Some(last)) => last - first + 1,
-        _ => 0,
+    // Digits counted from the first non-zero one; the count at the last.
+    let (mut seen, mut last) = (0, 0);
+    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
+        if seen > 0 || b != b'0' {
+            seen += 1;
+            if b != b'0' {
+                last = seen;
+            }
+        }
     }
+    last
 }
 
 #[cold]
@@ -2209,6 +2213,17 @@ fn totals_label<'a>(cells: impl Iterator<Item = &'a str>) -> Option<(usize, &'a 
         .enumerate()
         .map(|(i, c)| (i + 1, c.trim()))
         .find(|(_, c)| !c.is_empty())?;
+    // Most rows start with a code or a number: told apart without
+    // building the label (this runs on every row).
+    let first = text.chars().next()?;
+    if text.len() > 40
+        || !matches!(
+            first,
+            '合' | '总' | '小' | '累' | '共' | 't' | 'T' | 's' | 'S' | 'g' | 'G'
+        )
+    {
+        return None;
+    }
     let mut label: String = text
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -3846,6 +3861,18 @@ by_region = "region"
     /// in a decimal, whole-number or text field, naming the fix.
     #[test]
     fn json_numbers_that_a_float_cannot_carry_exactly_are_refused() {
+        for (number, digits) in [
+            ("0.000123", 3),
+            ("1234567.89", 9),
+            ("100", 1),
+            ("1e20", 1),
+            ("-0.5", 1),
+            ("0", 0),
+            ("12345678901234568", 17),
+            ("1.2300e-5", 3),
+        ] {
+            assert_eq!(significant_digits(number), digits, "{number}");
+        }
         let line = |paid: &str| format!("{{\"id\":\"11010519491231002X\",\"paid\":{paid}}}\n");
         for (paid, stored) in [
             ("1.5", "1.5"),
