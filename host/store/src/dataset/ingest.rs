@@ -1096,6 +1096,47 @@ fn check_xlsx_size(path: &Path, file: &std::fs::File) -> Result<()> {
     Ok(())
 }
 
+/// Whether a worksheet of the workbook may hold merged cells: its XML
+/// inflated and searched for `mergeCell`, a fraction of the cost of
+/// reading it as XML, which is done (for the regions) only when it does.
+/// A part that cannot be read says yes: the reading after tells why.
+fn may_have_merged_cells(file: &std::fs::File) -> bool {
+    use std::io::Read as _;
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return true;
+    };
+    let word = memchr::memmem::Finder::new(b"mergeCell");
+    let mut buf = vec![0u8; 256 << 10];
+    for i in 0..archive.len() {
+        let sheet = archive
+            .name_for_index(i)
+            .and_then(|n| n.ok())
+            .is_some_and(|n| n.starts_with("xl/worksheets/") && n.ends_with(".xml"));
+        if !sheet {
+            continue;
+        }
+        let Ok(mut part) = archive.by_index(i) else {
+            return true;
+        };
+        // The end of each read is kept for a word cut between reads.
+        let mut kept = 0;
+        loop {
+            let n = match part.read(&mut buf[kept..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => return true,
+            };
+            let filled = kept + n;
+            if word.find(&buf[..filled]).is_some() {
+                return true;
+            }
+            kept = filled.min(b"mergeCell".len() - 1);
+            buf.copy_within(filled - kept..filled, 0);
+        }
+    }
+    false
+}
+
 /// Title rows an Excel export may have above its header row.
 const XLSX_TITLE_ROWS: usize = 5;
 
@@ -1114,6 +1155,7 @@ fn read_xlsx(
 ) -> Result<()> {
     use calamine::{Data, Reader};
     check_xlsx_size(path, &file)?;
+    let merges = may_have_merged_cells(&file);
     let unreadable = |e: calamine::XlsxError| {
         Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
     };
@@ -1221,6 +1263,9 @@ fn read_xlsx(
         add(line, &row);
     }
     drop(cells);
+    if !merges {
+        return Ok(());
+    }
     // A merged cell keeps its value in its first cell only: the other
     // rows of a region merged below the header would read as empty.
     let merged = book.merge_cells_by_sheet_name(&sheet).map_err(|e| {
