@@ -938,6 +938,19 @@ fn text_after_quote(problems: &mut Problems, line: u64, column: usize, field: &s
     );
 }
 
+/// The field a header cell names: by its name or an alias as written,
+/// else without regard to the case of Latin letters (`ID`,
+/// `Credit_Code`), the same column as a reader takes it.
+fn field_named(schema: &Schema, header: &str) -> Option<usize> {
+    let named = |same: &dyn Fn(&str) -> bool| {
+        schema
+            .fields
+            .iter()
+            .position(|f| same(&f.name) || f.aliases.iter().any(|a| same(a)))
+    };
+    named(&|n| n == header).or_else(|| named(&|n| n.eq_ignore_ascii_case(header)))
+}
+
 /// Column position of each schema field, from a header row (found on
 /// `line`) of field names or aliases.
 fn map_header<'h>(
@@ -955,15 +968,7 @@ fn map_header<'h>(
         if header.is_empty() {
             continue;
         }
-        // As written, else without regard to the case of Latin letters
-        // (`ID`, `Credit_Code`): the same column, as a reader takes it.
-        let named = |same: &dyn Fn(&str) -> bool| {
-            schema
-                .fields
-                .iter()
-                .position(|f| same(&f.name) || f.aliases.iter().any(|a| same(a)))
-        };
-        match named(&|n| n == header).or_else(|| named(&|n| n.eq_ignore_ascii_case(header))) {
+        match field_named(schema, header) {
             Some(i) if columns[i].is_some() => {
                 problems.error(
                     line,
@@ -1179,14 +1184,7 @@ fn read_xlsx(
     };
     // Exports often put a title above the header: the header is the first
     // of the top rows that names a field, else the first row.
-    let known = |cell: &Data| {
-        let text = cell.to_string();
-        let text = text.trim();
-        schema.fields.iter().any(|f| {
-            f.name.eq_ignore_ascii_case(text)
-                || f.aliases.iter().any(|a| a.eq_ignore_ascii_case(text))
-        })
-    };
+    let known = |cell: &Data| field_named(schema, cell.to_string().trim()).is_some();
     let mut top: Vec<(u64, Vec<Data>)> = Vec::new();
     let mut row = Vec::new();
     while top.len() <= XLSX_TITLE_ROWS {
