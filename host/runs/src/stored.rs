@@ -85,6 +85,9 @@ pub struct Files {
     pub bytes: u64,
     /// Versions whose digest was computed again (none with `quick`).
     pub digests: u64,
+    /// Segments whose index and pseudonym runs were built again from
+    /// their records and compared (none with `quick`).
+    pub derived: u64,
     pub quick: bool,
     pub faults: Vec<FileFault>,
 }
@@ -546,7 +549,7 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
         let mut segments: HashMap<PathBuf, SegmentCheck> = HashMap::new();
         for info in &head.versions {
             files.versions += 1;
-            check_version(&data, head, info, record, quick, &mut segments, files);
+            check_version(store, head, info, record, quick, &mut segments, files);
         }
     }
     Ok(())
@@ -588,7 +591,7 @@ fn missing_versions(data: &Path, heads: &[Head], record: &Record, files: &mut Fi
 /// metadata records against the ledger's, and (unless `quick`) its records
 /// digested again.
 fn check_version(
-    data: &Path,
+    store: &Store,
     head: &Head,
     info: &VersionInfo,
     record: &Record,
@@ -606,7 +609,8 @@ fn check_version(
             .get(&key)
             .and_then(|r| r.first().map(|(seq, _)| *seq))
     });
-    let digests = version_segments(data, head, info, seq, quick, segments, files);
+    let data = &store.data_dir();
+    let digests = version_segments(store, head, info, seq, quick, segments, files);
     let fault = |message: String, seq: Option<u64>| FileFault {
         seq,
         path: version_dir(data, name, info.version),
@@ -660,7 +664,7 @@ fn check_version(
 /// Checks the blocks of a version's segments (and their indexes), each
 /// segment once; the segments' digests, or `None` if one had a fault.
 fn version_segments(
-    data: &Path,
+    store: &Store,
     head: &Head,
     info: &VersionInfo,
     seq: Option<u64>,
@@ -669,6 +673,7 @@ fn version_segments(
     files: &mut Files,
 ) -> Option<Vec<Option<String>>> {
     let name = &head.schema.name;
+    let data = &store.data_dir();
     let mut digests = Vec::new();
     let mut whole = true;
     for seg in &info.segments {
@@ -681,9 +686,13 @@ fn version_segments(
                 .find(|v| v.version == stored_in)
                 .map_or(&info.schema, |v| &v.schema);
             let check = segment(&path, seg, schema, quick, seq, files);
+            let mut runs_whole = true;
             for index in seg.indexes.values() {
                 let path = run_path(data, name, stored_in, seg.id, index.run);
-                blocks(&path, &index.ends, seq, files, |_| Ok(()));
+                runs_whole &= blocks(&path, &index.ends, seq, files, |_| Ok(()));
+            }
+            if runs_whole && matches!(check, SegmentCheck::Good(Some(_))) {
+                derived_runs(store, name, schema, stored_in, seg, seq, files);
             }
             segments.insert(path.clone(), check);
         }
@@ -693,6 +702,42 @@ fn version_segments(
         }
     }
     whole.then_some(digests)
+}
+
+/// Builds a segment's index and pseudonym runs again from its records
+/// (whose blocks passed their CRCs and were digested) and compares them
+/// with the runs stored: a run rewritten with its CRCs recomputed, which
+/// the CRCs cannot show, is named by file and block.
+fn derived_runs(
+    store: &Store,
+    name: &str,
+    schema: &Schema,
+    stored_in: u64,
+    seg: &SegmentInfo,
+    seq: Option<u64>,
+    files: &mut Files,
+) {
+    match crate::dataset::derived::check_segment(store, name, schema, stored_in, seg) {
+        Ok(mismatches) => {
+            files.derived += 1;
+            files
+                .faults
+                .extend(mismatches.into_iter().map(|m| FileFault {
+                    seq,
+                    path: m.path,
+                    block: m.block,
+                    message: format!("{name}@{stored_in}: {}", m.message),
+                }));
+        }
+        Err(e) => files.faults.push(FileFault {
+            seq,
+            path: run_path(&store.data_dir(), name, stored_in, seg.id, RECORDS_RUN),
+            block: None,
+            message: format!(
+                "{name}@{stored_in}: its index and pseudonym runs could not be built again from its records: {e}"
+            ),
+        }),
+    }
 }
 
 /// The digest of a version from its segments' digests, as ingest chains

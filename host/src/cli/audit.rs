@@ -1026,11 +1026,13 @@ fn print_files(f: &jiandu::stored::Files) {
         "digests not recomputed (--quick)".to_string()
     } else {
         format!(
-            "{} leads digest{} and {} version digest{} recomputed",
+            "{} leads digest{} and {} version digest{} recomputed, the index and pseudonym runs of {} segment{} built again",
             f.leads_digests,
             if f.leads_digests == 1 { "" } else { "s" },
             f.digests,
-            if f.digests == 1 { "" } else { "s" }
+            if f.digests == 1 { "" } else { "s" },
+            f.derived,
+            if f.derived == 1 { "" } else { "s" }
         )
     };
     let summary = format!(

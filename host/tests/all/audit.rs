@@ -979,6 +979,126 @@ fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() 
     assert!(verify_store(store.path(), false).0, "restored");
 }
 
+/// Recomputes the CRCs of every frame of a dataset run file, as the store
+/// writes them: what someone who rewrites entries in place would do.
+fn recompute_crcs(bytes: &mut [u8]) {
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (front, keys) = (le32(bytes, at + 4), le32(bytes, at + 8));
+        let body = at + 20;
+        let crc_front = crc32fast::hash(&bytes[body..body + front]);
+        let crc_keys = crc32fast::hash(&bytes[body + front..body + front + keys]);
+        bytes[at + 12..at + 16].copy_from_slice(&crc_front.to_le_bytes());
+        bytes[at + 16..at + 20].copy_from_slice(&crc_keys.to_le_bytes());
+        at = body + front + keys;
+    }
+}
+
+#[test]
+fn verify_names_an_index_or_pseudonym_run_rewritten_with_its_crcs_recomputed() {
+    let store = store_with_model(MODEL);
+    ingest_generated(store.path(), 300, 15);
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("the index and pseudonym runs of 4 segments built again"),
+        "{out}"
+    );
+    // `#clear` says which person a pseudonym stands for: two of its ID
+    // numbers traded, the CRCs made to match. A reviewer revealing a lead
+    // would be shown another person's ID.
+    let dir = store.path().join("data/disabled_employees/1");
+    let id = |b: &[u8]| {
+        b.len() == 19
+            && b[0] == b'i'
+            && b[1..18].iter().all(u8::is_ascii_digit)
+            && (b[18].is_ascii_digit() || b[18] == b'X')
+    };
+    let (path, original, at) = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("0-0.blk"))
+        .find_map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let at: Vec<usize> = (0..bytes.len().saturating_sub(19))
+                .filter(|&i| id(&bytes[i..i + 19]))
+                .take(2)
+                .collect();
+            (at.len() == 2).then_some((p, bytes, at))
+        })
+        .expect("a pseudonym run with ID numbers in clear");
+    let mut bytes = original.clone();
+    let (a, b) = (at[0], at[1]);
+    let (x, y) = (bytes[a..a + 19].to_vec(), bytes[b..b + 19].to_vec());
+    assert_ne!(x, y);
+    bytes[a..a + 19].copy_from_slice(&y);
+    bytes[b..b + 19].copy_from_slice(&x);
+    recompute_crcs(&mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    let (ok, out, err) = verify_store(store.path(), true);
+    assert!(ok, "--quick checks CRCs only: {out}\n{err}");
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{} block 0: disabled_employees@1: run `#clear` entry ",
+            path.display()
+        )) && err.contains("differs from what the records give"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(std::str::from_utf8(&x[1..]).unwrap()),
+        "no ID number in the report: {err}"
+    );
+    std::fs::write(&path, &original).unwrap();
+    assert!(verify_store(store.path(), false).0, "restored");
+
+    // An index sending a lookup to another record: two keys of the
+    // employers' index traded.
+    let by_code = store.path().join("data/disabled_employees/1");
+    let index = std::fs::read_dir(&by_code)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.ends_with("0-1.blk"))
+        .unwrap();
+    let original = std::fs::read(&index).unwrap();
+    let mut bytes = original.clone();
+    let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
+    assert!(len > 2, "{len} entries");
+    // The block's data (the primary keys) starts after its count and two
+    // offset tables; trade the first two keys' first bytes where they differ.
+    let offsets = 20 + 4;
+    let off = |i: usize| {
+        u32::from_le_bytes(
+            bytes[offsets + 4 * i..offsets + 4 * i + 4]
+                .try_into()
+                .unwrap(),
+        ) as usize
+    };
+    let data = offsets + 8 * (len + 1);
+    let (k0, k1) = (data + off(0), data + off(1));
+    let (k0, k1) = (bytes[k0..k1].to_vec(), bytes[k1..data + off(2)].to_vec());
+    assert_eq!(k0.len(), k1.len(), "keys of equal widths");
+    assert_ne!(k0, k1);
+    let start = data + off(0);
+    bytes[start..start + k0.len()].copy_from_slice(&k1);
+    bytes[start + k0.len()..start + 2 * k0.len()].copy_from_slice(&k0);
+    recompute_crcs(&mut bytes);
+    std::fs::write(&index, &bytes).unwrap();
+    let (ok, _, err) = verify_store(store.path(), false);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{} block 0: disabled_employees@1: run `",
+            index.display()
+        )) && err.contains("entry 0 differs from what the records give"),
+        "{err}"
+    );
+    std::fs::write(&index, &original).unwrap();
+    assert!(verify_store(store.path(), false).0, "restored");
+}
+
 #[test]
 fn a_run_whose_leads_cannot_be_committed_ends_on_the_record_as_a_host_error() {
     let store = store_with_model(MODEL);

@@ -9,13 +9,12 @@
 //! its records in one segment, which differs from the chained digest of the
 //! appended version it replaces.
 
+use super::derived::Derived;
 use super::ingest::{Rows, DEFAULT_MAX_ERRORS, INDEXES_BUDGET, RECORDS_BUDGET};
 use super::sort::Sorter;
 use super::{require_head, stage_version, NewVersion, PseudonymEntries, Staged, VersionReader};
 use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
-use jiandu_sdk::record::{RecordRef, Value};
-use std::collections::BTreeMap;
 
 /// An appended version with more segments than this is compacted after
 /// the ingest that appended the last one.
@@ -34,51 +33,26 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
     let schema = base.schema.clone();
     let tmp = store.root().join("tmp");
     let mut records = Sorter::new(&tmp, RECORDS_BUDGET);
-    let index_fields: Vec<(String, usize)> = schema
-        .indexes
-        .iter()
-        .map(|(index, field)| (index.clone(), schema.field_index(field).expect("checked")))
-        .collect();
-    let per_index = INDEXES_BUDGET / index_fields.len().max(1);
-    let mut indexes: BTreeMap<String, Sorter> = index_fields
-        .iter()
-        .map(|(index, _)| (index.clone(), Sorter::new(&tmp, per_index)))
-        .collect();
     let sort_failed = |e: std::io::Error| Error::Other(format!("cannot sort the rows: {e}"));
     let pseudonymizer = if schema.has_personal() {
         Some(Pseudonymizer::for_store(store)?)
     } else {
         None
     };
-    let mut pseudonyms = pseudonymizer
-        .as_ref()
-        .map(|p| PseudonymEntries::new(&schema, p, &tmp, true));
+    let mut derived = Derived::new(&schema, pseudonymizer.as_ref(), &tmp, INDEXES_BUDGET);
     let reader = VersionReader::new(store, name, base.clone());
     let mut all = reader.records();
     let mut n = 0u64;
     while let Some((key, record)) = all.peek()? {
         records.push(key, n, record).map_err(sort_failed)?;
         n += 1;
-        if let Some(p) = &mut pseudonyms {
-            p.add(key, record).map_err(sort_failed)?;
-        }
-        let rec = RecordRef::new(record).map_err(|e| Error::Other(e.to_string()))?;
-        for (index, field) in &index_fields {
-            let value = rec.field(*field).map_err(|e| Error::Other(e.to_string()))?;
-            if let Some(v) = value.filter(|v| !matches!(v, Value::Null)) {
-                indexes
-                    .get_mut(index)
-                    .expect("one sorter per index")
-                    .push(v.to_string().as_bytes(), 0, key)
-                    .map_err(sort_failed)?;
-            }
-        }
+        derived.add(key, record)?;
         all.advance()?;
     }
     let rows = Rows {
         records,
-        indexes,
-        pseudonyms: pseudonyms.map(PseudonymEntries::finish),
+        indexes: derived.indexes,
+        pseudonyms: derived.pseudonyms.map(PseudonymEntries::finish),
         file: format!("{name} version {}", base.version).into(),
         max_errors: DEFAULT_MAX_ERRORS,
     };

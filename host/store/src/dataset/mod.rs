@@ -10,6 +10,7 @@ pub mod access;
 pub mod block;
 pub mod compact;
 pub mod compare;
+pub mod derived;
 pub mod file;
 pub mod ingest;
 pub mod resolve;
@@ -527,25 +528,42 @@ impl RunOut {
         packed: &[bool],
         unique_keys: bool,
     ) -> Result<(Vec<String>, Vec<u64>)> {
-        let mut merged = sorted.finish().map_err(sort_failed)?;
-        let mut last: Vec<u8> = Vec::new();
-        let mut text = String::new();
-        let mut first = true;
-        while let Some(e) = merged.next().map_err(sort_failed)? {
-            if unique_keys {
-                if !first && last == e.key {
-                    continue;
-                }
-                last.clear();
-                last.extend_from_slice(e.key);
-            }
-            first = false;
-            text.clear();
-            unpack_key(e.key, packed, &mut text)?;
-            self.push(text.as_bytes(), e.value)?;
-        }
+        each_pseudonym_entry(sorted, packed, unique_keys, |key, value| {
+            self.push(key.as_bytes(), value)
+        })?;
         self.finish()
     }
+}
+
+/// Calls `f` with each entry of a pseudonym run as it is written, from
+/// `sorted`, its (key with packed pseudonyms, value) entries: the key's
+/// pseudonyms written out as text (`packed` says which parts of a key,
+/// between key separators, are packed). Drops entries whose key repeats
+/// the one before when `unique_keys`.
+fn each_pseudonym_entry(
+    sorted: Sorter,
+    packed: &[bool],
+    unique_keys: bool,
+    mut f: impl FnMut(&str, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut merged = sorted.finish().map_err(sort_failed)?;
+    let mut last: Vec<u8> = Vec::new();
+    let mut text = String::new();
+    let mut first = true;
+    while let Some(e) = merged.next().map_err(sort_failed)? {
+        if unique_keys {
+            if !first && last == e.key {
+                continue;
+            }
+            last.clear();
+            last.extend_from_slice(e.key);
+        }
+        first = false;
+        text.clear();
+        unpack_key(e.key, packed, &mut text)?;
+        f(&text, e.value)?;
+    }
+    Ok(())
 }
 
 /// Bytes of a pseudonym as the sorts of the pseudonym runs hold it
