@@ -131,6 +131,38 @@ fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
             ),
         ));
     }
+    // A kept folder is named by the hashes, not checked by its name: the
+    // plan in it is the rule that runs, so it must be the one recorded.
+    let recorded = m.plan.as_ref().map(|p| p.sha256.as_str());
+    if installed.plan_sha256.as_deref() != recorded {
+        let file = installed
+            .manifest
+            .plan
+            .clone()
+            .or_else(|| m.plan.as_ref().map(|p| p.file.clone()))
+            .unwrap_or_else(|| "model.toml".into());
+        return Err(Error::file(
+            installed.dir.join(file),
+            format!(
+                "the plan hashes to {}, not to the {} the run recorded: damaged or edited",
+                installed
+                    .plan_sha256
+                    .as_deref()
+                    .unwrap_or("nothing (no plan)"),
+                recorded.unwrap_or("nothing (no plan)")
+            ),
+        ));
+    }
+    let found = (&installed.manifest.name, &installed.manifest.version);
+    if found != (&m.name, &m.version) {
+        return Err(Error::file(
+            installed.dir.join("model.toml"),
+            format!(
+                "names {}@{}, not the {id} the run recorded: damaged or edited",
+                found.0, found.1
+            ),
+        ));
+    }
     Ok(installed)
 }
 

@@ -29,7 +29,7 @@
 //! Every fault is reported, each with the entry it concerns and the file
 //! (and block), not only the first.
 
-use crate::audit::{DatasetChangeView, IngestView, SnapshotView};
+use crate::audit::{DatasetChangeView, IngestView, ReviewView, SnapshotView};
 use crate::dataset::block::Block;
 use crate::dataset::file::{run_path, version_dir, RunFile};
 use crate::dataset::{Head, Schema, SegmentInfo, VersionInfo};
@@ -88,6 +88,9 @@ pub struct Files {
     /// Segments whose index and pseudonym runs were built again from
     /// their records and compared (none with `quick`).
     pub derived: u64,
+    /// Model versions kept for replay checked against the runs that ran
+    /// them.
+    pub models: u64,
     pub quick: bool,
     pub faults: Vec<FileFault>,
 }
@@ -98,8 +101,18 @@ struct Record {
     /// `run-finished` entries of successful runs by run id: (seq, snapshot
     /// file and sha256, leads digest).
     finished: HashMap<String, Finished>,
-    /// `dataset-ingested` entries by (dataset, version): (seq, digest).
-    ingested: HashMap<(String, u64), (u64, String)>,
+    /// `dataset-ingested` entries by (dataset, version).
+    ingested: HashMap<(String, u64), Ingested>,
+    /// Per dataset, the version the last ingest or rollback on the record
+    /// made current, and that entry's seq: what `meta` must name, since
+    /// the head moves in the same transaction as the entry.
+    current: HashMap<String, (u64, u64)>,
+    /// Per (model, subject), the last `lead-reviewed` entry: the review
+    /// state `meta` keeps was written with it.
+    reviews: HashMap<(String, String), Reviewed>,
+    /// The model versions runs ran, by (wasm sha256, plan hash), with the
+    /// first entry that ran each.
+    models: HashMap<(String, Option<String>), (u64, RanModel)>,
     /// Every (entry, digest) that read (dataset, version).
     read: HashMap<(String, u64), Vec<(u64, String)>>,
     /// `dataset-pruned` entries by the (dataset, version) they removed.
@@ -108,6 +121,29 @@ struct Record {
     /// entry's seq and run id), which its pointer in `meta` must name,
     /// since the pointer moves in the same transaction as that entry.
     last_run: HashMap<String, (u64, String)>,
+}
+
+/// A model version a run ran, as its `run-started` entry names it.
+struct RanModel {
+    name: String,
+    version: String,
+    wasm_sha256: String,
+    plan_sha256: Option<String>,
+}
+
+/// A `dataset-ingested` entry: its seq, who ingested, what it stored.
+struct Ingested {
+    seq: u64,
+    operator: String,
+    view: IngestView,
+}
+
+/// A `lead-reviewed` entry: its seq, who acted, and the state it left.
+struct Reviewed {
+    seq: u64,
+    operator: String,
+    to: String,
+    seen_in_run: String,
 }
 
 struct Finished {
@@ -122,6 +158,10 @@ struct Finished {
 struct Pointing<'a> {
     #[serde(default, borrow)]
     kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    operator: Cow<'a, str>,
+    #[serde(default)]
+    review: Option<ReviewView>,
     #[serde(default)]
     ingest: Option<IngestView>,
     #[serde(default)]
@@ -150,6 +190,17 @@ struct PointingRun<'a> {
 struct PointingModel<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    wasm_sha256: Cow<'a, str>,
+    plan: Option<PointingPlan>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PointingPlan {
+    sha256: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -164,9 +215,13 @@ struct PointingDataset<'a> {
 
 /// What one entry says about files, kept from its bytes.
 enum Pointer {
-    Ingested(IngestView),
+    Ingested(IngestView, String),
     Pruned(DatasetChangeView),
-    Read(Vec<(String, u64, String)>),
+    RolledBack(DatasetChangeView),
+    Reviewed(ReviewView, String),
+    /// A run started: the dataset versions it read, and the model version
+    /// it ran.
+    Read(Vec<(String, u64, String)>, Option<RanModel>),
     Finished {
         run_id: String,
         model: String,
@@ -181,15 +236,27 @@ impl Pointer {
     fn of(bytes: &[u8]) -> Option<Pointer> {
         let e = serde_json::from_slice::<Pointing>(bytes).ok()?;
         if let Some(i) = e.ingest {
-            return Some(Pointer::Ingested(i));
+            return Some(Pointer::Ingested(i, e.operator.into_owned()));
+        }
+        if let Some(r) = e.review {
+            return Some(Pointer::Reviewed(r, e.operator.into_owned()));
         }
         match (&*e.kind, e.dataset) {
             ("dataset-pruned", Some(d)) => return Some(Pointer::Pruned(d)),
+            ("dataset-rolled-back", Some(d)) => return Some(Pointer::RolledBack(d)),
             ("run-started", _) => {
+                let m = e.run.model;
+                let model = (!m.wasm_sha256.is_empty()).then(|| RanModel {
+                    name: m.name.into_owned(),
+                    version: m.version.into_owned(),
+                    wasm_sha256: m.wasm_sha256.into_owned(),
+                    plan_sha256: m.plan.map(|p| p.sha256),
+                });
                 let read = e.run.datasets.into_iter();
                 return Some(Pointer::Read(
                     read.map(|d| (d.name.into_owned(), d.version, d.digest.into_owned()))
                         .collect(),
+                    model,
                 ));
             }
             ("run-finished", _) if e.run.outcome == "succeeded" => {}
@@ -218,16 +285,44 @@ impl Record {
 
     fn add(&mut self, seq: u64, pointer: Pointer) {
         match pointer {
-            Pointer::Ingested(i) => {
-                self.ingested
-                    .insert((i.dataset, i.version), (seq, i.digest));
+            Pointer::Ingested(view, operator) => {
+                self.current
+                    .insert(view.dataset.clone(), (seq, view.version));
+                self.ingested.insert(
+                    (view.dataset.clone(), view.version),
+                    Ingested {
+                        seq,
+                        operator,
+                        view,
+                    },
+                );
+            }
+            Pointer::RolledBack(d) => {
+                if let Some(to) = d.to {
+                    self.current.insert(d.dataset, (seq, to));
+                }
+            }
+            Pointer::Reviewed(r, operator) => {
+                self.reviews.insert(
+                    (r.model, r.subject),
+                    Reviewed {
+                        seq,
+                        operator,
+                        to: r.to,
+                        seen_in_run: r.seen_in_run,
+                    },
+                );
             }
             Pointer::Pruned(d) => {
                 for p in &d.pruned {
                     self.pruned.insert((d.dataset.clone(), p.version), seq);
                 }
             }
-            Pointer::Read(read) => {
+            Pointer::Read(read, model) => {
+                if let Some(m) = model {
+                    let key = (m.wasm_sha256.clone(), m.plan_sha256.clone());
+                    self.models.entry(key).or_insert((seq, m));
+                }
                 for (name, version, digest) in read {
                     self.read
                         .entry((name, version))
@@ -270,6 +365,8 @@ fn check(store: &Store, record: &Record, quick: bool) -> Result<Files> {
     };
     leads(store, record, quick, &mut files)?;
     data(store, record, quick, &mut files)?;
+    reviews(store, record, &mut files)?;
+    kept_models(store, record, &mut files);
     Ok(files)
 }
 
@@ -551,7 +648,198 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
             files.versions += 1;
             check_version(store, head, info, record, quick, &mut segments, files);
         }
+        current_version(&data, head, record, files);
     }
+    Ok(())
+}
+
+/// The version `meta` makes current is the one the dataset's last ingest
+/// or rollback on the record made current: the head moves in the same
+/// transaction as that entry, so another version means an edit, which
+/// would have runs read other data than the record says is current.
+fn current_version(data: &Path, head: &Head, record: &Record, files: &mut Files) {
+    let name = &head.schema.name;
+    let Some(&(seq, version)) = record.current.get(name) else {
+        return;
+    };
+    if head.current == Some(version) {
+        return;
+    }
+    let now = head
+        .current
+        .map_or("no version".to_string(), |v| format!("version {v}"));
+    files.faults.push(FileFault {
+        seq: Some(seq),
+        path: data.join(name),
+        block: None,
+        message: format!(
+            "{name}: meta makes {now} current, but this entry, the last to change it on the record, made version {version} current: the dataset was switched without an entry"
+        ),
+    });
+}
+
+/// Each model version a run on the record ran, where the store keeps it
+/// for replay (`models/.versions/`, in a folder named by its hashes),
+/// against what the run recorded: the wasm's sha256, the plan's hash,
+/// its name and version. A kept version that was edited would replay
+/// another rule than the one that ran. A version not kept (built before
+/// versions were kept) is not a fault.
+fn kept_models(store: &Store, record: &Record, files: &mut Files) {
+    let models = store.models_dir();
+    let mut ran: Vec<&(u64, RanModel)> = record.models.values().collect();
+    ran.sort_by_key(|(seq, _)| *seq);
+    for (seq, m) in ran {
+        let dir = crate::catalog::kept_dir(&models, &m.wasm_sha256, m.plan_sha256.as_deref());
+        if !dir.join("model.wasm").is_file() {
+            continue;
+        }
+        files.models += 1;
+        let id = format!("{}@{}", m.name, m.version);
+        let fault = |path: PathBuf, message: String| FileFault {
+            seq: Some(*seq),
+            path,
+            block: None,
+            message: format!("{id}, as this run ran it: {message}"),
+        };
+        let kept = match crate::catalog::load_dir(&dir) {
+            Ok(kept) => kept,
+            Err(e) => {
+                files
+                    .faults
+                    .push(fault(dir.clone(), format!("cannot be read: {e}")));
+                continue;
+            }
+        };
+        if kept.wasm_sha256 != m.wasm_sha256 {
+            files.faults.push(fault(
+                dir.join("model.wasm"),
+                format!(
+                    "hashes to {}…, not to the {}… the run recorded: damaged or edited",
+                    crate::audit::short(&kept.wasm_sha256),
+                    crate::audit::short(&m.wasm_sha256)
+                ),
+            ));
+        }
+        if kept.plan_sha256 != m.plan_sha256 {
+            let file = kept
+                .manifest
+                .plan
+                .clone()
+                .unwrap_or_else(|| "model.toml".into());
+            files.faults.push(fault(
+                dir.join(file),
+                "the plan kept is not the one the run recorded: damaged or edited".into(),
+            ));
+        }
+        if (&kept.manifest.name, &kept.manifest.version) != (&m.name, &m.version) {
+            files.faults.push(fault(
+                dir.join("model.toml"),
+                format!(
+                    "names {}@{}: damaged or edited",
+                    kept.manifest.name, kept.manifest.version
+                ),
+            ));
+        }
+    }
+}
+
+/// A version's description in `meta` against its `dataset-ingested`
+/// entry: who ingested it, from which file (and its sha256), how many
+/// records and warnings. `dataset show` prints these; an edit to them is
+/// reported through `fault`.
+fn provenance(name: &str, info: &VersionInfo, ingested: &Ingested, fault: &mut dyn FnMut(String)) {
+    let entry = &ingested.view;
+    let pairs: [(&str, String, String); 5] = [
+        ("operator", info.operator.clone(), ingested.operator.clone()),
+        ("source", info.source.clone(), entry.source.clone()),
+        (
+            "source_sha256",
+            info.source_sha256.clone(),
+            entry.source_sha256.clone(),
+        ),
+        (
+            "records",
+            info.records.to_string(),
+            entry.records.to_string(),
+        ),
+        (
+            "warnings",
+            info.warnings.to_string(),
+            entry.warnings.to_string(),
+        ),
+    ];
+    for (what, meta, recorded) in pairs {
+        if meta != recorded {
+            fault(format!(
+                "{name}@{}: meta records {what} `{meta}`, but its ingest entry records `{recorded}`: the version's metadata was edited",
+                info.version
+            ));
+        }
+    }
+}
+
+/// Each lead's review state in `meta` against the last `lead-reviewed`
+/// entry for the lead, with which it was written: the state it left, who
+/// acted and on which run's leads. A state without an entry, or an entry
+/// whose state is gone, is an edit.
+fn reviews(store: &Store, record: &Record, files: &mut Files) -> Result<()> {
+    let db = store.root().join("db");
+    let stored = crate::review::all(store)?;
+    let mut faults = Vec::new();
+    for (model, by_subject) in &stored {
+        for (subject, state) in by_subject {
+            let key = (model.clone(), subject.clone());
+            let what = format!("the review of lead {subject} of {model}");
+            let Some(entry) = record.reviews.get(&key) else {
+                faults.push(FileFault {
+                    seq: None,
+                    path: db.clone(),
+                    block: None,
+                    message: format!(
+                        "{what} is `{}` in meta, but no `lead-reviewed` entry records an action on it",
+                        state.state.as_str()
+                    ),
+                });
+                continue;
+            };
+            let pairs = [
+                ("state", state.state.as_str(), entry.to.as_str()),
+                ("by", state.by.as_str(), entry.operator.as_str()),
+                (
+                    "seen_in_run",
+                    state.seen_in_run.as_str(),
+                    entry.seen_in_run.as_str(),
+                ),
+            ];
+            for (field, meta, recorded) in pairs {
+                if meta != recorded {
+                    faults.push(FileFault {
+                        seq: Some(entry.seq),
+                        path: db.clone(),
+                        block: None,
+                        message: format!(
+                            "{what}: meta records {field} `{meta}`, but this entry, the last action on it, left `{recorded}`: the review was edited"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for ((model, subject), entry) in &record.reviews {
+        if !stored.get(model).is_some_and(|s| s.contains_key(subject)) {
+            faults.push(FileFault {
+                seq: Some(entry.seq),
+                path: db.clone(),
+                block: None,
+                message: format!(
+                    "the review of lead {subject} of {model}: this entry left it `{}`, but meta has no review for it: the review was removed",
+                    entry.to
+                ),
+            });
+        }
+    }
+    faults.sort_by(|a, b| (a.seq, &a.message).cmp(&(b.seq, &b.message)));
+    files.faults.extend(faults);
     Ok(())
 }
 
@@ -574,10 +862,10 @@ fn missing_versions(data: &Path, heads: &[Head], record: &Record, files: &mut Fi
                 && !record.pruned.contains_key(&(name.clone(), *v))
         })
         .collect();
-    missing.sort_by_key(|(_, (seq, _))| *seq);
-    for ((name, v), (seq, _)) in missing {
+    missing.sort_by_key(|(_, i)| i.seq);
+    for ((name, v), i) in missing {
         files.faults.push(FileFault {
-            seq: Some(*seq),
+            seq: Some(i.seq),
             path: version_dir(data, name, *v),
             block: None,
             message: format!(
@@ -603,7 +891,7 @@ fn check_version(
     let key = (name.clone(), info.version);
     // The entry a fault is reported against: the ingest, else the first
     // run that read it.
-    let seq = record.ingested.get(&key).map(|(seq, _)| *seq).or_else(|| {
+    let seq = record.ingested.get(&key).map(|i| i.seq).or_else(|| {
         record
             .read
             .get(&key)
@@ -618,7 +906,11 @@ fn check_version(
         message,
     };
     // What the ledger recorded against what meta records.
-    if let Some((seq, digest)) = record.ingested.get(&key) {
+    if let Some(ingested) = record.ingested.get(&key) {
+        let (seq, digest) = (&ingested.seq, &ingested.view.digest);
+        provenance(name, info, ingested, &mut |m| {
+            files.faults.push(fault(m, Some(*seq)))
+        });
         if *digest != info.digest {
             files.faults.push(fault(
                 format!(

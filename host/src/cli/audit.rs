@@ -1036,14 +1036,16 @@ fn print_files(f: &jiandu::stored::Files) {
         )
     };
     let summary = format!(
-        "{} leads file{}, {} dataset version{} ({} blocks in {} files, {:.1} MiB); {digests}",
+        "{} leads file{}, {} dataset version{} ({} blocks in {} files, {:.1} MiB), {} kept model version{}; {digests}",
         f.leads_files,
         if f.leads_files == 1 { "" } else { "s" },
         f.versions,
         if f.versions == 1 { "" } else { "s" },
         f.blocks,
         f.block_files,
-        f.bytes as f64 / (1 << 20) as f64
+        f.bytes as f64 / (1 << 20) as f64,
+        f.models,
+        if f.models == 1 { "" } else { "s" }
     );
     if f.faults.is_empty() {
         outln!("files the ledger points at verified: {summary}");

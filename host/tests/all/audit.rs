@@ -979,6 +979,121 @@ fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() 
     assert!(verify_store(store.path(), false).0, "restored");
 }
 
+/// Edits the JSON value `meta` holds under `key`, as someone with write
+/// access to sled's files could.
+fn edit_meta(store: &Path, key: &str, edit: &dyn Fn(&mut serde_json::Value)) {
+    let s = jiandu::Store::open(store).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&s.meta.get(key).unwrap().unwrap()).unwrap();
+    edit(&mut value);
+    s.put_meta(key, &value).unwrap();
+    s.flush().unwrap();
+}
+
+#[test]
+fn verify_names_a_dataset_switched_a_version_redescribed_or_a_review_changed_without_an_entry() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 200, 16).unwrap();
+    common::ingest_files(store.path(), &g.files);
+    // A second version of the payments, then the model run on it.
+    let payments = g
+        .files
+        .iter()
+        .find(|f| f.dataset == "fund_payments")
+        .unwrap()
+        .clone();
+    let text = std::fs::read_to_string(&payments.path).unwrap();
+    let fewer: String = text.lines().take(20).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&payments.path, fewer).unwrap();
+    common::ingest_files(store.path(), &[payments]);
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    // A reviewer confirms a lead (what the console's action calls).
+    let subject = {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        let mut first = None;
+        jiandu::leads::each(&s, MODEL, |l| {
+            first.get_or_insert(l);
+        })
+        .unwrap();
+        let lead = first.expect("a lead");
+        jiandu::review::act(&s, "", "审查员甲", &lead, &jiandu::review::Act::Confirm).unwrap();
+        s.flush().unwrap();
+        lead.subject
+    };
+    let (ok, out, err) = verify_store(store.path(), false);
+    assert!(ok, "{out}\n{err}");
+
+    // The payments switched back to version 1 in meta, with no rollback
+    // on the record: the next run would read other data.
+    let head = "dataset/fund_payments";
+    edit_meta(store.path(), head, &|h| h["current"] = 1.into());
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok, "a check of meta, not of digests: --quick too");
+    assert!(
+        err.contains("fund_payments: meta makes version 1 current, but this entry, the last to change it on the record, made version 2 current"),
+        "{err}"
+    );
+    edit_meta(store.path(), head, &|h| h["current"] = 2.into());
+    assert!(verify_store(store.path(), false).0, "restored");
+    // A rollback on the record moves it: verify follows.
+    jiandu(store.path())
+        .args(["dataset", "rollback", "fund_payments", "--to", "1"])
+        .assert()
+        .success();
+    assert!(
+        verify_store(store.path(), false).0,
+        "rolled back on the record"
+    );
+
+    // Who ingested version 2, and from which file, as `dataset show`
+    // prints them.
+    edit_meta(store.path(), head, &|h| {
+        let v = h["versions"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|v| v["version"] == 2)
+            .unwrap();
+        v["operator"] = "carol".into();
+        v["source"] = "/mnt/tax/official/payments.csv".into();
+    });
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "fund_payments@2: meta records operator `carol`, but its ingest entry records"
+        ) && err.contains("fund_payments@2: meta records source `/mnt/tax/official/payments.csv`"),
+        "{err}"
+    );
+
+    // The confirmed lead shown as dismissed by someone else.
+    let review = format!("review/{MODEL}/{subject}");
+    edit_meta(store.path(), &review, &|r| {
+        r["state"] = "dismissed".into();
+        r["by"] = "eve".into();
+    });
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("the review of lead {subject} of {MODEL}: meta records state `dismissed`, but this entry, the last action on it, left `confirmed`"))
+            && err.contains("meta records by `eve`"),
+        "{err}"
+    );
+    // Removed: the lead reads as never reviewed.
+    {
+        let s = jiandu::Store::open(store.path()).unwrap();
+        s.meta.remove(&review).unwrap();
+        s.flush().unwrap();
+    }
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains("left it `confirmed`, but meta has no review for it: the review was removed"),
+        "{err}"
+    );
+}
+
 /// Recomputes the CRCs of every frame of a dataset run file, as the store
 /// writes them: what someone who rewrites entries in place would do.
 fn recompute_crcs(bytes: &mut [u8]) {

@@ -380,6 +380,62 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
         replay["replayed"]["leads_digest"],
         run["run"]["leads_digest"]
     );
+
+    // The kept plan edited in place (its folder is named by the hashes,
+    // which no longer hold): the replay refuses it by file, rather than
+    // running another rule and calling the run not reproduced.
+    let recorded = run["run"]["model"]["plan"]["sha256"].as_str().unwrap();
+    let kept = std::fs::read_dir(store.path().join("models/.versions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(recorded))
+        .expect("the run's version kept");
+    let plan = kept.join("rule.plan.toml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(
+        &plan,
+        text.replace("where = \"gap > 0\"", "where = \"gap > 30000\""),
+    )
+    .unwrap();
+    let out = jiandu(store.path())
+        .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("{}: the plan hashes to", plan.display()))
+            && stderr(&out).contains(&format!(
+                "not to the {recorded} the run recorded: damaged or edited"
+            )),
+        "{}",
+        stderr(&out)
+    );
+    // `audit verify` names it too, with the run that ran it.
+    let out = jiandu(store.path())
+        .args(["audit", "verify", "--quick"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: arrears-plan@{}, as this run ran it: the plan kept is not the one the run recorded: damaged or edited",
+            plan.display(),
+            run["run"]["model"]["version"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&plan, text).unwrap();
+    let out = jiandu(store.path())
+        .args(["audit", "verify", "--quick"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 kept model version;"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
