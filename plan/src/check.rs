@@ -9,9 +9,9 @@
 use crate::catalog::{Catalog, Dataset, Field, Param};
 use crate::error::{Located, PlanError};
 use crate::expr::check::{check, check_as, Scope, TExpr};
-use crate::plan::{AggFunc, JoinKind, Name, Op, Plan, TemplatePart};
+use crate::plan::{AggFunc, JoinKind, Name, Op, Plan, TemplatePart, MAX_WINDOW_DAYS};
 use crate::span::Pos;
-use crate::value::Type;
+use crate::value::{PersonalKind, Type, Value};
 use std::collections::BTreeSet;
 
 pub use crate::expr::check::Column;
@@ -215,17 +215,27 @@ fn col_index(cols: &[Column], name: &Name, what: &str) -> Result<usize, Located>
         })
 }
 
+/// What to do about a field of `ds` the model does not declare: a plan
+/// reads only what model.toml declares (the host grants no more).
+pub(crate) fn declare_advice(ds: &Dataset) -> String {
+    let declared: Vec<&str> = ds.fields.iter().map(|f| f.name.as_str()).collect();
+    format!(
+        "add it to model.toml [datasets] {} fields (declared: {})",
+        ds.name,
+        declared.join(", ")
+    )
+}
+
 /// The field `name` of `ds`, which the model must declare.
 fn dataset_field<'d>(ds: &'d Dataset, name: &Name) -> Result<&'d Field, Located> {
     ds.field(&name.value).ok_or_else(|| {
         let declared: Vec<&str> = ds.fields.iter().map(|f| f.name.as_str()).collect();
         let msg = if ds.undeclared.contains(&name.value) {
             format!(
-                "field `{}` of `{}` is not declared for this model; add it to model.toml [datasets] {} fields (declared: {})",
+                "field `{}` of `{}` is not declared for this model; {}",
                 name.value,
                 ds.name,
-                ds.name,
-                declared.join(", ")
+                declare_advice(ds)
             )
         } else {
             format!(
@@ -237,6 +247,59 @@ fn dataset_field<'d>(ds: &'d Dataset, name: &Name) -> Result<&'d Field, Located>
         };
         Located::new(name.pos, msg)
     })
+}
+
+/// The number of days a `window` looks back, if it is one it can count:
+/// not negative (a window ending before its own row counts nothing
+/// sensible), and at most [`MAX_WINDOW_DAYS`].
+pub(crate) fn window_days(days: i64) -> Result<i64, String> {
+    if (0..=MAX_WINDOW_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(format!(
+            "`days`: expected a number of days from 0 to {MAX_WINDOW_DAYS} (100 years), found {days}"
+        ))
+    }
+}
+
+/// Refuses two keys compared for equality (a join's `on` and `with_on`, a
+/// lookup's `key` and its indexed field) that could never be equal because
+/// of personal data: the model sees personal values as keyed pseudonyms,
+/// a pseudonym never equals a clear value, and the host pseudonymizes each
+/// kind its own way (an ID's check letter is upper-cased first), so a join
+/// between such keys silently pairs nothing (and an `anti` join keeps
+/// every row). `key` is the key being checked, as a message names it;
+/// `other` the key it must match: its name and, when the name alone does
+/// not say, what it is (`the field index … is on`).
+fn personal_keys_match(
+    key: &str,
+    personal: Option<PersonalKind>,
+    (other, role): (&str, &str),
+    other_personal: Option<PersonalKind>,
+) -> Result<(), String> {
+    const RULE: &str = "both keys must be personal data of the same kind, or neither";
+    let role = if role.is_empty() {
+        String::new()
+    } else {
+        format!(", {role},")
+    };
+    match (other_personal, personal) {
+        (Some(p), None) => Err(format!(
+            "{key}: expected personal data like {other} ({}){}, which the model sees as pseudonyms, found a value that is not personal data; {RULE}",
+            p.name(),
+            role.trim_end_matches(','),
+        )),
+        (None, Some(p)) => Err(format!(
+            "{key} is personal data ({}), which the model sees as pseudonyms, but {other}{role} is not; they would never be equal: {RULE}",
+            p.name()
+        )),
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "{key} is personal data ({}), but {other}{role} is personal data of another kind ({}); their pseudonyms would never be equal: {RULE}",
+            b.name(),
+            a.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn new_name(cols: &[Column], name: &Name, taken: &mut BTreeSet<String>) -> Result<(), Located> {
@@ -340,6 +403,7 @@ impl<'a> Checker<'a> {
         Scope {
             columns: &self.steps[i].columns,
             params: &self.catalog.params,
+            datasets: Some(self.catalog),
         }
     }
 
@@ -496,6 +560,13 @@ impl<'a> Checker<'a> {
                             format!("join key `{}` of `{}`: expected {lt} like `{}` of `{}`, found {rt}", b.value, rs.name, a.value, ls.name),
                         ));
                     }
+                    personal_keys_match(
+                        &format!("join key `{}` of `{}`", b.value, rs.name),
+                        rs.columns[rk].personal,
+                        (&format!("`{}` of `{}`", a.value, ls.name), ""),
+                        ls.columns[lk].personal,
+                    )
+                    .map_err(|m| Located::new(b.pos, m))?;
                     left_keys.push(lk);
                     right_keys.push(rk);
                 }
@@ -604,31 +675,16 @@ impl<'a> Checker<'a> {
                         ),
                     ));
                 }
-                // A pseudonym never equals a clear value.
-                match (field.personal, k.personal) {
-                    (Some(p), None) => {
-                        return Err(Located::new(
-                            key.pos,
-                            format!(
-                                "`key`: expected personal data like `{}` ({}), which the model sees as pseudonyms, found a value that is not personal data; look up by a personal field",
-                                field.name,
-                                p.name()
-                            ),
-                        ))
-                    }
-                    (None, Some(p)) => {
-                        return Err(Located::new(
-                            key.pos,
-                            format!(
-                                "`key` is personal data ({}), which the model sees as pseudonyms, but `{}`, the field index `{}` is on, is not; they would never be equal",
-                                p.name(),
-                                field.name,
-                                index.value
-                            ),
-                        ))
-                    }
-                    _ => {}
-                }
+                personal_keys_match(
+                    "`key`",
+                    k.personal,
+                    (
+                        &format!("`{}`", field.name),
+                        &format!("the field index `{}` is on", index.value),
+                    ),
+                    field.personal,
+                )
+                .map_err(|m| Located::new(key.pos, m))?;
                 let s = &self.steps[i];
                 let mut columns = s.columns.clone();
                 let mut names = Vec::new();
@@ -838,6 +894,11 @@ impl<'a> Checker<'a> {
                 let days_t = check_as(days, &self.scope(i), Type::Int, "`days`")?;
                 if !days_t.is_const() {
                     return Err(Located::new(days.pos, "`days`: expected a number or a parameter, found an expression that reads fields"));
+                }
+                // A parameter's value is known only when the run binds it
+                // (`CheckedPlan::bind` checks it then).
+                if let crate::expr::check::TNode::Const(Value::Int(n)) = days_t.node {
+                    window_days(n).map_err(|m| Located::new(days.pos, m))?;
                 }
                 let mut columns = s.columns.clone();
                 new_name(&s.columns, count, &mut BTreeSet::new())?;
@@ -1111,7 +1172,7 @@ fn aggregate_type(
         }
         AggFunc::CollectDistinct => {
             let a = arg.expect("collect_distinct has an argument (parser)");
-            (Type::Str, false, a.personal)
+            (Type::Str, true, a.personal)
         }
         AggFunc::List => {
             let a = arg.expect("list has an argument (parser)");

@@ -2,7 +2,9 @@
 //! with the conventions of the domain rules (DOMAIN.md, "Dates").
 //!
 //! Dates are local calendar days (UTC+8 by convention of the data); a plan
-//! never reads the time, so a day count is all it needs. The conversion
+//! reads no clock, so a day count is all it needs. A timestamp that names
+//! its UTC offset is converted to that zone before its date or hour is
+//! taken ([`hour_of`]). The conversion
 //! between day numbers and the proleptic Gregorian calendar is the
 //! well-known days-from-civil algorithm.
 
@@ -68,22 +70,13 @@ impl Date {
     }
 
     /// Parses `YYYY-MM-DD`; a timestamp `YYYY-MM-DD HH:MM[:SS]` (or with
-    /// `T`) gives its date.
+    /// `T`) gives its date, in China Standard Time when the timestamp
+    /// carries a UTC offset (see [`hour_of`]).
     pub fn parse(s: &str) -> Option<Date> {
-        let b = s.as_bytes();
-        if b.len() < 10 || (b.len() > 10 && b[10] != b' ' && b[10] != b'T') {
-            return None;
+        if s.len() > 10 {
+            return strict_timestamp(s).map(|(d, _)| d);
         }
-        if b[4] != b'-' || b[7] != b'-' {
-            return None;
-        }
-        let y = digits(&b[0..4])?;
-        let m = digits(&b[5..7])?;
-        let d = digits(&b[8..10])?;
-        if b.len() > 10 {
-            hour_of(s)?;
-        }
-        Date::from_ymd(y as i32, m, d)
+        day_of(s.as_bytes())
     }
 
     /// The date `n` days later (earlier when negative), if it has a
@@ -135,26 +128,99 @@ fn digits(b: &[u8]) -> Option<u32> {
     })
 }
 
-/// The hour of a timestamp `YYYY-MM-DD HH:MM[:SS]` (or with `T`), 0–23.
-pub fn hour_of(s: &str) -> Option<u32> {
-    let b = s.as_bytes();
-    if b.len() < 16 || (b[10] != b' ' && b[10] != b'T') || b[13] != b':' {
+/// `YYYY-MM-DD` exactly.
+fn day_of(b: &[u8]) -> Option<Date> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let h = digits(&b[11..13])?;
-    let min = digits(&b[14..16])?;
-    let rest_ok = match b.len() {
-        16 => true,
-        19 => b[16] == b':' && digits(&b[17..19]).is_some_and(|s| s < 60),
+    let y = digits(&b[0..4])?;
+    let m = digits(&b[5..7])?;
+    let d = digits(&b[8..10])?;
+    Date::from_ymd(y as i32, m, d)
+}
+
+/// The zone local times are in, in minutes east of UTC: China Standard
+/// Time (UTC+08:00), as the data's days and the ledger's times are.
+const LOCAL_OFFSET_MINUTES: i64 = 8 * 60;
+
+/// Splits the clock of a timestamp (`HH:MM[:SS][.fff]`) from the UTC
+/// offset written after it (`Z`, `+08:00`, `+0800`, `+08`, `-05:00`): the
+/// clock, and the offset in minutes east of UTC when one is written.
+/// `None` when an offset is written but is not one (over 14 hours, or not
+/// digits).
+fn split_offset(time: &str) -> Option<(&str, Option<i64>)> {
+    let time = time.trim();
+    if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        return Some((clock.trim_end(), Some(0)));
+    }
+    let Some(at) = time.rfind(['+', '-']) else {
+        return Some((time, None));
+    };
+    let sign = if time.as_bytes()[at] == b'-' { -1 } else { 1 };
+    let o = &time.as_bytes()[at + 1..];
+    let (h, m) = match o.len() {
+        2 => (digits(o)?, 0),
+        4 => (digits(&o[..2])?, digits(&o[2..])?),
+        5 if o[2] == b':' => (digits(&o[..2])?, digits(&o[3..])?),
+        _ => return None,
+    };
+    (h <= 14 && m < 60).then_some((time[..at].trim_end(), Some(sign * i64::from(h * 60 + m))))
+}
+
+/// The date and hour in China Standard Time of `date` at `hour:minute`
+/// in the zone `offset` minutes east of UTC.
+fn to_local(date: Date, hour: u32, minute: u32, offset: i64) -> Option<(Date, u32)> {
+    let minutes = i64::from(hour * 60 + minute) - offset + LOCAL_OFFSET_MINUTES;
+    let date = date.add_days(minutes.div_euclid(24 * 60))?;
+    Some((date, (minutes.rem_euclid(24 * 60) / 60) as u32))
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an optional UTC offset:
+/// the date and hour in China Standard Time.
+fn strict_timestamp(s: &str) -> Option<(Date, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 16 || (b[10] != b' ' && b[10] != b'T') {
+        return None;
+    }
+    let date = day_of(&b[..10])?;
+    let (clock, offset) = split_offset(s.get(11..)?)?;
+    let c = clock.as_bytes();
+    if c.len() < 5 || c[2] != b':' {
+        return None;
+    }
+    let h = digits(&c[0..2])?;
+    let min = digits(&c[3..5])?;
+    let rest_ok = match c.len() {
+        5 => true,
+        8 => c[5] == b':' && digits(&c[6..8]).is_some_and(|s| s < 60),
         _ => false,
     };
-    (h < 24 && min < 60 && rest_ok).then_some(h)
+    if !(h < 24 && min < 60 && rest_ok) {
+        return None;
+    }
+    match offset {
+        None => Some((date, h)),
+        Some(offset) => to_local(date, h, min, offset),
+    }
+}
+
+/// The hour of a timestamp `YYYY-MM-DD HH:MM[:SS]` (or with `T`), 0–23.
+///
+/// A timestamp without an offset is local time already: China Standard
+/// Time, the zone of the data's days and of every time Jiandu writes. One
+/// with an offset (`Z`, `+00:00`, `-05:00`…) names an instant, which is
+/// converted to China Standard Time first, so `2024-07-01T20:05:00Z` is
+/// 04:00 on 2 July.
+pub fn hour_of(s: &str) -> Option<u32> {
+    strict_timestamp(s).map(|(_, h)| h)
 }
 
 /// A local date and time as departments write it: `YYYY-MM-DD HH:MM[:SS]`,
 /// with `/` allowed in the date, `T` before the time, and a month, day or
 /// hour of one digit. The date and the hour (0–23); `None` when the text is
-/// not such a timestamp (a date alone is not one).
+/// not such a timestamp (a date alone is not one). A UTC offset after the
+/// time is converted to China Standard Time as [`hour_of`] does; the
+/// minutes are then needed (`HH:MM`).
 pub fn parse_timestamp(text: &str) -> Option<(Date, u32)> {
     let text = text.trim();
     let (date, time) = text.split_once([' ', 'T'])?;
@@ -174,12 +240,25 @@ pub fn parse_timestamp(text: &str) -> Option<(Date, u32)> {
         digits(m.as_bytes())?,
         digits(d.as_bytes())?,
     )?;
-    let h = time.trim().split(':').next()?;
+    let (clock, offset) = split_offset(time)?;
+    let mut clock = clock.trim().split(':');
+    let h = clock.next()?;
     if h.is_empty() || h.len() > 2 {
         return None;
     }
     let h = digits(h.as_bytes())?;
-    (h < 24).then_some((date, h))
+    if h >= 24 {
+        return None;
+    }
+    let Some(offset) = offset else {
+        return Some((date, h));
+    };
+    let min = clock.next()?.as_bytes();
+    if min.len() != 2 {
+        return None;
+    }
+    let min = digits(min).filter(|m| *m < 60)?;
+    to_local(date, h, min, offset)
 }
 
 impl fmt::Display for Date {
@@ -262,6 +341,52 @@ mod tests {
         assert_eq!(parse_timestamp("2024-12-31"), None);
         assert_eq!(parse_timestamp("2024-12-31 24:00"), None);
         assert_eq!(parse_timestamp("2023-02-29 10:00"), None);
+    }
+
+    #[test]
+    fn a_utc_offset_is_converted_to_china_standard_time() {
+        // 20:05 UTC is 04:05 the next morning in Beijing.
+        for ts in [
+            "2024-07-01T20:05:00+00:00",
+            "2024-07-01T20:05:00Z",
+            "2024-07-01 20:05z",
+            "2024-07-01T20:05:00+0000",
+            "2024-07-01T20:05+00",
+            "2024-07-01T15:05:00-05:00",
+            "2024-07-02T04:05:00+08:00",
+        ] {
+            assert_eq!(hour_of(ts), Some(4), "{ts}");
+            assert_eq!(Date::parse(ts), Some(d("2024-07-02")), "{ts}");
+            assert_eq!(parse_timestamp(ts), Some((d("2024-07-02"), 4)), "{ts}");
+        }
+        // Half-hour zones move the hour by the minutes too.
+        assert_eq!(
+            parse_timestamp("2024-07-01 23:45+05:30"),
+            Some((d("2024-07-02"), 2))
+        );
+        // Backwards over a year's end.
+        assert_eq!(
+            parse_timestamp("2025-01-01 02:00+14:00"),
+            Some((d("2024-12-31"), 20))
+        );
+        // Without an offset a time is local already.
+        assert_eq!(
+            parse_timestamp("2024-07-01T20:05:00"),
+            Some((d("2024-07-01"), 20))
+        );
+        // An offset that is not one, or a converted hour without minutes,
+        // is not read rather than read wrong.
+        for ts in [
+            "2024-07-01T20:05:00+25:00",
+            "2024-07-01T20:05:00+8",
+            "2024-07-01T20Z",
+            "2024-07-01T20:05:00+0８:00",
+        ] {
+            assert_eq!(parse_timestamp(ts), None, "{ts}");
+            assert_eq!(hour_of(ts), None, "{ts}");
+            assert_eq!(Date::parse(ts), None, "{ts}");
+        }
+        assert_eq!(parse_timestamp("9999-12-31 23:00-01:00"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! [`Input::lookup`]) and receives leads through [`LeadSink`].
 
 use crate::catalog::Param;
-use crate::check::{CKind, CPart, CStep, CheckedPlan, Column};
+use crate::check::{window_days, CKind, CPart, CStep, CheckedPlan, Column};
 use crate::date::Date;
 use crate::error::{EvalError, HostError, LookupError, PlanError, RunError};
 use crate::expr::check::{TExpr, TNode};
@@ -356,9 +356,17 @@ impl CheckedPlan {
                         row: &[],
                         pool: cx.pool,
                     };
+                    // The position of `days` in the plan: a parameter's
+                    // value is checked here, once it is known.
+                    let at = |message: String| PlanError {
+                        file: self.file.clone(),
+                        pos: days.pos,
+                        message: format!("step `{}`: {message}", s.name),
+                    };
                     let days = d(&env)
-                        .map_err(|e| bad(format!("step `{}`: `days`: {}", s.name, e.message)))?
-                        .ok_or_else(|| bad(format!("step `{}`: `days` is null", s.name)))?;
+                        .map_err(|e| at(format!("`days`: {}", e.message)))?
+                        .ok_or_else(|| at("`days` is null".into()))?;
+                    let days = window_days(days).map_err(at)?;
                     PStep::Window {
                         time: scalar(time, &mut cx),
                         days,
@@ -833,6 +841,7 @@ impl Program {
                         width,
                         pending: false,
                         done: false,
+                        started: false,
                         ident: (0..by.len()).collect(),
                     })
                 } else {
@@ -2117,6 +2126,8 @@ impl Acc {
                     *out = Value::Null;
                 }
             }
+            // Like `list`, nothing collected is null, not empty text.
+            Acc::Distinct(s) if s.is_empty() => *out = Value::Null,
             Acc::Distinct(s) => {
                 let joined = s.iter().map(String::as_str).collect::<Vec<_>>().join(",");
                 out.set_str(&joined);
@@ -2186,15 +2197,34 @@ struct GroupNode<'p> {
     /// The input's current row starts the next group.
     pending: bool,
     done: bool,
+    /// Whether a row has been asked for: a group without keys gives its
+    /// one row even over no input.
+    started: bool,
     /// 0..number of keys.
     ident: Vec<usize>,
 }
 
+impl GroupNode<'_> {
+    /// The row of a group without keys over an empty input: every
+    /// aggregate over no values (count 0, sum 0, min null…), as SQL's
+    /// aggregate without GROUP BY gives, so that "none at all" can be a
+    /// rule.
+    fn total_of_nothing(&mut self) -> bool {
+        fit(&mut self.buf, self.width);
+        self.accs.iter_mut().for_each(Acc::reset);
+        for (acc, out) in self.accs.iter().zip(&mut self.buf) {
+            acc.finish(out);
+        }
+        true
+    }
+}
+
 impl Node for GroupNode<'_> {
     fn next(&mut self) -> Result<bool, RunError> {
+        let first = !std::mem::replace(&mut self.started, true);
         if self.done || (!self.pending && !self.input.next()?) {
             self.done = true;
-            return Ok(false);
+            return Ok(first && self.by.is_empty() && self.total_of_nothing());
         }
         let nb = self.by.len();
         fit(&mut self.buf, self.width);
@@ -2555,9 +2585,14 @@ impl ChunkNode<'_> {
                     let part = &idx[start..end];
                     for &i in part {
                         let Some(t) = times[i] else { continue };
-                        let from = t.add_days(-days).unwrap_or(t);
-                        // Nulls sort first, then dates ascending.
-                        let lo = part.partition_point(|&j| times[j].is_none_or(|x| x < from));
+                        // Nulls sort first, then dates ascending. A window
+                        // reaching before the year 1 starts at the first date.
+                        let lo = match t.add_days(-days) {
+                            Some(from) => {
+                                part.partition_point(|&j| times[j].is_none_or(|x| x < from))
+                            }
+                            None => part.partition_point(|&j| times[j].is_none()),
+                        };
                         let hi = part.partition_point(|&j| times[j].is_none_or(|x| x <= t));
                         self.extra[i] = ((hi - lo) as i64, 0);
                     }

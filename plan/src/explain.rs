@@ -83,6 +83,7 @@ impl Words<'_> {
         let scope = Scope {
             columns: &[],
             params: &self.catalog.params,
+            datasets: None,
         };
         let t = check(e, &scope).ok()?;
         let defaults: Vec<Value> = self
@@ -263,18 +264,24 @@ impl Words<'_> {
                 input,
                 by,
                 aggregates,
-            } => format!(
-                "将{}按 {} 分组，每组计算：{}。",
-                self.step_ref(input),
-                self.names(by),
-                aggregates
+            } => {
+                let computed = aggregates
                     .iter()
-                    .map(|(n, a)| {
-                        format!("{} = {}", self.field(&n.value), self.expr(&a.call()))
-                    })
+                    .map(|(n, a)| format!("{} = {}", self.field(&n.value), self.expr(&a.call())))
                     .collect::<Vec<_>>()
-                    .join("；")
-            ),
+                    .join("；");
+                let input = self.step_ref(input);
+                if by.is_empty() {
+                    // One row, even over no records: say so, since "count
+                    // = 0" rules depend on it.
+                    format!("对{input}的全部记录汇总（没有记录时也得出一行），计算：{computed}。")
+                } else {
+                    format!(
+                        "将{input}按 {} 分组，每组计算：{computed}。",
+                        self.names(by)
+                    )
+                }
+            }
             Op::Sort { input, by } => {
                 format!("将{}按 {} 排序。", self.step_ref(input), self.sort_keys(by))
             }
@@ -319,7 +326,8 @@ impl Words<'_> {
                 let group = if by.is_empty() {
                     "全部记录".to_string()
                 } else {
-                    format!("{} 相同的记录", self.names(by))
+                    // Spaced from 统计 as every field name is from Chinese.
+                    format!(" {} 相同的记录", self.names(by))
                 };
                 format!(
                     "对{}的每条记录，统计{}中 {} 在其前 {} 天至当日（含两端）的记录数，记为 {}。",

@@ -801,6 +801,25 @@ fn aggregate(text: &str, origin: &Origin) -> Result<Aggregate, Located> {
     })
 }
 
+/// Whether `expr` ends inside a quoted text (`'…` or `"…`, with `\\`
+/// escapes as the lexer reads them): then the `}` after it, which ended
+/// the template's expression, was meant to be part of the text.
+fn open_quote(expr: &str) -> bool {
+    let mut quote = None;
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            _ => {}
+        }
+    }
+    quote.is_some()
+}
+
 fn template(text: &str, origin: &Origin) -> Result<Template, Located> {
     let mut parts = Vec::new();
     let mut lit = String::new();
@@ -830,6 +849,12 @@ fn template(text: &str, origin: &Origin) -> Result<Template, Located> {
                     start: origin.at(text, i + 1),
                     exact: origin.exact,
                 };
+                if open_quote(&text[i + 1..end]) {
+                    return Err(Located::new(
+                        origin.at(text, end),
+                        "an expression in a template cannot contain `}`: this one ends the expression inside a quoted text; compute the text in a `derive` step and show that field",
+                    ));
+                }
                 parts.push(TemplatePart::Expr(parse_located(
                     &text[i + 1..end],
                     &inner,

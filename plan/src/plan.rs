@@ -158,7 +158,11 @@ pub enum Op {
     },
     /// `op = "group"`: one row per distinct `by`, with `aggregates`
     /// (`{ paid = "sum(amount)" }`). Streams when `by` leads the input's
-    /// order; otherwise holds one accumulator per group.
+    /// order; otherwise holds one accumulator per group. With `by = []`
+    /// the whole input is one group, and gives its one row even when the
+    /// input is empty (aggregates over no values: count 0, sum 0, min,
+    /// max, list and collect_distinct null, any false, all true), as
+    /// SQL's aggregate without GROUP BY does.
     Group {
         /// `input`
         input: Name,
@@ -198,8 +202,8 @@ pub enum Op {
     },
     /// `op = "window"`: for each row, counts the rows of its `by` group
     /// whose `time` lies from `days` days before the row's time up to it,
-    /// both ends included ("3 times in 7 days"); adds the count as field
-    /// `count`.
+    /// both ends included, so `days = 7` spans eight calendar days; adds
+    /// the count as field `count`.
     Window {
         /// `input`
         input: Name,
@@ -207,7 +211,8 @@ pub enum Op {
         by: Vec<Name>,
         /// `time`: a date expression.
         time: Expr,
-        /// `days`: an integer literal or parameter.
+        /// `days`: an integer literal or parameter, 0 to
+        /// [`MAX_WINDOW_DAYS`].
         days: Expr,
         /// `count`: the new field's name.
         count: Name,
@@ -279,6 +284,12 @@ impl Op {
         }
     }
 }
+
+/// The most days a `window` may look back: 100 years of 366 days. Far
+/// beyond any rule ("within N days" is days or months), and small enough
+/// that the window's first day is a date the plan can represent (years
+/// 0001–9999) for any date after the first century.
+pub const MAX_WINDOW_DAYS: i64 = 36_600;
 
 /// The operators' names, as errors list them.
 pub const OPS: &[&str] = &[

@@ -219,7 +219,10 @@ fn hostile_expressions_are_refused_not_crashed_on() {
     let e = check_err(&with_people(&format!(
         "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"{deep}\"\n"
     )));
-    assert!(e.contains("nested at most 64 deep"), "{e}");
+    assert!(
+        e.contains("expected at most 64 operators, calls or parentheses chained or nested, found more; split the expression over several derive steps"),
+        "{e}"
+    );
     let e = check_err(&with_people("[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"score > 123456789012345678901234567890\"\n"));
     assert!(e.contains("expected an integer of at most"), "{e}");
     let e = check_err(&with_people(
@@ -240,5 +243,59 @@ fn a_multibyte_line_still_gets_the_right_column() {
     assert!(
         e.starts_with("test.plan.toml:9:28: unknown field `zz`"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_join_of_a_personal_key_with_a_clear_one_is_refused_at_its_key() {
+    // An anti join on such keys would flag every row: a pseudonym never
+    // equals a clear value.
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"places\"\nop = \"read\"\ndataset = \"places\"\n\n[[step]]\nname = \"j\"\nop = \"join\"\nkind = \"anti\"\ninput = \"people\"\nwith = \"places\"\non = \"person_id\"\nwith_on = \"place_id\"\n",
+    ));
+    assert!(
+        e.starts_with("test.plan.toml:18:11: join key `place_id` of `places`: expected personal data like `person_id` of `people` (id), which the model sees as pseudonyms, found a value that is not personal data; both keys must be personal data of the same kind, or neither"),
+        "{e}"
+    );
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"places\"\nop = \"read\"\ndataset = \"places\"\n\n[[step]]\nname = \"j\"\nop = \"join\"\ninput = \"places\"\nwith = \"people\"\non = \"place_id\"\nwith_on = \"person_id\"\n",
+    ));
+    assert!(
+        e.starts_with("test.plan.toml:17:11: join key `person_id` of `people` is personal data (id), which the model sees as pseudonyms, but `place_id` of `places` is not; they would never be equal: both keys must be personal data of the same kind, or neither"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_join_of_personal_keys_of_different_kinds_is_refused() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"again\"\nop = \"read\"\ndataset = \"people\"\n\n[[step]]\nname = \"j\"\nop = \"join\"\ninput = \"people\"\nwith = \"again\"\non = \"person_id\"\nwith_on = \"name\"\n",
+    ));
+    assert!(
+        e.starts_with("test.plan.toml:17:11: join key `name` of `again` is personal data (name), but `person_id` of `people` is personal data of another kind (id); their pseudonyms would never be equal"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_brace_inside_quoted_text_in_a_title_says_templates_cannot_hold_it() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"e\"\nop = \"emit\"\nsubject = \"region\"\ntitle = \"{region == 'a' ? '{a}' : 'b'}\"\n",
+    ));
+    // The `}` that ended the expression early, inside `'{a}'`.
+    assert_eq!(
+        e,
+        "test.plan.toml:10:30: an expression in a template cannot contain `}`: this one ends the expression inside a quoted text; compute the text in a `derive` step and show that field"
+    );
+}
+
+#[test]
+fn a_schema_field_the_model_does_not_declare_gets_the_advice_in_an_expression_too() {
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"secret == 'x'\"\n",
+    ));
+    assert_eq!(
+        e,
+        "test.plan.toml:9:10: unknown field `secret` (`secret` is a field of `people` that this model does not declare: add it to model.toml [datasets] people fields (declared: person_id, name, region, score, born)); expected one of: person_id, name, region, score, born"
     );
 }

@@ -209,3 +209,42 @@ fn every_change_that_changes_the_hash_is_said_by_diff_labels_included() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn explain_spaces_field_names_and_says_what_a_group_without_keys_does() {
+    let text = r#"
+[[step]]
+name = "payments"
+op = "read"
+dataset = "fund_payments"
+
+[[step]]
+name = "w"
+op = "window"
+by = "credit_code"
+time = "paid_on"
+days = "6"
+count = "n"
+
+[[step]]
+name = "total"
+op = "group"
+by = []
+aggregates = { payments = "count()" }
+
+[[step]]
+name = "leads"
+op = "emit"
+subject = "string(payments)"
+title = "t"
+"#;
+    let lines = explain(&plan(text), &catalog());
+    assert_eq!(
+        lines[1],
+        "2. 对第 1 步（payments）的每条记录，统计 credit_code 相同的记录中 paid_on 在其前 6 天至当日（含两端）的记录数，记为 n。"
+    );
+    assert_eq!(
+        lines[2],
+        "3. 对第 2 步（w）的全部记录汇总（没有记录时也得出一行），计算：payments = 记录数。"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use jiandu_plan::exec::MemoryInput;
 use jiandu_plan::{RunError, Value};
 
 const PEOPLE: &str = "[[step]]\nname = \"people\"\nop = \"read\"\ndataset = \"people\"\n\n";
@@ -186,6 +187,133 @@ fn window_counts_three_times_in_seven_days_both_ends_included() {
         .run(&mut data(), &mut leads)
         .unwrap();
     assert_eq!(ev(&leads[2], "recent"), "2");
+}
+
+#[test]
+fn a_group_without_keys_gives_one_row_even_over_no_rows() {
+    // "No visit at all" is a rule: count() = 0 must be there to filter on.
+    let total = |cond: &str| {
+        plan(&[
+            VISITS,
+            &format!("[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"{cond}\"\n\n"),
+            "[[step]]\nname = \"g\"\nop = \"group\"\nby = []\naggregates = { n = \"count()\", total = \"sum(amount)\", low = \"min(amount)\", some = \"any(ok)\", every = \"all(ok)\", places = \"collect_distinct(place_id)\", seen = \"list(visit_id, ',')\" }\n\n",
+            "[[step]]\nname = \"none\"\nop = \"filter\"\nwhere = \"n == 0\"\n\n",
+            "[[step]]\nname = \"out\"\nop = \"emit\"\nsubject = \"'all'\"\ntitle = \"t\"\nevidence = { n = \"n\", total = \"total\", low = \"has(low)\", some = \"some\", every = \"every\", places = \"has(places)\", seen = \"has(seen)\" }\n",
+        ])
+    };
+    let leads = run(&total("amount > 1000"));
+    assert_eq!(subjects(&leads), ["all"]);
+    let evidence: Vec<(&str, &str)> = leads[0]
+        .evidence
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            ("n", "0"),
+            ("total", "0"),
+            ("low", "false"),
+            ("some", "false"),
+            ("every", "true"),
+            ("places", "false"),
+            ("seen", "false"),
+        ]
+    );
+    // Over some rows there is still one row, and it is not "none".
+    assert!(run(&total("amount > 10")).is_empty());
+}
+
+#[test]
+fn collecting_aggregates_over_only_nulls_are_null_not_empty_text() {
+    let p = plan(&[
+        VISITS,
+        "[[step]]\nname = \"g\"\nop = \"group\"\nby = \"person_id\"\naggregates = { d = \"collect_distinct(amount > 1000 ? place_id : null)\", l = \"list(amount > 1000 ? place_id : null, ',')\", s = \"sum(amount > 1000 ? amount : null)\" }\n\n",
+        &emit("g", "person_id", "d = \"has(d)\", l = \"has(l)\", s = \"s\""),
+    ]);
+    let leads = run(&p);
+    assert_eq!(leads.len(), 3);
+    for l in &leads {
+        assert_eq!(
+            (ev(l, "d"), ev(l, "l"), ev(l, "s")),
+            ("false", "false", "0")
+        );
+    }
+}
+
+fn window_days(days: &str) -> String {
+    plan(&[
+        VISITS,
+        &format!("[[step]]\nname = \"w\"\nop = \"window\"\nby = [\"person_id\", \"place_id\"]\ntime = \"date(seen_at)\"\ndays = \"{days}\"\ncount = \"recent\"\n\n"),
+        &emit("w", "visit_id", "recent = \"recent\""),
+    ])
+}
+
+#[test]
+fn window_days_written_in_the_plan_are_checked_at_build() {
+    let e = check_err(&window_days("-1"));
+    assert!(
+        e.starts_with("test.plan.toml:11:9: `days`: expected a number of days from 0 to 36600 (100 years), found -1"),
+        "{e}"
+    );
+    let e = check_err(&window_days("36601"));
+    assert!(e.contains("found 36601"), "{e}");
+    // The largest window counts every earlier visit of the group.
+    let leads = run(&window_days("36600"));
+    let counts: Vec<&str> = leads.iter().map(|l| ev(l, "recent")).collect();
+    assert_eq!(counts, ["1", "2", "3", "1", "1", "1"]);
+    let leads = run(&window_days("0"));
+    assert_eq!(ev(&leads[2], "recent"), "1");
+}
+
+#[test]
+fn a_window_reaching_before_the_year_1_counts_from_the_first_date() {
+    // It used to fall back to counting the same day only.
+    let mut input = MemoryInput::default();
+    input.add(
+        "visits",
+        &[
+            "person_id",
+            "visit_id",
+            "place_id",
+            "seen_at",
+            "amount",
+            "ok",
+        ],
+        &["person_id", "visit_id"],
+        ["0001-01-01 09:00", "0001-03-01 09:00"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                vec![
+                    s("p1"),
+                    s(&format!("v{i}")),
+                    s("A"),
+                    s(t),
+                    Value::Null,
+                    Value::Null,
+                ]
+            })
+            .collect(),
+    );
+    let leads = run_with(&window_days("36600"), &[], input).unwrap();
+    let counts: Vec<&str> = leads.iter().map(|l| ev(l, "recent")).collect();
+    assert_eq!(counts, ["1", "2"]);
+}
+
+#[test]
+fn window_days_from_a_parameter_are_checked_when_bound_naming_the_step() {
+    let checked =
+        jiandu_plan::check_plan(&common::parse(&window_days("$days")).unwrap(), &catalog())
+            .unwrap();
+    for bad in [-1, 36_601, i64::MAX] {
+        let e = checked.bind(&[("days", Value::Int(bad))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("test.plan.toml:11:9: step `w`: `days`: expected a number of days from 0 to 36600 (100 years), found {bad}")
+        );
+    }
+    assert!(checked.bind(&[("days", Value::Int(36_600))]).is_ok());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! every implicit conversion is explicit.
 
 use super::{BinaryOp, Expr, ExprKind, UnaryOp, FUNCTIONS};
-use crate::catalog::Param;
+use crate::catalog::{Catalog, Param};
 use crate::date::Date;
 use crate::error::Located;
 use crate::span::Pos;
@@ -26,6 +26,10 @@ pub struct Column {
 pub(crate) struct Scope<'a> {
     pub columns: &'a [Column],
     pub params: &'a [Param],
+    /// The model's datasets, when known: an unknown field that one of
+    /// them has but the model does not declare gets the advice to declare
+    /// it.
+    pub datasets: Option<&'a Catalog>,
 }
 
 /// A typed expression.
@@ -280,6 +284,16 @@ fn unknown_field(name: &str, scope: &Scope<'_>) -> String {
         format!(" (`{name}` is a parameter: write `${name}`)")
     } else if FUNCTIONS.iter().any(|(f, _)| *f == name) {
         format!(" (`{name}` is a function: call it as `{name}(…)`)")
+    } else if let Some(ds) = scope.datasets.and_then(|c| {
+        c.datasets
+            .values()
+            .find(|d| d.undeclared.iter().any(|f| f == name))
+    }) {
+        format!(
+            " (`{name}` is a field of `{}` that this model does not declare: {})",
+            ds.name,
+            crate::check::declare_advice(ds)
+        )
     } else {
         String::new()
     };

@@ -1548,6 +1548,7 @@ mod tests {
             &Scope {
                 columns: &cols,
                 params: &params,
+                datasets: None,
             },
         )
         .map_err(|e| e.message)?;

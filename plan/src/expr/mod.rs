@@ -168,7 +168,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("month", "month(d: date) -> int"),
     ("day", "day(d: date) -> int"),
     ("date", "date(s: string) -> date: `YYYY-MM-DD`, or the date of a timestamp"),
-    ("hour", "hour(ts: string) -> int: hour of a timestamp `YYYY-MM-DD HH:MM[:SS]`"),
+    ("hour", "hour(ts: string) -> int: hour of a timestamp `YYYY-MM-DD HH:MM[:SS]`, in China Standard Time when it ends in a UTC offset"),
     ("round_half_up", "round_half_up(x: decimal, places: int) -> decimal: half away from zero"),
     ("yuan", "yuan(x: decimal) -> string: rounded half-up to the fen, two decimals"),
     ("floor", "floor(x: decimal) -> int"),
@@ -188,7 +188,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("in_list", "in_list(x: string, list: string) -> bool: x is one of the comma-separated items of list"),
     ("any_in_list", "any_in_list(items: string, list: string) -> bool: some item of `items` (split at , ; ， ； | or spaces) is one of the comma-separated items of list"),
     ("join", "join(sep: string, part: string, …) -> string: the parts that are not null, joined with sep; null when all are null"),
-    ("timestamp_date", "timestamp_date(ts: string) -> date: the date of a timestamp `YYYY-MM-DD HH:MM[:SS]` (also `/` in the date, `T` before the time); null when it is not one"),
+    ("timestamp_date", "timestamp_date(ts: string) -> date: the date of a timestamp `YYYY-MM-DD HH:MM[:SS]` (also `/` in the date, `T` before the time), in China Standard Time when it ends in a UTC offset (`Z`, `+00:00`); null when it is not one"),
     ("timestamp_hour", "timestamp_hour(ts: string) -> int: the hour (0–23) of such a timestamp; null when it is not one"),
 ];
 
@@ -211,7 +211,7 @@ pub const AGGREGATES: &[(&str, &str)] = &[
     ),
     (
         "collect_distinct",
-        "collect_distinct(x) -> string: distinct non-null values, sorted, joined with `,`",
+        "collect_distinct(x) -> string: distinct non-null values, sorted, joined with `,`; null for none",
     ),
     (
         "list",

@@ -60,7 +60,8 @@ struct Parser<'t> {
     nesting: u32,
 }
 
-/// A node and the depth of its tree.
+/// A node and the depth of its tree: operators and calls, leaves not
+/// counted.
 type Node = (Expr, u32);
 
 impl Parser<'_> {
@@ -112,10 +113,7 @@ impl Parser<'_> {
     /// Checks a new node's depth.
     fn node(&self, kind: ExprKind, pos: crate::span::Pos, depth: u32) -> Result<Node, Located> {
         if depth > MAX_DEPTH {
-            return Err(Located::new(
-                pos,
-                format!("expected an expression nested at most {MAX_DEPTH} deep; split it into derive steps"),
-            ));
+            return Err(too_deep(pos));
         }
         Ok((Expr { kind, pos }, depth))
     }
@@ -123,10 +121,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), Located> {
         self.nesting += 1;
         if self.nesting > MAX_DEPTH {
-            return Err(Located::new(
-                self.pos_at(self.i),
-                format!("expected an expression nested at most {MAX_DEPTH} deep; split it into derive steps"),
-            ));
+            return Err(too_deep(self.pos_at(self.i)));
         }
         Ok(())
     }
@@ -344,8 +339,22 @@ impl Parser<'_> {
                 ))
             }
         };
-        Ok((Expr { kind, pos }, 1))
+        // A leaf adds no level: a node's depth counts the operators and
+        // calls on its longest path, as the limit's message does.
+        Ok((Expr { kind, pos }, 0))
     }
+}
+
+/// The tree is deeper than [`MAX_DEPTH`]. A flat chain `a + b + c + …`
+/// is as deep as it has operators (each `+` holds the ones before it), so
+/// the message speaks of operators chained or nested, not only of
+/// parentheses: the checker, the printer and the compiler all recurse
+/// over the tree, and the guest's stack is small.
+fn too_deep(pos: crate::span::Pos) -> Located {
+    Located::new(
+        pos,
+        format!("expected at most {MAX_DEPTH} operators, calls or parentheses chained or nested, found more; split the expression over several derive steps"),
+    )
 }
 
 fn number(text: &str) -> Result<ExprKind, String> {
@@ -405,13 +414,18 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
+        const TOO_DEEP: &str = "expected at most 64 operators, calls or parentheses chained or nested, found more; split the expression over several derive steps";
         let deep = "(".repeat(5_000) + "1" + &")".repeat(5_000);
-        assert!(p(&deep).unwrap_err().message.contains("nested at most"));
+        assert_eq!(p(&deep).unwrap_err().message, TOO_DEEP);
         let nots = "!".repeat(10_000) + "x";
-        assert!(p(&nots).unwrap_err().message.contains("nested at most"));
+        assert_eq!(p(&nots).unwrap_err().message, TOO_DEEP);
         let chain = vec!["a"; 1000].join(" + ");
-        assert!(p(&chain).unwrap_err().message.contains("nested at most"));
+        assert_eq!(p(&chain).unwrap_err().message, TOO_DEEP);
         assert!(p(&vec!["a"; 60].join(" + ")).is_ok());
+        // 65 terms are 64 operators: still within the limit; 66 are not.
+        assert!(p(&vec!["a"; 65].join(" + ")).is_ok());
+        let e = p(&vec!["a"; 66].join(" + ")).unwrap_err();
+        assert_eq!(e.message, TOO_DEEP);
     }
 
     #[test]
