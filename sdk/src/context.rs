@@ -193,8 +193,10 @@ impl Context {
             .collect()
     }
 
-    /// Emits a lead. A second lead with the same subject in one run replaces
-    /// the first.
+    /// Emits a lead. A run gives at most one lead per subject: a second
+    /// lead with the same subject ends the run (`invalid-lead`, naming
+    /// the subject), since it would otherwise silently take the first
+    /// one's place.
     ///
     /// ```no_run
     /// # use jiandu_sdk::{Decimal, Lead};

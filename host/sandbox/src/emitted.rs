@@ -223,6 +223,30 @@ impl Emitted {
         self.spills.len()
     }
 
+    /// Whether a lead with `subject` was emitted: the leads in memory and
+    /// in spill files compared byte for byte. For when its key
+    /// ([`Emitted::key_of`]) was seen, to tell a second lead for the
+    /// subject from two subjects whose keys collide.
+    pub fn holds_subject(&self, subject: &[u8]) -> Result<bool> {
+        if self
+            .starts
+            .iter()
+            .any(|&s| encoded_lead::subject_bytes(lead_at(&self.memory, s)) == subject)
+        {
+            return Ok(true);
+        }
+        for spill in &self.spills {
+            let mut reader = SpillReader::new(spill);
+            while reader.advance()? {
+                let lead = reader.head().expect("advanced to a lead");
+                if encoded_lead::subject_bytes(lead) == subject {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Leads emitted since the last spill (some may replace spilled ones,
     /// or each other).
     pub fn in_memory(&self) -> usize {

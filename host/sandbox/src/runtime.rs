@@ -1120,7 +1120,7 @@ pub struct Session {
     /// Segments of each dataset this model read in its last successful
     /// run: what `only-new` scans skip.
     pub cursors: HashMap<String, Vec<crate::dataset::SegmentId>>,
-    /// Leads by subject; a later emit for the same subject replaces it.
+    /// Leads by subject; a second emit for a subject ends the run.
     pub leads: Emitted,
     /// Bytes of text in `leads`.
     lead_bytes: u64,
@@ -1282,6 +1282,20 @@ impl Session {
         let size = self.check_lead(lead).map_err(wasmtime::Error::new)?;
         let key = self.leads.key_of(lead.subject);
         let replaced = self.leads.size_of_key(key);
+        // A lead is its model's word on one subject: a second one in the
+        // same run would silently take the first one's place (and its
+        // amount out of the total), so it ends the run instead.
+        if replaced.is_some()
+            && self
+                .leads
+                .holds_subject(lead.subject.as_bytes())
+                .map_err(wasmtime::Error::new)?
+        {
+            return Err(wasmtime::Error::new(Breach::InvalidLead(format!(
+                "a second lead for subject `{}` in one run: a run gives at most one lead per subject (put what the leads have in common in one lead, or make the subject tell them apart, such as a case number)",
+                crate::text::shorten(lead.subject, 64)
+            ))));
+        }
         if replaced.is_none() && self.leads.len() as u64 >= self.limits.max_leads {
             return Err(wasmtime::Error::new(Breach::LeadFlood {
                 limit: self.limits.max_leads,

@@ -225,6 +225,25 @@ fn lead_with_a_control_character_in_its_subject_is_refused() {
 }
 
 #[test]
+fn a_second_lead_for_a_subject_ends_the_run_naming_it_instead_of_replacing_the_first() {
+    let store = host();
+    // Each batch of leads spilled: the first lead is found in a file.
+    let out = jiandu(store.path())
+        .env("JIANDU_LEADS_MEMORY", "1")
+        .args(["run", "hostile", "--param", "attack=same-subject-twice"])
+        .output()
+        .unwrap();
+    let error = assert_contained(store.path(), "hostile", &out, "invalid-lead");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("a second lead for subject `DUP000000000000` in one run"),
+        "{error:#}"
+    );
+}
+
+#[test]
 fn reading_an_undeclared_dataset_ends_the_run_and_names_it() {
     let store = host();
     let out = attack(store.path(), "undeclared-dataset");

@@ -66,6 +66,14 @@ impl Model for Hostile {
             "invalid-lead" => {
                 ctx.emit(Lead::new("BAD\nSUBJECT").title("control characters"))?;
             }
+            "same-subject-twice" => {
+                // Leads (which the test makes wait in spill files), then
+                // the first subject again.
+                for i in 0u64..50 {
+                    ctx.emit(Lead::new(format!("DUP{i:012}")).title("one of many"))?;
+                }
+                ctx.emit(Lead::new("DUP000000000000").title("again"))?;
+            }
             "undeclared-dataset" => {
                 for secret in ctx.read("secrets").into::<Person>()? {
                     let s = secret?;
