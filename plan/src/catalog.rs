@@ -22,6 +22,20 @@ pub struct Catalog {
     pub datasets: BTreeMap<String, Dataset>,
     /// The parameters, in model.toml order.
     pub params: Vec<Param>,
+    /// What model.toml's `[partition]` splits, when it declares one.
+    pub partition: Option<Partition>,
+}
+
+/// A model's `[partition]`: the key a run may be split on, and the
+/// datasets the host cuts into ranges of it, as the host decides (those
+/// whose primary key begins with the field holding the key). The others
+/// are read whole by every part.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Partition {
+    /// The key, as model.toml names it.
+    pub key: String,
+    /// Split dataset → the field that holds the key in it.
+    pub split: BTreeMap<String, String>,
 }
 
 /// A dataset as a model sees it.
@@ -170,6 +184,18 @@ impl Catalog {
             }
             catalog.datasets.insert(name, ds);
         }
+        catalog.partition = model.partition.map(|p| Partition {
+            split: catalog
+                .datasets
+                .values()
+                .filter_map(|ds| {
+                    let field = p.fields.get(&ds.name).unwrap_or(&p.key);
+                    (ds.primary_key.first() == Some(field))
+                        .then(|| (ds.name.clone(), field.clone()))
+                })
+                .collect(),
+            key: p.key,
+        });
         for name in order {
             let Some(p) = model.params.remove(&name) else {
                 continue;
@@ -281,6 +307,14 @@ struct ModelToml {
     datasets: BTreeMap<String, DatasetDecl>,
     #[serde(default)]
     params: BTreeMap<String, ParamToml>,
+    partition: Option<PartitionToml>,
+}
+
+#[derive(Deserialize)]
+struct PartitionToml {
+    key: String,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]

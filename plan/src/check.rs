@@ -337,6 +337,9 @@ impl<'a> Checker<'a> {
             let checked = self.step(step)?;
             self.steps.push(checked);
         }
+        if let Some(partition) = &self.catalog.partition {
+            crate::split::check_split(&self.steps, partition)?;
+        }
         // Every step feeds another, and something is emitted: a dangling
         // step is almost always a mistake in the wiring.
         let mut used = vec![false; self.steps.len()];

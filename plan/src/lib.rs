@@ -161,6 +161,7 @@ pub mod hash;
 pub mod parse;
 pub mod plan;
 pub mod span;
+mod split;
 pub mod value;
 
 pub use catalog::Catalog;
