@@ -185,6 +185,24 @@ note = "A record is a lead when its {field} is above the threshold."
             field = n.name
         ));
     }
+    // A run gives one lead per subject: where the key has more fields than
+    // the subject's, a key's records are gathered into one row first.
+    let grouped = schema.primary_key.len() > 1;
+    if grouped {
+        let most = number
+            .map(|n| format!(", {f} = \"max({f})\"", f = n.name))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            r#"
+[[step]]
+name = "per_{key}"
+op = "group"
+by = ["{key}"]
+aggregates = {{ records = "count()"{most} }}
+note = "One lead per {key}: its records gathered into one row."
+"#
+        ));
+    }
     out.push_str(&format!(
         r#"
 [[step]]
@@ -204,6 +222,7 @@ subject = "{key}"
     if let Some(n) = number.filter(|n| matches!(n.ty, FieldType::Decimal)) {
         out.push_str(&format!("amount = \"{}\"\n", n.name));
     }
+    let evidence = if grouped { vec!["records"] } else { evidence };
     if !evidence.is_empty() {
         out.push_str("\n[step.evidence]\n");
         for f in evidence {
@@ -322,9 +341,17 @@ fn lib_rs(name: &str, first: Option<&Reads>) -> String {
         let mut rows = ctx.read("{dataset}").rows()?;
         let key = rows.field("{key}")?;
         let value = rows.field("{value}")?;
+        // A run gives one lead per subject; the records come in key
+        // order, so a {key} already found is passed over.
+        let mut found = String::new();
         while let Some(row) = rows.next_row()? {{
             let amount = {read};
+            if row.str(key)? == found {{
+                continue;
+            }}
             if rule::is_lead(amount, threshold) {{
+                found.clear();
+                found.push_str(row.str(key)?);
                 ctx.emit(
                     Lead::new(row.str(key)?)
                         .title(format!("{value} {{amount}} is above {{threshold}}"))

@@ -855,8 +855,11 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
         elapsed,
         wasm_stack,
     } = *usage;
+    // A scripted model's backtrace is the interpreter's functions, which
+    // say nothing to the plan's author: it is left out.
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
+        .filter(|_| session.plan.is_none())
         .map(|bt| crate::text::shorten(&bt.to_string(), 2000));
     let with_bt = |msg: String| match &backtrace {
         Some(bt) => format!("{msg}\n{bt}"),
@@ -918,8 +921,14 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
             Trap::OutOfFuel => failure(
                 "fuel-exhausted",
                 with_bt(format!(
-                    "used all its fuel ({} units) after {:.1?}",
-                    limits.fuel, elapsed
+                    "used all its fuel ({} units) after {:.1?}{}",
+                    limits.fuel,
+                    elapsed,
+                    if session.plan.is_some() {
+                        "; in a plan, most often a join whose key has many rows on both sides (each pair is a row) or a group or window over more rows than meant: `jiandu model explain` shows the steps; if the work is real, raise `fuel` under [limits] in model.toml, within the policy's [maximum]"
+                    } else {
+                        ""
+                    }
                 )),
                 Some(limits.fuel),
                 Some(fuel_used),

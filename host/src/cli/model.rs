@@ -199,6 +199,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
     let store = ctx.open()?;
     match cmd {
         Command::Build { crate_dir } => {
+            let before = catalog::read_manifest(&ctx.path(&crate_dir))
+                .ok()
+                .and_then(|(_, m)| catalog::load(&store.models_dir(), &m.name).ok());
             let built = build_checked(ctx, &store, &crate_dir)?;
             outln!(
                 "installed {} into {} (model.wasm sha256 {})",
@@ -206,6 +209,9 @@ pub fn exec(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
                 built.dir.display(),
                 built.wasm_sha256
             );
+            if let Some(note) = before.and_then(|b| same_version_other_rule(&b, &built)) {
+                errln!("warning: {note}");
+            }
         }
         Command::List { format } => list(&store, format)?,
         Command::Test { .. } | Command::New { .. } => {
@@ -377,6 +383,31 @@ fn show(store: &jiandu::Store, name: &str, format: Format) -> Result<()> {
     outln!("  parameters:");
     print_params(man);
     Ok(())
+}
+
+/// What to say when a build installs another rule under the version
+/// that was installed: the runs recorded so far name the earlier one by
+/// its hashes (it stays kept for replay), but a person reading
+/// `name@version` cannot tell the two apart.
+fn same_version_other_rule(
+    before: &catalog::Installed,
+    built: &catalog::Installed,
+) -> Option<String> {
+    if before.manifest.version != built.manifest.version {
+        return None;
+    }
+    let what = if before.plan_sha256 != built.plan_sha256 {
+        "plan"
+    } else if before.wasm_sha256 != built.wasm_sha256 {
+        "code"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{} was already installed with another {what}; runs on the record name each by its hashes, but `{}` now stands for two rules: raise `version` in model.toml when the rule changes",
+        built.manifest.id(),
+        built.manifest.id()
+    ))
 }
 
 /// Builds, checks and installs, showing each step.

@@ -365,7 +365,26 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
     let changed = plan_model("arrears-plan", |p| {
         p.replace("where = \"gap > 0\"", "where = \"gap > 1000\"")
     });
-    build(store.path(), changed.path());
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(changed.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("warning: arrears-plan@1.0.0 was already installed with another plan")
+            && stderr(&out).contains("raise `version` in model.toml"),
+        "{}",
+        stderr(&out)
+    );
+    // The same rule again: nothing to warn about.
+    let out = jiandu(store.path())
+        .args(["model", "build"])
+        .arg(changed.path())
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     let runs = finished_runs(store.path(), "arrears-plan");
     let run = &runs[0];
     let out = jiandu(store.path())
@@ -710,5 +729,40 @@ fn a_failing_part_fails_the_run_by_its_part_and_parts_not_started_do_not_run() {
     assert_eq!(
         snapshot_files(store.path(), "failing-parts"),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_plan_that_runs_out_of_fuel_says_where_to_look_without_the_interpreters_backtrace() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 400, 12);
+    let model = plan_model("thirsty-plan", |p| p);
+    let toml = std::fs::read_to_string(model.path().join("model.toml")).unwrap();
+    assert!(
+        toml.trim_end().ends_with("memory_mib = 64"),
+        "[limits] last"
+    );
+    std::fs::write(
+        model.path().join("model.toml"),
+        toml.trim_end().to_string() + "\nfuel = 2_000_000\n",
+    )
+    .unwrap();
+    build(store.path(), model.path());
+    let out = jiandu(store.path())
+        .args(["run", "thirsty-plan"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = finished_runs(store.path(), "thirsty-plan").pop().unwrap()["run"]["error"].clone();
+    assert_eq!(error["kind"], "fuel-exhausted", "{error:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("in a plan, most often a join whose key has many rows on both sides")
+            && message.contains("raise `fuel` under [limits] in model.toml"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("jiandu_plan") && !message.contains("wasm backtrace"),
+        "no frames of the interpreter: {message}"
     );
 }
