@@ -641,16 +641,42 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
     let data = store.data_dir();
     let heads = crate::dataset::list(store)?;
     missing_versions(&data, &heads, record, files);
+    let mut derived = Vec::new();
     for head in &heads {
         // Segments shared by versions (appends) are read once.
         let mut segments: HashMap<PathBuf, SegmentCheck> = HashMap::new();
         for info in &head.versions {
             files.versions += 1;
-            check_version(store, head, info, record, quick, &mut segments, files);
+            let mut checks = Checks {
+                segments: &mut segments,
+                derived: &mut derived,
+                files,
+            };
+            check_version(store, head, info, record, quick, &mut checks);
         }
         current_version(&data, head, record, files);
     }
+    derived_runs(store, &derived, files);
     Ok(())
+}
+
+/// Where [`check_version`] puts what it found and what is left to do.
+struct Checks<'a> {
+    /// Segments already read (appends share them), by record file.
+    segments: &'a mut HashMap<PathBuf, SegmentCheck>,
+    /// Segments whose derived runs are to be built again, once every
+    /// version's blocks are read: [`derived_runs`] does them on every core.
+    derived: &'a mut Vec<Derived>,
+    files: &'a mut Files,
+}
+
+/// A segment whose index and pseudonym runs are to be built again.
+struct Derived {
+    name: String,
+    schema: Schema,
+    stored_in: u64,
+    seg: SegmentInfo,
+    seq: Option<u64>,
 }
 
 /// The version `meta` makes current is the one the dataset's last ingest
@@ -884,8 +910,7 @@ fn check_version(
     info: &VersionInfo,
     record: &Record,
     quick: bool,
-    segments: &mut HashMap<PathBuf, SegmentCheck>,
-    files: &mut Files,
+    checks: &mut Checks<'_>,
 ) {
     let name = &head.schema.name;
     let key = (name.clone(), info.version);
@@ -898,7 +923,8 @@ fn check_version(
             .and_then(|r| r.first().map(|(seq, _)| *seq))
     });
     let data = &store.data_dir();
-    let digests = version_segments(store, head, info, seq, quick, segments, files);
+    let digests = version_segments(store, head, info, seq, quick, checks);
+    let files = &mut *checks.files;
     let fault = |message: String, seq: Option<u64>| FileFault {
         seq,
         path: version_dir(data, name, info.version),
@@ -961,9 +987,13 @@ fn version_segments(
     info: &VersionInfo,
     seq: Option<u64>,
     quick: bool,
-    segments: &mut HashMap<PathBuf, SegmentCheck>,
-    files: &mut Files,
+    checks: &mut Checks<'_>,
 ) -> Option<Vec<Option<String>>> {
+    let Checks {
+        segments,
+        derived,
+        files,
+    } = checks;
     let name = &head.schema.name;
     let data = &store.data_dir();
     let mut digests = Vec::new();
@@ -984,7 +1014,13 @@ fn version_segments(
                 runs_whole &= blocks(&path, &index.ends, seq, files, |_| Ok(()));
             }
             if runs_whole && matches!(check, SegmentCheck::Good(Some(_))) {
-                derived_runs(store, name, schema, stored_in, seg, seq, files);
+                derived.push(Derived {
+                    name: name.clone(),
+                    schema: schema.clone(),
+                    stored_in,
+                    seg: seg.clone(),
+                    seq,
+                });
             }
             segments.insert(path.clone(), check);
         }
@@ -996,39 +1032,70 @@ fn version_segments(
     whole.then_some(digests)
 }
 
-/// Builds a segment's index and pseudonym runs again from its records
+/// Builds each segment's index and pseudonym runs again from its records
 /// (whose blocks passed their CRCs and were digested) and compares them
 /// with the runs stored: a run rewritten with its CRCs recomputed, which
-/// the CRCs cannot show, is named by file and block.
-fn derived_runs(
-    store: &Store,
-    name: &str,
-    schema: &Schema,
-    stored_in: u64,
-    seg: &SegmentInfo,
-    seq: Option<u64>,
-    files: &mut Files,
-) {
-    match crate::dataset::derived::check_segment(store, name, schema, stored_in, seg) {
-        Ok(mismatches) => {
-            files.derived += 1;
-            files
-                .faults
-                .extend(mismatches.into_iter().map(|m| FileFault {
-                    seq,
-                    path: m.path,
-                    block: m.block,
-                    message: format!("{name}@{stored_in}: {}", m.message),
-                }));
-        }
-        Err(e) => files.faults.push(FileFault {
-            seq,
-            path: run_path(&store.data_dir(), name, stored_in, seg.id, RECORDS_RUN),
+/// the CRCs cannot show, is named by file and block. The segments are
+/// shared out among the cores (each is a sort per run, as compaction
+/// does); the faults are reported in the order of the segments.
+fn derived_runs(store: &Store, segments: &[Derived], files: &mut Files) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(segments.len());
+    let mut found: Vec<(usize, Vec<FileFault>)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(d) = segments.get(i) else {
+                            return out;
+                        };
+                        out.push((i, derived_segment(store, d)));
+                    }
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .flat_map(|j| j.join().expect("checking a segment does not panic"))
+            .collect()
+    });
+    found.sort_by_key(|(i, _)| *i);
+    files.derived += segments.len() as u64;
+    files
+        .faults
+        .extend(found.into_iter().flat_map(|(_, faults)| faults));
+}
+
+/// The faults of one segment's derived runs.
+fn derived_segment(store: &Store, d: &Derived) -> Vec<FileFault> {
+    let Derived {
+        name,
+        schema,
+        stored_in,
+        seg,
+        seq,
+    } = d;
+    match crate::dataset::derived::check_segment(store, name, schema, *stored_in, seg) {
+        Ok(mismatches) => mismatches
+            .into_iter()
+            .map(|m| FileFault {
+                seq: *seq,
+                path: m.path,
+                block: m.block,
+                message: format!("{name}@{stored_in}: {}", m.message),
+            })
+            .collect(),
+        Err(e) => vec![FileFault {
+            seq: *seq,
+            path: run_path(&store.data_dir(), name, *stored_in, seg.id, RECORDS_RUN),
             block: None,
             message: format!(
                 "{name}@{stored_in}: its index and pseudonym runs could not be built again from its records: {e}"
             ),
-        }),
+        }],
     }
 }
 
