@@ -1279,7 +1279,14 @@ pub fn export_table(leads: &[Lead]) -> (Vec<String>, Vec<Vec<String>>) {
         for e in &l.evidence {
             if !evidence_columns.contains_key(&e.name) {
                 evidence_columns.insert(e.name.clone(), header.len());
-                header.push(e.name.clone());
+                // An evidence field named as a lead's own column (a model's
+                // `amount` beside the lead's) gets a header of its own, so
+                // that no two columns share a name.
+                header.push(if EXPORT_COLUMNS.contains(&e.name.as_str()) {
+                    format!("evidence.{}", e.name)
+                } else {
+                    e.name.clone()
+                });
             }
         }
     }
@@ -2820,6 +2827,10 @@ mod tests {
                 &[("name", "张三", true), ("score", "70", false)],
             ),
         ];
+        // Evidence named as a lead's own column keeps a header of its own.
+        let (header, _) = export_table(&[lead("x", &[("amount", "2.00", false)])]);
+        assert_eq!(&header[EXPORT_COLUMNS.len()..], ["evidence.amount"]);
+        assert_eq!(header.iter().filter(|h| *h == "amount").count(), 1);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (masked, revealed) = for_people(&store, &leads, Reveal::Masked).unwrap();
