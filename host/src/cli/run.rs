@@ -131,6 +131,9 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 "used": f.used,
             })),
             "records_read": report.records_read,
+            // Every line the model wrote (warnings such as rows that
+            // reached an emit without a subject among them), as text.
+            "logs": report.logs,
             "leads": report.leads,
             "new": report.new,
             "open": report.open,

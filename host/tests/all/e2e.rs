@@ -903,6 +903,14 @@ fn run_and_model_show_speak_json() {
     assert_eq!(report["leads"], g.expected.len() as u64);
     assert_eq!(report["new"], g.expected.len() as u64);
     assert!(report["ledger_entry"].as_u64().unwrap() > 0);
+    // What the model wrote is in the report too.
+    let logs = report["logs"].as_array().expect("the model's lines");
+    assert!(
+        logs.iter()
+            .any(|l| l["level"] == "info"
+                && l["message"].as_str().unwrap().contains("employers owe")),
+        "{report:#}"
+    );
     let out = jiandu(store.path())
         .args(["model", "show", MODEL, "--format", "json"])
         .output()
