@@ -125,7 +125,7 @@ fn explain_gives_one_numbered_sentence_per_step_with_values_and_basis() {
         lines[17]
     );
     assert!(
-        lines[14].contains("安排比例（0.015，share of staff）"),
+        lines[14].contains("安排比例（0.015，占职工人数的比例）"),
         "{}",
         lines[14]
     );

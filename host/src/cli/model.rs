@@ -396,9 +396,11 @@ fn same_version_other_rule(
     if before.manifest.version != built.manifest.version {
         return None;
     }
+    // A scripted model's rule is its plan: the interpreter under it is the
+    // host's, and a new host's interpreter is no new rule.
     let what = if before.plan_sha256 != built.plan_sha256 {
         "plan"
-    } else if before.wasm_sha256 != built.wasm_sha256 {
+    } else if built.plan_sha256.is_none() && before.wasm_sha256 != built.wasm_sha256 {
         "code"
     } else {
         return None;
