@@ -1200,13 +1200,20 @@ fn blocks(
 }
 
 /// An error's message without the path the fault names already.
+/// A reader's advice to re-ingest is not an auditor's: the file is
+/// evidence of what happened to it, so the fault says to keep it.
 fn without_path(e: &crate::Error, path: &Path) -> String {
-    match e {
+    let text = match e {
         crate::Error::Store { message, .. } => message.clone(),
-        other => {
-            let text = other.to_string();
-            text.replace(&format!("store {}: ", path.display()), "")
-        }
+        other => other
+            .to_string()
+            .replace(&format!("store {}: ", path.display()), ""),
+    };
+    match text.strip_suffix("; re-ingest the dataset") {
+        Some(fault) => format!(
+            "{fault}: the file is not what this version wrote (damaged, replaced or edited); keep it as it is for the audit and restore the version's files from a backup"
+        ),
+        None => text,
     }
 }
 

@@ -946,12 +946,13 @@ fn verify_names_a_leads_file_or_a_dataset_block_that_changed_under_the_ledger() 
         assert!(!ok);
         assert!(
             err.contains(&format!(
-                "entry {}: {} block 0: block 0 is corrupt (checksum mismatch)",
+                "entry {}: {} block 0: block 0 is corrupt (checksum mismatch): the file is not what this version wrote (damaged, replaced or edited); keep it as it is for the audit",
                 ingest["seq"],
                 block_file.display()
             )),
             "{err}"
         );
+        assert!(!err.contains("re-ingest"), "{err}");
     }
 
     // A byte changed and the block's CRC recomputed to match: the CRCs
