@@ -13,7 +13,6 @@ use super::derived::Derived;
 use super::ingest::{Rows, DEFAULT_MAX_ERRORS, INDEXES_BUDGET, RECORDS_BUDGET};
 use super::sort::Sorter;
 use super::{require_head, stage_version, NewVersion, PseudonymEntries, Staged, VersionReader};
-use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
 
 /// An appended version with more segments than this is compacted after
@@ -33,18 +32,13 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
     let schema = base.schema.clone();
     let tmp = store.root().join("tmp");
     let mut records = Sorter::new(&tmp, RECORDS_BUDGET);
-    let sort_failed = |e: std::io::Error| Error::Other(format!("cannot sort the rows: {e}"));
-    let pseudonymizer = if schema.has_personal() {
-        Some(Pseudonymizer::for_store(store)?)
-    } else {
-        None
-    };
+    let pseudonymizer = super::pseudonymizer_for(store, &schema)?;
     let mut derived = Derived::new(&schema, pseudonymizer.as_ref(), &tmp, INDEXES_BUDGET);
     let reader = VersionReader::new(store, name, base.clone());
     let mut all = reader.records();
     let mut n = 0u64;
     while let Some((key, record)) = all.peek()? {
-        records.push(key, n, record).map_err(sort_failed)?;
+        records.push(key, n, record).map_err(super::sort_failed)?;
         n += 1;
         derived.add(key, record)?;
         all.advance()?;
@@ -83,6 +77,7 @@ mod tests {
     use crate::dataset::compare::{diff, display_key};
     use crate::dataset::ingest::{self, Options};
     use crate::dataset::tests::schema;
+    use crate::pseudonym::Pseudonymizer;
 
     #[test]
     fn many_appended_segments_compact_into_one_version_with_the_same_records() {

@@ -16,7 +16,7 @@
 use super::block::{Block, BLOCK_RECORDS};
 use super::file::{run_path, RunFile};
 use super::sort::Sorter;
-use super::{pseudo, sort_failed, PseudonymEntries, Schema, SegmentInfo, RECORDS_RUN};
+use super::{sort_failed, PseudonymEntries, Schema, SegmentInfo, RECORDS_RUN};
 use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
 use jiandu_sdk::record::{RecordRef, Value};
@@ -62,7 +62,6 @@ impl<'p> Derived<'p> {
     /// Adds the entries of the record `record` under `key`: one per index
     /// whose field has a value, and its pseudonym entries.
     pub(crate) fn add(&mut self, key: &[u8], record: &[u8]) -> Result<()> {
-        let sort_failed = |e: std::io::Error| Error::Other(format!("cannot sort the rows: {e}"));
         if let Some(p) = &mut self.pseudonyms {
             p.add(key, record).map_err(sort_failed)?;
         }
@@ -109,11 +108,7 @@ pub fn check_segment(
 ) -> Result<Vec<Mismatch>> {
     let data = store.data_dir();
     let tmp = store.root().join("tmp");
-    let pseudonymizer = if schema.has_personal() {
-        Some(Pseudonymizer::for_store(store)?)
-    } else {
-        None
-    };
+    let pseudonymizer = super::pseudonymizer_for(store, schema)?;
     let mut derived = Derived::new(
         schema,
         pseudonymizer.as_ref(),
@@ -137,18 +132,8 @@ pub fn check_segment(
         .map(|(index, sorter)| (index, Expected::index(sorter)))
         .collect();
     if let Some(p) = derived.pseudonyms {
-        let key_parts: Vec<bool> = schema
-            .primary_key
-            .iter()
-            .map(|k| schema.is_personal(k))
-            .collect();
         for (index, (_, sorter)) in p.finish().runs {
-            let packed = if index == pseudo::KEY_ORDER {
-                key_parts.clone()
-            } else {
-                vec![true]
-            };
-            let unique = index == pseudo::CLEAR;
+            let (packed, unique) = super::pseudonym_run_layout(schema, &index);
             expected.insert(index, Expected::pseudonyms(sorter, packed, unique));
         }
     }

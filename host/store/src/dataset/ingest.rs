@@ -214,11 +214,7 @@ pub fn stage(
             &registered
         }
     };
-    let pseudonymizer = if schema.has_personal() {
-        Some(crate::pseudonym::Pseudonymizer::for_store(store)?)
-    } else {
-        None
-    };
+    let pseudonymizer = super::pseudonymizer_for(store, schema)?;
     let mut file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
     let tmp = store.root().join("tmp");
     let read = read(schema, path, &mut file, opts, &tmp, pseudonymizer.as_ref())?;

@@ -535,6 +535,37 @@ impl RunOut {
     }
 }
 
+/// How pseudonym run `index` of `schema` is written from its sorted
+/// entries: which parts of a key (between key separators) are packed
+/// pseudonyms (the personal parts of the primary key in `#key`, the one
+/// pseudonym of the others), and whether an entry whose key repeats the
+/// one before is dropped (`#clear` keeps one entry per pseudonym).
+fn pseudonym_run_layout(schema: &Schema, index: &str) -> (Vec<bool>, bool) {
+    let packed = if index == pseudo::KEY_ORDER {
+        schema
+            .primary_key
+            .iter()
+            .map(|k| schema.is_personal(k))
+            .collect()
+    } else {
+        vec![true]
+    };
+    (packed, index == pseudo::CLEAR)
+}
+
+/// The store's pseudonymizer when `schema` has personal fields (their
+/// pseudonym runs need it), else `None`.
+pub(crate) fn pseudonymizer_for(
+    store: &Store,
+    schema: &Schema,
+) -> Result<Option<crate::pseudonym::Pseudonymizer>> {
+    if schema.has_personal() {
+        crate::pseudonym::Pseudonymizer::for_store(store).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Calls `f` with each entry of a pseudonym run as it is written, from
 /// `sorted`, its (key with packed pseudonyms, value) entries: the key's
 /// pseudonyms written out as text (`packed` says which parts of a key,
@@ -640,11 +671,6 @@ fn write_files(
         }
         None => BTreeMap::new(),
     };
-    let key_parts: Vec<bool> = schema
-        .primary_key
-        .iter()
-        .map(|k| schema.is_personal(k))
-        .collect();
     let (records, written, pseudo_written) = std::thread::scope(|scope| {
         let index_jobs: Vec<_> = schema
             .indexes
@@ -662,16 +688,10 @@ fn write_files(
             .enumerate()
             .map(|(i, (index, (field, sorter)))| {
                 let run = (schema.indexes.len() + 1 + i) as u16;
-                let packed = if index == pseudo::KEY_ORDER {
-                    &key_parts[..]
-                } else {
-                    &[true][..]
-                };
+                let (packed, unique) = pseudonym_run_layout(schema, &index);
                 scope.spawn(move || -> Result<_> {
-                    // `#clear` keeps one entry per pseudonym.
-                    let unique = index == pseudo::CLEAR;
                     let (first_values, ends) =
-                        target.run(run)?.write_pseudonyms(sorter, packed, unique)?;
+                        target.run(run)?.write_pseudonyms(sorter, &packed, unique)?;
                     let written = IndexRun {
                         run,
                         field,
