@@ -30,7 +30,8 @@ const MAX_LOOKUP_RECORDS: usize = 4096;
 /// What a native run produced.
 #[derive(Debug, Default)]
 pub struct NativeOutput {
-    /// Leads by subject; a later emit for the same subject replaces it.
+    /// Leads by subject (a second lead for a subject ends the run, as in
+    /// the sandbox).
     pub leads: BTreeMap<String, LeadData>,
     pub records_read: u64,
     pub logs: Vec<(Level, String)>,
@@ -245,6 +246,12 @@ impl Backend for NativeBackend {
         while at < leads.len() {
             let (lead, used) = jiandu_sdk::encoded_lead::decode(&leads[at..])
                 .map_err(|e| format!("a lead that {e}"))?;
+            if out.leads.contains_key(lead.subject) {
+                return Err(format!(
+                    "a second lead for subject `{}` in one run: a run gives at most one lead per subject",
+                    lead.subject
+                ));
+            }
             out.leads.insert(lead.subject.to_string(), lead.to_data());
             at += used;
         }

@@ -146,3 +146,28 @@ fn a_native_run_reads_only_the_fields_and_datasets_it_was_given() {
     let err = run::<ReadsOther>(backend(&store, None, false)).unwrap_err();
     assert!(err.contains("`employers` is not declared"), "{err}");
 }
+
+/// Emits a lead for every payment under one subject.
+struct OneSubject;
+
+impl Model for OneSubject {
+    fn run(ctx: &mut Context) -> Result<()> {
+        let mut rows = ctx.read("payments").rows()?;
+        let amount = rows.field("amount")?;
+        while let Some(r) = rows.next_row()? {
+            ctx.emit(Lead::new("同一单位").amount(r.decimal(amount)?))?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_second_lead_for_a_subject_ends_a_native_run_as_it_ends_a_sandboxed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let err = run::<OneSubject>(backend(&store, None, false)).unwrap_err();
+    assert!(
+        err.contains("a second lead for subject `同一单位`"),
+        "{err}"
+    );
+}

@@ -26,6 +26,12 @@
 //!   one each run that read it recorded. `--quick` skips the digests (the
 //!   CRCs catch damage, not a block rewritten with fresh CRCs).
 //!
+//! - **Cursors.** A model's `only_new` cursor over a dataset in `meta`
+//!   names the segments of the version its last successful run that read
+//!   the dataset read (the cursor moves in the transaction that appends
+//!   that entry): an edited cursor would make the next incremental run
+//!   skip records or read them again, without a word.
+//!
 //! Every fault is reported, each with the entry it concerns and the file
 //! (and block), not only the first.
 
@@ -121,6 +127,10 @@ struct Record {
     /// entry's seq and run id), which its pointer in `meta` must name,
     /// since the pointer moves in the same transaction as that entry.
     last_run: HashMap<String, (u64, String)>,
+    /// Per cursor key (`cursor/<model>/<dataset>`), the last successful
+    /// run that moved it: its entry's seq and the version it read. The
+    /// cursor moves in the same transaction as that entry.
+    cursors: HashMap<String, (u64, String, u64)>,
 }
 
 /// A model version a run ran, as its `run-started` entry names it.
@@ -227,6 +237,8 @@ enum Pointer {
         model: String,
         snapshot: Option<(String, String)>,
         digest: Option<String>,
+        /// The (dataset, version) pairs the run read.
+        read: Vec<(String, u64)>,
     },
 }
 
@@ -267,6 +279,12 @@ impl Pointer {
             model: e.run.model.name.into_owned(),
             snapshot: e.run.leads_snapshot.map(|s| (s.file, s.sha256)),
             digest: e.run.leads_digest,
+            read: e
+                .run
+                .datasets
+                .into_iter()
+                .map(|d| (d.name.into_owned(), d.version))
+                .collect(),
         })
     }
 }
@@ -335,8 +353,15 @@ impl Record {
                 model,
                 snapshot,
                 digest,
+                read,
             } => {
+                // Only a run that committed leads (a snapshot) moved its
+                // cursors; a dry run keeps none.
                 if snapshot.is_some() {
+                    for (dataset, version) in read {
+                        let key = crate::run::cursor_key(&model, &dataset);
+                        self.cursors.insert(key, (seq, dataset, version));
+                    }
                     self.last_run.insert(model, (seq, run_id.clone()));
                 }
                 self.finished.insert(
@@ -641,6 +666,7 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
     let data = store.data_dir();
     let heads = crate::dataset::list(store)?;
     missing_versions(&data, &heads, record, files);
+    cursors(store, &heads, record, files)?;
     let mut derived = Vec::new();
     for head in &heads {
         // Segments shared by versions (appends) are read once.
@@ -657,6 +683,78 @@ fn data(store: &Store, record: &Record, quick: bool, files: &mut Files) -> Resul
         current_version(&data, head, record, files);
     }
     derived_runs(store, &derived, files);
+    Ok(())
+}
+
+/// Each `only_new` cursor in `meta` against the run on the record that
+/// last moved it: the segments of the version that run read. A cursor
+/// whose version was pruned since is not compared (its segments are no
+/// longer known); one no run moved, or one removed, is a fault.
+fn cursors(store: &Store, heads: &[Head], record: &Record, files: &mut Files) -> Result<()> {
+    const PREFIX: &str = "cursor/";
+    let mut found = std::collections::BTreeMap::new();
+    for item in store.meta.scan_prefix(PREFIX) {
+        let (key, value) = item?;
+        found.insert(String::from_utf8_lossy(&key).into_owned(), value);
+    }
+    let mut moved: Vec<(&String, &(u64, String, u64))> = record.cursors.iter().collect();
+    moved.sort_by_key(|(key, (seq, ..))| (*seq, *key));
+    let fault = |seq: Option<u64>, dataset: &str, message: String| FileFault {
+        seq,
+        path: store.data_dir().join(dataset),
+        block: None,
+        message,
+    };
+    for (key, (seq, dataset, version)) in moved {
+        let Some(bytes) = found.remove(key) else {
+            files.faults.push(fault(
+                Some(*seq),
+                dataset,
+                format!(
+                    "meta `{key}`: the run of this entry read {dataset}@{version} and moved the cursor to it, but meta has no cursor: it was removed (the model's next incremental run would read every record as new)"
+                ),
+            ));
+            continue;
+        };
+        let Some(segments) = heads
+            .iter()
+            .find(|h| h.schema.name == *dataset)
+            .and_then(|h| h.versions.iter().find(|v| v.version == *version))
+            .map(|info| {
+                info.segments
+                    .iter()
+                    .map(|s| (s.stored_in.unwrap_or(info.version), s.id))
+                    .collect::<Vec<crate::dataset::SegmentId>>()
+            })
+        else {
+            continue;
+        };
+        match serde_json::from_slice::<Vec<crate::dataset::SegmentId>>(&bytes) {
+            Ok(cursor) if cursor == segments => {}
+            Ok(cursor) => files.faults.push(fault(
+                Some(*seq),
+                dataset,
+                format!(
+                    "meta `{key}` names segments {cursor:?}, but the run of this entry, the last to move it, read {dataset}@{version}, whose segments are {segments:?}: the cursor was edited (the model's next incremental run would skip records or read them again)"
+                ),
+            )),
+            Err(e) => files.faults.push(fault(
+                Some(*seq),
+                dataset,
+                format!("meta `{key}` is unreadable ({e}): the cursor was edited"),
+            )),
+        }
+    }
+    for key in found.keys() {
+        let dataset = key[PREFIX.len()..].rsplit('/').next().unwrap_or_default();
+        files.faults.push(fault(
+            None,
+            dataset,
+            format!(
+                "meta `{key}`: no successful run on the record moved this cursor: it was added"
+            ),
+        ));
+    }
     Ok(())
 }
 

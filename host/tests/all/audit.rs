@@ -1095,6 +1095,102 @@ fn verify_names_a_dataset_switched_a_version_redescribed_or_a_review_changed_wit
     );
 }
 
+/// Replaces or removes meta `key` directly, as someone with the store's
+/// files could.
+fn set_meta(store: &Path, key: &str, value: Option<serde_json::Value>) {
+    let s = jiandu::Store::open(store).unwrap();
+    match value {
+        Some(v) => s.put_meta(key, &v).unwrap(),
+        None => {
+            s.meta.remove(key).unwrap();
+        }
+    }
+    s.flush().unwrap();
+}
+
+#[test]
+fn verify_names_an_incremental_cursor_set_back_removed_or_added_without_a_run() {
+    let store = store_with_model(MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 200, 17).unwrap();
+    common::ingest_files(store.path(), &g.files);
+    // The payments in two segments: an increment appended to them.
+    let payments = g
+        .files
+        .iter()
+        .find(|f| f.dataset == "fund_payments")
+        .unwrap();
+    let text = std::fs::read_to_string(&payments.path).unwrap();
+    let last = text.lines().last().unwrap();
+    let more = data.path().join("more.jsonl");
+    std::fs::write(&more, format!("{last}\n")).unwrap();
+    jiandu(store.path())
+        .args(["dataset", "ingest", "fund_payments"])
+        .arg(&more)
+        .arg("--append")
+        .assert()
+        .success();
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    // A dry run moves no cursor, and verify expects none moved.
+    jiandu(store.path())
+        .args(["run", MODEL, "--dry-run"])
+        .assert()
+        .success();
+    let (ok, out, err) = verify_store(store.path(), true);
+    assert!(ok, "{out}\n{err}");
+
+    let key = format!("cursor/{MODEL}/fund_payments");
+    let s = jiandu::Store::open(store.path()).unwrap();
+    let cursor: serde_json::Value = s.get_meta(&key).unwrap().expect("the run moved it");
+    drop(s);
+    let segments = cursor.as_array().unwrap().clone();
+    assert_eq!(segments.len(), 2, "{cursor}");
+
+    // Set back to the first segment: the next incremental run would read
+    // the increment again.
+    set_meta(store.path(), &key, Some(serde_json::json!([segments[0]])));
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok, "a check of meta: --quick too");
+    assert!(
+        err.contains(&format!("meta `{key}` names segments"))
+            && err.contains("read fund_payments@2, whose segments are")
+            && err.contains("the cursor was edited"),
+        "{err}"
+    );
+    // Moved ahead over both, as the run left it: verified again.
+    set_meta(store.path(), &key, Some(cursor.clone()));
+    assert!(verify_store(store.path(), false).0, "restored");
+
+    // Removed: every record would read as new.
+    set_meta(store.path(), &key, None);
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "meta `{key}`: the run of this entry read fund_payments@2"
+        )) && err.contains("meta has no cursor: it was removed"),
+        "{err}"
+    );
+    set_meta(store.path(), &key, Some(cursor));
+
+    // A cursor for a model no run on the record moved.
+    let stray = "cursor/some-other-model/fund_payments";
+    set_meta(store.path(), stray, Some(serde_json::json!([[1, 0]])));
+    let (ok, _, err) = verify_store(store.path(), true);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "meta `{stray}`: no successful run on the record moved this cursor"
+        )),
+        "{err}"
+    );
+    set_meta(store.path(), stray, None);
+
+    // Another run on the record moves it on; verify follows.
+    jiandu(store.path()).args(["run", MODEL]).assert().success();
+    assert!(verify_store(store.path(), false).0);
+}
+
 /// Recomputes the CRCs of every frame of a dataset run file, as the store
 /// writes them: what someone who rewrites entries in place would do.
 fn recompute_crcs(bytes: &mut [u8]) {
