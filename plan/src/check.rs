@@ -14,6 +14,9 @@ use crate::span::Pos;
 use crate::value::{PersonalKind, Type, Value};
 use std::collections::BTreeSet;
 
+/// The most evidence fields a lead carries (the host refuses more).
+pub const MAX_EVIDENCE_FIELDS: usize = 64;
+
 pub use crate::expr::check::Column;
 
 /// A plan that type-checked, ready to be bound to parameter values
@@ -970,6 +973,15 @@ impl<'a> Checker<'a> {
                     None => None,
                 };
                 let mut ev = Vec::new();
+                if let Some((name, _)) = evidence.get(MAX_EVIDENCE_FIELDS) {
+                    return Err(Located::new(
+                        name.pos,
+                        format!(
+                            "expected at most {MAX_EVIDENCE_FIELDS} evidence fields (what a lead carries), found {}",
+                            evidence.len()
+                        ),
+                    ));
+                }
                 for (name, e) in evidence {
                     if ev
                         .iter()

@@ -2065,7 +2065,10 @@ impl Acc {
             (Acc::Count(n), Value::Bool(true)) => *n += 1,
             (Acc::Count(_), _) => {}
             (Acc::SumInt(n), Value::Int(x)) => *n = n.checked_add(*x).ok_or_else(overflow)?,
-            (Acc::SumDec(d), Value::Decimal(x)) => *d = d.checked_add(*x).ok_or_else(overflow)?,
+            (Acc::SumDec(d), Value::Decimal(x)) => {
+                let s = d.checked_add(*x).ok_or_else(overflow)?;
+                *d = crate::expr::compile::sum_scale(s, *d, *x);
+            }
             (Acc::SumFloat(s), Value::Float(x)) => {
                 *s += x;
                 if !s.is_finite() {
@@ -2171,7 +2174,7 @@ fn fold(
             }
             (Acc::SumDec(d), Value::Decimal(x)) => {
                 if let Some(s) = d.checked_add(*x) {
-                    *d = s;
+                    *d = crate::expr::compile::sum_scale(s, *d, *x);
                     continue;
                 }
             }

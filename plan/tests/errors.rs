@@ -299,3 +299,24 @@ fn a_schema_field_the_model_does_not_declare_gets_the_advice_in_an_expression_to
         "test.plan.toml:9:10: unknown field `secret` (`secret` is a field of `people` that this model does not declare: add it to model.toml [datasets] people fields (declared: person_id, name, region, score, born)); expected one of: person_id, name, region, score, born"
     );
 }
+
+#[test]
+fn more_evidence_than_a_lead_carries_is_refused_at_the_field_past_the_limit() {
+    let fields: String = (0..65).map(|i| format!("e{i} = \"1\"\n")).collect();
+    let e = check_err(&with_people(&format!(
+        "[[step]]\nname = \"out\"\nop = \"emit\"\nsubject = \"'x'\"\ntitle = \"x\"\n[step.evidence]\n{fields}"
+    )));
+    // Line 6 is the emit step; its evidence table starts at line 11,
+    // the 65th field is on line 76.
+    assert!(
+        e.starts_with("test.plan.toml:76:1: expected at most 64 evidence fields (what a lead carries), found 65"),
+        "{e}"
+    );
+    // 64 are fine.
+    let fields: String = (0..64).map(|i| format!("e{i} = \"1\"\n")).collect();
+    let plan = common::parse(&with_people(&format!(
+        "[[step]]\nname = \"out\"\nop = \"emit\"\nsubject = \"'x'\"\ntitle = \"x\"\n[step.evidence]\n{fields}"
+    )))
+    .unwrap();
+    jiandu_plan::check_plan(&plan, &common::catalog()).unwrap();
+}

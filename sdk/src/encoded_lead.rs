@@ -468,7 +468,7 @@ mod tests {
                 },
                 EvidenceData {
                     name: "legal_rep_id".into(),
-                    value: "110105********002X".into(),
+                    value: "110105***********X".into(),
                     personal: true,
                 },
             ],

@@ -14,7 +14,7 @@ use core::fmt::Display;
 ///     .title("残保金未足额缴纳")
 ///     .amount(Decimal::new(1234550, 2))
 ///     .evidence("staff", 120)
-///     .personal_evidence("legal_rep_id", "110105********002X");
+///     .personal_evidence("legal_rep_id", "110105***********X");
 /// assert_eq!(lead.subject(), "91350100M000100Y43");
 /// ```
 #[derive(Clone)]

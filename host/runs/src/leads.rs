@@ -2837,7 +2837,7 @@ mod tests {
         assert_eq!(revealed, 0);
         let (header, rows) = export_table(&masked);
         assert_eq!(&header[EXPORT_COLUMNS.len()..], ["score", "name"]);
-        assert_eq!(rows[0][2], "110105********002X");
+        assert_eq!(rows[0][2], "110105***********X");
         assert_eq!(rows[0][EXPORT_COLUMNS.len() + 1], "");
         assert_eq!(rows[1][EXPORT_COLUMNS.len()..], ["70", "张*"]);
         let (clear, revealed) = for_people(&store, &leads, Reveal::Clear).unwrap();
@@ -2879,7 +2879,7 @@ mod tests {
         let m = lead
             .for_people(&mut Resolver::new(&store), Reveal::Masked)
             .unwrap();
-        assert_eq!(m.subject, "110105********002X");
+        assert_eq!(m.subject, "110105***********X");
         assert_eq!(m.evidence[0].value, "张*");
         assert_eq!(m.evidence[1].value, "120");
     }

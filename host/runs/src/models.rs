@@ -63,7 +63,7 @@ fn build_in(
     }
     let manifest_path = built.dir.join("model.toml");
     let manifest_text =
-        std::fs::read_to_string(&manifest_path).map_err(|e| Error::file(&manifest_path, e))?;
+        catalog::read_model_text(&built.dir, &manifest_path, catalog::MAX_MANIFEST_BYTES)?;
     let replaced = catalog::load(&store.models_dir(), &built.manifest.name).ok();
     let dir = match &built.plan {
         Some(plan) => catalog::install_plan(
@@ -95,7 +95,7 @@ fn check_plan(store: &Store, dir: &Path, observer: &mut dyn BuildObserver) -> Re
         .as_deref()
         .expect("a scripted model names its plan");
     let plan_path = dir.join(file);
-    let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
+    let plan = catalog::read_model_text(dir, &plan_path, catalog::MAX_PLAN_FILE_BYTES)?;
     observer.step(&format!("checking the plan {}", plan_path.display()));
     let hash = crate::plans::check(store, &manifest, &plan_path, &plan)?;
     observer.step(&format!("plan checked (sha256 {hash})"));
@@ -109,11 +109,14 @@ fn check_plan(store: &Store, dir: &Path, observer: &mut dyn BuildObserver) -> Re
 pub fn check_package(crate_dir: &Path) -> Result<()> {
     let cargo = crate_dir.join("Cargo.toml");
     let model = crate_dir.join("model.toml");
-    // Missing or unreadable files are named by the build itself.
-    let (Ok(cargo_text), Ok(model_text)) = (
-        std::fs::read_to_string(&cargo),
-        std::fs::read_to_string(&model),
-    ) else {
+    // Missing files are named by the build itself; a model.toml that is
+    // no plain file of a sensible size is refused before anything reads it.
+    if !model.exists() && std::fs::symlink_metadata(&model).is_err() {
+        return Ok(());
+    }
+    let model_text = catalog::read_model_text(crate_dir, &model, catalog::MAX_MANIFEST_BYTES)?;
+    let Ok(cargo_text) = catalog::read_model_text(crate_dir, &cargo, catalog::MAX_MANIFEST_BYTES)
+    else {
         return Ok(());
     };
     let (Ok(cargo_doc), Ok(model_doc)) = (
@@ -170,7 +173,7 @@ pub fn check_declarations(
     observer: &mut dyn BuildObserver,
 ) -> Result<()> {
     let path = crate_dir.join("model.toml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(text) = catalog::read_model_text(crate_dir, &path, catalog::MAX_MANIFEST_BYTES) else {
         // The build itself names a missing or unreadable manifest.
         return Ok(());
     };

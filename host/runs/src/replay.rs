@@ -98,6 +98,7 @@ fn model(store: &Store, run: &RunRecord) -> Result<Installed> {
     let id = format!("{}@{}", m.name, m.version);
     let kept = catalog::kept_dir(
         &store.models_dir(),
+        (&m.name, &m.version),
         &m.wasm_sha256,
         m.plan.as_ref().map(|p| p.sha256.as_str()),
     );

@@ -209,20 +209,28 @@ note = "One lead per {key}: its records gathered into one row."
 name = "leads"
 op = "emit"
 subject = "{key}"
-{personal}title = "{dataset} {{{key}}}"
+{personal}title = "{title}"
 "#,
-        dataset = first.dataset,
         personal = if key_personal {
-            "subject_personal = true
-"
+            format!("subject_personal = true\npersonal = [\"{key}\"]\n")
         } else {
-            ""
+            String::new()
+        },
+        // A title cannot mask: a personal key is shown as evidence, which
+        // people see masked.
+        title = if key_personal {
+            first.dataset.clone()
+        } else {
+            format!("{} {{{key}}}", first.dataset)
         },
     ));
     if let Some(n) = number.filter(|n| matches!(n.ty, FieldType::Decimal)) {
         out.push_str(&format!("amount = \"{}\"\n", n.name));
     }
-    let evidence = if grouped { vec!["records"] } else { evidence };
+    let mut evidence = if grouped { vec!["records"] } else { evidence };
+    if key_personal {
+        evidence.insert(0, key.as_str());
+    }
     if !evidence.is_empty() {
         out.push_str("\n[step.evidence]\n");
         for f in evidence {

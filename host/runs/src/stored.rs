@@ -116,9 +116,9 @@ struct Record {
     /// Per (model, subject), the last `lead-reviewed` entry: the review
     /// state `meta` keeps was written with it.
     reviews: HashMap<(String, String), Reviewed>,
-    /// The model versions runs ran, by (wasm sha256, plan hash), with the
-    /// first entry that ran each.
-    models: HashMap<(String, Option<String>), (u64, RanModel)>,
+    /// The model versions runs ran, by (name@version, wasm sha256, plan
+    /// hash), with the first entry that ran each.
+    models: HashMap<(String, String, Option<String>), (u64, RanModel)>,
     /// Every (entry, digest) that read (dataset, version).
     read: HashMap<(String, u64), Vec<(u64, String)>>,
     /// `dataset-pruned` entries by the (dataset, version) they removed.
@@ -338,7 +338,11 @@ impl Record {
             }
             Pointer::Read(read, model) => {
                 if let Some(m) = model {
-                    let key = (m.wasm_sha256.clone(), m.plan_sha256.clone());
+                    let key = (
+                        format!("{}@{}", m.name, m.version),
+                        m.wasm_sha256.clone(),
+                        m.plan_sha256.clone(),
+                    );
                     self.models.entry(key).or_insert((seq, m));
                 }
                 for (name, version, digest) in read {
@@ -813,7 +817,12 @@ fn kept_models(store: &Store, record: &Record, files: &mut Files) {
     let mut ran: Vec<&(u64, RanModel)> = record.models.values().collect();
     ran.sort_by_key(|(seq, _)| *seq);
     for (seq, m) in ran {
-        let dir = crate::catalog::kept_dir(&models, &m.wasm_sha256, m.plan_sha256.as_deref());
+        let dir = crate::catalog::kept_dir(
+            &models,
+            (&m.name, &m.version),
+            &m.wasm_sha256,
+            m.plan_sha256.as_deref(),
+        );
         if !dir.join("model.wasm").is_file() {
             continue;
         }

@@ -138,22 +138,90 @@ impl Differences {
     }
 }
 
-/// Compares found leads with expected ones, subject by subject.
+/// Compares found leads with expected ones, subject by subject. Subjects
+/// shown masked (`650102***********X`) can be alike for two people, so a
+/// subject may stand for several leads on either side: leads equal in
+/// everything are paired first, then the rest of a subject in order.
 pub fn compare(expected: &[TrialLead], found: &[TrialLead]) -> Differences {
     let mut d = Differences::default();
-    for e in expected {
-        match found.iter().find(|f| f.subject == e.subject) {
-            None => d.missing.push(e.clone()),
-            Some(f) if f != e => d.changed.push((e.clone(), f.clone())),
-            Some(_) => {}
-        }
-    }
+    let mut by_subject: std::collections::HashMap<&str, Vec<&TrialLead>> =
+        std::collections::HashMap::new();
     for f in found {
-        if !expected.iter().any(|e| e.subject == f.subject) {
-            d.unexpected.push(f.clone());
+        by_subject.entry(f.subject.as_str()).or_default().push(f);
+    }
+    let mut unequal = Vec::new();
+    for e in expected {
+        let same = by_subject.get_mut(e.subject.as_str());
+        match same.and_then(|fs| fs.iter().position(|f| *f == e).map(|i| fs.remove(i))) {
+            Some(_) => {}
+            None => unequal.push(e),
         }
     }
+    for e in unequal {
+        match by_subject
+            .get_mut(e.subject.as_str())
+            .filter(|fs| !fs.is_empty())
+        {
+            Some(fs) => d.changed.push((e.clone(), fs.remove(0).clone())),
+            None => d.missing.push(e.clone()),
+        }
+    }
+    let left: std::collections::HashSet<*const TrialLead> = by_subject
+        .into_values()
+        .flatten()
+        .map(|f| f as *const TrialLead)
+        .collect();
+    d.unexpected = found
+        .iter()
+        .filter(|f| left.contains(&(*f as *const TrialLead)))
+        .cloned()
+        .collect();
     d
+}
+
+/// What differs between an expected lead and the one found for its
+/// subject, a line each: the title, the amount, each evidence field.
+pub fn what_changed(expected: &TrialLead, found: &TrialLead) -> Vec<String> {
+    let mut lines = Vec::new();
+    if expected.title != found.title {
+        lines.push(format!(
+            "title: expected `{}`, found `{}`",
+            expected.title, found.title
+        ));
+    }
+    let amount = |a: &Option<String>| a.clone().unwrap_or_else(|| "none".into());
+    if expected.amount != found.amount {
+        lines.push(format!(
+            "amount: expected {}, found {}",
+            amount(&expected.amount),
+            amount(&found.amount)
+        ));
+    }
+    let value = |ev: &[(String, String)], name: &str| {
+        ev.iter()
+            .find(|(n, _)| n == name)
+            .map_or("none".to_string(), |(_, v)| format!("`{v}`"))
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in expected.evidence.iter().chain(&found.evidence) {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    for name in names {
+        let (e, f) = (
+            value(&expected.evidence, name),
+            value(&found.evidence, name),
+        );
+        if e != f {
+            lines.push(format!("evidence `{name}`: expected {e}, found {f}"));
+        }
+    }
+    if lines.is_empty() {
+        // Equal values in another order.
+        lines.push("evidence in another order".into());
+    }
+    lines
 }
 
 /// Reads an expected-leads file: the JSON `jiandu model test --format
@@ -211,6 +279,40 @@ mod tests {
         assert_eq!(d.unexpected, [lead("d", "4.00")]);
         assert_eq!(d.changed, [(lead("b", "2.00"), lead("b", "2.50"))]);
         assert!(compare(&found, &found).is_empty());
+    }
+
+    #[test]
+    fn leads_whose_masked_subjects_are_alike_are_paired_by_content() {
+        // Two people whose ID numbers mask alike, in either order.
+        let (p, q) = (
+            lead("650102***********X", "1.00"),
+            lead("650102***********X", "2.00"),
+        );
+        let d = compare(&[p.clone(), q.clone()], &[q.clone(), p.clone()]);
+        assert!(d.is_empty(), "{d:?}");
+        // One of them changed: paired with the one left, not the first.
+        let r = lead("650102***********X", "2.50");
+        let d = compare(&[p.clone(), q.clone()], &[r.clone(), p.clone()]);
+        assert_eq!(d.changed, [(q.clone(), r)]);
+        assert!(d.missing.is_empty() && d.unexpected.is_empty(), "{d:?}");
+        // One more found than expected under the subject.
+        let d = compare(&[p.clone()], &[q.clone(), p.clone()]);
+        assert_eq!((d.unexpected, d.missing), (vec![q], vec![]));
+    }
+
+    #[test]
+    fn a_change_is_told_field_by_field() {
+        let mut found = lead("a", "1.00");
+        found.title = "u".into();
+        found.evidence = vec![("k".into(), "w".into()), ("n".into(), "1".into())];
+        assert_eq!(
+            what_changed(&lead("a", "1.00"), &found),
+            [
+                "title: expected `t`, found `u`",
+                "evidence `k`: expected `v`, found `w`",
+                "evidence `n`: expected none, found `1`"
+            ]
+        );
     }
 
     #[test]

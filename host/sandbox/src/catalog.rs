@@ -21,6 +21,67 @@ pub const PLAN_INTERPRETER: &[u8] =
 /// Longest parameter value accepted from a user.
 pub const MAX_PARAM_BYTES: usize = 4096;
 
+/// The largest `model.toml` read: a manifest is a page of settings.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// The largest plan file read (the plan parser's own limit).
+pub const MAX_PLAN_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a model folder's text file `path` (its `model.toml` or plan) as
+/// a model from anywhere may have made it: a regular file inside the
+/// folder `dir` (a link is followed only to a file inside it), of at most
+/// `limit` bytes, refused before it is read whole. A FIFO, a device
+/// (`/dev/zero`) or a link to `/etc/passwd` is refused by name.
+pub fn read_model_text(dir: &Path, path: &Path, limit: u64) -> Result<String> {
+    let fail = |m: String| Error::file(path, m);
+    let link = std::fs::symlink_metadata(path).map_err(|e| Error::file(path, e))?;
+    if link.file_type().is_symlink() {
+        let target = std::fs::canonicalize(path).map_err(|e| Error::file(path, e))?;
+        let inside = std::fs::canonicalize(dir)
+            .map(|d| target.starts_with(d))
+            .unwrap_or(false);
+        if !inside {
+            return Err(fail(format!(
+                "is a link to {}, outside the model's folder; a model's files are its own",
+                target.display()
+            )));
+        }
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::file(path, e))?;
+    if !meta.is_file() {
+        return Err(fail(
+            "is not a regular file (a folder, FIFO or device); a model's files are plain text files"
+                .into(),
+        ));
+    }
+    let too_long = |n: String| fail(format!("is {n} bytes long; at most {limit} bytes are read"));
+    if meta.len() > limit {
+        return Err(too_long(meta.len().to_string()));
+    }
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::file(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_long("more than that".into()));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "is not UTF-8 text (byte {} is not valid UTF-8)",
+            e.utf8_error().valid_up_to() + 1
+        ))
+    })
+}
+
+/// [`read_model_text`] of `model.toml` in `dir`.
+fn read_manifest_text(dir: &Path) -> Result<(PathBuf, String)> {
+    let path = dir.join("model.toml");
+    let text = read_model_text(dir, &path, MAX_MANIFEST_BYTES)?;
+    Ok((path, text))
+}
+
 pub use jiandu_store::names::check_name;
 
 /// A parameter's declared type.
@@ -246,7 +307,8 @@ impl Manifest {
 
     /// Reads `model.toml`.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let text = read_model_text(dir, path, MAX_MANIFEST_BYTES)?;
         Manifest::parse(path, &text)
     }
 
@@ -427,8 +489,7 @@ pub fn load(models_dir: &Path, name: &str) -> Result<Installed> {
 
 /// Reads a model folder.
 pub fn load_dir(dir: &Path) -> Result<Installed> {
-    let toml_path = dir.join("model.toml");
-    let toml_text = std::fs::read_to_string(&toml_path).map_err(|e| Error::file(&toml_path, e))?;
+    let (toml_path, toml_text) = read_manifest_text(dir)?;
     let manifest = Manifest::parse(&toml_path, &toml_text)?;
     let wasm_path = dir.join("model.wasm");
     let wasm = std::fs::read(&wasm_path).map_err(|e| Error::file(&wasm_path, e))?;
@@ -436,7 +497,7 @@ pub fn load_dir(dir: &Path) -> Result<Installed> {
     let (plan, plan_sha256) = match &manifest.plan {
         Some(file) => {
             let path = dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+            let text = read_model_text(dir, &path, MAX_PLAN_FILE_BYTES)?;
             let hash =
                 plan_hash(&path.display().to_string(), &text).map_err(|e| Error::file(&path, e))?;
             (Some(text), Some(hash))
@@ -616,6 +677,7 @@ fn write_model(
     };
     keep_version(
         models_dir,
+        (&manifest.name, &manifest.version),
         manifest_text,
         component,
         provenance_json.as_deref(),
@@ -632,13 +694,21 @@ pub fn versions_dir(models_dir: &Path) -> PathBuf {
     models_dir.join(".versions")
 }
 
-/// Where a version is kept: `.versions/<wasm sha256>/`, or for a scripted
-/// model (whose wasm is the interpreter every plan shares)
-/// `.versions/<wasm sha256>-<plan sha256>/`.
-pub fn kept_dir(models_dir: &Path, wasm_sha256: &str, plan_sha256: Option<&str>) -> PathBuf {
+/// Where a version is kept: `.versions/<name>@<version>-<wasm sha256>/`,
+/// or for a scripted model (whose wasm is the interpreter every plan
+/// shares) `.versions/<name>@<version>-<wasm sha256>-<plan sha256>/`. The
+/// name and version are part of it: two models may share their code (two
+/// plan models with one plan, a version bumped without a change of rule),
+/// and each run is replayed with its own model.toml.
+pub fn kept_dir(
+    models_dir: &Path,
+    (name, version): (&str, &str),
+    wasm_sha256: &str,
+    plan_sha256: Option<&str>,
+) -> PathBuf {
     versions_dir(models_dir).join(match plan_sha256 {
-        Some(plan) => format!("{wasm_sha256}-{plan}"),
-        None => wasm_sha256.to_string(),
+        Some(plan) => format!("{name}@{version}-{wasm_sha256}-{plan}"),
+        None => format!("{name}@{version}-{wasm_sha256}"),
     })
 }
 
@@ -647,6 +717,7 @@ pub fn kept_dir(models_dir: &Path, wasm_sha256: &str, plan_sha256: Option<&str>)
 /// aside and renamed into place.
 fn keep_version(
     models_dir: &Path,
+    id: (&str, &str),
     manifest_text: &str,
     component: &[u8],
     provenance_json: Option<&[u8]>,
@@ -655,6 +726,7 @@ fn keep_version(
     let versions = versions_dir(models_dir);
     let dir = kept_dir(
         models_dir,
+        id,
         &sha256_hex(component),
         plan.as_ref().map(|(_, _, h)| h.as_str()),
     );
@@ -772,8 +844,7 @@ pub fn plan_hash(file: &str, text: &str) -> std::result::Result<String, String> 
 
 /// The `model.toml` of the folder `dir`: its text and what it says.
 pub fn read_manifest(dir: &Path) -> Result<(String, Manifest)> {
-    let path = dir.join("model.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let (path, text) = read_manifest_text(dir)?;
     let manifest = Manifest::parse(&path, &text)?;
     Ok((text, manifest))
 }
@@ -879,7 +950,7 @@ pub fn build_plan(
         ));
     };
     let plan_path = model_dir.join(file);
-    let plan = std::fs::read_to_string(&plan_path).map_err(|e| Error::file(&plan_path, e))?;
+    let plan = read_model_text(model_dir, &plan_path, MAX_PLAN_FILE_BYTES)?;
     observer.step("turning the plan interpreter into a component");
     let component = componentize(PLAN_INTERPRETER)
         .map_err(|e| Error::model(&manifest.id(), format!("the plan interpreter: {e}")))?;
@@ -960,6 +1031,52 @@ fn models_target_dir(cargo_toml: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_file_that_is_no_plain_file_of_its_folder_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("passwd");
+        std::fs::write(&secret, "root:x:0:0").unwrap();
+        let refused = |name: &str| {
+            read_model_text(d, &d.join(name), 1 << 20)
+                .unwrap_err()
+                .to_string()
+        };
+
+        // A link out of the folder, even to a readable file; to a device.
+        std::os::unix::fs::symlink(&secret, d.join("out.toml")).unwrap();
+        let err = refused("out.toml");
+        assert!(
+            err.contains("outside the model's folder") && !err.contains("root:x"),
+            "{err}"
+        );
+        std::os::unix::fs::symlink("/dev/zero", d.join("zero.toml")).unwrap();
+        assert!(refused("zero.toml").contains("outside the model's folder"));
+        // A FIFO would block the read (and the store's lock) forever.
+        let fifo = d.join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            assert!(refused("fifo.toml").contains("not a regular file"));
+        }
+        // Larger than the limit: refused by its size, not read (a sparse
+        // file of 3 GiB takes no disk).
+        let big = std::fs::File::create(d.join("big.toml")).unwrap();
+        big.set_len(3 << 30).unwrap();
+        assert!(refused("big.toml")
+            .contains("is 3221225472 bytes long; at most 1048576 bytes are read"));
+        // A link inside the folder is the folder's own file.
+        std::fs::write(d.join("rule.toml"), "format = 1").unwrap();
+        std::os::unix::fs::symlink("rule.toml", d.join("link.toml")).unwrap();
+        assert_eq!(
+            read_model_text(d, &d.join("link.toml"), 100).unwrap(),
+            "format = 1"
+        );
+        // Not UTF-8.
+        std::fs::write(d.join("gbk.toml"), b"name = \"\xd6\xd0\"").unwrap();
+        assert!(refused("gbk.toml").contains("is not UTF-8 text (byte 9"));
+    }
 
     const TOML: &str = r#"
 name = "m"

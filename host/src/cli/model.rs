@@ -244,20 +244,20 @@ fn plan_version(store: &jiandu::Store, spec: &str) -> Result<catalog::Installed>
     Ok(jiandu::plans::version(store, name, version)?)
 }
 
-/// Sentences under a title, or as a JSON list.
+/// Sentences under a title, or as a JSON list. A sentence is one line:
+/// a newline in a plan's note (or any text the plan's author wrote) is
+/// shown escaped, so it cannot start a sentence of its own that the
+/// reader would take for the plan's.
 fn print_sentences(title: &str, sentences: &[String], format: Format) -> Result<()> {
     match format {
-        Format::Json => outln!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "model": title,
-                "sentences": sentences,
-            }))?
-        ),
+        Format::Json => output::json(&serde_json::json!({
+            "model": title,
+            "sentences": sentences,
+        }))?,
         _ => {
-            outln!("{title}");
+            outln!("{}", jiandu::text::printable(title));
             for s in sentences {
-                outln!("{s}");
+                outln!("{}", jiandu::text::printable(s));
             }
         }
     }
@@ -605,16 +605,10 @@ fn test(
         errln!("not expected: {} ({})", l.subject, l.title);
     }
     for (e, f) in &d.changed {
-        errln!(
-            "changed: {}: expected {} {:?} {:?}, found {} {:?} {:?}",
-            e.subject,
-            e.title,
-            e.amount,
-            e.evidence,
-            f.title,
-            f.amount,
-            f.evidence
-        );
+        errln!("changed: {} ({})", e.subject, e.title);
+        for line in trial::what_changed(e, f) {
+            errln!("  {line}");
+        }
     }
     errln!(
         "{} missing, {} not expected, {} changed",

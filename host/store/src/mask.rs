@@ -1,6 +1,11 @@
 //! Masking of personal data in what models see and what leaves the host.
 //!
-//! - citizen ID: first 6 and last 4 kept (`110105********002X`);
+//! - citizen ID: first 6 (the region) and the check character kept
+//!   (`110105***********X`). Not the last 4: a model without a clear grant
+//!   may be given an ID's derived birth date and sex (schemas' `[[derived]]`)
+//!   and put them in a lead beside the masked ID, and the 8 digits a
+//!   first-6-last-4 mask hides are exactly the birth date. Hiding the
+//!   sequence digits leaves about fifty IDs that fit all three;
 //! - phone: first 3 and last 4 kept (`138****5678`);
 //! - name: surname kept (`张*`, `欧阳**` is not guessed: one character kept);
 //! - other: everything replaced by `*`.
@@ -31,7 +36,7 @@ fn keep_ends(value: &str, head: usize, tail: usize) -> String {
 /// Masks `value` as personal data of `kind`.
 pub fn mask(kind: PersonalKind, value: &str) -> String {
     match kind {
-        PersonalKind::Id => keep_ends(value, 6, 4),
+        PersonalKind::Id => keep_ends(value, 6, 1),
         PersonalKind::Phone => keep_ends(value, 3, 4),
         PersonalKind::Name => {
             let mut chars = value.chars();
@@ -77,7 +82,7 @@ mod tests {
     fn masks_follow_the_domain_rules() {
         assert_eq!(
             mask(PersonalKind::Id, "11010519491231002X"),
-            "110105********002X"
+            "110105***********X"
         );
         assert_eq!(mask(PersonalKind::Phone, "13812345678"), "138****5678");
         assert_eq!(mask(PersonalKind::Name, "张三"), "张*");
@@ -87,8 +92,19 @@ mod tests {
     }
 
     #[test]
+    fn an_id_mask_keeps_nothing_its_derived_values_do_not_already_give_but_the_check() {
+        // Region 110105, born 1949-12-31, sequence 002 (odd: male), check X.
+        let masked = mask(PersonalKind::Id, "11010519491231002X");
+        // The birth date and sex a model may be given, beside the mask,
+        // leave the three sequence digits unknown.
+        assert_eq!(&masked[6..17], "***********");
+        assert_eq!(&masked[..6], "110105");
+        assert!(masked.ends_with('X'));
+    }
+
+    #[test]
     fn guess_masks_ids_phones_and_names() {
-        assert_eq!(mask_guess("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_guess("11010519491231002X"), "110105***********X");
         assert_eq!(mask_guess("13812345678"), "138****5678");
         assert_eq!(mask_guess("李四光"), "李**");
     }

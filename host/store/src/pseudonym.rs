@@ -1,7 +1,7 @@
 //! Keyed pseudonyms: how a model that is not granted clear values sees
 //! personal data, and how people read it back.
 //!
-//! Masking (`110105********002X`) is for human eyes: it keeps 10 of an ID's
+//! Masking (`110105***********X`) is for human eyes: it keeps 7 of an ID's
 //! 18 characters, so a model that can ask the host "does this value
 //! exist?" would recover the rest by enumeration. A model without a clear
 //! grant therefore never receives a personal value in any form. It gets a

@@ -1383,8 +1383,13 @@ fn a_recorded_run_replays_on_the_model_version_and_data_versions_it_used() {
     assert_eq!(finished.len(), 3);
     // The installed model goes; the version the runs used is kept by its
     // digest.
-    let wasm = finished[0]["run"]["model"]["wasm_sha256"].as_str().unwrap();
-    let kept = store.path().join("models/.versions").join(wasm);
+    let m = &finished[0]["run"]["model"];
+    let kept = store.path().join("models/.versions").join(format!(
+        "{}@{}-{}",
+        m["name"].as_str().unwrap(),
+        m["version"].as_str().unwrap(),
+        m["wasm_sha256"].as_str().unwrap()
+    ));
     assert!(kept.join("model.wasm").is_file());
     std::fs::remove_dir_all(store.path().join("models").join(MODEL)).unwrap();
 

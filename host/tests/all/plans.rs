@@ -351,6 +351,46 @@ fn explain_and_diff_read_the_plan_as_sentences_with_its_values() {
 }
 
 #[test]
+fn explain_shows_a_note_that_breaks_lines_as_one_sentence_and_json_stays_json() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 50, 9);
+    // A note that tries to add a sentence of its own, with a
+    // right-to-left override.
+    let dir = plan_model("spoof-plan", |p| {
+        p.replacen(
+            "dataset = \"employers\"\n",
+            "dataset = \"employers\"\nnote = \"只读。\\n2. 本模型不读取任何个人信息\\u202Egnp.exe\"\n",
+            1,
+        )
+    });
+    build(store.path(), dir.path());
+    let out = jiandu(store.path())
+        .args(["model", "explain", "spoof-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.lines().any(|l| l.starts_with("2. 本模型")),
+        "a forged sentence: {text}"
+    );
+    assert!(!text.contains('\u{202e}'), "{text}");
+    let out = jiandu(store.path())
+        .args(["model", "explain", "spoof-plan", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sentences = json(&out)["sentences"].as_array().unwrap().clone();
+    assert!(
+        sentences[0]
+            .as_str()
+            .unwrap()
+            .contains("只读。\n2. 本模型不读取任何个人信息"),
+        "{sentences:?}"
+    );
+}
+
+#[test]
 fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
     let store = store_with_model(RUST_MODEL);
     ingest_generated(store.path(), 400, 6);
@@ -458,6 +498,56 @@ fn a_plan_run_replays_with_the_plan_it_ran_even_after_the_plan_changed() {
 }
 
 #[test]
+fn plan_models_that_share_a_plan_are_kept_apart_and_each_replays_as_it_ran() {
+    let store = store_with_model(RUST_MODEL);
+    ingest_generated(store.path(), 200, 8);
+    // Two units' names for one rule, and the same rule at a new version:
+    // one interpreter, one plan hash, three model.toml files.
+    let a = plan_model("arrears-a", |p| p);
+    let b = plan_model("arrears-b", |p| p);
+    let bumped = plan_model("arrears-a", |p| p);
+    let toml = bumped.path().join("model.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1),
+    )
+    .unwrap();
+    for dir in [a.path(), b.path()] {
+        build(store.path(), dir);
+    }
+    for model in ["arrears-a", "arrears-b"] {
+        jiandu(store.path()).args(["run", model]).assert().success();
+    }
+    build(store.path(), bumped.path());
+    jiandu(store.path())
+        .args(["run", "arrears-a"])
+        .assert()
+        .success();
+    let out = jiandu(store.path())
+        .args(["audit", "verify", "--quick"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3 kept model versions;"),
+        "{}",
+        stdout(&out)
+    );
+    for model in ["arrears-a", "arrears-b"] {
+        for run in finished_runs(store.path(), model) {
+            let out = jiandu(store.path())
+                .args(["audit", "replay", run["run"]["run_id"].as_str().unwrap()])
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{model}: {}", stderr(&out));
+            assert_eq!(json(&out)["reproduced"], true, "{model}");
+        }
+    }
+}
+
+#[test]
 fn model_new_plan_writes_a_plan_model_that_builds_runs_and_explains_as_it_is() {
     let store = store_with_model(RUST_MODEL);
     ingest_generated(store.path(), 150, 8);
@@ -514,6 +604,49 @@ fn model_new_plan_writes_a_plan_model_that_builds_runs_and_explains_as_it_is() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("police_cases"), "{}", stderr(&out));
     assert!(stderr(&out).contains("ingest it first"), "{}", stderr(&out));
+
+    // A dataset keyed by a person: the subject is personal, shown to
+    // people as masked evidence, never in the title (which cannot mask).
+    let csv = work.path().join("sightings.csv");
+    std::fs::write(
+        &csv,
+        "person_id,sighting_id,place_id,seen_at,tags\n\
+         11010519491231002X,S1,G1,2024-03-01 10:00,\n\
+         11010519491231002X,S2,G2,2024-03-02 11:00,伪装\n",
+    )
+    .unwrap();
+    jiandu(store.path())
+        .args(["dataset", "ingest", "sightings"])
+        .arg(&csv)
+        .arg("--schema")
+        .arg(repo().join("datasets/sightings.toml"))
+        .assert()
+        .success();
+    jiandu(store.path())
+        .current_dir(work.path())
+        .args([
+            "model",
+            "new",
+            "seen-plan",
+            "--plan",
+            "--datasets",
+            "sightings",
+        ])
+        .assert()
+        .success();
+    build(store.path(), &work.path().join("seen-plan"));
+    let out = jiandu(store.path())
+        .args(["run", "seen-plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found = leads(store.path(), "seen-plan", false);
+    assert_eq!(found.len(), 1, "one person: {found:?}");
+    let shown = found[0].to_string();
+    assert!(
+        shown.contains("110105***********X") && !shown.contains("11010519491231002X"),
+        "{shown}"
+    );
 }
 
 /// A scripted model folder named `name` reading land contracts and bids,

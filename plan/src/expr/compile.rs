@@ -174,11 +174,42 @@ pub(crate) fn compile(t: &TExpr, cx: &mut Cx<'_>) -> Compiled {
     }
 }
 
+/// Zero without a sign: `-0.00` is shown as `0.00`.
+#[inline]
+fn unsigned_zero(x: Decimal) -> Decimal {
+    if x.is_zero() && x.is_sign_negative() {
+        zero_at(x.scale())
+    } else {
+        x
+    }
+}
+
+/// Zero with `scale` decimals.
+#[inline]
+fn zero_at(scale: u32) -> Decimal {
+    Decimal::new(0, scale)
+}
+
+/// A sum or difference `r` of `x` and `y` with the scale of the operand
+/// that has more decimals (`0.00 + -3` is `-3.00`, as `1.00 + -3` is):
+/// the arithmetic leaves it so except where an operand is zero. A zero
+/// result has no sign.
+#[inline]
+pub(crate) fn sum_scale(r: Decimal, x: Decimal, y: Decimal) -> Decimal {
+    let scale = x.scale().max(y.scale());
+    if r.scale() >= scale {
+        return unsigned_zero(r);
+    }
+    let mut r = unsigned_zero(r);
+    r.rescale(scale);
+    r
+}
+
 /// Appends `x` in yuan as `yuan()` has it: rounded half up, with two
 /// decimals (`{:.2}`).
 pub(crate) fn write_yuan(out: &mut String, x: Decimal) {
     use std::fmt::Write;
-    let v = round_half_up(x, 2);
+    let v = unsigned_zero(round_half_up(x, 2));
     if v.scale() == 2 {
         write_decimal(out, v);
     } else {
@@ -689,26 +720,39 @@ impl Scalar for Decimal {
     fn specific(t: &TExpr, cx: &mut Cx<'_>) -> F<Self> {
         let pos = t.pos;
         match &t.node {
-            TNode::Neg(a) => lift1(arg::<Decimal>(a, cx), |x| Ok(-x), pos),
+            TNode::Neg(a) => lift1(arg::<Decimal>(a, cx), |x| Ok(unsigned_zero(-x)), pos),
             TNode::Arith(op, a, b) => {
                 let (a, b) = (arg::<Decimal>(a, cx), arg::<Decimal>(b, cx));
                 match op {
                     BinaryOp::Add => lift2(
                         a,
                         b,
-                        |x, y| x.checked_add(y).ok_or_else(|| OVERFLOW.into()),
+                        |x, y| {
+                            let r = x.checked_add(y).ok_or_else(|| OVERFLOW.to_string())?;
+                            Ok(sum_scale(r, x, y))
+                        },
                         pos,
                     ),
                     BinaryOp::Sub => lift2(
                         a,
                         b,
-                        |x, y| x.checked_sub(y).ok_or_else(|| OVERFLOW.into()),
+                        |x, y| {
+                            let r = x.checked_sub(y).ok_or_else(|| OVERFLOW.to_string())?;
+                            Ok(sum_scale(r, x, y))
+                        },
                         pos,
                     ),
                     BinaryOp::Mul => lift2(
                         a,
                         b,
-                        |x, y| x.checked_mul(y).ok_or_else(|| OVERFLOW.into()),
+                        |x, y| {
+                            let r = x.checked_mul(y).ok_or_else(|| OVERFLOW.to_string())?;
+                            Ok(if r.is_zero() {
+                                zero_at((x.scale() + y.scale()).min(28))
+                            } else {
+                                r
+                            })
+                        },
                         pos,
                     ),
                     BinaryOp::Div => lift2(
@@ -1658,6 +1702,26 @@ mod tests {
             Ok(Value::Str("12345.68".into()))
         );
         assert_eq!(eval("ceil(x)", &row(0, "1.01")), Ok(Value::Int(2)));
+    }
+
+    #[test]
+    fn zero_has_no_sign_and_a_sum_keeps_the_decimals_of_its_operands() {
+        let shown = |text: &str, x: &str| match eval(text, &row(3, x)).unwrap() {
+            Value::Decimal(d) => d.to_string(),
+            Value::Str(s) => s,
+            v => panic!("{v:?}"),
+        };
+        assert_eq!(shown("-x", "0.00"), "0.00");
+        assert_eq!(shown("yuan(-x)", "0.00"), "0.00");
+        assert_eq!(shown("yuan(x)", "-0.001"), "0.00");
+        assert_eq!(shown("x - x", "2.50"), "0.00");
+        assert_eq!(shown("x + -3", "0.00"), "-3.00");
+        assert_eq!(shown("x + -3", "1.00"), "-2.00");
+        assert_eq!(shown("x - 3", "0.000"), "-3.000");
+        assert_eq!(shown("x * -3", "0.00"), "0.00");
+        assert_eq!(shown("x * 1.5", "0.00"), "0.000");
+        assert_eq!(shown("x * n", "1.25"), "3.75");
+        assert_eq!(shown("x + 1000000", "0.000"), "1000000.000");
     }
 
     #[test]

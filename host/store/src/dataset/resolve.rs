@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// How a person sees personal values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reveal {
-    /// Masked for human eyes (`110105********002X`).
+    /// Masked for human eyes (`110105***********X`).
     Masked,
     /// In clear: only on request, and on the record.
     Clear,

@@ -164,6 +164,10 @@ pub struct Derived {
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     pub name: String,
+    /// A Chinese title (`最低生活保障金发放`), which `model explain` reads
+    /// a plan's datasets by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub department: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
