@@ -150,7 +150,8 @@ impl Catalog {
                 .get(&name)
                 .ok_or_else(|| CatalogError::NoSchema(name.clone()))?;
             for f in &decl.fields {
-                if !schema.fields.iter().any(|s| &s.name == f) {
+                let derived = schema.derived.iter().any(|d| &d.name == f);
+                if !derived && !schema.fields.iter().any(|s| &s.name == f) {
                     return Err(CatalogError::NoField {
                         dataset: name.clone(),
                         field: f.clone(),
@@ -180,6 +181,25 @@ impl Catalog {
                     required: f.required || schema.primary_key.contains(&f.name),
                     personal: f.personal,
                     description: f.description.clone(),
+                });
+            }
+            // Derived fields come after the stored ones, as the host's
+            // view of the dataset gives them, and only when declared.
+            for d in &schema.derived {
+                if !decl.fields.contains(&d.name) {
+                    continue;
+                }
+                ds.fields.push(Field {
+                    name: d.name.clone(),
+                    ty: if d.value == "birth_date" {
+                        Type::Date
+                    } else {
+                        Type::Str
+                    },
+                    // An ID without the shape to give a value gives null.
+                    required: false,
+                    personal: None,
+                    description: d.description.clone(),
                 });
             }
             catalog.datasets.insert(name, ds);
@@ -333,6 +353,17 @@ struct SchemaToml {
     fields: Vec<FieldToml>,
     #[serde(default)]
     indexes: BTreeMap<String, String>,
+    #[serde(default)]
+    derived: Vec<DerivedToml>,
+}
+
+/// A field the host computes from a personal ID for models (`[[derived]]`
+/// in a schema): not personal itself, read like a stored field.
+#[derive(Deserialize)]
+struct DerivedToml {
+    name: String,
+    value: String,
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]

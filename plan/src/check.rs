@@ -655,7 +655,7 @@ impl<'a> Checker<'a> {
                             )
                         } else {
                             format!(
-                                "unknown index `{}` of `{}`; expected one its schema declares in [indexes]: {}",
+                                "unknown index `{}` of `{}`; expected one that its schema declares in [indexes]: {}",
                                 index.value,
                                 ds.name,
                                 known.join(", ")

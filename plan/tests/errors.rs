@@ -320,3 +320,43 @@ fn more_evidence_than_a_lead_carries_is_refused_at_the_field_past_the_limit() {
     .unwrap();
     jiandu_plan::check_plan(&plan, &common::catalog()).unwrap();
 }
+
+#[test]
+fn a_derived_field_a_model_declares_is_read_like_a_stored_one_and_is_not_personal() {
+    let schema = r#"
+name = "cases"
+department = "公安局"
+primary_key = ["case_id"]
+fields = [
+  { name = "case_id", type = "string" },
+  { name = "suspect_id", type = "string", personal = "id" },
+]
+[[derived]]
+name = "suspect_birth_date"
+from = "suspect_id"
+value = "birth_date"
+[[derived]]
+name = "suspect_region"
+from = "suspect_id"
+value = "region"
+"#;
+    let model = |fields: &str| format!("[datasets]\ncases = {{ fields = [{fields}] }}\n");
+    let catalog = jiandu_plan::Catalog::from_toml(
+        &model(r#""case_id", "suspect_birth_date", "suspect_region""#),
+        &[schema],
+    )
+    .unwrap();
+    let plan = common::parse(
+        "[[step]]\nname = \"c\"\nop = \"read\"\ndataset = \"cases\"\n\n\
+         [[step]]\nname = \"young\"\nop = \"filter\"\nwhere = \"suspect_birth_date > date('2006-01-01')\"\n\n\
+         [[step]]\nname = \"out\"\nop = \"emit\"\nsubject = \"case_id\"\ntitle = \"{case_id} {suspect_region}\"\n",
+    )
+    .unwrap();
+    jiandu_plan::check_plan(&plan, &catalog).unwrap();
+    // Not declared: not there.
+    let catalog = jiandu_plan::Catalog::from_toml(&model(r#""case_id""#), &[schema]).unwrap();
+    let e = jiandu_plan::check_plan(&plan, &catalog)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("suspect_birth_date"), "{e}");
+}

@@ -351,7 +351,7 @@ fn an_undeclared_index_or_dataset_is_refused() {
     ));
     assert_eq!(
         e,
-        "test.plan.toml:10:9: unknown index `by_place` of `priors`; expected one its schema declares in [indexes]: by_kind, by_person, by_secret, by_year"
+        "test.plan.toml:10:9: unknown index `by_place` of `priors`; expected one that its schema declares in [indexes]: by_kind, by_person, by_secret, by_year"
     );
     let e = check_err(&plan(
         "dataset = \"cases\"\nindex = \"by_person\"\nkey = \"suspect_id\"",

@@ -416,6 +416,7 @@ pub fn commit_import(store: &Store, plan: &Plan) -> Result<Installed> {
     if plan.action == Action::AlreadyInstalled {
         return catalog::load_dir(&dir);
     }
+    check_rule_plan(store, plan)?;
     let replaced = catalog::load(&store.models_dir(), &plan.manifest.name).ok();
     catalog::install_imported(
         &store.models_dir(),
@@ -431,6 +432,29 @@ pub fn commit_import(store: &Store, plan: &Plan) -> Result<Installed> {
     let installed = catalog::load_dir(&dir)?;
     crate::cache::forget_replaced(store, replaced.as_ref(), &installed);
     Ok(installed)
+}
+
+/// A scripted model's plan checked against this store's schemas, as
+/// `model build` checks one, when the store holds every dataset it reads:
+/// what checked in the publisher's store may not here (a field personal
+/// here and not there, shown in a title, say). Without the data it is
+/// checked when it first runs.
+fn check_rule_plan(store: &Store, plan: &Plan) -> Result<()> {
+    let (Some(file), Some(text)) = (&plan.manifest.plan, plan.fetched.bundle.model_plan()) else {
+        return Ok(());
+    };
+    for dataset in plan.manifest.datasets.keys() {
+        if crate::dataset::head(store, dataset)?.is_none() {
+            return Ok(());
+        }
+    }
+    let text = std::str::from_utf8(text).map_err(|e| {
+        Error::model(
+            &plan.manifest.id(),
+            format!("{file} is not UTF-8 text: {e}"),
+        )
+    })?;
+    crate::plans::check(store, &plan.manifest, Path::new(file), text).map(|_| ())
 }
 
 /// What a model reads from one dataset, as shown before an import.

@@ -296,7 +296,7 @@ mod tests {
         assert_eq!(d.changed, [(q.clone(), r)]);
         assert!(d.missing.is_empty() && d.unexpected.is_empty(), "{d:?}");
         // One more found than expected under the subject.
-        let d = compare(&[p.clone()], &[q.clone(), p.clone()]);
+        let d = compare(std::slice::from_ref(&p), &[q.clone(), p.clone()]);
         assert_eq!((d.unexpected, d.missing), (vec![q], vec![]));
     }
 

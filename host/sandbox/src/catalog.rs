@@ -213,6 +213,16 @@ impl Manifest {
                 crate::contract::supported_text()
             )));
         }
+        let limits = [
+            ("memory_mib", m.limits.memory_mib),
+            ("fuel", m.limits.fuel),
+            ("wall_seconds", m.limits.wall_seconds),
+        ];
+        if let Some((key, _)) = limits.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(bad(format!(
+                "[limits] {key} = 0: every run would fail at once; give a budget above 0, or leave it out for the policy's default"
+            )));
+        }
         for (name, p) in &m.params {
             if let Some(d) = &p.default {
                 check_param(name, p.ty, &toml_text(d))
@@ -329,7 +339,12 @@ impl Manifest {
                 out.insert(name.clone(), toml_text(d));
             }
         }
-        for (name, value) in given {
+        for (i, (name, value)) in given.iter().enumerate() {
+            if given[..i].iter().any(|(n, _)| n == name) {
+                return Err(format!(
+                    "parameter `{name}` is given twice; give each parameter once"
+                ));
+            }
             let Some(decl) = self.params.get(name) else {
                 let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
                 return Err(format!(
@@ -373,9 +388,20 @@ fn check_param(name: &str, ty: ParamType, value: &str) -> std::result::Result<()
     let v = value.trim();
     let ok = match ty {
         ParamType::Int => v.parse::<i64>().is_ok(),
-        ParamType::Decimal => v.parse::<rust_decimal::Decimal>().is_ok(),
+        // Written out (`0.015`, `-3`): no exponent, no more decimals than a
+        // decimal holds, as every model (and the plan interpreter) reads it.
+        ParamType::Decimal => {
+            v.bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+                && rust_decimal::Decimal::from_str_exact(v).is_ok()
+        }
         ParamType::Float => v.parse::<f64>().is_ok_and(f64::is_finite),
-        ParamType::Date => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok(),
+        // `YYYY-MM-DD`, a four-digit year.
+        ParamType::Date => {
+            v.len() == 10
+                && v.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+                && chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok()
+        }
         ParamType::Bool => v.parse::<bool>().is_ok(),
         ParamType::String => true,
     };
@@ -1112,6 +1138,36 @@ year = { type = "int", default = 2024 }
             err.contains("unknown parameter `nope`") && err.contains("ratio"),
             "{err}"
         );
+        // Refused before a run starts, as every model would read them:
+        // an exponent, more decimals than a decimal holds, a year not of
+        // four digits; and a parameter given twice.
+        for (name, value) in [
+            ("ratio", "1e5"),
+            ("ratio", "0.0000000000000000000000000000001"),
+            ("ratio", "NaN"),
+            ("as_of", "-2024-01-01"),
+            ("as_of", "24-01-01"),
+        ] {
+            let err = m
+                .resolve_params(&[(name.into(), value.into())])
+                .unwrap_err();
+            assert!(err.contains("not a valid"), "{value}: {err}");
+        }
+        let err = m
+            .resolve_params(&[("ratio".into(), "1".into()), ("ratio".into(), "2".into())])
+            .unwrap_err();
+        assert!(err.contains("`ratio` is given twice"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_budget_in_limits_is_refused() {
+        for key in ["memory_mib", "fuel", "wall_seconds"] {
+            let text = format!("{TOML}\n[limits]\n{key} = 0\n");
+            let err = Manifest::parse(Path::new("model.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("[limits] {key} = 0")), "{err}");
+        }
     }
 
     #[test]

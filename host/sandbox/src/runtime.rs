@@ -63,7 +63,7 @@ pub enum Breach {
     UndeclaredField(String),
     #[error("emitted more than {limit} leads, the policy's `max_leads` (raise it under `[defaults]` in jiandu.toml, or `--config`, if a sweep should find more)")]
     LeadFlood { limit: u64 },
-    #[error("emitted a lead of {bytes} bytes (limit {limit})")]
+    #[error("emitted a lead of {bytes} bytes (limit {limit}: `max_lead_bytes` under `[defaults]` in jiandu.toml, or `--config`)")]
     LeadTooLarge { bytes: u64, limit: u64 },
     #[error("emitted {bytes} bytes of leads, more than the {limit} bytes a run may emit (`max_lead_mib` under `[defaults]` in jiandu.toml, or `--config`, if a sweep should find more)")]
     LeadVolume { bytes: u64, limit: u64 },
@@ -73,7 +73,7 @@ pub enum Breach {
     Memory { desired: u64, limit: u64 },
     #[error("grew a table to {desired} elements (limit {limit})")]
     Table { desired: u64, limit: u64 },
-    #[error("opened more than {MAX_OPEN_SCANS} scans")]
+    #[error("opened more than {MAX_OPEN_SCANS} scans at once (a fixed limit; a plan opens one per read of a dataset that is not merged with another: read each dataset once and take its rows from that step)")]
     TooManyScans,
     #[error("ran past its wall-time limit of {seconds} s")]
     WallTime { seconds: u64 },
@@ -936,7 +936,7 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
             Trap::Interrupt => failure(
                 "wall-time",
                 with_bt(format!(
-                    "ran past its wall-time limit of {} s ({fuel_used} fuel used)",
+                    "ran past its wall-time limit of {} s ({fuel_used} fuel used; `wall_seconds` under [limits] in model.toml, within the policy's [maximum])",
                     limits.wall_seconds
                 )),
                 Some(limits.wall_seconds),
@@ -945,7 +945,7 @@ fn classify(e: wasmtime::Error, usage: &Usage<'_>) -> Failure {
             Trap::StackOverflow => failure(
                 "stack-overflow",
                 with_bt(format!(
-                    "exhausted its stack ({} KiB); deep or endless recursion",
+                    "exhausted its stack ({} KiB; `stack_kib` under `[defaults]` in jiandu.toml); deep or endless recursion",
                     wasm_stack / 1024
                 )),
                 Some(wasm_stack as u64),

@@ -262,6 +262,52 @@ fn a_plan_model_is_packed_signed_imported_and_run_by_another_unit_as_published()
         "{}",
         stderr(&out)
     );
+
+    // Unit C holds the employers' names as personal data: A's plan shows
+    // the name in its titles, which cannot mask it. Refused at import,
+    // before anything is installed, rather than at every run.
+    let c = store_with_model(RUST_MODEL);
+    let data = tempfile::tempdir().unwrap();
+    let g = disability::generate(data.path(), 100, 3).unwrap();
+    ingest_files(c.path(), &g.files);
+    let schema = data.path().join("employers.toml");
+    let text = std::fs::read_to_string(repo().join("datasets/employers.toml")).unwrap();
+    std::fs::write(
+        &schema,
+        text.replacen(
+            "name = \"name\"\ntype = \"string\"\n",
+            "name = \"name\"\ntype = \"string\"\npersonal = \"name\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let employers = g.files.iter().find(|f| f.dataset == "employers").unwrap();
+    jiandu(c.path())
+        .args(["dataset", "ingest", "employers"])
+        .arg(&employers.path)
+        .arg("--schema")
+        .arg(&schema)
+        .assert()
+        .success();
+    jiandu(c.path())
+        .args(["trust", "add"])
+        .arg(&key_file)
+        .args(["--unit", "阿克苏地区人民检察院"])
+        .assert()
+        .success();
+    let out = jiandu(c.path())
+        .args(["model", "import", "arrears-plan", "--yes", "--from"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the title shows personal data")
+            && stderr(&out).contains("nothing was installed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!c.path().join("models/arrears-plan").exists());
 }
 
 /// The `run-finished` entries of `model`, oldest first.

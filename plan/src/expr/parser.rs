@@ -47,7 +47,21 @@ pub(crate) fn parse_located(text: &str, origin: &Origin) -> Result<Expr, Located
     };
     let (e, _) = p.expr()?;
     if p.peek() != &Tok::End {
-        return Err(p.unexpected("an operator or the end of the expression"));
+        let mut e = p.unexpected("an operator or the end of the expression");
+        // Words other languages use for the operators.
+        if let Tok::Ident(word) = p.peek() {
+            let hint = match word.to_ascii_lowercase().as_str() {
+                "and" => Some("`&&`"),
+                "or" => Some("`||`"),
+                "not" => Some("`!`"),
+                "is" => Some("`==` (or `has(x)` for a value that is there)"),
+                _ => None,
+            };
+            if let Some(op) = hint {
+                e.message.push_str(&format!(" (write {op})"));
+            }
+        }
+        return Err(e);
     }
     Ok(e)
 }
@@ -118,9 +132,12 @@ impl Parser<'_> {
         Ok((Expr { kind, pos }, depth))
     }
 
+    /// One level deeper: a parenthesis, a call's argument, a unary
+    /// operator. The expression itself is the first level, which does not
+    /// count: 64 nested parentheses are within the limit, 65 are not.
     fn enter(&mut self) -> Result<(), Located> {
         self.nesting += 1;
-        if self.nesting > MAX_DEPTH {
+        if self.nesting > MAX_DEPTH + 1 {
             return Err(too_deep(self.pos_at(self.i)));
         }
         Ok(())
@@ -410,6 +427,10 @@ mod tests {
         assert!(e.message.contains("`==`"), "{}", e.message);
         let e = p("a < b < c").unwrap_err();
         assert!(e.message.contains("do not chain"), "{}", e.message);
+        let e = p("a > 1 and b < 2").unwrap_err();
+        assert!(e.message.ends_with("(write `&&`)"), "{}", e.message);
+        let e = p("a > 1 OR b < 2").unwrap_err();
+        assert!(e.message.ends_with("(write `||`)"), "{}", e.message);
     }
 
     #[test]
@@ -426,6 +447,15 @@ mod tests {
         assert!(p(&vec!["a"; 65].join(" + ")).is_ok());
         let e = p(&vec!["a"; 66].join(" + ")).unwrap_err();
         assert_eq!(e.message, TOO_DEEP);
+        // 64 levels of nesting, each kind, as the docs say; 65 are not.
+        for n in [64, 65] {
+            let parens = "(".repeat(n) + "1" + &")".repeat(n);
+            let nots = "!".repeat(n) + "x";
+            let calls = "abs(".repeat(n) + "x" + &")".repeat(n);
+            for e in [parens, nots, calls] {
+                assert_eq!(p(&e).is_ok(), n == 64, "{n}: {e}");
+            }
+        }
     }
 
     #[test]

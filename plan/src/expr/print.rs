@@ -164,14 +164,30 @@ fn write_plain(e: &Expr, out: &mut String, style: &Style<'_>) {
                 out.push_str(p);
             }
         },
-        ExprKind::Unary(op, a) => {
-            match (op, zh) {
-                (UnaryOp::Not, None) => out.push('!'),
-                (UnaryOp::Not, Some(_)) => out.push_str("并非"),
-                (UnaryOp::Neg, _) => out.push('-'),
+        ExprKind::Unary(op, a) => match (op, zh, &a.kind) {
+            // `!has(x)` reads as `x 为空`, not `并非x 不为空`.
+            (UnaryOp::Not, Some(_), ExprKind::Call(name, args))
+                if name == "has" && args.len() == 1 =>
+            {
+                child(&args[0], 7, out, style);
+                out.push_str(" 为空");
             }
-            child(a, 7, out, style);
-        }
+            // In words a call is several words: `并非（…）` shows what
+            // the negation covers.
+            (UnaryOp::Not, Some(_), ExprKind::Call(..)) => {
+                out.push_str("并非（");
+                write(a, out, style);
+                out.push('）');
+            }
+            _ => {
+                match (op, zh) {
+                    (UnaryOp::Not, None) => out.push('!'),
+                    (UnaryOp::Not, Some(_)) => out.push_str("并非"),
+                    (UnaryOp::Neg, _) => out.push('-'),
+                }
+                child(a, 7, out, style);
+            }
+        },
         ExprKind::Binary(op, a, b) => {
             let p = op.precedence();
             child(a, p, out, style);
@@ -300,4 +316,32 @@ fn call_chinese(name: &str, args: &[Expr], out: &mut String, style: &Style<'_>) 
         }
     };
     out.push_str(&text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::{Origin, Pos};
+
+    fn read(text: &str) -> String {
+        let e = super::super::parser::parse_located(text, &Origin::exact(Pos::new(1, 1))).unwrap();
+        let names = Chinese {
+            field: &|f| f.to_string(),
+            param: &|p| p.to_string(),
+            fold: &|_| None,
+        };
+        chinese(&e, &names)
+    }
+
+    #[test]
+    fn a_negation_reads_with_what_it_covers() {
+        assert_eq!(read("!has(d) || d > 1"), "d 为空 或 d > 1");
+        assert_eq!(read("!ok"), "并非ok");
+        assert!(
+            read("!contains(remark, 'x')").starts_with("并非（"),
+            "{}",
+            read("!contains(remark, 'x')")
+        );
+        assert!(read("!contains(remark, 'x')").ends_with('）'));
+    }
 }
