@@ -250,7 +250,12 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         );
     }
     outln!(
-        "ingested {} into `{}` version {} (digest {})",
+        "{} {} into `{}` version {} (digest {})",
+        if a.dry_run {
+            "would ingest"
+        } else {
+            "ingested"
+        },
         counted(report.version.records, "record", "records"),
         report.dataset,
         report.version.version,
@@ -269,7 +274,13 @@ fn ingest_file(ctx: &Ctx, store: &jiandu::Store, a: &IngestArgs) -> Result<()> {
         outln!("  read as {encoding}");
     }
     if let Some((against, change)) = &report.change {
-        print_change(*against, change, a.append);
+        // The file's own rows: an appended version's last segment.
+        let file_rows = report
+            .version
+            .segments
+            .last()
+            .map_or(report.version.records, |s| s.records);
+        print_change(*against, change, a.append.then_some(file_rows));
     }
     if let Some(c) = &report.compacted {
         outln!(
@@ -312,7 +323,9 @@ fn counted(n: u64, one: &str, many: &str) -> String {
 }
 
 /// What an ingest changes against the version that was current.
-fn print_change(against: Option<u64>, d: &dataset::compare::Diff, append: bool) {
+/// `appended`: for an `--append`, the rows of the file, of which those
+/// neither added nor changed replaced a row with the same values.
+fn print_change(against: Option<u64>, d: &dataset::compare::Diff, appended: Option<u64>) {
     let Some(v) = against else {
         outln!(
             "  {} added (the dataset's first version)",
@@ -320,10 +333,12 @@ fn print_change(against: Option<u64>, d: &dataset::compare::Diff, append: bool) 
         );
         return;
     };
-    if append {
+    if let Some(rows) = appended {
         outln!(
             "  against version {v}: +{} rows added, ~{} replaced with other values, {} replaced unchanged",
-            d.added, d.changed, d.unchanged
+            d.added,
+            d.changed,
+            rows.saturating_sub(d.added + d.changed)
         );
     } else {
         outln!("  against version {v}: {}", counts(d));

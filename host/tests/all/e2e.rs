@@ -346,7 +346,9 @@ fn dry_run_diff_and_head_show_what_an_ingest_changes_and_what_is_stored() {
     let out = ingest(&["--dry-run"]);
     assert!(
         out.contains("against version 1: +1 added, −1 removed, ~1 changed, 1 unchanged")
-            && out.contains("dry run"),
+            && out.contains("dry run")
+            && out.contains("would ingest 3 records")
+            && !out.contains("ingested"),
         "{out}"
     );
     let show = |args: &[&str]| {
@@ -392,6 +394,15 @@ fn dry_run_diff_and_head_show_what_an_ingest_changes_and_what_is_stored() {
         "{out}"
     );
     show(&["audit", "verify"]);
+
+    // An append of one row equal to a stored one, one changed, one new:
+    // the rows of the version that the file left alone are not counted.
+    write(&[(3, "存续"), (4, "吊销"), (5, "存续")]);
+    let out = ingest(&["--append"]);
+    assert!(
+        out.contains("+1 rows added, ~1 replaced with other values, 1 replaced unchanged"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -306,10 +306,21 @@ impl Problems {
             .extend(other.errors.into_iter().take(room).map(shift));
         self.total += other.total;
         self.rows += other.rows;
-        let room = self.max - self.warnings.len();
-        self.warnings
-            .extend(other.warnings.into_iter().take(room).map(shift));
         self.warning_count += other.warning_count;
+        for w in other.warnings {
+            // A warning said once a file (a JSON key no field is named by),
+            // which each part of the file read apart said again.
+            let again = w.reason.starts_with(ONCE_A_FILE)
+                && self
+                    .warnings
+                    .iter()
+                    .any(|seen| seen.field == w.field && seen.reason == w.reason);
+            if again {
+                self.warning_count -= 1;
+            } else if self.warnings.len() < self.max {
+                self.warnings.push(shift(w));
+            }
+        }
     }
 
     fn error(&mut self, line: u64, field: Option<&str>, reason: String) {
@@ -1097,16 +1108,45 @@ fn check_xlsx_size(path: &Path, file: &std::fs::File) -> Result<()> {
     Ok(())
 }
 
-/// Whether a worksheet of the workbook may hold merged cells: its XML
-/// inflated and searched for `mergeCell`, a fraction of the cost of
-/// reading it as XML, which is done (for the regions) only when it does.
-/// A part that cannot be read says yes: the reading after tells why.
-fn may_have_merged_cells(file: &std::fs::File) -> bool {
+/// What one pass over a workbook's worksheets (their XML inflated and
+/// searched, a fraction of the cost of reading it as XML) tells.
+struct SheetScan {
+    /// A worksheet may hold merged cells (`mergeCell`): their regions are
+    /// read, which costs a second pass as XML.
+    merges: bool,
+    /// A worksheet holds a formula without a saved value (`<f>…</f></c>`,
+    /// or `<f …/></c>`): a program that does not compute formulas wrote
+    /// it, and the cell would read as empty.
+    unvalued_formula: bool,
+}
+
+/// Scans the worksheets of a workbook ([`SheetScan`]). A part that cannot
+/// be read says "may have merged cells": the reading after tells why.
+fn scan_sheets(file: &std::fs::File) -> SheetScan {
     use std::io::Read as _;
-    let Ok(mut archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
-        return true;
+    let unknown = SheetScan {
+        merges: true,
+        unvalued_formula: false,
     };
-    let word = memchr::memmem::Finder::new(b"mergeCell");
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
+        return unknown;
+    };
+    let merge = memchr::memmem::Finder::new(b"mergeCell");
+    let formula_end = memchr::memmem::Finder::new(b"</f></c>");
+    let empty_end = memchr::memmem::Finder::new(b"/></c>");
+    // Whether the self-closing element ending at `at` (its `/>`) is `<f`.
+    let is_formula = |text: &[u8], at: usize| {
+        text[..at]
+            .iter()
+            .rposition(|&b| b == b'<')
+            .is_some_and(|open| matches!(text.get(open + 1..open + 3), Some(b"f ") | Some(b"f/")))
+    };
+    let mut scan = SheetScan {
+        merges: false,
+        unvalued_formula: false,
+    };
+    // The end of each read is kept for a word or a tag cut between reads.
+    const KEEP: usize = 512;
     let mut buf = vec![0u8; 256 << 10];
     for i in 0..archive.len() {
         let sheet = archive
@@ -1117,25 +1157,28 @@ fn may_have_merged_cells(file: &std::fs::File) -> bool {
             continue;
         }
         let Ok(mut part) = archive.by_index(i) else {
-            return true;
+            return unknown;
         };
-        // The end of each read is kept for a word cut between reads.
         let mut kept = 0;
         loop {
             let n = match part.read(&mut buf[kept..]) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(_) => return true,
+                Err(_) => return unknown,
             };
             let filled = kept + n;
-            if word.find(&buf[..filled]).is_some() {
-                return true;
+            let text = &buf[..filled];
+            scan.merges |= merge.find(text).is_some();
+            scan.unvalued_formula |= formula_end.find(text).is_some()
+                || empty_end.find_iter(text).any(|at| is_formula(text, at));
+            if scan.merges && scan.unvalued_formula {
+                return scan;
             }
-            kept = filled.min(b"mergeCell".len() - 1);
+            kept = filled.min(KEEP);
             buf.copy_within(filled - kept..filled, 0);
         }
     }
-    false
+    scan
 }
 
 /// Title rows an Excel export may have above its header row.
@@ -1156,7 +1199,16 @@ fn read_xlsx(
 ) -> Result<()> {
     use calamine::{Data, Reader};
     check_xlsx_size(path, &file)?;
-    let merges = may_have_merged_cells(&file);
+    let SheetScan {
+        merges,
+        unvalued_formula,
+    } = scan_sheets(&file);
+    if unvalued_formula {
+        return Err(Error::file(
+            path,
+            "holds formulas without a saved result (the program that wrote it does not compute formulas), which would read as empty cells: open it in Excel or WPS and save it, so that each formula's value is saved with it",
+        ));
+    }
     let unreadable = |e: calamine::XlsxError| {
         Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
     };
@@ -1482,8 +1534,33 @@ fn read_json_line(
     problems: &mut Problems,
 ) {
     let mut de = serde_json::Deserializer::from_str(line);
-    let read = serde::de::DeserializeSeed::deserialize(JsonLine { names, fields }, &mut de)
+    let unknown = std::cell::RefCell::new(Vec::new());
+    let seed = JsonLine {
+        names,
+        fields,
+        unknown: &unknown,
+    };
+    let read = serde::de::DeserializeSeed::deserialize(seed, &mut de)
         .and_then(|cells| de.end().map(|()| cells));
+    for key in unknown.into_inner() {
+        if !builder.unknown_keys.contains(&key) {
+            problems.warn(
+                line_no,
+                &key,
+                format!(
+                    "{ONCE_A_FILE} is ignored (the schema's fields: {})",
+                    builder
+                        .schema
+                        .fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            builder.unknown_keys.push(key);
+        }
+    }
     let cells = match read {
         Ok(cells) => cells,
         Err(e) => {
@@ -1580,7 +1657,18 @@ enum JsonCell<'a> {
 struct JsonLine<'n> {
     names: &'n HashMap<&'n str, (usize, usize)>,
     fields: usize,
+    /// Keys no field is named by (each once): warned about, as a CSV
+    /// header's unknown columns are.
+    unknown: &'n std::cell::RefCell<Vec<String>>,
 }
+
+/// The start of the warning for a JSON key no field is named by, said
+/// once a file.
+const ONCE_A_FILE: &str = "key is not in the schema and";
+
+/// A rank below every name's and alias's: a key matched without regard to
+/// the case of Latin letters (`ID` for `id`), as a CSV header is.
+const ANY_CASE: usize = 1 << 16;
 
 type JsonCells<'a> = Vec<Option<(usize, JsonCell<'a>)>>;
 
@@ -1608,8 +1696,14 @@ impl<'de> serde::de::Visitor<'de> for JsonLine<'_> {
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut cells: JsonCells<'de> = (0..self.fields).map(|_| None).collect();
         while let Some(key) = map.next_key_seed(JsonKey)? {
-            match self.names.get(key.as_ref()) {
-                Some(&(field, rank)) => {
+            let named = self.names.get(key.as_ref()).copied().or_else(|| {
+                self.names
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(key.as_ref()))
+                    .map(|(_, &(field, rank))| (field, rank + ANY_CASE))
+            });
+            match named {
+                Some((field, rank)) => {
                     let value = map.next_value_seed(JsonScalar)?;
                     match &cells[field] {
                         // The same key again: which value is meant is not
@@ -1622,6 +1716,10 @@ impl<'de> serde::de::Visitor<'de> for JsonLine<'_> {
                     }
                 }
                 None => {
+                    let mut unknown = self.unknown.borrow_mut();
+                    if !unknown.iter().any(|k| k == key.as_ref()) {
+                        unknown.push(key.into_owned());
+                    }
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
@@ -1770,6 +1868,8 @@ struct RowBuilder<'s> {
     values: Vec<Option<Value<'static>>>,
     /// The first failure to spill a sorted run (disk full, say).
     failed: Option<std::io::Error>,
+    /// JSON keys no field is named by, warned about once.
+    unknown_keys: Vec<String>,
 }
 
 /// Memory the records of one ingest may hold before they are sorted and
@@ -2001,6 +2101,7 @@ impl<'s> RowBuilder<'s> {
             cells: Vec::new(),
             values: Vec::new(),
             failed: None,
+            unknown_keys: Vec::new(),
         }
     }
 
@@ -2070,7 +2171,19 @@ impl<'s> RowBuilder<'s> {
         let encoded = encode_into(&mut self.record, &values);
         self.values = reuse(values);
         if let Err(e) = encoded {
-            problems.error(line, None, e.to_string());
+            // The longest field is the one to look at.
+            let longest = cells
+                .iter()
+                .zip(&self.schema.fields)
+                .filter_map(|(c, f)| cell_text(c).map(|t| (t.len(), f.name.as_str())))
+                .max();
+            let reason = match (&e, longest) {
+                (jiandu_sdk::record::EncodeError::TooLarge(_), Some((n, name))) => format!(
+                    "{e}: a stored record holds at most 64 KiB of values, and its longest field, `{name}`, has {n} bytes; a value this long is most often a column shifted by a missing delimiter or an unclosed quote"
+                ),
+                _ => e.to_string(),
+            };
+            problems.error(line, None, reason);
             return;
         }
         for (_, field, entries) in &mut self.indexes {
@@ -2599,6 +2712,33 @@ by_name = "name"
             .map(|(v, _)| v.as_str())
             .collect();
         assert_eq!(names, ["名字", "李四"], "the name wins over its alias");
+        // Keys no field is named by are said, once each.
+        let unknown: Vec<(u64, &str)> = parsed
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.reason
+                    .starts_with("key is not in the schema and is ignored")
+            })
+            .map(|w| (w.line, w.field.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            unknown,
+            [(1, "extra"), (3, "flag")],
+            "{:?}",
+            parsed.warnings
+        );
+        // Keys in another Latin case are the field's, as CSV headers are;
+        // the name as written wins over them.
+        let text = r#"{"ID":"11010519491231002X","Name":"王五","NAME":"赵六","name":"名字"}
+{"Id":"110105194912310029","NAME":"孙七"}
+"#;
+        let parsed = parse(&schema(), Path::new("p.jsonl"), text.as_bytes(), &opts()).unwrap();
+        let names: Vec<&str> = parsed.rows.indexes["by_name"]
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect();
+        assert_eq!(names, ["名字", "孙七"]);
         let text = r#"{"id":"11010519491231002X","name":["a"]}"#;
         let errors = match parse(&schema(), Path::new("p.jsonl"), text.as_bytes(), &opts()) {
             Err(Error::IngestRejected { errors, .. }) => errors,
@@ -3893,6 +4033,108 @@ by_region = "region"
         let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()).unwrap();
         let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
         assert_eq!(rec.field(2).unwrap().unwrap().to_string(), "3.3");
+    }
+
+    /// A record past what one stored record holds is refused by its
+    /// line, naming its longest field.
+    #[test]
+    fn a_record_too_long_to_store_names_its_longest_field() {
+        let text = format!(
+            "id,name,paid,born\n110105194912310037,{},1,2000-01-01\n",
+            "名".repeat(30_000)
+        );
+        let errors = match parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0].reason.contains(
+                "at most 64 KiB of values, and its longest field, `name`, has 90000 bytes"
+            ),
+            "{errors:?}"
+        );
+    }
+
+    /// A workbook whose formulas have no saved result (as programs that
+    /// write workbooks without computing them leave them) is refused: its
+    /// cells would read as empty. One with results is read.
+    #[test]
+    fn a_workbook_with_formulas_but_no_saved_results_is_refused() {
+        use rust_xlsxwriter::{Formula, Workbook};
+        let mut book = Workbook::new();
+        let ws = book.add_worksheet();
+        for (c, h) in ["身份证号", "姓名", "paid", "born", "备注"]
+            .iter()
+            .enumerate()
+        {
+            ws.write_string(0, c as u16, *h).unwrap();
+        }
+        ws.write_string(1, 0, "110105194912310037").unwrap();
+        ws.write_formula(1, 1, Formula::new("=\"张\"&\"三\"").set_result("张三"))
+            .unwrap();
+        ws.write_formula(1, 2, Formula::new("=1+1").set_result("2"))
+            .unwrap();
+        let with_results = book.save_to_buffer().unwrap();
+        let parsed = parse(&schema(), Path::new("p.xlsx"), &with_results, &opts()).unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(rec.field(2).unwrap().unwrap().to_string(), "2");
+
+        // The same workbook with each formula's `<v>` taken out, plain
+        // and as a self-closing shared formula.
+        for shared in [false, true] {
+            let bytes = rewrite_sheet(&with_results, |xml| {
+                let mut out = String::new();
+                let mut rest = xml;
+                while let Some(f) = rest.find("<f>") {
+                    out.push_str(&rest[..f]);
+                    let f_end = rest[f..].find("</f>").unwrap() + f + 4;
+                    let after = &rest[f_end..];
+                    let v_end = if after.starts_with("<v>") {
+                        after.find("</v>").unwrap() + 4
+                    } else {
+                        0
+                    };
+                    out.push_str(if shared {
+                        "<f t=\"shared\" si=\"0\"/>"
+                    } else {
+                        &rest[f..f_end]
+                    });
+                    rest = &after[v_end..];
+                }
+                out.push_str(rest);
+                out
+            });
+            let e = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("holds formulas without a saved result"),
+                "{shared}: {e}"
+            );
+        }
+    }
+
+    /// `bytes`, a workbook, with its first worksheet's XML passed through
+    /// `edit` (the parts stored, not deflated).
+    fn rewrite_sheet(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in 0..archive.len() {
+            let mut part = archive.by_index(i).unwrap();
+            let name = part.name().unwrap().to_string();
+            let mut data = Vec::new();
+            part.read_to_end(&mut data).unwrap();
+            if name == "xl/worksheets/sheet1.xml" {
+                data = edit(std::str::from_utf8(&data).unwrap()).into_bytes();
+            }
+            out.start_file(name, stored).unwrap();
+            out.write_all(&data).unwrap();
+        }
+        out.finish().unwrap().into_inner()
     }
 
     /// A JSON number with a fraction is read as a binary float: one with
