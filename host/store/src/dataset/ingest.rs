@@ -1214,7 +1214,17 @@ fn read_xlsx(
     };
     let mut book: calamine::Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::BufReader::new(file)).map_err(unreadable)?;
-    let Some(sheet) = book.sheet_names().first().cloned() else {
+    // The first sheet a person sees: a hidden sheet before it (stale
+    // data, a lookup table) is not what the department exported.
+    let sheets = book.sheets_metadata();
+    let Some(sheet) = sheets
+        .iter()
+        .find(|s| {
+            s.visible == calamine::SheetVisible::Visible && s.typ == calamine::SheetType::WorkSheet
+        })
+        .or(sheets.first())
+        .map(|s| s.name.clone())
+    else {
         return Err(Error::file(path, "the workbook has no sheet"));
     };
     let mut cells = book
@@ -2446,6 +2456,9 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
 /// decimal comma (12.34), and reading it as 1234 would change the amount
 /// a hundredfold without a word.
 fn ungrouped(text: &str) -> Result<Cow<'_, str>, String> {
+    if let Some(reason) = marked_amount(text) {
+        return Err(reason);
+    }
     if !text.contains(',') {
         return Ok(Cow::Borrowed(text));
     }
@@ -2466,6 +2479,29 @@ fn ungrouped(text: &str) -> Result<Cow<'_, str>, String> {
             "`{text}`: a comma may only group thousands (1,234.50); write a decimal point, not a decimal comma"
         ))
     }
+}
+
+/// Why an amount written with a currency sign or in accounting's
+/// parentheses is refused, said as such (rather than as a number that does
+/// not read); `None` for anything else. A number starting and ending with a
+/// digit is passed at once.
+fn marked_amount(text: &str) -> Option<String> {
+    let (first, last) = (text.chars().next()?, text.chars().next_back()?);
+    if (first.is_ascii_digit() || matches!(first, '-' | '+' | '.')) && last.is_ascii_digit() {
+        return None;
+    }
+    let currency = ['¥', '￥', '$', '€', '元'];
+    if currency.contains(&first) || currency.contains(&last) || text.starts_with("RMB") {
+        return Some(format!(
+            "`{text}`: write the amount without its currency sign (1,234.50)"
+        ));
+    }
+    if matches!(first, '(' | '（') && matches!(last, ')' | '）') {
+        return Some(format!(
+            "`{text}`: an amount in parentheses (an accounting negative) is not read as one; write it with a minus sign (-1,234.50)"
+        ));
+    }
+    None
 }
 
 /// A whole number as departments write one: digits with an optional
@@ -2504,6 +2540,15 @@ fn exact_decimal(text: &str) -> Result<Decimal, String> {
         | rust_decimal::Error::LessThanMinimumPossibleValue => format!(
             "`{text}` has more digits than a decimal field holds exactly (28 after the point, about 28 in all)"
         ),
+        _ if plain
+            .trim_start_matches(['-', '+'])
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.') =>
+        {
+            format!(
+                "`{text}` has more digits than a decimal field holds exactly (28 after the point, about 28 in all)"
+            )
+        }
         _ => format!("`{text}` is not a decimal number"),
     })
 }
@@ -3920,6 +3965,19 @@ by_region = "region"
         };
         let err = refused("12,34");
         assert!(err.contains("a comma may only group thousands"), "{err}");
+        for text in ["¥1,234.50", "￥1,234.50", "1,234.50元", "$12"] {
+            let err = refused(text);
+            assert!(err.contains("without its currency sign"), "{text}: {err}");
+        }
+        for text in ["(1,234.50)", "（1,234.50）"] {
+            let err = refused(text);
+            assert!(err.contains("write it with a minus sign"), "{text}: {err}");
+        }
+        let err = refused("99999999999999999999999999999");
+        assert!(
+            err.contains("more digits than a decimal field holds"),
+            "{err}"
+        );
         let err = refused("0.12345678901234567890123456789012");
         assert!(
             err.contains("more digits than a decimal field holds"),
@@ -4033,6 +4091,34 @@ by_region = "region"
         let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()).unwrap();
         let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
         assert_eq!(rec.field(2).unwrap().unwrap().to_string(), "3.3");
+    }
+
+    /// A hidden first sheet (stale data, a lookup table) is passed by:
+    /// the rows are the first visible worksheet's.
+    #[test]
+    fn a_workbook_is_read_from_its_first_visible_worksheet() {
+        use rust_xlsxwriter::Workbook;
+        let mut book = Workbook::new();
+        for (name, id) in [
+            ("旧数据", "110105194912310029"),
+            ("导出", "110105194912310037"),
+        ] {
+            let ws = book.add_worksheet();
+            ws.set_name(name).unwrap();
+            for (c, h) in ["身份证号", "姓名", "paid", "born"].iter().enumerate() {
+                ws.write_string(0, c as u16, *h).unwrap();
+            }
+            ws.write_string(1, 0, id).unwrap();
+        }
+        book.worksheet_from_index(1).unwrap().set_active(true);
+        book.worksheet_from_index(0).unwrap().set_hidden(true);
+        let bytes = book.save_to_buffer().unwrap();
+        let parsed = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts()).unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(
+            rec.field(0).unwrap().unwrap().to_string(),
+            "110105194912310037"
+        );
     }
 
     /// A record past what one stored record holds is refused by its
