@@ -224,7 +224,19 @@ fn hostile_expressions_are_refused_not_crashed_on() {
         "{e}"
     );
     let e = check_err(&with_people("[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"score > 123456789012345678901234567890\"\n"));
-    assert!(e.contains("expected an integer of at most"), "{e}");
+    assert!(
+        e.contains("expected an integer of at most")
+            && e.contains("write it with a point: `123456789012345678901234567890.0`"),
+        "{e}"
+    );
+    // A date compared with text: the fix named.
+    let e = check_err(&with_people(
+        "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"born > '2000-01-01'\"\n",
+    ));
+    assert!(
+        e.contains("expected date, found string; write a date as date('2024-01-01')"),
+        "{e}"
+    );
     let e = check_err(&with_people(
         "[[step]]\nname = \"f\"\nop = \"filter\"\nwhere = \"born == date('2023-02-29')\"\n",
     ));

@@ -332,7 +332,19 @@ fn unify(a: TExpr, b: TExpr, what: &str) -> Result<(TExpr, TExpr), Located> {
                 format!("{what}: expected {}, found {}; decimal and float never mix silently: convert one with decimal(x) or float(x)", a.ty, b.ty),
             ))
         }
-        _ => return Err(Located::new(b.pos, format!("{what}: expected {}, found {}", a.ty, b.ty))),
+        _ => {
+            // A date written as text: the usual slip.
+            let hint = match (a.ty, b.ty) {
+                (Type::Date, Type::Str) | (Type::Str, Type::Date) => {
+                    "; write a date as date('2024-01-01'), or read a text as one with date(x)"
+                }
+                _ => "",
+            };
+            return Err(Located::new(
+                b.pos,
+                format!("{what}: expected {}, found {}{hint}", a.ty, b.ty),
+            ));
+        }
     };
     Ok((a.cast(target), b.cast(target)))
 }

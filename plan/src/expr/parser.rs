@@ -382,7 +382,7 @@ fn number(text: &str) -> Result<ExprKind, String> {
     } else {
         text.parse::<i64>().map(ExprKind::Int).map_err(|_| {
             format!(
-                "expected an integer of at most {}, found `{text}`",
+                "expected an integer of at most {}, found `{text}` (for a decimal number, write it with a point: `{text}.0`)",
                 i64::MAX
             )
         })
