@@ -121,7 +121,13 @@ pub fn version(store: &Store, name: &str, version: Option<&str>) -> Result<Insta
     if let Ok(entries) = std::fs::read_dir(&versions) {
         for entry in entries.flatten() {
             let dir = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            // Kept folders are named `<name>@<version>-…`: only this
+            // version's are read.
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}@{wanted}-"))
+            {
                 continue;
             }
             let Ok(kept) = crate::catalog::load_dir(&dir) else {
