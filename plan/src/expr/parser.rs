@@ -334,6 +334,12 @@ impl Parser<'_> {
                     ExprKind::Param(self.ident("a parameter name after `params.`")?)
                 }
                 _ if self.peek() == &Tok::LParen => {
+                    if w == "count" && self.toks.get(self.i + 1).map(|t| &t.0) == Some(&Tok::Star) {
+                        return Err(Located::new(
+                            self.pos_at(self.i + 1),
+                            "expected `)` or a condition: `count()` counts the rows, `count(condition)` those where it holds (SQL's `count(*)` is `count()`)",
+                        ));
+                    }
                     let (args, d) = self.args()?;
                     return self.node(ExprKind::Call(w, args), pos, d + 1);
                 }
@@ -427,6 +433,12 @@ mod tests {
         assert!(e.message.contains("`==`"), "{}", e.message);
         let e = p("a < b < c").unwrap_err();
         assert!(e.message.contains("do not chain"), "{}", e.message);
+        let e = p("count(*)").unwrap_err();
+        assert!(
+            e.message.contains("`count()` counts the rows"),
+            "{}",
+            e.message
+        );
         let e = p("a > 1 and b < 2").unwrap_err();
         assert!(e.message.ends_with("(write `&&`)"), "{}", e.message);
         let e = p("a > 1 OR b < 2").unwrap_err();
