@@ -1549,27 +1549,26 @@ fn read_json_line(
         names,
         fields,
         unknown: &unknown,
+        warned: &builder.unknown_keys,
     };
     let read = serde::de::DeserializeSeed::deserialize(seed, &mut de)
         .and_then(|cells| de.end().map(|()| cells));
     for key in unknown.into_inner() {
-        if !builder.unknown_keys.contains(&key) {
-            problems.warn(
-                line_no,
-                &key,
-                format!(
-                    "{ONCE_A_FILE} is ignored (the schema's fields: {})",
-                    builder
-                        .schema
-                        .fields
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            builder.unknown_keys.push(key);
-        }
+        problems.warn(
+            line_no,
+            &key,
+            format!(
+                "{ONCE_A_FILE} is ignored (the schema's fields: {})",
+                builder
+                    .schema
+                    .fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        builder.unknown_keys.push(key);
     }
     let cells = match read {
         Ok(cells) => cells,
@@ -1670,6 +1669,9 @@ struct JsonLine<'n> {
     /// Keys no field is named by (each once): warned about, as a CSV
     /// header's unknown columns are.
     unknown: &'n std::cell::RefCell<Vec<String>>,
+    /// Keys already warned about in this part of the file: passed by
+    /// without a copy or a search among the names in any case.
+    warned: &'n [String],
 }
 
 /// The start of the warning for a JSON key no field is named by, said
@@ -1706,7 +1708,12 @@ impl<'de> serde::de::Visitor<'de> for JsonLine<'_> {
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut cells: JsonCells<'de> = (0..self.fields).map(|_| None).collect();
         while let Some(key) = map.next_key_seed(JsonKey)? {
-            let named = self.names.get(key.as_ref()).copied().or_else(|| {
+            let exact = self.names.get(key.as_ref()).copied();
+            if exact.is_none() && self.warned.iter().any(|k| k == key.as_ref()) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let named = exact.or_else(|| {
                 self.names
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(key.as_ref()))
