@@ -10,6 +10,11 @@
 //! part. Files written as streams (dataset runs, leads snapshots) are new
 //! files under fresh names: they are synced with their folder by
 //! [`sync_new_file`] before anything points at them.
+//!
+//! It also owns the one way a file named by someone else (a model's
+//! manifest, a bundle to import) is read: [`read_regular`], which refuses a
+//! FIFO, a device or a file over a limit before reading it whole, and
+//! never waits on a FIFO that has no writer.
 
 use std::fs::File;
 use std::io::Write;
@@ -202,5 +207,110 @@ mod tests {
         let path = dir.path().join("missing").join("f");
         assert!(write_atomic(&path, b"x").is_err());
         assert!(!path.exists());
+    }
+}
+
+/// Why [`read_regular`] refused a file.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    Io(std::io::Error),
+    /// A folder, FIFO, socket or device: not a plain file.
+    NotRegular,
+    /// Longer than the limit: its length when known (a file that grew
+    /// while read has none).
+    TooLarge(Option<u64>),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::NotRegular => {
+                f.write_str("is not a regular file (a folder, FIFO or device)")
+            }
+            ReadError::TooLarge(Some(n)) => write!(f, "is {n} bytes long, over the limit"),
+            ReadError::TooLarge(None) => f.write_str("grew over the limit while it was read"),
+        }
+    }
+}
+
+/// Reads the regular file at `path` (a link is followed), of at most
+/// `limit` bytes, refused before it is read whole. The kind and length
+/// are checked before the file is opened, and the file is opened without
+/// waiting (`O_NONBLOCK`), so a FIFO put in its place meanwhile is refused
+/// too, not waited on; then checked again on the open handle.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let check = |meta: &std::fs::Metadata| {
+        if !meta.is_file() {
+            Err(ReadError::NotRegular)
+        } else if meta.len() > limit {
+            Err(ReadError::TooLarge(Some(meta.len())))
+        } else {
+            Ok(())
+        }
+    };
+    check(&std::fs::metadata(path).map_err(ReadError::Io)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    check(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_file_within_the_limit_is_read_and_one_over_it_refused_by_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_regular(&path, 5).unwrap(), b"12345");
+        assert!(matches!(
+            read_regular(&path, 4),
+            Err(ReadError::TooLarge(Some(5)))
+        ));
+        assert!(matches!(
+            read_regular(dir.path(), 1 << 20),
+            Err(ReadError::NotRegular)
+        ));
+        assert!(matches!(
+            read_regular(&dir.path().join("missing"), 1),
+            Err(ReadError::Io(_))
+        ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // No writer ever opens it: a plain open would block this test.
+        assert!(matches!(
+            read_regular(&fifo, 1 << 20),
+            Err(ReadError::NotRegular)
+        ));
+        assert!(matches!(
+            read_regular(Path::new("/dev/zero"), 1 << 20),
+            Err(ReadError::NotRegular)
+        ));
     }
 }

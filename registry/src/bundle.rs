@@ -775,37 +775,41 @@ pub(crate) fn read_registry_file(path: &std::path::Path, limit: u64) -> Result<V
     }
 }
 
-/// Reads a regular file of at most `limit` bytes.
+/// Reads a regular file of at most `limit` bytes (`jiandu_fsio::read_regular`:
+/// a FIFO or a device is refused, not waited on).
 pub(crate) fn read_limited(path: &std::path::Path, limit: u64) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| crate::error::io_err(path, e))?;
-    let meta = file.metadata().map_err(|e| crate::error::io_err(path, e))?;
-    if !meta.is_file() {
-        return Err(crate::error::io_err(path, "is not a regular file"));
-    }
-    if meta.len() > limit {
-        return Err(Error::TooLarge {
+    use jiandu_fsio::ReadError;
+    jiandu_fsio::read_regular(path, limit).map_err(|e| match e {
+        ReadError::Io(e) => crate::error::io_err(path, e),
+        ReadError::NotRegular => crate::error::io_err(path, "is not a regular file"),
+        ReadError::TooLarge(size) => Error::TooLarge {
             what: path.display().to_string(),
-            size: meta.len(),
+            size: size.unwrap_or(limit + 1),
             limit,
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| crate::error::io_err(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            what: path.display().to_string(),
-            size: bytes.len() as u64,
-            limit,
-        });
-    }
-    Ok(bytes)
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_bundle_path_that_is_a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("m-1.0.0.jiandu");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // No writer ever opens it: reading it as a file would block here.
+        let err = read_limited(&fifo, MAX_BUNDLE).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = Bundle::read_file(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
 
     const TOML: &str =
         "name = \"m\"\nversion = \"1.0.0\"\ntitle = \"测试\"\nunit = \"u\"\nsdk = \"^0.1\"\n";

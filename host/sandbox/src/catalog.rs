@@ -47,26 +47,20 @@ pub fn read_model_text(dir: &Path, path: &Path, limit: u64) -> Result<String> {
             )));
         }
     }
-    let meta = std::fs::metadata(path).map_err(|e| Error::file(path, e))?;
-    if !meta.is_file() {
-        return Err(fail(
+    use jiandu_fsio::ReadError;
+    let bytes = jiandu_fsio::read_regular(path, limit).map_err(|e| {
+        match e {
+        ReadError::Io(e) => Error::file(path, e),
+        ReadError::NotRegular => fail(
             "is not a regular file (a folder, FIFO or device); a model's files are plain text files"
                 .into(),
-        ));
+        ),
+        ReadError::TooLarge(n) => fail(format!(
+            "is {} bytes long; at most {limit} bytes are read",
+            n.map_or_else(|| "more than that".into(), |n| n.to_string())
+        )),
     }
-    let too_long = |n: String| fail(format!("is {n} bytes long; at most {limit} bytes are read"));
-    if meta.len() > limit {
-        return Err(too_long(meta.len().to_string()));
-    }
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::file(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_long("more than that".into()));
-    }
+    })?;
     String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "is not UTF-8 text (byte {} is not valid UTF-8)",
