@@ -17,6 +17,11 @@ use std::collections::BTreeSet;
 /// The most evidence fields a lead carries (the host refuses more).
 pub const MAX_EVIDENCE_FIELDS: usize = 64;
 
+/// The most scans a run may hold open at once (the contract's limit,
+/// `sdk/wit/model.wit`; the host refuses the next one). Each `read` an
+/// `emit` builds on is one open scan while that `emit` runs.
+pub const MAX_OPEN_SCANS: usize = 64;
+
 pub use crate::expr::check::Column;
 
 /// A plan that type-checked, ready to be bound to parameter values
@@ -373,6 +378,7 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
+        check_scans(&self.steps)?;
         Ok(CheckedPlan {
             file: self.plan.file.clone(),
             params: self.catalog.params.clone(),
@@ -1126,6 +1132,41 @@ impl<'a> Checker<'a> {
             }
         })
     }
+}
+
+/// Refuses an `emit` whose rows would come through more than
+/// [`MAX_OPEN_SCANS`] reads at once. The executor builds each step's rows
+/// once for every step that takes them, so a step taken by two steps
+/// reads its datasets twice: the reads under an `emit` are counted as
+/// they unfold (a `read` is one; any other step, the sum of its inputs').
+/// Without this check such a plan builds, then fails at run when the host
+/// refuses the 65th scan.
+fn check_scans(steps: &[CStep]) -> Result<(), Located> {
+    let mut reads: Vec<u64> = Vec::with_capacity(steps.len());
+    for s in steps {
+        let n = match &s.kind {
+            CKind::Read { .. } => 1,
+            kind => inputs(kind)
+                .iter()
+                .fold(0u64, |n, &i| n.saturating_add(reads[i])),
+        };
+        reads.push(n);
+        if matches!(s.kind, CKind::Emit { .. }) && n > MAX_OPEN_SCANS as u64 {
+            let many = if n == u64::MAX {
+                "more than can be counted".to_string()
+            } else {
+                n.to_string()
+            };
+            return Err(Located::new(
+                s.pos,
+                format!(
+                    "step `{}` would read datasets through {many} reads at once, more than the {MAX_OPEN_SCANS} a run may hold open: a step taken by two later steps is read again for each, so read each dataset once and build on that step rather than on copies of a chain",
+                    s.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn inputs(kind: &CKind) -> Vec<usize> {

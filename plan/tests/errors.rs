@@ -372,3 +372,39 @@ value = "region"
         .to_string();
     assert!(e.contains("suspect_birth_date"), "{e}");
 }
+
+/// A plan that takes the step before twice (two filters of it, then
+/// their union), `doublings` times, then emits: 2^doublings reads at once.
+fn doubled_reads(doublings: usize) -> String {
+    let mut text = String::new();
+    let mut last = "people".to_string();
+    for i in 0..doublings {
+        for side in ["a", "b"] {
+            text.push_str(&format!(
+                "[[step]]\nname = \"{side}{i}\"\nop = \"filter\"\ninput = \"{last}\"\nwhere = \"true\"\n\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[[step]]\nname = \"d{i}\"\nop = \"union\"\ninputs = [\"a{i}\", \"b{i}\"]\n\n"
+        ));
+        last = format!("d{i}");
+    }
+    text.push_str(&format!(
+        "[[step]]\nname = \"out\"\nop = \"emit\"\ninput = \"{last}\"\nsubject = \"region\"\ntitle = \"x\"\n"
+    ));
+    with_people(&text)
+}
+
+#[test]
+fn an_emit_over_more_reads_than_a_run_may_hold_open_is_refused_at_build() {
+    // 2^6 = 64 reads at once: the limit, fine.
+    let plan = common::parse(&doubled_reads(6)).unwrap();
+    jiandu_plan::check_plan(&plan, &common::catalog()).unwrap();
+    // 2^7 = 128: refused at the emit, saying why and what to do.
+    let e = check_err(&doubled_reads(7));
+    assert!(e.contains("step `out` would read datasets through 128 reads at once, more than the 64 a run may hold open"), "{e}");
+    assert!(e.contains("read each dataset once"), "{e}");
+    // 2^70 reads: counted without overflow.
+    let e = check_err(&doubled_reads(70));
+    assert!(e.contains("more than can be counted"), "{e}");
+}

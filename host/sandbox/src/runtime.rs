@@ -1598,6 +1598,16 @@ impl host::Host for Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plans_are_checked_against_the_limits_the_host_enforces() {
+        // A plan over a limit is refused at build, not by the host at run.
+        assert_eq!(super::MAX_OPEN_SCANS, jiandu_plan::check::MAX_OPEN_SCANS);
+        assert_eq!(
+            super::MAX_EVIDENCE_FIELDS,
+            jiandu_plan::check::MAX_EVIDENCE_FIELDS
+        );
+    }
+
     use super::*;
     use wasmtime::ResourceLimiter;
 
