@@ -6,6 +6,7 @@ use super::schema::{Check, Field, FieldType, Schema};
 use super::sort::{Merged, Sorter};
 use super::split::Splitter;
 use super::stream::{read_full, Chunker, Decoding, Utf16, Utf16Reader, UTF16_HEAD};
+use super::xlsx_read::{self, Cell as XlsxValue};
 use super::{NewVersion, PseudonymEntries, PseudonymRuns, SortedRows, VersionInfo};
 use crate::pseudonym::Pseudonymizer;
 use crate::{Error, Result, Store};
@@ -432,6 +433,7 @@ pub fn read(
                 schema,
                 path,
                 spooled,
+                tmp,
                 &opts.allow_missing,
                 &mut builder,
                 &mut problems,
@@ -1108,145 +1110,43 @@ fn check_xlsx_size(path: &Path, file: &std::fs::File) -> Result<()> {
     Ok(())
 }
 
-/// What one pass over a workbook's worksheets (their XML inflated and
-/// searched, a fraction of the cost of reading it as XML) tells.
-struct SheetScan {
-    /// A worksheet may hold merged cells (`mergeCell`): their regions are
-    /// read, which costs a second pass as XML.
-    merges: bool,
-    /// A worksheet holds a formula without a saved value (`<f>…</f></c>`,
-    /// or `<f …/></c>`): a program that does not compute formulas wrote
-    /// it, and the cell would read as empty.
-    unvalued_formula: bool,
-}
-
-/// Scans the worksheets of a workbook ([`SheetScan`]). A part that cannot
-/// be read says "may have merged cells": the reading after tells why.
-fn scan_sheets(file: &std::fs::File) -> SheetScan {
-    use std::io::Read as _;
-    let unknown = SheetScan {
-        merges: true,
-        unvalued_formula: false,
-    };
-    let Ok(mut archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else {
-        return unknown;
-    };
-    let merge = memchr::memmem::Finder::new(b"mergeCell");
-    let formula_end = memchr::memmem::Finder::new(b"</f></c>");
-    let empty_end = memchr::memmem::Finder::new(b"/></c>");
-    // Whether the self-closing element ending at `at` (its `/>`) is `<f`.
-    let is_formula = |text: &[u8], at: usize| {
-        text[..at]
-            .iter()
-            .rposition(|&b| b == b'<')
-            .is_some_and(|open| matches!(text.get(open + 1..open + 3), Some(b"f ") | Some(b"f/")))
-    };
-    let mut scan = SheetScan {
-        merges: false,
-        unvalued_formula: false,
-    };
-    // The end of each read is kept for a word or a tag cut between reads.
-    const KEEP: usize = 512;
-    let mut buf = vec![0u8; 256 << 10];
-    for i in 0..archive.len() {
-        let sheet = archive
-            .name_for_index(i)
-            .and_then(|n| n.ok())
-            .is_some_and(|n| n.starts_with("xl/worksheets/") && n.ends_with(".xml"));
-        if !sheet {
-            continue;
-        }
-        let Ok(mut part) = archive.by_index(i) else {
-            return unknown;
-        };
-        let mut kept = 0;
-        loop {
-            let n = match part.read(&mut buf[kept..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(_) => return unknown,
-            };
-            let filled = kept + n;
-            let text = &buf[..filled];
-            scan.merges |= merge.find(text).is_some();
-            scan.unvalued_formula |= formula_end.find(text).is_some()
-                || empty_end.find_iter(text).any(|at| is_formula(text, at));
-            if scan.merges && scan.unvalued_formula {
-                return scan;
-            }
-            kept = filled.min(KEEP);
-            buf.copy_within(filled - kept..filled, 0);
-        }
-    }
-    scan
-}
-
 /// Title rows an Excel export may have above its header row.
 const XLSX_TITLE_ROWS: usize = 5;
 
-/// Reads the first sheet of an Excel workbook, a row at a time as its XML
-/// is inflated (memory follows one row and the workbook's shared strings,
-/// not the sheet): its first row that names a field (after at most
-/// [`XLSX_TITLE_ROWS`] title rows) is the header; rows are named by their
-/// spreadsheet row numbers.
+/// Reads the first visible sheet of an Excel workbook, a row at a time as
+/// its XML is inflated ([`xlsx_read`]: memory follows one row, not the
+/// sheet, and the shared strings spill under `tmp`): its first row that
+/// names a field (after at most [`XLSX_TITLE_ROWS`] title rows) is the
+/// header; rows are named by their spreadsheet row numbers.
 fn read_xlsx(
     schema: &Schema,
     path: &Path,
     file: std::fs::File,
+    tmp: &Path,
     allow_missing: &[String],
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Result<()> {
-    use calamine::{Data, Reader};
     check_xlsx_size(path, &file)?;
-    let SheetScan {
-        merges,
-        unvalued_formula,
-    } = scan_sheets(&file);
-    if unvalued_formula {
-        return Err(Error::file(
-            path,
-            "holds formulas without a saved result (the program that wrote it does not compute formulas), which would read as empty cells: open it in Excel or WPS and save it, so that each formula's value is saved with it",
-        ));
-    }
-    let unreadable = |e: calamine::XlsxError| {
-        Error::file(path, format!("is not a readable .xlsx workbook: {e}"))
-    };
-    let mut book: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::BufReader::new(file)).map_err(unreadable)?;
-    // The first sheet a person sees: a hidden sheet before it (stale
-    // data, a lookup table) is not what the department exported.
-    let sheets = book.sheets_metadata();
-    let Some(sheet) = sheets
-        .iter()
-        .find(|s| {
-            s.visible == calamine::SheetVisible::Visible && s.typ == calamine::SheetType::WorkSheet
-        })
-        .or(sheets.first())
-        .map(|s| s.name.clone())
-    else {
-        return Err(Error::file(path, "the workbook has no sheet"));
-    };
-    let mut cells = book
-        .worksheet_cells_reader(&sheet)
-        .map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))?;
+    let refused = |e: xlsx_read::ReadError| Error::file(path, e);
+    let mut book =
+        xlsx_read::Workbook::open(std::io::BufReader::new(file), tmp).map_err(refused)?;
+    let mut cells = book.sheet().map_err(refused)?;
     let mut sheet_rows = XlsxRows {
         pending: None,
         row: Vec::new(),
         done: false,
     };
-    let mut next_row = |row: &mut Vec<Data>| -> Result<Option<u64>> {
-        sheet_rows
-            .next(&mut cells, row)
-            .map_err(|e| Error::file(path, format!("cannot read the first sheet: {e}")))
+    let mut next_row = |cells: &mut xlsx_read::Sheet<'_, _>, row: &mut Vec<XlsxValue>| {
+        sheet_rows.next(cells, row).map_err(refused)
     };
     // Exports often put a title above the header: the header is the first
     // of the top rows that names a field, else the first row.
-    let known = |cell: &Data| field_named(schema, cell.to_string().trim()).is_some();
-    let mut top: Vec<(u64, Vec<Data>)> = Vec::new();
+    let known = |cell: &XlsxValue| field_named(schema, cell.to_string().trim()).is_some();
+    let mut top: Vec<(u64, Vec<XlsxValue>)> = Vec::new();
     let mut row = Vec::new();
     while top.len() <= XLSX_TITLE_ROWS {
-        let Some(line) = next_row(&mut row)? else {
+        let Some(line) = next_row(&mut cells, &mut row)? else {
             break;
         };
         let names_a_field = row.iter().any(known);
@@ -1276,13 +1176,13 @@ fn read_xlsx(
         return Ok(());
     }
     let mut texts: Vec<Option<String>> = Vec::with_capacity(columns.len());
-    let mut add = |line: u64, row: &[Data]| {
-        if row.iter().all(|c| matches!(c, Data::Empty)) {
+    let mut add = |line: u64, row: &[XlsxValue]| {
+        if row.iter().all(|c| matches!(c, XlsxValue::Empty)) {
             return;
         }
         let texts_of_row = row.iter().map(|c| match c {
-            Data::String(s) => s.as_str(),
-            Data::Empty => "",
+            XlsxValue::Text(s) => s.as_str(),
+            XlsxValue::Empty => "",
             _ => "0",
         });
         if let Some((column, label)) = totals_label(texts_of_row) {
@@ -1292,9 +1192,9 @@ fn read_xlsx(
         texts.clear();
         let mut bad = false;
         for (field, col) in schema.fields.iter().zip(&columns) {
-            let cell = col.and_then(|c| row.get(c)).unwrap_or(&Data::Empty);
+            let cell = col.and_then(|c| row.get(c)).unwrap_or(&XlsxValue::Empty);
             let read = match (field.ty, cell) {
-                (FieldType::String, Data::Float(f)) => number_as_text(*f).map(Some),
+                (FieldType::String, XlsxValue::Number(f)) => number_as_text(*f).map(Some),
                 _ => xlsx_cell_text(cell),
             };
             texts.push(match read {
@@ -1315,25 +1215,21 @@ fn read_xlsx(
     for (line, row) in rest.drain(..) {
         add(line, &row);
     }
-    while let Some(line) = next_row(&mut row)? {
+    while let Some(line) = next_row(&mut cells, &mut row)? {
         add(line, &row);
     }
-    drop(cells);
-    if !merges {
-        return Ok(());
-    }
     // A merged cell keeps its value in its first cell only: the other
-    // rows of a region merged below the header would read as empty.
-    let merged = book.merge_cells_by_sheet_name(&sheet).map_err(|e| {
+    // rows of a region merged below the header would read as empty. The
+    // regions follow the sheet's data, read as they come.
+    while let Some(region) = cells.next_merge().map_err(|e| {
         Error::file(
             path,
             format!("cannot read the first sheet's merged cells: {e}"),
         )
-    })?;
-    for region in merged {
-        let (first, last) = (u64::from(region.start.0) + 1, u64::from(region.end.0) + 1);
+    })? {
+        let (first, last) = (u64::from(region.first.0) + 1, u64::from(region.last.0) + 1);
         let read = |c: &Option<usize>| {
-            c.is_some_and(|c| (region.start.1..=region.end.1).contains(&(c as u32)))
+            c.is_some_and(|c| (region.first.1..=region.last.1).contains(&(c as u32)))
         };
         if last > header_line && columns.iter().any(read) {
             problems.error(first.max(header_line + 1), None, merged_cells(&region));
@@ -1344,21 +1240,11 @@ fn read_xlsx(
 
 /// The error of a region of merged cells among a sheet's rows.
 #[cold]
-fn merged_cells(region: &calamine::Dimensions) -> String {
-    let name = |(row, col): (u32, u32)| {
-        let mut letters = Vec::new();
-        let mut c = col + 1;
-        while c > 0 {
-            letters.push(b'A' + ((c - 1) % 26) as u8);
-            c = (c - 1) / 26;
-        }
-        letters.reverse();
-        format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
-    };
+fn merged_cells(region: &xlsx_read::Merged) -> String {
     format!(
         "cells {}:{} are merged: a merged cell keeps its value in its first cell only, so the other cells of the region would be read as empty; unmerge them and fill in every cell (取消合并单元格并逐格填写)",
-        name(region.start),
-        name(region.end)
+        xlsx_read::cell_name(region.first),
+        xlsx_read::cell_name(region.last)
     )
 }
 
@@ -1366,8 +1252,8 @@ fn merged_cells(region: &calamine::Dimensions) -> String {
 /// right, empty cells and rows left out), each as one cell per column.
 struct XlsxRows {
     /// The first cell of the next row, read with the row before.
-    pending: Option<(u32, u32, calamine::Data)>,
-    row: Vec<calamine::Data>,
+    pending: Option<(u32, u32, XlsxValue)>,
+    row: Vec<XlsxValue>,
     /// The sheet's cells are all read (the reader must not be asked again).
     done: bool,
 }
@@ -1375,17 +1261,17 @@ struct XlsxRows {
 impl XlsxRows {
     /// Fills `out` with the next row that has a cell; its spreadsheet row
     /// number (from 1), or `None` at the end.
-    fn next<RS: std::io::Read + std::io::Seek>(
+    fn next<R: std::io::Read + std::io::Seek>(
         &mut self,
-        cells: &mut calamine::XlsxCellReader<'_, RS>,
-        out: &mut Vec<calamine::Data>,
-    ) -> std::result::Result<Option<u64>, calamine::XlsxError> {
+        cells: &mut xlsx_read::Sheet<'_, R>,
+        out: &mut Vec<XlsxValue>,
+    ) -> std::result::Result<Option<u64>, xlsx_read::ReadError> {
         self.row.clear();
         let mut at_row = None;
-        let place = |row: &mut Vec<calamine::Data>, col: u32, value: calamine::Data| {
+        let place = |row: &mut Vec<XlsxValue>, col: u32, value: XlsxValue| {
             let col = col as usize;
             if row.len() <= col {
-                row.resize(col + 1, calamine::Data::Empty);
+                row.resize(col + 1, XlsxValue::Empty);
             }
             row[col] = value;
         };
@@ -1394,12 +1280,10 @@ impl XlsxRows {
             place(&mut self.row, c, v);
         }
         while !self.done {
-            let Some(cell) = cells.next_cell()? else {
+            let Some(((r, c), value)) = cells.next_cell()? else {
                 self.done = true;
                 break;
             };
-            let (r, c) = cell.get_position();
-            let value = calamine::Data::from(cell.get_value().clone());
             match at_row {
                 None => at_row = Some(r),
                 Some(current) if current != r => {
@@ -1418,28 +1302,19 @@ impl XlsxRows {
 /// The text of a spreadsheet cell as the schema's parsers expect it: whole
 /// numbers without `.0`, dates as `YYYY-MM-DD`, date-times as
 /// `YYYY-MM-DD HH:MM:SS`.
-fn xlsx_cell_text(cell: &calamine::Data) -> std::result::Result<Option<String>, String> {
-    use calamine::Data;
+fn xlsx_cell_text(cell: &XlsxValue) -> std::result::Result<Option<String>, String> {
     Ok(match cell {
-        Data::Empty => None,
-        Data::String(s) => Some(s.clone()),
-        Data::Int(i) => Some(i.to_string()),
-        Data::Float(f) if !f.is_finite() => return Err(format!("`{f}` is not a number")),
-        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
-        Data::Float(f) if f.abs() < 1e15 => Some(shown_number(*f)),
-        Data::Float(f) => Some(f.to_string()),
-        Data::Bool(b) => Some(b.to_string()),
-        Data::DateTime(dt) if dt.is_datetime() => {
-            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-            if (h, mi, s) == (0, 0, 0) {
-                Some(format!("{y:04}-{mo:02}-{d:02}"))
-            } else {
-                Some(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
-            }
+        XlsxValue::Empty => None,
+        XlsxValue::Text(s) | XlsxValue::IsoDate(s) => Some(s.clone()),
+        XlsxValue::Number(f) if !f.is_finite() => return Err(format!("`{f}` is not a number")),
+        XlsxValue::Number(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+            Some(format!("{}", *f as i64))
         }
-        Data::DateTime(dt) => Some(dt.as_f64().to_string()),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
-        Data::Error(e) => return Err(format!("the cell holds the spreadsheet error {e}")),
+        XlsxValue::Number(f) if f.abs() < 1e15 => Some(shown_number(*f)),
+        XlsxValue::Number(f) | XlsxValue::Duration(f) => Some(f.to_string()),
+        XlsxValue::Bool(b) => Some(b.to_string()),
+        XlsxValue::Date { serial, date1904 } => Some(xlsx_read::date_text(*serial, *date1904)),
+        XlsxValue::Error(e) => return Err(format!("the cell holds the spreadsheet error {e}")),
     })
 }
 
@@ -1466,7 +1341,7 @@ fn number_as_text(f: f64) -> std::result::Result<String, String> {
             "the cell holds the number {f:.0}, which has more digits than the 15 a spreadsheet keeps, so its last digits were lost when it was typed or imported (an ID number or a code in a number column); {KEEP_AS_TEXT}"
         ));
     }
-    xlsx_cell_text(&calamine::Data::Float(f)).map(Option::unwrap_or_default)
+    xlsx_cell_text(&XlsxValue::Number(f)).map(Option::unwrap_or_default)
 }
 
 /// How to keep an ID number or a code from becoming a number in a

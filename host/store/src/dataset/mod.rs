@@ -20,6 +20,7 @@ mod split;
 pub mod stream;
 pub mod view;
 pub mod xlsx;
+pub mod xlsx_read;
 
 use crate::mask::PersonalKind;
 use crate::{Error, Result, Store};
