@@ -446,12 +446,14 @@ impl Program {
             else {
                 continue;
             };
-            let mut node = self.node(*src, &host, &emit_need(&self.steps, i))?;
+            let mut node = self
+                .node(*src, &host, &emit_need(&self.steps, i))
+                .map_err(|e| *e)?;
             lead.step.clone_from(&s.name);
             lead.subject_personal = *subject_personal;
             lead.evidence.resize_with(evidence.len(), Evidence::default);
             let mut scratch = String::new();
-            while node.next()? {
+            while node.next().map_err(|e| *e)? {
                 let env = Env {
                     row: node.row(),
                     pool: &self.pool,
@@ -514,21 +516,21 @@ impl Program {
         Ok(stats)
     }
 
-    fn eval_error(&self, step: usize, error: EvalError) -> RunError {
-        RunError::Eval {
+    fn eval_error(&self, step: usize, error: EvalError) -> Box<RunError> {
+        Box::new(RunError::Eval {
             file: self.file.clone(),
             step: self.steps[step].name.clone(),
             error,
-        }
+        })
     }
 
-    fn unsorted(&self, step: usize, message: String) -> RunError {
-        RunError::Unsorted {
+    fn unsorted(&self, step: usize, message: String) -> Box<RunError> {
+        Box::new(RunError::Unsorted {
             file: self.file.clone(),
             step: self.steps[step].name.clone(),
             pos: self.steps[step].pos,
             message,
-        }
+        })
     }
 
     /// Step `i`, a filter or a derive, and the filters and derives it
@@ -538,7 +540,7 @@ impl Program {
         i: usize,
         input: &'p Host<'h>,
         need: &Need,
-    ) -> Result<Box<dyn Node + 'p>, RunError> {
+    ) -> Fallible<Box<dyn Node + 'p>> {
         let mut ops = Vec::new();
         let mut j = i;
         loop {
@@ -653,7 +655,7 @@ impl Program {
         i: usize,
         input: &'p Host<'h>,
         need: &Need,
-    ) -> Result<Box<dyn Node + 'p>, RunError> {
+    ) -> Fallible<Box<dyn Node + 'p>> {
         let s = &self.steps[i];
         let width = s.columns.len();
         // What the step needs of its input `src` (all columns it reads now).
@@ -1063,10 +1065,16 @@ fn mark(e: &TExpr, used: &mut [bool]) {
     }
 }
 
+/// A node's result. The error is boxed: errors end a run and are rare,
+/// and a result of one word comes back from the calls made for every row
+/// in registers instead of through memory (in the sandbox, where `RunError`
+/// would be returned through the stack on every `next`).
+type Fallible<T> = Result<T, Box<RunError>>;
+
 /// A source of rows: advance, then read the current row.
 trait Node {
     /// Moves to the next row; `false` at the end.
-    fn next(&mut self) -> Result<bool, RunError>;
+    fn next(&mut self) -> Fallible<bool>;
     /// The current row (valid after `next` returned `true`).
     fn row(&self) -> &[Value];
     /// Rows read from datasets by this node and the nodes under it.
@@ -1082,12 +1090,12 @@ trait Node {
     /// `row`, which holds the current row wherever it went since (handed
     /// on by `swap_row`, or copied). Nodes that defer nothing keep the
     /// default.
-    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Fallible<()> {
         let _ = (cols, row);
         Ok(())
     }
     /// [`Node::fill`] into the node's own current row, not handed on.
-    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+    fn fill_own(&mut self, cols: &[usize]) -> Fallible<()> {
         let _ = cols;
         Ok(())
     }
@@ -1130,31 +1138,31 @@ impl ReadNode<'_> {
     /// The error for the first value of `row` among `cols` of another
     /// type than its column's.
     #[cold]
-    fn bad_value(&self, row: &[Value], cols: &mut dyn Iterator<Item = usize>) -> RunError {
+    fn bad_value(&self, row: &[Value], cols: &mut dyn Iterator<Item = usize>) -> Box<RunError> {
         let (v, c) = cols
             .map(|i| (&row[i], &self.step.columns[i]))
             .find(|(v, c)| !v.fits(c.ty))
             .expect("called on a row with a value of another type");
-        RunError::BadValue {
+        Box::new(RunError::BadValue {
             dataset: self.dataset.to_owned(),
             field: c.name.clone(),
             expected: c.ty.name().to_owned(),
             found: format!("{} {v}", v.ty().map_or("null", Type::name)),
-        }
+        })
     }
 }
 
 impl ReadNode<'_> {
-    fn input_error(&self, error: HostError) -> RunError {
-        RunError::Input {
+    fn input_error(&self, error: HostError) -> Box<RunError> {
+        Box::new(RunError::Input {
             dataset: self.dataset.to_owned(),
             error,
-        }
+        })
     }
 
     /// Checks the columns `cols` of `row` against their types.
     #[inline]
-    fn check(&self, row: &[Value], cols: &[usize]) -> Result<(), RunError> {
+    fn check(&self, row: &[Value], cols: &[usize]) -> Fallible<()> {
         let fits = |&c: &usize| {
             let tag = row[c].tag();
             tag == 0 || tag == self.tags[c]
@@ -1167,7 +1175,7 @@ impl ReadNode<'_> {
 }
 
 impl Node for ReadNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         fit(&mut self.buf, self.width);
         let next = if self.lazy {
             self.scan
@@ -1204,7 +1212,7 @@ impl Node for ReadNode<'_> {
         Ok(true)
     }
 
-    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Fallible<()> {
         if self.whole {
             return Ok(());
         }
@@ -1239,7 +1247,7 @@ impl Node for ReadNode<'_> {
         done
     }
 
-    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+    fn fill_own(&mut self, cols: &[usize]) -> Fallible<()> {
         let mut buf = std::mem::take(&mut self.buf);
         let done = self.fill(cols, &mut buf);
         self.buf = buf;
@@ -1300,7 +1308,7 @@ fn fill_input(
     buf: &mut [Value],
     own: bool,
     cols: &[usize],
-) -> Result<(), RunError> {
+) -> Fallible<()> {
     if own {
         input.fill(cols, buf)
     } else {
@@ -1309,7 +1317,7 @@ fn fill_input(
 }
 
 impl Node for PipeNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         let p = self.p;
         'rows: while self.input.next()? {
             let mut own = false;
@@ -1358,11 +1366,11 @@ impl Node for PipeNode<'_> {
         Ok(false)
     }
 
-    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Fallible<()> {
         self.input.fill(cols, row)
     }
 
-    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+    fn fill_own(&mut self, cols: &[usize]) -> Fallible<()> {
         fill_input(&mut *self.input, &mut self.buf, self.own, cols)
     }
 
@@ -1398,7 +1406,7 @@ struct SelectNode<'p> {
 }
 
 impl Node for SelectNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         if !self.input.next()? {
             return Ok(false);
         }
@@ -1516,7 +1524,7 @@ impl Pairing {
         input: &mut dyn Node,
         paired: &mut [Value],
         cols: &[usize],
-    ) -> Result<(), RunError> {
+    ) -> Fallible<()> {
         match self.kind {
             JoinKind::Semi | JoinKind::Anti => input.fill_own(cols),
             _ => input.fill(cols, paired),
@@ -1544,7 +1552,7 @@ impl Pairing {
 trait Joined {
     fn pairing(&mut self) -> &mut Pairing;
     /// Moves to the next input row and finds its partners; false at the end.
-    fn next_input(&mut self) -> Result<bool, RunError>;
+    fn next_input(&mut self) -> Fallible<bool>;
     /// How many partners the current input row has.
     fn partners(&self) -> usize;
     /// Makes the output row of the current input row and `partner` (none:
@@ -1555,7 +1563,7 @@ trait Joined {
 /// The next output row of a join, by its kind: each partner in turn
 /// (inner, left), the input row alone (left without partners, semi with
 /// some, anti with none), or on to the next input row.
-fn next_joined(n: &mut impl Joined) -> Result<bool, RunError> {
+fn next_joined(n: &mut impl Joined) -> Fallible<bool> {
     loop {
         let partners = n.partners();
         let p = n.pairing();
@@ -1630,7 +1638,7 @@ impl JoinNode<'_> {
     /// Makes `group` hold the other side's rows whose key equals the
     /// current left row's key: those of the previous left row when the
     /// key is the same, else the next ones ([`JoinNode::find_partners`]).
-    fn load_group(&mut self) -> Result<(), RunError> {
+    fn load_group(&mut self) -> Fallible<()> {
         let left = self.left.row();
         // The previous left row's key: equal means the same partners;
         // smaller means the input broke its order.
@@ -1677,7 +1685,7 @@ impl JoinNode<'_> {
 
     /// Fills `group` with the other side's rows whose key equals the
     /// current left row's (not null) key, reading past smaller keys.
-    fn find_partners(&mut self) -> Result<(), RunError> {
+    fn find_partners(&mut self) -> Fallible<()> {
         let left = self.left.row();
         loop {
             // Whether the other side's row was just read.
@@ -1775,7 +1783,7 @@ impl Joined for JoinNode<'_> {
         &mut self.pairing
     }
 
-    fn next_input(&mut self) -> Result<bool, RunError> {
+    fn next_input(&mut self) -> Fallible<bool> {
         if !self.left.next()? {
             return Ok(false);
         }
@@ -1793,7 +1801,7 @@ impl Joined for JoinNode<'_> {
 }
 
 impl Node for JoinNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         next_joined(self)
     }
 
@@ -1801,11 +1809,11 @@ impl Node for JoinNode<'_> {
         self.pairing.row(&*self.left, &self.buf, self.width)
     }
 
-    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Fallible<()> {
         self.left.fill(cols, row)
     }
 
-    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+    fn fill_own(&mut self, cols: &[usize]) -> Fallible<()> {
         self.pairing.fill_own(&mut *self.left, &mut self.buf, cols)
     }
 
@@ -1860,8 +1868,8 @@ struct LookupNode<'p, 'h> {
 }
 
 impl LookupNode<'_, '_> {
-    fn failed(&self, error: HostError) -> RunError {
-        RunError::Lookup(Box::new(LookupError {
+    fn failed(&self, error: HostError) -> Box<RunError> {
+        Box::new(RunError::Lookup(Box::new(LookupError {
             file: self.p.file.clone(),
             step: self.p.steps[self.step].name.clone(),
             pos: self.key_pos,
@@ -1869,11 +1877,11 @@ impl LookupNode<'_, '_> {
             index: self.index.to_owned(),
             key: (!self.key_personal).then(|| self.value.to_string()),
             error,
-        }))
+        })))
     }
 
     /// Looks up the current input row's key.
-    fn look(&mut self) -> Result<(), RunError> {
+    fn look(&mut self) -> Fallible<()> {
         let env = Env {
             row: self.input.row(),
             pool: &self.p.pool,
@@ -1909,22 +1917,22 @@ impl LookupNode<'_, '_> {
         // another type is the host's error, reported as such.
         for r in &self.found[..n] {
             if r.len() < self.columns.len() {
-                return Err(RunError::BadValue {
+                return Err(Box::new(RunError::BadValue {
                     dataset: self.dataset.to_owned(),
                     field: self.columns[r.len()].name.clone(),
                     expected: self.columns[r.len()].ty.name().to_owned(),
                     found: "no value (a record with too few fields)".into(),
-                });
+                }));
             }
             for ((v, c), name) in r.iter().zip(self.columns).zip(&self.fields) {
                 if let Some(t) = v.ty() {
                     if t != c.ty {
-                        return Err(RunError::BadValue {
+                        return Err(Box::new(RunError::BadValue {
                             dataset: self.dataset.to_owned(),
                             field: (*name).to_owned(),
                             expected: c.ty.name().to_owned(),
                             found: format!("{} {v}", t.name()),
-                        });
+                        }));
                     }
                 }
             }
@@ -1963,7 +1971,7 @@ impl Joined for LookupNode<'_, '_> {
         &mut self.pairing
     }
 
-    fn next_input(&mut self) -> Result<bool, RunError> {
+    fn next_input(&mut self) -> Fallible<bool> {
         if !self.input.next()? {
             return Ok(false);
         }
@@ -1981,7 +1989,7 @@ impl Joined for LookupNode<'_, '_> {
 }
 
 impl Node for LookupNode<'_, '_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         next_joined(self)
     }
 
@@ -1989,11 +1997,11 @@ impl Node for LookupNode<'_, '_> {
         self.pairing.row(&*self.input, &self.buf, self.width)
     }
 
-    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Result<(), RunError> {
+    fn fill(&mut self, cols: &[usize], row: &mut [Value]) -> Fallible<()> {
         self.input.fill(cols, row)
     }
 
-    fn fill_own(&mut self, cols: &[usize]) -> Result<(), RunError> {
+    fn fill_own(&mut self, cols: &[usize]) -> Fallible<()> {
         self.pairing.fill_own(&mut *self.input, &mut self.buf, cols)
     }
 
@@ -2146,7 +2154,7 @@ fn fold(
     aggs: &[(AggFunc, AggArg)],
     accs: &mut [Acc],
     scratch: &mut Value,
-) -> Result<(), RunError> {
+) -> Fallible<()> {
     let env = Env { row, pool: &p.pool };
     let pos = p.steps[step].pos;
     for ((_, arg), acc) in aggs.iter().zip(accs.iter_mut()) {
@@ -2223,7 +2231,7 @@ impl GroupNode<'_> {
 }
 
 impl Node for GroupNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         let first = !std::mem::replace(&mut self.started, true);
         if self.done || (!self.pending && !self.input.next()?) {
             self.done = true;
@@ -2333,7 +2341,7 @@ struct HashGroupNode<'p> {
 }
 
 impl Node for HashGroupNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         if let Some(mut input) = self.input.take() {
             let mut groups: BTreeMap<Key, Vec<Acc>> = BTreeMap::new();
             let mut scratch = Value::Null;
@@ -2409,7 +2417,7 @@ struct SortNode<'p> {
 }
 
 impl Node for SortNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         if let Some(mut input) = self.input.take() {
             while input.next()? {
                 self.rows.push(input.row().to_vec());
@@ -2462,7 +2470,7 @@ impl<'p> Chunker<'p> {
 
     /// Reads the next chunk into `rows` (slots reused); its length, 0 at
     /// the end.
-    fn fill(&mut self, rows: &mut Vec<Vec<Value>>) -> Result<usize, RunError> {
+    fn fill(&mut self, rows: &mut Vec<Vec<Value>>) -> Fallible<usize> {
         if self.done || (!self.pending && !self.input.next()?) {
             self.done = true;
             return Ok(0);
@@ -2524,7 +2532,7 @@ struct ChunkNode<'p> {
 }
 
 impl ChunkNode<'_> {
-    fn compute(&mut self) -> Result<(), RunError> {
+    fn compute(&mut self) -> Fallible<()> {
         let n = self.len;
         let rows = &self.rows[..n];
         self.extra.clear();
@@ -2608,7 +2616,7 @@ impl ChunkNode<'_> {
 }
 
 impl Node for ChunkNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         if self.at >= self.len {
             self.len = self.chunker.fill(&mut self.rows)?;
             self.at = 0;
@@ -2670,7 +2678,7 @@ struct UnionNode<'p> {
 }
 
 impl Node for UnionNode<'_> {
-    fn next(&mut self) -> Result<bool, RunError> {
+    fn next(&mut self) -> Fallible<bool> {
         let mut best: Option<usize> = None;
         for i in 0..self.children.len() {
             if self.state[i] == UnionState::Start {
