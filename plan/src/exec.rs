@@ -1303,12 +1303,7 @@ struct PipeNode<'p> {
 /// Fills a pipe input's deferred `cols` into the current row: into the
 /// pipe's `buf` when a derive took the row (`own`), else where the input
 /// holds it.
-fn fill_input(
-    input: &mut dyn Node,
-    buf: &mut [Value],
-    own: bool,
-    cols: &[usize],
-) -> Fallible<()> {
+fn fill_input(input: &mut dyn Node, buf: &mut [Value], own: bool, cols: &[usize]) -> Fallible<()> {
     if own {
         input.fill(cols, buf)
     } else {
@@ -1519,12 +1514,7 @@ impl Pairing {
 
     /// Fills the input's deferred `cols` into the row the join shows
     /// (the input's own columns keep their places in the paired row).
-    fn fill_own(
-        &self,
-        input: &mut dyn Node,
-        paired: &mut [Value],
-        cols: &[usize],
-    ) -> Fallible<()> {
+    fn fill_own(&self, input: &mut dyn Node, paired: &mut [Value], cols: &[usize]) -> Fallible<()> {
         match self.kind {
             JoinKind::Semi | JoinKind::Anti => input.fill_own(cols),
             _ => input.fill(cols, paired),
