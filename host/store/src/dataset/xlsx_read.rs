@@ -193,9 +193,8 @@ fn custom_format(code: &str) -> Shown {
             depth = depth.saturating_sub(1);
         } else if outside && !am_pm && matches!(c, 'a' | 'A') {
             am_pm = true;
-        } else if outside && am_pm && matches!(c, 'p' | 'P' | 'm' | 'M' | '/') {
-            return Shown::DateTime;
-        } else if outside && !am_pm && "dmhysDMHYS".contains(c) {
+        } else if outside && (am_pm && "pPmM/".contains(c) || !am_pm && "dmhysDMHYS".contains(c)) {
+            // After `A`, only `AM/PM` or `A/P` shows a time.
             return Shown::DateTime;
         } else if !(elapsed && c.eq_ignore_ascii_case(&prev)) {
             elapsed = prev == '[' && "mhsMHS".contains(c);
@@ -891,7 +890,7 @@ impl SharedStrings {
             None => self.memory.extend_from_slice(s.as_bytes()),
         }
         self.len = len;
-        if self.count % ENDS_CHUNK == 0 {
+        if self.count.is_multiple_of(ENDS_CHUNK) {
             self.ends.push(Vec::with_capacity(ENDS_CHUNK));
         }
         self.ends.last_mut().expect("a chunk").push(len as u32);
@@ -1389,15 +1388,13 @@ impl<'a, R: Read + Seek> Sheet<'a, R> {
             None => (self.row, self.col),
         };
         self.col = at.1.saturating_add(1);
-        let style = match self.xml.attr(b"s")? {
-            None => None,
-            Some(s) => Some(
-                std::str::from_utf8(&s)
-                    .ok()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .unwrap_or(0),
-            ),
-        };
+        // A style that is not a number is the default one.
+        let style = self.xml.attr(b"s")?.map(|s| {
+            std::str::from_utf8(&s)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(0)
+        });
         let ty = match self.xml.attr(b"t")?.as_deref() {
             None | Some(b"n") => Type::Number,
             Some(b"s") => Type::Shared,
@@ -1913,8 +1910,8 @@ mod tests {
             (60.0, false, "1900-02-29"),
             (61.0, false, "1900-03-01"),
             (45352.0, false, "2024-03-01"),
-            (45352.999_999_9, false, "2024-03-01 23:59:59"),
-            (45352.999_999_999_9, false, "2024-03-02"),
+            (45_352.999_999_9, false, "2024-03-01 23:59:59"),
+            (45_352.999_999_999_9, false, "2024-03-02"),
             (45352.25, false, "2024-03-01 06:00:00"),
             (0.0, true, "1904-01-01"),
             (43890.0, true, "2024-03-01"),
@@ -2152,7 +2149,7 @@ mod tests {
                 .unwrap();
             ws.write_number_with_format(r, 5, r as f64 * 1000.5, &money)
                 .unwrap();
-            ws.write_boolean(r, 6, r % 2 == 0).unwrap();
+            ws.write_boolean(r, 6, r.is_multiple_of(2)).unwrap();
             ws.write_formula(r, 7, Formula::new("=1+1").set_result(format!("{}", r + 2)))
                 .unwrap();
             ws.write_datetime_with_format(
