@@ -1472,9 +1472,13 @@ fn read_json_line(
             );
             bad = true;
         }
-        if let Some((_, JsonCell::Float(text))) = cell {
-            if f.ty != FieldType::Float && significant_digits(text) > FLOAT_EXACT_DIGITS {
-                problems.error(line_no, Some(&f.name), inexact_json_number(text));
+        if let Some((_, JsonCell::Exponent(text))) = cell {
+            if f.ty != FieldType::Float && scientific_number(text).is_none() {
+                problems.error(
+                    line_no,
+                    Some(&f.name),
+                    format!("the JSON number {text} does not fit a decimal (at most 28 digits)"),
+                );
                 bad = true;
             }
         }
@@ -1482,57 +1486,49 @@ fn read_json_line(
     if bad {
         return;
     }
+    // A number with an exponent, written out (`1.5e3` as 1500) for every
+    // field that does not read floats.
+    let written: Vec<Option<String>> = cells
+        .iter()
+        .zip(&builder.schema.fields)
+        .map(|(c, f)| match c {
+            Some((_, JsonCell::Exponent(t))) if f.ty != FieldType::Float => scientific_number(t),
+            _ => None,
+        })
+        .collect();
     let cells: Vec<Option<&str>> = cells
         .iter()
-        .map(|c| match c {
-            Some((_, JsonCell::Text(t) | JsonCell::Float(t))) => Some(t.as_ref()),
+        .zip(&written)
+        .map(|(c, w)| match (c, w) {
+            (_, Some(w)) => Some(w.as_str()),
+            (Some((_, JsonCell::Text(t))), _) => Some(t.as_ref()),
+            (Some((_, JsonCell::Exponent(t))), _) => Some(*t),
             _ => None,
         })
         .collect();
     builder.add(line_no, &cells, problems);
 }
 
-/// Significant digits every decimal number of that many digits keeps
-/// through a binary float (`f64::DIGITS`): a JSON number read as a float
-/// whose shortest spelling has more may not be the number written.
-const FLOAT_EXACT_DIGITS: usize = f64::DIGITS as usize;
-
-/// The digits of a number's mantissa from its first non-zero one to its
-/// last.
-fn significant_digits(number: &str) -> usize {
-    let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
-    // Digits counted from the first non-zero one; the count at the last.
-    let (mut seen, mut last) = (0, 0);
-    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
-        if seen > 0 || b != b'0' {
-            seen += 1;
-            if b != b'0' {
-                last = seen;
-            }
-        }
-    }
-    last
-}
-
-#[cold]
-fn inexact_json_number(text: &str) -> String {
-    format!(
-        "the JSON number {text} has more than {FLOAT_EXACT_DIGITS} significant digits, which a JSON number does not carry exactly; write it as a string (\"…\")"
-    )
+/// A JSON number with an exponent (`1.2300e-5`, `1E20`) written out as a
+/// decimal keeps its digits (`0.000012300`, `100000000000000000000`);
+/// `None` when it does not fit a decimal.
+fn scientific_number(text: &str) -> Option<String> {
+    Decimal::from_scientific(text).ok().map(|d| d.to_string())
 }
 
 /// One field's value on a JSON line.
 enum JsonCell<'a> {
-    /// A string, number or boolean, as text.
+    /// A string, number or boolean, as text: a number as it is written
+    /// on the line (`12.30` keeps its two decimals, a long ID typed as a
+    /// number all its digits), never through a binary float.
     Text(Cow<'a, str>),
+    /// A number with an exponent (`1e20`), as written.
+    Exponent(&'a str),
     Null,
     /// An object or array (refused).
     Nested(&'static str),
     /// A key that appears twice on the line (refused).
     Twice(Cow<'a, str>),
-    /// A number with a fraction or exponent, or too large for 64 bits:
-    /// parsed as a binary float, spelt as its shortest decimal.
-    Float(Cow<'a, str>),
 }
 
 /// Reads one JSON object into a cell per schema field: `names` maps each
@@ -1596,7 +1592,8 @@ impl<'de> serde::de::Visitor<'de> for JsonLine<'_> {
             });
             match named {
                 Some((field, rank)) => {
-                    let value = map.next_value_seed(JsonScalar)?;
+                    let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                    let value = json_cell(raw).map_err(serde::de::Error::custom)?;
                     match &cells[field] {
                         // The same key again: which value is meant is not
                         // known, so neither is taken.
@@ -1655,88 +1652,33 @@ impl<'de> serde::de::Visitor<'de> for JsonKey {
     }
 }
 
-/// One value of a known field: a scalar as text, without building a
-/// generic value.
-struct JsonScalar;
-
-impl<'de> serde::de::DeserializeSeed<'de> for JsonScalar {
-    type Value = JsonCell<'de>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        d: D,
-    ) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for JsonScalar {
-    type Value = JsonCell<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a string, number, boolean or null")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Owned(v)))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Borrowed(if v {
-            "true"
-        } else {
-            "false"
-        })))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Text(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
-        // Spelt as serde_json spells a number it parsed.
-        let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
-        Ok(JsonCell::Float(Cow::Owned(text)))
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Null)
-    }
-
-    fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(JsonCell::Null)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(JsonCell::Nested("object"))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(JsonCell::Nested("array"))
-    }
+/// One value of a known field, from its text on the line: no generic
+/// value is built, and a number is taken as written, never through a
+/// binary float (a float would turn `12.30` into 12.3, and a long ID or
+/// amount typed as a number into its nearest float).
+fn json_cell(raw: &serde_json::value::RawValue) -> std::result::Result<JsonCell<'_>, String> {
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'"') => {
+            let inner = &text[1..text.len() - 1];
+            if inner.contains('\\') {
+                JsonCell::Text(Cow::Owned(
+                    serde_json::from_str::<String>(text).map_err(|e| e.to_string())?,
+                ))
+            } else {
+                JsonCell::Text(Cow::Borrowed(inner))
+            }
+        }
+        Some(b'n') => JsonCell::Null,
+        Some(b't') => JsonCell::Text(Cow::Borrowed("true")),
+        Some(b'f') => JsonCell::Text(Cow::Borrowed("false")),
+        Some(b'{') => JsonCell::Nested("object"),
+        Some(b'[') => JsonCell::Nested("array"),
+        _ if text.bytes().any(|b| b == b'e' || b == b'E') => JsonCell::Exponent(text),
+        // Negative zero is zero.
+        _ if text == "-0" => JsonCell::Text(Cow::Borrowed("0")),
+        _ => JsonCell::Text(Cow::Borrowed(text)),
+    })
 }
 
 /// Validates cells, encodes records and collects index entries, each
@@ -1936,7 +1878,9 @@ enum Cell<'a> {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(&'a str),
+    /// Text: borrowed from the file unless changed (an ID number's check
+    /// character `x` stored as `X`).
+    Str(Cow<'a, str>),
     /// Canonical text: borrowed when the file already has it.
     Decimal(Cow<'a, str>),
     /// `YYYY-MM-DD`: borrowed when the file already has it.
@@ -2015,7 +1959,10 @@ impl<'s> RowBuilder<'s> {
         for (field, raw) in self.schema.fields.iter().zip(raw) {
             let text = raw.map(|s| excel_text(s.trim())).filter(|s| !s.is_empty());
             match parse_cell(field, text) {
-                Ok(cell) => {
+                Ok(mut cell) => {
+                    if let (Some(Check::CitizenId), Cell::Str(s)) = (field.check, &mut cell) {
+                        upper_check_character(s);
+                    }
                     if let (Some(check), Cell::Str(s)) = (field.check, &cell) {
                         if is_scientific(s) {
                             problems.error(line, Some(&field.name), lost_digits(s));
@@ -2081,8 +2028,7 @@ impl<'s> RowBuilder<'s> {
         for (_, field, entries) in &mut self.indexes {
             let value = match &cells[*field] {
                 Cell::Null => continue,
-                Cell::Str(s) => *s,
-                Cell::Decimal(s) | Cell::Date(s) => &**s,
+                Cell::Str(s) | Cell::Decimal(s) | Cell::Date(s) => &**s,
                 other => {
                     self.text.clear();
                     self.text
@@ -2152,6 +2098,18 @@ impl<'s> RowBuilder<'s> {
     }
 }
 
+/// An ID number written with a lowercase check character (`…x`) as the
+/// standard writes it (`…X`, GB 11643): the two are one person, and a key,
+/// an index or a clear join would otherwise tell them apart (pseudonyms
+/// already make them one).
+fn upper_check_character(id: &mut Cow<'_, str>) {
+    if id.len() == 18 && id.ends_with('x') {
+        let mut upper = std::mem::take(id).into_owned();
+        upper.replace_range(17.., "X");
+        *id = Cow::Owned(upper);
+    }
+}
+
 /// The text of a cell's value as the stored value prints (`Display`), the
 /// text the pseudonym runs are made from; `None` for an empty cell.
 fn cell_text<'a>(cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
@@ -2160,8 +2118,7 @@ fn cell_text<'a>(cell: &'a Cell<'a>) -> Option<Cow<'a, str>> {
         Cell::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         Cell::Int(i) => Some(Cow::Owned(i.to_string())),
         Cell::Float(f) => Some(Cow::Owned(f.to_string())),
-        Cell::Str(s) => Some(Cow::Borrowed(s)),
-        Cell::Decimal(s) | Cell::Date(s) => Some(Cow::Borrowed(s)),
+        Cell::Str(s) | Cell::Decimal(s) | Cell::Date(s) => Some(Cow::Borrowed(s)),
     }
 }
 
@@ -2306,7 +2263,7 @@ fn parse_cell<'a>(field: &Field, text: Option<&'a str>) -> Result<Cell<'a>, Stri
         ));
     }
     match field.ty {
-        FieldType::String => Ok(Cell::Str(text)),
+        FieldType::String => Ok(Cell::Str(Cow::Borrowed(text))),
         FieldType::Int => whole_number(text).map(Cell::Int),
         FieldType::Float => match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Cell::Float(f)),
@@ -3092,6 +3049,34 @@ by_name = "name"
             assert!(msg.contains("p.csv:4: field `paid`"), "{eol:?}: {msg}");
             assert!(msg.contains("p.csv:6: field `paid`"), "{eol:?}: {msg}");
         }
+    }
+
+    #[test]
+    fn an_id_number_with_a_lowercase_check_character_is_stored_as_the_standard_writes_it() {
+        // `…x` is stored `…X`: the same person as `…X` as key, in indexes
+        // and in clear joins, as pseudonyms already make them.
+        let text = "id,name,paid,born\n11010519491231002x,a,1,\n";
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(
+            rec.field(0).unwrap().unwrap().to_string(),
+            "11010519491231002X"
+        );
+        assert_eq!(parsed.rows.rows[0].0, "11010519491231002X");
+        // No warning: the check character is right either way.
+        assert_eq!(parsed.warnings.len(), 0, "{:?}", parsed.warnings);
+        // Written both ways, it is one person twice: a duplicate key.
+        let text = "id,name,paid,born\n11010519491231002x,a,1,\n11010519491231002X,b,2,\n";
+        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("duplicate primary key"), "{msg}");
+        // Only the 18th character of an 18-character ID: other text is
+        // left as written (and warned about by its check).
+        let text = "id,name,paid,born\nx,a,1,\n";
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(rec.field(0).unwrap().unwrap().to_string(), "x");
     }
 
     #[test]
@@ -4109,25 +4094,23 @@ by_region = "region"
     /// more significant digits than a float carries exactly is refused
     /// in a decimal, whole-number or text field, naming the fix.
     #[test]
-    fn json_numbers_that_a_float_cannot_carry_exactly_are_refused() {
-        for (number, digits) in [
-            ("0.000123", 3),
-            ("1234567.89", 9),
-            ("100", 1),
-            ("1e20", 1),
-            ("-0.5", 1),
-            ("0", 0),
-            ("12345678901234568", 17),
-            ("1.2300e-5", 3),
-        ] {
-            assert_eq!(significant_digits(number), digits, "{number}");
-        }
+    fn json_numbers_are_stored_as_written_never_through_a_float() {
         let line = |paid: &str| format!("{{\"id\":\"11010519491231002X\",\"paid\":{paid}}}\n");
         for (paid, stored) in [
             ("1.5", "1.5"),
+            // The decimals written are kept, as from CSV.
+            ("12.30", "12.30"),
+            ("100.00", "100.00"),
             ("1234567.89", "1234567.89"),
             ("123456789012.345", "123456789012.345"),
+            // More digits than a float carries: as written, not rounded.
+            ("12345678901234567.89", "12345678901234567.89"),
+            ("98765432109876.54321", "98765432109876.54321"),
+            ("0.10000000000000001", "0.10000000000000001"),
+            // An exponent is written out, its digits kept.
             ("1e20", "100000000000000000000"),
+            ("1.2300E-5", "0.000012300"),
+            ("-0", "0"),
         ] {
             let parsed = parse(
                 &schema(),
@@ -4139,30 +4122,62 @@ by_region = "region"
             let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
             assert_eq!(rec.field(2).unwrap().unwrap().to_string(), stored, "{paid}");
         }
-        // (A number typed with more digits whose nearest float spells
-        // shorter, `0.10000000000000001` read as 0.1, cannot be told from
-        // the float; how closely serde_json reads it depends on its
-        // features, so it is not asserted either way.)
-        for paid in [
-            "12345678901234567.89",
-            "1234567890.1234567",
-            "98765432109876.54321",
-        ] {
-            let errors = match parse(
-                &schema(),
-                Path::new("p.jsonl"),
-                line(paid).as_bytes(),
-                &opts(),
-            ) {
-                Err(Error::IngestRejected { errors, .. }) => errors,
-                other => panic!("{paid}: {other:?}"),
-            };
-            assert_eq!(errors[0].field.as_deref(), Some("paid"), "{paid}");
-            assert!(
-                errors[0].reason.contains("write it as a string"),
-                "{paid}: {errors:?}"
-            );
-        }
+        // The same rows from CSV and from JSON Lines store the same bytes.
+        let csv = parse(
+            &schema(),
+            Path::new("p.csv"),
+            "id,name,paid,born\n11010519491231002X,,12.30,\n".as_bytes(),
+            &opts(),
+        )
+        .unwrap();
+        let json = parse(
+            &schema(),
+            Path::new("p.jsonl"),
+            line("12.30").as_bytes(),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(csv.rows.rows[0].1, json.rows.rows[0].1);
+        // Strings with escapes are read as the text they stand for.
+        let escaped = parse(
+            &schema(),
+            Path::new("p.jsonl"),
+            "{\"id\":\"11010519491231002X\",\"name\":\"\\u738b\\\"\u{4e94}\",\"paid\":true}\n"
+                .as_bytes(),
+            &opts(),
+        );
+        let errors = match escaped {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        // (`true` is no decimal: the only problem.)
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field.as_deref(), Some("paid"));
+        let parsed = parse(
+            &schema(),
+            Path::new("p.jsonl"),
+            "{\"id\":\"11010519491231002X\",\"name\":\"\\u738b\\\"\u{4e94}\",\"paid\":null}\n"
+                .as_bytes(),
+            &opts(),
+        )
+        .unwrap();
+        let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
+        assert_eq!(rec.field(1).unwrap().unwrap().to_string(), "王\"五");
+        // A number beyond any decimal is refused by field, not rounded.
+        let errors = match parse(
+            &schema(),
+            Path::new("p.jsonl"),
+            line("1e40").as_bytes(),
+            &opts(),
+        ) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(errors[0].field.as_deref(), Some("paid"));
+        assert!(
+            errors[0].reason.contains("does not fit a decimal"),
+            "{errors:?}"
+        );
     }
 
     #[test]
