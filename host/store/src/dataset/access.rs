@@ -212,9 +212,23 @@ impl Access {
     /// The primary keys of the records whose `index` value is `value`.
     pub fn lookup_keys(&self, index: &str, value: &str) -> Result<Vec<String>, Refusal> {
         let field = self.index_field(index)?;
-        let keys = self
-            .reader
-            .index_keys(&self.index_run_for(index, &field), value)?;
+        let run = self.index_run_for(index, &field);
+        // A clear ID number looked up as `…x` finds the `…X` ingest stored.
+        let citizen_id = |f: &super::schema::Field| {
+            f.name == field && f.check == Some(super::schema::Check::CitizenId)
+        };
+        let upper;
+        let value = if run == index
+            && value.len() == 18
+            && value.ends_with('x')
+            && self.schema().fields.iter().any(citizen_id)
+        {
+            upper = format!("{}X", &value[..17]);
+            upper.as_str()
+        } else {
+            value
+        };
+        let keys = self.reader.index_keys(&run, value)?;
         let Some(p) = self.pseudonyms_of_keys() else {
             return Ok(keys);
         };
@@ -339,6 +353,53 @@ type = "decimal"
             ScanPlan::Batches => panic!("a personal key is never scanned in clear order"),
         }
         out
+    }
+
+    #[test]
+    fn a_clear_lookup_by_an_id_written_with_a_lowercase_check_character_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["case_no"]
+[[fields]]
+name = "case_no"
+type = "string"
+[[fields]]
+name = "id"
+type = "string"
+check = "citizen_id"
+[indexes]
+by_id = "id"
+"#,
+        )
+        .unwrap();
+        let path = dir.path().join("p.csv");
+        // Stored `…X` whichever way the file wrote it.
+        std::fs::write(
+            &path,
+            "case_no,id\nA1,11010519491231002x\nA2,11010519491231002X\n",
+        )
+        .unwrap();
+        let opts = Options {
+            schema: Some(schema),
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(&store, "people", &path, &opts).unwrap();
+        staged.commit(&store).unwrap();
+        let access = Access::current(&store, "people", None, true)
+            .unwrap()
+            .unwrap();
+        for asked in ["11010519491231002X", "11010519491231002x"] {
+            assert_eq!(
+                access.lookup_keys("by_id", asked).unwrap(),
+                ["A1", "A2"],
+                "{asked}"
+            );
+        }
     }
 
     #[test]
