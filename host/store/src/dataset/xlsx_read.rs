@@ -1728,42 +1728,37 @@ mod tests {
 
     #[test]
     fn rich_text_runs_are_joined_and_phonetic_runs_left_out() {
-        let bytes = zip_of(&[
-            (
-                "xl/sharedStrings.xml",
-                shared(
-                    r#"<si><r><rPr><b/></rPr><t>张</t></r><r><t xml:space="preserve"> 三</t></r><rPh sb="0" eb="1"><t>チョウ</t></rPh><phoneticPr fontId="1"/></si><si/><si><t></t></si>"#,
+        // Three shared strings; the sheet's first row refers to `cells`.
+        let book = |cells: &str| {
+            zip_of(&[
+                (
+                    "xl/sharedStrings.xml",
+                    shared(
+                        r#"<si><r><rPr><b/></rPr><t>张</t></r><r><t xml:space="preserve"> 三</t></r><rPh sb="0" eb="1"><t>チョウ</t></rPh><phoneticPr fontId="1"/></si><si/><si><t></t></si>"#,
+                    ),
                 ),
-            ),
-            (
-                "xl/worksheets/sheet1.xml",
-                sheet(
-                    r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c><c r="D1" t="s"><v>3</v></c></row>"#,
-                    "",
+                (
+                    "xl/worksheets/sheet1.xml",
+                    sheet(&format!(r#"<row r="1">{cells}</row>"#), ""),
                 ),
-            ),
-        ]);
-        let err = read(&bytes).unwrap_err().to_string();
+            ])
+        };
+        let first_three = r#"<c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c>"#;
+        // A fourth refers past the table.
+        let err = read(&book(&format!(
+            r#"{first_three}<c r="D1" t="s"><v>3</v></c>"#
+        )))
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("cell D1") && err.contains("shared string `3`"),
             "{err}"
         );
-        let bytes = zip_of(&[
-            (
-                "xl/sharedStrings.xml",
-                shared(
-                    r#"<si><r><rPr><b/></rPr><t>张</t></r><r><t xml:space="preserve"> 三</t></r><rPh sb="0" eb="1"><t>チョウ</t></rPh><phoneticPr fontId="1"/></si><si/><si><t></t></si>"#,
-                ),
-            ),
-            (
-                "xl/worksheets/sheet1.xml",
-                sheet(
-                    r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c><c r="C1" t="s"><v>2</v></c></row>"#,
-                    "",
-                ),
-            ),
-        ]);
-        let values: Vec<Cell> = read(&bytes).unwrap().into_iter().map(|(_, c)| c).collect();
+        let values: Vec<Cell> = read(&book(first_three))
+            .unwrap()
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         assert_eq!(values, [text("张 三"), text(""), text("")]);
     }
 
