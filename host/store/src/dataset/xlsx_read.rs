@@ -734,33 +734,28 @@ impl<R: Read> Xml<R> {
 
     /// Passes by the element whose start tag was just read, to its end.
     fn skip_element(&mut self) -> Result<()> {
-        let mut depth = 1usize;
-        loop {
-            match self.next()? {
-                Event::Start => depth += 1,
-                Event::End => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(());
-                    }
-                }
-                Event::Eof => return Err(self.bad("ends inside an element")),
-                Event::Empty | Event::Text => {}
-            }
-        }
+        self.walk_element(None)
     }
 
     /// Reads the text of the element whose start tag was just read, to its
     /// end (the text of elements inside it too) onto `out`, refused past
     /// `limit` bytes.
     fn element_text(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<()> {
+        self.walk_element(Some((out, limit)))
+    }
+
+    /// Reads to the end of the element whose start tag was just read,
+    /// its texts onto `text`'s buffer (up to its limit) if given.
+    fn walk_element(&mut self, mut text: Option<(&mut Vec<u8>, usize)>) -> Result<()> {
         let mut depth = 1usize;
         loop {
             match self.next()? {
                 Event::Text => {
-                    self.text(out)?;
-                    if out.len() > limit {
-                        return Err(self.too_long("a text"));
+                    if let Some((out, limit)) = text.as_mut() {
+                        self.text(out)?;
+                        if out.len() > *limit {
+                            return Err(self.too_long("a text"));
+                        }
                     }
                 }
                 Event::Start => depth += 1,
