@@ -1732,6 +1732,24 @@ pub struct Rows {
     /// The file the rows came from, and how many bad rows to describe.
     pub file: PathBuf,
     pub max_errors: usize,
+    /// The personal kinds of the primary key's parts ([`key_personal`]).
+    pub key_personal: Vec<Option<crate::mask::PersonalKind>>,
+}
+
+/// Per part of `schema`'s primary key: its personal kind, if the field is
+/// personal (a repeated key's message masks those parts).
+pub fn key_personal(schema: &Schema) -> Vec<Option<crate::mask::PersonalKind>> {
+    schema
+        .primary_key
+        .iter()
+        .map(|k| {
+            schema
+                .fields
+                .iter()
+                .find(|f| &f.name == k)
+                .and_then(|f| f.personal)
+        })
+        .collect()
 }
 
 impl Rows {
@@ -1770,6 +1788,7 @@ impl Rows {
             pseudonyms: pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors: DEFAULT_MAX_ERRORS,
+            key_personal: key_personal(schema),
         })
     }
 
@@ -1779,7 +1798,7 @@ impl Rows {
         let io = |e: std::io::Error| Error::file(&self.file, e);
         let mut problems = Problems::new(self.max_errors);
         let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut unique = Unique::new(self.records.finish().map_err(io)?);
+        let mut unique = Unique::new(self.records.finish().map_err(io)?, self.key_personal);
         while let Some(step) = unique.next().map_err(io)? {
             match step {
                 Step::Record(e) => rows.push((
@@ -1828,16 +1847,37 @@ pub struct Unique {
     last: Vec<u8>,
     last_line: u64,
     started: bool,
+    /// Per part of the primary key: its personal kind, whose values a
+    /// repeated key's message shows masked (empty: none is personal).
+    personal: Vec<Option<crate::mask::PersonalKind>>,
 }
 
 impl Unique {
-    pub fn new(merged: Merged) -> Unique {
+    /// The records of `merged`, each key once; a repeated key is named
+    /// with its personal parts masked (`personal`: [`key_personal`]).
+    pub fn new(merged: Merged, personal: Vec<Option<crate::mask::PersonalKind>>) -> Unique {
         Unique {
             merged,
             last: Vec::new(),
             last_line: 0,
             started: false,
+            personal,
         }
+    }
+
+    /// A key as a repeated key's message shows it: its parts joined by
+    /// `+`, personal ones masked (an error goes to whoever reads the
+    /// output, as a lead's personal evidence does).
+    fn shown_key(personal: &[Option<crate::mask::PersonalKind>], key: &[u8]) -> String {
+        let key = String::from_utf8_lossy(key);
+        key.split(super::block::KEY_SEP)
+            .enumerate()
+            .map(|(i, part)| match personal.get(i).copied().flatten() {
+                Some(kind) => crate::mask::mask(kind, part),
+                None => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("+")
     }
 
     #[allow(clippy::should_implement_trait)]
@@ -1846,7 +1886,7 @@ impl Unique {
             return Ok(None);
         };
         if self.started && e.key == self.last.as_slice() {
-            let key = String::from_utf8_lossy(e.key).replace(super::block::KEY_SEP, "+");
+            let key = Self::shown_key(&self.personal, e.key);
             return Ok(Some(Step::Duplicate {
                 line: e.tag,
                 message: format!(
@@ -2094,6 +2134,7 @@ impl<'s> RowBuilder<'s> {
             pseudonyms: self.pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors,
+            key_personal: key_personal(self.schema),
         })
     }
 }
@@ -3077,6 +3118,50 @@ by_name = "name"
         let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
         let rec = jiandu_sdk::record::RecordRef::new(&parsed.rows.rows[0].1).unwrap();
         assert_eq!(rec.field(0).unwrap().unwrap().to_string(), "x");
+    }
+
+    #[test]
+    fn a_repeated_key_of_personal_fields_is_named_masked() {
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["region", "id"]
+[[fields]]
+name = "region"
+type = "string"
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+"#,
+        )
+        .unwrap();
+        let text = "region,id\n650100,11010519491231002X\n650100,11010519491231002X\n";
+        let msg = parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("duplicate primary key `650100+110105***********X`"),
+            "{msg}"
+        );
+        assert!(!msg.contains("19491231"), "{msg}");
+        // Written as a version (staged), the same.
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path().join("s")).unwrap();
+        let path = dir.path().join("p.csv");
+        std::fs::write(&path, text).unwrap();
+        let options = Options {
+            schema: Some(schema),
+            ..Options::default()
+        };
+        let Err(refused) = stage(&store, "people", &path, &options) else {
+            panic!("a repeated key is refused");
+        };
+        let msg = refused.to_string();
+        assert!(msg.contains("650100+110105***********X"), "{msg}");
+        assert!(!msg.contains("19491231"), "{msg}");
     }
 
     #[test]

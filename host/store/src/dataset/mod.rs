@@ -662,6 +662,7 @@ fn write_files(
         pseudonyms,
         file: source,
         max_errors,
+        key_personal: _,
     } = rows;
     let pseudonyms = match pseudonyms {
         Some(p) => p.runs,
@@ -849,7 +850,10 @@ impl RecordsOut<'_> {
         let mut duplicate_count = 0usize;
         // Whether the writer still takes blocks (it stops at an error).
         let mut open = true;
-        let mut unique = ingest::Unique::new(sorted.finish().map_err(sort_failed)?);
+        let mut unique = ingest::Unique::new(
+            sorted.finish().map_err(sort_failed)?,
+            ingest::key_personal(schema),
+        );
         while let Some(step) = unique.next().map_err(sort_failed)? {
             let e = match step {
                 ingest::Step::Record(e) => e,
