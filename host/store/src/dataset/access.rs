@@ -202,7 +202,26 @@ impl Access {
         for k in &schema.primary_key {
             self.require_declared(k, "a get")?;
         }
-        let key = join_key(parts);
+        // A clear ID number asked for as `…x` is the `…X` ingest stored.
+        let upper: Vec<String> = schema
+            .primary_key
+            .iter()
+            .zip(parts)
+            .map(|(k, p)| {
+                // (A pseudonym asked for is left as it is.)
+                let id = schema
+                    .fields
+                    .iter()
+                    .any(|f| &f.name == k && f.check == Some(super::schema::Check::CitizenId))
+                    && !(self.pseudonymous() && schema.is_personal(k));
+                if id && p.len() == 18 && p.ends_with('x') {
+                    format!("{}X", &p[..17])
+                } else {
+                    p.to_string()
+                }
+            })
+            .collect();
+        let key = join_key(&upper);
         if self.pseudonymous() && self.key_is_personal() {
             return Ok(self.reader.index_keys(pseudo::KEY_ORDER, &key)?.pop());
         }
@@ -399,6 +418,43 @@ by_id = "id"
                 ["A1", "A2"],
                 "{asked}"
             );
+        }
+        // A get by a primary key holding such an ID, as a lookup.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let schema = Schema::parse(
+            "q.toml",
+            r#"
+name = "holders"
+department = "公安"
+primary_key = ["id", "year"]
+[[fields]]
+name = "id"
+type = "string"
+check = "citizen_id"
+[[fields]]
+name = "year"
+type = "int"
+"#,
+        )
+        .unwrap();
+        let path = dir.path().join("q.csv");
+        std::fs::write(&path, "id,year\n11010519491231002x,2024\n").unwrap();
+        let opts = Options {
+            schema: Some(schema),
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(&store, "holders", &path, &opts).unwrap();
+        staged.commit(&store).unwrap();
+        let access = Access::current(&store, "holders", None, true)
+            .unwrap()
+            .unwrap();
+        for asked in ["11010519491231002X", "11010519491231002x"] {
+            let key = access
+                .get_key(&[asked.to_string(), "2024".to_string()])
+                .unwrap()
+                .expect("a key");
+            assert!(access.reader.get(&key).unwrap().is_some(), "{asked}");
         }
     }
 
