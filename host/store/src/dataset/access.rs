@@ -202,28 +202,38 @@ impl Access {
         for k in &schema.primary_key {
             self.require_declared(k, "a get")?;
         }
-        // A clear ID number asked for as `…x` is the `…X` ingest stored.
-        let upper: Vec<String> = schema
-            .primary_key
-            .iter()
-            .zip(parts)
-            .map(|(k, p)| {
+        // A clear ID number is asked for as ingest stores it, `…X`, however
+        // it is written; a version written before ingest did so may hold
+        // `…x`, which is read when no `…X` is there.
+        let is_id = |k: &String| {
+            schema
+                .fields
+                .iter()
+                .any(|f| &f.name == k && f.check == Some(super::schema::Check::CitizenId))
                 // (A pseudonym asked for is left as it is.)
-                let id = schema
-                    .fields
-                    .iter()
-                    .any(|f| &f.name == k && f.check == Some(super::schema::Check::CitizenId))
-                    && !(self.pseudonymous() && schema.is_personal(k));
-                if id && p.len() == 18 && p.ends_with('x') {
-                    format!("{}X", &p[..17])
-                } else {
-                    p.to_string()
-                }
-            })
-            .collect();
+                && !(self.pseudonymous() && schema.is_personal(k))
+        };
+        let spelt = |check: char| -> Vec<String> {
+            schema
+                .primary_key
+                .iter()
+                .zip(parts)
+                .map(|(k, p)| match id_spelt(p, check) {
+                    Some(id) if is_id(k) => id,
+                    _ => p.clone(),
+                })
+                .collect()
+        };
+        let (upper, lower) = (spelt('X'), spelt('x'));
         let key = join_key(&upper);
         if self.pseudonymous() && self.key_is_personal() {
             return Ok(self.reader.index_keys(pseudo::KEY_ORDER, &key)?.pop());
+        }
+        if upper != lower && self.reader.get(&key)?.is_none() {
+            let older = join_key(&lower);
+            if self.reader.get(&older)?.is_some() {
+                return Ok(Some(older));
+            }
         }
         Ok(Some(key))
     }
@@ -232,22 +242,23 @@ impl Access {
     pub fn lookup_keys(&self, index: &str, value: &str) -> Result<Vec<String>, Refusal> {
         let field = self.index_field(index)?;
         let run = self.index_run_for(index, &field);
-        // A clear ID number looked up as `…x` finds the `…X` ingest stored.
+        // A clear ID number is found written `…x` or `…X`.
         let citizen_id = |f: &super::schema::Field| {
             f.name == field && f.check == Some(super::schema::Check::CitizenId)
         };
-        let upper;
-        let value = if run == index
-            && value.len() == 18
-            && value.ends_with('x')
-            && self.schema().fields.iter().any(citizen_id)
-        {
-            upper = format!("{}X", &value[..17]);
-            upper.as_str()
-        } else {
-            value
-        };
-        let keys = self.reader.index_keys(&run, value)?;
+        let mut keys;
+        match id_spelt(value, 'X') {
+            Some(upper) if run == index && self.schema().fields.iter().any(citizen_id) => {
+                keys = self.reader.index_keys(&run, &upper)?;
+                // A version written before ingest stored IDs so may hold
+                // it as `…x`.
+                let lower = id_spelt(value, 'x').expect("an ID as the other");
+                keys.extend(self.reader.index_keys(&run, &lower)?);
+                keys.sort_unstable();
+                keys.dedup();
+            }
+            _ => keys = self.reader.index_keys(&run, value)?,
+        }
         let Some(p) = self.pseudonyms_of_keys() else {
             return Ok(keys);
         };
@@ -316,6 +327,16 @@ impl Access {
             }),
         )
     }
+}
+
+/// `id`, an 18-character ID number ending in its check character `X` or
+/// `x`, with that character written `check`; `None` for other text.
+fn id_spelt(id: &str, check: char) -> Option<String> {
+    (id.len() == 18 && (id.ends_with('x') || id.ends_with('X'))).then(|| {
+        let mut spelt = id[..17].to_string();
+        spelt.push(check);
+        spelt
+    })
 }
 
 #[cfg(test)]
@@ -452,6 +473,87 @@ type = "int"
         for asked in ["11010519491231002X", "11010519491231002x"] {
             let key = access
                 .get_key(&[asked.to_string(), "2024".to_string()])
+                .unwrap()
+                .expect("a key");
+            assert!(access.reader.get(&key).unwrap().is_some(), "{asked}");
+        }
+    }
+
+    #[test]
+    fn an_id_stored_with_a_lowercase_check_character_before_is_still_found() {
+        // A version written before ingest stored `…x` as `…X` holds it as
+        // it was written: asked for either way, it is found.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["id"]
+[[fields]]
+name = "id"
+type = "string"
+check = "citizen_id"
+[[fields]]
+name = "case_no"
+type = "string"
+[indexes]
+by_id = "id"
+"#,
+        )
+        .unwrap();
+        let old = "11010519491231002x";
+        let mut record = Vec::new();
+        jiandu_sdk::record::encode_into(
+            &mut record,
+            &[
+                Some(jiandu_sdk::record::Value::Str(old)),
+                Some(jiandu_sdk::record::Value::Str("A1")),
+            ],
+        )
+        .unwrap();
+        let sorted = crate::dataset::SortedRows {
+            rows: vec![(old.to_string(), record)],
+            indexes: [(
+                "by_id".to_string(),
+                vec![(old.to_string(), old.to_string())],
+            )]
+            .into(),
+        };
+        let rows = ingest::Rows::from_sorted(
+            &schema,
+            &sorted,
+            std::path::Path::new("old"),
+            &dir.path().join("tmp"),
+            None,
+        )
+        .unwrap();
+        crate::dataset::write_version(
+            &store,
+            "people",
+            rows,
+            crate::dataset::NewVersion {
+                append: false,
+                schema: Some(&schema),
+                source: "old",
+                source_sha256: String::new(),
+                operator: "t",
+                warnings: 0,
+            },
+        )
+        .unwrap();
+        let access = Access::current(&store, "people", None, true)
+            .unwrap()
+            .unwrap();
+        for asked in ["11010519491231002X", "11010519491231002x"] {
+            assert_eq!(
+                access.lookup_keys("by_id", asked).unwrap(),
+                [old],
+                "{asked}"
+            );
+            let key = access
+                .get_key(&[asked.to_string()])
                 .unwrap()
                 .expect("a key");
             assert!(access.reader.get(&key).unwrap().is_some(), "{asked}");
