@@ -91,6 +91,17 @@ pub fn citizen_id_problem(id: &str) -> Option<String> {
     None
 }
 
+/// `id`, an 18-character ID number ending in its check character `X` or
+/// `x`, with that character written `check`; `None` for other text. The
+/// standard writes it `X` (GB 11643): `…x` and `…X` are one person.
+pub fn citizen_id_spelt(id: &str, check: char) -> Option<String> {
+    (id.len() == 18 && (id.ends_with('x') || id.ends_with('X'))).then(|| {
+        let mut spelt = id[..17].to_string();
+        spelt.push(check);
+        spelt
+    })
+}
+
 /// Whether `text` (ASCII digits) is a date written YYYYMMDD.
 fn is_date_yyyymmdd(text: &str) -> bool {
     let number = |digits: &str| digits.parse::<u32>().ok();

@@ -205,20 +205,15 @@ impl Access {
         // A clear ID number is asked for as ingest stores it, `…X`, however
         // it is written; a version written before ingest did so may hold
         // `…x`, which is read when no `…X` is there.
-        let is_id = |k: &String| {
-            schema
-                .fields
-                .iter()
-                .any(|f| &f.name == k && f.check == Some(super::schema::Check::CitizenId))
-                // (A pseudonym asked for is left as it is.)
-                && !(self.pseudonymous() && schema.is_personal(k))
-        };
+        // (A pseudonym asked for is left as it is.)
+        let is_id =
+            |k: &str| schema.is_citizen_id(k) && !(self.pseudonymous() && schema.is_personal(k));
         let spelt = |check: char| -> Vec<String> {
             schema
                 .primary_key
                 .iter()
                 .zip(parts)
-                .map(|(k, p)| match id_spelt(p, check) {
+                .map(|(k, p)| match crate::ids::citizen_id_spelt(p, check) {
                     Some(id) if is_id(k) => id,
                     _ => p.clone(),
                 })
@@ -242,23 +237,19 @@ impl Access {
     pub fn lookup_keys(&self, index: &str, value: &str) -> Result<Vec<String>, Refusal> {
         let field = self.index_field(index)?;
         let run = self.index_run_for(index, &field);
-        // A clear ID number is found written `…x` or `…X`.
-        let citizen_id = |f: &super::schema::Field| {
-            f.name == field && f.check == Some(super::schema::Check::CitizenId)
-        };
-        let mut keys;
-        match id_spelt(value, 'X') {
-            Some(upper) if run == index && self.schema().fields.iter().any(citizen_id) => {
-                keys = self.reader.index_keys(&run, &upper)?;
-                // A version written before ingest stored IDs so may hold
-                // it as `…x`.
-                let lower = id_spelt(value, 'x').expect("an ID as the other");
+        // A clear ID number is found written `…x` or `…X`: ingest stores
+        // `…X`, a version written before it did so may hold `…x`.
+        let keys = match crate::ids::citizen_id_spelt(value, 'X') {
+            Some(upper) if run == index && self.schema().is_citizen_id(&field) => {
+                let lower = crate::ids::citizen_id_spelt(value, 'x').expect("an ID");
+                let mut keys = self.reader.index_keys(&run, &upper)?;
                 keys.extend(self.reader.index_keys(&run, &lower)?);
                 keys.sort_unstable();
                 keys.dedup();
+                keys
             }
-            _ => keys = self.reader.index_keys(&run, value)?,
-        }
+            _ => self.reader.index_keys(&run, value)?,
+        };
         let Some(p) = self.pseudonyms_of_keys() else {
             return Ok(keys);
         };
@@ -329,16 +320,6 @@ impl Access {
     }
 }
 
-/// `id`, an 18-character ID number ending in its check character `X` or
-/// `x`, with that character written `check`; `None` for other text.
-fn id_spelt(id: &str, check: char) -> Option<String> {
-    (id.len() == 18 && (id.ends_with('x') || id.ends_with('X'))).then(|| {
-        let mut spelt = id[..17].to_string();
-        spelt.push(check);
-        spelt
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,12 +376,29 @@ type = "decimal"
         out
     }
 
+    /// The clear access to the dataset `schema` describes, after `csv` was
+    /// ingested into a fresh store under `dir`.
+    fn ingested_clear(dir: &std::path::Path, schema: &str, csv: &str) -> Access {
+        let store = Store::open(dir.join("s")).unwrap();
+        let schema = Schema::parse("s.toml", schema).unwrap();
+        let name = schema.name.clone();
+        let path = dir.join("rows.csv");
+        std::fs::write(&path, csv).unwrap();
+        let opts = Options {
+            schema: Some(schema),
+            ..Options::default()
+        };
+        let (staged, _) = ingest::stage(&store, &name, &path, &opts).unwrap();
+        staged.commit(&store).unwrap();
+        Access::current(&store, &name, None, true).unwrap().unwrap()
+    }
+
     #[test]
     fn a_clear_lookup_by_an_id_written_with_a_lowercase_check_character_finds_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("s")).unwrap();
-        let schema = Schema::parse(
-            "p.toml",
+        // Stored `…X` whichever way the file wrote it.
+        let access = ingested_clear(
+            dir.path(),
             r#"
 name = "people"
 department = "公安"
@@ -415,24 +413,8 @@ check = "citizen_id"
 [indexes]
 by_id = "id"
 "#,
-        )
-        .unwrap();
-        let path = dir.path().join("p.csv");
-        // Stored `…X` whichever way the file wrote it.
-        std::fs::write(
-            &path,
             "case_no,id\nA1,11010519491231002x\nA2,11010519491231002X\n",
-        )
-        .unwrap();
-        let opts = Options {
-            schema: Some(schema),
-            ..Options::default()
-        };
-        let (staged, _) = ingest::stage(&store, "people", &path, &opts).unwrap();
-        staged.commit(&store).unwrap();
-        let access = Access::current(&store, "people", None, true)
-            .unwrap()
-            .unwrap();
+        );
         for asked in ["11010519491231002X", "11010519491231002x"] {
             assert_eq!(
                 access.lookup_keys("by_id", asked).unwrap(),
@@ -442,9 +424,8 @@ by_id = "id"
         }
         // A get by a primary key holding such an ID, as a lookup.
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("s")).unwrap();
-        let schema = Schema::parse(
-            "q.toml",
+        let access = ingested_clear(
+            dir.path(),
             r#"
 name = "holders"
 department = "公安"
@@ -457,19 +438,8 @@ check = "citizen_id"
 name = "year"
 type = "int"
 "#,
-        )
-        .unwrap();
-        let path = dir.path().join("q.csv");
-        std::fs::write(&path, "id,year\n11010519491231002x,2024\n").unwrap();
-        let opts = Options {
-            schema: Some(schema),
-            ..Options::default()
-        };
-        let (staged, _) = ingest::stage(&store, "holders", &path, &opts).unwrap();
-        staged.commit(&store).unwrap();
-        let access = Access::current(&store, "holders", None, true)
-            .unwrap()
-            .unwrap();
+            "id,year\n11010519491231002x,2024\n",
+        );
         for asked in ["11010519491231002X", "11010519491231002x"] {
             let key = access
                 .get_key(&[asked.to_string(), "2024".to_string()])

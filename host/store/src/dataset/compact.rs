@@ -49,7 +49,6 @@ pub fn stage(store: &Store, name: &str, operator: &str) -> Result<Option<Staged>
         pseudonyms: derived.pseudonyms.map(PseudonymEntries::finish),
         file: format!("{name} version {}", base.version).into(),
         max_errors: DEFAULT_MAX_ERRORS,
-        key_personal: super::ingest::key_personal(&schema),
     };
     let source = format!(
         "compaction of version {} ({} segments)",

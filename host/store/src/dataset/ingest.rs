@@ -358,7 +358,7 @@ pub fn parse(schema: &Schema, path: &Path, bytes: &[u8], opts: &Options) -> Resu
     let mut input = bytes;
     let read = read(schema, path, &mut input, opts, &std::env::temp_dir(), None)?;
     Ok(Parsed {
-        rows: read.rows.collect()?,
+        rows: read.rows.collect(schema)?,
         warnings: read.warnings,
         warning_count: read.warning_count,
         lines: read.lines,
@@ -1445,7 +1445,7 @@ fn read_json_line(
         );
         builder.unknown_keys.push(key);
     }
-    let cells = match read {
+    let mut cells = match read {
         Ok(cells) => cells,
         Err(e) => {
             problems.error(line_no, None, format!("not a JSON object: {e}"));
@@ -1453,7 +1453,7 @@ fn read_json_line(
         }
     };
     let mut bad = false;
-    for (f, cell) in builder.schema.fields.iter().zip(&cells) {
+    for (f, cell) in builder.schema.fields.iter().zip(&mut cells) {
         if let Some((_, JsonCell::Nested(kind))) = cell {
             problems.error(
                 line_no,
@@ -1472,37 +1472,34 @@ fn read_json_line(
             );
             bad = true;
         }
-        if let Some((_, JsonCell::Exponent(text))) = cell {
-            if f.ty != FieldType::Float && scientific_number(text).is_none() {
-                problems.error(
-                    line_no,
-                    Some(&f.name),
-                    format!("the JSON number {text} does not fit a decimal (at most 28 digits)"),
-                );
-                bad = true;
+        // A number with an exponent is written out (`1.5e3` as 1500) for
+        // every field that does not read floats.
+        if let Some((rank, JsonCell::Exponent(text))) = cell {
+            if f.ty != FieldType::Float {
+                match scientific_number(text) {
+                    Some(written) => *cell = Some((*rank, JsonCell::Text(Cow::Owned(written)))),
+                    None => {
+                        problems.error(
+                            line_no,
+                            Some(&f.name),
+                            format!(
+                                "the JSON number {text} does not fit a decimal (at most 28 digits)"
+                            ),
+                        );
+                        bad = true;
+                    }
+                }
             }
         }
     }
     if bad {
         return;
     }
-    // A number with an exponent, written out (`1.5e3` as 1500) for every
-    // field that does not read floats.
-    let written: Vec<Option<String>> = cells
-        .iter()
-        .zip(&builder.schema.fields)
-        .map(|(c, f)| match c {
-            Some((_, JsonCell::Exponent(t))) if f.ty != FieldType::Float => scientific_number(t),
-            _ => None,
-        })
-        .collect();
     let cells: Vec<Option<&str>> = cells
         .iter()
-        .zip(&written)
-        .map(|(c, w)| match (c, w) {
-            (_, Some(w)) => Some(w.as_str()),
-            (Some((_, JsonCell::Text(t))), _) => Some(t.as_ref()),
-            (Some((_, JsonCell::Exponent(t))), _) => Some(*t),
+        .map(|c| match c {
+            Some((_, JsonCell::Text(t))) => Some(t.as_ref()),
+            Some((_, JsonCell::Exponent(t))) => Some(*t),
             _ => None,
         })
         .collect();
@@ -1732,8 +1729,6 @@ pub struct Rows {
     /// The file the rows came from, and how many bad rows to describe.
     pub file: PathBuf,
     pub max_errors: usize,
-    /// The personal kinds of the primary key's parts ([`key_personal`]).
-    pub key_personal: Vec<Option<crate::mask::PersonalKind>>,
 }
 
 /// Per part of `schema`'s primary key: its personal kind, if the field is
@@ -1788,17 +1783,16 @@ impl Rows {
             pseudonyms: pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors: DEFAULT_MAX_ERRORS,
-            key_personal: key_personal(schema),
         })
     }
 
     /// Reads every row into memory in key order; a repeated key is a bad
     /// row (what writing a version reports too).
-    pub fn collect(self) -> Result<SortedRows> {
+    pub fn collect(self, schema: &Schema) -> Result<SortedRows> {
         let io = |e: std::io::Error| Error::file(&self.file, e);
         let mut problems = Problems::new(self.max_errors);
         let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut unique = Unique::new(self.records.finish().map_err(io)?, self.key_personal);
+        let mut unique = Unique::new(self.records.finish().map_err(io)?, key_personal(schema));
         while let Some(step) = unique.next().map_err(io)? {
             match step {
                 Step::Record(e) => rows.push((
@@ -2000,10 +1994,15 @@ impl<'s> RowBuilder<'s> {
             let text = raw.map(|s| excel_text(s.trim())).filter(|s| !s.is_empty());
             match parse_cell(field, text) {
                 Ok(mut cell) => {
-                    if let (Some(Check::CitizenId), Cell::Str(s)) = (field.check, &mut cell) {
-                        upper_check_character(s);
-                    }
-                    if let (Some(check), Cell::Str(s)) = (field.check, &cell) {
+                    if let (Some(check), Cell::Str(s)) = (field.check, &mut cell) {
+                        // An ID's check character is stored as the
+                        // standard writes it: `…x` and `…X` are one person
+                        // as a key, in an index and in a clear join.
+                        if check == Check::CitizenId && s.ends_with('x') {
+                            if let Some(id) = crate::ids::citizen_id_spelt(s, 'X') {
+                                *s = Cow::Owned(id);
+                            }
+                        }
                         if is_scientific(s) {
                             problems.error(line, Some(&field.name), lost_digits(s));
                             ok = false;
@@ -2134,20 +2133,7 @@ impl<'s> RowBuilder<'s> {
             pseudonyms: self.pseudonyms.map(PseudonymEntries::finish),
             file: file.to_path_buf(),
             max_errors,
-            key_personal: key_personal(self.schema),
         })
-    }
-}
-
-/// An ID number written with a lowercase check character (`…x`) as the
-/// standard writes it (`…X`, GB 11643): the two are one person, and a key,
-/// an index or a clear join would otherwise tell them apart (pseudonyms
-/// already make them one).
-fn upper_check_character(id: &mut Cow<'_, str>) {
-    if id.len() == 18 && id.ends_with('x') {
-        let mut upper = std::mem::take(id).into_owned();
-        upper.replace_range(17.., "X");
-        *id = Cow::Owned(upper);
     }
 }
 
@@ -3488,7 +3474,7 @@ personal = "id"
             &mut problems,
         )
         .unwrap();
-        let rows = builder.finish(path, 5).unwrap().collect();
+        let rows = builder.finish(path, 5).unwrap().collect(&schema);
         let account = chunker.scanner().account(records, spaces);
         format!(
             "{:?} {} {:?} {} {rows:?} {account:?}",
@@ -3648,7 +3634,7 @@ by_region = "region"
             let path = Path::new("p.jsonl");
             let mut chunker = Chunker::new(&mut input, path, false).with_read_size(read_size);
             read_jsonl(path, &mut chunker, &mut builder, &mut problems).unwrap();
-            let rows = builder.finish(path, 5).unwrap().collect().unwrap();
+            let rows = builder.finish(path, 5).unwrap().collect(&schema).unwrap();
             let keys: Vec<String> = rows.rows.iter().map(|r| r.0.clone()).collect();
             let errors: Vec<(u64, Option<String>)> = problems
                 .errors

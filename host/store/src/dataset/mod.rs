@@ -662,7 +662,6 @@ fn write_files(
         pseudonyms,
         file: source,
         max_errors,
-        key_personal: _,
     } = rows;
     let pseudonyms = match pseudonyms {
         Some(p) => p.runs,

@@ -283,6 +283,12 @@ impl Schema {
             .is_some_and(|i| self.fields[i].personal.is_some())
     }
 
+    /// Whether field `name` is checked as a citizen ID number.
+    pub fn is_citizen_id(&self, name: &str) -> bool {
+        self.field_index(name)
+            .is_some_and(|i| self.fields[i].check == Some(Check::CitizenId))
+    }
+
     /// Position of a field.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
