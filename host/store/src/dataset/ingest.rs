@@ -586,6 +586,12 @@ fn read_csv(
         return Ok((0, 0));
     }
     let width = headers.len();
+    let columns = Columns {
+        fields: columns,
+        nameless: (0..width)
+            .filter(|&c| headers[c].trim().is_empty())
+            .collect(),
+    };
     let after_header = reader.position().byte() as usize;
     let reached = read_rows(&part, after_header, width, &columns, builder, problems);
     let mut records = reached.records;
@@ -799,6 +805,13 @@ struct Part<'t> {
     total_lines: u64,
 }
 
+/// Where a CSV file's columns go: per schema field the file's column
+/// holding it, and the file's columns without a name in the header.
+struct Columns {
+    fields: Vec<Option<usize>>,
+    nameless: Vec<usize>,
+}
+
 /// How far a reader got: the records it read, and whether it reached the
 /// end of its text rather than a quote that never closes.
 struct Reached {
@@ -862,10 +875,13 @@ fn read_rows(
     part: &Part,
     from: usize,
     width: usize,
-    columns: &[Option<usize>],
+    columns: &Columns,
     builder: &mut RowBuilder,
     problems: &mut Problems,
 ) -> Reached {
+    let mut nameless_warned = false;
+    let nameless = columns.nameless.as_slice();
+    let columns = columns.fields.as_slice();
     let mut splitter = Splitter::new(part.text, from, part.delimiter);
     let mut record = Vec::new();
     let mut room: Vec<Option<&str>> = Vec::new();
@@ -909,8 +925,24 @@ fn read_rows(
             continue;
         }
         if let Some((column, after)) = splitter.text_after_quote() {
-            text_after_quote(problems, line, column, &record[column], after);
+            // A column read as a personal field is quoted masked.
+            let personal = columns
+                .iter()
+                .position(|&c| c == Some(column))
+                .and_then(|f| builder.schema.fields[f].personal);
+            text_after_quote(problems, line, column, &record[column], after, personal);
             continue;
+        }
+        if !nameless.is_empty() && !nameless_warned {
+            if let Some(&c) = nameless.iter().find(|&&c| !record[c].trim().is_empty()) {
+                // Not quoted: it may be personal.
+                nameless_warned = true;
+                problems.warn(
+                    line,
+                    &format!("column {}", c + 1),
+                    "has no name in the header but holds values (one on this line): the column is ignored, as a column the schema does not know is; name it in the header, or take it out of the file".into(),
+                );
+            }
         }
         let mut cells: Vec<Option<&str>> = reuse(room);
         cells.extend(columns.iter().map(|c| c.map(|c| &*record[c])));
@@ -933,7 +965,29 @@ fn is_spaces(line: &[u8]) -> bool {
 
 /// The error of a record whose field in `column` (read as `field`) has
 /// `after` after its closing quote.
-fn text_after_quote(problems: &mut Problems, line: u64, column: usize, field: &str, after: &str) {
+fn text_after_quote(
+    problems: &mut Problems,
+    line: u64,
+    column: usize,
+    field: &str,
+    after: &str,
+    personal: Option<crate::mask::PersonalKind>,
+) {
+    if let Some(kind) = personal {
+        // A personal value is shown masked whole (its two parts masked
+        // apart would show more of it than its mask does).
+        let masked = crate::mask::mask(kind, field);
+        problems.error(
+            line,
+            None,
+            format!(
+                "column {}: text after the closing quote of a quoted field (`{}`, personal, masked): a quote inside a field is written `\"\"` inside a quoted field",
+                column + 1,
+                crate::text::shorten(&masked, 40),
+            ),
+        );
+        return;
+    }
     let quoted = crate::text::shorten(&field[..field.len() - after.len()].replace('"', "\"\""), 40);
     problems.error(
         line,
@@ -1200,6 +1254,18 @@ fn read_xlsx(
             texts.push(match read {
                 Ok(t) => t,
                 Err(reason) => {
+                    // The cell as the message may quote it, masked when
+                    // the field is personal.
+                    let reason = match cell {
+                        XlsxValue::Number(f) => {
+                            let whole = shown_masked(field, &format!("{f:.0}"), reason);
+                            shown_masked(field, &f.to_string(), whole)
+                        }
+                        XlsxValue::Text(t) | XlsxValue::IsoDate(t) => {
+                            shown_masked(field, t, reason)
+                        }
+                        _ => reason,
+                    };
                     problems.error(line, Some(&field.name), reason);
                     bad = true;
                     None
@@ -2004,7 +2070,8 @@ impl<'s> RowBuilder<'s> {
                             }
                         }
                         if is_scientific(s) {
-                            problems.error(line, Some(&field.name), lost_digits(s));
+                            let reason = shown_masked(field, s, lost_digits(s));
+                            problems.error(line, Some(&field.name), reason);
                             ok = false;
                             cells.push(Cell::Null);
                             continue;
@@ -2020,6 +2087,10 @@ impl<'s> RowBuilder<'s> {
                     cells.push(cell)
                 }
                 Err(reason) => {
+                    let reason = match text {
+                        Some(text) => shown_masked(field, text, reason),
+                        None => reason,
+                    };
                     problems.error(line, Some(&field.name), reason);
                     ok = false;
                     cells.push(Cell::Null);
@@ -2193,6 +2264,21 @@ fn is_scientific(text: &str) -> bool {
 
 /// The error of an ID number or code that a spreadsheet wrote as
 /// `text` ([`is_scientific`]).
+/// `reason`, a message about the cell `text` of `field`, with the text
+/// masked wherever it appears when the field is personal: an error goes
+/// to whoever ran the ingest and into its report, where an ID number,
+/// a phone or a birth date does not belong. (Every cell message quotes
+/// the cell whole; a part of it, such as a date's time of day, is no
+/// more than the part.)
+fn shown_masked(field: &Field, text: &str, reason: String) -> String {
+    match field.personal {
+        Some(kind) if !text.is_empty() && reason.contains(text) => {
+            reason.replace(text, &crate::mask::mask(kind, text))
+        }
+        _ => reason,
+    }
+}
+
 fn lost_digits(text: &str) -> String {
     format!(
         "`{text}` is a number as a spreadsheet writes one too long for its column: the ID number or code lost its digits when the sheet held it as a number; {KEEP_AS_TEXT}"
@@ -2214,7 +2300,7 @@ fn midnight_date(text: &str) -> Option<Result<chrono::NaiveDate, String>> {
         Ok(date)
     } else {
         Err(format!(
-            "`{text}` has a time of day ({time}): the field is a date; store the time in a field of its own"
+            "`{text}` has a time of day: the field is a date; store the time in a field of its own"
         ))
     })
 }
@@ -2915,9 +3001,12 @@ by_name = "name"
         let parsed = parse(&schema(), Path::new("q.csv"), quirky.as_bytes(), &opts()).unwrap();
         assert_eq!(parsed.rows.rows, twin.rows.rows);
         for (text, said) in [
-            ("1949-12-31 08:30", "has a time of day (08:30)"),
-            ("1949-12-31T00:00:01", "has a time of day (00:00:01)"),
-            ("1949-12-31 soon", "has a time of day (soon)"),
+            ("1949-12-31 08:30", "`1949-12-31 08:30` has a time of day"),
+            (
+                "1949-12-31T00:00:01",
+                "`1949-12-31T00:00:01` has a time of day",
+            ),
+            ("1949-12-31 soon", "`1949-12-31 soon` has a time of day"),
         ] {
             let file = format!("id,name,paid,born\n11010519491231002X,张三,1,{text}\n");
             let errors = rejection(file.as_bytes(), &opts());
@@ -3148,6 +3237,145 @@ personal = "id"
         let msg = refused.to_string();
         assert!(msg.contains("650100+110105***********X"), "{msg}");
         assert!(!msg.contains("19491231"), "{msg}");
+    }
+
+    /// A personal field of any type: a bad value of it is named masked in
+    /// every message about the cell (a date, a number, an enumeration, a
+    /// code in scientific notation, text after a closing quote, a number
+    /// past a spreadsheet's digits), never in clear.
+    #[test]
+    fn a_bad_value_of_a_personal_field_is_named_masked() {
+        let schema = Schema::parse(
+            "p.toml",
+            r#"
+name = "people"
+department = "公安"
+primary_key = ["n"]
+[[fields]]
+name = "n"
+type = "int"
+[[fields]]
+name = "id"
+type = "string"
+personal = "id"
+check = "citizen_id"
+[[fields]]
+name = "born"
+type = "date"
+personal = "other"
+[[fields]]
+name = "phone"
+type = "int"
+personal = "phone"
+[[fields]]
+name = "sex"
+type = "string"
+personal = "other"
+values = ["男", "女"]
+"#,
+        )
+        .unwrap();
+        let text = "n,id,born,phone,sex\n\
+            1,11010519491231002X,1949-13-31,13812345678,男\n\
+            2,11010519491231002X,1949-12-31,1381234567a,男\n\
+            3,11010519491231002X,1949-12-31,13812345678,男性\n\
+            4,1.10105194912E+17,1949-12-31,13812345678,男\n\
+            5,\"110105194912310029\"7,1949-12-31,13812345678,男\n\
+            6,11010519491231002X,1949-12-31 10:30,13812345678,男\n";
+        let errors = match parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        let all = format!("{errors:?}");
+        assert_eq!(errors.len(), 6, "{all}");
+        for clear in [
+            "1949-13-31",
+            "1381234567a",
+            "男性",
+            "1.10105194912E+17",
+            "110105194912310029",
+            "10:30",
+        ] {
+            assert!(!all.contains(clear), "`{clear}` in {all}");
+        }
+        // Masked as the field's kind: the ends of a phone and an ID kept.
+        assert!(all.contains("`138****567a` is not a whole number"), "{all}");
+        assert!(all.contains("`**********` is not a date"), "{all}");
+        assert!(all.contains("110105"), "{all}");
+
+        // A workbook's ID typed into a number cell: its digits masked too.
+        use rust_xlsxwriter::Workbook;
+        let mut book = Workbook::new();
+        let ws = book.add_worksheet();
+        for (c, h) in ["n", "id", "born", "phone", "sex"].iter().enumerate() {
+            ws.write_string(0, c as u16, *h).unwrap();
+        }
+        ws.write_number(1, 0, 1).unwrap();
+        ws.write_number(1, 1, 110105194912310029.0).unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let errors = match parse(&schema, Path::new("p.xlsx"), &bytes, &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        let all = format!("{errors:?}");
+        assert!(all.contains("more digits than the 15"), "{all}");
+        assert!(!all.contains("1949123"), "{all}");
+    }
+
+    /// A NUL byte is in no UTF-8 or GBK text: a file holding one is
+    /// refused by line and byte, as CSV and as JSON Lines, under any
+    /// encoding that is not UTF-16, rather than stored inside a value.
+    #[test]
+    fn a_nul_byte_is_refused_by_line_and_byte() {
+        let csv = "id,name,paid,born\n11010519491231002X,张\0三,1,\n";
+        let json = "{\"id\":\"11010519491231002X\",\"name\":\"张三\"}\n\
+                    {\"id\":\"110105194912310029\",\0\"name\":\"李四\"}\n";
+        for (file, text, line, byte) in [("p.csv", csv, 2, 23), ("p.jsonl", json, 2, 28)] {
+            for encoding in [Encoding::Auto, Encoding::Utf8, Encoding::Gbk] {
+                let options = Options { encoding, ..opts() };
+                let msg = parse(&schema(), Path::new(file), text.as_bytes(), &options)
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    msg.contains(&format!(
+                        "line {line}: byte {byte} of the line is a NUL byte (0x00)"
+                    )),
+                    "{file} {encoding:?}: {msg}"
+                );
+            }
+        }
+    }
+
+    /// A column without a name in the header (a trailing delimiter) is
+    /// passed by without a word while it is empty; once it holds a value,
+    /// a warning says the column is ignored, naming the line and not the
+    /// value.
+    #[test]
+    fn a_nameless_column_holding_values_is_named_in_a_warning() {
+        let quiet =
+            "id,name,paid,born,\n11010519491231002X,张三,1,,\n110105194912310046,李四,2,, \n";
+        let parsed = parse(&schema(), Path::new("p.csv"), quiet.as_bytes(), &opts()).unwrap();
+        assert_eq!(parsed.rows.rows.len(), 2);
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let loud =
+            "id,name,paid,born,\n11010519491231002X,张三,1,,\n110105194912310046,李四,2,,秘密\n";
+        let parsed = parse(&schema(), Path::new("p.csv"), loud.as_bytes(), &opts()).unwrap();
+        assert_eq!(parsed.rows.rows.len(), 2);
+        let said = format!("{:?}", parsed.warnings);
+        assert_eq!(parsed.warnings.len(), 1, "{said}");
+        assert_eq!(parsed.warnings[0].line, 3, "{said}");
+        assert_eq!(
+            parsed.warnings[0].field.as_deref(),
+            Some("column 5"),
+            "{said}"
+        );
+        assert!(
+            parsed.warnings[0]
+                .reason
+                .starts_with("has no name in the header but holds values"),
+            "{said}"
+        );
+        assert!(!said.contains("秘密"), "{said}");
     }
 
     #[test]
@@ -3740,9 +3968,10 @@ by_region = "region"
         let errors = rejection(text.as_bytes(), &opts());
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!((errors[0].line, errors[1].line), (2, 3), "{errors:?}");
+        // `name` is personal: shown masked whole.
         assert!(
             errors[0].reason.starts_with(
-                "column 2: text `五` after the closing quote of `\"王\"`: a quote inside a field is written `\"\"` inside a quoted field (`\"\"\"王\"\"五\"`)"
+                "column 2: text after the closing quote of a quoted field (`王*`, personal, masked): a quote inside a field is written `\"\"` inside a quoted field"
             ),
             "{errors:?}"
         );

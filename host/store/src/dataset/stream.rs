@@ -786,6 +786,7 @@ impl Decoding {
         lines_before: u64,
     ) -> Result<Cow<'a, str>> {
         let body = &chunk[self.bom_len(chunk, first)..];
+        no_nul(path, body, lines_before)?;
         let checked = std::str::from_utf8(body);
         if self.settle(path, body, checked.as_ref().err(), lines_before)? {
             Ok(Cow::Borrowed(
@@ -807,6 +808,7 @@ impl Decoding {
     ) -> Result<String> {
         let bom = self.bom_len(&chunk, first);
         chunk.drain(..bom);
+        no_nul(path, &chunk, lines_before)?;
         match String::from_utf8(chunk) {
             Ok(text) if self.settle(path, text.as_bytes(), None, lines_before)? => Ok(text),
             Ok(text) => Ok(gbk(path, text.as_bytes(), lines_before)?.into_owned()),
@@ -913,6 +915,22 @@ fn mostly_utf8(bytes: &[u8]) -> bool {
         invalid += chunk.invalid().len();
     }
     valid > 0 && valid >= invalid * 4
+}
+
+/// Refuses a NUL byte, which no UTF-8 or GBK text holds: the file is not
+/// text, or it is UTF-16 read as another encoding. Stored, it would end a
+/// value early in whatever reads it as a C string.
+fn no_nul(path: &Path, body: &[u8], lines_before: u64) -> Result<()> {
+    let Some(at) = body.iter().position(|&b| b == 0) else {
+        return Ok(());
+    };
+    let (line, column) = line_and_column(body, at, lines_before);
+    Err(Error::file(
+        path,
+        format!(
+            "line {line}: byte {column} of the line is a NUL byte (0x00), which text does not hold: the file is not text, or it is UTF-16 (ingest it with --encoding utf-16le or utf-16be, or --encoding auto)"
+        ),
+    ))
 }
 
 /// An invalid UTF-8 sequence, named by line and byte of the line.
