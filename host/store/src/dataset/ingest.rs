@@ -124,12 +124,21 @@ pub fn describe_rejection(
     warnings: &[RowError],
 ) -> String {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    let mut s = format!(
-        "{}: {rows} row{} rejected ({total} problem{}); nothing was ingested",
-        file.display(),
-        plural(rows),
-        plural(total)
-    );
+    let mut s = if rows == 0 {
+        // Only the header's problems: no row was read.
+        format!(
+            "{}: the header has {total} problem{}; nothing was ingested",
+            file.display(),
+            plural(total)
+        )
+    } else {
+        format!(
+            "{}: {rows} row{} rejected ({total} problem{}); nothing was ingested",
+            file.display(),
+            plural(rows),
+            plural(total)
+        )
+    };
     let line = |s: &mut String, e: &RowError| {
         let _ = write!(s, "\n  {}:{}", file.display(), e.line);
         if let Some(f) = &e.field {
@@ -337,6 +346,14 @@ impl Problems {
                 reason,
             });
         }
+    }
+
+    /// A problem of the header, which is not a row: counted among the
+    /// problems, not the rows rejected.
+    fn header_error(&mut self, line: u64, field: Option<&str>, reason: String) {
+        let rows = self.rows;
+        self.error(line, field, reason);
+        self.rows = rows;
     }
 
     fn warn(&mut self, line: u64, field: &str, reason: String) {
@@ -1033,7 +1050,7 @@ fn map_header<'h>(
         }
         match field_named(schema, header) {
             Some(i) if columns[i].is_some() => {
-                problems.error(
+                problems.header_error(
                     line,
                     Some(header),
                     "column appears twice in the header".into(),
@@ -1065,7 +1082,7 @@ fn map_header<'h>(
             .collect::<Vec<_>>()
             .join(", ");
         if f.required {
-            problems.error(
+            problems.header_error(
                 line,
                 Some(&f.name),
                 format!(
@@ -1082,7 +1099,7 @@ fn map_header<'h>(
                 ),
             );
         } else {
-            problems.error(
+            problems.header_error(
                 line,
                 Some(&f.name),
                 format!(
@@ -2848,6 +2865,14 @@ by_name = "name"
         assert!(
             said.contains("Some(\"born\"): optional column is missing"),
             "{said}"
+        );
+        // The header is not a row: its problems are counted as its own.
+        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("p.csv: the header has 2 problems; nothing was ingested"),
+            "{msg}"
         );
         // Allowed on purpose (a flag, or the schema): warned about, ingested.
         let allowed = Options {
