@@ -2,9 +2,10 @@
 //! any size.
 //!
 //! Entries (key, tag, value) are packed into one buffer; when the buffer
-//! holds its budget, it is sorted by (key, tag) and written out as a run
-//! to an unlinked file under the store's `tmp/` (gone when closed, even
-//! after a crash). [`Sorter::finish`] then merges the runs with a tree of
+//! holds half its budget, it is sorted by (key, tag) and written out as a
+//! run to an unlinked file under the store's `tmp/` (gone when closed,
+//! even after a crash), on a thread of its own while a second buffer
+//! fills (the two hold at most the budget together). [`Sorter::finish`] then merges the runs with a tree of
 //! losers ([`Merged`], O(log runs) per entry, each entry compared where it
 //! was read); a sorter that never spilled is read straight from its
 //! buffer. The tag orders entries with equal keys (ingest uses
@@ -51,6 +52,12 @@ pub struct Sorter {
     /// or finishes, rather than sorting them all again.
     pieces: Vec<usize>,
     runs: Vec<File>,
+    /// The run being written on a thread of its own while entries go on
+    /// filling the buffer: at most one, so that the two buffers hold at
+    /// most the budget together.
+    writing: Option<std::thread::JoinHandle<io::Result<Written>>>,
+    /// The buffers of the last run written, kept to be filled again.
+    spare: Option<(Vec<u8>, Vec<Item>, Vec<usize>)>,
     entries: u64,
     /// Some key pushed holds a zero byte: sort strings do not order such
     /// entries, which are then compared whole.
@@ -348,6 +355,8 @@ impl Sorter {
             items: Vec::new(),
             pieces: Vec::new(),
             runs: Vec::new(),
+            writing: None,
+            spare: None,
             entries: 0,
             zero_in_key: false,
         }
@@ -367,14 +376,15 @@ impl Sorter {
         self.entries == 0
     }
 
-    /// How many runs were written to disk.
+    /// How many runs were written to disk (or are being written).
     pub fn spilled(&self) -> usize {
-        self.runs.len()
+        self.runs.len() + usize::from(self.writing.is_some())
     }
 
-    /// Whether the buffer holds its budget.
+    /// Whether the buffer holds its half of the budget (the other half is
+    /// the run being written meanwhile).
     fn full(&self) -> bool {
-        self.buf.len() + self.items.len() * ITEM_BYTES >= self.budget
+        self.buf.len() + self.items.len() * ITEM_BYTES >= self.budget / 2
     }
 
     pub fn push(&mut self, key: &[u8], tag: u64, value: &[u8]) -> io::Result<()> {
@@ -403,7 +413,7 @@ impl Sorter {
     /// leaving `other` empty (its buffers' room kept, to be filled again).
     pub fn append(&mut self, other: &mut Sorter, tag_offset: u64) -> io::Result<()> {
         let fits = self.buf.len() + other.buf.len() <= u32::MAX as usize;
-        if other.runs.is_empty() && tag_offset == 0 && fits {
+        if other.spilled() == 0 && tag_offset == 0 && fits {
             // Its buffer is copied whole, its entries' places moved along,
             // its sorted pieces kept.
             if !other.pieces.is_empty() {
@@ -430,7 +440,7 @@ impl Sorter {
             return Ok(());
         }
         let other = std::mem::replace(other, Sorter::new(&other.dir, other.budget));
-        if other.runs.is_empty() {
+        if other.spilled() == 0 {
             for i in &other.items {
                 let e = entry_at(&other.buf, i.at);
                 self.push(e.key, e.tag + tag_offset, e.value)?;
@@ -462,29 +472,51 @@ impl Sorter {
         Pieces::new(&self.buf, &self.items, &self.pieces, self.zero_in_key)
     }
 
+    /// Writes the buffer's entries out as a sorted run, on a thread of its
+    /// own, and goes on with the other buffer: the thread that fills the
+    /// sorter (ingest's reader) does not wait for the merge of the pieces
+    /// and the write, but for the run before, if it is still being
+    /// written.
     fn spill(&mut self) -> io::Result<()> {
         if self.items.is_empty() {
             return Ok(());
         }
+        self.wait_for_run()?;
         std::fs::create_dir_all(&self.dir)?;
         let file = tempfile::tempfile_in(&self.dir)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        self.sort_pieces();
-        for i in self.sorted() {
-            let at = i.at as usize;
-            out.write_all(&self.buf[at..at + entry_len(&self.buf, at)])?;
-        }
-        let mut file = out.into_inner().map_err(|e| e.into_error())?;
-        file.rewind()?;
-        self.runs.push(file);
-        self.buf.clear();
-        self.items.clear();
-        self.pieces.clear();
+        let (mut buf, mut items, mut pieces) = self.spare.take().unwrap_or_default();
+        std::mem::swap(&mut buf, &mut self.buf);
+        std::mem::swap(&mut items, &mut self.items);
+        std::mem::swap(&mut pieces, &mut self.pieces);
+        let zero_in_key = self.zero_in_key;
+        let thread = std::thread::Builder::new()
+            .name("sort-spill".into())
+            .spawn(move || write_run(file, buf, items, pieces, zero_in_key))?;
+        self.writing = Some(thread);
+        Ok(())
+    }
+
+    /// Waits for the run being written, if any, and keeps it.
+    fn wait_for_run(&mut self) -> io::Result<()> {
+        let Some(thread) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = thread
+            .join()
+            .map_err(|_| io::Error::other("the thread writing a sorted run panicked"))??;
+        self.runs.push(written.file);
+        let (mut buf, mut items, mut pieces) = written.buffers;
+        buf.clear();
+        items.clear();
+        pieces.clear();
+        self.spare = Some((buf, items, pieces));
         Ok(())
     }
 
     /// Every entry, in (key, tag) order.
     pub fn finish(mut self) -> io::Result<Merged> {
+        self.wait_for_run()?;
+        self.spare = None;
         self.sort_pieces();
         let items = if self.pieces.len() > 1 {
             self.sorted().collect()
@@ -505,6 +537,40 @@ impl Sorter {
         runs.push(memory);
         Ok(Merged::new(runs, self.zero_in_key))
     }
+}
+
+/// A run written out, and the buffers it was written from.
+struct Written {
+    file: File,
+    buffers: (Vec<u8>, Vec<Item>, Vec<usize>),
+}
+
+/// Writes the entries of `buf` (placed by `items`, sorted in `pieces`
+/// but for those past the last piece) to `file` in entry order, and
+/// rewinds it to be read back.
+fn write_run(
+    file: File,
+    buf: Vec<u8>,
+    mut items: Vec<Item>,
+    mut pieces: Vec<usize>,
+    zero_in_key: bool,
+) -> io::Result<Written> {
+    let start = pieces.last().copied().unwrap_or(0);
+    if start < items.len() {
+        sort_entries(&buf, &mut items[start..], zero_in_key);
+        pieces.push(items.len());
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for i in Pieces::new(&buf, &items, &pieces, zero_in_key) {
+        let at = i.at as usize;
+        out.write_all(&buf[at..at + entry_len(&buf, at)])?;
+    }
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.rewind()?;
+    Ok(Written {
+        file,
+        buffers: (buf, items, pieces),
+    })
 }
 
 /// Bytes of entries [`Gather`] copies at a time.
