@@ -484,16 +484,43 @@ impl Sorter {
         self.wait_for_run()?;
         std::fs::create_dir_all(&self.dir)?;
         let file = tempfile::tempfile_in(&self.dir)?;
-        let (mut buf, mut items, mut pieces) = self.spare.take().unwrap_or_default();
-        std::mem::swap(&mut buf, &mut self.buf);
-        std::mem::swap(&mut items, &mut self.items);
-        std::mem::swap(&mut pieces, &mut self.pieces);
         let zero_in_key = self.zero_in_key;
+        let held = self.buf.len() + self.items.len() * ITEM_BYTES;
+        if held > self.budget / 4 * 3 {
+            // Entries came in pieces larger than half the budget (a
+            // sorter with a small budget, filled a parsed chunk at a
+            // time): a second buffer would hold as much again, so the
+            // run is written here, from the one buffer, which is kept.
+            self.spare = None;
+            let buffers = (
+                std::mem::take(&mut self.buf),
+                std::mem::take(&mut self.items),
+                std::mem::take(&mut self.pieces),
+            );
+            self.keep(write_run(file, buffers, zero_in_key)?);
+            let (buf, items, pieces) = self.spare.take().expect("kept");
+            (self.buf, self.items, self.pieces) = (buf, items, pieces);
+            return Ok(());
+        }
+        let mut buffers = self.spare.take().unwrap_or_default();
+        std::mem::swap(&mut buffers.0, &mut self.buf);
+        std::mem::swap(&mut buffers.1, &mut self.items);
+        std::mem::swap(&mut buffers.2, &mut self.pieces);
         let thread = std::thread::Builder::new()
             .name("sort-spill".into())
-            .spawn(move || write_run(file, buf, items, pieces, zero_in_key))?;
+            .spawn(move || write_run(file, buffers, zero_in_key))?;
         self.writing = Some(thread);
         Ok(())
+    }
+
+    /// Keeps a run written and its emptied buffers as the spare.
+    fn keep(&mut self, written: Written) {
+        self.runs.push(written.file);
+        let (mut buf, mut items, mut pieces) = written.buffers;
+        buf.clear();
+        items.clear();
+        pieces.clear();
+        self.spare = Some((buf, items, pieces));
     }
 
     /// Waits for the run being written, if any, and keeps it.
@@ -504,12 +531,7 @@ impl Sorter {
         let written = thread
             .join()
             .map_err(|_| io::Error::other("the thread writing a sorted run panicked"))??;
-        self.runs.push(written.file);
-        let (mut buf, mut items, mut pieces) = written.buffers;
-        buf.clear();
-        items.clear();
-        pieces.clear();
-        self.spare = Some((buf, items, pieces));
+        self.keep(written);
         Ok(())
     }
 
@@ -550,9 +572,7 @@ struct Written {
 /// rewinds it to be read back.
 fn write_run(
     file: File,
-    buf: Vec<u8>,
-    mut items: Vec<Item>,
-    mut pieces: Vec<usize>,
+    (buf, mut items, mut pieces): (Vec<u8>, Vec<Item>, Vec<usize>),
     zero_in_key: bool,
 ) -> io::Result<Written> {
     let start = pieces.last().copied().unwrap_or(0);
@@ -1044,7 +1064,10 @@ mod tests {
             let input = tricky_entries(20_000, zero_in_keys);
             let mut expected = input.clone();
             expected.sort();
-            for budget in [usize::MAX, 200_000] {
+            // 200,000: each piece spills as a run written on a thread of
+            // its own; 65,536: pieces past three quarters of the budget,
+            // written by the appending thread from its one buffer.
+            for budget in [usize::MAX, 200_000, 1 << 16] {
                 let mut all = Sorter::new(dir.path(), budget);
                 let mut part = Sorter::new(dir.path(), usize::MAX);
                 for (n, chunk) in input.chunks(1_500).enumerate() {
