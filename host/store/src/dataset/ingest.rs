@@ -1742,9 +1742,15 @@ fn json_cell(raw: &serde_json::value::RawValue) -> std::result::Result<JsonCell<
         Some(b'"') => {
             let inner = &text[1..text.len() - 1];
             if inner.contains('\\') {
-                JsonCell::Text(Cow::Owned(
-                    serde_json::from_str::<String>(text).map_err(|e| e.to_string())?,
-                ))
+                let unescaped = serde_json::from_str::<String>(text).map_err(|e| e.to_string())?;
+                if unescaped.contains('\0') {
+                    // As a NUL byte in a CSV file: no text holds one.
+                    return Err(
+                        "the string holds `\\u0000`, a NUL character, which text does not hold"
+                            .into(),
+                    );
+                }
+                JsonCell::Text(Cow::Owned(unescaped))
             } else {
                 JsonCell::Text(Cow::Borrowed(inner))
             }
@@ -2099,6 +2105,20 @@ impl<'s> RowBuilder<'s> {
                         };
                         if let Some(p) = problem {
                             problems.warn(line, &field.name, p);
+                        }
+                    }
+                    use crate::mask::PersonalKind;
+                    if let (None, Some(PersonalKind::Id | PersonalKind::Phone), Cell::Str(s)) =
+                        (field.check, field.personal, &cell)
+                    {
+                        // An ID number or a phone a spreadsheet held as a
+                        // number, its digits lost, unchecked as it is.
+                        if is_scientific(s) {
+                            let reason = shown_masked(field, s, lost_digits(s));
+                            problems.error(line, Some(&field.name), reason);
+                            ok = false;
+                            cells.push(Cell::Null);
+                            continue;
                         }
                     }
                     cells.push(cell)
@@ -3297,6 +3317,11 @@ name = "sex"
 type = "string"
 personal = "other"
 values = ["男", "女"]
+[[fields]]
+name = "mobile"
+type = "string"
+personal = "phone"
+may_be_absent = true
 "#,
         )
         .unwrap();
@@ -3327,6 +3352,17 @@ values = ["男", "女"]
         assert!(all.contains("`138****567a` is not a whole number"), "{all}");
         assert!(all.contains("`**********` is not a date"), "{all}");
         assert!(all.contains("110105"), "{all}");
+
+        // A phone a spreadsheet wrote as a number too long for its column,
+        // refused (its digits are lost) though the field has no check.
+        let text = "n,id,born,phone,sex,mobile\n1,11010519491231002X,1949-12-31,13812345678,男,1.38123E+10\n";
+        let errors = match parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts()) {
+            Err(Error::IngestRejected { errors, .. }) => errors,
+            other => panic!("{other:?}"),
+        };
+        let all = format!("{errors:?}");
+        assert!(all.contains("lost its digits"), "{all}");
+        assert!(!all.contains("1.38123E+10"), "{all}");
 
         // A workbook's ID typed into a number cell: its digits masked too.
         use rust_xlsxwriter::Workbook;
@@ -3369,6 +3405,15 @@ values = ["男", "女"]
                 );
             }
         }
+        // Written as JSON's escape, the same character: refused by line.
+        let escaped = "{\"id\":\"11010519491231002X\",\"name\":\"张\\u0000三\"}\n";
+        let msg = parse(&schema(), Path::new("p.jsonl"), escaped.as_bytes(), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("p.jsonl:1") && msg.contains("NUL character"),
+            "{msg}"
+        );
     }
 
     /// A column without a name in the header (a trailing delimiter) is
