@@ -2664,7 +2664,13 @@ by_name = "name"
     }
 
     fn rejection(text: &[u8], opts: &Options) -> Vec<RowError> {
-        match parse(&schema(), Path::new("p.csv"), text, opts) {
+        rejection_of(&schema(), "p.csv", text, opts)
+    }
+
+    /// The rows' problems of `text`, a file named `file` of `schema`,
+    /// which must be refused for them.
+    fn rejection_of(schema: &Schema, file: &str, text: &[u8], opts: &Options) -> Vec<RowError> {
+        match parse(schema, Path::new(file), text, opts) {
             Err(Error::IngestRejected { errors, .. }) => errors,
             Err(e) => panic!("not a rejection: {e}"),
             Ok(p) => panic!("accepted {} rows", p.rows.rows.len()),
@@ -3332,10 +3338,7 @@ may_be_absent = true
             4,1.10105194912E+17,1949-12-31,13812345678,男\n\
             5,\"110105194912310029\"7,1949-12-31,13812345678,男\n\
             6,11010519491231002X,1949-12-31 10:30,13812345678,男\n";
-        let errors = match parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts()) {
-            Err(Error::IngestRejected { errors, .. }) => errors,
-            other => panic!("{other:?}"),
-        };
+        let errors = rejection_of(&schema, "p.csv", text.as_bytes(), &opts());
         let all = format!("{errors:?}");
         assert_eq!(errors.len(), 6, "{all}");
         for clear in [
@@ -3356,10 +3359,7 @@ may_be_absent = true
         // A phone a spreadsheet wrote as a number too long for its column,
         // refused (its digits are lost) though the field has no check.
         let text = "n,id,born,phone,sex,mobile\n1,11010519491231002X,1949-12-31,13812345678,男,1.38123E+10\n";
-        let errors = match parse(&schema, Path::new("p.csv"), text.as_bytes(), &opts()) {
-            Err(Error::IngestRejected { errors, .. }) => errors,
-            other => panic!("{other:?}"),
-        };
+        let errors = rejection_of(&schema, "p.csv", text.as_bytes(), &opts());
         let all = format!("{errors:?}");
         assert!(all.contains("lost its digits"), "{all}");
         assert!(!all.contains("1.38123E+10"), "{all}");
@@ -3374,10 +3374,7 @@ may_be_absent = true
         ws.write_number(1, 0, 1).unwrap();
         ws.write_number(1, 1, 110105194912310029.0).unwrap();
         let bytes = book.save_to_buffer().unwrap();
-        let errors = match parse(&schema, Path::new("p.xlsx"), &bytes, &opts()) {
-            Err(Error::IngestRejected { errors, .. }) => errors,
-            other => panic!("{other:?}"),
-        };
+        let errors = rejection_of(&schema, "p.xlsx", &bytes, &opts());
         let all = format!("{errors:?}");
         assert!(all.contains("more digits than the 15"), "{all}");
         assert!(!all.contains("1949123"), "{all}");
