@@ -2305,8 +2305,7 @@ fn is_scientific(text: &str) -> bool {
 /// masked wherever it appears when the field is personal: an error goes
 /// to whoever ran the ingest and into its report, where an ID number,
 /// a phone or a birth date does not belong. (Every cell message quotes
-/// the cell whole; a part of it, such as a date's time of day, is no
-/// more than the part.)
+/// the cell whole, never a part of it alone.)
 fn shown_masked(field: &Field, text: &str, reason: String) -> String {
     match field.personal {
         Some(kind) if !text.is_empty() && reason.contains(text) => {

@@ -5,10 +5,10 @@
 //! holds half its budget, it is sorted by (key, tag) and written out as a
 //! run to an unlinked file under the store's `tmp/` (gone when closed,
 //! even after a crash), on a thread of its own while a second buffer
-//! fills (the two hold at most the budget together). [`Sorter::finish`] then merges the runs with a tree of
-//! losers ([`Merged`], O(log runs) per entry, each entry compared where it
-//! was read); a sorter that never spilled is read straight from its
-//! buffer. The tag orders entries with equal keys (ingest uses
+//! fills (the two hold at most the budget together). [`Sorter::finish`]
+//! then merges the runs with a tree of losers ([`Merged`], O(log runs) per
+//! entry, each entry compared where it was read); a sorter that never
+//! spilled is read straight from its buffer. The tag orders entries with equal keys (ingest uses
 //! the line an entry came from, so duplicates are reported in file order).
 //!
 //! Sorting compares 16 bytes at a time of each entry's sort string,
