@@ -289,6 +289,15 @@ struct Problems {
     last_line: Option<u64>,
     warnings: Vec<RowError>,
     warning_count: usize,
+    /// The warnings said once a file (a JSON key no field is named by, a
+    /// column without a name holding values), by field and reason, shown
+    /// or not: each part of a file read apart says them again.
+    once: Vec<(Option<String>, String)>,
+}
+
+/// Whether a warning is said once a file.
+fn once_a_file(reason: &str) -> bool {
+    reason.starts_with(ONCE_A_FILE) || reason.starts_with(NAMELESS)
 }
 
 impl Problems {
@@ -301,6 +310,7 @@ impl Problems {
             last_line: None,
             warnings: Vec::new(),
             warning_count: 0,
+            once: Vec::new(),
         }
     }
 
@@ -317,18 +327,23 @@ impl Problems {
         self.total += other.total;
         self.rows += other.rows;
         self.warning_count += other.warning_count;
-        for w in other.warnings {
-            // A warning said once a file (a JSON key no field is named by),
-            // which each part of the file read apart said again.
-            let again = w.reason.starts_with(ONCE_A_FILE)
-                && self
-                    .warnings
-                    .iter()
-                    .any(|seen| seen.field == w.field && seen.reason == w.reason);
-            if again {
+        // A warning said once a file that an earlier part said already is
+        // neither counted again nor shown.
+        for said in &other.once {
+            if self.once.contains(said) {
                 self.warning_count -= 1;
-            } else if self.warnings.len() < self.max {
+            }
+        }
+        for w in other.warnings {
+            let repeated =
+                once_a_file(&w.reason) && self.once.contains(&(w.field.clone(), w.reason.clone()));
+            if !repeated && self.warnings.len() < self.max {
                 self.warnings.push(shift(w));
+            }
+        }
+        for said in other.once {
+            if !self.once.contains(&said) {
+                self.once.push(said);
             }
         }
     }
@@ -357,6 +372,13 @@ impl Problems {
     }
 
     fn warn(&mut self, line: u64, field: &str, reason: String) {
+        if once_a_file(&reason) {
+            let said = (Some(field.to_string()), reason.clone());
+            if self.once.contains(&said) {
+                return;
+            }
+            self.once.push(said);
+        }
         self.warning_count += 1;
         if self.warnings.len() < self.max {
             self.warnings.push(RowError {
@@ -957,7 +979,7 @@ fn read_rows(
                 problems.warn(
                     line,
                     &format!("column {}", c + 1),
-                    "has no name in the header but holds values (one on this line): the column is ignored, as a column the schema does not know is; name it in the header, or take it out of the file".into(),
+                    format!("{NAMELESS} (one on this line): the column is ignored, as a column the schema does not know is; name it in the header, or take it out of the file"),
                 );
             }
         }
@@ -1628,6 +1650,9 @@ struct JsonLine<'n> {
 /// The start of the warning for a JSON key no field is named by, said
 /// once a file.
 const ONCE_A_FILE: &str = "key is not in the schema and";
+/// How a CSV column without a header name that holds values is warned
+/// about: once a file, by the first line that holds one.
+const NAMELESS: &str = "has no name in the header but holds values";
 
 /// A rank below every name's and alias's: a key matched without regard to
 /// the case of Latin letters (`ID` for `id`), as a CSV header is.
@@ -3949,15 +3974,22 @@ by_region = "region"
     fn csv_read_in_chunks_gives_the_same_rows_problems_and_lines() {
         for newline in ["\n", "\r\n", "\r"] {
             for bad in [false, true] {
-                let mut lines = vec!["id,name,paid,born,extra".to_string()];
+                // The last column has no name, and now and then a value
+                // (warned about once, whatever the parts).
+                let mut lines = vec!["id,name,paid,born,extra,".to_string()];
                 for i in 0..60 {
+                    let nameless = if i % 9 == 4 { "v" } else { "" };
                     lines.push(match i {
-                        7 if bad => "K007,a,lots,2024-01-01,x".into(),
-                        23 if bad => "K003,dup,1,,x".into(),
-                        31 if bad => "K031,a,1,,x,y".into(),
+                        7 if bad => "K007,a,lots,2024-01-01,x,".into(),
+                        23 if bad => "K003,dup,1,,x,".into(),
+                        31 if bad => "K031,a,1,,x,y,z".into(),
                         12 | 40 => String::new(),
-                        17 => format!("K017,\"two{newline}lines, \"\"quoted\"\"\",1,,x"),
-                        _ => format!("K{i:03},n{},{i}.5,2024/01/{:02},x", i % 3, i % 28 + 1),
+                        17 => format!("K017,\"two{newline}lines, \"\"quoted\"\"\",1,,x,"),
+                        _ => format!(
+                            "K{i:03},n{},{i}.5,2024/01/{:02},x,{nameless}",
+                            i % 3,
+                            i % 28 + 1
+                        ),
                     });
                 }
                 let text = lines.join(newline) + newline;
