@@ -996,10 +996,11 @@ fn read_rows(
 }
 
 /// Whether a line's bytes (its line end included) are spaces and tabs
-/// only.
+/// only, or the end-of-file mark (0x1A, Ctrl-Z) that DOS-era systems
+/// write after a file's last line.
 fn is_spaces(line: &[u8]) -> bool {
     line.iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x1A))
 }
 
 /// The error of a record whose field in `column` (read as `field`) has
@@ -2748,6 +2749,15 @@ by_name = "name"
             "{lines:?}"
         );
         assert_eq!(parsed.rows.rows.len(), 1);
+        // A DOS end-of-file mark after the last line is not a record.
+        let text = "id,name,paid,born\r\n11010519491231002X,张三,1.50,\r\n\x1A";
+        let parsed = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts()).unwrap();
+        let lines = parsed.lines.unwrap();
+        assert_eq!(
+            (lines.lines, lines.records, lines.blank),
+            (3, 1, 1),
+            "{lines:?}"
+        );
         let errors = rejection(b"id,name,paid,born\n\"  \"\n", &opts());
         assert!(errors[0].reason.contains("has 1 columns"), "{errors:?}");
         // A file without a final line break, and one with a bare CR.
