@@ -553,11 +553,21 @@ impl Sorter {
         let read_buffer =
             (self.budget / self.runs.len().max(1)).clamp(MIN_READ_BUFFER, MAX_READ_BUFFER);
         let mut runs = Vec::with_capacity(self.runs.len() + 1);
-        for file in self.runs {
+        for file in std::mem::take(&mut self.runs) {
             runs.push(Run::File(FileRun::new(file, read_buffer)?));
         }
         runs.push(memory);
         Ok(Merged::new(runs, self.zero_in_key))
+    }
+}
+
+impl Drop for Sorter {
+    /// A sorter given up (an ingest refused or failed) waits for the run
+    /// it is writing, so that no thread outlives it holding its buffer.
+    fn drop(&mut self) {
+        if let Some(thread) = self.writing.take() {
+            let _ = thread.join();
+        }
     }
 }
 
