@@ -2692,6 +2692,13 @@ by_name = "name"
         rejection_of(&schema(), "p.csv", text, opts)
     }
 
+    /// The message refusing `text`, a file named `file` of [`schema`].
+    fn refusal(file: &str, text: &[u8]) -> String {
+        parse(&schema(), Path::new(file), text, &opts())
+            .unwrap_err()
+            .to_string()
+    }
+
     /// The rows' problems of `text`, a file named `file` of `schema`,
     /// which must be refused for them.
     fn rejection_of(schema: &Schema, file: &str, text: &[u8], opts: &Options) -> Vec<RowError> {
@@ -2927,9 +2934,7 @@ by_name = "name"
             "{said}"
         );
         // The header is not a row: its problems are counted as its own.
-        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.csv", text.as_bytes());
         assert!(
             msg.contains("p.csv: the header has 2 problems; nothing was ingested"),
             "{msg}"
@@ -3268,9 +3273,7 @@ by_name = "name"
         assert_eq!(parsed.warnings.len(), 0, "{:?}", parsed.warnings);
         // Written both ways, it is one person twice: a duplicate key.
         let text = "id,name,paid,born\n11010519491231002x,a,1,\n11010519491231002X,b,2,\n";
-        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.csv", text.as_bytes());
         assert!(msg.contains("duplicate primary key"), "{msg}");
         // Only the 18th character of an 18-character ID: other text is
         // left as written (and warned about by its check).
@@ -3438,9 +3441,7 @@ may_be_absent = true
         }
         // Written as JSON's escape, the same character: refused by line.
         let escaped = "{\"id\":\"11010519491231002X\",\"name\":\"张\\u0000三\"}\n";
-        let msg = parse(&schema(), Path::new("p.jsonl"), escaped.as_bytes(), &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.jsonl", escaped.as_bytes());
         assert!(
             msg.contains("p.jsonl:1") && msg.contains("NUL character"),
             "{msg}"
@@ -3482,9 +3483,7 @@ may_be_absent = true
     #[test]
     fn duplicate_key_is_refused_with_both_lines() {
         let text = "id,name,paid,born\nA,a,1,\nA,b,2,\n";
-        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.csv", text.as_bytes());
         assert!(
             msg.contains("duplicate primary key `A`") && msg.contains("line 2"),
             "{msg}"
@@ -3497,9 +3496,7 @@ may_be_absent = true
         // line 3: one bad field.
         let text =
             "id,name,paid,born\n110105194912310021,a,lots,never\n11010519491231002X,b,1,never\n";
-        let msg = parse(&schema(), Path::new("p.csv"), text.as_bytes(), &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.csv", text.as_bytes());
         assert!(msg.contains("2 rows rejected (3 problems)"), "{msg}");
         assert!(
             msg.contains("warnings (the rows are kept once the file is accepted):")
@@ -3663,9 +3660,7 @@ may_be_absent = true
                 Empty,
             ],
         ]);
-        let msg = parse(&schema(), Path::new("p.xlsx"), &bytes, &opts())
-            .unwrap_err()
-            .to_string();
+        let msg = refusal("p.xlsx", &bytes);
         assert!(msg.contains("p.xlsx:3: field `paid`"), "{msg}");
         assert!(msg.contains("nothing was ingested"), "{msg}");
     }
