@@ -208,8 +208,8 @@ impl Access {
         // (A pseudonym asked for is left as it is.)
         let is_id =
             |k: &str| schema.is_citizen_id(k) && !(self.pseudonymous() && schema.is_personal(k));
-        let spelt = |check: char| -> Vec<String> {
-            schema
+        let spelt = |check: char| -> String {
+            let parts: Vec<String> = schema
                 .primary_key
                 .iter()
                 .zip(parts)
@@ -217,16 +217,26 @@ impl Access {
                     Some(id) if is_id(k) => id,
                     _ => p.clone(),
                 })
-                .collect()
+                .collect();
+            join_key(&parts)
         };
-        let (upper, lower) = (spelt('X'), spelt('x'));
-        let key = join_key(&upper);
+        // Only a key holding a clear ID number with a check character
+        // `X` or `x` is spelt two ways; any other is read as asked.
+        let two_ways = schema
+            .primary_key
+            .iter()
+            .zip(parts)
+            .any(|(k, p)| is_id(k) && crate::ids::citizen_id_spelt(p, 'X').is_some());
+        let (key, older) = if two_ways {
+            (spelt('X'), Some(spelt('x')))
+        } else {
+            (join_key(parts), None)
+        };
         if self.pseudonymous() && self.key_is_personal() {
             return Ok(self.reader.index_keys(pseudo::KEY_ORDER, &key)?.pop());
         }
-        if upper != lower && self.reader.get(&key)?.is_none() {
-            let older = join_key(&lower);
-            if self.reader.get(&older)?.is_some() {
+        if let Some(older) = older {
+            if self.reader.get(&key)?.is_none() && self.reader.get(&older)?.is_some() {
                 return Ok(Some(older));
             }
         }

@@ -349,11 +349,17 @@ impl Problems {
     }
 
     fn error(&mut self, line: u64, field: Option<&str>, reason: String) {
-        self.total += 1;
         if self.last_line != Some(line) {
             self.rows += 1;
             self.last_line = Some(line);
         }
+        self.header_error(line, field, reason);
+    }
+
+    /// A problem of the header, which is not a row: counted among the
+    /// problems, not the rows rejected.
+    fn header_error(&mut self, line: u64, field: Option<&str>, reason: String) {
+        self.total += 1;
         if self.errors.len() < self.max {
             self.errors.push(RowError {
                 line,
@@ -361,14 +367,6 @@ impl Problems {
                 reason,
             });
         }
-    }
-
-    /// A problem of the header, which is not a row: counted among the
-    /// problems, not the rows rejected.
-    fn header_error(&mut self, line: u64, field: Option<&str>, reason: String) {
-        let rows = self.rows;
-        self.error(line, field, reason);
-        self.rows = rows;
     }
 
     fn warn(&mut self, line: u64, field: &str, reason: String) {

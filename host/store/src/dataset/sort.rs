@@ -497,9 +497,7 @@ impl Sorter {
                 std::mem::take(&mut self.items),
                 std::mem::take(&mut self.pieces),
             );
-            self.keep(write_run(file, buffers, zero_in_key)?);
-            let (buf, items, pieces) = self.spare.take().expect("kept");
-            (self.buf, self.items, self.pieces) = (buf, items, pieces);
+            (self.buf, self.items, self.pieces) = self.keep(write_run(file, buffers, zero_in_key)?);
             return Ok(());
         }
         let mut buffers = self.spare.take().unwrap_or_default();
@@ -513,14 +511,14 @@ impl Sorter {
         Ok(())
     }
 
-    /// Keeps a run written and its emptied buffers as the spare.
-    fn keep(&mut self, written: Written) {
+    /// Keeps a run written; its buffers, emptied, to be filled again.
+    fn keep(&mut self, written: Written) -> (Vec<u8>, Vec<Item>, Vec<usize>) {
         self.runs.push(written.file);
         let (mut buf, mut items, mut pieces) = written.buffers;
         buf.clear();
         items.clear();
         pieces.clear();
-        self.spare = Some((buf, items, pieces));
+        (buf, items, pieces)
     }
 
     /// Waits for the run being written, if any, and keeps it.
@@ -531,7 +529,7 @@ impl Sorter {
         let written = thread
             .join()
             .map_err(|_| io::Error::other("the thread writing a sorted run panicked"))??;
-        self.keep(written);
+        self.spare = Some(self.keep(written));
         Ok(())
     }
 
